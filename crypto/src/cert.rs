@@ -283,6 +283,15 @@ impl Certificate {
         Ok(())
     }
 
+    /// Checks a member's opening of its attribute commitment (attributes and salt), as the
+    /// KGC does before issuing CP-ABE keys for those attributes.
+    pub fn check_attribute_opening(&self, attributes: &AttributeSet, salt: &[u8; 32]) -> Result<(), CryptoError> {
+        if attributes.commit(salt) != self.fields.attribute_commitment {
+            return Err(self.problem(CertificateProblem::AttributeMismatch));
+        }
+        Ok(())
+    }
+
     /// Verifies a member's signature over `msg` with the certified signing key.
     pub fn verify_member_signature(&self, use_: &str, msg: &[u8], sig: &[u8; SIGNATURE_LEN]) -> Result<(), CryptoError> {
         sign::require(&self.fields.signing_key, use_, msg, sig, "member signature")

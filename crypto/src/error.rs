@@ -67,6 +67,8 @@ pub enum CertificateProblem {
     Revoked,
     #[error("role {found} where {expected} is required")]
     WrongRole { expected: String, found: String },
+    #[error("the presented attributes do not open the certified attribute commitment")]
+    AttributeMismatch,
     #[error("subject does not match the claimed identity {claimed}")]
     WrongSubject { claimed: String },
 }

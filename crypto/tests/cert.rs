@@ -73,3 +73,18 @@ fn attribute_sets_are_validated_and_commitments_bind() {
     assert!(AttributeSet::new([""]).is_err());
     assert!(AttributeSet::new((0..40).map(|i| format!("a{i}"))).is_err());
 }
+
+#[test]
+fn attribute_openings_must_match_the_certified_commitment() {
+    use dualchain_crypto::cert::AttributeSet;
+    let mut rng = rng(3);
+    let ca = ca(&mut rng);
+    let m = member(&ca, &mut rng, "research-1", Role::ResearchInstitute, 1, &["role:research", "dept:icu"]);
+    m.cert.check_attribute_opening(&m.attributes, &[7; 32]).unwrap();
+    assert!(m.cert.check_attribute_opening(&m.attributes, &[8; 32]).is_err());
+    let inflated = AttributeSet::new(["role:research", "dept:icu", "dept:oncology"]).unwrap();
+    assert!(matches!(
+        reason(m.cert.check_attribute_opening(&inflated, &[7; 32])),
+        CertificateProblem::AttributeMismatch
+    ));
+}
