@@ -1,1 +1,73 @@
-fn main() {}
+//! dualchain's benchmark runner.
+//!
+//! `cargo run --release -p bench -- <suite> [--quick] [--out FILE]` runs one suite, prints a
+//! table and writes a JSON array of `{name, params, value, unit, baseline, ratio}`. Every
+//! fast path is measured against its baseline in the same run (`ratio = value / baseline`
+//! for throughputs), so figures compare across machines as ratios.
+
+#![forbid(unsafe_code)]
+
+mod crypto_suite;
+mod measure;
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use measure::Record;
+
+const SUITES: [&str; 6] = ["crypto", "prover", "kernels", "storage", "consensus", "e2e"];
+
+struct Args {
+    suite: String,
+    quick: bool,
+    out: Option<String>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut suite = None;
+    let mut quick = false;
+    let mut out = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--out" => out = Some(it.next().context("--out needs a file name")?),
+            "-h" | "--help" => {
+                println!("usage: bench <{}> [--quick] [--out FILE]", SUITES.join("|"));
+                std::process::exit(0);
+            }
+            s if suite.is_none() && !s.starts_with('-') => suite = Some(s.to_owned()),
+            other => bail!("unexpected argument {other:?}"),
+        }
+    }
+    let suite = suite.with_context(|| format!("name a suite: {}", SUITES.join(", ")))?;
+    Ok(Args { suite, quick, out })
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let records: Vec<Record> = match args.suite.as_str() {
+        "crypto" => crypto_suite::run(args.quick)?,
+        s if SUITES.contains(&s) => {
+            bail!("suite `{s}` has nothing to measure yet: its crate is not built (see the crate's module docs)")
+        }
+        other => bail!("unknown suite {other:?}; suites: {}", SUITES.join(", ")),
+    };
+    print_table(&records);
+    if let Some(path) = args.out {
+        let json = serde_json::to_string_pretty(&records)?;
+        std::fs::write(&path, json).with_context(|| format!("writing {path}"))?;
+        println!("wrote {} results to {path}", records.len());
+    }
+    Ok(())
+}
+
+fn print_table(records: &[Record]) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{:<34} {:<26} {:>14} {:<10} {:>14} {:>8}", "name", "params", "value", "unit", "baseline", "ratio");
+    for r in records {
+        let baseline = r.baseline.map(|b| format!("{b:.1}")).unwrap_or_else(|| "-".into());
+        let ratio = r.ratio.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
+        let _ = writeln!(out, "{:<34} {:<26} {:>14.1} {:<10} {:>14} {:>8}", r.name, r.params, r.value, r.unit, baseline, ratio);
+    }
+}

@@ -1,0 +1,43 @@
+//! Timing helpers and the result record.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// One benchmark result, as written to the JSON output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub name: String,
+    pub params: String,
+    pub value: f64,
+    pub unit: String,
+    pub baseline: Option<f64>,
+    pub ratio: Option<f64>,
+}
+
+impl Record {
+    /// A throughput with an optional baseline throughput measured in the same run.
+    pub fn throughput(name: &str, params: String, ops_per_s: f64, baseline: Option<f64>) -> Self {
+        Self {
+            name: name.into(),
+            params,
+            value: ops_per_s,
+            unit: "ops/s".into(),
+            baseline,
+            ratio: baseline.map(|b| ops_per_s / b),
+        }
+    }
+}
+
+/// Runs `f` (which performs `ops_per_call` operations) until `min_time` has passed, at least
+/// twice, and returns operations per second.
+pub fn ops_per_second(min_time: Duration, ops_per_call: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while calls < 2 || start.elapsed() < min_time {
+        f();
+        calls += 1;
+    }
+    (calls as f64 * ops_per_call as f64) / start.elapsed().as_secs_f64()
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the tools dualchain's build and tests need on a fresh Debian machine with Rust.
+set -euo pipefail
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+  else
+    echo "missing system packages: ${need_apt[*]} (install them with apt-get)" >&2
+    exit 1
+  fi
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
