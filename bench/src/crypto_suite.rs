@@ -14,8 +14,12 @@ use std::time::Duration;
 use anyhow::Result;
 use dualchain_crypto::abe::ac17::Ac17;
 use dualchain_crypto::abe::{AbeScheme, Policy};
-use dualchain_crypto::cbsre::{signcrypt, Capsule, DatasetId, DelegatingSecretKey, ReKeyToken, RecordHeader, TokenScope};
-use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFields, NoRevocations, Role};
+use dualchain_crypto::cbsre::{
+    signcrypt, Capsule, DatasetId, DelegatingSecretKey, ReKeyToken, RecordHeader, TokenScope,
+};
+use dualchain_crypto::cert::{
+    AttributeSet, CertificateAuthority, CertificateFields, NoRevocations, Role, TrustContext,
+};
 use dualchain_crypto::ibe::{IbePublicParams, KeyRequest};
 use dualchain_crypto::reencrypt::{reencrypt_records, CpuBackend, ReencryptBackend};
 use dualchain_crypto::sign::{verify_batch, SignedItem, SigningKeypair};
@@ -45,8 +49,9 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         created_at: NOW,
         content_type: "fhir-r4:observation".into(),
     };
-    let records: Vec<_> =
-        (0..max).map(|i| signcrypt(&mut rng, &owner_signer, &owner.public(), header(i), record)).collect::<Result<_, _>>()?;
+    let records: Vec<_> = (0..max)
+        .map(|i| signcrypt(&mut rng, &owner_signer, &owner.public(), header(i), record))
+        .collect::<Result<_, _>>()?;
     let token = ReKeyToken::issue(
         &mut rng,
         &owner_signer,
@@ -81,7 +86,14 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         out.push(Record::throughput("cbsre::reencrypt", format!("n={n},backend=cpu"), parallel, Some(sequential)));
 
         let pipeline = ops_per_second(t, n, || {
-            let _ = reencrypt_records(&CpuBackend, &token, &owner_signer.public(), NOW, &records[..n], &mut rand::thread_rng());
+            let _ = reencrypt_records(
+                &CpuBackend,
+                &token,
+                &owner_signer.public(),
+                NOW,
+                &records[..n],
+                &mut rand::thread_rng(),
+            );
         });
         out.push(Record::throughput("cbsre::reencrypt_records", format!("n={n},backend=cpu"), pipeline, None));
     }
@@ -127,7 +139,9 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         let (req, state) = KeyRequest::new(&mut rng, "research-1", &member_signer).expect("request");
         let mut shares = Vec::new();
         for s in &secrets {
-            let share = s.issue_share(&params, &req, shares.last(), &cert, ca.public(), NOW, &NoRevocations).expect("share");
+            let share = s
+                .issue_share(&params, &req, shares.last(), &cert, &TrustContext::new(ca.public(), NOW, &NoRevocations))
+                .expect("share");
             shares.push(share);
         }
         state.finish(&params, &req, &shares).expect("key");

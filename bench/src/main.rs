@@ -64,10 +64,18 @@ fn main() -> Result<()> {
 
 fn print_table(records: &[Record]) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{:<34} {:<26} {:>14} {:<10} {:>14} {:>8}", "name", "params", "value", "unit", "baseline", "ratio");
+    let _ = writeln!(
+        out,
+        "{:<34} {:<26} {:>14} {:<10} {:>14} {:>8}",
+        "name", "params", "value", "unit", "baseline", "ratio"
+    );
     for r in records {
         let baseline = r.baseline.map(|b| format!("{b:.1}")).unwrap_or_else(|| "-".into());
         let ratio = r.ratio.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
-        let _ = writeln!(out, "{:<34} {:<26} {:>14.1} {:<10} {:>14} {:>8}", r.name, r.params, r.value, r.unit, baseline, ratio);
+        let _ = writeln!(
+            out,
+            "{:<34} {:<26} {:>14.1} {:<10} {:>14} {:>8}",
+            r.name, r.params, r.value, r.unit, baseline, ratio
+        );
     }
 }

@@ -271,12 +271,17 @@ impl Signcrypted {
     }
 
     /// Owner decryption: `K = KDF(a·(E + V) ‖ κ)`, after signature and capsule checks.
-    pub fn owner_decrypt(&self, owner_dsk: &DelegatingSecretKey, owner_signing_key: &PublicKey) -> Result<Vec<u8>, CryptoError> {
+    pub fn owner_decrypt(
+        &self,
+        owner_dsk: &DelegatingSecretKey,
+        owner_signing_key: &PublicKey,
+    ) -> Result<Vec<u8>, CryptoError> {
         self.verify_signature(owner_signing_key)?;
         if !self.capsule.is_valid() {
             return Err(CryptoError::BadCapsule { index: 0 });
         }
-        let shared = ((G1Projective::from(self.capsule.e) + G1Projective::from(self.capsule.v)) * owner_dsk.0).to_affine();
+        let shared =
+            ((G1Projective::from(self.capsule.e) + G1Projective::from(self.capsule.v)) * owner_dsk.0).to_affine();
         kem_key(&shared, &self.capsule).open(&self.ciphertext, &self.header.to_aad())
     }
 }
@@ -451,7 +456,11 @@ pub struct Reencrypted {
 impl Reencrypted {
     /// Requester decryption: `d = H(X, B, b·X)`, `K = KDF(d·(E' + V') ‖ κ)`, after checking
     /// the owner's signature and the capsule.
-    pub fn decrypt(&self, requester_dsk: &DelegatingSecretKey, owner_signing_key: &PublicKey) -> Result<Vec<u8>, CryptoError> {
+    pub fn decrypt(
+        &self,
+        requester_dsk: &DelegatingSecretKey,
+        owner_signing_key: &PublicKey,
+    ) -> Result<Vec<u8>, CryptoError> {
         self.original.verify_signature(owner_signing_key)?;
         if !self.original.capsule.is_valid() {
             return Err(CryptoError::BadCapsule { index: 0 });

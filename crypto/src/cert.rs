@@ -128,6 +128,27 @@ impl RevocationCheck for NoRevocations {
     }
 }
 
+/// What a relying party checks certificates against: the CA, the clock and the
+/// revocation state, all supplied by the caller.
+#[derive(Clone, Copy)]
+pub struct TrustContext<'a> {
+    pub ca: &'a CaPublicKey,
+    /// UNIX seconds.
+    pub now: u64,
+    pub revocations: &'a dyn RevocationCheck,
+}
+
+impl<'a> TrustContext<'a> {
+    pub fn new(ca: &'a CaPublicKey, now: u64, revocations: &'a dyn RevocationCheck) -> Self {
+        Self { ca, now, revocations }
+    }
+
+    /// Verifies a certificate in this context.
+    pub fn verify(&self, cert: &Certificate) -> Result<(), CryptoError> {
+        cert.verify(self.ca, self.now, self.revocations)
+    }
+}
+
 /// The consortium CA's public identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaPublicKey {
@@ -293,7 +314,12 @@ impl Certificate {
     }
 
     /// Verifies a member's signature over `msg` with the certified signing key.
-    pub fn verify_member_signature(&self, use_: &str, msg: &[u8], sig: &[u8; SIGNATURE_LEN]) -> Result<(), CryptoError> {
+    pub fn verify_member_signature(
+        &self,
+        use_: &str,
+        msg: &[u8],
+        sig: &[u8; SIGNATURE_LEN],
+    ) -> Result<(), CryptoError> {
         sign::require(&self.fields.signing_key, use_, msg, sig, "member signature")
     }
 }

@@ -216,8 +216,7 @@ impl<'a> Reader<'a> {
 
     pub fn str(&mut self, field: &'static str, max: usize) -> Result<&'a str, DecodeError> {
         let raw = self.bytes(field, max)?;
-        std::str::from_utf8(raw)
-            .map_err(|_| DecodeError::Invalid { what: field, reason: "not valid UTF-8".into() })
+        std::str::from_utf8(raw).map_err(|_| DecodeError::Invalid { what: field, reason: "not valid UTF-8".into() })
     }
 
     /// A G1 point in the prime-order subgroup; the identity is rejected.

@@ -25,7 +25,7 @@ use pairing::{MillerLoopResult, MultiMillerLoop};
 use rand_core::CryptoRngCore;
 
 use crate::cbsre::random_nonzero;
-use crate::cert::{CaPublicKey, Certificate, RevocationCheck};
+use crate::cert::{Certificate, TrustContext};
 use crate::encoding::{check_ident, tags, Codec, Reader, Writer, IDENT_LEN_MAX};
 use crate::error::{CryptoError, DecodeError, IbeProblem};
 use crate::hash::{gt_bytes, hash_to_g1, hash_to_scalar, AeadKey, Transcript, AEAD_TAG_LEN};
@@ -96,16 +96,17 @@ impl AuthoritySecret {
         request: &KeyRequest,
         previous: Option<&KeyShare>,
         requester_cert: &Certificate,
-        ca: &CaPublicKey,
-        now: u64,
-        revocations: &dyn RevocationCheck,
+        trust: &TrustContext<'_>,
     ) -> Result<KeyShare, CryptoError> {
-        request.authenticate(requester_cert, ca, now, revocations)?;
+        request.authenticate(requester_cert, trust)?;
         let base = match (self.index, previous) {
             (0, None) => request.x0,
             (i, Some(prev)) if i > 0 => {
                 if prev.index as usize + 1 != i {
-                    return Err(CryptoError::Ibe(IbeProblem::WrongStep { expected: i - 1, found: prev.index as usize }));
+                    return Err(CryptoError::Ibe(IbeProblem::WrongStep {
+                        expected: i - 1,
+                        found: prev.index as usize,
+                    }));
                 }
                 params.verify_share(request, prev)?;
                 prev.d
@@ -137,7 +138,10 @@ impl Codec for AuthoritySecret {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let index = r.u8()? as usize;
         if index >= AUTHORITIES_MAX {
-            return Err(DecodeError::Invalid { what: "authority index", reason: format!("{index} >= {AUTHORITIES_MAX}") });
+            return Err(DecodeError::Invalid {
+                what: "authority index",
+                reason: format!("{index} >= {AUTHORITIES_MAX}"),
+            });
         }
         Ok(Self { index, name: r.ident("authority name")?, s: r.nonzero_scalar("authority share")? })
     }
@@ -185,12 +189,18 @@ impl IbePublicParams {
     pub fn verify_chain(&self) -> Result<(), CryptoError> {
         let n = self.authorities.len();
         if self.s_pub.len() != n || self.y.len() != n || n < 2 {
-            return Err(CryptoError::Ibe(IbeProblem::ChainLength { expected: n, found: self.y.len().min(self.s_pub.len()) }));
+            return Err(CryptoError::Ibe(IbeProblem::ChainLength {
+                expected: n,
+                found: self.y.len().min(self.s_pub.len()),
+            }));
         }
         for i in 0..n {
             let prev = if i == 0 { p2() } else { self.y[i - 1] };
             if !pairings_equal(&self.s_pub[i], &prev, &p1(), &self.y[i]) {
-                return Err(CryptoError::Ibe(IbeProblem::BadChainLink { index: i, authority: self.authorities[i].clone() }));
+                return Err(CryptoError::Ibe(IbeProblem::BadChainLink {
+                    index: i,
+                    authority: self.authorities[i].clone(),
+                }));
             }
         }
         Ok(())
@@ -226,7 +236,10 @@ impl Codec for IbePublicParams {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let n = r.count("authorities", AUTHORITIES_MAX)?;
         if n < 2 {
-            return Err(DecodeError::Invalid { what: "authorities", reason: "a KGC and at least one CPC are required".into() });
+            return Err(DecodeError::Invalid {
+                what: "authorities",
+                reason: "a KGC and at least one CPC are required".into(),
+            });
         }
         let mut p = Self { authorities: Vec::with_capacity(n), s_pub: Vec::with_capacity(n), y: Vec::with_capacity(n) };
         for _ in 0..n {
@@ -268,7 +281,11 @@ fn pok_challenge(identity: &str, q: &G1Affine, x0: &G1Affine, t: &G1Affine, nonc
 
 impl KeyRequest {
     /// Creates a blinded request for `identity`, signed with the member's signing key.
-    pub fn new(rng: &mut impl CryptoRngCore, identity: &str, signer: &SigningKeypair) -> Result<(Self, BlindingState), CryptoError> {
+    pub fn new(
+        rng: &mut impl CryptoRngCore,
+        identity: &str,
+        signer: &SigningKeypair,
+    ) -> Result<(Self, BlindingState), CryptoError> {
         check_ident("identity", identity)?;
         let q = identity_point(identity);
         let x = random_nonzero(rng);
@@ -319,14 +336,8 @@ impl KeyRequest {
 
     /// What each authority checks: a valid certificate for exactly this identity, the
     /// member's signature on the request, and the proof of knowledge.
-    pub fn authenticate(
-        &self,
-        cert: &Certificate,
-        ca: &CaPublicKey,
-        now: u64,
-        revocations: &dyn RevocationCheck,
-    ) -> Result<(), CryptoError> {
-        cert.verify(ca, now, revocations)?;
+    pub fn authenticate(&self, cert: &Certificate, trust: &TrustContext<'_>) -> Result<(), CryptoError> {
+        trust.verify(cert)?;
         if cert.subject() != self.identity {
             return Err(CryptoError::Ibe(IbeProblem::IdentityMismatch {
                 request: self.identity.clone(),
@@ -399,9 +410,17 @@ impl std::fmt::Debug for IbePrivateKey {
 
 impl BlindingState {
     /// Checks every share in order (naming a wrong one), unblinds and checks the key.
-    pub fn finish(self, params: &IbePublicParams, request: &KeyRequest, shares: &[KeyShare]) -> Result<IbePrivateKey, CryptoError> {
+    pub fn finish(
+        self,
+        params: &IbePublicParams,
+        request: &KeyRequest,
+        shares: &[KeyShare],
+    ) -> Result<IbePrivateKey, CryptoError> {
         if shares.len() != params.authorities.len() {
-            return Err(CryptoError::Ibe(IbeProblem::ChainLength { expected: params.authorities.len(), found: shares.len() }));
+            return Err(CryptoError::Ibe(IbeProblem::ChainLength {
+                expected: params.authorities.len(),
+                found: shares.len(),
+            }));
         }
         for (i, share) in shares.iter().enumerate() {
             if share.index as usize != i {

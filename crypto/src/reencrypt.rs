@@ -90,8 +90,7 @@ impl ReencryptBackend for CpuBackend {
         if Self::combination_holds(capsules, &weights) {
             return Ok(());
         }
-        let bad: Vec<usize> =
-            capsules.par_iter().enumerate().filter(|(_, c)| !c.is_valid()).map(|(i, _)| i).collect();
+        let bad: Vec<usize> = capsules.par_iter().enumerate().filter(|(_, c)| !c.is_valid()).map(|(i, _)| i).collect();
         // The combination can only fail if some capsule is invalid; if the individual checks
         // find none, report every index rather than accept a batch we could not explain.
         Err(if bad.is_empty() { (0..capsules.len()).collect() } else { bad })
@@ -139,11 +138,6 @@ pub fn reencrypt_records(
     Ok(records
         .iter()
         .zip(outputs)
-        .map(|(rec, (e_prime, v_prime))| Reencrypted {
-            original: rec.clone(),
-            e_prime,
-            v_prime,
-            x_pub: token.x_pub,
-        })
+        .map(|(rec, (e_prime, v_prime))| Reencrypted { original: rec.clone(), e_prime, v_prime, x_pub: token.x_pub })
         .collect())
 }

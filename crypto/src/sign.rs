@@ -148,7 +148,13 @@ pub(crate) fn read_signature(r: &mut Reader<'_>) -> Result<[u8; SIGNATURE_LEN], 
 }
 
 /// Convenience: verify or return a named signature error.
-pub(crate) fn require(key: &PublicKey, use_: &str, msg: &[u8], sig: &[u8; SIGNATURE_LEN], what: &'static str) -> Result<(), CryptoError> {
+pub(crate) fn require(
+    key: &PublicKey,
+    use_: &str,
+    msg: &[u8],
+    sig: &[u8; SIGNATURE_LEN],
+    what: &'static str,
+) -> Result<(), CryptoError> {
     if key.verify(use_, msg, sig) {
         Ok(())
     } else {
@@ -182,9 +188,8 @@ mod tests {
         let msgs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 10]).collect();
         let mut sigs: Vec<_> = kps.iter().zip(&msgs).map(|(k, m)| k.sign("m", m)).collect();
         let items = |sigs: &Vec<[u8; 64]>| -> Result<(), usize> {
-            let v: Vec<_> = (0..8)
-                .map(|i| SignedItem { key: &pubs[i], use_: "m", msg: &msgs[i], sig: &sigs[i] })
-                .collect();
+            let v: Vec<_> =
+                (0..8).map(|i| SignedItem { key: &pubs[i], use_: "m", msg: &msgs[i], sig: &sigs[i] }).collect();
             verify_batch(&v)
         };
         assert_eq!(items(&sigs), Ok(()));

@@ -29,7 +29,10 @@ fn fixture(n: u64) -> Fixture {
     let records = plaintexts
         .iter()
         .enumerate()
-        .map(|(i, m)| signcrypt(&mut rng, &owner.signer, &owner.dsk.public(), header("hospital-a", "icu-2026", i as u64), m).unwrap())
+        .map(|(i, m)| {
+            signcrypt(&mut rng, &owner.signer, &owner.dsk.public(), header("hospital-a", "icu-2026", i as u64), m)
+                .unwrap()
+        })
         .collect();
     let token = ReKeyToken::issue(
         &mut rng,
@@ -124,7 +127,8 @@ fn cpc_refuses_invalid_tokens_and_out_of_scope_records() {
     ));
     // A record of another dataset.
     let mut r = rng(77);
-    let other = signcrypt(&mut r, &f.owner.signer, &f.owner.dsk.public(), header("hospital-a", "other", 0), b"x").unwrap();
+    let other =
+        signcrypt(&mut r, &f.owner.signer, &f.owner.dsk.public(), header("hospital-a", "other", 0), b"x").unwrap();
     let mut mixed = f.records.clone();
     mixed.push(other);
     assert!(matches!(run(&f.token, NOW, &mixed), Err(CryptoError::Token(TokenProblem::WrongDataset { .. }))));

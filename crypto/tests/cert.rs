@@ -27,8 +27,14 @@ fn a_fresh_certificate_verifies_and_bad_ones_are_named() {
         reason(m.cert.verify_role(ca.public(), NOW, &NoRevocations, Role::Cpc)),
         CertificateProblem::WrongRole { .. }
     ));
-    assert!(matches!(reason(m.cert.verify(ca.public(), NOW + YEAR, &NoRevocations)), CertificateProblem::Expired { .. }));
-    assert!(matches!(reason(m.cert.verify(ca.public(), NOW - 11, &NoRevocations)), CertificateProblem::NotYetValid { .. }));
+    assert!(matches!(
+        reason(m.cert.verify(ca.public(), NOW + YEAR, &NoRevocations)),
+        CertificateProblem::Expired { .. }
+    ));
+    assert!(matches!(
+        reason(m.cert.verify(ca.public(), NOW - 11, &NoRevocations)),
+        CertificateProblem::NotYetValid { .. }
+    ));
     let revoked: BTreeSet<u64> = [42].into();
     assert_eq!(reason(m.cert.verify(ca.public(), NOW, &revoked)), CertificateProblem::Revoked);
 

@@ -43,7 +43,9 @@ fn samples() -> Samples {
     let ca = ca(&mut rng);
     let owner = member(&ca, &mut rng, "hospital-a", Role::Hospital, 1, &["role:hospital"]);
     let requester = member(&ca, &mut rng, "research-1", Role::ResearchInstitute, 2, &["role:research"]);
-    let record = signcrypt(&mut rng, &owner.signer, &owner.dsk.public(), header("hospital-a", "icu", 0), &observation(0)).unwrap();
+    let record =
+        signcrypt(&mut rng, &owner.signer, &owner.dsk.public(), header("hospital-a", "icu", 0), &observation(0))
+            .unwrap();
     let token = ReKeyToken::issue(
         &mut rng,
         &owner.signer,
@@ -58,13 +60,20 @@ fn samples() -> Samples {
         },
     )
     .unwrap();
-    let reencrypted = reencrypt_records(&CpuBackend, &token, &owner.signer.public(), NOW, std::slice::from_ref(&record), &mut rng)
-        .unwrap()
-        .remove(0);
+    let reencrypted =
+        reencrypt_records(&CpuBackend, &token, &owner.signer.public(), NOW, std::slice::from_ref(&record), &mut rng)
+            .unwrap()
+            .remove(0);
     let (ibe_params, secrets) = IbePublicParams::setup(&mut rng, &["kgc", "cpc-1", "cpc-2", "cpc-3"]).unwrap();
     let (request, _) = KeyRequest::new(&mut rng, "research-1", &requester.signer).unwrap();
     let share = secrets[0]
-        .issue_share(&ibe_params, &request, None, &requester.cert, ca.public(), NOW, &dualchain_crypto::cert::NoRevocations)
+        .issue_share(
+            &ibe_params,
+            &request,
+            None,
+            &requester.cert,
+            &dualchain_crypto::cert::TrustContext::new(ca.public(), NOW, &dualchain_crypto::cert::NoRevocations),
+        )
         .unwrap();
     let ibe_ct = encrypt(&mut rng, &ibe_params, "research-1", b"token", b"").unwrap();
     Samples {
@@ -162,7 +171,10 @@ fn truncations_trailing_bytes_tags_and_versions_are_refused() {
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(matches!(decode_as(name, &longer), Err(DecodeError::TrailingBytes { .. } | DecodeError::TooLong { .. })), "{name}");
+        assert!(
+            matches!(decode_as(name, &longer), Err(DecodeError::TrailingBytes { .. } | DecodeError::TooLong { .. })),
+            "{name}"
+        );
         let mut v = bytes.clone();
         v[1] = ENCODING_VERSION + 1;
         assert!(matches!(decode_as(name, &v), Err(DecodeError::UnsupportedVersion { .. })), "{name}");
@@ -244,7 +256,8 @@ fn non_canonical_and_zero_scalars_are_refused() {
     // A capsule with sigma = r - 1 + 1 (i.e. r) is refused; sigma = 0 is a valid encoding.
     let cap = s.capsule.to_bytes();
     let mut c = cap.clone();
-    c[2 + 96..].copy_from_slice(&hex::decode("01000000fffffffffe5bfeff02a4bd5305d8a10908d83933487d9d2953a7ed73").unwrap());
+    c[2 + 96..]
+        .copy_from_slice(&hex::decode("01000000fffffffffe5bfeff02a4bd5305d8a10908d83933487d9d2953a7ed73").unwrap());
     assert!(matches!(Capsule::from_bytes(&c), Err(DecodeError::NonCanonicalScalar { .. })));
     let mut zero_sigma = cap.clone();
     zero_sigma[2 + 96..].fill(0);

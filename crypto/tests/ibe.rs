@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use blstrs::{G1Projective, G2Projective};
 use common::*;
-use dualchain_crypto::cert::{NoRevocations, Role};
+use dualchain_crypto::cert::{NoRevocations, Role, TrustContext};
 use dualchain_crypto::error::{CertificateProblem, CryptoError, IbeProblem};
 use dualchain_crypto::ibe::{encrypt, AuthoritySecret, IbePrivateKey, IbePublicParams, KeyRequest, KeyShare};
 use dualchain_crypto::Codec;
@@ -35,8 +35,13 @@ fn world() -> World {
 fn issue(w: &World, req: &KeyRequest, corrupt: Option<usize>) -> Result<Vec<KeyShare>, CryptoError> {
     let mut shares: Vec<KeyShare> = Vec::new();
     for secret in &w.secrets {
-        let mut share =
-            secret.issue_share(&w.params, req, shares.last(), &w.requester.cert, w.ca.public(), NOW, &NoRevocations)?;
+        let mut share = secret.issue_share(
+            &w.params,
+            req,
+            shares.last(),
+            &w.requester.cert,
+            &TrustContext::new(w.ca.public(), NOW, &NoRevocations),
+        )?;
         if corrupt == Some(secret.index) {
             share.d = (G1Projective::from(share.d) + G1Projective::generator()).to_affine();
         }
@@ -49,13 +54,13 @@ fn issue(w: &World, req: &KeyRequest, corrupt: Option<usize>) -> Result<Vec<KeyS
 fn chain_verifies_and_a_broken_link_is_named() {
     let w = world();
     w.params.verify_chain().unwrap();
-    for i in 0..AUTHORITIES.len() {
+    for (i, name) in AUTHORITIES.iter().enumerate() {
         let mut bad = w.params.clone();
         bad.y[i] = (G2Projective::from(bad.y[i]).double()).to_affine();
         match bad.verify_chain() {
             Err(CryptoError::Ibe(IbeProblem::BadChainLink { index, authority })) => {
                 assert_eq!(index, i);
-                assert_eq!(authority, AUTHORITIES[i]);
+                assert_eq!(&authority, name);
             }
             other => panic!("link {i}: {other:?}"),
         }
@@ -113,10 +118,7 @@ fn authorities_refuse_unauthenticated_requests() {
     let mut rng = rng(40);
     // A request for another identity, signed by research-1: the certificate does not match.
     let (req, _) = KeyRequest::new(&mut rng, "hospital-a", &w.requester.signer).unwrap();
-    assert!(matches!(
-        issue(&w, &req, None),
-        Err(CryptoError::Ibe(IbeProblem::IdentityMismatch { .. }))
-    ));
+    assert!(matches!(issue(&w, &req, None), Err(CryptoError::Ibe(IbeProblem::IdentityMismatch { .. }))));
     // A request signed by a key other than the certified one.
     let impostor = dualchain_crypto::sign::SigningKeypair::generate(&mut rng);
     let (req, _) = KeyRequest::new(&mut rng, "research-1", &impostor).unwrap();
@@ -130,15 +132,21 @@ fn authorities_refuse_unauthenticated_requests() {
     let (req, _) = KeyRequest::new(&mut rng, "research-1", &w.requester.signer).unwrap();
     let revoked: BTreeSet<u64> = [w.requester.cert.fields.serial].into();
     let err = w.secrets[0]
-        .issue_share(&w.params, &req, None, &w.requester.cert, w.ca.public(), NOW, &revoked)
+        .issue_share(&w.params, &req, None, &w.requester.cert, &TrustContext::new(w.ca.public(), NOW, &revoked))
         .unwrap_err();
     assert!(matches!(err, CryptoError::Certificate { reason: CertificateProblem::Revoked, .. }));
     // A CPC asked out of order.
     let kgc_share = w.secrets[0]
-        .issue_share(&w.params, &req, None, &w.requester.cert, w.ca.public(), NOW, &NoRevocations)
+        .issue_share(&w.params, &req, None, &w.requester.cert, &TrustContext::new(w.ca.public(), NOW, &NoRevocations))
         .unwrap();
     assert!(matches!(
-        w.secrets[2].issue_share(&w.params, &req, Some(&kgc_share), &w.requester.cert, w.ca.public(), NOW, &NoRevocations),
+        w.secrets[2].issue_share(
+            &w.params,
+            &req,
+            Some(&kgc_share),
+            &w.requester.cert,
+            &TrustContext::new(w.ca.public(), NOW, &NoRevocations)
+        ),
         Err(CryptoError::Ibe(IbeProblem::WrongStep { expected: 1, found: 0 }))
     ));
 }

@@ -13,9 +13,8 @@ use proptest::prelude::*;
 fn policy_text() -> impl Strategy<Value = String> {
     let leaf = prop::sample::select(vec!["a", "b", "c", "d", "e"]).prop_map(str::to_owned);
     leaf.prop_recursive(4, 24, 5, |inner| {
-        (prop::collection::vec(inner, 2..5), any::<bool>()).prop_map(|(items, and)| {
-            format!("({})", items.join(if and { " and " } else { " or " }))
-        })
+        (prop::collection::vec(inner, 2..5), any::<bool>())
+            .prop_map(|(items, and)| format!("({})", items.join(if and { " and " } else { " or " })))
     })
 }
 

@@ -16,9 +16,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use dualchain_crypto::abe::ac17::Ac17;
 use dualchain_crypto::abe::{AbeScheme, Policy};
-use dualchain_crypto::cbsre::{signcrypt, DatasetId, DelegatingSecretKey, ReKeyToken, RecordHeader, Signcrypted, TokenScope};
+use dualchain_crypto::cbsre::{
+    signcrypt, DatasetId, DelegatingSecretKey, ReKeyToken, RecordHeader, Signcrypted, TokenScope,
+};
 use dualchain_crypto::cert::{
-    AttributeSet, CaPublicKey, Certificate, CertificateAuthority, CertificateFields, NoRevocations, Role,
+    AttributeSet, CaPublicKey, Certificate, CertificateAuthority, CertificateFields, NoRevocations, Role, TrustContext,
 };
 use dualchain_crypto::hash::{digest, Transcript};
 use dualchain_crypto::ibe::{self, AuthoritySecret, IbePrivateKey, IbePublicParams, KeyRequest};
@@ -171,7 +173,11 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
             let m = member_mut(&mut members, id)?;
             let start = Instant::now();
             let key = issue_ibe_key(&mut rng, &params, &secrets, m, ca.public(), now)?;
-            detail.push_str(&format!("{id:<11} key from {} shares in {}\n", secrets.len(), fmt_duration(start.elapsed())));
+            detail.push_str(&format!(
+                "{id:<11} key from {} shares in {}\n",
+                secrets.len(),
+                fmt_duration(start.elapsed())
+            ));
             m.ibe_key = Some(key);
         }
         Ok(((), detail))
@@ -182,7 +188,8 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
     let (abe_pk, abe_keys) = t.step("CP-ABE setup (AC17) and attribute keys delivered via IBE", || {
         let (pk, msk) = Ac17::setup()?;
         let mut keys = Vec::new();
-        let mut detail = format!("scheme {} (BN254, about 100-bit security; see crypto::abe)\n", <Ac17 as AbeScheme>::NAME);
+        let mut detail =
+            format!("scheme {} (BN254, about 100-bit security; see crypto::abe)\n", <Ac17 as AbeScheme>::NAME);
         for id in [AUTHORISED, UNAUTHORISED] {
             let m = member(&members, id)?;
             m.cert.check_attribute_opening(&m.attributes, &m.attribute_salt)?;
@@ -337,7 +344,11 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
     writeln!(out)?;
     writeln!(out, "summary")?;
     writeln!(out, "  members certified        {}", report.members)?;
-    writeln!(out, "  records shared           {} uploaded, {} re-encrypted, all equal: {}", report.records_uploaded, report.records_reencrypted, report.records_match)?;
+    writeln!(
+        out,
+        "  records shared           {} uploaded, {} re-encrypted, all equal: {}",
+        report.records_uploaded, report.records_reencrypted, report.records_match
+    )?;
     writeln!(out, "  grants / denials         1 / {}", report.denials.len())?;
     writeln!(out, "  total time               {}", fmt_duration(total))?;
     ensure!(report.records_match, "decrypted records differ from the uploaded ones");
@@ -393,7 +404,13 @@ fn issue_ibe_key(
     let request = KeyRequest::from_bytes(&request.to_bytes())?;
     let mut shares = Vec::with_capacity(secrets.len());
     for secret in secrets {
-        let share = secret.issue_share(params, &request, shares.last(), &m.cert, ca, now, &NoRevocations)?;
+        let share = secret.issue_share(
+            params,
+            &request,
+            shares.last(),
+            &m.cert,
+            &TrustContext::new(ca, now, &NoRevocations),
+        )?;
         shares.push(share);
     }
     Ok(state.finish(params, &request, &shares)?)

@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use dualchain_node::demo::{self, DemoConfig};
 
 #[derive(Parser)]
-#[command(name = "dualchain", version, about = "Consortium appliance for sharing medical IoT data without giving it away")]
+#[command(
+    name = "dualchain",
+    version,
+    about = "Consortium appliance for sharing medical IoT data without giving it away"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -282,8 +282,7 @@ impl Codec for Ac17Ciphertext {
         if c.policy.1 != PolicyLanguage::HumanPolicy {
             return Err(invalid("CP-ABE ciphertext policy", "unsupported policy language"));
         }
-        let policy =
-            Policy::parse(&c.policy.0).map_err(|e| invalid("CP-ABE ciphertext policy", &e.to_string()))?;
+        let policy = Policy::parse(&c.policy.0).map_err(|e| invalid("CP-ABE ciphertext policy", &e.to_string()))?;
         if policy.canonical() != c.policy.0 {
             return Err(invalid("CP-ABE ciphertext policy", "not in canonical form"));
         }
@@ -348,10 +347,7 @@ impl AbeScheme for Ac17 {
     fn decrypt(key: &Ac17UserKey, ct: &Ac17Ciphertext) -> Result<Vec<u8>, CryptoError> {
         let attrs: Vec<&str> = key.attributes.iter().collect();
         if !ct.policy.is_satisfied_by(&attrs) {
-            return Err(CryptoError::Abe(format!(
-                "the key's attributes do not satisfy the policy {}",
-                ct.policy
-            )));
+            return Err(CryptoError::Abe(format!("the key's attributes do not satisfy the policy {}", ct.policy)));
         }
         fame::cp_decrypt(&key.inner, &ct.inner).map_err(abe_err)
     }

@@ -289,7 +289,17 @@ mod tests {
     #[test]
     fn garbage_is_rejected_with_a_reason() {
         for bad in [
-            "", "and", "a and", "(a", "a)", "a b", "\"a", "A", "a or (b and)", "a & b", "(((((((((((((((((a)))))))))))))))))",
+            "",
+            "and",
+            "a and",
+            "(a",
+            "a)",
+            "a b",
+            "\"a",
+            "A",
+            "a or (b and)",
+            "a & b",
+            "(((((((((((((((((a)))))))))))))))))",
             "a\u{0}b",
         ] {
             let e = Policy::parse(bad).unwrap_err();

@@ -22,7 +22,14 @@ pub struct Member {
     pub cert: Certificate,
 }
 
-pub fn member(ca: &CertificateAuthority, rng: &mut ChaCha20Rng, id: &str, role: Role, serial: u64, attrs: &[&str]) -> Member {
+pub fn member(
+    ca: &CertificateAuthority,
+    rng: &mut ChaCha20Rng,
+    id: &str,
+    role: Role,
+    serial: u64,
+    attrs: &[&str],
+) -> Member {
     let signer = SigningKeypair::generate(rng);
     let dsk = DelegatingSecretKey::generate(rng);
     let attributes = AttributeSet::new(attrs.iter().copied()).unwrap();
