@@ -14,7 +14,9 @@ use dualchain_crypto::cbsre::{
 use dualchain_crypto::cert::{CaPublicKey, Certificate, Role};
 use dualchain_crypto::encoding::ENCODING_VERSION;
 use dualchain_crypto::error::DecodeError;
-use dualchain_crypto::ibe::{encrypt, IbeCiphertext, IbePublicParams, KeyRequest, KeyShare};
+use dualchain_crypto::ibe::{
+    encrypt, AuthoritySecret, IbeCiphertext, IbePrivateKey, IbePublicParams, KeyRequest, KeyShare,
+};
 use dualchain_crypto::reencrypt::{reencrypt_records, CpuBackend};
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_crypto::Codec;
@@ -35,6 +37,8 @@ struct Samples {
     request: KeyRequest,
     share: KeyShare,
     ibe_ct: IbeCiphertext,
+    ibe_key: IbePrivateKey,
+    authority: AuthoritySecret,
     signing_key: SigningKeypair,
 }
 
@@ -65,7 +69,14 @@ fn samples() -> Samples {
             .unwrap()
             .remove(0);
     let (ibe_params, secrets) = IbePublicParams::setup(&mut rng, &["kgc", "cpc-1", "cpc-2", "cpc-3"]).unwrap();
-    let (request, _) = KeyRequest::new(&mut rng, "research-1", &requester.signer).unwrap();
+    let (request, state) = KeyRequest::new(&mut rng, "research-1", &requester.signer).unwrap();
+    let trust = dualchain_crypto::cert::TrustContext::new(ca.public(), NOW, &dualchain_crypto::cert::NoRevocations);
+    let mut shares: Vec<KeyShare> = Vec::new();
+    for s in &secrets {
+        let share = s.issue_share(&ibe_params, &request, shares.last(), &requester.cert, &trust).unwrap();
+        shares.push(share);
+    }
+    let ibe_key = state.finish(&ibe_params, &request, &shares).unwrap();
     let share = secrets[0]
         .issue_share(
             &ibe_params,
@@ -89,6 +100,8 @@ fn samples() -> Samples {
         request,
         share,
         ibe_ct,
+        ibe_key,
+        authority: secrets[1].clone(),
         signing_key: owner.signer,
     }
 }
@@ -108,6 +121,8 @@ fn encodings(s: &Samples) -> Vec<(&'static str, Vec<u8>)> {
         ("ibe_key_request", s.request.to_bytes()),
         ("ibe_key_share", s.share.to_bytes()),
         ("ibe_ciphertext", s.ibe_ct.to_bytes()),
+        ("ibe_private_key", s.ibe_key.to_bytes()),
+        ("ibe_authority_secret", s.authority.to_bytes()),
         ("signing_key", s.signing_key.to_bytes()),
     ]
 }
@@ -130,6 +145,8 @@ fn decode_as(name: &str, bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
         "ibe_key_request" => rt::<KeyRequest>(bytes),
         "ibe_key_share" => rt::<KeyShare>(bytes),
         "ibe_ciphertext" => rt::<IbeCiphertext>(bytes),
+        "ibe_private_key" => rt::<IbePrivateKey>(bytes),
+        "ibe_authority_secret" => rt::<AuthoritySecret>(bytes),
         "signing_key" => rt::<SigningKeypair>(bytes),
         other => panic!("unknown sample {other}"),
     }
