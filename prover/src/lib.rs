@@ -1,9 +1,18 @@
-//! Zero-knowledge proofs of dualchain (DESIGN.md §4.4). **No code yet.**
+//! Zero-knowledge proofs of dualchain (DESIGN.md §4.4): Groth16 over BLS12-381.
 //!
-//! Role: the Groth16 (BLS12-381) circuits `policy` (a requester's certified attributes
-//! satisfy a dataset's access policy) and `supply` (an owner's committed dataset meets a
-//! data requirement), written against `bellpepper-core` with Poseidon from `neptune`; their
-//! per-shape parameters; a proving pipeline whose MSM and NTT sit behind backend traits;
-//! and single and batch verification.
+//! | module | |
+//! | --- | --- |
+//! | [`policy`] | the requester's circuit: certified attributes satisfy an access policy |
+//! | [`supply`] | the owner's circuit: a committed dataset meets a data requirement |
+//! | [`poseidon`], [`gadgets`], [`field`] | Poseidon (neptune), R1CS gadgets, conversions |
 
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod field;
+pub mod gadgets;
+pub mod policy;
+pub mod poseidon;
+pub mod supply;
+
+pub use error::ProverError;
