@@ -5,14 +5,25 @@
 //! | [`policy`] | the requester's circuit: certified attributes satisfy an access policy |
 //! | [`supply`] | the owner's circuit: a committed dataset meets a data requirement |
 //! | [`poseidon`], [`gadgets`], [`field`] | Poseidon (neptune), R1CS gadgets, conversions |
+//! | [`shapes`], [`params`] | the registered circuit shapes and their parameter files |
+//! | [`groth16`], [`r1cs`] | the proving pipeline: synthesis, QAP, MSMs, randomisation |
+//! | [`backend`], [`ntt`] | `MsmBackend` / `NttBackend` and their CPU implementations |
+//! | [`verify`] | single and batch verification, proof encoding |
 
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod error;
 pub mod field;
 pub mod gadgets;
+pub mod groth16;
+pub mod ntt;
+pub mod params;
 pub mod policy;
 pub mod poseidon;
+pub mod r1cs;
+pub mod shapes;
 pub mod supply;
+pub mod verify;
 
 pub use error::ProverError;

@@ -1,0 +1,129 @@
+//! Backends for the heavy kernels of proving: multi-scalar multiplication in G1 and G2
+//! ([`MsmBackend`]) and the number-theoretic transform over Fr ([`NttBackend`]).
+//!
+//! The CPU implementations are always present; a GPU backend (the `kernels` crate) plugs
+//! in behind the same traits and must return bit-identical results.
+
+use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
+use ff::Field;
+use group::Group;
+use rayon::prelude::*;
+
+use crate::ntt;
+
+/// Multi-scalar multiplication `Σ s_i·P_i`.
+pub trait MsmBackend: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// `bases.len() == scalars.len()`.
+    fn msm_g1(&self, bases: &[G1Affine], scalars: &[Fr]) -> G1Projective;
+    fn msm_g2(&self, bases: &[G2Affine], scalars: &[Fr]) -> G2Projective;
+}
+
+/// Radix-2 NTT over Fr for power-of-two lengths.
+pub trait NttBackend: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// In-place forward transform: `a_j ← Σ_i a_i·ω^(ij)` with `ω` a primitive `len`-th root.
+    fn ntt(&self, values: &mut [Fr], omega: Fr);
+
+    /// Inverse transform.
+    fn intt(&self, values: &mut [Fr], omega_inv: Fr) {
+        self.ntt(values, omega_inv);
+        let n_inv = Fr::from(values.len() as u64).invert().expect("a power of two is invertible");
+        values.par_iter_mut().for_each(|v| *v *= n_inv);
+    }
+
+    /// Evaluation on the coset `g·⟨ω⟩`: scale coefficient i by g^i, then transform.
+    fn coset_ntt(&self, values: &mut [Fr], omega: Fr, g: Fr) {
+        ntt::scale_by_powers(values, g);
+        self.ntt(values, omega);
+    }
+
+    /// Interpolation from the coset `g·⟨ω⟩`.
+    fn icoset_ntt(&self, values: &mut [Fr], omega_inv: Fr, g_inv: Fr) {
+        self.intt(values, omega_inv);
+        ntt::scale_by_powers(values, g_inv);
+    }
+}
+
+/// The CPU backend: blst's Pippenger for the general part of an MSM, with zero scalars
+/// skipped and unit scalars (bits are common in witnesses) summed directly; a parallel
+/// iterative radix-2 NTT.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuBackend;
+
+/// Splits an MSM into (sum of bases with scalar 1, remaining bases and scalars); zero
+/// scalars are dropped. This is exact: Σ s_i·P_i = Σ_{s_i=1} P_i + Σ_{s_i∉{0,1}} s_i·P_i.
+fn split<P: Copy + Send + Sync, Q: Group + Send + Sync + std::ops::AddAssign<P>>(
+    bases: &[P],
+    scalars: &[Fr],
+    to_projective: impl Fn(&P) -> Q + Sync,
+) -> (Q, Vec<Q>, Vec<Fr>) {
+    assert_eq!(bases.len(), scalars.len(), "one scalar per base");
+    const CHUNK: usize = 4096;
+    let parts: Vec<(Q, Vec<Q>, Vec<Fr>)> = bases
+        .par_chunks(CHUNK)
+        .zip(scalars.par_chunks(CHUNK))
+        .map(|(b, s)| {
+            let mut ones = Q::identity();
+            let mut rest_b = Vec::new();
+            let mut rest_s = Vec::new();
+            for (p, k) in b.iter().zip(s) {
+                if k.is_zero_vartime() {
+                    continue;
+                }
+                if *k == Fr::ONE {
+                    ones += *p;
+                } else {
+                    rest_b.push(to_projective(p));
+                    rest_s.push(*k);
+                }
+            }
+            (ones, rest_b, rest_s)
+        })
+        .collect();
+    let mut ones = Q::identity();
+    let mut rest_b = Vec::new();
+    let mut rest_s = Vec::new();
+    for (o, b, s) in parts {
+        ones += o;
+        rest_b.extend(b);
+        rest_s.extend(s);
+    }
+    (ones, rest_b, rest_s)
+}
+
+impl MsmBackend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn msm_g1(&self, bases: &[G1Affine], scalars: &[Fr]) -> G1Projective {
+        let (ones, b, s) = split::<G1Affine, G1Projective>(bases, scalars, |p| G1Projective::from(*p));
+        if b.is_empty() {
+            return ones;
+        }
+        ones + G1Projective::multi_exp(&b, &s)
+    }
+
+    fn msm_g2(&self, bases: &[G2Affine], scalars: &[Fr]) -> G2Projective {
+        let (ones, b, s) = split::<G2Affine, G2Projective>(bases, scalars, |p| G2Projective::from(*p));
+        if b.is_empty() {
+            return ones;
+        }
+        ones + G2Projective::multi_exp(&b, &s)
+    }
+}
+
+impl NttBackend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+    fn ntt(&self, values: &mut [Fr], omega: Fr) {
+        ntt::ntt_in_place(values, omega);
+    }
+}
+
+/// The straightforward MSM, used as the reference in differential tests.
+pub fn naive_msm_g1(bases: &[G1Affine], scalars: &[Fr]) -> G1Projective {
+    bases.iter().zip(scalars).map(|(p, s)| G1Projective::from(*p) * s).sum()
+}

@@ -1,0 +1,87 @@
+//! The registered circuit shapes: one trusted setup per shape, not per policy or
+//! requirement.
+
+use bellpepper_core::{Circuit, ConstraintSystem, SynthesisError};
+use blstrs::Scalar as Fr;
+
+use crate::policy::PolicyCircuit;
+use crate::r1cs::{CircuitShape, ShapeCs};
+use crate::supply::{SupplyCircuit, SupplyShape};
+
+/// A circuit shape with its own parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shape {
+    Policy,
+    Supply(SupplyShape),
+}
+
+impl Shape {
+    /// The shapes generated at genesis. `supply-4096` is benchmark-only.
+    pub const DEFAULT_SET: [Shape; 3] =
+        [Shape::Policy, Shape::Supply(SupplyShape::Records64), Shape::Supply(SupplyShape::Records1024)];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Policy => "policy",
+            Shape::Supply(s) => s.name(),
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Shape::Policy,
+            Shape::Supply(SupplyShape::Records64),
+            Shape::Supply(SupplyShape::Records1024),
+            Shape::Supply(SupplyShape::Records4096),
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+
+    /// Number of public inputs (without the constant one).
+    pub fn public_inputs(self) -> usize {
+        match self {
+            Shape::Policy => 3,
+            Shape::Supply(_) => 2,
+        }
+    }
+
+    pub fn blank(self) -> AnyCircuit {
+        match self {
+            Shape::Policy => AnyCircuit::Policy(PolicyCircuit::blank()),
+            Shape::Supply(s) => AnyCircuit::Supply(SupplyCircuit::blank(s)),
+        }
+    }
+
+    /// The structure and digest of this shape's circuit.
+    pub fn circuit_shape(self) -> Result<CircuitShape, SynthesisError> {
+        let mut cs = ShapeCs::new();
+        self.blank().synthesize(&mut cs)?;
+        Ok(cs.shape())
+    }
+}
+
+/// Either circuit, so one pipeline and one parameter store serve both.
+#[derive(Debug, Clone)]
+pub enum AnyCircuit {
+    Policy(PolicyCircuit),
+    Supply(SupplyCircuit),
+}
+
+impl AnyCircuit {
+    pub fn shape(&self) -> Shape {
+        match self {
+            AnyCircuit::Policy(_) => Shape::Policy,
+            AnyCircuit::Supply(s) => Shape::Supply(s.shape),
+        }
+    }
+}
+
+impl Circuit<Fr> for AnyCircuit {
+    fn synthesize<CS: ConstraintSystem<Fr>>(self, cs: &mut CS) -> Result<(), SynthesisError> {
+        match self {
+            AnyCircuit::Policy(c) => c.synthesize(cs),
+            AnyCircuit::Supply(c) => c.synthesize(cs),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Groth16 verification: single proofs (bellperson's verifier) and batches.
+//!
+//! Batch verification of n proofs of one circuit (the small-exponent test of Bellare,
+//! Garay and Rabin, EUROCRYPT '98, as in the Zcash protocol spec §B.2): with 128-bit random
+//! `r_i`, check
+//! `Π e(r_i·A_i, B_i) · e(−Σr_i·α, β) · e(−Σ r_i·IC(x_i), γ) · e(−Σ r_i·C_i, δ) = 1`,
+//! one multi-Miller loop over n + 3 pairs and one final exponentiation. A failing batch
+//! is split in halves recursively to name the bad proofs.
+
+use bellperson::groth16::{self, PreparedVerifyingKey, Proof, VerifyingKey};
+use blstrs::{Bls12, G1Affine, G1Projective, G2Affine, G2Prepared, Scalar as Fr};
+use ff::Field;
+use group::{prime::PrimeCurveAffine, Curve, Group};
+use pairing::{MillerLoopResult, MultiMillerLoop};
+use rand_core::RngCore;
+use rayon::prelude::*;
+
+use crate::error::ProverError;
+
+/// Length of a proof's canonical encoding (compressed A ‖ B ‖ C).
+pub const PROOF_LEN: usize = 48 + 96 + 48;
+
+/// Why a verification failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("{expected} public inputs expected, got {found}")]
+    PublicInputCount { expected: usize, found: usize },
+    #[error("the proof does not verify")]
+    Invalid,
+    #[error("proofs {0:?} of the batch do not verify")]
+    BadProofs(Vec<usize>),
+}
+
+/// Verifies one proof.
+pub fn verify(
+    pvk: &PreparedVerifyingKey<Bls12>,
+    vk: &VerifyingKey<Bls12>,
+    proof: &Proof<Bls12>,
+    inputs: &[Fr],
+) -> Result<(), VerifyError> {
+    if inputs.len() + 1 != vk.ic.len() {
+        return Err(VerifyError::PublicInputCount { expected: vk.ic.len() - 1, found: inputs.len() });
+    }
+    match groth16::verify_proof(pvk, proof, inputs) {
+        Ok(true) => Ok(()),
+        _ => Err(VerifyError::Invalid),
+    }
+}
+
+/// A verifying key prepared for batch verification.
+pub struct BatchVerifier {
+    vk: VerifyingKey<Bls12>,
+    beta: G2Prepared,
+    gamma: G2Prepared,
+    delta: G2Prepared,
+}
+
+impl BatchVerifier {
+    pub fn new(vk: &VerifyingKey<Bls12>) -> Self {
+        Self {
+            vk: vk.clone(),
+            beta: G2Prepared::from(vk.beta_g2),
+            gamma: G2Prepared::from(vk.gamma_g2),
+            delta: G2Prepared::from(vk.delta_g2),
+        }
+    }
+
+    /// Verifies all proofs; on failure names every bad one.
+    pub fn verify(
+        &self,
+        proofs: &[Proof<Bls12>],
+        inputs: &[Vec<Fr>],
+        rng: &mut impl RngCore,
+    ) -> Result<(), VerifyError> {
+        assert_eq!(proofs.len(), inputs.len(), "one input vector per proof");
+        if let Some(bad) = inputs.iter().find(|x| x.len() + 1 != self.vk.ic.len()) {
+            return Err(VerifyError::PublicInputCount { expected: self.vk.ic.len() - 1, found: bad.len() });
+        }
+        let idx: Vec<usize> = (0..proofs.len()).collect();
+        let mut bad = Vec::new();
+        self.bisect(proofs, inputs, &idx, rng, &mut bad);
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            bad.sort_unstable();
+            Err(VerifyError::BadProofs(bad))
+        }
+    }
+
+    fn bisect(
+        &self,
+        proofs: &[Proof<Bls12>],
+        inputs: &[Vec<Fr>],
+        idx: &[usize],
+        rng: &mut impl RngCore,
+        bad: &mut Vec<usize>,
+    ) {
+        if idx.is_empty() || self.check(proofs, inputs, idx, rng) {
+            return;
+        }
+        if idx.len() == 1 {
+            bad.push(idx[0]);
+            return;
+        }
+        let (l, r) = idx.split_at(idx.len() / 2);
+        self.bisect(proofs, inputs, l, rng, bad);
+        self.bisect(proofs, inputs, r, rng, bad);
+    }
+
+    /// The batch equation over the proofs at `idx`.
+    fn check(&self, proofs: &[Proof<Bls12>], inputs: &[Vec<Fr>], idx: &[usize], rng: &mut impl RngCore) -> bool {
+        let weights: Vec<Fr> = idx
+            .iter()
+            .map(|_| {
+                let mut b = [0u8; 32];
+                rng.fill_bytes(&mut b[..16]);
+                b[0] |= 1;
+                Option::from(Fr::from_bytes_le(&b)).expect("128-bit values are below r")
+            })
+            .collect();
+        let sum_r: Fr = weights.iter().sum();
+        // Σ r_i·IC(x_i) = (Σ r_i)·IC_0 + Σ_j (Σ_i r_i x_ij)·IC_(j+1).
+        let n_in = self.vk.ic.len() - 1;
+        let mut ic_scalars = vec![Fr::ZERO; n_in + 1];
+        ic_scalars[0] = sum_r;
+        for (w, &i) in weights.iter().zip(idx) {
+            for (j, x) in inputs[i].iter().enumerate() {
+                ic_scalars[j + 1] += *w * x;
+            }
+        }
+        let ic_points: Vec<G1Projective> = self.vk.ic.iter().map(|p| G1Projective::from(*p)).collect();
+        let acc_ic = G1Projective::multi_exp(&ic_points, &ic_scalars);
+        let c_points: Vec<G1Projective> = idx.iter().map(|&i| G1Projective::from(proofs[i].c)).collect();
+        let acc_c = G1Projective::multi_exp(&c_points, &weights);
+        let acc_alpha = G1Projective::from(self.vk.alpha_g1) * sum_r;
+
+        let scaled_a: Vec<G1Affine> = idx
+            .par_iter()
+            .zip(weights.par_iter())
+            .map(|(&i, w)| (G1Projective::from(proofs[i].a) * w).to_affine())
+            .collect();
+        let b_prep: Vec<G2Prepared> = idx.par_iter().map(|&i| G2Prepared::from(proofs[i].b)).collect();
+        let neg = [(-acc_alpha).to_affine(), (-acc_ic).to_affine(), (-acc_c).to_affine()];
+        let mut terms: Vec<(&G1Affine, &G2Prepared)> = scaled_a.iter().zip(b_prep.iter()).collect();
+        terms.push((&neg[0], &self.beta));
+        terms.push((&neg[1], &self.gamma));
+        terms.push((&neg[2], &self.delta));
+        // The Miller loops of independent chunks run in parallel and multiply together.
+        let chunk = terms.len().div_ceil(rayon::current_num_threads()).max(1);
+        let ml = terms
+            .par_chunks(chunk)
+            .map(Bls12::multi_miller_loop)
+            .reduce_with(|a, b| a + b)
+            .expect("at least the three fixed pairs");
+        bool::from(ml.final_exponentiation().is_identity())
+    }
+}
+
+/// The canonical proof encoding: compressed A (G1) ‖ B (G2) ‖ C (G1).
+pub fn proof_to_bytes(p: &Proof<Bls12>) -> [u8; PROOF_LEN] {
+    let mut out = [0u8; PROOF_LEN];
+    out[..48].copy_from_slice(&p.a.to_compressed());
+    out[48..144].copy_from_slice(&p.b.to_compressed());
+    out[144..].copy_from_slice(&p.c.to_compressed());
+    out
+}
+
+/// Decodes a proof, rejecting wrong lengths, off-curve or non-subgroup points and the
+/// identity.
+pub fn proof_from_bytes(bytes: &[u8]) -> Result<Proof<Bls12>, ProverError> {
+    if bytes.len() != PROOF_LEN {
+        return Err(ProverError::Encoding(format!("a proof is {PROOF_LEN} bytes, got {}", bytes.len())));
+    }
+    let g1 = |b: &[u8], what: &str| -> Result<G1Affine, ProverError> {
+        let p: Option<G1Affine> = G1Affine::from_compressed(b.try_into().expect("48 bytes")).into();
+        let p = p.ok_or_else(|| ProverError::Encoding(format!("{what} is not a valid G1 point")))?;
+        if bool::from(p.is_identity()) {
+            return Err(ProverError::Encoding(format!("{what} is the identity")));
+        }
+        Ok(p)
+    };
+    let b: Option<G2Affine> = G2Affine::from_compressed(bytes[48..144].try_into().expect("96 bytes")).into();
+    let b = b.ok_or_else(|| ProverError::Encoding("B is not a valid G2 point".into()))?;
+    if bool::from(b.is_identity()) {
+        return Err(ProverError::Encoding("B is the identity".into()));
+    }
+    Ok(Proof { a: g1(&bytes[..48], "A")?, b, c: g1(&bytes[144..], "C")? })
+}
