@@ -9,6 +9,7 @@
 
 mod crypto_suite;
 mod measure;
+mod prover_suite;
 
 use std::io::Write;
 
@@ -20,20 +21,24 @@ const SUITES: [&str; 6] = ["crypto", "prover", "kernels", "storage", "consensus"
 struct Args {
     suite: String,
     quick: bool,
+    /// Also run benchmark-only large shapes (prover: supply-4096).
+    large: bool,
     out: Option<String>,
 }
 
 fn parse_args() -> Result<Args> {
     let mut suite = None;
     let mut quick = false;
+    let mut large = false;
     let mut out = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--large" => large = true,
             "--out" => out = Some(it.next().context("--out needs a file name")?),
             "-h" | "--help" => {
-                println!("usage: bench <{}> [--quick] [--out FILE]", SUITES.join("|"));
+                println!("usage: bench <{}> [--quick] [--large] [--out FILE]", SUITES.join("|"));
                 std::process::exit(0);
             }
             s if suite.is_none() && !s.starts_with('-') => suite = Some(s.to_owned()),
@@ -41,13 +46,14 @@ fn parse_args() -> Result<Args> {
         }
     }
     let suite = suite.with_context(|| format!("name a suite: {}", SUITES.join(", ")))?;
-    Ok(Args { suite, quick, out })
+    Ok(Args { suite, quick, large, out })
 }
 
 fn main() -> Result<()> {
     let args = parse_args()?;
     let records: Vec<Record> = match args.suite.as_str() {
         "crypto" => crypto_suite::run(args.quick)?,
+        "prover" => prover_suite::run(args.quick, args.large)?,
         s if SUITES.contains(&s) => {
             bail!("suite `{s}` has nothing to measure yet: its crate is not built (see the crate's module docs)")
         }

@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-/// One benchmark result, as written to the JSON output.
+/// One benchmark result, as written to the JSON output. For throughputs (`ops/s`,
+/// `proofs/s`) `ratio = value / baseline` (above 1 is faster); for times (`s`)
+/// `ratio = value / baseline` too (below 1 is faster).
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
     pub name: String,
