@@ -14,7 +14,9 @@ use bellperson::groth16::{create_random_proof, verify_proofs_batch, Proof};
 use blstrs::{Bls12, Scalar as Fr};
 use dualchain_prover::groth16::{ProofTimings, Prover};
 use dualchain_prover::params::ProvingKey;
-use dualchain_prover::policy::{categorical, key_hash, schema, Credential, CredentialTree, Op, PolicyCircuit, PolicyDnf, Predicate};
+use dualchain_prover::policy::{
+    categorical, key_hash, schema, Credential, CredentialTree, Op, PolicyCircuit, PolicyDnf, Predicate,
+};
 use dualchain_prover::shapes::{AnyCircuit, Shape};
 use dualchain_prover::supply::{Record, Requirement, SupplyCircuit, SupplyShape};
 use dualchain_prover::verify::{verify, BatchVerifier};
@@ -104,7 +106,12 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
     for shape in shapes {
         let name = shape.name();
         let circuit_shape = shape.circuit_shape()?;
-        out.push(plain("prover::constraints", format!("shape={name}"), circuit_shape.constraints as f64, "constraints"));
+        out.push(plain(
+            "prover::constraints",
+            format!("shape={name}"),
+            circuit_shape.constraints as f64,
+            "constraints",
+        ));
         out.push(plain("prover::domain", format!("shape={name}"), circuit_shape.domain_size() as f64, "points"));
 
         let start = Instant::now();
@@ -136,7 +143,12 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
             verify(&pk.pvk, pk.vk(), &q, &inputs)?;
             proofs.push((p, inputs));
         }
-        out.push(time_row("prover::prove", format!("shape={name},pipeline=dualchain-cpu"), secs(ours), Some(secs(theirs))));
+        out.push(time_row(
+            "prover::prove",
+            format!("shape={name},pipeline=dualchain-cpu"),
+            secs(ours),
+            Some(secs(theirs)),
+        ));
         out.push(time_row("prover::prove", format!("shape={name},pipeline=bellperson"), secs(theirs), None));
         let b = breakdown;
         for (part, d) in [

@@ -27,10 +27,17 @@ use dualchain_crypto::ibe::{self, AuthoritySecret, IbePrivateKey, IbePublicParam
 use dualchain_crypto::reencrypt::{reencrypt_records, CpuBackend, ReencryptBackend};
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_crypto::Codec;
+use dualchain_prover::groth16::Prover;
+use dualchain_prover::policy::{key_hash, Credential, CredentialTree, PolicyCircuit};
+use dualchain_prover::shapes::Shape;
+use dualchain_prover::supply::{self, Requirement, SupplyCircuit, SupplyShape};
+use dualchain_prover::verify::verify;
+use dualchain_prover::ProverError;
+use ff::Field;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use crate::fhir;
+use crate::{fhir, zk};
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
@@ -39,11 +46,13 @@ pub struct DemoConfig {
     pub records: usize,
     /// Seed for reproducible runs; fresh OS randomness when absent.
     pub seed: Option<u64>,
+    /// Where Groth16 parameter files are cached between runs.
+    pub params_dir: std::path::PathBuf,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { records: 64, seed: None }
+        Self { records: 64, seed: None, params_dir: zk::default_params_dir() }
     }
 }
 
@@ -65,6 +74,8 @@ pub struct DemoReport {
     pub records_match: bool,
     /// (requester, reason) for every refusal the flow produced.
     pub denials: Vec<(String, String)>,
+    /// (proof, prove time, verify time) of every zero-knowledge proof made and checked.
+    pub proofs: Vec<(String, Duration, Duration)>,
 }
 
 /// Access policy of the demo dataset.
@@ -76,6 +87,8 @@ const HOSPITAL: &str = "hospital-a";
 const AUTHORISED: &str = "research-1";
 const UNAUTHORISED: &str = "research-2";
 const ATTRIBUTE_SALT_LEN: usize = 32;
+/// Departments the demo dataset's policy admits, for CP-ABE and the ZK policy alike.
+const DEPARTMENTS: [&str; 3] = ["cardiology", "icu", "anesthesiology"];
 
 /// A certified member with its private keys.
 struct Member {
@@ -134,7 +147,9 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
     writeln!(out, "  members: CA, {KGC}, {}, {HOSPITAL}, {AUTHORISED}, {UNAUTHORISED}", CPCS.join(", "))?;
     writeln!(out, "  policy:  {DEMO_POLICY}")?;
     writeln!(out)?;
-    let mut t = Timer { out, report: DemoReport::default(), total_steps: 9 };
+    let mut t = Timer { out, report: DemoReport::default(), total_steps: 13 };
+    let shape = SupplyShape::for_records(cfg.records)
+        .ok_or_else(|| anyhow!("{} records exceed the largest supply shape (4096)", cfg.records))?;
 
     // 1. Registration: the CA certifies every member (DESIGN.md §3 step 2).
     let (ca, mut members) = t.step("CA certifies the consortium members", || {
@@ -157,6 +172,28 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
         Ok(((ca, members), lines))
     })?;
     t.report.members = members.len();
+
+    // Genesis: Groth16 parameters per circuit shape (their content hashes are pinned).
+    let (policy_pk, supply_pk) = t.step("Groth16 parameters for the policy and supply circuits", || {
+        let mut detail = String::new();
+        let mut keys = Vec::new();
+        for s in [Shape::Policy, Shape::Supply(shape)] {
+            let start = Instant::now();
+            let (pk, generated) = zk::load_or_generate(s, &cfg.params_dir, &mut rng)?;
+            detail.push_str(&format!(
+                "{:<12} {} constraints, {} in {}, content hash {}\n",
+                s.name(),
+                pk.circuit.constraints,
+                if generated { "generated" } else { "loaded" },
+                fmt_duration(start.elapsed()),
+                hex::encode(&pk.content_hash[..8])
+            ));
+            keys.push(pk);
+        }
+        let supply_pk = keys.pop().ok_or_else(|| anyhow!("missing supply parameters"))?;
+        let policy_pk = keys.pop().ok_or_else(|| anyhow!("missing policy parameters"))?;
+        Ok(((policy_pk, supply_pk), detail))
+    })?;
 
     // 2. ESKI-IBE setup: the KGC and each CPC extend the verifiable master-key chain.
     let authorities: Vec<&str> = std::iter::once(KGC).chain(CPCS).collect();
@@ -204,41 +241,56 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
         Ok(((pk, keys), detail))
     })?;
 
+    // Registry: credential leaves from CA-validated attributes, in a Poseidon Merkle tree.
+    let tree = t.step("Registry builds the credential tree from certified attributes", || {
+        let mut tree = CredentialTree::new();
+        let mut detail = String::new();
+        for (index, id) in [AUTHORISED, UNAUTHORISED].into_iter().enumerate() {
+            let m = member(&members, id)?;
+            m.cert.check_attribute_opening(&m.attributes, &m.attribute_salt)?;
+            tree.set(index as u64, credential(m).leaf());
+            detail.push_str(&format!("{id:<11} leaf {index}\n"));
+        }
+        detail.push_str(&format!("credential root {}", short_fr(&tree.root())));
+        Ok((tree, detail))
+    })?;
+
     // 5. Upload: the hospital signcrypts each Observation for the CPC.
     let dataset = DatasetId::derive(HOSPITAL, "icu-bedside-2026");
-    let (plaintexts, records, h1) = t.step("Hospital signcrypts FHIR R4 Observations for cpc-1", || {
-        let hospital = member(&members, HOSPITAL)?;
-        let ward = fhir::Ward { hospital: HOSPITAL.into(), patients: 8, start_unix: now - 3600, interval_s: 30 };
-        let observations = fhir::observations(&ward, cfg.records, &mut rng);
-        let plaintexts: Vec<Vec<u8>> = observations.iter().map(serde_json::to_vec).collect::<Result<_, _>>()?;
-        let mut records = Vec::with_capacity(plaintexts.len());
-        for (i, pt) in plaintexts.iter().enumerate() {
-            let header = RecordHeader {
-                owner: HOSPITAL.into(),
-                dataset,
-                record_index: i as u64,
-                created_at: now,
-                content_type: "fhir-r4:observation".into(),
-            };
-            let rec = signcrypt(&mut rng, &hospital.signer, &hospital.dsk.public(), header, pt)?;
-            // The CPC receives encodings and checks them as it stores them.
-            let rec = Signcrypted::from_bytes(&rec.to_bytes())?;
-            rec.verify_signature(&hospital.cert.fields.signing_key)?;
-            records.push(rec);
-        }
-        let h1 = manifest_hash(&records);
-        let bytes: usize = records.iter().map(|r| r.to_bytes().len()).sum();
-        let detail = format!(
-            "{} records ({} heart rate, {} SpO2), {} bytes signcrypted; e.g. {}\nmanifest hash H1 = {}",
-            records.len(),
-            cfg.records.div_ceil(2),
-            cfg.records / 2,
-            bytes,
-            summarise(&observations[0]),
-            hex::encode(&h1[..16])
-        );
-        Ok(((plaintexts, records, h1), detail))
-    })?;
+    let ward = fhir::Ward { hospital: HOSPITAL.into(), patients: 8, start_unix: now - 3600, interval_s: 30 };
+    let (plaintexts, records, h1, observations) =
+        t.step("Hospital signcrypts FHIR R4 Observations for cpc-1", || {
+            let hospital = member(&members, HOSPITAL)?;
+            let observations = fhir::observations(&ward, cfg.records, &mut rng);
+            let plaintexts: Vec<Vec<u8>> = observations.iter().map(serde_json::to_vec).collect::<Result<_, _>>()?;
+            let mut records = Vec::with_capacity(plaintexts.len());
+            for (i, pt) in plaintexts.iter().enumerate() {
+                let header = RecordHeader {
+                    owner: HOSPITAL.into(),
+                    dataset,
+                    record_index: i as u64,
+                    created_at: now,
+                    content_type: "fhir-r4:observation".into(),
+                };
+                let rec = signcrypt(&mut rng, &hospital.signer, &hospital.dsk.public(), header, pt)?;
+                // The CPC receives encodings and checks them as it stores them.
+                let rec = Signcrypted::from_bytes(&rec.to_bytes())?;
+                rec.verify_signature(&hospital.cert.fields.signing_key)?;
+                records.push(rec);
+            }
+            let h1 = manifest_hash(&records);
+            let bytes: usize = records.iter().map(|r| r.to_bytes().len()).sum();
+            let detail = format!(
+                "{} records ({} heart rate, {} SpO2), {} bytes signcrypted; e.g. {}\nmanifest hash H1 = {}",
+                records.len(),
+                cfg.records.div_ceil(2),
+                cfg.records / 2,
+                bytes,
+                summarise(&observations[0]),
+                hex::encode(&h1[..16])
+            );
+            Ok(((plaintexts, records, h1, observations), detail))
+        })?;
     t.report.records_uploaded = records.len();
 
     // 6. Registration of the dataset: its index pointer under the access policy.
@@ -250,6 +302,110 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
         let detail = format!("policy (normalised) {}\nciphertext {} bytes", policy, bytes.len());
         Ok((<Ac17 as AbeScheme>::Ciphertext::from_bytes(&bytes)?, detail))
     })?;
+
+    // Demand and supply proof: the requester publishes a data requirement; the owner's node
+    // proves in zero knowledge that its committed dataset meets it (DESIGN.md §3 steps 5–6).
+    let salt = blstrs::Scalar::random(&mut rng);
+    let zk_records: Vec<supply::Record> = observations
+        .iter()
+        .map(|o| fhir::to_record(o, &ward))
+        .collect::<Result<_, String>>()
+        .map_err(|e| anyhow!(e))?;
+    let commitment = supply::dataset_commitment(shape, &zk_records, salt)?;
+    let hr_records = cfg.records.div_ceil(2);
+    let requirement = Requirement {
+        code: supply::fhir::loinc_code("8867-4").ok_or_else(|| anyhow!("LOINC"))?,
+        unit: supply::fhir::unit_code("/min"),
+        age_lo: 8,
+        age_hi: 12,
+        sex: supply::sex::UNKNOWN_OR_ANY,
+        value_min: Some(40_000),
+        value_max: Some(200_000),
+        time_from: supply::fhir::minutes(now - 7200).ok_or_else(|| anyhow!("time"))?,
+        time_to: supply::fhir::minutes(now).ok_or_else(|| anyhow!("time"))?,
+        threshold: u16::try_from((hr_records / 2).max(1))?,
+    };
+    let prover = Prover::default();
+    t.step("research-1 demands data; the hospital proves supply (Groth16)", || {
+        let circuit = SupplyCircuit::new(shape, &zk_records, salt, requirement)?;
+        let statement = circuit.statement();
+        ensure!(statement.dataset_commitment == commitment, "the registered commitment differs from the records");
+        let start = Instant::now();
+        let (proof, _) = prover.prove(&supply_pk, circuit, &mut rng)?;
+        let prove_time = start.elapsed();
+        // The zk contract's check: the registered C_D and the published requirement.
+        let start = Instant::now();
+        verify(&supply_pk.pvk, supply_pk.vk(), &proof, &[commitment, requirement.hash()])?;
+        let verify_time = start.elapsed();
+        let detail = format!(
+            "demand: >= {} heart-rate observations, ages 40-64, 40-200 bpm, last 2 h\n\
+             dataset commitment C_D {}; {} of {} records meet it\n\
+             supply proof ({}) made in {}, verified in {}",
+            requirement.threshold,
+            short_fr(&commitment),
+            requirement.count_matching(&zk_records),
+            zk_records.len(),
+            shape.name(),
+            fmt_duration(prove_time),
+            fmt_duration(verify_time)
+        );
+        Ok((("supply".to_string(), prove_time, verify_time), detail))
+    })
+    .map(|p| t.report.proofs.push(p))?;
+
+    // Attribute proofs: each requester proves that its certified attributes satisfy the
+    // dataset's policy, bound to its request id and key (DESIGN.md §3 step 7).
+    let zk_policy = zk::research_in_departments(&DEPARTMENTS)?;
+    let policy_denials = t.step("Requesters prove the access policy in zero knowledge", || {
+        let mut detail = String::new();
+        let mut denials = Vec::new();
+        let mut proofs = Vec::new();
+        for (index, id) in [AUTHORISED, UNAUTHORISED].into_iter().enumerate() {
+            let m = member(&members, id)?;
+            let mut request_id = [0u8; 32];
+            rng.fill_bytes(&mut request_id);
+            let circuit = PolicyCircuit {
+                credential: credential(m),
+                path: tree.path(index as u64),
+                policy: zk_policy.clone(),
+                request_id,
+            };
+            let start = Instant::now();
+            match prover.prove(&policy_pk, circuit, &mut rng) {
+                Ok((proof, _)) => {
+                    let prove_time = start.elapsed();
+                    let binding = dualchain_prover::policy::request_binding(
+                        &request_id,
+                        key_hash(m.cert.fields.signing_key.as_bytes()),
+                    );
+                    let start = Instant::now();
+                    verify(&policy_pk.pvk, policy_pk.vk(), &proof, &[tree.root(), zk_policy.hash(), binding])?;
+                    let verify_time = start.elapsed();
+                    detail.push_str(&format!(
+                        "{id:<11} policy proof made in {}, verified in {} (bound to request {})\n",
+                        fmt_duration(prove_time),
+                        fmt_duration(verify_time),
+                        hex::encode(&request_id[..4])
+                    ));
+                    proofs.push((format!("policy ({id})"), prove_time, verify_time));
+                }
+                Err(ProverError::Unsatisfied { .. }) => {
+                    let reason = "its certified attributes do not satisfy the policy; no proof exists".to_string();
+                    detail.push_str(&format!("{id:<11} DENIED: {reason}\n"));
+                    denials.push((id.to_string(), reason));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(((denials, proofs), detail))
+    })?;
+    let (policy_denials, policy_proofs) = policy_denials;
+    ensure!(
+        policy_denials.len() == 1 && policy_denials[0].0 == UNAUTHORISED,
+        "expected exactly {UNAUTHORISED} to fail the policy proof, got {policy_denials:?}"
+    );
+    t.report.proofs.extend(policy_proofs);
+    t.report.denials.extend(policy_denials);
 
     // 7. Requesters try to open the index; the CPC compares H1 with its manifest H1'.
     let denials = t.step("Requesters open the index; cpc-1 compares H1 with H1'", || {
@@ -276,7 +432,7 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
         denials.len() == 1 && denials[0].0 == UNAUTHORISED,
         "expected exactly {UNAUTHORISED} to be denied, got {denials:?}"
     );
-    t.report.denials = denials;
+    t.report.denials.extend(denials);
 
     // 8. Grant: the owner issues a scoped re-key token sealed to the CPC; the CPC verifies
     //    the capsules in one batch and re-encrypts them (DESIGN.md §3 steps 8–9).
@@ -350,6 +506,9 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
         report.records_uploaded, report.records_reencrypted, report.records_match
     )?;
     writeln!(out, "  grants / denials         1 / {}", report.denials.len())?;
+    for (name, prove, verify) in &report.proofs {
+        writeln!(out, "  proof {name:<18} prove {}, verify {}", fmt_duration(*prove), fmt_duration(*verify))?;
+    }
     writeln!(out, "  total time               {}", fmt_duration(total))?;
     ensure!(report.records_match, "decrypted records differ from the uploaded ones");
     Ok(report)
@@ -380,6 +539,22 @@ fn certify(
         not_after: now + 365 * 24 * 3600,
     })?;
     Ok(Member { id: id.into(), signer, dsk, attributes, attribute_salt, cert, ibe_key: None })
+}
+
+/// A member's credential as the registry stores it: the certified attribute vector, the
+/// attribute salt as field element, and the hash of its signing key.
+fn credential(m: &Member) -> Credential {
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&m.attribute_salt[..16]);
+    Credential {
+        attributes: zk::credential_vector(&m.attributes),
+        salt: dualchain_prover::field::fr_from_bytes16(&salt),
+        key_hash: key_hash(m.cert.fields.signing_key.as_bytes()),
+    }
+}
+
+fn short_fr(x: &blstrs::Scalar) -> String {
+    hex::encode(&x.to_bytes_le()[..8])
 }
 
 fn member<'a>(members: &'a [Member], id: &str) -> Result<&'a Member> {

@@ -32,6 +32,31 @@ pub struct Ward {
     pub interval_s: u64,
 }
 
+/// A patient of the synthetic ward, as the hospital's own registry knows them (the
+/// Observations carry only a pseudonymous reference).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patient {
+    pub reference: String,
+    /// 5-year age band (8 = 40–44 years).
+    pub age_band: u8,
+    /// 1 male, 2 female (`dualchain_prover::supply::sex`).
+    pub sex: u8,
+}
+
+impl Ward {
+    pub fn patient(&self, p: u32) -> Patient {
+        Patient {
+            reference: format!("Patient/{}-p{p:04}", self.hospital),
+            age_band: 8 + (p % 5) as u8,
+            sex: 1 + (p % 2) as u8,
+        }
+    }
+
+    pub fn patient_by_reference(&self, reference: &str) -> Option<Patient> {
+        (0..self.patients.max(1)).map(|p| self.patient(p)).find(|p| p.reference == reference)
+    }
+}
+
 /// Generates `count` observations alternating heart rate and SpO2 across the ward's patients.
 pub fn observations(ward: &Ward, count: usize, rng: &mut impl Rng) -> Vec<Value> {
     (0..count)
@@ -59,7 +84,7 @@ fn observation(ward: &Ward, index: usize, vital: Vital, patient: u32, t: u64, va
             "code": "vital-signs", "display": "Vital Signs"
         }]}],
         "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}], "text": display},
-        "subject": {"reference": format!("Patient/{}-p{patient:04}", ward.hospital)},
+        "subject": {"reference": ward.patient(patient).reference},
         "effectiveDateTime": rfc3339(t),
         "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": ucum},
         "device": {"reference": format!("Device/{}-bedside-{:02}", ward.hospital, patient % 16)}
@@ -82,6 +107,59 @@ pub fn rfc3339(t: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
+/// Parses an RFC 3339 UTC timestamp `YYYY-MM-DDTHH:MM:SSZ` into UNIX seconds.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    // days-from-civil (Howard Hinnant), the inverse of `rfc3339`.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let t = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    if rfc3339(u64::try_from(t).ok()?) != s {
+        return None; // e.g. 31 February
+    }
+    u64::try_from(t).ok()
+}
+
+/// Turns a vital-sign Observation into the supply circuit's record, with the patient's
+/// demographics from the hospital's registry. Errors name the field that does not map.
+pub fn to_record(obs: &Value, ward: &Ward) -> Result<dualchain_prover::supply::Record, String> {
+    use dualchain_prover::supply::fhir as map;
+    let code = obs["code"]["coding"][0]["code"].as_str().ok_or("Observation.code has no coding")?;
+    let code = map::loinc_code(code).ok_or_else(|| format!("{code} is not a LOINC code"))?;
+    let q = &obs["valueQuantity"];
+    let unit = map::unit_code(q["code"].as_str().ok_or("valueQuantity.code is missing")?);
+    let value = map::fixed_point(q["value"].as_f64().ok_or("valueQuantity.value is missing")?)
+        .ok_or("valueQuantity.value is negative or too large")?;
+    let t = obs["effectiveDateTime"].as_str().and_then(parse_rfc3339).ok_or("effectiveDateTime is not RFC 3339 UTC")?;
+    let subject = obs["subject"]["reference"].as_str().ok_or("subject.reference is missing")?;
+    let patient = ward.patient_by_reference(subject).ok_or_else(|| format!("unknown patient {subject}"))?;
+    let device = obs["device"]["reference"].as_str().unwrap_or("");
+    Ok(dualchain_prover::supply::Record {
+        present: true,
+        code,
+        unit,
+        age_band: patient.age_band,
+        sex: patient.sex,
+        value,
+        time: map::minutes(t).ok_or("time out of range")?,
+        device: map::device_code(device),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +170,34 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_478_399), "2026-11-23T23:59:59Z");
+    }
+
+    #[test]
+    fn rfc3339_round_trips_and_rejects_garbage() {
+        for t in [0u64, 951_782_400, 1_795_478_399, 4_102_444_800] {
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+        for bad in
+            ["2026-02-31T00:00:00Z", "2026-11-24 00:00:00Z", "2026-11-24T24:00:00Z", "", "2026-11-24T00:00:00+01:00"]
+        {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn observations_map_to_records() {
+        let ward = Ward { hospital: "hospital-a".into(), patients: 3, start_unix: 1_790_000_000, interval_s: 60 };
+        let obs = observations(&ward, 4, &mut rand_chacha::ChaCha20Rng::seed_from_u64(2));
+        let r = to_record(&obs[0], &ward).unwrap();
+        assert_eq!(r.code, 88674);
+        assert_eq!(r.time, 1_790_000_000 / 60);
+        assert_eq!(r.age_band, ward.patient(0).age_band);
+        let mut bad = obs[1].clone();
+        bad["subject"]["reference"] = "Patient/nobody".into();
+        assert!(to_record(&bad, &ward).unwrap_err().contains("unknown patient"));
+        bad = obs[1].clone();
+        bad["code"]["coding"][0]["code"] = "abc".into();
+        assert!(to_record(&bad, &ward).is_err());
     }
 
     #[test]

@@ -18,22 +18,31 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the sharing flow's cryptography in one process: certificates, ESKI-IBE key
-    /// issuing, CP-ABE, signcryption, batch re-encryption and decryption, with timings.
+    /// issuing, CP-ABE, Groth16 supply and policy proofs, signcryption, batch
+    /// re-encryption and decryption, with timings.
     Demo {
         /// Number of FHIR Observations the hospital shares.
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
         records: u32,
         /// Seed for a reproducible run (default: fresh randomness).
         #[arg(long)]
         seed: Option<u64>,
+        /// Directory caching Groth16 parameter files between runs
+        /// (default: $XDG_CACHE_HOME/dualchain/params or ~/.cache/dualchain/params).
+        #[arg(long)]
+        params_dir: Option<std::path::PathBuf>,
     },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { records, seed } => {
-            let cfg = DemoConfig { records: records as usize, seed };
+        Command::Demo { records, seed, params_dir } => {
+            let cfg = DemoConfig {
+                records: records as usize,
+                seed,
+                params_dir: params_dir.unwrap_or_else(dualchain_node::zk::default_params_dir),
+            };
             demo::run(&cfg, &mut std::io::stdout().lock())?;
         }
     }

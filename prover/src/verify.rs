@@ -145,11 +145,8 @@ impl BatchVerifier {
         let acc_c = G1Projective::multi_exp(&c_points, &weights);
         let acc_alpha = G1Projective::from(self.vk.alpha_g1) * sum_r;
 
-        let scaled_a: Vec<G1Affine> = idx
-            .par_iter()
-            .zip(weights.par_iter())
-            .map(|(&i, w)| mul_128(&proofs[i].a, w).to_affine())
-            .collect();
+        let scaled_a: Vec<G1Affine> =
+            idx.par_iter().zip(weights.par_iter()).map(|(&i, w)| mul_128(&proofs[i].a, w).to_affine()).collect();
         let b_prep: Vec<G2Prepared> = idx.par_iter().map(|&i| G2Prepared::from(proofs[i].b)).collect();
         let neg = [(-acc_alpha).to_affine(), (-acc_ic).to_affine(), (-acc_c).to_affine()];
         let mut terms: Vec<(&G1Affine, &G2Prepared)> = scaled_a.iter().zip(b_prep.iter()).collect();
