@@ -72,16 +72,31 @@ fn print_table(records: &[Record]) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{:<34} {:<26} {:>14} {:<10} {:>14} {:>8}",
+        "{:<28} {:<44} {:>14} {:<12} {:>14} {:>8}",
         "name", "params", "value", "unit", "baseline", "ratio"
     );
     for r in records {
-        let baseline = r.baseline.map(|b| format!("{b:.1}")).unwrap_or_else(|| "-".into());
+        let baseline = r.baseline.map(num).unwrap_or_else(|| "-".into());
         let ratio = r.ratio.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "{:<34} {:<26} {:>14.1} {:<10} {:>14} {:>8}",
-            r.name, r.params, r.value, r.unit, baseline, ratio
+            "{:<28} {:<44} {:>14} {:<12} {:>14} {:>8}",
+            r.name,
+            r.params,
+            num(r.value),
+            r.unit,
+            baseline,
+            ratio
         );
+    }
+}
+
+/// Four significant digits, whatever the magnitude.
+fn num(x: f64) -> String {
+    if x == 0.0 || x.abs() >= 1000.0 {
+        format!("{x:.0}")
+    } else {
+        let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 9) as usize;
+        format!("{x:.digits$}")
     }
 }

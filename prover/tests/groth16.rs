@@ -47,8 +47,12 @@ fn policy_proofs_verify_match_bellperson_and_reject_wrong_statements() {
     }
     let (other_req, _) = policy_circuit(credential("cardiology", 4, key), [43; 32]);
     assert_eq!(verify(&pk.pvk, pk.vk(), &ours, &other_req.statement().public_inputs()), Err(VerifyError::Invalid));
+    // The same proof presented for another requester key (its binding) fails too.
     let (other_key, _) = policy_circuit(credential("cardiology", 4, [8; 32]), [42; 32]);
-    assert_ne!(other_key.statement().binding, st.binding);
+    let other_binding = other_key.statement().binding;
+    assert_ne!(other_binding, st.binding);
+    let claimed = [st.credential_root, st.policy_hash, other_binding];
+    assert_eq!(verify(&pk.pvk, pk.vk(), &ours, &claimed), Err(VerifyError::Invalid));
     // Public inputs of the wrong count.
     assert_eq!(
         verify(&pk.pvk, pk.vk(), &ours, &inputs[..2]),
