@@ -1,0 +1,479 @@
+//! The cloud privacy center's store (DESIGN.md §3 steps 4, 8–10; §7).
+//!
+//! - **Blobs**: each signcrypted record's encoding, split into checksummed chunks of
+//!   [`CHUNK_LEN`] bytes (`cpc/blobs`: dataset ‖ record ‖ chunk), with its SHA-256 in the
+//!   manifest.
+//! - **Capsules** apart from payloads (`cpc/capsules`: dataset ‖ record), so a grant's
+//!   re-encryption reads only capsules, in one sequential scan of the dataset's range.
+//! - **Manifests** per dataset (`cpc/manifests`); the manifest hash is H1′, which must equal
+//!   the H1 registered on the data chain before any grant is accepted. A dataset becomes
+//!   visible only when its manifest is written, after all of its records.
+//! - **Grants** (`cpc/grants`): the owner's re-key token, requester, expiry, revocation.
+//! - **Re-encryption jobs** (`cpc/jobs`, `cpc/results`): capsules are read in chunks,
+//!   verified and re-encrypted through a [`ReencryptBackend`]; each chunk's results and the
+//!   job's progress are one commit, and the last chunk's results are committed with the
+//!   receipt. After a crash the job resumes at the first unfinished chunk; results are
+//!   served only once the receipt exists, so no partial output is ever handed out.
+
+use std::sync::Arc;
+
+use blstrs::G1Affine;
+use dualchain_crypto::cbsre::{Capsule, DatasetId, ReKeyToken, Reencrypted, Signcrypted};
+use dualchain_crypto::reencrypt::ReencryptBackend;
+use dualchain_crypto::sign::PublicKey;
+use dualchain_crypto::Codec;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::atomic;
+use crate::engine::{prefix_end, Cf, KvEngine, WriteBatch};
+use crate::error::{key_hex, Result, StorageError};
+use crate::record::{self, be, put_bytes, Cursor};
+
+/// Blob chunk size.
+pub const CHUNK_LEN: usize = 256 << 10;
+/// Records per ingest commit.
+pub const INGEST_BATCH: usize = 256;
+/// Most records in one dataset.
+pub const DATASET_RECORDS_MAX: usize = 1 << 24;
+
+fn dataset_key(d: &DatasetId, index: u64) -> Vec<u8> {
+    let mut k = d.0.to_vec();
+    k.extend_from_slice(&be(index));
+    k
+}
+fn chunk_key(d: &DatasetId, index: u64, chunk: u32) -> Vec<u8> {
+    let mut k = dataset_key(d, index);
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
+}
+fn result_key(grant: &[u8; 32], index: u64) -> Vec<u8> {
+    let mut k = grant.to_vec();
+    k.extend_from_slice(&be(index));
+    k
+}
+fn job_key(grant: &[u8; 32]) -> Vec<u8> {
+    [b"job/".as_slice(), grant].concat()
+}
+fn receipt_key(grant: &[u8; 32]) -> Vec<u8> {
+    [b"receipt/".as_slice(), grant].concat()
+}
+
+/// One record of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    pub blob_len: u64,
+    pub blob_hash: [u8; 32],
+}
+
+/// A dataset's manifest; its hash is H1′.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub dataset: DatasetId,
+    pub owner: String,
+    pub entries: Vec<ManifestEntry>,
+}
+
+impl Manifest {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = self.dataset.0.to_vec();
+        put_bytes(&mut out, self.owner.as_bytes());
+        out.extend_from_slice(&be(self.entries.len() as u64));
+        for e in &self.entries {
+            out.extend_from_slice(&be(e.blob_len));
+            out.extend_from_slice(&e.blob_hash);
+        }
+        out
+    }
+    fn decode(key: &[u8], p: &[u8]) -> Result<Self> {
+        let mut c = Cursor::new(Cf::CpcManifests, key, p);
+        let dataset = DatasetId(c.array()?);
+        let owner = String::from_utf8(c.bytes(256)?.to_vec()).map_err(|_| StorageError::Corrupt {
+            cf: Cf::CpcManifests.name(),
+            key: key_hex(key),
+            reason: "owner is not UTF-8".into(),
+        })?;
+        let n = c.u64()? as usize;
+        if n > DATASET_RECORDS_MAX {
+            return Err(StorageError::Corrupt {
+                cf: Cf::CpcManifests.name(),
+                key: key_hex(key),
+                reason: "too many entries".into(),
+            });
+        }
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            entries.push(ManifestEntry { blob_len: c.u64()?, blob_hash: c.array()? });
+        }
+        c.finish()?;
+        Ok(Self { dataset, owner, entries })
+    }
+    /// H1′ = SHA-256(DST ‖ manifest).
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::new().chain_update(b"dualchain/v1/cpc-manifest").chain_update(self.encode()).finalize().into()
+    }
+}
+
+/// A grant as the CPC holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: [u8; 32],
+    pub token: ReKeyToken,
+    pub revoked: bool,
+}
+
+impl Grant {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = self.id.to_vec();
+        out.push(u8::from(self.revoked));
+        put_bytes(&mut out, &self.token.to_bytes());
+        out
+    }
+    fn decode(key: &[u8], p: &[u8]) -> Result<Self> {
+        let mut c = Cursor::new(Cf::CpcGrants, key, p);
+        let id = c.array()?;
+        let revoked = c.u8()? == 1;
+        let token = ReKeyToken::from_bytes(c.bytes(1 << 12)?).map_err(|e| StorageError::Corrupt {
+            cf: Cf::CpcGrants.name(),
+            key: key_hex(key),
+            reason: e.to_string(),
+        })?;
+        c.finish()?;
+        Ok(Self { id, token, revoked })
+    }
+}
+
+/// The CPC's receipt for a completed re-encryption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub grant: [u8; 32],
+    pub dataset: DatasetId,
+    pub records: u64,
+    /// SHA-256 over the re-encrypted capsules in record order.
+    pub results_digest: [u8; 32],
+    pub completed_at: u64,
+}
+
+impl Receipt {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = self.grant.to_vec();
+        out.extend_from_slice(&self.dataset.0);
+        out.extend_from_slice(&be(self.records));
+        out.extend_from_slice(&self.results_digest);
+        out.extend_from_slice(&be(self.completed_at));
+        out
+    }
+    fn decode(key: &[u8], p: &[u8]) -> Result<Self> {
+        let mut c = Cursor::new(Cf::CpcJobs, key, p);
+        let r = Self {
+            grant: c.array()?,
+            dataset: DatasetId(c.array()?),
+            records: c.u64()?,
+            results_digest: c.array()?,
+            completed_at: c.u64()?,
+        };
+        c.finish()?;
+        Ok(r)
+    }
+}
+
+/// Progress of one grant's re-encryption job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Job {
+    next: u64,
+    digest_state: [u8; 32],
+}
+
+/// The CPC store.
+pub struct CpcStore {
+    engine: Arc<dyn KvEngine>,
+}
+
+impl CpcStore {
+    /// Opens the CPC view, finishing any interrupted commit first.
+    pub fn open(engine: Arc<dyn KvEngine>) -> Result<Self> {
+        atomic::recover(engine.as_ref())?;
+        Ok(Self { engine })
+    }
+
+    fn get_record(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.engine.get(cf, key)? {
+            Some(raw) => Ok(Some(record::open(cf, key, &raw)?.to_vec())),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a dataset's signcrypted records (indices 0..n, one owner, one dataset) after
+    /// checking every owner signature, then its manifest. Returns the manifest (H1′).
+    pub fn ingest(&self, owner_signing_key: &PublicKey, records: &[Signcrypted]) -> Result<Manifest> {
+        let first =
+            records.first().ok_or_else(|| StorageError::Invalid("a dataset needs at least one record".into()))?;
+        if records.len() > DATASET_RECORDS_MAX {
+            return Err(StorageError::Invalid(format!("more than {DATASET_RECORDS_MAX} records")));
+        }
+        let (dataset, owner) = (first.header.dataset, first.header.owner.clone());
+        if self.manifest(&dataset)?.is_some() {
+            return Err(StorageError::Conflict(format!("dataset {dataset} is already stored")));
+        }
+        let mut entries = Vec::with_capacity(records.len());
+        for (chunk_no, chunk) in records.chunks(INGEST_BATCH).enumerate() {
+            let mut wb = WriteBatch::new();
+            for (j, rec) in chunk.iter().enumerate() {
+                let index = (chunk_no * INGEST_BATCH + j) as u64;
+                if rec.header.dataset != dataset || rec.header.owner != owner || rec.header.record_index != index {
+                    return Err(StorageError::Invalid(format!(
+                        "record {index} is not record {index} of dataset {dataset} by {owner}"
+                    )));
+                }
+                rec.verify_signature(owner_signing_key)?;
+                wb.put(Cf::CpcCapsules, dataset_key(&dataset, index), record::seal(&rec.capsule.to_bytes()));
+                let blob = rec.to_bytes();
+                for (c, part) in blob.chunks(CHUNK_LEN).enumerate() {
+                    wb.put(Cf::CpcBlobs, chunk_key(&dataset, index, c as u32), record::seal(part));
+                }
+                entries.push(ManifestEntry { blob_len: blob.len() as u64, blob_hash: Sha256::digest(&blob).into() });
+            }
+            atomic::commit(self.engine.as_ref(), wb)?;
+        }
+        let manifest = Manifest { dataset, owner, entries };
+        let mut wb = WriteBatch::new();
+        wb.put(Cf::CpcManifests, dataset.0.to_vec(), record::seal(&manifest.encode()));
+        atomic::commit(self.engine.as_ref(), wb)?;
+        Ok(manifest)
+    }
+
+    pub fn manifest(&self, dataset: &DatasetId) -> Result<Option<Manifest>> {
+        match self.get_record(Cf::CpcManifests, &dataset.0)? {
+            Some(p) => Ok(Some(Manifest::decode(&dataset.0, &p)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads one record back, checking every chunk's checksum and the blob's hash.
+    pub fn record(&self, dataset: &DatasetId, index: u64) -> Result<Signcrypted> {
+        let manifest = self.manifest(dataset)?.ok_or_else(|| StorageError::NotFound(format!("dataset {dataset}")))?;
+        let entry =
+            manifest.entries.get(index as usize).ok_or_else(|| StorageError::NotFound(format!("record {index}")))?;
+        let from = dataset_key(dataset, index);
+        let rows = self.engine.scan(Cf::CpcBlobs, &from, Some(&prefix_end(&from)), usize::MAX)?;
+        let mut blob = Vec::with_capacity(entry.blob_len as usize);
+        for (c, (k, v)) in rows.iter().enumerate() {
+            if k[k.len() - 4..] != (c as u32).to_be_bytes() {
+                return Err(StorageError::Corrupt {
+                    cf: Cf::CpcBlobs.name(),
+                    key: key_hex(k),
+                    reason: "missing chunk".into(),
+                });
+            }
+            blob.extend_from_slice(record::open(Cf::CpcBlobs, k, v)?);
+        }
+        if blob.len() as u64 != entry.blob_len || <[u8; 32]>::from(Sha256::digest(&blob)) != entry.blob_hash {
+            return Err(StorageError::Corrupt {
+                cf: Cf::CpcBlobs.name(),
+                key: key_hex(&from),
+                reason: "blob does not match its manifest entry".into(),
+            });
+        }
+        Signcrypted::from_bytes(&blob).map_err(|e| StorageError::Corrupt {
+            cf: Cf::CpcBlobs.name(),
+            key: key_hex(&from),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Accepts a grant: the CPC's manifest hash H1′ must equal the H1 the owner registered on
+    /// chain, and the owner's token must verify, be unexpired and match the dataset.
+    pub fn put_grant(
+        &self,
+        grant_id: [u8; 32],
+        token: ReKeyToken,
+        h1: [u8; 32],
+        owner_signing_key: &PublicKey,
+        now: u64,
+    ) -> Result<()> {
+        let manifest = self
+            .manifest(&token.dataset)?
+            .ok_or_else(|| StorageError::Grant(format!("unknown dataset {}", token.dataset)))?;
+        if manifest.hash() != h1 {
+            return Err(StorageError::Grant("the CPC's manifest hash H1' differs from the registered H1".into()));
+        }
+        if manifest.owner != token.owner {
+            return Err(StorageError::Grant("the token's owner does not own the dataset".into()));
+        }
+        token.verify(owner_signing_key, now)?;
+        if token.grant_id != grant_id {
+            return Err(StorageError::Grant("the token was issued for another grant".into()));
+        }
+        if self.get_record(Cf::CpcGrants, &grant_id)?.is_some() {
+            return Err(StorageError::Conflict("grant already stored".into()));
+        }
+        let mut wb = WriteBatch::new();
+        wb.put(Cf::CpcGrants, grant_id.to_vec(), record::seal(&Grant { id: grant_id, token, revoked: false }.encode()));
+        atomic::commit(self.engine.as_ref(), wb)
+    }
+
+    pub fn grant(&self, id: &[u8; 32]) -> Result<Option<Grant>> {
+        match self.get_record(Cf::CpcGrants, id)? {
+            Some(p) => Ok(Some(Grant::decode(id, &p)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Revokes a grant: no further re-encryption or result delivery under it.
+    pub fn revoke_grant(&self, id: &[u8; 32]) -> Result<()> {
+        let mut g = self.grant(id)?.ok_or_else(|| StorageError::NotFound("grant".into()))?;
+        g.revoked = true;
+        let mut wb = WriteBatch::new();
+        wb.put(Cf::CpcGrants, id.to_vec(), record::seal(&g.encode()));
+        atomic::commit(self.engine.as_ref(), wb)
+    }
+
+    fn usable_grant(&self, id: &[u8; 32], owner_signing_key: &PublicKey, now: u64) -> Result<Grant> {
+        let g = self.grant(id)?.ok_or_else(|| StorageError::Grant("unknown grant".into()))?;
+        if g.revoked {
+            return Err(StorageError::Grant("the grant is revoked".into()));
+        }
+        if now >= g.token.expiry {
+            return Err(StorageError::Grant(format!("the grant expired at {}", g.token.expiry)));
+        }
+        g.token.verify(owner_signing_key, now)?;
+        Ok(g)
+    }
+
+    fn job(&self, grant: &[u8; 32]) -> Result<Option<Job>> {
+        let key = job_key(grant);
+        let Some(p) = self.get_record(Cf::CpcJobs, &key)? else { return Ok(None) };
+        let mut c = Cursor::new(Cf::CpcJobs, &key, &p);
+        let j = Job { next: c.u64()?, digest_state: c.array()? };
+        c.finish()?;
+        Ok(Some(j))
+    }
+
+    pub fn receipt(&self, grant: &[u8; 32]) -> Result<Option<Receipt>> {
+        let key = receipt_key(grant);
+        match self.get_record(Cf::CpcJobs, &key)? {
+            Some(p) => Ok(Some(Receipt::decode(&key, &p)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs (or resumes) the grant's re-encryption in chunks of `chunk_records` capsules.
+    /// Returns the receipt; a completed job returns its existing receipt.
+    pub fn reencrypt(
+        &self,
+        grant_id: &[u8; 32],
+        backend: &dyn ReencryptBackend,
+        owner_signing_key: &PublicKey,
+        now: u64,
+        chunk_records: usize,
+        rng: &mut impl RngCore,
+    ) -> Result<Receipt> {
+        if let Some(r) = self.receipt(grant_id)? {
+            return Ok(r);
+        }
+        let grant = self.usable_grant(grant_id, owner_signing_key, now)?;
+        let dataset = grant.token.dataset;
+        let manifest = self.manifest(&dataset)?.ok_or_else(|| StorageError::NotFound(format!("dataset {dataset}")))?;
+        let total = manifest.entries.len() as u64;
+        let mut job = self.job(grant_id)?.unwrap_or(Job { next: 0, digest_state: [0; 32] });
+        let chunk_records = chunk_records.clamp(1, dualchain_crypto::reencrypt::BATCH_LEN_MAX);
+        let end = prefix_end(&dataset.0);
+        while job.next < total {
+            let rows =
+                self.engine.scan(Cf::CpcCapsules, &dataset_key(&dataset, job.next), Some(&end), chunk_records)?;
+            let mut capsules = Vec::with_capacity(rows.len());
+            for (i, (k, v)) in rows.iter().enumerate() {
+                if k[32..] != be(job.next + i as u64) {
+                    return Err(StorageError::Corrupt {
+                        cf: Cf::CpcCapsules.name(),
+                        key: key_hex(k),
+                        reason: "capsule out of sequence".into(),
+                    });
+                }
+                let c = Capsule::from_bytes(record::open(Cf::CpcCapsules, k, v)?).map_err(|e| {
+                    StorageError::Corrupt { cf: Cf::CpcCapsules.name(), key: key_hex(k), reason: e.to_string() }
+                })?;
+                capsules.push(c);
+            }
+            if capsules.is_empty() {
+                return Err(StorageError::Corrupt {
+                    cf: Cf::CpcCapsules.name(),
+                    key: key_hex(&dataset_key(&dataset, job.next)),
+                    reason: "capsule missing".into(),
+                });
+            }
+            let mut seed = [0u8; 32];
+            rng.fill_bytes(&mut seed);
+            if let Err(bad) = backend.verify_capsules(&capsules, seed) {
+                return Err(StorageError::Crypto(dualchain_crypto::CryptoError::BadCapsule {
+                    index: job.next as usize + bad[0],
+                }));
+            }
+            let outputs = backend.reencrypt(&grant.token.rk, &capsules);
+            let mut wb = WriteBatch::new();
+            let mut digest = Sha256::new().chain_update(job.digest_state);
+            for (i, (e, v)) in outputs.iter().enumerate() {
+                let mut value = e.to_compressed().to_vec();
+                value.extend_from_slice(&v.to_compressed());
+                digest.update(&value);
+                wb.put(Cf::CpcResults, result_key(grant_id, job.next + i as u64), record::seal(&value));
+            }
+            job = Job { next: job.next + outputs.len() as u64, digest_state: digest.finalize().into() };
+            if job.next >= total {
+                let receipt = Receipt {
+                    grant: *grant_id,
+                    dataset,
+                    records: total,
+                    results_digest: job.digest_state,
+                    completed_at: now,
+                };
+                wb.put(Cf::CpcJobs, receipt_key(grant_id), record::seal(&receipt.encode()));
+                wb.delete(Cf::CpcJobs, job_key(grant_id));
+            } else {
+                let mut v = be(job.next).to_vec();
+                v.extend_from_slice(&job.digest_state);
+                wb.put(Cf::CpcJobs, job_key(grant_id), record::seal(&v));
+            }
+            atomic::commit(self.engine.as_ref(), wb)?;
+        }
+        self.receipt(grant_id)?.ok_or_else(|| StorageError::Conflict("job finished without a receipt".into()))
+    }
+
+    /// The re-encrypted records of a completed, unrevoked, unexpired grant.
+    pub fn results(&self, grant_id: &[u8; 32], owner_signing_key: &PublicKey, now: u64) -> Result<Vec<Reencrypted>> {
+        let grant = self.usable_grant(grant_id, owner_signing_key, now)?;
+        let receipt =
+            self.receipt(grant_id)?.ok_or_else(|| StorageError::Grant("re-encryption has not completed".into()))?;
+        let rows = self.engine.scan(Cf::CpcResults, grant_id, Some(&prefix_end(grant_id)), usize::MAX)?;
+        if rows.len() as u64 != receipt.records {
+            return Err(StorageError::Corrupt {
+                cf: Cf::CpcResults.name(),
+                key: key_hex(grant_id),
+                reason: "result count differs from the receipt".into(),
+            });
+        }
+        rows.iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                let p = record::open(Cf::CpcResults, k, v)?;
+                let point = |b: &[u8]| -> Result<G1Affine> {
+                    Option::from(G1Affine::from_compressed(b.try_into().map_err(|_| corrupt_result(k))?))
+                        .ok_or_else(|| corrupt_result(k))
+                };
+                if p.len() != 96 {
+                    return Err(corrupt_result(k));
+                }
+                Ok(Reencrypted {
+                    original: self.record(&receipt.dataset, i as u64)?,
+                    e_prime: point(&p[..48])?,
+                    v_prime: point(&p[48..])?,
+                    x_pub: grant.token.x_pub,
+                })
+            })
+            .collect()
+    }
+}
+
+fn corrupt_result(k: &[u8]) -> StorageError {
+    StorageError::Corrupt { cf: Cf::CpcResults.name(), key: key_hex(k), reason: "not two compressed G1 points".into() }
+}

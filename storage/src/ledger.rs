@@ -1,0 +1,374 @@
+//! Ledger stores: the two chains' blocks, the transaction index, contract state, the
+//! consensus log and checkpoints (DESIGN.md §2, §5, §7).
+//!
+//! Keys (big-endian numbers sort numerically):
+//! - `blocks/<chain>`: `h ‖ height` → block, `x ‖ hash` → height;
+//! - `tx_index`: tx hash → (chain, height, position);
+//! - `state`: contract key → value;
+//! - `consensus_log`: sequence → entry; `checkpoints`: sequence → checkpoint;
+//! - `meta`: `tip/<chain>` → (height, hash), `applied_seq` → last applied PBFT sequence,
+//!   `stable_checkpoint` → sequence.
+//!
+//! A committed PBFT batch — one block per chain, its transactions and its state changes —
+//! is applied in one all-or-nothing commit ([`crate::atomic`]).
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::atomic;
+use crate::engine::{prefix_end, Cf, KvEngine, WriteBatch};
+use crate::error::{key_hex, Result, StorageError};
+use crate::record::{self, be, put_bytes, Cursor};
+
+/// Largest block header or body accepted.
+pub const BLOCK_PART_LEN_MAX: usize = 64 << 20;
+/// Largest state value or consensus-log entry.
+pub const VALUE_LEN_MAX: usize = 16 << 20;
+
+/// The two chains of the dual ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Chain {
+    Data,
+    Access,
+}
+
+impl Chain {
+    fn cf(self) -> Cf {
+        match self {
+            Chain::Data => Cf::BlocksData,
+            Chain::Access => Cf::BlocksAccess,
+        }
+    }
+    fn code(self) -> u8 {
+        match self {
+            Chain::Data => 0,
+            Chain::Access => 1,
+        }
+    }
+    fn tip_key(self) -> &'static [u8] {
+        match self {
+            Chain::Data => b"tip/data",
+            Chain::Access => b"tip/access",
+        }
+    }
+}
+
+/// A reference to a block of the other chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockRef {
+    pub height: u64,
+    pub hash: [u8; 32],
+}
+
+/// A block as stored: linkage and cross-link in the clear, header and body opaque (the
+/// ledger crate defines them; the commit certificate travels in the header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlock {
+    pub height: u64,
+    pub prev_hash: [u8; 32],
+    pub cross_link: BlockRef,
+    pub header: Vec<u8>,
+    pub body: Vec<u8>,
+    pub hash: [u8; 32],
+}
+
+impl StoredBlock {
+    pub fn new(height: u64, prev_hash: [u8; 32], cross_link: BlockRef, header: Vec<u8>, body: Vec<u8>) -> Self {
+        let hash = Self::compute_hash(height, &prev_hash, &cross_link, &header, &body);
+        Self { height, prev_hash, cross_link, header, body, hash }
+    }
+
+    /// `SHA-256(DST ‖ height ‖ prev ‖ cross-link ‖ H(header) ‖ H(body))`.
+    pub fn compute_hash(height: u64, prev: &[u8; 32], cross: &BlockRef, header: &[u8], body: &[u8]) -> [u8; 32] {
+        Sha256::new()
+            .chain_update(b"dualchain/v1/block")
+            .chain_update(height.to_be_bytes())
+            .chain_update(prev)
+            .chain_update(cross.height.to_be_bytes())
+            .chain_update(cross.hash)
+            .chain_update(Sha256::digest(header))
+            .chain_update(Sha256::digest(body))
+            .finalize()
+            .into()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.header.len() + self.body.len() + 128);
+        out.extend_from_slice(&self.height.to_be_bytes());
+        out.extend_from_slice(&self.prev_hash);
+        out.extend_from_slice(&self.cross_link.height.to_be_bytes());
+        out.extend_from_slice(&self.cross_link.hash);
+        put_bytes(&mut out, &self.header);
+        put_bytes(&mut out, &self.body);
+        out.extend_from_slice(&self.hash);
+        out
+    }
+
+    fn decode(cf: Cf, key: &[u8], payload: &[u8]) -> Result<Self> {
+        let mut c = Cursor::new(cf, key, payload);
+        let height = c.u64()?;
+        let prev_hash = c.array()?;
+        let cross_link = BlockRef { height: c.u64()?, hash: c.array()? };
+        let header = c.bytes(BLOCK_PART_LEN_MAX)?.to_vec();
+        let body = c.bytes(BLOCK_PART_LEN_MAX)?.to_vec();
+        let hash = c.array()?;
+        c.finish()?;
+        let block = Self { height, prev_hash, cross_link, header, body, hash };
+        if Self::compute_hash(height, &prev_hash, &cross_link, &block.header, &block.body) != hash {
+            return Err(StorageError::Corrupt {
+                cf: cf.name(),
+                key: key_hex(key),
+                reason: "block hash mismatch".into(),
+            });
+        }
+        Ok(block)
+    }
+}
+
+/// Where a transaction landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    pub chain: Chain,
+    pub height: u64,
+    pub position: u32,
+}
+
+/// One committed PBFT batch, cut into a block per chain.
+#[derive(Debug, Clone, Default)]
+pub struct CommittedBatch {
+    /// PBFT sequence number of the batch.
+    pub seq: u64,
+    pub data_block: Option<StoredBlock>,
+    pub access_block: Option<StoredBlock>,
+    /// (tx hash, location) of every transaction in the blocks.
+    pub txs: Vec<([u8; 32], TxLocation)>,
+    /// Contract state changes: `None` deletes the key.
+    pub state: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// The ledger's view of the store.
+pub struct LedgerStore {
+    engine: Arc<dyn KvEngine>,
+}
+
+fn block_key(height: u64) -> Vec<u8> {
+    let mut k = vec![b'h'];
+    k.extend_from_slice(&be(height));
+    k
+}
+fn hash_key(hash: &[u8; 32]) -> Vec<u8> {
+    let mut k = vec![b'x'];
+    k.extend_from_slice(hash);
+    k
+}
+
+impl LedgerStore {
+    /// Opens the ledger view, finishing any interrupted commit first.
+    pub fn open(engine: Arc<dyn KvEngine>) -> Result<Self> {
+        atomic::recover(engine.as_ref())?;
+        Ok(Self { engine })
+    }
+
+    fn get_record(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.engine.get(cf, key)? {
+            Some(raw) => Ok(Some(record::open(cf, key, &raw)?.to_vec())),
+            None => Ok(None),
+        }
+    }
+
+    /// The chain's latest block, if any.
+    pub fn tip(&self, chain: Chain) -> Result<Option<BlockRef>> {
+        let key = chain.tip_key();
+        let Some(p) = self.get_record(Cf::Meta, key)? else { return Ok(None) };
+        let mut c = Cursor::new(Cf::Meta, key, &p);
+        let r = BlockRef { height: c.u64()?, hash: c.array()? };
+        c.finish()?;
+        Ok(Some(r))
+    }
+
+    /// The last applied PBFT sequence number.
+    pub fn applied_seq(&self) -> Result<Option<u64>> {
+        match self.get_record(Cf::Meta, b"applied_seq")? {
+            Some(p) => Ok(Some(record::read_u64(Cf::Meta, b"applied_seq", &p)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn block(&self, chain: Chain, height: u64) -> Result<Option<StoredBlock>> {
+        let key = block_key(height);
+        match self.get_record(chain.cf(), &key)? {
+            Some(p) => Ok(Some(StoredBlock::decode(chain.cf(), &key, &p)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn block_by_hash(&self, chain: Chain, hash: &[u8; 32]) -> Result<Option<StoredBlock>> {
+        let key = hash_key(hash);
+        match self.get_record(chain.cf(), &key)? {
+            Some(p) => self.block(chain, record::read_u64(chain.cf(), &key, &p)?),
+            None => Ok(None),
+        }
+    }
+
+    pub fn tx(&self, hash: &[u8; 32]) -> Result<Option<TxLocation>> {
+        let Some(p) = self.get_record(Cf::TxIndex, hash)? else { return Ok(None) };
+        let mut c = Cursor::new(Cf::TxIndex, hash, &p);
+        let chain = match c.u8()? {
+            0 => Chain::Data,
+            1 => Chain::Access,
+            _ => {
+                return Err(StorageError::Corrupt {
+                    cf: "tx_index",
+                    key: key_hex(hash),
+                    reason: "unknown chain".into(),
+                })
+            }
+        };
+        let loc = TxLocation { chain, height: c.u64()?, position: c.u32()? };
+        c.finish()?;
+        Ok(Some(loc))
+    }
+
+    pub fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_record(Cf::State, key)
+    }
+
+    /// State entries under a prefix, in key order, at most `limit`.
+    pub fn state_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let end = prefix_end(prefix);
+        self.engine
+            .scan(Cf::State, prefix, Some(&end), limit)?
+            .into_iter()
+            .map(|(k, v)| {
+                let p = record::open(Cf::State, &k, &v)?.to_vec();
+                Ok((k, p))
+            })
+            .collect()
+    }
+
+    fn check_link(&self, chain: Chain, block: &StoredBlock) -> Result<()> {
+        let tip = self.tip(chain)?;
+        let (expected_height, expected_prev) = match tip {
+            Some(t) => (t.height + 1, t.hash),
+            None => (0, [0u8; 32]),
+        };
+        if block.height != expected_height || block.prev_hash != expected_prev {
+            return Err(StorageError::Conflict(format!(
+                "{chain:?} block {} does not extend the tip (expected height {expected_height} with the tip's hash)",
+                block.height
+            )));
+        }
+        if StoredBlock::compute_hash(block.height, &block.prev_hash, &block.cross_link, &block.header, &block.body)
+            != block.hash
+        {
+            return Err(StorageError::Invalid(format!("{chain:?} block {} carries a wrong hash", block.height)));
+        }
+        Ok(())
+    }
+
+    /// Applies a committed batch: both blocks, the transaction index, the state changes and
+    /// the heights, all or nothing. Batches apply in sequence order, each once.
+    pub fn apply(&self, batch: &CommittedBatch) -> Result<()> {
+        if let Some(seq) = self.applied_seq()? {
+            if batch.seq <= seq {
+                return Err(StorageError::Conflict(format!("batch {} is already applied (last {seq})", batch.seq)));
+            }
+        }
+        let mut wb = WriteBatch::new();
+        for (chain, block) in [(Chain::Data, &batch.data_block), (Chain::Access, &batch.access_block)] {
+            let Some(b) = block else { continue };
+            self.check_link(chain, b)?;
+            wb.put(chain.cf(), block_key(b.height), record::seal(&b.encode()));
+            wb.put(chain.cf(), hash_key(&b.hash), record::seal(&be(b.height)));
+            let mut tip = be(b.height).to_vec();
+            tip.extend_from_slice(&b.hash);
+            wb.put(Cf::Meta, chain.tip_key(), record::seal(&tip));
+        }
+        for (hash, loc) in &batch.txs {
+            let mut v = vec![loc.chain.code()];
+            v.extend_from_slice(&be(loc.height));
+            v.extend_from_slice(&loc.position.to_be_bytes());
+            wb.put(Cf::TxIndex, hash.to_vec(), record::seal(&v));
+        }
+        for (key, value) in &batch.state {
+            match value {
+                Some(v) if v.len() <= VALUE_LEN_MAX => wb.put(Cf::State, key.clone(), record::seal(v)),
+                Some(_) => return Err(StorageError::Invalid(format!("state value for {} too large", key_hex(key)))),
+                None => wb.delete(Cf::State, key.clone()),
+            }
+        }
+        wb.put(Cf::Meta, b"applied_seq".to_vec(), record::seal(&be(batch.seq)));
+        atomic::commit(self.engine.as_ref(), wb)
+    }
+
+    // ---- consensus log and checkpoints ------------------------------------------------
+
+    /// Stores a consensus-log entry at a sequence number.
+    pub fn log_put(&self, seq: u64, entry: &[u8]) -> Result<()> {
+        if entry.len() > VALUE_LEN_MAX {
+            return Err(StorageError::Invalid("consensus-log entry too large".into()));
+        }
+        if let Some(stable) = self.stable_checkpoint()? {
+            if seq <= stable {
+                return Err(StorageError::Conflict(format!(
+                    "sequence {seq} is at or below the stable checkpoint {stable}"
+                )));
+            }
+        }
+        let mut wb = WriteBatch::new();
+        wb.put(Cf::ConsensusLog, be(seq).to_vec(), record::seal(entry));
+        atomic::commit(self.engine.as_ref(), wb)
+    }
+
+    pub fn log_get(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        self.get_record(Cf::ConsensusLog, &be(seq))
+    }
+
+    /// Entries with `from <= seq < to`, in order.
+    pub fn log_range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        let rows = self.engine.scan(Cf::ConsensusLog, &be(from), Some(&be(to)), usize::MAX)?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let seq = record::read_u64(Cf::ConsensusLog, &k, &k)?;
+                Ok((seq, record::open(Cf::ConsensusLog, &k, &v)?.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Stores a checkpoint (its state digest and proof) at a sequence number.
+    pub fn checkpoint_put(&self, seq: u64, checkpoint: &[u8]) -> Result<()> {
+        let mut wb = WriteBatch::new();
+        wb.put(Cf::Checkpoints, be(seq).to_vec(), record::seal(checkpoint));
+        atomic::commit(self.engine.as_ref(), wb)
+    }
+
+    pub fn checkpoint(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        self.get_record(Cf::Checkpoints, &be(seq))
+    }
+
+    pub fn stable_checkpoint(&self) -> Result<Option<u64>> {
+        match self.get_record(Cf::Meta, b"stable_checkpoint")? {
+            Some(p) => Ok(Some(record::read_u64(Cf::Meta, b"stable_checkpoint", &p)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Marks the checkpoint at `seq` stable and truncates the consensus log at and below it
+    /// and older checkpoints, in one commit (PBFT's garbage collection, Castro–Liskov §4.3).
+    pub fn mark_stable(&self, seq: u64) -> Result<()> {
+        if self.checkpoint(seq)?.is_none() {
+            return Err(StorageError::NotFound(format!("checkpoint {seq}")));
+        }
+        if let Some(s) = self.stable_checkpoint()? {
+            if seq <= s {
+                return Err(StorageError::Conflict(format!("checkpoint {seq} is not newer than the stable {s}")));
+            }
+        }
+        let mut wb = WriteBatch::new();
+        wb.delete_range(Cf::ConsensusLog, be(0).to_vec(), be(seq + 1).to_vec());
+        wb.delete_range(Cf::Checkpoints, be(0).to_vec(), be(seq).to_vec());
+        wb.put(Cf::Meta, b"stable_checkpoint".to_vec(), record::seal(&be(seq)));
+        atomic::commit(self.engine.as_ref(), wb)
+    }
+}

@@ -1,0 +1,125 @@
+//! One behavioural suite, run against the RocksDB engine and the memory engine.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use dualchain_crypto::reencrypt::CpuBackend;
+use dualchain_storage::cpc::CpcStore;
+use dualchain_storage::engine::{Cf, KvEngine, WriteBatch};
+use dualchain_storage::ledger::{Chain, LedgerStore};
+use dualchain_storage::memory::MemoryEngine;
+use dualchain_storage::rocks::{RocksConfig, RocksEngine};
+use dualchain_storage::StorageError;
+
+fn engine_suite(e: Arc<dyn KvEngine>) {
+    let mut wb = WriteBatch::new();
+    for i in 0u8..10 {
+        wb.put(Cf::State, vec![b'k', i], vec![i; 3]);
+    }
+    wb.put(Cf::TxIndex, b"k\x05".to_vec(), b"other family".to_vec());
+    e.write(wb).unwrap();
+    assert_eq!(e.get(Cf::State, b"k\x03").unwrap(), Some(vec![3; 3]));
+    assert_eq!(e.get(Cf::TxIndex, b"k\x05").unwrap(), Some(b"other family".to_vec()));
+    assert_eq!(e.get(Cf::Meta, b"k\x03").unwrap(), None);
+    let rows = e.scan(Cf::State, b"k\x02", Some(b"k\x06"), 100).unwrap();
+    assert_eq!(rows.iter().map(|(k, _)| k[1]).collect::<Vec<_>>(), vec![2, 3, 4, 5]);
+    assert_eq!(e.scan(Cf::State, b"k\x00", None, 3).unwrap().len(), 3);
+    let mut wb = WriteBatch::new();
+    wb.delete(Cf::State, b"k\x00".to_vec());
+    wb.delete_range(Cf::State, b"k\x05".to_vec(), b"k\x08".to_vec());
+    wb.put(Cf::State, b"k\x06".to_vec(), b"after range".to_vec());
+    e.write(wb).unwrap();
+    let keys: Vec<u8> = e.scan(Cf::State, b"", None, 100).unwrap().iter().map(|(k, _)| k[1]).collect();
+    // Operations apply in order: the put after the range delete survives.
+    assert_eq!(keys, vec![1, 2, 3, 4, 6, 8, 9]);
+}
+
+fn ledger_suite(e: Arc<dyn KvEngine>) {
+    let store = LedgerStore::open(e.clone()).unwrap();
+    check_ledger(&store, 0);
+    for k in 0..20 {
+        store.apply(&next_batch(&store, k, 5)).unwrap();
+    }
+    check_ledger(&store, 20);
+    // Replays, gaps and forks are refused and change nothing.
+    let mut replay = next_batch(&store, 19, 5);
+    assert!(matches!(store.apply(&replay), Err(StorageError::Conflict(_))));
+    replay.seq = 20;
+    if let Some(b) = replay.data_block.as_mut() {
+        b.prev_hash = [9; 32];
+    }
+    assert!(matches!(store.apply(&replay), Err(StorageError::Conflict(_))));
+    let mut forged = next_batch(&store, 20, 1);
+    forged.data_block.as_mut().unwrap().body.push(0);
+    assert!(matches!(store.apply(&forged), Err(StorageError::Invalid(_))));
+    check_ledger(&store, 20);
+    // Cross-links point at the other chain's block.
+    let a = store.block(Chain::Access, 7).unwrap().unwrap();
+    assert_eq!(a.cross_link.hash, store.block(Chain::Data, 7).unwrap().unwrap().hash);
+    assert_eq!(store.state_prefix(b"acct/", 100).unwrap().len(), 7);
+
+    // Consensus log and checkpoints with truncation below a stable checkpoint.
+    for s in 1..=30u64 {
+        store.log_put(s, format!("entry {s}").as_bytes()).unwrap();
+    }
+    store.checkpoint_put(10, b"cp10").unwrap();
+    store.checkpoint_put(20, b"cp20").unwrap();
+    assert!(matches!(store.mark_stable(15), Err(StorageError::NotFound(_))));
+    store.mark_stable(20).unwrap();
+    assert_eq!(store.stable_checkpoint().unwrap(), Some(20));
+    assert!(store.log_get(20).unwrap().is_none());
+    assert_eq!(store.log_get(21).unwrap().unwrap(), b"entry 21");
+    assert_eq!(store.log_range(0, 100).unwrap().len(), 10);
+    assert!(store.checkpoint(10).unwrap().is_none());
+    assert_eq!(store.checkpoint(20).unwrap().unwrap(), b"cp20");
+    assert!(matches!(store.log_put(5, b"old"), Err(StorageError::Conflict(_))));
+    assert!(matches!(store.mark_stable(10), Err(StorageError::NotFound(_)) | Err(StorageError::Conflict(_))));
+
+    // Reopening sees the same state.
+    let reopened = LedgerStore::open(e).unwrap();
+    check_ledger(&reopened, 20);
+}
+
+fn cpc_suite(e: Arc<dyn KvEngine>) {
+    let d = dataset(40, 1500, NOW + 3600);
+    let cpc = CpcStore::open(e).unwrap();
+    let manifest = cpc.ingest(&d.owner.public(), &d.records).unwrap();
+    assert_eq!(manifest.entries.len(), 40);
+    assert!(matches!(cpc.ingest(&d.owner.public(), &d.records), Err(StorageError::Conflict(_))));
+    for i in [0u64, 17, 39] {
+        assert_eq!(cpc.record(&manifest.dataset, i).unwrap(), d.records[i as usize]);
+    }
+    cpc.put_grant(d.grant_id, d.token.clone(), manifest.hash(), &d.owner.public(), NOW).unwrap();
+    let receipt = cpc.reencrypt(&d.grant_id, &CpuBackend, &d.owner.public(), NOW, 16, &mut rng(1)).unwrap();
+    assert_eq!(receipt.records, 40);
+    // Running again returns the same receipt without redoing work.
+    assert_eq!(cpc.reencrypt(&d.grant_id, &CpuBackend, &d.owner.public(), NOW + 5, 16, &mut rng(2)).unwrap(), receipt);
+    let results = cpc.results(&d.grant_id, &d.owner.public(), NOW).unwrap();
+    for (re, pt) in results.iter().zip(&d.plaintexts) {
+        assert_eq!(&re.decrypt(&d.requester_dsk, &d.owner.public()).unwrap(), pt);
+    }
+}
+
+#[test]
+fn memory_engine_passes_the_suite() {
+    engine_suite(arc(MemoryEngine::new()));
+    ledger_suite(arc(MemoryEngine::new()));
+    cpc_suite(arc(MemoryEngine::new()));
+}
+
+#[test]
+fn rocksdb_engine_passes_the_suite() {
+    let dir = std::env::temp_dir().join(format!("dualchain-rocks-suite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (i, suite) in [engine_suite as fn(Arc<dyn KvEngine>), ledger_suite, cpc_suite].into_iter().enumerate() {
+        let path = dir.join(format!("db{i}"));
+        suite(arc(RocksEngine::open(&path, &RocksConfig::default()).unwrap()));
+    }
+    // Data survives closing and reopening the database.
+    let path = dir.join("db1");
+    let store = LedgerStore::open(arc(RocksEngine::open(&path, &RocksConfig::default()).unwrap())).unwrap();
+    check_ledger(&store, 20);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
