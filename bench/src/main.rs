@@ -10,6 +10,7 @@
 mod crypto_suite;
 mod measure;
 mod prover_suite;
+mod storage_suite;
 
 use std::io::Write;
 
@@ -54,6 +55,7 @@ fn main() -> Result<()> {
     let records: Vec<Record> = match args.suite.as_str() {
         "crypto" => crypto_suite::run(args.quick)?,
         "prover" => prover_suite::run(args.quick, args.large)?,
+        "storage" => storage_suite::run(args.quick)?,
         s if SUITES.contains(&s) => {
             bail!("suite `{s}` has nothing to measure yet: its crate is not built (see the crate's module docs)")
         }
