@@ -51,7 +51,7 @@ fn rocks(dir: &TempDir, sync: bool) -> Result<Arc<dyn KvEngine>> {
 fn batch(store: &LedgerStore, k: u64, txs: usize) -> Result<(CommittedBatch, usize)> {
     let tip =
         |c| store.tip(c).map(|t| t.map(|t| (t.height + 1, t.hash, t)).unwrap_or((0, [0; 32], BlockRef::default())));
-    let (hd, pd, td) = tip(Chain::Data)?;
+    let (hd, pd, _) = tip(Chain::Data)?;
     let (ha, pa, ta) = tip(Chain::Access)?;
     // A transaction of about 300 bytes (a signed demand or grant with its proof).
     let tx: Vec<u8> = (0..300u32).map(|i| (i * 7 + k as u32) as u8).collect();

@@ -197,10 +197,7 @@ impl CpcStore {
     }
 
     fn get_record(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.engine.get(cf, key)? {
-            Some(raw) => Ok(Some(record::open(cf, key, &raw)?.to_vec())),
-            None => Ok(None),
-        }
+        record::get(self.engine.as_ref(), cf, key)
     }
 
     /// Stores a dataset's signcrypted records (indices 0..n, one owner, one dataset) after

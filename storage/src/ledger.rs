@@ -171,10 +171,7 @@ impl LedgerStore {
     }
 
     fn get_record(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.engine.get(cf, key)? {
-            Some(raw) => Ok(Some(record::open(cf, key, &raw)?.to_vec())),
-            None => Ok(None),
-        }
+        record::get(self.engine.as_ref(), cf, key)
     }
 
     /// The chain's latest block, if any.

@@ -2,7 +2,7 @@
 //! payload) ‖ payload`. A record that fails its checksum or carries an unknown version is
 //! reported with its column family and key, never returned as data.
 
-use crate::engine::Cf;
+use crate::engine::{Cf, KvEngine};
 use crate::error::{key_hex, Result, StorageError};
 
 pub const RECORD_VERSION: u8 = 1;
@@ -33,6 +33,14 @@ pub fn open<'a>(cf: Cf, key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8]> {
         return Err(corrupt("checksum mismatch"));
     }
     Ok(payload)
+}
+
+/// Reads a record and opens its envelope.
+pub fn get(engine: &dyn KvEngine, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    match engine.get(cf, key)? {
+        Some(raw) => Ok(Some(open(cf, key, &raw)?.to_vec())),
+        None => Ok(None),
+    }
 }
 
 /// Big-endian u64 key component (keys sort numerically).
