@@ -76,11 +76,11 @@ impl ProvingKey {
         Ok(out)
     }
 
-    /// The full file contents.
+    /// The full file contents. The trailer is the content hash computed when the key was
+    /// generated or loaded, so writing does not hash the whole body again.
     pub fn to_file_bytes(&self) -> Result<Vec<u8>, ProverError> {
         let mut out = self.encode_without_trailer()?;
-        let hash: [u8; 32] = Sha256::digest(&out).into();
-        out.extend_from_slice(&hash);
+        out.extend_from_slice(&self.content_hash);
         Ok(out)
     }
 

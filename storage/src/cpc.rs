@@ -23,6 +23,7 @@ use dualchain_crypto::reencrypt::ReencryptBackend;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
 use rand::RngCore;
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::atomic;
@@ -249,6 +250,13 @@ impl CpcStore {
     /// Reads one record back, checking every chunk's checksum and the blob's hash.
     pub fn record(&self, dataset: &DatasetId, index: u64) -> Result<Signcrypted> {
         let manifest = self.manifest(dataset)?.ok_or_else(|| StorageError::NotFound(format!("dataset {dataset}")))?;
+        self.record_in(&manifest, index)
+    }
+
+    /// [`CpcStore::record`] against a manifest already read (callers reading many records
+    /// decode the manifest once).
+    fn record_in(&self, manifest: &Manifest, index: u64) -> Result<Signcrypted> {
+        let dataset = &manifest.dataset;
         let entry =
             manifest.entries.get(index as usize).ok_or_else(|| StorageError::NotFound(format!("record {index}")))?;
         let from = dataset_key(dataset, index);
@@ -378,20 +386,27 @@ impl CpcStore {
         while job.next < total {
             let rows =
                 self.engine.scan(Cf::CpcCapsules, &dataset_key(&dataset, job.next), Some(&end), chunk_records)?;
-            let mut capsules = Vec::with_capacity(rows.len());
-            for (i, (k, v)) in rows.iter().enumerate() {
-                if k[32..] != be(job.next + i as u64) {
-                    return Err(StorageError::Corrupt {
+            // Decoding validates both points of every capsule (decompression and subgroup
+            // check), which costs as much as the batch verification itself: spread it over
+            // the cores.
+            let capsules: Vec<Capsule> = rows
+                .par_iter()
+                .enumerate()
+                .map(|(i, (k, v))| {
+                    if k[32..] != be(job.next + i as u64) {
+                        return Err(StorageError::Corrupt {
+                            cf: Cf::CpcCapsules.name(),
+                            key: key_hex(k),
+                            reason: "capsule out of sequence".into(),
+                        });
+                    }
+                    Capsule::from_bytes(record::open(Cf::CpcCapsules, k, v)?).map_err(|e| StorageError::Corrupt {
                         cf: Cf::CpcCapsules.name(),
                         key: key_hex(k),
-                        reason: "capsule out of sequence".into(),
-                    });
-                }
-                let c = Capsule::from_bytes(record::open(Cf::CpcCapsules, k, v)?).map_err(|e| {
-                    StorageError::Corrupt { cf: Cf::CpcCapsules.name(), key: key_hex(k), reason: e.to_string() }
-                })?;
-                capsules.push(c);
-            }
+                        reason: e.to_string(),
+                    })
+                })
+                .collect::<Result<_>>()?;
             if capsules.is_empty() {
                 return Err(StorageError::Corrupt {
                     cf: Cf::CpcCapsules.name(),
@@ -441,6 +456,9 @@ impl CpcStore {
         let grant = self.usable_grant(grant_id, owner_signing_key, now)?;
         let receipt =
             self.receipt(grant_id)?.ok_or_else(|| StorageError::Grant("re-encryption has not completed".into()))?;
+        let manifest = self
+            .manifest(&receipt.dataset)?
+            .ok_or_else(|| StorageError::NotFound(format!("dataset {}", receipt.dataset)))?;
         let rows = self.engine.scan(Cf::CpcResults, grant_id, Some(&prefix_end(grant_id)), usize::MAX)?;
         if rows.len() as u64 != receipt.records {
             return Err(StorageError::Corrupt {
@@ -461,7 +479,7 @@ impl CpcStore {
                     return Err(corrupt_result(k));
                 }
                 Ok(Reencrypted {
-                    original: self.record(&receipt.dataset, i as u64)?,
+                    original: self.record_in(&manifest, i as u64)?,
                     e_prime: point(&p[..48])?,
                     v_prime: point(&p[48..])?,
                     x_pub: grant.token.x_pub,
