@@ -1,13 +1,11 @@
-//! Ledger stores: the two chains' blocks, the transaction index, contract state, the
-//! consensus log and checkpoints (DESIGN.md §2, §5, §7).
+//! Ledger stores: the two chains' blocks, the transaction index and contract state
+//! (DESIGN.md §2, §7). The consensus log lives in [`crate::consensus`].
 //!
 //! Keys (big-endian numbers sort numerically):
 //! - `blocks/<chain>`: `h ‖ height` → block, `x ‖ hash` → height;
 //! - `tx_index`: tx hash → (chain, height, position);
 //! - `state`: contract key → value;
-//! - `consensus_log`: sequence → entry; `checkpoints`: sequence → checkpoint;
-//! - `meta`: `tip/<chain>` → (height, hash), `applied_seq` → last applied PBFT sequence,
-//!   `stable_checkpoint` → sequence.
+//! - `meta`: `tip/<chain>` → (height, hash), `applied_seq` → last applied PBFT sequence.
 //!
 //! A committed PBFT batch — one block per chain, its transactions and its state changes —
 //! is applied in one all-or-nothing commit ([`crate::atomic`]).
@@ -296,76 +294,6 @@ impl LedgerStore {
             }
         }
         wb.put(Cf::Meta, b"applied_seq".to_vec(), record::seal(&be(batch.seq)));
-        atomic::commit(self.engine.as_ref(), wb)
-    }
-
-    // ---- consensus log and checkpoints ------------------------------------------------
-
-    /// Stores a consensus-log entry at a sequence number.
-    pub fn log_put(&self, seq: u64, entry: &[u8]) -> Result<()> {
-        if entry.len() > VALUE_LEN_MAX {
-            return Err(StorageError::Invalid("consensus-log entry too large".into()));
-        }
-        if let Some(stable) = self.stable_checkpoint()? {
-            if seq <= stable {
-                return Err(StorageError::Conflict(format!(
-                    "sequence {seq} is at or below the stable checkpoint {stable}"
-                )));
-            }
-        }
-        let mut wb = WriteBatch::new();
-        wb.put(Cf::ConsensusLog, be(seq).to_vec(), record::seal(entry));
-        atomic::commit(self.engine.as_ref(), wb)
-    }
-
-    pub fn log_get(&self, seq: u64) -> Result<Option<Vec<u8>>> {
-        self.get_record(Cf::ConsensusLog, &be(seq))
-    }
-
-    /// Entries with `from <= seq < to`, in order.
-    pub fn log_range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>> {
-        let rows = self.engine.scan(Cf::ConsensusLog, &be(from), Some(&be(to)), usize::MAX)?;
-        rows.into_iter()
-            .map(|(k, v)| {
-                let seq = record::read_u64(Cf::ConsensusLog, &k, &k)?;
-                Ok((seq, record::open(Cf::ConsensusLog, &k, &v)?.to_vec()))
-            })
-            .collect()
-    }
-
-    /// Stores a checkpoint (its state digest and proof) at a sequence number.
-    pub fn checkpoint_put(&self, seq: u64, checkpoint: &[u8]) -> Result<()> {
-        let mut wb = WriteBatch::new();
-        wb.put(Cf::Checkpoints, be(seq).to_vec(), record::seal(checkpoint));
-        atomic::commit(self.engine.as_ref(), wb)
-    }
-
-    pub fn checkpoint(&self, seq: u64) -> Result<Option<Vec<u8>>> {
-        self.get_record(Cf::Checkpoints, &be(seq))
-    }
-
-    pub fn stable_checkpoint(&self) -> Result<Option<u64>> {
-        match self.get_record(Cf::Meta, b"stable_checkpoint")? {
-            Some(p) => Ok(Some(record::read_u64(Cf::Meta, b"stable_checkpoint", &p)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Marks the checkpoint at `seq` stable and truncates the consensus log at and below it
-    /// and older checkpoints, in one commit (PBFT's garbage collection, Castro–Liskov §4.3).
-    pub fn mark_stable(&self, seq: u64) -> Result<()> {
-        if self.checkpoint(seq)?.is_none() {
-            return Err(StorageError::NotFound(format!("checkpoint {seq}")));
-        }
-        if let Some(s) = self.stable_checkpoint()? {
-            if seq <= s {
-                return Err(StorageError::Conflict(format!("checkpoint {seq} is not newer than the stable {s}")));
-            }
-        }
-        let mut wb = WriteBatch::new();
-        wb.delete_range(Cf::ConsensusLog, be(0).to_vec(), be(seq + 1).to_vec());
-        wb.delete_range(Cf::Checkpoints, be(0).to_vec(), be(seq).to_vec());
-        wb.put(Cf::Meta, b"stable_checkpoint".to_vec(), record::seal(&be(seq)));
         atomic::commit(self.engine.as_ref(), wb)
     }
 }

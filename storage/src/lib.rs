@@ -8,12 +8,14 @@
 //! | [`wrappers`] | `Faulty` (injected errors, torn batches) and `Metered` |
 //! | [`atomic`] | all-or-nothing commits on any engine, with recovery |
 //! | [`record`] | the versioned, checksummed envelope of every record |
-//! | [`ledger`] | blocks of both chains, transaction index, state, consensus log, checkpoints |
+//! | [`ledger`] | blocks of both chains, transaction index, state |
+//! | [`consensus`] | the PBFT log, checkpoints, view and the archive of committed batches |
 //! | [`cpc`] | the CPC store: blobs, capsules, manifests (H1′), grants, batch re-encryption jobs |
 
 #![forbid(unsafe_code)]
 
 pub mod atomic;
+pub mod consensus;
 pub mod cpc;
 pub mod engine;
 pub mod error;

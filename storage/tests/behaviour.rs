@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use common::*;
 use dualchain_crypto::reencrypt::CpuBackend;
+use dualchain_storage::consensus::{ConsensusStore, LogWrite};
 use dualchain_storage::cpc::CpcStore;
 use dualchain_storage::engine::{Cf, KvEngine, WriteBatch};
 use dualchain_storage::ledger::{Chain, LedgerStore};
@@ -60,26 +61,51 @@ fn ledger_suite(e: Arc<dyn KvEngine>) {
     assert_eq!(a.cross_link.hash, store.block(Chain::Data, 7).unwrap().unwrap().hash);
     assert_eq!(store.state_prefix(b"acct/", 100).unwrap().len(), 7);
 
-    // Consensus log and checkpoints with truncation below a stable checkpoint.
-    for s in 1..=30u64 {
-        store.log_put(s, format!("entry {s}").as_bytes()).unwrap();
-    }
-    store.checkpoint_put(10, b"cp10").unwrap();
-    store.checkpoint_put(20, b"cp20").unwrap();
-    assert!(matches!(store.mark_stable(15), Err(StorageError::NotFound(_))));
-    store.mark_stable(20).unwrap();
-    assert_eq!(store.stable_checkpoint().unwrap(), Some(20));
-    assert!(store.log_get(20).unwrap().is_none());
-    assert_eq!(store.log_get(21).unwrap().unwrap(), b"entry 21");
-    assert_eq!(store.log_range(0, 100).unwrap().len(), 10);
-    assert!(store.checkpoint(10).unwrap().is_none());
-    assert_eq!(store.checkpoint(20).unwrap().unwrap(), b"cp20");
-    assert!(matches!(store.log_put(5, b"old"), Err(StorageError::Conflict(_))));
-    assert!(matches!(store.mark_stable(10), Err(StorageError::NotFound(_)) | Err(StorageError::Conflict(_))));
-
     // Reopening sees the same state.
     let reopened = LedgerStore::open(e).unwrap();
     check_ledger(&reopened, 20);
+}
+
+fn consensus_suite(e: Arc<dyn KvEngine>) {
+    let store = ConsensusStore::open(e.clone()).unwrap();
+    assert_eq!(store.view().unwrap(), 0);
+    assert!(store.stable_checkpoint().unwrap().is_none());
+    let mut w = LogWrite { view: Some(3), ..Default::default() };
+    for s in 1..=30u64 {
+        w.records.push((s, format!("prepare {s}").into_bytes()));
+        w.records.push((s, format!("commit {s}").into_bytes()));
+        w.committed.push((s, format!("batch {s}").into_bytes()));
+    }
+    // The same record twice is kept once.
+    w.records.push((7, b"prepare 7".to_vec()));
+    store.write(&w).unwrap();
+    assert_eq!(store.view().unwrap(), 3);
+    assert_eq!(store.records(0).unwrap().len(), 60);
+    assert_eq!(store.last_committed().unwrap(), Some(30));
+    // Stable without a proof is refused and changes nothing.
+    let no_proof = LogWrite { stable: Some(20), ..Default::default() };
+    assert!(matches!(store.write(&no_proof), Err(StorageError::NotFound(_))));
+    assert_eq!(store.records(0).unwrap().len(), 60);
+    store.write(&LogWrite { checkpoint: Some((10, b"cp10".to_vec())), ..Default::default() }).unwrap();
+    store
+        .write(&LogWrite { checkpoint: Some((20, b"cp20".to_vec())), stable: Some(20), ..Default::default() })
+        .unwrap();
+    assert_eq!(store.stable_checkpoint().unwrap(), Some((20, b"cp20".to_vec())));
+    let left = store.records(0).unwrap();
+    assert_eq!(left.len(), 20);
+    assert!(left.iter().all(|(s, _)| *s > 20));
+    assert!(store.checkpoint(10).unwrap().is_none());
+    // Going back to an older stable checkpoint is refused.
+    let older = LogWrite { checkpoint: Some((15, b"cp15".to_vec())), stable: Some(15), ..Default::default() };
+    assert!(matches!(store.write(&older), Err(StorageError::Conflict(_))));
+    // The committed archive is never truncated.
+    assert_eq!(store.committed(3).unwrap().unwrap(), b"batch 3");
+    let range = store.committed_range(5, 9, 100).unwrap();
+    assert_eq!(range.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![5, 6, 7, 8]);
+    assert_eq!(store.committed_range(0, 100, 4).unwrap().len(), 4);
+    let reopened = ConsensusStore::open(e).unwrap();
+    assert_eq!(reopened.view().unwrap(), 3);
+    assert_eq!(reopened.records(25).unwrap().len(), 12);
 }
 
 fn cpc_suite(e: Arc<dyn KvEngine>) {
@@ -107,13 +133,14 @@ fn memory_engine_passes_the_suite() {
     engine_suite(arc(MemoryEngine::new()));
     ledger_suite(arc(MemoryEngine::new()));
     cpc_suite(arc(MemoryEngine::new()));
+    consensus_suite(arc(MemoryEngine::new()));
 }
 
 #[test]
 fn rocksdb_engine_passes_the_suite() {
     let dir = std::env::temp_dir().join(format!("dualchain-rocks-suite-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    for (i, suite) in [engine_suite as fn(Arc<dyn KvEngine>), ledger_suite, cpc_suite].into_iter().enumerate() {
+    for (i, suite) in [engine_suite as fn(Arc<dyn KvEngine>), ledger_suite, cpc_suite, consensus_suite].into_iter().enumerate() {
         let path = dir.join(format!("db{i}"));
         suite(arc(RocksEngine::open(&path, &RocksConfig::default()).unwrap()));
     }

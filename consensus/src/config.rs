@@ -1,0 +1,118 @@
+//! Replica configuration, with the relationships between its bounds checked.
+
+use thiserror::Error;
+
+use crate::message::{ReplicaId, BATCH_BYTES_MAX, BATCH_REQUESTS_MAX, REPLICAS_MAX, WATERMARK_SPAN_MAX};
+
+/// Tunables of one replica. Every replica of a consortium uses the same `n`,
+/// `checkpoint_interval` and `watermark_span` (they decide which messages are valid); the
+/// others are local.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Number of replicas, n = 3f + 1 (larger n tolerates ⌊(n − 1)/3⌋ faults).
+    pub n: usize,
+    /// This replica's index.
+    pub id: ReplicaId,
+    /// K: a checkpoint every K sequence numbers (§2.4).
+    pub checkpoint_interval: u64,
+    /// L = H − h: sequence numbers accepted above the stable checkpoint (§2.4).
+    pub watermark_span: u64,
+    /// Batches the primary keeps in flight beyond the last executed one (the pipeline; 1
+    /// turns pipelining off).
+    pub window_len: u64,
+    /// Most requests per batch.
+    pub batch_len_max: usize,
+    /// Most encoded bytes per batch.
+    pub batch_bytes_max: usize,
+    /// How long the primary waits to fill a batch.
+    pub batch_delay_ms: u64,
+    /// How long a request may wait for execution before this replica suspects the primary
+    /// (doubles with each failed view change, §2.5.2).
+    pub view_change_timeout_ms: u64,
+    /// How often unanswered messages are re-sent (the simulated network and reconnects lose
+    /// messages; PBFT assumes retransmission, §2.1).
+    pub retransmit_ms: u64,
+    /// How long execution may stall, with evidence that others are ahead, before this
+    /// replica asks a peer for committed batches (§5.3).
+    pub state_fetch_ms: u64,
+    /// Most requests waiting at this replica (back-pressure beyond it).
+    pub pending_len_max: usize,
+    /// Sequence numbers over which an executed request id is remembered for
+    /// de-duplication.
+    pub dedup_horizon: u64,
+}
+
+impl Config {
+    /// Defaults for a consortium of `n`, seen from replica `id`.
+    pub fn new(n: usize, id: ReplicaId) -> Self {
+        Self {
+            n,
+            id,
+            checkpoint_interval: 64,
+            watermark_span: 256,
+            window_len: 16,
+            batch_len_max: 8192,
+            batch_bytes_max: 2 << 20,
+            batch_delay_ms: 2,
+            view_change_timeout_ms: 2000,
+            retransmit_ms: 500,
+            state_fetch_ms: 1000,
+            pending_len_max: 1 << 20,
+            dedup_horizon: 4096,
+        }
+    }
+
+    /// The number of faults tolerated.
+    pub fn f(&self) -> usize {
+        (self.n - 1) / 3
+    }
+
+    /// 2f + 1.
+    pub fn quorum(&self) -> usize {
+        2 * self.f() + 1
+    }
+
+    /// The primary of `view` (§2.2: p = v mod n).
+    pub fn primary(&self, view: u64) -> ReplicaId {
+        (view % self.n as u64) as ReplicaId
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |why: String| Err(ConfigError(why));
+        if self.n < 4 || self.n > REPLICAS_MAX {
+            return bad(format!("n = {} must be in 4..={REPLICAS_MAX} (n = 3f + 1 with f ≥ 1)", self.n));
+        }
+        if self.id as usize >= self.n {
+            return bad(format!("replica id {} is not below n = {}", self.id, self.n));
+        }
+        if self.checkpoint_interval == 0 || self.watermark_span % self.checkpoint_interval != 0 {
+            return bad("the watermark span must be a positive multiple of the checkpoint interval".into());
+        }
+        if self.watermark_span < 2 * self.checkpoint_interval || self.watermark_span > WATERMARK_SPAN_MAX {
+            return bad(format!(
+                "the watermark span must be at least two checkpoint intervals and at most {WATERMARK_SPAN_MAX}"
+            ));
+        }
+        if self.window_len == 0 || self.window_len > self.watermark_span {
+            return bad("the pipeline window must be in 1..=watermark span".into());
+        }
+        if self.batch_len_max == 0 || self.batch_len_max > BATCH_REQUESTS_MAX {
+            return bad(format!("batch_len_max must be in 1..={BATCH_REQUESTS_MAX}"));
+        }
+        if self.batch_bytes_max < 1024 || self.batch_bytes_max > BATCH_BYTES_MAX {
+            return bad(format!("batch_bytes_max must be in 1024..={BATCH_BYTES_MAX}"));
+        }
+        if self.view_change_timeout_ms == 0 || self.retransmit_ms == 0 || self.state_fetch_ms == 0 {
+            return bad("timeouts must be positive".into());
+        }
+        if self.pending_len_max == 0 || self.dedup_horizon == 0 {
+            return bad("pending_len_max and dedup_horizon must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, Clone, Error)]
+#[error("invalid consensus configuration: {0}")]
+pub struct ConfigError(pub String);

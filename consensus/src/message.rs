@@ -1,0 +1,812 @@
+//! PBFT messages, their wire encoding and their signatures (Castro & Liskov, TOCS 2002, §2.3
+//! normal case, §2.4 garbage collection, §2.5 view changes, §5.3 state transfer).
+//!
+//! Every protocol message is a [`Signed`] body: `from ‖ body ‖ Ed25519 signature` over
+//! `kind ‖ from ‖ signing bytes of the body`, under the domain `dualchain/v1/pbft`. The
+//! pre-prepare's signature covers `(view, seq, digest)` only, with the batch carried beside
+//! it and checked against the digest, so prepared certificates, view changes and new views
+//! carry signed headers, never batches (as in the paper, where they carry digests). Bodies
+//! that may be large and that the receiver checks by their content (forwarded requests,
+//! fetched batches, state replies) are signed over their SHA-256.
+//!
+//! Decoding treats input as adversarial: every list and byte string has a named maximum,
+//! unknown tags are refused, and nothing is trusted before [`Signed::verify`] (or a batch
+//! verification) and the core's checks.
+
+use std::sync::Arc;
+
+use dualchain_crypto::encoding::Reader;
+use dualchain_crypto::error::DecodeError;
+use dualchain_crypto::sign::{verify_batch, PublicKey, SignedItem, SigningKeypair, SIGNATURE_LEN};
+use sha2::{Digest as _, Sha256};
+
+/// A replica's index in the consortium's validator list.
+pub type ReplicaId = u8;
+/// A SHA-256 digest.
+pub type Digest = [u8; 32];
+
+/// Most replicas a consortium may have.
+pub const REPLICAS_MAX: usize = 64;
+/// Largest payload of one request (a ledger transaction).
+pub const REQUEST_PAYLOAD_LEN_MAX: usize = 1 << 20;
+/// Most requests in one batch or one forward.
+pub const BATCH_REQUESTS_MAX: usize = 1 << 16;
+/// Largest encoded batch.
+pub const BATCH_BYTES_MAX: usize = 16 << 20;
+/// Most prepared certificates one view change carries (the widest watermark span).
+pub const WATERMARK_SPAN_MAX: u64 = 1024;
+/// Most committed entries in one state reply.
+pub const STATE_ENTRIES_MAX: usize = 256;
+/// Largest frame on the wire.
+pub const MESSAGE_LEN_MAX: usize = 64 << 20;
+
+const _: () = assert!(BATCH_BYTES_MAX + (1 << 16) <= MESSAGE_LEN_MAX, "a pre-prepare with a full batch fits a frame");
+const _: () = assert!(REQUEST_PAYLOAD_LEN_MAX + 24 <= BATCH_BYTES_MAX, "one request fits a batch");
+
+/// Signature domain of every consensus message.
+pub const SIGNATURE_USE: &str = "pbft";
+
+// Body kinds: the first byte of a frame and of every signature's message.
+const KIND_FORWARD: u8 = 1;
+const KIND_PRE_PREPARE: u8 = 2;
+const KIND_VOTE: u8 = 3;
+const KIND_CHECKPOINT: u8 = 4;
+const KIND_VIEW_CHANGE: u8 = 5;
+const KIND_NEW_VIEW: u8 = 6;
+const KIND_FETCH_BATCH: u8 = 7;
+const KIND_BATCH_REPLY: u8 = 8;
+const KIND_FETCH_STATE: u8 = 9;
+const KIND_STATE_REPLY: u8 = 10;
+
+/// SHA-256 under a dualchain domain.
+pub fn hash(domain: &str, parts: &[&[u8]]) -> Digest {
+    let mut h = Sha256::new();
+    h.update(b"dualchain/v1/pbft/");
+    h.update(domain.as_bytes());
+    h.update([0]);
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+// ---- encoding helpers -----------------------------------------------------------------
+
+fn put_u32(out: &mut Vec<u8>, v: usize) {
+    out.extend_from_slice(&u32::try_from(v).expect("bounded length").to_be_bytes());
+}
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u32(out, b.len());
+    out.extend_from_slice(b);
+}
+fn invalid(what: &'static str, reason: impl Into<String>) -> DecodeError {
+    DecodeError::Invalid { what, reason: reason.into() }
+}
+
+// ---- requests and batches ---------------------------------------------------------------
+
+/// A client request: an opaque payload (a signed ledger transaction) with the client's id
+/// and its request number. `(client, id)` is the de-duplication key (§2.3: replicas
+/// execute each request once).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Request {
+    pub client: u64,
+    pub id: u64,
+    pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Request({}:{}, {} bytes)", self.client, self.id, self.payload.len())
+    }
+}
+
+impl Request {
+    pub fn encoded_len(&self) -> usize {
+        20 + self.payload.len()
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.client);
+        put_u64(out, self.id);
+        put_bytes(out, &self.payload);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let client = r.u64()?;
+        let id = r.u64()?;
+        let payload = r.bytes("request payload", REQUEST_PAYLOAD_LEN_MAX)?.to_vec();
+        Ok(Self { client, id, payload })
+    }
+}
+
+fn encode_requests(requests: &[Request]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + requests.iter().map(Request::encoded_len).sum::<usize>());
+    put_u32(&mut out, requests.len());
+    for r in requests {
+        r.encode(&mut out);
+    }
+    out
+}
+
+fn decode_requests(bytes: &[u8]) -> Result<Vec<Request>, DecodeError> {
+    let mut r = Reader::new(bytes, "requests");
+    let n = r.count("requests", BATCH_REQUESTS_MAX)?;
+    let mut out = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        out.push(Request::decode(&mut r)?);
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// An ordered batch of requests, the unit PBFT agrees on. Its digest is the SHA-256 of its
+/// encoding; the empty batch is the paper's null request (§2.5: sequence numbers a new
+/// primary fills without a prepared certificate).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Batch {
+    requests: Vec<Request>,
+    encoded: Vec<u8>,
+    digest: Digest,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Batch({} requests, {})", self.requests.len(), short(&self.digest))
+    }
+}
+
+/// The first bytes of a digest in hex, for logs.
+pub fn short(d: &Digest) -> String {
+    d.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+impl Batch {
+    pub fn new(requests: Vec<Request>) -> Self {
+        let encoded = encode_requests(&requests);
+        let digest = hash("batch", &[&encoded]);
+        Self { requests, encoded, digest }
+    }
+    pub fn null() -> Self {
+        Self::new(Vec::new())
+    }
+    pub fn requests(&self) -> &[Request] {
+        &self.requests
+    }
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+    pub fn is_null(&self) -> bool {
+        self.requests.is_empty()
+    }
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > BATCH_BYTES_MAX {
+            return Err(DecodeError::TooLong { what: "batch", len: bytes.len(), max: BATCH_BYTES_MAX });
+        }
+        let requests = decode_requests(bytes)?;
+        Ok(Self { requests, digest: hash("batch", &[bytes]), encoded: bytes.to_vec() })
+    }
+}
+
+/// The digest of the null batch.
+pub fn null_digest() -> Digest {
+    Batch::null().digest()
+}
+
+// ---- bodies ---------------------------------------------------------------------------
+
+/// A message body: its kind, encoding and the bytes its signature covers.
+pub trait Body: Sized + Clone + std::fmt::Debug {
+    const KIND: u8;
+    const NAME: &'static str;
+    fn encode(&self, out: &mut Vec<u8>);
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    /// What the signature covers (after `kind ‖ from`); the encoding by default.
+    fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}
+
+/// A body signed by a replica.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Signed<T> {
+    pub from: ReplicaId,
+    pub body: T,
+    pub sig: [u8; SIGNATURE_LEN],
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Signed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} from {}", self.body, self.from)
+    }
+}
+
+impl<T: Body> Signed<T> {
+    fn message(from: ReplicaId, body: &T) -> Vec<u8> {
+        let mut m = vec![T::KIND, from];
+        m.extend_from_slice(&body.signing_bytes());
+        m
+    }
+    pub fn sign(key: &SigningKeypair, from: ReplicaId, body: T) -> Self {
+        let sig = key.sign(SIGNATURE_USE, &Self::message(from, &body));
+        Self { from, body, sig }
+    }
+    /// Checks the signature against the sender's key (unknown senders fail).
+    pub fn verify(&self, keys: &[PublicKey]) -> bool {
+        keys.get(self.from as usize).is_some_and(|k| k.verify(SIGNATURE_USE, &Self::message(self.from, &self.body), &self.sig))
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.from);
+        self.body.encode(out);
+        out.extend_from_slice(&self.sig);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let from = r.u8()?;
+        if from as usize >= REPLICAS_MAX {
+            return Err(invalid("replica id", format!("{from} is not below {REPLICAS_MAX}")));
+        }
+        let body = T::decode(r)?;
+        let sig = r.array::<SIGNATURE_LEN>()?;
+        Ok(Self { from, body, sig })
+    }
+}
+
+/// Verifies many signed bodies of one kind at once; `Err(i)` names a bad one (or an unknown
+/// sender).
+pub fn verify_all<T: Body>(items: &[&Signed<T>], keys: &[PublicKey]) -> Result<(), usize> {
+    let mut messages = Vec::with_capacity(items.len());
+    for (i, s) in items.iter().enumerate() {
+        if keys.get(s.from as usize).is_none() {
+            return Err(i);
+        }
+        messages.push(Signed::<T>::message(s.from, &s.body));
+    }
+    let entries: Vec<SignedItem<'_>> = items
+        .iter()
+        .zip(&messages)
+        .map(|(s, m)| SignedItem { key: &keys[s.from as usize], use_: SIGNATURE_USE, msg: m, sig: &s.sig })
+        .collect();
+    verify_batch(&entries)
+}
+
+fn decode_list<T>(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    max: usize,
+    mut f: impl FnMut(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let n = r.count(field, max)?;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
+fn encode_list<T: Body>(out: &mut Vec<u8>, items: &[Signed<T>]) {
+    put_u32(out, items.len());
+    for i in items {
+        i.encode(out);
+    }
+}
+
+/// A pre-prepare's signed header (§2.3): the primary of `view` assigns `seq` to the batch
+/// with `digest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub view: u64,
+    pub seq: u64,
+    pub digest: Digest,
+}
+
+impl Body for Header {
+    const KIND: u8 = KIND_PRE_PREPARE;
+    const NAME: &'static str = "pre-prepare";
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.view);
+        put_u64(out, self.seq);
+        out.extend_from_slice(&self.digest);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { view: r.u64()?, seq: r.u64()?, digest: r.array()? })
+    }
+}
+
+/// The phase of a vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Prepare,
+    Commit,
+}
+
+/// A prepare or commit for `(view, seq, digest)` (§2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vote {
+    pub phase: Phase,
+    pub view: u64,
+    pub seq: u64,
+    pub digest: Digest,
+}
+
+impl Body for Vote {
+    const KIND: u8 = KIND_VOTE;
+    const NAME: &'static str = "vote";
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(match self.phase {
+            Phase::Prepare => 0,
+            Phase::Commit => 1,
+        });
+        put_u64(out, self.view);
+        put_u64(out, self.seq);
+        out.extend_from_slice(&self.digest);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let phase = match r.u8()? {
+            0 => Phase::Prepare,
+            1 => Phase::Commit,
+            value => return Err(DecodeError::UnknownVariant { what: "vote phase", value }),
+        };
+        Ok(Self { phase, view: r.u64()?, seq: r.u64()?, digest: r.array()? })
+    }
+}
+
+/// A checkpoint vote (§2.4): after executing `seq`, the replica's history digest is
+/// `digest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointVote {
+    pub seq: u64,
+    pub digest: Digest,
+}
+
+impl Body for CheckpointVote {
+    const KIND: u8 = KIND_CHECKPOINT;
+    const NAME: &'static str = "checkpoint";
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.seq);
+        out.extend_from_slice(&self.digest);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { seq: r.u64()?, digest: r.array()? })
+    }
+}
+
+/// A prepared certificate (§2.5, the set P): a pre-prepare and 2f matching prepares from
+/// other replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub pre_prepare: Signed<Header>,
+    pub prepares: Vec<Signed<Vote>>,
+}
+
+/// A stable-checkpoint proof: 2f + 1 matching checkpoint votes (none for sequence 0).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckpointProof {
+    pub seq: u64,
+    pub digest: Digest,
+    pub votes: Vec<Signed<CheckpointVote>>,
+}
+
+impl CheckpointProof {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.seq);
+        out.extend_from_slice(&self.digest);
+        encode_list(out, &self.votes);
+    }
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let seq = r.u64()?;
+        let digest = r.array()?;
+        let votes = decode_list(r, "checkpoint votes", REPLICAS_MAX, Signed::decode)?;
+        Ok(Self { seq, digest, votes })
+    }
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes, "checkpoint proof");
+        let p = Self::decode(&mut r)?;
+        r.finish()?;
+        Ok(p)
+    }
+}
+
+/// VIEW-CHANGE (§2.5): the replica moves to `view`, with its stable checkpoint and the
+/// prepared certificates above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewChange {
+    pub view: u64,
+    pub checkpoint: CheckpointProof,
+    pub prepared: Vec<Prepared>,
+}
+
+impl Body for ViewChange {
+    const KIND: u8 = KIND_VIEW_CHANGE;
+    const NAME: &'static str = "view-change";
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.view);
+        self.checkpoint.encode(out);
+        put_u32(out, self.prepared.len());
+        for p in &self.prepared {
+            p.pre_prepare.encode(out);
+            encode_list(out, &p.prepares);
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let view = r.u64()?;
+        let checkpoint = CheckpointProof::decode(r)?;
+        let prepared = decode_list(r, "prepared certificates", WATERMARK_SPAN_MAX as usize, |r| {
+            let pre_prepare = Signed::decode(r)?;
+            let prepares = decode_list(r, "prepares", REPLICAS_MAX, Signed::decode)?;
+            Ok(Prepared { pre_prepare, prepares })
+        })?;
+        Ok(Self { view, checkpoint, prepared })
+    }
+}
+
+/// NEW-VIEW (§2.5): 2f + 1 view changes for `view` and the pre-prepares (the set O) the new
+/// primary derived from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewView {
+    pub view: u64,
+    pub view_changes: Vec<Signed<ViewChange>>,
+    pub pre_prepares: Vec<Signed<Header>>,
+}
+
+impl Body for NewView {
+    const KIND: u8 = KIND_NEW_VIEW;
+    const NAME: &'static str = "new-view";
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.view);
+        encode_list(out, &self.view_changes);
+        encode_list(out, &self.pre_prepares);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let view = r.u64()?;
+        let view_changes = decode_list(r, "view changes", REPLICAS_MAX, Signed::decode)?;
+        let pre_prepares = decode_list(r, "new-view pre-prepares", WATERMARK_SPAN_MAX as usize, Signed::decode)?;
+        Ok(Self { view, view_changes, pre_prepares })
+    }
+    fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        hash("new-view", &[&out]).to_vec()
+    }
+}
+
+/// Requests a backup passes on to the primary (§2.3: "the backups … relay the request").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub requests: Vec<Request>,
+}
+
+impl Body for Forward {
+    const KIND: u8 = KIND_FORWARD;
+    const NAME: &'static str = "forward";
+    fn encode(&self, out: &mut Vec<u8>) {
+        let enc = encode_requests(&self.requests);
+        put_bytes(out, &enc);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { requests: decode_requests(r.bytes("forwarded requests", BATCH_BYTES_MAX)?)? })
+    }
+    fn signing_bytes(&self) -> Vec<u8> {
+        hash("forward", &[&encode_requests(&self.requests)]).to_vec()
+    }
+}
+
+/// Asks a peer for the batch with `digest` (a new view named it; this replica lacks it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchBatch {
+    pub digest: Digest,
+}
+
+impl Body for FetchBatch {
+    const KIND: u8 = KIND_FETCH_BATCH;
+    const NAME: &'static str = "fetch-batch";
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.digest);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { digest: r.array()? })
+    }
+}
+
+/// A batch sent in answer to [`FetchBatch`]; trusted through its digest only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchReply {
+    pub batch: Arc<Batch>,
+}
+
+impl Body for BatchReply {
+    const KIND: u8 = KIND_BATCH_REPLY;
+    const NAME: &'static str = "batch";
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_bytes(out, self.batch.encoded());
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { batch: Arc::new(Batch::decode(r.bytes("batch", BATCH_BYTES_MAX)?)?) })
+    }
+    fn signing_bytes(&self) -> Vec<u8> {
+        self.batch.digest().to_vec()
+    }
+}
+
+/// Asks a peer for committed entries from `from_seq` on (§5.3, state transfer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchState {
+    pub from_seq: u64,
+}
+
+impl Body for FetchState {
+    const KIND: u8 = KIND_FETCH_STATE;
+    const NAME: &'static str = "fetch-state";
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.from_seq);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { from_seq: r.u64()? })
+    }
+}
+
+/// A committed batch with its commit certificate (2f + 1 matching commits, §2.3): what a
+/// replica archives, hands to the ledger, and serves in state transfer. Self-verifying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedEntry {
+    pub seq: u64,
+    pub view: u64,
+    pub batch: Arc<Batch>,
+    pub certificate: Vec<Signed<Vote>>,
+}
+
+impl CommittedEntry {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.seq);
+        put_u64(out, self.view);
+        put_bytes(out, self.batch.encoded());
+        encode_list(out, &self.certificate);
+    }
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let seq = r.u64()?;
+        let view = r.u64()?;
+        let batch = Arc::new(Batch::decode(r.bytes("batch", BATCH_BYTES_MAX)?)?);
+        let certificate = decode_list(r, "commit certificate", REPLICAS_MAX, Signed::decode)?;
+        Ok(Self { seq, view, batch, certificate })
+    }
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.batch.encoded().len() + 64 + 110 * self.certificate.len());
+        self.encode(&mut out);
+        out
+    }
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes, "committed entry");
+        let e = Self::decode(&mut r)?;
+        r.finish()?;
+        Ok(e)
+    }
+}
+
+/// Committed entries in answer to [`FetchState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateReply {
+    pub entries: Vec<CommittedEntry>,
+}
+
+impl Body for StateReply {
+    const KIND: u8 = KIND_STATE_REPLY;
+    const NAME: &'static str = "state";
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u32(out, self.entries.len());
+        for e in &self.entries {
+            e.encode(out);
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { entries: decode_list(r, "state entries", STATE_ENTRIES_MAX, CommittedEntry::decode)? })
+    }
+    fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        hash("state", &[&out]).to_vec()
+    }
+}
+
+// ---- frames ---------------------------------------------------------------------------
+
+/// One frame on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Forward(Signed<Forward>),
+    PrePrepare(Signed<Header>, Arc<Batch>),
+    Vote(Signed<Vote>),
+    Checkpoint(Signed<CheckpointVote>),
+    ViewChange(Signed<ViewChange>),
+    NewView(Signed<NewView>),
+    FetchBatch(Signed<FetchBatch>),
+    BatchReply(Signed<BatchReply>),
+    FetchState(Signed<FetchState>),
+    StateReply(Signed<StateReply>),
+}
+
+impl Message {
+    /// The replica that signed the frame.
+    pub fn from(&self) -> ReplicaId {
+        match self {
+            Message::Forward(s) => s.from,
+            Message::PrePrepare(s, _) => s.from,
+            Message::Vote(s) => s.from,
+            Message::Checkpoint(s) => s.from,
+            Message::ViewChange(s) => s.from,
+            Message::NewView(s) => s.from,
+            Message::FetchBatch(s) => s.from,
+            Message::BatchReply(s) => s.from,
+            Message::FetchState(s) => s.from,
+            Message::StateReply(s) => s.from,
+        }
+    }
+
+    /// A short name for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Forward(_) => Forward::NAME,
+            Message::PrePrepare(..) => Header::NAME,
+            Message::Vote(v) if v.body.phase == Phase::Prepare => "prepare",
+            Message::Vote(_) => "commit",
+            Message::Checkpoint(_) => CheckpointVote::NAME,
+            Message::ViewChange(_) => ViewChange::NAME,
+            Message::NewView(_) => NewView::NAME,
+            Message::FetchBatch(_) => FetchBatch::NAME,
+            Message::BatchReply(_) => BatchReply::NAME,
+            Message::FetchState(_) => FetchState::NAME,
+            Message::StateReply(_) => StateReply::NAME,
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Forward(s) => {
+                out.push(KIND_FORWARD);
+                s.encode(out)
+            }
+            Message::PrePrepare(s, batch) => {
+                out.push(KIND_PRE_PREPARE);
+                s.encode(out);
+                put_bytes(out, batch.encoded());
+            }
+            Message::Vote(s) => {
+                out.push(KIND_VOTE);
+                s.encode(out)
+            }
+            Message::Checkpoint(s) => {
+                out.push(KIND_CHECKPOINT);
+                s.encode(out)
+            }
+            Message::ViewChange(s) => {
+                out.push(KIND_VIEW_CHANGE);
+                s.encode(out)
+            }
+            Message::NewView(s) => {
+                out.push(KIND_NEW_VIEW);
+                s.encode(out)
+            }
+            Message::FetchBatch(s) => {
+                out.push(KIND_FETCH_BATCH);
+                s.encode(out)
+            }
+            Message::BatchReply(s) => {
+                out.push(KIND_BATCH_REPLY);
+                s.encode(out)
+            }
+            Message::FetchState(s) => {
+                out.push(KIND_FETCH_STATE);
+                s.encode(out)
+            }
+            Message::StateReply(s) => {
+                out.push(KIND_STATE_REPLY);
+                s.encode(out)
+            }
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    /// Decodes one frame; bounded, refuses unknown kinds and trailing bytes. Signatures are
+    /// checked separately ([`Message::verify`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MESSAGE_LEN_MAX {
+            return Err(DecodeError::TooLong { what: "consensus message", len: bytes.len(), max: MESSAGE_LEN_MAX });
+        }
+        let mut r = Reader::new(bytes, "consensus message");
+        let m = match r.u8()? {
+            KIND_FORWARD => Message::Forward(Signed::decode(&mut r)?),
+            KIND_PRE_PREPARE => {
+                let s = Signed::decode(&mut r)?;
+                let batch = Batch::decode(r.bytes("batch", BATCH_BYTES_MAX)?)?;
+                Message::PrePrepare(s, Arc::new(batch))
+            }
+            KIND_VOTE => Message::Vote(Signed::decode(&mut r)?),
+            KIND_CHECKPOINT => Message::Checkpoint(Signed::decode(&mut r)?),
+            KIND_VIEW_CHANGE => Message::ViewChange(Signed::decode(&mut r)?),
+            KIND_NEW_VIEW => Message::NewView(Signed::decode(&mut r)?),
+            KIND_FETCH_BATCH => Message::FetchBatch(Signed::decode(&mut r)?),
+            KIND_BATCH_REPLY => Message::BatchReply(Signed::decode(&mut r)?),
+            KIND_FETCH_STATE => Message::FetchState(Signed::decode(&mut r)?),
+            KIND_STATE_REPLY => Message::StateReply(Signed::decode(&mut r)?),
+            value => return Err(DecodeError::UnknownVariant { what: "consensus message kind", value }),
+        };
+        r.finish()?;
+        Ok(m)
+    }
+
+    /// The frame's own signature (nested certificates are checked by the core).
+    pub fn verify(&self, keys: &[PublicKey]) -> bool {
+        match self {
+            Message::Forward(s) => s.verify(keys),
+            Message::PrePrepare(s, batch) => s.body.digest == batch.digest() && s.verify(keys),
+            Message::Vote(s) => s.verify(keys),
+            Message::Checkpoint(s) => s.verify(keys),
+            Message::ViewChange(s) => s.verify(keys),
+            Message::NewView(s) => s.verify(keys),
+            Message::FetchBatch(s) => s.verify(keys),
+            Message::BatchReply(s) => s.verify(keys),
+            Message::FetchState(s) => s.verify(keys),
+            Message::StateReply(s) => s.verify(keys),
+        }
+    }
+
+    /// The kind byte and signer and signed message, for batch verification.
+    fn signature_parts(&self) -> (ReplicaId, Vec<u8>, &[u8; SIGNATURE_LEN]) {
+        match self {
+            Message::Forward(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
+            Message::PrePrepare(s, _) => (s.from, Signed::message(s.from, &s.body), &s.sig),
+            Message::Vote(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
+            Message::Checkpoint(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
+            Message::ViewChange(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
+            Message::NewView(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
+            Message::FetchBatch(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
+            Message::BatchReply(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
+            Message::FetchState(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
+            Message::StateReply(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
+        }
+    }
+}
+
+/// Verifies the frame signatures of many messages with one batch equation and returns, for
+/// each, whether it is authentic (a failed batch falls back to one-by-one checks). A
+/// pre-prepare whose batch does not match its digest is not authentic.
+pub fn verify_messages(messages: &[Message], keys: &[PublicKey]) -> Vec<bool> {
+    let mut ok = vec![true; messages.len()];
+    let mut parts = Vec::with_capacity(messages.len());
+    for (i, m) in messages.iter().enumerate() {
+        let (from, msg, sig) = m.signature_parts();
+        let digest_ok = match m {
+            Message::PrePrepare(s, batch) => s.body.digest == batch.digest(),
+            _ => true,
+        };
+        if keys.get(from as usize).is_none() || !digest_ok {
+            ok[i] = false;
+            continue;
+        }
+        parts.push((i, from, msg, sig));
+    }
+    let items: Vec<SignedItem<'_>> = parts
+        .iter()
+        .map(|(_, from, msg, sig)| SignedItem { key: &keys[*from as usize], use_: SIGNATURE_USE, msg, sig })
+        .collect();
+    if verify_batch(&items).is_err() {
+        for (i, from, msg, sig) in &parts {
+            ok[*i] = keys[*from as usize].verify(SIGNATURE_USE, msg, sig);
+        }
+    }
+    ok
+}

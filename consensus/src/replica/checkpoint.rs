@@ -1,0 +1,212 @@
+//! Checkpoints, log truncation (TOCS 2002 §2.4) and state transfer (§5.3).
+//!
+//! The checkpoint digest is the replica's *history digest*: a hash chain over the digests
+//! of every executed batch, `h_s = H(h_{s−1} ‖ s ‖ d_s)`. Replicas that executed the same
+//! batches in the same order agree on it; the ledger built from them is then identical
+//! (its execution is deterministic). The paper checkpoints the service state itself; here
+//! the ledger's state is a function of the history, so agreeing on the history suffices and
+//! keeps the core independent of the application.
+//!
+//! A checkpoint becomes stable with 2f + 1 matching votes, even above this replica's
+//! execution: such a replica moves its low watermark and catches up by state transfer.
+//! State transfer moves committed entries, each verified by its own commit certificate, so
+//! any single peer can serve it and a lying peer can only withhold.
+
+use crate::message::{
+    verify_all, CheckpointProof, CheckpointVote, CommittedEntry, Message, Phase, Signed, StateReply, STATE_ENTRIES_MAX,
+};
+
+use super::{Event, Replica, Target};
+
+impl Replica {
+    pub(super) fn take_checkpoint(&mut self, seq: u64) {
+        // Reached a checkpoint that became stable before this replica executed up to it.
+        if self.stable.seq == seq && self.stable.digest != self.history {
+            self.out.events.push(Event::Diverged(seq));
+        }
+        self.own_checkpoints.insert(seq, self.history);
+        let vote = self.sign(CheckpointVote { seq, digest: self.history });
+        self.checkpoint_votes.entry(seq).or_default().insert(vote.from, vote.clone());
+        self.send(Target::All, Message::Checkpoint(vote));
+        self.check_stable(seq);
+    }
+
+    pub(super) fn on_checkpoint(&mut self, c: Signed<CheckpointVote>) {
+        let seq = c.body.seq;
+        if seq % self.cfg.checkpoint_interval != 0 || seq == 0 {
+            return self.drop_msg("checkpoint off the interval");
+        }
+        if seq <= self.stable.seq {
+            return; // Old news.
+        }
+        if seq > self.last_executed + 4 * self.cfg.watermark_span {
+            // Far ahead: remember that we are behind, keep no state for it.
+            self.note_seen(seq);
+            return self.drop_msg("checkpoint far above the watermarks");
+        }
+        self.note_seen(seq);
+        let votes = self.checkpoint_votes.entry(seq).or_default();
+        if votes.contains_key(&c.from) {
+            return self.drop_msg("duplicate");
+        }
+        votes.insert(c.from, c);
+        self.check_stable(seq);
+    }
+
+    /// Makes the checkpoint at `seq` stable once 2f + 1 replicas vote for one digest.
+    fn check_stable(&mut self, seq: u64) {
+        if seq <= self.stable.seq {
+            return;
+        }
+        let Some(votes) = self.checkpoint_votes.get(&seq) else { return };
+        let quorum = self.cfg.quorum();
+        let mut by_digest: std::collections::HashMap<[u8; 32], Vec<Signed<CheckpointVote>>> = Default::default();
+        for v in votes.values() {
+            by_digest.entry(v.body.digest).or_default().push(v.clone());
+        }
+        let Some((digest, votes)) = by_digest.into_iter().find(|(_, v)| v.len() >= quorum) else { return };
+        if let Some(own) = self.own_checkpoints.get(&seq) {
+            if *own != digest {
+                self.out.events.push(Event::Diverged(seq));
+                return;
+            }
+        }
+        let proof = CheckpointProof { seq, digest, votes: votes.into_iter().take(quorum).collect() };
+        self.make_stable(proof);
+    }
+
+    /// Moves the low watermark to a verified stable checkpoint and truncates the log.
+    pub(super) fn make_stable(&mut self, proof: CheckpointProof) {
+        let seq = proof.seq;
+        if seq <= self.stable.seq {
+            return;
+        }
+        if !self.replaying {
+            self.out.persist.checkpoint = Some((seq, proof.to_bytes()));
+            self.out.persist.stable = Some(seq);
+        }
+        self.stable = proof;
+        self.slots = self.slots.split_off(&(seq + 1));
+        self.checkpoint_votes = self.checkpoint_votes.split_off(&(seq + 1));
+        self.own_checkpoints = self.own_checkpoints.split_off(&seq);
+        let live: std::collections::HashSet<[u8; 32]> = self
+            .slots
+            .values()
+            .flat_map(|s| {
+                s.batch.iter().map(|b| b.digest()).chain(s.prepared.iter().map(|p| p.pre_prepare.body.digest))
+            })
+            .collect();
+        self.batches.retain(|d, _| live.contains(d));
+        self.awaiting_batch.retain(|_, seqs| {
+            seqs.retain(|s| *s > seq);
+            !seqs.is_empty()
+        });
+        if self.next_seq <= seq {
+            self.next_seq = seq + 1;
+        }
+        self.out.events.push(Event::Stable(seq));
+        if seq > self.last_executed {
+            // Behind the consortium: fetch now rather than after the stall timer.
+            self.note_seen(seq);
+            self.state_fetch_at_ms = self.now_ms;
+        }
+    }
+
+    /// Asks one peer (rotating) for committed entries when execution stalls while others
+    /// are ahead.
+    pub(super) fn maybe_fetch_state(&mut self) {
+        if self.replaying {
+            return;
+        }
+        let behind = self.seen_seq > self.last_executed || self.stable.seq > self.last_executed;
+        if !behind || self.now_ms < self.state_fetch_at_ms {
+            return;
+        }
+        let stalled = self.now_ms >= self.progress_ms + self.cfg.state_fetch_ms;
+        if !stalled && self.stable.seq <= self.last_executed {
+            return;
+        }
+        self.state_peer = (self.state_peer + 1) % self.cfg.n as u8;
+        if self.state_peer == self.cfg.id {
+            self.state_peer = (self.state_peer + 1) % self.cfg.n as u8;
+        }
+        let from_seq = self.last_executed + 1;
+        let peer = self.state_peer;
+        let msg = Message::FetchState(self.sign(crate::message::FetchState { from_seq }));
+        self.send(Target::One(peer), msg);
+        self.out.events.push(Event::StateRequested { peer, from_seq });
+        self.state_fetch_at_ms = self.now_ms + self.cfg.state_fetch_ms;
+    }
+
+    /// The answer to a peer's state request: `entries` are this replica's archived
+    /// committed entries from the requested sequence number on (at most
+    /// [`STATE_ENTRIES_MAX`]; the host bounds their bytes).
+    pub fn state_reply(&self, mut entries: Vec<CommittedEntry>) -> Message {
+        entries.truncate(STATE_ENTRIES_MAX);
+        Message::StateReply(self.sign(StateReply { entries }))
+    }
+
+    pub(super) fn on_state_reply(&mut self, reply: Signed<StateReply>) {
+        let mut applied = false;
+        for entry in reply.body.entries {
+            if entry.seq <= self.last_executed {
+                continue;
+            }
+            if entry.seq != self.last_executed + 1 {
+                break;
+            }
+            if !self.check_commit_certificate(&entry) {
+                self.drop_msg("bad commit certificate");
+                break;
+            }
+            self.slots.remove(&entry.seq);
+            self.apply_entry(entry);
+            self.stats.state_entries_applied += 1;
+            applied = true;
+        }
+        if applied {
+            // More may be missing: ask again at once.
+            self.state_fetch_at_ms = self.now_ms;
+        }
+    }
+
+    /// A commit certificate: 2f + 1 commits from distinct replicas for the entry's view,
+    /// sequence number and batch digest, with valid signatures.
+    pub(super) fn check_commit_certificate(&self, e: &CommittedEntry) -> bool {
+        let digest = e.batch.digest();
+        let mut senders = std::collections::HashSet::new();
+        let well_formed = e.certificate.iter().all(|v| {
+            v.body.phase == Phase::Commit
+                && v.body.view == e.view
+                && v.body.seq == e.seq
+                && v.body.digest == digest
+                && (v.from as usize) < self.cfg.n
+                && senders.insert(v.from)
+        });
+        if !well_formed || senders.len() < self.cfg.quorum() {
+            return false;
+        }
+        let refs: Vec<_> = e.certificate.iter().collect();
+        verify_all(&refs, &self.keys).is_ok()
+    }
+
+    /// Checks a stable-checkpoint proof (sequence 0 needs none).
+    pub(super) fn check_checkpoint_proof(&self, p: &CheckpointProof) -> bool {
+        if p.seq == 0 {
+            return p.votes.is_empty() && p.digest == [0; 32];
+        }
+        if p.seq % self.cfg.checkpoint_interval != 0 {
+            return false;
+        }
+        let mut senders = std::collections::HashSet::new();
+        let well_formed = p
+            .votes
+            .iter()
+            .all(|v| v.body.seq == p.seq && v.body.digest == p.digest && (v.from as usize) < self.cfg.n && senders.insert(v.from));
+        if !well_formed || senders.len() < self.cfg.quorum() {
+            return false;
+        }
+        let refs: Vec<_> = p.votes.iter().collect();
+        verify_all(&refs, &self.keys).is_ok()
+    }
+}

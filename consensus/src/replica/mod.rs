@@ -1,0 +1,875 @@
+//! The sans-IO PBFT replica (Castro & Liskov, "Practical Byzantine Fault Tolerance and
+//! Proactive Recovery", TOCS 20(4), 2002; OSDI '99). No sockets, clocks or disks: every
+//! input carries the time, every effect comes back in an [`Output`] the host performs.
+//!
+//! Host contract (as raft-rs's `Ready`): perform `output.persist` (one synced write) before
+//! any of `output.send`, then hand `output.deliver` to the application. A replica never
+//! sends a message whose justification could be lost in a crash.
+//!
+//! Files: this one holds the state, requests and the normal case (§2.3); [`checkpoint`]
+//! garbage collection and state transfer (§2.4, §5.3); [`view_change`] view changes (§2.5);
+//! [`recovery`] restart from the persisted log.
+
+mod checkpoint;
+mod recovery;
+mod view_change;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use dualchain_crypto::sign::{PublicKey, SigningKeypair};
+use dualchain_storage::consensus::LogWrite;
+
+use crate::config::{Config, ConfigError};
+use crate::message::{
+    hash, Batch, BatchReply, CheckpointProof, CheckpointVote, CommittedEntry, Digest, FetchBatch, Forward, Header,
+    Message, NewView, Phase, Prepared, ReplicaId, Request, Signed, ViewChange, Vote, REQUEST_PAYLOAD_LEN_MAX,
+};
+
+pub use recovery::{archive_bytes, parse_archive, Recovered, RecoveryError};
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Every other replica.
+    All,
+    One(ReplicaId),
+}
+
+/// A committed batch handed to the application, with the positions of the requests that
+/// are new (the others were executed before, within the de-duplication horizon).
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub entry: CommittedEntry,
+    pub fresh: Vec<usize>,
+}
+
+/// The reply for one executed request (§2.3 step 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub client: u64,
+    pub id: u64,
+    pub seq: u64,
+}
+
+/// Things the host may log or count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// This replica started a view change to this view.
+    ViewChangeStarted(u64),
+    /// This replica entered a view.
+    ViewEntered(u64),
+    /// A checkpoint became stable.
+    Stable(u64),
+    /// Asked a peer for committed batches from this sequence number.
+    StateRequested { peer: ReplicaId, from_seq: u64 },
+    /// A stable checkpoint's digest differs from this replica's history: it executed
+    /// something else. Never expected; the replica refetches.
+    Diverged(u64),
+}
+
+/// Everything a step asks the host to do.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Write first (one synced write).
+    pub persist: LogWrite,
+    /// Then send.
+    pub send: Vec<(Target, Arc<Message>)>,
+    /// Committed batches, in sequence order, to apply.
+    pub deliver: Vec<Delivered>,
+    /// Replies for executed requests.
+    pub replies: Vec<Reply>,
+    /// Peers that asked for committed entries from a sequence number: answer with
+    /// [`Replica::state_reply`].
+    pub serve_state: Vec<(ReplicaId, u64)>,
+    pub events: Vec<Event>,
+}
+
+impl Output {
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_empty()
+            && self.send.is_empty()
+            && self.deliver.is_empty()
+            && self.replies.is_empty()
+            && self.serve_state.is_empty()
+            && self.events.is_empty()
+    }
+}
+
+/// Why a request was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("the replica's request queue is full; retry later")]
+    Busy,
+    #[error("a request with this client and id is already pending or executed")]
+    Duplicate,
+    #[error("request payload larger than {REQUEST_PAYLOAD_LEN_MAX} bytes")]
+    TooLarge,
+}
+
+/// Counters of what the replica did and dropped.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Messages dropped, by reason.
+    pub dropped: BTreeMap<&'static str, u64>,
+    pub view_changes: u64,
+    pub batches_committed: u64,
+    pub requests_committed: u64,
+    pub state_entries_applied: u64,
+}
+
+/// Per-sequence-number state of the log (§2.3).
+#[derive(Debug, Default)]
+struct Slot {
+    /// The view the fields below belong to.
+    view: u64,
+    pre_prepare: Option<Signed<Header>>,
+    batch: Option<Arc<Batch>>,
+    prepares: BTreeMap<ReplicaId, Signed<Vote>>,
+    commits: BTreeMap<ReplicaId, Signed<Vote>>,
+    sent_prepare: bool,
+    sent_commit: bool,
+    committed: bool,
+    /// The prepared certificate of the highest view (kept across views, for VIEW-CHANGE).
+    prepared: Option<Prepared>,
+    /// When this replica last sent its messages for the slot (retransmission).
+    sent_at_ms: u64,
+}
+
+impl Slot {
+    fn reset_to(&mut self, view: u64) {
+        self.view = view;
+        self.pre_prepare = None;
+        self.batch = None;
+        self.prepares.clear();
+        self.commits.clear();
+        self.sent_prepare = false;
+        self.sent_commit = false;
+        self.committed = false;
+    }
+}
+
+type RequestKey = (u64, u64);
+
+/// Largest exponent of the view-change timeout.
+const VIEW_CHANGE_BACKOFF_MAX: u32 = 3;
+
+struct Pending {
+    request: Request,
+    arrival_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Normal,
+    /// Sent VIEW-CHANGE for `self.view`; waiting for its NEW-VIEW. The deadline is armed
+    /// only once 2f + 1 view changes for the view are in (§2.5.2), so a replica cut off
+    /// from the others does not run through views alone.
+    ViewChanging { deadline_ms: Option<u64> },
+}
+
+/// One PBFT replica.
+pub struct Replica {
+    cfg: Config,
+    key: SigningKeypair,
+    keys: Vec<PublicKey>,
+    view: u64,
+    status: Status,
+    /// Consecutive failed view changes (the timeout doubles with each).
+    view_change_attempts: u32,
+    /// The stable checkpoint: h, the low watermark.
+    stable: CheckpointProof,
+    slots: BTreeMap<u64, Slot>,
+    /// Batches of log entries by digest (any view), for new views and peers' fetches.
+    batches: HashMap<Digest, Arc<Batch>>,
+    /// New-view pre-prepares waiting for their batch.
+    awaiting_batch: HashMap<Digest, Vec<u64>>,
+    last_executed: u64,
+    /// The history digest after `last_executed` (the checkpoint digest, §2.4).
+    history: Digest,
+    /// Own history digests at checkpoint sequence numbers above the stable one.
+    own_checkpoints: BTreeMap<u64, Digest>,
+    /// Checkpoint votes received, by sequence number.
+    checkpoint_votes: BTreeMap<u64, BTreeMap<ReplicaId, Signed<CheckpointVote>>>,
+    next_seq: u64,
+    pending: BTreeMap<RequestKey, Pending>,
+    /// Primary: requests not yet proposed, in arrival order.
+    queue: VecDeque<RequestKey>,
+    queue_bytes: usize,
+    /// Primary: requests in proposed, not yet executed batches.
+    proposed: BTreeSet<RequestKey>,
+    executed: BTreeMap<RequestKey, u64>,
+    executed_order: VecDeque<(u64, RequestKey)>,
+    /// Backup: requests to pass on to the primary.
+    forward_buf: Vec<Request>,
+    forward_bytes: usize,
+    forward_since_ms: Option<u64>,
+    view_changes: BTreeMap<u64, BTreeMap<ReplicaId, Signed<ViewChange>>>,
+    own_view_change: Option<Signed<ViewChange>>,
+    /// The NEW-VIEW that started the current view (re-sent to laggards by the primary).
+    new_view: Option<Signed<NewView>>,
+    /// Time of the last execution or view entry (the progress timer).
+    progress_ms: u64,
+    retransmit_at_ms: u64,
+    /// The highest sequence number others showed evidence of.
+    seen_seq: u64,
+    state_fetch_at_ms: u64,
+    state_peer: ReplicaId,
+    now_ms: u64,
+    /// True while replaying the persisted log (no sends, no writes).
+    replaying: bool,
+    out: Output,
+    stats: Stats,
+}
+
+impl Replica {
+    /// A fresh replica at view 0 with an empty log.
+    pub fn new(cfg: Config, key: SigningKeypair, keys: Vec<PublicKey>) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        if keys.len() != cfg.n {
+            return Err(ConfigError(format!("{} replica keys for n = {}", keys.len(), cfg.n)));
+        }
+        if keys[cfg.id as usize] != key.public() {
+            return Err(ConfigError("the signing key is not this replica's listed key".into()));
+        }
+        Ok(Self {
+            cfg,
+            key,
+            keys,
+            view: 0,
+            status: Status::Normal,
+            view_change_attempts: 0,
+            stable: CheckpointProof::default(),
+            slots: BTreeMap::new(),
+            batches: HashMap::new(),
+            awaiting_batch: HashMap::new(),
+            last_executed: 0,
+            history: [0; 32],
+            own_checkpoints: BTreeMap::new(),
+            checkpoint_votes: BTreeMap::new(),
+            next_seq: 1,
+            pending: BTreeMap::new(),
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            proposed: BTreeSet::new(),
+            executed: BTreeMap::new(),
+            executed_order: VecDeque::new(),
+            forward_buf: Vec::new(),
+            forward_bytes: 0,
+            forward_since_ms: None,
+            view_changes: BTreeMap::new(),
+            own_view_change: None,
+            new_view: None,
+            progress_ms: 0,
+            retransmit_at_ms: 0,
+            seen_seq: 0,
+            state_fetch_at_ms: 0,
+            state_peer: 0,
+            now_ms: 0,
+            replaying: false,
+            out: Output::default(),
+            stats: Stats::default(),
+        })
+    }
+
+    // ---- accessors --------------------------------------------------------------------
+
+    pub fn id(&self) -> ReplicaId {
+        self.cfg.id
+    }
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+    pub fn is_primary(&self) -> bool {
+        self.cfg.primary(self.view) == self.cfg.id
+    }
+    pub fn in_view_change(&self) -> bool {
+        self.status != Status::Normal
+    }
+    pub fn last_executed(&self) -> u64 {
+        self.last_executed
+    }
+    pub fn stable_seq(&self) -> u64 {
+        self.stable.seq
+    }
+    /// The history digest after the last executed batch.
+    pub fn history(&self) -> Digest {
+        self.history
+    }
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    pub fn public_keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// The earliest time at which [`Replica::tick`] has something to do.
+    pub fn next_deadline_ms(&self) -> u64 {
+        let mut t = self.retransmit_at_ms;
+        if let Status::ViewChanging { deadline_ms } = self.status {
+            t = t.min(deadline_ms.unwrap_or(u64::MAX));
+        } else if let Some(oldest) = self.oldest_pending_ms() {
+            t = t.min(oldest.max(self.progress_ms) + self.timeout_ms());
+        }
+        if let Some(since) = self.forward_since_ms {
+            t = t.min(since + self.cfg.batch_delay_ms);
+        }
+        if self.is_primary() && !self.queue.is_empty() && self.window_open() {
+            let oldest = self.queue.front().and_then(|k| self.pending.get(k)).map_or(self.now_ms, |p| p.arrival_ms);
+            t = t.min(oldest + self.cfg.batch_delay_ms);
+        }
+        if self.seen_seq > self.last_executed {
+            t = t.min(self.state_fetch_at_ms.max(self.progress_ms + self.cfg.state_fetch_ms));
+        }
+        t
+    }
+
+    fn oldest_pending_ms(&self) -> Option<u64> {
+        // The progress timer only needs a bound: the oldest arrival among pending requests.
+        self.pending.values().map(|p| p.arrival_ms).min()
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        // Doubling (§2.5.2), capped: unbounded doubling lets replicas that drifted apart
+        // wait for minutes before their views meet again.
+        self.cfg.view_change_timeout_ms << self.view_change_attempts.min(VIEW_CHANGE_BACKOFF_MAX)
+    }
+
+    fn take_output(&mut self) -> Output {
+        std::mem::take(&mut self.out)
+    }
+
+    fn drop_msg(&mut self, reason: &'static str) {
+        *self.stats.dropped.entry(reason).or_default() += 1;
+    }
+
+    fn send(&mut self, to: Target, m: Message) {
+        if !self.replaying {
+            self.out.send.push((to, Arc::new(m)));
+        }
+    }
+
+    fn persist_record(&mut self, seq: u64, m: &Message) {
+        if !self.replaying {
+            self.out.persist.records.push((seq, m.to_bytes()));
+        }
+    }
+
+    fn sign<T: crate::message::Body>(&self, body: T) -> Signed<T> {
+        Signed::sign(&self.key, self.cfg.id, body)
+    }
+
+    fn high_watermark(&self) -> u64 {
+        self.stable.seq + self.cfg.watermark_span
+    }
+
+    fn in_window(&self, seq: u64) -> bool {
+        seq > self.stable.seq && seq <= self.high_watermark()
+    }
+
+    fn window_open(&self) -> bool {
+        self.status == Status::Normal
+            && self.next_seq <= self.high_watermark()
+            && self.next_seq <= self.last_executed + self.cfg.window_len
+    }
+
+    fn note_seen(&mut self, seq: u64) {
+        self.seen_seq = self.seen_seq.max(seq);
+    }
+
+    // ---- inputs -----------------------------------------------------------------------
+
+    /// A client request (from this node's application or a client of this replica).
+    pub fn submit(&mut self, now_ms: u64, request: Request) -> Result<Output, Rejected> {
+        self.now_ms = self.now_ms.max(now_ms);
+        if request.payload.len() > REQUEST_PAYLOAD_LEN_MAX {
+            return Err(Rejected::TooLarge);
+        }
+        let key = (request.client, request.id);
+        if self.pending.contains_key(&key) || self.executed.contains_key(&key) {
+            return Err(Rejected::Duplicate);
+        }
+        if self.pending.len() >= self.cfg.pending_len_max {
+            return Err(Rejected::Busy);
+        }
+        self.admit(request, true);
+        self.after_step();
+        Ok(self.take_output())
+    }
+
+    /// Takes a request into the pending set; a backup passes it on to the primary.
+    fn admit(&mut self, request: Request, forward: bool) {
+        let key = (request.client, request.id);
+        if self.is_primary() && self.status == Status::Normal {
+            self.queue.push_back(key);
+            self.queue_bytes += request.encoded_len();
+        } else if forward {
+            self.forward_bytes += request.encoded_len();
+            self.forward_buf.push(request.clone());
+            self.forward_since_ms.get_or_insert(self.now_ms);
+        }
+        if self.pending.is_empty() {
+            // The progress timer starts when the first request waits (§2.5.2).
+            self.progress_ms = self.now_ms;
+        }
+        self.pending.insert(key, Pending { request, arrival_ms: self.now_ms });
+    }
+
+    /// A message from a peer whose frame signature the host has verified
+    /// ([`crate::message::verify_messages`]). Nested certificates are checked here.
+    pub fn receive(&mut self, now_ms: u64, msg: Message) -> Output {
+        self.now_ms = self.now_ms.max(now_ms);
+        let from = msg.from();
+        if from as usize >= self.cfg.n || from == self.cfg.id {
+            self.drop_msg("unknown sender");
+            return self.take_output();
+        }
+        match msg {
+            Message::Forward(f) => self.on_forward(f),
+            Message::PrePrepare(h, batch) => self.on_pre_prepare(h, batch),
+            Message::Vote(v) => self.on_vote(v),
+            Message::Checkpoint(c) => self.on_checkpoint(c),
+            Message::ViewChange(vc) => self.on_view_change(vc),
+            Message::NewView(nv) => self.on_new_view(nv),
+            Message::FetchBatch(f) => self.on_fetch_batch(f),
+            Message::BatchReply(b) => self.on_batch_reply(b.body.batch),
+            Message::FetchState(f) => {
+                if f.body.from_seq <= self.last_executed {
+                    self.out.serve_state.push((f.from, f.body.from_seq));
+                } else {
+                    self.drop_msg("state request beyond execution");
+                }
+            }
+            Message::StateReply(s) => self.on_state_reply(s),
+        }
+        self.after_step();
+        self.take_output()
+    }
+
+    /// Time passed: cut batches, flush forwards, retransmit, suspect the primary, fetch
+    /// state.
+    pub fn tick(&mut self, now_ms: u64) -> Output {
+        self.now_ms = self.now_ms.max(now_ms);
+        let now = self.now_ms;
+        match self.status {
+            Status::ViewChanging { deadline_ms: Some(deadline_ms) } if now >= deadline_ms => {
+                // The new view did not start in time: try the next one (§2.5.2).
+                self.view_change_attempts += 1;
+                self.start_view_change(self.view + 1);
+            }
+            Status::Normal => {
+                if let Some(oldest) = self.oldest_pending_ms() {
+                    if now >= oldest.max(self.progress_ms) + self.timeout_ms() {
+                        self.start_view_change(self.view + 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if now >= self.retransmit_at_ms {
+            self.retransmit();
+            self.retransmit_at_ms = now + self.cfg.retransmit_ms;
+        }
+        self.maybe_fetch_state();
+        self.after_step();
+        self.take_output()
+    }
+
+    /// Work every step ends with: flush forwards, propose batches, execute.
+    fn after_step(&mut self) {
+        self.flush_forward(false);
+        self.propose();
+        self.execute();
+    }
+
+    // ---- requests ---------------------------------------------------------------------
+
+    fn on_forward(&mut self, f: Signed<Forward>) {
+        for request in f.body.requests {
+            let key = (request.client, request.id);
+            if self.pending.contains_key(&key) || self.executed.contains_key(&key) {
+                continue;
+            }
+            if self.pending.len() >= self.cfg.pending_len_max {
+                self.drop_msg("request queue full");
+                continue;
+            }
+            if request.payload.len() > REQUEST_PAYLOAD_LEN_MAX {
+                self.drop_msg("request too large");
+                continue;
+            }
+            self.admit(request, false);
+        }
+    }
+
+    fn flush_forward(&mut self, force: bool) {
+        let Some(since) = self.forward_since_ms else { return };
+        if self.is_primary() && self.status == Status::Normal {
+            // This replica became primary: its own requests are queued directly.
+            self.forward_buf.clear();
+            self.forward_bytes = 0;
+            self.forward_since_ms = None;
+            return;
+        }
+        let due = force
+            || self.forward_bytes >= self.cfg.batch_bytes_max / 2
+            || self.forward_buf.len() >= self.cfg.batch_len_max
+            || self.now_ms >= since + self.cfg.batch_delay_ms;
+        if !due || self.status != Status::Normal {
+            return;
+        }
+        let requests = std::mem::take(&mut self.forward_buf);
+        self.forward_bytes = 0;
+        self.forward_since_ms = None;
+        let primary = self.cfg.primary(self.view);
+        let msg = Message::Forward(self.sign(Forward { requests }));
+        self.send(Target::One(primary), msg);
+    }
+
+    /// The primary assigns sequence numbers to batches while the pipeline window is open
+    /// (§2.3, with the window of §2.4's watermarks).
+    fn propose(&mut self) {
+        if !self.is_primary() || self.replaying {
+            return;
+        }
+        while self.window_open() && !self.queue.is_empty() {
+            let oldest = self.queue.front().and_then(|k| self.pending.get(k)).map(|p| p.arrival_ms);
+            let full = self.queue.len() >= self.cfg.batch_len_max || self.queue_bytes >= self.cfg.batch_bytes_max;
+            let due = oldest.is_none_or(|t| self.now_ms >= t + self.cfg.batch_delay_ms);
+            if !full && !due {
+                return;
+            }
+            let mut requests = Vec::new();
+            let mut bytes = 4;
+            while let Some(key) = self.queue.front().copied() {
+                let Some(p) = self.pending.get(&key) else {
+                    self.queue.pop_front();
+                    continue;
+                };
+                let len = p.request.encoded_len();
+                if !requests.is_empty() && (requests.len() >= self.cfg.batch_len_max || bytes + len > self.cfg.batch_bytes_max)
+                {
+                    break;
+                }
+                self.queue.pop_front();
+                self.queue_bytes = self.queue_bytes.saturating_sub(len);
+                if self.executed.contains_key(&key) || !self.proposed.insert(key) {
+                    continue;
+                }
+                bytes += len;
+                requests.push(p.request.clone());
+            }
+            if requests.is_empty() {
+                continue;
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let batch = Arc::new(Batch::new(requests));
+            let header = self.sign(Header { view: self.view, seq, digest: batch.digest() });
+            self.accept_pre_prepare(header, batch);
+        }
+    }
+
+    // ---- normal case (§2.3) -----------------------------------------------------------
+
+    fn on_pre_prepare(&mut self, h: Signed<Header>, batch: Arc<Batch>) {
+        let hd = h.body;
+        self.note_seen(hd.seq);
+        if hd.digest != batch.digest() {
+            return self.drop_msg("batch does not match its digest");
+        }
+        if hd.view != self.view || self.status != Status::Normal {
+            return self.drop_msg("pre-prepare of another view");
+        }
+        if h.from != self.cfg.primary(hd.view) {
+            return self.drop_msg("pre-prepare not from the primary");
+        }
+        if !self.in_window(hd.seq) {
+            return self.drop_msg("pre-prepare outside the watermarks");
+        }
+        if hd.seq <= self.last_executed {
+            return self.drop_msg("pre-prepare for an executed sequence number");
+        }
+        if let Some(slot) = self.slots.get(&hd.seq) {
+            if slot.view == hd.view {
+                if let Some(existing) = &slot.pre_prepare {
+                    if existing.body.digest != hd.digest {
+                        // The primary equivocates: keep the first, the view change follows.
+                        return self.drop_msg("conflicting pre-prepare");
+                    }
+                    if slot.batch.is_some() {
+                        return self.drop_msg("duplicate");
+                    }
+                    // A new view named this digest; here is its batch.
+                    self.awaiting_batch.remove(&hd.digest);
+                }
+            }
+        }
+        self.accept_pre_prepare(h, batch);
+    }
+
+    /// Logs a pre-prepare (with its batch) and, on a backup, sends PREPARE.
+    fn accept_pre_prepare(&mut self, h: Signed<Header>, batch: Arc<Batch>) {
+        let hd = h.body;
+        let view = self.view;
+        let now = self.now_ms;
+        self.batches.insert(batch.digest(), batch.clone());
+        self.persist_record(hd.seq, &Message::PrePrepare(h.clone(), batch.clone()));
+        let slot = self.slots.entry(hd.seq).or_default();
+        if slot.view != view {
+            slot.reset_to(view);
+        }
+        // Votes that arrived first for another digest do not count toward this one.
+        slot.prepares.retain(|_, v| v.body.digest == hd.digest);
+        slot.commits.retain(|_, v| v.body.digest == hd.digest);
+        slot.pre_prepare = Some(h.clone());
+        slot.batch = Some(batch.clone());
+        slot.sent_at_ms = now;
+        if self.cfg.primary(view) == self.cfg.id {
+            self.send(Target::All, Message::PrePrepare(h, batch));
+        } else {
+            let vote = self.sign(Vote { phase: Phase::Prepare, view, seq: hd.seq, digest: hd.digest });
+            let msg = Message::Vote(vote.clone());
+            self.persist_record(hd.seq, &msg);
+            let slot = self.slots.get_mut(&hd.seq).expect("just inserted");
+            slot.prepares.insert(vote.from, vote);
+            slot.sent_prepare = true;
+            self.send(Target::All, msg);
+        }
+        self.advance(hd.seq);
+    }
+
+    fn on_vote(&mut self, v: Signed<Vote>) {
+        let vb = v.body;
+        self.note_seen(vb.seq);
+        if vb.view != self.view || self.status != Status::Normal {
+            return self.drop_msg("vote of another view");
+        }
+        if !self.in_window(vb.seq) {
+            return self.drop_msg("vote outside the watermarks");
+        }
+        if vb.seq <= self.last_executed {
+            return; // Late vote for an executed batch: harmless, not counted.
+        }
+        if vb.phase == Phase::Prepare && v.from == self.cfg.primary(vb.view) {
+            return self.drop_msg("prepare from the primary");
+        }
+        let view = self.view;
+        let slot = self.slots.entry(vb.seq).or_default();
+        if slot.view != view {
+            slot.reset_to(view);
+        }
+        if let Some(pp) = &slot.pre_prepare {
+            if pp.body.digest != vb.digest {
+                return self.drop_msg("vote for another digest");
+            }
+        }
+        let votes = match vb.phase {
+            Phase::Prepare => &mut slot.prepares,
+            Phase::Commit => &mut slot.commits,
+        };
+        if let Some(existing) = votes.get(&v.from) {
+            let reason = if existing.body.digest == vb.digest { "duplicate" } else { "conflicting vote" };
+            return self.drop_msg(reason);
+        }
+        votes.insert(v.from, v.clone());
+        self.persist_record(vb.seq, &Message::Vote(v));
+        self.advance(vb.seq);
+    }
+
+    /// prepared(m, v, n, i): the pre-prepare and 2f matching prepares from backups.
+    fn advance(&mut self, seq: u64) {
+        let quorum = self.cfg.quorum();
+        let f2 = 2 * self.cfg.f();
+        let me = self.cfg.id;
+        let Some(slot) = self.slots.get_mut(&seq) else { return };
+        let Some(pp) = slot.pre_prepare.clone() else { return };
+        if slot.batch.is_none() {
+            return;
+        }
+        if !slot.sent_commit && slot.prepares.len() >= f2 {
+            let prepares: Vec<_> = slot.prepares.values().take(f2).cloned().collect();
+            slot.prepared = Some(Prepared { pre_prepare: pp.clone(), prepares });
+            slot.sent_commit = true;
+            let vote = Signed::sign(
+                &self.key,
+                me,
+                Vote { phase: Phase::Commit, view: pp.body.view, seq, digest: pp.body.digest },
+            );
+            slot.commits.insert(me, vote.clone());
+            let msg = Message::Vote(vote);
+            self.persist_record(seq, &msg);
+            self.send(Target::All, msg);
+        }
+        let slot = self.slots.get_mut(&seq).expect("present");
+        // committed-local: prepared and 2f + 1 matching commits (own included).
+        if slot.sent_commit && !slot.committed && slot.commits.len() >= quorum {
+            slot.committed = true;
+        }
+    }
+
+    /// Executes committed batches in sequence order (§2.3 step 5).
+    fn execute(&mut self) {
+        loop {
+            let seq = self.last_executed + 1;
+            let Some(slot) = self.slots.get(&seq) else { return };
+            if !slot.committed {
+                return;
+            }
+            let (Some(pp), Some(batch)) = (&slot.pre_prepare, &slot.batch) else { return };
+            let certificate: Vec<_> = slot.commits.values().take(self.cfg.quorum()).cloned().collect();
+            let entry = CommittedEntry { seq, view: pp.body.view, batch: batch.clone(), certificate };
+            self.apply_entry(entry);
+        }
+    }
+
+    /// Executes one committed entry at `last_executed + 1` (from the log or a state
+    /// transfer): de-duplicates, replies, archives, checkpoints.
+    fn apply_entry(&mut self, entry: CommittedEntry) {
+        let seq = entry.seq;
+        debug_assert_eq!(seq, self.last_executed + 1);
+        let mut fresh = Vec::with_capacity(entry.batch.requests().len());
+        for (i, r) in entry.batch.requests().iter().enumerate() {
+            let key = (r.client, r.id);
+            self.proposed.remove(&key);
+            if let Some(p) = self.pending.remove(&key) {
+                if self.queue.front() == Some(&key) {
+                    self.queue.pop_front();
+                }
+                self.queue_bytes = self.queue_bytes.saturating_sub(p.request.encoded_len());
+            }
+            if self.executed.contains_key(&key) {
+                continue;
+            }
+            self.executed.insert(key, seq);
+            self.executed_order.push_back((seq, key));
+            fresh.push(i);
+            if !self.replaying {
+                self.out.replies.push(Reply { client: r.client, id: r.id, seq });
+            }
+        }
+        while let Some(&(s, key)) = self.executed_order.front() {
+            if s + self.cfg.dedup_horizon > seq {
+                break;
+            }
+            self.executed_order.pop_front();
+            self.executed.remove(&key);
+        }
+        self.history = hash("history", &[&self.history, &seq.to_be_bytes(), &entry.batch.digest()]);
+        self.last_executed = seq;
+        self.progress_ms = self.now_ms;
+        self.view_change_attempts = 0;
+        self.stats.batches_committed += 1;
+        self.stats.requests_committed += fresh.len() as u64;
+        if self.next_seq <= seq {
+            self.next_seq = seq + 1;
+        }
+        if !self.replaying {
+            self.out.persist.committed.push((seq, recovery::archive_bytes(&self.history, &entry)));
+            self.out.deliver.push(Delivered { entry, fresh });
+        }
+        if seq % self.cfg.checkpoint_interval == 0 {
+            self.take_checkpoint(seq);
+        }
+    }
+
+    // ---- retransmission ---------------------------------------------------------------
+
+    /// Re-sends this replica's messages that may not have arrived: votes and pre-prepares
+    /// of unfinished slots, its latest checkpoint vote, its view change, the new view.
+    fn retransmit(&mut self) {
+        if self.replaying {
+            return;
+        }
+        let now = self.now_ms;
+        if self.status != Status::Normal {
+            if let Some(vc) = self.own_view_change.clone() {
+                self.send(Target::All, Message::ViewChange(vc));
+            }
+            return;
+        }
+        self.flush_forward(true);
+        let me = self.cfg.id;
+        let stale = now.saturating_sub(self.cfg.retransmit_ms);
+        let mut resend = Vec::new();
+        for (&seq, slot) in self.slots.range_mut(self.last_executed + 1..) {
+            if slot.view != self.view || slot.sent_at_ms > stale {
+                continue;
+            }
+            slot.sent_at_ms = now;
+            if let (Some(pp), Some(batch)) = (&slot.pre_prepare, &slot.batch) {
+                if pp.from == me {
+                    resend.push(Message::PrePrepare(pp.clone(), batch.clone()));
+                }
+            }
+            if let Some(v) = slot.prepares.get(&me) {
+                resend.push(Message::Vote(v.clone()));
+            }
+            if let Some(v) = slot.commits.get(&me) {
+                resend.push(Message::Vote(v.clone()));
+            }
+            let _ = seq;
+        }
+        for m in resend {
+            self.send(Target::All, m);
+        }
+        if let Some(vote) = self
+            .checkpoint_votes
+            .range(self.stable.seq + 1..)
+            .next_back()
+            .and_then(|(_, votes)| votes.get(&me).cloned())
+        {
+            self.send(Target::All, Message::Checkpoint(vote));
+        }
+        // Pending requests the primary may have lost: pass them on again.
+        if !self.is_primary() && self.oldest_pending_ms().is_some_and(|t| t + self.cfg.retransmit_ms <= now) {
+            let stale_requests: Vec<Request> = self
+                .pending
+                .values()
+                .filter(|p| p.arrival_ms + self.cfg.retransmit_ms <= now)
+                .take(self.cfg.batch_len_max)
+                .map(|p| p.request.clone())
+                .collect();
+            if !stale_requests.is_empty() {
+                let primary = self.cfg.primary(self.view);
+                let msg = Message::Forward(self.sign(Forward { requests: stale_requests }));
+                self.send(Target::One(primary), msg);
+            }
+        }
+    }
+
+    // ---- batches for new views --------------------------------------------------------
+
+    fn on_fetch_batch(&mut self, f: Signed<FetchBatch>) {
+        match self.batches.get(&f.body.digest).cloned() {
+            Some(batch) => {
+                let msg = Message::BatchReply(self.sign(BatchReply { batch }));
+                self.send(Target::One(f.from), msg);
+            }
+            None => self.drop_msg("unknown batch requested"),
+        }
+    }
+
+    fn on_batch_reply(&mut self, batch: Arc<Batch>) {
+        let Some(seqs) = self.awaiting_batch.remove(&batch.digest()) else {
+            return self.drop_msg("unrequested batch");
+        };
+        self.batches.insert(batch.digest(), batch.clone());
+        for seq in seqs {
+            let Some(slot) = self.slots.get(&seq) else { continue };
+            let Some(pp) = slot.pre_prepare.clone() else { continue };
+            if slot.batch.is_none() && pp.body.digest == batch.digest() && pp.body.view == self.view {
+                self.accept_pre_prepare(pp, batch.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

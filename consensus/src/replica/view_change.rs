@@ -1,0 +1,284 @@
+//! View changes (TOCS 2002 §2.5; liveness rules of §2.5.2).
+//!
+//! A replica that suspects the primary moves to view v + 1 and broadcasts VIEW-CHANGE with
+//! its stable checkpoint proof C and the prepared certificates P above it. The primary of
+//! v + 1 collects 2f + 1 valid ones and broadcasts NEW-VIEW with them and the set O of
+//! pre-prepares it derives: for every n between the highest stable checkpoint (min-s) and
+//! the highest prepared sequence number (max-s), the digest of the prepared certificate of
+//! the highest view, or the null batch. Backups recompute O and check it. A replica that
+//! sees f + 1 view changes for higher views joins the smallest; the timeout doubles with
+//! each view change that does not complete.
+//!
+//! The replica's view is persisted as `view << 1 | changing` before it acts in it, so a
+//! restarted replica neither goes back to an old view nor accepts messages of a view it
+//! has left.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::message::{
+    null_digest, verify_all, Batch, CheckpointProof, Digest, FetchBatch, Forward, Header, Message, NewView, Phase,
+    Prepared, ReplicaId, Signed, ViewChange,
+};
+
+use super::{Event, Replica, Status, Target};
+
+/// Views above this are refused (`view << 1` must not overflow when persisted).
+pub(super) const VIEW_MAX: u64 = 1 << 62;
+/// View changes are kept for at most this many views above the current one (memory bound;
+/// a replica further behind catches up through the NEW-VIEW its primary re-sends).
+const VIEWS_AHEAD_MAX: u64 = 64;
+
+impl Replica {
+    pub(super) fn start_view_change(&mut self, view: u64) {
+        if view <= self.view || view >= VIEW_MAX {
+            return;
+        }
+        self.view = view;
+        self.status = Status::ViewChanging { deadline_ms: None };
+        self.stats.view_changes += 1;
+        self.out.events.push(Event::ViewChangeStarted(view));
+        self.broadcast_view_change();
+    }
+
+    /// Signs, persists and sends VIEW-CHANGE for the view this replica is moving to.
+    pub(super) fn broadcast_view_change(&mut self) {
+        let view = self.view;
+        let prepared: Vec<Prepared> =
+            self.slots.range(self.stable.seq + 1..).filter_map(|(_, s)| s.prepared.clone()).collect();
+        let vc = self.sign(ViewChange { view, checkpoint: self.stable.clone(), prepared });
+        if !self.replaying {
+            self.out.persist.view = Some(view << 1 | 1);
+        }
+        self.own_view_change = Some(vc.clone());
+        self.view_changes.retain(|v, _| *v >= view);
+        self.remember_view_change(vc.clone());
+        self.send(Target::All, Message::ViewChange(vc));
+        self.proposed.clear();
+        self.queue.clear();
+        self.queue_bytes = 0;
+        self.try_new_view(view);
+    }
+
+    /// Keeps a valid view change (views from the current one to [`VIEWS_AHEAD_MAX`] above
+    /// it, one per replica and view) and arms the view-change timer once 2f + 1 are in for
+    /// the view this replica is moving to.
+    fn remember_view_change(&mut self, vc: Signed<ViewChange>) {
+        self.view_changes.entry(vc.body.view).or_default().insert(vc.from, vc);
+        if let Status::ViewChanging { deadline_ms: None } = self.status {
+            if self.view_changes.get(&self.view).is_some_and(|vcs| vcs.len() >= self.cfg.quorum()) {
+                self.status = Status::ViewChanging { deadline_ms: Some(self.now_ms + self.timeout_ms()) };
+            }
+        }
+    }
+
+    pub(super) fn on_view_change(&mut self, vc: Signed<ViewChange>) {
+        let v = vc.body.view;
+        if v < self.view || (v == self.view && self.status == Status::Normal) {
+            // The sender is behind: the primary of the current view re-sends its NEW-VIEW.
+            if self.status == Status::Normal && self.is_primary() {
+                if let Some(nv) = self.new_view.clone() {
+                    self.send(Target::One(vc.from), Message::NewView(nv));
+                }
+            }
+            return self.drop_msg("view change for an old view");
+        }
+        if v >= VIEW_MAX || v > self.view + VIEWS_AHEAD_MAX {
+            return self.drop_msg("view number out of range");
+        }
+        if self.view_changes.get(&v).is_some_and(|vcs| vcs.contains_key(&vc.from)) {
+            return self.drop_msg("duplicate");
+        }
+        if !self.check_view_change(&vc) {
+            return self.drop_msg("invalid view change");
+        }
+        self.remember_view_change(vc);
+        // §2.5.2: f + 1 other replicas want higher views — join the smallest of them.
+        let above: BTreeMap<ReplicaId, u64> = self
+            .view_changes
+            .range(self.view + 1..)
+            .flat_map(|(view, vcs)| vcs.keys().map(move |r| (*r, *view)))
+            .filter(|(r, _)| *r != self.cfg.id)
+            .collect();
+        if above.len() > self.cfg.f() {
+            let smallest = above.values().copied().min().expect("more than f entries");
+            self.start_view_change(smallest);
+        }
+        self.try_new_view(v);
+    }
+
+    /// A view change is valid when its checkpoint proof holds and every prepared certificate
+    /// is a pre-prepare of an earlier view from that view's primary with 2f matching
+    /// prepares from distinct backups, inside the watermarks of the checkpoint.
+    fn check_view_change(&self, vc: &Signed<ViewChange>) -> bool {
+        let b = &vc.body;
+        if !self.check_checkpoint_proof(&b.checkpoint) {
+            return false;
+        }
+        let low = b.checkpoint.seq;
+        let mut seqs = std::collections::HashSet::new();
+        let mut headers = Vec::new();
+        let mut votes = Vec::new();
+        for p in &b.prepared {
+            let h = &p.pre_prepare.body;
+            if h.view >= b.view
+                || p.pre_prepare.from != self.cfg.primary(h.view)
+                || h.seq <= low
+                || h.seq > low + self.cfg.watermark_span
+                || !seqs.insert(h.seq)
+            {
+                return false;
+            }
+            let mut senders = std::collections::HashSet::new();
+            let ok = p.prepares.iter().all(|v| {
+                v.body.phase == Phase::Prepare
+                    && v.body.view == h.view
+                    && v.body.seq == h.seq
+                    && v.body.digest == h.digest
+                    && v.from != p.pre_prepare.from
+                    && (v.from as usize) < self.cfg.n
+                    && senders.insert(v.from)
+            });
+            if !ok || senders.len() < 2 * self.cfg.f() {
+                return false;
+            }
+            headers.push(&p.pre_prepare);
+            votes.extend(p.prepares.iter());
+        }
+        verify_all(&headers, &self.keys).is_ok() && verify_all(&votes, &self.keys).is_ok()
+    }
+
+    /// The stable checkpoint (min-s) and the set O the new primary must send (§2.5).
+    fn derive_new_view(&self, view: u64, vcs: &[Signed<ViewChange>]) -> (CheckpointProof, Vec<Header>) {
+        let checkpoint = vcs.iter().map(|vc| &vc.body.checkpoint).max_by_key(|c| c.seq).cloned().unwrap_or_default();
+        let mut best: BTreeMap<u64, (u64, Digest)> = BTreeMap::new();
+        for p in vcs.iter().flat_map(|vc| vc.body.prepared.iter()) {
+            let h = p.pre_prepare.body;
+            if h.seq <= checkpoint.seq {
+                continue;
+            }
+            let e = best.entry(h.seq).or_insert((h.view, h.digest));
+            if h.view > e.0 {
+                *e = (h.view, h.digest);
+            }
+        }
+        let max_s = best.keys().next_back().copied().unwrap_or(checkpoint.seq);
+        let null = null_digest();
+        let headers = (checkpoint.seq + 1..=max_s)
+            .map(|seq| Header { view, seq, digest: best.get(&seq).map_or(null, |(_, d)| *d) })
+            .collect();
+        (checkpoint, headers)
+    }
+
+    /// The new primary sends NEW-VIEW once it holds 2f + 1 view changes for its view.
+    fn try_new_view(&mut self, view: u64) {
+        if self.cfg.primary(view) != self.cfg.id || self.view != view || self.status == Status::Normal {
+            return;
+        }
+        let Some(vcs) = self.view_changes.get(&view) else { return };
+        if vcs.len() < self.cfg.quorum() {
+            return;
+        }
+        let vcs: Vec<_> = vcs.values().take(self.cfg.quorum()).cloned().collect();
+        let (_, headers) = self.derive_new_view(view, &vcs);
+        let pre_prepares = headers.into_iter().map(|h| self.sign(h)).collect();
+        let nv = self.sign(NewView { view, view_changes: vcs, pre_prepares });
+        self.send(Target::All, Message::NewView(nv.clone()));
+        self.enter_view(nv);
+    }
+
+    pub(super) fn on_new_view(&mut self, nv: Signed<NewView>) {
+        let v = nv.body.view;
+        if v < self.view || (v == self.view && self.status == Status::Normal) || v >= VIEW_MAX {
+            return self.drop_msg("new view for an old view");
+        }
+        if nv.from != self.cfg.primary(v) {
+            return self.drop_msg("new view not from the view's primary");
+        }
+        if !self.check_new_view(&nv) {
+            return self.drop_msg("invalid new view");
+        }
+        self.enter_view(nv);
+    }
+
+    fn check_new_view(&self, nv: &Signed<NewView>) -> bool {
+        let b = &nv.body;
+        let mut senders = std::collections::HashSet::new();
+        if !b.view_changes.iter().all(|vc| vc.body.view == b.view && senders.insert(vc.from))
+            || senders.len() < self.cfg.quorum()
+        {
+            return false;
+        }
+        let refs: Vec<_> = b.view_changes.iter().collect();
+        if verify_all(&refs, &self.keys).is_err() || !b.view_changes.iter().all(|vc| self.check_view_change(vc)) {
+            return false;
+        }
+        let (_, headers) = self.derive_new_view(b.view, &b.view_changes);
+        if headers.len() != b.pre_prepares.len()
+            || !headers.iter().zip(&b.pre_prepares).all(|(h, pp)| pp.body == *h && pp.from == nv.from)
+        {
+            return false;
+        }
+        let refs: Vec<_> = b.pre_prepares.iter().collect();
+        verify_all(&refs, &self.keys).is_ok()
+    }
+
+    /// Enters the view of a valid NEW-VIEW: adopts its checkpoint, logs its pre-prepares
+    /// (fetching batches this replica lacks) and hands pending requests to the new primary.
+    pub(super) fn enter_view(&mut self, nv: Signed<NewView>) {
+        let view = nv.body.view;
+        self.view = view;
+        self.status = Status::Normal;
+        self.progress_ms = self.now_ms;
+        self.own_view_change = None;
+        self.view_changes.retain(|v, _| *v > view);
+        if !self.replaying {
+            self.out.persist.view = Some(view << 1);
+        }
+        self.out.events.push(Event::ViewEntered(view));
+        let (checkpoint, _) = self.derive_new_view(view, &nv.body.view_changes);
+        if checkpoint.seq > self.stable.seq {
+            self.make_stable(checkpoint);
+        }
+        let max_s = nv.body.pre_prepares.last().map_or(self.stable.seq, |h| h.body.seq);
+        self.next_seq = self.next_seq.max(max_s + 1).max(self.last_executed + 1);
+        let null = null_digest();
+        for h in nv.body.pre_prepares.clone() {
+            let seq = h.body.seq;
+            if seq <= self.last_executed || !self.in_window(seq) {
+                continue;
+            }
+            let batch = if h.body.digest == null { Some(Arc::new(Batch::null())) } else { self.batches.get(&h.body.digest).cloned() };
+            match batch {
+                Some(batch) => self.accept_pre_prepare(h, batch),
+                None => {
+                    let slot = self.slots.entry(seq).or_default();
+                    slot.reset_to(view);
+                    slot.pre_prepare = Some(h.clone());
+                    self.awaiting_batch.entry(h.body.digest).or_default().push(seq);
+                    let msg = Message::FetchBatch(self.sign(FetchBatch { digest: h.body.digest }));
+                    self.send(Target::All, msg);
+                }
+            }
+        }
+        self.new_view = Some(nv);
+        // Requests still waiting go to the new primary (§2.5: clients retransmit; here the
+        // backups hold them for their clients).
+        let mut waiting: Vec<_> = self.pending.iter().map(|(k, p)| (p.arrival_ms, *k)).collect();
+        waiting.sort_unstable();
+        if self.is_primary() {
+            self.queue = waiting.iter().map(|(_, k)| *k).collect();
+            self.queue_bytes = self.queue.iter().filter_map(|k| self.pending.get(k)).map(|p| p.request.encoded_len()).sum();
+        } else {
+            self.forward_buf.clear();
+            self.forward_bytes = 0;
+            self.forward_since_ms = None;
+            let primary = self.cfg.primary(view);
+            for chunk in waiting.chunks(self.cfg.batch_len_max) {
+                let requests = chunk.iter().filter_map(|(_, k)| self.pending.get(k)).map(|p| p.request.clone()).collect();
+                let msg = Message::Forward(self.sign(Forward { requests }));
+                self.send(Target::One(primary), msg);
+            }
+        }
+    }
+}
