@@ -56,12 +56,36 @@ pub struct Faults {
     pub crashes: usize,
     /// Byzantine replicas (at most f).
     pub byzantine: Vec<(ReplicaId, Behaviour)>,
+    /// Scripted faults at fixed times (scenario tests).
+    pub script: Vec<(u64, Scripted)>,
+    /// Crashed replicas that stay down in the liveness phase (liveness is then checked on
+    /// the others).
+    pub keep_down: Vec<ReplicaId>,
+}
+
+/// A fault at a fixed time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scripted {
+    Crash(ReplicaId),
+    Restart(ReplicaId),
+    /// Replicas on one side; messages across the cut are lost.
+    Partition(Vec<ReplicaId>),
+    Heal,
 }
 
 impl Faults {
     /// No faults.
     pub fn none() -> Self {
-        Self { loss: 0.0, duplicate: 0.0, delay_ms_max: 5, partitions: 0, crashes: 0, byzantine: Vec::new() }
+        Self {
+            loss: 0.0,
+            duplicate: 0.0,
+            delay_ms_max: 5,
+            partitions: 0,
+            crashes: 0,
+            byzantine: Vec::new(),
+            script: Vec::new(),
+            keep_down: Vec::new(),
+        }
     }
 
     /// Swarm testing: each fault is switched on or off at random, with random intensity,
@@ -289,6 +313,15 @@ impl Sim {
             self.schedule(start, Event::Crash(r));
             self.schedule((start + down).min(self.cfg.fault_phase_ms), Event::Restart(r));
         }
+        for (at, s) in &faults.script {
+            let e = match s {
+                Scripted::Crash(r) => Event::Crash(*r),
+                Scripted::Restart(r) => Event::Restart(*r),
+                Scripted::Partition(side) => Event::Partition(side.clone()),
+                Scripted::Heal => Event::Heal,
+            };
+            self.schedule(*at, e);
+        }
         let end = self.cfg.fault_phase_ms + self.cfg.liveness_ms;
         let mut liveness_started = false;
         while let Some(std::cmp::Reverse((at, _, event))) = self.queue.pop() {
@@ -311,6 +344,13 @@ impl Sim {
             return Err(err(seed, format!("liveness: not every request committed everywhere by {end} ms ({missing})")));
         }
         self.check_ledgers().map_err(|e| err(seed, e))?;
+        self.report.executed = self
+            .nodes
+            .iter()
+            .filter(|n| n.behaviour.is_none())
+            .filter_map(|n| n.replica.as_ref().map(|r| r.last_executed()))
+            .min()
+            .unwrap_or(0);
         for node in &self.nodes {
             if let (Some(r), None) = (&node.replica, node.behaviour) {
                 self.report.view_changes += r.stats().view_changes;
@@ -325,7 +365,7 @@ impl Sim {
         self.faults_on = false;
         self.partition = None;
         for r in 0..self.cfg.n as ReplicaId {
-            if self.nodes[r as usize].replica.is_none() {
+            if self.nodes[r as usize].replica.is_none() && !self.cfg.faults.keep_down.contains(&r) {
                 self.restart(r);
             }
         }
@@ -349,8 +389,9 @@ impl Sim {
         let total = self.cfg.clients * self.cfg.requests_per_client;
         self.nodes
             .iter()
-            .filter(|n| n.behaviour.is_none())
-            .all(|n| n.executed.len() == total && n.replica.is_some())
+            .enumerate()
+            .filter(|(i, n)| n.behaviour.is_none() && !self.cfg.faults.keep_down.contains(&(*i as ReplicaId)))
+            .all(|(_, n)| n.executed.len() == total && n.replica.is_some())
     }
 
     fn first_missing(&self) -> String {
