@@ -536,6 +536,15 @@ impl Sim {
         for d in &out.deliver {
             let seq = d.entry.seq;
             let digest = d.entry.batch.digest();
+            if std::env::var("SIM_TRACE").is_ok() {
+                eprintln!(
+                    "t={} replica {from} delivers {seq} view {} digest {} ({} requests)",
+                    self.now,
+                    d.entry.view,
+                    crate::message::short(&digest),
+                    d.entry.batch.requests().len()
+                );
+            }
             if let Some(prev) = node.delivered.insert(seq, digest) {
                 if prev != digest {
                     return Err(format!("replica {from} delivered two batches at sequence {seq}"));

@@ -36,6 +36,7 @@ impl Replica {
         if seq % self.cfg.checkpoint_interval != 0 || seq == 0 {
             return self.drop_msg("checkpoint off the interval");
         }
+        self.note_seen(seq);
         if seq <= self.stable.seq {
             return; // Old news.
         }

@@ -570,6 +570,17 @@ impl Replica {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
+            if self.slots.get(&seq).is_some_and(|s| s.view == self.view && s.pre_prepare.is_some()) {
+                // Already assigned in this view (never expected: recovery restores next_seq);
+                // re-queue rather than equivocate.
+                for r in requests.iter().rev() {
+                    let key = (r.client, r.id);
+                    self.proposed.remove(&key);
+                    self.queue.push_front(key);
+                    self.queue_bytes += r.encoded_len();
+                }
+                continue;
+            }
             let batch = Arc::new(Batch::new(requests));
             let header = self.sign(Header { view: self.view, seq, digest: batch.digest() });
             self.accept_pre_prepare(header, batch);
@@ -619,12 +630,18 @@ impl Replica {
         let hd = h.body;
         let view = self.view;
         let now = self.now_ms;
-        self.batches.insert(batch.digest(), batch.clone());
-        self.persist_record(hd.seq, &Message::PrePrepare(h.clone(), batch.clone()));
         let slot = self.slots.entry(hd.seq).or_default();
         if slot.view != view {
             slot.reset_to(view);
         }
+        if slot.pre_prepare.as_ref().is_some_and(|p| p.body.digest != hd.digest) {
+            // One pre-prepare per sequence number and view, whatever the caller thought.
+            debug_assert!(false, "second pre-prepare for sequence {} in view {view}", hd.seq);
+            return;
+        }
+        self.batches.insert(batch.digest(), batch.clone());
+        self.persist_record(hd.seq, &Message::PrePrepare(h.clone(), batch.clone()));
+        let slot = self.slots.get_mut(&hd.seq).expect("just inserted");
         // Votes that arrived first for another digest do not count toward this one.
         slot.prepares.retain(|_, v| v.body.digest == hd.digest);
         slot.commits.retain(|_, v| v.body.digest == hd.digest);
@@ -815,6 +832,14 @@ impl Replica {
                 resend.push(Message::Vote(v.clone()));
             }
             let _ = seq;
+        }
+        // A heartbeat of progress: this replica's commit for its last executed batch (or its
+        // vote for the stable checkpoint), so a replica that missed the end of a burst learns
+        // it is behind and fetches state.
+        if let Some(v) = self.slots.get(&self.last_executed).and_then(|s| s.commits.get(&me)) {
+            resend.push(Message::Vote(v.clone()));
+        } else if let Some(v) = self.stable.votes.iter().find(|v| v.from == me) {
+            resend.push(Message::Checkpoint(v.clone()));
         }
         for m in resend {
             self.send(Target::All, m);

@@ -130,6 +130,11 @@ impl Replica {
                 _ => {}
             }
         }
+        // A primary must not reuse a sequence number it assigned before the crash.
+        let assigned = r.slots.iter().filter(|(_, s)| s.pre_prepare.is_some()).map(|(seq, _)| *seq).max();
+        if let Some(seq) = assigned {
+            r.next_seq = r.next_seq.max(seq + 1);
+        }
         let f2 = 2 * r.cfg.f();
         for ((seq, view), (pp, prepares)) in older {
             let Some(pp) = pp else { continue };

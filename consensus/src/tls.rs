@@ -1,0 +1,146 @@
+//! Mutual TLS for the consensus transport.
+//!
+//! At genesis the consortium creates a TLS certificate authority (ECDSA P-256, rcgen) and
+//! issues every validator a certificate for the name `replica-<i>.dualchain`, usable as
+//! both server and client. Every QUIC connection is TLS 1.3 with both sides presenting a
+//! certificate chaining to that CA (rustls' WebPKI verifiers, ring provider); a peer is then
+//! identified by the exact certificate it presented, which must be the one genesis listed
+//! for that replica, so a certificate the CA issued to someone else does not make its
+//! holder a replica. Messages on a connection must be signed by the replica it belongs to.
+
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use thiserror::Error;
+
+/// ALPN protocol of the consensus transport.
+pub const ALPN: &[u8] = b"dualchain-pbft/1";
+
+/// Errors setting up TLS.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("TLS configuration refused: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("QUIC refused the TLS configuration: {0}")]
+    Quic(String),
+}
+
+/// The consortium's TLS certificate authority.
+pub struct TlsCa {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+/// A validator's TLS identity: its certificate and PKCS#8 private key (DER).
+#[derive(Clone)]
+pub struct NodeTls {
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for NodeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeTls").field("cert_der", &format!("{} bytes", self.cert_der.len())).finish_non_exhaustive()
+    }
+}
+
+/// The TLS server name of replica `id`.
+pub fn server_name(id: u8) -> String {
+    format!("replica-{id}.dualchain")
+}
+
+impl TlsCa {
+    pub fn generate(consortium: &str) -> Result<Self, TlsError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, format!("{consortium} consensus TLS CA"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        Ok(Self { cert, key })
+    }
+
+    pub fn cert_der(&self) -> Vec<u8> {
+        self.cert.der().to_vec()
+    }
+
+    /// Issues replica `id` its certificate.
+    pub fn issue(&self, id: u8) -> Result<NodeTls, TlsError> {
+        let name = server_name(id);
+        let mut params = CertificateParams::new(vec![name.clone()])?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::NoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        Ok(NodeTls { cert_der: cert.der().to_vec(), key_der: key.serialize_der() })
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(ca_der: &[u8]) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(ca_der.to_vec()))?;
+    Ok(Arc::new(roots))
+}
+
+fn identity(node: &NodeTls) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    (
+        vec![CertificateDer::from(node.cert_der.clone())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(node.key_der.clone())),
+    )
+}
+
+/// The QUIC server side: TLS 1.3, a client certificate from the CA required.
+pub fn quic_server_config(ca_der: &[u8], node: &NodeTls) -> Result<quinn::ServerConfig, TlsError> {
+    let provider = provider();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_der)?, provider.clone()).build()?;
+    let (chain, key) = identity(node);
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(transport());
+    Ok(server)
+}
+
+/// The QUIC client side: the server's certificate must chain to the CA; this node presents
+/// its own.
+pub fn quic_client_config(ca_der: &[u8], node: &NodeTls) -> Result<quinn::ClientConfig, TlsError> {
+    let (chain, key) = identity(node);
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca_der)?)
+        .with_client_auth_cert(chain, key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(transport());
+    Ok(client)
+}
+
+/// Transport tuning: generous flow-control windows (pre-prepares carry megabyte batches),
+/// keep-alives so idle links stay up, and an idle timeout that notices a dead peer.
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.stream_receive_window(quinn::VarInt::from_u32(64 << 20));
+    t.receive_window(quinn::VarInt::from_u32(256 << 20));
+    t.send_window(256 << 20);
+    t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
+    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(10_000))));
+    Arc::new(t)
+}
