@@ -13,9 +13,12 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod engine;
 pub mod message;
+pub mod metrics;
 pub mod replica;
 pub mod sim;
+pub mod tls;
 
 pub use config::Config;
 pub use message::{Batch, CommittedEntry, Message, ReplicaId, Request};

@@ -720,6 +720,17 @@ impl Message {
         out
     }
 
+    /// The kind byte of an encoded frame.
+    pub fn kind_of(frame: &[u8]) -> Option<u8> {
+        frame.first().copied()
+    }
+
+    /// Whether frames of this kind order requests (pre-prepares, votes, checkpoints), as
+    /// opposed to control traffic (forwards, view changes, fetches, state).
+    pub fn is_ordering_kind(kind: u8) -> bool {
+        matches!(kind, KIND_PRE_PREPARE | KIND_VOTE | KIND_CHECKPOINT)
+    }
+
     /// Decodes one frame; bounded, refuses unknown kinds and trailing bytes. Signatures are
     /// checked separately ([`Message::verify`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {

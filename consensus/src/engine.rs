@@ -1,0 +1,654 @@
+//! The consensus engine: one [`Replica`] driven over tokio, QUIC (quinn) with mutual TLS,
+//! and the consensus log in the node's store.
+//!
+//! Tasks:
+//! - **core**: owns the replica. It waits for inbound messages, commands or the replica's
+//!   next deadline, then drains whatever else is ready (bounded), steps the replica for
+//!   each input, writes the merged [`LogWrite`] in one synced commit (group commit: the
+//!   more load, the more each sync carries), and only then sends, delivers and replies.
+//!   A failed write stops the engine (a store in an unknown state is never written again).
+//! - **acceptor** and **readers**: accept connections, identify the peer by the exact
+//!   certificate genesis issued it, read length-prefixed frames from its unidirectional
+//!   streams, decode them (bounded) and drop any not signed by that peer.
+//! - **verifiers**: one per inbound connection; drain its decoded frames and check their
+//!   signatures in one batch equation before they reach the core.
+//! - **senders**: one per peer, with a bounded queue (full → the frame is dropped and
+//!   counted; PBFT's retransmission recovers), one connection with reconnect and
+//!   exponential backoff, and one stream per message class (ordering: pre-prepares, votes,
+//!   checkpoints; control: forwards, view changes, state), so state transfer never delays
+//!   votes.
+//!
+//! Back-pressure: submissions wait on a bounded command queue and are refused when the
+//! replica's pending set is full; deliveries wait on a bounded channel the application
+//! drains, which stops the core (and, through QUIC flow control, the peers) when the
+//! application falls behind.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dualchain_crypto::sign::{PublicKey, SigningKeypair};
+use dualchain_storage::consensus::{ConsensusStore, LogWrite};
+use dualchain_storage::KvEngine;
+use rustls::pki_types::CertificateDer;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::message::{verify_messages, CommittedEntry, Message, ReplicaId, Request, MESSAGE_LEN_MAX};
+use crate::metrics::{Metrics, PeerLabel};
+use crate::replica::{parse_archive, Delivered, Event, Output, Recovered, RecoveryError, Rejected, Replica, Target};
+use crate::tls::{quic_client_config, quic_server_config, server_name, NodeTls, TlsError};
+
+/// Frames queued per peer before new ones are dropped.
+pub const OUTBOUND_QUEUE_LEN: usize = 8192;
+/// Inputs the core takes per step before it writes and sends.
+const CORE_DRAIN_MAX: usize = 4096;
+/// Committed entries per state reply, and their byte budget.
+const STATE_REPLY_ENTRIES: usize = 64;
+const STATE_REPLY_BYTES: usize = 16 << 20;
+/// Deliveries queued for the application.
+const DELIVERY_QUEUE_LEN: usize = 1024;
+
+/// Errors of the engine.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("consensus store: {0}")]
+    Store(#[from] dualchain_storage::StorageError),
+    #[error("recovering the consensus log: {0}")]
+    Recovery(#[from] RecoveryError),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+/// Why a submission failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+/// Everything an engine needs.
+pub struct EngineConfig {
+    pub replica: Config,
+    pub key: SigningKeypair,
+    /// Every replica's Ed25519 key, by id.
+    pub keys: Vec<PublicKey>,
+    /// Every replica's QUIC address, by id.
+    pub addrs: Vec<SocketAddr>,
+    /// The consortium TLS CA certificate (DER).
+    pub tls_ca_der: Vec<u8>,
+    /// This replica's TLS identity.
+    pub tls: NodeTls,
+    /// The certificate genesis issued to each replica (DER), by id.
+    pub peer_certs: Vec<Vec<u8>>,
+    /// The UDP socket to serve on (bound to `addrs[id]`).
+    pub socket: std::net::UdpSocket,
+    pub store: Arc<dyn KvEngine>,
+    pub metrics: Metrics,
+}
+
+/// A snapshot of the replica's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStatus {
+    pub view: u64,
+    pub in_view_change: bool,
+    pub last_executed: u64,
+    pub stable_seq: u64,
+    pub history: [u8; 32],
+    pub pending: usize,
+}
+
+enum Command {
+    Submit(Request, oneshot::Sender<Result<u64, SubmitError>>),
+    Status(oneshot::Sender<EngineStatus>),
+}
+
+/// The handle an application holds.
+pub struct Engine {
+    commands: mpsc::Sender<Command>,
+    shutdown: watch::Sender<bool>,
+    core: tokio::task::JoinHandle<Result<(), EngineError>>,
+    endpoint: quinn::Endpoint,
+    local_addr: SocketAddr,
+}
+
+impl Engine {
+    /// Recovers the replica from the store, opens the endpoint and starts the tasks. Returns
+    /// the engine and the stream of committed batches, in sequence order (after a restart,
+    /// batches committed but not archived before the crash are delivered again; the
+    /// application applies each sequence number once and may read the archive,
+    /// [`ConsensusStore::committed_range`], for what it missed).
+    pub fn start(cfg: EngineConfig) -> Result<(Engine, mpsc::Receiver<Delivered>), EngineError> {
+        let n = cfg.replica.n;
+        if cfg.keys.len() != n || cfg.addrs.len() != n || cfg.peer_certs.len() != n {
+            return Err(EngineError::Config(format!("keys, addresses and certificates must list all {n} replicas")));
+        }
+        let id = cfg.replica.id;
+        let store = Arc::new(ConsensusStore::open(cfg.store.clone())?);
+        let recovered = read_recovered(&store, cfg.replica.dedup_horizon)?;
+        let start = Instant::now();
+        let (replica, first) = Replica::recover(cfg.replica.clone(), cfg.key, cfg.keys.clone(), recovered, 0)?;
+        info!(replica = id, view = replica.view(), executed = replica.last_executed(), "consensus.engine.start");
+
+        let server = quic_server_config(&cfg.tls_ca_der, &cfg.tls)?;
+        let client = quic_client_config(&cfg.tls_ca_der, &cfg.tls)?;
+        let local_addr = cfg.socket.local_addr()?;
+        cfg.socket.set_nonblocking(true)?;
+        let runtime = quinn::default_runtime().ok_or_else(|| EngineError::Config("no async runtime".into()))?;
+        let mut endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), cfg.socket, runtime)?;
+        endpoint.set_default_client_config(client);
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (inbound_tx, inbound_rx) = mpsc::channel::<Message>(CORE_DRAIN_MAX);
+        let (commands, command_rx) = mpsc::channel(CORE_DRAIN_MAX);
+        let (deliver_tx, deliver_rx) = mpsc::channel(DELIVERY_QUEUE_LEN);
+        let keys = Arc::new(cfg.keys);
+        let peer_certs = Arc::new(cfg.peer_certs);
+        let metrics = cfg.metrics;
+
+        let mut peers = BTreeMap::new();
+        for peer in 0..n as ReplicaId {
+            if peer == id {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_LEN);
+            peers.insert(peer, tx);
+            tokio::spawn(sender(endpoint.clone(), cfg.addrs[peer as usize], peer, rx, metrics.clone(), shutdown_rx.clone()));
+        }
+        tokio::spawn(acceptor(
+            endpoint.clone(),
+            id,
+            peer_certs,
+            keys.clone(),
+            inbound_tx,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        ));
+        let core = Core {
+            replica,
+            store,
+            start,
+            peers,
+            deliver: deliver_tx,
+            waiters: HashMap::new(),
+            metrics,
+            dropped_seen: BTreeMap::new(),
+        };
+        let handle = tokio::spawn(core.run(first, inbound_rx, command_rx, shutdown_rx));
+        Ok((Engine { commands, shutdown, core: handle, endpoint, local_addr }, deliver_rx))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Submits a request; resolves with its sequence number once this replica executed it.
+    pub async fn submit(&self, request: Request) -> Result<u64, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Submit(request, tx)).await.map_err(|_| SubmitError::Stopped)?;
+        rx.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// Submits without waiting for execution: returns a receiver for the outcome once the
+    /// request is queued.
+    pub async fn submit_nowait(
+        &self,
+        request: Request,
+    ) -> Result<oneshot::Receiver<Result<u64, SubmitError>>, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Submit(request, tx)).await.map_err(|_| SubmitError::Stopped)?;
+        Ok(rx)
+    }
+
+    pub async fn status(&self) -> Result<EngineStatus, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Status(tx)).await.map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Stops every task and closes the endpoint. What was acknowledged is on disk.
+    pub async fn shutdown(self) -> Result<(), EngineError> {
+        let _ = self.shutdown.send(true);
+        let result = self.core.await.map_err(|_| EngineError::Stopped)?;
+        self.endpoint.close(quinn::VarInt::from_u32(0), b"shutdown");
+        self.endpoint.wait_idle().await;
+        result
+    }
+}
+
+/// Reads what [`Replica::recover`] needs from the store.
+pub fn read_recovered(store: &ConsensusStore, dedup_horizon: u64) -> Result<Recovered, EngineError> {
+    let recent = match store.last_committed()? {
+        Some(last) => store
+            .committed_range(last.saturating_sub(dedup_horizon) + 1, last + 1, usize::MAX)?
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Recovered {
+        view_word: store.view()?,
+        stable: store.stable_checkpoint()?.map(|(_, p)| p),
+        records: store.records(0)?,
+        recent,
+    })
+}
+
+struct Core {
+    replica: Replica,
+    store: Arc<ConsensusStore>,
+    start: Instant,
+    peers: BTreeMap<ReplicaId, mpsc::Sender<Arc<Vec<u8>>>>,
+    deliver: mpsc::Sender<Delivered>,
+    waiters: HashMap<(u64, u64), (oneshot::Sender<Result<u64, SubmitError>>, Instant)>,
+    metrics: Metrics,
+    dropped_seen: BTreeMap<&'static str, u64>,
+}
+
+impl Core {
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    async fn run(
+        mut self,
+        first: Output,
+        mut inbound: mpsc::Receiver<Message>,
+        mut commands: mpsc::Receiver<Command>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), EngineError> {
+        self.perform(vec![first]).await?;
+        loop {
+            let deadline = self.start + Duration::from_millis(self.replica.next_deadline_ms());
+            let mut outputs = Vec::new();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return Ok(()),
+                Some(cmd) = commands.recv() => self.command(cmd, &mut outputs),
+                Some(msg) = inbound.recv() => {
+                    let now = self.now_ms();
+                    outputs.push(self.replica.receive(now, msg));
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let now = self.now_ms();
+                    outputs.push(self.replica.tick(now));
+                }
+            }
+            // Take what else is ready, so one synced write covers it all.
+            let mut taken = 1;
+            while taken < CORE_DRAIN_MAX {
+                if let Ok(cmd) = commands.try_recv() {
+                    self.command(cmd, &mut outputs);
+                } else if let Ok(msg) = inbound.try_recv() {
+                    let now = self.now_ms();
+                    outputs.push(self.replica.receive(now, msg));
+                } else {
+                    break;
+                }
+                taken += 1;
+            }
+            if self.replica.next_deadline_ms() <= self.now_ms() {
+                let now = self.now_ms();
+                outputs.push(self.replica.tick(now));
+            }
+            self.metrics.inbound_queue.set(inbound.len() as i64);
+            self.perform(outputs).await?;
+        }
+    }
+
+    fn command(&mut self, cmd: Command, outputs: &mut Vec<Output>) {
+        match cmd {
+            Command::Submit(request, reply) => {
+                let key = (request.client, request.id);
+                let now = self.now_ms();
+                match self.replica.submit(now, request) {
+                    Ok(out) => {
+                        self.waiters.insert(key, (reply, Instant::now()));
+                        outputs.push(out);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(SubmitError::Rejected(e)));
+                    }
+                }
+            }
+            Command::Status(reply) => {
+                let r = &self.replica;
+                let _ = reply.send(EngineStatus {
+                    view: r.view(),
+                    in_view_change: r.in_view_change(),
+                    last_executed: r.last_executed(),
+                    stable_seq: r.stable_seq(),
+                    history: r.history(),
+                    pending: r.pending_len(),
+                });
+            }
+        }
+    }
+
+    /// Persist, then send, deliver and reply: the host contract of [`Replica`].
+    async fn perform(&mut self, outputs: Vec<Output>) -> Result<(), EngineError> {
+        let mut write = LogWrite::default();
+        let mut sends = Vec::new();
+        let mut delivered = Vec::new();
+        let mut replies = Vec::new();
+        let mut serve = Vec::new();
+        for out in outputs {
+            write.merge(out.persist);
+            sends.extend(out.send);
+            delivered.extend(out.deliver);
+            replies.extend(out.replies);
+            serve.extend(out.serve_state);
+            for e in out.events {
+                self.event(e);
+            }
+        }
+        if !write.is_empty() {
+            let t = Instant::now();
+            let store = self.store.clone();
+            // A synced write blocks: keep it off the other tasks' threads.
+            tokio::task::block_in_place(|| store.write(&write))?;
+            self.metrics.persist_seconds.observe(t.elapsed().as_secs_f64());
+        }
+        for (target, msg) in sends {
+            self.send(target, &msg);
+        }
+        for (peer, from_seq) in serve {
+            let entries = self.read_entries(from_seq)?;
+            let reply = self.replica.state_reply(entries);
+            self.send(Target::One(peer), &reply);
+        }
+        for d in delivered {
+            self.metrics.committed_batches.inc();
+            self.metrics.committed_requests.inc_by(d.fresh.len() as u64);
+            if self.deliver.send(d).await.is_err() {
+                debug!("consensus.engine.deliver: the application dropped its receiver");
+            }
+        }
+        for r in replies {
+            if let Some((waiter, since)) = self.waiters.remove(&(r.client, r.id)) {
+                self.metrics.commit_latency_seconds.observe(since.elapsed().as_secs_f64());
+                let _ = waiter.send(Ok(r.seq));
+            }
+        }
+        self.metrics.pending_requests.set(self.replica.pending_len() as i64);
+        self.metrics.view.set(self.replica.view() as i64);
+        for (reason, count) in &self.replica.stats().dropped {
+            let seen = self.dropped_seen.entry(reason).or_default();
+            if *count > *seen {
+                self.metrics.dropped_messages.get_or_create(&crate::metrics::ReasonLabel { reason: reason.to_string() }).inc_by(count - *seen);
+                *seen = *count;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_entries(&self, from_seq: u64) -> Result<Vec<CommittedEntry>, EngineError> {
+        let store = self.store.clone();
+        let rows = tokio::task::block_in_place(|| store.committed_range(from_seq, u64::MAX, STATE_REPLY_ENTRIES))?;
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        for (_, raw) in rows {
+            let (_, entry) = parse_archive(&raw).map_err(|e| EngineError::Config(format!("archive: {e}")))?;
+            bytes += raw.len();
+            entries.push(entry);
+            if bytes >= STATE_REPLY_BYTES {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+
+    fn send(&self, target: Target, msg: &Message) {
+        let frame = Arc::new(msg.to_bytes());
+        let push = |peer: ReplicaId, tx: &mpsc::Sender<Arc<Vec<u8>>>| {
+            if tx.try_send(frame.clone()).is_err() {
+                self.metrics.dropped("send queue full");
+            }
+            self.metrics.outbound_queue.get_or_create(&PeerLabel { peer: peer.to_string() }).set(
+                (OUTBOUND_QUEUE_LEN - tx.capacity()) as i64,
+            );
+        };
+        match target {
+            Target::All => {
+                for (peer, tx) in &self.peers {
+                    push(*peer, tx);
+                }
+            }
+            Target::One(peer) => {
+                if let Some(tx) = self.peers.get(&peer) {
+                    push(peer, tx);
+                }
+            }
+        }
+    }
+
+    fn event(&self, e: Event) {
+        match e {
+            Event::ViewChangeStarted(v) => {
+                self.metrics.view_changes.inc();
+                warn!(replica = self.replica.id(), view = v, "consensus.pbft.view_change");
+            }
+            Event::ViewEntered(v) => info!(replica = self.replica.id(), view = v, "consensus.pbft.new_view"),
+            Event::Stable(seq) => debug!(replica = self.replica.id(), seq, "consensus.pbft.checkpoint"),
+            Event::StateRequested { peer, from_seq } => {
+                debug!(replica = self.replica.id(), peer, from_seq, "consensus.pbft.state_transfer")
+            }
+            Event::Diverged(seq) => warn!(replica = self.replica.id(), seq, "consensus.pbft.diverged"),
+        }
+    }
+}
+
+/// Message class of a frame: 0 ordering, 1 control.
+fn class_of(frame: &[u8]) -> usize {
+    match Message::kind_of(frame) {
+        Some(k) if Message::is_ordering_kind(k) => 0,
+        _ => 1,
+    }
+}
+
+/// Sends this replica's frames to one peer over one connection, reconnecting with backoff.
+async fn sender(
+    endpoint: quinn::Endpoint,
+    addr: SocketAddr,
+    peer: ReplicaId,
+    mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
+    metrics: Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = server_name(peer);
+    let mut backoff = Duration::from_millis(20);
+    let mut carry: Option<Arc<Vec<u8>>> = None;
+    loop {
+        let connecting = match endpoint.connect(addr, &name) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(peer, error = %e, "consensus.net.connect");
+                return;
+            }
+        };
+        let conn = tokio::select! {
+            _ = shutdown.changed() => return,
+            c = connecting => c,
+        };
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(peer, error = %e, "consensus.net.connect_retry");
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        metrics.connections.inc();
+        backoff = Duration::from_millis(20);
+        let mut streams: [Option<quinn::SendStream>; 2] = [None, None];
+        let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        'connected: loop {
+            let first = match carry.take() {
+                Some(f) => f,
+                None => tokio::select! {
+                    _ = shutdown.changed() => return,
+                    f = rx.recv() => match f { Some(f) => f, None => return },
+                },
+            };
+            // Coalesce what is queued into one write per class.
+            let mut frames = vec![first];
+            while frames.len() < 256 {
+                match rx.try_recv() {
+                    Ok(f) => frames.push(f),
+                    Err(_) => break,
+                }
+            }
+            for f in &frames {
+                let c = class_of(f);
+                bufs[c].extend_from_slice(&(f.len() as u32).to_be_bytes());
+                bufs[c].extend_from_slice(f);
+            }
+            for c in 0..2 {
+                if bufs[c].is_empty() {
+                    continue;
+                }
+                if streams[c].is_none() {
+                    match conn.open_uni().await {
+                        Ok(s) => streams[c] = Some(s),
+                        Err(_) => break 'connected,
+                    }
+                }
+                let stream = streams[c].as_mut().expect("opened");
+                if stream.write_all(&bufs[c]).await.is_err() {
+                    // The frames are lost with the connection; retransmission covers them.
+                    metrics.dropped("connection lost");
+                    break 'connected;
+                }
+                bufs[c].clear();
+            }
+        }
+        conn.close(quinn::VarInt::from_u32(1), b"reconnect");
+    }
+}
+
+/// Accepts peers' connections and spawns a reader per stream and a verifier per connection.
+async fn acceptor(
+    endpoint: quinn::Endpoint,
+    me: ReplicaId,
+    peer_certs: Arc<Vec<Vec<u8>>>,
+    keys: Arc<Vec<PublicKey>>,
+    core: mpsc::Sender<Message>,
+    metrics: Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let incoming = tokio::select! {
+            _ = shutdown.changed() => return,
+            i = endpoint.accept() => match i { Some(i) => i, None => return },
+        };
+        let (peer_certs, keys, core, metrics) = (peer_certs.clone(), keys.clone(), core.clone(), metrics.clone());
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let Ok(conn) = incoming.await else { return };
+            let Some(peer) = identify(&conn, &peer_certs) else {
+                metrics.dropped("unknown peer certificate");
+                conn.close(quinn::VarInt::from_u32(2), b"unknown peer");
+                return;
+            };
+            if peer == me {
+                conn.close(quinn::VarInt::from_u32(2), b"self");
+                return;
+            }
+            let (tx, rx) = mpsc::channel::<Message>(1024);
+            tokio::spawn(verifier(rx, keys, core, metrics.clone()));
+            serve_connection(conn, peer, tx, metrics, shutdown).await;
+        });
+    }
+}
+
+/// The replica a connection belongs to: the one whose genesis certificate it presented.
+fn identify(conn: &quinn::Connection, peer_certs: &[Vec<u8>]) -> Option<ReplicaId> {
+    let identity = conn.peer_identity()?;
+    let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    let leaf = chain.first()?;
+    peer_certs.iter().position(|c| c.as_slice() == leaf.as_ref()).map(|i| i as ReplicaId)
+}
+
+async fn serve_connection(
+    conn: quinn::Connection,
+    peer: ReplicaId,
+    tx: mpsc::Sender<Message>,
+    metrics: Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.changed() => return,
+            s = conn.accept_uni() => match s { Ok(s) => s, Err(_) => return },
+        };
+        tokio::spawn(read_stream(stream, peer, tx.clone(), metrics.clone()));
+    }
+}
+
+/// Reads length-prefixed frames; a frame over the bound ends the stream (the peer is
+/// broken or hostile), a malformed frame or one signed by someone else is dropped.
+async fn read_stream(mut stream: quinn::RecvStream, peer: ReplicaId, tx: mpsc::Sender<Message>, metrics: Metrics) {
+    let mut len = [0u8; 4];
+    loop {
+        if stream.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let n = u32::from_be_bytes(len) as usize;
+        if n > MESSAGE_LEN_MAX {
+            metrics.dropped("oversized frame");
+            let _ = stream.stop(quinn::VarInt::from_u32(3));
+            return;
+        }
+        let mut frame = vec![0u8; n];
+        if stream.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        match Message::from_bytes(&frame) {
+            Ok(m) if m.from() == peer => {
+                if tx.send(m).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => metrics.dropped("sender does not match the connection"),
+            Err(_) => metrics.dropped("malformed"),
+        }
+    }
+}
+
+/// Checks the signatures of a connection's frames in batches before the core sees them.
+async fn verifier(mut rx: mpsc::Receiver<Message>, keys: Arc<Vec<PublicKey>>, core: mpsc::Sender<Message>, metrics: Metrics) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let ok = tokio::task::block_in_place(|| verify_messages(&batch, &keys));
+        for (m, good) in batch.into_iter().zip(ok) {
+            if !good {
+                metrics.dropped("bad signature");
+                continue;
+            }
+            if core.send(m).await.is_err() {
+                return;
+            }
+        }
+    }
+}
