@@ -1,0 +1,322 @@
+//! Unit tests of the core: the negative space (forged, replayed, malformed, conflicting,
+//! unknown) and recovery, on a synchronous in-memory network.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use dualchain_crypto::sign::SigningKeypair;
+use rand::SeedableRng;
+
+use super::*;
+use crate::message::{verify_messages, BatchReply, CheckpointVote, Header, StateReply};
+
+struct Net {
+    replicas: Vec<Replica>,
+    keys: Vec<SigningKeypair>,
+    queue: VecDeque<(ReplicaId, ReplicaId, Message)>,
+    delivered: Vec<Vec<Delivered>>,
+    persisted: Vec<Vec<LogWrite>>,
+    now: u64,
+}
+
+fn config(id: ReplicaId) -> Config {
+    let mut c = Config::new(4, id);
+    c.checkpoint_interval = 4;
+    c.watermark_span = 16;
+    c.window_len = 4;
+    c.batch_len_max = 2;
+    c.batch_delay_ms = 0;
+    c
+}
+
+impl Net {
+    fn new() -> Self {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let keys: Vec<_> = (0..4).map(|_| SigningKeypair::generate(&mut rng)).collect();
+        let publics: Vec<_> = keys.iter().map(|k| k.public()).collect();
+        let replicas =
+            (0..4).map(|i| Replica::new(config(i as ReplicaId), keys[i].clone(), publics.clone()).unwrap()).collect();
+        Self { replicas, keys, queue: VecDeque::new(), delivered: vec![vec![]; 4], persisted: vec![vec![]; 4], now: 0 }
+    }
+
+    fn absorb(&mut self, from: ReplicaId, out: Output) {
+        self.persisted[from as usize].push(out.persist);
+        self.delivered[from as usize].extend(out.deliver);
+        for (t, m) in out.send {
+            match t {
+                Target::All => {
+                    for to in 0..4 {
+                        if to != from {
+                            self.queue.push_back((from, to, (*m).clone()));
+                        }
+                    }
+                }
+                Target::One(to) => self.queue.push_back((from, to, (*m).clone())),
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        while let Some((_, to, m)) = self.queue.pop_front() {
+            assert!(verify_messages(std::slice::from_ref(&m), self.replicas[0].public_keys())[0]);
+            let out = self.replicas[to as usize].receive(self.now, m);
+            self.absorb(to, out);
+        }
+    }
+
+    fn submit(&mut self, at: ReplicaId, client: u64, id: u64) {
+        let out = self.replicas[at as usize].submit(self.now, Request { client, id, payload: vec![1; 16] }).unwrap();
+        self.absorb(at, out);
+        self.run();
+    }
+
+    fn dropped(&self, r: usize, reason: &str) -> u64 {
+        self.replicas[r].stats().dropped.get(reason).copied().unwrap_or(0)
+    }
+}
+
+fn vote(key: &SigningKeypair, from: ReplicaId, phase: Phase, seq: u64, digest: Digest) -> Signed<Vote> {
+    Signed::sign(key, from, Vote { phase, view: 0, seq, digest })
+}
+
+#[test]
+fn requests_commit_everywhere_in_order() {
+    let mut net = Net::new();
+    for i in 0..10 {
+        net.submit((i % 4) as ReplicaId, 7, i);
+    }
+    for r in 0..4 {
+        let seqs: Vec<u64> = net.delivered[r].iter().map(|d| d.entry.seq).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+        let requests: usize = net.delivered[r].iter().map(|d| d.fresh.len()).sum();
+        assert_eq!(requests, 10);
+        assert_eq!(net.replicas[r].history(), net.replicas[0].history());
+    }
+    // Checkpoints every 4 became stable and truncated the log.
+    assert!(net.replicas[1].stable_seq() >= 4);
+}
+
+#[test]
+fn duplicate_requests_are_refused_and_executed_once() {
+    let mut net = Net::new();
+    net.submit(0, 1, 1);
+    let again = net.replicas[0].submit(0, Request { client: 1, id: 1, payload: vec![1; 16] });
+    assert_eq!(again.unwrap_err(), Rejected::Duplicate);
+    let big = net.replicas[0].submit(0, Request { client: 1, id: 2, payload: vec![0; REQUEST_PAYLOAD_LEN_MAX + 1] });
+    assert_eq!(big.unwrap_err(), Rejected::TooLarge);
+}
+
+#[test]
+fn replayed_votes_are_dropped_and_counted() {
+    let mut net = Net::new();
+    net.submit(0, 1, 1);
+    // Replay replica 1's commit for sequence 1 to replica 2 after it executed: harmless.
+    let digest = net.delivered[2][0].entry.batch.digest();
+    let v = vote(&net.keys[1], 1, Phase::Commit, 1, digest);
+    let out = net.replicas[2].receive(0, Message::Vote(v.clone()));
+    assert!(out.deliver.is_empty() && out.send.is_empty());
+    // A vote for a sequence number not yet executed, sent twice, is counted once.
+    let v2 = vote(&net.keys[1], 1, Phase::Prepare, 2, [9; 32]);
+    net.replicas[2].receive(0, Message::Vote(v2.clone()));
+    net.replicas[2].receive(0, Message::Vote(v2));
+    assert_eq!(net.dropped(2, "duplicate"), 1);
+}
+
+#[test]
+fn conflicting_and_misaddressed_pre_prepares_are_dropped() {
+    let mut net = Net::new();
+    let batch = Arc::new(Batch::new(vec![Request { client: 5, id: 1, payload: vec![2] }]));
+    let other = Arc::new(Batch::new(vec![Request { client: 5, id: 2, payload: vec![3] }]));
+    let h = |b: &Batch| Header { view: 0, seq: 1, digest: b.digest() };
+    let pp = Signed::sign(&net.keys[0], 0, h(&batch));
+    let out = net.replicas[1].receive(0, Message::PrePrepare(pp, batch.clone()));
+    assert_eq!(out.send.len(), 1, "the backup prepares");
+    // The primary equivocates: a second batch for the same sequence number and view.
+    let pp2 = Signed::sign(&net.keys[0], 0, h(&other));
+    let out = net.replicas[1].receive(0, Message::PrePrepare(pp2, other.clone()));
+    assert!(out.send.is_empty());
+    assert_eq!(net.dropped(1, "conflicting pre-prepare"), 1);
+    // A backup cannot propose.
+    let pp3 = Signed::sign(&net.keys[2], 2, h(&other));
+    net.replicas[1].receive(0, Message::PrePrepare(pp3, other.clone()));
+    assert_eq!(net.dropped(1, "pre-prepare not from the primary"), 1);
+    // A batch that is not the one signed for.
+    let pp4 = Signed::sign(&net.keys[0], 0, Header { view: 0, seq: 2, digest: batch.digest() });
+    net.replicas[1].receive(0, Message::PrePrepare(pp4, other));
+    assert_eq!(net.dropped(1, "batch does not match its digest"), 1);
+    // Outside the watermarks.
+    let far = Signed::sign(&net.keys[0], 0, Header { view: 0, seq: 1000, digest: batch.digest() });
+    net.replicas[1].receive(0, Message::PrePrepare(far, batch));
+    assert_eq!(net.dropped(1, "pre-prepare outside the watermarks"), 1);
+}
+
+#[test]
+fn unknown_senders_and_forged_signatures_never_reach_the_core() {
+    let net = Net::new();
+    let keys = net.replicas[0].public_keys().to_vec();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(99);
+    let stranger = SigningKeypair::generate(&mut rng);
+    // Signed by someone who is not replica 1.
+    let forged = Message::Vote(vote(&stranger, 1, Phase::Prepare, 1, [1; 32]));
+    // From an id outside the consortium.
+    let unknown = Message::Vote(vote(&stranger, 9, Phase::Prepare, 1, [1; 32]));
+    // Tampered after signing.
+    let mut tampered = vote(&net.keys[1], 1, Phase::Prepare, 1, [1; 32]);
+    tampered.body.seq = 2;
+    let good = Message::Vote(vote(&net.keys[1], 1, Phase::Prepare, 1, [1; 32]));
+    let verdicts = verify_messages(&[forged, unknown, Message::Vote(tampered), good], &keys);
+    assert_eq!(verdicts, vec![false, false, false, true]);
+}
+
+#[test]
+fn malformed_frames_are_refused() {
+    let net = Net::new();
+    let m = Message::Vote(vote(&net.keys[1], 1, Phase::Commit, 3, [4; 32]));
+    let bytes = m.to_bytes();
+    assert_eq!(Message::from_bytes(&bytes).unwrap(), m);
+    assert!(Message::from_bytes(&[]).is_err());
+    assert!(Message::from_bytes(&[200]).is_err(), "unknown kind");
+    assert!(Message::from_bytes(&bytes[..bytes.len() - 1]).is_err(), "truncated");
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(Message::from_bytes(&trailing).is_err(), "trailing bytes");
+    let mut bad_phase = bytes.clone();
+    bad_phase[2] = 7;
+    assert!(Message::from_bytes(&bad_phase).is_err(), "unknown phase");
+    // A list count far above its bound is refused before anything is allocated.
+    let mut huge = vec![4u8, 1];
+    huge.extend_from_slice(&[0xff; 64]);
+    assert!(Message::from_bytes(&huge).is_err());
+    // Every kind round-trips.
+    let batch = Arc::new(Batch::new(vec![Request { client: 1, id: 2, payload: vec![3; 5] }]));
+    let k = &net.keys[0];
+    let kinds = vec![
+        Message::Forward(Signed::sign(k, 0, Forward { requests: batch.requests().to_vec() })),
+        Message::PrePrepare(Signed::sign(k, 0, Header { view: 0, seq: 1, digest: batch.digest() }), batch.clone()),
+        Message::Checkpoint(Signed::sign(k, 0, CheckpointVote { seq: 4, digest: [1; 32] })),
+        Message::FetchBatch(Signed::sign(k, 0, FetchBatch { digest: [2; 32] })),
+        Message::BatchReply(Signed::sign(k, 0, BatchReply { batch: batch.clone() })),
+        Message::FetchState(Signed::sign(k, 0, crate::message::FetchState { from_seq: 5 })),
+        Message::StateReply(Signed::sign(k, 0, StateReply { entries: vec![] })),
+    ];
+    for m in kinds {
+        let b = m.to_bytes();
+        let back = Message::from_bytes(&b).unwrap();
+        assert_eq!(back, m);
+        assert!(verify_messages(&[back], net.replicas[0].public_keys())[0]);
+    }
+}
+
+#[test]
+fn state_transfer_refuses_entries_without_a_valid_certificate() {
+    let mut net = Net::new();
+    for i in 0..4 {
+        net.submit(0, 1, i);
+    }
+    let entry = net.delivered[1][0].entry.clone();
+    let mut fresh = Replica::new(config(3), net.keys[3].clone(), net.replicas[0].public_keys().to_vec()).unwrap();
+    // Too few commits.
+    let mut weak = entry.clone();
+    weak.certificate.truncate(2);
+    // A certificate for another batch.
+    let mut swapped = entry.clone();
+    swapped.batch = Arc::new(Batch::new(vec![Request { client: 66, id: 6, payload: vec![6] }]));
+    // A duplicated signer.
+    let mut repeated = entry.clone();
+    repeated.certificate[1] = repeated.certificate[0].clone();
+    for bad in [weak, swapped, repeated] {
+        let reply = net.replicas[1].state_reply(vec![bad]);
+        let out = fresh.receive(0, reply);
+        assert!(out.deliver.is_empty());
+        assert_eq!(fresh.last_executed(), 0);
+    }
+    assert_eq!(fresh.stats().dropped["bad commit certificate"], 3);
+    // The genuine entries apply.
+    let good: Vec<_> = net.delivered[1].iter().map(|d| d.entry.clone()).collect();
+    let out = fresh.receive(0, net.replicas[1].state_reply(good.clone()));
+    assert_eq!(out.deliver.len(), good.len());
+    assert_eq!(fresh.history(), net.replicas[1].history());
+}
+
+#[test]
+fn a_forged_new_view_is_refused() {
+    let mut net = Net::new();
+    net.submit(0, 1, 1);
+    // Replicas 1, 2, 3 suspect replica 0 and move to view 1.
+    let mut vcs = Vec::new();
+    for r in 1..4usize {
+        net.replicas[r].start_view_change(1);
+        vcs.push(net.replicas[r].own_view_change.clone().unwrap());
+    }
+    vcs.truncate(3);
+    let primary_key = &net.keys[1];
+    // O claims a batch at sequence 2 that nobody prepared.
+    let bogus = Signed::sign(primary_key, 1, Header { view: 1, seq: 2, digest: [7; 32] });
+    let nv = Signed::sign(primary_key, 1, NewView { view: 1, view_changes: vcs.clone(), pre_prepares: vec![bogus] });
+    net.replicas[2].receive(0, Message::NewView(nv));
+    assert!(net.replicas[2].in_view_change(), "the forged new view did not start view 1");
+    assert_eq!(net.dropped(2, "invalid new view"), 1);
+    // Too few view changes.
+    let nv = Signed::sign(primary_key, 1, NewView { view: 1, view_changes: vcs[..2].to_vec(), pre_prepares: vec![] });
+    net.replicas[3].receive(0, Message::NewView(nv));
+    assert_eq!(net.dropped(3, "invalid new view"), 1);
+    // Not from the new view's primary.
+    let nv = Signed::sign(&net.keys[2], 2, NewView { view: 1, view_changes: vcs, pre_prepares: vec![] });
+    net.replicas[3].receive(0, Message::NewView(nv));
+    assert_eq!(net.dropped(3, "new view not from the view's primary"), 1);
+    assert!(net.replicas[3].in_view_change());
+    // The genuine new view from replica 1 is accepted.
+    let vcs3: Vec<_> = (1..4usize).map(|r| net.replicas[r].own_view_change.clone().unwrap()).collect();
+    for vc in vcs3 {
+        if vc.from != 1 {
+            let out = net.replicas[1].receive(0, Message::ViewChange(vc));
+            net.absorb(1, out);
+        }
+    }
+    net.run();
+    assert!(!net.replicas[3].in_view_change());
+    assert_eq!(net.replicas[3].view(), 1);
+}
+
+#[test]
+fn a_restarted_backup_keeps_the_pre_prepare_it_accepted() {
+    let mut net = Net::new();
+    let batch = Arc::new(Batch::new(vec![Request { client: 5, id: 1, payload: vec![2] }]));
+    let pp = Signed::sign(&net.keys[0], 0, Header { view: 0, seq: 1, digest: batch.digest() });
+    let out = net.replicas[1].receive(0, Message::PrePrepare(pp, batch));
+    let records = out.persist.records.clone();
+    assert_eq!(records.len(), 2, "the pre-prepare and the replica's prepare are persisted before sending");
+    let rec = Recovered { view_word: 0, stable: None, records, recent: vec![] };
+    let publics = net.replicas[0].public_keys().to_vec();
+    let (mut restarted, _) = Replica::recover(config(1), net.keys[1].clone(), publics, rec, 10).unwrap();
+    let other = Arc::new(Batch::new(vec![Request { client: 5, id: 2, payload: vec![3] }]));
+    let pp2 = Signed::sign(&net.keys[0], 0, Header { view: 0, seq: 1, digest: other.digest() });
+    let out = restarted.receive(10, Message::PrePrepare(pp2, other));
+    assert!(out.send.is_empty(), "no prepare for a second batch at the same sequence number");
+    assert_eq!(restarted.stats().dropped["conflicting pre-prepare"], 1);
+    // Corrupt stored data is an error, not a panic.
+    let bad = Recovered { view_word: 0, stable: Some(vec![1, 2, 3]), records: vec![], recent: vec![] };
+    let publics = net.replicas[0].public_keys().to_vec();
+    assert!(Replica::recover(config(1), net.keys[1].clone(), publics, bad, 0).is_err());
+}
+
+#[test]
+fn invalid_configurations_are_refused() {
+    let keys: Vec<_> = {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        (0..4).map(|_| SigningKeypair::generate(&mut rng)).collect()
+    };
+    let publics: Vec<_> = keys.iter().map(|k| k.public()).collect();
+    let mut c = config(0);
+    c.n = 3;
+    assert!(c.validate().is_err());
+    let mut c = config(0);
+    c.watermark_span = 6;
+    assert!(c.validate().is_err());
+    let mut c = config(0);
+    c.window_len = 0;
+    assert!(c.validate().is_err());
+    // The key must be the listed one.
+    assert!(Replica::new(config(0), keys[1].clone(), publics.clone()).is_err());
+    assert!(Replica::new(config(0), keys[0].clone(), publics[..3].to_vec()).is_err());
+}
