@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod consensus_suite;
 mod crypto_suite;
 mod measure;
 mod prover_suite;
@@ -56,6 +57,7 @@ fn main() -> Result<()> {
         "crypto" => crypto_suite::run(args.quick)?,
         "prover" => prover_suite::run(args.quick, args.large)?,
         "storage" => storage_suite::run(args.quick)?,
+        "consensus" => consensus_suite::run(args.quick)?,
         s if SUITES.contains(&s) => {
             bail!("suite `{s}` has nothing to measure yet: its crate is not built (see the crate's module docs)")
         }

@@ -111,7 +111,44 @@ pub struct EngineStatus {
 
 enum Command {
     Submit(Request, oneshot::Sender<Result<u64, SubmitError>>),
+    SubmitMany(Vec<Request>, oneshot::Sender<Result<u64, SubmitError>>),
     Status(oneshot::Sender<EngineStatus>),
+}
+
+/// Who waits for a request: its own submitter, or a group submitted together.
+enum Waiter {
+    One(oneshot::Sender<Result<u64, SubmitError>>),
+    Group(Arc<std::sync::Mutex<Group>>),
+}
+
+/// A group of requests submitted together: resolves with the highest sequence number once
+/// all executed (or with the first refusal).
+struct Group {
+    remaining: usize,
+    seq_max: u64,
+    reply: Option<oneshot::Sender<Result<u64, SubmitError>>>,
+}
+
+impl Group {
+    fn done(&mut self, result: Result<u64, SubmitError>) {
+        match result {
+            Ok(seq) => {
+                self.seq_max = self.seq_max.max(seq);
+                self.remaining -= 1;
+                if self.remaining == 0 {
+                    if let Some(r) = self.reply.take() {
+                        let _ = r.send(Ok(self.seq_max));
+                    }
+                }
+            }
+            Err(e) => {
+                self.remaining -= 1;
+                if let Some(r) = self.reply.take() {
+                    let _ = r.send(Err(e));
+                }
+            }
+        }
+    }
 }
 
 /// The handle an application holds.
@@ -200,6 +237,18 @@ impl Engine {
         rx.await.map_err(|_| SubmitError::Stopped)?
     }
 
+    /// Submits requests together (one command for many: a gateway or the ledger batching
+    /// transactions). Resolves with the highest sequence number once all executed, or with
+    /// the first refusal (the others may still execute).
+    pub async fn submit_many(
+        &self,
+        requests: Vec<Request>,
+    ) -> Result<oneshot::Receiver<Result<u64, SubmitError>>, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::SubmitMany(requests, tx)).await.map_err(|_| SubmitError::Stopped)?;
+        Ok(rx)
+    }
+
     /// Submits without waiting for execution: returns a receiver for the outcome once the
     /// request is queued.
     pub async fn submit_nowait(
@@ -251,7 +300,7 @@ struct Core {
     start: Instant,
     peers: BTreeMap<ReplicaId, mpsc::Sender<Arc<Vec<u8>>>>,
     deliver: mpsc::Sender<Delivered>,
-    waiters: HashMap<(u64, u64), (oneshot::Sender<Result<u64, SubmitError>>, Instant)>,
+    waiters: HashMap<(u64, u64), (Waiter, Instant)>,
     metrics: Metrics,
     dropped_seen: BTreeMap<&'static str, u64>,
 }
@@ -314,11 +363,36 @@ impl Core {
                 let now = self.now_ms();
                 match self.replica.submit(now, request) {
                     Ok(out) => {
-                        self.waiters.insert(key, (reply, Instant::now()));
+                        self.waiters.insert(key, (Waiter::One(reply), Instant::now()));
                         outputs.push(out);
                     }
                     Err(e) => {
                         let _ = reply.send(Err(SubmitError::Rejected(e)));
+                    }
+                }
+            }
+            Command::SubmitMany(requests, reply) => {
+                let now = self.now_ms();
+                let since = Instant::now();
+                let group = Arc::new(std::sync::Mutex::new(Group {
+                    remaining: requests.len(),
+                    seq_max: 0,
+                    reply: Some(reply),
+                }));
+                if requests.is_empty() {
+                    let mut g = group.lock().expect("not poisoned");
+                    if let Some(r) = g.reply.take() {
+                        let _ = r.send(Ok(0));
+                    }
+                }
+                for request in requests {
+                    let key = (request.client, request.id);
+                    match self.replica.submit(now, request) {
+                        Ok(out) => {
+                            self.waiters.insert(key, (Waiter::Group(group.clone()), since));
+                            outputs.push(out);
+                        }
+                        Err(e) => group.lock().expect("not poisoned").done(Err(SubmitError::Rejected(e))),
                     }
                 }
             }
@@ -378,7 +452,12 @@ impl Core {
         for r in replies {
             if let Some((waiter, since)) = self.waiters.remove(&(r.client, r.id)) {
                 self.metrics.commit_latency_seconds.observe(since.elapsed().as_secs_f64());
-                let _ = waiter.send(Ok(r.seq));
+                match waiter {
+                    Waiter::One(w) => {
+                        let _ = w.send(Ok(r.seq));
+                    }
+                    Waiter::Group(g) => g.lock().expect("not poisoned").done(Ok(r.seq)),
+                }
             }
         }
         self.metrics.pending_requests.set(self.replica.pending_len() as i64);

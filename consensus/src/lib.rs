@@ -8,12 +8,14 @@
 //! | [`sim`] | the deterministic simulator: seeded network and clock, faults, Byzantine replicas, safety and liveness checks |
 //! | [`tls`] | the consortium's TLS CA and node certificates (rcgen), mutual-TLS configurations (rustls) |
 //! | [`engine`] | the replica over tokio + quinn QUIC, with the log in RocksDB |
+//! | [`local`] | an in-process consortium on loopback (demo, tests, benchmarks) |
 //! | [`metrics`] | Prometheus metrics of the engine |
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod engine;
+pub mod local;
 pub mod message;
 pub mod metrics;
 pub mod replica;

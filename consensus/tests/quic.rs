@@ -2,29 +2,17 @@
 //! commit a stream of requests; one is stopped, the others go on, it restarts from its log
 //! and catches up; all end with identical histories and archives.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::time::Duration;
 
-use dualchain_consensus::engine::{Engine, EngineConfig};
+use dualchain_consensus::engine::Engine;
+use dualchain_consensus::local::LocalCluster;
 use dualchain_consensus::metrics::Metrics;
 use dualchain_consensus::replica::parse_archive;
-use dualchain_consensus::tls::{NodeTls, TlsCa};
+use dualchain_consensus::tls::TlsCa;
 use dualchain_consensus::{Config, Request};
-use dualchain_crypto::sign::{PublicKey, SigningKeypair};
 use dualchain_storage::consensus::ConsensusStore;
-use dualchain_storage::rocks::{RocksConfig, RocksEngine};
-use dualchain_storage::KvEngine;
+use dualchain_storage::rocks::RocksConfig;
 use rand::SeedableRng;
-
-struct Cluster {
-    keys: Vec<SigningKeypair>,
-    publics: Vec<PublicKey>,
-    addrs: Vec<SocketAddr>,
-    ca_der: Vec<u8>,
-    tls: Vec<NodeTls>,
-    stores: Vec<Arc<dyn KvEngine>>,
-}
 
 fn config(n: usize, id: u8) -> Config {
     let mut c = Config::new(n, id);
@@ -36,42 +24,16 @@ fn config(n: usize, id: u8) -> Config {
     c
 }
 
-impl Cluster {
-    fn new(n: usize, dir: &std::path::Path) -> (Self, Vec<UdpSocket>) {
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
-        let keys: Vec<_> = (0..n).map(|_| SigningKeypair::generate(&mut rng)).collect();
-        let publics = keys.iter().map(|k| k.public()).collect();
-        let sockets: Vec<UdpSocket> = (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-        let addrs = sockets.iter().map(|s| s.local_addr().unwrap()).collect();
-        let ca = TlsCa::generate("test consortium").unwrap();
-        let tls = (0..n).map(|i| ca.issue(i as u8).unwrap()).collect();
-        let stores = (0..n)
-            .map(|i| {
-                Arc::new(RocksEngine::open(&dir.join(format!("replica{i}")), &RocksConfig::default()).unwrap())
-                    as Arc<dyn KvEngine>
-            })
-            .collect();
-        (Self { keys, publics, addrs, ca_der: ca.cert_der(), tls, stores }, sockets)
-    }
+fn cluster(dir: &std::path::Path) -> LocalCluster {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    LocalCluster::new(4, dir, &RocksConfig::default(), &mut rng).unwrap()
+}
 
-    fn start(&self, id: usize, socket: UdpSocket) -> Engine {
-        let cfg = EngineConfig {
-            replica: config(self.keys.len(), id as u8),
-            key: self.keys[id].clone(),
-            keys: self.publics.clone(),
-            addrs: self.addrs.clone(),
-            tls_ca_der: self.ca_der.clone(),
-            tls: self.tls[id].clone(),
-            peer_certs: self.tls.iter().map(|t| t.cert_der.clone()).collect(),
-            socket,
-            store: self.stores[id].clone(),
-            metrics: Metrics::unregistered(),
-        };
-        let (engine, mut delivered) = Engine::start(cfg).unwrap();
-        // The application: drain deliveries.
-        tokio::spawn(async move { while delivered.recv().await.is_some() {} });
-        engine
-    }
+fn start(cluster: &mut LocalCluster, id: usize) -> Engine {
+    let (engine, mut delivered) = cluster.start(id, config(4, id as u8), Metrics::unregistered()).unwrap();
+    // The application: drain deliveries.
+    tokio::spawn(async move { while delivered.recv().await.is_some() {} });
+    engine
 }
 
 fn request(client: u64, id: u64) -> Request {
@@ -93,9 +55,8 @@ async fn submit_all(engines: &[Option<Engine>], client: u64, ids: std::ops::Rang
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_replicas_commit_over_quic_and_a_restarted_one_catches_up() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, sockets) = Cluster::new(4, dir.path());
-    let mut engines: Vec<Option<Engine>> =
-        sockets.into_iter().enumerate().map(|(i, s)| Some(cluster.start(i, s))).collect();
+    let mut cluster = cluster(dir.path());
+    let mut engines: Vec<Option<Engine>> = (0..4).map(|i| Some(start(&mut cluster, i))).collect();
 
     submit_all(&engines, 1, 0..300).await;
 
@@ -104,8 +65,7 @@ async fn four_replicas_commit_over_quic_and_a_restarted_one_catches_up() {
     submit_all(&engines, 2, 0..300).await;
 
     // Restart it on the same address from its store.
-    let socket = UdpSocket::bind(cluster.addrs[2]).unwrap();
-    engines[2] = Some(cluster.start(2, socket));
+    engines[2] = Some(start(&mut cluster, 2));
     submit_all(&engines, 3, 0..100).await;
 
     // Everyone reaches the same history.
@@ -157,12 +117,11 @@ async fn four_replicas_commit_over_quic_and_a_restarted_one_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_from_another_ca_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut cluster, sockets) = Cluster::new(4, dir.path());
+    let mut cluster = cluster(dir.path());
     // Replica 3 holds a certificate for its name from a rogue CA.
     let rogue = TlsCa::generate("rogue").unwrap();
     cluster.tls[3] = rogue.issue(3).unwrap();
-    let engines: Vec<Option<Engine>> =
-        sockets.into_iter().enumerate().map(|(i, s)| Some(cluster.start(i, s))).collect();
+    let engines: Vec<Option<Engine>> = (0..4).map(|i| Some(start(&mut cluster, i))).collect();
     // Three genuine replicas (2f + 1) still commit; the rogue one never connects, so it
     // executes nothing.
     submit_all(&engines[..3], 1, 0..50).await;

@@ -1,0 +1,188 @@
+//! Consensus suite: n replicas in one process on loopback QUIC with mutual TLS, RocksDB
+//! logs synced on every group commit, 256-byte transactions submitted at the primary.
+//!
+//! For each offered load (open loop: chunks of requests every millisecond) and at
+//! saturation (closed loop: a fixed number of chunks in flight) it reports committed
+//! transactions/s and the p50/p99 commit latency (submission to execution at the primary),
+//! with the pipeline window at 1 and at its default; the window-1 run is the baseline, so
+//! the ratio is what pipelining buys.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use dualchain_consensus::engine::Engine;
+use dualchain_consensus::local::LocalCluster;
+use dualchain_consensus::metrics::Metrics;
+use dualchain_consensus::{Config, Request};
+use dualchain_storage::rocks::RocksConfig;
+use rand::SeedableRng;
+
+use crate::measure::Record;
+
+const PAYLOAD_LEN: usize = 256;
+/// Requests per submission chunk (a gateway's batch).
+const CHUNK: usize = 500;
+
+struct Point {
+    tx_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn config(n: usize, id: u8, window: u64) -> Config {
+    let mut c = Config::new(n, id);
+    c.window_len = window;
+    c
+}
+
+async fn start_cluster(n: usize, window: u64, dir: &std::path::Path) -> Result<Vec<Engine>> {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(n as u64);
+    let rocks = RocksConfig { sync_writes: true, ..RocksConfig::default() };
+    let mut cluster = LocalCluster::new(n, dir, &rocks, &mut rng)?;
+    let mut engines = Vec::new();
+    for id in 0..n {
+        let (engine, mut delivered) = cluster.start(id, config(n, id as u8, window), Metrics::unregistered())?;
+        tokio::spawn(async move { while delivered.recv().await.is_some() {} });
+        engines.push(engine);
+    }
+    Ok(engines)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Offers `rate` tx/s (None: closed loop) to the primary for `warmup + measure`.
+async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measure: Duration, client: u64) -> Point {
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let committed = Arc::new(Mutex::new(0usize));
+    let start = Instant::now();
+    let window_start = start + warmup;
+    let end = window_start + measure;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut next_id = 0u64;
+    let mut offered = 0.0f64;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    while Instant::now() < end {
+        let count = match rate {
+            Some(r) => {
+                tick.tick().await;
+                let due = r * start.elapsed().as_secs_f64();
+                let n = (due - offered).floor().max(0.0) as usize;
+                offered += n as f64;
+                n
+            }
+            None => CHUNK,
+        };
+        let mut left = count;
+        while left > 0 {
+            let take = left.min(CHUNK);
+            left -= take;
+            let permit = if rate.is_none() {
+                Some(in_flight.clone().acquire_owned().await.expect("semaphore open"))
+            } else {
+                None
+            };
+            let requests: Vec<Request> = (0..take)
+                .map(|_| {
+                    next_id += 1;
+                    let mut payload = vec![0u8; PAYLOAD_LEN];
+                    payload[..8].copy_from_slice(&next_id.to_be_bytes());
+                    Request { client, id: next_id, payload }
+                })
+                .collect();
+            let submitted = Instant::now();
+            let Ok(done) = primary.submit_many(requests).await else { return Point { tx_per_s: 0.0, p50_ms: 0.0, p99_ms: 0.0 } };
+            let (lat, com) = (latencies.clone(), committed.clone());
+            tokio::spawn(async move {
+                if let Ok(Ok(_)) = done.await {
+                    let now = Instant::now();
+                    if submitted >= window_start && now <= end {
+                        lat.lock().expect("not poisoned").push(now.duration_since(submitted).as_secs_f64() * 1e3);
+                    }
+                    if now >= window_start && now <= end {
+                        *com.lock().expect("not poisoned") += take;
+                    }
+                }
+                drop(permit);
+            });
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut l = latencies.lock().expect("not poisoned").clone();
+    l.sort_by(|a, b| a.total_cmp(b));
+    let tx = *committed.lock().expect("not poisoned") as f64 / measure.as_secs_f64();
+    Point { tx_per_s: tx, p50_ms: percentile(&l, 0.5), p99_ms: percentile(&l, 0.99) }
+}
+
+fn run_shape(n: usize, window: u64, loads: &[Option<f64>], warmup: Duration, measure: Duration) -> Result<Vec<(Option<f64>, Point)>> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    rt.block_on(async {
+        let dir = tempfile::tempdir()?;
+        let engines = start_cluster(n, window, dir.path()).await?;
+        let mut engines = engines.into_iter().map(Arc::new).collect::<Vec<_>>();
+        // Let connections come up.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut points = Vec::new();
+        for (i, load) in loads.iter().enumerate() {
+            let p = drive(engines[0].clone(), *load, warmup, measure, i as u64 + 1).await;
+            eprintln!(
+                "  n={n} window={window} offered={} -> {:.0} tx/s, p50 {:.1} ms, p99 {:.1} ms",
+                load.map_or("max".to_string(), |r| format!("{r:.0}")),
+                p.tx_per_s,
+                p.p50_ms,
+                p.p99_ms
+            );
+            points.push((*load, p));
+        }
+        for e in engines.drain(..) {
+            if let Ok(e) = Arc::try_unwrap(e) {
+                e.shutdown().await?;
+            }
+        }
+        Ok(points)
+    })
+}
+
+pub fn run(quick: bool) -> Result<Vec<Record>> {
+    let (warmup, measure) = if quick { (Duration::from_millis(700), Duration::from_secs(2)) } else { (Duration::from_secs(2), Duration::from_secs(6)) };
+    let loads_n4: Vec<Option<f64>> = if quick {
+        vec![Some(20_000.0), Some(80_000.0), None]
+    } else {
+        vec![Some(10_000.0), Some(40_000.0), Some(80_000.0), Some(160_000.0), Some(250_000.0), None]
+    };
+    let loads_n7: Vec<Option<f64>> = if quick { vec![Some(20_000.0), None] } else { vec![Some(20_000.0), Some(80_000.0), None] };
+    eprintln!("durability: RocksDB WAL synced (fsync) on every group commit of the consensus log");
+    let mut records = Vec::new();
+    for (n, loads) in [(4usize, &loads_n4), (7, &loads_n7)] {
+        let base = run_shape(n, 1, loads, warmup, measure)?;
+        let piped = run_shape(n, Config::new(n, 0).window_len, loads, warmup, measure)?;
+        for ((load, b), (_, p)) in base.iter().zip(&piped) {
+            let offered = load.map_or("max".to_string(), |r| format!("{r:.0}"));
+            for (window, point, baseline) in [(1, b, None), (Config::new(n, 0).window_len, p, Some(b))] {
+                let params = format!("n={n},window={window},offered={offered},tx_bytes={PAYLOAD_LEN},durability=sync");
+                let mut r = Record::throughput("consensus::commit", params.clone(), point.tx_per_s, baseline.map(|b| b.tx_per_s));
+                r.unit = "tx/s".into();
+                records.push(r);
+                for (name, v, bv) in [
+                    ("consensus::latency_p50", point.p50_ms, baseline.map(|b| b.p50_ms)),
+                    ("consensus::latency_p99", point.p99_ms, baseline.map(|b| b.p99_ms)),
+                ] {
+                    records.push(Record {
+                        name: name.into(),
+                        params: params.clone(),
+                        value: v,
+                        unit: "ms".into(),
+                        baseline: bv,
+                        ratio: bv.map(|b| v / b),
+                    });
+                }
+            }
+        }
+    }
+    Ok(records)
+}
