@@ -63,7 +63,7 @@ async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measur
     let start = Instant::now();
     let window_start = start + warmup;
     let end = window_start + measure;
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(16));
     let mut next_id = 0u64;
     let mut offered = 0.0f64;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -96,7 +96,9 @@ async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measur
                 })
                 .collect();
             let submitted = Instant::now();
-            let Ok(done) = primary.submit_many(requests).await else { return Point { tx_per_s: 0.0, p50_ms: 0.0, p99_ms: 0.0 } };
+            let Ok(done) = primary.submit_many(requests).await else {
+                return Point { tx_per_s: 0.0, p50_ms: 0.0, p99_ms: 0.0 };
+            };
             let (lat, com) = (latencies.clone(), committed.clone());
             tokio::spawn(async move {
                 if let Ok(Ok(_)) = done.await {
@@ -119,7 +121,13 @@ async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measur
     Point { tx_per_s: tx, p50_ms: percentile(&l, 0.5), p99_ms: percentile(&l, 0.99) }
 }
 
-fn run_shape(n: usize, window: u64, loads: &[Option<f64>], warmup: Duration, measure: Duration) -> Result<Vec<(Option<f64>, Point)>> {
+fn run_shape(
+    n: usize,
+    window: u64,
+    loads: &[Option<f64>],
+    warmup: Duration,
+    measure: Duration,
+) -> Result<Vec<(Option<f64>, Point)>> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
@@ -149,13 +157,18 @@ fn run_shape(n: usize, window: u64, loads: &[Option<f64>], warmup: Duration, mea
 }
 
 pub fn run(quick: bool) -> Result<Vec<Record>> {
-    let (warmup, measure) = if quick { (Duration::from_millis(700), Duration::from_secs(2)) } else { (Duration::from_secs(2), Duration::from_secs(6)) };
+    let (warmup, measure) = if quick {
+        (Duration::from_millis(700), Duration::from_secs(2))
+    } else {
+        (Duration::from_secs(2), Duration::from_secs(6))
+    };
     let loads_n4: Vec<Option<f64>> = if quick {
         vec![Some(20_000.0), Some(80_000.0), None]
     } else {
         vec![Some(10_000.0), Some(40_000.0), Some(80_000.0), Some(160_000.0), Some(250_000.0), None]
     };
-    let loads_n7: Vec<Option<f64>> = if quick { vec![Some(20_000.0), None] } else { vec![Some(20_000.0), Some(80_000.0), None] };
+    let loads_n7: Vec<Option<f64>> =
+        if quick { vec![Some(20_000.0), None] } else { vec![Some(20_000.0), Some(80_000.0), None] };
     eprintln!("durability: RocksDB WAL synced (fsync) on every group commit of the consensus log");
     let mut records = Vec::new();
     for (n, loads) in [(4usize, &loads_n4), (7, &loads_n7)] {
@@ -165,7 +178,12 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
             let offered = load.map_or("max".to_string(), |r| format!("{r:.0}"));
             for (window, point, baseline) in [(1, b, None), (Config::new(n, 0).window_len, p, Some(b))] {
                 let params = format!("n={n},window={window},offered={offered},tx_bytes={PAYLOAD_LEN},durability=sync");
-                let mut r = Record::throughput("consensus::commit", params.clone(), point.tx_per_s, baseline.map(|b| b.tx_per_s));
+                let mut r = Record::throughput(
+                    "consensus::commit",
+                    params.clone(),
+                    point.tx_per_s,
+                    baseline.map(|b| b.tx_per_s),
+                );
                 r.unit = "tx/s".into();
                 records.push(r);
                 for (name, v, bv) in [

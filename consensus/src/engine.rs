@@ -201,7 +201,14 @@ impl Engine {
             }
             let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_LEN);
             peers.insert(peer, tx);
-            tokio::spawn(sender(endpoint.clone(), cfg.addrs[peer as usize], peer, rx, metrics.clone(), shutdown_rx.clone()));
+            tokio::spawn(sender(
+                endpoint.clone(),
+                cfg.addrs[peer as usize],
+                peer,
+                rx,
+                metrics.clone(),
+                shutdown_rx.clone(),
+            ));
         }
         tokio::spawn(acceptor(
             endpoint.clone(),
@@ -465,7 +472,10 @@ impl Core {
         for (reason, count) in &self.replica.stats().dropped {
             let seen = self.dropped_seen.entry(reason).or_default();
             if *count > *seen {
-                self.metrics.dropped_messages.get_or_create(&crate::metrics::ReasonLabel { reason: reason.to_string() }).inc_by(count - *seen);
+                self.metrics
+                    .dropped_messages
+                    .get_or_create(&crate::metrics::ReasonLabel { reason: reason.to_string() })
+                    .inc_by(count - *seen);
                 *seen = *count;
             }
         }
@@ -494,9 +504,10 @@ impl Core {
             if tx.try_send(frame.clone()).is_err() {
                 self.metrics.dropped("send queue full");
             }
-            self.metrics.outbound_queue.get_or_create(&PeerLabel { peer: peer.to_string() }).set(
-                (OUTBOUND_QUEUE_LEN - tx.capacity()) as i64,
-            );
+            self.metrics
+                .outbound_queue
+                .get_or_create(&PeerLabel { peer: peer.to_string() })
+                .set((OUTBOUND_QUEUE_LEN - tx.capacity()) as i64);
         };
         match target {
             Target::All => {
@@ -710,7 +721,12 @@ async fn read_stream(mut stream: quinn::RecvStream, peer: ReplicaId, tx: mpsc::S
 }
 
 /// Checks the signatures of a connection's frames in batches before the core sees them.
-async fn verifier(mut rx: mpsc::Receiver<Message>, keys: Arc<Vec<PublicKey>>, core: mpsc::Sender<Message>, metrics: Metrics) {
+async fn verifier(
+    mut rx: mpsc::Receiver<Message>,
+    keys: Arc<Vec<PublicKey>>,
+    core: mpsc::Sender<Message>,
+    metrics: Metrics,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 256 {

@@ -47,7 +47,15 @@ impl LocalCluster {
         let stores = (0..n)
             .map(|i| Ok(Arc::new(RocksEngine::open(&dir.join(format!("replica{i}")), rocks)?) as Arc<dyn KvEngine>))
             .collect::<Result<_, EngineError>>()?;
-        Ok(Self { keys, publics, addrs, ca_der: ca.cert_der(), tls, stores, sockets: sockets.into_iter().map(Some).collect() })
+        Ok(Self {
+            keys,
+            publics,
+            addrs,
+            ca_der: ca.cert_der(),
+            tls,
+            stores,
+            sockets: sockets.into_iter().map(Some).collect(),
+        })
     }
 
     /// Starts replica `id` with `config` (its socket is bound again if a previous engine

@@ -239,7 +239,8 @@ impl<T: Body> Signed<T> {
     }
     /// Checks the signature against the sender's key (unknown senders fail).
     pub fn verify(&self, keys: &[PublicKey]) -> bool {
-        keys.get(self.from as usize).is_some_and(|k| k.verify(SIGNATURE_USE, &Self::message(self.from, &self.body), &self.sig))
+        keys.get(self.from as usize)
+            .is_some_and(|k| k.verify(SIGNATURE_USE, &Self::message(self.from, &self.body), &self.sig))
     }
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.from);

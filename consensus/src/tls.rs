@@ -10,9 +10,7 @@
 
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use thiserror::Error;
 
@@ -105,7 +103,8 @@ fn identity(node: &NodeTls) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'sta
 /// The QUIC server side: TLS 1.3, a client certificate from the CA required.
 pub fn quic_server_config(ca_der: &[u8], node: &NodeTls) -> Result<quinn::ServerConfig, TlsError> {
     let provider = provider();
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_der)?, provider.clone()).build()?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_der)?, provider.clone()).build()?;
     let (chain, key) = identity(node);
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?

@@ -3,8 +3,9 @@
 //!
 //! The consensus crate persists opaque, self-describing records; this module only knows
 //! sequence numbers. Keys (big-endian numbers sort numerically):
-//! - `consensus_log`: `r ‖ seq ‖ digest₈` → log record (a message the replica accepted or
-//!   sent; the SHA-256 prefix of the record makes writing one twice idempotent);
+//! - `consensus_log`: `r ‖ seq ‖ id₈` → log record (a message the replica accepted or
+//!   sent; `id` is a SHA-256 prefix of the record's leading, identifying bytes, so writing
+//!   one twice is idempotent);
 //!   `c ‖ seq` → committed batch with its certificate (never truncated: it is what state
 //!   transfer serves to a lagging replica);
 //! - `checkpoints`: `seq` → checkpoint proof;
@@ -72,11 +73,17 @@ impl LogWrite {
     }
 }
 
+/// Bytes of a record that identify it: a consensus record starts with its signed header
+/// (kind, sender, view, sequence number, digest, signature), so two records that agree on
+/// these bytes are the same record. Hashing only them keeps the key cheap for records that
+/// carry megabyte batches.
+const RECORD_ID_LEN: usize = 160;
+
 fn record_key(seq: u64, record: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(17);
     k.push(b'r');
     k.extend_from_slice(&be(seq));
-    k.extend_from_slice(&Sha256::digest(record)[..8]);
+    k.extend_from_slice(&Sha256::digest(&record[..record.len().min(RECORD_ID_LEN)])[..8]);
     k
 }
 

@@ -60,7 +60,10 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
         Cf::CpcCapsules | Cf::CpcResults => {
             o.set_compression_type(DBCompressionType::None);
         }
-        Cf::CpcBlobs => {
+        // Large values written once and read rarely: uncompressed (ciphertexts and batches of
+        // signed transactions do not compress), kept in blob files so compaction does not
+        // rewrite them.
+        Cf::CpcBlobs | Cf::ConsensusLog => {
             o.set_compression_type(DBCompressionType::None);
             o.set_enable_blob_files(true);
             o.set_min_blob_size(4096);

@@ -140,7 +140,9 @@ fn memory_engine_passes_the_suite() {
 fn rocksdb_engine_passes_the_suite() {
     let dir = std::env::temp_dir().join(format!("dualchain-rocks-suite-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    for (i, suite) in [engine_suite as fn(Arc<dyn KvEngine>), ledger_suite, cpc_suite, consensus_suite].into_iter().enumerate() {
+    for (i, suite) in
+        [engine_suite as fn(Arc<dyn KvEngine>), ledger_suite, cpc_suite, consensus_suite].into_iter().enumerate()
+    {
         let path = dir.join(format!("db{i}"));
         suite(arc(RocksEngine::open(&path, &RocksConfig::default()).unwrap()));
     }

@@ -200,10 +200,9 @@ impl Replica {
             return false;
         }
         let mut senders = std::collections::HashSet::new();
-        let well_formed = p
-            .votes
-            .iter()
-            .all(|v| v.body.seq == p.seq && v.body.digest == p.digest && (v.from as usize) < self.cfg.n && senders.insert(v.from));
+        let well_formed = p.votes.iter().all(|v| {
+            v.body.seq == p.seq && v.body.digest == p.digest && (v.from as usize) < self.cfg.n && senders.insert(v.from)
+        });
         if !well_formed || senders.len() < self.cfg.quorum() {
             return false;
         }

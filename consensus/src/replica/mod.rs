@@ -165,7 +165,9 @@ enum Status {
     /// Sent VIEW-CHANGE for `self.view`; waiting for its NEW-VIEW. The deadline is armed
     /// only once 2f + 1 view changes for the view are in (§2.5.2), so a replica cut off
     /// from the others does not run through views alone.
-    ViewChanging { deadline_ms: Option<u64> },
+    ViewChanging {
+        deadline_ms: Option<u64>,
+    },
 }
 
 /// One PBFT replica.
@@ -553,7 +555,8 @@ impl Replica {
                     continue;
                 };
                 let len = p.request.encoded_len();
-                if !requests.is_empty() && (requests.len() >= self.cfg.batch_len_max || bytes + len > self.cfg.batch_bytes_max)
+                if !requests.is_empty()
+                    && (requests.len() >= self.cfg.batch_len_max || bytes + len > self.cfg.batch_bytes_max)
                 {
                     break;
                 }

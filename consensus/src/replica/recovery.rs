@@ -20,7 +20,6 @@ use crate::message::{CheckpointProof, CommittedEntry, Digest, Message, Phase, Pr
 
 use super::{Output, Replica, Status};
 
-
 /// What the host read back from its store.
 #[derive(Debug, Default, Clone)]
 pub struct Recovered {

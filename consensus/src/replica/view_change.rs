@@ -248,7 +248,11 @@ impl Replica {
             if seq <= self.last_executed || !self.in_window(seq) {
                 continue;
             }
-            let batch = if h.body.digest == null { Some(Arc::new(Batch::null())) } else { self.batches.get(&h.body.digest).cloned() };
+            let batch = if h.body.digest == null {
+                Some(Arc::new(Batch::null()))
+            } else {
+                self.batches.get(&h.body.digest).cloned()
+            };
             match batch {
                 Some(batch) => self.accept_pre_prepare(h, batch),
                 None => {
@@ -268,14 +272,16 @@ impl Replica {
         waiting.sort_unstable();
         if self.is_primary() {
             self.queue = waiting.iter().map(|(_, k)| *k).collect();
-            self.queue_bytes = self.queue.iter().filter_map(|k| self.pending.get(k)).map(|p| p.request.encoded_len()).sum();
+            self.queue_bytes =
+                self.queue.iter().filter_map(|k| self.pending.get(k)).map(|p| p.request.encoded_len()).sum();
         } else {
             self.forward_buf.clear();
             self.forward_bytes = 0;
             self.forward_since_ms = None;
             let primary = self.cfg.primary(view);
             for chunk in waiting.chunks(self.cfg.batch_len_max) {
-                let requests = chunk.iter().filter_map(|(_, k)| self.pending.get(k)).map(|p| p.request.clone()).collect();
+                let requests =
+                    chunk.iter().filter_map(|(_, k)| self.pending.get(k)).map(|p| p.request.clone()).collect();
                 let msg = Message::Forward(self.sign(Forward { requests }));
                 self.send(Target::One(primary), msg);
             }
