@@ -422,7 +422,15 @@ impl Sim {
                 if !verify_messages(std::slice::from_ref(&msg), &self.keys)[0] {
                     return Err(format!("a signature failed to verify at replica {to}"));
                 }
+                let before: u64 = replica.stats().dropped.values().sum();
+                if std::env::var("SIM_TRACE_ALL").is_ok() {
+                    eprintln!("t={} replica {to} <- {:?}", self.now, msg);
+                }
+                let name = msg.name();
                 let out = replica.receive(self.now, msg);
+                if std::env::var("SIM_TRACE").is_ok() && replica.stats().dropped.values().sum::<u64>() > before {
+                    eprintln!("t={} replica {to} dropped a {name}: {:?}", self.now, replica.stats().dropped);
+                }
                 self.perform(to, out)?;
             }
             Event::Tick { replica, generation } => {
@@ -533,6 +541,12 @@ impl Sim {
         }
         let node = &mut self.nodes[from as usize];
         let correct = node.behaviour.is_none();
+        if std::env::var("SIM_TRACE").is_ok() {
+            for e in &out.events {
+                let r = node.replica.as_ref().map(|r| (r.last_executed(), r.pending_len()));
+                eprintln!("t={} replica {from} {e:?} (executed, pending) {r:?}", self.now);
+            }
+        }
         for d in &out.deliver {
             let seq = d.entry.seq;
             let digest = d.entry.batch.digest();

@@ -14,6 +14,9 @@ use dualchain_storage::consensus::ConsensusStore;
 use dualchain_storage::rocks::RocksConfig;
 use rand::SeedableRng;
 
+/// Sequence number, history digest and batch digest of an archived entry.
+type ArchivedRow = (u64, [u8; 32], [u8; 32]);
+
 fn config(n: usize, id: u8) -> Config {
     let mut c = Config::new(n, id);
     c.checkpoint_interval = 16;
@@ -92,7 +95,7 @@ async fn four_replicas_commit_over_quic_and_a_restarted_one_catches_up() {
     }
     // The archives agree entry by entry: same batches, same history digests (the commit
     // certificates may hold different sets of 2f + 1 commits).
-    let archives: Vec<Vec<(u64, [u8; 32], [u8; 32])>> = cluster
+    let archives: Vec<Vec<ArchivedRow>> = cluster
         .stores
         .iter()
         .map(|s| {

@@ -7,8 +7,9 @@
 //! the ledger's state is a function of the history, so agreeing on the history suffices and
 //! keeps the core independent of the application.
 //!
-//! A checkpoint becomes stable with 2f + 1 matching votes, even above this replica's
-//! execution: such a replica moves its low watermark and catches up by state transfer.
+//! A checkpoint becomes stable with 2f + 1 matching votes. A replica slightly behind
+//! (within half the watermark span) waits until it executes that far itself; one further
+//! behind moves its low watermark at once and catches up by state transfer.
 //! State transfer moves committed entries, each verified by its own commit certificate, so
 //! any single peer can serve it and a lying peer can only withhold.
 
@@ -66,6 +67,12 @@ impl Replica {
             by_digest.entry(v.body.digest).or_default().push(v.clone());
         }
         let Some((digest, votes)) = by_digest.into_iter().find(|(_, v)| v.len() >= quorum) else { return };
+        if seq > self.last_executed && seq <= self.last_executed + self.cfg.watermark_span / 2 {
+            // Slightly behind: the batches up to `seq` are in this replica's log or on their
+            // way. Truncating now would throw them away and force a state transfer; the
+            // checkpoint becomes stable when this replica executes `seq`.
+            return;
+        }
         if let Some(own) = self.own_checkpoints.get(&seq) {
             if *own != digest {
                 self.out.events.push(Event::Diverged(seq));

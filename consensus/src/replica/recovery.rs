@@ -20,6 +20,9 @@ use crate::message::{CheckpointProof, CommittedEntry, Digest, Message, Phase, Pr
 
 use super::{Output, Replica, Status};
 
+/// A pre-prepare and prepares of a view before the current one, by (sequence, view).
+type OlderSlot = (Option<Signed<crate::message::Header>>, Vec<Signed<Vote>>);
+
 /// What the host read back from its store.
 #[derive(Debug, Default, Clone)]
 pub struct Recovered {
@@ -104,8 +107,7 @@ impl Replica {
 
         // Replay: messages of the current view go through the normal path; older views
         // only contribute prepared certificates.
-        let mut older: BTreeMap<(u64, u64), (Option<Signed<crate::message::Header>>, Vec<Signed<Vote>>)> =
-            BTreeMap::new();
+        let mut older: BTreeMap<(u64, u64), OlderSlot> = BTreeMap::new();
         for (seq, bytes) in &rec.records {
             let msg = Message::from_bytes(bytes)?;
             match msg {
