@@ -12,6 +12,7 @@ use dualchain_consensus::tls::TlsCa;
 use dualchain_consensus::{Config, Request};
 use dualchain_storage::consensus::ConsensusStore;
 use dualchain_storage::rocks::RocksConfig;
+use prometheus_client::registry::Registry;
 use rand::SeedableRng;
 
 /// Sequence number, history digest and batch digest of an archived entry.
@@ -33,7 +34,11 @@ fn cluster(dir: &std::path::Path) -> LocalCluster {
 }
 
 fn start(cluster: &mut LocalCluster, id: usize) -> Engine {
-    let (engine, mut delivered) = cluster.start(id, config(4, id as u8), Metrics::unregistered()).unwrap();
+    start_with(cluster, id, Metrics::unregistered())
+}
+
+fn start_with(cluster: &mut LocalCluster, id: usize, metrics: Metrics) -> Engine {
+    let (engine, mut delivered) = cluster.start(id, config(4, id as u8), metrics).unwrap();
     // The application: drain deliveries.
     tokio::spawn(async move { while delivered.recv().await.is_some() {} });
     engine
@@ -59,7 +64,10 @@ async fn submit_all(engines: &[Option<Engine>], client: u64, ids: std::ops::Rang
 async fn four_replicas_commit_over_quic_and_a_restarted_one_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = cluster(dir.path());
-    let mut engines: Vec<Option<Engine>> = (0..4).map(|i| Some(start(&mut cluster, i))).collect();
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let mut engines: Vec<Option<Engine>> = vec![Some(start_with(&mut cluster, 0, metrics))];
+    engines.extend((1..4).map(|i| Some(start(&mut cluster, i))));
 
     submit_all(&engines, 1, 0..300).await;
 
@@ -90,6 +98,19 @@ async fn four_replicas_commit_over_quic_and_a_restarted_one_catches_up() {
         assert_eq!(s.last_executed, first.last_executed, "{statuses:?}");
         assert_eq!(s.history, first.history, "{statuses:?}");
     }
+    // Replica 0's metrics, in Prometheus text format.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let committed: f64 = text
+        .lines()
+        .find(|l| l.starts_with("dualchain_consensus_committed_requests_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("committed requests series");
+    assert!(committed >= 700.0, "{committed}");
+    assert!(text.contains("dualchain_consensus_commit_latency_seconds_bucket"));
+    assert!(text.contains("dualchain_consensus_persist_seconds_count"));
+    assert!(text.ends_with("# EOF\n"));
     for e in engines.into_iter().flatten() {
         e.shutdown().await.unwrap();
     }
