@@ -145,7 +145,27 @@ fn run_shape(
                 p.p50_ms,
                 p.p99_ms
             );
+            let mut states = Vec::new();
+            for e in &engines {
+                if let Ok(s) = e.status().await {
+                    states.push(format!(
+                        "v{}{} x{} p{}",
+                        s.view,
+                        if s.in_view_change { "*" } else { "" },
+                        s.last_executed,
+                        s.pending
+                    ));
+                }
+            }
+            eprintln!("    replicas: {}", states.join(", "));
             points.push((*load, p));
+            // Let an overloaded point's backlog drain so the next point starts clean.
+            for _ in 0..600 {
+                match engines[0].status().await {
+                    Ok(s) if s.pending > 0 => tokio::time::sleep(Duration::from_millis(50)).await,
+                    _ => break,
+                }
+            }
         }
         for e in engines.drain(..) {
             if let Ok(e) = Arc::try_unwrap(e) {
@@ -165,7 +185,7 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     let loads_n4: Vec<Option<f64>> = if quick {
         vec![Some(20_000.0), Some(80_000.0), None]
     } else {
-        vec![Some(10_000.0), Some(40_000.0), Some(80_000.0), Some(160_000.0), Some(250_000.0), None]
+        vec![Some(10_000.0), Some(40_000.0), Some(80_000.0), Some(120_000.0), Some(160_000.0), Some(250_000.0), None]
     };
     let loads_n7: Vec<Option<f64>> =
         if quick { vec![Some(20_000.0), None] } else { vec![Some(20_000.0), Some(80_000.0), None] };

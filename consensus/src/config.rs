@@ -57,7 +57,7 @@ impl Config {
             view_change_timeout_ms: 2000,
             retransmit_ms: 500,
             state_fetch_ms: 1000,
-            pending_len_max: 1 << 20,
+            pending_len_max: 1 << 18,
             dedup_horizon: 4096,
         }
     }

@@ -195,6 +195,8 @@ pub struct Replica {
     checkpoint_votes: BTreeMap<u64, BTreeMap<ReplicaId, Signed<CheckpointVote>>>,
     next_seq: u64,
     pending: BTreeMap<RequestKey, Pending>,
+    /// Pending requests in arrival order (entries of executed requests are trimmed lazily).
+    arrivals: VecDeque<(u64, RequestKey)>,
     /// Primary: requests not yet proposed, in arrival order.
     queue: VecDeque<RequestKey>,
     queue_bytes: usize,
@@ -251,6 +253,7 @@ impl Replica {
             checkpoint_votes: BTreeMap::new(),
             next_seq: 1,
             pending: BTreeMap::new(),
+            arrivals: VecDeque::new(),
             queue: VecDeque::new(),
             queue_bytes: 0,
             proposed: BTreeSet::new(),
@@ -332,9 +335,22 @@ impl Replica {
         t
     }
 
+    /// The arrival time of the oldest pending request (the progress timer's start).
     fn oldest_pending_ms(&self) -> Option<u64> {
-        // The progress timer only needs a bound: the oldest arrival among pending requests.
-        self.pending.values().map(|p| p.arrival_ms).min()
+        self.arrivals.front().map(|(t, _)| *t)
+    }
+
+    /// Drops executed requests from the front of the arrival queue (amortised O(1): every
+    /// request enters and leaves it once).
+    fn trim_arrivals(&mut self) {
+        while let Some((t, key)) = self.arrivals.front() {
+            match self.pending.get(key) {
+                Some(p) if p.arrival_ms == *t => return,
+                _ => {
+                    self.arrivals.pop_front();
+                }
+            }
+        }
     }
 
     fn timeout_ms(&self) -> u64 {
@@ -420,6 +436,7 @@ impl Replica {
             // The progress timer starts when the first request waits (§2.5.2).
             self.progress_ms = self.now_ms;
         }
+        self.arrivals.push_back((self.now_ms, key));
         self.pending.insert(key, Pending { request, arrival_ms: self.now_ms });
     }
 
@@ -488,6 +505,7 @@ impl Replica {
         self.flush_forward(false);
         self.propose();
         self.execute();
+        self.trim_arrivals();
     }
 
     // ---- requests ---------------------------------------------------------------------
