@@ -28,6 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use dualchain_crypto::sign::{PublicKey, SigningKeypair};
 use dualchain_storage::consensus::{ConsensusStore, LogWrite};
 use dualchain_storage::KvEngine;
@@ -305,7 +306,7 @@ struct Core {
     replica: Replica,
     store: Arc<ConsensusStore>,
     start: Instant,
-    peers: BTreeMap<ReplicaId, mpsc::Sender<Arc<Vec<u8>>>>,
+    peers: BTreeMap<ReplicaId, mpsc::Sender<Bytes>>,
     deliver: mpsc::Sender<Delivered>,
     waiters: HashMap<(u64, u64), (Waiter, Instant)>,
     metrics: Metrics,
@@ -499,8 +500,14 @@ impl Core {
     }
 
     fn send(&self, target: Target, msg: &Message) {
-        let frame = Arc::new(msg.to_bytes());
-        let push = |peer: ReplicaId, tx: &mpsc::Sender<Arc<Vec<u8>>>| {
+        // One length-prefixed frame per message, shared by every peer's queue (no copies
+        // until QUIC encrypts it).
+        let mut buf = vec![0u8; 4];
+        msg.encode(&mut buf);
+        let len = (buf.len() - 4) as u32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        let frame = Bytes::from(buf);
+        let push = |peer: ReplicaId, tx: &mpsc::Sender<Bytes>| {
             if tx.try_send(frame.clone()).is_err() {
                 self.metrics.dropped("send queue full");
             }
@@ -539,9 +546,9 @@ impl Core {
     }
 }
 
-/// Message class of a frame: 0 ordering, 1 control.
+/// Message class of a length-prefixed frame: 0 ordering, 1 control.
 fn class_of(frame: &[u8]) -> usize {
-    match Message::kind_of(frame) {
+    match Message::kind_of(frame.get(4..).unwrap_or_default()) {
         Some(k) if Message::is_ordering_kind(k) => 0,
         _ => 1,
     }
@@ -552,13 +559,12 @@ async fn sender(
     endpoint: quinn::Endpoint,
     addr: SocketAddr,
     peer: ReplicaId,
-    mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
+    mut rx: mpsc::Receiver<Bytes>,
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = server_name(peer);
     let mut backoff = Duration::from_millis(20);
-    let mut carry: Option<Arc<Vec<u8>>> = None;
     loop {
         let connecting = match endpoint.connect(addr, &name) {
             Ok(c) => c,
@@ -586,30 +592,22 @@ async fn sender(
         metrics.connections.inc();
         backoff = Duration::from_millis(20);
         let mut streams: [Option<quinn::SendStream>; 2] = [None, None];
-        let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
         'connected: loop {
-            let first = match carry.take() {
-                Some(f) => f,
-                None => tokio::select! {
-                    _ = shutdown.changed() => return,
-                    f = rx.recv() => match f { Some(f) => f, None => return },
-                },
+            let first = tokio::select! {
+                _ = shutdown.changed() => return,
+                f = rx.recv() => match f { Some(f) => f, None => return },
             };
-            // Coalesce what is queued into one write per class.
-            let mut frames = vec![first];
-            while frames.len() < 256 {
+            // What is queued goes out in one write per class, without copying the frames.
+            let mut chunks: [Vec<Bytes>; 2] = [Vec::new(), Vec::new()];
+            chunks[class_of(&first)].push(first);
+            while chunks[0].len() + chunks[1].len() < 256 {
                 match rx.try_recv() {
-                    Ok(f) => frames.push(f),
+                    Ok(f) => chunks[class_of(&f)].push(f),
                     Err(_) => break,
                 }
             }
-            for f in &frames {
-                let c = class_of(f);
-                bufs[c].extend_from_slice(&(f.len() as u32).to_be_bytes());
-                bufs[c].extend_from_slice(f);
-            }
-            for c in 0..2 {
-                if bufs[c].is_empty() {
+            for (c, frames) in chunks.iter_mut().enumerate() {
+                if frames.is_empty() {
                     continue;
                 }
                 if streams[c].is_none() {
@@ -619,12 +617,11 @@ async fn sender(
                     }
                 }
                 let stream = streams[c].as_mut().expect("opened");
-                if stream.write_all(&bufs[c]).await.is_err() {
+                if stream.write_all_chunks(frames).await.is_err() {
                     // The frames are lost with the connection; retransmission covers them.
                     metrics.dropped("connection lost");
                     break 'connected;
                 }
-                bufs[c].clear();
             }
         }
         conn.close(quinn::VarInt::from_u32(1), b"reconnect");

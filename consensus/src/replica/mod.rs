@@ -219,6 +219,8 @@ pub struct Replica {
     seen_seq: u64,
     state_fetch_at_ms: u64,
     state_peer: ReplicaId,
+    /// When this replica last served each peer's state request.
+    state_served_ms: BTreeMap<ReplicaId, u64>,
     now_ms: u64,
     /// True while replaying the persisted log (no sends, no writes).
     replaying: bool,
@@ -270,6 +272,7 @@ impl Replica {
             seen_seq: 0,
             state_fetch_at_ms: 0,
             state_peer: 0,
+            state_served_ms: BTreeMap::new(),
             now_ms: 0,
             replaying: false,
             out: Output::default(),
@@ -327,12 +330,22 @@ impl Replica {
         }
         if self.is_primary() && !self.queue.is_empty() && self.window_open() {
             let oldest = self.queue.front().and_then(|k| self.pending.get(k)).map_or(self.now_ms, |p| p.arrival_ms);
-            t = t.min(oldest + self.cfg.batch_delay_ms);
+            t = t.min(oldest + self.proposal_delay_ms());
         }
         if self.seen_seq > self.last_executed {
             t = t.min(self.state_fetch_at_ms.max(self.progress_ms + self.cfg.state_fetch_ms));
         }
         t
+    }
+
+    /// How long the primary lets a partial batch fill: the configured delay, once more for
+    /// every batch already in flight. An idle pipeline proposes after one delay (low
+    /// latency); a busy one waits while earlier batches commit, so batches grow with the
+    /// load instead of the pipeline filling with small batches whose fixed costs
+    /// (signatures, messages, synced writes) dominate.
+    fn proposal_delay_ms(&self) -> u64 {
+        let in_flight = self.next_seq.saturating_sub(self.last_executed + 1);
+        self.cfg.batch_delay_ms.saturating_mul(1 + in_flight)
     }
 
     /// The arrival time of the oldest pending request (the progress timer's start).
@@ -459,10 +472,16 @@ impl Replica {
             Message::FetchBatch(f) => self.on_fetch_batch(f),
             Message::BatchReply(b) => self.on_batch_reply(b.body.batch),
             Message::FetchState(f) => {
-                if f.body.from_seq <= self.last_executed {
-                    self.out.serve_state.push((f.from, f.body.from_seq));
-                } else {
+                // Serving reads up to megabytes from disk: at most once per peer per
+                // retransmission period, so a faulty peer cannot turn requests into load.
+                let last = self.state_served_ms.get(&f.from).copied();
+                if f.body.from_seq > self.last_executed {
                     self.drop_msg("state request beyond execution");
+                } else if last.is_some_and(|t| self.now_ms < t + self.cfg.retransmit_ms / 2) {
+                    self.drop_msg("state request too soon");
+                } else {
+                    self.state_served_ms.insert(f.from, self.now_ms);
+                    self.out.serve_state.push((f.from, f.body.from_seq));
                 }
             }
             Message::StateReply(s) => self.on_state_reply(s),
@@ -561,7 +580,7 @@ impl Replica {
         while self.window_open() && !self.queue.is_empty() {
             let oldest = self.queue.front().and_then(|k| self.pending.get(k)).map(|p| p.arrival_ms);
             let full = self.queue.len() >= self.cfg.batch_len_max || self.queue_bytes >= self.cfg.batch_bytes_max;
-            let due = oldest.is_none_or(|t| self.now_ms >= t + self.cfg.batch_delay_ms);
+            let due = oldest.is_none_or(|t| self.now_ms >= t + self.proposal_delay_ms());
             if !full && !due {
                 return;
             }
