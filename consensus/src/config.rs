@@ -40,6 +40,10 @@ pub struct Config {
     /// Sequence numbers over which an executed request id is remembered for
     /// de-duplication.
     pub dedup_horizon: u64,
+    /// Largest difference between a batch's time and a backup's clock that the backup
+    /// accepts (clocks are NTP-synchronised; a primary stamping far-off times is refused and
+    /// replaced by the view change).
+    pub clock_skew_ms_max: u64,
 }
 
 impl Config {
@@ -59,6 +63,7 @@ impl Config {
             state_fetch_ms: 1000,
             pending_len_max: 1 << 18,
             dedup_horizon: 4096,
+            clock_skew_ms_max: 10_000,
         }
     }
 

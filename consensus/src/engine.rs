@@ -302,6 +302,11 @@ pub fn read_recovered(store: &ConsensusStore, dedup_horizon: u64) -> Result<Reco
     })
 }
 
+/// The wall clock in UNIX milliseconds (0 if the clock is before 1970).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 struct Core {
     replica: Replica,
     store: Arc<ConsensusStore>,
@@ -327,6 +332,7 @@ impl Core {
     ) -> Result<(), EngineError> {
         self.perform(vec![first]).await?;
         loop {
+            self.replica.observe_wall_clock(unix_ms());
             let deadline = self.start + Duration::from_millis(self.replica.next_deadline_ms());
             let mut outputs = Vec::new();
             tokio::select! {
@@ -489,7 +495,7 @@ impl Core {
         let mut entries = Vec::new();
         let mut bytes = 0;
         for (_, raw) in rows {
-            let (_, entry) = parse_archive(&raw).map_err(|e| EngineError::Config(format!("archive: {e}")))?;
+            let entry = parse_archive(&raw).map_err(|e| EngineError::Config(format!("archive: {e}")))?.entry;
             bytes += raw.len();
             entries.push(entry);
             if bytes >= STATE_REPLY_BYTES {

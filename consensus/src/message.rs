@@ -123,29 +123,43 @@ impl Request {
 
 fn encode_requests(requests: &[Request]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + requests.iter().map(Request::encoded_len).sum::<usize>());
-    put_u32(&mut out, requests.len());
-    for r in requests {
-        r.encode(&mut out);
-    }
+    encode_requests_into(&mut out, requests);
     out
+}
+
+fn encode_requests_into(out: &mut Vec<u8>, requests: &[Request]) {
+    put_u32(out, requests.len());
+    for r in requests {
+        r.encode(out);
+    }
 }
 
 fn decode_requests(bytes: &[u8]) -> Result<Vec<Request>, DecodeError> {
     let mut r = Reader::new(bytes, "requests");
-    let n = r.count("requests", BATCH_REQUESTS_MAX)?;
-    let mut out = Vec::with_capacity(n.min(4096));
-    for _ in 0..n {
-        out.push(Request::decode(&mut r)?);
-    }
+    let out = decode_requests_from(&mut r)?;
     r.finish()?;
     Ok(out)
 }
 
-/// An ordered batch of requests, the unit PBFT agrees on. Its digest is the SHA-256 of its
-/// encoding; the empty batch is the paper's null request (§2.5: sequence numbers a new
+fn decode_requests_from(r: &mut Reader<'_>) -> Result<Vec<Request>, DecodeError> {
+    let n = r.count("requests", BATCH_REQUESTS_MAX)?;
+    let mut out = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        out.push(Request::decode(r)?);
+    }
+    Ok(out)
+}
+
+/// An ordered batch of requests, the unit PBFT agrees on, with the time the primary
+/// proposed it (UNIX milliseconds; 0 for none). Its digest is the SHA-256 of its encoding,
+/// so a commit certificate binds the time too: the ledger's clock (grant expiry,
+/// certificate validity) is agreed, not read from any one machine — the paper's way with
+/// non-deterministic values chosen by the primary and checked by the backups (TOCS §5.2).
+/// The empty batch with time 0 is the paper's null request (§2.5: sequence numbers a new
 /// primary fills without a prepared certificate).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Batch {
+    time_ms: u64,
     requests: Vec<Request>,
     encoded: Vec<u8>,
     digest: Digest,
@@ -163,10 +177,20 @@ pub fn short(d: &Digest) -> String {
 }
 
 impl Batch {
+    /// A batch without a time (tests; null batches).
     pub fn new(requests: Vec<Request>) -> Self {
-        let encoded = encode_requests(&requests);
+        Self::with_time(0, requests)
+    }
+    pub fn with_time(time_ms: u64, requests: Vec<Request>) -> Self {
+        let mut encoded = Vec::with_capacity(12 + requests.iter().map(Request::encoded_len).sum::<usize>());
+        put_u64(&mut encoded, time_ms);
+        encode_requests_into(&mut encoded, &requests);
         let digest = hash("batch", &[&encoded]);
-        Self { requests, encoded, digest }
+        Self { time_ms, requests, encoded, digest }
+    }
+    /// The proposal time (UNIX milliseconds), 0 for none.
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
     }
     pub fn null() -> Self {
         Self::new(Vec::new())
@@ -187,8 +211,11 @@ impl Batch {
         if bytes.len() > BATCH_BYTES_MAX {
             return Err(DecodeError::TooLong { what: "batch", len: bytes.len(), max: BATCH_BYTES_MAX });
         }
-        let requests = decode_requests(bytes)?;
-        Ok(Self { requests, digest: hash("batch", &[bytes]), encoded: bytes.to_vec() })
+        let mut r = Reader::new(bytes, "batch");
+        let time_ms = r.u64()?;
+        let requests = decode_requests_from(&mut r)?;
+        r.finish()?;
+        Ok(Self { time_ms, requests, digest: hash("batch", &[bytes]), encoded: bytes.to_vec() })
     }
 }
 

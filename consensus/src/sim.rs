@@ -225,6 +225,9 @@ pub struct Sim {
     report: SimReport,
 }
 
+/// The simulated wall clock at virtual time 0 (UNIX ms).
+const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
+
 fn err(seed: u64, what: String) -> String {
     format!("seed {seed}: {what} (replay with this seed)")
 }
@@ -414,6 +417,12 @@ impl Sim {
     }
 
     fn handle(&mut self, event: Event) -> Result<(), String> {
+        // Every replica reads a wall clock a little off from the others' (NTP-grade skew).
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            if let Some(r) = node.replica.as_mut() {
+                r.observe_wall_clock(SIM_EPOCH_MS + self.now + 37 * i as u64);
+            }
+        }
         match event {
             Event::Deliver { to, bytes } => {
                 let Some(replica) = self.nodes[to as usize].replica.as_mut() else { return Ok(()) };
@@ -531,7 +540,7 @@ impl Sim {
                 .committed_range(*from_seq, u64::MAX, 32)
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .filter_map(|(_, b)| parse_archive(&b).ok().map(|(_, e)| e))
+                .filter_map(|(_, b)| parse_archive(&b).ok().map(|a| a.entry))
                 .collect();
             let reply = node.replica.as_ref().expect("serving replica is up").state_reply(entries);
             replies.push((*peer, Arc::new(reply.to_bytes())));
@@ -613,7 +622,7 @@ impl Sim {
                         let mut requests = batch.requests().to_vec();
                         requests.reverse();
                         requests.push(Request { client: u64::MAX, id: h.body.seq, payload: vec![t; 8] });
-                        let other = Arc::new(Batch::new(requests));
+                        let other = Arc::new(Batch::with_time(batch.time_ms(), requests));
                         let header = Signed::sign(&key, from, Header { digest: other.digest(), ..h.body });
                         (t, Message::PrePrepare(header, other))
                     }
@@ -696,9 +705,12 @@ impl Sim {
                 Some((j, other)) => {
                     for (seq, bytes) in &archive {
                         if let Some(o) = other.get(seq) {
-                            let (ha, ea) = parse_archive(bytes).map_err(|e| e.to_string())?;
-                            let (hb, eb) = parse_archive(o).map_err(|e| e.to_string())?;
-                            if ha != hb || ea.batch.digest() != eb.batch.digest() {
+                            let a = parse_archive(bytes).map_err(|e| e.to_string())?;
+                            let b = parse_archive(o).map_err(|e| e.to_string())?;
+                            if a.history != b.history
+                                || a.time_ms != b.time_ms
+                                || a.entry.batch.digest() != b.entry.batch.digest()
+                            {
                                 return Err(format!("ledgers differ at {seq} between replicas {i} and {j}"));
                             }
                         }

@@ -126,8 +126,9 @@ async fn four_replicas_commit_over_quic_and_a_restarted_one_catches_up() {
                 .unwrap()
                 .into_iter()
                 .map(|(seq, raw)| {
-                    let (history, entry) = parse_archive(&raw).unwrap();
-                    (seq, history, entry.batch.digest())
+                    let a = parse_archive(&raw).unwrap();
+                    assert!(a.time_ms > 1_600_000_000_000, "batches carry the wall-clock time");
+                    (seq, a.history, a.entry.batch.digest())
                 })
                 .collect()
         })

@@ -26,7 +26,7 @@ use crate::message::{
     Message, NewView, Phase, Prepared, ReplicaId, Request, Signed, ViewChange, Vote, REQUEST_PAYLOAD_LEN_MAX,
 };
 
-pub use recovery::{archive_bytes, parse_archive, Recovered, RecoveryError};
+pub use recovery::{archive_bytes, parse_archive, Archived, Recovered, RecoveryError};
 
 /// Where a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,9 @@ pub enum Target {
 pub struct Delivered {
     pub entry: CommittedEntry,
     pub fresh: Vec<usize>,
+    /// The ledger time after this batch: the running maximum of batch times (UNIX ms),
+    /// identical at every replica.
+    pub time_ms: u64,
 }
 
 /// The reply for one executed request (§2.3 step 5).
@@ -189,6 +192,10 @@ pub struct Replica {
     last_executed: u64,
     /// The history digest after `last_executed` (the checkpoint digest, §2.4).
     history: Digest,
+    /// The ledger time after `last_executed` (running maximum of batch times).
+    time_ms: u64,
+    /// The host's wall clock (UNIX ms) as last observed; 0 when the host has none.
+    wall_ms: u64,
     /// Own history digests at checkpoint sequence numbers above the stable one.
     own_checkpoints: BTreeMap<u64, Digest>,
     /// Checkpoint votes received, by sequence number.
@@ -251,6 +258,8 @@ impl Replica {
             awaiting_batch: HashMap::new(),
             last_executed: 0,
             history: [0; 32],
+            time_ms: 0,
+            wall_ms: 0,
             own_checkpoints: BTreeMap::new(),
             checkpoint_votes: BTreeMap::new(),
             next_seq: 1,
@@ -306,6 +315,17 @@ impl Replica {
     /// The history digest after the last executed batch.
     pub fn history(&self) -> Digest {
         self.history
+    }
+    /// The agreed ledger time after the last executed batch (UNIX ms).
+    pub fn ledger_time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
+    /// Tells the core the host's wall clock (UNIX ms) before a step. The primary stamps
+    /// batches with it; backups refuse batches stamped further than
+    /// `Config::clock_skew_ms_max` from their own clock.
+    pub fn observe_wall_clock(&mut self, unix_ms: u64) {
+        self.wall_ms = unix_ms;
     }
     pub fn pending_len(&self) -> usize {
         self.pending.len()
@@ -621,7 +641,8 @@ impl Replica {
                 }
                 continue;
             }
-            let batch = Arc::new(Batch::new(requests));
+            let time_ms = self.wall_ms.max(self.time_ms);
+            let batch = Arc::new(Batch::with_time(time_ms, requests));
             let header = self.sign(Header { view: self.view, seq, digest: batch.digest() });
             self.accept_pre_prepare(header, batch);
         }
@@ -657,12 +678,27 @@ impl Replica {
                     if slot.batch.is_some() {
                         return self.drop_msg("duplicate");
                     }
-                    // A new view named this digest; here is its batch.
+                    // A new view named this digest; here is its batch (its time was
+                    // checked when it was first proposed).
                     self.awaiting_batch.remove(&hd.digest);
+                    self.accept_pre_prepare(h, batch);
+                    return;
                 }
             }
         }
+        if !self.time_acceptable(&batch) {
+            return self.drop_msg("batch time too far from this replica's clock");
+        }
         self.accept_pre_prepare(h, batch);
+    }
+
+    /// A backup checks the primary's time against its own clock (when the host gives it
+    /// one). Null batches carry no time.
+    fn time_acceptable(&self, batch: &Batch) -> bool {
+        if self.wall_ms == 0 || (batch.is_null() && batch.time_ms() == 0) {
+            return true;
+        }
+        batch.time_ms().abs_diff(self.wall_ms) <= self.cfg.clock_skew_ms_max
     }
 
     /// Logs a pre-prepare (with its batch) and, on a backup, sends PREPARE.
@@ -819,6 +855,7 @@ impl Replica {
             self.executed.remove(&key);
         }
         self.history = hash("history", &[&self.history, &seq.to_be_bytes(), &entry.batch.digest()]);
+        self.time_ms = self.time_ms.max(entry.batch.time_ms());
         self.last_executed = seq;
         self.progress_ms = self.now_ms;
         self.view_change_attempts = 0;
@@ -828,8 +865,8 @@ impl Replica {
             self.next_seq = seq + 1;
         }
         if !self.replaying {
-            self.out.persist.committed.push((seq, recovery::archive_bytes(&self.history, &entry)));
-            self.out.deliver.push(Delivered { entry, fresh });
+            self.out.persist.committed.push((seq, recovery::archive_bytes(&self.history, self.time_ms, &entry)));
+            self.out.deliver.push(Delivered { entry, fresh, time_ms: self.time_ms });
         }
         if seq % self.cfg.checkpoint_interval == 0 {
             self.take_checkpoint(seq);

@@ -48,20 +48,32 @@ pub enum RecoveryError {
     Inconsistent(String),
 }
 
-/// An archived committed entry: the history digest after it, then the entry.
-pub fn archive_bytes(history: &Digest, entry: &CommittedEntry) -> Vec<u8> {
+/// An archived committed entry with what executing it produced.
+#[derive(Debug, Clone)]
+pub struct Archived {
+    /// The history digest after the entry.
+    pub history: Digest,
+    /// The ledger time after the entry (the running maximum of batch times).
+    pub time_ms: u64,
+    pub entry: CommittedEntry,
+}
+
+/// Encodes an archived entry: `history ‖ time ‖ entry`.
+pub fn archive_bytes(history: &Digest, time_ms: u64, entry: &CommittedEntry) -> Vec<u8> {
     let mut out = history.to_vec();
+    out.extend_from_slice(&time_ms.to_be_bytes());
     entry.encode(&mut out);
     out
 }
 
-/// Splits an archived entry into its history digest and the entry.
-pub fn parse_archive(bytes: &[u8]) -> Result<(Digest, CommittedEntry), DecodeError> {
-    if bytes.len() < 32 {
+/// Decodes an archived entry.
+pub fn parse_archive(bytes: &[u8]) -> Result<Archived, DecodeError> {
+    if bytes.len() < 40 {
         return Err(DecodeError::Truncated { what: "archived entry" });
     }
     let history: Digest = bytes[..32].try_into().expect("32 bytes");
-    Ok((history, CommittedEntry::from_bytes(&bytes[32..])?))
+    let time_ms = u64::from_be_bytes(bytes[32..40].try_into().expect("8 bytes"));
+    Ok(Archived { history, time_ms, entry: CommittedEntry::from_bytes(&bytes[40..])? })
 }
 
 impl Replica {
@@ -87,7 +99,7 @@ impl Replica {
         }
         let mut last_seq = None;
         for bytes in &rec.recent {
-            let (history, entry) = parse_archive(bytes)?;
+            let Archived { history, time_ms, entry } = parse_archive(bytes)?;
             if last_seq.is_some_and(|s| entry.seq != s + 1) {
                 return Err(RecoveryError::Inconsistent("archived entries are not consecutive".into()));
             }
@@ -100,6 +112,7 @@ impl Replica {
             }
             r.last_executed = entry.seq;
             r.history = history;
+            r.time_ms = time_ms;
         }
         r.next_seq = r.next_seq.max(r.last_executed + 1);
         r.view = rec.view_word >> 1;

@@ -320,3 +320,35 @@ fn invalid_configurations_are_refused() {
     assert!(Replica::new(config(0), keys[1].clone(), publics.clone()).is_err());
     assert!(Replica::new(config(0), keys[0].clone(), publics[..3].to_vec()).is_err());
 }
+
+#[test]
+fn batch_times_are_checked_and_the_ledger_clock_is_agreed() {
+    let mut net = Net::new();
+    for r in &mut net.replicas {
+        r.observe_wall_clock(1_000_000);
+    }
+    net.submit(0, 1, 1);
+    for r in 0..4 {
+        assert_eq!(net.delivered[r][0].time_ms, 1_000_000);
+        assert_eq!(net.replicas[r].ledger_time_ms(), 1_000_000);
+    }
+    // A primary stamping a time an hour ahead of the backups' clocks is refused.
+    let far = Arc::new(Batch::with_time(1_000_000 + 3_600_000, vec![Request { client: 9, id: 9, payload: vec![1] }]));
+    let pp = Signed::sign(&net.keys[0], 0, Header { view: 0, seq: 2, digest: far.digest() });
+    let out = net.replicas[1].receive(0, Message::PrePrepare(pp, far));
+    assert!(out.send.is_empty());
+    assert_eq!(net.dropped(1, "batch time too far from this replica's clock"), 1);
+    // Clocks that step back (within the skew bound) never move the ledger time back.
+    for r in &mut net.replicas {
+        r.observe_wall_clock(999_000);
+    }
+    net.submit(0, 1, 2);
+    for r in 0..4 {
+        assert_eq!(net.delivered[r].last().unwrap().time_ms, 1_000_000);
+    }
+    // The time is part of the batch digest, so a commit certificate binds it.
+    let a = Batch::with_time(5, vec![]);
+    let b = Batch::with_time(6, vec![]);
+    assert_ne!(a.digest(), b.digest());
+    assert_eq!(Batch::decode(a.encoded()).unwrap().time_ms(), 5);
+}
