@@ -647,6 +647,29 @@ impl Body for StateReply {
 
 // ---- frames ---------------------------------------------------------------------------
 
+/// Evaluates `$body` with `$s` bound to the signed body of any message variant.
+macro_rules! on_signed {
+    ($msg:expr, $s:ident => $body:expr) => {
+        match $msg {
+            Message::Forward($s) => $body,
+            Message::PrePrepare($s, _) => $body,
+            Message::Vote($s) => $body,
+            Message::Checkpoint($s) => $body,
+            Message::ViewChange($s) => $body,
+            Message::NewView($s) => $body,
+            Message::FetchBatch($s) => $body,
+            Message::BatchReply($s) => $body,
+            Message::FetchState($s) => $body,
+            Message::StateReply($s) => $body,
+        }
+    };
+}
+
+/// The frame kind of a signed body (each body's kind is its frame's first byte).
+fn kind_of<T: Body>(_: &Signed<T>) -> u8 {
+    T::KIND
+}
+
 /// One frame on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -665,18 +688,7 @@ pub enum Message {
 impl Message {
     /// The replica that signed the frame.
     pub fn from(&self) -> ReplicaId {
-        match self {
-            Message::Forward(s) => s.from,
-            Message::PrePrepare(s, _) => s.from,
-            Message::Vote(s) => s.from,
-            Message::Checkpoint(s) => s.from,
-            Message::ViewChange(s) => s.from,
-            Message::NewView(s) => s.from,
-            Message::FetchBatch(s) => s.from,
-            Message::BatchReply(s) => s.from,
-            Message::FetchState(s) => s.from,
-            Message::StateReply(s) => s.from,
-        }
+        on_signed!(self, s => s.from)
     }
 
     /// A short name for metrics and logs.
@@ -697,48 +709,12 @@ impl Message {
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            Message::Forward(s) => {
-                out.push(KIND_FORWARD);
-                s.encode(out)
-            }
-            Message::PrePrepare(s, batch) => {
-                out.push(KIND_PRE_PREPARE);
-                s.encode(out);
-                put_bytes(out, batch.encoded());
-            }
-            Message::Vote(s) => {
-                out.push(KIND_VOTE);
-                s.encode(out)
-            }
-            Message::Checkpoint(s) => {
-                out.push(KIND_CHECKPOINT);
-                s.encode(out)
-            }
-            Message::ViewChange(s) => {
-                out.push(KIND_VIEW_CHANGE);
-                s.encode(out)
-            }
-            Message::NewView(s) => {
-                out.push(KIND_NEW_VIEW);
-                s.encode(out)
-            }
-            Message::FetchBatch(s) => {
-                out.push(KIND_FETCH_BATCH);
-                s.encode(out)
-            }
-            Message::BatchReply(s) => {
-                out.push(KIND_BATCH_REPLY);
-                s.encode(out)
-            }
-            Message::FetchState(s) => {
-                out.push(KIND_FETCH_STATE);
-                s.encode(out)
-            }
-            Message::StateReply(s) => {
-                out.push(KIND_STATE_REPLY);
-                s.encode(out)
-            }
+        on_signed!(self, s => {
+            out.push(kind_of(s));
+            s.encode(out);
+        });
+        if let Message::PrePrepare(_, batch) = self {
+            put_bytes(out, batch.encoded());
         }
     }
 
@@ -789,34 +765,16 @@ impl Message {
 
     /// The frame's own signature (nested certificates are checked by the core).
     pub fn verify(&self, keys: &[PublicKey]) -> bool {
-        match self {
-            Message::Forward(s) => s.verify(keys),
-            Message::PrePrepare(s, batch) => s.body.digest == batch.digest() && s.verify(keys),
-            Message::Vote(s) => s.verify(keys),
-            Message::Checkpoint(s) => s.verify(keys),
-            Message::ViewChange(s) => s.verify(keys),
-            Message::NewView(s) => s.verify(keys),
-            Message::FetchBatch(s) => s.verify(keys),
-            Message::BatchReply(s) => s.verify(keys),
-            Message::FetchState(s) => s.verify(keys),
-            Message::StateReply(s) => s.verify(keys),
-        }
+        let digest_ok = match self {
+            Message::PrePrepare(s, batch) => s.body.digest == batch.digest(),
+            _ => true,
+        };
+        digest_ok && on_signed!(self, s => s.verify(keys))
     }
 
-    /// The kind byte and signer and signed message, for batch verification.
+    /// The signer, signed message and signature, for batch verification.
     fn signature_parts(&self) -> (ReplicaId, Vec<u8>, &[u8; SIGNATURE_LEN]) {
-        match self {
-            Message::Forward(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
-            Message::PrePrepare(s, _) => (s.from, Signed::message(s.from, &s.body), &s.sig),
-            Message::Vote(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
-            Message::Checkpoint(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
-            Message::ViewChange(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
-            Message::NewView(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
-            Message::FetchBatch(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
-            Message::BatchReply(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
-            Message::FetchState(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
-            Message::StateReply(s) => (s.from, Signed::message(s.from, &s.body), &s.sig),
-        }
+        on_signed!(self, s => (s.from, Signed::message(s.from, &s.body), &s.sig))
     }
 }
 
