@@ -5,7 +5,8 @@
 //! saturation (closed loop: a fixed number of chunks in flight) it reports committed
 //! transactions/s and the p50/p99 commit latency (submission to execution at the primary),
 //! with the pipeline window at 1 and at its default; the window-1 run is the baseline, so
-//! the ratio is what pipelining buys.
+//! the ratio is what pipelining buys. `BENCH_CONSENSUS_POINT=<n>:<window>:<offered|max>`
+//! runs one point alone (for a profiler).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -176,12 +177,28 @@ fn run_shape(
     })
 }
 
+/// One point only, for profiling: `BENCH_CONSENSUS_POINT=<n>:<window>:<offered|max>`.
+fn single_point(spec: &str, warmup: Duration, measure: Duration) -> Result<Vec<Record>> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [n, window, load] = parts[..] else { anyhow::bail!("BENCH_CONSENSUS_POINT is <n>:<window>:<offered|max>") };
+    let (n, window): (usize, u64) = (n.parse()?, window.parse()?);
+    let load = if load == "max" { None } else { Some(load.parse::<f64>()?) };
+    let (_, point) = run_shape(n, window, &[load], warmup, measure)?.remove(0);
+    let params = format!("n={n},window={window},offered={},tx_bytes={PAYLOAD_LEN},durability=sync", parts[2]);
+    let mut r = Record::throughput("consensus::commit", params, point.tx_per_s, None);
+    r.unit = "tx/s".into();
+    Ok(vec![r])
+}
+
 pub fn run(quick: bool) -> Result<Vec<Record>> {
     let (warmup, measure) = if quick {
         (Duration::from_millis(700), Duration::from_secs(2))
     } else {
         (Duration::from_secs(2), Duration::from_secs(6))
     };
+    if let Ok(spec) = std::env::var("BENCH_CONSENSUS_POINT") {
+        return single_point(&spec, warmup, measure);
+    }
     let loads_n4: Vec<Option<f64>> = if quick {
         vec![Some(20_000.0), Some(80_000.0), None]
     } else {

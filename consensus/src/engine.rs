@@ -174,7 +174,7 @@ impl Engine {
         }
         let id = cfg.replica.id;
         let store = Arc::new(ConsensusStore::open(cfg.store.clone())?);
-        let recovered = read_recovered(&store, cfg.replica.dedup_horizon)?;
+        let recovered = Recovered::read(&store, cfg.replica.dedup_horizon)?;
         let start = Instant::now();
         let (replica, first) = Replica::recover(cfg.replica.clone(), cfg.key, cfg.keys.clone(), recovered, 0)?;
         info!(replica = id, view = replica.view(), executed = replica.last_executed(), "consensus.engine.start");
@@ -229,6 +229,7 @@ impl Engine {
             waiters: HashMap::new(),
             metrics,
             dropped_seen: BTreeMap::new(),
+            state_entries_seen: 0,
         };
         let handle = tokio::spawn(core.run(first, inbound_rx, command_rx, shutdown_rx));
         Ok((Engine { commands, shutdown, core: handle, endpoint, local_addr }, deliver_rx))
@@ -240,9 +241,7 @@ impl Engine {
 
     /// Submits a request; resolves with its sequence number once this replica executed it.
     pub async fn submit(&self, request: Request) -> Result<u64, SubmitError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Submit(request, tx)).await.map_err(|_| SubmitError::Stopped)?;
-        rx.await.map_err(|_| SubmitError::Stopped)?
+        self.submit_nowait(request).await?.await.map_err(|_| SubmitError::Stopped)?
     }
 
     /// Submits requests together (one command for many: a gateway or the ledger batching
@@ -284,24 +283,6 @@ impl Engine {
     }
 }
 
-/// Reads what [`Replica::recover`] needs from the store.
-pub fn read_recovered(store: &ConsensusStore, dedup_horizon: u64) -> Result<Recovered, EngineError> {
-    let recent = match store.last_committed()? {
-        Some(last) => store
-            .committed_range(last.saturating_sub(dedup_horizon) + 1, last + 1, usize::MAX)?
-            .into_iter()
-            .map(|(_, b)| b)
-            .collect(),
-        None => Vec::new(),
-    };
-    Ok(Recovered {
-        view_word: store.view()?,
-        stable: store.stable_checkpoint()?.map(|(_, p)| p),
-        records: store.records(0)?,
-        recent,
-    })
-}
-
 /// The wall clock in UNIX milliseconds (0 if the clock is before 1970).
 fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -316,6 +297,7 @@ struct Core {
     waiters: HashMap<(u64, u64), (Waiter, Instant)>,
     metrics: Metrics,
     dropped_seen: BTreeMap<&'static str, u64>,
+    state_entries_seen: u64,
 }
 
 impl Core {
@@ -476,7 +458,10 @@ impl Core {
         }
         self.metrics.pending_requests.set(self.replica.pending_len() as i64);
         self.metrics.view.set(self.replica.view() as i64);
-        for (reason, count) in &self.replica.stats().dropped {
+        let stats = self.replica.stats();
+        self.metrics.state_entries.inc_by(stats.state_entries_applied - self.state_entries_seen);
+        self.state_entries_seen = stats.state_entries_applied;
+        for (reason, count) in &stats.dropped {
             let seen = self.dropped_seen.entry(reason).or_default();
             if *count > *seen {
                 self.metrics

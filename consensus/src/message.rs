@@ -135,10 +135,7 @@ fn encode_requests_into(out: &mut Vec<u8>, requests: &[Request]) {
 }
 
 fn decode_requests(bytes: &[u8]) -> Result<Vec<Request>, DecodeError> {
-    let mut r = Reader::new(bytes, "requests");
-    let out = decode_requests_from(&mut r)?;
-    r.finish()?;
-    Ok(out)
+    decode_whole(bytes, "requests", decode_requests_from)
 }
 
 fn decode_requests_from(r: &mut Reader<'_>) -> Result<Vec<Request>, DecodeError> {
@@ -211,10 +208,7 @@ impl Batch {
         if bytes.len() > BATCH_BYTES_MAX {
             return Err(DecodeError::TooLong { what: "batch", len: bytes.len(), max: BATCH_BYTES_MAX });
         }
-        let mut r = Reader::new(bytes, "batch");
-        let time_ms = r.u64()?;
-        let requests = decode_requests_from(&mut r)?;
-        r.finish()?;
+        let (time_ms, requests) = decode_whole(bytes, "batch", |r| Ok((r.u64()?, decode_requests_from(r)?)))?;
         Ok(Self { time_ms, requests, digest: hash("batch", &[bytes]), encoded: bytes.to_vec() })
     }
 }
@@ -315,6 +309,18 @@ fn decode_list<T>(
         out.push(f(r)?);
     }
     Ok(out)
+}
+
+/// Decodes exactly one value from `bytes` (no trailing bytes).
+fn decode_whole<T>(
+    bytes: &[u8],
+    what: &'static str,
+    f: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let mut r = Reader::new(bytes, what);
+    let v = f(&mut r)?;
+    r.finish()?;
+    Ok(v)
 }
 
 fn encode_list<T: Body>(out: &mut Vec<u8>, items: &[Signed<T>]) {
@@ -438,10 +444,7 @@ impl CheckpointProof {
         out
     }
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes, "checkpoint proof");
-        let p = Self::decode(&mut r)?;
-        r.finish()?;
-        Ok(p)
+        decode_whole(bytes, "checkpoint proof", Self::decode)
     }
 }
 
@@ -613,10 +616,7 @@ impl CommittedEntry {
         out
     }
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes, "committed entry");
-        let e = Self::decode(&mut r)?;
-        r.finish()?;
-        Ok(e)
+        decode_whole(bytes, "committed entry", Self::decode)
     }
 }
 
@@ -761,15 +761,6 @@ impl Message {
         };
         r.finish()?;
         Ok(m)
-    }
-
-    /// The frame's own signature (nested certificates are checked by the core).
-    pub fn verify(&self, keys: &[PublicKey]) -> bool {
-        let digest_ok = match self {
-            Message::PrePrepare(s, batch) => s.body.digest == batch.digest(),
-            _ => true,
-        };
-        digest_ok && on_signed!(self, s => s.verify(keys))
     }
 
     /// The signer, signed message and signature, for batch verification.

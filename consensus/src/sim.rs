@@ -195,7 +195,8 @@ enum Event {
 
 struct Node {
     key: SigningKeypair,
-    engine: Arc<MemoryEngine>,
+    /// The replica's store (its memory engine survives crashes).
+    store: ConsensusStore,
     replica: Option<Replica>,
     behaviour: Option<Behaviour>,
     tick_generation: u64,
@@ -244,9 +245,10 @@ impl Sim {
             .map(|(i, key)| {
                 let id = i as ReplicaId;
                 let replica = Replica::new(cfg.replica_config(id), key.clone(), keys.clone()).expect("valid config");
+                let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
                 Node {
                     key,
-                    engine: Arc::new(MemoryEngine::new()),
+                    store: ConsensusStore::open(engine).expect("a memory store opens"),
                     replica: Some(replica),
                     behaviour: byz.get(&id).copied(),
                     tick_generation: 0,
@@ -497,24 +499,8 @@ impl Sim {
     fn restart(&mut self, r: ReplicaId) {
         self.report.restarts += 1;
         let node = &mut self.nodes[r as usize];
-        let store = ConsensusStore::open(node.engine.clone() as Arc<dyn KvEngine>).expect("memory store opens");
-        let last = store.last_committed().expect("readable");
         let horizon = self.cfg.replica_config(r).dedup_horizon;
-        let recent = match last {
-            Some(last) => store
-                .committed_range(last.saturating_sub(horizon) + 1, last + 1, usize::MAX)
-                .expect("readable")
-                .into_iter()
-                .map(|(_, b)| b)
-                .collect(),
-            None => Vec::new(),
-        };
-        let rec = Recovered {
-            view_word: store.view().expect("readable"),
-            stable: store.stable_checkpoint().expect("readable").map(|(_, p)| p),
-            records: store.records(0).expect("readable"),
-            recent,
-        };
+        let rec = Recovered::read(&node.store, horizon).expect("the memory store reads");
         let cfg = self.cfg.replica_config(r);
         let (replica, out) =
             Replica::recover(cfg, node.key.clone(), self.keys.clone(), rec, self.now).expect("own store recovers");
@@ -530,7 +516,7 @@ impl Sim {
     /// Performs a step's output: persist, check what was delivered, send, reschedule.
     fn perform(&mut self, from: ReplicaId, out: Output) -> Result<(), String> {
         let node = &mut self.nodes[from as usize];
-        let store = ConsensusStore::open(node.engine.clone() as Arc<dyn KvEngine>).map_err(|e| e.to_string())?;
+        let store = &node.store;
         if !out.persist.is_empty() {
             store.write(&out.persist).map_err(|e| format!("replica {from}: store write failed: {e}"))?;
         }
@@ -687,16 +673,13 @@ impl Sim {
     /// same history digests.
     fn check_ledgers(&self) -> Result<(), String> {
         let mut reference: Option<(ReplicaId, BTreeMap<u64, Vec<u8>>)> = None;
-        let mut executed = u64::MAX;
         for (i, node) in self.nodes.iter().enumerate() {
             if node.behaviour.is_some() {
                 continue;
             }
-            let store = ConsensusStore::open(node.engine.clone() as Arc<dyn KvEngine>).map_err(|e| e.to_string())?;
             let archive: BTreeMap<u64, Vec<u8>> =
-                store.committed_range(0, u64::MAX, usize::MAX).map_err(|e| e.to_string())?.into_iter().collect();
+                node.store.committed_range(0, u64::MAX, usize::MAX).map_err(|e| e.to_string())?.into_iter().collect();
             let last = node.replica.as_ref().map_or(0, |r| r.last_executed());
-            executed = executed.min(last);
             if let Some(&gap) = (1..=last).find(|s| !archive.contains_key(s)).as_ref() {
                 return Err(format!("replica {i} has no archived entry at {gap}"));
             }
@@ -718,7 +701,6 @@ impl Sim {
                 }
             }
         }
-        let _ = executed;
         Ok(())
     }
 }

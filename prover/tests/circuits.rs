@@ -1,9 +1,12 @@
 //! The circuits against their native twins: satisfied by valid witnesses with public inputs
 //! equal to the natively computed statement, unsatisfied by every kind of invalid witness.
 
+mod common;
+
 use bellpepper_core::test_cs::TestConstraintSystem;
 use bellpepper_core::Circuit;
 use blstrs::Scalar as Fr;
+use common::requirement;
 use dualchain_prover::policy::{
     self, categorical, key_hash, schema, Credential, CredentialTree, Op, PolicyCircuit, PolicyDnf, Predicate,
 };
@@ -141,21 +144,6 @@ pub fn heart_rate(i: u32, value_bpm: u32, age_band: u8) -> Record {
     }
 }
 
-pub fn hr_requirement(threshold: u16) -> Requirement {
-    Requirement {
-        code: 88674,
-        unit: 1,
-        age_lo: 8,
-        age_hi: 12,
-        sex: 0,
-        value_min: Some(40_000),
-        value_max: Some(200_000),
-        time_from: 29_000_000,
-        time_to: 30_000_000,
-        threshold,
-    }
-}
-
 fn records() -> Vec<Record> {
     // 40 matching, 10 out of the age range, 5 out of the value range, 5 of another code.
     let mut r: Vec<Record> = (0..40).map(|i| heart_rate(i, 60 + i % 50, 8 + (i % 5) as u8)).collect();
@@ -169,8 +157,8 @@ fn records() -> Vec<Record> {
 fn supply_circuit_matches_native_and_counts_exactly() {
     let recs = records();
     let salt = Fr::from(2024u64);
-    assert_eq!(hr_requirement(1).count_matching(&recs), 40);
-    let c = SupplyCircuit::new(SupplyShape::Records64, &recs, salt, hr_requirement(40)).unwrap();
+    assert_eq!(requirement(1).count_matching(&recs), 40);
+    let c = SupplyCircuit::new(SupplyShape::Records64, &recs, salt, requirement(40)).unwrap();
     let st = c.statement();
     assert_eq!(st.dataset_commitment, supply::dataset_commitment(SupplyShape::Records64, &recs, salt).unwrap());
     c.check(&st).unwrap();
@@ -181,40 +169,38 @@ fn supply_circuit_matches_native_and_counts_exactly() {
     assert!(n < 1 << 15, "{n}");
 
     // Threshold 41: one short.
-    let short = SupplyCircuit::new(SupplyShape::Records64, &recs, salt, hr_requirement(41)).unwrap();
+    let short = SupplyCircuit::new(SupplyShape::Records64, &recs, salt, requirement(41)).unwrap();
     assert!(short.check(&short.statement()).is_err());
     assert!(!run(short).0);
 
     // Tighter value bounds drop records; the sex filter and the time window apply.
-    let mut req = hr_requirement(1);
+    let mut req = requirement(1);
     req.value_max = Some(80_000);
     assert_eq!(req.count_matching(&recs), 21); // values 60..=80 among 60..=99
     let c = SupplyCircuit::new(SupplyShape::Records64, &recs, salt, Requirement { threshold: 21, ..req }).unwrap();
     assert!(run(c).0);
     let c = SupplyCircuit::new(SupplyShape::Records64, &recs, salt, Requirement { threshold: 22, ..req }).unwrap();
     assert!(!run(c).0);
-    let male = Requirement { sex: supply::sex::MALE, ..hr_requirement(1) };
+    let male = Requirement { sex: supply::sex::MALE, ..requirement(1) };
     assert_eq!(male.count_matching(&recs), 0);
     assert!(!run(SupplyCircuit::new(SupplyShape::Records64, &recs, salt, male).unwrap()).0);
-    let later = Requirement { time_from: 29_800_030, ..hr_requirement(10) };
+    let later = Requirement { time_from: 29_800_030, ..requirement(10) };
     assert_eq!(later.count_matching(&recs), 10);
     assert!(run(SupplyCircuit::new(SupplyShape::Records64, &recs, salt, later).unwrap()).0);
-    let no_bounds = Requirement { value_min: None, value_max: None, ..hr_requirement(45) };
+    let no_bounds = Requirement { value_min: None, value_max: None, ..requirement(45) };
     assert_eq!(no_bounds.count_matching(&recs), 45);
     assert!(run(SupplyCircuit::new(SupplyShape::Records64, &recs, salt, no_bounds).unwrap()).0);
 
     // A wrong commitment: another salt or one changed record.
-    let other = SupplyCircuit::new(SupplyShape::Records64, &recs, Fr::from(1u64), hr_requirement(40)).unwrap();
+    let other = SupplyCircuit::new(SupplyShape::Records64, &recs, Fr::from(1u64), requirement(40)).unwrap();
     assert!(other.check(&st).is_err());
     let mut changed = recs.clone();
     changed[0].value += 1;
     assert_ne!(supply::dataset_commitment(SupplyShape::Records64, &changed, salt).unwrap(), st.dataset_commitment);
 
     // Too many records for the shape, bad codes.
-    assert!(
-        SupplyCircuit::new(SupplyShape::Records64, &vec![heart_rate(0, 60, 8); 65], salt, hr_requirement(1)).is_err()
-    );
-    assert!(SupplyCircuit::new(SupplyShape::Records64, &recs, salt, Requirement { threshold: 0, ..hr_requirement(1) })
+    assert!(SupplyCircuit::new(SupplyShape::Records64, &vec![heart_rate(0, 60, 8); 65], salt, requirement(1)).is_err());
+    assert!(SupplyCircuit::new(SupplyShape::Records64, &recs, salt, Requirement { threshold: 0, ..requirement(1) })
         .is_err());
     assert_eq!(SupplyShape::for_records(65), Some(SupplyShape::Records1024));
 }

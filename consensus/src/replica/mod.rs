@@ -892,7 +892,7 @@ impl Replica {
         let me = self.cfg.id;
         let stale = now.saturating_sub(self.cfg.retransmit_ms);
         let mut resend = Vec::new();
-        for (&seq, slot) in self.slots.range_mut(self.last_executed + 1..) {
+        for slot in self.slots.range_mut(self.last_executed + 1..).map(|(_, s)| s) {
             if slot.view != self.view || slot.sent_at_ms > stale {
                 continue;
             }
@@ -908,7 +908,6 @@ impl Replica {
             if let Some(v) = slot.commits.get(&me) {
                 resend.push(Message::Vote(v.clone()));
             }
-            let _ = seq;
         }
         // A heartbeat of progress: this replica's commit for its last executed batch (or its
         // vote for the stable checkpoint), so a replica that missed the end of a burst learns

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 use dualchain_crypto::error::DecodeError;
 use dualchain_crypto::sign::{PublicKey, SigningKeypair};
+use dualchain_storage::consensus::ConsensusStore;
+use dualchain_storage::StorageError;
 
 use crate::config::{Config, ConfigError};
 use crate::message::{CheckpointProof, CommittedEntry, Digest, Message, Phase, Prepared, Signed, Vote};
@@ -35,6 +37,28 @@ pub struct Recovered {
     /// The newest archived entries ([`archive_bytes`]), oldest first: at least the last one,
     /// and the last `dedup_horizon` of them for de-duplication.
     pub recent: Vec<Vec<u8>>,
+}
+
+impl Recovered {
+    /// Reads what [`Replica::recover`] needs from a consensus store: the view word, the
+    /// stable checkpoint proof, the log records and the newest `dedup_horizon` archived
+    /// entries.
+    pub fn read(store: &ConsensusStore, dedup_horizon: u64) -> Result<Self, StorageError> {
+        let recent = match store.last_committed()? {
+            Some(last) => store
+                .committed_range(last.saturating_sub(dedup_horizon) + 1, last + 1, usize::MAX)?
+                .into_iter()
+                .map(|(_, b)| b)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Self {
+            view_word: store.view()?,
+            stable: store.stable_checkpoint()?.map(|(_, p)| p),
+            records: store.records(0)?,
+            recent,
+        })
+    }
 }
 
 /// Why a store could not be recovered: its contents are not what this code wrote.
