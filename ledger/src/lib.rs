@@ -1,7 +1,52 @@
-//! The dual ledger of dualchain (DESIGN.md §2). **No code yet.**
+//! The dual ledger (DESIGN.md §2): signed member transactions, the data chain and the
+//! access chain built from each committed PBFT batch with cross-links and commit
+//! certificates, and the native contracts `registry`, `abe`, `zk` and `access`.
 //!
-//! Role: member-signed transactions; the data chain and the access chain cut from each
-//! committed PBFT batch, with cross-links and commit certificates; and the deterministic
-//! native contracts `registry`, `abe`, `zk` and `access`.
+//! Execution is a deterministic function of the committed history: the input of a batch
+//! is its sequence number, view, agreed time (the consensus layer's `Delivered::time_ms`),
+//! digest, commit certificate and request payloads; the output is at most one block per
+//! chain and the state changes, written in one atomic store commit together with the
+//! applied sequence number. Every transaction gets an outcome recorded in its block,
+//! rejected ones with their reason; malformed bytes are recorded too, nothing panics.
+//!
+//! Choices where DESIGN.md is silent (also in the module docs):
+//! - Blocks only for chains that received transactions in the batch.
+//! - Proofs are verified in one batch per circuit before the batch's transactions execute,
+//!   against the state as the previous batch left it (a proof naming a dataset or demand
+//!   registered in the same batch is refused; clients wait for finality first). The
+//!   batch verifier's random coefficients come from the batch digest, so every validator
+//!   reaches the same verdicts.
+//! - A policy proof names the credential root it used; roots stay acceptable for
+//!   [`contracts::ROOT_GRACE_MS`] after a credential is added, and never after any
+//!   revocation (revocation must bite immediately).
+//! - Re-keys travel on chain sealed to the grant's CPC with IBE, so the owner's node, the
+//!   CPC and auditors need no side channel and the issuance is recorded.
 
-#![forbid(unsafe_code)]
+pub mod block;
+pub mod contracts;
+pub mod executor;
+pub mod merkle;
+pub mod state;
+pub mod tx;
+
+pub use executor::{Applied, AppliedTx, Committed, Genesis, Ledger};
+
+use dualchain_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("malformed: {0}")]
+    Malformed(String),
+    #[error("corrupt ledger data: {0}")]
+    Corrupt(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("the ledger failed to persist a batch earlier; reopen it from its store")]
+    Poisoned,
+    #[error("batch {got} arrived but batch {expected} is next; apply the missing batches from the consensus log first")]
+    OutOfOrder { expected: u64, got: u64 },
+    #[error("genesis: {0}")]
+    Genesis(String),
+}

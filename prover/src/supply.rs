@@ -64,7 +64,7 @@ const REQ_P1: [(&str, usize); 4] = [("value min", 32), ("value max", 32), ("time
 const COUNT_BITS: usize = 16;
 
 /// Circuit shapes: the number of record slots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SupplyShape {
     Records64,
     Records1024,

@@ -79,14 +79,26 @@ impl StoredBlock {
 
     /// `SHA-256(DST ‖ height ‖ prev ‖ cross-link ‖ H(header) ‖ H(body))`.
     pub fn compute_hash(height: u64, prev: &[u8; 32], cross: &BlockRef, header: &[u8], body: &[u8]) -> [u8; 32] {
+        Self::hash_from_digests(height, prev, cross, &Sha256::digest(header).into(), &Sha256::digest(body).into())
+    }
+
+    /// The block hash from the digests of header and body (what an inclusion proof
+    /// carries instead of the body).
+    pub fn hash_from_digests(
+        height: u64,
+        prev: &[u8; 32],
+        cross: &BlockRef,
+        header_digest: &[u8; 32],
+        body_digest: &[u8; 32],
+    ) -> [u8; 32] {
         Sha256::new()
             .chain_update(b"dualchain/v1/block")
             .chain_update(height.to_be_bytes())
             .chain_update(prev)
             .chain_update(cross.height.to_be_bytes())
             .chain_update(cross.hash)
-            .chain_update(Sha256::digest(header))
-            .chain_update(Sha256::digest(body))
+            .chain_update(header_digest)
+            .chain_update(body_digest)
             .finalize()
             .into()
     }

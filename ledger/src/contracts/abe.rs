@@ -1,0 +1,71 @@
+//! `abe`: datasets, their access policies and the index pointers encrypted under them.
+//!
+//! The contract cannot decrypt an index (nobody on chain holds attribute keys); it checks
+//! that the CP-ABE policy parses into the binary form the scheme handles, that the index
+//! decodes as a ciphertext of the scheme, and that the zero-knowledge form of the policy is
+//! a valid DNF, and it records the dataset with H1, C_D and the policy hash proofs use.
+
+use dualchain_crypto::abe::ac17::Ac17;
+use dualchain_crypto::abe::{AbeScheme, Policy};
+use dualchain_crypto::cbsre::DatasetId;
+use dualchain_crypto::Codec;
+use dualchain_prover::supply::SupplyShape;
+
+use super::{check_text, reject, Ctx, Exec};
+use crate::state::{dataset_key, member_key, DatasetRecord, MemberRecord};
+use crate::tx::{policy_from_spec, DatasetRegistration, FrBytes, NAME_LEN_MAX};
+
+/// Longest CP-ABE policy text.
+pub const POLICY_LEN_MAX: usize = 2048;
+
+pub fn register_dataset(ctx: &mut Ctx<'_, '_>, reg: &DatasetRegistration) -> Exec {
+    let owner = ctx.require_role(&["hospital"], "registering a dataset")?.id.clone();
+    check_text("dataset name", &reg.name, NAME_LEN_MAX)?;
+    if reg.dataset != DatasetId::derive(&owner, &reg.name).0 {
+        return reject("dataset id is not derived from the owner and the dataset name");
+    }
+    if ctx.state.get::<DatasetRecord>(&dataset_key(&reg.dataset))?.is_some() {
+        return reject("dataset is already registered");
+    }
+    if reg.records == 0 || SupplyShape::for_records(reg.records as usize).is_none() {
+        return reject(format!("a dataset holds 1..=4096 records, not {}", reg.records));
+    }
+    match ctx.state.get::<MemberRecord>(&member_key(&reg.cpc))? {
+        Some(c) if c.role == "cpc" && c.revoked.is_none() => {}
+        Some(_) => return reject(format!("{} is not an active CPC", reg.cpc)),
+        None => return reject(format!("unknown CPC {}", reg.cpc)),
+    }
+    if let Err(e) = reg.commitment.to_fr() {
+        return reject(format!("dataset commitment: {e}"));
+    }
+    if reg.abe_policy.len() > POLICY_LEN_MAX {
+        return reject(format!("CP-ABE policy longer than {POLICY_LEN_MAX} bytes"));
+    }
+    if let Err(e) = Policy::parse(&reg.abe_policy) {
+        return reject(format!("CP-ABE policy: {e}"));
+    }
+    if let Err(e) = <Ac17 as AbeScheme>::Ciphertext::from_bytes(&reg.abe_index) {
+        return reject(format!("CP-ABE index: {e}"));
+    }
+    let zk_policy = match policy_from_spec(&reg.zk_policy) {
+        Ok(p) => p,
+        Err(e) => return reject(format!("zero-knowledge policy: {e}")),
+    };
+    let record = DatasetRecord {
+        id: reg.dataset,
+        name: reg.name.clone(),
+        owner,
+        h1: reg.h1,
+        commitment: reg.commitment,
+        records: reg.records,
+        cpc: reg.cpc.clone(),
+        abe_policy: reg.abe_policy.clone(),
+        abe_index: reg.abe_index.clone(),
+        zk_policy: reg.zk_policy.clone(),
+        zk_policy_hash: FrBytes::from_fr(&zk_policy.hash()),
+        registered_ms: ctx.time_ms,
+        tx: ctx.tx_hash,
+    };
+    ctx.state.put(dataset_key(&reg.dataset), &record);
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! `access`: demands, grants, re-key issuance, receipts, the audit trail, expiry.
+
+use dualchain_crypto::ibe::IbeCiphertext;
+use dualchain_crypto::Codec;
+
+use super::{check_text, reject, Ctx, Exec};
+use crate::state::{audit_key, dataset_key, demand_key, grant_key, DatasetRecord, DemandRecord, GrantRecord};
+use crate::state::{AccessRecord, GrantStatus};
+use crate::tx::{FrBytes, Hash, RequirementSpec};
+
+pub fn put_grant(ctx: &mut Ctx<'_, '_>, g: &GrantRecord) {
+    ctx.state.put(grant_key(&g.id), g);
+}
+
+fn grant(ctx: &Ctx<'_, '_>, id: &Hash) -> Result<GrantRecord, super::Refusal> {
+    match ctx.state.get::<GrantRecord>(&grant_key(id))? {
+        Some(g) => Ok(g),
+        None => reject("unknown grant"),
+    }
+}
+
+pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, requirement: &RequirementSpec) -> Exec {
+    let requester = ctx.require_role(&["research", "hospital"], "publishing a demand")?.id.clone();
+    if ctx.state.get::<DemandRecord>(&demand_key(id))?.is_some() {
+        return reject("demand id already used");
+    }
+    if ctx.state.get::<DatasetRecord>(&dataset_key(dataset))?.is_none() {
+        return reject("unknown dataset");
+    }
+    let r = requirement.to_requirement();
+    if let Err(e) = r.validate() {
+        return reject(format!("requirement: {e}"));
+    }
+    let record = DemandRecord {
+        id: *id,
+        dataset: *dataset,
+        requester,
+        requirement: *requirement,
+        requirement_hash: FrBytes::from_fr(&r.hash()),
+        published_ms: ctx.time_ms,
+        supplied_by: None,
+    };
+    ctx.state.put(demand_key(id), &record);
+    Ok(())
+}
+
+/// Largest sealed re-key token (an IBE ciphertext of a token).
+pub const SEALED_TOKEN_LEN_MAX: usize = 4096;
+
+pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8]) -> Exec {
+    let sender = ctx.sender()?.id.clone();
+    let mut g = grant(ctx, id)?;
+    if g.owner != sender {
+        return reject(format!("only the dataset's owner {} issues the re-key", g.owner));
+    }
+    if let Err(e) = g.usable(ctx.time_ms) {
+        return reject(e);
+    }
+    if g.sealed_token.is_some() {
+        return reject("the re-key for this grant is already issued");
+    }
+    if sealed_token.len() > SEALED_TOKEN_LEN_MAX {
+        return reject("sealed token too large");
+    }
+    match IbeCiphertext::from_bytes(sealed_token) {
+        Ok(c) if c.identity == g.cpc => {}
+        Ok(c) => return reject(format!("the token is sealed to {}, not to the grant's CPC {}", c.identity, g.cpc)),
+        Err(e) => return reject(format!("sealed token: {e}")),
+    }
+    g.sealed_token = Some(sealed_token.to_vec());
+    put_grant(ctx, &g);
+    Ok(())
+}
+
+pub fn revoke_grant(ctx: &mut Ctx<'_, '_>, id: &Hash, reason: &str) -> Exec {
+    check_text("reason", reason, 256)?;
+    let sender = ctx.sender()?.clone();
+    let mut g = grant(ctx, id)?;
+    if sender.id != g.owner && sender.id != g.requester && sender.role != "kgc" {
+        return reject("only the owner, the requester or the KGC revokes a grant");
+    }
+    if let GrantStatus::Revoked { .. } = g.status {
+        return reject("grant already revoked");
+    }
+    g.status = GrantStatus::Revoked { reason: reason.to_string(), at_ms: ctx.time_ms };
+    put_grant(ctx, &g);
+    Ok(())
+}
+
+pub fn receipt(ctx: &mut Ctx<'_, '_>, id: &Hash, records: u64, results_digest: &Hash) -> Exec {
+    let sender = ctx.sender()?.id.clone();
+    let mut g = grant(ctx, id)?;
+    if g.cpc != sender {
+        return reject(format!("only the grant's CPC {} files its receipt", g.cpc));
+    }
+    if let Err(e) = g.usable(ctx.time_ms) {
+        return reject(e);
+    }
+    if g.sealed_token.is_none() {
+        return reject("no re-key was issued for this grant");
+    }
+    let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(&g.dataset))? else {
+        return reject("the grant's dataset is unknown");
+    };
+    if records != ds.records {
+        return reject(format!("the receipt covers {records} records; the dataset has {}", ds.records));
+    }
+    g.receipts += 1;
+    let record = AccessRecord {
+        dataset: g.dataset,
+        grant: g.id,
+        requester: g.requester.clone(),
+        owner: g.owner.clone(),
+        cpc: g.cpc.clone(),
+        records,
+        results_digest: *results_digest,
+        at_ms: ctx.time_ms,
+        receipt_tx: ctx.tx_hash,
+    };
+    ctx.state.put(audit_key(&g.dataset, ctx.seq, &ctx.tx_hash), &record);
+    put_grant(ctx, &g);
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! `registry`: members and their certificates, the credential tree, revocations.
+
+use dualchain_crypto::cert::{Certificate, NoRevocations};
+use dualchain_crypto::Codec;
+use dualchain_prover::field::fr_to_bytes;
+use ff::Field;
+
+use super::{check_text, reject, Ctx, Exec, Refusal};
+use crate::state::{member_key, root_key, MemberRecord, RegistryRecord, RootRecord, REGISTRY_KEY};
+use crate::tx::{FrBytes, NAME_LEN_MAX};
+
+/// Verifies a member certificate against the genesis CA at ledger time.
+pub fn check_certificate(ctx: &Ctx<'_, '_>, bytes: &[u8]) -> Result<Certificate, Refusal> {
+    let cert = match Certificate::from_bytes(bytes) {
+        Ok(c) => c,
+        Err(e) => return reject(format!("certificate does not decode: {e}")),
+    };
+    if let Err(e) = cert.verify(&ctx.genesis.ca, ctx.time_ms / 1000, &NoRevocations) {
+        return reject(format!("certificate refused: {e}"));
+    }
+    Ok(cert)
+}
+
+pub fn register_member(ctx: &mut Ctx<'_, '_>, certificate: &[u8]) -> Exec {
+    let cert = check_certificate(ctx, certificate)?;
+    let id = cert.fields.subject.clone();
+    check_text("member id", &id, NAME_LEN_MAX)?;
+    let previous: Option<MemberRecord> = ctx.state.get(&member_key(&id))?;
+    if let Some(p) = &previous {
+        if let Some(r) = &p.revoked {
+            return reject(format!("member {id} is revoked ({r})"));
+        }
+        if cert.fields.serial <= p.serial {
+            return reject(format!("member {id} is registered with serial {}; a renewal needs a higher one", p.serial));
+        }
+    }
+    let record = MemberRecord {
+        id: id.clone(),
+        role: cert.fields.role.as_str().to_string(),
+        serial: cert.fields.serial,
+        certificate: certificate.to_vec(),
+        signing_key: *cert.fields.signing_key.as_bytes(),
+        not_after: cert.fields.not_after,
+        revoked: None,
+        credential: previous.as_ref().and_then(|p| p.credential),
+        credential_revoked: previous.and_then(|p| p.credential_revoked),
+        registered_ms: ctx.time_ms,
+    };
+    ctx.state.put(member_key(&id), &record);
+    Ok(())
+}
+
+fn registry(ctx: &Ctx<'_, '_>) -> Result<RegistryRecord, Refusal> {
+    Ok(ctx.state.get(REGISTRY_KEY)?.unwrap_or_default())
+}
+
+/// Publishes the tree's new root; `revocation` retires every earlier root at once.
+fn publish_root(ctx: &mut Ctx<'_, '_>, mut reg: RegistryRecord, revocation: bool) -> Exec {
+    if let Some(old) = reg.root {
+        if let Some(mut r) = ctx.state.get::<RootRecord>(&root_key(&old))? {
+            r.superseded_ms.get_or_insert(ctx.time_ms);
+            ctx.state.put(root_key(&old), &r);
+        }
+    }
+    if revocation {
+        reg.epoch += 1;
+    }
+    let root = FrBytes::from_fr(&ctx.tree.root());
+    reg.root = Some(root);
+    ctx.state.put(root_key(&root), &RootRecord { epoch: reg.epoch, superseded_ms: None });
+    ctx.state.put(REGISTRY_KEY.to_vec(), &reg);
+    Ok(())
+}
+
+fn leaf_key(index: u64) -> Vec<u8> {
+    format!("cred/{index:020}").into_bytes()
+}
+pub const LEAF_PREFIX: &[u8] = b"cred/";
+
+/// Whether `root` may be named by a policy proof at ledger time `now_ms`.
+pub fn root_acceptable(ctx: &Ctx<'_, '_>, root: &FrBytes) -> Result<(), Refusal> {
+    let reg = registry(ctx)?;
+    let Some(r) = ctx.state.get::<RootRecord>(&root_key(root))? else {
+        return reject("the credential root is not one the registry published");
+    };
+    if r.epoch != reg.epoch {
+        return reject("the credential root predates a revocation");
+    }
+    if let Some(at) = r.superseded_ms {
+        if ctx.time_ms.saturating_sub(at) > super::ROOT_GRACE_MS {
+            return reject("the credential root is stale; prove against the current root");
+        }
+    }
+    Ok(())
+}
+
+pub fn issue_credential(ctx: &mut Ctx<'_, '_>, member: &str, leaf: &FrBytes) -> Exec {
+    ctx.require_role(&["kgc"], "issuing a credential")?;
+    let Some(mut m) = ctx.state.get::<MemberRecord>(&member_key(member))? else {
+        return reject(format!("unknown member {member}"));
+    };
+    if let Some(r) = &m.revoked {
+        return reject(format!("member {member} is revoked ({r})"));
+    }
+    let value = match leaf.to_fr() {
+        Ok(v) if !bool::from(v.is_zero()) => v,
+        Ok(_) => return reject("a credential leaf cannot be zero"),
+        Err(e) => return reject(e),
+    };
+    let mut reg = registry(ctx)?;
+    let index = match m.credential {
+        Some(i) => i,
+        None => {
+            reg.next_leaf += 1;
+            reg.next_leaf - 1
+        }
+    };
+    ctx.tree.set(index, value);
+    ctx.state.put(leaf_key(index), &FrBytes(fr_to_bytes(&value)));
+    m.credential = Some(index);
+    m.credential_revoked = None;
+    ctx.state.put(member_key(member), &m);
+    publish_root(ctx, reg, false)
+}
+
+fn withdraw_credential(ctx: &mut Ctx<'_, '_>, m: &mut MemberRecord, reason: &str) -> Exec {
+    let Some(index) = m.credential else { return Ok(()) };
+    ctx.tree.set(index, blstrs::Scalar::ZERO);
+    ctx.state.put(leaf_key(index), &FrBytes(fr_to_bytes(&blstrs::Scalar::ZERO)));
+    m.credential_revoked = Some(reason.to_string());
+    let reg = registry(ctx)?;
+    publish_root(ctx, reg, true)
+}
+
+pub fn revoke_credential(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec {
+    ctx.require_role(&["kgc"], "revoking a credential")?;
+    check_text("reason", reason, 256)?;
+    let Some(mut m) = ctx.state.get::<MemberRecord>(&member_key(member))? else {
+        return reject(format!("unknown member {member}"));
+    };
+    if m.credential.is_none() || m.credential_revoked.is_some() {
+        return reject(format!("member {member} holds no active credential"));
+    }
+    withdraw_credential(ctx, &mut m, reason)?;
+    ctx.state.put(member_key(member), &m);
+    Ok(())
+}
+
+pub fn revoke_member(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec {
+    ctx.require_role(&["kgc"], "revoking a member")?;
+    check_text("reason", reason, 256)?;
+    let Some(mut m) = ctx.state.get::<MemberRecord>(&member_key(member))? else {
+        return reject(format!("unknown member {member}"));
+    };
+    if m.revoked.is_some() {
+        return reject(format!("member {member} is already revoked"));
+    }
+    if m.credential_revoked.is_none() {
+        withdraw_credential(ctx, &mut m, reason)?;
+    }
+    m.revoked = Some(reason.to_string());
+    ctx.state.put(member_key(member), &m);
+    Ok(())
+}

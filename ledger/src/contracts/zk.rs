@@ -1,0 +1,135 @@
+//! `zk`: supply proofs and policy proofs, verified for a whole batch at once.
+//!
+//! The executor collects every proof of a batch with its public inputs, derived from the
+//! state as the previous batch left it ([`public_inputs`]), verifies them in one batch per
+//! circuit (a random linear combination, one multi-Miller loop, one final exponentiation;
+//! bisection names bad proofs), and hands each transaction its verdict. The contract
+//! functions here then apply the verdicts in order.
+
+use blstrs::Scalar as Fr;
+use dualchain_prover::policy::{key_hash, request_binding};
+use dualchain_prover::supply::SupplyShape;
+
+use super::{access, reject, registry, Ctx, Exec};
+use crate::state::{dataset_key, demand_key, denial_key, grant_key, member_key, DatasetRecord, DemandRecord};
+use crate::state::{DenialRecord, GrantRecord, GrantStatus, MemberRecord, Overlay};
+use crate::tx::{FrBytes, Hash, Tx, TxKind};
+use crate::LedgerError;
+
+/// Which verifying key a proof is checked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Circuit {
+    Policy,
+    Supply(SupplyShape),
+}
+
+/// The circuit and public inputs of a transaction's proof against `state`, or the reason
+/// the proof cannot be checked (then the contract refuses the transaction anyway).
+pub fn public_inputs(state: &Overlay<'_>, tx: &Tx) -> Result<Option<(Circuit, Vec<Fr>)>, LedgerError> {
+    let demand_of = |id: &Hash| -> Result<Option<(DemandRecord, DatasetRecord)>, LedgerError> {
+        let Some(d) = state.get::<DemandRecord>(&demand_key(id))? else { return Ok(None) };
+        let Some(ds) = state.get::<DatasetRecord>(&dataset_key(&d.dataset))? else { return Ok(None) };
+        Ok(Some((d, ds)))
+    };
+    match &tx.kind {
+        TxKind::SupplyProof { demand, .. } => {
+            let Some((d, ds)) = demand_of(demand)? else { return Ok(None) };
+            let (Ok(c), Ok(h)) = (ds.commitment.to_fr(), d.requirement_hash.to_fr()) else { return Ok(None) };
+            let Some(shape) = SupplyShape::for_records(ds.records as usize) else { return Ok(None) };
+            Ok(Some((Circuit::Supply(shape), vec![c, h])))
+        }
+        TxKind::RequestAccess { request, demand, root, .. } => {
+            let Some((_, ds)) = demand_of(demand)? else { return Ok(None) };
+            let Some(m) = state.get::<MemberRecord>(&member_key(&tx.sender))? else { return Ok(None) };
+            let (Ok(root), Ok(policy)) = (root.to_fr(), ds.zk_policy_hash.to_fr()) else { return Ok(None) };
+            let binding = request_binding(request, key_hash(&m.signing_key));
+            Ok(Some((Circuit::Policy, vec![root, policy, binding])))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn verdict(ctx: &Ctx<'_, '_>) -> Result<(), String> {
+    ctx.proof_verdict.clone().unwrap_or_else(|| Err("the proof names a demand or dataset unknown before this block".into()))
+}
+
+pub fn supply_proof(ctx: &mut Ctx<'_, '_>, demand: &Hash) -> Exec {
+    let sender = ctx.sender()?.id.clone();
+    let Some(mut d) = ctx.state.get::<DemandRecord>(&demand_key(demand))? else {
+        return reject("unknown demand");
+    };
+    let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(&d.dataset))? else {
+        return reject("the demand's dataset is unknown");
+    };
+    if ds.owner != sender {
+        return reject(format!("only the dataset's owner {} proves supply", ds.owner));
+    }
+    if d.supplied_by.is_some() {
+        return reject("the demand is already proven");
+    }
+    if let Err(e) = verdict(ctx) {
+        return reject(format!("supply proof refused: {e}"));
+    }
+    d.supplied_by = Some(ctx.tx_hash);
+    ctx.state.put(demand_key(demand), &d);
+    Ok(())
+}
+
+/// Grants access when the demand is proven and the policy proof holds against an
+/// acceptable root; otherwise records the denial with its reason.
+pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root: &FrBytes, duration_s: u64) -> Exec {
+    let sender = ctx.require_role(&["research", "hospital"], "requesting access")?.id.clone();
+    if ctx.state.get::<GrantRecord>(&grant_key(request))?.is_some()
+        || ctx.state.get::<DenialRecord>(&denial_key(request))?.is_some()
+    {
+        return reject("request id already used");
+    }
+    let Some(d) = ctx.state.get::<DemandRecord>(&demand_key(demand))? else {
+        return reject("unknown demand");
+    };
+    if d.requester != sender {
+        return reject(format!("the demand belongs to {}", d.requester));
+    }
+    if d.supplied_by.is_none() {
+        return reject("the owner has not proven supply for this demand yet");
+    }
+    let max = ctx.genesis.grant_duration_max_s;
+    if duration_s == 0 || duration_s > max {
+        return reject(format!("grant duration must be 1..={max} s"));
+    }
+    let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(&d.dataset))? else {
+        return reject("the demand's dataset is unknown");
+    };
+    let denial = match registry::root_acceptable(ctx, root) {
+        Err(super::Refusal::Rejected(r)) => Some(r),
+        Err(e) => return Err(e),
+        Ok(()) => verdict(ctx).err().map(|e| format!("policy proof refused: {e}")),
+    };
+    if let Some(reason) = denial {
+        let rec = DenialRecord {
+            request: *request,
+            demand: *demand,
+            requester: sender,
+            reason: reason.clone(),
+            at_ms: ctx.time_ms,
+        };
+        ctx.state.put(denial_key(request), &rec);
+        // The denial is state (queryable, audited); the outcome names it.
+        return Err(super::Refusal::Denied(format!("access denied: {reason}")));
+    }
+    let grant = GrantRecord {
+        id: *request,
+        dataset: ds.id,
+        demand: *demand,
+        requester: sender,
+        owner: ds.owner.clone(),
+        cpc: ds.cpc.clone(),
+        granted_ms: ctx.time_ms,
+        expires_ms: ctx.time_ms.saturating_add(duration_s.saturating_mul(1000)),
+        status: GrantStatus::Active,
+        sealed_token: None,
+        receipts: 0,
+    };
+    access::put_grant(ctx, &grant);
+    Ok(())
+}

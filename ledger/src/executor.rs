@@ -1,0 +1,496 @@
+//! The executor: one committed PBFT batch in, at most one block per chain and the contract
+//! state changes out, all persisted in one atomic commit.
+//!
+//! Order of work for a batch:
+//! 1. decode every payload (bounded; undecodable bytes are recorded with the reason) and
+//!    drop duplicates of transactions already on the ledger or earlier in the batch
+//!    (recorded, not indexed again);
+//! 2. check signatures against the state the previous batch left, derive the public
+//!    inputs of every proof from that state, and verify all proofs in one batch per
+//!    circuit (coefficients drawn from the batch digest: every validator agrees);
+//! 3. execute the transactions in order through the contracts, each checked again against
+//!    the state as it evolves (membership, revocation, certificate expiry at ledger time,
+//!    signature);
+//! 4. build the data block and the access block (cross-linked, carrying the commit
+//!    certificate and the Merkle root of their entries) and write blocks, transaction
+//!    index, state and the applied sequence number at once.
+//!
+//! A storage failure poisons the ledger (the in-memory credential tree may be ahead of the
+//! store): it must be reopened, and then resumes from the store's applied sequence number.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bellperson::groth16::VerifyingKey;
+use blstrs::{Bls12, Scalar as Fr};
+use dualchain_crypto::cert::{CaPublicKey, Certificate};
+use dualchain_crypto::sign::PublicKey;
+use dualchain_crypto::Codec;
+use dualchain_prover::policy::{CredentialTree, MerklePath};
+use dualchain_prover::supply::SupplyShape;
+use dualchain_prover::verify::{proof_from_bytes, BatchVerifier, VerifyError};
+use dualchain_storage::ledger::{BlockRef, Chain, CommittedBatch, LedgerStore, TxLocation};
+use dualchain_storage::KvEngine;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use sha2::{Digest as _, Sha256};
+
+use crate::block::{Block, BlockHeader, Entry, InclusionProof, BLOCK_VERSION};
+use crate::contracts::zk::{self, Circuit};
+use crate::contracts::{self, registry, Ctx, Refusal};
+use crate::merkle;
+use crate::state::{self, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord};
+use crate::state::{Overlay, RegistryRecord};
+use crate::tx::{tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxKind, TX_LEN_MAX};
+use crate::LedgerError;
+
+/// What the consortium fixed at genesis and every validator executes against.
+#[derive(Clone)]
+pub struct Genesis {
+    /// The consortium CA: member certificates must chain to it.
+    pub ca: CaPublicKey,
+    /// Verifying keys of the policy circuit and of each supply shape (their parameter
+    /// files' hashes are pinned at genesis).
+    pub policy_vk: VerifyingKey<Bls12>,
+    pub supply_vks: Vec<(SupplyShape, VerifyingKey<Bls12>)>,
+    /// Longest grant a requester may ask for.
+    pub grant_duration_max_s: u64,
+}
+
+/// A committed batch as the consensus layer delivers it.
+pub struct Committed<'a> {
+    pub seq: u64,
+    pub view: u64,
+    /// Agreed ledger time (UNIX ms).
+    pub time_ms: u64,
+    pub digest: [u8; 32],
+    /// The encoded commit certificate.
+    pub certificate: Vec<u8>,
+    /// Request payloads not already executed (consensus de-duplicates by client and id).
+    pub payloads: Vec<&'a [u8]>,
+}
+
+/// One transaction as applied.
+#[derive(Debug, Clone)]
+pub struct AppliedTx {
+    pub hash: Hash,
+    pub chain: Chain,
+    /// `None` for bytes that did not decode.
+    pub tx: Option<Tx>,
+    pub outcome: Outcome,
+}
+
+/// What a batch added to the ledger.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub seq: u64,
+    pub time_ms: u64,
+    pub data: Option<BlockRef>,
+    pub access: Option<BlockRef>,
+    pub txs: Vec<AppliedTx>,
+}
+
+/// The ledger of one validator.
+pub struct Ledger {
+    store: LedgerStore,
+    genesis: Genesis,
+    verifiers: BTreeMap<Circuit, Arc<BatchVerifier>>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    tree: CredentialTree,
+    poisoned: bool,
+}
+
+/// Largest undecodable payload recorded whole; longer ones are recorded by a prefix.
+const GARBAGE_RECORDED_MAX: usize = 1024;
+
+impl Ledger {
+    /// Opens the ledger over `engine` (rebuilding the credential tree from its leaves).
+    pub fn open(engine: Arc<dyn KvEngine>, genesis: Genesis) -> Result<Self, LedgerError> {
+        let store = LedgerStore::open(engine)?;
+        let mut verifiers = BTreeMap::new();
+        verifiers.insert(Circuit::Policy, Arc::new(BatchVerifier::new(&genesis.policy_vk)));
+        for (shape, vk) in &genesis.supply_vks {
+            verifiers.insert(Circuit::Supply(*shape), Arc::new(BatchVerifier::new(vk)));
+        }
+        let tree = load_tree(&store)?;
+        Ok(Self { store, genesis, verifiers, inner: Mutex::new(Inner { tree, poisoned: false }) })
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn applied_seq(&self) -> Result<Option<u64>, LedgerError> {
+        Ok(self.store.applied_seq()?)
+    }
+
+    /// Applies a committed batch. Returns `None` for a batch already applied (replays after
+    /// a restart are harmless); a gap in sequence numbers is an error.
+    pub fn apply(&self, c: &Committed<'_>) -> Result<Option<Applied>, LedgerError> {
+        let mut inner = self.inner();
+        if inner.poisoned {
+            return Err(LedgerError::Poisoned);
+        }
+        let applied = self.store.applied_seq()?;
+        if applied.is_some_and(|a| c.seq <= a) {
+            return Ok(None);
+        }
+        let expected = applied.map_or(1, |a| a + 1);
+        if c.seq != expected {
+            return Err(LedgerError::OutOfOrder { expected, got: c.seq });
+        }
+        let snapshot = inner.tree.clone();
+        match self.execute(&mut inner.tree, c) {
+            Ok(a) => Ok(Some(a)),
+            Err(e) => {
+                inner.tree = snapshot;
+                if matches!(e, LedgerError::Storage(_)) {
+                    inner.poisoned = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn execute(&self, tree: &mut CredentialTree, c: &Committed<'_>) -> Result<Applied, LedgerError> {
+        // 1. Decode and de-duplicate.
+        let mut seen = HashSet::new();
+        let mut items: Vec<Item> = Vec::with_capacity(c.payloads.len());
+        for payload in &c.payloads {
+            let hash = tx_hash(payload);
+            let item = match SignedTx::from_bytes(payload) {
+                Err(e) => {
+                    let recorded = if payload.len() <= GARBAGE_RECORDED_MAX {
+                        payload.to_vec()
+                    } else {
+                        payload[..GARBAGE_RECORDED_MAX].to_vec()
+                    };
+                    Item { hash, wire: recorded, tx: None, early: Some(e.to_string()), duplicate: false }
+                }
+                Ok(stx) => {
+                    let duplicate = !seen.insert(hash) || self.store.tx(&hash)?.is_some();
+                    let early = duplicate.then(|| "duplicate transaction".to_string());
+                    Item { hash, wire: payload.to_vec(), tx: Some(stx), early, duplicate }
+                }
+            };
+            items.push(item);
+        }
+
+        // 2. Signatures and proofs against the previous state, proofs in one batch each.
+        let verdicts = self.verify_proofs(c, &items)?;
+
+        // 3. Execute in order.
+        let mut overlay = Overlay::new(&self.store);
+        let mut outcomes = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let outcome = match (&item.early, &item.tx) {
+                (Some(reason), _) => Outcome::Rejected { reason: reason.clone() },
+                (None, Some(stx)) => self.run(&mut overlay, tree, c, item.hash, stx, verdicts.get(&i).cloned())?,
+                (None, None) => Outcome::Rejected { reason: "empty".into() },
+            };
+            outcomes.push(outcome);
+        }
+
+        // 4. Blocks, index, state, all at once.
+        let mut per_chain: [Vec<(usize, Entry)>; 2] = [Vec::new(), Vec::new()];
+        let mut applied_txs = Vec::with_capacity(items.len());
+        for (i, (item, outcome)) in items.iter().zip(outcomes).enumerate() {
+            let chain = item.tx.as_ref().map_or(Chain::Access, |t| t.tx.kind.chain());
+            per_chain[chain_index(chain)].push((i, Entry { tx: item.wire.clone(), outcome: outcome.clone() }));
+            applied_txs.push(AppliedTx { hash: item.hash, chain, tx: item.tx.as_ref().map(|t| t.tx.clone()), outcome });
+        }
+        let data_tip = self.store.tip(Chain::Data)?;
+        let access_tip = self.store.tip(Chain::Access)?;
+        let mut index = Vec::new();
+        let mut make = |chain: Chain, tip: Option<BlockRef>, cross: Option<BlockRef>| -> Result<_, LedgerError> {
+            let entries: Vec<Entry> = per_chain[chain_index(chain)].iter().map(|(_, e)| e.clone()).collect();
+            if entries.is_empty() {
+                return Ok(None);
+            }
+            let height = tip.map_or(0, |t| t.height + 1);
+            let leaves: Vec<Hash> = entries.iter().map(Entry::leaf).collect();
+            let header = BlockHeader {
+                version: BLOCK_VERSION,
+                chain: chain.into(),
+                seq: c.seq,
+                view: c.view,
+                time_ms: c.time_ms,
+                batch_digest: c.digest,
+                entries_root: merkle::root(&leaves),
+                entries: entries.len() as u32,
+                certificate: c.certificate.clone(),
+            };
+            for (position, (i, _)) in per_chain[chain_index(chain)].iter().enumerate() {
+                if !items[*i].duplicate {
+                    index.push((items[*i].hash, TxLocation { chain, height, position: position as u32 }));
+                }
+            }
+            let stored = Block::seal(height, tip.map_or([0; 32], |t| t.hash), cross.unwrap_or_default(), &header, &entries)?;
+            Ok(Some(stored))
+        };
+        let data_block = make(Chain::Data, data_tip, access_tip)?;
+        let data_ref = data_block.as_ref().map(|b| BlockRef { height: b.height, hash: b.hash }).or(data_tip);
+        let access_block = make(Chain::Access, access_tip, data_ref)?;
+        let access_ref = access_block.as_ref().map(|b| BlockRef { height: b.height, hash: b.hash });
+        let data_new = data_block.as_ref().map(|b| BlockRef { height: b.height, hash: b.hash });
+        self.store.apply(&CommittedBatch {
+            seq: c.seq,
+            data_block,
+            access_block,
+            txs: index,
+            state: overlay.into_writes(),
+        })?;
+        Ok(Applied { seq: c.seq, time_ms: c.time_ms, data: data_new, access: access_ref, txs: applied_txs })
+    }
+
+    /// Step 2: verdicts for every proof-carrying transaction whose signature checks out
+    /// against the previous state.
+    fn verify_proofs(&self, c: &Committed<'_>, items: &[Item]) -> Result<HashMap<usize, Result<(), String>>, LedgerError> {
+        let pre = Overlay::new(&self.store);
+        let mut groups: BTreeMap<Circuit, Vec<(usize, bellperson::groth16::Proof<Bls12>, Vec<Fr>)>> = BTreeMap::new();
+        let mut verdicts = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let (None, Some(stx)) = (&item.early, &item.tx) else { continue };
+            let proof = match &stx.tx.kind {
+                TxKind::SupplyProof { proof, .. } | TxKind::RequestAccess { proof, .. } => proof,
+                _ => continue,
+            };
+            let Some(m) = pre.get::<MemberRecord>(&state::member_key(&stx.tx.sender))? else { continue };
+            let Ok(key) = PublicKey::from_raw(&m.signing_key) else { continue };
+            if !stx.verify(&key) {
+                continue;
+            }
+            let Some((circuit, inputs)) = zk::public_inputs(&pre, &stx.tx)? else { continue };
+            match proof_from_bytes(proof) {
+                Ok(p) => groups.entry(circuit).or_default().push((i, p, inputs)),
+                Err(e) => {
+                    verdicts.insert(i, Err(format!("proof does not decode: {e}")));
+                }
+            }
+        }
+        let seed: [u8; 32] = Sha256::new()
+            .chain_update(b"dualchain/v1/zk-batch")
+            .chain_update(c.seq.to_be_bytes())
+            .chain_update(c.digest)
+            .finalize()
+            .into();
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        for (circuit, group) in groups {
+            let Some(verifier) = self.verifiers.get(&circuit) else {
+                for (i, _, _) in group {
+                    verdicts.insert(i, Err(format!("no verifying key for {circuit:?} at genesis")));
+                }
+                continue;
+            };
+            let proofs: Vec<_> = group.iter().map(|(_, p, _)| p.clone()).collect();
+            let inputs: Vec<_> = group.iter().map(|(_, _, x)| x.clone()).collect();
+            let bad: HashSet<usize> = match verifier.verify(&proofs, &inputs, &mut rng) {
+                Ok(()) => HashSet::new(),
+                Err(VerifyError::BadProofs(b)) => b.into_iter().collect(),
+                Err(e) => {
+                    for (i, _, _) in &group {
+                        verdicts.insert(*i, Err(e.to_string()));
+                    }
+                    continue;
+                }
+            };
+            for (k, (i, _, _)) in group.iter().enumerate() {
+                let v = if bad.contains(&k) { Err("the proof does not verify for the published statement".to_string()) } else { Ok(()) };
+                verdicts.insert(*i, v);
+            }
+        }
+        Ok(verdicts)
+    }
+
+    /// Step 3 for one transaction: sender checks, then its contract.
+    fn run(
+        &self,
+        overlay: &mut Overlay<'_>,
+        tree: &mut CredentialTree,
+        c: &Committed<'_>,
+        hash: Hash,
+        stx: &SignedTx,
+        proof_verdict: Option<Result<(), String>>,
+    ) -> Result<Outcome, LedgerError> {
+        let tx = &stx.tx;
+        let rejected = |r: String| Ok(Outcome::Rejected { reason: r });
+        let sender = if let TxKind::RegisterMember { certificate } = &tx.kind {
+            match Certificate::from_bytes(certificate) {
+                Ok(cert) if cert.fields.subject != tx.sender => {
+                    return rejected(format!("the certificate is {}'s, the sender is {}", cert.fields.subject, tx.sender))
+                }
+                Ok(cert) if !stx.verify(&cert.fields.signing_key) => {
+                    return rejected("signature does not verify with the certified key".into())
+                }
+                Ok(_) => None,
+                Err(e) => return rejected(format!("certificate does not decode: {e}")),
+            }
+        } else {
+            let Some(m) = overlay.get::<MemberRecord>(&state::member_key(&tx.sender))? else {
+                return rejected(format!("unknown member {}", tx.sender));
+            };
+            if let Some(r) = &m.revoked {
+                return rejected(format!("member {} is revoked ({r})", m.id));
+            }
+            if c.time_ms / 1000 > m.not_after {
+                return rejected(format!("member {}'s certificate expired", m.id));
+            }
+            let Ok(key) = PublicKey::from_raw(&m.signing_key) else {
+                return Err(LedgerError::Corrupt(format!("member {} has an invalid stored key", m.id)));
+            };
+            if !stx.verify(&key) {
+                return rejected("signature does not verify".into());
+            }
+            Some(m)
+        };
+        let mut ctx = Ctx {
+            state: overlay,
+            genesis: &self.genesis,
+            tree,
+            seq: c.seq,
+            time_ms: c.time_ms,
+            tx_hash: hash,
+            sender: sender.as_ref(),
+            proof_verdict,
+        };
+        match contracts::dispatch(&mut ctx, &tx.kind) {
+            Ok(()) => Ok(Outcome::Accepted),
+            Err(Refusal::Rejected(reason)) | Err(Refusal::Denied(reason)) => Ok(Outcome::Rejected { reason }),
+            Err(Refusal::Fatal(e)) => Err(e),
+        }
+    }
+
+    // ---- queries -------------------------------------------------------------------
+
+    pub fn tip(&self, chain: Chain) -> Result<Option<BlockRef>, LedgerError> {
+        Ok(self.store.tip(chain)?)
+    }
+
+    pub fn block(&self, chain: Chain, height: u64) -> Result<Option<Block>, LedgerError> {
+        self.store.block(chain, height)?.as_ref().map(Block::open).transpose()
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, LedgerError> {
+        self.store.state(key)?.map(|v| state::decode(key, &v)).transpose()
+    }
+
+    pub fn member(&self, id: &str) -> Result<Option<MemberRecord>, LedgerError> {
+        self.get(&state::member_key(id))
+    }
+    pub fn members(&self) -> Result<Vec<MemberRecord>, LedgerError> {
+        self.store.state_prefix(state::MEMBER_PREFIX, usize::MAX)?.iter().map(|(k, v)| state::decode(k, v)).collect()
+    }
+    pub fn dataset(&self, id: &Hash) -> Result<Option<DatasetRecord>, LedgerError> {
+        self.get(&state::dataset_key(id))
+    }
+    pub fn demand(&self, id: &Hash) -> Result<Option<DemandRecord>, LedgerError> {
+        self.get(&state::demand_key(id))
+    }
+    pub fn grant(&self, id: &Hash) -> Result<Option<GrantRecord>, LedgerError> {
+        self.get(&state::grant_key(id))
+    }
+    pub fn denial(&self, id: &Hash) -> Result<Option<DenialRecord>, LedgerError> {
+        self.get(&state::denial_key(id))
+    }
+
+    /// The credential root proofs should name now, if any credential was issued.
+    pub fn credential_root(&self) -> Result<Option<FrBytes>, LedgerError> {
+        Ok(self.get::<RegistryRecord>(state::REGISTRY_KEY)?.and_then(|r| r.root))
+    }
+
+    /// A member's credential path in the current tree (public data: leaves are on chain).
+    pub fn credential_path(&self, member: &str) -> Result<Option<MerklePath>, LedgerError> {
+        let Some(m) = self.member(member)? else { return Ok(None) };
+        Ok(m.credential.filter(|_| m.credential_revoked.is_none()).map(|i| self.inner().tree.path(i)))
+    }
+
+    /// A transaction's block entry and location.
+    pub fn tx(&self, hash: &Hash) -> Result<Option<(TxLocation, Entry)>, LedgerError> {
+        let Some(loc) = self.store.tx(hash)? else { return Ok(None) };
+        let block = self
+            .block(loc.chain, loc.height)?
+            .ok_or_else(|| LedgerError::Corrupt(format!("indexed block {:?}/{} missing", loc.chain, loc.height)))?;
+        let entry = block
+            .entries
+            .get(loc.position as usize)
+            .cloned()
+            .ok_or_else(|| LedgerError::Corrupt("indexed position outside its block".into()))?;
+        Ok(Some((loc, entry)))
+    }
+
+    /// The inclusion proof of a transaction and the hash of the block it proves into.
+    pub fn inclusion_proof(&self, hash: &Hash) -> Result<Option<InclusionProof>, LedgerError> {
+        let Some(loc) = self.store.tx(hash)? else { return Ok(None) };
+        let stored = self
+            .store
+            .block(loc.chain, loc.height)?
+            .ok_or_else(|| LedgerError::Corrupt(format!("indexed block {:?}/{} missing", loc.chain, loc.height)))?;
+        Ok(Block::open(&stored)?.inclusion_proof(&stored, loc.position as usize))
+    }
+
+    /// The audit trail of a dataset: every access record with the inclusion proof of the
+    /// receipt that created it.
+    pub fn audit(&self, dataset: &Hash) -> Result<Vec<(AccessRecord, InclusionProof)>, LedgerError> {
+        let rows = self.store.state_prefix(&state::audit_prefix(dataset), usize::MAX)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
+            let rec: AccessRecord = state::decode(&k, &v)?;
+            let proof = self
+                .inclusion_proof(&rec.receipt_tx)?
+                .ok_or_else(|| LedgerError::Corrupt("access record without its receipt".into()))?;
+            out.push((rec, proof));
+        }
+        Ok(out)
+    }
+
+    /// Applied sequence number and both tips: equal on validators with identical ledgers.
+    pub fn fingerprint(&self) -> Result<(Option<u64>, Option<BlockRef>, Option<BlockRef>), LedgerError> {
+        Ok((self.store.applied_seq()?, self.store.tip(Chain::Data)?, self.store.tip(Chain::Access)?))
+    }
+
+    /// Whether a grant may be served now (`now_ms`: the server's clock).
+    pub fn grant_usable(&self, id: &Hash, now_ms: u64) -> Result<GrantRecord, String> {
+        let g = self.grant(id).map_err(|e| e.to_string())?.ok_or_else(|| "unknown grant".to_string())?;
+        g.usable(now_ms)?;
+        Ok(g)
+    }
+}
+
+struct Item {
+    hash: Hash,
+    wire: Vec<u8>,
+    tx: Option<SignedTx>,
+    early: Option<String>,
+    duplicate: bool,
+}
+
+fn chain_index(c: Chain) -> usize {
+    match c {
+        Chain::Data => 0,
+        Chain::Access => 1,
+    }
+}
+
+fn load_tree(store: &LedgerStore) -> Result<CredentialTree, LedgerError> {
+    let mut tree = CredentialTree::new();
+    for (k, v) in store.state_prefix(registry::LEAF_PREFIX, usize::MAX)? {
+        let leaf: FrBytes = state::decode(&k, &v)?;
+        let index: u64 = std::str::from_utf8(&k[registry::LEAF_PREFIX.len()..])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| LedgerError::Corrupt(format!("credential leaf key {}", String::from_utf8_lossy(&k))))?;
+        let value = leaf.to_fr().map_err(LedgerError::Corrupt)?;
+        tree.set(index, value);
+    }
+    Ok(tree)
+}
+
+/// Sanity bound shared with the transaction decoder.
+const _: () = assert!(GARBAGE_RECORDED_MAX < TX_LEN_MAX);

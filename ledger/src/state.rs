@@ -1,0 +1,230 @@
+//! Contract state: typed records under prefixed keys in the ledger's `state` column
+//! family (JSON values), read through a per-batch overlay so a batch's changes reach the
+//! store in the same atomic write as its blocks.
+
+use std::collections::BTreeMap;
+
+use dualchain_storage::ledger::LedgerStore;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::tx::{hex_bytes, FrBytes, Hash, PredicateSpec, RequirementSpec};
+use crate::LedgerError;
+
+/// Key of a member record.
+pub fn member_key(id: &str) -> Vec<u8> {
+    format!("member/{id}").into_bytes()
+}
+pub fn dataset_key(id: &Hash) -> Vec<u8> {
+    format!("dataset/{}", hex::encode(id)).into_bytes()
+}
+pub fn demand_key(id: &Hash) -> Vec<u8> {
+    format!("demand/{}", hex::encode(id)).into_bytes()
+}
+pub fn grant_key(id: &Hash) -> Vec<u8> {
+    format!("grant/{}", hex::encode(id)).into_bytes()
+}
+pub fn denial_key(id: &Hash) -> Vec<u8> {
+    format!("denial/{}", hex::encode(id)).into_bytes()
+}
+pub fn root_key(root: &FrBytes) -> Vec<u8> {
+    format!("root/{}", hex::encode(root.0)).into_bytes()
+}
+/// Access records of a dataset, in ledger order.
+pub fn audit_prefix(dataset: &Hash) -> Vec<u8> {
+    format!("audit/{}/", hex::encode(dataset)).into_bytes()
+}
+pub fn audit_key(dataset: &Hash, seq: u64, receipt_tx: &Hash) -> Vec<u8> {
+    let mut k = audit_prefix(dataset);
+    k.extend_from_slice(format!("{seq:020}/{}", hex::encode(receipt_tx)).as_bytes());
+    k
+}
+pub const REGISTRY_KEY: &[u8] = b"registry";
+pub const MEMBER_PREFIX: &[u8] = b"member/";
+
+/// A registered member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub id: String,
+    pub role: String,
+    pub serial: u64,
+    #[serde(with = "hex_bytes")]
+    pub certificate: Vec<u8>,
+    #[serde(with = "hex_bytes::id")]
+    pub signing_key: [u8; 32],
+    pub not_after: u64,
+    pub revoked: Option<String>,
+    /// Index of its leaf in the credential tree, once issued.
+    pub credential: Option<u64>,
+    pub credential_revoked: Option<String>,
+    pub registered_ms: u64,
+}
+
+/// Registry-wide values: the credential tree's next free leaf, its current root and the
+/// revocation epoch (roots of an earlier epoch are no longer accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RegistryRecord {
+    pub next_leaf: u64,
+    pub epoch: u64,
+    pub root: Option<FrBytes>,
+}
+
+/// A credential root that proofs may name: accepted while its epoch is current and, once
+/// superseded by an addition, for a grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootRecord {
+    pub epoch: u64,
+    pub superseded_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    #[serde(with = "hex_bytes::id")]
+    pub id: Hash,
+    pub name: String,
+    pub owner: String,
+    #[serde(with = "hex_bytes::id")]
+    pub h1: Hash,
+    pub commitment: FrBytes,
+    pub records: u64,
+    pub cpc: String,
+    pub abe_policy: String,
+    #[serde(with = "hex_bytes")]
+    pub abe_index: Vec<u8>,
+    pub zk_policy: Vec<Vec<PredicateSpec>>,
+    pub zk_policy_hash: FrBytes,
+    pub registered_ms: u64,
+    #[serde(with = "hex_bytes::id")]
+    pub tx: Hash,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemandRecord {
+    #[serde(with = "hex_bytes::id")]
+    pub id: Hash,
+    #[serde(with = "hex_bytes::id")]
+    pub dataset: Hash,
+    pub requester: String,
+    pub requirement: RequirementSpec,
+    pub requirement_hash: FrBytes,
+    pub published_ms: u64,
+    /// The accepted supply proof's transaction, once the owner proved the demand.
+    pub supplied_by: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum GrantStatus {
+    Active,
+    Revoked { reason: String, at_ms: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    #[serde(with = "hex_bytes::id")]
+    pub id: Hash,
+    #[serde(with = "hex_bytes::id")]
+    pub dataset: Hash,
+    #[serde(with = "hex_bytes::id")]
+    pub demand: Hash,
+    pub requester: String,
+    pub owner: String,
+    pub cpc: String,
+    pub granted_ms: u64,
+    pub expires_ms: u64,
+    pub status: GrantStatus,
+    /// The re-key token sealed to the CPC, once the owner's node issued it.
+    #[serde(with = "opt_hex")]
+    pub sealed_token: Option<Vec<u8>>,
+    pub receipts: u32,
+}
+
+impl GrantRecord {
+    /// Active and not expired at ledger time `now_ms`.
+    pub fn usable(&self, now_ms: u64) -> Result<(), String> {
+        match &self.status {
+            GrantStatus::Revoked { reason, .. } => Err(format!("grant revoked: {reason}")),
+            GrantStatus::Active if now_ms >= self.expires_ms => Err("grant expired".into()),
+            GrantStatus::Active => Ok(()),
+        }
+    }
+}
+
+mod opt_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|h| hex::decode(h).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// A refused access request: who asked, for what, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenialRecord {
+    #[serde(with = "hex_bytes::id")]
+    pub request: Hash,
+    #[serde(with = "hex_bytes::id")]
+    pub demand: Hash,
+    pub requester: String,
+    pub reason: String,
+    pub at_ms: u64,
+}
+
+/// Who accessed which dataset, when, under which grant (written by a CPC receipt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    #[serde(with = "hex_bytes::id")]
+    pub dataset: Hash,
+    #[serde(with = "hex_bytes::id")]
+    pub grant: Hash,
+    pub requester: String,
+    pub owner: String,
+    pub cpc: String,
+    pub records: u64,
+    #[serde(with = "hex_bytes::id")]
+    pub results_digest: Hash,
+    pub at_ms: u64,
+    /// The receipt transaction (for its inclusion proof).
+    #[serde(with = "hex_bytes::id")]
+    pub receipt_tx: Hash,
+}
+
+/// Reads through a batch's pending writes to the store.
+pub struct Overlay<'a> {
+    store: &'a LedgerStore,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> Overlay<'a> {
+    pub fn new(store: &'a LedgerStore) -> Self {
+        Self { store, writes: BTreeMap::new() }
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, LedgerError> {
+        let raw = match self.writes.get(key) {
+            Some(v) => v.clone(),
+            None => self.store.state(key)?,
+        };
+        raw.map(|v| decode(key, &v)).transpose()
+    }
+
+    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.writes.insert(key, Some(serde_json::to_vec(value).expect("state records serialise")));
+    }
+
+    pub fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.writes.into_iter().collect()
+    }
+}
+
+/// Decodes a stored state record, naming the key when it does not parse.
+pub fn decode<T: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, LedgerError> {
+    serde_json::from_slice(value)
+        .map_err(|e| LedgerError::Corrupt(format!("state record {}: {e}", String::from_utf8_lossy(key))))
+}

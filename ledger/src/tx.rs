@@ -1,0 +1,399 @@
+//! Transactions: a member's signed statement to the native contracts.
+//!
+//! Wire form: `version (1) ‖ body length (u32 BE) ‖ body ‖ Ed25519 signature (64)`, the body
+//! being the JSON of [`Tx`]. The signature covers the body bytes exactly as sent (domain
+//! `dualchain/v1/ledger-tx`), so no canonical re-serialisation is needed; the transaction
+//! hash is SHA-256 over the whole wire form. JSON keeps the payload readable for auditors
+//! and for the HTTP API; binary objects (certificates, proofs, ciphertexts) travel as hex of
+//! their own canonical encodings and are decoded, bounded and checked by the contracts.
+
+use blstrs::Scalar as Fr;
+use dualchain_crypto::sign::{PublicKey, SigningKeypair, SIGNATURE_LEN};
+use dualchain_prover::field::{fr_from_bytes, fr_to_bytes};
+use dualchain_prover::policy::{Op, PolicyDnf, Predicate};
+use dualchain_prover::supply::Requirement;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::LedgerError;
+
+/// Wire format version.
+pub const TX_VERSION: u8 = 1;
+/// Largest transaction on the wire (an ABE ciphertext and a policy are the big parts).
+pub const TX_LEN_MAX: usize = 256 << 10;
+/// Longest member id, dataset name or reason.
+pub const NAME_LEN_MAX: usize = 128;
+/// Signature domain of ledger transactions.
+pub const TX_SIGNING_USE: &str = "ledger-tx";
+
+pub type Hash = [u8; 32];
+
+/// Hex (de)serialisation of byte strings and 32-byte ids in transaction JSON.
+pub mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = <&str>::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
+
+    /// Exactly 32 bytes.
+    pub mod id {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&hex::encode(v))
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+            let s = <&str>::deserialize(d)?;
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(s, &mut out).map_err(serde::de::Error::custom)?;
+            Ok(out)
+        }
+    }
+}
+
+/// A scalar of BLS12-381 as 32 little-endian bytes (canonical: decoding checks the range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrBytes(#[serde(with = "hex_bytes::id")] pub [u8; 32]);
+
+impl FrBytes {
+    pub fn from_fr(x: &Fr) -> Self {
+        Self(fr_to_bytes(x))
+    }
+    pub fn to_fr(&self) -> Result<Fr, String> {
+        fr_from_bytes(&self.0).ok_or_else(|| "field element is not canonical".to_string())
+    }
+}
+
+/// One predicate of a zero-knowledge access policy: `attribute op constant`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredicateSpec {
+    pub attribute: u8,
+    pub op: OpSpec,
+    pub constant: u64,
+}
+
+/// A comparison operator as published (`eq`, `ne`, `ge`, `le`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpSpec {
+    Eq,
+    Ne,
+    Ge,
+    Le,
+}
+
+/// The DNF access policy as published with a dataset: clauses of predicates.
+pub fn policy_to_spec(p: &PolicyDnf) -> Vec<Vec<PredicateSpec>> {
+    p.clauses()
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|q| {
+                    let op = match q.op {
+                        Op::Eq => OpSpec::Eq,
+                        Op::Ne => OpSpec::Ne,
+                        Op::Ge => OpSpec::Ge,
+                        Op::Le => OpSpec::Le,
+                    };
+                    PredicateSpec { attribute: q.attribute, op, constant: q.constant }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Parses a published DNF policy (bounds checked by [`PolicyDnf::new`]).
+pub fn policy_from_spec(spec: &[Vec<PredicateSpec>]) -> Result<PolicyDnf, String> {
+    let clauses = spec
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|q| {
+                    let op = match q.op {
+                        OpSpec::Eq => Op::Eq,
+                        OpSpec::Ne => Op::Ne,
+                        OpSpec::Ge => Op::Ge,
+                        OpSpec::Le => Op::Le,
+                    };
+                    Predicate { attribute: q.attribute, op, constant: q.constant }
+                })
+                .collect()
+        })
+        .collect();
+    PolicyDnf::new(clauses).map_err(|e| e.to_string())
+}
+
+/// A data requirement as published with a demand (DESIGN.md §3 step 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementSpec {
+    pub code: u32,
+    pub unit: u16,
+    pub age_lo: u8,
+    pub age_hi: u8,
+    pub sex: u8,
+    pub value_min: Option<u32>,
+    pub value_max: Option<u32>,
+    pub time_from: u32,
+    pub time_to: u32,
+    pub threshold: u16,
+}
+
+impl From<Requirement> for RequirementSpec {
+    fn from(r: Requirement) -> Self {
+        Self {
+            code: r.code,
+            unit: r.unit,
+            age_lo: r.age_lo,
+            age_hi: r.age_hi,
+            sex: r.sex,
+            value_min: r.value_min,
+            value_max: r.value_max,
+            time_from: r.time_from,
+            time_to: r.time_to,
+            threshold: r.threshold,
+        }
+    }
+}
+
+impl RequirementSpec {
+    pub fn to_requirement(&self) -> Requirement {
+        Requirement {
+            code: self.code,
+            unit: self.unit,
+            age_lo: self.age_lo,
+            age_hi: self.age_hi,
+            sex: self.sex,
+            value_min: self.value_min,
+            value_max: self.value_max,
+            time_from: self.time_from,
+            time_to: self.time_to,
+            threshold: self.threshold,
+        }
+    }
+}
+
+/// A dataset registration (data chain): the CPC manifest hash H1, the dataset commitment
+/// C_D the supply circuit opens, and the index pointer encrypted under the CP-ABE policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetRegistration {
+    #[serde(with = "hex_bytes::id")]
+    pub dataset: Hash,
+    pub name: String,
+    #[serde(with = "hex_bytes::id")]
+    pub h1: Hash,
+    pub commitment: FrBytes,
+    /// Records in the dataset (the supply proof's shape is the smallest holding them).
+    pub records: u64,
+    /// The CPC holding the signcrypted records.
+    pub cpc: String,
+    /// CP-ABE policy text and the index `{dataset, H1, CPC}` encrypted under it.
+    pub abe_policy: String,
+    #[serde(with = "hex_bytes")]
+    pub abe_index: Vec<u8>,
+    /// The same policy as a DNF over certified attributes, for the zero-knowledge proof.
+    pub zk_policy: Vec<Vec<PredicateSpec>>,
+}
+
+/// What a transaction asks of the contracts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TxKind {
+    /// `registry`: a member joins with its CA certificate (signed by the certified key).
+    RegisterMember {
+        #[serde(with = "hex_bytes")]
+        certificate: Vec<u8>,
+    },
+    /// `registry`: the KGC, having checked the member's attribute opening against its
+    /// certificate, publishes its credential leaf (attributes stay private).
+    IssueCredential { member: String, leaf: FrBytes },
+    /// `registry`: the KGC withdraws a credential (the credential root changes).
+    RevokeCredential { member: String, reason: String },
+    /// `registry`: the KGC revokes a member (and its credential); nothing it signs counts.
+    RevokeMember { member: String, reason: String },
+    /// `abe`: an owner registers a dataset.
+    RegisterDataset(DatasetRegistration),
+    /// `access`: a requester publishes a data requirement against a dataset.
+    Demand {
+        #[serde(with = "hex_bytes::id")]
+        demand: Hash,
+        #[serde(with = "hex_bytes::id")]
+        dataset: Hash,
+        requirement: RequirementSpec,
+    },
+    /// `zk`: the owner proves that its committed dataset meets the demand.
+    SupplyProof {
+        #[serde(with = "hex_bytes::id")]
+        demand: Hash,
+        #[serde(with = "hex_bytes")]
+        proof: Vec<u8>,
+    },
+    /// `zk` + `access`: the requester proves its credential satisfies the dataset's policy
+    /// (against the credential root it names) and asks for a grant of `duration_s`.
+    RequestAccess {
+        #[serde(with = "hex_bytes::id")]
+        request: Hash,
+        #[serde(with = "hex_bytes::id")]
+        demand: Hash,
+        root: FrBytes,
+        #[serde(with = "hex_bytes")]
+        proof: Vec<u8>,
+        duration_s: u64,
+    },
+    /// `access`: the owner's node issues the re-encryption key for a grant, sealed to the
+    /// grant's CPC with IBE (only that CPC can open it).
+    IssueReKey {
+        #[serde(with = "hex_bytes::id")]
+        grant: Hash,
+        #[serde(with = "hex_bytes")]
+        sealed_token: Vec<u8>,
+    },
+    /// `access`: the owner (or the KGC) revokes a grant.
+    RevokeGrant {
+        #[serde(with = "hex_bytes::id")]
+        grant: Hash,
+        reason: String,
+    },
+    /// `access`: the CPC's receipt for a completed batch re-encryption; creates the
+    /// access record.
+    Receipt {
+        #[serde(with = "hex_bytes::id")]
+        grant: Hash,
+        records: u64,
+        #[serde(with = "hex_bytes::id")]
+        results_digest: Hash,
+    },
+}
+
+impl TxKind {
+    /// The chain a transaction of this kind lands on (DESIGN.md §2).
+    pub fn chain(&self) -> dualchain_storage::ledger::Chain {
+        use dualchain_storage::ledger::Chain;
+        match self {
+            TxKind::RegisterMember { .. }
+            | TxKind::IssueCredential { .. }
+            | TxKind::RevokeCredential { .. }
+            | TxKind::RevokeMember { .. }
+            | TxKind::RegisterDataset(_) => Chain::Data,
+            _ => Chain::Access,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            TxKind::RegisterMember { .. } => "register_member",
+            TxKind::IssueCredential { .. } => "issue_credential",
+            TxKind::RevokeCredential { .. } => "revoke_credential",
+            TxKind::RevokeMember { .. } => "revoke_member",
+            TxKind::RegisterDataset(_) => "register_dataset",
+            TxKind::Demand { .. } => "demand",
+            TxKind::SupplyProof { .. } => "supply_proof",
+            TxKind::RequestAccess { .. } => "request_access",
+            TxKind::IssueReKey { .. } => "issue_rekey",
+            TxKind::RevokeGrant { .. } => "revoke_grant",
+            TxKind::Receipt { .. } => "receipt",
+        }
+    }
+}
+
+/// A transaction body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tx {
+    /// The signing member's id.
+    pub sender: String,
+    /// Chosen by the sender, unique per sender (a replay of the same bytes is a duplicate).
+    pub nonce: u64,
+    pub kind: TxKind,
+}
+
+/// A decoded, not yet verified transaction with its wire bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTx {
+    pub tx: Tx,
+    pub body: Vec<u8>,
+    pub signature: [u8; SIGNATURE_LEN],
+    pub hash: Hash,
+}
+
+impl SignedTx {
+    /// Signs `tx` with the member's key.
+    pub fn sign(tx: Tx, key: &SigningKeypair) -> Result<Self, LedgerError> {
+        let body = serde_json::to_vec(&tx).map_err(|e| LedgerError::Malformed(e.to_string()))?;
+        let signature = key.sign(TX_SIGNING_USE, &body);
+        let mut s = Self { tx, body, signature, hash: [0; 32] };
+        s.hash = tx_hash(&s.to_bytes());
+        if s.hash == [0; 32] {
+            return Err(LedgerError::Malformed("degenerate hash".into()));
+        }
+        Ok(s)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 69);
+        out.push(TX_VERSION);
+        out.extend_from_slice(&(self.body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.body);
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Decodes the wire form: bounded, versioned, no trailing bytes, body a valid [`Tx`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LedgerError> {
+        let bad = |m: &str| LedgerError::Malformed(m.to_string());
+        if bytes.len() > TX_LEN_MAX {
+            return Err(LedgerError::Malformed(format!("transaction of {} bytes exceeds {TX_LEN_MAX}", bytes.len())));
+        }
+        let (&version, rest) = bytes.split_first().ok_or_else(|| bad("empty transaction"))?;
+        if version != TX_VERSION {
+            return Err(LedgerError::Malformed(format!("unknown transaction version {version}")));
+        }
+        if rest.len() < 4 + SIGNATURE_LEN {
+            return Err(bad("truncated transaction"));
+        }
+        let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        if rest.len() != 4 + len + SIGNATURE_LEN {
+            return Err(bad("transaction length does not match its body"));
+        }
+        let body = rest[4..4 + len].to_vec();
+        let signature: [u8; SIGNATURE_LEN] = rest[4 + len..].try_into().expect("length checked");
+        let tx: Tx = serde_json::from_slice(&body).map_err(|e| LedgerError::Malformed(format!("body: {e}")))?;
+        Ok(Self { tx, body, signature, hash: tx_hash(bytes) })
+    }
+
+    pub fn verify(&self, key: &PublicKey) -> bool {
+        key.verify(TX_SIGNING_USE, &self.body, &self.signature)
+    }
+}
+
+/// SHA-256 over a transaction's wire bytes (also for bytes that do not decode).
+pub fn tx_hash(wire: &[u8]) -> Hash {
+    Sha256::new().chain_update(b"dualchain/v1/tx").chain_update(wire).finalize().into()
+}
+
+/// What the contracts made of a transaction; recorded in its block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Accepted,
+    Rejected { reason: String },
+}
+
+impl Outcome {
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Outcome::Accepted)
+    }
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Accepted => None,
+            Outcome::Rejected { reason } => Some(reason),
+        }
+    }
+}
