@@ -610,6 +610,12 @@ impl CommittedEntry {
         let certificate = decode_list(r, "commit certificate", REPLICAS_MAX, Signed::decode)?;
         Ok(Self { seq, view, batch, certificate })
     }
+    /// The commit certificate as encoded in the log (for block headers).
+    pub fn certificate_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(110 * self.certificate.len() + 4);
+        encode_list(&mut out, &self.certificate);
+        out
+    }
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.batch.encoded().len() + 64 + 110 * self.certificate.len());
         self.encode(&mut out);

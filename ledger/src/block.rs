@@ -2,9 +2,11 @@
 //!
 //! Every committed PBFT batch yields at most one block per chain (a chain without
 //! transactions in the batch gets none: empty blocks would only restate the certificate).
-//! The header carries the batch's sequence number, view, agreed time and digest, the PBFT
-//! commit certificate, the Merkle root over the block's entries, and, through the stored
-//! block's linkage, the previous block and the other chain's latest block (cross-link).
+//! The header carries the batch's sequence number, agreed time and digest and the
+//! Merkle root over the block's entries; through the stored block's linkage, the previous
+//! block and the other chain's latest block (cross-link). The PBFT commit certificate is
+//! stored with the block but outside its hash: each replica holds its own quorum of
+//! commits for the same batch, and identical ledgers must have identical block hashes.
 //! An entry is the transaction's wire bytes with its outcome; the Merkle leaf is
 //! `tx hash ‖ outcome JSON`, so an inclusion proof shows both that a transaction is on the
 //! chain and what the contracts made of it.
@@ -25,9 +27,9 @@ pub const BLOCK_VERSION: u8 = 1;
 pub struct BlockHeader {
     pub version: u8,
     pub chain: ChainName,
-    /// PBFT sequence number and view of the batch.
+    /// PBFT sequence number of the batch. (Not its view: a batch prepared in one view may
+    /// commit in the next at some replicas, and the header must be the same everywhere.)
     pub seq: u64,
-    pub view: u64,
     /// Agreed ledger time (UNIX ms) after the batch.
     pub time_ms: u64,
     #[serde(with = "hex_bytes::id")]
@@ -35,9 +37,6 @@ pub struct BlockHeader {
     #[serde(with = "hex_bytes::id")]
     pub entries_root: Hash,
     pub entries: u32,
-    /// The commit certificate (2f + 1 signed commits), as the consensus log encodes it.
-    #[serde(with = "hex_bytes")]
-    pub certificate: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +94,9 @@ pub struct Block {
     pub cross_link: BlockRef,
     pub header: BlockHeader,
     pub entries: Vec<Entry>,
+    /// The commit certificate this replica holds for the batch (2f + 1 signed commits as
+    /// the consensus log encodes them).
+    pub certificate: Vec<u8>,
 }
 
 impl Block {
@@ -105,10 +107,11 @@ impl Block {
         cross_link: BlockRef,
         header: &BlockHeader,
         entries: &[Entry],
+        certificate: Vec<u8>,
     ) -> Result<StoredBlock, LedgerError> {
         let h = serde_json::to_vec(header).map_err(|e| LedgerError::Malformed(e.to_string()))?;
         let b = serde_json::to_vec(entries).map_err(|e| LedgerError::Malformed(e.to_string()))?;
-        Ok(StoredBlock::new(height, prev_hash, cross_link, h, b))
+        Ok(StoredBlock::new(height, prev_hash, cross_link, h, b).with_certificate(certificate))
     }
 
     /// Decodes a stored block and checks its entries against the header's root.
@@ -128,6 +131,7 @@ impl Block {
             cross_link: stored.cross_link,
             header,
             entries,
+            certificate: stored.certificate.clone(),
         })
     }
 

@@ -66,7 +66,7 @@ pub struct Committed<'a> {
     pub digest: [u8; 32],
     /// The encoded commit certificate.
     pub certificate: Vec<u8>,
-    /// Request payloads not already executed (consensus de-duplicates by client and id).
+    /// Every request payload of the batch, in order.
     pub payloads: Vec<&'a [u8]>,
 }
 
@@ -220,19 +220,24 @@ impl Ledger {
                 version: BLOCK_VERSION,
                 chain: chain.into(),
                 seq: c.seq,
-                view: c.view,
                 time_ms: c.time_ms,
                 batch_digest: c.digest,
                 entries_root: merkle::root(&leaves),
                 entries: entries.len() as u32,
-                certificate: c.certificate.clone(),
             };
             for (position, (i, _)) in per_chain[chain_index(chain)].iter().enumerate() {
                 if !items[*i].duplicate {
                     index.push((items[*i].hash, TxLocation { chain, height, position: position as u32 }));
                 }
             }
-            let stored = Block::seal(height, tip.map_or([0; 32], |t| t.hash), cross.unwrap_or_default(), &header, &entries)?;
+            let stored = Block::seal(
+                height,
+                tip.map_or([0; 32], |t| t.hash),
+                cross.unwrap_or_default(),
+                &header,
+                &entries,
+                c.certificate.clone(),
+            )?;
             Ok(Some(stored))
         };
         let data_block = make(Chain::Data, data_tip, access_tip)?;
@@ -252,7 +257,11 @@ impl Ledger {
 
     /// Step 2: verdicts for every proof-carrying transaction whose signature checks out
     /// against the previous state.
-    fn verify_proofs(&self, c: &Committed<'_>, items: &[Item]) -> Result<HashMap<usize, Result<(), String>>, LedgerError> {
+    fn verify_proofs(
+        &self,
+        c: &Committed<'_>,
+        items: &[Item],
+    ) -> Result<HashMap<usize, Result<(), String>>, LedgerError> {
         let pre = Overlay::new(&self.store);
         let mut groups: BTreeMap<Circuit, Vec<(usize, bellperson::groth16::Proof<Bls12>, Vec<Fr>)>> = BTreeMap::new();
         let mut verdicts = HashMap::new();
@@ -302,7 +311,11 @@ impl Ledger {
                 }
             };
             for (k, (i, _, _)) in group.iter().enumerate() {
-                let v = if bad.contains(&k) { Err("the proof does not verify for the published statement".to_string()) } else { Ok(()) };
+                let v = if bad.contains(&k) {
+                    Err("the proof does not verify for the published statement".to_string())
+                } else {
+                    Ok(())
+                };
                 verdicts.insert(*i, v);
             }
         }
@@ -324,7 +337,10 @@ impl Ledger {
         let sender = if let TxKind::RegisterMember { certificate } = &tx.kind {
             match Certificate::from_bytes(certificate) {
                 Ok(cert) if cert.fields.subject != tx.sender => {
-                    return rejected(format!("the certificate is {}'s, the sender is {}", cert.fields.subject, tx.sender))
+                    return rejected(format!(
+                        "the certificate is {}'s, the sender is {}",
+                        cert.fields.subject, tx.sender
+                    ))
                 }
                 Ok(cert) if !stx.verify(&cert.fields.signing_key) => {
                     return rejected("signature does not verify with the certified key".into())

@@ -45,7 +45,9 @@ pub enum LedgerError {
     NotFound(String),
     #[error("the ledger failed to persist a batch earlier; reopen it from its store")]
     Poisoned,
-    #[error("batch {got} arrived but batch {expected} is next; apply the missing batches from the consensus log first")]
+    #[error(
+        "batch {got} arrived but batch {expected} is next; apply the missing batches from the consensus log first"
+    )]
     OutOfOrder { expected: u64, got: u64 },
     #[error("genesis: {0}")]
     Genesis(String),

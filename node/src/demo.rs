@@ -1,50 +1,32 @@
-//! `dualchain demo`: the cryptographic part of the sharing flow in one process
-//! (DESIGN.md §3 steps 2–4 and 8–9, without chain and storage).
+//! `dualchain demo`: the whole sharing flow (DESIGN.md §3) in an in-process consortium.
 //!
-//! A consortium CA certifies a hospital, two research institutes, a KGC and three CPCs;
-//! the KGC and CPCs set up ESKI-IBE and every member obtains its IBE key by blinded issuing;
-//! the KGC sets up CP-ABE and delivers each research institute its attribute key
-//! IBE-encrypted; the hospital signcrypts bedside-monitor FHIR Observations for the CPC and
-//! publishes the dataset index under an access policy; the authorised institute opens the
-//! index, the unauthorised one is refused; the hospital issues a scoped re-key token sealed
-//! to the CPC, the CPC verifies and re-encrypts the capsules in one batch, and the
-//! institute decrypts and checks every owner signature. Each step is printed with its time.
+//! Four validators order one PBFT log over loopback QUIC with mutual TLS and keep their
+//! ledgers in RocksDB in a temporary directory; a KGC, two hospitals, a research institute
+//! and three CPCs join, obtain their keys without escrow, and share synthetic
+//! bedside-monitor data (heart rate, SpO2, blood pressure as FHIR R4 Observations). The
+//! research institute is authorised by the dataset's policy; the second hospital is not,
+//! and tries anyway. Owners' and CPCs' nodes act on their own as the ledger moves. Each
+//! step prints its time; the summary gives blocks, grants and denials, proofs, re-encryptions
+//! and the audit trail.
 
-use std::io::Write;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
-use dualchain_crypto::abe::ac17::Ac17;
-use dualchain_crypto::abe::{AbeScheme, Policy};
-use dualchain_crypto::cbsre::{
-    signcrypt, DatasetId, DelegatingSecretKey, ReKeyToken, RecordHeader, Signcrypted, TokenScope,
-};
-use dualchain_crypto::cert::{
-    AttributeSet, CaPublicKey, Certificate, CertificateAuthority, CertificateFields, NoRevocations, Role, TrustContext,
-};
-use dualchain_crypto::hash::{digest, Transcript};
-use dualchain_crypto::ibe::{self, AuthoritySecret, IbePrivateKey, IbePublicParams, KeyRequest};
-use dualchain_crypto::reencrypt::{reencrypt_records, CpuBackend, ReencryptBackend};
-use dualchain_crypto::sign::SigningKeypair;
-use dualchain_crypto::Codec;
-use dualchain_prover::groth16::Prover;
-use dualchain_prover::policy::{key_hash, Credential, CredentialTree, PolicyCircuit};
-use dualchain_prover::shapes::Shape;
-use dualchain_prover::supply::{self, Requirement, SupplyCircuit, SupplyShape};
-use dualchain_prover::verify::verify;
-use dualchain_prover::ProverError;
-use ff::Field;
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
+use anyhow::{anyhow, bail, ensure, Result};
+use dualchain_ledger::state::AccessRecord;
+use dualchain_ledger::tx::Outcome;
+use dualchain_storage::ledger::Chain;
 
-use crate::{fhir, zk};
+use crate::agents::{Activity, FetchRequest};
+use crate::flow::{Consortium, FlowConfig, CPCS, DEMO_POLICY, HOSPITAL_A, HOSPITAL_B, KGC, RESEARCH, VALIDATORS};
+use crate::zk;
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
 pub struct DemoConfig {
-    /// Observations the hospital shares.
+    /// Observations per dataset.
     pub records: usize,
-    /// Seed for reproducible runs; fresh OS randomness when absent.
+    /// Seed for reproducible keys and data; fresh OS randomness when absent.
     pub seed: Option<u64>,
     /// Where Groth16 parameter files are cached between runs.
     pub params_dir: std::path::PathBuf,
@@ -68,66 +50,50 @@ pub struct Step {
 pub struct DemoReport {
     pub steps: Vec<Step>,
     pub members: usize,
+    pub validators: usize,
     pub records_uploaded: usize,
-    pub records_reencrypted: usize,
+    pub records_reencrypted: u64,
     /// Decrypted records equal, byte for byte, to the uploaded FHIR JSON.
     pub records_match: bool,
-    /// (requester, reason) for every refusal the flow produced.
+    pub grants: usize,
+    /// (who, reason) for every refusal the flow produced.
     pub denials: Vec<(String, String)>,
-    /// (proof, prove time, verify time) of every zero-knowledge proof made and checked.
-    pub proofs: Vec<(String, Duration, Duration)>,
-}
-
-/// Access policy of the demo dataset.
-pub const DEMO_POLICY: &str = "role:research and (dept:cardiology or dept:icu or dept:anesthesiology)";
-
-const KGC: &str = "kgc";
-const CPCS: [&str; 3] = ["cpc-1", "cpc-2", "cpc-3"];
-const HOSPITAL: &str = "hospital-a";
-const AUTHORISED: &str = "research-1";
-const UNAUTHORISED: &str = "research-2";
-const ATTRIBUTE_SALT_LEN: usize = 32;
-/// Departments the demo dataset's policy admits, for CP-ABE and the ZK policy alike.
-const DEPARTMENTS: [&str; 3] = ["cardiology", "icu", "anesthesiology"];
-
-/// A certified member with its private keys.
-struct Member {
-    id: String,
-    signer: SigningKeypair,
-    dsk: DelegatingSecretKey,
-    attributes: AttributeSet,
-    attribute_salt: [u8; ATTRIBUTE_SALT_LEN],
-    cert: Certificate,
-    ibe_key: Option<IbePrivateKey>,
-}
-
-fn now_unix() -> Result<u64> {
-    Ok(SystemTime::now().duration_since(UNIX_EPOCH).context("system clock before 1970")?.as_secs())
+    /// (proof, prove time) of every zero-knowledge proof made.
+    pub proofs: Vec<(String, Duration)>,
+    pub data_blocks: u64,
+    pub access_blocks: u64,
+    pub transactions: usize,
+    pub rejected: usize,
+    pub audit: Vec<AccessRecord>,
+    pub reencrypt_time: Duration,
 }
 
 struct Timer<'a> {
     out: &'a mut dyn Write,
-    report: DemoReport,
-    total_steps: usize,
+    steps: Vec<Step>,
+    total: usize,
+    current: Option<(&'static str, Instant)>,
 }
 
 impl Timer<'_> {
-    /// Runs one step, printing its name, detail line and time.
-    fn step<T>(&mut self, name: &'static str, f: impl FnOnce() -> Result<(T, String)>) -> Result<T> {
-        let n = self.report.steps.len() + 1;
-        let start = Instant::now();
-        let (value, detail) = f().with_context(|| format!("step {n} ({name}) failed"))?;
+    fn begin(&mut self, name: &'static str) -> Result<()> {
+        self.current = Some((name, Instant::now()));
+        Ok(())
+    }
+    fn end(&mut self, detail: &str) -> Result<()> {
+        let (name, start) = self.current.take().ok_or_else(|| anyhow!("no step running"))?;
         let elapsed = start.elapsed();
-        writeln!(self.out, "[{n}/{}] {name:<58} {:>10}", self.total_steps, fmt_duration(elapsed))?;
+        let n = self.steps.len() + 1;
+        writeln!(self.out, "[{n:>2}/{}] {name:<62} {:>9}", self.total, fmt_duration(elapsed))?;
         for line in detail.lines() {
-            writeln!(self.out, "      {line}")?;
+            writeln!(self.out, "        {line}")?;
         }
-        self.report.steps.push(Step { name, elapsed });
-        Ok(value)
+        self.steps.push(Step { name, elapsed });
+        Ok(())
     }
 }
 
-fn fmt_duration(d: Duration) -> String {
+pub fn fmt_duration(d: Duration) -> String {
     if d.as_secs_f64() >= 1.0 {
         format!("{:.2} s", d.as_secs_f64())
     } else {
@@ -135,467 +101,325 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// Runs the demo, writing progress to `out`.
+/// A progress bar on stderr when it is a terminal (stdout keeps the log).
+fn progress(label: &'static str) -> impl Fn(usize, usize) {
+    let tty = std::io::stderr().is_terminal();
+    move |done, total| {
+        if tty {
+            let width = 30;
+            let filled = done * width / total.max(1);
+            eprint!("\r        {label} [{}{}] {done}/{total}", "#".repeat(filled), ".".repeat(width - filled));
+            if done == total {
+                eprint!("\r{}\r", " ".repeat(width + label.len() + 30));
+            }
+        }
+    }
+}
+
+/// Waits with a spinner-free progress line (elapsed seconds) while `fut` runs.
+async fn with_ticker<T>(label: &'static str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let ticker = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if tty {
+                eprint!("\r        {label} … {:.1} s", start.elapsed().as_secs_f64());
+            }
+        }
+    };
+    let out = tokio::select! {
+        r = fut => r,
+        _ = ticker => unreachable!("the ticker never ends"),
+    };
+    if tty {
+        eprint!("\r{}\r", " ".repeat(label.len() + 30));
+    }
+    out
+}
+
+/// Runs the demo in a fresh temporary directory, writing progress to `out`.
 pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
     ensure!(cfg.records > 0, "the demo needs at least one record");
-    let mut rng = match cfg.seed {
-        Some(s) => ChaCha20Rng::seed_from_u64(s),
-        None => ChaCha20Rng::from_entropy(),
-    };
-    let now = now_unix()?;
-    writeln!(out, "dualchain demo: the cryptographic sharing flow in one process")?;
-    writeln!(out, "  members: CA, {KGC}, {}, {HOSPITAL}, {AUTHORISED}, {UNAUTHORISED}", CPCS.join(", "))?;
-    writeln!(out, "  policy:  {DEMO_POLICY}")?;
+    let dir = std::env::temp_dir().join(format!("dualchain-demo-{}-{}", std::process::id(), rand::random::<u32>()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let flow =
+        FlowConfig { records: cfg.records, seed: cfg.seed, params_dir: cfg.params_dir.clone(), data_dir: dir.clone() };
+    let result = runtime.block_on(run_flow(flow, out));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The whole flow on a consortium set up from `flow`.
+pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoReport> {
+    writeln!(out, "dualchain demo: the sharing flow in an in-process consortium")?;
+    writeln!(
+        out,
+        "  validators: {VALIDATORS} (PBFT over loopback QUIC + mutual TLS, RocksDB in {})",
+        flow.data_dir.display()
+    )?;
+    writeln!(out, "  members:    {KGC}, {HOSPITAL_A}, {HOSPITAL_B}, {RESEARCH}, {}", CPCS.join(", "))?;
+    writeln!(out, "  policy:     {DEMO_POLICY}")?;
     writeln!(out)?;
-    let mut t = Timer { out, report: DemoReport::default(), total_steps: 13 };
-    let shape = SupplyShape::for_records(cfg.records)
-        .ok_or_else(|| anyhow!("{} records exceed the largest supply shape (4096)", cfg.records))?;
+    let mut t = Timer { out, steps: Vec::new(), total: 12, current: None };
+    let mut report = DemoReport { validators: VALIDATORS, ..DemoReport::default() };
 
-    // 1. Registration: the CA certifies every member (DESIGN.md §3 step 2).
-    let (ca, mut members) = t.step("CA certifies the consortium members", || {
-        let ca = CertificateAuthority::generate("consortium-ca", &mut rng)?;
-        let mut specs: Vec<(&str, Role, Vec<&str>)> = vec![
-            (KGC, Role::Kgc, vec!["role:kgc"]),
-            (HOSPITAL, Role::Hospital, vec!["role:hospital", "dept:icu"]),
-            (AUTHORISED, Role::ResearchInstitute, vec!["role:research", "dept:cardiology"]),
-            (UNAUTHORISED, Role::ResearchInstitute, vec!["role:research", "dept:dermatology"]),
-        ];
-        specs.extend(CPCS.iter().map(|c| (*c, Role::Cpc, vec!["role:cpc"])));
-        let mut members = Vec::new();
-        let mut lines = String::new();
-        for (serial, (id, role, attrs)) in specs.into_iter().enumerate() {
-            let m = certify(&ca, &mut rng, id, role, &attrs, serial as u64 + 1, now)?;
-            m.cert.verify_role(ca.public(), now, &NoRevocations, role)?;
-            lines.push_str(&format!("{id:<11} {role:<9} serial {:>2}  {}\n", serial + 1, attrs.join(", ")));
-            members.push(m);
-        }
-        Ok(((ca, members), lines))
-    })?;
-    t.report.members = members.len();
+    t.begin("Genesis: CA, certificates, Groth16 parameters, IBE/ABE setup")?;
+    let mut c = with_ticker("genesis", Consortium::genesis(flow)).await?;
+    let mut detail = format!(
+        "CA certified 7 members; ESKI-IBE chain KGC + 3 CPCs verified; CP-ABE {} set up\n",
+        <dualchain_crypto::abe::ac17::Ac17 as dualchain_crypto::abe::AbeScheme>::NAME
+    );
+    detail.push_str(&format!(
+        "Groth16 parameters: policy ({} constraints), {} ({} constraints)",
+        c.policy_pk.circuit.constraints,
+        c.supply_shape.name(),
+        c.supply_pks[&c.supply_shape].circuit.constraints
+    ));
+    for (name, took) in &c.params_generated {
+        detail.push_str(&format!("\n{name} generated in {} (cached for later runs)", fmt_duration(*took)));
+    }
+    t.end(&detail)?;
 
-    // Genesis: Groth16 parameters per circuit shape (their content hashes are pinned).
-    let (policy_pk, supply_pk) = t.step("Groth16 parameters for the policy and supply circuits", || {
-        let mut detail = String::new();
-        let mut keys = Vec::new();
-        for s in [Shape::Policy, Shape::Supply(shape)] {
-            let start = Instant::now();
-            let (pk, generated) = zk::load_or_generate(s, &cfg.params_dir, &mut rng)?;
-            detail.push_str(&format!(
-                "{:<12} {} constraints, {} in {}, content hash {}\n",
-                s.name(),
-                pk.circuit.constraints,
-                if generated { "generated" } else { "loaded" },
-                fmt_duration(start.elapsed()),
-                hex::encode(&pk.content_hash[..8])
-            ));
-            keys.push(pk);
-        }
-        let supply_pk = keys.pop().ok_or_else(|| anyhow!("missing supply parameters"))?;
-        let policy_pk = keys.pop().ok_or_else(|| anyhow!("missing policy parameters"))?;
-        Ok(((policy_pk, supply_pk), detail))
-    })?;
+    t.begin("Members register their certificates on the data chain")?;
+    let regs = c.register_members().await?;
+    report.members = regs.len();
+    t.end(&format!(
+        "{} registrations final (batches {:?})",
+        regs.len(),
+        regs.iter().map(|f| f.seq).collect::<Vec<_>>()
+    ))?;
 
-    // 2. ESKI-IBE setup: the KGC and each CPC extend the verifiable master-key chain.
-    let authorities: Vec<&str> = std::iter::once(KGC).chain(CPCS).collect();
-    let (params, secrets) = t.step("ESKI-IBE setup: KGC + 3 CPCs, master-key chain verified", || {
-        let (params, secrets) = IbePublicParams::setup(&mut rng, &authorities)?;
-        params.verify_chain()?;
-        Ok(((params, secrets), format!("chain e(S_i, Y_i-1) = e(P1, Y_i) holds for all {} links", authorities.len())))
-    })?;
+    t.begin("Escrow-free IBE keys, CP-ABE keys, credentials on chain")?;
+    c.issue_keys().await?;
+    let root = c.validators[0].ledger.credential_root()?.ok_or_else(|| anyhow!("no credential root"))?;
+    t.end(&format!(
+        "every member's IBE key from {} blinded shares; CP-ABE keys sealed to {RESEARCH}, {HOSPITAL_B}\n\
+         credential leaves published by the KGC; root {}",
+        CPCS.len() + 1,
+        hex::encode(&root.0[..8])
+    ))?;
 
-    // 3. Escrow-free key issuing for the members that receive IBE-encrypted material.
-    t.step("Blinded IBE key issuing, every authority's share checked", || {
-        let mut detail = String::new();
-        for id in [AUTHORISED, UNAUTHORISED, CPCS[0]] {
-            let m = member_mut(&mut members, id)?;
-            let start = Instant::now();
-            let key = issue_ibe_key(&mut rng, &params, &secrets, m, ca.public(), now)?;
-            detail.push_str(&format!(
-                "{id:<11} key from {} shares in {}\n",
-                secrets.len(),
-                fmt_duration(start.elapsed())
-            ));
-            m.ibe_key = Some(key);
-        }
-        Ok(((), detail))
-    })?;
+    t.begin("Hospitals signcrypt FHIR Observations to CPCs, register datasets")?;
+    let a = c.upload(HOSPITAL_A, "icu-bedside-2026", CPCS[0], &progress("hospital-a signcrypts")).await?;
+    let b = c.upload(HOSPITAL_B, "ward-b-monitors", CPCS[1], &progress("hospital-b signcrypts")).await?;
+    report.records_uploaded = a.plaintexts.len() + b.plaintexts.len();
+    t.end(&format!(
+        "{HOSPITAL_A}: {} Observations to {} (H1 {}), e.g. {}\n{HOSPITAL_B}: {} Observations to {}",
+        a.plaintexts.len(),
+        a.cpc,
+        hex::encode(&a.h1[..8]),
+        summarise(&a.observations[0]),
+        b.plaintexts.len(),
+        b.cpc
+    ))?;
 
-    // 4. CP-ABE: the KGC checks each research institute's attribute opening against its
-    //    certificate and delivers the attribute key IBE-encrypted (DESIGN.md §3 step 8).
-    let (abe_pk, abe_keys) = t.step("CP-ABE setup (AC17) and attribute keys delivered via IBE", || {
-        let (pk, msk) = Ac17::setup()?;
-        let mut keys = Vec::new();
-        let mut detail =
-            format!("scheme {} (BN254, about 100-bit security; see crypto::abe)\n", <Ac17 as AbeScheme>::NAME);
-        for id in [AUTHORISED, UNAUTHORISED] {
-            let m = member(&members, id)?;
-            m.cert.check_attribute_opening(&m.attributes, &m.attribute_salt)?;
-            let key = Ac17::keygen(&msk, &m.attributes)?;
-            let sealed = ibe::encrypt(&mut rng, &params, id, &key.to_bytes(), b"cp-abe-user-key")?;
-            let sealed = ibe::IbeCiphertext::from_bytes(&sealed.to_bytes())?; // over the wire
-            let ibe_key = m.ibe_key.as_ref().ok_or_else(|| anyhow!("{id} has no IBE key"))?;
-            let opened = <Ac17 as AbeScheme>::UserKey::from_bytes(&ibe_key.decrypt(&sealed, b"cp-abe-user-key")?)?;
-            detail.push_str(&format!("{id:<11} key for {{{}}}\n", m.attributes.iter().collect::<Vec<_>>().join(", ")));
-            keys.push((id, opened));
-        }
-        Ok(((pk, keys), detail))
-    })?;
-
-    // Registry: credential leaves from CA-validated attributes, in a Poseidon Merkle tree.
-    let tree = t.step("Registry builds the credential tree from certified attributes", || {
-        let mut tree = CredentialTree::new();
-        let mut detail = String::new();
-        for (index, id) in [AUTHORISED, UNAUTHORISED].into_iter().enumerate() {
-            let m = member(&members, id)?;
-            m.cert.check_attribute_opening(&m.attributes, &m.attribute_salt)?;
-            tree.set(index as u64, credential(m).leaf());
-            detail.push_str(&format!("{id:<11} leaf {index}\n"));
-        }
-        detail.push_str(&format!("credential root {}", short_fr(&tree.root())));
-        Ok((tree, detail))
-    })?;
-
-    // 5. Upload: the hospital signcrypts each Observation for the CPC.
-    let dataset = DatasetId::derive(HOSPITAL, "icu-bedside-2026");
-    let ward = fhir::Ward { hospital: HOSPITAL.into(), patients: 8, start_unix: now - 3600, interval_s: 30 };
-    let (plaintexts, records, h1, observations) =
-        t.step("Hospital signcrypts FHIR R4 Observations for cpc-1", || {
-            let hospital = member(&members, HOSPITAL)?;
-            let observations = fhir::observations(&ward, cfg.records, &mut rng);
-            let plaintexts: Vec<Vec<u8>> = observations.iter().map(serde_json::to_vec).collect::<Result<_, _>>()?;
-            let mut records = Vec::with_capacity(plaintexts.len());
-            for (i, pt) in plaintexts.iter().enumerate() {
-                let header = RecordHeader {
-                    owner: HOSPITAL.into(),
-                    dataset,
-                    record_index: i as u64,
-                    created_at: now,
-                    content_type: "fhir-r4:observation".into(),
-                };
-                let rec = signcrypt(&mut rng, &hospital.signer, &hospital.dsk.public(), header, pt)?;
-                // The CPC receives encodings and checks them as it stores them.
-                let rec = Signcrypted::from_bytes(&rec.to_bytes())?;
-                rec.verify_signature(&hospital.cert.fields.signing_key)?;
-                records.push(rec);
-            }
-            let h1 = manifest_hash(&records);
-            let bytes: usize = records.iter().map(|r| r.to_bytes().len()).sum();
-            let detail = format!(
-                "{} records ({} heart rate, {} SpO2), {} bytes signcrypted; e.g. {}\nmanifest hash H1 = {}",
-                records.len(),
-                cfg.records.div_ceil(2),
-                cfg.records / 2,
-                bytes,
-                summarise(&observations[0]),
-                hex::encode(&h1[..16])
-            );
-            Ok(((plaintexts, records, h1, observations), detail))
-        })?;
-    t.report.records_uploaded = records.len();
-
-    // 6. Registration of the dataset: its index pointer under the access policy.
-    let policy = Policy::parse(DEMO_POLICY)?;
-    let index_ct = t.step("Hospital publishes the index under its CP-ABE policy", || {
-        let index = serde_json::json!({ "dataset": dataset.to_hex(), "h1": hex::encode(h1), "cpc": CPCS[0], "records": records.len() });
-        let ct = Ac17::encrypt(&abe_pk, &policy, &serde_json::to_vec(&index)?)?;
-        let bytes = ct.to_bytes();
-        let detail = format!("policy (normalised) {}\nciphertext {} bytes", policy, bytes.len());
-        Ok((<Ac17 as AbeScheme>::Ciphertext::from_bytes(&bytes)?, detail))
-    })?;
-
-    // Demand and supply proof: the requester publishes a data requirement; the owner's node
-    // proves in zero knowledge that its committed dataset meets it (DESIGN.md §3 steps 5–6).
-    let salt = blstrs::Scalar::random(&mut rng);
-    let zk_records: Vec<supply::Record> = observations
-        .iter()
-        .map(|o| fhir::to_record(o, &ward))
-        .collect::<Result<_, String>>()
-        .map_err(|e| anyhow!(e))?;
-    let commitment = supply::dataset_commitment(shape, &zk_records, salt)?;
-    let hr_records = cfg.records.div_ceil(2);
-    let requirement = Requirement {
-        code: supply::fhir::loinc_code("8867-4").ok_or_else(|| anyhow!("LOINC"))?,
-        unit: supply::fhir::unit_code("/min"),
-        age_lo: 8,
-        age_hi: 12,
-        sex: supply::sex::UNKNOWN_OR_ANY,
-        value_min: Some(40_000),
-        value_max: Some(200_000),
-        time_from: supply::fhir::minutes(now - 7200).ok_or_else(|| anyhow!("time"))?,
-        time_to: supply::fhir::minutes(now).ok_or_else(|| anyhow!("time"))?,
-        threshold: u16::try_from((hr_records / 2).max(1))?,
-    };
-    let prover = Prover::default();
-    t.step("research-1 demands data; the hospital proves supply (Groth16)", || {
-        let circuit = SupplyCircuit::new(shape, &zk_records, salt, requirement)?;
-        let statement = circuit.statement();
-        ensure!(statement.dataset_commitment == commitment, "the registered commitment differs from the records");
-        let start = Instant::now();
-        let (proof, _) = prover.prove(&supply_pk, circuit, &mut rng)?;
-        let prove_time = start.elapsed();
-        // The zk contract's check: the registered C_D and the published requirement.
-        let start = Instant::now();
-        verify(&supply_pk.pvk, supply_pk.vk(), &proof, &[commitment, requirement.hash()])?;
-        let verify_time = start.elapsed();
-        let detail = format!(
-            "demand: >= {} heart-rate observations, ages 40-64, 40-200 bpm, last 2 h\n\
-             dataset commitment C_D {}; {} of {} records meet it\n\
-             supply proof ({}) made in {}, verified in {}",
-            requirement.threshold,
-            short_fr(&commitment),
-            requirement.count_matching(&zk_records),
-            zk_records.len(),
-            shape.name(),
-            fmt_duration(prove_time),
-            fmt_duration(verify_time)
-        );
-        Ok((("supply".to_string(), prove_time, verify_time), detail))
+    t.begin("Requesters publish demands; the owner's node proves supply")?;
+    let hr = a.zk_records.iter().filter(|r| r.code == 88674).count();
+    let requirement = Consortium::heart_rate_requirement(u16::try_from((hr / 2).max(1))?)?;
+    let (demand_r, f) = c.demand(RESEARCH, &a.dataset, requirement).await?;
+    ensure!(f.outcome.is_accepted(), "demand rejected: {:?}", f.outcome);
+    let (demand_b, f) = c.demand(HOSPITAL_B, &a.dataset, requirement).await?;
+    ensure!(f.outcome.is_accepted(), "demand rejected: {:?}", f.outcome);
+    with_ticker("supply proofs", async {
+        c.wait_demand(RESEARCH, &demand_r, Duration::from_secs(300)).await?;
+        c.wait_demand(HOSPITAL_B, &demand_b, Duration::from_secs(300)).await
     })
-    .map(|p| t.report.proofs.push(p))?;
+    .await?;
+    let supply: Vec<Duration> = c
+        .log
+        .entries()
+        .iter()
+        .filter_map(|(_, a)| if let Activity::SupplyProved { prove, .. } = a { Some(*prove) } else { None })
+        .collect();
+    for p in &supply {
+        report.proofs.push((format!("supply ({})", c.supply_shape.name()), *p));
+    }
+    t.end(&format!(
+        "demand: >= {} heart-rate observations in 40-200 bpm, last 2 h ({hr} of {} records match)\n\
+         {HOSPITAL_A}'s node proved both demands on its own: {}",
+        requirement.threshold,
+        a.zk_records.len(),
+        supply.iter().map(|d| fmt_duration(*d)).collect::<Vec<_>>().join(", ")
+    ))?;
 
-    // Attribute proofs: each requester proves that its certified attributes satisfy the
-    // dataset's policy, bound to its request id and key (DESIGN.md §3 step 7).
-    let zk_policy = zk::research_in_departments(&DEPARTMENTS)?;
-    let policy_denials = t.step("Requesters prove the access policy in zero knowledge", || {
-        let mut detail = String::new();
-        let mut denials = Vec::new();
-        let mut proofs = Vec::new();
-        for (index, id) in [AUTHORISED, UNAUTHORISED].into_iter().enumerate() {
-            let m = member(&members, id)?;
-            let mut request_id = [0u8; 32];
-            rng.fill_bytes(&mut request_id);
-            let circuit = PolicyCircuit {
-                credential: credential(m),
-                path: tree.path(index as u64),
-                policy: zk_policy.clone(),
-                request_id,
-            };
-            let start = Instant::now();
-            match prover.prove(&policy_pk, circuit, &mut rng) {
-                Ok((proof, _)) => {
-                    let prove_time = start.elapsed();
-                    let binding = dualchain_prover::policy::request_binding(
-                        &request_id,
-                        key_hash(m.cert.fields.signing_key.as_bytes()),
-                    );
-                    let start = Instant::now();
-                    verify(&policy_pk.pvk, policy_pk.vk(), &proof, &[tree.root(), zk_policy.hash(), binding])?;
-                    let verify_time = start.elapsed();
-                    detail.push_str(&format!(
-                        "{id:<11} policy proof made in {}, verified in {} (bound to request {})\n",
-                        fmt_duration(prove_time),
-                        fmt_duration(verify_time),
-                        hex::encode(&request_id[..4])
-                    ));
-                    proofs.push((format!("policy ({id})"), prove_time, verify_time));
-                }
-                Err(ProverError::Unsatisfied { .. }) => {
-                    let reason = "its certified attributes do not satisfy the policy; no proof exists".to_string();
-                    detail.push_str(&format!("{id:<11} DENIED: {reason}\n"));
-                    denials.push((id.to_string(), reason));
-                }
-                Err(e) => return Err(e.into()),
-            }
+    t.begin("Requesters open the CP-ABE index")?;
+    let pointer = c.open_index(RESEARCH, &a.dataset)?;
+    ensure!(pointer.h1 == a.h1, "the index's H1 differs from the registered one");
+    let refused = match c.open_index(HOSPITAL_B, &a.dataset) {
+        Ok(_) => bail!("{HOSPITAL_B} opened an index its attributes do not satisfy"),
+        Err(e) => format!("{e:#}"),
+    };
+    report.denials.push((HOSPITAL_B.into(), format!("CP-ABE index: {refused}")));
+    t.end(&format!(
+        "{RESEARCH}: dataset at {}, H1 {}\n{HOSPITAL_B}: DENIED ({refused})",
+        pointer.cpc,
+        hex::encode(&pointer.h1[..8])
+    ))?;
+
+    t.begin("Policy proofs: the zk contract grants one and denies the other")?;
+    let (grant, f, prove) = c.request_access(RESEARCH, &demand_r, 3600).await?;
+    ensure!(f.outcome.is_accepted(), "{RESEARCH} was not granted: {:?}", f.outcome);
+    report.proofs.push((format!("policy ({RESEARCH})"), prove));
+    report.grants += 1;
+    let (_, forged) = c.request_access_forged(HOSPITAL_B, &demand_b).await?;
+    let Outcome::Rejected { reason } = forged.outcome else { bail!("a forged policy proof was accepted") };
+    report.denials.push((HOSPITAL_B.into(), reason.clone()));
+    t.end(&format!(
+        "{RESEARCH}: policy proof in {}, GRANTED in batch {} (grant {}, 1 h)\n\
+         {HOSPITAL_B}: proof over self-made credentials, DENIED on chain: {reason}",
+        fmt_duration(prove),
+        f.seq,
+        hex::encode(&grant[..4])
+    ))?;
+
+    t.begin("Owner's node issues the re-key; the CPC re-encrypts in batch")?;
+    let g = with_ticker("re-encryption", c.wait_receipt(RESEARCH, &grant, Duration::from_secs(120))).await?;
+    let reenc = c.log.entries().iter().find_map(|(_, a)| match a {
+        Activity::Reencrypted { grant: id, records, took } if *id == grant => Some((*records, *took)),
+        _ => None,
+    });
+    let (records, took) = reenc.ok_or_else(|| anyhow!("no re-encryption logged"))?;
+    report.records_reencrypted = records;
+    report.reencrypt_time = took;
+    t.end(&format!(
+        "{HOSPITAL_A}'s node issued the re-key sealed to {} once the grant was final\n\
+         {}: {records} capsules verified and re-encrypted in {} ({:.0} capsules/s); receipt on chain ({} receipt)",
+        g.cpc,
+        g.cpc,
+        fmt_duration(took),
+        records as f64 / took.as_secs_f64().max(1e-9),
+        g.receipts
+    ))?;
+
+    t.begin("research-1 fetches, decrypts and checks the owner's signatures")?;
+    let decrypted = c.fetch_and_decrypt(RESEARCH, &grant, &pointer).await?;
+    let equal = decrypted.iter().zip(&a.plaintexts).filter(|(d, p)| d == p).count();
+    report.records_match = equal == a.plaintexts.len() && decrypted.len() == a.plaintexts.len();
+    let outsider = c.member(HOSPITAL_B)?.clone();
+    let cpc1 = c.cpcs[CPCS[0]].clone();
+    let refused = match cpc1.fetch(&FetchRequest::sign(&outsider, grant, pointer.h1)) {
+        Ok(_) => bail!("{HOSPITAL_B} fetched records under {RESEARCH}'s grant"),
+        Err(e) => format!("{e:#}"),
+    };
+    report.denials.push((HOSPITAL_B.into(), format!("fetch: {refused}")));
+    t.end(&format!(
+        "{equal}/{} records decrypted, signatures valid, identical to the uploaded FHIR JSON\n\
+         {HOSPITAL_B} asking {} for them: {refused}",
+        a.plaintexts.len(),
+        CPCS[0]
+    ))?;
+
+    t.begin("Audit: access records with inclusion proofs, checked on every validator")?;
+    let trail = c.validators[0].ledger.audit(&a.dataset.0)?;
+    ensure!(!trail.is_empty(), "no access record");
+    for (rec, proof) in &trail {
+        let block_hash = proof.verify()?;
+        for v in &c.validators {
+            let stored = v.ledger.block(proof.chain.into(), proof.height)?.ok_or_else(|| anyhow!("block missing"))?;
+            ensure!(stored.hash == block_hash, "validator {} disagrees on the receipt's block", v.id);
         }
-        Ok(((denials, proofs), detail))
-    })?;
-    let (policy_denials, policy_proofs) = policy_denials;
-    ensure!(
-        policy_denials.len() == 1 && policy_denials[0].0 == UNAUTHORISED,
-        "expected exactly {UNAUTHORISED} to fail the policy proof, got {policy_denials:?}"
-    );
-    t.report.proofs.extend(policy_proofs);
-    t.report.denials.extend(policy_denials);
+        report.audit.push(rec.clone());
+    }
+    let mut detail = String::new();
+    for (rec, proof) in &trail {
+        detail.push_str(&format!(
+            "{} read {} records of {} via {} under grant {} at ledger time {} (access block {}, entry {}, proof ok)\n",
+            rec.requester,
+            rec.records,
+            rec.owner,
+            rec.cpc,
+            hex::encode(&rec.grant[..4]),
+            crate::fhir::rfc3339(rec.at_ms / 1000),
+            proof.height,
+            proof.index
+        ));
+    }
+    t.end(detail.trim_end())?;
 
-    // 7. Requesters try to open the index; the CPC compares H1 with its manifest H1'.
-    let denials = t.step("Requesters open the index; cpc-1 compares H1 with H1'", || {
-        let mut denials = Vec::new();
-        let mut detail = String::new();
-        for (id, key) in &abe_keys {
-            match Ac17::decrypt(key, &index_ct) {
-                Ok(index) => {
-                    let index: serde_json::Value = serde_json::from_slice(&index)?;
-                    let claimed = index["h1"].as_str().ok_or_else(|| anyhow!("index without h1"))?;
-                    let h1_prime = manifest_hash(&records);
-                    ensure!(claimed == hex::encode(h1_prime), "H1 from the index does not match the CPC manifest H1'");
-                    detail.push_str(&format!("{id:<11} opened the index: dataset at {}, H1 = H1'\n", index["cpc"]));
-                }
-                Err(e) => {
-                    detail.push_str(&format!("{id:<11} DENIED: {e}\n"));
-                    denials.push((id.to_string(), e.to_string()));
-                }
-            }
+    t.begin("Revocations: grant, then member; what each then refuses")?;
+    c.client(HOSPITAL_A)?
+        .submit_accepted(dualchain_ledger::tx::TxKind::RevokeGrant { grant, reason: "study closed".into() })
+        .await?;
+    let after = match c.fetch_and_decrypt(RESEARCH, &grant, &pointer).await {
+        Ok(_) => bail!("the CPC served a revoked grant"),
+        Err(e) => format!("{e:#}"),
+    };
+    report.denials.push((RESEARCH.into(), format!("after revocation: {after}")));
+    c.client(KGC)?
+        .submit_accepted(dualchain_ledger::tx::TxKind::RevokeMember {
+            member: HOSPITAL_B.into(),
+            reason: "forged access attempt".into(),
+        })
+        .await?;
+    let (_, f) = c.demand(HOSPITAL_B, &a.dataset, requirement).await?;
+    let Outcome::Rejected { reason } = f.outcome else { bail!("a revoked member's demand was accepted") };
+    report.denials.push((HOSPITAL_B.into(), reason.clone()));
+    t.end(&format!(
+        "{HOSPITAL_A} revoked the grant; {RESEARCH} asking {} again: {after}\n\
+         the KGC revoked {HOSPITAL_B}; its next demand: {reason}",
+        CPCS[0]
+    ))?;
+
+    t.begin("Validators compare their ledgers")?;
+    let seq = c.ledgers_identical(Duration::from_secs(30)).await?;
+    let ledger = &c.validators[0].ledger;
+    report.data_blocks = ledger.tip(Chain::Data)?.map_or(0, |b| b.height + 1);
+    report.access_blocks = ledger.tip(Chain::Access)?.map_or(0, |b| b.height + 1);
+    for chain in [Chain::Data, Chain::Access] {
+        let tip = ledger.tip(chain)?.map_or(0, |b| b.height + 1);
+        for h in 0..tip {
+            let b = ledger.block(chain, h)?.ok_or_else(|| anyhow!("block {h} missing"))?;
+            report.transactions += b.entries.len();
+            report.rejected += b.entries.iter().filter(|e| !e.outcome.is_accepted()).count();
         }
-        Ok((denials, detail))
-    })?;
-    ensure!(
-        denials.len() == 1 && denials[0].0 == UNAUTHORISED,
-        "expected exactly {UNAUTHORISED} to be denied, got {denials:?}"
-    );
-    t.report.denials.extend(denials);
+    }
+    t.end(&format!(
+        "all {VALIDATORS} validators at batch {seq} with identical tips: {} data blocks, {} access blocks",
+        report.data_blocks, report.access_blocks
+    ))?;
+    let failures: Vec<_> = c.log.entries().into_iter().filter(|(_, a)| matches!(a, Activity::Failed { .. })).collect();
+    report.steps = std::mem::take(&mut t.steps);
+    c.shutdown().await?;
 
-    // 8. Grant: the owner issues a scoped re-key token sealed to the CPC; the CPC verifies
-    //    the capsules in one batch and re-encrypts them (DESIGN.md §3 steps 8–9).
-    let backend = CpuBackend;
-    let reencrypted = t.step("Owner issues re-key token; cpc-1 batch-verifies and re-encrypts", || {
-        let hospital = member(&members, HOSPITAL)?;
-        let requester = member(&members, AUTHORISED)?;
-        let mut grant_id = [0u8; 32];
-        rng.fill_bytes(&mut grant_id);
-        let token = ReKeyToken::issue(
-            &mut rng,
-            &hospital.signer,
-            &hospital.dsk,
-            &requester.cert.fields.delegating_key,
-            TokenScope { owner: HOSPITAL, requester: AUTHORISED, dataset, grant_id, expiry: now + 3600 },
-        )?;
-        let sealed = ibe::encrypt(&mut rng, &params, CPCS[0], &token.to_bytes(), b"rekey-token")?;
-        let cpc = member(&members, CPCS[0])?;
-        let cpc_key = cpc.ibe_key.as_ref().ok_or_else(|| anyhow!("cpc-1 has no IBE key"))?;
-        let token = ReKeyToken::from_bytes(&cpc_key.decrypt(&sealed, b"rekey-token")?)?;
-        let start = Instant::now();
-        let out = reencrypt_records(&backend, &token, &hospital.cert.fields.signing_key, now, &records, &mut rng)?;
-        let batch = start.elapsed();
-        let rate = out.len() as f64 / batch.as_secs_f64().max(1e-9);
-        let detail = format!(
-            "token scoped to dataset {dataset}, expires in 1 h, sealed to cpc-1 with IBE\n\
-             {} capsules verified (one MSM) and re-encrypted on backend `{}` in {} ({rate:.0} capsules/s)",
-            out.len(),
-            backend.name(),
-            fmt_duration(batch)
-        );
-        Ok((out, detail))
-    })?;
-    t.report.records_reencrypted = reencrypted.len();
-
-    // 9. The requester decrypts and checks every owner signature; another member cannot.
-    let matches = t.step("research-1 decrypts and checks the owner's signatures", || {
-        let requester = member(&members, AUTHORISED)?;
-        let hospital_vk = member(&members, HOSPITAL)?.cert.fields.signing_key;
-        let mut equal = 0;
-        for (re, pt) in reencrypted.iter().zip(&plaintexts) {
-            let m = re.decrypt(&requester.dsk, &hospital_vk)?;
-            if &m == pt {
-                equal += 1;
-            }
-        }
-        let outsider = member(&members, UNAUTHORISED)?;
-        let refused = reencrypted[0].decrypt(&outsider.dsk, &hospital_vk);
-        let outsider_msg = match refused {
-            Ok(_) => bail!("{UNAUTHORISED} decrypted a record re-encrypted for {AUTHORISED}"),
-            Err(e) => e.to_string(),
-        };
-        let detail = format!(
-            "{equal}/{} records decrypted, signatures valid, identical to the uploaded FHIR JSON\n\
-             {UNAUTHORISED} on the same re-encrypted records: {outsider_msg}",
-            reencrypted.len()
-        );
-        Ok((equal == plaintexts.len(), detail))
-    })?;
-    t.report.records_match = matches;
-    let mut report = t.report;
-    report.denials.push((UNAUTHORISED.into(), "cannot decrypt records re-encrypted for research-1".into()));
-
+    let out = t.out;
     let total: Duration = report.steps.iter().map(|s| s.elapsed).sum();
     writeln!(out)?;
     writeln!(out, "summary")?;
-    writeln!(out, "  members certified        {}", report.members)?;
+    writeln!(out, "  consortium          {} validators, {} members", report.validators, report.members)?;
     writeln!(
         out,
-        "  records shared           {} uploaded, {} re-encrypted, all equal: {}",
-        report.records_uploaded, report.records_reencrypted, report.records_match
+        "  blocks              {} on the data chain, {} on the access chain",
+        report.data_blocks, report.access_blocks
     )?;
-    writeln!(out, "  grants / denials         1 / {}", report.denials.len())?;
-    for (name, prove, verify) in &report.proofs {
-        writeln!(out, "  proof {name:<18} prove {}, verify {}", fmt_duration(*prove), fmt_duration(*verify))?;
+    writeln!(
+        out,
+        "  transactions        {} ({} rejected with a recorded reason)",
+        report.transactions, report.rejected
+    )?;
+    writeln!(
+        out,
+        "  records             {} uploaded, {} re-encrypted in {}, decrypted equal: {}",
+        report.records_uploaded,
+        report.records_reencrypted,
+        fmt_duration(report.reencrypt_time),
+        report.records_match
+    )?;
+    writeln!(out, "  grants / denials    {} / {}", report.grants, report.denials.len())?;
+    for (who, why) in &report.denials {
+        writeln!(out, "    denied {who:<11} {why}")?;
     }
-    writeln!(out, "  total time               {}", fmt_duration(total))?;
+    for (name, prove) in &report.proofs {
+        writeln!(out, "  proof {name:<24} proved in {}", fmt_duration(*prove))?;
+    }
+    writeln!(out, "  audit trail         {} access record(s), inclusion proofs verified", report.audit.len())?;
+    writeln!(out, "  total time          {}", fmt_duration(total))?;
+    for (who, a) in &failures {
+        writeln!(out, "  node error          {who}: {a:?}")?;
+    }
+    ensure!(failures.is_empty(), "member nodes reported errors");
     ensure!(report.records_match, "decrypted records differ from the uploaded ones");
     Ok(report)
-}
-
-fn certify(
-    ca: &CertificateAuthority,
-    rng: &mut ChaCha20Rng,
-    id: &str,
-    role: Role,
-    attrs: &[&str],
-    serial: u64,
-    now: u64,
-) -> Result<Member> {
-    let signer = SigningKeypair::generate(rng);
-    let dsk = DelegatingSecretKey::generate(rng);
-    let attributes = AttributeSet::new(attrs.iter().copied())?;
-    let mut attribute_salt = [0u8; ATTRIBUTE_SALT_LEN];
-    rng.fill_bytes(&mut attribute_salt);
-    let cert = ca.issue(CertificateFields {
-        serial,
-        subject: id.into(),
-        role,
-        signing_key: signer.public(),
-        delegating_key: dsk.public(),
-        attribute_commitment: attributes.commit(&attribute_salt),
-        not_before: now - 60,
-        not_after: now + 365 * 24 * 3600,
-    })?;
-    Ok(Member { id: id.into(), signer, dsk, attributes, attribute_salt, cert, ibe_key: None })
-}
-
-/// A member's credential as the registry stores it: the certified attribute vector, the
-/// attribute salt as field element, and the hash of its signing key.
-fn credential(m: &Member) -> Credential {
-    let mut salt = [0u8; 16];
-    salt.copy_from_slice(&m.attribute_salt[..16]);
-    Credential {
-        attributes: zk::credential_vector(&m.attributes),
-        salt: dualchain_prover::field::fr_from_bytes16(&salt),
-        key_hash: key_hash(m.cert.fields.signing_key.as_bytes()),
-    }
-}
-
-fn short_fr(x: &blstrs::Scalar) -> String {
-    hex::encode(&x.to_bytes_le()[..8])
-}
-
-fn member<'a>(members: &'a [Member], id: &str) -> Result<&'a Member> {
-    members.iter().find(|m| m.id == id).ok_or_else(|| anyhow!("unknown member {id}"))
-}
-
-fn member_mut<'a>(members: &'a mut [Member], id: &str) -> Result<&'a mut Member> {
-    members.iter_mut().find(|m| m.id == id).ok_or_else(|| anyhow!("unknown member {id}"))
-}
-
-/// The blinded issuing round trip: request, one share per authority (each authority
-/// authenticates the request and checks the previous share), unblinding.
-fn issue_ibe_key(
-    rng: &mut ChaCha20Rng,
-    params: &IbePublicParams,
-    secrets: &[AuthoritySecret],
-    m: &Member,
-    ca: &CaPublicKey,
-    now: u64,
-) -> Result<IbePrivateKey> {
-    let (request, state) = KeyRequest::new(rng, &m.id, &m.signer)?;
-    let request = KeyRequest::from_bytes(&request.to_bytes())?;
-    let mut shares = Vec::with_capacity(secrets.len());
-    for secret in secrets {
-        let share = secret.issue_share(
-            params,
-            &request,
-            shares.last(),
-            &m.cert,
-            &TrustContext::new(ca, now, &NoRevocations),
-        )?;
-        shares.push(share);
-    }
-    Ok(state.finish(params, &request, &shares)?)
-}
-
-/// H1: the hash of the CPC blob manifest (the ordered record encodings). The storage
-/// layer will own the manifest format; the demo hashes the records directly.
-fn manifest_hash(records: &[Signcrypted]) -> [u8; 32] {
-    let t = records.iter().fold(Transcript::new(), |t, r| t.part(&r.to_bytes()));
-    digest("cpc-manifest", &t)
 }
 
 fn summarise(obs: &serde_json::Value) -> String {

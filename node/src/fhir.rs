@@ -1,7 +1,7 @@
 //! Synthetic FHIR R4 `Observation` resources from a bedside monitor (IEEE 11073 device),
-//! as a hospital's MIoT gateway would post them: heart rate (LOINC 8867-4) and oxygen
-//! saturation by pulse oximetry (LOINC 59408-5), UCUM units, a pseudonymous patient and the
-//! monitor as `device`.
+//! as a hospital's MIoT gateway would post them: heart rate (LOINC 8867-4), oxygen
+//! saturation by pulse oximetry (LOINC 59408-5) and systolic blood pressure (LOINC 8480-6),
+//! UCUM units, a pseudonymous patient and the monitor as `device`.
 
 use rand::Rng;
 use serde_json::{json, Value};
@@ -11,6 +11,14 @@ use serde_json::{json, Value};
 pub enum Vital {
     HeartRate,
     SpO2,
+    SystolicBp,
+}
+
+impl Vital {
+    /// The vital of the `i`-th observation of a synthetic series (they rotate).
+    pub fn of_index(i: usize) -> Self {
+        [Vital::HeartRate, Vital::SpO2, Vital::SystolicBp][i % 3]
+    }
 }
 
 impl Vital {
@@ -19,6 +27,7 @@ impl Vital {
         match self {
             Vital::HeartRate => ("8867-4", "Heart rate", "/min", "beats/minute"),
             Vital::SpO2 => ("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry", "%", "%"),
+            Vital::SystolicBp => ("8480-6", "Systolic blood pressure", "mm[Hg]", "mmHg"),
         }
     }
 }
@@ -57,16 +66,17 @@ impl Ward {
     }
 }
 
-/// Generates `count` observations alternating heart rate and SpO2 across the ward's patients.
+/// Generates `count` observations rotating heart rate, SpO2 and systolic blood pressure across the ward's patients.
 pub fn observations(ward: &Ward, count: usize, rng: &mut impl Rng) -> Vec<Value> {
     (0..count)
         .map(|i| {
-            let vital = if i % 2 == 0 { Vital::HeartRate } else { Vital::SpO2 };
-            let patient = (i as u32 / 2) % ward.patients.max(1);
-            let t = ward.start_unix + (i as u64 / 2) * ward.interval_s;
+            let vital = Vital::of_index(i);
+            let patient = (i as u32 / 3) % ward.patients.max(1);
+            let t = ward.start_unix + (i as u64 / 3) * ward.interval_s;
             let value = match vital {
                 Vital::HeartRate => rng.gen_range(48..=132) as f64,
                 Vital::SpO2 => rng.gen_range(88..=100) as f64,
+                Vital::SystolicBp => rng.gen_range(92..=168) as f64,
             };
             observation(ward, i, vital, patient, t, value)
         })
@@ -209,13 +219,14 @@ mod tests {
             assert_eq!(o["resourceType"], "Observation");
             let code = o["code"]["coding"][0]["code"].as_str().unwrap();
             let v = o["valueQuantity"]["value"].as_f64().unwrap();
-            if i % 2 == 0 {
-                assert_eq!(code, "8867-4");
-                assert!((48.0..=132.0).contains(&v));
-            } else {
-                assert_eq!(code, "59408-5");
-                assert!((88.0..=100.0).contains(&v));
-            }
+            let (want, range) = match i % 3 {
+                0 => ("8867-4", 48.0..=132.0),
+                1 => ("59408-5", 88.0..=100.0),
+                _ => ("8480-6", 92.0..=168.0),
+            };
+            assert_eq!(code, want);
+            assert!(range.contains(&v), "{code} value {v}");
+            assert_eq!(o["valueQuantity"]["code"], ["/min", "%", "mm[Hg]"][i % 3]);
         }
     }
 }

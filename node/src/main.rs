@@ -17,11 +17,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the sharing flow's cryptography in one process: certificates, ESKI-IBE key
-    /// issuing, CP-ABE, Groth16 supply and policy proofs, signcryption, batch
-    /// re-encryption and decryption, with timings.
+    /// Run the whole sharing flow in an in-process consortium: 4 validators (PBFT over
+    /// loopback QUIC, RocksDB in a temporary directory), a KGC, 2 hospitals, a research
+    /// institute and 3 CPCs; registration, key issuing, upload, demand, supply and policy
+    /// proofs, grant and denial, re-key, batch re-encryption, decryption, audit, revocation.
     Demo {
-        /// Number of FHIR Observations the hospital shares.
+        /// Number of FHIR Observations each hospital shares.
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
         records: u32,
         /// Seed for a reproducible run (default: fresh randomness).

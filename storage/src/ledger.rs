@@ -60,7 +60,11 @@ pub struct BlockRef {
 }
 
 /// A block as stored: linkage and cross-link in the clear, header and body opaque (the
-/// ledger crate defines them; the commit certificate travels in the header).
+/// ledger crate defines them), and the commit certificate beside them.
+///
+/// The certificate is evidence attached to the block, not part of its identity: each
+/// replica holds its own quorum of 2f + 1 signed commits for the same batch, so a hash
+/// over it would differ between replicas whose ledgers are identical.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBlock {
     pub height: u64,
@@ -68,13 +72,20 @@ pub struct StoredBlock {
     pub cross_link: BlockRef,
     pub header: Vec<u8>,
     pub body: Vec<u8>,
+    pub certificate: Vec<u8>,
     pub hash: [u8; 32],
 }
 
 impl StoredBlock {
     pub fn new(height: u64, prev_hash: [u8; 32], cross_link: BlockRef, header: Vec<u8>, body: Vec<u8>) -> Self {
         let hash = Self::compute_hash(height, &prev_hash, &cross_link, &header, &body);
-        Self { height, prev_hash, cross_link, header, body, hash }
+        Self { height, prev_hash, cross_link, header, body, certificate: Vec::new(), hash }
+    }
+
+    /// Attaches the commit certificate (not covered by the hash).
+    pub fn with_certificate(mut self, certificate: Vec<u8>) -> Self {
+        self.certificate = certificate;
+        self
     }
 
     /// `SHA-256(DST ‖ height ‖ prev ‖ cross-link ‖ H(header) ‖ H(body))`.
@@ -111,6 +122,7 @@ impl StoredBlock {
         out.extend_from_slice(&self.cross_link.hash);
         put_bytes(&mut out, &self.header);
         put_bytes(&mut out, &self.body);
+        put_bytes(&mut out, &self.certificate);
         out.extend_from_slice(&self.hash);
         out
     }
@@ -122,9 +134,10 @@ impl StoredBlock {
         let cross_link = BlockRef { height: c.u64()?, hash: c.array()? };
         let header = c.bytes(BLOCK_PART_LEN_MAX)?.to_vec();
         let body = c.bytes(BLOCK_PART_LEN_MAX)?.to_vec();
+        let certificate = c.bytes(BLOCK_PART_LEN_MAX)?.to_vec();
         let hash = c.array()?;
         c.finish()?;
-        let block = Self { height, prev_hash, cross_link, header, body, hash };
+        let block = Self { height, prev_hash, cross_link, header, body, certificate, hash };
         if Self::compute_hash(height, &prev_hash, &cross_link, &block.header, &block.body) != hash {
             return Err(StorageError::Corrupt {
                 cf: cf.name(),

@@ -10,7 +10,7 @@ use blstrs::Scalar as Fr;
 use dualchain_prover::policy::{key_hash, request_binding};
 use dualchain_prover::supply::SupplyShape;
 
-use super::{access, reject, registry, Ctx, Exec};
+use super::{access, registry, reject, Ctx, Exec};
 use crate::state::{dataset_key, demand_key, denial_key, grant_key, member_key, DatasetRecord, DemandRecord};
 use crate::state::{DenialRecord, GrantRecord, GrantStatus, MemberRecord, Overlay};
 use crate::tx::{FrBytes, Hash, Tx, TxKind};
@@ -50,7 +50,9 @@ pub fn public_inputs(state: &Overlay<'_>, tx: &Tx) -> Result<Option<(Circuit, Ve
 }
 
 fn verdict(ctx: &Ctx<'_, '_>) -> Result<(), String> {
-    ctx.proof_verdict.clone().unwrap_or_else(|| Err("the proof names a demand or dataset unknown before this block".into()))
+    ctx.proof_verdict
+        .clone()
+        .unwrap_or_else(|| Err("the proof names a demand or dataset unknown before this block".into()))
 }
 
 pub fn supply_proof(ctx: &mut Ctx<'_, '_>, demand: &Hash) -> Exec {

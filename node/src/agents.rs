@@ -1,0 +1,366 @@
+//! What members' nodes do on their own as the ledger moves (DESIGN.md §3 steps 6, 8–10):
+//!
+//! - an owner's node proves supply as soon as a demand on one of its datasets is final,
+//!   and issues the re-key (sealed to the grant's CPC) as soon as a grant is final;
+//! - a CPC's node, once a re-key for one of its grants is final, opens it, checks it
+//!   against the chain and its manifest, re-encrypts the dataset's capsules in one batch
+//!   and files the receipt; it drops a grant the moment its revocation is final, and
+//!   serves re-encrypted records only to the grant's requester while the grant is usable.
+//!
+//! Each node follows its home validator's applied batches; a reaction runs in its own task
+//! so a long proof never holds up the next event.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use blstrs::Scalar as Fr;
+use dualchain_crypto::cbsre::{DatasetId, ReKeyToken, Reencrypted, Signcrypted, TokenScope};
+use dualchain_crypto::cert::Certificate;
+use dualchain_crypto::ibe::{self, IbeCiphertext, IbePublicParams};
+use dualchain_crypto::reencrypt::{CpuBackend, ReencryptBackend};
+use dualchain_crypto::sign::PublicKey;
+use dualchain_crypto::Codec;
+use dualchain_ledger::tx::{Hash, TxKind};
+use dualchain_ledger::{Applied, Ledger};
+use dualchain_prover::groth16::Prover;
+use dualchain_prover::params::ProvingKey;
+use dualchain_prover::supply::{self, SupplyCircuit, SupplyShape};
+use dualchain_prover::verify::proof_to_bytes;
+use dualchain_prover::ProverError;
+use dualchain_storage::cpc::{CpcStore, Manifest};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::consortium::Client;
+use crate::members::{Member, REKEY_AAD};
+
+/// Something a node did, for the demo's summary and the tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activity {
+    SupplyProved { demand: Hash, prove: Duration },
+    SupplyImpossible { demand: Hash, reason: String },
+    ReKeyIssued { grant: Hash },
+    Reencrypted { grant: Hash, records: u64, took: Duration },
+    GrantDropped { grant: Hash },
+    Failed { what: String, error: String },
+}
+
+/// A shared activity log.
+#[derive(Default, Clone)]
+pub struct Log(Arc<Mutex<Vec<(String, Activity)>>>);
+
+impl Log {
+    pub fn push(&self, who: &str, a: Activity) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push((who.to_string(), a));
+    }
+    pub fn entries(&self) -> Vec<(String, Activity)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Follows `events` and runs `react` for every accepted transaction, each in its own task.
+fn follow<F, Fut>(who: String, log: Log, mut events: broadcast::Receiver<Arc<Applied>>, react: F) -> JoinHandle<()>
+where
+    F: Fn(TxKind, Hash, Arc<Applied>) -> Option<Fut> + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let applied = match events.recv().await {
+                Ok(a) => a,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    log.push(
+                        &who,
+                        Activity::Failed { what: "following the ledger".into(), error: format!("missed {n} batches") },
+                    );
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            for t in &applied.txs {
+                let (Some(tx), true) = (&t.tx, t.outcome.is_accepted()) else { continue };
+                if let Some(fut) = react(tx.kind.clone(), t.hash, applied.clone()) {
+                    let (log, who, what) = (log.clone(), who.clone(), tx.kind.name());
+                    tokio::spawn(async move {
+                        if let Err(e) = fut.await {
+                            log.push(
+                                &who,
+                                Activity::Failed { what: format!("reacting to {what}"), error: format!("{e:#}") },
+                            );
+                        }
+                    });
+                }
+            }
+        }
+    })
+}
+
+/// A dataset as its owner keeps it: the records the commitment opens to.
+pub struct OwnedDataset {
+    pub shape: SupplyShape,
+    pub records: Vec<supply::Record>,
+    pub salt: Fr,
+}
+
+/// A hospital's node.
+pub struct OwnerNode {
+    pub member: Arc<Member>,
+    pub client: Arc<Client>,
+    pub datasets: Mutex<HashMap<Hash, Arc<OwnedDataset>>>,
+    pub supply_keys: HashMap<SupplyShape, Arc<ProvingKey>>,
+    pub ibe: IbePublicParams,
+    pub log: Log,
+}
+
+impl OwnerNode {
+    pub fn add_dataset(&self, id: DatasetId, d: OwnedDataset) {
+        self.datasets.lock().unwrap_or_else(|p| p.into_inner()).insert(id.0, Arc::new(d));
+    }
+
+    fn dataset(&self, id: &Hash) -> Option<Arc<OwnedDataset>> {
+        self.datasets.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Starts reacting to the home validator's ledger.
+    pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
+        let me = self.clone();
+        let events = self.client.home().subscribe();
+        follow(self.member.id.clone(), self.log.clone(), events, move |kind, _hash, _applied| {
+            let me = me.clone();
+            match kind {
+                TxKind::Demand { demand, dataset, requirement } => {
+                    let d = me.dataset(&dataset)?;
+                    Some(Box::pin(async move { me.prove_supply(demand, d, requirement.to_requirement()).await })
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>)
+                }
+                TxKind::RequestAccess { request, .. } => Some(Box::pin(async move { me.issue_rekey(request).await })),
+                _ => None,
+            }
+        })
+    }
+
+    async fn prove_supply(self: Arc<Self>, demand: Hash, d: Arc<OwnedDataset>, req: supply::Requirement) -> Result<()> {
+        let pk =
+            self.supply_keys.get(&d.shape).cloned().ok_or_else(|| anyhow!("no proving key for {}", d.shape.name()))?;
+        let started = Instant::now();
+        let proved = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, ProverError> {
+            let circuit = match SupplyCircuit::new(d.shape, &d.records, d.salt, req) {
+                Ok(c) => c,
+                Err(ProverError::Unsatisfied { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            match Prover::default().prove(&pk, circuit, &mut ChaCha20Rng::from_entropy()) {
+                Ok((proof, _)) => Ok(Some(proof_to_bytes(&proof).to_vec())),
+                Err(ProverError::Unsatisfied { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await??;
+        let Some(proof) = proved else {
+            let reason = "the dataset does not meet the requirement; no supply proof exists".to_string();
+            self.log.push(&self.member.id, Activity::SupplyImpossible { demand, reason });
+            return Ok(());
+        };
+        let prove = started.elapsed();
+        self.client.submit_accepted(TxKind::SupplyProof { demand, proof }).await?;
+        self.log.push(&self.member.id, Activity::SupplyProved { demand, prove });
+        Ok(())
+    }
+
+    async fn issue_rekey(self: Arc<Self>, grant_id: Hash) -> Result<()> {
+        let ledger = &self.client.home().ledger;
+        let Some(grant) = ledger.grant(&grant_id)? else { return Ok(()) }; // a denial
+        if grant.owner != self.member.id {
+            return Ok(());
+        }
+        let requester = ledger.member(&grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
+        let cert = Certificate::from_bytes(&requester.certificate)?;
+        let mut rng = ChaCha20Rng::from_entropy();
+        let token = ReKeyToken::issue(
+            &mut rng,
+            &self.member.signer,
+            &self.member.dsk,
+            &cert.fields.delegating_key,
+            TokenScope {
+                owner: &grant.owner,
+                requester: &grant.requester,
+                dataset: DatasetId(grant.dataset),
+                grant_id,
+                expiry: grant.expires_ms / 1000,
+            },
+        )?;
+        let sealed = ibe::encrypt(&mut rng, &self.ibe, &grant.cpc, &token.to_bytes(), REKEY_AAD)?;
+        self.client.submit_accepted(TxKind::IssueReKey { grant: grant_id, sealed_token: sealed.to_bytes() }).await?;
+        self.log.push(&self.member.id, Activity::ReKeyIssued { grant: grant_id });
+        Ok(())
+    }
+}
+
+/// A signed request for re-encrypted records.
+pub struct FetchRequest {
+    pub grant: Hash,
+    pub requester: String,
+    /// H1 as the requester read it from the CP-ABE index.
+    pub h1: Hash,
+    pub at_ms: u64,
+    pub signature: [u8; 64],
+}
+
+pub const FETCH_SIGNING_USE: &str = "cpc-fetch";
+/// How far a fetch request's time may be from the CPC's clock.
+pub const FETCH_SKEW_MS: u64 = 60_000;
+
+impl FetchRequest {
+    fn message(grant: &Hash, requester: &str, h1: &Hash, at_ms: u64) -> Vec<u8> {
+        let mut m = grant.to_vec();
+        m.extend_from_slice(h1);
+        m.extend_from_slice(&at_ms.to_be_bytes());
+        m.extend_from_slice(requester.as_bytes());
+        m
+    }
+    pub fn sign(member: &Member, grant: Hash, h1: Hash) -> Self {
+        let at_ms = unix_ms();
+        let signature = member.signer.sign(FETCH_SIGNING_USE, &Self::message(&grant, &member.id, &h1, at_ms));
+        Self { grant, requester: member.id.clone(), h1, at_ms, signature }
+    }
+}
+
+/// A cloud privacy center's node.
+pub struct CpcNode {
+    pub member: Arc<Member>,
+    pub client: Arc<Client>,
+    pub store: Arc<CpcStore>,
+    pub backend: Arc<dyn ReencryptBackend + Send + Sync>,
+    pub log: Log,
+    /// Capsules re-encrypted per batch chunk.
+    pub chunk_records: usize,
+}
+
+impl CpcNode {
+    pub fn new(member: Arc<Member>, client: Arc<Client>, store: Arc<CpcStore>, log: Log) -> Self {
+        Self { member, client, store, backend: Arc::new(CpuBackend), log, chunk_records: 4096 }
+    }
+
+    fn ledger(&self) -> &Ledger {
+        &self.client.home().ledger
+    }
+
+    fn signing_key_of(&self, member: &str) -> Result<PublicKey> {
+        let m = self.ledger().member(member)?.ok_or_else(|| anyhow!("unknown member {member}"))?;
+        if let Some(r) = m.revoked {
+            bail!("member {member} is revoked ({r})");
+        }
+        Ok(PublicKey::from_raw(&m.signing_key)?)
+    }
+
+    /// Takes an owner's signcrypted records (each signature checked) and returns the
+    /// manifest, whose hash is H1′.
+    pub fn upload(&self, owner: &str, records: &[Signcrypted]) -> Result<Manifest> {
+        let m = self.ledger().member(owner)?.ok_or_else(|| anyhow!("unknown member {owner}"))?;
+        ensure!(m.role == "hospital" && m.revoked.is_none(), "{owner} is not an active data owner");
+        Ok(self.store.ingest(&PublicKey::from_raw(&m.signing_key)?, records)?)
+    }
+
+    pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
+        let me = self.clone();
+        let events = self.client.home().subscribe();
+        follow(self.member.id.clone(), self.log.clone(), events, move |kind, _hash, _applied| {
+            let me = me.clone();
+            match kind {
+                TxKind::IssueReKey { grant, sealed_token } => {
+                    Some(Box::pin(async move { me.serve_grant(grant, sealed_token).await })
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>)
+                }
+                TxKind::RevokeGrant { grant, .. } => Some(Box::pin(async move { me.drop_grant(grant) })),
+                _ => None,
+            }
+        })
+    }
+
+    async fn serve_grant(self: Arc<Self>, grant_id: Hash, sealed: Vec<u8>) -> Result<()> {
+        let Some(grant) = self.ledger().grant(&grant_id)? else { return Ok(()) };
+        if grant.cpc != self.member.id {
+            return Ok(());
+        }
+        grant.usable(unix_ms()).map_err(|e| anyhow!(e))?;
+        let ct = IbeCiphertext::from_bytes(&sealed)?;
+        let token = ReKeyToken::from_bytes(&self.member.ibe_key()?.decrypt(&ct, REKEY_AAD)?)?;
+        ensure!(
+            token.grant_id == grant_id && token.owner == grant.owner && token.requester == grant.requester,
+            "the re-key token does not match its grant"
+        );
+        let dataset = self.ledger().dataset(&grant.dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
+        let owner_key = self.signing_key_of(&grant.owner)?;
+        let now_s = unix_ms() / 1000;
+        self.store.put_grant(grant_id, token, dataset.h1, &owner_key, now_s).context("storing the grant")?;
+        let me = self.clone();
+        let started = Instant::now();
+        let receipt = tokio::task::spawn_blocking(move || {
+            me.store.reencrypt(
+                &grant_id,
+                me.backend.as_ref(),
+                &owner_key,
+                now_s,
+                me.chunk_records,
+                &mut ChaCha20Rng::from_entropy(),
+            )
+        })
+        .await??;
+        let took = started.elapsed();
+        self.client
+            .submit_accepted(TxKind::Receipt {
+                grant: grant_id,
+                records: receipt.records,
+                results_digest: receipt.results_digest,
+            })
+            .await?;
+        self.log.push(&self.member.id, Activity::Reencrypted { grant: grant_id, records: receipt.records, took });
+        Ok(())
+    }
+
+    fn drop_grant(&self, grant_id: Hash) -> Result<()> {
+        if self.store.grant(&grant_id)?.is_some() {
+            self.store.revoke_grant(&grant_id)?;
+            self.log.push(&self.member.id, Activity::GrantDropped { grant: grant_id });
+        }
+        Ok(())
+    }
+
+    /// Serves a grant's re-encrypted records to its requester: the request's signature,
+    /// the requester's membership, the grant's state on chain (active, not expired), H1
+    /// against this CPC's manifest H1′, then the stored results.
+    pub fn fetch(&self, req: &FetchRequest) -> Result<Vec<Reencrypted>> {
+        let now = unix_ms();
+        ensure!(now.abs_diff(req.at_ms) <= FETCH_SKEW_MS, "fetch request too old or from the future");
+        let key = self.signing_key_of(&req.requester)?;
+        ensure!(
+            key.verify(
+                FETCH_SIGNING_USE,
+                &FetchRequest::message(&req.grant, &req.requester, &req.h1, req.at_ms),
+                &req.signature
+            ),
+            "fetch request signature does not verify"
+        );
+        let grant = self.ledger().grant_usable(&req.grant, now).map_err(|e| anyhow!("refused: {e}"))?;
+        ensure!(
+            grant.requester == req.requester,
+            "refused: the grant is {}'s, not {}'s",
+            grant.requester,
+            req.requester
+        );
+        ensure!(grant.cpc == self.member.id, "refused: the grant is served by {}", grant.cpc);
+        let manifest =
+            self.store.manifest(&DatasetId(grant.dataset))?.ok_or_else(|| anyhow!("dataset not held here"))?;
+        ensure!(manifest.hash() == req.h1, "refused: H1 from the index differs from this CPC's manifest H1'");
+        let owner_key = self.signing_key_of(&grant.owner)?;
+        Ok(self.store.results(&req.grant, &owner_key, now / 1000)?)
+    }
+}

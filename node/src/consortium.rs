@@ -1,0 +1,256 @@
+//! Validators and member clients: a consensus engine and a ledger per validator, wired
+//! so that every committed batch is applied to the ledger exactly once, in order, also
+//! across restarts.
+//!
+//! A validator's ledger lives in the same RocksDB as its consensus log. The engine
+//! persists a batch to its log (and its never-truncated archive) before delivering it;
+//! the ledger applies delivered batches on its own thread. After a crash the ledger may be
+//! behind the log: at start, and whenever a delivery skips ahead, it applies the missing
+//! batches from the archive first. Applying is idempotent by sequence number, so nothing
+//! is lost or applied twice.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Context, Result};
+use dualchain_consensus::engine::Engine;
+use dualchain_consensus::local::LocalCluster;
+use dualchain_consensus::metrics::Metrics;
+use dualchain_consensus::replica::parse_archive;
+use dualchain_consensus::{CommittedEntry, Config, Delivered, Request};
+use dualchain_crypto::sign::SigningKeypair;
+use dualchain_ledger::tx::{Hash, Outcome, SignedTx, Tx, TxKind};
+use dualchain_ledger::{Applied, Committed, Genesis, Ledger, LedgerError};
+use dualchain_storage::consensus::ConsensusStore;
+use dualchain_storage::KvEngine;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{broadcast, mpsc, watch, RwLock};
+
+/// How many applied batches a slow subscriber may lag before it misses events.
+const EVENTS_CAPACITY: usize = 4096;
+/// Archive entries read per step of a catch-up.
+const CATCH_UP_CHUNK: usize = 256;
+
+/// One validator: consensus engine + ledger.
+pub struct Validator {
+    pub id: usize,
+    pub ledger: Arc<Ledger>,
+    engine: RwLock<Option<Engine>>,
+    applied: watch::Receiver<u64>,
+    events: broadcast::Sender<Arc<Applied>>,
+    applier: Mutex<Option<std::thread::JoinHandle<Result<(), LedgerError>>>>,
+}
+
+impl Validator {
+    /// Opens the validator's ledger, starts its engine, and starts applying (catching up
+    /// from the consensus archive first).
+    pub fn start(cluster: &mut LocalCluster, id: usize, genesis: Genesis, config: Config) -> Result<Arc<Self>> {
+        let store = cluster.stores[id].clone();
+        let ledger = Arc::new(Ledger::open(store.clone(), genesis)?);
+        let (engine, delivered) = cluster.start(id, config, Metrics::unregistered())?;
+        let (applied_tx, applied) = watch::channel(ledger.applied_seq()?.unwrap_or(0));
+        let (events, _) = broadcast::channel(EVENTS_CAPACITY);
+        let applier = {
+            let ledger = ledger.clone();
+            let events = events.clone();
+            std::thread::Builder::new()
+                .name(format!("ledger-{id}"))
+                .spawn(move || apply_loop(&ledger, store, delivered, &applied_tx, &events))?
+        };
+        Ok(Arc::new(Self {
+            id,
+            ledger,
+            engine: RwLock::new(Some(engine)),
+            applied,
+            events,
+            applier: Mutex::new(Some(applier)),
+        }))
+    }
+
+    /// Submits a request; resolves once this validator executed it (its sequence number).
+    pub async fn submit(&self, request: Request) -> Result<u64> {
+        let guard = self.engine.read().await;
+        let engine = guard.as_ref().ok_or_else(|| anyhow!("validator {} is stopped", self.id))?;
+        Ok(engine.submit(request).await?)
+    }
+
+    /// Waits until the ledger applied batch `seq`.
+    pub async fn wait_applied(&self, seq: u64) -> Result<()> {
+        let mut rx = self.applied.clone();
+        rx.wait_for(|s| *s >= seq).await.map_err(|_| anyhow!("validator {} stopped applying", self.id))?;
+        Ok(())
+    }
+
+    pub fn applied_seq(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Batches applied from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Applied>> {
+        self.events.subscribe()
+    }
+
+    /// Stops the engine (what it acknowledged is on disk) and the applier.
+    pub async fn stop(&self) -> Result<()> {
+        if let Some(engine) = self.engine.write().await.take() {
+            engine.shutdown().await?;
+        }
+        let handle = self.applier.lock().map_err(|_| anyhow!("applier lock poisoned"))?.take();
+        if let Some(h) = handle {
+            tokio::task::spawn_blocking(move || h.join()).await?.map_err(|_| anyhow!("ledger thread panicked"))??;
+        }
+        Ok(())
+    }
+}
+
+/// Applies one committed entry.
+///
+/// Every request of the batch goes to the ledger, also those the consensus layer reports
+/// as already executed (same client and id): the ledger's own duplicate check by
+/// transaction hash decides, so a batch applied live and the same batch replayed from the
+/// archive (which keeps no such list) produce identical blocks.
+fn apply_entry(
+    ledger: &Ledger,
+    entry: &CommittedEntry,
+    time_ms: u64,
+    applied_tx: &watch::Sender<u64>,
+    events: &broadcast::Sender<Arc<Applied>>,
+) -> Result<(), LedgerError> {
+    let c = Committed {
+        seq: entry.seq,
+        view: entry.view,
+        time_ms,
+        digest: entry.batch.digest(),
+        certificate: entry.certificate_bytes(),
+        payloads: entry.batch.requests().iter().map(|r| r.payload.as_slice()).collect(),
+    };
+    if let Some(applied) = ledger.apply(&c)? {
+        applied_tx.send_replace(applied.seq);
+        let _ = events.send(Arc::new(applied));
+    }
+    Ok(())
+}
+
+/// Applies archived batches up to and including `to` (all of them when `None`).
+fn catch_up(
+    ledger: &Ledger,
+    log: &ConsensusStore,
+    to: Option<u64>,
+    applied_tx: &watch::Sender<u64>,
+    events: &broadcast::Sender<Arc<Applied>>,
+) -> Result<(), LedgerError> {
+    let last = match (to, log.last_committed()?) {
+        (Some(t), Some(l)) => t.min(l),
+        (None, Some(l)) => l,
+        (_, None) => return Ok(()),
+    };
+    loop {
+        let next = ledger.applied_seq()?.map_or(1, |a| a + 1);
+        if next > last {
+            return Ok(());
+        }
+        let rows = log.committed_range(next, last + 1, CATCH_UP_CHUNK)?;
+        if rows.is_empty() {
+            return Err(LedgerError::NotFound(format!("archived batch {next} (the log's last is {last})")));
+        }
+        for (_, bytes) in rows {
+            let a = parse_archive(&bytes).map_err(|e| LedgerError::Corrupt(format!("archived batch: {e}")))?;
+            apply_entry(ledger, &a.entry, a.time_ms, applied_tx, events)?;
+        }
+    }
+}
+
+fn apply_loop(
+    ledger: &Ledger,
+    store: Arc<dyn KvEngine>,
+    mut delivered: mpsc::Receiver<Delivered>,
+    applied_tx: &watch::Sender<u64>,
+    events: &broadcast::Sender<Arc<Applied>>,
+) -> Result<(), LedgerError> {
+    let log = ConsensusStore::open(store)?;
+    catch_up(ledger, &log, None, applied_tx, events)?;
+    while let Some(d) = delivered.blocking_recv() {
+        match apply_entry(ledger, &d.entry, d.time_ms, applied_tx, events) {
+            Err(LedgerError::OutOfOrder { got, .. }) => {
+                catch_up(ledger, &log, Some(got - 1), applied_tx, events)?;
+                apply_entry(ledger, &d.entry, d.time_ms, applied_tx, events)?;
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// A member's client: signs transactions and submits them through its home validator.
+pub struct Client {
+    pub id: String,
+    signer: SigningKeypair,
+    home: Arc<Validator>,
+    client_id: u64,
+    nonce: AtomicU64,
+}
+
+/// A transaction once final on the home validator's ledger.
+#[derive(Debug, Clone)]
+pub struct Final {
+    pub hash: Hash,
+    pub seq: u64,
+    pub outcome: Outcome,
+}
+
+impl Client {
+    pub fn new(id: &str, signer: SigningKeypair, home: Arc<Validator>) -> Self {
+        let h = Sha256::digest(id.as_bytes());
+        let client_id = u64::from_be_bytes(h[..8].try_into().expect("8 bytes"));
+        // Nonces start from the wall clock so a restarted client never reuses one.
+        let start =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
+        Self { id: id.to_string(), signer, home, client_id, nonce: AtomicU64::new(start) }
+    }
+
+    pub fn home(&self) -> &Arc<Validator> {
+        &self.home
+    }
+
+    pub fn signer(&self) -> &SigningKeypair {
+        &self.signer
+    }
+
+    /// Signs a transaction (not submitted).
+    pub fn sign(&self, kind: TxKind) -> Result<SignedTx> {
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
+        Ok(SignedTx::sign(Tx { sender: self.id.clone(), nonce, kind }, &self.signer)?)
+    }
+
+    /// Submits signed bytes and waits until they are final on the home ledger.
+    pub async fn submit_signed(&self, stx: &SignedTx) -> Result<Final> {
+        let seq = self
+            .home
+            .submit(Request { client: self.client_id, id: stx.tx.nonce, payload: stx.to_bytes() })
+            .await
+            .with_context(|| format!("{} submitting {}", self.id, stx.tx.kind.name()))?;
+        self.home.wait_applied(seq).await?;
+        let (_, entry) = self
+            .home
+            .ledger
+            .tx(&stx.hash)?
+            .ok_or_else(|| anyhow!("transaction not on the ledger after batch {seq}"))?;
+        Ok(Final { hash: stx.hash, seq, outcome: entry.outcome })
+    }
+
+    /// Signs, submits and waits for finality.
+    pub async fn submit(&self, kind: TxKind) -> Result<Final> {
+        let stx = self.sign(kind)?;
+        self.submit_signed(&stx).await
+    }
+
+    /// Like [`Client::submit`], failing unless the contracts accepted the transaction.
+    pub async fn submit_accepted(&self, kind: TxKind) -> Result<Final> {
+        let what = kind.name();
+        let f = self.submit(kind).await?;
+        if let Outcome::Rejected { reason } = &f.outcome {
+            bail!("{} {what} rejected: {reason}", self.id);
+        }
+        Ok(f)
+    }
+}
