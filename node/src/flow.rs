@@ -24,7 +24,7 @@ use dualchain_ledger::tx::{policy_to_spec, DatasetRegistration, FrBytes, Hash, R
 use dualchain_ledger::Genesis;
 use dualchain_prover::groth16::Prover;
 use dualchain_prover::params::ProvingKey;
-use dualchain_prover::policy::{CredentialTree, PolicyCircuit};
+use dualchain_prover::policy::{CredentialTree, MerklePath, PolicyCircuit};
 use dualchain_prover::shapes::Shape;
 use dualchain_prover::supply::{self, Requirement, SupplyShape};
 use dualchain_prover::verify::proof_to_bytes;
@@ -74,6 +74,8 @@ pub struct Upload {
     pub observations: Vec<serde_json::Value>,
     pub h1: Hash,
     pub commitment: Fr,
+    /// The commitment's salt (the owner's secret).
+    pub salt: Fr,
     pub zk_records: Vec<supply::Record>,
     pub ward: fhir::Ward,
     pub registration: Final,
@@ -389,6 +391,7 @@ impl Consortium {
             observations,
             h1,
             commitment,
+            salt,
             zk_records,
             ward,
             registration,
@@ -466,13 +469,27 @@ impl Consortium {
         demand: &Hash,
         duration_s: u64,
     ) -> Result<(Hash, Final, Duration)> {
+        let ledger = self.client(requester)?.home().ledger.clone();
+        let root = ledger.credential_root()?.ok_or_else(|| anyhow!("no credential root yet"))?;
+        let path = ledger.credential_path(requester)?.ok_or_else(|| anyhow!("{requester} holds no credential"))?;
+        self.request_access_against(requester, demand, duration_s, root, path).await
+    }
+
+    /// [`Consortium::request_access`] against a given root and path (e.g. ones the
+    /// requester kept from before a revocation).
+    pub async fn request_access_against(
+        &self,
+        requester: &str,
+        demand: &Hash,
+        duration_s: u64,
+        root: FrBytes,
+        path: MerklePath,
+    ) -> Result<(Hash, Final, Duration)> {
         let m = self.member(requester)?.clone();
         let ledger = self.client(requester)?.home().ledger.clone();
         let d = ledger.demand(demand)?.ok_or_else(|| anyhow!("unknown demand"))?;
         let ds = ledger.dataset(&d.dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
         let policy = dualchain_ledger::tx::policy_from_spec(&ds.zk_policy).map_err(|e| anyhow!(e))?;
-        let root = ledger.credential_root()?.ok_or_else(|| anyhow!("no credential root yet"))?;
-        let path = ledger.credential_path(requester)?.ok_or_else(|| anyhow!("{requester} holds no credential"))?;
         let mut request_id = [0u8; 32];
         self.rng().fill_bytes(&mut request_id);
         let circuit = PolicyCircuit { credential: m.credential(), path, policy, request_id };

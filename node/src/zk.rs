@@ -40,7 +40,10 @@ pub fn load_or_generate(
     }
     let pk = ProvingKey::generate(shape, rng)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    pk.write_file(&path).with_context(|| format!("writing {}", path.display()))?;
+    // Written aside and renamed, so a concurrent reader never sees half a file.
+    let tmp = dir.join(format!(".{}-{tag}.{}-{}.tmp", shape.name(), std::process::id(), rng.next_u32()));
+    pk.write_file(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok((pk, true))
 }
 

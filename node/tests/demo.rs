@@ -1,28 +1,33 @@
-//! The demo flow end to end: the authorised requester gets exactly the uploaded records,
-//! the unauthorised one is refused.
+//! `dualchain demo` end to end: the whole flow in a 4-validator consortium, the
+//! authorised requester gets exactly the uploaded records, the rest is refused.
 
 use dualchain_node::demo::{run, DemoConfig};
 
 #[test]
-fn demo_shares_records_with_the_authorised_requester_only() {
+fn demo_runs_the_whole_flow() {
     let mut out = Vec::new();
-    let params_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-params");
+    let params_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params");
     let report = run(&DemoConfig { records: 12, seed: Some(7), params_dir }, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
-    assert_eq!(report.records_uploaded, 12);
+    assert_eq!(report.validators, 4);
+    assert_eq!(report.members, 7);
+    assert_eq!(report.records_uploaded, 24, "two hospitals upload 12 each");
     assert_eq!(report.records_reencrypted, 12);
     assert!(report.records_match);
-    assert_eq!(report.steps.len(), 13);
-    // research-2 is refused three times: no policy proof exists, the CP-ABE index stays
-    // closed, and records re-encrypted for research-1 do not open with its key.
-    assert_eq!(report.denials.len(), 3, "{:?}", report.denials);
-    assert!(report.denials.iter().all(|(who, _)| who == "research-2"));
-    assert!(report.denials.iter().all(|(_, why)| !why.is_empty()));
-    // One supply proof and research-1's policy proof were made and verified.
-    let names: Vec<&str> = report.proofs.iter().map(|(n, _, _)| n.as_str()).collect();
-    assert_eq!(names, ["supply", "policy (research-1)"]);
-    assert!(text.contains("research-2  DENIED"), "{text}");
+    assert_eq!(report.grants, 1);
+    assert_eq!(report.steps.len(), 12);
+    // hospital-b: CP-ABE index, forged policy proof, fetch under another's grant, revoked;
+    // research-1: after its grant's revocation.
+    assert_eq!(report.denials.len(), 5, "{:?}", report.denials);
+    assert_eq!(report.denials.iter().filter(|(who, _)| who == "hospital-b").count(), 4);
+    let names: Vec<&str> = report.proofs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["supply (supply-64)", "supply (supply-64)", "policy (research-1)"]);
+    assert_eq!(report.audit.len(), 1);
+    assert_eq!(report.audit[0].requester, "research-1");
+    assert!(report.data_blocks > 0 && report.access_blocks > 0);
+    assert!(report.rejected >= 2, "the forged request and the revoked member's demand are on chain");
     assert!(text.contains("12/12 records decrypted"), "{text}");
+    assert!(text.contains("DENIED on chain"), "{text}");
 }
 
 #[test]
