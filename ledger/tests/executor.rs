@@ -1,0 +1,304 @@
+//! The executor against bad input and failures: malformed bytes, tampered and forged
+//! transactions, unknown and unauthorised members, replays, gaps, torn and failed writes.
+//! (Proof verdicts are exercised end to end in `tests/tests/flow.rs`.)
+
+use std::sync::{Arc, OnceLock};
+
+use bellperson::groth16::VerifyingKey;
+use blstrs::Bls12;
+use dualchain_crypto::cbsre::DelegatingSecretKey;
+use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFields, Role};
+use dualchain_crypto::sign::SigningKeypair;
+use dualchain_crypto::Codec;
+use dualchain_ledger::block::Block;
+use dualchain_ledger::tx::{FrBytes, Outcome, SignedTx, Tx, TxKind};
+use dualchain_ledger::{Applied, Committed, Genesis, Ledger, LedgerError};
+use dualchain_prover::params::ProvingKey;
+use dualchain_prover::shapes::Shape;
+use dualchain_storage::ledger::Chain;
+use dualchain_storage::memory::MemoryEngine;
+use dualchain_storage::wrappers::{Fault, Faulty};
+use dualchain_storage::KvEngine;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const T0_MS: u64 = 1_790_000_000_000;
+
+fn policy_vk() -> VerifyingKey<Bls12> {
+    static VK: OnceLock<VerifyingKey<Bls12>> = OnceLock::new();
+    VK.get_or_init(|| ProvingKey::generate(Shape::Policy, &mut ChaCha20Rng::seed_from_u64(1)).unwrap().vk().clone())
+        .clone()
+}
+
+struct World {
+    ca: CertificateAuthority,
+    genesis: Genesis,
+    rng: ChaCha20Rng,
+}
+
+struct Who {
+    id: String,
+    key: SigningKeypair,
+    cert: Vec<u8>,
+    nonce: u64,
+}
+
+impl Who {
+    fn tx(&mut self, kind: TxKind) -> SignedTx {
+        self.nonce += 1;
+        SignedTx::sign(Tx { sender: self.id.clone(), nonce: self.nonce, kind }, &self.key).unwrap()
+    }
+    fn register(&mut self) -> SignedTx {
+        let certificate = self.cert.clone();
+        self.tx(TxKind::RegisterMember { certificate })
+    }
+}
+
+impl World {
+    fn new() -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let ca = CertificateAuthority::generate("ca", &mut rng).unwrap();
+        let genesis =
+            Genesis { ca: ca.public().clone(), policy_vk: policy_vk(), supply_vks: vec![], grant_duration_max_s: 3600 };
+        Self { ca, genesis, rng }
+    }
+
+    fn member(&mut self, id: &str, role: Role, ca: Option<&CertificateAuthority>) -> Who {
+        let key = SigningKeypair::generate(&mut self.rng);
+        let dsk = DelegatingSecretKey::generate(&mut self.rng);
+        let attrs = AttributeSet::new([format!("role:{}", role.as_str())]).unwrap();
+        let ca = ca.unwrap_or(&self.ca);
+        let cert = ca
+            .issue(CertificateFields {
+                serial: 1,
+                subject: id.into(),
+                role,
+                signing_key: key.public(),
+                delegating_key: dsk.public(),
+                attribute_commitment: attrs.commit(&[0; 32]),
+                not_before: T0_MS / 1000 - 10,
+                not_after: T0_MS / 1000 + 3600,
+            })
+            .unwrap();
+        Who { id: id.into(), key, cert: cert.to_bytes(), nonce: 0 }
+    }
+}
+
+fn batch(ledger: &Ledger, seq: u64, payloads: &[Vec<u8>]) -> Result<Option<Applied>, LedgerError> {
+    ledger.apply(&Committed {
+        seq,
+        view: 0,
+        time_ms: T0_MS + seq,
+        digest: [seq as u8; 32],
+        certificate: vec![7; 10],
+        payloads: payloads.iter().map(Vec::as_slice).collect(),
+    })
+}
+
+fn outcomes(a: &Applied) -> Vec<Outcome> {
+    a.txs.iter().map(|t| t.outcome.clone()).collect()
+}
+
+fn reason(o: &Outcome) -> &str {
+    o.reason().unwrap_or("accepted")
+}
+
+fn open(engine: Arc<dyn KvEngine>, w: &World) -> Ledger {
+    Ledger::open(engine, w.genesis.clone()).unwrap()
+}
+
+#[test]
+fn malformed_bytes_are_recorded_with_a_reason_and_change_nothing() {
+    let w = World::new();
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let mut good = {
+        let mut w2 = World::new();
+        w2.member("kgc", Role::Kgc, None).register().to_bytes()
+    };
+    let mut trailing = good.clone();
+    trailing.push(0);
+    good[0] = 9; // unknown version
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (vec![], "empty"),
+        (good.clone(), "version"),
+        (trailing, "length"),
+        (vec![1, 0, 0, 0, 2, b'{', b'}'], "truncated"),
+        ([vec![1, 0, 0, 0, 2], b"{}".to_vec(), vec![0; 64]].concat(), "body"),
+        (vec![1; 300 << 10], "exceeds"),
+    ];
+    let payloads: Vec<Vec<u8>> = cases.iter().map(|(p, _)| p.clone()).collect();
+    let a = batch(&ledger, 1, &payloads).unwrap().unwrap();
+    for ((_, want), got) in cases.iter().zip(outcomes(&a)) {
+        assert!(reason(&got).contains(want), "{want}: {got:?}");
+    }
+    assert!(a.data.is_none() && a.access.is_some(), "undecodable bytes land on the access chain");
+    assert!(ledger.members().unwrap().is_empty());
+    let block = ledger.block(Chain::Access, 0).unwrap().unwrap();
+    assert_eq!(block.entries.len(), 6);
+    assert!(block.entries[5].tx.len() <= 1024, "a huge payload is recorded by a prefix");
+}
+
+#[test]
+fn signatures_certificates_and_membership_are_checked() {
+    let mut w = World::new();
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let mut kgc = w.member("kgc", Role::Kgc, None);
+    let mut hospital = w.member("hospital-a", Role::Hospital, None);
+    let rogue_ca = CertificateAuthority::generate("rogue", &mut ChaCha20Rng::seed_from_u64(9)).unwrap();
+    let mut forged = w.member("mallory", Role::Kgc, Some(&rogue_ca));
+    let mut stranger = w.member("stranger", Role::Hospital, None);
+
+    // Someone else's certificate, a tampered body, a rogue CA's certificate.
+    let mut imposter = w.member("imposter", Role::Hospital, None);
+    imposter.cert = kgc.cert.clone();
+    let mut tampered = hospital.register();
+    tampered.body = String::from_utf8(tampered.body.clone()).unwrap().replace("hospital-a", "hospital-b").into_bytes();
+    let payloads = vec![
+        kgc.register().to_bytes(),
+        imposter.register().to_bytes(),
+        tampered.to_bytes(),
+        forged.register().to_bytes(),
+        hospital.register().to_bytes(),
+    ];
+    let a = batch(&ledger, 1, &payloads).unwrap().unwrap();
+    let o = outcomes(&a);
+    assert!(o[0].is_accepted());
+    assert!(reason(&o[1]).contains("the certificate is kgc's"), "{o:?}");
+    assert!(reason(&o[2]).contains("hospital-a's, the sender is hospital-b"), "{o:?}");
+    assert!(reason(&o[3]).contains("certificate refused"), "{o:?}");
+    assert!(o[4].is_accepted());
+    assert_eq!(ledger.members().unwrap().len(), 2);
+
+    // Unknown member, bad signature by a known member, wrong role.
+    let mut by_wrong_key = hospital.tx(TxKind::RevokeMember { member: "kgc".into(), reason: "x".into() });
+    by_wrong_key.signature = stranger.key.sign("ledger-tx", &by_wrong_key.body);
+    let payloads = vec![
+        stranger.tx(TxKind::RevokeMember { member: "kgc".into(), reason: "x".into() }).to_bytes(),
+        SignedTx::from_bytes(&by_wrong_key.to_bytes()).unwrap().to_bytes(),
+        hospital.tx(TxKind::IssueCredential { member: "kgc".into(), leaf: FrBytes([1; 32]) }).to_bytes(),
+        kgc.tx(TxKind::IssueCredential { member: "nobody".into(), leaf: FrBytes([1; 32]) }).to_bytes(),
+        kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([0xff; 32]) }).to_bytes(),
+        kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([0; 32]) }).to_bytes(),
+    ];
+    let a = batch(&ledger, 2, &payloads).unwrap().unwrap();
+    let o = outcomes(&a);
+    assert!(reason(&o[0]).contains("unknown member stranger"), "{o:?}");
+    assert!(reason(&o[1]).contains("signature does not verify"), "{o:?}");
+    assert!(reason(&o[2]).contains("needs role kgc"), "{o:?}");
+    assert!(reason(&o[3]).contains("unknown member nobody"), "{o:?}");
+    assert!(reason(&o[4]).contains("not canonical"), "{o:?}");
+    assert!(reason(&o[5]).contains("cannot be zero"), "{o:?}");
+    assert!(ledger.credential_root().unwrap().is_none(), "nothing was issued");
+
+    // A revoked member's transactions no longer count.
+    let a = batch(
+        &ledger,
+        3,
+        &[
+            kgc.tx(TxKind::RevokeMember { member: "hospital-a".into(), reason: "audit".into() }).to_bytes(),
+            hospital.tx(TxKind::RevokeGrant { grant: [1; 32], reason: "x".into() }).to_bytes(),
+        ],
+    )
+    .unwrap()
+    .unwrap();
+    let o = outcomes(&a);
+    assert!(o[0].is_accepted());
+    assert!(reason(&o[1]).contains("member hospital-a is revoked (audit)"), "{o:?}");
+}
+
+#[test]
+fn replays_are_duplicates_and_not_indexed_twice() {
+    let mut w = World::new();
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let mut kgc = w.member("kgc", Role::Kgc, None);
+    let reg = kgc.register();
+    let a = batch(&ledger, 1, &[reg.to_bytes(), reg.to_bytes()]).unwrap().unwrap();
+    assert!(a.txs[0].outcome.is_accepted());
+    assert_eq!(reason(&a.txs[1].outcome), "duplicate transaction");
+    let a = batch(&ledger, 2, &[reg.to_bytes()]).unwrap().unwrap();
+    assert_eq!(reason(&a.txs[0].outcome), "duplicate transaction");
+    let (loc, entry) = ledger.tx(&reg.hash).unwrap().unwrap();
+    assert_eq!((loc.chain, loc.height, loc.position), (Chain::Data, 0, 0), "the index keeps the first");
+    assert!(entry.outcome.is_accepted());
+    // A batch already applied is ignored; one from the future is refused.
+    assert!(batch(&ledger, 2, &[]).unwrap().is_none());
+    assert!(matches!(batch(&ledger, 5, &[]), Err(LedgerError::OutOfOrder { expected: 3, got: 5 })));
+}
+
+#[test]
+fn blocks_link_and_cross_link_and_prove_their_entries() {
+    let mut w = World::new();
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let mut kgc = w.member("kgc", Role::Kgc, None);
+    let mut hospital = w.member("hospital-a", Role::Hospital, None);
+    let a1 = batch(&ledger, 1, &[kgc.register().to_bytes(), vec![0xde, 0xad]]).unwrap().unwrap();
+    let a2 = batch(&ledger, 2, &[hospital.register().to_bytes()]).unwrap().unwrap();
+    let (d0, x0, d1) = (a1.data.unwrap(), a1.access.unwrap(), a2.data.unwrap());
+    assert!(a2.access.is_none());
+    let data1 = ledger.block(Chain::Data, 1).unwrap().unwrap();
+    assert_eq!(data1.prev_hash, d0.hash);
+    assert_eq!(data1.cross_link, x0, "the data block links the access chain's tip");
+    let access0 = ledger.block(Chain::Access, 0).unwrap().unwrap();
+    assert_eq!(access0.cross_link, d0, "the access block links the same batch's data block");
+    assert_eq!(access0.certificate, vec![7; 10], "the certificate is kept beside the block");
+    assert_eq!(data1.hash, d1.hash);
+    let tx = &a2.txs[0];
+    let proof = ledger.inclusion_proof(&tx.hash).unwrap().unwrap();
+    assert_eq!(proof.verify().unwrap(), d1.hash);
+    let mut bad = proof.clone();
+    bad.tx_hash[0] ^= 1;
+    assert!(bad.verify().is_err());
+
+    // A stored block whose body was altered does not open.
+    let mut stored = dualchain_storage::ledger::StoredBlock::new(
+        data1.height,
+        data1.prev_hash,
+        data1.cross_link,
+        b"{}".to_vec(),
+        b"[]".to_vec(),
+    );
+    stored.body = b"[1]".to_vec();
+    assert!(Block::open(&stored).is_err());
+}
+
+#[test]
+fn a_failed_or_torn_write_loses_nothing_and_is_applied_once_after_reopening() {
+    // With a tearing engine every commit is three writes (redo intent, batch, clear): batch 2
+    // is torn in its intent (nothing applies) or in its body (the intent completes it).
+    for fault in [Fault::FailAt { write: 1 }, Fault::TearAt { write: 3, keep: 0 }, Fault::TearAt { write: 4, keep: 2 }]
+    {
+        let mut w = World::new();
+        let mut kgc = w.member("kgc", Role::Kgc, None);
+        let mut hospital = w.member("hospital-a", Role::Hospital, None);
+        let first = vec![kgc.register().to_bytes()];
+        let second = vec![hospital.register().to_bytes()];
+
+        // Reference: a ledger without faults.
+        let clean = open(Arc::new(MemoryEngine::new()), &w);
+        batch(&clean, 1, &first).unwrap();
+        batch(&clean, 2, &second).unwrap();
+
+        let disk = Arc::new(MemoryEngine::new());
+        let faulty = Arc::new(Faulty::new(disk.clone(), Some(fault)));
+        let ledger = open(faulty.clone(), &w);
+        batch(&ledger, 1, &first).unwrap();
+        assert!(batch(&ledger, 2, &second).is_err(), "{fault:?}");
+        assert!(matches!(batch(&ledger, 2, &second), Err(LedgerError::Poisoned)));
+        drop(ledger);
+
+        // Reopen on what survived: the storage layer's redo intent completes a torn batch
+        // or it never happened. Batch 1 is there; batch 2 is all there or not at all, and
+        // then applies once.
+        let reopened = open(disk, &w);
+        match reopened.applied_seq().unwrap() {
+            Some(1) => {
+                assert!(reopened.member("hospital-a").unwrap().is_none(), "{fault:?}: half a batch");
+                batch(&reopened, 2, &second).unwrap().unwrap();
+            }
+            Some(2) => assert!(reopened.member("hospital-a").unwrap().is_some()),
+            other => panic!("{fault:?}: applied {other:?}"),
+        }
+        assert!(batch(&reopened, 2, &second).unwrap().is_none());
+        assert_eq!(reopened.fingerprint().unwrap(), clean.fingerprint().unwrap(), "{fault:?}");
+    }
+}
