@@ -9,6 +9,7 @@
 
 mod consensus_suite;
 mod crypto_suite;
+mod e2e_suite;
 mod measure;
 mod prover_suite;
 mod storage_suite;
@@ -58,6 +59,7 @@ fn main() -> Result<()> {
         "prover" => prover_suite::run(args.quick, args.large)?,
         "storage" => storage_suite::run(args.quick)?,
         "consensus" => consensus_suite::run(args.quick)?,
+        "e2e" => e2e_suite::run(args.quick)?,
         s if SUITES.contains(&s) => {
             bail!("suite `{s}` has nothing to measure yet: its crate is not built (see the crate's module docs)")
         }

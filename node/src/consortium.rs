@@ -39,6 +39,9 @@ pub struct Validator {
     applied: watch::Receiver<u64>,
     events: broadcast::Sender<Arc<Applied>>,
     applier: Mutex<Option<std::thread::JoinHandle<Result<(), LedgerError>>>>,
+    /// Time spent applying batches (decoding, signature checks, batch proof verification,
+    /// contracts, the store write), in nanoseconds.
+    pub apply_ns: Arc<AtomicU64>,
 }
 
 impl Validator {
@@ -50,12 +53,13 @@ impl Validator {
         let (engine, delivered) = cluster.start(id, config, Metrics::unregistered())?;
         let (applied_tx, applied) = watch::channel(ledger.applied_seq()?.unwrap_or(0));
         let (events, _) = broadcast::channel(EVENTS_CAPACITY);
+        let apply_ns = Arc::new(AtomicU64::new(0));
         let applier = {
             let ledger = ledger.clone();
-            let events = events.clone();
+            let sink = Sink { applied: applied_tx, events: events.clone(), apply_ns: apply_ns.clone() };
             std::thread::Builder::new()
                 .name(format!("ledger-{id}"))
-                .spawn(move || apply_loop(&ledger, store, delivered, &applied_tx, &events))?
+                .spawn(move || apply_loop(&ledger, store, delivered, &sink))?
         };
         Ok(Arc::new(Self {
             id,
@@ -64,6 +68,7 @@ impl Validator {
             applied,
             events,
             applier: Mutex::new(Some(applier)),
+            apply_ns,
         }))
     }
 
@@ -109,13 +114,15 @@ impl Validator {
 /// as already executed (same client and id): the ledger's own duplicate check by
 /// transaction hash decides, so a batch applied live and the same batch replayed from the
 /// archive (which keeps no such list) produce identical blocks.
-fn apply_entry(
-    ledger: &Ledger,
-    entry: &CommittedEntry,
-    time_ms: u64,
-    applied_tx: &watch::Sender<u64>,
-    events: &broadcast::Sender<Arc<Applied>>,
-) -> Result<(), LedgerError> {
+/// Where applied batches are announced.
+struct Sink {
+    applied: watch::Sender<u64>,
+    events: broadcast::Sender<Arc<Applied>>,
+    apply_ns: Arc<AtomicU64>,
+}
+
+fn apply_entry(ledger: &Ledger, entry: &CommittedEntry, time_ms: u64, sink: &Sink) -> Result<(), LedgerError> {
+    let started = std::time::Instant::now();
     let c = Committed {
         seq: entry.seq,
         view: entry.view,
@@ -124,21 +131,17 @@ fn apply_entry(
         certificate: entry.certificate_bytes(),
         payloads: entry.batch.requests().iter().map(|r| r.payload.as_slice()).collect(),
     };
-    if let Some(applied) = ledger.apply(&c)? {
-        applied_tx.send_replace(applied.seq);
-        let _ = events.send(Arc::new(applied));
+    let applied = ledger.apply(&c)?;
+    sink.apply_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    if let Some(applied) = applied {
+        sink.applied.send_replace(applied.seq);
+        let _ = sink.events.send(Arc::new(applied));
     }
     Ok(())
 }
 
 /// Applies archived batches up to and including `to` (all of them when `None`).
-fn catch_up(
-    ledger: &Ledger,
-    log: &ConsensusStore,
-    to: Option<u64>,
-    applied_tx: &watch::Sender<u64>,
-    events: &broadcast::Sender<Arc<Applied>>,
-) -> Result<(), LedgerError> {
+fn catch_up(ledger: &Ledger, log: &ConsensusStore, to: Option<u64>, sink: &Sink) -> Result<(), LedgerError> {
     let last = match (to, log.last_committed()?) {
         (Some(t), Some(l)) => t.min(l),
         (None, Some(l)) => l,
@@ -155,7 +158,7 @@ fn catch_up(
         }
         for (_, bytes) in rows {
             let a = parse_archive(&bytes).map_err(|e| LedgerError::Corrupt(format!("archived batch: {e}")))?;
-            apply_entry(ledger, &a.entry, a.time_ms, applied_tx, events)?;
+            apply_entry(ledger, &a.entry, a.time_ms, sink)?;
         }
     }
 }
@@ -164,16 +167,15 @@ fn apply_loop(
     ledger: &Ledger,
     store: Arc<dyn KvEngine>,
     mut delivered: mpsc::Receiver<Delivered>,
-    applied_tx: &watch::Sender<u64>,
-    events: &broadcast::Sender<Arc<Applied>>,
+    sink: &Sink,
 ) -> Result<(), LedgerError> {
     let log = ConsensusStore::open(store)?;
-    catch_up(ledger, &log, None, applied_tx, events)?;
+    catch_up(ledger, &log, None, sink)?;
     while let Some(d) = delivered.blocking_recv() {
-        match apply_entry(ledger, &d.entry, d.time_ms, applied_tx, events) {
+        match apply_entry(ledger, &d.entry, d.time_ms, sink) {
             Err(LedgerError::OutOfOrder { got, .. }) => {
-                catch_up(ledger, &log, Some(got - 1), applied_tx, events)?;
-                apply_entry(ledger, &d.entry, d.time_ms, applied_tx, events)?;
+                catch_up(ledger, &log, Some(got - 1), sink)?;
+                apply_entry(ledger, &d.entry, d.time_ms, sink)?;
             }
             other => other?,
         }

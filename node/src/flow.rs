@@ -322,7 +322,13 @@ impl Consortium {
     /// Step 4: the owner signcrypts `records` bedside-monitor Observations to `cpc`, which
     /// stores them and returns its manifest (H1′); the owner checks H1′, commits to the
     /// records (C_D), encrypts the index under the CP-ABE policy and registers the dataset.
-    pub async fn upload(&self, owner: &str, name: &str, cpc: &str, progress: &dyn Fn(usize, usize)) -> Result<Upload> {
+    pub async fn upload(
+        &self,
+        owner: &str,
+        name: &str,
+        cpc: &str,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Upload> {
         let m = self.member(owner)?.clone();
         let mut rng = self.rng();
         let now = now_unix()?;

@@ -1,0 +1,168 @@
+//! End-to-end suite: the sharing flow in the in-process consortium of the demo (4
+//! validators over loopback QUIC + mutual TLS, RocksDB synced on every commit, members'
+//! nodes reacting to the ledger).
+//!
+//! - Dataset registration: a hospital signcrypts 64 Observations to a CPC (which checks
+//!   and stores them), commits to them, encrypts the index under CP-ABE and registers the
+//!   dataset; datasets/s with several in flight against one at a time (the baseline).
+//! - Served requests: demand → owner's supply proof → requester's policy proof → grant →
+//!   owner's re-key → CPC batch re-encryption → receipt → fetch, decrypt and signature
+//!   check; requests/s with several in flight against one at a time, and each stage's
+//!   share of a request's latency (proving, ledger execution including batch proof
+//!   verification, re-encryption, CPC storage and fetch, and the rest: consensus ordering,
+//!   finality waits and messaging).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use dualchain_node::agents::Activity;
+use dualchain_node::flow::{Consortium, FlowConfig, CPCS, HOSPITAL_A, RESEARCH};
+use tokio::task::JoinSet;
+
+use crate::measure::Record;
+
+const WAIT: Duration = Duration::from_secs(600);
+
+struct Served {
+    total: Duration,
+    supply: Duration,
+    policy: Duration,
+    reencrypt: Duration,
+    fetch: Duration,
+}
+
+async fn serve_one(c: Arc<Consortium>, dataset: dualchain_crypto::cbsre::DatasetId) -> Result<Served> {
+    let started = Instant::now();
+    let (demand, f) = c.demand(RESEARCH, &dataset, Consortium::heart_rate_requirement(4)?).await?;
+    anyhow::ensure!(f.outcome.is_accepted(), "demand: {:?}", f.outcome);
+    c.wait_demand(RESEARCH, &demand, WAIT).await?;
+    let pointer = c.open_index(RESEARCH, &dataset)?;
+    let (grant, f, policy) = c.request_access(RESEARCH, &demand, 3600).await?;
+    anyhow::ensure!(f.outcome.is_accepted(), "request: {:?}", f.outcome);
+    c.wait_receipt(RESEARCH, &grant, WAIT).await?;
+    let fetch_start = Instant::now();
+    let records = c.fetch_and_decrypt(RESEARCH, &grant, &pointer).await?;
+    let fetch = fetch_start.elapsed();
+    anyhow::ensure!(records.len() as u64 == pointer.records, "fetched {} records", records.len());
+    let total = started.elapsed();
+    let log = c.log.entries();
+    let supply = log
+        .iter()
+        .find_map(|(_, a)| match a {
+            Activity::SupplyProved { demand: d, prove } if *d == demand => Some(*prove),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("no supply proof logged"))?;
+    let reencrypt = log
+        .iter()
+        .find_map(|(_, a)| match a {
+            Activity::Reencrypted { grant: g, took, .. } if *g == grant => Some(*took),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("no re-encryption logged"))?;
+    Ok(Served { total, supply, policy, reencrypt, fetch })
+}
+
+pub fn run(quick: bool) -> Result<Vec<Record>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run_async(quick))
+}
+
+async fn run_async(quick: bool) -> Result<Vec<Record>> {
+    // (one at a time, all at once) for datasets and for requests.
+    let (datasets_seq, datasets_par, requests_seq, requests_par) = if quick { (2, 4, 2, 4) } else { (4, 12, 4, 12) };
+    let dir = tempfile::tempdir()?;
+    let params_dir = std::env::var_os("DUALCHAIN_PARAMS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(dualchain_node::zk::default_params_dir);
+    let cfg = FlowConfig { records: 64, seed: Some(42), params_dir, data_dir: dir.path().join("consortium") };
+    let mut c = Consortium::genesis(cfg).await.context("genesis")?;
+    c.register_members().await?;
+    c.issue_keys().await?;
+    let c = Arc::new(c);
+    let mut out = Vec::new();
+    let params = |k: usize| format!("4 validators, 64 records/dataset, {k} in flight");
+
+    // Dataset registration: one at a time, then several in flight.
+    let mut datasets = Vec::new();
+    let started = Instant::now();
+    for i in 0..datasets_seq {
+        datasets.push(c.upload(HOSPITAL_A, &format!("seq-{i}"), CPCS[i % 3], &|_, _| {}).await?.dataset);
+    }
+    let seq_rate = datasets_seq as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for i in 0..datasets_par {
+        let c = c.clone();
+        set.spawn(async move { c.upload(HOSPITAL_A, &format!("par-{i}"), CPCS[i % 3], &|_, _| {}).await });
+    }
+    while let Some(r) = set.join_next().await {
+        datasets.push(r??.dataset);
+    }
+    let par_rate = datasets_par as f64 / started.elapsed().as_secs_f64();
+    out.push(Record::throughput("e2e_datasets_registered", params(1), seq_rate, None));
+    out.push(Record::throughput("e2e_datasets_registered", params(datasets_par), par_rate, Some(seq_rate)));
+
+    // Served requests: one at a time (with stage shares), then several in flight.
+    let apply_before: u64 = c.validators[0].apply_ns.load(std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
+    let mut served = Vec::new();
+    for d in datasets.iter().take(requests_seq) {
+        served.push(serve_one(c.clone(), *d).await?);
+    }
+    let seq_elapsed = started.elapsed();
+    let apply =
+        Duration::from_nanos(c.validators[0].apply_ns.load(std::sync::atomic::Ordering::Relaxed) - apply_before);
+    let seq_rate = requests_seq as f64 / seq_elapsed.as_secs_f64();
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for d in datasets.iter().skip(requests_seq).take(requests_par) {
+        let (c, d) = (c.clone(), *d);
+        set.spawn(async move { serve_one(c, d).await });
+    }
+    let mut latencies = Vec::new();
+    while let Some(r) = set.join_next().await {
+        latencies.push(r??.total.as_secs_f64());
+    }
+    let par_rate = requests_par as f64 / started.elapsed().as_secs_f64();
+    out.push(Record::throughput("e2e_requests_served", params(1), seq_rate, None));
+    out.push(Record::throughput("e2e_requests_served", params(requests_par), par_rate, Some(seq_rate)));
+    latencies.sort_by(f64::total_cmp);
+    let mean =
+        |f: &dyn Fn(&Served) -> Duration| served.iter().map(|s| f(s).as_secs_f64()).sum::<f64>() / served.len() as f64;
+    let total = mean(&|s| s.total);
+    out.push(time_record("e2e_request_latency", "one at a time, mean".into(), total));
+    if let Some(p50) = latencies.get(latencies.len() / 2) {
+        out.push(time_record("e2e_request_latency", format!("{requests_par} in flight, p50"), *p50));
+    }
+    // Stage shares of the sequential requests' latency (percent).
+    let proving = mean(&|s| s.supply + s.policy);
+    let execution = apply.as_secs_f64() / served.len() as f64;
+    let reencrypt = mean(&|s| s.reencrypt);
+    let storage = mean(&|s| s.fetch);
+    let rest = (total - proving - execution - reencrypt - storage).max(0.0);
+    for (stage, t) in [
+        ("proving (supply + policy)", proving),
+        ("ledger execution incl. batch proof verification", execution),
+        ("re-encryption", reencrypt),
+        ("CPC storage + fetch + decrypt", storage),
+        ("consensus ordering, finality waits, messaging", rest),
+    ] {
+        out.push(Record {
+            name: "e2e_stage_share".into(),
+            params: stage.into(),
+            value: 100.0 * t / total,
+            unit: "%".into(),
+            baseline: None,
+            ratio: None,
+        });
+    }
+    let c = Arc::try_unwrap(c).map_err(|_| anyhow!("consortium still shared"))?;
+    c.shutdown().await?;
+    Ok(out)
+}
+
+fn time_record(name: &str, params: String, seconds: f64) -> Record {
+    Record { name: name.into(), params, value: seconds, unit: "s".into(), baseline: None, ratio: None }
+}
