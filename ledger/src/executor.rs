@@ -263,7 +263,7 @@ impl Ledger {
         items: &[Item],
     ) -> Result<HashMap<usize, Result<(), String>>, LedgerError> {
         let pre = Overlay::new(&self.store);
-        let mut groups: BTreeMap<Circuit, Vec<(usize, bellperson::groth16::Proof<Bls12>, Vec<Fr>)>> = BTreeMap::new();
+        let mut groups: BTreeMap<Circuit, Vec<ProofItem>> = BTreeMap::new();
         let mut verdicts = HashMap::new();
         for (i, item) in items.iter().enumerate() {
             let (None, Some(stx)) = (&item.early, &item.tx) else { continue };
@@ -467,8 +467,12 @@ impl Ledger {
     }
 
     /// Applied sequence number and both tips: equal on validators with identical ledgers.
-    pub fn fingerprint(&self) -> Result<(Option<u64>, Option<BlockRef>, Option<BlockRef>), LedgerError> {
-        Ok((self.store.applied_seq()?, self.store.tip(Chain::Data)?, self.store.tip(Chain::Access)?))
+    pub fn fingerprint(&self) -> Result<Fingerprint, LedgerError> {
+        Ok(Fingerprint {
+            applied_seq: self.store.applied_seq()?,
+            data_tip: self.store.tip(Chain::Data)?,
+            access_tip: self.store.tip(Chain::Access)?,
+        })
     }
 
     /// Whether a grant may be served now (`now_ms`: the server's clock).
@@ -477,6 +481,17 @@ impl Ledger {
         g.usable(now_ms)?;
         Ok(g)
     }
+}
+
+/// A proof to verify: the transaction's position, the proof, its public inputs.
+type ProofItem = (usize, bellperson::groth16::Proof<Bls12>, Vec<Fr>);
+
+/// What identical ledgers share: the applied batch and both chain tips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub applied_seq: Option<u64>,
+    pub data_tip: Option<BlockRef>,
+    pub access_tip: Option<BlockRef>,
 }
 
 struct Item {

@@ -29,7 +29,7 @@ pub mod merkle;
 pub mod state;
 pub mod tx;
 
-pub use executor::{Applied, AppliedTx, Committed, Genesis, Ledger};
+pub use executor::{Applied, AppliedTx, Committed, Fingerprint, Genesis, Ledger};
 
 use dualchain_storage::StorageError;
 

@@ -258,11 +258,23 @@ impl Consortium {
             let kind = TxKind::RegisterMember { certificate: m.cert.to_bytes() };
             set.spawn(async move { client.submit_accepted(kind).await });
         }
-        let mut out = Vec::new();
+        let mut out: Vec<Final> = Vec::new();
         while let Some(r) = set.join_next().await {
             out.push(r??);
         }
+        // Final on every member's home validator, so each authority sees every member.
+        self.wait_all_applied(out.iter().map(|f| f.seq).max().unwrap_or(0)).await?;
         Ok(out)
+    }
+
+    /// Waits until every running validator applied batch `seq`.
+    pub async fn wait_all_applied(&self, seq: u64) -> Result<()> {
+        for v in &self.validators {
+            tokio::time::timeout(Duration::from_secs(60), v.wait_applied(seq))
+                .await
+                .map_err(|_| anyhow!("validator {} did not apply batch {seq} within a minute", v.id))??;
+        }
+        Ok(())
     }
 
     /// Step 3: escrow-free IBE keys for every member (each authority checks the member is
@@ -280,6 +292,7 @@ impl Consortium {
             m.ibe_key = Some(issue_ibe_key(&mut rng, &self.ibe, &authorities, m, self.ca.public(), now)?);
         }
         let kgc = self.client(KGC)?.clone();
+        let mut last = 0;
         for id in [RESEARCH, HOSPITAL_B] {
             let m = self.pending.get_mut(id).ok_or_else(|| anyhow!("{id}"))?;
             let sealed = seal_abe_key(&mut rng, &self.ibe, &self.abe_msk, m)?;
@@ -287,8 +300,10 @@ impl Consortium {
             m.abe_key = Some(<Ac17 as AbeScheme>::UserKey::from_bytes(&opened)?);
             m.cert.check_attribute_opening(&m.attributes, &m.attribute_salt)?;
             let leaf = FrBytes::from_fr(&m.credential().leaf());
-            kgc.submit_accepted(TxKind::IssueCredential { member: id.into(), leaf }).await?;
+            let f = kgc.submit_accepted(TxKind::IssueCredential { member: id.into(), leaf }).await?;
+            last = last.max(f.seq);
         }
+        self.wait_all_applied(last).await?;
         for (id, m) in self.pending.drain() {
             self.members.insert(id, Arc::new(m));
         }
@@ -591,20 +606,20 @@ impl Consortium {
         loop {
             let prints: Vec<_> = self.validators.iter().map(|v| v.ledger.fingerprint()).collect::<Result<_, _>>()?;
             if prints.iter().all(|p| *p == prints[0]) {
-                return Ok(prints[0].0.unwrap_or(0));
+                return Ok(prints[0].applied_seq.unwrap_or(0));
             }
             for (v, p) in self.validators.iter().zip(&prints).skip(1) {
                 ensure!(
-                    p.0 != prints[0].0 || *p == prints[0],
+                    p.applied_seq != prints[0].applied_seq || *p == prints[0],
                     "validator {} holds another ledger than validator 0 at batch {:?}",
                     v.id,
-                    p.0
+                    p.applied_seq
                 );
             }
             if Instant::now() > deadline {
                 bail!(
                     "validators did not converge within {timeout:?}: {:?}",
-                    prints.iter().map(|p| p.0).collect::<Vec<_>>()
+                    prints.iter().map(|p| p.applied_seq).collect::<Vec<_>>()
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
