@@ -506,14 +506,44 @@ impl Consortium {
         root: FrBytes,
         path: MerklePath,
     ) -> Result<(Hash, Final, Duration)> {
+        let credential = self.member(requester)?.credential();
+        self.prove_and_request(requester, demand, duration_s, root, credential, path).await
+    }
+
+    /// What an unauthorised requester can do: it cannot prove the policy with its own
+    /// credential, so it claims the attributes the policy wants in a credential of its own
+    /// making, proves membership in a tree of its own, and names the registry's root.
+    pub async fn request_access_forged(&self, requester: &str, demand: &Hash) -> Result<(Hash, Final)> {
         let m = self.member(requester)?.clone();
+        let ledger = self.client(requester)?.home().ledger.clone();
+        let root = ledger.credential_root()?.ok_or_else(|| anyhow!("no credential root yet"))?;
+        let claimed = dualchain_crypto::cert::AttributeSet::new(["role:research", "dept:cardiology"])?;
+        let credential =
+            crate::members::credential_for(&claimed, &m.attribute_salt, m.cert.fields.signing_key.as_bytes());
+        let mut own_tree = CredentialTree::new();
+        own_tree.set(0, credential.leaf());
+        let (id, f, _) = self.prove_and_request(requester, demand, 3600, root, credential, own_tree.path(0)).await?;
+        Ok((id, f))
+    }
+
+    /// Proves the demand's dataset policy for `credential` at `path` under a fresh request
+    /// id and submits the request naming `root`.
+    async fn prove_and_request(
+        &self,
+        requester: &str,
+        demand: &Hash,
+        duration_s: u64,
+        root: FrBytes,
+        credential: dualchain_prover::policy::Credential,
+        path: MerklePath,
+    ) -> Result<(Hash, Final, Duration)> {
         let ledger = self.client(requester)?.home().ledger.clone();
         let d = ledger.demand(demand)?.ok_or_else(|| anyhow!("unknown demand"))?;
         let ds = ledger.dataset(&d.dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
         let policy = dualchain_ledger::tx::policy_from_spec(&ds.zk_policy).map_err(|e| anyhow!(e))?;
         let mut request_id = [0u8; 32];
         self.rng().fill_bytes(&mut request_id);
-        let circuit = PolicyCircuit { credential: m.credential(), path, policy, request_id };
+        let circuit = PolicyCircuit { credential, path, policy, request_id };
         let pk = self.policy_pk.clone();
         let started = Instant::now();
         let proof = tokio::task::spawn_blocking(move || {
@@ -533,43 +563,6 @@ impl Consortium {
             })
             .await?;
         Ok((request_id, f, took))
-    }
-
-    /// What an unauthorised requester can do: it cannot prove the policy with its own
-    /// credential, so it claims the attributes the policy wants in a credential of its own
-    /// making, proves membership in a tree of its own, and names the registry's root.
-    pub async fn request_access_forged(&self, requester: &str, demand: &Hash) -> Result<(Hash, Final)> {
-        let m = self.member(requester)?.clone();
-        let ledger = self.client(requester)?.home().ledger.clone();
-        let d = ledger.demand(demand)?.ok_or_else(|| anyhow!("unknown demand"))?;
-        let ds = ledger.dataset(&d.dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
-        let policy = dualchain_ledger::tx::policy_from_spec(&ds.zk_policy).map_err(|e| anyhow!(e))?;
-        let root = ledger.credential_root()?.ok_or_else(|| anyhow!("no credential root yet"))?;
-        let claimed = dualchain_crypto::cert::AttributeSet::new(["role:research", "dept:cardiology"])?;
-        let credential =
-            crate::members::credential_for(&claimed, &m.attribute_salt, m.cert.fields.signing_key.as_bytes());
-        let mut own_tree = CredentialTree::new();
-        own_tree.set(0, credential.leaf());
-        let mut request_id = [0u8; 32];
-        self.rng().fill_bytes(&mut request_id);
-        let circuit = PolicyCircuit { credential, path: own_tree.path(0), policy, request_id };
-        let pk = self.policy_pk.clone();
-        let proof = tokio::task::spawn_blocking(move || {
-            Prover::default().prove(&pk, circuit, &mut ChaCha20Rng::from_entropy())
-        })
-        .await??
-        .0;
-        let f = self
-            .client(requester)?
-            .submit(TxKind::RequestAccess {
-                request: request_id,
-                demand: *demand,
-                root,
-                proof: proof_to_bytes(&proof).to_vec(),
-                duration_s: 3600,
-            })
-            .await?;
-        Ok((request_id, f))
     }
 
     /// Waits until the grant's CPC filed its receipt (seen on `member`'s home ledger).
