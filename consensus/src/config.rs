@@ -67,6 +67,20 @@ impl Config {
         }
     }
 
+    /// Timing for replicas on one host (loopback): shorter checkpoints, timers and
+    /// retransmissions, so restarts and view changes settle in tests and the demo within
+    /// seconds.
+    pub fn loopback(n: usize, id: ReplicaId) -> Self {
+        Self {
+            checkpoint_interval: 16,
+            watermark_span: 64,
+            view_change_timeout_ms: 1500,
+            retransmit_ms: 200,
+            state_fetch_ms: 300,
+            ..Self::new(n, id)
+        }
+    }
+
     /// The number of faults tolerated.
     pub fn f(&self) -> usize {
         (self.n - 1) / 3

@@ -19,13 +19,7 @@ use rand::SeedableRng;
 type ArchivedRow = (u64, [u8; 32], [u8; 32]);
 
 fn config(n: usize, id: u8) -> Config {
-    let mut c = Config::new(n, id);
-    c.checkpoint_interval = 16;
-    c.watermark_span = 64;
-    c.view_change_timeout_ms = 1500;
-    c.retransmit_ms = 200;
-    c.state_fetch_ms = 300;
-    c
+    Config::loopback(n, id)
 }
 
 fn cluster(dir: &std::path::Path) -> LocalCluster {

@@ -60,7 +60,6 @@ pub struct Genesis {
 /// A committed batch as the consensus layer delivers it.
 pub struct Committed<'a> {
     pub seq: u64,
-    pub view: u64,
     /// Agreed ledger time (UNIX ms).
     pub time_ms: u64,
     pub digest: [u8; 32],
@@ -198,19 +197,22 @@ impl Ledger {
             outcomes.push(outcome);
         }
 
-        // 4. Blocks, index, state, all at once.
-        let mut per_chain: [Vec<(usize, Entry)>; 2] = [Vec::new(), Vec::new()];
+        // 4. Blocks, index, state, all at once. Per chain: the entries, and the hash to
+        // index for each (none for a duplicate, whose first occurrence stays indexed).
+        let mut per_chain: [(Vec<Entry>, Vec<Option<Hash>>); 2] = Default::default();
         let mut applied_txs = Vec::with_capacity(items.len());
-        for (i, (item, outcome)) in items.iter().zip(outcomes).enumerate() {
+        for (item, outcome) in items.into_iter().zip(outcomes) {
             let chain = item.tx.as_ref().map_or(Chain::Access, |t| t.tx.kind.chain());
-            per_chain[chain_index(chain)].push((i, Entry { tx: item.wire.clone(), outcome: outcome.clone() }));
-            applied_txs.push(AppliedTx { hash: item.hash, chain, tx: item.tx.as_ref().map(|t| t.tx.clone()), outcome });
+            let (entries, hashes) = &mut per_chain[chain_index(chain)];
+            entries.push(Entry { tx: item.wire, outcome: outcome.clone() });
+            hashes.push((!item.duplicate).then_some(item.hash));
+            applied_txs.push(AppliedTx { hash: item.hash, chain, tx: item.tx.map(|t| t.tx), outcome });
         }
         let data_tip = self.store.tip(Chain::Data)?;
         let access_tip = self.store.tip(Chain::Access)?;
         let mut index = Vec::new();
         let mut make = |chain: Chain, tip: Option<BlockRef>, cross: Option<BlockRef>| -> Result<_, LedgerError> {
-            let entries: Vec<Entry> = per_chain[chain_index(chain)].iter().map(|(_, e)| e.clone()).collect();
+            let (entries, hashes) = &per_chain[chain_index(chain)];
             if entries.is_empty() {
                 return Ok(None);
             }
@@ -225,9 +227,9 @@ impl Ledger {
                 entries_root: merkle::root(&leaves),
                 entries: entries.len() as u32,
             };
-            for (position, (i, _)) in per_chain[chain_index(chain)].iter().enumerate() {
-                if !items[*i].duplicate {
-                    index.push((items[*i].hash, TxLocation { chain, height, position: position as u32 }));
+            for (position, hash) in hashes.iter().enumerate() {
+                if let Some(h) = hash {
+                    index.push((*h, TxLocation { chain, height, position: position as u32 }));
                 }
             }
             let stored = Block::seal(
@@ -235,7 +237,7 @@ impl Ledger {
                 tip.map_or([0; 32], |t| t.hash),
                 cross.unwrap_or_default(),
                 &header,
-                &entries,
+                entries,
                 c.certificate.clone(),
             )?;
             Ok(Some(stored))

@@ -8,7 +8,9 @@ use dualchain_storage::ledger::LedgerStore;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::tx::{hex_bytes, FrBytes, Hash, PredicateSpec, RequirementSpec};
+use dualchain_prover::supply::Requirement;
+
+use crate::tx::{hex_bytes, FrBytes, Hash, PredicateSpec};
 use crate::LedgerError;
 
 /// Key of a member record.
@@ -105,7 +107,7 @@ pub struct DemandRecord {
     #[serde(with = "hex_bytes::id")]
     pub dataset: Hash,
     pub requester: String,
-    pub requirement: RequirementSpec,
+    pub requirement: Requirement,
     pub requirement_hash: FrBytes,
     pub published_ms: u64,
     /// The accepted supply proof's transaction, once the owner proved the demand.

@@ -129,56 +129,6 @@ pub fn policy_from_spec(spec: &[Vec<PredicateSpec>]) -> Result<PolicyDnf, String
     PolicyDnf::new(clauses).map_err(|e| e.to_string())
 }
 
-/// A data requirement as published with a demand (DESIGN.md §3 step 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequirementSpec {
-    pub code: u32,
-    pub unit: u16,
-    pub age_lo: u8,
-    pub age_hi: u8,
-    pub sex: u8,
-    pub value_min: Option<u32>,
-    pub value_max: Option<u32>,
-    pub time_from: u32,
-    pub time_to: u32,
-    pub threshold: u16,
-}
-
-impl From<Requirement> for RequirementSpec {
-    fn from(r: Requirement) -> Self {
-        Self {
-            code: r.code,
-            unit: r.unit,
-            age_lo: r.age_lo,
-            age_hi: r.age_hi,
-            sex: r.sex,
-            value_min: r.value_min,
-            value_max: r.value_max,
-            time_from: r.time_from,
-            time_to: r.time_to,
-            threshold: r.threshold,
-        }
-    }
-}
-
-impl RequirementSpec {
-    pub fn to_requirement(&self) -> Requirement {
-        Requirement {
-            code: self.code,
-            unit: self.unit,
-            age_lo: self.age_lo,
-            age_hi: self.age_hi,
-            sex: self.sex,
-            value_min: self.value_min,
-            value_max: self.value_max,
-            time_from: self.time_from,
-            time_to: self.time_to,
-            threshold: self.threshold,
-        }
-    }
-}
-
 /// A dataset registration (data chain): the CPC manifest hash H1, the dataset commitment
 /// C_D the supply circuit opens, and the index pointer encrypted under the CP-ABE policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,7 +176,7 @@ pub enum TxKind {
         demand: Hash,
         #[serde(with = "hex_bytes::id")]
         dataset: Hash,
-        requirement: RequirementSpec,
+        requirement: Requirement,
     },
     /// `zk`: the owner proves that its committed dataset meets the demand.
     SupplyProof {

@@ -87,7 +87,6 @@ impl World {
 fn batch(ledger: &Ledger, seq: u64, payloads: &[Vec<u8>]) -> Result<Option<Applied>, LedgerError> {
     ledger.apply(&Committed {
         seq,
-        view: 0,
         time_ms: T0_MS + seq,
         digest: [seq as u8; 32],
         certificate: vec![7; 10],

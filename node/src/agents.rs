@@ -23,7 +23,7 @@ use dualchain_crypto::reencrypt::{CpuBackend, ReencryptBackend};
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
 use dualchain_ledger::tx::{Hash, TxKind};
-use dualchain_ledger::{Applied, Ledger};
+use dualchain_ledger::Ledger;
 use dualchain_prover::groth16::Prover;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::supply::{self, SupplyCircuit, SupplyShape};
@@ -66,12 +66,19 @@ fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Follows `events` and runs `react` for every accepted transaction, each in its own task.
-fn follow<F, Fut>(who: String, log: Log, mut events: broadcast::Receiver<Arc<Applied>>, react: F) -> JoinHandle<()>
-where
-    F: Fn(TxKind, Hash, Arc<Applied>) -> Option<Fut> + Send + 'static,
-    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
-{
+/// A node's reaction to one accepted transaction.
+type Reaction = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
+/// Follows the client's home validator and runs `react` for every accepted transaction,
+/// each reaction in its own task; failures go to the log.
+fn follow(
+    who: &str,
+    log: Log,
+    client: &Client,
+    react: impl Fn(TxKind) -> Option<Reaction> + Send + 'static,
+) -> JoinHandle<()> {
+    let who = who.to_string();
+    let mut events = client.home().subscribe();
     tokio::spawn(async move {
         loop {
             let applied = match events.recv().await {
@@ -87,7 +94,7 @@ where
             };
             for t in &applied.txs {
                 let (Some(tx), true) = (&t.tx, t.outcome.is_accepted()) else { continue };
-                if let Some(fut) = react(tx.kind.clone(), t.hash, applied.clone()) {
+                if let Some(fut) = react(tx.kind.clone()) {
                     let (log, who, what) = (log.clone(), who.clone(), tx.kind.name());
                     tokio::spawn(async move {
                         if let Err(e) = fut.await {
@@ -132,14 +139,12 @@ impl OwnerNode {
     /// Starts reacting to the home validator's ledger.
     pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
         let me = self.clone();
-        let events = self.client.home().subscribe();
-        follow(self.member.id.clone(), self.log.clone(), events, move |kind, _hash, _applied| {
+        follow(&self.member.id, self.log.clone(), &self.client, move |kind| {
             let me = me.clone();
             match kind {
                 TxKind::Demand { demand, dataset, requirement } => {
                     let d = me.dataset(&dataset)?;
-                    Some(Box::pin(async move { me.prove_supply(demand, d, requirement.to_requirement()).await })
-                        as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>)
+                    Some(Box::pin(async move { me.prove_supply(demand, d, requirement).await }) as Reaction)
                 }
                 TxKind::RequestAccess { request, .. } => Some(Box::pin(async move { me.issue_rekey(request).await })),
                 _ => None,
@@ -271,13 +276,11 @@ impl CpcNode {
 
     pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
         let me = self.clone();
-        let events = self.client.home().subscribe();
-        follow(self.member.id.clone(), self.log.clone(), events, move |kind, _hash, _applied| {
+        follow(&self.member.id, self.log.clone(), &self.client, move |kind| {
             let me = me.clone();
             match kind {
                 TxKind::IssueReKey { grant, sealed_token } => {
-                    Some(Box::pin(async move { me.serve_grant(grant, sealed_token).await })
-                        as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>)
+                    Some(Box::pin(async move { me.serve_grant(grant, sealed_token).await }) as Reaction)
                 }
                 TxKind::RevokeGrant { grant, .. } => Some(Box::pin(async move { me.drop_grant(grant) })),
                 _ => None,

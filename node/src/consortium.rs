@@ -125,7 +125,6 @@ fn apply_entry(ledger: &Ledger, entry: &CommittedEntry, time_ms: u64, sink: &Sin
     let started = std::time::Instant::now();
     let c = Committed {
         seq: entry.seq,
-        view: entry.view,
         time_ms,
         digest: entry.batch.digest(),
         certificate: entry.certificate_bytes(),

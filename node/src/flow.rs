@@ -20,7 +20,7 @@ use dualchain_crypto::cert::{CertificateAuthority, Role};
 use dualchain_crypto::ibe::{AuthoritySecret, IbePublicParams};
 use dualchain_crypto::Codec;
 use dualchain_ledger::state::{DemandRecord, GrantRecord};
-use dualchain_ledger::tx::{policy_to_spec, DatasetRegistration, FrBytes, Hash, RequirementSpec, TxKind};
+use dualchain_ledger::tx::{policy_to_spec, DatasetRegistration, FrBytes, Hash, TxKind};
 use dualchain_ledger::Genesis;
 use dualchain_prover::groth16::Prover;
 use dualchain_prover::params::ProvingKey;
@@ -132,17 +132,6 @@ fn now_unix() -> Result<u64> {
     Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("clock before 1970")?.as_secs())
 }
 
-/// Consensus timing for a loopback consortium.
-pub fn consensus_config(n: usize, id: u8) -> Config {
-    let mut c = Config::new(n, id);
-    c.checkpoint_interval = 16;
-    c.watermark_span = 64;
-    c.view_change_timeout_ms = 1500;
-    c.retransmit_ms = 200;
-    c.state_fetch_ms = 300;
-    c
-}
-
 impl Consortium {
     /// Genesis and start: CA and member certificates, Groth16 parameters, ESKI-IBE and
     /// CP-ABE setup, the validators' keys, TLS and stores; validators started; clients.
@@ -200,7 +189,7 @@ impl Consortium {
         };
         std::fs::create_dir_all(&cfg.data_dir)?;
         let mut cluster = LocalCluster::new(VALIDATORS, &cfg.data_dir, &RocksConfig::default(), &mut rng)?;
-        let consensus: Vec<Config> = (0..VALIDATORS).map(|i| consensus_config(VALIDATORS, i as u8)).collect();
+        let consensus: Vec<Config> = (0..VALIDATORS).map(|i| Config::loopback(VALIDATORS, i as u8)).collect();
         let mut validators = Vec::new();
         for (i, c) in consensus.iter().enumerate() {
             validators.push(Validator::start(&mut cluster, i, genesis.clone(), c.clone())?);
@@ -446,10 +435,7 @@ impl Consortium {
     ) -> Result<(Hash, Final)> {
         let mut id = [0u8; 32];
         self.rng().fill_bytes(&mut id);
-        let f = self
-            .client(requester)?
-            .submit(TxKind::Demand { demand: id, dataset: dataset.0, requirement: RequirementSpec::from(requirement) })
-            .await?;
+        let f = self.client(requester)?.submit(TxKind::Demand { demand: id, dataset: dataset.0, requirement }).await?;
         Ok((id, f))
     }
 

@@ -158,8 +158,9 @@ fn pack(values: &[u64], widths: &[(&str, usize)]) -> Fr {
     acc
 }
 
-/// A requester's data requirement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A requester's data requirement (published with a demand as JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Requirement {
     pub code: u32,
     pub unit: u16,

@@ -6,7 +6,9 @@ use dualchain_crypto::Codec;
 use super::{check_text, reject, Ctx, Exec};
 use crate::state::{audit_key, dataset_key, demand_key, grant_key, DatasetRecord, DemandRecord, GrantRecord};
 use crate::state::{AccessRecord, GrantStatus};
-use crate::tx::{FrBytes, Hash, RequirementSpec};
+use dualchain_prover::supply::Requirement;
+
+use crate::tx::{FrBytes, Hash};
 
 pub fn put_grant(ctx: &mut Ctx<'_, '_>, g: &GrantRecord) {
     ctx.state.put(grant_key(&g.id), g);
@@ -19,7 +21,7 @@ fn grant(ctx: &Ctx<'_, '_>, id: &Hash) -> Result<GrantRecord, super::Refusal> {
     }
 }
 
-pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, requirement: &RequirementSpec) -> Exec {
+pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement) -> Exec {
     let requester = ctx.require_role(&["research", "hospital"], "publishing a demand")?.id.clone();
     if ctx.state.get::<DemandRecord>(&demand_key(id))?.is_some() {
         return reject("demand id already used");
@@ -27,7 +29,6 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, requirement: &Re
     if ctx.state.get::<DatasetRecord>(&dataset_key(dataset))?.is_none() {
         return reject("unknown dataset");
     }
-    let r = requirement.to_requirement();
     if let Err(e) = r.validate() {
         return reject(format!("requirement: {e}"));
     }
@@ -35,7 +36,7 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, requirement: &Re
         id: *id,
         dataset: *dataset,
         requester,
-        requirement: *requirement,
+        requirement: *r,
         requirement_hash: FrBytes::from_fr(&r.hash()),
         published_ms: ctx.time_ms,
         supplied_by: None,
