@@ -32,6 +32,11 @@ use dualchain_prover::ProverError;
 use dualchain_storage::cpc::{CpcStore, Manifest};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
@@ -47,6 +52,70 @@ pub enum Activity {
     Reencrypted { grant: Hash, records: u64, took: Duration },
     GrantDropped { grant: Hash },
     Failed { what: String, error: String },
+}
+
+/// What the agents count for Prometheus (unregistered handles unless the node registers
+/// them; clones share the same series).
+#[derive(Clone)]
+pub struct AgentMetrics {
+    /// Groth16 proofs made, by circuit (`supply`, `policy`).
+    pub proofs: Family<CircuitLabel, Counter>,
+    /// Proving time in seconds, by circuit.
+    pub prove_seconds: Family<CircuitLabel, Histogram, fn() -> Histogram>,
+    /// Capsules re-encrypted by this CPC.
+    pub reencrypted_records: Counter,
+    /// Re-encryption batches (one per grant served).
+    pub reencrypt_batches: Counter,
+    /// Records taken in by this CPC.
+    pub ingested_records: Counter,
+    /// Fetches served (`ok`) or refused (`refused`).
+    pub fetches: Family<ResultLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CircuitLabel {
+    pub circuit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+fn prove_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        Self {
+            proofs: Family::default(),
+            prove_seconds: Family::new_with_constructor(prove_buckets),
+            reencrypted_records: Counter::default(),
+            reencrypt_batches: Counter::default(),
+            ingested_records: Counter::default(),
+            fetches: Family::default(),
+        }
+    }
+}
+
+impl AgentMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register("dualchain_prover_proofs", "Groth16 proofs made by this node", m.proofs.clone());
+        registry.register("dualchain_prover_prove_seconds", "Groth16 proving time", m.prove_seconds.clone());
+        registry.register("dualchain_cpc_reencrypted_records", "Capsules re-encrypted", m.reencrypted_records.clone());
+        registry.register("dualchain_cpc_reencrypt_batches", "Re-encryption batches", m.reencrypt_batches.clone());
+        registry.register("dualchain_cpc_ingested_records", "Records taken in", m.ingested_records.clone());
+        registry.register("dualchain_cpc_fetches", "Fetches served or refused", m.fetches.clone());
+        m
+    }
+
+    pub fn proved(&self, circuit: &str, took: Duration) {
+        let l = CircuitLabel { circuit: circuit.into() };
+        self.proofs.get_or_create(&l).inc();
+        self.prove_seconds.get_or_create(&l).observe(took.as_secs_f64());
+    }
 }
 
 /// A shared activity log.
@@ -71,15 +140,39 @@ type Reaction = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> +
 
 /// Follows the client's home validator and runs `react` for every accepted transaction,
 /// each reaction in its own task; failures go to the log.
+///
+/// It first replays what is already on the ledger (after a restart, the demands, grants
+/// and re-keys that arrived while the node was down), then follows new batches; each
+/// transaction is dispatched once, and every reaction checks the ledger before it acts,
+/// so replaying work already done does nothing.
 fn follow(
     who: &str,
     log: Log,
     client: &Client,
-    react: impl Fn(TxKind) -> Option<Reaction> + Send + 'static,
+    react: impl Fn(TxKind) -> Option<Reaction> + Send + Sync + 'static,
 ) -> JoinHandle<()> {
     let who = who.to_string();
     let mut events = client.home().subscribe();
+    let ledger = client.home().ledger.clone();
     tokio::spawn(async move {
+        let mut seen = std::collections::HashSet::new();
+        let dispatch = |hash: Hash, tx: &dualchain_ledger::tx::Tx, seen: &mut std::collections::HashSet<Hash>| {
+            if !seen.insert(hash) {
+                return;
+            }
+            if let Some(fut) = react(tx.kind.clone()) {
+                let (log, who, what) = (log.clone(), who.clone(), tx.kind.name());
+                tokio::spawn(async move {
+                    if let Err(e) = fut.await {
+                        log.push(&who, Activity::Failed { what: format!("reacting to {what}"), error: format!("{e:#}") });
+                    }
+                });
+            }
+        };
+        match accepted_txs(&ledger) {
+            Ok(past) => past.iter().for_each(|(h, tx)| dispatch(*h, tx, &mut seen)),
+            Err(e) => log.push(&who, Activity::Failed { what: "replaying the ledger".into(), error: format!("{e:#}") }),
+        }
         loop {
             let applied = match events.recv().await {
                 Ok(a) => a,
@@ -93,21 +186,29 @@ fn follow(
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             for t in &applied.txs {
-                let (Some(tx), true) = (&t.tx, t.outcome.is_accepted()) else { continue };
-                if let Some(fut) = react(tx.kind.clone()) {
-                    let (log, who, what) = (log.clone(), who.clone(), tx.kind.name());
-                    tokio::spawn(async move {
-                        if let Err(e) = fut.await {
-                            log.push(
-                                &who,
-                                Activity::Failed { what: format!("reacting to {what}"), error: format!("{e:#}") },
-                            );
-                        }
-                    });
+                if let (Some(tx), true) = (&t.tx, t.outcome.is_accepted()) {
+                    dispatch(t.hash, tx, &mut seen);
                 }
             }
         }
     })
+}
+
+/// Every accepted transaction on the ledger, data chain then access chain.
+fn accepted_txs(ledger: &Ledger) -> Result<Vec<(Hash, dualchain_ledger::tx::Tx)>> {
+    use dualchain_storage::ledger::Chain;
+    let mut out = Vec::new();
+    for chain in [Chain::Data, Chain::Access] {
+        let tip = ledger.tip(chain)?.map_or(0, |t| t.height);
+        for h in 1..=tip {
+            let block = ledger.block(chain, h)?.ok_or_else(|| anyhow!("block {h} missing"))?;
+            for e in block.entries.iter().filter(|e| e.outcome.is_accepted()) {
+                let stx = dualchain_ledger::tx::SignedTx::from_bytes(&e.tx)?;
+                out.push((e.hash(), stx.tx));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A dataset as its owner keeps it: the records the commitment opens to.
@@ -115,6 +216,60 @@ pub struct OwnedDataset {
     pub shape: SupplyShape,
     pub records: Vec<supply::Record>,
     pub salt: Fr,
+}
+
+impl OwnedDataset {
+    pub fn to_json(&self) -> serde_json::Value {
+        let records: Vec<[u64; 8]> = self
+            .records
+            .iter()
+            .map(|r| {
+                [
+                    u64::from(r.present),
+                    u64::from(r.code),
+                    u64::from(r.unit),
+                    u64::from(r.age_band),
+                    u64::from(r.sex),
+                    u64::from(r.value),
+                    u64::from(r.time),
+                    u64::from(r.device),
+                ]
+            })
+            .collect();
+        serde_json::json!({
+            "shape": dualchain_prover::shapes::Shape::Supply(self.shape).name(),
+            "salt": hex::encode(dualchain_ledger::tx::FrBytes::from_fr(&self.salt).0),
+            "records": records,
+        })
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> Result<Self> {
+        let shape = match v["shape"].as_str().and_then(dualchain_prover::shapes::Shape::from_name) {
+            Some(dualchain_prover::shapes::Shape::Supply(s)) => s,
+            _ => bail!("no supply shape"),
+        };
+        let mut salt = [0u8; 32];
+        hex::decode_to_slice(v["salt"].as_str().unwrap_or(""), &mut salt)?;
+        let salt = dualchain_ledger::tx::FrBytes(salt).to_fr().map_err(|e| anyhow!(e))?;
+        let rows: Vec<[u64; 8]> = serde_json::from_value(v["records"].clone())?;
+        let narrow = |x: u64| u32::try_from(x).map_err(|_| anyhow!("record field out of range"));
+        let records = rows
+            .iter()
+            .map(|f| {
+                Ok(supply::Record {
+                    present: f[0] == 1,
+                    code: narrow(f[1])?,
+                    unit: u16::try_from(f[2])?,
+                    age_band: u8::try_from(f[3])?,
+                    sex: u8::try_from(f[4])?,
+                    value: narrow(f[5])?,
+                    time: narrow(f[6])?,
+                    device: narrow(f[7])?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { shape, records, salt })
+    }
 }
 
 /// A hospital's node.
@@ -125,11 +280,40 @@ pub struct OwnerNode {
     pub supply_keys: HashMap<SupplyShape, Arc<ProvingKey>>,
     pub ibe: IbePublicParams,
     pub log: Log,
+    pub metrics: AgentMetrics,
+    /// Where datasets are kept across restarts (none: in memory only).
+    pub persist: Option<std::path::PathBuf>,
 }
 
 impl OwnerNode {
-    pub fn add_dataset(&self, id: DatasetId, d: OwnedDataset) {
+    /// Keeps a dataset's opening (written to disk before it returns, where the node
+    /// persists them: the supply proofs of later demands need it).
+    pub fn add_dataset(&self, id: DatasetId, d: OwnedDataset) -> Result<()> {
+        if let Some(dir) = &self.persist {
+            crate::config::write_private(&dir.join(format!("{}.json", id.to_hex())), &serde_json::to_vec(&d.to_json())?)?;
+        }
         self.datasets.lock().unwrap_or_else(|p| p.into_inner()).insert(id.0, Arc::new(d));
+        Ok(())
+    }
+
+    /// Loads the datasets kept under `persist`.
+    pub fn load_datasets(&self) -> Result<usize> {
+        let Some(dir) = &self.persist else { return Ok(0) };
+        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(0) };
+        let mut n = 0;
+        for e in entries {
+            let path = e?.path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()).filter(|_| path.extension().is_some_and(|x| x == "json")) else {
+                continue;
+            };
+            let mut id = [0u8; 32];
+            hex::decode_to_slice(stem, &mut id).with_context(|| format!("{}", path.display()))?;
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+            let d = OwnedDataset::from_json(&v).with_context(|| format!("{}", path.display()))?;
+            self.datasets.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(d));
+            n += 1;
+        }
+        Ok(n)
     }
 
     fn dataset(&self, id: &Hash) -> Option<Arc<OwnedDataset>> {
@@ -153,6 +337,9 @@ impl OwnerNode {
     }
 
     async fn prove_supply(self: Arc<Self>, demand: Hash, d: Arc<OwnedDataset>, req: supply::Requirement) -> Result<()> {
+        if self.client.home().ledger.demand(&demand)?.is_none_or(|d| d.supplied_by.is_some()) {
+            return Ok(()); // proved before (a replay after a restart)
+        }
         let pk =
             self.supply_keys.get(&d.shape).cloned().ok_or_else(|| anyhow!("no proving key for {}", d.shape.name()))?;
         let started = Instant::now();
@@ -175,6 +362,7 @@ impl OwnerNode {
             return Ok(());
         };
         let prove = started.elapsed();
+        self.metrics.proved("supply", prove);
         self.client.submit_accepted(TxKind::SupplyProof { demand, proof }).await?;
         self.log.push(&self.member.id, Activity::SupplyProved { demand, prove });
         Ok(())
@@ -183,7 +371,7 @@ impl OwnerNode {
     async fn issue_rekey(self: Arc<Self>, grant_id: Hash) -> Result<()> {
         let ledger = &self.client.home().ledger;
         let Some(grant) = ledger.grant(&grant_id)? else { return Ok(()) }; // a denial
-        if grant.owner != self.member.id {
+        if grant.owner != self.member.id || grant.sealed_token.is_some() {
             return Ok(());
         }
         let requester = ledger.member(&grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
@@ -247,11 +435,20 @@ pub struct CpcNode {
     pub log: Log,
     /// Capsules re-encrypted per batch chunk.
     pub chunk_records: usize,
+    pub metrics: AgentMetrics,
 }
 
 impl CpcNode {
     pub fn new(member: Arc<Member>, client: Arc<Client>, store: Arc<CpcStore>, log: Log) -> Self {
-        Self { member, client, store, backend: Arc::new(CpuBackend), log, chunk_records: 4096 }
+        Self {
+            member,
+            client,
+            store,
+            backend: Arc::new(CpuBackend),
+            log,
+            chunk_records: 4096,
+            metrics: AgentMetrics::default(),
+        }
     }
 
     fn ledger(&self) -> &Ledger {
@@ -271,7 +468,9 @@ impl CpcNode {
     pub fn upload(&self, owner: &str, records: &[Signcrypted]) -> Result<Manifest> {
         let m = self.ledger().member(owner)?.ok_or_else(|| anyhow!("unknown member {owner}"))?;
         ensure!(m.role == "hospital" && m.revoked.is_none(), "{owner} is not an active data owner");
-        Ok(self.store.ingest(&PublicKey::from_raw(&m.signing_key)?, records)?)
+        let manifest = self.store.ingest(&PublicKey::from_raw(&m.signing_key)?, records)?;
+        self.metrics.ingested_records.inc_by(records.len() as u64);
+        Ok(manifest)
     }
 
     pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
@@ -290,10 +489,9 @@ impl CpcNode {
 
     async fn serve_grant(self: Arc<Self>, grant_id: Hash, sealed: Vec<u8>) -> Result<()> {
         let Some(grant) = self.ledger().grant(&grant_id)? else { return Ok(()) };
-        if grant.cpc != self.member.id {
-            return Ok(());
+        if grant.cpc != self.member.id || grant.receipts > 0 || grant.usable(unix_ms()).is_err() {
+            return Ok(()); // someone else's, served before, or no longer usable
         }
-        grant.usable(unix_ms()).map_err(|e| anyhow!(e))?;
         let ct = IbeCiphertext::from_bytes(&sealed)?;
         let token = ReKeyToken::from_bytes(&self.member.ibe_key()?.decrypt(&ct, REKEY_AAD)?)?;
         ensure!(
@@ -303,7 +501,9 @@ impl CpcNode {
         let dataset = self.ledger().dataset(&grant.dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
         let owner_key = self.signing_key_of(&grant.owner)?;
         let now_s = unix_ms() / 1000;
-        self.store.put_grant(grant_id, token, dataset.h1, &owner_key, now_s).context("storing the grant")?;
+        if self.store.grant(&grant_id)?.is_none() {
+            self.store.put_grant(grant_id, token, dataset.h1, &owner_key, now_s).context("storing the grant")?;
+        }
         let me = self.clone();
         let started = Instant::now();
         let receipt = tokio::task::spawn_blocking(move || {
@@ -318,6 +518,8 @@ impl CpcNode {
         })
         .await??;
         let took = started.elapsed();
+        self.metrics.reencrypted_records.inc_by(receipt.records);
+        self.metrics.reencrypt_batches.inc();
         self.client
             .submit_accepted(TxKind::Receipt {
                 grant: grant_id,
@@ -341,6 +543,13 @@ impl CpcNode {
     /// the requester's membership, the grant's state on chain (active, not expired), H1
     /// against this CPC's manifest H1′, then the stored results.
     pub fn fetch(&self, req: &FetchRequest) -> Result<Vec<Reencrypted>> {
+        let r = self.fetch_checked(req);
+        let result = if r.is_ok() { "ok" } else { "refused" };
+        self.metrics.fetches.get_or_create(&ResultLabel { result: result.into() }).inc();
+        r
+    }
+
+    fn fetch_checked(&self, req: &FetchRequest) -> Result<Vec<Reencrypted>> {
         let now = unix_ms();
         ensure!(now.abs_diff(req.at_ms) <= FETCH_SKEW_MS, "fetch request too old or from the future");
         let key = self.signing_key_of(&req.requester)?;

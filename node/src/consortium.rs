@@ -51,6 +51,17 @@ impl Validator {
         let store = cluster.stores[id].clone();
         let ledger = Arc::new(Ledger::open(store.clone(), genesis)?);
         let (engine, delivered) = cluster.start(id, config, Metrics::unregistered())?;
+        Self::launch(id, store, ledger, engine, delivered)
+    }
+
+    /// A validator from an engine already started on `store` and its ledger.
+    pub fn launch(
+        id: usize,
+        store: Arc<dyn KvEngine>,
+        ledger: Arc<Ledger>,
+        engine: Engine,
+        delivered: mpsc::Receiver<Delivered>,
+    ) -> Result<Arc<Self>> {
         let (applied_tx, applied) = watch::channel(ledger.applied_seq()?.unwrap_or(0));
         let (events, _) = broadcast::channel(EVENTS_CAPACITY);
         let apply_ns = Arc::new(AtomicU64::new(0));
@@ -93,6 +104,12 @@ impl Validator {
     /// Batches applied from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Applied>> {
         self.events.subscribe()
+    }
+
+    /// The engine's progress (view, last executed, pending), if it runs.
+    pub async fn status(&self) -> Option<dualchain_consensus::engine::EngineStatus> {
+        let guard = self.engine.read().await;
+        guard.as_ref()?.status().await.ok()
     }
 
     /// Stops the engine (what it acknowledged is on disk) and the applier.

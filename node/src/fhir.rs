@@ -147,6 +147,15 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
 /// Turns a vital-sign Observation into the supply circuit's record, with the patient's
 /// demographics from the hospital's registry. Errors name the field that does not map.
 pub fn to_record(obs: &Value, ward: &Ward) -> Result<dualchain_prover::supply::Record, String> {
+    to_record_with(obs, |reference, _| ward.patient_by_reference(reference).map(|p| (p.age_band, p.sex)))
+}
+
+/// [`to_record`] with the demographics from `patient(reference, observation time)`:
+/// (5-year age band, sex code).
+pub fn to_record_with(
+    obs: &Value,
+    patient: impl Fn(&str, u64) -> Option<(u8, u8)>,
+) -> Result<dualchain_prover::supply::Record, String> {
     use dualchain_prover::supply::fhir as map;
     let code = obs["code"]["coding"][0]["code"].as_str().ok_or("Observation.code has no coding")?;
     let code = map::loinc_code(code).ok_or_else(|| format!("{code} is not a LOINC code"))?;
@@ -156,14 +165,15 @@ pub fn to_record(obs: &Value, ward: &Ward) -> Result<dualchain_prover::supply::R
         .ok_or("valueQuantity.value is negative or too large")?;
     let t = obs["effectiveDateTime"].as_str().and_then(parse_rfc3339).ok_or("effectiveDateTime is not RFC 3339 UTC")?;
     let subject = obs["subject"]["reference"].as_str().ok_or("subject.reference is missing")?;
-    let patient = ward.patient_by_reference(subject).ok_or_else(|| format!("unknown patient {subject}"))?;
+    let (age_band, sex) =
+        patient(subject, t).ok_or_else(|| format!("unknown patient {subject} (post the Patient first)"))?;
     let device = obs["device"]["reference"].as_str().unwrap_or("");
     Ok(dualchain_prover::supply::Record {
         present: true,
         code,
         unit,
-        age_band: patient.age_band,
-        sex: patient.sex,
+        age_band,
+        sex,
         value,
         time: map::minutes(t).ok_or("time out of range")?,
         device: map::device_code(device),

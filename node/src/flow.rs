@@ -14,30 +14,27 @@ use blstrs::Scalar as Fr;
 use dualchain_consensus::local::LocalCluster;
 use dualchain_consensus::Config;
 use dualchain_crypto::abe::ac17::Ac17;
-use dualchain_crypto::abe::{AbeScheme, Policy};
-use dualchain_crypto::cbsre::{signcrypt, DatasetId, RecordHeader, Signcrypted};
+use dualchain_crypto::abe::AbeScheme;
+use dualchain_crypto::cbsre::{DatasetId, Signcrypted};
 use dualchain_crypto::cert::{CertificateAuthority, Role};
 use dualchain_crypto::ibe::{AuthoritySecret, IbePublicParams};
 use dualchain_crypto::Codec;
 use dualchain_ledger::state::{DemandRecord, GrantRecord};
-use dualchain_ledger::tx::{policy_to_spec, DatasetRegistration, FrBytes, Hash, TxKind};
+use dualchain_ledger::tx::{FrBytes, Hash, TxKind};
 use dualchain_ledger::Genesis;
-use dualchain_prover::groth16::Prover;
 use dualchain_prover::params::ProvingKey;
-use dualchain_prover::policy::{CredentialTree, MerklePath, PolicyCircuit};
+use dualchain_prover::policy::{CredentialTree, MerklePath};
 use dualchain_prover::shapes::Shape;
 use dualchain_prover::supply::{self, Requirement, SupplyShape};
-use dualchain_prover::verify::proof_to_bytes;
 use dualchain_storage::cpc::CpcStore;
 use dualchain_storage::rocks::{RocksConfig, RocksEngine};
-use ff::Field;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use crate::agents::{CpcNode, FetchRequest, Log, OwnedDataset, OwnerNode};
 use crate::consortium::{Client, Final, Validator};
 use crate::members::{issue_ibe_key, seal_abe_key, Member, ABE_KEY_AAD};
-use crate::{fhir, zk};
+use crate::{fhir, sharing, zk};
 
 pub const KGC: &str = "kgc";
 pub const HOSPITAL_A: &str = "hospital-a";
@@ -81,14 +78,7 @@ pub struct Upload {
     pub registration: Final,
 }
 
-/// What the requester learns from the CP-ABE index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexPointer {
-    pub dataset: Hash,
-    pub h1: Hash,
-    pub cpc: String,
-    pub records: u64,
-}
+pub use crate::sharing::IndexPointer;
 
 /// A running consortium.
 pub struct Consortium {
@@ -308,6 +298,8 @@ impl Consortium {
                 supply_keys: self.supply_pks.clone(),
                 ibe: self.ibe.clone(),
                 log: self.log.clone(),
+                metrics: Default::default(),
+                persist: None,
             });
             self.tasks.push(node.spawn());
             self.owners.insert(id.to_string(), node);
@@ -340,20 +332,7 @@ impl Consortium {
         let ward = fhir::Ward { hospital: owner.into(), patients: 8, start_unix: now - 3600, interval_s: 30 };
         let observations = fhir::observations(&ward, self.cfg.records, &mut rng);
         let plaintexts: Vec<Vec<u8>> = observations.iter().map(serde_json::to_vec).collect::<Result<_, _>>()?;
-        let mut records = Vec::with_capacity(plaintexts.len());
-        for (i, pt) in plaintexts.iter().enumerate() {
-            let header = RecordHeader {
-                owner: owner.into(),
-                dataset,
-                record_index: i as u64,
-                created_at: now,
-                content_type: "fhir-r4:observation".into(),
-            };
-            records.push(signcrypt(&mut rng, &m.signer, &m.dsk.public(), header, pt)?);
-            if i % 16 == 15 || i + 1 == plaintexts.len() {
-                progress(i + 1, plaintexts.len());
-            }
-        }
+        let records = sharing::signcrypt_dataset(&mut rng, &m, dataset, &plaintexts, now, progress)?;
         // Over the wire to the CPC: encodings, checked as they are stored.
         let wire: Vec<Signcrypted> =
             records.iter().map(|r| Signcrypted::from_bytes(&r.to_bytes())).collect::<Result<_, _>>()?;
@@ -367,32 +346,26 @@ impl Consortium {
             .map(|o| fhir::to_record(o, &ward))
             .collect::<Result<_, String>>()
             .map_err(|e| anyhow!(e))?;
-        let salt = Fr::random(&mut rng);
-        let commitment = supply::dataset_commitment(self.supply_shape, &zk_records, salt)?;
-        let index = serde_json::json!({
-            "dataset": dataset.to_hex(), "h1": hex::encode(h1), "cpc": cpc, "records": records.len()
-        });
-        let policy = Policy::parse(DEMO_POLICY)?;
-        let abe_index = Ac17::encrypt(&self.abe_pk, &policy, &serde_json::to_vec(&index)?)?.to_bytes();
-        let zk_policy = zk::research_in_departments(&DEPARTMENTS)?;
+        let prepared = sharing::prepare_registration(
+            &mut rng,
+            &self.abe_pk,
+            &sharing::DatasetSpec {
+                dataset,
+                name,
+                h1,
+                cpc,
+                shape: self.supply_shape,
+                records: &zk_records,
+                abe_policy: DEMO_POLICY,
+                departments: &DEPARTMENTS,
+            },
+        )?;
+        let (commitment, salt) = (prepared.commitment, prepared.salt);
         self.owners
             .get(owner)
             .ok_or_else(|| anyhow!("{owner} runs no owner node"))?
-            .add_dataset(dataset, OwnedDataset { shape: self.supply_shape, records: zk_records.clone(), salt });
-        let registration = self
-            .client(owner)?
-            .submit_accepted(TxKind::RegisterDataset(DatasetRegistration {
-                dataset: dataset.0,
-                name: name.into(),
-                h1,
-                commitment: FrBytes::from_fr(&commitment),
-                records: records.len() as u64,
-                cpc: cpc.into(),
-                abe_policy: DEMO_POLICY.into(),
-                abe_index,
-                zk_policy: policy_to_spec(&zk_policy),
-            }))
-            .await?;
+            .add_dataset(dataset, OwnedDataset { shape: self.supply_shape, records: zk_records.clone(), salt })?;
+        let registration = self.client(owner)?.submit_accepted(prepared.tx).await?;
         Ok(Upload {
             dataset,
             owner: owner.into(),
@@ -451,19 +424,7 @@ impl Consortium {
 
     /// Step 8 (requester): opens the dataset's CP-ABE index with its attribute key.
     pub fn open_index(&self, requester: &str, dataset: &DatasetId) -> Result<IndexPointer> {
-        let m = self.member(requester)?;
-        let key = m.abe_key.as_ref().ok_or_else(|| anyhow!("{requester} holds no CP-ABE key"))?;
-        let ledger = &self.client(requester)?.home().ledger;
-        let ds = ledger.dataset(&dataset.0)?.ok_or_else(|| anyhow!("unknown dataset"))?;
-        let ct = <Ac17 as AbeScheme>::Ciphertext::from_bytes(&ds.abe_index)?;
-        let index: serde_json::Value = serde_json::from_slice(&Ac17::decrypt(key, &ct)?)?;
-        let field = |k: &str| index[k].as_str().map(str::to_string).ok_or_else(|| anyhow!("index without {k}"));
-        let mut h1 = [0u8; 32];
-        hex::decode_to_slice(field("h1")?, &mut h1)?;
-        let mut ds_id = [0u8; 32];
-        hex::decode_to_slice(field("dataset")?, &mut ds_id)?;
-        ensure!(ds_id == dataset.0, "the index names another dataset");
-        Ok(IndexPointer { dataset: ds_id, h1, cpc: field("cpc")?, records: index["records"].as_u64().unwrap_or(0) })
+        sharing::open_index(self.member(requester)?, &self.client(requester)?.home().ledger, &dataset.0)
     }
 
     /// Step 7: the requester proves in zero knowledge that its credential satisfies the
@@ -524,27 +485,17 @@ impl Consortium {
         path: MerklePath,
     ) -> Result<(Hash, Final, Duration)> {
         let ledger = self.client(requester)?.home().ledger.clone();
-        let d = ledger.demand(demand)?.ok_or_else(|| anyhow!("unknown demand"))?;
-        let ds = ledger.dataset(&d.dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
-        let policy = dualchain_ledger::tx::policy_from_spec(&ds.zk_policy).map_err(|e| anyhow!(e))?;
         let mut request_id = [0u8; 32];
         self.rng().fill_bytes(&mut request_id);
-        let circuit = PolicyCircuit { credential, path, policy, request_id };
-        let pk = self.policy_pk.clone();
-        let started = Instant::now();
-        let proof = tokio::task::spawn_blocking(move || {
-            Prover::default().prove(&pk, circuit, &mut ChaCha20Rng::from_entropy())
-        })
-        .await??
-        .0;
-        let took = started.elapsed();
+        let (proof, took) =
+            sharing::prove_policy(self.policy_pk.clone(), &ledger, demand, credential, path, request_id).await?;
         let f = self
             .client(requester)?
             .submit(TxKind::RequestAccess {
                 request: request_id,
                 demand: *demand,
                 root,
-                proof: proof_to_bytes(&proof).to_vec(),
+                proof,
                 duration_s,
             })
             .await?;

@@ -129,3 +129,83 @@ pub fn seal_abe_key(
     let key = Ac17::keygen(msk, &m.attributes)?;
     Ok(ibe::encrypt(rng, params, &m.id, &key.to_bytes(), ABE_KEY_AAD)?)
 }
+
+/// A member's keys on disk (`secrets/member.json`, written by `dualchain init`): its
+/// signing and delegating keys, certified attributes and their salt, certificate, IBE
+/// and CP-ABE keys, and what the member holds as an authority (its ESKI-IBE share; the
+/// KGC's CP-ABE master key and the credential leaves it publishes).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberFile {
+    pub id: String,
+    pub role: String,
+    pub signer: String,
+    pub dsk: String,
+    pub attributes: Vec<String>,
+    pub attribute_salt: String,
+    pub certificate: String,
+    pub ibe_key: Option<String>,
+    pub abe_key: Option<String>,
+    #[serde(default)]
+    pub ibe_authority: Option<String>,
+    #[serde(default)]
+    pub abe_master: Option<String>,
+    /// (member, credential leaf as hex of its 32 canonical bytes), for the KGC.
+    #[serde(default)]
+    pub credentials: Vec<(String, String)>,
+}
+
+pub fn role_from_str(s: &str) -> Result<Role> {
+    Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| anyhow!("unknown role {s:?}"))
+}
+
+impl MemberFile {
+    pub fn of(m: &Member) -> Self {
+        use crate::config::to_hex;
+        Self {
+            id: m.id.clone(),
+            role: m.role.as_str().into(),
+            signer: to_hex(&m.signer),
+            dsk: to_hex(&m.dsk),
+            attributes: m.attributes.iter().map(str::to_string).collect(),
+            attribute_salt: hex::encode(m.attribute_salt),
+            certificate: to_hex(&m.cert),
+            ibe_key: m.ibe_key.as_ref().map(to_hex),
+            abe_key: m.abe_key.as_ref().map(to_hex),
+            ibe_authority: None,
+            abe_master: None,
+            credentials: Vec::new(),
+        }
+    }
+
+    /// The member, with its certificate checked against its keys and attributes.
+    pub fn member(&self) -> Result<Member> {
+        use crate::config::from_hex;
+        let signer: SigningKeypair = from_hex(&self.signer, "signer")?;
+        let dsk: DelegatingSecretKey = from_hex(&self.dsk, "delegating key")?;
+        let cert: Certificate = from_hex(&self.certificate, "certificate")?;
+        let attributes = AttributeSet::new(self.attributes.iter().map(String::as_str))?;
+        let mut attribute_salt = [0u8; ATTRIBUTE_SALT_LEN];
+        hex::decode_to_slice(&self.attribute_salt, &mut attribute_salt)
+            .map_err(|e| anyhow!("attribute salt: {e}"))?;
+        let role = role_from_str(&self.role)?;
+        if cert.fields.subject != self.id || cert.fields.role != role {
+            return Err(anyhow!("the certificate is {}'s ({}), not {}'s", cert.fields.subject, cert.fields.role, self.id));
+        }
+        if cert.fields.signing_key != signer.public() || cert.fields.delegating_key != dsk.public() {
+            return Err(anyhow!("the certificate does not certify {}'s keys", self.id));
+        }
+        cert.check_attribute_opening(&attributes, &attribute_salt)?;
+        Ok(Member {
+            id: self.id.clone(),
+            role,
+            signer,
+            dsk,
+            attributes,
+            attribute_salt,
+            cert,
+            ibe_key: self.ibe_key.as_deref().map(|s| from_hex(s, "IBE key")).transpose()?,
+            abe_key: self.abe_key.as_deref().map(|s| from_hex(s, "CP-ABE key")).transpose()?,
+        })
+    }
+}

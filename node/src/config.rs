@@ -1,0 +1,343 @@
+//! The files of a deployed consortium (written by `dualchain init`, read by
+//! `dualchain node` and `dualchain client`):
+//!
+//! - `consortium.toml`: public genesis, the same on every node — the member CA's key, the
+//!   consensus TLS CA, every validator's consensus key, QUIC and API addresses and TLS
+//!   certificate, the ESKI-IBE and CP-ABE public parameters, the Groth16 parameter files
+//!   pinned by hash, and which member each node hosts;
+//! - `params/`: the Groth16 parameter files;
+//! - `node-<i>/node.toml`: one node's settings (below), with safe defaults for everything
+//!   but the paths;
+//! - `node-<i>/secrets/`: the node's validator key, TLS key and its member's keys
+//!   (mode 0600).
+//!
+//! Paths in a node's file are relative to the file's own directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use dualchain_crypto::Codec;
+use serde::{Deserialize, Serialize};
+
+/// `consortium.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsortiumFile {
+    pub name: String,
+    pub created_unix: u64,
+    /// Longest grant a requester may ask for, in seconds.
+    pub grant_duration_max_s: u64,
+    /// The member certificate authority's public key (hex of its encoding).
+    pub member_ca: String,
+    /// The consensus TLS CA certificate (hex of DER).
+    pub tls_ca: String,
+    /// ESKI-IBE public parameters (hex).
+    pub ibe_params: String,
+    /// CP-ABE public key (hex).
+    pub abe_public: String,
+    pub params: Vec<ParamsEntry>,
+    pub validators: Vec<ValidatorEntry>,
+    pub members: Vec<MemberEntry>,
+}
+
+/// A Groth16 parameter file, pinned by the SHA-256 of its contents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamsEntry {
+    /// `policy` or `supply-<records>`.
+    pub shape: String,
+    pub file: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorEntry {
+    pub id: u8,
+    /// QUIC address the replica listens on and peers dial.
+    pub quic: SocketAddr,
+    /// Base URL of the node's HTTP API (`http://host:port`).
+    pub api: String,
+    /// Ed25519 consensus key (hex).
+    pub signing_key: String,
+    /// TLS certificate issued at genesis (hex of DER).
+    pub tls_cert: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberEntry {
+    pub id: String,
+    /// `kgc`, `hospital`, `research` or `cpc`.
+    pub role: String,
+    /// The node (validator id) hosting the member.
+    pub node: u8,
+}
+
+impl ConsortiumFile {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let c: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        c.check()?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.validators.len() < 4 {
+            bail!("a consortium needs at least 4 validators (n = 3f + 1, f >= 1); this one lists {}", self.validators.len());
+        }
+        for (i, v) in self.validators.iter().enumerate() {
+            if v.id as usize != i {
+                bail!("validators must be listed in id order (entry {i} has id {})", v.id);
+            }
+        }
+        for m in &self.members {
+            if m.node as usize >= self.validators.len() {
+                bail!("member {} is hosted by node {}, which does not exist", m.id, m.node);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn member(&self, id: &str) -> Option<&MemberEntry> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// The API base URL of the node hosting `member`.
+    pub fn api_of(&self, member: &str) -> Result<&str> {
+        let m = self.member(member).ok_or_else(|| anyhow!("{member} is not a member of this consortium"))?;
+        Ok(&self.validators[m.node as usize].api)
+    }
+}
+
+/// `node.toml`: one node's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's validator id in `consortium.toml`.
+    pub node: u8,
+    /// The consortium's genesis file.
+    pub consortium: PathBuf,
+    /// Directory of the Groth16 parameter files.
+    pub params_dir: PathBuf,
+    /// RocksDB and the node's own state (owned datasets, staged observations).
+    pub data_dir: PathBuf,
+    pub secrets: SecretsConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub consensus: ConsensusConfig,
+    #[serde(default)]
+    pub owner: OwnerConfig,
+    #[serde(default)]
+    pub cpc: CpcConfig,
+    #[serde(default)]
+    pub gpu: GpuConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Where this file was read from (paths are relative to its directory).
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The validator's Ed25519 consensus key.
+    pub validator_key: PathBuf,
+    /// The validator's TLS private key (PKCS#8 DER).
+    pub tls_key: PathBuf,
+    /// The hosted member's keys (absent on a node that is a validator only).
+    #[serde(default)]
+    pub member: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the HTTP API binds to.
+    pub listen: SocketAddr,
+    /// Largest request body accepted (bytes); larger bodies get 413.
+    pub body_limit_bytes: usize,
+    /// How far a signed request's time may be from this node's clock (seconds).
+    pub clock_skew_s: u64,
+    /// How long `wait` parameters may block a request (seconds).
+    pub wait_max_s: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8700".parse().expect("literal"), body_limit_bytes: 8 << 20, clock_skew_s: 60, wait_max_s: 120 }
+    }
+}
+
+/// Consensus timing. `lan` suits one data centre, `wan` several sites, `loopback` a
+/// cluster on one host (tests).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusConfig {
+    pub preset: String,
+    /// Overrides of the preset (milliseconds); absent means the preset's value.
+    pub view_change_timeout_ms: Option<u64>,
+    pub batch_delay_ms: Option<u64>,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        Self { preset: "lan".into(), view_change_timeout_ms: None, batch_delay_ms: None }
+    }
+}
+
+impl ConsensusConfig {
+    pub fn replica(&self, n: usize, id: u8) -> Result<dualchain_consensus::Config> {
+        let mut c = match self.preset.as_str() {
+            "loopback" => dualchain_consensus::Config::loopback(n, id),
+            "lan" => dualchain_consensus::Config::new(n, id),
+            "wan" => dualchain_consensus::Config {
+                view_change_timeout_ms: 8000,
+                retransmit_ms: 2000,
+                state_fetch_ms: 4000,
+                batch_delay_ms: 10,
+                ..dualchain_consensus::Config::new(n, id)
+            },
+            other => bail!("unknown consensus preset {other:?} (lan, wan or loopback)"),
+        };
+        if let Some(v) = self.view_change_timeout_ms {
+            c.view_change_timeout_ms = v;
+        }
+        if let Some(v) = self.batch_delay_ms {
+            c.batch_delay_ms = v;
+        }
+        c.validate().map_err(|e| anyhow!("consensus settings: {e}"))?;
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OwnerConfig {
+    /// The CPC that stores this hospital's datasets unless a request names another.
+    pub default_cpc: Option<String>,
+    /// Observations posted one by one are staged and sealed into a dataset at this count.
+    pub dataset_records: usize,
+    /// The CP-ABE policy of new datasets.
+    pub abe_policy: String,
+    /// Departments whose researchers may request (the zero-knowledge twin of the policy).
+    pub departments: Vec<String>,
+}
+
+impl Default for OwnerConfig {
+    fn default() -> Self {
+        Self {
+            default_cpc: None,
+            dataset_records: 64,
+            abe_policy: crate::flow::DEMO_POLICY.into(),
+            departments: crate::flow::DEPARTMENTS.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpcConfig {
+    /// Capsules re-encrypted per batch chunk.
+    pub reencrypt_chunk: usize,
+}
+
+impl Default for CpcConfig {
+    fn default() -> Self {
+        Self { reencrypt_chunk: 4096 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuConfig {
+    /// Use a CUDA device where one is present (the CPU is the fallback either way).
+    pub enabled: bool,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter: a level (`info`) or per-module directives
+    /// (`info,dualchain_consensus=debug`). `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: "text".into() }
+    }
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut c: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        c.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if c.owner.dataset_records == 0 {
+            bail!("owner.dataset_records must be positive");
+        }
+        if c.api.body_limit_bytes < 1024 {
+            bail!("api.body_limit_bytes must be at least 1024");
+        }
+        Ok(c)
+    }
+
+    /// A path from this file, resolved against its directory.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+}
+
+/// Hex of a value's canonical encoding.
+pub fn to_hex<T: Codec>(v: &T) -> String {
+    hex::encode(v.to_bytes())
+}
+
+/// A value from hex of its canonical encoding.
+pub fn from_hex<T: Codec>(s: &str, what: &str) -> Result<T> {
+    let bytes = hex::decode(s).with_context(|| format!("{what} is not hex"))?;
+    T::from_bytes(&bytes).map_err(|e| anyhow!("{what}: {e}"))
+}
+
+/// Writes `bytes` to `path` atomically (aside, synced, renamed), readable by the owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().ok_or_else(|| anyhow!("{} has no directory", path.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("bad file name {}", path.display()))?
+    ));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
