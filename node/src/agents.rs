@@ -30,13 +30,13 @@ use dualchain_prover::supply::{self, SupplyCircuit, SupplyShape};
 use dualchain_prover::verify::proof_to_bytes;
 use dualchain_prover::ProverError;
 use dualchain_storage::cpc::{CpcStore, Manifest};
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
@@ -108,6 +108,15 @@ impl AgentMetrics {
         registry.register("dualchain_cpc_reencrypt_batches", "Re-encryption batches", m.reencrypt_batches.clone());
         registry.register("dualchain_cpc_ingested_records", "Records taken in", m.ingested_records.clone());
         registry.register("dualchain_cpc_fetches", "Fetches served or refused", m.fetches.clone());
+        // Every series exists from the start (at zero), so dashboards and alerts see them.
+        for circuit in ["supply", "policy"] {
+            let l = CircuitLabel { circuit: circuit.into() };
+            m.proofs.get_or_create(&l);
+            m.prove_seconds.get_or_create(&l);
+        }
+        for result in ["ok", "refused"] {
+            m.fetches.get_or_create(&ResultLabel { result: result.into() });
+        }
         m
     }
 
@@ -164,7 +173,10 @@ fn follow(
                 let (log, who, what) = (log.clone(), who.clone(), tx.kind.name());
                 tokio::spawn(async move {
                     if let Err(e) = fut.await {
-                        log.push(&who, Activity::Failed { what: format!("reacting to {what}"), error: format!("{e:#}") });
+                        log.push(
+                            &who,
+                            Activity::Failed { what: format!("reacting to {what}"), error: format!("{e:#}") },
+                        );
                     }
                 });
             }
@@ -290,7 +302,10 @@ impl OwnerNode {
     /// persists them: the supply proofs of later demands need it).
     pub fn add_dataset(&self, id: DatasetId, d: OwnedDataset) -> Result<()> {
         if let Some(dir) = &self.persist {
-            crate::config::write_private(&dir.join(format!("{}.json", id.to_hex())), &serde_json::to_vec(&d.to_json())?)?;
+            crate::config::write_private(
+                &dir.join(format!("{}.json", id.to_hex())),
+                &serde_json::to_vec(&d.to_json())?,
+            )?;
         }
         self.datasets.lock().unwrap_or_else(|p| p.into_inner()).insert(id.0, Arc::new(d));
         Ok(())
@@ -303,7 +318,9 @@ impl OwnerNode {
         let mut n = 0;
         for e in entries {
             let path = e?.path();
-            let Some(stem) = path.file_stem().and_then(|s| s.to_str()).filter(|_| path.extension().is_some_and(|x| x == "json")) else {
+            let Some(stem) =
+                path.file_stem().and_then(|s| s.to_str()).filter(|_| path.extension().is_some_and(|x| x == "json"))
+            else {
                 continue;
             };
             let mut id = [0u8; 32];

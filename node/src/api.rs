@@ -218,7 +218,8 @@ impl Signed {
     }
 
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.body).map_err(|e| ApiError::invalid("bad-json", format!("the body is not valid: {e}")))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::invalid("bad-json", format!("the body is not valid: {e}")))
     }
 }
 
@@ -267,11 +268,15 @@ fn authenticate(
     sig: &str,
     body: &[u8],
 ) -> Result<(), ApiError> {
-    let time: u64 = time.parse().map_err(|_| ApiError::unauthorized("bad-time", "the time is not UNIX milliseconds"))?;
+    let time: u64 =
+        time.parse().map_err(|_| ApiError::unauthorized("bad-time", "the time is not UNIX milliseconds"))?;
     let now = unix_ms();
     let skew = node.cfg.api.clock_skew_s * 1000;
     if now.abs_diff(time) > skew {
-        return Err(ApiError::unauthorized("stale", format!("signed {} ms from this node's clock", now.abs_diff(time))));
+        return Err(ApiError::unauthorized(
+            "stale",
+            format!("signed {} ms from this node's clock", now.abs_diff(time)),
+        ));
     }
     if time < node.started_ms {
         return Err(ApiError::unauthorized("stale", "signed before this node started; sign it again"));
@@ -294,7 +299,10 @@ fn authenticate(
         },
     };
     if !key.verify(API_SIGNING_USE, &request_message(method, pq, time, nonce, body), &signature) {
-        return Err(ApiError::unauthorized("bad-signature", format!("the signature is not {member}'s over this request")));
+        return Err(ApiError::unauthorized(
+            "bad-signature",
+            format!("the signature is not {member}'s over this request"),
+        ));
     }
     let mut seen = node.nonces.lock().unwrap_or_else(|p| p.into_inner());
     if seen.len() >= 4096 {
@@ -313,14 +321,18 @@ fn hosted_as<'a>(node: &'a Node, signed: &Signed, roles: &[Role]) -> Result<&'a 
         ApiError::forbidden("not-hosted", format!("this node does not hold {}'s keys; call {home}", signed.member))
     })?;
     if !roles.is_empty() && !roles.contains(&h.member.role) {
-        return Err(ApiError::forbidden("wrong-role", format!("{} is a {}; this call is not for it", h.member.id, h.member.role)));
+        return Err(ApiError::forbidden(
+            "wrong-role",
+            format!("{} is a {}; this call is not for it", h.member.id, h.member.role),
+        ));
     }
     Ok(h)
 }
 
 fn parse_id(s: &str, what: &str) -> Result<Hash, ApiError> {
     let mut id = [0u8; 32];
-    hex::decode_to_slice(s, &mut id).map_err(|_| ApiError::invalid("bad-id", format!("{what} must be 32 bytes in hex")))?;
+    hex::decode_to_slice(s, &mut id)
+        .map_err(|_| ApiError::invalid("bad-id", format!("{what} must be 32 bytes in hex")))?;
     Ok(id)
 }
 
@@ -379,7 +391,9 @@ pub fn router(node: Arc<Node>) -> Router {
 async fn health(State(node): State<Arc<Node>>) -> ApiResult {
     let status = node.validator.status().await;
     let fp = node.ledger.fingerprint()?;
-    let tip = |t: Option<dualchain_storage::ledger::BlockRef>| t.map(|b| json!({"height": b.height, "hash": hex::encode(b.hash)}));
+    let tip = |t: Option<dualchain_storage::ledger::BlockRef>| {
+        t.map(|b| json!({"height": b.height, "hash": hex::encode(b.hash)}))
+    };
     let ready = node.ready()?;
     ok_json(&json!({
         "status": if status.is_some() { "ok" } else { "stopped" },
@@ -410,7 +424,7 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult {
 /// A patient's demographics as the supply circuit needs them.
 #[derive(Debug, Clone, serde::Serialize, Deserialize)]
 struct Demographics {
-    birth_unix: u64,
+    birth_unix: i64,
     sex: u8,
 }
 
@@ -437,7 +451,7 @@ fn demographics(p: &Value) -> Result<Demographics, ApiError> {
     };
     let birth = p["birthDate"]
         .as_str()
-        .and_then(|d| fhir::parse_rfc3339(&format!("{d}T00:00:00Z")))
+        .and_then(fhir::parse_date)
         .ok_or_else(|| ApiError::invalid("bad-patient", "Patient.birthDate must be a full date (YYYY-MM-DD)"))?;
     Ok(Demographics { birth_unix: birth, sex })
 }
@@ -457,10 +471,13 @@ fn patient_refs(p: &Value, full_url: Option<&str>) -> Result<Vec<String>, ApiErr
     Ok(refs)
 }
 
-fn record_of(obs: &Value, patients: &std::collections::HashMap<String, Demographics>) -> Result<supply::Record, String> {
+fn record_of(
+    obs: &Value,
+    patients: &std::collections::HashMap<String, Demographics>,
+) -> Result<supply::Record, String> {
     fhir::to_record_with(obs, |reference, t| {
         let d = patients.get(reference)?;
-        let years = t.saturating_sub(d.birth_unix) / 31_556_952;
+        let years = (t as i64).saturating_sub(d.birth_unix).max(0) / 31_556_952;
         Some(((years / 5).min(255) as u8, d.sex))
     })
 }
@@ -507,7 +524,9 @@ async fn post_bundle(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
     expect_type(&b, "Bundle")?;
     match b["type"].as_str() {
         Some("transaction" | "batch") => {}
-        other => return Err(ApiError::invalid("bundle-type", format!("Bundle.type {other:?}: post a transaction or batch"))),
+        other => {
+            return Err(ApiError::invalid("bundle-type", format!("Bundle.type {other:?}: post a transaction or batch")))
+        }
     }
     let entries = b["entry"].as_array().ok_or_else(|| ApiError::invalid("empty", "the Bundle has no entries"))?;
     let mut patients = load_patients(&node)?;
@@ -528,7 +547,10 @@ async fn post_bundle(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
         match r["resourceType"].as_str() {
             Some("Patient") => {}
             Some("Observation") => {
-                records.push(record_of(r, &patients).map_err(|m| ApiError::unprocessable("unmappable", format!("entry {i}: {m}")))?);
+                records.push(
+                    record_of(r, &patients)
+                        .map_err(|m| ApiError::unprocessable("unmappable", format!("entry {i}: {m}")))?,
+                );
                 observations.push(r.clone());
             }
             other => {
@@ -586,7 +608,11 @@ fn staging_path(node: &Node) -> std::path::PathBuf {
 
 fn read_staged(node: &Node) -> Result<Vec<Value>, ApiError> {
     match std::fs::read_to_string(staging_path(node)) {
-        Ok(t) => t.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).map_err(ApiError::internal)).collect(),
+        Ok(t) => t
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).map_err(ApiError::internal))
+            .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(ApiError::internal(e)),
     }
@@ -646,7 +672,9 @@ async fn seal(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
         return Err(ApiError::conflict("nothing-staged", "no observations are staged"));
     }
     let up = seal_staged(&node, h, staged, s.param("dataset")).await?;
-    ok_json(&json!({"dataset": up.dataset.to_hex(), "h1": hex::encode(up.h1), "records": up.records, "tx": hex::encode(up.tx), "seq": up.seq}))
+    ok_json(
+        &json!({"dataset": up.dataset.to_hex(), "h1": hex::encode(up.h1), "records": up.records, "tx": hex::encode(up.tx), "seq": up.seq}),
+    )
 }
 
 /// Step 4 for a hosted hospital: signcrypt, store at the CPC (checking its manifest),
@@ -661,15 +689,13 @@ async fn upload(
 ) -> Result<Uploaded, ApiError> {
     let owner = owner_of(h)?;
     let n = records.len();
-    let shape = node
-        .supply_pks
-        .keys()
-        .filter(|s| s.records() >= n)
-        .min_by_key(|s| s.records())
-        .copied()
-        .ok_or_else(|| {
+    let shape =
+        node.supply_pks.keys().filter(|s| s.records() >= n).min_by_key(|s| s.records()).copied().ok_or_else(|| {
             let max = node.supply_pks.keys().map(|s| s.records()).max().unwrap_or(0);
-            ApiError::unprocessable("too-many-records", format!("{n} records; this consortium's datasets hold at most {max}"))
+            ApiError::unprocessable(
+                "too-many-records",
+                format!("{n} records; this consortium's datasets hold at most {max}"),
+            )
         })?;
     let cpc = cpc
         .or_else(|| node.cfg.owner.default_cpc.clone())
@@ -700,19 +726,36 @@ async fn upload(
     // Stored at the CPC; its manifest hash is H1'.
     let (h1, stored) = if let Some(c) = node.hosted().and_then(|x| x.cpc.clone()).filter(|c| c.member.id == cpc) {
         let owner_id = h.member.id.clone();
-        let m = tokio::task::spawn_blocking(move || c.upload(&owner_id, &sealed)).await.map_err(ApiError::internal)??;
+        let m =
+            tokio::task::spawn_blocking(move || c.upload(&owner_id, &sealed)).await.map_err(ApiError::internal)??;
         (m.hash(), m.entries.len())
     } else {
         let base = node.consortium.api_of(&cpc).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
         let client = ApiClient::new(base, &h.member.id, h.member.signer.clone())?;
-        let resp = client.send(reqwest::Method::POST, "/cpc/ingest", encode_list(sealed.iter().map(Codec::to_bytes)), "application/octet-stream").await
-            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-unreachable", format!("{cpc}: {e:#}")))?;
-        let v: Value = resp.json().map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-refused", format!("{cpc}: {e:#}")))?;
+        let resp = client
+            .send(
+                reqwest::Method::POST,
+                "/cpc/ingest",
+                encode_list(sealed.iter().map(Codec::to_bytes)),
+                "application/octet-stream",
+            )
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-unreachable", format!("{cpc}: {e:#}"))
+            })?;
+        let v: Value = resp
+            .json()
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-refused", format!("{cpc}: {e:#}")))?;
         let h1 = parse_id(v["h1"].as_str().unwrap_or(""), "h1")?;
         (h1, v["records"].as_u64().unwrap_or(0) as usize)
     };
     if stored != n {
-        return Err(ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-manifest", format!("{cpc} stored {stored} of {n} records")));
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "transient",
+            "cpc-manifest",
+            format!("{cpc} stored {stored} of {n} records"),
+        ));
     }
     let departments: Vec<&str> = node.cfg.owner.departments.iter().map(String::as_str).collect();
     let prepared = sharing::prepare_registration(
@@ -815,7 +858,8 @@ impl DemandSpec {
     pub fn requirement(&self) -> Result<Requirement, ApiError> {
         let bad = |m: String| ApiError::unprocessable("bad-requirement", m);
         let fixed = |v: Option<f64>, what: &str| {
-            v.map(|x| supply::fhir::fixed_point(x).ok_or_else(|| bad(format!("{what} {x} is out of range")))).transpose()
+            v.map(|x| supply::fhir::fixed_point(x).ok_or_else(|| bad(format!("{what} {x} is out of range"))))
+                .transpose()
         };
         let sex = match self.sex.as_deref().unwrap_or("any") {
             "any" => supply::sex::UNKNOWN_OR_ANY,
@@ -825,7 +869,8 @@ impl DemandSpec {
             s => return Err(bad(format!("sex {s:?} is not any, male, female or other"))),
         };
         let r = Requirement {
-            code: supply::fhir::loinc_code(&self.code).ok_or_else(|| bad(format!("{:?} is not a LOINC code", self.code)))?,
+            code: supply::fhir::loinc_code(&self.code)
+                .ok_or_else(|| bad(format!("{:?} is not a LOINC code", self.code)))?,
             unit: supply::fhir::unit_code(&self.unit),
             age_lo: self.age_band_min,
             age_hi: self.age_band_max,
@@ -890,7 +935,8 @@ async fn post_access(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
     }
     sharing::open_index(&h.member, &node.ledger, &d.dataset)
         .map_err(|e| ApiError::forbidden("index-closed", format!("the dataset's CP-ABE index does not open: {e:#}")))?;
-    let root = node.ledger.credential_root()?.ok_or_else(|| ApiError::conflict("no-credential", "no credential root yet"))?;
+    let root =
+        node.ledger.credential_root()?.ok_or_else(|| ApiError::conflict("no-credential", "no credential root yet"))?;
     let path = node
         .ledger
         .credential_path(&h.member.id)?
@@ -898,12 +944,11 @@ async fn post_access(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
     let mut request = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut request);
     let (proof, took) =
-        sharing::prove_policy(node.policy_pk.clone(), &node.ledger, &demand, h.member.credential(), path, request).await?;
+        sharing::prove_policy(node.policy_pk.clone(), &node.ledger, &demand, h.member.credential(), path, request)
+            .await?;
     node.agent_metrics.proved("policy", took);
-    let f = h
-        .client
-        .submit(TxKind::RequestAccess { request, demand, root, proof, duration_s: spec.duration_s })
-        .await?;
+    let f =
+        h.client.submit(TxKind::RequestAccess { request, demand, root, proof, duration_s: spec.duration_s }).await?;
     let mut v = final_json(&f);
     v["request"] = json!(hex::encode(request));
     v["prove_ms"] = json!(took.as_millis() as u64);
@@ -942,34 +987,46 @@ async fn get_records(State(node): State<Arc<Node>>, Path(id): Path<String>, s: S
     }
     ledger.grant_usable(&grant_id, unix_ms()).map_err(|e| ApiError::forbidden("grant-unusable", e))?;
     if poll(wait, || Ok(ledger.grant(&grant_id)?.filter(|g| g.receipts > 0))).await?.is_none() {
-        return Err(ApiError::conflict("not-ready", "the CPC has not re-encrypted the records yet; retry (or pass ?wait=)"));
+        return Err(ApiError::conflict(
+            "not-ready",
+            "the CPC has not re-encrypted the records yet; retry (or pass ?wait=)",
+        ));
     }
     let pointer = sharing::open_index(&h.member, &ledger, &g.dataset)
         .map_err(|e| ApiError::forbidden("index-closed", format!("{e:#}")))?;
     let req = FetchRequest::sign(&h.member, grant_id, pointer.h1);
-    let results: Vec<Reencrypted> =
-        if let Some(c) = node.hosted().and_then(|x| x.cpc.clone()).filter(|c| c.member.id == pointer.cpc) {
-            tokio::task::spawn_blocking(move || c.fetch(&req)).await.map_err(ApiError::internal)?
-                .map_err(|e| ApiError::forbidden("cpc-refused", format!("{e:#}")))?
-        } else {
-            let base = node.consortium.api_of(&pointer.cpc).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
-            let client = ApiClient::new(base, &h.member.id, h.member.signer.clone())?;
-            let body = json!({
-                "grant": hex::encode(req.grant), "requester": req.requester, "h1": hex::encode(req.h1),
-                "at_ms": req.at_ms, "signature": hex::encode(req.signature),
-            });
-            let resp = client.send(reqwest::Method::POST, "/cpc/fetch", body.to_string().into_bytes(), "application/json").await
-                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-unreachable", format!("{e:#}")))?;
-            if resp.status != 200 {
-                let r = resp.refusal();
-                return Err(ApiError::forbidden("cpc-refused", format!("{}: {}", pointer.cpc, r.message)));
-            }
-            decode_list(&resp.body)
-                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-malformed", e))?
-                .into_iter()
-                .map(|b| Reencrypted::from_bytes(b).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-malformed", e.to_string())))
-                .collect::<Result<_, _>>()?
-        };
+    let results: Vec<Reencrypted> = if let Some(c) =
+        node.hosted().and_then(|x| x.cpc.clone()).filter(|c| c.member.id == pointer.cpc)
+    {
+        tokio::task::spawn_blocking(move || c.fetch(&req))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| ApiError::forbidden("cpc-refused", format!("{e:#}")))?
+    } else {
+        let base =
+            node.consortium.api_of(&pointer.cpc).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
+        let client = ApiClient::new(base, &h.member.id, h.member.signer.clone())?;
+        let body = json!({
+            "grant": hex::encode(req.grant), "requester": req.requester, "h1": hex::encode(req.h1),
+            "at_ms": req.at_ms, "signature": hex::encode(req.signature),
+        });
+        let resp = client
+            .send(reqwest::Method::POST, "/cpc/fetch", body.to_string().into_bytes(), "application/json")
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-unreachable", format!("{e:#}")))?;
+        if resp.status != 200 {
+            let r = resp.refusal();
+            return Err(ApiError::forbidden("cpc-refused", format!("{}: {}", pointer.cpc, r.message)));
+        }
+        decode_list(&resp.body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-malformed", e))?
+            .into_iter()
+            .map(|b| {
+                Reencrypted::from_bytes(b)
+                    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-malformed", e.to_string()))
+            })
+            .collect::<Result<_, _>>()?
+    };
     let owner = ledger.member(&g.owner)?.ok_or_else(|| ApiError::internal("the owner is not on the ledger"))?;
     let owner_key = PublicKey::from_raw(&owner.signing_key).map_err(ApiError::internal)?;
     let member = h.member.clone();
@@ -1067,7 +1124,9 @@ async fn cpc_ingest(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::forbidden("refused", format!("{e:#}")))?;
-    ok_json(&json!({"h1": hex::encode(manifest.hash()), "records": manifest.entries.len(), "dataset": manifest.dataset.to_hex()}))
+    ok_json(
+        &json!({"h1": hex::encode(manifest.hash()), "records": manifest.entries.len(), "dataset": manifest.dataset.to_hex()}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -1099,5 +1158,6 @@ async fn cpc_fetch(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::forbidden("refused", format!("{e:#}")))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], encode_list(results.iter().map(Codec::to_bytes))).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], encode_list(results.iter().map(Codec::to_bytes)))
+        .into_response())
 }

@@ -42,12 +42,7 @@ pub fn sign_request(
     rand::thread_rng().fill_bytes(&mut nonce);
     let nonce = hex::encode(nonce);
     let sig = signer.sign(API_SIGNING_USE, &request_message(method, path_and_query, time_ms, &nonce, body));
-    [
-        (H_MEMBER, member.to_string()),
-        (H_TIME, time_ms.to_string()),
-        (H_NONCE, nonce),
-        (H_SIGNATURE, hex::encode(sig)),
-    ]
+    [(H_MEMBER, member.to_string()), (H_TIME, time_ms.to_string()), (H_NONCE, nonce), (H_SIGNATURE, hex::encode(sig))]
 }
 
 /// A refusal from a node: the HTTP status and the OperationOutcome's reason and text.

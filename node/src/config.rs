@@ -85,7 +85,10 @@ impl ConsortiumFile {
 
     fn check(&self) -> Result<()> {
         if self.validators.len() < 4 {
-            bail!("a consortium needs at least 4 validators (n = 3f + 1, f >= 1); this one lists {}", self.validators.len());
+            bail!(
+                "a consortium needs at least 4 validators (n = 3f + 1, f >= 1); this one lists {}",
+                self.validators.len()
+            );
         }
         for (i, v) in self.validators.iter().enumerate() {
             if v.id as usize != i {
@@ -168,7 +171,12 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8700".parse().expect("literal"), body_limit_bytes: 8 << 20, clock_skew_s: 60, wait_max_s: 120 }
+        Self {
+            listen: "127.0.0.1:8700".parse().expect("literal"),
+            body_limit_bytes: 8 << 20,
+            clock_skew_s: 60,
+            wait_max_s: 120,
+        }
     }
 }
 

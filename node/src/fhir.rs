@@ -144,6 +144,28 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     u64::try_from(t).ok()
 }
 
+/// A FHIR `date` (`YYYY-MM-DD`) as UNIX seconds at midnight UTC; dates before 1970 are
+/// negative (birth dates).
+pub fn parse_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400)
+}
+
 /// Turns a vital-sign Observation into the supply circuit's record, with the patient's
 /// demographics from the hospital's registry. Errors name the field that does not map.
 pub fn to_record(obs: &Value, ward: &Ward) -> Result<dualchain_prover::supply::Record, String> {
@@ -202,6 +224,16 @@ mod tests {
         {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn dates_before_and_after_1970() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("1969-12-31"), Some(-86_400));
+        assert_eq!(parse_date("2000-02-29"), Some(951_782_400));
+        assert_eq!(parse_date("1900-02-29"), None);
+        assert_eq!(parse_date("1961-13-01"), None);
+        assert_eq!(parse_date("1961-3-1"), None);
     }
 
     #[test]

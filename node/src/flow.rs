@@ -491,13 +491,7 @@ impl Consortium {
             sharing::prove_policy(self.policy_pk.clone(), &ledger, demand, credential, path, request_id).await?;
         let f = self
             .client(requester)?
-            .submit(TxKind::RequestAccess {
-                request: request_id,
-                demand: *demand,
-                root,
-                proof,
-                duration_s,
-            })
+            .submit(TxKind::RequestAccess { request: request_id, demand: *demand, root, proof, duration_s })
             .await?;
         Ok((request_id, f, took))
     }

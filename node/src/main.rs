@@ -259,7 +259,8 @@ fn api_client(args: &ClientArgs) -> Result<ApiClient> {
         (None, Some(u), Some(k)) => (u.clone(), k.clone()),
         _ => bail!("give --config NODE_TOML, or --url and --member-key"),
     };
-    let file: MemberFile = serde_json::from_slice(&std::fs::read(&key_path).with_context(|| format!("{}", key_path.display()))?)?;
+    let file: MemberFile =
+        serde_json::from_slice(&std::fs::read(&key_path).with_context(|| format!("{}", key_path.display()))?)?;
     let member = file.member()?;
     ApiClient::new(&url, &member.id, member.signer)
 }
@@ -268,8 +269,7 @@ async fn client(args: ClientArgs) -> Result<()> {
     let c = api_client(&args)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let q = |params: &[(&str, Option<String>)]| -> String {
-        let parts: Vec<String> =
-            params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
+        let parts: Vec<String> = params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
         if parts.is_empty() {
             String::new()
         } else {
@@ -294,7 +294,9 @@ async fn client(args: ClientArgs) -> Result<()> {
             };
             c.call(Method::POST, &path, Some(&body)).await?
         }
-        Call::Seal { dataset } => c.call(Method::POST, &format!("/datasets/seal{}", q(&[("dataset", dataset.clone())])), None).await?,
+        Call::Seal { dataset } => {
+            c.call(Method::POST, &format!("/datasets/seal{}", q(&[("dataset", dataset.clone())])), None).await?
+        }
         Call::Dataset { id } => c.call(Method::GET, &format!("/datasets/{id}"), None).await?,
         Call::Demand { dataset, code, unit, min, max, since_s, threshold } => {
             let spec = json!({
@@ -337,7 +339,11 @@ fn summarise(v: &Value) {
         return;
     };
     if v["resourceType"] == "Bundle" {
-        println!("Bundle ({}) with {} entries", v["type"].as_str().unwrap_or("?"), v["entry"].as_array().map_or(0, Vec::len));
+        println!(
+            "Bundle ({}) with {} entries",
+            v["type"].as_str().unwrap_or("?"),
+            v["entry"].as_array().map_or(0, Vec::len)
+        );
     }
     for (k, x) in obj {
         match x {
@@ -349,7 +355,12 @@ fn summarise(v: &Value) {
             }
             Value::Array(a) => println!("{k:>18}: {} items", a.len()),
             Value::Object(o) if k == "outcome" => {
-                println!("{k:>18}: {}", o.get("status").or_else(|| o.get("result")).map_or_else(|| Value::Object(o.clone()).to_string(), |s| s.to_string()))
+                println!(
+                    "{k:>18}: {}",
+                    o.get("status")
+                        .or_else(|| o.get("result"))
+                        .map_or_else(|| Value::Object(o.clone()).to_string(), |s| s.to_string())
+                )
             }
             Value::Object(o) => println!("{k:>18}: {}", serde_json::to_string(o).unwrap_or_default()),
             other => println!("{k:>18}: {other}"),

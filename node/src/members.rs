@@ -186,11 +186,15 @@ impl MemberFile {
         let cert: Certificate = from_hex(&self.certificate, "certificate")?;
         let attributes = AttributeSet::new(self.attributes.iter().map(String::as_str))?;
         let mut attribute_salt = [0u8; ATTRIBUTE_SALT_LEN];
-        hex::decode_to_slice(&self.attribute_salt, &mut attribute_salt)
-            .map_err(|e| anyhow!("attribute salt: {e}"))?;
+        hex::decode_to_slice(&self.attribute_salt, &mut attribute_salt).map_err(|e| anyhow!("attribute salt: {e}"))?;
         let role = role_from_str(&self.role)?;
         if cert.fields.subject != self.id || cert.fields.role != role {
-            return Err(anyhow!("the certificate is {}'s ({}), not {}'s", cert.fields.subject, cert.fields.role, self.id));
+            return Err(anyhow!(
+                "the certificate is {}'s ({}), not {}'s",
+                cert.fields.subject,
+                cert.fields.role,
+                self.id
+            ));
         }
         if cert.fields.signing_key != signer.public() || cert.fields.delegating_key != dsk.public() {
             return Err(anyhow!("the certificate does not certify {}'s keys", self.id));

@@ -173,15 +173,14 @@ impl Node {
         let store: Arc<dyn KvEngine> = Arc::new(metered);
         let mut registry = Registry::default();
         let consensus_metrics = Metrics::register(&mut registry);
-        let key: SigningKeypair = from_hex(
-            String::from_utf8(read_secret(&cfg.path(&cfg.secrets.validator_key))?)?.trim(),
-            "validator key",
-        )?;
+        let key: SigningKeypair =
+            from_hex(String::from_utf8(read_secret(&cfg.path(&cfg.secrets.validator_key))?)?.trim(), "validator key")?;
         ensure!(
             hex::encode(key.public().as_bytes()) == me.signing_key,
             "the validator key is not the one genesis lists for node {id}"
         );
-        let tls = NodeTls { cert_der: hex::decode(&me.tls_cert)?, key_der: read_secret(&cfg.path(&cfg.secrets.tls_key))? };
+        let tls =
+            NodeTls { cert_der: hex::decode(&me.tls_cert)?, key_der: read_secret(&cfg.path(&cfg.secrets.tls_key))? };
         let keys = consortium
             .validators
             .iter()
@@ -226,7 +225,8 @@ impl Node {
                 .ok_or_else(|| anyhow!("{} is not a member in consortium.toml", member.id))?;
             ensure!(entry.node as usize == id, "{} is hosted by node {}, not {id}", member.id, entry.node);
             let client = Arc::new(Client::new(&member.id, member.signer.clone(), validator.clone()));
-            let mut h = Hosted { member: member.clone(), client: client.clone(), owner: None, cpc: None, credentials: vec![] };
+            let mut h =
+                Hosted { member: member.clone(), client: client.clone(), owner: None, cpc: None, credentials: vec![] };
             match member.role {
                 Role::Hospital => {
                     let owner = Arc::new(OwnerNode {
@@ -402,7 +402,8 @@ impl Node {
         g.storage_written_bytes.set(s.written_bytes.load(Ordering::Relaxed) as i64);
         g.storage_write_seconds.set(s.write_nanos.load(Ordering::Relaxed) as f64 / 1e9);
         g.gpu_available.set(0);
-        let failures = self.log.entries().iter().filter(|(_, a)| matches!(a, crate::agents::Activity::Failed { .. })).count();
+        let failures =
+            self.log.entries().iter().filter(|(_, a)| matches!(a, crate::agents::Activity::Failed { .. })).count();
         g.agent_failures.set(failures as i64);
         g.members_registered.set(self.ledger.members()?.len() as i64);
         let mut out = String::new();
@@ -433,9 +434,21 @@ fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
     r.register("dualchain_ledger_members", "Members registered on the ledger", g.members_registered.clone());
     r.register("dualchain_consensus_current_view", "The engine's view (as reported to the API)", g.view.clone());
     r.register("dualchain_storage_gets", "Point reads of the validator's store", g.storage_gets.clone());
-    r.register("dualchain_storage_writes", "Atomic synced write batches of the validator's store", g.storage_writes.clone());
-    r.register("dualchain_storage_written_bytes", "Bytes written to the validator's store", g.storage_written_bytes.clone());
-    r.register("dualchain_storage_write_seconds", "Time spent in writes including the sync", g.storage_write_seconds.clone());
+    r.register(
+        "dualchain_storage_writes",
+        "Atomic synced write batches of the validator's store",
+        g.storage_writes.clone(),
+    );
+    r.register(
+        "dualchain_storage_written_bytes",
+        "Bytes written to the validator's store",
+        g.storage_written_bytes.clone(),
+    );
+    r.register(
+        "dualchain_storage_write_seconds",
+        "Time spent in writes including the sync",
+        g.storage_write_seconds.clone(),
+    );
     r.register(
         "dualchain_kernels_gpu_available",
         "1 when a CUDA device serves proving, verification or re-encryption; 0 when the CPU does",
@@ -459,7 +472,8 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         "node started"
     );
     tracing::info!(compute = %node.compute, "compute backend");
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the API to {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the API to {listen}"))?;
     let app = crate::api::router(node.clone());
     let serve = axum::serve(listener, app).with_graceful_shutdown(stop_signal());
     if let Err(e) = serve.await {
@@ -498,7 +512,11 @@ pub fn init_logging(cfg: &crate::config::LogConfig) -> Result<()> {
         _ => EnvFilter::try_new(&cfg.level),
     }
     .map_err(|e| anyhow!("log level {:?}: {e}", cfg.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match cfg.format.as_str() {
         "text" => builder.try_init(),
         other => bail!("log format {other:?} is not supported (text)"),

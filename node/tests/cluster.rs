@@ -1,0 +1,409 @@
+//! Four `dualchain node` processes from `dualchain init` output, driven through the HTTP
+//! API only: malformed and forged requests are refused with a reason and change nothing;
+//! the sharing flow runs while the CPC's node is killed with SIGKILL and restarted (it
+//! finishes the re-encryption it missed); the ledgers end identical; /metrics parses as
+//! Prometheus text with every component's series; SIGTERM stops every node cleanly.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dualchain_crypto::sign::SigningKeypair;
+use dualchain_node::api_client::{sign_request, ApiClient, Response};
+use dualchain_node::config::{ConsortiumFile, NodeConfig};
+use dualchain_node::fhir;
+use dualchain_node::members::MemberFile;
+use rand::SeedableRng;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dualchain");
+const HOSPITAL: usize = 1;
+const RESEARCH: usize = 2;
+const CPC: usize = 3;
+
+struct Cluster {
+    dir: PathBuf,
+    consortium: ConsortiumFile,
+    procs: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    fn init(dir: &Path) -> Self {
+        let params = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params");
+        let out = Command::new(BIN)
+            .args(["init", "--nodes", "4", "--quic-port", "0", "--api-port", "0", "--preset", "loopback", "--out"])
+            .arg(dir)
+            .arg("--params-cache")
+            .arg(&params)
+            .output()
+            .expect("run init");
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let consortium = ConsortiumFile::load(&dir.join("consortium.toml")).unwrap();
+        let mut c = Self { dir: dir.to_path_buf(), consortium, procs: (0..4).map(|_| None).collect() };
+        for i in 0..4 {
+            c.spawn(i);
+        }
+        c
+    }
+
+    fn config(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node-{i}/node.toml"))
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("node-{i}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .args(["node", "--config"])
+            .arg(self.config(i))
+            .env("RUST_LOG", "info")
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn node");
+        self.procs[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        let mut c = self.procs[i].take().expect("running");
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn terminate(&mut self, i: usize) {
+        let mut c = self.procs[i].take().expect("running");
+        let st = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        assert!(st.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                assert!(status.success(), "node {i} exited with {status} after SIGTERM; log:\n{}", self.log(i));
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {i} did not stop within a minute of SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log(&self, i: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.join(format!("node-{i}.log"))).unwrap_or_default();
+        text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// The member hosted by node `i`, as an API client of that node.
+    fn client(&self, i: usize) -> (ApiClient, SigningKeypair) {
+        let cfg = NodeConfig::load(&self.config(i)).unwrap();
+        let f: MemberFile =
+            serde_json::from_slice(&std::fs::read(cfg.path(cfg.secrets.member.as_ref().unwrap())).unwrap()).unwrap();
+        let m = f.member().unwrap();
+        (ApiClient::new(&self.consortium.validators[i].api, &m.id, m.signer.clone()).unwrap(), m.signer)
+    }
+
+    async fn health(&self, i: usize) -> Option<Value> {
+        let (c, _) = self.client(i);
+        let r = c.get_public("/health").await.ok()?;
+        (r.status == 200).then(|| serde_json::from_slice(&r.body).unwrap())
+    }
+
+    async fn wait_ready(&self, nodes: &[usize], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for &i in nodes {
+            loop {
+                if let Some(h) = self.health(i).await {
+                    if h["ready"] == true {
+                        break;
+                    }
+                }
+                assert!(Instant::now() < deadline, "node {i} not ready within {timeout:?}; log:\n{}", self.log(i));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+
+    /// Every node's (applied batch, data tip, access tip).
+    async fn fingerprints(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for i in 0..4 {
+            out.push(self.health(i).await.map(|h| h["ledger"].clone()).unwrap_or(Value::Null));
+        }
+        out
+    }
+
+    async fn wait_identical(&self, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let f = self.fingerprints().await;
+            if f[0] != Value::Null && f.iter().all(|x| *x == f[0]) {
+                return f[0].clone();
+            }
+            assert!(Instant::now() < deadline, "ledgers did not converge: {f:#?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.procs.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A transaction Bundle: the ward's patients and `n` bedside-monitor Observations.
+fn bundle(n: usize) -> (Value, Vec<Value>) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let ward = fhir::Ward { hospital: "hospital-a".into(), patients: 4, start_unix: now - 1800, interval_s: 30 };
+    let obs = fhir::observations(&ward, n, &mut rand_chacha::ChaCha20Rng::seed_from_u64(9));
+    let mut entries: Vec<Value> = (0..4)
+        .map(|p| {
+            let pt = ward.patient(p);
+            let id = pt.reference.trim_start_matches("Patient/").to_string();
+            let gender = if pt.sex == 1 { "male" } else { "female" };
+            json!({"resource": {"resourceType": "Patient", "id": id, "gender": gender, "birthDate": "1961-03-01"}})
+        })
+        .collect();
+    entries.extend(obs.iter().map(|o| json!({"resource": o, "request": {"method": "POST", "url": "Observation"}})));
+    (json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}), obs)
+}
+
+fn reason(r: &Response) -> (u16, String) {
+    let x = r.refusal();
+    (x.status, x.reason)
+}
+
+/// Sends a request with the given authentication headers verbatim.
+async fn raw(url: &str, headers: &[(&'static str, String)], body: Vec<u8>) -> Response {
+    let mut req = reqwest::Client::new().post(url).header("content-type", "application/fhir+json").body(body);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    Response { status, content_type: String::new(), body: r.bytes().await.unwrap() }
+}
+
+async fn bad_input_changes_nothing(c: &Cluster) {
+    let (hospital, signer) = c.client(HOSPITAL);
+    let (research, _) = c.client(RESEARCH);
+    let base = &c.consortium.validators[HOSPITAL].api;
+    let before = c.wait_identical(Duration::from_secs(30)).await;
+    let (good, _) = bundle(3);
+    let good_bytes = serde_json::to_vec(&good).unwrap();
+
+    // Bad JSON, a wrong resource type, an unsupported Bundle type, an unknown patient.
+    let r = hospital
+        .send(Method::POST, "/fhir", b"{\"resourceType\": \"Bundle\", ".to_vec(), "application/fhir+json")
+        .await
+        .unwrap();
+    assert_eq!(reason(&r), (400, "bad-json".into()));
+    assert!(r.content_type.starts_with("application/fhir+json"));
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["resourceType"], "OperationOutcome");
+    let patient = json!({"resourceType": "Patient", "id": "x", "birthDate": "1980-01-01"});
+    let r = hospital
+        .send(Method::POST, "/fhir/Observation", patient.to_string().into_bytes(), "application/fhir+json")
+        .await
+        .unwrap();
+    assert_eq!(reason(&r), (400, "wrong-resource-type".into()));
+    let r =
+        hospital.send(Method::POST, "/fhir", patient.to_string().into_bytes(), "application/fhir+json").await.unwrap();
+    assert_eq!(reason(&r), (400, "wrong-resource-type".into()));
+    let mut collection = good.clone();
+    collection["type"] = json!("collection");
+    let r = hospital
+        .send(Method::POST, "/fhir", collection.to_string().into_bytes(), "application/fhir+json")
+        .await
+        .unwrap();
+    assert_eq!(reason(&r), (400, "bundle-type".into()));
+    let mut stranger = good["entry"][4]["resource"].clone();
+    stranger["subject"]["reference"] = json!("Patient/nobody");
+    let r = hospital
+        .send(Method::POST, "/fhir/Observation", stranger.to_string().into_bytes(), "application/fhir+json")
+        .await
+        .unwrap();
+    assert_eq!(reason(&r), (422, "unmappable".into()));
+
+    // Oversized body (the default limit is 8 MiB).
+    let huge = vec![b' '; 9 << 20];
+    let r = hospital.send(Method::POST, "/fhir", huge, "application/fhir+json").await.unwrap();
+    assert_eq!(reason(&r), (413, "body-too-large".into()));
+
+    // Missing, forged and tampered signatures; an unknown member; a stale time.
+    let r = raw(&format!("{base}/fhir"), &[], good_bytes.clone()).await;
+    assert_eq!(reason(&r), (401, "missing-signature".into()));
+    let forger = SigningKeypair::generate(&mut rand::thread_rng());
+    let h = sign_request("hospital-a", &forger, "POST", "/fhir", &good_bytes);
+    let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
+    assert_eq!(reason(&r), (401, "bad-signature".into()));
+    let h = sign_request("hospital-a", &signer, "POST", "/fhir", b"{}");
+    let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
+    assert_eq!(reason(&r), (401, "bad-signature".into()), "a signature over another body");
+    let h = sign_request("mallory", &forger, "POST", "/fhir", &good_bytes);
+    let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
+    assert_eq!(reason(&r), (401, "unknown-member".into()));
+    let mut h = sign_request("hospital-a", &signer, "POST", "/fhir", &good_bytes);
+    h[1].1 = "1000".into();
+    let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
+    assert_eq!(reason(&r), (401, "stale".into()));
+
+    // A member calling a node that does not hold its keys; a research institute uploading.
+    let (research_at_hospital, _) = {
+        let (r, s) = c.client(RESEARCH);
+        (ApiClient::new(base, &r.member, s.clone()).unwrap(), s)
+    };
+    let r =
+        research_at_hospital.send(Method::POST, "/fhir", good_bytes.clone(), "application/fhir+json").await.unwrap();
+    assert_eq!(reason(&r), (403, "not-hosted".into()));
+    let r = research.send(Method::POST, "/fhir", good_bytes.clone(), "application/fhir+json").await.unwrap();
+    assert_eq!(reason(&r), (403, "wrong-role".into()));
+    // A demand on a dataset that does not exist, and one that is not JSON of a demand.
+    let r = research
+        .send(Method::POST, "/demands", json!({"dataset": "00".repeat(32), "code": "8867-4", "unit": "/min", "since": 0, "until": 1, "threshold": 1}).to_string().into_bytes(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(reason(&r), (404, "unknown-dataset".into()));
+    let r = research
+        .send(
+            Method::POST,
+            "/demands",
+            json!({"dataset": "00", "bogus": 1}).to_string().into_bytes(),
+            "application/json",
+        )
+        .await
+        .unwrap();
+    assert_eq!(reason(&r), (400, "bad-json".into()));
+
+    // Nothing changed: no block, no staged observation.
+    assert_eq!(c.wait_identical(Duration::from_secs(10)).await, before, "refused requests changed a ledger");
+    assert!(!c.dir.join("node-1/data/staged.jsonl").exists(), "a refused observation was staged");
+
+    // A genuine request goes through once; its replay is refused and changes nothing.
+    let h = sign_request("hospital-a", &signer, "POST", "/fhir?dataset=replay-check", &good_bytes);
+    let r = raw(&format!("{base}/fhir?dataset=replay-check"), &h, good_bytes.clone()).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let after_one = c.wait_identical(Duration::from_secs(30)).await;
+    assert_ne!(after_one, before);
+    let r = raw(&format!("{base}/fhir?dataset=replay-check"), &h, good_bytes.clone()).await;
+    assert_eq!(reason(&r), (409, "replayed".into()));
+    let r =
+        hospital.send(Method::POST, "/fhir?dataset=replay-check", good_bytes, "application/fhir+json").await.unwrap();
+    assert_eq!(reason(&r), (409, "dataset-exists".into()), "the same dataset again, freshly signed");
+    assert_eq!(c.wait_identical(Duration::from_secs(10)).await, after_one);
+}
+
+/// Every line is a comment or `name{labels} value` with a valid name and a number.
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.starts_with(|c: char| c.is_ascii_digit()),
+            "bad metric name in {line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')), "bad labels: {line}");
+        }
+        let v: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+        };
+        out.push((name.to_string(), v));
+    }
+    assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics text ends with # EOF");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_share_data_through_the_api_across_a_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::init(tmp.path());
+    c.wait_ready(&[0, 1, 2, 3], Duration::from_secs(300)).await;
+
+    bad_input_changes_nothing(&c).await;
+
+    // Upload: a Bundle of 4 patients and 12 observations, stored at cpc-1 (node 3).
+    let (hospital, _) = c.client(HOSPITAL);
+    let (research, _) = c.client(RESEARCH);
+    let (body, observations) = bundle(12);
+    let up: Value = hospital.call(Method::POST, "/fhir?dataset=ward-7", Some(&body)).await.unwrap();
+    assert_eq!(up["type"], "transaction-response");
+    assert_eq!(up["entry"].as_array().unwrap().len(), 16);
+    let dataset = up["extension"][0]["valueString"].as_str().unwrap().to_string();
+
+    // The CPC's node dies (SIGKILL) with the records stored; the flow goes on without it.
+    c.kill(CPC);
+    let spec = json!({
+        "dataset": dataset, "code": "8867-4", "unit": "/min", "value_min": 40.0, "value_max": 200.0,
+        "since": 0, "until": 4_000_000_000u64, "threshold": 3,
+    });
+    let d: Value = research.call(Method::POST, "/demands", Some(&spec)).await.unwrap();
+    let demand = d["demand"].as_str().unwrap().to_string();
+    let d: Value = research.call(Method::GET, &format!("/demands/{demand}?wait=90"), None).await.unwrap();
+    assert!(!d["supplied_by"].is_null(), "the owner's node proved supply: {d}");
+    let a: Value =
+        research.call(Method::POST, "/access", Some(&json!({"demand": demand, "duration_s": 3600}))).await.unwrap();
+    assert_eq!(a["granted"], true, "{a}");
+    let grant = a["request"].as_str().unwrap().to_string();
+    let r = research.send(Method::GET, &format!("/grants/{grant}/records"), vec![], "").await.unwrap();
+    assert_eq!(reason(&r), (409, "not-ready".into()), "nothing is re-encrypted while the CPC is down");
+
+    // Restarted, the CPC's node catches up and serves the re-key it missed.
+    c.spawn(CPC);
+    let fetched: Value = research.call(Method::GET, &format!("/grants/{grant}/records?wait=120"), None).await.unwrap();
+    assert_eq!(fetched["type"], "searchset");
+    let mut got: Vec<Value> = fetched["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect();
+    let mut want = observations.clone();
+    let key = |v: &Value| v["id"].as_str().unwrap().to_string();
+    got.sort_by_key(key);
+    want.sort_by_key(key);
+    assert_eq!(got, want, "the requester decrypts exactly the uploaded observations");
+
+    // The audit trail, checked against the KGC's node's blocks.
+    let (kgc, _) = c.client(0);
+    let audit: Value = kgc.call(Method::GET, &format!("/audit/{dataset}"), None).await.unwrap();
+    assert_eq!(audit["records"].as_array().unwrap().len(), 1);
+    assert_eq!(audit["records"][0]["proof_verified"], true);
+    assert_eq!(audit["records"][0]["access"]["requester"], "research-1");
+
+    // Identical ledgers on all four processes.
+    let fp = c.wait_identical(Duration::from_secs(60)).await;
+    assert!(fp["access_tip"]["height"].as_u64().unwrap() >= 2, "{fp}");
+
+    // Metrics: Prometheus text with every component's series.
+    let m = c.client(CPC).0.get_public("/metrics").await.unwrap();
+    let cpc_series = parse_prometheus(std::str::from_utf8(&m.body).unwrap());
+    let m = c.client(HOSPITAL).0.get_public("/metrics").await.unwrap();
+    let hospital_series = parse_prometheus(std::str::from_utf8(&m.body).unwrap());
+    let value = |s: &[(String, f64)], name: &str| s.iter().filter(|(n, _)| n == name).map(|(_, v)| v).sum::<f64>();
+    let has = |s: &[(String, f64)], prefix: &str| s.iter().any(|(n, _)| n.starts_with(prefix));
+    for prefix in [
+        "dualchain_consensus_",
+        "dualchain_ledger_",
+        "dualchain_storage_",
+        "dualchain_api_",
+        "dualchain_kernels_",
+        "dualchain_cpc_",
+        "dualchain_prover_",
+    ] {
+        assert!(has(&cpc_series, prefix), "no {prefix} series");
+    }
+    assert_eq!(value(&cpc_series, "dualchain_cpc_reencrypted_records_total"), 12.0);
+    assert!(value(&hospital_series, "dualchain_prover_proofs_total") >= 1.0);
+    assert!(value(&hospital_series, "dualchain_consensus_committed_requests_total") > 0.0);
+    assert!(value(&hospital_series, "dualchain_api_refusals_total") >= 10.0, "refusals are counted by reason");
+    assert!(value(&hospital_series, "dualchain_storage_writes") > 0.0);
+
+    // SIGTERM: every node stops cleanly.
+    for i in 0..4 {
+        c.terminate(i);
+    }
+}
