@@ -9,6 +9,7 @@
 
 mod consensus_suite;
 mod crypto_suite;
+mod api_suite;
 mod e2e_suite;
 mod measure;
 mod prover_suite;
@@ -59,7 +60,11 @@ fn main() -> Result<()> {
         "prover" => prover_suite::run(args.quick, args.large)?,
         "storage" => storage_suite::run(args.quick)?,
         "consensus" => consensus_suite::run(args.quick)?,
-        "e2e" => e2e_suite::run(args.quick)?,
+        "e2e" => {
+            let mut r = e2e_suite::run(args.quick)?;
+            r.extend(api_suite::run(args.quick)?);
+            r
+        }
         s if SUITES.contains(&s) => {
             bail!("suite `{s}` has nothing to measure yet: its crate is not built (see the crate's module docs)")
         }

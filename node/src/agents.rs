@@ -111,11 +111,11 @@ impl AgentMetrics {
         // Every series exists from the start (at zero), so dashboards and alerts see them.
         for circuit in ["supply", "policy"] {
             let l = CircuitLabel { circuit: circuit.into() };
-            m.proofs.get_or_create(&l);
-            m.prove_seconds.get_or_create(&l);
+            let _ = m.proofs.get_or_create(&l);
+            let _ = m.prove_seconds.get_or_create(&l);
         }
         for result in ["ok", "refused"] {
-            m.fetches.get_or_create(&ResultLabel { result: result.into() });
+            let _ = m.fetches.get_or_create(&ResultLabel { result: result.into() });
         }
         m
     }

@@ -653,13 +653,27 @@ async fn post_observation(State(node): State<Arc<Node>>, s: Signed) -> ApiResult
     Ok(r)
 }
 
+/// Seals the staged observations into one dataset. Without a name, the dataset is named
+/// after the staged content, so a seal interrupted after its registration (a crash before
+/// the staging file is removed) is not registered twice: the retry finds it on the ledger
+/// and clears the staging file.
 async fn seal_staged(node: &Node, h: &Hosted, staged: Vec<Value>, name: Option<String>) -> Result<Uploaded, ApiError> {
+    use sha2::{Digest as _, Sha256};
     let patients = load_patients(node)?;
     let records = staged
         .iter()
         .map(|o| record_of(o, &patients).map_err(|m| ApiError::unprocessable("unmappable", m)))
         .collect::<Result<Vec<_>, _>>()?;
-    let up = upload(node, h, staged, records, name, None).await?;
+    let name = name.unwrap_or_else(|| {
+        let mut hash = Sha256::new();
+        staged.iter().for_each(|o| hash.update(o.to_string().as_bytes()));
+        format!("staged-{}", &hex::encode(hash.finalize())[..24])
+    });
+    if node.ledger.dataset(&DatasetId::derive(&h.member.id, &name).0)?.is_some() {
+        std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
+        return Err(ApiError::conflict("dataset-exists", format!("{name} was sealed before; the staging area is cleared")));
+    }
+    let up = upload(node, h, staged, records, Some(name), None).await?;
     std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
     Ok(up)
 }
@@ -1102,15 +1116,14 @@ async fn get_audit(State(node): State<Arc<Node>>, Path(id): Path<String>, _s: Si
 // ---------------------------------------------------------------------------------------
 // CPC endpoints (called by peer nodes)
 
-fn cpc_of(node: &Node, s: &Signed) -> Result<Arc<crate::agents::CpcNode>, ApiError> {
+fn cpc_of(node: &Node) -> Result<Arc<crate::agents::CpcNode>, ApiError> {
     node.hosted()
         .and_then(|h| h.cpc.clone())
         .ok_or_else(|| ApiError::forbidden("not-a-cpc", format!("node {} hosts no CPC", node.cfg.node)))
-        .and_then(|c| if s.member.is_empty() { Err(ApiError::unauthorized("unknown-member", "")) } else { Ok(c) })
 }
 
 async fn cpc_ingest(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
-    let cpc = cpc_of(&node, &s)?;
+    let cpc = cpc_of(&node)?;
     let records: Vec<Signcrypted> = decode_list(&s.body)
         .map_err(|e| ApiError::invalid("bad-records", e))?
         .into_iter()
@@ -1140,7 +1153,7 @@ struct FetchWire {
 }
 
 async fn cpc_fetch(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
-    let cpc = cpc_of(&node, &s)?;
+    let cpc = cpc_of(&node)?;
     let w: FetchWire = s.json()?;
     if w.requester != s.member {
         return Err(ApiError::forbidden("not-yours", "a member fetches only for itself"));

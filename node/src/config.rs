@@ -278,7 +278,7 @@ pub struct LogConfig {
     /// A `tracing` filter: a level (`info`) or per-module directives
     /// (`info,dualchain_consensus=debug`). `RUST_LOG` overrides it.
     pub level: String,
-    /// `text` or `json`.
+    /// `text` (one line per event on stderr; journald adds the timestamps it needs).
     pub format: String,
 }
 

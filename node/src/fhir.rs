@@ -101,6 +101,26 @@ fn observation(ward: &Ward, index: usize, vital: Vital, patient: u32, t: u64, va
     })
 }
 
+/// A FHIR transaction Bundle as a gateway posts it: the ward's `patients` (gender, birth
+/// date) and `n` observations of the last half hour. Returns the Bundle and the
+/// observations.
+pub fn ward_bundle(hospital: &str, patients: u32, n: usize, seed: u64) -> (Value, Vec<Value>) {
+    use rand::SeedableRng;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let ward = Ward { hospital: hospital.into(), patients, start_unix: now - 1800, interval_s: 30 };
+    let obs = observations(&ward, n, &mut rand_chacha::ChaCha20Rng::seed_from_u64(seed));
+    let mut entries: Vec<Value> = (0..patients)
+        .map(|p| {
+            let pt = ward.patient(p);
+            let id = pt.reference.trim_start_matches("Patient/").to_string();
+            let gender = if pt.sex == 1 { "male" } else { "female" };
+            json!({"fullUrl": format!("urn:uuid:{id}"), "resource": {"resourceType": "Patient", "id": id, "gender": gender, "birthDate": "1961-03-01"}})
+        })
+        .collect();
+    entries.extend(obs.iter().map(|o| json!({"resource": o, "request": {"method": "POST", "url": "Observation"}})));
+    (json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}), obs)
+}
+
 /// UNIX seconds as an RFC 3339 UTC timestamp (civil-from-days, Howard Hinnant's algorithm).
 pub fn rfc3339(t: u64) -> String {
     let days = (t / 86_400) as i64;

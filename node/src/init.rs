@@ -384,7 +384,7 @@ enabled = {gpu}
 [log]
 # A tracing filter, e.g. "info" or "info,dualchain_consensus=debug" (RUST_LOG overrides).
 level = "{level}"
-# text or json
+# text (one line per event on stderr)
 format = "{format}"
 "#,
         node = c.node,

@@ -26,6 +26,7 @@ pub mod fhir;
 pub mod flow;
 pub mod init;
 pub mod members;
+pub mod procs;
 pub mod service;
 pub mod sharing;
 pub mod zk;

@@ -4,16 +4,13 @@
 //! finishes the re-encryption it missed); the ledgers end identical; /metrics parses as
 //! Prometheus text with every component's series; SIGTERM stops every node cleanly.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_node::api_client::{sign_request, ApiClient, Response};
-use dualchain_node::config::{ConsortiumFile, NodeConfig};
 use dualchain_node::fhir;
-use dualchain_node::members::MemberFile;
-use rand::SeedableRng;
+use dualchain_node::procs::ProcessCluster as Cluster;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -22,153 +19,8 @@ const HOSPITAL: usize = 1;
 const RESEARCH: usize = 2;
 const CPC: usize = 3;
 
-struct Cluster {
-    dir: PathBuf,
-    consortium: ConsortiumFile,
-    procs: Vec<Option<Child>>,
-}
-
-impl Cluster {
-    fn init(dir: &Path) -> Self {
-        let params = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params");
-        let out = Command::new(BIN)
-            .args(["init", "--nodes", "4", "--quic-port", "0", "--api-port", "0", "--preset", "loopback", "--out"])
-            .arg(dir)
-            .arg("--params-cache")
-            .arg(&params)
-            .output()
-            .expect("run init");
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
-        let consortium = ConsortiumFile::load(&dir.join("consortium.toml")).unwrap();
-        let mut c = Self { dir: dir.to_path_buf(), consortium, procs: (0..4).map(|_| None).collect() };
-        for i in 0..4 {
-            c.spawn(i);
-        }
-        c
-    }
-
-    fn config(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("node-{i}/node.toml"))
-    }
-
-    fn spawn(&mut self, i: usize) {
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("node-{i}.log"))).unwrap();
-        let child = Command::new(BIN)
-            .args(["node", "--config"])
-            .arg(self.config(i))
-            .env("RUST_LOG", "info")
-            .env("RUST_BACKTRACE", "0")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn node");
-        self.procs[i] = Some(child);
-    }
-
-    fn kill(&mut self, i: usize) {
-        let mut c = self.procs[i].take().expect("running");
-        c.kill().unwrap(); // SIGKILL
-        c.wait().unwrap();
-    }
-
-    /// SIGTERM and wait for a clean exit.
-    fn terminate(&mut self, i: usize) {
-        let mut c = self.procs[i].take().expect("running");
-        let st = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
-        assert!(st.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = c.try_wait().unwrap() {
-                assert!(status.success(), "node {i} exited with {status} after SIGTERM; log:\n{}", self.log(i));
-                return;
-            }
-            assert!(Instant::now() < deadline, "node {i} did not stop within a minute of SIGTERM");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log(&self, i: usize) -> String {
-        let text = std::fs::read_to_string(self.dir.join(format!("node-{i}.log"))).unwrap_or_default();
-        text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    /// The member hosted by node `i`, as an API client of that node.
-    fn client(&self, i: usize) -> (ApiClient, SigningKeypair) {
-        let cfg = NodeConfig::load(&self.config(i)).unwrap();
-        let f: MemberFile =
-            serde_json::from_slice(&std::fs::read(cfg.path(cfg.secrets.member.as_ref().unwrap())).unwrap()).unwrap();
-        let m = f.member().unwrap();
-        (ApiClient::new(&self.consortium.validators[i].api, &m.id, m.signer.clone()).unwrap(), m.signer)
-    }
-
-    async fn health(&self, i: usize) -> Option<Value> {
-        let (c, _) = self.client(i);
-        let r = c.get_public("/health").await.ok()?;
-        (r.status == 200).then(|| serde_json::from_slice(&r.body).unwrap())
-    }
-
-    async fn wait_ready(&self, nodes: &[usize], timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        for &i in nodes {
-            loop {
-                if let Some(h) = self.health(i).await {
-                    if h["ready"] == true {
-                        break;
-                    }
-                }
-                assert!(Instant::now() < deadline, "node {i} not ready within {timeout:?}; log:\n{}", self.log(i));
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
-
-    /// Every node's (applied batch, data tip, access tip).
-    async fn fingerprints(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        for i in 0..4 {
-            out.push(self.health(i).await.map(|h| h["ledger"].clone()).unwrap_or(Value::Null));
-        }
-        out
-    }
-
-    async fn wait_identical(&self, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let f = self.fingerprints().await;
-            if f[0] != Value::Null && f.iter().all(|x| *x == f[0]) {
-                return f[0].clone();
-            }
-            assert!(Instant::now() < deadline, "ledgers did not converge: {f:#?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in self.procs.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A transaction Bundle: the ward's patients and `n` bedside-monitor Observations.
 fn bundle(n: usize) -> (Value, Vec<Value>) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let ward = fhir::Ward { hospital: "hospital-a".into(), patients: 4, start_unix: now - 1800, interval_s: 30 };
-    let obs = fhir::observations(&ward, n, &mut rand_chacha::ChaCha20Rng::seed_from_u64(9));
-    let mut entries: Vec<Value> = (0..4)
-        .map(|p| {
-            let pt = ward.patient(p);
-            let id = pt.reference.trim_start_matches("Patient/").to_string();
-            let gender = if pt.sex == 1 { "male" } else { "female" };
-            json!({"resource": {"resourceType": "Patient", "id": id, "gender": gender, "birthDate": "1961-03-01"}})
-        })
-        .collect();
-    entries.extend(obs.iter().map(|o| json!({"resource": o, "request": {"method": "POST", "url": "Observation"}})));
-    (json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}), obs)
+    fhir::ward_bundle("hospital-a", 4, n, 9)
 }
 
 fn reason(r: &Response) -> (u16, String) {
@@ -188,10 +40,10 @@ async fn raw(url: &str, headers: &[(&'static str, String)], body: Vec<u8>) -> Re
 }
 
 async fn bad_input_changes_nothing(c: &Cluster) {
-    let (hospital, signer) = c.client(HOSPITAL);
-    let (research, _) = c.client(RESEARCH);
+    let (hospital, signer) = c.client(HOSPITAL).unwrap();
+    let (research, _) = c.client(RESEARCH).unwrap();
     let base = &c.consortium.validators[HOSPITAL].api;
-    let before = c.wait_identical(Duration::from_secs(30)).await;
+    let before = c.wait_identical(Duration::from_secs(30)).await.unwrap();
     let (good, _) = bundle(3);
     let good_bytes = serde_json::to_vec(&good).unwrap();
 
@@ -253,7 +105,7 @@ async fn bad_input_changes_nothing(c: &Cluster) {
 
     // A member calling a node that does not hold its keys; a research institute uploading.
     let (research_at_hospital, _) = {
-        let (r, s) = c.client(RESEARCH);
+        let (r, s) = c.client(RESEARCH).unwrap();
         (ApiClient::new(base, &r.member, s.clone()).unwrap(), s)
     };
     let r =
@@ -279,21 +131,21 @@ async fn bad_input_changes_nothing(c: &Cluster) {
     assert_eq!(reason(&r), (400, "bad-json".into()));
 
     // Nothing changed: no block, no staged observation.
-    assert_eq!(c.wait_identical(Duration::from_secs(10)).await, before, "refused requests changed a ledger");
+    assert_eq!(c.wait_identical(Duration::from_secs(10)).await.unwrap(), before, "refused requests changed a ledger");
     assert!(!c.dir.join("node-1/data/staged.jsonl").exists(), "a refused observation was staged");
 
     // A genuine request goes through once; its replay is refused and changes nothing.
     let h = sign_request("hospital-a", &signer, "POST", "/fhir?dataset=replay-check", &good_bytes);
     let r = raw(&format!("{base}/fhir?dataset=replay-check"), &h, good_bytes.clone()).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let after_one = c.wait_identical(Duration::from_secs(30)).await;
+    let after_one = c.wait_identical(Duration::from_secs(30)).await.unwrap();
     assert_ne!(after_one, before);
     let r = raw(&format!("{base}/fhir?dataset=replay-check"), &h, good_bytes.clone()).await;
     assert_eq!(reason(&r), (409, "replayed".into()));
     let r =
         hospital.send(Method::POST, "/fhir?dataset=replay-check", good_bytes, "application/fhir+json").await.unwrap();
     assert_eq!(reason(&r), (409, "dataset-exists".into()), "the same dataset again, freshly signed");
-    assert_eq!(c.wait_identical(Duration::from_secs(10)).await, after_one);
+    assert_eq!(c.wait_identical(Duration::from_secs(10)).await.unwrap(), after_one);
 }
 
 /// Every line is a comment or `name{labels} value` with a valid name and a number.
@@ -325,14 +177,15 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut c = Cluster::init(tmp.path());
-    c.wait_ready(&[0, 1, 2, 3], Duration::from_secs(300)).await;
+    let params = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params");
+    let mut c = Cluster::init(std::path::Path::new(BIN), tmp.path(), 4, &params).unwrap();
+    c.wait_ready(&[0, 1, 2, 3], Duration::from_secs(300)).await.unwrap();
 
     bad_input_changes_nothing(&c).await;
 
     // Upload: a Bundle of 4 patients and 12 observations, stored at cpc-1 (node 3).
-    let (hospital, _) = c.client(HOSPITAL);
-    let (research, _) = c.client(RESEARCH);
+    let (hospital, _) = c.client(HOSPITAL).unwrap();
+    let (research, _) = c.client(RESEARCH).unwrap();
     let (body, observations) = bundle(12);
     let up: Value = hospital.call(Method::POST, "/fhir?dataset=ward-7", Some(&body)).await.unwrap();
     assert_eq!(up["type"], "transaction-response");
@@ -340,7 +193,7 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     let dataset = up["extension"][0]["valueString"].as_str().unwrap().to_string();
 
     // The CPC's node dies (SIGKILL) with the records stored; the flow goes on without it.
-    c.kill(CPC);
+    c.kill(CPC).unwrap();
     let spec = json!({
         "dataset": dataset, "code": "8867-4", "unit": "/min", "value_min": 40.0, "value_max": 200.0,
         "since": 0, "until": 4_000_000_000u64, "threshold": 3,
@@ -357,7 +210,7 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     assert_eq!(reason(&r), (409, "not-ready".into()), "nothing is re-encrypted while the CPC is down");
 
     // Restarted, the CPC's node catches up and serves the re-key it missed.
-    c.spawn(CPC);
+    c.spawn(CPC).unwrap();
     let fetched: Value = research.call(Method::GET, &format!("/grants/{grant}/records?wait=120"), None).await.unwrap();
     assert_eq!(fetched["type"], "searchset");
     let mut got: Vec<Value> = fetched["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect();
@@ -368,20 +221,20 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     assert_eq!(got, want, "the requester decrypts exactly the uploaded observations");
 
     // The audit trail, checked against the KGC's node's blocks.
-    let (kgc, _) = c.client(0);
+    let (kgc, _) = c.client(0).unwrap();
     let audit: Value = kgc.call(Method::GET, &format!("/audit/{dataset}"), None).await.unwrap();
     assert_eq!(audit["records"].as_array().unwrap().len(), 1);
     assert_eq!(audit["records"][0]["proof_verified"], true);
     assert_eq!(audit["records"][0]["access"]["requester"], "research-1");
 
     // Identical ledgers on all four processes.
-    let fp = c.wait_identical(Duration::from_secs(60)).await;
+    let fp = c.wait_identical(Duration::from_secs(60)).await.unwrap();
     assert!(fp["access_tip"]["height"].as_u64().unwrap() >= 2, "{fp}");
 
     // Metrics: Prometheus text with every component's series.
-    let m = c.client(CPC).0.get_public("/metrics").await.unwrap();
+    let m = c.client(CPC).unwrap().0.get_public("/metrics").await.unwrap();
     let cpc_series = parse_prometheus(std::str::from_utf8(&m.body).unwrap());
-    let m = c.client(HOSPITAL).0.get_public("/metrics").await.unwrap();
+    let m = c.client(HOSPITAL).unwrap().0.get_public("/metrics").await.unwrap();
     let hospital_series = parse_prometheus(std::str::from_utf8(&m.body).unwrap());
     let value = |s: &[(String, f64)], name: &str| s.iter().filter(|(n, _)| n == name).map(|(_, v)| v).sum::<f64>();
     let has = |s: &[(String, f64)], prefix: &str| s.iter().any(|(n, _)| n.starts_with(prefix));
@@ -404,6 +257,6 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
 
     // SIGTERM: every node stops cleanly.
     for i in 0..4 {
-        c.terminate(i);
+        c.terminate(i).unwrap();
     }
 }
