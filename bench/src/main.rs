@@ -7,9 +7,9 @@
 
 #![forbid(unsafe_code)]
 
+mod api_suite;
 mod consensus_suite;
 mod crypto_suite;
-mod api_suite;
 mod e2e_suite;
 mod measure;
 mod prover_suite;

@@ -671,7 +671,10 @@ async fn seal_staged(node: &Node, h: &Hosted, staged: Vec<Value>, name: Option<S
     });
     if node.ledger.dataset(&DatasetId::derive(&h.member.id, &name).0)?.is_some() {
         std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
-        return Err(ApiError::conflict("dataset-exists", format!("{name} was sealed before; the staging area is cleared")));
+        return Err(ApiError::conflict(
+            "dataset-exists",
+            format!("{name} was sealed before; the staging area is cleared"),
+        ));
     }
     let up = upload(node, h, staged, records, Some(name), None).await?;
     std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
@@ -908,7 +911,9 @@ async fn post_demand(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
     let h = hosted_as(&node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
     let spec: DemandSpec = s.json()?;
     let dataset = parse_id(&spec.dataset, "dataset")?;
-    if node.ledger.dataset(&dataset)?.is_none() {
+    // A registration final at the owner's node reaches this node's ledger moments later.
+    let ledger = node.ledger.clone();
+    if poll(Duration::from_secs(5), || Ok(ledger.dataset(&dataset)?)).await?.is_none() {
         return Err(ApiError::not_found("unknown-dataset", "no such dataset on the ledger"));
     }
     let requirement = spec.requirement()?;
@@ -1173,4 +1178,85 @@ async fn cpc_fetch(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
         .map_err(|e| ApiError::forbidden("refused", format!("{e:#}")))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], encode_list(results.iter().map(Codec::to_bytes)))
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_round_trip_and_reject_malformed_bytes() {
+        let items = vec![b"one".to_vec(), vec![], vec![7u8; 300]];
+        let enc = encode_list(items.clone().into_iter());
+        let dec: Vec<Vec<u8>> = decode_list(&enc).unwrap().into_iter().map(<[u8]>::to_vec).collect();
+        assert_eq!(dec, items);
+        assert!(decode_list(&enc[..enc.len() - 1]).is_err(), "truncated");
+        let mut trailing = enc.clone();
+        trailing.push(0);
+        assert!(decode_list(&trailing).is_err(), "trailing");
+        assert!(decode_list(&u32::MAX.to_be_bytes()).is_err(), "a count that cannot fit");
+        assert!(decode_list(&[0, 0]).is_err(), "no count");
+    }
+
+    fn spec(code: &str, min: Option<f64>, sex: Option<&str>) -> DemandSpec {
+        DemandSpec {
+            dataset: "00".repeat(32),
+            code: code.into(),
+            unit: "/min".into(),
+            value_min: min,
+            value_max: Some(200.0),
+            since: 1_790_000_000,
+            until: 1_790_003_600,
+            threshold: 3,
+            age_band_min: 0,
+            age_band_max: 20,
+            sex: sex.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn demand_specs_map_to_requirements_or_a_reason() {
+        let r = spec("8867-4", Some(40.0), Some("female")).requirement().unwrap();
+        assert_eq!((r.code, r.unit, r.value_min, r.sex), (88674, 1, Some(40_000), supply::sex::FEMALE));
+        assert_eq!(r.time_from, 1_790_000_000 / 60);
+        for bad in [spec("heart", None, None), spec("8867-4", Some(-1.0), None), spec("8867-4", None, Some("x"))] {
+            let e = bad.requirement().unwrap_err();
+            assert_eq!((e.status, e.reason), (StatusCode::UNPROCESSABLE_ENTITY, "bad-requirement"));
+        }
+        let unknown: Result<DemandSpec, _> = serde_json::from_str(
+            r#"{"dataset":"00","code":"1-1","unit":"/min","since":0,"until":1,"threshold":1,"extra":1}"#,
+        );
+        assert!(unknown.is_err(), "unknown fields are refused");
+    }
+
+    #[test]
+    fn patients_need_a_gender_code_and_a_full_birth_date() {
+        let d =
+            demographics(&json!({"resourceType": "Patient", "gender": "female", "birthDate": "1961-03-01"})).unwrap();
+        assert_eq!(d.sex, supply::sex::FEMALE);
+        assert!(d.birth_unix < 0);
+        for p in [json!({"gender": "f", "birthDate": "1961-03-01"}), json!({"gender": "male", "birthDate": "1961"})] {
+            assert_eq!(demographics(&p).unwrap_err().reason, "bad-patient");
+        }
+        let obs = json!({
+            "resourceType": "Observation", "code": {"coding": [{"code": "8867-4"}]},
+            "valueQuantity": {"value": 72, "code": "/min"}, "effectiveDateTime": "2026-11-24T10:00:00Z",
+            "subject": {"reference": "Patient/a"}
+        });
+        let mut patients = std::collections::HashMap::new();
+        assert!(record_of(&obs, &patients).unwrap_err().contains("unknown patient"));
+        patients.insert("Patient/a".to_string(), d);
+        let r = record_of(&obs, &patients).unwrap();
+        assert_eq!((r.age_band, r.sex, r.value), (65 / 5, supply::sex::FEMALE, 72_000));
+    }
+
+    #[test]
+    fn refusals_are_operation_outcomes_with_a_reason() {
+        let resp = ApiError::conflict("replayed", "again").into_response();
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], FHIR_JSON);
+        let v = operation_outcome("error", "conflict", "replayed", "again");
+        assert_eq!(v["issue"][0]["details"]["coding"][0]["code"], "replayed");
+        assert_eq!(v["resourceType"], "OperationOutcome");
+    }
 }

@@ -349,3 +349,27 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_files_take_defaults_and_refuse_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!("dualchain-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = "node = 2\nconsortium = \"../c.toml\"\nparams_dir = \"p\"\ndata_dir = \"/var/lib/x\"\n[secrets]\nvalidator_key = \"k\"\ntls_key = \"t\"\n";
+        std::fs::write(dir.join("a.toml"), base).unwrap();
+        let c = NodeConfig::load(&dir.join("a.toml")).unwrap();
+        assert_eq!((c.node, c.api.body_limit_bytes, c.secrets.member.clone()), (2, 8 << 20, None));
+        assert_eq!(c.path(Path::new("p")), dir.join("p"));
+        assert_eq!(c.path(&c.data_dir), PathBuf::from("/var/lib/x"));
+        assert_eq!(c.consensus.replica(4, 2).unwrap().view_change_timeout_ms, 2000);
+        std::fs::write(dir.join("b.toml"), format!("{base}[api]\nlisten = \"127.0.0.1:1\"\nbody_limt = 5\n")).unwrap();
+        assert!(format!("{:#}", NodeConfig::load(&dir.join("b.toml")).unwrap_err()).contains("body_limt"));
+        std::fs::write(dir.join("c.toml"), format!("{base}[consensus]\npreset = \"moon\"\n")).unwrap();
+        let c = NodeConfig::load(&dir.join("c.toml")).unwrap();
+        assert!(c.consensus.replica(4, 0).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

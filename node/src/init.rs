@@ -429,3 +429,44 @@ pub fn load_params(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_specs_parse_or_say_why() {
+        let s = parse_member("lab-9:research:dept:icu,clearance:3").unwrap().unwrap();
+        assert_eq!((s.id.as_str(), s.role), ("lab-9", Role::ResearchInstitute));
+        assert_eq!(s.attributes, ["role:research", "dept:icu", "clearance:3"]);
+        assert!(parse_member("-").unwrap().is_none());
+        for bad in ["", ":cpc", "x:validator", "x:wizard", "bad id:cpc", "x"] {
+            assert!(parse_member(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn init_refuses_bad_layouts_before_doing_any_work() {
+        let dir = std::env::temp_dir().join(format!("dualchain-init-refusals-{}", std::process::id()));
+        let opts = |nodes: usize, members: &[&str]| InitOptions {
+            nodes,
+            out: dir.clone(),
+            name: "t".into(),
+            hosts: vec!["127.0.0.1".into()],
+            quic_port: 0,
+            api_port: 0,
+            members: members.iter().map(|m| m.to_string()).collect(),
+            supply_records: vec![64],
+            params_cache: dir.join("params"),
+            preset: "loopback".into(),
+            seed: Some(1),
+        };
+        let why = |o: InitOptions| format!("{:#}", run(&o).unwrap_err());
+        assert!(why(opts(3, &[])).contains("4..=64"));
+        assert!(why(opts(4, &["a:kgc", "b:cpc", "c:hospital"])).contains("once per node"));
+        assert!(why(opts(4, &["a:kgc", "a:cpc", "c:hospital", "-"])).contains("twice"));
+        assert!(why(opts(4, &["a:cpc", "b:cpc", "c:hospital", "-"])).contains("exactly one KGC"));
+        assert!(why(opts(4, &["a:kgc", "b:hospital", "c:hospital", "-"])).contains("at least one CPC"));
+        assert!(!dir.join("consortium.toml").exists());
+    }
+}

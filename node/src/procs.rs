@@ -27,7 +27,18 @@ impl ProcessCluster {
     /// then every node started.
     pub fn init(bin: &Path, dir: &Path, n: usize, params_cache: &Path) -> Result<Self> {
         let out = Command::new(bin)
-            .args(["init", "--quic-port", "0", "--api-port", "0", "--preset", "loopback", "--nodes", &n.to_string(), "--out"])
+            .args([
+                "init",
+                "--quic-port",
+                "0",
+                "--api-port",
+                "0",
+                "--preset",
+                "loopback",
+                "--nodes",
+                &n.to_string(),
+                "--out",
+            ])
             .arg(dir)
             .arg("--params-cache")
             .arg(params_cache)
@@ -36,7 +47,8 @@ impl ProcessCluster {
             .with_context(|| format!("running {}", bin.display()))?;
         ensure!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         let consortium = ConsortiumFile::load(&dir.join("consortium.toml"))?;
-        let mut c = Self { bin: bin.to_path_buf(), dir: dir.to_path_buf(), consortium, procs: (0..n).map(|_| None).collect() };
+        let mut c =
+            Self { bin: bin.to_path_buf(), dir: dir.to_path_buf(), consortium, procs: (0..n).map(|_| None).collect() };
         for i in 0..n {
             c.spawn(i)?;
         }

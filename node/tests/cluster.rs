@@ -220,16 +220,16 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     want.sort_by_key(key);
     assert_eq!(got, want, "the requester decrypts exactly the uploaded observations");
 
+    // Identical ledgers on all four processes.
+    let fp = c.wait_identical(Duration::from_secs(60)).await.unwrap();
+    assert!(fp["access_tip"]["height"].as_u64().unwrap() >= 2, "{fp}");
+
     // The audit trail, checked against the KGC's node's blocks.
     let (kgc, _) = c.client(0).unwrap();
     let audit: Value = kgc.call(Method::GET, &format!("/audit/{dataset}"), None).await.unwrap();
     assert_eq!(audit["records"].as_array().unwrap().len(), 1);
     assert_eq!(audit["records"][0]["proof_verified"], true);
     assert_eq!(audit["records"][0]["access"]["requester"], "research-1");
-
-    // Identical ledgers on all four processes.
-    let fp = c.wait_identical(Duration::from_secs(60)).await.unwrap();
-    assert!(fp["access_tip"]["height"].as_u64().unwrap() >= 2, "{fp}");
 
     // Metrics: Prometheus text with every component's series.
     let m = c.client(CPC).unwrap().0.get_public("/metrics").await.unwrap();
