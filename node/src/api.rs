@@ -564,8 +564,9 @@ async fn post_bundle(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
     if observations.is_empty() {
         return Err(ApiError::invalid("empty", "the Bundle holds no Observation"));
     }
-    let _g = node.staging.lock().await;
     if !new_patients.is_empty() {
+        // The registry file is shared with single-resource posts; the upload itself is not.
+        let _g = node.staging.lock().await;
         let mut all = load_patients(&node)?;
         all.extend(new_patients);
         crate::config::write_private(&patients_path(&node), &serde_json::to_vec(&all).map_err(ApiError::internal)?)?;

@@ -150,13 +150,7 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
         return None;
     }
-    // days-from-civil (Howard Hinnant), the inverse of `rfc3339`.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = days_from_civil(y, m, d);
     let t = days * 86_400 + hh * 3600 + mm * 60 + ss;
     if rfc3339(u64::try_from(t).ok()?) != s {
         return None; // e.g. 31 February
@@ -178,12 +172,18 @@ pub fn parse_date(s: &str) -> Option<i64> {
     if !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] {
         return None;
     }
+    Some(days_from_civil(y, m, d) * 86_400)
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's days-from-civil, the inverse of
+/// the conversion in [`rfc3339`]).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400)
+    era * 146_097 + doe - 719_468
 }
 
 /// Turns a vital-sign Observation into the supply circuit's record, with the patient's
