@@ -40,16 +40,16 @@ pub mod hex_bytes {
         hex::decode(s).map_err(serde::de::Error::custom)
     }
 
-    /// Exactly 32 bytes.
+    /// Exactly N bytes (32-byte ids, 64-byte signatures).
     pub mod id {
         use serde::{Deserialize, Deserializer, Serializer};
 
-        pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer, const N: usize>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
             s.serialize_str(&hex::encode(v))
         }
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
             let s = <&str>::deserialize(d)?;
-            let mut out = [0u8; 32];
+            let mut out = [0u8; N];
             hex::decode_to_slice(s, &mut out).map_err(serde::de::Error::custom)?;
             Ok(out)
         }

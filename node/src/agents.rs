@@ -232,22 +232,7 @@ pub struct OwnedDataset {
 
 impl OwnedDataset {
     pub fn to_json(&self) -> serde_json::Value {
-        let records: Vec<[u64; 8]> = self
-            .records
-            .iter()
-            .map(|r| {
-                [
-                    u64::from(r.present),
-                    u64::from(r.code),
-                    u64::from(r.unit),
-                    u64::from(r.age_band),
-                    u64::from(r.sex),
-                    u64::from(r.value),
-                    u64::from(r.time),
-                    u64::from(r.device),
-                ]
-            })
-            .collect();
+        let records: Vec<[u64; 8]> = self.records.iter().map(supply::Record::fields).collect();
         serde_json::json!({
             "shape": dualchain_prover::shapes::Shape::Supply(self.shape).name(),
             "salt": hex::encode(dualchain_ledger::tx::FrBytes::from_fr(&self.salt).0),
@@ -264,22 +249,7 @@ impl OwnedDataset {
         hex::decode_to_slice(v["salt"].as_str().unwrap_or(""), &mut salt)?;
         let salt = dualchain_ledger::tx::FrBytes(salt).to_fr().map_err(|e| anyhow!(e))?;
         let rows: Vec<[u64; 8]> = serde_json::from_value(v["records"].clone())?;
-        let narrow = |x: u64| u32::try_from(x).map_err(|_| anyhow!("record field out of range"));
-        let records = rows
-            .iter()
-            .map(|f| {
-                Ok(supply::Record {
-                    present: f[0] == 1,
-                    code: narrow(f[1])?,
-                    unit: u16::try_from(f[2])?,
-                    age_band: u8::try_from(f[3])?,
-                    sex: u8::try_from(f[4])?,
-                    value: narrow(f[5])?,
-                    time: narrow(f[6])?,
-                    device: narrow(f[7])?,
-                })
-            })
-            .collect::<Result<_>>()?;
+        let records = rows.into_iter().map(supply::Record::from_fields).collect::<Result<_, _>>()?;
         Ok(Self { shape, records, salt })
     }
 }
@@ -414,13 +384,18 @@ impl OwnerNode {
     }
 }
 
-/// A signed request for re-encrypted records.
+/// A signed request for re-encrypted records (JSON with hex bytes between nodes).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FetchRequest {
+    #[serde(with = "dualchain_ledger::tx::hex_bytes::id")]
     pub grant: Hash,
     pub requester: String,
     /// H1 as the requester read it from the CP-ABE index.
+    #[serde(with = "dualchain_ledger::tx::hex_bytes::id")]
     pub h1: Hash,
     pub at_ms: u64,
+    #[serde(with = "dualchain_ledger::tx::hex_bytes::id")]
     pub signature: [u8; 64],
 }
 
@@ -591,5 +566,40 @@ impl CpcNode {
         ensure!(manifest.hash() == req.h1, "refused: H1 from the index differs from this CPC's manifest H1'");
         let owner_key = self.signing_key_of(&grant.owner)?;
         Ok(self.store.results(&req.grant, &owner_key, now / 1000)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_datasets_round_trip_and_refuse_corrupt_records() {
+        let r = supply::Record {
+            present: true,
+            code: 88674,
+            unit: 1,
+            age_band: 9,
+            sex: 2,
+            value: 72_000,
+            time: 29_000_000,
+            device: 7,
+        };
+        let d = OwnedDataset {
+            shape: SupplyShape::Records64,
+            records: vec![r, supply::Record::default()],
+            salt: Fr::from(5u64),
+        };
+        let back = OwnedDataset::from_json(&d.to_json()).unwrap();
+        assert_eq!((back.shape, back.records.clone(), back.salt), (d.shape, d.records.clone(), d.salt));
+        let mut v = d.to_json();
+        v["records"][0][4] = serde_json::json!(9); // sex code out of range
+        assert!(OwnedDataset::from_json(&v).is_err());
+        v = d.to_json();
+        v["records"][0][2] = serde_json::json!(70_000); // wider than the unit field
+        assert!(OwnedDataset::from_json(&v).is_err());
+        v = d.to_json();
+        v["shape"] = serde_json::json!("policy");
+        assert!(OwnedDataset::from_json(&v).is_err());
     }
 }

@@ -428,15 +428,40 @@ struct Demographics {
     sex: u8,
 }
 
-fn patients_path(node: &Node) -> std::path::PathBuf {
-    node.data_dir.join("patients.json")
+type Patients = std::collections::HashMap<String, Demographics>;
+
+/// A hospital node's patient registry and count of staged observations: read from
+/// `data_dir` on first use, then kept in memory and written through to disk (so a gateway's
+/// post does not re-read the registry or the staging file).
+#[derive(Default)]
+pub struct OwnerState {
+    loaded: bool,
+    patients: Patients,
+    staged: usize,
 }
 
-fn load_patients(node: &Node) -> Result<std::collections::HashMap<String, Demographics>, ApiError> {
-    match std::fs::read(patients_path(node)) {
-        Ok(b) => serde_json::from_slice(&b).map_err(ApiError::internal),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-        Err(e) => Err(ApiError::internal(e)),
+impl OwnerState {
+    fn load(&mut self, node: &Node) -> Result<(), ApiError> {
+        if !self.loaded {
+            self.patients = match std::fs::read(node.data_dir.join("patients.json")) {
+                Ok(b) => serde_json::from_slice(&b).map_err(ApiError::internal)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Patients::new(),
+                Err(e) => return Err(ApiError::internal(e)),
+            };
+            self.staged = read_staged(node)?.len();
+            self.loaded = true;
+        }
+        Ok(())
+    }
+
+    /// Adds patients, on disk first.
+    fn add_patients(&mut self, node: &Node, new: Vec<(String, Demographics)>) -> Result<(), ApiError> {
+        let mut all = self.patients.clone();
+        all.extend(new);
+        let bytes = serde_json::to_vec(&all).map_err(ApiError::internal)?;
+        crate::config::write_private(&node.data_dir.join("patients.json"), &bytes)?;
+        self.patients = all;
+        Ok(())
     }
 }
 
@@ -471,12 +496,10 @@ fn patient_refs(p: &Value, full_url: Option<&str>) -> Result<Vec<String>, ApiErr
     Ok(refs)
 }
 
-fn record_of(
-    obs: &Value,
-    patients: &std::collections::HashMap<String, Demographics>,
-) -> Result<supply::Record, String> {
+/// The supply circuit's record of an Observation, with the demographics `patient` finds.
+fn record_of<'a>(obs: &Value, patient: impl Fn(&str) -> Option<&'a Demographics>) -> Result<supply::Record, String> {
     fhir::to_record_with(obs, |reference, t| {
-        let d = patients.get(reference)?;
+        let d = patient(reference)?;
         let years = (t as i64).saturating_sub(d.birth_unix).max(0) / 31_556_952;
         Some(((years / 5).min(255) as u8, d.sex))
     })
@@ -500,12 +523,9 @@ async fn post_patient(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
     expect_type(&p, "Patient")?;
     let d = demographics(&p)?;
     let refs = patient_refs(&p, None)?;
-    let _g = node.staging.lock().await;
-    let mut all = load_patients(&node)?;
-    for r in refs {
-        all.insert(r, d.clone());
-    }
-    crate::config::write_private(&patients_path(&node), &serde_json::to_vec(&all).map_err(ApiError::internal)?)?;
+    let mut st = node.owner_state.lock().await;
+    st.load(&node)?;
+    st.add_patients(&node, refs.into_iter().map(|r| (r, d.clone())).collect())?;
     Ok(fhir_json(StatusCode::CREATED, &p))
 }
 
@@ -529,17 +549,18 @@ async fn post_bundle(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
         }
     }
     let entries = b["entry"].as_array().ok_or_else(|| ApiError::invalid("empty", "the Bundle has no entries"))?;
-    let mut patients = load_patients(&node)?;
-    let mut new_patients = Vec::new();
+    let mut bundled = Patients::new();
     for e in entries {
         if e["resource"]["resourceType"] == "Patient" {
             let d = demographics(&e["resource"])?;
             for r in patient_refs(&e["resource"], e["fullUrl"].as_str())? {
-                patients.insert(r.clone(), d.clone());
-                new_patients.push((r, d.clone()));
+                bundled.insert(r, d.clone());
             }
         }
     }
+    // The registry is read and written under the lock; the upload runs without it.
+    let mut st = node.owner_state.lock().await;
+    st.load(&node)?;
     let mut observations = Vec::new();
     let mut records = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -548,7 +569,7 @@ async fn post_bundle(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
             Some("Patient") => {}
             Some("Observation") => {
                 records.push(
-                    record_of(r, &patients)
+                    record_of(r, |p| bundled.get(p).or_else(|| st.patients.get(p)))
                         .map_err(|m| ApiError::unprocessable("unmappable", format!("entry {i}: {m}")))?,
                 );
                 observations.push(r.clone());
@@ -564,13 +585,10 @@ async fn post_bundle(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
     if observations.is_empty() {
         return Err(ApiError::invalid("empty", "the Bundle holds no Observation"));
     }
-    if !new_patients.is_empty() {
-        // The registry file is shared with single-resource posts; the upload itself is not.
-        let _g = node.staging.lock().await;
-        let mut all = load_patients(&node)?;
-        all.extend(new_patients);
-        crate::config::write_private(&patients_path(&node), &serde_json::to_vec(&all).map_err(ApiError::internal)?)?;
+    if !bundled.is_empty() {
+        st.add_patients(&node, bundled.into_iter().collect())?;
     }
+    drop(st);
     let up = upload(&node, h, observations, records, s.param("dataset"), s.param("cpc")).await?;
     let dataset = up.dataset.to_hex();
     let mut index = 0;
@@ -623,9 +641,9 @@ async fn post_observation(State(node): State<Arc<Node>>, s: Signed) -> ApiResult
     let h = hosted_as(&node, &s, &[Role::Hospital])?;
     let obs: Value = s.json()?;
     expect_type(&obs, "Observation")?;
-    let _g = node.staging.lock().await;
-    let patients = load_patients(&node)?;
-    record_of(&obs, &patients).map_err(|m| ApiError::unprocessable("unmappable", m))?;
+    let mut st = node.owner_state.lock().await;
+    st.load(&node)?;
+    record_of(&obs, |p| st.patients.get(p)).map_err(|m| ApiError::unprocessable("unmappable", m))?;
     // Staged durably before it is acknowledged.
     {
         use std::io::Write as _;
@@ -637,13 +655,13 @@ async fn post_observation(State(node): State<Arc<Node>>, s: Signed) -> ApiResult
         writeln!(f, "{obs}").map_err(ApiError::internal)?;
         f.sync_all().map_err(ApiError::internal)?;
     }
-    let staged = read_staged(&node)?;
+    st.staged += 1;
     let mut out = obs.clone();
-    if staged.len() >= node.cfg.owner.dataset_records {
-        let up = seal_staged(&node, h, staged, None).await?;
+    if st.staged >= node.cfg.owner.dataset_records {
+        let up = seal_staged(&node, h, &mut st, None).await?;
         out["extension"] = dataset_extension(&up);
     } else {
-        out["extension"] = json!([{"url": "urn:dualchain:staged", "valueInteger": staged.len()}]);
+        out["extension"] = json!([{"url": "urn:dualchain:staged", "valueInteger": st.staged}]);
     }
     let mut r = fhir_json(StatusCode::CREATED, &out);
     if let Some(id) = obs["id"].as_str() {
@@ -658,12 +676,15 @@ async fn post_observation(State(node): State<Arc<Node>>, s: Signed) -> ApiResult
 /// after the staged content, so a seal interrupted after its registration (a crash before
 /// the staging file is removed) is not registered twice: the retry finds it on the ledger
 /// and clears the staging file.
-async fn seal_staged(node: &Node, h: &Hosted, staged: Vec<Value>, name: Option<String>) -> Result<Uploaded, ApiError> {
+async fn seal_staged(node: &Node, h: &Hosted, st: &mut OwnerState, name: Option<String>) -> Result<Uploaded, ApiError> {
     use sha2::{Digest as _, Sha256};
-    let patients = load_patients(node)?;
+    let staged = read_staged(node)?;
+    if staged.is_empty() {
+        return Err(ApiError::conflict("nothing-staged", "no observations are staged"));
+    }
     let records = staged
         .iter()
-        .map(|o| record_of(o, &patients).map_err(|m| ApiError::unprocessable("unmappable", m)))
+        .map(|o| record_of(o, |p| st.patients.get(p)).map_err(|m| ApiError::unprocessable("unmappable", m)))
         .collect::<Result<Vec<_>, _>>()?;
     let name = name.unwrap_or_else(|| {
         let mut hash = Sha256::new();
@@ -672,6 +693,7 @@ async fn seal_staged(node: &Node, h: &Hosted, staged: Vec<Value>, name: Option<S
     });
     if node.ledger.dataset(&DatasetId::derive(&h.member.id, &name).0)?.is_some() {
         std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
+        st.staged = 0;
         return Err(ApiError::conflict(
             "dataset-exists",
             format!("{name} was sealed before; the staging area is cleared"),
@@ -679,17 +701,15 @@ async fn seal_staged(node: &Node, h: &Hosted, staged: Vec<Value>, name: Option<S
     }
     let up = upload(node, h, staged, records, Some(name), None).await?;
     std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
+    st.staged = 0;
     Ok(up)
 }
 
 async fn seal(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
     let h = hosted_as(&node, &s, &[Role::Hospital])?;
-    let _g = node.staging.lock().await;
-    let staged = read_staged(&node)?;
-    if staged.is_empty() {
-        return Err(ApiError::conflict("nothing-staged", "no observations are staged"));
-    }
-    let up = seal_staged(&node, h, staged, s.param("dataset")).await?;
+    let mut st = node.owner_state.lock().await;
+    st.load(&node)?;
+    let up = seal_staged(&node, h, &mut st, s.param("dataset")).await?;
     ok_json(
         &json!({"dataset": up.dataset.to_hex(), "h1": hex::encode(up.h1), "records": up.records, "tx": hex::encode(up.tx), "seq": up.seq}),
     )
@@ -1026,12 +1046,9 @@ async fn get_records(State(node): State<Arc<Node>>, Path(id): Path<String>, s: S
         let base =
             node.consortium.api_of(&pointer.cpc).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
         let client = ApiClient::new(base, &h.member.id, h.member.signer.clone())?;
-        let body = json!({
-            "grant": hex::encode(req.grant), "requester": req.requester, "h1": hex::encode(req.h1),
-            "at_ms": req.at_ms, "signature": hex::encode(req.signature),
-        });
+        let body = serde_json::to_vec(&req).map_err(ApiError::internal)?;
         let resp = client
-            .send(reqwest::Method::POST, "/cpc/fetch", body.to_string().into_bytes(), "application/json")
+            .send(reqwest::Method::POST, "/cpc/fetch", body, "application/json")
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-unreachable", format!("{e:#}")))?;
         if resp.status != 200 {
@@ -1148,31 +1165,12 @@ async fn cpc_ingest(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
     )
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FetchWire {
-    grant: String,
-    requester: String,
-    h1: String,
-    at_ms: u64,
-    signature: String,
-}
-
 async fn cpc_fetch(State(node): State<Arc<Node>>, s: Signed) -> ApiResult {
     let cpc = cpc_of(&node)?;
-    let w: FetchWire = s.json()?;
-    if w.requester != s.member {
+    let req: FetchRequest = s.json()?;
+    if req.requester != s.member {
         return Err(ApiError::forbidden("not-yours", "a member fetches only for itself"));
     }
-    let mut signature = [0u8; 64];
-    hex::decode_to_slice(&w.signature, &mut signature).map_err(|_| ApiError::invalid("bad-signature", "signature"))?;
-    let req = FetchRequest {
-        grant: parse_id(&w.grant, "grant")?,
-        requester: w.requester,
-        h1: parse_id(&w.h1, "h1")?,
-        at_ms: w.at_ms,
-        signature,
-    };
     let results = tokio::task::spawn_blocking(move || cpc.fetch(&req))
         .await
         .map_err(ApiError::internal)?
@@ -1245,9 +1243,9 @@ mod tests {
             "subject": {"reference": "Patient/a"}
         });
         let mut patients = std::collections::HashMap::new();
-        assert!(record_of(&obs, &patients).unwrap_err().contains("unknown patient"));
+        assert!(record_of(&obs, |p| patients.get(p)).unwrap_err().contains("unknown patient"));
         patients.insert("Patient/a".to_string(), d);
-        let r = record_of(&obs, &patients).unwrap();
+        let r = record_of(&obs, |p| patients.get(p)).unwrap();
         assert_eq!((r.age_band, r.sex, r.value), (65 / 5, supply::sex::FEMALE, 72_000));
     }
 

@@ -39,26 +39,41 @@ use crate::config::{
 use crate::members::{issue_ibe_key, role_from_str, Member, MemberFile};
 use crate::{flow, zk};
 
-/// What `dualchain init` is asked for.
-#[derive(Debug, Clone)]
+/// What `dualchain init` is asked for (its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct InitOptions {
+    /// Number of nodes (validators), at least 4.
+    #[arg(long, default_value_t = 4)]
     pub nodes: usize,
+    /// Output directory (must not hold a consortium yet).
+    #[arg(long)]
     pub out: PathBuf,
+    #[arg(long, default_value = "dualchain consortium")]
     pub name: String,
-    /// One host for all nodes, or one per node.
+    /// Comma-separated IP address of each node (or one for all).
+    #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
     pub hosts: Vec<String>,
-    /// First QUIC and API ports (node i gets base + i on a shared host, base on its own);
+    /// First QUIC port (node i uses base + i on a shared host, base on its own host);
     /// 0 picks free ports now (for clusters on one host).
+    #[arg(long, default_value_t = 7700)]
     pub quic_port: u16,
+    /// First API port; 0 picks free ports.
+    #[arg(long, default_value_t = 8700)]
     pub api_port: u16,
-    /// `id:role[:attr,attr…]` per node; empty takes the default layout.
+    /// `id:role[:attr,attr]` for each node in order (`-` for a validator-only node);
+    /// default: kgc, hospital-a, research-1, cpc-1, hospital-b, cpc-2, research-2.
+    #[arg(long = "member")]
     pub members: Vec<String>,
-    /// Records of the supply shapes to set up (each rounded up to a shape).
+    /// Dataset sizes the supply circuit is set up for (rounded up to a shape).
+    #[arg(long, default_value = "64", value_delimiter = ',')]
     pub supply_records: Vec<usize>,
-    /// Where Groth16 parameters are cached between runs.
-    pub params_cache: PathBuf,
-    /// Consensus timing preset written into every node's file.
+    /// Groth16 parameter cache (default: ~/.cache/dualchain/params).
+    #[arg(long)]
+    pub params_cache: Option<PathBuf>,
+    /// Consensus timing preset written to every node: lan, wan or loopback.
+    #[arg(long, default_value = "lan")]
     pub preset: String,
+    #[arg(long)]
     pub seed: Option<u64>,
 }
 
@@ -213,11 +228,12 @@ pub fn run(opts: &InitOptions) -> Result<InitReport> {
             shapes.push(Shape::Supply(s));
         }
     }
+    let params_cache = opts.params_cache.clone().unwrap_or_else(zk::default_params_dir);
     let mut params = Vec::new();
     let mut params_generated = Vec::new();
     for shape in shapes {
         let mut krng = ChaCha20Rng::from_rng(&mut rng)?;
-        let (pk, generated) = zk::load_or_generate(shape, &opts.params_cache, &mut krng)?;
+        let (pk, generated) = zk::load_or_generate(shape, &params_cache, &mut krng)?;
         if generated {
             params_generated.push(shape.name().to_string());
         }
@@ -457,7 +473,7 @@ mod tests {
             api_port: 0,
             members: members.iter().map(|m| m.to_string()).collect(),
             supply_records: vec![64],
-            params_cache: dir.join("params"),
+            params_cache: Some(dir.join("params")),
             preset: "loopback".into(),
             seed: Some(1),
         };

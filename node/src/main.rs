@@ -43,40 +43,7 @@ enum Command {
     },
     /// Create a consortium's genesis: keys, certificates, IBE/CP-ABE setup, Groth16
     /// parameters and one configuration per node.
-    Init {
-        /// Number of nodes (validators), at least 4.
-        #[arg(long, default_value_t = 4)]
-        nodes: usize,
-        /// Output directory (must not hold a consortium yet).
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value = "dualchain consortium")]
-        name: String,
-        /// Comma-separated IP address of each node (or one for all).
-        #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
-        hosts: Vec<String>,
-        /// First QUIC port (node i uses base + i on a shared host); 0 picks free ports.
-        #[arg(long, default_value_t = 7700)]
-        quic_port: u16,
-        /// First API port; 0 picks free ports.
-        #[arg(long, default_value_t = 8700)]
-        api_port: u16,
-        /// `id:role[:attr,attr]` for each node in order (`-` for a validator-only node);
-        /// default: kgc, hospital-a, research-1, cpc-1, hospital-b, cpc-2, research-2.
-        #[arg(long = "member")]
-        members: Vec<String>,
-        /// Dataset sizes the supply circuit is set up for (rounded up to a shape).
-        #[arg(long, default_value = "64", value_delimiter = ',')]
-        supply_records: Vec<usize>,
-        /// Groth16 parameter cache (default: ~/.cache/dualchain/params).
-        #[arg(long)]
-        params_cache: Option<PathBuf>,
-        /// Consensus timing preset written to every node: lan, wan or loopback.
-        #[arg(long, default_value = "lan")]
-        preset: String,
-        #[arg(long)]
-        seed: Option<u64>,
-    },
+    Init(InitOptions),
     /// Run one node until SIGTERM: consensus, ledger, the hosted member's agents, the API.
     Node {
         #[arg(long)]
@@ -195,36 +162,12 @@ fn main() -> Result<()> {
             };
             demo::run(&cfg, &mut std::io::stdout().lock())?;
         }
-        Command::Init {
-            nodes,
-            out,
-            name,
-            hosts,
-            quic_port,
-            api_port,
-            members,
-            supply_records,
-            params_cache,
-            preset,
-            seed,
-        } => {
-            let report = init::run(&InitOptions {
-                nodes,
-                out: out.clone(),
-                name,
-                hosts,
-                quic_port,
-                api_port,
-                members,
-                supply_records,
-                params_cache: params_cache.unwrap_or_else(dualchain_node::zk::default_params_dir),
-                preset,
-                seed,
-            })?;
+        Command::Init(opts) => {
+            let report = init::run(&opts)?;
             for p in &report.params_generated {
                 println!("generated Groth16 parameters: {p}");
             }
-            println!("consortium written to {}", out.display());
+            println!("consortium written to {}", opts.out.display());
             for (i, member, dir) in &report.nodes {
                 println!(
                     "  node {i}: {:<12} dualchain node --config {}",

@@ -98,8 +98,8 @@ pub struct Node {
     pub compute: String,
     pub data_dir: PathBuf,
     pub nonces: Mutex<HashMap<(String, String), u64>>,
-    /// Serialises staging and sealing of a hospital's observations.
-    pub staging: tokio::sync::Mutex<()>,
+    /// A hospital's patient registry and staged observations (posts and seals take turns).
+    pub owner_state: tokio::sync::Mutex<crate::api::OwnerState>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -283,7 +283,7 @@ impl Node {
             started_ms: unix_ms(),
             data_dir,
             nonces: Mutex::new(HashMap::new()),
-            staging: tokio::sync::Mutex::new(()),
+            owner_state: tokio::sync::Mutex::new(Default::default()),
             tasks: Mutex::new(Vec::new()),
         });
         node.spawn_agents();
@@ -340,6 +340,11 @@ impl Node {
     async fn publish_credentials(self: Arc<Self>) {
         let Some(h) = &self.hosted else { return };
         loop {
+            if self.ledger.member(&h.member.id).ok().flatten().is_none() {
+                // The KGC itself is not registered yet.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
             let mut pending = 0;
             for (m, leaf) in &h.credentials {
                 let rec = match self.ledger.member(m) {
@@ -355,10 +360,6 @@ impl Node {
                     }
                 };
                 if rec.credential.is_some() || rec.credential_revoked.is_some() || rec.revoked.is_some() {
-                    continue;
-                }
-                if self.ledger.member(&h.member.id).ok().flatten().is_none() {
-                    pending += 1; // the KGC itself is not registered yet
                     continue;
                 }
                 pending += 1;

@@ -122,7 +122,9 @@ pub struct Record {
 }
 
 impl Record {
-    fn fields(&self) -> [u64; 8] {
+    /// The fields in their committed order: present, code, unit, age band, sex, value,
+    /// time, device.
+    pub fn fields(&self) -> [u64; 8] {
         [
             u64::from(self.present),
             u64::from(self.code),
@@ -133,6 +135,28 @@ impl Record {
             u64::from(self.time),
             u64::from(self.device),
         ]
+    }
+
+    /// The inverse of [`Record::fields`]; a value wider than its field is refused.
+    pub fn from_fields(f: [u64; 8]) -> Result<Self, ProverError> {
+        let bad = |i: usize| ProverError::Statement(format!("record field {i} is out of range: {}", f[i]));
+        let n32 = |i: usize| u32::try_from(f[i]).map_err(|_| bad(i));
+        let r = Self {
+            present: match f[0] {
+                0 => false,
+                1 => true,
+                _ => return Err(bad(0)),
+            },
+            code: n32(1)?,
+            unit: u16::try_from(f[2]).map_err(|_| bad(2))?,
+            age_band: u8::try_from(f[3]).map_err(|_| bad(3))?,
+            sex: u8::try_from(f[4]).map_err(|_| bad(4))?,
+            value: n32(5)?,
+            time: n32(6)?,
+            device: n32(7)?,
+        };
+        r.validate()?;
+        Ok(r)
     }
 
     /// The packed field element committed in the dataset tree.
