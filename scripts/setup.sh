@@ -21,3 +21,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# NVRTC for the kernel tests: the kernels are compiled at run time, and CI compiles every
+# one of them without a GPU. The nvidia-cuda-nvrtc wheel carries libnvrtc.so.13 and its
+# builtins; scripts/test.sh puts its lib directory on LD_LIBRARY_PATH.
+nvrtc_dir="${DUALCHAIN_NVRTC_DIR:-$HOME/.cache/dualchain-nvrtc}"
+if ! ls "$nvrtc_dir"/nvidia/cu13/lib/libnvrtc.so.13 >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check --target "$nvrtc_dir" "nvidia-cuda-nvrtc>=13,<14"
+fi

@@ -1,0 +1,122 @@
+// Host build of the CUDA arithmetic and kernel bodies, with a C ABI for the Rust tests that
+// compare them with blstrs. Each "kernel" is emulated by running its body for every
+// thread index in turn, phase after phase, exactly as the launches in msm.cu/ntt.cu
+// order them on the device.
+#include <cstring>
+#include <vector>
+
+#include "../msm/msm.cuh"
+#include "../ntt/ntt.cuh"
+
+template <class T>
+static T load(const u32* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+template <class T>
+static void store(u32* p, const T& v) {
+  std::memcpy(p, &v, sizeof(T));
+}
+
+extern "C" {
+
+void dc_fp_mul(const u32* a, const u32* b, u32* r) { store(r, Fp::mul(load<Fp>(a), load<Fp>(b))); }
+void dc_fp_add(const u32* a, const u32* b, u32* r) { store(r, Fp::add(load<Fp>(a), load<Fp>(b))); }
+void dc_fp_sub(const u32* a, const u32* b, u32* r) { store(r, Fp::sub(load<Fp>(a), load<Fp>(b))); }
+void dc_fp_neg(const u32* a, u32* r) { store(r, Fp::neg(load<Fp>(a))); }
+void dc_fr_mul(const u32* a, const u32* b, u32* r) { store(r, Fr::mul(load<Fr>(a), load<Fr>(b))); }
+void dc_fr_add(const u32* a, const u32* b, u32* r) { store(r, Fr::add(load<Fr>(a), load<Fr>(b))); }
+void dc_fr_sub(const u32* a, const u32* b, u32* r) { store(r, Fr::sub(load<Fr>(a), load<Fr>(b))); }
+void dc_fr_from_mont(const u32* a, u32* r) { store(r, Fr::from_mont(load<Fr>(a))); }
+void dc_fp2_mul(const u32* a, const u32* b, u32* r) { store(r, Fp2::mul(load<Fp2>(a), load<Fp2>(b))); }
+void dc_fp2_sqr(const u32* a, u32* r) { store(r, Fp2::sqr(load<Fp2>(a))); }
+
+void dc_g1_add(const u32* p, const u32* q, u32* r) {
+  store(r, jac_add(load<G1Jacobian>(p), load<G1Jacobian>(q)));
+}
+void dc_g1_dbl(const u32* p, u32* r) { store(r, jac_dbl(load<G1Jacobian>(p))); }
+void dc_g1_add_affine(const u32* p, const u32* q, u32* r) {
+  store(r, jac_add_affine(load<G1Jacobian>(p), load<G1Affine>(q)));
+}
+void dc_g2_add(const u32* p, const u32* q, u32* r) {
+  store(r, jac_add(load<G2Jacobian>(p), load<G2Jacobian>(q)));
+}
+void dc_g2_dbl(const u32* p, u32* r) { store(r, jac_dbl(load<G2Jacobian>(p))); }
+void dc_g2_add_affine(const u32* p, const u32* q, u32* r) {
+  store(r, jac_add_affine(load<G2Jacobian>(p), load<G2Affine>(q)));
+}
+
+}  // extern "C"
+
+// All MSM phases for one group; window_sums receives `windows` Jacobian points.
+template <class F>
+static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c, u32 windows,
+                        u32 k, u32 segments, u32* window_sums_out) {
+  const u32 buckets = 1u << (c - 1);
+  const u32 chunks = (n + k - 1) / k;
+  const u32 scan_threads = 256;
+  std::vector<Affine<F>> bases(n);
+  if (n) std::memcpy(bases.data(), bases_words, sizeof(Affine<F>) * n);
+  std::vector<i32> digits((size_t)windows * n);
+  std::vector<u32> counts((size_t)windows * buckets, 0), offsets(counts.size()),
+      cursor(counts.size()), partials(scan_threads);
+  std::vector<u32> sorted_idx((size_t)windows * n), sorted_bucket((size_t)windows * n);
+  std::vector<Jacobian<F>> head((size_t)windows * chunks), tail((size_t)windows * chunks),
+      bucket_sums((size_t)windows * buckets), segment_sums((size_t)windows * segments),
+      window_sums(windows);
+  for (u32 i = 0; i < n; i++) msm_digits_body(i, scalars, n, c, windows, digits.data(), counts.data());
+  for (u32 w = 0; w < windows; w++) {
+    for (u32 t = 0; t < scan_threads; t++)
+      msm_scan_partial_body(t, scan_threads, w, counts.data(), buckets, partials.data());
+    msm_scan_serial_body(scan_threads, partials.data());
+    for (u32 t = 0; t < scan_threads; t++)
+      msm_scan_write_body(t, scan_threads, w, counts.data(), buckets, partials.data(),
+                          offsets.data(), cursor.data());
+  }
+  for (u32 i = 0; i < n; i++)
+    msm_scatter_body(i, n, c, windows, digits.data(), cursor.data(), sorted_idx.data(),
+                     sorted_bucket.data());
+  for (u32 t = 0; t < windows * chunks; t++)
+    msm_chunk_body<F>(t, n, c, windows, k, bases.data(), sorted_idx.data(), sorted_bucket.data(),
+                      offsets.data(), counts.data(), head.data(), tail.data(), bucket_sums.data());
+  for (u32 t = 0; t < windows * buckets; t++)
+    msm_bucket_body<F>(t, n, c, windows, k, offsets.data(), counts.data(), head.data(), tail.data(),
+                       bucket_sums.data());
+  for (u32 t = 0; t < windows * segments; t++)
+    msm_segment_body<F>(t, c, windows, segments, bucket_sums.data(), segment_sums.data());
+  for (u32 w = 0; w < windows; w++)
+    msm_window_body<F>(w, windows, segments, segment_sums.data(), window_sums.data());
+  std::memcpy(window_sums_out, window_sums.data(), sizeof(Jacobian<F>) * windows);
+}
+
+extern "C" {
+
+void dc_msm_g1(const u32* bases, const u32* scalars, u32 n, u32 c, u32 windows, u32 k,
+               u32 segments, u32* window_sums) {
+  msm_emulate<Fp>(bases, scalars, n, c, windows, k, segments, window_sums);
+}
+
+void dc_msm_g2(const u32* bases, const u32* scalars, u32 n, u32 c, u32 windows, u32 k,
+               u32 segments, u32* window_sums) {
+  msm_emulate<Fp2>(bases, scalars, n, c, windows, k, segments, window_sums);
+}
+
+// Forward NTT of 2^log_n elements in place, with the launches of CudaNtt emulated.
+void dc_ntt(u32* words, u32 log_n, const u32* omega) {
+  const u32 n = 1u << log_n;
+  Fr* a = reinterpret_cast<Fr*>(words);
+  std::vector<Fr> pow2(log_n > 0 ? log_n : 1);
+  Fr w = load<Fr>(omega);
+  for (u32 j = 0; j < log_n; j++) {
+    pow2[j] = w;
+    w = Fr::sqr(w);
+  }
+  std::vector<Fr> twiddles(n / 2 > 0 ? n / 2 : 1);
+  for (u32 i = 0; i < n / 2; i++) ntt_powers_body(i, n / 2, pow2.data(), log_n, twiddles.data());
+  for (u32 i = 0; i < n; i++) ntt_bitrev_body(i, log_n, a);
+  for (u32 s = 0; s < log_n; s++)
+    for (u32 i = 0; i < n / 2; i++) ntt_stage_body(i, log_n, s, twiddles.data(), a);
+}
+
+}  // extern "C"

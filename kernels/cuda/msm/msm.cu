@@ -1,0 +1,57 @@
+// MSM kernels for G1 and G2: thin wrappers over the bodies in msm.cuh.
+#include "msm.cuh"
+
+#define DC_TID (blockIdx.x * blockDim.x + threadIdx.x)
+#define DC_SCAN_THREADS 256
+
+extern "C" __global__ void msm_digits(const u32* scalars, u32 n, u32 c, u32 windows,
+                                      i32* digits, u32* counts) {
+  u32 i = DC_TID;
+  if (i < n) msm_digits_body(i, scalars, n, c, windows, digits, counts);
+}
+
+// One block of DC_SCAN_THREADS threads per window.
+extern "C" __global__ void msm_scan(const u32* counts, u32 buckets, u32* offsets, u32* cursor) {
+  __shared__ u32 partials[DC_SCAN_THREADS];
+  u32 w = blockIdx.x, tid = threadIdx.x;
+  msm_scan_partial_body(tid, DC_SCAN_THREADS, w, counts, buckets, partials);
+  __syncthreads();
+  if (tid == 0) msm_scan_serial_body(DC_SCAN_THREADS, partials);
+  __syncthreads();
+  msm_scan_write_body(tid, DC_SCAN_THREADS, w, counts, buckets, partials, offsets, cursor);
+}
+
+extern "C" __global__ void msm_scatter(u32 n, u32 c, u32 windows, const i32* digits,
+                                       u32* cursor, u32* sorted_idx, u32* sorted_bucket) {
+  u32 i = DC_TID;
+  if (i < n) msm_scatter_body(i, n, c, windows, digits, cursor, sorted_idx, sorted_bucket);
+}
+
+#define DC_MSM_KERNELS(G, F)                                                                  \
+  extern "C" __global__ void msm_chunk_##G(u32 n, u32 c, u32 windows, u32 k,                  \
+                                           const Affine<F>* bases, const u32* sorted_idx,     \
+                                           const u32* sorted_bucket, const u32* offsets,      \
+                                           const u32* counts, Jacobian<F>* head,              \
+                                           Jacobian<F>* tail, Jacobian<F>* bucket_sums) {     \
+    msm_chunk_body<F>(DC_TID, n, c, windows, k, bases, sorted_idx, sorted_bucket, offsets,    \
+                      counts, head, tail, bucket_sums);                                       \
+  }                                                                                           \
+  extern "C" __global__ void msm_bucket_##G(u32 n, u32 c, u32 windows, u32 k,                 \
+                                            const u32* offsets, const u32* counts,            \
+                                            const Jacobian<F>* head, const Jacobian<F>* tail, \
+                                            Jacobian<F>* bucket_sums) {                       \
+    msm_bucket_body<F>(DC_TID, n, c, windows, k, offsets, counts, head, tail, bucket_sums);   \
+  }                                                                                           \
+  extern "C" __global__ void msm_segment_##G(u32 c, u32 windows, u32 segments,                \
+                                             const Jacobian<F>* bucket_sums,                  \
+                                             Jacobian<F>* segment_sums) {                     \
+    msm_segment_body<F>(DC_TID, c, windows, segments, bucket_sums, segment_sums);             \
+  }                                                                                           \
+  extern "C" __global__ void msm_window_##G(u32 windows, u32 segments,                        \
+                                            const Jacobian<F>* segment_sums,                  \
+                                            Jacobian<F>* window_sums) {                       \
+    msm_window_body<F>(DC_TID, windows, segments, segment_sums, window_sums);                 \
+  }
+
+DC_MSM_KERNELS(g1, Fp)
+DC_MSM_KERNELS(g2, Fp2)

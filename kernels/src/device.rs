@@ -1,0 +1,199 @@
+//! One CUDA device: discovery, the compiled kernel modules, the stream work runs on, and
+//! launches. All driver access of the crate goes through here.
+//!
+//! Opening a device never panics: cudarc aborts the process when `libcuda` is missing, so
+//! its presence is checked first, and every call that could reach a missing symbol runs
+//! under `catch_unwind`. Each failure becomes a [`KernelError`] naming the reason, which
+//! the caller logs when it falls back to the CPU.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cudarc::driver::{
+    sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, ValidAsZeroBits,
+};
+use cudarc::nvrtc::Ptx;
+
+use crate::cache::ModuleCache;
+use crate::error::{KernelError, Result};
+use crate::source::UNITS;
+
+/// What a device is, as reported at start-up, in `/health` and in metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub ordinal: usize,
+    pub name: String,
+    /// The real architecture the kernels are compiled for, e.g. `sm_90`.
+    pub arch: String,
+    pub memory_bytes: usize,
+    pub multiprocessors: i32,
+}
+
+impl std::fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "GPU {} ({}, {}, {} SMs, {:.1} GiB)",
+            self.ordinal,
+            self.name,
+            self.arch,
+            self.multiprocessors,
+            self.memory_bytes as f64 / (1u64 << 30) as f64
+        )
+    }
+}
+
+/// Whether the CUDA driver library can be loaded on this machine.
+pub fn driver_present() -> bool {
+    // SAFETY: only attempts to dlopen candidate names of libcuda and drops the handle.
+    catch_unwind(|| unsafe { sys::is_culib_present() }).unwrap_or(false)
+}
+
+/// Runs a driver call that might reach a missing symbol, turning a panic into an error.
+fn guarded<T>(during: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(KernelError::Driver { during, reason: "the CUDA driver library panicked".into() }))
+}
+
+/// The number of CUDA devices, or why there are none.
+pub fn device_count() -> Result<usize> {
+    if !driver_present() {
+        return Err(KernelError::NoDriver);
+    }
+    guarded("device count", || {
+        CudaContext::device_count().map(|n| n.max(0) as usize).map_err(KernelError::driver("device count"))
+    })
+}
+
+/// An open device with every kernel unit loaded.
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    info: DeviceInfo,
+    functions: HashMap<&'static str, CudaFunction>,
+    /// One job at a time: jobs size their buffers from the free memory they see.
+    job: Mutex<()>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu").field("info", &self.info).finish()
+    }
+}
+
+impl Gpu {
+    /// Opens device `ordinal`, compiling (or loading from `cache`) every kernel unit.
+    pub fn open(ordinal: usize, cache: &ModuleCache) -> Result<Arc<Self>> {
+        let count = device_count()?;
+        if ordinal >= count {
+            return Err(KernelError::NoDevice { ordinal, reason: format!("the driver reports {count} device(s)") });
+        }
+        if !crate::nvrtc::available() {
+            return Err(KernelError::NoNvrtc);
+        }
+        guarded("device open", || {
+            let ctx =
+                CudaContext::new(ordinal).map_err(|e| KernelError::NoDevice { ordinal, reason: format!("{e:?}") })?;
+            let name = ctx.name().map_err(KernelError::driver("device name"))?;
+            let (major, minor) = ctx.compute_capability().map_err(KernelError::driver("compute capability"))?;
+            if major < 7 {
+                return Err(KernelError::Unsupported { name, major, minor });
+            }
+            let arch = format!("sm_{major}{minor}");
+            let memory_bytes = ctx.total_mem().map_err(KernelError::driver("memory size"))?;
+            let multiprocessors = ctx
+                .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+                .map_err(KernelError::driver("multiprocessor count"))?;
+            let info = DeviceInfo { ordinal, name, arch: arch.clone(), memory_bytes, multiprocessors };
+            let mut functions = HashMap::new();
+            for unit in UNITS {
+                let (image, cached) = cache.get_or_compile(unit, &arch)?;
+                tracing::debug!(unit = unit.name, %arch, cached, bytes = image.len(), "kernel module ready");
+                let module = ctx.load_module(Ptx::from_binary(image)).map_err(KernelError::driver("module load"))?;
+                for name in unit.kernels {
+                    let f = module.load_function(name).map_err(KernelError::driver("kernel lookup"))?;
+                    functions.insert(*name, f);
+                }
+            }
+            let stream = ctx.new_stream().map_err(KernelError::driver("stream creation"))?;
+            Ok(Arc::new(Gpu { ctx, stream, info, functions, job: Mutex::new(()) }))
+        })
+    }
+
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// Free and total device memory in bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        guarded("memory info", || {
+            self.ctx.bind_to_thread().map_err(KernelError::driver("bind context"))?;
+            self.ctx.mem_get_info().map_err(KernelError::driver("memory info"))
+        })
+    }
+
+    /// Runs one job with the device to itself, on this thread, turning panics from the
+    /// driver bindings into errors and synchronising before it returns.
+    pub(crate) fn job<T>(&self, during: &'static str, f: impl FnOnce(&Job<'_>) -> Result<T>) -> Result<T> {
+        let guard = self.job.lock().unwrap_or_else(|p| p.into_inner());
+        guarded(during, || {
+            self.ctx.bind_to_thread().map_err(KernelError::driver("bind context"))?;
+            let job = Job { gpu: self, _guard: guard };
+            let out = f(&job)?;
+            self.stream.synchronize().map_err(KernelError::driver("synchronize"))?;
+            Ok(out)
+        })
+    }
+}
+
+/// The device while one job holds it.
+pub(crate) struct Job<'a> {
+    gpu: &'a Gpu,
+    _guard: MutexGuard<'a, ()>,
+}
+
+/// Threads per block for element-wise kernels.
+pub(crate) const BLOCK: u32 = 256;
+
+pub(crate) fn grid(threads: u64) -> Result<LaunchConfig> {
+    let blocks = threads.div_ceil(BLOCK as u64);
+    if blocks > u32::MAX as u64 {
+        return Err(KernelError::Input(format!("{threads} threads exceed one launch")));
+    }
+    Ok(LaunchConfig { grid_dim: (blocks.max(1) as u32, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 })
+}
+
+impl Job<'_> {
+    pub fn gpu(&self) -> &Gpu {
+        self.gpu
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.gpu.stream
+    }
+
+    pub fn function(&self, name: &'static str) -> Result<&CudaFunction> {
+        self.gpu.functions.get(name).ok_or_else(|| KernelError::Driver {
+            during: "kernel lookup",
+            reason: format!("kernel {name} is not loaded"),
+        })
+    }
+
+    pub fn upload<T: DeviceRepr>(&self, host: &[T]) -> Result<CudaSlice<T>> {
+        self.stream().clone_htod(host).map_err(KernelError::driver("upload"))
+    }
+
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Result<CudaSlice<T>> {
+        self.stream().alloc_zeros::<T>(len.max(1)).map_err(|e| match self.gpu.memory() {
+            Ok((free, _)) if free < len * std::mem::size_of::<T>() => {
+                KernelError::OutOfMemory { needed: len * std::mem::size_of::<T>(), free }
+            }
+            _ => KernelError::driver("allocation")(e),
+        })
+    }
+
+    pub fn download<T: DeviceRepr + Default + Clone>(&self, dev: &CudaSlice<T>) -> Result<Vec<T>> {
+        self.stream().clone_dtoh(dev).map_err(KernelError::driver("download"))
+    }
+}

@@ -1,0 +1,204 @@
+//! The CUDA arithmetic and kernel bodies compiled for the host (`cuda/host/shim.cpp`,
+//! built by `build.rs`). This is the same C++ the device runs, executed one "thread" at a
+//! time; the tests compare it with blstrs, so the arithmetic is checked in CI on machines
+//! without a GPU. It is a reference, not a fast path: use the CPU backend for work.
+
+use blstrs::{Fp, Fp2, G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
+
+use crate::layout::*;
+use crate::msm::MsmPlan;
+
+mod ffi {
+    extern "C" {
+        pub fn dc_fp_mul(a: *const u32, b: *const u32, r: *mut u32);
+        pub fn dc_fp_add(a: *const u32, b: *const u32, r: *mut u32);
+        pub fn dc_fp_sub(a: *const u32, b: *const u32, r: *mut u32);
+        pub fn dc_fp_neg(a: *const u32, r: *mut u32);
+        pub fn dc_fr_mul(a: *const u32, b: *const u32, r: *mut u32);
+        pub fn dc_fr_add(a: *const u32, b: *const u32, r: *mut u32);
+        pub fn dc_fr_sub(a: *const u32, b: *const u32, r: *mut u32);
+        pub fn dc_fr_from_mont(a: *const u32, r: *mut u32);
+        pub fn dc_fp2_mul(a: *const u32, b: *const u32, r: *mut u32);
+        pub fn dc_fp2_sqr(a: *const u32, r: *mut u32);
+        pub fn dc_g1_add(p: *const u32, q: *const u32, r: *mut u32);
+        pub fn dc_g1_dbl(p: *const u32, r: *mut u32);
+        pub fn dc_g1_add_affine(p: *const u32, q: *const u32, r: *mut u32);
+        pub fn dc_g2_add(p: *const u32, q: *const u32, r: *mut u32);
+        pub fn dc_g2_dbl(p: *const u32, r: *mut u32);
+        pub fn dc_g2_add_affine(p: *const u32, q: *const u32, r: *mut u32);
+        #[allow(clippy::too_many_arguments)]
+        pub fn dc_msm_g1(
+            bases: *const u32,
+            scalars: *const u32,
+            n: u32,
+            c: u32,
+            windows: u32,
+            k: u32,
+            segments: u32,
+            out: *mut u32,
+        );
+        #[allow(clippy::too_many_arguments)]
+        pub fn dc_msm_g2(
+            bases: *const u32,
+            scalars: *const u32,
+            n: u32,
+            c: u32,
+            windows: u32,
+            k: u32,
+            segments: u32,
+            out: *mut u32,
+        );
+        pub fn dc_ntt(a: *mut u32, log_n: u32, omega: *const u32);
+    }
+}
+
+type Binary = unsafe extern "C" fn(*const u32, *const u32, *mut u32);
+type Unary = unsafe extern "C" fn(*const u32, *mut u32);
+
+fn binary(f: Binary, a: &[u32], b: &[u32], out_words: usize) -> Vec<u32> {
+    assert!(a.len() >= out_words && b.len() >= out_words);
+    let mut r = vec![0u32; out_words];
+    // SAFETY: the C functions read exactly one value of `out_words` words from each input
+    // (lengths asserted) and write one to `r`, which has that length.
+    unsafe { f(a.as_ptr(), b.as_ptr(), r.as_mut_ptr()) };
+    r
+}
+
+fn unary(f: Unary, a: &[u32], out_words: usize) -> Vec<u32> {
+    assert!(a.len() >= out_words);
+    let mut r = vec![0u32; out_words];
+    // SAFETY: as in `binary`.
+    unsafe { f(a.as_ptr(), r.as_mut_ptr()) };
+    r
+}
+
+fn fp(a: &Fp) -> &[u32] {
+    fp_words(std::slice::from_ref(a))
+}
+fn fr(a: &Fr) -> &[u32] {
+    fr_words(std::slice::from_ref(a))
+}
+fn fp2(a: &Fp2) -> Vec<u32> {
+    [fp(&a.c0()), fp(&a.c1())].concat()
+}
+
+pub fn fp_mul(a: &Fp, b: &Fp) -> Fp {
+    fp_from_words(&binary(ffi::dc_fp_mul, fp(a), fp(b), FP_WORDS))
+}
+pub fn fp_add(a: &Fp, b: &Fp) -> Fp {
+    fp_from_words(&binary(ffi::dc_fp_add, fp(a), fp(b), FP_WORDS))
+}
+pub fn fp_sub(a: &Fp, b: &Fp) -> Fp {
+    fp_from_words(&binary(ffi::dc_fp_sub, fp(a), fp(b), FP_WORDS))
+}
+pub fn fp_neg(a: &Fp) -> Fp {
+    fp_from_words(&unary(ffi::dc_fp_neg, fp(a), FP_WORDS))
+}
+pub fn fr_mul(a: &Fr, b: &Fr) -> Fr {
+    fr_from_limbs(&binary(ffi::dc_fr_mul, fr(a), fr(b), FR_WORDS))
+}
+pub fn fr_add(a: &Fr, b: &Fr) -> Fr {
+    fr_from_limbs(&binary(ffi::dc_fr_add, fr(a), fr(b), FR_WORDS))
+}
+pub fn fr_sub(a: &Fr, b: &Fr) -> Fr {
+    fr_from_limbs(&binary(ffi::dc_fr_sub, fr(a), fr(b), FR_WORDS))
+}
+/// The canonical integer's little-endian 32-bit words.
+pub fn fr_canonical_words(a: &Fr) -> Vec<u32> {
+    unary(ffi::dc_fr_from_mont, fr(a), FR_WORDS)
+}
+pub fn fp2_mul(a: &Fp2, b: &Fp2) -> Fp2 {
+    fp2_from_words(&binary(ffi::dc_fp2_mul, &fp2(a), &fp2(b), 2 * FP_WORDS))
+}
+pub fn fp2_sqr(a: &Fp2) -> Fp2 {
+    fp2_from_words(&unary(ffi::dc_fp2_sqr, &fp2(a), 2 * FP_WORDS))
+}
+
+fn g1(p: &G1Projective) -> &[u32] {
+    g1_jacobian_words(std::slice::from_ref(p))
+}
+fn g2(p: &G2Projective) -> &[u32] {
+    g2_jacobian_words(std::slice::from_ref(p))
+}
+pub fn g1_add(p: &G1Projective, q: &G1Projective) -> G1Projective {
+    g1_from_jacobian_words(&binary(ffi::dc_g1_add, g1(p), g1(q), G1_JACOBIAN_WORDS))
+}
+pub fn g1_dbl(p: &G1Projective) -> G1Projective {
+    g1_from_jacobian_words(&unary(ffi::dc_g1_dbl, g1(p), G1_JACOBIAN_WORDS))
+}
+pub fn g1_add_affine(p: &G1Projective, q: &G1Affine) -> G1Projective {
+    let q = g1_affine_words(std::slice::from_ref(q));
+    // The C function reads G1_AFFINE_WORDS from q and writes G1_JACOBIAN_WORDS.
+    let mut r = vec![0u32; G1_JACOBIAN_WORDS];
+    // SAFETY: p has 36 words, q 24, r 36: exactly what dc_g1_add_affine reads and writes.
+    unsafe { ffi::dc_g1_add_affine(g1(p).as_ptr(), q.as_ptr(), r.as_mut_ptr()) };
+    g1_from_jacobian_words(&r)
+}
+pub fn g2_add(p: &G2Projective, q: &G2Projective) -> G2Projective {
+    g2_from_jacobian_words(&binary(ffi::dc_g2_add, g2(p), g2(q), G2_JACOBIAN_WORDS))
+}
+pub fn g2_dbl(p: &G2Projective) -> G2Projective {
+    g2_from_jacobian_words(&unary(ffi::dc_g2_dbl, g2(p), G2_JACOBIAN_WORDS))
+}
+pub fn g2_add_affine(p: &G2Projective, q: &G2Affine) -> G2Projective {
+    let q = g2_affine_words(std::slice::from_ref(q));
+    let mut r = vec![0u32; G2_JACOBIAN_WORDS];
+    // SAFETY: p has 72 words, q 48, r 72: exactly what dc_g2_add_affine reads and writes.
+    unsafe { ffi::dc_g2_add_affine(g2(p).as_ptr(), q.as_ptr(), r.as_mut_ptr()) };
+    g2_from_jacobian_words(&r)
+}
+
+/// The device MSM algorithm run on the host with `plan`; the window sums are combined by
+/// the same code the CUDA backend uses.
+pub fn msm_g1(bases: &[G1Affine], scalars: &[Fr], plan: &MsmPlan) -> G1Projective {
+    assert_eq!(bases.len(), scalars.len());
+    assert_eq!(plan.n as usize, bases.len());
+    let mut out = vec![0u32; plan.windows as usize * G1_JACOBIAN_WORDS];
+    // SAFETY: bases has n·24 words, scalars n·8, out windows·36; the emulation reads and
+    // writes exactly those (n, windows from `plan`).
+    unsafe {
+        ffi::dc_msm_g1(
+            g1_affine_words(bases).as_ptr(),
+            fr_words(scalars).as_ptr(),
+            plan.n,
+            plan.c,
+            plan.windows,
+            plan.chunk,
+            plan.segments,
+            out.as_mut_ptr(),
+        )
+    };
+    let sums: Vec<G1Projective> = out.chunks_exact(G1_JACOBIAN_WORDS).map(g1_from_jacobian_words).collect();
+    plan.combine(&sums)
+}
+
+pub fn msm_g2(bases: &[G2Affine], scalars: &[Fr], plan: &MsmPlan) -> G2Projective {
+    assert_eq!(bases.len(), scalars.len());
+    assert_eq!(plan.n as usize, bases.len());
+    let mut out = vec![0u32; plan.windows as usize * G2_JACOBIAN_WORDS];
+    // SAFETY: as in `msm_g1`, with 48-word bases and 72-word sums.
+    unsafe {
+        ffi::dc_msm_g2(
+            g2_affine_words(bases).as_ptr(),
+            fr_words(scalars).as_ptr(),
+            plan.n,
+            plan.c,
+            plan.windows,
+            plan.chunk,
+            plan.segments,
+            out.as_mut_ptr(),
+        )
+    };
+    let sums: Vec<G2Projective> = out.chunks_exact(G2_JACOBIAN_WORDS).map(g2_from_jacobian_words).collect();
+    plan.combine(&sums)
+}
+
+/// The device NTT run on the host: forward transform with root `omega`, in place.
+pub fn ntt(values: &mut [Fr], omega: Fr) {
+    let n = values.len();
+    assert!(n.is_power_of_two(), "NTT length must be a power of two");
+    let mut w = fr_words(values).to_vec();
+    // SAFETY: `w` holds n·8 words, n = 2^log_n; omega is 8 words.
+    unsafe { ffi::dc_ntt(w.as_mut_ptr(), n.trailing_zeros(), fr(&omega).as_ptr()) };
+    fr_from_words(&w, values);
+}

@@ -1,0 +1,151 @@
+//! Choosing where proving runs: the CUDA backends when a usable device is there, the CPU
+//! backends otherwise, with the reason recorded for logs, `/health` and metrics.
+
+use std::sync::{Arc, OnceLock};
+
+use dualchain_prover::backend::{CpuBackend, MsmBackend, NttBackend};
+use dualchain_prover::groth16::Prover;
+
+use crate::cache::{default_dir, ModuleCache};
+use crate::device::{DeviceInfo, Gpu};
+use crate::error::{KernelError, Result};
+use crate::msm::{BackendStats, CudaMsm};
+use crate::ntt::CudaNtt;
+
+/// The operator's choice (`[gpu]` in a node's configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GpuPolicy {
+    /// Use device `ordinal` when it opens; otherwise the CPU, logging why.
+    #[default]
+    Auto,
+    /// Never touch a GPU.
+    Off,
+    /// Fail start-up when the device does not open.
+    Require,
+}
+
+/// The proving backends in effect.
+#[derive(Clone)]
+pub struct Compute {
+    pub msm: Arc<dyn MsmBackend>,
+    pub ntt: Arc<dyn NttBackend>,
+    /// The device in use, if any.
+    pub device: Option<DeviceInfo>,
+    /// Why the CPU is used, when it is.
+    pub fallback: Option<String>,
+    /// Counters of the GPU backends (empty on the CPU).
+    pub stats: Vec<(&'static str, Arc<BackendStats>)>,
+}
+
+impl std::fmt::Debug for Compute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Compute {
+    /// The CPU backends, with the reason they were chosen.
+    pub fn cpu(reason: impl Into<String>) -> Self {
+        Self {
+            msm: Arc::new(CpuBackend),
+            ntt: Arc::new(CpuBackend),
+            device: None,
+            fallback: Some(reason.into()),
+            stats: Vec::new(),
+        }
+    }
+
+    /// The CUDA backends on an open device.
+    pub fn gpu(gpu: Arc<Gpu>) -> Self {
+        let msm = CudaMsm::new(gpu.clone());
+        let ntt = CudaNtt::new(gpu.clone());
+        let stats = vec![("msm", msm.stats.clone()), ("ntt", ntt.stats.clone())];
+        Self { msm: Arc::new(msm), ntt: Arc::new(ntt), device: Some(gpu.info().clone()), fallback: None, stats }
+    }
+
+    /// Applies `policy` to device `ordinal`, compiling kernels into `cache`.
+    pub fn select(policy: GpuPolicy, ordinal: usize, cache: &ModuleCache) -> Result<Self> {
+        if policy == GpuPolicy::Off {
+            return Ok(Self::cpu("GPU use disabled in the configuration"));
+        }
+        match Gpu::open(ordinal, cache) {
+            Ok(gpu) => Ok(Self::gpu(gpu)),
+            Err(e) if policy == GpuPolicy::Require => Err(e),
+            Err(e) => Ok(Self::cpu(format!("fallback: {e}"))),
+        }
+    }
+
+    /// A prover on these backends.
+    pub fn prover(&self) -> Prover<'_> {
+        Prover { msm: &*self.msm, ntt: &*self.ntt }
+    }
+
+    pub fn gpu_available(&self) -> bool {
+        self.device.is_some()
+    }
+
+    /// One line for logs and `/health`: `cuda on GPU 0 (…)` or `cpu (reason)`.
+    pub fn describe(&self) -> String {
+        match (&self.device, &self.fallback) {
+            (Some(d), _) => format!("cuda on {d}"),
+            (None, Some(r)) => format!("cpu ({r})"),
+            (None, None) => "cpu".into(),
+        }
+    }
+}
+
+static GLOBAL: OnceLock<Compute> = OnceLock::new();
+
+/// Sets the process's backends once (a node does this at start-up); later calls return
+/// the backends already chosen.
+pub fn init_global(policy: GpuPolicy, ordinal: usize) -> Result<&'static Compute> {
+    if let Some(c) = GLOBAL.get() {
+        return Ok(c);
+    }
+    let chosen = Compute::select(policy, ordinal, &ModuleCache::new(default_dir()))?;
+    Ok(GLOBAL.get_or_init(|| chosen))
+}
+
+/// The process's backends: those set by [`init_global`], else chosen now with
+/// [`GpuPolicy::Auto`] on device 0.
+pub fn global() -> &'static Compute {
+    GLOBAL.get_or_init(|| {
+        Compute::select(GpuPolicy::Auto, 0, &ModuleCache::new(default_dir()))
+            .unwrap_or_else(|e: KernelError| Compute::cpu(format!("fallback: {e}")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_means_cpu_with_the_reason() {
+        let c = Compute::select(GpuPolicy::Off, 0, &ModuleCache::new("/nonexistent")).unwrap();
+        assert!(!c.gpu_available());
+        assert_eq!(c.describe(), "cpu (GPU use disabled in the configuration)");
+        assert_eq!(c.prover().msm.name(), "cpu");
+    }
+
+    /// On a machine without a driver (CI), auto falls back and says why, and require
+    /// refuses; with a GPU, both open it.
+    #[test]
+    fn auto_and_require_follow_the_machine() {
+        let cache = ModuleCache::new(tempfile::tempdir().unwrap().path().join("k"));
+        let auto = Compute::select(GpuPolicy::Auto, 0, &cache).unwrap();
+        let require = Compute::select(GpuPolicy::Require, 0, &cache);
+        if crate::device::driver_present() && crate::device::device_count().unwrap_or(0) > 0 {
+            assert!(auto.gpu_available(), "{}", auto.describe());
+            assert!(require.is_ok());
+        } else {
+            assert!(!auto.gpu_available());
+            assert!(auto.describe().starts_with("cpu (fallback: "), "{}", auto.describe());
+            assert!(require.is_err());
+        }
+        // A device that does not exist is refused by name.
+        match Compute::select(GpuPolicy::Require, 99, &cache) {
+            Err(KernelError::NoDriver | KernelError::NoDevice { .. }) => {}
+            other => panic!("device 99 opened or failed oddly: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The CUDA arithmetic, compiled for the host, against blstrs: field operations, point
+//! operations, the MSM algorithm (every phase, as the kernels run it) and the NTT, on
+//! random values and on the edge cases (zero, one, −1, the identity, P + P, P − P,
+//! duplicate points, repeated scalars).
+
+use blstrs::{Fp, Fp2, G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
+use dualchain_kernels::host;
+use dualchain_kernels::MsmPlan;
+use dualchain_prover::backend::{naive_msm_g1, CpuBackend, MsmBackend, NttBackend};
+use dualchain_prover::ntt::root_of_unity;
+use ff::{Field, PrimeField};
+use group::{Curve, Group};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+fn fp_edge() -> Vec<Fp> {
+    vec![Fp::ZERO, Fp::ONE, -Fp::ONE, Fp::ONE + Fp::ONE, -(Fp::ONE + Fp::ONE)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn fp_ops_match_blstrs(seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let (a, b) = (Fp::random(&mut r), Fp::random(&mut r));
+        prop_assert_eq!(host::fp_mul(&a, &b), a * b);
+        prop_assert_eq!(host::fp_add(&a, &b), a + b);
+        prop_assert_eq!(host::fp_sub(&a, &b), a - b);
+        prop_assert_eq!(host::fp_neg(&a), -a);
+    }
+
+    #[test]
+    fn fr_ops_match_blstrs(seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let (a, b) = (Fr::random(&mut r), Fr::random(&mut r));
+        prop_assert_eq!(host::fr_mul(&a, &b), a * b);
+        prop_assert_eq!(host::fr_add(&a, &b), a + b);
+        prop_assert_eq!(host::fr_sub(&a, &b), a - b);
+        let canon: Vec<u8> = host::fr_canonical_words(&a).iter().flat_map(|w| w.to_le_bytes()).collect();
+        prop_assert_eq!(canon, a.to_repr().as_ref().to_vec());
+    }
+
+    #[test]
+    fn fp2_ops_match_blstrs(seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let (a, b) = (Fp2::random(&mut r), Fp2::random(&mut r));
+        prop_assert_eq!(host::fp2_mul(&a, &b), a * b);
+        prop_assert_eq!(host::fp2_sqr(&a), a.square());
+    }
+}
+
+#[test]
+fn field_edge_cases() {
+    for a in fp_edge() {
+        for b in fp_edge() {
+            assert_eq!(host::fp_mul(&a, &b), a * b);
+            assert_eq!(host::fp_add(&a, &b), a + b);
+            assert_eq!(host::fp_sub(&a, &b), a - b);
+        }
+        assert_eq!(host::fp_neg(&a), -a);
+    }
+    let fr_edge = [Fr::ZERO, Fr::ONE, -Fr::ONE, Fr::ROOT_OF_UNITY];
+    for a in fr_edge {
+        for b in fr_edge {
+            assert_eq!(host::fr_mul(&a, &b), a * b);
+            assert_eq!(host::fr_add(&a, &b), a + b);
+            assert_eq!(host::fr_sub(&a, &b), a - b);
+        }
+    }
+    assert_eq!(host::fr_canonical_words(&Fr::ONE), vec![1, 0, 0, 0, 0, 0, 0, 0]);
+    assert!(host::fr_canonical_words(&Fr::ZERO).iter().all(|w| *w == 0));
+}
+
+#[test]
+fn g1_point_ops_match_blstrs() {
+    let mut r = rng(7);
+    let id = G1Projective::identity();
+    for _ in 0..16 {
+        let (p, q) = (G1Projective::random(&mut r), G1Projective::random(&mut r));
+        assert_eq!(host::g1_add(&p, &q), p + q);
+        assert_eq!(host::g1_dbl(&p), p.double());
+        assert_eq!(host::g1_add_affine(&p, &q.to_affine()), p + q);
+        // Exceptional cases: P + P, P + (−P), the identity on either side.
+        assert_eq!(host::g1_add(&p, &p), p.double());
+        assert_eq!(host::g1_add_affine(&p, &p.to_affine()), p.double());
+        assert_eq!(host::g1_add(&p, &-p), id);
+        assert_eq!(host::g1_add_affine(&p, &(-p).to_affine()), id);
+        assert_eq!(host::g1_add(&id, &p), p);
+        assert_eq!(host::g1_add(&p, &id), p);
+        assert_eq!(host::g1_add_affine(&id, &p.to_affine()), p);
+        assert_eq!(host::g1_add_affine(&p, &G1Affine::from(id)), p);
+    }
+    assert_eq!(host::g1_dbl(&id), id);
+}
+
+#[test]
+fn g2_point_ops_match_blstrs() {
+    let mut r = rng(8);
+    let id = G2Projective::identity();
+    for _ in 0..8 {
+        let (p, q) = (G2Projective::random(&mut r), G2Projective::random(&mut r));
+        assert_eq!(host::g2_add(&p, &q), p + q);
+        assert_eq!(host::g2_dbl(&p), p.double());
+        assert_eq!(host::g2_add_affine(&p, &q.to_affine()), p + q);
+        assert_eq!(host::g2_add(&p, &p), p.double());
+        assert_eq!(host::g2_add_affine(&p, &p.to_affine()), p.double());
+        assert_eq!(host::g2_add(&p, &-p), id);
+        assert_eq!(host::g2_add_affine(&id, &p.to_affine()), p);
+        assert_eq!(host::g2_add_affine(&p, &G2Affine::from(id)), p);
+    }
+}
+
+fn g1_points(n: usize, seed: u64) -> Vec<G1Affine> {
+    let mut r = rng(seed);
+    let proj: Vec<G1Projective> = (0..n).map(|_| G1Projective::random(&mut r)).collect();
+    let mut out = vec![G1Affine::from(G1Projective::identity()); n];
+    G1Projective::batch_normalize(&proj, &mut out);
+    out
+}
+
+fn scalars(n: usize, seed: u64) -> Vec<Fr> {
+    let mut r = rng(seed);
+    (0..n).map(|_| Fr::random(&mut r)).collect()
+}
+
+/// Plans that stress the chunk and segment boundaries: chunks of 1, 2, 3 and 7 entries,
+/// narrow and wide windows, one and many segments.
+fn plans(n: usize) -> Vec<MsmPlan> {
+    let mut v = vec![MsmPlan::for_size(n)];
+    for (c, chunk, seg) in [(2, 1, 1), (3, 2, 3), (5, 3, 16), (8, 7, 5), (11, 32, 64)] {
+        v.push(MsmPlan::with(n, c, chunk, seg).unwrap());
+    }
+    v
+}
+
+#[test]
+fn msm_g1_random_matches_blstrs() {
+    for n in [1usize, 2, 5, 64, 300] {
+        let bases = g1_points(n, n as u64);
+        let s = scalars(n, 100 + n as u64);
+        let want = naive_msm_g1(&bases, &s);
+        for plan in plans(n) {
+            assert_eq!(host::msm_g1(&bases, &s, &plan), want, "n = {n}, {plan:?}");
+        }
+    }
+}
+
+#[test]
+fn msm_g1_edge_cases_match_blstrs() {
+    let n = 257;
+    let base = g1_points(n, 3);
+    let rand_s = scalars(n, 4);
+    let id = G1Affine::from(G1Projective::identity());
+    let cases: Vec<(&str, Vec<G1Affine>, Vec<Fr>)> = vec![
+        ("all zero scalars", base.clone(), vec![Fr::ZERO; n]),
+        ("all one scalars", base.clone(), vec![Fr::ONE; n]),
+        ("all −1 scalars", base.clone(), vec![-Fr::ONE; n]),
+        ("bits, as in witnesses", base.clone(), (0..n).map(|i| Fr::from((i % 3 == 0) as u64)).collect()),
+        ("one repeated scalar", base.clone(), vec![rand_s[0]; n]),
+        ("small scalars", base.clone(), (0..n).map(|i| Fr::from(i as u64 % 9)).collect()),
+        ("identity points", (0..n).map(|i| if i % 2 == 0 { id } else { base[i] }).collect(), rand_s.clone()),
+        ("one duplicated point", vec![base[0]; n], rand_s.clone()),
+        ("duplicated point and scalar", vec![base[1]; n], vec![rand_s[1]; n]),
+        (
+            "P and −P cancel",
+            (0..n).map(|i| if i % 2 == 0 { base[0] } else { -base[0] }).collect(),
+            vec![Fr::from(5); n],
+        ),
+    ];
+    for (what, b, s) in cases {
+        let want = naive_msm_g1(&b, &s);
+        assert_eq!(want, CpuBackend.msm_g1(&b, &s), "{what}: CPU backend");
+        for plan in plans(n) {
+            assert_eq!(host::msm_g1(&b, &s, &plan), want, "{what}, {plan:?}");
+        }
+    }
+}
+
+#[test]
+fn msm_g2_matches_blstrs() {
+    let n = 40;
+    let mut r = rng(11);
+    let proj: Vec<G2Projective> = (0..n).map(|_| G2Projective::random(&mut r)).collect();
+    let bases: Vec<G2Affine> = proj.iter().map(|p| p.to_affine()).collect();
+    for s in [scalars(n, 12), vec![Fr::ONE; n], (0..n).map(|i| Fr::from(i as u64 % 4)).collect()] {
+        let want: G2Projective = bases.iter().zip(&s).map(|(p, k)| G2Projective::from(*p) * k).sum();
+        assert_eq!(CpuBackend.msm_g2(&bases, &s), want);
+        for plan in [MsmPlan::for_size(n), MsmPlan::with(n, 3, 2, 2).unwrap(), MsmPlan::with(n, 7, 5, 9).unwrap()] {
+            assert_eq!(host::msm_g2(&bases, &s, &plan), want, "{plan:?}");
+        }
+    }
+    let dup = vec![bases[0]; n];
+    let s = scalars(n, 13);
+    let want: G2Projective = dup.iter().zip(&s).map(|(p, k)| G2Projective::from(*p) * k).sum();
+    assert_eq!(host::msm_g2(&dup, &s, &MsmPlan::with(n, 4, 3, 2).unwrap()), want);
+}
+
+#[test]
+fn ntt_matches_cpu() {
+    for log_n in 0..=10u32 {
+        let n = 1usize << log_n;
+        let omega = root_of_unity(log_n);
+        for v in [scalars(n, log_n as u64), vec![Fr::ZERO; n], vec![Fr::ONE; n]] {
+            let mut want = v.clone();
+            CpuBackend.ntt(&mut want, omega);
+            let mut got = v.clone();
+            host::ntt(&mut got, omega);
+            assert_eq!(got, want, "2^{log_n}");
+        }
+    }
+}

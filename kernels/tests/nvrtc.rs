@@ -1,0 +1,64 @@
+//! Every kernel unit compiles with NVRTC to CUBIN for the architectures dualchain targets,
+//! and every kernel the runtime looks up is in the image. Runs without a GPU: NVRTC comes
+//! from the `nvidia-cuda-nvrtc` wheel that `scripts/setup.sh` installs (README's test
+//! command puts it on `LD_LIBRARY_PATH`).
+
+use dualchain_kernels::cache::ModuleCache;
+use dualchain_kernels::source::UNITS;
+use dualchain_kernels::{nvrtc, KernelError};
+
+/// Data-centre GPUs: A100 (sm_80), H100/H200 (sm_90).
+const ARCHS: &[&str] = &["sm_80", "sm_90"];
+
+fn require_nvrtc() {
+    assert!(
+        nvrtc::available(),
+        "libnvrtc is not loadable: run scripts/setup.sh and the tests through scripts/test.sh, \
+         which puts the nvidia-cuda-nvrtc wheel's library on LD_LIBRARY_PATH"
+    );
+}
+
+#[test]
+fn every_unit_compiles_to_cubin_with_every_kernel() {
+    require_nvrtc();
+    let (major, minor) = nvrtc::version().unwrap();
+    assert!(major >= 12, "NVRTC {major}.{minor} is too old for CUBIN output of these kernels");
+    for arch in ARCHS {
+        for unit in UNITS {
+            let started = std::time::Instant::now();
+            let image = nvrtc::compile(unit, arch).unwrap_or_else(|e| panic!("{e}"));
+            assert!(image.starts_with(b"\x7fELF"), "{} for {arch} is not a CUBIN", unit.name);
+            for k in unit.kernels {
+                let found = image.windows(k.len() + 1).any(|w| &w[..k.len()] == k.as_bytes() && w[k.len()] == 0);
+                assert!(found, "kernel {k} missing from {} for {arch}", unit.name);
+            }
+            eprintln!("{} for {arch}: {} bytes in {:?}", unit.name, image.len(), started.elapsed());
+        }
+    }
+}
+
+#[test]
+fn compile_errors_and_bad_architectures_are_errors() {
+    require_nvrtc();
+    match nvrtc::compile(&UNITS[0], "compute_90") {
+        Err(KernelError::Input(m)) => assert!(m.contains("compute_90")),
+        other => panic!("virtual architecture accepted: {:?}", other.map(|i| i.len())),
+    }
+    match nvrtc::compile(&UNITS[0], "sm_1") {
+        Err(KernelError::Compile { log, .. }) => assert!(!log.is_empty()),
+        other => panic!("unknown architecture accepted: {:?}", other.map(|i| i.len())),
+    }
+}
+
+#[test]
+fn the_cache_compiles_once() {
+    require_nvrtc();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ModuleCache::new(dir.path());
+    let unit = &UNITS[1];
+    let (first, cached) = cache.get_or_compile(unit, "sm_90").unwrap();
+    assert!(!cached);
+    let (second, cached) = cache.get_or_compile(unit, "sm_90").unwrap();
+    assert!(cached);
+    assert_eq!(first, second);
+}
