@@ -28,6 +28,7 @@ pub mod ntt;
 pub mod nvrtc;
 pub mod select;
 pub mod source;
+pub mod testdata;
 
 pub use device::{DeviceInfo, Gpu};
 pub use error::KernelError;

@@ -31,6 +31,8 @@ pub struct Compute {
     pub ntt: Arc<dyn NttBackend>,
     /// The device in use, if any.
     pub device: Option<DeviceInfo>,
+    /// The open device behind the CUDA backends.
+    pub gpu: Option<Arc<Gpu>>,
     /// Why the CPU is used, when it is.
     pub fallback: Option<String>,
     /// Counters of the GPU backends (empty on the CPU).
@@ -50,6 +52,7 @@ impl Compute {
             msm: Arc::new(CpuBackend),
             ntt: Arc::new(CpuBackend),
             device: None,
+            gpu: None,
             fallback: Some(reason.into()),
             stats: Vec::new(),
         }
@@ -60,7 +63,14 @@ impl Compute {
         let msm = CudaMsm::new(gpu.clone());
         let ntt = CudaNtt::new(gpu.clone());
         let stats = vec![("msm", msm.stats.clone()), ("ntt", ntt.stats.clone())];
-        Self { msm: Arc::new(msm), ntt: Arc::new(ntt), device: Some(gpu.info().clone()), fallback: None, stats }
+        Self {
+            msm: Arc::new(msm),
+            ntt: Arc::new(ntt),
+            device: Some(gpu.info().clone()),
+            gpu: Some(gpu),
+            fallback: None,
+            stats,
+        }
     }
 
     /// Applies `policy` to device `ordinal`, compiling kernels into `cache`.

@@ -24,7 +24,6 @@ use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
 use dualchain_ledger::tx::{Hash, TxKind};
 use dualchain_ledger::Ledger;
-use dualchain_prover::groth16::Prover;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::supply::{self, SupplyCircuit, SupplyShape};
 use dualchain_prover::verify::proof_to_bytes;
@@ -336,7 +335,7 @@ impl OwnerNode {
                 Err(ProverError::Unsatisfied { .. }) => return Ok(None),
                 Err(e) => return Err(e),
             };
-            match Prover::default().prove(&pk, circuit, &mut ChaCha20Rng::from_entropy()) {
+            match dualchain_kernels::select::global().prover().prove(&pk, circuit, &mut ChaCha20Rng::from_entropy()) {
                 Ok((proof, _)) => Ok(Some(proof_to_bytes(&proof).to_vec())),
                 Err(ProverError::Unsatisfied { .. }) => Ok(None),
                 Err(e) => Err(e),

@@ -264,11 +264,26 @@ impl Default for CpcConfig {
 pub struct GpuConfig {
     /// Use a CUDA device where one is present (the CPU is the fallback either way).
     pub enabled: bool,
+    /// Refuse to start when the device does not open, instead of falling back.
+    pub required: bool,
+    /// Which CUDA device (ordinal, as `nvidia-smi` lists them).
+    pub device: usize,
 }
 
 impl Default for GpuConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self { enabled: true, required: false, device: 0 }
+    }
+}
+
+impl GpuConfig {
+    pub fn policy(&self) -> dualchain_kernels::GpuPolicy {
+        use dualchain_kernels::GpuPolicy;
+        match (self.enabled, self.required) {
+            (false, _) => GpuPolicy::Off,
+            (true, true) => GpuPolicy::Require,
+            (true, false) => GpuPolicy::Auto,
+        }
     }
 }
 

@@ -396,6 +396,10 @@ reencrypt_chunk = {chunk}
 [gpu]
 # Use a CUDA device where present; the CPU is the fallback and gives identical results.
 enabled = {gpu}
+# Refuse to start when the device does not open (instead of falling back to the CPU).
+required = false
+# CUDA device ordinal.
+device = 0
 
 [log]
 # A tracing filter, e.g. "info" or "info,dualchain_consensus=debug" (RUST_LOG overrides).

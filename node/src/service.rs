@@ -40,6 +40,7 @@ use dualchain_storage::cpc::CpcStore;
 use dualchain_storage::rocks::{RocksConfig, RocksEngine};
 use dualchain_storage::wrappers::{Metered, StorageMetrics};
 use dualchain_storage::KvEngine;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
@@ -71,6 +72,9 @@ pub struct ScrapeGauges {
     pub storage_written_bytes: Gauge,
     pub storage_write_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub gpu_available: Gauge,
+    pub gpu_jobs: Family<[(&'static str, String); 1], Gauge>,
+    pub gpu_fallbacks: Family<[(&'static str, String); 1], Gauge>,
+    pub gpu_seconds: Family<[(&'static str, String); 1], Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub agent_failures: Gauge,
     pub members_registered: Gauge,
 }
@@ -120,13 +124,17 @@ fn read_secret(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// Where heavy work runs. This build's proving, verification and re-encryption backends
-/// are the CPU ones; the CUDA backends plug in behind the same traits.
-fn compute_status(cfg: &NodeConfig) -> String {
-    if !cfg.gpu.enabled {
-        return "cpu (GPU use disabled in the configuration)".into();
+/// Chooses where proving runs (the CUDA backends or the CPU, `[gpu]`), once per process.
+/// Batch verification and re-encryption run on the CPU in this build.
+fn select_compute(cfg: &NodeConfig) -> Result<&'static dualchain_kernels::Compute> {
+    let compute = dualchain_kernels::select::init_global(cfg.gpu.policy(), cfg.gpu.device)
+        .map_err(|e| anyhow!("[gpu] required = true, but the GPU did not open: {e}"))?;
+    if compute.gpu_available() {
+        tracing::info!(backend = %compute.describe(), "compute backend for proving");
+    } else {
+        tracing::warn!(backend = %compute.describe(), "compute backend for proving: the CPU");
     }
-    "cpu (fallback: this build has no CUDA backend for proving, verification or re-encryption)".into()
+    Ok(compute)
 }
 
 impl Node {
@@ -264,7 +272,7 @@ impl Node {
         }
 
         let node = Arc::new(Self {
-            compute: compute_status(&cfg),
+            compute: select_compute(&cfg)?.describe(),
             cfg,
             consortium,
             validator,
@@ -402,7 +410,14 @@ impl Node {
         g.storage_writes.set(s.writes.load(Ordering::Relaxed) as i64);
         g.storage_written_bytes.set(s.written_bytes.load(Ordering::Relaxed) as i64);
         g.storage_write_seconds.set(s.write_nanos.load(Ordering::Relaxed) as f64 / 1e9);
-        g.gpu_available.set(0);
+        let compute = dualchain_kernels::select::global();
+        g.gpu_available.set(compute.gpu_available() as i64);
+        for (kernel, stats) in &compute.stats {
+            let l = [("kernel", kernel.to_string())];
+            g.gpu_jobs.get_or_create(&l).set(stats.gpu_jobs.load(Ordering::Relaxed) as i64);
+            g.gpu_fallbacks.get_or_create(&l).set(stats.fallbacks.load(Ordering::Relaxed) as i64);
+            g.gpu_seconds.get_or_create(&l).set(stats.gpu_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        }
         let failures =
             self.log.entries().iter().filter(|(_, a)| matches!(a, crate::agents::Activity::Failed { .. })).count();
         g.agent_failures.set(failures as i64);
@@ -452,9 +467,22 @@ fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
     );
     r.register(
         "dualchain_kernels_gpu_available",
-        "1 when a CUDA device serves proving, verification or re-encryption; 0 when the CPU does",
+        "1 when a CUDA device serves proving; 0 when the CPU does",
         g.gpu_available.clone(),
     );
+    r.register("dualchain_kernels_gpu_jobs", "Kernel jobs run on the GPU, by kernel", g.gpu_jobs.clone());
+    r.register(
+        "dualchain_kernels_gpu_fallbacks",
+        "GPU jobs that failed and were computed on the CPU instead, by kernel",
+        g.gpu_fallbacks.clone(),
+    );
+    r.register("dualchain_kernels_gpu_seconds", "Time in GPU jobs, by kernel", g.gpu_seconds.clone());
+    for kernel in ["msm", "ntt"] {
+        let l = [("kernel", kernel.to_string())];
+        let _ = g.gpu_jobs.get_or_create(&l);
+        let _ = g.gpu_fallbacks.get_or_create(&l);
+        let _ = g.gpu_seconds.get_or_create(&l);
+    }
     r.register("dualchain_agent_failures", "Reactions to the ledger that failed", g.agent_failures.clone());
 }
 

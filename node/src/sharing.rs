@@ -13,7 +13,6 @@ use dualchain_crypto::cbsre::{signcrypt, DatasetId, RecordHeader, Signcrypted};
 use dualchain_crypto::Codec;
 use dualchain_ledger::tx::{policy_from_spec, policy_to_spec, DatasetRegistration, FrBytes, Hash, TxKind};
 use dualchain_ledger::Ledger;
-use dualchain_prover::groth16::Prover;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::policy::{Credential, MerklePath, PolicyCircuit};
 use dualchain_prover::supply::{self, SupplyShape};
@@ -144,9 +143,10 @@ pub async fn prove_policy(
     let policy = policy_from_spec(&ds.zk_policy).map_err(|e| anyhow!(e))?;
     let circuit = PolicyCircuit { credential, path, policy, request_id };
     let started = Instant::now();
-    let proof =
-        tokio::task::spawn_blocking(move || Prover::default().prove(&pk, circuit, &mut ChaCha20Rng::from_entropy()))
-            .await??
-            .0;
+    let proof = tokio::task::spawn_blocking(move || {
+        dualchain_kernels::select::global().prover().prove(&pk, circuit, &mut ChaCha20Rng::from_entropy())
+    })
+    .await??
+    .0;
     Ok((proof_to_bytes(&proof).to_vec(), started.elapsed()))
 }

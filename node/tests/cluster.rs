@@ -254,6 +254,18 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     assert!(value(&hospital_series, "dualchain_consensus_committed_requests_total") > 0.0);
     assert!(value(&hospital_series, "dualchain_api_refusals_total") >= 10.0, "refusals are counted by reason");
     assert!(value(&hospital_series, "dualchain_storage_writes") > 0.0);
+    // The compute backend: the GPU gauge agrees with /health, and the per-kernel GPU
+    // series exist (at zero on a machine without a GPU, where proving ran on the CPU).
+    let health = c.client(HOSPITAL).unwrap().0.get_public("/health").await.unwrap();
+    let health: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
+    let compute = health["compute"].as_str().unwrap();
+    let gpu = value(&hospital_series, "dualchain_kernels_gpu_available");
+    assert_eq!(gpu == 1.0, compute.starts_with("cuda on "), "{compute}");
+    if gpu == 0.0 {
+        assert!(compute.starts_with("cpu ("), "the CPU fallback gives its reason: {compute}");
+        assert_eq!(value(&hospital_series, "dualchain_kernels_gpu_jobs"), 0.0);
+    }
+    assert!(hospital_series.iter().any(|(n, _)| n == "dualchain_kernels_gpu_fallbacks"));
 
     // SIGTERM: every node stops cleanly.
     for i in 0..4 {

@@ -106,23 +106,36 @@ impl Prover<'_> {
         self.prove_with(pk, Self::synthesize(pk, circuit)?, r, s)
     }
 
-    /// Proves many statements against one resident parameter set. Synthesis runs in
-    /// parallel across statements; the QAP and MSM stages, parallel inside, run in turn.
+    /// Proves many statements against one resident parameter set, as a pipeline: a
+    /// second thread synthesizes the next witnesses (up to two ahead) while this one runs
+    /// the QAP and MSM stages of the current proof, so CPU synthesis overlaps the heavy
+    /// kernels (on a GPU backend, the device's work). Proofs come back in input order; the
+    /// first failure stops the pipeline and is returned.
     pub fn prove_batch<C: Circuit<Fr> + Send>(
         &self,
         pk: &ProvingKey,
         circuits: Vec<C>,
         rng: &mut impl RngCore,
     ) -> Result<Vec<(Proof<Bls12>, ProofTimings)>, ProverError> {
-        let synthesized: Vec<Synthesized> =
-            circuits.into_par_iter().map(|c| Self::synthesize(pk, c)).collect::<Result<_, _>>()?;
-        synthesized
-            .into_iter()
-            .map(|w| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Synthesized, ProverError>>(2);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for c in circuits {
+                    let w = Self::synthesize(pk, c);
+                    let failed = w.is_err();
+                    // A closed channel means the consumer stopped on an error.
+                    if tx.send(w).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let mut out = Vec::new();
+            for w in rx {
                 let (r, s) = (Fr::random(&mut *rng), Fr::random(&mut *rng));
-                self.prove_with(pk, w, r, s)
-            })
-            .collect()
+                out.push(self.prove_with(pk, w?, r, s)?);
+            }
+            Ok(out)
+        })
     }
 
     /// Stages 2–4 with explicit randomisers (tests compare against bellperson with them).

@@ -124,6 +124,12 @@ fn batch_verification_accepts_good_batches_and_names_bad_proofs() {
     assert_eq!(bv.verify(&swapped, &inputs, &mut rng(10)), Err(VerifyError::BadProofs(vec![0, 5])));
     let short = vec![inputs[0][..2].to_vec()];
     assert!(matches!(bv.verify(&proofs[..1], &short, &mut rng(1)), Err(VerifyError::PublicInputCount { .. })));
+
+    // The pipelined batch stops at a statement whose witness fails (clearance 1 < 3) and
+    // returns that error rather than proofs.
+    let mut mixed: Vec<_> = (0..4u8).map(|i| policy_circuit(credential("icu", 4, [i; 32]), [i; 32]).0).collect();
+    mixed[2] = policy_circuit(credential("icu", 1, [9; 32]), [9; 32]).0;
+    assert!(matches!(prover.prove_batch(&pk, mixed, &mut rng(11)), Err(ProverError::Unsatisfied { .. })));
 }
 
 #[test]
