@@ -17,6 +17,25 @@
 //! The binary links no CUDA library: `libcuda` and `libnvrtc` are loaded when a device is
 //! first opened, so the same build runs, on the CPU, where neither is installed. This is
 //! the only crate of the workspace with `unsafe` code; every block carries its reason.
+//!
+//! Choices beyond DESIGN.md §6, and their limits:
+//! - The device code uses 32-bit limbs over the very bytes of blstrs' 64-bit limbs (same
+//!   Montgomery radix, R = 2^384 / 2^256), so "no conversion on upload" holds literally.
+//! - Fp multiplication is an out-of-line device function: inlined into every point
+//!   formula, the MSM module took NVRTC over ten minutes to compile; outlined, 15 s. Fr's
+//!   stays inline. The cost of the call on the GPU has not been measured yet.
+//! - "Sort-based" bucket accumulation is a counting sort per window (histogram, block
+//!   scan, atomic scatter), then accumulation over fixed chunks of the sorted entries, so a
+//!   bucket with many points (the 0/1 scalars of witnesses) is spread over many threads.
+//!   A bucket spanning c chunks is finished by one thread adding c partial sums.
+//! - The `MsmBackend` trait takes slices, so residency is keyed by the slice's address,
+//!   length and a fingerprint of three of its points: a proving key's queries, which live
+//!   as long as the key, are uploaded once. Resident bases are evicted least recently used
+//!   beyond half the device's memory.
+//! - One job holds a device at a time (a mutex per device). The prioritised queue shared
+//!   with verification and re-encryption is later work, as are those kernels.
+//! - The NTT runs one kernel launch per radix-2 stage on global memory; fusing the first
+//!   stages in shared memory is the obvious next step once it can be profiled.
 
 pub mod cache;
 pub mod device;

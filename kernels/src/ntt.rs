@@ -33,13 +33,16 @@ enum Mode {
 pub struct CudaNtt {
     gpu: Arc<Gpu>,
     /// Twiddle tables ω^0..ω^(n/2−1) by (log n, ω).
-    twiddles: Mutex<HashMap<(u32, [u32; 8]), CudaSlice<u32>>>,
+    twiddles: Mutex<HashMap<TwiddleKey, CudaSlice<u32>>>,
     /// Transforms smaller than this run on the CPU.
     pub min_len: usize,
     pub stats: Arc<BackendStats>,
 }
 
-fn key(log_n: u32, w: &Fr) -> (u32, [u32; 8]) {
+/// (log n, the root's words).
+type TwiddleKey = (u32, [u32; 8]);
+
+fn key(log_n: u32, w: &Fr) -> TwiddleKey {
     let mut k = [0u32; 8];
     k.copy_from_slice(fr_words(std::slice::from_ref(w)));
     (log_n, k)
@@ -111,12 +114,13 @@ impl CudaNtt {
             }
             let mut tables = self.twiddles.lock().unwrap_or_else(|p| p.into_inner());
             let k = key(log_n, &omega);
-            if !tables.contains_key(&k) {
-                let half = (n32 / 2).max(1);
-                let t = Self::powers(job, omega, half, log_n.saturating_sub(1))?;
-                tables.insert(k, t);
-            }
-            let tw = &tables[&k];
+            let tw = match tables.entry(k) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Self::powers(job, omega, (n32 / 2).max(1), log_n.saturating_sub(1))?)
+                }
+            };
+            let tw = &*tw;
             // SAFETY: ntt_bitrev(u32 log_n, Fr* a) and ntt_stage(u32 log_n, u32 s,
             // const Fr* twiddles, Fr* a): `a` holds n = 2^log_n scalars, `tw` n/2.
             unsafe {

@@ -36,12 +36,12 @@ where
 
 /// `n` distinct G1 points.
 pub fn g1_points(n: usize, seed: u64) -> Vec<G1Affine> {
-    points::<G1Projective, G1Affine>(n, seed, |p, out| G1Projective::batch_normalize(p, out))
+    points::<G1Projective, G1Affine>(n, seed, G1Projective::batch_normalize)
 }
 
 /// `n` distinct G2 points.
 pub fn g2_points(n: usize, seed: u64) -> Vec<G2Affine> {
-    points::<G2Projective, G2Affine>(n, seed, |p, out| G2Projective::batch_normalize(p, out))
+    points::<G2Projective, G2Affine>(n, seed, G2Projective::batch_normalize)
 }
 
 /// `n` random scalars.
