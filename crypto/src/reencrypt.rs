@@ -13,7 +13,7 @@
 //! backend must give bit-identical results (the differential tests compare them).
 
 use blstrs::{G1Affine, G1Projective, Scalar};
-use group::{Curve, Group};
+use group::{prime::PrimeCurveAffine, Curve, Group};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
@@ -57,24 +57,43 @@ fn batch_weights(seed: [u8; 32], n: usize) -> Vec<Scalar> {
         .collect()
 }
 
-impl CpuBackend {
-    fn combination_holds(capsules: &[Capsule], weights: &[Scalar]) -> bool {
-        let n = capsules.len();
-        let challenges: Vec<Scalar> = capsules.par_iter().map(Capsule::challenge).collect();
-        let mut points = Vec::with_capacity(2 * n + 1);
-        let mut scalars = Vec::with_capacity(2 * n + 1);
-        let mut sigma_sum = Scalar::from(0u64);
-        for ((c, h), rho) in capsules.iter().zip(&challenges).zip(weights) {
-            sigma_sum += *rho * c.sigma;
-            points.push(G1Projective::from(c.v));
-            scalars.push(-*rho);
-            points.push(G1Projective::from(c.e));
-            scalars.push(-(*rho * h));
-        }
-        points.push(G1Projective::generator());
-        scalars.push(sigma_sum);
-        bool::from(G1Projective::multi_exp(&points, &scalars).is_identity())
+/// The batch equation's points and scalars for `capsules` under the weights from `seed`:
+/// `Σ ρ_i σ_i·P1 − Σ ρ_i·V_i − Σ (ρ_i h_i)·E_i`, whose MSM is the identity exactly when the
+/// batch holds. Every backend evaluates this same combination, so all reach the same
+/// verdict for the same seed.
+pub fn batch_combination(capsules: &[Capsule], seed: [u8; 32]) -> (Vec<G1Affine>, Vec<Scalar>) {
+    let n = capsules.len();
+    let weights = batch_weights(seed, n);
+    let challenges: Vec<Scalar> = capsules.par_iter().map(Capsule::challenge).collect();
+    let mut points = Vec::with_capacity(2 * n + 1);
+    let mut scalars = Vec::with_capacity(2 * n + 1);
+    let mut sigma_sum = Scalar::from(0u64);
+    for ((c, h), rho) in capsules.iter().zip(&challenges).zip(&weights) {
+        sigma_sum += *rho * c.sigma;
+        points.push(c.v);
+        scalars.push(-*rho);
+        points.push(c.e);
+        scalars.push(-(*rho * h));
     }
+    points.push(G1Affine::generator());
+    scalars.push(sigma_sum);
+    (points, scalars)
+}
+
+/// After a failed batch: the indices of the invalid capsules, checked one by one (every
+/// index if none fails alone, rather than accept a batch we could not explain).
+pub fn name_bad_capsules(capsules: &[Capsule]) -> Vec<usize> {
+    let bad: Vec<usize> = capsules.par_iter().enumerate().filter(|(_, c)| !c.is_valid()).map(|(i, _)| i).collect();
+    if bad.is_empty() {
+        (0..capsules.len()).collect()
+    } else {
+        bad
+    }
+}
+
+/// The re-encryption's points in output order: `E_0, V_0, E_1, V_1, …`.
+pub fn reencryption_points(capsules: &[Capsule]) -> Vec<G1Affine> {
+    capsules.iter().flat_map(|c| [c.e, c.v]).collect()
 }
 
 impl ReencryptBackend for CpuBackend {
@@ -86,14 +105,12 @@ impl ReencryptBackend for CpuBackend {
         if capsules.is_empty() {
             return Ok(());
         }
-        let weights = batch_weights(seed, capsules.len());
-        if Self::combination_holds(capsules, &weights) {
+        let (points, scalars) = batch_combination(capsules, seed);
+        let points: Vec<G1Projective> = points.iter().map(G1Projective::from).collect();
+        if bool::from(G1Projective::multi_exp(&points, &scalars).is_identity()) {
             return Ok(());
         }
-        let bad: Vec<usize> = capsules.par_iter().enumerate().filter(|(_, c)| !c.is_valid()).map(|(i, _)| i).collect();
-        // The combination can only fail if some capsule is invalid; if the individual checks
-        // find none, report every index rather than accept a batch we could not explain.
-        Err(if bad.is_empty() { (0..capsules.len()).collect() } else { bad })
+        Err(name_bad_capsules(capsules))
     }
 
     fn reencrypt(&self, rk: &Scalar, capsules: &[Capsule]) -> Vec<(G1Affine, G1Affine)> {

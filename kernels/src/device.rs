@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::time::Duration;
 
 use cudarc::driver::{
     sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, ValidAsZeroBits,
@@ -17,6 +18,7 @@ use cudarc::nvrtc::Ptx;
 
 use crate::cache::ModuleCache;
 use crate::error::{KernelError, Result};
+use crate::scheduler::{Permit, Priority, Scheduler};
 use crate::source::UNITS;
 
 /// What a device is, as reported at start-up, in `/health` and in metrics.
@@ -72,9 +74,13 @@ pub struct Gpu {
     stream: Arc<CudaStream>,
     info: DeviceInfo,
     functions: HashMap<&'static str, CudaFunction>,
-    /// One job at a time: jobs size their buffers from the free memory they see.
-    job: Mutex<()>,
+    /// The device's only owner: one job at a time, by priority (jobs size their buffers
+    /// from the free memory they see).
+    scheduler: Scheduler,
 }
+
+/// Jobs that may wait for the device at once; more callers wait for room.
+pub const QUEUE_CAPACITY: usize = 64;
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,7 +123,7 @@ impl Gpu {
                 }
             }
             let stream = ctx.new_stream().map_err(KernelError::driver("stream creation"))?;
-            Ok(Arc::new(Gpu { ctx, stream, info, functions, job: Mutex::new(()) }))
+            Ok(Arc::new(Gpu { ctx, stream, info, functions, scheduler: Scheduler::new(QUEUE_CAPACITY) }))
         })
     }
 
@@ -133,13 +139,24 @@ impl Gpu {
         })
     }
 
-    /// Runs one job with the device to itself, on this thread, turning panics from the
-    /// driver bindings into errors and synchronising before it returns.
-    pub(crate) fn job<T>(&self, during: &'static str, f: impl FnOnce(&Job<'_>) -> Result<T>) -> Result<T> {
-        let guard = self.job.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// Runs one job with the device to itself once the scheduler grants it (by `class`,
+    /// within `deadline`), on this thread, turning panics from the driver bindings into
+    /// errors and synchronising before it returns.
+    pub(crate) fn job<T>(
+        &self,
+        class: Priority,
+        deadline: Duration,
+        during: &'static str,
+        f: impl FnOnce(&Job<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let permit = self.scheduler.acquire(class, deadline)?;
         guarded(during, || {
             self.ctx.bind_to_thread().map_err(KernelError::driver("bind context"))?;
-            let job = Job { gpu: self, _guard: guard };
+            let job = Job { gpu: self, permit };
             let out = f(&job)?;
             self.stream.synchronize().map_err(KernelError::driver("synchronize"))?;
             Ok(out)
@@ -150,7 +167,7 @@ impl Gpu {
 /// The device while one job holds it.
 pub(crate) struct Job<'a> {
     gpu: &'a Gpu,
-    _guard: MutexGuard<'a, ()>,
+    permit: Permit<'a>,
 }
 
 /// Threads per block for element-wise kernels.
@@ -181,6 +198,7 @@ impl Job<'_> {
     }
 
     pub fn upload<T: DeviceRepr>(&self, host: &[T]) -> Result<CudaSlice<T>> {
+        self.permit.moved(std::mem::size_of_val(host));
         self.stream().clone_htod(host).map_err(KernelError::driver("upload"))
     }
 
@@ -194,6 +212,7 @@ impl Job<'_> {
     }
 
     pub fn download<T: DeviceRepr + Default + Clone>(&self, dev: &CudaSlice<T>) -> Result<Vec<T>> {
+        self.permit.moved(dev.len() * std::mem::size_of::<T>());
         self.stream().clone_dtoh(dev).map_err(KernelError::driver("download"))
     }
 }

@@ -29,6 +29,10 @@ pub enum KernelError {
     /// The on-disk module cache could not be read or written.
     #[error("kernel cache {path}: {source}")]
     Cache { path: String, source: std::io::Error },
+    /// The device's scheduler did not grant it in time (queue full or deadline passed):
+    /// the caller computes on the CPU.
+    #[error("GPU busy: a {class} job waited {waited_ms} ms ({why})")]
+    Busy { class: &'static str, waited_ms: u64, why: &'static str },
     /// A caller passed inconsistent input (mismatched lengths, a non power of two).
     #[error("invalid kernel input: {0}")]
     Input(String),

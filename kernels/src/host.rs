@@ -49,6 +49,7 @@ mod ffi {
             out: *mut u32,
         );
         pub fn dc_ntt(a: *mut u32, log_n: u32, omega: *const u32);
+        pub fn dc_g1_scale(n: u32, input: *const u32, k: *const u32, bits: u32, out: *mut u32);
     }
 }
 
@@ -191,6 +192,18 @@ pub fn msm_g2(bases: &[G2Affine], scalars: &[Fr], plan: &MsmPlan) -> G2Projectiv
     };
     let sums: Vec<G2Projective> = out.chunks_exact(G2_JACOBIAN_WORDS).map(g2_from_jacobian_words).collect();
     plan.combine(&sums)
+}
+
+/// The `g1_scale` kernel body run on the host: `k·P_i` for every point.
+pub fn g1_scale(points: &[G1Affine], k: &Fr) -> Vec<G1Projective> {
+    let (words, bits) = crate::reencrypt::scalar_bits(k);
+    let mut out = vec![0u32; points.len() * G1_JACOBIAN_WORDS];
+    // SAFETY: `points` holds n·24 words, `words` 8, `out` n·36: what dc_g1_scale reads and
+    // writes for n = points.len().
+    unsafe {
+        ffi::dc_g1_scale(points.len() as u32, g1_affine_words(points).as_ptr(), words.as_ptr(), bits, out.as_mut_ptr())
+    };
+    out.chunks_exact(G1_JACOBIAN_WORDS).map(g1_from_jacobian_words).collect()
 }
 
 /// The device NTT run on the host: forward transform with root `omega`, in place.

@@ -11,6 +11,8 @@
 //! | [`device`] | device discovery, modules, the stream and jobs; driver failures as [`KernelError`]s |
 //! | [`layout`] | blstrs values as device words and back, without conversion |
 //! | [`msm`], [`ntt`] | `CudaMsm`, `CudaNtt`: the prover's backends, with CPU fallback |
+//! | [`reencrypt`] | `CudaReencrypt`: the CPC's batch capsule verification and re-encryption |
+//! | [`scheduler`] | one owner per device: a bounded queue served by priority, deadlines, per-class metrics |
 //! | [`select`] | choosing the backends at run time ([`Compute`]) with the reason logged |
 //! | [`host`] | the same C++ compiled for the host, which the tests compare with blstrs |
 //!
@@ -32,8 +34,8 @@
 //!   length and a fingerprint of three of its points: a proving key's queries, which live
 //!   as long as the key, are uploaded once. Resident bases are evicted least recently used
 //!   beyond half the device's memory.
-//! - One job holds a device at a time (a mutex per device). The prioritised queue shared
-//!   with verification and re-encryption is later work, as are those kernels.
+//! - Jobs run on the caller's thread once the device's [`scheduler`] grants it, so they
+//!   borrow the caller's data instead of copying it into a worker thread.
 //! - The NTT runs one kernel launch per radix-2 stage on global memory; fusing the first
 //!   stages in shared memory is the obvious next step once it can be profiled.
 
@@ -45,6 +47,8 @@ pub mod layout;
 pub mod msm;
 pub mod ntt;
 pub mod nvrtc;
+pub mod reencrypt;
+pub mod scheduler;
 pub mod select;
 pub mod source;
 pub mod testdata;
@@ -53,4 +57,5 @@ pub use device::{DeviceInfo, Gpu};
 pub use error::KernelError;
 pub use msm::{CudaMsm, MsmPlan};
 pub use ntt::CudaNtt;
+pub use reencrypt::CudaReencrypt;
 pub use select::{Compute, GpuPolicy};

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::device::{grid, Gpu, Job};
 use crate::error::{KernelError, Result};
 use crate::layout::*;
+use crate::scheduler::Priority;
 
 /// Sizes of one MSM run. `c` is the window width, `windows = floor(255/c) + 1`,
 /// `chunk` the sorted entries per accumulation thread, `segments` the reduction threads
@@ -315,6 +316,8 @@ pub struct CudaMsm {
     pub min_points: usize,
     /// Share of the device memory that resident bases may take.
     pub resident_fraction: f64,
+    /// How long an MSM waits for the device before the CPU computes it.
+    pub deadline: std::time::Duration,
     pub stats: Arc<BackendStats>,
 }
 
@@ -326,6 +329,7 @@ impl CudaMsm {
             clock: AtomicU64::new(0),
             min_points: 1 << 10,
             resident_fraction: 0.5,
+            deadline: Priority::Proving.default_deadline(),
             stats: Arc::default(),
         }
     }
@@ -341,7 +345,7 @@ impl CudaMsm {
         }
         let words = C::words(bases);
         let started = Instant::now();
-        let out = self.gpu.job("MSM", |job| {
+        let out = self.gpu.job(Priority::Proving, self.deadline, "MSM", |job| {
             let (free, _) = job.gpu().memory()?;
             let mut resident = self.resident.lock().unwrap_or_else(|p| p.into_inner());
             let idx = self.ensure_resident::<C>(job, &mut resident, words, free)?;
@@ -412,6 +416,17 @@ impl CudaMsm {
                 C::cpu(bases, scalars)
             }
         }
+    }
+
+    /// An MSM on bases used once (uploaded for this call, not kept), run as a `class` job.
+    pub fn transient_msm_g1(&self, class: Priority, bases: &[G1Affine], scalars: &[Fr]) -> Result<G1Projective> {
+        if bases.len() != scalars.len() {
+            return Err(KernelError::Input(format!("{} bases for {} scalars", bases.len(), scalars.len())));
+        }
+        self.gpu.job(class, self.deadline, "MSM", |job| {
+            let dev = job.upload(g1_affine_words(bases))?;
+            run::<G1>(job, &dev.as_view(), scalars)
+        })
     }
 
     /// Forgets every resident base vector (frees their device memory).

@@ -16,6 +16,7 @@ use crate::device::{grid, Gpu, Job};
 use crate::error::{KernelError, Result};
 use crate::layout::{fr_from_words, fr_words};
 use crate::msm::BackendStats;
+use crate::scheduler::Priority;
 
 /// What happens around the core transform.
 #[derive(Clone, Copy)]
@@ -36,6 +37,8 @@ pub struct CudaNtt {
     twiddles: Mutex<HashMap<TwiddleKey, CudaSlice<u32>>>,
     /// Transforms smaller than this run on the CPU.
     pub min_len: usize,
+    /// How long a transform waits for the device before the CPU computes it.
+    pub deadline: std::time::Duration,
     pub stats: Arc<BackendStats>,
 }
 
@@ -61,7 +64,13 @@ fn pow2(base: Fr, bits: u32) -> Vec<Fr> {
 
 impl CudaNtt {
     pub fn new(gpu: Arc<Gpu>) -> Self {
-        Self { gpu, twiddles: Mutex::new(HashMap::new()), min_len: 1 << 10, stats: Arc::default() }
+        Self {
+            gpu,
+            twiddles: Mutex::new(HashMap::new()),
+            min_len: 1 << 10,
+            deadline: Priority::Proving.default_deadline(),
+            stats: Arc::default(),
+        }
     }
 
     /// `out[i] = base^i` for i < count, on the device.
@@ -91,7 +100,7 @@ impl CudaNtt {
         let log_n = n.trailing_zeros();
         let n32 = n as u32;
         let started = Instant::now();
-        let out = self.gpu.job("NTT", |job| {
+        let out = self.gpu.job(Priority::Proving, self.deadline, "NTT", |job| {
             let stream = job.stream();
             let launch = KernelError::driver("NTT launch");
             let mut a = job.upload(fr_words(values))?;

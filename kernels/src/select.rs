@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use dualchain_crypto::reencrypt::{CpuBackend as CpuReencrypt, ReencryptBackend};
 use dualchain_prover::backend::{CpuBackend, MsmBackend, NttBackend};
 use dualchain_prover::groth16::Prover;
 
@@ -11,6 +12,7 @@ use crate::device::{DeviceInfo, Gpu};
 use crate::error::{KernelError, Result};
 use crate::msm::{BackendStats, CudaMsm};
 use crate::ntt::CudaNtt;
+use crate::reencrypt::CudaReencrypt;
 
 /// The operator's choice (`[gpu]` in a node's configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,6 +31,8 @@ pub enum GpuPolicy {
 pub struct Compute {
     pub msm: Arc<dyn MsmBackend>,
     pub ntt: Arc<dyn NttBackend>,
+    /// The CPC's batch capsule verification and re-encryption.
+    pub reencrypt: Arc<dyn ReencryptBackend + Send + Sync>,
     /// The device in use, if any.
     pub device: Option<DeviceInfo>,
     /// The open device behind the CUDA backends.
@@ -51,6 +55,7 @@ impl Compute {
         Self {
             msm: Arc::new(CpuBackend),
             ntt: Arc::new(CpuBackend),
+            reencrypt: Arc::new(CpuReencrypt),
             device: None,
             gpu: None,
             fallback: Some(reason.into()),
@@ -62,10 +67,13 @@ impl Compute {
     pub fn gpu(gpu: Arc<Gpu>) -> Self {
         let msm = CudaMsm::new(gpu.clone());
         let ntt = CudaNtt::new(gpu.clone());
-        let stats = vec![("msm", msm.stats.clone()), ("ntt", ntt.stats.clone())];
+        let reencrypt = CudaReencrypt::new(gpu.clone());
+        let stats =
+            vec![("msm", msm.stats.clone()), ("ntt", ntt.stats.clone()), ("reencrypt", reencrypt.stats.clone())];
         Self {
             msm: Arc::new(msm),
             ntt: Arc::new(ntt),
+            reencrypt: Arc::new(reencrypt),
             device: Some(gpu.info().clone()),
             gpu: Some(gpu),
             fallback: None,

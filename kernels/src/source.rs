@@ -16,6 +16,8 @@ const FILES: &[(&str, &str)] = &[
     ("msm/msm.cu", include_str!("../cuda/msm/msm.cu")),
     ("ntt/ntt.cuh", include_str!("../cuda/ntt/ntt.cuh")),
     ("ntt/ntt.cu", include_str!("../cuda/ntt/ntt.cu")),
+    ("batch/batch.cuh", include_str!("../cuda/batch/batch.cuh")),
+    ("batch/batch.cu", include_str!("../cuda/batch/batch.cu")),
 ];
 
 /// A compilation unit: one `.cu` file and the kernels it defines.
@@ -50,8 +52,10 @@ pub const NTT: Unit = Unit {
     kernels: &["ntt_powers", "ntt_bitrev", "ntt_stage", "ntt_mul", "ntt_scale"],
 };
 
+pub const BATCH: Unit = Unit { name: "batch", path: "batch/batch.cu", kernels: &["g1_scale"] };
+
 /// Every unit, in the order the runtime loads them.
-pub const UNITS: &[Unit] = &[MSM, NTT];
+pub const UNITS: &[Unit] = &[MSM, NTT, BATCH];
 
 fn file(path: &str) -> Option<&'static str> {
     FILES.iter().find(|(p, _)| *p == path).map(|(_, s)| *s)

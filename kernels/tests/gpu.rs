@@ -188,3 +188,54 @@ fn cuda_proofs_equal_cpu_proofs_and_verify() {
         assert_eq!(m.stats.fallbacks.load(std::sync::atomic::Ordering::Relaxed), 0, "a GPU job fell back");
     }
 }
+
+/// Valid capsules: E = r·P1, V = u·P1, σ = u + h·r with h = H(E, V).
+fn capsules(n: usize, seed: u64) -> Vec<dualchain_crypto::cbsre::Capsule> {
+    use dualchain_crypto::cbsre::Capsule;
+    use group::Group;
+    let rs = scalars(n, seed);
+    let us = scalars(n, seed + 1);
+    rs.iter()
+        .zip(&us)
+        .map(|(r, u)| {
+            let g = blstrs::G1Projective::generator();
+            let mut c = Capsule { e: (g * r).to_affine(), v: (g * u).to_affine(), sigma: Fr::ZERO };
+            c.sigma = *u + c.challenge() * r;
+            c
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn reencryption_and_capsule_checks_match_cpu() {
+    use dualchain_crypto::reencrypt::{CpuBackend as CpuReencrypt, ReencryptBackend};
+    let mut cuda = dualchain_kernels::CudaReencrypt::new(gpu());
+    cuda.min_capsules = 0;
+    for log in [10, 14, 16] {
+        let n = 1usize << log;
+        let caps = capsules(n, log as u64);
+        assert!(caps.iter().take(4).all(|c| c.is_valid()));
+        let rk = scalars(1, 500 + log as u64)[0];
+        let got = cuda.try_reencrypt(&rk, &caps).unwrap();
+        assert_eq!(got, CpuReencrypt.reencrypt(&rk, &caps), "re-encryption of 2^{log}");
+        assert!(cuda.try_combination_holds(&caps, [log as u8; 32]).unwrap(), "valid batch of 2^{log}");
+        assert_eq!(cuda.verify_capsules(&caps, [1; 32]), Ok(()));
+        // A tampered capsule fails the batch and is named, as on the CPU.
+        let mut bad = caps.clone();
+        bad[n / 3].sigma += Fr::ONE;
+        assert!(!cuda.try_combination_holds(&bad, [2; 32]).unwrap());
+        assert_eq!(cuda.verify_capsules(&bad, [3; 32]), Err(vec![n / 3]));
+        assert_eq!(CpuReencrypt.verify_capsules(&bad, [3; 32]), Err(vec![n / 3]));
+    }
+    // Re-keys of every bit length, including zero and one.
+    let caps = capsules(64, 9);
+    for rk in [Fr::ZERO, Fr::ONE, -Fr::ONE, Fr::from(3u64)] {
+        assert_eq!(cuda.try_reencrypt(&rk, &caps).unwrap(), CpuReencrypt.reencrypt(&rk, &caps));
+    }
+    let device = gpu();
+    let s = device.scheduler().stats(dualchain_kernels::scheduler::Priority::Reencrypt);
+    assert!(
+        s.jobs.load(std::sync::atomic::Ordering::Relaxed) > 0 && s.bytes.load(std::sync::atomic::Ordering::Relaxed) > 0
+    );
+}

@@ -215,3 +215,19 @@ fn ntt_matches_cpu() {
         }
     }
 }
+
+#[test]
+fn batch_scalar_multiplication_matches_blstrs() {
+    let points = g1_points(33, 21);
+    let mut with_identity = points.clone();
+    with_identity[5] = G1Affine::from(G1Projective::identity());
+    with_identity[6] = with_identity[7];
+    let mut r = rng(22);
+    for k in [Fr::random(&mut r), Fr::ZERO, Fr::ONE, -Fr::ONE, Fr::from(0x1_0000_0001u64)] {
+        for pts in [&points, &with_identity] {
+            let want: Vec<G1Projective> = pts.iter().map(|p| G1Projective::from(*p) * k).collect();
+            assert_eq!(host::g1_scale(pts, &k), want);
+        }
+    }
+    assert!(host::g1_scale(&[], &Fr::ONE).is_empty());
+}

@@ -19,7 +19,7 @@ use blstrs::Scalar as Fr;
 use dualchain_crypto::cbsre::{DatasetId, ReKeyToken, Reencrypted, Signcrypted, TokenScope};
 use dualchain_crypto::cert::Certificate;
 use dualchain_crypto::ibe::{self, IbeCiphertext, IbePublicParams};
-use dualchain_crypto::reencrypt::{CpuBackend, ReencryptBackend};
+use dualchain_crypto::reencrypt::ReencryptBackend;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
 use dualchain_ledger::tx::{Hash, TxKind};
@@ -435,7 +435,7 @@ impl CpcNode {
             member,
             client,
             store,
-            backend: Arc::new(CpuBackend),
+            backend: dualchain_kernels::select::global().reencrypt.clone(),
             log,
             chunk_records: 4096,
             metrics: AgentMetrics::default(),

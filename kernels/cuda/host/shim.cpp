@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../batch/batch.cuh"
 #include "../msm/msm.cuh"
 #include "../ntt/ntt.cuh"
 
@@ -117,6 +118,19 @@ void dc_ntt(u32* words, u32 log_n, const u32* omega) {
   for (u32 i = 0; i < n; i++) ntt_bitrev_body(i, log_n, a);
   for (u32 s = 0; s < log_n; s++)
     for (u32 i = 0; i < n / 2; i++) ntt_stage_body(i, log_n, s, twiddles.data(), a);
+}
+
+}  // extern "C"
+
+extern "C" {
+
+// out[i] = k·in[i] for n G1 points, as the g1_scale kernel computes it.
+void dc_g1_scale(u32 n, const u32* in, const u32* k, u32 bits, u32* out) {
+  std::vector<G1Affine> pts(n);
+  if (n) std::memcpy(pts.data(), in, sizeof(G1Affine) * n);
+  std::vector<G1Jacobian> res(n);
+  for (u32 i = 0; i < n; i++) scale_body<Fp>(i, n, pts.data(), k, bits, res.data());
+  if (n) std::memcpy(out, res.data(), sizeof(G1Jacobian) * n);
 }
 
 }  // extern "C"
