@@ -49,6 +49,8 @@ mod ffi {
             out: *mut u32,
         );
         pub fn dc_ntt(a: *mut u32, log_n: u32, omega: *const u32);
+        pub fn dc_fp12_mul(a: *const u32, b: *const u32, r: *mut u32);
+        pub fn dc_miller_product(n: u32, p: *const u32, q: *const u32, out: *mut u32);
         pub fn dc_g1_scale(n: u32, input: *const u32, k: *const u32, bits: u32, out: *mut u32);
     }
 }
@@ -192,6 +194,26 @@ pub fn msm_g2(bases: &[G2Affine], scalars: &[Fr], plan: &MsmPlan) -> G2Projectiv
     };
     let sums: Vec<G2Projective> = out.chunks_exact(G2_JACOBIAN_WORDS).map(g2_from_jacobian_words).collect();
     plan.combine(&sums)
+}
+
+pub fn fp12_mul(a: &blstrs::Fp12, b: &blstrs::Fp12) -> blstrs::Fp12 {
+    fp12_from_words(&binary(ffi::dc_fp12_mul, &fp12_words(a), &fp12_words(b), FP12_WORDS))
+}
+
+/// The product of the Miller loops of `(p_i, q_i)`, as the pairing kernels compute it.
+pub fn miller_product(p: &[G1Affine], q: &[G2Affine]) -> blstrs::MillerLoopResult {
+    assert_eq!(p.len(), q.len());
+    let mut out = vec![0u32; FP12_WORDS];
+    // SAFETY: p holds n·24 words, q n·48, out one Fp12 (144 words).
+    unsafe {
+        ffi::dc_miller_product(
+            p.len() as u32,
+            g1_affine_words(p).as_ptr(),
+            g2_affine_words(q).as_ptr(),
+            out.as_mut_ptr(),
+        )
+    };
+    miller_result(fp12_from_words(&out))
 }
 
 /// The `g1_scale` kernel body run on the host: `k·P_i` for every point.

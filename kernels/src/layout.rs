@@ -47,6 +47,10 @@ unsafe impl Words for G1Affine {
 unsafe impl Words for G2Affine {
     const WORDS: usize = G2_AFFINE_WORDS;
 }
+// SAFETY: as above (blst_fp12: 72 u64 limbs).
+unsafe impl Words for blstrs::Fp12 {
+    const WORDS: usize = FP12_WORDS;
+}
 // SAFETY: as above.
 unsafe impl Words for G1Projective {
     const WORDS: usize = G1_JACOBIAN_WORDS;
@@ -117,6 +121,32 @@ pub fn fp2_from_words(w: &[u32]) -> Fp2 {
     Fp2::new(fp_from_words(&w[..FP_WORDS]), fp_from_words(&w[FP_WORDS..2 * FP_WORDS]))
 }
 
+pub const FP12_WORDS: usize = 12 * FP_WORDS;
+
+/// An Fp12 from the device's words (blst's fp6[2] of fp2[3] layout).
+pub fn fp12_from_words(w: &[u32]) -> blstrs::Fp12 {
+    let l: [u64; 72] = limbs(&w[..FP12_WORDS]);
+    let mut out = [blstrs::Fp12::default()];
+    // SAFETY: blstrs' Fp12 is repr(transparent) over blst_fp12, a repr(C) aggregate of 72
+    // u64 limbs (checked by `sizes_match_blst`); blstrs exports no constructor from limbs
+    // (its Fp6 is private). Device values are reduced, as every device operation returns.
+    unsafe { std::ptr::write(out.as_mut_ptr() as *mut [u64; 72], l) };
+    out[0]
+}
+
+/// The words of an Fp12, for uploads and the host tests.
+pub fn fp12_words(f: &blstrs::Fp12) -> Vec<u32> {
+    words(std::slice::from_ref(f)).to_vec()
+}
+
+/// A Miller loop value as blstrs' `MillerLoopResult`, ready for the final exponentiation.
+pub fn miller_result(f: blstrs::Fp12) -> blstrs::MillerLoopResult {
+    // SAFETY: MillerLoopResult is #[repr(transparent)] over Fp12 (blstrs 0.7), so the two
+    // have the same size and layout and every Fp12 is a valid MillerLoopResult; blstrs
+    // exposes no constructor. `sizes_match_blst` checks the sizes.
+    unsafe { std::mem::transmute::<blstrs::Fp12, blstrs::MillerLoopResult>(f) }
+}
+
 /// A G1 point from the device's Jacobian words (Z = 0 is the identity, as in blst).
 pub fn g1_from_jacobian_words(w: &[u32]) -> G1Projective {
     let f = |i: usize| fp_from_words(&w[i * FP_WORDS..(i + 1) * FP_WORDS]);
@@ -144,6 +174,8 @@ mod tests {
         assert_eq!(size_of::<G2Affine>(), 192);
         assert_eq!(size_of::<G1Projective>(), 144);
         assert_eq!(size_of::<G2Projective>(), 288);
+        assert_eq!(size_of::<blstrs::Fp12>(), FP12_WORDS * 4);
+        assert_eq!(size_of::<blstrs::MillerLoopResult>(), size_of::<blstrs::Fp12>());
     }
 
     #[test]

@@ -18,6 +18,9 @@ const FILES: &[(&str, &str)] = &[
     ("ntt/ntt.cu", include_str!("../cuda/ntt/ntt.cu")),
     ("batch/batch.cuh", include_str!("../cuda/batch/batch.cuh")),
     ("batch/batch.cu", include_str!("../cuda/batch/batch.cu")),
+    ("pairing/tower.cuh", include_str!("../cuda/pairing/tower.cuh")),
+    ("pairing/miller.cuh", include_str!("../cuda/pairing/miller.cuh")),
+    ("pairing/pairing.cu", include_str!("../cuda/pairing/pairing.cu")),
 ];
 
 /// A compilation unit: one `.cu` file and the kernels it defines.
@@ -54,8 +57,11 @@ pub const NTT: Unit = Unit {
 
 pub const BATCH: Unit = Unit { name: "batch", path: "batch/batch.cu", kernels: &["g1_scale"] };
 
+pub const PAIRING: Unit =
+    Unit { name: "pairing", path: "pairing/pairing.cu", kernels: &["miller_loops", "fp12_pair_product"] };
+
 /// Every unit, in the order the runtime loads them.
-pub const UNITS: &[Unit] = &[MSM, NTT, BATCH];
+pub const UNITS: &[Unit] = &[MSM, NTT, BATCH, PAIRING];
 
 fn file(path: &str) -> Option<&'static str> {
     FILES.iter().find(|(p, _)| *p == path).map(|(_, s)| *s)

@@ -231,3 +231,34 @@ fn batch_scalar_multiplication_matches_blstrs() {
     }
     assert!(host::g1_scale(&[], &Fr::ONE).is_empty());
 }
+
+#[test]
+fn fp12_multiplication_matches_blstrs() {
+    let mut r = rng(30);
+    for _ in 0..8 {
+        let (a, b) = (blstrs::Fp12::random(&mut r), blstrs::Fp12::random(&mut r));
+        assert_eq!(host::fp12_mul(&a, &b), a * b);
+    }
+}
+
+/// The device Miller loop, after blstrs' final exponentiation, is the pairing; products of
+/// several loops are the product of pairings (the batch verification equation).
+#[test]
+fn miller_loops_give_the_pairing() {
+    use pairing::MillerLoopResult as _;
+    let mut r = rng(31);
+    let p: Vec<G1Affine> = (0..3).map(|_| G1Projective::random(&mut r).to_affine()).collect();
+    let q: Vec<G2Affine> = (0..3).map(|_| G2Projective::random(&mut r).to_affine()).collect();
+    for i in 0..3 {
+        let got = host::miller_product(&p[i..i + 1], &q[i..i + 1]).final_exponentiation();
+        assert_eq!(got, blstrs::pairing(&p[i], &q[i]), "pair {i}");
+    }
+    let want = blstrs::pairing(&p[0], &q[0]) + blstrs::pairing(&p[1], &q[1]) + blstrs::pairing(&p[2], &q[2]);
+    assert_eq!(host::miller_product(&p, &q).final_exponentiation(), want);
+    // e(aP, Q)·e(-aP, Q) = 1, and the identity contributes nothing.
+    let neg: G1Affine = (-G1Projective::from(p[0])).to_affine();
+    assert_eq!(host::miller_product(&[p[0], neg], &[q[0], q[0]]).final_exponentiation(), blstrs::Gt::identity());
+    let id1 = G1Affine::from(G1Projective::identity());
+    let id2 = G2Affine::from(G2Projective::identity());
+    assert_eq!(host::miller_product(&[id1, p[1]], &[q[1], id2]).final_exponentiation(), blstrs::Gt::identity());
+}

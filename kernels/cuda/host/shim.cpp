@@ -8,6 +8,7 @@
 #include "../batch/batch.cuh"
 #include "../msm/msm.cuh"
 #include "../ntt/ntt.cuh"
+#include "../pairing/miller.cuh"
 
 template <class T>
 static T load(const u32* p) {
@@ -131,6 +132,32 @@ void dc_g1_scale(u32 n, const u32* in, const u32* k, u32 bits, u32* out) {
   std::vector<G1Jacobian> res(n);
   for (u32 i = 0; i < n; i++) scale_body<Fp>(i, n, pts.data(), k, bits, res.data());
   if (n) std::memcpy(out, res.data(), sizeof(G1Jacobian) * n);
+}
+
+}  // extern "C"
+
+extern "C" {
+
+void dc_fp12_mul(const u32* a, const u32* b, u32* r) { store(r, Fp12::mul(load<Fp12>(a), load<Fp12>(b))); }
+
+// Miller loops of n pairs and their product, as the kernels compute them.
+void dc_miller_product(u32 n, const u32* p, const u32* q, u32* out) {
+  std::vector<G1Affine> ps(n);
+  std::vector<G2Affine> qs(n);
+  if (n) {
+    std::memcpy(ps.data(), p, sizeof(G1Affine) * n);
+    std::memcpy(qs.data(), q, sizeof(G2Affine) * n);
+  }
+  std::vector<Fp12> cur(n > 0 ? n : 1, Fp12::one());
+  for (u32 i = 0; i < n; i++) miller_body(i, n, ps.data(), qs.data(), cur.data());
+  u32 len = n > 0 ? n : 1;
+  while (len > 1) {
+    std::vector<Fp12> next((len + 1) / 2);
+    for (u32 i = 0; i < (len + 1) / 2; i++) fp12_pair_product_body(i, len, cur.data(), next.data());
+    cur.swap(next);
+    len = (len + 1) / 2;
+  }
+  store(out, cur[0]);
 }
 
 }  // extern "C"
