@@ -6,27 +6,40 @@
 //! the CPU rows alone. GPU MSMs are timed with the bases already resident, as a proving
 //! key's are across proofs; the first call's upload is reported separately.
 //!
+//! Then the CPC's batch (re-encryption and capsule verification, capsules/s) and batch
+//! proof verification's Miller loops plus one final exponentiation (proofs/s).
+//!
 //! Sizes: `--quick` G1/G2 MSM 2^12, 2^16 (G2 2^12, 2^14), NTT 2^12, 2^16, proofs of the
-//! policy and supply-64 shapes; full: MSM 2^16, 2^20, 2^22, 2^24, NTT 2^16, 2^20, 2^24,
-//! and supply-1024 proofs too (meant for the GPU machine; the CPU rows at 2^24 take
-//! minutes on a small machine).
+//! policy and supply-64 shapes, 2^10 capsules, 256 proofs' pairs; full: MSM 2^16, 2^20,
+//! 2^22, 2^24, NTT 2^16, 2^20, 2^24, supply-1024 proofs too, capsules 2^10, 2^16, 2^20,
+//! pairs of 256, 4096, 65536 proofs (meant for the GPU machine; the CPU rows at the large
+//! sizes take minutes on a small machine).
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use blstrs::{G1Projective, Scalar as Fr};
+use dualchain_crypto::cbsre::Capsule;
+use dualchain_crypto::reencrypt::{CpuBackend as CpuReencrypt, ReencryptBackend};
 use dualchain_kernels::cache::{default_dir, ModuleCache};
 use dualchain_kernels::msm::{gpu_msm_g1, gpu_msm_g2};
 use dualchain_kernels::ntt::gpu_ntt;
+use dualchain_kernels::scheduler::Priority;
 use dualchain_kernels::testdata::{g1_points, g2_points, scalars};
-use dualchain_kernels::{Compute, CudaMsm, CudaNtt, GpuPolicy};
+use dualchain_kernels::{Compute, CudaMiller, CudaMsm, CudaNtt, CudaReencrypt, GpuPolicy};
+use dualchain_prover::backend::MillerBackend;
 use dualchain_prover::backend::{CpuBackend, MsmBackend, NttBackend};
 use dualchain_prover::groth16::Prover;
 use dualchain_prover::ntt::root_of_unity;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::shapes::Shape;
 use dualchain_prover::supply::SupplyShape;
+use ff::Field;
+use group::{Curve, Group};
+use pairing::MillerLoopResult as _;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use std::sync::atomic::Ordering;
 
 use crate::measure::Record as Row;
 use crate::prover_suite::instance;
@@ -168,8 +181,113 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             }
         }
     }
+    // The CPC's batch: re-encryption (2N scalar multiplications by one re-key) and capsule
+    // verification (one MSM of 2N + 1 points), in capsules/s.
+    let reencrypt = gpu.as_ref().map(|g| {
+        let mut r = CudaReencrypt::new(g.clone());
+        r.min_capsules = 0;
+        r
+    });
+    let capsule_sizes: &[u32] = if quick { &[10] } else { &[10, 16, 20] };
+    for &log in capsule_sizes {
+        let n = 1usize << log;
+        let caps = valid_capsules(n, log as u64);
+        let rk = scalars(1, 900 + log as u64)[0];
+        let reps = if log >= 16 { 1 } else { reps };
+        let cpu = n as f64
+            / best(reps, || {
+                CpuReencrypt.reencrypt(&rk, &caps);
+                Ok(())
+            })?;
+        out.push(Row::throughput("kernels::reencrypt", format!("capsules=2^{log},backend=cpu"), cpu, None));
+        let cpu_check = n as f64
+            / best(reps, || {
+                CpuReencrypt.verify_capsules(&caps, [7; 32]).map_err(|bad| anyhow::anyhow!("bad capsules {bad:?}"))
+            })?;
+        out.push(Row::throughput("kernels::capsule_check", format!("capsules=2^{log},backend=cpu"), cpu_check, None));
+        if let Some(r) = &reencrypt {
+            let g = n as f64 / best(reps, || r.try_reencrypt(&rk, &caps).map(|_| ()).map_err(Into::into))?;
+            out.push(Row::throughput(
+                "kernels::reencrypt",
+                format!("capsules=2^{log},backend=cuda,{dev}"),
+                g,
+                Some(cpu),
+            ));
+            let g = n as f64
+                / best(reps, || {
+                    anyhow::ensure!(r.try_combination_holds(&caps, [7; 32])?, "valid capsules refused");
+                    Ok(())
+                })?;
+            out.push(Row::throughput(
+                "kernels::capsule_check",
+                format!("capsules=2^{log},backend=cuda,{dev}"),
+                g,
+                Some(cpu_check),
+            ));
+        }
+    }
+
+    // Batch verification's dominant cost: n Miller loops and one final exponentiation.
+    let miller = gpu.as_ref().map(|g| {
+        let mut m = CudaMiller::new(g.clone());
+        m.min_pairs = 0;
+        m
+    });
+    let pair_sizes: &[usize] = if quick { &[256] } else { &[256, 4096, 65536] };
+    for &n in pair_sizes {
+        let (p, q) = (g1_points(n, n as u64), g2_points(n, 1 + n as u64));
+        let reps = if n >= 4096 { 1 } else { reps };
+        let cpu = n as f64
+            / best(reps, || {
+                CpuBackend.miller_product(&p, &q).final_exponentiation();
+                Ok(())
+            })?;
+        out.push(Row::throughput("kernels::batch_verify_pairs", format!("proofs={n},backend=cpu"), cpu, None));
+        if let Some(m) = &miller {
+            let g = n as f64
+                / best(reps, || {
+                    m.try_miller_product(&p, &q)?.final_exponentiation();
+                    Ok(())
+                })?;
+            out.push(Row::throughput(
+                "kernels::batch_verify_pairs",
+                format!("proofs={n},backend=cuda,{dev}"),
+                g,
+                Some(cpu),
+            ));
+        }
+    }
+    if let Some(g) = &gpu {
+        for class in Priority::ALL {
+            let s = g.scheduler().stats(class);
+            println!(
+                "kernels: scheduler {}: {} jobs, {:.3} s waiting, {:.3} s on the device, {} MB moved",
+                class.label(),
+                s.jobs.load(Ordering::Relaxed),
+                s.wait_micros.load(Ordering::Relaxed) as f64 / 1e6,
+                s.run_micros.load(Ordering::Relaxed) as f64 / 1e6,
+                s.bytes.load(Ordering::Relaxed) / 1_000_000
+            );
+        }
+    }
     if gpu.is_none() {
         println!("kernels: no GPU rows: {}", compute.fallback.as_deref().unwrap_or("no device"));
     }
     Ok(out)
+}
+
+/// Valid capsules: E = r·P1, V = u·P1, σ = u + h·r with h = H(E, V).
+fn valid_capsules(n: usize, seed: u64) -> Vec<Capsule> {
+    use rayon::prelude::*;
+    let rs = scalars(n, seed);
+    let us = scalars(n, seed + 1);
+    rs.par_iter()
+        .zip(us.par_iter())
+        .map(|(r, u)| {
+            let g = G1Projective::generator();
+            let mut c = Capsule { e: (g * r).to_affine(), v: (g * u).to_affine(), sigma: Fr::ZERO };
+            c.sigma = *u + c.challenge() * r;
+            c
+        })
+        .collect()
 }

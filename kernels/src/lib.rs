@@ -4,7 +4,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | `cuda/` (C++) | `ff/` Fp, Fr (Montgomery, blstrs' limb layout) and Fp2; `ec/` Jacobian G1/G2 arithmetic; `msm/` Pippenger with signed windows and counting-sort bucket accumulation; `ntt/` radix-2 NTT. All arithmetic is `__host__ __device__`. |
+//! | `cuda/` (C++) | `ff/` Fp, Fr (Montgomery, blstrs' limb layout) and Fp2; `ec/` Jacobian G1/G2 arithmetic; `msm/` Pippenger with signed windows and counting-sort bucket accumulation; `ntt/` radix-2 NTT; `batch/` scalar multiplication by one re-key; `pairing/` Fp6/Fp12 and the Miller loop. All arithmetic is `__host__ __device__`. |
 //! | [`source`] | the sources embedded in the binary, expanded into one text per compilation unit |
 //! | [`nvrtc`] | NVRTC compilation to CUBIN for the device's exact architecture |
 //! | [`cache`] | the on-disk module cache keyed by source hash and architecture |
@@ -12,6 +12,7 @@
 //! | [`layout`] | blstrs values as device words and back, without conversion |
 //! | [`msm`], [`ntt`] | `CudaMsm`, `CudaNtt`: the prover's backends, with CPU fallback |
 //! | [`reencrypt`] | `CudaReencrypt`: the CPC's batch capsule verification and re-encryption |
+//! | [`verify`] | `CudaMiller`: batch Groth16 verification's Miller loops, one thread per proof |
 //! | [`scheduler`] | one owner per device: a bounded queue served by priority, deadlines, per-class metrics |
 //! | [`select`] | choosing the backends at run time ([`Compute`]) with the reason logged |
 //! | [`host`] | the same C++ compiled for the host, which the tests compare with blstrs |
@@ -52,6 +53,7 @@ pub mod scheduler;
 pub mod select;
 pub mod source;
 pub mod testdata;
+pub mod verify;
 
 pub use device::{DeviceInfo, Gpu};
 pub use error::KernelError;
@@ -59,3 +61,4 @@ pub use msm::{CudaMsm, MsmPlan};
 pub use ntt::CudaNtt;
 pub use reencrypt::CudaReencrypt;
 pub use select::{Compute, GpuPolicy};
+pub use verify::CudaMiller;

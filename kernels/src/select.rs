@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use dualchain_crypto::reencrypt::{CpuBackend as CpuReencrypt, ReencryptBackend};
-use dualchain_prover::backend::{CpuBackend, MsmBackend, NttBackend};
+use dualchain_prover::backend::{CpuBackend, MillerBackend, MsmBackend, NttBackend};
 use dualchain_prover::groth16::Prover;
 
 use crate::cache::{default_dir, ModuleCache};
@@ -13,6 +13,7 @@ use crate::error::{KernelError, Result};
 use crate::msm::{BackendStats, CudaMsm};
 use crate::ntt::CudaNtt;
 use crate::reencrypt::CudaReencrypt;
+use crate::verify::CudaMiller;
 
 /// The operator's choice (`[gpu]` in a node's configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,6 +32,8 @@ pub enum GpuPolicy {
 pub struct Compute {
     pub msm: Arc<dyn MsmBackend>,
     pub ntt: Arc<dyn NttBackend>,
+    /// Batch proof verification's Miller loops.
+    pub miller: Arc<dyn MillerBackend>,
     /// The CPC's batch capsule verification and re-encryption.
     pub reencrypt: Arc<dyn ReencryptBackend + Send + Sync>,
     /// The device in use, if any.
@@ -56,6 +59,7 @@ impl Compute {
             msm: Arc::new(CpuBackend),
             ntt: Arc::new(CpuBackend),
             reencrypt: Arc::new(CpuReencrypt),
+            miller: Arc::new(CpuBackend),
             device: None,
             gpu: None,
             fallback: Some(reason.into()),
@@ -68,12 +72,18 @@ impl Compute {
         let msm = CudaMsm::new(gpu.clone());
         let ntt = CudaNtt::new(gpu.clone());
         let reencrypt = CudaReencrypt::new(gpu.clone());
-        let stats =
-            vec![("msm", msm.stats.clone()), ("ntt", ntt.stats.clone()), ("reencrypt", reencrypt.stats.clone())];
+        let miller = CudaMiller::new(gpu.clone());
+        let stats = vec![
+            ("msm", msm.stats.clone()),
+            ("ntt", ntt.stats.clone()),
+            ("reencrypt", reencrypt.stats.clone()),
+            ("miller", miller.stats.clone()),
+        ];
         Self {
             msm: Arc::new(msm),
             ntt: Arc::new(ntt),
             reencrypt: Arc::new(reencrypt),
+            miller: Arc::new(miller),
             device: Some(gpu.info().clone()),
             gpu: Some(gpu),
             fallback: None,

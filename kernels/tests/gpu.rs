@@ -239,3 +239,36 @@ fn reencryption_and_capsule_checks_match_cpu() {
         s.jobs.load(std::sync::atomic::Ordering::Relaxed) > 0 && s.bytes.load(std::sync::atomic::Ordering::Relaxed) > 0
     );
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn miller_products_match_cpu_and_batches_verify() {
+    use dualchain_prover::backend::MillerBackend;
+    use dualchain_prover::verify::{BatchVerifier, VerifyError};
+    use pairing::MillerLoopResult as _;
+    let mut miller = dualchain_kernels::CudaMiller::new(gpu());
+    miller.min_pairs = 0;
+    for n in [1usize, 2, 3, 255, 4096] {
+        let p = g1_points(n, 40 + n as u64);
+        let q = g2_points(n, 41 + n as u64);
+        let got = miller.try_miller_product(&p, &q).unwrap().final_exponentiation();
+        let want = CpuBackend.miller_product(&p, &q).final_exponentiation();
+        assert_eq!(got, want, "{n} pairs");
+    }
+    // Real proofs through the batch verifier with the device's Miller loops.
+    let pk = common::proving_key(Shape::Policy);
+    let circuits: Vec<_> =
+        (0..8u8).map(|i| common::policy_circuit(common::credential("icu", 3 + i as u64, [i; 32]), [i; 32]).0).collect();
+    let inputs: Vec<Vec<Fr>> = circuits.iter().map(|c| c.statement().public_inputs()).collect();
+    let proofs: Vec<_> = Prover::default()
+        .prove_batch(&pk, circuits, &mut common::rng(3))
+        .unwrap()
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    let bv = BatchVerifier::new(pk.vk()).with_miller(Arc::new(miller));
+    bv.verify(&proofs, &inputs, &mut common::rng(4)).unwrap();
+    let mut bad = inputs.clone();
+    bad[5] = inputs[6].clone();
+    assert_eq!(bv.verify(&proofs, &bad, &mut common::rng(5)), Err(VerifyError::BadProofs(vec![5])));
+}

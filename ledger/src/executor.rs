@@ -110,9 +110,13 @@ impl Ledger {
     pub fn open(engine: Arc<dyn KvEngine>, genesis: Genesis) -> Result<Self, LedgerError> {
         let store = LedgerStore::open(engine)?;
         let mut verifiers = BTreeMap::new();
-        verifiers.insert(Circuit::Policy, Arc::new(BatchVerifier::new(&genesis.policy_vk)));
+        // The proofs' Miller loops run where the process's compute backends put them (a GPU
+        // when one opened); every backend reaches the same verdicts.
+        let miller = dualchain_kernels::select::global().miller.clone();
+        let verifier = |vk| Arc::new(BatchVerifier::new(vk).with_miller(miller.clone()));
+        verifiers.insert(Circuit::Policy, verifier(&genesis.policy_vk));
         for (shape, vk) in &genesis.supply_vks {
-            verifiers.insert(Circuit::Supply(*shape), Arc::new(BatchVerifier::new(vk)));
+            verifiers.insert(Circuit::Supply(*shape), verifier(vk));
         }
         let tree = load_tree(&store)?;
         Ok(Self { store, genesis, verifiers, inner: Mutex::new(Inner { tree, poisoned: false }) })

@@ -477,7 +477,7 @@ fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
         g.gpu_fallbacks.clone(),
     );
     r.register("dualchain_kernels_gpu_seconds", "Time in GPU jobs, by kernel", g.gpu_seconds.clone());
-    for kernel in ["msm", "ntt", "reencrypt"] {
+    for kernel in ["msm", "ntt", "reencrypt", "miller"] {
         let l = [("kernel", kernel.to_string())];
         let _ = g.gpu_jobs.get_or_create(&l);
         let _ = g.gpu_fallbacks.get_or_create(&l);

@@ -4,9 +4,10 @@
 //! The CPU implementations are always present; a GPU backend (the `kernels` crate) plugs
 //! in behind the same traits and must return bit-identical results.
 
-use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
+use blstrs::{Bls12, G1Affine, G1Projective, G2Affine, G2Prepared, G2Projective, MillerLoopResult, Scalar as Fr};
 use ff::Field;
 use group::Group;
+use pairing::MultiMillerLoop;
 use rayon::prelude::*;
 
 use crate::ntt;
@@ -43,6 +44,15 @@ pub trait NttBackend: Send + Sync {
         self.intt(values, omega_inv);
         ntt::scale_by_powers(values, g_inv);
     }
+}
+
+/// Products of Miller loops `Π f(P_i, Q_i)` over pairs whose G2 points change with every
+/// call (the B of each proof in a batch verification); the final exponentiation stays
+/// with the caller.
+pub trait MillerBackend: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// `p.len() == q.len()`.
+    fn miller_product(&self, p: &[G1Affine], q: &[G2Affine]) -> MillerLoopResult;
 }
 
 /// The CPU backend: blst's Pippenger for the general part of an MSM, with zero scalars
@@ -120,6 +130,21 @@ impl NttBackend for CpuBackend {
     }
     fn ntt(&self, values: &mut [Fr], omega: Fr) {
         ntt::ntt_in_place(values, omega);
+    }
+}
+
+impl MillerBackend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    /// blst's multi-Miller loop, independent chunks in parallel.
+    fn miller_product(&self, p: &[G1Affine], q: &[G2Affine]) -> MillerLoopResult {
+        assert_eq!(p.len(), q.len(), "one G2 point per G1 point");
+        let prepared: Vec<G2Prepared> = q.par_iter().map(|b| G2Prepared::from(*b)).collect();
+        let terms: Vec<(&G1Affine, &G2Prepared)> = p.iter().zip(prepared.iter()).collect();
+        let chunk = terms.len().div_ceil(rayon::current_num_threads()).max(1);
+        terms.par_chunks(chunk).map(Bls12::multi_miller_loop).reduce_with(|a, b| a + b).unwrap_or_default()
     }
 }
 

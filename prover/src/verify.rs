@@ -15,6 +15,7 @@ use pairing::{MillerLoopResult, MultiMillerLoop};
 use rand_core::RngCore;
 use rayon::prelude::*;
 
+use crate::backend::{CpuBackend, MillerBackend};
 use crate::error::ProverError;
 
 /// Length of a proof's canonical encoding (compressed A ‖ B ‖ C).
@@ -54,6 +55,7 @@ pub struct BatchVerifier {
     beta: G2Prepared,
     gamma: G2Prepared,
     delta: G2Prepared,
+    miller: std::sync::Arc<dyn MillerBackend>,
 }
 
 impl BatchVerifier {
@@ -64,7 +66,15 @@ impl BatchVerifier {
             beta: G2Prepared::from(vk.beta_g2),
             gamma: G2Prepared::from(vk.gamma_g2),
             delta: G2Prepared::from(vk.delta_g2),
+            miller: std::sync::Arc::new(CpuBackend),
         }
+    }
+
+    /// Runs the proofs' Miller loops on `backend` (the verdicts are the same on every
+    /// backend: the equation and its weights do not change).
+    pub fn with_miller(mut self, backend: std::sync::Arc<dyn MillerBackend>) -> Self {
+        self.miller = backend;
+        self
     }
 
     /// Verifies all proofs; on failure names every bad one.
@@ -147,19 +157,12 @@ impl BatchVerifier {
 
         let scaled_a: Vec<G1Affine> =
             idx.par_iter().zip(weights.par_iter()).map(|(&i, w)| mul_128(&proofs[i].a, w).to_affine()).collect();
-        let b_prep: Vec<G2Prepared> = idx.par_iter().map(|&i| G2Prepared::from(proofs[i].b)).collect();
+        let b: Vec<G2Affine> = idx.iter().map(|&i| proofs[i].b).collect();
         let neg = [(-acc_alpha).to_affine(), (-acc_ic).to_affine(), (-acc_c).to_affine()];
-        let mut terms: Vec<(&G1Affine, &G2Prepared)> = scaled_a.iter().zip(b_prep.iter()).collect();
-        terms.push((&neg[0], &self.beta));
-        terms.push((&neg[1], &self.gamma));
-        terms.push((&neg[2], &self.delta));
-        // The Miller loops of independent chunks run in parallel and multiply together.
-        let chunk = terms.len().div_ceil(rayon::current_num_threads()).max(1);
-        let ml = terms
-            .par_chunks(chunk)
-            .map(Bls12::multi_miller_loop)
-            .reduce_with(|a, b| a + b)
-            .expect("at least the three fixed pairs");
+        // The n Miller loops of the proofs go to the backend (a GPU runs them in parallel);
+        // the three fixed pairs use the prepared β, γ, δ; one final exponentiation.
+        let fixed = Bls12::multi_miller_loop(&[(&neg[0], &self.beta), (&neg[1], &self.gamma), (&neg[2], &self.delta)]);
+        let ml = self.miller.miller_product(&scaled_a, &b) + fixed;
         bool::from(ml.final_exponentiation().is_identity())
     }
 }
