@@ -151,17 +151,25 @@ pub fn g2_add_affine(p: &G2Projective, q: &G2Affine) -> G2Projective {
     g2_from_jacobian_words(&r)
 }
 
-/// The device MSM algorithm run on the host with `plan`; the window sums are combined by
-/// the same code the CUDA backend uses.
-pub fn msm_g1(bases: &[G1Affine], scalars: &[Fr], plan: &MsmPlan) -> G1Projective {
-    assert_eq!(bases.len(), scalars.len());
-    assert_eq!(plan.n as usize, bases.len());
-    let mut out = vec![0u32; plan.windows as usize * G1_JACOBIAN_WORDS];
-    // SAFETY: bases has n·24 words, scalars n·8, out windows·36; the emulation reads and
-    // writes exactly those (n, windows from `plan`).
+type MsmEmulation = unsafe extern "C" fn(*const u32, *const u32, u32, u32, u32, u32, u32, *mut u32);
+
+/// Runs the MSM emulation `f` on base words and combines its window sums.
+fn msm<G: group::Group>(
+    f: MsmEmulation,
+    base_words: &[u32],
+    scalars: &[Fr],
+    plan: &MsmPlan,
+    jacobian_words: usize,
+    from_words: fn(&[u32]) -> G,
+) -> G {
+    assert_eq!(plan.n as usize, scalars.len());
+    assert_eq!(base_words.len(), scalars.len() * jacobian_words / 3 * 2, "one base per scalar");
+    let mut out = vec![0u32; plan.windows as usize * jacobian_words];
+    // SAFETY: the bases hold n points (asserted), scalars n·8 words, `out` windows points;
+    // the emulation reads and writes exactly those for this plan.
     unsafe {
-        ffi::dc_msm_g1(
-            g1_affine_words(bases).as_ptr(),
+        f(
+            base_words.as_ptr(),
             fr_words(scalars).as_ptr(),
             plan.n,
             plan.c,
@@ -171,29 +179,18 @@ pub fn msm_g1(bases: &[G1Affine], scalars: &[Fr], plan: &MsmPlan) -> G1Projectiv
             out.as_mut_ptr(),
         )
     };
-    let sums: Vec<G1Projective> = out.chunks_exact(G1_JACOBIAN_WORDS).map(g1_from_jacobian_words).collect();
+    let sums: Vec<G> = out.chunks_exact(jacobian_words).map(from_words).collect();
     plan.combine(&sums)
 }
 
+/// The device MSM algorithm run on the host with `plan`; the window sums are combined by
+/// the same code the CUDA backend uses.
+pub fn msm_g1(bases: &[G1Affine], scalars: &[Fr], plan: &MsmPlan) -> G1Projective {
+    msm(ffi::dc_msm_g1, g1_affine_words(bases), scalars, plan, G1_JACOBIAN_WORDS, g1_from_jacobian_words)
+}
+
 pub fn msm_g2(bases: &[G2Affine], scalars: &[Fr], plan: &MsmPlan) -> G2Projective {
-    assert_eq!(bases.len(), scalars.len());
-    assert_eq!(plan.n as usize, bases.len());
-    let mut out = vec![0u32; plan.windows as usize * G2_JACOBIAN_WORDS];
-    // SAFETY: as in `msm_g1`, with 48-word bases and 72-word sums.
-    unsafe {
-        ffi::dc_msm_g2(
-            g2_affine_words(bases).as_ptr(),
-            fr_words(scalars).as_ptr(),
-            plan.n,
-            plan.c,
-            plan.windows,
-            plan.chunk,
-            plan.segments,
-            out.as_mut_ptr(),
-        )
-    };
-    let sums: Vec<G2Projective> = out.chunks_exact(G2_JACOBIAN_WORDS).map(g2_from_jacobian_words).collect();
-    plan.combine(&sums)
+    msm(ffi::dc_msm_g2, g2_affine_words(bases), scalars, plan, G2_JACOBIAN_WORDS, g2_from_jacobian_words)
 }
 
 pub fn fp12_mul(a: &blstrs::Fp12, b: &blstrs::Fp12) -> blstrs::Fp12 {

@@ -301,6 +301,13 @@ pub struct BackendStats {
 }
 
 impl BackendStats {
+    /// Records a GPU job that could not run (busy device, driver failure, memory) and
+    /// logs why; the caller then computes on the CPU.
+    pub(crate) fn fell_back(&self, job: &str, items: usize, e: &KernelError) {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(job, items, error = %e, "GPU job not done on the GPU; computed on the CPU instead");
+    }
+
     pub(crate) fn gpu_done(&self, started: Instant) {
         self.gpu_jobs.fetch_add(1, Ordering::Relaxed);
         self.gpu_seconds_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -411,8 +418,7 @@ impl CudaMsm {
         match self.try_msm::<C>(bases, scalars) {
             Ok(p) => p,
             Err(e) => {
-                self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(group = C::NAME, points = bases.len(), error = %e, "GPU MSM failed; computed on the CPU instead");
+                self.stats.fell_back(if C::NAME == "g1" { "G1 MSM" } else { "G2 MSM" }, bases.len(), &e);
                 C::cpu(bases, scalars)
             }
         }

@@ -185,8 +185,7 @@ impl CudaNtt {
         };
         if let Err(reason) = result {
             if let Some(e) = reason {
-                self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(len = values.len(), error = %e, "GPU NTT failed; computed on the CPU instead");
+                self.stats.fell_back("NTT", values.len(), &e);
             }
             // The device never wrote back on failure, so `values` is still the input.
             let cpu = CpuBackend;

@@ -12,7 +12,6 @@
 //! Jobs run at [`Priority::Reencrypt`]; a device failure or a busy device falls back to
 //! the CPU backend with a logged reason and a counted fallback.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,11 +62,6 @@ impl CudaReencrypt {
         let mut affine = vec![G1Affine::default(); scaled.len()];
         G1Projective::batch_normalize(&scaled, &mut affine);
         Ok(affine.chunks_exact(2).map(|p| (p[0], p[1])).collect())
-    }
-
-    fn fell_back(&self, what: &str, n: usize, e: &KernelError) {
-        self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(capsules = n, error = %e, "GPU {what} failed; computed on the CPU instead");
     }
 }
 
@@ -124,7 +118,7 @@ impl ReencryptBackend for CudaReencrypt {
             }
             Ok(false) => Err(name_bad_capsules(capsules)),
             Err(e) => {
-                self.fell_back("capsule verification", capsules.len(), &e);
+                self.stats.fell_back("capsule verification", capsules.len(), &e);
                 CpuBackend.verify_capsules(capsules, seed)
             }
         }
@@ -141,7 +135,7 @@ impl ReencryptBackend for CudaReencrypt {
                 out
             }
             Err(e) => {
-                self.fell_back("re-encryption", capsules.len(), &e);
+                self.stats.fell_back("re-encryption", capsules.len(), &e);
                 CpuBackend.reencrypt(rk, capsules)
             }
         }

@@ -6,7 +6,6 @@
 //! Jobs run at [`Priority::Consensus`] (blocks wait for them) with a short deadline; a
 //! busy or failing device falls back to the CPU's multi-Miller loop.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,8 +101,7 @@ impl MillerBackend for CudaMiller {
                 r
             }
             Err(e) => {
-                self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(pairs = p.len(), error = %e, "GPU Miller loops failed; computed on the CPU instead");
+                self.stats.fell_back("Miller loops", p.len(), &e);
                 CpuBackend.miller_product(p, q)
             }
         }
