@@ -26,6 +26,9 @@ pub fn proving_key(shape: Shape) -> ProvingKey {
         return pk;
     }
     let pk = ProvingKey::generate(shape, &mut rng(1)).unwrap();
+    // The directory is fixed at build time; a test binary copied to another machine (the
+    // GPU tests) creates it there.
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     // Unique temporary name per process, then an atomic rename.
     let tmp = path.with_extension(format!("{}.part", std::process::id()));
     std::fs::write(&tmp, pk.to_file_bytes().unwrap()).unwrap();
