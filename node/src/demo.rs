@@ -18,7 +18,9 @@ use dualchain_ledger::tx::Outcome;
 use dualchain_storage::ledger::Chain;
 
 use crate::agents::{Activity, FetchRequest};
-use crate::flow::{Consortium, FlowConfig, CPCS, DEMO_POLICY, HOSPITAL_A, HOSPITAL_B, KGC, RESEARCH, VALIDATORS};
+use crate::flow::{
+    wait_for, Consortium, FlowConfig, CPCS, DEMO_POLICY, HOSPITAL_A, HOSPITAL_B, KGC, RESEARCH, VALIDATORS,
+};
 use crate::zk;
 
 /// What the demo runs.
@@ -226,12 +228,22 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
         c.wait_demand(HOSPITAL_B, &demand_b, Duration::from_secs(300)).await
     })
     .await?;
-    let supply: Vec<Duration> = c
-        .log
-        .entries()
-        .iter()
-        .filter_map(|(_, a)| if let Activity::SupplyProved { prove, .. } = a { Some(*prove) } else { None })
-        .collect();
+    // The requesters' ledgers can show a demand supplied a moment before the owner's node,
+    // whose submission waits for its own validator, logs the proof: wait for both entries.
+    let demands = [demand_r, demand_b];
+    let supply: Vec<Duration> = wait_for(Duration::from_secs(60), "the owner's node to log both proofs", || {
+        let found: Vec<Duration> = c
+            .log
+            .entries()
+            .iter()
+            .filter_map(|(_, a)| match a {
+                Activity::SupplyProved { demand, prove } if demands.contains(demand) => Some(*prove),
+                _ => None,
+            })
+            .collect();
+        Ok((found.len() >= demands.len()).then_some(found))
+    })
+    .await?;
     for p in &supply {
         report.proofs.push((format!("supply ({})", c.supply_shape.name()), *p));
     }
