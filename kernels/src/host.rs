@@ -58,11 +58,14 @@ mod ffi {
 type Binary = unsafe extern "C" fn(*const u32, *const u32, *mut u32);
 type Unary = unsafe extern "C" fn(*const u32, *mut u32);
 
+/// Calls a C function reading one value from each of `a` and `b` (callers pass exactly one
+/// whole value each: an element, or a Jacobian and an affine point) and writing one value of
+/// `out_words` words.
 fn binary(f: Binary, a: &[u32], b: &[u32], out_words: usize) -> Vec<u32> {
-    assert!(a.len() >= out_words && b.len() >= out_words);
+    assert!(!a.is_empty() && !b.is_empty());
     let mut r = vec![0u32; out_words];
-    // SAFETY: the C functions read exactly one value of `out_words` words from each input
-    // (lengths asserted) and write one to `r`, which has that length.
+    // SAFETY: each input slice is one whole value of the type the C function reads (see the
+    // callers), and `r` has the `out_words` words it writes.
     unsafe { f(a.as_ptr(), b.as_ptr(), r.as_mut_ptr()) };
     r
 }
@@ -131,11 +134,7 @@ pub fn g1_dbl(p: &G1Projective) -> G1Projective {
 }
 pub fn g1_add_affine(p: &G1Projective, q: &G1Affine) -> G1Projective {
     let q = g1_affine_words(std::slice::from_ref(q));
-    // The C function reads G1_AFFINE_WORDS from q and writes G1_JACOBIAN_WORDS.
-    let mut r = vec![0u32; G1_JACOBIAN_WORDS];
-    // SAFETY: p has 36 words, q 24, r 36: exactly what dc_g1_add_affine reads and writes.
-    unsafe { ffi::dc_g1_add_affine(g1(p).as_ptr(), q.as_ptr(), r.as_mut_ptr()) };
-    g1_from_jacobian_words(&r)
+    g1_from_jacobian_words(&binary(ffi::dc_g1_add_affine, g1(p), q, G1_JACOBIAN_WORDS))
 }
 pub fn g2_add(p: &G2Projective, q: &G2Projective) -> G2Projective {
     g2_from_jacobian_words(&binary(ffi::dc_g2_add, g2(p), g2(q), G2_JACOBIAN_WORDS))
@@ -145,10 +144,7 @@ pub fn g2_dbl(p: &G2Projective) -> G2Projective {
 }
 pub fn g2_add_affine(p: &G2Projective, q: &G2Affine) -> G2Projective {
     let q = g2_affine_words(std::slice::from_ref(q));
-    let mut r = vec![0u32; G2_JACOBIAN_WORDS];
-    // SAFETY: p has 72 words, q 48, r 72: exactly what dc_g2_add_affine reads and writes.
-    unsafe { ffi::dc_g2_add_affine(g2(p).as_ptr(), q.as_ptr(), r.as_mut_ptr()) };
-    g2_from_jacobian_words(&r)
+    g2_from_jacobian_words(&binary(ffi::dc_g2_add_affine, g2(p), q, G2_JACOBIAN_WORDS))
 }
 
 type MsmEmulation = unsafe extern "C" fn(*const u32, *const u32, u32, u32, u32, u32, u32, *mut u32);

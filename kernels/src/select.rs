@@ -15,6 +15,9 @@ use crate::ntt::CudaNtt;
 use crate::reencrypt::CudaReencrypt;
 use crate::verify::CudaMiller;
 
+/// The labels of the GPU backends' counters in [`Compute::stats`], one per kernel family.
+pub const KERNELS: [&str; 4] = ["msm", "ntt", "reencrypt", "miller"];
+
 /// The operator's choice (`[gpu]` in a node's configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GpuPolicy {
@@ -73,12 +76,10 @@ impl Compute {
         let ntt = CudaNtt::new(gpu.clone());
         let reencrypt = CudaReencrypt::new(gpu.clone());
         let miller = CudaMiller::new(gpu.clone());
-        let stats = vec![
-            ("msm", msm.stats.clone()),
-            ("ntt", ntt.stats.clone()),
-            ("reencrypt", reencrypt.stats.clone()),
-            ("miller", miller.stats.clone()),
-        ];
+        let stats = KERNELS
+            .into_iter()
+            .zip([msm.stats.clone(), ntt.stats.clone(), reencrypt.stats.clone(), miller.stats.clone()])
+            .collect();
         Self {
             msm: Arc::new(msm),
             ntt: Arc::new(ntt),

@@ -467,7 +467,7 @@ fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
     );
     r.register(
         "dualchain_kernels_gpu_available",
-        "1 when a CUDA device serves proving; 0 when the CPU does",
+        "1 when a CUDA device serves proving, batch verification and re-encryption; 0 when the CPU does",
         g.gpu_available.clone(),
     );
     r.register("dualchain_kernels_gpu_jobs", "Kernel jobs run on the GPU, by kernel", g.gpu_jobs.clone());
@@ -477,7 +477,7 @@ fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
         g.gpu_fallbacks.clone(),
     );
     r.register("dualchain_kernels_gpu_seconds", "Time in GPU jobs, by kernel", g.gpu_seconds.clone());
-    for kernel in ["msm", "ntt", "reencrypt", "miller"] {
+    for kernel in dualchain_kernels::select::KERNELS {
         let l = [("kernel", kernel.to_string())];
         let _ = g.gpu_jobs.get_or_create(&l);
         let _ = g.gpu_fallbacks.get_or_create(&l);
