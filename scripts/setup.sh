@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
 # Installs the tools dualchain's build and tests need on a fresh Debian machine with Rust.
+#   scripts/setup.sh           what the build and the tests need (the README's test command)
+#   scripts/setup.sh --build   only what the build needs (the README's demo command)
 set -euo pipefail
+
+build_only=false
+case "${1:-}" in
+  --build) build_only=true ;;
+  "") ;;
+  *) echo "usage: $0 [--build]" >&2; exit 2 ;;
+esac
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
@@ -8,13 +17,23 @@ command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # bindgen (RocksDB's Rust bindings) needs libclang.
 ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+if ! $build_only; then
+  # pip, for the NVRTC wheel below.
+  python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+fi
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
   else
     echo "missing system packages: ${need_apt[*]} (install them with apt-get)" >&2
     exit 1
   fi
+fi
+
+if $build_only; then
+  exit 0
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
@@ -27,5 +46,11 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # builtins; scripts/test.sh puts its lib directory on LD_LIBRARY_PATH.
 nvrtc_dir="${DUALCHAIN_NVRTC_DIR:-$HOME/.cache/dualchain-nvrtc}"
 if ! ls "$nvrtc_dir"/nvidia/cu13/lib/libnvrtc.so.13 >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check --target "$nvrtc_dir" "nvidia-cuda-nvrtc>=13,<14"
+  # --break-system-packages: Debian's pip refuses installs it does not manage (PEP 668) even
+  # with --target, which touches no system package; older pips do not know the flag.
+  pip_flags=(--quiet --disable-pip-version-check --target "$nvrtc_dir")
+  if python3 -m pip install --help 2>/dev/null | grep -q -- --break-system-packages; then
+    pip_flags+=(--break-system-packages)
+  fi
+  python3 -m pip install "${pip_flags[@]}" "nvidia-cuda-nvrtc>=13,<14"
 fi

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use dualchain_node::api_client::ApiClient;
-use dualchain_node::fhir;
-use dualchain_node::procs::ProcessCluster;
+use dualchain_node::api::client::ApiClient;
+use dualchain_testkit::fhir;
+use dualchain_testkit::procs::ProcessCluster;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
@@ -106,7 +106,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let dir = tempfile::tempdir()?;
     let params = std::env::var_os("DUALCHAIN_PARAMS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(dualchain_node::zk::default_params_dir);
+        .unwrap_or_else(dualchain_node::genesis::params::default_params_dir);
     let mut cluster = ProcessCluster::init(&bin, &dir.path().join("consortium"), 4, &params)?;
     cluster.wait_ready(&[0, 1, 2, 3], Duration::from_secs(600)).await?;
     let hospital = Arc::new(cluster.client(HOSPITAL)?.0);

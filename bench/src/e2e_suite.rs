@@ -1,6 +1,6 @@
-//! End-to-end suite: the sharing flow in the in-process consortium of the demo (4
-//! validators over loopback QUIC + mutual TLS, RocksDB synced on every commit, members'
-//! nodes reacting to the ledger).
+//! End-to-end suite: the sharing flow in the in-process consortium of the demo (7 nodes
+//! built by genesis, each a validator over loopback QUIC + mutual TLS with RocksDB synced on
+//! every commit and its member's agents; every step through the members' nodes' APIs).
 //!
 //! - Dataset registration: a hospital signcrypts 64 Observations to a CPC (which checks
 //!   and stores them), commits to them, encrypts the index under CP-ABE and registers the
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use dualchain_node::agents::Activity;
-use dualchain_node::flow::{Consortium, FlowConfig, CPCS, HOSPITAL_A, RESEARCH};
+use dualchain_testkit::consortium::{wait_for, Consortium, FlowConfig, CPCS, HOSPITAL_A, NODES, RESEARCH};
 use tokio::task::JoinSet;
 
 use crate::measure::Record;
@@ -34,34 +34,33 @@ struct Served {
 
 async fn serve_one(c: Arc<Consortium>, dataset: dualchain_crypto::cbsre::DatasetId) -> Result<Served> {
     let started = Instant::now();
-    let (demand, f) = c.demand(RESEARCH, &dataset, Consortium::heart_rate_requirement(4)?).await?;
-    anyhow::ensure!(f.outcome.is_accepted(), "demand: {:?}", f.outcome);
-    c.wait_demand(RESEARCH, &demand, WAIT).await?;
-    let pointer = c.open_index(RESEARCH, &dataset)?;
-    let (grant, f, policy) = c.request_access(RESEARCH, &demand, 3600).await?;
-    anyhow::ensure!(f.outcome.is_accepted(), "request: {:?}", f.outcome);
-    c.wait_receipt(RESEARCH, &grant, WAIT).await?;
+    let demand = c.demand(RESEARCH, &dataset, 4).await?;
+    c.wait_supplied(RESEARCH, &demand).await?;
+    let access = c.request_access(RESEARCH, &demand, 3600).await?;
+    anyhow::ensure!(access.granted, "request denied: {:?}", access.denial);
+    let grant = access.request;
+    c.wait_receipt(RESEARCH, &grant).await?;
     let fetch_start = Instant::now();
-    let records = c.fetch_and_decrypt(RESEARCH, &grant, &pointer).await?;
+    let records = c.fetch(RESEARCH, &grant).await?;
     let fetch = fetch_start.elapsed();
-    anyhow::ensure!(records.len() as u64 == pointer.records, "fetched {} records", records.len());
+    anyhow::ensure!(records.len() == c.cfg.records, "fetched {} records", records.len());
     let total = started.elapsed();
-    let log = c.log.entries();
-    let supply = log
-        .iter()
-        .find_map(|(_, a)| match a {
+    let supply = wait_for(WAIT, "the owner's node to log its proof", || {
+        Ok(c.log(HOSPITAL_A)?.entries().iter().find_map(|(_, a)| match a {
             Activity::SupplyProved { demand: d, prove } if *d == demand => Some(*prove),
             _ => None,
-        })
-        .ok_or_else(|| anyhow!("no supply proof logged"))?;
-    let reencrypt = log
-        .iter()
-        .find_map(|(_, a)| match a {
+        }))
+    })
+    .await?;
+    let mut reencrypt = None;
+    for cpc in CPCS {
+        reencrypt = reencrypt.or(c.log(cpc)?.entries().iter().find_map(|(_, a)| match a {
             Activity::Reencrypted { grant: g, took, .. } if *g == grant => Some(*took),
             _ => None,
-        })
-        .ok_or_else(|| anyhow!("no re-encryption logged"))?;
-    Ok(Served { total, supply, policy, reencrypt, fetch })
+        }));
+    }
+    let reencrypt = reencrypt.ok_or_else(|| anyhow!("no re-encryption logged"))?;
+    Ok(Served { total, supply, policy: access.prove, reencrypt, fetch })
 }
 
 pub fn run(quick: bool) -> Result<Vec<Record>> {
@@ -75,27 +74,26 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let dir = tempfile::tempdir()?;
     let params_dir = std::env::var_os("DUALCHAIN_PARAMS_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(dualchain_node::zk::default_params_dir);
+        .unwrap_or_else(dualchain_node::genesis::params::default_params_dir);
     let cfg = FlowConfig { records: 64, seed: Some(42), params_dir, data_dir: dir.path().join("consortium") };
-    let mut c = Consortium::genesis(cfg).await.context("genesis")?;
-    c.register_members().await?;
-    c.issue_keys().await?;
+    let c = Consortium::genesis(cfg).await.context("genesis")?;
+    c.wait_ready(WAIT).await?;
     let c = Arc::new(c);
     let mut out = Vec::new();
-    let params = |k: usize| format!("4 validators, 64 records/dataset, {k} in flight");
+    let params = |k: usize| format!("{NODES} nodes, 64 records/dataset, {k} in flight");
 
     // Dataset registration: one at a time, then several in flight.
     let mut datasets = Vec::new();
     let started = Instant::now();
     for i in 0..datasets_seq {
-        datasets.push(c.upload(HOSPITAL_A, &format!("seq-{i}"), CPCS[i % 3], &|_, _| {}).await?.dataset);
+        datasets.push(c.upload(HOSPITAL_A, &format!("seq-{i}"), CPCS[i % CPCS.len()]).await?.dataset);
     }
     let seq_rate = datasets_seq as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut set = JoinSet::new();
     for i in 0..datasets_par {
         let c = c.clone();
-        set.spawn(async move { c.upload(HOSPITAL_A, &format!("par-{i}"), CPCS[i % 3], &|_, _| {}).await });
+        set.spawn(async move { c.upload(HOSPITAL_A, &format!("par-{i}"), CPCS[i % CPCS.len()]).await });
     }
     while let Some(r) = set.join_next().await {
         datasets.push(r??.dataset);
@@ -105,7 +103,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     out.push(Record::throughput("e2e_datasets_registered", params(datasets_par), par_rate, Some(seq_rate)));
 
     // Served requests: one at a time (with stage shares), then several in flight.
-    let apply_before: u64 = c.validators[0].apply_ns.load(std::sync::atomic::Ordering::Relaxed);
+    let apply_before: u64 = c.node(0)?.validator.apply_ns.load(std::sync::atomic::Ordering::Relaxed);
     let started = Instant::now();
     let mut served = Vec::new();
     for d in datasets.iter().take(requests_seq) {
@@ -113,7 +111,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     }
     let seq_elapsed = started.elapsed();
     let apply =
-        Duration::from_nanos(c.validators[0].apply_ns.load(std::sync::atomic::Ordering::Relaxed) - apply_before);
+        Duration::from_nanos(c.node(0)?.validator.apply_ns.load(std::sync::atomic::Ordering::Relaxed) - apply_before);
     let seq_rate = requests_seq as f64 / seq_elapsed.as_secs_f64();
     let started = Instant::now();
     let mut set = JoinSet::new();

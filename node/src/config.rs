@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use dualchain_crypto::Codec;
 use serde::{Deserialize, Serialize};
 
 /// `consortium.toml`.
@@ -222,6 +221,13 @@ impl ConsensusConfig {
     }
 }
 
+/// The departments whose researchers may request a hospital's new datasets unless
+/// `owner.departments` names others (the zero-knowledge form of [`DEFAULT_ABE_POLICY`]).
+pub const DEFAULT_DEPARTMENTS: [&str; 3] = ["cardiology", "icu", "anesthesiology"];
+/// The CP-ABE policy of a hospital's new datasets unless `owner.abe_policy` sets one:
+/// researchers of [`DEFAULT_DEPARTMENTS`].
+pub const DEFAULT_ABE_POLICY: &str = "role:research and (dept:cardiology or dept:icu or dept:anesthesiology)";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OwnerConfig {
@@ -240,8 +246,8 @@ impl Default for OwnerConfig {
         Self {
             default_cpc: None,
             dataset_records: 64,
-            abe_policy: crate::flow::DEMO_POLICY.into(),
-            departments: crate::flow::DEPARTMENTS.iter().map(|d| d.to_string()).collect(),
+            abe_policy: DEFAULT_ABE_POLICY.into(),
+            departments: DEFAULT_DEPARTMENTS.iter().map(|d| d.to_string()).collect(),
         }
     }
 }
@@ -325,44 +331,6 @@ impl NodeConfig {
             self.base.join(p)
         }
     }
-}
-
-/// Hex of a value's canonical encoding.
-pub fn to_hex<T: Codec>(v: &T) -> String {
-    hex::encode(v.to_bytes())
-}
-
-/// A value from hex of its canonical encoding.
-pub fn from_hex<T: Codec>(s: &str, what: &str) -> Result<T> {
-    let bytes = hex::decode(s).with_context(|| format!("{what} is not hex"))?;
-    T::from_bytes(&bytes).map_err(|e| anyhow!("{what}: {e}"))
-}
-
-/// Writes `bytes` to `path` atomically (aside, synced, renamed), readable by the owner only.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().ok_or_else(|| anyhow!("{} has no directory", path.display()))?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("bad file name {}", path.display()))?
-    ));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

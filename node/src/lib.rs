@@ -1,32 +1,38 @@
-//! The dualchain node appliance: the `dualchain` command line and the wiring of
-//! consensus, ledger, storage and prover into consortium members.
+//! The dualchain node appliance: the `dualchain` command line and the assembly of
+//! consensus, ledger, storage and prover into one consortium node.
 //!
-//! - [`consortium`]: a validator (consensus engine + ledger, applied exactly once and in
-//!   order across restarts) and a member's client (signed transactions, finality).
-//! - [`members`]: a member's keys and the off-chain steps of joining.
-//! - [`agents`]: what owners' and CPCs' nodes do on their own as the ledger moves.
-//! - [`flow`]: the sharing flow of DESIGN.md §3 in an in-process consortium.
-//! - [`demo`]: `dualchain demo`, the whole flow with timings and a summary.
-//! - [`sharing`]: the member-side steps of the flow, shared by [`flow`] and [`service`].
-//! - [`init`] and [`config`]: a deployed consortium's genesis and files; [`service`]: one
-//!   node as a long-running process (`dualchain node`); [`api`]: its HTTP/JSON API (FHIR
-//!   in, FHIR out); [`api_client`]: signed calls to it (`dualchain client`, node to node).
-//! - [`fhir`]: synthetic bedside-monitor FHIR R4 Observations; [`zk`]: parameter files
-//!   and the policies of the flow.
+//! Modules, in the order a reader meets them (each uses only those above it):
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`clock`], [`files`] | the wall clock; private writes, secret files, hex encodings |
+//! | [`config`] | a deployed consortium's files: `consortium.toml`, `node.toml` |
+//! | [`fhir`] | FHIR R4 as the node reads it: timestamps, Observations as supply records |
+//! | [`validator`] | consensus engine + ledger, applied exactly once and in order across restarts |
+//! | [`member`] | a member's keys, its client (signed transactions), the sharing steps |
+//! | [`genesis`] | a consortium's genesis for N nodes (`dualchain init`), parameter files |
+//! | [`agents`] | what the owner's, the CPC's and the KGC's nodes do as the ledger moves |
+//! | [`runtime`], [`metrics`] | the parts of a running node; its scrape-time series |
+//! | [`api`] | the HTTP/JSON API: FHIR in and out, the sharing flow, CPC endpoints, the client |
+//! | [`service`] | assembles a node from its files, serves it, shuts it down (`dualchain node`) |
+//! | [`cli`] | the command line: `init`, `node`, `client` |
+//!
+//! The in-process consortium of the demo and the end-to-end tests, the process-cluster
+//! helpers and the synthetic FHIR data live in the `dualchain-testkit` crate, which the
+//! `dualchain` binary does not link.
 
 #![forbid(unsafe_code)]
 
 pub mod agents;
 pub mod api;
-pub mod api_client;
+pub mod cli;
+pub mod clock;
 pub mod config;
-pub mod consortium;
-pub mod demo;
 pub mod fhir;
-pub mod flow;
-pub mod init;
-pub mod members;
-pub mod procs;
+pub mod files;
+pub mod genesis;
+pub mod member;
+pub mod metrics;
+pub mod runtime;
 pub mod service;
-pub mod sharing;
-pub mod zk;
+pub mod validator;

@@ -1,4 +1,6 @@
-//! `dualchain node --config FILE`: one consortium node as a long-running process.
+//! `dualchain node --config FILE`: one consortium node as a long-running process. This
+//! module assembles a node from its files ([`Service::start`]), serves its API, and shuts
+//! it down; what a running node is lives in [`crate::runtime`].
 //!
 //! A node is a validator (the PBFT engine over QUIC with mutual TLS, its log and ledger in
 //! one RocksDB under `data_dir/validator`) and hosts at most one member, the institution
@@ -17,21 +19,17 @@
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use axum::Router;
 use dualchain_consensus::engine::{Engine, EngineConfig};
 use dualchain_consensus::metrics::Metrics;
 use dualchain_consensus::tls::NodeTls;
-use dualchain_crypto::abe::ac17::Ac17;
-use dualchain_crypto::abe::AbeScheme;
 use dualchain_crypto::cert::{CaPublicKey, Role};
-use dualchain_crypto::ibe::IbePublicParams;
 use dualchain_crypto::sign::{PublicKey, SigningKeypair};
-use dualchain_ledger::tx::{FrBytes, Outcome, TxKind};
+use dualchain_kernels::Compute;
+use dualchain_ledger::tx::FrBytes;
 use dualchain_ledger::{Genesis, Ledger};
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::shapes::Shape;
@@ -40,93 +38,68 @@ use dualchain_storage::cpc::CpcStore;
 use dualchain_storage::rocks::{RocksConfig, RocksEngine};
 use dualchain_storage::wrappers::{Metered, StorageMetrics};
 use dualchain_storage::KvEngine;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 
-use crate::agents::{AgentMetrics, CpcNode, Log, OwnerNode};
-use crate::api::ApiMetrics;
-use crate::config::{from_hex, ConsortiumFile, NodeConfig};
-use crate::consortium::{Client, Validator};
-use crate::members::{Member, MemberFile};
+use crate::agents::{kgc, registration, AgentMetrics, CpcNode, Log, OwnerNode};
+use crate::api::{ApiMetrics, ApiState};
+use crate::config::{ConsortiumFile, NodeConfig};
+use crate::files::{from_hex, read_secret};
+use crate::member::client::Client;
+use crate::member::MemberFile;
+use crate::metrics::{register_gauges, ScrapeGauges};
+use crate::runtime::{unix_ms, Hosted, Node};
+use crate::validator::Validator;
 
-/// The member a node hosts, with its agents.
-pub struct Hosted {
-    pub member: Arc<Member>,
-    pub client: Arc<Client>,
-    pub owner: Option<Arc<OwnerNode>>,
-    pub cpc: Option<Arc<CpcNode>>,
-    /// For the KGC: the credential leaves to publish (member, leaf).
-    pub credentials: Vec<(String, FrBytes)>,
-}
-
-/// Gauges refreshed at every scrape from counters kept elsewhere.
-#[derive(Default)]
-pub struct ScrapeGauges {
-    pub applied_seq: Gauge,
-    pub apply_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
-    pub view: Gauge,
-    pub storage_gets: Gauge,
-    pub storage_writes: Gauge,
-    pub storage_written_bytes: Gauge,
-    pub storage_write_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
-    pub gpu_available: Gauge,
-    pub gpu_jobs: Family<[(&'static str, String); 1], Gauge>,
-    pub gpu_fallbacks: Family<[(&'static str, String); 1], Gauge>,
-    pub gpu_seconds: Family<[(&'static str, String); 1], Gauge<f64, std::sync::atomic::AtomicU64>>,
-    pub agent_failures: Gauge,
-    pub members_registered: Gauge,
-}
-
-/// A running node.
-pub struct Node {
-    pub cfg: NodeConfig,
-    pub consortium: ConsortiumFile,
-    pub validator: Arc<Validator>,
-    pub ledger: Arc<Ledger>,
-    pub hosted: Option<Hosted>,
-    pub policy_pk: Arc<ProvingKey>,
-    pub supply_pks: HashMap<SupplyShape, Arc<ProvingKey>>,
-    pub ibe: IbePublicParams,
-    pub abe_pk: <Ac17 as AbeScheme>::PublicKey,
-    pub registry: Registry,
-    pub api_metrics: ApiMetrics,
-    pub agent_metrics: AgentMetrics,
-    pub gauges: ScrapeGauges,
-    pub storage: Arc<StorageMetrics>,
-    pub log: Log,
-    /// When this process started (UNIX ms): signed requests from before are refused.
-    pub started_ms: u64,
-    /// Where the heavy work runs, and why (reported at start-up and in /health).
-    pub compute: String,
-    pub data_dir: PathBuf,
-    pub nonces: Mutex<HashMap<(String, String), u64>>,
-    /// A hospital's patient registry and staged observations (posts and seals take turns).
-    pub owner_state: tokio::sync::Mutex<crate::api::OwnerState>,
+/// A node assembled and running: its parts, its API's state, and the agents' tasks.
+pub struct Service {
+    pub node: Arc<Node>,
+    pub api: ApiState,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+/// The Groth16 proving keys a genesis pins: the policy circuit's and one per supply shape.
+struct ProvingKeys {
+    policy: Arc<ProvingKey>,
+    supply: HashMap<SupplyShape, Arc<ProvingKey>>,
 }
 
-fn read_secret(path: &std::path::Path) -> Result<Vec<u8>> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(m) = std::fs::metadata(path) {
-            if m.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), "secret file is readable by group or others; chmod 600 it");
+impl ProvingKeys {
+    async fn load(cfg: &NodeConfig, consortium: &ConsortiumFile) -> Result<Self> {
+        let params_dir = cfg.path(&cfg.params_dir);
+        let c2 = consortium.clone();
+        let params =
+            tokio::task::spawn_blocking(move || crate::genesis::params::load_params(&c2, &params_dir)).await??;
+        let mut policy = None;
+        let mut supply = HashMap::new();
+        for (shape, pk) in params {
+            match shape {
+                Shape::Policy => policy = Some(pk),
+                Shape::Supply(s) => {
+                    supply.insert(s, pk);
+                }
             }
         }
+        Ok(Self { policy: policy.ok_or_else(|| anyhow!("no policy parameters"))?, supply })
     }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+
+    /// The ledger's genesis: the member CA and the verifying keys.
+    fn genesis(&self, consortium: &ConsortiumFile) -> Result<Genesis> {
+        let ca: CaPublicKey = from_hex(&consortium.member_ca, "member CA")?;
+        let mut supply_vks: Vec<_> = self.supply.iter().map(|(s, pk)| (*s, pk.vk().clone())).collect();
+        supply_vks.sort_by_key(|(s, _)| s.records());
+        Ok(Genesis {
+            ca,
+            policy_vk: self.policy.vk().clone(),
+            supply_vks,
+            grant_duration_max_s: consortium.grant_duration_max_s,
+        })
+    }
 }
 
-/// Chooses where proving runs (the CUDA backends or the CPU, `[gpu]`), once per process.
-/// Batch verification and re-encryption run on the CPU in this build.
-fn select_compute(cfg: &NodeConfig) -> Result<&'static dualchain_kernels::Compute> {
+/// Chooses where proving, batch verification and re-encryption run (the CUDA backends or
+/// the CPU, `[gpu]`), once per process; the choice is passed to every part that computes.
+fn select_compute(cfg: &NodeConfig) -> Result<&'static Compute> {
     let compute = dualchain_kernels::select::init_global(cfg.gpu.policy(), cfg.gpu.device)
         .map_err(|e| anyhow!("[gpu] required = true, but the GPU did not open: {e}"))?;
     if compute.gpu_available() {
@@ -137,294 +110,205 @@ fn select_compute(cfg: &NodeConfig) -> Result<&'static dualchain_kernels::Comput
     Ok(compute)
 }
 
-impl Node {
+/// The validator's parts: the engine over QUIC, the ledger, and the store's metrics.
+struct ValidatorParts {
+    validator: Arc<Validator>,
+    ledger: Arc<Ledger>,
+    storage: Arc<StorageMetrics>,
+}
+
+/// Opens the validator's RocksDB, its ledger, and starts its engine and applier.
+fn open_validator(
+    cfg: &NodeConfig,
+    consortium: &ConsortiumFile,
+    genesis: Genesis,
+    compute: &'static Compute,
+    registry: &mut Registry,
+) -> Result<ValidatorParts> {
+    let n = consortium.validators.len();
+    let id = cfg.node as usize;
+    let me = &consortium.validators[id];
+    let data_dir = cfg.path(&cfg.data_dir);
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let rocks = RocksEngine::open(&data_dir.join("validator"), &RocksConfig::default())
+        .with_context(|| format!("opening RocksDB in {}", data_dir.join("validator").display()))?;
+    let metered = Metered::new(rocks);
+    let storage = metered.metrics.clone();
+    let store: Arc<dyn KvEngine> = Arc::new(metered);
+    let consensus_metrics = Metrics::register(registry);
+    let key: SigningKeypair =
+        from_hex(String::from_utf8(read_secret(&cfg.path(&cfg.secrets.validator_key))?)?.trim(), "validator key")?;
+    ensure!(
+        hex::encode(key.public().as_bytes()) == me.signing_key,
+        "the validator key is not the one genesis lists for node {id}"
+    );
+    let tls = NodeTls { cert_der: hex::decode(&me.tls_cert)?, key_der: read_secret(&cfg.path(&cfg.secrets.tls_key))? };
+    let keys = consortium
+        .validators
+        .iter()
+        .map(|v| {
+            let mut k = [0u8; 32];
+            hex::decode_to_slice(&v.signing_key, &mut k)?;
+            Ok(PublicKey::from_raw(&k)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let socket = UdpSocket::bind(me.quic).with_context(|| format!("binding QUIC to {}", me.quic))?;
+    let ledger = Arc::new(Ledger::open(store.clone(), genesis)?);
+    let _ = compute; // batch verification's backend: see Ledger::open
+    let (engine, delivered) = Engine::start(EngineConfig {
+        replica: cfg.consensus.replica(n, id as u8)?,
+        key,
+        keys,
+        addrs: consortium.validators.iter().map(|v| v.quic).collect(),
+        tls_ca_der: hex::decode(&consortium.tls_ca)?,
+        tls,
+        peer_certs: consortium.validators.iter().map(|v| hex::decode(&v.tls_cert)).collect::<Result<_, _>>()?,
+        socket,
+        store: store.clone(),
+        metrics: consensus_metrics,
+    })?;
+    let validator = Validator::launch(id, store, ledger.clone(), engine, delivered)?;
+    Ok(ValidatorParts { validator, ledger, storage })
+}
+
+/// What assembling the hosted member needs from the rest of the node.
+struct HostContext<'a> {
+    cfg: &'a NodeConfig,
+    consortium: &'a ConsortiumFile,
+    validator: &'a Arc<Validator>,
+    keys: &'a ProvingKeys,
+    ibe: &'a dualchain_crypto::ibe::IbePublicParams,
+    compute: &'static Compute,
+    log: &'a Log,
+    metrics: &'a AgentMetrics,
+}
+
+/// The hosted member (from `secrets.member`) with the agents its role runs.
+fn host_member(cx: &HostContext<'_>) -> Result<Option<Hosted>> {
+    let cfg = cx.cfg;
+    let id = cfg.node as usize;
+    let Some(path) = &cfg.secrets.member else { return Ok(None) };
+    let file: MemberFile = serde_json::from_slice(&read_secret(&cfg.path(path))?)
+        .with_context(|| format!("parsing {}", cfg.path(path).display()))?;
+    let member = Arc::new(file.member()?);
+    let entry =
+        cx.consortium.member(&member.id).ok_or_else(|| anyhow!("{} is not a member in consortium.toml", member.id))?;
+    ensure!(entry.node as usize == id, "{} is hosted by node {}, not {id}", member.id, entry.node);
+    let client = Arc::new(Client::new(&member.id, member.signer.clone(), cx.validator.clone()));
+    let mut h = Hosted { member: member.clone(), client: client.clone(), owner: None, cpc: None, credentials: vec![] };
+    let data_dir = cfg.path(&cfg.data_dir);
+    match member.role {
+        Role::Hospital => {
+            let owner = Arc::new(OwnerNode {
+                member: member.clone(),
+                client: client.clone(),
+                datasets: Mutex::new(HashMap::new()),
+                supply_keys: cx.keys.supply.clone(),
+                ibe: cx.ibe.clone(),
+                log: cx.log.clone(),
+                metrics: cx.metrics.clone(),
+                persist: Some(data_dir.join("owned")),
+                compute: cx.compute,
+            });
+            let loaded = owner.load_datasets()?;
+            tracing::info!(datasets = loaded, "owner's datasets loaded");
+            h.owner = Some(owner);
+        }
+        Role::Cpc => {
+            let engine = RocksEngine::open(&data_dir.join("cpc"), &RocksConfig::default())?;
+            let store = Arc::new(CpcStore::open(Arc::new(engine))?);
+            let mut node =
+                CpcNode::new(member.clone(), client.clone(), store, cx.compute.reencrypt.clone(), cx.log.clone());
+            node.chunk_records = cfg.cpc.reencrypt_chunk.max(1);
+            node.metrics = cx.metrics.clone();
+            h.cpc = Some(Arc::new(node));
+        }
+        Role::Kgc => {
+            for (m, leaf) in &file.credentials {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(leaf, &mut b).map_err(|e| anyhow!("credential of {m}: {e}"))?;
+                h.credentials.push((m.clone(), FrBytes(b)));
+            }
+        }
+        _ => {}
+    }
+    Ok(Some(h))
+}
+
+impl Service {
     /// Opens the stores, starts the validator and the hosted member's agents.
-    pub async fn start(cfg: NodeConfig) -> Result<Arc<Self>> {
+    pub async fn start(cfg: NodeConfig) -> Result<Self> {
         let consortium = ConsortiumFile::load(&cfg.path(&cfg.consortium))?;
         let n = consortium.validators.len();
         let id = cfg.node as usize;
         ensure!(id < n, "node {id} is not in the consortium (it has {n} validators)");
-        let me = consortium.validators[id].clone();
-
-        // Genesis: the member CA and the pinned Groth16 parameters.
-        let params_dir = cfg.path(&cfg.params_dir);
-        let c2 = consortium.clone();
-        let params = tokio::task::spawn_blocking(move || crate::init::load_params(&c2, &params_dir)).await??;
-        let mut policy_pk = None;
-        let mut supply_pks = HashMap::new();
-        for (shape, pk) in params {
-            match shape {
-                Shape::Policy => policy_pk = Some(Arc::new(pk)),
-                Shape::Supply(s) => {
-                    supply_pks.insert(s, Arc::new(pk));
-                }
-            }
-        }
-        let policy_pk = policy_pk.ok_or_else(|| anyhow!("no policy parameters"))?;
-        let ca: CaPublicKey = from_hex(&consortium.member_ca, "member CA")?;
-        let mut supply_vks: Vec<_> = supply_pks.iter().map(|(s, pk)| (*s, pk.vk().clone())).collect();
-        supply_vks.sort_by_key(|(s, _)| s.records());
-        let genesis = Genesis {
-            ca,
-            policy_vk: policy_pk.vk().clone(),
-            supply_vks,
-            grant_duration_max_s: consortium.grant_duration_max_s,
-        };
-
-        // The validator.
-        let data_dir = cfg.path(&cfg.data_dir);
-        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-        let rocks = RocksEngine::open(&data_dir.join("validator"), &RocksConfig::default())
-            .with_context(|| format!("opening RocksDB in {}", data_dir.join("validator").display()))?;
-        let metered = Metered::new(rocks);
-        let storage = metered.metrics.clone();
-        let store: Arc<dyn KvEngine> = Arc::new(metered);
+        let compute = select_compute(&cfg)?;
+        let keys = ProvingKeys::load(&cfg, &consortium).await?;
+        let genesis = keys.genesis(&consortium)?;
         let mut registry = Registry::default();
-        let consensus_metrics = Metrics::register(&mut registry);
-        let key: SigningKeypair =
-            from_hex(String::from_utf8(read_secret(&cfg.path(&cfg.secrets.validator_key))?)?.trim(), "validator key")?;
-        ensure!(
-            hex::encode(key.public().as_bytes()) == me.signing_key,
-            "the validator key is not the one genesis lists for node {id}"
-        );
-        let tls =
-            NodeTls { cert_der: hex::decode(&me.tls_cert)?, key_der: read_secret(&cfg.path(&cfg.secrets.tls_key))? };
-        let keys = consortium
-            .validators
-            .iter()
-            .map(|v| {
-                let mut k = [0u8; 32];
-                hex::decode_to_slice(&v.signing_key, &mut k)?;
-                Ok(PublicKey::from_raw(&k)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let socket = UdpSocket::bind(me.quic).with_context(|| format!("binding QUIC to {}", me.quic))?;
-        let ledger = Arc::new(Ledger::open(store.clone(), genesis)?);
-        let (engine, delivered) = Engine::start(EngineConfig {
-            replica: cfg.consensus.replica(n, id as u8)?,
-            key,
-            keys,
-            addrs: consortium.validators.iter().map(|v| v.quic).collect(),
-            tls_ca_der: hex::decode(&consortium.tls_ca)?,
-            tls,
-            peer_certs: consortium.validators.iter().map(|v| hex::decode(&v.tls_cert)).collect::<Result<_, _>>()?,
-            socket,
-            store: store.clone(),
-            metrics: consensus_metrics,
-        })?;
-        let validator = Validator::launch(id, store, ledger.clone(), engine, delivered)?;
-
-        let ibe: IbePublicParams = from_hex(&consortium.ibe_params, "IBE parameters")?;
-        let abe_pk: <Ac17 as AbeScheme>::PublicKey = from_hex(&consortium.abe_public, "CP-ABE public key")?;
+        let parts = open_validator(&cfg, &consortium, genesis, compute, &mut registry)?;
+        let ibe = from_hex(&consortium.ibe_params, "IBE parameters")?;
+        let abe_pk = from_hex(&consortium.abe_public, "CP-ABE public key")?;
         let agent_metrics = AgentMetrics::register(&mut registry);
         let api_metrics = ApiMetrics::register(&mut registry);
         let gauges = ScrapeGauges::default();
         register_gauges(&mut registry, &gauges);
         let log = Log::default();
-
-        // The hosted member and its agents.
-        let mut hosted = None;
-        if let Some(path) = &cfg.secrets.member {
-            let file: MemberFile = serde_json::from_slice(&read_secret(&cfg.path(path))?)
-                .with_context(|| format!("parsing {}", cfg.path(path).display()))?;
-            let member = Arc::new(file.member()?);
-            let entry = consortium
-                .member(&member.id)
-                .ok_or_else(|| anyhow!("{} is not a member in consortium.toml", member.id))?;
-            ensure!(entry.node as usize == id, "{} is hosted by node {}, not {id}", member.id, entry.node);
-            let client = Arc::new(Client::new(&member.id, member.signer.clone(), validator.clone()));
-            let mut h =
-                Hosted { member: member.clone(), client: client.clone(), owner: None, cpc: None, credentials: vec![] };
-            match member.role {
-                Role::Hospital => {
-                    let owner = Arc::new(OwnerNode {
-                        member: member.clone(),
-                        client: client.clone(),
-                        datasets: Mutex::new(HashMap::new()),
-                        supply_keys: supply_pks.clone(),
-                        ibe: ibe.clone(),
-                        log: log.clone(),
-                        metrics: agent_metrics.clone(),
-                        persist: Some(data_dir.join("owned")),
-                    });
-                    let loaded = owner.load_datasets()?;
-                    tracing::info!(datasets = loaded, "owner's datasets loaded");
-                    h.owner = Some(owner);
-                }
-                Role::Cpc => {
-                    let engine = RocksEngine::open(&data_dir.join("cpc"), &RocksConfig::default())?;
-                    let store = Arc::new(CpcStore::open(Arc::new(engine))?);
-                    let mut node = CpcNode::new(member.clone(), client.clone(), store, log.clone());
-                    node.chunk_records = cfg.cpc.reencrypt_chunk.max(1);
-                    node.metrics = agent_metrics.clone();
-                    h.cpc = Some(Arc::new(node));
-                }
-                Role::Kgc => {
-                    for (m, leaf) in &file.credentials {
-                        let mut b = [0u8; 32];
-                        hex::decode_to_slice(leaf, &mut b).map_err(|e| anyhow!("credential of {m}: {e}"))?;
-                        h.credentials.push((m.clone(), FrBytes(b)));
-                    }
-                }
-                _ => {}
-            }
-            hosted = Some(h);
-        }
-
-        let node = Arc::new(Self {
-            compute: select_compute(&cfg)?.describe(),
+        let hosted = host_member(&HostContext {
+            cfg: &cfg,
+            consortium: &consortium,
+            validator: &parts.validator,
+            keys: &keys,
+            ibe: &ibe,
+            compute,
+            log: &log,
+            metrics: &agent_metrics,
+        })?;
+        let node = Arc::new(Node {
+            data_dir: cfg.path(&cfg.data_dir),
+            compute,
             cfg,
             consortium,
-            validator,
-            ledger,
+            validator: parts.validator,
+            ledger: parts.ledger,
             hosted,
-            policy_pk,
-            supply_pks,
+            policy_pk: keys.policy,
+            supply_pks: keys.supply,
             ibe,
             abe_pk,
             registry,
-            api_metrics,
             agent_metrics,
             gauges,
-            storage,
+            storage: parts.storage,
             log,
             started_ms: unix_ms(),
-            data_dir,
-            nonces: Mutex::new(HashMap::new()),
-            owner_state: tokio::sync::Mutex::new(Default::default()),
-            tasks: Mutex::new(Vec::new()),
         });
-        node.spawn_agents();
-        Ok(node)
+        let service = Self { api: ApiState::new(node.clone(), api_metrics), node, tasks: Mutex::new(Vec::new()) };
+        service.spawn_agents();
+        Ok(service)
     }
 
-    fn spawn_agents(self: &Arc<Self>) {
+    fn spawn_agents(&self) {
         let mut tasks = Vec::new();
-        if let Some(h) = &self.hosted {
+        if let Some(h) = &self.node.hosted {
             if let Some(o) = &h.owner {
                 tasks.push(o.spawn());
             }
             if let Some(c) = &h.cpc {
                 tasks.push(c.spawn());
             }
-            let me = self.clone();
-            tasks.push(tokio::spawn(async move { me.register_member().await }));
+            let (ledger, client, member) = (self.node.ledger.clone(), h.client.clone(), h.member.clone());
+            tasks.push(tokio::spawn(registration::register_member(ledger.clone(), client.clone(), member.clone())));
             if !h.credentials.is_empty() {
-                let me = self.clone();
-                tasks.push(tokio::spawn(async move { me.publish_credentials().await }));
+                tasks.push(tokio::spawn(kgc::publish_credentials(ledger, client, member, h.credentials.clone())));
             }
         }
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
     }
 
-    /// Registers the hosted member's certificate unless the ledger already holds it.
-    async fn register_member(self: Arc<Self>) {
-        let Some(h) = &self.hosted else { return };
-        loop {
-            match self.ledger.member(&h.member.id) {
-                Ok(Some(m)) if m.serial >= h.member.cert.fields.serial => {
-                    tracing::info!(member = %h.member.id, "member registered on the ledger");
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "reading the registry"),
-            }
-            let kind = TxKind::RegisterMember { certificate: dualchain_crypto::Codec::to_bytes(&h.member.cert) };
-            match tokio::time::timeout(Duration::from_secs(30), h.client.submit(kind)).await {
-                Ok(Ok(f)) => {
-                    if let Outcome::Rejected { reason } = f.outcome {
-                        tracing::warn!(member = %h.member.id, %reason, "registration rejected");
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "registration not final yet"),
-                Err(_) => tracing::warn!("registration not final within 30 s; retrying"),
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    /// The KGC publishes each genesis credential once its member is registered (never one
-    /// that was revoked).
-    async fn publish_credentials(self: Arc<Self>) {
-        let Some(h) = &self.hosted else { return };
-        loop {
-            if self.ledger.member(&h.member.id).ok().flatten().is_none() {
-                // The KGC itself is not registered yet.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                continue;
-            }
-            let mut pending = 0;
-            for (m, leaf) in &h.credentials {
-                let rec = match self.ledger.member(m) {
-                    Ok(Some(r)) => r,
-                    Ok(None) => {
-                        pending += 1;
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading the registry");
-                        pending += 1;
-                        continue;
-                    }
-                };
-                if rec.credential.is_some() || rec.credential_revoked.is_some() || rec.revoked.is_some() {
-                    continue;
-                }
-                pending += 1;
-                let kind = TxKind::IssueCredential { member: m.clone(), leaf: *leaf };
-                match tokio::time::timeout(Duration::from_secs(30), h.client.submit(kind)).await {
-                    Ok(Ok(f)) => match f.outcome {
-                        Outcome::Rejected { reason } => tracing::warn!(member = %m, %reason, "credential rejected"),
-                        _ => tracing::info!(member = %m, "credential published"),
-                    },
-                    Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "credential not final yet"),
-                    Err(_) => tracing::warn!("credential not final within 30 s; retrying"),
-                }
-            }
-            if pending == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-
-    /// Whether the hosted member can act: registered, and holding its credential where
-    /// genesis gave it one.
-    pub fn ready(&self) -> Result<bool> {
-        let Some(h) = &self.hosted else { return Ok(true) };
-        let Some(m) = self.ledger.member(&h.member.id)? else { return Ok(false) };
-        let wants_credential = matches!(h.member.role, Role::Hospital | Role::ResearchInstitute);
-        Ok(!wants_credential || m.credential.is_some())
-    }
-
-    /// Refreshes the scrape-time gauges and encodes every series (Prometheus text format).
-    pub async fn metrics_text(&self) -> Result<String> {
-        let g = &self.gauges;
-        g.applied_seq.set(self.validator.applied_seq() as i64);
-        g.apply_seconds.set(self.validator.apply_ns.load(Ordering::Relaxed) as f64 / 1e9);
-        if let Some(s) = self.validator.status().await {
-            g.view.set(s.view as i64);
-        }
-        let s = &self.storage;
-        g.storage_gets.set(s.gets.load(Ordering::Relaxed) as i64);
-        g.storage_writes.set(s.writes.load(Ordering::Relaxed) as i64);
-        g.storage_written_bytes.set(s.written_bytes.load(Ordering::Relaxed) as i64);
-        g.storage_write_seconds.set(s.write_nanos.load(Ordering::Relaxed) as f64 / 1e9);
-        let compute = dualchain_kernels::select::global();
-        g.gpu_available.set(compute.gpu_available() as i64);
-        for (kernel, stats) in &compute.stats {
-            let l = [("kernel", kernel.to_string())];
-            g.gpu_jobs.get_or_create(&l).set(stats.gpu_jobs.load(Ordering::Relaxed) as i64);
-            g.gpu_fallbacks.get_or_create(&l).set(stats.fallbacks.load(Ordering::Relaxed) as i64);
-            g.gpu_seconds.get_or_create(&l).set(stats.gpu_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6);
-        }
-        let failures =
-            self.log.entries().iter().filter(|(_, a)| matches!(a, crate::agents::Activity::Failed { .. })).count();
-        g.agent_failures.set(failures as i64);
-        g.members_registered.set(self.ledger.members()?.len() as i64);
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
-        Ok(out)
+    /// The node's HTTP API.
+    pub fn router(&self) -> Router {
+        crate::api::router(self.api.clone())
     }
 
     /// Stops the agents and the validator (the engine syncs what it acknowledged).
@@ -432,64 +316,15 @@ impl Node {
         for t in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             t.abort();
         }
-        self.validator.stop().await
+        self.node.validator.stop().await
     }
-
-    pub fn hosted(&self) -> Option<&Hosted> {
-        self.hosted.as_ref()
-    }
-}
-
-fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
-    r.register("dualchain_ledger_applied_seq", "Last batch applied to the ledger", g.applied_seq.clone());
-    r.register(
-        "dualchain_ledger_apply_seconds",
-        "Time spent applying batches (signatures, batch proof verification, contracts, store write)",
-        g.apply_seconds.clone(),
-    );
-    r.register("dualchain_ledger_members", "Members registered on the ledger", g.members_registered.clone());
-    r.register("dualchain_consensus_current_view", "The engine's view (as reported to the API)", g.view.clone());
-    r.register("dualchain_storage_gets", "Point reads of the validator's store", g.storage_gets.clone());
-    r.register(
-        "dualchain_storage_writes",
-        "Atomic synced write batches of the validator's store",
-        g.storage_writes.clone(),
-    );
-    r.register(
-        "dualchain_storage_written_bytes",
-        "Bytes written to the validator's store",
-        g.storage_written_bytes.clone(),
-    );
-    r.register(
-        "dualchain_storage_write_seconds",
-        "Time spent in writes including the sync",
-        g.storage_write_seconds.clone(),
-    );
-    r.register(
-        "dualchain_kernels_gpu_available",
-        "1 when a CUDA device serves proving, batch verification and re-encryption; 0 when the CPU does",
-        g.gpu_available.clone(),
-    );
-    r.register("dualchain_kernels_gpu_jobs", "Kernel jobs run on the GPU, by kernel", g.gpu_jobs.clone());
-    r.register(
-        "dualchain_kernels_gpu_fallbacks",
-        "GPU jobs that failed and were computed on the CPU instead, by kernel",
-        g.gpu_fallbacks.clone(),
-    );
-    r.register("dualchain_kernels_gpu_seconds", "Time in GPU jobs, by kernel", g.gpu_seconds.clone());
-    for kernel in dualchain_kernels::select::KERNELS {
-        let l = [("kernel", kernel.to_string())];
-        let _ = g.gpu_jobs.get_or_create(&l);
-        let _ = g.gpu_fallbacks.get_or_create(&l);
-        let _ = g.gpu_seconds.get_or_create(&l);
-    }
-    r.register("dualchain_agent_failures", "Reactions to the ledger that failed", g.agent_failures.clone());
 }
 
 /// Runs a node until SIGTERM or SIGINT.
 pub async fn run(cfg: NodeConfig) -> Result<()> {
     let listen = cfg.api.listen;
-    let node = Node::start(cfg).await?;
+    let service = Service::start(cfg).await?;
+    let node = service.node.clone();
     let me = &node.consortium.validators[node.cfg.node as usize];
     tracing::info!(
         node = node.cfg.node,
@@ -500,16 +335,16 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         validators = node.consortium.validators.len(),
         "node started"
     );
-    tracing::info!(compute = %node.compute, "compute backend");
+    tracing::info!(compute = %node.compute.describe(), "compute backend");
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the API to {listen}"))?;
-    let app = crate::api::router(node.clone());
+    let app = service.router();
     let serve = axum::serve(listener, app).with_graceful_shutdown(stop_signal());
     if let Err(e) = serve.await {
         tracing::error!(error = %e, "API server failed");
     }
     tracing::info!("stopping: API closed, stopping agents and the validator");
-    node.shutdown().await?;
+    service.shutdown().await?;
     tracing::info!(applied = node.validator.applied_seq(), "stopped");
     Ok(())
 }

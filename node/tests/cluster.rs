@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dualchain_crypto::sign::SigningKeypair;
-use dualchain_node::api_client::{sign_request, ApiClient, Response};
-use dualchain_node::fhir;
-use dualchain_node::procs::ProcessCluster as Cluster;
+use dualchain_node::api::client::{sign_request, ApiClient, Response};
+use dualchain_testkit::fhir;
+use dualchain_testkit::procs::ProcessCluster as Cluster;
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -1,0 +1,224 @@
+//! A hospital's node: it keeps its datasets' openings, proves supply when a demand on one
+//! of them is final, and issues the re-key (sealed to the grant's CPC under ESKI-IBE) when
+//! a grant is final.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use blstrs::Scalar as Fr;
+use dualchain_crypto::cbsre::{DatasetId, ReKeyToken, TokenScope};
+use dualchain_crypto::cert::Certificate;
+use dualchain_crypto::ibe::{self, IbePublicParams};
+use dualchain_crypto::Codec;
+use dualchain_kernels::Compute;
+use dualchain_ledger::tx::{Hash, TxKind};
+use dualchain_prover::params::ProvingKey;
+use dualchain_prover::supply::{self, SupplyCircuit, SupplyShape};
+use dualchain_prover::verify::proof_to_bytes;
+use dualchain_prover::ProverError;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use tokio::task::JoinHandle;
+
+use super::{follow, Activity, AgentMetrics, Log, Reaction};
+use crate::files::write_private;
+use crate::member::client::Client;
+use crate::member::{Member, REKEY_AAD};
+
+/// A dataset as its owner keeps it: the records the commitment opens to.
+pub struct OwnedDataset {
+    pub shape: SupplyShape,
+    pub records: Vec<supply::Record>,
+    pub salt: Fr,
+}
+
+impl OwnedDataset {
+    pub fn to_json(&self) -> serde_json::Value {
+        let records: Vec<[u64; 8]> = self.records.iter().map(supply::Record::fields).collect();
+        serde_json::json!({
+            "shape": dualchain_prover::shapes::Shape::Supply(self.shape).name(),
+            "salt": hex::encode(dualchain_ledger::tx::FrBytes::from_fr(&self.salt).0),
+            "records": records,
+        })
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> Result<Self> {
+        let shape = match v["shape"].as_str().and_then(dualchain_prover::shapes::Shape::from_name) {
+            Some(dualchain_prover::shapes::Shape::Supply(s)) => s,
+            _ => bail!("no supply shape"),
+        };
+        let mut salt = [0u8; 32];
+        hex::decode_to_slice(v["salt"].as_str().unwrap_or(""), &mut salt)?;
+        let salt = dualchain_ledger::tx::FrBytes(salt).to_fr().map_err(|e| anyhow!(e))?;
+        let rows: Vec<[u64; 8]> = serde_json::from_value(v["records"].clone())?;
+        let records = rows.into_iter().map(supply::Record::from_fields).collect::<Result<_, _>>()?;
+        Ok(Self { shape, records, salt })
+    }
+}
+
+/// A hospital's node.
+pub struct OwnerNode {
+    pub member: Arc<Member>,
+    pub client: Arc<Client>,
+    pub datasets: Mutex<HashMap<Hash, Arc<OwnedDataset>>>,
+    pub supply_keys: HashMap<SupplyShape, Arc<ProvingKey>>,
+    pub ibe: IbePublicParams,
+    pub log: Log,
+    pub metrics: AgentMetrics,
+    /// Where datasets are kept across restarts (none: in memory only).
+    pub persist: Option<std::path::PathBuf>,
+    /// Where proving runs (the CUDA backends or the CPU), chosen by whoever assembles the node.
+    pub compute: &'static Compute,
+}
+
+impl OwnerNode {
+    /// Keeps a dataset's opening (written to disk before it returns, where the node
+    /// persists them: the supply proofs of later demands need it).
+    pub fn add_dataset(&self, id: DatasetId, d: OwnedDataset) -> Result<()> {
+        if let Some(dir) = &self.persist {
+            write_private(&dir.join(format!("{}.json", id.to_hex())), &serde_json::to_vec(&d.to_json())?)?;
+        }
+        self.datasets.lock().unwrap_or_else(|p| p.into_inner()).insert(id.0, Arc::new(d));
+        Ok(())
+    }
+
+    /// Loads the datasets kept under `persist`.
+    pub fn load_datasets(&self) -> Result<usize> {
+        let Some(dir) = &self.persist else { return Ok(0) };
+        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(0) };
+        let mut n = 0;
+        for e in entries {
+            let path = e?.path();
+            let Some(stem) =
+                path.file_stem().and_then(|s| s.to_str()).filter(|_| path.extension().is_some_and(|x| x == "json"))
+            else {
+                continue;
+            };
+            let mut id = [0u8; 32];
+            hex::decode_to_slice(stem, &mut id).with_context(|| format!("{}", path.display()))?;
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+            let d = OwnedDataset::from_json(&v).with_context(|| format!("{}", path.display()))?;
+            self.datasets.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(d));
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn dataset(&self, id: &Hash) -> Option<Arc<OwnedDataset>> {
+        self.datasets.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Starts reacting to the home validator's ledger.
+    pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
+        let me = self.clone();
+        follow(&self.member.id, self.log.clone(), &self.client, move |kind| {
+            let me = me.clone();
+            match kind {
+                TxKind::Demand { demand, dataset, requirement } => {
+                    let d = me.dataset(&dataset)?;
+                    Some(Box::pin(async move { me.prove_supply(demand, d, requirement).await }) as Reaction)
+                }
+                TxKind::RequestAccess { request, .. } => Some(Box::pin(async move { me.issue_rekey(request).await })),
+                _ => None,
+            }
+        })
+    }
+
+    async fn prove_supply(self: Arc<Self>, demand: Hash, d: Arc<OwnedDataset>, req: supply::Requirement) -> Result<()> {
+        if self.client.home().ledger.demand(&demand)?.is_none_or(|d| d.supplied_by.is_some()) {
+            return Ok(()); // proved before (a replay after a restart)
+        }
+        let pk =
+            self.supply_keys.get(&d.shape).cloned().ok_or_else(|| anyhow!("no proving key for {}", d.shape.name()))?;
+        let started = Instant::now();
+        let compute = self.compute;
+        let proved = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, ProverError> {
+            let circuit = match SupplyCircuit::new(d.shape, &d.records, d.salt, req) {
+                Ok(c) => c,
+                Err(ProverError::Unsatisfied { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            match compute.prover().prove(&pk, circuit, &mut ChaCha20Rng::from_entropy()) {
+                Ok((proof, _)) => Ok(Some(proof_to_bytes(&proof).to_vec())),
+                Err(ProverError::Unsatisfied { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await??;
+        let Some(proof) = proved else {
+            let reason = "the dataset does not meet the requirement; no supply proof exists".to_string();
+            self.log.push(&self.member.id, Activity::SupplyImpossible { demand, reason });
+            return Ok(());
+        };
+        let prove = started.elapsed();
+        self.metrics.proved("supply", prove);
+        self.client.submit_accepted(TxKind::SupplyProof { demand, proof }).await?;
+        self.log.push(&self.member.id, Activity::SupplyProved { demand, prove });
+        Ok(())
+    }
+
+    async fn issue_rekey(self: Arc<Self>, grant_id: Hash) -> Result<()> {
+        let ledger = &self.client.home().ledger;
+        let Some(grant) = ledger.grant(&grant_id)? else { return Ok(()) }; // a denial
+        if grant.owner != self.member.id || grant.sealed_token.is_some() {
+            return Ok(());
+        }
+        let requester = ledger.member(&grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
+        let cert = Certificate::from_bytes(&requester.certificate)?;
+        let mut rng = ChaCha20Rng::from_entropy();
+        let token = ReKeyToken::issue(
+            &mut rng,
+            &self.member.signer,
+            &self.member.dsk,
+            &cert.fields.delegating_key,
+            TokenScope {
+                owner: &grant.owner,
+                requester: &grant.requester,
+                dataset: DatasetId(grant.dataset),
+                grant_id,
+                expiry: grant.expires_ms / 1000,
+            },
+        )?;
+        let sealed = ibe::encrypt(&mut rng, &self.ibe, &grant.cpc, &token.to_bytes(), REKEY_AAD)?;
+        self.client.submit_accepted(TxKind::IssueReKey { grant: grant_id, sealed_token: sealed.to_bytes() }).await?;
+        self.log.push(&self.member.id, Activity::ReKeyIssued { grant: grant_id });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_datasets_round_trip_and_refuse_corrupt_records() {
+        let r = supply::Record {
+            present: true,
+            code: 88674,
+            unit: 1,
+            age_band: 9,
+            sex: 2,
+            value: 72_000,
+            time: 29_000_000,
+            device: 7,
+        };
+        let d = OwnedDataset {
+            shape: SupplyShape::Records64,
+            records: vec![r, supply::Record::default()],
+            salt: Fr::from(5u64),
+        };
+        let back = OwnedDataset::from_json(&d.to_json()).unwrap();
+        assert_eq!((back.shape, back.records.clone(), back.salt), (d.shape, d.records.clone(), d.salt));
+        let mut v = d.to_json();
+        v["records"][0][4] = serde_json::json!(9); // sex code out of range
+        assert!(OwnedDataset::from_json(&v).is_err());
+        v = d.to_json();
+        v["records"][0][2] = serde_json::json!(70_000); // wider than the unit field
+        assert!(OwnedDataset::from_json(&v).is_err());
+        v = d.to_json();
+        v["shape"] = serde_json::json!("policy");
+        assert!(OwnedDataset::from_json(&v).is_err());
+    }
+}

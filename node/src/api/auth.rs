@@ -1,0 +1,177 @@
+//! Authentication of signed requests ([`super::client`] signs them): the member's
+//! Ed25519 signature over method, path, time, nonce and body hash; stale times and replayed
+//! nonces are refused. Also the checks that the signer is the member this node hosts.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use dualchain_crypto::cert::Role;
+use dualchain_crypto::sign::PublicKey;
+use dualchain_ledger::tx::Hash;
+
+use super::client::{request_message, API_SIGNING_USE, H_MEMBER, H_NONCE, H_SIGNATURE, H_TIME};
+use super::error::ApiError;
+use super::ApiState;
+use crate::runtime::{unix_ms, Hosted, Node};
+
+/// A request signed by a member, with its body.
+pub struct Signed {
+    pub member: String,
+    pub body: Bytes,
+    pub query: Option<String>,
+}
+
+impl Signed {
+    /// A query parameter.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.query.as_deref()?.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == name).then(|| v.to_string())
+        })
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::invalid("bad-json", format!("the body is not valid: {e}")))
+    }
+}
+
+impl FromRequest<ApiState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, api: &ApiState) -> Result<Self, ApiError> {
+        let node = &api.node;
+        let method = req.method().as_str().to_string();
+        let uri = req.uri().clone();
+        let pq = uri.path_and_query().map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
+        let (member, time, nonce, sig) = {
+            let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+            (header(H_MEMBER), header(H_TIME), header(H_NONCE), header(H_SIGNATURE))
+        };
+        let body = Bytes::from_request(req, api).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-costly",
+                    "body-too-large",
+                    format!("the body exceeds this node's limit of {} bytes", node.cfg.api.body_limit_bytes),
+                )
+            } else {
+                ApiError::invalid("bad-body", e.body_text())
+            }
+        })?;
+        let (Some(member), Some(time), Some(nonce), Some(sig)) = (member, time, nonce, sig) else {
+            return Err(ApiError::unauthorized(
+                "missing-signature",
+                format!("sign the request: headers {H_MEMBER}, {H_TIME}, {H_NONCE} and {H_SIGNATURE}"),
+            ));
+        };
+        authenticate(api, &member, &method, &pq, &time, &nonce, &sig, &body)?;
+        Ok(Signed { member, body, query: uri.query().map(str::to_string) })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn authenticate(
+    api: &ApiState,
+    member: &str,
+    method: &str,
+    pq: &str,
+    time: &str,
+    nonce: &str,
+    sig: &str,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let node = &api.node;
+    let time: u64 =
+        time.parse().map_err(|_| ApiError::unauthorized("bad-time", "the time is not UNIX milliseconds"))?;
+    let now = unix_ms();
+    let skew = node.cfg.api.clock_skew_s * 1000;
+    if now.abs_diff(time) > skew {
+        return Err(ApiError::unauthorized(
+            "stale",
+            format!("signed {} ms from this node's clock", now.abs_diff(time)),
+        ));
+    }
+    if time < node.started_ms {
+        return Err(ApiError::unauthorized("stale", "signed before this node started; sign it again"));
+    }
+    if nonce.len() != 32 || hex::decode(nonce).is_err() {
+        return Err(ApiError::unauthorized("bad-nonce", "the nonce must be 16 bytes in hex"));
+    }
+    let mut signature = [0u8; 64];
+    hex::decode_to_slice(sig, &mut signature)
+        .map_err(|_| ApiError::unauthorized("bad-signature", "the signature must be 64 bytes in hex"))?;
+    let key = match node.ledger.member(member)? {
+        Some(r) if r.revoked.is_some() => {
+            return Err(ApiError::forbidden("revoked", format!("{member} is revoked")));
+        }
+        Some(r) => PublicKey::from_raw(&r.signing_key).map_err(ApiError::internal)?,
+        // Before its registration is final a member can still reach its own node.
+        None => match node.hosted() {
+            Some(h) if h.member.id == member => h.member.signer.public(),
+            _ => return Err(ApiError::unauthorized("unknown-member", format!("{member} is not a registered member"))),
+        },
+    };
+    if !key.verify(API_SIGNING_USE, &request_message(method, pq, time, nonce, body), &signature) {
+        return Err(ApiError::unauthorized(
+            "bad-signature",
+            format!("the signature is not {member}'s over this request"),
+        ));
+    }
+    let mut seen = api.nonces.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.len() >= 4096 {
+        seen.retain(|_, t| now.saturating_sub(*t) <= 2 * skew);
+    }
+    if seen.insert((member.to_string(), nonce.to_string()), time).is_some() {
+        return Err(ApiError::conflict("replayed", "this request was already received"));
+    }
+    Ok(())
+}
+
+/// The hosted member, if it is the one who signed and has one of `roles`.
+pub fn hosted_as<'a>(node: &'a Node, signed: &Signed, roles: &[Role]) -> Result<&'a Hosted, ApiError> {
+    let h = node.hosted().filter(|h| h.member.id == signed.member).ok_or_else(|| {
+        let home = node.consortium.api_of(&signed.member).unwrap_or("its node");
+        ApiError::forbidden("not-hosted", format!("this node does not hold {}'s keys; call {home}", signed.member))
+    })?;
+    if !roles.is_empty() && !roles.contains(&h.member.role) {
+        return Err(ApiError::forbidden(
+            "wrong-role",
+            format!("{} is a {}; this call is not for it", h.member.id, h.member.role),
+        ));
+    }
+    Ok(h)
+}
+
+pub fn parse_id(s: &str, what: &str) -> Result<Hash, ApiError> {
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(s, &mut id)
+        .map_err(|_| ApiError::invalid("bad-id", format!("{what} must be 32 bytes in hex")))?;
+    Ok(id)
+}
+
+pub fn wait_param(node: &Node, s: &Signed) -> Result<Duration, ApiError> {
+    let secs: u64 = match s.param("wait") {
+        None => 0,
+        Some(v) => v.parse().map_err(|_| ApiError::invalid("bad-parameter", "wait must be whole seconds"))?,
+    };
+    Ok(Duration::from_secs(secs.min(node.cfg.api.wait_max_s)))
+}
+
+/// Polls `f` until it yields or `wait` passes (then one last time).
+pub async fn poll<T>(
+    wait: Duration,
+    mut f: impl FnMut() -> Result<Option<T>, ApiError>,
+) -> Result<Option<T>, ApiError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let v = f()?;
+        if v.is_some() || Instant::now() >= deadline {
+            return Ok(v);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,61 @@
+//! CPC endpoints, called by peer nodes: `POST /cpc/ingest` (an owner's node stores
+//! signcrypted records) and `POST /cpc/fetch` (a requester's node fetches re-encrypted
+//! records under its grant).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use dualchain_crypto::cbsre::Signcrypted;
+use dualchain_crypto::Codec;
+use serde_json::json;
+
+use super::auth::Signed;
+use super::error::{ok_json, ApiError, ApiResult};
+use super::wire::{decode_list, encode_list};
+use super::ApiState;
+use crate::agents::{CpcNode, FetchRequest};
+use crate::runtime::Node;
+
+fn cpc_of(node: &Node) -> Result<Arc<CpcNode>, ApiError> {
+    node.hosted()
+        .and_then(|h| h.cpc.clone())
+        .ok_or_else(|| ApiError::forbidden("not-a-cpc", format!("node {} hosts no CPC", node.cfg.node)))
+}
+
+pub async fn cpc_ingest(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let cpc = cpc_of(&node)?;
+    let records: Vec<Signcrypted> = decode_list(&s.body)
+        .map_err(|e| ApiError::invalid("bad-records", e))?
+        .into_iter()
+        .map(|b| Signcrypted::from_bytes(b).map_err(|e| ApiError::invalid("bad-records", e.to_string())))
+        .collect::<Result<_, _>>()?;
+    if records.is_empty() {
+        return Err(ApiError::invalid("empty", "no records"));
+    }
+    let owner = s.member.clone();
+    let manifest = tokio::task::spawn_blocking(move || cpc.upload(&owner, &records))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::forbidden("refused", format!("{e:#}")))?;
+    ok_json(
+        &json!({"h1": hex::encode(manifest.hash()), "records": manifest.entries.len(), "dataset": manifest.dataset.to_hex()}),
+    )
+}
+
+pub async fn cpc_fetch(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let cpc = cpc_of(&node)?;
+    let req: FetchRequest = s.json()?;
+    if req.requester != s.member {
+        return Err(ApiError::forbidden("not-yours", "a member fetches only for itself"));
+    }
+    let results = tokio::task::spawn_blocking(move || cpc.fetch(&req))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::forbidden("refused", format!("{e:#}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], encode_list(results.iter().map(Codec::to_bytes)))
+        .into_response())
+}

@@ -1,0 +1,465 @@
+//! FHIR R4 in: `POST /fhir/Patient`, `POST /fhir/Observation` (staged durably, sealed into
+//! a dataset every `owner.dataset_records`), `POST /fhir` (a `transaction`/`batch` Bundle of
+//! Patients and Observations, one dataset) and `POST /datasets/seal`. Each dataset is
+//! signcrypted, stored at a CPC (its manifest checked), committed and registered
+//! ([`upload`]).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use dualchain_crypto::cbsre::DatasetId;
+use dualchain_crypto::cert::Role;
+use dualchain_crypto::Codec;
+use dualchain_ledger::tx::{Hash, Outcome};
+use dualchain_prover::supply;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::{hosted_as, parse_id, Signed};
+use super::client::ApiClient;
+use super::error::{fhir_json, ok_json, ApiError, ApiResult};
+use super::wire::encode_list;
+use super::ApiState;
+use crate::agents::{OwnedDataset, OwnerNode};
+use crate::fhir;
+use crate::member::sharing;
+use crate::runtime::{unix_ms, Hosted, Node};
+
+/// A patient's demographics as the supply circuit needs them.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+struct Demographics {
+    birth_unix: i64,
+    sex: u8,
+}
+
+type Patients = std::collections::HashMap<String, Demographics>;
+
+/// A hospital node's patient registry and count of staged observations: read from
+/// `data_dir` on first use, then kept in memory and written through to disk (so a gateway's
+/// post does not re-read the registry or the staging file).
+#[derive(Default)]
+pub struct OwnerState {
+    loaded: bool,
+    patients: Patients,
+    staged: usize,
+}
+
+impl OwnerState {
+    fn load(&mut self, node: &Node) -> Result<(), ApiError> {
+        if !self.loaded {
+            self.patients = match std::fs::read(node.data_dir.join("patients.json")) {
+                Ok(b) => serde_json::from_slice(&b).map_err(ApiError::internal)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Patients::new(),
+                Err(e) => return Err(ApiError::internal(e)),
+            };
+            self.staged = read_staged(node)?.len();
+            self.loaded = true;
+        }
+        Ok(())
+    }
+
+    /// Adds patients, on disk first.
+    fn add_patients(&mut self, node: &Node, new: Vec<(String, Demographics)>) -> Result<(), ApiError> {
+        let mut all = self.patients.clone();
+        all.extend(new);
+        let bytes = serde_json::to_vec(&all).map_err(ApiError::internal)?;
+        crate::files::write_private(&node.data_dir.join("patients.json"), &bytes)?;
+        self.patients = all;
+        Ok(())
+    }
+}
+
+/// Demographics from a FHIR Patient (`gender`, `birthDate` as YYYY-MM-DD).
+fn demographics(p: &Value) -> Result<Demographics, ApiError> {
+    let sex = match p["gender"].as_str() {
+        Some("male") => supply::sex::MALE,
+        Some("female") => supply::sex::FEMALE,
+        Some("other") => supply::sex::OTHER,
+        Some("unknown") | None => supply::sex::UNKNOWN_OR_ANY,
+        Some(g) => return Err(ApiError::invalid("bad-patient", format!("Patient.gender {g:?} is not a FHIR gender"))),
+    };
+    let birth = p["birthDate"]
+        .as_str()
+        .and_then(fhir::parse_date)
+        .ok_or_else(|| ApiError::invalid("bad-patient", "Patient.birthDate must be a full date (YYYY-MM-DD)"))?;
+    Ok(Demographics { birth_unix: birth, sex })
+}
+
+/// The references a Patient can be named by: `Patient/<id>` and its Bundle `fullUrl`.
+fn patient_refs(p: &Value, full_url: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let mut refs = Vec::new();
+    if let Some(id) = p["id"].as_str() {
+        refs.push(format!("Patient/{id}"));
+    }
+    if let Some(u) = full_url {
+        refs.push(u.to_string());
+    }
+    if refs.is_empty() {
+        return Err(ApiError::invalid("bad-patient", "a Patient needs an id (or a fullUrl in a Bundle)"));
+    }
+    Ok(refs)
+}
+
+/// The supply circuit's record of an Observation, with the demographics `patient` finds.
+fn record_of<'a>(obs: &Value, patient: impl Fn(&str) -> Option<&'a Demographics>) -> Result<supply::Record, String> {
+    fhir::to_record_with(obs, |reference, t| {
+        let d = patient(reference)?;
+        let years = (t as i64).saturating_sub(d.birth_unix).max(0) / 31_556_952;
+        Some(((years / 5).min(255) as u8, d.sex))
+    })
+}
+
+fn expect_type(v: &Value, want: &str) -> Result<(), ApiError> {
+    match v["resourceType"].as_str() {
+        Some(t) if t == want => Ok(()),
+        Some(t) => Err(ApiError::invalid("wrong-resource-type", format!("expected a {want}, got a {t}"))),
+        None => Err(ApiError::invalid("wrong-resource-type", format!("expected a {want} (no resourceType)"))),
+    }
+}
+
+fn owner_of(h: &Hosted) -> Result<&Arc<OwnerNode>, ApiError> {
+    h.owner.as_ref().ok_or_else(|| ApiError::forbidden("wrong-role", "only hospitals upload"))
+}
+
+pub async fn post_patient(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    hosted_as(&node, &s, &[Role::Hospital])?;
+    let p: Value = s.json()?;
+    expect_type(&p, "Patient")?;
+    let d = demographics(&p)?;
+    let refs = patient_refs(&p, None)?;
+    let mut st = api.owner_state.lock().await;
+    st.load(&node)?;
+    st.add_patients(&node, refs.into_iter().map(|r| (r, d.clone())).collect())?;
+    Ok(fhir_json(StatusCode::CREATED, &p))
+}
+
+/// An uploaded dataset.
+struct Uploaded {
+    dataset: DatasetId,
+    h1: Hash,
+    records: usize,
+    tx: Hash,
+    seq: u64,
+}
+
+pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(&node, &s, &[Role::Hospital])?;
+    let b: Value = s.json()?;
+    expect_type(&b, "Bundle")?;
+    match b["type"].as_str() {
+        Some("transaction" | "batch") => {}
+        other => {
+            return Err(ApiError::invalid("bundle-type", format!("Bundle.type {other:?}: post a transaction or batch")))
+        }
+    }
+    let entries = b["entry"].as_array().ok_or_else(|| ApiError::invalid("empty", "the Bundle has no entries"))?;
+    let mut bundled = Patients::new();
+    for e in entries {
+        if e["resource"]["resourceType"] == "Patient" {
+            let d = demographics(&e["resource"])?;
+            for r in patient_refs(&e["resource"], e["fullUrl"].as_str())? {
+                bundled.insert(r, d.clone());
+            }
+        }
+    }
+    // The registry is read and written under the lock; the upload runs without it.
+    let mut st = api.owner_state.lock().await;
+    st.load(&node)?;
+    let mut observations = Vec::new();
+    let mut records = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let r = &e["resource"];
+        match r["resourceType"].as_str() {
+            Some("Patient") => {}
+            Some("Observation") => {
+                records.push(
+                    record_of(r, |p| bundled.get(p).or_else(|| st.patients.get(p)))
+                        .map_err(|m| ApiError::unprocessable("unmappable", format!("entry {i}: {m}")))?,
+                );
+                observations.push(r.clone());
+            }
+            other => {
+                return Err(ApiError::unprocessable(
+                    "unsupported-resource",
+                    format!("entry {i}: {other:?}; a dataset Bundle holds Patients and Observations"),
+                ))
+            }
+        }
+    }
+    if observations.is_empty() {
+        return Err(ApiError::invalid("empty", "the Bundle holds no Observation"));
+    }
+    if !bundled.is_empty() {
+        st.add_patients(&node, bundled.into_iter().collect())?;
+    }
+    drop(st);
+    let up = upload(&node, h, observations, records, s.param("dataset"), s.param("cpc")).await?;
+    let dataset = up.dataset.to_hex();
+    let mut index = 0;
+    let response_entries: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            if e["resource"]["resourceType"] == "Observation" {
+                index += 1;
+                json!({"response": {"status": "201 Created", "location": format!("Observation/{dataset}-{}", index - 1)}})
+            } else {
+                json!({"response": {"status": "200 OK"}})
+            }
+        })
+        .collect();
+    ok_json(&json!({
+        "resourceType": "Bundle",
+        "type": if b["type"] == "batch" { "batch-response" } else { "transaction-response" },
+        "extension": dataset_extension(&up),
+        "entry": response_entries,
+    }))
+}
+
+fn dataset_extension(up: &Uploaded) -> Value {
+    json!([
+        {"url": "urn:dualchain:dataset", "valueString": up.dataset.to_hex()},
+        {"url": "urn:dualchain:h1", "valueString": hex::encode(up.h1)},
+        {"url": "urn:dualchain:records", "valueInteger": up.records},
+        {"url": "urn:dualchain:tx", "valueString": hex::encode(up.tx)},
+        {"url": "urn:dualchain:seq", "valueInteger": up.seq},
+    ])
+}
+
+fn staging_path(node: &Node) -> std::path::PathBuf {
+    node.data_dir.join("staged.jsonl")
+}
+
+fn read_staged(node: &Node) -> Result<Vec<Value>, ApiError> {
+    match std::fs::read_to_string(staging_path(node)) {
+        Ok(t) => t
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).map_err(ApiError::internal))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(&node, &s, &[Role::Hospital])?;
+    let obs: Value = s.json()?;
+    expect_type(&obs, "Observation")?;
+    let mut st = api.owner_state.lock().await;
+    st.load(&node)?;
+    record_of(&obs, |p| st.patients.get(p)).map_err(|m| ApiError::unprocessable("unmappable", m))?;
+    // Staged durably before it is acknowledged.
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(staging_path(&node))
+            .map_err(ApiError::internal)?;
+        writeln!(f, "{obs}").map_err(ApiError::internal)?;
+        f.sync_all().map_err(ApiError::internal)?;
+    }
+    st.staged += 1;
+    let mut out = obs.clone();
+    if st.staged >= node.cfg.owner.dataset_records {
+        let up = seal_staged(&node, h, &mut st, None).await?;
+        out["extension"] = dataset_extension(&up);
+    } else {
+        out["extension"] = json!([{"url": "urn:dualchain:staged", "valueInteger": st.staged}]);
+    }
+    let mut r = fhir_json(StatusCode::CREATED, &out);
+    if let Some(id) = obs["id"].as_str() {
+        if let Ok(v) = header::HeaderValue::from_str(&format!("Observation/{id}")) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    Ok(r)
+}
+
+/// Seals the staged observations into one dataset. Without a name, the dataset is named
+/// after the staged content, so a seal interrupted after its registration (a crash before
+/// the staging file is removed) is not registered twice: the retry finds it on the ledger
+/// and clears the staging file.
+async fn seal_staged(node: &Node, h: &Hosted, st: &mut OwnerState, name: Option<String>) -> Result<Uploaded, ApiError> {
+    use sha2::{Digest as _, Sha256};
+    let staged = read_staged(node)?;
+    if staged.is_empty() {
+        return Err(ApiError::conflict("nothing-staged", "no observations are staged"));
+    }
+    let records = staged
+        .iter()
+        .map(|o| record_of(o, |p| st.patients.get(p)).map_err(|m| ApiError::unprocessable("unmappable", m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = name.unwrap_or_else(|| {
+        let mut hash = Sha256::new();
+        staged.iter().for_each(|o| hash.update(o.to_string().as_bytes()));
+        format!("staged-{}", &hex::encode(hash.finalize())[..24])
+    });
+    if node.ledger.dataset(&DatasetId::derive(&h.member.id, &name).0)?.is_some() {
+        std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
+        st.staged = 0;
+        return Err(ApiError::conflict(
+            "dataset-exists",
+            format!("{name} was sealed before; the staging area is cleared"),
+        ));
+    }
+    let up = upload(node, h, staged, records, Some(name), None).await?;
+    std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
+    st.staged = 0;
+    Ok(up)
+}
+
+pub async fn seal(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(&node, &s, &[Role::Hospital])?;
+    let mut st = api.owner_state.lock().await;
+    st.load(&node)?;
+    let up = seal_staged(&node, h, &mut st, s.param("dataset")).await?;
+    ok_json(
+        &json!({"dataset": up.dataset.to_hex(), "h1": hex::encode(up.h1), "records": up.records, "tx": hex::encode(up.tx), "seq": up.seq}),
+    )
+}
+
+/// Stores signcrypted records at `cpc` (this node's own CPC, or a peer's through
+/// `POST /cpc/ingest`); returns the manifest hash H1' and how many records it holds.
+async fn store_at_cpc(
+    node: &Node,
+    h: &Hosted,
+    cpc: &str,
+    sealed: Vec<dualchain_crypto::cbsre::Signcrypted>,
+) -> Result<(Hash, usize), ApiError> {
+    if let Some(c) = node.hosted().and_then(|x| x.cpc.clone()).filter(|c| c.member.id == cpc) {
+        let owner_id = h.member.id.clone();
+        let m =
+            tokio::task::spawn_blocking(move || c.upload(&owner_id, &sealed)).await.map_err(ApiError::internal)??;
+        return Ok((m.hash(), m.entries.len()));
+    }
+    let gateway = |reason: &'static str, e: String| ApiError::new(StatusCode::BAD_GATEWAY, "transient", reason, e);
+    let base = node.consortium.api_of(cpc).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
+    let client = ApiClient::new(base, &h.member.id, h.member.signer.clone())?;
+    let body = encode_list(sealed.iter().map(Codec::to_bytes));
+    let resp = client
+        .send(reqwest::Method::POST, "/cpc/ingest", body, "application/octet-stream")
+        .await
+        .map_err(|e| gateway("cpc-unreachable", format!("{cpc}: {e:#}")))?;
+    let v: Value = resp.json().map_err(|e| gateway("cpc-refused", format!("{cpc}: {e:#}")))?;
+    let h1 = parse_id(v["h1"].as_str().unwrap_or(""), "h1")?;
+    Ok((h1, v["records"].as_u64().unwrap_or(0) as usize))
+}
+
+/// The smallest supply shape this consortium set up that holds `n` records.
+fn shape_for(node: &Node, n: usize) -> Result<dualchain_prover::supply::SupplyShape, ApiError> {
+    node.supply_pks.keys().filter(|s| s.records() >= n).min_by_key(|s| s.records()).copied().ok_or_else(|| {
+        let max = node.supply_pks.keys().map(|s| s.records()).max().unwrap_or(0);
+        ApiError::unprocessable(
+            "too-many-records",
+            format!("{n} records; this consortium's datasets hold at most {max}"),
+        )
+    })
+}
+
+/// Step 4 for a hosted hospital: signcrypt, store at the CPC (checking its manifest),
+/// commit, encrypt the index, keep the opening, register.
+async fn upload(
+    node: &Node,
+    h: &Hosted,
+    observations: Vec<Value>,
+    records: Vec<supply::Record>,
+    name: Option<String>,
+    cpc: Option<String>,
+) -> Result<Uploaded, ApiError> {
+    let owner = owner_of(h)?;
+    let n = records.len();
+    let shape = shape_for(node, n)?;
+    let cpc = cpc
+        .or_else(|| node.cfg.owner.default_cpc.clone())
+        .ok_or_else(|| ApiError::invalid("no-cpc", "name a CPC (?cpc=) or set owner.default_cpc"))?;
+    match node.ledger.member(&cpc)? {
+        Some(m) if m.role == "cpc" && m.revoked.is_none() => {}
+        _ => return Err(ApiError::unprocessable("unknown-cpc", format!("{cpc} is not an active CPC"))),
+    }
+    let mut rng = ChaCha20Rng::from_entropy();
+    let name = name.unwrap_or_else(|| format!("upload-{}-{:08x}", unix_ms(), rng.next_u32()));
+    if name.is_empty() || name.len() > 128 {
+        return Err(ApiError::invalid("bad-parameter", "dataset names are 1 to 128 bytes"));
+    }
+    let dataset = DatasetId::derive(&h.member.id, &name);
+    if node.ledger.dataset(&dataset.0)?.is_some() {
+        return Err(ApiError::conflict("dataset-exists", format!("{} already registered {name:?}", h.member.id)));
+    }
+    let plaintexts: Vec<Vec<u8>> = observations.iter().map(|o| o.to_string().into_bytes()).collect();
+    let member = h.member.clone();
+    let now = unix_ms() / 1000;
+    let mut srng = ChaCha20Rng::from_rng(&mut rng).map_err(ApiError::internal)?;
+    let sealed = tokio::task::spawn_blocking(move || {
+        sharing::signcrypt_dataset(&mut srng, &member, dataset, &plaintexts, now, &|_, _| {})
+    })
+    .await
+    .map_err(ApiError::internal)??;
+
+    let (h1, stored) = store_at_cpc(node, h, &cpc, sealed).await?;
+    if stored != n {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "transient",
+            "cpc-manifest",
+            format!("{cpc} stored {stored} of {n} records"),
+        ));
+    }
+    let departments: Vec<&str> = node.cfg.owner.departments.iter().map(String::as_str).collect();
+    let prepared = sharing::prepare_registration(
+        &mut rng,
+        &node.abe_pk,
+        &sharing::DatasetSpec {
+            dataset,
+            name: &name,
+            h1,
+            cpc: &cpc,
+            shape,
+            records: &records,
+            abe_policy: &node.cfg.owner.abe_policy,
+            departments: &departments,
+        },
+    )
+    .map_err(|e| ApiError::invalid("bad-policy", format!("{e:#}")))?;
+    owner.add_dataset(dataset, OwnedDataset { shape, records, salt: prepared.salt })?;
+    let f = h.client.submit(prepared.tx).await?;
+    if let Outcome::Rejected { reason } = f.outcome {
+        return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the registration: {reason}")));
+    }
+    Ok(Uploaded { dataset, h1, records: n, tx: f.hash, seq: f.seq })
+}
+
+/// `u32 count ‖ (u32 len ‖ bytes)*`.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patients_need_a_gender_code_and_a_full_birth_date() {
+        let d =
+            demographics(&json!({"resourceType": "Patient", "gender": "female", "birthDate": "1961-03-01"})).unwrap();
+        assert_eq!(d.sex, supply::sex::FEMALE);
+        assert!(d.birth_unix < 0);
+        for p in [json!({"gender": "f", "birthDate": "1961-03-01"}), json!({"gender": "male", "birthDate": "1961"})] {
+            assert_eq!(demographics(&p).unwrap_err().reason, "bad-patient");
+        }
+        let obs = json!({
+            "resourceType": "Observation", "code": {"coding": [{"code": "8867-4"}]},
+            "valueQuantity": {"value": 72, "code": "/min"}, "effectiveDateTime": "2026-11-24T10:00:00Z",
+            "subject": {"reference": "Patient/a"}
+        });
+        let mut patients = std::collections::HashMap::new();
+        assert!(record_of(&obs, |p| patients.get(p)).unwrap_err().contains("unknown patient"));
+        patients.insert("Patient/a".to_string(), d);
+        let r = record_of(&obs, |p| patients.get(p)).unwrap();
+        assert_eq!((r.age_band, r.sex, r.value), (65 / 5, supply::sex::FEMALE, 72_000));
+    }
+}

@@ -1,0 +1,256 @@
+//! The sharing flow: `POST /demands`, `GET /demands/{id}`, `POST /access` (the node proves
+//! the access policy), `GET /grants/{id}`, `GET /grants/{id}/records` (fetched from the CPC,
+//! decrypted, returned as a FHIR `searchset` Bundle), `POST /grants/{id}/revoke`,
+//! `GET /datasets/{id}` and `GET /audit/{dataset}` (access records with their inclusion
+//! proofs checked against this node's blocks).
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use dualchain_crypto::cbsre::Reencrypted;
+use dualchain_crypto::cert::Role;
+use dualchain_crypto::sign::PublicKey;
+use dualchain_crypto::Codec;
+use dualchain_ledger::tx::{Outcome, TxKind};
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use super::auth::{hosted_as, parse_id, poll, wait_param, Signed};
+use super::client::ApiClient;
+use super::error::{fhir_json, ok_json, ApiError, ApiResult};
+use super::wire::{decode_list, final_json, AccessSpec, DemandSpec, RevokeSpec};
+use super::ApiState;
+use crate::agents::FetchRequest;
+use crate::member::sharing;
+use crate::runtime::unix_ms;
+
+pub async fn post_demand(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(&node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
+    let spec: DemandSpec = s.json()?;
+    let dataset = parse_id(&spec.dataset, "dataset")?;
+    // A registration final at the owner's node reaches this node's ledger moments later.
+    let ledger = node.ledger.clone();
+    if poll(Duration::from_secs(5), || Ok(ledger.dataset(&dataset)?)).await?.is_none() {
+        return Err(ApiError::not_found("unknown-dataset", "no such dataset on the ledger"));
+    }
+    let requirement = spec.requirement()?;
+    let mut id = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut id);
+    let f = h.client.submit(TxKind::Demand { demand: id, dataset, requirement }).await?;
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the demand: {reason}")));
+    }
+    let mut v = final_json(&f);
+    v["demand"] = json!(hex::encode(id));
+    Ok(fhir_json(StatusCode::CREATED, &v))
+}
+
+pub async fn get_demand(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let id = parse_id(&id, "demand")?;
+    let wait = wait_param(&node, &s)?;
+    let ledger = node.ledger.clone();
+    let d = ledger.demand(&id)?.ok_or_else(|| ApiError::not_found("unknown-demand", "no such demand"))?;
+    let d = poll(wait, || Ok(ledger.demand(&id)?.filter(|d| d.supplied_by.is_some()))).await?.unwrap_or(d);
+    ok_json(&serde_json::to_value(&d).map_err(ApiError::internal)?)
+}
+
+pub async fn post_access(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(&node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
+    let spec: AccessSpec = s.json()?;
+    let demand = parse_id(&spec.demand, "demand")?;
+    let d = node.ledger.demand(&demand)?.ok_or_else(|| ApiError::not_found("unknown-demand", "no such demand"))?;
+    if d.requester != h.member.id {
+        return Err(ApiError::forbidden("not-yours", "the demand is another member's"));
+    }
+    sharing::open_index(&h.member, &node.ledger, &d.dataset)
+        .map_err(|e| ApiError::forbidden("index-closed", format!("the dataset's CP-ABE index does not open: {e:#}")))?;
+    let root =
+        node.ledger.credential_root()?.ok_or_else(|| ApiError::conflict("no-credential", "no credential root yet"))?;
+    let path = node
+        .ledger
+        .credential_path(&h.member.id)?
+        .ok_or_else(|| ApiError::conflict("no-credential", format!("{} holds no credential", h.member.id)))?;
+    let mut request = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut request);
+    let (proof, took) = sharing::prove_policy(
+        node.compute,
+        node.policy_pk.clone(),
+        &node.ledger,
+        &demand,
+        h.member.credential(),
+        path,
+        request,
+    )
+    .await?;
+    node.agent_metrics.proved("policy", took);
+    let f =
+        h.client.submit(TxKind::RequestAccess { request, demand, root, proof, duration_s: spec.duration_s }).await?;
+    let mut v = final_json(&f);
+    v["request"] = json!(hex::encode(request));
+    v["prove_ms"] = json!(took.as_millis() as u64);
+    v["granted"] = json!(node.ledger.grant(&request)?.is_some());
+    if let Some(den) = node.ledger.denial(&request)? {
+        v["denial"] = serde_json::to_value(den).map_err(ApiError::internal)?;
+    }
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the request: {reason}")));
+    }
+    Ok(fhir_json(StatusCode::CREATED, &v))
+}
+
+pub async fn get_grant(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let id = parse_id(&id, "grant")?;
+    let wait = wait_param(&node, &s)?;
+    let ledger = node.ledger.clone();
+    let Some(g) = ledger.grant(&id)? else {
+        return match ledger.denial(&id)? {
+            Some(d) => Err(ApiError::forbidden("denied", format!("the request was denied: {}", d.reason))),
+            None => Err(ApiError::not_found("unknown-grant", "no such grant")),
+        };
+    };
+    let g = poll(wait, || Ok(ledger.grant(&id)?.filter(|g| g.receipts > 0))).await?.unwrap_or(g);
+    ok_json(&serde_json::to_value(&g).map_err(ApiError::internal)?)
+}
+
+pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(&node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
+    let grant_id = parse_id(&id, "grant")?;
+    let wait = wait_param(&node, &s)?;
+    let ledger = node.ledger.clone();
+    let g = ledger.grant(&grant_id)?.ok_or_else(|| ApiError::not_found("unknown-grant", "no such grant"))?;
+    if g.requester != h.member.id {
+        return Err(ApiError::forbidden("not-yours", "the grant is another member's"));
+    }
+    ledger.grant_usable(&grant_id, unix_ms()).map_err(|e| ApiError::forbidden("grant-unusable", e))?;
+    if poll(wait, || Ok(ledger.grant(&grant_id)?.filter(|g| g.receipts > 0))).await?.is_none() {
+        return Err(ApiError::conflict(
+            "not-ready",
+            "the CPC has not re-encrypted the records yet; retry (or pass ?wait=)",
+        ));
+    }
+    let pointer = sharing::open_index(&h.member, &ledger, &g.dataset)
+        .map_err(|e| ApiError::forbidden("index-closed", format!("{e:#}")))?;
+    let req = FetchRequest::sign(&h.member, grant_id, pointer.h1);
+    let results: Vec<Reencrypted> = if let Some(c) =
+        node.hosted().and_then(|x| x.cpc.clone()).filter(|c| c.member.id == pointer.cpc)
+    {
+        tokio::task::spawn_blocking(move || c.fetch(&req))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| ApiError::forbidden("cpc-refused", format!("{e:#}")))?
+    } else {
+        let base =
+            node.consortium.api_of(&pointer.cpc).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
+        let client = ApiClient::new(base, &h.member.id, h.member.signer.clone())?;
+        let body = serde_json::to_vec(&req).map_err(ApiError::internal)?;
+        let resp = client
+            .send(reqwest::Method::POST, "/cpc/fetch", body, "application/json")
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-unreachable", format!("{e:#}")))?;
+        if resp.status != 200 {
+            let r = resp.refusal();
+            return Err(ApiError::forbidden("cpc-refused", format!("{}: {}", pointer.cpc, r.message)));
+        }
+        decode_list(&resp.body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-malformed", e))?
+            .into_iter()
+            .map(|b| {
+                Reencrypted::from_bytes(b)
+                    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-malformed", e.to_string()))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let owner = ledger.member(&g.owner)?.ok_or_else(|| ApiError::internal("the owner is not on the ledger"))?;
+    let owner_key = PublicKey::from_raw(&owner.signing_key).map_err(ApiError::internal)?;
+    let member = h.member.clone();
+    let observations = tokio::task::spawn_blocking(move || {
+        results
+            .iter()
+            .map(|r| {
+                let pt = r.decrypt(&member.dsk, &owner_key).map_err(|e| format!("decrypting a record: {e}"))?;
+                serde_json::from_slice::<Value>(&pt).map_err(|e| format!("a decrypted record is not JSON: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "processing", "undecryptable", e))?;
+    ok_json(&json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": observations.len(),
+        "extension": [{"url": "urn:dualchain:grant", "valueString": hex::encode(grant_id)}],
+        "entry": observations.into_iter().map(|o| json!({"resource": o, "search": {"mode": "match"}})).collect::<Vec<_>>(),
+    }))
+}
+
+pub async fn revoke_grant(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(&node, &s, &[])?;
+    let grant = parse_id(&id, "grant")?;
+    let spec: RevokeSpec = if s.body.is_empty() { RevokeSpec::default() } else { s.json()? };
+    if node.ledger.grant(&grant)?.is_none() {
+        return Err(ApiError::not_found("unknown-grant", "no such grant"));
+    }
+    let reason = if spec.reason.is_empty() { format!("revoked by {}", h.member.id) } else { spec.reason };
+    let f = h.client.submit(TxKind::RevokeGrant { grant, reason }).await?;
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::forbidden("rejected", format!("the ledger rejected the revocation: {reason}")));
+    }
+    ok_json(&final_json(&f))
+}
+
+/// `POST /members/{id}/revoke`: the KGC revokes a member; from then on nothing the member
+/// signs counts on the ledger, and every node refuses its signed calls.
+pub async fn revoke_member(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(node, &s, &[Role::Kgc])?;
+    let spec: RevokeSpec = if s.body.is_empty() { RevokeSpec::default() } else { s.json()? };
+    match node.ledger.member(&id)? {
+        None => return Err(ApiError::not_found("unknown-member", format!("{id} is not a registered member"))),
+        Some(m) if m.revoked.is_some() => {
+            return Err(ApiError::conflict("revoked", format!("{id} is already revoked")))
+        }
+        Some(_) => {}
+    }
+    let reason = if spec.reason.is_empty() { format!("revoked by {}", h.member.id) } else { spec.reason };
+    let f = h.client.submit(TxKind::RevokeMember { member: id, reason }).await?;
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::forbidden("rejected", format!("the ledger rejected the revocation: {reason}")));
+    }
+    ok_json(&final_json(&f))
+}
+
+pub async fn get_dataset(State(api): State<ApiState>, Path(id): Path<String>, _s: Signed) -> ApiResult {
+    let node = &api.node;
+    let id = parse_id(&id, "dataset")?;
+    let d = node.ledger.dataset(&id)?.ok_or_else(|| ApiError::not_found("unknown-dataset", "no such dataset"))?;
+    ok_json(&serde_json::to_value(&d).map_err(ApiError::internal)?)
+}
+
+pub async fn get_audit(State(api): State<ApiState>, Path(id): Path<String>, _s: Signed) -> ApiResult {
+    let node = &api.node;
+    use dualchain_ledger::block::ChainName;
+    use dualchain_storage::ledger::Chain;
+    let id = parse_id(&id, "dataset")?;
+    if node.ledger.dataset(&id)?.is_none() {
+        return Err(ApiError::not_found("unknown-dataset", "no such dataset"));
+    }
+    let mut out = Vec::new();
+    for (record, proof) in node.ledger.audit(&id)? {
+        let chain = match proof.chain {
+            ChainName::Data => Chain::Data,
+            ChainName::Access => Chain::Access,
+        };
+        let stored = node.ledger.block(chain, proof.height)?.map(|b| b.hash);
+        let verified = matches!((proof.verify(), stored), (Ok(h), Some(s)) if h == s);
+        out.push(json!({"access": record, "proof": proof, "proof_verified": verified}));
+    }
+    ok_json(&json!({"dataset": hex::encode(id), "records": out}))
+}

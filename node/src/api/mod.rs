@@ -1,0 +1,119 @@
+//! The node's HTTP/JSON API (axum) for institutions, MIoT gateways and peer nodes; its
+//! OpenAPI description is served at `/openapi.json` (source: `node/openapi.json`).
+//!
+//! - FHIR R4 in the way a FHIR server takes it: `POST /fhir/Observation` (staged, sealed
+//!   into a dataset every `owner.dataset_records`), `POST /fhir/Patient` (demographics the
+//!   supply circuit needs: gender, birth date), `POST /fhir` with a `transaction` or
+//!   `batch` Bundle of Patients and Observations (one dataset), `POST /datasets/seal`.
+//! - The sharing flow: `POST /demands`, `GET /demands/{id}`, `POST /access` (the node
+//!   proves the access policy), `GET /grants/{id}`, `GET /grants/{id}/records` (fetched
+//!   from the CPC, decrypted, returned as a FHIR `searchset` Bundle),
+//!   `POST /grants/{id}/revoke`, `GET /datasets/{id}`, `GET /audit/{dataset}` (access
+//!   records with their inclusion proofs checked against this node's blocks).
+//! - Between nodes: `POST /cpc/ingest` (an owner's node stores signcrypted records at a
+//!   CPC), `POST /cpc/fetch` (a requester's node fetches re-encrypted records).
+//! - Operations: `GET /health`, `GET /metrics` (Prometheus text), `GET /openapi.json`.
+//!
+//! Every other call is signed by a member ([`client`]). Errors are FHIR
+//! `OperationOutcome`s with the HTTP status, the FHIR issue type, and a machine-readable
+//! reason in `issue[0].details.coding[0].code` (e.g. `bad-signature`, `replayed`,
+//! `wrong-resource-type`). A refused request changes nothing.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`error`] | refusals as `OperationOutcome`s |
+//! | [`auth`] | signed requests: signature, time, nonce; the hosted member |
+//! | [`metrics`] | requests, latency and refusals per route |
+//! | [`ops`] | `/health`, `/metrics` |
+//! | [`fhir_routes`] | FHIR in: Patients, Observations, Bundles, seals |
+//! | [`flow_routes`] | demands, access, grants, records, revocations, audit |
+//! | [`cpc_routes`] | a CPC's endpoints for peer nodes |
+//! | [`wire`] | request bodies and the binary list framing |
+//! | [`client`] | signed calls to a node (`dualchain client`, node to node) |
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::runtime::Node;
+
+pub mod auth;
+pub mod client;
+pub mod cpc_routes;
+pub mod error;
+pub mod fhir_routes;
+pub mod flow_routes;
+pub mod metrics;
+pub mod ops;
+pub mod wire;
+
+pub use error::{operation_outcome, ApiError};
+pub use metrics::ApiMetrics;
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// What the API's handlers share: the running node and the API's own state.
+#[derive(Clone)]
+pub struct ApiState(Arc<ApiInner>);
+
+pub struct ApiInner {
+    pub node: Arc<Node>,
+    pub metrics: ApiMetrics,
+    /// Nonces seen, by (member, nonce), with their signing time (replays are refused).
+    pub nonces: Mutex<HashMap<(String, String), u64>>,
+    /// A hospital's patient registry and staged observations (posts and seals take turns).
+    pub owner_state: tokio::sync::Mutex<fhir_routes::OwnerState>,
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiInner;
+    fn deref(&self) -> &ApiInner {
+        &self.0
+    }
+}
+
+impl ApiState {
+    pub fn new(node: Arc<Node>, metrics: ApiMetrics) -> Self {
+        Self(Arc::new(ApiInner {
+            node,
+            metrics,
+            nonces: Mutex::new(HashMap::new()),
+            owner_state: tokio::sync::Mutex::new(Default::default()),
+        }))
+    }
+}
+
+/// The API's routes over `state`.
+pub fn router(state: ApiState) -> Router {
+    use {cpc_routes::*, fhir_routes::*, flow_routes::*, ops::*};
+    let limit = state.node.cfg.api.body_limit_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .route("/fhir", post(post_bundle))
+        .route("/fhir/Observation", post(post_observation))
+        .route("/fhir/Patient", post(post_patient))
+        .route("/datasets/seal", post(seal))
+        .route("/datasets/{id}", get(get_dataset))
+        .route("/demands", post(post_demand))
+        .route("/demands/{id}", get(get_demand))
+        .route("/access", post(post_access))
+        .route("/grants/{id}", get(get_grant))
+        .route("/grants/{id}/records", get(get_records))
+        .route("/grants/{id}/revoke", post(revoke_grant))
+        .route("/audit/{id}", get(get_audit))
+        .route("/members/{id}/revoke", post(revoke_member))
+        .route("/cpc/ingest", post(cpc_ingest))
+        .route("/cpc/fetch", post(cpc_fetch))
+        .fallback(|| async { ApiError::not_found("no-route", "no such endpoint; see /openapi.json") })
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

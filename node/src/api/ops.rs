@@ -1,0 +1,42 @@
+//! Operations: `GET /health` (readiness, view, ledger tips, compute backend) and
+//! `GET /metrics` (Prometheus/OpenMetrics text).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use super::error::{ok_json, ApiResult};
+use super::ApiState;
+
+pub async fn health(State(api): State<ApiState>) -> ApiResult {
+    let node = &api.node;
+    let status = node.validator.status().await;
+    let fp = node.ledger.fingerprint()?;
+    let tip = |t: Option<dualchain_storage::ledger::BlockRef>| {
+        t.map(|b| json!({"height": b.height, "hash": hex::encode(b.hash)}))
+    };
+    let ready = node.ready()?;
+    ok_json(&json!({
+        "status": if status.is_some() { "ok" } else { "stopped" },
+        "ready": ready,
+        "node": node.cfg.node,
+        "member": node.hosted().map(|h| h.member.id.clone()),
+        "role": node.hosted().map(|h| h.member.role.as_str()),
+        "validators": node.consortium.validators.len(),
+        "view": status.map(|s| s.view),
+        "in_view_change": status.map(|s| s.in_view_change),
+        "last_executed": status.map(|s| s.last_executed),
+        "pending": status.map(|s| s.pending),
+        "ledger": {"applied_seq": fp.applied_seq, "data_tip": tip(fp.data_tip), "access_tip": tip(fp.access_tip)},
+        "compute": node.compute.describe(),
+        "started_ms": node.started_ms,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+pub async fn metrics(State(api): State<ApiState>) -> ApiResult {
+    let node = &api.node;
+    let text = node.metrics_text().await?;
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
+}

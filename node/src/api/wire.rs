@@ -1,0 +1,180 @@
+//! Wire types of the API: request bodies (demands, access requests, revocations) and the
+//! list framing of binary records between nodes.
+
+use dualchain_prover::supply::{self, Requirement};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use crate::member::client::Final;
+
+/// `u32 count ‖ (u32 len ‖ bytes)*`.
+pub fn encode_list(items: impl Iterator<Item = Vec<u8>>) -> Vec<u8> {
+    let items: Vec<Vec<u8>> = items.collect();
+    let mut out = (items.len() as u32).to_be_bytes().to_vec();
+    for i in items {
+        out.extend_from_slice(&(i.len() as u32).to_be_bytes());
+        out.extend_from_slice(&i);
+    }
+    out
+}
+
+pub fn decode_list(mut b: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let take = |n: usize, b: &mut &[u8]| -> Result<usize, String> {
+        if b.len() < n {
+            return Err("truncated list".into());
+        }
+        let (h, t) = b.split_at(n);
+        *b = t;
+        Ok(u32::from_be_bytes(h.try_into().expect("4 bytes")) as usize)
+    };
+    let count = take(4, &mut b)?;
+    if count > b.len() / 4 {
+        return Err(format!("{count} items cannot fit in {} bytes", b.len()));
+    }
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = take(4, &mut b)?;
+        if b.len() < len {
+            return Err("truncated item".into());
+        }
+        let (item, rest) = b.split_at(len);
+        out.push(item);
+        b = rest;
+    }
+    if !b.is_empty() {
+        return Err("trailing bytes after the list".into());
+    }
+    Ok(out)
+}
+
+/// A data requirement in FHIR terms.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemandSpec {
+    pub dataset: String,
+    /// LOINC code, e.g. `8867-4` (heart rate).
+    pub code: String,
+    /// UCUM unit, e.g. `/min`.
+    pub unit: String,
+    pub value_min: Option<f64>,
+    pub value_max: Option<f64>,
+    /// Observation time window, UNIX seconds.
+    pub since: u64,
+    pub until: u64,
+    /// How many matching observations the dataset must hold.
+    pub threshold: u16,
+    /// 5-year age bands (0 = 0–4 years … 20 = 100+), inclusive.
+    #[serde(default)]
+    pub age_band_min: u8,
+    #[serde(default = "max_band")]
+    pub age_band_max: u8,
+    /// `any`, `male`, `female`, `other`.
+    #[serde(default)]
+    pub sex: Option<String>,
+}
+
+fn max_band() -> u8 {
+    20
+}
+
+impl DemandSpec {
+    pub fn requirement(&self) -> Result<Requirement, ApiError> {
+        let bad = |m: String| ApiError::unprocessable("bad-requirement", m);
+        let fixed = |v: Option<f64>, what: &str| {
+            v.map(|x| supply::fhir::fixed_point(x).ok_or_else(|| bad(format!("{what} {x} is out of range"))))
+                .transpose()
+        };
+        let sex = match self.sex.as_deref().unwrap_or("any") {
+            "any" => supply::sex::UNKNOWN_OR_ANY,
+            "male" => supply::sex::MALE,
+            "female" => supply::sex::FEMALE,
+            "other" => supply::sex::OTHER,
+            s => return Err(bad(format!("sex {s:?} is not any, male, female or other"))),
+        };
+        let r = Requirement {
+            code: supply::fhir::loinc_code(&self.code)
+                .ok_or_else(|| bad(format!("{:?} is not a LOINC code", self.code)))?,
+            unit: supply::fhir::unit_code(&self.unit),
+            age_lo: self.age_band_min,
+            age_hi: self.age_band_max,
+            sex,
+            value_min: fixed(self.value_min, "value_min")?,
+            value_max: fixed(self.value_max, "value_max")?,
+            time_from: supply::fhir::minutes(self.since).ok_or_else(|| bad("since out of range".into()))?,
+            time_to: supply::fhir::minutes(self.until).ok_or_else(|| bad("until out of range".into()))?,
+            threshold: self.threshold,
+        };
+        r.validate().map_err(|e| bad(e.to_string()))?;
+        Ok(r)
+    }
+}
+
+pub fn final_json(f: &Final) -> Value {
+    json!({"tx": hex::encode(f.hash), "seq": f.seq, "outcome": f.outcome})
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSpec {
+    pub demand: String,
+    pub duration_s: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeSpec {
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    #[test]
+    fn lists_round_trip_and_reject_malformed_bytes() {
+        let items = vec![b"one".to_vec(), vec![], vec![7u8; 300]];
+        let enc = encode_list(items.clone().into_iter());
+        let dec: Vec<Vec<u8>> = decode_list(&enc).unwrap().into_iter().map(<[u8]>::to_vec).collect();
+        assert_eq!(dec, items);
+        assert!(decode_list(&enc[..enc.len() - 1]).is_err(), "truncated");
+        let mut trailing = enc.clone();
+        trailing.push(0);
+        assert!(decode_list(&trailing).is_err(), "trailing");
+        assert!(decode_list(&u32::MAX.to_be_bytes()).is_err(), "a count that cannot fit");
+        assert!(decode_list(&[0, 0]).is_err(), "no count");
+    }
+
+    fn spec(code: &str, min: Option<f64>, sex: Option<&str>) -> DemandSpec {
+        DemandSpec {
+            dataset: "00".repeat(32),
+            code: code.into(),
+            unit: "/min".into(),
+            value_min: min,
+            value_max: Some(200.0),
+            since: 1_790_000_000,
+            until: 1_790_003_600,
+            threshold: 3,
+            age_band_min: 0,
+            age_band_max: 20,
+            sex: sex.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn demand_specs_map_to_requirements_or_a_reason() {
+        let r = spec("8867-4", Some(40.0), Some("female")).requirement().unwrap();
+        assert_eq!((r.code, r.unit, r.value_min, r.sex), (88674, 1, Some(40_000), supply::sex::FEMALE));
+        assert_eq!(r.time_from, 1_790_000_000 / 60);
+        for bad in [spec("heart", None, None), spec("8867-4", Some(-1.0), None), spec("8867-4", None, Some("x"))] {
+            let e = bad.requirement().unwrap_err();
+            assert_eq!((e.status, e.reason), (StatusCode::UNPROCESSABLE_ENTITY, "bad-requirement"));
+        }
+        let unknown: Result<DemandSpec, _> = serde_json::from_str(
+            r#"{"dataset":"00","code":"1-1","unit":"/min","since":0,"until":1,"threshold":1,"extra":1}"#,
+        );
+        assert!(unknown.is_err(), "unknown fields are refused");
+    }
+}

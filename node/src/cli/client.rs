@@ -1,0 +1,233 @@
+//! `dualchain client`: each API call as a member, signed with the member's key from a node's
+//! configuration (or `--url` and `--member-key`).
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::api::client::ApiClient;
+use crate::config::{ConsortiumFile, NodeConfig};
+use crate::member::MemberFile;
+
+#[derive(Args)]
+pub struct ClientArgs {
+    /// A node's configuration: its API address and its member's keys.
+    #[arg(long, conflicts_with_all = ["url", "member_key"])]
+    config: Option<PathBuf>,
+    /// The node's API base URL (with --member-key).
+    #[arg(long, requires = "member_key")]
+    url: Option<String>,
+    /// The member's key file (secrets/member.json).
+    #[arg(long)]
+    member_key: Option<PathBuf>,
+    /// Print the node's JSON answer instead of a summary.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    call: Call,
+}
+
+#[derive(Subcommand)]
+enum Call {
+    /// The node's health.
+    Health,
+    /// The node's Prometheus metrics.
+    Metrics,
+    /// Upload a FHIR resource from a file: a Bundle (one dataset), an Observation (staged)
+    /// or a Patient.
+    Upload {
+        file: PathBuf,
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(long)]
+        cpc: Option<String>,
+    },
+    /// Seal the staged Observations into a dataset.
+    Seal {
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// A dataset's registration.
+    Dataset { id: String },
+    /// Publish a demand on a dataset.
+    Demand {
+        #[arg(long)]
+        dataset: String,
+        /// LOINC code.
+        #[arg(long, default_value = "8867-4")]
+        code: String,
+        /// UCUM unit.
+        #[arg(long, default_value = "/min")]
+        unit: String,
+        #[arg(long)]
+        min: Option<f64>,
+        #[arg(long)]
+        max: Option<f64>,
+        /// Window start, seconds before now.
+        #[arg(long, default_value_t = 86_400)]
+        since_s: u64,
+        #[arg(long)]
+        threshold: u16,
+    },
+    /// A demand (and whether supply was proved).
+    DemandStatus {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Prove the access policy and request a grant for a demand.
+    Request {
+        #[arg(long)]
+        demand: String,
+        #[arg(long, default_value_t = 3600)]
+        duration: u64,
+    },
+    /// A grant.
+    Grant {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Fetch and decrypt a grant's records (a FHIR searchset Bundle).
+    Fetch {
+        grant: String,
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+        /// Write the Bundle here instead of summarising it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// A dataset's access records with checked inclusion proofs.
+    Audit { dataset: String },
+    /// Revoke a grant.
+    Revoke {
+        grant: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+fn api_client(args: &ClientArgs) -> Result<ApiClient> {
+    let (url, key_path) = match (&args.config, &args.url, &args.member_key) {
+        (Some(c), _, _) => {
+            let cfg = NodeConfig::load(c)?;
+            let consortium = ConsortiumFile::load(&cfg.path(&cfg.consortium))?;
+            let url = consortium.validators[cfg.node as usize].api.clone();
+            let key = cfg.secrets.member.as_ref().ok_or_else(|| anyhow!("this node hosts no member"))?;
+            (url, cfg.path(key))
+        }
+        (None, Some(u), Some(k)) => (u.clone(), k.clone()),
+        _ => bail!("give --config NODE_TOML, or --url and --member-key"),
+    };
+    let file: MemberFile =
+        serde_json::from_slice(&std::fs::read(&key_path).with_context(|| format!("{}", key_path.display()))?)?;
+    let member = file.member()?;
+    ApiClient::new(&url, &member.id, member.signer)
+}
+
+/// Runs one call and prints the answer (a summary, or the JSON with `--json`).
+pub async fn run(args: ClientArgs) -> Result<()> {
+    let c = api_client(&args)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let q = |params: &[(&str, Option<String>)]| -> String {
+        let parts: Vec<String> = params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    };
+    let v: Value = match &args.call {
+        Call::Health => c.get_public("/health").await?.json()?,
+        Call::Metrics => {
+            let r = c.get_public("/metrics").await?;
+            print!("{}", String::from_utf8_lossy(&r.body));
+            return Ok(());
+        }
+        Call::Upload { file, dataset, cpc } => {
+            let body: Value = serde_json::from_slice(&std::fs::read(file)?)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let path = match body["resourceType"].as_str() {
+                Some("Bundle") => format!("/fhir{}", q(&[("dataset", dataset.clone()), ("cpc", cpc.clone())])),
+                Some("Observation") => "/fhir/Observation".into(),
+                Some("Patient") => "/fhir/Patient".into(),
+                other => bail!("{} holds a {other:?}; upload a Bundle, Observation or Patient", file.display()),
+            };
+            c.call(Method::POST, &path, Some(&body)).await?
+        }
+        Call::Seal { dataset } => {
+            c.call(Method::POST, &format!("/datasets/seal{}", q(&[("dataset", dataset.clone())])), None).await?
+        }
+        Call::Dataset { id } => c.call(Method::GET, &format!("/datasets/{id}"), None).await?,
+        Call::Demand { dataset, code, unit, min, max, since_s, threshold } => {
+            let spec = json!({
+                "dataset": dataset, "code": code, "unit": unit, "value_min": min, "value_max": max,
+                "since": now.saturating_sub(*since_s), "until": now + 3600, "threshold": threshold,
+            });
+            c.call(Method::POST, "/demands", Some(&spec)).await?
+        }
+        Call::DemandStatus { id, wait } => c.call(Method::GET, &format!("/demands/{id}?wait={wait}"), None).await?,
+        Call::Request { demand, duration } => {
+            c.call(Method::POST, "/access", Some(&json!({"demand": demand, "duration_s": duration}))).await?
+        }
+        Call::Grant { id, wait } => c.call(Method::GET, &format!("/grants/{id}?wait={wait}"), None).await?,
+        Call::Fetch { grant, wait, out } => {
+            let v: Value = c.call(Method::GET, &format!("/grants/{grant}/records?wait={wait}"), None).await?;
+            if let Some(out) = out {
+                std::fs::write(out, serde_json::to_vec_pretty(&v)?)?;
+                println!("{} records written to {}", v["total"], out.display());
+                return Ok(());
+            }
+            v
+        }
+        Call::Audit { dataset } => c.call(Method::GET, &format!("/audit/{dataset}"), None).await?,
+        Call::Revoke { grant, reason } => {
+            c.call(Method::POST, &format!("/grants/{grant}/revoke"), Some(&json!({"reason": reason}))).await?
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        summarise(&v);
+    }
+    Ok(())
+}
+
+/// A short human summary of an answer: scalar fields, sizes of the rest.
+fn summarise(v: &Value) {
+    let Some(obj) = v.as_object() else {
+        println!("{v}");
+        return;
+    };
+    if v["resourceType"] == "Bundle" {
+        println!(
+            "Bundle ({}) with {} entries",
+            v["type"].as_str().unwrap_or("?"),
+            v["entry"].as_array().map_or(0, Vec::len)
+        );
+    }
+    for (k, x) in obj {
+        match x {
+            Value::Array(a) if k == "extension" => {
+                for e in a {
+                    let val = e.get("valueString").or_else(|| e.get("valueInteger")).cloned().unwrap_or_default();
+                    println!("{:>18}: {}", e["url"].as_str().unwrap_or("").trim_start_matches("urn:dualchain:"), val);
+                }
+            }
+            Value::Array(a) => println!("{k:>18}: {} items", a.len()),
+            Value::Object(o) if k == "outcome" => {
+                println!(
+                    "{k:>18}: {}",
+                    o.get("status")
+                        .or_else(|| o.get("result"))
+                        .map_or_else(|| Value::Object(o.clone()).to_string(), |s| s.to_string())
+                )
+            }
+            Value::Object(o) => println!("{k:>18}: {}", serde_json::to_string(o).unwrap_or_default()),
+            other => println!("{k:>18}: {other}"),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! A node's `node.toml` as genesis writes it, with a comment on every setting.
+
+use anyhow::Result;
+
+use crate::config::NodeConfig;
+
+/// A node's file with a comment on every setting.
+pub fn node_toml(c: &NodeConfig) -> Result<String> {
+    let member = match &c.secrets.member {
+        Some(p) => format!("member = {:?}", p.display().to_string()),
+        None => "# member = \"secrets/member.json\"   # this node hosts no member".into(),
+    };
+    Ok(format!(
+        r#"# dualchain node configuration (written by `dualchain init`).
+# Relative paths are relative to this file's directory.
+
+# This node's validator id in consortium.toml.
+node = {node}
+consortium = {consortium:?}
+params_dir = {params:?}
+# RocksDB (consensus log, ledger, CPC store) and the member's own state. Back it up.
+data_dir = {data:?}
+
+[secrets]
+validator_key = "secrets/validator.key"
+tls_key = "secrets/tls.key"
+{member}
+
+[api]
+# The HTTP/JSON API for institutions, gateways and peer nodes. Every call but /health,
+# /metrics and /openapi.json is signed with a member's key; put a TLS-terminating proxy in
+# front of it when it leaves the host.
+listen = "{listen}"
+body_limit_bytes = {limit}
+# Signed requests older or newer than this (seconds) are refused (clocks are NTP-synced).
+clock_skew_s = {skew}
+# Longest time a `wait` parameter may hold a request (seconds).
+wait_max_s = {wait}
+
+[consensus]
+# lan (one data centre), wan (several sites) or loopback (a cluster on one host).
+preset = "{preset}"
+# view_change_timeout_ms = 2000
+# batch_delay_ms = 2
+
+[owner]
+# For hospitals: where datasets are stored, how many observations posted one by one make a
+# dataset, and who may request them (CP-ABE policy and its zero-knowledge twin).
+{cpc}
+dataset_records = {records}
+abe_policy = {policy:?}
+departments = {departments:?}
+
+[cpc]
+# For CPCs: capsules re-encrypted per batch chunk.
+reencrypt_chunk = {chunk}
+
+[gpu]
+# Use a CUDA device where present; the CPU is the fallback and gives identical results.
+enabled = {gpu}
+# Refuse to start when the device does not open (instead of falling back to the CPU).
+required = false
+# CUDA device ordinal.
+device = 0
+
+[log]
+# A tracing filter, e.g. "info" or "info,dualchain_consensus=debug" (RUST_LOG overrides).
+level = "{level}"
+# text (one line per event on stderr)
+format = "{format}"
+"#,
+        node = c.node,
+        consortium = c.consortium.display().to_string(),
+        params = c.params_dir.display().to_string(),
+        data = c.data_dir.display().to_string(),
+        listen = c.api.listen,
+        limit = c.api.body_limit_bytes,
+        skew = c.api.clock_skew_s,
+        wait = c.api.wait_max_s,
+        preset = c.consensus.preset,
+        cpc = match &c.owner.default_cpc {
+            Some(cpc) => format!("default_cpc = {cpc:?}"),
+            None => "# default_cpc = \"cpc-1\"".into(),
+        },
+        records = c.owner.dataset_records,
+        policy = c.owner.abe_policy,
+        departments = c.owner.departments,
+        chunk = c.cpc.reencrypt_chunk,
+        gpu = c.gpu.enabled,
+        level = c.log.level,
+        format = c.log.format,
+    ))
+}

@@ -1,0 +1,87 @@
+//! A member's client: it signs transactions with the member's key and submits them through
+//! its home validator, then waits until they are final on that validator's ledger.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use dualchain_consensus::Request;
+use dualchain_crypto::sign::SigningKeypair;
+use dualchain_ledger::tx::{Hash, Outcome, SignedTx, Tx, TxKind};
+use sha2::{Digest as _, Sha256};
+
+use crate::validator::Validator;
+
+/// A member's client: signs transactions and submits them through its home validator.
+pub struct Client {
+    pub id: String,
+    signer: SigningKeypair,
+    home: Arc<Validator>,
+    client_id: u64,
+    nonce: AtomicU64,
+}
+
+/// A transaction once final on the home validator's ledger.
+#[derive(Debug, Clone)]
+pub struct Final {
+    pub hash: Hash,
+    pub seq: u64,
+    pub outcome: Outcome,
+}
+
+impl Client {
+    pub fn new(id: &str, signer: SigningKeypair, home: Arc<Validator>) -> Self {
+        let h = Sha256::digest(id.as_bytes());
+        let client_id = u64::from_be_bytes(h[..8].try_into().expect("8 bytes"));
+        // Nonces start from the wall clock so a restarted client never reuses one.
+        let start =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
+        Self { id: id.to_string(), signer, home, client_id, nonce: AtomicU64::new(start) }
+    }
+
+    pub fn home(&self) -> &Arc<Validator> {
+        &self.home
+    }
+
+    pub fn signer(&self) -> &SigningKeypair {
+        &self.signer
+    }
+
+    /// Signs a transaction (not submitted).
+    pub fn sign(&self, kind: TxKind) -> Result<SignedTx> {
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
+        Ok(SignedTx::sign(Tx { sender: self.id.clone(), nonce, kind }, &self.signer)?)
+    }
+
+    /// Submits signed bytes and waits until they are final on the home ledger.
+    pub async fn submit_signed(&self, stx: &SignedTx) -> Result<Final> {
+        let seq = self
+            .home
+            .submit(Request { client: self.client_id, id: stx.tx.nonce, payload: stx.to_bytes() })
+            .await
+            .with_context(|| format!("{} submitting {}", self.id, stx.tx.kind.name()))?;
+        self.home.wait_applied(seq).await?;
+        let (_, entry) = self
+            .home
+            .ledger
+            .tx(&stx.hash)?
+            .ok_or_else(|| anyhow!("transaction not on the ledger after batch {seq}"))?;
+        Ok(Final { hash: stx.hash, seq, outcome: entry.outcome })
+    }
+
+    /// Signs, submits and waits for finality.
+    pub async fn submit(&self, kind: TxKind) -> Result<Final> {
+        let stx = self.sign(kind)?;
+        self.submit_signed(&stx).await
+    }
+
+    /// Like [`Client::submit`], failing unless the contracts accepted the transaction.
+    pub async fn submit_accepted(&self, kind: TxKind) -> Result<Final> {
+        let what = kind.name();
+        let f = self.submit(kind).await?;
+        if let Outcome::Rejected { reason } = &f.outcome {
+            bail!("{} {what} rejected: {reason}", self.id);
+        }
+        Ok(f)
+    }
+}

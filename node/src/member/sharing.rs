@@ -1,0 +1,152 @@
+//! The member-side steps of the sharing flow (DESIGN.md §3), used by the node's API: the owner
+//! signcrypts records and prepares a dataset's registration; the requester opens a
+//! dataset's CP-ABE index and proves the access policy.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, ensure, Result};
+use blstrs::Scalar as Fr;
+use dualchain_crypto::abe::ac17::Ac17;
+use dualchain_crypto::abe::{AbeScheme, Policy};
+use dualchain_crypto::cbsre::{signcrypt, DatasetId, RecordHeader, Signcrypted};
+use dualchain_crypto::Codec;
+use dualchain_kernels::Compute;
+use dualchain_ledger::tx::{policy_from_spec, policy_to_spec, DatasetRegistration, FrBytes, Hash, TxKind};
+use dualchain_ledger::Ledger;
+use dualchain_prover::params::ProvingKey;
+use dualchain_prover::policy::{Credential, MerklePath, PolicyCircuit};
+use dualchain_prover::supply::{self, SupplyShape};
+use dualchain_prover::verify::proof_to_bytes;
+use ff::Field;
+use rand::{CryptoRng, RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use super::policy;
+use super::Member;
+
+/// Content type of the signcrypted records.
+pub const RECORD_CONTENT_TYPE: &str = "fhir-r4:observation";
+
+/// Signcrypts `plaintexts` as records `0..` of `dataset`; `progress(done, total)` is called
+/// every 16 records.
+pub fn signcrypt_dataset(
+    rng: &mut (impl RngCore + CryptoRng),
+    owner: &Member,
+    dataset: DatasetId,
+    plaintexts: &[Vec<u8>],
+    now: u64,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<Signcrypted>> {
+    let mut records = Vec::with_capacity(plaintexts.len());
+    for (i, pt) in plaintexts.iter().enumerate() {
+        let header = RecordHeader {
+            owner: owner.id.clone(),
+            dataset,
+            record_index: i as u64,
+            created_at: now,
+            content_type: RECORD_CONTENT_TYPE.into(),
+        };
+        records.push(signcrypt(rng, &owner.signer, &owner.dsk.public(), header, pt)?);
+        if i % 16 == 15 || i + 1 == plaintexts.len() {
+            progress(i + 1, plaintexts.len());
+        }
+    }
+    Ok(records)
+}
+
+/// A dataset's registration, and the opening its owner keeps.
+pub struct Prepared {
+    pub tx: TxKind,
+    pub commitment: Fr,
+    pub salt: Fr,
+}
+
+/// What a dataset is registered with.
+pub struct DatasetSpec<'a> {
+    pub dataset: DatasetId,
+    pub name: &'a str,
+    pub h1: Hash,
+    pub cpc: &'a str,
+    pub shape: SupplyShape,
+    pub records: &'a [supply::Record],
+    /// The CP-ABE policy over the index, and the departments of its zero-knowledge twin
+    /// (`role = research ∧ dept ∈ departments`).
+    pub abe_policy: &'a str,
+    pub departments: &'a [&'a str],
+}
+
+/// The commitment C_D to the records under a fresh salt, the CP-ABE index
+/// (dataset, H1, CPC, count) and the registration transaction.
+pub fn prepare_registration(
+    rng: &mut (impl RngCore + CryptoRng),
+    abe_pk: &<Ac17 as AbeScheme>::PublicKey,
+    spec: &DatasetSpec<'_>,
+) -> Result<Prepared> {
+    let salt = Fr::random(&mut *rng);
+    let commitment = supply::dataset_commitment(spec.shape, spec.records, salt)?;
+    let index = serde_json::json!({
+        "dataset": spec.dataset.to_hex(), "h1": hex::encode(spec.h1), "cpc": spec.cpc, "records": spec.records.len()
+    });
+    let policy = Policy::parse(spec.abe_policy)?;
+    let abe_index = Ac17::encrypt(abe_pk, &policy, &serde_json::to_vec(&index)?)?.to_bytes();
+    let zk_policy = policy::research_in_departments(spec.departments)?;
+    let tx = TxKind::RegisterDataset(DatasetRegistration {
+        dataset: spec.dataset.0,
+        name: spec.name.into(),
+        h1: spec.h1,
+        commitment: FrBytes::from_fr(&commitment),
+        records: spec.records.len() as u64,
+        cpc: spec.cpc.into(),
+        abe_policy: spec.abe_policy.into(),
+        abe_index,
+        zk_policy: policy_to_spec(&zk_policy),
+    });
+    Ok(Prepared { tx, commitment, salt })
+}
+
+/// What the requester learns from the CP-ABE index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPointer {
+    pub dataset: Hash,
+    pub h1: Hash,
+    pub cpc: String,
+    pub records: u64,
+}
+
+/// Opens a dataset's CP-ABE index with the member's attribute key.
+pub fn open_index(m: &Member, ledger: &Ledger, dataset: &Hash) -> Result<IndexPointer> {
+    let key = m.abe_key.as_ref().ok_or_else(|| anyhow!("{} holds no CP-ABE key", m.id))?;
+    let ds = ledger.dataset(dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
+    let ct = <Ac17 as AbeScheme>::Ciphertext::from_bytes(&ds.abe_index)?;
+    let index: serde_json::Value = serde_json::from_slice(&Ac17::decrypt(key, &ct)?)?;
+    let field = |k: &str| index[k].as_str().map(str::to_string).ok_or_else(|| anyhow!("index without {k}"));
+    let mut h1 = [0u8; 32];
+    hex::decode_to_slice(field("h1")?, &mut h1)?;
+    let mut ds_id = [0u8; 32];
+    hex::decode_to_slice(field("dataset")?, &mut ds_id)?;
+    ensure!(ds_id == *dataset, "the index names another dataset");
+    Ok(IndexPointer { dataset: ds_id, h1, cpc: field("cpc")?, records: index["records"].as_u64().unwrap_or(0) })
+}
+
+/// A policy proof for the demand's dataset, bound to `request_id`: the proof's bytes and
+/// the proving time.
+pub async fn prove_policy(
+    compute: &'static Compute,
+    pk: std::sync::Arc<ProvingKey>,
+    ledger: &Ledger,
+    demand: &Hash,
+    credential: Credential,
+    path: MerklePath,
+    request_id: Hash,
+) -> Result<(Vec<u8>, Duration)> {
+    let d = ledger.demand(demand)?.ok_or_else(|| anyhow!("unknown demand"))?;
+    let ds = ledger.dataset(&d.dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
+    let policy = policy_from_spec(&ds.zk_policy).map_err(|e| anyhow!(e))?;
+    let circuit = PolicyCircuit { credential, path, policy, request_id };
+    let started = Instant::now();
+    let proof =
+        tokio::task::spawn_blocking(move || compute.prover().prove(&pk, circuit, &mut ChaCha20Rng::from_entropy()))
+            .await??
+            .0;
+    Ok((proof_to_bytes(&proof).to_vec(), started.elapsed()))
+}

@@ -1,0 +1,107 @@
+//! The parts of a running node that its API reads: the validator and its ledger, the
+//! hosted member with its agents, the proving keys, the public parameters, the metrics
+//! registry. [`crate::service`] assembles a [`Node`] and shuts it down.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::Result;
+use dualchain_crypto::abe::ac17::Ac17;
+use dualchain_crypto::abe::AbeScheme;
+use dualchain_crypto::cert::Role;
+use dualchain_crypto::ibe::IbePublicParams;
+use dualchain_kernels::Compute;
+use dualchain_ledger::tx::FrBytes;
+use dualchain_ledger::Ledger;
+use dualchain_prover::params::ProvingKey;
+use dualchain_prover::supply::SupplyShape;
+use dualchain_storage::wrappers::StorageMetrics;
+use prometheus_client::registry::Registry;
+
+use crate::agents::{Activity, AgentMetrics, CpcNode, Log, OwnerNode};
+use crate::config::{ConsortiumFile, NodeConfig};
+use crate::member::client::Client;
+use crate::member::Member;
+use crate::metrics::ScrapeGauges;
+use crate::validator::Validator;
+
+pub use crate::clock::unix_ms;
+
+/// The member a node hosts, with its agents.
+pub struct Hosted {
+    pub member: Arc<Member>,
+    pub client: Arc<Client>,
+    pub owner: Option<Arc<OwnerNode>>,
+    pub cpc: Option<Arc<CpcNode>>,
+    /// For the KGC: the credential leaves to publish (member, leaf).
+    pub credentials: Vec<(String, FrBytes)>,
+}
+
+/// A running node.
+pub struct Node {
+    pub cfg: NodeConfig,
+    pub consortium: ConsortiumFile,
+    pub validator: Arc<Validator>,
+    pub ledger: Arc<Ledger>,
+    pub hosted: Option<Hosted>,
+    pub policy_pk: Arc<ProvingKey>,
+    pub supply_pks: HashMap<SupplyShape, Arc<ProvingKey>>,
+    pub ibe: IbePublicParams,
+    pub abe_pk: <Ac17 as AbeScheme>::PublicKey,
+    pub registry: Registry,
+    pub agent_metrics: AgentMetrics,
+    pub gauges: ScrapeGauges,
+    pub storage: Arc<StorageMetrics>,
+    pub log: Log,
+    /// When this process started (UNIX ms): signed requests from before are refused.
+    pub started_ms: u64,
+    /// Where the heavy work runs (the CUDA backends or the CPU), chosen at start-up.
+    pub compute: &'static Compute,
+    pub data_dir: PathBuf,
+}
+
+impl Node {
+    /// Whether the hosted member can act: registered, and holding its credential where
+    /// genesis gave it one.
+    pub fn ready(&self) -> Result<bool> {
+        let Some(h) = &self.hosted else { return Ok(true) };
+        let Some(m) = self.ledger.member(&h.member.id)? else { return Ok(false) };
+        let wants_credential = matches!(h.member.role, Role::Hospital | Role::ResearchInstitute);
+        Ok(!wants_credential || m.credential.is_some())
+    }
+
+    /// Refreshes the scrape-time gauges and encodes every series (Prometheus text format).
+    pub async fn metrics_text(&self) -> Result<String> {
+        let g = &self.gauges;
+        g.applied_seq.set(self.validator.applied_seq() as i64);
+        g.apply_seconds.set(self.validator.apply_ns.load(Ordering::Relaxed) as f64 / 1e9);
+        if let Some(s) = self.validator.status().await {
+            g.view.set(s.view as i64);
+        }
+        let s = &self.storage;
+        g.storage_gets.set(s.gets.load(Ordering::Relaxed) as i64);
+        g.storage_writes.set(s.writes.load(Ordering::Relaxed) as i64);
+        g.storage_written_bytes.set(s.written_bytes.load(Ordering::Relaxed) as i64);
+        g.storage_write_seconds.set(s.write_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+        let compute = self.compute;
+        g.gpu_available.set(compute.gpu_available() as i64);
+        for (kernel, stats) in &compute.stats {
+            let l = [("kernel", kernel.to_string())];
+            g.gpu_jobs.get_or_create(&l).set(stats.gpu_jobs.load(Ordering::Relaxed) as i64);
+            g.gpu_fallbacks.get_or_create(&l).set(stats.fallbacks.load(Ordering::Relaxed) as i64);
+            g.gpu_seconds.get_or_create(&l).set(stats.gpu_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        }
+        let failures = self.log.entries().iter().filter(|(_, a)| matches!(a, Activity::Failed { .. })).count();
+        g.agent_failures.set(failures as i64);
+        g.members_registered.set(self.ledger.members()?.len() as i64);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    pub fn hosted(&self) -> Option<&Hosted> {
+        self.hosted.as_ref()
+    }
+}

@@ -1,0 +1,196 @@
+//! A validator: a consensus engine and a ledger, wired so that every committed batch is
+//! applied to the ledger exactly once, in order, also across restarts.
+//!
+//! A validator's ledger lives in the same RocksDB as its consensus log. The engine
+//! persists a batch to its log (and its never-truncated archive) before delivering it;
+//! the ledger applies delivered batches on its own thread. After a crash the ledger may be
+//! behind the log: at start, and whenever a delivery skips ahead, it applies the missing
+//! batches from the archive first. Applying is idempotent by sequence number, so nothing
+//! is lost or applied twice.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Result};
+use dualchain_consensus::engine::Engine;
+use dualchain_consensus::local::LocalCluster;
+use dualchain_consensus::metrics::Metrics;
+use dualchain_consensus::replica::parse_archive;
+use dualchain_consensus::{CommittedEntry, Config, Delivered, Request};
+use dualchain_ledger::{Applied, Committed, Genesis, Ledger, LedgerError};
+use dualchain_storage::consensus::ConsensusStore;
+use dualchain_storage::KvEngine;
+use tokio::sync::{broadcast, mpsc, watch, RwLock};
+
+/// How many applied batches a slow subscriber may lag before it misses events.
+const EVENTS_CAPACITY: usize = 4096;
+/// Archive entries read per step of a catch-up.
+const CATCH_UP_CHUNK: usize = 256;
+
+/// One validator: consensus engine + ledger.
+pub struct Validator {
+    pub id: usize,
+    pub ledger: Arc<Ledger>,
+    engine: RwLock<Option<Engine>>,
+    applied: watch::Receiver<u64>,
+    events: broadcast::Sender<Arc<Applied>>,
+    applier: Mutex<Option<std::thread::JoinHandle<Result<(), LedgerError>>>>,
+    /// Time spent applying batches (decoding, signature checks, batch proof verification,
+    /// contracts, the store write), in nanoseconds.
+    pub apply_ns: Arc<AtomicU64>,
+}
+
+impl Validator {
+    /// Opens the validator's ledger, starts its engine, and starts applying (catching up
+    /// from the consensus archive first).
+    pub fn start(cluster: &mut LocalCluster, id: usize, genesis: Genesis, config: Config) -> Result<Arc<Self>> {
+        let store = cluster.stores[id].clone();
+        let ledger = Arc::new(Ledger::open(store.clone(), genesis)?);
+        let (engine, delivered) = cluster.start(id, config, Metrics::unregistered())?;
+        Self::launch(id, store, ledger, engine, delivered)
+    }
+
+    /// A validator from an engine already started on `store` and its ledger.
+    pub fn launch(
+        id: usize,
+        store: Arc<dyn KvEngine>,
+        ledger: Arc<Ledger>,
+        engine: Engine,
+        delivered: mpsc::Receiver<Delivered>,
+    ) -> Result<Arc<Self>> {
+        let (applied_tx, applied) = watch::channel(ledger.applied_seq()?.unwrap_or(0));
+        let (events, _) = broadcast::channel(EVENTS_CAPACITY);
+        let apply_ns = Arc::new(AtomicU64::new(0));
+        let applier = {
+            let ledger = ledger.clone();
+            let sink = Sink { applied: applied_tx, events: events.clone(), apply_ns: apply_ns.clone() };
+            std::thread::Builder::new()
+                .name(format!("ledger-{id}"))
+                .spawn(move || apply_loop(&ledger, store, delivered, &sink))?
+        };
+        Ok(Arc::new(Self {
+            id,
+            ledger,
+            engine: RwLock::new(Some(engine)),
+            applied,
+            events,
+            applier: Mutex::new(Some(applier)),
+            apply_ns,
+        }))
+    }
+
+    /// Submits a request; resolves once this validator executed it (its sequence number).
+    pub async fn submit(&self, request: Request) -> Result<u64> {
+        let guard = self.engine.read().await;
+        let engine = guard.as_ref().ok_or_else(|| anyhow!("validator {} is stopped", self.id))?;
+        Ok(engine.submit(request).await?)
+    }
+
+    /// Waits until the ledger applied batch `seq`.
+    pub async fn wait_applied(&self, seq: u64) -> Result<()> {
+        let mut rx = self.applied.clone();
+        rx.wait_for(|s| *s >= seq).await.map_err(|_| anyhow!("validator {} stopped applying", self.id))?;
+        Ok(())
+    }
+
+    pub fn applied_seq(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Batches applied from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Applied>> {
+        self.events.subscribe()
+    }
+
+    /// The engine's progress (view, last executed, pending), if it runs.
+    pub async fn status(&self) -> Option<dualchain_consensus::engine::EngineStatus> {
+        let guard = self.engine.read().await;
+        guard.as_ref()?.status().await.ok()
+    }
+
+    /// Stops the engine (what it acknowledged is on disk) and the applier.
+    pub async fn stop(&self) -> Result<()> {
+        if let Some(engine) = self.engine.write().await.take() {
+            engine.shutdown().await?;
+        }
+        let handle = self.applier.lock().map_err(|_| anyhow!("applier lock poisoned"))?.take();
+        if let Some(h) = handle {
+            tokio::task::spawn_blocking(move || h.join()).await?.map_err(|_| anyhow!("ledger thread panicked"))??;
+        }
+        Ok(())
+    }
+}
+
+/// Applies one committed entry.
+///
+/// Every request of the batch goes to the ledger, also those the consensus layer reports
+/// as already executed (same client and id): the ledger's own duplicate check by
+/// transaction hash decides, so a batch applied live and the same batch replayed from the
+/// archive (which keeps no such list) produce identical blocks.
+/// Where applied batches are announced.
+struct Sink {
+    applied: watch::Sender<u64>,
+    events: broadcast::Sender<Arc<Applied>>,
+    apply_ns: Arc<AtomicU64>,
+}
+
+fn apply_entry(ledger: &Ledger, entry: &CommittedEntry, time_ms: u64, sink: &Sink) -> Result<(), LedgerError> {
+    let started = std::time::Instant::now();
+    let c = Committed {
+        seq: entry.seq,
+        time_ms,
+        digest: entry.batch.digest(),
+        certificate: entry.certificate_bytes(),
+        payloads: entry.batch.requests().iter().map(|r| r.payload.as_slice()).collect(),
+    };
+    let applied = ledger.apply(&c)?;
+    sink.apply_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    if let Some(applied) = applied {
+        sink.applied.send_replace(applied.seq);
+        let _ = sink.events.send(Arc::new(applied));
+    }
+    Ok(())
+}
+
+/// Applies archived batches up to and including `to` (all of them when `None`).
+fn catch_up(ledger: &Ledger, log: &ConsensusStore, to: Option<u64>, sink: &Sink) -> Result<(), LedgerError> {
+    let last = match (to, log.last_committed()?) {
+        (Some(t), Some(l)) => t.min(l),
+        (None, Some(l)) => l,
+        (_, None) => return Ok(()),
+    };
+    loop {
+        let next = ledger.applied_seq()?.map_or(1, |a| a + 1);
+        if next > last {
+            return Ok(());
+        }
+        let rows = log.committed_range(next, last + 1, CATCH_UP_CHUNK)?;
+        if rows.is_empty() {
+            return Err(LedgerError::NotFound(format!("archived batch {next} (the log's last is {last})")));
+        }
+        for (_, bytes) in rows {
+            let a = parse_archive(&bytes).map_err(|e| LedgerError::Corrupt(format!("archived batch: {e}")))?;
+            apply_entry(ledger, &a.entry, a.time_ms, sink)?;
+        }
+    }
+}
+
+fn apply_loop(
+    ledger: &Ledger,
+    store: Arc<dyn KvEngine>,
+    mut delivered: mpsc::Receiver<Delivered>,
+    sink: &Sink,
+) -> Result<(), LedgerError> {
+    let log = ConsensusStore::open(store)?;
+    catch_up(ledger, &log, None, sink)?;
+    while let Some(d) = delivered.blocking_recv() {
+        match apply_entry(ledger, &d.entry, d.time_ms, sink) {
+            Err(LedgerError::OutOfOrder { got, .. }) => {
+                catch_up(ledger, &log, Some(got - 1), sink)?;
+                apply_entry(ledger, &d.entry, d.time_ms, sink)?;
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The sharing flow end to end in one consortium of `dualchain node` services, driven
+//! through the members' own nodes' APIs, and every refusal it must produce.
+
+mod common;
+
+use anyhow::{bail, Result};
+use dualchain_crypto::cbsre::DatasetId;
+use dualchain_ledger::tx::{Outcome, TxKind};
+use dualchain_node::agents::{Activity, FetchRequest};
+use dualchain_prover::groth16::Prover;
+use dualchain_prover::supply::SupplyCircuit;
+use dualchain_prover::verify::proof_to_bytes;
+use dualchain_storage::ledger::Chain;
+use dualchain_testkit::consortium::{refusal, wait_for, CPCS, HOSPITAL_A, HOSPITAL_B, KGC, RESEARCH, WAIT};
+use rand::SeedableRng;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn rejected(o: &Outcome) -> String {
+    match o {
+        Outcome::Rejected { reason } => reason.clone(),
+        Outcome::Accepted => String::new(),
+    }
+}
+
+/// The API's machine-readable reason for refusing `r`, or a failure if it was not refused.
+fn reason<T>(r: Result<T>) -> String {
+    match r {
+        Ok(_) => panic!("the call was not refused"),
+        Err(e) => {
+            refusal(&e).map_or_else(|| format!("not a refusal: {e:#}"), |x| format!("{} {}", x.reason, x.message))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
+    let c = common::consortium("flow", 24, 11).await?;
+    let a = c.upload(HOSPITAL_A, "icu", CPCS[0]).await?;
+    let hr = a.zk_records.iter().filter(|r| r.code == 88674).count();
+    assert_eq!(hr, 8, "24 observations rotate 3 vitals");
+
+    // Demand, supply proof by the owner's node, CP-ABE index, policy proof, grant.
+    let demand = c.demand(RESEARCH, &a.dataset, 4).await?;
+    c.wait_supplied(RESEARCH, &demand).await?;
+    let ledger2 = c.ledger(2)?;
+    let research = c.member(RESEARCH)?;
+    let pointer = dualchain_node::member::sharing::open_index(&research, &ledger2, &a.dataset.0)?;
+    assert_eq!((pointer.h1, pointer.cpc.as_str()), (a.h1, CPCS[0]));
+    let access = c.request_access(RESEARCH, &demand, 3600).await?;
+    assert!(access.granted, "{:?}", access.denial);
+    let grant = access.request;
+
+    // Re-key by the owner's node, batch re-encryption and receipt by the CPC's node.
+    let g = c.wait_receipt(RESEARCH, &grant).await?;
+    assert_eq!(g.receipts, 1);
+    let fetched = c.fetch(RESEARCH, &grant).await?;
+    assert_eq!(fetched, a.observations, "the decrypted records are the uploaded ones");
+
+    // Audit: who accessed what, when, under which grant, with an inclusion proof that
+    // every node's block confirms.
+    c.ledgers_identical(WAIT).await?;
+    let trail = c.ledger(2)?.audit(&a.dataset.0)?;
+    assert_eq!(trail.len(), 1);
+    let (rec, proof) = &trail[0];
+    assert_eq!((rec.requester.as_str(), rec.owner.as_str(), rec.cpc.as_str()), (RESEARCH, HOSPITAL_A, CPCS[0]));
+    assert_eq!((rec.grant, rec.records), (grant, 24));
+    let block_hash = proof.verify()?;
+    for l in c.ledgers() {
+        assert_eq!(l.block(Chain::Access, proof.height)?.unwrap().hash, block_hash);
+    }
+    let mut forged = proof.clone();
+    forged.outcome = Outcome::Rejected { reason: "x".into() };
+    assert!(forged.verify().map_or(true, |h| h != block_hash), "a changed outcome does not prove into the block");
+    let api_trail = c.audit(HOSPITAL_B, &a.dataset).await?;
+    assert_eq!(api_trail["records"][0]["proof_verified"], true);
+
+    // Unauthorised requester: its node cannot open the index, a policy proof over
+    // self-made credentials is denied on chain, it gets no grant and the CPC serves it
+    // nothing.
+    let demand_b = c.demand(HOSPITAL_B, &a.dataset, 4).await?;
+    c.wait_supplied(HOSPITAL_B, &demand_b).await?;
+    assert!(reason(c.request_access(HOSPITAL_B, &demand_b, 3600).await).starts_with("index-closed"));
+    let (request_b, f) = c.request_access_forged(HOSPITAL_B, &demand_b).await?;
+    assert!(rejected(&f.outcome).contains("access denied"), "{:?}", f.outcome);
+    let ledger = c.ledger(1)?;
+    assert!(ledger.grant(&request_b)?.is_none());
+    assert!(ledger.denial(&request_b)?.unwrap().reason.contains("policy proof"));
+    assert!(reason(c.fetch(HOSPITAL_B, &grant).await).starts_with("not-yours"));
+    let outsider = c.member(HOSPITAL_B)?;
+    let cpc1 = c.cpc(CPCS[0])?;
+    for id in [request_b, grant] {
+        let err = cpc1.fetch(&FetchRequest::sign(&outsider, id, a.h1)).unwrap_err().to_string();
+        assert!(err.contains("unknown grant") || err.contains("not hospital-b's"), "{err}");
+    }
+    // The re-encrypted records do not open with its key either.
+    let owner_key = c.member(HOSPITAL_A)?.cert.fields.signing_key;
+    let re = cpc1.store.results(&grant, &owner_key, now_s())?;
+    assert!(re[0].decrypt(&outsider.dsk, &owner_key).is_err());
+
+    // A supply proof for a dataset that misses the demand: the owner's node cannot prove
+    // it; a proof made for an easier requirement is refused by the zk contract.
+    let demand_x = c.demand(RESEARCH, &a.dataset, 20).await?;
+    let owner_log = c.log(HOSPITAL_A)?;
+    wait_for(WAIT, "the owner's node to give up", || {
+        Ok(owner_log
+            .entries()
+            .into_iter()
+            .find(|(_, e)| matches!(e, Activity::SupplyImpossible { demand, .. } if *demand == demand_x)))
+    })
+    .await?;
+    let easier = c.ledger(0)?.demand(&demand)?.unwrap().requirement;
+    let circuit = SupplyCircuit::new(c.supply_shape, &a.zk_records, a.salt, easier)?;
+    let pk = c.node(0)?.supply_pks[&c.supply_shape].clone();
+    let (proof, _) = Prover::default().prove(&pk, circuit, &mut rand_chacha::ChaCha20Rng::seed_from_u64(3))?;
+    let kind = TxKind::SupplyProof { demand: demand_x, proof: proof_to_bytes(&proof).to_vec() };
+    let f = c.client(HOSPITAL_A)?.submit(kind).await?;
+    assert!(rejected(&f.outcome).contains("supply proof refused"), "{:?}", f.outcome);
+    assert!(c.ledger(0)?.demand(&demand_x)?.unwrap().supplied_by.is_none());
+    // Nor can a requester ask for access on the unproven demand.
+    let r = reason(c.request_access(RESEARCH, &demand_x, 60).await);
+    assert!(r.contains("not proven supply"), "{r}");
+
+    // An expired grant: the CPC refuses it.
+    let short = c.request_access(RESEARCH, &demand, 1).await?;
+    assert!(short.granted, "{:?}", short.denial);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let r = reason(c.fetch(RESEARCH, &short.request).await);
+    assert!(r.contains("expired"), "{r}");
+
+    // A revoked grant: the CPC refuses it and drops it.
+    c.revoke_grant(HOSPITAL_A, &grant, "study closed").await?;
+    let r = reason(c.fetch(RESEARCH, &grant).await);
+    assert!(r.contains("revoked"), "{r}");
+    wait_for(WAIT, "the CPC to drop the grant", || Ok(cpc1.store.grant(&grant)?.filter(|g| g.revoked))).await?;
+    let err = cpc1.store.results(&grant, &owner_key, now_s()).unwrap_err().to_string();
+    assert!(err.contains("revoked"), "{err}");
+
+    // A revoked credential: a proof against the root from before the revocation is
+    // denied, and the requester has no path in the new tree.
+    let ledger = c.ledger(1)?;
+    let old_root = ledger.credential_root()?.unwrap();
+    let old_path = ledger.credential_path(RESEARCH)?.unwrap();
+    c.client(KGC)?
+        .submit_accepted(TxKind::RevokeCredential { member: RESEARCH.into(), reason: "left the study".into() })
+        .await?;
+    c.ledgers_identical(WAIT).await?;
+    assert_ne!(ledger.credential_root()?.unwrap(), old_root);
+    assert!(ledger.credential_path(RESEARCH)?.is_none());
+    let (_, f) = c.request_access_against(RESEARCH, &demand, 60, old_root, old_path).await?;
+    assert!(rejected(&f.outcome).contains("predates a revocation"), "{:?}", f.outcome);
+
+    // A revoked member: only the KGC revokes; then nothing it signs counts, its calls are
+    // refused by every node, and the CPC refuses its uploads.
+    let spite = json!({"reason": "spite"});
+    let r = reason(c.api(RESEARCH)?.call::<Value>(Method::POST, "/members/hospital-a/revoke", Some(&spite)).await);
+    assert!(r.starts_with("wrong-role"), "{r}");
+    let f =
+        c.client(RESEARCH)?.submit(TxKind::RevokeMember { member: HOSPITAL_A.into(), reason: "spite".into() }).await?;
+    assert!(rejected(&f.outcome).contains("needs role kgc"), "{:?}", f.outcome);
+    let body = json!({"reason": "forgery"});
+    c.api(KGC)?.call::<Value>(Method::POST, "/members/hospital-b/revoke", Some(&body)).await?;
+    c.ledgers_identical(WAIT).await?;
+    assert!(reason(c.demand(HOSPITAL_B, &a.dataset, 4).await).starts_with("revoked"));
+    let requirement = c.ledger(0)?.demand(&demand)?.unwrap().requirement;
+    let f = c.client(HOSPITAL_B)?.submit(TxKind::Demand { demand: [7; 32], dataset: a.dataset.0, requirement }).await?;
+    assert!(rejected(&f.outcome).contains("revoked"), "{:?}", f.outcome);
+    match c.upload(HOSPITAL_B, "late", CPCS[1]).await {
+        Ok(_) => bail!("a revoked member uploaded a dataset"),
+        Err(e) => assert!(format!("{e:#}").contains("revoked"), "{e:#}"),
+    }
+    // At the CPC itself, a revoked owner's records are refused.
+    let b_records: Vec<dualchain_crypto::cbsre::Signcrypted> = Vec::new();
+    let err = c.cpc(CPCS[1])?.upload(HOSPITAL_B, &b_records).unwrap_err().to_string();
+    assert!(err.contains("not an active data owner"), "{err}");
+
+    // Everything above on identical ledgers.
+    c.ledgers_identical(WAIT).await?;
+    let unknown = DatasetId::derive(HOSPITAL_A, "nothing");
+    assert!(c.ledger(3)?.audit(&unknown.0)?.is_empty());
+    c.shutdown().await
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
