@@ -13,11 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
 use dualchain_consensus::engine::Engine;
-use dualchain_consensus::local::LocalCluster;
-use dualchain_consensus::metrics::Metrics;
 use dualchain_consensus::replica::parse_archive;
-use dualchain_consensus::{CommittedEntry, Config, Delivered, Request};
-use dualchain_ledger::{Applied, Committed, Genesis, Ledger, LedgerError};
+use dualchain_consensus::{CommittedEntry, Delivered, Request};
+use dualchain_ledger::{Applied, Committed, Ledger, LedgerError};
 use dualchain_storage::consensus::ConsensusStore;
 use dualchain_storage::KvEngine;
 use tokio::sync::{broadcast, mpsc, watch, RwLock};
@@ -41,15 +39,6 @@ pub struct Validator {
 }
 
 impl Validator {
-    /// Opens the validator's ledger, starts its engine, and starts applying (catching up
-    /// from the consensus archive first).
-    pub fn start(cluster: &mut LocalCluster, id: usize, genesis: Genesis, config: Config) -> Result<Arc<Self>> {
-        let store = cluster.stores[id].clone();
-        let ledger = Arc::new(Ledger::open(store.clone(), genesis)?);
-        let (engine, delivered) = cluster.start(id, config, Metrics::unregistered())?;
-        Self::launch(id, store, ledger, engine, delivered)
-    }
-
     /// A validator from an engine already started on `store` and its ledger.
     pub fn launch(
         id: usize,
