@@ -19,6 +19,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use dualchain_node::api::client::ApiClient;
 use dualchain_testkit::fhir;
 use dualchain_testkit::procs::ProcessCluster;
+use dualchain_progress::Progress;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
@@ -107,8 +108,13 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let params = std::env::var_os("DUALCHAIN_PARAMS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(dualchain_node::genesis::params::default_params_dir);
+    // Points: the cluster, uploads (one at a time, in flight), observations, the grant,
+    // fetches (one at a time, in flight).
+    let progress = Progress::new("bench api", 7);
+    progress.set_message("init and start 4 nodes");
     let mut cluster = ProcessCluster::init(&bin, &dir.path().join("consortium"), 4, &params)?;
     cluster.wait_ready(&[0, 1, 2, 3], Duration::from_secs(600)).await?;
+    progress.inc(1);
     let hospital = Arc::new(cluster.client(HOSPITAL)?.0);
     let research = Arc::new(cluster.client(RESEARCH)?.0);
     let mut out = Vec::new();
@@ -126,8 +132,12 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
             }
         }
     };
+    progress.set_message("uploads, one at a time");
     let (seq, lat1) = drive(bundles / 2, 1, upload("seq")).await?;
+    progress.inc(1);
+    progress.set_message(format!("uploads, {in_flight} in flight"));
     let (par, latk) = drive(bundles, in_flight, upload("par")).await?;
+    progress.inc(1);
     let seq_rec = seq * RECORDS as f64;
     out.push(Record { unit: "records/s".into(), ..Record::throughput("api_upload", cfg(1), seq_rec, None) });
     out.push(Record {
@@ -138,6 +148,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     latency_records(&mut out, "api_upload_latency", &cfg(in_flight), latk);
 
     // Single observations, as a gateway posts them one by one.
+    progress.set_message("single observations");
     let (_, obs) = fhir::ward_bundle("hospital-a", 8, singles, 77);
     let patients = fhir::ward_bundle("hospital-a", 8, 0, 0).0;
     for e in patients["entry"].as_array().into_iter().flatten() {
@@ -156,9 +167,12 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let p = format!("one at a time, sealed every {RECORDS}");
     out.push(Record { unit: "observations/s".into(), ..Record::throughput("api_observation", p.clone(), rate, None) });
     latency_records(&mut out, "api_observation_latency", &p, lat);
+    progress.inc(1);
 
     // Fetches of one grant's 64 records.
+    progress.set_message("a grant to fetch");
     let grant = grant_for(&hospital, &research).await?;
+    progress.inc(1);
     let fetch = {
         let r = research.clone();
         move |_: usize| {
@@ -172,8 +186,13 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
             }
         }
     };
+    progress.set_message("fetches, one at a time");
     let (seq, lat1) = drive(fetches / 2, 1, fetch.clone()).await?;
+    progress.inc(1);
+    progress.set_message(format!("fetches, {in_flight} in flight"));
     let (par, latk) = drive(fetches, in_flight, fetch).await?;
+    progress.inc(1);
+    progress.finish();
     let fcfg = |k: usize| format!("4 processes, {RECORDS} records/fetch, {k} in flight");
     let seq_rec = seq * RECORDS as f64;
     out.push(Record { unit: "records/s".into(), ..Record::throughput("api_fetch", fcfg(1), seq_rec, None) });

@@ -16,6 +16,7 @@ use dualchain_consensus::engine::Engine;
 use dualchain_consensus::local::LocalCluster;
 use dualchain_consensus::metrics::Metrics;
 use dualchain_consensus::{Config, Request};
+use dualchain_progress::Progress;
 use dualchain_storage::rocks::RocksConfig;
 use rand::SeedableRng;
 
@@ -128,6 +129,7 @@ fn run_shape(
     loads: &[Option<f64>],
     warmup: Duration,
     measure: Duration,
+    progress: &Progress,
 ) -> Result<Vec<(Option<f64>, Point)>> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
@@ -138,14 +140,9 @@ fn run_shape(
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut points = Vec::new();
         for (i, load) in loads.iter().enumerate() {
+            let offered = load.map_or("max".to_string(), |r| format!("{r:.0}"));
+            progress.set_message(format!("n={n} window={window} offered={offered}"));
             let p = drive(engines[0].clone(), *load, warmup, measure, i as u64 + 1).await;
-            eprintln!(
-                "  n={n} window={window} offered={} -> {:.0} tx/s, p50 {:.1} ms, p99 {:.1} ms",
-                load.map_or("max".to_string(), |r| format!("{r:.0}")),
-                p.tx_per_s,
-                p.p50_ms,
-                p.p99_ms
-            );
             let mut states = Vec::new();
             for e in &engines {
                 if let Ok(s) = e.status().await {
@@ -158,7 +155,14 @@ fn run_shape(
                     ));
                 }
             }
-            eprintln!("    replicas: {}", states.join(", "));
+            dualchain_progress::suspend(|| {
+                eprintln!(
+                    "  n={n} window={window} offered={offered} -> {:.0} tx/s, p50 {:.1} ms, p99 {:.1} ms",
+                    p.tx_per_s, p.p50_ms, p.p99_ms
+                );
+                eprintln!("    replicas: {}", states.join(", "));
+            });
+            progress.inc(1);
             points.push((*load, p));
             // Let an overloaded point's backlog drain so the next point starts clean.
             for _ in 0..600 {
@@ -183,7 +187,9 @@ fn single_point(spec: &str, warmup: Duration, measure: Duration) -> Result<Vec<R
     let [n, window, load] = parts[..] else { anyhow::bail!("BENCH_CONSENSUS_POINT is <n>:<window>:<offered|max>") };
     let (n, window): (usize, u64) = (n.parse()?, window.parse()?);
     let load = if load == "max" { None } else { Some(load.parse::<f64>()?) };
-    let (_, point) = run_shape(n, window, &[load], warmup, measure)?.remove(0);
+    let progress = Progress::new("bench consensus point", 1);
+    let (_, point) = run_shape(n, window, &[load], warmup, measure, &progress)?.remove(0);
+    progress.finish();
     let params = format!("n={n},window={window},offered={},tx_bytes={PAYLOAD_LEN},durability=sync", parts[2]);
     let mut r = Record::throughput("consensus::commit", params, point.tx_per_s, None);
     r.unit = "tx/s".into();
@@ -208,9 +214,11 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         if quick { vec![Some(20_000.0), None] } else { vec![Some(20_000.0), Some(80_000.0), None] };
     eprintln!("durability: RocksDB WAL synced (fsync) on every group commit of the consensus log");
     let mut records = Vec::new();
+    // Points: every load, at window 1 and at the default window, for n = 4 and n = 7.
+    let progress = Progress::new("bench consensus", 2 * (loads_n4.len() + loads_n7.len()) as u64);
     for (n, loads) in [(4usize, &loads_n4), (7, &loads_n7)] {
-        let base = run_shape(n, 1, loads, warmup, measure)?;
-        let piped = run_shape(n, Config::new(n, 0).window_len, loads, warmup, measure)?;
+        let base = run_shape(n, 1, loads, warmup, measure, &progress)?;
+        let piped = run_shape(n, Config::new(n, 0).window_len, loads, warmup, measure, &progress)?;
         for ((load, b), (_, p)) in base.iter().zip(&piped) {
             let offered = load.map_or("max".to_string(), |r| format!("{r:.0}"));
             for (window, point, baseline) in [(1, b, None), (Config::new(n, 0).window_len, p, Some(b))] {
@@ -239,5 +247,6 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
             }
         }
     }
+    progress.finish();
     Ok(records)
 }

@@ -23,6 +23,7 @@ use dualchain_crypto::cert::{
 use dualchain_crypto::ibe::{IbePublicParams, KeyRequest};
 use dualchain_crypto::reencrypt::{reencrypt_records, CpuBackend, ReencryptBackend};
 use dualchain_crypto::sign::{verify_batch, SignedItem, SigningKeypair};
+use dualchain_progress::Progress;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -35,6 +36,9 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     let sizes: &[usize] = if quick { &[64, 1024] } else { &[64, 1024, 16384] };
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let mut out = Vec::new();
+    // Points: signcrypt, one per size, decrypt, Ed25519, IBE, three ABE policy sizes.
+    let progress = Progress::new("bench crypto", (sizes.len() + 7) as u64);
+    progress.set_message("signcrypting the records");
 
     let owner_signer = SigningKeypair::generate(&mut rng);
     let owner = DelegatingSecretKey::generate(&mut rng);
@@ -64,8 +68,10 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         let _ = signcrypt(&mut rng, &owner_signer, &owner.public(), header(0), record);
     });
     out.push(Record::throughput("cbsre::signcrypt", format!("bytes={}", record.len()), sc, None));
+    progress.inc(1);
 
     for &n in sizes {
+        progress.set_message(format!("capsules n={n}"));
         let capsules: Vec<Capsule> = records[..n].iter().map(|r| r.capsule).collect();
         let single = ops_per_second(t, n, || {
             assert!(capsules.iter().all(Capsule::is_valid));
@@ -96,6 +102,7 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
             );
         });
         out.push(Record::throughput("cbsre::reencrypt_records", format!("n={n},backend=cpu"), pipeline, None));
+        progress.inc(1);
     }
 
     let re = reencrypt_records(&CpuBackend, &token, &owner_signer.public(), NOW, &records[..1], &mut rng)?;
@@ -103,6 +110,8 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         let _ = re[0].decrypt(&requester, &owner_signer.public());
     });
     out.push(Record::throughput("cbsre::requester_decrypt", format!("bytes={}", record.len()), dec, None));
+    progress.inc(1);
+    progress.set_message("ed25519");
 
     // Ed25519: batch vs single verification.
     let n_sig = if quick { 256 } else { 4096 };
@@ -119,6 +128,8 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         assert!(verify_batch(&items).is_ok());
     });
     out.push(Record::throughput("sign::verify", format!("n={n_sig},mode=batch"), batch, Some(single)));
+    progress.inc(1);
+    progress.set_message("ibe");
 
     // ESKI-IBE key issuing through a KGC and 3 CPCs.
     let ca = CertificateAuthority::generate("consortium-ca", &mut rng)?;
@@ -147,10 +158,12 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         state.finish(&params, &req, &shares).expect("key");
     });
     out.push(Record::throughput("ibe::issue_key", "authorities=4".into(), issue, None));
+    progress.inc(1);
 
     // CP-ABE by policy size.
     let (pk, msk) = Ac17::setup()?;
     for leaves in [2usize, 4, 8] {
+        progress.set_message(format!("abe leaves={}", leaves + 1));
         let names: Vec<String> = (0..leaves).map(|i| format!("dept:d{i}")).collect();
         let policy = Policy::parse(&format!("role:research and ({})", names.join(" or ")))?;
         let key = Ac17::keygen(&msk, &AttributeSet::new(["role:research".to_owned(), names[leaves - 1].clone()])?)?;
@@ -163,6 +176,8 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         });
         out.push(Record::throughput("abe::encrypt", format!("leaves={}", leaves + 1), enc, None));
         out.push(Record::throughput("abe::decrypt", format!("leaves={}", leaves + 1), dec, None));
+        progress.inc(1);
     }
+    progress.finish();
     Ok(out)
 }

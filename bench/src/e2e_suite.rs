@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use dualchain_node::agents::Activity;
 use dualchain_testkit::consortium::{wait_for, Consortium, FlowConfig, CPCS, HOSPITAL_A, NODES, RESEARCH};
+use dualchain_progress::Progress;
 use tokio::task::JoinSet;
 
 use crate::measure::Record;
@@ -76,8 +77,14 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(dualchain_node::genesis::params::default_params_dir);
     let cfg = FlowConfig { records: 64, seed: Some(42), params_dir, data_dir: dir.path().join("consortium") };
+    // Points: the consortium's genesis, then every dataset and every request.
+    let points = 1 + datasets_seq + datasets_par + requests_seq + requests_par;
+    let progress = Progress::new("bench e2e", points as u64);
+    progress.set_message("genesis, nodes, registration");
     let c = Consortium::genesis(cfg).await.context("genesis")?;
     c.wait_ready(WAIT).await?;
+    progress.inc(1);
+    progress.set_message("datasets, one at a time");
     let c = Arc::new(c);
     let mut out = Vec::new();
     let params = |k: usize| format!("{NODES} nodes, 64 records/dataset, {k} in flight");
@@ -87,8 +94,10 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let started = Instant::now();
     for i in 0..datasets_seq {
         datasets.push(c.upload(HOSPITAL_A, &format!("seq-{i}"), CPCS[i % CPCS.len()]).await?.dataset);
+        progress.inc(1);
     }
     let seq_rate = datasets_seq as f64 / started.elapsed().as_secs_f64();
+    progress.set_message(format!("datasets, {datasets_par} in flight"));
     let started = Instant::now();
     let mut set = JoinSet::new();
     for i in 0..datasets_par {
@@ -97,6 +106,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     }
     while let Some(r) = set.join_next().await {
         datasets.push(r??.dataset);
+        progress.inc(1);
     }
     let par_rate = datasets_par as f64 / started.elapsed().as_secs_f64();
     out.push(Record::throughput("e2e_datasets_registered", params(1), seq_rate, None));
@@ -104,15 +114,18 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
 
     // Served requests: one at a time (with stage shares), then several in flight.
     let apply_before: u64 = c.node(0)?.validator.apply_ns.load(std::sync::atomic::Ordering::Relaxed);
+    progress.set_message("requests, one at a time");
     let started = Instant::now();
     let mut served = Vec::new();
     for d in datasets.iter().take(requests_seq) {
         served.push(serve_one(c.clone(), *d).await?);
+        progress.inc(1);
     }
     let seq_elapsed = started.elapsed();
     let apply =
         Duration::from_nanos(c.node(0)?.validator.apply_ns.load(std::sync::atomic::Ordering::Relaxed) - apply_before);
     let seq_rate = requests_seq as f64 / seq_elapsed.as_secs_f64();
+    progress.set_message(format!("requests, {requests_par} in flight"));
     let started = Instant::now();
     let mut set = JoinSet::new();
     for d in datasets.iter().skip(requests_seq).take(requests_par) {
@@ -122,7 +135,9 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let mut latencies = Vec::new();
     while let Some(r) = set.join_next().await {
         latencies.push(r??.total.as_secs_f64());
+        progress.inc(1);
     }
+    progress.finish();
     let par_rate = requests_par as f64 / started.elapsed().as_secs_f64();
     out.push(Record::throughput("e2e_requests_served", params(1), seq_rate, None));
     out.push(Record::throughput("e2e_requests_served", params(requests_par), par_rate, Some(seq_rate)));

@@ -27,6 +27,7 @@ use dualchain_kernels::ntt::gpu_ntt;
 use dualchain_kernels::scheduler::Priority;
 use dualchain_kernels::testdata::{g1_points, g2_points, scalars};
 use dualchain_kernels::{Compute, CudaMiller, CudaMsm, CudaNtt, CudaReencrypt, GpuPolicy};
+use dualchain_progress::Progress;
 use dualchain_prover::backend::MillerBackend;
 use dualchain_prover::backend::{CpuBackend, MsmBackend, NttBackend};
 use dualchain_prover::groth16::Prover;
@@ -72,12 +73,24 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     let (g1_sizes, g2_sizes, ntt_sizes): (&[u32], &[u32], &[u32]) =
         if quick { (&[12, 16], &[12, 14], &[12, 16]) } else { (&[16, 20, 22, 24], &[16, 20, 22, 24], &[16, 20, 24]) };
 
+    let mut shapes = vec![Shape::Policy, Shape::Supply(SupplyShape::Records64)];
+    if !quick {
+        shapes.push(Shape::Supply(SupplyShape::Records1024));
+    }
+    // Points: one per MSM and NTT size, proof shape, capsule batch size and pairing count.
+    let (capsule_sizes, pair_sizes): (&[u32], &[usize]) =
+        if quick { (&[10], &[256]) } else { (&[10, 16, 20], &[256, 4096, 65536]) };
+    let points =
+        g1_sizes.len() + g2_sizes.len() + ntt_sizes.len() + shapes.len() + capsule_sizes.len() + pair_sizes.len();
+    let progress = Progress::new("bench kernels", points as u64);
+
     let msm = gpu.as_ref().map(|g| {
         let mut m = CudaMsm::new(g.clone());
         m.min_points = 0;
         m
     });
     for &log in g1_sizes {
+        progress.set_message(format!("msm g1 n=2^{log}"));
         let n = 1usize << log;
         let (b, s) = (g1_points(n, log as u64), scalars(n, 100 + log as u64));
         let cpu = best(reps, || {
@@ -98,8 +111,10 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             out.push(time_row("kernels::msm_g1", format!("n=2^{log},backend=cuda,{dev}"), g, Some(cpu)));
             m.evict_all();
         }
+        progress.inc(1);
     }
     for &log in g2_sizes {
+        progress.set_message(format!("msm g2 n=2^{log}"));
         let n = 1usize << log;
         let (b, s) = (g2_points(n, log as u64), scalars(n, 200 + log as u64));
         let cpu = best(reps, || {
@@ -112,6 +127,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             out.push(time_row("kernels::msm_g2", format!("n=2^{log},backend=cuda,{dev}"), g, Some(cpu)));
             m.evict_all();
         }
+        progress.inc(1);
     }
     let ntt = gpu.as_ref().map(|g| {
         let mut t = CudaNtt::new(g.clone());
@@ -119,6 +135,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         t
     });
     for &log in ntt_sizes {
+        progress.set_message(format!("ntt n=2^{log}"));
         let n = 1usize << log;
         let v = scalars(n, 300 + log as u64);
         let omega = root_of_unity(log);
@@ -136,16 +153,14 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             })?;
             out.push(time_row("kernels::ntt", format!("n=2^{log},backend=cuda,with transfers,{dev}"), g, Some(cpu)));
         }
+        progress.inc(1);
     }
 
     // Whole proofs: latency of one and throughput of a batch, CPU vs CUDA backends.
-    let mut shapes = vec![Shape::Policy, Shape::Supply(SupplyShape::Records64)];
-    if !quick {
-        shapes.push(Shape::Supply(SupplyShape::Records1024));
-    }
     let batch = if quick { 2 } else { 8 };
     let mut rng = ChaCha20Rng::seed_from_u64(9);
     for shape in shapes {
+        progress.set_message(format!("proofs shape={}", shape.name()));
         let pk = ProvingKey::generate(shape, &mut rng)?;
         let mut provers: Vec<(&str, Prover<'_>)> = vec![("cpu", Prover::default())];
         if let (Some(m), Some(t)) = (&msm, &ntt) {
@@ -180,6 +195,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
                 cpu_rate = Some(rate);
             }
         }
+        progress.inc(1);
     }
     // The CPC's batch: re-encryption (2N scalar multiplications by one re-key) and capsule
     // verification (one MSM of 2N + 1 points), in capsules/s.
@@ -188,8 +204,8 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         r.min_capsules = 0;
         r
     });
-    let capsule_sizes: &[u32] = if quick { &[10] } else { &[10, 16, 20] };
     for &log in capsule_sizes {
+        progress.set_message(format!("capsules n=2^{log}"));
         let n = 1usize << log;
         let caps = valid_capsules(n, log as u64);
         let rk = scalars(1, 900 + log as u64)[0];
@@ -225,6 +241,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
                 Some(cpu_check),
             ));
         }
+        progress.inc(1);
     }
 
     // Batch verification's dominant cost: n Miller loops and one final exponentiation.
@@ -233,8 +250,8 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         m.min_pairs = 0;
         m
     });
-    let pair_sizes: &[usize] = if quick { &[256] } else { &[256, 4096, 65536] };
     for &n in pair_sizes {
+        progress.set_message(format!("pairings n={n}"));
         let (p, q) = (g1_points(n, n as u64), g2_points(n, 1 + n as u64));
         let reps = if n >= 4096 { 1 } else { reps };
         let cpu = n as f64
@@ -256,7 +273,9 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
                 Some(cpu),
             ));
         }
+        progress.inc(1);
     }
+    progress.finish();
     if let Some(g) = &gpu {
         for class in Priority::ALL {
             let s = g.scheduler().stats(class);

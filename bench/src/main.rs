@@ -56,6 +56,7 @@ fn parse_args() -> Result<Args> {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
+    init_logs();
     let records: Vec<Record> = match args.suite.as_str() {
         "crypto" => crypto_suite::run(args.quick)?,
         "prover" => prover_suite::run(args.quick, args.large)?,
@@ -76,6 +77,19 @@ fn main() -> Result<()> {
         println!("wrote {} results to {path}", records.len());
     }
     Ok(())
+}
+
+/// Logs on stderr, above any progress bars (stdout is the results table). Without a
+/// terminal the suites' progress comes as these log lines (`DUALCHAIN_PROGRESS` chooses);
+/// `RUST_LOG` overrides the default of warnings plus progress.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,dualchain_progress=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(|| dualchain_progress::AboveBars(std::io::stderr()))
+        .init();
 }
 
 fn print_table(records: &[Record]) {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use bellperson::groth16::{create_random_proof, verify_proofs_batch, Proof};
 use blstrs::{Bls12, Scalar as Fr};
+use dualchain_progress::Progress;
 use dualchain_prover::groth16::{ProofTimings, Prover};
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::policy::{
@@ -103,8 +104,10 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let mut out = Vec::new();
     let prover = Prover::default();
+    let progress = Progress::new("bench prover", shapes.len() as u64);
     for shape in shapes {
         let name = shape.name();
+        progress.set_message(format!("{name}: key generation"));
         let circuit_shape = shape.circuit_shape()?;
         out.push(plain(
             "prover::constraints",
@@ -124,6 +127,7 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
         out.push(plain("prover::verifying_key_size", format!("shape={name}"), vk_bytes.len() as f64 / 1e3, "KB"));
 
         // Prove: ours vs bellperson on the same instances, alternating, best of `reps`.
+        progress.set_message(format!("{name}: proving"));
         let reps = if quick || shape != Shape::Policy { 2 } else { 3 };
         let mut ours = Duration::MAX;
         let mut theirs = Duration::MAX;
@@ -171,6 +175,7 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
         }
 
         // Verify one proof.
+        progress.set_message(format!("{name}: verifying"));
         let (p0, x0) = &proofs[0];
         let n_ver = 20;
         let start = Instant::now();
@@ -222,7 +227,8 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
                 });
             }
         }
-        eprintln!("prover suite: {name} done");
+        progress.inc(1);
     }
+    progress.finish();
     Ok(out)
 }

@@ -18,6 +18,7 @@ use dualchain_crypto::cbsre::{
 };
 use dualchain_crypto::reencrypt::{CpuBackend, ReencryptBackend};
 use dualchain_crypto::sign::SigningKeypair;
+use dualchain_progress::Progress;
 use dualchain_storage::cpc::CpcStore;
 use dualchain_storage::ledger::{BlockRef, Chain, CommittedBatch, LedgerStore, StoredBlock, TxLocation};
 use dualchain_storage::memory::MemoryEngine;
@@ -146,8 +147,17 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     let t = if quick { Duration::from_millis(1500) } else { Duration::from_secs(5) };
     let mut out = Vec::new();
     let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let ledger_txs = [1usize, 100, 1000];
+    let ingest = [
+        (1024usize, if quick { 2000 } else { 10_000 }),
+        (4096, if quick { 1000 } else { 5000 }),
+        (1 << 20, if quick { 16 } else { 64 }),
+    ];
+    let sizes: &[u32] = if quick { &[10, 14] } else { &[10, 14, 17] };
+    let progress = Progress::new("bench storage", (ledger_txs.len() + ingest.len() + sizes.len()) as u64);
 
-    for txs in [1usize, 100, 1000] {
+    for txs in ledger_txs {
+        progress.set_message(format!("ledger txs={txs}"));
         let dir = TempDir::new(&format!("ledger-sync-{txs}"));
         let (bps, mbps) = ledger_rate(rocks(&dir, true)?, txs, t)?;
         let dir2 = TempDir::new(&format!("ledger-nosync-{txs}"));
@@ -160,6 +170,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             Some(bps_ns),
         ));
         out.push(row("storage::ledger_apply", format!("txs={txs},sync=on,vs=sync-off"), mbps, "MB/s", Some(mbps_ns)));
+        progress.inc(1);
     }
 
     let owner = Owner {
@@ -167,11 +178,8 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         dsk: DelegatingSecretKey::generate(&mut rng),
         requester: DelegatingSecretKey::generate(&mut rng),
     };
-    for (len, n) in [
-        (1024usize, if quick { 2000 } else { 10_000 }),
-        (4096, if quick { 1000 } else { 5000 }),
-        (1 << 20, if quick { 16 } else { 64 }),
-    ] {
+    for (len, n) in ingest {
+        progress.set_message(format!("cpc ingest record_bytes={len}"));
         let dataset = DatasetId::derive("hospital-a", &format!("ingest-{len}"));
         let recs = records(&owner, dataset, n, len, &mut rng)?;
         let bytes: usize = recs.iter().map(|r| r.ciphertext.len()).sum();
@@ -196,10 +204,11 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             "MB/s",
             Some(bytes as f64 / s_mem / 1e6),
         ));
+        progress.inc(1);
     }
 
-    let sizes: &[u32] = if quick { &[10, 14] } else { &[10, 14, 17] };
     for &log_n in sizes {
+        progress.set_message(format!("cpc re-encryption capsules=2^{log_n}"));
         let n = 1usize << log_n;
         let dataset = DatasetId::derive("hospital-a", &format!("grant-{log_n}"));
         let recs = records(&owner, dataset, n, 64, &mut rng)?;
@@ -242,6 +251,8 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             "%",
             None,
         ));
+        progress.inc(1);
     }
+    progress.finish();
     Ok(out)
 }

@@ -5,7 +5,7 @@
 //! | [`message`] | messages, wire encoding, Ed25519 signatures (batch-verified) |
 //! | [`config`] | replica tunables and their checked relationships |
 //! | [`replica`] | the sans-IO core: batching, pipeline window, pre-prepare/prepare/commit, checkpoints, view change, state transfer, recovery |
-//! | [`sim`] | the deterministic simulator: seeded network and clock, faults, Byzantine replicas, safety and liveness checks |
+//! | `sim` | the deterministic simulator (cargo feature `sim`, off by default; a test harness): seeded network and clock, faults, Byzantine replicas, safety and liveness checks |
 //! | [`tls`] | the consortium's TLS CA and node certificates (rcgen), mutual-TLS configurations (rustls) |
 //! | [`engine`] | the replica over tokio + quinn QUIC, with the log in RocksDB |
 //! | [`local`] | an in-process consortium on loopback (demo, tests, benchmarks) |
@@ -19,6 +19,7 @@ pub mod local;
 pub mod message;
 pub mod metrics;
 pub mod replica;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod tls;
 

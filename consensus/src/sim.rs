@@ -12,6 +12,9 @@
 //! liveness — every request committed at every correct replica — and identical ledgers
 //! (history digests and archives). A failing run returns an error naming its seed; the same
 //! seed replays the same run.
+//!
+//! A test harness, compiled only with the crate's `sim` feature (the crate's own tests turn it
+//! on), so it does not ship in the node.
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;

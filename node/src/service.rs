@@ -368,6 +368,12 @@ async fn stop_signal() {
     }
 }
 
+/// Sets up `tracing` for a short command run by a person (`init`, the demo): warnings, and
+/// progress lines where stderr is not a terminal (a terminal gets bars instead).
+pub fn init_command_logging() -> Result<()> {
+    init_logging(&crate::config::LogConfig { level: "warn,dualchain_progress=info".into(), format: "text".into() })
+}
+
 /// Sets up `tracing` from the node's log settings (`RUST_LOG` overrides the level).
 pub fn init_logging(cfg: &crate::config::LogConfig) -> Result<()> {
     use tracing_subscriber::EnvFilter;
@@ -379,7 +385,7 @@ pub fn init_logging(cfg: &crate::config::LogConfig) -> Result<()> {
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| dualchain_progress::AboveBars(std::io::stderr()))
         .with_ansi(std::io::stderr().is_terminal());
     match cfg.format.as_str() {
         "text" => builder.try_init(),

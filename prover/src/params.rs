@@ -13,11 +13,15 @@
 //! it, then the shape name and circuit digest against the circuit this build synthesizes,
 //! then parses the body with bellperson's checked reader (every point on the curve and in
 //! its subgroup).
+//!
+//! Generation and loading take from seconds to minutes for the large shapes: both show a
+//! step-wise [`Progress`] named after the shape (a bar on a terminal, log lines otherwise).
 
 use std::path::Path;
 
 use bellperson::groth16::{self, Parameters, PreparedVerifyingKey, VerifyingKey};
 use blstrs::Bls12;
+use dualchain_progress::Progress;
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -27,6 +31,9 @@ use crate::shapes::Shape;
 
 const MAGIC: &[u8; 8] = b"DCGROTH1";
 const FORMAT: u16 = 1;
+/// Steps of checking a file's bytes: content hash, header against the circuit, points,
+/// verifying key.
+const CHECK_STEPS: u64 = 4;
 
 /// A shape's parameters, resident in memory for any number of proofs.
 pub struct ProvingKey {
@@ -47,11 +54,18 @@ impl std::fmt::Debug for ProvingKey {
 impl ProvingKey {
     /// Runs the (single-party) trusted setup for a shape.
     pub fn generate(shape: Shape, rng: &mut (impl RngCore + Send)) -> Result<Self, ProverError> {
+        let progress = Progress::new(&format!("groth16 setup {}", shape.name()), 3);
+        progress.set_message("synthesizing the circuit");
         let circuit = shape.circuit_shape()?;
+        progress.inc(1);
+        progress.set_message(format!("generating parameters for {} constraints", circuit.constraints));
         let params = groth16::generate_random_parameters::<Bls12, _, _>(shape.blank(), rng)?;
+        progress.inc(1);
+        progress.set_message("hashing the parameters");
         let pvk = groth16::prepare_verifying_key(&params.vk);
         let mut pk = Self { shape, circuit, params, pvk, content_hash: [0; 32] };
         pk.content_hash = Sha256::digest(pk.encode_without_trailer()?).into();
+        progress.inc(1);
         Ok(pk)
     }
 
@@ -101,9 +115,12 @@ impl ProvingKey {
     /// Loads and checks a parameter file for `shape`; `pinned` is the expected content hash
     /// where one is known (from genesis).
     pub fn load_file(path: &Path, shape: Shape, pinned: Option<[u8; 32]>) -> Result<Self, ProverError> {
+        let progress = Progress::new(&format!("loading groth16 key {}", shape.name()), 1 + CHECK_STEPS);
+        progress.set_message("reading the file");
         let bytes = std::fs::read(path)
             .map_err(|e| ProverError::Params { path: path.display().to_string(), reason: e.to_string() })?;
-        Self::from_file_bytes(&bytes, shape, pinned).map_err(|e| match e {
+        progress.inc(1);
+        Self::check_file_bytes(&bytes, shape, pinned, &progress).map_err(|e| match e {
             ProverError::Params { reason, .. } => ProverError::Params { path: path.display().to_string(), reason },
             other => other,
         })
@@ -111,7 +128,19 @@ impl ProvingKey {
 
     /// [`ProvingKey::load_file`] on bytes already in memory.
     pub fn from_file_bytes(bytes: &[u8], shape: Shape, pinned: Option<[u8; 32]>) -> Result<Self, ProverError> {
+        let progress = Progress::new(&format!("checking groth16 key {}", shape.name()), CHECK_STEPS);
+        Self::check_file_bytes(bytes, shape, pinned, &progress)
+    }
+
+    /// [`ProvingKey::from_file_bytes`], advancing `progress` by [`CHECK_STEPS`].
+    fn check_file_bytes(
+        bytes: &[u8],
+        shape: Shape,
+        pinned: Option<[u8; 32]>,
+        progress: &Progress,
+    ) -> Result<Self, ProverError> {
         let bad = |reason: String| ProverError::Params { path: "<memory>".into(), reason };
+        progress.set_message("checking the content hash");
         if bytes.len() < MAGIC.len() + 2 + 1 + 32 + 32 + 32 {
             return Err(bad(format!("truncated: {} bytes", bytes.len())));
         }
@@ -128,6 +157,8 @@ impl ProvingKey {
                 return Err(bad("content hash differs from the hash pinned at genesis".into()));
             }
         }
+        progress.inc(1);
+        progress.set_message("checking the header against the circuit");
         let mut r = content;
         let mut take = |n: usize| -> Result<&[u8], ProverError> {
             if r.len() < n {
@@ -164,6 +195,8 @@ impl ProvingKey {
                 found: format!("parameters for circuit digest {} (another version of the circuit)", hex8(&digest)),
             });
         }
+        progress.inc(1);
+        progress.set_message("checking every point (on the curve, in the subgroup)");
         let params = Parameters::<Bls12>::read(body, true).map_err(|e| bad(format!("malformed parameters: {e}")))?;
         if params.vk.ic.len() != shape.public_inputs() + 1
             || params.h.len() + 1 != circuit.domain_size()
@@ -171,7 +204,10 @@ impl ProvingKey {
         {
             return Err(bad("parameter sizes do not match the circuit".into()));
         }
+        progress.inc(1);
+        progress.set_message("preparing the verifying key");
         let pvk = groth16::prepare_verifying_key(&params.vk);
+        progress.inc(1);
         Ok(Self { shape, circuit, params, pvk, content_hash: hash })
     }
 }

@@ -14,6 +14,8 @@
 //!   job's progress are one commit, and the last chunk's results are committed with the
 //!   receipt. After a crash the job resumes at the first unfinished chunk; results are
 //!   served only once the receipt exists, so no partial output is ever handed out.
+//!   A job shows its progress per chunk ([`Progress`]: a bar on a terminal, log lines
+//!   otherwise).
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ use dualchain_crypto::cbsre::{Capsule, DatasetId, ReKeyToken, Reencrypted, Signc
 use dualchain_crypto::reencrypt::ReencryptBackend;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
+use dualchain_progress::Progress;
 use rand::RngCore;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -383,6 +386,10 @@ impl CpcStore {
         let mut job = self.job(grant_id)?.unwrap_or(Job { next: 0, digest_state: [0; 32] });
         let chunk_records = chunk_records.clamp(1, dualchain_crypto::reencrypt::BATCH_LEN_MAX);
         let end = prefix_end(&dataset.0);
+        // Per chunk: a bar on a terminal, a few log lines otherwise. A resumed job starts
+        // where it stopped.
+        let progress = Progress::new(&format!("re-encrypting dataset {dataset}"), total);
+        progress.set(job.next);
         while job.next < total {
             let rows =
                 self.engine.scan(Cf::CpcCapsules, &dataset_key(&dataset, job.next), Some(&end), chunk_records)?;
@@ -447,7 +454,9 @@ impl CpcStore {
                 wb.put(Cf::CpcJobs, job_key(grant_id), record::seal(&v));
             }
             atomic::commit(self.engine.as_ref(), wb)?;
+            progress.set(job.next);
         }
+        progress.finish();
         self.receipt(grant_id)?.ok_or_else(|| StorageError::Conflict("job finished without a receipt".into()))
     }
 

@@ -12,7 +12,7 @@
 //! the KGC's nodes act on their own as the ledger moves. Each step prints its time; the
 //! summary gives blocks, grants and denials, proofs, re-encryptions and the audit trail.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Result};
@@ -20,6 +20,7 @@ use dualchain_ledger::state::AccessRecord;
 use dualchain_ledger::tx::{Hash, Outcome, TxKind};
 use dualchain_node::agents::{Activity, FetchRequest};
 use dualchain_node::genesis::params::default_params_dir;
+use dualchain_progress::Progress;
 use dualchain_storage::ledger::Chain;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -108,27 +109,6 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// Waits with a spinner-free progress line (elapsed seconds) while `fut` runs.
-async fn with_ticker<T>(label: &'static str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let tty = std::io::stderr().is_terminal();
-    let start = Instant::now();
-    let ticker = async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            if tty {
-                eprint!("\r        {label} … {:.1} s", start.elapsed().as_secs_f64());
-            }
-        }
-    };
-    let out = tokio::select! {
-        r = fut => r,
-        _ = ticker => unreachable!("the ticker never ends"),
-    };
-    if tty {
-        eprint!("\r{}\r", " ".repeat(label.len() + 30));
-    }
-    out
-}
 
 /// Runs the demo in a fresh temporary directory, writing progress to `out`.
 pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
@@ -189,7 +169,7 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
 /// Steps 1–2: genesis and the nodes started; members registered with their credentials.
 async fn genesis(t: &mut Timer<'_>, report: &mut DemoReport, flow: FlowConfig) -> Result<Consortium> {
     t.begin("Genesis (dualchain init): keys, IBE/ABE, Groth16; nodes start")?;
-    let c = with_ticker("genesis", Consortium::genesis(flow)).await?;
+    let c = Progress::while_running("genesis", Consortium::genesis(flow)).await?;
     report.members = c.file.members.len();
     let node0 = c.node(0)?;
     let mut detail = format!(
@@ -211,7 +191,7 @@ async fn genesis(t: &mut Timer<'_>, report: &mut DemoReport, flow: FlowConfig) -
     t.end(&detail)?;
 
     t.begin("Nodes register their members; the KGC's node publishes credentials")?;
-    with_ticker("registration", c.wait_ready(Duration::from_secs(120))).await?;
+    Progress::while_running("registration", c.wait_ready(Duration::from_secs(120))).await?;
     let root = node0.ledger.credential_root()?.ok_or_else(|| anyhow!("no credential root"))?;
     t.end(&format!(
         "{} members registered on every ledger; credential root {}",
@@ -229,8 +209,8 @@ async fn upload_and_demand(
     c: &Consortium,
 ) -> Result<(Upload, [Hash; 2], u16)> {
     t.begin("Hospitals post FHIR Bundles; their nodes signcrypt to CPCs, register")?;
-    let a = with_ticker("hospital-a uploads", c.upload(HOSPITAL_A, "icu-bedside-2026", CPCS[0])).await?;
-    let b = with_ticker("hospital-b uploads", c.upload(HOSPITAL_B, "ward-b-monitors", CPCS[1])).await?;
+    let a = Progress::while_running("hospital-a uploads", c.upload(HOSPITAL_A, "icu-bedside-2026", CPCS[0])).await?;
+    let b = Progress::while_running("hospital-b uploads", c.upload(HOSPITAL_B, "ward-b-monitors", CPCS[1])).await?;
     report.records_uploaded = a.observations.len() + b.observations.len();
     t.end(&format!(
         "{HOSPITAL_A}: {} Observations to {} (H1 {}), e.g. {}\n{HOSPITAL_B}: {} Observations to {}",
@@ -247,7 +227,7 @@ async fn upload_and_demand(
     let threshold = u16::try_from((hr / 2).max(1))?;
     let demand_r = c.demand(RESEARCH, &a.dataset, threshold).await?;
     let demand_b = c.demand(HOSPITAL_B, &a.dataset, threshold).await?;
-    with_ticker("supply proofs", async {
+    Progress::while_running("supply proofs", async {
         c.wait_supplied(RESEARCH, &demand_r).await?;
         c.wait_supplied(HOSPITAL_B, &demand_b).await
     })
@@ -312,7 +292,7 @@ async fn deliver(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: 
     let grant = *grant;
     let node0 = c.node(0)?;
     t.begin("Owner's node issues the re-key; the CPC re-encrypts in batch")?;
-    let g = with_ticker("re-encryption", c.wait_receipt(RESEARCH, &grant)).await?;
+    let g = Progress::while_running("re-encryption", c.wait_receipt(RESEARCH, &grant)).await?;
     let reenc = c.log(&g.cpc)?.entries().iter().find_map(|(_, a)| match a {
         Activity::Reencrypted { grant: id, records, took } if *id == grant => Some((*records, *took)),
         _ => None,

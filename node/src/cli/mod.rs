@@ -43,6 +43,7 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Init(opts) => {
+            crate::service::init_command_logging()?;
             let report = genesis::run(&opts)?;
             for p in &report.params_generated {
                 println!("generated Groth16 parameters: {p}");

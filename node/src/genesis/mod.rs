@@ -113,14 +113,22 @@ pub struct InitReport {
 pub fn run(opts: &InitOptions) -> Result<InitReport> {
     let layout = check_layout(opts)?;
     let specs: Vec<&Spec> = layout.iter().flatten().collect();
+    let progress = dualchain_progress::Progress::new("genesis", 5);
+    progress.set_message("member certificates, ESKI-IBE and CP-ABE keys");
     let mut rng = match opts.seed {
         Some(s) => ChaCha20Rng::seed_from_u64(s),
         None => ChaCha20Rng::from_entropy(),
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let keys = member_keys(opts, &specs, &mut rng, now)?;
+    progress.inc(1);
+    progress.set_message("Groth16 parameters");
     let (params, params_generated) = write_params(opts, &mut rng)?;
+    progress.inc(1);
+    progress.set_message("validators' keys and TLS");
     let (validators, node_secrets) = validator_entries(opts, &mut rng)?;
+    progress.inc(1);
+    progress.set_message("consortium.toml");
     let mut entries = Vec::new();
     let mut node_member = vec![None; opts.nodes];
     let mut fi = keys.files.iter();
@@ -151,6 +159,8 @@ pub fn run(opts: &InitOptions) -> Result<InitReport> {
             toml::to_string_pretty(&consortium)?
         ),
     )?;
+    progress.inc(1);
+    progress.set_message("node files and secrets");
     let default_cpc = specs.iter().find(|s| s.role == Role::Cpc).map(|s| s.id.clone());
     let mut report = InitReport { nodes: Vec::new(), params_generated };
     for (i, (key, tls, api_port)) in node_secrets.nodes.into_iter().enumerate() {
@@ -158,6 +168,7 @@ pub fn run(opts: &InitOptions) -> Result<InitReport> {
         let dir = write_node_dir(opts, i, &key, &tls, api_port, member, &default_cpc)?;
         report.nodes.push((i as u8, member.map(|f| f.id.clone()), dir));
     }
+    progress.inc(1);
     Ok(report)
 }
 

@@ -29,6 +29,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    dualchain_node::service::init_command_logging()?;
     let cfg = DemoConfig {
         records: args.records as usize,
         seed: args.seed,
