@@ -49,7 +49,8 @@ impl Validator {
     /// from the consensus archive first).
     pub fn start(cluster: &mut LocalCluster, id: usize, genesis: Genesis, config: Config) -> Result<Arc<Self>> {
         let store = cluster.stores[id].clone();
-        let ledger = Arc::new(Ledger::open(store.clone(), genesis)?);
+        let ledger =
+            Arc::new(Ledger::open(store.clone(), genesis, dualchain_kernels::select::global().miller.clone())?);
         let (engine, delivered) = cluster.start(id, config, Metrics::unregistered())?;
         Self::launch(id, store, ledger, engine, delivered)
     }

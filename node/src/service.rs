@@ -199,7 +199,8 @@ impl Node {
             })
             .collect::<Result<Vec<_>>>()?;
         let socket = UdpSocket::bind(me.quic).with_context(|| format!("binding QUIC to {}", me.quic))?;
-        let ledger = Arc::new(Ledger::open(store.clone(), genesis)?);
+        let ledger =
+            Arc::new(Ledger::open(store.clone(), genesis, dualchain_kernels::select::global().miller.clone())?);
         let (engine, delivered) = Engine::start(EngineConfig {
             replica: cfg.consensus.replica(n, id as u8)?,
             key,
