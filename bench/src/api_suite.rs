@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use dualchain_node::api::client::ApiClient;
+use dualchain_progress::Progress;
 use dualchain_testkit::fhir;
 use dualchain_testkit::procs::ProcessCluster;
-use dualchain_progress::Progress;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;

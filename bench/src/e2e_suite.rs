@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use dualchain_node::agents::Activity;
-use dualchain_testkit::consortium::{wait_for, Consortium, FlowConfig, CPCS, HOSPITAL_A, NODES, RESEARCH};
 use dualchain_progress::Progress;
+use dualchain_testkit::consortium::{wait_for, Consortium, FlowConfig, CPCS, HOSPITAL_A, NODES, RESEARCH};
 use tokio::task::JoinSet;
 
 use crate::measure::Record;

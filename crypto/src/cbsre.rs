@@ -23,7 +23,8 @@
 //! are therefore separate from identity keys and rotate.
 //!
 //! Batch operations (capsule checks by one MSM over a random linear combination and 2N
-//! scalar multiplications) live in [`crate::reencrypt`].
+//! scalar multiplications) live in the `reencrypt` module, which builds on the types here;
+//! this module does not refer to it, so the two never import each other.
 
 use blstrs::{G1Affine, G1Projective, Scalar};
 use ff::Field;

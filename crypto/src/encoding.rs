@@ -12,6 +12,11 @@
 //! malformed infinity encodings), scalars must be canonical, enums reject unknown values and
 //! trailing bytes are an error. Because every field has exactly one encoding, decoding then
 //! re-encoding gives back the input byte for byte — the conformance tests check this.
+//!
+//! [`Reader`] and [`Writer`] are the one binary reader and writer of the workspace: the
+//! storage records, the Groth16 parameter files and the API's list frames
+//! ([`encode_list`]/[`decode_list`]) use them too. No input makes a [`Reader`] panic; every
+//! length it reads is checked against a named maximum and against the bytes that remain.
 
 use blstrs::{G1Affine, G2Affine, Scalar};
 use group::prime::PrimeCurveAffine;
@@ -98,8 +103,19 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// A writer whose buffer holds `capacity` bytes before it grows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { buf: Vec::with_capacity(capacity) }
+    }
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
+    }
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
     }
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
@@ -112,6 +128,14 @@ impl Writer {
     }
     pub fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+    /// Little-endian, for formats fixed before this module (the Groth16 parameter files).
+    pub fn u16_le(&mut self, v: u16) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Little-endian, for formats fixed before this module (the Groth16 parameter files).
+    pub fn u64_le(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
     }
     pub fn fixed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
@@ -162,6 +186,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.input.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.input.is_empty()
+    }
+
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.input.len() < n {
             return Err(DecodeError::Truncated { what: self.what });
@@ -169,6 +202,11 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.input.split_at(n);
         self.input = tail;
         Ok(head)
+    }
+
+    /// Everything not read yet (for a trailing opaque field).
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.input)
     }
 
     pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
@@ -188,6 +226,14 @@ impl<'a> Reader<'a> {
     pub fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
+    /// Little-endian (see [`Writer::u16_le`]).
+    pub fn u16_le(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    /// Little-endian (see [`Writer::u64_le`]).
+    pub fn u64_le(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
     pub fn bool(&mut self, field: &'static str) -> Result<bool, DecodeError> {
         match self.u8()? {
             0 => Ok(false),
@@ -196,22 +242,72 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Length-prefixed bytes of at most `max` bytes.
-    pub fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
-        let len = self.u32()? as usize;
+    /// `len` bytes, where `len` was read from the input (in whatever width the format uses):
+    /// at most `max`, and no more than remain.
+    pub fn take_len(&mut self, field: &'static str, len: u64, max: usize) -> Result<&'a [u8], DecodeError> {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
         if len > max {
             return Err(DecodeError::TooLong { what: field, len, max });
+        }
+        if len > self.input.len() {
+            return Err(DecodeError::Truncated { what: field });
         }
         self.take(len)
     }
 
-    /// A length prefix for a list of at most `max` items.
+    /// `u32`-length-prefixed bytes of at most `max` bytes.
+    pub fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32()?;
+        self.take_len(field, u64::from(len), max)
+    }
+
+    /// `u8`-length-prefixed bytes of at most `max` bytes (short names in fixed formats).
+    pub fn short_bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
+        let len = self.u8()?;
+        self.take_len(field, u64::from(len), max)
+    }
+
+    /// A `u32` length prefix for a list of at most `max` items, each at least one byte long
+    /// (see [`Reader::count_sized`]).
     pub fn count(&mut self, field: &'static str, max: usize) -> Result<usize, DecodeError> {
-        let n = self.u32()? as usize;
+        self.count_sized(field, max, 1)
+    }
+
+    /// A `u32` length prefix for a list of at most `max` items, each of which takes at least
+    /// `item_len_min` bytes (at least one), so a count the remaining input cannot hold is
+    /// refused before anything is allocated for it.
+    pub fn count_sized(&mut self, field: &'static str, max: usize, item_len_min: usize) -> Result<usize, DecodeError> {
+        let n = self.u32()?;
+        self.check_count(field, u64::from(n), max, item_len_min)
+    }
+
+    /// Checks an item count read from the input (in whatever width the format uses): at
+    /// most `max`, and no more items of at least `item_len_min` bytes than remain.
+    pub fn check_count(
+        &self,
+        field: &'static str,
+        n: u64,
+        max: usize,
+        item_len_min: usize,
+    ) -> Result<usize, DecodeError> {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
         if n > max {
             return Err(DecodeError::TooLong { what: field, len: n, max });
         }
+        if n > self.input.len() / item_len_min.max(1) {
+            return Err(DecodeError::Truncated { what: field });
+        }
         Ok(n)
+    }
+
+    /// A list frame (see [`encode_list`]): a count, then each item `u32`-length-prefixed.
+    pub fn list(&mut self, field: &'static str, bounds: ListBounds) -> Result<Vec<&'a [u8]>, DecodeError> {
+        let n = self.count_sized(field, bounds.items_max, 4)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(self.bytes(field, bounds.item_len_max)?);
+        }
+        Ok(items)
     }
 
     pub fn str(&mut self, field: &'static str, max: usize) -> Result<&'a str, DecodeError> {
@@ -289,5 +385,143 @@ impl Reader<'_> {
         let s = self.str(field, IDENT_LEN_MAX)?;
         check_ident(field, s)?;
         Ok(s.to_owned())
+    }
+}
+
+/// The bounds a list frame is decoded under (see [`decode_list`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListBounds {
+    /// Most items the list may hold.
+    pub items_max: usize,
+    /// Longest item, in bytes.
+    pub item_len_max: usize,
+    /// Longest whole frame, in bytes (checked before anything is parsed).
+    pub len_max: usize,
+}
+
+/// A list frame: `count (u32) ‖ (len (u32) ‖ item)*`, all big-endian. Items are opaque (each
+/// usually an encoding of its own). The caller keeps the count and every item below
+/// `u32::MAX`, as every decoder's bounds are far below it.
+pub fn encode_list<I>(items: I) -> Vec<u8>
+where
+    I: IntoIterator,
+    I::Item: AsRef<[u8]>,
+{
+    let items: Vec<I::Item> = items.into_iter().collect();
+    let len = 4 + items.iter().map(|i| 4 + i.as_ref().len()).sum::<usize>();
+    let mut w = Writer::with_capacity(len);
+    w.u32(u32::try_from(items.len()).expect("list of more than u32::MAX items"));
+    for item in &items {
+        w.bytes(item.as_ref());
+    }
+    w.into_bytes()
+}
+
+/// Decodes a whole list frame (see [`encode_list`]) under `bounds`; trailing bytes are an
+/// error. The items borrow from `bytes`.
+pub fn decode_list<'a>(bytes: &'a [u8], what: &'static str, bounds: ListBounds) -> Result<Vec<&'a [u8]>, DecodeError> {
+    if bytes.len() > bounds.len_max {
+        return Err(DecodeError::TooLong { what, len: bytes.len(), max: bounds.len_max });
+    }
+    let mut r = Reader::new(bytes, what);
+    let items = r.list(what, bounds)?;
+    r.finish()?;
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUNDS: ListBounds = ListBounds { items_max: 8, item_len_max: 16, len_max: 256 };
+
+    fn items() -> Vec<Vec<u8>> {
+        vec![b"alpha".to_vec(), Vec::new(), vec![0xff; 16]]
+    }
+
+    #[test]
+    fn list_round_trip_and_layout() {
+        let enc = encode_list(items());
+        assert_eq!(&enc[..4], &3u32.to_be_bytes(), "count first, big-endian");
+        assert_eq!(&enc[4..8], &5u32.to_be_bytes(), "then each item's length");
+        assert_eq!(&enc[8..13], b"alpha");
+        let dec = decode_list(&enc, "list", BOUNDS).unwrap();
+        assert_eq!(dec, items().iter().map(Vec::as_slice).collect::<Vec<_>>());
+        assert_eq!(decode_list(&encode_list(Vec::<Vec<u8>>::new()), "list", BOUNDS).unwrap(), Vec::<&[u8]>::new());
+    }
+
+    #[test]
+    fn list_truncated_at_every_length_is_refused() {
+        let enc = encode_list(items());
+        for cut in 0..enc.len() {
+            assert!(
+                matches!(decode_list(&enc[..cut], "list", BOUNDS), Err(DecodeError::Truncated { .. })),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn list_trailing_bytes_are_refused() {
+        let mut enc = encode_list(items());
+        enc.push(0);
+        assert!(matches!(decode_list(&enc, "list", BOUNDS), Err(DecodeError::TrailingBytes { count: 1, .. })));
+    }
+
+    #[test]
+    fn list_oversize_counts_and_items_are_refused() {
+        // More items than the bound, though every item is present.
+        let many = encode_list(vec![[1u8]; BOUNDS.items_max + 1]);
+        assert!(matches!(decode_list(&many, "list", BOUNDS), Err(DecodeError::TooLong { len: 9, max: 8, .. })));
+        // A count within the bound that the input cannot hold: refused before allocating.
+        let mut lying = 8u32.to_be_bytes().to_vec();
+        lying.extend_from_slice(&[0; 12]);
+        assert!(matches!(decode_list(&lying, "list", BOUNDS), Err(DecodeError::Truncated { .. })));
+        // A count of u32::MAX with generous bounds: refused by the remaining input.
+        let huge = ListBounds { items_max: usize::MAX, item_len_max: usize::MAX, len_max: usize::MAX };
+        assert!(decode_list(&u32::MAX.to_be_bytes(), "list", huge).is_err());
+        // An item longer than its bound, and an item length beyond the input.
+        let long = encode_list([vec![0u8; BOUNDS.item_len_max + 1]]);
+        assert!(matches!(decode_list(&long, "list", BOUNDS), Err(DecodeError::TooLong { len: 17, max: 16, .. })));
+        let mut beyond = 1u32.to_be_bytes().to_vec();
+        beyond.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(decode_list(&beyond, "list", huge), Err(DecodeError::Truncated { .. })));
+        // A whole frame longer than its bound.
+        let frame = encode_list(items());
+        let tight = ListBounds { len_max: frame.len() - 1, ..BOUNDS };
+        assert!(matches!(decode_list(&frame, "list", tight), Err(DecodeError::TooLong { .. })));
+    }
+
+    #[test]
+    fn list_garbage_never_panics() {
+        use rand::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(16);
+        let huge = ListBounds { items_max: usize::MAX, item_len_max: usize::MAX, len_max: usize::MAX };
+        for len in 0..300 {
+            let mut garbage = vec![0u8; len % 64];
+            rng.fill_bytes(&mut garbage);
+            // Small counts make some garbage parse; both outcomes are fine, a panic is not.
+            if let Some(b) = garbage.first_mut() {
+                *b &= 0x01;
+            }
+            let _ = decode_list(&garbage, "list", BOUNDS);
+            let _ = decode_list(&garbage, "list", huge);
+        }
+    }
+
+    #[test]
+    fn reader_lengths_are_bounded_by_max_and_input() {
+        let mut r = Reader::new(&[0, 0, 0, 9, 1, 2], "field");
+        assert!(matches!(r.bytes("field", 8), Err(DecodeError::TooLong { len: 9, max: 8, .. })));
+        let mut r = Reader::new(&[0, 0, 0, 5, 1, 2], "field");
+        assert!(matches!(r.bytes("field", 8), Err(DecodeError::Truncated { .. })));
+        let mut r = Reader::new(&[3, b'a', b'b', b'c', 1], "field");
+        assert_eq!(r.short_bytes("name", 3).unwrap(), b"abc");
+        assert_eq!(r.remaining(), 1);
+        let mut r = Reader::new(&[1, 0, 2, 0, 0, 0, 0, 0, 0, 0], "le");
+        assert_eq!((r.u16_le().unwrap(), r.u64_le().unwrap()), (1, 2));
+        assert!(r.is_empty());
+        let mut r = Reader::new(&[0, 0, 0, 0, 0, 0, 0, 0], "field");
+        assert!(matches!(r.take_len("field", u64::MAX, usize::MAX), Err(DecodeError::Truncated { .. })));
     }
 }

@@ -15,9 +15,9 @@ use dualchain_storage::ledger::{BlockRef, Chain, StoredBlock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::error::LedgerError;
 use crate::merkle;
 use crate::tx::{hex_bytes, tx_hash, Hash, Outcome};
-use crate::LedgerError;
 
 pub const BLOCK_VERSION: u8 = 1;
 

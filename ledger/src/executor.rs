@@ -21,13 +21,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bellperson::groth16::VerifyingKey;
 use blstrs::{Bls12, Scalar as Fr};
-use dualchain_crypto::cert::{CaPublicKey, Certificate};
+use dualchain_crypto::cert::Certificate;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
+use dualchain_prover::backend::MillerBackend;
 use dualchain_prover::policy::{CredentialTree, MerklePath};
-use dualchain_prover::supply::SupplyShape;
 use dualchain_prover::verify::{proof_from_bytes, BatchVerifier, VerifyError};
 use dualchain_storage::ledger::{BlockRef, Chain, CommittedBatch, LedgerStore, TxLocation};
 use dualchain_storage::KvEngine;
@@ -38,24 +37,12 @@ use sha2::{Digest as _, Sha256};
 use crate::block::{Block, BlockHeader, Entry, InclusionProof, BLOCK_VERSION};
 use crate::contracts::zk::{self, Circuit};
 use crate::contracts::{self, registry, Ctx, Refusal};
+use crate::error::LedgerError;
+use crate::genesis::Genesis;
 use crate::merkle;
 use crate::state::{self, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord};
 use crate::state::{Overlay, RegistryRecord};
 use crate::tx::{tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxKind, TX_LEN_MAX};
-use crate::LedgerError;
-
-/// What the consortium fixed at genesis and every validator executes against.
-#[derive(Clone)]
-pub struct Genesis {
-    /// The consortium CA: member certificates must chain to it.
-    pub ca: CaPublicKey,
-    /// Verifying keys of the policy circuit and of each supply shape (their parameter
-    /// files' hashes are pinned at genesis).
-    pub policy_vk: VerifyingKey<Bls12>,
-    pub supply_vks: Vec<(SupplyShape, VerifyingKey<Bls12>)>,
-    /// Longest grant a requester may ask for.
-    pub grant_duration_max_s: u64,
-}
 
 /// A committed batch as the consensus layer delivers it.
 pub struct Committed<'a> {
@@ -107,12 +94,17 @@ const GARBAGE_RECORDED_MAX: usize = 1024;
 
 impl Ledger {
     /// Opens the ledger over `engine` (rebuilding the credential tree from its leaves).
-    pub fn open(engine: Arc<dyn KvEngine>, genesis: Genesis) -> Result<Self, LedgerError> {
+    ///
+    /// `miller` runs the Miller loops of batch proof verification: the CPU
+    /// ([`dualchain_prover::backend::CpuBackend`]) or whatever GPU backend the node's
+    /// assembler opened. Every backend reaches the same verdicts.
+    pub fn open(
+        engine: Arc<dyn KvEngine>,
+        genesis: Genesis,
+        miller: Arc<dyn MillerBackend>,
+    ) -> Result<Self, LedgerError> {
         let store = LedgerStore::open(engine)?;
         let mut verifiers = BTreeMap::new();
-        // The proofs' Miller loops run where the process's compute backends put them (a GPU
-        // when one opened); every backend reaches the same verdicts.
-        let miller = dualchain_kernels::select::global().miller.clone();
         let verifier = |vk| Arc::new(BatchVerifier::new(vk).with_miller(miller.clone()));
         verifiers.insert(Circuit::Policy, verifier(&genesis.policy_vk));
         for (shape, vk) in &genesis.supply_vks {
@@ -164,6 +156,30 @@ impl Ledger {
 
     fn execute(&self, tree: &mut CredentialTree, c: &Committed<'_>) -> Result<Applied, LedgerError> {
         // 1. Decode and de-duplicate.
+        let items = self.decode_items(c)?;
+
+        // 2. Signatures and proofs against the previous state, proofs in one batch each.
+        let verdicts = self.verify_proofs(c, &items)?;
+
+        // 3. Execute in order.
+        let mut overlay = Overlay::new(&self.store);
+        let mut outcomes = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let outcome = match (&item.early, &item.tx) {
+                (Some(reason), _) => Outcome::Rejected { reason: reason.clone() },
+                (None, Some(stx)) => self.run(&mut overlay, tree, c, item.hash, stx, verdicts.get(&i).cloned())?,
+                (None, None) => Outcome::Rejected { reason: "empty".into() },
+            };
+            outcomes.push(outcome);
+        }
+
+        // 4. Blocks, index, state, all at once.
+        self.persist(c, items, outcomes, overlay)
+    }
+
+    /// Step 1: every payload decoded (bounded; undecodable bytes are kept, up to
+    /// [`GARBAGE_RECORDED_MAX`], with the reason) and duplicates marked.
+    fn decode_items(&self, c: &Committed<'_>) -> Result<Vec<Item>, LedgerError> {
         let mut seen = HashSet::new();
         let mut items: Vec<Item> = Vec::with_capacity(c.payloads.len());
         for payload in &c.payloads {
@@ -185,24 +201,20 @@ impl Ledger {
             };
             items.push(item);
         }
+        Ok(items)
+    }
 
-        // 2. Signatures and proofs against the previous state, proofs in one batch each.
-        let verdicts = self.verify_proofs(c, &items)?;
-
-        // 3. Execute in order.
-        let mut overlay = Overlay::new(&self.store);
-        let mut outcomes = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let outcome = match (&item.early, &item.tx) {
-                (Some(reason), _) => Outcome::Rejected { reason: reason.clone() },
-                (None, Some(stx)) => self.run(&mut overlay, tree, c, item.hash, stx, verdicts.get(&i).cloned())?,
-                (None, None) => Outcome::Rejected { reason: "empty".into() },
-            };
-            outcomes.push(outcome);
-        }
-
-        // 4. Blocks, index, state, all at once. Per chain: the entries, and the hash to
-        // index for each (none for a duplicate, whose first occurrence stays indexed).
+    /// Step 4: the block of each chain that received transactions (cross-linked, with the
+    /// commit certificate), the transaction index and the state changes, in one commit.
+    fn persist(
+        &self,
+        c: &Committed<'_>,
+        items: Vec<Item>,
+        outcomes: Vec<Outcome>,
+        overlay: Overlay<'_>,
+    ) -> Result<Applied, LedgerError> {
+        // Per chain: the entries, and the hash to index for each (none for a duplicate,
+        // whose first occurrence stays indexed).
         let mut per_chain: [(Vec<Entry>, Vec<Option<Hash>>); 2] = Default::default();
         let mut applied_txs = Vec::with_capacity(items.len());
         for (item, outcome) in items.into_iter().zip(outcomes) {

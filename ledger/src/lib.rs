@@ -22,33 +22,22 @@
 //! - Re-keys travel on chain sealed to the grant's CPC with IBE, so the owner's node, the
 //!   CPC and auditors need no side channel and the issuance is recorded.
 
+//!
+//! Modules import one another without cycles: `error` ← `tx` ← `merkle`, `state`, `block`;
+//! `genesis` ← `contracts` ← `executor`. The compute backend of proof verification (the
+//! Miller loops) is passed to [`Ledger::open`] by whoever assembles the node.
+
+#![forbid(unsafe_code)]
+
 pub mod block;
 pub mod contracts;
+pub mod error;
 pub mod executor;
+pub mod genesis;
 pub mod merkle;
 pub mod state;
 pub mod tx;
 
-pub use executor::{Applied, AppliedTx, Committed, Fingerprint, Genesis, Ledger};
-
-use dualchain_storage::StorageError;
-
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error("storage: {0}")]
-    Storage(#[from] StorageError),
-    #[error("malformed: {0}")]
-    Malformed(String),
-    #[error("corrupt ledger data: {0}")]
-    Corrupt(String),
-    #[error("not found: {0}")]
-    NotFound(String),
-    #[error("the ledger failed to persist a batch earlier; reopen it from its store")]
-    Poisoned,
-    #[error(
-        "batch {got} arrived but batch {expected} is next; apply the missing batches from the consensus log first"
-    )]
-    OutOfOrder { expected: u64, got: u64 },
-    #[error("genesis: {0}")]
-    Genesis(String),
-}
+pub use error::LedgerError;
+pub use executor::{Applied, AppliedTx, Committed, Fingerprint, Ledger};
+pub use genesis::Genesis;

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use dualchain_prover::supply::Requirement;
 
+use crate::error::LedgerError;
 use crate::tx::{hex_bytes, FrBytes, Hash, PredicateSpec};
-use crate::LedgerError;
 
 /// Key of a member record.
 pub fn member_key(id: &str) -> Vec<u8> {

@@ -8,14 +8,16 @@
 //! their own canonical encodings and are decoded, bounded and checked by the contracts.
 
 use blstrs::Scalar as Fr;
+use dualchain_crypto::encoding::{Reader, Writer};
 use dualchain_crypto::sign::{PublicKey, SigningKeypair, SIGNATURE_LEN};
+use dualchain_crypto::DecodeError;
 use dualchain_prover::field::{fr_from_bytes, fr_to_bytes};
 use dualchain_prover::policy::{Op, PolicyDnf, Predicate};
 use dualchain_prover::supply::Requirement;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::LedgerError;
+use crate::error::LedgerError;
 
 /// Wire format version.
 pub const TX_VERSION: u8 = 1;
@@ -287,33 +289,27 @@ impl SignedTx {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.len() + 69);
-        out.push(TX_VERSION);
-        out.extend_from_slice(&(self.body.len() as u32).to_be_bytes());
-        out.extend_from_slice(&self.body);
-        out.extend_from_slice(&self.signature);
-        out
+        let mut w = Writer::with_capacity(1 + 4 + self.body.len() + SIGNATURE_LEN);
+        w.u8(TX_VERSION);
+        w.bytes(&self.body);
+        w.fixed(&self.signature);
+        w.into_bytes()
     }
 
     /// Decodes the wire form: bounded, versioned, no trailing bytes, body a valid [`Tx`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, LedgerError> {
-        let bad = |m: &str| LedgerError::Malformed(m.to_string());
+        let malformed = |e: DecodeError| LedgerError::Malformed(e.to_string());
         if bytes.len() > TX_LEN_MAX {
             return Err(LedgerError::Malformed(format!("transaction of {} bytes exceeds {TX_LEN_MAX}", bytes.len())));
         }
-        let (&version, rest) = bytes.split_first().ok_or_else(|| bad("empty transaction"))?;
+        let mut r = Reader::new(bytes, "transaction");
+        let version = r.u8().map_err(|_| LedgerError::Malformed("empty transaction".into()))?;
         if version != TX_VERSION {
             return Err(LedgerError::Malformed(format!("unknown transaction version {version}")));
         }
-        if rest.len() < 4 + SIGNATURE_LEN {
-            return Err(bad("truncated transaction"));
-        }
-        let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-        if rest.len() != 4 + len + SIGNATURE_LEN {
-            return Err(bad("transaction length does not match its body"));
-        }
-        let body = rest[4..4 + len].to_vec();
-        let signature: [u8; SIGNATURE_LEN] = rest[4 + len..].try_into().expect("length checked");
+        let body = r.bytes("transaction body", TX_LEN_MAX).map_err(malformed)?.to_vec();
+        let signature = r.array::<SIGNATURE_LEN>().map_err(malformed)?;
+        r.finish().map_err(|_| LedgerError::Malformed("transaction length does not match its body".into()))?;
         let tx: Tx = serde_json::from_slice(&body).map_err(|e| LedgerError::Malformed(format!("body: {e}")))?;
         Ok(Self { tx, body, signature, hash: tx_hash(bytes) })
     }

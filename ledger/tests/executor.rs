@@ -13,6 +13,7 @@ use dualchain_crypto::Codec;
 use dualchain_ledger::block::Block;
 use dualchain_ledger::tx::{FrBytes, Outcome, SignedTx, Tx, TxKind};
 use dualchain_ledger::{Applied, Committed, Genesis, Ledger, LedgerError};
+use dualchain_prover::backend::CpuBackend;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::shapes::Shape;
 use dualchain_storage::ledger::Chain;
@@ -103,7 +104,7 @@ fn reason(o: &Outcome) -> &str {
 }
 
 fn open(engine: Arc<dyn KvEngine>, w: &World) -> Ledger {
-    Ledger::open(engine, w.genesis.clone()).unwrap()
+    Ledger::open(engine, w.genesis.clone(), Arc::new(CpuBackend)).unwrap()
 }
 
 #[test]

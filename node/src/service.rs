@@ -153,8 +153,8 @@ fn open_validator(
         })
         .collect::<Result<Vec<_>>>()?;
     let socket = UdpSocket::bind(me.quic).with_context(|| format!("binding QUIC to {}", me.quic))?;
-    let ledger = Arc::new(Ledger::open(store.clone(), genesis)?);
-    let _ = compute; // batch verification's backend: see Ledger::open
+    // Batch proof verification's Miller loops run where the assembler chose.
+    let ledger = Arc::new(Ledger::open(store.clone(), genesis, compute.miller.clone())?);
     let (engine, delivered) = Engine::start(EngineConfig {
         replica: cfg.consensus.replica(n, id as u8)?,
         key,

@@ -12,7 +12,8 @@
 //! The trailing SHA-256 is the parameters' content hash, pinned at genesis. Loading checks
 //! it, then the shape name and circuit digest against the circuit this build synthesizes,
 //! then parses the body with bellperson's checked reader (every point on the curve and in
-//! its subgroup).
+//! its subgroup). The header is read and written with the workspace's one bounded reader and
+//! writer ([`dualchain_crypto::encoding`]); its integers stay little-endian, as first fixed.
 //!
 //! Generation and loading take from seconds to minutes for the large shapes: both show a
 //! step-wise [`Progress`] named after the shape (a bar on a terminal, log lines otherwise).
@@ -21,6 +22,8 @@ use std::path::Path;
 
 use bellperson::groth16::{self, Parameters, PreparedVerifyingKey, VerifyingKey};
 use blstrs::Bls12;
+use dualchain_crypto::encoding::{Reader, Writer};
+use dualchain_crypto::DecodeError;
 use dualchain_progress::Progress;
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
@@ -34,6 +37,15 @@ const FORMAT: u16 = 1;
 /// Steps of checking a file's bytes: content hash, header against the circuit, points,
 /// verifying key.
 const CHECK_STEPS: u64 = 4;
+/// Longest shape name (its length prefix is one byte).
+const SHAPE_NAME_LEN_MAX: usize = u8::MAX as usize;
+/// Largest parameter body accepted; far above the largest shape's, and a file is read into
+/// memory whole before this is checked, so the remaining input bounds it first.
+const BODY_LEN_MAX: usize = u32::MAX as usize;
+/// The content hash trailing every file.
+const TRAILER_LEN: usize = 32;
+/// The shortest possible file: magic, format, an empty name, digest, four counts, trailer.
+const FILE_LEN_MIN: usize = MAGIC.len() + 2 + 1 + 32 + 4 * 8 + TRAILER_LEN;
 
 /// A shape's parameters, resident in memory for any number of proofs.
 pub struct ProvingKey {
@@ -77,17 +89,21 @@ impl ProvingKey {
         let mut body = Vec::new();
         self.params.write(&mut body)?;
         let name = self.shape.name().as_bytes();
-        let mut out = Vec::with_capacity(body.len() + 128);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT.to_le_bytes());
-        out.push(name.len() as u8);
-        out.extend_from_slice(name);
-        out.extend_from_slice(&self.circuit.digest);
+        let name_len = u8::try_from(name.len()).map_err(|_| ProverError::Params {
+            path: "<memory>".into(),
+            reason: format!("shape name of {} bytes exceeds {SHAPE_NAME_LEN_MAX}", name.len()),
+        })?;
+        let mut w = Writer::with_capacity(body.len() + FILE_LEN_MIN + name.len());
+        w.fixed(MAGIC);
+        w.u16_le(FORMAT);
+        w.u8(name_len);
+        w.fixed(name);
+        w.fixed(&self.circuit.digest);
         for v in [self.circuit.constraints, self.circuit.inputs, self.circuit.aux, body.len()] {
-            out.extend_from_slice(&(v as u64).to_le_bytes());
+            w.u64_le(v as u64);
         }
-        out.extend_from_slice(&body);
-        Ok(out)
+        w.fixed(&body);
+        Ok(w.into_bytes())
     }
 
     /// The full file contents. The trailer is the content hash computed when the key was
@@ -139,68 +155,29 @@ impl ProvingKey {
         pinned: Option<[u8; 32]>,
         progress: &Progress,
     ) -> Result<Self, ProverError> {
-        let bad = |reason: String| ProverError::Params { path: "<memory>".into(), reason };
         progress.set_message("checking the content hash");
-        if bytes.len() < MAGIC.len() + 2 + 1 + 32 + 32 + 32 {
-            return Err(bad(format!("truncated: {} bytes", bytes.len())));
-        }
-        if &bytes[..8] != MAGIC {
-            return Err(bad("not a dualchain Groth16 parameter file (bad magic)".into()));
-        }
-        let (content, trailer) = bytes.split_at(bytes.len() - 32);
-        let hash: [u8; 32] = Sha256::digest(content).into();
-        if hash != trailer {
-            return Err(bad("content hash mismatch: the file is corrupt or truncated".into()));
-        }
-        if let Some(p) = pinned {
-            if p != hash {
-                return Err(bad("content hash differs from the hash pinned at genesis".into()));
-            }
-        }
+        let hash = check_content_hash(bytes, pinned)?;
         progress.inc(1);
         progress.set_message("checking the header against the circuit");
-        let mut r = content;
-        let mut take = |n: usize| -> Result<&[u8], ProverError> {
-            if r.len() < n {
-                return Err(bad("truncated header".into()));
-            }
-            let (h, t) = r.split_at(n);
-            r = t;
-            Ok(h)
-        };
-        take(8)?;
-        let format = u16::from_le_bytes(take(2)?.try_into().expect("2 bytes"));
-        if format != FORMAT {
-            return Err(bad(format!("unsupported format version {format} (this build reads {FORMAT})")));
-        }
-        let name_len = take(1)?[0] as usize;
-        let name = String::from_utf8_lossy(take(name_len)?).into_owned();
-        if name != shape.name() {
-            return Err(ProverError::ShapeMismatch { expected: shape.name().into(), found: name });
-        }
-        let digest: [u8; 32] = take(32)?.try_into().expect("32 bytes");
-        let mut counts = [0usize; 4];
-        for c in &mut counts {
-            *c = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
-        }
-        let [constraints, inputs, aux, body_len] = counts;
-        let body = take(body_len)?;
-        if !r.is_empty() {
-            return Err(bad("trailing bytes after the body".into()));
-        }
+        let content = &bytes[..bytes.len() - TRAILER_LEN];
+        let header = FileHeader::read(content, shape)?;
         let circuit = shape.circuit_shape()?;
-        if circuit != (CircuitShape { constraints, inputs, aux, digest }) {
+        if circuit != header.circuit {
             return Err(ProverError::ShapeMismatch {
                 expected: format!("{} circuit digest {}", shape.name(), hex8(&circuit.digest)),
-                found: format!("parameters for circuit digest {} (another version of the circuit)", hex8(&digest)),
+                found: format!(
+                    "parameters for circuit digest {} (another version of the circuit)",
+                    hex8(&header.circuit.digest)
+                ),
             });
         }
         progress.inc(1);
         progress.set_message("checking every point (on the curve, in the subgroup)");
-        let params = Parameters::<Bls12>::read(body, true).map_err(|e| bad(format!("malformed parameters: {e}")))?;
+        let params =
+            Parameters::<Bls12>::read(header.body, true).map_err(|e| bad(format!("malformed parameters: {e}")))?;
         if params.vk.ic.len() != shape.public_inputs() + 1
             || params.h.len() + 1 != circuit.domain_size()
-            || params.l.len() != aux
+            || params.l.len() != circuit.aux
         {
             return Err(bad("parameter sizes do not match the circuit".into()));
         }
@@ -209,6 +186,65 @@ impl ProvingKey {
         let pvk = groth16::prepare_verifying_key(&params.vk);
         progress.inc(1);
         Ok(Self { shape, circuit, params, pvk, content_hash: hash })
+    }
+}
+
+/// A file's error before its path is known ([`ProvingKey::load_file`] fills it in).
+fn bad(reason: String) -> ProverError {
+    ProverError::Params { path: "<memory>".into(), reason }
+}
+
+/// Checks the length, the magic and the trailing content hash (and the pinned hash, if any);
+/// returns the content hash.
+fn check_content_hash(bytes: &[u8], pinned: Option<[u8; 32]>) -> Result<[u8; 32], ProverError> {
+    if bytes.len() < FILE_LEN_MIN {
+        return Err(bad(format!("truncated: {} bytes", bytes.len())));
+    }
+    if !bytes.starts_with(MAGIC) {
+        return Err(bad("not a dualchain Groth16 parameter file (bad magic)".into()));
+    }
+    let (content, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
+    let hash: [u8; 32] = Sha256::digest(content).into();
+    if hash != trailer {
+        return Err(bad("content hash mismatch: the file is corrupt or truncated".into()));
+    }
+    if pinned.is_some_and(|p| p != hash) {
+        return Err(bad("content hash differs from the hash pinned at genesis".into()));
+    }
+    Ok(hash)
+}
+
+/// The header of a parameter file and the body it frames.
+struct FileHeader<'a> {
+    circuit: CircuitShape,
+    body: &'a [u8],
+}
+
+impl<'a> FileHeader<'a> {
+    /// Reads everything before the trailer: magic (already checked), format, the shape name
+    /// (which must be `shape`'s), the circuit and the body, with nothing after it.
+    fn read(content: &'a [u8], shape: Shape) -> Result<Self, ProverError> {
+        let malformed = |e: DecodeError| bad(e.to_string());
+        let mut r = Reader::new(content, "parameter file header");
+        r.take(MAGIC.len()).map_err(malformed)?;
+        let format = r.u16_le().map_err(malformed)?;
+        if format != FORMAT {
+            return Err(bad(format!("unsupported format version {format} (this build reads {FORMAT})")));
+        }
+        let name = String::from_utf8_lossy(r.short_bytes("shape name", SHAPE_NAME_LEN_MAX).map_err(malformed)?);
+        if name != shape.name() {
+            return Err(ProverError::ShapeMismatch { expected: shape.name().into(), found: name.into_owned() });
+        }
+        let digest = r.array::<32>().map_err(malformed)?;
+        let mut count = |field: &'static str| -> Result<usize, ProverError> {
+            let v = r.u64_le().map_err(malformed)?;
+            usize::try_from(v).map_err(|_| bad(format!("{field} count {v} does not fit this machine")))
+        };
+        let (constraints, inputs, aux) = (count("constraint")?, count("input")?, count("aux")?);
+        let body_len = r.u64_le().map_err(malformed)?;
+        let body = r.take_len("parameter body", body_len, BODY_LEN_MAX).map_err(malformed)?;
+        r.finish().map_err(|_| bad("trailing bytes after the body".into()))?;
+        Ok(Self { circuit: CircuitShape { constraints, inputs, aux, digest }, body })
     }
 }
 

@@ -47,3 +47,47 @@ fn parameter_files_round_trip_and_bad_files_are_refused() {
     assert!(reason(ProvingKey::load_file(&dir.join("absent"), Shape::Policy, None)).contains("absent"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file whose content hash is right but whose header lies: every length is bounded by the
+/// bytes present, so it is refused with a reason, never a panic or a huge allocation.
+#[test]
+fn parameter_headers_that_lie_are_refused() {
+    use sha2::{Digest, Sha256};
+    let file = |name: &[u8], name_len: u8, body_len: u64, body: &[u8]| {
+        let mut f = b"DCGROTH1".to_vec();
+        f.extend_from_slice(&1u16.to_le_bytes());
+        f.push(name_len);
+        f.extend_from_slice(name);
+        f.extend_from_slice(&[7; 32]);
+        for v in [1u64, 2, 3, body_len] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        f.extend_from_slice(body);
+        let hash = Sha256::digest(&f);
+        f.extend_from_slice(&hash);
+        f
+    };
+    let reason = |bytes: &[u8]| match ProvingKey::from_file_bytes(bytes, Shape::Policy, None) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a lying parameter file was accepted"),
+    };
+    let name = Shape::Policy.name().as_bytes();
+    let len = name.len() as u8;
+    // A body length beyond the file, up to u64::MAX.
+    for body_len in [17, u64::from(u32::MAX) + 1, u64::MAX] {
+        let e = reason(&file(name, len, body_len, &[0; 16]));
+        assert!(e.contains("parameter body"), "{e}");
+    }
+    // Bytes after the body.
+    assert!(reason(&file(name, len, 8, &[0; 16])).contains("trailing bytes"));
+    // A name length that runs past the header.
+    let e = reason(&file(name, 200, 0, &[]));
+    assert!(e.contains("shape name") && e.contains("truncated"), "{e}");
+    // Another format version.
+    let mut other = file(name, len, 0, &[]);
+    other[8] = 2;
+    let n = other.len() - 32;
+    let hash = Sha256::digest(&other[..n]);
+    other[n..].copy_from_slice(&hash);
+    assert!(reason(&other).contains("unsupported format version 2"));
+}

@@ -7,9 +7,12 @@
 //! whenever a store opens, re-applies a pending intent; its operations are absolute puts
 //! and deletes, so applying them twice is the same as once.
 
+use dualchain_crypto::encoding::Writer;
+use dualchain_crypto::DecodeError;
+
 use crate::engine::{Cf, KvEngine, Op, WriteBatch};
 use crate::error::{Result, StorageError};
-use crate::record::{self, put_bytes, Cursor};
+use crate::record;
 
 const INTENT_KEY: &[u8] = b"intent";
 const OP_PUT: u8 = 1;
@@ -17,6 +20,11 @@ const OP_DELETE: u8 = 2;
 const OP_DELETE_RANGE: u8 = 3;
 /// Largest key or value an intent may carry.
 const FIELD_MAX: usize = 64 << 20;
+/// Most operations one intent may carry; [`commit`] refuses larger batches on engines
+/// without atomic batches, so every intent it writes can be read back.
+const INTENT_OPS_MAX: usize = 1 << 24;
+/// The shortest encoded operation: tag, column family, an empty key's length prefix.
+const OP_LEN_MIN: usize = 2 + 4;
 
 /// Applies `batch` so that after any crash either all of it or none of it is visible
 /// (once [`recover`] has run).
@@ -26,6 +34,12 @@ pub fn commit(engine: &dyn KvEngine, batch: WriteBatch) -> Result<()> {
     }
     if engine.atomic_batches() {
         return engine.write(batch);
+    }
+    if batch.len() > INTENT_OPS_MAX {
+        return Err(StorageError::Invalid(format!(
+            "a batch of {} operations exceeds the {INTENT_OPS_MAX} an intent may carry",
+            batch.len()
+        )));
     }
     let mut intent = WriteBatch::new();
     intent.put(Cf::Meta, INTENT_KEY, record::seal(&encode(&batch)));
@@ -47,54 +61,45 @@ pub fn recover(engine: &dyn KvEngine) -> Result<bool> {
 }
 
 fn encode(batch: &WriteBatch) -> Vec<u8> {
-    let mut out = Vec::with_capacity(batch.payload_bytes() + 16 * batch.len());
-    out.extend_from_slice(&(batch.len() as u32).to_be_bytes());
+    let mut w = Writer::with_capacity(batch.payload_bytes() + 16 * batch.len());
+    w.u32(u32::try_from(batch.len()).expect("intent checked against INTENT_OPS_MAX"));
     for op in &batch.ops {
         match op {
             Op::Put { cf, key, value } => {
-                out.extend_from_slice(&[OP_PUT, cf.code()]);
-                put_bytes(&mut out, key);
-                put_bytes(&mut out, value);
+                w.fixed(&[OP_PUT, cf.code()]);
+                w.bytes(key);
+                w.bytes(value);
             }
             Op::Delete { cf, key } => {
-                out.extend_from_slice(&[OP_DELETE, cf.code()]);
-                put_bytes(&mut out, key);
+                w.fixed(&[OP_DELETE, cf.code()]);
+                w.bytes(key);
             }
             Op::DeleteRange { cf, from, to } => {
-                out.extend_from_slice(&[OP_DELETE_RANGE, cf.code()]);
-                put_bytes(&mut out, from);
-                put_bytes(&mut out, to);
+                w.fixed(&[OP_DELETE_RANGE, cf.code()]);
+                w.bytes(from);
+                w.bytes(to);
             }
         }
     }
-    out
+    w.into_bytes()
 }
 
 fn decode(payload: &[u8]) -> Result<WriteBatch> {
-    let mut c = Cursor::new(Cf::Meta, INTENT_KEY, payload);
-    let n = c.u32()? as usize;
-    let mut batch = WriteBatch::new();
-    for _ in 0..n {
-        let tag = c.u8()?;
-        let cf = Cf::from_code(c.u8()?).ok_or_else(|| StorageError::Corrupt {
-            cf: "meta",
-            key: "intent".into(),
-            reason: "unknown column family".into(),
-        })?;
-        let a = c.bytes(FIELD_MAX)?.to_vec();
-        match tag {
-            OP_PUT => batch.put(cf, a, c.bytes(FIELD_MAX)?.to_vec()),
-            OP_DELETE => batch.delete(cf, a),
-            OP_DELETE_RANGE => batch.delete_range(cf, a, c.bytes(FIELD_MAX)?.to_vec()),
-            _ => {
-                return Err(StorageError::Corrupt {
-                    cf: "meta",
-                    key: "intent".into(),
-                    reason: "unknown operation".into(),
-                })
+    record::decode(Cf::Meta, INTENT_KEY, payload, |r| {
+        let n = r.count_sized("intent operations", INTENT_OPS_MAX, OP_LEN_MIN)?;
+        let mut batch = WriteBatch::new();
+        for _ in 0..n {
+            let tag = r.u8()?;
+            let code = r.u8()?;
+            let cf = Cf::from_code(code).ok_or(DecodeError::UnknownVariant { what: "column family", value: code })?;
+            let a = r.bytes("intent key", FIELD_MAX)?.to_vec();
+            match tag {
+                OP_PUT => batch.put(cf, a, r.bytes("intent value", FIELD_MAX)?.to_vec()),
+                OP_DELETE => batch.delete(cf, a),
+                OP_DELETE_RANGE => batch.delete_range(cf, a, r.bytes("intent range end", FIELD_MAX)?.to_vec()),
+                value => return Err(DecodeError::UnknownVariant { what: "intent operation", value }),
             }
         }
-    }
-    c.finish()?;
-    Ok(batch)
+        Ok(batch)
+    })
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use blstrs::G1Affine;
 use dualchain_crypto::cbsre::{Capsule, DatasetId, ReKeyToken, Reencrypted, Signcrypted};
+use dualchain_crypto::encoding::Writer;
 use dualchain_crypto::reencrypt::ReencryptBackend;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
@@ -32,7 +33,7 @@ use sha2::{Digest, Sha256};
 use crate::atomic;
 use crate::engine::{prefix_end, Cf, KvEngine, WriteBatch};
 use crate::error::{key_hex, Result, StorageError};
-use crate::record::{self, be, put_bytes, Cursor};
+use crate::record::{self, be};
 
 /// Blob chunk size.
 pub const CHUNK_LEN: usize = 256 << 10;
@@ -40,6 +41,12 @@ pub const CHUNK_LEN: usize = 256 << 10;
 pub const INGEST_BATCH: usize = 256;
 /// Most records in one dataset.
 pub const DATASET_RECORDS_MAX: usize = 1 << 24;
+/// Longest owner name in a manifest.
+const OWNER_LEN_MAX: usize = 256;
+/// Longest re-key token in a grant record.
+const TOKEN_LEN_MAX: usize = 1 << 12;
+/// One manifest entry: blob length and hash.
+const MANIFEST_ENTRY_LEN: usize = 8 + 32;
 
 fn dataset_key(d: &DatasetId, index: u64) -> Vec<u8> {
     let mut k = d.0.to_vec();
@@ -80,37 +87,28 @@ pub struct Manifest {
 
 impl Manifest {
     fn encode(&self) -> Vec<u8> {
-        let mut out = self.dataset.0.to_vec();
-        put_bytes(&mut out, self.owner.as_bytes());
-        out.extend_from_slice(&be(self.entries.len() as u64));
+        let mut w = Writer::with_capacity(32 + 4 + self.owner.len() + 8 + MANIFEST_ENTRY_LEN * self.entries.len());
+        w.fixed(&self.dataset.0);
+        w.str(&self.owner);
+        w.u64(self.entries.len() as u64);
         for e in &self.entries {
-            out.extend_from_slice(&be(e.blob_len));
-            out.extend_from_slice(&e.blob_hash);
+            w.u64(e.blob_len);
+            w.fixed(&e.blob_hash);
         }
-        out
+        w.into_bytes()
     }
     fn decode(key: &[u8], p: &[u8]) -> Result<Self> {
-        let mut c = Cursor::new(Cf::CpcManifests, key, p);
-        let dataset = DatasetId(c.array()?);
-        let owner = String::from_utf8(c.bytes(256)?.to_vec()).map_err(|_| StorageError::Corrupt {
-            cf: Cf::CpcManifests.name(),
-            key: key_hex(key),
-            reason: "owner is not UTF-8".into(),
-        })?;
-        let n = c.u64()? as usize;
-        if n > DATASET_RECORDS_MAX {
-            return Err(StorageError::Corrupt {
-                cf: Cf::CpcManifests.name(),
-                key: key_hex(key),
-                reason: "too many entries".into(),
-            });
-        }
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            entries.push(ManifestEntry { blob_len: c.u64()?, blob_hash: c.array()? });
-        }
-        c.finish()?;
-        Ok(Self { dataset, owner, entries })
+        record::decode(Cf::CpcManifests, key, p, |r| {
+            let dataset = DatasetId(r.array()?);
+            let owner = r.str("manifest owner", OWNER_LEN_MAX)?.to_owned();
+            let n = r.u64()?;
+            let n = r.check_count("manifest entries", n, DATASET_RECORDS_MAX, MANIFEST_ENTRY_LEN)?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                entries.push(ManifestEntry { blob_len: r.u64()?, blob_hash: r.array()? });
+            }
+            Ok(Self { dataset, owner, entries })
+        })
     }
     /// H1′ = SHA-256(DST ‖ manifest).
     pub fn hash(&self) -> [u8; 32] {
@@ -128,22 +126,20 @@ pub struct Grant {
 
 impl Grant {
     fn encode(&self) -> Vec<u8> {
-        let mut out = self.id.to_vec();
-        out.push(u8::from(self.revoked));
-        put_bytes(&mut out, &self.token.to_bytes());
-        out
+        let mut w = Writer::default();
+        w.fixed(&self.id);
+        w.u8(u8::from(self.revoked));
+        w.bytes(&self.token.to_bytes());
+        w.into_bytes()
     }
     fn decode(key: &[u8], p: &[u8]) -> Result<Self> {
-        let mut c = Cursor::new(Cf::CpcGrants, key, p);
-        let id = c.array()?;
-        let revoked = c.u8()? == 1;
-        let token = ReKeyToken::from_bytes(c.bytes(1 << 12)?).map_err(|e| StorageError::Corrupt {
-            cf: Cf::CpcGrants.name(),
-            key: key_hex(key),
-            reason: e.to_string(),
-        })?;
-        c.finish()?;
-        Ok(Self { id, token, revoked })
+        record::decode(Cf::CpcGrants, key, p, |r| {
+            Ok(Self {
+                id: r.array()?,
+                revoked: r.bool("grant revoked")?,
+                token: ReKeyToken::from_bytes(r.bytes("grant token", TOKEN_LEN_MAX)?)?,
+            })
+        })
     }
 }
 
@@ -160,24 +156,24 @@ pub struct Receipt {
 
 impl Receipt {
     fn encode(&self) -> Vec<u8> {
-        let mut out = self.grant.to_vec();
-        out.extend_from_slice(&self.dataset.0);
-        out.extend_from_slice(&be(self.records));
-        out.extend_from_slice(&self.results_digest);
-        out.extend_from_slice(&be(self.completed_at));
-        out
+        let mut w = Writer::with_capacity(32 + 32 + 8 + 32 + 8);
+        w.fixed(&self.grant);
+        w.fixed(&self.dataset.0);
+        w.u64(self.records);
+        w.fixed(&self.results_digest);
+        w.u64(self.completed_at);
+        w.into_bytes()
     }
     fn decode(key: &[u8], p: &[u8]) -> Result<Self> {
-        let mut c = Cursor::new(Cf::CpcJobs, key, p);
-        let r = Self {
-            grant: c.array()?,
-            dataset: DatasetId(c.array()?),
-            records: c.u64()?,
-            results_digest: c.array()?,
-            completed_at: c.u64()?,
-        };
-        c.finish()?;
-        Ok(r)
+        record::decode(Cf::CpcJobs, key, p, |r| {
+            Ok(Self {
+                grant: r.array()?,
+                dataset: DatasetId(r.array()?),
+                records: r.u64()?,
+                results_digest: r.array()?,
+                completed_at: r.u64()?,
+            })
+        })
     }
 }
 
@@ -186,6 +182,18 @@ impl Receipt {
 struct Job {
     next: u64,
     digest_state: [u8; 32],
+}
+
+impl Job {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(8 + 32);
+        w.u64(self.next);
+        w.fixed(&self.digest_state);
+        w.into_bytes()
+    }
+    fn decode(key: &[u8], p: &[u8]) -> Result<Self> {
+        record::decode(Cf::CpcJobs, key, p, |r| Ok(Self { next: r.u64()?, digest_state: r.array()? }))
+    }
 }
 
 /// The CPC store.
@@ -351,10 +359,7 @@ impl CpcStore {
     fn job(&self, grant: &[u8; 32]) -> Result<Option<Job>> {
         let key = job_key(grant);
         let Some(p) = self.get_record(Cf::CpcJobs, &key)? else { return Ok(None) };
-        let mut c = Cursor::new(Cf::CpcJobs, &key, &p);
-        let j = Job { next: c.u64()?, digest_state: c.array()? };
-        c.finish()?;
-        Ok(Some(j))
+        Job::decode(&key, &p).map(Some)
     }
 
     pub fn receipt(&self, grant: &[u8; 32]) -> Result<Option<Receipt>> {
@@ -363,6 +368,42 @@ impl CpcStore {
             Some(p) => Ok(Some(Receipt::decode(&key, &p)?)),
             None => Ok(None),
         }
+    }
+
+    /// Up to `count` capsules of `dataset` from record `first` on, in record order; a gap or
+    /// an empty read is corruption (the manifest says the records exist).
+    fn capsules(&self, dataset: &DatasetId, first: u64, count: usize) -> Result<Vec<Capsule>> {
+        let end = prefix_end(&dataset.0);
+        let rows = self.engine.scan(Cf::CpcCapsules, &dataset_key(dataset, first), Some(&end), count)?;
+        // Decoding validates both points of every capsule (decompression and subgroup
+        // check), which costs as much as the batch verification itself: spread it over
+        // the cores.
+        let capsules: Vec<Capsule> = rows
+            .par_iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                if k[32..] != be(first + i as u64) {
+                    return Err(StorageError::Corrupt {
+                        cf: Cf::CpcCapsules.name(),
+                        key: key_hex(k),
+                        reason: "capsule out of sequence".into(),
+                    });
+                }
+                Capsule::from_bytes(record::open(Cf::CpcCapsules, k, v)?).map_err(|e| StorageError::Corrupt {
+                    cf: Cf::CpcCapsules.name(),
+                    key: key_hex(k),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        if capsules.is_empty() {
+            return Err(StorageError::Corrupt {
+                cf: Cf::CpcCapsules.name(),
+                key: key_hex(&dataset_key(dataset, first)),
+                reason: "capsule missing".into(),
+            });
+        }
+        Ok(capsules)
     }
 
     /// Runs (or resumes) the grant's re-encryption in chunks of `chunk_records` capsules.
@@ -385,42 +426,12 @@ impl CpcStore {
         let total = manifest.entries.len() as u64;
         let mut job = self.job(grant_id)?.unwrap_or(Job { next: 0, digest_state: [0; 32] });
         let chunk_records = chunk_records.clamp(1, dualchain_crypto::reencrypt::BATCH_LEN_MAX);
-        let end = prefix_end(&dataset.0);
         // Per chunk: a bar on a terminal, a few log lines otherwise. A resumed job starts
         // where it stopped.
         let progress = Progress::new(&format!("re-encrypting dataset {dataset}"), total);
         progress.set(job.next);
         while job.next < total {
-            let rows =
-                self.engine.scan(Cf::CpcCapsules, &dataset_key(&dataset, job.next), Some(&end), chunk_records)?;
-            // Decoding validates both points of every capsule (decompression and subgroup
-            // check), which costs as much as the batch verification itself: spread it over
-            // the cores.
-            let capsules: Vec<Capsule> = rows
-                .par_iter()
-                .enumerate()
-                .map(|(i, (k, v))| {
-                    if k[32..] != be(job.next + i as u64) {
-                        return Err(StorageError::Corrupt {
-                            cf: Cf::CpcCapsules.name(),
-                            key: key_hex(k),
-                            reason: "capsule out of sequence".into(),
-                        });
-                    }
-                    Capsule::from_bytes(record::open(Cf::CpcCapsules, k, v)?).map_err(|e| StorageError::Corrupt {
-                        cf: Cf::CpcCapsules.name(),
-                        key: key_hex(k),
-                        reason: e.to_string(),
-                    })
-                })
-                .collect::<Result<_>>()?;
-            if capsules.is_empty() {
-                return Err(StorageError::Corrupt {
-                    cf: Cf::CpcCapsules.name(),
-                    key: key_hex(&dataset_key(&dataset, job.next)),
-                    reason: "capsule missing".into(),
-                });
-            }
+            let capsules = self.capsules(&dataset, job.next, chunk_records)?;
             let mut seed = [0u8; 32];
             rng.fill_bytes(&mut seed);
             if let Err(bad) = backend.verify_capsules(&capsules, seed) {
@@ -432,8 +443,10 @@ impl CpcStore {
             let mut wb = WriteBatch::new();
             let mut digest = Sha256::new().chain_update(job.digest_state);
             for (i, (e, v)) in outputs.iter().enumerate() {
-                let mut value = e.to_compressed().to_vec();
-                value.extend_from_slice(&v.to_compressed());
+                let mut w = Writer::with_capacity(2 * 48);
+                w.g1(e);
+                w.g1(v);
+                let value = w.into_bytes();
                 digest.update(&value);
                 wb.put(Cf::CpcResults, result_key(grant_id, job.next + i as u64), record::seal(&value));
             }
@@ -449,9 +462,7 @@ impl CpcStore {
                 wb.put(Cf::CpcJobs, receipt_key(grant_id), record::seal(&receipt.encode()));
                 wb.delete(Cf::CpcJobs, job_key(grant_id));
             } else {
-                let mut v = be(job.next).to_vec();
-                v.extend_from_slice(&job.digest_state);
-                wb.put(Cf::CpcJobs, job_key(grant_id), record::seal(&v));
+                wb.put(Cf::CpcJobs, job_key(grant_id), record::seal(&job.encode()));
             }
             atomic::commit(self.engine.as_ref(), wb)?;
             progress.set(job.next);
@@ -480,17 +491,14 @@ impl CpcStore {
             .enumerate()
             .map(|(i, (k, v))| {
                 let p = record::open(Cf::CpcResults, k, v)?;
-                let point = |b: &[u8]| -> Result<G1Affine> {
-                    Option::from(G1Affine::from_compressed(b.try_into().map_err(|_| corrupt_result(k))?))
-                        .ok_or_else(|| corrupt_result(k))
+                let (e, v) = record::decode(Cf::CpcResults, k, p, |r| Ok((r.array::<48>()?, r.array::<48>()?)))?;
+                let point = |b: &[u8; 48]| -> Result<G1Affine> {
+                    Option::from(G1Affine::from_compressed(b)).ok_or_else(|| corrupt_result(k))
                 };
-                if p.len() != 96 {
-                    return Err(corrupt_result(k));
-                }
                 Ok(Reencrypted {
                     original: self.record_in(&manifest, i as u64)?,
-                    e_prime: point(&p[..48])?,
-                    v_prime: point(&p[48..])?,
+                    e_prime: point(&e)?,
+                    v_prime: point(&v)?,
                     x_pub: grant.token.x_pub,
                 })
             })
@@ -499,5 +507,34 @@ impl CpcStore {
 }
 
 fn corrupt_result(k: &[u8]) -> StorageError {
-    StorageError::Corrupt { cf: Cf::CpcResults.name(), key: key_hex(k), reason: "not two compressed G1 points".into() }
+    record::corrupt(Cf::CpcResults, k, "not two compressed G1 points")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The manifest's bytes are H1′, compared with the H1 registered on chain: its layout
+    /// (`dataset ‖ owner (u32 BE length) ‖ entries (u64 BE) ‖ (blob_len u64 BE ‖ hash)*`)
+    /// may not drift.
+    #[test]
+    fn manifest_layout_is_fixed_and_decodes_back() {
+        let m = Manifest {
+            dataset: DatasetId([3; 32]),
+            owner: "hospital-a".into(),
+            entries: vec![ManifestEntry { blob_len: 7, blob_hash: [9; 32] }],
+        };
+        let expected =
+            [&[3u8; 32][..], &10u32.to_be_bytes(), b"hospital-a", &1u64.to_be_bytes(), &7u64.to_be_bytes(), &[9; 32]]
+                .concat();
+        assert_eq!(m.encode(), expected);
+        assert_eq!(Manifest::decode(b"k", &expected).unwrap(), m);
+        // A count the payload cannot hold is refused before anything is allocated for it.
+        let mut lying = expected[..32 + 4 + 10].to_vec();
+        lying.extend_from_slice(&(DATASET_RECORDS_MAX as u64).to_be_bytes());
+        assert!(matches!(Manifest::decode(b"k", &lying), Err(StorageError::Corrupt { .. })));
+        for cut in 0..expected.len() {
+            assert!(Manifest::decode(b"k", &expected[..cut]).is_err(), "cut at {cut}");
+        }
+    }
 }

@@ -16,8 +16,11 @@ use sha2::{Digest, Sha256};
 
 use crate::atomic;
 use crate::engine::{prefix_end, Cf, KvEngine, WriteBatch};
+use dualchain_crypto::encoding::{Reader, Writer};
+use dualchain_crypto::DecodeError;
+
 use crate::error::{key_hex, Result, StorageError};
-use crate::record::{self, be, put_bytes, Cursor};
+use crate::record::{self, be};
 
 /// Largest block header or body accepted.
 pub const BLOCK_PART_LEN_MAX: usize = 64 << 20;
@@ -115,35 +118,33 @@ impl StoredBlock {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.header.len() + self.body.len() + 128);
-        out.extend_from_slice(&self.height.to_be_bytes());
-        out.extend_from_slice(&self.prev_hash);
-        out.extend_from_slice(&self.cross_link.height.to_be_bytes());
-        out.extend_from_slice(&self.cross_link.hash);
-        put_bytes(&mut out, &self.header);
-        put_bytes(&mut out, &self.body);
-        put_bytes(&mut out, &self.certificate);
-        out.extend_from_slice(&self.hash);
-        out
+        let mut w = Writer::with_capacity(self.header.len() + self.body.len() + self.certificate.len() + 128);
+        w.u64(self.height);
+        w.fixed(&self.prev_hash);
+        w.u64(self.cross_link.height);
+        w.fixed(&self.cross_link.hash);
+        w.bytes(&self.header);
+        w.bytes(&self.body);
+        w.bytes(&self.certificate);
+        w.fixed(&self.hash);
+        w.into_bytes()
     }
 
     fn decode(cf: Cf, key: &[u8], payload: &[u8]) -> Result<Self> {
-        let mut c = Cursor::new(cf, key, payload);
-        let height = c.u64()?;
-        let prev_hash = c.array()?;
-        let cross_link = BlockRef { height: c.u64()?, hash: c.array()? };
-        let header = c.bytes(BLOCK_PART_LEN_MAX)?.to_vec();
-        let body = c.bytes(BLOCK_PART_LEN_MAX)?.to_vec();
-        let certificate = c.bytes(BLOCK_PART_LEN_MAX)?.to_vec();
-        let hash = c.array()?;
-        c.finish()?;
-        let block = Self { height, prev_hash, cross_link, header, body, certificate, hash };
-        if Self::compute_hash(height, &prev_hash, &cross_link, &block.header, &block.body) != hash {
-            return Err(StorageError::Corrupt {
-                cf: cf.name(),
-                key: key_hex(key),
-                reason: "block hash mismatch".into(),
-            });
+        let block = record::decode(cf, key, payload, |r| {
+            Ok(Self {
+                height: r.u64()?,
+                prev_hash: r.array()?,
+                cross_link: BlockRef { height: r.u64()?, hash: r.array()? },
+                header: r.bytes("block header", BLOCK_PART_LEN_MAX)?.to_vec(),
+                body: r.bytes("block body", BLOCK_PART_LEN_MAX)?.to_vec(),
+                certificate: r.bytes("block certificate", BLOCK_PART_LEN_MAX)?.to_vec(),
+                hash: r.array()?,
+            })
+        })?;
+        let b = &block;
+        if Self::compute_hash(b.height, &b.prev_hash, &b.cross_link, &b.header, &b.body) != b.hash {
+            return Err(record::corrupt(cf, key, "block hash mismatch"));
         }
         Ok(block)
     }
@@ -201,10 +202,7 @@ impl LedgerStore {
     pub fn tip(&self, chain: Chain) -> Result<Option<BlockRef>> {
         let key = chain.tip_key();
         let Some(p) = self.get_record(Cf::Meta, key)? else { return Ok(None) };
-        let mut c = Cursor::new(Cf::Meta, key, &p);
-        let r = BlockRef { height: c.u64()?, hash: c.array()? };
-        c.finish()?;
-        Ok(Some(r))
+        record::decode(Cf::Meta, key, &p, |r| Ok(BlockRef { height: r.u64()?, hash: r.array()? })).map(Some)
     }
 
     /// The last applied PBFT sequence number.
@@ -233,21 +231,15 @@ impl LedgerStore {
 
     pub fn tx(&self, hash: &[u8; 32]) -> Result<Option<TxLocation>> {
         let Some(p) = self.get_record(Cf::TxIndex, hash)? else { return Ok(None) };
-        let mut c = Cursor::new(Cf::TxIndex, hash, &p);
-        let chain = match c.u8()? {
-            0 => Chain::Data,
-            1 => Chain::Access,
-            _ => {
-                return Err(StorageError::Corrupt {
-                    cf: "tx_index",
-                    key: key_hex(hash),
-                    reason: "unknown chain".into(),
-                })
-            }
-        };
-        let loc = TxLocation { chain, height: c.u64()?, position: c.u32()? };
-        c.finish()?;
-        Ok(Some(loc))
+        record::decode(Cf::TxIndex, hash, &p, |r: &mut Reader<'_>| {
+            let chain = match r.u8()? {
+                0 => Chain::Data,
+                1 => Chain::Access,
+                value => return Err(DecodeError::UnknownVariant { what: "chain", value }),
+            };
+            Ok(TxLocation { chain, height: r.u64()?, position: r.u32()? })
+        })
+        .map(Some)
     }
 
     pub fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -301,15 +293,17 @@ impl LedgerStore {
             self.check_link(chain, b)?;
             wb.put(chain.cf(), block_key(b.height), record::seal(&b.encode()));
             wb.put(chain.cf(), hash_key(&b.hash), record::seal(&be(b.height)));
-            let mut tip = be(b.height).to_vec();
-            tip.extend_from_slice(&b.hash);
-            wb.put(Cf::Meta, chain.tip_key(), record::seal(&tip));
+            let mut tip = Writer::with_capacity(8 + 32);
+            tip.u64(b.height);
+            tip.fixed(&b.hash);
+            wb.put(Cf::Meta, chain.tip_key(), record::seal(&tip.into_bytes()));
         }
         for (hash, loc) in &batch.txs {
-            let mut v = vec![loc.chain.code()];
-            v.extend_from_slice(&be(loc.height));
-            v.extend_from_slice(&loc.position.to_be_bytes());
-            wb.put(Cf::TxIndex, hash.to_vec(), record::seal(&v));
+            let mut v = Writer::with_capacity(1 + 8 + 4);
+            v.u8(loc.chain.code());
+            v.u64(loc.height);
+            v.u32(loc.position);
+            wb.put(Cf::TxIndex, hash.to_vec(), record::seal(&v.into_bytes()));
         }
         for (key, value) in &batch.state {
             match value {
@@ -320,5 +314,40 @@ impl LedgerStore {
         }
         wb.put(Cf::Meta, b"applied_seq".to_vec(), record::seal(&be(batch.seq)));
         atomic::commit(self.engine.as_ref(), wb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored block's layout: `height ‖ prev ‖ cross height ‖ cross hash ‖ header ‖ body ‖
+    /// certificate (each u32 BE length-prefixed) ‖ hash`, integers big-endian.
+    #[test]
+    fn block_layout_is_fixed_and_decodes_back() {
+        let cross = BlockRef { height: 4, hash: [5; 32] };
+        let block = StoredBlock::new(2, [1; 32], cross, b"hd".to_vec(), b"body".to_vec()).with_certificate(vec![6]);
+        let expected = [
+            &2u64.to_be_bytes()[..],
+            &[1; 32],
+            &4u64.to_be_bytes(),
+            &[5; 32],
+            &2u32.to_be_bytes(),
+            b"hd",
+            &4u32.to_be_bytes(),
+            b"body",
+            &1u32.to_be_bytes(),
+            &[6],
+            &block.hash,
+        ]
+        .concat();
+        assert_eq!(block.encode(), expected);
+        assert_eq!(StoredBlock::decode(Cf::BlocksData, b"k", &expected).unwrap(), block);
+        let mut tampered = expected.clone();
+        tampered[8 + 32 + 8 + 32 + 4] ^= 1;
+        assert!(matches!(StoredBlock::decode(Cf::BlocksData, b"k", &tampered), Err(StorageError::Corrupt { .. })));
+        let mut trailing = expected;
+        trailing.push(0);
+        assert!(matches!(StoredBlock::decode(Cf::BlocksData, b"k", &trailing), Err(StorageError::Corrupt { .. })));
     }
 }

@@ -1,6 +1,13 @@
 //! The envelope of every stored record: `version (1) ‖ CRC-32C (4, over version and
 //! payload) ‖ payload`. A record that fails its checksum or carries an unknown version is
 //! reported with its column family and key, never returned as data.
+//!
+//! Payloads are read with the workspace's one bounded reader
+//! ([`dualchain_crypto::encoding::Reader`], through [`decode`]) and written with its
+//! [`dualchain_crypto::encoding::Writer`].
+
+use dualchain_crypto::encoding::Reader;
+use dualchain_crypto::DecodeError;
 
 use crate::engine::{Cf, KvEngine};
 use crate::error::{key_hex, Result, StorageError};
@@ -20,17 +27,16 @@ pub fn seal(payload: &[u8]) -> Vec<u8> {
 
 /// Checks and strips the envelope.
 pub fn open<'a>(cf: Cf, key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8]> {
-    let corrupt = |reason: &str| StorageError::Corrupt { cf: cf.name(), key: key_hex(key), reason: reason.into() };
-    if bytes.len() < HEADER_LEN {
-        return Err(corrupt("record shorter than its header"));
+    let mut r = Reader::new(bytes, "record envelope");
+    let (Ok(version), Ok(stored)) = (r.u8(), r.array::<4>()) else {
+        return Err(corrupt(cf, key, "record shorter than its header"));
+    };
+    if version != RECORD_VERSION {
+        return Err(corrupt(cf, key, format!("unknown record version {version}")));
     }
-    if bytes[0] != RECORD_VERSION {
-        return Err(corrupt(&format!("unknown record version {}", bytes[0])));
-    }
-    let stored = u32::from_le_bytes(bytes[1..5].try_into().expect("4 bytes"));
-    let payload = &bytes[HEADER_LEN..];
-    if crc32c::crc32c_append(crc32c::crc32c(&bytes[..1]), payload) != stored {
-        return Err(corrupt("checksum mismatch"));
+    let payload = r.rest();
+    if crc32c::crc32c_append(crc32c::crc32c(&[version]), payload) != u32::from_le_bytes(stored) {
+        return Err(corrupt(cf, key, "checksum mismatch"));
     }
     Ok(payload)
 }
@@ -48,68 +54,25 @@ pub fn be(v: u64) -> [u8; 8] {
     v.to_be_bytes()
 }
 
+/// The error for a record that fails to decode or to check, naming its column family and key.
+pub fn corrupt(cf: Cf, key: &[u8], reason: impl Into<String>) -> StorageError {
+    StorageError::Corrupt { cf: cf.name(), key: key_hex(key), reason: reason.into() }
+}
+
+/// Decodes a record's payload with the workspace's bounded [`Reader`]: `read` reads the
+/// fields, the payload must be consumed whole, and any malformation is reported as
+/// corruption of this record (see [`corrupt`]).
+pub fn decode<'a, T>(
+    cf: Cf,
+    key: &[u8],
+    payload: &'a [u8],
+    read: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
+) -> Result<T> {
+    let mut r = Reader::new(payload, cf.name());
+    read(&mut r).and_then(|value| r.finish().map(|()| value)).map_err(|e| corrupt(cf, key, e.to_string()))
+}
+
 /// Decodes an 8-byte big-endian value stored in a record.
 pub fn read_u64(cf: Cf, key: &[u8], payload: &[u8]) -> Result<u64> {
-    payload.try_into().map(u64::from_be_bytes).map_err(|_| StorageError::Corrupt {
-        cf: cf.name(),
-        key: key_hex(key),
-        reason: "expected 8 bytes".into(),
-    })
-}
-
-/// A small cursor for decoding stored payloads, reporting corruption with the record's key.
-pub struct Cursor<'a> {
-    buf: &'a [u8],
-    cf: Cf,
-    key: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    pub fn new(cf: Cf, key: &'a [u8], buf: &'a [u8]) -> Self {
-        Self { buf, cf, key }
-    }
-    fn corrupt(&self, reason: &str) -> StorageError {
-        StorageError::Corrupt { cf: self.cf.name(), key: key_hex(self.key), reason: reason.into() }
-    }
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.buf.len() < n {
-            return Err(self.corrupt("truncated payload"));
-        }
-        let (h, t) = self.buf.split_at(n);
-        self.buf = t;
-        Ok(h)
-    }
-    pub fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-    pub fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
-    }
-    pub fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
-    }
-    pub fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        Ok(self.take(N)?.try_into().expect("N bytes"))
-    }
-    /// u32-length-prefixed bytes of at most `max`.
-    pub fn bytes(&mut self, max: usize) -> Result<&'a [u8]> {
-        let n = self.u32()? as usize;
-        if n > max {
-            return Err(self.corrupt("length prefix exceeds its bound"));
-        }
-        self.take(n)
-    }
-    pub fn finish(&self) -> Result<()> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(self.corrupt("trailing bytes"))
-        }
-    }
-}
-
-/// Appends a u32-length-prefixed byte string.
-pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-    out.extend_from_slice(b);
+    decode(cf, key, payload, Reader::u64)
 }

@@ -109,7 +109,6 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-
 /// Runs the demo in a fresh temporary directory, writing progress to `out`.
 pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
     ensure!(cfg.records > 0, "the demo needs at least one record");

@@ -8,9 +8,12 @@
 //!
 //! Files: this one holds the state, requests and the normal case (§2.3); [`checkpoint`]
 //! garbage collection and state transfer (§2.4, §5.3); [`view_change`] view changes (§2.5);
-//! [`recovery`] restart from the persisted log.
+//! [`recovery`] restart from the persisted log, which [`persisted`] reads back and whose
+//! archive it encodes (it imports nothing of the replica, so the modules form a DAG; the
+//! other files only add `impl Replica` blocks).
 
 mod checkpoint;
+mod persisted;
 mod recovery;
 mod view_change;
 
@@ -26,7 +29,7 @@ use crate::message::{
     Message, NewView, Phase, Prepared, ReplicaId, Request, Signed, ViewChange, Vote, REQUEST_PAYLOAD_LEN_MAX,
 };
 
-pub use recovery::{archive_bytes, parse_archive, Archived, Recovered, RecoveryError};
+pub use persisted::{archive_bytes, parse_archive, Archived, Recovered, RecoveryError};
 
 /// Where a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -865,7 +868,7 @@ impl Replica {
             self.next_seq = seq + 1;
         }
         if !self.replaying {
-            self.out.persist.committed.push((seq, recovery::archive_bytes(&self.history, self.time_ms, &entry)));
+            self.out.persist.committed.push((seq, persisted::archive_bytes(&self.history, self.time_ms, &entry)));
             self.out.deliver.push(Delivered { entry, fresh, time_ms: self.time_ms });
         }
         if seq % self.cfg.checkpoint_interval == 0 {

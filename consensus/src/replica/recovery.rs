@@ -12,93 +12,16 @@
 
 use std::collections::BTreeMap;
 
-use dualchain_crypto::error::DecodeError;
 use dualchain_crypto::sign::{PublicKey, SigningKeypair};
-use dualchain_storage::consensus::ConsensusStore;
-use dualchain_storage::StorageError;
 
-use crate::config::{Config, ConfigError};
-use crate::message::{CheckpointProof, CommittedEntry, Digest, Message, Phase, Prepared, Signed, Vote};
+use crate::config::Config;
+use crate::message::{CheckpointProof, Message, Phase, Prepared, Signed, Vote};
 
+use super::persisted::{parse_archive, Archived, Recovered, RecoveryError};
 use super::{Output, Replica, Status};
 
 /// A pre-prepare and prepares of a view before the current one, by (sequence, view).
 type OlderSlot = (Option<Signed<crate::message::Header>>, Vec<Signed<Vote>>);
-
-/// What the host read back from its store.
-#[derive(Debug, Default, Clone)]
-pub struct Recovered {
-    /// The persisted view word (`view << 1 | changing`).
-    pub view_word: u64,
-    /// The stable checkpoint proof.
-    pub stable: Option<Vec<u8>>,
-    /// Log records above the stable checkpoint, by sequence number.
-    pub records: Vec<(u64, Vec<u8>)>,
-    /// The newest archived entries ([`archive_bytes`]), oldest first: at least the last one,
-    /// and the last `dedup_horizon` of them for de-duplication.
-    pub recent: Vec<Vec<u8>>,
-}
-
-impl Recovered {
-    /// Reads what [`Replica::recover`] needs from a consensus store: the view word, the
-    /// stable checkpoint proof, the log records and the newest `dedup_horizon` archived
-    /// entries.
-    pub fn read(store: &ConsensusStore, dedup_horizon: u64) -> Result<Self, StorageError> {
-        let recent = match store.last_committed()? {
-            Some(last) => store
-                .committed_range(last.saturating_sub(dedup_horizon) + 1, last + 1, usize::MAX)?
-                .into_iter()
-                .map(|(_, b)| b)
-                .collect(),
-            None => Vec::new(),
-        };
-        Ok(Self {
-            view_word: store.view()?,
-            stable: store.stable_checkpoint()?.map(|(_, p)| p),
-            records: store.records(0)?,
-            recent,
-        })
-    }
-}
-
-/// Why a store could not be recovered: its contents are not what this code wrote.
-#[derive(Debug, thiserror::Error)]
-pub enum RecoveryError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("stored consensus data is malformed: {0}")]
-    Decode(#[from] DecodeError),
-    #[error("stored consensus data is inconsistent: {0}")]
-    Inconsistent(String),
-}
-
-/// An archived committed entry with what executing it produced.
-#[derive(Debug, Clone)]
-pub struct Archived {
-    /// The history digest after the entry.
-    pub history: Digest,
-    /// The ledger time after the entry (the running maximum of batch times).
-    pub time_ms: u64,
-    pub entry: CommittedEntry,
-}
-
-/// Encodes an archived entry: `history ‖ time ‖ entry`.
-pub fn archive_bytes(history: &Digest, time_ms: u64, entry: &CommittedEntry) -> Vec<u8> {
-    let mut out = history.to_vec();
-    out.extend_from_slice(&time_ms.to_be_bytes());
-    entry.encode(&mut out);
-    out
-}
-
-/// Decodes an archived entry.
-pub fn parse_archive(bytes: &[u8]) -> Result<Archived, DecodeError> {
-    if bytes.len() < 40 {
-        return Err(DecodeError::Truncated { what: "archived entry" });
-    }
-    let history: Digest = bytes[..32].try_into().expect("32 bytes");
-    let time_ms = u64::from_be_bytes(bytes[32..40].try_into().expect("8 bytes"));
-    Ok(Archived { history, time_ms, entry: CommittedEntry::from_bytes(&bytes[40..])? })
-}
 
 impl Replica {
     /// Rebuilds a replica from its store. The returned output carries what must happen now:

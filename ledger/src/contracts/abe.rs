@@ -11,7 +11,7 @@ use dualchain_crypto::cbsre::DatasetId;
 use dualchain_crypto::Codec;
 use dualchain_prover::supply::SupplyShape;
 
-use super::{check_text, reject, Ctx, Exec};
+use super::context::{check_text, reject, Ctx, Exec};
 use crate::state::{dataset_key, member_key, DatasetRecord, MemberRecord};
 use crate::tx::{policy_from_spec, DatasetRegistration, FrBytes, NAME_LEN_MAX};
 

@@ -3,7 +3,7 @@
 use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::Codec;
 
-use super::{check_text, reject, Ctx, Exec};
+use super::context::{check_text, reject, Ctx, Exec, Refusal};
 use crate::state::{audit_key, dataset_key, demand_key, grant_key, DatasetRecord, DemandRecord, GrantRecord};
 use crate::state::{AccessRecord, GrantStatus};
 use dualchain_prover::supply::Requirement;
@@ -14,7 +14,7 @@ pub fn put_grant(ctx: &mut Ctx<'_, '_>, g: &GrantRecord) {
     ctx.state.put(grant_key(&g.id), g);
 }
 
-fn grant(ctx: &Ctx<'_, '_>, id: &Hash) -> Result<GrantRecord, super::Refusal> {
+fn grant(ctx: &Ctx<'_, '_>, id: &Hash) -> Result<GrantRecord, Refusal> {
     match ctx.state.get::<GrantRecord>(&grant_key(id))? {
         Some(g) => Ok(g),
         None => reject("unknown grant"),

@@ -5,9 +5,13 @@ use dualchain_crypto::Codec;
 use dualchain_prover::field::fr_to_bytes;
 use ff::Field;
 
-use super::{check_text, reject, Ctx, Exec, Refusal};
+use super::context::{check_text, reject, Ctx, Exec, Refusal};
 use crate::state::{member_key, root_key, MemberRecord, RegistryRecord, RootRecord, REGISTRY_KEY};
 use crate::tx::{FrBytes, NAME_LEN_MAX};
+
+/// A superseded credential root stays acceptable this long (ledger time) after a new
+/// credential is added, so proofs in flight when a member joins still land.
+pub const ROOT_GRACE_MS: u64 = 10 * 60 * 1000;
 
 /// Verifies a member certificate against the genesis CA at ledger time.
 pub fn check_certificate(ctx: &Ctx<'_, '_>, bytes: &[u8]) -> Result<Certificate, Refusal> {
@@ -87,7 +91,7 @@ pub fn root_acceptable(ctx: &Ctx<'_, '_>, root: &FrBytes) -> Result<(), Refusal>
         return reject("the credential root predates a revocation");
     }
     if let Some(at) = r.superseded_ms {
-        if ctx.time_ms.saturating_sub(at) > super::ROOT_GRACE_MS {
+        if ctx.time_ms.saturating_sub(at) > ROOT_GRACE_MS {
             return reject("the credential root is stale; prove against the current root");
         }
     }

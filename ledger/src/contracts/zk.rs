@@ -10,11 +10,12 @@ use blstrs::Scalar as Fr;
 use dualchain_prover::policy::{key_hash, request_binding};
 use dualchain_prover::supply::SupplyShape;
 
-use super::{access, registry, reject, Ctx, Exec};
+use super::context::{reject, Ctx, Exec, Refusal};
+use super::{access, registry};
+use crate::error::LedgerError;
 use crate::state::{dataset_key, demand_key, denial_key, grant_key, member_key, DatasetRecord, DemandRecord};
 use crate::state::{DenialRecord, GrantRecord, GrantStatus, MemberRecord, Overlay};
 use crate::tx::{FrBytes, Hash, Tx, TxKind};
-use crate::LedgerError;
 
 /// Which verifying key a proof is checked with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -103,7 +104,7 @@ pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root
         return reject("the demand's dataset is unknown");
     };
     let denial = match registry::root_acceptable(ctx, root) {
-        Err(super::Refusal::Rejected(r)) => Some(r),
+        Err(Refusal::Rejected(r)) => Some(r),
         Err(e) => return Err(e),
         Ok(()) => verdict(ctx).err().map(|e| format!("policy proof refused: {e}")),
     };
@@ -117,7 +118,7 @@ pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root
         };
         ctx.state.put(denial_key(request), &rec);
         // The denial is state (queryable, audited); the outcome names it.
-        return Err(super::Refusal::Denied(format!("access denied: {reason}")));
+        return Err(Refusal::Denied(format!("access denied: {reason}")));
     }
     let grant = GrantRecord {
         id: *request,

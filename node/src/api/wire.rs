@@ -1,5 +1,6 @@
 //! Wire types of the API: request bodies (demands, access requests, revocations) and the
-//! list framing of binary records between nodes.
+//! list framing of binary records between nodes (the workspace's one bounded framing,
+//! [`dualchain_crypto::encoding::decode_list`], under the bounds below).
 
 use dualchain_prover::supply::{self, Requirement};
 use serde::Deserialize;
@@ -8,44 +9,21 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use crate::member::client::Final;
 
-/// `u32 count ‖ (u32 len ‖ bytes)*`.
-pub fn encode_list(items: impl Iterator<Item = Vec<u8>>) -> Vec<u8> {
-    let items: Vec<Vec<u8>> = items.collect();
-    let mut out = (items.len() as u32).to_be_bytes().to_vec();
-    for i in items {
-        out.extend_from_slice(&(i.len() as u32).to_be_bytes());
-        out.extend_from_slice(&i);
-    }
-    out
-}
+pub use dualchain_crypto::encoding::encode_list;
+use dualchain_crypto::encoding::{self, ListBounds};
 
-pub fn decode_list(mut b: &[u8]) -> Result<Vec<&[u8]>, String> {
-    let take = |n: usize, b: &mut &[u8]| -> Result<usize, String> {
-        if b.len() < n {
-            return Err("truncated list".into());
-        }
-        let (h, t) = b.split_at(n);
-        *b = t;
-        Ok(u32::from_be_bytes(h.try_into().expect("4 bytes")) as usize)
-    };
-    let count = take(4, &mut b)?;
-    if count > b.len() / 4 {
-        return Err(format!("{count} items cannot fit in {} bytes", b.len()));
-    }
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let len = take(4, &mut b)?;
-        if b.len() < len {
-            return Err("truncated item".into());
-        }
-        let (item, rest) = b.split_at(len);
-        out.push(item);
-        b = rest;
-    }
-    if !b.is_empty() {
-        return Err("trailing bytes after the list".into());
-    }
-    Ok(out)
+/// Most records one list between nodes carries: a whole dataset of the largest supply shape.
+pub const RECORDS_PER_LIST_MAX: usize = 4096;
+/// Longest record between nodes: a signcrypted or re-encrypted FHIR Observation is a few
+/// KiB; this leaves room for large resources without letting one item claim the body.
+pub const RECORD_LEN_MAX: usize = 1 << 20;
+/// The bounds of a record list ([`encode_list`]'s frame); the API's body limit caps the whole.
+pub const RECORD_LIST: ListBounds =
+    ListBounds { items_max: RECORDS_PER_LIST_MAX, item_len_max: RECORD_LEN_MAX, len_max: 256 << 20 };
+
+/// Decodes a list of records framed by [`encode_list`] within [`RECORD_LIST`].
+pub fn decode_list(b: &[u8]) -> Result<Vec<&[u8]>, String> {
+    encoding::decode_list(b, "record list", RECORD_LIST).map_err(|e| e.to_string())
 }
 
 /// A data requirement in FHIR terms.
@@ -136,7 +114,7 @@ mod tests {
     #[test]
     fn lists_round_trip_and_reject_malformed_bytes() {
         let items = vec![b"one".to_vec(), vec![], vec![7u8; 300]];
-        let enc = encode_list(items.clone().into_iter());
+        let enc = encode_list(&items);
         let dec: Vec<Vec<u8>> = decode_list(&enc).unwrap().into_iter().map(<[u8]>::to_vec).collect();
         assert_eq!(dec, items);
         assert!(decode_list(&enc[..enc.len() - 1]).is_err(), "truncated");
@@ -145,6 +123,10 @@ mod tests {
         assert!(decode_list(&trailing).is_err(), "trailing");
         assert!(decode_list(&u32::MAX.to_be_bytes()).is_err(), "a count that cannot fit");
         assert!(decode_list(&[0, 0]).is_err(), "no count");
+        let too_many = encode_list(vec![[1u8]; RECORDS_PER_LIST_MAX + 1]);
+        assert!(decode_list(&too_many).is_err(), "more records than a dataset holds");
+        let too_long = encode_list([vec![0u8; RECORD_LEN_MAX + 1]]);
+        assert!(decode_list(&too_long).is_err(), "a record longer than any record");
     }
 
     fn spec(code: &str, min: Option<f64>, sex: Option<&str>) -> DemandSpec {
