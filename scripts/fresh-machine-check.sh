@@ -51,6 +51,13 @@ for b in rustup cargo rustc rustfmt cargo-fmt cargo-clippy clippy-driver rustdoc
   [ -e "$HOME/.cargo/bin/$b" ] && cp -a "$HOME/.cargo/bin/$b" "$root/root/.cargo/bin/"
 done
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The site's own certificate authorities (a TLS-inspecting egress proxy, say) are part of
+# any machine on this network, fresh or not: without them no registry answers.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null
+fi
 
 # A fresh clone of what is committed, with shared/ beside it as CI has it.
 git clone -q --no-hardlinks "$repo" "$root/root/work/main"
