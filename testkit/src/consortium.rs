@@ -25,7 +25,7 @@ use blstrs::Scalar as Fr;
 use dualchain_crypto::cbsre::DatasetId;
 use dualchain_crypto::cert::AttributeSet;
 use dualchain_ledger::state::{DemandRecord, GrantRecord};
-use dualchain_ledger::tx::{FrBytes, Hash, TxKind};
+use dualchain_ledger::tx::{FrBytes, Hash};
 use dualchain_ledger::Ledger;
 use dualchain_node::agents::{CpcNode, Log, OwnedDataset, OwnerNode};
 use dualchain_node::api::client::{ApiClient, ApiRefusal};
@@ -37,7 +37,6 @@ use dualchain_node::runtime::Node;
 use dualchain_node::service::Service;
 use dualchain_prover::policy::{CredentialTree, MerklePath};
 use dualchain_prover::supply::{self, SupplyShape};
-use rand::RngCore;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
@@ -444,21 +443,19 @@ impl Consortium {
         path: MerklePath,
     ) -> Result<(Hash, Final)> {
         let node = self.node_of(requester)?;
-        let mut request = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut request);
-        let (proof, _) = sharing::prove_policy(
+        let ask = sharing::access_request(
             node.compute,
             node.policy_pk.clone(),
             &node.ledger,
             demand,
             credential,
             path,
-            request,
+            root,
+            duration_s,
         )
         .await?;
-        let kind = TxKind::RequestAccess { request, demand: *demand, root, proof, duration_s };
-        let f = self.client(requester)?.submit(kind).await?;
-        Ok((request, f))
+        let f = self.client(requester)?.submit(ask.tx).await?;
+        Ok((ask.request, f))
     }
 
     /// Waits until every running node applied the same batch and compares their ledgers

@@ -83,7 +83,8 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     assert!(reason(c.request_access(HOSPITAL_B, &demand_b, 3600).await).starts_with("index-closed"));
     let (request_b, f) = c.request_access_forged(HOSPITAL_B, &demand_b).await?;
     assert!(rejected(&f.outcome).contains("access denied"), "{:?}", f.outcome);
-    let ledger = c.ledger(1)?;
+    // Final on hospital-b's own node (the others apply it moments later).
+    let ledger = c.node_of(HOSPITAL_B)?.ledger.clone();
     assert!(ledger.grant(&request_b)?.is_none());
     assert!(ledger.denial(&request_b)?.unwrap().reason.contains("policy proof"));
     assert!(reason(c.fetch(HOSPITAL_B, &grant).await).starts_with("not-yours"));
@@ -116,7 +117,7 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     let kind = TxKind::SupplyProof { demand: demand_x, proof: proof_to_bytes(&proof).to_vec() };
     let f = c.client(HOSPITAL_A)?.submit(kind).await?;
     assert!(rejected(&f.outcome).contains("supply proof refused"), "{:?}", f.outcome);
-    assert!(c.ledger(0)?.demand(&demand_x)?.unwrap().supplied_by.is_none());
+    assert!(c.node_of(HOSPITAL_A)?.ledger.demand(&demand_x)?.unwrap().supplied_by.is_none());
     // Nor can a requester ask for access on the unproven demand.
     let r = reason(c.request_access(RESEARCH, &demand_x, 60).await);
     assert!(r.contains("not proven supply"), "{r}");

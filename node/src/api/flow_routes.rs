@@ -74,21 +74,20 @@ pub async fn post_access(State(api): State<ApiState>, s: Signed) -> ApiResult {
         .ledger
         .credential_path(&h.member.id)?
         .ok_or_else(|| ApiError::conflict("no-credential", format!("{} holds no credential", h.member.id)))?;
-    let mut request = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut request);
-    let (proof, took) = sharing::prove_policy(
+    let ask = sharing::access_request(
         node.compute,
         node.policy_pk.clone(),
         &node.ledger,
         &demand,
         h.member.credential(),
         path,
-        request,
+        root,
+        spec.duration_s,
     )
     .await?;
+    let (request, took) = (ask.request, ask.prove);
     node.agent_metrics.proved("policy", took);
-    let f =
-        h.client.submit(TxKind::RequestAccess { request, demand, root, proof, duration_s: spec.duration_s }).await?;
+    let f = h.client.submit(ask.tx).await?;
     let mut v = final_json(&f);
     v["request"] = json!(hex::encode(request));
     v["prove_ms"] = json!(took.as_millis() as u64);

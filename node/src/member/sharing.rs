@@ -150,3 +150,34 @@ pub async fn prove_policy(
             .0;
     Ok((proof_to_bytes(&proof).to_vec(), started.elapsed()))
 }
+
+/// What a requester submits to ask for access: a fresh request id and the
+/// `RequestAccess` transaction carrying its policy proof, with the proving time.
+pub struct AccessRequest {
+    pub request: Hash,
+    pub tx: TxKind,
+    pub prove: Duration,
+}
+
+/// Step 7 for a requester: a fresh request id, the policy proof for `credential` at `path`
+/// bound to it, and the request naming `root` for `duration_s`.
+#[allow(clippy::too_many_arguments)]
+pub async fn access_request(
+    compute: &'static Compute,
+    pk: std::sync::Arc<ProvingKey>,
+    ledger: &Ledger,
+    demand: &Hash,
+    credential: Credential,
+    path: MerklePath,
+    root: FrBytes,
+    duration_s: u64,
+) -> Result<AccessRequest> {
+    let mut request = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut request);
+    let (proof, prove) = prove_policy(compute, pk, ledger, demand, credential, path, request).await?;
+    Ok(AccessRequest {
+        request,
+        tx: TxKind::RequestAccess { request, demand: *demand, root, proof, duration_s },
+        prove,
+    })
+}
