@@ -276,7 +276,7 @@ impl Consortium {
             }
             // Final everywhere: every ledger holds every member.
             let members = self.file.members.len();
-            Ok(self.ledgers().iter().all(|l| l.members().map_or(false, |m| m.len() == members)).then_some(()))
+            Ok(self.ledgers().iter().all(|l| l.members().is_ok_and(|m| m.len() == members)).then_some(()))
         })
         .await
     }

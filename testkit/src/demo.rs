@@ -289,7 +289,7 @@ async fn access(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, dema
 /// cannot.
 async fn deliver(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: &Upload, grant: &Hash) -> Result<()> {
     let grant = *grant;
-    let node0 = c.node(0)?;
+    let _node0 = c.node(0)?;
     t.begin("Owner's node issues the re-key; the CPC re-encrypts in batch")?;
     let g = Progress::while_running("re-encryption", c.wait_receipt(RESEARCH, &grant)).await?;
     let reenc = c.log(&g.cpc)?.entries().iter().find_map(|(_, a)| match a {

@@ -26,7 +26,7 @@ fn cpc_of(node: &Node) -> Result<Arc<CpcNode>, ApiError> {
 
 pub async fn cpc_ingest(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let node = &api.node;
-    let cpc = cpc_of(&node)?;
+    let cpc = cpc_of(node)?;
     let records: Vec<Signcrypted> = decode_list(&s.body)
         .map_err(|e| ApiError::invalid("bad-records", e))?
         .into_iter()
@@ -47,7 +47,7 @@ pub async fn cpc_ingest(State(api): State<ApiState>, s: Signed) -> ApiResult {
 
 pub async fn cpc_fetch(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let node = &api.node;
-    let cpc = cpc_of(&node)?;
+    let cpc = cpc_of(node)?;
     let req: FetchRequest = s.json()?;
     if req.requester != s.member {
         return Err(ApiError::forbidden("not-yours", "a member fetches only for itself"));

@@ -126,14 +126,14 @@ fn owner_of(h: &Hosted) -> Result<&Arc<OwnerNode>, ApiError> {
 
 pub async fn post_patient(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let node = &api.node;
-    hosted_as(&node, &s, &[Role::Hospital])?;
+    hosted_as(node, &s, &[Role::Hospital])?;
     let p: Value = s.json()?;
     expect_type(&p, "Patient")?;
     let d = demographics(&p)?;
     let refs = patient_refs(&p, None)?;
     let mut st = api.owner_state.lock().await;
-    st.load(&node)?;
-    st.add_patients(&node, refs.into_iter().map(|r| (r, d.clone())).collect())?;
+    st.load(node)?;
+    st.add_patients(node, refs.into_iter().map(|r| (r, d.clone())).collect())?;
     Ok(fhir_json(StatusCode::CREATED, &p))
 }
 
@@ -148,7 +148,7 @@ struct Uploaded {
 
 pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let node = &api.node;
-    let h = hosted_as(&node, &s, &[Role::Hospital])?;
+    let h = hosted_as(node, &s, &[Role::Hospital])?;
     let b: Value = s.json()?;
     expect_type(&b, "Bundle")?;
     match b["type"].as_str() {
@@ -169,7 +169,7 @@ pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
     }
     // The registry is read and written under the lock; the upload runs without it.
     let mut st = api.owner_state.lock().await;
-    st.load(&node)?;
+    st.load(node)?;
     let mut observations = Vec::new();
     let mut records = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -195,10 +195,10 @@ pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
         return Err(ApiError::invalid("empty", "the Bundle holds no Observation"));
     }
     if !bundled.is_empty() {
-        st.add_patients(&node, bundled.into_iter().collect())?;
+        st.add_patients(node, bundled.into_iter().collect())?;
     }
     drop(st);
-    let up = upload(&node, h, observations, records, s.param("dataset"), s.param("cpc")).await?;
+    let up = upload(node, h, observations, records, s.param("dataset"), s.param("cpc")).await?;
     let dataset = up.dataset.to_hex();
     let mut index = 0;
     let response_entries: Vec<Value> = entries
@@ -248,11 +248,11 @@ fn read_staged(node: &Node) -> Result<Vec<Value>, ApiError> {
 
 pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let node = &api.node;
-    let h = hosted_as(&node, &s, &[Role::Hospital])?;
+    let h = hosted_as(node, &s, &[Role::Hospital])?;
     let obs: Value = s.json()?;
     expect_type(&obs, "Observation")?;
     let mut st = api.owner_state.lock().await;
-    st.load(&node)?;
+    st.load(node)?;
     record_of(&obs, |p| st.patients.get(p)).map_err(|m| ApiError::unprocessable("unmappable", m))?;
     // Staged durably before it is acknowledged.
     {
@@ -260,7 +260,7 @@ pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResu
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(staging_path(&node))
+            .open(staging_path(node))
             .map_err(ApiError::internal)?;
         writeln!(f, "{obs}").map_err(ApiError::internal)?;
         f.sync_all().map_err(ApiError::internal)?;
@@ -268,7 +268,7 @@ pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResu
     st.staged += 1;
     let mut out = obs.clone();
     if st.staged >= node.cfg.owner.dataset_records {
-        let up = seal_staged(&node, h, &mut st, None).await?;
+        let up = seal_staged(node, h, &mut st, None).await?;
         out["extension"] = dataset_extension(&up);
     } else {
         out["extension"] = json!([{"url": "urn:dualchain:staged", "valueInteger": st.staged}]);
@@ -317,10 +317,10 @@ async fn seal_staged(node: &Node, h: &Hosted, st: &mut OwnerState, name: Option<
 
 pub async fn seal(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let node = &api.node;
-    let h = hosted_as(&node, &s, &[Role::Hospital])?;
+    let h = hosted_as(node, &s, &[Role::Hospital])?;
     let mut st = api.owner_state.lock().await;
-    st.load(&node)?;
-    let up = seal_staged(&node, h, &mut st, s.param("dataset")).await?;
+    st.load(node)?;
+    let up = seal_staged(node, h, &mut st, s.param("dataset")).await?;
     ok_json(
         &json!({"dataset": up.dataset.to_hex(), "h1": hex::encode(up.h1), "records": up.records, "tx": hex::encode(up.tx), "seq": up.seq}),
     )
@@ -435,8 +435,6 @@ async fn upload(
     }
     Ok(Uploaded { dataset, h1, records: n, tx: f.hash, seq: f.seq })
 }
-
-/// `u32 count ‖ (u32 len ‖ bytes)*`.
 
 #[cfg(test)]
 mod tests {

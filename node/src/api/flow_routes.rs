@@ -27,7 +27,7 @@ use crate::runtime::unix_ms;
 
 pub async fn post_demand(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let node = &api.node;
-    let h = hosted_as(&node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
+    let h = hosted_as(node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
     let spec: DemandSpec = s.json()?;
     let dataset = parse_id(&spec.dataset, "dataset")?;
     // A registration final at the owner's node reaches this node's ledger moments later.
@@ -50,7 +50,7 @@ pub async fn post_demand(State(api): State<ApiState>, s: Signed) -> ApiResult {
 pub async fn get_demand(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
     let node = &api.node;
     let id = parse_id(&id, "demand")?;
-    let wait = wait_param(&node, &s)?;
+    let wait = wait_param(node, &s)?;
     let ledger = node.ledger.clone();
     let d = ledger.demand(&id)?.ok_or_else(|| ApiError::not_found("unknown-demand", "no such demand"))?;
     let d = poll(wait, || Ok(ledger.demand(&id)?.filter(|d| d.supplied_by.is_some()))).await?.unwrap_or(d);
@@ -59,7 +59,7 @@ pub async fn get_demand(State(api): State<ApiState>, Path(id): Path<String>, s: 
 
 pub async fn post_access(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let node = &api.node;
-    let h = hosted_as(&node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
+    let h = hosted_as(node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
     let spec: AccessSpec = s.json()?;
     let demand = parse_id(&spec.demand, "demand")?;
     let d = node.ledger.demand(&demand)?.ok_or_else(|| ApiError::not_found("unknown-demand", "no such demand"))?;
@@ -104,7 +104,7 @@ pub async fn post_access(State(api): State<ApiState>, s: Signed) -> ApiResult {
 pub async fn get_grant(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
     let node = &api.node;
     let id = parse_id(&id, "grant")?;
-    let wait = wait_param(&node, &s)?;
+    let wait = wait_param(node, &s)?;
     let ledger = node.ledger.clone();
     let Some(g) = ledger.grant(&id)? else {
         return match ledger.denial(&id)? {
@@ -118,9 +118,9 @@ pub async fn get_grant(State(api): State<ApiState>, Path(id): Path<String>, s: S
 
 pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
     let node = &api.node;
-    let h = hosted_as(&node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
+    let h = hosted_as(node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
     let grant_id = parse_id(&id, "grant")?;
-    let wait = wait_param(&node, &s)?;
+    let wait = wait_param(node, &s)?;
     let ledger = node.ledger.clone();
     let g = ledger.grant(&grant_id)?.ok_or_else(|| ApiError::not_found("unknown-grant", "no such grant"))?;
     if g.requester != h.member.id {
@@ -191,7 +191,7 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
 
 pub async fn revoke_grant(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
     let node = &api.node;
-    let h = hosted_as(&node, &s, &[])?;
+    let h = hosted_as(node, &s, &[])?;
     let grant = parse_id(&id, "grant")?;
     let spec: RevokeSpec = if s.body.is_empty() { RevokeSpec::default() } else { s.json()? };
     if node.ledger.grant(&grant)?.is_none() {
