@@ -168,7 +168,7 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
 /// Steps 1–2: genesis and the nodes started; members registered with their credentials.
 async fn genesis(t: &mut Timer<'_>, report: &mut DemoReport, flow: FlowConfig) -> Result<Consortium> {
     t.begin("Genesis (dualchain init): keys, IBE/ABE, Groth16; nodes start")?;
-    let c = Progress::while_running("genesis", Consortium::genesis(flow)).await?;
+    let c = Progress::while_running("starting the consortium", Consortium::genesis(flow)).await?;
     report.members = c.file.members.len();
     let node0 = c.node(0)?;
     let mut detail = format!(
