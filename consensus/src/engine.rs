@@ -533,6 +533,9 @@ impl Core {
                 debug!(replica = self.replica.id(), peer, from_seq, "consensus.pbft.state_transfer")
             }
             Event::Diverged(seq) => warn!(replica = self.replica.id(), seq, "consensus.pbft.diverged"),
+            Event::Rejoined { view, left } => {
+                warn!(replica = self.replica.id(), view, left, "consensus.pbft.rejoined: a quorum went on in this view without this replica's view change; following it without voting until the consortium reaches the view it left")
+            }
         }
     }
 }

@@ -13,6 +13,10 @@
 //! (history digests and archives). A failing run returns an error naming its seed; the same
 //! seed replays the same run.
 //!
+//! Clients behave as deployed members do: each submits to its home replica only (its own
+//! node's validator) and retries there, never to the others. Relaying is the replicas'
+//! job. Homes are correct replicas that stay up (`SimConfig::homes` pins them).
+//!
 //! A test harness, compiled only with the crate's `sim` feature (the crate's own tests turn it
 //! on), so it does not ship in the node.
 
@@ -137,6 +141,9 @@ pub struct SimConfig {
     /// Pipeline window of the replicas.
     pub window_len: u64,
     pub checkpoint_interval: u64,
+    /// Each client's home replica, by client index (cycled). Default: the correct replicas
+    /// not kept down, in turn.
+    pub homes: Option<Vec<ReplicaId>>,
 }
 
 impl SimConfig {
@@ -151,6 +158,7 @@ impl SimConfig {
             liveness_ms: 120_000,
             window_len: 4,
             checkpoint_interval: 8,
+            homes: None,
         }
     }
 
@@ -183,13 +191,16 @@ pub struct SimReport {
     pub restarts: u64,
     /// Virtual time when the last request committed everywhere.
     pub finished_ms: u64,
+    /// Each replica at the end: its view, whether it is changing view, whether it follows a
+    /// view without voting (`None` when down).
+    pub final_state: Vec<Option<(u64, bool, bool)>>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
     Deliver { to: ReplicaId, bytes: Arc<Vec<u8>> },
     Tick { replica: ReplicaId, generation: u64 },
-    Submit { client: usize, index: usize, to_all: bool },
+    Submit { client: usize, index: usize },
     Crash(ReplicaId),
     Restart(ReplicaId),
     Partition(Vec<ReplicaId>),
@@ -301,7 +312,7 @@ impl Sim {
         for c in 0..self.cfg.clients {
             for i in 0..self.cfg.requests_per_client {
                 let at = self.rng.gen_range(0..self.cfg.fault_phase_ms);
-                self.schedule(at, Event::Submit { client: c, index: i, to_all: false });
+                self.schedule(at, Event::Submit { client: c, index: i });
             }
         }
         let faults = self.cfg.faults.clone();
@@ -366,6 +377,11 @@ impl Sim {
             }
         }
         self.report.requests = self.cfg.clients * self.cfg.requests_per_client;
+        self.report.final_state = self
+            .nodes
+            .iter()
+            .map(|n| n.replica.as_ref().map(|r| (r.view(), r.in_view_change(), r.is_following())))
+            .collect();
         Ok(self.report)
     }
 
@@ -377,15 +393,18 @@ impl Sim {
                 self.restart(r);
             }
         }
-        // Clients retransmit to every replica what is not yet committed (§2.1).
-        for c in 0..self.cfg.clients {
-            for i in 0..self.cfg.requests_per_client {
-                if !self.client_done(c as u64, i as u64) {
-                    let at = self.now + 1;
-                    self.schedule(at, Event::Submit { client: c, index: i, to_all: true });
-                }
-            }
+    }
+
+    /// The replica client `client` submits to.
+    fn home(&self, client: usize) -> ReplicaId {
+        if let Some(homes) = self.cfg.homes.as_ref().filter(|h| !h.is_empty()) {
+            return homes[client % homes.len()];
         }
+        let byz: BTreeSet<ReplicaId> = self.cfg.faults.byzantine.iter().map(|(r, _)| *r).collect();
+        let eligible: Vec<ReplicaId> = (0..self.cfg.n as ReplicaId)
+            .filter(|r| !byz.contains(r) && !self.cfg.faults.keep_down.contains(r))
+            .collect();
+        eligible[client % eligible.len()]
     }
 
     fn client_done(&self, client: u64, id: u64) -> bool {
@@ -457,27 +476,22 @@ impl Sim {
                 let out = r.tick(self.now);
                 self.perform(replica, out)?;
             }
-            Event::Submit { client, index, to_all } => {
+            Event::Submit { client, index } => {
                 if self.client_done(client as u64, index as u64) {
                     return Ok(());
                 }
-                let targets: Vec<ReplicaId> = if to_all {
-                    (0..self.cfg.n as ReplicaId).collect()
-                } else {
-                    vec![self.rng.gen_range(0..self.cfg.n as ReplicaId)]
-                };
-                for t in targets {
-                    let request = self.request(client, index);
-                    let Some(r) = self.nodes[t as usize].replica.as_mut() else { continue };
+                let home = self.home(client);
+                let request = self.request(client, index);
+                if let Some(r) = self.nodes[home as usize].replica.as_mut() {
+                    // A refusal (duplicate: still pending there) changes nothing.
                     if let Ok(out) = r.submit(self.now, request) {
-                        self.perform(t, out)?;
+                        self.perform(home, out)?;
                     }
                 }
-                // A client that hears nothing retransmits to everyone (§2.1).
-                if self.faults_on || !to_all {
-                    let at = self.now + 1000;
-                    self.schedule(at, Event::Submit { client, index, to_all: true });
-                }
+                // A member's node that hears nothing submits again, to its own replica (a
+                // restarted one lost what was pending).
+                let at = self.now + 1000;
+                self.schedule(at, Event::Submit { client, index });
             }
             Event::Crash(r) => {
                 if self.faults_on {
@@ -539,6 +553,17 @@ impl Sim {
         }
         let node = &mut self.nodes[from as usize];
         let correct = node.behaviour.is_none();
+        // A replica that went back from a lone view change votes for nothing until the
+        // consortium reaches the view it left: what keeps its VIEW-CHANGE true.
+        if node.replica.as_ref().is_some_and(|r| r.is_following()) {
+            if let Some((_, m)) = out
+                .send
+                .iter()
+                .find(|(_, m)| matches!(**m, Message::Vote(_) | Message::PrePrepare(..) | Message::NewView(_)))
+            {
+                return Err(format!("replica {from} sent a {} while following", m.name()));
+            }
+        }
         if std::env::var("SIM_TRACE").is_ok() {
             for e in &out.events {
                 let r = node.replica.as_ref().map(|r| (r.last_executed(), r.pending_len()));

@@ -156,6 +156,7 @@ impl Replica {
 
     pub(super) fn on_state_reply(&mut self, reply: Signed<StateReply>) {
         let mut applied = false;
+        let mut newest = None;
         for entry in reply.body.entries {
             if entry.seq <= self.last_executed {
                 continue;
@@ -168,6 +169,7 @@ impl Replica {
                 break;
             }
             self.slots.remove(&entry.seq);
+            newest = Some((entry.view, entry.seq));
             self.apply_entry(entry);
             self.stats.state_entries_applied += 1;
             applied = true;
@@ -175,6 +177,14 @@ impl Replica {
         if applied {
             // More may be missing: ask again at once.
             self.state_fetch_at_ms = self.now_ms;
+        }
+        match newest {
+            // A quorum committed in a later view (this replica was down or cut off while
+            // it began): join it; its primary answers the VIEW-CHANGE with its NEW-VIEW.
+            Some((view, _)) if view > self.view => self.start_view_change(view),
+            // A quorum committed in a lower view than the one this replica is changing to.
+            Some((view, seq)) => self.rejoin(view, seq),
+            None => {}
         }
     }
 

@@ -72,6 +72,10 @@ pub enum Event {
     /// A stable checkpoint's digest differs from this replica's history: it executed
     /// something else. Never expected; the replica refetches.
     Diverged(u64),
+    /// This replica was alone in a view change to `left` while a quorum went on committing
+    /// in `view`: it went back to `view`, where it follows without voting until the
+    /// consortium reaches `left` ([`view_change`] explains why that is safe).
+    Rejoined { view: u64, left: u64 },
 }
 
 /// Everything a step asks the host to do.
@@ -163,6 +167,11 @@ const VIEW_CHANGE_BACKOFF_MAX: u32 = 3;
 struct Pending {
     request: Request,
     arrival_ms: u64,
+    /// Submitted to this replica by its own client (its member's node), not passed on by
+    /// another replica. A replica vouches for its own clients' requests: while one waits,
+    /// it relays it to every replica, so all of them start their timers (§2.1's client
+    /// broadcast, done by the replica because a member's node submits to it alone).
+    own: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +194,13 @@ pub struct Replica {
     status: Status,
     /// Consecutive failed view changes (the timeout doubles with each).
     view_change_attempts: u32,
+    /// The view this replica sent a VIEW-CHANGE for and then went back from, because a
+    /// quorum kept committing in a lower view. Until the consortium reaches it, the replica
+    /// follows without voting (see [`view_change`]).
+    left_view: Option<u64>,
+    /// The highest sequence number this replica had seen when it last sent a VIEW-CHANGE:
+    /// a commit above it shows that the quorum went on without this replica.
+    seen_at_view_change: u64,
     /// The stable checkpoint: h, the low watermark.
     stable: CheckpointProof,
     slots: BTreeMap<u64, Slot>,
@@ -255,6 +271,8 @@ impl Replica {
             view: 0,
             status: Status::Normal,
             view_change_attempts: 0,
+            left_view: None,
+            seen_at_view_change: 0,
             stable: CheckpointProof::default(),
             slots: BTreeMap::new(),
             batches: HashMap::new(),
@@ -308,6 +326,11 @@ impl Replica {
     }
     pub fn in_view_change(&self) -> bool {
         self.status != Status::Normal
+    }
+    /// Follows the current view without voting (it went back from a view change it was
+    /// alone in; see [`Event::Rejoined`]).
+    pub fn is_following(&self) -> bool {
+        self.follows()
     }
     pub fn last_executed(&self) -> u64 {
         self.last_executed
@@ -452,13 +475,13 @@ impl Replica {
         if self.pending.len() >= self.cfg.pending_len_max {
             return Err(Rejected::Busy);
         }
-        self.admit(request, true);
+        self.admit(request, true, true);
         self.after_step();
         Ok(self.take_output())
     }
 
     /// Takes a request into the pending set; a backup passes it on to the primary.
-    fn admit(&mut self, request: Request, forward: bool) {
+    fn admit(&mut self, request: Request, forward: bool, own: bool) {
         let key = (request.client, request.id);
         if self.is_primary() && self.status == Status::Normal {
             self.queue.push_back(key);
@@ -473,7 +496,7 @@ impl Replica {
             self.progress_ms = self.now_ms;
         }
         self.arrivals.push_back((self.now_ms, key));
-        self.pending.insert(key, Pending { request, arrival_ms: self.now_ms });
+        self.pending.insert(key, Pending { request, arrival_ms: self.now_ms, own });
     }
 
     /// A message from a peer whose frame signature the host has verified
@@ -566,7 +589,7 @@ impl Replica {
                 self.drop_msg("request too large");
                 continue;
             }
-            self.admit(request, false);
+            self.admit(request, false, false);
         }
     }
 
@@ -597,7 +620,7 @@ impl Replica {
     /// The primary assigns sequence numbers to batches while the pipeline window is open
     /// (§2.3, with the window of §2.4's watermarks).
     fn propose(&mut self) {
-        if !self.is_primary() || self.replaying {
+        if !self.is_primary() || self.replaying || self.follows() {
             return;
         }
         while self.window_open() && !self.queue.is_empty() {
@@ -729,7 +752,7 @@ impl Replica {
         slot.sent_at_ms = now;
         if self.cfg.primary(view) == self.cfg.id {
             self.send(Target::All, Message::PrePrepare(h, batch));
-        } else {
+        } else if !self.follows() {
             let vote = self.sign(Vote { phase: Phase::Prepare, view, seq: hd.seq, digest: hd.digest });
             let msg = Message::Vote(vote.clone());
             self.persist_record(hd.seq, &msg);
@@ -784,9 +807,18 @@ impl Replica {
         let quorum = self.cfg.quorum();
         let f2 = 2 * self.cfg.f();
         let me = self.cfg.id;
+        let follows = self.follows();
         let Some(slot) = self.slots.get_mut(&seq) else { return };
         let Some(pp) = slot.pre_prepare.clone() else { return };
         if slot.batch.is_none() {
+            return;
+        }
+        if follows {
+            // A follower votes for nothing; 2f + 1 commits from others are a commit
+            // certificate (what state transfer accepts).
+            if !slot.committed && slot.commits.len() >= quorum {
+                slot.committed = true;
+            }
             return;
         }
         if !slot.sent_commit && slot.prepares.len() >= f2 {
@@ -885,6 +917,7 @@ impl Replica {
             return;
         }
         let now = self.now_ms;
+        self.relay_own_requests();
         if self.status != Status::Normal {
             if let Some(vc) = self.own_view_change.clone() {
                 self.send(Target::All, Message::ViewChange(vc));
@@ -931,21 +964,53 @@ impl Replica {
         {
             self.send(Target::All, Message::Checkpoint(vote));
         }
-        // Pending requests the primary may have lost: pass them on again.
-        if !self.is_primary() && self.oldest_pending_ms().is_some_and(|t| t + self.cfg.retransmit_ms <= now) {
-            let stale_requests: Vec<Request> = self
-                .pending
-                .values()
-                .filter(|p| p.arrival_ms + self.cfg.retransmit_ms <= now)
-                .take(self.cfg.batch_len_max)
-                .map(|p| p.request.clone())
-                .collect();
-            if !stale_requests.is_empty() {
+        // Requests other replicas passed on, which the primary may have lost: again to it.
+        if !self.is_primary() {
+            let stale = self.stale_requests(false);
+            if !stale.is_empty() {
                 let primary = self.cfg.primary(self.view);
-                let msg = Message::Forward(self.sign(Forward { requests: stale_requests }));
+                let msg = Message::Forward(self.sign(Forward { requests: stale }));
                 self.send(Target::One(primary), msg);
             }
         }
+    }
+
+    /// This replica's own clients' requests that have waited a retransmission period go to
+    /// every replica, in any state: each correct replica then holds them and starts its
+    /// timer, so a primary that never saw them (crashed, partitioned, or ignoring this
+    /// replica) is suspected by enough replicas to be replaced, and a primary that is
+    /// fine orders them even while this replica is out of its view (see [`view_change`]).
+    fn relay_own_requests(&mut self) {
+        let stale = self.stale_requests(true);
+        if !stale.is_empty() {
+            let msg = Message::Forward(self.sign(Forward { requests: stale }));
+            self.send(Target::All, msg);
+        }
+    }
+
+    /// Up to one batch (in count and bytes) of pending requests, own or passed on, that
+    /// arrived a retransmission period ago or more, oldest first.
+    fn stale_requests(&self, own: bool) -> Vec<Request> {
+        let now = self.now_ms;
+        if self.oldest_pending_ms().is_none_or(|t| t + self.cfg.retransmit_ms > now) {
+            return Vec::new();
+        }
+        let mut stale: Vec<&Pending> = self
+            .pending
+            .values()
+            .filter(|p| p.own == own && p.arrival_ms + self.cfg.retransmit_ms <= now)
+            .collect();
+        stale.sort_by_key(|p| p.arrival_ms);
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for p in stale.into_iter().take(self.cfg.batch_len_max) {
+            bytes += p.request.encoded_len();
+            if !out.is_empty() && bytes > self.cfg.batch_bytes_max {
+                break;
+            }
+            out.push(p.request.clone());
+        }
+        out
     }
 
     // ---- batches for new views --------------------------------------------------------

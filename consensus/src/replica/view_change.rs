@@ -12,6 +12,28 @@
 //! The replica's view is persisted as `view << 1 | changing` before it acts in it, so a
 //! restarted replica neither goes back to an old view nor accepts messages of a view it
 //! has left.
+//!
+//! **Going back from a lone view change** (beyond the paper). A member's node submits to
+//! its own replica only, so a replica can suspect a primary that the others never hear
+//! from, send VIEW-CHANGE for v + 1 alone, and never see the 2f + 1 it needs: PBFT leaves
+//! it there (its clients would broadcast; ours do not), which locked a member out for good
+//! on a real cluster. Two rules fix it:
+//! - A replica relays its own clients' waiting requests to every replica (the client
+//!   broadcast of §2.1, done by the replica), so every correct replica starts its timer and
+//!   a dead primary is replaced by 2f + 1 view changes.
+//! - A replica still gathering view changes for w that receives, by state transfer, an
+//!   entry committed in a view v < w above anything it had seen when it sent VIEW-CHANGE,
+//!   knows a quorum went on without it. It goes back to v and *follows*: it logs
+//!   pre-prepares, executes batches once it holds 2f + 1 commits from others, forwards its
+//!   clients' requests, but sends no PREPARE, COMMIT, PRE-PREPARE or NEW-VIEW in any view
+//!   below w. That keeps its VIEW-CHANGE for w true: every certificate the replica could
+//!   report is still in it, since it voted for nothing after signing it. A NEW-VIEW for w
+//!   built with that message therefore loses nothing committed in between (any commit in
+//!   a view below w had 2f + 1 committers other than this replica, f + 1 of them in any
+//!   other 2f members of the NEW-VIEW's quorum). It votes again once the consortium enters
+//!   a view ≥ w. Its persisted view word stays `w << 1 | 1` meanwhile, so after a restart
+//!   it is in the view change again and goes back the same way; when it suspects the
+//!   primary itself, it moves straight to w, whose VIEW-CHANGE the others already hold.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +53,11 @@ const VIEWS_AHEAD_MAX: u64 = 64;
 
 impl Replica {
     pub(super) fn start_view_change(&mut self, view: u64) {
+        // A replica that left view w never goes back below it (see the module docs).
+        let view = match self.left_view {
+            Some(left) if view < left => left,
+            _ => view,
+        };
         if view <= self.view || view >= VIEW_MAX {
             return;
         }
@@ -47,6 +74,7 @@ impl Replica {
         let prepared: Vec<Prepared> =
             self.slots.range(self.stable.seq + 1..).filter_map(|(_, s)| s.prepared.clone()).collect();
         let vc = self.sign(ViewChange { view, checkpoint: self.stable.clone(), prepared });
+        self.seen_at_view_change = self.seen_seq.max(self.last_executed);
         if !self.replaying {
             self.out.persist.view = Some(view << 1 | 1);
         }
@@ -172,7 +200,11 @@ impl Replica {
 
     /// The new primary sends NEW-VIEW once it holds 2f + 1 view changes for its view.
     fn try_new_view(&mut self, view: u64) {
-        if self.cfg.primary(view) != self.cfg.id || self.view != view || self.status == Status::Normal {
+        if self.cfg.primary(view) != self.cfg.id
+            || self.view != view
+            || self.status == Status::Normal
+            || self.follows()
+        {
             return;
         }
         let Some(vcs) = self.view_changes.get(&view) else { return };
@@ -232,7 +264,11 @@ impl Replica {
         self.progress_ms = self.now_ms;
         self.own_view_change = None;
         self.view_changes.retain(|v, _| *v > view);
-        if !self.replaying {
+        if self.left_view.is_some_and(|left| view >= left) {
+            self.left_view = None;
+        }
+        // A follower keeps `left << 1 | 1` on disk (see the module docs).
+        if !self.replaying && !self.follows() {
             self.out.persist.view = Some(view << 1);
         }
         self.out.events.push(Event::ViewEntered(view));
@@ -266,8 +302,37 @@ impl Replica {
             }
         }
         self.new_view = Some(nv);
-        // Requests still waiting go to the new primary (§2.5: clients retransmit; here the
-        // backups hold them for their clients).
+        self.hand_over_pending();
+    }
+
+    /// True while this replica follows a view below the one it left (it must not vote).
+    pub(super) fn follows(&self) -> bool {
+        self.left_view.is_some_and(|left| self.view < left)
+    }
+
+    /// Goes back from a view change nobody joined to `view`, where a quorum committed the
+    /// entry this replica just received by state transfer (see the module docs).
+    pub(super) fn rejoin(&mut self, view: u64, committed_seq: u64) {
+        let left = self.view;
+        let alone = matches!(self.status, Status::ViewChanging { deadline_ms: None });
+        if !alone || view >= left || committed_seq <= self.seen_at_view_change {
+            return;
+        }
+        self.left_view = Some(self.left_view.map_or(left, |l| l.max(left)));
+        self.view = view;
+        self.status = Status::Normal;
+        self.own_view_change = None;
+        self.progress_ms = self.now_ms;
+        self.view_change_attempts = 0;
+        self.new_view = None;
+        self.out.events.push(Event::Rejoined { view, left });
+        self.hand_over_pending();
+    }
+
+    /// Requests still waiting go to the current primary (§2.5: clients retransmit; here the
+    /// backups hold them for their clients).
+    fn hand_over_pending(&mut self) {
+        let view = self.view;
         let mut waiting: Vec<_> = self.pending.iter().map(|(k, p)| (p.arrival_ms, *k)).collect();
         waiting.sort_unstable();
         if self.is_primary() {

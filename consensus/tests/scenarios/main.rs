@@ -3,6 +3,7 @@
 //! (a view change happened, state was transferred, a replica restarted from its log).
 
 mod n4f0;
+mod home;
 mod n4f1;
 mod n7f2;
 
