@@ -273,6 +273,12 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
+    /// Tells every task to stop, without waiting (see [`Engine::shutdown`]). Requests
+    /// waiting for execution then end with [`SubmitError::Stopped`].
+    pub fn signal_stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
     /// Stops every task and closes the endpoint. What was acknowledged is on disk.
     pub async fn shutdown(self) -> Result<(), EngineError> {
         let _ = self.shutdown.send(true);

@@ -995,11 +995,8 @@ impl Replica {
         if self.oldest_pending_ms().is_none_or(|t| t + self.cfg.retransmit_ms > now) {
             return Vec::new();
         }
-        let mut stale: Vec<&Pending> = self
-            .pending
-            .values()
-            .filter(|p| p.own == own && p.arrival_ms + self.cfg.retransmit_ms <= now)
-            .collect();
+        let mut stale: Vec<&Pending> =
+            self.pending.values().filter(|p| p.own == own && p.arrival_ms + self.cfg.retransmit_ms <= now).collect();
         stale.sort_by_key(|p| p.arrival_ms);
         let mut out = Vec::new();
         let mut bytes = 0;

@@ -200,10 +200,7 @@ impl Replica {
 
     /// The new primary sends NEW-VIEW once it holds 2f + 1 view changes for its view.
     fn try_new_view(&mut self, view: u64) {
-        if self.cfg.primary(view) != self.cfg.id
-            || self.view != view
-            || self.status == Status::Normal
-            || self.follows()
+        if self.cfg.primary(view) != self.cfg.id || self.view != view || self.status == Status::Normal || self.follows()
         {
             return;
         }

@@ -65,8 +65,7 @@ fn a_replica_restarted_in_a_lone_view_change_goes_back_too() {
 fn a_follower_votes_again_once_the_consortium_reaches_the_view_it_left() {
     // Replica 1 is alone in a view change to 1, goes back and follows view 0; then the
     // primary crashes and the consortium changes to view 1, where replica 1 is primary.
-    let script =
-        vec![(100, Scripted::Partition(vec![1])), (1500, Scripted::Heal), (3000, Scripted::Crash(0))];
+    let script = vec![(100, Scripted::Partition(vec![1])), (1500, Scripted::Heal), (3000, Scripted::Crash(0))];
     let r = run_at_home(25, 1, script, vec![0]);
     for i in 1..4 {
         let (view, changing, following) = r.final_state[i].unwrap();
