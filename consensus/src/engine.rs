@@ -52,6 +52,31 @@ const STATE_REPLY_ENTRIES: usize = 64;
 const STATE_REPLY_BYTES: usize = 16 << 20;
 /// Deliveries queued for the application.
 const DELIVERY_QUEUE_LEN: usize = 1024;
+/// Bytes of one connection's frames read and not yet verified (the reader waits beyond it,
+/// and QUIC's flow control holds the peer back): one largest frame and a little more.
+pub const CONNECTION_BYTES_MAX: usize = MESSAGE_LEN_MAX + (16 << 20);
+/// Bytes of verified frames from all peers waiting for the core.
+pub const CORE_BYTES_MAX: usize = 2 * MESSAGE_LEN_MAX;
+/// Connections one peer may hold open to this replica (it needs one; a reconnect overlaps).
+pub const CONNECTIONS_PER_PEER_MAX: usize = 2;
+
+/// A byte budget: a frame holds its share until the next stage has taken it.
+#[derive(Clone)]
+struct ByteBudget(Arc<tokio::sync::Semaphore>);
+
+/// A frame's share of a [`ByteBudget`], in KiB.
+type Held = tokio::sync::OwnedSemaphorePermit;
+
+impl ByteBudget {
+    fn new(bytes: usize) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(bytes.div_ceil(1024))))
+    }
+    /// Waits until `bytes` fit.
+    async fn hold(&self, bytes: usize) -> Held {
+        let kib = bytes.div_ceil(1024).max(1) as u32;
+        self.0.clone().acquire_many_owned(kib).await.expect("never closed")
+    }
+}
 
 /// Errors of the engine.
 #[derive(Debug, Error)]
@@ -70,6 +95,13 @@ pub enum EngineError {
     Stopped,
 }
 
+/// Longest a submitter is waited on: then it gets [`SubmitError::TimedOut`] and its entry
+/// goes (a request that never commits, in a consortium without quorum for days, must not
+/// hold memory for ever). Submitters that stopped waiting are forgotten at once.
+pub const WAITER_MAX: Duration = Duration::from_secs(600);
+/// How often waiters are swept.
+const WAITER_SWEEP: Duration = Duration::from_secs(5);
+
 /// Why a submission failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum SubmitError {
@@ -77,6 +109,9 @@ pub enum SubmitError {
     Rejected(#[from] Rejected),
     #[error("the engine has stopped")]
     Stopped,
+    /// Nobody was told within [`WAITER_MAX`]; the request may still execute later.
+    #[error("the request was not executed within {0:?}; it may still be")]
+    TimedOut(Duration),
 }
 
 /// Everything an engine needs.
@@ -128,6 +163,39 @@ struct Group {
     remaining: usize,
     seq_max: u64,
     reply: Option<oneshot::Sender<Result<u64, SubmitError>>>,
+}
+
+/// Forgets submitters that stopped waiting, and answers those waiting longer than `max`.
+fn sweep_waiters(waiters: &mut HashMap<(u64, u64), (Waiter, Instant)>, now: Instant, max: Duration) {
+    let expired: Vec<(u64, u64)> = waiters
+        .iter()
+        .filter(|(_, (w, since))| w.abandoned() || now.duration_since(*since) > max)
+        .map(|(k, _)| *k)
+        .collect();
+    for k in expired {
+        if let Some((w, _)) = waiters.remove(&k) {
+            w.fail(SubmitError::TimedOut(max));
+        }
+    }
+}
+
+impl Waiter {
+    /// Whether the submitter stopped waiting.
+    fn abandoned(&self) -> bool {
+        match self {
+            Waiter::One(w) => w.is_closed(),
+            Waiter::Group(g) => g.lock().expect("not poisoned").reply.as_ref().is_none_or(|r| r.is_closed()),
+        }
+    }
+
+    fn fail(self, e: SubmitError) {
+        match self {
+            Waiter::One(w) => {
+                let _ = w.send(Err(e));
+            }
+            Waiter::Group(g) => g.lock().expect("not poisoned").done(Err(e)),
+        }
+    }
 }
 
 impl Group {
@@ -188,7 +256,7 @@ impl Engine {
         endpoint.set_default_client_config(client);
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (inbound_tx, inbound_rx) = mpsc::channel::<Message>(CORE_DRAIN_MAX);
+        let (inbound_tx, inbound_rx) = mpsc::channel::<(Message, Held)>(CORE_DRAIN_MAX);
         let (commands, command_rx) = mpsc::channel(CORE_DRAIN_MAX);
         let (deliver_tx, deliver_rx) = mpsc::channel(DELIVERY_QUEUE_LEN);
         let keys = Arc::new(cfg.keys);
@@ -227,6 +295,7 @@ impl Engine {
             peers,
             deliver: deliver_tx,
             waiters: HashMap::new(),
+            swept: Instant::now(),
             metrics,
             dropped_seen: BTreeMap::new(),
             state_entries_seen: 0,
@@ -304,6 +373,7 @@ struct Core {
     metrics: Metrics,
     dropped_seen: BTreeMap<&'static str, u64>,
     state_entries_seen: u64,
+    swept: Instant,
 }
 
 impl Core {
@@ -314,7 +384,7 @@ impl Core {
     async fn run(
         mut self,
         first: Output,
-        mut inbound: mpsc::Receiver<Message>,
+        mut inbound: mpsc::Receiver<(Message, Held)>,
         mut commands: mpsc::Receiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), EngineError> {
@@ -327,7 +397,7 @@ impl Core {
                 biased;
                 _ = shutdown.changed() => return Ok(()),
                 Some(cmd) = commands.recv() => self.command(cmd, &mut outputs),
-                Some(msg) = inbound.recv() => {
+                Some((msg, _held)) = inbound.recv() => {
                     let now = self.now_ms();
                     outputs.push(self.replica.receive(now, msg));
                 }
@@ -341,7 +411,7 @@ impl Core {
             while taken < CORE_DRAIN_MAX {
                 if let Ok(cmd) = commands.try_recv() {
                     self.command(cmd, &mut outputs);
-                } else if let Ok(msg) = inbound.try_recv() {
+                } else if let Ok((msg, _held)) = inbound.try_recv() {
                     let now = self.now_ms();
                     outputs.push(self.replica.receive(now, msg));
                 } else {
@@ -461,6 +531,10 @@ impl Core {
                     Waiter::Group(g) => g.lock().expect("not poisoned").done(Ok(r.seq)),
                 }
             }
+        }
+        if self.swept.elapsed() >= WAITER_SWEEP {
+            self.swept = Instant::now();
+            sweep_waiters(&mut self.waiters, self.swept, WAITER_MAX);
         }
         self.metrics.pending_requests.set(self.replica.pending_len() as i64);
         self.metrics.view.set(self.replica.view() as i64);
@@ -629,22 +703,26 @@ async fn sender(
 }
 
 /// Accepts peers' connections and spawns a reader per stream and a verifier per connection.
+/// A peer holds at most [`CONNECTIONS_PER_PEER_MAX`] connections; what it sends waits in
+/// byte budgets ([`CONNECTION_BYTES_MAX`] per connection, [`CORE_BYTES_MAX`] for all).
 async fn acceptor(
     endpoint: quinn::Endpoint,
     me: ReplicaId,
     peer_certs: Arc<Vec<Vec<u8>>>,
     keys: Arc<Vec<PublicKey>>,
-    core: mpsc::Sender<Message>,
+    core: mpsc::Sender<(Message, Held)>,
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let core_budget = ByteBudget::new(CORE_BYTES_MAX);
+    let open: Arc<std::sync::Mutex<HashMap<ReplicaId, usize>>> = Arc::default();
     loop {
         let incoming = tokio::select! {
             _ = shutdown.changed() => return,
             i = endpoint.accept() => match i { Some(i) => i, None => return },
         };
         let (peer_certs, keys, core, metrics) = (peer_certs.clone(), keys.clone(), core.clone(), metrics.clone());
-        let shutdown = shutdown.clone();
+        let (shutdown, core_budget, open) = (shutdown.clone(), core_budget.clone(), open.clone());
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
             let Some(peer) = identify(&conn, &peer_certs) else {
@@ -656,10 +734,42 @@ async fn acceptor(
                 conn.close(quinn::VarInt::from_u32(2), b"self");
                 return;
             }
-            let (tx, rx) = mpsc::channel::<Message>(1024);
-            tokio::spawn(verifier(rx, keys, core, metrics.clone()));
+            let Some(_slot) = ConnectionSlot::take(&open, peer) else {
+                metrics.dropped("too many connections");
+                conn.close(quinn::VarInt::from_u32(4), b"too many connections");
+                return;
+            };
+            let (tx, rx) = mpsc::channel::<(Message, Held)>(1024);
+            tokio::spawn(verifier(rx, keys, core, core_budget, metrics.clone()));
             serve_connection(conn, peer, tx, metrics, shutdown).await;
         });
+    }
+}
+
+/// One of a peer's connections, counted while it is open.
+struct ConnectionSlot {
+    open: Arc<std::sync::Mutex<HashMap<ReplicaId, usize>>>,
+    peer: ReplicaId,
+}
+
+impl ConnectionSlot {
+    fn take(open: &Arc<std::sync::Mutex<HashMap<ReplicaId, usize>>>, peer: ReplicaId) -> Option<Self> {
+        let mut m = open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(peer).or_default();
+        if *n >= CONNECTIONS_PER_PEER_MAX {
+            return None;
+        }
+        *n += 1;
+        Some(Self { open: open.clone(), peer })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 
@@ -674,22 +784,30 @@ fn identify(conn: &quinn::Connection, peer_certs: &[Vec<u8>]) -> Option<ReplicaI
 async fn serve_connection(
     conn: quinn::Connection,
     peer: ReplicaId,
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<(Message, Held)>,
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let budget = ByteBudget::new(CONNECTION_BYTES_MAX);
     loop {
         let stream = tokio::select! {
             _ = shutdown.changed() => return,
             s = conn.accept_uni() => match s { Ok(s) => s, Err(_) => return },
         };
-        tokio::spawn(read_stream(stream, peer, tx.clone(), metrics.clone()));
+        tokio::spawn(read_stream(stream, peer, tx.clone(), budget.clone(), metrics.clone()));
     }
 }
 
 /// Reads length-prefixed frames; a frame over the bound ends the stream (the peer is
-/// broken or hostile), a malformed frame or one signed by someone else is dropped.
-async fn read_stream(mut stream: quinn::RecvStream, peer: ReplicaId, tx: mpsc::Sender<Message>, metrics: Metrics) {
+/// broken or hostile), a malformed frame or one signed by someone else is dropped. A frame
+/// is read only once the connection's byte budget has room for it.
+async fn read_stream(
+    mut stream: quinn::RecvStream,
+    peer: ReplicaId,
+    tx: mpsc::Sender<(Message, Held)>,
+    budget: ByteBudget,
+    metrics: Metrics,
+) {
     let mut len = [0u8; 4];
     loop {
         if stream.read_exact(&mut len).await.is_err() {
@@ -701,13 +819,14 @@ async fn read_stream(mut stream: quinn::RecvStream, peer: ReplicaId, tx: mpsc::S
             let _ = stream.stop(quinn::VarInt::from_u32(3));
             return;
         }
+        let held = budget.hold(n).await;
         let mut frame = vec![0u8; n];
         if stream.read_exact(&mut frame).await.is_err() {
             return;
         }
         match Message::from_bytes(&frame) {
             Ok(m) if m.from() == peer => {
-                if tx.send(m).await.is_err() {
+                if tx.send((m, held)).await.is_err() {
                     return;
                 }
             }
@@ -717,11 +836,13 @@ async fn read_stream(mut stream: quinn::RecvStream, peer: ReplicaId, tx: mpsc::S
     }
 }
 
-/// Checks the signatures of a connection's frames in batches before the core sees them.
+/// Checks the signatures of a connection's frames in batches before the core sees them;
+/// a frame moves from its connection's budget to the core's.
 async fn verifier(
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<(Message, Held)>,
     keys: Arc<Vec<PublicKey>>,
-    core: mpsc::Sender<Message>,
+    core: mpsc::Sender<(Message, Held)>,
+    core_budget: ByteBudget,
     metrics: Metrics,
 ) {
     while let Some(first) = rx.recv().await {
@@ -732,15 +853,71 @@ async fn verifier(
                 Err(_) => break,
             }
         }
-        let ok = tokio::task::block_in_place(|| verify_messages(&batch, &keys));
-        for (m, good) in batch.into_iter().zip(ok) {
+        let (messages, held): (Vec<Message>, Vec<Held>) = batch.into_iter().unzip();
+        let ok = tokio::task::block_in_place(|| verify_messages(&messages, &keys));
+        for ((m, held), good) in messages.into_iter().zip(held).zip(ok) {
             if !good {
                 metrics.dropped("bad signature");
                 continue;
             }
-            if core.send(m).await.is_err() {
+            let bytes = held.num_permits() * 1024;
+            let in_core = core_budget.hold(bytes).await;
+            drop(held);
+            if core.send((m, in_core)).await.is_err() {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_holds_a_bounded_number_of_connections() {
+        let open = Arc::default();
+        let a: Vec<_> = (0..CONNECTIONS_PER_PEER_MAX).map(|_| ConnectionSlot::take(&open, 1).unwrap()).collect();
+        assert!(ConnectionSlot::take(&open, 1).is_none(), "one more is refused");
+        let other = ConnectionSlot::take(&open, 2);
+        assert!(other.is_some(), "another peer's count is its own");
+        drop(a);
+        assert!(ConnectionSlot::take(&open, 1).is_some(), "closed connections free their slots");
+    }
+
+    #[tokio::test]
+    async fn frames_wait_for_room_in_their_byte_budget() {
+        let budget = ByteBudget::new(4 << 10);
+        let first = budget.hold(3 << 10).await;
+        let waiting = tokio::time::timeout(Duration::from_millis(50), budget.hold(2 << 10)).await;
+        assert!(waiting.is_err(), "3 KiB + 2 KiB do not fit 4 KiB");
+        assert_eq!(budget.hold(1).await.num_permits(), 1, "a byte holds one KiB");
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_millis(50), budget.hold(2 << 10)).await;
+        assert!(second.is_ok(), "room again once the first frame moved on");
+    }
+
+    #[test]
+    fn waiters_that_gave_up_or_waited_too_long_are_swept() {
+        let t0 = Instant::now();
+        let max = Duration::from_secs(600);
+        let mut waiters = HashMap::new();
+        let (gave_up, rx) = oneshot::channel();
+        drop(rx);
+        waiters.insert((1, 1), (Waiter::One(gave_up), t0));
+        let (old, mut old_rx) = oneshot::channel();
+        waiters.insert((1, 2), (Waiter::One(old), t0));
+        let (fresh, mut fresh_rx) = oneshot::channel();
+        waiters.insert((1, 3), (Waiter::One(fresh), t0 + Duration::from_secs(300)));
+        let (group_reply, mut group_rx) = oneshot::channel();
+        let group = Arc::new(std::sync::Mutex::new(Group { remaining: 2, seq_max: 0, reply: Some(group_reply) }));
+        waiters.insert((2, 1), (Waiter::Group(group.clone()), t0));
+        waiters.insert((2, 2), (Waiter::Group(group), t0));
+
+        sweep_waiters(&mut waiters, t0 + Duration::from_secs(601), max);
+        assert_eq!(waiters.keys().copied().collect::<Vec<_>>(), vec![(1, 3)], "only the fresh waiter stays");
+        assert!(matches!(old_rx.try_recv(), Ok(Err(SubmitError::TimedOut(d))) if d == max));
+        assert!(matches!(group_rx.try_recv(), Ok(Err(SubmitError::TimedOut(_)))));
+        assert!(fresh_rx.try_recv().is_err(), "the fresh waiter is still waiting");
     }
 }

@@ -14,6 +14,9 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use thiserror::Error;
 
+/// One-way streams a peer may hold open on one connection.
+pub const UNI_STREAMS_MAX: u32 = 4;
+
 /// ALPN protocol of the consensus transport.
 pub const ALPN: &[u8] = b"dualchain-pbft/1";
 
@@ -133,7 +136,9 @@ pub fn quic_client_config(ca_der: &[u8], node: &NodeTls) -> Result<quinn::Client
 }
 
 /// Transport tuning: generous flow-control windows (pre-prepares carry megabyte batches),
-/// keep-alives so idle links stay up, and an idle timeout that notices a dead peer.
+/// keep-alives so idle links stay up, an idle timeout that notices a dead peer, and the
+/// streams the protocol needs: a sender opens two one-way streams (ordering, control) per
+/// connection; a peer may open no more than [`UNI_STREAMS_MAX`], and no two-way stream.
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.stream_receive_window(quinn::VarInt::from_u32(64 << 20));
@@ -141,5 +146,7 @@ fn transport() -> Arc<quinn::TransportConfig> {
     t.send_window(256 << 20);
     t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(10_000))));
+    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(UNI_STREAMS_MAX));
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(0));
     Arc::new(t)
 }
