@@ -274,7 +274,8 @@ impl Ledger {
     }
 
     /// Step 2: verdicts for every proof-carrying transaction whose signature checks out
-    /// against the previous state.
+    /// against the previous state and that passes the cheap checks (see [`zk`]), within
+    /// each member's budget.
     fn verify_proofs(
         &self,
         c: &Committed<'_>,
@@ -283,18 +284,31 @@ impl Ledger {
         let pre = Overlay::new(&self.store);
         let mut groups: BTreeMap<Circuit, Vec<ProofItem>> = BTreeMap::new();
         let mut verdicts = HashMap::new();
+        let mut budget: HashMap<String, usize> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
             let (None, Some(stx)) = (&item.early, &item.tx) else { continue };
             let proof = match &stx.tx.kind {
                 TxKind::SupplyProof { proof, .. } | TxKind::RequestAccess { proof, .. } => proof,
                 _ => continue,
             };
+            // The cheap checks first; each `continue` is a transaction that `run` or its
+            // contract refuses before it reads a verdict.
             let Some(m) = pre.get::<MemberRecord>(&state::member_key(&stx.tx.sender))? else { continue };
+            if m.revoked.is_some() || c.time_ms / 1000 > m.not_after {
+                continue;
+            }
             let Ok(key) = PublicKey::from_raw(&m.signing_key) else { continue };
-            if !stx.verify(&key) {
+            if !stx.verify(&key) || !zk::worth_verifying(&pre, &self.genesis, &m, &stx.tx)? {
                 continue;
             }
             let Some((circuit, inputs)) = zk::public_inputs(&pre, &stx.tx)? else { continue };
+            let spent = budget.entry(m.id.clone()).or_insert(0usize);
+            *spent += 1;
+            if *spent > zk::PROOFS_PER_MEMBER_MAX {
+                let max = zk::PROOFS_PER_MEMBER_MAX;
+                verdicts.insert(i, Err(format!("more than {max} proofs from {} in one batch", m.id)));
+                continue;
+            }
             match proof_from_bytes(proof) {
                 Ok(p) => groups.entry(circuit).or_default().push((i, p, inputs)),
                 Err(e) => {
@@ -409,6 +423,24 @@ impl Ledger {
 
     pub fn block(&self, chain: Chain, height: u64) -> Result<Option<Block>, LedgerError> {
         self.store.block(chain, height)?.as_ref().map(Block::open).transpose()
+    }
+
+    /// Every accepted transaction with its hash, data chain then access chain, oldest first
+    /// (a node's agents replay these after a restart). Chains start at height 0.
+    pub fn accepted_txs(&self) -> Result<Vec<(Hash, Tx)>, LedgerError> {
+        let mut out = Vec::new();
+        for chain in [Chain::Data, Chain::Access] {
+            let Some(tip) = self.tip(chain)? else { continue };
+            for height in 0..=tip.height {
+                let block = self.block(chain, height)?.ok_or_else(|| {
+                    LedgerError::Corrupt(format!("{chain:?} block {height} is missing below the tip"))
+                })?;
+                for e in block.entries.iter().filter(|e| e.outcome.is_accepted()) {
+                    out.push((e.hash(), SignedTx::from_bytes(&e.tx)?.tx));
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, LedgerError> {

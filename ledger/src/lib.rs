@@ -15,7 +15,9 @@
 //!   against the state as the previous batch left it (a proof naming a dataset or demand
 //!   registered in the same batch is refused; clients wait for finality first). The
 //!   batch verifier's random coefficients come from the batch digest, so every validator
-//!   reaches the same verdicts.
+//!   reaches the same verdicts. Only proofs that pass the cheap checks (member active,
+//!   role, owner, requester) are verified, at most `contracts::zk::PROOFS_PER_MEMBER_MAX`
+//!   of one member per batch.
 //! - A policy proof names the credential root it used; roots stay acceptable for
 //!   [`contracts::ROOT_GRACE_MS`] after a credential is added, and never after any
 //!   revocation (revocation must bite immediately).

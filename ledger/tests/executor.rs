@@ -225,6 +225,37 @@ fn replays_are_duplicates_and_not_indexed_twice() {
     assert!(matches!(batch(&ledger, 5, &[]), Err(LedgerError::OutOfOrder { expected: 3, got: 5 })));
 }
 
+/// What a restarted node's agents replay: every accepted transaction, the first block's
+/// (height 0) included, none refused.
+#[test]
+fn accepted_txs_lists_every_accepted_transaction_from_height_zero() {
+    let mut w = World::new();
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    assert!(ledger.accepted_txs().unwrap().is_empty());
+    let mut kgc = w.member("kgc", Role::Kgc, None);
+    let mut hospital = w.member("hospital-a", Role::Hospital, None);
+    let mut stranger = w.member("stranger", Role::Hospital, None);
+    let a1 = batch(&ledger, 1, &[kgc.register().to_bytes(), vec![0xde, 0xad]]).unwrap().unwrap();
+    let a2 = batch(
+        &ledger,
+        2,
+        &[
+            hospital.register().to_bytes(),
+            stranger.tx(TxKind::RevokeMember { member: "kgc".into(), reason: "x".into() }).to_bytes(),
+        ],
+    )
+    .unwrap()
+    .unwrap();
+    let accepted = |a: &Applied| -> Vec<_> {
+        a.txs.iter().filter(|t| t.outcome.is_accepted()).map(|t| (t.hash, t.tx.clone().unwrap())).collect()
+    };
+    let want: Vec<_> = [accepted(&a1), accepted(&a2)].concat();
+    assert_eq!(want.len(), 2, "the malformed bytes and the stranger's revocation are refused");
+    let got = ledger.accepted_txs().unwrap();
+    assert_eq!(got.iter().map(|(h, _)| *h).collect::<Vec<_>>(), want.iter().map(|(h, _)| *h).collect::<Vec<_>>());
+    assert_eq!(got.iter().map(|(_, t)| t.sender.clone()).collect::<Vec<_>>(), ["kgc", "hospital-a"]);
+}
+
 #[test]
 fn blocks_link_and_cross_link_and_prove_their_entries() {
     let mut w = World::new();
@@ -301,4 +332,137 @@ fn a_failed_or_torn_write_loses_nothing_and_is_applied_once_after_reopening() {
         assert!(batch(&reopened, 2, &second).unwrap().is_none());
         assert_eq!(reopened.fingerprint().unwrap(), clean.fingerprint().unwrap(), "{fault:?}");
     }
+}
+
+/// A Miller-loop backend that counts what it is asked (the cost of verification).
+#[derive(Default)]
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl dualchain_prover::backend::MillerBackend for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+    fn miller_product(&self, p: &[blstrs::G1Affine], q: &[blstrs::G2Affine]) -> blstrs::MillerLoopResult {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        CpuBackend.miller_product(p, q)
+    }
+}
+
+/// Cheap checks come before proof verification, and one member's proofs cost at most its
+/// budget: a revoked member's proofs and proofs the contract refuses anyway are never
+/// verified, and past `PROOFS_PER_MEMBER_MAX` a member's proofs are refused unverified.
+#[test]
+fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget() {
+    use dualchain_ledger::contracts::zk::PROOFS_PER_MEMBER_MAX;
+    use dualchain_ledger::state::{dataset_key, demand_key, DatasetRecord, DemandRecord, Overlay};
+    use dualchain_prover::supply::{Requirement, SupplyShape};
+    use dualchain_storage::ledger::{CommittedBatch, LedgerStore};
+    use group::prime::PrimeCurveAffine;
+    use std::sync::atomic::Ordering;
+
+    let mut w = World::new();
+    // A supply verifying key of fixed points: every proof below is bad under it.
+    let (g1, g2) = (blstrs::G1Affine::generator(), blstrs::G2Affine::generator());
+    let vk = VerifyingKey::<Bls12> {
+        alpha_g1: g1,
+        beta_g1: g1,
+        beta_g2: g2,
+        gamma_g2: g2,
+        delta_g1: g1,
+        delta_g2: g2,
+        ic: vec![g1; 3],
+    };
+    w.genesis.supply_vks = vec![(SupplyShape::Records64, vk)];
+    let mut kgc = w.member("kgc", Role::Kgc, None);
+    let mut owner = w.member("hospital-a", Role::Hospital, None);
+    let mut other = w.member("hospital-b", Role::Hospital, None);
+    let mut mallory = w.member("mallory", Role::Hospital, None);
+
+    // A dataset of hospital-a's with an open demand, written straight into the state (its
+    // registration needs CP-ABE material that is beside the point here).
+    let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+    let dataset = [1u8; 32];
+    let demand = [2u8; 32];
+    {
+        let store = LedgerStore::open(engine.clone()).unwrap();
+        let mut o = Overlay::new(&store);
+        let fr = |x: u64| FrBytes::from_fr(&blstrs::Scalar::from(x));
+        o.put(
+            dataset_key(&dataset),
+            &DatasetRecord {
+                id: dataset,
+                name: "icu".into(),
+                owner: "hospital-a".into(),
+                h1: [0; 32],
+                commitment: fr(5),
+                records: 16,
+                cpc: "cpc-1".into(),
+                abe_policy: String::new(),
+                abe_index: vec![],
+                zk_policy: vec![],
+                zk_policy_hash: fr(6),
+                registered_ms: T0_MS,
+                tx: [0; 32],
+            },
+        );
+        let requirement = Requirement {
+            code: 88674,
+            unit: 1,
+            age_lo: 0,
+            age_hi: 120,
+            sex: 0,
+            value_min: None,
+            value_max: None,
+            time_from: 0,
+            time_to: u32::MAX,
+            threshold: 1,
+        };
+        o.put(
+            demand_key(&demand),
+            &DemandRecord {
+                id: demand,
+                dataset,
+                requester: "research-1".into(),
+                requirement,
+                requirement_hash: fr(7),
+                published_ms: T0_MS,
+                supplied_by: None,
+            },
+        );
+        let batch =
+            CommittedBatch { seq: 1, data_block: None, access_block: None, txs: vec![], state: o.into_writes() };
+        store.apply(&batch).unwrap();
+    }
+    let miller = Arc::new(Counting::default());
+    let ledger = Ledger::open(engine, w.genesis.clone(), miller.clone()).unwrap();
+    let regs = [kgc.register(), owner.register(), other.register(), mallory.register()];
+    batch(&ledger, 2, &regs.iter().map(SignedTx::to_bytes).collect::<Vec<_>>()).unwrap().unwrap();
+    let revoke = kgc.tx(TxKind::RevokeMember { member: "mallory".into(), reason: "audit".into() });
+    assert!(batch(&ledger, 3, &[revoke.to_bytes()]).unwrap().unwrap().txs[0].outcome.is_accepted());
+
+    let bad = dualchain_prover::verify::proof_to_bytes(&bellperson::groth16::Proof::<Bls12> { a: g1, b: g2, c: g1 });
+    let supply = |who: &mut Who, n: usize| -> Vec<Vec<u8>> {
+        (0..n).map(|_| who.tx(TxKind::SupplyProof { demand, proof: bad.to_vec() }).to_bytes()).collect()
+    };
+
+    // A revoked member and a member who does not own the dataset: refused, nothing verified.
+    let payloads = [supply(&mut mallory, 50), supply(&mut other, 50)].concat();
+    let a = batch(&ledger, 4, &payloads).unwrap().unwrap();
+    let o = outcomes(&a);
+    assert!(o[..50].iter().all(|x| reason(x).contains("revoked")), "{:?}", o[0]);
+    assert!(o[50..].iter().all(|x| reason(x).contains("only the dataset's owner")), "{:?}", o[50]);
+    assert_eq!(miller.0.load(Ordering::SeqCst), 0, "no Miller loop for proofs the contract refuses anyway");
+
+    // The owner's bad proofs: the first PROOFS_PER_MEMBER_MAX are verified (and refused),
+    // the rest are refused for the budget without being verified.
+    let extra = 20;
+    let a = batch(&ledger, 5, &supply(&mut owner, PROOFS_PER_MEMBER_MAX + extra)).unwrap().unwrap();
+    let o = outcomes(&a);
+    assert!(o[..PROOFS_PER_MEMBER_MAX].iter().all(|x| reason(x).contains("does not verify")), "{:?}", o[0]);
+    assert!(o[PROOFS_PER_MEMBER_MAX..].iter().all(|x| reason(x).contains("proofs from hospital-a in one batch")));
+    let spent = miller.0.load(Ordering::SeqCst);
+    assert!(spent > 0, "the owner's proofs were verified");
+    // Bisection over k bad proofs of n costs at most ~2k·log2(n) checks: the budget caps k and n.
+    assert!(spent <= 4 * PROOFS_PER_MEMBER_MAX * 7, "{spent} Miller loops for {PROOFS_PER_MEMBER_MAX} proofs");
+    assert!(ledger.demand(&demand).unwrap().unwrap().supplied_by.is_none());
 }

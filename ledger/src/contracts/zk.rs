@@ -5,6 +5,12 @@
 //! circuit (a random linear combination, one multi-Miller loop, one final exponentiation;
 //! bisection names bad proofs), and hands each transaction its verdict. The contract
 //! functions here then apply the verdicts in order.
+//!
+//! Only proofs worth verifying are verified ([`worth_verifying`]: the cheap checks come
+//! first), and at most [`PROOFS_PER_MEMBER_MAX`] of one member's per batch: bisection
+//! costs about two pairing checks per bad proof, so one member's bad proofs cost at most
+//! its own budget, whatever it sends. Its proofs beyond the budget are refused with that
+//! reason (a member's own node never sends that many in one batch).
 
 use blstrs::Scalar as Fr;
 use dualchain_prover::policy::{key_hash, request_binding};
@@ -13,9 +19,13 @@ use dualchain_prover::supply::SupplyShape;
 use super::context::{reject, Ctx, Exec, Refusal};
 use super::{access, registry};
 use crate::error::LedgerError;
+use crate::genesis::Genesis;
 use crate::state::{dataset_key, demand_key, denial_key, grant_key, member_key, DatasetRecord, DemandRecord};
 use crate::state::{DenialRecord, GrantRecord, GrantStatus, MemberRecord, Overlay};
 use crate::tx::{FrBytes, Hash, Tx, TxKind};
+
+/// Proofs of one member verified in one batch; further ones are refused unverified.
+pub const PROOFS_PER_MEMBER_MAX: usize = 64;
 
 /// Which verifying key a proof is checked with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,6 +58,36 @@ pub fn public_inputs(state: &Overlay<'_>, tx: &Tx) -> Result<Option<(Circuit, Ve
         }
         _ => Ok(None),
     }
+}
+
+/// Whether `tx`'s proof is worth verifying: `false` when its contract refuses it, whatever
+/// the proof, on checks that come before the verdict and that no transaction of the same
+/// batch can change (the sender's role, the dataset's owner, the demand's requester, a
+/// demand already proven or a request id already used before the batch, the duration).
+/// Verification is the costly step; a member cannot make the consortium pay for proofs
+/// the contract would refuse anyway.
+pub fn worth_verifying(
+    state: &Overlay<'_>,
+    genesis: &Genesis,
+    sender: &MemberRecord,
+    tx: &Tx,
+) -> Result<bool, LedgerError> {
+    Ok(match &tx.kind {
+        TxKind::SupplyProof { demand, .. } => {
+            let Some(d) = state.get::<DemandRecord>(&demand_key(demand))? else { return Ok(false) };
+            let Some(ds) = state.get::<DatasetRecord>(&dataset_key(&d.dataset))? else { return Ok(false) };
+            ds.owner == sender.id && d.supplied_by.is_none()
+        }
+        TxKind::RequestAccess { request, demand, duration_s, .. } => {
+            let Some(d) = state.get::<DemandRecord>(&demand_key(demand))? else { return Ok(false) };
+            ["research", "hospital"].contains(&sender.role.as_str())
+                && d.requester == sender.id
+                && (1..=genesis.grant_duration_max_s).contains(duration_s)
+                && state.get::<GrantRecord>(&grant_key(request))?.is_none()
+                && state.get::<DenialRecord>(&denial_key(request))?.is_none()
+        }
+        _ => false,
+    })
 }
 
 fn verdict(ctx: &Ctx<'_, '_>) -> Result<(), String> {
