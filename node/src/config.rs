@@ -166,6 +166,14 @@ pub struct ApiConfig {
     pub clock_skew_s: u64,
     /// How long `wait` parameters may block a request (seconds).
     pub wait_max_s: u64,
+    /// Requests served at once (`/health` and `/metrics` aside); more get 503.
+    pub concurrency_max: usize,
+    /// Longest a request may take, waiting included (seconds); then it gets 503.
+    pub request_time_max_s: u64,
+    /// Longest a request's body may take to arrive (seconds); then it gets 408.
+    pub body_read_max_s: u64,
+    /// Signed requests kept in the replay window (one clock skew); more get 503.
+    pub nonces_max: usize,
 }
 
 impl Default for ApiConfig {
@@ -175,6 +183,10 @@ impl Default for ApiConfig {
             body_limit_bytes: 8 << 20,
             clock_skew_s: 60,
             wait_max_s: 120,
+            concurrency_max: 256,
+            request_time_max_s: 180,
+            body_read_max_s: 30,
+            nonces_max: 1 << 20,
         }
     }
 }
@@ -319,6 +331,12 @@ impl NodeConfig {
         }
         if c.api.body_limit_bytes < 1024 {
             bail!("api.body_limit_bytes must be at least 1024");
+        }
+        if c.api.concurrency_max == 0 || c.api.nonces_max == 0 || c.api.body_read_max_s == 0 {
+            bail!("api.concurrency_max, api.nonces_max and api.body_read_max_s must be positive");
+        }
+        if c.api.request_time_max_s <= c.api.wait_max_s {
+            bail!("api.request_time_max_s must exceed api.wait_max_s (a waiting request would be cut first)");
         }
         Ok(c)
     }

@@ -41,16 +41,27 @@ impl Signed {
 impl FromRequest<ApiState> for Signed {
     type Rejection = ApiError;
 
+    /// Everything the headers alone can refuse (missing or malformed headers, a stale time,
+    /// an unknown or revoked member) is refused before the body is read; then the body,
+    /// within its size and time limits; then the signature over it and the nonce.
     async fn from_request(req: Request, api: &ApiState) -> Result<Self, ApiError> {
         let node = &api.node;
         let method = req.method().as_str().to_string();
         let uri = req.uri().clone();
         let pq = uri.path_and_query().map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
-        let (member, time, nonce, sig) = {
+        let headers = {
             let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
             (header(H_MEMBER), header(H_TIME), header(H_NONCE), header(H_SIGNATURE))
         };
-        let body = Bytes::from_request(req, api).await.map_err(|e| {
+        let (Some(member), Some(time), Some(nonce), Some(sig)) = headers else {
+            return Err(ApiError::unauthorized(
+                "missing-signature",
+                format!("sign the request: headers {H_MEMBER}, {H_TIME}, {H_NONCE} and {H_SIGNATURE}"),
+            ));
+        };
+        let signer = check_headers(api, &member, &time, &nonce, &sig)?;
+        let within = Duration::from_secs(node.cfg.api.body_read_max_s);
+        let body = super::limits::within(within, Bytes::from_request(req, api)).await?.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -62,28 +73,30 @@ impl FromRequest<ApiState> for Signed {
                 ApiError::invalid("bad-body", e.body_text())
             }
         })?;
-        let (Some(member), Some(time), Some(nonce), Some(sig)) = (member, time, nonce, sig) else {
+        if !signer.key.verify(
+            API_SIGNING_USE,
+            &request_message(&method, &pq, signer.time, &nonce, &body),
+            &signer.signature,
+        ) {
             return Err(ApiError::unauthorized(
-                "missing-signature",
-                format!("sign the request: headers {H_MEMBER}, {H_TIME}, {H_NONCE} and {H_SIGNATURE}"),
+                "bad-signature",
+                format!("the signature is not {member}'s over this request"),
             ));
-        };
-        authenticate(api, &member, &method, &pq, &time, &nonce, &sig, &body)?;
+        }
+        let oldest = unix_ms().saturating_sub(node.cfg.api.clock_skew_s * 1000).max(node.started_ms);
+        api.nonces.lock().unwrap_or_else(|p| p.into_inner()).record(oldest, signer.time, &member, &nonce)?;
         Ok(Signed { member, body, query: uri.query().map(str::to_string) })
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn authenticate(
-    api: &ApiState,
-    member: &str,
-    method: &str,
-    pq: &str,
-    time: &str,
-    nonce: &str,
-    sig: &str,
-    body: &[u8],
-) -> Result<(), ApiError> {
+/// What the headers establish before the body is read.
+struct Signer {
+    key: PublicKey,
+    time: u64,
+    signature: [u8; 64],
+}
+
+fn check_headers(api: &ApiState, member: &str, time: &str, nonce: &str, sig: &str) -> Result<Signer, ApiError> {
     let node = &api.node;
     let time: u64 =
         time.parse().map_err(|_| ApiError::unauthorized("bad-time", "the time is not UNIX milliseconds"))?;
@@ -115,20 +128,7 @@ fn authenticate(
             _ => return Err(ApiError::unauthorized("unknown-member", format!("{member} is not a registered member"))),
         },
     };
-    if !key.verify(API_SIGNING_USE, &request_message(method, pq, time, nonce, body), &signature) {
-        return Err(ApiError::unauthorized(
-            "bad-signature",
-            format!("the signature is not {member}'s over this request"),
-        ));
-    }
-    let mut seen = api.nonces.lock().unwrap_or_else(|p| p.into_inner());
-    if seen.len() >= 4096 {
-        seen.retain(|_, t| now.saturating_sub(*t) <= 2 * skew);
-    }
-    if seen.insert((member.to_string(), nonce.to_string()), time).is_some() {
-        return Err(ApiError::conflict("replayed", "this request was already received"));
-    }
-    Ok(())
+    Ok(Signer { key, time, signature })
 }
 
 /// The hosted member, if it is the one who signed and has one of `roles`.

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub issue: &'static str,
     pub reason: &'static str,
     pub message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`), for transient refusals.
+    pub retry_after_s: Option<u64>,
 }
 
 /// The reason of a refusal, for the metrics layer.
@@ -22,7 +24,14 @@ pub(super) struct Reason(pub(super) &'static str);
 
 impl ApiError {
     pub fn new(status: StatusCode, issue: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { status, issue, reason, message: message.into() }
+        Self { status, issue, reason, message: message.into(), retry_after_s: None }
+    }
+    /// 503: the node is at a limit now; retry after `retry_after_s` seconds.
+    pub fn busy(reason: &'static str, m: impl Into<String>, retry_after_s: u64) -> Self {
+        Self {
+            retry_after_s: Some(retry_after_s),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "transient", reason, m)
+        }
     }
     pub fn invalid(reason: &'static str, m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid", reason, m)
@@ -77,6 +86,9 @@ impl IntoResponse for ApiError {
         let body = operation_outcome("error", self.issue, self.reason, &self.message);
         let mut r = (self.status, [(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response();
         r.extensions_mut().insert(Reason(self.reason));
+        if let Some(s) = self.retry_after_s {
+            r.headers_mut().insert(header::RETRY_AFTER, s.into());
+        }
         r
     }
 }

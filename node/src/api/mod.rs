@@ -24,6 +24,7 @@
 //! | [`error`] | refusals as `OperationOutcome`s |
 //! | [`auth`] | signed requests: signature, time, nonce; the hosted member |
 //! | [`metrics`] | requests, latency and refusals per route |
+//! | [`limits`] | requests in flight, time per request, the replay window's nonces |
 //! | [`ops`] | `/health`, `/metrics` |
 //! | [`fhir_routes`] | FHIR in: Patients, Observations, Bundles, seals |
 //! | [`flow_routes`] | demands, access, grants, records, revocations, audit |
@@ -31,8 +32,8 @@
 //! | [`wire`] | request bodies and the binary list framing |
 //! | [`client`] | signed calls to a node (`dualchain client`, node to node) |
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
@@ -48,6 +49,7 @@ pub mod cpc_routes;
 pub mod error;
 pub mod fhir_routes;
 pub mod flow_routes;
+pub mod limits;
 pub mod metrics;
 pub mod ops;
 pub mod wire;
@@ -65,8 +67,9 @@ pub struct ApiState(Arc<ApiInner>);
 pub struct ApiInner {
     pub node: Arc<Node>,
     pub metrics: ApiMetrics,
-    /// Nonces seen, by (member, nonce), with their signing time (replays are refused).
-    pub nonces: Mutex<HashMap<(String, String), u64>>,
+    /// Nonces of the replay window (replays are refused).
+    pub nonces: Mutex<limits::NonceStore>,
+    pub admission: limits::Admission,
     /// A hospital's patient registry and staged observations (posts and seals take turns).
     pub owner_state: tokio::sync::Mutex<fhir_routes::OwnerState>,
 }
@@ -80,10 +83,14 @@ impl std::ops::Deref for ApiState {
 
 impl ApiState {
     pub fn new(node: Arc<Node>, metrics: ApiMetrics) -> Self {
+        let api = &node.cfg.api;
+        let admission = limits::Admission::new(api.concurrency_max, Duration::from_secs(api.request_time_max_s));
+        let nonces = Mutex::new(limits::NonceStore::new(api.nonces_max));
         Self(Arc::new(ApiInner {
             node,
             metrics,
-            nonces: Mutex::new(HashMap::new()),
+            nonces,
+            admission,
             owner_state: tokio::sync::Mutex::new(Default::default()),
         }))
     }
@@ -113,6 +120,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/cpc/ingest", post(cpc_ingest))
         .route("/cpc/fetch", post(cpc_fetch))
         .fallback(|| async { ApiError::not_found("no-route", "no such endpoint; see /openapi.json") })
+        .layer(middleware::from_fn_with_state(state.admission.clone(), limits::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

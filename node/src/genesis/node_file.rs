@@ -36,6 +36,14 @@ body_limit_bytes = {limit}
 clock_skew_s = {skew}
 # Longest time a `wait` parameter may hold a request (seconds).
 wait_max_s = {wait}
+# Requests served at once (/health and /metrics aside); past it, 503 with Retry-After.
+concurrency_max = {concurrency}
+# Longest a request may take, waiting included (seconds); past it, 503 with Retry-After.
+request_time_max_s = {time_max}
+# Longest a body may take to arrive (seconds); past it, 408.
+body_read_max_s = {body_read}
+# Signed requests remembered within one clock skew (replays are refused); past it, 503.
+nonces_max = {nonces}
 
 [consensus]
 # lan (one data centre), wan (several sites) or loopback (a cluster on one host).
@@ -77,6 +85,10 @@ format = "{format}"
         limit = c.api.body_limit_bytes,
         skew = c.api.clock_skew_s,
         wait = c.api.wait_max_s,
+        concurrency = c.api.concurrency_max,
+        time_max = c.api.request_time_max_s,
+        body_read = c.api.body_read_max_s,
+        nonces = c.api.nonces_max,
         preset = c.consensus.preset,
         cpc = match &c.owner.default_cpc {
             Some(cpc) => format!("default_cpc = {cpc:?}"),
