@@ -20,7 +20,7 @@ use dualchain_prover::supply::SupplyShape;
 use dualchain_storage::wrappers::StorageMetrics;
 use prometheus_client::registry::Registry;
 
-use crate::agents::{Activity, AgentMetrics, CpcNode, Log, OwnerNode};
+use crate::agents::{AgentMetrics, CpcNode, Log, OwnerNode};
 use crate::config::{ConsortiumFile, NodeConfig};
 use crate::member::client::Client;
 use crate::member::Member;
@@ -93,8 +93,7 @@ impl Node {
             g.gpu_fallbacks.get_or_create(&l).set(stats.fallbacks.load(Ordering::Relaxed) as i64);
             g.gpu_seconds.get_or_create(&l).set(stats.gpu_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6);
         }
-        let failures = self.log.entries().iter().filter(|(_, a)| matches!(a, Activity::Failed { .. })).count();
-        g.agent_failures.set(failures as i64);
+        g.agent_failures.set(self.log.failures() as i64);
         g.members_registered.set(self.ledger.members()?.len() as i64);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;

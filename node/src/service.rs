@@ -41,7 +41,7 @@ use dualchain_storage::KvEngine;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 
-use crate::agents::{kgc, registration, AgentMetrics, CpcNode, Log, OwnerNode};
+use crate::agents::{kgc, registration, Agent, AgentMetrics, CpcNode, Log, OwnerNode};
 use crate::api::{ApiMetrics, ApiState};
 use crate::config::{ConsortiumFile, NodeConfig};
 use crate::files::{from_hex, read_secret};
@@ -56,6 +56,7 @@ pub struct Service {
     pub node: Arc<Node>,
     pub api: ApiState,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    agents: Mutex<Vec<Agent>>,
 }
 
 /// The Groth16 proving keys a genesis pins: the policy circuit's and one per supply shape.
@@ -283,19 +284,24 @@ impl Service {
             log,
             started_ms: unix_ms(),
         });
-        let service = Self { api: ApiState::new(node.clone(), api_metrics), node, tasks: Mutex::new(Vec::new()) };
+        let service = Self {
+            api: ApiState::new(node.clone(), api_metrics),
+            node,
+            tasks: Mutex::default(),
+            agents: Mutex::default(),
+        };
         service.spawn_agents();
         Ok(service)
     }
 
     fn spawn_agents(&self) {
-        let mut tasks = Vec::new();
+        let (mut tasks, mut agents) = (Vec::new(), Vec::new());
         if let Some(h) = &self.node.hosted {
             if let Some(o) = &h.owner {
-                tasks.push(o.spawn());
+                agents.push(o.spawn());
             }
             if let Some(c) = &h.cpc {
-                tasks.push(c.spawn());
+                agents.push(c.spawn());
             }
             let (ledger, client, member) = (self.node.ledger.clone(), h.client.clone(), h.member.clone());
             tasks.push(tokio::spawn(registration::register_member(ledger.clone(), client.clone(), member.clone())));
@@ -304,6 +310,7 @@ impl Service {
             }
         }
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
+        self.agents.lock().unwrap_or_else(|p| p.into_inner()).extend(agents);
     }
 
     /// The node's HTTP API.
@@ -312,9 +319,23 @@ impl Service {
     }
 
     /// Stops the agents and the validator (the engine syncs what it acknowledged).
+    /// The agents first drain (what they started finishes within [`AGENT_DRAIN`], while the
+    /// validator still runs to commit what they submit); what is left is retried from the
+    /// ledger on the next start.
     pub async fn shutdown(&self) -> Result<()> {
         for t in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             t.abort();
+        }
+        let mut draining = tokio::task::JoinSet::new();
+        for agent in self.agents.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            draining.spawn(agent.drain(AGENT_DRAIN));
+        }
+        let mut drained = true;
+        while let Some(d) = draining.join_next().await {
+            drained &= d.unwrap_or(false);
+        }
+        if !drained {
+            tracing::warn!(drain = ?AGENT_DRAIN, "agents' reactions still running after the drain time were stopped; they resume on restart");
         }
         self.node.validator.stop().await
     }
@@ -339,15 +360,42 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the API to {listen}"))?;
     let app = service.router();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(stop_signal());
-    if let Err(e) = serve.await {
-        tracing::error!(error = %e, "API server failed");
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stop_signal().await;
+        let _ = stopping_tx.send(true);
+    });
+    // After the signal, requests in flight get `API_DRAIN` to finish; then they are cut
+    // (a request waiting for a commit may wait for minutes while there is no quorum).
+    let drained = async {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(API_DRAIN).await;
+    };
+    tokio::select! {
+        served = std::future::IntoFuture::into_future(serve) => {
+            if let Err(e) = served {
+                tracing::error!(error = %e, "API server failed");
+            }
+        }
+        _ = drained => tracing::warn!(drain = ?API_DRAIN, "API requests still in flight after the drain time; closing them"),
     }
     tracing::info!("stopping: API closed, stopping agents and the validator");
-    service.shutdown().await?;
+    match tokio::time::timeout(STOP_MAX, service.shutdown()).await {
+        Ok(stopped) => stopped?,
+        Err(_) => bail!("the validator did not stop within {STOP_MAX:?}; exiting (what it acknowledged is on disk)"),
+    }
     tracing::info!(applied = node.validator.applied_seq(), "stopped");
     Ok(())
 }
+
+/// How long requests in flight may finish after SIGTERM or SIGINT.
+pub const API_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the agents' running reactions may take to finish after the API closed.
+pub const AGENT_DRAIN: std::time::Duration = std::time::Duration::from_secs(8);
+/// How long the agents and the validator may take to stop after the API closed.
+pub const STOP_MAX: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long blocking work (file and disk writes) may take to finish after that.
+pub const BLOCKING_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn stop_signal() {
     #[cfg(unix)]

@@ -69,10 +69,16 @@ impl Validator {
     }
 
     /// Submits a request; resolves once this validator executed it (its sequence number).
+    /// The engine is held only to queue the request, not while it waits: a stop never
+    /// waits for a commit that may not come (a request waiting while the consortium has no
+    /// quorum ends with an error when the node stops).
     pub async fn submit(&self, request: Request) -> Result<u64> {
-        let guard = self.engine.read().await;
-        let engine = guard.as_ref().ok_or_else(|| anyhow!("validator {} is stopped", self.id))?;
-        Ok(engine.submit(request).await?)
+        let executed = {
+            let guard = self.engine.read().await;
+            let engine = guard.as_ref().ok_or_else(|| anyhow!("validator {} is stopped", self.id))?;
+            engine.submit_nowait(request).await?
+        };
+        Ok(executed.await.map_err(|_| anyhow!("validator {} stopped before the request executed", self.id))??)
     }
 
     /// Waits until the ledger applied batch `seq`.
@@ -99,6 +105,10 @@ impl Validator {
 
     /// Stops the engine (what it acknowledged is on disk) and the applier.
     pub async fn stop(&self) -> Result<()> {
+        // Tell the core first (a shared hold), so that nothing queued behind it is waited on.
+        if let Some(engine) = self.engine.read().await.as_ref() {
+            engine.signal_stop();
+        }
         if let Some(engine) = self.engine.write().await.take() {
             engine.shutdown().await?;
         }

@@ -39,6 +39,42 @@ async fn raw(url: &str, headers: &[(&'static str, String)], body: Vec<u8>) -> Re
     Response { status, content_type: String::new(), body: r.bytes().await.unwrap() }
 }
 
+/// Sends only the headers of a POST /fhir announcing `claimed` body bytes and returns the
+/// status and text of the answer; fails if no answer comes within 5 s (the node waited for
+/// the body).
+async fn headers_only(base: &str, headers: &[(&'static str, String)], claimed: usize) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let mut req = format!(
+        "POST /fhir HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/fhir+json\r\ncontent-length: {claimed}\r\n"
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("OperationOutcome") {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!(
+                    "no answer before the body arrived ({e}): the node read the body before checking the headers"
+                ),
+            }
+        }
+        let text = String::from_utf8_lossy(&got).to_string();
+        let status = text.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+        (status, text)
+    })
+    .await
+    .unwrap()
+}
+
 async fn bad_input_changes_nothing(c: &Cluster) {
     let (hospital, signer) = c.client(HOSPITAL).unwrap();
     let (research, _) = c.client(RESEARCH).unwrap();
@@ -98,6 +134,14 @@ async fn bad_input_changes_nothing(c: &Cluster) {
     let h = sign_request("mallory", &forger, "POST", "/fhir", &good_bytes);
     let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
     assert_eq!(reason(&r), (401, "unknown-member".into()));
+    // The headers are checked before a body is read: a request announcing 9 MiB and sending
+    // none of it is answered at once when its headers do not authenticate.
+    let (status, text) = headers_only(base, &h, 9 << 20).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("unknown-member"), "{text}");
+    let (status, text) = headers_only(base, &[], 9 << 20).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("missing-signature"), "{text}");
     let mut h = sign_request("hospital-a", &signer, "POST", "/fhir", &good_bytes);
     h[1].1 = "1000".into();
     let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
@@ -268,6 +312,72 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     assert!(hospital_series.iter().any(|(n, _)| n == "dualchain_kernels_gpu_fallbacks"));
 
     // SIGTERM: every node stops cleanly.
+    for i in 0..4 {
+        c.terminate(i).unwrap();
+    }
+}
+
+async fn upload(c: &Cluster, dataset: &str) -> anyhow::Result<Value> {
+    let (hospital, _) = c.client(HOSPITAL)?;
+    let (body, _) = bundle(3);
+    hospital.call(Method::POST, &format!("/fhir?dataset={dataset}"), Some(&body)).await
+}
+
+/// A crashed primary locks no member out, and a node with no quorum still stops on SIGTERM.
+/// The member's node relays its request to every validator, so the others suspect the dead
+/// primary and change view without it; the restarted primary rejoins; with two of four nodes
+/// down, SIGTERM stops a node whose member is waiting for a commit, within the bound the
+/// node promises (`API_DRAIN + STOP_MAX + BLOCKING_DRAIN`); restarted, the consortium goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_primary_locks_no_member_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let params = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params");
+    let mut c = Cluster::init(std::path::Path::new(BIN), tmp.path(), 4, &params).unwrap();
+    c.wait_ready(&[0, 1, 2, 3], Duration::from_secs(300)).await.unwrap();
+    let view = c.health(HOSPITAL).await.unwrap()["view"].as_u64().unwrap();
+    let primary = (view % 4) as usize;
+    assert_ne!(primary, HOSPITAL, "the test kills the primary, not the member's own node");
+
+    // The primary dies; the hospital's upload through its own node still commits.
+    c.kill(primary).unwrap();
+    let up = upload(&c, "while-primary-down").await.unwrap_or_else(|e| panic!("{e:#}; log:\n{}", c.log(HOSPITAL)));
+    assert_eq!(up["type"], "transaction-response");
+    let later = c.health(HOSPITAL).await.unwrap()["view"].as_u64().unwrap();
+    assert!(later > view, "the consortium changed view without its primary");
+
+    // The old primary restarts, catches up and follows the new view; uploads go on.
+    c.spawn(primary).unwrap();
+    c.wait_ready(&[primary], Duration::from_secs(120)).await.unwrap();
+    upload(&c, "after-restart").await.unwrap();
+    let fp = c.wait_identical(Duration::from_secs(60)).await.unwrap();
+
+    // Two of four down: no quorum. A request waits for a commit that cannot come, and the
+    // hospital's node still stops on SIGTERM, in bounded time and with exit status 0.
+    let other = (0..4).find(|&i| i != primary && i != HOSPITAL && i != CPC).unwrap();
+    c.kill(primary).unwrap();
+    c.kill(other).unwrap();
+    let waiting = {
+        let (hospital, _) = c.client(HOSPITAL).unwrap();
+        let (body, _) = bundle(3);
+        tokio::spawn(async move { hospital.call::<Value>(Method::POST, "/fhir?dataset=no-quorum", Some(&body)).await })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let bound = dualchain_node::service::API_DRAIN
+        + dualchain_node::service::STOP_MAX
+        + dualchain_node::service::BLOCKING_DRAIN
+        + Duration::from_secs(5);
+    let took = c.terminate_within(HOSPITAL, bound).unwrap();
+    assert!(waiting.await.unwrap().is_err(), "nothing commits without a quorum");
+    eprintln!("SIGTERM with no quorum and a request waiting: stopped in {took:?}");
+
+    // Everyone back: the consortium has a quorum again and the hospital uploads.
+    for i in [primary, other, HOSPITAL] {
+        c.spawn(i).unwrap();
+    }
+    c.wait_ready(&[0, 1, 2, 3], Duration::from_secs(120)).await.unwrap();
+    upload(&c, "after-the-outage").await.unwrap();
+    let end = c.wait_identical(Duration::from_secs(60)).await.unwrap();
+    assert!(end["applied_seq"].as_u64() > fp["applied_seq"].as_u64(), "{fp} → {end}");
     for i in 0..4 {
         c.terminate(i).unwrap();
     }

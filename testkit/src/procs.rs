@@ -84,18 +84,25 @@ impl ProcessCluster {
 
     /// SIGTERM, then waits up to a minute for a clean exit.
     pub fn terminate(&mut self, i: usize) -> Result<()> {
+        self.terminate_within(i, Duration::from_secs(60)).map(|_| ())
+    }
+
+    /// SIGTERM, then waits up to `timeout` for a clean exit; returns how long it took. A node
+    /// still running then is killed and the call fails.
+    pub fn terminate_within(&mut self, i: usize, timeout: Duration) -> Result<Duration> {
         let mut c = self.procs[i].take().ok_or_else(|| anyhow!("node {i} is not running"))?;
         let st = Command::new("kill").args(["-TERM", &c.id().to_string()]).status()?;
         ensure!(st.success(), "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let started = Instant::now();
         loop {
             if let Some(status) = c.try_wait()? {
                 ensure!(status.success(), "node {i} exited with {status} after SIGTERM; log:\n{}", self.log(i));
-                return Ok(());
+                return Ok(started.elapsed());
             }
-            if Instant::now() > deadline {
+            if started.elapsed() > timeout {
                 let _ = c.kill();
-                bail!("node {i} did not stop within a minute of SIGTERM");
+                let _ = c.wait();
+                bail!("node {i} did not stop within {timeout:?} of SIGTERM; log:\n{}", self.log(i));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

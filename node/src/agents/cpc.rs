@@ -17,10 +17,10 @@ use dualchain_ledger::Ledger;
 use dualchain_storage::cpc::{CpcStore, Manifest};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use tokio::task::JoinHandle;
 
+use super::follow::{follow, Agent, Retry};
 use super::metrics::ResultLabel;
-use super::{follow, Activity, AgentMetrics, Log, Reaction};
+use super::{Activity, AgentMetrics, Log, Reaction};
 use crate::clock::unix_ms;
 use crate::member::client::Client;
 use crate::member::{Member, REKEY_AAD};
@@ -106,18 +106,26 @@ impl CpcNode {
         Ok(manifest)
     }
 
-    pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
+    pub fn spawn(self: &Arc<Self>) -> Agent {
         let me = self.clone();
-        follow(&self.member.id, self.log.clone(), &self.client, move |kind| {
-            let me = me.clone();
-            match kind {
-                TxKind::IssueReKey { grant, sealed_token } => {
-                    Some(Box::pin(async move { me.serve_grant(grant, sealed_token).await }) as Reaction)
+        let home = self.client.home();
+        follow(
+            &self.member.id,
+            self.log.clone(),
+            home.ledger.clone(),
+            home.subscribe(),
+            Retry::default(),
+            move |kind| {
+                let me = me.clone();
+                match kind {
+                    TxKind::IssueReKey { grant, sealed_token } => {
+                        Some(Box::pin(async move { me.serve_grant(grant, sealed_token).await }) as Reaction)
+                    }
+                    TxKind::RevokeGrant { grant, .. } => Some(Box::pin(async move { me.drop_grant(grant) })),
+                    _ => None,
                 }
-                TxKind::RevokeGrant { grant, .. } => Some(Box::pin(async move { me.drop_grant(grant) })),
-                _ => None,
-            }
-        })
+            },
+        )
     }
 
     async fn serve_grant(self: Arc<Self>, grant_id: Hash, sealed: Vec<u8>) -> Result<()> {

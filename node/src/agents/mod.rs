@@ -7,28 +7,30 @@
 //! | [`kgc`] | the KGC's node publishes the credential leaves named at genesis as members register |
 //! | [`registration`] | every node registers its member's certificate on first start |
 //! | [`metrics`] | what the agents count for Prometheus |
+//! | [`follow`] | how an agent follows the ledger: replay, retries, concurrency, drain |
 //!
-//! Each agent follows its home validator's applied batches ([`follow`]); a reaction runs in
-//! its own task so a long proof never holds up the next event.
+//! Each agent follows its home validator's applied batches ([`follow`]): the ledger is its
+//! durable outbox (replayed on start and after a lag), failed reactions are retried with
+//! backoff, a bounded number run at once, each in its own task so a long proof never holds
+//! up the next event, and a stopping node drains them within a bound.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
-use dualchain_ledger::tx::{Hash, TxKind};
-use dualchain_ledger::Ledger;
-use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
-
-use crate::member::client::Client;
+use anyhow::Result;
+use dualchain_ledger::tx::Hash;
 
 pub mod cpc;
+pub mod follow;
 pub mod kgc;
 pub mod metrics;
 pub mod owner;
 pub mod registration;
 
 pub use cpc::{CpcNode, FetchRequest};
+pub use follow::{Agent, Retry};
 pub use metrics::AgentMetrics;
 pub use owner::{OwnedDataset, OwnerNode};
 
@@ -43,94 +45,64 @@ pub enum Activity {
     Failed { what: String, error: String },
 }
 
-/// A shared activity log.
+/// How many activities a node keeps in memory: the newest (a node runs for years; every
+/// failure also goes to its log output, and [`Log::failures`] counts all of them).
+pub const LOG_KEEP: usize = 4096;
+
+/// A shared activity log, bounded to the newest [`LOG_KEEP`] entries.
 #[derive(Default, Clone)]
-pub struct Log(Arc<Mutex<Vec<(String, Activity)>>>);
+pub struct Log(Arc<LogInner>);
+
+#[derive(Default)]
+struct LogInner {
+    entries: Mutex<VecDeque<(String, Activity)>>,
+    failures: AtomicU64,
+}
 
 impl Log {
     pub fn push(&self, who: &str, a: Activity) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push((who.to_string(), a));
+        if let Activity::Failed { what, error } = &a {
+            self.0.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(member = who, what = %what, error = %error, "agent failed");
+        }
+        let mut entries = self.0.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() == LOG_KEEP {
+            entries.pop_front();
+        }
+        entries.push_back((who.to_string(), a));
     }
+    /// The newest entries, oldest first.
     pub fn entries(&self) -> Vec<(String, Activity)> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.entries.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+    /// Every failure since the node started, kept or not.
+    pub fn failures(&self) -> u64 {
+        self.0.failures.load(Ordering::Relaxed)
     }
 }
 
 /// A node's reaction to one accepted transaction.
 pub(crate) type Reaction = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
 
-/// Follows the client's home validator and runs `react` for every accepted transaction,
-/// each reaction in its own task; failures go to the log.
-///
-/// It first replays what is already on the ledger (after a restart, the demands, grants
-/// and re-keys that arrived while the node was down), then follows new batches; each
-/// transaction is dispatched once, and every reaction checks the ledger before it acts,
-/// so replaying work already done does nothing.
-pub(crate) fn follow(
-    who: &str,
-    log: Log,
-    client: &Client,
-    react: impl Fn(TxKind) -> Option<Reaction> + Send + Sync + 'static,
-) -> JoinHandle<()> {
-    let who = who.to_string();
-    let mut events = client.home().subscribe();
-    let ledger = client.home().ledger.clone();
-    tokio::spawn(async move {
-        let mut seen = std::collections::HashSet::new();
-        let dispatch = |hash: Hash, tx: &dualchain_ledger::tx::Tx, seen: &mut std::collections::HashSet<Hash>| {
-            if !seen.insert(hash) {
-                return;
-            }
-            if let Some(fut) = react(tx.kind.clone()) {
-                let (log, who, what) = (log.clone(), who.clone(), tx.kind.name());
-                tokio::spawn(async move {
-                    if let Err(e) = fut.await {
-                        log.push(
-                            &who,
-                            Activity::Failed { what: format!("reacting to {what}"), error: format!("{e:#}") },
-                        );
-                    }
-                });
-            }
-        };
-        match accepted_txs(&ledger) {
-            Ok(past) => past.iter().for_each(|(h, tx)| dispatch(*h, tx, &mut seen)),
-            Err(e) => log.push(&who, Activity::Failed { what: "replaying the ledger".into(), error: format!("{e:#}") }),
-        }
-        loop {
-            let applied = match events.recv().await {
-                Ok(a) => a,
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    log.push(
-                        &who,
-                        Activity::Failed { what: "following the ledger".into(), error: format!("missed {n} batches") },
-                    );
-                    continue;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            for t in &applied.txs {
-                if let (Some(tx), true) = (&t.tx, t.outcome.is_accepted()) {
-                    dispatch(t.hash, tx, &mut seen);
-                }
-            }
-        }
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Every accepted transaction on the ledger, data chain then access chain.
-pub(crate) fn accepted_txs(ledger: &Ledger) -> Result<Vec<(Hash, dualchain_ledger::tx::Tx)>> {
-    use dualchain_storage::ledger::Chain;
-    let mut out = Vec::new();
-    for chain in [Chain::Data, Chain::Access] {
-        let tip = ledger.tip(chain)?.map_or(0, |t| t.height);
-        for h in 1..=tip {
-            let block = ledger.block(chain, h)?.ok_or_else(|| anyhow!("block {h} missing"))?;
-            for e in block.entries.iter().filter(|e| e.outcome.is_accepted()) {
-                let stx = dualchain_ledger::tx::SignedTx::from_bytes(&e.tx)?;
-                out.push((e.hash(), stx.tx));
-            }
+    #[test]
+    fn the_log_keeps_the_newest_entries_and_counts_every_failure() {
+        let log = Log::default();
+        for i in 0..LOG_KEEP + 10 {
+            let a = if i % 100 == 0 {
+                Activity::Failed { what: format!("step {i}"), error: "x".into() }
+            } else {
+                Activity::ReKeyIssued { grant: [(i % 251) as u8; 32] }
+            };
+            log.push("m", a);
         }
+        let entries = log.entries();
+        assert_eq!(entries.len(), LOG_KEEP);
+        assert_eq!(entries[0].1, Activity::ReKeyIssued { grant: [10; 32] }, "the 10 oldest went");
+        assert_eq!(log.failures(), (LOG_KEEP as u64 + 10).div_ceil(100));
+        assert_eq!(log.clone().failures(), log.failures(), "clones share the log");
     }
-    Ok(out)
 }

@@ -61,7 +61,12 @@ pub fn main() -> Result<()> {
             let cfg = NodeConfig::load(&config)?;
             crate::service::init_logging(&cfg.log)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(crate::service::run(cfg))?;
+            let ran = rt.block_on(crate::service::run(cfg));
+            // Dropping a runtime waits for its blocking tasks without limit; a stopping
+            // node waits a bounded time (SIGTERM stops it within API_DRAIN + STOP_MAX +
+            // BLOCKING_DRAIN in any state).
+            rt.shutdown_timeout(crate::service::BLOCKING_DRAIN);
+            ran?;
         }
         Command::Client(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
