@@ -18,7 +18,7 @@ use dualchain_storage::cpc::{CpcStore, Manifest};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::follow::{follow, Agent, Retry};
+use super::follow::{follow_home, Agent};
 use super::metrics::ResultLabel;
 use super::{Activity, AgentMetrics, Log, Reaction};
 use crate::clock::unix_ms;
@@ -108,24 +108,16 @@ impl CpcNode {
 
     pub fn spawn(self: &Arc<Self>) -> Agent {
         let me = self.clone();
-        let home = self.client.home();
-        follow(
-            &self.member.id,
-            self.log.clone(),
-            home.ledger.clone(),
-            home.subscribe(),
-            Retry::default(),
-            move |kind| {
-                let me = me.clone();
-                match kind {
-                    TxKind::IssueReKey { grant, sealed_token } => {
-                        Some(Box::pin(async move { me.serve_grant(grant, sealed_token).await }) as Reaction)
-                    }
-                    TxKind::RevokeGrant { grant, .. } => Some(Box::pin(async move { me.drop_grant(grant) })),
-                    _ => None,
+        follow_home(&self.member.id, self.log.clone(), &self.client, move |kind| {
+            let me = me.clone();
+            match kind {
+                TxKind::IssueReKey { grant, sealed_token } => {
+                    Some(Box::pin(async move { me.serve_grant(grant, sealed_token).await }) as Reaction)
                 }
-            },
-        )
+                TxKind::RevokeGrant { grant, .. } => Some(Box::pin(async move { me.drop_grant(grant) })),
+                _ => None,
+            }
+        })
     }
 
     async fn serve_grant(self: Arc<Self>, grant_id: Hash, sealed: Vec<u8>) -> Result<()> {

@@ -32,6 +32,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::{Activity, Log, Reaction};
+use crate::member::client::Client;
 
 /// Waiting reactions whose transaction is kept in memory; further ones keep only its hash.
 pub const READY_LOADED_MAX: usize = 1024;
@@ -79,6 +80,17 @@ impl Agent {
             }
         }
     }
+}
+
+/// [`follow`] for a member's agent: its home validator's ledger and batches, default retries.
+pub(crate) fn follow_home(
+    who: &str,
+    log: Log,
+    client: &Client,
+    react: impl Fn(TxKind) -> Option<Reaction> + Send + Sync + 'static,
+) -> Agent {
+    let home = client.home();
+    follow(who, log, home.ledger.clone(), home.subscribe(), Retry::default(), react)
 }
 
 /// Follows `ledger` through `events` and runs `react` for every accepted transaction that

@@ -21,7 +21,7 @@ use dualchain_prover::ProverError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::follow::{follow, Agent, Retry};
+use super::follow::{follow_home, Agent};
 use super::{Activity, AgentMetrics, Log, Reaction};
 use crate::files::write_private;
 use crate::member::client::Client;
@@ -113,27 +113,17 @@ impl OwnerNode {
     /// Starts reacting to the home validator's ledger.
     pub fn spawn(self: &Arc<Self>) -> Agent {
         let me = self.clone();
-        let home = self.client.home();
-        follow(
-            &self.member.id,
-            self.log.clone(),
-            home.ledger.clone(),
-            home.subscribe(),
-            Retry::default(),
-            move |kind| {
-                let me = me.clone();
-                match kind {
-                    TxKind::Demand { demand, dataset, requirement } => {
-                        let d = me.dataset(&dataset)?;
-                        Some(Box::pin(async move { me.prove_supply(demand, d, requirement).await }) as Reaction)
-                    }
-                    TxKind::RequestAccess { request, .. } => {
-                        Some(Box::pin(async move { me.issue_rekey(request).await }))
-                    }
-                    _ => None,
+        follow_home(&self.member.id, self.log.clone(), &self.client, move |kind| {
+            let me = me.clone();
+            match kind {
+                TxKind::Demand { demand, dataset, requirement } => {
+                    let d = me.dataset(&dataset)?;
+                    Some(Box::pin(async move { me.prove_supply(demand, d, requirement).await }) as Reaction)
                 }
-            },
-        )
+                TxKind::RequestAccess { request, .. } => Some(Box::pin(async move { me.issue_rekey(request).await })),
+                _ => None,
+            }
+        })
     }
 
     async fn prove_supply(self: Arc<Self>, demand: Hash, d: Arc<OwnedDataset>, req: supply::Requirement) -> Result<()> {
