@@ -235,6 +235,11 @@ pub struct Replica {
     forward_bytes: usize,
     forward_since_ms: Option<u64>,
     view_changes: BTreeMap<u64, BTreeMap<ReplicaId, Signed<ViewChange>>>,
+    /// (view, sender) of view changes found invalid: a view change's validity depends on its
+    /// own contents only, so a correct replica never sends one, and the sender's further view
+    /// changes for that view are dropped unchecked (checking costs up to hundreds of
+    /// signatures). Views below the current one are forgotten.
+    refused_view_changes: BTreeSet<(u64, ReplicaId)>,
     own_view_change: Option<Signed<ViewChange>>,
     /// The NEW-VIEW that started the current view (re-sent to laggards by the primary).
     new_view: Option<Signed<NewView>>,
@@ -295,6 +300,7 @@ impl Replica {
             forward_bytes: 0,
             forward_since_ms: None,
             view_changes: BTreeMap::new(),
+            refused_view_changes: BTreeSet::new(),
             own_view_change: None,
             new_view: None,
             progress_ms: 0,

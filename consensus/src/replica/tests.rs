@@ -352,3 +352,40 @@ fn batch_times_are_checked_and_the_ledger_clock_is_agreed() {
     assert_ne!(a.digest(), b.digest());
     assert_eq!(Batch::decode(a.encoded()).unwrap().time_ms(), 5);
 }
+
+#[test]
+fn a_replica_that_sent_an_invalid_view_change_is_not_checked_again_in_that_view() {
+    let mut net = Net::new();
+    // Replica 3 claims a batch prepared in view 0 whose pre-prepare is not the primary's.
+    let forged = Signed::sign(&net.keys[3], 3, Header { view: 0, seq: 1, digest: [9; 32] });
+    let invalid = Signed::sign(
+        &net.keys[3],
+        3,
+        ViewChange {
+            view: 1,
+            checkpoint: CheckpointProof::default(),
+            prepared: vec![crate::message::Prepared { pre_prepare: forged, prepares: vec![] }],
+        },
+    );
+    net.replicas[2].receive(0, Message::ViewChange(invalid.clone()));
+    assert_eq!(net.dropped(2, "invalid view change"), 1);
+    for _ in 0..5 {
+        net.replicas[2].receive(0, Message::ViewChange(invalid.clone()));
+    }
+    assert_eq!(net.dropped(2, "invalid view change"), 1, "checked once");
+    assert_eq!(net.dropped(2, "view change from a replica refused in that view"), 5);
+    // Replica 3's own valid view change for view 1 is not heard either; others' are.
+    net.replicas[3].start_view_change(1);
+    let valid3 = net.replicas[3].own_view_change.clone().unwrap();
+    net.replicas[2].receive(0, Message::ViewChange(valid3));
+    assert_eq!(net.dropped(2, "view change from a replica refused in that view"), 6);
+    net.replicas[1].start_view_change(1);
+    let valid1 = net.replicas[1].own_view_change.clone().unwrap();
+    net.replicas[2].receive(0, Message::ViewChange(valid1));
+    assert_eq!(net.replicas[2].view_changes[&1].len(), 1, "replica 1's view change is kept");
+    // In view 2, replica 3 is heard again.
+    net.replicas[3].start_view_change(2);
+    let next = net.replicas[3].own_view_change.clone().unwrap();
+    net.replicas[2].receive(0, Message::ViewChange(next));
+    assert!(net.replicas[2].view_changes[&2].contains_key(&3));
+}

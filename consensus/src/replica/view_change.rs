@@ -117,7 +117,13 @@ impl Replica {
         if self.view_changes.get(&v).is_some_and(|vcs| vcs.contains_key(&vc.from)) {
             return self.drop_msg("duplicate");
         }
+        if self.refused_view_changes.contains(&(v, vc.from)) {
+            return self.drop_msg("view change from a replica refused in that view");
+        }
         if !self.check_view_change(&vc) {
+            let view = self.view;
+            self.refused_view_changes.retain(|(w, _)| *w >= view);
+            self.refused_view_changes.insert((v, vc.from));
             return self.drop_msg("invalid view change");
         }
         self.remember_view_change(vc);
