@@ -60,6 +60,31 @@ pub const CORE_BYTES_MAX: usize = 2 * MESSAGE_LEN_MAX;
 /// Connections one peer may hold open to this replica (it needs one; a reconnect overlaps).
 pub const CONNECTIONS_PER_PEER_MAX: usize = 2;
 
+/// Invalid frames (oversized, malformed, signed as another replica, a bad signature) one
+/// connection may carry before it is closed. A correct peer sends none (QUIC protects
+/// frames in transit); the bound leaves room for a peer of another version to be noticed
+/// in the log rather than cut at once. A closed peer reconnects no faster than its backoff.
+pub const INVALID_FRAMES_MAX: u32 = 16;
+
+/// Counts a connection's invalid frames and closes it past [`INVALID_FRAMES_MAX`].
+#[derive(Clone)]
+struct Strikes {
+    conn: quinn::Connection,
+    count: Arc<std::sync::atomic::AtomicU32>,
+    metrics: Metrics,
+}
+
+impl Strikes {
+    fn strike(&self, reason: &'static str) {
+        self.metrics.dropped(reason);
+        if self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 == INVALID_FRAMES_MAX {
+            self.metrics.dropped("peer disconnected for invalid frames");
+            warn!("consensus.net.disconnect: a peer sent {INVALID_FRAMES_MAX} invalid frames");
+            self.conn.close(quinn::VarInt::from_u32(5), b"invalid frames");
+        }
+    }
+}
+
 /// A byte budget: a frame holds its share until the next stage has taken it.
 #[derive(Clone)]
 struct ByteBudget(Arc<tokio::sync::Semaphore>);
@@ -740,8 +765,9 @@ async fn acceptor(
                 return;
             };
             let (tx, rx) = mpsc::channel::<(Message, Held)>(1024);
-            tokio::spawn(verifier(rx, keys, core, core_budget, metrics.clone()));
-            serve_connection(conn, peer, tx, metrics, shutdown).await;
+            let strikes = Strikes { conn: conn.clone(), count: Arc::default(), metrics: metrics.clone() };
+            tokio::spawn(verifier(rx, keys, core, core_budget, strikes.clone()));
+            serve_connection(conn, peer, tx, strikes, shutdown).await;
         });
     }
 }
@@ -785,7 +811,7 @@ async fn serve_connection(
     conn: quinn::Connection,
     peer: ReplicaId,
     tx: mpsc::Sender<(Message, Held)>,
-    metrics: Metrics,
+    strikes: Strikes,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let budget = ByteBudget::new(CONNECTION_BYTES_MAX);
@@ -794,7 +820,7 @@ async fn serve_connection(
             _ = shutdown.changed() => return,
             s = conn.accept_uni() => match s { Ok(s) => s, Err(_) => return },
         };
-        tokio::spawn(read_stream(stream, peer, tx.clone(), budget.clone(), metrics.clone()));
+        tokio::spawn(read_stream(stream, peer, tx.clone(), budget.clone(), strikes.clone()));
     }
 }
 
@@ -806,7 +832,7 @@ async fn read_stream(
     peer: ReplicaId,
     tx: mpsc::Sender<(Message, Held)>,
     budget: ByteBudget,
-    metrics: Metrics,
+    strikes: Strikes,
 ) {
     let mut len = [0u8; 4];
     loop {
@@ -815,7 +841,7 @@ async fn read_stream(
         }
         let n = u32::from_be_bytes(len) as usize;
         if n > MESSAGE_LEN_MAX {
-            metrics.dropped("oversized frame");
+            strikes.strike("oversized frame");
             let _ = stream.stop(quinn::VarInt::from_u32(3));
             return;
         }
@@ -830,20 +856,21 @@ async fn read_stream(
                     return;
                 }
             }
-            Ok(_) => metrics.dropped("sender does not match the connection"),
-            Err(_) => metrics.dropped("malformed"),
+            Ok(_) => strikes.strike("sender does not match the connection"),
+            Err(_) => strikes.strike("malformed"),
         }
     }
 }
 
 /// Checks the signatures of a connection's frames in batches before the core sees them;
-/// a frame moves from its connection's budget to the core's.
+/// a frame moves from its connection's budget to the core's. Invalid frames count against
+/// the connection ([`INVALID_FRAMES_MAX`]).
 async fn verifier(
     mut rx: mpsc::Receiver<(Message, Held)>,
     keys: Arc<Vec<PublicKey>>,
     core: mpsc::Sender<(Message, Held)>,
     core_budget: ByteBudget,
-    metrics: Metrics,
+    strikes: Strikes,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -857,7 +884,7 @@ async fn verifier(
         let ok = tokio::task::block_in_place(|| verify_messages(&messages, &keys));
         for ((m, held), good) in messages.into_iter().zip(held).zip(ok) {
             if !good {
-                metrics.dropped("bad signature");
+                strikes.strike("bad signature");
                 continue;
             }
             let bytes = held.num_permits() * 1024;

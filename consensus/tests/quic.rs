@@ -151,3 +151,49 @@ async fn a_certificate_from_another_ca_is_refused() {
         e.shutdown().await.unwrap();
     }
 }
+
+/// A peer with a genuine certificate whose frames do not verify is disconnected after
+/// INVALID_FRAMES_MAX of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_invalid_frames_is_disconnected() {
+    use dualchain_consensus::engine::INVALID_FRAMES_MAX;
+    use dualchain_consensus::message::{Message, Phase, Signed, Vote};
+    use dualchain_consensus::tls::{quic_client_config, server_name};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(dir.path());
+    let engine = start(&mut cluster, 0);
+    // Replica 3's TLS identity, but votes signed with a key that is not replica 3's.
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quic_client_config(&cluster.ca_der, &cluster.tls[3]).unwrap());
+    let conn = endpoint.connect(cluster.addrs[0], &server_name(0)).unwrap().await.unwrap();
+    let mut stream = conn.open_uni().await.unwrap();
+    let wrong = dualchain_crypto::sign::SigningKeypair::generate(&mut rand::thread_rng());
+    let mut sent = 0;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let vote = Vote { phase: Phase::Prepare, view: 0, seq: sent + 1, digest: [1; 32] };
+            let bytes = Message::Vote(Signed::sign(&wrong, 3, vote)).to_bytes();
+            let mut frame = (bytes.len() as u32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&bytes);
+            if stream.write_all(&frame).await.is_err() {
+                return conn.close_reason();
+            }
+            sent += 1;
+            if sent > 10 * INVALID_FRAMES_MAX as u64 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    })
+    .await
+    .expect("the connection was not closed");
+    match closed {
+        Some(quinn::ConnectionError::ApplicationClosed(c)) => {
+            assert_eq!(c.error_code, quinn::VarInt::from_u32(5));
+            assert_eq!(&c.reason[..], b"invalid frames");
+        }
+        other => panic!("closed for another reason: {other:?}"),
+    }
+    assert!(sent >= INVALID_FRAMES_MAX as u64);
+    engine.shutdown().await.unwrap();
+}
