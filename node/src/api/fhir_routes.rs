@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use super::auth::{hosted_as, parse_id, Signed};
 use super::client::ApiClient;
 use super::error::{fhir_json, ok_json, ApiError, ApiResult};
+use super::limits::on_disk;
 use super::wire::encode_list;
 use super::ApiState;
 use crate::agents::{OwnedDataset, OwnerNode};
@@ -61,12 +62,13 @@ impl OwnerState {
         Ok(())
     }
 
-    /// Adds patients, on disk first.
-    fn add_patients(&mut self, node: &Node, new: Vec<(String, Demographics)>) -> Result<(), ApiError> {
+    /// Adds patients, on disk first (on the blocking pool: the write is synced).
+    async fn add_patients(&mut self, node: &Node, new: Vec<(String, Demographics)>) -> Result<(), ApiError> {
         let mut all = self.patients.clone();
         all.extend(new);
         let bytes = serde_json::to_vec(&all).map_err(ApiError::internal)?;
-        crate::files::write_private(&node.data_dir.join("patients.json"), &bytes)?;
+        let path = node.data_dir.join("patients.json");
+        on_disk(move || Ok(crate::files::write_private(&path, &bytes)?)).await?;
         self.patients = all;
         Ok(())
     }
@@ -133,7 +135,7 @@ pub async fn post_patient(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let refs = patient_refs(&p, None)?;
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
-    st.add_patients(node, refs.into_iter().map(|r| (r, d.clone())).collect())?;
+    st.add_patients(node, refs.into_iter().map(|r| (r, d.clone())).collect()).await?;
     Ok(fhir_json(StatusCode::CREATED, &p))
 }
 
@@ -195,7 +197,7 @@ pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
         return Err(ApiError::invalid("empty", "the Bundle holds no Observation"));
     }
     if !bundled.is_empty() {
-        st.add_patients(node, bundled.into_iter().collect())?;
+        st.add_patients(node, bundled.into_iter().collect()).await?;
     }
     drop(st);
     let up = upload(node, h, observations, records, s.param("dataset"), s.param("cpc")).await?;
@@ -254,17 +256,15 @@ pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResu
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
     record_of(&obs, |p| st.patients.get(p)).map_err(|m| ApiError::unprocessable("unmappable", m))?;
-    // Staged durably before it is acknowledged.
-    {
+    // Staged durably before it is acknowledged (the synced append on the blocking pool).
+    let (path, line) = (staging_path(node), obs.to_string());
+    on_disk(move || {
         use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(staging_path(node))
-            .map_err(ApiError::internal)?;
-        writeln!(f, "{obs}").map_err(ApiError::internal)?;
-        f.sync_all().map_err(ApiError::internal)?;
-    }
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(ApiError::internal)?;
+        writeln!(f, "{line}").map_err(ApiError::internal)?;
+        f.sync_all().map_err(ApiError::internal)
+    })
+    .await?;
     st.staged += 1;
     let mut out = obs.clone();
     if st.staged >= node.cfg.owner.dataset_records {

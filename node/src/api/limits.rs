@@ -1,6 +1,7 @@
 //! What one client can take from a node's API: requests in flight and time per request
 //! (503 with `Retry-After` past either), the replay window's nonces (a bounded store), and
-//! the time a body may take to arrive (408).
+//! the time a body may take to arrive (408); synced disk writes run on the blocking pool
+//! ([`on_disk`]).
 //!
 //! Nonces need not survive a restart: a node refuses requests signed before it started
 //! (see [`super::auth`]), so nothing signed for the previous run can be replayed. Nor need
@@ -68,6 +69,14 @@ pub(super) async fn within<T, E>(
             format!("the body did not arrive within {limit:?}"),
         )
     })
+}
+
+/// Runs disk work (synced writes) on the blocking pool, so an async worker never waits on
+/// a disk.
+pub async fn on_disk<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?
 }
 
 /// The nonces of the replay window: (signed time, member, nonce), oldest first.
