@@ -104,7 +104,12 @@ impl NonceStore {
 
     /// Records a request signed at `time` (ms); a request with the same time, member and
     /// nonce is a replay. Forgets whatever was signed before `oldest` (already stale).
+    /// A request signed before `oldest` is refused as stale here too (its body may have
+    /// taken long enough to arrive for its nonce to be forgotten already).
     pub fn record(&mut self, oldest: u64, time: u64, member: &str, nonce: &str) -> Result<(), ApiError> {
+        if time < oldest {
+            return Err(ApiError::unauthorized("stale", "the request became stale before its body arrived"));
+        }
         if self.seen.first().is_some_and(|(t, _, _)| *t < oldest) {
             self.seen = self.seen.split_off(&(oldest, String::new(), String::new()));
         }
@@ -142,6 +147,9 @@ mod tests {
         s.record(101, 150, "a", "n3").unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s.record(101, 101, "a", "n1").unwrap_err().reason, "replayed", "still in the window");
+        // A request whose body arrived after its time left the window is stale, so a replay
+        // with a slow body cannot slip past a forgotten nonce.
+        assert_eq!(s.record(151, 150, "a", "n3").unwrap_err().reason, "stale");
     }
 
     async fn serve(admission: Admission) -> String {
