@@ -285,6 +285,14 @@ impl Ledger {
         let mut groups: BTreeMap<Circuit, Vec<ProofItem>> = BTreeMap::new();
         let mut verdicts = HashMap::new();
         let mut budget: HashMap<String, usize> = HashMap::new();
+        // Members renewing their certificate in this batch may change role and validity
+        // before their proofs run: only the signature filter applies to them (the budget too).
+        let renewing: HashSet<&str> = items
+            .iter()
+            .filter_map(|it| it.tx.as_ref())
+            .filter(|s| matches!(s.tx.kind, TxKind::RegisterMember { .. }))
+            .map(|s| s.tx.sender.as_str())
+            .collect();
         for (i, item) in items.iter().enumerate() {
             let (None, Some(stx)) = (&item.early, &item.tx) else { continue };
             let proof = match &stx.tx.kind {
@@ -294,11 +302,12 @@ impl Ledger {
             // The cheap checks first; each `continue` is a transaction that `run` or its
             // contract refuses before it reads a verdict.
             let Some(m) = pre.get::<MemberRecord>(&state::member_key(&stx.tx.sender))? else { continue };
-            if m.revoked.is_some() || c.time_ms / 1000 > m.not_after {
+            let renews = renewing.contains(m.id.as_str());
+            if m.revoked.is_some() || (!renews && c.time_ms / 1000 > m.not_after) {
                 continue;
             }
             let Ok(key) = PublicKey::from_raw(&m.signing_key) else { continue };
-            if !stx.verify(&key) || !zk::worth_verifying(&pre, &self.genesis, &m, &stx.tx)? {
+            if !stx.verify(&key) || (!renews && !zk::worth_verifying(&pre, &self.genesis, &m, &stx.tx)?) {
                 continue;
             }
             let Some((circuit, inputs)) = zk::public_inputs(&pre, &stx.tx)? else { continue };

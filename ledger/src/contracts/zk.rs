@@ -61,9 +61,10 @@ pub fn public_inputs(state: &Overlay<'_>, tx: &Tx) -> Result<Option<(Circuit, Ve
 }
 
 /// Whether `tx`'s proof is worth verifying: `false` when its contract refuses it, whatever
-/// the proof, on checks that come before the verdict and that no transaction of the same
-/// batch can change (the sender's role, the dataset's owner, the demand's requester, a
-/// demand already proven or a request id already used before the batch, the duration).
+/// the proof, on checks that come before the verdict and that no other transaction of the
+/// same batch can change (the dataset's owner, the demand's requester, a demand already
+/// proven or a request id already used before the batch, the duration; the sender's role,
+/// which only its own renewal could change: the executor does not ask for renewing senders).
 /// Verification is the costly step; a member cannot make the consortium pay for proofs
 /// the contract would refuse anyway.
 pub fn worth_verifying(

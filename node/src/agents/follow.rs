@@ -143,7 +143,7 @@ struct Follower {
 
 impl Follower {
     async fn run(mut self, mut events: broadcast::Receiver<Arc<Applied>>, mut stopped: watch::Receiver<bool>) {
-        self.replay();
+        self.replay().await;
         loop {
             self.launch();
             let next_retry = self.retries.peek().map(|Reverse((at, _))| *at);
@@ -160,7 +160,7 @@ impl Follower {
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         self.fail("following the ledger", format!("missed {n} batches; replaying the ledger"));
-                        self.replay();
+                        self.replay().await;
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -188,10 +188,14 @@ impl Follower {
         self.log.push(&self.who, Activity::Failed { what: what.to_string(), error });
     }
 
-    fn replay(&mut self) {
-        match self.ledger.accepted_txs() {
-            Ok(past) => past.into_iter().for_each(|(hash, tx)| self.enqueue(hash, tx.kind)),
-            Err(e) => self.fail("replaying the ledger", format!("{e:#}")),
+    /// Enqueues every accepted transaction on the ledger (read off the async workers: the
+    /// whole ledger is decoded).
+    async fn replay(&mut self) {
+        let ledger = self.ledger.clone();
+        match tokio::task::spawn_blocking(move || ledger.accepted_txs()).await {
+            Ok(Ok(past)) => past.into_iter().for_each(|(hash, tx)| self.enqueue(hash, tx.kind)),
+            Ok(Err(e)) => self.fail("replaying the ledger", format!("{e:#}")),
+            Err(e) => self.fail("replaying the ledger", format!("{e}")),
         }
     }
 
@@ -220,7 +224,7 @@ impl Follower {
                 None => match self.stored_kind(&hash) {
                     Ok(k) => k,
                     Err(e) => {
-                        self.fail("reading a transaction back from the ledger", format!("{e:#}"));
+                        self.failed(hash, e.context("reading the transaction back from the ledger"));
                         continue;
                     }
                 },
@@ -250,17 +254,20 @@ impl Follower {
             Ok(()) => {
                 self.failures.remove(&hash);
             }
-            Err(e) => {
-                let failures = {
-                    let f = self.failures.entry(hash).or_insert(0);
-                    *f += 1;
-                    *f
-                };
-                let wait = self.retry.backoff(failures);
-                self.fail("reacting to the ledger", format!("{e:#} (attempt {failures}; retrying in {wait:?})"));
-                self.retries.push(Reverse((Instant::now() + wait, hash)));
-            }
+            Err(e) => self.failed(hash, e),
         }
+    }
+
+    /// Logs a failed attempt and schedules the next one.
+    fn failed(&mut self, hash: Hash, e: anyhow::Error) {
+        let failures = {
+            let f = self.failures.entry(hash).or_insert(0);
+            *f += 1;
+            *f
+        };
+        let wait = self.retry.backoff(failures);
+        self.fail("reacting to the ledger", format!("{e:#} (attempt {failures}; retrying in {wait:?})"));
+        self.retries.push(Reverse((Instant::now() + wait, hash)));
     }
 }
 

@@ -62,13 +62,13 @@ impl OwnerState {
         Ok(())
     }
 
-    /// Adds patients, on disk first (on the blocking pool: the write is synced).
-    async fn add_patients(&mut self, node: &Node, new: Vec<(String, Demographics)>) -> Result<(), ApiError> {
+    /// Adds patients, on disk first (the write is synced; see [`on_disk`]).
+    fn add_patients(&mut self, node: &Node, new: Vec<(String, Demographics)>) -> Result<(), ApiError> {
         let mut all = self.patients.clone();
         all.extend(new);
         let bytes = serde_json::to_vec(&all).map_err(ApiError::internal)?;
         let path = node.data_dir.join("patients.json");
-        on_disk(move || Ok(crate::files::write_private(&path, &bytes)?)).await?;
+        on_disk(|| Ok(crate::files::write_private(&path, &bytes)?))?;
         self.patients = all;
         Ok(())
     }
@@ -135,7 +135,7 @@ pub async fn post_patient(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let refs = patient_refs(&p, None)?;
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
-    st.add_patients(node, refs.into_iter().map(|r| (r, d.clone())).collect()).await?;
+    st.add_patients(node, refs.into_iter().map(|r| (r, d.clone())).collect())?;
     Ok(fhir_json(StatusCode::CREATED, &p))
 }
 
@@ -197,7 +197,7 @@ pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
         return Err(ApiError::invalid("empty", "the Bundle holds no Observation"));
     }
     if !bundled.is_empty() {
-        st.add_patients(node, bundled.into_iter().collect()).await?;
+        st.add_patients(node, bundled.into_iter().collect())?;
     }
     drop(st);
     let up = upload(node, h, observations, records, s.param("dataset"), s.param("cpc")).await?;
@@ -256,15 +256,14 @@ pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResu
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
     record_of(&obs, |p| st.patients.get(p)).map_err(|m| ApiError::unprocessable("unmappable", m))?;
-    // Staged durably before it is acknowledged (the synced append on the blocking pool).
+    // Staged durably before it is acknowledged (the synced append: see `on_disk`).
     let (path, line) = (staging_path(node), obs.to_string());
-    on_disk(move || {
+    on_disk(|| {
         use std::io::Write as _;
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(ApiError::internal)?;
         writeln!(f, "{line}").map_err(ApiError::internal)?;
         f.sync_all().map_err(ApiError::internal)
-    })
-    .await?;
+    })?;
     st.staged += 1;
     let mut out = obs.clone();
     if st.staged >= node.cfg.owner.dataset_records {

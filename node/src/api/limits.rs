@@ -71,23 +71,27 @@ pub(super) async fn within<T, E>(
     })
 }
 
-/// Runs disk work (synced writes) on the blocking pool, so an async worker never waits on
-/// a disk.
-pub async fn on_disk<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?
+/// Runs disk work (synced writes) with the worker's other tasks moved to other threads, so
+/// no async task waits behind a disk. Unlike a task on the blocking pool it cannot be cut
+/// off halfway by a dropped request (a time limit, a client hanging up): the caller's
+/// state update after it always runs with it. Needs the multi-threaded runtime, as the
+/// consensus engine does.
+pub fn on_disk<T>(work: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
+    tokio::task::block_in_place(work)
 }
 
 /// The nonces of the replay window: (signed time, member, nonce), oldest first.
 pub struct NonceStore {
     seen: BTreeSet<(u64, String, String)>,
     max: usize,
+    /// Nothing signed before this is accepted any more; it only rises (a clock stepping
+    /// back does not bring forgotten nonces' times back into the window).
+    floor: u64,
 }
 
 impl NonceStore {
     pub fn new(max: usize) -> Self {
-        Self { seen: BTreeSet::new(), max }
+        Self { seen: BTreeSet::new(), max, floor: 0 }
     }
 
     pub fn max(&self) -> usize {
@@ -107,11 +111,12 @@ impl NonceStore {
     /// A request signed before `oldest` is refused as stale here too (its body may have
     /// taken long enough to arrive for its nonce to be forgotten already).
     pub fn record(&mut self, oldest: u64, time: u64, member: &str, nonce: &str) -> Result<(), ApiError> {
-        if time < oldest {
+        self.floor = self.floor.max(oldest);
+        if time < self.floor {
             return Err(ApiError::unauthorized("stale", "the request became stale before its body arrived"));
         }
-        if self.seen.first().is_some_and(|(t, _, _)| *t < oldest) {
-            self.seen = self.seen.split_off(&(oldest, String::new(), String::new()));
+        if self.seen.first().is_some_and(|(t, _, _)| *t < self.floor) {
+            self.seen = self.seen.split_off(&(self.floor, String::new(), String::new()));
         }
         let key = (time, member.to_string(), nonce.to_string());
         if self.seen.contains(&key) {
@@ -150,6 +155,8 @@ mod tests {
         // A request whose body arrived after its time left the window is stale, so a replay
         // with a slow body cannot slip past a forgotten nonce.
         assert_eq!(s.record(151, 150, "a", "n3").unwrap_err().reason, "stale");
+        // The clock steps back: what was forgotten stays refused.
+        assert_eq!(s.record(90, 100, "a", "n1").unwrap_err().reason, "stale");
     }
 
     async fn serve(admission: Admission) -> String {
