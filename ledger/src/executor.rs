@@ -76,6 +76,41 @@ pub struct Applied {
     pub txs: Vec<AppliedTx>,
 }
 
+/// A height per chain (data, access): where reading the ledger starts next.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Heights {
+    pub data: u64,
+    pub access: u64,
+}
+
+impl Heights {
+    pub fn of(&self, chain: Chain) -> u64 {
+        match chain {
+            Chain::Data => self.data,
+            Chain::Access => self.access,
+        }
+    }
+
+    /// Moves the height of `chain` up to `height` (never down).
+    pub fn raise(&mut self, chain: Chain, height: u64) {
+        let h = match chain {
+            Chain::Data => &mut self.data,
+            Chain::Access => &mut self.access,
+        };
+        *h = (*h).max(height);
+    }
+
+    /// Past the blocks a batch added.
+    pub fn after(&mut self, applied: &Applied) {
+        if let Some(b) = applied.data {
+            self.raise(Chain::Data, b.height + 1);
+        }
+        if let Some(b) = applied.access {
+            self.raise(Chain::Access, b.height + 1);
+        }
+    }
+}
+
 /// The ledger of one validator.
 pub struct Ledger {
     store: LedgerStore,
@@ -437,10 +472,17 @@ impl Ledger {
     /// Every accepted transaction with its hash, data chain then access chain, oldest first
     /// (a node's agents replay these after a restart). Chains start at height 0.
     pub fn accepted_txs(&self) -> Result<Vec<(Hash, Tx)>, LedgerError> {
+        Ok(self.accepted_txs_since(Heights::default())?.0)
+    }
+
+    /// The accepted transactions of the blocks from `from` on (per chain), and the heights
+    /// that follow the blocks read (where the next call starts).
+    pub fn accepted_txs_since(&self, from: Heights) -> Result<(Vec<(Hash, Tx)>, Heights), LedgerError> {
         let mut out = Vec::new();
+        let mut next = from;
         for chain in [Chain::Data, Chain::Access] {
             let Some(tip) = self.tip(chain)? else { continue };
-            for height in 0..=tip.height {
+            for height in from.of(chain)..=tip.height {
                 let block = self.block(chain, height)?.ok_or_else(|| {
                     LedgerError::Corrupt(format!("{chain:?} block {height} is missing below the tip"))
                 })?;
@@ -448,8 +490,9 @@ impl Ledger {
                     out.push((e.hash(), SignedTx::from_bytes(&e.tx)?.tx));
                 }
             }
+            next.raise(chain, tip.height + 1);
         }
-        Ok(out)
+        Ok((out, next))
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, LedgerError> {

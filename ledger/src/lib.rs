@@ -41,5 +41,5 @@ pub mod state;
 pub mod tx;
 
 pub use error::LedgerError;
-pub use executor::{Applied, AppliedTx, Committed, Fingerprint, Ledger};
+pub use executor::{Applied, AppliedTx, Committed, Fingerprint, Heights, Ledger};
 pub use genesis::Genesis;

@@ -254,6 +254,18 @@ fn accepted_txs_lists_every_accepted_transaction_from_height_zero() {
     let got = ledger.accepted_txs().unwrap();
     assert_eq!(got.iter().map(|(h, _)| *h).collect::<Vec<_>>(), want.iter().map(|(h, _)| *h).collect::<Vec<_>>());
     assert_eq!(got.iter().map(|(_, t)| t.sender.clone()).collect::<Vec<_>>(), ["kgc", "hospital-a"]);
+    // From the heights after batch 1: only batch 2's; and the heights after it.
+    let mut after_1 = dualchain_ledger::Heights::default();
+    after_1.after(&a1);
+    let (since, next) = ledger.accepted_txs_since(after_1).unwrap();
+    assert_eq!(
+        since.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+        accepted(&a2).iter().map(|(h, _)| *h).collect::<Vec<_>>()
+    );
+    let mut after_2 = after_1;
+    after_2.after(&a2);
+    assert_eq!(next, after_2);
+    assert!(ledger.accepted_txs_since(next).unwrap().0.is_empty());
 }
 
 #[test]

@@ -6,8 +6,8 @@
 //! twice does nothing the second time. So the agent keeps no outbox file of its own:
 //! - on start it replays the whole ledger (from height 0 of each chain), which restores
 //!   whatever was due when the node stopped or crashed;
-//! - when the broadcast of applied batches lags, it replays the ledger again instead of
-//!   losing the batches it missed;
+//! - when the broadcast of applied batches lags, it replays the ledger from the blocks past
+//!   those it saw instead of losing the batches it missed;
 //! - a reaction that fails is retried with exponential backoff ([`Retry`]), for as long as
 //!   the node runs (the failure is logged and counted each time);
 //! - at most [`Retry::running_max`] reactions run at once (a flood of demands queues, it
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use dualchain_ledger::tx::{Hash, SignedTx, TxKind};
-use dualchain_ledger::{Applied, Ledger};
+use dualchain_ledger::{Applied, Heights, Ledger};
 use tokio::sync::{broadcast, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -111,6 +111,7 @@ pub(crate) fn follow(
         retry,
         react: Box::new(react),
         seen: HashSet::new(),
+        next: Heights::default(),
         ready: VecDeque::new(),
         loaded: 0,
         failures: HashMap::new(),
@@ -131,6 +132,8 @@ struct Follower {
     react: React,
     /// Transactions with a reaction, queued at least once (replays and live events meet here).
     seen: HashSet<Hash>,
+    /// The blocks past those seen: where a replay after a lag starts.
+    next: Heights,
     /// Reactions due, oldest first; the transaction while `loaded < READY_LOADED_MAX`.
     ready: VecDeque<(Hash, Option<TxKind>)>,
     loaded: usize,
@@ -152,6 +155,7 @@ impl Follower {
                 _ = stopped.changed() => break,
                 event = events.recv() => match event {
                     Ok(applied) => {
+                        self.next.after(&applied);
                         for t in &applied.txs {
                             if let (Some(tx), true) = (&t.tx, t.outcome.is_accepted()) {
                                 self.enqueue(t.hash, tx.kind.clone());
@@ -188,12 +192,15 @@ impl Follower {
         self.log.push(&self.who, Activity::Failed { what: what.to_string(), error });
     }
 
-    /// Enqueues every accepted transaction on the ledger (read off the async workers: the
-    /// whole ledger is decoded).
+    /// Enqueues the accepted transactions of the blocks past those seen (all of them at
+    /// start), read off the async workers.
     async fn replay(&mut self) {
-        let ledger = self.ledger.clone();
-        match tokio::task::spawn_blocking(move || ledger.accepted_txs()).await {
-            Ok(Ok(past)) => past.into_iter().for_each(|(hash, tx)| self.enqueue(hash, tx.kind)),
+        let (ledger, from) = (self.ledger.clone(), self.next);
+        match tokio::task::spawn_blocking(move || ledger.accepted_txs_since(from)).await {
+            Ok(Ok((past, next))) => {
+                self.next = next;
+                past.into_iter().for_each(|(hash, tx)| self.enqueue(hash, tx.kind));
+            }
             Ok(Err(e)) => self.fail("replaying the ledger", format!("{e:#}")),
             Err(e) => self.fail("replaying the ledger", format!("{e}")),
         }
@@ -434,8 +441,10 @@ mod tests {
         let log = Log::default();
         let attempts = Attempts::default();
         let agent = follow("t", log.clone(), w.ledger.clone(), rx, FAST, attempts.react(0));
-        // On this single-threaded runtime the follower does not run between the sends: the
-        // channel of one keeps only the last batch and the follower finds itself behind.
+        // Let it replay the empty ledger and wait for batches. On this single-threaded
+        // runtime it does not run between the sends: the channel of one keeps only the last
+        // batch, and the follower finds itself behind and reads the rest from the ledger.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         for name in ["a", "b", "c", "d"] {
             tx.send(w.register(&[name])).unwrap();
         }
