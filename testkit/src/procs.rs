@@ -91,8 +91,9 @@ impl ProcessCluster {
     /// still running then is killed and the call fails.
     pub fn terminate_within(&mut self, i: usize, timeout: Duration) -> Result<Duration> {
         let mut c = self.procs[i].take().ok_or_else(|| anyhow!("node {i} is not running"))?;
-        let st = Command::new("kill").args(["-TERM", &c.id().to_string()]).status()?;
-        ensure!(st.success(), "kill -TERM failed");
+        let pid = rustix::process::Pid::from_raw(c.id() as i32).ok_or_else(|| anyhow!("node {i} has no pid"))?;
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+            .with_context(|| format!("sending SIGTERM to node {i}"))?;
         let started = Instant::now();
         loop {
             if let Some(status) = c.try_wait()? {
