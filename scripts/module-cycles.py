@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Reports import cycles between modules of each crate of the workspace; exits 1 on any.
 
-A module's dependencies are the `crate::…` and `super::…` paths its file names (test
-modules at the end of a file, from `#[cfg(test)]` on, are left out). Modules are compared
-with their siblings: `a` depends on `b` when something in `a` (or below it) names
-something in `b` (or below it). A folder module's `mod.rs` assembles its children and may
+A module's dependencies are the `crate::…` and `super::…` paths its file names, in code
+or in intra-doc links (test modules at the end of a file, from `#[cfg(test)]` on, are
+left out). Modules are compared with their siblings: `a` depends on `b` when something
+in `a` (or below it) names something in `b` (or below it). A folder module's `mod.rs` assembles its children and may
 hold what they share, so parent and child are not a cycle; two siblings that name each
 other, directly or around a loop, are. Crate-level cycles are cargo's to refuse.
 
@@ -45,7 +45,10 @@ def references(path, module, modules):
     cut = text.find("#[cfg(test)]")
     if cut >= 0:
         text = text[:cut]
-    text = re.sub(r"//[^\n]*", "", text)  # comments and docs name modules in prose
+    # Comments and docs name modules in prose; intra-doc links (`[`crate::x`]`) are
+    # references rustdoc resolves, so they count.
+    links = " ".join(re.findall(r"\[`((?:crate|super)(?:::\w+)+)`\]", text))
+    text = re.sub(r"//[^\n]*", "", text) + "\n" + links
     refs = set()
     for m in re.finditer(r"\b(crate|super)((?:::\w+)+)", text):
         head, rest = m.group(1), [p for p in m.group(2).split("::") if p]

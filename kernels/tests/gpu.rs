@@ -1,5 +1,5 @@
 //! Differential tests of the CUDA kernels against the CPU backends, and proofs from the
-//! CUDA backends. They need an NVIDIA GPU, so they are `#[ignore]`d in the default run
+//! CUDA backends. They need an NVIDIA GPU, so each is ignored ("needs an NVIDIA GPU") in the default run
 //! (CI compiles them); on a GPU machine run
 //! `cargo test -p dualchain-kernels --test gpu -- --ignored` (or the test binary with
 //! `--ignored`). Without a usable device they fail, naming the reason.

@@ -1,6 +1,6 @@
 //! The parts of a running node that its API reads: the validator and its ledger, the
 //! hosted member with its agents, the proving keys, the public parameters, the metrics
-//! registry. [`crate::service`] assembles a [`Node`] and shuts it down.
+//! registry. The `service` module assembles a [`Node`] and shuts it down.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! ([`on_disk`]).
 //!
 //! Nonces need not survive a restart: a node refuses requests signed before it started
-//! (see [`super::auth`]), so nothing signed for the previous run can be replayed. Nor need
+//! (the header checks in `auth`), so nothing signed for the previous run can be replayed. Nor need
 //! they outlive the clock-skew window: a request signed longer ago is refused as stale.
 //! So the store keeps exactly the window, and a window holding more than
 //! [`NonceStore::max`] requests answers 503 instead of growing.
