@@ -469,14 +469,10 @@ impl Ledger {
         self.store.block(chain, height)?.as_ref().map(Block::open).transpose()
     }
 
-    /// Every accepted transaction with its hash, data chain then access chain, oldest first
-    /// (a node's agents replay these after a restart). Chains start at height 0.
-    pub fn accepted_txs(&self) -> Result<Vec<(Hash, Tx)>, LedgerError> {
-        Ok(self.accepted_txs_since(Heights::default())?.0)
-    }
-
-    /// The accepted transactions of the blocks from `from` on (per chain), and the heights
-    /// that follow the blocks read (where the next call starts).
+    /// The accepted transactions (hash, body) of the blocks from `from` on, data chain then
+    /// access chain, oldest first, and the heights that follow the blocks read (where the
+    /// next call starts). Chains start at height 0: from `Heights::default()` this is the
+    /// whole ledger, as a node's agents replay it at start.
     pub fn accepted_txs_since(&self, from: Heights) -> Result<(Vec<(Hash, Tx)>, Heights), LedgerError> {
         let mut out = Vec::new();
         let mut next = from;

@@ -94,18 +94,6 @@ impl NonceStore {
         Self { seen: BTreeSet::new(), max, floor: 0 }
     }
 
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
-
     /// Records a request signed at `time` (ms); a request with the same time, member and
     /// nonce is a replay. Forgets whatever was signed before `oldest` (already stale).
     /// A request signed before `oldest` is refused as stale here too (its body may have
@@ -147,10 +135,10 @@ mod tests {
         s.record(0, 101, "a", "n1").unwrap(); // another time is another request
         let full = s.record(0, 102, "a", "n2").unwrap_err();
         assert_eq!((full.status, full.reason, full.retry_after_s), (StatusCode::SERVICE_UNAVAILABLE, "busy", Some(1)));
-        assert_eq!(s.len(), 3);
+        assert_eq!(s.seen.len(), 3);
         // Time passes: everything signed before 101 is stale and forgotten.
         s.record(101, 150, "a", "n3").unwrap();
-        assert_eq!(s.len(), 2);
+        assert_eq!(s.seen.len(), 2);
         assert_eq!(s.record(101, 101, "a", "n1").unwrap_err().reason, "replayed", "still in the window");
         // A request whose body arrived after its time left the window is stale, so a replay
         // with a slow body cannot slip past a forgotten nonce.
