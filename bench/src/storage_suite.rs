@@ -72,7 +72,17 @@ fn batch(store: &LedgerStore, k: u64, txs: usize) -> Result<(CommittedBatch, usi
         state.push((format!("acct/{}", (k as usize * txs + i) % 100_000).into_bytes(), Some(vec![k as u8; 64])));
     }
     let bytes = data.body.len() * 2 + 400 + txs * (32 + 13 + 20 + 64);
-    Ok((CommittedBatch { seq: k, data_block: Some(data), access_block: Some(access), txs: txl, state }, bytes))
+    Ok((
+        CommittedBatch {
+            seq: k,
+            data_block: Some(data),
+            access_block: Some(access),
+            txs: txl,
+            state,
+            state_root: None,
+        },
+        bytes,
+    ))
 }
 
 fn ledger_rate(engine: Arc<dyn KvEngine>, txs: usize, t: Duration) -> Result<(f64, f64)> {

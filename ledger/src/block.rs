@@ -11,6 +11,8 @@
 //! `tx hash ‖ outcome JSON`, so an inclusion proof shows both that a transaction is on the
 //! chain and what the contracts made of it.
 
+use std::collections::BTreeMap;
+
 use dualchain_storage::ledger::{BlockRef, Chain, StoredBlock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -19,7 +21,8 @@ use crate::error::LedgerError;
 use crate::merkle;
 use crate::tx::{hex_bytes, tx_hash, Hash, Outcome};
 
-pub const BLOCK_VERSION: u8 = 1;
+/// Version 2: refusals are reason codes, and headers carry the state root.
+pub const BLOCK_VERSION: u8 = 2;
 
 /// A block header (stored as JSON inside [`StoredBlock::header`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +40,10 @@ pub struct BlockHeader {
     #[serde(with = "hex_bytes::id")]
     pub entries_root: Hash,
     pub entries: u32,
+    /// The contract state after the batch ([`crate::state::next_state_root`]): validators
+    /// that agree on the blocks agree on the state they leave.
+    #[serde(with = "hex_bytes::id")]
+    pub state_root: Hash,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +104,9 @@ pub struct Block {
     /// The commit certificate this replica holds for the batch (2f + 1 signed commits as
     /// the consensus log encodes them).
     pub certificate: Vec<u8>,
+    /// This replica's notes, outside the hash: entry index → the text of the error behind
+    /// the entry's reason code (see [`crate::reason`]).
+    pub notes: BTreeMap<u32, String>,
 }
 
 impl Block {
@@ -108,10 +118,16 @@ impl Block {
         header: &BlockHeader,
         entries: &[Entry],
         certificate: Vec<u8>,
+        notes: &BTreeMap<u32, String>,
     ) -> Result<StoredBlock, LedgerError> {
         let h = serde_json::to_vec(header).map_err(|e| LedgerError::Malformed(e.to_string()))?;
         let b = serde_json::to_vec(entries).map_err(|e| LedgerError::Malformed(e.to_string()))?;
-        Ok(StoredBlock::new(height, prev_hash, cross_link, h, b).with_certificate(certificate))
+        let n = if notes.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(notes).map_err(|e| LedgerError::Malformed(e.to_string()))?
+        };
+        Ok(StoredBlock::new(height, prev_hash, cross_link, h, b).with_certificate(certificate).with_notes(n))
     }
 
     /// Decodes a stored block and checks its entries against the header's root.
@@ -124,6 +140,12 @@ impl Block {
         if merkle::root(&leaves) != header.entries_root || entries.len() != header.entries as usize {
             return Err(LedgerError::Corrupt(format!("block {} entries do not match its header", stored.height)));
         }
+        let notes = if stored.notes.is_empty() {
+            BTreeMap::new()
+        } else {
+            serde_json::from_slice(&stored.notes)
+                .map_err(|e| LedgerError::Corrupt(format!("block {} notes: {e}", stored.height)))?
+        };
         Ok(Self {
             height: stored.height,
             hash: stored.hash,
@@ -132,6 +154,7 @@ impl Block {
             header,
             entries,
             certificate: stored.certificate.clone(),
+            notes,
         })
     }
 

@@ -40,6 +40,7 @@ use crate::contracts::{self, registry, Ctx, Refusal};
 use crate::error::LedgerError;
 use crate::genesis::Genesis;
 use crate::merkle;
+use crate::reason::{ProofFault, Reason};
 use crate::state::{self, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord};
 use crate::state::{Overlay, RegistryRecord};
 use crate::tx::{tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxKind, TX_LEN_MAX};
@@ -64,6 +65,9 @@ pub struct AppliedTx {
     /// `None` for bytes that did not decode.
     pub tx: Option<Tx>,
     pub outcome: Outcome,
+    /// The text of the error behind a refusal's code, if there is one (this replica's
+    /// words, kept beside the block: see [`crate::reason`]).
+    pub detail: Option<String>,
 }
 
 /// What a batch added to the ledger.
@@ -74,6 +78,8 @@ pub struct Applied {
     pub data: Option<BlockRef>,
     pub access: Option<BlockRef>,
     pub txs: Vec<AppliedTx>,
+    /// The state root after the batch (carried by its blocks).
+    pub state_root: Hash,
 }
 
 /// A height per chain (data, access): where reading the ledger starts next.
@@ -201,9 +207,9 @@ impl Ledger {
         let mut outcomes = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let outcome = match (&item.early, &item.tx) {
-                (Some(reason), _) => Outcome::Rejected { reason: reason.clone() },
-                (None, Some(stx)) => self.run(&mut overlay, tree, c, item.hash, stx, verdicts.get(&i).cloned())?,
-                (None, None) => Outcome::Rejected { reason: "empty".into() },
+                (Some((reason, detail)), _) => (Outcome::Rejected { reason: reason.clone() }, detail.clone()),
+                (None, Some(stx)) => self.run(&mut overlay, tree, c, item.hash, stx, verdicts.get(&i).copied())?,
+                (None, None) => unreachable!("an item without a transaction has its early reason"),
             };
             outcomes.push(outcome);
         }
@@ -226,11 +232,12 @@ impl Ledger {
                     } else {
                         payload[..GARBAGE_RECORDED_MAX].to_vec()
                     };
-                    Item { hash, wire: recorded, tx: None, early: Some(e.to_string()), duplicate: false }
+                    let early = Some((Reason::Undecodable { part: e.part }, Some(e.detail)));
+                    Item { hash, wire: recorded, tx: None, early, duplicate: false }
                 }
                 Ok(stx) => {
                     let duplicate = !seen.insert(hash) || self.store.tx(&hash)?.is_some();
-                    let early = duplicate.then(|| "duplicate transaction".to_string());
+                    let early = duplicate.then_some((Reason::Duplicate, None));
                     Item { hash, wire: payload.to_vec(), tx: Some(stx), early, duplicate }
                 }
             };
@@ -245,25 +252,30 @@ impl Ledger {
         &self,
         c: &Committed<'_>,
         items: Vec<Item>,
-        outcomes: Vec<Outcome>,
+        outcomes: Vec<(Outcome, Option<String>)>,
         overlay: Overlay<'_>,
     ) -> Result<Applied, LedgerError> {
-        // Per chain: the entries, and the hash to index for each (none for a duplicate,
-        // whose first occurrence stays indexed).
-        let mut per_chain: [(Vec<Entry>, Vec<Option<Hash>>); 2] = Default::default();
+        // Per chain: the entries, the hash to index for each (none for a duplicate, whose
+        // first occurrence stays indexed) and the notes.
+        let mut per_chain: [(Vec<Entry>, Vec<Option<Hash>>, BTreeMap<u32, String>); 2] = Default::default();
         let mut applied_txs = Vec::with_capacity(items.len());
-        for (item, outcome) in items.into_iter().zip(outcomes) {
+        for (item, (outcome, detail)) in items.into_iter().zip(outcomes) {
             let chain = item.tx.as_ref().map_or(Chain::Access, |t| t.tx.kind.chain());
-            let (entries, hashes) = &mut per_chain[chain_index(chain)];
+            let (entries, hashes, notes) = &mut per_chain[chain_index(chain)];
+            if let Some(d) = &detail {
+                notes.insert(entries.len() as u32, d.clone());
+            }
             entries.push(Entry { tx: item.wire, outcome: outcome.clone() });
             hashes.push((!item.duplicate).then_some(item.hash));
-            applied_txs.push(AppliedTx { hash: item.hash, chain, tx: item.tx.map(|t| t.tx), outcome });
+            applied_txs.push(AppliedTx { hash: item.hash, chain, tx: item.tx.map(|t| t.tx), outcome, detail });
         }
+        let writes = overlay.into_writes();
+        let state_root = state::next_state_root(&self.state_root()?, &writes);
         let data_tip = self.store.tip(Chain::Data)?;
         let access_tip = self.store.tip(Chain::Access)?;
         let mut index = Vec::new();
         let mut make = |chain: Chain, tip: Option<BlockRef>, cross: Option<BlockRef>| -> Result<_, LedgerError> {
-            let (entries, hashes) = &per_chain[chain_index(chain)];
+            let (entries, hashes, notes) = &per_chain[chain_index(chain)];
             if entries.is_empty() {
                 return Ok(None);
             }
@@ -277,6 +289,7 @@ impl Ledger {
                 batch_digest: c.digest,
                 entries_root: merkle::root(&leaves),
                 entries: entries.len() as u32,
+                state_root,
             };
             for (position, hash) in hashes.iter().enumerate() {
                 if let Some(h) = hash {
@@ -290,6 +303,7 @@ impl Ledger {
                 &header,
                 entries,
                 c.certificate.clone(),
+                notes,
             )?;
             Ok(Some(stored))
         };
@@ -303,9 +317,10 @@ impl Ledger {
             data_block,
             access_block,
             txs: index,
-            state: overlay.into_writes(),
+            state: writes,
+            state_root: Some(state_root),
         })?;
-        Ok(Applied { seq: c.seq, time_ms: c.time_ms, data: data_new, access: access_ref, txs: applied_txs })
+        Ok(Applied { seq: c.seq, time_ms: c.time_ms, data: data_new, access: access_ref, txs: applied_txs, state_root })
     }
 
     /// Step 2: verdicts for every proof-carrying transaction whose signature checks out
@@ -315,7 +330,7 @@ impl Ledger {
         &self,
         c: &Committed<'_>,
         items: &[Item],
-    ) -> Result<HashMap<usize, Result<(), String>>, LedgerError> {
+    ) -> Result<HashMap<usize, Result<(), ProofFault>>, LedgerError> {
         let pre = Overlay::new(&self.store);
         let mut groups: BTreeMap<Circuit, Vec<ProofItem>> = BTreeMap::new();
         let mut verdicts = HashMap::new();
@@ -349,14 +364,13 @@ impl Ledger {
             let spent = budget.entry(m.id.clone()).or_insert(0usize);
             *spent += 1;
             if *spent > zk::PROOFS_PER_MEMBER_MAX {
-                let max = zk::PROOFS_PER_MEMBER_MAX;
-                verdicts.insert(i, Err(format!("more than {max} proofs from {} in one batch", m.id)));
+                verdicts.insert(i, Err(ProofFault::OverBudget { max: zk::PROOFS_PER_MEMBER_MAX }));
                 continue;
             }
             match proof_from_bytes(proof) {
                 Ok(p) => groups.entry(circuit).or_default().push((i, p, inputs)),
-                Err(e) => {
-                    verdicts.insert(i, Err(format!("proof does not decode: {e}")));
+                Err(_) => {
+                    verdicts.insert(i, Err(ProofFault::Undecodable));
                 }
             }
         }
@@ -370,7 +384,7 @@ impl Ledger {
         for (circuit, group) in groups {
             let Some(verifier) = self.verifiers.get(&circuit) else {
                 for (i, _, _) in group {
-                    verdicts.insert(i, Err(format!("no verifying key for {circuit:?} at genesis")));
+                    verdicts.insert(i, Err(ProofFault::NoVerifyingKey));
                 }
                 continue;
             };
@@ -379,19 +393,15 @@ impl Ledger {
             let bad: HashSet<usize> = match verifier.verify(&proofs, &inputs, &mut rng) {
                 Ok(()) => HashSet::new(),
                 Err(VerifyError::BadProofs(b)) => b.into_iter().collect(),
-                Err(e) => {
+                Err(_) => {
                     for (i, _, _) in &group {
-                        verdicts.insert(*i, Err(e.to_string()));
+                        verdicts.insert(*i, Err(ProofFault::StatementShape));
                     }
                     continue;
                 }
             };
             for (k, (i, _, _)) in group.iter().enumerate() {
-                let v = if bad.contains(&k) {
-                    Err("the proof does not verify for the published statement".to_string())
-                } else {
-                    Ok(())
-                };
+                let v = if bad.contains(&k) { Err(ProofFault::Invalid) } else { Ok(()) };
                 verdicts.insert(*i, v);
             }
         }
@@ -406,39 +416,39 @@ impl Ledger {
         c: &Committed<'_>,
         hash: Hash,
         stx: &SignedTx,
-        proof_verdict: Option<Result<(), String>>,
-    ) -> Result<Outcome, LedgerError> {
+        proof_verdict: Option<Result<(), ProofFault>>,
+    ) -> Result<(Outcome, Option<String>), LedgerError> {
         let tx = &stx.tx;
-        let rejected = |r: String| Ok(Outcome::Rejected { reason: r });
+        let rejected = |reason: Reason| Ok((Outcome::Rejected { reason }, None));
         let sender = if let TxKind::RegisterMember { certificate } = &tx.kind {
             match Certificate::from_bytes(certificate) {
                 Ok(cert) if cert.fields.subject != tx.sender => {
-                    return rejected(format!(
-                        "the certificate is {}'s, the sender is {}",
-                        cert.fields.subject, tx.sender
-                    ))
+                    return rejected(Reason::CertificateOfOther {
+                        subject: cert.fields.subject.clone(),
+                        sender: tx.sender.clone(),
+                    })
                 }
-                Ok(cert) if !stx.verify(&cert.fields.signing_key) => {
-                    return rejected("signature does not verify with the certified key".into())
-                }
+                Ok(cert) if !stx.verify(&cert.fields.signing_key) => return rejected(Reason::BadSignature),
                 Ok(_) => None,
-                Err(e) => return rejected(format!("certificate does not decode: {e}")),
+                Err(e) => {
+                    return Ok((Outcome::Rejected { reason: Reason::CertificateUndecodable }, Some(e.to_string())))
+                }
             }
         } else {
             let Some(m) = overlay.get::<MemberRecord>(&state::member_key(&tx.sender))? else {
-                return rejected(format!("unknown member {}", tx.sender));
+                return rejected(Reason::UnknownMember { member: tx.sender.clone() });
             };
             if let Some(r) = &m.revoked {
-                return rejected(format!("member {} is revoked ({r})", m.id));
+                return rejected(Reason::MemberRevoked { member: m.id.clone(), revocation: r.clone() });
             }
             if c.time_ms / 1000 > m.not_after {
-                return rejected(format!("member {}'s certificate expired", m.id));
+                return rejected(Reason::CertificateExpired { member: m.id.clone() });
             }
             let Ok(key) = PublicKey::from_raw(&m.signing_key) else {
                 return Err(LedgerError::Corrupt(format!("member {} has an invalid stored key", m.id)));
             };
             if !stx.verify(&key) {
-                return rejected("signature does not verify".into());
+                return rejected(Reason::BadSignature);
             }
             Some(m)
         };
@@ -453,8 +463,9 @@ impl Ledger {
             proof_verdict,
         };
         match contracts::dispatch(&mut ctx, &tx.kind) {
-            Ok(()) => Ok(Outcome::Accepted),
-            Err(Refusal::Rejected(reason)) | Err(Refusal::Denied(reason)) => Ok(Outcome::Rejected { reason }),
+            Ok(()) => Ok((Outcome::Accepted, None)),
+            Err(Refusal::Rejected { reason, detail }) => Ok((Outcome::Rejected { reason }, detail)),
+            Err(Refusal::Denied(reason)) => Ok((Outcome::Rejected { reason }, None)),
             Err(Refusal::Fatal(e)) => Err(e),
         }
     }
@@ -564,19 +575,27 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Applied sequence number and both tips: equal on validators with identical ledgers.
+    /// Applied sequence number, both tips and the state root: equal on validators with
+    /// identical ledgers.
     pub fn fingerprint(&self) -> Result<Fingerprint, LedgerError> {
         Ok(Fingerprint {
             applied_seq: self.store.applied_seq()?,
             data_tip: self.store.tip(Chain::Data)?,
             access_tip: self.store.tip(Chain::Access)?,
+            state_root: self.state_root()?,
         })
+    }
+
+    /// The commitment to the contract state after the last applied batch (the zero root
+    /// before the first write; see [`state::next_state_root`]).
+    pub fn state_root(&self) -> Result<Hash, LedgerError> {
+        Ok(self.store.state_root()?.unwrap_or_default())
     }
 
     /// Whether a grant may be served now (`now_ms`: the server's clock).
     pub fn grant_usable(&self, id: &Hash, now_ms: u64) -> Result<GrantRecord, String> {
         let g = self.grant(id).map_err(|e| e.to_string())?.ok_or_else(|| "unknown grant".to_string())?;
-        g.usable(now_ms)?;
+        g.usable(now_ms).map_err(|r| r.to_string())?;
         Ok(g)
     }
 }
@@ -584,19 +603,21 @@ impl Ledger {
 /// A proof to verify: the transaction's position, the proof, its public inputs.
 type ProofItem = (usize, bellperson::groth16::Proof<Bls12>, Vec<Fr>);
 
-/// What identical ledgers share: the applied batch and both chain tips.
+/// What identical ledgers share: the applied batch, both chain tips and the state root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
     pub applied_seq: Option<u64>,
     pub data_tip: Option<BlockRef>,
     pub access_tip: Option<BlockRef>,
+    pub state_root: Hash,
 }
 
 struct Item {
     hash: Hash,
     wire: Vec<u8>,
     tx: Option<SignedTx>,
-    early: Option<String>,
+    /// Refused before execution: the code and the words behind it.
+    early: Option<(Reason, Option<String>)>,
     duplicate: bool,
 }
 

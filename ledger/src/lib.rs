@@ -7,7 +7,10 @@
 //! digest, commit certificate and request payloads; the output is at most one block per
 //! chain and the state changes, written in one atomic store commit together with the
 //! applied sequence number. Every transaction gets an outcome recorded in its block,
-//! rejected ones with their reason; malformed bytes are recorded too, nothing panics.
+//! rejected ones with their reason code ([`reason`]); malformed bytes are recorded too,
+//! nothing panics. Blocks hash codes, never error text (which is a note beside the block),
+//! and each header carries the state root after its batch ([`state::next_state_root`]):
+//! identical histories give identical block hashes whatever the library versions.
 //!
 //! Choices where DESIGN.md is silent (also in the module docs):
 //! - Blocks only for chains that received transactions in the batch.
@@ -25,7 +28,7 @@
 //!   CPC and auditors need no side channel and the issuance is recorded.
 
 //!
-//! Modules import one another without cycles: `error` ← `tx` ← `merkle`, `state`, `block`;
+//! Modules import one another without cycles: `error` ← `reason` ← `tx` ← `merkle`, `state`, `block`;
 //! `genesis` ← `contracts` ← `executor`. The compute backend of proof verification (the
 //! Miller loops) is passed to [`Ledger::open`] by whoever assembles the node.
 
@@ -37,9 +40,11 @@ pub mod error;
 pub mod executor;
 pub mod genesis;
 pub mod merkle;
+pub mod reason;
 pub mod state;
 pub mod tx;
 
 pub use error::LedgerError;
 pub use executor::{Applied, AppliedTx, Committed, Fingerprint, Heights, Ledger};
 pub use genesis::Genesis;
+pub use reason::Reason;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use dualchain_prover::supply::Requirement;
 
 use crate::error::LedgerError;
+use crate::reason::{Denial, Reason};
 use crate::tx::{hex_bytes, FrBytes, Hash, PredicateSpec};
 
 /// Key of a member record.
@@ -143,10 +144,10 @@ pub struct GrantRecord {
 
 impl GrantRecord {
     /// Active and not expired at ledger time `now_ms`.
-    pub fn usable(&self, now_ms: u64) -> Result<(), String> {
+    pub fn usable(&self, now_ms: u64) -> Result<(), Reason> {
         match &self.status {
-            GrantStatus::Revoked { reason, .. } => Err(format!("grant revoked: {reason}")),
-            GrantStatus::Active if now_ms >= self.expires_ms => Err("grant expired".into()),
+            GrantStatus::Revoked { reason, .. } => Err(Reason::GrantRevoked { revocation: reason.clone() }),
+            GrantStatus::Active if now_ms >= self.expires_ms => Err(Reason::GrantExpired),
             GrantStatus::Active => Ok(()),
         }
     }
@@ -174,7 +175,7 @@ pub struct DenialRecord {
     #[serde(with = "hex_bytes::id")]
     pub demand: Hash,
     pub requester: String,
-    pub reason: String,
+    pub denial: Denial,
     pub at_ms: u64,
 }
 
@@ -223,6 +224,38 @@ impl<'a> Overlay<'a> {
     pub fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         self.writes.into_iter().collect()
     }
+}
+
+/// The state root after a batch: `SHA-256(DST ‖ previous root ‖ count ‖ each write)`, each
+/// write (in key order, as the overlay holds them) as `key length ‖ key ‖ 0` for a
+/// deletion or `key length ‖ key ‖ 1 ‖ value length ‖ value`, lengths u32 BE. The first
+/// batch starts from the zero root; a batch that writes nothing leaves the root as it is.
+///
+/// The root is a hash chain over the state's changes, not a Merkle tree over its entries:
+/// it commits to the state (which is a function of its changes) and costs a pass over the
+/// batch's writes only, but it cannot prove one entry. Its use is agreement: two validators
+/// with equal roots hold the same contract state; at the first batch whose writes differ
+/// anywhere, their roots differ from then on.
+pub fn next_state_root(prev: &Hash, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Hash {
+    use sha2::{Digest as _, Sha256};
+    if writes.is_empty() {
+        return *prev;
+    }
+    let mut h = Sha256::new().chain_update(b"dualchain/v1/state-root").chain_update(prev);
+    h.update((writes.len() as u64).to_be_bytes());
+    for (k, v) in writes {
+        h.update((k.len() as u32).to_be_bytes());
+        h.update(k);
+        match v {
+            None => h.update([0]),
+            Some(v) => {
+                h.update([1]);
+                h.update((v.len() as u32).to_be_bytes());
+                h.update(v);
+            }
+        }
+    }
+    h.finalize().into()
 }
 
 /// Decodes a stored state record, naming the key when it does not parse.

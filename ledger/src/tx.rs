@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::LedgerError;
+use crate::reason::{Reason, TxPart};
 
 /// Wire format version.
 pub const TX_VERSION: u8 = 1;
@@ -297,20 +298,21 @@ impl SignedTx {
     }
 
     /// Decodes the wire form: bounded, versioned, no trailing bytes, body a valid [`Tx`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LedgerError> {
-        let malformed = |e: DecodeError| LedgerError::Malformed(e.to_string());
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TxDecodeError> {
+        let fail = |part, detail: String| TxDecodeError { part, detail };
         if bytes.len() > TX_LEN_MAX {
-            return Err(LedgerError::Malformed(format!("transaction of {} bytes exceeds {TX_LEN_MAX}", bytes.len())));
+            return Err(fail(TxPart::TooLong, format!("transaction of {} bytes exceeds {TX_LEN_MAX}", bytes.len())));
         }
         let mut r = Reader::new(bytes, "transaction");
-        let version = r.u8().map_err(|_| LedgerError::Malformed("empty transaction".into()))?;
+        let version = r.u8().map_err(|_| fail(TxPart::Empty, "empty transaction".into()))?;
         if version != TX_VERSION {
-            return Err(LedgerError::Malformed(format!("unknown transaction version {version}")));
+            return Err(fail(TxPart::Version, format!("unknown transaction version {version}")));
         }
-        let body = r.bytes("transaction body", TX_LEN_MAX).map_err(malformed)?.to_vec();
-        let signature = r.array::<SIGNATURE_LEN>().map_err(malformed)?;
-        r.finish().map_err(|_| LedgerError::Malformed("transaction length does not match its body".into()))?;
-        let tx: Tx = serde_json::from_slice(&body).map_err(|e| LedgerError::Malformed(format!("body: {e}")))?;
+        let framing = |e: DecodeError| fail(TxPart::Framing, e.to_string());
+        let body = r.bytes("transaction body", TX_LEN_MAX).map_err(framing)?.to_vec();
+        let signature = r.array::<SIGNATURE_LEN>().map_err(framing)?;
+        r.finish().map_err(framing)?;
+        let tx: Tx = serde_json::from_slice(&body).map_err(|e| fail(TxPart::Body, format!("body: {e}")))?;
         Ok(Self { tx, body, signature, hash: tx_hash(bytes) })
     }
 
@@ -324,22 +326,38 @@ pub fn tx_hash(wire: &[u8]) -> Hash {
     Sha256::new().chain_update(b"dualchain/v1/tx").chain_update(wire).finalize().into()
 }
 
-/// What the contracts made of a transaction; recorded in its block.
+/// What the contracts made of a transaction; recorded in its block (and hashed with it:
+/// a refusal holds only its [`Reason`] code, see [`crate::reason`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     Accepted,
-    Rejected { reason: String },
+    Rejected { reason: Reason },
 }
 
 impl Outcome {
     pub fn is_accepted(&self) -> bool {
         matches!(self, Outcome::Accepted)
     }
-    pub fn reason(&self) -> Option<&str> {
+    pub fn reason(&self) -> Option<&Reason> {
         match self {
             Outcome::Accepted => None,
             Outcome::Rejected { reason } => Some(reason),
         }
+    }
+}
+
+/// Why bytes are not a transaction: the layer that failed (the code a block records) and
+/// the decoder's words (a note beside the block, never hashed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct TxDecodeError {
+    pub part: TxPart,
+    pub detail: String,
+}
+
+impl From<TxDecodeError> for LedgerError {
+    fn from(e: TxDecodeError) -> Self {
+        LedgerError::Malformed(e.detail)
     }
 }

@@ -11,6 +11,7 @@ use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFiel
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_crypto::Codec;
 use dualchain_ledger::block::Block;
+use dualchain_ledger::reason::{CertProblem, ProofFault, Reason, TxPart};
 use dualchain_ledger::tx::{FrBytes, Outcome, SignedTx, Tx, TxKind};
 use dualchain_ledger::{Applied, Committed, Genesis, Ledger, LedgerError};
 use dualchain_prover::backend::CpuBackend;
@@ -99,8 +100,9 @@ fn outcomes(a: &Applied) -> Vec<Outcome> {
     a.txs.iter().map(|t| t.outcome.clone()).collect()
 }
 
-fn reason(o: &Outcome) -> &str {
-    o.reason().unwrap_or("accepted")
+/// The outcome's reason code (panics for an accepted transaction).
+fn reason(o: &Outcome) -> &Reason {
+    o.reason().unwrap_or_else(|| panic!("accepted, where a refusal was expected"))
 }
 
 fn open(engine: Arc<dyn KvEngine>, w: &World) -> Ledger {
@@ -118,24 +120,28 @@ fn malformed_bytes_are_recorded_with_a_reason_and_change_nothing() {
     let mut trailing = good.clone();
     trailing.push(0);
     good[0] = 9; // unknown version
-    let cases: Vec<(Vec<u8>, &str)> = vec![
-        (vec![], "empty"),
-        (good.clone(), "version"),
-        (trailing, "length"),
-        (vec![1, 0, 0, 0, 2, b'{', b'}'], "truncated"),
-        ([vec![1, 0, 0, 0, 2], b"{}".to_vec(), vec![0; 64]].concat(), "body"),
-        (vec![1; 300 << 10], "exceeds"),
+    let cases: Vec<(Vec<u8>, TxPart, &str)> = vec![
+        (vec![], TxPart::Empty, "empty"),
+        (good.clone(), TxPart::Version, "version"),
+        (trailing, TxPart::Framing, "trailing"),
+        (vec![1, 0, 0, 0, 2, b'{', b'}'], TxPart::Framing, "truncated"),
+        ([vec![1, 0, 0, 0, 2], b"{}".to_vec(), vec![0; 64]].concat(), TxPart::Body, "body"),
+        (vec![1; 300 << 10], TxPart::TooLong, "exceeds"),
     ];
-    let payloads: Vec<Vec<u8>> = cases.iter().map(|(p, _)| p.clone()).collect();
+    let payloads: Vec<Vec<u8>> = cases.iter().map(|(p, _, _)| p.clone()).collect();
     let a = batch(&ledger, 1, &payloads).unwrap().unwrap();
-    for ((_, want), got) in cases.iter().zip(outcomes(&a)) {
-        assert!(reason(&got).contains(want), "{want}: {got:?}");
+    for ((_, part, words), got) in cases.iter().zip(&a.txs) {
+        assert_eq!(reason(&got.outcome), &Reason::Undecodable { part: *part });
+        let detail = got.detail.as_deref().unwrap_or_default();
+        assert!(detail.contains(words), "the decoder's words travel beside the block: {detail}");
     }
     assert!(a.data.is_none() && a.access.is_some(), "undecodable bytes land on the access chain");
     assert!(ledger.members().unwrap().is_empty());
     let block = ledger.block(Chain::Access, 0).unwrap().unwrap();
     assert_eq!(block.entries.len(), 6);
     assert!(block.entries[5].tx.len() <= 1024, "a huge payload is recorded by a prefix");
+    assert_eq!(block.notes.len(), 6, "each refusal's words are noted beside the block");
+    assert!(block.notes[&4].starts_with("body: "), "{:?}", block.notes);
 }
 
 #[test]
@@ -163,9 +169,12 @@ fn signatures_certificates_and_membership_are_checked() {
     let a = batch(&ledger, 1, &payloads).unwrap().unwrap();
     let o = outcomes(&a);
     assert!(o[0].is_accepted());
-    assert!(reason(&o[1]).contains("the certificate is kgc's"), "{o:?}");
-    assert!(reason(&o[2]).contains("hospital-a's, the sender is hospital-b"), "{o:?}");
-    assert!(reason(&o[3]).contains("certificate refused"), "{o:?}");
+    let other =
+        |subject: &str, sender: &str| Reason::CertificateOfOther { subject: subject.into(), sender: sender.into() };
+    assert_eq!(reason(&o[1]), &other("kgc", "imposter"));
+    assert_eq!(reason(&o[2]), &other("hospital-a", "hospital-b"));
+    assert_eq!(reason(&o[3]), &Reason::CertificateRefused { problem: CertProblem::UnknownIssuer });
+    assert!(a.txs[3].detail.as_deref().unwrap_or_default().contains("mallory"), "{:?}", a.txs[3].detail);
     assert!(o[4].is_accepted());
     assert_eq!(ledger.members().unwrap().len(), 2);
 
@@ -182,12 +191,15 @@ fn signatures_certificates_and_membership_are_checked() {
     ];
     let a = batch(&ledger, 2, &payloads).unwrap().unwrap();
     let o = outcomes(&a);
-    assert!(reason(&o[0]).contains("unknown member stranger"), "{o:?}");
-    assert!(reason(&o[1]).contains("signature does not verify"), "{o:?}");
-    assert!(reason(&o[2]).contains("needs role kgc"), "{o:?}");
-    assert!(reason(&o[3]).contains("unknown member nobody"), "{o:?}");
-    assert!(reason(&o[4]).contains("not canonical"), "{o:?}");
-    assert!(reason(&o[5]).contains("cannot be zero"), "{o:?}");
+    assert_eq!(reason(&o[0]), &Reason::UnknownMember { member: "stranger".into() });
+    assert_eq!(reason(&o[1]), &Reason::BadSignature);
+    let role = Reason::RoleRequired { roles: vec!["kgc".into()], member: "hospital-a".into(), role: "hospital".into() };
+    assert_eq!(reason(&o[2]), &role);
+    assert_eq!(reason(&o[2]).to_string(), "this transaction needs role kgc; hospital-a is hospital");
+    assert_eq!(reason(&o[3]), &Reason::UnknownMember { member: "nobody".into() });
+    assert_eq!(reason(&o[4]), &Reason::CredentialLeafInvalid);
+    assert!(a.txs[4].detail.as_deref().unwrap_or_default().contains("not canonical"), "{:?}", a.txs[4].detail);
+    assert_eq!(reason(&o[5]), &Reason::CredentialLeafZero);
     assert!(ledger.credential_root().unwrap().is_none(), "nothing was issued");
 
     // A revoked member's transactions no longer count.
@@ -203,7 +215,9 @@ fn signatures_certificates_and_membership_are_checked() {
     .unwrap();
     let o = outcomes(&a);
     assert!(o[0].is_accepted());
-    assert!(reason(&o[1]).contains("member hospital-a is revoked (audit)"), "{o:?}");
+    let revoked = Reason::MemberRevoked { member: "hospital-a".into(), revocation: "audit".into() };
+    assert_eq!(reason(&o[1]), &revoked);
+    assert_eq!(reason(&o[1]).to_string(), "member hospital-a is revoked (audit)");
 }
 
 #[test]
@@ -214,9 +228,9 @@ fn replays_are_duplicates_and_not_indexed_twice() {
     let reg = kgc.register();
     let a = batch(&ledger, 1, &[reg.to_bytes(), reg.to_bytes()]).unwrap().unwrap();
     assert!(a.txs[0].outcome.is_accepted());
-    assert_eq!(reason(&a.txs[1].outcome), "duplicate transaction");
+    assert_eq!(reason(&a.txs[1].outcome), &Reason::Duplicate);
     let a = batch(&ledger, 2, &[reg.to_bytes()]).unwrap().unwrap();
-    assert_eq!(reason(&a.txs[0].outcome), "duplicate transaction");
+    assert_eq!(reason(&a.txs[0].outcome), &Reason::Duplicate);
     let (loc, entry) = ledger.tx(&reg.hash).unwrap().unwrap();
     assert_eq!((loc.chain, loc.height, loc.position), (Chain::Data, 0, 0), "the index keeps the first");
     assert!(entry.outcome.is_accepted());
@@ -303,6 +317,83 @@ fn blocks_link_and_cross_link_and_prove_their_entries() {
     );
     stored.body = b"[1]".to_vec();
     assert!(Block::open(&stored).is_err());
+}
+
+/// What a block hashes is the same on every validator: refusals are codes, the words of
+/// the errors behind them are notes outside the hash, and the state root commits to the
+/// contract state, so a validator whose state differs is caught at the first block it
+/// builds from the difference.
+#[test]
+fn blocks_hash_codes_not_words_and_carry_the_state_root() {
+    let mut w = World::new();
+    let mut kgc = w.member("kgc", Role::Kgc, None);
+    let mut hospital = w.member("hospital-a", Role::Hospital, None);
+    let mut broken = hospital.register();
+    broken.body = br#"{"sender":"x","nonce":1,"kind":"bogus"}"#.to_vec();
+    let mut odd_cert = w.member("odd", Role::Hospital, None);
+    odd_cert.cert.truncate(20);
+    let first = vec![
+        kgc.register().to_bytes(),
+        hospital.register().to_bytes(),
+        broken.to_bytes(),
+        odd_cert.register().to_bytes(),
+        kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([0xff; 32]) }).to_bytes(),
+    ];
+    let engine_b = Arc::new(MemoryEngine::new());
+    let (a, b) = (open(Arc::new(MemoryEngine::new()), &w), open(engine_b.clone(), &w));
+    let (applied_a, applied_b) = (batch(&a, 1, &first).unwrap().unwrap(), batch(&b, 1, &first).unwrap().unwrap());
+    assert_eq!(a.fingerprint().unwrap(), b.fingerprint().unwrap());
+    assert_ne!(a.state_root().unwrap(), [0; 32], "registrations wrote state");
+    assert_eq!(applied_a.state_root, a.state_root().unwrap());
+
+    // Three refusals carry words (a serde error, a decoder error, a field error): none is
+    // in the hashed body, all are noted beside it.
+    let details: Vec<(usize, &str)> =
+        applied_a.txs.iter().enumerate().filter_map(|(i, t)| Some((i, t.detail.as_deref()?))).collect();
+    assert_eq!(details.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![2, 3, 4], "{details:?}");
+    for chain in [Chain::Data, Chain::Access] {
+        let block = a.block(chain, 0).unwrap().unwrap();
+        assert_eq!(block.header.state_root, applied_a.state_root, "{chain:?} block carries the root");
+        let hashed = serde_json::to_string(&block.entries).unwrap();
+        for (_, d) in &details {
+            assert!(!hashed.contains(d), "{chain:?} block hashes the words {d:?}");
+        }
+    }
+    let access = a.block(Chain::Access, 0).unwrap().unwrap();
+    assert!(access.notes.values().any(|n| n.starts_with("body: ")), "{:?}", access.notes);
+
+    // A validator that words an error differently builds the same block: rewrite B's
+    // notes and its blocks still open with the same hash.
+    let store = dualchain_storage::ledger::LedgerStore::open(engine_b.clone()).unwrap();
+    let stored = store.block(Chain::Access, 0).unwrap().unwrap();
+    let reworded = stored.clone().with_notes(br#"{"0":"anders formuliert"}"#.to_vec());
+    assert_eq!(Block::open(&reworded).unwrap().hash, Block::open(&stored).unwrap().hash);
+    assert_eq!(applied_b.access, applied_a.access);
+
+    // A batch that writes nothing (a replay) leaves the root as it was.
+    let root = a.state_root().unwrap();
+    batch(&a, 2, &first[..1]).unwrap().unwrap();
+    batch(&b, 2, &first[..1]).unwrap().unwrap();
+    assert_eq!(a.state_root().unwrap(), root);
+
+    // B's state is damaged behind the ledger's back (hospital-a looks revoked). The next
+    // batch that reads it writes differently: roots and blocks part at that batch.
+    let mut m = b.member("hospital-a").unwrap().unwrap();
+    m.revoked = Some("bit rot".into());
+    let mut wb = dualchain_storage::engine::WriteBatch::new();
+    let key = dualchain_ledger::state::member_key("hospital-a");
+    wb.put(
+        dualchain_storage::engine::Cf::State,
+        key,
+        dualchain_storage::record::seal(&serde_json::to_vec(&m).unwrap()),
+    );
+    engine_b.write(wb).unwrap();
+    let third =
+        vec![kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([1; 32]) }).to_bytes()];
+    let (x, y) = (batch(&a, 3, &third).unwrap().unwrap(), batch(&b, 3, &third).unwrap().unwrap());
+    assert!(x.txs[0].outcome.is_accepted() && !y.txs[0].outcome.is_accepted());
+    assert_ne!(x.state_root, y.state_root, "the damaged validator's root departs at batch 3");
+    assert_ne!(a.fingerprint().unwrap(), b.fingerprint().unwrap());
 }
 
 #[test]
@@ -442,8 +533,14 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
                 supplied_by: None,
             },
         );
-        let batch =
-            CommittedBatch { seq: 1, data_block: None, access_block: None, txs: vec![], state: o.into_writes() };
+        let batch = CommittedBatch {
+            seq: 1,
+            data_block: None,
+            access_block: None,
+            txs: vec![],
+            state: o.into_writes(),
+            state_root: None,
+        };
         store.apply(&batch).unwrap();
     }
     let miller = Arc::new(Counting::default());
@@ -462,8 +559,8 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
     let payloads = [supply(&mut mallory, 50), supply(&mut other, 50)].concat();
     let a = batch(&ledger, 4, &payloads).unwrap().unwrap();
     let o = outcomes(&a);
-    assert!(o[..50].iter().all(|x| reason(x).contains("revoked")), "{:?}", o[0]);
-    assert!(o[50..].iter().all(|x| reason(x).contains("only the dataset's owner")), "{:?}", o[50]);
+    assert!(o[..50].iter().all(|x| matches!(reason(x), Reason::MemberRevoked { .. })), "{:?}", o[0]);
+    assert!(o[50..].iter().all(|x| matches!(reason(x), Reason::NotDatasetOwner { .. })), "{:?}", o[50]);
     assert_eq!(miller.0.load(Ordering::SeqCst), 0, "no Miller loop for proofs the contract refuses anyway");
 
     // The owner's bad proofs: the first PROOFS_PER_MEMBER_MAX are verified (and refused),
@@ -471,8 +568,10 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
     let extra = 20;
     let a = batch(&ledger, 5, &supply(&mut owner, PROOFS_PER_MEMBER_MAX + extra)).unwrap().unwrap();
     let o = outcomes(&a);
-    assert!(o[..PROOFS_PER_MEMBER_MAX].iter().all(|x| reason(x).contains("does not verify")), "{:?}", o[0]);
-    assert!(o[PROOFS_PER_MEMBER_MAX..].iter().all(|x| reason(x).contains("proofs from hospital-a in one batch")));
+    let refused = |proof| Reason::SupplyProofRefused { proof };
+    assert!(o[..PROOFS_PER_MEMBER_MAX].iter().all(|x| reason(x) == &refused(ProofFault::Invalid)), "{:?}", o[0]);
+    let over = refused(ProofFault::OverBudget { max: PROOFS_PER_MEMBER_MAX });
+    assert!(o[PROOFS_PER_MEMBER_MAX..].iter().all(|x| reason(x) == &over));
     let spent = miller.0.load(Ordering::SeqCst);
     assert!(spent > 0, "the owner's proofs were verified");
     // Bisection over k bad proofs of n costs at most ~2k·log2(n) checks: the budget caps k and n.

@@ -76,13 +76,22 @@ pub struct StoredBlock {
     pub header: Vec<u8>,
     pub body: Vec<u8>,
     pub certificate: Vec<u8>,
+    /// This replica's notes on the block (the text behind refusal codes), outside the
+    /// hash like the certificate: validators may word them differently.
+    pub notes: Vec<u8>,
     pub hash: [u8; 32],
 }
 
 impl StoredBlock {
     pub fn new(height: u64, prev_hash: [u8; 32], cross_link: BlockRef, header: Vec<u8>, body: Vec<u8>) -> Self {
         let hash = Self::compute_hash(height, &prev_hash, &cross_link, &header, &body);
-        Self { height, prev_hash, cross_link, header, body, certificate: Vec::new(), hash }
+        Self { height, prev_hash, cross_link, header, body, certificate: Vec::new(), notes: Vec::new(), hash }
+    }
+
+    /// Attaches this replica's notes (not covered by the hash).
+    pub fn with_notes(mut self, notes: Vec<u8>) -> Self {
+        self.notes = notes;
+        self
     }
 
     /// Attaches the commit certificate (not covered by the hash).
@@ -118,7 +127,8 @@ impl StoredBlock {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(self.header.len() + self.body.len() + self.certificate.len() + 128);
+        let parts = self.header.len() + self.body.len() + self.certificate.len() + self.notes.len();
+        let mut w = Writer::with_capacity(parts + 128);
         w.u64(self.height);
         w.fixed(&self.prev_hash);
         w.u64(self.cross_link.height);
@@ -126,6 +136,7 @@ impl StoredBlock {
         w.bytes(&self.header);
         w.bytes(&self.body);
         w.bytes(&self.certificate);
+        w.bytes(&self.notes);
         w.fixed(&self.hash);
         w.into_bytes()
     }
@@ -139,6 +150,7 @@ impl StoredBlock {
                 header: r.bytes("block header", BLOCK_PART_LEN_MAX)?.to_vec(),
                 body: r.bytes("block body", BLOCK_PART_LEN_MAX)?.to_vec(),
                 certificate: r.bytes("block certificate", BLOCK_PART_LEN_MAX)?.to_vec(),
+                notes: r.bytes("block notes", BLOCK_PART_LEN_MAX)?.to_vec(),
                 hash: r.array()?,
             })
         })?;
@@ -169,6 +181,8 @@ pub struct CommittedBatch {
     pub txs: Vec<([u8; 32], TxLocation)>,
     /// Contract state changes: `None` deletes the key.
     pub state: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The commitment to the contract state after the batch, if the ledger keeps one.
+    pub state_root: Option<[u8; 32]>,
 }
 
 /// The ledger's view of the store.
@@ -211,6 +225,13 @@ impl LedgerStore {
             Some(p) => Ok(Some(record::read_u64(Cf::Meta, b"applied_seq", &p)?)),
             None => Ok(None),
         }
+    }
+
+    /// The state commitment stored with the last batch that set one.
+    pub fn state_root(&self) -> Result<Option<[u8; 32]>> {
+        let key = b"state_root";
+        let Some(p) = self.get_record(Cf::Meta, key)? else { return Ok(None) };
+        record::decode(Cf::Meta, key, &p, |r| r.array()).map(Some)
     }
 
     pub fn block(&self, chain: Chain, height: u64) -> Result<Option<StoredBlock>> {
@@ -312,6 +333,9 @@ impl LedgerStore {
                 None => wb.delete(Cf::State, key.clone()),
             }
         }
+        if let Some(root) = batch.state_root {
+            wb.put(Cf::Meta, b"state_root".to_vec(), record::seal(&root));
+        }
         wb.put(Cf::Meta, b"applied_seq".to_vec(), record::seal(&be(batch.seq)));
         atomic::commit(self.engine.as_ref(), wb)
     }
@@ -322,11 +346,15 @@ mod tests {
     use super::*;
 
     /// A stored block's layout: `height ‖ prev ‖ cross height ‖ cross hash ‖ header ‖ body ‖
-    /// certificate (each u32 BE length-prefixed) ‖ hash`, integers big-endian.
+    /// certificate ‖ notes (each u32 BE length-prefixed) ‖ hash`, integers big-endian.
     #[test]
     fn block_layout_is_fixed_and_decodes_back() {
         let cross = BlockRef { height: 4, hash: [5; 32] };
-        let block = StoredBlock::new(2, [1; 32], cross, b"hd".to_vec(), b"body".to_vec()).with_certificate(vec![6]);
+        let block = StoredBlock::new(2, [1; 32], cross, b"hd".to_vec(), b"body".to_vec())
+            .with_certificate(vec![6])
+            .with_notes(b"n".to_vec());
+        let unnoted = StoredBlock::new(2, [1; 32], cross, b"hd".to_vec(), b"body".to_vec());
+        assert_eq!(block.hash, unnoted.hash, "notes and certificate are outside the hash");
         let expected = [
             &2u64.to_be_bytes()[..],
             &[1; 32],
@@ -338,6 +366,8 @@ mod tests {
             b"body",
             &1u32.to_be_bytes(),
             &[6],
+            &1u32.to_be_bytes(),
+            b"n",
             &block.hash,
         ]
         .concat();

@@ -363,7 +363,7 @@ impl Consortium {
         Ok(Access {
             request: parse_hash(v["request"].as_str().unwrap_or(""))?,
             granted: v["granted"].as_bool().unwrap_or(false),
-            denial: v["denial"]["reason"].as_str().map(str::to_string),
+            denial: v["denial"]["text"].as_str().map(str::to_string),
             prove: Duration::from_millis(v["prove_ms"].as_u64().unwrap_or(0)),
         })
     }

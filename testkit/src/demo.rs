@@ -280,7 +280,7 @@ async fn access(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, dema
     t.begin("A forged policy proof, sent past hospital-b's node, denied on chain")?;
     let (_, forged) = c.request_access_forged(HOSPITAL_B, &demand_b).await?;
     let Outcome::Rejected { reason } = forged.outcome else { bail!("a forged policy proof was accepted") };
-    report.denials.push((HOSPITAL_B.into(), reason.clone()));
+    report.denials.push((HOSPITAL_B.into(), reason.to_string()));
     t.end(&format!("{HOSPITAL_B}: proof over self-made credentials, DENIED in batch {}: {reason}", forged.seq))?;
     Ok(grant)
 }

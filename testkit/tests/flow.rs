@@ -5,6 +5,7 @@ mod common;
 
 use anyhow::{bail, Result};
 use dualchain_crypto::cbsre::DatasetId;
+use dualchain_ledger::reason::{Denial, ProofFault, Reason};
 use dualchain_ledger::tx::{Outcome, TxKind};
 use dualchain_node::agents::{Activity, FetchRequest};
 use dualchain_prover::groth16::Prover;
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 
 fn rejected(o: &Outcome) -> String {
     match o {
-        Outcome::Rejected { reason } => reason.clone(),
+        Outcome::Rejected { reason } => reason.to_string(),
         Outcome::Accepted => String::new(),
     }
 }
@@ -70,7 +71,7 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
         assert_eq!(l.block(Chain::Access, proof.height)?.unwrap().hash, block_hash);
     }
     let mut forged = proof.clone();
-    forged.outcome = Outcome::Rejected { reason: "x".into() };
+    forged.outcome = Outcome::Rejected { reason: Reason::Duplicate };
     assert!(forged.verify().map_or(true, |h| h != block_hash), "a changed outcome does not prove into the block");
     let api_trail = c.audit(HOSPITAL_B, &a.dataset).await?;
     assert_eq!(api_trail["records"][0]["proof_verified"], true);
@@ -86,7 +87,8 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     // Final on hospital-b's own node (the others apply it moments later).
     let ledger = c.node_of(HOSPITAL_B)?.ledger.clone();
     assert!(ledger.grant(&request_b)?.is_none());
-    assert!(ledger.denial(&request_b)?.unwrap().reason.contains("policy proof"));
+    let denial = ledger.denial(&request_b)?.unwrap().denial;
+    assert_eq!(denial, Denial::PolicyProof { proof: ProofFault::Invalid }, "{denial}");
     assert!(reason(c.fetch(HOSPITAL_B, &grant).await).starts_with("not-yours"));
     let outsider = c.member(HOSPITAL_B)?;
     let cpc1 = c.cpc(CPCS[0])?;

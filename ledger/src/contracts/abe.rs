@@ -11,45 +11,48 @@ use dualchain_crypto::cbsre::DatasetId;
 use dualchain_crypto::Codec;
 use dualchain_prover::supply::SupplyShape;
 
-use super::context::{check_text, reject, Ctx, Exec};
+use super::context::{check_text, reject, reject_because, Ctx, Exec};
+use crate::reason::{Reason, TextField};
 use crate::state::{dataset_key, member_key, DatasetRecord, MemberRecord};
 use crate::tx::{policy_from_spec, DatasetRegistration, FrBytes, NAME_LEN_MAX};
 
 /// Longest CP-ABE policy text.
 pub const POLICY_LEN_MAX: usize = 2048;
+/// Most records a dataset holds (the largest supply circuit).
+pub const RECORDS_MAX: u64 = 4096;
 
 pub fn register_dataset(ctx: &mut Ctx<'_, '_>, reg: &DatasetRegistration) -> Exec {
-    let owner = ctx.require_role(&["hospital"], "registering a dataset")?.id.clone();
-    check_text("dataset name", &reg.name, NAME_LEN_MAX)?;
+    let owner = ctx.require_role(&["hospital"])?.id.clone();
+    check_text(TextField::DatasetName, &reg.name, NAME_LEN_MAX)?;
     if reg.dataset != DatasetId::derive(&owner, &reg.name).0 {
-        return reject("dataset id is not derived from the owner and the dataset name");
+        return reject(Reason::DatasetIdNotDerived);
     }
     if ctx.state.get::<DatasetRecord>(&dataset_key(&reg.dataset))?.is_some() {
-        return reject("dataset is already registered");
+        return reject(Reason::DatasetExists);
     }
     if reg.records == 0 || SupplyShape::for_records(reg.records as usize).is_none() {
-        return reject(format!("a dataset holds 1..=4096 records, not {}", reg.records));
+        return reject(Reason::RecordsOutOfRange { records: reg.records, max: RECORDS_MAX });
     }
     match ctx.state.get::<MemberRecord>(&member_key(&reg.cpc))? {
         Some(c) if c.role == "cpc" && c.revoked.is_none() => {}
-        Some(_) => return reject(format!("{} is not an active CPC", reg.cpc)),
-        None => return reject(format!("unknown CPC {}", reg.cpc)),
+        Some(_) => return reject(Reason::NotActiveCpc { cpc: reg.cpc.clone() }),
+        None => return reject(Reason::UnknownCpc { cpc: reg.cpc.clone() }),
     }
     if let Err(e) = reg.commitment.to_fr() {
-        return reject(format!("dataset commitment: {e}"));
+        return reject_because(Reason::CommitmentInvalid, e);
     }
     if reg.abe_policy.len() > POLICY_LEN_MAX {
-        return reject(format!("CP-ABE policy longer than {POLICY_LEN_MAX} bytes"));
+        return reject(Reason::AbePolicyTooLong { max: POLICY_LEN_MAX });
     }
     if let Err(e) = Policy::parse(&reg.abe_policy) {
-        return reject(format!("CP-ABE policy: {e}"));
+        return reject_because(Reason::AbePolicyInvalid, e);
     }
     if let Err(e) = <Ac17 as AbeScheme>::Ciphertext::from_bytes(&reg.abe_index) {
-        return reject(format!("CP-ABE index: {e}"));
+        return reject_because(Reason::AbeIndexInvalid, e);
     }
     let zk_policy = match policy_from_spec(&reg.zk_policy) {
         Ok(p) => p,
-        Err(e) => return reject(format!("zero-knowledge policy: {e}")),
+        Err(e) => return reject_because(Reason::ZkPolicyInvalid, e),
     };
     let record = DatasetRecord {
         id: reg.dataset,

@@ -3,7 +3,8 @@
 use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::Codec;
 
-use super::context::{check_text, reject, Ctx, Exec, Refusal};
+use super::context::{check_text, reject, reject_because, Ctx, Exec, Refusal};
+use crate::reason::{Reason, TextField};
 use crate::state::{audit_key, dataset_key, demand_key, grant_key, DatasetRecord, DemandRecord, GrantRecord};
 use crate::state::{AccessRecord, GrantStatus};
 use dualchain_prover::supply::Requirement;
@@ -17,20 +18,20 @@ pub fn put_grant(ctx: &mut Ctx<'_, '_>, g: &GrantRecord) {
 fn grant(ctx: &Ctx<'_, '_>, id: &Hash) -> Result<GrantRecord, Refusal> {
     match ctx.state.get::<GrantRecord>(&grant_key(id))? {
         Some(g) => Ok(g),
-        None => reject("unknown grant"),
+        None => reject(Reason::UnknownGrant),
     }
 }
 
 pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement) -> Exec {
-    let requester = ctx.require_role(&["research", "hospital"], "publishing a demand")?.id.clone();
+    let requester = ctx.require_role(&["research", "hospital"])?.id.clone();
     if ctx.state.get::<DemandRecord>(&demand_key(id))?.is_some() {
-        return reject("demand id already used");
+        return reject(Reason::DemandIdUsed);
     }
     if ctx.state.get::<DatasetRecord>(&dataset_key(dataset))?.is_none() {
-        return reject("unknown dataset");
+        return reject(Reason::UnknownDataset);
     }
     if let Err(e) = r.validate() {
-        return reject(format!("requirement: {e}"));
+        return reject_because(Reason::RequirementInvalid, e);
     }
     let record = DemandRecord {
         id: *id,
@@ -52,21 +53,19 @@ pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8]) -> Exe
     let sender = ctx.sender()?.id.clone();
     let mut g = grant(ctx, id)?;
     if g.owner != sender {
-        return reject(format!("only the dataset's owner {} issues the re-key", g.owner));
+        return reject(Reason::NotGrantOwner { owner: g.owner });
     }
-    if let Err(e) = g.usable(ctx.time_ms) {
-        return reject(e);
-    }
+    g.usable(ctx.time_ms).map_err(|reason| Refusal::Rejected { reason, detail: None })?;
     if g.sealed_token.is_some() {
-        return reject("the re-key for this grant is already issued");
+        return reject(Reason::RekeyAlreadyIssued);
     }
     if sealed_token.len() > SEALED_TOKEN_LEN_MAX {
-        return reject("sealed token too large");
+        return reject(Reason::SealedTokenTooLarge { max: SEALED_TOKEN_LEN_MAX });
     }
     match IbeCiphertext::from_bytes(sealed_token) {
         Ok(c) if c.identity == g.cpc => {}
-        Ok(c) => return reject(format!("the token is sealed to {}, not to the grant's CPC {}", c.identity, g.cpc)),
-        Err(e) => return reject(format!("sealed token: {e}")),
+        Ok(c) => return reject(Reason::TokenSealedToOther { identity: c.identity, cpc: g.cpc }),
+        Err(e) => return reject_because(Reason::SealedTokenInvalid, e),
     }
     g.sealed_token = Some(sealed_token.to_vec());
     put_grant(ctx, &g);
@@ -74,14 +73,14 @@ pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8]) -> Exe
 }
 
 pub fn revoke_grant(ctx: &mut Ctx<'_, '_>, id: &Hash, reason: &str) -> Exec {
-    check_text("reason", reason, 256)?;
+    check_text(TextField::Reason, reason, 256)?;
     let sender = ctx.sender()?.clone();
     let mut g = grant(ctx, id)?;
     if sender.id != g.owner && sender.id != g.requester && sender.role != "kgc" {
-        return reject("only the owner, the requester or the KGC revokes a grant");
+        return reject(Reason::NotGrantParty);
     }
     if let GrantStatus::Revoked { .. } = g.status {
-        return reject("grant already revoked");
+        return reject(Reason::GrantAlreadyRevoked);
     }
     g.status = GrantStatus::Revoked { reason: reason.to_string(), at_ms: ctx.time_ms };
     put_grant(ctx, &g);
@@ -92,19 +91,17 @@ pub fn receipt(ctx: &mut Ctx<'_, '_>, id: &Hash, records: u64, results_digest: &
     let sender = ctx.sender()?.id.clone();
     let mut g = grant(ctx, id)?;
     if g.cpc != sender {
-        return reject(format!("only the grant's CPC {} files its receipt", g.cpc));
+        return reject(Reason::NotGrantCpc { cpc: g.cpc });
     }
-    if let Err(e) = g.usable(ctx.time_ms) {
-        return reject(e);
-    }
+    g.usable(ctx.time_ms).map_err(|reason| Refusal::Rejected { reason, detail: None })?;
     if g.sealed_token.is_none() {
-        return reject("no re-key was issued for this grant");
+        return reject(Reason::NoRekey);
     }
     let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(&g.dataset))? else {
-        return reject("the grant's dataset is unknown");
+        return reject(Reason::GrantDatasetUnknown);
     };
     if records != ds.records {
-        return reject(format!("the receipt covers {records} records; the dataset has {}", ds.records));
+        return reject(Reason::ReceiptRecordsMismatch { records, dataset_records: ds.records });
     }
     g.receipts += 1;
     let record = AccessRecord {

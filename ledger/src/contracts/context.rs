@@ -6,6 +6,7 @@ use dualchain_prover::policy::CredentialTree;
 
 use crate::error::LedgerError;
 use crate::genesis::Genesis;
+use crate::reason::{ProofFault, Reason, TextField};
 use crate::state::{MemberRecord, Overlay};
 use crate::tx::Hash;
 
@@ -13,10 +14,12 @@ use crate::tx::Hash;
 #[derive(Debug)]
 pub enum Refusal {
     /// Recorded in the block as the transaction's outcome; the transaction wrote nothing.
-    Rejected(String),
+    /// `detail` is the text of the error behind the code, if any: a note beside the
+    /// block, outside its hash.
+    Rejected { reason: Reason, detail: Option<String> },
     /// A decision against the sender that is itself state (an access denial): recorded as
     /// the outcome, and the contract's writes stand.
-    Denied(String),
+    Denied(Reason),
     /// The ledger cannot go on (storage failure, corrupt state): the batch is not applied.
     Fatal(LedgerError),
 }
@@ -30,8 +33,13 @@ impl From<LedgerError> for Refusal {
 pub type Exec = Result<(), Refusal>;
 
 /// Refuses with a reason.
-pub fn reject<T>(reason: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal::Rejected(reason.into()))
+pub fn reject<T>(reason: Reason) -> Result<T, Refusal> {
+    Err(Refusal::Rejected { reason, detail: None })
+}
+
+/// Refuses with a reason and the words of the error behind it (kept beside the block).
+pub fn reject_because<T>(reason: Reason, error: impl std::fmt::Display) -> Result<T, Refusal> {
+    Err(Refusal::Rejected { reason, detail: Some(error.to_string()) })
 }
 
 /// What a contract sees of the batch and the transaction.
@@ -45,7 +53,7 @@ pub struct Ctx<'a, 's> {
     /// The sender's record (absent only for a registration).
     pub sender: Option<&'a MemberRecord>,
     /// The batch verifier's verdict on this transaction's proof, if it carries one.
-    pub proof_verdict: Option<Result<(), String>>,
+    pub proof_verdict: Option<Result<(), ProofFault>>,
 }
 
 impl Ctx<'_, '_> {
@@ -54,20 +62,21 @@ impl Ctx<'_, '_> {
     }
 
     /// The sender holds one of `roles`.
-    pub fn require_role(&self, roles: &[&str], action: &str) -> Result<&MemberRecord, Refusal> {
+    pub fn require_role(&self, roles: &[&str]) -> Result<&MemberRecord, Refusal> {
         let s = self.sender()?;
         if roles.contains(&s.role.as_str()) {
             Ok(s)
         } else {
-            reject(format!("{action} needs role {}; {} is {}", roles.join(" or "), s.id, s.role))
+            let roles = roles.iter().map(|r| r.to_string()).collect();
+            reject(Reason::RoleRequired { roles, member: s.id.clone(), role: s.role.clone() })
         }
     }
 }
 
 /// A bounded, printable reason or name.
-pub fn check_text(what: &str, s: &str, max: usize) -> Exec {
+pub fn check_text(field: TextField, s: &str, max: usize) -> Exec {
     if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
-        return reject(format!("{what} must be 1..={max} printable characters"));
+        return reject(Reason::TextInvalid { field, max });
     }
     Ok(())
 }

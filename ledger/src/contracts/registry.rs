@@ -1,11 +1,12 @@
 //! `registry`: members and their certificates, the credential tree, revocations.
 
 use dualchain_crypto::cert::{Certificate, NoRevocations};
-use dualchain_crypto::Codec;
+use dualchain_crypto::{Codec, CryptoError};
 use dualchain_prover::field::fr_to_bytes;
 use ff::Field;
 
-use super::context::{check_text, reject, Ctx, Exec, Refusal};
+use super::context::{check_text, reject, reject_because, Ctx, Exec, Refusal};
+use crate::reason::{CertProblem, Denial, Reason, TextField};
 use crate::state::{member_key, root_key, MemberRecord, RegistryRecord, RootRecord, REGISTRY_KEY};
 use crate::tx::{FrBytes, NAME_LEN_MAX};
 
@@ -17,10 +18,14 @@ pub const ROOT_GRACE_MS: u64 = 10 * 60 * 1000;
 pub fn check_certificate(ctx: &Ctx<'_, '_>, bytes: &[u8]) -> Result<Certificate, Refusal> {
     let cert = match Certificate::from_bytes(bytes) {
         Ok(c) => c,
-        Err(e) => return reject(format!("certificate does not decode: {e}")),
+        Err(e) => return reject_because(Reason::CertificateUndecodable, e),
     };
     if let Err(e) = cert.verify(&ctx.genesis.ca, ctx.time_ms / 1000, &NoRevocations) {
-        return reject(format!("certificate refused: {e}"));
+        let problem = match &e {
+            CryptoError::Certificate { reason, .. } => CertProblem::from(reason),
+            _ => CertProblem::Other,
+        };
+        return reject_because(Reason::CertificateRefused { problem }, e);
     }
     Ok(cert)
 }
@@ -28,14 +33,14 @@ pub fn check_certificate(ctx: &Ctx<'_, '_>, bytes: &[u8]) -> Result<Certificate,
 pub fn register_member(ctx: &mut Ctx<'_, '_>, certificate: &[u8]) -> Exec {
     let cert = check_certificate(ctx, certificate)?;
     let id = cert.fields.subject.clone();
-    check_text("member id", &id, NAME_LEN_MAX)?;
+    check_text(TextField::MemberId, &id, NAME_LEN_MAX)?;
     let previous: Option<MemberRecord> = ctx.state.get(&member_key(&id))?;
     if let Some(p) = &previous {
         if let Some(r) = &p.revoked {
-            return reject(format!("member {id} is revoked ({r})"));
+            return reject(Reason::MemberRevoked { member: id, revocation: r.clone() });
         }
         if cert.fields.serial <= p.serial {
-            return reject(format!("member {id} is registered with serial {}; a renewal needs a higher one", p.serial));
+            return reject(Reason::SerialNotHigher { member: id, registered: p.serial });
         }
     }
     let record = MemberRecord {
@@ -81,35 +86,33 @@ fn leaf_key(index: u64) -> Vec<u8> {
 }
 pub const LEAF_PREFIX: &[u8] = b"cred/";
 
-/// Whether `root` may be named by a policy proof at ledger time `now_ms`.
-pub fn root_acceptable(ctx: &Ctx<'_, '_>, root: &FrBytes) -> Result<(), Refusal> {
+/// Whether `root` may be named by a policy proof at ledger time: `Some` denial if not.
+pub fn root_denial(ctx: &Ctx<'_, '_>, root: &FrBytes) -> Result<Option<Denial>, Refusal> {
     let reg = registry(ctx)?;
     let Some(r) = ctx.state.get::<RootRecord>(&root_key(root))? else {
-        return reject("the credential root is not one the registry published");
+        return Ok(Some(Denial::RootUnknown));
     };
     if r.epoch != reg.epoch {
-        return reject("the credential root predates a revocation");
+        return Ok(Some(Denial::RootPredatesRevocation));
     }
-    if let Some(at) = r.superseded_ms {
-        if ctx.time_ms.saturating_sub(at) > ROOT_GRACE_MS {
-            return reject("the credential root is stale; prove against the current root");
-        }
+    if r.superseded_ms.is_some_and(|at| ctx.time_ms.saturating_sub(at) > ROOT_GRACE_MS) {
+        return Ok(Some(Denial::RootStale));
     }
-    Ok(())
+    Ok(None)
 }
 
 pub fn issue_credential(ctx: &mut Ctx<'_, '_>, member: &str, leaf: &FrBytes) -> Exec {
-    ctx.require_role(&["kgc"], "issuing a credential")?;
+    ctx.require_role(&["kgc"])?;
     let Some(mut m) = ctx.state.get::<MemberRecord>(&member_key(member))? else {
-        return reject(format!("unknown member {member}"));
+        return reject(Reason::UnknownMember { member: member.into() });
     };
     if let Some(r) = &m.revoked {
-        return reject(format!("member {member} is revoked ({r})"));
+        return reject(Reason::MemberRevoked { member: member.into(), revocation: r.clone() });
     }
     let value = match leaf.to_fr() {
         Ok(v) if !bool::from(v.is_zero()) => v,
-        Ok(_) => return reject("a credential leaf cannot be zero"),
-        Err(e) => return reject(e),
+        Ok(_) => return reject(Reason::CredentialLeafZero),
+        Err(e) => return reject_because(Reason::CredentialLeafInvalid, e),
     };
     let mut reg = registry(ctx)?;
     let index = match m.credential {
@@ -137,13 +140,13 @@ fn withdraw_credential(ctx: &mut Ctx<'_, '_>, m: &mut MemberRecord, reason: &str
 }
 
 pub fn revoke_credential(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec {
-    ctx.require_role(&["kgc"], "revoking a credential")?;
-    check_text("reason", reason, 256)?;
+    ctx.require_role(&["kgc"])?;
+    check_text(TextField::Reason, reason, 256)?;
     let Some(mut m) = ctx.state.get::<MemberRecord>(&member_key(member))? else {
-        return reject(format!("unknown member {member}"));
+        return reject(Reason::UnknownMember { member: member.into() });
     };
     if m.credential.is_none() || m.credential_revoked.is_some() {
-        return reject(format!("member {member} holds no active credential"));
+        return reject(Reason::NoActiveCredential { member: member.into() });
     }
     withdraw_credential(ctx, &mut m, reason)?;
     ctx.state.put(member_key(member), &m);
@@ -151,13 +154,13 @@ pub fn revoke_credential(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> E
 }
 
 pub fn revoke_member(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec {
-    ctx.require_role(&["kgc"], "revoking a member")?;
-    check_text("reason", reason, 256)?;
+    ctx.require_role(&["kgc"])?;
+    check_text(TextField::Reason, reason, 256)?;
     let Some(mut m) = ctx.state.get::<MemberRecord>(&member_key(member))? else {
-        return reject(format!("unknown member {member}"));
+        return reject(Reason::UnknownMember { member: member.into() });
     };
     if m.revoked.is_some() {
-        return reject(format!("member {member} is already revoked"));
+        return reject(Reason::MemberAlreadyRevoked { member: member.into() });
     }
     if m.credential_revoked.is_none() {
         withdraw_credential(ctx, &mut m, reason)?;

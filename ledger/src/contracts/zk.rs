@@ -20,6 +20,7 @@ use super::context::{reject, Ctx, Exec, Refusal};
 use super::{access, registry};
 use crate::error::LedgerError;
 use crate::genesis::Genesis;
+use crate::reason::{Denial, ProofFault, Reason};
 use crate::state::{dataset_key, demand_key, denial_key, grant_key, member_key, DatasetRecord, DemandRecord};
 use crate::state::{DenialRecord, GrantRecord, GrantStatus, MemberRecord, Overlay};
 use crate::tx::{FrBytes, Hash, Tx, TxKind};
@@ -91,28 +92,26 @@ pub fn worth_verifying(
     })
 }
 
-fn verdict(ctx: &Ctx<'_, '_>) -> Result<(), String> {
-    ctx.proof_verdict
-        .clone()
-        .unwrap_or_else(|| Err("the proof names a demand or dataset unknown before this block".into()))
+fn verdict(ctx: &Ctx<'_, '_>) -> Result<(), ProofFault> {
+    ctx.proof_verdict.unwrap_or(Err(ProofFault::StatementUnknown))
 }
 
 pub fn supply_proof(ctx: &mut Ctx<'_, '_>, demand: &Hash) -> Exec {
     let sender = ctx.sender()?.id.clone();
     let Some(mut d) = ctx.state.get::<DemandRecord>(&demand_key(demand))? else {
-        return reject("unknown demand");
+        return reject(Reason::UnknownDemand);
     };
     let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(&d.dataset))? else {
-        return reject("the demand's dataset is unknown");
+        return reject(Reason::DemandDatasetUnknown);
     };
     if ds.owner != sender {
-        return reject(format!("only the dataset's owner {} proves supply", ds.owner));
+        return reject(Reason::NotDatasetOwner { owner: ds.owner });
     }
     if d.supplied_by.is_some() {
-        return reject("the demand is already proven");
+        return reject(Reason::DemandAlreadyProven);
     }
-    if let Err(e) = verdict(ctx) {
-        return reject(format!("supply proof refused: {e}"));
+    if let Err(proof) = verdict(ctx) {
+        return reject(Reason::SupplyProofRefused { proof });
     }
     d.supplied_by = Some(ctx.tx_hash);
     ctx.state.put(demand_key(demand), &d);
@@ -122,44 +121,37 @@ pub fn supply_proof(ctx: &mut Ctx<'_, '_>, demand: &Hash) -> Exec {
 /// Grants access when the demand is proven and the policy proof holds against an
 /// acceptable root; otherwise records the denial with its reason.
 pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root: &FrBytes, duration_s: u64) -> Exec {
-    let sender = ctx.require_role(&["research", "hospital"], "requesting access")?.id.clone();
+    let sender = ctx.require_role(&["research", "hospital"])?.id.clone();
     if ctx.state.get::<GrantRecord>(&grant_key(request))?.is_some()
         || ctx.state.get::<DenialRecord>(&denial_key(request))?.is_some()
     {
-        return reject("request id already used");
+        return reject(Reason::RequestIdUsed);
     }
     let Some(d) = ctx.state.get::<DemandRecord>(&demand_key(demand))? else {
-        return reject("unknown demand");
+        return reject(Reason::UnknownDemand);
     };
     if d.requester != sender {
-        return reject(format!("the demand belongs to {}", d.requester));
+        return reject(Reason::NotYourDemand { requester: d.requester });
     }
     if d.supplied_by.is_none() {
-        return reject("the owner has not proven supply for this demand yet");
+        return reject(Reason::SupplyNotProven);
     }
     let max = ctx.genesis.grant_duration_max_s;
     if duration_s == 0 || duration_s > max {
-        return reject(format!("grant duration must be 1..={max} s"));
+        return reject(Reason::DurationOutOfRange { max });
     }
     let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(&d.dataset))? else {
-        return reject("the demand's dataset is unknown");
+        return reject(Reason::DemandDatasetUnknown);
     };
-    let denial = match registry::root_acceptable(ctx, root) {
-        Err(Refusal::Rejected(r)) => Some(r),
-        Err(e) => return Err(e),
-        Ok(()) => verdict(ctx).err().map(|e| format!("policy proof refused: {e}")),
+    let denial = match registry::root_denial(ctx, root)? {
+        Some(d) => Some(d),
+        None => verdict(ctx).err().map(|proof| Denial::PolicyProof { proof }),
     };
-    if let Some(reason) = denial {
-        let rec = DenialRecord {
-            request: *request,
-            demand: *demand,
-            requester: sender,
-            reason: reason.clone(),
-            at_ms: ctx.time_ms,
-        };
+    if let Some(denial) = denial {
+        let rec = DenialRecord { request: *request, demand: *demand, requester: sender, denial, at_ms: ctx.time_ms };
         ctx.state.put(denial_key(request), &rec);
         // The denial is state (queryable, audited); the outcome names it.
-        return Err(Refusal::Denied(format!("access denied: {reason}")));
+        return Err(Refusal::Denied(Reason::AccessDenied { denial }));
     }
     let grant = GrantRecord {
         id: *request,

@@ -93,7 +93,8 @@ pub async fn post_access(State(api): State<ApiState>, s: Signed) -> ApiResult {
     v["prove_ms"] = json!(took.as_millis() as u64);
     v["granted"] = json!(node.ledger.grant(&request)?.is_some());
     if let Some(den) = node.ledger.denial(&request)? {
-        v["denial"] = serde_json::to_value(den).map_err(ApiError::internal)?;
+        v["denial"] = serde_json::to_value(&den).map_err(ApiError::internal)?;
+        v["denial"]["text"] = json!(den.denial.to_string());
     }
     if let Outcome::Rejected { reason } = &f.outcome {
         return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the request: {reason}")));
@@ -108,7 +109,7 @@ pub async fn get_grant(State(api): State<ApiState>, Path(id): Path<String>, s: S
     let ledger = node.ledger.clone();
     let Some(g) = ledger.grant(&id)? else {
         return match ledger.denial(&id)? {
-            Some(d) => Err(ApiError::forbidden("denied", format!("the request was denied: {}", d.reason))),
+            Some(d) => Err(ApiError::forbidden("denied", format!("the request was denied: {}", d.denial))),
             None => Err(ApiError::not_found("unknown-grant", "no such grant")),
         };
     };

@@ -88,8 +88,14 @@ impl DemandSpec {
     }
 }
 
+/// A final transaction: its hash, batch and outcome (a refusal as its code, the code's
+/// fields and, under `text`, the sentence it stands for).
 pub fn final_json(f: &Final) -> Value {
-    json!({"tx": hex::encode(f.hash), "seq": f.seq, "outcome": f.outcome})
+    let mut v = json!({"tx": hex::encode(f.hash), "seq": f.seq, "outcome": f.outcome});
+    if let Some(reason) = f.outcome.reason() {
+        v["outcome"]["text"] = json!(reason.to_string());
+    }
+    v
 }
 
 #[derive(Deserialize)]
@@ -127,6 +133,19 @@ mod tests {
         assert!(decode_list(&too_many).is_err(), "more records than a dataset holds");
         let too_long = encode_list([vec![0u8; RECORD_LEN_MAX + 1]]);
         assert!(decode_list(&too_long).is_err(), "a record longer than any record");
+    }
+
+    #[test]
+    fn a_refusal_is_its_code_with_the_sentence_beside_it() {
+        use dualchain_ledger::reason::Reason;
+        use dualchain_ledger::tx::Outcome;
+        let f = Final { hash: [1; 32], seq: 7, outcome: Outcome::Rejected { reason: Reason::UnknownDataset } };
+        let v = final_json(&f);
+        assert_eq!(v["outcome"]["status"], "rejected");
+        assert_eq!(v["outcome"]["reason"]["code"], "unknown_dataset");
+        assert_eq!(v["outcome"]["text"], "unknown dataset");
+        let accepted = final_json(&Final { outcome: Outcome::Accepted, ..f });
+        assert_eq!(accepted["outcome"], json!({"status": "accepted"}));
     }
 
     fn spec(code: &str, min: Option<f64>, sex: Option<&str>) -> DemandSpec {

@@ -1,0 +1,408 @@
+//! Why the ledger refused a transaction: an enumerated code with structured fields.
+//!
+//! A block's Merkle leaves hash each entry's outcome, so whatever an outcome holds must be
+//! the same on every validator, byte for byte, whatever the library versions or the
+//! wording of a message. An outcome therefore holds only a [`Reason`]: a code from this
+//! closed list and fields taken from the transaction or the state (member ids, limits,
+//! counts), never the text of an error. The human sentence is [`Reason`]'s `Display`,
+//! computed from the code when it is shown; the text of the underlying error, where there
+//! is one (why a certificate or a policy did not parse), travels beside the block as a
+//! note that no hash covers ([`crate::block::Block::notes`]), so a validator whose serde or
+//! parser words it differently still builds the same block.
+//!
+//! Codes are `snake_case` in JSON (`{"code": "unknown_member", "member": "lab-9"}`);
+//! adding a code is a ledger format change, as adding a transaction kind is.
+
+use std::fmt;
+
+use dualchain_crypto::error::CertificateProblem;
+use serde::{Deserialize, Serialize};
+
+/// Why a transaction was refused (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reason {
+    // ---- the bytes ----
+    /// The payload is not a transaction; `part` says which layer failed.
+    Undecodable {
+        part: TxPart,
+    },
+    /// The same transaction is already on the ledger or earlier in the batch.
+    Duplicate,
+
+    // ---- the sender ----
+    UnknownMember {
+        member: String,
+    },
+    MemberRevoked {
+        member: String,
+        revocation: String,
+    },
+    CertificateExpired {
+        member: String,
+    },
+    /// The signature does not verify with the sender's registered (or certified) key.
+    BadSignature,
+    CertificateOfOther {
+        subject: String,
+        sender: String,
+    },
+    CertificateUndecodable,
+    CertificateRefused {
+        problem: CertProblem,
+    },
+    RoleRequired {
+        roles: Vec<String>,
+        member: String,
+        role: String,
+    },
+    /// A name or reason that is empty, too long or not printable.
+    TextInvalid {
+        field: TextField,
+        max: usize,
+    },
+
+    // ---- registry ----
+    SerialNotHigher {
+        member: String,
+        registered: u64,
+    },
+    CredentialLeafZero,
+    CredentialLeafInvalid,
+    NoActiveCredential {
+        member: String,
+    },
+    MemberAlreadyRevoked {
+        member: String,
+    },
+
+    // ---- datasets ----
+    DatasetIdNotDerived,
+    DatasetExists,
+    RecordsOutOfRange {
+        records: u64,
+        max: u64,
+    },
+    NotActiveCpc {
+        cpc: String,
+    },
+    UnknownCpc {
+        cpc: String,
+    },
+    CommitmentInvalid,
+    AbePolicyTooLong {
+        max: usize,
+    },
+    AbePolicyInvalid,
+    AbeIndexInvalid,
+    ZkPolicyInvalid,
+
+    // ---- demands, supply and access ----
+    DemandIdUsed,
+    UnknownDataset,
+    RequirementInvalid,
+    UnknownDemand,
+    DemandDatasetUnknown,
+    NotDatasetOwner {
+        owner: String,
+    },
+    DemandAlreadyProven,
+    SupplyProofRefused {
+        proof: ProofFault,
+    },
+    RequestIdUsed,
+    NotYourDemand {
+        requester: String,
+    },
+    SupplyNotProven,
+    DurationOutOfRange {
+        max: u64,
+    },
+    /// The request was decided against: the denial is recorded as state.
+    AccessDenied {
+        denial: Denial,
+    },
+
+    // ---- grants ----
+    UnknownGrant,
+    NotGrantOwner {
+        owner: String,
+    },
+    GrantRevoked {
+        revocation: String,
+    },
+    GrantExpired,
+    RekeyAlreadyIssued,
+    SealedTokenTooLarge {
+        max: usize,
+    },
+    TokenSealedToOther {
+        identity: String,
+        cpc: String,
+    },
+    SealedTokenInvalid,
+    NotGrantParty,
+    GrantAlreadyRevoked,
+    NotGrantCpc {
+        cpc: String,
+    },
+    NoRekey,
+    GrantDatasetUnknown,
+    ReceiptRecordsMismatch {
+        records: u64,
+        dataset_records: u64,
+    },
+}
+
+/// Which layer of a payload failed to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxPart {
+    /// Longer than a transaction may be.
+    TooLong,
+    Empty,
+    Version,
+    /// The length-prefixed body and signature do not fill the payload exactly.
+    Framing,
+    /// The body is not a transaction's JSON.
+    Body,
+}
+
+/// What is wrong with a member certificate (the codes of
+/// [`dualchain_crypto::error::CertificateProblem`], without their numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertProblem {
+    UnknownIssuer,
+    BadSignature,
+    NotYetValid,
+    Expired,
+    Revoked,
+    WrongRole,
+    AttributeMismatch,
+    WrongSubject,
+    /// The certificate check failed for a reason that is not about the certificate.
+    Other,
+}
+
+impl From<&CertificateProblem> for CertProblem {
+    fn from(p: &CertificateProblem) -> Self {
+        match p {
+            CertificateProblem::UnknownIssuer => Self::UnknownIssuer,
+            CertificateProblem::BadSignature => Self::BadSignature,
+            CertificateProblem::NotYetValid { .. } => Self::NotYetValid,
+            CertificateProblem::Expired { .. } => Self::Expired,
+            CertificateProblem::Revoked => Self::Revoked,
+            CertificateProblem::WrongRole { .. } => Self::WrongRole,
+            CertificateProblem::AttributeMismatch => Self::AttributeMismatch,
+            CertificateProblem::WrongSubject { .. } => Self::WrongSubject,
+        }
+    }
+}
+
+/// Which checked text field was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextField {
+    DatasetName,
+    MemberId,
+    Reason,
+}
+
+/// Why a proof was not accepted (the batch verifier's verdict on one transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProofFault {
+    /// The proof does not verify for the statement the ledger derives.
+    Invalid,
+    Undecodable,
+    /// The sender sent more proofs in the batch than one member may have verified.
+    OverBudget {
+        max: usize,
+    },
+    NoVerifyingKey,
+    /// The verifier refused the statement's shape (number of public inputs).
+    StatementShape,
+    /// The proof names a demand or dataset unknown before this batch.
+    StatementUnknown,
+}
+
+/// Why a request for access was denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Denial {
+    RootUnknown,
+    RootPredatesRevocation,
+    RootStale,
+    PolicyProof { proof: ProofFault },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Reason::*;
+        match self {
+            Undecodable { part } => write!(f, "the payload is not a transaction ({part})"),
+            Duplicate => f.write_str("duplicate transaction"),
+            UnknownMember { member } => write!(f, "unknown member {member}"),
+            MemberRevoked { member, revocation } => write!(f, "member {member} is revoked ({revocation})"),
+            CertificateExpired { member } => write!(f, "member {member}'s certificate expired"),
+            BadSignature => f.write_str("signature does not verify"),
+            CertificateOfOther { subject, sender } => {
+                write!(f, "the certificate is {subject}'s, the sender is {sender}")
+            }
+            CertificateUndecodable => f.write_str("certificate does not decode"),
+            CertificateRefused { problem } => write!(f, "certificate refused: {problem}"),
+            RoleRequired { roles, member, role } => {
+                write!(f, "this transaction needs role {}; {member} is {role}", roles.join(" or "))
+            }
+            TextInvalid { field, max } => write!(f, "{field} must be 1..={max} printable characters"),
+            SerialNotHigher { member, registered } => {
+                write!(f, "member {member} is registered with serial {registered}; a renewal needs a higher one")
+            }
+            CredentialLeafZero => f.write_str("a credential leaf cannot be zero"),
+            CredentialLeafInvalid => f.write_str("the credential leaf is not a field element"),
+            NoActiveCredential { member } => write!(f, "member {member} holds no active credential"),
+            MemberAlreadyRevoked { member } => write!(f, "member {member} is already revoked"),
+            DatasetIdNotDerived => f.write_str("dataset id is not derived from the owner and the dataset name"),
+            DatasetExists => f.write_str("dataset is already registered"),
+            RecordsOutOfRange { records, max } => write!(f, "a dataset holds 1..={max} records, not {records}"),
+            NotActiveCpc { cpc } => write!(f, "{cpc} is not an active CPC"),
+            UnknownCpc { cpc } => write!(f, "unknown CPC {cpc}"),
+            CommitmentInvalid => f.write_str("the dataset commitment is not a field element"),
+            AbePolicyTooLong { max } => write!(f, "CP-ABE policy longer than {max} bytes"),
+            AbePolicyInvalid => f.write_str("the CP-ABE policy does not parse"),
+            AbeIndexInvalid => f.write_str("the CP-ABE index is not a ciphertext of the scheme"),
+            ZkPolicyInvalid => f.write_str("the zero-knowledge policy is not a valid DNF"),
+            DemandIdUsed => f.write_str("demand id already used"),
+            UnknownDataset => f.write_str("unknown dataset"),
+            RequirementInvalid => f.write_str("the requirement is out of range"),
+            UnknownDemand => f.write_str("unknown demand"),
+            DemandDatasetUnknown => f.write_str("the demand's dataset is unknown"),
+            NotDatasetOwner { owner } => write!(f, "only the dataset's owner {owner} may do this"),
+            DemandAlreadyProven => f.write_str("the demand is already proven"),
+            SupplyProofRefused { proof } => write!(f, "supply proof refused: {proof}"),
+            RequestIdUsed => f.write_str("request id already used"),
+            NotYourDemand { requester } => write!(f, "the demand belongs to {requester}"),
+            SupplyNotProven => f.write_str("the owner has not proven supply for this demand yet"),
+            DurationOutOfRange { max } => write!(f, "grant duration must be 1..={max} s"),
+            AccessDenied { denial } => write!(f, "access denied: {denial}"),
+            UnknownGrant => f.write_str("unknown grant"),
+            NotGrantOwner { owner } => write!(f, "only the dataset's owner {owner} issues the re-key"),
+            GrantRevoked { revocation } => write!(f, "grant revoked: {revocation}"),
+            GrantExpired => f.write_str("grant expired"),
+            RekeyAlreadyIssued => f.write_str("the re-key for this grant is already issued"),
+            SealedTokenTooLarge { max } => write!(f, "sealed token longer than {max} bytes"),
+            TokenSealedToOther { identity, cpc } => {
+                write!(f, "the token is sealed to {identity}, not to the grant's CPC {cpc}")
+            }
+            SealedTokenInvalid => f.write_str("the sealed token is not an IBE ciphertext"),
+            NotGrantParty => f.write_str("only the owner, the requester or the KGC revokes a grant"),
+            GrantAlreadyRevoked => f.write_str("grant already revoked"),
+            NotGrantCpc { cpc } => write!(f, "only the grant's CPC {cpc} files its receipt"),
+            NoRekey => f.write_str("no re-key was issued for this grant"),
+            GrantDatasetUnknown => f.write_str("the grant's dataset is unknown"),
+            ReceiptRecordsMismatch { records, dataset_records } => {
+                write!(f, "the receipt covers {records} records; the dataset has {dataset_records}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for TxPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TxPart::TooLong => "too long",
+            TxPart::Empty => "empty",
+            TxPart::Version => "unknown version",
+            TxPart::Framing => "body and signature do not fill it",
+            TxPart::Body => "the body does not parse",
+        })
+    }
+}
+
+impl fmt::Display for CertProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CertProblem::UnknownIssuer => "not issued by this consortium CA",
+            CertProblem::BadSignature => "CA signature does not verify",
+            CertProblem::NotYetValid => "not valid yet at ledger time",
+            CertProblem::Expired => "expired at ledger time",
+            CertProblem::Revoked => "revoked",
+            CertProblem::WrongRole => "wrong role",
+            CertProblem::AttributeMismatch => "attributes do not open the certified commitment",
+            CertProblem::WrongSubject => "wrong subject",
+            CertProblem::Other => "the check failed",
+        })
+    }
+}
+
+impl fmt::Display for TextField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TextField::DatasetName => "dataset name",
+            TextField::MemberId => "member id",
+            TextField::Reason => "reason",
+        })
+    }
+}
+
+impl fmt::Display for ProofFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProofFault::Invalid => f.write_str("the proof does not verify for the published statement"),
+            ProofFault::Undecodable => f.write_str("the proof does not decode"),
+            ProofFault::OverBudget { max } => write!(f, "more than {max} proofs from this member in one batch"),
+            ProofFault::NoVerifyingKey => f.write_str("no verifying key for this circuit at genesis"),
+            ProofFault::StatementShape => f.write_str("the statement does not fit the verifying key"),
+            ProofFault::StatementUnknown => {
+                f.write_str("the proof names a demand or dataset unknown before this block")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denial::RootUnknown => f.write_str("the credential root is not one the registry published"),
+            Denial::RootPredatesRevocation => f.write_str("the credential root predates a revocation"),
+            Denial::RootStale => f.write_str("the credential root is stale; prove against the current root"),
+            Denial::PolicyProof { proof } => write!(f, "policy proof refused: {proof}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialise_as_snake_case_tags_with_their_fields() {
+        let r = Reason::AccessDenied { denial: Denial::PolicyProof { proof: ProofFault::OverBudget { max: 64 } } };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"code":"access_denied","denial":{"code":"policy_proof","proof":{"code":"over_budget","max":64}}}"#
+        );
+        assert_eq!(serde_json::from_str::<Reason>(&json).unwrap(), r);
+        let r = Reason::Undecodable { part: TxPart::Body };
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"code":"undecodable","part":"body"}"#);
+    }
+
+    #[test]
+    fn unknown_codes_and_stray_fields_do_not_decode() {
+        assert!(serde_json::from_str::<Reason>(r#"{"code":"made_up"}"#).is_err());
+        let stray = r#"{"code":"unknown_member","member":"x","text":"y"}"#;
+        assert!(serde_json::from_str::<Reason>(stray).is_err());
+        assert!(serde_json::from_str::<Reason>(r#"{"code":"unknown_member"}"#).is_err(), "a missing field");
+        assert!(serde_json::from_str::<Reason>(r#""duplicate""#).is_err());
+    }
+
+    #[test]
+    fn the_text_is_made_from_the_code_and_its_fields() {
+        let r = Reason::ReceiptRecordsMismatch { records: 3, dataset_records: 4 };
+        assert_eq!(r.to_string(), "the receipt covers 3 records; the dataset has 4");
+        let r = Reason::CertificateRefused { problem: CertProblem::Expired };
+        assert_eq!(r.to_string(), "certificate refused: expired at ledger time");
+    }
+}
