@@ -35,12 +35,14 @@ use dualchain_storage::KvEngine;
 use rustls::pki_types::CertificateDer;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::message::{verify_messages, CommittedEntry, Message, ReplicaId, Request, MESSAGE_LEN_MAX};
 use crate::metrics::{Metrics, PeerLabel};
-use crate::replica::{parse_archive, Delivered, Event, Output, Recovered, RecoveryError, Rejected, Replica, Target};
+use crate::replica::{
+    parse_archive, Delivered, Divergence, Event, Output, Recovered, RecoveryError, Rejected, Replica, Target,
+};
 use crate::tls::{quic_client_config, quic_server_config, server_name, NodeTls, TlsError};
 
 /// Frames queued per peer before new ones are dropped.
@@ -174,6 +176,29 @@ enum Command {
     Submit(Request, oneshot::Sender<Result<u64, SubmitError>>),
     SubmitMany(Vec<Request>, oneshot::Sender<Result<u64, SubmitError>>),
     Status(oneshot::Sender<EngineStatus>),
+    /// The application's state root after a checkpoint's batch.
+    Attest(u64, [u8; 32]),
+}
+
+/// Reports the application's state roots to the engine (see [`Engine::attester`]).
+#[derive(Clone)]
+pub struct Attester {
+    commands: mpsc::Sender<Command>,
+    interval: u64,
+}
+
+impl Attester {
+    /// Whether `seq` is a checkpoint, whose root the engine compares.
+    pub fn wants(&self, seq: u64) -> bool {
+        seq != 0 && seq % self.interval == 0
+    }
+
+    /// Reports the state root after batch `seq` (ignored unless [`Attester::wants`] it).
+    /// Never blocks: `false` when the engine is stopped or its command queue is full (the
+    /// next checkpoint compares again).
+    pub fn attest(&self, seq: u64, root: [u8; 32]) -> bool {
+        !self.wants(seq) || self.commands.try_send(Command::Attest(seq, root)).is_ok()
+    }
 }
 
 /// Who waits for a request: its own submitter, or a group submitted together.
@@ -252,6 +277,8 @@ pub struct Engine {
     core: tokio::task::JoinHandle<Result<(), EngineError>>,
     endpoint: quinn::Endpoint,
     local_addr: SocketAddr,
+    divergence: watch::Receiver<Option<Divergence>>,
+    checkpoint_interval: u64,
 }
 
 impl Engine {
@@ -287,6 +314,8 @@ impl Engine {
         let keys = Arc::new(cfg.keys);
         let peer_certs = Arc::new(cfg.peer_certs);
         let metrics = cfg.metrics;
+        let (diverged_tx, divergence) = watch::channel(None);
+        let checkpoint_interval = cfg.replica.checkpoint_interval;
 
         let mut peers = BTreeMap::new();
         for peer in 0..n as ReplicaId {
@@ -324,9 +353,22 @@ impl Engine {
             metrics,
             dropped_seen: BTreeMap::new(),
             state_entries_seen: 0,
+            diverged: diverged_tx,
         };
         let handle = tokio::spawn(core.run(first, inbound_rx, command_rx, shutdown_rx));
-        Ok((Engine { commands, shutdown, core: handle, endpoint, local_addr }, deliver_rx))
+        let engine = Engine { commands, shutdown, core: handle, endpoint, local_addr, divergence, checkpoint_interval };
+        Ok((engine, deliver_rx))
+    }
+
+    /// A handle for the application to report its state roots after checkpoints.
+    pub fn attester(&self) -> Attester {
+        Attester { commands: self.commands.clone(), interval: self.checkpoint_interval }
+    }
+
+    /// Set once this replica's state root departs from a quorum's (see
+    /// [`crate::replica::Replica::attest`]).
+    pub fn divergence(&self) -> watch::Receiver<Option<Divergence>> {
+        self.divergence.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -398,6 +440,8 @@ struct Core {
     metrics: Metrics,
     dropped_seen: BTreeMap<&'static str, u64>,
     state_entries_seen: u64,
+    /// Where the state root departed from the quorum's, for the application.
+    diverged: watch::Sender<Option<Divergence>>,
     swept: Instant,
 }
 
@@ -503,6 +547,11 @@ impl Core {
                     history: r.history(),
                     pending: r.pending_len(),
                 });
+            }
+            Command::Attest(seq, root) => {
+                let now = self.now_ms();
+                outputs.push(self.replica.attest(now, seq, root));
+                self.metrics.state_root_agreed.set(self.replica.agreed_root_seq() as i64);
             }
         }
     }
@@ -640,6 +689,18 @@ impl Core {
             Event::Diverged(seq) => warn!(replica = self.replica.id(), seq, "consensus.pbft.diverged"),
             Event::Rejoined { view, left } => {
                 warn!(replica = self.replica.id(), view, left, "consensus.pbft.rejoined: a quorum went on in this view without this replica's view change; following it without voting until the consortium reaches the view it left")
+            }
+            Event::StateDiverged(d) => {
+                self.metrics.state_diverged_seq.set(d.seq as i64);
+                error!(
+                    replica = self.replica.id(),
+                    seq = d.seq,
+                    own = %crate::message::short(&d.own),
+                    quorum = %crate::message::short(&d.quorum),
+                    "consensus.state.diverged: this replica's state root after batch {} differs from the one a quorum reports; the ledger stops applying",
+                    d.seq
+                );
+                let _ = self.diverged.send(Some(d));
             }
         }
     }

@@ -57,6 +57,7 @@ const KIND_FETCH_BATCH: u8 = 7;
 const KIND_BATCH_REPLY: u8 = 8;
 const KIND_FETCH_STATE: u8 = 9;
 const KIND_STATE_REPLY: u8 = 10;
+const KIND_STATE_ROOT: u8 = 11;
 
 /// SHA-256 under a dualchain domain.
 pub fn hash(domain: &str, parts: &[&[u8]]) -> Digest {
@@ -410,6 +411,26 @@ impl Body for CheckpointVote {
     }
 }
 
+/// A state-root vote: after executing checkpoint `seq`, the replica's application reports
+/// `root` as the commitment to its state (see `Replica::attest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateVote {
+    pub seq: u64,
+    pub root: Digest,
+}
+
+impl Body for StateVote {
+    const KIND: u8 = KIND_STATE_ROOT;
+    const NAME: &'static str = "state-root";
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.seq);
+        out.extend_from_slice(&self.root);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { seq: r.u64()?, root: r.array()? })
+    }
+}
+
 /// A prepared certificate (§2.5, the set P): a pre-prepare and 2f matching prepares from
 /// other replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -667,6 +688,7 @@ macro_rules! on_signed {
             Message::BatchReply($s) => $body,
             Message::FetchState($s) => $body,
             Message::StateReply($s) => $body,
+            Message::StateRoot($s) => $body,
         }
     };
 }
@@ -689,6 +711,7 @@ pub enum Message {
     BatchReply(Signed<BatchReply>),
     FetchState(Signed<FetchState>),
     StateReply(Signed<StateReply>),
+    StateRoot(Signed<StateVote>),
 }
 
 impl Message {
@@ -711,6 +734,7 @@ impl Message {
             Message::BatchReply(_) => BatchReply::NAME,
             Message::FetchState(_) => FetchState::NAME,
             Message::StateReply(_) => StateReply::NAME,
+            Message::StateRoot(_) => StateVote::NAME,
         }
     }
 
@@ -763,6 +787,7 @@ impl Message {
             KIND_BATCH_REPLY => Message::BatchReply(Signed::decode(&mut r)?),
             KIND_FETCH_STATE => Message::FetchState(Signed::decode(&mut r)?),
             KIND_STATE_REPLY => Message::StateReply(Signed::decode(&mut r)?),
+            KIND_STATE_ROOT => Message::StateRoot(Signed::decode(&mut r)?),
             value => return Err(DecodeError::UnknownVariant { what: "consensus message kind", value }),
         };
         r.finish()?;

@@ -47,6 +47,12 @@ pub struct Metrics {
     pub state_entries: Counter,
     /// Connections (re-)established to peers.
     pub connections: Counter,
+    /// The highest checkpoint whose application state root a quorum shares with this
+    /// replica.
+    pub state_root_agreed: Gauge,
+    /// The checkpoint at which this replica's state root departed from the quorum's (0:
+    /// never). Non-zero means the ledger stopped applying and needs an operator.
+    pub state_diverged_seq: Gauge,
 }
 
 impl Metrics {
@@ -64,6 +70,8 @@ impl Metrics {
             persist_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             state_entries: Counter::default(),
             connections: Counter::default(),
+            state_root_agreed: Gauge::default(),
+            state_diverged_seq: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("dualchain_consensus");
         r.register("committed_batches", "Batches committed and executed", m.committed_batches.clone());
@@ -82,6 +90,16 @@ impl Metrics {
         r.register("persist_seconds", "Duration of each synced consensus-log write", m.persist_seconds.clone());
         r.register("state_entries", "Committed entries applied by state transfer", m.state_entries.clone());
         r.register("connections", "Connections established to peers", m.connections.clone());
+        r.register(
+            "state_root_agreed",
+            "Highest checkpoint whose state root a quorum shares with this replica",
+            m.state_root_agreed.clone(),
+        );
+        r.register(
+            "state_diverged_seq",
+            "Checkpoint at which this replica's state root departed from the quorum's (0: never)",
+            m.state_diverged_seq.clone(),
+        );
         m
     }
 

@@ -32,7 +32,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::message::{
-    verify_messages, Batch, CheckpointVote, Digest, Header, Message, ReplicaId, Request, Signed, Vote,
+    verify_messages, Batch, CheckpointVote, Digest, Header, Message, ReplicaId, Request, Signed, StateVote, Vote,
 };
 use crate::replica::{parse_archive, Output, Recovered, Replica, Target};
 
@@ -78,6 +78,9 @@ pub enum Scripted {
     /// Replicas on one side; messages across the cut are lost.
     Partition(Vec<ReplicaId>),
     Heal,
+    /// The replica's application state is damaged: its next batch leaves a different
+    /// state root than the others'.
+    CorruptState(ReplicaId),
 }
 
 impl Faults {
@@ -194,6 +197,12 @@ pub struct SimReport {
     /// Each replica at the end: its view, whether it is changing view, whether it follows a
     /// view without voting (`None` when down).
     pub final_state: Vec<Option<(u64, bool, bool)>>,
+    /// (replica, batch) where a scripted fault damaged the application state.
+    pub corrupted: Vec<(ReplicaId, u64)>,
+    /// (replica, checkpoint) where a replica found its state root departed from a quorum's.
+    pub state_divergences: Vec<(ReplicaId, u64)>,
+    /// The highest checkpoint whose state root every correct replica shares with a quorum.
+    pub state_agreed: u64,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -205,6 +214,7 @@ enum Event {
     Restart(ReplicaId),
     Partition(Vec<ReplicaId>),
     Heal,
+    CorruptState(ReplicaId),
 }
 
 struct Node {
@@ -219,6 +229,11 @@ struct Node {
     executed: BTreeMap<(u64, u64), u64>,
     /// Digest delivered at each sequence number.
     delivered: BTreeMap<u64, Digest>,
+    /// The application: a state root over the batches applied (a hash chain, as the
+    /// ledger's), the last batch applied, and a scripted damage waiting to happen.
+    app_root: Digest,
+    app_applied: u64,
+    corrupt_next: bool,
 }
 
 /// A deterministic simulation.
@@ -269,6 +284,9 @@ impl Sim {
                     tick_at: u64::MAX,
                     executed: BTreeMap::new(),
                     delivered: BTreeMap::new(),
+                    app_root: [0; 32],
+                    app_applied: 0,
+                    corrupt_next: false,
                 }
             })
             .collect();
@@ -338,6 +356,7 @@ impl Sim {
                 Scripted::Restart(r) => Event::Restart(*r),
                 Scripted::Partition(side) => Event::Partition(side.clone()),
                 Scripted::Heal => Event::Heal,
+                Scripted::CorruptState(r) => Event::CorruptState(*r),
             };
             self.schedule(*at, e);
         }
@@ -382,6 +401,13 @@ impl Sim {
             .iter()
             .map(|n| n.replica.as_ref().map(|r| (r.view(), r.in_view_change(), r.is_following())))
             .collect();
+        self.report.state_agreed = self
+            .nodes
+            .iter()
+            .filter(|n| n.behaviour.is_none())
+            .filter_map(|n| n.replica.as_ref().map(|r| r.agreed_root_seq()))
+            .min()
+            .unwrap_or(0);
         Ok(self.report)
     }
 
@@ -509,6 +535,7 @@ impl Sim {
                 }
             }
             Event::Heal => self.partition = None,
+            Event::CorruptState(r) => self.nodes[r as usize].corrupt_next = true,
         }
         Ok(())
     }
@@ -601,6 +628,34 @@ impl Sim {
                 }
             }
         }
+        // The application applies each batch once, in order, and reports its state root
+        // after checkpoints.
+        let mut attest = Vec::new();
+        for d in &out.deliver {
+            let seq = d.entry.seq;
+            if seq <= node.app_applied {
+                continue;
+            }
+            node.app_root =
+                crate::message::hash("sim-app", &[&node.app_root, &seq.to_be_bytes(), &d.entry.batch.digest()]);
+            if std::mem::take(&mut node.corrupt_next) {
+                node.app_root = crate::message::hash("sim-app-damage", &[&node.app_root]);
+                self.report.corrupted.push((from, seq));
+            }
+            node.app_applied = seq;
+            if seq % self.cfg.checkpoint_interval == 0 {
+                attest.push((seq, node.app_root));
+            }
+        }
+        for e in &out.events {
+            if let crate::replica::Event::StateDiverged(d) = e {
+                self.report.state_divergences.push((from, d.seq));
+                let damaged = self.report.corrupted.iter().any(|(r, s)| *r == from && *s <= d.seq);
+                if correct && !damaged {
+                    return Err(format!("replica {from} reported a state divergence at {} with no damage", d.seq));
+                }
+            }
+        }
         for reply in &out.replies {
             self.replies.entry((reply.client, reply.id)).or_default().insert(from, reply.seq);
         }
@@ -612,6 +667,11 @@ impl Sim {
             }
         }
         self.reschedule_tick(from);
+        for (seq, root) in attest {
+            let Some(r) = self.nodes[from as usize].replica.as_mut() else { break };
+            let out = r.attest(self.now, seq, root);
+            self.perform(from, out)?;
+        }
         Ok(())
     }
 
@@ -655,6 +715,13 @@ impl Sim {
                 .map(|t| {
                     let digest: Digest = self.rng.gen();
                     (t, Message::Checkpoint(Signed::sign(&key, from, CheckpointVote { digest, ..c.body })))
+                })
+                .collect(),
+            (Some(Behaviour::Conflicting), Message::StateRoot(v)) => targets
+                .into_iter()
+                .map(|t| {
+                    let root: Digest = self.rng.gen();
+                    (t, Message::StateRoot(Signed::sign(&key, from, StateVote { root, ..v.body })))
                 })
                 .collect(),
             (Some(_), _) => targets.into_iter().map(|t| (t, (**msg).clone())).collect(),

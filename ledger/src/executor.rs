@@ -257,7 +257,7 @@ impl Ledger {
     ) -> Result<Applied, LedgerError> {
         // Per chain: the entries, the hash to index for each (none for a duplicate, whose
         // first occurrence stays indexed) and the notes.
-        let mut per_chain: [(Vec<Entry>, Vec<Option<Hash>>, BTreeMap<u32, String>); 2] = Default::default();
+        let mut per_chain: [ChainParts; 2] = Default::default();
         let mut applied_txs = Vec::with_capacity(items.len());
         for (item, (outcome, detail)) in items.into_iter().zip(outcomes) {
             let chain = item.tx.as_ref().map_or(Chain::Access, |t| t.tx.kind.chain());
@@ -600,6 +600,9 @@ impl Ledger {
     }
 }
 
+/// One chain's part of a batch: its entries, the hash to index for each, and the notes.
+type ChainParts = (Vec<Entry>, Vec<Option<Hash>>, BTreeMap<u32, String>);
+
 /// A proof to verify: the transaction's position, the proof, its public inputs.
 type ProofItem = (usize, bellperson::groth16::Proof<Bls12>, Vec<Fr>);
 
@@ -610,6 +613,31 @@ pub struct Fingerprint {
     pub data_tip: Option<BlockRef>,
     pub access_tip: Option<BlockRef>,
     pub state_root: Hash,
+}
+
+impl Fingerprint {
+    /// One hash of the whole fingerprint: what validators compare after checkpoints. The
+    /// tips cover every block (each outcome included), the state root every state change,
+    /// so a validator that refused a transaction the others accepted, or wrote other state,
+    /// differs here from that batch on.
+    pub fn digest(&self) -> Hash {
+        let tip = |t: Option<BlockRef>| {
+            t.map_or([0; 40], |t| {
+                let mut b = [0; 40];
+                b[..8].copy_from_slice(&(t.height + 1).to_be_bytes());
+                b[8..].copy_from_slice(&t.hash);
+                b
+            })
+        };
+        Sha256::new()
+            .chain_update(b"dualchain/v1/ledger-fingerprint")
+            .chain_update(self.applied_seq.map_or(0, |s| s + 1).to_be_bytes())
+            .chain_update(tip(self.data_tip))
+            .chain_update(tip(self.access_tip))
+            .chain_update(self.state_root)
+            .finalize()
+            .into()
+    }
 }
 
 struct Item {

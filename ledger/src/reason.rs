@@ -7,7 +7,7 @@
 //! counts), never the text of an error. The human sentence is [`Reason`]'s `Display`,
 //! computed from the code when it is shown; the text of the underlying error, where there
 //! is one (why a certificate or a policy did not parse), travels beside the block as a
-//! note that no hash covers ([`crate::block::Block::notes`]), so a validator whose serde or
+//! note that no hash covers (`Block::notes`), so a validator whose serde or
 //! parser words it differently still builds the same block.
 //!
 //! Codes are `snake_case` in JSON (`{"code": "unknown_member", "member": "lab-9"}`);

@@ -396,6 +396,40 @@ fn blocks_hash_codes_not_words_and_carry_the_state_root() {
     assert_ne!(a.fingerprint().unwrap(), b.fingerprint().unwrap());
 }
 
+/// A ledger cleared from its store (the repair of a diverged validator) re-applies the
+/// same batches into the same fingerprint; other column families are untouched.
+#[test]
+fn a_cleared_ledger_rebuilds_to_the_same_fingerprint() {
+    let mut w = World::new();
+    let mut kgc = w.member("kgc", Role::Kgc, None);
+    let mut hospital = w.member("hospital-a", Role::Hospital, None);
+    let batches = [
+        vec![kgc.register().to_bytes(), hospital.register().to_bytes()],
+        vec![kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([1; 32]) }).to_bytes()],
+    ];
+    let engine = Arc::new(MemoryEngine::new());
+    let mut other = dualchain_storage::engine::WriteBatch::new();
+    other.put(dualchain_storage::engine::Cf::ConsensusLog, b"k".to_vec(), b"v".to_vec());
+    engine.write(other).unwrap();
+    let ledger = open(engine.clone(), &w);
+    for (i, b) in batches.iter().enumerate() {
+        batch(&ledger, i as u64 + 1, b).unwrap().unwrap();
+    }
+    let before = ledger.fingerprint().unwrap();
+    drop(ledger);
+    dualchain_storage::ledger::LedgerStore::open(engine.clone()).unwrap().clear().unwrap();
+    let ledger = open(engine.clone(), &w);
+    assert_eq!(ledger.applied_seq().unwrap(), None);
+    assert!(ledger.members().unwrap().is_empty() && ledger.credential_root().unwrap().is_none());
+    assert_eq!(ledger.state_root().unwrap(), [0; 32]);
+    for (i, b) in batches.iter().enumerate() {
+        batch(&ledger, i as u64 + 1, b).unwrap().unwrap();
+    }
+    assert_eq!(ledger.fingerprint().unwrap(), before);
+    let kept = engine.get(dualchain_storage::engine::Cf::ConsensusLog, b"k").unwrap();
+    assert_eq!(kept.as_deref(), Some(&b"v"[..]), "the consensus log is not the ledger's");
+}
+
 #[test]
 fn a_failed_or_torn_write_loses_nothing_and_is_applied_once_after_reopening() {
     // With a tearing engine every commit is three writes (redo intent, batch, clear): batch 2

@@ -118,6 +118,28 @@ struct ValidatorParts {
     storage: Arc<StorageMetrics>,
 }
 
+/// The validator's RocksDB (ledger and consensus log) under the node's data directory.
+fn validator_store_path(cfg: &NodeConfig) -> std::path::PathBuf {
+    cfg.path(&cfg.data_dir).join("validator")
+}
+
+/// Clears a stopped node's ledger, keeping its consensus log and archive (see
+/// [`dualchain_storage::ledger::LedgerStore::clear`]): returns the batch the ledger had
+/// applied and the number of archived batches it re-applies at its next start. Fails while
+/// the node runs (RocksDB's lock).
+pub fn clear_ledger(cfg: &NodeConfig) -> Result<(Option<u64>, u64)> {
+    let path = validator_store_path(cfg);
+    ensure!(path.is_dir(), "no validator store at {}", path.display());
+    let rocks = RocksEngine::open(&path, &RocksConfig::default())
+        .with_context(|| format!("opening {} (is the node still running?)", path.display()))?;
+    let engine: Arc<dyn KvEngine> = Arc::new(rocks);
+    let ledger = dualchain_storage::ledger::LedgerStore::open(engine.clone())?;
+    let applied = ledger.applied_seq()?;
+    let archived = dualchain_storage::consensus::ConsensusStore::open(engine)?.last_committed()?.unwrap_or(0);
+    ledger.clear()?;
+    Ok((applied, archived))
+}
+
 /// Opens the validator's RocksDB, its ledger, and starts its engine and applier.
 fn open_validator(
     cfg: &NodeConfig,
@@ -131,8 +153,8 @@ fn open_validator(
     let me = &consortium.validators[id];
     let data_dir = cfg.path(&cfg.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let rocks = RocksEngine::open(&data_dir.join("validator"), &RocksConfig::default())
-        .with_context(|| format!("opening RocksDB in {}", data_dir.join("validator").display()))?;
+    let rocks = RocksEngine::open(&validator_store_path(cfg), &RocksConfig::default())
+        .with_context(|| format!("opening RocksDB in {}", validator_store_path(cfg).display()))?;
     let metered = Metered::new(rocks);
     let storage = metered.metrics.clone();
     let store: Arc<dyn KvEngine> = Arc::new(metered);

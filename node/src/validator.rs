@@ -7,13 +7,24 @@
 //! behind the log: at start, and whenever a delivery skips ahead, it applies the missing
 //! batches from the archive first. Applying is idempotent by sequence number, so nothing
 //! is lost or applied twice.
+//!
+//! After each checkpoint's batch the digest of the ledger's fingerprint (state root and
+//! both chain tips, [`dualchain_ledger::Fingerprint::digest`]) goes to the engine, which
+//! compares it with the other validators' ([`dualchain_consensus::replica::Divergence`]).
+//! A validator whose digest departs from a quorum's stops applying: its ledger stays at the
+//! last batch before the checkpoint that showed the difference, its consensus log keeps
+//! archiving what the consortium commits, `dualchain_consensus_state_diverged_seq` names
+//! the checkpoint and the log says which heights the ledger holds. Its members' requests
+//! fail until an operator replaces the ledger (from a healthy validator's copy) and
+//! restarts it, when the archive brings it up to date.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
-use dualchain_consensus::engine::Engine;
+use dualchain_consensus::engine::{Attester, Engine};
 use dualchain_consensus::replica::parse_archive;
+use dualchain_consensus::replica::Divergence;
 use dualchain_consensus::{CommittedEntry, Delivered, Request};
 use dualchain_ledger::{Applied, Committed, Ledger, LedgerError};
 use dualchain_storage::consensus::ConsensusStore;
@@ -36,6 +47,7 @@ pub struct Validator {
     /// Time spent applying batches (decoding, signature checks, batch proof verification,
     /// contracts, the store write), in nanoseconds.
     pub apply_ns: Arc<AtomicU64>,
+    divergence: watch::Receiver<Option<Divergence>>,
 }
 
 impl Validator {
@@ -50,9 +62,16 @@ impl Validator {
         let (applied_tx, applied) = watch::channel(ledger.applied_seq()?.unwrap_or(0));
         let (events, _) = broadcast::channel(EVENTS_CAPACITY);
         let apply_ns = Arc::new(AtomicU64::new(0));
+        let divergence = engine.divergence();
         let applier = {
             let ledger = ledger.clone();
-            let sink = Sink { applied: applied_tx, events: events.clone(), apply_ns: apply_ns.clone() };
+            let sink = Sink {
+                applied: applied_tx,
+                events: events.clone(),
+                apply_ns: apply_ns.clone(),
+                attester: engine.attester(),
+                divergence: divergence.clone(),
+            };
             std::thread::Builder::new()
                 .name(format!("ledger-{id}"))
                 .spawn(move || apply_loop(&ledger, store, delivered, &sink))?
@@ -65,7 +84,14 @@ impl Validator {
             events,
             applier: Mutex::new(Some(applier)),
             apply_ns,
+            divergence,
         }))
+    }
+
+    /// Where this validator's state departed from the consortium's, if it did (then its
+    /// ledger no longer applies batches).
+    pub fn divergence(&self) -> Option<Divergence> {
+        *self.divergence.borrow()
     }
 
     /// Submits a request; resolves once this validator executed it (its sequence number).
@@ -120,20 +146,43 @@ impl Validator {
     }
 }
 
-/// Applies one committed entry.
+/// Where applied batches are announced, and state roots reported.
+struct Sink {
+    applied: watch::Sender<u64>,
+    events: broadcast::Sender<Arc<Applied>>,
+    apply_ns: Arc<AtomicU64>,
+    attester: Attester,
+    divergence: watch::Receiver<Option<Divergence>>,
+}
+
+/// Why the applier stopped applying.
+enum Halt {
+    Ledger(LedgerError),
+    Diverged(Divergence),
+}
+
+impl From<LedgerError> for Halt {
+    fn from(e: LedgerError) -> Self {
+        Halt::Ledger(e)
+    }
+}
+
+impl From<dualchain_storage::StorageError> for Halt {
+    fn from(e: dualchain_storage::StorageError) -> Self {
+        Halt::Ledger(e.into())
+    }
+}
+
+/// Applies one committed entry and reports the state root after a checkpoint's batch.
 ///
 /// Every request of the batch goes to the ledger, also those the consensus layer reports
 /// as already executed (same client and id): the ledger's own duplicate check by
 /// transaction hash decides, so a batch applied live and the same batch replayed from the
 /// archive (which keeps no such list) produce identical blocks.
-/// Where applied batches are announced.
-struct Sink {
-    applied: watch::Sender<u64>,
-    events: broadcast::Sender<Arc<Applied>>,
-    apply_ns: Arc<AtomicU64>,
-}
-
-fn apply_entry(ledger: &Ledger, entry: &CommittedEntry, time_ms: u64, sink: &Sink) -> Result<(), LedgerError> {
+fn apply_entry(ledger: &Ledger, entry: &CommittedEntry, time_ms: u64, sink: &Sink) -> Result<(), Halt> {
+    if let Some(d) = *sink.divergence.borrow() {
+        return Err(Halt::Diverged(d));
+    }
     let started = std::time::Instant::now();
     let c = Committed {
         seq: entry.seq,
@@ -145,6 +194,16 @@ fn apply_entry(ledger: &Ledger, entry: &CommittedEntry, time_ms: u64, sink: &Sin
     let applied = ledger.apply(&c)?;
     sink.apply_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     if let Some(applied) = applied {
+        if sink.attester.wants(applied.seq) {
+            // The applier is the only writer: the fingerprint is the one after this batch.
+            let digest = ledger.fingerprint()?.digest();
+            if !sink.attester.attest(applied.seq, digest) {
+                tracing::debug!(
+                    seq = applied.seq,
+                    "ledger root not reported: the engine's queue is full or it stopped"
+                );
+            }
+        }
         sink.applied.send_replace(applied.seq);
         let _ = sink.events.send(Arc::new(applied));
     }
@@ -152,7 +211,7 @@ fn apply_entry(ledger: &Ledger, entry: &CommittedEntry, time_ms: u64, sink: &Sin
 }
 
 /// Applies archived batches up to and including `to` (all of them when `None`).
-fn catch_up(ledger: &Ledger, log: &ConsensusStore, to: Option<u64>, sink: &Sink) -> Result<(), LedgerError> {
+fn catch_up(ledger: &Ledger, log: &ConsensusStore, to: Option<u64>, sink: &Sink) -> Result<(), Halt> {
     let last = match (to, log.last_committed()?) {
         (Some(t), Some(l)) => t.min(l),
         (None, Some(l)) => l,
@@ -165,7 +224,7 @@ fn catch_up(ledger: &Ledger, log: &ConsensusStore, to: Option<u64>, sink: &Sink)
         }
         let rows = log.committed_range(next, last + 1, CATCH_UP_CHUNK)?;
         if rows.is_empty() {
-            return Err(LedgerError::NotFound(format!("archived batch {next} (the log's last is {last})")));
+            return Err(LedgerError::NotFound(format!("archived batch {next} (the log's last is {last})")).into());
         }
         for (_, bytes) in rows {
             let a = parse_archive(&bytes).map_err(|e| LedgerError::Corrupt(format!("archived batch: {e}")))?;
@@ -181,15 +240,38 @@ fn apply_loop(
     sink: &Sink,
 ) -> Result<(), LedgerError> {
     let log = ConsensusStore::open(store)?;
-    catch_up(ledger, &log, None, sink)?;
-    while let Some(d) = delivered.blocking_recv() {
-        match apply_entry(ledger, &d.entry, d.time_ms, sink) {
-            Err(LedgerError::OutOfOrder { got, .. }) => {
-                catch_up(ledger, &log, Some(got - 1), sink)?;
-                apply_entry(ledger, &d.entry, d.time_ms, sink)?;
+    let mut run = || -> Result<(), Halt> {
+        catch_up(ledger, &log, None, sink)?;
+        while let Some(d) = delivered.blocking_recv() {
+            match apply_entry(ledger, &d.entry, d.time_ms, sink) {
+                Err(Halt::Ledger(LedgerError::OutOfOrder { got, .. })) => {
+                    catch_up(ledger, &log, Some(got - 1), sink)?;
+                    apply_entry(ledger, &d.entry, d.time_ms, sink)?;
+                }
+                other => other?,
             }
-            other => other?,
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => Ok(()),
+        Err(Halt::Ledger(e)) => Err(e),
+        Err(Halt::Diverged(d)) => {
+            let f = ledger.fingerprint()?;
+            tracing::error!(
+                checkpoint = d.seq,
+                applied = ?f.applied_seq,
+                data_height = ?f.data_tip.map(|t| t.height),
+                access_height = ?f.access_tip.map(|t| t.height),
+                own_root = %hex::encode(d.own),
+                quorum_root = %hex::encode(d.quorum),
+                "ledger.halted: the state root after batch {} differs from the consortium's; this ledger applies \
+                 nothing more (replace it with a healthy validator's copy and restart)",
+                d.seq
+            );
+            // The engine goes on ordering and archiving; what it delivers is not applied.
+            while delivered.blocking_recv().is_some() {}
+            Ok(())
         }
     }
-    Ok(())
 }

@@ -300,6 +300,25 @@ impl LedgerStore {
         Ok(())
     }
 
+    /// Removes the whole ledger (blocks, transaction index, contract state, tips, applied
+    /// sequence number and state root) in one atomic write, leaving every other column
+    /// family (the consensus log and archive) as it is. A validator re-applies its archive
+    /// at start, so this is how a ledger whose state departed from the consortium's is
+    /// rebuilt from the agreed history.
+    pub fn clear(&self) -> Result<()> {
+        let mut wb = WriteBatch::new();
+        // Every ledger key is shorter than this (ASCII state keys, 32-byte hashes, 9-byte
+        // heights): the range covers the column families whole.
+        let end = vec![0xff; 1024];
+        for cf in [Cf::BlocksData, Cf::BlocksAccess, Cf::TxIndex, Cf::State] {
+            wb.delete_range(cf, Vec::new(), end.clone());
+        }
+        for key in [Chain::Data.tip_key(), Chain::Access.tip_key(), b"applied_seq", b"state_root"] {
+            wb.delete(Cf::Meta, key.to_vec());
+        }
+        atomic::commit(self.engine.as_ref(), wb)
+    }
+
     /// Applies a committed batch: both blocks, the transaction index, the state changes and
     /// the heights, all or nothing. Batches apply in sequence order, each once.
     pub fn apply(&self, batch: &CommittedBatch) -> Result<()> {

@@ -8,6 +8,7 @@
 //!
 //! Files: this one holds the state, requests and the normal case (§2.3); [`checkpoint`]
 //! garbage collection and state transfer (§2.4, §5.3); [`view_change`] view changes (§2.5);
+//! [`state_root`] agreement on the application's state after checkpoints;
 //! [`recovery`] restart from the persisted log, which [`persisted`] reads back and whose
 //! archive it encodes (it imports nothing of the replica, so the modules form a DAG; the
 //! other files only add `impl Replica` blocks).
@@ -15,6 +16,7 @@
 mod checkpoint;
 mod persisted;
 mod recovery;
+mod state_root;
 mod view_change;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -30,6 +32,7 @@ use crate::message::{
 };
 
 pub use persisted::{archive_bytes, parse_archive, Archived, Recovered, RecoveryError};
+pub use state_root::{Divergence, ROOTS_KEPT};
 
 /// Where a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +79,9 @@ pub enum Event {
     /// in `view`: it went back to `view`, where it follows without voting until the
     /// consortium reaches `left` ([`view_change`] explains why that is safe).
     Rejoined { view: u64, left: u64 },
+    /// This replica's application state root departs from the one a quorum reported for
+    /// the same checkpoint ([`state_root`]): the application must stop and be repaired.
+    StateDiverged(Divergence),
 }
 
 /// Everything a step asks the host to do.
@@ -219,6 +225,8 @@ pub struct Replica {
     own_checkpoints: BTreeMap<u64, Digest>,
     /// Checkpoint votes received, by sequence number.
     checkpoint_votes: BTreeMap<u64, BTreeMap<ReplicaId, Signed<CheckpointVote>>>,
+    /// Application state roots, own and reported ([`state_root`]).
+    roots: state_root::Roots,
     next_seq: u64,
     pending: BTreeMap<RequestKey, Pending>,
     /// Pending requests in arrival order (entries of executed requests are trimmed lazily).
@@ -288,6 +296,7 @@ impl Replica {
             wall_ms: 0,
             own_checkpoints: BTreeMap::new(),
             checkpoint_votes: BTreeMap::new(),
+            roots: Default::default(),
             next_seq: 1,
             pending: BTreeMap::new(),
             arrivals: VecDeque::new(),
@@ -537,6 +546,7 @@ impl Replica {
                 }
             }
             Message::StateReply(s) => self.on_state_reply(s),
+            Message::StateRoot(v) => self.on_state_root(v),
         }
         self.after_step();
         self.take_output()
@@ -969,6 +979,9 @@ impl Replica {
             .and_then(|(_, votes)| votes.get(&me).cloned())
         {
             self.send(Target::All, Message::Checkpoint(vote));
+        }
+        if let Some(vote) = self.unagreed_root_vote() {
+            self.send(Target::All, vote);
         }
         // Requests other replicas passed on, which the primary may have lost: again to it.
         if !self.is_primary() {

@@ -8,7 +8,7 @@ use dualchain_crypto::sign::SigningKeypair;
 use rand::SeedableRng;
 
 use super::*;
-use crate::message::{verify_messages, BatchReply, CheckpointVote, Header, StateReply};
+use crate::message::{verify_messages, BatchReply, CheckpointVote, Header, StateReply, StateVote};
 
 struct Net {
     replicas: Vec<Replica>,
@@ -198,6 +198,7 @@ fn malformed_frames_are_refused() {
         Message::BatchReply(Signed::sign(k, 0, BatchReply { batch: batch.clone() })),
         Message::FetchState(Signed::sign(k, 0, crate::message::FetchState { from_seq: 5 })),
         Message::StateReply(Signed::sign(k, 0, StateReply { entries: vec![] })),
+        Message::StateRoot(Signed::sign(k, 0, crate::message::StateVote { seq: 4, root: [3; 32] })),
     ];
     for m in kinds {
         let b = m.to_bytes();
@@ -388,4 +389,55 @@ fn a_replica_that_sent_an_invalid_view_change_is_not_checked_again_in_that_view(
     let next = net.replicas[3].own_view_change.clone().unwrap();
     net.replicas[2].receive(0, Message::ViewChange(next));
     assert!(net.replicas[2].view_changes[&2].contains_key(&3));
+}
+
+/// State-root votes: off-interval, far-ahead and repeated votes are dropped; a quorum that
+/// disagrees with the own root raises one divergence event, a quorum that agrees moves the
+/// agreed checkpoint.
+#[test]
+fn state_roots_agree_or_diverge_once() {
+    let mut net = Net::new();
+    let vote = |net: &Net, from: u8, seq: u64, root: u8| {
+        Message::StateRoot(Signed::sign(&net.keys[from as usize], from, StateVote { seq, root: [root; 32] }))
+    };
+    let diverged = |o: &Output| o.events.iter().filter(|e| matches!(e, Event::StateDiverged(_))).count();
+    let before = net.replicas[0].stats().dropped.values().sum::<u64>();
+    let m = vote(&net, 1, 3, 9);
+    let _ = net.replicas[0].receive(1, m);
+    assert_eq!(net.replicas[0].stats().dropped.get("state root off the interval"), Some(&1));
+    let m = vote(&net, 1, (ROOTS_KEPT + 1) * 4, 9);
+    let _ = net.replicas[0].receive(1, m);
+    assert_eq!(net.replicas[0].stats().dropped.get("state root far above the agreed one"), Some(&1));
+    assert_eq!(net.replicas[0].stats().dropped.values().sum::<u64>(), before + 2);
+
+    // Agreement at 4: own root 7, and two peers report 7.
+    let out = net.replicas[0].attest(2, 4, [7; 32]);
+    assert!(matches!(&out.send[..], [(Target::All, m)] if matches!(**m, Message::StateRoot(_))));
+    for from in [1, 2] {
+        let m = vote(&net, from, 4, 7);
+        assert_eq!(diverged(&net.replicas[0].receive(3, m)), 0);
+    }
+    assert_eq!(net.replicas[0].agreed_root_seq(), 4);
+    let m = vote(&net, 1, 4, 7);
+    let _ = net.replicas[0].receive(3, m);
+    assert_eq!(net.replicas[0].agreed_root_seq(), 4, "old news changes nothing");
+
+    // At 8 the peers agree on 5 while this replica's state gives 6: one event, naming 8.
+    let _ = net.replicas[0].attest(4, 8, [6; 32]);
+    let mut events = 0;
+    for from in [1, 2, 3] {
+        let m = vote(&net, from, 8, 5);
+        let out = net.replicas[0].receive(5, m);
+        for e in &out.events {
+            if let Event::StateDiverged(d) = e {
+                assert_eq!((d.seq, d.own, d.quorum), (8, [6; 32], [5; 32]));
+            }
+        }
+        events += diverged(&out);
+    }
+    assert_eq!(events, 1);
+    assert_eq!(net.replicas[0].state_divergence(), Some(8));
+    assert_eq!(net.replicas[0].agreed_root_seq(), 4);
+    let m = vote(&net, 3, 8, 5);
+    assert_eq!(diverged(&net.replicas[0].receive(6, m)), 0, "a repeated vote raises nothing");
 }

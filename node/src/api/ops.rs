@@ -17,8 +17,19 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
         t.map(|b| json!({"height": b.height, "hash": hex::encode(b.hash)}))
     };
     let ready = node.ready()?;
+    let diverged = node.validator.divergence();
+    let state = match (&status, diverged) {
+        (_, Some(_)) => "diverged",
+        (Some(_), None) => "ok",
+        (None, None) => "stopped",
+    };
     ok_json(&json!({
-        "status": if status.is_some() { "ok" } else { "stopped" },
+        "status": state,
+        "diverged": diverged.map(|d| json!({
+            "checkpoint": d.seq,
+            "own": hex::encode(d.own),
+            "quorum": hex::encode(d.quorum),
+        })),
         "ready": ready,
         "node": node.cfg.node,
         "member": node.hosted().map(|h| h.member.id.clone()),
@@ -28,7 +39,12 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
         "in_view_change": status.map(|s| s.in_view_change),
         "last_executed": status.map(|s| s.last_executed),
         "pending": status.map(|s| s.pending),
-        "ledger": {"applied_seq": fp.applied_seq, "data_tip": tip(fp.data_tip), "access_tip": tip(fp.access_tip)},
+        "ledger": {
+            "applied_seq": fp.applied_seq,
+            "data_tip": tip(fp.data_tip),
+            "access_tip": tip(fp.access_tip),
+            "state_root": hex::encode(fp.state_root),
+        },
         "compute": node.compute.describe(),
         "started_ms": node.started_ms,
         "version": env!("CARGO_PKG_VERSION"),

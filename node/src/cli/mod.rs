@@ -36,6 +36,13 @@ enum Command {
     },
     /// Call a node's API as a member.
     Client(ClientArgs),
+    /// Clear a stopped node's ledger (blocks, index, contract state) so that it re-applies
+    /// the consensus archive at its next start: the repair of a ledger whose state departed
+    /// from the consortium's (alert LedgerStateDiverged). The consensus log stays.
+    LedgerRebuild {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 /// Parses the command line and runs the command.
@@ -71,6 +78,14 @@ pub fn main() -> Result<()> {
         Command::Client(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(client::run(args))?;
+        }
+        Command::LedgerRebuild { config } => {
+            let cfg = NodeConfig::load(&config)?;
+            let (applied, archived) = crate::service::clear_ledger(&cfg)?;
+            println!(
+                "ledger cleared (it had applied {}); the node re-applies {archived} archived batches when it starts",
+                applied.map_or("nothing".to_string(), |s| format!("up to batch {s}"))
+            );
         }
     }
     Ok(())
