@@ -26,25 +26,42 @@ const PAYLOAD_LEN: usize = 256;
 /// Requests per submission chunk (a gateway's batch).
 const CHUNK: usize = 500;
 
+#[derive(Debug, Clone, Copy, Default)]
 struct Point {
     tx_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Requests offered in the measured window and how many admission control refused.
+    offered: usize,
+    refused: usize,
 }
 
-fn config(n: usize, id: u8, window: u64) -> Config {
+/// Admission control on (the default) or off (every request admitted up to
+/// `pending_len_max`: the behaviour before admission control, as a baseline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    On,
+    Off,
+}
+
+fn config(n: usize, id: u8, window: u64, admission: Admission) -> Config {
     let mut c = Config::new(n, id);
     c.window_len = window;
+    if admission == Admission::Off {
+        c.admission_len_max = c.pending_len_max;
+        c.admission_bytes_max = c.pending_bytes_max;
+    }
     c
 }
 
-async fn start_cluster(n: usize, window: u64, dir: &std::path::Path) -> Result<Vec<Engine>> {
+async fn start_cluster(n: usize, window: u64, admission: Admission, dir: &std::path::Path) -> Result<Vec<Engine>> {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(n as u64);
     let rocks = RocksConfig { sync_writes: true, ..RocksConfig::default() };
     let mut cluster = LocalCluster::new(n, dir, &rocks, &mut rng)?;
     let mut engines = Vec::new();
     for id in 0..n {
-        let (engine, mut delivered) = cluster.start(id, config(n, id as u8, window), Metrics::unregistered())?;
+        let (engine, mut delivered) =
+            cluster.start(id, config(n, id as u8, window, admission), Metrics::unregistered())?;
         tokio::spawn(async move { while delivered.recv().await.is_some() {} });
         engines.push(engine);
     }
@@ -62,6 +79,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measure: Duration, client: u64) -> Point {
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let committed = Arc::new(Mutex::new(0usize));
+    let refused = Arc::new(Mutex::new(0usize));
+    let mut offered_in_window = 0usize;
     let start = Instant::now();
     let window_start = start + warmup;
     let end = window_start + measure;
@@ -98,18 +117,27 @@ async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measur
                 })
                 .collect();
             let submitted = Instant::now();
+            if submitted >= window_start {
+                offered_in_window += take;
+            }
             let Ok(done) = primary.submit_many(requests).await else {
-                return Point { tx_per_s: 0.0, p50_ms: 0.0, p99_ms: 0.0 };
+                return Point::default();
             };
-            let (lat, com) = (latencies.clone(), committed.clone());
+            let (lat, com, refd) = (latencies.clone(), committed.clone(), refused.clone());
             tokio::spawn(async move {
-                if let Ok(Ok(_)) = done.await {
+                // Refused requests are shed (an open-loop client backs off; a closed-loop
+                // one submits its next chunk): only admitted requests count.
+                if let Ok(Ok(many)) = done.await {
                     let now = Instant::now();
-                    if submitted >= window_start && now <= end {
+                    let admitted = take - many.refused;
+                    if submitted >= window_start {
+                        *refd.lock().expect("not poisoned") += many.refused;
+                    }
+                    if admitted > 0 && submitted >= window_start && now <= end {
                         lat.lock().expect("not poisoned").push(now.duration_since(submitted).as_secs_f64() * 1e3);
                     }
                     if now >= window_start && now <= end {
-                        *com.lock().expect("not poisoned") += take;
+                        *com.lock().expect("not poisoned") += admitted;
                     }
                 }
                 drop(permit);
@@ -120,29 +148,65 @@ async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measur
     let mut l = latencies.lock().expect("not poisoned").clone();
     l.sort_by(|a, b| a.total_cmp(b));
     let tx = *committed.lock().expect("not poisoned") as f64 / measure.as_secs_f64();
-    Point { tx_per_s: tx, p50_ms: percentile(&l, 0.5), p99_ms: percentile(&l, 0.99) }
+    let refused = *refused.lock().expect("not poisoned");
+    Point {
+        tx_per_s: tx,
+        p50_ms: percentile(&l, 0.5),
+        p99_ms: percentile(&l, 0.99),
+        offered: offered_in_window,
+        refused,
+    }
+}
+
+/// One point of a shape: a fixed offered rate, the closed-loop maximum, or a multiple of
+/// the maximum measured earlier in the same shape (the overload point).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Load {
+    Rate(f64),
+    Max,
+    TimesPeak(f64),
+}
+
+impl Load {
+    fn label(&self) -> String {
+        match self {
+            Load::Rate(r) => format!("{r:.0}"),
+            Load::Max => "max".into(),
+            Load::TimesPeak(k) => format!("{k}x-peak"),
+        }
+    }
 }
 
 fn run_shape(
     n: usize,
     window: u64,
-    loads: &[Option<f64>],
-    warmup: Duration,
-    measure: Duration,
+    admission: Admission,
+    loads: &[Load],
+    timing: (Duration, Duration),
     progress: &Progress,
-) -> Result<Vec<(Option<f64>, Point)>> {
+) -> Result<Vec<(Load, Point)>> {
+    let (warmup, measure) = timing;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
-        let engines = start_cluster(n, window, dir.path()).await?;
+        let engines = start_cluster(n, window, admission, dir.path()).await?;
         let mut engines = engines.into_iter().map(Arc::new).collect::<Vec<_>>();
         // Let connections come up.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut points = Vec::new();
+        let mut peak: Option<f64> = None;
         for (i, load) in loads.iter().enumerate() {
-            let offered = load.map_or("max".to_string(), |r| format!("{r:.0}"));
-            progress.set_message(format!("n={n} window={window} offered={offered}"));
-            let p = drive(engines[0].clone(), *load, warmup, measure, i as u64 + 1).await;
+            let label = load.label();
+            progress.set_message(format!("n={n} window={window} admission={admission:?} offered={label}"));
+            let rate = match load {
+                Load::Rate(r) => Some(*r),
+                Load::Max => None,
+                Load::TimesPeak(k) => Some(k * peak.context("a multiple of the peak needs a max point before it")?),
+            };
+            let p = drive(engines[0].clone(), rate, warmup, measure, i as u64 + 1).await;
+            if *load == Load::Max {
+                peak = Some(p.tx_per_s);
+            }
             let mut states = Vec::new();
             for e in &engines {
                 if let Ok(s) = e.status().await {
@@ -155,10 +219,15 @@ fn run_shape(
                     ));
                 }
             }
+            let offered = rate.map_or("max".to_string(), |r| format!("{r:.0}"));
             dualchain_progress::suspend(|| {
                 eprintln!(
-                    "  n={n} window={window} offered={offered} -> {:.0} tx/s, p50 {:.1} ms, p99 {:.1} ms",
-                    p.tx_per_s, p.p50_ms, p.p99_ms
+                    "  n={n} window={window} admission={admission:?} offered={offered} ({label}) -> {:.0} tx/s, \
+                     p50 {:.1} ms, p99 {:.1} ms, refused {:.1} %",
+                    p.tx_per_s,
+                    p.p50_ms,
+                    p.p99_ms,
+                    100.0 * p.refused as f64 / p.offered.max(1) as f64
                 );
                 eprintln!("    replicas: {}", states.join(", "));
             });
@@ -186,9 +255,9 @@ fn single_point(spec: &str, warmup: Duration, measure: Duration) -> Result<Vec<R
     let parts: Vec<&str> = spec.split(':').collect();
     let [n, window, load] = parts[..] else { anyhow::bail!("BENCH_CONSENSUS_POINT is <n>:<window>:<offered|max>") };
     let (n, window): (usize, u64) = (n.parse()?, window.parse()?);
-    let load = if load == "max" { None } else { Some(load.parse::<f64>()?) };
+    let load = if load == "max" { Load::Max } else { Load::Rate(load.parse::<f64>()?) };
     let progress = Progress::new("bench consensus point", 1);
-    let (_, point) = run_shape(n, window, &[load], warmup, measure, &progress)?.remove(0);
+    let (_, point) = run_shape(n, window, Admission::On, &[load], (warmup, measure), &progress)?.remove(0);
     progress.finish();
     let params = format!("n={n},window={window},offered={},tx_bytes={PAYLOAD_LEN},durability=sync", parts[2]);
     let mut r = Record::throughput("consensus::commit", params, point.tx_per_s, None);
@@ -205,48 +274,89 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     if let Ok(spec) = std::env::var("BENCH_CONSENSUS_POINT") {
         return single_point(&spec, warmup, measure);
     }
-    let loads_n4: Vec<Option<f64>> = if quick {
-        vec![Some(20_000.0), Some(80_000.0), None]
+    let loads_n4: Vec<Load> = if quick {
+        vec![Load::Rate(20_000.0), Load::Rate(80_000.0), Load::Max]
     } else {
-        vec![Some(10_000.0), Some(40_000.0), Some(80_000.0), Some(120_000.0), Some(160_000.0), Some(250_000.0), None]
+        [10_000.0, 40_000.0, 80_000.0, 120_000.0, 160_000.0, 250_000.0]
+            .into_iter()
+            .map(Load::Rate)
+            .chain([Load::Max])
+            .collect()
     };
-    let loads_n7: Vec<Option<f64>> =
-        if quick { vec![Some(20_000.0), None] } else { vec![Some(20_000.0), Some(80_000.0), None] };
+    let loads_n7: Vec<Load> = if quick {
+        vec![Load::Rate(20_000.0), Load::Max]
+    } else {
+        vec![Load::Rate(20_000.0), Load::Rate(80_000.0), Load::Max]
+    };
     eprintln!("durability: RocksDB WAL synced (fsync) on every group commit of the consensus log");
     let mut records = Vec::new();
-    // Points: every load, at window 1 and at the default window, for n = 4 and n = 7.
-    let progress = Progress::new("bench consensus", 2 * (loads_n4.len() + loads_n7.len()) as u64);
+    let timing = (warmup, measure);
+    // Points: every load, at window 1 and at the default window, for n = 4 and n = 7; then
+    // the overload point, with and without admission control.
+    let progress = Progress::new("bench consensus", 2 * (loads_n4.len() + loads_n7.len()) as u64 + 4);
     for (n, loads) in [(4usize, &loads_n4), (7, &loads_n7)] {
-        let base = run_shape(n, 1, loads, warmup, measure, &progress)?;
-        let piped = run_shape(n, Config::new(n, 0).window_len, loads, warmup, measure, &progress)?;
+        let base = run_shape(n, 1, Admission::On, loads, timing, &progress)?;
+        let window = Config::new(n, 0).window_len;
+        let piped = run_shape(n, window, Admission::On, loads, timing, &progress)?;
         for ((load, b), (_, p)) in base.iter().zip(&piped) {
-            let offered = load.map_or("max".to_string(), |r| format!("{r:.0}"));
-            for (window, point, baseline) in [(1, b, None), (Config::new(n, 0).window_len, p, Some(b))] {
+            let offered = load.label();
+            for (window, point, baseline) in [(1, b, None), (window, p, Some(b))] {
                 let params = format!("n={n},window={window},offered={offered},tx_bytes={PAYLOAD_LEN},durability=sync");
-                let mut r = Record::throughput(
-                    "consensus::commit",
-                    params.clone(),
-                    point.tx_per_s,
-                    baseline.map(|b| b.tx_per_s),
-                );
-                r.unit = "tx/s".into();
-                records.push(r);
-                for (name, v, bv) in [
-                    ("consensus::latency_p50", point.p50_ms, baseline.map(|b| b.p50_ms)),
-                    ("consensus::latency_p99", point.p99_ms, baseline.map(|b| b.p99_ms)),
-                ] {
-                    records.push(Record {
-                        name: name.into(),
-                        params: params.clone(),
-                        value: v,
-                        unit: "ms".into(),
-                        baseline: bv,
-                        ratio: bv.map(|b| v / b),
-                    });
-                }
+                records.extend(point_records(&params, point, baseline));
             }
         }
     }
+    records.extend(overload(timing, &progress)?);
     progress.finish();
+    Ok(records)
+}
+
+/// Records of one point: committed tx/s and p50/p99 latency, each against `baseline`.
+fn point_records(params: &str, point: &Point, baseline: Option<&Point>) -> Vec<Record> {
+    let mut r =
+        Record::throughput("consensus::commit", params.to_string(), point.tx_per_s, baseline.map(|b| b.tx_per_s));
+    r.unit = "tx/s".into();
+    let mut out = vec![r];
+    for (name, v, bv) in [
+        ("consensus::latency_p50", point.p50_ms, baseline.map(|b| b.p50_ms)),
+        ("consensus::latency_p99", point.p99_ms, baseline.map(|b| b.p99_ms)),
+    ] {
+        out.push(Record {
+            name: name.into(),
+            params: params.to_string(),
+            value: v,
+            unit: "ms".into(),
+            baseline: bv,
+            ratio: bv.map(|b| v / b),
+        });
+    }
+    out
+}
+
+/// The overload point (n = 4, default window): the closed-loop peak, then twice the peak
+/// offered open-loop, with admission control and without (the baseline). Reported as
+/// ratios to the same run's peak: committed throughput at 2× (goal ≥ 0.9) and p99 at 2×
+/// (goal ≤ 2).
+fn overload(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Record>> {
+    let n = 4;
+    let window = Config::new(n, 0).window_len;
+    let mut records = Vec::new();
+    for admission in [Admission::Off, Admission::On] {
+        let points = run_shape(n, window, admission, &[Load::Max, Load::TimesPeak(2.0)], timing, progress)?;
+        let [(_, peak), (_, over)] = &points[..] else { anyhow::bail!("two overload points expected") };
+        let on = if admission == Admission::On { "on" } else { "off" };
+        let params = format!("n={n},window={window},offered=2x-peak,admission={on},tx_bytes={PAYLOAD_LEN}");
+        records.extend(point_records(&params, over, Some(peak)));
+        dualchain_progress::suspend(|| {
+            eprintln!(
+                "  overload admission={on}: at 2x the peak ({:.0} tx/s) {:.2} of the peak's throughput, p99 {:.2}x \
+                 the peak's, {:.1} % refused",
+                peak.tx_per_s,
+                over.tx_per_s / peak.tx_per_s,
+                over.p99_ms / peak.p99_ms,
+                100.0 * over.refused as f64 / over.offered.max(1) as f64
+            )
+        });
+    }
     Ok(records)
 }

@@ -37,6 +37,17 @@ pub struct Config {
     pub state_fetch_ms: u64,
     /// Most requests waiting at this replica (back-pressure beyond it).
     pub pending_len_max: usize,
+    /// Admission control: a replica refuses its own clients' new requests
+    /// ([`crate::Rejected::Busy`]) while this many requests, or
+    /// [`Config::admission_bytes_max`] bytes of them, wait at it. Past saturation the backlog
+    /// would only grow, and with it every request's latency; refused, the client backs off
+    /// and what is admitted commits at the rate the consortium sustains. Requests passed on
+    /// by other replicas are not refused here (their home admitted them), only bounded by
+    /// [`Config::pending_len_max`] and [`Config::pending_bytes_max`].
+    pub admission_len_max: usize,
+    pub admission_bytes_max: usize,
+    /// Bytes of all pending requests (own and passed on) a replica holds at most.
+    pub pending_bytes_max: usize,
     /// Sequence numbers over which an executed request id is remembered for
     /// de-duplication.
     pub dedup_horizon: u64,
@@ -62,6 +73,9 @@ impl Config {
             retransmit_ms: 500,
             state_fetch_ms: 1000,
             pending_len_max: 1 << 18,
+            admission_len_max: 8192,
+            admission_bytes_max: 4 << 20,
+            pending_bytes_max: 256 << 20,
             dedup_horizon: 4096,
             clock_skew_ms_max: 10_000,
         }
@@ -126,6 +140,9 @@ impl Config {
         }
         if self.pending_len_max == 0 || self.dedup_horizon == 0 {
             return bad("pending_len_max and dedup_horizon must be positive".into());
+        }
+        if self.admission_len_max == 0 || self.admission_bytes_max == 0 || self.pending_bytes_max == 0 {
+            return bad("admission_len_max, admission_bytes_max and pending_bytes_max must be positive".into());
         }
         Ok(())
     }

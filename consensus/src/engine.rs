@@ -174,7 +174,7 @@ pub struct EngineStatus {
 
 enum Command {
     Submit(Request, oneshot::Sender<Result<u64, SubmitError>>),
-    SubmitMany(Vec<Request>, oneshot::Sender<Result<u64, SubmitError>>),
+    SubmitMany(Vec<Request>, oneshot::Sender<Result<Many, SubmitError>>),
     Status(oneshot::Sender<EngineStatus>),
     /// The application's state root after a checkpoint's batch.
     Attest(u64, [u8; 32]),
@@ -207,12 +207,20 @@ enum Waiter {
     Group(Arc<std::sync::Mutex<Group>>),
 }
 
-/// A group of requests submitted together: resolves with the highest sequence number once
-/// all executed (or with the first refusal).
+/// What a group submission came to: the highest sequence number among its executed
+/// requests, and how many admission control refused ([`Rejected::Busy`]: retry those later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Many {
+    pub seq_max: u64,
+    pub refused: usize,
+}
+
+/// A group of requests submitted together: resolves once every admitted request executed
+/// (or with the first failure other than a busy refusal).
 struct Group {
     remaining: usize,
-    seq_max: u64,
-    reply: Option<oneshot::Sender<Result<u64, SubmitError>>>,
+    many: Many,
+    reply: Option<oneshot::Sender<Result<Many, SubmitError>>>,
 }
 
 /// Forgets submitters that stopped waiting, and answers those waiting longer than `max`.
@@ -249,22 +257,30 @@ impl Waiter {
 }
 
 impl Group {
+    fn new(len: usize, reply: oneshot::Sender<Result<Many, SubmitError>>) -> Self {
+        let mut g = Self { remaining: len, many: Many::default(), reply: Some(reply) };
+        g.finish_if_done();
+        g
+    }
+
     fn done(&mut self, result: Result<u64, SubmitError>) {
+        self.remaining = self.remaining.saturating_sub(1);
         match result {
-            Ok(seq) => {
-                self.seq_max = self.seq_max.max(seq);
-                self.remaining -= 1;
-                if self.remaining == 0 {
-                    if let Some(r) = self.reply.take() {
-                        let _ = r.send(Ok(self.seq_max));
-                    }
-                }
-            }
+            Ok(seq) => self.many.seq_max = self.many.seq_max.max(seq),
+            Err(SubmitError::Rejected(Rejected::Busy)) => self.many.refused += 1,
             Err(e) => {
-                self.remaining -= 1;
                 if let Some(r) = self.reply.take() {
                     let _ = r.send(Err(e));
                 }
+            }
+        }
+        self.finish_if_done();
+    }
+
+    fn finish_if_done(&mut self) {
+        if self.remaining == 0 {
+            if let Some(r) = self.reply.take() {
+                let _ = r.send(Ok(self.many));
             }
         }
     }
@@ -381,12 +397,13 @@ impl Engine {
     }
 
     /// Submits requests together (one command for many: a gateway or the ledger batching
-    /// transactions). Resolves with the highest sequence number once all executed, or with
-    /// the first refusal (the others may still execute).
+    /// transactions). Resolves once every admitted request executed, with the highest
+    /// sequence number and the number admission control refused; or with the first other
+    /// failure (the others may still execute).
     pub async fn submit_many(
         &self,
         requests: Vec<Request>,
-    ) -> Result<oneshot::Receiver<Result<u64, SubmitError>>, SubmitError> {
+    ) -> Result<oneshot::Receiver<Result<Many, SubmitError>>, SubmitError> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(Command::SubmitMany(requests, tx)).await.map_err(|_| SubmitError::Stopped)?;
         Ok(rx)
@@ -515,17 +532,7 @@ impl Core {
             Command::SubmitMany(requests, reply) => {
                 let now = self.now_ms();
                 let since = Instant::now();
-                let group = Arc::new(std::sync::Mutex::new(Group {
-                    remaining: requests.len(),
-                    seq_max: 0,
-                    reply: Some(reply),
-                }));
-                if requests.is_empty() {
-                    let mut g = group.lock().expect("not poisoned");
-                    if let Some(r) = g.reply.take() {
-                        let _ = r.send(Ok(0));
-                    }
-                }
+                let group = Arc::new(std::sync::Mutex::new(Group::new(requests.len(), reply)));
                 for request in requests {
                     let key = (request.client, request.id);
                     match self.replica.submit(now, request) {
@@ -998,7 +1005,7 @@ mod tests {
         let (fresh, mut fresh_rx) = oneshot::channel();
         waiters.insert((1, 3), (Waiter::One(fresh), t0 + Duration::from_secs(300)));
         let (group_reply, mut group_rx) = oneshot::channel();
-        let group = Arc::new(std::sync::Mutex::new(Group { remaining: 2, seq_max: 0, reply: Some(group_reply) }));
+        let group = Arc::new(std::sync::Mutex::new(Group::new(2, group_reply)));
         waiters.insert((2, 1), (Waiter::Group(group.clone()), t0));
         waiters.insert((2, 2), (Waiter::Group(group), t0));
 

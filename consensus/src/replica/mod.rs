@@ -132,6 +132,8 @@ pub struct Stats {
     pub batches_committed: u64,
     pub requests_committed: u64,
     pub state_entries_applied: u64,
+    /// Own clients' requests refused by admission control.
+    pub refused_busy: u64,
 }
 
 /// Per-sequence-number state of the log (§2.3).
@@ -229,6 +231,8 @@ pub struct Replica {
     roots: state_root::Roots,
     next_seq: u64,
     pending: BTreeMap<RequestKey, Pending>,
+    /// Encoded bytes of the pending requests.
+    pending_bytes: usize,
     /// Pending requests in arrival order (entries of executed requests are trimmed lazily).
     arrivals: VecDeque<(u64, RequestKey)>,
     /// Primary: requests not yet proposed, in arrival order.
@@ -299,6 +303,7 @@ impl Replica {
             roots: Default::default(),
             next_seq: 1,
             pending: BTreeMap::new(),
+            pending_bytes: 0,
             arrivals: VecDeque::new(),
             queue: VecDeque::new(),
             queue_bytes: 0,
@@ -487,7 +492,11 @@ impl Replica {
         if self.pending.contains_key(&key) || self.executed.contains_key(&key) {
             return Err(Rejected::Duplicate);
         }
-        if self.pending.len() >= self.cfg.pending_len_max {
+        // Admission control: past saturation the backlog only adds latency.
+        if self.pending.len() >= self.cfg.admission_len_max.min(self.cfg.pending_len_max)
+            || self.pending_bytes + request.encoded_len() > self.cfg.admission_bytes_max.min(self.cfg.pending_bytes_max)
+        {
+            self.stats.refused_busy += 1;
             return Err(Rejected::Busy);
         }
         self.admit(request, true, true);
@@ -511,6 +520,7 @@ impl Replica {
             self.progress_ms = self.now_ms;
         }
         self.arrivals.push_back((self.now_ms, key));
+        self.pending_bytes += request.encoded_len();
         self.pending.insert(key, Pending { request, arrival_ms: self.now_ms, own });
     }
 
@@ -597,7 +607,9 @@ impl Replica {
             if self.pending.contains_key(&key) || self.executed.contains_key(&key) {
                 continue;
             }
-            if self.pending.len() >= self.cfg.pending_len_max {
+            if self.pending.len() >= self.cfg.pending_len_max
+                || self.pending_bytes + request.encoded_len() > self.cfg.pending_bytes_max
+            {
                 self.drop_msg("request queue full");
                 continue;
             }
@@ -883,6 +895,7 @@ impl Replica {
             let key = (r.client, r.id);
             self.proposed.remove(&key);
             if let Some(p) = self.pending.remove(&key) {
+                self.pending_bytes = self.pending_bytes.saturating_sub(p.request.encoded_len());
                 if self.queue.front() == Some(&key) {
                     self.queue.pop_front();
                 }

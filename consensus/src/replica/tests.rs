@@ -441,3 +441,34 @@ fn state_roots_agree_or_diverge_once() {
     let m = vote(&net, 3, 8, 5);
     assert_eq!(diverged(&net.replicas[0].receive(6, m)), 0, "a repeated vote raises nothing");
 }
+
+/// Admission control: past `admission_len_max` pending requests (or its bytes), a replica
+/// refuses its own clients' requests as busy; requests relayed by peers are still taken up
+/// to `pending_len_max`.
+#[test]
+fn admission_control_refuses_own_clients_past_the_bound() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+    let keys: Vec<_> = (0..4).map(|_| SigningKeypair::generate(&mut rng)).collect();
+    let publics: Vec<_> = keys.iter().map(|k| k.public()).collect();
+    let mut cfg = config(1);
+    cfg.admission_len_max = 3;
+    let mut backup = Replica::new(cfg, keys[1].clone(), publics.clone()).unwrap();
+    let req = |client: u64, id: u64| Request { client, id, payload: vec![7; 16] };
+    for id in 0..3 {
+        assert!(backup.submit(1, req(1, id)).is_ok());
+    }
+    assert!(matches!(backup.submit(1, req(1, 3)), Err(Rejected::Busy)));
+    assert_eq!(backup.stats().refused_busy, 1);
+    let relayed = Message::Forward(Signed::sign(&keys[2], 2, Forward { requests: vec![req(2, 0), req(2, 1)] }));
+    let _ = backup.receive(2, relayed);
+    assert_eq!(backup.pending_len(), 5, "relayed requests are not refused by admission control");
+
+    // A byte bound refuses too: one more request than the bytes allow.
+    let mut cfg = config(1);
+    cfg.admission_bytes_max = 3 * req(1, 0).encoded_len();
+    let mut backup = Replica::new(cfg, keys[1].clone(), publics).unwrap();
+    for id in 0..3 {
+        assert!(backup.submit(1, req(1, id)).is_ok());
+    }
+    assert!(matches!(backup.submit(1, req(1, 3)), Err(Rejected::Busy)));
+}

@@ -58,6 +58,13 @@ impl ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
+        use dualchain_consensus::engine::SubmitError;
+        use dualchain_consensus::Rejected;
+        // The home validator's admission control: the consortium is saturated now.
+        let busy = e.chain().any(|c| matches!(c.downcast_ref(), Some(SubmitError::Rejected(Rejected::Busy))));
+        if busy {
+            return Self::busy("consensus-busy", format!("{e:#}"), 1);
+        }
         Self::internal(format!("{e:#}"))
     }
 }
@@ -106,6 +113,17 @@ pub fn ok_json(v: &Value) -> ApiResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saturated_consortium_answers_503_with_retry_after() {
+        use dualchain_consensus::engine::SubmitError;
+        let e = anyhow::Error::new(SubmitError::Rejected(dualchain_consensus::Rejected::Busy))
+            .context("hospital-a submitting");
+        let r = ApiError::from(e);
+        assert_eq!((r.status, r.reason, r.retry_after_s), (StatusCode::SERVICE_UNAVAILABLE, "consensus-busy", Some(1)));
+        let other = ApiError::from(anyhow::anyhow!("disk full"));
+        assert_eq!(other.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     #[test]
     fn refusals_are_operation_outcomes_with_a_reason() {
