@@ -7,6 +7,11 @@
 //! with the pipeline window at 1 and at its default; the window-1 run is the baseline, so
 //! the ratio is what pipelining buys. `BENCH_CONSENSUS_POINT=<n>:<window>:<offered|max>`
 //! runs one point alone (for a profiler).
+//!
+//! The overload point (also alone with `BENCH_CONSENSUS_OVERLOAD=1`): n = 4 at the
+//! default window, the closed-loop peak, then twice the peak offered open-loop, with
+//! admission control off (every request queued, the behaviour before it) and on; committed
+//! throughput and p99 at 2x are reported against the same cluster's peak.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -273,6 +278,12 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     };
     if let Ok(spec) = std::env::var("BENCH_CONSENSUS_POINT") {
         return single_point(&spec, warmup, measure);
+    }
+    if std::env::var_os("BENCH_CONSENSUS_OVERLOAD").is_some() {
+        let progress = Progress::new("bench consensus overload", 4);
+        let records = overload((warmup, measure), &progress)?;
+        progress.finish();
+        return Ok(records);
     }
     let loads_n4: Vec<Load> = if quick {
         vec![Load::Rate(20_000.0), Load::Rate(80_000.0), Load::Max]

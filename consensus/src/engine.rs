@@ -697,6 +697,9 @@ impl Core {
             Event::Rejoined { view, left } => {
                 warn!(replica = self.replica.id(), view, left, "consensus.pbft.rejoined: a quorum went on in this view without this replica's view change; following it without voting until the consortium reaches the view it left")
             }
+            Event::StalledViewChangeJoined { from, to } => {
+                warn!(replica = self.replica.id(), from, to, "consensus.pbft.view_change_joined: the view change stalled short of a quorum; joining a higher view another replica is changing to")
+            }
             Event::StateDiverged(d) => {
                 self.metrics.state_diverged_seq.set(d.seq as i64);
                 error!(

@@ -63,3 +63,13 @@ fn replay() {
     let b = run_swarm(4, 7).unwrap();
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
 }
+
+/// Regression: loss, crashes and restarts left the correct replicas split below both view
+/// change thresholds (two at view 1, one at view 2, the fourth silent) and nothing moved
+/// for the rest of the run. A stalled view change now joins a higher view another replica
+/// holds.
+#[test]
+fn seed_1001841_a_split_view_change_meets_again() {
+    let r = run_swarm(4, 1_001_841).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.view_changes > 0);
+}

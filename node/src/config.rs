@@ -200,11 +200,14 @@ pub struct ConsensusConfig {
     /// Overrides of the preset (milliseconds); absent means the preset's value.
     pub view_change_timeout_ms: Option<u64>,
     pub batch_delay_ms: Option<u64>,
+    /// Admission control: requests of this node's own clients waiting at its validator
+    /// beyond which new ones are refused (503 consensus-busy). Absent: 8192.
+    pub admission_len_max: Option<usize>,
 }
 
 impl Default for ConsensusConfig {
     fn default() -> Self {
-        Self { preset: "lan".into(), view_change_timeout_ms: None, batch_delay_ms: None }
+        Self { preset: "lan".into(), view_change_timeout_ms: None, batch_delay_ms: None, admission_len_max: None }
     }
 }
 
@@ -227,6 +230,9 @@ impl ConsensusConfig {
         }
         if let Some(v) = self.batch_delay_ms {
             c.batch_delay_ms = v;
+        }
+        if let Some(v) = self.admission_len_max {
+            c.admission_len_max = v;
         }
         c.validate().map_err(|e| anyhow!("consensus settings: {e}"))?;
         Ok(c)

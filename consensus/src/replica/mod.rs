@@ -82,6 +82,9 @@ pub enum Event {
     /// This replica's application state root departs from the one a quorum reported for
     /// the same checkpoint ([`state_root`]): the application must stop and be repaired.
     StateDiverged(Divergence),
+    /// A view change to `from` stalled short of 2f + 1; this replica joined `to`, a higher
+    /// view another replica is changing to.
+    StalledViewChangeJoined { from: u64, to: u64 },
 }
 
 /// Everything a step asks the host to do.
@@ -253,6 +256,9 @@ pub struct Replica {
     /// signatures). Views below the current one are forgotten.
     refused_view_changes: BTreeSet<(u64, ReplicaId)>,
     own_view_change: Option<Signed<ViewChange>>,
+    /// When this replica last entered a view change or found it stalled (see
+    /// [`view_change`]: a view change without 2f + 1 joins a higher view others hold).
+    view_change_since_ms: u64,
     /// The NEW-VIEW that started the current view (re-sent to laggards by the primary).
     new_view: Option<Signed<NewView>>,
     /// Time of the last execution or view entry (the progress timer).
@@ -316,6 +322,7 @@ impl Replica {
             view_changes: BTreeMap::new(),
             refused_view_changes: BTreeSet::new(),
             own_view_change: None,
+            view_change_since_ms: 0,
             new_view: None,
             progress_ms: 0,
             retransmit_at_ms: 0,
@@ -387,7 +394,7 @@ impl Replica {
     pub fn next_deadline_ms(&self) -> u64 {
         let mut t = self.retransmit_at_ms;
         if let Status::ViewChanging { deadline_ms } = self.status {
-            t = t.min(deadline_ms.unwrap_or(u64::MAX));
+            t = t.min(deadline_ms.unwrap_or(self.view_change_since_ms + self.timeout_ms()));
         } else if let Some(oldest) = self.oldest_pending_ms() {
             t = t.min(oldest.max(self.progress_ms) + self.timeout_ms());
         }
@@ -572,6 +579,9 @@ impl Replica {
                 // The new view did not start in time: try the next one (§2.5.2).
                 self.view_change_attempts += 1;
                 self.start_view_change(self.view + 1);
+            }
+            Status::ViewChanging { deadline_ms: None } if now >= self.view_change_since_ms + self.timeout_ms() => {
+                self.join_stalled_view_change();
             }
             Status::Normal => {
                 if let Some(oldest) = self.oldest_pending_ms() {

@@ -118,6 +118,7 @@ impl Replica {
         r.retransmit_at_ms = now_ms;
         if changing {
             r.status = Status::ViewChanging { deadline_ms: None };
+            r.view_change_since_ms = now_ms;
             r.broadcast_view_change();
         }
         r.after_step();

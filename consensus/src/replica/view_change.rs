@@ -34,6 +34,16 @@
 //!   a view ≥ w. Its persisted view word stays `w << 1 | 1` meanwhile, so after a restart
 //!   it is in the view change again and goes back the same way; when it suspects the
 //!   primary itself, it moves straight to w, whose VIEW-CHANGE the others already hold.
+//!
+//! **Joining a stalled split** (beyond the paper). The paper's timer starts only once a
+//! replica holds 2f + 1 VIEW-CHANGEs for its view, and the f + 1 rule moves it up only when
+//! f + 1 others are above. Loss, crashes and restarts can leave the correct replicas split
+//! below both thresholds — two at view v, one at v + 1, the fourth faulty — and then no
+//! timer runs and nobody moves: the simulator found such a run (seed 1001841). So a replica
+//! whose view change has gathered fewer than 2f + 1 for a whole timeout joins the smallest
+//! higher view that another replica is changing to. It never invents a view, so the
+//! replicas meet at the highest one someone holds; joining a higher view is always safe
+//! (it only gives up the lower one), and the doubling timeout keeps it from racing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,6 +73,7 @@ impl Replica {
         }
         self.view = view;
         self.status = Status::ViewChanging { deadline_ms: None };
+        self.view_change_since_ms = self.now_ms;
         self.stats.view_changes += 1;
         self.out.events.push(Event::ViewChangeStarted(view));
         self.broadcast_view_change();
@@ -86,6 +97,21 @@ impl Replica {
         self.queue.clear();
         self.queue_bytes = 0;
         self.try_new_view(view);
+    }
+
+    /// A view change that gathered fewer than 2f + 1 VIEW-CHANGEs for a whole timeout: join
+    /// the smallest higher view another replica is changing to, if any (see the module
+    /// docs); otherwise wait another timeout.
+    pub(super) fn join_stalled_view_change(&mut self) {
+        let me = self.cfg.id;
+        let higher =
+            self.view_changes.range(self.view + 1..).find(|(_, vcs)| vcs.keys().any(|r| *r != me)).map(|(v, _)| *v);
+        self.view_change_since_ms = self.now_ms;
+        if let Some(view) = higher {
+            self.view_change_attempts += 1;
+            self.out.events.push(Event::StalledViewChangeJoined { from: self.view, to: view });
+            self.start_view_change(view);
+        }
     }
 
     /// Keeps a valid view change (views from the current one to [`VIEWS_AHEAD_MAX`] above

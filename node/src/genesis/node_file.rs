@@ -50,6 +50,8 @@ nonces_max = {nonces}
 preset = "{preset}"
 # view_change_timeout_ms = 2000
 # batch_delay_ms = 2
+# Requests waiting at this validator beyond which this node's member is refused (503).
+# admission_len_max = 8192
 
 [owner]
 # For hospitals: where datasets are stored, how many observations posted one by one make a
