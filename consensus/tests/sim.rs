@@ -73,3 +73,10 @@ fn seed_1001841_a_split_view_change_meets_again() {
     let r = run_swarm(4, 1_001_841).unwrap_or_else(|e| panic!("{e}"));
     assert!(r.view_changes > 0);
 }
+
+/// Regression: a primary that went back from a lone view change to follow its own view
+/// retransmitted its earlier pre-prepares and votes, which a follower must not send.
+#[test]
+fn seed_2000816_a_following_primary_sends_no_ordering_message() {
+    run_swarm(7, 2_000_816).unwrap_or_else(|e| panic!("{e}"));
+}

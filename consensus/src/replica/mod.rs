@@ -967,8 +967,11 @@ impl Replica {
         let me = self.cfg.id;
         let stale = now.saturating_sub(self.cfg.retransmit_ms);
         let mut resend = Vec::new();
+        // A follower sends no ordering message, not even again one it sent before its
+        // view change (see `view_change`: what it signed since must stay in that message).
+        let follows = self.follows();
         for slot in self.slots.range_mut(self.last_executed + 1..).map(|(_, s)| s) {
-            if slot.view != self.view || slot.sent_at_ms > stale {
+            if follows || slot.view != self.view || slot.sent_at_ms > stale {
                 continue;
             }
             slot.sent_at_ms = now;
@@ -987,7 +990,7 @@ impl Replica {
         // A heartbeat of progress: this replica's commit for its last executed batch (or its
         // vote for the stable checkpoint), so a replica that missed the end of a burst learns
         // it is behind and fetches state.
-        if let Some(v) = self.slots.get(&self.last_executed).and_then(|s| s.commits.get(&me)) {
+        if let Some(v) = self.slots.get(&self.last_executed).and_then(|s| s.commits.get(&me)).filter(|_| !follows) {
             resend.push(Message::Vote(v.clone()));
         } else if let Some(v) = self.stable.votes.iter().find(|v| v.from == me) {
             resend.push(Message::Checkpoint(v.clone()));
