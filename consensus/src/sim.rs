@@ -5,7 +5,10 @@
 //!
 //! Faults: loss, duplication, delay and reordering, partitions that heal, crashes with
 //! restart from the persisted log, and Byzantine replicas ([`Behaviour`]: silent,
-//! equivocating primary, conflicting votes). A run has a fault phase, then a liveness phase
+//! equivocating primary, conflicting votes, random state roots), and a scripted fault that
+//! damages one replica's application state ([`Scripted::CorruptState`]; each replica's
+//! application keeps a state root and reports it after checkpoints, and a correct replica
+//! that reports a divergence without damage fails the run). A run has a fault phase, then a liveness phase
 //! in which the network is clean and every crashed replica is back (Byzantine replicas stay
 //! Byzantine). It checks safety throughout — no two different batches committed at one
 //! sequence number at any correct replica, no request executed twice — and at the end
