@@ -43,6 +43,7 @@ use crate::metrics::{Metrics, PeerLabel};
 use crate::replica::{
     parse_archive, Delivered, Divergence, Event, Output, Recovered, RecoveryError, Rejected, Replica, Target,
 };
+use crate::standing::{Change, Standing, Standings, BAN, THROTTLE_DELAY};
 use crate::tls::{quic_client_config, quic_server_config, server_name, NodeTls, TlsError};
 
 /// Frames queued per peer before new ones are dropped.
@@ -68,22 +69,54 @@ pub const CONNECTIONS_PER_PEER_MAX: usize = 2;
 /// in the log rather than cut at once. A closed peer reconnects no faster than its backoff.
 pub const INVALID_FRAMES_MAX: u32 = 16;
 
-/// Counts a connection's invalid frames and closes it past [`INVALID_FRAMES_MAX`].
+/// Counts a connection's invalid frames and closes it past [`INVALID_FRAMES_MAX`]; each
+/// also counts against the peer's standing ([`crate::standing`]).
 #[derive(Clone)]
 struct Strikes {
     conn: quinn::Connection,
+    peer: ReplicaId,
     count: Arc<std::sync::atomic::AtomicU32>,
-    metrics: Metrics,
+    guard: Arc<PeerGuard>,
 }
 
 impl Strikes {
     fn strike(&self, reason: &'static str) {
-        self.metrics.dropped(reason);
+        self.guard.metrics.dropped(reason);
+        self.guard.fault(self.peer, reason);
         if self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 == INVALID_FRAMES_MAX {
-            self.metrics.dropped("peer disconnected for invalid frames");
+            self.guard.metrics.dropped("peer disconnected for invalid frames");
             warn!("consensus.net.disconnect: a peer sent {INVALID_FRAMES_MAX} invalid frames");
             self.conn.close(quinn::VarInt::from_u32(5), b"invalid frames");
         }
+    }
+}
+
+/// Peers' standing and the metrics that count it, shared by the core and the connections.
+struct PeerGuard {
+    standings: Standings,
+    metrics: Metrics,
+}
+
+impl PeerGuard {
+    /// One more fault of `peer`: counted, and logged when it throttles or bans the peer.
+    fn fault(&self, peer: ReplicaId, reason: &'static str) {
+        let label = PeerLabel { peer: peer.to_string() };
+        self.metrics.peer_faults.get_or_create(&label).inc();
+        match self.standings.fault(peer, Instant::now()) {
+            Change::None => {}
+            Change::Throttled => {
+                self.metrics.peer_throttles.get_or_create(&label).inc();
+                warn!(peer, reason, "consensus.peer.throttled: each of its messages now waits {THROTTLE_DELAY:?}");
+            }
+            Change::Banned => {
+                self.metrics.peer_bans.get_or_create(&label).inc();
+                warn!(peer, reason, "consensus.peer.banned: its connections are closed and refused for {BAN:?}");
+            }
+        }
+    }
+
+    fn standing(&self, peer: ReplicaId) -> Standing {
+        self.standings.standing(peer, Instant::now())
     }
 }
 
@@ -349,13 +382,14 @@ impl Engine {
                 shutdown_rx.clone(),
             ));
         }
+        let guard = Arc::new(PeerGuard { standings: Standings::default(), metrics: metrics.clone() });
         tokio::spawn(acceptor(
             endpoint.clone(),
             id,
             peer_certs,
             keys.clone(),
             inbound_tx,
-            metrics.clone(),
+            guard.clone(),
             shutdown_rx.clone(),
         ));
         let core = Core {
@@ -370,6 +404,7 @@ impl Engine {
             dropped_seen: BTreeMap::new(),
             state_entries_seen: 0,
             diverged: diverged_tx,
+            guard,
         };
         let handle = tokio::spawn(core.run(first, inbound_rx, command_rx, shutdown_rx));
         let engine = Engine { commands, shutdown, core: handle, endpoint, local_addr, divergence, checkpoint_interval };
@@ -460,6 +495,7 @@ struct Core {
     /// Where the state root departed from the quorum's, for the application.
     diverged: watch::Sender<Option<Divergence>>,
     swept: Instant,
+    guard: Arc<PeerGuard>,
 }
 
 impl Core {
@@ -700,6 +736,13 @@ impl Core {
             Event::StalledViewChangeJoined { from, to } => {
                 warn!(replica = self.replica.id(), from, to, "consensus.pbft.view_change_joined: the view change stalled short of a quorum; joining a higher view another replica is changing to")
             }
+            Event::PeerFault { peer, reason } => {
+                debug!(
+                    replica = self.replica.id(),
+                    peer, reason, "consensus.peer.fault: a signed message no correct replica sends"
+                );
+                self.guard.fault(peer, reason);
+            }
             Event::StateDiverged(d) => {
                 self.metrics.state_diverged_seq.set(d.seq as i64);
                 error!(
@@ -807,7 +850,7 @@ async fn acceptor(
     peer_certs: Arc<Vec<Vec<u8>>>,
     keys: Arc<Vec<PublicKey>>,
     core: mpsc::Sender<(Message, Held)>,
-    metrics: Metrics,
+    guard: Arc<PeerGuard>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let core_budget = ByteBudget::new(CORE_BYTES_MAX);
@@ -817,10 +860,11 @@ async fn acceptor(
             _ = shutdown.changed() => return,
             i = endpoint.accept() => match i { Some(i) => i, None => return },
         };
-        let (peer_certs, keys, core, metrics) = (peer_certs.clone(), keys.clone(), core.clone(), metrics.clone());
+        let (peer_certs, keys, core, guard) = (peer_certs.clone(), keys.clone(), core.clone(), guard.clone());
         let (shutdown, core_budget, open) = (shutdown.clone(), core_budget.clone(), open.clone());
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
+            let metrics = &guard.metrics;
             let Some(peer) = identify(&conn, &peer_certs) else {
                 metrics.dropped("unknown peer certificate");
                 conn.close(quinn::VarInt::from_u32(2), b"unknown peer");
@@ -830,13 +874,18 @@ async fn acceptor(
                 conn.close(quinn::VarInt::from_u32(2), b"self");
                 return;
             }
+            if guard.standing(peer) == Standing::Banned {
+                metrics.dropped("banned peer");
+                conn.close(quinn::VarInt::from_u32(6), b"banned");
+                return;
+            }
             let Some(_slot) = ConnectionSlot::take(&open, peer) else {
                 metrics.dropped("too many connections");
                 conn.close(quinn::VarInt::from_u32(4), b"too many connections");
                 return;
             };
             let (tx, rx) = mpsc::channel::<(Message, Held)>(1024);
-            let strikes = Strikes { conn: conn.clone(), count: Arc::default(), metrics: metrics.clone() };
+            let strikes = Strikes { conn: conn.clone(), peer, count: Arc::default(), guard: guard.clone() };
             tokio::spawn(verifier(rx, keys, core, core_budget, strikes.clone()));
             serve_connection(conn, peer, tx, strikes, shutdown).await;
         });
@@ -957,6 +1006,15 @@ async fn verifier(
             if !good {
                 strikes.strike("bad signature");
                 continue;
+            }
+            match strikes.guard.standing(strikes.peer) {
+                Standing::Good => {}
+                Standing::Throttled => tokio::time::sleep(THROTTLE_DELAY).await,
+                Standing::Banned => {
+                    strikes.guard.metrics.dropped("banned peer");
+                    strikes.conn.close(quinn::VarInt::from_u32(6), b"banned");
+                    return;
+                }
             }
             let bytes = held.num_permits() * 1024;
             let in_core = core_budget.hold(bytes).await;

@@ -5,9 +5,10 @@
 //! | [`message`] | messages, wire encoding, Ed25519 signatures (batch-verified) |
 //! | [`config`] | replica tunables and their checked relationships |
 //! | [`replica`] | the sans-IO core: batching, admission control, pipeline window, pre-prepare/prepare/commit, checkpoints, agreement on the application's state roots, view change, state transfer, recovery |
-//! | `sim` | the deterministic simulator (cargo feature `sim`, off by default; a test harness): seeded network and clock, faults, Byzantine replicas, safety and liveness checks |
+//! | `sim` | the deterministic simulator (cargo feature `sim`, off by default; a test harness): seeded network and clock, faults, Byzantine replicas, safety and liveness checks (a correct replica is never blamed for a fault) |
 //! | [`tls`] | the consortium's TLS CA and node certificates (rcgen), mutual-TLS configurations (rustls) |
 //! | [`engine`] | the replica over tokio + quinn QUIC, with the log in RocksDB |
+//! | [`standing`] | peers whose messages prove them faulty: counted, throttled, then banned for a while |
 //! | [`local`] | an in-process consortium on loopback (demo, tests, benchmarks) |
 //! | [`metrics`] | Prometheus metrics of the engine |
 
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod replica;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod standing;
 pub mod tls;
 
 pub use config::Config;

@@ -53,6 +53,13 @@ pub struct Metrics {
     /// The checkpoint at which this replica's state root departed from the quorum's (0:
     /// never). Non-zero means the ledger stopped applying and needs an operator.
     pub state_diverged_seq: Gauge,
+    /// Faults counted against each peer: invalid frames and validly signed messages no
+    /// correct replica sends ([`crate::standing`]).
+    pub peer_faults: Family<PeerLabel, Counter>,
+    /// Times each peer was throttled.
+    pub peer_throttles: Family<PeerLabel, Counter>,
+    /// Times each peer was banned (disconnected and refused for a while).
+    pub peer_bans: Family<PeerLabel, Counter>,
 }
 
 impl Metrics {
@@ -72,6 +79,9 @@ impl Metrics {
             connections: Counter::default(),
             state_root_agreed: Gauge::default(),
             state_diverged_seq: Gauge::default(),
+            peer_faults: Family::default(),
+            peer_throttles: Family::default(),
+            peer_bans: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("dualchain_consensus");
         r.register("committed_batches", "Batches committed and executed", m.committed_batches.clone());
@@ -100,6 +110,13 @@ impl Metrics {
             "Checkpoint at which this replica's state root departed from the quorum's (0: never)",
             m.state_diverged_seq.clone(),
         );
+        r.register(
+            "peer_faults",
+            "Faults counted against each peer (invalid frames or content)",
+            m.peer_faults.clone(),
+        );
+        r.register("peer_throttles", "Times each peer was throttled for its faults", m.peer_throttles.clone());
+        r.register("peer_bans", "Times each peer was disconnected and refused for its faults", m.peer_bans.clone());
         m
     }
 

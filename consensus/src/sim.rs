@@ -206,6 +206,9 @@ pub struct SimReport {
     pub state_divergences: Vec<(ReplicaId, u64)>,
     /// The highest checkpoint whose state root every correct replica shares with a quorum.
     pub state_agreed: u64,
+    /// (reporter, blamed, reason): messages a correct replica found to prove their signer
+    /// faulty. A correct replica is never blamed (the run fails).
+    pub peer_faults: Vec<(ReplicaId, ReplicaId, &'static str)>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -651,6 +654,12 @@ impl Sim {
             }
         }
         for e in &out.events {
+            if let crate::replica::Event::PeerFault { peer, reason } = e {
+                if correct && self.nodes[*peer as usize].behaviour.is_none() {
+                    return Err(format!("replica {from} blamed correct replica {peer}: {reason}"));
+                }
+                self.report.peer_faults.push((from, *peer, reason));
+            }
             if let crate::replica::Event::StateDiverged(d) = e {
                 self.report.state_divergences.push((from, d.seq));
                 let damaged = self.report.corrupted.iter().any(|(r, s)| *r == from && *s <= d.seq);

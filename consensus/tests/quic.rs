@@ -197,3 +197,63 @@ async fn a_peer_sending_invalid_frames_is_disconnected() {
     assert!(sent >= INVALID_FRAMES_MAX as u64);
     engine.shutdown().await.unwrap();
 }
+
+/// A peer with its genuine identity and key whose validly signed messages prove it faulty
+/// (pre-prepares from a backup) is counted, throttled, then banned: its connection is
+/// closed and a new one refused; every step is in the metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_signed_messages_prove_it_faulty_is_throttled_then_banned() {
+    use std::sync::Arc;
+
+    use dualchain_consensus::message::{Batch, Header, Message, Signed};
+    use dualchain_consensus::metrics::PeerLabel;
+    use dualchain_consensus::standing::FAULTS_BAN;
+    use dualchain_consensus::tls::{quic_client_config, server_name};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(dir.path());
+    let metrics = Metrics::unregistered();
+    let engine = start_with(&mut cluster, 0, metrics.clone());
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quic_client_config(&cluster.ca_der, &cluster.tls[3]).unwrap());
+    let conn = endpoint.connect(cluster.addrs[0], &server_name(0)).unwrap().await.unwrap();
+    let mut stream = conn.open_uni().await.unwrap();
+    let mut sent = 0u64;
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let batch = Arc::new(Batch::new(vec![request(9, sent)]));
+            let header = Header { view: 0, seq: sent + 1, digest: batch.digest() };
+            let bytes = Message::PrePrepare(Signed::sign(&cluster.keys[3], 3, header), batch).to_bytes();
+            let mut frame = (bytes.len() as u32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&bytes);
+            if stream.write_all(&frame).await.is_err() {
+                return conn.close_reason();
+            }
+            sent += 1;
+            if sent > 2 * FAULTS_BAN as u64 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    })
+    .await
+    .expect("the connection was not closed");
+    match closed {
+        Some(quinn::ConnectionError::ApplicationClosed(c)) => assert_eq!(&c.reason[..], b"banned"),
+        other => panic!("closed for another reason: {other:?}"),
+    }
+    assert!(sent >= FAULTS_BAN as u64);
+    let peer = PeerLabel { peer: "3".into() };
+    assert!(metrics.peer_faults.get_or_create(&peer).get() >= FAULTS_BAN as u64);
+    assert_eq!(metrics.peer_throttles.get_or_create(&peer).get(), 1);
+    assert_eq!(metrics.peer_bans.get_or_create(&peer).get(), 1);
+    // While banned, a new connection is refused.
+    let again = endpoint.connect(cluster.addrs[0], &server_name(0)).unwrap().await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(10), again.closed()).await.expect("refused");
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(c) => assert_eq!(&c.reason[..], b"banned"),
+        other => panic!("closed for another reason: {other:?}"),
+    }
+    // Another peer is not touched.
+    assert_eq!(metrics.peer_faults.get_or_create(&PeerLabel { peer: "1".into() }).get(), 0);
+    engine.shutdown().await.unwrap();
+}

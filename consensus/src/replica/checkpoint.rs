@@ -165,7 +165,7 @@ impl Replica {
                 break;
             }
             if !self.check_commit_certificate(&entry) {
-                self.drop_msg("bad commit certificate");
+                self.fault(reply.from, "bad commit certificate");
                 break;
             }
             self.slots.remove(&entry.seq);

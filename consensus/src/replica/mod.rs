@@ -85,6 +85,10 @@ pub enum Event {
     /// A view change to `from` stalled short of 2f + 1; this replica joined `to`, a higher
     /// view another replica is changing to.
     StalledViewChangeJoined { from: u64, to: u64 },
+    /// `peer` signed a message no correct replica sends (a pre-prepare it may not make, an
+    /// invalid view change or certificate, ...): the host counts it against the peer and
+    /// throttles, then disconnects it (the `standing` module).
+    PeerFault { peer: ReplicaId, reason: &'static str },
 }
 
 /// Everything a step asks the host to do.
@@ -453,6 +457,12 @@ impl Replica {
         *self.stats.dropped.entry(reason).or_default() += 1;
     }
 
+    /// Drops a validly signed message that proves its signer faulty, and reports it.
+    fn fault(&mut self, peer: ReplicaId, reason: &'static str) {
+        self.drop_msg(reason);
+        self.out.events.push(Event::PeerFault { peer, reason });
+    }
+
     fn send(&mut self, to: Target, m: Message) {
         if !self.replaying {
             self.out.send.push((to, Arc::new(m)));
@@ -718,13 +728,13 @@ impl Replica {
         let hd = h.body;
         self.note_seen(hd.seq);
         if hd.digest != batch.digest() {
-            return self.drop_msg("batch does not match its digest");
+            return self.fault(h.from, "batch does not match its digest");
         }
         if hd.view != self.view || self.status != Status::Normal {
             return self.drop_msg("pre-prepare of another view");
         }
         if h.from != self.cfg.primary(hd.view) {
-            return self.drop_msg("pre-prepare not from the primary");
+            return self.fault(h.from, "pre-prepare not from the primary");
         }
         if !self.in_window(hd.seq) {
             return self.drop_msg("pre-prepare outside the watermarks");
@@ -737,7 +747,7 @@ impl Replica {
                 if let Some(existing) = &slot.pre_prepare {
                     if existing.body.digest != hd.digest {
                         // The primary equivocates: keep the first, the view change follows.
-                        return self.drop_msg("conflicting pre-prepare");
+                        return self.fault(h.from, "conflicting pre-prepare");
                     }
                     if slot.batch.is_some() {
                         return self.drop_msg("duplicate");
@@ -815,7 +825,7 @@ impl Replica {
             return; // Late vote for an executed batch: harmless, not counted.
         }
         if vb.phase == Phase::Prepare && v.from == self.cfg.primary(vb.view) {
-            return self.drop_msg("prepare from the primary");
+            return self.fault(v.from, "prepare from the primary");
         }
         let view = self.view;
         let slot = self.slots.entry(vb.seq).or_default();

@@ -472,3 +472,38 @@ fn admission_control_refuses_own_clients_past_the_bound() {
     }
     assert!(matches!(backup.submit(1, req(1, 3)), Err(Rejected::Busy)));
 }
+
+/// Validly signed messages that no correct replica sends are reported against their signer
+/// (the host throttles, then bans it); messages a correct replica may send out of date are
+/// dropped without blame.
+#[test]
+fn messages_that_prove_their_signer_faulty_are_reported_against_it() {
+    let mut net = Net::new();
+    let blamed = |out: &Output| -> Vec<(ReplicaId, &'static str)> {
+        out.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::PeerFault { peer, reason } => Some((*peer, *reason)),
+                _ => None,
+            })
+            .collect()
+    };
+    let batch = Arc::new(Batch::new(vec![Request { client: 5, id: 1, payload: vec![2] }]));
+    // A pre-prepare from a backup (replica 3) in the current view.
+    let h = Signed::sign(&net.keys[3], 3, Header { view: 0, seq: 1, digest: batch.digest() });
+    let out = net.replicas[2].receive(0, Message::PrePrepare(h, batch.clone()));
+    assert_eq!(blamed(&out), vec![(3, "pre-prepare not from the primary")]);
+    // The primary's pre-prepare whose batch is not the one it signed.
+    let h = Signed::sign(&net.keys[0], 0, Header { view: 0, seq: 1, digest: [7; 32] });
+    let out = net.replicas[2].receive(0, Message::PrePrepare(h, batch.clone()));
+    assert_eq!(blamed(&out), vec![(0, "batch does not match its digest")]);
+    // A prepare from the primary.
+    let v = Signed::sign(&net.keys[0], 0, Vote { phase: Phase::Prepare, view: 0, seq: 1, digest: batch.digest() });
+    let out = net.replicas[2].receive(0, Message::Vote(v));
+    assert_eq!(blamed(&out), vec![(0, "prepare from the primary")]);
+    // A late vote of an old view, or one outside the window: no blame.
+    let v = Signed::sign(&net.keys[1], 1, Vote { phase: Phase::Prepare, view: 7, seq: 1, digest: batch.digest() });
+    assert!(blamed(&net.replicas[2].receive(0, Message::Vote(v))).is_empty());
+    let v = Signed::sign(&net.keys[1], 1, Vote { phase: Phase::Commit, view: 0, seq: 1 << 40, digest: [1; 32] });
+    assert!(blamed(&net.replicas[2].receive(0, Message::Vote(v))).is_empty());
+}

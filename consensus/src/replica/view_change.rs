@@ -150,7 +150,7 @@ impl Replica {
             let view = self.view;
             self.refused_view_changes.retain(|(w, _)| *w >= view);
             self.refused_view_changes.insert((v, vc.from));
-            return self.drop_msg("invalid view change");
+            return self.fault(vc.from, "invalid view change");
         }
         self.remember_view_change(vc);
         // §2.5.2: f + 1 other replicas want higher views — join the smallest of them.
@@ -254,10 +254,10 @@ impl Replica {
             return self.drop_msg("new view for an old view");
         }
         if nv.from != self.cfg.primary(v) {
-            return self.drop_msg("new view not from the view's primary");
+            return self.fault(nv.from, "new view not from the view's primary");
         }
         if !self.check_new_view(&nv) {
-            return self.drop_msg("invalid new view");
+            return self.fault(nv.from, "invalid new view");
         }
         self.enter_view(nv);
     }
