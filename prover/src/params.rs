@@ -11,8 +11,8 @@
 //!
 //! The trailing SHA-256 is the parameters' content hash, pinned at genesis. Loading checks
 //! it, then the shape name and circuit digest against the circuit this build synthesizes,
-//! then parses the body with bellperson's checked reader (every point on the curve and in
-//! its subgroup). The header is read and written with the workspace's one bounded reader and
+//! then parses the body and checks every point (on the curve and in its prime-order
+//! subgroup; in parallel, where bellperson's checked reader goes one point at a time). The header is read and written with the workspace's one bounded reader and
 //! writer ([`dualchain_crypto::encoding`]); its integers stay little-endian, as first fixed.
 //!
 //! Generation and loading take from seconds to minutes for the large shapes: both show a
@@ -173,8 +173,12 @@ impl ProvingKey {
         }
         progress.inc(1);
         progress.set_message("checking every point (on the curve, in the subgroup)");
+        // Read unchecked (blst still refuses points off the curve, bellperson the identity),
+        // then every point checked in parallel: bellperson's checked read makes the same
+        // checks one point at a time, which is most of a node's start.
         let params =
-            Parameters::<Bls12>::read(header.body, true).map_err(|e| bad(format!("malformed parameters: {e}")))?;
+            Parameters::<Bls12>::read(header.body, false).map_err(|e| bad(format!("malformed parameters: {e}")))?;
+        check_points(&params)?;
         if params.vk.ic.len() != shape.public_inputs() + 1
             || params.h.len() + 1 != circuit.domain_size()
             || params.l.len() != circuit.aux
@@ -187,6 +191,35 @@ impl ProvingKey {
         progress.inc(1);
         Ok(Self { shape, circuit, params, pvk, content_hash: hash })
     }
+}
+
+/// Every point of `p` on its curve and in its prime-order subgroup, checked in parallel.
+fn check_points(p: &Parameters<Bls12>) -> Result<(), ProverError> {
+    use blstrs::{G1Affine, G2Affine};
+    use rayon::prelude::*;
+    let vk = &p.vk;
+    let g1: [(&str, &[G1Affine]); 6] = [
+        ("h", &p.h),
+        ("l", &p.l),
+        ("a", &p.a),
+        ("b_g1", &p.b_g1),
+        ("ic", &vk.ic),
+        ("alpha_g1, beta_g1, delta_g1", &[vk.alpha_g1, vk.beta_g1, vk.delta_g1]),
+    ];
+    let g2: [(&str, &[G2Affine]); 2] =
+        [("b_g2", &p.b_g2), ("beta_g2, gamma_g2, delta_g2", &[vk.beta_g2, vk.gamma_g2, vk.delta_g2])];
+    let refuse = |name: &str, i: usize| bad(format!("point {i} of {name} is not on the curve or not in its subgroup"));
+    for (name, points) in g1 {
+        if let Some(i) = points.par_iter().position_any(|g| !bool::from(g.is_on_curve() & g.is_torsion_free())) {
+            return Err(refuse(name, i));
+        }
+    }
+    for (name, points) in g2 {
+        if let Some(i) = points.par_iter().position_any(|g| !bool::from(g.is_on_curve() & g.is_torsion_free())) {
+            return Err(refuse(name, i));
+        }
+    }
+    Ok(())
 }
 
 /// A file's error before its path is known ([`ProvingKey::load_file`] fills it in).

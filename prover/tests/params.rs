@@ -91,3 +91,32 @@ fn parameter_headers_that_lie_are_refused() {
     other[n..].copy_from_slice(&hash);
     assert!(reason(&other).contains("unsupported format version 2"));
 }
+
+/// A file whose hash is right and whose points are all on the curve, but one of which lies
+/// outside the prime-order subgroup, is refused and the point named.
+#[test]
+fn a_point_outside_the_subgroup_is_refused() {
+    use blstrs::{Fp, G1Affine};
+    use ff::Field;
+    use sha2::{Digest, Sha256};
+    // y² = x³ + 4 at the smallest x with a square right side: on the curve, and (with
+    // overwhelming probability, checked) not in the subgroup of order r.
+    let off = (1u64..)
+        .find_map(|x| {
+            let x = Fp::from(x);
+            let y: Option<Fp> = (x.square() * x + Fp::from(4)).sqrt().into();
+            y.map(|y| G1Affine::from_raw_unchecked(x, y, false))
+        })
+        .unwrap();
+    assert!(bool::from(off.is_on_curve()) && !bool::from(off.is_torsion_free()));
+    let mut pk = proving_key(Shape::Policy);
+    std::sync::Arc::make_mut(&mut pk.params.h)[3] = off;
+    let mut bytes = pk.to_file_bytes().unwrap();
+    let n = bytes.len() - 32;
+    let hash = Sha256::digest(&bytes[..n]);
+    bytes[n..].copy_from_slice(&hash);
+    match ProvingKey::from_file_bytes(&bytes, Shape::Policy, None) {
+        Err(e) => assert!(e.to_string().contains("point 3 of h is not on the curve or not in its subgroup"), "{e}"),
+        Ok(_) => panic!("a proving key with a point outside the subgroup was accepted"),
+    }
+}
