@@ -20,6 +20,11 @@ command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 if ! $build_only; then
   # pip, for the NVRTC wheel below.
   python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+  # The chaos tests: network namespaces and veth (iproute2), delay and loss through
+  # NFQUEUE (iptables), a skewed wall clock (libfaketime).
+  command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+  command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
+  command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 fi
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then

@@ -128,16 +128,22 @@ fn validator_store_path(cfg: &NodeConfig) -> std::path::PathBuf {
 /// applied and the number of archived batches it re-applies at its next start. Fails while
 /// the node runs (RocksDB's lock).
 pub fn clear_ledger(cfg: &NodeConfig) -> Result<(Option<u64>, u64)> {
+    let (ledger, engine) = open_stopped_ledger(cfg)?;
+    let applied = ledger.applied_seq()?;
+    let archived = dualchain_storage::consensus::ConsensusStore::open(engine)?.last_committed()?.unwrap_or(0);
+    ledger.clear()?;
+    Ok((applied, archived))
+}
+
+/// A stopped node's ledger store (and the RocksDB under it), to read or repair offline.
+/// Fails while the node runs (RocksDB's lock).
+pub fn open_stopped_ledger(cfg: &NodeConfig) -> Result<(dualchain_storage::ledger::LedgerStore, Arc<dyn KvEngine>)> {
     let path = validator_store_path(cfg);
     ensure!(path.is_dir(), "no validator store at {}", path.display());
     let rocks = RocksEngine::open(&path, &RocksConfig::default())
         .with_context(|| format!("opening {} (is the node still running?)", path.display()))?;
     let engine: Arc<dyn KvEngine> = Arc::new(rocks);
-    let ledger = dualchain_storage::ledger::LedgerStore::open(engine.clone())?;
-    let applied = ledger.applied_seq()?;
-    let archived = dualchain_storage::consensus::ConsensusStore::open(engine)?.last_committed()?.unwrap_or(0);
-    ledger.clear()?;
-    Ok((applied, archived))
+    Ok((dualchain_storage::ledger::LedgerStore::open(engine.clone())?, engine))
 }
 
 /// Opens the validator's RocksDB, its ledger, and starts its engine and applier.

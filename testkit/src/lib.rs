@@ -17,7 +17,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod chaos;
 pub mod consortium;
 pub mod demo;
 pub mod fhir;
+pub mod netns;
 pub mod procs;

@@ -14,31 +14,43 @@ use dualchain_node::api::client::ApiClient;
 use dualchain_node::config::{ConsortiumFile, NodeConfig};
 use dualchain_node::member::MemberFile;
 
+use crate::netns::NetLab;
+
 /// Nodes of a local cluster, each a child process.
 pub struct ProcessCluster {
     pub bin: PathBuf,
     pub dir: PathBuf,
     pub consortium: ConsortiumFile,
     procs: Vec<Option<Child>>,
+    /// Per node, what runs the node's command (e.g. `ip netns exec NS`, `faketime -f +30s`).
+    wrappers: Vec<Vec<String>>,
+}
+
+/// Where `init` puts the nodes.
+pub enum Hosts<'a> {
+    /// All on loopback, free ports, loopback timing.
+    Loopback,
+    /// One network namespace per node (the chaos lab), LAN timing.
+    Lab(&'a NetLab),
 }
 
 impl ProcessCluster {
     /// `dualchain init` for `n` nodes on loopback (free ports, loopback timing) into `dir`,
     /// then every node started.
     pub fn init(bin: &Path, dir: &Path, n: usize, params_cache: &Path) -> Result<Self> {
+        Self::init_on(bin, dir, n, params_cache, Hosts::Loopback)
+    }
+
+    /// `dualchain init` for `n` nodes placed as `hosts` says, then every node started.
+    pub fn init_on(bin: &Path, dir: &Path, n: usize, params_cache: &Path, hosts: Hosts<'_>) -> Result<Self> {
+        let (addrs, ports, preset, wrappers) = match hosts {
+            Hosts::Loopback => ("127.0.0.1".to_string(), "0", "loopback", vec![vec![]; n]),
+            Hosts::Lab(lab) => (lab.hosts(), "7700", "lan", (0..n).map(|i| lab.exec_prefix(i)).collect()),
+        };
+        let api_port = if ports == "0" { "0" } else { "8700" };
         let out = Command::new(bin)
-            .args([
-                "init",
-                "--quic-port",
-                "0",
-                "--api-port",
-                "0",
-                "--preset",
-                "loopback",
-                "--nodes",
-                &n.to_string(),
-                "--out",
-            ])
+            .args(["init", "--hosts", &addrs, "--quic-port", ports, "--api-port", api_port, "--preset", preset])
+            .args(["--nodes", &n.to_string(), "--out"])
             .arg(dir)
             .arg("--params-cache")
             .arg(params_cache)
@@ -47,8 +59,8 @@ impl ProcessCluster {
             .with_context(|| format!("running {}", bin.display()))?;
         ensure!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         let consortium = ConsortiumFile::load(&dir.join("consortium.toml"))?;
-        let mut c =
-            Self { bin: bin.to_path_buf(), dir: dir.to_path_buf(), consortium, procs: (0..n).map(|_| None).collect() };
+        let procs = (0..n).map(|_| None).collect();
+        let mut c = Self { bin: bin.to_path_buf(), dir: dir.to_path_buf(), consortium, procs, wrappers };
         for i in 0..n {
             c.spawn(i)?;
         }
@@ -61,8 +73,18 @@ impl ProcessCluster {
 
     /// Starts node `i` (its log appended to `node-<i>.log`).
     pub fn spawn(&mut self, i: usize) -> Result<()> {
+        self.spawn_with(i, &[])
+    }
+
+    /// Starts node `i` under `extra` (a command such as `faketime -f +30s`), inside its
+    /// placement's wrapper.
+    pub fn spawn_with(&mut self, i: usize, extra: &[&str]) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("node-{i}.log")))?;
-        let child = Command::new(&self.bin)
+        let mut argv: Vec<&std::ffi::OsStr> = self.wrappers[i].iter().map(|a| a.as_ref()).collect();
+        argv.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        argv.push(self.bin.as_os_str());
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
             .args(["node", "--config"])
             .arg(self.config(i))
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))

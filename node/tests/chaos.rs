@@ -1,0 +1,79 @@
+//! Chaos on real processes: `dualchain node` processes in their own network namespaces
+//! under a steady load of uploads and access requests, while validators, the primary and
+//! the CPC are killed with SIGKILL and restarted, the network is partitioned three ways,
+//! every link gets 100 ms of delay with 5 % loss, and one node's clock is skewed (see
+//! `dualchain_testkit::chaos`). Needs root, iproute2 (network namespaces), iptables
+//! (NFQUEUE, for delay and loss) and libfaketime, which `scripts/setup.sh` installs.
+//!
+//! The default run makes every fault once on 4 nodes; `chaos_seven_nodes_slow` does the
+//! same on 7, and `chaos_soak_slow` makes random faults on 4 nodes for 30 minutes. Each
+//! writes its fault matrix to `$CARGO_TARGET_TMPDIR/chaos-*.md`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use dualchain_testkit::chaos::{table, Chaos, Fault, FaultReport};
+use rand::{Rng, SeedableRng};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dualchain");
+
+fn params() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params")
+}
+
+/// Faults that leave the member's node with a quorum it can reach: uploads go on.
+fn keeps_quorum(f: Fault) -> bool {
+    matches!(f, Fault::KillValidator | Fault::KillPrimary | Fault::PartitionMinority | Fault::Netem | Fault::ClockSkew)
+}
+
+async fn every_fault_once(n: usize, hold: Duration) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Chaos::start(Path::new(BIN), tmp.path(), n, &params(), n as u64).await.unwrap();
+    let mut reports: Vec<FaultReport> = Vec::new();
+    for f in Fault::ALL {
+        let r = c.run_fault(f, hold).await.unwrap_or_else(|e| panic!("{f:?}: {e:#}"));
+        if keeps_quorum(f) {
+            assert!(r.acked_during > 0, "{f:?} on {:?} stopped the consortium: {r:?}", r.nodes);
+        }
+        reports.push(r);
+    }
+    finish(c, n, "all", &reports).await;
+}
+
+async fn finish(c: Chaos, n: usize, name: &str, reports: &[FaultReport]) {
+    let (acked, grants, converged) = c.finish().await.unwrap_or_else(|e| panic!("{e:#}"));
+    let text = format!(
+        "{}\n{acked} uploads acknowledged, each registered exactly once; {grants} access requests granted, \
+         each served; identical ledgers {:.1} s after the load stopped.\n",
+        table(n, reports),
+        converged.as_secs_f64()
+    );
+    eprintln!("{text}");
+    std::fs::write(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("chaos-{n}-{name}.md")), text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_four_nodes_every_fault_once() {
+    every_fault_once(4, Duration::from_secs(6)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_seven_nodes_slow() {
+    every_fault_once(7, Duration::from_secs(15)).await;
+}
+
+/// Random faults, held 5 to 30 s, for 30 minutes on 4 nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_soak_slow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Chaos::start(Path::new(BIN), tmp.path(), 4, &params(), 30).await.unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(30);
+    let started = Instant::now();
+    let mut reports = Vec::new();
+    while started.elapsed() < Duration::from_secs(30 * 60) {
+        let f = Fault::ALL[rng.gen_range(0..Fault::ALL.len())];
+        let hold = Duration::from_secs(rng.gen_range(5..=30));
+        reports.push(c.run_fault(f, hold).await.unwrap_or_else(|e| panic!("{f:?}: {e:#}")));
+    }
+    finish(c, 4, "soak", &reports).await;
+}

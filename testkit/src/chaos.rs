@@ -1,0 +1,508 @@
+//! Chaos on real processes: `dualchain node` processes, each in its own network namespace
+//! ([`crate::netns`]), under a steady load of uploads and access requests through the API,
+//! while faults are made and lifted one after another: SIGKILL and restart of a validator,
+//! of the primary and of the CPC; partitions of a minority, of the member's own node, and
+//! one that leaves no side a quorum; 100 ms of delay with 5 % loss on every link; one
+//! node's wall clock skewed.
+//!
+//! What is measured per fault: uploads acknowledged while it lasted, the longest time no
+//! upload was acknowledged, and the time from the fault's end to the first acknowledgement
+//! after it (liveness back). What is checked at the end: every node holds the same blocks;
+//! no transaction is applied twice; every acknowledged upload is registered exactly once;
+//! every granted access request is eventually served with exactly the uploaded records.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use dualchain_ledger::block::Block;
+use dualchain_ledger::reason::Reason;
+use dualchain_ledger::tx::{SignedTx, TxKind};
+use dualchain_node::api::client::ApiClient;
+use dualchain_node::config::NodeConfig;
+use dualchain_storage::ledger::Chain;
+use rand::{Rng, SeedableRng};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::netns::NetLab;
+use crate::procs::{Hosts, ProcessCluster};
+
+/// Per request: the longest a client waits before it counts the request as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Concurrent uploaders: several, so that the end of a stall is seen within a second.
+const UPLOADERS: usize = 3;
+/// The longest liveness may take to come back after a fault ends before the run fails.
+pub const RECOVERY_MAX: Duration = Duration::from_secs(90);
+/// A skew the API tolerates (`[api] clock_skew_s` = 60 by default).
+const SKEW: &str = "+30s";
+/// libfaketime, thread-safe build (Debian's package faketime).
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// A fault the harness makes and lifts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL a validator that is neither the primary, the uploader's node nor the CPC's.
+    KillValidator,
+    /// SIGKILL the current primary.
+    KillPrimary,
+    /// SIGKILL the CPC's node (uploads need it to store records).
+    KillCpc,
+    /// Cut off f validators other than the uploader's node: the rest go on.
+    PartitionMinority,
+    /// Cut off the uploader's own node (with f - 1 others).
+    PartitionHome,
+    /// Split so that no side holds 2f + 1 validators.
+    PartitionNoQuorum,
+    /// 100 ms of delay and 5 % loss on what every node sends.
+    Netem,
+    /// The uploader's node restarted with its wall clock 30 s ahead.
+    ClockSkew,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 8] = [
+        Fault::KillValidator,
+        Fault::KillPrimary,
+        Fault::KillCpc,
+        Fault::PartitionMinority,
+        Fault::PartitionHome,
+        Fault::PartitionNoQuorum,
+        Fault::Netem,
+        Fault::ClockSkew,
+    ];
+}
+
+/// What one fault cost.
+#[derive(Debug, Clone)]
+pub struct FaultReport {
+    pub fault: Fault,
+    /// The nodes it touched.
+    pub nodes: Vec<usize>,
+    pub held: Duration,
+    /// Uploads acknowledged while the fault lasted.
+    pub acked_during: usize,
+    /// The longest time with no acknowledgement, within the fault and until liveness came back.
+    pub longest_stall: Duration,
+    /// From the fault's end to the first upload acknowledged after it.
+    pub recovery: Duration,
+    /// For a restarted node: from the restart to its node answering ready with the
+    /// consortium's ledger (its applied batch at least the home node's at the restart).
+    pub rejoined: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+struct Upload {
+    dataset: String,
+    observations: Vec<Value>,
+    at: Duration,
+}
+
+#[derive(Default)]
+struct Shared {
+    uploads: Mutex<Vec<Upload>>,
+    /// Granted requests: (request id, dataset).
+    grants: Mutex<Vec<(String, String)>>,
+    failures: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// A consortium of processes in a lab, with its load running.
+pub struct Chaos {
+    pub cluster: ProcessCluster,
+    lab: NetLab,
+    n: usize,
+    started: Instant,
+    shared: Arc<Shared>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    rng: rand_chacha::ChaCha8Rng,
+    /// Node indices by role.
+    pub home: usize,
+    pub requester: usize,
+    pub cpc: usize,
+}
+
+fn f_of(n: usize) -> usize {
+    (n - 1) / 3
+}
+
+impl Chaos {
+    /// `dualchain init` for `n` nodes in a new lab, every node started and ready, the load
+    /// running (uploads by the first hospital, demands and access requests by the first
+    /// research institute).
+    pub async fn start(bin: &Path, dir: &Path, n: usize, params: &Path, seed: u64) -> Result<Self> {
+        let lab = NetLab::new(n)?;
+        let cluster = ProcessCluster::init_on(bin, dir, n, params, Hosts::Lab(&lab))?;
+        let role = |r: &str| cluster.consortium.members.iter().find(|m| m.role == r).map(|m| m.node as usize);
+        let home = role("hospital").ok_or_else(|| anyhow!("no hospital in the consortium"))?;
+        let requester = role("research").ok_or_else(|| anyhow!("no research institute"))?;
+        let cpc = role("cpc").ok_or_else(|| anyhow!("no CPC"))?;
+        cluster.wait_ready(&(0..n).collect::<Vec<_>>(), Duration::from_secs(300)).await?;
+        let mut c = Self {
+            cluster,
+            lab,
+            n,
+            started: Instant::now(),
+            shared: Arc::default(),
+            workers: Vec::new(),
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            home,
+            requester,
+            cpc,
+        };
+        c.start_load()?;
+        Ok(c)
+    }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn start_load(&mut self) -> Result<()> {
+        let next = Arc::new(AtomicU64::new(0));
+        for _ in 0..UPLOADERS {
+            let (client, _) = self.cluster.client(self.home)?;
+            let (shared, next, started) = (self.shared.clone(), next.clone(), self.started);
+            self.workers.push(tokio::spawn(async move {
+                while !shared.stop.load(Ordering::Relaxed) {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let (body, observations) = crate::fhir::ward_bundle(&client.member, 2, 3, k);
+                    let path = format!("/fhir?dataset=chaos-{k}");
+                    let call = client.call::<Value>(Method::POST, &path, Some(&body));
+                    match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
+                        Ok(Ok(up)) => {
+                            if let Some(dataset) = up["extension"][0]["valueString"].as_str() {
+                                let u = Upload { dataset: dataset.into(), observations, at: started.elapsed() };
+                                shared.uploads.lock().unwrap().push(u);
+                            }
+                        }
+                        _ => {
+                            shared.failures.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        let (client, _) = self.cluster.client(self.requester)?;
+        let shared = self.shared.clone();
+        self.workers.push(tokio::spawn(async move {
+            let mut asked = HashSet::new();
+            while !shared.stop.load(Ordering::Relaxed) {
+                let last = shared.uploads.lock().unwrap().last().map(|u| u.dataset.clone());
+                match last {
+                    Some(dataset) if asked.insert(dataset.clone()) => {
+                        let _ = tokio::time::timeout(REQUEST_TIMEOUT * 8, request(&client, &shared, &dataset)).await;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    fn acks_since(&self, since: Duration) -> Vec<Duration> {
+        self.shared.uploads.lock().unwrap().iter().map(|u| u.at).filter(|t| *t >= since).collect()
+    }
+
+    /// Waits for an upload acknowledged at or after `since`; returns when it came.
+    async fn first_ack_since(&self, since: Duration, max: Duration) -> Result<Duration> {
+        let deadline = Instant::now() + max;
+        loop {
+            if let Some(t) = self.acks_since(since).into_iter().min() {
+                return Ok(t);
+            }
+            if Instant::now() > deadline {
+                bail!("no upload acknowledged within {max:?} of {since:?}; logs:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until an upload is acknowledged after `end` and, if a node was restarted, until
+    /// it is ready and has applied what the home node had at `end`; returns when each came.
+    async fn recover(&self, end: Duration, restarted: Option<usize>) -> Result<(Duration, Option<Duration>)> {
+        let target = match restarted {
+            Some(_) => self.applied(self.home).await,
+            None => None,
+        };
+        let deadline = Instant::now() + RECOVERY_MAX;
+        let (mut back, mut rejoined) = (None, None);
+        loop {
+            if back.is_none() {
+                back = self.acks_since(end).into_iter().min();
+            }
+            if let (Some(node), None) = (restarted, rejoined) {
+                let h = self.cluster.health(node).await;
+                let applied = h.as_ref().and_then(|h| h["ledger"]["applied_seq"].as_u64());
+                if h.is_some_and(|h| h["ready"] == true) && applied >= target {
+                    rejoined = Some(self.now());
+                }
+            }
+            if let Some(back) = back {
+                if restarted.is_none() || rejoined.is_some() {
+                    return Ok((back, rejoined));
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "not recovered within {RECOVERY_MAX:?} (acknowledged: {back:?}, rejoined: {rejoined:?}); logs:\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn applied(&self, i: usize) -> Option<u64> {
+        self.cluster.health(i).await?["ledger"]["applied_seq"].as_u64()
+    }
+
+    fn logs(&self) -> String {
+        (0..self.n).map(|i| format!("--- node {i}\n{}", self.cluster.log(i))).collect::<Vec<_>>().join("\n")
+    }
+
+    async fn primary(&self) -> Result<usize> {
+        let h = self.cluster.health(self.home).await.ok_or_else(|| anyhow!("no health from the home node"))?;
+        Ok(h["view"].as_u64().ok_or_else(|| anyhow!("no view in {h}"))? as usize % self.n)
+    }
+
+    /// `k` nodes chosen at random among those not in `except`.
+    fn pick(&mut self, k: usize, except: &[usize]) -> Vec<usize> {
+        let mut pool: Vec<usize> = (0..self.n).filter(|i| !except.contains(i)).collect();
+        let mut out = Vec::new();
+        while out.len() < k && !pool.is_empty() {
+            out.push(pool.swap_remove(self.rng.gen_range(0..pool.len())));
+        }
+        out
+    }
+
+    /// Makes `fault`, holds it for `hold`, lifts it, and measures what it cost.
+    pub async fn run_fault(&mut self, fault: Fault, hold: Duration) -> Result<FaultReport> {
+        // Every run starts from a live consortium.
+        self.first_ack_since(self.now(), RECOVERY_MAX).await.context("not live before the fault")?;
+        let f = f_of(self.n);
+        let (home, cpc) = (self.home, self.cpc);
+        let begin = self.now();
+        let nodes = match fault {
+            Fault::KillValidator => {
+                let primary = self.primary().await?;
+                let v = self.pick(1, &[home, cpc, primary]);
+                self.cluster.kill(v[0])?;
+                v
+            }
+            Fault::KillPrimary => {
+                let p = self.primary().await?;
+                // The home node's member cannot upload while its own node is down; that is
+                // the node-restart case, measured by ClockSkew's restart.
+                let p = if p == home { self.pick(1, &[home, cpc])[0] } else { p };
+                self.cluster.kill(p)?;
+                vec![p]
+            }
+            Fault::KillCpc => {
+                self.cluster.kill(cpc)?;
+                vec![cpc]
+            }
+            Fault::PartitionMinority => {
+                let v = self.pick(f, &[home, cpc]);
+                self.lab.partition(&v)?;
+                v
+            }
+            Fault::PartitionHome => {
+                let mut v = self.pick(f - 1, &[home, cpc]);
+                v.push(home);
+                self.lab.partition(&v)?;
+                v
+            }
+            Fault::PartitionNoQuorum => {
+                // n - 2f on the other side, 2f on the home side: fewer than 2f + 1 on
+                // each (n < 4f + 1 for n = 3f + 1), so neither commits.
+                let other = self.pick(self.n - 2 * f, &[home]);
+                self.lab.partition(&other)?;
+                other
+            }
+            Fault::Netem => {
+                for i in 0..self.n {
+                    self.lab.impair(i, Duration::from_millis(100), 5)?;
+                }
+                (0..self.n).collect()
+            }
+            Fault::ClockSkew => {
+                self.cluster.terminate(home)?;
+                // libfaketime preloaded by `env`, which execs the node: the `faketime` program
+                // forks, so a signal sent to it would not reach the node. Only the wall clock
+                // is skewed; the monotonic clock (timers, timeouts) runs true, as under NTP.
+                ensure!(Path::new(FAKETIME_LIB).exists(), "{FAKETIME_LIB} is missing (Debian package faketime)");
+                let preload = format!("LD_PRELOAD={FAKETIME_LIB}");
+                let skew = format!("FAKETIME={SKEW}");
+                self.cluster.spawn_with(home, &["env", &preload, &skew, "FAKETIME_DONT_FAKE_MONOTONIC=1"])?;
+                self.cluster.wait_ready(&[home], RECOVERY_MAX).await?;
+                vec![home]
+            }
+        };
+        tokio::time::sleep(hold).await;
+        let end = self.now();
+        match fault {
+            Fault::KillValidator | Fault::KillPrimary | Fault::KillCpc => self.cluster.spawn(nodes[0])?,
+            Fault::PartitionMinority | Fault::PartitionHome | Fault::PartitionNoQuorum => self.lab.heal()?,
+            Fault::Netem => {
+                for i in 0..self.n {
+                    self.lab.clear_impairment(i)?;
+                }
+            }
+            Fault::ClockSkew => {
+                self.cluster.terminate(home)?;
+                self.cluster.spawn(home)?;
+            }
+        }
+        let restarted = matches!(fault, Fault::KillValidator | Fault::KillPrimary | Fault::KillCpc | Fault::ClockSkew);
+        let (back, rejoined) = self
+            .recover(end, restarted.then(|| nodes[0]))
+            .await
+            .with_context(|| format!("after {fault:?} on {nodes:?}"))?;
+        let acks = self.acks_since(begin);
+        let mut stall = Duration::ZERO;
+        let mut prev = begin;
+        for t in acks.iter().copied().filter(|t| *t <= back).chain([back]) {
+            stall = stall.max(t.saturating_sub(prev));
+            prev = prev.max(t);
+        }
+        let report = FaultReport {
+            fault,
+            nodes,
+            held: end - begin,
+            acked_during: acks.iter().filter(|t| **t < end).count(),
+            longest_stall: stall,
+            recovery: back.saturating_sub(end),
+            rejoined: rejoined.map(|t| t.saturating_sub(end)),
+        };
+        eprintln!("chaos: {report:?}");
+        Ok(report)
+    }
+
+    /// Stops the load, waits until every granted request has been served and every node
+    /// holds the same ledger, stops every node with SIGTERM and checks their stores.
+    /// Returns (uploads acknowledged, grants served, time to identical ledgers).
+    pub async fn finish(mut self) -> Result<(usize, usize, Duration)> {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for w in std::mem::take(&mut self.workers) {
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT * 10, w).await;
+        }
+        let uploads = self.shared.uploads.lock().unwrap().clone();
+        let grants = self.shared.grants.lock().unwrap().clone();
+        ensure!(!uploads.is_empty(), "no upload was acknowledged");
+        ensure!(!grants.is_empty(), "no access request was granted");
+
+        // Every granted request is served, those the load did not finish included.
+        let (client, _) = self.cluster.client(self.requester)?;
+        let by_dataset: HashMap<&str, &Upload> = uploads.iter().map(|u| (u.dataset.as_str(), u)).collect();
+        for (grant, dataset) in &grants {
+            let records: Value = client
+                .call(Method::GET, &format!("/grants/{grant}/records?wait=120"), None)
+                .await
+                .with_context(|| format!("grant {grant} not served"))?;
+            let mut got: Vec<Value> =
+                records["entry"].as_array().into_iter().flatten().map(|e| e["resource"].clone()).collect();
+            let key = |v: &Value| v["id"].as_str().unwrap_or_default().to_string();
+            got.sort_by_key(key);
+            if let Some(u) = by_dataset.get(dataset.as_str()) {
+                let mut want = u.observations.clone();
+                want.sort_by_key(key);
+                ensure!(got == want, "grant {grant} served other records than the upload's");
+            }
+        }
+
+        let t = Instant::now();
+        self.cluster.wait_identical(Duration::from_secs(120)).await.with_context(|| self.logs())?;
+        let converged = t.elapsed();
+        for i in 0..self.n {
+            self.cluster.terminate(i)?;
+        }
+        self.check_stores(&uploads)?;
+        Ok((uploads.len(), grants.len(), converged))
+    }
+
+    /// Identical blocks on every node; no transaction applied twice; every acknowledged
+    /// upload registered exactly once.
+    fn check_stores(&self, uploads: &[Upload]) -> Result<()> {
+        let stores = (0..self.n)
+            .map(|i| {
+                let cfg = NodeConfig::load(&self.cluster.config(i))?;
+                Ok(dualchain_node::service::open_stopped_ledger(&cfg)?.0)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut registered: HashMap<String, usize> = HashMap::new();
+        for chain in [Chain::Data, Chain::Access] {
+            let tips: Vec<_> = stores.iter().map(|s| s.tip(chain)).collect::<Result<_, _>>()?;
+            ensure!(tips.iter().all(|t| *t == tips[0]), "{chain:?} tips differ: {tips:?}");
+            let mut applied = HashSet::new();
+            for h in 0..tips[0].as_ref().map_or(0, |t| t.height + 1) {
+                let stored = stores[0].block(chain, h)?.ok_or_else(|| anyhow!("no {chain:?} block {h}"))?;
+                for (i, s) in stores.iter().enumerate().skip(1) {
+                    let other = s.block(chain, h)?.map(|b| b.hash);
+                    ensure!(other == Some(stored.hash), "node {i} differs at {chain:?} block {h}");
+                }
+                for e in &Block::open(&stored)?.entries {
+                    if e.outcome.reason() == Some(&Reason::Duplicate) {
+                        ensure!(applied.contains(&e.hash()), "a duplicate of nothing in {chain:?} block {h}");
+                        continue;
+                    }
+                    ensure!(applied.insert(e.hash()), "a transaction applied twice in {chain:?} block {h}");
+                    if !e.outcome.is_accepted() {
+                        continue;
+                    }
+                    if let Ok(TxKind::RegisterDataset(r)) = SignedTx::from_bytes(&e.tx).map(|s| s.tx.kind) {
+                        *registered.entry(hex::encode(r.dataset)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        for u in uploads {
+            let times = registered.get(&u.dataset).copied().unwrap_or(0);
+            ensure!(times == 1, "acknowledged upload {} registered {times} times", u.dataset);
+        }
+        Ok(())
+    }
+}
+
+/// One access request by the load's requester: a demand on `dataset`, its supply, the
+/// request, and (if granted) the records.
+async fn request(client: &ApiClient, shared: &Shared, dataset: &str) -> Result<()> {
+    let spec = json!({
+        "dataset": dataset, "code": "8867-4", "unit": "/min", "value_min": 0.0, "value_max": 400.0,
+        "since": 0, "until": 4_000_000_000u64, "threshold": 1,
+    });
+    let d: Value = client.call(Method::POST, "/demands", Some(&spec)).await?;
+    let demand = d["demand"].as_str().ok_or_else(|| anyhow!("no demand id in {d}"))?.to_string();
+    let d: Value = client.call(Method::GET, &format!("/demands/{demand}?wait=60"), None).await?;
+    ensure!(!d["supplied_by"].is_null(), "not supplied: {d}");
+    let a: Value = client.call(Method::POST, "/access", Some(&json!({"demand": demand, "duration_s": 3600}))).await?;
+    ensure!(a["granted"] == true, "not granted: {a}");
+    let grant = a["request"].as_str().ok_or_else(|| anyhow!("no request id in {a}"))?.to_string();
+    shared.grants.lock().unwrap().push((grant.clone(), dataset.to_string()));
+    let _: Value = client.call(Method::GET, &format!("/grants/{grant}/records?wait=60"), None).await?;
+    Ok(())
+}
+
+/// The fault matrix as a Markdown table.
+pub fn table(n: usize, reports: &[FaultReport]) -> String {
+    let mut s = format!(
+        "| n = {n}: fault | nodes | held | acked during | longest stall | first ack after the end | restarted node caught up |\n|---|---|---|---|---|---|---|\n"
+    );
+    for r in reports {
+        s.push_str(&format!(
+            "| {:?} | {:?} | {:.1} s | {} | {:.1} s | {:.1} s | {} |\n",
+            r.fault,
+            r.nodes,
+            r.held.as_secs_f64(),
+            r.acked_during,
+            r.longest_stall.as_secs_f64(),
+            r.recovery.as_secs_f64(),
+            r.rejoined.map_or("—".to_string(), |t| format!("{:.1} s", t.as_secs_f64()))
+        ));
+    }
+    s
+}
