@@ -54,7 +54,7 @@ async fn finish(c: Chaos, n: usize, name: &str, reports: &[FaultReport]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_four_nodes_every_fault_once() {
-    every_fault_once(4, Duration::from_secs(6)).await;
+    every_fault_once(4, Duration::from_secs(8)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
