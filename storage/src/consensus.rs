@@ -32,6 +32,8 @@ pub const ENTRY_LEN_MAX: usize = 96 << 20;
 const VIEW_KEY: &[u8] = b"pbft/view";
 const STABLE_KEY: &[u8] = b"pbft/stable";
 const LAST_COMMITTED_KEY: &[u8] = b"pbft/committed";
+/// A sequence number no batch may carry: nothing could follow it.
+const SEQ_NONE: u64 = u64::MAX;
 
 /// What one synced commit writes.
 #[derive(Debug, Default, Clone)]
@@ -127,6 +129,9 @@ impl ConsensusStore {
             if entry.len() > ENTRY_LEN_MAX {
                 return Err(too_large("committed entry"));
             }
+            if *seq == SEQ_NONE {
+                return Err(StorageError::Invalid(format!("committed sequence number {seq} leaves no successor")));
+            }
             wb.put(Cf::ConsensusLog, committed_key(*seq), record::seal(entry));
         }
         if let Some(last) = w.committed.iter().map(|(s, _)| *s).max() {
@@ -211,11 +216,38 @@ impl ConsensusStore {
         rows.into_iter().map(|(k, v)| Ok((seq_of(&k)?, record::open(Cf::ConsensusLog, &k, &v)?.to_vec()))).collect()
     }
 
-    /// The highest archived committed sequence number.
+    /// The highest archived committed sequence number (never `u64::MAX`: readers ask for
+    /// the entries up to `last + 1`).
     pub fn last_committed(&self) -> Result<Option<u64>> {
         match record::get(self.engine.as_ref(), Cf::Meta, LAST_COMMITTED_KEY)? {
-            Some(p) => Ok(Some(record::read_u64(Cf::Meta, LAST_COMMITTED_KEY, &p)?)),
+            Some(p) => match record::read_u64(Cf::Meta, LAST_COMMITTED_KEY, &p)? {
+                SEQ_NONE => Err(record::corrupt(Cf::Meta, LAST_COMMITTED_KEY, "sequence number u64::MAX")),
+                last => Ok(Some(last)),
+            },
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryEngine;
+
+    /// Found by the `storage_record` fuzz target: a last-committed record of `u64::MAX` made
+    /// the replica's recovery read (`last + 1`) overflow. It is corruption, and the store
+    /// never writes it.
+    #[test]
+    fn a_last_committed_of_u64_max_is_corrupt() {
+        let engine = Arc::new(MemoryEngine::new());
+        let store = ConsensusStore::open(engine.clone()).unwrap();
+        let write = |seq| LogWrite { committed: vec![(seq, b"entry".to_vec())], ..LogWrite::default() };
+        store.write(&write(u64::MAX - 1)).unwrap();
+        assert_eq!(store.last_committed().unwrap(), Some(u64::MAX - 1));
+        assert!(matches!(store.write(&write(u64::MAX)), Err(StorageError::Invalid(_))));
+        let mut wb = WriteBatch::new();
+        wb.put(Cf::Meta, LAST_COMMITTED_KEY.to_vec(), record::seal(&be(u64::MAX)));
+        engine.write(wb).unwrap();
+        assert!(matches!(store.last_committed(), Err(StorageError::Corrupt { .. })));
     }
 }

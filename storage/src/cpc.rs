@@ -24,7 +24,7 @@ use dualchain_crypto::cbsre::{Capsule, DatasetId, ReKeyToken, Reencrypted, Signc
 use dualchain_crypto::encoding::Writer;
 use dualchain_crypto::reencrypt::ReencryptBackend;
 use dualchain_crypto::sign::PublicKey;
-use dualchain_crypto::Codec;
+use dualchain_crypto::{Codec, DecodeError};
 use dualchain_progress::Progress;
 use rand::RngCore;
 use rayon::prelude::*;
@@ -47,6 +47,9 @@ const OWNER_LEN_MAX: usize = 256;
 const TOKEN_LEN_MAX: usize = 1 << 12;
 /// One manifest entry: blob length and hash.
 const MANIFEST_ENTRY_LEN: usize = 8 + 32;
+/// Longest blob a manifest may name: one signcrypted record's encoding. Reading a record
+/// allocates its blob's length up front, so a manifest on disk may not name more.
+const BLOB_LEN_MAX: usize = <Signcrypted as Codec>::MAX_LEN;
 
 fn dataset_key(d: &DatasetId, index: u64) -> Vec<u8> {
     let mut k = d.0.to_vec();
@@ -105,7 +108,12 @@ impl Manifest {
             let n = r.check_count("manifest entries", n, DATASET_RECORDS_MAX, MANIFEST_ENTRY_LEN)?;
             let mut entries = Vec::with_capacity(n);
             for _ in 0..n {
-                entries.push(ManifestEntry { blob_len: r.u64()?, blob_hash: r.array()? });
+                let blob_len = r.u64()?;
+                if blob_len > BLOB_LEN_MAX as u64 {
+                    let len = usize::try_from(blob_len).unwrap_or(usize::MAX);
+                    return Err(DecodeError::TooLong { what: "manifest blob", len, max: BLOB_LEN_MAX });
+                }
+                entries.push(ManifestEntry { blob_len, blob_hash: r.array()? });
             }
             Ok(Self { dataset, owner, entries })
         })
@@ -536,5 +544,28 @@ mod tests {
         for cut in 0..expected.len() {
             assert!(Manifest::decode(b"k", &expected[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    /// Found by the `storage_record` fuzz target: a manifest naming a blob of 2^40 bytes made
+    /// `record` allocate that much up front and abort. A blob longer than any signcrypted
+    /// record is now refused as corruption when the manifest is read.
+    #[test]
+    fn a_manifest_naming_an_oversized_blob_is_corrupt() {
+        let m = |blob_len| Manifest {
+            dataset: DatasetId([3; 32]),
+            owner: "hospital-a".into(),
+            entries: vec![ManifestEntry { blob_len, blob_hash: [9; 32] }],
+        };
+        assert!(Manifest::decode(b"k", &m(BLOB_LEN_MAX as u64).encode()).is_ok());
+        for blob_len in [BLOB_LEN_MAX as u64 + 1, 1 << 40, u64::MAX] {
+            let err = Manifest::decode(b"k", &m(blob_len).encode()).unwrap_err();
+            assert!(matches!(&err, StorageError::Corrupt { reason, .. } if reason.contains("manifest blob")), "{err}");
+        }
+        // Through the store: the record read reports corruption instead of aborting.
+        let store = CpcStore::open(Arc::new(crate::memory::MemoryEngine::new())).unwrap();
+        let mut wb = WriteBatch::new();
+        wb.put(Cf::CpcManifests, [3u8; 32].to_vec(), record::seal(&m(1 << 40).encode()));
+        store.engine.write(wb).unwrap();
+        assert!(matches!(store.record(&DatasetId([3; 32]), 0), Err(StorageError::Corrupt { .. })));
     }
 }

@@ -210,7 +210,30 @@ impl Policy {
         if p.pos != p.tokens.len() {
             return Err(err(format!("unexpected {:?} at token {}", p.tokens[p.pos], p.pos)));
         }
-        Ok(normalise(node))
+        let policy = normalise(node);
+        // The canonical text is what a ciphertext carries and its decoder parses again, so
+        // it must fit the same bounds as the text it came from: quoting, parenthesising and
+        // rebalancing flat chains make it longer and nest it deeper.
+        let len = policy.canonical().len();
+        if len > POLICY_TEXT_LEN_MAX {
+            return Err(err(format!("its canonical form is {len} bytes, longer than {POLICY_TEXT_LEN_MAX}")));
+        }
+        let depth = policy.gate_depth();
+        if depth > POLICY_NESTING_MAX {
+            return Err(err(format!(
+                "its canonical form nests {depth} binary gates, deeper than {POLICY_NESTING_MAX} (use fewer levels \
+                 of parentheses or shorter chains)"
+            )));
+        }
+        Ok(policy)
+    }
+
+    /// Gates on the longest path from the root: the parenthesis nesting of the canonical text.
+    fn gate_depth(&self) -> usize {
+        match self {
+            Policy::Attr(_) => 0,
+            Policy::And(l, r) | Policy::Or(l, r) => 1 + l.gate_depth().max(r.gate_depth()),
+        }
     }
 
     /// The canonical text: every attribute quoted, every gate parenthesised, binary.
@@ -308,5 +331,49 @@ mod tests {
         let many = (0..=POLICY_LEAVES_MAX).map(|i| format!("a{i}")).collect::<Vec<_>>().join(" or ");
         assert!(Policy::parse(&many).is_err());
         assert!(Policy::parse(&"a ".repeat(POLICY_TEXT_LEN_MAX)).is_err());
+    }
+
+    /// Found with the `abe_policy` fuzz target's check that an accepted policy's canonical text
+    /// parses back: a text within the bounds whose canonical form exceeds them (longer once
+    /// quoted and parenthesised, or nested deeper once flat chains are made binary) was
+    /// accepted, and ciphertexts under it, which carry the canonical text, failed to decode.
+    #[test]
+    fn every_accepted_policy_has_a_canonical_text_that_parses_back() {
+        // 64 leaves of 60 bytes under one OR: 4092 bytes as written, 4346 canonical.
+        let long =
+            (0..POLICY_LEAVES_MAX).map(|i| format!("n{i:02}{}", "x".repeat(57))).collect::<Vec<_>>().join(" or ");
+        assert!(long.len() <= POLICY_TEXT_LEN_MAX);
+        let e = Policy::parse(&long).unwrap_err();
+        assert!(e.to_string().contains("canonical form"), "{e}");
+        // 15 levels of parentheses, each a chain of three: about twice as many binary gates.
+        let mut deep = "a or b or c".to_string();
+        for k in 0..15 {
+            let g = if k % 2 == 0 { "and" } else { "or" };
+            deep = format!("({deep}) {g} x{k} {g} y{k}");
+        }
+        let e = Policy::parse(&deep).unwrap_err();
+        assert!(e.to_string().contains("nests"), "{e}");
+        // The fuzzer's own input: two levels of parentheses around long AND chains.
+        let found = concat!(
+            "a666666666666 and (c or d) and 6663 and (c or d) and 666333 and 366666666666 and (c or d) ",
+            "and 66636666666666 and (c or d) and 666333 and 3 and (66666666666 and (c or d) and 7429 ",
+            "and (c or d) and 666333 and 366333333333 and (c or d) and 6663666666666 and (c666333 and ",
+            "3 and (66666666666 and (c or d) and 7429 and (c or d) and 666333 and 366333333333 and (c ",
+            "or d) and 6663666666666 and (c or d) and 6663c or d)  or d) and 6663c or d)",
+        );
+        let e = Policy::parse(found).unwrap_err();
+        assert!(e.to_string().contains("nests"), "{e}");
+        // At the bounds, the canonical text parses back to the same policy: 16 alternating
+        // gates (as written and canonical) and 64 leaves.
+        let mut chain = "a0".to_string();
+        for i in 1..=POLICY_NESTING_MAX {
+            chain = format!("a{i} {} ({chain})", if i % 2 == 0 { "and" } else { "or" });
+        }
+        assert_eq!(Policy::parse(&chain).unwrap().gate_depth(), POLICY_NESTING_MAX);
+        let wide = (0..POLICY_LEAVES_MAX).map(|i| format!("a{i}")).collect::<Vec<_>>().join(" or ");
+        for text in [chain, wide] {
+            let p = Policy::parse(&text).unwrap();
+            assert_eq!(Policy::parse(&p.canonical()).unwrap(), p, "{text}");
+        }
     }
 }
