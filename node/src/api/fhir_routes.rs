@@ -31,12 +31,13 @@ use crate::runtime::{unix_ms, Hosted, Node};
 
 /// A patient's demographics as the supply circuit needs them.
 #[derive(Debug, Clone, serde::Serialize, Deserialize)]
-struct Demographics {
+pub struct Demographics {
     birth_unix: i64,
     sex: u8,
 }
 
-type Patients = std::collections::HashMap<String, Demographics>;
+/// Demographics by the references a Patient can be named by ([`patient_refs`]).
+pub type Patients = std::collections::HashMap<String, Demographics>;
 
 /// A hospital node's patient registry and count of staged observations: read from
 /// `data_dir` on first use, then kept in memory and written through to disk (so a gateway's
@@ -75,7 +76,7 @@ impl OwnerState {
 }
 
 /// Demographics from a FHIR Patient (`gender`, `birthDate` as YYYY-MM-DD).
-fn demographics(p: &Value) -> Result<Demographics, ApiError> {
+pub fn demographics(p: &Value) -> Result<Demographics, ApiError> {
     let sex = match p["gender"].as_str() {
         Some("male") => supply::sex::MALE,
         Some("female") => supply::sex::FEMALE,
@@ -91,7 +92,7 @@ fn demographics(p: &Value) -> Result<Demographics, ApiError> {
 }
 
 /// The references a Patient can be named by: `Patient/<id>` and its Bundle `fullUrl`.
-fn patient_refs(p: &Value, full_url: Option<&str>) -> Result<Vec<String>, ApiError> {
+pub fn patient_refs(p: &Value, full_url: Option<&str>) -> Result<Vec<String>, ApiError> {
     let mut refs = Vec::new();
     if let Some(id) = p["id"].as_str() {
         refs.push(format!("Patient/{id}"));
@@ -106,7 +107,10 @@ fn patient_refs(p: &Value, full_url: Option<&str>) -> Result<Vec<String>, ApiErr
 }
 
 /// The supply circuit's record of an Observation, with the demographics `patient` finds.
-fn record_of<'a>(obs: &Value, patient: impl Fn(&str) -> Option<&'a Demographics>) -> Result<supply::Record, String> {
+pub fn record_of<'a>(
+    obs: &Value,
+    patient: impl Fn(&str) -> Option<&'a Demographics>,
+) -> Result<supply::Record, String> {
     fhir::to_record_with(obs, |reference, t| {
         let d = patient(reference)?;
         let years = (t as i64).saturating_sub(d.birth_unix).max(0) / 31_556_952;
@@ -114,7 +118,8 @@ fn record_of<'a>(obs: &Value, patient: impl Fn(&str) -> Option<&'a Demographics>
     })
 }
 
-fn expect_type(v: &Value, want: &str) -> Result<(), ApiError> {
+/// Checks a resource's `resourceType`.
+pub fn expect_type(v: &Value, want: &str) -> Result<(), ApiError> {
     match v["resourceType"].as_str() {
         Some(t) if t == want => Ok(()),
         Some(t) => Err(ApiError::invalid("wrong-resource-type", format!("expected a {want}, got a {t}"))),
@@ -148,11 +153,11 @@ struct Uploaded {
     seq: u64,
 }
 
-pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
-    let node = &api.node;
-    let h = hosted_as(node, &s, &[Role::Hospital])?;
-    let b: Value = s.json()?;
-    expect_type(&b, "Bundle")?;
+/// The first half of reading a `POST /fhir` body: a `transaction` or `batch` Bundle's
+/// entries, and the demographics of the Patients among them by every reference they can be
+/// named by.
+pub fn bundle_patients(b: &Value) -> Result<(&[Value], Patients), ApiError> {
+    expect_type(b, "Bundle")?;
     match b["type"].as_str() {
         Some("transaction" | "batch") => {}
         other => {
@@ -169,9 +174,16 @@ pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
             }
         }
     }
-    // The registry is read and written under the lock; the upload runs without it.
-    let mut st = api.owner_state.lock().await;
-    st.load(node)?;
+    Ok((entries, bundled))
+}
+
+/// The second half: every Observation of the entries (at least one) with its supply-circuit
+/// record, its patient's demographics found by `patient`; any other resource but a Patient
+/// is refused.
+pub fn bundle_observations<'a>(
+    entries: &[Value],
+    patient: impl Fn(&str) -> Option<&'a Demographics>,
+) -> Result<(Vec<Value>, Vec<supply::Record>), ApiError> {
     let mut observations = Vec::new();
     let mut records = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -180,7 +192,7 @@ pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
             Some("Patient") => {}
             Some("Observation") => {
                 records.push(
-                    record_of(r, |p| bundled.get(p).or_else(|| st.patients.get(p)))
+                    record_of(r, &patient)
                         .map_err(|m| ApiError::unprocessable("unmappable", format!("entry {i}: {m}")))?,
                 );
                 observations.push(r.clone());
@@ -196,6 +208,18 @@ pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
     if observations.is_empty() {
         return Err(ApiError::invalid("empty", "the Bundle holds no Observation"));
     }
+    Ok((observations, records))
+}
+
+pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(node, &s, &[Role::Hospital])?;
+    let b: Value = s.json()?;
+    let (entries, bundled) = bundle_patients(&b)?;
+    // The registry is read and written under the lock; the upload runs without it.
+    let mut st = api.owner_state.lock().await;
+    st.load(node)?;
+    let (observations, records) = bundle_observations(entries, |p| bundled.get(p).or_else(|| st.patients.get(p)))?;
     if !bundled.is_empty() {
         st.add_patients(node, bundled.into_iter().collect())?;
     }

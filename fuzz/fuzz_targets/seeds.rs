@@ -1,0 +1,359 @@
+//! Not a fuzz target: writes the seed corpora, `corpus/<target>/<name>`, from the crates'
+//! own encoders and the fixtures of `dualchain_fuzz` (fixed RNG seeds, so regenerating gives
+//! the same bytes, except CP-ABE's, whose randomness rabe draws itself), then exits.
+//!
+//! `cargo +nightly fuzz run --sanitizer none seeds` (from the repository root), or
+//! `SEEDS_OUT=<dir>` to write elsewhere. It is built as a fuzz target so that it shares the
+//! targets' build.
+#![no_main]
+// The seeds are written in `init`, which exits: the fuzz function after it never runs.
+#![allow(unreachable_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dualchain_consensus::message::Batch;
+use dualchain_consensus::replica::archive_bytes;
+use dualchain_crypto::encoding::{encode_list, Writer};
+use dualchain_crypto::Codec;
+use dualchain_fuzz::{abe, consensus, crypto_world, join, ledger, storage};
+use dualchain_ledger::block::{Block, ChainName};
+use dualchain_ledger::reason::{Denial, ProofFault};
+use dualchain_ledger::state::{
+    AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, GrantStatus, MemberRecord, RegistryRecord,
+    RootRecord,
+};
+use dualchain_ledger::tx::{FrBytes, OpSpec, PredicateSpec};
+use dualchain_prover::shapes::Shape;
+use libfuzzer_sys::fuzz_target;
+
+struct Out {
+    root: PathBuf,
+    bytes: usize,
+}
+
+impl Out {
+    fn put(&mut self, target: &str, name: &str, bytes: &[u8]) {
+        let dir = self.root.join(target);
+        std::fs::create_dir_all(&dir).expect("create corpus directory");
+        std::fs::write(dir.join(name), bytes).expect("write seed");
+        self.bytes += bytes.len();
+    }
+}
+
+fn with(which: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![which];
+    v.extend_from_slice(body);
+    v
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("fixture serialises")
+}
+
+fn crypto(out: &mut Out) {
+    let w = crypto_world();
+    for (name, b) in [
+        ("ca_public_key", w.ca.public().to_bytes()),
+        ("certificate", w.owner.cert.to_bytes()),
+        ("signing_key", w.owner.signer.to_bytes()),
+        ("ibe_public_params", w.ibe_params.to_bytes()),
+        ("ibe_key_request", w.request.to_bytes()),
+        ("ibe_key_share", w.share.to_bytes()),
+        ("ibe_private_key", w.ibe_key.to_bytes()),
+        ("ibe_ciphertext", w.ibe_ct.to_bytes()),
+        ("ibe_authority_secret", w.authority.to_bytes()),
+    ] {
+        out.put("crypto_keys", name, &b);
+    }
+    for (name, b) in [
+        ("delegating_secret", w.owner.dsk.to_bytes()),
+        ("delegating_public", w.owner.dsk.public().to_bytes()),
+        ("capsule", w.records[0].capsule.to_bytes()),
+        ("signcrypted", w.records[0].to_bytes()),
+        ("rekey_token", w.token.to_bytes()),
+        ("reencrypted", w.reencrypted.to_bytes()),
+    ] {
+        out.put("capsule", name, &b);
+    }
+    let a = abe::abe_world();
+    for (name, b) in [
+        ("public_key", a.pk.to_bytes()),
+        ("master_key", a.msk.to_bytes()),
+        ("user_key", a.key.to_bytes()),
+        ("ciphertext", a.ct.to_bytes()),
+    ] {
+        out.put("abe_ciphertext", name, &b);
+    }
+    for (i, text) in [
+        abe::POLICY,
+        "a",
+        "\"role:hospital\"",
+        "(a or b) and (c or d) and e",
+        "a OR b OR c OR d OR e OR f OR g OR h",
+        "((((a and b)))) or (c and (d or (e and f)))",
+    ]
+    .iter()
+    .enumerate()
+    {
+        out.put("abe_policy", &format!("policy_{i}"), text.as_bytes());
+    }
+    // Reader: list frames, canonical points and scalars, and scripts.
+    let items: Vec<&[u8]> = vec![b"alpha", b"", &[0xff; 16]];
+    out.put("crypto_encoding", "list_small", &with(0, &encode_list(&items)));
+    out.put("crypto_encoding", "list_huge", &with(1, &encode_list(&items)));
+    let mut points = Writer::default();
+    points.g2(&w.ibe_params.master());
+    out.put("crypto_encoding", "g2", &with(2, &points.into_bytes()));
+    out.put("crypto_encoding", "capsule_points", &with(2, &w.records[0].capsule.to_bytes()[2..]));
+    let mut script = Writer::default();
+    script.fixed(&[0, 7, 13, 15, 12, 17]); // u8, bytes, g1, scalar, ident, list
+    script.u8(1);
+    script.bytes(b"payload");
+    script.fixed(&w.records[0].capsule.to_bytes()[2..50]);
+    script.fixed(&[0x11; 32]);
+    script.str("hospital-a");
+    script.fixed(&encode_list(&items));
+    out.put("crypto_encoding", "script", &with(3 | (6 << 2), &script.into_bytes()));
+}
+
+fn consensus_seeds(out: &mut Out) {
+    for (name, m) in consensus::messages() {
+        out.put("consensus_message", name, &m.to_bytes());
+    }
+    let entry = consensus::committed_entry();
+    out.put("consensus_records", "checkpoint_proof", &with(0, &consensus::checkpoint_proof().to_bytes()));
+    out.put("consensus_records", "committed_entry", &with(1, &entry.to_bytes()));
+    out.put("consensus_records", "archive", &with(2, &archive_bytes(&[4; 32], 1_790_000_000_000, &entry)));
+    out.put("consensus_records", "batch", &with(3, consensus::batch().encoded()));
+    out.put("consensus_records", "null_batch", &with(3, Batch::null().encoded()));
+}
+
+fn ledger_seeds(out: &mut Out) {
+    for (name, tx) in ledger::txs() {
+        out.put("signed_tx", name, &tx.to_bytes());
+    }
+    let stored = ledger::stored_block(ChainName::Data, 1, [2; 32]);
+    out.put("block", "block", &with(0, &join(&[&stored.header, &stored.body, &stored.notes])));
+    let b = Block::open(&stored).expect("fixture block opens");
+    let proof = b.inclusion_proof(&stored, 1).expect("fixture proof");
+    out.put("block", "inclusion_proof", &with(1, &json(&proof)));
+
+    let w = crypto_world();
+    let one = FrBytes([1; 32]);
+    let member = MemberRecord {
+        id: "hospital-a".into(),
+        role: "hospital".into(),
+        serial: 1,
+        certificate: w.owner.cert.to_bytes(),
+        signing_key: [7; 32],
+        not_after: 1_800_000_000,
+        revoked: None,
+        credential: Some(0),
+        credential_revoked: None,
+        registered_ms: 1_790_000_000_000,
+    };
+    let dataset = DatasetRecord {
+        id: [4; 32],
+        name: "icu".into(),
+        owner: "hospital-a".into(),
+        h1: [5; 32],
+        commitment: one,
+        records: 64,
+        cpc: "cpc-1".into(),
+        abe_policy: abe::POLICY.into(),
+        abe_index: vec![0x33, 1],
+        zk_policy: vec![vec![PredicateSpec { attribute: 0, op: OpSpec::Eq, constant: 2 }]],
+        zk_policy_hash: one,
+        registered_ms: 1_790_000_000_000,
+        tx: [6; 32],
+    };
+    let demand = DemandRecord {
+        id: [6; 32],
+        dataset: [4; 32],
+        requester: "research-1".into(),
+        requirement: ledger::requirement(),
+        requirement_hash: one,
+        published_ms: 1_790_000_000_000,
+        supplied_by: Some([8; 32]),
+    };
+    let grant = GrantRecord {
+        id: [9; 32],
+        dataset: [4; 32],
+        demand: [6; 32],
+        requester: "research-1".into(),
+        owner: "hospital-a".into(),
+        cpc: "cpc-1".into(),
+        granted_ms: 1_790_000_000_000,
+        expires_ms: 1_790_003_600_000,
+        status: GrantStatus::Revoked { reason: "done".into(), at_ms: 1_790_000_100_000 },
+        sealed_token: Some(vec![1, 2, 3]),
+        receipts: 1,
+    };
+    let denial = DenialRecord {
+        request: [8; 32],
+        demand: [6; 32],
+        requester: "research-1".into(),
+        denial: Denial::PolicyProof { proof: ProofFault::Invalid },
+        at_ms: 1_790_000_000_000,
+    };
+    let access = AccessRecord {
+        dataset: [4; 32],
+        grant: [9; 32],
+        requester: "research-1".into(),
+        owner: "hospital-a".into(),
+        cpc: "cpc-1".into(),
+        records: 64,
+        results_digest: [10; 32],
+        at_ms: 1_790_000_000_000,
+        receipt_tx: [11; 32],
+    };
+    for (i, (name, bytes)) in [
+        ("member", json(&member)),
+        ("registry", json(&RegistryRecord { next_leaf: 3, epoch: 1, root: Some(one) })),
+        ("root", json(&RootRecord { epoch: 1, superseded_ms: Some(1_790_000_000_000) })),
+        ("dataset", json(&dataset)),
+        ("demand", json(&demand)),
+        ("grant", json(&grant)),
+        ("denial", json(&denial)),
+        ("access", json(&access)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out.put("ledger_state", name, &with(i as u8, &bytes));
+    }
+}
+
+fn storage_seeds(out: &mut Out) {
+    let p = storage::populated();
+    for (i, (cf, key, value)) in p.records.iter().enumerate() {
+        let payload = match value {
+            Some(v) => v[5..].to_vec(), // the payload inside its envelope
+            None => {
+                // A redo intent (deleted once applied): one put in meta.
+                let mut w = Writer::default();
+                w.u32(1);
+                w.fixed(&[1, 12]);
+                w.bytes(b"x");
+                w.bytes(b"y");
+                w.into_bytes()
+            }
+        };
+        let name = format!("{i:02}_{}_{}", cf.name().replace('/', "_"), hex_prefix(key));
+        out.put("storage_record", &name, &[&[i as u8, 1][..], &payload].concat());
+    }
+}
+
+fn hex_prefix(key: &[u8]) -> String {
+    key.iter()
+        .take(6)
+        .map(|b| if b.is_ascii_alphanumeric() { (*b as char).to_string() } else { format!("{b:02x}") })
+        .collect()
+}
+
+fn params_seed(out: &mut Out) {
+    use bellperson::groth16::{Parameters, VerifyingKey};
+    use blstrs::{Bls12, G1Affine, G2Affine};
+    use group::prime::PrimeCurveAffine;
+    let shape = Shape::Policy;
+    let circuit = shape.circuit_shape().expect("policy circuit");
+    let (g1, g2) = (G1Affine::generator(), G2Affine::generator());
+    let params = Parameters::<Bls12> {
+        vk: VerifyingKey {
+            alpha_g1: g1,
+            beta_g1: g1,
+            beta_g2: g2,
+            gamma_g2: g2,
+            delta_g1: g1,
+            delta_g2: g2,
+            ic: vec![g1; shape.public_inputs() + 1],
+        },
+        h: Arc::new(vec![g1]),
+        l: Arc::new(vec![g1]),
+        a: Arc::new(vec![g1]),
+        b_g1: Arc::new(vec![g1]),
+        b_g2: Arc::new(vec![g2]),
+    };
+    let mut body = Vec::new();
+    params.write(&mut body).expect("write parameters");
+    // The file layout of prover/src/params.rs, without its trailing content hash.
+    let mut w = Writer::default();
+    w.fixed(b"DCGROTH1");
+    w.u16_le(1);
+    w.u8(shape.name().len() as u8);
+    w.fixed(shape.name().as_bytes());
+    w.fixed(&circuit.digest);
+    for v in [circuit.constraints, circuit.inputs, circuit.aux, body.len()] {
+        w.u64_le(v as u64);
+    }
+    w.fixed(&body);
+    out.put("params_file", "policy_small_body", &w.into_bytes());
+}
+
+fn api_seeds(out: &mut Out) {
+    let patient = serde_json::json!({
+        "resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1961-03-01"
+    });
+    let observation = |id: &str, value: f64| {
+        serde_json::json!({
+            "resourceType": "Observation", "id": id, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "valueQuantity": {"value": value, "unit": "/min", "code": "/min"},
+            "effectiveDateTime": "2026-09-21T10:00:00Z",
+            "subject": {"reference": "Patient/p1"},
+            "device": {"reference": "Device/monitor-3"}
+        })
+    };
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [
+            {"fullUrl": "urn:uuid:0b9a", "resource": patient},
+            {"resource": observation("o1", 72.0)},
+            {"resource": observation("o2", 131.5)}
+        ]
+    });
+    out.put("fhir_bundle", "bundle", &json(&bundle));
+    out.put("fhir_bundle", "patient", &json(&patient));
+    out.put("fhir_bundle", "observation", &json(&observation("o3", 64.0)));
+    let demand = serde_json::json!({
+        "dataset": hex_id(4), "code": "8867-4", "unit": "/min", "value_min": 40.0, "value_max": 200.5,
+        "since": 1_790_000_000u64, "until": 1_790_003_600u64, "threshold": 3,
+        "age_band_min": 2, "age_band_max": 18, "sex": "female"
+    });
+    out.put("api_json", "demand", &with(0, &json(&demand)));
+    out.put("api_json", "access", &with(1, &json(&serde_json::json!({"demand": hex_id(6), "duration_s": 3600}))));
+    out.put("api_json", "revoke", &with(2, &json(&serde_json::json!({"reason": "study finished"}))));
+    let w = crypto_world();
+    out.put("api_json", "record_list", &with(3, &encode_list([w.records[0].to_bytes(), w.reencrypted.to_bytes()])));
+    out.put("api_json", "timestamp", &with(4, b"2026-11-24T00:00:00Z"));
+    out.put("api_json", "date", &with(4, b"1961-03-01"));
+}
+
+fn hex_id(b: u8) -> String {
+    format!("{b:02x}").repeat(32)
+}
+
+fn write_all(root: &Path) -> usize {
+    let mut out = Out { root: root.to_path_buf(), bytes: 0 };
+    crypto(&mut out);
+    consensus_seeds(&mut out);
+    ledger_seeds(&mut out);
+    storage_seeds(&mut out);
+    params_seed(&mut out);
+    api_seeds(&mut out);
+    out.bytes
+}
+
+fuzz_target!(
+    init: {
+        std::env::set_var("DUALCHAIN_PROGRESS", "off");
+        let root = std::env::var_os("SEEDS_OUT").map(PathBuf::from).unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus")
+        });
+        let bytes = write_all(&root);
+        eprintln!("seeds: wrote {bytes} bytes under {}", root.display());
+        std::process::exit(0);
+    },
+    |_data: &[u8]| {}
+);

@@ -1,0 +1,75 @@
+//! `SignedTx::from_bytes` on any request payload (what a client submits and a batch
+//! carries), then the contracts' own decoders of the fields the transaction names:
+//! certificates, field elements, ABE policies and ciphertexts, DNF policies,
+//! requirements, Groth16 proofs, IBE-sealed tokens. Never panics; an accepted transaction
+//! re-encodes to the same bytes with the same hash, its JSON body round-trips, and
+//! re-signing it gives a transaction that decodes back to itself.
+#![no_main]
+
+use dualchain_crypto::abe::ac17::Ac17Ciphertext;
+use dualchain_crypto::abe::Policy;
+use dualchain_crypto::cert::Certificate;
+use dualchain_crypto::ibe::IbeCiphertext;
+use dualchain_crypto::Codec;
+use dualchain_ledger::tx::{policy_from_spec, policy_to_spec, tx_hash, SignedTx, Tx, TxKind};
+use dualchain_prover::verify::{proof_from_bytes, proof_to_bytes};
+use libfuzzer_sys::fuzz_target;
+
+fn proof(bytes: &[u8]) {
+    if let Ok(p) = proof_from_bytes(bytes) {
+        assert_eq!(proof_to_bytes(&p).as_slice(), bytes, "proof re-encodes differently");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = SignedTx::from_bytes(data) else { return };
+    assert_eq!(s.to_bytes(), data, "transaction re-encodes differently");
+    assert_eq!(s.hash, tx_hash(data));
+    let json = serde_json::to_vec(&s.tx).expect("a decoded transaction serialises");
+    let again: Tx = serde_json::from_slice(&json).expect("a transaction's JSON decodes");
+    assert_eq!(again, s.tx, "transaction JSON does not round-trip");
+    let _ = (s.tx.kind.name(), s.tx.kind.chain());
+    let key = &dualchain_fuzz::crypto_world().owner.signer;
+    let _ = s.verify(&key.public());
+    if let Ok(resigned) = SignedTx::sign(s.tx.clone(), key) {
+        assert_eq!(SignedTx::from_bytes(&resigned.to_bytes()).as_ref(), Ok(&resigned));
+    }
+    match &s.tx.kind {
+        TxKind::RegisterMember { certificate } => {
+            if let Ok(c) = Certificate::from_bytes(certificate) {
+                assert_eq!(&c.to_bytes(), certificate);
+            }
+        }
+        TxKind::IssueCredential { leaf, .. } => {
+            let _ = leaf.to_fr();
+        }
+        TxKind::RegisterDataset(reg) => {
+            let _ = reg.commitment.to_fr();
+            let _ = Policy::parse(&reg.abe_policy);
+            if let Ok(ct) = Ac17Ciphertext::from_bytes(&reg.abe_index) {
+                assert_eq!(ct.to_bytes(), reg.abe_index);
+            }
+            if let Ok(p) = policy_from_spec(&reg.zk_policy) {
+                let spec = policy_to_spec(&p);
+                assert_eq!(policy_from_spec(&spec).as_ref(), Ok(&p), "DNF policy does not round-trip");
+            }
+        }
+        TxKind::Demand { requirement, .. } => {
+            let _ = requirement.validate();
+        }
+        TxKind::SupplyProof { proof: p, .. } => proof(p),
+        TxKind::RequestAccess { root, proof: p, .. } => {
+            let _ = root.to_fr();
+            proof(p);
+        }
+        TxKind::IssueReKey { sealed_token, .. } => {
+            if let Ok(ct) = IbeCiphertext::from_bytes(sealed_token) {
+                assert_eq!(&ct.to_bytes(), sealed_token);
+            }
+        }
+        TxKind::RevokeCredential { .. }
+        | TxKind::RevokeMember { .. }
+        | TxKind::RevokeGrant { .. }
+        | TxKind::Receipt { .. } => {}
+    }
+});
