@@ -9,15 +9,9 @@
 use dualchain_crypto::abe::ac17::{Ac17, Ac17Ciphertext, Ac17MasterKey, Ac17PublicKey, Ac17UserKey};
 use dualchain_crypto::abe::{AbeScheme, Policy};
 use dualchain_crypto::encoding::tags;
-use dualchain_crypto::Codec;
 use dualchain_fuzz::abe::{abe_world, attributes, POLICY};
+use dualchain_fuzz::decode;
 use libfuzzer_sys::fuzz_target;
-
-fn decode<T: Codec>(data: &[u8]) -> Option<T> {
-    let v = T::from_bytes(data).ok()?;
-    assert_eq!(v.to_bytes(), data, "{} re-encodes differently", T::NAME);
-    Some(v)
-}
 
 fuzz_target!(|data: &[u8]| {
     let w = abe_world();

@@ -9,15 +9,9 @@ use dualchain_crypto::cert::{CaPublicKey, Certificate, NoRevocations};
 use dualchain_crypto::encoding::tags;
 use dualchain_crypto::ibe::{AuthoritySecret, IbeCiphertext, IbePrivateKey, IbePublicParams, KeyRequest, KeyShare};
 use dualchain_crypto::sign::SigningKeypair;
-use dualchain_crypto::Codec;
+use dualchain_fuzz::decode;
 use dualchain_fuzz::{crypto_world, NOW};
 use libfuzzer_sys::fuzz_target;
-
-fn decode<T: Codec>(data: &[u8]) -> Option<T> {
-    let v = T::from_bytes(data).ok()?;
-    assert_eq!(v.to_bytes(), data, "{} re-encodes differently", T::NAME);
-    Some(v)
-}
 
 fuzz_target!(|data: &[u8]| {
     let w = crypto_world();

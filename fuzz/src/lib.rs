@@ -17,6 +17,13 @@ use rand_chacha::ChaCha20Rng;
 pub const NOW: u64 = 1_790_000_000;
 const YEAR: u64 = 365 * 24 * 3600;
 
+/// `data` decoded as a `T`, if it decodes; whatever decodes must re-encode to exactly `data`.
+pub fn decode<T: dualchain_crypto::Codec>(data: &[u8]) -> Option<T> {
+    let v = T::from_bytes(data).ok()?;
+    assert_eq!(v.to_bytes(), data, "{} re-encodes differently", T::NAME);
+    Some(v)
+}
+
 pub fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }

@@ -43,13 +43,13 @@ impl ProcessCluster {
 
     /// `dualchain init` for `n` nodes placed as `hosts` says, then every node started.
     pub fn init_on(bin: &Path, dir: &Path, n: usize, params_cache: &Path, hosts: Hosts<'_>) -> Result<Self> {
-        let (addrs, ports, preset, wrappers) = match hosts {
-            Hosts::Loopback => ("127.0.0.1".to_string(), "0", "loopback", vec![vec![]; n]),
-            Hosts::Lab(lab) => (lab.hosts(), "7700", "lan", (0..n).map(|i| lab.exec_prefix(i)).collect()),
+        // (addresses, QUIC port, API port, timing preset, what runs each node)
+        let (addrs, quic_port, api_port, preset, wrappers) = match hosts {
+            Hosts::Loopback => ("127.0.0.1".to_string(), "0", "0", "loopback", vec![vec![]; n]),
+            Hosts::Lab(lab) => (lab.hosts(), "7700", "8700", "lan", (0..n).map(|i| lab.exec_prefix(i)).collect()),
         };
-        let api_port = if ports == "0" { "0" } else { "8700" };
         let out = Command::new(bin)
-            .args(["init", "--hosts", &addrs, "--quic-port", ports, "--api-port", api_port, "--preset", preset])
+            .args(["init", "--hosts", &addrs, "--quic-port", quic_port, "--api-port", api_port, "--preset", preset])
             .args(["--nodes", &n.to_string(), "--out"])
             .arg(dir)
             .arg("--params-cache")
