@@ -55,6 +55,13 @@ const STATE_REPLY_ENTRIES: usize = 64;
 const STATE_REPLY_BYTES: usize = 16 << 20;
 /// Deliveries queued for the application.
 const DELIVERY_QUEUE_LEN: usize = 1024;
+/// The longest one connection attempt may take. A handshake started while the peer was
+/// unreachable backs off its retransmissions (QUIC's probe timeout doubles), and would
+/// otherwise hold the link down for seconds after the network heals; a fresh attempt
+/// starts with a fresh timer.
+const CONNECT_ATTEMPT_MAX: Duration = Duration::from_millis(1500);
+/// The longest pause between connection attempts.
+const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Bytes of one connection's frames read and not yet verified (the reader waits beyond it,
 /// and QUIC's flow control holds the peer back): one largest frame and a little more.
 pub const CONNECTION_BYTES_MAX: usize = MESSAGE_LEN_MAX + (16 << 20);
@@ -199,6 +206,8 @@ pub struct EngineConfig {
 pub struct EngineStatus {
     pub view: u64,
     pub in_view_change: bool,
+    /// Follows its view without voting (see [`crate::replica::Replica::is_following`]).
+    pub following: bool,
     pub last_executed: u64,
     pub stable_seq: u64,
     pub history: [u8; 32],
@@ -585,6 +594,7 @@ impl Core {
                 let _ = reply.send(EngineStatus {
                     view: r.view(),
                     in_view_change: r.in_view_change(),
+                    following: r.is_following(),
                     last_executed: r.last_executed(),
                     stable_seq: r.stable_seq(),
                     history: r.history(),
@@ -655,6 +665,7 @@ impl Core {
         }
         self.metrics.pending_requests.set(self.replica.pending_len() as i64);
         self.metrics.view.set(self.replica.view() as i64);
+        self.metrics.following.set(self.replica.is_following() as i64);
         let stats = self.replica.stats();
         self.metrics.state_entries.inc_by(stats.state_entries_applied - self.state_entries_seen);
         self.state_entries_seen = stats.state_entries_applied;
@@ -733,6 +744,12 @@ impl Core {
             Event::Rejoined { view, left } => {
                 warn!(replica = self.replica.id(), view, left, "consensus.pbft.rejoined: a quorum went on in this view without this replica's view change; following it without voting until the consortium reaches the view it left")
             }
+            Event::BehindView { view, from } => {
+                info!(
+                    replica = self.replica.id(),
+                    view, from, "consensus.pbft.behind: f + 1 replicas order in a higher view; moving to it"
+                )
+            }
             Event::StalledViewChangeJoined { from, to } => {
                 warn!(replica = self.replica.id(), from, to, "consensus.pbft.view_change_joined: the view change stalled short of a quorum; joining a higher view another replica is changing to")
             }
@@ -788,17 +805,20 @@ async fn sender(
         };
         let conn = tokio::select! {
             _ = shutdown.changed() => return,
-            c = connecting => c,
+            c = tokio::time::timeout(CONNECT_ATTEMPT_MAX, connecting) => c,
         };
         let conn = match conn {
-            Ok(c) => c,
-            Err(e) => {
-                debug!(peer, error = %e, "consensus.net.connect_retry");
+            Ok(Ok(c)) => c,
+            failed => {
+                match failed {
+                    Ok(Err(e)) => debug!(peer, error = %e, "consensus.net.connect_retry"),
+                    _ => debug!(peer, "consensus.net.connect_retry: no handshake within {CONNECT_ATTEMPT_MAX:?}"),
+                }
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                backoff = (backoff * 2).min(CONNECT_BACKOFF_MAX);
                 continue;
             }
         };

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub commit_latency_seconds: Histogram,
     /// View changes this replica started.
     pub view_changes: Counter,
+    /// 1 while the replica follows its view without voting (after a lone view change).
+    pub following: Gauge,
     /// The current view.
     pub view: Gauge,
     /// Requests waiting at this replica.
@@ -69,6 +71,7 @@ impl Metrics {
             committed_requests: Counter::default(),
             commit_latency_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             view_changes: Counter::default(),
+            following: Gauge::default(),
             view: Gauge::default(),
             pending_requests: Gauge::default(),
             inbound_queue: Gauge::default(),
@@ -93,6 +96,11 @@ impl Metrics {
         );
         r.register("view_changes", "View changes started by this replica", m.view_changes.clone());
         r.register("view", "Current view", m.view.clone());
+        r.register(
+            "following",
+            "1 while this replica follows its view without voting, after a view change it was alone in",
+            m.following.clone(),
+        );
         r.register("pending_requests", "Requests waiting at this replica", m.pending_requests.clone());
         r.register("inbound_queue", "Verified messages waiting for the core", m.inbound_queue.clone());
         r.register("outbound_queue", "Frames waiting to be sent per peer", m.outbound_queue.clone());

@@ -23,21 +23,33 @@ fn params() -> PathBuf {
 
 /// Faults that leave the member's node with a quorum it can reach: uploads go on.
 fn keeps_quorum(f: Fault) -> bool {
-    matches!(f, Fault::KillValidator | Fault::KillPrimary | Fault::PartitionMinority | Fault::Netem | Fault::ClockSkew)
+    matches!(
+        f,
+        Fault::KillValidator
+            | Fault::KillPrimary
+            | Fault::PartitionMinority
+            | Fault::PartitionPrimary
+            | Fault::Netem
+            | Fault::ClockSkew
+    )
 }
 
 async fn every_fault_once(n: usize, hold: Duration) {
+    faults_once(n, hold, &Fault::ALL, "all").await;
+}
+
+async fn faults_once(n: usize, hold: Duration, faults: &[Fault], name: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = Chaos::start(Path::new(BIN), tmp.path(), n, &params(), n as u64).await.unwrap();
     let mut reports: Vec<FaultReport> = Vec::new();
-    for f in Fault::ALL {
+    for &f in faults {
         let r = c.run_fault(f, hold).await.unwrap_or_else(|e| panic!("{f:?}: {e:#}"));
         if keeps_quorum(f) {
             assert!(r.acked_during > 0, "{f:?} on {:?} stopped the consortium: {r:?}", r.nodes);
         }
         reports.push(r);
     }
-    finish(c, n, "all", &reports).await;
+    finish(c, n, name, &reports).await;
 }
 
 async fn finish(c: Chaos, n: usize, name: &str, reports: &[FaultReport]) {
@@ -55,6 +67,13 @@ async fn finish(c: Chaos, n: usize, name: &str, reports: &[FaultReport]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_four_nodes_every_fault_once() {
     every_fault_once(4, Duration::from_secs(8)).await;
+}
+
+/// The primary cut off three times in a row: the stall each time is the figure to watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_cut_off_primary_slow() {
+    let f = Fault::PartitionPrimary;
+    faults_once(4, Duration::from_secs(15), &[f, f, f], "cut-off-primary").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

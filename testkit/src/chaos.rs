@@ -53,6 +53,9 @@ pub enum Fault {
     KillCpc,
     /// Cut off f validators other than the primary and the uploader's node: the rest go on.
     PartitionMinority,
+    /// Cut off the primary (with f - 1 others, never the uploader's node or the CPC's): the
+    /// rest must replace it, as for a killed primary, though its connections stay open.
+    PartitionPrimary,
     /// Cut off the uploader's own node (with f - 1 others).
     PartitionHome,
     /// Split so that no side holds 2f + 1 validators.
@@ -64,7 +67,12 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 8] = [
+    /// Every fault, the cut-off primary first: on 4 nodes the primary of view 0 is the
+    /// only one that is neither the member's node nor the CPC's until views move on (a
+    /// fault that touches the primary when it is one of those touches another validator;
+    /// the table's `primary` column shows which).
+    pub const ALL: [Fault; 9] = [
+        Fault::PartitionPrimary,
         Fault::KillValidator,
         Fault::KillPrimary,
         Fault::KillCpc,
@@ -82,6 +90,8 @@ pub struct FaultReport {
     pub fault: Fault,
     /// The nodes it touched.
     pub nodes: Vec<usize>,
+    /// The primary when it was made (the home node's view).
+    pub primary: usize,
     pub held: Duration,
     /// Uploads acknowledged while the fault lasted.
     pub acked_during: usize,
@@ -89,9 +99,13 @@ pub struct FaultReport {
     pub longest_stall: Duration,
     /// From the fault's end to the first upload acknowledged after it.
     pub recovery: Duration,
-    /// For a restarted node: from the restart to its node answering ready with the
-    /// consortium's ledger (its applied batch at least the home node's at the restart).
+    /// For the nodes a fault touched (the one restarted, those cut off): from the fault's
+    /// end until each answers ready, out of any view change, with at least what the home
+    /// node had applied then.
     pub rejoined: Option<Duration>,
+    /// Nodes following without voting once it was over (each waits for the consortium's
+    /// next view change; see `dualchain_consensus::replica::view_change`).
+    pub following: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -222,43 +236,50 @@ impl Chaos {
         }
     }
 
-    /// Waits until an upload is acknowledged after `end` and, if a node was restarted, until
-    /// it is ready and has applied what the home node had at `end`; returns when each came.
-    async fn recover(&self, end: Duration, restarted: Option<usize>) -> Result<(Duration, Option<Duration>)> {
-        let target = match restarted {
-            Some(_) => self.applied(self.home).await,
-            None => None,
-        };
+    /// Waits until an upload is acknowledged after `end` and until every node in `back` (a
+    /// restarted node, or those a partition cut off) is ready, out of any view change, and
+    /// has applied what the home node had at `end`; returns when each came.
+    async fn recover(&self, end: Duration, back_nodes: &[usize]) -> Result<(Duration, Option<Duration>)> {
+        let home = self.cluster.health(self.home).await;
+        let applied_at_end = home.as_ref().and_then(|h| h["ledger"]["applied_seq"].as_u64());
         let deadline = Instant::now() + RECOVERY_MAX;
         let (mut back, mut rejoined) = (None, None);
+        let mut waiting: Vec<usize> = back_nodes.to_vec();
         loop {
             if back.is_none() {
                 back = self.acks_since(end).into_iter().min();
             }
-            if let (Some(node), None) = (restarted, rejoined) {
+            let mut still = Vec::new();
+            for &node in &waiting {
                 let h = self.cluster.health(node).await;
-                let applied = h.as_ref().and_then(|h| h["ledger"]["applied_seq"].as_u64());
-                if h.is_some_and(|h| h["ready"] == true) && applied >= target {
-                    rejoined = Some(self.now());
+                // Out of any view change. It may be following without voting (after a view
+                // change the others never joined); the report lists such nodes.
+                let caught_up = h.as_ref().is_some_and(|h| {
+                    h["ready"] == true
+                        && h["in_view_change"] == false
+                        && h["ledger"]["applied_seq"].as_u64() >= applied_at_end
+                });
+                if !caught_up {
+                    still.push(node);
                 }
             }
+            waiting = still;
+            if waiting.is_empty() && rejoined.is_none() && !back_nodes.is_empty() {
+                rejoined = Some(self.now());
+            }
             if let Some(back) = back {
-                if restarted.is_none() || rejoined.is_some() {
+                if waiting.is_empty() {
                     return Ok((back, rejoined));
                 }
             }
             if Instant::now() > deadline {
                 bail!(
-                    "not recovered within {RECOVERY_MAX:?} (acknowledged: {back:?}, rejoined: {rejoined:?}); logs:\n{}",
+                    "not recovered within {RECOVERY_MAX:?} (acknowledged: {back:?}, not caught up: {waiting:?}); logs:\n{}",
                     self.logs()
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    async fn applied(&self, i: usize) -> Option<u64> {
-        self.cluster.health(i).await?["ledger"]["applied_seq"].as_u64()
     }
 
     fn logs(&self) -> String {
@@ -287,6 +308,7 @@ impl Chaos {
         let f = f_of(self.n);
         let (home, cpc) = (self.home, self.cpc);
         let begin = self.now();
+        let primary_at_start = self.primary().await?;
         let nodes = match fault {
             Fault::KillValidator => {
                 let primary = self.primary().await?;
@@ -307,11 +329,16 @@ impl Chaos {
                 vec![cpc]
             }
             Fault::PartitionMinority => {
-                // Not the primary: a primary cut off by a partition is a case of its own (it
-                // stalled the consortium 13 s where a killed primary stalls it 3 s; see
-                // docs/failure-model.md); it is left out of the matrix until that is understood.
                 let primary = self.primary().await?;
                 let v = self.pick(f, &[home, cpc, primary]);
+                self.lab.partition(&v)?;
+                v
+            }
+            Fault::PartitionPrimary => {
+                let p = self.primary().await?;
+                let p = if p == home || p == cpc { self.pick(1, &[home, cpc])[0] } else { p };
+                let mut v = self.pick(f - 1, &[home, cpc, p]);
+                v.insert(0, p);
                 self.lab.partition(&v)?;
                 v
             }
@@ -351,7 +378,9 @@ impl Chaos {
         let end = self.now();
         match fault {
             Fault::KillValidator | Fault::KillPrimary | Fault::KillCpc => self.cluster.spawn(nodes[0])?,
-            Fault::PartitionMinority | Fault::PartitionHome | Fault::PartitionNoQuorum => self.lab.heal()?,
+            Fault::PartitionMinority | Fault::PartitionPrimary | Fault::PartitionHome | Fault::PartitionNoQuorum => {
+                self.lab.heal()?
+            }
             Fault::Netem => {
                 for i in 0..self.n {
                     self.lab.clear_impairment(i)?;
@@ -362,11 +391,22 @@ impl Chaos {
                 self.cluster.spawn(home)?;
             }
         }
-        let restarted = matches!(fault, Fault::KillValidator | Fault::KillPrimary | Fault::KillCpc | Fault::ClockSkew);
-        let (back, rejoined) = self
-            .recover(end, restarted.then(|| nodes[0]))
-            .await
-            .with_context(|| format!("after {fault:?} on {nodes:?}"))?;
+        // Nodes that must come back: the one restarted, or those cut off (all of them after
+        // a split with no quorum). The next fault starts only once they have, so that
+        // faults never add up to more than f.
+        let back_nodes: Vec<usize> = match fault {
+            Fault::KillValidator | Fault::KillPrimary | Fault::KillCpc | Fault::ClockSkew => vec![nodes[0]],
+            Fault::PartitionMinority | Fault::PartitionPrimary | Fault::PartitionHome => nodes.clone(),
+            Fault::PartitionNoQuorum | Fault::Netem => (0..self.n).collect(),
+        };
+        let (back, rejoined) =
+            self.recover(end, &back_nodes).await.with_context(|| format!("after {fault:?} on {nodes:?}"))?;
+        let mut following = Vec::new();
+        for i in 0..self.n {
+            if self.cluster.health(i).await.is_some_and(|h| h["following"] == true) {
+                following.push(i);
+            }
+        }
         let acks = self.acks_since(begin);
         let mut stall = Duration::ZERO;
         let mut prev = begin;
@@ -377,11 +417,13 @@ impl Chaos {
         let report = FaultReport {
             fault,
             nodes,
+            primary: primary_at_start,
             held: end - begin,
             acked_during: acks.iter().filter(|t| **t < end).count(),
             longest_stall: stall,
             recovery: back.saturating_sub(end),
             rejoined: rejoined.map(|t| t.saturating_sub(end)),
+            following,
         };
         eprintln!("chaos: {report:?}");
         Ok(report)
@@ -494,18 +536,20 @@ async fn request(client: &ApiClient, shared: &Shared, dataset: &str) -> Result<(
 /// The fault matrix as a Markdown table.
 pub fn table(n: usize, reports: &[FaultReport]) -> String {
     let mut s = format!(
-        "| n = {n}: fault | nodes | held | acked during | longest stall | first ack after the end | restarted node caught up |\n|---|---|---|---|---|---|---|\n"
+        "| n = {n}: fault | nodes | primary | held | acked during | longest stall | first ack after the end | touched nodes caught up | following after |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in reports {
         s.push_str(&format!(
-            "| {:?} | {:?} | {:.1} s | {} | {:.1} s | {:.1} s | {} |\n",
+            "| {:?} | {:?} | {} | {:.1} s | {} | {:.1} s | {:.1} s | {} | {:?} |\n",
             r.fault,
             r.nodes,
+            r.primary,
             r.held.as_secs_f64(),
             r.acked_during,
             r.longest_stall.as_secs_f64(),
             r.recovery.as_secs_f64(),
-            r.rejoined.map_or("—".to_string(), |t| format!("{:.1} s", t.as_secs_f64()))
+            r.rejoined.map_or("—".to_string(), |t| format!("{:.1} s", t.as_secs_f64())),
+            r.following
         ));
     }
     s

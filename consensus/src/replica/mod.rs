@@ -85,6 +85,9 @@ pub enum Event {
     /// A view change to `from` stalled short of 2f + 1; this replica joined `to`, a higher
     /// view another replica is changing to.
     StalledViewChangeJoined { from: u64, to: u64 },
+    /// f + 1 replicas were seen ordering in `view`, above this replica's view `from` (it
+    /// was cut off or down while they changed view): it moved to `view` to catch up.
+    BehindView { view: u64, from: u64 },
     /// `peer` signed a message no correct replica sends (a pre-prepare it may not make, an
     /// invalid view change or certificate, ...): the host counts it against the peer and
     /// throttles, then disconnects it (the `standing` module).
@@ -259,6 +262,8 @@ pub struct Replica {
     /// changes for that view are dropped unchecked (checking costs up to hundreds of
     /// signatures). Views below the current one are forgotten.
     refused_view_changes: BTreeSet<(u64, ReplicaId)>,
+    /// Replicas seen ordering in views above this one, by view ([`Replica::note_view_ahead`]).
+    ahead: BTreeMap<u64, BTreeSet<ReplicaId>>,
     own_view_change: Option<Signed<ViewChange>>,
     /// When this replica last entered a view change or found it stalled (see
     /// [`view_change`]: a view change without 2f + 1 joins a higher view others hold).
@@ -267,6 +272,8 @@ pub struct Replica {
     new_view: Option<Signed<NewView>>,
     /// Time of the last execution or view entry (the progress timer).
     progress_ms: u64,
+    /// When a message from any peer last arrived ([`Replica::isolated`]).
+    heard_ms: u64,
     retransmit_at_ms: u64,
     /// The highest sequence number others showed evidence of.
     seen_seq: u64,
@@ -325,10 +332,12 @@ impl Replica {
             forward_since_ms: None,
             view_changes: BTreeMap::new(),
             refused_view_changes: BTreeSet::new(),
+            ahead: BTreeMap::new(),
             own_view_change: None,
             view_change_since_ms: 0,
             new_view: None,
             progress_ms: 0,
+            heard_ms: 0,
             retransmit_at_ms: 0,
             seen_seq: 0,
             state_fetch_at_ms: 0,
@@ -394,12 +403,41 @@ impl Replica {
         &self.keys
     }
 
+    /// True when no peer has been heard from for three retransmission periods (live peers
+    /// re-send something every period: votes, a checkpoint vote, their view change, relayed
+    /// requests): this replica is cut off, or everyone else is down, so it cannot tell a
+    /// faulty primary from its own isolation, and a view change it started could gather no
+    /// quorum. Its view-change timers wait (see [`view_change`]: a lone view change leaves
+    /// a replica unable to vote until the consortium reaches that view). The window is
+    /// shorter than the timeout, so a replica cut off while a request waits is isolated
+    /// before its timer fires.
+    fn isolated(&self) -> bool {
+        let window = (3 * self.cfg.retransmit_ms).min(self.cfg.view_change_timeout_ms);
+        self.now_ms >= self.heard_ms + window
+    }
+
+    /// A message from a peer arrived. After isolation, the timers start afresh: the
+    /// primary gets a whole timeout from the moment this replica can hear again.
+    fn note_heard(&mut self) {
+        if self.isolated() {
+            let now = self.now_ms;
+            self.progress_ms = now;
+            self.view_change_since_ms = now;
+            if let Status::ViewChanging { deadline_ms: Some(_) } = self.status {
+                self.status = Status::ViewChanging { deadline_ms: Some(now + self.timeout_ms()) };
+            }
+        }
+        self.heard_ms = self.now_ms;
+    }
+
     /// The earliest time at which [`Replica::tick`] has something to do.
     pub fn next_deadline_ms(&self) -> u64 {
         let mut t = self.retransmit_at_ms;
-        if let Status::ViewChanging { deadline_ms } = self.status {
+        if self.isolated() {
+            // No view-change timer runs; a message from a peer restarts them.
+        } else if let Status::ViewChanging { deadline_ms } = self.status {
             t = t.min(deadline_ms.unwrap_or(self.view_change_since_ms + self.timeout_ms()));
-        } else if let Some(oldest) = self.oldest_pending_ms() {
+        } else if let Some(oldest) = self.oldest_pending_ms().filter(|_| !self.is_primary()) {
             t = t.min(oldest.max(self.progress_ms) + self.timeout_ms());
         }
         if let Some(since) = self.forward_since_ms {
@@ -550,6 +588,7 @@ impl Replica {
             self.drop_msg("unknown sender");
             return self.take_output();
         }
+        self.note_heard();
         match msg {
             Message::Forward(f) => self.on_forward(f),
             Message::PrePrepare(h, batch) => self.on_pre_prepare(h, batch),
@@ -585,6 +624,7 @@ impl Replica {
         self.now_ms = self.now_ms.max(now_ms);
         let now = self.now_ms;
         match self.status {
+            _ if self.isolated() => {}
             Status::ViewChanging { deadline_ms: Some(deadline_ms) } if now >= deadline_ms => {
                 // The new view did not start in time: try the next one (§2.5.2).
                 self.view_change_attempts += 1;
@@ -593,7 +633,9 @@ impl Replica {
             Status::ViewChanging { deadline_ms: None } if now >= self.view_change_since_ms + self.timeout_ms() => {
                 self.join_stalled_view_change();
             }
-            Status::Normal => {
+            // Backups suspect the primary (§2.5.2); a primary never suspects itself: leaving
+            // its own view only adds a view change to whatever stalled it.
+            Status::Normal if !self.is_primary() => {
                 if let Some(oldest) = self.oldest_pending_ms() {
                     if now >= oldest.max(self.progress_ms) + self.timeout_ms() {
                         self.start_view_change(self.view + 1);
@@ -731,6 +773,7 @@ impl Replica {
             return self.fault(h.from, "batch does not match its digest");
         }
         if hd.view != self.view || self.status != Status::Normal {
+            self.note_view_ahead(h.from, hd.view);
             return self.drop_msg("pre-prepare of another view");
         }
         if h.from != self.cfg.primary(hd.view) {
@@ -816,6 +859,7 @@ impl Replica {
         let vb = v.body;
         self.note_seen(vb.seq);
         if vb.view != self.view || self.status != Status::Normal {
+            self.note_view_ahead(v.from, vb.view);
             return self.drop_msg("vote of another view");
         }
         if !self.in_window(vb.seq) {
@@ -996,6 +1040,13 @@ impl Replica {
             if let Some(v) = slot.commits.get(&me) {
                 resend.push(Message::Vote(v.clone()));
             }
+        }
+        // Batches a new view named that no peer has sent yet: asked for again (the first
+        // request, or its answer, may have been lost with a connection).
+        let mut awaiting: Vec<Digest> = self.awaiting_batch.keys().copied().collect();
+        awaiting.sort_unstable();
+        for digest in awaiting {
+            resend.push(Message::FetchBatch(self.sign(FetchBatch { digest })));
         }
         // A heartbeat of progress: this replica's commit for its last executed batch (or its
         // vote for the stable checkpoint), so a replica that missed the end of a burst learns

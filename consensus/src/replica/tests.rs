@@ -57,7 +57,15 @@ impl Net {
     }
 
     fn run(&mut self) {
-        while let Some((_, to, m)) = self.queue.pop_front() {
+        self.run_without(None);
+    }
+
+    /// Delivers what is queued; what goes to or comes from `cut` is lost.
+    fn run_without(&mut self, cut: Option<ReplicaId>) {
+        while let Some((from, to, m)) = self.queue.pop_front() {
+            if cut.is_some_and(|c| c == from || c == to) {
+                continue;
+            }
             assert!(verify_messages(std::slice::from_ref(&m), self.replicas[0].public_keys())[0]);
             let out = self.replicas[to as usize].receive(self.now, m);
             self.absorb(to, out);
@@ -506,4 +514,120 @@ fn messages_that_prove_their_signer_faulty_are_reported_against_it() {
     assert!(blamed(&net.replicas[2].receive(0, Message::Vote(v))).is_empty());
     let v = Signed::sign(&net.keys[1], 1, Vote { phase: Phase::Commit, view: 0, seq: 1 << 40, digest: [1; 32] });
     assert!(blamed(&net.replicas[2].receive(0, Message::Vote(v))).is_empty());
+}
+
+#[test]
+fn a_replica_cut_off_during_a_view_change_catches_up_from_the_next_votes() {
+    let mut net = Net::new();
+    net.submit(1, 7, 1);
+    // Replica 3 is cut off while the others move to view 1.
+    for r in 0..3 {
+        net.replicas[r].start_view_change(1);
+        let out = net.replicas[r].take_output();
+        net.absorb(r as ReplicaId, out);
+    }
+    net.run_without(Some(3));
+    assert!((0..3).all(|r| net.replicas[r].view() == 1 && net.replicas[r].status == Status::Normal));
+    assert_eq!(net.replicas[3].view(), 0);
+    // Healed, it has no request waiting, so no timer of its own would move it: the votes of
+    // view 1 from f + 1 replicas do, and the new primary's NEW-VIEW lets it in.
+    net.submit(1, 7, 2);
+    assert_eq!(net.replicas[3].view(), 1);
+    assert_eq!(net.replicas[3].status, Status::Normal);
+    // It votes again: with replica 2 now silent, 0, 1 and 3 still commit.
+    net.queue.clear();
+    let out = net.replicas[1].submit(net.now, Request { client: 7, id: 3, payload: vec![1; 16] }).unwrap();
+    net.absorb(1, out);
+    net.run_without(Some(2));
+    // Replica 1 could commit only with replica 3's votes.
+    let executed = |r: usize| net.delivered[r].iter().flat_map(|d| d.entry.batch.requests().iter().map(|q| q.id));
+    assert!(executed(1).any(|id| id == 3), "request 3 was not committed without replica 2");
+}
+
+#[test]
+fn votes_of_a_higher_view_from_f_replicas_move_nobody() {
+    let mut net = Net::new();
+    // Replica 1 alone (it may be the faulty one) votes in view 5.
+    for seq in 1..4 {
+        let v = Signed::sign(&net.keys[1], 1, Vote { phase: Phase::Commit, view: 5, seq, digest: [seq as u8; 32] });
+        let out = net.replicas[2].receive(0, Message::Vote(v));
+        assert!(out.events.is_empty(), "{:?}", out.events);
+    }
+    assert_eq!(net.replicas[2].view(), 0);
+    assert_eq!(net.replicas[2].status, Status::Normal);
+    // A second replica in view 5: at least one correct replica is there.
+    let v = Signed::sign(&net.keys[3], 3, Vote { phase: Phase::Prepare, view: 5, seq: 1, digest: [1; 32] });
+    let out = net.replicas[2].receive(0, Message::Vote(v));
+    assert!(out.events.contains(&Event::BehindView { view: 5, from: 0 }));
+    assert_eq!(net.replicas[2].view(), 5);
+}
+
+/// A vote of replica 1 for nothing in particular: something heard from a peer.
+fn chatter(net: &Net, seq: u64) -> Message {
+    Message::Vote(Signed::sign(&net.keys[1], 1, Vote { phase: Phase::Commit, view: 0, seq, digest: [3; 32] }))
+}
+
+#[test]
+fn a_primary_never_suspects_itself() {
+    let mut net = Net::new();
+    // Requests wait at the primary (0) and at a backup (2); both hear replica 1 talk, and
+    // nothing is ever ordered.
+    let _ = net.replicas[0].submit(0, Request { client: 7, id: 1, payload: vec![1; 16] }).unwrap();
+    let _ = net.replicas[2].submit(0, Request { client: 8, id: 1, payload: vec![1; 16] }).unwrap();
+    let later = 10 * config(0).view_change_timeout_ms;
+    for now in (0..=later).step_by(100) {
+        for r in [0, 2] {
+            let m = chatter(&net, 1 + now / 100);
+            let _ = net.replicas[r].receive(now, m);
+            let _ = net.replicas[r].tick(now);
+        }
+    }
+    assert_eq!((net.replicas[0].view(), net.replicas[0].status.clone()), (0, Status::Normal));
+    assert!(net.replicas[2].view() >= 1, "the backup suspects the primary");
+    // The primary's next deadline is not a progress timer that is always due.
+    assert!(net.replicas[0].next_deadline_ms() > later);
+}
+
+#[test]
+fn an_isolated_backup_suspects_nobody_and_gives_the_primary_a_fresh_timeout() {
+    let mut net = Net::new();
+    let timeout = config(2).view_change_timeout_ms;
+    let _ = net.replicas[2].submit(0, Request { client: 8, id: 1, payload: vec![1; 16] }).unwrap();
+    // Cut off: nothing heard for ten timeouts, no view change (it could gather no quorum,
+    // and a lone one would keep it from voting until the others reach that view).
+    for now in (0..=10 * timeout).step_by(100) {
+        let _ = net.replicas[2].tick(now);
+    }
+    assert_eq!((net.replicas[2].view(), net.replicas[2].status.clone()), (0, Status::Normal));
+    // Healed at t: the primary gets a whole timeout from t, then is suspected.
+    let t = 10 * timeout + 50;
+    let mut suspected_at = None;
+    for now in (t..=t + 2 * timeout).step_by(50) {
+        let m = chatter(&net, now);
+        let _ = net.replicas[2].receive(now, m);
+        let _ = net.replicas[2].tick(now);
+        if suspected_at.is_none() && net.replicas[2].view() == 1 {
+            suspected_at = Some(now);
+        }
+    }
+    let at = suspected_at.expect("the backup suspects the primary once it hears the others");
+    assert!(at >= t + timeout && at <= t + timeout + 100, "suspected at {at}, healed at {t}");
+}
+
+#[test]
+fn a_batch_a_new_view_named_is_asked_for_again_until_it_comes() {
+    let mut net = Net::new();
+    let digest = [9; 32];
+    net.replicas[3].awaiting_batch.insert(digest, vec![1]);
+    let asks = |out: &Output| {
+        out.send
+            .iter()
+            .filter(|(t, m)| *t == Target::All && matches!(&**m, Message::FetchBatch(f) if f.body.digest == digest))
+            .count()
+    };
+    let retransmit = config(3).retransmit_ms;
+    assert_eq!(asks(&net.replicas[3].tick(retransmit)), 1);
+    assert_eq!(asks(&net.replicas[3].tick(2 * retransmit)), 1);
+    net.replicas[3].awaiting_batch.clear();
+    assert_eq!(asks(&net.replicas[3].tick(3 * retransmit)), 0);
 }

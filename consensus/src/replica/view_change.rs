@@ -35,6 +35,25 @@
 //!   it is in the view change again and goes back the same way; when it suspects the
 //!   primary itself, it moves straight to w, whose VIEW-CHANGE the others already hold.
 //!
+//! **Fewer lone view changes** (beyond the paper; found with real processes in network
+//! namespaces, `node/tests/chaos.rs`, where a cut-off validator stalled the consortium for
+//! up to 15 s after the heal). Three rules:
+//! - A replica that has heard from no peer for three retransmission periods is *isolated*:
+//!   its view-change timers wait, and restart from the first message it hears again. Cut
+//!   off, it cannot tell a faulty primary from its own isolation, and a view change it
+//!   started could gather no quorum; it would only leave it following after the heal.
+//! - A primary never suspects itself: a correct primary leaving its own view only adds a
+//!   view change to whatever stalled it (the backups' timers replace a faulty one, §2.5.2).
+//! - A replica that sees f + 1 replicas send pre-prepares or votes in a view above its own
+//!   knows a correct replica is in that view, so its NEW-VIEW exists: it moves to that view
+//!   at once (rather than after its own timeout, or never, if no request waits at it), and
+//!   the view's primary answers its VIEW-CHANGE with the NEW-VIEW. f replicas cannot move
+//!   anyone this way. A follower does not go below the view it left.
+//!
+//! Pre-prepares a NEW-VIEW names whose batch this replica lacks are asked for again every
+//! retransmission period until a peer sends the batch (the first request or its answer
+//! can be lost with a connection).
+//!
 //! **Joining a stalled split** (beyond the paper). The paper's timer starts only once a
 //! replica holds 2f + 1 VIEW-CHANGEs for its view, and the f + 1 rule moves it up only when
 //! f + 1 others are above. Loss, crashes and restarts can leave the correct replicas split
@@ -117,6 +136,30 @@ impl Replica {
     /// Keeps a valid view change (views from the current one to [`VIEWS_AHEAD_MAX`] above
     /// it, one per replica and view) and arms the view-change timer once 2f + 1 are in for
     /// the view this replica is moving to.
+    /// A validly signed pre-prepare or vote of view `view` from `from`, dropped as not of
+    /// this replica's view. Once f + 1 replicas are seen ordering in the same higher view,
+    /// at least one correct replica is in it, so its NEW-VIEW exists and this replica is
+    /// behind: it moves to that view, and the view's primary answers its VIEW-CHANGE with
+    /// the NEW-VIEW (see [`Replica::on_view_change`]).
+    pub(super) fn note_view_ahead(&mut self, from: ReplicaId, view: u64) {
+        if view <= self.view || view > self.view + VIEWS_AHEAD_MAX {
+            return;
+        }
+        let current = self.view;
+        self.ahead.retain(|v, _| *v > current);
+        let seen = self.ahead.entry(view).or_default();
+        seen.insert(from);
+        if seen.len() <= self.cfg.f() {
+            return;
+        }
+        // A follower never goes below the view it left (see the module docs).
+        if self.left_view.is_some_and(|left| view < left) {
+            return;
+        }
+        self.out.events.push(Event::BehindView { view, from: current });
+        self.start_view_change(view);
+    }
+
     fn remember_view_change(&mut self, vc: Signed<ViewChange>) {
         self.view_changes.entry(vc.body.view).or_default().insert(vc.from, vc);
         if let Status::ViewChanging { deadline_ms: None } = self.status {

@@ -37,6 +37,7 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
         "validators": node.consortium.validators.len(),
         "view": status.map(|s| s.view),
         "in_view_change": status.map(|s| s.in_view_change),
+        "following": status.map(|s| s.following),
         "last_executed": status.map(|s| s.last_executed),
         "pending": status.map(|s| s.pending),
         "ledger": {
