@@ -1,5 +1,7 @@
-//! On-disk cache of compiled modules, keyed by unit, source hash and architecture, so a
-//! node compiles its kernels once per build and GPU model rather than at every start.
+//! On-disk cache of compiled modules, keyed by unit, source hash, architecture, NVRTC
+//! version and compile options, so a node compiles its kernels once per build, toolkit and
+//! GPU model rather than at every start. An entry the driver refuses is compiled again
+//! and replaced (`device.rs`).
 //!
 //! Location: `$DUALCHAIN_KERNEL_CACHE`, else `$XDG_CACHE_HOME/dualchain/kernels`, else
 //! `$HOME/.cache/dualchain/kernels`. Entries are written to a temporary file and renamed,
@@ -8,6 +10,8 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use crate::error::{KernelError, Result};
 use crate::source::Unit;
@@ -39,9 +43,23 @@ impl ModuleCache {
         &self.dir
     }
 
-    /// The entry's path: `<unit>-<first 16 hex of the source hash>-<arch>.cubin`.
+    /// The entry's path for the NVRTC in use (see [`ModuleCache::path_for`]).
     pub fn path(&self, unit: &Unit, arch: &str) -> PathBuf {
-        self.dir.join(format!("{}-{}-{arch}.cubin", unit.name, &unit.hash()[..16]))
+        self.path_for(unit, arch, crate::nvrtc::version().unwrap_or((0, 0)))
+    }
+
+    /// `<unit>-<16 hex of SHA-256(source hash, NVRTC version, options)>-<arch>.cubin`: a new
+    /// toolkit or new options never load a module another one compiled.
+    pub fn path_for(&self, unit: &Unit, arch: &str, nvrtc: (i32, i32)) -> PathBuf {
+        let mut h = Sha256::new();
+        h.update(unit.hash().as_bytes());
+        h.update(format!("nvrtc {}.{}", nvrtc.0, nvrtc.1).as_bytes());
+        for o in crate::nvrtc::options(arch) {
+            h.update([0]);
+            h.update(o.as_bytes());
+        }
+        let key = hex::encode(&h.finalize()[..8]);
+        self.dir.join(format!("{}-{key}-{arch}.cubin", unit.name))
     }
 
     /// The cached image, if present and plausibly a CUBIN (an ELF file).
@@ -65,11 +83,16 @@ impl ModuleCache {
         if let Some(image) = self.get(unit, arch) {
             return Ok((image, true));
         }
+        Ok((self.compile_and_put(unit, arch)?, false))
+    }
+
+    /// Compiled with NVRTC now, and stored in place of any entry.
+    pub fn compile_and_put(&self, unit: &Unit, arch: &str) -> Result<Vec<u8>> {
         let image = crate::nvrtc::compile(unit, arch)?;
         if let Err(e) = self.put(unit, arch, &image) {
             tracing::warn!(error = %e, "could not cache a compiled kernel module; it will be compiled again next time");
         }
-        Ok((image, false))
+        Ok(image)
     }
 }
 
@@ -93,5 +116,16 @@ mod tests {
         std::fs::write(cache.path(&NTT, "sm_90"), b"garbage").unwrap();
         assert!(cache.get(&NTT, "sm_90").is_none());
         assert!(cache.path(&MSM, "sm_90").file_name().unwrap().to_str().unwrap().starts_with("msm-"));
+    }
+
+    #[test]
+    fn a_new_nvrtc_or_new_options_never_reuse_a_module() {
+        let cache = ModuleCache::new("/cache");
+        let a = cache.path_for(&MSM, "sm_90", (13, 0));
+        assert_eq!(a, cache.path_for(&MSM, "sm_90", (13, 0)));
+        assert_ne!(a, cache.path_for(&MSM, "sm_90", (13, 1)));
+        assert_ne!(a, cache.path_for(&MSM, "sm_89", (13, 0)));
+        assert_ne!(a, cache.path_for(&NTT, "sm_90", (13, 0)));
+        assert!(a.to_str().unwrap().ends_with("-sm_90.cubin"));
     }
 }

@@ -68,6 +68,15 @@ pub fn device_count() -> Result<usize> {
     })
 }
 
+/// What one compiled kernel uses of the device ([`Gpu::kernel_resources`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelResources {
+    pub name: &'static str,
+    pub registers: i32,
+    pub local_bytes: i32,
+    pub shared_bytes: i32,
+}
+
 /// An open device with every kernel unit loaded.
 pub struct Gpu {
     ctx: Arc<CudaContext>,
@@ -103,8 +112,9 @@ impl Gpu {
                 CudaContext::new(ordinal).map_err(|e| KernelError::NoDevice { ordinal, reason: format!("{e:?}") })?;
             let name = ctx.name().map_err(KernelError::driver("device name"))?;
             let (major, minor) = ctx.compute_capability().map_err(KernelError::driver("compute capability"))?;
-            if major < 7 {
-                return Err(KernelError::Unsupported { name, major, minor });
+            let supported = crate::nvrtc::supported_archs()?;
+            if let Some(reason) = crate::nvrtc::unsupported(major, minor, &supported) {
+                return Err(KernelError::Unsupported { name, major, minor, reason });
             }
             let arch = format!("sm_{major}{minor}");
             let memory_bytes = ctx.total_mem().map_err(KernelError::driver("memory size"))?;
@@ -116,7 +126,17 @@ impl Gpu {
             for unit in UNITS {
                 let (image, cached) = cache.get_or_compile(unit, &arch)?;
                 tracing::debug!(unit = unit.name, %arch, cached, bytes = image.len(), "kernel module ready");
-                let module = ctx.load_module(Ptx::from_binary(image)).map_err(KernelError::driver("module load"))?;
+                let module = match ctx.load_module(Ptx::from_binary(image)) {
+                    Ok(m) => m,
+                    // A cached image the driver refuses (damaged, or from another driver):
+                    // compiled again and the cache entry replaced.
+                    Err(e) if cached => {
+                        tracing::warn!(unit = unit.name, %arch, error = ?e, "cached kernel module refused by the driver; compiling it again");
+                        let image = cache.compile_and_put(unit, &arch)?;
+                        ctx.load_module(Ptx::from_binary(image)).map_err(KernelError::driver("module load"))?
+                    }
+                    Err(e) => return Err(KernelError::driver("module load")(e)),
+                };
                 for name in unit.kernels {
                     let f = module.load_function(name).map_err(KernelError::driver("kernel lookup"))?;
                     functions.insert(*name, f);
@@ -129,6 +149,26 @@ impl Gpu {
 
     pub fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    /// Per kernel, sorted by name: registers per thread, local memory per thread (bytes;
+    /// non-zero means spills) and static shared memory per block (bytes).
+    pub fn kernel_resources(&self) -> Result<Vec<KernelResources>> {
+        let mut out = Vec::new();
+        for (name, f) in &self.functions {
+            let attr = |a| {
+                guarded("kernel attributes", || f.get_attribute(a).map_err(KernelError::driver("kernel attributes")))
+            };
+            use sys::CUfunction_attribute_enum as A;
+            out.push(KernelResources {
+                name,
+                registers: attr(A::CU_FUNC_ATTRIBUTE_NUM_REGS)?,
+                local_bytes: attr(A::CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES)?,
+                shared_bytes: attr(A::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)?,
+            });
+        }
+        out.sort_by_key(|k| k.name);
+        Ok(out)
     }
 
     /// Free and total device memory in bytes.

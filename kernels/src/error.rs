@@ -15,8 +15,12 @@ pub enum KernelError {
     #[error("no CUDA device {ordinal}: {reason}")]
     NoDevice { ordinal: usize, reason: String },
     /// The device is older than the kernels support.
-    #[error("CUDA device {name} has compute capability {major}.{minor}; dualchain's kernels need 7.0 or newer")]
-    Unsupported { name: String, major: i32, minor: i32 },
+    #[error("CUDA device {name} has compute capability {major}.{minor}: {reason}")]
+    Unsupported { name: String, major: i32, minor: i32, reason: String },
+    /// The device gave an answer that differs from the CPU's on the known-answer test run
+    /// when it is opened (`guard::self_test`).
+    #[error("the GPU failed its self-test: {0}; it is not used")]
+    SelfTest(String),
     /// NVRTC refused a kernel source; `log` is the compiler's log.
     #[error("NVRTC could not compile {unit} for {arch}: {log}")]
     Compile { unit: String, arch: String, log: String },

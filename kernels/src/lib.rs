@@ -15,6 +15,7 @@
 //! | [`verify`] | `CudaMiller`: batch Groth16 verification's Miller loops, one thread per proof |
 //! | [`scheduler`] | one owner per device: a bounded queue served by priority, deadlines, per-class metrics |
 //! | [`select`] | choosing the backends at run time ([`Compute`]) with the reason logged |
+//! | [`guard`] | the self-test at device open and the CPU cross-checks of proofs and batch verification |
 //! | [`host`] | the same C++ compiled for the host, which the tests compare with blstrs |
 //!
 //! The binary links no CUDA library: `libcuda` and `libnvrtc` are loaded when a device is
@@ -43,6 +44,7 @@
 pub mod cache;
 pub mod device;
 pub mod error;
+pub mod guard;
 pub mod host;
 pub mod layout;
 pub mod msm;

@@ -350,6 +350,10 @@ impl CudaMsm {
         if bases.len() != scalars.len() {
             return Err(KernelError::Input(format!("{} bases for {} scalars", bases.len(), scalars.len())));
         }
+        if bases.is_empty() {
+            // Nothing to upload: a zero-byte device allocation is an error on some drivers.
+            return Ok(C::Projective::identity());
+        }
         let words = C::words(bases);
         let started = Instant::now();
         let out = self.gpu.job(Priority::Proving, self.deadline, "MSM", |job| {
@@ -399,9 +403,13 @@ impl CudaMsm {
         let cap = (total as f64 * self.resident_fraction) as usize;
         let bytes = words.len() * 4;
         let mut held: usize = resident.iter().map(|r| r.len * 4).sum();
+        let mut free = free;
         while !resident.is_empty() && (held + bytes > cap || bytes > free) {
             let lru = resident.iter().enumerate().min_by_key(|(_, r)| r.last_used).map(|(i, _)| i).expect("non-empty");
+            // What an eviction frees counts at once: with the figure measured before the
+            // loop, one large upload would evict every resident vector.
             held -= resident[lru].len * 4;
+            free += resident[lru].len * 4;
             resident.swap_remove(lru);
         }
         let dev = job.upload(words)?;
@@ -428,6 +436,9 @@ impl CudaMsm {
     pub fn transient_msm_g1(&self, class: Priority, bases: &[G1Affine], scalars: &[Fr]) -> Result<G1Projective> {
         if bases.len() != scalars.len() {
             return Err(KernelError::Input(format!("{} bases for {} scalars", bases.len(), scalars.len())));
+        }
+        if bases.is_empty() {
+            return Ok(G1Projective::identity());
         }
         self.gpu.job(class, self.deadline, "MSM", |job| {
             let dev = job.upload(g1_affine_words(bases))?;

@@ -35,6 +35,50 @@ pub fn version() -> Result<(i32, i32)> {
     }
 }
 
+/// The real architectures this NVRTC compiles for, as `10 * major + minor` (CUDA 13 starts
+/// at 75: Turing; CUDA 12 at 50).
+pub fn supported_archs() -> Result<Vec<i32>> {
+    if !available() {
+        return Err(KernelError::NoNvrtc);
+    }
+    let fail = |what: String| KernelError::Compile { unit: "-".into(), arch: "-".into(), log: what };
+    let r = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<i32>> {
+        let mut n = 0;
+        // SAFETY: the library is present (checked above); `n` is a valid out-pointer.
+        let r = unsafe { sys::nvrtcGetNumSupportedArchs(&mut n) };
+        if r != sys::nvrtcResult::NVRTC_SUCCESS || n <= 0 {
+            return Err(fail(format!("nvrtcGetNumSupportedArchs: {r:?}")));
+        }
+        let mut archs = vec![0; n as usize];
+        // SAFETY: `archs` holds the `n` entries NVRTC reported.
+        let r = unsafe { sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()) };
+        if r != sys::nvrtcResult::NVRTC_SUCCESS {
+            return Err(fail(format!("nvrtcGetSupportedArchs: {r:?}")));
+        }
+        Ok(archs)
+    }));
+    r.unwrap_or_else(|_| Err(fail("NVRTC panicked (a symbol missing from an old libnvrtc?)".into())))
+}
+
+/// Why a device of compute capability `major.minor` cannot run the kernels, if it cannot:
+/// the kernels need 7.0 (independent thread scheduling, 64-bit atomics they rely on) and
+/// NVRTC must compile for the device's exact architecture (`supported`, from
+/// [`supported_archs`]).
+pub fn unsupported(major: i32, minor: i32, supported: &[i32]) -> Option<String> {
+    let arch = major * 10 + minor;
+    if major < 7 {
+        return Some("dualchain's kernels need compute capability 7.0 or newer".into());
+    }
+    if !supported.contains(&arch) {
+        let range = match (supported.iter().min(), supported.iter().max()) {
+            (Some(lo), Some(hi)) => format!("sm_{lo} to sm_{hi}"),
+            _ => "no architecture".into(),
+        };
+        return Some(format!("this NVRTC compiles for {range}, not sm_{arch}"));
+    }
+    None
+}
+
 /// The options every unit is compiled with.
 pub fn options(arch: &str) -> Vec<String> {
     vec![

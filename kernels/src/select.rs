@@ -3,13 +3,21 @@
 
 use std::sync::{Arc, OnceLock};
 
+use bellpepper_core::Circuit;
+use bellperson::groth16::Proof;
+use blstrs::{Bls12, Scalar as Fr};
 use dualchain_crypto::reencrypt::{CpuBackend as CpuReencrypt, ReencryptBackend};
 use dualchain_prover::backend::{CpuBackend, MillerBackend, MsmBackend, NttBackend};
-use dualchain_prover::groth16::Prover;
+use dualchain_prover::error::ProverError;
+use dualchain_prover::groth16::{ProofTimings, Prover};
+use dualchain_prover::params::ProvingKey;
+use ff::Field;
+use rand_core::RngCore;
 
 use crate::cache::{default_dir, ModuleCache};
 use crate::device::{DeviceInfo, Gpu};
 use crate::error::{KernelError, Result};
+use crate::guard::{self_test, CheckedMiller, GpuGuard, Workload};
 use crate::msm::{BackendStats, CudaMsm};
 use crate::ntt::CudaNtt;
 use crate::reencrypt::CudaReencrypt;
@@ -47,6 +55,8 @@ pub struct Compute {
     pub fallback: Option<String>,
     /// Counters of the GPU backends (empty on the CPU).
     pub stats: Vec<(&'static str, Arc<BackendStats>)>,
+    /// Cross-checks against the CPU and the workloads they disabled ([`crate::guard`]).
+    pub guard: Arc<GpuGuard>,
 }
 
 impl std::fmt::Debug for Compute {
@@ -67,6 +77,7 @@ impl Compute {
             gpu: None,
             fallback: Some(reason.into()),
             stats: Vec::new(),
+            guard: Arc::default(),
         }
     }
 
@@ -80,6 +91,9 @@ impl Compute {
             .into_iter()
             .zip([msm.stats.clone(), ntt.stats.clone(), reencrypt.stats.clone(), miller.stats.clone()])
             .collect();
+        let guard = Arc::new(GpuGuard::default());
+        let min_pairs = miller.min_pairs;
+        let miller = CheckedMiller::new(Arc::new(miller), min_pairs, guard.clone());
         Self {
             msm: Arc::new(msm),
             ntt: Arc::new(ntt),
@@ -89,6 +103,20 @@ impl Compute {
             gpu: Some(gpu),
             fallback: None,
             stats,
+            guard,
+        }
+    }
+
+    /// The device's backends pass the known-answer test ([`crate::guard::self_test`]),
+    /// the Miller loops on the device itself, not through the cross-checking wrapper.
+    fn run_self_test(&self) -> std::result::Result<(), String> {
+        match &self.gpu {
+            Some(gpu) => {
+                let mut miller = CudaMiller::new(gpu.clone());
+                miller.min_pairs = 0;
+                self_test(&*self.msm, &*self.ntt, &miller)
+            }
+            None => Ok(()),
         }
     }
 
@@ -97,16 +125,52 @@ impl Compute {
         if policy == GpuPolicy::Off {
             return Ok(Self::cpu("GPU use disabled in the configuration"));
         }
-        match Gpu::open(ordinal, cache) {
-            Ok(gpu) => Ok(Self::gpu(gpu)),
+        let opened = Gpu::open(ordinal, cache).and_then(|gpu| {
+            let c = Self::gpu(gpu);
+            c.run_self_test().map_err(KernelError::SelfTest)?;
+            Ok(c)
+        });
+        match opened {
+            Ok(c) => Ok(c),
             Err(e) if policy == GpuPolicy::Require => Err(e),
             Err(e) => Ok(Self::cpu(format!("fallback: {e}"))),
         }
     }
 
-    /// A prover on these backends.
+    /// A prover on these backends (the CPU's once a cross-check disabled the device for
+    /// proving). Proofs that leave the node should come from [`Compute::prove`].
     pub fn prover(&self) -> Prover<'_> {
+        if self.guard.disabled(Workload::Proving) {
+            return Prover::default();
+        }
         Prover { msm: &*self.msm, ntt: &*self.ntt }
+    }
+
+    /// Proves one statement. A proof made on anything but the CPU is verified on the CPU
+    /// before it is returned; one that does not verify is made again on the CPU, and the
+    /// device is no longer used for proving ([`crate::guard`]).
+    pub fn prove<C: Circuit<Fr> + Clone>(
+        &self,
+        pk: &ProvingKey,
+        circuit: C,
+        rng: &mut impl RngCore,
+    ) -> std::result::Result<(Proof<Bls12>, ProofTimings), ProverError> {
+        let prover = self.prover();
+        if prover.msm.name() == "cpu" && prover.ntt.name() == "cpu" {
+            return prover.prove(pk, circuit, rng);
+        }
+        let w = Prover::synthesize(pk, circuit.clone())?;
+        let inputs = w.public_inputs().to_vec();
+        let (r, s) = (Fr::random(&mut *rng), Fr::random(&mut *rng));
+        let (proof, timings) = prover.prove_with(pk, w, r, s)?;
+        self.guard.checked();
+        let pvk = bellperson::groth16::prepare_verifying_key(pk.vk());
+        if dualchain_prover::verify::verify(&pvk, pk.vk(), &proof, &inputs).is_ok() {
+            return Ok((proof, timings));
+        }
+        let why = format!("a {} proof from the device does not verify", pk.shape.name());
+        self.guard.disable(Workload::Proving, &why);
+        Prover::default().prove(pk, circuit, rng)
     }
 
     pub fn gpu_available(&self) -> bool {
@@ -116,7 +180,10 @@ impl Compute {
     /// One line for logs and `/health`: `cuda on GPU 0 (…)` or `cpu (reason)`.
     pub fn describe(&self) -> String {
         match (&self.device, &self.fallback) {
-            (Some(d), _) => format!("cuda on {d}"),
+            (Some(d), _) => match self.guard.reason() {
+                Some(why) => format!("cuda on {d}, disabled for {why}"),
+                None => format!("cuda on {d}"),
+            },
             (None, Some(r)) => format!("cpu ({r})"),
             (None, None) => "cpu".into(),
         }

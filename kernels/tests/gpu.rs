@@ -272,3 +272,45 @@ fn miller_products_match_cpu_and_batches_verify() {
     bad[5] = inputs[6].clone();
     assert_eq!(bv.verify(&proofs, &bad, &mut common::rng(5)), Err(VerifyError::BadProofs(vec![5])));
 }
+
+/// `scripts/gpu-check.sh run` reads the JSON line this prints.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn kernel_resources_are_reported() {
+    let resources = gpu().kernel_resources().unwrap();
+    assert!(!resources.is_empty());
+    let rows: Vec<String> = resources
+        .iter()
+        .map(|k| {
+            format!(
+                "{{\"kernel\":\"{}\",\"registers\":{},\"local_bytes\":{},\"shared_bytes\":{}}}",
+                k.name, k.registers, k.local_bytes, k.shared_bytes
+            )
+        })
+        .collect();
+    println!("KERNEL_RESOURCES [{}]", rows.join(","));
+    for k in &resources {
+        assert!(k.registers > 0 && k.registers <= 255, "{k:?}");
+    }
+}
+
+/// The size at which published GPU provers have failed (illegal memory access above a few
+/// million points), checked against the CPU.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn msm_g1_at_2_24_matches_cpu() {
+    let n = 1 << 24;
+    let bases = g1_points(n, 24);
+    let s = scalars(n, 2424);
+    let got = gpu_msm_g1(&msm(), &bases, &s).unwrap();
+    assert_eq!(got, CpuBackend.msm_g1(&bases, &s), "G1 MSM at 2^24");
+}
+
+/// The known-answer self-test a node runs when it opens the device.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn the_device_passes_its_self_test() {
+    let mut miller = dualchain_kernels::CudaMiller::new(gpu());
+    miller.min_pairs = 0;
+    dualchain_kernels::guard::self_test(&msm(), &ntt(), &miller).unwrap();
+}

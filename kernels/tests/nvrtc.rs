@@ -62,3 +62,21 @@ fn the_cache_compiles_once() {
     assert!(cached);
     assert_eq!(first, second);
 }
+
+#[test]
+fn devices_nvrtc_cannot_compile_for_are_refused_by_name() {
+    require_nvrtc();
+    let supported = nvrtc::supported_archs().unwrap();
+    // The data-centre targets are there; CUDA 13 dropped everything before Turing.
+    for arch in [80, 90] {
+        assert!(supported.contains(&arch), "sm_{arch} missing from {supported:?}");
+    }
+    assert_eq!(nvrtc::unsupported(9, 0, &supported), None);
+    assert_eq!(nvrtc::unsupported(8, 0, &supported), None);
+    assert!(nvrtc::unsupported(6, 1, &supported).unwrap().contains("7.0 or newer"));
+    let (major, _) = nvrtc::version().unwrap();
+    if major >= 13 {
+        // Volta (7.0) meets the kernels' floor but CUDA 13 no longer compiles for it.
+        assert!(nvrtc::unsupported(7, 0, &supported).unwrap().contains("not sm_70"));
+    }
+}

@@ -20,6 +20,9 @@ pub struct ScrapeGauges {
     pub gpu_jobs: Family<[(&'static str, String); 1], Gauge>,
     pub gpu_fallbacks: Family<[(&'static str, String); 1], Gauge>,
     pub gpu_seconds: Family<[(&'static str, String); 1], Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub gpu_cross_checks: Gauge,
+    pub gpu_mismatches: Gauge,
+    pub gpu_disabled: Family<[(&'static str, String); 1], Gauge>,
     pub agent_failures: Gauge,
     pub members_registered: Gauge,
 }
@@ -61,6 +64,24 @@ pub fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
         g.gpu_fallbacks.clone(),
     );
     r.register("dualchain_kernels_gpu_seconds", "Time in GPU jobs, by kernel", g.gpu_seconds.clone());
+    r.register(
+        "dualchain_kernels_gpu_cross_checks",
+        "GPU answers compared with the CPU's (every proof, batch verification's warm-up and sample)",
+        g.gpu_cross_checks.clone(),
+    );
+    r.register(
+        "dualchain_kernels_gpu_mismatches",
+        "GPU answers that differed from the CPU's (the CPU's answer was used)",
+        g.gpu_mismatches.clone(),
+    );
+    r.register(
+        "dualchain_kernels_gpu_disabled",
+        "1 when a cross-check disabled the GPU for this workload until the node restarts",
+        g.gpu_disabled.clone(),
+    );
+    for w in dualchain_kernels::guard::Workload::ALL {
+        let _ = g.gpu_disabled.get_or_create(&[("workload", w.name().to_string())]);
+    }
     for kernel in dualchain_kernels::select::KERNELS {
         let l = [("kernel", kernel.to_string())];
         let _ = g.gpu_jobs.get_or_create(&l);

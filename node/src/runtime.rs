@@ -93,6 +93,12 @@ impl Node {
             g.gpu_fallbacks.get_or_create(&l).set(stats.fallbacks.load(Ordering::Relaxed) as i64);
             g.gpu_seconds.get_or_create(&l).set(stats.gpu_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6);
         }
+        let guard = &compute.guard;
+        g.gpu_cross_checks.set(guard.cross_checks.load(Ordering::Relaxed) as i64);
+        g.gpu_mismatches.set(guard.mismatches.load(Ordering::Relaxed) as i64);
+        for w in dualchain_kernels::guard::Workload::ALL {
+            g.gpu_disabled.get_or_create(&[("workload", w.name().to_string())]).set(guard.disabled(w) as i64);
+        }
         g.agent_failures.set(self.log.failures() as i64);
         g.members_registered.set(self.ledger.members()?.len() as i64);
         let mut out = String::new();

@@ -64,6 +64,13 @@ pub struct Synthesized {
     synthesis: Duration,
 }
 
+impl Synthesized {
+    /// The statement's public inputs (without the leading one), as a verifier takes them.
+    pub fn public_inputs(&self) -> &[Fr] {
+        &self.cs.inputs[1..]
+    }
+}
+
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
     let v = f();

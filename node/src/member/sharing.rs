@@ -145,9 +145,7 @@ pub async fn prove_policy(
     let circuit = PolicyCircuit { credential, path, policy, request_id };
     let started = Instant::now();
     let proof =
-        tokio::task::spawn_blocking(move || compute.prover().prove(&pk, circuit, &mut ChaCha20Rng::from_entropy()))
-            .await??
-            .0;
+        tokio::task::spawn_blocking(move || compute.prove(&pk, circuit, &mut ChaCha20Rng::from_entropy())).await??.0;
     Ok((proof_to_bytes(&proof).to_vec(), started.elapsed()))
 }
 
