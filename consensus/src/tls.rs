@@ -144,8 +144,11 @@ fn transport() -> Arc<quinn::TransportConfig> {
     t.stream_receive_window(quinn::VarInt::from_u32(64 << 20));
     t.receive_window(quinn::VarInt::from_u32(256 << 20));
     t.send_window(256 << 20);
-    t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
-    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(10_000))));
+    // A connection that heard nothing for 3 s is closed and replaced: one that lived
+    // through a partition has backed its probe timer off exponentially (QUIC has no cap)
+    // and would stay silent for seconds after the heal; a new one starts afresh.
+    t.keep_alive_interval(Some(std::time::Duration::from_millis(750)));
+    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(3_000))));
     t.max_concurrent_uni_streams(quinn::VarInt::from_u32(UNI_STREAMS_MAX));
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(0));
     Arc::new(t)

@@ -274,6 +274,9 @@ pub struct Replica {
     progress_ms: u64,
     /// When a message from any peer last arrived ([`Replica::isolated`]).
     heard_ms: u64,
+    /// The progress timer counts from no earlier than this (set one timeout ahead when
+    /// isolation ends, see [`Replica::note_heard`]).
+    suspect_from_ms: u64,
     retransmit_at_ms: u64,
     /// The highest sequence number others showed evidence of.
     seen_seq: u64,
@@ -338,6 +341,7 @@ impl Replica {
             new_view: None,
             progress_ms: 0,
             heard_ms: 0,
+            suspect_from_ms: 0,
             retransmit_at_ms: 0,
             seen_seq: 0,
             state_fetch_at_ms: 0,
@@ -416,12 +420,16 @@ impl Replica {
         self.now_ms >= self.heard_ms + window
     }
 
-    /// A message from a peer arrived. After isolation, the timers start afresh: the
-    /// primary gets a whole timeout from the moment this replica can hear again.
+    /// A message from a peer arrived. After isolation, the timers start afresh, and the
+    /// primary gets two timeouts from the moment this replica can hear again: one for the
+    /// links to come back both ways (a QUIC connection whose probes backed off during the
+    /// partition, or its replacement), one as usual. Without the first, a replica that
+    /// hears the others before they hear it suspects the primary alone.
     fn note_heard(&mut self) {
         if self.isolated() {
             let now = self.now_ms;
             self.progress_ms = now;
+            self.suspect_from_ms = now + self.cfg.view_change_timeout_ms;
             self.view_change_since_ms = now;
             if let Status::ViewChanging { deadline_ms: Some(_) } = self.status {
                 self.status = Status::ViewChanging { deadline_ms: Some(now + self.timeout_ms()) };
@@ -438,7 +446,7 @@ impl Replica {
         } else if let Status::ViewChanging { deadline_ms } = self.status {
             t = t.min(deadline_ms.unwrap_or(self.view_change_since_ms + self.timeout_ms()));
         } else if let Some(oldest) = self.oldest_pending_ms().filter(|_| !self.is_primary()) {
-            t = t.min(oldest.max(self.progress_ms) + self.timeout_ms());
+            t = t.min(oldest.max(self.progress_ms).max(self.suspect_from_ms) + self.timeout_ms());
         }
         if let Some(since) = self.forward_since_ms {
             t = t.min(since + self.cfg.batch_delay_ms);
@@ -637,7 +645,7 @@ impl Replica {
             // its own view only adds a view change to whatever stalled it.
             Status::Normal if !self.is_primary() => {
                 if let Some(oldest) = self.oldest_pending_ms() {
-                    if now >= oldest.max(self.progress_ms) + self.timeout_ms() {
+                    if now >= oldest.max(self.progress_ms).max(self.suspect_from_ms) + self.timeout_ms() {
                         self.start_view_change(self.view + 1);
                     }
                 }

@@ -39,7 +39,8 @@
 //! namespaces, `node/tests/chaos.rs`, where a cut-off validator stalled the consortium for
 //! up to 15 s after the heal). Three rules:
 //! - A replica that has heard from no peer for three retransmission periods is *isolated*:
-//!   its view-change timers wait, and restart from the first message it hears again. Cut
+//!   its view-change timers wait, and restart from the first message it hears again,
+//!   with one timeout more for the links to come back both ways. Cut
 //!   off, it cannot tell a faulty primary from its own isolation, and a view change it
 //!   started could gather no quorum; it would only leave it following after the heal.
 //! - A primary never suspects itself: a correct primary leaving its own view only adds a
