@@ -29,10 +29,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective, MillerLoopResult, Scalar as Fr};
+use blstrs::{G1Affine, G2Affine, MillerLoopResult, Scalar as Fr};
 use dualchain_prover::backend::{CpuBackend, MillerBackend, MsmBackend, NttBackend};
+use dualchain_prover::ntt::root_of_unity;
+
+use crate::testdata::{g1_points, g2_points};
 use ff::{Field, PrimeField};
-use group::{Curve, Group};
 use pairing::MillerLoopResult as _;
 use rand::SeedableRng;
 
@@ -171,15 +173,15 @@ pub fn self_test(msm: &dyn MsmBackend, ntt: &dyn NttBackend, miller: &dyn Miller
             scalars[i * 64 + k] = s;
         }
     }
-    let g1: Vec<G1Affine> = random_points::<G1Projective>(SELF_TEST_MSM_POINTS, &mut rng);
-    let g2: Vec<G2Affine> = random_points::<G2Projective>(SELF_TEST_MSM_POINTS, &mut rng);
+    let g1: Vec<G1Affine> = g1_points(SELF_TEST_MSM_POINTS, 0x5e1f_0001);
+    let g2: Vec<G2Affine> = g2_points(SELF_TEST_MSM_POINTS, 0x5e1f_0002);
     if msm.msm_g1(&g1, &scalars) != CpuBackend.msm_g1(&g1, &scalars) {
         return Err("G1 MSM differs from the CPU's".into());
     }
     if msm.msm_g2(&g2, &scalars) != CpuBackend.msm_g2(&g2, &scalars) {
         return Err("G2 MSM differs from the CPU's".into());
     }
-    let omega = root_of_unity(SELF_TEST_NTT_LEN);
+    let omega = root_of_unity(SELF_TEST_NTT_LEN.trailing_zeros());
     let values: Vec<Fr> = (0..SELF_TEST_NTT_LEN).map(|_| Fr::random(&mut rng)).collect();
     let (mut got, mut want) = (values.clone(), values.clone());
     ntt.ntt(&mut got, omega);
@@ -203,35 +205,11 @@ pub fn self_test(msm: &dyn MsmBackend, ntt: &dyn NttBackend, miller: &dyn Miller
     Ok(())
 }
 
-fn random_points<G: Group + Curve>(n: usize, rng: &mut impl rand::RngCore) -> Vec<G::AffineRepr>
-where
-    G::AffineRepr: Default + Clone,
-{
-    // Multiples of one random point: n additions instead of n scalar multiplications.
-    let step = G::random(&mut *rng);
-    let mut acc = G::random(&mut *rng);
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(acc);
-        acc += step;
-    }
-    let mut affine = vec![G::AffineRepr::default(); n];
-    G::batch_normalize(&out, &mut affine);
-    affine
-}
-
-/// A primitive `n`-th root of unity of Fr (`n` a power of two up to 2^32).
-pub fn root_of_unity(n: usize) -> Fr {
-    assert!(n.is_power_of_two() && n.trailing_zeros() <= Fr::S);
-    let mut w = Fr::ROOT_OF_UNITY;
-    for _ in n.trailing_zeros()..Fr::S {
-        w = w.square();
-    }
-    w
-}
-
 #[cfg(test)]
 mod tests {
+    use blstrs::{G1Projective, G2Projective};
+    use group::Group;
+
     use super::*;
 
     /// A backend that is wrong on purpose: one result changed.
@@ -302,9 +280,9 @@ mod tests {
     fn a_faulty_miller_product_is_replaced_by_the_cpus_and_disables_the_device() {
         let guard = Arc::new(GpuGuard::default());
         let checked = CheckedMiller::new(Arc::new(Faulty("miller")), 2, guard.clone());
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-        let p = random_points::<G1Projective>(4, &mut rng);
-        let q = random_points::<G2Projective>(4, &mut rng);
+        let seed = 1;
+        let p = g1_points(4, seed);
+        let q = g2_points(4, seed + 1);
         let want = CpuBackend.miller_product(&p, &q).final_exponentiation();
         assert_eq!(checked.miller_product(&p, &q).final_exponentiation(), want);
         assert!(guard.disabled(Workload::Verification));
@@ -322,9 +300,9 @@ mod tests {
         let mut checked = CheckedMiller::new(Arc::new(CpuBackend), 2, guard.clone());
         checked.warmup = 3;
         checked.sample_every = 4;
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
-        let p = random_points::<G1Projective>(2, &mut rng);
-        let q = random_points::<G2Projective>(2, &mut rng);
+        let seed = 2;
+        let p = g1_points(2, seed);
+        let q = g2_points(2, seed + 1);
         for _ in 0..12 {
             checked.miller_product(&p, &q);
         }
