@@ -708,6 +708,7 @@ impl Core {
         let frame = Bytes::from(buf);
         let push = |peer: ReplicaId, tx: &mpsc::Sender<Bytes>| {
             if tx.try_send(frame.clone()).is_err() {
+                tracing::trace!(peer, msg = msg.name(), "consensus.msg.drop: send queue full");
                 self.metrics.dropped("send queue full");
             }
             self.metrics
@@ -852,6 +853,7 @@ async fn sender(
                 let stream = streams[c].as_mut().expect("opened");
                 if stream.write_all_chunks(frames).await.is_err() {
                     // The frames are lost with the connection; retransmission covers them.
+                    tracing::trace!(peer, frames = frames.len(), "consensus.msg.drop: connection lost");
                     metrics.dropped("connection lost");
                     break 'connected;
                 }

@@ -738,6 +738,16 @@ impl Message {
         }
     }
 
+    /// (view, sequence number) of an ordering message, for traces.
+    pub fn position(&self) -> Option<(u64, u64)> {
+        match self {
+            Message::PrePrepare(h, _) => Some((h.body.view, h.body.seq)),
+            Message::Vote(v) => Some((v.body.view, v.body.seq)),
+            Message::Checkpoint(c) => Some((0, c.body.seq)),
+            _ => None,
+        }
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) {
         on_signed!(self, s => {
             out.push(kind_of(s));

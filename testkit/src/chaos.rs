@@ -64,6 +64,10 @@ pub enum Fault {
     Netem,
     /// The uploader's node restarted with its wall clock 30 s ahead.
     ClockSkew,
+    /// Cut off the research institute's node alone (the load's requester; never the primary,
+    /// the uploader's node or the CPC's on 4 nodes): the rest go on. Not in [`Fault::ALL`];
+    /// `PartitionMinority` picks it at random.
+    PartitionRequester,
 }
 
 impl Fault {
@@ -184,7 +188,9 @@ impl Chaos {
                 while !shared.stop.load(Ordering::Relaxed) {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let (body, observations) = crate::fhir::ward_bundle(&client.member, 2, 3, k);
-                    let path = format!("/fhir?dataset=chaos-{k}");
+                    // Six observations: demands for a single record allowed (the load asks
+                    // for every record).
+                    let path = format!("/fhir?dataset=chaos-{k}&min_cohort=1");
                     let call = client.call::<Value>(Method::POST, &path, Some(&body));
                     match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
                         Ok(Ok(up)) => {
@@ -334,6 +340,14 @@ impl Chaos {
                 self.lab.partition(&v)?;
                 v
             }
+            Fault::PartitionRequester => {
+                ensure!(
+                    ![home, cpc, self.primary().await?].contains(&self.requester),
+                    "the requester's node is the primary, the uploader's or the CPC's"
+                );
+                self.lab.partition(&[self.requester])?;
+                vec![self.requester]
+            }
             Fault::PartitionPrimary => {
                 let p = self.primary().await?;
                 let p = if p == home || p == cpc { self.pick(1, &[home, cpc])[0] } else { p };
@@ -378,9 +392,11 @@ impl Chaos {
         let end = self.now();
         match fault {
             Fault::KillValidator | Fault::KillPrimary | Fault::KillCpc => self.cluster.spawn(nodes[0])?,
-            Fault::PartitionMinority | Fault::PartitionPrimary | Fault::PartitionHome | Fault::PartitionNoQuorum => {
-                self.lab.heal()?
-            }
+            Fault::PartitionMinority
+            | Fault::PartitionPrimary
+            | Fault::PartitionHome
+            | Fault::PartitionNoQuorum
+            | Fault::PartitionRequester => self.lab.heal()?,
             Fault::Netem => {
                 for i in 0..self.n {
                     self.lab.clear_impairment(i)?;
@@ -396,7 +412,9 @@ impl Chaos {
         // faults never add up to more than f.
         let back_nodes: Vec<usize> = match fault {
             Fault::KillValidator | Fault::KillPrimary | Fault::KillCpc | Fault::ClockSkew => vec![nodes[0]],
-            Fault::PartitionMinority | Fault::PartitionPrimary | Fault::PartitionHome => nodes.clone(),
+            Fault::PartitionMinority | Fault::PartitionPrimary | Fault::PartitionHome | Fault::PartitionRequester => {
+                nodes.clone()
+            }
             Fault::PartitionNoQuorum | Fault::Netem => (0..self.n).collect(),
         };
         let (back, rejoined) =

@@ -37,7 +37,7 @@ impl Replica {
         if seq % self.cfg.checkpoint_interval != 0 || seq == 0 {
             return self.drop_msg("checkpoint off the interval");
         }
-        self.note_seen(seq);
+        self.note_seen_from(c.from, seq);
         if seq <= self.stable.seq {
             return; // Old news.
         }
@@ -134,16 +134,33 @@ impl Replica {
         if !stalled && self.stable.seq <= self.last_executed {
             return;
         }
-        self.state_peer = (self.state_peer + 1) % self.cfg.n as u8;
-        if self.state_peer == self.cfg.id {
-            self.state_peer = (self.state_peer + 1) % self.cfg.n as u8;
-        }
+        self.state_peer = self.next_state_peer();
         let from_seq = self.last_executed + 1;
         let peer = self.state_peer;
         let msg = Message::FetchState(self.sign(crate::message::FetchState { from_seq }));
         self.send(Target::One(peer), msg);
         self.out.events.push(Event::StateRequested { peer, from_seq });
         self.state_fetch_at_ms = self.now_ms + self.cfg.state_fetch_ms;
+    }
+
+    /// The peer to ask for state: the next, in rotation, of those that showed a sequence
+    /// number above this replica's execution within the last two retransmission periods
+    /// (they hold what is missing, and their messages arrive); any other peer in rotation
+    /// when none did. A rotation over every peer alone spends a whole `state_fetch_ms` on
+    /// each peer cut off.
+    fn next_state_peer(&mut self) -> crate::ReplicaId {
+        let fresh = self.now_ms.saturating_sub(2 * self.cfg.retransmit_ms);
+        let last = self.last_executed;
+        self.seq_ahead.retain(|_, (seq, at)| *seq > last && *at >= fresh);
+        let n = self.cfg.n as u8;
+        let rotation = (1..=n).map(|k| (self.state_peer + k) % n).filter(|p| *p != self.cfg.id);
+        let candidates: Vec<_> = rotation.collect();
+        candidates
+            .iter()
+            .copied()
+            .find(|p| self.seq_ahead.contains_key(p))
+            .or_else(|| candidates.first().copied())
+            .unwrap_or(self.state_peer)
     }
 
     /// The answer to a peer's state request: `entries` are this replica's archived

@@ -280,6 +280,9 @@ pub struct Replica {
     retransmit_at_ms: u64,
     /// The highest sequence number others showed evidence of.
     seen_seq: u64,
+    /// Peers that showed a sequence number above this replica's execution: (that number,
+    /// when). State requests go to them first (a peer cut off shows nothing).
+    seq_ahead: BTreeMap<ReplicaId, (u64, u64)>,
     state_fetch_at_ms: u64,
     state_peer: ReplicaId,
     /// When this replica last served each peer's state request.
@@ -344,6 +347,7 @@ impl Replica {
             suspect_from_ms: 0,
             retransmit_at_ms: 0,
             seen_seq: 0,
+            seq_ahead: BTreeMap::new(),
             state_fetch_at_ms: 0,
             state_peer: 0,
             state_served_ms: BTreeMap::new(),
@@ -500,6 +504,7 @@ impl Replica {
     }
 
     fn drop_msg(&mut self, reason: &'static str) {
+        tracing::trace!(replica = self.cfg.id, reason, "consensus.msg.drop");
         *self.stats.dropped.entry(reason).or_default() += 1;
     }
 
@@ -511,6 +516,7 @@ impl Replica {
 
     fn send(&mut self, to: Target, m: Message) {
         if !self.replaying {
+            tracing::trace!(replica = self.cfg.id, to = ?to, msg = m.name(), at = ?m.position(), "consensus.msg.out");
             self.out.send.push((to, Arc::new(m)));
         }
     }
@@ -541,6 +547,15 @@ impl Replica {
 
     fn note_seen(&mut self, seq: u64) {
         self.seen_seq = self.seen_seq.max(seq);
+    }
+
+    /// [`Replica::note_seen`] for evidence from one peer: it is ahead, and it answers.
+    fn note_seen_from(&mut self, from: ReplicaId, seq: u64) {
+        self.note_seen(seq);
+        if seq > self.last_executed {
+            let e = self.seq_ahead.entry(from).or_default();
+            *e = (e.0.max(seq), self.now_ms);
+        }
     }
 
     // ---- inputs -----------------------------------------------------------------------
@@ -592,6 +607,7 @@ impl Replica {
     pub fn receive(&mut self, now_ms: u64, msg: Message) -> Output {
         self.now_ms = self.now_ms.max(now_ms);
         let from = msg.from();
+        tracing::trace!(replica = self.cfg.id, from, msg = msg.name(), at = ?msg.position(), "consensus.msg.in");
         if from as usize >= self.cfg.n || from == self.cfg.id {
             self.drop_msg("unknown sender");
             return self.take_output();
@@ -865,7 +881,7 @@ impl Replica {
 
     fn on_vote(&mut self, v: Signed<Vote>) {
         let vb = v.body;
-        self.note_seen(vb.seq);
+        self.note_seen_from(v.from, vb.seq);
         if vb.view != self.view || self.status != Status::Normal {
             self.note_view_ahead(v.from, vb.view);
             return self.drop_msg("vote of another view");
@@ -936,8 +952,12 @@ impl Replica {
             self.send(Target::All, msg);
         }
         let slot = self.slots.get_mut(&seq).expect("present");
-        // committed-local: prepared and 2f + 1 matching commits (own included).
-        if slot.sent_commit && !slot.committed && slot.commits.len() >= quorum {
+        // committed-local: prepared and 2f + 1 matching commits (own included). Or, not
+        // prepared here (a prepare lost with a peer cut off just then), 2f + 1 matching
+        // commits from others: a commit certificate, what state transfer accepts. Without
+        // this the replica would wait for a state transfer, and a consortium left with
+        // exactly 2f + 1 voters would stall with it.
+        if !slot.committed && slot.commits.len() >= quorum {
             slot.committed = true;
         }
     }

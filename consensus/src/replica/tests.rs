@@ -632,3 +632,47 @@ fn a_batch_a_new_view_named_is_asked_for_again_until_it_comes() {
     net.replicas[3].awaiting_batch.clear();
     assert_eq!(asks(&net.replicas[3].tick(3 * retransmit)), 0);
 }
+
+#[test]
+fn a_backup_that_missed_the_prepares_commits_on_a_commit_certificate() {
+    let mut net = Net::new();
+    let out = net.replicas[1].submit(net.now, Request { client: 7, id: 1, payload: vec![1; 16] }).unwrap();
+    net.absorb(1, out);
+    // Every prepare to replica 3 is lost (a peer cut off just as it sent one, the other
+    // lost with a replaced connection): it never prepares, but the others commit.
+    let mut lost = 0;
+    while let Some((from, to, m)) = net.queue.pop_front() {
+        if to == 3 && matches!(&m, Message::Vote(v) if v.body.phase == Phase::Prepare) {
+            lost += 1;
+            continue;
+        }
+        let out = net.replicas[to as usize].receive(net.now, m);
+        net.absorb(to, out);
+    }
+    assert!(lost >= 2, "both backups' prepares to replica 3 were dropped");
+    let executed = |r: usize| net.delivered[r].iter().flat_map(|d| d.entry.batch.requests().iter().map(|q| q.id));
+    assert!((0..3).all(|r| executed(r).any(|id| id == 1)));
+    assert!(executed(3).any(|id| id == 1), "2f + 1 commits of others are a commit certificate");
+    assert!(net.replicas[3].slots.get(&1).is_none_or(|s| !s.sent_commit), "without sending a commit of its own");
+}
+
+#[test]
+fn state_requests_go_first_to_a_peer_that_showed_it_is_ahead() {
+    let mut net = Net::new();
+    let fetch = config(3).state_fetch_ms;
+    // Replica 1 shows it executed up to 9; replica 3 executed nothing and hears nobody
+    // else (0 and 2 are cut off from it).
+    let mut asked = Vec::new();
+    for now in (0..=4 * fetch).step_by(100) {
+        let m = chatter(&net, 9);
+        let _ = net.replicas[3].receive(now, m);
+        let out = net.replicas[3].tick(now);
+        for (t, m) in &out.send {
+            if let (Target::One(p), Message::FetchState(_)) = (t, &**m) {
+                asked.push(*p);
+            }
+        }
+    }
+    assert!(asked.len() >= 3, "asked {asked:?}");
+    assert!(asked.iter().all(|p| *p == 1), "every request goes to the peer that is ahead: {asked:?}");
+}
