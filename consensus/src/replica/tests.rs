@@ -641,7 +641,7 @@ fn a_backup_that_missed_the_prepares_commits_on_a_commit_certificate() {
     // Every prepare to replica 3 is lost (a peer cut off just as it sent one, the other
     // lost with a replaced connection): it never prepares, but the others commit.
     let mut lost = 0;
-    while let Some((from, to, m)) = net.queue.pop_front() {
+    while let Some((_, to, m)) = net.queue.pop_front() {
         if to == 3 && matches!(&m, Message::Vote(v) if v.body.phase == Phase::Prepare) {
             lost += 1;
             continue;
