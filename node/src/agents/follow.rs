@@ -13,6 +13,11 @@
 //! - at most [`Retry::running_max`] reactions run at once (a flood of demands queues, it
 //!   does not start a task each); waiting reactions keep their transaction in memory up
 //!   to [`READY_LOADED_MAX`] and beyond that only its hash (read back from the ledger);
+//! - reactions come in two classes: *duties* (re-keys for grants, receipts, credentials)
+//!   and *bulk* work that any member can cause in volume ([`is_bulk`]: supply proofs, each
+//!   seconds of CPU, asked for by anyone's demand). Duties start first; bulk reactions take
+//!   at most [`Retry::bulk_running_max`] of the slots, so a flood of valid demands never
+//!   delays a grant's re-key;
 //! - on stop ([`Agent::drain`]) it takes nothing new and waits, within a bound, for the
 //!   reactions already running.
 //!
@@ -46,12 +51,20 @@ pub struct Retry {
     pub max: Duration,
     /// Reactions running at once.
     pub running_max: usize,
+    /// Bulk reactions running at once (at most `running_max - 1`: one slot stays a duty's).
+    pub bulk_running_max: usize,
 }
 
 impl Default for Retry {
     fn default() -> Self {
-        Self { first: Duration::from_secs(1), max: Duration::from_secs(300), running_max: 8 }
+        Self { first: Duration::from_secs(1), max: Duration::from_secs(300), running_max: 8, bulk_running_max: 2 }
     }
+}
+
+/// Bulk work: a reaction any member can cause in volume (a demand costs its author one
+/// transaction; its supply proof costs the owner's node seconds of CPU).
+pub(crate) fn is_bulk(kind: &TxKind) -> bool {
+    matches!(kind, TxKind::Demand { .. })
 }
 
 impl Retry {
@@ -90,7 +103,7 @@ pub(crate) fn follow_home(
     react: impl Fn(TxKind) -> Option<Reaction> + Send + Sync + 'static,
 ) -> Agent {
     let home = client.home();
-    follow(who, log, home.ledger.clone(), home.subscribe(), Retry::default(), react)
+    follow(who, log, home.ledger.clone(), home.subscribe(), Retry::default(), is_bulk, react)
 }
 
 /// Follows `ledger` through `events` and runs `react` for every accepted transaction that
@@ -101,6 +114,7 @@ pub(crate) fn follow(
     ledger: Arc<Ledger>,
     events: broadcast::Receiver<Arc<Applied>>,
     retry: Retry,
+    bulk: fn(&TxKind) -> bool,
     react: impl Fn(TxKind) -> Option<Reaction> + Send + Sync + 'static,
 ) -> Agent {
     let (stop, stopped) = watch::channel(false);
@@ -109,11 +123,13 @@ pub(crate) fn follow(
         log,
         ledger,
         retry,
+        bulk,
         react: Box::new(react),
         seen: HashSet::new(),
         next: Heights::default(),
-        ready: VecDeque::new(),
+        ready: [VecDeque::new(), VecDeque::new()],
         loaded: 0,
+        running_bulk: 0,
         failures: HashMap::new(),
         retries: BinaryHeap::new(),
         running: JoinSet::new(),
@@ -129,19 +145,22 @@ struct Follower {
     log: Log,
     ledger: Arc<Ledger>,
     retry: Retry,
+    bulk: fn(&TxKind) -> bool,
     react: React,
     /// Transactions with a reaction, queued at least once (replays and live events meet here).
     seen: HashSet<Hash>,
     /// The blocks past those seen: where a replay after a lag starts.
     next: Heights,
-    /// Reactions due, oldest first; the transaction while `loaded < READY_LOADED_MAX`.
-    ready: VecDeque<(Hash, Option<TxKind>)>,
+    /// Reactions due, oldest first, duties (0) and bulk work (1); the transaction while
+    /// `loaded < READY_LOADED_MAX`.
+    ready: [VecDeque<(Hash, Option<TxKind>)>; 2],
     loaded: usize,
+    running_bulk: usize,
     /// Failures so far of each reaction that has not succeeded yet.
     failures: HashMap<Hash, u32>,
-    retries: BinaryHeap<Reverse<(Instant, Hash)>>,
+    retries: BinaryHeap<Reverse<(Instant, Hash, bool)>>,
     running: JoinSet<Result<()>>,
-    running_ids: HashMap<tokio::task::Id, Hash>,
+    running_ids: HashMap<tokio::task::Id, (Hash, bool)>,
 }
 
 impl Follower {
@@ -149,7 +168,7 @@ impl Follower {
         self.replay().await;
         loop {
             self.launch();
-            let next_retry = self.retries.peek().map(|Reverse((at, _))| *at);
+            let next_retry = self.retries.peek().map(|Reverse((at, _, _))| *at);
             tokio::select! {
                 // A stop, or the handle dropped.
                 _ = stopped.changed() => break,
@@ -171,12 +190,12 @@ impl Follower {
                 Some(done) = self.running.join_next_with_id(), if !self.running.is_empty() => self.finished(done),
                 _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() => {
                     let now = Instant::now();
-                    while let Some(Reverse((at, hash))) = self.retries.peek().copied() {
+                    while let Some(Reverse((at, hash, bulk))) = self.retries.peek().copied() {
                         if at > now {
                             break;
                         }
                         self.retries.pop();
-                        self.ready.push_back((hash, None));
+                        self.ready[usize::from(bulk)].push_back((hash, None));
                     }
                 }
             }
@@ -211,18 +230,24 @@ impl Follower {
             return;
         }
         self.seen.insert(hash);
+        let queue = &mut self.ready[usize::from((self.bulk)(&kind))];
         if self.loaded < READY_LOADED_MAX {
             self.loaded += 1;
-            self.ready.push_back((hash, Some(kind)));
+            queue.push_back((hash, Some(kind)));
         } else {
-            self.ready.push_back((hash, None));
+            queue.push_back((hash, None));
         }
     }
 
-    /// Starts due reactions up to the concurrency bound.
+    /// Starts due reactions up to the concurrency bounds, duties first.
     fn launch(&mut self) {
+        let bulk_max = self.retry.bulk_running_max.min(self.retry.running_max.saturating_sub(1)).max(1);
         while self.running.len() < self.retry.running_max {
-            let Some((hash, kind)) = self.ready.pop_front() else { return };
+            let bulk = self.ready[0].is_empty();
+            if bulk && self.running_bulk >= bulk_max {
+                return;
+            }
+            let Some((hash, kind)) = self.ready[usize::from(bulk)].pop_front() else { return };
             let kind = match kind {
                 Some(k) => {
                     self.loaded -= 1;
@@ -231,7 +256,7 @@ impl Follower {
                 None => match self.stored_kind(&hash) {
                     Ok(k) => k,
                     Err(e) => {
-                        self.failed(hash, e.context("reading the transaction back from the ledger"));
+                        self.failed(hash, bulk, e.context("reading the transaction back from the ledger"));
                         continue;
                     }
                 },
@@ -240,7 +265,8 @@ impl Follower {
             if let Some(fut) = (self.react)(kind) {
                 let handle =
                     self.running.spawn(async move { fut.await.map_err(|e| e.context(format!("reacting to {what}"))) });
-                self.running_ids.insert(handle.id(), hash);
+                self.running_ids.insert(handle.id(), (hash, bulk));
+                self.running_bulk += usize::from(bulk);
             }
         }
     }
@@ -256,17 +282,18 @@ impl Follower {
             Ok((id, r)) => (id, r),
             Err(e) => (e.id(), Err(anyhow!("the reaction panicked: {e}"))),
         };
-        let Some(hash) = self.running_ids.remove(&id) else { return };
+        let Some((hash, bulk)) = self.running_ids.remove(&id) else { return };
+        self.running_bulk -= usize::from(bulk);
         match outcome {
             Ok(()) => {
                 self.failures.remove(&hash);
             }
-            Err(e) => self.failed(hash, e),
+            Err(e) => self.failed(hash, bulk, e),
         }
     }
 
     /// Logs a failed attempt and schedules the next one.
-    fn failed(&mut self, hash: Hash, e: anyhow::Error) {
+    fn failed(&mut self, hash: Hash, bulk: bool, e: anyhow::Error) {
         let failures = {
             let f = self.failures.entry(hash).or_insert(0);
             *f += 1;
@@ -274,7 +301,7 @@ impl Follower {
         };
         let wait = self.retry.backoff(failures);
         self.fail("reacting to the ledger", format!("{e:#} (attempt {failures}; retrying in {wait:?})"));
-        self.retries.push(Reverse((Instant::now() + wait, hash)));
+        self.retries.push(Reverse((Instant::now() + wait, hash, bulk)));
     }
 }
 
@@ -413,7 +440,12 @@ mod tests {
         }
     }
 
-    const FAST: Retry = Retry { first: Duration::from_millis(10), max: Duration::from_millis(40), running_max: 8 };
+    const FAST: Retry =
+        Retry { first: Duration::from_millis(10), max: Duration::from_millis(40), running_max: 8, bulk_running_max: 2 };
+
+    fn no_bulk(_: &TxKind) -> bool {
+        false
+    }
 
     #[tokio::test]
     async fn replays_from_height_zero_and_retries_failures_with_backoff() {
@@ -423,7 +455,7 @@ mod tests {
         let (tx, rx) = broadcast::channel(16);
         let log = Log::default();
         let attempts = Attempts::default();
-        let agent = follow("t", log.clone(), w.ledger.clone(), rx, FAST, attempts.react(2));
+        let agent = follow("t", log.clone(), w.ledger.clone(), rx, FAST, no_bulk, attempts.react(2));
         until("both reactions to succeed", || attempts.get().values().filter(|n| **n == 3).count() == 2).await;
         // Live events still arrive, and a replayed transaction is not dispatched again.
         tx.send(w.register(&["c"])).unwrap();
@@ -440,7 +472,7 @@ mod tests {
         let (tx, rx) = broadcast::channel(1);
         let log = Log::default();
         let attempts = Attempts::default();
-        let agent = follow("t", log.clone(), w.ledger.clone(), rx, FAST, attempts.react(0));
+        let agent = follow("t", log.clone(), w.ledger.clone(), rx, FAST, no_bulk, attempts.react(0));
         // Let it replay the empty ledger and wait for batches. On this single-threaded
         // runtime it does not run between the sends: the channel of one keeps only the last
         // batch, and the follower finds itself behind and reads the rest from the ledger.
@@ -481,7 +513,7 @@ mod tests {
         };
         let (_tx, rx) = broadcast::channel(4);
         let retry = Retry { running_max: 2, ..FAST };
-        let agent = follow("t", Log::default(), w.ledger.clone(), rx, retry, react);
+        let agent = follow("t", Log::default(), w.ledger.clone(), rx, retry, no_bulk, react);
         until("all nine", || done.load(Ordering::SeqCst) == 9).await;
         assert!(agent.drain(Duration::from_secs(5)).await);
         assert_eq!(peak.load(Ordering::SeqCst), 2);
@@ -506,20 +538,77 @@ mod tests {
             }
         };
         let (_tx, rx) = broadcast::channel(4);
-        let agent =
-            follow("t", Log::default(), w.ledger.clone(), rx, FAST, react(false, started.clone(), finished.clone()));
+        let agent = follow(
+            "t",
+            Log::default(),
+            w.ledger.clone(),
+            rx,
+            FAST,
+            no_bulk,
+            react(false, started.clone(), finished.clone()),
+        );
         until("the reaction to start", || started.load(Ordering::SeqCst) == 1).await;
         assert!(agent.drain(Duration::from_secs(5)).await, "a reaction of 100 ms drains");
         assert_eq!(finished.load(Ordering::SeqCst), 1, "the running reaction finished before the stop returned");
 
         let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (_tx, rx) = broadcast::channel(4);
-        let agent =
-            follow("t", Log::default(), w.ledger.clone(), rx, FAST, react(true, started.clone(), finished.clone()));
+        let agent = follow(
+            "t",
+            Log::default(),
+            w.ledger.clone(),
+            rx,
+            FAST,
+            no_bulk,
+            react(true, started.clone(), finished.clone()),
+        );
         until("the reaction to start", || started.load(Ordering::SeqCst) == 1).await;
         let t = Instant::now();
         assert!(!agent.drain(Duration::from_millis(100)).await, "an endless reaction is cut at the bound");
         assert!(t.elapsed() < Duration::from_secs(2));
         assert_eq!(finished.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_bulk_work_is_bounded_and_never_delays_a_duty() {
+        let mut w = World::new();
+        let names: Vec<String> = (0..1000).map(|i| format!("bulk-{i}")).collect();
+        w.register(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let (running, peak, done) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let duty_at = Arc::new(Mutex::new(None));
+        let react = {
+            let (running, peak, done, duty_at) = (running.clone(), peak.clone(), done.clone(), duty_at.clone());
+            move |kind: TxKind| {
+                let who = member(&kind)?;
+                let (running, peak, done, duty_at) = (running.clone(), peak.clone(), done.clone(), duty_at.clone());
+                Some(Box::pin(async move {
+                    if who == "duty" {
+                        *duty_at.lock().unwrap() = Some(done.load(Ordering::SeqCst));
+                        return Ok(());
+                    }
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    done.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }) as Reaction)
+            }
+        };
+        fn bulk(kind: &TxKind) -> bool {
+            member(kind).is_some_and(|m| m.starts_with("bulk"))
+        }
+        let (tx, rx) = broadcast::channel(4);
+        let agent = follow("t", Log::default(), w.ledger.clone(), rx, FAST, bulk, react);
+        until("the flood to start", || done.load(Ordering::SeqCst) >= 10).await;
+        // A duty arrives behind 990 waiting bulk reactions: it starts at once.
+        tx.send(w.register(&["duty"])).unwrap();
+        until("the duty", || duty_at.lock().unwrap().is_some()).await;
+        let done_before_duty = duty_at.lock().unwrap().unwrap();
+        assert!(done_before_duty < 500, "the duty waited for {done_before_duty} bulk reactions");
+        until("the whole flood", || done.load(Ordering::SeqCst) == 1000).await;
+        assert!(agent.drain(Duration::from_secs(5)).await);
+        assert_eq!(peak.load(Ordering::SeqCst), FAST.bulk_running_max, "bulk work keeps to its slots");
     }
 }
