@@ -212,7 +212,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
 /// Upload, demand, supply proof, policy proof, grant, re-encryption: a grant ready to fetch.
 async fn grant_for(hospital: &ApiClient, research: &ApiClient) -> Result<String> {
     let (b, _) = fhir::ward_bundle("hospital-a", 8, RECORDS, 1234);
-    let up: Value = hospital.call(Method::POST, "/fhir?dataset=fetch-bench", Some(&b)).await?;
+    let up: Value = hospital.call(Method::POST, "/fhir?dataset=fetch-bench&min_cohort=1", Some(&b)).await?;
     let dataset = up["extension"][0]["valueString"].as_str().ok_or_else(|| anyhow!("no dataset"))?.to_string();
     let spec = json!({"dataset": dataset, "code": "8867-4", "unit": "/min", "since": 0, "until": 4_000_000_000u64, "threshold": 1});
     let d: Value = research.call(Method::POST, "/demands", Some(&spec)).await?;

@@ -23,7 +23,7 @@ use dualchain_ledger::state::{
     AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, GrantStatus, MemberRecord, RegistryRecord,
     RootRecord,
 };
-use dualchain_ledger::tx::{FrBytes, OpSpec, PredicateSpec};
+use dualchain_ledger::tx::FrBytes;
 use dualchain_prover::shapes::Shape;
 use libfuzzer_sys::fuzz_target;
 
@@ -155,16 +155,13 @@ fn ledger_seeds(out: &mut Out) {
     };
     let dataset = DatasetRecord {
         id: [4; 32],
-        name: "icu".into(),
         owner: "hospital-a".into(),
-        h1: [5; 32],
         commitment: one,
-        records: 64,
-        cpc: "cpc-1".into(),
+        capacity: 64,
         abe_policy: abe::POLICY.into(),
         abe_index: vec![0x33, 1],
-        zk_policy: vec![vec![PredicateSpec { attribute: 0, op: OpSpec::Eq, constant: 2 }]],
         zk_policy_hash: one,
+        disclosure: Default::default(),
         registered_ms: 1_790_000_000_000,
         tx: [6; 32],
     };

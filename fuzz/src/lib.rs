@@ -323,7 +323,7 @@ pub mod ledger {
     use dualchain_ledger::block::{Block, BlockHeader, ChainName, Entry};
     use dualchain_ledger::merkle;
     use dualchain_ledger::reason::Reason;
-    use dualchain_ledger::tx::{DatasetRegistration, FrBytes, OpSpec, Outcome, PredicateSpec, SignedTx, Tx, TxKind};
+    use dualchain_ledger::tx::{DatasetRegistration, FrBytes, Outcome, SignedTx, Tx, TxKind};
     use dualchain_prover::supply::Requirement;
     use dualchain_storage::ledger::{BlockRef, StoredBlock};
 
@@ -366,17 +366,12 @@ pub mod ledger {
                 "register_dataset",
                 TxKind::RegisterDataset(DatasetRegistration {
                     dataset: [4; 32],
-                    name: "icu".into(),
-                    h1: [5; 32],
                     commitment: one,
-                    records: 64,
-                    cpc: "cpc-1".into(),
+                    capacity: 64,
                     abe_policy: "role:research and dept:icu".into(),
                     abe_index: vec![0x33, 1, 0, 0],
-                    zk_policy: vec![vec![
-                        PredicateSpec { attribute: 0, op: OpSpec::Eq, constant: 2 },
-                        PredicateSpec { attribute: 3, op: OpSpec::Ge, constant: 18 },
-                    ]],
+                    zk_policy_hash: one,
+                    disclosure: Default::default(),
                 }),
             ),
             ("demand", TxKind::Demand { demand: [6; 32], dataset: [4; 32], requirement: requirement() }),

@@ -77,11 +77,15 @@ pub enum Reason {
     },
 
     // ---- datasets ----
-    DatasetIdNotDerived,
+    DatasetIdZero,
     DatasetExists,
-    RecordsOutOfRange {
-        records: u64,
+    /// The capacity is not one of the supply circuit's shapes.
+    CapacityNotAShape {
+        capacity: u64,
         max: u64,
+    },
+    AbeIndexTooLarge {
+        max: usize,
     },
     NotActiveCpc {
         cpc: String,
@@ -101,6 +105,25 @@ pub enum Reason {
     DemandIdUsed,
     UnknownDataset,
     RequirementInvalid,
+    /// A dataset's disclosure policy is out of bounds.
+    DisclosureInvalid,
+    /// The demand's threshold is below the dataset's cohort minimum.
+    CohortTooSmall {
+        min: u16,
+    },
+    /// The demand's value range is narrower than the dataset allows.
+    ValueSpanTooNarrow {
+        min: u32,
+    },
+    /// The demand's time window is narrower than the dataset allows.
+    TimeWindowTooNarrow {
+        min_minutes: u32,
+    },
+    /// The requester spent its demands on the dataset for this epoch.
+    DemandBudgetSpent {
+        budget: u16,
+        epoch_h: u32,
+    },
     UnknownDemand,
     DemandDatasetUnknown,
     NotDatasetOwner {
@@ -136,10 +159,6 @@ pub enum Reason {
     SealedTokenTooLarge {
         max: usize,
     },
-    TokenSealedToOther {
-        identity: String,
-        cpc: String,
-    },
     SealedTokenInvalid,
     NotGrantParty,
     GrantAlreadyRevoked,
@@ -148,9 +167,9 @@ pub enum Reason {
     },
     NoRekey,
     GrantDatasetUnknown,
-    ReceiptRecordsMismatch {
+    ReceiptRecordsOutOfRange {
         records: u64,
-        dataset_records: u64,
+        capacity: u64,
     },
 }
 
@@ -263,9 +282,12 @@ impl fmt::Display for Reason {
             CredentialLeafInvalid => f.write_str("the credential leaf is not a field element"),
             NoActiveCredential { member } => write!(f, "member {member} holds no active credential"),
             MemberAlreadyRevoked { member } => write!(f, "member {member} is already revoked"),
-            DatasetIdNotDerived => f.write_str("dataset id is not derived from the owner and the dataset name"),
+            DatasetIdZero => f.write_str("a dataset id cannot be zero"),
             DatasetExists => f.write_str("dataset is already registered"),
-            RecordsOutOfRange { records, max } => write!(f, "a dataset holds 1..={max} records, not {records}"),
+            CapacityNotAShape { capacity, max } => {
+                write!(f, "{capacity} is not a supply circuit's capacity (64, 256, 1024 or 4096; at most {max})")
+            }
+            AbeIndexTooLarge { max } => write!(f, "CP-ABE index longer than {max} bytes"),
             NotActiveCpc { cpc } => write!(f, "{cpc} is not an active CPC"),
             UnknownCpc { cpc } => write!(f, "unknown CPC {cpc}"),
             CommitmentInvalid => f.write_str("the dataset commitment is not a field element"),
@@ -276,6 +298,21 @@ impl fmt::Display for Reason {
             DemandIdUsed => f.write_str("demand id already used"),
             UnknownDataset => f.write_str("unknown dataset"),
             RequirementInvalid => f.write_str("the requirement is out of range"),
+            DisclosureInvalid => f.write_str("the dataset's disclosure policy is out of range"),
+            CohortTooSmall { min } => {
+                write!(f, "the dataset's owner allows demands for cohorts of {min} records or more")
+            }
+            ValueSpanTooNarrow { min } => write!(
+                f,
+                "the dataset's owner allows value ranges of {} units or more (or one bound only)",
+                f64::from(*min) / 1000.0
+            ),
+            TimeWindowTooNarrow { min_minutes } => {
+                write!(f, "the dataset's owner allows time windows of {min_minutes} minutes or more")
+            }
+            DemandBudgetSpent { budget, epoch_h } => {
+                write!(f, "a requester may publish {budget} demands on this dataset every {epoch_h} h; spent")
+            }
             UnknownDemand => f.write_str("unknown demand"),
             DemandDatasetUnknown => f.write_str("the demand's dataset is unknown"),
             NotDatasetOwner { owner } => write!(f, "only the dataset's owner {owner} may do this"),
@@ -292,17 +329,14 @@ impl fmt::Display for Reason {
             GrantExpired => f.write_str("grant expired"),
             RekeyAlreadyIssued => f.write_str("the re-key for this grant is already issued"),
             SealedTokenTooLarge { max } => write!(f, "sealed token longer than {max} bytes"),
-            TokenSealedToOther { identity, cpc } => {
-                write!(f, "the token is sealed to {identity}, not to the grant's CPC {cpc}")
-            }
             SealedTokenInvalid => f.write_str("the sealed token is not an IBE ciphertext"),
             NotGrantParty => f.write_str("only the owner, the requester or the KGC revokes a grant"),
             GrantAlreadyRevoked => f.write_str("grant already revoked"),
             NotGrantCpc { cpc } => write!(f, "only the grant's CPC {cpc} files its receipt"),
             NoRekey => f.write_str("no re-key was issued for this grant"),
             GrantDatasetUnknown => f.write_str("the grant's dataset is unknown"),
-            ReceiptRecordsMismatch { records, dataset_records } => {
-                write!(f, "the receipt covers {records} records; the dataset has {dataset_records}")
+            ReceiptRecordsOutOfRange { records, capacity } => {
+                write!(f, "the receipt covers {records} records; the dataset holds 1..={capacity}")
             }
         }
     }
@@ -400,8 +434,8 @@ mod tests {
 
     #[test]
     fn the_text_is_made_from_the_code_and_its_fields() {
-        let r = Reason::ReceiptRecordsMismatch { records: 3, dataset_records: 4 };
-        assert_eq!(r.to_string(), "the receipt covers 3 records; the dataset has 4");
+        let r = Reason::ReceiptRecordsOutOfRange { records: 70, capacity: 64 };
+        assert_eq!(r.to_string(), "the receipt covers 70 records; the dataset holds 1..=64");
         let r = Reason::CertificateRefused { problem: CertProblem::Expired };
         assert_eq!(r.to_string(), "certificate refused: expired at ledger time");
     }

@@ -12,7 +12,7 @@ use dualchain_prover::supply::Requirement;
 
 use crate::error::LedgerError;
 use crate::reason::{Denial, Reason};
-use crate::tx::{hex_bytes, FrBytes, Hash, PredicateSpec};
+use crate::tx::{hex_bytes, Disclosure, FrBytes, Hash};
 
 /// Key of a member record.
 pub fn member_key(id: &str) -> Vec<u8> {
@@ -41,6 +41,10 @@ pub fn audit_key(dataset: &Hash, seq: u64, receipt_tx: &Hash) -> Vec<u8> {
     let mut k = audit_prefix(dataset);
     k.extend_from_slice(format!("{seq:020}/{}", hex::encode(receipt_tx)).as_bytes());
     k
+}
+/// Demands a requester published on a dataset in one epoch of its disclosure policy.
+pub fn demand_count_key(dataset: &Hash, requester: &str, epoch: u64) -> Vec<u8> {
+    format!("demands/{}/{epoch}/{requester}", hex::encode(dataset)).into_bytes()
 }
 pub const REGISTRY_KEY: &[u8] = b"registry";
 pub const MEMBER_PREFIX: &[u8] = b"member/";
@@ -84,18 +88,16 @@ pub struct RootRecord {
 pub struct DatasetRecord {
     #[serde(with = "hex_bytes::id")]
     pub id: Hash,
-    pub name: String,
     pub owner: String,
-    #[serde(with = "hex_bytes::id")]
-    pub h1: Hash,
     pub commitment: FrBytes,
-    pub records: u64,
-    pub cpc: String,
+    /// Records the supply circuit holds (the registration's size class).
+    pub capacity: u64,
     pub abe_policy: String,
     #[serde(with = "hex_bytes")]
     pub abe_index: Vec<u8>,
-    pub zk_policy: Vec<Vec<PredicateSpec>>,
     pub zk_policy_hash: FrBytes,
+    #[serde(default)]
+    pub disclosure: Disclosure,
     pub registered_ms: u64,
     #[serde(with = "hex_bytes::id")]
     pub tx: Hash,
@@ -132,6 +134,8 @@ pub struct GrantRecord {
     pub demand: Hash,
     pub requester: String,
     pub owner: String,
+    /// The CPC serving the grant: empty until the owner's re-key names it (the dataset's
+    /// CPC is in its index, not on chain).
     pub cpc: String,
     pub granted_ms: u64,
     pub expires_ms: u64,

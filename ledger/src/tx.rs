@@ -132,27 +132,120 @@ pub fn policy_from_spec(spec: &[Vec<PredicateSpec>]) -> Result<PolicyDnf, String
     PolicyDnf::new(clauses).map_err(|e| e.to_string())
 }
 
-/// A dataset registration (data chain): the CPC manifest hash H1, the dataset commitment
-/// C_D the supply circuit opens, and the index pointer encrypted under the CP-ABE policy.
+/// What a dataset's demands may ask, set by its owner at registration (issue: supply proofs
+/// must not be a query oracle). A supply proof publishes one bit: at least `threshold`
+/// records match the demand. Unbounded, demands with threshold 1 and narrow value and time
+/// windows recover single patients' values by binary search. The access contract refuses a
+/// demand outside this policy, with the limit it broke.
+///
+/// Beyond DESIGN.md, which lets any member post any demand: the cohort minimum is the
+/// k-anonymity bound of Sweeney (2002) applied to what a supply proof reveals; the value
+/// span, time window and per-requester budget limit how finely and how often one member
+/// can partition the data (a differencing attack needs many narrow queries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Disclosure {
+    /// A demand's threshold is at least this.
+    pub min_cohort: u16,
+    /// A demand bounded on both sides spans at least this many thousandths of the unit
+    /// (values are fixed-point, see `supply::fhir`).
+    pub min_value_span: u32,
+    /// A demand's time window spans at least this many minutes.
+    pub min_window_min: u32,
+    /// Demands one requester may publish on the dataset per epoch.
+    pub demands_per_epoch: u16,
+    /// The epoch, in hours of ledger time.
+    pub epoch_h: u32,
+}
+
+impl Default for Disclosure {
+    /// A cohort of 10, 10 units of value, an hour of time, 10 demands a day.
+    fn default() -> Self {
+        Self { min_cohort: 10, min_value_span: 10_000, min_window_min: 60, demands_per_epoch: 10, epoch_h: 24 }
+    }
+}
+
+impl Disclosure {
+    /// Largest cohort minimum (a dataset's largest shape).
+    pub const COHORT_MAX: u16 = 4096;
+    /// Largest budget per epoch.
+    pub const DEMANDS_PER_EPOCH_MAX: u16 = 1000;
+    /// Longest epoch: a year.
+    pub const EPOCH_H_MAX: u32 = 24 * 366;
+
+    /// Bounds a policy must be within to be registered.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=Self::COHORT_MAX).contains(&self.min_cohort) {
+            return Err(format!("min_cohort must be 1..={}", Self::COHORT_MAX));
+        }
+        if !(1..=Self::DEMANDS_PER_EPOCH_MAX).contains(&self.demands_per_epoch) {
+            return Err(format!("demands_per_epoch must be 1..={}", Self::DEMANDS_PER_EPOCH_MAX));
+        }
+        if !(1..=Self::EPOCH_H_MAX).contains(&self.epoch_h) {
+            return Err(format!("epoch_h must be 1..={}", Self::EPOCH_H_MAX));
+        }
+        Ok(())
+    }
+
+    /// The epoch a ledger time falls in.
+    pub fn epoch_of(&self, time_ms: u64) -> u64 {
+        time_ms / (u64::from(self.epoch_h.max(1)) * 3_600_000)
+    }
+
+    /// Whether a requirement asks no more finely than this policy allows: the first limit
+    /// it breaks, or none.
+    pub fn check(&self, r: &Requirement) -> Result<(), DisclosureBreach> {
+        if r.threshold < self.min_cohort {
+            return Err(DisclosureBreach::CohortTooSmall { min: self.min_cohort });
+        }
+        if let (Some(lo), Some(hi)) = (r.value_min, r.value_max) {
+            if hi.saturating_sub(lo) < self.min_value_span {
+                return Err(DisclosureBreach::ValueSpanTooNarrow { min: self.min_value_span });
+            }
+        }
+        if r.time_to.saturating_sub(r.time_from) < self.min_window_min {
+            return Err(DisclosureBreach::TimeWindowTooNarrow { min_minutes: self.min_window_min });
+        }
+        Ok(())
+    }
+}
+
+/// The limit of a [`Disclosure`] a demand broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisclosureBreach {
+    CohortTooSmall { min: u16 },
+    ValueSpanTooNarrow { min: u32 },
+    TimeWindowTooNarrow { min_minutes: u32 },
+}
+
+/// A dataset registration (data chain): only what the contracts check. Everything else
+/// about the dataset (its name, where its records are, the manifest hash H1, how many
+/// records it holds and the exact zero-knowledge policy) is inside the CP-ABE index, so
+/// a member whose attributes do not satisfy the policy learns neither where the data is
+/// nor how large it is (DESIGN.md put H1, the CPC and the count on chain beside the index;
+/// that made the CP-ABE gate protect nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetRegistration {
+    /// An identifier the owner's node draws at random (it reveals neither owner nor name).
     #[serde(with = "hex_bytes::id")]
     pub dataset: Hash,
-    pub name: String,
-    #[serde(with = "hex_bytes::id")]
-    pub h1: Hash,
+    /// The dataset commitment C_D the supply circuit opens.
     pub commitment: FrBytes,
-    /// Records in the dataset (the supply proof's shape is the smallest holding them).
-    pub records: u64,
-    /// The CPC holding the signcrypted records.
-    pub cpc: String,
-    /// CP-ABE policy text and the index `{dataset, H1, CPC}` encrypted under it.
+    /// Records the supply circuit holds (64, 256, 1024 or 4096): the proof's shape, a size
+    /// class and no finer.
+    pub capacity: u64,
+    /// CP-ABE policy text (public by the scheme: AC17 ciphertexts carry their policy) and
+    /// the index `{dataset, name, H1, CPC, records, zk_policy}` encrypted under it.
     pub abe_policy: String,
     #[serde(with = "hex_bytes")]
     pub abe_index: Vec<u8>,
-    /// The same policy as a DNF over certified attributes, for the zero-knowledge proof.
-    pub zk_policy: Vec<Vec<PredicateSpec>>,
+    /// The commitment to the zero-knowledge policy (its hash, the policy proof's public
+    /// input); the policy itself is in the index.
+    pub zk_policy_hash: FrBytes,
+    /// What demands on the dataset may ask (the defaults where absent).
+    #[serde(default)]
+    pub disclosure: Disclosure,
 }
 
 /// What a transaction asks of the contracts.

@@ -529,16 +529,13 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
             dataset_key(&dataset),
             &DatasetRecord {
                 id: dataset,
-                name: "icu".into(),
                 owner: "hospital-a".into(),
-                h1: [0; 32],
                 commitment: fr(5),
-                records: 16,
-                cpc: "cpc-1".into(),
+                capacity: 64,
                 abe_policy: String::new(),
                 abe_index: vec![],
-                zk_policy: vec![],
                 zk_policy_hash: fr(6),
+                disclosure: Default::default(),
                 registered_ms: T0_MS,
                 tx: [0; 32],
             },
@@ -611,4 +608,126 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
     // Bisection over k bad proofs of n costs at most ~2k·log2(n) checks: the budget caps k and n.
     assert!(spent <= 4 * PROOFS_PER_MEMBER_MAX * 7, "{spent} Miller loops for {PROOFS_PER_MEMBER_MAX} proofs");
     assert!(ledger.demand(&demand).unwrap().unwrap().supplied_by.is_none());
+}
+
+#[test]
+fn demands_outside_the_owners_disclosure_policy_are_refused_with_the_limit_they_break() {
+    use dualchain_ledger::state::{dataset_key, DatasetRecord, Overlay};
+    use dualchain_ledger::tx::Disclosure;
+    use dualchain_prover::supply::Requirement;
+    use dualchain_storage::ledger::{CommittedBatch, LedgerStore};
+
+    let mut w = World::new();
+    let mut research = w.member("research-1", Role::ResearchInstitute, None);
+    let mut other = w.member("research-2", Role::ResearchInstitute, None);
+    let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+    let dataset = [1u8; 32];
+    let disclosure =
+        Disclosure { min_cohort: 10, min_value_span: 10_000, min_window_min: 60, demands_per_epoch: 3, epoch_h: 1 };
+    {
+        let store = LedgerStore::open(engine.clone()).unwrap();
+        let mut o = Overlay::new(&store);
+        let fr = |x: u64| FrBytes::from_fr(&blstrs::Scalar::from(x));
+        let record = DatasetRecord {
+            id: dataset,
+            owner: "hospital-a".into(),
+            commitment: fr(5),
+            capacity: 64,
+            abe_policy: String::new(),
+            abe_index: vec![],
+            zk_policy_hash: fr(6),
+            disclosure,
+            registered_ms: T0_MS,
+            tx: [0; 32],
+        };
+        o.put(dataset_key(&dataset), &record);
+        let batch = CommittedBatch {
+            seq: 1,
+            data_block: None,
+            access_block: None,
+            txs: vec![],
+            state: o.into_writes(),
+            state_root: None,
+        };
+        store.apply(&batch).unwrap();
+    }
+    let ledger = open(engine, &w);
+    let regs = [research.register(), other.register()];
+    batch(&ledger, 2, &regs.iter().map(SignedTx::to_bytes).collect::<Vec<_>>()).unwrap().unwrap();
+
+    // Heart rates in 40..=200 bpm over a day, needing 10 of them: within the policy.
+    let wide = Requirement {
+        code: 88674,
+        unit: 1,
+        age_lo: 0,
+        age_hi: 120,
+        sex: 0,
+        value_min: Some(40_000),
+        value_max: Some(200_000),
+        time_from: 29_833_000,
+        time_to: 29_833_000 + 24 * 60,
+        threshold: 10,
+    };
+    let mut n = 0u8;
+    let mut demand = |who: &mut Who, requirement: Requirement| {
+        n += 1;
+        who.tx(TxKind::Demand { demand: [n; 32], dataset, requirement }).to_bytes()
+    };
+    let probes = [
+        demand(&mut research, Requirement { threshold: 1, ..wide }),
+        // 58..=58 bpm: one value, the binary search of a single patient's heart rate.
+        demand(&mut research, Requirement { value_min: Some(58_000), value_max: Some(58_000), ..wide }),
+        demand(&mut research, Requirement { time_to: wide.time_from + 1, ..wide }),
+        // One bound only: the cohort minimum is what limits it.
+        demand(&mut research, Requirement { value_max: None, value_min: Some(120_000), ..wide }),
+        demand(&mut research, wide),
+        demand(&mut research, wide),
+        demand(&mut research, wide),
+        // Another requester has its own budget.
+        demand(&mut other, wide),
+    ];
+    let a = batch(&ledger, 3, &probes).unwrap().unwrap();
+    let o = outcomes(&a);
+    assert_eq!(reason(&o[0]), &Reason::CohortTooSmall { min: 10 });
+    assert_eq!(reason(&o[1]), &Reason::ValueSpanTooNarrow { min: 10_000 });
+    assert_eq!(reason(&o[2]), &Reason::TimeWindowTooNarrow { min_minutes: 60 });
+    assert!(o[3].is_accepted() && o[4].is_accepted() && o[5].is_accepted(), "{o:?}");
+    assert_eq!(reason(&o[6]), &Reason::DemandBudgetSpent { budget: 3, epoch_h: 1 });
+    assert!(o[7].is_accepted(), "{:?}", o[7]);
+    assert!(reason(&o[6]).to_string().contains("3 demands on this dataset every 1 h"));
+    assert!(ledger.demand(&[4; 32]).unwrap().is_some() && ledger.demand(&[7; 32]).unwrap().is_none());
+
+    // The next epoch (T0 falls 2,800 s before an hour boundary): a fresh budget.
+    let next = demand(&mut research, wide);
+    let a = ledger
+        .apply(&Committed {
+            seq: 4,
+            time_ms: T0_MS + 2_900_000,
+            digest: [4; 32],
+            certificate: vec![7; 10],
+            payloads: vec![next.as_slice()],
+        })
+        .unwrap()
+        .unwrap();
+    assert!(a.txs[0].outcome.is_accepted(), "{:?}", a.txs[0].outcome);
+}
+
+#[test]
+fn a_disclosure_policy_out_of_bounds_is_refused_at_registration() {
+    use dualchain_ledger::tx::Disclosure;
+    let d = Disclosure::default();
+    assert!(d.validate().is_ok());
+    for bad in [
+        Disclosure { min_cohort: 0, ..d },
+        Disclosure { min_cohort: Disclosure::COHORT_MAX + 1, ..d },
+        Disclosure { demands_per_epoch: 0, ..d },
+        Disclosure { epoch_h: 0, ..d },
+        Disclosure { epoch_h: Disclosure::EPOCH_H_MAX + 1, ..d },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+    // Absent from a registration's JSON: the defaults; unknown fields: refused.
+    let v: Disclosure = serde_json::from_str(r#"{"min_cohort": 20}"#).unwrap();
+    assert_eq!(v, Disclosure { min_cohort: 20, ..d });
+    assert!(serde_json::from_str::<Disclosure>(r#"{"min_kohort": 20}"#).is_err());
 }

@@ -257,6 +257,8 @@ pub struct OwnerConfig {
     pub abe_policy: String,
     /// Departments whose researchers may request (the zero-knowledge twin of the policy).
     pub departments: Vec<String>,
+    /// What demands on new datasets may ask (an upload's query parameters override it).
+    pub disclosure: dualchain_ledger::tx::Disclosure,
 }
 
 impl Default for OwnerConfig {
@@ -266,6 +268,7 @@ impl Default for OwnerConfig {
             dataset_records: 64,
             abe_policy: DEFAULT_ABE_POLICY.into(),
             departments: DEFAULT_DEPARTMENTS.iter().map(|d| d.to_string()).collect(),
+            disclosure: Default::default(),
         }
     }
 }
@@ -332,6 +335,7 @@ impl NodeConfig {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut c: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         c.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        c.owner.disclosure.validate().map_err(|e| anyhow::anyhow!("owner.disclosure: {e}"))?;
         if c.owner.dataset_records == 0 {
             bail!("owner.dataset_records must be positive");
         }

@@ -231,7 +231,9 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     let (hospital, _) = c.client(HOSPITAL).unwrap();
     let (research, _) = c.client(RESEARCH).unwrap();
     let (body, observations) = bundle(12);
-    let up: Value = hospital.call(Method::POST, "/fhir?dataset=ward-7", Some(&body)).await.unwrap();
+    // 12 observations: the owner allows demands for cohorts of 3 or more (the default, 10,
+    // would leave nothing to ask of so small a dataset).
+    let up: Value = hospital.call(Method::POST, "/fhir?dataset=ward-7&min_cohort=3", Some(&body)).await.unwrap();
     assert_eq!(up["type"], "transaction-response");
     assert_eq!(up["entry"].as_array().unwrap().len(), 16);
     let dataset = up["extension"][0]["valueString"].as_str().unwrap().to_string();
@@ -242,6 +244,11 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
         "dataset": dataset, "code": "8867-4", "unit": "/min", "value_min": 40.0, "value_max": 200.0,
         "since": 0, "until": 4_000_000_000u64, "threshold": 3,
     });
+    // One heart-rate value, one record: a question about one patient, refused with the limit.
+    let mut narrow = spec.clone();
+    (narrow["threshold"], narrow["value_min"], narrow["value_max"]) = (json!(1), json!(58.0), json!(58.0));
+    let refused = research.call::<Value>(Method::POST, "/demands", Some(&narrow)).await.unwrap_err();
+    assert!(format!("{refused:#}").contains("cohorts of 3 records or more"), "{refused:#}");
     let d: Value = research.call(Method::POST, "/demands", Some(&spec)).await.unwrap();
     let demand = d["demand"].as_str().unwrap().to_string();
     let d: Value = research.call(Method::GET, &format!("/demands/{demand}?wait=90"), None).await.unwrap();
@@ -320,7 +327,7 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
 async fn upload(c: &Cluster, dataset: &str) -> anyhow::Result<Value> {
     let (hospital, _) = c.client(HOSPITAL)?;
     let (body, _) = bundle(3);
-    hospital.call(Method::POST, &format!("/fhir?dataset={dataset}"), Some(&body)).await
+    hospital.call(Method::POST, &format!("/fhir?dataset={dataset}&min_cohort=1"), Some(&body)).await
 }
 
 /// A crashed primary locks no member out, and a node with no quorum still stops on SIGTERM.

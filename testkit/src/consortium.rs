@@ -60,6 +60,9 @@ pub const DEMO_POLICY: &str = dualchain_node::config::DEFAULT_ABE_POLICY;
 /// How long a helper waits for the consortium (finality, proofs, re-encryption).
 pub const WAIT: Duration = Duration::from_secs(120);
 
+/// The cohort minimum of the fixture's datasets (`Consortium::upload`).
+pub const FIXTURE_COHORT: u16 = 4;
+
 /// What a consortium is set up with.
 #[derive(Debug, Clone)]
 pub struct FlowConfig {
@@ -297,7 +300,9 @@ impl Consortium {
             fhir::observations(&ward, self.cfg.records, &mut rng)
         };
         let bundle = fhir::transaction_bundle(&ward, &observations);
-        let path = format!("/fhir?dataset={name}&cpc={cpc}");
+        // Demands for cohorts of 4 or more (the default, 10, would leave a 64-record fixture
+        // little to ask); the other limits are the defaults.
+        let path = format!("/fhir?dataset={name}&cpc={cpc}&min_cohort={FIXTURE_COHORT}");
         let v: Value = self.api(owner)?.call(Method::POST, &path, Some(&bundle)).await?;
         let ext = |url: &str| {
             v["extension"]
@@ -327,6 +332,13 @@ impl Consortium {
             salt: owned.salt,
             seq,
         })
+    }
+
+    /// Step 5 through the requester's API, any requirement (`spec` without the dataset).
+    pub async fn demand_spec(&self, requester: &str, dataset: &DatasetId, mut spec: Value) -> Result<Hash> {
+        spec["dataset"] = json!(dataset.to_hex());
+        let v: Value = self.api(requester)?.call(Method::POST, "/demands", Some(&spec)).await?;
+        parse_hash(v["demand"].as_str().unwrap_or(""))
     }
 
     /// Step 5 through the requester's API: a demand for heart-rate observations in
@@ -443,11 +455,19 @@ impl Consortium {
         path: MerklePath,
     ) -> Result<(Hash, Final)> {
         let node = self.node_of(requester)?;
+        let dataset = node.ledger.demand(demand)?.ok_or_else(|| anyhow!("unknown demand"))?.dataset;
+        let policy = match sharing::open_index(&*self.member(requester)?, &node.ledger, &dataset) {
+            Ok(index) => index.zk_policy,
+            // An outsider cannot open the index: it guesses the deployment's default policy.
+            Err(_) => {
+                dualchain_node::member::policy::research_in_departments(&dualchain_node::config::DEFAULT_DEPARTMENTS)?
+            }
+        };
         let ask = sharing::access_request(
             node.compute,
             node.policy_pk.clone(),
-            &node.ledger,
             demand,
+            policy,
             credential,
             path,
             root,

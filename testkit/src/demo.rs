@@ -223,7 +223,15 @@ async fn upload_and_demand(
 
     t.begin("Requesters publish demands; the owner's node proves supply")?;
     let hr = a.zk_records.iter().filter(|r| r.code == 88674).count();
-    let threshold = u16::try_from((hr / 2).max(1))?;
+    let threshold = u16::try_from((hr / 2).max(usize::from(crate::consortium::FIXTURE_COHORT)))?;
+    // A question about one patient: one heart-rate value, one record. The owner's
+    // disclosure policy refuses it on chain, so supply proofs answer no such question.
+    let narrow = json!({
+        "code": "8867-4", "unit": "/min", "value_min": 58.0, "value_max": 58.0,
+        "since": 0, "until": 4_000_000_000u64, "threshold": 1,
+    });
+    let oracle = refused(c.demand_spec(RESEARCH, &a.dataset, narrow).await, "a demand for one patient's value")?;
+    report.denials.push((RESEARCH.into(), format!("a demand for one heart-rate value: {oracle}")));
     let demand_r = c.demand(RESEARCH, &a.dataset, threshold).await?;
     let demand_b = c.demand(HOSPITAL_B, &a.dataset, threshold).await?;
     Progress::while_running("supply proofs", async {

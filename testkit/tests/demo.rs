@@ -18,8 +18,11 @@ fn demo_runs_the_whole_flow() {
     assert_eq!(report.grants, 1);
     assert_eq!(report.steps.len(), 12);
     // hospital-b: CP-ABE index, forged policy proof, fetch at its node and at the CPC,
-    // demand after its revocation; research-1: after its grant's revocation.
-    assert_eq!(report.denials.len(), 6, "{:?}", report.denials);
+    // demand after its revocation; research-1: a demand for one patient's value (the
+    // owner's disclosure policy), a fetch after its grant's revocation.
+    assert_eq!(report.denials.len(), 7, "{:?}", report.denials);
+    let oracle = &report.denials.iter().find(|(who, _)| who == "research-1").unwrap().1;
+    assert!(oracle.contains("cohorts of 4 records or more"), "{oracle}");
     assert_eq!(report.denials.iter().filter(|(who, _)| who == "hospital-b").count(), 5);
     let names: Vec<&str> = report.proofs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["supply (supply-64)", "supply (supply-64)", "policy (research-1)"]);

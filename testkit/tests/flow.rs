@@ -48,6 +48,20 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     let research = c.member(RESEARCH)?;
     let pointer = dualchain_node::member::sharing::open_index(&research, &ledger2, &a.dataset.0)?;
     assert_eq!((pointer.h1, pointer.cpc.as_str()), (a.h1, CPCS[0]));
+    assert_eq!((pointer.name.as_str(), pointer.records), ("icu", 24));
+    // What every member and validator sees of the registration: neither where the records
+    // are (the CPC, H1) nor how many (beyond the circuit's size class) nor the name, and an
+    // id nobody derives from the owner and a guessed name.
+    let record = ledger2.dataset(&a.dataset.0)?.unwrap();
+    let (_, entry) = ledger2.tx(&record.tx)?.unwrap();
+    let public = format!("{}{}", serde_json::to_string(&record)?, String::from_utf8_lossy(&entry.tx));
+    for secret in [hex::encode(a.h1), CPCS[0].to_string(), "\"records\"".into(), "\"name\"".into()] {
+        assert!(!public.contains(&secret), "the chain shows {secret}");
+    }
+    assert_eq!(record.capacity, 64);
+    assert_ne!(a.dataset, DatasetId::derive(HOSPITAL_A, "icu"));
+    let outsider_index = dualchain_node::member::sharing::open_index(&*c.member(HOSPITAL_B)?, &ledger2, &a.dataset.0);
+    assert!(outsider_index.is_err(), "hospital-b's attributes do not open the index");
     let access = c.request_access(RESEARCH, &demand, 3600).await?;
     assert!(access.granted, "{:?}", access.denial);
     let grant = access.request;

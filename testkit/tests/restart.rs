@@ -15,7 +15,7 @@ use dualchain_storage::ledger::{Chain, LedgerStore};
 use dualchain_storage::record;
 use dualchain_storage::rocks::{RocksConfig, RocksEngine};
 use dualchain_storage::KvEngine;
-use dualchain_testkit::consortium::{wait_for, CPCS, HOSPITAL_A, RESEARCH, RESEARCH_2, WAIT};
+use dualchain_testkit::consortium::{wait_for, CPCS, FIXTURE_COHORT, HOSPITAL_A, RESEARCH, RESEARCH_2, WAIT};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -28,7 +28,8 @@ async fn node_restarted_mid_flow_catches_up() -> Result<()> {
     let stopped_at = c.ledger(down)?.applied_seq()?;
     c.stop_node(down).await?;
     let a = c.upload(HOSPITAL_A, "icu", CPCS[0]).await?;
-    let demand = c.demand(RESEARCH, &a.dataset, 2).await?;
+    // 12 observations, 4 heart rates: the fixture's cohort minimum.
+    let demand = c.demand(RESEARCH, &a.dataset, FIXTURE_COHORT).await?;
     c.wait_supplied(RESEARCH, &demand).await?;
     let access = c.request_access(RESEARCH, &demand, 3600).await?;
     ensure!(access.granted, "{:?}", access.denial);
@@ -40,7 +41,7 @@ async fn node_restarted_mid_flow_catches_up() -> Result<()> {
     c.wait_receipt(RESEARCH, &grant).await?;
     assert_eq!(c.fetch(RESEARCH, &grant).await?, a.observations);
     // Some more traffic after the restart.
-    let demand2 = c.demand(RESEARCH, &a.dataset, 1).await?;
+    let demand2 = c.demand(RESEARCH, &a.dataset, FIXTURE_COHORT).await?;
     c.wait_supplied(RESEARCH, &demand2).await?;
 
     let seq = c.ledgers_identical(WAIT).await?;

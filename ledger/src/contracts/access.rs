@@ -5,11 +5,14 @@ use dualchain_crypto::Codec;
 
 use super::context::{check_text, reject, reject_because, Ctx, Exec, Refusal};
 use crate::reason::{Reason, TextField};
-use crate::state::{audit_key, dataset_key, demand_key, grant_key, DatasetRecord, DemandRecord, GrantRecord};
+use crate::state::{
+    audit_key, dataset_key, demand_count_key, demand_key, grant_key, member_key, DatasetRecord, DemandRecord,
+    GrantRecord, MemberRecord,
+};
 use crate::state::{AccessRecord, GrantStatus};
 use dualchain_prover::supply::Requirement;
 
-use crate::tx::{FrBytes, Hash};
+use crate::tx::{DisclosureBreach, FrBytes, Hash};
 
 pub fn put_grant(ctx: &mut Ctx<'_, '_>, g: &GrantRecord) {
     ctx.state.put(grant_key(&g.id), g);
@@ -27,12 +30,28 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement)
     if ctx.state.get::<DemandRecord>(&demand_key(id))?.is_some() {
         return reject(Reason::DemandIdUsed);
     }
-    if ctx.state.get::<DatasetRecord>(&dataset_key(dataset))?.is_none() {
+    let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(dataset))? else {
         return reject(Reason::UnknownDataset);
-    }
+    };
     if let Err(e) = r.validate() {
         return reject_because(Reason::RequirementInvalid, e);
     }
+    // The owner's disclosure policy: how finely, and how often, this requester may ask.
+    let policy = ds.disclosure;
+    match policy.check(r) {
+        Ok(()) => {}
+        Err(DisclosureBreach::CohortTooSmall { min }) => return reject(Reason::CohortTooSmall { min }),
+        Err(DisclosureBreach::ValueSpanTooNarrow { min }) => return reject(Reason::ValueSpanTooNarrow { min }),
+        Err(DisclosureBreach::TimeWindowTooNarrow { min_minutes }) => {
+            return reject(Reason::TimeWindowTooNarrow { min_minutes })
+        }
+    }
+    let count_key = demand_count_key(dataset, &requester, policy.epoch_of(ctx.time_ms));
+    let count = ctx.state.get::<u16>(&count_key)?.unwrap_or(0);
+    if count >= policy.demands_per_epoch {
+        return reject(Reason::DemandBudgetSpent { budget: policy.demands_per_epoch, epoch_h: policy.epoch_h });
+    }
+    ctx.state.put(count_key, &(count + 1));
     let record = DemandRecord {
         id: *id,
         dataset: *dataset,
@@ -62,11 +81,18 @@ pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8]) -> Exe
     if sealed_token.len() > SEALED_TOKEN_LEN_MAX {
         return reject(Reason::SealedTokenTooLarge { max: SEALED_TOKEN_LEN_MAX });
     }
-    match IbeCiphertext::from_bytes(sealed_token) {
-        Ok(c) if c.identity == g.cpc => {}
-        Ok(c) => return reject(Reason::TokenSealedToOther { identity: c.identity, cpc: g.cpc }),
+    // The token is sealed to the dataset's CPC, which only the owner and the grantee know
+    // (from the index); its IBE identity names it here, and it must be an active CPC.
+    let cpc = match IbeCiphertext::from_bytes(sealed_token) {
+        Ok(c) => c.identity,
         Err(e) => return reject_because(Reason::SealedTokenInvalid, e),
+    };
+    match ctx.state.get::<MemberRecord>(&member_key(&cpc))? {
+        Some(m) if m.role == "cpc" && m.revoked.is_none() => {}
+        Some(_) => return reject(Reason::NotActiveCpc { cpc }),
+        None => return reject(Reason::UnknownCpc { cpc }),
     }
+    g.cpc = cpc;
     g.sealed_token = Some(sealed_token.to_vec());
     put_grant(ctx, &g);
     Ok(())
@@ -90,18 +116,18 @@ pub fn revoke_grant(ctx: &mut Ctx<'_, '_>, id: &Hash, reason: &str) -> Exec {
 pub fn receipt(ctx: &mut Ctx<'_, '_>, id: &Hash, records: u64, results_digest: &Hash) -> Exec {
     let sender = ctx.sender()?.id.clone();
     let mut g = grant(ctx, id)?;
+    if g.sealed_token.is_none() {
+        return reject(Reason::NoRekey);
+    }
     if g.cpc != sender {
         return reject(Reason::NotGrantCpc { cpc: g.cpc });
     }
     g.usable(ctx.time_ms).map_err(|reason| Refusal::Rejected { reason, detail: None })?;
-    if g.sealed_token.is_none() {
-        return reject(Reason::NoRekey);
-    }
     let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(&g.dataset))? else {
         return reject(Reason::GrantDatasetUnknown);
     };
-    if records != ds.records {
-        return reject(Reason::ReceiptRecordsMismatch { records, dataset_records: ds.records });
+    if records == 0 || records > ds.capacity {
+        return reject(Reason::ReceiptRecordsOutOfRange { records, capacity: ds.capacity });
     }
     g.receipts += 1;
     let record = AccessRecord {

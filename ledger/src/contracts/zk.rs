@@ -47,7 +47,7 @@ pub fn public_inputs(state: &Overlay<'_>, tx: &Tx) -> Result<Option<(Circuit, Ve
         TxKind::SupplyProof { demand, .. } => {
             let Some((d, ds)) = demand_of(demand)? else { return Ok(None) };
             let (Ok(c), Ok(h)) = (ds.commitment.to_fr(), d.requirement_hash.to_fr()) else { return Ok(None) };
-            let Some(shape) = SupplyShape::for_records(ds.records as usize) else { return Ok(None) };
+            let Some(shape) = SupplyShape::for_records(ds.capacity as usize) else { return Ok(None) };
             Ok(Some((Circuit::Supply(shape), vec![c, h])))
         }
         TxKind::RequestAccess { request, demand, root, .. } => {
@@ -159,7 +159,7 @@ pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root
         demand: *demand,
         requester: sender,
         owner: ds.owner.clone(),
-        cpc: ds.cpc.clone(),
+        cpc: String::new(),
         granted_ms: ctx.time_ms,
         expires_ms: ctx.time_ms.saturating_add(duration_s.saturating_mul(1000)),
         status: GrantStatus::Active,

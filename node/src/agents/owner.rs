@@ -27,8 +27,11 @@ use crate::files::write_private;
 use crate::member::client::Client;
 use crate::member::{Member, REKEY_AAD};
 
-/// A dataset as its owner keeps it: the records the commitment opens to.
+/// A dataset as its owner keeps it: the records the commitment opens to, its name and
+/// the CPC holding it (neither is on chain; both are in its CP-ABE index).
 pub struct OwnedDataset {
+    pub name: String,
+    pub cpc: String,
     pub shape: SupplyShape,
     pub records: Vec<supply::Record>,
     pub salt: Fr,
@@ -38,6 +41,8 @@ impl OwnedDataset {
     pub fn to_json(&self) -> serde_json::Value {
         let records: Vec<[u64; 8]> = self.records.iter().map(supply::Record::fields).collect();
         serde_json::json!({
+            "name": self.name,
+            "cpc": self.cpc,
             "shape": dualchain_prover::shapes::Shape::Supply(self.shape).name(),
             "salt": hex::encode(dualchain_ledger::tx::FrBytes::from_fr(&self.salt).0),
             "records": records,
@@ -54,7 +59,8 @@ impl OwnedDataset {
         let salt = dualchain_ledger::tx::FrBytes(salt).to_fr().map_err(|e| anyhow!(e))?;
         let rows: Vec<[u64; 8]> = serde_json::from_value(v["records"].clone())?;
         let records = rows.into_iter().map(supply::Record::from_fields).collect::<Result<_, _>>()?;
-        Ok(Self { shape, records, salt })
+        let text = |k: &str| v[k].as_str().map(str::to_string).ok_or_else(|| anyhow!("no {k}"));
+        Ok(Self { name: text("name")?, cpc: text("cpc")?, shape, records, salt })
     }
 }
 
@@ -108,6 +114,23 @@ impl OwnerNode {
 
     fn dataset(&self, id: &Hash) -> Option<Arc<OwnedDataset>> {
         self.datasets.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Whether this owner registered a dataset of that name (ids are drawn at random, so
+    /// names are unique only here). One kept but never registered (a crash between the two)
+    /// does not count: its upload runs again under a new id.
+    pub fn has_name(&self, name: &str) -> Result<bool> {
+        let ids: Vec<Hash> = {
+            let kept = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+            kept.iter().filter(|(_, d)| d.name == name).map(|(id, _)| *id).collect()
+        };
+        let ledger = &self.client.home().ledger;
+        for id in ids {
+            if ledger.dataset(&id)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Starts reacting to the home validator's ledger.
@@ -165,6 +188,7 @@ impl OwnerNode {
         if grant.owner != self.member.id || grant.sealed_token.is_some() {
             return Ok(());
         }
+        let d = self.dataset(&grant.dataset).ok_or_else(|| anyhow!("the grant's dataset is not kept here"))?;
         let requester = ledger.member(&grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
         let cert = Certificate::from_bytes(&requester.certificate)?;
         let mut rng = ChaCha20Rng::from_entropy();
@@ -181,7 +205,7 @@ impl OwnerNode {
                 expiry: grant.expires_ms / 1000,
             },
         )?;
-        let sealed = ibe::encrypt(&mut rng, &self.ibe, &grant.cpc, &token.to_bytes(), REKEY_AAD)?;
+        let sealed = ibe::encrypt(&mut rng, &self.ibe, &d.cpc, &token.to_bytes(), REKEY_AAD)?;
         self.client.submit_accepted(TxKind::IssueReKey { grant: grant_id, sealed_token: sealed.to_bytes() }).await?;
         self.log.push(&self.member.id, Activity::ReKeyIssued { grant: grant_id });
         Ok(())
@@ -205,12 +229,15 @@ mod tests {
             device: 7,
         };
         let d = OwnedDataset {
+            name: "icu".into(),
+            cpc: "cpc-1".into(),
             shape: SupplyShape::Records64,
             records: vec![r, supply::Record::default()],
             salt: Fr::from(5u64),
         };
         let back = OwnedDataset::from_json(&d.to_json()).unwrap();
         assert_eq!((back.shape, back.records.clone(), back.salt), (d.shape, d.records.clone(), d.salt));
+        assert_eq!((back.name.as_str(), back.cpc.as_str()), ("icu", "cpc-1"));
         let mut v = d.to_json();
         v["records"][0][4] = serde_json::json!(9); // sex code out of range
         assert!(OwnedDataset::from_json(&v).is_err());

@@ -11,9 +11,9 @@ use axum::http::{header, StatusCode};
 use dualchain_crypto::cbsre::DatasetId;
 use dualchain_crypto::cert::Role;
 use dualchain_crypto::Codec;
-use dualchain_ledger::tx::{Hash, Outcome};
+use dualchain_ledger::tx::{Disclosure, Hash, Outcome};
 use dualchain_prover::supply;
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -224,7 +224,8 @@ pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
         st.add_patients(node, bundled.into_iter().collect())?;
     }
     drop(st);
-    let up = upload(node, h, observations, records, s.param("dataset"), s.param("cpc")).await?;
+    let disclosure = disclosure_of(node, &s)?;
+    let up = upload(node, h, observations, records, s.param("dataset"), s.param("cpc"), disclosure).await?;
     let dataset = up.dataset.to_hex();
     let mut index = 0;
     let response_entries: Vec<Value> = entries
@@ -291,7 +292,7 @@ pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResu
     st.staged += 1;
     let mut out = obs.clone();
     if st.staged >= node.cfg.owner.dataset_records {
-        let up = seal_staged(node, h, &mut st, None).await?;
+        let up = seal_staged(node, h, &mut st, None, node.cfg.owner.disclosure).await?;
         out["extension"] = dataset_extension(&up);
     } else {
         out["extension"] = json!([{"url": "urn:dualchain:staged", "valueInteger": st.staged}]);
@@ -309,7 +310,13 @@ pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResu
 /// after the staged content, so a seal interrupted after its registration (a crash before
 /// the staging file is removed) is not registered twice: the retry finds it on the ledger
 /// and clears the staging file.
-async fn seal_staged(node: &Node, h: &Hosted, st: &mut OwnerState, name: Option<String>) -> Result<Uploaded, ApiError> {
+async fn seal_staged(
+    node: &Node,
+    h: &Hosted,
+    st: &mut OwnerState,
+    name: Option<String>,
+    disclosure: Disclosure,
+) -> Result<Uploaded, ApiError> {
     use sha2::{Digest as _, Sha256};
     let staged = read_staged(node)?;
     if staged.is_empty() {
@@ -324,7 +331,7 @@ async fn seal_staged(node: &Node, h: &Hosted, st: &mut OwnerState, name: Option<
         staged.iter().for_each(|o| hash.update(o.to_string().as_bytes()));
         format!("staged-{}", &hex::encode(hash.finalize())[..24])
     });
-    if node.ledger.dataset(&DatasetId::derive(&h.member.id, &name).0)?.is_some() {
+    if owner_of(h)?.has_name(&name)? {
         std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
         st.staged = 0;
         return Err(ApiError::conflict(
@@ -332,7 +339,7 @@ async fn seal_staged(node: &Node, h: &Hosted, st: &mut OwnerState, name: Option<
             format!("{name} was sealed before; the staging area is cleared"),
         ));
     }
-    let up = upload(node, h, staged, records, Some(name), None).await?;
+    let up = upload(node, h, staged, records, Some(name), None, disclosure).await?;
     std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
     st.staged = 0;
     Ok(up)
@@ -343,7 +350,8 @@ pub async fn seal(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let h = hosted_as(node, &s, &[Role::Hospital])?;
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
-    let up = seal_staged(node, h, &mut st, s.param("dataset")).await?;
+    let disclosure = disclosure_of(node, &s)?;
+    let up = seal_staged(node, h, &mut st, s.param("dataset"), disclosure).await?;
     ok_json(
         &json!({"dataset": up.dataset.to_hex(), "h1": hex::encode(up.h1), "records": up.records, "tx": hex::encode(up.tx), "seq": up.seq}),
     )
@@ -376,6 +384,25 @@ async fn store_at_cpc(
     Ok((h1, v["records"].as_u64().unwrap_or(0) as usize))
 }
 
+/// A new dataset's disclosure policy: the node's `[owner.disclosure]`, each field
+/// overridden by a query parameter of the same name (`?min_cohort=20`).
+fn disclosure_of(node: &Node, s: &Signed) -> Result<Disclosure, ApiError> {
+    let mut d = node.cfg.owner.disclosure;
+    fn num<T: std::str::FromStr>(s: &Signed, name: &str, into: &mut T) -> Result<(), ApiError> {
+        if let Some(v) = s.param(name) {
+            *into = v.parse().map_err(|_| ApiError::invalid("bad-parameter", format!("{name}={v} is not a number")))?;
+        }
+        Ok(())
+    }
+    num(s, "min_cohort", &mut d.min_cohort)?;
+    num(s, "min_value_span", &mut d.min_value_span)?;
+    num(s, "min_window_min", &mut d.min_window_min)?;
+    num(s, "demands_per_epoch", &mut d.demands_per_epoch)?;
+    num(s, "epoch_h", &mut d.epoch_h)?;
+    d.validate().map_err(|e| ApiError::invalid("bad-disclosure", e))?;
+    Ok(d)
+}
+
 /// The smallest supply shape this consortium set up that holds `n` records.
 fn shape_for(node: &Node, n: usize) -> Result<dualchain_prover::supply::SupplyShape, ApiError> {
     node.supply_pks.keys().filter(|s| s.records() >= n).min_by_key(|s| s.records()).copied().ok_or_else(|| {
@@ -396,6 +423,7 @@ async fn upload(
     records: Vec<supply::Record>,
     name: Option<String>,
     cpc: Option<String>,
+    disclosure: Disclosure,
 ) -> Result<Uploaded, ApiError> {
     let owner = owner_of(h)?;
     let n = records.len();
@@ -412,10 +440,12 @@ async fn upload(
     if name.is_empty() || name.len() > 128 {
         return Err(ApiError::invalid("bad-parameter", "dataset names are 1 to 128 bytes"));
     }
-    let dataset = DatasetId::derive(&h.member.id, &name);
-    if node.ledger.dataset(&dataset.0)?.is_some() {
+    if owner.has_name(&name)? {
         return Err(ApiError::conflict("dataset-exists", format!("{} already registered {name:?}", h.member.id)));
     }
+    // Drawn at random: an id derived from the owner and the name alone would let anyone
+    // who guesses a name ("icu-2026") find the dataset on chain.
+    let dataset = DatasetId::derive(&h.member.id, &format!("{name}#{:032x}", rng.gen::<u128>()));
     let plaintexts: Vec<Vec<u8>> = observations.iter().map(|o| o.to_string().into_bytes()).collect();
     let member = h.member.clone();
     let now = unix_ms() / 1000;
@@ -448,10 +478,12 @@ async fn upload(
             records: &records,
             abe_policy: &node.cfg.owner.abe_policy,
             departments: &departments,
+            disclosure,
         },
     )
     .map_err(|e| ApiError::invalid("bad-policy", format!("{e:#}")))?;
-    owner.add_dataset(dataset, OwnedDataset { shape, records, salt: prepared.salt })?;
+    let kept = OwnedDataset { name: name.clone(), cpc: cpc.clone(), shape, records, salt: prepared.salt };
+    owner.add_dataset(dataset, kept)?;
     let f = h.client.submit(prepared.tx).await?;
     if let Outcome::Rejected { reason } = f.outcome {
         return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the registration: {reason}")));

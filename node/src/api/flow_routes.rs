@@ -66,7 +66,7 @@ pub async fn post_access(State(api): State<ApiState>, s: Signed) -> ApiResult {
     if d.requester != h.member.id {
         return Err(ApiError::forbidden("not-yours", "the demand is another member's"));
     }
-    sharing::open_index(&h.member, &node.ledger, &d.dataset)
+    let index = sharing::open_index(&h.member, &node.ledger, &d.dataset)
         .map_err(|e| ApiError::forbidden("index-closed", format!("the dataset's CP-ABE index does not open: {e:#}")))?;
     let root =
         node.ledger.credential_root()?.ok_or_else(|| ApiError::conflict("no-credential", "no credential root yet"))?;
@@ -77,8 +77,8 @@ pub async fn post_access(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let ask = sharing::access_request(
         node.compute,
         node.policy_pk.clone(),
-        &node.ledger,
         &demand,
+        index.zk_policy,
         h.member.credential(),
         path,
         root,

@@ -61,6 +61,18 @@ dataset_records = {records}
 abe_policy = {policy:?}
 departments = {departments:?}
 
+[owner.disclosure]
+# What demands on this hospital's datasets may ask, so that supply proofs answer no
+# question about a handful of patients: a threshold of at least min_cohort records, value
+# ranges of at least min_value_span thousandths of the unit, time windows of at least
+# min_window_min minutes, and demands_per_epoch demands per requester and dataset every
+# epoch_h hours. An upload's query parameters of the same names override these.
+min_cohort = {min_cohort}
+min_value_span = {min_value_span}
+min_window_min = {min_window_min}
+demands_per_epoch = {demands_per_epoch}
+epoch_h = {epoch_h}
+
 [cpc]
 # For CPCs: capsules re-encrypted per batch chunk.
 reencrypt_chunk = {chunk}
@@ -99,6 +111,11 @@ format = "{format}"
         records = c.owner.dataset_records,
         policy = c.owner.abe_policy,
         departments = c.owner.departments,
+        min_cohort = c.owner.disclosure.min_cohort,
+        min_value_span = c.owner.disclosure.min_value_span,
+        min_window_min = c.owner.disclosure.min_window_min,
+        demands_per_epoch = c.owner.disclosure.demands_per_epoch,
+        epoch_h = c.owner.disclosure.epoch_h,
         chunk = c.cpc.reencrypt_chunk,
         gpu = c.gpu.enabled,
         level = c.log.level,

@@ -11,10 +11,12 @@ use dualchain_crypto::abe::{AbeScheme, Policy};
 use dualchain_crypto::cbsre::{signcrypt, DatasetId, RecordHeader, Signcrypted};
 use dualchain_crypto::Codec;
 use dualchain_kernels::Compute;
-use dualchain_ledger::tx::{policy_from_spec, policy_to_spec, DatasetRegistration, FrBytes, Hash, TxKind};
+use dualchain_ledger::tx::{
+    policy_from_spec, policy_to_spec, DatasetRegistration, Disclosure, FrBytes, Hash, PredicateSpec, TxKind,
+};
 use dualchain_ledger::Ledger;
 use dualchain_prover::params::ProvingKey;
-use dualchain_prover::policy::{Credential, MerklePath, PolicyCircuit};
+use dualchain_prover::policy::{Credential, MerklePath, PolicyCircuit, PolicyDnf};
 use dualchain_prover::supply::{self, SupplyShape};
 use dualchain_prover::verify::proof_to_bytes;
 use ff::Field;
@@ -73,10 +75,13 @@ pub struct DatasetSpec<'a> {
     /// (`role = research ∧ dept ∈ departments`).
     pub abe_policy: &'a str,
     pub departments: &'a [&'a str],
+    /// What demands on the dataset may ask.
+    pub disclosure: Disclosure,
 }
 
-/// The commitment C_D to the records under a fresh salt, the CP-ABE index
-/// (dataset, H1, CPC, count) and the registration transaction.
+/// The commitment C_D to the records under a fresh salt, the CP-ABE index (dataset, name,
+/// H1, CPC, count, zero-knowledge policy) and the registration transaction, which carries
+/// none of those in clear (see [`DatasetRegistration`]).
 pub fn prepare_registration(
     rng: &mut (impl RngCore + CryptoRng),
     abe_pk: &<Ac17 as AbeScheme>::PublicKey,
@@ -84,22 +89,21 @@ pub fn prepare_registration(
 ) -> Result<Prepared> {
     let salt = Fr::random(&mut *rng);
     let commitment = supply::dataset_commitment(spec.shape, spec.records, salt)?;
+    let zk_policy = policy::research_in_departments(spec.departments)?;
     let index = serde_json::json!({
-        "dataset": spec.dataset.to_hex(), "h1": hex::encode(spec.h1), "cpc": spec.cpc, "records": spec.records.len()
+        "dataset": spec.dataset.to_hex(), "name": spec.name, "h1": hex::encode(spec.h1), "cpc": spec.cpc,
+        "records": spec.records.len(), "zk_policy": policy_to_spec(&zk_policy),
     });
     let policy = Policy::parse(spec.abe_policy)?;
     let abe_index = Ac17::encrypt(abe_pk, &policy, &serde_json::to_vec(&index)?)?.to_bytes();
-    let zk_policy = policy::research_in_departments(spec.departments)?;
     let tx = TxKind::RegisterDataset(DatasetRegistration {
         dataset: spec.dataset.0,
-        name: spec.name.into(),
-        h1: spec.h1,
         commitment: FrBytes::from_fr(&commitment),
-        records: spec.records.len() as u64,
-        cpc: spec.cpc.into(),
+        capacity: spec.shape.records() as u64,
         abe_policy: spec.abe_policy.into(),
         abe_index,
-        zk_policy: policy_to_spec(&zk_policy),
+        zk_policy_hash: FrBytes::from_fr(&zk_policy.hash()),
+        disclosure: spec.disclosure,
     });
     Ok(Prepared { tx, commitment, salt })
 }
@@ -108,12 +112,16 @@ pub fn prepare_registration(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexPointer {
     pub dataset: Hash,
+    pub name: String,
     pub h1: Hash,
     pub cpc: String,
     pub records: u64,
+    /// The access policy the requester's proof must satisfy (its hash is on chain).
+    pub zk_policy: PolicyDnf,
 }
 
-/// Opens a dataset's CP-ABE index with the member's attribute key.
+/// Opens a dataset's CP-ABE index with the member's attribute key, and checks it against
+/// the registration (the dataset id, and the zero-knowledge policy against its hash).
 pub fn open_index(m: &Member, ledger: &Ledger, dataset: &Hash) -> Result<IndexPointer> {
     let key = m.abe_key.as_ref().ok_or_else(|| anyhow!("{} holds no CP-ABE key", m.id))?;
     let ds = ledger.dataset(dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
@@ -125,23 +133,33 @@ pub fn open_index(m: &Member, ledger: &Ledger, dataset: &Hash) -> Result<IndexPo
     let mut ds_id = [0u8; 32];
     hex::decode_to_slice(field("dataset")?, &mut ds_id)?;
     ensure!(ds_id == *dataset, "the index names another dataset");
-    Ok(IndexPointer { dataset: ds_id, h1, cpc: field("cpc")?, records: index["records"].as_u64().unwrap_or(0) })
+    let spec: Vec<Vec<PredicateSpec>> =
+        serde_json::from_value(index["zk_policy"].clone()).map_err(|e| anyhow!("index policy: {e}"))?;
+    let zk_policy = policy_from_spec(&spec).map_err(|e| anyhow!("index policy: {e}"))?;
+    ensure!(
+        FrBytes::from_fr(&zk_policy.hash()) == ds.zk_policy_hash,
+        "the index's access policy differs from the one the registration commits to"
+    );
+    Ok(IndexPointer {
+        dataset: ds_id,
+        name: field("name")?,
+        h1,
+        cpc: field("cpc")?,
+        records: index["records"].as_u64().unwrap_or(0),
+        zk_policy,
+    })
 }
 
-/// A policy proof for the demand's dataset, bound to `request_id`: the proof's bytes and
-/// the proving time.
+/// A policy proof of `policy` (opened from the dataset's index), bound to `request_id`:
+/// the proof's bytes and the proving time.
 pub async fn prove_policy(
     compute: &'static Compute,
     pk: std::sync::Arc<ProvingKey>,
-    ledger: &Ledger,
-    demand: &Hash,
+    policy: PolicyDnf,
     credential: Credential,
     path: MerklePath,
     request_id: Hash,
 ) -> Result<(Vec<u8>, Duration)> {
-    let d = ledger.demand(demand)?.ok_or_else(|| anyhow!("unknown demand"))?;
-    let ds = ledger.dataset(&d.dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
-    let policy = policy_from_spec(&ds.zk_policy).map_err(|e| anyhow!(e))?;
     let circuit = PolicyCircuit { credential, path, policy, request_id };
     let started = Instant::now();
     let proof =
@@ -158,13 +176,14 @@ pub struct AccessRequest {
 }
 
 /// Step 7 for a requester: a fresh request id, the policy proof for `credential` at `path`
-/// bound to it, and the request naming `root` for `duration_s`.
+/// of the policy opened from the dataset's index, bound to the request id, and the
+/// request naming `root` for `duration_s`.
 #[allow(clippy::too_many_arguments)]
 pub async fn access_request(
     compute: &'static Compute,
     pk: std::sync::Arc<ProvingKey>,
-    ledger: &Ledger,
     demand: &Hash,
+    policy: PolicyDnf,
     credential: Credential,
     path: MerklePath,
     root: FrBytes,
@@ -172,7 +191,7 @@ pub async fn access_request(
 ) -> Result<AccessRequest> {
     let mut request = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut request);
-    let (proof, prove) = prove_policy(compute, pk, ledger, demand, credential, path, request).await?;
+    let (proof, prove) = prove_policy(compute, pk, policy, credential, path, request).await?;
     Ok(AccessRequest {
         request,
         tx: TxKind::RequestAccess { request, demand: *demand, root, proof, duration_s },
