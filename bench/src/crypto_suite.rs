@@ -61,7 +61,14 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         &owner_signer,
         &owner,
         &requester.public(),
-        TokenScope { owner: "hospital-a", requester: "research-1", dataset, grant_id: [0; 32], expiry: NOW + 3600 },
+        TokenScope {
+            owner: "hospital-a",
+            requester: "research-1",
+            dataset,
+            grant_id: [0; 32],
+            expiry: NOW + 3600,
+            records: None,
+        },
     )?;
 
     let sc = ops_per_second(t, 1, || {

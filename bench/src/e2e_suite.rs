@@ -44,7 +44,9 @@ async fn serve_one(c: Arc<Consortium>, dataset: dualchain_crypto::cbsre::Dataset
     let fetch_start = Instant::now();
     let records = c.fetch(RESEARCH, &grant).await?;
     let fetch = fetch_start.elapsed();
-    anyhow::ensure!(records.len() == c.cfg.records, "fetched {} records", records.len());
+    // Minimum necessary: the heart rates the demand asks for (a third of the records).
+    let want = c.cfg.records.div_ceil(3);
+    anyhow::ensure!(records.len() == want, "fetched {} records where {want} match", records.len());
     let total = started.elapsed();
     let supply = wait_for(WAIT, "the owner's node to log its proof", || {
         Ok(c.log(HOSPITAL_A)?.entries().iter().find_map(|(_, a)| match a {

@@ -228,7 +228,14 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             &owner.signer,
             &owner.dsk,
             &owner.requester.public(),
-            TokenScope { owner: "hospital-a", requester: "research-1", dataset, grant_id, expiry: NOW + 3600 },
+            TokenScope {
+                owner: "hospital-a",
+                requester: "research-1",
+                dataset,
+                grant_id,
+                expiry: NOW + 3600,
+                records: None,
+            },
         )?;
         let dir = TempDir::new(&format!("reencrypt-{log_n}"));
         let cpc = CpcStore::open(rocks(&dir, true)?)?;

@@ -323,6 +323,8 @@ pub struct ReKeyToken {
     pub x_pub: G1Affine,
     /// UNIX seconds after which the CPC refuses the token.
     pub expiry: u64,
+    /// The records the CPC re-encrypts under it (minimum necessary); `None`: all of them.
+    pub records: Option<RecordSelection>,
     pub signature: [u8; SIGNATURE_LEN],
 }
 
@@ -330,6 +332,60 @@ pub struct ReKeyToken {
 fn rekey_d(x_pub: &G1Affine, b_pub: &G1Affine, z: &G1Affine) -> Scalar {
     let t = Transcript::new().part(&x_pub.to_compressed()).part(&b_pub.to_compressed()).part(&z.to_compressed());
     hash_to_scalar("cbsre-rekey", t.as_bytes())
+}
+
+/// The records of a dataset a re-key token covers, as a bitmap over record indexes
+/// (bit `i % 8` of byte `i / 8`). Canonical: at least one record, no trailing zero byte.
+///
+/// Beyond DESIGN.md, whose token covers the whole dataset: the owner's node selects the
+/// records that satisfy the grant's demand (minimum necessary, HIPAA 45 CFR 164.502(b)),
+/// the selection is signed with the rest of the token, the CPC re-encrypts only those, and
+/// [`ReKeyToken::check_scope`] refuses any other record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSelection(Vec<u8>);
+
+impl RecordSelection {
+    /// Most records a selection names (a dataset's largest shape).
+    pub const RECORDS_MAX: u64 = 4096;
+    const LEN_MAX: usize = (Self::RECORDS_MAX / 8) as usize;
+
+    /// The records at `indexes`; `None` when there are none or one is out of range.
+    pub fn of(indexes: impl IntoIterator<Item = u64>) -> Option<Self> {
+        let mut bits = Vec::new();
+        for i in indexes {
+            if i >= Self::RECORDS_MAX {
+                return None;
+            }
+            let byte = (i / 8) as usize;
+            if bits.len() <= byte {
+                bits.resize(byte + 1, 0);
+            }
+            bits[byte] |= 1 << (i % 8);
+        }
+        (!bits.is_empty()).then_some(Self(bits))
+    }
+
+    pub fn contains(&self, index: u64) -> bool {
+        self.0.get((index / 8) as usize).is_some_and(|b| b & (1 << (index % 8)) != 0)
+    }
+
+    /// The selected indexes, ascending.
+    pub fn indexes(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.0.len() as u64 * 8).filter(|i| self.contains(*i))
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.iter().map(|b| u64::from(b.count_ones())).sum()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let what = "token records";
+        match bytes.last() {
+            None => Err(DecodeError::Invalid { what, reason: "selects no record".into() }),
+            Some(0) => Err(DecodeError::Invalid { what, reason: "trailing zero byte".into() }),
+            Some(_) => Ok(Self(bytes.to_vec())),
+        }
+    }
 }
 
 /// What a re-key token is scoped to.
@@ -340,6 +396,8 @@ pub struct TokenScope<'a> {
     pub dataset: DatasetId,
     pub grant_id: [u8; 32],
     pub expiry: u64,
+    /// The records the grant delivers (those that satisfy its demand); `None`: all.
+    pub records: Option<RecordSelection>,
 }
 
 impl ReKeyToken {
@@ -369,6 +427,7 @@ impl ReKeyToken {
             rk: owner_dsk.0 * d_inv,
             x_pub,
             expiry: scope.expiry,
+            records: scope.records,
             signature: [0; SIGNATURE_LEN],
         };
         token.signature = owner_signer.sign(TOKEN_SIGN_USE, &token.signed_bytes());
@@ -390,6 +449,13 @@ impl ReKeyToken {
         w.scalar(&self.rk);
         w.g1(&self.x_pub);
         w.u64(self.expiry);
+        match &self.records {
+            None => w.u8(0),
+            Some(sel) => {
+                w.u8(1);
+                w.bytes(&sel.0);
+            }
+        }
     }
 
     /// The CPC's check: the owner's signature and the expiry at `now`.
@@ -417,6 +483,9 @@ impl ReKeyToken {
                 records: header.dataset.to_hex(),
             }));
         }
+        if self.records.as_ref().is_some_and(|sel| !sel.contains(header.record_index)) {
+            return Err(CryptoError::Token(TokenProblem::RecordNotSelected { index: header.record_index }));
+        }
         Ok(())
     }
 }
@@ -424,7 +493,8 @@ impl ReKeyToken {
 impl Codec for ReKeyToken {
     const TAG: u8 = tags::REKEY_TOKEN;
     const NAME: &'static str = "re-key token";
-    const MAX_LEN: usize = 2 + 2 * (4 + IDENT_LEN_MAX) + 32 + 32 + 48 + 32 + 48 + 8 + SIGNATURE_LEN;
+    const MAX_LEN: usize =
+        2 + 2 * (4 + IDENT_LEN_MAX) + 32 + 32 + 48 + 32 + 48 + 8 + 1 + 4 + RecordSelection::LEN_MAX + SIGNATURE_LEN;
     fn encode_body(&self, w: &mut Writer) {
         self.encode_unsigned(w);
         w.fixed(&self.signature);
@@ -439,6 +509,11 @@ impl Codec for ReKeyToken {
             rk: r.nonzero_scalar("re-encryption key")?,
             x_pub: r.g1("token X")?,
             expiry: r.u64()?,
+            records: match r.u8()? {
+                0 => None,
+                1 => Some(RecordSelection::decode(r.bytes("token records", RecordSelection::LEN_MAX)?)?),
+                value => return Err(DecodeError::UnknownVariant { what: "token records", value }),
+            },
             signature: sign::read_signature(r)?,
         })
     }

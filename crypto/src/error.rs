@@ -86,6 +86,8 @@ pub enum TokenProblem {
     WrongOwner { token: String, records: String },
     #[error("a record was signcrypted for another delegating key than the token's owner key")]
     WrongDelegatingKey,
+    #[error("record {index} is not among the records the token selects")]
+    RecordNotSelected { index: u64 },
 }
 
 /// Which step of ESKI-IBE key issuing failed, naming the authority at fault.

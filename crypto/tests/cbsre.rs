@@ -5,10 +5,11 @@ mod common;
 
 use blstrs::{G1Projective, Scalar};
 use common::*;
-use dualchain_crypto::cbsre::{signcrypt, Capsule, DatasetId, ReKeyToken, Signcrypted, TokenScope};
+use dualchain_crypto::cbsre::{signcrypt, Capsule, DatasetId, ReKeyToken, RecordSelection, Signcrypted, TokenScope};
 use dualchain_crypto::cert::Role;
 use dualchain_crypto::error::{CryptoError, TokenProblem};
 use dualchain_crypto::reencrypt::{reencrypt_records, CpuBackend, ReencryptBackend};
+use dualchain_crypto::Codec;
 use ff::Field;
 use group::{Curve, Group};
 
@@ -34,21 +35,20 @@ fn fixture(n: u64) -> Fixture {
                 .unwrap()
         })
         .collect();
-    let token = ReKeyToken::issue(
-        &mut rng,
-        &owner.signer,
-        &owner.dsk,
-        &requester.dsk.public(),
-        TokenScope {
-            owner: "hospital-a",
-            requester: "research-1",
-            dataset: DatasetId::derive("hospital-a", "icu-2026"),
-            grant_id: [9; 32],
-            expiry: NOW + 3600,
-        },
-    )
-    .unwrap();
+    let token = ReKeyToken::issue(&mut rng, &owner.signer, &owner.dsk, &requester.dsk.public(), scope(None)).unwrap();
     Fixture { owner, requester, records, plaintexts, token }
+}
+
+/// The fixture's grant: research-1's, on hospital-a's `icu-2026`, for an hour.
+fn scope(records: Option<RecordSelection>) -> TokenScope<'static> {
+    TokenScope {
+        owner: "hospital-a",
+        requester: "research-1",
+        dataset: DatasetId::derive("hospital-a", "icu-2026"),
+        grant_id: [9; 32],
+        expiry: NOW + 3600,
+        records,
+    }
 }
 
 #[test]
@@ -170,4 +170,35 @@ fn oversized_records_are_refused() {
         signcrypt(&mut r, &f.owner.signer, &f.owner.dsk.public(), header("hospital-a", "d", 0), &big),
         Err(CryptoError::InvalidArgument(_))
     ));
+}
+
+#[test]
+fn a_token_that_selects_records_reencrypts_those_and_refuses_the_others() {
+    let f = fixture(8);
+    let selected = RecordSelection::of([1, 5]).unwrap();
+    assert_eq!((selected.count(), selected.indexes().collect::<Vec<_>>()), (2, vec![1, 5]));
+    let token =
+        ReKeyToken::issue(&mut rng(7), &f.owner.signer, &f.owner.dsk, &f.requester.dsk.public(), scope(Some(selected)))
+            .unwrap();
+    let owner_key = f.owner.signer.public();
+    // The whole dataset: refused at the first record outside the selection.
+    let err = reencrypt_records(&CpuBackend, &token, &owner_key, NOW, &f.records, &mut rng(1)).unwrap_err();
+    assert!(matches!(err, CryptoError::Token(TokenProblem::RecordNotSelected { index: 0 })), "{err}");
+    let chosen = [f.records[1].clone(), f.records[5].clone()];
+    let out = reencrypt_records(&CpuBackend, &token, &owner_key, NOW, &chosen, &mut rng(1)).unwrap();
+    assert_eq!(out[1].decrypt(&f.requester.dsk, &owner_key).unwrap(), f.plaintexts[5]);
+    // It round-trips, and its selection is signed: changing it breaks the signature.
+    let bytes = token.to_bytes();
+    assert_eq!(ReKeyToken::from_bytes(&bytes).unwrap(), token);
+    let mut widened = token.clone();
+    widened.records = RecordSelection::of(0..8);
+    assert!(matches!(widened.verify(&owner_key, NOW), Err(CryptoError::Token(TokenProblem::BadSignature))));
+    // Malformed selections: an unknown variant byte, nothing selected, out of range.
+    let at = bytes.len() - 64 - (1 + 4 + 1);
+    let mut bad = bytes.clone();
+    assert_eq!(bad[at], 1);
+    bad[at] = 2;
+    assert!(ReKeyToken::from_bytes(&bad).is_err());
+    assert!(RecordSelection::of([]).is_none());
+    assert!(RecordSelection::of([RecordSelection::RECORDS_MAX]).is_none());
 }

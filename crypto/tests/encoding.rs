@@ -61,6 +61,7 @@ fn samples() -> Samples {
             dataset: DatasetId::derive("hospital-a", "icu"),
             grant_id: [1; 32],
             expiry: NOW + 60,
+            records: None,
         },
     )
     .unwrap();

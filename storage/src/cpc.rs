@@ -325,6 +325,7 @@ impl CpcStore {
             return Err(StorageError::Grant("the token's owner does not own the dataset".into()));
         }
         token.verify(owner_signing_key, now)?;
+        selection(&token, manifest.entries.len() as u64)?;
         if token.grant_id != grant_id {
             return Err(StorageError::Grant("the token was issued for another grant".into()));
         }
@@ -414,6 +415,22 @@ impl CpcStore {
         Ok(capsules)
     }
 
+    /// The capsules of the records at `indexes` (ascending), read in runs of consecutive
+    /// indexes.
+    fn capsules_at(&self, dataset: &DatasetId, indexes: &[u64]) -> Result<Vec<Capsule>> {
+        let mut out = Vec::with_capacity(indexes.len());
+        let mut start = 0;
+        while start < indexes.len() {
+            let mut end = start + 1;
+            while end < indexes.len() && indexes[end] == indexes[end - 1] + 1 {
+                end += 1;
+            }
+            out.extend(self.capsules(dataset, indexes[start], end - start)?);
+            start = end;
+        }
+        Ok(out)
+    }
+
     /// Runs (or resumes) the grant's re-encryption in chunks of `chunk_records` capsules.
     /// Returns the receipt; a completed job returns its existing receipt.
     pub fn reencrypt(
@@ -431,7 +448,9 @@ impl CpcStore {
         let grant = self.usable_grant(grant_id, owner_signing_key, now)?;
         let dataset = grant.token.dataset;
         let manifest = self.manifest(&dataset)?.ok_or_else(|| StorageError::NotFound(format!("dataset {dataset}")))?;
-        let total = manifest.entries.len() as u64;
+        // The records the token selects (those satisfying the grant's demand), or all.
+        let selected = selection(&grant.token, manifest.entries.len() as u64)?;
+        let total = selected.len() as u64;
         let mut job = self.job(grant_id)?.unwrap_or(Job { next: 0, digest_state: [0; 32] });
         let chunk_records = chunk_records.clamp(1, dualchain_crypto::reencrypt::BATCH_LEN_MAX);
         // Per chunk: a bar on a terminal, a few log lines otherwise. A resumed job starts
@@ -439,12 +458,13 @@ impl CpcStore {
         let progress = Progress::new(&format!("re-encrypting dataset {dataset}"), total);
         progress.set(job.next);
         while job.next < total {
-            let capsules = self.capsules(&dataset, job.next, chunk_records)?;
+            let chunk = &selected[job.next as usize..(job.next as usize + chunk_records).min(selected.len())];
+            let capsules = self.capsules_at(&dataset, chunk)?;
             let mut seed = [0u8; 32];
             rng.fill_bytes(&mut seed);
             if let Err(bad) = backend.verify_capsules(&capsules, seed) {
                 return Err(StorageError::Crypto(dualchain_crypto::CryptoError::BadCapsule {
-                    index: job.next as usize + bad[0],
+                    index: chunk[bad[0]] as usize,
                 }));
             }
             let outputs = backend.reencrypt(&grant.token.rk, &capsules);
@@ -456,7 +476,7 @@ impl CpcStore {
                 w.g1(v);
                 let value = w.into_bytes();
                 digest.update(&value);
-                wb.put(Cf::CpcResults, result_key(grant_id, job.next + i as u64), record::seal(&value));
+                wb.put(Cf::CpcResults, result_key(grant_id, chunk[i]), record::seal(&value));
             }
             job = Job { next: job.next + outputs.len() as u64, digest_state: digest.finalize().into() };
             if job.next >= total {
@@ -496,21 +516,37 @@ impl CpcStore {
             });
         }
         rows.iter()
-            .enumerate()
-            .map(|(i, (k, v))| {
+            .map(|(k, v)| {
+                let i = k.get(32..40).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+                let i = i.filter(|i| grant.token.records.as_ref().is_none_or(|sel| sel.contains(*i)));
+                let i = i.ok_or_else(|| record::corrupt(Cf::CpcResults, k, "a result outside the token's records"))?;
                 let p = record::open(Cf::CpcResults, k, v)?;
                 let (e, v) = record::decode(Cf::CpcResults, k, p, |r| Ok((r.array::<48>()?, r.array::<48>()?)))?;
                 let point = |b: &[u8; 48]| -> Result<G1Affine> {
                     Option::from(G1Affine::from_compressed(b)).ok_or_else(|| corrupt_result(k))
                 };
                 Ok(Reencrypted {
-                    original: self.record_in(&manifest, i as u64)?,
+                    original: self.record_in(&manifest, i)?,
                     e_prime: point(&e)?,
                     v_prime: point(&v)?,
                     x_pub: grant.token.x_pub,
                 })
             })
             .collect()
+    }
+}
+
+/// The record indexes a token selects in a dataset of `total` records.
+fn selection(token: &ReKeyToken, total: u64) -> Result<Vec<u64>> {
+    let selected: Vec<u64> = match &token.records {
+        None => (0..total).collect(),
+        Some(sel) => sel.indexes().collect(),
+    };
+    match selected.last() {
+        Some(&last) if last >= total => {
+            Err(StorageError::Grant(format!("the token selects record {last}; the dataset holds {total}")))
+        }
+        _ => Ok(selected),
     }
 }
 

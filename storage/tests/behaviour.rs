@@ -5,6 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use dualchain_crypto::cbsre::{ReKeyToken, RecordSelection, TokenScope};
 use dualchain_crypto::reencrypt::CpuBackend;
 use dualchain_storage::consensus::{ConsensusStore, LogWrite};
 use dualchain_storage::cpc::CpcStore;
@@ -126,6 +127,39 @@ fn cpc_suite(e: Arc<dyn KvEngine>) {
     for (re, pt) in results.iter().zip(&d.plaintexts) {
         assert_eq!(&re.decrypt(&d.requester_dsk, &d.owner.public()).unwrap(), pt);
     }
+
+    // A grant whose token selects records (those satisfying its demand): only those are
+    // re-encrypted and served, in runs and alone, across chunks.
+    let token = |grant_id: [u8; 32], picked: &[u64]| {
+        ReKeyToken::issue(
+            &mut rng(3),
+            &d.owner,
+            &d.owner_dsk,
+            &d.requester_dsk.public(),
+            TokenScope {
+                owner: "hospital-a",
+                requester: "research-1",
+                dataset: manifest.dataset,
+                grant_id,
+                expiry: NOW + 3600,
+                records: RecordSelection::of(picked.iter().copied()),
+            },
+        )
+        .unwrap()
+    };
+    let picked = [2u64, 3, 4, 17, 39];
+    cpc.put_grant([8; 32], token([8; 32], &picked), manifest.hash(), &d.owner.public(), NOW).unwrap();
+    let receipt = cpc.reencrypt(&[8; 32], &CpuBackend, &d.owner.public(), NOW, 2, &mut rng(4)).unwrap();
+    assert_eq!(receipt.records, 5);
+    let results = cpc.results(&[8; 32], &d.owner.public(), NOW).unwrap();
+    assert_eq!(results.len(), 5);
+    for (re, i) in results.iter().zip(picked) {
+        assert_eq!(re.original.header.record_index, i);
+        assert_eq!(re.decrypt(&d.requester_dsk, &d.owner.public()).unwrap(), d.plaintexts[i as usize]);
+    }
+    // A selection beyond the dataset is refused when the grant is stored.
+    let beyond = cpc.put_grant([10; 32], token([10; 32], &[1, 40]), manifest.hash(), &d.owner.public(), NOW);
+    assert!(matches!(beyond, Err(StorageError::Grant(ref m)) if m.contains("selects record 40")), "{beyond:?}");
 }
 
 #[test]

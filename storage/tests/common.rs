@@ -132,7 +132,7 @@ pub fn dataset(n: usize, record_len: usize, expiry: u64) -> Dataset {
         &owner,
         &owner_dsk,
         &requester_dsk.public(),
-        TokenScope { owner: "hospital-a", requester: "research-1", dataset, grant_id, expiry },
+        TokenScope { owner: "hospital-a", requester: "research-1", dataset, grant_id, expiry, records: None },
     )
     .unwrap();
     Dataset { owner, owner_dsk, requester_dsk, records, plaintexts, token, grant_id }

@@ -92,6 +92,15 @@ pub struct Upload {
     pub seq: u64,
 }
 
+impl Upload {
+    /// The Observations a grant under `requirement` delivers: those whose records satisfy
+    /// it (minimum necessary), in upload order.
+    pub fn matching(&self, requirement: &supply::Requirement) -> Vec<Value> {
+        let rows = self.observations.iter().zip(&self.zk_records);
+        rows.filter(|(_, r)| requirement.matches(r)).map(|(o, _)| o.clone()).collect()
+    }
+}
+
 /// The answer to an access request made through the API.
 #[derive(Debug, Clone)]
 pub struct Access {
@@ -476,6 +485,13 @@ impl Consortium {
         .await?;
         let f = self.client(requester)?.submit(ask.tx).await?;
         Ok((ask.request, f))
+    }
+
+    /// The requirement of the demand a grant answers (node 0's ledger).
+    pub fn grant_requirement(&self, grant: &Hash) -> Result<supply::Requirement> {
+        let ledger = self.ledger(0)?;
+        let g = ledger.grant(grant)?.ok_or_else(|| anyhow!("unknown grant"))?;
+        Ok(ledger.demand(&g.demand)?.ok_or_else(|| anyhow!("unknown demand"))?.requirement)
     }
 
     /// Waits until every running node applied the same batch and compares their ledgers

@@ -133,6 +133,12 @@ pub fn to_record(obs: &Value, ward: &Ward) -> Result<dualchain_prover::supply::R
     to_record_with(obs, |reference, _| ward.patient_by_reference(reference).map(|p| (p.age_band, p.sex)))
 }
 
+/// The Observations coded `loinc` (what a demand for that code over all values and times
+/// is delivered).
+pub fn with_code(observations: &[Value], loinc: &str) -> Vec<Value> {
+    observations.iter().filter(|o| o["code"]["coding"][0]["code"] == loinc).cloned().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,8 @@ fn demo_runs_the_whole_flow() {
     assert_eq!(report.validators, 7);
     assert_eq!(report.members, 7);
     assert_eq!(report.records_uploaded, 24, "two hospitals upload 12 each");
-    assert_eq!(report.records_reencrypted, 12);
+    // Minimum necessary: the 4 heart rates the demand asks for, of 12 records.
+    assert_eq!(report.records_reencrypted, 4);
     assert!(report.records_match);
     assert_eq!(report.grants, 1);
     assert_eq!(report.steps.len(), 12);
@@ -30,7 +31,7 @@ fn demo_runs_the_whole_flow() {
     assert_eq!(report.audit[0].requester, "research-1");
     assert!(report.data_blocks > 0 && report.access_blocks > 0);
     assert!(report.rejected >= 2, "the forged request and the revoked member's demand are on chain");
-    assert!(text.contains("12/12 records decrypted"), "{text}");
+    assert!(text.contains("4/4 records decrypted"), "{text}");
     assert!(text.contains("DENIED in batch"), "{text}");
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use blstrs::Scalar as Fr;
-use dualchain_crypto::cbsre::{DatasetId, ReKeyToken, TokenScope};
+use dualchain_crypto::cbsre::{DatasetId, ReKeyToken, RecordSelection, TokenScope};
 use dualchain_crypto::cert::Certificate;
 use dualchain_crypto::ibe::{self, IbePublicParams};
 use dualchain_crypto::Codec;
@@ -189,6 +189,12 @@ impl OwnerNode {
             return Ok(());
         }
         let d = self.dataset(&grant.dataset).ok_or_else(|| anyhow!("the grant's dataset is not kept here"))?;
+        // Minimum necessary: the grant delivers the records that satisfy its demand, not the
+        // dataset (the supply proof showed at least the threshold of them exist).
+        let demand = ledger.demand(&grant.demand)?.ok_or_else(|| anyhow!("the grant's demand is unknown"))?;
+        let matching =
+            d.records.iter().enumerate().filter(|(_, r)| demand.requirement.matches(r)).map(|(i, _)| i as u64);
+        let records = RecordSelection::of(matching).ok_or_else(|| anyhow!("no record satisfies the grant's demand"))?;
         let requester = ledger.member(&grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
         let cert = Certificate::from_bytes(&requester.certificate)?;
         let mut rng = ChaCha20Rng::from_entropy();
@@ -203,6 +209,7 @@ impl OwnerNode {
                 dataset: DatasetId(grant.dataset),
                 grant_id,
                 expiry: grant.expires_ms / 1000,
+                records: Some(records),
             },
         )?;
         let sealed = ibe::encrypt(&mut rng, &self.ibe, &d.cpc, &token.to_bytes(), REKEY_AAD)?;
