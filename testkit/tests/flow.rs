@@ -62,6 +62,12 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     assert_ne!(a.dataset, DatasetId::derive(HOSPITAL_A, "icu"));
     let outsider_index = dualchain_node::member::sharing::open_index(&*c.member(HOSPITAL_B)?, &ledger2, &a.dataset.0);
     assert!(outsider_index.is_err(), "hospital-b's attributes do not open the index");
+    // Through the API: research-1's node shows it the opened index, hospital-b's the ledger's view.
+    let path = format!("/datasets/{}", a.dataset.to_hex());
+    let seen: Value = c.api(RESEARCH)?.call(Method::GET, &path, None).await?;
+    assert_eq!((seen["index"]["name"].as_str(), seen["index"]["records"].as_u64()), (Some("icu"), Some(24)));
+    let outside: Value = c.api(HOSPITAL_B)?.call(Method::GET, &path, None).await?;
+    assert!(outside["index"].is_null() && outside["capacity"] == 64, "{outside}");
     let access = c.request_access(RESEARCH, &demand, 3600).await?;
     assert!(access.granted, "{:?}", access.denial);
     let grant = access.request;

@@ -227,11 +227,21 @@ pub async fn revoke_member(State(api): State<ApiState>, Path(id): Path<String>, 
     ok_json(&final_json(&f))
 }
 
-pub async fn get_dataset(State(api): State<ApiState>, Path(id): Path<String>, _s: Signed) -> ApiResult {
+/// A dataset as the ledger shows it; for a caller hosted here whose attributes open its
+/// CP-ABE index, also what the index holds (name, CPC, H1, record count), which the
+/// ledger does not show.
+pub async fn get_dataset(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
     let node = &api.node;
     let id = parse_id(&id, "dataset")?;
     let d = node.ledger.dataset(&id)?.ok_or_else(|| ApiError::not_found("unknown-dataset", "no such dataset"))?;
-    ok_json(&serde_json::to_value(&d).map_err(ApiError::internal)?)
+    let mut v = serde_json::to_value(&d).map_err(ApiError::internal)?;
+    let opened = hosted_as(node, &s, &[]).ok().and_then(|h| sharing::open_index(&h.member, &node.ledger, &id).ok());
+    if let Some(index) = opened {
+        v["index"] = json!({
+            "name": index.name, "cpc": index.cpc, "h1": hex::encode(index.h1), "records": index.records,
+        });
+    }
+    ok_json(&v)
 }
 
 pub async fn get_audit(State(api): State<ApiState>, Path(id): Path<String>, _s: Signed) -> ApiResult {
