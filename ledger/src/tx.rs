@@ -193,29 +193,21 @@ impl Disclosure {
     }
 
     /// Whether a requirement asks no more finely than this policy allows: the first limit
-    /// it breaks, or none.
-    pub fn check(&self, r: &Requirement) -> Result<(), DisclosureBreach> {
+    /// it breaks, as the access contract's refusal, or none.
+    pub fn check(&self, r: &Requirement) -> Result<(), Reason> {
         if r.threshold < self.min_cohort {
-            return Err(DisclosureBreach::CohortTooSmall { min: self.min_cohort });
+            return Err(Reason::CohortTooSmall { min: self.min_cohort });
         }
         if let (Some(lo), Some(hi)) = (r.value_min, r.value_max) {
             if hi.saturating_sub(lo) < self.min_value_span {
-                return Err(DisclosureBreach::ValueSpanTooNarrow { min: self.min_value_span });
+                return Err(Reason::ValueSpanTooNarrow { min: self.min_value_span });
             }
         }
         if r.time_to.saturating_sub(r.time_from) < self.min_window_min {
-            return Err(DisclosureBreach::TimeWindowTooNarrow { min_minutes: self.min_window_min });
+            return Err(Reason::TimeWindowTooNarrow { min_minutes: self.min_window_min });
         }
         Ok(())
     }
-}
-
-/// The limit of a [`Disclosure`] a demand broke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DisclosureBreach {
-    CohortTooSmall { min: u16 },
-    ValueSpanTooNarrow { min: u32 },
-    TimeWindowTooNarrow { min_minutes: u32 },
 }
 
 /// A dataset registration (data chain): only what the contracts check. Everything else

@@ -105,6 +105,42 @@ fn reason(o: &Outcome) -> &Reason {
     o.reason().unwrap_or_else(|| panic!("accepted, where a refusal was expected"))
 }
 
+fn fr(x: u64) -> FrBytes {
+    FrBytes::from_fr(&blstrs::Scalar::from(x))
+}
+
+/// Writes contract state straight into a store, as batch 1 (records whose transactions need
+/// CP-ABE material or proofs that are beside the point of a test).
+fn seed_state(engine: &Arc<dyn KvEngine>, put: impl FnOnce(&mut dualchain_ledger::state::Overlay<'_>)) {
+    use dualchain_storage::ledger::{CommittedBatch, LedgerStore};
+    let store = LedgerStore::open(engine.clone()).unwrap();
+    let mut o = dualchain_ledger::state::Overlay::new(&store);
+    put(&mut o);
+    let state = o.into_writes();
+    store
+        .apply(&CommittedBatch { seq: 1, data_block: None, access_block: None, txs: vec![], state, state_root: None })
+        .unwrap();
+}
+
+/// A 64-record dataset of hospital-a's, as the ledger records it.
+fn hospital_a_dataset(
+    id: [u8; 32],
+    disclosure: dualchain_ledger::tx::Disclosure,
+) -> dualchain_ledger::state::DatasetRecord {
+    dualchain_ledger::state::DatasetRecord {
+        id,
+        owner: "hospital-a".into(),
+        commitment: fr(5),
+        capacity: 64,
+        abe_policy: String::new(),
+        abe_index: vec![],
+        zk_policy_hash: fr(6),
+        disclosure,
+        registered_ms: T0_MS,
+        tx: [0; 32],
+    }
+}
+
 fn open(engine: Arc<dyn KvEngine>, w: &World) -> Ledger {
     Ledger::open(engine, w.genesis.clone(), Arc::new(CpuBackend)).unwrap()
 }
@@ -492,9 +528,8 @@ impl dualchain_prover::backend::MillerBackend for Counting {
 #[test]
 fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget() {
     use dualchain_ledger::contracts::zk::PROOFS_PER_MEMBER_MAX;
-    use dualchain_ledger::state::{dataset_key, demand_key, DatasetRecord, DemandRecord, Overlay};
+    use dualchain_ledger::state::{dataset_key, demand_key, DemandRecord};
     use dualchain_prover::supply::{Requirement, SupplyShape};
-    use dualchain_storage::ledger::{CommittedBatch, LedgerStore};
     use group::prime::PrimeCurveAffine;
     use std::sync::atomic::Ordering;
 
@@ -521,25 +556,8 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
     let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
     let dataset = [1u8; 32];
     let demand = [2u8; 32];
-    {
-        let store = LedgerStore::open(engine.clone()).unwrap();
-        let mut o = Overlay::new(&store);
-        let fr = |x: u64| FrBytes::from_fr(&blstrs::Scalar::from(x));
-        o.put(
-            dataset_key(&dataset),
-            &DatasetRecord {
-                id: dataset,
-                owner: "hospital-a".into(),
-                commitment: fr(5),
-                capacity: 64,
-                abe_policy: String::new(),
-                abe_index: vec![],
-                zk_policy_hash: fr(6),
-                disclosure: Default::default(),
-                registered_ms: T0_MS,
-                tx: [0; 32],
-            },
-        );
+    seed_state(&engine, |o| {
+        o.put(dataset_key(&dataset), &hospital_a_dataset(dataset, Default::default()));
         let requirement = Requirement {
             code: 88674,
             unit: 1,
@@ -564,16 +582,7 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
                 supplied_by: None,
             },
         );
-        let batch = CommittedBatch {
-            seq: 1,
-            data_block: None,
-            access_block: None,
-            txs: vec![],
-            state: o.into_writes(),
-            state_root: None,
-        };
-        store.apply(&batch).unwrap();
-    }
+    });
     let miller = Arc::new(Counting::default());
     let ledger = Ledger::open(engine, w.genesis.clone(), miller.clone()).unwrap();
     let regs = [kgc.register(), owner.register(), other.register(), mallory.register()];
@@ -612,10 +621,9 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
 
 #[test]
 fn demands_outside_the_owners_disclosure_policy_are_refused_with_the_limit_they_break() {
-    use dualchain_ledger::state::{dataset_key, DatasetRecord, Overlay};
+    use dualchain_ledger::state::dataset_key;
     use dualchain_ledger::tx::Disclosure;
     use dualchain_prover::supply::Requirement;
-    use dualchain_storage::ledger::{CommittedBatch, LedgerStore};
 
     let mut w = World::new();
     let mut research = w.member("research-1", Role::ResearchInstitute, None);
@@ -624,33 +632,7 @@ fn demands_outside_the_owners_disclosure_policy_are_refused_with_the_limit_they_
     let dataset = [1u8; 32];
     let disclosure =
         Disclosure { min_cohort: 10, min_value_span: 10_000, min_window_min: 60, demands_per_epoch: 3, epoch_h: 1 };
-    {
-        let store = LedgerStore::open(engine.clone()).unwrap();
-        let mut o = Overlay::new(&store);
-        let fr = |x: u64| FrBytes::from_fr(&blstrs::Scalar::from(x));
-        let record = DatasetRecord {
-            id: dataset,
-            owner: "hospital-a".into(),
-            commitment: fr(5),
-            capacity: 64,
-            abe_policy: String::new(),
-            abe_index: vec![],
-            zk_policy_hash: fr(6),
-            disclosure,
-            registered_ms: T0_MS,
-            tx: [0; 32],
-        };
-        o.put(dataset_key(&dataset), &record);
-        let batch = CommittedBatch {
-            seq: 1,
-            data_block: None,
-            access_block: None,
-            txs: vec![],
-            state: o.into_writes(),
-            state_root: None,
-        };
-        store.apply(&batch).unwrap();
-    }
+    seed_state(&engine, |o| o.put(dataset_key(&dataset), &hospital_a_dataset(dataset, disclosure)));
     let ledger = open(engine, &w);
     let regs = [research.register(), other.register()];
     batch(&ledger, 2, &regs.iter().map(SignedTx::to_bytes).collect::<Vec<_>>()).unwrap().unwrap();

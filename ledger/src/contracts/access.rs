@@ -12,7 +12,7 @@ use crate::state::{
 use crate::state::{AccessRecord, GrantStatus};
 use dualchain_prover::supply::Requirement;
 
-use crate::tx::{DisclosureBreach, FrBytes, Hash};
+use crate::tx::{FrBytes, Hash};
 
 pub fn put_grant(ctx: &mut Ctx<'_, '_>, g: &GrantRecord) {
     ctx.state.put(grant_key(&g.id), g);
@@ -38,13 +38,8 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement)
     }
     // The owner's disclosure policy: how finely, and how often, this requester may ask.
     let policy = ds.disclosure;
-    match policy.check(r) {
-        Ok(()) => {}
-        Err(DisclosureBreach::CohortTooSmall { min }) => return reject(Reason::CohortTooSmall { min }),
-        Err(DisclosureBreach::ValueSpanTooNarrow { min }) => return reject(Reason::ValueSpanTooNarrow { min }),
-        Err(DisclosureBreach::TimeWindowTooNarrow { min_minutes }) => {
-            return reject(Reason::TimeWindowTooNarrow { min_minutes })
-        }
+    if let Err(reason) = policy.check(r) {
+        return reject(reason);
     }
     let count_key = demand_count_key(dataset, &requester, policy.epoch_of(ctx.time_ms));
     let count = ctx.state.get::<u16>(&count_key)?.unwrap_or(0);

@@ -489,34 +489,51 @@ mod tests {
             .any(|(_, a)| matches!(a, Activity::Failed { error, .. } if error.contains("missed"))));
     }
 
+    /// Reactions that each take `work` and count how many run at once, the most at once,
+    /// and how many finished.
+    #[derive(Clone, Default)]
+    struct Busy {
+        running: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+        done: Arc<AtomicUsize>,
+    }
+
+    impl Busy {
+        async fn work(self, work: Duration) -> Result<()> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(work).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            self.done.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn done(&self) -> usize {
+            self.done.load(Ordering::SeqCst)
+        }
+        fn peak(&self) -> usize {
+            self.peak.load(Ordering::SeqCst)
+        }
+    }
+
     #[tokio::test]
     async fn reactions_run_a_bounded_number_at_once() {
         let mut w = World::new();
         let names: Vec<String> = (0..9).map(|i| format!("m{i}")).collect();
         w.register(&names.iter().map(String::as_str).collect::<Vec<_>>());
-        let (running, peak, done) =
-            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let busy = Busy::default();
         let react = {
-            let (running, peak, done) = (running.clone(), peak.clone(), done.clone());
+            let busy = busy.clone();
             move |kind: TxKind| {
                 member(&kind)?;
-                let (running, peak, done) = (running.clone(), peak.clone(), done.clone());
-                Some(Box::pin(async move {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    running.fetch_sub(1, Ordering::SeqCst);
-                    done.fetch_add(1, Ordering::SeqCst);
-                    Ok(())
-                }) as Reaction)
+                Some(Box::pin(busy.clone().work(Duration::from_millis(20))) as Reaction)
             }
         };
         let (_tx, rx) = broadcast::channel(4);
         let retry = Retry { running_max: 2, ..FAST };
         let agent = follow("t", Log::default(), w.ledger.clone(), rx, retry, no_bulk, react);
-        until("all nine", || done.load(Ordering::SeqCst) == 9).await;
+        until("all nine", || busy.done() == 9).await;
         assert!(agent.drain(Duration::from_secs(5)).await);
-        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        assert_eq!(busy.peak(), 2);
     }
 
     #[tokio::test]
@@ -537,31 +554,25 @@ mod tests {
                 }) as Reaction)
             }
         };
-        let (_tx, rx) = broadcast::channel(4);
-        let agent = follow(
-            "t",
-            Log::default(),
-            w.ledger.clone(),
-            rx,
-            FAST,
-            no_bulk,
-            react(false, started.clone(), finished.clone()),
-        );
+        let spawn = |forever: bool, started: &Arc<AtomicUsize>, finished: &Arc<AtomicUsize>| {
+            let (_tx, rx) = broadcast::channel(4);
+            follow(
+                "t",
+                Log::default(),
+                w.ledger.clone(),
+                rx,
+                FAST,
+                no_bulk,
+                react(forever, started.clone(), finished.clone()),
+            )
+        };
+        let agent = spawn(false, &started, &finished);
         until("the reaction to start", || started.load(Ordering::SeqCst) == 1).await;
         assert!(agent.drain(Duration::from_secs(5)).await, "a reaction of 100 ms drains");
         assert_eq!(finished.load(Ordering::SeqCst), 1, "the running reaction finished before the stop returned");
 
         let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let (_tx, rx) = broadcast::channel(4);
-        let agent = follow(
-            "t",
-            Log::default(),
-            w.ledger.clone(),
-            rx,
-            FAST,
-            no_bulk,
-            react(true, started.clone(), finished.clone()),
-        );
+        let agent = spawn(true, &started, &finished);
         until("the reaction to start", || started.load(Ordering::SeqCst) == 1).await;
         let t = Instant::now();
         assert!(!agent.drain(Duration::from_millis(100)).await, "an endless reaction is cut at the bound");
@@ -574,26 +585,20 @@ mod tests {
         let mut w = World::new();
         let names: Vec<String> = (0..1000).map(|i| format!("bulk-{i}")).collect();
         w.register(&names.iter().map(String::as_str).collect::<Vec<_>>());
-        let (running, peak, done) =
-            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let busy = Busy::default();
         let duty_at = Arc::new(Mutex::new(None));
         let react = {
-            let (running, peak, done, duty_at) = (running.clone(), peak.clone(), done.clone(), duty_at.clone());
+            let (busy, duty_at) = (busy.clone(), duty_at.clone());
             move |kind: TxKind| {
-                let who = member(&kind)?;
-                let (running, peak, done, duty_at) = (running.clone(), peak.clone(), done.clone(), duty_at.clone());
-                Some(Box::pin(async move {
-                    if who == "duty" {
-                        *duty_at.lock().unwrap() = Some(done.load(Ordering::SeqCst));
-                        return Ok(());
-                    }
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    running.fetch_sub(1, Ordering::SeqCst);
-                    done.fetch_add(1, Ordering::SeqCst);
-                    Ok(())
-                }) as Reaction)
+                if member(&kind)? == "duty" {
+                    // When it runs (`react` is also called when it is queued).
+                    let (busy, duty_at) = (busy.clone(), duty_at.clone());
+                    return Some(Box::pin(async move {
+                        *duty_at.lock().unwrap() = Some(busy.done());
+                        Ok(())
+                    }) as Reaction);
+                }
+                Some(Box::pin(busy.clone().work(Duration::from_millis(2))) as Reaction)
             }
         };
         fn bulk(kind: &TxKind) -> bool {
@@ -601,14 +606,14 @@ mod tests {
         }
         let (tx, rx) = broadcast::channel(4);
         let agent = follow("t", Log::default(), w.ledger.clone(), rx, FAST, bulk, react);
-        until("the flood to start", || done.load(Ordering::SeqCst) >= 10).await;
+        until("the flood to start", || busy.done() >= 10).await;
         // A duty arrives behind 990 waiting bulk reactions: it starts at once.
         tx.send(w.register(&["duty"])).unwrap();
         until("the duty", || duty_at.lock().unwrap().is_some()).await;
         let done_before_duty = duty_at.lock().unwrap().unwrap();
         assert!(done_before_duty < 500, "the duty waited for {done_before_duty} bulk reactions");
-        until("the whole flood", || done.load(Ordering::SeqCst) == 1000).await;
+        until("the whole flood", || busy.done() == 1000).await;
         assert!(agent.drain(Duration::from_secs(5)).await);
-        assert_eq!(peak.load(Ordering::SeqCst), FAST.bulk_running_max, "bulk work keeps to its slots");
+        assert_eq!(busy.peak(), FAST.bulk_running_max, "bulk work keeps to its slots");
     }
 }
