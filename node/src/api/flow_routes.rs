@@ -4,6 +4,7 @@
 //! `GET /datasets/{id}` and `GET /audit/{dataset}` (access records with their inclusion
 //! proofs checked against this node's blocks).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -12,7 +13,8 @@ use dualchain_crypto::cbsre::Reencrypted;
 use dualchain_crypto::cert::Role;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
-use dualchain_ledger::tx::{Outcome, TxKind};
+use dualchain_ledger::tx::{Hash, Outcome, TxKind};
+use dualchain_ledger::Ledger;
 use rand::RngCore;
 use serde_json::{json, Value};
 
@@ -23,7 +25,7 @@ use super::wire::{decode_list, final_json, AccessSpec, DemandSpec, RevokeSpec};
 use super::ApiState;
 use crate::agents::FetchRequest;
 use crate::member::sharing;
-use crate::runtime::unix_ms;
+use crate::runtime::{unix_ms, Hosted};
 
 pub async fn post_demand(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let node = &api.node;
@@ -66,7 +68,8 @@ pub async fn post_access(State(api): State<ApiState>, s: Signed) -> ApiResult {
     if d.requester != h.member.id {
         return Err(ApiError::forbidden("not-yours", "the demand is another member's"));
     }
-    let index = sharing::open_index(&h.member, &node.ledger, &d.dataset)
+    let index = open_index(h, &node.ledger, d.dataset)
+        .await?
         .map_err(|e| ApiError::forbidden("index-closed", format!("the dataset's CP-ABE index does not open: {e:#}")))?;
     let root =
         node.ledger.credential_root()?.ok_or_else(|| ApiError::conflict("no-credential", "no credential root yet"))?;
@@ -134,8 +137,8 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
             "the CPC has not re-encrypted the records yet; retry (or pass ?wait=)",
         ));
     }
-    let pointer = sharing::open_index(&h.member, &ledger, &g.dataset)
-        .map_err(|e| ApiError::forbidden("index-closed", format!("{e:#}")))?;
+    let pointer =
+        open_index(h, &ledger, g.dataset).await?.map_err(|e| ApiError::forbidden("index-closed", format!("{e:#}")))?;
     let req = FetchRequest::sign(&h.member, grant_id, pointer.h1);
     let results: Vec<Reencrypted> = if let Some(c) =
         node.hosted().and_then(|x| x.cpc.clone()).filter(|c| c.member.id == pointer.cpc)
@@ -227,6 +230,19 @@ pub async fn revoke_member(State(api): State<ApiState>, Path(id): Path<String>, 
     ok_json(&final_json(&f))
 }
 
+/// Opens a dataset's CP-ABE index for a hosted member off the async threads (a CP-ABE
+/// decryption is pairings); the outer error is the task's, the inner the opening's.
+async fn open_index(
+    h: &Hosted,
+    ledger: &Arc<Ledger>,
+    dataset: Hash,
+) -> Result<anyhow::Result<sharing::IndexPointer>, ApiError> {
+    let (member, ledger) = (h.member.clone(), ledger.clone());
+    tokio::task::spawn_blocking(move || sharing::open_index(&member, &ledger, &dataset))
+        .await
+        .map_err(ApiError::internal)
+}
+
 /// A dataset as the ledger shows it; for a caller hosted here whose attributes open its
 /// CP-ABE index, also what the index holds (name, CPC, H1, record count), which the
 /// ledger does not show.
@@ -235,7 +251,10 @@ pub async fn get_dataset(State(api): State<ApiState>, Path(id): Path<String>, s:
     let id = parse_id(&id, "dataset")?;
     let d = node.ledger.dataset(&id)?.ok_or_else(|| ApiError::not_found("unknown-dataset", "no such dataset"))?;
     let mut v = serde_json::to_value(&d).map_err(ApiError::internal)?;
-    let opened = hosted_as(node, &s, &[]).ok().and_then(|h| sharing::open_index(&h.member, &node.ledger, &id).ok());
+    let opened = match hosted_as(node, &s, &[]) {
+        Ok(h) => open_index(h, &node.ledger, id).await?.ok(),
+        Err(_) => None,
+    };
     if let Some(index) = opened {
         v["index"] = json!({
             "name": index.name, "cpc": index.cpc, "h1": hex::encode(index.h1), "records": index.records,
