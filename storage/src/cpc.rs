@@ -4,10 +4,12 @@
 //!   [`CHUNK_LEN`] bytes (`cpc/blobs`: dataset ‖ record ‖ chunk), with its SHA-256 in the
 //!   manifest.
 //! - **Capsules** apart from payloads (`cpc/capsules`: dataset ‖ record), so a grant's
-//!   re-encryption reads only capsules, in one sequential scan of the dataset's range.
+//!   re-encryption reads only capsules, in sequential scans of the runs of records its
+//!   token selects.
 //! - **Manifests** per dataset (`cpc/manifests`); the manifest hash is H1′, which must equal
-//!   the H1 registered on the data chain before any grant is accepted. A dataset becomes
-//!   visible only when its manifest is written, after all of its records.
+//!   the H1 a requester took from the dataset's CP-ABE index before a fetch is served (the
+//!   node checks it). A dataset becomes visible only when its manifest is written, after
+//!   all of its records.
 //! - **Grants** (`cpc/grants`): the owner's re-key token, requester, expiry, revocation.
 //! - **Re-encryption jobs** (`cpc/jobs`, `cpc/results`): capsules are read in chunks,
 //!   verified and re-encrypted through a [`ReencryptBackend`]; each chunk's results and the
@@ -305,22 +307,19 @@ impl CpcStore {
         })
     }
 
-    /// Accepts a grant: the CPC's manifest hash H1′ must equal the H1 the owner registered on
-    /// chain, and the owner's token must verify, be unexpired and match the dataset.
+    /// Accepts a grant: the owner's token must verify, be unexpired, match the dataset and
+    /// select records it holds. (H1 is in the dataset's CP-ABE index, which a CPC cannot
+    /// open: the requester presents it at fetch, checked against this store's manifest.)
     pub fn put_grant(
         &self,
         grant_id: [u8; 32],
         token: ReKeyToken,
-        h1: [u8; 32],
         owner_signing_key: &PublicKey,
         now: u64,
     ) -> Result<()> {
         let manifest = self
             .manifest(&token.dataset)?
             .ok_or_else(|| StorageError::Grant(format!("unknown dataset {}", token.dataset)))?;
-        if manifest.hash() != h1 {
-            return Err(StorageError::Grant("the CPC's manifest hash H1' differs from the registered H1".into()));
-        }
         if manifest.owner != token.owner {
             return Err(StorageError::Grant("the token's owner does not own the dataset".into()));
         }
@@ -558,7 +557,7 @@ fn corrupt_result(k: &[u8]) -> StorageError {
 mod tests {
     use super::*;
 
-    /// The manifest's bytes are H1′, compared with the H1 registered on chain: its layout
+    /// The manifest's bytes are H1′, compared with the H1 in the dataset's index: its layout
     /// (`dataset ‖ owner (u32 BE length) ‖ entries (u64 BE) ‖ (blob_len u64 BE ‖ hash)*`)
     /// may not drift.
     #[test]

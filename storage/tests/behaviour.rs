@@ -118,7 +118,7 @@ fn cpc_suite(e: Arc<dyn KvEngine>) {
     for i in [0u64, 17, 39] {
         assert_eq!(cpc.record(&manifest.dataset, i).unwrap(), d.records[i as usize]);
     }
-    cpc.put_grant(d.grant_id, d.token.clone(), manifest.hash(), &d.owner.public(), NOW).unwrap();
+    cpc.put_grant(d.grant_id, d.token.clone(), &d.owner.public(), NOW).unwrap();
     let receipt = cpc.reencrypt(&d.grant_id, &CpuBackend, &d.owner.public(), NOW, 16, &mut rng(1)).unwrap();
     assert_eq!(receipt.records, 40);
     // Running again returns the same receipt without redoing work.
@@ -148,7 +148,7 @@ fn cpc_suite(e: Arc<dyn KvEngine>) {
         .unwrap()
     };
     let picked = [2u64, 3, 4, 17, 39];
-    cpc.put_grant([8; 32], token([8; 32], &picked), manifest.hash(), &d.owner.public(), NOW).unwrap();
+    cpc.put_grant([8; 32], token([8; 32], &picked), &d.owner.public(), NOW).unwrap();
     let receipt = cpc.reencrypt(&[8; 32], &CpuBackend, &d.owner.public(), NOW, 2, &mut rng(4)).unwrap();
     assert_eq!(receipt.records, 5);
     let results = cpc.results(&[8; 32], &d.owner.public(), NOW).unwrap();
@@ -158,7 +158,7 @@ fn cpc_suite(e: Arc<dyn KvEngine>) {
         assert_eq!(re.decrypt(&d.requester_dsk, &d.owner.public()).unwrap(), d.plaintexts[i as usize]);
     }
     // A selection beyond the dataset is refused when the grant is stored.
-    let beyond = cpc.put_grant([10; 32], token([10; 32], &[1, 40]), manifest.hash(), &d.owner.public(), NOW);
+    let beyond = cpc.put_grant([10; 32], token([10; 32], &[1, 40]), &d.owner.public(), NOW);
     assert!(matches!(beyond, Err(StorageError::Grant(ref m)) if m.contains("selects record 40")), "{beyond:?}");
 }
 

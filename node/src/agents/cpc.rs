@@ -132,14 +132,10 @@ impl CpcNode {
             "the re-key token does not match its grant"
         );
         ensure!(token.dataset.0 == grant.dataset, "the re-key token names another dataset than its grant");
-        // H1 is in the dataset's index, which a CPC cannot open; the requester presents it
-        // at fetch, and this CPC serves only if it matches its manifest.
-        let h1 =
-            self.store.manifest(&token.dataset)?.ok_or_else(|| anyhow!("the grant's dataset is not held here"))?.hash();
         let owner_key = self.signing_key_of(&grant.owner)?;
         let now_s = unix_ms() / 1000;
         if self.store.grant(&grant_id)?.is_none() {
-            self.store.put_grant(grant_id, token, h1, &owner_key, now_s).context("storing the grant")?;
+            self.store.put_grant(grant_id, token, &owner_key, now_s).context("storing the grant")?;
         }
         let me = self.clone();
         let started = Instant::now();
