@@ -152,15 +152,9 @@ impl Replica {
         let fresh = self.now_ms.saturating_sub(2 * self.cfg.retransmit_ms);
         let last = self.last_executed;
         self.seq_ahead.retain(|_, (seq, at)| *seq > last && *at >= fresh);
-        let n = self.cfg.n as u8;
-        let rotation = (1..=n).map(|k| (self.state_peer + k) % n).filter(|p| *p != self.cfg.id);
-        let candidates: Vec<_> = rotation.collect();
-        candidates
-            .iter()
-            .copied()
-            .find(|p| self.seq_ahead.contains_key(p))
-            .or_else(|| candidates.first().copied())
-            .unwrap_or(self.state_peer)
+        let (n, me, from) = (self.cfg.n as u8, self.cfg.id, self.state_peer);
+        let rotation = || (1..=n).map(move |k| (from + k) % n).filter(move |p| *p != me);
+        rotation().find(|p| self.seq_ahead.contains_key(p)).or_else(|| rotation().next()).unwrap_or(from)
     }
 
     /// The answer to a peer's state request: `entries` are this replica's archived
