@@ -92,5 +92,10 @@ pub fn requirement(threshold: u16) -> Requirement {
 }
 
 pub fn supply_circuit(n: u32, threshold: u16) -> SupplyCircuit {
-    SupplyCircuit::new(SupplyShape::Records64, &records(n), Fr::from(5u64), requirement(threshold)).unwrap()
+    supply_circuit_in(SupplyShape::Records64, n, threshold)
+}
+
+/// `n` records in a circuit of `shape`.
+pub fn supply_circuit_in(shape: SupplyShape, n: u32, threshold: u16) -> SupplyCircuit {
+    SupplyCircuit::new(shape, &records(n), Fr::from(5u64), requirement(threshold)).unwrap()
 }
