@@ -123,8 +123,26 @@ impl Gpu {
                 .map_err(KernelError::driver("multiprocessor count"))?;
             let info = DeviceInfo { ordinal, name, arch: arch.clone(), memory_bytes, multiprocessors };
             let mut functions = HashMap::new();
-            for unit in UNITS {
-                let (image, cached) = cache.get_or_compile(unit, &arch)?;
+            // NVRTC compiles one unit per thread: a first start waits for the slowest unit
+            // (pairing, about half a minute) instead of the sum of all of them.
+            let images: Vec<Result<(Vec<u8>, bool)>> = std::thread::scope(|s| {
+                let arch = arch.as_str();
+                let jobs: Vec<_> = UNITS.iter().map(|unit| s.spawn(move || cache.get_or_compile(unit, arch))).collect();
+                jobs.into_iter()
+                    .zip(UNITS)
+                    .map(|(job, unit)| {
+                        job.join().unwrap_or_else(|_| {
+                            Err(KernelError::Compile {
+                                unit: unit.name.into(),
+                                arch: arch.into(),
+                                log: "the compiler thread panicked".into(),
+                            })
+                        })
+                    })
+                    .collect()
+            });
+            for (unit, image) in UNITS.iter().zip(images) {
+                let (image, cached) = image?;
                 tracing::debug!(unit = unit.name, %arch, cached, bytes = image.len(), "kernel module ready");
                 let module = match ctx.load_module(Ptx::from_binary(image)) {
                     Ok(m) => m,
