@@ -13,12 +13,17 @@
 //! policy and supply-64 shapes, 2^10 capsules, 256 proofs' pairs; full: MSM 2^16, 2^20,
 //! 2^22, 2^24, NTT 2^16, 2^20, 2^24, supply-1024 proofs too, capsules 2^10, 2^16, 2^20,
 //! pairs of 256, 4096, 65536 proofs (meant for the GPU machine; the CPU rows at the large
-//! sizes take minutes on a small machine).
+//! sizes take minutes on a small machine). `--max-log-size N` drops every size above 2^N.
+//!
+//! Each row is printed as it is measured, and every GPU answer is checked against the CPU
+//! answer it is timed against (MSM sums, NTT outputs, re-encrypted capsules, Miller
+//! products after the final exponentiation; GPU proofs are verified on the CPU): a wrong
+//! answer ends the suite with an error instead of a figure.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use blstrs::{G1Projective, Scalar as Fr};
+use blstrs::{G1Projective, G2Projective, Scalar as Fr};
 use dualchain_crypto::cbsre::Capsule;
 use dualchain_crypto::reencrypt::{CpuBackend as CpuReencrypt, ReencryptBackend};
 use dualchain_kernels::cache::{default_dir, ModuleCache};
@@ -35,6 +40,7 @@ use dualchain_prover::ntt::root_of_unity;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::shapes::Shape;
 use dualchain_prover::supply::SupplyShape;
+use dualchain_prover::verify::verify;
 use ff::Field;
 use group::{Curve, Group};
 use pairing::MillerLoopResult as _;
@@ -61,25 +67,54 @@ fn best(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(best.as_secs_f64())
 }
 
-pub fn run(quick: bool) -> Result<Vec<Row>> {
+/// Rows printed as they are measured (a long run shows its figures as it goes, and a run
+/// stopped at a time limit keeps them in its log).
+#[derive(Default)]
+struct Rows(Vec<Row>);
+
+impl Rows {
+    fn push(&mut self, row: Row) {
+        let line = row.line();
+        dualchain_progress::suspend(|| println!("{line}"));
+        self.0.push(row);
+    }
+}
+
+/// Fails the suite when a GPU answer differs from the CPU's.
+fn same<T: PartialEq>(what: &str, gpu: &T, cpu: &T) -> Result<()> {
+    anyhow::ensure!(gpu == cpu, "{what}: the GPU's answer differs from the CPU's");
+    Ok(())
+}
+
+pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
     let compute = Compute::select(GpuPolicy::Auto, 0, &ModuleCache::new(default_dir()))?;
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("kernels: {}; CPU baseline on {cpus} threads", compute.describe());
     let gpu = compute.gpu.clone();
     let dev = compute.device.as_ref().map(|d| d.name.clone()).unwrap_or_default();
     let reps = if quick { 2 } else { 3 };
-    let mut out = Vec::new();
+    let mut out = Rows::default();
+    println!("{}", Row::header());
 
-    let (g1_sizes, g2_sizes, ntt_sizes): (&[u32], &[u32], &[u32]) =
-        if quick { (&[12, 16], &[12, 14], &[12, 16]) } else { (&[16, 20, 22, 24], &[16, 20, 22, 24], &[16, 20, 24]) };
+    let max = max_log.unwrap_or(u32::MAX);
+    let upto = |logs: &[u32]| -> Vec<u32> { logs.iter().copied().filter(|&l| l <= max).collect() };
+    let (g1_sizes, g2_sizes, ntt_sizes) = if quick {
+        (upto(&[12, 16]), upto(&[12, 14]), upto(&[12, 16]))
+    } else {
+        (upto(&[16, 20, 22, 24]), upto(&[16, 20, 22, 24]), upto(&[16, 20, 24]))
+    };
 
     let mut shapes = vec![Shape::Policy, Shape::Supply(SupplyShape::Records64)];
     if !quick {
         shapes.push(Shape::Supply(SupplyShape::Records1024));
     }
     // Points: one per MSM and NTT size, proof shape, capsule batch size and pairing count.
-    let (capsule_sizes, pair_sizes): (&[u32], &[usize]) =
-        if quick { (&[10], &[256]) } else { (&[10, 16, 20], &[256, 4096, 65536]) };
+    let capsule_sizes = if quick { upto(&[10]) } else { upto(&[10, 16, 20]) };
+    let pair_sizes: Vec<usize> = (if quick { &[256][..] } else { &[256, 4096, 65536][..] })
+        .iter()
+        .copied()
+        .filter(|n: &usize| n.trailing_zeros() <= max)
+        .collect();
     let points =
         g1_sizes.len() + g2_sizes.len() + ntt_sizes.len() + shapes.len() + capsule_sizes.len() + pair_sizes.len();
     let progress = Progress::new("bench kernels", points as u64);
@@ -89,41 +124,53 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         m.min_points = 0;
         m
     });
-    for &log in g1_sizes {
+    for &log in &g1_sizes {
         progress.set_message(format!("msm g1 n=2^{log}"));
         let n = 1usize << log;
         let (b, s) = (g1_points(n, log as u64), scalars(n, 100 + log as u64));
+        let mut want = G1Projective::identity();
         let cpu = best(reps, || {
-            CpuBackend.msm_g1(&b, &s);
+            want = CpuBackend.msm_g1(&b, &s);
             Ok(())
         })?;
         out.push(time_row("kernels::msm_g1", format!("n=2^{log},backend=cpu"), cpu, None));
         if let Some(m) = &msm {
             let t = Instant::now();
-            gpu_msm_g1(m, &b, &s)?;
+            same(&format!("G1 MSM 2^{log} (first call)"), &gpu_msm_g1(m, &b, &s)?, &want)?;
             out.push(time_row(
                 "kernels::msm_g1_first",
                 format!("n=2^{log},with upload,{dev}"),
                 t.elapsed().as_secs_f64(),
                 Some(cpu),
             ));
-            let g = best(reps, || gpu_msm_g1(m, &b, &s).map(|_| ()).map_err(Into::into))?;
+            let mut got = G1Projective::identity();
+            let g = best(reps, || {
+                got = gpu_msm_g1(m, &b, &s)?;
+                Ok(())
+            })?;
+            same(&format!("G1 MSM 2^{log}"), &got, &want)?;
             out.push(time_row("kernels::msm_g1", format!("n=2^{log},backend=cuda,{dev}"), g, Some(cpu)));
             m.evict_all();
         }
         progress.inc(1);
     }
-    for &log in g2_sizes {
+    for &log in &g2_sizes {
         progress.set_message(format!("msm g2 n=2^{log}"));
         let n = 1usize << log;
         let (b, s) = (g2_points(n, log as u64), scalars(n, 200 + log as u64));
+        let mut want = G2Projective::identity();
         let cpu = best(reps, || {
-            CpuBackend.msm_g2(&b, &s);
+            want = CpuBackend.msm_g2(&b, &s);
             Ok(())
         })?;
         out.push(time_row("kernels::msm_g2", format!("n=2^{log},backend=cpu"), cpu, None));
         if let Some(m) = &msm {
-            let g = best(reps, || gpu_msm_g2(m, &b, &s).map(|_| ()).map_err(Into::into))?;
+            let mut got = G2Projective::identity();
+            let g = best(reps, || {
+                got = gpu_msm_g2(m, &b, &s)?;
+                Ok(())
+            })?;
+            same(&format!("G2 MSM 2^{log}"), &got, &want)?;
             out.push(time_row("kernels::msm_g2", format!("n=2^{log},backend=cuda,{dev}"), g, Some(cpu)));
             m.evict_all();
         }
@@ -134,7 +181,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         t.min_len = 0;
         t
     });
-    for &log in ntt_sizes {
+    for &log in &ntt_sizes {
         progress.set_message(format!("ntt n=2^{log}"));
         let n = 1usize << log;
         let v = scalars(n, 300 + log as u64);
@@ -146,11 +193,13 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             Ok(())
         })?;
         out.push(time_row("kernels::ntt", format!("n=2^{log},backend=cpu"), cpu, None));
+        let want = work.clone();
         if let Some(t) = &ntt {
             let g = best(reps, || {
                 work.copy_from_slice(&v);
                 gpu_ntt(t, &mut work, omega).map_err(Into::into)
             })?;
+            same(&format!("NTT 2^{log}"), &work, &want)?;
             out.push(time_row("kernels::ntt", format!("n=2^{log},backend=cuda,with transfers,{dev}"), g, Some(cpu)));
         }
         progress.inc(1);
@@ -170,10 +219,16 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         let mut cpu_rate = None;
         for (backend, prover) in &provers {
             let label = if *backend == "cpu" { "backend=cpu".to_string() } else { format!("backend=cuda,{dev}") };
+            let mut proofs = Vec::new();
             let latency = best(1, || {
-                prover.prove(&pk, instance(shape, 0), &mut rng)?;
+                proofs.push(prover.prove(&pk, instance(shape, 0), &mut rng)?.0);
                 Ok(())
             })?;
+            let statement = Prover::synthesize(&pk, instance(shape, 0))?.public_inputs().to_vec();
+            for p in &proofs {
+                verify(&pk.pvk, pk.vk(), p, &statement)
+                    .map_err(|e| anyhow::anyhow!("a {backend} {} proof does not verify: {e:?}", shape.name()))?;
+            }
             out.push(time_row(
                 "kernels::proof_latency",
                 format!("shape={},{label}", shape.name()),
@@ -182,8 +237,14 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             ));
             let circuits: Vec<_> = (0..batch).map(|i| instance(shape, i as u64)).collect();
             let t = Instant::now();
-            prover.prove_batch(&pk, circuits, &mut rng)?;
+            let proofs = prover.prove_batch(&pk, circuits, &mut rng)?;
             let rate = batch as f64 / t.elapsed().as_secs_f64();
+            for (i, (p, _)) in proofs.iter().enumerate() {
+                let statement = Prover::synthesize(&pk, instance(shape, i as u64))?.public_inputs().to_vec();
+                verify(&pk.pvk, pk.vk(), p, &statement).map_err(|e| {
+                    anyhow::anyhow!("a batched {backend} {} proof does not verify: {e:?}", shape.name())
+                })?;
+            }
             out.push(Row::throughput(
                 "kernels::proofs_per_s",
                 format!("shape={},batch={batch},{label}", shape.name()),
@@ -204,15 +265,16 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         r.min_capsules = 0;
         r
     });
-    for &log in capsule_sizes {
+    for &log in &capsule_sizes {
         progress.set_message(format!("capsules n=2^{log}"));
         let n = 1usize << log;
         let caps = valid_capsules(n, log as u64);
         let rk = scalars(1, 900 + log as u64)[0];
         let reps = if log >= 16 { 1 } else { reps };
+        let mut want = Vec::new();
         let cpu = n as f64
             / best(reps, || {
-                CpuReencrypt.reencrypt(&rk, &caps);
+                want = CpuReencrypt.reencrypt(&rk, &caps);
                 Ok(())
             })?;
         out.push(Row::throughput("kernels::reencrypt", format!("capsules=2^{log},backend=cpu"), cpu, None));
@@ -222,7 +284,13 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             })?;
         out.push(Row::throughput("kernels::capsule_check", format!("capsules=2^{log},backend=cpu"), cpu_check, None));
         if let Some(r) = &reencrypt {
-            let g = n as f64 / best(reps, || r.try_reencrypt(&rk, &caps).map(|_| ()).map_err(Into::into))?;
+            let mut got = Vec::new();
+            let g = n as f64
+                / best(reps, || {
+                    got = r.try_reencrypt(&rk, &caps)?;
+                    Ok(())
+                })?;
+            same(&format!("re-encryption of 2^{log} capsules"), &got, &want)?;
             out.push(Row::throughput(
                 "kernels::reencrypt",
                 format!("capsules=2^{log},backend=cuda,{dev}"),
@@ -250,22 +318,25 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         m.min_pairs = 0;
         m
     });
-    for &n in pair_sizes {
+    for &n in &pair_sizes {
         progress.set_message(format!("pairings n={n}"));
         let (p, q) = (g1_points(n, n as u64), g2_points(n, 1 + n as u64));
         let reps = if n >= 4096 { 1 } else { reps };
+        let mut want = None;
         let cpu = n as f64
             / best(reps, || {
-                CpuBackend.miller_product(&p, &q).final_exponentiation();
+                want = Some(CpuBackend.miller_product(&p, &q).final_exponentiation());
                 Ok(())
             })?;
         out.push(Row::throughput("kernels::batch_verify_pairs", format!("proofs={n},backend=cpu"), cpu, None));
         if let Some(m) = &miller {
+            let mut got = None;
             let g = n as f64
                 / best(reps, || {
-                    m.try_miller_product(&p, &q)?.final_exponentiation();
+                    got = Some(m.try_miller_product(&p, &q)?.final_exponentiation());
                     Ok(())
                 })?;
+            same(&format!("Miller product of {n} pairs"), &got, &want)?;
             out.push(Row::throughput(
                 "kernels::batch_verify_pairs",
                 format!("proofs={n},backend=cuda,{dev}"),
@@ -292,7 +363,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     if gpu.is_none() {
         println!("kernels: no GPU rows: {}", compute.fallback.as_deref().unwrap_or("no device"));
     }
-    Ok(out)
+    Ok(out.0)
 }
 
 /// Valid capsules: E = r·P1, V = u·P1, σ = u + h·r with h = H(E, V).

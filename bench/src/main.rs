@@ -28,6 +28,8 @@ struct Args {
     quick: bool,
     /// Also run benchmark-only large shapes (prover: supply-4096).
     large: bool,
+    /// kernels: no size above 2^N (MSM and NTT lengths, capsule batches, pairings).
+    max_log: Option<u32>,
     out: Option<String>,
 }
 
@@ -36,14 +38,19 @@ fn parse_args() -> Result<Args> {
     let mut quick = false;
     let mut large = false;
     let mut out = None;
+    let mut max_log = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--large" => large = true,
             "--out" => out = Some(it.next().context("--out needs a file name")?),
+            "--max-log-size" => {
+                let n = it.next().context("--max-log-size needs a number")?;
+                max_log = Some(n.parse().with_context(|| format!("--max-log-size {n:?}: not a number"))?);
+            }
             "-h" | "--help" => {
-                println!("usage: bench <{}> [--quick] [--large] [--out FILE]", SUITES.join("|"));
+                println!("usage: bench <{}> [--quick] [--large] [--max-log-size N] [--out FILE]", SUITES.join("|"));
                 std::process::exit(0);
             }
             s if suite.is_none() && !s.starts_with('-') => suite = Some(s.to_owned()),
@@ -51,7 +58,7 @@ fn parse_args() -> Result<Args> {
         }
     }
     let suite = suite.with_context(|| format!("name a suite: {}", SUITES.join(", ")))?;
-    Ok(Args { suite, quick, large, out })
+    Ok(Args { suite, quick, large, max_log, out })
 }
 
 fn main() -> Result<()> {
@@ -60,7 +67,7 @@ fn main() -> Result<()> {
     let records: Vec<Record> = match args.suite.as_str() {
         "crypto" => crypto_suite::run(args.quick)?,
         "prover" => prover_suite::run(args.quick, args.large)?,
-        "kernels" => kernels_suite::run(args.quick)?,
+        "kernels" => kernels_suite::run(args.quick, args.max_log)?,
         "storage" => storage_suite::run(args.quick)?,
         "consensus" => consensus_suite::run(args.quick)?,
         "e2e" => {
@@ -94,33 +101,8 @@ fn init_logs() {
 
 fn print_table(records: &[Record]) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{:<28} {:<44} {:>14} {:<12} {:>14} {:>8}",
-        "name", "params", "value", "unit", "baseline", "ratio"
-    );
+    let _ = writeln!(out, "{}", Record::header());
     for r in records {
-        let baseline = r.baseline.map(num).unwrap_or_else(|| "-".into());
-        let ratio = r.ratio.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
-        let _ = writeln!(
-            out,
-            "{:<28} {:<44} {:>14} {:<12} {:>14} {:>8}",
-            r.name,
-            r.params,
-            num(r.value),
-            r.unit,
-            baseline,
-            ratio
-        );
-    }
-}
-
-/// Four significant digits, whatever the magnitude.
-fn num(x: f64) -> String {
-    if x == 0.0 || x.abs() >= 1000.0 {
-        format!("{x:.0}")
-    } else {
-        let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 9) as usize;
-        format!("{x:.digits$}")
+        let _ = writeln!(out, "{}", r.line());
     }
 }

@@ -18,6 +18,26 @@ pub struct Record {
 }
 
 impl Record {
+    /// The table's header line ([`Record::line`] lines follow it).
+    pub fn header() -> String {
+        format!("{:<28} {:<44} {:>14} {:<12} {:>14} {:>8}", "name", "params", "value", "unit", "baseline", "ratio")
+    }
+
+    /// One table line.
+    pub fn line(&self) -> String {
+        let baseline = self.baseline.map(num).unwrap_or_else(|| "-".into());
+        let ratio = self.ratio.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
+        format!(
+            "{:<28} {:<44} {:>14} {:<12} {:>14} {:>8}",
+            self.name,
+            self.params,
+            num(self.value),
+            self.unit,
+            baseline,
+            ratio
+        )
+    }
+
     /// A throughput with an optional baseline throughput measured in the same run.
     pub fn throughput(name: &str, params: String, ops_per_s: f64, baseline: Option<f64>) -> Self {
         Self {
@@ -42,4 +62,14 @@ pub fn ops_per_second(min_time: Duration, ops_per_call: usize, mut f: impl FnMut
         calls += 1;
     }
     (calls as f64 * ops_per_call as f64) / start.elapsed().as_secs_f64()
+}
+
+/// Four significant digits, whatever the magnitude.
+fn num(x: f64) -> String {
+    if x == 0.0 || x.abs() >= 1000.0 {
+        format!("{x:.0}")
+    } else {
+        let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 9) as usize;
+        format!("{x:.digits$}")
+    }
 }
