@@ -61,7 +61,7 @@ EOF
         echo "gpu-check build: the binaries exceed 64 MiB" >&2
         exit 1
     fi
-    git rev-parse HEAD >"$CARRY/commit" 2>/dev/null || true
+    { git rev-parse HEAD && git diff --quiet HEAD || echo "(with uncommitted changes)"; } 2>/dev/null | tr "\n" " " >"$CARRY/commit" || true
 }
 
 # JSON string (quotes, backslashes and control characters escaped).
