@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod ceremony;
 pub mod error;
 pub mod field;
 pub mod gadgets;

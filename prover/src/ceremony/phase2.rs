@@ -1,0 +1,448 @@
+//! Phase 2, per circuit shape (BGM17 §4): bellperson's Groth16 parameters computed from the
+//! phase-1 accumulator with `γ = δ = 1`, then updated in turn by participants who each
+//! multiply `δ` by a secret `δ'` and divide the `L` and `H` queries by it.
+//!
+//! The starting parameters are a deterministic function of the accumulator and the
+//! circuit, so a verifier recomputes them and needs from the transcript only each step's
+//! proof of knowledge and `[δ]₁` after it.
+
+use std::sync::Arc;
+
+use bellpepper_core::{Circuit, ConstraintSystem, Index, LinearCombination, SynthesisError, Variable};
+use bellperson::groth16::{Parameters, VerifyingKey};
+use blstrs::{Bls12, G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
+use dualchain_crypto::encoding::{Reader, Writer};
+use ff::Field;
+use group::{prime::PrimeCurveAffine, Curve, Group};
+use rand_core::RngCore;
+use rayon::prelude::*;
+use sha2::Digest;
+
+use super::phase1::{check_name, nonzero, Accumulator, NAME_MAX, STEPS_MAX};
+use super::{context, same_ratio, CeremonyError, Knowledge};
+use crate::ntt::root_of_unity;
+
+const TRANSCRIPT_MAGIC: &[u8; 8] = b"DCPH2TR1";
+
+/// A circuit's R1CS matrices: per constraint, the sparse A, B and C rows.
+#[derive(Default)]
+pub struct Matrices {
+    pub inputs: usize,
+    pub aux: usize,
+    pub a: Vec<Vec<(Index, Fr)>>,
+    pub b: Vec<Vec<(Index, Fr)>>,
+    pub c: Vec<Vec<(Index, Fr)>>,
+}
+
+fn row(lc: &LinearCombination<Fr>) -> Vec<(Index, Fr)> {
+    lc.iter_inputs()
+        .map(|(i, c)| (Index::Input(*i), *c))
+        .chain(lc.iter_aux().map(|(i, c)| (Index::Aux(*i), *c)))
+        .filter(|(_, c)| !c.is_zero_vartime())
+        .collect()
+}
+
+impl ConstraintSystem<Fr> for Matrices {
+    type Root = Self;
+
+    fn new() -> Self {
+        Matrices { inputs: 1, ..Default::default() }
+    }
+
+    fn alloc<F, A, AR>(&mut self, _: A, _: F) -> Result<Variable, SynthesisError>
+    where
+        F: FnOnce() -> Result<Fr, SynthesisError>,
+        A: FnOnce() -> AR,
+        AR: Into<String>,
+    {
+        self.aux += 1;
+        Ok(Variable::new_unchecked(Index::Aux(self.aux - 1)))
+    }
+
+    fn alloc_input<F, A, AR>(&mut self, _: A, _: F) -> Result<Variable, SynthesisError>
+    where
+        F: FnOnce() -> Result<Fr, SynthesisError>,
+        A: FnOnce() -> AR,
+        AR: Into<String>,
+    {
+        self.inputs += 1;
+        Ok(Variable::new_unchecked(Index::Input(self.inputs - 1)))
+    }
+
+    fn enforce<A, AR, LA, LB, LC>(&mut self, _: A, a: LA, b: LB, c: LC)
+    where
+        A: FnOnce() -> AR,
+        AR: Into<String>,
+        LA: FnOnce(LinearCombination<Fr>) -> LinearCombination<Fr>,
+        LB: FnOnce(LinearCombination<Fr>) -> LinearCombination<Fr>,
+        LC: FnOnce(LinearCombination<Fr>) -> LinearCombination<Fr>,
+    {
+        self.a.push(row(&a(LinearCombination::zero())));
+        self.b.push(row(&b(LinearCombination::zero())));
+        self.c.push(row(&c(LinearCombination::zero())));
+    }
+
+    fn push_namespace<NR, N>(&mut self, _: N)
+    where
+        NR: Into<String>,
+        N: FnOnce() -> NR,
+    {
+    }
+    fn pop_namespace(&mut self) {}
+    fn get_root(&mut self) -> &mut Self::Root {
+        self
+    }
+}
+
+impl Matrices {
+    /// The circuit's matrices with bellperson's `input_i · 0 = 0` constraints appended,
+    /// which put every input in A (the prover's [`crate::r1cs::WitnessCs::finish`]).
+    pub fn of<C: Circuit<Fr>>(circuit: C) -> Result<Self, CeremonyError> {
+        let mut cs = Matrices::new();
+        circuit.synthesize(&mut cs)?;
+        for i in 0..cs.inputs {
+            cs.a.push(vec![(Index::Input(i), Fr::ONE)]);
+            cs.b.push(Vec::new());
+            cs.c.push(Vec::new());
+        }
+        Ok(cs)
+    }
+
+    /// The QAP domain: the constraints rounded up to a power of two.
+    pub fn domain(&self) -> usize {
+        self.a.len().next_power_of_two().max(2)
+    }
+}
+
+/// In-place inverse FFT over a group: `v_j ← (1/m) Σ_i ω^{−ij} v_i`, turning `[τ^i]` into
+/// the Lagrange basis `[L_j(τ)]` of the domain of `m = v.len()` points.
+fn group_ifft<G: Group<Scalar = Fr> + Send + Sync>(v: &mut [G]) {
+    let m = v.len();
+    let log_m = m.trailing_zeros();
+    let omega_inv = root_of_unity(log_m).invert().unwrap();
+    for i in 0..m {
+        let j = i.reverse_bits() >> (usize::BITS - log_m);
+        if i < j {
+            v.swap(i, j);
+        }
+    }
+    // ω^{-k} for k < m/2; a stage of half-length h uses every (m/2h)-th.
+    let mut table = Vec::with_capacity(m / 2);
+    let mut w = Fr::ONE;
+    for _ in 0..m / 2 {
+        table.push(w);
+        w *= omega_inv;
+    }
+    let mut half = 1;
+    while half < m {
+        let stride = m / (2 * half);
+        v.par_chunks_mut(2 * half).for_each(|chunk| {
+            let (lo, hi) = chunk.split_at_mut(half);
+            lo.par_iter_mut().zip(hi.par_iter_mut()).enumerate().for_each(|(k, (a, b))| {
+                let t = if k == 0 { *b } else { *b * table[k * stride] };
+                *b = *a - t;
+                *a += t;
+            });
+        });
+        half *= 2;
+    }
+    let m_inv = Fr::from(m as u64).invert().unwrap();
+    v.par_iter_mut().for_each(|p| *p *= m_inv);
+}
+
+fn lagrange_g1(powers: &[G1Affine], m: usize) -> Vec<G1Projective> {
+    let mut v: Vec<G1Projective> = powers[..m].par_iter().map(|p| p.to_curve()).collect();
+    group_ifft(&mut v);
+    v
+}
+
+/// `Σ_j coeff_j · basis_j` per variable, over the constraints' rows.
+fn evaluate<G: Group<Scalar = Fr> + Send + Sync>(
+    rows: &[Vec<(Index, Fr)>],
+    basis: &[G],
+    inputs: usize,
+    aux: usize,
+) -> (Vec<G>, Vec<G>) {
+    let mut at_inputs = vec![G::identity(); inputs];
+    let mut at_aux = vec![G::identity(); aux];
+    for (j, row) in rows.iter().enumerate() {
+        for (index, coeff) in row {
+            let term = if *coeff == Fr::ONE { basis[j] } else { basis[j] * coeff };
+            match index {
+                Index::Input(i) => at_inputs[*i] += term,
+                Index::Aux(i) => at_aux[*i] += term,
+            }
+        }
+    }
+    (at_inputs, at_aux)
+}
+
+fn affine<G: Curve + Send + Sync>(v: &[G]) -> Vec<G::AffineRepr>
+where
+    G::AffineRepr: Default + Clone + Send,
+{
+    let mut out = vec![G::AffineRepr::default(); v.len()];
+    G::batch_normalize(v, &mut out);
+    out
+}
+
+/// Which variables occur in some row (the parameters keep only those, as the prover's
+/// densities expect).
+fn occurs(rows: &[Vec<(Index, Fr)>], inputs: usize, aux: usize) -> (Vec<bool>, Vec<bool>) {
+    let (mut i_d, mut a_d) = (vec![false; inputs], vec![false; aux]);
+    for (index, _) in rows.iter().flatten() {
+        match index {
+            Index::Input(i) => i_d[*i] = true,
+            Index::Aux(i) => a_d[*i] = true,
+        }
+    }
+    (i_d, a_d)
+}
+
+fn keep<T: Copy>(inputs: &[T], i_d: &[bool], aux: &[T], a_d: &[bool]) -> Vec<T> {
+    inputs.iter().zip(i_d).chain(aux.iter().zip(a_d)).filter(|(_, d)| **d).map(|(p, _)| *p).collect()
+}
+
+/// The starting parameters (`γ = δ = 1`) of a circuit from a phase-1 accumulator.
+pub fn initial(acc: &Accumulator, m: &Matrices) -> Result<Parameters<Bls12>, CeremonyError> {
+    let n = m.domain();
+    if n > acc.degree() {
+        return Err(CeremonyError::Invalid(format!(
+            "the circuit needs a domain of {n} points; the accumulator serves {}",
+            acc.degree()
+        )));
+    }
+    let l_g1 = lagrange_g1(&acc.tau_g1, n);
+    let l_alpha = lagrange_g1(&acc.alpha_tau_g1, n);
+    let l_beta = lagrange_g1(&acc.beta_tau_g1, n);
+    let mut l_g2: Vec<G2Projective> = acc.tau_g2[..n].par_iter().map(|p| p.to_curve()).collect();
+    group_ifft(&mut l_g2);
+
+    let (inputs, aux) = (m.inputs, m.aux);
+    let (a_in, a_aux) = evaluate(&m.a, &l_g1, inputs, aux);
+    let (b1_in, b1_aux) = evaluate(&m.b, &l_g1, inputs, aux);
+    let (b2_in, b2_aux) = evaluate(&m.b, &l_g2, inputs, aux);
+    // β·A_i + α·B_i + C_i, from [βL_j], [αL_j] and [L_j].
+    let (ba_in, ba_aux) = evaluate(&m.a, &l_beta, inputs, aux);
+    let (ab_in, ab_aux) = evaluate(&m.b, &l_alpha, inputs, aux);
+    let (c_in, c_aux) = evaluate(&m.c, &l_g1, inputs, aux);
+    let ic: Vec<G1Projective> = (0..inputs).map(|i| ba_in[i] + ab_in[i] + c_in[i]).collect();
+    let l: Vec<G1Projective> = (0..aux).map(|i| ba_aux[i] + ab_aux[i] + c_aux[i]).collect();
+    // H: [τ^i·(τ^n − 1)] = [τ^{i+n}] − [τ^i] for i < n − 1.
+    let h: Vec<G1Projective> =
+        (0..n - 1).into_par_iter().map(|i| acc.tau_g1[i + n].to_curve() - acc.tau_g1[i].to_curve()).collect();
+
+    let (a_in_d, a_aux_d) = (vec![true; inputs], occurs(&m.a, inputs, aux).1);
+    let (b_in_d, b_aux_d) = occurs(&m.b, inputs, aux);
+    let vk = VerifyingKey::<Bls12> {
+        alpha_g1: acc.alpha_tau_g1[0],
+        beta_g1: acc.beta_tau_g1[0],
+        beta_g2: acc.beta_g2,
+        gamma_g2: G2Affine::generator(),
+        delta_g1: G1Affine::generator(),
+        delta_g2: G2Affine::generator(),
+        ic: affine(&ic),
+    };
+    Ok(Parameters {
+        vk,
+        h: Arc::new(affine(&h)),
+        l: Arc::new(affine(&l)),
+        a: Arc::new(keep(&affine(&a_in), &a_in_d, &affine(&a_aux), &a_aux_d)),
+        b_g1: Arc::new(keep(&affine(&b1_in), &b_in_d, &affine(&b1_aux), &b_aux_d)),
+        b_g2: Arc::new(keep(&affine(&b2_in), &b_in_d, &affine(&b2_aux), &b_aux_d)),
+    })
+}
+
+/// One participant's update of `δ`: a proof of knowledge of `δ'` and `[δ]₁` after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub who: String,
+    pub delta: Knowledge,
+    pub delta_after: G1Affine,
+}
+
+impl Step {
+    fn encode(&self, w: &mut Writer) {
+        w.str(&self.who);
+        self.delta.encode(w);
+        w.g1(&self.delta_after);
+    }
+}
+
+/// The phase-2 contributions of one circuit shape, bound to its name and circuit digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcript {
+    pub shape: String,
+    pub circuit_digest: [u8; 32],
+    pub steps: Vec<Step>,
+}
+
+/// Multiplies every point by `x`, in parallel.
+fn scale<P: PrimeCurveAffine + Send + Sync>(v: &mut [P], x: Fr)
+where
+    P::Curve: Group<Scalar = Fr> + Curve<AffineRepr = P> + Send + Sync,
+{
+    super::scale_by_powers(v, x, Fr::ONE);
+}
+
+impl Transcript {
+    pub fn new(shape: &str, circuit_digest: [u8; 32]) -> Self {
+        Transcript { shape: shape.into(), circuit_digest, steps: Vec::new() }
+    }
+
+    fn context(&self, k: usize, who: &str) -> [u8; 32] {
+        let mut earlier = Writer::with_capacity(512);
+        for s in &self.steps[..k] {
+            s.encode(&mut earlier);
+        }
+        context(
+            b"dualchain phase 2",
+            &[self.shape.as_bytes(), &self.circuit_digest, &earlier.into_bytes(), who.as_bytes()],
+        )
+    }
+
+    /// `who` multiplies `δ` by a fresh secret (dropped on return) and appends the step.
+    pub fn contribute(
+        &mut self,
+        params: &mut Parameters<Bls12>,
+        who: &str,
+        rng: &mut impl RngCore,
+    ) -> Result<(), CeremonyError> {
+        check_name(who)?;
+        if self.steps.len() >= STEPS_MAX {
+            return Err(CeremonyError::Invalid(format!("a transcript holds at most {STEPS_MAX} contributions")));
+        }
+        let before = self.steps.last().map(|s| s.delta_after).unwrap_or_else(G1Affine::generator);
+        if params.vk.delta_g1 != before {
+            return Err(CeremonyError::Invalid("the parameters are not the transcript's latest".into()));
+        }
+        self.contribute_secret(params, who, nonzero(rng), rng)
+    }
+
+    /// [`Transcript::contribute`] with a secret `δ'` the caller drew and must destroy
+    /// afterwards; 0 is refused.
+    pub fn contribute_secret(
+        &mut self,
+        params: &mut Parameters<Bls12>,
+        who: &str,
+        d: Fr,
+        rng: &mut impl RngCore,
+    ) -> Result<(), CeremonyError> {
+        check_name(who)?;
+        let before = self.steps.last().map(|s| s.delta_after).unwrap_or_else(G1Affine::generator);
+        if params.vk.delta_g1 != before {
+            return Err(CeremonyError::Invalid("the parameters are not the transcript's latest".into()));
+        }
+        let Some(d_inv) = Option::<Fr>::from(d.invert()) else {
+            return Err(CeremonyError::Invalid("a secret of 0 would erase the parameters".into()));
+        };
+        let delta = Knowledge::prove(d, &self.context(self.steps.len(), who), rng);
+        params.vk.delta_g1 = (params.vk.delta_g1 * d).to_affine();
+        params.vk.delta_g2 = (params.vk.delta_g2 * d).to_affine();
+        let mut l = params.l.as_ref().clone();
+        scale(&mut l, d_inv);
+        params.l = Arc::new(l);
+        let mut h = params.h.as_ref().clone();
+        scale(&mut h, d_inv);
+        params.h = Arc::new(h);
+        self.steps.push(Step { who: who.into(), delta, delta_after: params.vk.delta_g1 });
+        Ok(())
+    }
+
+    /// Checks `params` against the starting parameters recomputed from `acc` and the
+    /// circuit, and every step's update of `δ`. Returns each step's digest.
+    pub fn verify(
+        &self,
+        acc: &Accumulator,
+        matrices: &Matrices,
+        params: &Parameters<Bls12>,
+        rng: &mut impl RngCore,
+    ) -> Result<Vec<[u8; 32]>, CeremonyError> {
+        if self.steps.is_empty() {
+            return Err(CeremonyError::Invalid(format!("{}: no contribution: δ is 1", self.shape)));
+        }
+        let start = initial(acc, matrices)?;
+        let invalid = |what: &str| Err(CeremonyError::Invalid(format!("{}: {what}", self.shape)));
+        let vk = &params.vk;
+        if (vk.alpha_g1, vk.beta_g1, vk.beta_g2, vk.gamma_g2)
+            != (start.vk.alpha_g1, start.vk.beta_g1, start.vk.beta_g2, start.vk.gamma_g2)
+        {
+            return invalid("α, β or γ differ from the ones the accumulator gives");
+        }
+        if vk.ic != start.vk.ic || params.a != start.a || params.b_g1 != start.b_g1 || params.b_g2 != start.b_g2 {
+            return invalid("the input, A or B queries differ from the circuit's at the accumulator's τ");
+        }
+        if params.l.len() != start.l.len() || params.h.len() != start.h.len() {
+            return invalid("the L or H query has the wrong length");
+        }
+        let mut before = G1Affine::generator();
+        let mut digests = Vec::with_capacity(self.steps.len());
+        for (k, s) in self.steps.iter().enumerate() {
+            let fail = |reason: &str| CeremonyError::Step { step: k, who: s.who.clone(), reason: reason.into() };
+            check_name(&s.who).map_err(|_| fail("the participant's name is empty or too long"))?;
+            let r =
+                s.delta.check(&self.context(k, &s.who)).ok_or_else(|| fail("the proof of knowledge of δ' fails"))?;
+            if !same_ratio((before, s.delta_after), (r, s.delta.r_x)) {
+                return Err(fail("[δ]₁ is not the earlier one times the proven δ'"));
+            }
+            let mut w = Writer::with_capacity(256);
+            s.encode(&mut w);
+            digests.push(sha2::Sha256::digest(w.into_bytes()).into());
+            before = s.delta_after;
+        }
+        if vk.delta_g1 != before {
+            return invalid("[δ]₁ is not the one the last contribution made");
+        }
+        let (g1, g2) = (G1Affine::generator(), G2Affine::generator());
+        if !same_ratio((g1, vk.delta_g1), (g2, vk.delta_g2)) {
+            return invalid("[δ]₂ does not match [δ]₁");
+        }
+        // L and H are the starting ones divided by δ: e(Σρ·new, [δ]₂) = e(Σρ·start, g2).
+        for (what, new, old) in [("L", &params.l, &start.l), ("H", &params.h, &start.h)] {
+            if new.is_empty() {
+                continue;
+            }
+            let rho: Vec<Fr> = (0..new.len()).map(|_| Fr::random(&mut *rng)).collect();
+            let comb = |v: &[G1Affine]| -> G1Affine {
+                v.par_iter()
+                    .zip(rho.par_iter())
+                    .map(|(p, r)| p.to_curve() * r)
+                    .reduce(G1Projective::identity, |a, b| a + b)
+                    .to_affine()
+            };
+            if !same_ratio((comb(new), comb(old)), (g2, vk.delta_g2)) {
+                return invalid(&format!("the {what} query is not the circuit's divided by δ"));
+            }
+        }
+        Ok(digests)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(128 + 300 * self.steps.len());
+        w.fixed(TRANSCRIPT_MAGIC);
+        w.str(&self.shape);
+        w.fixed(&self.circuit_digest);
+        w.u32(self.steps.len() as u32);
+        for s in &self.steps {
+            s.encode(&mut w);
+        }
+        w.into_bytes()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CeremonyError> {
+        let mut r = Reader::new(bytes, "phase-2 transcript");
+        if r.array::<8>()? != *TRANSCRIPT_MAGIC {
+            return Err(CeremonyError::Invalid("not a dualchain phase-2 transcript".into()));
+        }
+        let shape = r.str("shape", 255)?.to_owned();
+        let circuit_digest = r.array::<32>()?;
+        let n = r.count_sized("contributions", STEPS_MAX, 240)?;
+        let mut steps = Vec::with_capacity(n);
+        for _ in 0..n {
+            let who = r.str("participant", NAME_MAX)?.to_owned();
+            steps.push(Step { who, delta: Knowledge::decode(&mut r)?, delta_after: r.g1("[δ]₁")? });
+        }
+        r.finish()?;
+        Ok(Transcript { shape, circuit_digest, steps })
+    }
+}
