@@ -74,10 +74,31 @@ impl ProvingKey {
         let params = groth16::generate_random_parameters::<Bls12, _, _>(shape.blank(), rng)?;
         progress.inc(1);
         progress.set_message("hashing the parameters");
+        let pk = Self::with_circuit(shape, circuit, params)?;
+        progress.inc(1);
+        Ok(pk)
+    }
+
+    /// Parameters made elsewhere (a multi-party ceremony's phase 2, `crate::ceremony`) for
+    /// `shape`; their lengths must fit the circuit this build synthesizes.
+    pub fn from_parameters(shape: Shape, params: Parameters<Bls12>) -> Result<Self, ProverError> {
+        let circuit = shape.circuit_shape()?;
+        let fits = params.vk.ic.len() == circuit.inputs
+            && params.l.len() == circuit.aux
+            && params.h.len() + 1 == circuit.domain_size();
+        if !fits {
+            return Err(ProverError::ShapeMismatch {
+                expected: format!("{} ({} inputs, {} aux)", shape.name(), circuit.inputs, circuit.aux),
+                found: format!("parameters for {} inputs, {} aux", params.vk.ic.len(), params.l.len()),
+            });
+        }
+        Self::with_circuit(shape, circuit, params)
+    }
+
+    fn with_circuit(shape: Shape, circuit: CircuitShape, params: Parameters<Bls12>) -> Result<Self, ProverError> {
         let pvk = groth16::prepare_verifying_key(&params.vk);
         let mut pk = Self { shape, circuit, params, pvk, content_hash: [0; 32] };
         pk.content_hash = Sha256::digest(pk.encode_without_trailer()?).into();
-        progress.inc(1);
         Ok(pk)
     }
 

@@ -3,6 +3,8 @@
 //! with the step named; and a forger holding every participant's secrets makes a proof of
 //! a false statement, which fails as soon as one secret is missing.
 
+mod common;
+
 use bellpepper_core::{Circuit, ConstraintSystem, SynthesisError};
 use bellperson::groth16::{self, Parameters, Proof};
 use blstrs::{Bls12, G1Affine, G1Projective, G2Affine, Scalar as Fr};
@@ -299,4 +301,48 @@ fn starting_parameters_equal_bellpersons_at_the_same_trapdoor() {
     assert_eq!(ours.a, theirs.a, "A query");
     assert_eq!(ours.b_g1, theirs.b_g1, "B query in G1");
     assert_eq!(ours.b_g2, theirs.b_g2, "B query in G2");
+}
+
+/// The policy shape through a ceremony of two participants per phase, proven with the
+/// node's own prover and verified. Prints each stage's time on this machine.
+#[test]
+fn a_ceremony_for_the_policy_shape_proves_with_the_node_prover_slow() {
+    use dualchain_prover::groth16::Prover;
+    use dualchain_prover::params::ProvingKey;
+    use dualchain_prover::shapes::Shape;
+    use std::time::Instant;
+
+    let shape = Shape::Policy;
+    let log_m = shape.circuit_shape().unwrap().domain_size().trailing_zeros();
+    let r = &mut rng(20);
+    let mut acc = phase1::Accumulator::new(log_m).unwrap();
+    let mut t1 = phase1::Transcript::new(log_m);
+    for who in ["st-mary", "city-general"] {
+        let t = Instant::now();
+        t1.contribute(&mut acc, who, r).unwrap();
+        eprintln!("phase 1 contribution at 2^{log_m}: {:?}", t.elapsed());
+    }
+    let t = Instant::now();
+    t1.verify(&acc, r).unwrap();
+    eprintln!("phase 1 verification: {:?}", t.elapsed());
+
+    let t = Instant::now();
+    let matrices = phase2::Matrices::of(shape.blank()).unwrap();
+    let mut params = phase2::initial(&acc, &matrices).unwrap();
+    eprintln!("phase 2 start for {}: {:?}", shape.name(), t.elapsed());
+    let mut t2 = phase2::Transcript::new(shape.name(), shape.circuit_shape().unwrap().digest);
+    for who in ["st-mary", "city-general"] {
+        let t = Instant::now();
+        t2.contribute(&mut params, who, r).unwrap();
+        eprintln!("phase 2 contribution: {:?}", t.elapsed());
+    }
+    let t = Instant::now();
+    t2.verify(&acc, &matrices, &params, r).unwrap();
+    eprintln!("phase 2 verification: {:?}", t.elapsed());
+
+    let pk = ProvingKey::from_parameters(shape, params).unwrap();
+    let (circuit, _) = common::policy_circuit(common::credential("cardiology", 4, [7; 32]), [42; 32]);
+    let inputs = circuit.statement().public_inputs();
+    let (proof, _) = Prover::default().prove(&pk, circuit, r).unwrap();
+    dualchain_prover::verify::verify(&pk.pvk, pk.vk(), &proof, &inputs).unwrap();
 }
