@@ -193,6 +193,14 @@ pub struct Step {
 }
 
 impl Step {
+    /// SHA-256 of the step's encoding: what a participant notes when it contributes and
+    /// finds again in [`Transcript::verify`]'s output.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut w = Writer::with_capacity(512);
+        self.encode(&mut w);
+        sha2::Sha256::digest(w.into_bytes()).into()
+    }
+
     fn encode(&self, w: &mut Writer) {
         w.str(&self.who);
         self.tau.encode(w);
@@ -322,9 +330,7 @@ impl Transcript {
             if !same_ratio((g1, a.beta_g1), (g2, a.beta_g2)) {
                 return Err(fail("[β]₂ does not match [β]₁"));
             }
-            let mut w = Writer::with_capacity(512);
-            s.encode(&mut w);
-            digests.push(sha2::Sha256::digest(w.into_bytes()).into());
+            digests.push(s.digest());
             before = a;
         }
         if acc.heads() != before {

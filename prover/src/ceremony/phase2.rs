@@ -156,25 +156,31 @@ fn lagrange_g1(powers: &[G1Affine], m: usize) -> Vec<G1Projective> {
     v
 }
 
-/// `Σ_j coeff_j · basis_j` per variable, over the constraints' rows.
-fn evaluate<G: Group<Scalar = Fr> + Send + Sync>(
-    rows: &[Vec<(Index, Fr)>],
-    basis: &[G],
-    inputs: usize,
-    aux: usize,
-) -> (Vec<G>, Vec<G>) {
-    let mut at_inputs = vec![G::identity(); inputs];
-    let mut at_aux = vec![G::identity(); aux];
+/// The matrix by variable (inputs first, then aux): for each, the constraints it occurs in
+/// with its coefficient.
+fn columns(rows: &[Vec<(Index, Fr)>], inputs: usize, aux: usize) -> Vec<Vec<(usize, Fr)>> {
+    let mut cols = vec![Vec::new(); inputs + aux];
     for (j, row) in rows.iter().enumerate() {
         for (index, coeff) in row {
-            let term = if *coeff == Fr::ONE { basis[j] } else { basis[j] * coeff };
-            match index {
-                Index::Input(i) => at_inputs[*i] += term,
-                Index::Aux(i) => at_aux[*i] += term,
-            }
+            let v = match index {
+                Index::Input(i) => *i,
+                Index::Aux(i) => inputs + *i,
+            };
+            cols[v].push((j, *coeff));
         }
     }
-    (at_inputs, at_aux)
+    cols
+}
+
+/// `Σ_j coeff_j · basis_j` per variable, in parallel over the variables.
+fn evaluate<G: Group<Scalar = Fr> + Send + Sync>(cols: &[Vec<(usize, Fr)>], basis: &[G]) -> Vec<G> {
+    cols.par_iter()
+        .map(|col| {
+            col.iter().fold(G::identity(), |acc, (j, coeff)| {
+                acc + if *coeff == Fr::ONE { basis[*j] } else { basis[*j] * coeff }
+            })
+        })
+        .collect()
 }
 
 fn affine<G: Curve + Send + Sync>(v: &[G]) -> Vec<G::AffineRepr>
@@ -219,15 +225,17 @@ pub fn initial(acc: &Accumulator, m: &Matrices) -> Result<Parameters<Bls12>, Cer
     group_ifft(&mut l_g2);
 
     let (inputs, aux) = (m.inputs, m.aux);
-    let (a_in, a_aux) = evaluate(&m.a, &l_g1, inputs, aux);
-    let (b1_in, b1_aux) = evaluate(&m.b, &l_g1, inputs, aux);
-    let (b2_in, b2_aux) = evaluate(&m.b, &l_g2, inputs, aux);
+    let (ca, cb, cc) = (columns(&m.a, inputs, aux), columns(&m.b, inputs, aux), columns(&m.c, inputs, aux));
+    let a = evaluate(&ca, &l_g1);
+    let b1 = evaluate(&cb, &l_g1);
+    let b2 = evaluate(&cb, &l_g2);
     // β·A_i + α·B_i + C_i, from [βL_j], [αL_j] and [L_j].
-    let (ba_in, ba_aux) = evaluate(&m.a, &l_beta, inputs, aux);
-    let (ab_in, ab_aux) = evaluate(&m.b, &l_alpha, inputs, aux);
-    let (c_in, c_aux) = evaluate(&m.c, &l_g1, inputs, aux);
-    let ic: Vec<G1Projective> = (0..inputs).map(|i| ba_in[i] + ab_in[i] + c_in[i]).collect();
-    let l: Vec<G1Projective> = (0..aux).map(|i| ba_aux[i] + ab_aux[i] + c_aux[i]).collect();
+    let (ba, ab, c) = (evaluate(&ca, &l_beta), evaluate(&cb, &l_alpha), evaluate(&cc, &l_g1));
+    let num: Vec<G1Projective> = (0..inputs + aux).into_par_iter().map(|i| ba[i] + ab[i] + c[i]).collect();
+    let (ic, l) = num.split_at(inputs);
+    let (a_in, a_aux) = a.split_at(inputs);
+    let (b1_in, b1_aux) = b1.split_at(inputs);
+    let (b2_in, b2_aux) = b2.split_at(inputs);
     // H: [τ^i·(τ^n − 1)] = [τ^{i+n}] − [τ^i] for i < n − 1.
     let h: Vec<G1Projective> =
         (0..n - 1).into_par_iter().map(|i| acc.tau_g1[i + n].to_curve() - acc.tau_g1[i].to_curve()).collect();
@@ -241,15 +249,15 @@ pub fn initial(acc: &Accumulator, m: &Matrices) -> Result<Parameters<Bls12>, Cer
         gamma_g2: G2Affine::generator(),
         delta_g1: G1Affine::generator(),
         delta_g2: G2Affine::generator(),
-        ic: affine(&ic),
+        ic: affine(ic),
     };
     Ok(Parameters {
         vk,
         h: Arc::new(affine(&h)),
-        l: Arc::new(affine(&l)),
-        a: Arc::new(keep(&affine(&a_in), &a_in_d, &affine(&a_aux), &a_aux_d)),
-        b_g1: Arc::new(keep(&affine(&b1_in), &b_in_d, &affine(&b1_aux), &b_aux_d)),
-        b_g2: Arc::new(keep(&affine(&b2_in), &b_in_d, &affine(&b2_aux), &b_aux_d)),
+        l: Arc::new(affine(l)),
+        a: Arc::new(keep(&affine(a_in), &a_in_d, &affine(a_aux), &a_aux_d)),
+        b_g1: Arc::new(keep(&affine(b1_in), &b_in_d, &affine(b1_aux), &b_aux_d)),
+        b_g2: Arc::new(keep(&affine(b2_in), &b_in_d, &affine(b2_aux), &b_aux_d)),
     })
 }
 
@@ -262,6 +270,14 @@ pub struct Step {
 }
 
 impl Step {
+    /// SHA-256 of the step's encoding: what a participant notes when it contributes and
+    /// finds again in [`Transcript::verify`]'s output.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut w = Writer::with_capacity(256);
+        self.encode(&mut w);
+        sha2::Sha256::digest(w.into_bytes()).into()
+    }
+
     fn encode(&self, w: &mut Writer) {
         w.str(&self.who);
         self.delta.encode(w);
@@ -385,9 +401,7 @@ impl Transcript {
             if !same_ratio((before, s.delta_after), (r, s.delta.r_x)) {
                 return Err(fail("[δ]₁ is not the earlier one times the proven δ'"));
             }
-            let mut w = Writer::with_capacity(256);
-            s.encode(&mut w);
-            digests.push(sha2::Sha256::digest(w.into_bytes()).into());
+            digests.push(s.digest());
             before = s.delta_after;
         }
         if vk.delta_g1 != before {
