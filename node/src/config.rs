@@ -35,9 +35,26 @@ pub struct ConsortiumFile {
     pub ibe_params: String,
     /// CP-ABE public key (hex).
     pub abe_public: String,
+    /// Present only in a consortium whose parameters one machine made: the exact words of
+    /// `genesis::ceremony::TEST_CONSORTIUM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_consortium: Option<String>,
     pub params: Vec<ParamsEntry>,
+    /// The Groth16 ceremony's phase 1 (absent in a test consortium).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau: Option<TauEntry>,
     pub validators: Vec<ValidatorEntry>,
     pub members: Vec<MemberEntry>,
+}
+
+/// The ceremony's phase-1 files, pinned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TauEntry {
+    pub accumulator: String,
+    pub accumulator_sha256: String,
+    pub transcript: String,
+    pub transcript_sha256: String,
 }
 
 /// A Groth16 parameter file, pinned by the SHA-256 of its contents.
@@ -48,6 +65,11 @@ pub struct ParamsEntry {
     pub shape: String,
     pub file: String,
     pub sha256: String,
+    /// The shape's phase-2 transcript, pinned (absent in a test consortium).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

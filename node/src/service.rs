@@ -69,8 +69,21 @@ impl ProvingKeys {
     async fn load(cfg: &NodeConfig, consortium: &ConsortiumFile) -> Result<Self> {
         let params_dir = cfg.path(&cfg.params_dir);
         let c2 = consortium.clone();
-        let params =
-            tokio::task::spawn_blocking(move || crate::genesis::params::load_params(&c2, &params_dir)).await??;
+        let data_dir = cfg.path(&cfg.data_dir);
+        let params = tokio::task::spawn_blocking(move || -> Result<_> {
+            use crate::genesis::ceremony::{check_provenance, Provenance};
+            match check_provenance(&c2, &params_dir, &data_dir)? {
+                Provenance::Test => tracing::warn!(
+                    "this is a test consortium: one machine made its Groth16 trapdoor and every secret; \
+                     not for patient data (see README: the ceremony)"
+                ),
+                Provenance::Ceremony { verified_now } => {
+                    tracing::info!(verified_now, "Groth16 parameters from a verified multi-party ceremony")
+                }
+            }
+            crate::genesis::params::load_params(&c2, &params_dir)
+        })
+        .await??;
         let mut policy = None;
         let mut supply = HashMap::new();
         for (shape, pk) in params {

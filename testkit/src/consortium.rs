@@ -153,6 +153,7 @@ impl Consortium {
             params_cache: Some(cfg.params_dir.clone()),
             preset: "loopback".into(),
             seed: cfg.seed,
+            ceremony: None,
         };
         std::fs::create_dir_all(&cfg.data_dir)?;
         let report = tokio::task::spawn_blocking(move || genesis::run(&opts)).await??;

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use dualchain_prover::shapes::Shape;
+use dualchain_prover::supply::SupplyShape;
+
 use crate::config::NodeConfig;
 use crate::genesis::{self, InitOptions};
 
@@ -36,6 +39,10 @@ enum Command {
     },
     /// Call a node's API as a member.
     Client(ClientArgs),
+    /// The multi-party Groth16 setup, run in turn by the consortium's institutions
+    /// (README: "The ceremony").
+    #[command(subcommand)]
+    Ceremony(CeremonyCommand),
     /// Clear a stopped node's ledger (blocks, index, contract state) so that it re-applies
     /// the consensus archive at its next start: the repair of a ledger whose state departed
     /// from the consortium's (alert LedgerStateDiverged). The consensus log stays.
@@ -45,6 +52,89 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum CeremonyCommand {
+    /// Start a ceremony in an empty directory for the policy shape and these supply shapes.
+    New {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Dataset sizes the supply circuit is set up for (rounded up to a shape).
+        #[arg(long, default_value = "64", value_delimiter = ',')]
+        supply_records: Vec<usize>,
+    },
+    /// Add this institution's phase-1 (powers of tau) contribution.
+    Tau {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// Close phase 1 (verified first) and compute each shape's starting parameters.
+    Start {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Add this institution's phase-2 contribution to every shape.
+    Delta {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// Verify the whole ceremony and print every contribution's digest.
+    Verify {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn ceremony(cmd: CeremonyCommand) -> Result<()> {
+    use crate::genesis::ceremony as c;
+    match cmd {
+        CeremonyCommand::New { dir, supply_records } => {
+            let mut shapes = vec![Shape::Policy];
+            for r in supply_records {
+                let s =
+                    SupplyShape::for_records(r).ok_or_else(|| anyhow::anyhow!("no supply shape holds {r} records"))?;
+                if !shapes.contains(&Shape::Supply(s)) {
+                    shapes.push(Shape::Supply(s));
+                }
+            }
+            let log_m = c::new(&dir, &shapes)?;
+            println!("ceremony started in {} for a domain of 2^{log_m}", dir.display());
+        }
+        CeremonyCommand::Tau { dir, name } => {
+            let d = c::tau(&dir, &name)?;
+            println!("phase-1 contribution of {name}: {}", hex::encode(d));
+            println!("keep this digest: `dualchain ceremony verify` must list it");
+        }
+        CeremonyCommand::Start { dir } => {
+            c::start(&dir)?;
+            println!("phase 1 verified and closed; phase 2 can begin");
+        }
+        CeremonyCommand::Delta { dir, name } => {
+            for (shape, d) in c::delta(&dir, &name)? {
+                println!("phase-2 contribution of {name} to {}: {}", shape.name(), hex::encode(d));
+            }
+        }
+        CeremonyCommand::Verify { dir } => {
+            let v = c::verify(&dir)?;
+            println!("phase 1:");
+            for (who, d) in &v.tau {
+                println!("  {who:<24} {}", hex::encode(d));
+            }
+            for (shape, steps) in &v.shapes {
+                println!("phase 2, {}:", shape.name());
+                for (who, d) in steps {
+                    println!("  {who:<24} {}", hex::encode(d));
+                }
+            }
+            println!("the ceremony verifies: its parameters are sound if one participant destroyed its secrets");
+        }
+    }
+    Ok(())
+}
+
 /// Parses the command line and runs the command.
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -52,6 +142,12 @@ pub fn main() -> Result<()> {
         Command::Init(opts) => {
             crate::service::init_command_logging()?;
             let report = genesis::run(&opts)?;
+            if opts.ceremony.is_none() {
+                println!(
+                    "this is a TEST consortium: this machine made every secret and the Groth16 trapdoor \
+                     (consortium.toml says so); use --ceremony for patient data"
+                );
+            }
             for p in &report.params_generated {
                 println!("generated Groth16 parameters: {p}");
             }
@@ -74,6 +170,10 @@ pub fn main() -> Result<()> {
             // BLOCKING_DRAIN in any state).
             rt.shutdown_timeout(crate::service::BLOCKING_DRAIN);
             ran?;
+        }
+        Command::Ceremony(cmd) => {
+            crate::service::init_command_logging()?;
+            ceremony(cmd)?;
         }
         Command::Client(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -8,18 +8,20 @@
 //! cpc-1, hospital-b, cpc-2, research-2 (nodes beyond 7 are validators only); `--member`
 //! replaces it.
 //!
-//! Genesis is one ceremony on one machine: it certifies every member, runs the blinded
-//! ESKI-IBE issuing round trip between each member and every authority (the KGC and the
-//! CPCs), derives CP-ABE keys for requesting members and the KGC's credential leaves, and
-//! generates the Groth16 parameters (or takes them from the local parameter cache). The
-//! ceremony's machine therefore sees every secret once; a consortium that must avoid this
-//! runs the member-side steps on each institution's machine and a multi-party setup for the
-//! Groth16 parameters, neither of which this command does. Members register on chain and
-//! the KGC publishes credentials when the nodes first start.
+//! Genesis runs on one machine: it certifies every member, runs the blinded ESKI-IBE
+//! issuing round trip between each member and every authority (the KGC and the CPCs), and
+//! derives CP-ABE keys for requesting members and the KGC's credential leaves; that machine
+//! therefore sees every member's secrets once (per-institution key generation is not built
+//! yet). The Groth16 parameters come either from a multi-party ceremony (`--ceremony`,
+//! [`ceremony`]), verified and pinned with their transcripts, or, in a *test consortium*,
+//! from this machine (generated, or from the local parameter cache), and then
+//! `consortium.toml` says so in the words of [`ceremony::TEST_CONSORTIUM`]. Members
+//! register on chain and the KGC publishes credentials when the nodes first start.
 
 //!
 //! | module | what |
 //! | --- | --- |
+//! | [`ceremony`] | the multi-party Groth16 setup as operators run it; the provenance check a node makes |
 //! | [`layout`] | which member each node hosts |
 //! | [`params`] | Groth16 parameter files: the local cache, the pinned copies |
 //! | [`node_file`] | a node's commented `node.toml` |
@@ -42,11 +44,12 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::config::{
     ApiConfig, ConsensusConfig, ConsortiumFile, MemberEntry, NodeConfig, OwnerConfig, ParamsEntry, SecretsConfig,
-    ValidatorEntry,
+    TauEntry, ValidatorEntry,
 };
 use crate::files::{to_hex, write_private};
 use crate::member::{issue_ibe_key, Member, MemberFile};
 
+pub mod ceremony;
 pub mod layout;
 pub mod node_file;
 pub mod params;
@@ -90,6 +93,13 @@ pub struct InitOptions {
     /// Consensus timing preset written to every node: lan, wan or loopback.
     #[arg(long, default_value = "lan")]
     pub preset: String,
+    /// Take the Groth16 parameters from this ceremony directory (`dualchain ceremony`),
+    /// verified first, instead of making them on this machine. Without it the consortium
+    /// is a test consortium and `consortium.toml` says so.
+    #[arg(long)]
+    pub ceremony: Option<PathBuf>,
+    /// Derive every genesis secret from this number: tests and demos only (the consortium
+    /// is a test consortium, and its parameters never enter the shared parameter cache).
     #[arg(long)]
     pub seed: Option<u64>,
 }
@@ -112,6 +122,10 @@ pub struct InitReport {
 /// Runs the genesis ceremony and writes the consortium's files under `opts.out`.
 pub fn run(opts: &InitOptions) -> Result<InitReport> {
     let layout = check_layout(opts)?;
+    ensure!(
+        opts.seed.is_none() || opts.ceremony.is_none(),
+        "--seed makes a test consortium; it cannot be combined with a ceremony's parameters"
+    );
     let specs: Vec<&Spec> = layout.iter().flatten().collect();
     let progress = dualchain_progress::Progress::new("genesis", 5);
     progress.set_message("member certificates, ESKI-IBE and CP-ABE keys");
@@ -123,7 +137,8 @@ pub fn run(opts: &InitOptions) -> Result<InitReport> {
     let keys = member_keys(opts, &specs, &mut rng, now)?;
     progress.inc(1);
     progress.set_message("Groth16 parameters");
-    let (params, params_generated) = write_params(opts, &mut rng)?;
+    let (params, tau, params_generated) = write_params(opts, &mut rng)?;
+    let test_consortium = tau.is_none().then(|| ceremony::TEST_CONSORTIUM.to_string());
     progress.inc(1);
     progress.set_message("validators' keys and TLS");
     let (validators, node_secrets) = validator_entries(opts, &mut rng)?;
@@ -146,7 +161,9 @@ pub fn run(opts: &InitOptions) -> Result<InitReport> {
         tls_ca: hex::encode(node_secrets.tls_ca.cert_der()),
         ibe_params: to_hex(&keys.ibe),
         abe_public: to_hex(&keys.abe_pk),
+        test_consortium,
         params,
+        tau,
         validators,
         members: entries,
     };
@@ -259,9 +276,13 @@ fn member_keys(opts: &InitOptions, specs: &[&Spec], rng: &mut ChaCha20Rng, now: 
     Ok(MemberKeys { ca, ibe, abe_pk, files })
 }
 
-/// Groth16 parameters: from the cache (or generated into it), copied to `params/` and
-/// pinned by hash. Returns the pins and the shapes that had to be generated.
-fn write_params(opts: &InitOptions, rng: &mut ChaCha20Rng) -> Result<(Vec<ParamsEntry>, Vec<String>)> {
+/// Groth16 parameters: from a verified ceremony with its transcripts, or (a test
+/// consortium) from the cache or generated into it; copied to `params/` and pinned by
+/// hash. Returns the pins, the ceremony's phase-1 entry and the shapes generated here.
+fn write_params(
+    opts: &InitOptions,
+    rng: &mut ChaCha20Rng,
+) -> Result<(Vec<ParamsEntry>, Option<TauEntry>, Vec<String>)> {
     let params_out = opts.out.join("params");
     std::fs::create_dir_all(&params_out).with_context(|| format!("creating {}", params_out.display()))?;
     let mut shapes = vec![Shape::Policy];
@@ -271,12 +292,38 @@ fn write_params(opts: &InitOptions, rng: &mut ChaCha20Rng) -> Result<(Vec<Params
             shapes.push(Shape::Supply(s));
         }
     }
+    if let Some(dir) = &opts.ceremony {
+        let verified =
+            ceremony::verify_files(dir, &shapes, &|s| (format!("{}.params", s.name()), format!("{}.phase2", s.name())))
+                .with_context(|| format!("the ceremony in {} does not verify", dir.display()))?;
+        let files = ceremony::CeremonyFiles { dir: dir.clone() };
+        files.copy_phase1(&params_out)?;
+        let mut entries = Vec::new();
+        for shape in shapes {
+            let (pf, tf) = files.copy_shape(shape, &params_out)?;
+            entries.push(ParamsEntry {
+                shape: shape.name().into(),
+                sha256: ceremony::file_sha256(&params_out.join(&pf))?,
+                file: pf,
+                transcript_sha256: Some(ceremony::file_sha256(&params_out.join(&tf))?),
+                transcript: Some(tf),
+            });
+        }
+        let tau = TauEntry {
+            accumulator: "tau.acc".into(),
+            accumulator_sha256: ceremony::file_sha256(&params_out.join("tau.acc"))?,
+            transcript: "tau.transcript".into(),
+            transcript_sha256: ceremony::file_sha256(&params_out.join("tau.transcript"))?,
+        };
+        tracing::info!(phase1 = verified.tau.len(), "Groth16 parameters from a verified ceremony");
+        return Ok((entries, Some(tau), Vec::new()));
+    }
     let params_cache = opts.params_cache.clone().unwrap_or_else(params::default_params_dir);
     let mut entries = Vec::new();
     let mut generated_shapes = Vec::new();
     for shape in shapes {
         let mut krng = ChaCha20Rng::from_rng(&mut *rng)?;
-        let (pk, generated) = params::load_or_generate(shape, &params_cache, &mut krng)?;
+        let (pk, generated) = params::load_or_generate(shape, &params_cache, opts.seed.is_some(), &mut krng)?;
         if generated {
             generated_shapes.push(shape.name().to_string());
         }
@@ -284,9 +331,15 @@ fn write_params(opts: &InitOptions, rng: &mut ChaCha20Rng) -> Result<(Vec<Params
         let bytes = pk.to_file_bytes()?;
         let pin = &bytes[bytes.len() - 32..];
         write_private(&params_out.join(&file), &bytes)?;
-        entries.push(ParamsEntry { shape: shape.name().into(), file, sha256: hex::encode(pin) });
+        entries.push(ParamsEntry {
+            shape: shape.name().into(),
+            file,
+            sha256: hex::encode(pin),
+            transcript: None,
+            transcript_sha256: None,
+        });
     }
-    Ok((entries, generated_shapes))
+    Ok((entries, None, generated_shapes))
 }
 
 /// The validators' secrets genesis hands to each node: consensus key, TLS identity, API port.
@@ -392,6 +445,7 @@ mod tests {
             params_cache: Some(dir.join("params")),
             preset: "loopback".into(),
             seed: Some(1),
+            ceremony: None,
         };
         let why = |o: InitOptions| format!("{:#}", run(&o).unwrap_err());
         assert!(why(opts(3, &[])).contains("4..=64"));

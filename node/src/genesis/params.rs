@@ -25,11 +25,22 @@ pub fn default_params_dir() -> PathBuf {
 
 /// Loads the shape's parameters from `dir` if a valid file for this exact circuit is there;
 /// otherwise generates them and writes the file. Returns the key and whether it was generated.
+///
+/// Parameters from a `seeded` generator (tests, demos) live apart, in `dir/insecure-seeded/`:
+/// anyone can recompute their trapdoor, so an unseeded genesis never picks them up.
 pub fn load_or_generate(
     shape: Shape,
     dir: &Path,
+    seeded: bool,
     rng: &mut (impl RngCore + CryptoRng + Send),
 ) -> Result<(ProvingKey, bool)> {
+    let seeded_dir;
+    let dir = if seeded {
+        seeded_dir = dir.join("insecure-seeded");
+        seeded_dir.as_path()
+    } else {
+        dir
+    };
     let digest = shape.circuit_shape()?.digest;
     let tag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     let path = dir.join(format!("{}-{tag}.params", shape.name()));
