@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod api_suite;
+mod ceremony_suite;
 mod consensus_suite;
 mod crypto_suite;
 mod e2e_suite;
@@ -21,7 +22,7 @@ use std::io::Write;
 use anyhow::{bail, Context, Result};
 use measure::Record;
 
-const SUITES: [&str; 6] = ["crypto", "prover", "kernels", "storage", "consensus", "e2e"];
+const SUITES: [&str; 7] = ["crypto", "prover", "kernels", "storage", "consensus", "e2e", "ceremony"];
 
 struct Args {
     suite: String,
@@ -68,6 +69,7 @@ fn main() -> Result<()> {
         "crypto" => crypto_suite::run(args.quick)?,
         "prover" => prover_suite::run(args.quick, args.large)?,
         "kernels" => kernels_suite::run(args.quick, args.max_log)?,
+        "ceremony" => ceremony_suite::run(args.quick)?,
         "storage" => storage_suite::run(args.quick)?,
         "consensus" => consensus_suite::run(args.quick)?,
         "e2e" => {

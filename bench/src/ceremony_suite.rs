@@ -1,0 +1,98 @@
+//! The `ceremony` suite: the multi-party Groth16 setup (`dualchain_prover::ceremony`) per
+//! circuit shape, with two participants per phase: one phase-1 contribution and the
+//! verification of phase 1 at the shape's domain; phase 2's start (the group FFT and the
+//! QAP in the exponent), one phase-2 contribution and phase 2's verification; and the
+//! sizes of the accumulator and of one participant's transcript steps. The baseline of
+//! each time is the single-party setup of the same shape on the same machine
+//! (`ProvingKey::generate`), which a ceremony replaces.
+//!
+//! Verification grows linearly with the participants (one pairing check per step, plus the
+//! fixed checks of the final accumulator or parameters).
+//!
+//! `--quick`: the policy shape; full: policy, supply-64 and supply-1024.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use dualchain_prover::ceremony::{phase1, phase2};
+use dualchain_prover::params::ProvingKey;
+use dualchain_prover::shapes::Shape;
+use dualchain_prover::supply::SupplyShape;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use crate::measure::Record as Row;
+
+fn secs(name: &str, params: String, t: Instant, baseline: f64) -> Row {
+    let v = t.elapsed().as_secs_f64();
+    let row = Row {
+        name: name.into(),
+        params,
+        value: v,
+        unit: "s".into(),
+        baseline: Some(baseline),
+        ratio: Some(v / baseline),
+    };
+    println!("{}", row.line());
+    row
+}
+
+fn bytes(name: &str, params: String, n: usize) -> Row {
+    let row = Row { name: name.into(), params, value: n as f64, unit: "bytes".into(), baseline: None, ratio: None };
+    println!("{}", row.line());
+    row
+}
+
+pub fn run(quick: bool) -> Result<Vec<Row>> {
+    let mut shapes = vec![Shape::Policy];
+    if !quick {
+        shapes.push(Shape::Supply(SupplyShape::Records64));
+        shapes.push(Shape::Supply(SupplyShape::Records1024));
+    }
+    let rng = &mut ChaCha20Rng::from_entropy();
+    let mut out = Vec::new();
+    for shape in shapes {
+        let name = shape.name();
+        let log_m = shape.circuit_shape()?.domain_size().trailing_zeros();
+        let t = Instant::now();
+        ProvingKey::generate(shape, rng)?;
+        let single = t.elapsed().as_secs_f64();
+        let row = Row {
+            name: "ceremony::single_party_setup".into(),
+            params: format!("shape={name}"),
+            value: single,
+            unit: "s".into(),
+            baseline: None,
+            ratio: None,
+        };
+        println!("{}", row.line());
+        out.push(row);
+
+        let mut acc = phase1::Accumulator::new(log_m)?;
+        let mut t1 = phase1::Transcript::new(log_m);
+        t1.contribute(&mut acc, "first", rng)?;
+        let t = Instant::now();
+        t1.contribute(&mut acc, "second", rng)?;
+        out.push(secs("ceremony::tau_contribution", format!("shape={name},m=2^{log_m}"), t, single));
+        let t = Instant::now();
+        t1.verify(&acc, rng)?;
+        out.push(secs("ceremony::tau_verify", format!("shape={name},participants=2"), t, single));
+        out.push(bytes("ceremony::accumulator", format!("m=2^{log_m}"), acc.to_bytes().len()));
+        out.push(bytes("ceremony::tau_transcript", "participants=2".into(), t1.to_bytes().len()));
+
+        let t = Instant::now();
+        let matrices = phase2::Matrices::of(shape.blank())?;
+        let mut params = phase2::initial(&acc, &matrices)?;
+        out.push(secs("ceremony::phase2_start", format!("shape={name}"), t, single));
+        let mut t2 = phase2::Transcript::new(name, shape.circuit_shape()?.digest);
+        t2.contribute(&mut params, "first", rng)?;
+        let t = Instant::now();
+        t2.contribute(&mut params, "second", rng)?;
+        out.push(secs("ceremony::delta_contribution", format!("shape={name}"), t, single));
+        let t = Instant::now();
+        t2.verify(&acc, &matrices, &params, rng)?;
+        out.push(secs("ceremony::phase2_verify", format!("shape={name},participants=2"), t, single));
+        out.push(bytes("ceremony::phase2_transcript", format!("shape={name},participants=2"), t2.to_bytes().len()));
+    }
+    Ok(out)
+}
