@@ -327,6 +327,31 @@ fn api_seeds(out: &mut Out) {
     out.put("api_json", "date", &with(4, b"1961-03-01"));
 }
 
+/// A phase-1 accumulator of domain 2^2 after two contributions, its transcript, and a
+/// phase-2 transcript of two steps (points valid, not a real contribution).
+fn ceremony_seeds(out: &mut Out) {
+    use dualchain_prover::ceremony::{phase1, phase2, Knowledge};
+    use group::{prime::PrimeCurveAffine, Curve};
+    use rand::SeedableRng;
+    let rng = &mut rand_chacha::ChaCha20Rng::seed_from_u64(18);
+    let mut acc = phase1::Accumulator::new(2).expect("domain");
+    let mut t1 = phase1::Transcript::new(2);
+    for who in ["hospital-a", "research-1"] {
+        t1.contribute(&mut acc, who, rng).expect("contribution");
+    }
+    out.put("ceremony_files", "accumulator", &with(0, &acc.to_bytes()));
+    out.put("ceremony_files", "phase1_transcript", &with(1, &t1.to_bytes()));
+    let (g1, g2) = (blstrs::G1Affine::generator(), blstrs::G2Affine::generator());
+    let twice = (blstrs::G1Projective::from(g1) + g1).to_affine();
+    let step = |who: &str| phase2::Step {
+        who: who.into(),
+        delta: Knowledge { s: g1, s_x: twice, r_x: g2 },
+        delta_after: twice,
+    };
+    let t2 = phase2::Transcript { shape: "policy".into(), circuit_digest: [7; 32], steps: vec![step("kgc"), step("cpc-1")] };
+    out.put("ceremony_files", "phase2_transcript", &with(2, &t2.to_bytes()));
+}
+
 fn hex_id(b: u8) -> String {
     format!("{b:02x}").repeat(32)
 }
@@ -339,6 +364,7 @@ fn write_all(root: &Path) -> usize {
     storage_seeds(&mut out);
     params_seed(&mut out);
     api_seeds(&mut out);
+    ceremony_seeds(&mut out);
     out.bytes
 }
 
