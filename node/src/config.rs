@@ -130,8 +130,24 @@ impl ConsortiumFile {
 
     /// The API base URL of the node hosting `member`.
     pub fn api_of(&self, member: &str) -> Result<&str> {
-        let m = self.member(member).ok_or_else(|| anyhow!("{member} is not a member of this consortium"))?;
-        Ok(&self.validators[m.node as usize].api)
+        Ok(&self.validators[self.node_of(member)? as usize].api)
+    }
+
+    /// The node that hosts `member`.
+    pub fn node_of(&self, member: &str) -> Result<u8> {
+        Ok(self.member(member).ok_or_else(|| anyhow!("{member} is not a member of this consortium"))?.node)
+    }
+
+    /// The consortium's identity, which every signed API request names: SHA-256 over its
+    /// name and the two certificate authorities genesis made (unique per genesis).
+    pub fn id(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in ["dualchain consortium v1", &self.name, &self.member_ca, &self.tls_ca] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().into()
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dualchain_crypto::sign::SigningKeypair;
-use dualchain_node::api::client::{sign_request, ApiClient, Response};
+use dualchain_node::api::client::{sign_request, ApiClient, Audience, Response};
 use dualchain_testkit::fhir;
 use dualchain_testkit::procs::ProcessCluster as Cluster;
 use reqwest::Method;
@@ -122,16 +122,17 @@ async fn bad_input_changes_nothing(c: &Cluster) {
     assert_eq!(reason(&r), (413, "body-too-large".into()));
 
     // Missing, forged and tampered signatures; an unknown member; a stale time.
+    let to = Audience::new(&c.consortium, HOSPITAL as u8);
     let r = raw(&format!("{base}/fhir"), &[], good_bytes.clone()).await;
     assert_eq!(reason(&r), (401, "missing-signature".into()));
     let forger = SigningKeypair::generate(&mut rand::thread_rng());
-    let h = sign_request("hospital-a", &forger, "POST", "/fhir", &good_bytes);
+    let h = sign_request("hospital-a", &forger, to, "POST", "/fhir", &good_bytes);
     let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
     assert_eq!(reason(&r), (401, "bad-signature".into()));
-    let h = sign_request("hospital-a", &signer, "POST", "/fhir", b"{}");
+    let h = sign_request("hospital-a", &signer, to, "POST", "/fhir", b"{}");
     let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
     assert_eq!(reason(&r), (401, "bad-signature".into()), "a signature over another body");
-    let h = sign_request("mallory", &forger, "POST", "/fhir", &good_bytes);
+    let h = sign_request("mallory", &forger, to, "POST", "/fhir", &good_bytes);
     let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
     assert_eq!(reason(&r), (401, "unknown-member".into()));
     // The headers are checked before a body is read: a request announcing 9 MiB and sending
@@ -142,15 +143,15 @@ async fn bad_input_changes_nothing(c: &Cluster) {
     let (status, text) = headers_only(base, &[], 9 << 20).await;
     assert_eq!(status, 401, "{text}");
     assert!(text.contains("missing-signature"), "{text}");
-    let mut h = sign_request("hospital-a", &signer, "POST", "/fhir", &good_bytes);
-    h[1].1 = "1000".into();
+    let mut h = sign_request("hospital-a", &signer, to, "POST", "/fhir", &good_bytes);
+    h[2].1 = "1000".into();
     let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
     assert_eq!(reason(&r), (401, "stale".into()));
 
     // A member calling a node that does not hold its keys; a research institute uploading.
     let (research_at_hospital, _) = {
         let (r, s) = c.client(RESEARCH).unwrap();
-        (ApiClient::new(base, &r.member, s.clone()).unwrap(), s)
+        (ApiClient::new(base, to, &r.member, s.clone()).unwrap(), s)
     };
     let r =
         research_at_hospital.send(Method::POST, "/fhir", good_bytes.clone(), "application/fhir+json").await.unwrap();
@@ -174,12 +175,28 @@ async fn bad_input_changes_nothing(c: &Cluster) {
         .unwrap();
     assert_eq!(reason(&r), (400, "bad-json".into()));
 
+    // A request signed for the hospital's node, replayed at another node, refused there;
+    // its node header changed to match, the signature fails; and one signed for another
+    // consortium fails too.
+    let elsewhere = &c.consortium.validators[RESEARCH].api;
+    let h = sign_request("hospital-a", &signer, to, "POST", "/fhir", &good_bytes);
+    let r = raw(&format!("{elsewhere}/fhir"), &h, good_bytes.clone()).await;
+    assert_eq!(reason(&r), (401, "wrong-node".into()));
+    let mut moved = h.clone();
+    moved[1].1 = RESEARCH.to_string();
+    let r = raw(&format!("{elsewhere}/fhir"), &moved, good_bytes.clone()).await;
+    assert_eq!(reason(&r), (401, "bad-signature".into()), "a request moved to another node");
+    let other = Audience { consortium: [9; 32], node: HOSPITAL as u8 };
+    let h = sign_request("hospital-a", &signer, other, "POST", "/fhir", &good_bytes);
+    let r = raw(&format!("{base}/fhir"), &h, good_bytes.clone()).await;
+    assert_eq!(reason(&r), (401, "bad-signature".into()), "a request for another consortium");
+
     // Nothing changed: no block, no staged observation.
     assert_eq!(c.wait_identical(Duration::from_secs(10)).await.unwrap(), before, "refused requests changed a ledger");
     assert!(!c.dir.join("node-1/data/staged.jsonl").exists(), "a refused observation was staged");
 
     // A genuine request goes through once; its replay is refused and changes nothing.
-    let h = sign_request("hospital-a", &signer, "POST", "/fhir?dataset=replay-check", &good_bytes);
+    let h = sign_request("hospital-a", &signer, to, "POST", "/fhir?dataset=replay-check", &good_bytes);
     let r = raw(&format!("{base}/fhir?dataset=replay-check"), &h, good_bytes.clone()).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let after_one = c.wait_identical(Duration::from_secs(30)).await.unwrap();

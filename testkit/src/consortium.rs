@@ -174,8 +174,7 @@ impl Consortium {
             let cfg = c.node_config(m.node as usize)?;
             let key = cfg.secrets.member.as_ref().ok_or_else(|| anyhow!("node {} hosts no member", m.node))?;
             let member = serde_json::from_slice::<MemberFile>(&std::fs::read(cfg.path(key))?)?.member()?;
-            let base = &c.file.validators[m.node as usize].api;
-            c.apis.insert(m.id.clone(), ApiClient::new(base, &m.id, member.signer)?);
+            c.apis.insert(m.id.clone(), ApiClient::of_node(&c.file, m.node, &m.id, member.signer)?);
         }
         Ok(c)
     }

@@ -330,11 +330,8 @@ async fn deliver(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: 
     // Straight to the CPC's node, signed by hospital-b, naming research-1's grant.
     let outsider = c.member(HOSPITAL_B)?;
     let req = serde_json::to_value(FetchRequest::sign(&outsider, grant, a.h1))?;
-    let cpc_api = dualchain_node::api::client::ApiClient::new(
-        &c.file.validators[c.index_of(CPCS[0])?].api,
-        HOSPITAL_B,
-        outsider.signer.clone(),
-    )?;
+    let cpc_api =
+        dualchain_node::api::client::ApiClient::of_member(&c.file, CPCS[0], HOSPITAL_B, outsider.signer.clone())?;
     let at_cpc = refused(cpc_api.call::<Value>(Method::POST, "/cpc/fetch", Some(&req)).await, "a CPC fetch")?;
     report.denials.push((HOSPITAL_B.into(), format!("fetch at {}: {at_cpc}", CPCS[0])));
     t.end(&format!(

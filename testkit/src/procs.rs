@@ -144,7 +144,7 @@ impl ProcessCluster {
         let path = cfg.path(cfg.secrets.member.as_ref().ok_or_else(|| anyhow!("node {i} hosts no member"))?);
         let f: MemberFile = serde_json::from_slice(&std::fs::read(path)?)?;
         let m = f.member()?;
-        Ok((ApiClient::new(&self.consortium.validators[i].api, &m.id, m.signer.clone())?, m.signer))
+        Ok((ApiClient::of_node(&self.consortium, i as u8, &m.id, m.signer.clone())?, m.signer))
     }
 
     pub async fn health(&self, i: usize) -> Option<Value> {

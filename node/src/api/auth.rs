@@ -11,7 +11,7 @@ use dualchain_crypto::cert::Role;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_ledger::tx::Hash;
 
-use super::client::{request_message, API_SIGNING_USE, H_MEMBER, H_NONCE, H_SIGNATURE, H_TIME};
+use super::client::{request_message, Audience, API_SIGNING_USE, H_MEMBER, H_NODE, H_NONCE, H_SIGNATURE, H_TIME};
 use super::error::ApiError;
 use super::ApiState;
 use crate::runtime::{unix_ms, Hosted, Node};
@@ -51,14 +51,21 @@ impl FromRequest<ApiState> for Signed {
         let pq = uri.path_and_query().map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
         let headers = {
             let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-            (header(H_MEMBER), header(H_TIME), header(H_NONCE), header(H_SIGNATURE))
+            (header(H_MEMBER), header(H_NODE), header(H_TIME), header(H_NONCE), header(H_SIGNATURE))
         };
-        let (Some(member), Some(time), Some(nonce), Some(sig)) = headers else {
+        let (Some(member), Some(to), Some(time), Some(nonce), Some(sig)) = headers else {
             return Err(ApiError::unauthorized(
                 "missing-signature",
-                format!("sign the request: headers {H_MEMBER}, {H_TIME}, {H_NONCE} and {H_SIGNATURE}"),
+                format!("sign the request: headers {H_MEMBER}, {H_NODE}, {H_TIME}, {H_NONCE} and {H_SIGNATURE}"),
             ));
         };
+        // Signed for another node: a captured request replayed here.
+        if to != node.cfg.node.to_string() {
+            return Err(ApiError::unauthorized(
+                "wrong-node",
+                format!("the request is signed for node {to:?}; this is node {}", node.cfg.node),
+            ));
+        }
         let signer = check_headers(api, &member, &time, &nonce, &sig)?;
         let within = Duration::from_secs(node.cfg.api.body_read_max_s);
         let body = super::limits::within(within, Bytes::from_request(req, api)).await?.map_err(|e| {
@@ -75,7 +82,7 @@ impl FromRequest<ApiState> for Signed {
         })?;
         if !signer.key.verify(
             API_SIGNING_USE,
-            &request_message(&method, &pq, signer.time, &nonce, &body),
+            &request_message(Audience::new(&node.consortium, node.cfg.node), &method, &pq, signer.time, &nonce, &body),
             &signer.signature,
         ) {
             return Err(ApiError::unauthorized(

@@ -1,15 +1,20 @@
 //! Signed calls to a node's HTTP API: what `dualchain client`, peer nodes (an owner's node
 //! uploading to a CPC, a requester's node fetching from one) and the tests use.
 //!
-//! Every call but `/health`, `/metrics` and `/openapi.json` carries four headers:
-//! `x-dualchain-member` (the member id), `x-dualchain-time` (UNIX milliseconds),
-//! `x-dualchain-nonce` (16 random bytes, hex) and `x-dualchain-signature`: the member's
-//! Ed25519 signature, under the domain `dualchain/v1/api-request`, over
-//! `METHOD \n path?query \n time \n nonce \n hex(SHA-256(body))`. A node refuses a
+//! Every call but `/health`, `/metrics` and `/openapi.json` carries five headers:
+//! `x-dualchain-member` (the member id), `x-dualchain-node` (the node the request is for),
+//! `x-dualchain-time` (UNIX milliseconds), `x-dualchain-nonce` (16 random bytes, hex) and
+//! `x-dualchain-signature`: the member's Ed25519 signature, under the domain
+//! `dualchain/v1/api-request`, over
+//! `hex(consortium id) \n node \n METHOD \n path?query \n time \n nonce \n hex(SHA-256(body))`
+//! ([`crate::config::ConsortiumFile::id`]). A node refuses a request signed for another
+//! node or another consortium (a captured request cannot be replayed elsewhere), a
 //! signature from a key that is not the member's on its ledger, a time outside its clock
 //! skew, and a nonce it has seen.
 
 use anyhow::{anyhow, Result};
+
+use crate::config::ConsortiumFile;
 use dualchain_crypto::sign::SigningKeypair;
 use rand::RngCore;
 use reqwest::Method;
@@ -22,27 +27,61 @@ pub const H_MEMBER: &str = "x-dualchain-member";
 pub const H_TIME: &str = "x-dualchain-time";
 pub const H_NONCE: &str = "x-dualchain-nonce";
 pub const H_SIGNATURE: &str = "x-dualchain-signature";
+pub const H_NODE: &str = "x-dualchain-node";
 
-/// The signed message of a request.
-pub fn request_message(method: &str, path_and_query: &str, time_ms: u64, nonce: &str, body: &[u8]) -> Vec<u8> {
-    format!("{method}\n{path_and_query}\n{time_ms}\n{nonce}\n{}", hex::encode(Sha256::digest(body))).into_bytes()
+/// Whom a request is for: one node of one consortium.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Audience {
+    pub consortium: [u8; 32],
+    pub node: u8,
 }
 
-/// The four authentication headers of a request.
+impl Audience {
+    pub fn new(consortium: &ConsortiumFile, node: u8) -> Self {
+        Audience { consortium: consortium.id(), node }
+    }
+}
+
+/// The signed message of a request.
+pub fn request_message(
+    to: Audience,
+    method: &str,
+    path_and_query: &str,
+    time_ms: u64,
+    nonce: &str,
+    body: &[u8],
+) -> Vec<u8> {
+    format!(
+        "{}\n{}\n{method}\n{path_and_query}\n{time_ms}\n{nonce}\n{}",
+        hex::encode(to.consortium),
+        to.node,
+        hex::encode(Sha256::digest(body))
+    )
+    .into_bytes()
+}
+
+/// The five authentication headers of a request for `to`.
 pub fn sign_request(
     member: &str,
     signer: &SigningKeypair,
+    to: Audience,
     method: &str,
     path_and_query: &str,
     body: &[u8],
-) -> [(&'static str, String); 4] {
+) -> [(&'static str, String); 5] {
     let time_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let mut nonce = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut nonce);
     let nonce = hex::encode(nonce);
-    let sig = signer.sign(API_SIGNING_USE, &request_message(method, path_and_query, time_ms, &nonce, body));
-    [(H_MEMBER, member.to_string()), (H_TIME, time_ms.to_string()), (H_NONCE, nonce), (H_SIGNATURE, hex::encode(sig))]
+    let sig = signer.sign(API_SIGNING_USE, &request_message(to, method, path_and_query, time_ms, &nonce, body));
+    [
+        (H_MEMBER, member.to_string()),
+        (H_NODE, to.node.to_string()),
+        (H_TIME, time_ms.to_string()),
+        (H_NONCE, nonce),
+        (H_SIGNATURE, hex::encode(sig)),
+    ]
 }
 
 /// A refusal from a node: the HTTP status and the OperationOutcome's reason and text.
@@ -62,6 +101,7 @@ pub struct ApiClient {
     pub base: String,
     pub member: String,
     signer: SigningKeypair,
+    to: Audience,
 }
 
 /// A raw response.
@@ -72,18 +112,30 @@ pub struct Response {
 }
 
 impl ApiClient {
-    pub fn new(base: &str, member: &str, signer: SigningKeypair) -> Result<Self> {
+    /// A client of the node at `base`, which is node `to.node` of consortium `to.consortium`.
+    pub fn new(base: &str, to: Audience, member: &str, signer: SigningKeypair) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(600))
             .build()
             .map_err(|e| anyhow!("HTTP client: {e}"))?;
-        Ok(Self { http, base: base.trim_end_matches('/').to_string(), member: member.into(), signer })
+        Ok(Self { http, base: base.trim_end_matches('/').to_string(), member: member.into(), signer, to })
+    }
+
+    /// A client of node `node` of `consortium`, at its API address there.
+    pub fn of_node(consortium: &ConsortiumFile, node: u8, member: &str, signer: SigningKeypair) -> Result<Self> {
+        let v = consortium.validators.get(node as usize).ok_or_else(|| anyhow!("no node {node} in this consortium"))?;
+        Self::new(&v.api, Audience::new(consortium, node), member, signer)
+    }
+
+    /// A client of the node hosting `host` (another member, e.g. a CPC).
+    pub fn of_member(consortium: &ConsortiumFile, host: &str, member: &str, signer: SigningKeypair) -> Result<Self> {
+        Self::of_node(consortium, consortium.node_of(host)?, member, signer)
     }
 
     /// Sends a signed request; any status comes back.
     pub async fn send(&self, method: Method, path: &str, body: Vec<u8>, content_type: &str) -> Result<Response> {
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
-        for (k, v) in sign_request(&self.member, &self.signer, method.as_str(), path, &body) {
+        for (k, v) in sign_request(&self.member, &self.signer, self.to, method.as_str(), path, &body) {
             req = req.header(k, v);
         }
         if !body.is_empty() {

@@ -372,8 +372,8 @@ async fn store_at_cpc(
         return Ok((m.hash(), m.entries.len()));
     }
     let gateway = |reason: &'static str, e: String| ApiError::new(StatusCode::BAD_GATEWAY, "transient", reason, e);
-    let base = node.consortium.api_of(cpc).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
-    let client = ApiClient::new(base, &h.member.id, h.member.signer.clone())?;
+    let client = ApiClient::of_member(&node.consortium, cpc, &h.member.id, h.member.signer.clone())
+        .map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
     let body = encode_list(sealed.iter().map(Codec::to_bytes));
     let resp = client
         .send(reqwest::Method::POST, "/cpc/ingest", body, "application/octet-stream")

@@ -148,9 +148,8 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
             .map_err(ApiError::internal)?
             .map_err(|e| ApiError::forbidden("cpc-refused", format!("{e:#}")))?
     } else {
-        let base =
-            node.consortium.api_of(&pointer.cpc).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
-        let client = ApiClient::new(base, &h.member.id, h.member.signer.clone())?;
+        let client = ApiClient::of_member(&node.consortium, &pointer.cpc, &h.member.id, h.member.signer.clone())
+            .map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
         let body = serde_json::to_vec(&req).map_err(ApiError::internal)?;
         let resp = client
             .send(reqwest::Method::POST, "/cpc/fetch", body, "application/json")

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::api::client::ApiClient;
+use crate::api::client::{ApiClient, Audience};
 use crate::config::{ConsortiumFile, NodeConfig};
 use crate::member::MemberFile;
 
@@ -17,12 +17,20 @@ pub struct ClientArgs {
     /// A node's configuration: its API address and its member's keys.
     #[arg(long, conflicts_with_all = ["url", "member_key"])]
     config: Option<PathBuf>,
-    /// The node's API base URL (with --member-key).
-    #[arg(long, requires = "member_key")]
+    /// The node's API base URL (with --member-key and --consortium); by default the
+    /// address consortium.toml gives node --node.
+    #[arg(long, requires_all = ["member_key", "consortium"])]
     url: Option<String>,
     /// The member's key file (secrets/member.json).
     #[arg(long)]
     member_key: Option<PathBuf>,
+    /// The consortium's consortium.toml (with --url): requests are signed for one node of
+    /// one consortium.
+    #[arg(long, conflicts_with = "config")]
+    consortium: Option<PathBuf>,
+    /// Which node of the consortium --url is (default: the one whose API address it is).
+    #[arg(long, conflicts_with = "config")]
+    node: Option<u8>,
     /// Print the node's JSON answer instead of a summary.
     #[arg(long)]
     json: bool,
@@ -111,21 +119,33 @@ enum Call {
 }
 
 fn api_client(args: &ClientArgs) -> Result<ApiClient> {
-    let (url, key_path) = match (&args.config, &args.url, &args.member_key) {
-        (Some(c), _, _) => {
+    let (url, key_path, consortium, node) = match (&args.config, &args.url, &args.member_key, &args.consortium) {
+        (Some(c), _, _, _) => {
             let cfg = NodeConfig::load(c)?;
             let consortium = ConsortiumFile::load(&cfg.path(&cfg.consortium))?;
             let url = consortium.validators[cfg.node as usize].api.clone();
             let key = cfg.secrets.member.as_ref().ok_or_else(|| anyhow!("this node hosts no member"))?;
-            (url, cfg.path(key))
+            (url, cfg.path(key), consortium, cfg.node)
         }
-        (None, Some(u), Some(k)) => (u.clone(), k.clone()),
-        _ => bail!("give --config NODE_TOML, or --url and --member-key"),
+        (None, Some(u), Some(k), Some(c)) => {
+            let consortium = ConsortiumFile::load(c)?;
+            let node = match args.node {
+                Some(n) => n,
+                None => consortium
+                    .validators
+                    .iter()
+                    .find(|v| v.api.trim_end_matches('/') == u.trim_end_matches('/'))
+                    .map(|v| v.id)
+                    .ok_or_else(|| anyhow!("{u} is no node's API address in {}: give --node", c.display()))?,
+            };
+            (u.clone(), k.clone(), consortium, node)
+        }
+        _ => bail!("give --config NODE_TOML, or --url, --member-key and --consortium"),
     };
     let file: MemberFile =
         serde_json::from_slice(&std::fs::read(&key_path).with_context(|| format!("{}", key_path.display()))?)?;
     let member = file.member()?;
-    ApiClient::new(&url, &member.id, member.signer)
+    ApiClient::new(&url, Audience::new(&consortium, node), &member.id, member.signer)
 }
 
 /// Runs one call and prints the answer (a summary, or the JSON with `--json`).
