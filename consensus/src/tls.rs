@@ -86,6 +86,33 @@ impl TlsCa {
     }
 }
 
+impl TlsCa {
+    /// Issues node `id` the HTTPS certificate of its API, valid for `host` (the IP address
+    /// or DNS name its API URL names). Clients trust only the consortium's CA.
+    pub fn issue_api(&self, id: u8, host: &str) -> Result<NodeTls, TlsError> {
+        let mut params = CertificateParams::new(vec![host.to_string()])?;
+        params.distinguished_name.push(DnType::CommonName, format!("api-{id}.dualchain"));
+        params.is_ca = IsCa::NoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        Ok(NodeTls { cert_der: cert.der().to_vec(), key_der: key.serialize_der() })
+    }
+}
+
+/// The HTTPS API's server side: TLS 1.2 or 1.3, HTTP/1.1, no client certificate (members
+/// authenticate each request with their signature).
+pub fn https_server_config(node: &NodeTls) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (chain, key) = identity(node);
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -78,7 +78,7 @@ pub struct ValidatorEntry {
     pub id: u8,
     /// QUIC address the replica listens on and peers dial.
     pub quic: SocketAddr,
-    /// Base URL of the node's HTTP API (`http://host:port`).
+    /// Base URL of the node's API (`https://host:port`; `http://` only for a loopback test).
     pub api: String,
     /// Ed25519 consensus key (hex).
     pub signing_key: String,
@@ -212,6 +212,13 @@ pub struct ApiConfig {
     pub body_read_max_s: u64,
     /// Signed requests kept in the replay window (one clock skew); more get 503.
     pub nonces_max: usize,
+    /// The API's HTTPS certificate (DER, from the consortium's CA at genesis) and its
+    /// PKCS#8 private key (DER, under secrets/).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS: loopback tests only (the API carries decrypted
+    /// records); refused on any other address.
+    pub insecure_http: bool,
 }
 
 impl Default for ApiConfig {
@@ -225,6 +232,9 @@ impl Default for ApiConfig {
             request_time_max_s: 180,
             body_read_max_s: 30,
             nonces_max: 1 << 20,
+            tls_cert: None,
+            tls_key: None,
+            insecure_http: false,
         }
     }
 }

@@ -398,11 +398,12 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         "node started"
     );
     tracing::info!(compute = %node.compute.describe(), "compute backend");
+    let tls = crate::api::tls::server_config(&node.cfg, &me.api)?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the API to {listen}"))?;
     let app = service.router();
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve = crate::api::tls::serve(listener, app, tls, async move {
         stop_signal().await;
         let _ = stopping_tx.send(true);
     });
@@ -413,7 +414,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         tokio::time::sleep(API_DRAIN).await;
     };
     tokio::select! {
-        served = std::future::IntoFuture::into_future(serve) => {
+        served = serve => {
             if let Err(e) = served {
                 tracing::error!(error = %e, "API server failed");
             }

@@ -28,9 +28,22 @@ fn reason(r: &Response) -> (u16, String) {
     (x.status, x.reason)
 }
 
+/// The consortium's TLS CA, which every HTTPS client of these tests trusts (set once the
+/// cluster is up).
+static CA: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+fn trust(c: &Cluster) {
+    let _ = CA.set(hex::decode(&c.consortium.tls_ca).unwrap());
+}
+
+fn https() -> reqwest::Client {
+    let ca = reqwest::Certificate::from_der(CA.get().expect("trust() first")).unwrap();
+    reqwest::Client::builder().tls_built_in_root_certs(false).add_root_certificate(ca).build().unwrap()
+}
+
 /// Sends a request with the given authentication headers verbatim.
 async fn raw(url: &str, headers: &[(&'static str, String)], body: Vec<u8>) -> Response {
-    let mut req = reqwest::Client::new().post(url).header("content-type", "application/fhir+json").body(body);
+    let mut req = https().post(url).header("content-type", "application/fhir+json").body(body);
     for (k, v) in headers {
         req = req.header(*k, v);
     }
@@ -39,12 +52,12 @@ async fn raw(url: &str, headers: &[(&'static str, String)], body: Vec<u8>) -> Re
     Response { status, content_type: String::new(), body: r.bytes().await.unwrap() }
 }
 
-/// Sends only the headers of a POST /fhir announcing `claimed` body bytes and returns the
-/// status and text of the answer; fails if no answer comes within 5 s (the node waited for
-/// the body).
+/// Sends, over TLS, only the headers of a POST /fhir announcing `claimed` body bytes and
+/// returns the status and text of the answer; fails if no answer comes within 5 s (the node
+/// waited for the body).
 async fn headers_only(base: &str, headers: &[(&'static str, String)], claimed: usize) -> (u16, String) {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://").trim_end_matches('/').to_string();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("https://").trim_end_matches('/').to_string();
     let mut req = format!(
         "POST /fhir HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/fhir+json\r\ncontent-length: {claimed}\r\n"
     );
@@ -52,33 +65,50 @@ async fn headers_only(base: &str, headers: &[(&'static str, String)], claimed: u
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(req.as_bytes()).unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&got).contains("OperationOutcome") {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) => panic!(
-                    "no answer before the body arrived ({e}): the node read the body before checking the headers"
-                ),
-            }
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(CA.get().expect("trust() first").clone())).unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let host = addr.rsplit_once(':').unwrap().0.to_string();
+    let name = rustls::pki_types::ServerName::try_from(host).unwrap();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("OperationOutcome") {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => panic!("reading the answer: {e}"),
+            Err(_) => panic!("no answer before the body arrived: the node read the body before checking the headers"),
         }
-        let text = String::from_utf8_lossy(&got).to_string();
-        let status = text.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
-        (status, text)
-    })
-    .await
-    .unwrap()
+    }
+    let text = String::from_utf8_lossy(&got).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+    (status, text)
 }
 
 async fn bad_input_changes_nothing(c: &Cluster) {
     let (hospital, signer) = c.client(HOSPITAL).unwrap();
     let (research, _) = c.client(RESEARCH).unwrap();
     let base = &c.consortium.validators[HOSPITAL].api;
+    trust(c);
+
+    // The API is HTTPS only: plain HTTP to its port gets no answer, and a client that
+    // trusts another CA refuses the node's certificate.
+    assert!(base.starts_with("https://"), "{base}");
+    let plain = base.replacen("https://", "http://", 1);
+    assert!(reqwest::Client::new().get(format!("{plain}/health")).send().await.is_err(), "plain HTTP answered");
+    let other_ca = dualchain_consensus::tls::TlsCa::generate("another consortium").unwrap().cert_der();
+    let stranger =
+        ApiClient::new(base, &other_ca, Audience::new(&c.consortium, HOSPITAL as u8), "hospital-a", signer.clone())
+            .unwrap();
+    assert!(stranger.get_public("/health").await.is_err(), "a client trusting another CA accepted the node");
     let before = c.wait_identical(Duration::from_secs(30)).await.unwrap();
     let (good, _) = bundle(3);
     let good_bytes = serde_json::to_vec(&good).unwrap();
@@ -151,7 +181,8 @@ async fn bad_input_changes_nothing(c: &Cluster) {
     // A member calling a node that does not hold its keys; a research institute uploading.
     let (research_at_hospital, _) = {
         let (r, s) = c.client(RESEARCH).unwrap();
-        (ApiClient::new(base, to, &r.member, s.clone()).unwrap(), s)
+        let ca = hex::decode(&c.consortium.tls_ca).unwrap();
+        (ApiClient::new(base, &ca, to, &r.member, s.clone()).unwrap(), s)
     };
     let r =
         research_at_hospital.send(Method::POST, "/fhir", good_bytes.clone(), "application/fhir+json").await.unwrap();

@@ -154,6 +154,7 @@ impl Consortium {
             preset: "loopback".into(),
             seed: cfg.seed,
             ceremony: None,
+            insecure_http: false,
         };
         std::fs::create_dir_all(&cfg.data_dir)?;
         let report = tokio::task::spawn_blocking(move || genesis::run(&opts)).await??;
@@ -199,11 +200,12 @@ impl Consortium {
                 Err(e) => return Err(e),
             }
         };
+        let tls = dualchain_node::api::tls::server_config(&cfg, &self.file.validators[i].api)?;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = service.router();
         let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let serve = dualchain_node::api::tls::serve(listener, app, tls, async {
                 let _ = stopped.await;
             });
             if let Err(e) = serve.await {

@@ -29,6 +29,7 @@ fn init_options(out: &Path, params_cache: &Path, seed: Option<u64>, ceremony: Op
         preset: "loopback".into(),
         seed,
         ceremony,
+        insecure_http: false,
     }
 }
 

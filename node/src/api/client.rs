@@ -113,18 +113,23 @@ pub struct Response {
 
 impl ApiClient {
     /// A client of the node at `base`, which is node `to.node` of consortium `to.consortium`.
-    pub fn new(base: &str, to: Audience, member: &str, signer: SigningKeypair) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(600))
-            .build()
-            .map_err(|e| anyhow!("HTTP client: {e}"))?;
+    /// Over HTTPS it trusts only `ca_der` (the consortium's CA, `tls_ca` in
+    /// consortium.toml), not the system's roots.
+    pub fn new(base: &str, ca_der: &[u8], to: Audience, member: &str, signer: SigningKeypair) -> Result<Self> {
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(600));
+        if base.starts_with("https://") {
+            let ca = reqwest::Certificate::from_der(ca_der).map_err(|e| anyhow!("the consortium's TLS CA: {e}"))?;
+            builder = builder.tls_built_in_root_certs(false).add_root_certificate(ca).https_only(true);
+        }
+        let http = builder.build().map_err(|e| anyhow!("HTTP client: {e}"))?;
         Ok(Self { http, base: base.trim_end_matches('/').to_string(), member: member.into(), signer, to })
     }
 
     /// A client of node `node` of `consortium`, at its API address there.
     pub fn of_node(consortium: &ConsortiumFile, node: u8, member: &str, signer: SigningKeypair) -> Result<Self> {
         let v = consortium.validators.get(node as usize).ok_or_else(|| anyhow!("no node {node} in this consortium"))?;
-        Self::new(&v.api, Audience::new(consortium, node), member, signer)
+        let ca = hex::decode(&consortium.tls_ca).map_err(|e| anyhow!("consortium.toml's tls_ca: {e}"))?;
+        Self::new(&v.api, &ca, Audience::new(consortium, node), member, signer)
     }
 
     /// A client of the node hosting `host` (another member, e.g. a CPC).

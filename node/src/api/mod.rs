@@ -52,6 +52,7 @@ pub mod flow_routes;
 pub mod limits;
 pub mod metrics;
 pub mod ops;
+pub mod tls;
 pub mod wire;
 
 pub use error::{operation_outcome, ApiError};

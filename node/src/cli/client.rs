@@ -145,7 +145,8 @@ fn api_client(args: &ClientArgs) -> Result<ApiClient> {
     let file: MemberFile =
         serde_json::from_slice(&std::fs::read(&key_path).with_context(|| format!("{}", key_path.display()))?)?;
     let member = file.member()?;
-    ApiClient::new(&url, Audience::new(&consortium, node), &member.id, member.signer)
+    let ca = hex::decode(&consortium.tls_ca).context("consortium.toml's tls_ca")?;
+    ApiClient::new(&url, &ca, Audience::new(&consortium, node), &member.id, member.signer)
 }
 
 /// Runs one call and prints the answer (a summary, or the JSON with `--json`).

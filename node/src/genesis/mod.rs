@@ -93,6 +93,10 @@ pub struct InitOptions {
     /// Consensus timing preset written to every node: lan, wan or loopback.
     #[arg(long, default_value = "lan")]
     pub preset: String,
+    /// Serve the API over plain HTTP (loopback test clusters only; the default is HTTPS
+    /// with certificates from the consortium's CA).
+    #[arg(long)]
+    pub insecure_http: bool,
     /// Take the Groth16 parameters from this ceremony directory (`dualchain ceremony`),
     /// verified first, instead of making them on this machine. Without it the consortium
     /// is a test consortium and `consortium.toml` says so.
@@ -180,9 +184,9 @@ pub fn run(opts: &InitOptions) -> Result<InitReport> {
     progress.set_message("node files and secrets");
     let default_cpc = specs.iter().find(|s| s.role == Role::Cpc).map(|s| s.id.clone());
     let mut report = InitReport { nodes: Vec::new(), params_generated };
-    for (i, (key, tls, api_port)) in node_secrets.nodes.into_iter().enumerate() {
+    for (i, (key, tls, api_port, api_tls)) in node_secrets.nodes.into_iter().enumerate() {
         let member = node_member[i];
-        let dir = write_node_dir(opts, i, &key, &tls, api_port, member, &default_cpc)?;
+        let dir = write_node_dir(opts, i, (&key, &tls, api_port, api_tls.as_ref()), member, &default_cpc)?;
         report.nodes.push((i as u8, member.map(|f| f.id.clone()), dir));
     }
     progress.inc(1);
@@ -345,7 +349,9 @@ fn write_params(
 /// The validators' secrets genesis hands to each node: consensus key, TLS identity, API port.
 struct NodeSecrets {
     tls_ca: TlsCa,
-    nodes: Vec<(SigningKeypair, NodeTls, u16)>,
+    /// Per node: consensus key, consensus TLS identity, API port, API TLS identity (none
+    /// with `--insecure-http`).
+    nodes: Vec<(SigningKeypair, NodeTls, u16, Option<NodeTls>)>,
 }
 
 /// Validators: consensus keys, TLS certificates from the consortium's TLS CA, addresses.
@@ -371,14 +377,16 @@ fn validator_entries(opts: &InitOptions, rng: &mut ChaCha20Rng) -> Result<(Vec<V
             .parse()
             .with_context(|| format!("host {host:?} is not an IP address"))?;
         let api_port = port(opts.api_port, i, &free_port_tcp)?;
+        let api_tls = if opts.insecure_http { None } else { Some(tls_ca.issue_api(i as u8, host)?) };
+        let scheme = if opts.insecure_http { "http" } else { "https" };
         validators.push(ValidatorEntry {
             id: i as u8,
             quic,
-            api: format!("http://{host}:{api_port}"),
+            api: format!("{scheme}://{host}:{api_port}"),
             signing_key: hex::encode(key.public().as_bytes()),
             tls_cert: hex::encode(&tls.cert_der),
         });
-        nodes.push((key, tls, api_port));
+        nodes.push((key, tls, api_port, api_tls));
     }
     Ok((validators, NodeSecrets { tls_ca, nodes }))
 }
@@ -391,15 +399,17 @@ fn host_of(opts: &InitOptions, i: usize) -> &str {
 fn write_node_dir(
     opts: &InitOptions,
     i: usize,
-    key: &SigningKeypair,
-    tls: &NodeTls,
-    api_port: u16,
+    (key, tls, api_port, api_tls): (&SigningKeypair, &NodeTls, u16, Option<&NodeTls>),
     member: Option<&MemberFile>,
     default_cpc: &Option<String>,
 ) -> Result<PathBuf> {
     let dir = opts.out.join(format!("node-{i}"));
     write_private(&dir.join("secrets/validator.key"), to_hex(key).as_bytes())?;
     write_private(&dir.join("secrets/tls.key"), &tls.key_der)?;
+    if let Some(t) = api_tls {
+        write_private(&dir.join("secrets/api-tls.key"), &t.key_der)?;
+        std::fs::write(dir.join("api-tls.der"), &t.cert_der)?;
+    }
     if let Some(f) = member {
         write_private(&dir.join("secrets/member.json"), &serde_json::to_vec_pretty(f)?)?;
     }
@@ -414,7 +424,13 @@ fn write_node_dir(
             tls_key: "secrets/tls.key".into(),
             member: member.map(|_| "secrets/member.json".into()),
         },
-        api: ApiConfig { listen: format!("{listen_host}:{api_port}").parse()?, ..ApiConfig::default() },
+        api: ApiConfig {
+            listen: format!("{listen_host}:{api_port}").parse()?,
+            tls_cert: api_tls.map(|_| "api-tls.der".into()),
+            tls_key: api_tls.map(|_| "secrets/api-tls.key".into()),
+            insecure_http: api_tls.is_none(),
+            ..ApiConfig::default()
+        },
         consensus: ConsensusConfig { preset: opts.preset.clone(), ..ConsensusConfig::default() },
         owner: OwnerConfig { default_cpc: default_cpc.clone(), ..Default::default() },
         cpc: Default::default(),
@@ -446,6 +462,7 @@ mod tests {
             preset: "loopback".into(),
             seed: Some(1),
             ceremony: None,
+            insecure_http: false,
         };
         let why = |o: InitOptions| format!("{:#}", run(&o).unwrap_err());
         assert!(why(opts(3, &[])).contains("4..=64"));

@@ -27,10 +27,10 @@ tls_key = "secrets/tls.key"
 {member}
 
 [api]
-# The HTTP/JSON API for institutions, gateways and peer nodes. Every call but /health,
-# /metrics and /openapi.json is signed with a member's key; put a TLS-terminating proxy in
-# front of it when it leaves the host.
+# The HTTPS/JSON API for institutions, gateways and peer nodes. Every call but /health,
+# /metrics and /openapi.json is signed with a member's key.
 listen = "{listen}"
+{tls}
 body_limit_bytes = {limit}
 # Signed requests older or newer than this (seconds) are refused (clocks are NTP-synced).
 clock_skew_s = {skew}
@@ -96,6 +96,19 @@ format = "{format}"
         params = c.params_dir.display().to_string(),
         data = c.data_dir.display().to_string(),
         listen = c.api.listen,
+        tls = match (&c.api.tls_cert, &c.api.tls_key) {
+            _ if c.api.insecure_http => {
+                "# Plain HTTP: loopback tests only (the API carries decrypted records).\ninsecure_http = true"
+                    .to_string()
+            }
+            (Some(cert), Some(key)) => format!(
+                "# HTTPS: this node's certificate (DER; issued by the consortium's CA, clients trust\n\
+                 # only that CA) and its private key.\ntls_cert = {:?}\ntls_key = {:?}",
+                cert.display().to_string(),
+                key.display().to_string()
+            ),
+            _ => "# tls_cert = \"api-tls.der\"\n# tls_key = \"secrets/api-tls.key\"".to_string(),
+        },
         limit = c.api.body_limit_bytes,
         skew = c.api.clock_skew_s,
         wait = c.api.wait_max_s,
