@@ -172,6 +172,15 @@ fn open_validator(
     let me = &consortium.validators[id];
     let data_dir = cfg.path(&cfg.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    // The data directory holds plaintext FHIR (staged Observations, patients, datasets'
+    // openings) and the CPC's store, whose files RocksDB creates world-readable: the
+    // directory itself is closed to group and others.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {} to its owner", data_dir.display()))?;
+    }
     let rocks = RocksEngine::open(&validator_store_path(cfg), &RocksConfig::default())
         .with_context(|| format!("opening RocksDB in {}", validator_store_path(cfg).display()))?;
     let metered = Metered::new(rocks);

@@ -369,6 +369,27 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     }
     assert!(hospital_series.iter().any(|(n, _)| n == "dualchain_kernels_gpu_fallbacks"));
 
+    // Staged Observations are plaintext FHIR: the file is the node user's alone, inside a
+    // data directory closed to group and others.
+    let (ward, _) = bundle(1);
+    let entries = ward["entry"].as_array().unwrap();
+    let resource = |t: &str| entries.iter().map(|e| e["resource"].clone()).find(|r| r["resourceType"] == t).unwrap();
+    let (patient, mut obs) = (resource("Patient"), resource("Observation"));
+    obs["subject"]["reference"] = json!(format!("Patient/{}", patient["id"].as_str().unwrap()));
+    let r = hospital.send(Method::POST, "/fhir/Patient", patient.to_string().into_bytes(), "application/fhir+json");
+    assert_eq!(r.await.unwrap().status, 201);
+    let r = hospital.send(Method::POST, "/fhir/Observation", obs.to_string().into_bytes(), "application/fhir+json");
+    let r = r.await.unwrap();
+    assert!((200..300).contains(&r.status), "{}", String::from_utf8_lossy(&r.body));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &str| std::fs::metadata(c.dir.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("node-1/data/staged.jsonl"), 0o600, "staged plaintext readable by others");
+        assert_eq!(mode("node-1/data/patients.json"), 0o600);
+        assert_eq!(mode("node-1/data"), 0o700);
+    }
+
     // SIGTERM: every node stops cleanly.
     for i in 0..4 {
         c.terminate(i).unwrap();

@@ -285,7 +285,12 @@ pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResu
     let (path, line) = (staging_path(node), obs.to_string());
     on_disk(|| {
         use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(ApiError::internal)?;
+        // Plaintext FHIR: readable by the node's user only, like every secret file.
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(path).map_err(ApiError::internal)?;
         writeln!(f, "{line}").map_err(ApiError::internal)?;
         f.sync_all().map_err(ApiError::internal)
     })?;
