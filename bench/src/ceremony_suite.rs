@@ -21,26 +21,15 @@ use dualchain_prover::supply::SupplyShape;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::measure::Record as Row;
+use crate::measure::{Record as Row, Rows};
 
 fn secs(name: &str, params: String, t: Instant, baseline: f64) -> Row {
     let v = t.elapsed().as_secs_f64();
-    let row = Row {
-        name: name.into(),
-        params,
-        value: v,
-        unit: "s".into(),
-        baseline: Some(baseline),
-        ratio: Some(v / baseline),
-    };
-    println!("{}", row.line());
-    row
+    Row { name: name.into(), params, value: v, unit: "s".into(), baseline: Some(baseline), ratio: Some(v / baseline) }
 }
 
 fn bytes(name: &str, params: String, n: usize) -> Row {
-    let row = Row { name: name.into(), params, value: n as f64, unit: "bytes".into(), baseline: None, ratio: None };
-    println!("{}", row.line());
-    row
+    Row { name: name.into(), params, value: n as f64, unit: "bytes".into(), baseline: None, ratio: None }
 }
 
 pub fn run(quick: bool) -> Result<Vec<Row>> {
@@ -50,23 +39,21 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         shapes.push(Shape::Supply(SupplyShape::Records1024));
     }
     let rng = &mut ChaCha20Rng::from_entropy();
-    let mut out = Vec::new();
+    let mut out = Rows::default();
     for shape in shapes {
         let name = shape.name();
         let log_m = shape.circuit_shape()?.domain_size().trailing_zeros();
         let t = Instant::now();
         ProvingKey::generate(shape, rng)?;
         let single = t.elapsed().as_secs_f64();
-        let row = Row {
+        out.push(Row {
             name: "ceremony::single_party_setup".into(),
             params: format!("shape={name}"),
             value: single,
             unit: "s".into(),
             baseline: None,
             ratio: None,
-        };
-        println!("{}", row.line());
-        out.push(row);
+        });
 
         let mut acc = phase1::Accumulator::new(log_m)?;
         let mut t1 = phase1::Transcript::new(log_m);
@@ -94,5 +81,5 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         out.push(secs("ceremony::phase2_verify", format!("shape={name},participants=2"), t, single));
         out.push(bytes("ceremony::phase2_transcript", format!("shape={name},participants=2"), t2.to_bytes().len()));
     }
-    Ok(out)
+    Ok(out.0)
 }

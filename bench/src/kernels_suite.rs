@@ -23,7 +23,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use blstrs::{G1Projective, G2Projective, Scalar as Fr};
+use blstrs::{G1Projective, Scalar as Fr};
 use dualchain_crypto::cbsre::Capsule;
 use dualchain_crypto::reencrypt::{CpuBackend as CpuReencrypt, ReencryptBackend};
 use dualchain_kernels::cache::{default_dir, ModuleCache};
@@ -48,36 +48,29 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::sync::atomic::Ordering;
 
-use crate::measure::Record as Row;
+use crate::measure::{Record as Row, Rows};
 use crate::prover_suite::instance;
 
 fn time_row(name: &str, params: String, secs: f64, baseline: Option<f64>) -> Row {
     Row { name: name.into(), params, value: secs, unit: "s".into(), baseline, ratio: baseline.map(|b| secs / b) }
 }
 
-/// Best wall time of `reps` calls after one warm-up call.
-fn best(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
+/// Best wall time of `reps` calls after one warm-up call, and the last call's answer (to
+/// be checked against the baseline's).
+fn best_answer<T>(reps: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut answer = f()?;
     let mut best = Duration::MAX;
     for _ in 0..reps {
         let t = Instant::now();
-        f()?;
+        answer = f()?;
         best = best.min(t.elapsed());
     }
-    Ok(best.as_secs_f64())
+    Ok((best.as_secs_f64(), answer))
 }
 
-/// Rows printed as they are measured (a long run shows its figures as it goes, and a run
-/// stopped at a time limit keeps them in its log).
-#[derive(Default)]
-struct Rows(Vec<Row>);
-
-impl Rows {
-    fn push(&mut self, row: Row) {
-        let line = row.line();
-        dualchain_progress::suspend(|| println!("{line}"));
-        self.0.push(row);
-    }
+/// Best wall time of `reps` calls after one warm-up call.
+fn best(reps: usize, f: impl FnMut() -> Result<()>) -> Result<f64> {
+    Ok(best_answer(reps, f)?.0)
 }
 
 /// Fails the suite when a GPU answer differs from the CPU's.
@@ -128,11 +121,7 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         progress.set_message(format!("msm g1 n=2^{log}"));
         let n = 1usize << log;
         let (b, s) = (g1_points(n, log as u64), scalars(n, 100 + log as u64));
-        let mut want = G1Projective::identity();
-        let cpu = best(reps, || {
-            want = CpuBackend.msm_g1(&b, &s);
-            Ok(())
-        })?;
+        let (cpu, want) = best_answer(reps, || Ok(CpuBackend.msm_g1(&b, &s)))?;
         out.push(time_row("kernels::msm_g1", format!("n=2^{log},backend=cpu"), cpu, None));
         if let Some(m) = &msm {
             let t = Instant::now();
@@ -143,11 +132,7 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
                 t.elapsed().as_secs_f64(),
                 Some(cpu),
             ));
-            let mut got = G1Projective::identity();
-            let g = best(reps, || {
-                got = gpu_msm_g1(m, &b, &s)?;
-                Ok(())
-            })?;
+            let (g, got) = best_answer(reps, || Ok(gpu_msm_g1(m, &b, &s)?))?;
             same(&format!("G1 MSM 2^{log}"), &got, &want)?;
             out.push(time_row("kernels::msm_g1", format!("n=2^{log},backend=cuda,{dev}"), g, Some(cpu)));
             m.evict_all();
@@ -158,18 +143,10 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         progress.set_message(format!("msm g2 n=2^{log}"));
         let n = 1usize << log;
         let (b, s) = (g2_points(n, log as u64), scalars(n, 200 + log as u64));
-        let mut want = G2Projective::identity();
-        let cpu = best(reps, || {
-            want = CpuBackend.msm_g2(&b, &s);
-            Ok(())
-        })?;
+        let (cpu, want) = best_answer(reps, || Ok(CpuBackend.msm_g2(&b, &s)))?;
         out.push(time_row("kernels::msm_g2", format!("n=2^{log},backend=cpu"), cpu, None));
         if let Some(m) = &msm {
-            let mut got = G2Projective::identity();
-            let g = best(reps, || {
-                got = gpu_msm_g2(m, &b, &s)?;
-                Ok(())
-            })?;
+            let (g, got) = best_answer(reps, || Ok(gpu_msm_g2(m, &b, &s)?))?;
             same(&format!("G2 MSM 2^{log}"), &got, &want)?;
             out.push(time_row("kernels::msm_g2", format!("n=2^{log},backend=cuda,{dev}"), g, Some(cpu)));
             m.evict_all();
@@ -271,12 +248,8 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         let caps = valid_capsules(n, log as u64);
         let rk = scalars(1, 900 + log as u64)[0];
         let reps = if log >= 16 { 1 } else { reps };
-        let mut want = Vec::new();
-        let cpu = n as f64
-            / best(reps, || {
-                want = CpuReencrypt.reencrypt(&rk, &caps);
-                Ok(())
-            })?;
+        let (secs, want) = best_answer(reps, || Ok(CpuReencrypt.reencrypt(&rk, &caps)))?;
+        let cpu = n as f64 / secs;
         out.push(Row::throughput("kernels::reencrypt", format!("capsules=2^{log},backend=cpu"), cpu, None));
         let cpu_check = n as f64
             / best(reps, || {
@@ -284,12 +257,8 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
             })?;
         out.push(Row::throughput("kernels::capsule_check", format!("capsules=2^{log},backend=cpu"), cpu_check, None));
         if let Some(r) = &reencrypt {
-            let mut got = Vec::new();
-            let g = n as f64
-                / best(reps, || {
-                    got = r.try_reencrypt(&rk, &caps)?;
-                    Ok(())
-                })?;
+            let (secs, got) = best_answer(reps, || Ok(r.try_reencrypt(&rk, &caps)?))?;
+            let g = n as f64 / secs;
             same(&format!("re-encryption of 2^{log} capsules"), &got, &want)?;
             out.push(Row::throughput(
                 "kernels::reencrypt",
@@ -322,20 +291,12 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         progress.set_message(format!("pairings n={n}"));
         let (p, q) = (g1_points(n, n as u64), g2_points(n, 1 + n as u64));
         let reps = if n >= 4096 { 1 } else { reps };
-        let mut want = None;
-        let cpu = n as f64
-            / best(reps, || {
-                want = Some(CpuBackend.miller_product(&p, &q).final_exponentiation());
-                Ok(())
-            })?;
+        let (secs, want) = best_answer(reps, || Ok(CpuBackend.miller_product(&p, &q).final_exponentiation()))?;
+        let cpu = n as f64 / secs;
         out.push(Row::throughput("kernels::batch_verify_pairs", format!("proofs={n},backend=cpu"), cpu, None));
         if let Some(m) = &miller {
-            let mut got = None;
-            let g = n as f64
-                / best(reps, || {
-                    got = Some(m.try_miller_product(&p, &q)?.final_exponentiation());
-                    Ok(())
-                })?;
+            let (secs, got) = best_answer(reps, || Ok(m.try_miller_product(&p, &q)?.final_exponentiation()))?;
+            let g = n as f64 / secs;
             same(&format!("Miller product of {n} pairs"), &got, &want)?;
             out.push(Row::throughput(
                 "kernels::batch_verify_pairs",

@@ -64,6 +64,19 @@ pub fn ops_per_second(min_time: Duration, ops_per_call: usize, mut f: impl FnMut
     (calls as f64 * ops_per_call as f64) / start.elapsed().as_secs_f64()
 }
 
+/// Rows printed as they are measured (a long run shows its figures as it goes, and a run
+/// stopped at a time limit keeps them in its log).
+#[derive(Default)]
+pub struct Rows(pub Vec<Record>);
+
+impl Rows {
+    pub fn push(&mut self, row: Record) {
+        let line = row.line();
+        dualchain_progress::suspend(|| println!("{line}"));
+        self.0.push(row);
+    }
+}
+
 /// Four significant digits, whatever the magnitude.
 fn num(x: f64) -> String {
     if x == 0.0 || x.abs() >= 1000.0 {

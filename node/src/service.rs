@@ -315,9 +315,14 @@ impl Service {
             log: &log,
             metrics: &agent_metrics,
         })?;
+        let peers = crate::api::client::http_client(
+            &hex::decode(&consortium.tls_ca).context("consortium.toml's tls_ca")?,
+            consortium.validators.iter().any(|v| v.api.starts_with("https://")),
+        )?;
         let node = Arc::new(Node {
             data_dir: cfg.path(&cfg.data_dir),
             compute,
+            peers,
             cfg,
             consortium,
             validator: parts.validator,

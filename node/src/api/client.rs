@@ -84,6 +84,17 @@ pub fn sign_request(
     ]
 }
 
+/// The HTTP client of a consortium's APIs: over HTTPS it trusts only `ca_der` (the
+/// consortium's CA, `tls_ca` in consortium.toml), not the system's roots.
+pub fn http_client(ca_der: &[u8], https: bool) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(600));
+    if https {
+        let ca = reqwest::Certificate::from_der(ca_der).map_err(|e| anyhow!("the consortium's TLS CA: {e}"))?;
+        builder = builder.tls_built_in_root_certs(false).add_root_certificate(ca).https_only(true);
+    }
+    builder.build().map_err(|e| anyhow!("HTTP client: {e}"))
+}
+
 /// A refusal from a node: the HTTP status and the OperationOutcome's reason and text.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{status} {reason}: {message}")]
@@ -116,13 +127,13 @@ impl ApiClient {
     /// Over HTTPS it trusts only `ca_der` (the consortium's CA, `tls_ca` in
     /// consortium.toml), not the system's roots.
     pub fn new(base: &str, ca_der: &[u8], to: Audience, member: &str, signer: SigningKeypair) -> Result<Self> {
-        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(600));
-        if base.starts_with("https://") {
-            let ca = reqwest::Certificate::from_der(ca_der).map_err(|e| anyhow!("the consortium's TLS CA: {e}"))?;
-            builder = builder.tls_built_in_root_certs(false).add_root_certificate(ca).https_only(true);
-        }
-        let http = builder.build().map_err(|e| anyhow!("HTTP client: {e}"))?;
-        Ok(Self { http, base: base.trim_end_matches('/').to_string(), member: member.into(), signer, to })
+        Ok(Self::with_http(http_client(ca_der, base.starts_with("https://"))?, base, to, member, signer))
+    }
+
+    /// A client on a shared [`http_client`] (its connections and TLS sessions are reused
+    /// across calls: a node's calls to its peers).
+    pub fn with_http(http: reqwest::Client, base: &str, to: Audience, member: &str, signer: SigningKeypair) -> Self {
+        Self { http, base: base.trim_end_matches('/').to_string(), member: member.into(), signer, to }
     }
 
     /// A client of node `node` of `consortium`, at its API address there.

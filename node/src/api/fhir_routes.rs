@@ -19,7 +19,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{hosted_as, parse_id, Signed};
-use super::client::ApiClient;
 use super::error::{fhir_json, ok_json, ApiError, ApiResult};
 use super::limits::on_disk;
 use super::wire::encode_list;
@@ -377,8 +376,7 @@ async fn store_at_cpc(
         return Ok((m.hash(), m.entries.len()));
     }
     let gateway = |reason: &'static str, e: String| ApiError::new(StatusCode::BAD_GATEWAY, "transient", reason, e);
-    let client = ApiClient::of_member(&node.consortium, cpc, &h.member.id, h.member.signer.clone())
-        .map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
+    let client = node.peer(cpc, &h.member).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
     let body = encode_list(sealed.iter().map(Codec::to_bytes));
     let resp = client
         .send(reqwest::Method::POST, "/cpc/ingest", body, "application/octet-stream")

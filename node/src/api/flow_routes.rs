@@ -19,7 +19,6 @@ use rand::RngCore;
 use serde_json::{json, Value};
 
 use super::auth::{hosted_as, parse_id, poll, wait_param, Signed};
-use super::client::ApiClient;
 use super::error::{fhir_json, ok_json, ApiError, ApiResult};
 use super::wire::{decode_list, final_json, AccessSpec, DemandSpec, RevokeSpec};
 use super::ApiState;
@@ -148,8 +147,8 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
             .map_err(ApiError::internal)?
             .map_err(|e| ApiError::forbidden("cpc-refused", format!("{e:#}")))?
     } else {
-        let client = ApiClient::of_member(&node.consortium, &pointer.cpc, &h.member.id, h.member.signer.clone())
-            .map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
+        let client =
+            node.peer(&pointer.cpc, &h.member).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
         let body = serde_json::to_vec(&req).map_err(ApiError::internal)?;
         let resp = client
             .send(reqwest::Method::POST, "/cpc/fetch", body, "application/json")

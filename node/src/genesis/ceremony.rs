@@ -29,7 +29,7 @@ use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::ConsortiumFile;
+use crate::config::{ConsortiumFile, TauEntry};
 
 /// The statement a consortium file carries when its parameters come from one machine
 /// (`init` without `--ceremony`). A node accepts unverified parameters only beside these
@@ -195,8 +195,12 @@ pub fn verify_files(dir: &Path, shapes: &[Shape], files: &dyn Fn(Shape) -> (Stri
 
 /// Verifies a ceremony directory as `ceremony verify` does.
 pub fn verify(dir: &Path) -> Result<Verified> {
-    let (_, shapes) = manifest(dir)?;
-    verify_files(dir, &shapes, &|s| (params_file(s), phase2_file(s)))
+    verify_shapes(dir, &manifest(dir)?.1)
+}
+
+/// Verifies phase 1 and the phase 2 of `shapes` in a ceremony directory.
+pub fn verify_shapes(dir: &Path, shapes: &[Shape]) -> Result<Verified> {
+    verify_files(dir, shapes, &|s| (params_file(s), phase2_file(s)))
 }
 
 /// The transcript files `init --ceremony` copies next to the parameters, and pins.
@@ -216,11 +220,17 @@ impl CeremonyFiles {
         Ok((pf, tf))
     }
 
-    pub fn copy_phase1(&self, out: &Path) -> Result<()> {
+    /// Copies the phase-1 files into `out`; returns their pinned entry.
+    pub fn copy_phase1(&self, out: &Path) -> Result<TauEntry> {
         for f in [ACC, TAU_TRANSCRIPT] {
             std::fs::copy(self.dir.join(f), out.join(f)).with_context(|| format!("copying {f}"))?;
         }
-        Ok(())
+        Ok(TauEntry {
+            accumulator: ACC.into(),
+            accumulator_sha256: file_sha256(&out.join(ACC))?,
+            transcript: TAU_TRANSCRIPT.into(),
+            transcript_sha256: file_sha256(&out.join(TAU_TRANSCRIPT))?,
+        })
     }
 }
 

@@ -297,11 +297,10 @@ fn write_params(
         }
     }
     if let Some(dir) = &opts.ceremony {
-        let verified =
-            ceremony::verify_files(dir, &shapes, &|s| (format!("{}.params", s.name()), format!("{}.phase2", s.name())))
-                .with_context(|| format!("the ceremony in {} does not verify", dir.display()))?;
+        let verified = ceremony::verify_shapes(dir, &shapes)
+            .with_context(|| format!("the ceremony in {} does not verify", dir.display()))?;
         let files = ceremony::CeremonyFiles { dir: dir.clone() };
-        files.copy_phase1(&params_out)?;
+        let tau = files.copy_phase1(&params_out)?;
         let mut entries = Vec::new();
         for shape in shapes {
             let (pf, tf) = files.copy_shape(shape, &params_out)?;
@@ -313,12 +312,6 @@ fn write_params(
                 transcript: Some(tf),
             });
         }
-        let tau = TauEntry {
-            accumulator: "tau.acc".into(),
-            accumulator_sha256: ceremony::file_sha256(&params_out.join("tau.acc"))?,
-            transcript: "tau.transcript".into(),
-            transcript_sha256: ceremony::file_sha256(&params_out.join("tau.transcript"))?,
-        };
         tracing::info!(phase1 = verified.tau.len(), "Groth16 parameters from a verified ceremony");
         return Ok((entries, Some(tau), Vec::new()));
     }

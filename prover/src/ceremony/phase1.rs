@@ -222,16 +222,17 @@ impl Transcript {
         Transcript { log_m, steps: Vec::new() }
     }
 
-    /// What step `k`'s proofs are bound to: the domain, every earlier step and the name.
-    fn context(&self, k: usize, who: &str, secret: &str) -> [u8; 32] {
+    /// What step `k`'s proofs of τ', α' and β' are bound to: the domain, every earlier
+    /// step, the name and the secret's name.
+    fn contexts(&self, k: usize, who: &str) -> [[u8; 32]; 3] {
         let mut earlier = Writer::with_capacity(1024);
         for s in &self.steps[..k] {
             s.encode(&mut earlier);
         }
-        context(
-            b"dualchain phase 1",
-            &[&self.log_m.to_le_bytes(), &earlier.into_bytes(), who.as_bytes(), secret.as_bytes()],
-        )
+        let earlier = earlier.into_bytes();
+        ["tau", "alpha", "beta"].map(|secret| {
+            context(b"dualchain phase 1", &[&self.log_m.to_le_bytes(), &earlier, who.as_bytes(), secret.as_bytes()])
+        })
     }
 
     /// `who` updates `acc` with fresh secrets and appends the step. The secrets exist only
@@ -242,19 +243,8 @@ impl Transcript {
         who: &str,
         rng: &mut impl RngCore,
     ) -> Result<(), CeremonyError> {
-        check_name(who)?;
-        if acc.degree() != 1usize << self.log_m {
-            return Err(CeremonyError::Invalid("the accumulator is not this transcript's domain".into()));
-        }
-        if self.steps.len() >= STEPS_MAX {
-            return Err(CeremonyError::Invalid(format!("a transcript holds at most {STEPS_MAX} contributions")));
-        }
-        let before = self.steps.last().map(|s| s.after).unwrap_or_else(Heads::start);
-        if acc.heads() != before {
-            return Err(CeremonyError::Invalid("the accumulator is not the transcript's latest".into()));
-        }
-        let (tau, alpha, beta) = (nonzero(rng), nonzero(rng), nonzero(rng));
-        self.contribute_secrets(acc, who, [tau, alpha, beta], rng)
+        let secrets = [nonzero(rng), nonzero(rng), nonzero(rng)];
+        self.contribute_secrets(acc, who, secrets, rng)
     }
 
     /// [`Transcript::contribute`] with secrets `[τ', α', β']` the caller drew (from its own
@@ -267,6 +257,9 @@ impl Transcript {
         rng: &mut impl RngCore,
     ) -> Result<(), CeremonyError> {
         check_name(who)?;
+        if self.steps.len() >= STEPS_MAX {
+            return Err(CeremonyError::Invalid(format!("a transcript holds at most {STEPS_MAX} contributions")));
+        }
         if bool::from(tau.is_zero() | alpha.is_zero() | beta.is_zero()) {
             return Err(CeremonyError::Invalid("a secret of 0 would erase the accumulator".into()));
         }
@@ -274,16 +267,14 @@ impl Transcript {
         if acc.heads() != before || acc.degree() != 1usize << self.log_m {
             return Err(CeremonyError::Invalid("the accumulator is not the transcript's latest".into()));
         }
-        let k = self.steps.len();
-        let step = Step {
-            who: who.into(),
-            tau: Knowledge::prove(tau, &self.context(k, who, "tau"), rng),
-            alpha: Knowledge::prove(alpha, &self.context(k, who, "alpha"), rng),
-            beta: Knowledge::prove(beta, &self.context(k, who, "beta"), rng),
-            after: before,
-        };
+        let [c_tau, c_alpha, c_beta] = self.contexts(self.steps.len(), who);
+        let (tau_pok, alpha_pok, beta_pok) = (
+            Knowledge::prove(tau, &c_tau, rng),
+            Knowledge::prove(alpha, &c_alpha, rng),
+            Knowledge::prove(beta, &c_beta, rng),
+        );
         acc.update(tau, alpha, beta);
-        self.steps.push(Step { after: acc.heads(), ..step });
+        self.steps.push(Step { who: who.into(), tau: tau_pok, alpha: alpha_pok, beta: beta_pok, after: acc.heads() });
         Ok(())
     }
 
@@ -302,18 +293,10 @@ impl Transcript {
         for (k, s) in self.steps.iter().enumerate() {
             let fail = |reason: &str| CeremonyError::Step { step: k, who: s.who.clone(), reason: reason.into() };
             check_name(&s.who).map_err(|_| fail("the participant's name is empty or too long"))?;
-            let r_tau = s
-                .tau
-                .check(&self.context(k, &s.who, "tau"))
-                .ok_or_else(|| fail("the proof of knowledge of τ' fails"))?;
-            let r_alpha = s
-                .alpha
-                .check(&self.context(k, &s.who, "alpha"))
-                .ok_or_else(|| fail("the proof of knowledge of α' fails"))?;
-            let r_beta = s
-                .beta
-                .check(&self.context(k, &s.who, "beta"))
-                .ok_or_else(|| fail("the proof of knowledge of β' fails"))?;
+            let [c_tau, c_alpha, c_beta] = self.contexts(k, &s.who);
+            let r_tau = s.tau.check(&c_tau).ok_or_else(|| fail("the proof of knowledge of τ' fails"))?;
+            let r_alpha = s.alpha.check(&c_alpha).ok_or_else(|| fail("the proof of knowledge of α' fails"))?;
+            let r_beta = s.beta.check(&c_beta).ok_or_else(|| fail("the proof of knowledge of β' fails"))?;
             let (a, g1, g2) = (s.after, G1Affine::generator(), G2Affine::generator());
             if !same_ratio((before.tau_g1, a.tau_g1), (r_tau, s.tau.r_x)) {
                 return Err(fail("[τ]₁ is not the earlier one times the proven τ'"));

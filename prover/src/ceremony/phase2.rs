@@ -324,14 +324,6 @@ impl Transcript {
         who: &str,
         rng: &mut impl RngCore,
     ) -> Result<(), CeremonyError> {
-        check_name(who)?;
-        if self.steps.len() >= STEPS_MAX {
-            return Err(CeremonyError::Invalid(format!("a transcript holds at most {STEPS_MAX} contributions")));
-        }
-        let before = self.steps.last().map(|s| s.delta_after).unwrap_or_else(G1Affine::generator);
-        if params.vk.delta_g1 != before {
-            return Err(CeremonyError::Invalid("the parameters are not the transcript's latest".into()));
-        }
         self.contribute_secret(params, who, nonzero(rng), rng)
     }
 
@@ -345,6 +337,9 @@ impl Transcript {
         rng: &mut impl RngCore,
     ) -> Result<(), CeremonyError> {
         check_name(who)?;
+        if self.steps.len() >= STEPS_MAX {
+            return Err(CeremonyError::Invalid(format!("a transcript holds at most {STEPS_MAX} contributions")));
+        }
         let before = self.steps.last().map(|s| s.delta_after).unwrap_or_else(G1Affine::generator);
         if params.vk.delta_g1 != before {
             return Err(CeremonyError::Invalid("the parameters are not the transcript's latest".into()));
