@@ -61,20 +61,11 @@ pub struct Node {
     pub compute: &'static Compute,
     pub data_dir: PathBuf,
     /// The HTTP client of calls to peer nodes' APIs, shared so that connections and TLS
-    /// sessions are reused ([`Node::peer`]).
+    /// sessions are reused (`ApiClient::of_peer`).
     pub peers: reqwest::Client,
 }
 
 impl Node {
-    /// A client of the node hosting `host` (a CPC, say), calling as `member`.
-    pub fn peer(&self, host: &str, member: &Member) -> Result<crate::api::client::ApiClient> {
-        use crate::api::client::{ApiClient, Audience};
-        let node = self.consortium.node_of(host)?;
-        let base = &self.consortium.validators[node as usize].api;
-        let to = Audience::new(&self.consortium, node);
-        Ok(ApiClient::with_http(self.peers.clone(), base, to, &member.id, member.signer.clone()))
-    }
-
     /// Whether the hosted member can act: registered, and holding its credential where
     /// genesis gave it one.
     pub fn ready(&self) -> Result<bool> {

@@ -136,6 +136,15 @@ impl ApiClient {
         Self { http, base: base.trim_end_matches('/').to_string(), member: member.into(), signer, to }
     }
 
+    /// `node`'s client of the node hosting `host` (a CPC, say), calling as `member`, on the
+    /// node's shared HTTP client.
+    pub fn of_peer(node: &crate::runtime::Node, host: &str, member: &crate::member::Member) -> Result<Self> {
+        let peer = node.consortium.node_of(host)?;
+        let base = &node.consortium.validators[peer as usize].api;
+        let to = Audience::new(&node.consortium, peer);
+        Ok(Self::with_http(node.peers.clone(), base, to, &member.id, member.signer.clone()))
+    }
+
     /// A client of node `node` of `consortium`, at its API address there.
     pub fn of_node(consortium: &ConsortiumFile, node: u8, member: &str, signer: SigningKeypair) -> Result<Self> {
         let v = consortium.validators.get(node as usize).ok_or_else(|| anyhow!("no node {node} in this consortium"))?;

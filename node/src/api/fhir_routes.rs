@@ -376,7 +376,8 @@ async fn store_at_cpc(
         return Ok((m.hash(), m.entries.len()));
     }
     let gateway = |reason: &'static str, e: String| ApiError::new(StatusCode::BAD_GATEWAY, "transient", reason, e);
-    let client = node.peer(cpc, &h.member).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
+    let client = super::client::ApiClient::of_peer(node, cpc, &h.member)
+        .map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
     let body = encode_list(sealed.iter().map(Codec::to_bytes));
     let resp = client
         .send(reqwest::Method::POST, "/cpc/ingest", body, "application/octet-stream")

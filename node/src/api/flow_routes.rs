@@ -147,8 +147,8 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
             .map_err(ApiError::internal)?
             .map_err(|e| ApiError::forbidden("cpc-refused", format!("{e:#}")))?
     } else {
-        let client =
-            node.peer(&pointer.cpc, &h.member).map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
+        let client = super::client::ApiClient::of_peer(node, &pointer.cpc, &h.member)
+            .map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
         let body = serde_json::to_vec(&req).map_err(ApiError::internal)?;
         let resp = client
             .send(reqwest::Method::POST, "/cpc/fetch", body, "application/json")
