@@ -78,7 +78,13 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let params_dir = std::env::var_os("DUALCHAIN_PARAMS_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(dualchain_node::genesis::params::default_params_dir);
-    let cfg = FlowConfig { records: 64, seed: Some(42), params_dir, data_dir: dir.path().join("consortium") };
+    let cfg = FlowConfig {
+        records: 64,
+        seed: Some(42),
+        params_dir,
+        data_dir: dir.path().join("consortium"),
+        institutions: false,
+    };
     // Points: the consortium's genesis, then every dataset and every request.
     let points = 1 + datasets_seq + datasets_par + requests_seq + requests_par;
     let progress = Progress::new("bench e2e", points as u64);

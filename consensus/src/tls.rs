@@ -57,48 +57,138 @@ pub fn server_name(id: u8) -> String {
     format!("replica-{id}.dualchain")
 }
 
+/// A TLS key made on the machine that will use it: its PKCS#8 private key (DER) and the
+/// raw public key (an uncompressed P-256 point) the CA certifies without seeing the
+/// private key (per-institution key generation).
+pub struct TlsKey {
+    pub key_der: Vec<u8>,
+    pub public_raw: Vec<u8>,
+}
+
+impl TlsKey {
+    pub fn generate() -> Result<Self, TlsError> {
+        let key = KeyPair::generate()?;
+        Ok(Self { public_raw: key.public_key_raw().to_vec(), key_der: key.serialize_der() })
+    }
+}
+
+/// A P-256 public key given as raw bytes, for the CA to certify.
+struct RawP256<'a>(&'a [u8]);
+
+impl rcgen::PublicKeyData for RawP256<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0
+    }
+    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+/// An uncompressed P-256 point: 0x04, then 32 bytes each of x and y.
+fn check_p256(raw: &[u8]) -> Result<(), TlsError> {
+    if raw.len() == 65 && raw[0] == 4 {
+        Ok(())
+    } else {
+        Err(TlsError::Generate(rcgen::Error::UnsupportedSignatureAlgorithm))
+    }
+}
+
 impl TlsCa {
     pub fn generate(consortium: &str) -> Result<Self, TlsError> {
+        Self::with_key(consortium, KeyPair::generate()?)
+    }
+
+    /// The CA of `consortium` from its kept private key (PKCS#8 DER, [`TlsCa::key_der`]):
+    /// what it issues chains to the certificate genesis published (same name, same key).
+    pub fn from_key_der(consortium: &str, key_der: &[u8]) -> Result<Self, TlsError> {
+        Self::with_key(consortium, KeyPair::try_from(key_der)?)
+    }
+
+    fn with_key(consortium: &str, key: KeyPair) -> Result<Self, TlsError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, format!("{consortium} consensus TLS CA"));
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
         Ok(Self { cert, key })
+    }
+
+    /// The CA's private key (PKCS#8 DER), for whoever keeps the CA.
+    pub fn key_der(&self) -> Vec<u8> {
+        self.key.serialize_der()
     }
 
     pub fn cert_der(&self) -> Vec<u8> {
         self.cert.der().to_vec()
     }
 
-    /// Issues replica `id` its certificate.
-    pub fn issue(&self, id: u8) -> Result<NodeTls, TlsError> {
+    fn replica_params(id: u8) -> Result<CertificateParams, TlsError> {
         let name = server_name(id);
         let mut params = CertificateParams::new(vec![name.clone()])?;
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::NoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.cert, &self.key)?;
-        Ok(NodeTls { cert_der: cert.der().to_vec(), key_der: key.serialize_der() })
+        Ok(params)
     }
-}
 
-impl TlsCa {
-    /// Issues node `id` the HTTPS certificate of its API, valid for `host` (the IP address
-    /// or DNS name its API URL names). Clients trust only the consortium's CA.
-    pub fn issue_api(&self, id: u8, host: &str) -> Result<NodeTls, TlsError> {
+    fn api_params(id: u8, host: &str) -> Result<CertificateParams, TlsError> {
         let mut params = CertificateParams::new(vec![host.to_string()])?;
         params.distinguished_name.push(DnType::CommonName, format!("api-{id}.dualchain"));
         params.is_ca = IsCa::NoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        Ok(params)
+    }
+
+    /// Issues replica `id` its certificate, with a key made here.
+    pub fn issue(&self, id: u8) -> Result<NodeTls, TlsError> {
         let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        let cert = Self::replica_params(id)?.signed_by(&key, &self.cert, &self.key)?;
         Ok(NodeTls { cert_der: cert.der().to_vec(), key_der: key.serialize_der() })
     }
+
+    /// Issues replica `id` its certificate for a key made on its own machine
+    /// ([`TlsKey::public_raw`]); returns the certificate (DER).
+    pub fn certify(&self, id: u8, public_raw: &[u8]) -> Result<Vec<u8>, TlsError> {
+        check_p256(public_raw)?;
+        Ok(Self::replica_params(id)?.signed_by(&RawP256(public_raw), &self.cert, &self.key)?.der().to_vec())
+    }
+
+    /// Issues node `id` the HTTPS certificate of its API, valid for `host` (the IP address
+    /// or DNS name its API URL names). Clients trust only the consortium's CA.
+    pub fn issue_api(&self, id: u8, host: &str) -> Result<NodeTls, TlsError> {
+        let key = KeyPair::generate()?;
+        let cert = Self::api_params(id, host)?.signed_by(&key, &self.cert, &self.key)?;
+        Ok(NodeTls { cert_der: cert.der().to_vec(), key_der: key.serialize_der() })
+    }
+
+    /// [`TlsCa::issue_api`] for a key made on the node's own machine.
+    pub fn certify_api(&self, id: u8, host: &str, public_raw: &[u8]) -> Result<Vec<u8>, TlsError> {
+        check_p256(public_raw)?;
+        Ok(Self::api_params(id, host)?.signed_by(&RawP256(public_raw), &self.cert, &self.key)?.der().to_vec())
+    }
+}
+
+/// Checks a TLS identity before a node uses it: the certificate is for this private key,
+/// chains to the consortium's CA `ca_der` and is valid for `name` (a replica's server name
+/// or the API's host). The check an institution makes on what the CA issued it.
+pub fn check_identity(ca_der: &[u8], node: &NodeTls, name: &str) -> Result<(), TlsError> {
+    let provider = provider();
+    let (chain, key) = identity(node);
+    rustls::sign::CertifiedKey::from_der(chain.clone(), key, &provider)?;
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots(ca_der)?, provider).build()?;
+    let name = rustls::pki_types::ServerName::try_from(name.to_string())
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(format!("{name:?} is not a server name: {e}"))))?;
+    use rustls::client::danger::ServerCertVerifier as _;
+    verifier.verify_server_cert(&chain[0], &[], &name, &[], rustls::pki_types::UnixTime::now())?;
+    Ok(())
+}
+
+/// The raw public key of a PKCS#8 private key (to check a certificate against the key a
+/// node holds).
+pub fn public_raw_of(key_der: &[u8]) -> Result<Vec<u8>, TlsError> {
+    Ok(KeyPair::try_from(key_der)?.public_key_raw().to_vec())
 }
 
 /// The HTTPS API's server side: TLS 1.2 or 1.3, HTTP/1.1, no client certificate (members

@@ -5,21 +5,21 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
 use dualchain_crypto::abe::ac17::Ac17;
 use dualchain_crypto::abe::AbeScheme;
 use dualchain_crypto::cert::Role;
-use dualchain_crypto::ibe::IbePublicParams;
+use dualchain_crypto::ibe::{AuthoritySecret, IbePublicParams};
 use dualchain_kernels::Compute;
-use dualchain_ledger::tx::FrBytes;
 use dualchain_ledger::Ledger;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::supply::SupplyShape;
 use dualchain_storage::wrappers::StorageMetrics;
 use prometheus_client::registry::Registry;
 
+use crate::agents::kgc::Desk;
 use crate::agents::{AgentMetrics, CpcNode, Log, OwnerNode};
 use crate::config::{ConsortiumFile, NodeConfig};
 use crate::member::client::Client;
@@ -35,8 +35,13 @@ pub struct Hosted {
     pub client: Arc<Client>,
     pub owner: Option<Arc<OwnerNode>>,
     pub cpc: Option<Arc<CpcNode>>,
-    /// For the KGC: the credential leaves to publish (member, leaf).
-    pub credentials: Vec<(String, FrBytes)>,
+}
+
+/// What a node holds as an ESKI-IBE authority (the KGC and every CPC): its share, and for
+/// the KGC the CP-ABE master key with the desk that enrolls members.
+pub struct Authority {
+    pub ibe_share: AuthoritySecret,
+    pub kgc: Option<Arc<Desk>>,
 }
 
 /// A running node.
@@ -45,7 +50,10 @@ pub struct Node {
     pub consortium: ConsortiumFile,
     pub validator: Arc<Validator>,
     pub ledger: Arc<Ledger>,
-    pub hosted: Option<Hosted>,
+    /// The hosted member, once it holds its keys (a member whose genesis left its ESKI-IBE
+    /// and CP-ABE keys to be issued gets them from the authorities first: `enrollment`).
+    pub hosted: OnceLock<Hosted>,
+    pub authority: Option<Authority>,
     pub policy_pk: Arc<ProvingKey>,
     pub supply_pks: HashMap<SupplyShape, Arc<ProvingKey>>,
     pub ibe: IbePublicParams,
@@ -69,7 +77,7 @@ impl Node {
     /// Whether the hosted member can act: registered, and holding its credential where
     /// genesis gave it one.
     pub fn ready(&self) -> Result<bool> {
-        let Some(h) = &self.hosted else { return Ok(true) };
+        let Some(h) = self.hosted() else { return Ok(self.cfg.secrets.member.is_none()) };
         let Some(m) = self.ledger.member(&h.member.id)? else { return Ok(false) };
         let wants_credential = matches!(h.member.role, Role::Hospital | Role::ResearchInstitute);
         Ok(!wants_credential || m.credential.is_some())
@@ -110,6 +118,6 @@ impl Node {
     }
 
     pub fn hosted(&self) -> Option<&Hosted> {
-        self.hosted.as_ref()
+        self.hosted.get()
     }
 }

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use axum::Router;
@@ -41,22 +41,22 @@ use dualchain_storage::KvEngine;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 
-use crate::agents::{kgc, registration, Agent, AgentMetrics, CpcNode, Log, OwnerNode};
+use crate::agents::kgc::{self, Desk};
+use crate::agents::{registration, Agent, AgentMetrics, CpcNode, Log, OwnerNode};
 use crate::api::{ApiMetrics, ApiState};
 use crate::config::{ConsortiumFile, NodeConfig};
 use crate::files::{from_hex, read_secret};
 use crate::member::client::Client;
 use crate::member::MemberFile;
 use crate::metrics::{register_gauges, ScrapeGauges};
-use crate::runtime::{unix_ms, Hosted, Node};
+use crate::runtime::{unix_ms, Authority, Hosted, Node};
 use crate::validator::Validator;
 
 /// A node assembled and running: its parts, its API's state, and the agents' tasks.
 pub struct Service {
     pub node: Arc<Node>,
     pub api: ApiState,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-    agents: Mutex<Vec<Agent>>,
+    running: Arc<Running>,
 }
 
 /// The Groth16 proving keys a genesis pins: the policy circuit's and one per supply shape.
@@ -222,31 +222,47 @@ fn open_validator(
     Ok(ValidatorParts { validator, ledger, storage })
 }
 
-/// What assembling the hosted member needs from the rest of the node.
-struct HostContext<'a> {
-    cfg: &'a NodeConfig,
-    consortium: &'a ConsortiumFile,
-    validator: &'a Arc<Validator>,
-    keys: &'a ProvingKeys,
-    ibe: &'a dualchain_crypto::ibe::IbePublicParams,
-    compute: &'static Compute,
-    log: &'a Log,
-    metrics: &'a AgentMetrics,
+/// The hosted member's file (`secrets.member`), if the node hosts one.
+fn member_file(cfg: &NodeConfig) -> Result<Option<(MemberFile, std::path::PathBuf)>> {
+    let Some(path) = &cfg.secrets.member else { return Ok(None) };
+    let path = cfg.path(path);
+    let file: MemberFile =
+        serde_json::from_slice(&read_secret(&path)?).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(Some((file, path)))
 }
 
-/// The hosted member (from `secrets.member`) with the agents its role runs.
-fn host_member(cx: &HostContext<'_>) -> Result<Option<Hosted>> {
-    let cfg = cx.cfg;
+/// What the hosted member holds as an ESKI-IBE authority, and the KGC's desk.
+fn authority_of(cfg: &NodeConfig, file: &MemberFile) -> Result<Option<Authority>> {
+    let Some(share) = &file.ibe_authority else { return Ok(None) };
+    let ibe_share = from_hex(share, "ESKI-IBE authority share")?;
+    let kgc = match &file.abe_master {
+        Some(msk) => {
+            let mut genesis = Vec::new();
+            for (m, leaf) in &file.credentials {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(leaf, &mut b).map_err(|e| anyhow!("credential of {m}: {e}"))?;
+                genesis.push((m.clone(), FrBytes(b)));
+            }
+            let path = cfg.path(&cfg.data_dir).join("kgc-credentials.json");
+            Some(Arc::new(Desk::open(from_hex(msk, "CP-ABE master key")?, genesis, path)?))
+        }
+        None => None,
+    };
+    Ok(Some(Authority { ibe_share, kgc }))
+}
+
+/// The hosted member with the agents its role runs (its file holds every key).
+fn host_member(node: &Node, file: &MemberFile) -> Result<Hosted> {
+    let cfg = &node.cfg;
     let id = cfg.node as usize;
-    let Some(path) = &cfg.secrets.member else { return Ok(None) };
-    let file: MemberFile = serde_json::from_slice(&read_secret(&cfg.path(path))?)
-        .with_context(|| format!("parsing {}", cfg.path(path).display()))?;
     let member = Arc::new(file.member()?);
-    let entry =
-        cx.consortium.member(&member.id).ok_or_else(|| anyhow!("{} is not a member in consortium.toml", member.id))?;
+    let entry = node
+        .consortium
+        .member(&member.id)
+        .ok_or_else(|| anyhow!("{} is not a member in consortium.toml", member.id))?;
     ensure!(entry.node as usize == id, "{} is hosted by node {}, not {id}", member.id, entry.node);
-    let client = Arc::new(Client::new(&member.id, member.signer.clone(), cx.validator.clone()));
-    let mut h = Hosted { member: member.clone(), client: client.clone(), owner: None, cpc: None, credentials: vec![] };
+    let client = Arc::new(Client::new(&member.id, member.signer.clone(), node.validator.clone()));
+    let mut h = Hosted { member: member.clone(), client: client.clone(), owner: None, cpc: None };
     let data_dir = cfg.path(&cfg.data_dir);
     match member.role {
         Role::Hospital => {
@@ -254,12 +270,12 @@ fn host_member(cx: &HostContext<'_>) -> Result<Option<Hosted>> {
                 member: member.clone(),
                 client: client.clone(),
                 datasets: Mutex::new(HashMap::new()),
-                supply_keys: cx.keys.supply.clone(),
-                ibe: cx.ibe.clone(),
-                log: cx.log.clone(),
-                metrics: cx.metrics.clone(),
+                supply_keys: node.supply_pks.clone(),
+                ibe: node.ibe.clone(),
+                log: node.log.clone(),
+                metrics: node.agent_metrics.clone(),
                 persist: Some(data_dir.join("owned")),
-                compute: cx.compute,
+                compute: node.compute,
             });
             let loaded = owner.load_datasets()?;
             tracing::info!(datasets = loaded, "owner's datasets loaded");
@@ -268,22 +284,47 @@ fn host_member(cx: &HostContext<'_>) -> Result<Option<Hosted>> {
         Role::Cpc => {
             let engine = RocksEngine::open(&data_dir.join("cpc"), &RocksConfig::default())?;
             let store = Arc::new(CpcStore::open(Arc::new(engine))?);
-            let mut node =
-                CpcNode::new(member.clone(), client.clone(), store, cx.compute.reencrypt.clone(), cx.log.clone());
-            node.chunk_records = cfg.cpc.reencrypt_chunk.max(1);
-            node.metrics = cx.metrics.clone();
-            h.cpc = Some(Arc::new(node));
-        }
-        Role::Kgc => {
-            for (m, leaf) in &file.credentials {
-                let mut b = [0u8; 32];
-                hex::decode_to_slice(leaf, &mut b).map_err(|e| anyhow!("credential of {m}: {e}"))?;
-                h.credentials.push((m.clone(), FrBytes(b)));
-            }
+            let mut cpc =
+                CpcNode::new(member.clone(), client.clone(), store, node.compute.reencrypt.clone(), node.log.clone());
+            cpc.chunk_records = cfg.cpc.reencrypt_chunk.max(1);
+            cpc.metrics = node.agent_metrics.clone();
+            h.cpc = Some(Arc::new(cpc));
         }
         _ => {}
     }
-    Ok(Some(h))
+    Ok(h)
+}
+
+/// The tasks and agents a running service stops at shutdown.
+#[derive(Default)]
+struct Running {
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    agents: Mutex<Vec<Agent>>,
+}
+
+impl Running {
+    fn push_task(&self, t: JoinHandle<()>) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(t);
+    }
+
+    /// Starts the hosted member's agents: registration, the owner's and the CPC's
+    /// reactions, the KGC's publication of credentials.
+    fn spawn_member(&self, node: &Arc<Node>) {
+        let Some(h) = node.hosted() else { return };
+        let mut agents = Vec::new();
+        if let Some(o) = &h.owner {
+            agents.push(o.spawn());
+        }
+        if let Some(c) = &h.cpc {
+            agents.push(c.spawn());
+        }
+        let (ledger, client, member) = (node.ledger.clone(), h.client.clone(), h.member.clone());
+        self.push_task(tokio::spawn(registration::register_member(ledger.clone(), client.clone(), member.clone())));
+        if let Some(desk) = node.authority.as_ref().and_then(|a| a.kgc.as_ref()) {
+            self.push_task(tokio::spawn(kgc::publish_credentials(ledger, client, member, desk.credentials.clone())));
+        }
+        self.agents.lock().unwrap_or_else(|p| p.into_inner()).extend(agents);
+    }
 }
 
 impl Service {
@@ -305,16 +346,8 @@ impl Service {
         let gauges = ScrapeGauges::default();
         register_gauges(&mut registry, &gauges);
         let log = Log::default();
-        let hosted = host_member(&HostContext {
-            cfg: &cfg,
-            consortium: &consortium,
-            validator: &parts.validator,
-            keys: &keys,
-            ibe: &ibe,
-            compute,
-            log: &log,
-            metrics: &agent_metrics,
-        })?;
+        let member = member_file(&cfg)?;
+        let authority = member.as_ref().map(|(f, _)| authority_of(&cfg, f)).transpose()?.flatten();
         let peers = crate::api::client::http_client(
             &hex::decode(&consortium.tls_ca).context("consortium.toml's tls_ca")?,
             consortium.validators.iter().any(|v| v.api.starts_with("https://")),
@@ -327,7 +360,8 @@ impl Service {
             consortium,
             validator: parts.validator,
             ledger: parts.ledger,
-            hosted,
+            hosted: OnceLock::new(),
+            authority,
             policy_pk: keys.policy,
             supply_pks: keys.supply,
             ibe,
@@ -339,33 +373,36 @@ impl Service {
             log,
             started_ms: unix_ms(),
         });
-        let service = Self {
-            api: ApiState::new(node.clone(), api_metrics),
-            node,
-            tasks: Mutex::default(),
-            agents: Mutex::default(),
-        };
-        service.spawn_agents();
-        Ok(service)
-    }
-
-    fn spawn_agents(&self) {
-        let (mut tasks, mut agents) = (Vec::new(), Vec::new());
-        if let Some(h) = &self.node.hosted {
-            if let Some(o) = &h.owner {
-                agents.push(o.spawn());
+        let running = Arc::new(Running::default());
+        match member {
+            Some((file, path)) if crate::enrollment::needs_enrollment(&file)? => {
+                // Keys made on the institution's own machine: the authorities issue the
+                // rest once the member is registered; its agents start after.
+                let m = Arc::new(file.member()?);
+                let client = Arc::new(Client::new(&m.id, m.signer.clone(), node.validator.clone()));
+                running.push_task(tokio::spawn(registration::register_member(node.ledger.clone(), client, m)));
+                let (n, r) = (node.clone(), running.clone());
+                running.push_task(tokio::spawn(async move {
+                    let hosted = match crate::enrollment::enroll(&n, file, path).await {
+                        Ok(f) => host_member(&n, &f),
+                        Err(e) => Err(e),
+                    };
+                    match hosted {
+                        Ok(h) => {
+                            let _ = n.hosted.set(h);
+                            r.spawn_member(&n);
+                        }
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "enrollment failed; the member's agents do not run"),
+                    }
+                }));
             }
-            if let Some(c) = &h.cpc {
-                agents.push(c.spawn());
+            Some((file, _)) => {
+                let _ = node.hosted.set(host_member(&node, &file)?);
+                running.spawn_member(&node);
             }
-            let (ledger, client, member) = (self.node.ledger.clone(), h.client.clone(), h.member.clone());
-            tasks.push(tokio::spawn(registration::register_member(ledger.clone(), client.clone(), member.clone())));
-            if !h.credentials.is_empty() {
-                tasks.push(tokio::spawn(kgc::publish_credentials(ledger, client, member, h.credentials.clone())));
-            }
+            None => {}
         }
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
-        self.agents.lock().unwrap_or_else(|p| p.into_inner()).extend(agents);
+        Ok(Self { api: ApiState::new(node.clone(), api_metrics), node, running })
     }
 
     /// The node's HTTP API.
@@ -378,11 +415,11 @@ impl Service {
     /// validator still runs to commit what they submit); what is left is retried from the
     /// ledger on the next start.
     pub async fn shutdown(&self) -> Result<()> {
-        for t in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for t in self.running.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             t.abort();
         }
         let mut draining = tokio::task::JoinSet::new();
-        for agent in self.agents.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for agent in self.running.agents.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             draining.spawn(agent.drain(AGENT_DRAIN));
         }
         let mut drained = true;
@@ -404,8 +441,8 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     let me = &node.consortium.validators[node.cfg.node as usize];
     tracing::info!(
         node = node.cfg.node,
-        member = node.hosted.as_ref().map_or("-", |h| h.member.id.as_str()),
-        role = node.hosted.as_ref().map_or("validator", |h| h.member.role.as_str()),
+        member = node.hosted().map_or("-", |h| h.member.id.as_str()),
+        role = node.hosted().map_or("validator", |h| h.member.role.as_str()),
         quic = %me.quic,
         api = %listen,
         validators = node.consortium.validators.len(),

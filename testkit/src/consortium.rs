@@ -16,7 +16,7 @@
 //! transaction the API would refuse to send. Those tools are marked as such below.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,13 @@ pub struct FlowConfig {
     pub params_dir: PathBuf,
     /// Where the consortium's files and the nodes' RocksDB directories go.
     pub data_dir: PathBuf,
+    /// Genesis as deployments run it: each institution makes its keys
+    /// (`dualchain keygen`), a coordinator assembles the consortium from the public parts
+    /// (`assemble`, with test parameters), each institution checks and joins (`join`),
+    /// and the members obtain their ESKI-IBE and CP-ABE keys from the authorities' nodes
+    /// when they start. Otherwise `dualchain init` makes every key on one machine (from
+    /// `seed` when given).
+    pub institutions: bool,
 }
 
 /// A dataset as its owner uploaded it.
@@ -118,6 +125,66 @@ struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// A free port on loopback (UDP for QUIC, TCP for the API).
+fn free_port(udp: bool) -> Result<u16> {
+    Ok(if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
+    })
+}
+
+/// The name of the in-process consortium.
+const CONSORTIUM_NAME: &str = "dualchain in-process consortium";
+
+/// Genesis across institutions (see [`FlowConfig::institutions`]) into `dir/node-<i>`,
+/// with the coordinator's CAs in `dir/ca` and its output in `dir/genesis`.
+fn institutions_genesis(dir: &Path, params_cache: &Path, records: usize) -> Result<()> {
+    use dualchain_node::genesis::assemble::{assemble, AssembleOptions};
+    use dualchain_node::genesis::institution::{join, keygen, JoinOptions, KeygenOptions};
+    let layout = dualchain_node::genesis::layout::default_layout(NODES);
+    let mut contributions = Vec::new();
+    let mut last_authority: Option<PathBuf> = None;
+    for (i, spec) in layout.iter().enumerate() {
+        let spec = spec.as_ref().ok_or_else(|| anyhow!("node {i} hosts no member"))?;
+        let role = spec.role.as_str().to_string();
+        let path = keygen(&KeygenOptions {
+            consortium: CONSORTIUM_NAME.into(),
+            id: spec.id.clone(),
+            role: role.clone(),
+            attributes: spec.attributes.clone(),
+            host: "127.0.0.1".into(),
+            quic_port: free_port(true)?,
+            api_port: free_port(false)?,
+            ibe_after: if role == "cpc" { last_authority.clone() } else { None },
+            dir: dir.join(format!("node-{i}")),
+        })?;
+        if role == "kgc" || role == "cpc" {
+            last_authority = Some(path.clone());
+        }
+        contributions.push(path);
+    }
+    assemble(&AssembleOptions {
+        name: CONSORTIUM_NAME.into(),
+        contributions,
+        ca: dir.join("ca"),
+        out: dir.join("genesis"),
+        supply_records: vec![records],
+        ceremony: None,
+        test_params: true,
+        params_cache: Some(params_cache.to_path_buf()),
+    })?;
+    for i in 0..NODES {
+        join(&JoinOptions {
+            dir: dir.join(format!("node-{i}")),
+            genesis: dir.join("genesis"),
+            preset: "loopback".into(),
+            default_cpc: None,
+        })?;
+    }
+    Ok(())
+}
+
 /// A running consortium.
 pub struct Consortium {
     pub cfg: FlowConfig,
@@ -141,30 +208,38 @@ impl Consortium {
         let supply_shape = SupplyShape::for_records(cfg.records)
             .ok_or_else(|| anyhow!("{} records exceed the largest supply shape (4096)", cfg.records))?;
         let dir = cfg.data_dir.join("consortium");
-        let opts = InitOptions {
-            nodes: NODES,
-            out: dir.clone(),
-            name: "dualchain in-process consortium".into(),
-            hosts: vec!["127.0.0.1".into()],
-            quic_port: 0,
-            api_port: 0,
-            members: Vec::new(),
-            supply_records: vec![cfg.records],
-            params_cache: Some(cfg.params_dir.clone()),
-            preset: "loopback".into(),
-            seed: cfg.seed,
-            ceremony: None,
-            insecure_http: false,
-        };
         std::fs::create_dir_all(&cfg.data_dir)?;
-        let report = tokio::task::spawn_blocking(move || genesis::run(&opts)).await??;
-        let file = ConsortiumFile::load(&dir.join("consortium.toml"))?;
+        let params_generated = if cfg.institutions {
+            let (dir, params) = (dir.clone(), cfg.params_dir.clone());
+            let records = cfg.records;
+            tokio::task::spawn_blocking(move || institutions_genesis(&dir, &params, records)).await??;
+            Vec::new()
+        } else {
+            let opts = InitOptions {
+                nodes: NODES,
+                out: dir.clone(),
+                name: "dualchain in-process consortium".into(),
+                hosts: vec!["127.0.0.1".into()],
+                quic_port: 0,
+                api_port: 0,
+                members: Vec::new(),
+                supply_records: vec![cfg.records],
+                params_cache: Some(cfg.params_dir.clone()),
+                preset: "loopback".into(),
+                seed: cfg.seed,
+                ceremony: None,
+                insecure_http: false,
+            };
+            tokio::task::spawn_blocking(move || genesis::run(&opts)).await??.params_generated
+        };
+        let node0 = NodeConfig::load(&dir.join("node-0/node.toml"))?;
+        let file = ConsortiumFile::load(&node0.path(&node0.consortium))?;
         let mut c = Self {
             cfg,
             dir,
             file,
             supply_shape,
-            params_generated: report.params_generated,
+            params_generated,
             nodes: (0..NODES).map(|_| None).collect(),
             apis: HashMap::new(),
         };

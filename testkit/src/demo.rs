@@ -114,8 +114,15 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
     ensure!(cfg.records > 0, "the demo needs at least one record");
     let dir = std::env::temp_dir().join(format!("dualchain-demo-{}-{}", std::process::id(), rand::random::<u32>()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let flow =
-        FlowConfig { records: cfg.records, seed: cfg.seed, params_dir: cfg.params_dir.clone(), data_dir: dir.clone() };
+    let flow = FlowConfig {
+        records: cfg.records,
+        seed: cfg.seed,
+        params_dir: cfg.params_dir.clone(),
+        data_dir: dir.clone(),
+        // A seeded demo is a reproducible test consortium; otherwise every institution
+        // makes its own keys.
+        institutions: cfg.seed.is_none(),
+    };
     let result = runtime.block_on(run_flow(flow, out));
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -167,17 +174,31 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
 
 /// Steps 1–2: genesis and the nodes started; members registered with their credentials.
 async fn genesis(t: &mut Timer<'_>, report: &mut DemoReport, flow: FlowConfig) -> Result<Consortium> {
-    t.begin("Genesis (dualchain init): keys, IBE/ABE, Groth16; nodes start")?;
+    let institutions = flow.institutions;
+    t.begin(if institutions {
+        "Genesis across institutions (keygen on each, assemble, join): keys stay home; nodes start"
+    } else {
+        "Genesis (dualchain init, a seeded test consortium): keys, IBE/ABE, Groth16; nodes start"
+    })?;
     let c = Progress::while_running("starting the consortium", Consortium::genesis(flow)).await?;
     report.members = c.file.members.len();
     let node0 = c.node(0)?;
+    let authorities = c.file.members.iter().filter(|m| m.role == "kgc" || m.role == "cpc").count();
     let mut detail = format!(
-        "members: {}\nCA certified {} members; ESKI-IBE keys from {} authorities' blinded shares; CP-ABE {} set up\n",
+        "members: {}\nCA certified {} members; CP-ABE {} set up\n",
         c.file.members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "),
         report.members,
-        c.file.members.iter().filter(|m| m.role == "kgc" || m.role == "cpc").count(),
         <dualchain_crypto::abe::ac17::Ac17 as dualchain_crypto::abe::AbeScheme>::NAME
     );
+    detail.push_str(&if institutions {
+        format!(
+            "each institution made its own keys; the coordinator saw only public contributions; \
+             ESKI-IBE chain of {authorities} authorities, each link made by its authority; members' IBE and \
+             CP-ABE keys issued online by the authorities' nodes\n"
+        )
+    } else {
+        format!("ESKI-IBE keys from {authorities} authorities' blinded shares, all on this machine\n")
+    });
     detail.push_str(&format!(
         "Groth16 parameters: policy ({} constraints), {} ({} constraints)",
         node0.policy_pk.circuit.constraints,
@@ -189,7 +210,11 @@ async fn genesis(t: &mut Timer<'_>, report: &mut DemoReport, flow: FlowConfig) -
     }
     t.end(&detail)?;
 
-    t.begin("Nodes register their members; the KGC's node publishes credentials")?;
+    t.begin(if institutions {
+        "Nodes register their members, which enroll with the authorities; the KGC's node publishes credentials"
+    } else {
+        "Nodes register their members; the KGC's node publishes credentials"
+    })?;
     Progress::while_running("registration", c.wait_ready(Duration::from_secs(120))).await?;
     let root = node0.ledger.credential_root()?.ok_or_else(|| anyhow!("no credential root"))?;
     t.end(&format!(

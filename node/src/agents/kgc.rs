@@ -1,51 +1,132 @@
-//! The KGC's node publishes each credential leaf named at genesis once its member is
-//! registered, and never one whose member or credential was revoked.
+//! The KGC's node: its enrollment desk and the publication of credential leaves.
+//!
+//! A member made its keys on its own machine (`dualchain keygen`) and holds a certificate
+//! over its attribute *commitment*. Once its registration is final it opens that
+//! commitment to the KGC (`POST /kgc/enroll`): the desk checks the opening against the
+//! certificate on the ledger, derives the member's CP-ABE key for exactly those attributes
+//! and returns it sealed to the member's ESKI-IBE identity, so only the member can open it;
+//! it also records the member's credential leaf. The publisher puts each leaf on the
+//! ledger once its member is registered, and never one whose member or credential was
+//! revoked. The KGC learns the attributes it certifies keys for (DESIGN.md §4.3), nothing
+//! else of the member.
+//!
+//! A test consortium's genesis (`dualchain init`) names the leaves up front; they are
+//! published the same way.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::{anyhow, ensure, Result};
+use dualchain_crypto::abe::ac17::Ac17;
+use dualchain_crypto::abe::AbeScheme;
+use dualchain_crypto::cert::{AttributeSet, Certificate, Role};
+use dualchain_crypto::ibe::{self, IbeCiphertext, IbePublicParams};
+use dualchain_crypto::Codec;
 use dualchain_ledger::tx::{FrBytes, Outcome, TxKind};
 use dualchain_ledger::Ledger;
+use rand::rngs::OsRng;
 
+use crate::files::write_private;
 use crate::member::client::Client;
-use crate::member::Member;
+use crate::member::{credential_for, Member, ABE_KEY_AAD, ATTRIBUTE_SALT_LEN};
 
 /// How long one publication may wait for finality before the round is tried again.
 const ATTEMPT_WAIT_MAX: Duration = Duration::from_secs(30);
 const ROUND_PAUSE: Duration = Duration::from_millis(300);
 
-/// Publishes `credentials` (member, leaf) as their members register; returns when every
-/// one is on the ledger or can no longer be published.
+/// Credential leaves to publish: (member, leaf).
+pub type Credentials = Mutex<Vec<(String, FrBytes)>>;
+
+/// The KGC's enrollment desk: its CP-ABE master key and the leaves it has to publish
+/// (kept in `data/kgc-credentials.json`, mode 0600, across restarts).
+pub struct Desk {
+    msk: <Ac17 as AbeScheme>::MasterKey,
+    pub credentials: Arc<Credentials>,
+    path: PathBuf,
+}
+
+impl Desk {
+    /// The desk with the leaves named at genesis and those enrolled before (from `path`).
+    pub fn open(msk: <Ac17 as AbeScheme>::MasterKey, genesis: Vec<(String, FrBytes)>, path: PathBuf) -> Result<Self> {
+        let mut all = genesis;
+        if path.exists() {
+            let kept: Vec<(String, String)> = serde_json::from_slice(&crate::files::read_secret(&path)?)?;
+            for (m, leaf) in kept {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(&leaf, &mut b)
+                    .map_err(|e| anyhow!("credential of {m} in {}: {e}", path.display()))?;
+                if !all.iter().any(|(x, _)| *x == m) {
+                    all.push((m, FrBytes(b)));
+                }
+            }
+        }
+        Ok(Self { msk, credentials: Arc::new(Mutex::new(all)), path })
+    }
+
+    /// Enrolls `member` (registered on `ledger`) with the attributes its certificate
+    /// commits to: records its credential leaf and returns its CP-ABE key sealed to its
+    /// ESKI-IBE identity. Refuses revoked members, roles that request no data, and an
+    /// opening that does not match the certificate.
+    pub fn enroll(
+        &self,
+        ledger: &Ledger,
+        ibe_params: &IbePublicParams,
+        member: &str,
+        attributes: &[String],
+        salt: &[u8; ATTRIBUTE_SALT_LEN],
+    ) -> Result<IbeCiphertext> {
+        let rec = ledger.member(member)?.ok_or_else(|| anyhow!("{member} is not registered"))?;
+        ensure!(rec.revoked.is_none(), "{member} is revoked");
+        let cert = Certificate::from_bytes(&rec.certificate)?;
+        ensure!(
+            matches!(cert.fields.role, Role::Hospital | Role::ResearchInstitute),
+            "{member} is a {}: only hospitals and research institutes hold CP-ABE keys",
+            cert.fields.role
+        );
+        let attributes = AttributeSet::new(attributes.iter().map(String::as_str))?;
+        cert.check_attribute_opening(&attributes, salt)
+            .map_err(|_| anyhow!("these attributes and salt do not open {member}'s certified commitment"))?;
+        let key = Ac17::keygen(&self.msk, &attributes)?;
+        let sealed = ibe::encrypt(&mut OsRng, ibe_params, member, &key.to_bytes(), ABE_KEY_AAD)?;
+        let leaf = FrBytes::from_fr(&credential_for(&attributes, salt, cert.fields.signing_key.as_bytes()).leaf());
+        let mut creds = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
+        if !creds.iter().any(|(m, _)| m == member) {
+            creds.push((member.to_string(), leaf));
+            let kept: Vec<(String, String)> = creds.iter().map(|(m, l)| (m.clone(), hex::encode(l.0))).collect();
+            write_private(&self.path, &serde_json::to_vec_pretty(&kept)?)?;
+        }
+        Ok(sealed)
+    }
+}
+
+/// Publishes every credential in `credentials` whose member is registered, for as long as
+/// the node runs (members enroll at any time).
 pub async fn publish_credentials(
     ledger: Arc<Ledger>,
     client: Arc<Client>,
     kgc: Arc<Member>,
-    credentials: Vec<(String, FrBytes)>,
+    credentials: Arc<Credentials>,
 ) {
     loop {
+        tokio::time::sleep(ROUND_PAUSE).await;
         if ledger.member(&kgc.id).ok().flatten().is_none() {
             // The KGC itself is not registered yet.
-            tokio::time::sleep(ROUND_PAUSE).await;
             continue;
         }
-        let mut pending = 0;
-        for (m, leaf) in &credentials {
+        let list = credentials.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (m, leaf) in &list {
             let rec = match ledger.member(m) {
                 Ok(Some(r)) => r,
-                Ok(None) => {
-                    pending += 1;
-                    continue;
-                }
+                Ok(None) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the registry");
-                    pending += 1;
                     continue;
                 }
             };
             if rec.credential.is_some() || rec.credential_revoked.is_some() || rec.revoked.is_some() {
                 continue;
             }
-            pending += 1;
             let kind = TxKind::IssueCredential { member: m.clone(), leaf: *leaf };
             match tokio::time::timeout(ATTEMPT_WAIT_MAX, client.submit(kind)).await {
                 Ok(Ok(f)) => match f.outcome {
@@ -56,9 +137,5 @@ pub async fn publish_credentials(
                 Err(_) => tracing::warn!("credential not final within {ATTEMPT_WAIT_MAX:?}; retrying"),
             }
         }
-        if pending == 0 {
-            return;
-        }
-        tokio::time::sleep(ROUND_PAUSE).await;
     }
 }

@@ -11,7 +11,9 @@
 //!   `POST /grants/{id}/revoke`, `GET /datasets/{id}`, `GET /audit/{dataset}` (access
 //!   records with their inclusion proofs checked against this node's blocks).
 //! - Between nodes: `POST /cpc/ingest` (an owner's node stores signcrypted records at a
-//!   CPC), `POST /cpc/fetch` (a requester's node fetches re-encrypted records).
+//!   CPC), `POST /cpc/fetch` (a requester's node fetches re-encrypted records),
+//!   `POST /ibe/share` and `POST /kgc/enroll` (a member obtains its ESKI-IBE key from the
+//!   authorities and its CP-ABE key from the KGC after a per-institution genesis).
 //! - Operations: `GET /health`, `GET /metrics` (Prometheus text), `GET /openapi.json`.
 //!
 //! Every other call is signed by a member ([`client`]). Errors are FHIR
@@ -29,6 +31,7 @@
 //! | [`fhir_routes`] | FHIR in: Patients, Observations, Bundles, seals |
 //! | [`flow_routes`] | demands, access, grants, records, revocations, audit |
 //! | [`cpc_routes`] | a CPC's endpoints for peer nodes |
+//! | [`authority_routes`] | the ESKI-IBE authorities' and the KGC's endpoints for enrolling members |
 //! | [`wire`] | request bodies and the binary list framing |
 //! | [`client`] | signed calls to a node (`dualchain client`, node to node) |
 
@@ -44,6 +47,7 @@ use axum::Router;
 use crate::runtime::Node;
 
 pub mod auth;
+pub mod authority_routes;
 pub mod client;
 pub mod cpc_routes;
 pub mod error;
@@ -120,6 +124,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/members/{id}/revoke", post(revoke_member))
         .route("/cpc/ingest", post(cpc_ingest))
         .route("/cpc/fetch", post(cpc_fetch))
+        .route("/ibe/share", post(authority_routes::ibe_share))
+        .route("/kgc/enroll", post(authority_routes::kgc_enroll))
         .fallback(|| async { ApiError::not_found("no-route", "no such endpoint; see /openapi.json") })
         .layer(middleware::from_fn_with_state(state.admission.clone(), limits::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))

@@ -10,6 +10,8 @@ use dualchain_prover::shapes::Shape;
 use dualchain_prover::supply::SupplyShape;
 
 use crate::config::NodeConfig;
+use crate::genesis::assemble::AssembleOptions;
+use crate::genesis::institution::{JoinOptions, KeygenOptions};
 use crate::genesis::{self, InitOptions};
 
 pub mod client;
@@ -29,7 +31,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a consortium's genesis: keys, certificates, IBE/CP-ABE setup, Groth16
+    /// An institution's keys, made on its own machine: secrets stay in DIR/secrets, the
+    /// public part goes to DIR/contribution.toml for the coordinator (README: "Genesis
+    /// across institutions").
+    Keygen(KeygenOptions),
+    /// The coordinator: check every institution's contribution and assemble the
+    /// consortium from their public parts, issuing certificates from the CAs it keeps.
+    Assemble(AssembleOptions),
+    /// An institution: check the assembled consortium against its own contribution, then
+    /// write its node's configuration.
+    Join(JoinOptions),
+    /// A TEST consortium on one machine, which makes every secret and the Groth16
+    /// trapdoor (consortium.toml says so): keys, certificates, IBE/CP-ABE setup, Groth16
     /// parameters and one configuration per node.
     Init(InitOptions),
     /// Run one node until SIGTERM: consensus, ledger, the hosted member's agents, the API.
@@ -159,6 +172,32 @@ pub fn main() -> Result<()> {
                     dir.join("node.toml").display()
                 );
             }
+        }
+        Command::Keygen(opts) => {
+            let path = crate::genesis::institution::keygen(&opts)?;
+            println!(
+                "keys of {} made in {}/secrets (mode 0600; they never leave this machine)",
+                opts.id,
+                opts.dir.display()
+            );
+            println!("send {} to the coordinator (it names your attributes: not to every member)", path.display());
+        }
+        Command::Assemble(opts) => {
+            crate::service::init_command_logging()?;
+            let report = crate::genesis::assemble::assemble(&opts)?;
+            if report.test_consortium {
+                println!("this is a TEST consortium: its Groth16 parameters were made on this machine");
+            }
+            println!("consortium assembled in {} (public: send it to every institution)", opts.out.display());
+            for (i, member) in &report.nodes {
+                println!("  node {i}: {member}");
+            }
+            println!("the CAs' keys stay in {}/secrets", opts.ca.display());
+        }
+        Command::Join(opts) => {
+            let node = crate::genesis::institution::join(&opts)?;
+            println!("the consortium lists us as contributed: node {node}");
+            println!("  dualchain node --config {}", opts.dir.join("node.toml").display());
         }
         Command::Node { config } => {
             let cfg = NodeConfig::load(&config)?;

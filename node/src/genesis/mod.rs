@@ -21,6 +21,8 @@
 //!
 //! | module | what |
 //! | --- | --- |
+//! | [`institution`] | an institution's keys made on its own machine (`keygen`) and its check of the assembled consortium (`join`) |
+//! | [`assemble`] | the coordinator's assembly of the consortium from public contributions, with the CAs it keeps |
 //! | [`ceremony`] | the multi-party Groth16 setup as operators run it; the provenance check a node makes |
 //! | [`layout`] | which member each node hosts |
 //! | [`params`] | Groth16 parameter files: the local cache, the pinned copies |
@@ -49,7 +51,9 @@ use crate::config::{
 use crate::files::{to_hex, write_private};
 use crate::member::{issue_ibe_key, Member, MemberFile};
 
+pub mod assemble;
 pub mod ceremony;
+pub mod institution;
 pub mod layout;
 pub mod node_file;
 pub mod params;
@@ -171,15 +175,7 @@ pub fn run(opts: &InitOptions) -> Result<InitReport> {
         validators,
         members: entries,
     };
-    std::fs::write(
-        opts.out.join("consortium.toml"),
-        format!(
-            "# dualchain consortium genesis — public; identical on every node.\n\
-             # Written by `dualchain init`; do not edit (validators compare it byte for byte in spirit:\n\
-             # a node with another genesis refuses its peers' certificates and blocks).\n{}",
-            toml::to_string_pretty(&consortium)?
-        ),
-    )?;
+    write_consortium(&opts.out, &consortium, "dualchain init")?;
     progress.inc(1);
     progress.set_message("node files and secrets");
     let default_cpc = specs.iter().find(|s| s.role == Role::Cpc).map(|s| s.id.clone());
@@ -191,6 +187,21 @@ pub fn run(opts: &InitOptions) -> Result<InitReport> {
     }
     progress.inc(1);
     Ok(report)
+}
+
+/// Writes `dir/consortium.toml`, with its header, written by `by`.
+pub(crate) fn write_consortium(dir: &std::path::Path, consortium: &ConsortiumFile, by: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(
+        dir.join("consortium.toml"),
+        format!(
+            "# dualchain consortium genesis — public; identical on every node.\n\
+             # Written by `{by}`; do not edit (validators compare it byte for byte in spirit:\n\
+             # a node with another genesis refuses its peers' certificates and blocks).\n{}",
+            toml::to_string_pretty(consortium)?
+        ),
+    )?;
+    Ok(())
 }
 
 /// Refuses a bad request before any work: node count, hosts, the member layout (unique
@@ -219,6 +230,15 @@ fn check_layout(opts: &InitOptions) -> Result<Vec<Option<Spec>>> {
     Ok(layout)
 }
 
+/// The member CA's name for consortium `name`.
+pub(crate) fn member_ca_name(name: &str) -> String {
+    name.to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || ".:_-".contains(c) { c } else { '-' })
+        .chain("-member-ca".chars())
+        .collect()
+}
+
 /// The members' keys and the consortium's public parameters they were issued under.
 struct MemberKeys {
     ca: CertificateAuthority,
@@ -232,14 +252,7 @@ struct MemberKeys {
 /// by the blinded issuing round trip), CP-ABE keys for requesting members, and the
 /// credential leaves the KGC will publish.
 fn member_keys(opts: &InitOptions, specs: &[&Spec], rng: &mut ChaCha20Rng, now: u64) -> Result<MemberKeys> {
-    let ca_name: String = opts
-        .name
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || ".:_-".contains(c) { c } else { '-' })
-        .chain("-member-ca".chars())
-        .collect();
-    let ca = CertificateAuthority::generate(&ca_name, rng)?;
+    let ca = CertificateAuthority::generate(&member_ca_name(&opts.name), rng)?;
     let mut members = Vec::new();
     for (serial, s) in specs.iter().enumerate() {
         let attrs: Vec<&str> = s.attributes.iter().map(String::as_str).collect();
@@ -287,56 +300,84 @@ fn write_params(
     opts: &InitOptions,
     rng: &mut ChaCha20Rng,
 ) -> Result<(Vec<ParamsEntry>, Option<TauEntry>, Vec<String>)> {
-    let params_out = opts.out.join("params");
-    std::fs::create_dir_all(&params_out).with_context(|| format!("creating {}", params_out.display()))?;
-    let mut shapes = vec![Shape::Policy];
-    for r in &opts.supply_records {
-        let s = SupplyShape::for_records(*r).ok_or_else(|| anyhow!("no supply shape holds {r} records"))?;
-        if !shapes.contains(&Shape::Supply(s)) {
-            shapes.push(Shape::Supply(s));
+    let req = ParamsRequest {
+        out: &opts.out,
+        supply_records: &opts.supply_records,
+        ceremony: opts.ceremony.as_deref(),
+        params_cache: opts.params_cache.clone(),
+        seeded: opts.seed.is_some(),
+    };
+    req.write(rng)
+}
+
+/// Where a consortium's Groth16 parameters come from and go to.
+pub(crate) struct ParamsRequest<'a> {
+    /// The consortium directory (`params/` is written under it).
+    pub out: &'a std::path::Path,
+    pub supply_records: &'a [usize],
+    /// A ceremony directory; none makes a test consortium's parameters here.
+    pub ceremony: Option<&'a std::path::Path>,
+    pub params_cache: Option<PathBuf>,
+    /// Seeded parameters (tests and demos): never from or into the shared cache.
+    pub seeded: bool,
+}
+
+impl ParamsRequest<'_> {
+    /// Copies or makes the parameters and pins them; returns the pins, the ceremony's
+    /// phase-1 entry and the shapes generated here.
+    pub fn write(&self, rng: &mut ChaCha20Rng) -> Result<(Vec<ParamsEntry>, Option<TauEntry>, Vec<String>)> {
+        let opts = self;
+        let params_out = opts.out.join("params");
+        std::fs::create_dir_all(&params_out).with_context(|| format!("creating {}", params_out.display()))?;
+        let mut shapes = vec![Shape::Policy];
+        for r in opts.supply_records {
+            let s = SupplyShape::for_records(*r).ok_or_else(|| anyhow!("no supply shape holds {r} records"))?;
+            if !shapes.contains(&Shape::Supply(s)) {
+                shapes.push(Shape::Supply(s));
+            }
         }
-    }
-    if let Some(dir) = &opts.ceremony {
-        let verified = ceremony::verify_shapes(dir, &shapes)
-            .with_context(|| format!("the ceremony in {} does not verify", dir.display()))?;
-        let files = ceremony::CeremonyFiles { dir: dir.clone() };
-        let tau = files.copy_phase1(&params_out)?;
+        if let Some(dir) = opts.ceremony {
+            let verified = ceremony::verify_shapes(dir, &shapes)
+                .with_context(|| format!("the ceremony in {} does not verify", dir.display()))?;
+            let files = ceremony::CeremonyFiles { dir: dir.to_path_buf() };
+            let tau = files.copy_phase1(&params_out)?;
+            let mut entries = Vec::new();
+            for shape in shapes {
+                let (pf, tf) = files.copy_shape(shape, &params_out)?;
+                entries.push(ParamsEntry {
+                    shape: shape.name().into(),
+                    sha256: ceremony::file_sha256(&params_out.join(&pf))?,
+                    file: pf,
+                    transcript_sha256: Some(ceremony::file_sha256(&params_out.join(&tf))?),
+                    transcript: Some(tf),
+                });
+            }
+            tracing::info!(phase1 = verified.tau.len(), "Groth16 parameters from a verified ceremony");
+            return Ok((entries, Some(tau), Vec::new()));
+        }
+        let params_cache = opts.params_cache.clone().unwrap_or_else(params::default_params_dir);
         let mut entries = Vec::new();
+        let mut generated_shapes = Vec::new();
         for shape in shapes {
-            let (pf, tf) = files.copy_shape(shape, &params_out)?;
+            let mut krng = ChaCha20Rng::from_rng(&mut *rng)?;
+            let (pk, generated) = params::load_or_generate(shape, &params_cache, opts.seeded, &mut krng)?;
+            if generated {
+                generated_shapes.push(shape.name().to_string());
+            }
+            let file = format!("{}.params", shape.name());
+            let bytes = pk.to_file_bytes()?;
+            let pin = &bytes[bytes.len() - 32..];
+            write_private(&params_out.join(&file), &bytes)?;
             entries.push(ParamsEntry {
                 shape: shape.name().into(),
-                sha256: ceremony::file_sha256(&params_out.join(&pf))?,
-                file: pf,
-                transcript_sha256: Some(ceremony::file_sha256(&params_out.join(&tf))?),
-                transcript: Some(tf),
+                file,
+                sha256: hex::encode(pin),
+                transcript: None,
+                transcript_sha256: None,
             });
         }
-        tracing::info!(phase1 = verified.tau.len(), "Groth16 parameters from a verified ceremony");
-        return Ok((entries, Some(tau), Vec::new()));
+        Ok((entries, None, generated_shapes))
     }
-    let params_cache = opts.params_cache.clone().unwrap_or_else(params::default_params_dir);
-    let mut entries = Vec::new();
-    let mut generated_shapes = Vec::new();
-    for shape in shapes {
-        let mut krng = ChaCha20Rng::from_rng(&mut *rng)?;
-        let (pk, generated) = params::load_or_generate(shape, &params_cache, opts.seed.is_some(), &mut krng)?;
-        if generated {
-            generated_shapes.push(shape.name().to_string());
-        }
-        let file = format!("{}.params", shape.name());
-        let bytes = pk.to_file_bytes()?;
-        let pin = &bytes[bytes.len() - 32..];
-        write_private(&params_out.join(&file), &bytes)?;
-        entries.push(ParamsEntry {
-            shape: shape.name().into(),
-            file,
-            sha256: hex::encode(pin),
-            transcript: None,
-            transcript_sha256: None,
-        });
-    }
-    Ok((entries, None, generated_shapes))
 }
 
 /// The validators' secrets genesis hands to each node: consensus key, TLS identity, API port.
@@ -406,33 +447,63 @@ fn write_node_dir(
     if let Some(f) = member {
         write_private(&dir.join("secrets/member.json"), &serde_json::to_vec_pretty(f)?)?;
     }
-    let listen_host = if host_of(opts, i) == "127.0.0.1" { "127.0.0.1" } else { "0.0.0.0" };
-    let cfg = NodeConfig {
+    let cfg = node_config(&NodeLayout {
         node: i as u8,
-        consortium: "../consortium.toml".into(),
-        params_dir: "../params".into(),
+        host: host_of(opts, i),
+        api_port,
+        preset: &opts.preset,
+        member: member.is_some(),
+        api_tls: api_tls.is_some(),
+        default_cpc,
+        consortium: "../consortium.toml",
+        params_dir: "../params",
+    })?;
+    std::fs::write(dir.join("node.toml"), node_file::node_toml(&cfg)?)?;
+    Ok(dir)
+}
+
+/// What a node's `node.toml` is written from.
+pub(crate) struct NodeLayout<'a> {
+    pub node: u8,
+    pub host: &'a str,
+    pub api_port: u16,
+    pub preset: &'a str,
+    pub member: bool,
+    pub api_tls: bool,
+    pub default_cpc: &'a Option<String>,
+    /// Paths relative to the node's directory.
+    pub consortium: &'a str,
+    pub params_dir: &'a str,
+}
+
+/// A node's configuration as genesis writes it: secrets under `secrets/`, data under
+/// `data/`, the API on all interfaces (loopback for a loopback host) over HTTPS.
+pub(crate) fn node_config(l: &NodeLayout<'_>) -> Result<NodeConfig> {
+    let listen_host = if l.host == "127.0.0.1" { "127.0.0.1" } else { "0.0.0.0" };
+    Ok(NodeConfig {
+        node: l.node,
+        consortium: l.consortium.into(),
+        params_dir: l.params_dir.into(),
         data_dir: "data".into(),
         secrets: SecretsConfig {
             validator_key: "secrets/validator.key".into(),
             tls_key: "secrets/tls.key".into(),
-            member: member.map(|_| "secrets/member.json".into()),
+            member: l.member.then(|| "secrets/member.json".into()),
         },
         api: ApiConfig {
-            listen: format!("{listen_host}:{api_port}").parse()?,
-            tls_cert: api_tls.map(|_| "api-tls.der".into()),
-            tls_key: api_tls.map(|_| "secrets/api-tls.key".into()),
-            insecure_http: api_tls.is_none(),
+            listen: format!("{listen_host}:{}", l.api_port).parse()?,
+            tls_cert: l.api_tls.then(|| "api-tls.der".into()),
+            tls_key: l.api_tls.then(|| "secrets/api-tls.key".into()),
+            insecure_http: !l.api_tls,
             ..ApiConfig::default()
         },
-        consensus: ConsensusConfig { preset: opts.preset.clone(), ..ConsensusConfig::default() },
-        owner: OwnerConfig { default_cpc: default_cpc.clone(), ..Default::default() },
+        consensus: ConsensusConfig { preset: l.preset.to_string(), ..ConsensusConfig::default() },
+        owner: OwnerConfig { default_cpc: l.default_cpc.clone(), ..Default::default() },
         cpc: Default::default(),
         gpu: Default::default(),
         log: Default::default(),
         base: PathBuf::new(),
-    };
-    std::fs::write(dir.join("node.toml"), node_file::node_toml(&cfg)?)?;
-    Ok(dir)
+    })
 }
 
 #[cfg(test)]

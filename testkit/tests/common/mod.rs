@@ -8,8 +8,14 @@ use dualchain_testkit::consortium::{Consortium, FlowConfig};
 pub async fn consortium(name: &str, records: usize, seed: u64) -> anyhow::Result<Consortium> {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let data_dir = tmp.join(format!("{name}-{}-{}", std::process::id(), rand::random::<u32>()));
-    let c =
-        Consortium::genesis(FlowConfig { records, seed: Some(seed), params_dir: tmp.join("params"), data_dir }).await?;
+    let c = Consortium::genesis(FlowConfig {
+        records,
+        seed: Some(seed),
+        params_dir: tmp.join("params"),
+        data_dir,
+        institutions: false,
+    })
+    .await?;
     c.wait_ready(std::time::Duration::from_secs(120)).await?;
     Ok(c)
 }

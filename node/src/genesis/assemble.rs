@@ -1,0 +1,301 @@
+//! `dualchain assemble`: the coordinator's side of a genesis without a trusted dealer.
+//!
+//! The coordinator (whoever the consortium chose to run its certificate authorities) reads
+//! every institution's contribution ([`super::institution`]), refuses the set unless it is
+//! sound, and writes the consortium from public parts only:
+//! - every contribution is signed by the member key it names, for this consortium;
+//! - ids, member keys, validator keys and TLS keys are unique;
+//! - exactly one KGC and at least one CPC, and the ESKI-IBE chain is complete: the KGC's
+//!   link first, then one link per CPC in the order they extended it, every link checked
+//!   by its pairing equation (DESIGN.md §4.2);
+//! - the KGC brings the CP-ABE public key.
+//!
+//! It then issues, from CAs it keeps in `--ca DIR` (`secrets/member-ca.key` and
+//! `secrets/tls-ca.key`, mode 0600; made on first use and reused after, so that
+//! certificates can be renewed and issued later): each member's certificate over its keys
+//! and attribute commitment (after checking the commitment opens to the attributes), each
+//! validator's consensus TLS certificate and each API's HTTPS certificate, all for keys the
+//! coordinator never sees the private half of. Output: `consortium.toml`, `params/` (from
+//! a verified ceremony, or made here for a test consortium, which then says so) and
+//! `issued/<id>.toml`. Nothing in it is secret.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use dualchain_consensus::tls::TlsCa;
+use dualchain_crypto::cbsre::DelegatingPublicKey;
+use dualchain_crypto::cert::{CertificateAuthority, CertificateFields, Role};
+use dualchain_crypto::ibe::IbePublicParams;
+use dualchain_crypto::sign::SigningKeypair;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+use super::institution::{Contribution, IssuedFile};
+use super::{ceremony, member_ca_name, write_consortium, ParamsRequest, GRANT_DURATION_MAX_S};
+use crate::config::{ConsortiumFile, MemberEntry, ValidatorEntry};
+use crate::files::{from_hex, read_secret, to_hex, write_private};
+
+/// Member certificates are valid this long (renewal: the lifecycle work).
+const CERT_VALIDITY_S: u64 = 365 * 24 * 3600;
+
+/// `dualchain assemble`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AssembleOptions {
+    /// The consortium's name (every contribution must name it).
+    #[arg(long)]
+    pub name: String,
+    /// Each institution's `contribution.toml`, in node order (node 0 first).
+    #[arg(long = "contribution", required = true)]
+    pub contributions: Vec<PathBuf>,
+    /// The certificate authorities' directory (kept by the coordinator; made if absent).
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// Output directory (must not hold a consortium yet).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Dataset sizes the supply circuit is set up for (rounded up to a shape).
+    #[arg(long, default_value = "64", value_delimiter = ',')]
+    pub supply_records: Vec<usize>,
+    /// The Groth16 parameters' ceremony directory (`dualchain ceremony`).
+    #[arg(long)]
+    pub ceremony: Option<PathBuf>,
+    /// Make the Groth16 parameters here instead: a test consortium, and consortium.toml
+    /// says so.
+    #[arg(long)]
+    pub test_params: bool,
+    /// Parameter cache for `--test-params` (default: ~/.cache/dualchain/params).
+    #[arg(long)]
+    pub params_cache: Option<PathBuf>,
+}
+
+/// The coordinator's CAs, as kept in `--ca DIR`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaFile {
+    consortium: String,
+    member_ca: String,
+    /// The member CA's Ed25519 key (hex of its encoding).
+    member_ca_key: String,
+    /// The next member certificate serial.
+    next_serial: u64,
+}
+
+struct Cas {
+    member: CertificateAuthority,
+    tls: TlsCa,
+    next_serial: u64,
+}
+
+const CA_FILE: &str = "secrets/member-ca.json";
+const TLS_CA_KEY: &str = "secrets/tls-ca.key";
+
+impl Cas {
+    /// The CAs kept in `dir`, or new ones (written there first).
+    fn open_or_create(dir: &Path, consortium: &str) -> Result<Self> {
+        let path = dir.join(CA_FILE);
+        if path.exists() {
+            let f: CaFile =
+                serde_json::from_slice(&read_secret(&path)?).with_context(|| format!("parsing {}", path.display()))?;
+            ensure!(f.consortium == consortium, "{} keeps the CAs of {:?}", dir.display(), f.consortium);
+            let key: SigningKeypair = from_hex(&f.member_ca_key, "member CA key")?;
+            let member = CertificateAuthority::from_keypair(&f.member_ca, key)?;
+            let tls = TlsCa::from_key_der(consortium, &read_secret(&dir.join(TLS_CA_KEY))?)?;
+            return Ok(Self { member, tls, next_serial: f.next_serial });
+        }
+        let member = CertificateAuthority::generate(&member_ca_name(consortium), &mut rand::rngs::OsRng)?;
+        let tls = TlsCa::generate(consortium)?;
+        write_private(&dir.join(TLS_CA_KEY), &tls.key_der())?;
+        let cas = Self { member, tls, next_serial: 1 };
+        cas.save(dir, consortium)?;
+        Ok(cas)
+    }
+
+    fn save(&self, dir: &Path, consortium: &str) -> Result<()> {
+        let f = CaFile {
+            consortium: consortium.into(),
+            member_ca: self.member.public().name.clone(),
+            member_ca_key: to_hex(self.member.keypair()),
+            next_serial: self.next_serial,
+        };
+        write_private(&dir.join(CA_FILE), &serde_json::to_vec_pretty(&f)?)
+    }
+}
+
+/// What `assemble` wrote.
+#[derive(Debug)]
+pub struct AssembleReport {
+    /// (node, member) in node order.
+    pub nodes: Vec<(u8, String)>,
+    pub test_consortium: bool,
+}
+
+/// Checks the contributions and writes the consortium (see the module docs).
+pub fn assemble(opts: &AssembleOptions) -> Result<AssembleReport> {
+    ensure!(
+        opts.ceremony.is_some() != opts.test_params,
+        "say where the Groth16 parameters come from: --ceremony DIR, or --test-params for a test consortium"
+    );
+    ensure!(!opts.out.join("consortium.toml").exists(), "{} already holds a consortium", opts.out.display());
+    let contributions = opts.contributions.iter().map(|p| Contribution::load(p)).collect::<Result<Vec<_>>>()?;
+    let ibe = check_contributions(&opts.name, &contributions)?;
+    let n = contributions.len();
+    ensure!((4..=64).contains(&n), "a consortium needs 4..=64 nodes (n = 3f + 1, f >= 1); {n} contributions given");
+    let mut cas = Cas::open_or_create(&opts.ca, &opts.name)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let mut validators = Vec::new();
+    let mut members = Vec::new();
+    let mut issued = Vec::new();
+    for (i, c) in contributions.iter().enumerate() {
+        let b = &c.body;
+        let node = i as u8;
+        let quic: SocketAddr = format!("{}:{}", b.host, b.quic_port)
+            .parse()
+            .with_context(|| format!("{}'s host {:?} is not an IP address", b.id, b.host))?;
+        let tls_cert = cas.tls.certify(node, &hex::decode(&b.tls_public)?)?;
+        let api_tls_cert = cas.tls.certify_api(node, &b.host, &hex::decode(&b.api_tls_public)?)?;
+        validators.push(ValidatorEntry {
+            id: node,
+            quic,
+            api: format!("https://{}:{}", b.host, b.api_port),
+            signing_key: b.validator_key.clone(),
+            tls_cert: hex::encode(tls_cert),
+        });
+        let attributes = b.attribute_set()?;
+        let delegating_key: DelegatingPublicKey = from_hex(&b.delegating_key, "delegating key")?;
+        let cert = cas.member.issue(CertificateFields {
+            serial: cas.next_serial,
+            subject: b.id.clone(),
+            role: b.role()?,
+            signing_key: b.signing_key()?,
+            delegating_key,
+            attribute_commitment: attributes.commit(&b.attribute_salt()?),
+            not_before: now - 60,
+            not_after: now + CERT_VALIDITY_S,
+        })?;
+        cas.next_serial += 1;
+        members.push(MemberEntry { id: b.id.clone(), role: b.role.clone(), node });
+        issued.push(IssuedFile {
+            id: b.id.clone(),
+            node,
+            certificate: to_hex(&cert),
+            api_tls_cert: hex::encode(api_tls_cert),
+        });
+    }
+    cas.save(&opts.ca, &opts.name)?;
+    let mut rng = ChaCha20Rng::from_entropy();
+    let (params, tau, _) = ParamsRequest {
+        out: &opts.out,
+        supply_records: &opts.supply_records,
+        ceremony: opts.ceremony.as_deref(),
+        params_cache: opts.params_cache.clone(),
+        seeded: false,
+    }
+    .write(&mut rng)?;
+    let kgc = contributions.iter().find(|c| c.body.role == Role::Kgc.as_str()).expect("checked: one KGC");
+    let consortium = ConsortiumFile {
+        name: opts.name.clone(),
+        created_unix: now,
+        grant_duration_max_s: GRANT_DURATION_MAX_S,
+        member_ca: to_hex(cas.member.public()),
+        tls_ca: hex::encode(cas.tls.cert_der()),
+        ibe_params: to_hex(&ibe),
+        abe_public: kgc.body.abe_public.clone().expect("checked: the KGC brings it"),
+        test_consortium: tau.is_none().then(|| ceremony::TEST_CONSORTIUM.to_string()),
+        params,
+        tau,
+        validators,
+        members,
+    };
+    write_consortium(&opts.out, &consortium, "dualchain assemble")?;
+    for f in &issued {
+        let path = opts.out.join("issued").join(format!("{}.toml", f.id));
+        std::fs::create_dir_all(path.parent().expect("a file in issued/"))?;
+        std::fs::write(&path, toml::to_string_pretty(f)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(AssembleReport {
+        nodes: issued.iter().map(|f| (f.node, f.id.clone())).collect(),
+        test_consortium: consortium.test_consortium.is_some(),
+    })
+}
+
+/// Every check on the set of contributions (module docs); returns the ESKI-IBE chain.
+pub fn check_contributions(consortium: &str, contributions: &[Contribution]) -> Result<IbePublicParams> {
+    let mut seen = HashSet::new();
+    for c in contributions {
+        let b = &c.body;
+        ensure!(
+            b.consortium == consortium,
+            "{}'s contribution is for consortium {:?}, not {consortium:?}",
+            b.id,
+            b.consortium
+        );
+        let role = b.role()?;
+        ensure!(seen.insert(format!("id:{}", b.id)), "{} contributed twice", b.id);
+        for (what, key) in [
+            ("signing key", &b.signing_key),
+            ("validator key", &b.validator_key),
+            ("TLS key", &b.tls_public),
+            ("API TLS key", &b.api_tls_public),
+        ] {
+            ensure!(seen.insert(format!("key:{key}")), "{}'s {what} is already another contribution's", b.id);
+        }
+        b.attribute_set().with_context(|| format!("{}'s attributes", b.id))?;
+        b.attribute_salt()?;
+        b.validator_key()?;
+        let authority = matches!(role, Role::Kgc | Role::Cpc);
+        ensure!(
+            b.ibe.is_some() == authority,
+            "{} ({role}) {} an ESKI-IBE link",
+            b.id,
+            if authority { "lacks" } else { "must not bring" }
+        );
+        ensure!(
+            b.abe_public.is_some() == (role == Role::Kgc),
+            "{} ({role}) {} the CP-ABE public key",
+            b.id,
+            if role == Role::Kgc { "lacks" } else { "must not bring" }
+        );
+    }
+    let of_role = |r: Role| contributions.iter().filter(move |c| c.body.role == r.as_str());
+    ensure!(
+        of_role(Role::Kgc).count() == 1,
+        "a consortium needs exactly one KGC; {} contributed",
+        of_role(Role::Kgc).count()
+    );
+    ensure!(of_role(Role::Cpc).count() >= 1, "a consortium needs at least one CPC; none contributed");
+    let mut links: Vec<_> = contributions.iter().filter_map(|c| c.body.ibe.as_ref().map(|l| (l, &c.body.id))).collect();
+    links.sort_by_key(|(l, _)| l.index);
+    let mut ibe = IbePublicParams { authorities: Vec::new(), s_pub: Vec::new(), y: Vec::new() };
+    for (i, (link, id)) in links.iter().enumerate() {
+        if (link.index as usize) < i {
+            bail!(
+                "{} and {id} both claim position {} of the ESKI-IBE chain: it forks",
+                ibe.authorities[link.index as usize],
+                link.index
+            );
+        }
+        if link.index as usize != i {
+            bail!(
+                "the ESKI-IBE chain is missing the authority at position {i} ({id} extended position {})",
+                link.index as usize - 1
+            );
+        }
+        let (s, y) = link.points()?;
+        ibe.authorities.push((*id).clone());
+        ibe.s_pub.push(s);
+        ibe.y.push(y);
+    }
+    ensure!(
+        ibe.authorities
+            .first()
+            .and_then(|id| contributions.iter().find(|c| &c.body.id == id))
+            .map(|c| c.body.role.as_str())
+            == Some(Role::Kgc.as_str()),
+        "the ESKI-IBE chain must start with the KGC's link"
+    );
+    ibe.verify_chain().map_err(|e| anyhow!("the ESKI-IBE chain: {e}"))?;
+    Ok(ibe)
+}
