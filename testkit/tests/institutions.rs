@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use dualchain_node::member::MemberFile;
-use dualchain_testkit::consortium::{Consortium, FlowConfig, CPCS, HOSPITAL_A, HOSPITAL_B, NODES, RESEARCH};
+use dualchain_testkit::consortium::{Consortium, FlowConfig, CPCS, HOSPITAL_A, HOSPITAL_B, KGC, NODES, RESEARCH};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sharing_flow_on_keys_each_institution_made() -> Result<()> {
@@ -54,6 +54,8 @@ async fn sharing_flow_on_keys_each_institution_made() -> Result<()> {
     let fetched = c.fetch(RESEARCH, &access.request).await?;
     let want = a.matching(&c.grant_requirement(&access.request)?);
     assert_eq!(fetched, want, "the grantee decrypts exactly what the demand asked for");
+    authorities_refuse_what_they_must(&c).await?;
+
     // Keys issued online were kept: every member file now holds its IBE key.
     for i in 0..NODES {
         let f: MemberFile =
@@ -62,6 +64,61 @@ async fn sharing_flow_on_keys_each_institution_made() -> Result<()> {
     }
     c.shutdown().await?;
     let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+/// The authorities' endpoints refuse: a key request for someone else's identity, a
+/// non-authority asked for a share, attributes the certificate does not commit to, a CPC
+/// asking for a CP-ABE key, and a node that is not the KGC asked to enroll.
+async fn authorities_refuse_what_they_must(c: &Consortium) -> Result<()> {
+    use dualchain_crypto::ibe::KeyRequest;
+    use dualchain_crypto::Codec;
+    use dualchain_node::api::client::ApiClient;
+    use reqwest::Method;
+    use serde_json::{json, Value};
+
+    let as_member = |who: &str, at: &str| -> Result<ApiClient> {
+        let m = c.member(who)?;
+        ApiClient::of_member(&c.file, at, who, m.signer.clone())
+    };
+    let refused = |r: Result<Value>| match r {
+        Ok(v) => panic!("not refused: {v}"),
+        Err(e) => dualchain_testkit::consortium::refusal(&e).map_or(format!("{e:#}"), |x| x.reason.clone()),
+    };
+    // hospital-b signs a key request for research-1's identity with its own key.
+    let hb = c.member(HOSPITAL_B)?;
+    let (req, _) = KeyRequest::new(&mut rand::rngs::OsRng, RESEARCH, &hb.signer)?;
+    let body = json!({ "request": hex::encode(req.to_bytes()), "previous": null });
+    let r = as_member(HOSPITAL_B, KGC)?.call::<Value>(Method::POST, "/ibe/share", Some(&body)).await;
+    assert_eq!(refused(r), "wrong-identity");
+    // A hospital's node holds no share.
+    let (own, _) = KeyRequest::new(&mut rand::rngs::OsRng, HOSPITAL_B, &hb.signer)?;
+    let body = json!({ "request": hex::encode(own.to_bytes()) });
+    let r = as_member(HOSPITAL_B, HOSPITAL_A)?.call::<Value>(Method::POST, "/ibe/share", Some(&body)).await;
+    assert_eq!(refused(r), "not-an-authority");
+    // A CPC's share needs the KGC's before it.
+    let r = as_member(HOSPITAL_B, CPCS[0])?.call::<Value>(Method::POST, "/ibe/share", Some(&body)).await;
+    assert_eq!(refused(r), "refused");
+    // Attributes hospital-b's certificate does not commit to (research-1's department).
+    let salt = hex::encode(hb.attribute_salt);
+    let lie = json!({ "attributes": ["role:hospital", "dept:cardiology"], "salt": salt });
+    let r = as_member(HOSPITAL_B, KGC)?.call::<Value>(Method::POST, "/kgc/enroll", Some(&lie)).await;
+    assert_eq!(refused(r), "refused");
+    // A CPC holds no CP-ABE key; only the KGC enrolls.
+    let cpc = c.member(CPCS[0])?;
+    let own =
+        json!({ "attributes": cpc.attributes.iter().collect::<Vec<_>>(), "salt": hex::encode(cpc.attribute_salt) });
+    let r = as_member(CPCS[0], KGC)?.call::<Value>(Method::POST, "/kgc/enroll", Some(&own)).await;
+    assert_eq!(refused(r), "refused");
+    let truth = json!({ "attributes": hb.attributes.iter().collect::<Vec<_>>(), "salt": salt });
+    let r = as_member(HOSPITAL_B, CPCS[0])?.call::<Value>(Method::POST, "/kgc/enroll", Some(&truth)).await;
+    assert_eq!(refused(r), "not-the-kgc");
+    // The truth is enrolled again (idempotent), sealed to hospital-b alone.
+    let v: Value = as_member(HOSPITAL_B, KGC)?.call(Method::POST, "/kgc/enroll", Some(&truth)).await?;
+    let sealed = dualchain_crypto::ibe::IbeCiphertext::from_bytes(&hex::decode(v["abe_key"].as_str().unwrap())?)?;
+    let aad = dualchain_node::member::ABE_KEY_AAD;
+    assert!(hb.ibe_key()?.decrypt(&sealed, aad).is_ok());
+    assert!(c.member(RESEARCH)?.ibe_key()?.decrypt(&sealed, aad).is_err(), "another member opens hospital-b's key");
     Ok(())
 }
 
@@ -76,4 +133,97 @@ fn walk(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+/// What each institution checks before it joins: the assembled consortium must list it
+/// exactly as it contributed. Each tampering below is refused with its reason, and leaves
+/// the institution's keys where they were (the honest assembly still joins after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_refuses_a_consortium_that_does_not_list_us_as_contributed() -> Result<()> {
+    use dualchain_node::genesis::assemble::{assemble, AssembleOptions};
+    use dualchain_node::genesis::institution::{join, keygen, JoinOptions, KeygenOptions};
+
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let params = tmp.join("params");
+    let d = tmp.join(format!("join-checks-{}-{}", std::process::id(), rand::random::<u32>()));
+    let specs = [("kgc", "kgc"), ("hospital-a", "hospital"), ("research-1", "research"), ("cpc-1", "cpc")];
+    let mut contributions: Vec<PathBuf> = Vec::new();
+    for (i, (id, role)) in specs.iter().enumerate() {
+        contributions.push(keygen(&KeygenOptions {
+            consortium: "join-checks".into(),
+            id: id.to_string(),
+            role: role.to_string(),
+            attributes: vec![],
+            host: "127.0.0.1".into(),
+            quic_port: 7700 + i as u16,
+            api_port: 8700 + i as u16,
+            ibe_after: (*role == "cpc").then(|| contributions[0].clone()),
+            dir: d.join(id),
+        })?);
+    }
+    let (d2, c2) = (d.clone(), contributions.clone());
+    tokio::task::spawn_blocking(move || {
+        assemble(&AssembleOptions {
+            name: "join-checks".into(),
+            contributions: c2,
+            ca: d2.join("ca"),
+            out: d2.join("genesis"),
+            supply_records: vec![24],
+            ceremony: None,
+            test_params: true,
+            params_cache: Some(params),
+        })
+    })
+    .await??;
+    let genesis = d.join("genesis");
+    let text = std::fs::read_to_string(genesis.join("consortium.toml"))?;
+    let file = dualchain_node::config::ConsortiumFile::load(&genesis.join("consortium.toml"))?;
+    // A tampered copy of the coordinator's output.
+    let tampered = |name: &str, consortium: String, issued: Option<(&str, String)>| -> Result<PathBuf> {
+        let g = d.join(name);
+        std::fs::create_dir_all(g.join("issued"))?;
+        std::os::unix::fs::symlink(genesis.join("params"), g.join("params"))?;
+        std::fs::write(g.join("consortium.toml"), consortium)?;
+        for (id, _) in specs {
+            std::fs::copy(genesis.join(format!("issued/{id}.toml")), g.join(format!("issued/{id}.toml")))?;
+        }
+        if let Some((id, t)) = issued {
+            std::fs::write(g.join(format!("issued/{id}.toml")), t)?;
+        }
+        Ok(g)
+    };
+    let try_join = |who: &str, g: &PathBuf| {
+        join(&JoinOptions { dir: d.join(who), genesis: g.clone(), preset: "loopback".into(), default_cpc: None })
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    };
+    // Another validator key at hospital-a's node.
+    let g = tampered("swap-key", text.replace(&file.validators[1].signing_key, &file.validators[2].signing_key), None)?;
+    assert!(try_join("hospital-a", &g).unwrap_err().contains("validator key is not ours"));
+    // research-1's member certificate handed to hospital-a.
+    let cert_of = |id: &str| -> Result<String> {
+        let t: toml::Value = toml::from_str(&std::fs::read_to_string(genesis.join(format!("issued/{id}.toml")))?)?;
+        Ok(t["certificate"].as_str().unwrap_or_default().to_string())
+    };
+    let research = std::fs::read_to_string(genesis.join("issued/hospital-a.toml"))?
+        .replace(&cert_of("hospital-a")?, &cert_of("research-1")?);
+    let g = tampered("swap-cert", text.clone(), Some(("hospital-a", research)))?;
+    assert!(try_join("hospital-a", &g).unwrap_err().contains("names someone else"));
+    // A consensus TLS certificate for hospital-a's key, from a CA that is not the consortium's.
+    let rogue_ca = dualchain_consensus::tls::TlsCa::generate("rogue")?;
+    let contribution = dualchain_node::genesis::institution::Contribution::load(&contributions[1])?;
+    let rogue = hex::encode(rogue_ca.certify(1, &hex::decode(&contribution.body.tls_public)?)?);
+    let g = tampered("rogue-tls", text.replace(&file.validators[1].tls_cert, &rogue), None)?;
+    assert!(try_join("hospital-a", &g).unwrap_err().contains("consensus TLS certificate"));
+    // Another CP-ABE public key than the one the KGC made (the KGC sees it).
+    let other_abe = dualchain_node::genesis::institution::Contribution::load(&contributions[0])?;
+    let g = tampered("abe", text.replace(&other_abe.body.abe_public.clone().unwrap(), "3001"), None)?;
+    assert!(try_join("kgc", &g).is_err());
+    // Nothing was lost: the honest assembly joins every institution.
+    for (id, _) in specs {
+        try_join(id, &genesis).map_err(anyhow::Error::msg)?;
+    }
+    assert!(try_join("kgc", &genesis).unwrap_err().contains("joined already"));
+    let _ = std::fs::remove_dir_all(&d);
+    Ok(())
 }

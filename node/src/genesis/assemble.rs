@@ -226,6 +226,7 @@ pub fn check_contributions(consortium: &str, contributions: &[Contribution]) -> 
     let mut seen = HashSet::new();
     for c in contributions {
         let b = &c.body;
+        c.verify()?;
         ensure!(
             b.consortium == consortium,
             "{}'s contribution is for consortium {:?}, not {consortium:?}",
@@ -298,4 +299,130 @@ pub fn check_contributions(consortium: &str, contributions: &[Contribution]) -> 
     );
     ibe.verify_chain().map_err(|e| anyhow!("the ESKI-IBE chain: {e}"))?;
     Ok(ibe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::institution::{keygen, KeygenOptions};
+    use super::*;
+
+    const NAME: &str = "refusals";
+
+    /// Keys for `specs` (id, role, --ibe-after index) made in `dir`; their contributions.
+    fn contribute(dir: &Path, specs: &[(&str, &str, Option<usize>)]) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for (i, (id, role, after)) in specs.iter().enumerate() {
+            let p = keygen(&KeygenOptions {
+                consortium: NAME.into(),
+                id: id.to_string(),
+                role: role.to_string(),
+                attributes: vec![],
+                host: "127.0.0.1".into(),
+                quic_port: 7700 + i as u16,
+                api_port: 8700 + i as u16,
+                ibe_after: after.map(|a| paths[a].clone()),
+                dir: dir.join(id),
+            })
+            .unwrap();
+            paths.push(p);
+        }
+        paths
+    }
+
+    /// `c` with its body changed by `f` and signed again by its own member key (an
+    /// institution that lies, not a forger).
+    fn resigned(
+        dir: &Path,
+        c: &Contribution,
+        f: impl FnOnce(&mut super::super::institution::ContributionBody),
+    ) -> Contribution {
+        let secrets: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(&c.body.id).join("secrets/keygen.json")).unwrap()).unwrap();
+        let signer: SigningKeypair = from_hex(secrets["signer"].as_str().unwrap(), "signer").unwrap();
+        let mut body = c.body.clone();
+        f(&mut body);
+        Contribution::sign(body, &signer)
+    }
+
+    fn why(cs: &[Contribution]) -> String {
+        format!("{:#}", check_contributions(NAME, cs).unwrap_err())
+    }
+
+    #[test]
+    fn assembly_refuses_forged_duplicated_or_incomplete_contributions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let specs = [
+            ("kgc", "kgc", None),
+            ("hospital-a", "hospital", None),
+            ("cpc-1", "cpc", Some(0)),
+            ("cpc-2", "cpc", Some(2)),
+            ("cpc-x", "cpc", Some(0)),
+        ];
+        let paths = contribute(tmp.path(), &specs);
+        let all: Vec<Contribution> = paths.iter().map(|p| Contribution::load(p).unwrap()).collect();
+        let (kgc, hosp, cpc1, cpc2, cpcx) = (&all[0], &all[1], &all[2], &all[3], &all[4]);
+        let ibe = check_contributions(NAME, &[kgc.clone(), hosp.clone(), cpc1.clone(), cpc2.clone()]).unwrap();
+        assert_eq!(ibe.authorities, ["kgc", "cpc-1", "cpc-2"]);
+
+        // Signed by the wrong key: the body names another member's key.
+        let mut forged = hosp.clone();
+        forged.body.signing_key = kgc.body.signing_key.clone();
+        assert!(format!("{:#}", forged.verify().unwrap_err()).contains("does not verify"));
+        assert!(why(&[kgc.clone(), forged, cpc1.clone()]).contains("does not verify"));
+        // A body changed after signing (another validator key slipped in).
+        let mut swapped = hosp.clone();
+        swapped.body.validator_key = cpc1.body.validator_key.clone();
+        assert!(swapped.verify().is_err());
+        // Duplicated identity, reused keys.
+        assert!(why(&[kgc.clone(), hosp.clone(), hosp.clone(), cpc1.clone()]).contains("hospital-a contributed twice"));
+        let same_id = resigned(tmp.path(), cpc2, |b| b.id = "hospital-a".into());
+        assert!(why(&[kgc.clone(), hosp.clone(), cpc1.clone(), same_id]).contains("contributed twice"));
+        // Missing authorities: no KGC; no CPC; a link of the chain skipped; a forked chain.
+        assert!(why(&[hosp.clone(), cpc1.clone()]).contains("exactly one KGC"));
+        assert!(why(&[kgc.clone(), hosp.clone()]).contains("at least one CPC"));
+        assert!(why(&[kgc.clone(), hosp.clone(), cpc2.clone()]).contains("missing the authority at position 1"));
+        assert!(why(&[kgc.clone(), cpc1.clone(), cpcx.clone()]).contains("forks"));
+        // A link that does not extend the one before it (cpc-2 re-based on the KGC's).
+        let rogue = resigned(tmp.path(), cpc2, |b| b.ibe.as_mut().unwrap().index = 1);
+        assert!(why(&[kgc.clone(), hosp.clone(), rogue]).contains("link 1 (cpc-2) does not verify"));
+        // Roles that do not match what they bring.
+        let no_link = resigned(tmp.path(), cpc1, |b| b.ibe = None);
+        assert!(why(&[kgc.clone(), no_link]).contains("lacks an ESKI-IBE link"));
+        let other = resigned(tmp.path(), hosp, |b| b.consortium = "another".into());
+        assert!(why(&[kgc.clone(), other, cpc1.clone()]).contains("for consortium \"another\""));
+    }
+
+    #[test]
+    fn keygen_never_overwrites_keys_and_a_cpc_extends_the_chain() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = contribute(tmp.path(), &[("kgc", "kgc", None)]);
+        let opts = |id: &str, role: &str, after: Option<PathBuf>| KeygenOptions {
+            consortium: NAME.into(),
+            id: id.into(),
+            role: role.into(),
+            attributes: vec![],
+            host: "127.0.0.1".into(),
+            quic_port: 1,
+            api_port: 2,
+            ibe_after: after,
+            dir: tmp.path().join(id),
+        };
+        let again = format!("{:#}", keygen(&opts("kgc", "kgc", None)).unwrap_err());
+        assert!(again.contains("never overwrites"), "{again}");
+        assert!(format!("{:#}", keygen(&opts("c", "cpc", None)).unwrap_err()).contains("--ibe-after"));
+        assert!(keygen(&opts("h", "hospital", Some(paths[0].clone()))).is_err());
+        let mine = std::fs::metadata(tmp.path().join("kgc/secrets/keygen.json")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(mine.permissions().mode() & 0o777, 0o600);
+        }
+        let text = std::fs::read_to_string(&paths[0]).unwrap();
+        let secrets = std::fs::read_to_string(tmp.path().join("kgc/secrets/keygen.json")).unwrap();
+        let s: serde_json::Value = serde_json::from_str(&secrets).unwrap();
+        for k in ["signer", "dsk", "ibe_authority", "abe_master"] {
+            let v = s[k].as_str().unwrap();
+            assert!(!text.contains(v), "the contribution holds the {k}");
+        }
+    }
 }

@@ -200,7 +200,7 @@ impl Contribution {
         Ok(())
     }
 
-    fn sign(body: ContributionBody, signer: &SigningKeypair) -> Self {
+    pub(crate) fn sign(body: ContributionBody, signer: &SigningKeypair) -> Self {
         let signature = hex::encode(signer.sign(CONTRIBUTION_SIGN_USE, &body.signed_bytes()));
         Self { body, signature }
     }
