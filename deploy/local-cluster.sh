@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# Brings up a local 4-node dualchain cluster from `dualchain init` output, runs a smoke
-# flow through the HTTP API with `dualchain client` (upload a FHIR Bundle, demand, supply
+# Brings up a local 4-node dualchain cluster as four institutions would (each makes its
+# keys in its own directory with `dualchain keygen`; a multi-party Groth16 ceremony among
+# the four; the coordinator assembles the consortium from public contributions with
+# `dualchain assemble`; each checks it and joins with `dualchain join`; the members' IBE
+# and CP-ABE keys are issued by the authorities' nodes when they start), runs a smoke flow
+# through the HTTPS API with `dualchain client` (upload a FHIR Bundle, demand, supply
 # proof, policy proof and grant, re-encryption, fetch and decrypt, audit), checks that the
 # four ledgers are identical, and tears the cluster down with SIGTERM.
 #
-#   deploy/local-cluster.sh            # smoke flow, then tear down
-#   KEEP=1 deploy/local-cluster.sh     # leave the cluster running (prints how to stop it)
+#   deploy/local-cluster.sh               # smoke flow, then tear down
+#   KEEP=1 deploy/local-cluster.sh        # leave the cluster running (prints how to stop it)
+#   CEREMONY=0 deploy/local-cluster.sh    # test parameters made by the coordinator instead
+#                                         # of the ceremony (a test consortium; faster)
 #
-# Uses $DUALCHAIN_BIN, else target/release/dualchain (built if missing). Groth16 parameters
-# come from ~/.cache/dualchain/params (generated there on first use).
+# Uses $DUALCHAIN_BIN, else target/release/dualchain (built if missing). With CEREMONY=0,
+# Groth16 parameters come from ~/.cache/dualchain/params (generated there on first use).
+# The ceremony (policy and supply-64 shapes) takes a few minutes on 2 cores, and each node
+# verifies its transcript once at first start.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,22 +42,55 @@ teardown() {
 trap teardown EXIT
 
 field() { python3 -c "import json,sys; v=json.load(sys.stdin); print(eval('v' + sys.argv[1]))" "$1"; }
-client() { local node=$1; shift; "$bin" client --config "$dir/consortium/node-$node/node.toml" --json "$@"; }
+client() { local node=$1; shift; "$bin" client --config "$dir/${inst[$node]}/node.toml" --json "$@"; }
+# The whole answer first: grep -q would close the pipe early (a broken pipe under pipefail).
+ready() { local h; h=$(client "$1" health 2>/dev/null) && [[ $h == *'"ready": true'* ]]; }
+free_port() { python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1]=='udp' else socket.SOCK_STREAM); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])" "$1"; }
 
-echo "genesis for 4 nodes in $dir/consortium"
-"$bin" init --nodes 4 --out "$dir/consortium" --quic-port 0 --api-port 0 --preset loopback
+name="local cluster"
+inst=(kgc hospital-a research-1 cpc-1)
+roles=(kgc hospital research cpc)
+attrs=("" "dept:icu" "dept:cardiology" "")
+echo "genesis across 4 institutions in $dir"
 for i in 0 1 2 3; do
-    "$bin" node --config "$dir/consortium/node-$i/node.toml" 2>"$dir/node-$i.log" &
+    extra=()
+    [[ -n ${attrs[$i]} ]] && extra+=(--attr "${attrs[$i]}")
+    [[ ${roles[$i]} == cpc ]] && extra+=(--ibe-after "$dir/kgc/contribution.toml")
+    "$bin" keygen --consortium "$name" --id "${inst[$i]}" --role "${roles[$i]}" --host 127.0.0.1 \
+        --quic-port "$(free_port udp)" --api-port "$(free_port tcp)" --dir "$dir/${inst[$i]}" "${extra[@]}" >/dev/null
+done
+echo "  keys made; the coordinator receives only $dir/*/contribution.toml"
+if [[ ${CEREMONY:-1} == 1 ]]; then
+    echo "  Groth16 ceremony among the four (policy, supply-64)"
+    "$bin" ceremony new --dir "$dir/ceremony" --supply-records 64 2>>"$dir/ceremony.log"
+    for i in 0 1 2 3; do "$bin" ceremony tau --dir "$dir/ceremony" --name "${inst[$i]}" >>"$dir/ceremony.log" 2>&1; done
+    "$bin" ceremony start --dir "$dir/ceremony" >>"$dir/ceremony.log" 2>&1
+    for i in 0 1 2 3; do "$bin" ceremony delta --dir "$dir/ceremony" --name "${inst[$i]}" >>"$dir/ceremony.log" 2>&1; done
+    params=(--ceremony "$dir/ceremony")
+else
+    params=(--test-params)
+fi
+"$bin" assemble --name "$name" --ca "$dir/ca" --out "$dir/genesis" "${params[@]}" \
+    $(for i in 0 1 2 3; do echo --contribution "$dir/${inst[$i]}/contribution.toml"; done) 2>>"$dir/assemble.log" | sed 's/^/  /'
+for i in 0 1 2 3; do
+    "$bin" join --dir "$dir/${inst[$i]}" --genesis "$dir/genesis" --preset loopback >/dev/null
+done
+echo "  every institution checked the consortium against its contribution and joined"
+for i in 0 1 2 3; do
+    "$bin" node --config "$dir/${inst[$i]}/node.toml" 2>"$dir/node-$i.log" &
     pids+=($!)
 done
 
+if [[ ${CEREMONY:-1} == 1 ]]; then
+    echo "each node verifies the ceremony's transcripts once, at first start (minutes when four share this host)"
+fi
 echo -n "waiting for the nodes"
 for i in 0 1 2 3; do
-    for _ in $(seq 600); do
-        if client "$i" health 2>/dev/null | grep -q '"ready": true'; then break; fi
+    for _ in $(seq 2400); do
+        if ready "$i"; then break; fi
         sleep 0.5; echo -n .
     done
-    client "$i" health | grep -q '"ready": true' || { echo; echo "node $i did not become ready:"; tail -20 "$dir/node-$i.log"; exit 1; }
+    ready "$i" || { echo; echo "node $i did not become ready:"; tail -20 "$dir/node-$i.log"; exit 1; }
 done
 echo " ready"
 

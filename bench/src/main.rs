@@ -1,7 +1,9 @@
 //! dualchain's benchmark runner.
 //!
 //! `cargo run --release -p bench -- <suite> [--quick] [--out FILE]` runs one suite, prints a
-//! table and writes a JSON array of `{name, params, value, unit, baseline, ratio}`. Every
+//! table and writes a JSON object: `context` (commit, date, CPU, cores, memory, GPU or
+//! "none", build profile, arguments: [`context::Context`]) and `rows`, an array of
+//! `{name, params, value, unit, baseline, ratio}`. Every
 //! fast path is measured against its baseline in the same run (`ratio = value / baseline`
 //! for throughputs), so figures compare across machines as ratios.
 
@@ -10,6 +12,7 @@
 mod api_suite;
 mod ceremony_suite;
 mod consensus_suite;
+mod context;
 mod crypto_suite;
 mod e2e_suite;
 mod kernels_suite;
@@ -69,7 +72,7 @@ fn main() -> Result<()> {
         "crypto" => crypto_suite::run(args.quick)?,
         "prover" => prover_suite::run(args.quick, args.large)?,
         "kernels" => kernels_suite::run(args.quick, args.max_log)?,
-        "ceremony" => ceremony_suite::run(args.quick)?,
+        "ceremony" => ceremony_suite::run(args.quick, args.max_log)?,
         "storage" => storage_suite::run(args.quick)?,
         "consensus" => consensus_suite::run(args.quick)?,
         "e2e" => {
@@ -81,7 +84,8 @@ fn main() -> Result<()> {
     };
     print_table(&records);
     if let Some(path) = args.out {
-        let json = serde_json::to_string_pretty(&records)?;
+        let context = context::Context::gather(&args.suite);
+        let json = serde_json::to_string_pretty(&serde_json::json!({ "context": context, "rows": records }))?;
         std::fs::write(&path, json).with_context(|| format!("writing {path}"))?;
         println!("wrote {} results to {path}", records.len());
     }

@@ -352,6 +352,32 @@ fn ceremony_seeds(out: &mut Out) {
     out.put("ceremony_files", "phase2_transcript", &with(2, &t2.to_bytes()));
 }
 
+/// Two institutions' real contributions (the KGC's and a CPC's extending its IBE link)
+/// and an issued file, as `dualchain keygen` and `assemble` write them.
+fn genesis_seeds(out: &mut Out) {
+    use dualchain_node::genesis::institution::{keygen, IssuedFile, KeygenOptions};
+    let dir = std::env::temp_dir().join(format!("dualchain-seeds-genesis-{}", std::process::id()));
+    let opts = |id: &str, role: &str, after: Option<PathBuf>| KeygenOptions {
+        consortium: "seed consortium".into(),
+        id: id.into(),
+        role: role.into(),
+        attributes: vec!["dept:icu".into()],
+        host: "127.0.0.1".into(),
+        quic_port: 7700,
+        api_port: 8700,
+        ibe_after: after,
+        dir: dir.join(id),
+    };
+    let kgc = keygen(&opts("kgc", "kgc", None)).expect("keygen");
+    let cpc = keygen(&opts("cpc-1", "cpc", Some(kgc.clone()))).expect("keygen");
+    let with = |b: u8, text: &str| [&[b][..], text.as_bytes()].concat();
+    out.put("genesis_contribution", "kgc", &with(0, &std::fs::read_to_string(&kgc).expect("read")));
+    out.put("genesis_contribution", "cpc", &with(0, &std::fs::read_to_string(&cpc).expect("read")));
+    let issued = IssuedFile { id: "kgc".into(), node: 0, certificate: hex_id(1), api_tls_cert: hex_id(2) };
+    out.put("genesis_contribution", "issued", &with(1, &toml::to_string(&issued).expect("toml")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn hex_id(b: u8) -> String {
     format!("{b:02x}").repeat(32)
 }
@@ -359,6 +385,7 @@ fn hex_id(b: u8) -> String {
 fn write_all(root: &Path) -> usize {
     let mut out = Out { root: root.to_path_buf(), bytes: 0 };
     crypto(&mut out);
+    genesis_seeds(&mut out);
     consensus_seeds(&mut out);
     ledger_seeds(&mut out);
     storage_seeds(&mut out);

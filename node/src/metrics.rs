@@ -25,6 +25,9 @@ pub struct ScrapeGauges {
     pub gpu_disabled: Family<[(&'static str, String); 1], Gauge>,
     pub agent_failures: Gauge,
     pub members_registered: Gauge,
+    /// Seconds until each registered, unrevoked member's certificate expires (negative once
+    /// it has): the ledger refuses an expired member's transactions.
+    pub certificate_expiry: Family<[(&'static str, String); 1], Gauge>,
 }
 
 pub fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
@@ -35,6 +38,11 @@ pub fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
         g.apply_seconds.clone(),
     );
     r.register("dualchain_ledger_members", "Members registered on the ledger", g.members_registered.clone());
+    r.register(
+        "dualchain_member_certificate_expiry_seconds",
+        "Seconds until a registered member's certificate expires, by member (negative: expired)",
+        g.certificate_expiry.clone(),
+    );
     r.register("dualchain_consensus_current_view", "The engine's view (as reported to the API)", g.view.clone());
     r.register("dualchain_storage_gets", "Point reads of the validator's store", g.storage_gets.clone());
     r.register(

@@ -111,7 +111,13 @@ impl Node {
             g.gpu_disabled.get_or_create(&[("workload", w.name().to_string())]).set(guard.disabled(w) as i64);
         }
         g.agent_failures.set(self.log.failures() as i64);
-        g.members_registered.set(self.ledger.members()?.len() as i64);
+        let members = self.ledger.members()?;
+        g.members_registered.set(members.len() as i64);
+        g.certificate_expiry.clear();
+        let now = (unix_ms() / 1000) as i64;
+        for m in members.iter().filter(|m| m.revoked.is_none()) {
+            g.certificate_expiry.get_or_create(&[("member", m.id.clone())]).set(m.not_after as i64 - now);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)

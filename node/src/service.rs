@@ -320,6 +320,11 @@ impl Running {
         }
         let (ledger, client, member) = (node.ledger.clone(), h.client.clone(), h.member.clone());
         self.push_task(tokio::spawn(registration::register_member(ledger.clone(), client.clone(), member.clone())));
+        if let Some(path) = &node.cfg.secrets.member {
+            let watch =
+                registration::follow_renewals(ledger.clone(), client.clone(), member.clone(), node.cfg.path(path));
+            self.push_task(tokio::spawn(watch));
+        }
         if let Some(desk) = node.authority.as_ref().and_then(|a| a.kgc.as_ref()) {
             self.push_task(tokio::spawn(kgc::publish_credentials(ledger, client, member, desk.credentials.clone())));
         }
@@ -443,6 +448,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         node = node.cfg.node,
         member = node.hosted().map_or("-", |h| h.member.id.as_str()),
         role = node.hosted().map_or("validator", |h| h.member.role.as_str()),
+        enrolling = node.cfg.secrets.member.is_some() && node.hosted().is_none(),
         quic = %me.quic,
         api = %listen,
         validators = node.consortium.validators.len(),

@@ -99,6 +99,8 @@ fn a_consortium_from_a_ceremony_is_verified_by_its_nodes_slow() {
     let (params, data) = (out.join("params"), out.join("node-0/data"));
     assert_eq!(check_provenance(&c, &params, &data).unwrap(), Provenance::Ceremony { verified_now: true });
     assert_eq!(check_provenance(&c, &params, &data).unwrap(), Provenance::Ceremony { verified_now: false });
+    // And loads them at the pins consortium.toml names (what a starting node does next).
+    dualchain_node::genesis::params::load_params(&c, &params).expect("the ceremony's parameters load at their pins");
 
     // A transcript changed after genesis no longer matches its pin.
     let t = params.join("policy.phase2");

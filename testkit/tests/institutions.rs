@@ -55,6 +55,7 @@ async fn sharing_flow_on_keys_each_institution_made() -> Result<()> {
     let want = a.matching(&c.grant_requirement(&access.request)?);
     assert_eq!(fetched, want, "the grantee decrypts exactly what the demand asked for");
     authorities_refuse_what_they_must(&c).await?;
+    renewal_without_a_restart(&c).await?;
 
     // Keys issued online were kept: every member file now holds its IBE key.
     for i in 0..NODES {
@@ -119,6 +120,55 @@ async fn authorities_refuse_what_they_must(c: &Consortium) -> Result<()> {
     let aad = dualchain_node::member::ABE_KEY_AAD;
     assert!(hb.ibe_key()?.decrypt(&sealed, aad).is_ok());
     assert!(c.member(RESEARCH)?.ibe_key()?.decrypt(&sealed, aad).is_err(), "another member opens hospital-b's key");
+    Ok(())
+}
+
+/// The coordinator renews hospital-a's certificate from the CA it kept; hospital-a installs
+/// it; its running node registers it, and the ledger, /health and /metrics show the new
+/// expiry. What does not certify hospital-a's keys, or is not newer, is refused.
+async fn renewal_without_a_restart(c: &Consortium) -> Result<()> {
+    use dualchain_node::genesis::assemble::{renew, RenewOptions};
+    use dualchain_node::genesis::institution::{install_certificate, InstallOptions};
+    use dualchain_testkit::consortium::wait_for;
+
+    let node_dir = c.dir.join(format!("node-{}", c.index_of(HOSPITAL_A)?));
+    let issued = c.dir.join(format!("genesis/issued/{HOSPITAL_A}.toml"));
+    let before = c.ledger(0)?.member(HOSPITAL_A)?.expect("registered");
+    // Another member's renewed certificate is not hospital-a's to install.
+    let opts = |member: &str, days| RenewOptions {
+        ca: c.dir.join("ca"),
+        genesis: c.dir.join("genesis"),
+        member: member.into(),
+        days,
+    };
+    renew(&opts(RESEARCH, 365))?;
+    let research_issued = c.dir.join(format!("genesis/issued/{RESEARCH}.toml"));
+    let install = |issued: &std::path::Path| {
+        install_certificate(&InstallOptions { config: node_dir.join("node.toml"), issued: issued.to_path_buf() })
+            .map_err(|e| format!("{e:#}"))
+    };
+    assert!(install(&research_issued).unwrap_err().contains("research-1's, not hospital-a's"));
+    // A CA that did not assemble this consortium renews nothing.
+    let stranger = RenewOptions { ca: c.dir.join("no-such-ca"), ..opts(HOSPITAL_A, 365) };
+    assert!(format!("{:#}", renew(&stranger).unwrap_err()).contains("keeps no CA"));
+
+    let (serial, not_after) = renew(&opts(HOSPITAL_A, 400))?;
+    assert!(serial > before.serial && not_after > before.not_after);
+    assert_eq!(install(&issued).map_err(anyhow::Error::msg)?, (serial, not_after));
+    assert!(install(&issued).unwrap_err().contains("not higher"), "the same certificate twice");
+    let ledger = c.ledger(0)?;
+    let rec = wait_for(Duration::from_secs(120), "the renewed certificate on the ledger", || {
+        Ok(ledger.member(HOSPITAL_A)?.filter(|m| m.serial == serial))
+    })
+    .await?;
+    assert_eq!(rec.not_after, not_after);
+    let health: serde_json::Value = c.api(HOSPITAL_A)?.get_public("/health").await?.json()?;
+    assert!(health["certificate"]["days_left"].as_i64().unwrap() >= 399, "{health}");
+    let metrics = String::from_utf8(c.api(HOSPITAL_A)?.get_public("/metrics").await?.body.to_vec())?;
+    let series = format!("dualchain_member_certificate_expiry_seconds{{member=\"{HOSPITAL_A}\"}}");
+    let line = metrics.lines().find(|l| l.starts_with(&series)).expect("the expiry series");
+    let left: i64 = line.rsplit(' ').next().unwrap().parse()?;
+    assert!(left > 399 * 86_400, "{line}");
     Ok(())
 }
 

@@ -1,5 +1,7 @@
-//! Every node registers its hosted member's certificate on the data chain at first start
-//! (and again after a renewal that raised the serial), retrying until it is final.
+//! Every node registers its hosted member's certificate on the data chain at first start,
+//! retrying until it is final, and registers a renewed certificate (a higher serial, the
+//! same keys) as soon as one is installed in the member's file, without a restart: the
+//! renewal takes effect at the height of that registration.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,4 +40,56 @@ pub async fn register_member(ledger: Arc<Ledger>, client: Arc<Client>, member: A
         }
         tokio::time::sleep(RETRY_PAUSE).await;
     }
+}
+
+/// How often the member's file is read for a renewed certificate.
+pub const RENEWAL_POLL: Duration = Duration::from_secs(30);
+
+/// Watches the member file at `path` for a renewed certificate of `member` (same keys,
+/// higher serial than the ledger's) and registers it.
+pub async fn follow_renewals(ledger: Arc<Ledger>, client: Arc<Client>, member: Arc<Member>, path: std::path::PathBuf) {
+    loop {
+        tokio::time::sleep(RENEWAL_POLL).await;
+        let renewed = match read_certificate(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), path = %path.display(), "reading the member file for renewals");
+                continue;
+            }
+        };
+        let f = &renewed.fields;
+        let held = &member.cert.fields;
+        if f.subject != held.subject || f.signing_key != held.signing_key || f.delegating_key != held.delegating_key {
+            tracing::warn!(
+                "the member file's certificate is for other keys; not registered (restart the node to change keys)"
+            );
+            continue;
+        }
+        match ledger.member(&member.id) {
+            Ok(Some(m)) if m.serial >= f.serial => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the registry");
+                continue;
+            }
+        }
+        let kind = TxKind::RegisterMember { certificate: renewed.to_bytes() };
+        match tokio::time::timeout(ATTEMPT_WAIT_MAX, client.submit(kind)).await {
+            Ok(Ok(fin)) => match fin.outcome {
+                Outcome::Rejected { reason } => {
+                    tracing::warn!(member = %member.id, %reason, "renewed certificate rejected")
+                }
+                _ => {
+                    tracing::info!(member = %member.id, serial = f.serial, not_after = f.not_after, "renewed certificate registered")
+                }
+            },
+            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "renewed certificate not final yet"),
+            Err(_) => tracing::warn!("renewed certificate not final within {ATTEMPT_WAIT_MAX:?}; retrying"),
+        }
+    }
+}
+
+fn read_certificate(path: &std::path::Path) -> anyhow::Result<dualchain_crypto::cert::Certificate> {
+    let file: crate::member::MemberFile = serde_json::from_slice(&crate::files::read_secret(path)?)?;
+    crate::files::from_hex(&file.certificate, "certificate")
 }

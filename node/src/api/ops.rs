@@ -17,6 +17,14 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
         t.map(|b| json!({"height": b.height, "hash": hex::encode(b.hash)}))
     };
     let ready = node.ready()?;
+    // The hosted member's certificate as the ledger holds it (renewals raise it).
+    let certificate = match node.hosted() {
+        Some(h) => node.ledger.member(&h.member.id)?.map(|m| {
+            let left = m.not_after as i64 - (crate::runtime::unix_ms() / 1000) as i64;
+            json!({ "serial": m.serial, "not_after": m.not_after, "days_left": left.div_euclid(86_400) })
+        }),
+        None => None,
+    };
     let diverged = node.validator.divergence();
     let state = match (&status, diverged) {
         (_, Some(_)) => "diverged",
@@ -34,6 +42,10 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
         "node": node.cfg.node,
         "member": node.hosted().map(|h| h.member.id.clone()),
         "role": node.hosted().map(|h| h.member.role.as_str()),
+        // The hosted member is still obtaining its keys from the authorities' nodes
+        // (first start after a per-institution genesis; the log names what it waits for).
+        "enrolling": node.cfg.secrets.member.is_some() && node.hosted().is_none(),
+        "certificate": certificate,
         "validators": node.consortium.validators.len(),
         "view": status.map(|s| s.view),
         "in_view_change": status.map(|s| s.in_view_change),

@@ -10,8 +10,8 @@ use dualchain_prover::shapes::Shape;
 use dualchain_prover::supply::SupplyShape;
 
 use crate::config::NodeConfig;
-use crate::genesis::assemble::AssembleOptions;
-use crate::genesis::institution::{JoinOptions, KeygenOptions};
+use crate::genesis::assemble::{AssembleOptions, RenewOptions};
+use crate::genesis::institution::{InstallOptions, JoinOptions, KeygenOptions};
 use crate::genesis::{self, InitOptions};
 
 pub mod client;
@@ -41,6 +41,11 @@ enum Command {
     /// An institution: check the assembled consortium against its own contribution, then
     /// write its node's configuration.
     Join(JoinOptions),
+    /// The coordinator: renew a member's certificate from the kept member CA (same keys,
+    /// next serial, new validity); writes issued/<member>.toml.
+    Renew(RenewOptions),
+    /// An institution: install a renewed certificate; its running node registers it.
+    InstallCertificate(InstallOptions),
     /// A TEST consortium on one machine, which makes every secret and the Groth16
     /// trapdoor (consortium.toml says so): keys, certificates, IBE/CP-ABE setup, Groth16
     /// parameters and one configuration per node.
@@ -158,7 +163,13 @@ pub fn main() -> Result<()> {
             if opts.ceremony.is_none() {
                 println!(
                     "this is a TEST consortium: this machine made every secret and the Groth16 trapdoor \
-                     (consortium.toml says so); use --ceremony for patient data"
+                     (consortium.toml says so); for patient data, run genesis across the institutions \
+                     (keygen, ceremony, assemble, join: README)"
+                );
+            } else {
+                println!(
+                    "the Groth16 parameters come from the ceremony, but this machine made every member's keys: \
+                     for patient data, run genesis across the institutions (keygen, assemble, join: README)"
                 );
             }
             for p in &report.params_generated {
@@ -198,6 +209,19 @@ pub fn main() -> Result<()> {
             let node = crate::genesis::institution::join(&opts)?;
             println!("the consortium lists us as contributed: node {node}");
             println!("  dualchain node --config {}", opts.dir.join("node.toml").display());
+        }
+        Command::Renew(opts) => {
+            let (serial, not_after) = crate::genesis::assemble::renew(&opts)?;
+            println!("{}'s certificate renewed: serial {serial}, valid until {not_after} (UNIX s)", opts.member);
+            println!("send {}/issued/{}.toml to {}", opts.genesis.display(), opts.member, opts.member);
+        }
+        Command::InstallCertificate(opts) => {
+            let (serial, not_after) = crate::genesis::institution::install_certificate(&opts)?;
+            println!("certificate serial {serial} (valid until {not_after}, UNIX s) installed;");
+            println!(
+                "a running node registers it within {} s; it takes effect at that height",
+                crate::agents::registration::RENEWAL_POLL.as_secs()
+            );
         }
         Command::Node { config } => {
             let cfg = NodeConfig::load(&config)?;

@@ -221,6 +221,60 @@ pub fn assemble(opts: &AssembleOptions) -> Result<AssembleReport> {
     })
 }
 
+/// `dualchain renew`'s arguments (the coordinator).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RenewOptions {
+    /// The certificate authorities' directory `assemble` used.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// The assembled consortium (`consortium.toml`, `issued/`).
+    #[arg(long)]
+    pub genesis: PathBuf,
+    /// The member whose certificate is renewed.
+    #[arg(long)]
+    pub member: String,
+    /// Validity of the new certificate, in days from now.
+    #[arg(long, default_value_t = 365)]
+    pub days: u64,
+}
+
+/// Renews `opts.member`'s certificate from the kept member CA: the same subject, role,
+/// keys and attribute commitment, the next serial, a new validity window. Rewrites
+/// `issued/<member>.toml`; returns the new certificate's serial and expiry. The member
+/// installs it (`dualchain install-certificate`) and its node registers it on chain, where
+/// it takes effect at that height; no node restarts.
+pub fn renew(opts: &RenewOptions) -> Result<(u64, u64)> {
+    ensure!((1..=3650).contains(&opts.days), "--days must be in 1..=3650");
+    let consortium = ConsortiumFile::load(&opts.genesis.join("consortium.toml"))?;
+    ensure!(
+        opts.ca.join(CA_FILE).exists(),
+        "{} keeps no CA: renewals need the CAs that assembled the consortium",
+        opts.ca.display()
+    );
+    let mut cas = Cas::open_or_create(&opts.ca, &consortium.name)?;
+    ensure!(
+        to_hex(cas.member.public()) == consortium.member_ca,
+        "the member CA in {} is not the one consortium.toml names",
+        opts.ca.display()
+    );
+    let path = opts.genesis.join("issued").join(format!("{}.toml", opts.member));
+    let mut issued: IssuedFile = toml::from_str(
+        &std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {} (is {} a member?)", path.display(), opts.member))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    let old: dualchain_crypto::cert::Certificate = from_hex(&issued.certificate, "member certificate")?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let serial = cas.next_serial.max(old.fields.serial + 1);
+    let not_after = now + opts.days * 24 * 3600;
+    let cert = cas.member.issue(CertificateFields { serial, not_before: now - 60, not_after, ..old.fields })?;
+    cas.next_serial = serial + 1;
+    cas.save(&opts.ca, &consortium.name)?;
+    issued.certificate = to_hex(&cert);
+    std::fs::write(&path, toml::to_string_pretty(&issued)?).with_context(|| format!("writing {}", path.display()))?;
+    Ok((serial, not_after))
+}
+
 /// Every check on the set of contributions (module docs); returns the ESKI-IBE chain.
 pub fn check_contributions(consortium: &str, contributions: &[Contribution]) -> Result<IbePublicParams> {
     let mut seen = HashSet::new();

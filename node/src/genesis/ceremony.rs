@@ -276,7 +276,7 @@ pub fn check_provenance(consortium: &ConsortiumFile, params_dir: &Path, data_dir
         let (Some(tf), Some(ts)) = (&p.transcript, &p.transcript_sha256) else {
             bail!("the {} parameters name no ceremony transcript", p.shape);
         };
-        pins.push(check_pin(params_dir, &p.file, &p.sha256)?);
+        pins.push(check_params_pin(params_dir, &p.file, &p.sha256)?);
         pins.push(check_pin(params_dir, tf, ts)?);
         let shape = Shape::from_name(&p.shape).ok_or_else(|| anyhow!("unknown circuit shape {:?}", p.shape))?;
         shapes.push((shape, p.file.clone(), tf.clone()));
@@ -302,6 +302,24 @@ pub fn check_provenance(consortium: &ConsortiumFile, params_dir: &Path, data_dir
     std::fs::create_dir_all(data_dir).ok();
     std::fs::write(&verdict, format!("{key}\n")).with_context(|| format!("writing {}", verdict.display()))?;
     Ok(Provenance::Ceremony { verified_now: true })
+}
+
+/// A parameter file's pin, as `consortium.toml` names it and a node checks it when it loads
+/// the file: the SHA-256 of the file's content, which the file carries as its trailer.
+pub fn params_pin(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    ensure!(bytes.len() > 32, "{} is truncated", path.display());
+    let (content, trailer) = bytes.split_at(bytes.len() - 32);
+    let hash = Sha256::digest(content);
+    ensure!(hash.as_slice() == trailer, "{} is corrupt: its content hash does not match its trailer", path.display());
+    Ok(hex::encode(hash))
+}
+
+fn check_params_pin(dir: &Path, file: &str, pin: &str) -> Result<String> {
+    ensure!(!file.contains('/') && !file.contains(".."), "{file:?} is not a plain file name");
+    let got = params_pin(&dir.join(file))?;
+    ensure!(got == pin, "{file} does not match its pin in consortium.toml");
+    Ok(got)
 }
 
 fn check_pin(dir: &Path, file: &str, pin: &str) -> Result<String> {

@@ -1,6 +1,6 @@
 //! Genesis without a trusted dealer, from an institution's side: `dualchain keygen` makes
 //! its keys on its own machine, and `dualchain join` checks what the coordinator assembled
-//! against them before the node starts ([`super::assemble`] is the coordinator's side).
+//! against them before the node starts (the `assemble` module is the coordinator's side).
 //!
 //! `keygen` writes, under the institution's directory:
 //! - `secrets/` (mode 0600): the validator's consensus key, the consensus and API TLS keys,
@@ -482,4 +482,57 @@ fn check_assembly(
         ensure!(&c.abe_public == pk, "the CP-ABE public key is not the one our KGC made");
     }
     Ok(node)
+}
+
+/// `dualchain install-certificate`'s arguments (an institution, after a renewal).
+#[derive(Debug, Clone, clap::Args)]
+pub struct InstallOptions {
+    /// The node's configuration (its `secrets.member` file receives the certificate).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The coordinator's `issued/<member>.toml` with the renewed certificate.
+    #[arg(long)]
+    pub issued: PathBuf,
+}
+
+/// Installs a renewed member certificate into the node's member file, after checking that
+/// it verifies under the consortium's member CA, certifies this member's keys and
+/// attribute commitment, and has a higher serial than the one held. A running node
+/// registers it on chain within a minute (`agents::registration::follow_renewals`).
+/// Returns the new serial and expiry.
+pub fn install_certificate(opts: &InstallOptions) -> Result<(u64, u64)> {
+    let cfg = crate::config::NodeConfig::load(&opts.config)?;
+    let path = cfg.path(cfg.secrets.member.as_ref().ok_or_else(|| anyhow!("this node hosts no member"))?);
+    let mut file: MemberFile =
+        serde_json::from_slice(&read_secret(&path)?).with_context(|| format!("parsing {}", path.display()))?;
+    let held = file.member()?;
+    let issued: IssuedFile = toml::from_str(
+        &std::fs::read_to_string(&opts.issued).with_context(|| format!("reading {}", opts.issued.display()))?,
+    )
+    .with_context(|| format!("parsing {}", opts.issued.display()))?;
+    ensure!(issued.id == held.id, "{} is {}'s, not {}'s", opts.issued.display(), issued.id, held.id);
+    let consortium = ConsortiumFile::load(&cfg.path(&cfg.consortium))?;
+    let ca: CaPublicKey = from_hex(&consortium.member_ca, "member CA")?;
+    let cert: Certificate = from_hex(&issued.certificate, "member certificate")?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    cert.verify(&ca, now, &NoRevocations).context("the renewed certificate does not verify under the member CA")?;
+    let (old, new) = (&held.cert.fields, &cert.fields);
+    ensure!(
+        new.subject == old.subject
+            && new.role == old.role
+            && new.signing_key == old.signing_key
+            && new.delegating_key == old.delegating_key
+            && new.attribute_commitment == old.attribute_commitment,
+        "the renewed certificate does not certify this member's keys and attributes"
+    );
+    ensure!(
+        new.serial > old.serial,
+        "the certificate's serial {} is not higher than the one held ({})",
+        new.serial,
+        old.serial
+    );
+    file.certificate = issued.certificate;
+    file.member()?;
+    write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
+    Ok((new.serial, new.not_after))
 }

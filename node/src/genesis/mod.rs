@@ -1,23 +1,28 @@
-//! Genesis: a consortium's files for N nodes (`dualchain init`, and the in-process
-//! consortium of the demo and the tests, which runs the same code).
+//! Genesis: a consortium's files for N nodes.
 //!
-//! Writes `consortium.toml` (public, identical on every node), `params/` (Groth16
-//! parameter files, pinned by hash in `consortium.toml`) and one directory per node with
-//! its `node.toml` and `secrets/`. Each node hosts one member (the institution running it);
-//! the default layout for N nodes takes the first N of: kgc, hospital-a, research-1,
-//! cpc-1, hospital-b, cpc-2, research-2 (nodes beyond 7 are validators only); `--member`
-//! replaces it.
+//! A deployed consortium's genesis runs across its institutions, and no machine sees
+//! another's secrets: each institution makes its keys on its own machine
+//! ([`institution::keygen`]), a coordinator assembles `consortium.toml` from their signed
+//! public contributions with the certificate authorities it keeps ([`assemble`]), each
+//! institution checks the result against its contribution before it writes its node's
+//! configuration ([`institution::join`]), and the members' ESKI-IBE and CP-ABE keys are
+//! issued online by the authorities' nodes at first start (`crate::enrollment`). The
+//! Groth16 parameters come from a multi-party ceremony ([`ceremony`]), verified and pinned
+//! with their transcripts. This goes beyond DESIGN.md §6, whose genesis runs on one
+//! machine.
 //!
-//! Genesis runs on one machine: it certifies every member, runs the blinded ESKI-IBE
-//! issuing round trip between each member and every authority (the KGC and the CPCs), and
-//! derives CP-ABE keys for requesting members and the KGC's credential leaves; that machine
-//! therefore sees every member's secrets once (per-institution key generation is not built
-//! yet). The Groth16 parameters come either from a multi-party ceremony (`--ceremony`,
-//! [`ceremony`]), verified and pinned with their transcripts, or, in a *test consortium*,
-//! from this machine (generated, or from the local parameter cache), and then
-//! `consortium.toml` says so in the words of [`ceremony::TEST_CONSORTIUM`]. Members
-//! register on chain and the KGC publishes credentials when the nodes first start.
-
+//! `dualchain init` ([`run`]) is that one-machine genesis, kept as the shortcut for a
+//! *test consortium* (the demo when seeded, tests): it writes `consortium.toml`, `params/`
+//! and one directory per node with its `node.toml` and `secrets/`. Each node hosts one
+//! member; the default layout for N nodes takes the first N of: kgc, hospital-a,
+//! research-1, cpc-1, hospital-b, cpc-2, research-2 (nodes beyond 7 are validators only);
+//! `--member` replaces it. It certifies every member, runs the blinded ESKI-IBE issuing
+//! round trip between each member and every authority, and derives CP-ABE keys for
+//! requesting members and the KGC's credential leaves, all on one machine, which therefore
+//! sees every secret. Its Groth16 parameters come from a ceremony (`--ceremony`) or from
+//! this machine (generated, or from the local parameter cache), and then `consortium.toml`
+//! says, in the words of [`ceremony::TEST_CONSORTIUM`], that it is a test consortium.
+//! Members register on chain and the KGC publishes credentials when the nodes first start.
 //!
 //! | module | what |
 //! | --- | --- |
@@ -346,7 +351,7 @@ impl ParamsRequest<'_> {
                 let (pf, tf) = files.copy_shape(shape, &params_out)?;
                 entries.push(ParamsEntry {
                     shape: shape.name().into(),
-                    sha256: ceremony::file_sha256(&params_out.join(&pf))?,
+                    sha256: ceremony::params_pin(&params_out.join(&pf))?,
                     file: pf,
                     transcript_sha256: Some(ceremony::file_sha256(&params_out.join(&tf))?),
                     transcript: Some(tf),
