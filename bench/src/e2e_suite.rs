@@ -84,6 +84,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
         params_dir,
         data_dir: dir.path().join("consortium"),
         institutions: false,
+        ceremony: false,
     };
     // Points: the consortium's genesis, then every dataset and every request.
     let points = 1 + datasets_seq + datasets_par + requests_seq + requests_par;

@@ -82,6 +82,10 @@ pub struct FlowConfig {
     /// when they start. Otherwise `dualchain init` makes every key on one machine (from
     /// `seed` when given).
     pub institutions: bool,
+    /// With `institutions`: the Groth16 parameters from a ceremony among the institutions
+    /// (each adds its phase-1 and phase-2 secrets; the coordinator and every node verify)
+    /// instead of test parameters.
+    pub ceremony: bool,
 }
 
 /// A dataset as its owner uploaded it.
@@ -139,7 +143,7 @@ const CONSORTIUM_NAME: &str = "dualchain in-process consortium";
 
 /// Genesis across institutions (see [`FlowConfig::institutions`]) into `dir/node-<i>`,
 /// with the coordinator's CAs in `dir/ca` and its output in `dir/genesis`.
-fn institutions_genesis(dir: &Path, params_cache: &Path, records: usize) -> Result<()> {
+fn institutions_genesis(dir: &Path, params_cache: &Path, records: usize, with_ceremony: bool) -> Result<()> {
     use dualchain_node::genesis::assemble::{assemble, AssembleOptions};
     use dualchain_node::genesis::institution::{join, keygen, JoinOptions, KeygenOptions};
     let layout = dualchain_node::genesis::layout::default_layout(NODES);
@@ -164,14 +168,30 @@ fn institutions_genesis(dir: &Path, params_cache: &Path, records: usize) -> Resu
         }
         contributions.push(path);
     }
+    let ceremony_dir = with_ceremony.then(|| dir.join("ceremony"));
+    if let Some(cdir) = &ceremony_dir {
+        use dualchain_node::genesis::ceremony;
+        use dualchain_prover::shapes::Shape;
+        let ids: Vec<&str> = layout.iter().flatten().map(|s| s.id.as_str()).collect();
+        let shape =
+            SupplyShape::for_records(records).ok_or_else(|| anyhow!("no supply shape holds {records} records"))?;
+        ceremony::new(cdir, &[Shape::Policy, Shape::Supply(shape)])?;
+        for id in &ids {
+            ceremony::tau(cdir, id)?;
+        }
+        ceremony::start(cdir)?;
+        for id in &ids {
+            ceremony::delta(cdir, id)?;
+        }
+    }
     assemble(&AssembleOptions {
         name: CONSORTIUM_NAME.into(),
         contributions,
         ca: dir.join("ca"),
         out: dir.join("genesis"),
         supply_records: vec![records],
-        ceremony: None,
-        test_params: true,
+        test_params: ceremony_dir.is_none(),
+        ceremony: ceremony_dir,
         params_cache: Some(params_cache.to_path_buf()),
     })?;
     for i in 0..NODES {
@@ -211,8 +231,8 @@ impl Consortium {
         std::fs::create_dir_all(&cfg.data_dir)?;
         let params_generated = if cfg.institutions {
             let (dir, params) = (dir.clone(), cfg.params_dir.clone());
-            let records = cfg.records;
-            tokio::task::spawn_blocking(move || institutions_genesis(&dir, &params, records)).await??;
+            let (records, ceremony) = (cfg.records, cfg.ceremony);
+            tokio::task::spawn_blocking(move || institutions_genesis(&dir, &params, records, ceremony)).await??;
             Vec::new()
         } else {
             let opts = InitOptions {

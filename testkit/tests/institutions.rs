@@ -20,6 +20,7 @@ async fn sharing_flow_on_keys_each_institution_made() -> Result<()> {
         params_dir: tmp.join("params"),
         data_dir: data_dir.clone(),
         institutions: true,
+        ceremony: false,
     })
     .await?;
     c.wait_ready(Duration::from_secs(120)).await?;

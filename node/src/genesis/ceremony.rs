@@ -282,9 +282,14 @@ pub fn check_provenance(consortium: &ConsortiumFile, params_dir: &Path, data_dir
         shapes.push((shape, p.file.clone(), tf.clone()));
     }
     ensure!(tau.accumulator == ACC && tau.transcript == TAU_TRANSCRIPT, "the phase-1 files have unexpected names");
-    let key = hex::encode(Sha256::digest(pins.join("\n")));
+    let key = verdict_key(&pins);
     let verdict = data_dir.join("ceremony-verified");
     if std::fs::read_to_string(&verdict).map(|v| v.trim() == key).unwrap_or(false) {
+        return Ok(Provenance::Ceremony { verified_now: false });
+    }
+    if verified_in_process(&key) {
+        std::fs::create_dir_all(data_dir).ok();
+        std::fs::write(&verdict, format!("{key}\n")).with_context(|| format!("writing {}", verdict.display()))?;
         return Ok(Provenance::Ceremony { verified_now: false });
     }
     let list: Vec<Shape> = shapes.iter().map(|(s, _, _)| *s).collect();
@@ -301,7 +306,30 @@ pub fn check_provenance(consortium: &ConsortiumFile, params_dir: &Path, data_dir
     );
     std::fs::create_dir_all(data_dir).ok();
     std::fs::write(&verdict, format!("{key}\n")).with_context(|| format!("writing {}", verdict.display()))?;
+    remember_verified(key);
     Ok(Provenance::Ceremony { verified_now: true })
+}
+
+/// The verdict's key: the hash of every pin (phase-1 files, then each shape's parameters
+/// and transcript, in `consortium.toml`'s order), so it names exactly the bytes verified.
+pub(crate) fn verdict_key(pins: &[String]) -> String {
+    hex::encode(Sha256::digest(pins.join("\n")))
+}
+
+/// Keys of ceremonies this process has verified. Verification is a function of the bytes
+/// the key names, so nodes of an in-process consortium (the demo, tests) and a coordinator
+/// in the same process verify a ceremony once, not once each.
+static VERIFIED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+pub(crate) fn remember_verified(key: String) {
+    let mut v = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
+    if !v.contains(&key) {
+        v.push(key);
+    }
+}
+
+fn verified_in_process(key: &str) -> bool {
+    VERIFIED.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|k| k == key)
 }
 
 /// A parameter file's pin, as `consortium.toml` names it and a node checks it when it loads

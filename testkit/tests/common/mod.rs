@@ -14,6 +14,7 @@ pub async fn consortium(name: &str, records: usize, seed: u64) -> anyhow::Result
         params_dir: tmp.join("params"),
         data_dir,
         institutions: false,
+        ceremony: false,
     })
     .await?;
     c.wait_ready(std::time::Duration::from_secs(120)).await?;
