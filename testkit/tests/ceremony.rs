@@ -97,8 +97,14 @@ fn a_consortium_from_a_ceremony_is_verified_by_its_nodes_slow() {
     let c = ConsortiumFile::load(&out.join("consortium.toml")).unwrap();
     assert!(c.test_consortium.is_none() && c.tau.is_some());
     let (params, data) = (out.join("params"), out.join("node-0/data"));
+    // The coordinator (init, in this process) verified it; a node in a process of its own
+    // verifies again.
+    ceremony::forget_verified();
     assert_eq!(check_provenance(&c, &params, &data).unwrap(), Provenance::Ceremony { verified_now: true });
     assert_eq!(check_provenance(&c, &params, &data).unwrap(), Provenance::Ceremony { verified_now: false });
+    // Another node of this process shares the verdict (the bytes it names were verified).
+    let other = check_provenance(&c, &params, &out.join("node-2/data")).unwrap();
+    assert_eq!(other, Provenance::Ceremony { verified_now: false });
     // And loads them at the pins consortium.toml names (what a starting node does next).
     dualchain_node::genesis::params::load_params(&c, &params).expect("the ceremony's parameters load at their pins");
 
