@@ -307,8 +307,9 @@ impl Running {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(t);
     }
 
-    /// Starts the hosted member's agents: registration, the owner's and the CPC's
-    /// reactions, the KGC's publication of credentials.
+    /// Starts the hosted member's agents: the owner's and the CPC's reactions, renewals,
+    /// the KGC's publication of credentials (registration starts before, at
+    /// [`Service::start`], since enrollment needs it).
     fn spawn_member(&self, node: &Arc<Node>) {
         let Some(h) = node.hosted() else { return };
         let mut agents = Vec::new();
@@ -319,7 +320,6 @@ impl Running {
             agents.push(c.spawn());
         }
         let (ledger, client, member) = (node.ledger.clone(), h.client.clone(), h.member.clone());
-        self.push_task(tokio::spawn(registration::register_member(ledger.clone(), client.clone(), member.clone())));
         if let Some(path) = &node.cfg.secrets.member {
             let watch =
                 registration::follow_renewals(ledger.clone(), client.clone(), member.clone(), node.cfg.path(path));
@@ -379,13 +379,15 @@ impl Service {
             started_ms: unix_ms(),
         });
         let running = Arc::new(Running::default());
+        if let Some((file, _)) = &member {
+            let m = Arc::new(file.member()?);
+            let client = Arc::new(Client::new(&m.id, m.signer.clone(), node.validator.clone()));
+            running.push_task(tokio::spawn(registration::register_member(node.ledger.clone(), client, m)));
+        }
         match member {
             Some((file, path)) if crate::enrollment::needs_enrollment(&file)? => {
                 // Keys made on the institution's own machine: the authorities issue the
                 // rest once the member is registered; its agents start after.
-                let m = Arc::new(file.member()?);
-                let client = Arc::new(Client::new(&m.id, m.signer.clone(), node.validator.clone()));
-                running.push_task(tokio::spawn(registration::register_member(node.ledger.clone(), client, m)));
                 let (n, r) = (node.clone(), running.clone());
                 running.push_task(tokio::spawn(async move {
                     let hosted = match crate::enrollment::enroll(&n, file, path).await {

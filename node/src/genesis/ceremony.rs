@@ -29,7 +29,7 @@ use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{ConsortiumFile, TauEntry};
+use crate::config::{ConsortiumFile, ParamsEntry, TauEntry};
 
 /// The statement a consortium file carries when its parameters come from one machine
 /// (`init` without `--ceremony`). A node accepts unverified parameters only beside these
@@ -267,22 +267,20 @@ pub fn check_provenance(consortium: &ConsortiumFile, params_dir: &Path, data_dir
              refusing parameters whose trapdoor someone may hold (run a ceremony, see README)"
         )
     })?;
-    let mut pins = vec![
-        check_pin(params_dir, &tau.accumulator, &tau.accumulator_sha256)?,
-        check_pin(params_dir, &tau.transcript, &tau.transcript_sha256)?,
-    ];
+    check_pin(params_dir, &tau.accumulator, &tau.accumulator_sha256)?;
+    check_pin(params_dir, &tau.transcript, &tau.transcript_sha256)?;
     let mut shapes = Vec::new();
     for p in &consortium.params {
         let (Some(tf), Some(ts)) = (&p.transcript, &p.transcript_sha256) else {
             bail!("the {} parameters name no ceremony transcript", p.shape);
         };
-        pins.push(check_params_pin(params_dir, &p.file, &p.sha256)?);
-        pins.push(check_pin(params_dir, tf, ts)?);
+        check_params_pin(params_dir, &p.file, &p.sha256)?;
+        check_pin(params_dir, tf, ts)?;
         let shape = Shape::from_name(&p.shape).ok_or_else(|| anyhow!("unknown circuit shape {:?}", p.shape))?;
         shapes.push((shape, p.file.clone(), tf.clone()));
     }
     ensure!(tau.accumulator == ACC && tau.transcript == TAU_TRANSCRIPT, "the phase-1 files have unexpected names");
-    let key = verdict_key(&pins);
+    let key = verdict_key(tau, &consortium.params);
     let verdict = data_dir.join("ceremony-verified");
     if std::fs::read_to_string(&verdict).map(|v| v.trim() == key).unwrap_or(false) {
         return Ok(Provenance::Ceremony { verified_now: false });
@@ -310,9 +308,15 @@ pub fn check_provenance(consortium: &ConsortiumFile, params_dir: &Path, data_dir
     Ok(Provenance::Ceremony { verified_now: true })
 }
 
-/// The verdict's key: the hash of every pin (phase-1 files, then each shape's parameters
-/// and transcript, in `consortium.toml`'s order), so it names exactly the bytes verified.
-pub(crate) fn verdict_key(pins: &[String]) -> String {
+/// The verdict's key: the hash of every pin `consortium.toml` names (phase-1 files, then
+/// each shape's parameters and transcript, in its order), so it names exactly the bytes
+/// verified once each pin is checked.
+pub(crate) fn verdict_key(tau: &TauEntry, params: &[ParamsEntry]) -> String {
+    let mut pins = vec![tau.accumulator_sha256.as_str(), tau.transcript_sha256.as_str()];
+    for p in params {
+        pins.push(&p.sha256);
+        pins.extend(p.transcript_sha256.as_deref());
+    }
     hex::encode(Sha256::digest(pins.join("\n")))
 }
 
@@ -349,16 +353,17 @@ pub fn params_pin(path: &Path) -> Result<String> {
     Ok(hex::encode(hash))
 }
 
-fn check_params_pin(dir: &Path, file: &str, pin: &str) -> Result<String> {
-    ensure!(!file.contains('/') && !file.contains(".."), "{file:?} is not a plain file name");
-    let got = params_pin(&dir.join(file))?;
-    ensure!(got == pin, "{file} does not match its pin in consortium.toml");
-    Ok(got)
+fn check_pin(dir: &Path, file: &str, pin: &str) -> Result<()> {
+    check_pinned(dir, file, pin, file_sha256)
 }
 
-fn check_pin(dir: &Path, file: &str, pin: &str) -> Result<String> {
+/// A parameter file against its content-hash pin ([`params_pin`]).
+fn check_params_pin(dir: &Path, file: &str, pin: &str) -> Result<()> {
+    check_pinned(dir, file, pin, params_pin)
+}
+
+fn check_pinned(dir: &Path, file: &str, pin: &str, hash: fn(&Path) -> Result<String>) -> Result<()> {
     ensure!(!file.contains('/') && !file.contains(".."), "{file:?} is not a plain file name");
-    let got = file_sha256(&dir.join(file))?;
-    ensure!(got == pin, "{file} does not match its pin in consortium.toml");
-    Ok(got)
+    ensure!(hash(&dir.join(file))? == pin, "{file} does not match its pin in consortium.toml");
+    Ok(())
 }

@@ -181,11 +181,11 @@ fn raw_key(hex_key: &str, what: &str) -> Result<PublicKey> {
 }
 
 impl Contribution {
+    /// Reads a contribution file; [`Contribution::verify`] checks its signature (assembly
+    /// verifies every contribution it is given).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let c: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        c.verify().with_context(|| format!("{} is not a valid contribution", path.display()))?;
-        Ok(c)
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     /// The signature is the member key's over this body.
@@ -240,8 +240,7 @@ const KEYGEN_SECRETS: &str = "secrets/keygen.json";
 pub fn keygen(opts: &KeygenOptions) -> Result<PathBuf> {
     let role = role_from_str(&opts.role)?;
     ensure!(role != Role::Validator, "keygen makes a member's keys: the role is kgc, hospital, research or cpc");
-    let spec = super::layout::parse_member(&format!("{}:{}:{}", opts.id, opts.role, opts.attributes.join(",")))?
-        .ok_or_else(|| anyhow!("a member id is required"))?;
+    let spec = super::layout::Spec::new(&opts.id, role, &opts.attributes)?;
     ensure!(!opts.host.is_empty(), "--host names the address the node is reached at");
     let dir = &opts.dir;
     ensure!(
@@ -280,6 +279,7 @@ pub fn keygen(opts: &KeygenOptions) -> Result<PathBuf> {
         Role::Cpc => {
             let path = opts.ibe_after.as_ref().expect("checked above");
             let prev = Contribution::load(path)?;
+            prev.verify().with_context(|| format!("{} is not a valid contribution", path.display()))?;
             ensure!(prev.body.consortium == opts.consortium, "{} is for another consortium", path.display());
             let link = prev.body.ibe.as_ref().ok_or_else(|| {
                 anyhow!("{} is {}'s, which is not an ESKI-IBE authority", path.display(), prev.body.id)
@@ -357,6 +357,7 @@ pub fn join(opts: &JoinOptions) -> Result<u8> {
     let dir = &opts.dir;
     ensure!(!dir.join("secrets/member.json").exists(), "{} has joined already", dir.display());
     let own = Contribution::load(&dir.join(CONTRIBUTION_FILE))?;
+    own.verify()?;
     let secrets: KeygenSecrets = serde_json::from_slice(&read_secret(&dir.join(KEYGEN_SECRETS))?)
         .with_context(|| format!("parsing {}", dir.join(KEYGEN_SECRETS).display()))?;
     let consortium_path = opts.genesis.join("consortium.toml");

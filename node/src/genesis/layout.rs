@@ -1,6 +1,6 @@
 //! Which member each node hosts: the default layout and `--member id:role[:attrs]`.
 
-use anyhow::{anyhow, ensure, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 use dualchain_crypto::cert::Role;
 
 use crate::member::role_from_str;
@@ -40,19 +40,28 @@ pub fn parse_member(s: &str) -> Result<Option<Spec>> {
     }
     let mut parts = s.splitn(3, ':');
     let id = parts.next().filter(|i| !i.is_empty()).ok_or_else(|| anyhow!("--member {s:?}: no id"))?;
-    ensure!(
-        id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-        "--member {s:?}: ids are up to 64 letters, digits, '-' or '_'"
-    );
     let role = role_from_str(parts.next().ok_or_else(|| anyhow!("--member {s:?}: no role"))?)?;
-    ensure!(role != Role::Validator, "--member {s:?}: validators are nodes, not members");
-    let mut attributes: Vec<String> =
+    let attributes: Vec<String> =
         parts.next().map(|a| a.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default();
-    let role_attr = format!("role:{}", role.as_str());
-    if !attributes.contains(&role_attr) {
-        attributes.insert(0, role_attr);
+    Spec::new(id, role, &attributes).map(Some).with_context(|| format!("--member {s:?}"))
+}
+
+impl Spec {
+    /// A member's id, role and attributes (`role:<role>` first unless given).
+    pub fn new(id: &str, role: Role, attributes: &[String]) -> Result<Self> {
+        ensure!(!id.is_empty(), "no id");
+        ensure!(
+            id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "ids are up to 64 letters, digits, '-' or '_'"
+        );
+        ensure!(role != Role::Validator, "validators are nodes, not members");
+        let mut attributes: Vec<String> = attributes.iter().filter(|a| !a.is_empty()).cloned().collect();
+        let role_attr = format!("role:{}", role.as_str());
+        if !attributes.contains(&role_attr) {
+            attributes.insert(0, role_attr);
+        }
+        Ok(Self { id: id.into(), role, attributes })
     }
-    Ok(Some(Spec { id: id.into(), role, attributes }))
 }
 
 #[cfg(test)]

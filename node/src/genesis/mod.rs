@@ -359,12 +359,7 @@ impl ParamsRequest<'_> {
             }
             tracing::info!(phase1 = verified.tau.len(), "Groth16 parameters from a verified ceremony");
             // The same pins a node's check computes: in-process nodes need not verify again.
-            let mut pins = vec![tau.accumulator_sha256.clone(), tau.transcript_sha256.clone()];
-            for e in &entries {
-                pins.push(e.sha256.clone());
-                pins.extend(e.transcript_sha256.clone());
-            }
-            ceremony::remember_verified(ceremony::verdict_key(&pins));
+            ceremony::remember_verified(ceremony::verdict_key(&tau, &entries));
             return Ok((entries, Some(tau), Vec::new()));
         }
         let params_cache = opts.params_cache.clone().unwrap_or_else(params::default_params_dir);
