@@ -98,6 +98,19 @@ fn crypto(out: &mut Out) {
     {
         out.put("abe_policy", &format!("policy_{i}"), text.as_bytes());
     }
+    for (i, text) in [
+        dualchain_node::config::DEFAULT_POLICY,
+        "role:research and (dept:icu or dept:cardiology) and clearance>=3 and training_until>=20800",
+        "clearance>=2 and clearance<=5",
+        "(role:research and dept:icu) or (country:de and clearance:7)",
+        "role:research and dept:icu or dept:cardiology",
+        "(dept:a or dept:b) and (country:x or country:y) and (role:p or role:q)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        out.put("access_policy", &format!("statement_{i}"), text.as_bytes());
+    }
     // Reader: list frames, canonical points and scalars, and scripts.
     let items: Vec<&[u8]> = vec![b"alpha", b"", &[0xff; 16]];
     out.put("crypto_encoding", "list_small", &with(0, &encode_list(&items)));
@@ -158,7 +171,7 @@ fn ledger_seeds(out: &mut Out) {
         owner: "hospital-a".into(),
         commitment: one,
         capacity: 64,
-        abe_policy: abe::POLICY.into(),
+        policy: abe::POLICY.into(),
         abe_index: vec![0x33, 1],
         zk_policy_hash: one,
         disclosure: Default::default(),

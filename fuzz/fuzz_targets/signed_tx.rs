@@ -1,16 +1,16 @@
 //! `SignedTx::from_bytes` on any request payload (what a client submits and a batch
 //! carries), then the contracts' own decoders of the fields the transaction names:
-//! certificates, field elements, ABE policies and ciphertexts, DNF policies,
+//! certificates, field elements, access policy statements (compiled to both forms), ABE ciphertexts,
 //! requirements, Groth16 proofs, IBE-sealed tokens. Never panics; an accepted transaction
 //! re-encodes to the same bytes with the same hash, its JSON body round-trips, and
 //! re-signing it gives a transaction that decodes back to itself.
 #![no_main]
 
 use dualchain_crypto::abe::ac17::Ac17Ciphertext;
-use dualchain_crypto::abe::Policy;
 use dualchain_crypto::cert::Certificate;
 use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::Codec;
+use dualchain_ledger::policy::AccessPolicy;
 use dualchain_ledger::tx::{tx_hash, SignedTx, Tx, TxKind};
 use dualchain_prover::verify::{proof_from_bytes, proof_to_bytes};
 use libfuzzer_sys::fuzz_target;
@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         }
         TxKind::RegisterDataset(reg) => {
             let _ = reg.commitment.to_fr();
-            let _ = Policy::parse(&reg.abe_policy);
+            let _ = AccessPolicy::parse(&reg.policy).and_then(|p| p.compile());
             if let Ok(ct) = Ac17Ciphertext::from_bytes(&reg.abe_index) {
                 assert_eq!(ct.to_bytes(), reg.abe_index);
             }

@@ -368,7 +368,7 @@ pub mod ledger {
                     dataset: [4; 32],
                     commitment: one,
                     capacity: 64,
-                    abe_policy: "role:research and dept:icu".into(),
+                    policy: "role:research and dept:icu".into(),
                     abe_index: vec![0x33, 1, 0, 0],
                     zk_policy_hash: one,
                     disclosure: Default::default(),

@@ -24,12 +24,15 @@
 //! - A policy proof names the credential root it used; roots stay acceptable for
 //!   [`contracts::ROOT_GRACE_MS`] after a credential is added, and never after any
 //!   revocation (revocation must bite immediately).
+//! - A dataset's access policy is one statement ([`policy`]); its CP-ABE and
+//!   zero-knowledge forms are compiled from it, and the `abe` contract refuses a
+//!   registration whose index or policy hash does not match them.
 //! - Re-keys travel on chain sealed to the grant's CPC with IBE, so the owner's node, the
 //!   CPC and auditors need no side channel and the issuance is recorded.
 
 //!
 //! Modules import one another without cycles: `error` ← `reason` ← `tx` ← `merkle`, `state`, `block`;
-//! `genesis` ← `contracts` ← `executor`. The compute backend of proof verification (the
+//! `policy` ← `genesis` ← `contracts` ← `executor`. The compute backend of proof verification (the
 //! Miller loops) is passed to [`Ledger::open`] by whoever assembles the node.
 
 #![forbid(unsafe_code)]
@@ -40,6 +43,7 @@ pub mod error;
 pub mod executor;
 pub mod genesis;
 pub mod merkle;
+pub mod policy;
 pub mod reason;
 pub mod state;
 pub mod tx;

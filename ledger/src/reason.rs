@@ -100,6 +100,10 @@ pub enum Reason {
     AbePolicyInvalid,
     AbeIndexInvalid,
     ZkPolicyInvalid,
+    /// The index is encrypted under another CP-ABE policy than the statement's.
+    AbeIndexPolicyDiffers,
+    /// The zero-knowledge policy hash is not the hash of the statement's DNF.
+    ZkPolicyDiffers,
 
     // ---- demands, supply and access ----
     DemandIdUsed,
@@ -291,10 +295,16 @@ impl fmt::Display for Reason {
             NotActiveCpc { cpc } => write!(f, "{cpc} is not an active CPC"),
             UnknownCpc { cpc } => write!(f, "unknown CPC {cpc}"),
             CommitmentInvalid => f.write_str("the dataset commitment is not a field element"),
-            AbePolicyTooLong { max } => write!(f, "CP-ABE policy longer than {max} bytes"),
-            AbePolicyInvalid => f.write_str("the CP-ABE policy does not parse"),
+            AbePolicyTooLong { max } => write!(f, "access policy longer than {max} bytes"),
+            AbePolicyInvalid => {
+                f.write_str("the access policy does not compile to its CP-ABE and zero-knowledge forms")
+            }
             AbeIndexInvalid => f.write_str("the CP-ABE index is not a ciphertext of the scheme"),
             ZkPolicyInvalid => f.write_str("the zero-knowledge policy is not a valid DNF"),
+            AbeIndexPolicyDiffers => {
+                f.write_str("the CP-ABE index is encrypted under another policy than the statement's CP-ABE form")
+            }
+            ZkPolicyDiffers => f.write_str("the zero-knowledge policy hash is not the hash of the statement's DNF"),
             DemandIdUsed => f.write_str("demand id already used"),
             UnknownDataset => f.write_str("unknown dataset"),
             RequirementInvalid => f.write_str("the requirement is out of range"),

@@ -92,7 +92,8 @@ pub struct DatasetRecord {
     pub commitment: FrBytes,
     /// Records the supply circuit holds (the registration's size class).
     pub capacity: u64,
-    pub abe_policy: String,
+    /// The access policy statement, from which both of its forms compile.
+    pub policy: String,
     #[serde(with = "hex_bytes")]
     pub abe_index: Vec<u8>,
     pub zk_policy_hash: FrBytes,

@@ -12,7 +12,6 @@ use dualchain_crypto::encoding::{Reader, Writer};
 use dualchain_crypto::sign::{PublicKey, SigningKeypair, SIGNATURE_LEN};
 use dualchain_crypto::DecodeError;
 use dualchain_prover::field::{fr_from_bytes, fr_to_bytes};
-use dualchain_prover::policy::{Op, PolicyDnf, Predicate};
 use dualchain_prover::supply::Requirement;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -70,66 +69,6 @@ impl FrBytes {
     pub fn to_fr(&self) -> Result<Fr, String> {
         fr_from_bytes(&self.0).ok_or_else(|| "field element is not canonical".to_string())
     }
-}
-
-/// One predicate of a zero-knowledge access policy: `attribute op constant`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PredicateSpec {
-    pub attribute: u8,
-    pub op: OpSpec,
-    pub constant: u64,
-}
-
-/// A comparison operator as published (`eq`, `ne`, `ge`, `le`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpSpec {
-    Eq,
-    Ne,
-    Ge,
-    Le,
-}
-
-/// The DNF access policy as published with a dataset: clauses of predicates.
-pub fn policy_to_spec(p: &PolicyDnf) -> Vec<Vec<PredicateSpec>> {
-    p.clauses()
-        .iter()
-        .map(|c| {
-            c.iter()
-                .map(|q| {
-                    let op = match q.op {
-                        Op::Eq => OpSpec::Eq,
-                        Op::Ne => OpSpec::Ne,
-                        Op::Ge => OpSpec::Ge,
-                        Op::Le => OpSpec::Le,
-                    };
-                    PredicateSpec { attribute: q.attribute, op, constant: q.constant }
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Parses a published DNF policy (bounds checked by [`PolicyDnf::new`]).
-pub fn policy_from_spec(spec: &[Vec<PredicateSpec>]) -> Result<PolicyDnf, String> {
-    let clauses = spec
-        .iter()
-        .map(|c| {
-            c.iter()
-                .map(|q| {
-                    let op = match q.op {
-                        OpSpec::Eq => Op::Eq,
-                        OpSpec::Ne => Op::Ne,
-                        OpSpec::Ge => Op::Ge,
-                        OpSpec::Le => Op::Le,
-                    };
-                    Predicate { attribute: q.attribute, op, constant: q.constant }
-                })
-                .collect()
-        })
-        .collect();
-    PolicyDnf::new(clauses).map_err(|e| e.to_string())
 }
 
 /// What a dataset's demands may ask, set by its owner at registration (issue: supply proofs
@@ -227,13 +166,14 @@ pub struct DatasetRegistration {
     /// Records the supply circuit holds (64, 256, 1024 or 4096): the proof's shape, a size
     /// class and no finer.
     pub capacity: u64,
-    /// CP-ABE policy text (public by the scheme: AC17 ciphertexts carry their policy) and
-    /// the index `{dataset, name, H1, CPC, records, zk_policy}` encrypted under it.
-    pub abe_policy: String,
+    /// The access policy, one statement ([`crate::policy`]) in canonical text. Its CP-ABE
+    /// form is public by the scheme anyway (AC17 ciphertexts carry their policy).
+    pub policy: String,
+    /// The index `{dataset, name, H1, CPC, records}` encrypted under the statement's
+    /// CP-ABE form.
     #[serde(with = "hex_bytes")]
     pub abe_index: Vec<u8>,
-    /// The commitment to the zero-knowledge policy (its hash, the policy proof's public
-    /// input); the policy itself is in the index.
+    /// The hash of the statement's zero-knowledge form (the policy proof's public input).
     pub zk_policy_hash: FrBytes,
     /// What demands on the dataset may ask (the defaults where absent).
     #[serde(default)]

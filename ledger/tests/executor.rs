@@ -132,7 +132,7 @@ fn hospital_a_dataset(
         owner: "hospital-a".into(),
         commitment: fr(5),
         capacity: 64,
-        abe_policy: String::new(),
+        policy: String::new(),
         abe_index: vec![],
         zk_policy_hash: fr(6),
         disclosure,
@@ -712,4 +712,70 @@ fn a_disclosure_policy_out_of_bounds_is_refused_at_registration() {
     let v: Disclosure = serde_json::from_str(r#"{"min_cohort": 20}"#).unwrap();
     assert_eq!(v, Disclosure { min_cohort: 20, ..d });
     assert!(serde_json::from_str::<Disclosure>(r#"{"min_kohort": 20}"#).is_err());
+}
+
+/// One policy, two enforcements: a registration is accepted only when its index is
+/// encrypted under the statement's CP-ABE form and its policy hash is the statement's DNF.
+#[test]
+fn a_registration_whose_policy_forms_disagree_with_its_statement_is_refused() {
+    use dualchain_crypto::abe::ac17::Ac17;
+    use dualchain_crypto::abe::{AbeScheme, Policy};
+    use dualchain_ledger::policy::AccessPolicy;
+    use dualchain_ledger::tx::DatasetRegistration;
+
+    let mut w = World::new();
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let mut hospital = w.member("hospital-a", Role::Hospital, None);
+    let a = batch(&ledger, 1, &[hospital.register().to_bytes()]).unwrap().unwrap();
+    assert!(outcomes(&a)[0].is_accepted());
+
+    let (pk, _) = Ac17::setup().unwrap();
+    let statement = "role:research and (dept:icu or dept:cardiology) and clearance>=3";
+    let forms = AccessPolicy::parse(statement).unwrap().compile().unwrap();
+    let index_under = |p: &Policy| Ac17::encrypt(&pk, p, b"{}").unwrap().to_bytes();
+    let narrower = AccessPolicy::parse("role:research and dept:icu and clearance>=3").unwrap().compile().unwrap();
+    let reg = |n: u8, policy: &str, abe_index: Vec<u8>, zk: FrBytes| {
+        TxKind::RegisterDataset(DatasetRegistration {
+            dataset: [n; 32],
+            commitment: fr(5),
+            capacity: 64,
+            policy: policy.into(),
+            abe_index,
+            zk_policy_hash: zk,
+            disclosure: Default::default(),
+        })
+    };
+    let zk = FrBytes::from_fr(&forms.dnf.hash());
+    let cases = [
+        // The index opens for the statement's members; the proof admits fewer (or more).
+        (
+            reg(1, statement, index_under(&forms.abe), FrBytes::from_fr(&narrower.dnf.hash())),
+            Some(Reason::ZkPolicyDiffers),
+        ),
+        // The proof admits the statement's members; the index opens for others.
+        (reg(2, statement, index_under(&narrower.abe), zk), Some(Reason::AbeIndexPolicyDiffers)),
+        (
+            reg(3, statement, index_under(&Policy::parse("role:research").unwrap()), zk),
+            Some(Reason::AbeIndexPolicyDiffers),
+        ),
+        // A statement that does not compile, and one that is too long.
+        (reg(4, "role:research and salary:high", index_under(&forms.abe), zk), Some(Reason::AbePolicyInvalid)),
+        (
+            reg(5, &"role:r or ".repeat(300), index_under(&forms.abe), zk),
+            Some(Reason::AbePolicyTooLong { max: dualchain_ledger::contracts::abe::POLICY_LEN_MAX }),
+        ),
+        (reg(6, statement, index_under(&forms.abe), zk), None),
+    ];
+    let payloads: Vec<Vec<u8>> = cases.iter().map(|(kind, _)| hospital.tx(kind.clone()).to_bytes()).collect();
+    let a = batch(&ledger, 2, &payloads).unwrap().unwrap();
+    for (i, ((_, want), got)) in cases.iter().zip(outcomes(&a)).enumerate() {
+        match want {
+            Some(r) => assert_eq!(reason(&got), r, "case {i}: {:?}", a.txs[i].detail),
+            None => assert!(got.is_accepted(), "case {i}: {got:?} {:?}", a.txs[i].detail),
+        }
+    }
+    assert!(a.txs[1].detail.as_deref().unwrap_or_default().contains("dept:icu"), "{:?}", a.txs[1].detail);
+    // Only the registration whose forms agree is recorded, with its statement.
+    assert!(ledger.dataset(&[1; 32]).unwrap().is_none() && ledger.dataset(&[2; 32]).unwrap().is_none());
+    assert_eq!(ledger.dataset(&[6; 32]).unwrap().unwrap().policy, statement);
 }

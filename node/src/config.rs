@@ -287,12 +287,9 @@ impl ConsensusConfig {
     }
 }
 
-/// The departments whose researchers may request a hospital's new datasets unless
-/// `owner.departments` names others (the zero-knowledge form of [`DEFAULT_ABE_POLICY`]).
-pub const DEFAULT_DEPARTMENTS: [&str; 3] = ["cardiology", "icu", "anesthesiology"];
-/// The CP-ABE policy of a hospital's new datasets unless `owner.abe_policy` sets one:
-/// researchers of [`DEFAULT_DEPARTMENTS`].
-pub const DEFAULT_ABE_POLICY: &str = "role:research and (dept:cardiology or dept:icu or dept:anesthesiology)";
+/// The access policy of a hospital's new datasets unless `owner.policy` sets one:
+/// researchers of cardiology, intensive care and anesthesiology.
+pub const DEFAULT_POLICY: &str = "role:research and (dept:cardiology or dept:icu or dept:anesthesiology)";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -301,10 +298,16 @@ pub struct OwnerConfig {
     pub default_cpc: Option<String>,
     /// Observations posted one by one are staged and sealed into a dataset at this count.
     pub dataset_records: usize,
-    /// The CP-ABE policy of new datasets.
-    pub abe_policy: String,
-    /// Departments whose researchers may request (the zero-knowledge twin of the policy).
-    pub departments: Vec<String>,
+    /// Who may request new datasets: one statement
+    /// ([`dualchain_ledger::policy`]), from which the CP-ABE policy of the index and the
+    /// zero-knowledge policy of the proof are both compiled. (`abe_policy`, its name
+    /// before the two forms were one, is read as the same key.)
+    #[serde(alias = "abe_policy")]
+    pub policy: String,
+    /// Gone: the departments are part of `policy`. Present in a file, it is refused with
+    /// that reason rather than as an unknown key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub departments: Option<Vec<String>>,
     /// What demands on new datasets may ask (an upload's query parameters override it).
     pub disclosure: dualchain_ledger::tx::Disclosure,
 }
@@ -314,8 +317,8 @@ impl Default for OwnerConfig {
         Self {
             default_cpc: None,
             dataset_records: 64,
-            abe_policy: DEFAULT_ABE_POLICY.into(),
-            departments: DEFAULT_DEPARTMENTS.iter().map(|d| d.to_string()).collect(),
+            policy: DEFAULT_POLICY.into(),
+            departments: None,
             disclosure: Default::default(),
         }
     }
@@ -384,6 +387,16 @@ impl NodeConfig {
         let mut c: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         c.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         c.owner.disclosure.validate().map_err(|e| anyhow::anyhow!("owner.disclosure: {e}"))?;
+        if let Some(d) = &c.owner.departments {
+            bail!(
+                "owner.departments ({d:?}) is no longer read: state the departments in owner.policy, \
+                 from which both the CP-ABE and the zero-knowledge policy are compiled \
+                 (e.g. \"role:research and (dept:cardiology or dept:icu)\")"
+            );
+        }
+        dualchain_ledger::policy::AccessPolicy::parse(&c.owner.policy)
+            .and_then(|p| p.compile())
+            .map_err(|e| anyhow::anyhow!("owner.policy {:?}: {e}", c.owner.policy))?;
         if c.owner.dataset_records == 0 {
             bail!("owner.dataset_records must be positive");
         }
@@ -429,6 +442,21 @@ mod tests {
         std::fs::write(dir.join("c.toml"), format!("{base}[consensus]\npreset = \"moon\"\n")).unwrap();
         let c = NodeConfig::load(&dir.join("c.toml")).unwrap();
         assert!(c.consensus.replica(4, 0).is_err());
+
+        // The access policy: one statement, its earlier key read as the same, the
+        // departments list of the two-form days refused with the way forward.
+        let owner = |body: &str| {
+            std::fs::write(dir.join("d.toml"), format!("{base}[owner]\n{body}\n")).unwrap();
+            NodeConfig::load(&dir.join("d.toml")).map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(NodeConfig::load(&dir.join("a.toml")).unwrap().owner.policy, DEFAULT_POLICY);
+        let c = owner("policy = \"role:research and clearance>=3\"").unwrap();
+        assert_eq!(c.owner.policy, "role:research and clearance>=3");
+        assert_eq!(owner("abe_policy = \"role:research\"").unwrap().owner.policy, "role:research");
+        let e = owner("policy = \"role:research\"\ndepartments = [\"icu\"]").unwrap_err();
+        assert!(e.contains("owner.departments") && e.contains("owner.policy"), "{e}");
+        let e = owner("policy = \"role:research and salary:high\"").unwrap_err();
+        assert!(e.contains("owner.policy") && e.contains("not a credential key"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

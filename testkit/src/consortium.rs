@@ -55,7 +55,7 @@ pub const NODES: usize = 7;
 /// The CP-ABE policy every node of the in-process consortium writes on its datasets: the
 /// deployment default ([`dualchain_node::config::DEFAULT_ABE_POLICY`]), which research-1
 /// (cardiology) satisfies and hospital-b (a hospital, dermatology) does not.
-pub const DEMO_POLICY: &str = dualchain_node::config::DEFAULT_ABE_POLICY;
+pub const DEMO_POLICY: &str = dualchain_node::config::DEFAULT_POLICY;
 
 /// How long a helper waits for the consortium (finality, proofs, re-encryption).
 pub const WAIT: Duration = Duration::from_secs(120);
@@ -394,6 +394,11 @@ impl Consortium {
     /// bedside-monitor Observations and their Patients, posted to `POST /fhir`; the owner's
     /// node signcrypts them to `cpc`, checks its manifest, commits and registers.
     pub async fn upload(&self, owner: &str, name: &str, cpc: &str) -> Result<Upload> {
+        self.upload_with(owner, name, cpc, "").await
+    }
+
+    /// [`Self::upload`] with more query parameters (`&policy=…`, percent-encoded).
+    pub async fn upload_with(&self, owner: &str, name: &str, cpc: &str, query: &str) -> Result<Upload> {
         let start = now_s().saturating_sub(60 + (self.cfg.records as u64 / 3 + 1) * 30);
         let ward = fhir::Ward { hospital: owner.into(), patients: 8, start_unix: start, interval_s: 30 };
         // Reproducible per (seed, dataset name) when seeded.
@@ -408,7 +413,7 @@ impl Consortium {
         let bundle = fhir::transaction_bundle(&ward, &observations);
         // Demands for cohorts of 4 or more (the default, 10, would leave a 64-record fixture
         // little to ask); the other limits are the defaults.
-        let path = format!("/fhir?dataset={name}&cpc={cpc}&min_cohort={FIXTURE_COHORT}");
+        let path = format!("/fhir?dataset={name}&cpc={cpc}&min_cohort={FIXTURE_COHORT}{query}");
         let v: Value = self.api(owner)?.call(Method::POST, &path, Some(&bundle)).await?;
         let ext = |url: &str| {
             v["extension"]
@@ -562,13 +567,9 @@ impl Consortium {
     ) -> Result<(Hash, Final)> {
         let node = self.node_of(requester)?;
         let dataset = node.ledger.demand(demand)?.ok_or_else(|| anyhow!("unknown demand"))?.dataset;
-        let policy = match sharing::open_index(&*self.member(requester)?, &node.ledger, &dataset) {
-            Ok(index) => index.zk_policy,
-            // An outsider cannot open the index: it guesses the deployment's default policy.
-            Err(_) => {
-                dualchain_node::member::policy::research_in_departments(&dualchain_node::config::DEFAULT_DEPARTMENTS)?
-            }
-        };
+        // The policy is the statement on chain, whether or not the requester opens the index.
+        let ds = node.ledger.dataset(&dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
+        let policy = sharing::zk_policy(&ds)?;
         let ask = sharing::access_request(
             node.compute,
             node.policy_pk.clone(),

@@ -5,8 +5,9 @@ mod common;
 
 use anyhow::{bail, Result};
 use dualchain_crypto::cbsre::DatasetId;
+use dualchain_ledger::policy::AccessPolicy;
 use dualchain_ledger::reason::{Denial, ProofFault, Reason};
-use dualchain_ledger::tx::{Outcome, TxKind};
+use dualchain_ledger::tx::{FrBytes, Outcome, TxKind};
 use dualchain_node::agents::{Activity, FetchRequest};
 use dualchain_prover::groth16::Prover;
 use dualchain_prover::supply::SupplyCircuit;
@@ -71,6 +72,22 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     let access = c.request_access(RESEARCH, &demand, 3600).await?;
     assert!(access.granted, "{:?}", access.denial);
     let grant = access.request;
+
+    // One policy, two enforcements: the registration carries the statement (the node's
+    // `owner.policy`, or an upload's `?policy=`), and both the index's CP-ABE policy and
+    // the proof's policy hash are compiled from it.
+    let forms = AccessPolicy::parse(&record.policy)?.compile()?;
+    assert_eq!(record.policy, dualchain_node::config::DEFAULT_POLICY);
+    assert_eq!(record.zk_policy_hash, FrBytes::from_fr(&forms.dnf.hash()));
+    assert_eq!(pointer.zk_policy, forms.dnf);
+    let oncology =
+        c.upload_with(HOSPITAL_A, "oncology", CPCS[0], "&policy=role%3Aresearch+and+dept%3Aoncology").await?;
+    let onc = ledger2.dataset(&oncology.dataset.0)?.unwrap();
+    assert_eq!(onc.policy, "role:research and dept:oncology");
+    let closed = dualchain_node::member::sharing::open_index(&research, &ledger2, &oncology.dataset.0);
+    assert!(closed.is_err(), "research-1 (cardiology) opens an oncology-only index");
+    let r = reason(c.upload_with(HOSPITAL_A, "salaries", CPCS[0], "&policy=salary%3Ahigh").await);
+    assert!(r.contains("bad-policy") && r.contains("not a credential key"), "{r}");
 
     // Re-key by the owner's node, batch re-encryption and receipt by the CPC's node.
     let g = c.wait_receipt(RESEARCH, &grant).await?;

@@ -1,21 +1,24 @@
 //! `abe`: datasets, their access policies and the index pointers encrypted under them.
 //!
-//! The contract cannot decrypt an index (nobody on chain holds attribute keys); it checks
-//! that the CP-ABE policy parses into the binary form the scheme handles, that the index
-//! decodes as a ciphertext of the scheme, that the capacity is a supply shape's and the
-//! commitments are field elements, and it records the dataset with C_D and the policy
-//! hash proofs use. Where the records are (the CPC and H1), how many there are, the
-//! dataset's name and its exact zero-knowledge policy are inside the index only.
+//! The contract cannot decrypt an index (nobody on chain holds attribute keys); it compiles
+//! the registration's policy statement into its two forms ([`crate::policy`]) and checks
+//! that the index decodes as a ciphertext of the scheme under exactly the CP-ABE form and
+//! that the policy hash proofs use is the zero-knowledge form's, so the attribute gate and
+//! the proof admit the same members. It checks that the capacity is a supply shape's and
+//! the commitments are field elements, and records the dataset with C_D, the statement
+//! and the policy hash. Where the records are (the CPC and H1), how many there are and the
+//! dataset's name are inside the index only.
 
 use dualchain_crypto::abe::ac17::Ac17;
-use dualchain_crypto::abe::{AbeScheme, Policy};
+use dualchain_crypto::abe::AbeScheme;
 use dualchain_crypto::Codec;
 use dualchain_prover::supply::SupplyShape;
 
 use super::context::{reject, reject_because, Ctx, Exec};
+use crate::policy::AccessPolicy;
 use crate::reason::Reason;
 use crate::state::{dataset_key, DatasetRecord};
-use crate::tx::DatasetRegistration;
+use crate::tx::{DatasetRegistration, FrBytes};
 
 /// Longest CP-ABE policy text.
 pub const POLICY_LEN_MAX: usize = 2048;
@@ -42,17 +45,28 @@ pub fn register_dataset(ctx: &mut Ctx<'_, '_>, reg: &DatasetRegistration) -> Exe
     if let Err(e) = reg.zk_policy_hash.to_fr() {
         return reject_because(Reason::ZkPolicyInvalid, e);
     }
-    if reg.abe_policy.len() > POLICY_LEN_MAX {
+    if reg.policy.len() > POLICY_LEN_MAX {
         return reject(Reason::AbePolicyTooLong { max: POLICY_LEN_MAX });
     }
-    if let Err(e) = Policy::parse(&reg.abe_policy) {
-        return reject_because(Reason::AbePolicyInvalid, e);
-    }
-    if let Err(e) = <Ac17 as AbeScheme>::Ciphertext::from_bytes(&reg.abe_index) {
-        return reject_because(Reason::AbeIndexInvalid, e);
-    }
+    let (statement, forms) = match AccessPolicy::parse(&reg.policy).and_then(|p| Ok((p.to_string(), p.compile()?))) {
+        Ok(compiled) => compiled,
+        Err(e) => return reject_because(Reason::AbePolicyInvalid, e),
+    };
     if reg.abe_index.len() > INDEX_LEN_MAX {
         return reject(Reason::AbeIndexTooLarge { max: INDEX_LEN_MAX });
+    }
+    let index = match <Ac17 as AbeScheme>::Ciphertext::from_bytes(&reg.abe_index) {
+        Ok(ct) => ct,
+        Err(e) => return reject_because(Reason::AbeIndexInvalid, e),
+    };
+    if Ac17::policy(&index) != &forms.abe {
+        return reject_because(
+            Reason::AbeIndexPolicyDiffers,
+            format!("the index is under {}, the statement's CP-ABE form is {}", Ac17::policy(&index), forms.abe),
+        );
+    }
+    if reg.zk_policy_hash != FrBytes::from_fr(&forms.dnf.hash()) {
+        return reject(Reason::ZkPolicyDiffers);
     }
     if let Err(e) = reg.disclosure.validate() {
         return reject_because(Reason::DisclosureInvalid, e);
@@ -62,7 +76,7 @@ pub fn register_dataset(ctx: &mut Ctx<'_, '_>, reg: &DatasetRegistration) -> Exe
         owner,
         commitment: reg.commitment,
         capacity: reg.capacity,
-        abe_policy: reg.abe_policy.clone(),
+        policy: statement,
         abe_index: reg.abe_index.clone(),
         zk_policy_hash: reg.zk_policy_hash,
         disclosure: reg.disclosure,

@@ -87,7 +87,7 @@ impl Desk {
         let attributes = AttributeSet::new(attributes.iter().map(String::as_str))?;
         cert.check_attribute_opening(&attributes, salt)
             .map_err(|_| anyhow!("these attributes and salt do not open {member}'s certified commitment"))?;
-        let key = Ac17::keygen(&self.msk, &attributes)?;
+        let key = Ac17::keygen(&self.msk, &dualchain_ledger::policy::abe_key_attributes(&attributes)?)?;
         let sealed = ibe::encrypt(&mut OsRng, ibe_params, member, &key.to_bytes(), ABE_KEY_AAD)?;
         let leaf = FrBytes::from_fr(&credential_for(&attributes, salt, cert.fields.signing_key.as_bytes()).leaf());
         let mut creds = self.credentials.lock().unwrap_or_else(|p| p.into_inner());

@@ -25,11 +25,9 @@ pub struct Signed {
 
 impl Signed {
     /// A query parameter.
+    /// A query parameter, percent-decoded (`?policy=role%3Aresearch%20and%20dept%3Aicu`).
     pub fn param(&self, name: &str) -> Option<String> {
-        self.query.as_deref()?.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == name).then(|| v.to_string())
-        })
+        form_urlencoded::parse(self.query.as_deref()?.as_bytes()).find_map(|(k, v)| (k == name).then(|| v.into_owned()))
     }
 
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {

@@ -223,8 +223,8 @@ pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
         st.add_patients(node, bundled.into_iter().collect())?;
     }
     drop(st);
-    let disclosure = disclosure_of(node, &s)?;
-    let up = upload(node, h, observations, records, s.param("dataset"), s.param("cpc"), disclosure).await?;
+    let terms = terms_of(node, &s)?;
+    let up = upload(node, h, observations, records, s.param("dataset"), s.param("cpc"), terms).await?;
     let dataset = up.dataset.to_hex();
     let mut index = 0;
     let response_entries: Vec<Value> = entries
@@ -296,7 +296,7 @@ pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResu
     st.staged += 1;
     let mut out = obs.clone();
     if st.staged >= node.cfg.owner.dataset_records {
-        let up = seal_staged(node, h, &mut st, None, node.cfg.owner.disclosure).await?;
+        let up = seal_staged(node, h, &mut st, None, Terms::of_node(node)).await?;
         out["extension"] = dataset_extension(&up);
     } else {
         out["extension"] = json!([{"url": "urn:dualchain:staged", "valueInteger": st.staged}]);
@@ -319,7 +319,7 @@ async fn seal_staged(
     h: &Hosted,
     st: &mut OwnerState,
     name: Option<String>,
-    disclosure: Disclosure,
+    terms: Terms,
 ) -> Result<Uploaded, ApiError> {
     use sha2::{Digest as _, Sha256};
     let staged = read_staged(node)?;
@@ -343,7 +343,7 @@ async fn seal_staged(
             format!("{name} was sealed before; the staging area is cleared"),
         ));
     }
-    let up = upload(node, h, staged, records, Some(name), None, disclosure).await?;
+    let up = upload(node, h, staged, records, Some(name), None, terms).await?;
     std::fs::remove_file(staging_path(node)).map_err(ApiError::internal)?;
     st.staged = 0;
     Ok(up)
@@ -354,8 +354,8 @@ pub async fn seal(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let h = hosted_as(node, &s, &[Role::Hospital])?;
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
-    let disclosure = disclosure_of(node, &s)?;
-    let up = seal_staged(node, h, &mut st, s.param("dataset"), disclosure).await?;
+    let terms = terms_of(node, &s)?;
+    let up = seal_staged(node, h, &mut st, s.param("dataset"), terms).await?;
     ok_json(
         &json!({"dataset": up.dataset.to_hex(), "h1": hex::encode(up.h1), "records": up.records, "tx": hex::encode(up.tx), "seq": up.seq}),
     )
@@ -388,9 +388,24 @@ async fn store_at_cpc(
     Ok((h1, v["records"].as_u64().unwrap_or(0) as usize))
 }
 
-/// A new dataset's disclosure policy: the node's `[owner.disclosure]`, each field
-/// overridden by a query parameter of the same name (`?min_cohort=20`).
-fn disclosure_of(node: &Node, s: &Signed) -> Result<Disclosure, ApiError> {
+/// Who may request a new dataset, and what its demands may ask.
+struct Terms {
+    /// The access policy statement.
+    policy: String,
+    disclosure: Disclosure,
+}
+
+impl Terms {
+    /// The node's `owner.policy` and `[owner.disclosure]`.
+    fn of_node(node: &Node) -> Self {
+        Self { policy: node.cfg.owner.policy.clone(), disclosure: node.cfg.owner.disclosure }
+    }
+}
+
+/// A new dataset's terms: the node's `owner.policy` unless `?policy=` states another
+/// (percent-encoded), and its `[owner.disclosure]`, each field overridden by a query
+/// parameter of the same name (`?min_cohort=20`).
+fn terms_of(node: &Node, s: &Signed) -> Result<Terms, ApiError> {
     let mut d = node.cfg.owner.disclosure;
     fn num<T: std::str::FromStr>(s: &Signed, name: &str, into: &mut T) -> Result<(), ApiError> {
         if let Some(v) = s.param(name) {
@@ -404,7 +419,11 @@ fn disclosure_of(node: &Node, s: &Signed) -> Result<Disclosure, ApiError> {
     num(s, "demands_per_epoch", &mut d.demands_per_epoch)?;
     num(s, "epoch_h", &mut d.epoch_h)?;
     d.validate().map_err(|e| ApiError::invalid("bad-disclosure", e))?;
-    Ok(d)
+    let policy = s.param("policy").unwrap_or_else(|| node.cfg.owner.policy.clone());
+    dualchain_ledger::policy::AccessPolicy::parse(&policy)
+        .and_then(|p| p.compile())
+        .map_err(|e| ApiError::invalid("bad-policy", e.to_string()))?;
+    Ok(Terms { policy, disclosure: d })
 }
 
 /// The smallest supply shape this consortium set up that holds `n` records.
@@ -427,7 +446,7 @@ async fn upload(
     records: Vec<supply::Record>,
     name: Option<String>,
     cpc: Option<String>,
-    disclosure: Disclosure,
+    terms: Terms,
 ) -> Result<Uploaded, ApiError> {
     let owner = owner_of(h)?;
     let n = records.len();
@@ -469,7 +488,6 @@ async fn upload(
             format!("{cpc} stored {stored} of {n} records"),
         ));
     }
-    let departments: Vec<&str> = node.cfg.owner.departments.iter().map(String::as_str).collect();
     let prepared = sharing::prepare_registration(
         &mut rng,
         &node.abe_pk,
@@ -480,9 +498,8 @@ async fn upload(
             cpc: &cpc,
             shape,
             records: &records,
-            abe_policy: &node.cfg.owner.abe_policy,
-            departments: &departments,
-            disclosure,
+            policy: &terms.policy,
+            disclosure: terms.disclosure,
         },
     )
     .map_err(|e| ApiError::invalid("bad-policy", format!("{e:#}")))?;

@@ -164,7 +164,9 @@ impl ContributionBody {
     }
 
     pub fn attribute_set(&self) -> Result<AttributeSet> {
-        Ok(AttributeSet::new(self.attributes.iter().map(String::as_str))?)
+        let set = AttributeSet::new(self.attributes.iter().map(String::as_str))?;
+        dualchain_ledger::policy::check_attributes(&set)?;
+        Ok(set)
     }
 
     pub fn attribute_salt(&self) -> Result<[u8; ATTRIBUTE_SALT_LEN]> {

@@ -280,7 +280,7 @@ fn member_keys(opts: &InitOptions, specs: &[&Spec], rng: &mut ChaCha20Rng, now: 
         m.ibe_key = Some(issue_ibe_key(rng, &ibe, &shares, m, ca.public(), now)?);
         if matches!(m.role, Role::Hospital | Role::ResearchInstitute) {
             m.cert.check_attribute_opening(&m.attributes, &m.attribute_salt)?;
-            m.abe_key = Some(Ac17::keygen(&abe_msk, &m.attributes)?);
+            m.abe_key = Some(Ac17::keygen(&abe_msk, &dualchain_ledger::policy::abe_key_attributes(&m.attributes)?)?);
             credentials.push((m.id.clone(), hex::encode(FrBytes::from_fr(&m.credential().leaf()).0)));
         }
         let mut f = MemberFile::of(m);

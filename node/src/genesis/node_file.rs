@@ -55,11 +55,12 @@ preset = "{preset}"
 
 [owner]
 # For hospitals: where datasets are stored, how many observations posted one by one make a
-# dataset, and who may request them (CP-ABE policy and its zero-knowledge twin).
+# dataset, and who may request them: one statement, compiled into the CP-ABE policy of the
+# index and the zero-knowledge policy of the proof (keys role, dept, institution, country,
+# clearance, training_until; see deploy/config/node.toml.example).
 {cpc}
 dataset_records = {records}
-abe_policy = {policy:?}
-departments = {departments:?}
+policy = {policy:?}
 
 [owner.disclosure]
 # What demands on this hospital's datasets may ask, so that supply proofs answer no
@@ -122,8 +123,7 @@ format = "{format}"
             None => "# default_cpc = \"cpc-1\"".into(),
         },
         records = c.owner.dataset_records,
-        policy = c.owner.abe_policy,
-        departments = c.owner.departments,
+        policy = c.owner.policy,
         min_cohort = c.owner.disclosure.min_cohort,
         min_value_span = c.owner.disclosure.min_value_span,
         min_window_min = c.owner.disclosure.min_window_min,

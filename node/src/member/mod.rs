@@ -16,7 +16,6 @@ use dualchain_prover::policy::{key_hash, Credential};
 use rand::{CryptoRng, RngCore};
 
 pub mod client;
-pub mod policy;
 pub mod sharing;
 
 pub const ATTRIBUTE_SALT_LEN: usize = 32;
@@ -54,6 +53,7 @@ impl Member {
         let signer = SigningKeypair::generate(rng);
         let dsk = DelegatingSecretKey::generate(rng);
         let attributes = AttributeSet::new(attrs.iter().copied())?;
+        dualchain_ledger::policy::check_attributes(&attributes)?;
         let mut attribute_salt = [0u8; ATTRIBUTE_SALT_LEN];
         rng.fill_bytes(&mut attribute_salt);
         let cert = ca.issue(CertificateFields {
@@ -87,7 +87,7 @@ pub fn credential_for(
     signing_key: &[u8; 32],
 ) -> Credential {
     Credential {
-        attributes: policy::credential_vector(attributes),
+        attributes: dualchain_ledger::policy::credential_vector(attributes),
         salt: dualchain_prover::field::fr_from_bytes16(&salt[..16]),
         key_hash: key_hash(signing_key),
     }
@@ -128,7 +128,7 @@ pub fn seal_abe_key(
     m: &Member,
 ) -> Result<IbeCiphertext> {
     m.cert.check_attribute_opening(&m.attributes, &m.attribute_salt)?;
-    let key = Ac17::keygen(msk, &m.attributes)?;
+    let key = Ac17::keygen(msk, &dualchain_ledger::policy::abe_key_attributes(&m.attributes)?)?;
     Ok(ibe::encrypt(rng, params, &m.id, &key.to_bytes(), ABE_KEY_AAD)?)
 }
 

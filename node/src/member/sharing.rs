@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, ensure, Result};
 use blstrs::Scalar as Fr;
 use dualchain_crypto::abe::ac17::Ac17;
-use dualchain_crypto::abe::{AbeScheme, Policy};
+use dualchain_crypto::abe::AbeScheme;
 use dualchain_crypto::cbsre::{signcrypt, DatasetId, RecordHeader, Signcrypted};
 use dualchain_crypto::Codec;
 use dualchain_kernels::Compute;
-use dualchain_ledger::tx::{
-    policy_from_spec, policy_to_spec, DatasetRegistration, Disclosure, FrBytes, Hash, PredicateSpec, TxKind,
-};
+use dualchain_ledger::policy::AccessPolicy;
+use dualchain_ledger::state::DatasetRecord;
+use dualchain_ledger::tx::{DatasetRegistration, Disclosure, FrBytes, Hash, TxKind};
 use dualchain_ledger::Ledger;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::policy::{Credential, MerklePath, PolicyCircuit, PolicyDnf};
@@ -23,7 +23,6 @@ use ff::Field;
 use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use super::policy;
 use super::Member;
 
 /// Content type of the signcrypted records.
@@ -71,10 +70,9 @@ pub struct DatasetSpec<'a> {
     pub cpc: &'a str,
     pub shape: SupplyShape,
     pub records: &'a [supply::Record],
-    /// The CP-ABE policy over the index, and the departments of its zero-knowledge twin
-    /// (`role = research ∧ dept ∈ departments`).
-    pub abe_policy: &'a str,
-    pub departments: &'a [&'a str],
+    /// The access policy statement: the index is encrypted under its CP-ABE form, and its
+    /// zero-knowledge form's hash is what policy proofs show.
+    pub policy: &'a str,
     /// What demands on the dataset may ask.
     pub disclosure: Disclosure,
 }
@@ -89,20 +87,20 @@ pub fn prepare_registration(
 ) -> Result<Prepared> {
     let salt = Fr::random(&mut *rng);
     let commitment = supply::dataset_commitment(spec.shape, spec.records, salt)?;
-    let zk_policy = policy::research_in_departments(spec.departments)?;
+    let statement = AccessPolicy::parse(spec.policy)?;
+    let forms = statement.compile()?;
     let index = serde_json::json!({
         "dataset": spec.dataset.to_hex(), "name": spec.name, "h1": hex::encode(spec.h1), "cpc": spec.cpc,
-        "records": spec.records.len(), "zk_policy": policy_to_spec(&zk_policy),
+        "records": spec.records.len(),
     });
-    let policy = Policy::parse(spec.abe_policy)?;
-    let abe_index = Ac17::encrypt(abe_pk, &policy, &serde_json::to_vec(&index)?)?.to_bytes();
+    let abe_index = Ac17::encrypt(abe_pk, &forms.abe, &serde_json::to_vec(&index)?)?.to_bytes();
     let tx = TxKind::RegisterDataset(DatasetRegistration {
         dataset: spec.dataset.0,
         commitment: FrBytes::from_fr(&commitment),
         capacity: spec.shape.records() as u64,
-        abe_policy: spec.abe_policy.into(),
+        policy: statement.to_string(),
         abe_index,
-        zk_policy_hash: FrBytes::from_fr(&zk_policy.hash()),
+        zk_policy_hash: FrBytes::from_fr(&forms.dnf.hash()),
         disclosure: spec.disclosure,
     });
     Ok(Prepared { tx, commitment, salt })
@@ -116,12 +114,25 @@ pub struct IndexPointer {
     pub h1: Hash,
     pub cpc: String,
     pub records: u64,
-    /// The access policy the requester's proof must satisfy (its hash is on chain).
+    /// The access policy the requester's proof must satisfy: the zero-knowledge form of
+    /// the statement on chain.
     pub zk_policy: PolicyDnf,
 }
 
+/// The zero-knowledge form of a dataset's access policy, compiled from the statement on
+/// chain and checked against the hash the registration committed to (the contract
+/// checked it too; a ledger of an earlier build would fail here with the reason).
+pub fn zk_policy(ds: &DatasetRecord) -> Result<PolicyDnf> {
+    let dnf = AccessPolicy::parse(&ds.policy)?.compile()?.dnf;
+    ensure!(
+        FrBytes::from_fr(&dnf.hash()) == ds.zk_policy_hash,
+        "the dataset's policy statement does not compile to the policy hash it was registered with"
+    );
+    Ok(dnf)
+}
+
 /// Opens a dataset's CP-ABE index with the member's attribute key, and checks it against
-/// the registration (the dataset id, and the zero-knowledge policy against its hash).
+/// the registration (the dataset id); the zero-knowledge policy is the statement's.
 pub fn open_index(m: &Member, ledger: &Ledger, dataset: &Hash) -> Result<IndexPointer> {
     let key = m.abe_key.as_ref().ok_or_else(|| anyhow!("{} holds no CP-ABE key", m.id))?;
     let ds = ledger.dataset(dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
@@ -133,13 +144,7 @@ pub fn open_index(m: &Member, ledger: &Ledger, dataset: &Hash) -> Result<IndexPo
     let mut ds_id = [0u8; 32];
     hex::decode_to_slice(field("dataset")?, &mut ds_id)?;
     ensure!(ds_id == *dataset, "the index names another dataset");
-    let spec: Vec<Vec<PredicateSpec>> =
-        serde_json::from_value(index["zk_policy"].clone()).map_err(|e| anyhow!("index policy: {e}"))?;
-    let zk_policy = policy_from_spec(&spec).map_err(|e| anyhow!("index policy: {e}"))?;
-    ensure!(
-        FrBytes::from_fr(&zk_policy.hash()) == ds.zk_policy_hash,
-        "the index's access policy differs from the one the registration commits to"
-    );
+    let zk_policy = zk_policy(&ds)?;
     Ok(IndexPointer {
         dataset: ds_id,
         name: field("name")?,
