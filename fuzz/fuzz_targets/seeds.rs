@@ -198,6 +198,7 @@ fn ledger_seeds(out: &mut Out) {
         expires_ms: 1_790_003_600_000,
         status: GrantStatus::Revoked { reason: "done".into(), at_ms: 1_790_000_100_000 },
         sealed_token: Some(vec![1, 2, 3]),
+        sealed_pseudonyms: Some(vec![4, 5]),
         receipts: 1,
     };
     let denial = DenialRecord {

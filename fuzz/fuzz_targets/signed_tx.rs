@@ -60,9 +60,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = root.to_fr();
             proof(p);
         }
-        TxKind::IssueReKey { sealed_token, .. } => {
-            if let Ok(ct) = IbeCiphertext::from_bytes(sealed_token) {
-                assert_eq!(&ct.to_bytes(), sealed_token);
+        TxKind::IssueReKey { sealed_token, sealed_pseudonyms, .. } => {
+            for sealed in [sealed_token, sealed_pseudonyms] {
+                if let Ok(ct) = IbeCiphertext::from_bytes(sealed) {
+                    assert_eq!(&ct.to_bytes(), sealed);
+                }
             }
         }
         TxKind::RevokeCredential { .. }

@@ -386,7 +386,14 @@ pub mod ledger {
                     duration_s: 3600,
                 },
             ),
-            ("issue_rekey", TxKind::IssueReKey { grant: [9; 32], sealed_token: w.ibe_ct.to_bytes() }),
+            (
+                "issue_rekey",
+                TxKind::IssueReKey {
+                    grant: [9; 32],
+                    sealed_token: w.ibe_ct.to_bytes(),
+                    sealed_pseudonyms: w.ibe_ct.to_bytes(),
+                },
+            ),
             ("revoke_grant", TxKind::RevokeGrant { grant: [9; 32], reason: "done".into() }),
             ("receipt", TxKind::Receipt { grant: [9; 32], records: 64, results_digest: [10; 32] }),
         ];

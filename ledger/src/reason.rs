@@ -164,6 +164,11 @@ pub enum Reason {
         max: usize,
     },
     SealedTokenInvalid,
+    SealedPseudonymsTooLarge {
+        max: usize,
+    },
+    /// Not an IBE ciphertext, or sealed to someone other than the grant's requester.
+    SealedPseudonymsInvalid,
     NotGrantParty,
     GrantAlreadyRevoked,
     NotGrantCpc {
@@ -340,6 +345,10 @@ impl fmt::Display for Reason {
             RekeyAlreadyIssued => f.write_str("the re-key for this grant is already issued"),
             SealedTokenTooLarge { max } => write!(f, "sealed token longer than {max} bytes"),
             SealedTokenInvalid => f.write_str("the sealed token is not an IBE ciphertext"),
+            SealedPseudonymsTooLarge { max } => write!(f, "sealed pseudonyms longer than {max} bytes"),
+            SealedPseudonymsInvalid => {
+                f.write_str("the sealed pseudonyms are not an IBE ciphertext to the grant's requester")
+            }
             NotGrantParty => f.write_str("only the owner, the requester or the KGC revokes a grant"),
             GrantAlreadyRevoked => f.write_str("grant already revoked"),
             NotGrantCpc { cpc } => write!(f, "only the grant's CPC {cpc} files its receipt"),

@@ -144,6 +144,10 @@ pub struct GrantRecord {
     /// The re-key token sealed to the CPC, once the owner's node issued it.
     #[serde(with = "opt_hex")]
     pub sealed_token: Option<Vec<u8>>,
+    /// The delivered records' patient pseudonyms, sealed to the requester (absent where
+    /// the owner's records carry none).
+    #[serde(with = "opt_hex", default, skip_serializing_if = "Option::is_none")]
+    pub sealed_pseudonyms: Option<Vec<u8>>,
     pub receipts: u32,
 }
 

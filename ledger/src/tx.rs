@@ -232,6 +232,10 @@ pub enum TxKind {
         grant: Hash,
         #[serde(with = "hex_bytes")]
         sealed_token: Vec<u8>,
+        /// The delivered records' patient pseudonyms for this grant, sealed to the
+        /// requester with IBE (empty: the records carry no pseudonyms).
+        #[serde(with = "hex_bytes", default, skip_serializing_if = "Vec::is_empty")]
+        sealed_pseudonyms: Vec<u8>,
     },
     /// `access`: the owner (or the KGC) revokes a grant.
     RevokeGrant {

@@ -779,3 +779,68 @@ fn a_registration_whose_policy_forms_disagree_with_its_statement_is_refused() {
     assert!(ledger.dataset(&[1; 32]).unwrap().is_none() && ledger.dataset(&[2; 32]).unwrap().is_none());
     assert_eq!(ledger.dataset(&[6; 32]).unwrap().unwrap().policy, statement);
 }
+
+/// A grant's patient pseudonyms are for its requester alone: the access contract records
+/// them only sealed to the requester's IBE identity (not to the CPC, not to anyone else).
+#[test]
+fn grant_pseudonyms_are_accepted_only_sealed_to_the_requester() {
+    use dualchain_crypto::ibe::{self, IbePublicParams};
+    use dualchain_ledger::state::{grant_key, GrantRecord, GrantStatus};
+
+    let mut w = World::new();
+    let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+    let grant = |id: u8| GrantRecord {
+        id: [id; 32],
+        dataset: [4; 32],
+        demand: [6; 32],
+        requester: "research-1".into(),
+        owner: "hospital-a".into(),
+        cpc: String::new(),
+        granted_ms: T0_MS,
+        expires_ms: T0_MS + 3_600_000,
+        status: GrantStatus::Active,
+        sealed_token: None,
+        sealed_pseudonyms: None,
+        receipts: 0,
+    };
+    seed_state(&engine, |o| (1..=4).for_each(|i| o.put(grant_key(&[i; 32]), &grant(i))));
+    let ledger = open(engine, &w);
+    let mut hospital = w.member("hospital-a", Role::Hospital, None);
+    let mut cpc = w.member("cpc-1", Role::Cpc, None);
+    let a = batch(&ledger, 2, &[hospital.register().to_bytes(), cpc.register().to_bytes()]).unwrap().unwrap();
+    assert!(outcomes(&a).iter().all(Outcome::is_accepted), "{:?}", a.txs);
+
+    let (params, _) = IbePublicParams::setup(&mut w.rng, &["kgc", "cpc-1"]).unwrap();
+    let mut seal =
+        |to: &str| ibe::encrypt(&mut w.rng, &params, to, b"pseudonyms", b"grant-pseudonyms").unwrap().to_bytes();
+    let token = seal("cpc-1");
+    let rekey = |g: u8, pseudonyms: Vec<u8>| TxKind::IssueReKey {
+        grant: [g; 32],
+        sealed_token: token.clone(),
+        sealed_pseudonyms: pseudonyms,
+    };
+    let cases = [
+        (rekey(1, seal("cpc-1")), Some(Reason::SealedPseudonymsInvalid)),
+        (rekey(2, vec![0x44; 90]), Some(Reason::SealedPseudonymsInvalid)),
+        (
+            rekey(3, vec![0; dualchain_ledger::contracts::access::SEALED_PSEUDONYMS_LEN_MAX + 1]),
+            Some(Reason::SealedPseudonymsTooLarge {
+                max: dualchain_ledger::contracts::access::SEALED_PSEUDONYMS_LEN_MAX,
+            }),
+        ),
+        (rekey(4, seal("research-1")), None),
+    ];
+    let payloads: Vec<Vec<u8>> = cases.iter().map(|(k, _)| hospital.tx(k.clone()).to_bytes()).collect();
+    let a = batch(&ledger, 3, &payloads).unwrap().unwrap();
+    for (i, ((_, want), got)) in cases.iter().zip(outcomes(&a)).enumerate() {
+        match want {
+            Some(r) => assert_eq!(reason(&got), r, "case {i}: {:?}", a.txs[i].detail),
+            None => assert!(got.is_accepted(), "case {i}: {got:?} {:?}", a.txs[i].detail),
+        }
+    }
+    assert!(a.txs[0].detail.as_deref().unwrap_or_default().contains("not to the requester"), "{:?}", a.txs[0].detail);
+    // A refused re-key changes nothing; the accepted one records the sealed list.
+    assert!(ledger.grant(&[1; 32]).unwrap().unwrap().sealed_token.is_none());
+    let g = ledger.grant(&[4; 32]).unwrap().unwrap();
+    assert_eq!((g.cpc.as_str(), g.sealed_pseudonyms.is_some()), ("cpc-1", true));
+}

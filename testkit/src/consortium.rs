@@ -110,6 +110,38 @@ impl Upload {
         let rows = self.observations.iter().zip(&self.zk_records);
         rows.filter(|(_, r)| requirement.matches(r)).map(|(o, _)| o.clone()).collect()
     }
+
+    /// Checks what a grant under `requirement` delivered: exactly the matching
+    /// Observations, without what linked them to their patients, each with a pseudonym of
+    /// `grant` as its subject, one per patient (same patient, same pseudonym; another
+    /// patient, another). Returns the pseudonyms in delivery order.
+    pub fn check_delivery(
+        &self,
+        requirement: &supply::Requirement,
+        fetched: &[Value],
+        grant: &Hash,
+    ) -> Result<Vec<String>> {
+        let want = self.matching(requirement);
+        ensure!(fetched.len() == want.len(), "{} records delivered, {} match the demand", fetched.len(), want.len());
+        let system = format!("urn:dualchain:grant:{}", hex::encode(grant));
+        let mut pseudonyms = Vec::with_capacity(fetched.len());
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for (got, original) in fetched.iter().zip(&want) {
+            let mut got = got.clone();
+            let subject = got.as_object_mut().and_then(|o| o.remove("subject")).unwrap_or_default();
+            ensure!(subject["identifier"]["system"] == system.as_str(), "subject {subject} is not of this grant");
+            let pseudonym = subject["identifier"]["value"].as_str().unwrap_or_default().to_owned();
+            let (deidentified, patient) = dualchain_node::member::pseudonym::deidentify(original);
+            ensure!(got == deidentified, "delivered {got}, uploaded (without its patient links) {deidentified}");
+            let patient = patient.unwrap_or_default();
+            for (p, q) in &seen {
+                ensure!((*p == patient) == (*q == pseudonym), "{patient} and {p} get pseudonyms {pseudonym} and {q}");
+            }
+            seen.push((patient, pseudonym.clone()));
+            pseudonyms.push(pseudonym);
+        }
+        Ok(pseudonyms)
+    }
 }
 
 /// The answer to an access request made through the API.

@@ -9,6 +9,7 @@ use dualchain_ledger::policy::AccessPolicy;
 use dualchain_ledger::reason::{Denial, ProofFault, Reason};
 use dualchain_ledger::tx::{FrBytes, Outcome, TxKind};
 use dualchain_node::agents::{Activity, FetchRequest};
+use dualchain_node::member::pseudonym::Pseudonyms;
 use dualchain_prover::groth16::Prover;
 use dualchain_prover::supply::SupplyCircuit;
 use dualchain_prover::verify::proof_to_bytes;
@@ -82,6 +83,7 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     assert_eq!(pointer.zk_policy, forms.dnf);
     let oncology =
         c.upload_with(HOSPITAL_A, "oncology", CPCS[0], "&policy=role%3Aresearch+and+dept%3Aoncology").await?;
+    c.ledgers_identical(WAIT).await?;
     let onc = ledger2.dataset(&oncology.dataset.0)?.unwrap();
     assert_eq!(onc.policy, "role:research and dept:oncology");
     let closed = dualchain_node::member::sharing::open_index(&research, &ledger2, &oncology.dataset.0);
@@ -96,7 +98,19 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     // Minimum necessary: the 8 heart rates the demand asks for, not the 24 records.
     let want = a.matching(&c.grant_requirement(&grant)?);
     assert_eq!(want.len(), 8);
-    assert_eq!(fetched, want, "the decrypted records are the uploaded ones that satisfy the demand");
+    // The uploaded ones that satisfy the demand, without their patient references, ids
+    // and encounters, each patient under a pseudonym of this grant.
+    let pseudonyms = a.check_delivery(&c.grant_requirement(&grant)?, &fetched, &grant)?;
+    for leak in want.iter().flat_map(|o| [o["subject"]["reference"].as_str(), o["id"].as_str()]).flatten() {
+        assert!(!serde_json::to_string(&fetched)?.contains(leak), "the delivery names {leak}");
+    }
+    // Only hospital-a maps a pseudonym back to its patient.
+    let kept = c.owner(HOSPITAL_A)?.datasets.lock().unwrap()[&a.dataset.0].clone();
+    let mut p0 = [0u8; 16];
+    hex::decode_to_slice(&pseudonyms[0], &mut p0)?;
+    let refs = kept.patients.iter().map(String::as_str);
+    let patient = Pseudonyms::reidentify(&kept.pseudonym_key, &grant, &p0, refs);
+    assert_eq!(patient, want[0]["subject"]["reference"].as_str());
 
     // Audit: who accessed what, when, under which grant, with an inclusion proof that
     // every node's block confirms.
@@ -167,6 +181,11 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     // An expired grant: the CPC refuses it.
     let short = c.request_access(RESEARCH, &demand, 1).await?;
     assert!(short.granted, "{:?}", short.denial);
+    // The same records under another grant: the same patients, none of the pseudonyms.
+    c.wait_receipt(RESEARCH, &short.request).await?;
+    let again = c.fetch(RESEARCH, &short.request).await?;
+    let other = a.check_delivery(&c.grant_requirement(&short.request)?, &again, &short.request)?;
+    assert!(other.iter().all(|p| !pseudonyms.contains(p)), "two grants share a pseudonym");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let r = reason(c.fetch(RESEARCH, &short.request).await);
     assert!(r.contains("expired"), "{r}");

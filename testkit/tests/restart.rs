@@ -39,7 +39,7 @@ async fn node_restarted_mid_flow_catches_up() -> Result<()> {
     // flow completes.
     c.start_node(down).await?;
     c.wait_receipt(RESEARCH, &grant).await?;
-    assert_eq!(c.fetch(RESEARCH, &grant).await?, a.matching(&c.grant_requirement(&grant)?));
+    a.check_delivery(&c.grant_requirement(&grant)?, &c.fetch(RESEARCH, &grant).await?, &grant)?;
     // Some more traffic after the restart.
     let demand2 = c.demand(RESEARCH, &a.dataset, FIXTURE_COHORT).await?;
     c.wait_supplied(RESEARCH, &demand2).await?;

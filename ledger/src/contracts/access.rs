@@ -62,8 +62,11 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement)
 
 /// Largest sealed re-key token (an IBE ciphertext of a token).
 pub const SEALED_TOKEN_LEN_MAX: usize = 4096;
+/// Largest sealed pseudonym list: 4096 records, each of its own patient (16 bytes of
+/// pseudonym and 2 of position), with the IBE ciphertext's overhead.
+pub const SEALED_PSEUDONYMS_LEN_MAX: usize = 4096 * 18 + 1024;
 
-pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8]) -> Exec {
+pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8], sealed_pseudonyms: &[u8]) -> Exec {
     let sender = ctx.sender()?.id.clone();
     let mut g = grant(ctx, id)?;
     if g.owner != sender {
@@ -86,6 +89,23 @@ pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8]) -> Exe
         Some(m) if m.role == "cpc" && m.revoked.is_none() => {}
         Some(_) => return reject(Reason::NotActiveCpc { cpc }),
         None => return reject(Reason::UnknownCpc { cpc }),
+    }
+    // The patients' pseudonyms are for the requester alone: sealed to its identity.
+    if !sealed_pseudonyms.is_empty() {
+        if sealed_pseudonyms.len() > SEALED_PSEUDONYMS_LEN_MAX {
+            return reject(Reason::SealedPseudonymsTooLarge { max: SEALED_PSEUDONYMS_LEN_MAX });
+        }
+        match IbeCiphertext::from_bytes(sealed_pseudonyms) {
+            Ok(c) if c.identity == g.requester => {}
+            Ok(c) => {
+                return reject_because(
+                    Reason::SealedPseudonymsInvalid,
+                    format!("sealed to {}, not to the requester {}", c.identity, g.requester),
+                )
+            }
+            Err(e) => return reject_because(Reason::SealedPseudonymsInvalid, e),
+        }
+        g.sealed_pseudonyms = Some(sealed_pseudonyms.to_vec());
     }
     g.cpc = cpc;
     g.sealed_token = Some(sealed_token.to_vec());

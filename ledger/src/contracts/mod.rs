@@ -27,7 +27,9 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
         TxKind::RequestAccess { request, demand, root, duration_s, .. } => {
             zk::request_access(ctx, request, demand, root, *duration_s)
         }
-        TxKind::IssueReKey { grant, sealed_token } => access::issue_rekey(ctx, grant, sealed_token),
+        TxKind::IssueReKey { grant, sealed_token, sealed_pseudonyms } => {
+            access::issue_rekey(ctx, grant, sealed_token, sealed_pseudonyms)
+        }
         TxKind::RevokeGrant { grant, reason } => access::revoke_grant(ctx, grant, reason),
         TxKind::Receipt { grant, records, results_digest } => access::receipt(ctx, grant, *records, results_digest),
     }

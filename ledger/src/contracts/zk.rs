@@ -164,6 +164,7 @@ pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root
         expires_ms: ctx.time_ms.saturating_add(duration_s.saturating_mul(1000)),
         status: GrantStatus::Active,
         sealed_token: None,
+        sealed_pseudonyms: None,
         receipts: 0,
     };
     access::put_grant(ctx, &grant);

@@ -25,6 +25,7 @@ use super::follow::{follow_home, Agent};
 use super::{Activity, AgentMetrics, Log, Reaction};
 use crate::files::write_private;
 use crate::member::client::Client;
+use crate::member::pseudonym::{PseudonymKey, Pseudonyms, PSEUDONYMS_AAD};
 use crate::member::{Member, REKEY_AAD};
 
 /// A dataset as its owner keeps it: the records the commitment opens to, its name and
@@ -35,6 +36,12 @@ pub struct OwnedDataset {
     pub shape: SupplyShape,
     pub records: Vec<supply::Record>,
     pub salt: Fr,
+    /// Each record's patient reference (taken out of the record before it left; see
+    /// [`crate::member::pseudonym`]), aligned with `records`; empty for datasets kept by
+    /// earlier builds, whose records carry their references.
+    pub patients: Vec<String>,
+    /// The key of this dataset's per-grant pseudonyms.
+    pub pseudonym_key: PseudonymKey,
 }
 
 impl OwnedDataset {
@@ -46,6 +53,8 @@ impl OwnedDataset {
             "shape": dualchain_prover::shapes::Shape::Supply(self.shape).name(),
             "salt": hex::encode(dualchain_ledger::tx::FrBytes::from_fr(&self.salt).0),
             "records": records,
+            "patients": self.patients,
+            "pseudonym_key": hex::encode(self.pseudonym_key.0),
         })
     }
 
@@ -58,9 +67,25 @@ impl OwnedDataset {
         hex::decode_to_slice(v["salt"].as_str().unwrap_or(""), &mut salt)?;
         let salt = dualchain_ledger::tx::FrBytes(salt).to_fr().map_err(|e| anyhow!(e))?;
         let rows: Vec<[u64; 8]> = serde_json::from_value(v["records"].clone())?;
-        let records = rows.into_iter().map(supply::Record::from_fields).collect::<Result<_, _>>()?;
+        let records: Vec<supply::Record> =
+            rows.into_iter().map(supply::Record::from_fields).collect::<Result<_, _>>()?;
         let text = |k: &str| v[k].as_str().map(str::to_string).ok_or_else(|| anyhow!("no {k}"));
-        Ok(Self { name: text("name")?, cpc: text("cpc")?, shape, records, salt })
+        let patients: Vec<String> = match v.get("patients") {
+            Some(p) => serde_json::from_value(p.clone())?,
+            None => Vec::new(),
+        };
+        if !patients.is_empty() && patients.len() != records.len() {
+            bail!("{} patient references for {} records", patients.len(), records.len());
+        }
+        let pseudonym_key = match v.get("pseudonym_key").and_then(|k| k.as_str()) {
+            Some(k) => {
+                let mut key = [0u8; 32];
+                hex::decode_to_slice(k, &mut key).context("pseudonym_key")?;
+                PseudonymKey(key)
+            }
+            None => PseudonymKey::random(),
+        };
+        Ok(Self { name: text("name")?, cpc: text("cpc")?, shape, records, salt, patients, pseudonym_key })
     }
 }
 
@@ -192,9 +217,15 @@ impl OwnerNode {
         // Minimum necessary: the grant delivers the records that satisfy its demand, not the
         // dataset (the supply proof showed at least the threshold of them exist).
         let demand = ledger.demand(&grant.demand)?.ok_or_else(|| anyhow!("the grant's demand is unknown"))?;
-        let matching =
-            d.records.iter().enumerate().filter(|(_, r)| demand.requirement.matches(r)).map(|(i, _)| i as u64);
-        let records = RecordSelection::of(matching).ok_or_else(|| anyhow!("no record satisfies the grant's demand"))?;
+        let selected: Vec<u64> = d
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| demand.requirement.matches(r))
+            .map(|(i, _)| i as u64)
+            .collect();
+        let records = RecordSelection::of(selected.iter().copied())
+            .ok_or_else(|| anyhow!("no record satisfies the grant's demand"))?;
         let requester = ledger.member(&grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
         let cert = Certificate::from_bytes(&requester.certificate)?;
         let mut rng = ChaCha20Rng::from_entropy();
@@ -213,7 +244,16 @@ impl OwnerNode {
             },
         )?;
         let sealed = ibe::encrypt(&mut rng, &self.ibe, &d.cpc, &token.to_bytes(), REKEY_AAD)?;
-        self.client.submit_accepted(TxKind::IssueReKey { grant: grant_id, sealed_token: sealed.to_bytes() }).await?;
+        // The selected records' patients, pseudonymous per grant, for the requester only.
+        let sealed_pseudonyms = if d.patients.is_empty() {
+            Vec::new()
+        } else {
+            let refs = selected.iter().map(|i| d.patients[*i as usize].as_str());
+            let p = Pseudonyms::for_grant(&d.pseudonym_key, &grant_id, refs)?;
+            ibe::encrypt(&mut rng, &self.ibe, &grant.requester, &p.to_bytes(), PSEUDONYMS_AAD)?.to_bytes()
+        };
+        let kind = TxKind::IssueReKey { grant: grant_id, sealed_token: sealed.to_bytes(), sealed_pseudonyms };
+        self.client.submit_accepted(kind).await?;
         self.log.push(&self.member.id, Activity::ReKeyIssued { grant: grant_id });
         Ok(())
     }
@@ -241,10 +281,16 @@ mod tests {
             shape: SupplyShape::Records64,
             records: vec![r, supply::Record::default()],
             salt: Fr::from(5u64),
+            patients: vec!["Patient/a".into(), "Patient/b".into()],
+            pseudonym_key: PseudonymKey([7; 32]),
         };
         let back = OwnedDataset::from_json(&d.to_json()).unwrap();
         assert_eq!((back.shape, back.records.clone(), back.salt), (d.shape, d.records.clone(), d.salt));
         assert_eq!((back.name.as_str(), back.cpc.as_str()), ("icu", "cpc-1"));
+        assert_eq!((back.patients.clone(), back.pseudonym_key.clone()), (d.patients.clone(), d.pseudonym_key.clone()));
+        let mut v = d.to_json();
+        v["patients"] = serde_json::json!(["Patient/a"]); // not one per record
+        assert!(OwnedDataset::from_json(&v).is_err());
         let mut v = d.to_json();
         v["records"][0][4] = serde_json::json!(9); // sex code out of range
         assert!(OwnedDataset::from_json(&v).is_err());

@@ -25,7 +25,7 @@ use super::wire::encode_list;
 use super::ApiState;
 use crate::agents::{OwnedDataset, OwnerNode};
 use crate::fhir;
-use crate::member::sharing;
+use crate::member::{pseudonym, sharing};
 use crate::runtime::{unix_ms, Hosted, Node};
 
 /// A patient's demographics as the supply circuit needs them.
@@ -469,7 +469,14 @@ async fn upload(
     // Drawn at random: an id derived from the owner and the name alone would let anyone
     // who guesses a name ("icu-2026") find the dataset on chain.
     let dataset = DatasetId::derive(&h.member.id, &format!("{name}#{:032x}", rng.gen::<u128>()));
-    let plaintexts: Vec<Vec<u8>> = observations.iter().map(|o| o.to_string().into_bytes()).collect();
+    // What links a record to its patient stays here; the grants carry per-grant pseudonyms.
+    let (plaintexts, patients): (Vec<Vec<u8>>, Vec<String>) = observations
+        .iter()
+        .map(|o| {
+            let (record, patient) = pseudonym::deidentify(o);
+            (record.to_string().into_bytes(), patient.unwrap_or_default())
+        })
+        .unzip();
     let member = h.member.clone();
     let now = unix_ms() / 1000;
     let mut srng = ChaCha20Rng::from_rng(&mut rng).map_err(ApiError::internal)?;
@@ -503,7 +510,15 @@ async fn upload(
         },
     )
     .map_err(|e| ApiError::invalid("bad-policy", format!("{e:#}")))?;
-    let kept = OwnedDataset { name: name.clone(), cpc: cpc.clone(), shape, records, salt: prepared.salt };
+    let kept = OwnedDataset {
+        name: name.clone(),
+        cpc: cpc.clone(),
+        shape,
+        records,
+        salt: prepared.salt,
+        patients,
+        pseudonym_key: pseudonym::PseudonymKey::random(),
+    };
     owner.add_dataset(dataset, kept)?;
     let f = h.client.submit(prepared.tx).await?;
     if let Outcome::Rejected { reason } = f.outcome {

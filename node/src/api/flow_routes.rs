@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use dualchain_crypto::cbsre::Reencrypted;
 use dualchain_crypto::cert::Role;
+use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
 use dualchain_ledger::tx::{Hash, Outcome, TxKind};
@@ -23,6 +24,7 @@ use super::error::{fhir_json, ok_json, ApiError, ApiResult};
 use super::wire::{decode_list, final_json, AccessSpec, DemandSpec, RevokeSpec};
 use super::ApiState;
 use crate::agents::FetchRequest;
+use crate::member::pseudonym::{Pseudonyms, PSEUDONYMS_AAD};
 use crate::member::sharing;
 use crate::runtime::{unix_ms, Hosted};
 
@@ -170,14 +172,27 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
     let owner = ledger.member(&g.owner)?.ok_or_else(|| ApiError::internal("the owner is not on the ledger"))?;
     let owner_key = PublicKey::from_raw(&owner.signing_key).map_err(ApiError::internal)?;
     let member = h.member.clone();
+    let sealed_pseudonyms = g.sealed_pseudonyms.clone();
     let observations = tokio::task::spawn_blocking(move || {
-        results
+        let mut records = results
             .iter()
             .map(|r| {
                 let pt = r.decrypt(&member.dsk, &owner_key).map_err(|e| format!("decrypting a record: {e}"))?;
-                serde_json::from_slice::<Value>(&pt).map_err(|e| format!("a decrypted record is not JSON: {e}"))
+                let obs =
+                    serde_json::from_slice::<Value>(&pt).map_err(|e| format!("a decrypted record is not JSON: {e}"))?;
+                Ok((r.original.header.record_index, obs))
             })
-            .collect::<Result<Vec<_>, String>>()
+            .collect::<Result<Vec<_>, String>>()?;
+        // The patients' pseudonyms for this grant, sealed to this member by the owner.
+        if let Some(sealed) = sealed_pseudonyms {
+            let open = || -> anyhow::Result<Pseudonyms> {
+                let ct = IbeCiphertext::from_bytes(&sealed)?;
+                Pseudonyms::from_bytes(&member.ibe_key()?.decrypt(&ct, PSEUDONYMS_AAD)?)
+            };
+            let p = open().map_err(|e| format!("the grant's pseudonyms: {e:#}"))?;
+            p.apply(&grant_id, &mut records).map_err(|e| format!("{e:#}"))?;
+        }
+        Ok::<_, String>(records.into_iter().map(|(_, o)| o).collect::<Vec<_>>())
     })
     .await
     .map_err(ApiError::internal)?
