@@ -139,6 +139,30 @@ pub fn with_code(observations: &[Value], loinc: &str) -> Vec<Value> {
     observations.iter().filter(|o| o["code"]["coding"][0]["code"] == loinc).cloned().collect()
 }
 
+/// Whether a grant's delivery `got` is `uploaded`, in any order, as a grant delivers it:
+/// without the uploaded patient links (`dualchain::member::pseudonym::deidentify`), each
+/// with a pseudonymous subject of `grant` instead.
+pub fn delivered_as(got: &[Value], uploaded: &[Value], grant: &str) -> Result<(), String> {
+    let system = format!("urn:dualchain:grant:{grant}");
+    let mut g = Vec::with_capacity(got.len());
+    for o in got {
+        let mut o = o.clone();
+        let subject = o.as_object_mut().and_then(|m| m.remove("subject")).unwrap_or_default();
+        if subject["identifier"]["system"] != system.as_str() {
+            return Err(format!("subject {subject} is not a pseudonym of grant {grant}"));
+        }
+        g.push(o.to_string());
+    }
+    let mut u: Vec<String> =
+        uploaded.iter().map(|o| dualchain_node::member::pseudonym::deidentify(o).0.to_string()).collect();
+    g.sort();
+    u.sort();
+    if g != u {
+        return Err(format!("delivered {} records, not the {} uploaded less their patient links", g.len(), u.len()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
