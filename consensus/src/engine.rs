@@ -38,8 +38,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
-use crate::message::{verify_messages, CommittedEntry, Message, ReplicaId, Request, MESSAGE_LEN_MAX};
-use crate::metrics::{Metrics, PeerLabel};
+use crate::message::{verify_messages, CommittedEntry, Message, ReplicaId, Request, RequestKey, MESSAGE_LEN_MAX};
+use crate::metrics::{Metrics, PeerLabel, RefusedLabel};
 use crate::replica::{
     parse_archive, Delivered, Divergence, Event, Output, Recovered, RecoveryError, Rejected, Replica, Target,
 };
@@ -102,6 +102,8 @@ impl Strikes {
 struct PeerGuard {
     standings: Standings,
     metrics: Metrics,
+    /// What forwarded requests must show ([`RequestCheck`]).
+    check: Option<Arc<dyn RequestCheck>>,
 }
 
 impl PeerGuard {
@@ -199,6 +201,35 @@ pub struct EngineConfig {
     pub socket: std::net::UdpSocket,
     pub store: Arc<dyn KvEngine>,
     pub metrics: Metrics,
+    /// Checks requests peers forward before they enter ordering (`None`: every
+    /// well-formed request is admitted).
+    pub request_check: Option<Arc<dyn RequestCheck>>,
+}
+
+/// What a forwarded request must show before this replica admits it: the host's check
+/// that it is its member's, signed and under its own `(client, id)`.
+///
+/// A request the check refuses is dropped and counted by reason and forwarding peer
+/// (`refused_requests`); a [`Refused::Forged`] one is also a fault of the peer that
+/// forwarded it ([`crate::standing`]: throttled, then banned), since no correct replica
+/// forwards what is provably not its member's. The de-duplication key
+/// ([`crate::message::RequestKey`]) already keeps a squatted id from shadowing the genuine
+/// request, so a check never decides safety, only what this replica spends work on.
+pub trait RequestCheck: Send + Sync {
+    /// One verdict per request, in order.
+    fn check(&self, requests: &[Request]) -> Vec<Result<(), Refused>>;
+}
+
+/// Why a forwarded request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Provably not its member's, whatever the ledger holds (malformed, or another
+    /// client's or request number than the payload's): counts against the forwarder.
+    Forged(&'static str),
+    /// Not valid under what this replica's ledger holds now (a signature that does not
+    /// verify under the member's key): refused, counted, not held against the forwarder,
+    /// whose ledger may be ahead.
+    Invalid(&'static str),
 }
 
 /// A snapshot of the replica's progress.
@@ -266,8 +297,8 @@ struct Group {
 }
 
 /// Forgets submitters that stopped waiting, and answers those waiting longer than `max`.
-fn sweep_waiters(waiters: &mut HashMap<(u64, u64), (Waiter, Instant)>, now: Instant, max: Duration) {
-    let expired: Vec<(u64, u64)> = waiters
+fn sweep_waiters(waiters: &mut HashMap<RequestKey, (Waiter, Instant)>, now: Instant, max: Duration) {
+    let expired: Vec<RequestKey> = waiters
         .iter()
         .filter(|(_, (w, since))| w.abandoned() || now.duration_since(*since) > max)
         .map(|(k, _)| *k)
@@ -391,7 +422,11 @@ impl Engine {
                 shutdown_rx.clone(),
             ));
         }
-        let guard = Arc::new(PeerGuard { standings: Standings::default(), metrics: metrics.clone() });
+        let guard = Arc::new(PeerGuard {
+            standings: Standings::default(),
+            metrics: metrics.clone(),
+            check: cfg.request_check.clone(),
+        });
         tokio::spawn(acceptor(
             endpoint.clone(),
             id,
@@ -497,7 +532,7 @@ struct Core {
     start: Instant,
     peers: BTreeMap<ReplicaId, mpsc::Sender<Bytes>>,
     deliver: mpsc::Sender<Delivered>,
-    waiters: HashMap<(u64, u64), (Waiter, Instant)>,
+    waiters: HashMap<RequestKey, (Waiter, Instant)>,
     metrics: Metrics,
     dropped_seen: BTreeMap<&'static str, u64>,
     state_entries_seen: u64,
@@ -562,7 +597,7 @@ impl Core {
     fn command(&mut self, cmd: Command, outputs: &mut Vec<Output>) {
         match cmd {
             Command::Submit(request, reply) => {
-                let key = (request.client, request.id);
+                let key = request.key();
                 let now = self.now_ms();
                 match self.replica.submit(now, request) {
                     Ok(out) => {
@@ -579,7 +614,7 @@ impl Core {
                 let since = Instant::now();
                 let group = Arc::new(std::sync::Mutex::new(Group::new(requests.len(), reply)));
                 for request in requests {
-                    let key = (request.client, request.id);
+                    let key = request.key();
                     match self.replica.submit(now, request) {
                         Ok(out) => {
                             self.waiters.insert(key, (Waiter::Group(group.clone()), since));
@@ -649,7 +684,7 @@ impl Core {
             }
         }
         for r in replies {
-            if let Some((waiter, since)) = self.waiters.remove(&(r.client, r.id)) {
+            if let Some((waiter, since)) = self.waiters.remove(&r.key) {
                 self.metrics.commit_latency_seconds.observe(since.elapsed().as_secs_f64());
                 match waiter {
                     Waiter::One(w) => {
@@ -1014,6 +1049,7 @@ async fn verifier(
     core_budget: ByteBudget,
     strikes: Strikes,
 ) {
+    let check = strikes.guard.check.clone();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 256 {
@@ -1024,10 +1060,32 @@ async fn verifier(
         }
         let (messages, held): (Vec<Message>, Vec<Held>) = batch.into_iter().unzip();
         let ok = tokio::task::block_in_place(|| verify_messages(&messages, &keys));
-        for ((m, held), good) in messages.into_iter().zip(held).zip(ok) {
+        for ((mut m, held), good) in messages.into_iter().zip(held).zip(ok) {
             if !good {
                 strikes.strike("bad signature");
                 continue;
+            }
+            if let (Some(check), Message::Forward(f)) = (&check, &mut m) {
+                let verdicts = tokio::task::block_in_place(|| check.check(&f.body.requests));
+                let mut forged = false;
+                let mut verdict = verdicts.into_iter();
+                f.body.requests.retain(|_| match verdict.next() {
+                    Some(Ok(())) | None => true,
+                    Some(Err(r)) => {
+                        let (Refused::Forged(reason) | Refused::Invalid(reason)) = r;
+                        forged |= matches!(r, Refused::Forged(_));
+                        let label = RefusedLabel { peer: strikes.peer.to_string(), reason: reason.into() };
+                        strikes.guard.metrics.refused_requests.get_or_create(&label).inc();
+                        warn!(peer = strikes.peer, reason, "consensus.request.refused: a forwarded request");
+                        false
+                    }
+                });
+                if forged {
+                    strikes.strike("forwarded a forged request");
+                }
+                if f.body.requests.is_empty() {
+                    continue;
+                }
             }
             match strikes.guard.standing(strikes.peer) {
                 Standing::Good => {}
@@ -1082,18 +1140,18 @@ mod tests {
         let mut waiters = HashMap::new();
         let (gave_up, rx) = oneshot::channel();
         drop(rx);
-        waiters.insert((1, 1), (Waiter::One(gave_up), t0));
+        waiters.insert((1, 1, 0), (Waiter::One(gave_up), t0));
         let (old, mut old_rx) = oneshot::channel();
-        waiters.insert((1, 2), (Waiter::One(old), t0));
+        waiters.insert((1, 2, 0), (Waiter::One(old), t0));
         let (fresh, mut fresh_rx) = oneshot::channel();
-        waiters.insert((1, 3), (Waiter::One(fresh), t0 + Duration::from_secs(300)));
+        waiters.insert((1, 3, 0), (Waiter::One(fresh), t0 + Duration::from_secs(300)));
         let (group_reply, mut group_rx) = oneshot::channel();
         let group = Arc::new(std::sync::Mutex::new(Group::new(2, group_reply)));
-        waiters.insert((2, 1), (Waiter::Group(group.clone()), t0));
-        waiters.insert((2, 2), (Waiter::Group(group), t0));
+        waiters.insert((2, 1, 0), (Waiter::Group(group.clone()), t0));
+        waiters.insert((2, 2, 0), (Waiter::Group(group), t0));
 
         sweep_waiters(&mut waiters, t0 + Duration::from_secs(601), max);
-        assert_eq!(waiters.keys().copied().collect::<Vec<_>>(), vec![(1, 3)], "only the fresh waiter stays");
+        assert_eq!(waiters.keys().copied().collect::<Vec<_>>(), vec![(1, 3, 0)], "only the fresh waiter stays");
         assert!(matches!(old_rx.try_recv(), Ok(Err(SubmitError::TimedOut(d))) if d == max));
         assert!(matches!(group_rx.try_recv(), Ok(Err(SubmitError::TimedOut(_)))));
         assert!(fresh_rx.try_recv().is_err(), "the fresh waiter is still waiting");

@@ -81,6 +81,7 @@ impl LocalCluster {
             socket,
             store: self.stores[id].clone(),
             metrics,
+            request_check: None,
         })
     }
 }

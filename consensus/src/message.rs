@@ -90,8 +90,8 @@ fn invalid(what: &'static str, reason: impl Into<String>) -> DecodeError {
 // ---- requests and batches ---------------------------------------------------------------
 
 /// A client request: an opaque payload (a signed ledger transaction) with the client's id
-/// and its request number. `(client, id)` is the de-duplication key (§2.3: replicas
-/// execute each request once).
+/// and its request number. Replicas execute each request once (§2.3); the
+/// de-duplication key is [`Request::key`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Request {
     pub client: u64,
@@ -105,7 +105,25 @@ impl std::fmt::Debug for Request {
     }
 }
 
+/// What identifies a request for de-duplication: `(client, id, payload digest)`.
+///
+/// Beyond DESIGN.md (and Castro–Liskov §2.3), whose key is `(client, id)`: with that key a
+/// Byzantine replica could forward a request of its own under another client's next id
+/// (ids are predictable) and have it ordered first, and the client's genuine request was
+/// then dropped as a duplicate: a way to censor a member, e.g. the KGC's revocations. With
+/// the payload's digest in the key a squatted `(client, id)` no longer shadows the genuine
+/// request, which only its member can sign; the ledger refuses the squatter's payload.
+pub type RequestKey = (u64, u64, u64);
+
 impl Request {
+    /// The de-duplication key (see [`RequestKey`]): the first 8 bytes of SHA-256 over the
+    /// payload. Finding a second payload of the same digest takes 2^64 work, and the
+    /// genuine payload carries a signature nobody else can compute in advance.
+    pub fn key(&self) -> RequestKey {
+        let d = sha2::Sha256::digest(&self.payload);
+        (self.client, self.id, u64::from_be_bytes(d[..8].try_into().expect("8 bytes")))
+    }
+
     pub fn encoded_len(&self) -> usize {
         20 + self.payload.len()
     }

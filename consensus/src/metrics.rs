@@ -19,6 +19,13 @@ pub struct PeerLabel {
     pub peer: String,
 }
 
+/// Label of a refused forwarded request: the peer that forwarded it, and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabel {
+    pub peer: String,
+    pub reason: String,
+}
+
 /// The engine's metrics. Cheap to clone (every field is a shared handle).
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -62,6 +69,9 @@ pub struct Metrics {
     pub peer_throttles: Family<PeerLabel, Counter>,
     /// Times each peer was banned (disconnected and refused for a while).
     pub peer_bans: Family<PeerLabel, Counter>,
+    /// Forwarded requests refused before ordering, by forwarding peer and reason
+    /// ([`crate::engine::RequestCheck`]).
+    pub refused_requests: Family<RefusedLabel, Counter>,
 }
 
 impl Metrics {
@@ -85,6 +95,7 @@ impl Metrics {
             peer_faults: Family::default(),
             peer_throttles: Family::default(),
             peer_bans: Family::default(),
+            refused_requests: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("dualchain_consensus");
         r.register("committed_batches", "Batches committed and executed", m.committed_batches.clone());
@@ -125,6 +136,11 @@ impl Metrics {
         );
         r.register("peer_throttles", "Times each peer was throttled for its faults", m.peer_throttles.clone());
         r.register("peer_bans", "Times each peer was disconnected and refused for its faults", m.peer_bans.clone());
+        r.register(
+            "refused_requests",
+            "Forwarded requests refused before ordering, by forwarding peer and reason",
+            m.refused_requests.clone(),
+        );
         m
     }
 

@@ -35,7 +35,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::message::{
-    verify_messages, Batch, CheckpointVote, Digest, Header, Message, ReplicaId, Request, Signed, StateVote, Vote,
+    verify_messages, Batch, CheckpointVote, Digest, Forward, Header, Message, ReplicaId, Request, RequestKey, Signed,
+    StateVote, Vote,
 };
 use crate::replica::{parse_archive, Output, Recovered, Replica, Target};
 
@@ -49,6 +50,12 @@ pub enum Behaviour {
     Equivocate,
     /// Votes and checkpoints for random digests, a different one to each peer.
     Conflicting,
+    /// Squats other clients' request ids: every forward and pre-prepare it sends also
+    /// carries requests of the same clients under their current and next ids with payloads
+    /// of its own, ordered first when it is primary, and now and then it forwards such
+    /// requests for random clients' ids (a censorship attempt on the de-duplication key;
+    /// see [`crate::message::RequestKey`]).
+    Squat,
 }
 
 /// The faults of one run.
@@ -206,6 +213,9 @@ pub struct SimReport {
     pub state_divergences: Vec<(ReplicaId, u64)>,
     /// The highest checkpoint whose state root every correct replica shares with a quorum.
     pub state_agreed: u64,
+    /// Requests executed (fresh, at some correct replica) that no client submitted: a
+    /// squatter's.
+    pub squatted_executed: usize,
     /// (reporter, blamed, reason): messages a correct replica found to prove their signer
     /// faulty. A correct replica is never blamed (the run fails).
     pub peer_faults: Vec<(ReplicaId, ReplicaId, &'static str)>,
@@ -231,8 +241,9 @@ struct Node {
     behaviour: Option<Behaviour>,
     tick_generation: u64,
     tick_at: u64,
-    /// Requests executed (as fresh) and at which sequence number.
-    executed: BTreeMap<(u64, u64), u64>,
+    /// Requests executed (as fresh), by client, id and payload (not by the replicas'
+    /// de-duplication key, which this oracle checks), and at which sequence number.
+    executed: BTreeMap<(u64, u64, Vec<u8>), u64>,
     /// Digest delivered at each sequence number.
     delivered: BTreeMap<u64, Digest>,
     /// The application: a state root over the batches applied (a hash chain, as the
@@ -257,12 +268,23 @@ pub struct Sim {
     /// Sequence number → digest, across correct replicas (the safety oracle).
     committed: BTreeMap<u64, Digest>,
     /// Replies per request: replica → sequence number.
-    replies: BTreeMap<(u64, u64), BTreeMap<ReplicaId, u64>>,
+    replies: BTreeMap<RequestKey, BTreeMap<ReplicaId, u64>>,
+    /// The clients' own requests (a squatter's share their `(client, id)`).
+    genuine: BTreeSet<(u64, u64, Vec<u8>)>,
     report: SimReport,
 }
 
 /// The simulated wall clock at virtual time 0 (UNIX ms).
 const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// A squatter's requests under the `(client, id)` of `seen` and of the next id, with a
+/// payload of its own.
+fn squats(seen: &[Request]) -> Vec<Request> {
+    seen.iter()
+        .filter(|r| r.client != u64::MAX)
+        .flat_map(|r| [0, 1].map(|k| Request { client: r.client, id: r.id + k, payload: vec![0xee; 8] }))
+        .collect()
+}
 
 fn err(seed: u64, what: String) -> String {
     format!("seed {seed}: {what} (replay with this seed)")
@@ -309,6 +331,7 @@ impl Sim {
             faults_on: true,
             committed: BTreeMap::new(),
             replies: BTreeMap::new(),
+            genuine: BTreeSet::new(),
             report,
         }
     }
@@ -329,6 +352,13 @@ impl Sim {
     pub fn run(mut self) -> Result<SimReport, String> {
         let seed = self.cfg.seed;
         let n = self.cfg.n;
+        self.genuine = (0..self.cfg.clients)
+            .flat_map(|c| (0..self.cfg.requests_per_client).map(move |i| (c, i)))
+            .map(|(c, i)| {
+                let r = self.request(c, i);
+                (r.client, r.id, r.payload)
+            })
+            .collect();
         for r in 0..n {
             self.reschedule_tick(r as ReplicaId);
         }
@@ -439,9 +469,9 @@ impl Sim {
         eligible[client % eligible.len()]
     }
 
-    fn client_done(&self, client: u64, id: u64) -> bool {
+    fn client_done(&self, client: usize, index: usize) -> bool {
         let f = (self.cfg.n - 1) / 3;
-        self.replies.get(&(client, id)).is_some_and(|r| r.len() > f)
+        self.replies.get(&self.request(client, index).key()).is_some_and(|r| r.len() > f)
     }
 
     fn all_done(&self) -> bool {
@@ -450,7 +480,11 @@ impl Sim {
             .iter()
             .enumerate()
             .filter(|(i, n)| n.behaviour.is_none() && !self.cfg.faults.keep_down.contains(&(*i as ReplicaId)))
-            .all(|(_, n)| n.executed.len() == total && n.replica.is_some())
+            .all(|(_, n)| {
+                n.replica.is_some()
+                    && self.genuine.len() == total
+                    && self.genuine.iter().all(|k| n.executed.contains_key(k))
+            })
     }
 
     fn first_missing(&self) -> String {
@@ -509,7 +543,7 @@ impl Sim {
                 self.perform(replica, out)?;
             }
             Event::Submit { client, index } => {
-                if self.client_done(client as u64, index as u64) {
+                if self.client_done(client, index) {
                     return Ok(());
                 }
                 let home = self.home(client);
@@ -622,7 +656,11 @@ impl Sim {
             }
             for &i in &d.fresh {
                 let r = &d.entry.batch.requests()[i];
-                if let Some(s) = node.executed.insert((r.client, r.id), seq) {
+                let identity = (r.client, r.id, r.payload.clone());
+                if !self.genuine.contains(&identity) && r.client != u64::MAX {
+                    self.report.squatted_executed += 1;
+                }
+                if let Some(s) = node.executed.insert(identity, seq) {
                     return Err(format!("replica {from} executed request {}:{} twice ({s} and {seq})", r.client, r.id));
                 }
             }
@@ -669,7 +707,7 @@ impl Sim {
             }
         }
         for reply in &out.replies {
-            self.replies.entry((reply.client, reply.id)).or_default().insert(from, reply.seq);
+            self.replies.entry(reply.key).or_default().insert(from, reply.seq);
         }
         for (target, msg) in out.send {
             let msgs = self.byzantine_rewrite(from, target, &msg);
@@ -699,6 +737,20 @@ impl Sim {
         match (behaviour, msg.as_ref()) {
             (None, _) => targets.into_iter().map(|t| (t, (**msg).clone())).collect(),
             (Some(Behaviour::Silent), _) => Vec::new(),
+            (Some(Behaviour::Squat), Message::Forward(fw)) => {
+                let mut requests = squats(&fw.body.requests);
+                requests.extend(fw.body.requests.iter().cloned());
+                let forged = Message::Forward(Signed::sign(&key, from, Forward { requests }));
+                targets.into_iter().map(|t| (t, forged.clone())).collect()
+            }
+            (Some(Behaviour::Squat), Message::PrePrepare(h, batch)) => {
+                let mut requests = squats(batch.requests());
+                requests.extend(batch.requests().iter().cloned());
+                let other = Arc::new(Batch::with_time(batch.time_ms(), requests));
+                let header = Signed::sign(&key, from, Header { digest: other.digest(), ..h.body });
+                let forged = Message::PrePrepare(header, other);
+                targets.into_iter().map(|t| (t, forged.clone())).collect()
+            }
             (Some(Behaviour::Equivocate), Message::PrePrepare(h, batch)) => targets
                 .into_iter()
                 .map(|t| {
@@ -736,6 +788,24 @@ impl Sim {
                     (t, Message::StateRoot(Signed::sign(&key, from, StateVote { root, ..v.body })))
                 })
                 .collect(),
+            (Some(Behaviour::Squat), _) => {
+                // Request numbers are predictable: now and then it forwards squats of
+                // random clients' ids besides what it sends.
+                let mut out: Vec<(ReplicaId, Message)> = targets.iter().map(|t| (*t, (**msg).clone())).collect();
+                if self.rng.gen_bool(0.1) {
+                    let (clients, per_client) = (self.cfg.clients as u64, self.cfg.requests_per_client as u64);
+                    let seen: Vec<Request> = (0..4)
+                        .map(|_| Request {
+                            client: self.rng.gen_range(0..clients),
+                            id: self.rng.gen_range(0..per_client),
+                            payload: Vec::new(),
+                        })
+                        .collect();
+                    let forged = Message::Forward(Signed::sign(&key, from, Forward { requests: squats(&seen) }));
+                    out.extend(targets.into_iter().map(|t| (t, forged.clone())));
+                }
+                out
+            }
             (Some(_), _) => targets.into_iter().map(|t| (t, (**msg).clone())).collect(),
         }
     }

@@ -80,3 +80,18 @@ fn seed_1001841_a_split_view_change_meets_again() {
 fn seed_2000816_a_following_primary_sends_no_ordering_message() {
     run_swarm(7, 2_000_816).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A replica that squats other clients' request ids (forwarding, or as primary ordering
+/// first, requests of its own under their `(client, id)`) censors nobody: every client's
+/// own request is still executed at every correct replica (the run fails otherwise), and
+/// the squatter's requests are executed besides, as the distinct requests they are.
+#[test]
+fn a_replica_squatting_request_ids_censors_nobody() {
+    use dualchain_consensus::sim::Behaviour;
+    for (n, squatter) in [(4, 0), (4, 2), (7, 0)] {
+        let mut cfg = SimConfig::new(n, 7 + squatter as u64);
+        cfg.faults.byzantine = vec![(squatter, Behaviour::Squat)];
+        let report = Sim::new(cfg).run().unwrap_or_else(|e| panic!("n = {n}, squatter {squatter}: {e}"));
+        assert!(report.squatted_executed > 0, "n = {n}, squatter {squatter}: the squats were never ordered");
+    }
+}

@@ -350,6 +350,14 @@ impl SignedTx {
     }
 }
 
+/// A member's consensus client id: the first 8 bytes of SHA-256 over its id. A request
+/// carrying a member's transaction must name this client and the transaction's nonce as
+/// its request number (checked before ordering, `dualchain::validator::MemberRequests`).
+pub fn client_id(member: &str) -> u64 {
+    let h = Sha256::digest(member.as_bytes());
+    u64::from_be_bytes(h[..8].try_into().expect("8 bytes"))
+}
+
 /// SHA-256 over a transaction's wire bytes (also for bytes that do not decode).
 pub fn tx_hash(wire: &[u8]) -> Hash {
     Sha256::new().chain_update(b"dualchain/v1/tx").chain_update(wire).finalize().into()

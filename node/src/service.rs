@@ -217,6 +217,7 @@ fn open_validator(
         socket,
         store: store.clone(),
         metrics: consensus_metrics,
+        request_check: Some(Arc::new(crate::validator::MemberRequests { ledger: ledger.clone() })),
     })?;
     let validator = Validator::launch(id, store, ledger.clone(), engine, delivered)?;
     Ok(ValidatorParts { validator, ledger, storage })

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
-use dualchain_consensus::engine::{Attester, Engine};
+use dualchain_consensus::engine::{Attester, Engine, Refused};
 use dualchain_consensus::replica::parse_archive;
 use dualchain_consensus::replica::Divergence;
 use dualchain_consensus::{CommittedEntry, Delivered, Request};
@@ -35,6 +35,84 @@ use tokio::sync::{broadcast, mpsc, watch, RwLock};
 const EVENTS_CAPACITY: usize = 4096;
 /// Archive entries read per step of a catch-up.
 const CATCH_UP_CHUNK: usize = 256;
+
+/// The check a validator runs on requests its peers forward, before they enter ordering
+/// (issue: signed consensus requests). Each must carry a transaction that decodes, under
+/// its sender's client id ([`dualchain_ledger::tx::client_id`]) with its nonce as the
+/// request number, signed by the sender: under the key of its certificate for a
+/// registration (checked without state), under the key the ledger holds otherwise. The
+/// signatures of a forward are verified in one batch. A sender this ledger does not know
+/// yet is admitted (its ledger may be ahead; execution decides), and so is nothing else.
+pub struct MemberRequests {
+    pub ledger: Arc<Ledger>,
+}
+
+impl dualchain_consensus::engine::RequestCheck for MemberRequests {
+    fn check(&self, requests: &[Request]) -> Vec<Result<(), Refused>> {
+        use dualchain_crypto::cert::Certificate;
+        use dualchain_crypto::sign::{verify_batch, PublicKey, SignedItem};
+        use dualchain_crypto::Codec;
+        use dualchain_ledger::tx::{client_id, SignedTx, TxKind, TX_SIGNING_USE};
+
+        let mut verdicts = vec![Ok(()); requests.len()];
+        // (index, transaction, key, whether the key needs no state)
+        let mut signed: Vec<(usize, SignedTx, PublicKey, bool)> = Vec::new();
+        for (i, r) in requests.iter().enumerate() {
+            let stx = match SignedTx::from_bytes(&r.payload) {
+                Ok(stx) => stx,
+                Err(_) => {
+                    verdicts[i] = Err(Refused::Forged("not a transaction"));
+                    continue;
+                }
+            };
+            if client_id(&stx.tx.sender) != r.client {
+                verdicts[i] = Err(Refused::Forged("client is not the sender's"));
+                continue;
+            }
+            if stx.tx.nonce != r.id {
+                verdicts[i] = Err(Refused::Forged("request number is not the transaction's nonce"));
+                continue;
+            }
+            let (key, stateless) = if let TxKind::RegisterMember { certificate } = &stx.tx.kind {
+                match Certificate::from_bytes(certificate) {
+                    Ok(c) if c.fields.subject == stx.tx.sender => (c.fields.signing_key, true),
+                    _ => {
+                        verdicts[i] = Err(Refused::Forged("a registration without its sender's certificate"));
+                        continue;
+                    }
+                }
+            } else {
+                match self
+                    .ledger
+                    .member(&stx.tx.sender)
+                    .ok()
+                    .flatten()
+                    .and_then(|m| PublicKey::from_raw(&m.signing_key).ok())
+                {
+                    Some(key) => (key, false),
+                    None => continue,
+                }
+            };
+            signed.push((i, stx, key, stateless));
+        }
+        let items: Vec<SignedItem<'_>> = signed
+            .iter()
+            .map(|(_, stx, key, _)| SignedItem { key, use_: TX_SIGNING_USE, msg: &stx.body, sig: &stx.signature })
+            .collect();
+        if verify_batch(&items).is_err() {
+            for (i, stx, key, stateless) in &signed {
+                if !stx.verify(key) {
+                    verdicts[*i] = Err(if *stateless {
+                        Refused::Forged("a registration not signed by its certificate's key")
+                    } else {
+                        Refused::Invalid("not signed by the sender's key")
+                    });
+                }
+            }
+        }
+        verdicts
+    }
+}
 
 /// One validator: consensus engine + ledger.
 pub struct Validator {
@@ -273,5 +351,119 @@ fn apply_loop(
             while delivered.blocking_recv().is_some() {}
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bellperson::groth16::VerifyingKey;
+    use blstrs::{G1Affine, G2Affine};
+    use dualchain_consensus::engine::{Refused, RequestCheck};
+    use dualchain_consensus::Request;
+    use dualchain_crypto::cbsre::DelegatingSecretKey;
+    use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFields, Role};
+    use dualchain_crypto::sign::SigningKeypair;
+    use dualchain_crypto::Codec;
+    use dualchain_ledger::tx::{client_id, SignedTx, Tx, TxKind};
+    use dualchain_ledger::{Committed, Genesis, Ledger};
+    use dualchain_prover::backend::CpuBackend;
+    use dualchain_storage::memory::MemoryEngine;
+    use group::prime::PrimeCurveAffine;
+    use rand::SeedableRng;
+
+    use super::MemberRequests;
+
+    /// The squatting attack (a replica forwarding a request of its own under the KGC's
+    /// client and next nonce, to censor its revocation) and its relatives are refused
+    /// before ordering; the KGC's own request, and one of a member this ledger does not know
+    /// yet, are admitted.
+    #[test]
+    fn forwarded_requests_must_be_their_members_own() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let ca = CertificateAuthority::generate("ca", &mut rng).unwrap();
+        let (g1, g2) = (G1Affine::generator(), G2Affine::generator());
+        let vk = VerifyingKey {
+            alpha_g1: g1,
+            beta_g1: g1,
+            beta_g2: g2,
+            gamma_g2: g2,
+            delta_g1: g1,
+            delta_g2: g2,
+            ic: vec![g1; 4],
+        };
+        let genesis = Genesis { ca: ca.public().clone(), policy_vk: vk, supply_vks: vec![], grant_duration_max_s: 60 };
+        let ledger = Arc::new(Ledger::open(Arc::new(MemoryEngine::new()), genesis, Arc::new(CpuBackend)).unwrap());
+        let now_s = 1_790_000_000;
+        let kgc_key = SigningKeypair::generate(&mut rng);
+        let cert = |subject: &str, key: &SigningKeypair, rng: &mut rand_chacha::ChaCha20Rng| {
+            ca.issue(CertificateFields {
+                serial: 1,
+                subject: subject.into(),
+                role: Role::Kgc,
+                signing_key: key.public(),
+                delegating_key: DelegatingSecretKey::generate(rng).public(),
+                attribute_commitment: AttributeSet::new(["role:kgc"]).unwrap().commit(&[0; 32]),
+                not_before: now_s - 10,
+                not_after: now_s + 3600,
+            })
+            .unwrap()
+            .to_bytes()
+        };
+        let signed = |sender: &str, nonce: u64, kind: TxKind, key: &SigningKeypair| {
+            SignedTx::sign(Tx { sender: sender.into(), nonce, kind }, key).unwrap()
+        };
+        let register =
+            signed("kgc", 1, TxKind::RegisterMember { certificate: cert("kgc", &kgc_key, &mut rng) }, &kgc_key);
+        ledger
+            .apply(&Committed {
+                seq: 1,
+                time_ms: now_s * 1000,
+                digest: [1; 32],
+                certificate: vec![],
+                payloads: vec![&register.to_bytes()],
+            })
+            .unwrap();
+        let request =
+            |stx: &SignedTx| Request { client: client_id(&stx.tx.sender), id: stx.tx.nonce, payload: stx.to_bytes() };
+        let revoke = TxKind::RevokeMember { member: "hospital-a".into(), reason: "audit".into() };
+        let genuine = signed("kgc", 7, revoke.clone(), &kgc_key);
+        let mallory = SigningKeypair::generate(&mut rng);
+        let squat = signed("kgc", 7, revoke.clone(), &mallory);
+        let newcomer_key = SigningKeypair::generate(&mut rng);
+        let newcomer = signed("lab-9", 1, revoke.clone(), &newcomer_key);
+        let newcomer_cert = cert("lab-9", &newcomer_key, &mut rng);
+        let newcomer_registers =
+            signed("lab-9", 2, TxKind::RegisterMember { certificate: newcomer_cert.clone() }, &newcomer_key);
+        let forged_registration = signed("lab-9", 3, TxKind::RegisterMember { certificate: newcomer_cert }, &mallory);
+        let mut requests = vec![
+            request(&genuine),
+            request(&squat),
+            Request { client: client_id("kgc"), id: 8, payload: vec![0xee; 8] },
+            Request { id: 9, ..request(&genuine) },
+            Request { client: client_id("hospital-a"), ..request(&genuine) },
+            request(&newcomer),
+            request(&newcomer_registers),
+            request(&forged_registration),
+        ];
+        let verdicts = MemberRequests { ledger: ledger.clone() }.check(&requests);
+        assert_eq!(
+            verdicts,
+            vec![
+                Ok(()),
+                Err(Refused::Invalid("not signed by the sender's key")),
+                Err(Refused::Forged("not a transaction")),
+                Err(Refused::Forged("request number is not the transaction's nonce")),
+                Err(Refused::Forged("client is not the sender's")),
+                Ok(()),
+                Ok(()),
+                Err(Refused::Forged("a registration not signed by its certificate's key")),
+            ]
+        );
+        // All good: one batch verification admits them all.
+        requests.truncate(1);
+        requests.push(request(&signed("kgc", 8, revoke, &kgc_key)));
+        assert_eq!(MemberRequests { ledger }.check(&requests), vec![Ok(()), Ok(())]);
     }
 }

@@ -56,8 +56,9 @@ pub struct Delivered {
 /// The reply for one executed request (§2.3 step 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reply {
-    pub client: u64,
-    pub id: u64,
+    /// The executed request's [`RequestKey`]: a client waits for the reply to its own
+    /// payload, not to a squatter's of the same `(client, id)`.
+    pub key: RequestKey,
     pub seq: u64,
 }
 
@@ -177,7 +178,7 @@ impl Slot {
     }
 }
 
-type RequestKey = (u64, u64);
+use crate::message::RequestKey;
 
 /// Largest exponent of the view-change timeout.
 const VIEW_CHANGE_BACKOFF_MAX: u32 = 3;
@@ -566,7 +567,7 @@ impl Replica {
         if request.payload.len() > REQUEST_PAYLOAD_LEN_MAX {
             return Err(Rejected::TooLarge);
         }
-        let key = (request.client, request.id);
+        let key = request.key();
         if self.pending.contains_key(&key) || self.executed.contains_key(&key) {
             return Err(Rejected::Duplicate);
         }
@@ -584,7 +585,7 @@ impl Replica {
 
     /// Takes a request into the pending set; a backup passes it on to the primary.
     fn admit(&mut self, request: Request, forward: bool, own: bool) {
-        let key = (request.client, request.id);
+        let key = request.key();
         if self.is_primary() && self.status == Status::Normal {
             self.queue.push_back(key);
             self.queue_bytes += request.encoded_len();
@@ -689,7 +690,7 @@ impl Replica {
 
     fn on_forward(&mut self, f: Signed<Forward>) {
         for request in f.body.requests {
-            let key = (request.client, request.id);
+            let key = request.key();
             if self.pending.contains_key(&key) || self.executed.contains_key(&key) {
                 continue;
             }
@@ -774,7 +775,7 @@ impl Replica {
                 // Already assigned in this view (never expected: recovery restores next_seq);
                 // re-queue rather than equivocate.
                 for r in requests.iter().rev() {
-                    let key = (r.client, r.id);
+                    let key = r.key();
                     self.proposed.remove(&key);
                     self.queue.push_front(key);
                     self.queue_bytes += r.encoded_len();
@@ -984,7 +985,7 @@ impl Replica {
         debug_assert_eq!(seq, self.last_executed + 1);
         let mut fresh = Vec::with_capacity(entry.batch.requests().len());
         for (i, r) in entry.batch.requests().iter().enumerate() {
-            let key = (r.client, r.id);
+            let key = r.key();
             self.proposed.remove(&key);
             if let Some(p) = self.pending.remove(&key) {
                 self.pending_bytes = self.pending_bytes.saturating_sub(p.request.encoded_len());
@@ -1000,7 +1001,7 @@ impl Replica {
             self.executed_order.push_back((seq, key));
             fresh.push(i);
             if !self.replaying {
-                self.out.replies.push(Reply { client: r.client, id: r.id, seq });
+                self.out.replies.push(Reply { key, seq });
             }
         }
         while let Some(&(s, key)) = self.executed_order.front() {

@@ -52,7 +52,7 @@ impl Replica {
             }
             last_seq = Some(entry.seq);
             for req in entry.batch.requests() {
-                let k = (req.client, req.id);
+                let k = req.key();
                 if r.executed.insert(k, entry.seq).is_none() {
                     r.executed_order.push_back((entry.seq, k));
                 }

@@ -8,7 +8,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use dualchain_consensus::Request;
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_ledger::tx::{Hash, Outcome, SignedTx, Tx, TxKind};
-use sha2::{Digest as _, Sha256};
 
 use crate::validator::Validator;
 
@@ -31,8 +30,7 @@ pub struct Final {
 
 impl Client {
     pub fn new(id: &str, signer: SigningKeypair, home: Arc<Validator>) -> Self {
-        let h = Sha256::digest(id.as_bytes());
-        let client_id = u64::from_be_bytes(h[..8].try_into().expect("8 bytes"));
+        let client_id = dualchain_ledger::tx::client_id(id);
         // Nonces start from the wall clock so a restarted client never reuses one.
         let start =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
