@@ -132,12 +132,14 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
         return Err(ApiError::forbidden("not-yours", "the grant is another member's"));
     }
     ledger.grant_usable(&grant_id, unix_ms()).map_err(|e| ApiError::forbidden("grant-unusable", e))?;
-    if poll(wait, || Ok(ledger.grant(&grant_id)?.filter(|g| g.receipts > 0))).await?.is_none() {
+    // The grant as it stands once re-encrypted (the re-key, and the pseudonyms sealed with
+    // it, are on chain by then).
+    let Some(g) = poll(wait, || Ok(ledger.grant(&grant_id)?.filter(|g| g.receipts > 0))).await? else {
         return Err(ApiError::conflict(
             "not-ready",
             "the CPC has not re-encrypted the records yet; retry (or pass ?wait=)",
         ));
-    }
+    };
     let pointer =
         open_index(h, &ledger, g.dataset).await?.map_err(|e| ApiError::forbidden("index-closed", format!("{e:#}")))?;
     let req = FetchRequest::sign(&h.member, grant_id, pointer.h1);
