@@ -319,6 +319,7 @@ impl Running {
         }
         if let Some(c) = &h.cpc {
             agents.push(c.spawn());
+            self.push_task(tokio::spawn(c.clone().sweep_every(crate::agents::cpc::SWEEP_EVERY)));
         }
         let (ledger, client, member) = (node.ledger.clone(), h.client.clone(), h.member.clone());
         if let Some(path) = &node.cfg.secrets.member {

@@ -74,6 +74,20 @@ fn job_key(grant: &[u8; 32]) -> Vec<u8> {
 fn receipt_key(grant: &[u8; 32]) -> Vec<u8> {
     [b"receipt/".as_slice(), grant].concat()
 }
+/// The tombstone of a grant the retention sweep cleared: when (UNIX seconds).
+fn swept_key(grant: &[u8; 32]) -> Vec<u8> {
+    [b"swept/".as_slice(), grant].concat()
+}
+
+/// Grants read per step of a retention sweep.
+const SWEEP_PAGE: usize = 256;
+
+/// What a retention sweep deleted: the grants it cleared and their re-encrypted records.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub grants: usize,
+    pub results: usize,
+}
 
 /// One record of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,6 +345,9 @@ impl CpcStore {
         if self.get_record(Cf::CpcGrants, &grant_id)?.is_some() {
             return Err(StorageError::Conflict("grant already stored".into()));
         }
+        if self.swept(&grant_id)?.is_some() {
+            return Err(StorageError::Conflict("the grant ended and was swept; it is not stored again".into()));
+        }
         let mut wb = WriteBatch::new();
         wb.put(Cf::CpcGrants, grant_id.to_vec(), record::seal(&Grant { id: grant_id, token, revoked: false }.encode()));
         atomic::commit(self.engine.as_ref(), wb)
@@ -352,7 +369,65 @@ impl CpcStore {
         atomic::commit(self.engine.as_ref(), wb)
     }
 
+    /// The retention sweep: deletes what grants that ended (revoked, or expired by `now`,
+    /// UNIX seconds) leave behind: their re-encrypted records, their job and their token
+    /// (the re-encryption key). A tombstone keeps the grant from being stored again and
+    /// names why it is gone; the receipt (counts and digest, no data) stays for audit.
+    /// Each grant is cleared in one atomic write, so a crash mid-sweep leaves every grant
+    /// either whole or cleared, and the next sweep finishes the work.
+    ///
+    /// Beyond DESIGN.md, where re-encrypted results outlive their grant.
+    pub fn sweep(&self, now: u64) -> Result<Swept> {
+        let mut out = Swept::default();
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            let rows = self.engine.scan(Cf::CpcGrants, &from, None, SWEEP_PAGE)?;
+            let Some((last, _)) = rows.last() else { break };
+            from = [last.as_slice(), &[0]].concat();
+            for (k, v) in &rows {
+                let g = Grant::decode(k, record::open(Cf::CpcGrants, k, v)?)?;
+                if g.revoked || now >= g.token.expiry {
+                    out.results += self.clear_grant(&g.id, now)?;
+                    out.grants += 1;
+                }
+            }
+            if rows.len() < SWEEP_PAGE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes one ended grant's results, job and token; leaves its tombstone. Returns the
+    /// results deleted.
+    fn clear_grant(&self, id: &[u8; 32], now: u64) -> Result<usize> {
+        let results = self.engine.scan(Cf::CpcResults, id, Some(&prefix_end(id)), usize::MAX)?;
+        let mut wb = WriteBatch::new();
+        for (k, _) in &results {
+            wb.delete(Cf::CpcResults, k.clone());
+        }
+        wb.delete(Cf::CpcJobs, job_key(id));
+        wb.delete(Cf::CpcGrants, id.to_vec());
+        wb.put(Cf::CpcJobs, swept_key(id), record::seal(&now.to_be_bytes()));
+        atomic::commit(self.engine.as_ref(), wb)?;
+        Ok(results.len())
+    }
+
+    /// When the retention sweep cleared a grant (UNIX seconds), if it did.
+    pub fn swept(&self, id: &[u8; 32]) -> Result<Option<u64>> {
+        let key = swept_key(id);
+        match self.get_record(Cf::CpcJobs, &key)? {
+            Some(p) => record::decode(Cf::CpcJobs, &key, &p, |r| r.u64()).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn usable_grant(&self, id: &[u8; 32], owner_signing_key: &PublicKey, now: u64) -> Result<Grant> {
+        if let Some(at) = self.swept(id)? {
+            return Err(StorageError::Grant(format!(
+                "the grant ended; its re-encrypted records were deleted at {at} (retention)"
+            )));
+        }
         let g = self.grant(id)?.ok_or_else(|| StorageError::Grant("unknown grant".into()))?;
         if g.revoked {
             return Err(StorageError::Grant("the grant is revoked".into()));

@@ -8,7 +8,7 @@ use common::*;
 use dualchain_crypto::cbsre::{ReKeyToken, RecordSelection, TokenScope};
 use dualchain_crypto::reencrypt::CpuBackend;
 use dualchain_storage::consensus::{ConsensusStore, LogWrite};
-use dualchain_storage::cpc::CpcStore;
+use dualchain_storage::cpc::{CpcStore, Swept};
 use dualchain_storage::engine::{Cf, KvEngine, WriteBatch};
 use dualchain_storage::ledger::{Chain, LedgerStore};
 use dualchain_storage::memory::MemoryEngine;
@@ -160,6 +160,31 @@ fn cpc_suite(e: Arc<dyn KvEngine>) {
     // A selection beyond the dataset is refused when the grant is stored.
     let beyond = cpc.put_grant([10; 32], token([10; 32], &[1, 40]), &d.owner.public(), NOW);
     assert!(matches!(beyond, Err(StorageError::Grant(ref m)) if m.contains("selects record 40")), "{beyond:?}");
+
+    // Retention: the sweep deletes what ended grants leave (their re-encrypted records,
+    // job and token) and nothing of the grants still running.
+    cpc.put_grant([11; 32], token([11; 32], &[1, 2]), &d.owner.public(), NOW).unwrap();
+    cpc.reencrypt(&[11; 32], &CpuBackend, &d.owner.public(), NOW, 16, &mut rng(5)).unwrap();
+    assert_eq!(cpc.sweep(NOW).unwrap(), Swept::default(), "nothing has ended yet");
+    cpc.revoke_grant(&[8; 32]).unwrap();
+    assert_eq!(cpc.sweep(NOW).unwrap(), Swept { grants: 1, results: 5 }, "the revoked grant");
+    assert!(cpc.grant(&[8; 32]).unwrap().is_none(), "its token is gone");
+    assert_eq!(cpc.swept(&[8; 32]).unwrap(), Some(NOW));
+    let gone = cpc.results(&[8; 32], &d.owner.public(), NOW);
+    assert!(matches!(gone, Err(StorageError::Grant(ref m)) if m.contains("retention")), "{gone:?}");
+    let again = cpc.put_grant([8; 32], token([8; 32], &picked), &d.owner.public(), NOW);
+    assert!(matches!(again, Err(StorageError::Conflict(_))), "a swept grant is not stored again: {again:?}");
+    assert!(cpc.receipt(&[8; 32]).unwrap().is_some(), "the receipt (counts, digest) stays for audit");
+    assert_eq!(cpc.results(&[11; 32], &d.owner.public(), NOW).unwrap().len(), 2, "a running grant keeps its records");
+    // At expiry the other two grants end (the first, of 40 records, and the one of 2).
+    assert_eq!(cpc.sweep(NOW + 3600).unwrap(), Swept { grants: 2, results: 42 });
+    for g in [d.grant_id, [11; 32]] {
+        assert_eq!(cpc.swept(&g).unwrap(), Some(NOW + 3600));
+        assert!(cpc.grant(&g).unwrap().is_none());
+    }
+    assert_eq!(cpc.sweep(NOW + 7200).unwrap(), Swept::default(), "a second sweep finds nothing");
+    // The records themselves stay: they belong to the dataset, not to a grant.
+    assert_eq!(cpc.record(&manifest.dataset, 17).unwrap(), d.records[17]);
 }
 
 #[test]

@@ -179,24 +179,31 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     assert!(r.contains("not proven supply"), "{r}");
 
     // An expired grant: the CPC refuses it.
-    let short = c.request_access(RESEARCH, &demand, 1).await?;
+    let short = c.request_access(RESEARCH, &demand, 3).await?;
     assert!(short.granted, "{:?}", short.denial);
     // The same records under another grant: the same patients, none of the pseudonyms.
     c.wait_receipt(RESEARCH, &short.request).await?;
     let again = c.fetch(RESEARCH, &short.request).await?;
     let other = a.check_delivery(&c.grant_requirement(&short.request)?, &again, &short.request)?;
     assert!(other.iter().all(|p| !pseudonyms.contains(p)), "two grants share a pseudonym");
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let ends_ms = c.ledger(0)?.grant(&short.request)?.unwrap().expires_ms;
+    tokio::time::sleep(std::time::Duration::from_millis(ends_ms.saturating_sub(now_s() * 1000) + 1500)).await;
     let r = reason(c.fetch(RESEARCH, &short.request).await);
     assert!(r.contains("expired"), "{r}");
+    // Retention: the CPC's sweep (every minute; run now) deletes the expired grant's
+    // re-encrypted records and token.
+    let swept = cpc1.sweep()?;
+    assert!(swept.grants >= 1 && swept.results >= 8, "{swept:?}");
+    assert!(cpc1.store.swept(&short.request)?.is_some() && cpc1.store.grant(&short.request)?.is_none());
 
     // A revoked grant: the CPC refuses it and drops it.
     c.revoke_grant(HOSPITAL_A, &grant, "study closed").await?;
     let r = reason(c.fetch(RESEARCH, &grant).await);
     assert!(r.contains("revoked"), "{r}");
-    wait_for(WAIT, "the CPC to drop the grant", || Ok(cpc1.store.grant(&grant)?.filter(|g| g.revoked))).await?;
+    // A revoked grant's records and token are deleted at once, not at the next sweep.
+    wait_for(WAIT, "the CPC to sweep the grant", || cpc1.store.swept(&grant).map_err(Into::into)).await?;
     let err = cpc1.store.results(&grant, &owner_key, now_s()).unwrap_err().to_string();
-    assert!(err.contains("revoked"), "{err}");
+    assert!(err.contains("retention"), "{err}");
 
     // A revoked credential: a proof against the root from before the revocation is
     // denied, and the requester has no path in the new tree.

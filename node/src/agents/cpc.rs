@@ -14,7 +14,7 @@ use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
 use dualchain_ledger::tx::{Hash, TxKind};
 use dualchain_ledger::Ledger;
-use dualchain_storage::cpc::{CpcStore, Manifest};
+use dualchain_storage::cpc::{CpcStore, Manifest, Swept};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -58,6 +58,9 @@ impl FetchRequest {
         Self { grant, requester: member.id.clone(), h1, at_ms, signature }
     }
 }
+
+/// How often a CPC's retention sweep runs.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A cloud privacy center's node.
 pub struct CpcNode {
@@ -168,8 +171,35 @@ impl CpcNode {
         if self.store.grant(&grant_id)?.is_some() {
             self.store.revoke_grant(&grant_id)?;
             self.log.push(&self.member.id, Activity::GrantDropped { grant: grant_id });
+            // A revoked grant's records are deleted at once, not at the next sweep.
+            self.sweep()?;
         }
         Ok(())
+    }
+
+    /// The retention sweep ([`CpcStore::sweep`]): deletes the re-encrypted records, jobs
+    /// and tokens of grants that were revoked or have expired.
+    pub fn sweep(&self) -> Result<Swept> {
+        let swept = self.store.sweep(unix_ms() / 1000)?;
+        if swept.grants > 0 {
+            self.log.push(&self.member.id, Activity::Swept { grants: swept.grants, records: swept.results });
+            tracing::info!(grants = swept.grants, records = swept.results, "cpc.retention: ended grants swept");
+        }
+        Ok(swept)
+    }
+
+    /// Runs the retention sweep every `every` (expired grants end without a transaction).
+    pub async fn sweep_every(self: Arc<Self>, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let me = self.clone();
+            match tokio::task::spawn_blocking(move || me.sweep()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "cpc.retention: the sweep failed; retried"),
+                Err(e) => tracing::warn!(error = %e, "cpc.retention: the sweep task failed"),
+            }
+        }
     }
 
     /// Serves a grant's re-encrypted records to its requester: the request's signature,

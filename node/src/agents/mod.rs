@@ -37,12 +37,34 @@ pub use owner::{OwnedDataset, OwnerNode};
 /// Something a node did, for the demo's summary and the tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activity {
-    SupplyProved { demand: Hash, prove: Duration },
-    SupplyImpossible { demand: Hash, reason: String },
-    ReKeyIssued { grant: Hash },
-    Reencrypted { grant: Hash, records: u64, took: Duration },
-    GrantDropped { grant: Hash },
-    Failed { what: String, error: String },
+    SupplyProved {
+        demand: Hash,
+        prove: Duration,
+    },
+    SupplyImpossible {
+        demand: Hash,
+        reason: String,
+    },
+    ReKeyIssued {
+        grant: Hash,
+    },
+    Reencrypted {
+        grant: Hash,
+        records: u64,
+        took: Duration,
+    },
+    GrantDropped {
+        grant: Hash,
+    },
+    /// The retention sweep deleted the re-encrypted records of grants that ended.
+    Swept {
+        grants: usize,
+        records: usize,
+    },
+    Failed {
+        what: String,
+        error: String,
+    },
 }
 
 /// How many activities a node keeps in memory: the newest (a node runs for years; every
