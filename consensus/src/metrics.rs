@@ -70,7 +70,7 @@ pub struct Metrics {
     /// Times each peer was banned (disconnected and refused for a while).
     pub peer_bans: Family<PeerLabel, Counter>,
     /// Forwarded requests refused before ordering, by forwarding peer and reason
-    /// ([`crate::engine::RequestCheck`]).
+    /// (the engine's request check).
     pub refused_requests: Family<RefusedLabel, Counter>,
 }
 

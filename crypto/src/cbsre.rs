@@ -568,3 +568,48 @@ impl Codec for Reencrypted {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::rand_core::SeedableRng;
+
+    use super::*;
+
+    /// As in Umbral, a CPC (holding `rk`) colluding with a grantee (holding `b`) recovers
+    /// the delegating secret the token was issued from: `a = rk · d`, `d = H(X, B, b·X)`.
+    /// With one delegating key per dataset that is one dataset's key: it opens that
+    /// dataset's records and no other dataset's of the same owner.
+    #[test]
+    fn a_cpc_and_a_grantee_recover_only_one_datasets_key() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+        let owner = SigningKeypair::generate(&mut rng);
+        let (dsk_a, dsk_b) = (DelegatingSecretKey::generate(&mut rng), DelegatingSecretKey::generate(&mut rng));
+        let grantee = DelegatingSecretKey::generate(&mut rng);
+        let record = |dsk: &DelegatingSecretKey, name: &str, rng: &mut rand_chacha::ChaCha20Rng| {
+            let header = RecordHeader {
+                owner: "hospital-a".into(),
+                dataset: DatasetId::derive("hospital-a", name),
+                record_index: 0,
+                created_at: 1,
+                content_type: "fhir-r4:observation".into(),
+            };
+            signcrypt(rng, &owner, &dsk.public(), header, name.as_bytes()).unwrap()
+        };
+        let (in_a, in_b) = (record(&dsk_a, "icu", &mut rng), record(&dsk_b, "oncology", &mut rng));
+        let scope = TokenScope {
+            owner: "hospital-a",
+            requester: "research-1",
+            dataset: DatasetId::derive("hospital-a", "icu"),
+            grant_id: [1; 32],
+            expiry: 10,
+            records: None,
+        };
+        let token = ReKeyToken::issue(&mut rng, &owner, &dsk_a, &grantee.public(), scope).unwrap();
+
+        let z = (G1Projective::from(token.x_pub) * grantee.0).to_affine();
+        let recovered = DelegatingSecretKey(token.rk * rekey_d(&token.x_pub, &grantee.public().0, &z));
+        assert_eq!(recovered.0, dsk_a.0, "the collusion recovers the dataset's key");
+        assert_eq!(in_a.owner_decrypt(&recovered, &owner.public()).unwrap(), b"icu");
+        assert!(in_b.owner_decrypt(&recovered, &owner.public()).is_err(), "and opens no other dataset");
+    }
+}

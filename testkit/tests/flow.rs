@@ -84,6 +84,21 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     let oncology =
         c.upload_with(HOSPITAL_A, "oncology", CPCS[0], "&policy=role%3Aresearch+and+dept%3Aoncology").await?;
     c.ledgers_identical(WAIT).await?;
+    // Each dataset has its own delegating key: a record opens with its dataset's key only,
+    // not with another dataset's, nor with the member's (what a CPC and a grantee together
+    // recover is one dataset's key).
+    let kept = |id: &DatasetId| -> Result<_> {
+        let owner = c.owner(HOSPITAL_A)?;
+        let d = owner.datasets.lock().unwrap()[&id.0].clone();
+        d.dsk.clone().ok_or_else(|| anyhow::anyhow!("no dataset key"))
+    };
+    let (icu_key, onc_key) = (kept(&a.dataset)?, kept(&oncology.dataset)?);
+    let hospital = c.member(HOSPITAL_A)?;
+    let stored = c.cpc(CPCS[0])?.store.record(&a.dataset, 0)?;
+    assert!(stored.owner_decrypt(&icu_key, &hospital.signer.public()).is_ok());
+    for other in [&onc_key, &hospital.dsk] {
+        assert!(stored.owner_decrypt(other, &hospital.signer.public()).is_err(), "another key opens the record");
+    }
     let onc = ledger2.dataset(&oncology.dataset.0)?.unwrap();
     assert_eq!(onc.policy, "role:research and dept:oncology");
     let closed = dualchain_node::member::sharing::open_index(&research, &ledger2, &oncology.dataset.0);

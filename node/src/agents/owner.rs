@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use blstrs::Scalar as Fr;
-use dualchain_crypto::cbsre::{DatasetId, ReKeyToken, RecordSelection, TokenScope};
+use dualchain_crypto::cbsre::{DatasetId, DelegatingSecretKey, ReKeyToken, RecordSelection, TokenScope};
 use dualchain_crypto::cert::Certificate;
 use dualchain_crypto::ibe::{self, IbePublicParams};
 use dualchain_crypto::Codec;
@@ -42,6 +42,11 @@ pub struct OwnedDataset {
     pub patients: Vec<String>,
     /// The key of this dataset's per-grant pseudonyms.
     pub pseudonym_key: PseudonymKey,
+    /// The dataset's own delegating key, its records are signcrypted to and its re-key
+    /// tokens issued from (beyond DESIGN.md, where one key per owner serves every dataset:
+    /// a CPC colluding with one grantee recovers it, and with it every dataset of the
+    /// owner). `None` for datasets of earlier builds, which use the member's key.
+    pub dsk: Option<DelegatingSecretKey>,
 }
 
 impl OwnedDataset {
@@ -55,6 +60,7 @@ impl OwnedDataset {
             "records": records,
             "patients": self.patients,
             "pseudonym_key": hex::encode(self.pseudonym_key.0),
+            "dsk": self.dsk.as_ref().map(crate::files::to_hex),
         })
     }
 
@@ -85,7 +91,11 @@ impl OwnedDataset {
             }
             None => PseudonymKey::random(),
         };
-        Ok(Self { name: text("name")?, cpc: text("cpc")?, shape, records, salt, patients, pseudonym_key })
+        let dsk = match v.get("dsk").and_then(|k| k.as_str()) {
+            Some(k) => Some(crate::files::from_hex(k, "dataset delegating key")?),
+            None => None,
+        };
+        Ok(Self { name: text("name")?, cpc: text("cpc")?, shape, records, salt, patients, pseudonym_key, dsk })
     }
 }
 
@@ -232,7 +242,7 @@ impl OwnerNode {
         let token = ReKeyToken::issue(
             &mut rng,
             &self.member.signer,
-            &self.member.dsk,
+            d.dsk.as_ref().unwrap_or(&self.member.dsk),
             &cert.fields.delegating_key,
             TokenScope {
                 owner: &grant.owner,
@@ -283,11 +293,13 @@ mod tests {
             salt: Fr::from(5u64),
             patients: vec!["Patient/a".into(), "Patient/b".into()],
             pseudonym_key: PseudonymKey([7; 32]),
+            dsk: Some(DelegatingSecretKey::generate(&mut rand::rngs::OsRng)),
         };
         let back = OwnedDataset::from_json(&d.to_json()).unwrap();
         assert_eq!((back.shape, back.records.clone(), back.salt), (d.shape, d.records.clone(), d.salt));
         assert_eq!((back.name.as_str(), back.cpc.as_str()), ("icu", "cpc-1"));
         assert_eq!((back.patients.clone(), back.pseudonym_key.clone()), (d.patients.clone(), d.pseudonym_key.clone()));
+        assert_eq!(back.dsk.as_ref().map(|k| k.public()), d.dsk.as_ref().map(|k| k.public()));
         let mut v = d.to_json();
         v["patients"] = serde_json::json!(["Patient/a"]); // not one per record
         assert!(OwnedDataset::from_json(&v).is_err());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use dualchain_crypto::cbsre::DatasetId;
+use dualchain_crypto::cbsre::{DatasetId, DelegatingSecretKey};
 use dualchain_crypto::cert::Role;
 use dualchain_crypto::Codec;
 use dualchain_ledger::tx::{Disclosure, Hash, Outcome};
@@ -480,8 +480,12 @@ async fn upload(
     let member = h.member.clone();
     let now = unix_ms() / 1000;
     let mut srng = ChaCha20Rng::from_rng(&mut rng).map_err(ApiError::internal)?;
+    // The dataset's own delegating key: a CPC colluding with a grantee recovers this one
+    // dataset's key, not the owner's for every dataset.
+    let dsk = DelegatingSecretKey::generate(&mut rng);
+    let delegating = dsk.public();
     let sealed = tokio::task::spawn_blocking(move || {
-        sharing::signcrypt_dataset(&mut srng, &member, dataset, &plaintexts, now, &|_, _| {})
+        sharing::signcrypt_dataset(&mut srng, &member, &delegating, dataset, &plaintexts, now, &|_, _| {})
     })
     .await
     .map_err(ApiError::internal)??;
@@ -518,6 +522,7 @@ async fn upload(
         salt: prepared.salt,
         patients,
         pseudonym_key: pseudonym::PseudonymKey::random(),
+        dsk: Some(dsk),
     };
     owner.add_dataset(dataset, kept)?;
     let f = h.client.submit(prepared.tx).await?;

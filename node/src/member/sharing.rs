@@ -8,7 +8,7 @@ use anyhow::{anyhow, ensure, Result};
 use blstrs::Scalar as Fr;
 use dualchain_crypto::abe::ac17::Ac17;
 use dualchain_crypto::abe::AbeScheme;
-use dualchain_crypto::cbsre::{signcrypt, DatasetId, RecordHeader, Signcrypted};
+use dualchain_crypto::cbsre::{signcrypt, DatasetId, DelegatingPublicKey, RecordHeader, Signcrypted};
 use dualchain_crypto::Codec;
 use dualchain_kernels::Compute;
 use dualchain_ledger::policy::AccessPolicy;
@@ -33,6 +33,7 @@ pub const RECORD_CONTENT_TYPE: &str = "fhir-r4:observation";
 pub fn signcrypt_dataset(
     rng: &mut (impl RngCore + CryptoRng),
     owner: &Member,
+    delegating: &DelegatingPublicKey,
     dataset: DatasetId,
     plaintexts: &[Vec<u8>],
     now: u64,
@@ -47,7 +48,7 @@ pub fn signcrypt_dataset(
             created_at: now,
             content_type: RECORD_CONTENT_TYPE.into(),
         };
-        records.push(signcrypt(rng, &owner.signer, &owner.dsk.public(), header, pt)?);
+        records.push(signcrypt(rng, &owner.signer, delegating, header, pt)?);
         if i % 16 == 15 || i + 1 == plaintexts.len() {
             progress(i + 1, plaintexts.len());
         }
