@@ -175,6 +175,7 @@ fn ledger_seeds(out: &mut Out) {
         abe_index: vec![0x33, 1],
         zk_policy_hash: one,
         disclosure: Default::default(),
+        erased: None,
         registered_ms: 1_790_000_000_000,
         tx: [6; 32],
     };

@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
         TxKind::RevokeCredential { .. }
         | TxKind::RevokeMember { .. }
         | TxKind::RevokeGrant { .. }
+        | TxKind::EraseDataset { .. }
         | TxKind::Receipt { .. } => {}
     }
 });

@@ -596,6 +596,9 @@ impl Ledger {
     pub fn grant_usable(&self, id: &Hash, now_ms: u64) -> Result<GrantRecord, String> {
         let g = self.grant(id).map_err(|e| e.to_string())?.ok_or_else(|| "unknown grant".to_string())?;
         g.usable(now_ms).map_err(|r| r.to_string())?;
+        if self.dataset(&g.dataset).map_err(|e| e.to_string())?.is_some_and(|d| d.erased.is_some()) {
+            return Err(Reason::DatasetErased.to_string());
+        }
         Ok(g)
     }
 }

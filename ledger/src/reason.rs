@@ -102,6 +102,8 @@ pub enum Reason {
     ZkPolicyInvalid,
     /// The index is encrypted under another CP-ABE policy than the statement's.
     AbeIndexPolicyDiffers,
+    /// The dataset was erased by its owner.
+    DatasetErased,
     /// The zero-knowledge policy hash is not the hash of the statement's DNF.
     ZkPolicyDiffers,
 
@@ -306,6 +308,7 @@ impl fmt::Display for Reason {
             }
             AbeIndexInvalid => f.write_str("the CP-ABE index is not a ciphertext of the scheme"),
             ZkPolicyInvalid => f.write_str("the zero-knowledge policy is not a valid DNF"),
+            DatasetErased => f.write_str("the dataset was erased by its owner"),
             AbeIndexPolicyDiffers => {
                 f.write_str("the CP-ABE index is encrypted under another policy than the statement's CP-ABE form")
             }

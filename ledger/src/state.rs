@@ -84,6 +84,14 @@ pub struct RootRecord {
     pub superseded_ms: Option<u64>,
 }
 
+/// A dataset's tombstone: when and why its owner erased it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Erasure {
+    pub at_ms: u64,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetRecord {
     #[serde(with = "hex_bytes::id")]
@@ -99,6 +107,9 @@ pub struct DatasetRecord {
     pub zk_policy_hash: FrBytes,
     #[serde(default)]
     pub disclosure: Disclosure,
+    /// Set when the owner erased the dataset (its index is then dropped from state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased: Option<Erasure>,
     pub registered_ms: u64,
     #[serde(with = "hex_bytes::id")]
     pub tx: Hash,

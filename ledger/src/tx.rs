@@ -237,6 +237,14 @@ pub enum TxKind {
         #[serde(with = "hex_bytes", default, skip_serializing_if = "Vec::is_empty")]
         sealed_pseudonyms: Vec<u8>,
     },
+    /// `abe`: the owner erases a dataset (the tombstone: when and why, nothing of the
+    /// data). Its CPC deletes the records and every grant's results; the owner's node
+    /// destroys the dataset's delegating key, so copies kept anywhere no longer decrypt.
+    EraseDataset {
+        #[serde(with = "hex_bytes::id")]
+        dataset: Hash,
+        reason: String,
+    },
     /// `access`: the owner (or the KGC) revokes a grant.
     RevokeGrant {
         #[serde(with = "hex_bytes::id")]
@@ -263,7 +271,8 @@ impl TxKind {
             | TxKind::IssueCredential { .. }
             | TxKind::RevokeCredential { .. }
             | TxKind::RevokeMember { .. }
-            | TxKind::RegisterDataset(_) => Chain::Data,
+            | TxKind::RegisterDataset(_)
+            | TxKind::EraseDataset { .. } => Chain::Data,
             _ => Chain::Access,
         }
     }
@@ -279,6 +288,7 @@ impl TxKind {
             TxKind::SupplyProof { .. } => "supply_proof",
             TxKind::RequestAccess { .. } => "request_access",
             TxKind::IssueReKey { .. } => "issue_rekey",
+            TxKind::EraseDataset { .. } => "erase_dataset",
             TxKind::RevokeGrant { .. } => "revoke_grant",
             TxKind::Receipt { .. } => "receipt",
         }

@@ -136,6 +136,7 @@ fn hospital_a_dataset(
         abe_index: vec![],
         zk_policy_hash: fr(6),
         disclosure,
+        erased: None,
         registered_ms: T0_MS,
         tx: [0; 32],
     }
@@ -843,4 +844,63 @@ fn grant_pseudonyms_are_accepted_only_sealed_to_the_requester() {
     assert!(ledger.grant(&[1; 32]).unwrap().unwrap().sealed_token.is_none());
     let g = ledger.grant(&[4; 32]).unwrap().unwrap();
     assert_eq!((g.cpc.as_str(), g.sealed_pseudonyms.is_some()), ("cpc-1", true));
+}
+
+/// Only the owner erases a dataset, once; afterwards the record keeps the tombstone and
+/// the commitment but not the index, and no demand is accepted for it.
+#[test]
+fn only_the_owner_erases_a_dataset_and_nothing_is_asked_of_it_afterwards() {
+    use dualchain_ledger::state::dataset_key;
+    use dualchain_prover::supply::Requirement;
+
+    let mut w = World::new();
+    let mut hospital = w.member("hospital-a", Role::Hospital, None);
+    let mut other = w.member("hospital-b", Role::Hospital, None);
+    let mut research = w.member("research-1", Role::ResearchInstitute, None);
+    let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+    let dataset = [1u8; 32];
+    seed_state(&engine, |o| {
+        let mut d = hospital_a_dataset(dataset, Default::default());
+        d.abe_index = vec![0x33; 64];
+        o.put(dataset_key(&dataset), &d)
+    });
+    let ledger = open(engine, &w);
+    let regs = [hospital.register(), other.register(), research.register()];
+    batch(&ledger, 2, &regs.iter().map(SignedTx::to_bytes).collect::<Vec<_>>()).unwrap().unwrap();
+
+    let erase =
+        |who: &mut Who, reason: &str| who.tx(TxKind::EraseDataset { dataset, reason: reason.into() }).to_bytes();
+    let requirement = Requirement {
+        code: 88674,
+        unit: 1,
+        age_lo: 0,
+        age_hi: 120,
+        sex: 0,
+        value_min: None,
+        value_max: None,
+        time_from: 0,
+        time_to: u32::MAX,
+        threshold: 10,
+    };
+    let payloads = vec![
+        erase(&mut other, "not mine"),
+        erase(&mut research, "not a hospital"),
+        erase(&mut hospital, ""),
+        erase(&mut hospital, "patient request (GDPR art. 17)"),
+        erase(&mut hospital, "again"),
+        research.tx(TxKind::Demand { demand: [9; 32], dataset, requirement }).to_bytes(),
+    ];
+    let a = batch(&ledger, 3, &payloads).unwrap().unwrap();
+    let o = outcomes(&a);
+    assert_eq!(reason(&o[0]), &Reason::NotDatasetOwner { owner: "hospital-a".into() });
+    assert!(matches!(reason(&o[1]), Reason::RoleRequired { .. }), "{:?}", o[1]);
+    assert!(matches!(reason(&o[2]), Reason::TextInvalid { .. }), "{:?}", o[2]);
+    assert!(o[3].is_accepted(), "{:?}", a.txs[3].detail);
+    assert_eq!(reason(&o[4]), &Reason::DatasetErased);
+    assert_eq!(reason(&o[5]), &Reason::DatasetErased);
+    let d = ledger.dataset(&dataset).unwrap().unwrap();
+    let tombstone = d.erased.expect("the tombstone");
+    assert_eq!(tombstone.reason, "patient request (GDPR art. 17)");
+    assert!(d.abe_index.is_empty(), "the index is dropped from state");
+    assert_eq!(d.commitment, fr(5), "the commitment (hiding) stays");
 }

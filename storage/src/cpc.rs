@@ -79,6 +79,18 @@ fn swept_key(grant: &[u8; 32]) -> Vec<u8> {
     [b"swept/".as_slice(), grant].concat()
 }
 
+/// The tombstone of a dataset its owner erased: when (UNIX seconds).
+fn erased_key(dataset: &DatasetId) -> Vec<u8> {
+    [b"erased/".as_slice(), &dataset.0].concat()
+}
+
+/// What erasing a dataset deleted: its records and the grants on it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Erased {
+    pub records: usize,
+    pub grants: usize,
+}
+
 /// Grants read per step of a retention sweep.
 const SWEEP_PAGE: usize = 256;
 
@@ -248,6 +260,9 @@ impl CpcStore {
         if self.manifest(&dataset)?.is_some() {
             return Err(StorageError::Conflict(format!("dataset {dataset} is already stored")));
         }
+        if self.erased(&dataset)?.is_some() {
+            return Err(StorageError::Conflict(format!("dataset {dataset} was erased")));
+        }
         let mut entries = Vec::with_capacity(records.len());
         for (chunk_no, chunk) in records.chunks(INGEST_BATCH).enumerate() {
             let mut wb = WriteBatch::new();
@@ -411,6 +426,61 @@ impl CpcStore {
         wb.put(Cf::CpcJobs, swept_key(id), record::seal(&now.to_be_bytes()));
         atomic::commit(self.engine.as_ref(), wb)?;
         Ok(results.len())
+    }
+
+    /// Erases a dataset its owner erased on chain: its manifest, every record's payload and
+    /// capsule, and every grant on it (results, job, token) in one atomic write; a
+    /// tombstone refuses the dataset from then on. Idempotent.
+    ///
+    /// What was deleted from RocksDB stays in its files until compaction; those copies
+    /// and any backup decrypt no more than the live records did (only the owner's dataset
+    /// key or a grant's re-key opens them), and the owner's node destroys the dataset's
+    /// key at the same time (crypto-shredding).
+    pub fn erase_dataset(&self, dataset: &DatasetId, now: u64) -> Result<Erased> {
+        if self.erased(dataset)?.is_some() {
+            return Ok(Erased::default());
+        }
+        let mut grants = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            let rows = self.engine.scan(Cf::CpcGrants, &from, None, SWEEP_PAGE)?;
+            let Some((last, _)) = rows.last() else { break };
+            from = [last.as_slice(), &[0]].concat();
+            for (k, v) in &rows {
+                let g = Grant::decode(k, record::open(Cf::CpcGrants, k, v)?)?;
+                if g.token.dataset == *dataset {
+                    grants.push(g.id);
+                }
+            }
+            if rows.len() < SWEEP_PAGE {
+                break;
+            }
+        }
+        for g in &grants {
+            self.clear_grant(g, now)?;
+        }
+        let end = prefix_end(&dataset.0);
+        let mut wb = WriteBatch::new();
+        let capsules = self.engine.scan(Cf::CpcCapsules, &dataset.0, Some(&end), usize::MAX)?;
+        for (k, _) in &capsules {
+            wb.delete(Cf::CpcCapsules, k.clone());
+        }
+        for (k, _) in self.engine.scan(Cf::CpcBlobs, &dataset.0, Some(&end), usize::MAX)? {
+            wb.delete(Cf::CpcBlobs, k);
+        }
+        wb.delete(Cf::CpcManifests, dataset.0.to_vec());
+        wb.put(Cf::CpcJobs, erased_key(dataset), record::seal(&now.to_be_bytes()));
+        atomic::commit(self.engine.as_ref(), wb)?;
+        Ok(Erased { records: capsules.len(), grants: grants.len() })
+    }
+
+    /// When the dataset was erased here (UNIX seconds), if it was.
+    pub fn erased(&self, dataset: &DatasetId) -> Result<Option<u64>> {
+        let key = erased_key(dataset);
+        match self.get_record(Cf::CpcJobs, &key)? {
+            Some(p) => record::decode(Cf::CpcJobs, &key, &p, |r| r.u64()).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// When the retention sweep cleared a grant (UNIX seconds), if it did.

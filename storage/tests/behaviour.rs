@@ -8,7 +8,7 @@ use common::*;
 use dualchain_crypto::cbsre::{ReKeyToken, RecordSelection, TokenScope};
 use dualchain_crypto::reencrypt::CpuBackend;
 use dualchain_storage::consensus::{ConsensusStore, LogWrite};
-use dualchain_storage::cpc::{CpcStore, Swept};
+use dualchain_storage::cpc::{CpcStore, Erased, Swept};
 use dualchain_storage::engine::{Cf, KvEngine, WriteBatch};
 use dualchain_storage::ledger::{Chain, LedgerStore};
 use dualchain_storage::memory::MemoryEngine;
@@ -185,6 +185,20 @@ fn cpc_suite(e: Arc<dyn KvEngine>) {
     assert_eq!(cpc.sweep(NOW + 7200).unwrap(), Swept::default(), "a second sweep finds nothing");
     // The records themselves stay: they belong to the dataset, not to a grant.
     assert_eq!(cpc.record(&manifest.dataset, 17).unwrap(), d.records[17]);
+
+    // Erasure: the owner erased the dataset on chain; its records, capsules and the grants
+    // on it go, and it cannot come back.
+    cpc.put_grant([12; 32], token([12; 32], &[5, 6, 7]), &d.owner.public(), NOW).unwrap();
+    cpc.reencrypt(&[12; 32], &CpuBackend, &d.owner.public(), NOW, 16, &mut rng(6)).unwrap();
+    assert_eq!(cpc.erase_dataset(&manifest.dataset, NOW).unwrap(), Erased { records: 40, grants: 1 });
+    assert_eq!(cpc.erased(&manifest.dataset).unwrap(), Some(NOW));
+    assert!(cpc.manifest(&manifest.dataset).unwrap().is_none());
+    assert!(cpc.record(&manifest.dataset, 17).is_err());
+    assert!(cpc.grant(&[12; 32]).unwrap().is_none() && cpc.results(&[12; 32], &d.owner.public(), NOW).is_err());
+    let back = cpc.ingest(&d.owner.public(), &d.records);
+    assert!(matches!(back, Err(StorageError::Conflict(ref m)) if m.contains("erased")), "{back:?}");
+    assert_eq!(cpc.erase_dataset(&manifest.dataset, NOW + 1).unwrap(), Erased::default(), "erasing twice");
+    assert_eq!(cpc.sweep(NOW + 7200).unwrap(), Swept::default());
 }
 
 #[test]

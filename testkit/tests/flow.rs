@@ -258,6 +258,28 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     let err = c.cpc(CPCS[1])?.upload(HOSPITAL_B, &b_records).unwrap_err().to_string();
     assert!(err.contains("not an active data owner"), "{err}");
 
+    // Erasure: hospital-a erases its ward dataset. Its CPC deletes the records and the
+    // grants' results; hospital-a's node destroys the dataset's key, so a copy of a stored
+    // record taken before (a backup) opens with no key hospital-a still holds.
+    let backup = cpc1.store.record(&a.dataset, 0)?;
+    let path = format!("/datasets/{}/erase", a.dataset.to_hex());
+    let r = reason(c.api(RESEARCH)?.call::<Value>(Method::POST, &path, Some(&json!({"reason": "x"}))).await);
+    assert!(r.starts_with("wrong-role"), "{r}");
+    let body = json!({"reason": "the patients asked (GDPR art. 17)"});
+    c.api(HOSPITAL_A)?.call::<Value>(Method::POST, &path, Some(&body)).await?;
+    wait_for(WAIT, "the CPC to erase the dataset", || cpc1.store.erased(&a.dataset).map_err(Into::into)).await?;
+    assert!(cpc1.store.manifest(&a.dataset)?.is_none() && cpc1.store.record(&a.dataset, 0).is_err());
+    assert!(c.owner(HOSPITAL_A)?.datasets.lock().unwrap().get(&a.dataset.0).is_none(), "the owner keeps nothing");
+    let hospital = c.member(HOSPITAL_A)?;
+    assert!(backup.owner_decrypt(&hospital.dsk, &hospital.signer.public()).is_err());
+    assert!(backup.owner_decrypt(&icu_key, &hospital.signer.public()).is_ok(), "only the destroyed key opened it");
+    let r = reason(c.api(HOSPITAL_A)?.call::<Value>(Method::POST, &path, Some(&body)).await);
+    assert!(r.starts_with("erased"), "{r}");
+    let r = reason(c.demand(RESEARCH, &a.dataset, 4).await);
+    assert!(r.contains("erased"), "{r}");
+    let tombstone = c.ledger(0)?.dataset(&a.dataset.0)?.unwrap();
+    assert!(tombstone.erased.is_some() && tombstone.abe_index.is_empty());
+
     // Everything above on identical ledgers.
     c.ledgers_identical(WAIT).await?;
     let unknown = DatasetId::derive(HOSPITAL_A, "nothing");

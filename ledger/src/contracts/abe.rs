@@ -14,10 +14,10 @@ use dualchain_crypto::abe::AbeScheme;
 use dualchain_crypto::Codec;
 use dualchain_prover::supply::SupplyShape;
 
-use super::context::{reject, reject_because, Ctx, Exec};
+use super::context::{check_text, reject, reject_because, Ctx, Exec};
 use crate::policy::AccessPolicy;
-use crate::reason::Reason;
-use crate::state::{dataset_key, DatasetRecord};
+use crate::reason::{Reason, TextField};
+use crate::state::{dataset_key, DatasetRecord, Erasure};
 use crate::tx::{DatasetRegistration, FrBytes};
 
 /// Longest CP-ABE policy text.
@@ -80,9 +80,32 @@ pub fn register_dataset(ctx: &mut Ctx<'_, '_>, reg: &DatasetRegistration) -> Exe
         abe_index: reg.abe_index.clone(),
         zk_policy_hash: reg.zk_policy_hash,
         disclosure: reg.disclosure,
+        erased: None,
         registered_ms: ctx.time_ms,
         tx: ctx.tx_hash,
     };
     ctx.state.put(dataset_key(&reg.dataset), &record);
+    Ok(())
+}
+
+/// The owner erases a dataset: its record keeps the commitment, the statement and the
+/// tombstone (when, why); the CP-ABE index is dropped from state (the registration's block
+/// keeps it: names, H1 and counts, no patient data). No demand, access request, re-key or
+/// receipt is accepted for it afterwards, and its grants are no longer usable.
+pub fn erase_dataset(ctx: &mut Ctx<'_, '_>, dataset: &crate::tx::Hash, reason: &str) -> Exec {
+    let sender = ctx.require_role(&["hospital"])?.id.clone();
+    check_text(TextField::Reason, reason, 256)?;
+    let Some(mut ds) = ctx.state.get::<DatasetRecord>(&dataset_key(dataset))? else {
+        return reject(Reason::UnknownDataset);
+    };
+    if ds.owner != sender {
+        return reject(Reason::NotDatasetOwner { owner: ds.owner });
+    }
+    if ds.erased.is_some() {
+        return reject(Reason::DatasetErased);
+    }
+    ds.erased = Some(Erasure { at_ms: ctx.time_ms, reason: reason.to_string() });
+    ds.abe_index = Vec::new();
+    ctx.state.put(dataset_key(dataset), &ds);
     Ok(())
 }

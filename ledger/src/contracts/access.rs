@@ -25,6 +25,14 @@ fn grant(ctx: &Ctx<'_, '_>, id: &Hash) -> Result<GrantRecord, Refusal> {
     }
 }
 
+/// Refuses work under a grant whose dataset its owner erased.
+fn require_not_erased(ctx: &Ctx<'_, '_>, g: &GrantRecord) -> Exec {
+    match ctx.state.get::<DatasetRecord>(&dataset_key(&g.dataset))? {
+        Some(ds) if ds.erased.is_some() => reject(Reason::DatasetErased),
+        _ => Ok(()),
+    }
+}
+
 pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement) -> Exec {
     let requester = ctx.require_role(&["research", "hospital"])?.id.clone();
     if ctx.state.get::<DemandRecord>(&demand_key(id))?.is_some() {
@@ -33,6 +41,9 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement)
     let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(dataset))? else {
         return reject(Reason::UnknownDataset);
     };
+    if ds.erased.is_some() {
+        return reject(Reason::DatasetErased);
+    }
     if let Err(e) = r.validate() {
         return reject_because(Reason::RequirementInvalid, e);
     }
@@ -73,6 +84,7 @@ pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8], sealed
         return reject(Reason::NotGrantOwner { owner: g.owner });
     }
     g.usable(ctx.time_ms).map_err(|reason| Refusal::Rejected { reason, detail: None })?;
+    require_not_erased(ctx, &g)?;
     if g.sealed_token.is_some() {
         return reject(Reason::RekeyAlreadyIssued);
     }
@@ -138,6 +150,7 @@ pub fn receipt(ctx: &mut Ctx<'_, '_>, id: &Hash, records: u64, results_digest: &
         return reject(Reason::NotGrantCpc { cpc: g.cpc });
     }
     g.usable(ctx.time_ms).map_err(|reason| Refusal::Rejected { reason, detail: None })?;
+    require_not_erased(ctx, &g)?;
     let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(&g.dataset))? else {
         return reject(Reason::GrantDatasetUnknown);
     };

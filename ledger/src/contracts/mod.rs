@@ -22,6 +22,7 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
         TxKind::RevokeCredential { member, reason } => registry::revoke_credential(ctx, member, reason),
         TxKind::RevokeMember { member, reason } => registry::revoke_member(ctx, member, reason),
         TxKind::RegisterDataset(reg) => abe::register_dataset(ctx, reg),
+        TxKind::EraseDataset { dataset, reason } => abe::erase_dataset(ctx, dataset, reason),
         TxKind::Demand { demand, dataset, requirement } => access::demand(ctx, demand, dataset, requirement),
         TxKind::SupplyProof { demand, .. } => zk::supply_proof(ctx, demand),
         TxKind::RequestAccess { request, demand, root, duration_s, .. } => {

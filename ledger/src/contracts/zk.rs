@@ -143,6 +143,9 @@ pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root
     let Some(ds) = ctx.state.get::<DatasetRecord>(&dataset_key(&d.dataset))? else {
         return reject(Reason::DemandDatasetUnknown);
     };
+    if ds.erased.is_some() {
+        return reject(Reason::DatasetErased);
+    }
     let denial = match registry::root_denial(ctx, root)? {
         Some(d) => Some(d),
         None => verdict(ctx).err().map(|proof| Denial::PolicyProof { proof }),

@@ -118,6 +118,7 @@ impl CpcNode {
                     Some(Box::pin(async move { me.serve_grant(grant, sealed_token).await }) as Reaction)
                 }
                 TxKind::RevokeGrant { grant, .. } => Some(Box::pin(async move { me.drop_grant(grant) })),
+                TxKind::EraseDataset { dataset, .. } => Some(Box::pin(async move { me.erase(dataset) })),
                 _ => None,
             }
         })
@@ -174,6 +175,17 @@ impl CpcNode {
             // A revoked grant's records are deleted at once, not at the next sweep.
             self.sweep()?;
         }
+        Ok(())
+    }
+
+    /// Erases a dataset its owner erased on chain, if it is stored here.
+    fn erase(&self, dataset: Hash) -> Result<()> {
+        let id = DatasetId(dataset);
+        if self.store.manifest(&id)?.is_none() {
+            return Ok(());
+        }
+        let erased = self.store.erase_dataset(&id, unix_ms() / 1000)?;
+        self.log.push(&self.member.id, Activity::Erased { dataset, records: erased.records, grants: erased.grants });
         Ok(())
     }
 

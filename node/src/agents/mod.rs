@@ -56,6 +56,12 @@ pub enum Activity {
     GrantDropped {
         grant: Hash,
     },
+    /// A CPC erased a dataset its owner erased on chain.
+    Erased {
+        dataset: Hash,
+        records: usize,
+        grants: usize,
+    },
     /// The retention sweep deleted the re-encrypted records of grants that ended.
     Swept {
         grants: usize,

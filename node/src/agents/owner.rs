@@ -147,6 +147,20 @@ impl OwnerNode {
         Ok(n)
     }
 
+    /// Destroys what this node keeps of an erased dataset: its file (records, patient
+    /// references, pseudonym key, delegating key) and its copy in memory. Idempotent.
+    pub fn forget(&self, id: &Hash) -> Result<()> {
+        self.datasets.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        if let Some(dir) = &self.persist {
+            match std::fs::remove_file(dir.join(format!("{}.json", hex::encode(id)))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
     fn dataset(&self, id: &Hash) -> Option<Arc<OwnedDataset>> {
         self.datasets.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
     }
@@ -179,6 +193,7 @@ impl OwnerNode {
                     Some(Box::pin(async move { me.prove_supply(demand, d, requirement).await }) as Reaction)
                 }
                 TxKind::RequestAccess { request, .. } => Some(Box::pin(async move { me.issue_rekey(request).await })),
+                TxKind::EraseDataset { dataset, .. } => Some(Box::pin(async move { me.forget(&dataset) })),
                 _ => None,
             }
         })

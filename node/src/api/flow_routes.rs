@@ -224,6 +224,34 @@ pub async fn revoke_grant(State(api): State<ApiState>, Path(id): Path<String>, s
     ok_json(&final_json(&f))
 }
 
+/// `POST /datasets/{id}/erase`: the owner erases a dataset. The ledger records the
+/// tombstone (when, why); the owner's node destroys the dataset's delegating key, records,
+/// patient references and pseudonym key; its CPC deletes the records and every grant's
+/// results (both follow the ledger, so a node that was down does it when it catches up).
+pub async fn erase_dataset(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(node, &s, &[Role::Hospital])?;
+    let dataset = parse_id(&id, "dataset")?;
+    let spec: RevokeSpec = if s.body.is_empty() { RevokeSpec::default() } else { s.json()? };
+    match node.ledger.dataset(&dataset)? {
+        None => return Err(ApiError::not_found("unknown-dataset", "no such dataset")),
+        Some(ds) if ds.owner != h.member.id => {
+            return Err(ApiError::forbidden("not-yours", format!("the dataset is {}'s", ds.owner)))
+        }
+        Some(ds) if ds.erased.is_some() => return Err(ApiError::conflict("erased", "the dataset is already erased")),
+        Some(_) => {}
+    }
+    let reason = if spec.reason.is_empty() { format!("erased by {}", h.member.id) } else { spec.reason };
+    let f = h.client.submit(TxKind::EraseDataset { dataset, reason }).await?;
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::forbidden("rejected", format!("the ledger rejected the erasure: {reason}")));
+    }
+    if let Some(owner) = &h.owner {
+        owner.forget(&dataset).map_err(ApiError::internal)?;
+    }
+    ok_json(&final_json(&f))
+}
+
 /// `POST /members/{id}/revoke`: the KGC revokes a member; from then on nothing the member
 /// signs counts on the ledger, and every node refuses its signed calls.
 pub async fn revoke_member(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {

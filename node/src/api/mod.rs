@@ -114,6 +114,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/fhir/Patient", post(post_patient))
         .route("/datasets/seal", post(seal))
         .route("/datasets/{id}", get(get_dataset))
+        .route("/datasets/{id}/erase", post(erase_dataset))
         .route("/demands", post(post_demand))
         .route("/demands/{id}", get(get_demand))
         .route("/access", post(post_access))
