@@ -8,6 +8,9 @@
 //! the ratio is what pipelining buys. `BENCH_CONSENSUS_POINT=<n>:<window>:<offered|max>`
 //! runs one point alone (for a profiler).
 //!
+//! The request check (also alone with `BENCH_CONSENSUS_CHECK=1`): what validators spend
+//! on the requests their peers forward, batch-verified against one at a time.
+//!
 //! The overload point (also alone with `BENCH_CONSENSUS_OVERLOAD=1`): n = 4 at the
 //! default window, the closed-loop peak, then twice the peak offered open-loop, with
 //! admission control off (every request queued, the behaviour before it) and on; committed
@@ -25,7 +28,7 @@ use dualchain_progress::Progress;
 use dualchain_storage::rocks::RocksConfig;
 use rand::SeedableRng;
 
-use crate::measure::Record;
+use crate::measure::{ops_per_second, Record};
 
 const PAYLOAD_LEN: usize = 256;
 /// Requests per submission chunk (a gateway's batch).
@@ -279,6 +282,9 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     if let Ok(spec) = std::env::var("BENCH_CONSENSUS_POINT") {
         return single_point(&spec, warmup, measure);
     }
+    if std::env::var_os("BENCH_CONSENSUS_CHECK").is_some() {
+        return request_check(measure);
+    }
     if std::env::var_os("BENCH_CONSENSUS_OVERLOAD").is_some() {
         let progress = Progress::new("bench consensus overload", 4);
         let records = overload((warmup, measure), &progress)?;
@@ -318,8 +324,55 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         }
     }
     records.extend(overload(timing, &progress)?);
+    records.extend(request_check(measure)?);
     progress.finish();
     Ok(records)
+}
+
+/// The validators' check of forwarded requests (`MemberRequests`: decode, client and
+/// number against the transaction, signature under the member's key from the ledger), on
+/// one core: a forward of [`CHUNK`] members' transactions checked at once (one batch
+/// verification), against the same requests checked one per call (the baseline).
+/// `BENCH_CONSENSUS_CHECK=1` runs it alone.
+fn request_check(measure: Duration) -> Result<Vec<Record>> {
+    use dualchain_consensus::engine::RequestCheck;
+    use dualchain_crypto::cert::Role;
+    use dualchain_ledger::tx::TxKind;
+    use dualchain_node::validator::MemberRequests;
+    use dualchain_testkit::members::{request, signed, MemberLedger};
+
+    let mut w = MemberLedger::new(1)?;
+    let members: Vec<(String, dualchain_crypto::sign::SigningKeypair)> = (0..16)
+        .map(|i| {
+            let id = format!("hospital-{i}");
+            Ok((id.clone(), w.register(&id, Role::Hospital)?))
+        })
+        .collect::<Result<_>>()?;
+    // Transactions of about the consensus suite's size (a revocation with a long reason).
+    let requests: Vec<Request> = (0..CHUNK)
+        .map(|i| {
+            let (id, key) = &members[i % members.len()];
+            let kind = TxKind::RevokeGrant { grant: [i as u8; 32], reason: "x".repeat(120) };
+            Ok(request(&signed(id, 10 + i as u64, kind, key)?))
+        })
+        .collect::<Result<_>>()?;
+    let bytes = requests.iter().map(|r| r.payload.len()).sum::<usize>() / requests.len();
+    let check = MemberRequests { ledger: w.ledger.clone() };
+    anyhow::ensure!(check.check(&requests).iter().all(Result::is_ok), "a genuine request was refused");
+    let one_by_one = ops_per_second(measure, requests.len(), || {
+        for r in &requests {
+            std::hint::black_box(check.check(std::slice::from_ref(r)));
+        }
+    });
+    let batched = ops_per_second(measure, requests.len(), || {
+        std::hint::black_box(check.check(&requests));
+    });
+    let params = |how: &str| format!("forward={CHUNK},tx_bytes={bytes},{how},threads=1");
+    let mut base = Record::throughput("consensus::request_check", params("one_per_call"), one_by_one, None);
+    base.unit = "req/s".into();
+    let mut batch = Record::throughput("consensus::request_check", params("batch"), batched, Some(one_by_one));
+    batch.unit = "req/s".into();
+    Ok(vec![base, batch])
 }
 
 /// Records of one point: committed tx/s and p50/p99 latency, each against `baseline`.

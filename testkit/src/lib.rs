@@ -7,6 +7,7 @@
 //! | [`demo`] | the demo (`dualchain-demo`): the whole flow with timings and a summary |
 //! | [`procs`] | a consortium of `dualchain node` processes on this host |
 //! | [`fhir`] | synthetic bedside-monitor FHIR R4 Observations and Bundles |
+//! | [`members`] | a ledger whose members a test CA registers, and signed requests (the request check) |
 //!
 //! Its tests:
 //! - `tests/flow.rs`: the whole flow, and every refusal it must produce (unauthorised
@@ -21,5 +22,6 @@ pub mod chaos;
 pub mod consortium;
 pub mod demo;
 pub mod fhir;
+pub mod members;
 pub mod netns;
 pub mod procs;

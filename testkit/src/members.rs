@@ -1,0 +1,95 @@
+//! A ledger on a memory store whose members a test CA registers, for what reads membership
+//! without consensus or proofs: the validators' check of forwarded requests
+//! (`dualchain_node::validator::MemberRequests`), its test and its benchmark.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use bellperson::groth16::VerifyingKey;
+use blstrs::{G1Affine, G2Affine};
+use dualchain_consensus::Request;
+use dualchain_crypto::cbsre::DelegatingSecretKey;
+use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFields, Role};
+use dualchain_crypto::sign::SigningKeypair;
+use dualchain_crypto::Codec;
+use dualchain_ledger::tx::{client_id, SignedTx, Tx, TxKind};
+use dualchain_ledger::{Committed, Genesis, Ledger};
+use dualchain_prover::backend::CpuBackend;
+use dualchain_storage::memory::MemoryEngine;
+use group::prime::PrimeCurveAffine;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+/// The ledger's time (UNIX seconds) at its first batch.
+pub const T0_S: u64 = 1_790_000_000;
+
+/// A ledger and the CA whose members it admits (no proofs: its verifying keys are
+/// placeholders).
+pub struct MemberLedger {
+    pub ledger: Arc<Ledger>,
+    pub ca: CertificateAuthority,
+    pub rng: ChaCha20Rng,
+    seq: u64,
+}
+
+impl MemberLedger {
+    pub fn new(seed: u64) -> Result<Self> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let ca = CertificateAuthority::generate("ca", &mut rng)?;
+        let (g1, g2) = (G1Affine::generator(), G2Affine::generator());
+        let vk = VerifyingKey {
+            alpha_g1: g1,
+            beta_g1: g1,
+            beta_g2: g2,
+            gamma_g2: g2,
+            delta_g1: g1,
+            delta_g2: g2,
+            ic: vec![g1; 4],
+        };
+        let genesis = Genesis { ca: ca.public().clone(), policy_vk: vk, supply_vks: vec![], grant_duration_max_s: 60 };
+        let ledger = Arc::new(Ledger::open(Arc::new(MemoryEngine::new()), genesis, Arc::new(CpuBackend))?);
+        Ok(Self { ledger, ca, rng, seq: 0 })
+    }
+
+    /// A certificate of `subject` for `key`, valid for an hour from [`T0_S`].
+    pub fn certificate(&mut self, subject: &str, role: Role, key: &SigningKeypair) -> Result<Vec<u8>> {
+        let cert = self.ca.issue(CertificateFields {
+            serial: 1,
+            subject: subject.into(),
+            role,
+            signing_key: key.public(),
+            delegating_key: DelegatingSecretKey::generate(&mut self.rng).public(),
+            attribute_commitment: AttributeSet::new([format!("role:{}", role.as_str())])?.commit(&[0; 32]),
+            not_before: T0_S - 10,
+            not_after: T0_S + 3600,
+        })?;
+        Ok(cert.to_bytes())
+    }
+
+    /// Registers `id` (one batch) and returns its signing key.
+    pub fn register(&mut self, id: &str, role: Role) -> Result<SigningKeypair> {
+        let key = SigningKeypair::generate(&mut self.rng);
+        let certificate = self.certificate(id, role, &key)?;
+        let stx = signed(id, 1, TxKind::RegisterMember { certificate }, &key)?;
+        self.seq += 1;
+        let payload = stx.to_bytes();
+        self.ledger.apply(&Committed {
+            seq: self.seq,
+            time_ms: T0_S * 1000 + self.seq,
+            digest: [self.seq as u8; 32],
+            certificate: vec![],
+            payloads: vec![&payload],
+        })?;
+        Ok(key)
+    }
+}
+
+/// `sender`'s transaction, signed with `key`.
+pub fn signed(sender: &str, nonce: u64, kind: TxKind, key: &SigningKeypair) -> Result<SignedTx> {
+    Ok(SignedTx::sign(Tx { sender: sender.into(), nonce, kind }, key)?)
+}
+
+/// The consensus request that carries a transaction: its sender's client, its nonce.
+pub fn request(stx: &SignedTx) -> Request {
+    Request { client: client_id(&stx.tx.sender), id: stx.tx.nonce, payload: stx.to_bytes() }
+}

@@ -1,0 +1,58 @@
+//! The validators' check of forwarded requests (`dualchain_node::validator::MemberRequests`):
+//! the squatting attack (a replica forwarding a request of its own under the KGC's client
+//! and next nonce, to censor its revocation) and its relatives are refused before
+//! ordering; the KGC's own request, and one of a member this ledger does not know yet, are
+//! admitted.
+
+use dualchain_consensus::engine::{Refused, RequestCheck};
+use dualchain_consensus::Request;
+use dualchain_crypto::cert::Role;
+use dualchain_crypto::sign::SigningKeypair;
+use dualchain_ledger::tx::{client_id, TxKind};
+use dualchain_node::validator::MemberRequests;
+use dualchain_testkit::members::{request, signed, MemberLedger};
+
+#[test]
+fn forwarded_requests_must_be_their_members_own() {
+    let mut w = MemberLedger::new(3).unwrap();
+    let kgc = w.register("kgc", Role::Kgc).unwrap();
+    let revoke = TxKind::RevokeMember { member: "hospital-a".into(), reason: "audit".into() };
+    let genuine = signed("kgc", 7, revoke.clone(), &kgc).unwrap();
+    let mallory = SigningKeypair::generate(&mut w.rng);
+    let squat = signed("kgc", 7, revoke.clone(), &mallory).unwrap();
+    let newcomer_key = SigningKeypair::generate(&mut w.rng);
+    let newcomer = signed("lab-9", 1, revoke.clone(), &newcomer_key).unwrap();
+    let newcomer_cert = w.certificate("lab-9", Role::ResearchInstitute, &newcomer_key).unwrap();
+    let registers =
+        signed("lab-9", 2, TxKind::RegisterMember { certificate: newcomer_cert.clone() }, &newcomer_key).unwrap();
+    let forged_registration =
+        signed("lab-9", 3, TxKind::RegisterMember { certificate: newcomer_cert }, &mallory).unwrap();
+    let mut requests = vec![
+        request(&genuine),
+        request(&squat),
+        Request { client: client_id("kgc"), id: 8, payload: vec![0xee; 8] },
+        Request { id: 9, ..request(&genuine) },
+        Request { client: client_id("hospital-a"), ..request(&genuine) },
+        request(&newcomer),
+        request(&registers),
+        request(&forged_registration),
+    ];
+    let check = MemberRequests { ledger: w.ledger.clone() };
+    assert_eq!(
+        check.check(&requests),
+        vec![
+            Ok(()),
+            Err(Refused::Invalid("not signed by the sender's key")),
+            Err(Refused::Forged("not a transaction")),
+            Err(Refused::Forged("request number is not the transaction's nonce")),
+            Err(Refused::Forged("client is not the sender's")),
+            Ok(()),
+            Ok(()),
+            Err(Refused::Forged("a registration not signed by its certificate's key")),
+        ]
+    );
+    // All good: one batch verification admits them all.
+    requests.truncate(1);
+    requests.push(request(&signed("kgc", 8, revoke, &kgc).unwrap()));
+    assert_eq!(check.check(&requests), vec![Ok(()), Ok(())]);
+}
