@@ -60,6 +60,8 @@ pub struct Step {
 #[derive(Debug, Clone, Default)]
 pub struct DemoReport {
     pub steps: Vec<Step>,
+    /// The owner erased its dataset, and a copy of a record taken before no longer opens.
+    pub erased: bool,
     pub members: usize,
     pub validators: usize,
     pub records_uploaded: usize,
@@ -153,7 +155,7 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
     )?;
     writeln!(out, "  policy:   {DEMO_POLICY}")?;
     writeln!(out)?;
-    let mut t = Timer { out, steps: Vec::new(), total: 12, current: None };
+    let mut t = Timer { out, steps: Vec::new(), total: 13, current: None };
     let mut report = DemoReport { validators: NODES, ..DemoReport::default() };
 
     let c = genesis(&mut t, &mut report, flow).await?;
@@ -162,6 +164,7 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
     deliver(&mut t, &mut report, &c, &a, &grant).await?;
     audit(&mut t, &mut report, &c, &a).await?;
     revoke(&mut t, &mut report, &c, &a, &grant, &demands, threshold).await?;
+    erase(&mut t, &mut report, &c, &a, threshold).await?;
     compare(&mut t, &mut report, &c).await?;
     let mut failures = Vec::new();
     for m in &c.file.members {
@@ -457,7 +460,38 @@ async fn revoke(
     Ok(())
 }
 
-/// Step 12: every node holds the same ledger; block and transaction counts.
+/// Step 12: hospital-a erases its dataset: the tombstone on chain, the CPC deletes the
+/// records, the owner's node destroys the dataset's key, and a copy of a record taken
+/// before opens with no key hospital-a still holds.
+async fn erase(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: &Upload, threshold: u16) -> Result<()> {
+    t.begin("The owner erases its dataset; the CPC deletes it, the owner's node its key")?;
+    let cpc = c.cpc(CPCS[0])?;
+    let backup = cpc.store.record(&a.dataset, 0)?;
+    let path = format!("/datasets/{}/erase", a.dataset.to_hex());
+    let body = json!({"reason": "the patients asked for erasure (GDPR art. 17)"});
+    let f: Value = c.api(HOSPITAL_A)?.call(Method::POST, &path, Some(&body)).await?;
+    wait_for(Duration::from_secs(30), "the CPC to erase the dataset", || {
+        cpc.store.erased(&a.dataset).map_err(Into::into)
+    })
+    .await?;
+    let hospital = c.member(HOSPITAL_A)?;
+    ensure!(
+        backup.owner_decrypt(&hospital.dsk, &hospital.signer.public()).is_err(),
+        "a copy of an erased record still opens with a key the owner holds"
+    );
+    report.erased = true;
+    let again = refused(c.demand(RESEARCH, &a.dataset, threshold).await, "a demand on an erased dataset")?;
+    report.denials.push((RESEARCH.into(), format!("after erasure: {again}")));
+    t.end(&format!(
+        "{HOSPITAL_A} erased its dataset (POST {path}; tombstone in batch {}); {} holds none of its \
+         records, {HOSPITAL_A}'s node no longer holds the dataset's key, and a copy of a record \
+         taken before opens with no key {HOSPITAL_A} holds\n{RESEARCH} demanding again: {again}",
+        f["seq"], CPCS[0]
+    ))?;
+    Ok(())
+}
+
+/// Step 13: every node holds the same ledger; block and transaction counts.
 async fn compare(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium) -> Result<()> {
     let node0 = c.node(0)?;
     t.begin("The nodes compare their ledgers")?;

@@ -17,11 +17,13 @@ fn demo_runs_the_whole_flow() {
     assert_eq!(report.records_reencrypted, 4);
     assert!(report.records_match);
     assert_eq!(report.grants, 1);
-    assert_eq!(report.steps.len(), 12);
+    assert_eq!(report.steps.len(), 13);
+    assert!(report.erased);
     // hospital-b: CP-ABE index, forged policy proof, fetch at its node and at the CPC,
     // demand after its revocation; research-1: a demand for one patient's value (the
-    // owner's disclosure policy), a fetch after its grant's revocation.
-    assert_eq!(report.denials.len(), 7, "{:?}", report.denials);
+    // owner's disclosure policy), a fetch after its grant's revocation, a demand after the
+    // dataset's erasure.
+    assert_eq!(report.denials.len(), 8, "{:?}", report.denials);
     let oracle = &report.denials.iter().find(|(who, _)| who == "research-1").unwrap().1;
     assert!(oracle.contains("cohorts of 4 records or more"), "{oracle}");
     assert_eq!(report.denials.iter().filter(|(who, _)| who == "hospital-b").count(), 5);
