@@ -543,6 +543,10 @@ impl Consortium {
         let path = format!("/grants/{}/records?wait=30", hex::encode(grant));
         let v: Value = self.api(requester)?.call(Method::GET, &path, None).await?;
         ensure!(v["resourceType"] == "Bundle" && v["type"] == "searchset", "not a searchset Bundle");
+        // FHIR R4: a Bundle is a Resource, not a DomainResource, and carries no extension.
+        ensure!(v.get("extension").is_none(), "a searchset Bundle with an extension: {}", v["extension"]);
+        let self_link = format!("grants/{}/records", hex::encode(grant));
+        ensure!(v["link"][0]["relation"] == "self" && v["link"][0]["url"] == self_link.as_str(), "{}", v["link"]);
         Ok(v["entry"].as_array().map(|e| e.iter().map(|x| x["resource"].clone()).collect()).unwrap_or_default())
     }
 

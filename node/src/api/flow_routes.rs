@@ -203,7 +203,9 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
         "resourceType": "Bundle",
         "type": "searchset",
         "total": observations.len(),
-        "extension": [{"url": "urn:dualchain:grant", "valueString": hex::encode(grant_id)}],
+        // A Bundle is a Resource, not a DomainResource: no extensions (FHIR R4). The grant
+        // is named by the self link (and by each subject's pseudonym system).
+        "link": [{"relation": "self", "url": format!("grants/{}/records", hex::encode(grant_id))}],
         "entry": observations.into_iter().map(|o| json!({"resource": o, "search": {"mode": "match"}})).collect::<Vec<_>>(),
     }))
 }
