@@ -265,22 +265,14 @@ fn hex_prefix(key: &[u8]) -> String {
 }
 
 fn params_seed(out: &mut Out) {
-    use bellperson::groth16::{Parameters, VerifyingKey};
+    use bellperson::groth16::Parameters;
     use blstrs::{Bls12, G1Affine, G2Affine};
     use group::prime::PrimeCurveAffine;
     let shape = Shape::Policy;
     let circuit = shape.circuit_shape().expect("policy circuit");
     let (g1, g2) = (G1Affine::generator(), G2Affine::generator());
     let params = Parameters::<Bls12> {
-        vk: VerifyingKey {
-            alpha_g1: g1,
-            beta_g1: g1,
-            beta_g2: g2,
-            gamma_g2: g2,
-            delta_g1: g1,
-            delta_g2: g2,
-            ic: vec![g1; shape.public_inputs() + 1],
-        },
+        vk: dualchain_ledger::genesis::placeholder_verifying_key(shape.public_inputs()),
         h: Arc::new(vec![g1]),
         l: Arc::new(vec![g1]),
         a: Arc::new(vec![g1]),

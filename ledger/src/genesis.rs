@@ -6,6 +6,23 @@ use blstrs::Bls12;
 use dualchain_crypto::cert::CaPublicKey;
 use dualchain_prover::supply::SupplyShape;
 
+/// A verifying key of fixed points, for a circuit of `public_inputs` inputs, under which no
+/// proof verifies: the genesis of a ledger that sees no proofs (tests, fuzzing, benchmarks
+/// of membership checks).
+pub fn placeholder_verifying_key(public_inputs: usize) -> VerifyingKey<Bls12> {
+    use group::prime::PrimeCurveAffine;
+    let (g1, g2) = (blstrs::G1Affine::generator(), blstrs::G2Affine::generator());
+    VerifyingKey {
+        alpha_g1: g1,
+        beta_g1: g1,
+        beta_g2: g2,
+        gamma_g2: g2,
+        delta_g1: g1,
+        delta_g2: g2,
+        ic: vec![g1; public_inputs + 1],
+    }
+}
+
 /// What the consortium fixed at genesis and every validator executes against.
 #[derive(Clone)]
 pub struct Genesis {

@@ -105,6 +105,22 @@ fn reason(o: &Outcome) -> &Reason {
     o.reason().unwrap_or_else(|| panic!("accepted, where a refusal was expected"))
 }
 
+/// Heart rates of anyone at any time, `threshold` of them.
+fn any_heart_rate(threshold: u16) -> dualchain_prover::supply::Requirement {
+    dualchain_prover::supply::Requirement {
+        code: 88674,
+        unit: 1,
+        age_lo: 0,
+        age_hi: 120,
+        sex: 0,
+        value_min: None,
+        value_max: None,
+        time_from: 0,
+        time_to: u32::MAX,
+        threshold,
+    }
+}
+
 fn fr(x: u64) -> FrBytes {
     FrBytes::from_fr(&blstrs::Scalar::from(x))
 }
@@ -530,22 +546,13 @@ impl dualchain_prover::backend::MillerBackend for Counting {
 fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget() {
     use dualchain_ledger::contracts::zk::PROOFS_PER_MEMBER_MAX;
     use dualchain_ledger::state::{dataset_key, demand_key, DemandRecord};
-    use dualchain_prover::supply::{Requirement, SupplyShape};
+    use dualchain_prover::supply::SupplyShape;
     use group::prime::PrimeCurveAffine;
     use std::sync::atomic::Ordering;
 
     let mut w = World::new();
     // A supply verifying key of fixed points: every proof below is bad under it.
-    let (g1, g2) = (blstrs::G1Affine::generator(), blstrs::G2Affine::generator());
-    let vk = VerifyingKey::<Bls12> {
-        alpha_g1: g1,
-        beta_g1: g1,
-        beta_g2: g2,
-        gamma_g2: g2,
-        delta_g1: g1,
-        delta_g2: g2,
-        ic: vec![g1; 3],
-    };
+    let vk = dualchain_ledger::genesis::placeholder_verifying_key(2);
     w.genesis.supply_vks = vec![(SupplyShape::Records64, vk)];
     let mut kgc = w.member("kgc", Role::Kgc, None);
     let mut owner = w.member("hospital-a", Role::Hospital, None);
@@ -559,18 +566,7 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
     let demand = [2u8; 32];
     seed_state(&engine, |o| {
         o.put(dataset_key(&dataset), &hospital_a_dataset(dataset, Default::default()));
-        let requirement = Requirement {
-            code: 88674,
-            unit: 1,
-            age_lo: 0,
-            age_hi: 120,
-            sex: 0,
-            value_min: None,
-            value_max: None,
-            time_from: 0,
-            time_to: u32::MAX,
-            threshold: 1,
-        };
+        let requirement = any_heart_rate(1);
         o.put(
             demand_key(&demand),
             &DemandRecord {
@@ -591,6 +587,7 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
     let revoke = kgc.tx(TxKind::RevokeMember { member: "mallory".into(), reason: "audit".into() });
     assert!(batch(&ledger, 3, &[revoke.to_bytes()]).unwrap().unwrap().txs[0].outcome.is_accepted());
 
+    let (g1, g2) = (blstrs::G1Affine::generator(), blstrs::G2Affine::generator());
     let bad = dualchain_prover::verify::proof_to_bytes(&bellperson::groth16::Proof::<Bls12> { a: g1, b: g2, c: g1 });
     let supply = |who: &mut Who, n: usize| -> Vec<Vec<u8>> {
         (0..n).map(|_| who.tx(TxKind::SupplyProof { demand, proof: bad.to_vec() }).to_bytes()).collect()
@@ -851,7 +848,6 @@ fn grant_pseudonyms_are_accepted_only_sealed_to_the_requester() {
 #[test]
 fn only_the_owner_erases_a_dataset_and_nothing_is_asked_of_it_afterwards() {
     use dualchain_ledger::state::dataset_key;
-    use dualchain_prover::supply::Requirement;
 
     let mut w = World::new();
     let mut hospital = w.member("hospital-a", Role::Hospital, None);
@@ -870,18 +866,7 @@ fn only_the_owner_erases_a_dataset_and_nothing_is_asked_of_it_afterwards() {
 
     let erase =
         |who: &mut Who, reason: &str| who.tx(TxKind::EraseDataset { dataset, reason: reason.into() }).to_bytes();
-    let requirement = Requirement {
-        code: 88674,
-        unit: 1,
-        age_lo: 0,
-        age_hi: 120,
-        sex: 0,
-        value_min: None,
-        value_max: None,
-        time_from: 0,
-        time_to: u32::MAX,
-        threshold: 10,
-    };
+    let requirement = any_heart_rate(10);
     let payloads = vec![
         erase(&mut other, "not mine"),
         erase(&mut research, "not a hospital"),

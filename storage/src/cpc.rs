@@ -394,6 +394,16 @@ impl CpcStore {
     /// Beyond DESIGN.md, where re-encrypted results outlive their grant.
     pub fn sweep(&self, now: u64) -> Result<Swept> {
         let mut out = Swept::default();
+        for id in self.grants_where(|g| g.revoked || now >= g.token.expiry)? {
+            out.results += self.clear_grant(&id, now)?;
+            out.grants += 1;
+        }
+        Ok(out)
+    }
+
+    /// The ids of the stored grants that satisfy `pick`, read a page at a time.
+    fn grants_where(&self, pick: impl Fn(&Grant) -> bool) -> Result<Vec<[u8; 32]>> {
+        let mut out = Vec::new();
         let mut from: Vec<u8> = Vec::new();
         loop {
             let rows = self.engine.scan(Cf::CpcGrants, &from, None, SWEEP_PAGE)?;
@@ -401,9 +411,8 @@ impl CpcStore {
             from = [last.as_slice(), &[0]].concat();
             for (k, v) in &rows {
                 let g = Grant::decode(k, record::open(Cf::CpcGrants, k, v)?)?;
-                if g.revoked || now >= g.token.expiry {
-                    out.results += self.clear_grant(&g.id, now)?;
-                    out.grants += 1;
+                if pick(&g) {
+                    out.push(g.id);
                 }
             }
             if rows.len() < SWEEP_PAGE {
@@ -440,22 +449,7 @@ impl CpcStore {
         if self.erased(dataset)?.is_some() {
             return Ok(Erased::default());
         }
-        let mut grants = Vec::new();
-        let mut from: Vec<u8> = Vec::new();
-        loop {
-            let rows = self.engine.scan(Cf::CpcGrants, &from, None, SWEEP_PAGE)?;
-            let Some((last, _)) = rows.last() else { break };
-            from = [last.as_slice(), &[0]].concat();
-            for (k, v) in &rows {
-                let g = Grant::decode(k, record::open(Cf::CpcGrants, k, v)?)?;
-                if g.token.dataset == *dataset {
-                    grants.push(g.id);
-                }
-            }
-            if rows.len() < SWEEP_PAGE {
-                break;
-            }
-        }
+        let grants = self.grants_where(|g| g.token.dataset == *dataset)?;
         for g in &grants {
             self.clear_grant(g, now)?;
         }

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use bellperson::groth16::VerifyingKey;
-use blstrs::{G1Affine, G2Affine};
 use dualchain_consensus::Request;
 use dualchain_crypto::cbsre::DelegatingSecretKey;
 use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFields, Role};
@@ -16,7 +14,6 @@ use dualchain_ledger::tx::{client_id, SignedTx, Tx, TxKind};
 use dualchain_ledger::{Committed, Genesis, Ledger};
 use dualchain_prover::backend::CpuBackend;
 use dualchain_storage::memory::MemoryEngine;
-use group::prime::PrimeCurveAffine;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -36,16 +33,7 @@ impl MemberLedger {
     pub fn new(seed: u64) -> Result<Self> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let ca = CertificateAuthority::generate("ca", &mut rng)?;
-        let (g1, g2) = (G1Affine::generator(), G2Affine::generator());
-        let vk = VerifyingKey {
-            alpha_g1: g1,
-            beta_g1: g1,
-            beta_g2: g2,
-            gamma_g2: g2,
-            delta_g1: g1,
-            delta_g2: g2,
-            ic: vec![g1; 4],
-        };
+        let vk = dualchain_ledger::genesis::placeholder_verifying_key(3);
         let genesis = Genesis { ca: ca.public().clone(), policy_vk: vk, supply_vks: vec![], grant_duration_max_s: 60 };
         let ledger = Arc::new(Ledger::open(Arc::new(MemoryEngine::new()), genesis, Arc::new(CpuBackend))?);
         Ok(Self { ledger, ca, rng, seq: 0 })

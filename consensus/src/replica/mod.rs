@@ -28,7 +28,8 @@ use dualchain_storage::consensus::LogWrite;
 use crate::config::{Config, ConfigError};
 use crate::message::{
     hash, Batch, BatchReply, CheckpointProof, CheckpointVote, CommittedEntry, Digest, FetchBatch, Forward, Header,
-    Message, NewView, Phase, Prepared, ReplicaId, Request, Signed, ViewChange, Vote, REQUEST_PAYLOAD_LEN_MAX,
+    Message, NewView, Phase, Prepared, ReplicaId, Request, RequestKey, Signed, ViewChange, Vote,
+    REQUEST_PAYLOAD_LEN_MAX,
 };
 
 pub use persisted::{archive_bytes, parse_archive, Archived, Recovered, RecoveryError};
@@ -177,8 +178,6 @@ impl Slot {
         self.committed = false;
     }
 }
-
-use crate::message::RequestKey;
 
 /// Largest exponent of the view-change timeout.
 const VIEW_CHANGE_BACKOFF_MAX: u32 = 3;
@@ -578,14 +577,14 @@ impl Replica {
             self.stats.refused_busy += 1;
             return Err(Rejected::Busy);
         }
-        self.admit(request, true, true);
+        self.admit(key, request, true, true);
         self.after_step();
         Ok(self.take_output())
     }
 
-    /// Takes a request into the pending set; a backup passes it on to the primary.
-    fn admit(&mut self, request: Request, forward: bool, own: bool) {
-        let key = request.key();
+    /// Takes a request into the pending set under its `key` ([`Request::key`], computed
+    /// once by the caller); a backup passes it on to the primary.
+    fn admit(&mut self, key: RequestKey, request: Request, forward: bool, own: bool) {
         if self.is_primary() && self.status == Status::Normal {
             self.queue.push_back(key);
             self.queue_bytes += request.encoded_len();
@@ -704,7 +703,7 @@ impl Replica {
                 self.drop_msg("request too large");
                 continue;
             }
-            self.admit(request, false, false);
+            self.admit(key, request, false, false);
         }
     }
 

@@ -310,8 +310,6 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
-    use bellperson::groth16::VerifyingKey;
-    use blstrs::{G1Affine, G2Affine};
     use dualchain_crypto::cbsre::DelegatingSecretKey;
     use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFields, Role};
     use dualchain_crypto::sign::SigningKeypair;
@@ -320,7 +318,6 @@ mod tests {
     use dualchain_ledger::{Committed, Genesis};
     use dualchain_prover::backend::CpuBackend;
     use dualchain_storage::memory::MemoryEngine;
-    use group::prime::PrimeCurveAffine;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
@@ -340,16 +337,7 @@ mod tests {
         fn new() -> Self {
             let mut rng = ChaCha20Rng::seed_from_u64(1);
             let ca = CertificateAuthority::generate("ca", &mut rng).unwrap();
-            let (g1, g2) = (G1Affine::generator(), G2Affine::generator());
-            let vk = VerifyingKey {
-                alpha_g1: g1,
-                beta_g1: g1,
-                beta_g2: g2,
-                gamma_g2: g2,
-                delta_g1: g1,
-                delta_g2: g2,
-                ic: vec![g1; 4],
-            };
+            let vk = dualchain_ledger::genesis::placeholder_verifying_key(3);
             let genesis =
                 Genesis { ca: ca.public().clone(), policy_vk: vk, supply_vks: vec![], grant_duration_max_s: 60 };
             let ledger = Ledger::open(Arc::new(MemoryEngine::new()), genesis, Arc::new(CpuBackend)).unwrap();

@@ -419,10 +419,17 @@ fn terms_of(node: &Node, s: &Signed) -> Result<Terms, ApiError> {
     num(s, "demands_per_epoch", &mut d.demands_per_epoch)?;
     num(s, "epoch_h", &mut d.epoch_h)?;
     d.validate().map_err(|e| ApiError::invalid("bad-disclosure", e))?;
-    let policy = s.param("policy").unwrap_or_else(|| node.cfg.owner.policy.clone());
-    dualchain_ledger::policy::AccessPolicy::parse(&policy)
-        .and_then(|p| p.compile())
-        .map_err(|e| ApiError::invalid("bad-policy", e.to_string()))?;
+    // The node's own policy was checked when its file was loaded; one from the request is
+    // checked here, so that a statement neither form can express is refused before upload.
+    let policy = match s.param("policy") {
+        Some(p) => {
+            dualchain_ledger::policy::AccessPolicy::parse(&p)
+                .and_then(|x| x.compile())
+                .map_err(|e| ApiError::invalid("bad-policy", e.to_string()))?;
+            p
+        }
+        None => node.cfg.owner.policy.clone(),
+    };
     Ok(Terms { policy, disclosure: d })
 }
 

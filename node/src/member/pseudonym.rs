@@ -111,17 +111,15 @@ impl Pseudonyms {
         patients: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self> {
         let mut out = Self { patients: Vec::new(), of_record: Vec::new() };
+        // Each patient's position, so a reference is hashed once per grant.
+        let mut seen: std::collections::HashMap<&str, u16> = std::collections::HashMap::new();
         for p in patients {
-            let pseudonym = key.pseudonym(grant, p);
-            let at = match out.patients.iter().position(|q| *q == pseudonym) {
-                Some(i) => i,
-                None => {
-                    out.patients.push(pseudonym);
-                    out.patients.len() - 1
-                }
-            };
-            out.of_record.push(at as u16);
-            ensure!(out.of_record.len() <= RECORDS_MAX, "a grant delivers at most {RECORDS_MAX} records");
+            ensure!(out.of_record.len() < RECORDS_MAX, "a grant delivers at most {RECORDS_MAX} records");
+            let at = *seen.entry(p).or_insert_with(|| {
+                out.patients.push(key.pseudonym(grant, p));
+                (out.patients.len() - 1) as u16
+            });
+            out.of_record.push(at);
         }
         Ok(out)
     }
