@@ -25,6 +25,8 @@ if ! $build_only; then
   command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
   command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
   command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
+  # The benchmark charts' text (bench's chart tests draw with it).
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 fi
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then

@@ -25,15 +25,15 @@ use crate::measure::Record;
 
 const WAIT: Duration = Duration::from_secs(600);
 
-struct Served {
-    total: Duration,
-    supply: Duration,
-    policy: Duration,
-    reencrypt: Duration,
-    fetch: Duration,
+pub(crate) struct Served {
+    pub total: Duration,
+    pub supply: Duration,
+    pub policy: Duration,
+    pub reencrypt: Duration,
+    pub fetch: Duration,
 }
 
-async fn serve_one(c: Arc<Consortium>, dataset: dualchain_crypto::cbsre::DatasetId) -> Result<Served> {
+pub(crate) async fn serve_one(c: Arc<Consortium>, dataset: dualchain_crypto::cbsre::DatasetId) -> Result<Served> {
     let started = Instant::now();
     let demand = c.demand(RESEARCH, &dataset, 4).await?;
     c.wait_supplied(RESEARCH, &demand).await?;
@@ -75,23 +75,11 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     // (one at a time, all at once) for datasets and for requests.
     let (datasets_seq, datasets_par, requests_seq, requests_par) = if quick { (2, 4, 2, 4) } else { (4, 12, 4, 12) };
     let dir = tempfile::tempdir()?;
-    let params_dir = std::env::var_os("DUALCHAIN_PARAMS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(dualchain_node::genesis::params::default_params_dir);
-    let cfg = FlowConfig {
-        records: 64,
-        seed: Some(42),
-        params_dir,
-        data_dir: dir.path().join("consortium"),
-        institutions: false,
-        ceremony: false,
-    };
     // Points: the consortium's genesis, then every dataset and every request.
     let points = 1 + datasets_seq + datasets_par + requests_seq + requests_par;
     let progress = Progress::new("bench e2e", points as u64);
     progress.set_message("genesis, nodes, registration");
-    let c = Consortium::genesis(cfg).await.context("genesis")?;
-    c.wait_ready(WAIT).await?;
+    let c = consortium(dir.path()).await?;
     progress.inc(1);
     progress.set_message("datasets, one at a time");
     let c = Arc::new(c);
@@ -183,6 +171,25 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let c = Arc::try_unwrap(c).map_err(|_| anyhow!("consortium still shared"))?;
     c.shutdown().await?;
     Ok(out)
+}
+
+/// The demo's consortium (64 records per dataset, seeded, test parameters from the cache
+/// or `DUALCHAIN_PARAMS_DIR`) under `dir`, every member registered.
+pub(crate) async fn consortium(dir: &std::path::Path) -> Result<Consortium> {
+    let params_dir = std::env::var_os("DUALCHAIN_PARAMS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(dualchain_node::genesis::params::default_params_dir);
+    let cfg = FlowConfig {
+        records: 64,
+        seed: Some(42),
+        params_dir,
+        data_dir: dir.join("consortium"),
+        institutions: false,
+        ceremony: false,
+    };
+    let c = Consortium::genesis(cfg).await.context("genesis")?;
+    c.wait_ready(WAIT).await?;
+    Ok(c)
 }
 
 fn time_record(name: &str, params: String, seconds: f64) -> Record {

@@ -2,12 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One benchmark result, as written to the JSON output. For throughputs (`ops/s`,
 /// `proofs/s`) `ratio = value / baseline` (above 1 is faster); for times (`s`)
 /// `ratio = value / baseline` too (below 1 is faster).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub name: String,
     pub params: String,
@@ -78,7 +78,7 @@ impl Rows {
 }
 
 /// Four significant digits, whatever the magnitude.
-fn num(x: f64) -> String {
+pub fn num(x: f64) -> String {
     if x == 0.0 || x.abs() >= 1000.0 {
         format!("{x:.0}")
     } else {

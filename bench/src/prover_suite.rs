@@ -86,7 +86,7 @@ pub fn instance(shape: Shape, i: u64) -> AnyCircuit {
     }
 }
 
-fn statement(c: &AnyCircuit) -> Vec<Fr> {
+pub fn statement(c: &AnyCircuit) -> Vec<Fr> {
     match c {
         AnyCircuit::Policy(p) => p.statement().public_inputs(),
         AnyCircuit::Supply(s) => s.statement().public_inputs(),

@@ -11,9 +11,10 @@ use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFiel
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_crypto::Codec;
 use dualchain_ledger::tx::{client_id, SignedTx, Tx, TxKind};
-use dualchain_ledger::{Committed, Genesis, Ledger};
+use dualchain_ledger::{Applied, Committed, Genesis, Ledger};
 use dualchain_prover::backend::CpuBackend;
 use dualchain_storage::memory::MemoryEngine;
+use dualchain_storage::KvEngine;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -31,12 +32,32 @@ pub struct MemberLedger {
 
 impl MemberLedger {
     pub fn new(seed: u64) -> Result<Self> {
+        Self::on(Arc::new(MemoryEngine::new()), seed)
+    }
+
+    /// The same over `engine` (RocksDB, for what measures the ledger's writes).
+    pub fn on(engine: Arc<dyn KvEngine>, seed: u64) -> Result<Self> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let ca = CertificateAuthority::generate("ca", &mut rng)?;
         let vk = dualchain_ledger::genesis::placeholder_verifying_key(3);
         let genesis = Genesis { ca: ca.public().clone(), policy_vk: vk, supply_vks: vec![], grant_duration_max_s: 60 };
-        let ledger = Arc::new(Ledger::open(Arc::new(MemoryEngine::new()), genesis, Arc::new(CpuBackend))?);
+        let ledger = Arc::new(Ledger::open(engine, genesis, Arc::new(CpuBackend))?);
         Ok(Self { ledger, ca, rng, seq: 0 })
+    }
+
+    /// Applies `payloads` as the next batch (one block), a millisecond after the last.
+    pub fn apply(&mut self, payloads: &[&[u8]]) -> Result<Applied> {
+        self.seq += 1;
+        let mut digest = [0u8; 32];
+        digest[..8].copy_from_slice(&self.seq.to_be_bytes());
+        let applied = self.ledger.apply(&Committed {
+            seq: self.seq,
+            time_ms: T0_S * 1000 + self.seq,
+            digest,
+            certificate: vec![],
+            payloads: payloads.to_vec(),
+        })?;
+        applied.ok_or_else(|| anyhow::anyhow!("batch {} was already applied", self.seq))
     }
 
     /// A certificate of `subject` for `key`, valid for an hour from [`T0_S`].
@@ -59,15 +80,7 @@ impl MemberLedger {
         let key = SigningKeypair::generate(&mut self.rng);
         let certificate = self.certificate(id, role, &key)?;
         let stx = signed(id, 1, TxKind::RegisterMember { certificate }, &key)?;
-        self.seq += 1;
-        let payload = stx.to_bytes();
-        self.ledger.apply(&Committed {
-            seq: self.seq,
-            time_ms: T0_S * 1000 + self.seq,
-            digest: [self.seq as u8; 32],
-            certificate: vec![],
-            payloads: vec![&payload],
-        })?;
+        self.apply(&[&stx.to_bytes()])?;
         Ok(key)
     }
 }
