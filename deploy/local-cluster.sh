@@ -112,7 +112,7 @@ json.dump({"resourceType": "Bundle", "type": "transaction", "entry": entries}, o
 PY
 
 echo "hospital-a uploads a Bundle of 24 observations"
-dataset=$(client 1 upload "$dir/bundle.json" --dataset ward-7 | field '["extension"][0]["valueString"]')
+dataset=$(client 1 upload "$dir/bundle.json" --dataset ward-7 | field '["meta"]["tag"][0]["code"]')
 echo "  dataset $dataset"
 echo "research-1 publishes a demand (>= 10 heart rates in 40..200/min)"
 demand=$(client 2 demand --dataset "$dataset" --min 40 --max 200 --threshold 10 | field '["demand"]')

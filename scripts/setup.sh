@@ -53,13 +53,20 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # NVRTC for the kernel tests: the kernels are compiled at run time, and CI compiles every
 # one of them without a GPU. The nvidia-cuda-nvrtc wheel carries libnvrtc.so.13 and its
 # builtins; scripts/test.sh puts its lib directory on LD_LIBRARY_PATH.
+# --break-system-packages: Debian's pip refuses installs it does not manage (PEP 668) even
+# with --target, which touches no system package; older pips do not know the flag.
+pip_flags=(--quiet --disable-pip-version-check)
+if python3 -m pip install --help 2>/dev/null | grep -q -- --break-system-packages; then
+  pip_flags+=(--break-system-packages)
+fi
 nvrtc_dir="${DUALCHAIN_NVRTC_DIR:-$HOME/.cache/dualchain-nvrtc}"
 if ! ls "$nvrtc_dir"/nvidia/cu13/lib/libnvrtc.so.13 >/dev/null 2>&1; then
-  # --break-system-packages: Debian's pip refuses installs it does not manage (PEP 668) even
-  # with --target, which touches no system package; older pips do not know the flag.
-  pip_flags=(--quiet --disable-pip-version-check --target "$nvrtc_dir")
-  if python3 -m pip install --help 2>/dev/null | grep -q -- --break-system-packages; then
-    pip_flags+=(--break-system-packages)
-  fi
-  python3 -m pip install "${pip_flags[@]}" "nvidia-cuda-nvrtc>=13,<14"
+  python3 -m pip install "${pip_flags[@]}" --target "$nvrtc_dir" "nvidia-cuda-nvrtc>=13,<14"
+fi
+
+# fhirclient (SMART on FHIR's Python client, FHIR R4 models): the tests validate every FHIR
+# answer with it and start it against a node (scripts/fhir-validate.py).
+py_dir="${DUALCHAIN_PY_DIR:-$HOME/.cache/dualchain-py}"
+if ! ls "$py_dir"/fhirclient-4.4.0.dist-info >/dev/null 2>&1; then
+  python3 -m pip install "${pip_flags[@]}" --target "$py_dir" "fhirclient==4.4.0"
 fi

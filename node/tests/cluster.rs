@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_node::api::client::{sign_request, ApiClient, Audience, Response};
+use dualchain_node::api::fhir_routes::upload_tag;
 use dualchain_testkit::fhir;
 use dualchain_testkit::procs::ProcessCluster as Cluster;
 use reqwest::Method;
@@ -284,7 +285,7 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     let up: Value = hospital.call(Method::POST, "/fhir?dataset=ward-7&min_cohort=3", Some(&body)).await.unwrap();
     assert_eq!(up["type"], "transaction-response");
     assert_eq!(up["entry"].as_array().unwrap().len(), 16);
-    let dataset = up["extension"][0]["valueString"].as_str().unwrap().to_string();
+    let dataset = upload_tag(&up, "dataset").unwrap().to_string();
 
     // The CPC's node dies (SIGKILL) with the records stored; the flow goes on without it.
     c.kill(CPC).unwrap();
@@ -419,7 +420,7 @@ async fn a_crashed_primary_locks_no_member_out() {
         // node the primary. Move the view on without it: another member's request, relayed
         // to every validator, makes the others change view; then it comes back.
         let up = upload(&c, "before").await.unwrap();
-        let dataset = up["extension"][0]["valueString"].as_str().unwrap().to_string();
+        let dataset = upload_tag(&up, "dataset").unwrap().to_string();
         c.kill(HOSPITAL).unwrap();
         let spec = json!({
             "dataset": dataset, "code": "8867-4", "unit": "/min", "value_min": 40.0, "value_max": 200.0,

@@ -194,7 +194,7 @@ impl Chaos {
                     let call = client.call::<Value>(Method::POST, &path, Some(&body));
                     match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
                         Ok(Ok(up)) => {
-                            if let Some(dataset) = up["extension"][0]["valueString"].as_str() {
+                            if let Some(dataset) = dualchain_node::api::fhir_routes::upload_tag(&up, "dataset") {
                                 let u = Upload { dataset: dataset.into(), observations, at: started.elapsed() };
                                 shared.uploads.lock().unwrap().push(u);
                             }

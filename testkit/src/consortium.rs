@@ -101,6 +101,8 @@ pub struct Upload {
     pub salt: Fr,
     /// The registration's batch.
     pub seq: u64,
+    /// The owner's node's answer: a FHIR transaction-response Bundle.
+    pub answer: Value,
 }
 
 impl Upload {
@@ -447,16 +449,13 @@ impl Consortium {
         // little to ask); the other limits are the defaults.
         let path = format!("/fhir?dataset={name}&cpc={cpc}&min_cohort={FIXTURE_COHORT}{query}");
         let v: Value = self.api(owner)?.call(Method::POST, &path, Some(&bundle)).await?;
-        let ext = |url: &str| {
-            v["extension"]
-                .as_array()
-                .and_then(|a| a.iter().find(|e| e["url"] == format!("urn:dualchain:{url}")))
-                .map(|e| e.get("valueString").or_else(|| e.get("valueInteger")).cloned().unwrap_or_default())
-                .ok_or_else(|| anyhow!("the upload's answer has no {url}"))
+        let tag = |name: &str| {
+            dualchain_node::api::fhir_routes::upload_tag(&v, name)
+                .ok_or_else(|| anyhow!("the upload's answer has no {name} tag"))
         };
-        let dataset = DatasetId(parse_hash(ext("dataset")?.as_str().unwrap_or(""))?);
-        let h1 = parse_hash(ext("h1")?.as_str().unwrap_or(""))?;
-        let seq = ext("seq")?.as_u64().ok_or_else(|| anyhow!("seq"))?;
+        let dataset = DatasetId(parse_hash(tag("dataset")?)?);
+        let h1 = parse_hash(tag("h1")?)?;
+        let seq: u64 = tag("seq")?.parse().map_err(|_| anyhow!("seq"))?;
         let owned: Arc<OwnedDataset> = self
             .owner(owner)?
             .datasets
@@ -474,6 +473,7 @@ impl Consortium {
             zk_records: owned.records.clone(),
             salt: owned.salt,
             seq,
+            answer: v,
         })
     }
 
@@ -540,6 +540,12 @@ impl Consortium {
     /// the CPC, decrypts them and checks each owner signature; the Observations come back
     /// as a FHIR searchset Bundle.
     pub async fn fetch(&self, requester: &str, grant: &Hash) -> Result<Vec<Value>> {
+        let v = self.fetch_bundle(requester, grant).await?;
+        Ok(v["entry"].as_array().map(|e| e.iter().map(|x| x["resource"].clone()).collect()).unwrap_or_default())
+    }
+
+    /// [`Self::fetch`]'s searchset Bundle, whole.
+    pub async fn fetch_bundle(&self, requester: &str, grant: &Hash) -> Result<Value> {
         let path = format!("/grants/{}/records?wait=30", hex::encode(grant));
         let v: Value = self.api(requester)?.call(Method::GET, &path, None).await?;
         ensure!(v["resourceType"] == "Bundle" && v["type"] == "searchset", "not a searchset Bundle");
@@ -547,7 +553,7 @@ impl Consortium {
         ensure!(v.get("extension").is_none(), "a searchset Bundle with an extension: {}", v["extension"]);
         let self_link = format!("grants/{}/records", hex::encode(grant));
         ensure!(v["link"][0]["relation"] == "self" && v["link"][0]["url"] == self_link.as_str(), "{}", v["link"]);
-        Ok(v["entry"].as_array().map(|e| e.iter().map(|x| x["resource"].clone()).collect()).unwrap_or_default())
+        Ok(v)
     }
 
     /// The audit trail of a dataset through `member`'s API, each inclusion proof checked

@@ -1,6 +1,7 @@
 //! FHIR R4 in: `POST /fhir/Patient`, `POST /fhir/Observation` (staged durably, sealed into
 //! a dataset every `owner.dataset_records`), `POST /fhir` (a `transaction`/`batch` Bundle of
-//! Patients and Observations, one dataset) and `POST /datasets/seal`. Each dataset is
+//! Patients and Observations, one dataset) and `POST /datasets/seal`; `GET /fhir/metadata`
+//! ([`capability_statement`]). Each dataset is
 //! signcrypted, stored at a CPC (its manifest checked), committed and registered
 //! ([`upload`]).
 
@@ -117,6 +118,72 @@ pub fn record_of<'a>(
     })
 }
 
+/// `GET /fhir/metadata`: the node's FHIR R4 `CapabilityStatement`, unauthenticated (a FHIR
+/// client reads it before anything else). It states what this node does, no more: a
+/// hospital's node creates Patients and Observations and takes `transaction` and `batch`
+/// Bundles; other members' nodes state that they take no FHIR writes. Search, read and
+/// SMART Backend Services are not served and not claimed.
+pub async fn metadata(State(api): State<ApiState>) -> ApiResult {
+    Ok(fhir_json(StatusCode::OK, &capability_statement(&api.node)))
+}
+
+/// The `CapabilityStatement` of [`metadata`].
+pub fn capability_statement(node: &Node) -> Value {
+    let c = &node.consortium;
+    let hosted = c.members.iter().find(|m| m.node == node.cfg.node);
+    let hospital = hosted.is_some_and(|m| m.role == "hospital");
+    let base = c.validators.get(node.cfg.node as usize).map(|v| v.api.trim_end_matches('/').to_owned());
+    let who = match hosted {
+        Some(m) => format!("hosting {} ({})", m.id, m.role),
+        None => "hosting no member".to_owned(),
+    };
+    let started = fhir::rfc3339(node.started_ms / 1000);
+    let mut rest = json!({
+        "mode": "server",
+        "documentation": "FHIR R4 in: Patients and vital-sign Observations (valueQuantity with a LOINC code the \
+            supply circuit maps) are staged, or posted as one dataset in a transaction or batch Bundle, then \
+            signcrypted to a cloud privacy center and registered on the data chain. FHIR out: a grantee's \
+            records come as a searchset Bundle from GET /grants/{id}/records, outside this base. The rest of \
+            the API is described at /openapi.json.",
+        "security": {
+            "cors": false,
+            "description": "HTTPS with the consortium's TLS certificate authority. Every request but this one \
+                is signed by a member's Ed25519 key (headers x-dualchain-member, -node, -time, -nonce and \
+                -signature, over the method, path, body, consortium and node addressed); see /openapi.json. SMART \
+                Backend Services (OAuth2 bearer tokens) are not served."
+        },
+    });
+    if hospital {
+        let create = json!([{"code": "create"}]);
+        rest["resource"] = json!([
+            {"type": "Patient", "interaction": create, "documentation": "gender and birthDate feed the supply \
+                circuit's age band and sex; kept at this node only"},
+            {"type": "Observation", "interaction": create, "documentation": format!("staged durably, sealed \
+                into a dataset every {} Observations", node.cfg.owner.dataset_records)},
+        ]);
+        rest["interaction"] = json!([
+            {"code": "transaction", "documentation": "one dataset of Patients and Observations"},
+            {"code": "batch", "documentation": "as transaction"},
+        ]);
+    }
+    let mut statement = json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": started,
+        "publisher": c.name,
+        "kind": "instance",
+        "software": {"name": "dualchain", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": format!("dualchain node {} of the consortium {}, {who}", node.cfg.node, c.name)},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [rest],
+    });
+    if let Some(base) = base {
+        statement["implementation"]["url"] = json!(format!("{base}/fhir"));
+    }
+    statement
+}
+
 /// Checks a resource's `resourceType`.
 pub fn expect_type(v: &Value, want: &str) -> Result<(), ApiError> {
     match v["resourceType"].as_str() {
@@ -225,35 +292,67 @@ pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
     drop(st);
     let terms = terms_of(node, &s)?;
     let up = upload(node, h, observations, records, s.param("dataset"), s.param("cpc"), terms).await?;
-    let dataset = up.dataset.to_hex();
+    // Each entry's status and location (FHIR ids are at most 64 characters: a resource
+    // without its own id is named by the dataset's first 16 hex digits and its index).
+    let prefix = &up.dataset.to_hex()[..16];
     let mut index = 0;
     let response_entries: Vec<Value> = entries
         .iter()
         .map(|e| {
-            if e["resource"]["resourceType"] == "Observation" {
+            let r = &e["resource"];
+            let kind = r["resourceType"].as_str().unwrap_or_default();
+            let id = match r["id"].as_str() {
+                Some(id) => id.to_owned(),
+                None if kind == "Observation" => format!("{prefix}-{index}"),
+                None => return json!({"response": {"status": "201 Created"}}),
+            };
+            if kind == "Observation" {
                 index += 1;
-                json!({"response": {"status": "201 Created", "location": format!("Observation/{dataset}-{}", index - 1)}})
-            } else {
-                json!({"response": {"status": "200 OK"}})
             }
+            json!({"response": {"status": "201 Created", "location": format!("{kind}/{id}")}})
         })
         .collect();
-    ok_json(&json!({
+    let mut answer = json!({
         "resourceType": "Bundle",
         "type": if b["type"] == "batch" { "batch-response" } else { "transaction-response" },
-        "extension": dataset_extension(&up),
         "entry": response_entries,
-    }))
+    });
+    tag(&mut answer, &dataset_tags(&up));
+    ok_json(&answer)
 }
 
-fn dataset_extension(up: &Uploaded) -> Value {
-    json!([
-        {"url": "urn:dualchain:dataset", "valueString": up.dataset.to_hex()},
-        {"url": "urn:dualchain:h1", "valueString": hex::encode(up.h1)},
-        {"url": "urn:dualchain:records", "valueInteger": up.records},
-        {"url": "urn:dualchain:tx", "valueString": hex::encode(up.tx)},
-        {"url": "urn:dualchain:seq", "valueInteger": up.seq},
-    ])
+/// What an upload made, as `meta.tag` codings of the answer (system `urn:dualchain:<name>`;
+/// read back with [`upload_tag`]). Tags, not extensions: a Bundle is a Resource, not a
+/// DomainResource, and carries no extension in FHIR R4.
+fn dataset_tags(up: &Uploaded) -> Vec<(&'static str, String)> {
+    vec![
+        ("dataset", up.dataset.to_hex()),
+        ("h1", hex::encode(up.h1)),
+        ("records", up.records.to_string()),
+        ("tx", hex::encode(up.tx)),
+        ("seq", up.seq.to_string()),
+    ]
+}
+
+/// Appends `tags` to a resource's `meta.tag`.
+fn tag(resource: &mut Value, tags: &[(&str, String)]) {
+    if !resource["meta"].is_object() {
+        resource["meta"] = json!({});
+    }
+    if !resource["meta"]["tag"].is_array() {
+        resource["meta"]["tag"] = json!([]);
+    }
+    if let Some(list) = resource["meta"]["tag"].as_array_mut() {
+        list.extend(tags.iter().map(|(name, code)| json!({"system": format!("urn:dualchain:{name}"), "code": code})));
+    }
+}
+
+/// The code of an answer's `urn:dualchain:<name>` tag: `dataset`, `h1`, `records`, `tx` and
+/// `seq` of an upload (a transaction-response Bundle, or an Observation that sealed a
+/// dataset), `staged` of an Observation that was staged.
+pub fn upload_tag<'a>(answer: &'a Value, name: &str) -> Option<&'a str> {
+    let system = format!("urn:dualchain:{name}");
+    answer["meta"]["tag"].as_array()?.iter().find(|t| t["system"] == system.as_str())?["code"].as_str()
 }
 
 fn staging_path(node: &Node) -> std::path::PathBuf {
@@ -297,9 +396,9 @@ pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResu
     let mut out = obs.clone();
     if st.staged >= node.cfg.owner.dataset_records {
         let up = seal_staged(node, h, &mut st, None, Terms::of_node(node)).await?;
-        out["extension"] = dataset_extension(&up);
+        tag(&mut out, &dataset_tags(&up));
     } else {
-        out["extension"] = json!([{"url": "urn:dualchain:staged", "valueInteger": st.staged}]);
+        tag(&mut out, &[("staged", st.staged.to_string())]);
     }
     let mut r = fhir_json(StatusCode::CREATED, &out);
     if let Some(id) = obs["id"].as_str() {

@@ -4,7 +4,10 @@
 //! - FHIR R4 in the way a FHIR server takes it: `POST /fhir/Observation` (staged, sealed
 //!   into a dataset every `owner.dataset_records`), `POST /fhir/Patient` (demographics the
 //!   supply circuit needs: gender, birth date), `POST /fhir` with a `transaction` or
-//!   `batch` Bundle of Patients and Observations (one dataset), `POST /datasets/seal`.
+//!   `batch` Bundle of Patients and Observations (one dataset), `POST /datasets/seal`;
+//!   `GET /fhir/metadata`, the node's `CapabilityStatement` (unauthenticated). What an upload
+//!   made comes back in `meta.tag` codings (`urn:dualchain:dataset`, …), never as extensions
+//!   on a Bundle, which FHIR R4 does not allow.
 //! - The sharing flow: `POST /demands`, `GET /demands/{id}`, `POST /access` (the node
 //!   proves the access policy), `GET /grants/{id}`, `GET /grants/{id}/records` (fetched
 //!   from the CPC, decrypted, returned as a FHIR `searchset` Bundle),
@@ -16,7 +19,7 @@
 //!   authorities and its CP-ABE key from the KGC after a per-institution genesis).
 //! - Operations: `GET /health`, `GET /metrics` (Prometheus text), `GET /openapi.json`.
 //!
-//! Every other call is signed by a member ([`client`]). Errors are FHIR
+//! Every other call but `GET /fhir/metadata` is signed by a member ([`client`]). Errors are FHIR
 //! `OperationOutcome`s with the HTTP status, the FHIR issue type, and a machine-readable
 //! reason in `issue[0].details.coding[0].code` (e.g. `bad-signature`, `replayed`,
 //! `wrong-resource-type`). A refused request changes nothing.
@@ -110,6 +113,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/fhir", post(post_bundle))
+        .route("/fhir/metadata", get(metadata))
         .route("/fhir/Observation", post(post_observation))
         .route("/fhir/Patient", post(post_patient))
         .route("/datasets/seal", post(seal))

@@ -232,10 +232,14 @@ fn summarise(v: &Value) {
     }
     for (k, x) in obj {
         match x {
-            Value::Array(a) if k == "extension" => {
-                for e in a {
-                    let val = e.get("valueString").or_else(|| e.get("valueInteger")).cloned().unwrap_or_default();
-                    println!("{:>18}: {}", e["url"].as_str().unwrap_or("").trim_start_matches("urn:dualchain:"), val);
+            Value::Object(m) if k == "meta" && m.get("tag").is_some_and(Value::is_array) => {
+                for t in m["tag"].as_array().into_iter().flatten() {
+                    let system = t["system"].as_str().unwrap_or("");
+                    println!(
+                        "{:>18}: {}",
+                        system.trim_start_matches("urn:dualchain:"),
+                        t["code"].as_str().unwrap_or("")
+                    );
                 }
             }
             Value::Array(a) => println!("{k:>18}: {} items", a.len()),

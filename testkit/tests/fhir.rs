@@ -1,0 +1,130 @@
+//! FHIR conformance: every FHIR answer of a node validates as R4 under a maintained FHIR
+//! library (SMART on FHIR's `fhirclient` models, `scripts/fhir-validate.py`), and that
+//! library's stock client starts against a node by reading its CapabilityStatement.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{ensure, Context, Result};
+use dualchain_node::api::fhir_routes::upload_tag;
+use dualchain_testkit::consortium::{CPCS, HOSPITAL_A, RESEARCH};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Runs the validator on `files` (and the stock client against `metadata`, trusting `ca`);
+/// its exit status and what it printed.
+fn validate(files: &[PathBuf], metadata: Option<(&str, &Path)>) -> Result<(bool, String)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fhir-validate.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).args(files);
+    if let Some((base, ca)) = metadata {
+        cmd.arg("--metadata").arg(base).arg("--ca").arg(ca);
+    }
+    let out = cmd.output().context("running python3 scripts/fhir-validate.py")?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.success(), text))
+}
+
+fn save(dir: &Path, name: &str, v: &Value) -> Result<PathBuf> {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(v)?)?;
+    Ok(path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_statement() -> Result<()> {
+    let c = common::consortium("fhir", 24, 31).await?;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fhir-answers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut files = Vec::new();
+    let hospital = c.api(HOSPITAL_A)?;
+
+    // The CapabilityStatement, unauthenticated, states what each node does.
+    let metadata: Value = hospital.get_public("/fhir/metadata").await?.json()?;
+    ensure!(metadata["resourceType"] == "CapabilityStatement" && metadata["fhirVersion"] == "4.0.1", "{metadata}");
+    let rest = &metadata["rest"][0];
+    let kinds: Vec<&str> =
+        rest["resource"].as_array().into_iter().flatten().filter_map(|r| r["type"].as_str()).collect();
+    ensure!(kinds == ["Patient", "Observation"], "a hospital's node states {kinds:?}");
+    ensure!(rest["interaction"][0]["code"] == "transaction", "{rest}");
+    // Nothing it does not serve: no read, no search.
+    for r in rest["resource"].as_array().into_iter().flatten() {
+        ensure!(r["interaction"] == json!([{"code": "create"}]), "{r}");
+    }
+    files.push(save(&dir, "metadata-hospital", &metadata)?);
+    let research: Value = c.api(RESEARCH)?.get_public("/fhir/metadata").await?.json()?;
+    ensure!(research["rest"][0].get("resource").is_none(), "a research node claims FHIR writes: {research}");
+    files.push(save(&dir, "metadata-research", &research)?);
+
+    // A transaction: a transaction-response Bundle, each entry's status and location, the
+    // dataset in tags (no extension on a Bundle).
+    let up = c.upload(HOSPITAL_A, "fhir-1", CPCS[0]).await?;
+    let answer = &up.answer;
+    ensure!(answer["type"] == "transaction-response" && answer.get("extension").is_none(), "{answer}");
+    ensure!(upload_tag(answer, "dataset") == Some(up.dataset.to_hex().as_str()), "{}", answer["meta"]);
+    let entries = answer["entry"].as_array().context("entries")?;
+    ensure!(entries.iter().all(|e| e["response"]["status"] == "201 Created"), "{answer}");
+    let observations =
+        entries.iter().filter(|e| e["response"]["location"].as_str().is_some_and(|l| l.starts_with("Observation/")));
+    ensure!(observations.count() == up.observations.len(), "one location per Observation");
+    files.push(save(&dir, "transaction-response", answer)?);
+
+    // A refusal: an OperationOutcome.
+    let bad = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{"resource":
+        {"resourceType": "Patient", "id": "p-bad", "gender": "robot", "birthDate": "1970-01-01"}}]});
+    let refused = hospital.send(Method::POST, "/fhir", serde_json::to_vec(&bad)?, "application/fhir+json").await?;
+    ensure!(refused.status == 400, "a bad gender answered {}", refused.status);
+    let outcome: Value = serde_json::from_slice(&refused.body)?;
+    ensure!(outcome["resourceType"] == "OperationOutcome", "{outcome}");
+    files.push(save(&dir, "operation-outcome", &outcome)?);
+
+    // One Observation, staged: the Observation back, with the count of staged ones as a tag.
+    let mut one = up.observations[0].clone();
+    one["id"] = json!("fhir-single-1");
+    let staged =
+        hospital.send(Method::POST, "/fhir/Observation", serde_json::to_vec(&one)?, "application/fhir+json").await?;
+    ensure!(staged.status == 201, "a single Observation answered {}", staged.status);
+    let staged: Value = serde_json::from_slice(&staged.body)?;
+    ensure!(upload_tag(&staged, "staged") == Some("1"), "{staged}");
+    files.push(save(&dir, "observation-staged", &staged)?);
+
+    // A grantee's records: a searchset Bundle.
+    let demand = c.demand(RESEARCH, &up.dataset, 4).await?;
+    c.wait_supplied(RESEARCH, &demand).await?;
+    let access = c.request_access(RESEARCH, &demand, 3600).await?;
+    ensure!(access.granted, "denied: {:?}", access.denial);
+    c.wait_receipt(RESEARCH, &access.request).await?;
+    let bundle = c.fetch_bundle(RESEARCH, &access.request).await?;
+    ensure!(bundle["entry"].as_array().is_some_and(|e| !e.is_empty()), "no records");
+    files.push(save(&dir, "searchset", &bundle)?);
+
+    // The library validates them all, and its client starts against the hospital's node.
+    let node = c.node_of(HOSPITAL_A)?;
+    let base = format!("{}/fhir", node.consortium.validators[node.cfg.node as usize].api);
+    let ca = dir.join("tls-ca.der");
+    std::fs::write(&ca, hex::decode(&node.consortium.tls_ca)?)?;
+    let (ok, text) = validate(&files, Some((&base, &ca)))?;
+    ensure!(ok, "FHIR answers that do not validate:\n{text}");
+    ensure!(text.contains("FHIR 4.0.1, resources ['Patient', 'Observation']"), "{text}");
+
+    // The validator is no rubber stamp: what FHIR R4 forbids, it refuses.
+    let mut with_extension = bundle.clone();
+    with_extension["extension"] = json!([{"url": "urn:dualchain:grant", "valueString": "x"}]);
+    let mut no_status = answer.clone();
+    no_status["entry"][0]["response"] = json!({"location": "Patient/x"});
+    let mut bad_date = metadata.clone();
+    bad_date["date"] = json!("2026-13-45");
+    for (name, v, why) in [
+        ("bundle-extension", &with_extension, "Superfluous entry \"extension\""),
+        ("no-status", &no_status, "status"),
+        ("bad-date", &bad_date, "date"),
+    ] {
+        let (ok, text) = validate(&[save(&dir, name, v)?], None)?;
+        ensure!(!ok && text.contains("INVALID") && text.contains(why), "{name} passed:\n{text}");
+    }
+    c.shutdown().await?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
