@@ -213,7 +213,8 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
 async fn grant_for(hospital: &ApiClient, research: &ApiClient) -> Result<String> {
     let (b, _) = fhir::ward_bundle("hospital-a", 8, RECORDS, 1234);
     let up: Value = hospital.call(Method::POST, "/fhir?dataset=fetch-bench&min_cohort=1", Some(&b)).await?;
-    let dataset = up["extension"][0]["valueString"].as_str().ok_or_else(|| anyhow!("no dataset"))?.to_string();
+    let dataset =
+        dualchain_node::api::fhir_routes::upload_tag(&up, "dataset").ok_or_else(|| anyhow!("no dataset"))?.to_string();
     let spec = json!({"dataset": dataset, "code": "8867-4", "unit": "/min", "since": 0, "until": 4_000_000_000u64, "threshold": 1});
     let d: Value = research.call(Method::POST, "/demands", Some(&spec)).await?;
     let demand = d["demand"].as_str().ok_or_else(|| anyhow!("no demand"))?.to_string();

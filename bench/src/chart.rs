@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -276,9 +276,11 @@ fn bars(area: &Area<'_>, spec: &Bars) -> Result<()> {
     let (v0, v1) = range(values, spec.log);
     // Room on the right for the legend.
     let v1 = if spec.log { v1 * 12.0 } else { v1 * 1.3 };
-    let n = spec.categories.len() as f64;
-    if spec.log { bars_in(area, spec, (v0..v1).log_scale(), v0) } else { bars_in(area, spec, v0..v1, 0.0) }
-        .with_context(|| format!("{} categories", n))
+    if spec.log {
+        bars_in(area, spec, (v0..v1).log_scale(), v0)
+    } else {
+        bars_in(area, spec, v0..v1, 0.0)
+    }
 }
 
 fn bars_in<X>(area: &Area<'_>, spec: &Bars, x: X, base: f64) -> Result<()>
