@@ -201,12 +201,14 @@ fn color(i: usize) -> RGBAColor {
 }
 
 fn lines(area: &Area<'_>, spec: &Lines) -> Result<()> {
-    let (x0, x1) = range(spec.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)), spec.log_x);
+    let xs = || spec.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|x| x.is_finite());
+    let (x0, x1) = range(xs(), spec.log_x);
+    let x_least = xs().fold(f64::INFINITY, f64::min);
     let (y0, y1) = range(spec.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), spec.log_y);
     // A linear axis starts at 0 unless the points sit far from it (sizes 2^12..2^16).
-    let (x0, x1) = if !spec.log_x && x0 > 0.3 * x1 {
-        let pad = 0.05 * (x1 / 1.12 - x0).max(1e-9);
-        (x0 - pad, x1 / 1.12 + pad)
+    let (x0, x1) = if !spec.log_x && x_least > 0.3 * x1 {
+        let pad = 0.05 * (x1 / 1.12 - x_least).max(1e-9);
+        (x_least - pad, x1 / 1.12 + pad)
     } else {
         (x0, x1)
     };

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct Record {
     pub name: String,
     pub params: String,
+    /// NaN where nothing could be measured (a percentile of no samples), which JSON writes
+    /// as `null` and reads back as NaN.
+    #[serde(deserialize_with = "nan_if_null")]
     pub value: f64,
     pub unit: String,
     pub baseline: Option<f64>,
@@ -77,8 +80,15 @@ impl Rows {
     }
 }
 
-/// Four significant digits, whatever the magnitude.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// Four significant digits, whatever the magnitude (`n/a` for NaN).
 pub fn num(x: f64) -> String {
+    if x.is_nan() {
+        return "n/a".into();
+    }
     if x == 0.0 || x.abs() >= 1000.0 {
         format!("{x:.0}")
     } else {

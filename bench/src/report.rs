@@ -104,7 +104,7 @@ pub fn run(args: ReportArgs, run_suite: impl Fn(&str) -> Result<Vec<Record>>) ->
         };
         sections.push(Section { suite: suite.to_string(), context, outcome, charts });
     }
-    let summary = summary(&machine, &here, args.quick && args.from.is_none(), &sections, &dir);
+    let summary = summary(&machine, &here, &args, &sections, &dir);
     std::fs::write(dir.join("README.md"), summary)?;
     Ok(dir)
 }
@@ -136,20 +136,32 @@ fn file_name(p: &Path) -> String {
     p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-fn summary(machine: &str, here: &Context, quick: bool, sections: &[Section], dir: &Path) -> String {
+fn summary(machine: &str, here: &Context, args: &ReportArgs, sections: &[Section], dir: &Path) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmark report: {machine}\n");
+    let how = match &args.from {
+        // The results were measured elsewhere or earlier: each suite's context says where.
+        Some(from) => format!(
+            "Drawn by `cargo run -p bench -- report --from {}` ({}) from results measured as each suite states \
+             below.",
+            from.display(),
+            here.date
+        ),
+        None => format!(
+            "Written by `cargo run -p bench -- report{}` ({}). Machine: {} ({} cores, {:.0} GiB), GPU: {}.",
+            if args.quick { " --quick" } else { "" },
+            here.date,
+            here.cpu,
+            here.cores,
+            here.memory_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64,
+            here.gpu,
+        ),
+    };
     let _ = writeln!(
         md,
-        "Written by `cargo run -p bench -- report{}` ({}). Machine: {} ({} cores, {:.0} GiB), GPU: {}. Each suite's \
-         JSON file (rows and the context it was measured in) and charts are beside this file. Ratios are \
-         against a baseline measured in the same run; absolute times are this machine's.\n",
-        if quick { " --quick" } else { "" },
-        here.date,
-        here.cpu,
-        here.cores,
-        here.memory_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64,
-        here.gpu,
+        "{how} Each suite's JSON file (rows and the context it was measured in) and charts are beside this \
+         file. Ratios are against a baseline measured in the same run; absolute times are those of the machine \
+         each suite names.\n"
     );
     for s in sections {
         let _ = writeln!(md, "## {}\n", s.suite);
@@ -255,8 +267,9 @@ mod tests {
             "memory_bytes": 25_769_803_776u64, "gpu": "none", "profile": "dev", "args": ["paper", "--quick"] });
         let paper = serde_json::json!({ "context": context, "rows": paper_rows() });
         std::fs::write(from.path().join("paper.json"), paper.to_string()).unwrap();
-        // A file written before contexts were recorded: a bare array of rows.
-        let storage = vec![row("storage::put", "batch=64", 9.0, Some(3.0))];
+        // A file written before contexts were recorded: a bare array of rows, one of them
+        // unmeasured (NaN, written as null).
+        let storage = vec![row("storage::put", "batch=64", 9.0, Some(3.0)), row("storage::get", "p99", f64::NAN, None)];
         std::fs::write(from.path().join("storage.json"), serde_json::to_string(&storage).unwrap()).unwrap();
 
         let args = ReportArgs {
@@ -278,6 +291,8 @@ mod tests {
             assert!(dir.join(png).exists(), "{png} not drawn");
         }
         assert!(dir.join("paper.json").exists() && dir.join("storage.json").exists());
+        assert!(md.contains("| storage::get | p99 | n/a | s | - | - |"), "{md}");
+        assert!(md.contains("Drawn by `cargo run -p bench -- report --from"), "{md}");
         // Suites without results are left out, not reported as measured.
         assert!(!md.contains("## consensus"), "{md}");
     }
