@@ -161,7 +161,8 @@ fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
     let hi = vs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     match (vs.is_empty(), log) {
         (true, _) => (if log { 0.1 } else { 0.0 }, 1.0),
-        (false, true) => (lo / 1.6, hi * 1.6),
+        // From the power of ten below the least, so the axis has a labelled tick under the data.
+        (false, true) => (10f64.powf((lo / 1.01).log10().floor()), hi * 1.6),
         (false, false) => (lo.min(0.0), if hi > 0.0 { hi * 1.12 } else { 1.0 }),
     }
 }

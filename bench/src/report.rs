@@ -1,5 +1,5 @@
 //! `bench report`: every suite in `--quick` mode (or the JSON files of an earlier run,
-//! `--from DIR`), written to `bench/results/<machine>/` as each suite's JSON file, its
+//! `--from DIR`, redrawn in DIR), written to `bench/results/<machine>/` as each suite's JSON file, its
 //! charts (PNG) and a Markdown summary, `README.md`, that links them: the machine and
 //! commit, the paper's figures beside ours, then each suite's charts and rows.
 //!
@@ -67,8 +67,15 @@ pub fn read_results(path: &Path) -> Result<(Option<Value>, Vec<Record>)> {
 
 pub fn run(args: ReportArgs, run_suite: impl Fn(&str) -> Result<Vec<Record>>) -> Result<PathBuf> {
     let here = Context::gather("report");
-    let machine = args.machine.clone().unwrap_or_else(|| machine_name(&here));
-    let dir = args.dir.clone().unwrap_or_else(|| Path::new("bench/results").join(&machine));
+    // Results read from a directory are redrawn there, under that directory's name: another
+    // machine's results never land in this machine's report.
+    let from_name = args.from.as_ref().and_then(|f| f.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let machine = args.machine.clone().or(from_name).unwrap_or_else(|| machine_name(&here));
+    let dir = match (&args.dir, &args.from) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(from)) => from.clone(),
+        (None, None) => Path::new("bench/results").join(&machine),
+    };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut sections = Vec::new();
     for suite in SUITES.iter().filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == *s)) {
@@ -280,6 +287,13 @@ mod tests {
             only: vec![],
         };
         let dir = run(args, |suite| panic!("{suite} was run, but its results were given")).unwrap();
+        // Without --dir, earlier results are redrawn where they are, under that name.
+        let again = ReportArgs { quick: false, from: Some(from.path().into()), machine: None, dir: None, only: vec![] };
+        let redrawn = run(again, |suite| panic!("{suite} was run")).unwrap();
+        assert_eq!(redrawn, from.path());
+        let name = from.path().file_name().unwrap().to_string_lossy().into_owned();
+        let md = std::fs::read_to_string(redrawn.join("README.md")).unwrap();
+        assert!(md.starts_with(&format!("# Benchmark report: {name}")), "{md}");
         let md = std::fs::read_to_string(dir.join("README.md")).unwrap();
         assert!(md.starts_with("# Benchmark report: test-machine"), "{md}");
         // Table 4: ours, the paper's, the ratio, ADSNARK's, and the spread of Prove.

@@ -133,7 +133,7 @@ fn e2e(rows: &[Record]) -> Vec<(String, String, Vec<Panel>)> {
     let mut out = Vec::new();
     let mut throughput = Vec::new();
     let mut latency = Vec::new();
-    for (op, label) in [("api_upload", "upload (Bundles of 64)"), ("api_fetch", "fetch (64 records)")] {
+    for (op, label) in [("api_upload", "upload (Bundles of 64)"), ("api_fetch", "fetch (a grant's records)")] {
         let points: Vec<(f64, f64)> =
             rows.iter().filter(|r| r.name == op).filter_map(|r| Some((in_flight(&r.params)?, r.value))).collect();
         if !points.is_empty() {
@@ -424,17 +424,27 @@ fn ceremony(rows: &[Record]) -> Vec<(String, String, Vec<Panel>)> {
 
 /// Every row measured against a baseline: its ratio, with the baseline's 1 drawn.
 fn ratios(suite: &str, rows: &[Record]) -> Vec<(String, String, Vec<Panel>)> {
-    let with: Vec<&Record> = rows.iter().filter(|r| r.ratio.is_some_and(f64::is_finite)).collect();
+    // One bar per (name, params): a point reported in two units (batches/s and MB/s) has
+    // one ratio.
+    let mut with: Vec<&Record> = Vec::new();
+    for r in rows.iter().filter(|r| r.ratio.is_some_and(f64::is_finite)) {
+        if !with.iter().any(|w| w.name == r.name && w.params == r.params) {
+            with.push(r);
+        }
+    }
     if with.is_empty() {
         return vec![];
     }
     let prefix = format!("{suite}::");
     vec![(
         format!("{suite}-ratios.png"),
-        format!("{suite}: each fast path against its baseline in the same run (value / baseline)"),
+        format!(
+            "{suite}: each measurement against its baseline in the same run (value / baseline: above 1 is faster \
+             for a throughput, slower for a time)"
+        ),
         vec![Panel::Bars(Bars {
             title: format!("{suite}: ratio to baseline"),
-            value_label: "value / baseline (log; throughputs: above 1 is faster, times: below 1)".into(),
+            value_label: "value / baseline (log)".into(),
             log: true,
             categories: with
                 .iter()
@@ -547,7 +557,11 @@ pub(crate) mod tests {
         // A suite of rows without baselines has nothing to draw; with them, its ratios.
         let plain = vec![row("crypto::sign", "n=1", 3.0, None)];
         assert!(draw("crypto", &plain, dir.path()).unwrap().is_empty());
-        let measured = vec![row("crypto::sign", "batch=64", 3.0, Some(1.0))];
+        let measured =
+            vec![row("crypto::sign", "batch=64", 3.0, Some(1.0)), row("crypto::sign", "batch=64", 6.0, Some(2.0))];
+        assert_eq!(ratios("crypto", &measured)[0].2.len(), 1);
+        let Panel::Bars(b) = &ratios("crypto", &measured)[0].2[0] else { panic!("bars") };
+        assert_eq!(b.categories.len(), 1, "one bar for a point reported in two units");
         assert_eq!(files(&draw("crypto", &measured, dir.path()).unwrap()), ["crypto-ratios.png"]);
     }
 
