@@ -1,6 +1,8 @@
 //! FHIR conformance: every FHIR answer of a node validates as R4 under a maintained FHIR
 //! library (SMART on FHIR's `fhirclient` models, `scripts/fhir-validate.py`), and that
 //! library's stock client starts against a node by reading its CapabilityStatement.
+//! Conditional creates keep a retried transaction from creating anything twice, and
+//! `Prefer` chooses what a create answers.
 
 mod common;
 
@@ -89,6 +91,88 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     let staged: Value = serde_json::from_slice(&staged.body)?;
     ensure!(upload_tag(&staged, "staged") == Some("1"), "{staged}");
     files.push(save(&dir, "observation-staged", &staged)?);
+
+    // Conditional creates make a retried transaction create nothing twice; Prefer chooses
+    // the answer.
+    let datasets = || c.owner(HOSPITAL_A).map(|o| o.datasets.lock().map(|d| d.len()).unwrap_or(0));
+    let before = datasets()?;
+    let system = "urn:dualchain-test:obs";
+    let entries: Vec<Value> = (0..3)
+        .map(|i| {
+            let mut o = up.observations[i].clone();
+            o["id"] = json!(format!("cond-{i}"));
+            o["identifier"] = json!([{"system": system, "value": format!("cond-{i}")}]);
+            json!({"resource": o, "request": {"method": "POST", "url": "Observation",
+                "ifNoneExist": format!("identifier={system}|cond-{i}")}})
+        })
+        .collect();
+    let body = serde_json::to_vec(&json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}))?;
+    let post = |prefer: &'static str| {
+        let body = body.clone();
+        async move {
+            let r = hospital
+                .send_with(
+                    Method::POST,
+                    "/fhir?dataset=cond-1&min_cohort=1",
+                    body,
+                    "application/fhir+json",
+                    &[("prefer", prefer)],
+                )
+                .await?;
+            ensure!(r.status == 200, "the transaction answered {}", r.status);
+            Ok::<Value, anyhow::Error>(serde_json::from_slice(&r.body)?)
+        }
+    };
+    let first = post("return=representation").await?;
+    ensure!(upload_tag(&first, "dataset").is_some() && datasets()? == before + 1, "{first}");
+    for (i, e) in first["entry"].as_array().context("entries")?.iter().enumerate() {
+        ensure!(e["response"]["status"] == "201 Created" && e["resource"]["id"] == format!("cond-{i}").as_str(), "{e}");
+    }
+    files.push(save(&dir, "transaction-conditional-created", &first)?);
+    let retried = post("return=OperationOutcome").await?;
+    ensure!(
+        upload_tag(&retried, "dataset").is_none() && datasets()? == before + 1,
+        "a retry made a dataset: {retried}"
+    );
+    for (i, e) in retried["entry"].as_array().context("entries")?.iter().enumerate() {
+        ensure!(e["response"]["status"] == "200 OK", "{e}");
+        ensure!(e["response"]["location"] == format!("Observation/cond-{i}").as_str(), "{e}");
+        ensure!(e["response"]["outcome"]["resourceType"] == "OperationOutcome" && e.get("resource").is_none(), "{e}");
+    }
+    files.push(save(&dir, "transaction-conditional-retried", &retried)?);
+
+    let mut single = up.observations[3].clone();
+    single["id"] = json!("cond-single");
+    single["identifier"] = json!([{"system": system, "value": "cond-single"}]);
+    let condition = format!("identifier={system}|cond-single");
+    let post_one = |obs: &Value, headers: Vec<(&'static str, String)>| {
+        let body = serde_json::to_vec(obs).unwrap_or_default();
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            hospital.send_with(Method::POST, "/fhir/Observation", body, "application/fhir+json", &h).await
+        }
+    };
+    let made =
+        post_one(&single, vec![("if-none-exist", condition.clone()), ("prefer", "return=minimal".into())]).await?;
+    ensure!(made.status == 201 && made.body.is_empty(), "{} {:?}", made.status, made.body);
+    let again = post_one(&single, vec![("if-none-exist", condition.clone())]).await?;
+    ensure!(again.status == 200, "a conditional create of an existing identifier answered {}", again.status);
+    let said: Value = serde_json::from_slice(&again.body)?;
+    ensure!(said["issue"][0]["details"]["coding"][0]["code"] == "exists", "{said}");
+    files.push(save(&dir, "observation-exists", &said)?);
+    // The duplicate was not staged: the next Observation is the third.
+    single["id"] = json!("fhir-single-3");
+    single.as_object_mut().context("an object")?.remove("identifier");
+    let third = post_one(&single, vec![("prefer", "return=OperationOutcome".into())]).await?;
+    let third: Value = serde_json::from_slice(&third.body)?;
+    ensure!(third["issue"][0]["diagnostics"].as_str().is_some_and(|d| d.contains("3 staged")), "{third}");
+    files.push(save(&dir, "observation-outcome", &third)?);
+    for (name, value, reason) in
+        [("if-none-exist", "code=8867-4", "unsupported-condition"), ("prefer", "return=everything", "bad-prefer")]
+    {
+        let r = post_one(&single, vec![(name, value.into())]).await?;
+        ensure!(r.status == 400 && r.refusal().reason == reason, "{name}: {value} answered {}", r.status);
+    }
 
     // A grantee's records: a searchset Bundle.
     let demand = c.demand(RESEARCH, &up.dataset, 4).await?;

@@ -159,7 +159,22 @@ impl ApiClient {
 
     /// Sends a signed request; any status comes back.
     pub async fn send(&self, method: Method, path: &str, body: Vec<u8>, content_type: &str) -> Result<Response> {
+        self.send_with(method, path, body, content_type, &[]).await
+    }
+
+    /// [`Self::send`] with more headers (`Prefer`, `If-None-Exist`; not signed).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response> {
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         for (k, v) in sign_request(&self.member, &self.signer, self.to, method.as_str(), path, &body) {
             req = req.header(k, v);
         }

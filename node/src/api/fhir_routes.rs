@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use dualchain_crypto::cbsre::{DatasetId, DelegatingSecretKey};
 use dualchain_crypto::cert::Role;
 use dualchain_crypto::Codec;
@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{hosted_as, parse_id, Signed};
+use super::conditional::{criteria, exists, if_none_exist, Identifiers, Prefer};
 use super::error::{fhir_json, ok_json, ApiError, ApiResult};
 use super::limits::on_disk;
 use super::wire::encode_list;
@@ -47,6 +48,8 @@ pub struct OwnerState {
     loaded: bool,
     patients: Patients,
     staged: usize,
+    /// What conditional creates look up.
+    identifiers: Identifiers,
 }
 
 impl OwnerState {
@@ -58,6 +61,7 @@ impl OwnerState {
                 Err(e) => return Err(ApiError::internal(e)),
             };
             self.staged = read_staged(node)?.len();
+            self.identifiers = Identifiers::load(&node.data_dir)?;
             self.loaded = true;
         }
         Ok(())
@@ -156,10 +160,13 @@ pub fn capability_statement(node: &Node) -> Value {
     if hospital {
         let create = json!([{"code": "create"}]);
         rest["resource"] = json!([
-            {"type": "Patient", "interaction": create, "documentation": "gender and birthDate feed the supply \
-                circuit's age band and sex; kept at this node only"},
-            {"type": "Observation", "interaction": create, "documentation": format!("staged durably, sealed \
-                into a dataset every {} Observations", node.cfg.owner.dataset_records)},
+            {"type": "Patient", "interaction": create, "conditionalCreate": true, "documentation": "gender and \
+                birthDate feed the supply circuit's age band and sex; kept at this node only. If-None-Exist: \
+                identifier=<system>|<value>"},
+            {"type": "Observation", "interaction": create, "conditionalCreate": true, "documentation":
+                format!("staged durably, sealed into a dataset every {} Observations. If-None-Exist: \
+                identifier=<system>|<value>; Prefer: return=minimal|representation|OperationOutcome",
+                node.cfg.owner.dataset_records)},
         ]);
         rest["interaction"] = json!([
             {"code": "transaction", "documentation": "one dataset of Patients and Observations"},
@@ -197,17 +204,43 @@ fn owner_of(h: &Hosted) -> Result<&Arc<OwnerNode>, ApiError> {
     h.owner.as_ref().ok_or_else(|| ApiError::forbidden("wrong-role", "only hospitals upload"))
 }
 
-pub async fn post_patient(State(api): State<ApiState>, s: Signed) -> ApiResult {
+pub async fn post_patient(State(api): State<ApiState>, headers: HeaderMap, s: Signed) -> ApiResult {
     let node = &api.node;
     hosted_as(node, &s, &[Role::Hospital])?;
+    let (prefer, condition) = (Prefer::of(&headers)?, if_none_exist("Patient", &headers)?);
     let p: Value = s.json()?;
     expect_type(&p, "Patient")?;
     let d = demographics(&p)?;
     let refs = patient_refs(&p, None)?;
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
+    if let Some(found) = condition.and_then(|k| st.identifiers.find(&k).map(str::to_owned)) {
+        return Ok(exists(prefer, &found));
+    }
+    let location = p["id"].as_str().map(|id| format!("Patient/{id}")).unwrap_or_default();
     st.add_patients(node, refs.into_iter().map(|r| (r, d.clone())).collect())?;
-    Ok(fhir_json(StatusCode::CREATED, &p))
+    st.identifiers.add(&node.data_dir, &[(&p, location.clone())])?;
+    Ok(created(prefer, &p, &location, "registered: this node's patient registry holds the Patient"))
+}
+
+/// A create's answer: `201 Created`, its `Location`, and the body `prefer` asks for.
+fn created(prefer: Prefer, resource: &Value, location: &str, said: &str) -> axum::response::Response {
+    let mut r = match prefer {
+        Prefer::Minimal => fhir_empty(StatusCode::CREATED),
+        Prefer::Outcome => fhir_json(StatusCode::CREATED, &super::conditional::outcome("created", said)),
+        Prefer::Representation => fhir_json(StatusCode::CREATED, resource),
+    };
+    if let Ok(v) = header::HeaderValue::from_str(location) {
+        if !location.is_empty() {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    r
+}
+
+fn fhir_empty(status: StatusCode) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, [(header::CONTENT_TYPE, super::FHIR_JSON)], String::new()).into_response()
 }
 
 /// An uploaded dataset.
@@ -277,47 +310,89 @@ pub fn bundle_observations<'a>(
     Ok((observations, records))
 }
 
-pub async fn post_bundle(State(api): State<ApiState>, s: Signed) -> ApiResult {
+pub async fn post_bundle(State(api): State<ApiState>, headers: HeaderMap, s: Signed) -> ApiResult {
     let node = &api.node;
     let h = hosted_as(node, &s, &[Role::Hospital])?;
+    let prefer = Prefer::of(&headers)?;
     let b: Value = s.json()?;
     let (entries, bundled) = bundle_patients(&b)?;
     // The registry is read and written under the lock; the upload runs without it.
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
-    let (observations, records) = bundle_observations(entries, |p| bundled.get(p).or_else(|| st.patients.get(p)))?;
+    // Conditional creates: the location of what already exists, per entry.
+    let existing = entries
+        .iter()
+        .map(|e| match e["request"]["ifNoneExist"].as_str() {
+            None => Ok(None),
+            Some(q) => {
+                let k = criteria(e["resource"]["resourceType"].as_str().unwrap_or_default(), q)?;
+                Ok(st.identifiers.find(&k).map(str::to_owned))
+            }
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let fresh: Vec<Value> =
+        entries.iter().zip(&existing).filter(|(_, x)| x.is_none()).map(|(e, _)| e.clone()).collect();
+    let is_observation = |e: &Value| e["resource"]["resourceType"] == "Observation";
+    // Every Observation already here (a retried transaction): no new dataset.
+    let all_exist = entries.iter().any(is_observation) && !fresh.iter().any(is_observation);
+    let new = if all_exist {
+        None
+    } else {
+        Some(bundle_observations(&fresh, |p| bundled.get(p).or_else(|| st.patients.get(p)))?)
+    };
     if !bundled.is_empty() {
         st.add_patients(node, bundled.into_iter().collect())?;
     }
     drop(st);
-    let terms = terms_of(node, &s)?;
-    let up = upload(node, h, observations, records, s.param("dataset"), s.param("cpc"), terms).await?;
+    let up = match new {
+        Some((observations, records)) => {
+            let terms = terms_of(node, &s)?;
+            Some(upload(node, h, observations, records, s.param("dataset"), s.param("cpc"), terms).await?)
+        }
+        None => None,
+    };
     // Each entry's status and location (FHIR ids are at most 64 characters: a resource
     // without its own id is named by the dataset's first 16 hex digits and its index).
-    let prefix = &up.dataset.to_hex()[..16];
+    let prefix = up.as_ref().map(|u| u.dataset.to_hex()[..16].to_owned()).unwrap_or_default();
     let mut index = 0;
+    let mut made: Vec<(&Value, String)> = Vec::new();
     let response_entries: Vec<Value> = entries
         .iter()
-        .map(|e| {
+        .zip(&existing)
+        .map(|(e, found)| {
             let r = &e["resource"];
+            if let Some(location) = found {
+                let said = format!("not created: {location} already holds this identifier");
+                return super::conditional::entry(prefer, "200 OK", Some(location), r, &said);
+            }
             let kind = r["resourceType"].as_str().unwrap_or_default();
-            let id = match r["id"].as_str() {
-                Some(id) => id.to_owned(),
-                None if kind == "Observation" => format!("{prefix}-{index}"),
-                None => return json!({"response": {"status": "201 Created"}}),
+            let location = match r["id"].as_str() {
+                Some(id) => Some(format!("{kind}/{id}")),
+                None if kind == "Observation" => Some(format!("{kind}/{prefix}-{index}")),
+                None => None,
             };
             if kind == "Observation" {
                 index += 1;
             }
-            json!({"response": {"status": "201 Created", "location": format!("{kind}/{id}")}})
+            made.push((r, location.clone().unwrap_or_default()));
+            let said = match (&up, kind) {
+                (Some(u), "Observation") => format!("created in dataset {}", u.dataset.to_hex()),
+                _ => "registered in this node's patient registry".to_owned(),
+            };
+            super::conditional::entry(prefer, "201 Created", location.as_deref(), r, &said)
         })
         .collect();
+    let mut st = api.owner_state.lock().await;
+    st.identifiers.add(&node.data_dir, &made)?;
+    drop(st);
     let mut answer = json!({
         "resourceType": "Bundle",
         "type": if b["type"] == "batch" { "batch-response" } else { "transaction-response" },
         "entry": response_entries,
     });
-    tag(&mut answer, &dataset_tags(&up));
+    if let Some(up) = &up {
+        tag(&mut answer, &dataset_tags(up));
+    }
     ok_json(&answer)
 }
 
@@ -371,13 +446,17 @@ fn read_staged(node: &Node) -> Result<Vec<Value>, ApiError> {
     }
 }
 
-pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResult {
+pub async fn post_observation(State(api): State<ApiState>, headers: HeaderMap, s: Signed) -> ApiResult {
     let node = &api.node;
     let h = hosted_as(node, &s, &[Role::Hospital])?;
+    let (prefer, condition) = (Prefer::of(&headers)?, if_none_exist("Observation", &headers)?);
     let obs: Value = s.json()?;
     expect_type(&obs, "Observation")?;
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
+    if let Some(found) = condition.and_then(|k| st.identifiers.find(&k).map(str::to_owned)) {
+        return Ok(exists(prefer, &found));
+    }
     record_of(&obs, |p| st.patients.get(p)).map_err(|m| ApiError::unprocessable("unmappable", m))?;
     // Staged durably before it is acknowledged (the synced append: see `on_disk`).
     let (path, line) = (staging_path(node), obs.to_string());
@@ -393,20 +472,18 @@ pub async fn post_observation(State(api): State<ApiState>, s: Signed) -> ApiResu
         f.sync_all().map_err(ApiError::internal)
     })?;
     st.staged += 1;
+    let location = obs["id"].as_str().map(|id| format!("Observation/{id}")).unwrap_or_default();
+    st.identifiers.add(&node.data_dir, &[(&obs, location.clone())])?;
     let mut out = obs.clone();
-    if st.staged >= node.cfg.owner.dataset_records {
+    let said = if st.staged >= node.cfg.owner.dataset_records {
         let up = seal_staged(node, h, &mut st, None, Terms::of_node(node)).await?;
         tag(&mut out, &dataset_tags(&up));
+        format!("staged, then sealed with the others into dataset {}", up.dataset.to_hex())
     } else {
         tag(&mut out, &[("staged", st.staged.to_string())]);
-    }
-    let mut r = fhir_json(StatusCode::CREATED, &out);
-    if let Some(id) = obs["id"].as_str() {
-        if let Ok(v) = header::HeaderValue::from_str(&format!("Observation/{id}")) {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-    }
-    Ok(r)
+        format!("staged ({} staged; sealed every {})", st.staged, node.cfg.owner.dataset_records)
+    };
+    Ok(created(prefer, &out, &location, &said))
 }
 
 /// Seals the staged observations into one dataset. Without a name, the dataset is named

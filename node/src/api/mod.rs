@@ -27,6 +27,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | [`error`] | refusals as `OperationOutcome`s |
+//! | [`conditional`] | conditional create (`If-None-Exist`) and `Prefer` |
 //! | [`auth`] | signed requests: signature, time, nonce; the hosted member |
 //! | [`metrics`] | requests, latency and refusals per route |
 //! | [`limits`] | requests in flight, time per request, the replay window's nonces |
@@ -52,6 +53,7 @@ use crate::runtime::Node;
 pub mod auth;
 pub mod authority_routes;
 pub mod client;
+pub mod conditional;
 pub mod cpc_routes;
 pub mod error;
 pub mod fhir_routes;
