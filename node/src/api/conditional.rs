@@ -15,6 +15,10 @@
 //!   all), `return=OperationOutcome` an informational `OperationOutcome` of what was done,
 //!   `return=representation` (and no header) the resource; on a Bundle, `representation`
 //!   puts each created resource in its entry and `OperationOutcome` each entry's outcome.
+//!
+//! Limit: a Bundle's identifiers are indexed once its dataset is registered, so a crash
+//! between the registration and the index write leaves a retry of that transaction free to
+//! create its Observations again, in a second dataset.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
