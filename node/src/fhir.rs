@@ -69,20 +69,116 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The code system of LOINC, and of UCUM units.
+pub const LOINC: &str = "http://loinc.org";
+pub const UCUM: &str = "http://unitsofmeasure.org";
+
+/// A vital sign this node maps to the supply circuit: its LOINC code, its canonical UCUM
+/// unit, and the UCUM units it converts from, each as `canonical = value × scale + offset`.
+#[derive(Debug)]
+pub struct VitalSign {
+    pub loinc: &'static str,
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub from: &'static [(&'static str, f64, f64)],
+}
+
+/// 1 mm[Hg] = 133.322387415 Pa (UCUM); glucose 180.156 g/mol.
+const KPA_IN_MMHG: f64 = 1000.0 / 133.322_387_415;
+const GLUCOSE_MMOL_IN_MGDL: f64 = 18.0156;
+
+/// The vital signs of bedside and personal health devices that this node maps. Anything
+/// else is refused by name, never mapped to a made-up code.
+pub const VITAL_SIGNS: &[VitalSign] = &[
+    VitalSign { loinc: "8867-4", name: "heart rate", unit: "/min", from: &[("{beats}/min", 1.0, 0.0)] },
+    VitalSign { loinc: "9279-1", name: "respiratory rate", unit: "/min", from: &[("{breaths}/min", 1.0, 0.0)] },
+    VitalSign { loinc: "59408-5", name: "oxygen saturation by pulse oximetry", unit: "%", from: &[] },
+    VitalSign { loinc: "2708-6", name: "arterial oxygen saturation", unit: "%", from: &[] },
+    VitalSign { loinc: "8480-6", name: "systolic blood pressure", unit: "mm[Hg]", from: &[("kPa", KPA_IN_MMHG, 0.0)] },
+    VitalSign { loinc: "8462-4", name: "diastolic blood pressure", unit: "mm[Hg]", from: &[("kPa", KPA_IN_MMHG, 0.0)] },
+    VitalSign {
+        loinc: "8310-5",
+        name: "body temperature",
+        unit: "Cel",
+        from: &[("[degF]", 5.0 / 9.0, -32.0 * 5.0 / 9.0), ("K", 1.0, -273.15)],
+    },
+    VitalSign {
+        loinc: "29463-7",
+        name: "body weight",
+        unit: "kg",
+        from: &[("g", 0.001, 0.0), ("[lb_av]", 0.453_592_37, 0.0)],
+    },
+    VitalSign { loinc: "8302-2", name: "body height", unit: "cm", from: &[("m", 100.0, 0.0), ("[in_i]", 2.54, 0.0)] },
+    VitalSign {
+        loinc: "2339-0",
+        name: "glucose in blood (mass/volume)",
+        unit: "mg/dL",
+        from: &[("mmol/L", GLUCOSE_MMOL_IN_MGDL, 0.0)],
+    },
+];
+
+/// The vital sign of a LOINC code, or why there is none.
+pub fn vital_sign(loinc: &str) -> Result<&'static VitalSign, String> {
+    VITAL_SIGNS.iter().find(|v| v.loinc == loinc).ok_or_else(|| {
+        let known: Vec<String> = VITAL_SIGNS.iter().map(|v| format!("{} {}", v.loinc, v.name)).collect();
+        format!("LOINC {loinc} is not a vital sign this node maps (it maps {})", known.join(", "))
+    })
+}
+
+impl VitalSign {
+    /// `value` in the UCUM unit `unit`, in this sign's canonical unit.
+    pub fn to_canonical(&self, unit: &str, value: f64) -> Result<f64, String> {
+        if unit == self.unit {
+            return Ok(value);
+        }
+        match self.from.iter().find(|(u, _, _)| *u == unit) {
+            Some((_, scale, offset)) => Ok(value * scale + offset),
+            None => {
+                let mut units = vec![self.unit];
+                units.extend(self.from.iter().map(|(u, _, _)| *u));
+                Err(format!("{unit} is not a UCUM unit of {} ({}: {})", self.name, self.loinc, units.join(", ")))
+            }
+        }
+    }
+}
+
+/// The LOINC coding of an Observation's code: the coding whose system is LOINC, or one
+/// without a system; another system alone is refused by name.
+fn loinc_of(obs: &Value) -> Result<&str, String> {
+    let codings = obs["code"]["coding"].as_array().ok_or("Observation.code has no coding")?;
+    let coding = codings
+        .iter()
+        .find(|c| c["system"] == LOINC)
+        .or_else(|| codings.iter().find(|c| c.get("system").is_none()))
+        .ok_or_else(|| {
+            let systems: Vec<&str> = codings.iter().filter_map(|c| c["system"].as_str()).collect();
+            format!("Observation.code has no LOINC coding ({LOINC}); it has {}", systems.join(", "))
+        })?;
+    coding["code"].as_str().ok_or_else(|| "Observation.code's LOINC coding has no code".to_owned())
+}
+
 /// Turns a vital-sign Observation into the supply circuit's record, with the patient's
 /// demographics from `patient(reference, observation time)`: (5-year age band, sex code).
-/// Errors name the field that does not map.
+/// The value is converted to the sign's canonical UCUM unit ([`VITAL_SIGNS`]). Errors
+/// name the field, code or unit that does not map.
 pub fn to_record_with(
     obs: &Value,
     patient: impl Fn(&str, u64) -> Option<(u8, u8)>,
 ) -> Result<dualchain_prover::supply::Record, String> {
     use dualchain_prover::supply::fhir as map;
-    let code = obs["code"]["coding"][0]["code"].as_str().ok_or("Observation.code has no coding")?;
-    let code = map::loinc_code(code).ok_or_else(|| format!("{code} is not a LOINC code"))?;
+    let sign = vital_sign(loinc_of(obs)?)?;
+    let code = map::loinc_code(sign.loinc).ok_or("a vital sign's LOINC code does not parse")?;
     let q = &obs["valueQuantity"];
-    let unit = map::unit_code(q["code"].as_str().ok_or("valueQuantity.code is missing")?);
-    let value = map::fixed_point(q["value"].as_f64().ok_or("valueQuantity.value is missing")?)
-        .ok_or("valueQuantity.value is negative or too large")?;
+    if let Some(system) = q.get("system") {
+        if system != UCUM {
+            return Err(format!("valueQuantity.system {system} is not UCUM ({UCUM})"));
+        }
+    }
+    let given = q["code"].as_str().ok_or("valueQuantity.code (a UCUM unit) is missing")?;
+    let raw = q["value"].as_f64().ok_or("valueQuantity.value is missing")?;
+    let unit = map::unit_code(sign.unit);
+    let value =
+        map::fixed_point(sign.to_canonical(given, raw)?).ok_or("valueQuantity.value is negative or too large")?;
     let t = obs["effectiveDateTime"].as_str().and_then(parse_rfc3339).ok_or("effectiveDateTime is not RFC 3339 UTC")?;
     let subject = obs["subject"]["reference"].as_str().ok_or("subject.reference is missing")?;
     let (age_band, sex) =
@@ -103,6 +199,49 @@ pub fn to_record_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn obs(code: Value, quantity: Value) -> Value {
+        serde_json::json!({"resourceType": "Observation", "code": code, "valueQuantity": quantity,
+            "effectiveDateTime": "2026-12-04T10:00:00Z", "subject": {"reference": "Patient/p"}})
+    }
+
+    fn record(o: &Value) -> Result<dualchain_prover::supply::Record, String> {
+        to_record_with(o, |_, _| Some((8, 1)))
+    }
+
+    #[test]
+    fn units_are_converted_to_the_canonical_one() {
+        let loinc = |c: &str| serde_json::json!({"coding": [{"system": LOINC, "code": c}]});
+        let q = |v: f64, u: &str| serde_json::json!({"value": v, "system": UCUM, "code": u});
+        let bp_mmhg = record(&obs(loinc("8480-6"), q(120.0, "mm[Hg]"))).unwrap();
+        let bp_kpa = record(&obs(loinc("8480-6"), q(16.0, "kPa"))).unwrap();
+        assert_eq!(bp_mmhg.unit, bp_kpa.unit);
+        assert_eq!(bp_kpa.value, 120_010, "16 kPa is 120.010 mm[Hg]");
+        assert_eq!(bp_mmhg.value, 120_000);
+        let f = record(&obs(loinc("8310-5"), q(98.6, "[degF]"))).unwrap();
+        assert_eq!(f.value, 37_000);
+        let glucose = record(&obs(loinc("2339-0"), q(5.5, "mmol/L"))).unwrap();
+        assert_eq!(glucose.value, 99_086);
+        // No system on the coding is taken as LOINC (a minimal gateway).
+        let bare = serde_json::json!({"coding": [{"code": "8867-4"}]});
+        assert_eq!(record(&obs(bare, q(60.0, "{beats}/min"))).unwrap().value, 60_000);
+    }
+
+    #[test]
+    fn unknown_codes_units_and_systems_are_refused_by_name() {
+        let loinc = |c: &str| serde_json::json!({"coding": [{"system": LOINC, "code": c}]});
+        let q = |v: f64, u: &str| serde_json::json!({"value": v, "system": UCUM, "code": u});
+        let e = record(&obs(loinc("2160-0"), q(1.0, "mg/dL"))).unwrap_err();
+        assert!(e.contains("LOINC 2160-0 is not a vital sign") && e.contains("8867-4 heart rate"), "{e}");
+        let e = record(&obs(loinc("8867-4"), q(60.0, "kPa"))).unwrap_err();
+        assert!(e.contains("kPa is not a UCUM unit of heart rate") && e.contains("/min"), "{e}");
+        let snomed = serde_json::json!({"coding": [{"system": "http://snomed.info/sct", "code": "364075005"}]});
+        let e = record(&obs(snomed, q(60.0, "/min"))).unwrap_err();
+        assert!(e.contains("no LOINC coding") && e.contains("snomed"), "{e}");
+        let other_units = serde_json::json!({"value": 60.0, "system": "http://example.org/units", "code": "/min"});
+        let e = record(&obs(loinc("8867-4"), other_units)).unwrap_err();
+        assert!(e.contains("is not UCUM"), "{e}");
+    }
 
     #[test]
     fn timestamps_are_rfc3339() {

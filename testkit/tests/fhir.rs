@@ -174,6 +174,21 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
         ensure!(r.status == 400 && r.refusal().reason == reason, "{name}: {value} answered {}", r.status);
     }
 
+    // Units are converted to the sign's canonical one; an unmapped code is refused by name.
+    let mut kpa = up.observations[0].clone();
+    kpa["id"] = json!("fhir-bp-kpa");
+    kpa["code"] =
+        json!({"coding": [{"system": "http://loinc.org", "code": "8480-6", "display": "Systolic blood pressure"}]});
+    kpa["valueQuantity"] = json!({"value": 16.0, "unit": "kPa", "system": "http://unitsofmeasure.org", "code": "kPa"});
+    let r = post_one(&kpa, vec![]).await?;
+    ensure!(r.status == 201, "an Observation in kPa answered {}", r.status);
+    let mut creatinine = kpa.clone();
+    creatinine["id"] = json!("fhir-creatinine");
+    creatinine["code"] = json!({"coding": [{"system": "http://loinc.org", "code": "2160-0"}]});
+    let r = post_one(&creatinine, vec![]).await?;
+    ensure!(r.status == 422 && r.refusal().message.contains("LOINC 2160-0"), "{} {}", r.status, r.refusal().message);
+    files.push(save(&dir, "operation-outcome-unknown-code", &serde_json::from_slice(&r.body)?)?);
+
     // A grantee's records: a searchset Bundle.
     let demand = c.demand(RESEARCH, &up.dataset, 4).await?;
     c.wait_supplied(RESEARCH, &demand).await?;

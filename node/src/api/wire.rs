@@ -70,15 +70,20 @@ impl DemandSpec {
             "other" => supply::sex::OTHER,
             s => return Err(bad(format!("sex {s:?} is not any, male, female or other"))),
         };
+        // The vital sign and its canonical unit, as uploads are recorded; bounds given in
+        // another unit of the sign are converted (e.g. kPa to mm[Hg]).
+        let sign = crate::fhir::vital_sign(&self.code).map_err(bad)?;
+        sign.to_canonical(&self.unit, 0.0).map_err(bad)?;
+        let canonical = |v: Option<f64>| v.map(|x| sign.to_canonical(&self.unit, x)).transpose().map_err(bad);
         let r = Requirement {
-            code: supply::fhir::loinc_code(&self.code)
+            code: supply::fhir::loinc_code(sign.loinc)
                 .ok_or_else(|| bad(format!("{:?} is not a LOINC code", self.code)))?,
-            unit: supply::fhir::unit_code(&self.unit),
+            unit: supply::fhir::unit_code(sign.unit),
             age_lo: self.age_band_min,
             age_hi: self.age_band_max,
             sex,
-            value_min: fixed(self.value_min, "value_min")?,
-            value_max: fixed(self.value_max, "value_max")?,
+            value_min: fixed(canonical(self.value_min)?, "value_min")?,
+            value_max: fixed(canonical(self.value_max)?, "value_max")?,
             time_from: supply::fhir::minutes(self.since).ok_or_else(|| bad("since out of range".into()))?,
             time_to: supply::fhir::minutes(self.until).ok_or_else(|| bad("until out of range".into()))?,
             threshold: self.threshold,
@@ -177,5 +182,26 @@ mod tests {
             r#"{"dataset":"00","code":"1-1","unit":"/min","since":0,"until":1,"threshold":1,"extra":1}"#,
         );
         assert!(unknown.is_err(), "unknown fields are refused");
+    }
+
+    #[test]
+    fn a_demand_in_another_unit_of_the_sign_asks_the_same_as_in_its_canonical_one() {
+        let in_unit = |unit: &str, min: f64, max: f64| DemandSpec {
+            code: "8480-6".into(),
+            unit: unit.into(),
+            value_min: Some(min),
+            value_max: Some(max),
+            ..spec("8480-6", None, None)
+        };
+        let mmhg = in_unit("mm[Hg]", 90.0, 140.0).requirement().unwrap();
+        let kpa = in_unit("kPa", 12.0, 18.6).requirement().unwrap();
+        assert_eq!((kpa.code, kpa.unit), (mmhg.code, mmhg.unit));
+        assert_eq!((kpa.value_min, kpa.value_max), (Some(90_007), Some(139_511)));
+        // A unit that is not the sign's is refused even without bounds; so is an unmapped code.
+        let no_bounds = DemandSpec { value_min: None, value_max: None, ..spec("8867-4", None, None) };
+        let wrong_unit = DemandSpec { unit: "kPa".into(), ..no_bounds };
+        assert!(wrong_unit.requirement().unwrap_err().message.contains("kPa is not a UCUM unit of heart rate"));
+        let e = spec("2160-0", None, None).requirement().unwrap_err();
+        assert!(e.message.contains("LOINC 2160-0 is not a vital sign"), "{}", e.message);
     }
 }
