@@ -11,7 +11,7 @@ use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
 use dualchain_node::api::fhir_routes::upload_tag;
-use dualchain_testkit::consortium::{CPCS, HOSPITAL_A, RESEARCH};
+use dualchain_testkit::consortium::{CPCS, HOSPITAL_A, HOSPITAL_B, RESEARCH};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -55,6 +55,12 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     for r in rest["resource"].as_array().into_iter().flatten() {
         ensure!(r["interaction"] == json!([{"code": "create"}]), "{r}");
     }
+    // Public, so it says nothing more: no other member, no key, hash or identifier (no
+    // run of 32 or more hex digits), no patient.
+    let text = metadata.to_string();
+    ensure!(text.contains(HOSPITAL_A) && !text.contains(HOSPITAL_B) && !text.contains(RESEARCH), "{text}");
+    let longest_hex = text.split(|c: char| !c.is_ascii_hexdigit()).map(str::len).max().unwrap_or(0);
+    ensure!(longest_hex < 32 && !text.contains("Patient/"), "{text}");
     files.push(save(&dir, "metadata-hospital", &metadata)?);
     let research: Value = c.api(RESEARCH)?.get_public("/fhir/metadata").await?.json()?;
     ensure!(research["rest"][0].get("resource").is_none(), "a research node claims FHIR writes: {research}");
