@@ -66,6 +66,9 @@ pub fn read_results(path: &Path) -> Result<(Option<Value>, Vec<Record>)> {
 }
 
 pub fn run(args: ReportArgs, run_suite: impl Fn(&str) -> Result<Vec<Record>>) -> Result<PathBuf> {
+    for o in &args.only {
+        anyhow::ensure!(SUITES.contains(&o.as_str()), "--only {o}: not a suite of the report ({})", SUITES.join(", "));
+    }
     let here = Context::gather("report");
     // Results read from a directory are redrawn there, under that directory's name: another
     // machine's results never land in this machine's report.
@@ -328,6 +331,15 @@ mod tests {
         .unwrap();
         let md = std::fs::read_to_string(dir.join("README.md")).unwrap();
         assert!(md.contains("## crypto\n\n**Failed**: no entropy today"), "{md}");
+        let typo = ReportArgs {
+            quick: true,
+            from: None,
+            machine: None,
+            dir: Some(out.path().into()),
+            only: vec!["cryptos".into()],
+        };
+        let e = run(typo, |suite| panic!("{suite} was run")).unwrap_err();
+        assert!(e.to_string().contains("--only cryptos: not a suite"), "{e}");
         assert!(
             md.contains("## storage") && md.contains("| storage::put | batch=64 | 9.000 | s | 3.000 | 3.00x |"),
             "{md}"

@@ -24,7 +24,6 @@ pub struct Signed {
 }
 
 impl Signed {
-    /// A query parameter.
     /// A query parameter, percent-decoded (`?policy=role%3Aresearch%20and%20dept%3Aicu`).
     pub fn param(&self, name: &str) -> Option<String> {
         form_urlencoded::parse(self.query.as_deref()?.as_bytes()).find_map(|(k, v)| (k == name).then(|| v.into_owned()))
