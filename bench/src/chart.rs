@@ -83,6 +83,20 @@ pub struct Bars {
     pub reference: Option<(String, f64)>,
 }
 
+impl Bars {
+    /// One series of bars, no whiskers, no reference line.
+    pub fn single(title: &str, value_label: &str, categories: Vec<String>, label: &str, values: Vec<f64>) -> Self {
+        Bars {
+            title: title.into(),
+            value_label: value_label.into(),
+            log: false,
+            categories,
+            series: vec![(label.into(), values.into_iter().map(Some).collect(), vec![])],
+            reference: None,
+        }
+    }
+}
+
 pub enum Panel {
     Lines(Lines),
     Bars(Bars),
@@ -256,18 +270,30 @@ where
         } else {
             chart.draw_series(LineSeries::new(points.clone(), style)).map_err(drawing)?
         };
-        anno.label(&s.label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        anno.label(&s.label).legend(move |at| line_glyph(at, style));
         chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, style.filled()))).map_err(drawing)?;
     }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// A line series' mark in the legend.
+fn line_glyph((x, y): (i32, i32), style: ShapeStyle) -> PathElement<(i32, i32)> {
+    PathElement::new(vec![(x, y), (x + 20, y)], style)
+}
+
+/// The legend of every labelled series, at `position`.
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .label_font((FONT, 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(drawing)?;
-    Ok(())
+        .map_err(drawing)
 }
 
 fn bars(area: &Area<'_>, spec: &Bars) -> Result<()> {
@@ -350,17 +376,9 @@ where
             .draw_series(DashedLineSeries::new(vec![(*v, -0.5), (*v, n as f64 - 0.5)], 6, 4, style))
             .map_err(drawing)?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            .legend(move |at| line_glyph(at, style));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(drawing)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 #[cfg(test)]

@@ -94,7 +94,8 @@ pub fn spread(xs: &[f64]) -> (f64, f64, f64, f64) {
     (mean, var.sqrt(), min, max)
 }
 
-fn figure(key: &str) -> &'static PaperFigure {
+/// The figure of Table 4 whose `key` is given (a key this suite's rows use).
+pub fn figure(key: &str) -> &'static PaperFigure {
     TABLE4.iter().find(|f| f.key == key).expect("a figure of Table 4")
 }
 

@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use crate::chart::{write_png, BarSeries, Bars, Chart, Lines, Panel, Params, Series};
 use crate::measure::Record;
-use crate::paper_suite::TABLE4;
+use crate::paper_suite::figure;
 
 /// Draws the charts of `suite`'s `rows` into `dir` and returns them (none where the rows
 /// hold nothing to draw).
@@ -181,14 +181,13 @@ fn e2e(rows: &[Record]) -> Vec<(String, String, Vec<Panel>)> {
         out.push((
             "e2e-stages.png".into(),
             "Where one served request's latency goes (sharing flow, in-process consortium)".into(),
-            vec![Panel::Bars(Bars {
-                title: "End-to-end stage shares".into(),
-                value_label: "share of a request's latency (%)".into(),
-                log: false,
-                categories: shares.iter().map(|r| short_stage(&r.params)).collect(),
-                series: vec![("one request at a time".into(), shares.iter().map(|r| Some(r.value)).collect(), vec![])],
-                reference: None,
-            })],
+            vec![Panel::Bars(Bars::single(
+                "End-to-end stage shares",
+                "share of a request's latency (%)",
+                shares.iter().map(|r| short_stage(&r.params)).collect(),
+                "one request at a time",
+                shares.iter().map(|r| r.value).collect(),
+            ))],
         ));
     }
     out
@@ -301,7 +300,7 @@ fn paper(rows: &[Record]) -> Vec<(String, String, Vec<Panel>)> {
                     (format!("ours, {s}"), values, whiskers)
                 })
                 .collect();
-            let figures: Vec<_> = keys.iter().filter_map(|k| TABLE4.iter().find(|f| f.key == *k)).collect();
+            let figures: Vec<_> = keys.iter().map(|k| figure(k)).collect();
             series.push(("the paper".into(), figures.iter().map(|f| Some(f.paper)).collect(), vec![]));
             series.push((
                 "ADSNARK (paper's Table 4)".into(),
@@ -318,7 +317,8 @@ fn paper(rows: &[Record]) -> Vec<(String, String, Vec<Panel>)> {
             })
         };
         let label = |k: &str| {
-            TABLE4.iter().find(|f| f.key == k).map(|f| format!("{} ({})", f.label, f.unit)).unwrap_or_default()
+            let f = figure(k);
+            format!("{} ({})", f.label, f.unit)
         };
         out.push((
             "paper-table4.png".into(),
@@ -368,14 +368,13 @@ fn paper(rows: &[Record]) -> Vec<(String, String, Vec<Panel>)> {
         out.push((
             "paper-flow.png".into(),
             "The paper's flow end to end: time of each stage (mean)".into(),
-            vec![Panel::Bars(Bars {
-                title: "Register, demand, prove, grant, re-encrypt, fetch".into(),
-                value_label: "seconds".into(),
-                log: false,
-                categories: flow.iter().map(|r| params_of(r).get("stage").unwrap_or("?").to_owned()).collect(),
-                series: vec![("mean".into(), flow.iter().map(|r| Some(r.value)).collect(), vec![])],
-                reference: None,
-            })],
+            vec![Panel::Bars(Bars::single(
+                "Register, demand, prove, grant, re-encrypt, fetch",
+                "seconds",
+                flow.iter().map(|r| params_of(r).get("stage").unwrap_or("?").to_owned()).collect(),
+                "mean",
+                flow.iter().map(|r| r.value).collect(),
+            ))],
         ));
     }
     out
