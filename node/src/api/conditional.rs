@@ -23,7 +23,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::error::{operation_outcome, ApiError};
@@ -140,14 +141,17 @@ impl Identifiers {
 
     /// Indexes `resource`'s identifiers at `location`, on disk first (synced).
     pub fn add(&mut self, data_dir: &std::path::Path, added: &[(&Value, String)]) -> Result<(), ApiError> {
-        let mut all = self.map.clone();
-        for (resource, location) in added {
-            for k in keys_of(resource) {
-                all.entry(k).or_insert_with(|| location.clone());
-            }
+        let new: Vec<(String, &String)> = added
+            .iter()
+            .flat_map(|(resource, location)| keys_of(resource).into_iter().map(move |k| (k, location)))
+            .filter(|(k, _)| !self.map.contains_key(k))
+            .collect();
+        if new.is_empty() {
+            return Ok(()); // nothing to write (most Observations carry no identifier)
         }
-        if all.len() == self.map.len() {
-            return Ok(());
+        let mut all = self.map.clone();
+        for (k, location) in new {
+            all.entry(k).or_insert_with(|| location.clone());
         }
         let bytes = serde_json::to_vec(&all).map_err(ApiError::internal)?;
         let path = Self::path(data_dir);
@@ -158,18 +162,35 @@ impl Identifiers {
 }
 
 /// The answer to a conditional create that found its resource: `200 OK` and its location.
-pub fn exists(prefer: Prefer, location: &str) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let body = match prefer {
-        Prefer::Minimal => String::new(),
-        _ => outcome("exists", &format!("not created: {location} already holds this identifier")).to_string(),
+pub fn exists(prefer: Prefer, location: &str) -> Response {
+    let said = format!("not created: {location} already holds this identifier");
+    answer(StatusCode::OK, prefer, None, location, "exists", &said)
+}
+
+/// A create's answer: `201 Created`, its `Location`, and the body `prefer` asks for.
+pub fn created(prefer: Prefer, resource: &Value, location: &str, said: &str) -> Response {
+    answer(StatusCode::CREATED, prefer, Some(resource), location, "created", said)
+}
+
+/// A create's answer: `status`, the `Location` (none when empty), and as body nothing
+/// (`minimal`), the resource (`representation`, where there is one) or an informational
+/// `OperationOutcome` of `reason` and `said`.
+fn answer(
+    status: StatusCode,
+    prefer: Prefer,
+    resource: Option<&Value>,
+    location: &str,
+    reason: &str,
+    said: &str,
+) -> Response {
+    let body = match (prefer, resource) {
+        (Prefer::Minimal, _) => String::new(),
+        (Prefer::Representation, Some(r)) => r.to_string(),
+        _ => outcome(reason, said).to_string(),
     };
-    let mut r =
-        (axum::http::StatusCode::OK, [(axum::http::header::CONTENT_TYPE, super::FHIR_JSON)], body).into_response();
-    if let Ok(v) = axum::http::HeaderValue::from_str(location) {
-        if !location.is_empty() {
-            r.headers_mut().insert(axum::http::header::LOCATION, v);
-        }
+    let mut r = (status, [(header::CONTENT_TYPE, super::FHIR_JSON)], body).into_response();
+    if let (false, Ok(v)) = (location.is_empty(), HeaderValue::from_str(location)) {
+        r.headers_mut().insert(header::LOCATION, v);
     }
     r
 }

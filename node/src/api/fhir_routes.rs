@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use dualchain_crypto::cbsre::{DatasetId, DelegatingSecretKey};
 use dualchain_crypto::cert::Role;
 use dualchain_crypto::Codec;
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{hosted_as, parse_id, Signed};
-use super::conditional::{criteria, exists, if_none_exist, Identifiers, Prefer};
+use super::conditional::{created, criteria, exists, if_none_exist, Identifiers, Prefer};
 use super::error::{fhir_json, ok_json, ApiError, ApiResult};
 use super::limits::on_disk;
 use super::wire::encode_list;
@@ -223,26 +223,6 @@ pub async fn post_patient(State(api): State<ApiState>, headers: HeaderMap, s: Si
     Ok(created(prefer, &p, &location, "registered: this node's patient registry holds the Patient"))
 }
 
-/// A create's answer: `201 Created`, its `Location`, and the body `prefer` asks for.
-fn created(prefer: Prefer, resource: &Value, location: &str, said: &str) -> axum::response::Response {
-    let mut r = match prefer {
-        Prefer::Minimal => fhir_empty(StatusCode::CREATED),
-        Prefer::Outcome => fhir_json(StatusCode::CREATED, &super::conditional::outcome("created", said)),
-        Prefer::Representation => fhir_json(StatusCode::CREATED, resource),
-    };
-    if let Ok(v) = header::HeaderValue::from_str(location) {
-        if !location.is_empty() {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-    }
-    r
-}
-
-fn fhir_empty(status: StatusCode) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    (status, [(header::CONTENT_TYPE, super::FHIR_JSON)], String::new()).into_response()
-}
-
 /// An uploaded dataset.
 struct Uploaded {
     dataset: DatasetId,
@@ -330,8 +310,12 @@ pub async fn post_bundle(State(api): State<ApiState>, headers: HeaderMap, s: Sig
             }
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let fresh: Vec<Value> =
-        entries.iter().zip(&existing).filter(|(_, x)| x.is_none()).map(|(e, _)| e.clone()).collect();
+    // The entries to create: all of them (not copied) unless a condition found one.
+    let fresh: std::borrow::Cow<[Value]> = if existing.iter().all(Option::is_none) {
+        entries.into()
+    } else {
+        entries.iter().zip(&existing).filter(|(_, x)| x.is_none()).map(|(e, _)| e.clone()).collect::<Vec<_>>().into()
+    };
     let is_observation = |e: &Value| e["resource"]["resourceType"] == "Observation";
     // Every Observation already here (a retried transaction): no new dataset.
     let all_exist = entries.iter().any(is_observation) && !fresh.iter().any(is_observation);
