@@ -219,6 +219,10 @@ pub struct ApiConfig {
     /// Serve plain HTTP instead of HTTPS: loopback tests only (the API carries decrypted
     /// records); refused on any other address.
     pub insecure_http: bool,
+    /// How long a SMART Backend Services bearer token lasts (seconds).
+    pub token_ttl_s: u64,
+    /// Bearer tokens (and client assertions in their replay window) live at once; more get 503.
+    pub tokens_max: usize,
 }
 
 impl Default for ApiConfig {
@@ -235,6 +239,8 @@ impl Default for ApiConfig {
             tls_cert: None,
             tls_key: None,
             insecure_http: false,
+            token_ttl_s: 300,
+            tokens_max: 1 << 16,
         }
     }
 }

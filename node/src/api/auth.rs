@@ -16,17 +16,44 @@ use super::error::ApiError;
 use super::ApiState;
 use crate::runtime::{unix_ms, Hosted, Node};
 
-/// A request signed by a member, with its body.
+/// A request signed by a member, with its body (or, on the FHIR endpoints, made with a
+/// SMART bearer token for the member this node hosts: [`super::smart::Fhir`]).
 pub struct Signed {
     pub member: String,
     pub body: Bytes,
     pub query: Option<String>,
+    pub via: Via,
+}
+
+/// How a request was authenticated.
+pub enum Via {
+    /// The member's Ed25519 signature: everything the member may do.
+    Member,
+    /// A SMART client's bearer token: only what its scopes allow.
+    Client { id: String, scopes: super::smart::Scopes },
 }
 
 impl Signed {
     /// A query parameter, percent-decoded (`?policy=role%3Aresearch%20and%20dept%3Aicu`).
     pub fn param(&self, name: &str) -> Option<String> {
         form_urlencoded::parse(self.query.as_deref()?.as_bytes()).find_map(|(k, v)| (k == name).then(|| v.into_owned()))
+    }
+
+    /// Refuses a bearer token whose scopes do not allow `interaction` on `resource` (403,
+    /// naming the scope that would); a signed request may do anything its member may.
+    pub fn allow(&self, resource: &str, interaction: super::smart::Interaction) -> Result<(), ApiError> {
+        match &self.via {
+            Via::Member => Ok(()),
+            Via::Client { scopes, .. } if scopes.allows(resource, interaction) => Ok(()),
+            Via::Client { id, scopes } => Err(ApiError::forbidden(
+                "insufficient-scope",
+                format!(
+                    "client {id}'s token has the scopes {:?}; {interaction:?} on {resource} needs system/{resource}.{}",
+                    scopes.to_string(),
+                    interaction.suffix()
+                ),
+            )),
+        }
     }
 
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
@@ -64,19 +91,7 @@ impl FromRequest<ApiState> for Signed {
             ));
         }
         let signer = check_headers(api, &member, &time, &nonce, &sig)?;
-        let within = Duration::from_secs(node.cfg.api.body_read_max_s);
-        let body = super::limits::within(within, Bytes::from_request(req, api)).await?.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too-costly",
-                    "body-too-large",
-                    format!("the body exceeds this node's limit of {} bytes", node.cfg.api.body_limit_bytes),
-                )
-            } else {
-                ApiError::invalid("bad-body", e.body_text())
-            }
-        })?;
+        let body = read_body(req, api).await?;
         if !signer.key.verify(
             API_SIGNING_USE,
             &request_message(Audience::new(&node.consortium, node.cfg.node), &method, &pq, signer.time, &nonce, &body),
@@ -89,8 +104,26 @@ impl FromRequest<ApiState> for Signed {
         }
         let oldest = unix_ms().saturating_sub(node.cfg.api.clock_skew_s * 1000).max(node.started_ms);
         api.nonces.lock().unwrap_or_else(|p| p.into_inner()).record(oldest, signer.time, &member, &nonce)?;
-        Ok(Signed { member, body, query: uri.query().map(str::to_string) })
+        Ok(Signed { member, body, query: uri.query().map(str::to_string), via: Via::Member })
     }
+}
+
+/// A request's body, within this node's size and time limits (413, 408).
+pub(super) async fn read_body(req: Request, api: &ApiState) -> Result<Bytes, ApiError> {
+    let cfg = &api.node.cfg.api;
+    let within = Duration::from_secs(cfg.body_read_max_s);
+    super::limits::within(within, Bytes::from_request(req, api)).await?.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-costly",
+                "body-too-large",
+                format!("the body exceeds this node's limit of {} bytes", cfg.body_limit_bytes),
+            )
+        } else {
+            ApiError::invalid("bad-body", e.body_text())
+        }
+    })
 }
 
 /// What the headers establish before the body is read.

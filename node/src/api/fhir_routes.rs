@@ -1,7 +1,8 @@
 //! FHIR R4 in: `POST /fhir/Patient`, `POST /fhir/Observation` (staged durably, sealed into
 //! a dataset every `owner.dataset_records`), `POST /fhir` (a `transaction`/`batch` Bundle of
 //! Patients and Observations, one dataset) and `POST /datasets/seal`; `GET /fhir/metadata`
-//! ([`capability_statement`]). Each dataset is
+//! ([`capability_statement`]). The FHIR writes take a member's signature or a SMART bearer
+//! token with create scopes ([`super::smart`]). Each dataset is
 //! signcrypted, stored at a CPC (its manifest checked), committed and registered
 //! ([`upload`]).
 
@@ -23,6 +24,7 @@ use super::auth::{hosted_as, parse_id, Signed};
 use super::conditional::{created, criteria, exists, if_none_exist, Identifiers, Prefer};
 use super::error::{fhir_json, ok_json, ApiError, ApiResult};
 use super::limits::on_disk;
+use super::smart::{Fhir, Interaction};
 use super::wire::encode_list;
 use super::ApiState;
 use crate::agents::{OwnedDataset, OwnerNode};
@@ -124,11 +126,17 @@ pub fn record_of<'a>(
 
 /// `GET /fhir/metadata`: the node's FHIR R4 `CapabilityStatement`, unauthenticated (a FHIR
 /// client reads it before anything else). It states what this node does, no more: a
-/// hospital's node creates Patients and Observations and takes `transaction` and `batch`
-/// Bundles; other members' nodes state that they take no FHIR writes. Search, read and
-/// SMART Backend Services are not served and not claimed.
+/// hospital's node creates Patients and Observations, takes `transaction` and `batch`
+/// Bundles and searches its staged Observations; every member's node searches the records
+/// of its grants (`_grant`); SMART Backend Services' token endpoint is in the security
+/// section. Read by id, update and delete are not served and not claimed.
 pub async fn metadata(State(api): State<ApiState>) -> ApiResult {
     Ok(fhir_json(StatusCode::OK, &capability_statement(&api.node)))
+}
+
+/// This node's API base URL (as the consortium file names it), without a trailing slash.
+pub fn api_base(node: &Node) -> Option<String> {
+    node.consortium.validators.get(node.cfg.node as usize).map(|v| v.api.trim_end_matches('/').to_owned())
 }
 
 /// The `CapabilityStatement` of [`metadata`].
@@ -136,7 +144,7 @@ pub fn capability_statement(node: &Node) -> Value {
     let c = &node.consortium;
     let hosted = c.members.iter().find(|m| m.node == node.cfg.node);
     let hospital = hosted.is_some_and(|m| m.role == "hospital");
-    let base = c.validators.get(node.cfg.node as usize).map(|v| v.api.trim_end_matches('/').to_owned());
+    let base = api_base(node);
     let who = match hosted {
         Some(m) => format!("hosting {} ({})", m.id, m.role),
         None => "hosting no member".to_owned(),
@@ -146,24 +154,44 @@ pub fn capability_statement(node: &Node) -> Value {
         "mode": "server",
         "documentation": "FHIR R4 in: Patients and vital-sign Observations (valueQuantity with a LOINC code the \
             supply circuit maps) are staged, or posted as one dataset in a transaction or batch Bundle, then \
-            signcrypted to a cloud privacy center and registered on the data chain. FHIR out: a grantee's \
-            records come as a searchset Bundle from GET /grants/{id}/records, outside this base. The rest of \
-            the API is described at /openapi.json.",
+            signcrypted to a cloud privacy center and registered on the data chain. FHIR out: a grantee \
+            searches its grant's records (GET Observation?_grant=<grant id>), decrypted at its own node. The \
+            rest of the API is described at /openapi.json.",
         "security": {
             "cors": false,
-            "description": "HTTPS with the consortium's TLS certificate authority. Every request but this one \
-                is signed by a member's Ed25519 key (headers x-dualchain-member, -node, -time, -nonce and \
-                -signature, over the method, path, body, consortium and node addressed); see /openapi.json. SMART \
-                Backend Services (OAuth2 bearer tokens) are not served."
+            "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR"}]}],
+            "description": "HTTPS with the consortium's TLS certificate authority. FHIR clients registered at \
+                this node by its member use SMART Backend Services: client_credentials with a private_key_jwt \
+                assertion (RS384 or ES384) at the token endpoint, then bearer tokens with system/ scopes \
+                (system/Observation.write, system/Observation.read, ...). Members and peer nodes sign requests \
+                with their Ed25519 keys instead (headers x-dualchain-member, -node, -time, -nonce and \
+                -signature); see /openapi.json.",
         },
     });
+    if let Some(base) = &base {
+        rest["security"]["extension"] = json!([{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [{"url": "token", "valueUri": format!("{base}{}", super::smart::TOKEN_PATH)}],
+        }]);
+    }
+    let search_params = json!([
+        {"name": "code", "type": "token", "documentation": "system|code, |code or code; commas for any of"},
+        {"name": "date", "type": "date", "documentation": "effectiveDateTime; prefixes eq, ne, gt, lt, ge, le"},
+        {"name": "subject", "type": "reference", "documentation": "Patient/<id> (a grant's pseudonyms for a grantee)"},
+        {"name": "_grant", "type": "token", "documentation": "a grant's id: search its records (the grantee's node)"},
+        {"name": "_count", "type": "number", "documentation": "page size, at most 500 (default 50); pages follow the next link"},
+    ]);
+    let search = json!({"code": "search-type", "documentation": "a hospital: its staged Observations (not yet \
+        sealed into a dataset); a grantee, with _grant: the grant's records"});
     if hospital {
         let create = json!([{"code": "create"}]);
         rest["resource"] = json!([
             {"type": "Patient", "interaction": create, "conditionalCreate": true, "documentation": "gender and \
                 birthDate feed the supply circuit's age band and sex; kept at this node only. If-None-Exist: \
                 identifier=<system>|<value>"},
-            {"type": "Observation", "interaction": create, "conditionalCreate": true, "documentation":
+            {"type": "Observation", "interaction": [{"code": "create"}, search], "conditionalCreate": true,
+                "searchParam": search_params, "documentation":
                 format!("staged durably, sealed into a dataset every {} Observations. If-None-Exist: \
                 identifier=<system>|<value>; Prefer: return=minimal|representation|OperationOutcome",
                 node.cfg.owner.dataset_records)},
@@ -172,6 +200,8 @@ pub fn capability_statement(node: &Node) -> Value {
             {"code": "transaction", "documentation": "one dataset of Patients and Observations"},
             {"code": "batch", "documentation": "as transaction"},
         ]);
+    } else if hosted.is_some() {
+        rest["resource"] = json!([{"type": "Observation", "interaction": [search], "searchParam": search_params}]);
     }
     let mut statement = json!({
         "resourceType": "CapabilityStatement",
@@ -204,9 +234,10 @@ fn owner_of(h: &Hosted) -> Result<&Arc<OwnerNode>, ApiError> {
     h.owner.as_ref().ok_or_else(|| ApiError::forbidden("wrong-role", "only hospitals upload"))
 }
 
-pub async fn post_patient(State(api): State<ApiState>, headers: HeaderMap, s: Signed) -> ApiResult {
+pub async fn post_patient(State(api): State<ApiState>, headers: HeaderMap, Fhir(s): Fhir) -> ApiResult {
     let node = &api.node;
     hosted_as(node, &s, &[Role::Hospital])?;
+    s.allow("Patient", Interaction::Create)?;
     let (prefer, condition) = (Prefer::of(&headers)?, if_none_exist("Patient", &headers)?);
     let p: Value = s.json()?;
     expect_type(&p, "Patient")?;
@@ -290,12 +321,16 @@ pub fn bundle_observations<'a>(
     Ok((observations, records))
 }
 
-pub async fn post_bundle(State(api): State<ApiState>, headers: HeaderMap, s: Signed) -> ApiResult {
+pub async fn post_bundle(State(api): State<ApiState>, headers: HeaderMap, Fhir(s): Fhir) -> ApiResult {
     let node = &api.node;
     let h = hosted_as(node, &s, &[Role::Hospital])?;
     let prefer = Prefer::of(&headers)?;
     let b: Value = s.json()?;
     let (entries, bundled) = bundle_patients(&b)?;
+    // Every entry creates: each resource type needs its own create scope.
+    for e in entries {
+        s.allow(e["resource"]["resourceType"].as_str().unwrap_or("Resource"), Interaction::Create)?;
+    }
     // The registry is read and written under the lock; the upload runs without it.
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
@@ -418,6 +453,13 @@ fn staging_path(node: &Node) -> std::path::PathBuf {
     node.data_dir.join("staged.jsonl")
 }
 
+/// The staged Observations, in the order they were posted.
+pub(super) async fn staged(api: &ApiState) -> Result<Vec<Value>, ApiError> {
+    let mut st = api.owner_state.lock().await;
+    st.load(&api.node)?;
+    read_staged(&api.node)
+}
+
 fn read_staged(node: &Node) -> Result<Vec<Value>, ApiError> {
     match std::fs::read_to_string(staging_path(node)) {
         Ok(t) => t
@@ -430,9 +472,10 @@ fn read_staged(node: &Node) -> Result<Vec<Value>, ApiError> {
     }
 }
 
-pub async fn post_observation(State(api): State<ApiState>, headers: HeaderMap, s: Signed) -> ApiResult {
+pub async fn post_observation(State(api): State<ApiState>, headers: HeaderMap, Fhir(s): Fhir) -> ApiResult {
     let node = &api.node;
     let h = hosted_as(node, &s, &[Role::Hospital])?;
+    s.allow("Observation", Interaction::Create)?;
     let (prefer, condition) = (Prefer::of(&headers)?, if_none_exist("Observation", &headers)?);
     let obs: Value = s.json()?;
     expect_type(&obs, "Observation")?;

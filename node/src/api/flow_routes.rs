@@ -26,7 +26,7 @@ use super::ApiState;
 use crate::agents::FetchRequest;
 use crate::member::pseudonym::{Pseudonyms, PSEUDONYMS_AAD};
 use crate::member::sharing;
-use crate::runtime::{unix_ms, Hosted};
+use crate::runtime::{unix_ms, Hosted, Node};
 
 pub async fn post_demand(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let node = &api.node;
@@ -126,6 +126,26 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
     let h = hosted_as(node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
     let grant_id = parse_id(&id, "grant")?;
     let wait = wait_param(node, &s)?;
+    let observations = grant_records(node, h, grant_id, wait).await?;
+    ok_json(&json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": observations.len(),
+        // A Bundle is a Resource, not a DomainResource: no extensions (FHIR R4). The grant
+        // is named by the self link (and by each subject's pseudonym system).
+        "link": [{"relation": "self", "url": format!("grants/{}/records", hex::encode(grant_id))}],
+        "entry": observations.into_iter().map(|o| json!({"resource": o, "search": {"mode": "match"}})).collect::<Vec<_>>(),
+    }))
+}
+
+/// A grant's records for its requester `h`, fetched from the CPC (waiting up to `wait` for
+/// the re-encryption), decrypted, with the grant's patient pseudonyms; in record order.
+pub(super) async fn grant_records(
+    node: &Node,
+    h: &Hosted,
+    grant_id: Hash,
+    wait: Duration,
+) -> Result<Vec<Value>, ApiError> {
     let ledger = node.ledger.clone();
     let g = ledger.grant(&grant_id)?.ok_or_else(|| ApiError::not_found("unknown-grant", "no such grant"))?;
     if g.requester != h.member.id {
@@ -199,15 +219,7 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
     .await
     .map_err(ApiError::internal)?
     .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "processing", "undecryptable", e))?;
-    ok_json(&json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": observations.len(),
-        // A Bundle is a Resource, not a DomainResource: no extensions (FHIR R4). The grant
-        // is named by the self link (and by each subject's pseudonym system).
-        "link": [{"relation": "self", "url": format!("grants/{}/records", hex::encode(grant_id))}],
-        "entry": observations.into_iter().map(|o| json!({"resource": o, "search": {"mode": "match"}})).collect::<Vec<_>>(),
-    }))
+    Ok(observations)
 }
 
 pub async fn revoke_grant(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {

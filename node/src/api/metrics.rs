@@ -30,12 +30,20 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientLabel {
+    pub client: String,
+}
+
 /// The API's series.
 #[derive(Clone)]
 pub struct ApiMetrics {
     pub requests: Family<RouteStatus, Counter>,
     pub seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
     pub refusals: Family<ReasonLabel, Counter>,
+    /// SMART bearer tokens issued, and FHIR requests made with them, per client.
+    pub tokens: Family<ClientLabel, Counter>,
+    pub bearer: Family<ClientLabel, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -48,10 +56,18 @@ impl ApiMetrics {
             requests: Family::default(),
             seconds: Family::new_with_constructor(latency_buckets),
             refusals: Family::default(),
+            tokens: Family::default(),
+            bearer: Family::default(),
         };
         r.register("dualchain_api_requests", "API requests by route and status", m.requests.clone());
         r.register("dualchain_api_request_seconds", "API request latency by route", m.seconds.clone());
         r.register("dualchain_api_refusals", "API requests refused, by reason", m.refusals.clone());
+        r.register("dualchain_api_smart_tokens", "SMART bearer tokens issued, by client", m.tokens.clone());
+        r.register(
+            "dualchain_api_smart_requests",
+            "FHIR requests made with bearer tokens, by client",
+            m.bearer.clone(),
+        );
         m
     }
 }

@@ -19,7 +19,15 @@
 //!   authorities and its CP-ABE key from the KGC after a per-institution genesis).
 //! - Operations: `GET /health`, `GET /metrics` (Prometheus text), `GET /openapi.json`.
 //!
-//! Every other call but `GET /fhir/metadata` is signed by a member ([`client`]). Errors are FHIR
+//! - SMART Backend Services ([`smart`]): `POST /smart/token` (client credentials with a
+//!   JWT assertion), `GET /fhir/.well-known/smart-configuration`, and the hosted member's
+//!   registry of FHIR clients, `POST|GET /smart/clients`, `POST /smart/clients/{id}/remove`.
+//!   `GET /fhir/Observation` searches the staged Observations of a hospital, or a grant's
+//!   records with `_grant` ([`search`]).
+//!
+//! Every other call but `GET /fhir/metadata`, the SMART discovery document and the token
+//! endpoint is signed by a member ([`client`]); the FHIR endpoints (`/fhir…`) also take a
+//! SMART bearer token, within its scopes. Errors are FHIR
 //! `OperationOutcome`s with the HTTP status, the FHIR issue type, and a machine-readable
 //! reason in `issue[0].details.coding[0].code` (e.g. `bad-signature`, `replayed`,
 //! `wrong-resource-type`). A refused request changes nothing.
@@ -29,10 +37,12 @@
 //! | [`error`] | refusals as `OperationOutcome`s |
 //! | [`conditional`] | conditional create (`If-None-Exist`) and `Prefer` |
 //! | [`auth`] | signed requests: signature, time, nonce; the hosted member |
+//! | [`smart`] | SMART Backend Services: FHIR clients, their JWT assertions, bearer tokens and scopes |
 //! | [`metrics`] | requests, latency and refusals per route |
 //! | [`limits`] | requests in flight, time per request, the replay window's nonces |
 //! | [`ops`] | `/health`, `/metrics` |
 //! | [`fhir_routes`] | FHIR in: Patients, Observations, Bundles, seals |
+//! | [`search`] | FHIR search over Observations: staged, or a grant's records |
 //! | [`flow_routes`] | demands, access, grants, records, revocations, audit |
 //! | [`cpc_routes`] | a CPC's endpoints for peer nodes |
 //! | [`authority_routes`] | the ESKI-IBE authorities' and the KGC's endpoints for enrolling members |
@@ -61,6 +71,8 @@ pub mod flow_routes;
 pub mod limits;
 pub mod metrics;
 pub mod ops;
+pub mod search;
+pub mod smart;
 pub mod tls;
 pub mod wire;
 
@@ -82,6 +94,8 @@ pub struct ApiInner {
     pub admission: limits::Admission,
     /// A hospital's patient registry and staged observations (posts and seals take turns).
     pub owner_state: tokio::sync::Mutex<fhir_routes::OwnerState>,
+    /// SMART Backend Services: registered FHIR clients and their tokens.
+    pub smart: smart::Smart,
 }
 
 impl std::ops::Deref for ApiState {
@@ -96,19 +110,21 @@ impl ApiState {
         let api = &node.cfg.api;
         let admission = limits::Admission::new(api.concurrency_max, Duration::from_secs(api.request_time_max_s));
         let nonces = Mutex::new(limits::NonceStore::new(api.nonces_max));
+        let smart = smart::Smart::new(&node.data_dir, api.token_ttl_s, api.tokens_max);
         Self(Arc::new(ApiInner {
             node,
             metrics,
             nonces,
             admission,
             owner_state: tokio::sync::Mutex::new(Default::default()),
+            smart,
         }))
     }
 }
 
 /// The API's routes over `state`.
 pub fn router(state: ApiState) -> Router {
-    use {cpc_routes::*, fhir_routes::*, flow_routes::*, ops::*};
+    use {cpc_routes::*, fhir_routes::*, flow_routes::*, ops::*, search::search_observations};
     let limit = state.node.cfg.api.body_limit_bytes;
     Router::new()
         .route("/health", get(health))
@@ -116,7 +132,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/fhir", post(post_bundle))
         .route("/fhir/metadata", get(metadata))
-        .route("/fhir/Observation", post(post_observation))
+        .route("/fhir/.well-known/smart-configuration", get(smart::smart_configuration))
+        .route("/.well-known/smart-configuration", get(smart::smart_configuration))
+        .route("/fhir/Observation", post(post_observation).get(search_observations))
         .route("/fhir/Patient", post(post_patient))
         .route("/datasets/seal", post(seal))
         .route("/datasets/{id}", get(get_dataset))
@@ -133,6 +151,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/cpc/fetch", post(cpc_fetch))
         .route("/ibe/share", post(authority_routes::ibe_share))
         .route("/kgc/enroll", post(authority_routes::kgc_enroll))
+        .route(smart::TOKEN_PATH, post(smart::token))
+        .route("/smart/clients", post(smart::register_client).get(smart::list_clients))
+        .route("/smart/clients/{id}/remove", post(smart::remove_client))
         .fallback(|| async { ApiError::not_found("no-route", "no such endpoint; see /openapi.json") })
         .layer(middleware::from_fn_with_state(state.admission.clone(), limits::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
