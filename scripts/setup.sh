@@ -25,6 +25,10 @@ if ! $build_only; then
   command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
   command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
   command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
+  # The SMART Backend Services test with curl, as an integration engine would call a node
+  # (scripts/fhir-smart-curl.sh: openssl signs the RS384 assertion).
+  command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+  command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
   # The benchmark charts' text (bench's chart tests draw with it).
   [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 fi
@@ -67,6 +71,8 @@ fi
 # fhirclient (SMART on FHIR's Python client, FHIR R4 models): the tests validate every FHIR
 # answer with it and start it against a node (scripts/fhir-validate.py).
 py_dir="${DUALCHAIN_PY_DIR:-$HOME/.cache/dualchain-py}"
-if ! ls "$py_dir"/fhirclient-4.4.0.dist-info >/dev/null 2>&1; then
-  python3 -m pip install "${pip_flags[@]}" --target "$py_dir" "fhirclient==4.4.0"
+# PyJWT with cryptography signs the SMART Backend Services assertions of the stock-client
+# test (scripts/fhir-smart-client.py); one install, so that --target keeps all three.
+if ! ls "$py_dir"/fhirclient-4.4.0.dist-info "$py_dir"/PyJWT-2.10.1.dist-info >/dev/null 2>&1; then
+  python3 -m pip install "${pip_flags[@]}" --upgrade --target "$py_dir" "fhirclient==4.4.0" "PyJWT[crypto]==2.10.1"
 fi

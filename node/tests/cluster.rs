@@ -321,6 +321,22 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     if let Err(e) = dualchain_testkit::fhir::delivered_as(&got, &want, &grant) {
         panic!("the requester decrypts exactly the uploaded heart rates: {e}");
     }
+    // The same records through FHIR search, a page at a time (the next link's path and
+    // query signed like any request).
+    let page: Value =
+        research.call(Method::GET, &format!("/fhir/Observation?_grant={grant}&_count=3"), None).await.unwrap();
+    assert_eq!((page["total"].as_u64(), page["entry"].as_array().unwrap().len()), (Some(4), 3), "{page}");
+    let next =
+        page["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next").unwrap()["url"].as_str().unwrap();
+    let rest: Value = research.call(Method::GET, &next[next.find("/fhir/").unwrap()..], None).await.unwrap();
+    let paged: Vec<Value> = page["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["entry"].as_array().unwrap())
+        .map(|e| e["resource"].clone())
+        .collect();
+    assert_eq!(paged, got, "the pages hold the grant's records, in order");
 
     // Identical ledgers on all four processes.
     let fp = c.wait_identical(Duration::from_secs(60)).await.unwrap();
@@ -475,6 +491,209 @@ async fn a_crashed_primary_locks_no_member_out() {
     upload(&c, "after-the-outage").await.unwrap();
     let end = c.wait_identical(Duration::from_secs(60)).await.unwrap();
     assert!(end["applied_seq"].as_u64() > fp["applied_seq"].as_u64(), "{fp} → {end}");
+    for i in 0..4 {
+        c.terminate(i).unwrap();
+    }
+}
+
+/// Runs a command to success; its standard output.
+fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(out.status.success(), "{cmd:?}: {}{}", text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// A hospital's FHIR applications, written against FHIR and SMART alone, work with a node
+/// unchanged: SMART on FHIR's stock Python client (an ES384 assertion signed with PyJWT)
+/// and plain curl with openssl (RS384) each go metadata → token → transaction → search,
+/// the stock client paging through the results; every FHIR answer validates as R4. A
+/// token does no more than its scopes, nowhere but the FHIR endpoints, and nothing once
+/// its client is removed; an assertion is taken once; tokens and their use are logged and
+/// counted per client. A grantee searches its grant's records (`_grant`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_clients_work_through_smart_backend_services() {
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let params = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params");
+    let mut c = Cluster::init(std::path::Path::new(BIN), tmp.path(), 4, &params).unwrap();
+    c.wait_ready(&[0, 1, 2, 3], Duration::from_secs(300)).await.unwrap();
+    trust(&c);
+    let dir = tmp.path().join("smart");
+    std::fs::create_dir_all(&dir).unwrap();
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+    let ca = dir.join("ca.der");
+    std::fs::write(&ca, CA.get().unwrap()).unwrap();
+    let base = format!("{}/fhir", c.consortium.validators[HOSPITAL].api.trim_end_matches('/'));
+    let cli = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("client").arg("--config").arg(c.config(HOSPITAL)).args(args);
+        run_ok(&mut cmd)
+    };
+    let py = scripts.join("fhir-smart-client.py");
+    let write_scope = "system/Observation.write system/Observation.read system/Patient.write";
+
+    // The stock client's key pair, made on its side; the hospital registers the public half.
+    let (py_key, py_jwks) = (dir.join("py.pem"), dir.join("py.jwks"));
+    run_ok(
+        Command::new("python3")
+            .arg(&py)
+            .args(["keygen", "--alg", "ES384", "--kid", "k1", "--key"])
+            .arg(&py_key)
+            .arg("--jwks")
+            .arg(&py_jwks),
+    );
+    cli(&["smart-add", "engine-py", "--jwks", py_jwks.to_str().unwrap(), "--scope", write_scope]);
+
+    // A ward's transaction, and two single heart rates of its first patient (staged).
+    let (bundle, _) = fhir::ward_bundle("hospital-a", 3, 6, 21);
+    std::fs::write(dir.join("bundle.json"), bundle.to_string()).unwrap();
+    let patient = format!("Patient/{}", bundle["entry"][0]["resource"]["id"].as_str().unwrap());
+    let (_, more) = fhir::ward_bundle("hospital-a", 3, 40, 22);
+    let mut singles = Vec::new();
+    for (i, mut o) in fhir::with_code(&more, "8867-4").into_iter().take(2).enumerate() {
+        o["id"] = json!(format!("hr-{i}"));
+        o["subject"]["reference"] = json!(patient);
+        let path = dir.join(format!("hr-{i}.json"));
+        std::fs::write(&path, o.to_string()).unwrap();
+        singles.push(path);
+    }
+    let py_out = dir.join("py-out");
+    let mut flow = Command::new("python3");
+    flow.arg(&py).args(["flow", "--base", &base, "--ca"]).arg(&ca);
+    flow.args(["--client-id", "engine-py", "--key"])
+        .arg(&py_key)
+        .args(["--kid", "k1", "--bundle"])
+        .arg(dir.join("bundle.json"));
+    for s in &singles {
+        flow.arg("--observation").arg(s);
+    }
+    flow.args([
+        "--search",
+        "code=http://loinc.org|8867-4&_count=1",
+        "--search",
+        &format!("subject={patient}&date=ge2000"),
+    ]);
+    flow.arg("--out").arg(&py_out);
+    let report: Value = serde_json::from_str(&run_ok(&mut flow)).unwrap();
+    assert_eq!(report["granted"], write_scope, "{report}");
+    assert_eq!(report["token_type"], "bearer");
+    let tx = &report["transaction"];
+    assert_eq!((tx["status"].as_u64(), tx["body"]["type"].as_str()), (Some(200), Some("transaction-response")), "{tx}");
+    assert!(upload_tag(&tx["body"], "dataset").is_some(), "the transaction made a dataset: {tx}");
+    for (i, o) in report["observations"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(o["status"], 201, "{o}");
+        assert_eq!(o["location"], format!("Observation/hr-{i}"), "{o}");
+    }
+    // Both staged heart rates, one per page (the stock client followed `next`), and both
+    // again by subject and date.
+    let searches = report["searches"].as_array().unwrap();
+    assert_eq!((searches[0]["pages"].as_u64(), searches[0]["total"].as_u64()), (Some(2), Some(2)), "{report}");
+    assert_eq!(searches[0]["found"], json!(["hr-0", "hr-1"]));
+    assert_eq!(searches[1]["found"], json!(["hr-0", "hr-1"]), "{report}");
+
+    // The integration engine: curl and openssl, an RS384 key.
+    let (rsa_key, rsa_jwks) = (dir.join("curl.pem"), dir.join("curl.jwks"));
+    run_ok(Command::new("openssl").args(["genrsa", "-out"]).arg(&rsa_key).arg("3072"));
+    let curl = scripts.join("fhir-smart-curl.sh");
+    std::fs::write(&rsa_jwks, run_ok(Command::new(&curl).arg("jwks").arg(&rsa_key).arg("r1"))).unwrap();
+    cli(&["smart-add", "engine-curl", "--jwks", rsa_jwks.to_str().unwrap(), "--scope", write_scope]);
+    let (bundle2, _) = fhir::ward_bundle("hospital-a", 2, 4, 23);
+    std::fs::write(dir.join("bundle2.json"), bundle2.to_string()).unwrap();
+    let curl_out = dir.join("curl-out");
+    run_ok(
+        Command::new(&curl)
+            .args(["flow", &base])
+            .arg(&ca)
+            .arg("engine-curl")
+            .arg(&rsa_key)
+            .arg("r1")
+            .arg(dir.join("bundle2.json"))
+            .arg("code=8867-4&_count=10")
+            .arg(&curl_out),
+    );
+    let read = |p: PathBuf| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    assert_eq!(read(curl_out.join("transaction-response.json"))["type"], "transaction-response");
+    let found = read(curl_out.join("search.json"));
+    assert_eq!((found["type"].as_str(), found["total"].as_u64()), (Some("searchset"), Some(2)), "{found}");
+    assert!(!std::fs::read_to_string(curl_out.join("token.json")).unwrap().contains("access_token"));
+
+    // Every FHIR answer validates as R4.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&py_out).unwrap().map(|e| e.unwrap().path()).collect();
+    files.extend([curl_out.join("transaction-response.json"), curl_out.join("search.json")]);
+    let mut validate = Command::new("python3");
+    validate.arg(scripts.join("fhir-validate.py")).args(&files);
+    run_ok(&mut validate);
+
+    // What a token may not do. A read-only client (the same key under another id).
+    cli(&["smart-add", "reader", "--jwks", py_jwks.to_str().unwrap(), "--scope", "system/Observation.read"]);
+    let token_url = format!("{}/smart/token", c.consortium.validators[HOSPITAL].api.trim_end_matches('/'));
+    let assertion = run_ok(
+        Command::new("python3")
+            .arg(&py)
+            .args(["assertion", "--client-id", "reader", "--key"])
+            .arg(&py_key)
+            .args(["--kid", "k1", "--aud", &token_url]),
+    );
+    let ask = |scope: &'static str, a: String| {
+        let form = [
+            ("grant_type", "client_credentials".to_string()),
+            ("scope", scope.to_string()),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string()),
+            ("client_assertion", a.trim().to_string()),
+        ];
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        https().post(&token_url).header("content-type", "application/x-www-form-urlencoded").body(body).send()
+    };
+    let r = ask("system/Observation.read system/Observation.write", assertion.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["scope"], "system/Observation.read", "write is not the reader's: {t}");
+    let token = t["access_token"].as_str().unwrap().to_string();
+    let r = ask("system/Observation.read", assertion).await.unwrap();
+    let replay: Value = r.json().await.unwrap();
+    assert_eq!(replay["error"], "invalid_client", "an assertion is taken once: {replay}");
+    let bearer = |method: reqwest::Method, path: &str, token: &str| {
+        https()
+            .request(method, format!("{}{path}", c.consortium.validators[HOSPITAL].api.trim_end_matches('/')))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/fhir+json")
+            .body(std::fs::read(&singles[0]).unwrap())
+            .send()
+    };
+    let refusal = |v: &Value| v["issue"][0]["details"]["coding"][0]["code"].as_str().unwrap_or_default().to_string();
+    let r = bearer(Method::POST, "/fhir/Observation", &token).await.unwrap();
+    assert_eq!((r.status().as_u16(), refusal(&r.json().await.unwrap())), (403, "insufficient-scope".into()));
+    let r = bearer(Method::GET, "/fhir/Observation?code=8867-4", &token).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = bearer(Method::GET, &format!("/grants/{}/records", "0".repeat(64)), &token).await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), refusal(&r.json().await.unwrap())),
+        (401, "missing-signature".into()),
+        "FHIR only"
+    );
+    let r = bearer(Method::GET, "/fhir/Observation", &"ab".repeat(32)).await.unwrap();
+    assert_eq!((r.status().as_u16(), refusal(&r.json().await.unwrap())), (401, "bad-token".into()));
+    let listed = cli(&["--json", "smart-list"]);
+    assert!(listed.contains("engine-py") && listed.contains("engine-curl") && listed.contains("reader"), "{listed}");
+    cli(&["smart-remove", "reader"]);
+    let r = bearer(Method::GET, "/fhir/Observation", &token).await.unwrap();
+    assert_eq!(r.status(), 401, "a removed client's token ends at once");
+
+    // Logged and counted, per client.
+    let log = c.log(HOSPITAL);
+    for said in ["token issued", "bearer request", "engine-py", "engine-curl"] {
+        assert!(log.contains(said), "the node's log does not say {said:?}");
+    }
+    let m = c.client(HOSPITAL).unwrap().0.get_public("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(text.contains("dualchain_api_smart_tokens_total{client=\"engine-curl\"} 1"), "{text}");
+    let requests = parse_prometheus(&text)
+        .iter()
+        .filter(|(n, _)| n == "dualchain_api_smart_requests_total")
+        .map(|x| x.1)
+        .sum::<f64>();
+    assert!(requests >= 8.0, "{requests} bearer requests counted");
     for i in 0..4 {
         c.terminate(i).unwrap();
     }

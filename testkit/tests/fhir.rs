@@ -51,10 +51,22 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
         rest["resource"].as_array().into_iter().flatten().filter_map(|r| r["type"].as_str()).collect();
     ensure!(kinds == ["Patient", "Observation"], "a hospital's node states {kinds:?}");
     ensure!(rest["interaction"][0]["code"] == "transaction", "{rest}");
-    // Nothing it does not serve: no read, no search.
-    for r in rest["resource"].as_array().into_iter().flatten() {
-        ensure!(r["interaction"] == json!([{"code": "create"}]), "{r}");
-    }
+    // Nothing it does not serve: creates, and a search of Observations; no read by id, no
+    // update, no delete.
+    let interactions = |r: &Value| -> Vec<String> {
+        r["interaction"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["code"].as_str().map(str::to_owned))
+            .collect()
+    };
+    ensure!(interactions(&rest["resource"][0]) == ["create"], "{rest}");
+    ensure!(interactions(&rest["resource"][1]) == ["create", "search-type"], "{rest}");
+    // SMART Backend Services: the token endpoint where a stock client looks for it.
+    let oauth = &rest["security"]["extension"][0];
+    ensure!(oauth["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", "{rest}");
+    ensure!(oauth["extension"][0]["valueUri"].as_str().is_some_and(|u| u.ends_with("/smart/token")), "{oauth}");
     // Public, so it says nothing more: no other member, no key, hash or identifier (no
     // run of 32 or more hex digits), no patient.
     let text = metadata.to_string();
@@ -63,7 +75,10 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     ensure!(longest_hex < 32 && !text.contains("Patient/"), "{text}");
     files.push(save(&dir, "metadata-hospital", &metadata)?);
     let research: Value = c.api(RESEARCH)?.get_public("/fhir/metadata").await?.json()?;
-    ensure!(research["rest"][0].get("resource").is_none(), "a research node claims FHIR writes: {research}");
+    // A research institute's node searches its grants' records and writes nothing.
+    let kinds = &research["rest"][0]["resource"];
+    ensure!(kinds.as_array().map(Vec::len) == Some(1) && kinds[0]["type"] == "Observation", "{research}");
+    ensure!(interactions(&kinds[0]) == ["search-type"], "a research node claims FHIR writes: {research}");
     files.push(save(&dir, "metadata-research", &research)?);
 
     // A transaction: a transaction-response Bundle, each entry's status and location, the
@@ -204,6 +219,25 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     let bundle = c.fetch_bundle(RESEARCH, &access.request).await?;
     ensure!(bundle["entry"].as_array().is_some_and(|e| !e.is_empty()), "no records");
     files.push(save(&dir, "searchset", &bundle)?);
+    // Searches: the hospital's staged Observations (a parameter it does not serve is named
+    // in an outcome entry), and the grantee's records through `_grant`, one page of two.
+    let cref = &c;
+    let get = |who: &'static str, path: String| async move {
+        let r = cref.api(who)?.send(Method::GET, &path, vec![], "").await?;
+        ensure!(r.status == 200, "{path} answered {}", r.status);
+        Ok::<Value, anyhow::Error>(serde_json::from_slice(&r.body)?)
+    };
+    let staged = get(HOSPITAL_A, "/fhir/Observation?_count=2&_sort=date".into()).await?;
+    let modes: Vec<&str> =
+        staged["entry"].as_array().into_iter().flatten().filter_map(|e| e["search"]["mode"].as_str()).collect();
+    ensure!(staged["total"] == 4 && modes == ["match", "match", "outcome"], "{staged}");
+    files.push(save(&dir, "search-staged", &staged)?);
+    let page = get(RESEARCH, format!("/fhir/Observation?_grant={}&_count=2", hex::encode(access.request))).await?;
+    ensure!(
+        page["total"] == bundle["total"] && page["entry"][0]["resource"] == bundle["entry"][0]["resource"],
+        "{page}"
+    );
+    files.push(save(&dir, "search-grant", &page)?);
 
     // The library validates them all, and its client starts against the hospital's node.
     let node = c.node_of(HOSPITAL_A)?;

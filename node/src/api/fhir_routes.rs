@@ -178,12 +178,16 @@ pub fn capability_statement(node: &Node) -> Value {
     let search_params = json!([
         {"name": "code", "type": "token", "documentation": "system|code, |code or code; commas for any of"},
         {"name": "date", "type": "date", "documentation": "effectiveDateTime; prefixes eq, ne, gt, lt, ge, le"},
-        {"name": "subject", "type": "reference", "documentation": "Patient/<id> (a grant's pseudonyms for a grantee)"},
+        {"name": "subject", "type": "reference", "documentation": "a Patient reference (for a grantee, the grant's pseudonyms)"},
         {"name": "_grant", "type": "token", "documentation": "a grant's id: search its records (the grantee's node)"},
         {"name": "_count", "type": "number", "documentation": "page size, at most 500 (default 50); pages follow the next link"},
     ]);
-    let search = json!({"code": "search-type", "documentation": "a hospital: its staged Observations (not yet \
-        sealed into a dataset); a grantee, with _grant: the grant's records"});
+    let grants = "with _grant=<grant id>: the records of a grant this member holds, decrypted here";
+    let search = json!({"code": "search-type", "documentation": if hospital {
+        format!("this hospital's staged Observations (not yet sealed into a dataset); {grants}")
+    } else {
+        grants.to_owned()
+    }});
     if hospital {
         let create = json!([{"code": "create"}]);
         rest["resource"] = json!([

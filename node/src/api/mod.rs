@@ -131,6 +131,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/fhir", post(post_bundle))
+        // A FHIR client joins its base ("…/fhir/") with the empty path of a transaction.
+        .route("/fhir/", post(post_bundle))
         .route("/fhir/metadata", get(metadata))
         .route("/fhir/.well-known/smart-configuration", get(smart::smart_configuration))
         .route("/.well-known/smart-configuration", get(smart::smart_configuration))

@@ -116,6 +116,24 @@ enum Call {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Register a FHIR client for SMART Backend Services at this member's node (again, to
+    /// rotate its keys or change its scopes).
+    SmartAdd {
+        /// The client's id: the `iss` and `sub` of its assertions.
+        client_id: String,
+        /// Its public keys: a JWK Set (`{"keys": [...]}`) or one JWK, each with a `kid`
+        /// (RS384: RSA of 2048 bits or more; ES384: P-384).
+        #[arg(long)]
+        jwks: PathBuf,
+        /// The scopes it may be granted, space-separated (e.g. "system/Observation.write
+        /// system/Observation.read").
+        #[arg(long)]
+        scope: String,
+    },
+    /// The FHIR clients registered at this member's node.
+    SmartList,
+    /// Remove a FHIR client; its tokens end at once.
+    SmartRemove { client_id: String },
 }
 
 fn api_client(args: &ClientArgs) -> Result<ApiClient> {
@@ -207,6 +225,18 @@ pub async fn run(args: ClientArgs) -> Result<()> {
         Call::Audit { dataset } => c.call(Method::GET, &format!("/audit/{dataset}"), None).await?,
         Call::Revoke { grant, reason } => {
             c.call(Method::POST, &format!("/grants/{grant}/revoke"), Some(&json!({"reason": reason}))).await?
+        }
+        Call::SmartAdd { client_id, jwks, scope } => {
+            let keys: Value = serde_json::from_slice(&std::fs::read(jwks)?)
+                .with_context(|| format!("{} is not JSON", jwks.display()))?;
+            // One JWK, or a set of them.
+            let jwks = if keys.get("keys").is_some() { keys } else { json!({"keys": [keys]}) };
+            let body = json!({"client_id": client_id, "scope": scope, "jwks": jwks});
+            c.call(Method::POST, "/smart/clients", Some(&body)).await?
+        }
+        Call::SmartList => c.call(Method::GET, "/smart/clients", None).await?,
+        Call::SmartRemove { client_id } => {
+            c.call(Method::POST, &format!("/smart/clients/{client_id}/remove"), None).await?
         }
     };
     if args.json {
