@@ -135,7 +135,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/fhir/", post(post_bundle))
         .route("/fhir/metadata", get(metadata))
         .route("/fhir/.well-known/smart-configuration", get(smart::smart_configuration))
-        .route("/.well-known/smart-configuration", get(smart::smart_configuration))
         .route("/fhir/Observation", post(post_observation).get(search_observations))
         .route("/fhir/Patient", post(post_patient))
         .route("/datasets/seal", post(seal))
