@@ -11,6 +11,10 @@
 //!   share of a request's latency (proving, ledger execution including batch proof
 //!   verification, re-encryption, CPC storage and fetch, and the rest: consensus ordering,
 //!   finality waits and messaging).
+//! - The FHIR API with SMART Backend Services bearer tokens against the members'
+//!   Ed25519-signed headers, alternating request by request in the same run: single
+//!   Observations posted (staged) at the hospital's node, a grant's records searched
+//!   (`_grant`) at the research institute's node, and the token endpoint's latency.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +30,7 @@ use crate::measure::Record;
 const WAIT: Duration = Duration::from_secs(600);
 
 pub(crate) struct Served {
+    pub grant: dualchain_ledger::tx::Hash,
     pub total: Duration,
     pub supply: Duration,
     pub policy: Duration,
@@ -63,7 +68,7 @@ pub(crate) async fn serve_one(c: Arc<Consortium>, dataset: dualchain_crypto::cbs
         }));
     }
     let reencrypt = reencrypt.ok_or_else(|| anyhow!("no re-encryption logged"))?;
-    Ok(Served { total, supply, policy: access.prove, reencrypt, fetch })
+    Ok(Served { grant, total, supply, policy: access.prove, reencrypt, fetch })
 }
 
 pub fn run(quick: bool) -> Result<Vec<Record>> {
@@ -168,6 +173,8 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
             ratio: None,
         });
     }
+    let grant = served.first().map(|s| s.grant).ok_or_else(|| anyhow!("no request served"))?;
+    out.extend(bearer_against_signed(&c, grant, quick).await?);
     let c = Arc::try_unwrap(c).map_err(|_| anyhow!("consortium still shared"))?;
     c.shutdown().await?;
     Ok(out)
@@ -190,6 +197,77 @@ pub(crate) async fn consortium(dir: &std::path::Path) -> Result<Consortium> {
     let c = Consortium::genesis(cfg).await.context("genesis")?;
     c.wait_ready(WAIT).await?;
     Ok(c)
+}
+
+/// Uploads and fetches through the FHIR API, with a bearer token and with signed headers,
+/// alternating (so both see the same node state); then the token endpoint's latency.
+async fn bearer_against_signed(c: &Consortium, grant: dualchain_ledger::tx::Hash, quick: bool) -> Result<Vec<Record>> {
+    use dualchain_node::api::smart::ClientKey;
+    use reqwest::Method;
+    let (uploads, fetches, tokens) = if quick { (12, 4, 8) } else { (24, 10, 32) };
+    let key = ClientKey::generate("bench-1")?;
+    let scope = "system/Observation.write system/Observation.read";
+    let mut bearer = Vec::new();
+    for member in [HOSPITAL_A, RESEARCH] {
+        let api = c.api(member)?;
+        let reg = serde_json::json!({"client_id": "bench", "scope": scope, "jwks": {"keys": [key.jwk()]}});
+        let _: serde_json::Value = api.call(Method::POST, "/smart/clients", Some(&reg)).await?;
+        bearer.push(api.with_bearer(&api.smart_token(&key, "bench", scope).await?));
+    }
+    // Observations of patients the hospital's node knows, as single staged posts (fewer
+    // than a dataset's worth, so that no seal runs in between).
+    let up = c.upload(HOSPITAL_A, "bench-fhir-api", CPCS[0]).await?;
+    let time = |t: &mut [Duration; 2], i: usize, started: Instant| t[i] += started.elapsed();
+    let mut upload = [Duration::ZERO; 2];
+    for n in 0..uploads {
+        for (i, api) in [c.api(HOSPITAL_A)?, &bearer[0]].into_iter().enumerate() {
+            let body = serde_json::to_vec(&up.observations[(2 * n + i) % up.observations.len()])?;
+            let started = Instant::now();
+            let r = api.send(Method::POST, "/fhir/Observation", body, "application/fhir+json").await?;
+            anyhow::ensure!(r.status == 201, "a staged Observation answered {}", r.status);
+            time(&mut upload, i, started);
+        }
+    }
+    let path = format!("/fhir/Observation?_grant={}", hex::encode(grant));
+    let mut fetch = [Duration::ZERO; 2];
+    for _ in 0..fetches {
+        for (i, api) in [c.api(RESEARCH)?, &bearer[1]].into_iter().enumerate() {
+            let started = Instant::now();
+            let r = api.send(Method::GET, &path, vec![], "").await?;
+            anyhow::ensure!(r.status == 200, "a _grant search answered {}", r.status);
+            time(&mut fetch, i, started);
+        }
+    }
+    let started = Instant::now();
+    for _ in 0..tokens {
+        c.api(HOSPITAL_A)?.smart_token(&key, "bench", scope).await?;
+    }
+    let per_token = started.elapsed().as_secs_f64() / tokens as f64;
+    let rate = |n: usize, t: Duration| n as f64 / t.as_secs_f64();
+    let (signed_up, signed_fetch) = (rate(uploads, upload[0]), rate(fetches, fetch[0]));
+    let records = c.cfg.records.div_ceil(3);
+    Ok(vec![
+        Record::throughput("e2e_api_upload", "signed headers, 1 Observation staged".into(), signed_up, None),
+        Record::throughput(
+            "e2e_api_upload",
+            "bearer token, 1 Observation staged".into(),
+            rate(uploads, upload[1]),
+            Some(signed_up),
+        ),
+        Record::throughput(
+            "e2e_api_fetch",
+            format!("signed headers, _grant search, {records} records"),
+            signed_fetch,
+            None,
+        ),
+        Record::throughput(
+            "e2e_api_fetch",
+            format!("bearer token, _grant search, {records} records"),
+            rate(fetches, fetch[1]),
+            Some(signed_fetch),
+        ),
+        time_record("e2e_api_token", "ES384 assertion to bearer token, mean".into(), per_token),
+    ])
 }
 
 fn time_record(name: &str, params: String, seconds: f64) -> Record {

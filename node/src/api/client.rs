@@ -1,5 +1,7 @@
 //! Signed calls to a node's HTTP API: what `dualchain client`, peer nodes (an owner's node
-//! uploading to a CPC, a requester's node fetching from one) and the tests use.
+//! uploading to a CPC, a requester's node fetching from one) and the tests use; and calls
+//! with a SMART bearer token on the FHIR endpoints ([`ApiClient::with_bearer`],
+//! [`ApiClient::smart_token`]).
 //!
 //! Every call but `/health`, `/metrics` and `/openapi.json` carries five headers:
 //! `x-dualchain-member` (the member id), `x-dualchain-node` (the node the request is for),
@@ -113,6 +115,8 @@ pub struct ApiClient {
     pub member: String,
     signer: SigningKeypair,
     to: Audience,
+    /// A SMART bearer token sent instead of the signature ([`Self::with_bearer`]).
+    bearer: Option<String>,
 }
 
 /// A raw response.
@@ -133,7 +137,39 @@ impl ApiClient {
     /// A client on a shared [`http_client`] (its connections and TLS sessions are reused
     /// across calls: a node's calls to its peers).
     pub fn with_http(http: reqwest::Client, base: &str, to: Audience, member: &str, signer: SigningKeypair) -> Self {
-        Self { http, base: base.trim_end_matches('/').to_string(), member: member.into(), signer, to }
+        Self { http, base: base.trim_end_matches('/').to_string(), member: member.into(), signer, to, bearer: None }
+    }
+
+    /// The same client calling with a SMART Backend Services bearer token instead of the
+    /// member's signature (the FHIR endpoints take either).
+    pub fn with_bearer(&self, token: &str) -> Self {
+        Self { bearer: Some(token.to_owned()), ..self.clone() }
+    }
+
+    /// A bearer token for the FHIR client `client_id` whose key is `key`, from this node's
+    /// token endpoint: the `access_token` of its answer, or the OAuth error.
+    pub async fn smart_token(&self, key: &super::smart::ClientKey, client_id: &str, scope: &str) -> Result<String> {
+        let url = format!("{}{}", self.base, super::smart::TOKEN_PATH);
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("scope", scope)
+            .append_pair("client_assertion_type", super::smart::ASSERTION_TYPE)
+            .append_pair("client_assertion", &key.assertion(client_id, &url)?)
+            .finish();
+        let resp = self
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| anyhow!("POST {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let v: serde_json::Value = resp.json().await.map_err(|e| anyhow!("the token answer: {e}"))?;
+        match v["access_token"].as_str() {
+            Some(t) if status == 200 => Ok(t.to_owned()),
+            _ => Err(anyhow!("{status} {}: {}", v["error"], v["error_description"])),
+        }
     }
 
     /// `node`'s client of the node hosting `host` (a CPC, say), calling as `member`, on the
@@ -175,8 +211,13 @@ impl ApiClient {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        for (k, v) in sign_request(&self.member, &self.signer, self.to, method.as_str(), path, &body) {
-            req = req.header(k, v);
+        match &self.bearer {
+            Some(token) => req = req.header("authorization", format!("Bearer {token}")),
+            None => {
+                for (k, v) in sign_request(&self.member, &self.signer, self.to, method.as_str(), path, &body) {
+                    req = req.header(k, v);
+                }
+            }
         }
         if !body.is_empty() {
             req = req.header("content-type", content_type).body(body);

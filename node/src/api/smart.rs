@@ -529,6 +529,60 @@ impl Smart {
     }
 }
 
+/// A FHIR client's ES384 key (P-384), as a client written in Rust holds it: it signs the
+/// client's assertions; its public JWK is what the institution registers.
+#[derive(Clone)]
+pub struct ClientKey {
+    kid: String,
+    pkcs8: Vec<u8>,
+    /// The public point, `0x04 || x || y`.
+    point: Vec<u8>,
+}
+
+impl ClientKey {
+    pub fn generate(kid: &str) -> anyhow::Result<Self> {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?;
+        Ok(Self { kid: kid.to_owned(), pkcs8: kp.serialize_der(), point: kp.public_key_raw().to_vec() })
+    }
+
+    /// The public key as a JWK with this key's `kid`.
+    pub fn jwk(&self) -> Jwk {
+        let v = json!({
+            "kty": "EC", "crv": "P-384", "kid": self.kid, "alg": "ES384", "use": "sig",
+            "x": b64url_encode(&self.point[1..49]), "y": b64url_encode(&self.point[49..]),
+        });
+        serde_json::from_value(v).expect("a P-384 JWK")
+    }
+
+    /// A client assertion for `client_id` at the token endpoint `aud`, valid two minutes,
+    /// with a fresh `jti`.
+    pub fn assertion(&self, client_id: &str, aud: &str) -> anyhow::Result<String> {
+        self.assertion_with(&json!({
+            "iss": client_id, "sub": client_id, "aud": aud, "exp": unix_ms() / 1000 + 120,
+            "jti": hex::encode(rand::random::<[u8; 16]>()),
+        }))
+    }
+
+    /// An assertion with the claims given (tests of what the endpoint refuses).
+    pub fn assertion_with(&self, claims: &Value) -> anyhow::Result<String> {
+        let mut h = jsonwebtoken::Header::new(Algorithm::ES384);
+        h.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8))?)
+    }
+}
+
+fn b64url_encode(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
+    for chunk in b.chunks(3) {
+        let n = chunk.iter().fold(0u32, |a, x| (a << 8) | u32::from(*x)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    s
+}
+
 /// The token endpoint's URL, as clients must name it in `aud`.
 pub fn token_url(node: &Node) -> String {
     format!("{}{TOKEN_PATH}", super::fhir_routes::api_base(node).unwrap_or_default())
@@ -658,34 +712,16 @@ mod tests {
 
     const AUD: &str = "https://127.0.0.1:8700/smart/token";
 
-    /// A P-384 key: its PKCS#8 (for signing) and its public JWK.
-    fn p384(kid: &str) -> (Vec<u8>, Jwk) {
-        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-        let point = kp.public_key_raw(); // 0x04 || x || y
-        assert_eq!(point.len(), 97);
-        let b64 = |b: &[u8]| {
-            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-            let mut s = String::new();
-            for chunk in b.chunks(3) {
-                let n = chunk.iter().fold(0u32, |a, x| (a << 8) | u32::from(*x)) << (8 * (3 - chunk.len()));
-                for i in 0..=chunk.len() {
-                    s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-                }
-            }
-            s
-        };
-        let jwk: Jwk = serde_json::from_value(json!({
-            "kty": "EC", "crv": "P-384", "kid": kid, "alg": "ES384", "use": "sig",
-            "x": b64(&point[1..49]), "y": b64(&point[49..]),
-        }))
-        .unwrap();
-        (kp.serialize_der(), jwk)
+    /// A P-384 key (signing with it) and its public JWK.
+    fn p384(kid: &str) -> (ClientKey, Jwk) {
+        let k = ClientKey::generate(kid).unwrap();
+        let jwk = k.jwk();
+        (k, jwk)
     }
 
-    fn assertion(der: &[u8], kid: &str, claims: Value) -> String {
-        let mut h = Header::new(Algorithm::ES384);
-        h.kid = Some(kid.into());
-        jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ec_der(der)).unwrap()
+    /// An assertion signed by `key` under the kid `kid` (which may not be the key's).
+    fn assertion(key: &ClientKey, kid: &str, claims: Value) -> String {
+        ClientKey { kid: kid.into(), ..key.clone() }.assertion_with(&claims).unwrap()
     }
 
     fn claims(client: &str, jti: &str, exp: u64) -> Value {
@@ -707,6 +743,17 @@ mod tests {
 
     fn now_s() -> u64 {
         unix_ms() / 1000
+    }
+
+    #[test]
+    fn base64url_round_trips_every_length() {
+        for n in 0..70usize {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 + n) as u8).collect();
+            let text = b64url_encode(&bytes);
+            assert!(!text.contains(['=', '+', '/']), "{text}");
+            assert_eq!(b64url(&text).unwrap(), bytes, "{n} bytes");
+        }
+        assert!(b64url("ab+c").is_none(), "standard base64 is not base64url");
     }
 
     #[test]
@@ -735,11 +782,11 @@ mod tests {
 
     #[test]
     fn an_es384_assertion_gets_a_token_once_and_every_forgery_is_refused() {
-        let (der, jwk) = p384("k1");
+        let (key, jwk) = p384("k1");
         let (smart, _dir) = smart_with("engine", jwk, "system/Observation.write system/Observation.read");
         let now = unix_ms();
         let exp = now_s() + 120;
-        let good = assertion(&der, "k1", claims("engine", "a", exp));
+        let good = assertion(&key, "k1", claims("engine", "a", exp));
         let g = smart.issue(&good, "system/Observation.write", AUD, now).unwrap();
         assert_eq!(
             (g.client.as_str(), g.scopes.to_string().as_str(), g.ttl_s),
@@ -771,7 +818,7 @@ mod tests {
             (json!({"iss": "engine", "sub": "engine", "aud": AUD, "exp": exp}), "k1"),
         ];
         for (c, kid) in cases {
-            let e = refused(&assertion(&der, kid, c.clone()), "system/Observation.write");
+            let e = refused(&assertion(&key, kid, c.clone()), "system/Observation.write");
             assert_eq!((e.status, e.error), (StatusCode::UNAUTHORIZED, "invalid_client"), "{c}: {}", e.description);
         }
         // Unsigned (alg none), HMAC with the public key as secret, garbage.
@@ -789,18 +836,18 @@ mod tests {
         assert!(refused(&hs, "system/Observation.write").description.contains("RS384 or ES384"));
         assert_eq!(refused("not.a.jwt", "system/Observation.write").error, "invalid_client");
         // Nothing grantable.
-        let e = refused(&assertion(&der, "k1", claims("engine", "k", exp)), "system/Patient.write launch");
+        let e = refused(&assertion(&key, "k1", claims("engine", "k", exp)), "system/Patient.write launch");
         assert_eq!(e.error, "invalid_scope");
     }
 
     #[test]
     fn tokens_and_assertions_are_bounded_and_removal_ends_tokens() {
-        let (der, jwk) = p384("k1");
+        let (key, jwk) = p384("k1");
         let (smart, dir) = smart_with("gw", jwk, "system/Observation.c");
         let now = unix_ms();
         let exp = now_s() + 60;
         let issue = |jti: &str, at: u64| {
-            smart.issue(&assertion(&der, "k1", claims("gw", jti, exp)), "system/Observation.c", AUD, at)
+            smart.issue(&assertion(&key, "k1", claims("gw", jti, exp)), "system/Observation.c", AUD, at)
         };
         for i in 0..4 {
             issue(&i.to_string(), now).unwrap();
