@@ -12,7 +12,7 @@
 //!   verification, re-encryption, CPC storage and fetch, and the rest: consensus ordering,
 //!   finality waits and messaging).
 //! - The FHIR API with SMART Backend Services bearer tokens against the members'
-//!   Ed25519-signed headers, alternating request by request in the same run: single
+//!   Ed25519-signed headers (signing included), alternating request by request in the same run: single
 //!   Observations posted (staged) at the hospital's node, a grant's records searched
 //!   (`_grant`) at the research institute's node, and the token endpoint's latency.
 
@@ -219,8 +219,12 @@ async fn bearer_against_signed(c: &Consortium, grant: dualchain_ledger::tx::Hash
     let up = c.upload(HOSPITAL_A, "bench-fhir-api", CPCS[0]).await?;
     let time = |t: &mut [Duration; 2], i: usize, started: Instant| t[i] += started.elapsed();
     let mut upload = [Duration::ZERO; 2];
+    // Each pair in turn starts with the other kind, so that neither always comes first.
+    let order = |n: usize| if n % 2 == 0 { [0, 1] } else { [1, 0] };
     for n in 0..uploads {
-        for (i, api) in [c.api(HOSPITAL_A)?, &bearer[0]].into_iter().enumerate() {
+        let apis = [c.api(HOSPITAL_A)?, &bearer[0]];
+        for i in order(n) {
+            let api = apis[i];
             let body = serde_json::to_vec(&up.observations[(2 * n + i) % up.observations.len()])?;
             let started = Instant::now();
             let r = api.send(Method::POST, "/fhir/Observation", body, "application/fhir+json").await?;
@@ -230,8 +234,10 @@ async fn bearer_against_signed(c: &Consortium, grant: dualchain_ledger::tx::Hash
     }
     let path = format!("/fhir/Observation?_grant={}", hex::encode(grant));
     let mut fetch = [Duration::ZERO; 2];
-    for _ in 0..fetches {
-        for (i, api) in [c.api(RESEARCH)?, &bearer[1]].into_iter().enumerate() {
+    for n in 0..fetches {
+        let apis = [c.api(RESEARCH)?, &bearer[1]];
+        for i in order(n) {
+            let api = apis[i];
             let started = Instant::now();
             let r = api.send(Method::GET, &path, vec![], "").await?;
             anyhow::ensure!(r.status == 200, "a _grant search answered {}", r.status);
