@@ -674,6 +674,19 @@ async fn fhir_clients_work_through_smart_backend_services() {
     );
     let r = bearer(Method::GET, "/fhir/Observation", &"ab".repeat(32)).await.unwrap();
     assert_eq!((r.status().as_u16(), refusal(&r.json().await.unwrap())), (401, "bad-token".into()));
+    // A write-only token searches nothing.
+    cli(&["smart-add", "writer", "--jwks", py_jwks.to_str().unwrap(), "--scope", "system/Observation.c"]);
+    let writer = run_ok(
+        Command::new("python3")
+            .arg(&py)
+            .args(["assertion", "--client-id", "writer", "--key"])
+            .arg(&py_key)
+            .args(["--kid", "k1", "--aud", &token_url]),
+    );
+    let w: Value = ask("system/Observation.c system/Observation.s", writer).await.unwrap().json().await.unwrap();
+    assert_eq!(w["scope"], "system/Observation.c", "{w}");
+    let r = bearer(Method::GET, "/fhir/Observation", w["access_token"].as_str().unwrap()).await.unwrap();
+    assert_eq!((r.status().as_u16(), refusal(&r.json().await.unwrap())), (403, "insufficient-scope".into()));
     let listed = cli(&["--json", "smart-list"]);
     assert!(listed.contains("engine-py") && listed.contains("engine-curl") && listed.contains("reader"), "{listed}");
     cli(&["smart-remove", "reader"]);
