@@ -316,6 +316,10 @@ pub struct OwnerConfig {
     pub departments: Option<Vec<String>>,
     /// What demands on new datasets may ask (an upload's query parameters override it).
     pub disclosure: dualchain_ledger::tx::Disclosure,
+    /// Take Observations only from devices registered at this node (`POST /fhir/Device`
+    /// with the device's IEEE 11073 system id); others, and Observations naming no device,
+    /// are refused (422 `unregistered-device`).
+    pub require_registered_devices: bool,
 }
 
 impl Default for OwnerConfig {
@@ -326,6 +330,7 @@ impl Default for OwnerConfig {
             policy: DEFAULT_POLICY.into(),
             departments: None,
             disclosure: Default::default(),
+            require_registered_devices: false,
         }
     }
 }

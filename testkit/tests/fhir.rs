@@ -49,7 +49,7 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     let rest = &metadata["rest"][0];
     let kinds: Vec<&str> =
         rest["resource"].as_array().into_iter().flatten().filter_map(|r| r["type"].as_str()).collect();
-    ensure!(kinds == ["Patient", "Observation"], "a hospital's node states {kinds:?}");
+    ensure!(kinds == ["Patient", "Device", "Observation"], "a hospital's node states {kinds:?}");
     ensure!(rest["interaction"][0]["code"] == "transaction", "{rest}");
     // Nothing it does not serve: creates, and a search of Observations; no read by id, no
     // update, no delete.
@@ -62,7 +62,8 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
             .collect()
     };
     ensure!(interactions(&rest["resource"][0]) == ["create"], "{rest}");
-    ensure!(interactions(&rest["resource"][1]) == ["create", "search-type"], "{rest}");
+    ensure!(interactions(&rest["resource"][1]) == ["create"], "{rest}");
+    ensure!(interactions(&rest["resource"][2]) == ["create", "search-type"], "{rest}");
     // SMART Backend Services: the token endpoint where a stock client looks for it.
     let oauth = &rest["security"]["extension"][0];
     ensure!(oauth["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", "{rest}");
@@ -210,6 +211,31 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     ensure!(r.status == 422 && r.refusal().message.contains("LOINC 2160-0"), "{} {}", r.status, r.refusal().message);
     files.push(save(&dir, "operation-outcome-unknown-code", &serde_json::from_slice(&r.body)?)?);
 
+    // A pulse oximeter (PHD IG): its Device with the IEEE system id; its Observations, coded
+    // in MDC beside LOINC or in MDC alone, carry that id.
+    let ieee = dualchain_node::fhir::IEEE_SYSTEM_ID;
+    let device = json!({"resourceType": "Device", "id": "oximeter-7",
+        "identifier": [{"system": ieee, "value": "00:1C:05:FF:FE:12:34:56"}],
+        "type": {"coding": [{"system": "urn:iso:std:iso:11073:10101", "code": "65573", "display": "MDC_MOC_VMS_MDS_SIMP"}]}});
+    let r = hospital.send(Method::POST, "/fhir/Device", serde_json::to_vec(&device)?, "application/fhir+json").await?;
+    ensure!(r.status == 201, "a Device answered {}: {}", r.status, String::from_utf8_lossy(&r.body));
+    files.push(save(&dir, "device", &serde_json::from_slice(&r.body)?)?);
+    let mut spo2 = up.observations[0].clone();
+    spo2["id"] = json!("fhir-spo2-mdc");
+    spo2["code"] = json!({"coding": [{"system": "urn:iso:std:iso:11073:10101", "code": "150456"}]});
+    spo2["valueQuantity"] = json!({"value": 97, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"});
+    spo2["device"] = json!({"reference": "Device/oximeter-7"});
+    let r = post_one(&spo2, vec![]).await?;
+    ensure!(r.status == 201, "an MDC-coded Observation answered {}: {}", r.status, String::from_utf8_lossy(&r.body));
+    let made: Value = serde_json::from_slice(&r.body)?;
+    ensure!(made["device"]["identifier"] == json!({"system": ieee, "value": "00-1C-05-FF-FE-12-34-56"}), "{made}");
+    files.push(save(&dir, "observation-device", &made)?);
+    let mut unknown = spo2.clone();
+    unknown["id"] = json!("fhir-mdc-unknown");
+    unknown["code"]["coding"][0]["code"] = json!("150020");
+    let r = post_one(&unknown, vec![]).await?;
+    ensure!(r.status == 422 && r.refusal().message.contains("MDC 150020"), "{}", r.refusal().message);
+
     // A grantee's records: a searchset Bundle.
     let demand = c.demand(RESEARCH, &up.dataset, 4).await?;
     c.wait_supplied(RESEARCH, &demand).await?;
@@ -230,7 +256,7 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     let staged = get(HOSPITAL_A, "/fhir/Observation?_count=2&_sort=date".into()).await?;
     let modes: Vec<&str> =
         staged["entry"].as_array().into_iter().flatten().filter_map(|e| e["search"]["mode"].as_str()).collect();
-    ensure!(staged["total"] == 4 && modes == ["match", "match", "outcome"], "{staged}");
+    ensure!(staged["total"] == 5 && modes == ["match", "match", "outcome"], "{staged}");
     files.push(save(&dir, "search-staged", &staged)?);
     let page = get(RESEARCH, format!("/fhir/Observation?_grant={}&_count=2", hex::encode(access.request))).await?;
     ensure!(
@@ -246,7 +272,7 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     std::fs::write(&ca, hex::decode(&node.consortium.tls_ca)?)?;
     let (ok, text) = validate(&files, Some((&base, &ca)))?;
     ensure!(ok, "FHIR answers that do not validate:\n{text}");
-    ensure!(text.contains("FHIR 4.0.1, resources ['Patient', 'Observation']"), "{text}");
+    ensure!(text.contains("FHIR 4.0.1, resources ['Patient', 'Device', 'Observation']"), "{text}");
 
     // The validator is no rubber stamp: what FHIR R4 forbids, it refuses.
     let mut with_extension = bundle.clone();

@@ -6,6 +6,7 @@
 //! signcrypted, stored at a CPC (its manifest checked), committed and registered
 //! ([`upload`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -42,6 +43,9 @@ pub struct Demographics {
 /// Demographics by the references a Patient can be named by ([`patient_refs`]).
 pub type Patients = std::collections::HashMap<String, Demographics>;
 
+/// Registered devices' IEEE 11073 system ids by the references a Device can be named by.
+pub type Devices = std::collections::HashMap<String, String>;
+
 /// A hospital node's patient registry and count of staged observations: read from
 /// `data_dir` on first use, then kept in memory and written through to disk (so a gateway's
 /// post does not re-read the registry or the staging file).
@@ -49,6 +53,7 @@ pub type Patients = std::collections::HashMap<String, Demographics>;
 pub struct OwnerState {
     loaded: bool,
     patients: Patients,
+    devices: Devices,
     staged: usize,
     /// What conditional creates look up.
     identifiers: Identifiers,
@@ -57,11 +62,8 @@ pub struct OwnerState {
 impl OwnerState {
     fn load(&mut self, node: &Node) -> Result<(), ApiError> {
         if !self.loaded {
-            self.patients = match std::fs::read(node.data_dir.join("patients.json")) {
-                Ok(b) => serde_json::from_slice(&b).map_err(ApiError::internal)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Patients::new(),
-                Err(e) => return Err(ApiError::internal(e)),
-            };
+            self.patients = read_map(node, "patients.json")?;
+            self.devices = read_map(node, "devices.json")?;
             self.staged = read_staged(node)?.len();
             self.identifiers = Identifiers::load(&node.data_dir)?;
             self.loaded = true;
@@ -71,14 +73,90 @@ impl OwnerState {
 
     /// Adds patients, on disk first (the write is synced; see [`on_disk`]).
     fn add_patients(&mut self, node: &Node, new: Vec<(String, Demographics)>) -> Result<(), ApiError> {
-        let mut all = self.patients.clone();
-        all.extend(new);
-        let bytes = serde_json::to_vec(&all).map_err(ApiError::internal)?;
-        let path = node.data_dir.join("patients.json");
-        on_disk(|| Ok(crate::files::write_private(&path, &bytes)?))?;
-        self.patients = all;
+        self.patients = with_added(node, "patients.json", &self.patients, new)?;
         Ok(())
     }
+
+    /// Adds devices, on disk first.
+    fn add_devices(&mut self, node: &Node, new: Vec<(String, String)>) -> Result<(), ApiError> {
+        self.devices = with_added(node, "devices.json", &self.devices, new)?;
+        Ok(())
+    }
+
+    /// Names an Observation's device by its IEEE system id ([`resolve_device`]).
+    fn resolve_device(&self, node: &Node, obs: &mut Value) -> Result<(), ApiError> {
+        resolve_device(obs, &self.devices, node.cfg.owner.require_registered_devices)
+            .map_err(|m| ApiError::unprocessable("unregistered-device", m))
+    }
+}
+
+/// A JSON map in the node's data directory (empty if the file does not exist yet).
+fn read_map<T: serde::de::DeserializeOwned>(node: &Node, file: &str) -> Result<HashMap<String, T>, ApiError> {
+    match std::fs::read(node.data_dir.join(file)) {
+        Ok(b) => serde_json::from_slice(&b).map_err(ApiError::internal),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// `old` with `new` added, written to `file` (synced, readable by the node's user only)
+/// before it is returned.
+fn with_added<T: Clone + serde::Serialize>(
+    node: &Node,
+    file: &str,
+    old: &HashMap<String, T>,
+    new: Vec<(String, T)>,
+) -> Result<HashMap<String, T>, ApiError> {
+    let mut all = old.clone();
+    all.extend(new);
+    let bytes = serde_json::to_vec(&all).map_err(ApiError::internal)?;
+    let path = node.data_dir.join(file);
+    on_disk(|| Ok(crate::files::write_private(&path, &bytes)?))?;
+    Ok(all)
+}
+
+/// Names an Observation's device by the IEEE 11073 system id of the registered Device its
+/// `device.reference` names (adding `device.identifier`, which the signcrypted record then
+/// carries and the supply record's `device` field encodes). With `require`, an Observation
+/// from a device not registered here, or naming no device, is refused.
+pub fn resolve_device(obs: &mut Value, devices: &Devices, require: bool) -> Result<(), String> {
+    let reference = obs["device"]["reference"].as_str().map(str::to_owned);
+    if let Some(id) = reference.as_deref().and_then(|r| devices.get(r)) {
+        obs["device"]["identifier"] = json!({"system": fhir::IEEE_SYSTEM_ID, "value": id});
+        return Ok(());
+    }
+    if !require {
+        return Ok(());
+    }
+    // A logical reference by system id alone, to a registered device.
+    let given = &obs["device"]["identifier"];
+    let by_id = (given["system"] == fhir::IEEE_SYSTEM_ID)
+        .then(|| given["value"].as_str().and_then(fhir::canonical_eui64))
+        .flatten()
+        .filter(|id| devices.values().any(|d| d == id));
+    match (by_id, reference) {
+        (Some(id), _) => {
+            obs["device"]["identifier"]["value"] = json!(id);
+            Ok(())
+        }
+        (None, Some(r)) => Err(format!("device {r} is not registered at this node; post the Device first")),
+        (None, None) => {
+            Err("the Observation names no registered device; this node takes Observations from registered devices only"
+                .into())
+        }
+    }
+}
+
+/// The references a Device can be named by (`Device/<id>`, its Bundle `fullUrl`) with its
+/// IEEE system id.
+pub fn device_refs(d: &Value, full_url: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let id = fhir::system_id(d).map_err(|m| ApiError::unprocessable("bad-device", m))?;
+    let mut refs: Vec<String> = d["id"].as_str().map(|i| format!("Device/{i}")).into_iter().collect();
+    refs.extend(full_url.map(str::to_owned));
+    if refs.is_empty() {
+        return Err(ApiError::invalid("bad-device", "a Device needs an id (or a fullUrl in a Bundle)"));
+    }
+    Ok(refs.into_iter().map(|r| (r, id.clone())).collect())
 }
 
 /// Demographics from a FHIR Patient (`gender`, `birthDate` as YYYY-MM-DD).
@@ -194,6 +272,12 @@ pub fn capability_statement(node: &Node) -> Value {
             {"type": "Patient", "interaction": create, "conditionalCreate": true, "documentation": "gender and \
                 birthDate feed the supply circuit's age band and sex; kept at this node only. If-None-Exist: \
                 identifier=<system>|<value>"},
+            {"type": "Device", "interaction": create, "conditionalCreate": true, "documentation": format!(
+                "a personal health or bedside device (FHIR PHD IG): its IEEE 11073-20601 system id, an EUI-64, \
+                as an identifier of system {}; Observations naming it carry that id{}", fhir::IEEE_SYSTEM_ID,
+                if node.cfg.owner.require_registered_devices {
+                    ". Observations are taken from registered devices only"
+                } else { "" })},
             {"type": "Observation", "interaction": [{"code": "create"}, search], "conditionalCreate": true,
                 "searchParam": search_params, "documentation":
                 format!("staged durably, sealed into a dataset every {} Observations. If-None-Exist: \
@@ -258,6 +342,29 @@ pub async fn post_patient(State(api): State<ApiState>, headers: HeaderMap, Fhir(
     Ok(created(prefer, &p, &location, "registered: this node's patient registry holds the Patient"))
 }
 
+/// `POST /fhir/Device`: registers a personal health or bedside device (FHIR PHD IG: its
+/// IEEE 11073-20601 system id as an identifier of system [`fhir::IEEE_SYSTEM_ID`]), so that
+/// Observations naming it carry its system id; with `owner.require_registered_devices`,
+/// only registered devices' Observations are taken.
+pub async fn post_device(State(api): State<ApiState>, headers: HeaderMap, Fhir(s): Fhir) -> ApiResult {
+    let node = &api.node;
+    hosted_as(node, &s, &[Role::Hospital])?;
+    s.allow("Device", Interaction::Create)?;
+    let (prefer, condition) = (Prefer::of(&headers)?, if_none_exist("Device", &headers)?);
+    let d: Value = s.json()?;
+    expect_type(&d, "Device")?;
+    let refs = device_refs(&d, None)?;
+    let mut st = api.owner_state.lock().await;
+    st.load(node)?;
+    if let Some(found) = condition.and_then(|k| st.identifiers.find(&k).map(str::to_owned)) {
+        return Ok(exists(prefer, &found));
+    }
+    let location = refs[0].0.clone();
+    st.add_devices(node, refs)?;
+    st.identifiers.add(&node.data_dir, &[(&d, location.clone())])?;
+    Ok(created(prefer, &d, &location, "registered: this node's device registry holds the Device"))
+}
+
 /// An uploaded dataset.
 struct Uploaded {
     dataset: DatasetId,
@@ -303,7 +410,7 @@ pub fn bundle_observations<'a>(
     for (i, e) in entries.iter().enumerate() {
         let r = &e["resource"];
         match r["resourceType"].as_str() {
-            Some("Patient") => {}
+            Some("Patient" | "Device") => {}
             Some("Observation") => {
                 records.push(
                     record_of(r, &patient)
@@ -314,7 +421,7 @@ pub fn bundle_observations<'a>(
             other => {
                 return Err(ApiError::unprocessable(
                     "unsupported-resource",
-                    format!("entry {i}: {other:?}; a dataset Bundle holds Patients and Observations"),
+                    format!("entry {i}: {other:?}; a dataset Bundle holds Patients, Devices and Observations"),
                 ))
             }
         }
@@ -331,6 +438,10 @@ pub async fn post_bundle(State(api): State<ApiState>, headers: HeaderMap, Fhir(s
     let prefer = Prefer::of(&headers)?;
     let b: Value = s.json()?;
     let (entries, bundled) = bundle_patients(&b)?;
+    let mut bundled_devices = Vec::new();
+    for e in entries.iter().filter(|e| e["resource"]["resourceType"] == "Device") {
+        bundled_devices.extend(device_refs(&e["resource"], e["fullUrl"].as_str())?);
+    }
     // Every entry creates: each resource type needs its own create scope.
     for e in entries {
         s.allow(e["resource"]["resourceType"].as_str().unwrap_or("Resource"), Interaction::Create)?;
@@ -361,10 +472,29 @@ pub async fn post_bundle(State(api): State<ApiState>, headers: HeaderMap, Fhir(s
     let new = if all_exist {
         None
     } else {
-        Some(bundle_observations(&fresh, |p| bundled.get(p).or_else(|| st.patients.get(p)))?)
+        let (mut observations, mut records) =
+            bundle_observations(&fresh, |p| bundled.get(p).or_else(|| st.patients.get(p)))?;
+        // Devices by their system ids: those registered, and the Bundle's own.
+        let devices: std::borrow::Cow<Devices> = if bundled_devices.is_empty() {
+            std::borrow::Cow::Borrowed(&st.devices)
+        } else {
+            let mut all = st.devices.clone();
+            all.extend(bundled_devices.iter().cloned());
+            std::borrow::Cow::Owned(all)
+        };
+        let require = node.cfg.owner.require_registered_devices;
+        for (i, (o, r)) in observations.iter_mut().zip(records.iter_mut()).enumerate() {
+            resolve_device(o, &devices, require)
+                .map_err(|m| ApiError::unprocessable("unregistered-device", format!("Observation {i}: {m}")))?;
+            r.device = supply::fhir::device_code(fhir::device_of(o));
+        }
+        Some((observations, records))
     };
     if !bundled.is_empty() {
         st.add_patients(node, bundled.into_iter().collect())?;
+    }
+    if !bundled_devices.is_empty() {
+        st.add_devices(node, bundled_devices)?;
     }
     drop(st);
     let up = match new {
@@ -400,6 +530,7 @@ pub async fn post_bundle(State(api): State<ApiState>, headers: HeaderMap, Fhir(s
             made.push((r, location.clone().unwrap_or_default()));
             let said = match (&up, kind) {
                 (Some(u), "Observation") => format!("created in dataset {}", u.dataset.to_hex()),
+                (_, "Device") => "registered in this node's device registry".to_owned(),
                 _ => "registered in this node's patient registry".to_owned(),
             };
             super::conditional::entry(prefer, "201 Created", location.as_deref(), r, &said)
@@ -481,13 +612,14 @@ pub async fn post_observation(State(api): State<ApiState>, headers: HeaderMap, F
     let h = hosted_as(node, &s, &[Role::Hospital])?;
     s.allow("Observation", Interaction::Create)?;
     let (prefer, condition) = (Prefer::of(&headers)?, if_none_exist("Observation", &headers)?);
-    let obs: Value = s.json()?;
+    let mut obs: Value = s.json()?;
     expect_type(&obs, "Observation")?;
     let mut st = api.owner_state.lock().await;
     st.load(node)?;
     if let Some(found) = condition.and_then(|k| st.identifiers.find(&k).map(str::to_owned)) {
         return Ok(exists(prefer, &found));
     }
+    st.resolve_device(node, &mut obs)?;
     record_of(&obs, |p| st.patients.get(p)).map_err(|m| ApiError::unprocessable("unmappable", m))?;
     // Staged durably before it is acknowledged (the synced append: see `on_disk`).
     let (path, line) = (staging_path(node), obs.to_string());
@@ -749,6 +881,42 @@ async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn observations_name_registered_devices_by_system_id_and_others_are_refused_when_required() {
+        let id = "01-23-45-67-89-AB-CD-EF";
+        let devices: Devices = [("Device/ox-1".to_owned(), id.to_owned())].into();
+        let obs = |device: Value| json!({"resourceType": "Observation", "device": device});
+        // Registered: the system id is added beside the reference.
+        let mut o = obs(json!({"reference": "Device/ox-1"}));
+        resolve_device(&mut o, &devices, true).unwrap();
+        assert_eq!(o["device"]["identifier"], json!({"system": fhir::IEEE_SYSTEM_ID, "value": id}));
+        assert_eq!(fhir::device_of(&o), id);
+        // By system id alone, in another spelling: taken, in the canonical form.
+        let mut o = obs(json!({"identifier": {"system": fhir::IEEE_SYSTEM_ID, "value": "0123456789abcdef"}}));
+        resolve_device(&mut o, &devices, true).unwrap();
+        assert_eq!(fhir::device_of(&o), id);
+        // Not registered, or no device: as given, unless registration is required.
+        for device in [
+            json!({"reference": "Device/other"}),
+            Value::Null,
+            json!({"identifier": {"system": fhir::IEEE_SYSTEM_ID, "value": "FFFFFFFFFFFFFFFF"}}),
+        ] {
+            let mut o = obs(device.clone());
+            resolve_device(&mut o, &devices, false).unwrap();
+            assert_eq!(o, obs(device.clone()), "changed without a registered device");
+            let e = resolve_device(&mut obs(device.clone()), &devices, true).unwrap_err();
+            assert!(e.contains("not registered") || e.contains("no registered device"), "{device}: {e}");
+        }
+        // A Device needs its system id and a name to be found by.
+        let d = json!({"resourceType": "Device", "id": "ox-1",
+            "identifier": [{"system": fhir::IEEE_SYSTEM_ID, "value": "0123456789ABCDEF"}]});
+        assert_eq!(
+            device_refs(&d, Some("urn:uuid:1")).unwrap(),
+            [("Device/ox-1".into(), id.into()), ("urn:uuid:1".into(), id.into())]
+        );
+        assert_eq!(device_refs(&json!({"resourceType": "Device", "id": "x"}), None).unwrap_err().reason, "bad-device");
+    }
 
     #[test]
     fn patients_need_a_gender_code_and_a_full_birth_date() {

@@ -137,6 +137,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/fhir/.well-known/smart-configuration", get(smart::smart_configuration))
         .route("/fhir/Observation", post(post_observation).get(search_observations))
         .route("/fhir/Patient", post(post_patient))
+        .route("/fhir/Device", post(post_device))
         .route("/datasets/seal", post(seal))
         .route("/datasets/{id}", get(get_dataset))
         .route("/datasets/{id}/erase", post(erase_dataset))

@@ -21,8 +21,9 @@
 //!
 //! What this does not hide: the same record delivered by two grants is the same
 //! Observation (value, time, device), so grants overlapping in records can be joined on
-//! those records; and `device` stays (demands select by it), which links the patients of
-//! one bedside device over time.
+//! those records; and `device` stays (the supply record encodes it), with the IEEE 11073
+//! system id of a device registered at the hospital's node, which links the patients of
+//! one bedside device over time, and the records of one personal device's wearer.
 
 use anyhow::{anyhow, ensure, Result};
 use dualchain_crypto::encoding::{Reader, Writer};
