@@ -17,7 +17,7 @@ use super::ApiState;
 use crate::runtime::{unix_ms, Hosted, Node};
 
 /// A request signed by a member, with its body (or, on the FHIR endpoints, made with a
-/// SMART bearer token for the member this node hosts: [`super::smart::Fhir`]).
+/// SMART bearer token for the member this node hosts: [`Fhir`]).
 pub struct Signed {
     pub member: String,
     pub body: Bytes,
@@ -124,6 +124,32 @@ pub(super) async fn read_body(req: Request, api: &ApiState) -> Result<Bytes, Api
             ApiError::invalid("bad-body", e.body_text())
         }
     })
+}
+
+/// A FHIR request: made with a bearer token (acting for the hosted member, within the
+/// token's scopes) or signed by a member.
+pub struct Fhir(pub Signed);
+
+impl FromRequest<ApiState> for Fhir {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, api: &ApiState) -> Result<Self, ApiError> {
+        let Some(token) = super::smart::bearer_token(req.headers()) else {
+            return Signed::from_request(req, api).await.map(Fhir);
+        };
+        let who = api.smart.bearer(token, unix_ms())?;
+        let member = api
+            .node
+            .hosted()
+            .map(|h| h.member.id.clone())
+            .ok_or_else(|| ApiError::unauthorized("no-member", "this node hosts no member"))?;
+        let (method, path, query) =
+            (req.method().clone(), req.uri().path().to_owned(), req.uri().query().map(str::to_owned));
+        tracing::info!(target: "dualchain::smart", client = who.client, %method, path, "bearer request");
+        api.metrics.bearer.get_or_create(&super::metrics::ClientLabel { client: who.client.clone() }).inc();
+        let body = read_body(req, api).await?;
+        Ok(Fhir(Signed { member, body, query, via: Via::Client { id: who.client, scopes: who.scopes } }))
+    }
 }
 
 /// What the headers establish before the body is read.

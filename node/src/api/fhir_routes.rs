@@ -21,11 +21,12 @@ use rand_chacha::ChaCha20Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth::Fhir;
 use super::auth::{hosted_as, parse_id, Signed};
 use super::conditional::{created, criteria, exists, if_none_exist, Identifiers, Prefer};
 use super::error::{fhir_json, ok_json, ApiError, ApiResult};
 use super::limits::on_disk;
-use super::smart::{Fhir, Interaction};
+use super::smart::Interaction;
 use super::wire::encode_list;
 use super::ApiState;
 use crate::agents::{OwnedDataset, OwnerNode};
@@ -212,17 +213,12 @@ pub async fn metadata(State(api): State<ApiState>) -> ApiResult {
     Ok(fhir_json(StatusCode::OK, &capability_statement(&api.node)))
 }
 
-/// This node's API base URL (as the consortium file names it), without a trailing slash.
-pub fn api_base(node: &Node) -> Option<String> {
-    node.consortium.validators.get(node.cfg.node as usize).map(|v| v.api.trim_end_matches('/').to_owned())
-}
-
 /// The `CapabilityStatement` of [`metadata`].
 pub fn capability_statement(node: &Node) -> Value {
     let c = &node.consortium;
     let hosted = c.members.iter().find(|m| m.node == node.cfg.node);
     let hospital = hosted.is_some_and(|m| m.role == "hospital");
-    let base = api_base(node);
+    let base = super::api_base(node);
     let who = match hosted {
         Some(m) => format!("hosting {} ({})", m.id, m.role),
         None => "hosting no member".to_owned(),

@@ -38,6 +38,7 @@
 //! | [`conditional`] | conditional create (`If-None-Exist`) and `Prefer` |
 //! | [`auth`] | signed requests: signature, time, nonce; the hosted member |
 //! | [`smart`] | SMART Backend Services: FHIR clients, their JWT assertions, bearer tokens and scopes |
+//! | [`smart_routes`] | its endpoints: the token, discovery, the client registry |
 //! | [`metrics`] | requests, latency and refusals per route |
 //! | [`limits`] | requests in flight, time per request, the replay window's nonces |
 //! | [`ops`] | `/health`, `/metrics` |
@@ -73,6 +74,7 @@ pub mod metrics;
 pub mod ops;
 pub mod search;
 pub mod smart;
+pub mod smart_routes;
 pub mod tls;
 pub mod wire;
 
@@ -122,6 +124,11 @@ impl ApiState {
     }
 }
 
+/// This node's API base URL (as the consortium file names it), without a trailing slash.
+pub fn api_base(node: &Node) -> Option<String> {
+    node.consortium.validators.get(node.cfg.node as usize).map(|v| v.api.trim_end_matches('/').to_owned())
+}
+
 /// The API's routes over `state`.
 pub fn router(state: ApiState) -> Router {
     use {cpc_routes::*, fhir_routes::*, flow_routes::*, ops::*, search::search_observations};
@@ -134,7 +141,7 @@ pub fn router(state: ApiState) -> Router {
         // A FHIR client joins its base ("…/fhir/") with the empty path of a transaction.
         .route("/fhir/", post(post_bundle))
         .route("/fhir/metadata", get(metadata))
-        .route("/fhir/.well-known/smart-configuration", get(smart::smart_configuration))
+        .route("/fhir/.well-known/smart-configuration", get(smart_routes::smart_configuration))
         .route("/fhir/Observation", post(post_observation).get(search_observations))
         .route("/fhir/Patient", post(post_patient))
         .route("/fhir/Device", post(post_device))
@@ -153,9 +160,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/cpc/fetch", post(cpc_fetch))
         .route("/ibe/share", post(authority_routes::ibe_share))
         .route("/kgc/enroll", post(authority_routes::kgc_enroll))
-        .route(smart::TOKEN_PATH, post(smart::token))
-        .route("/smart/clients", post(smart::register_client).get(smart::list_clients))
-        .route("/smart/clients/{id}/remove", post(smart::remove_client))
+        .route(smart::TOKEN_PATH, post(smart_routes::token))
+        .route("/smart/clients", post(smart_routes::register_client).get(smart_routes::list_clients))
+        .route("/smart/clients/{id}/remove", post(smart_routes::remove_client))
         .fallback(|| async { ApiError::not_found("no-route", "no such endpoint; see /openapi.json") })
         .layer(middleware::from_fn_with_state(state.admission.clone(), limits::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))

@@ -24,9 +24,10 @@ use axum::http::HeaderMap;
 use dualchain_crypto::cert::Role;
 use serde_json::{json, Value};
 
+use super::auth::Fhir;
 use super::auth::{hosted_as, parse_id, wait_param};
 use super::error::{ok_json, operation_outcome, ApiError, ApiResult};
-use super::smart::{Fhir, Interaction};
+use super::smart::Interaction;
 use super::ApiState;
 use crate::fhir::parse_rfc3339;
 
@@ -167,8 +168,9 @@ impl Search {
             json!({"relation": relation, "url": format!("{base}?{}", q.finish())})
         };
         let mut links = vec![link("self", self.offset)];
-        if self.count > 0 {
-            let last = total.saturating_sub(1) / self.count * self.count;
+        // No paging links for `_count=0` (the total only).
+        if let Some(pages) = total.saturating_sub(1).checked_div(self.count) {
+            let last = pages * self.count;
             links.push(link("first", 0));
             if self.offset > 0 {
                 links.push(link("previous", self.offset.saturating_sub(self.count)));
@@ -302,7 +304,7 @@ pub async fn search_observations(State(api): State<ApiState>, headers: HeaderMap
             super::fhir_routes::staged(&api).await?
         }
     };
-    let fhir_base = format!("{}/fhir", super::fhir_routes::api_base(node).unwrap_or_default());
+    let fhir_base = format!("{}/fhir", super::api_base(node).unwrap_or_default());
     ok_json(&search.page(all, &format!("{fhir_base}/Observation"), &fhir_base))
 }
 

@@ -3,7 +3,7 @@
 //! OAuth 2.0 client-credentials grant (RFC 6749 §4.4) and a signed JWT client assertion
 //! (RFC 7523 §2.2, `private_key_jwt`), gets a short-lived bearer token with SMART `system/`
 //! scopes, and calls the FHIR endpoints with it. The Ed25519-signed headers stay for
-//! node-to-node and CLI calls ([`super::auth`]).
+//! node-to-node and CLI calls (the `auth` module).
 //!
 //! - **Registration** (`POST /smart/clients`, `GET /smart/clients`,
 //!   `POST /smart/clients/{id}/remove`, signed by the member the node hosts): the
@@ -38,8 +38,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Path as UrlPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
@@ -48,10 +46,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use super::auth::{hosted_as, Signed, Via};
-use super::error::{ok_json, ApiError, ApiResult, Reason};
+use super::error::{ApiError, Reason};
 use super::limits::on_disk;
-use super::ApiState;
 use crate::runtime::{unix_ms, Node};
 
 /// RFC 7523's client assertion type.
@@ -296,7 +292,7 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    fn new(error: &'static str, description: impl Into<String>) -> Self {
+    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
         let status = if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
         Self { status, error, description: description.into() }
     }
@@ -311,7 +307,7 @@ impl IntoResponse for OAuthError {
     }
 }
 
-fn no_store() -> [(header::HeaderName, &'static str); 3] {
+pub(super) fn no_store() -> [(header::HeaderName, &'static str); 3] {
     [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")]
 }
 
@@ -585,55 +581,7 @@ fn b64url_encode(b: &[u8]) -> String {
 
 /// The token endpoint's URL, as clients must name it in `aud`.
 pub fn token_url(node: &Node) -> String {
-    format!("{}{TOKEN_PATH}", super::fhir_routes::api_base(node).unwrap_or_default())
-}
-
-/// `POST /smart/token`.
-pub async fn token(State(api): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
-    match issue_token(&api, &headers, &body) {
-        Ok(v) => (StatusCode::OK, no_store(), v.to_string()).into_response(),
-        Err(e) => {
-            tracing::info!(target: "dualchain::smart", error = e.error, why = %e.description, "token refused");
-            e.into_response()
-        }
-    }
-}
-
-fn issue_token(api: &ApiState, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
-    let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !form.starts_with("application/x-www-form-urlencoded") {
-        return Err(OAuthError::new("invalid_request", "post the parameters form-encoded"));
-    }
-    let params: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
-    let get = |k: &str| params.get(k).map(String::as_str);
-    if get("grant_type") != Some("client_credentials") {
-        return Err(OAuthError::new("unsupported_grant_type", "grant_type must be client_credentials"));
-    }
-    if get("client_assertion_type") != Some(ASSERTION_TYPE) {
-        return Err(OAuthError::new("invalid_client", format!("client_assertion_type must be {ASSERTION_TYPE}")));
-    }
-    let assertion = get("client_assertion").ok_or_else(|| OAuthError::new("invalid_client", "no client_assertion"))?;
-    let scope = get("scope").ok_or_else(|| OAuthError::new("invalid_scope", "ask for scopes (scope=…)"))?;
-    if api.node.hosted().is_none() {
-        return Err(OAuthError::new("invalid_client", "this node hosts no member to act for"));
-    }
-    let g = api.smart.issue(assertion, scope, &token_url(&api.node), unix_ms())?;
-    api.metrics.tokens.get_or_create(&super::metrics::ClientLabel { client: g.client }).inc();
-    Ok(json!({"access_token": g.token, "token_type": "bearer", "expires_in": g.ttl_s, "scope": g.scopes.to_string()}))
-}
-
-/// `GET /fhir/.well-known/smart-configuration` (SMART App Launch 2.x discovery).
-pub async fn smart_configuration(State(api): State<ApiState>) -> Response {
-    let v = json!({
-        "token_endpoint": token_url(&api.node),
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-        "scopes_supported": ["system/Observation.write", "system/Observation.read", "system/Patient.write",
-            "system/Observation.c", "system/Observation.s", "system/Patient.c", "system/*.write", "system/*.read"],
-        "capabilities": ["client-confidential-asymmetric"],
-    });
-    ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+    format!("{}{TOKEN_PATH}", super::api_base(node).unwrap_or_default())
 }
 
 /// The request's bearer token, if it carries one.
@@ -641,68 +589,6 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// A FHIR request: made with a bearer token (acting for the hosted member, within the
-/// token's scopes) or signed by a member.
-pub struct Fhir(pub Signed);
-
-impl FromRequest<ApiState> for Fhir {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, api: &ApiState) -> Result<Self, ApiError> {
-        let Some(token) = bearer_token(req.headers()) else {
-            return Signed::from_request(req, api).await.map(Fhir);
-        };
-        let who = api.smart.bearer(token, unix_ms())?;
-        let member = api
-            .node
-            .hosted()
-            .map(|h| h.member.id.clone())
-            .ok_or_else(|| ApiError::unauthorized("no-member", "this node hosts no member"))?;
-        let (method, path, query) =
-            (req.method().clone(), req.uri().path().to_owned(), req.uri().query().map(str::to_owned));
-        tracing::info!(target: "dualchain::smart", client = who.client, %method, path, "bearer request");
-        api.metrics.bearer.get_or_create(&super::metrics::ClientLabel { client: who.client.clone() }).inc();
-        let body = super::auth::read_body(req, api).await?;
-        Ok(Fhir(Signed { member, body, query, via: Via::Client { id: who.client, scopes: who.scopes } }))
-    }
-}
-
-/// `POST /smart/clients`: the hosted member registers a FHIR client (`Registration`
-/// without `registered_ms`).
-pub async fn register_client(State(api): State<ApiState>, s: Signed) -> ApiResult {
-    hosted_as(&api.node, &s, &[])?;
-    let r: Registration = s.json()?;
-    let id = r.client_id.clone();
-    let replaced = api.smart.register(r)?;
-    tracing::info!(target: "dualchain::smart", client = id, by = s.member, replaced, "client registered");
-    let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
-    let v = json!({"client_id": id, "replaced": replaced, "token_endpoint": token_url(&api.node)});
-    Ok((status, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response())
-}
-
-/// `GET /smart/clients`: the registered clients with their scopes and key ids.
-pub async fn list_clients(State(api): State<ApiState>, s: Signed) -> ApiResult {
-    hosted_as(&api.node, &s, &[])?;
-    let list: Vec<Value> = api
-        .smart
-        .list()?
-        .iter()
-        .map(|r| {
-            let kids: Vec<&str> = r.jwks.keys.iter().filter_map(|k| k.common.key_id.as_deref()).collect();
-            json!({"client_id": r.client_id, "scope": r.scope, "kids": kids, "registered_ms": r.registered_ms})
-        })
-        .collect();
-    ok_json(&json!({"clients": list, "token_endpoint": token_url(&api.node)}))
-}
-
-/// `POST /smart/clients/{id}/remove`: removes a client; its tokens end at once.
-pub async fn remove_client(State(api): State<ApiState>, UrlPath(id): UrlPath<String>, s: Signed) -> ApiResult {
-    hosted_as(&api.node, &s, &[])?;
-    api.smart.remove(&id)?;
-    tracing::info!(target: "dualchain::smart", client = id, by = s.member, "client removed");
-    ok_json(&json!({"client_id": id, "removed": true}))
 }
 
 #[cfg(test)]
