@@ -332,6 +332,12 @@ fn api_seeds(out: &mut Out) {
     out.put("api_json", "record_list", &with(3, &encode_list([w.records[0].to_bytes(), w.reencrypted.to_bytes()])));
     out.put("api_json", "timestamp", &with(4, b"2026-11-24T00:00:00Z"));
     out.put("api_json", "date", &with(4, b"1961-03-01"));
+    // What a FHIR client sends besides resources (the fhir_search_smart target).
+    out.put("fhir_search_smart", "assertion", &with(1, br#"eyJhbGciOiJFUzM4NCIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0.eyJpc3MiOiJlbmdpbmUiLCJzdWIiOiJlbmdpbmUiLCJhdWQiOiJodHRwczovLzEyNy4wLjAuMTo4NzAwL3NtYXJ0L3Rva2VuIiwianRpIjoiMSIsImV4cCI6MTgwMDAwMDEwMH0.c2lnbmF0dXJl"#));
+    out.put("fhir_search_smart", "device", &with(3, br#"{"resourceType":"Device","id":"ox-1","identifier":[{"system":"urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680","value":"00:1C:05:FF:FE:12:34:56"}],"device":{"reference":"urn:uuid:d"}}"#));
+    out.put("fhir_search_smart", "registration", &with(2, br#"{"client_id":"lab-engine","scope":"system/Observation.write system/Observation.rs","jwks":{"keys":[{"kty":"EC","crv":"P-384","kid":"k1","alg":"ES384","x":"AAAA","y":"AAAA"}]}}"#));
+    out.put("fhir_search_smart", "search", &with(0, br#"code=http://loinc.org|8867-4&date=ge2026-12-02&_count=2&_offset=1"#));
+    out.put("fhir_search_smart", "search_dates", &with(0, br#"subject=p1&date=2026-12-03T10:00%2B01:00&_sort=date"#));
 }
 
 /// A phase-1 accumulator of domain 2^2 after two contributions, its transcript, and a

@@ -44,6 +44,9 @@ request_time_max_s = {time_max}
 body_read_max_s = {body_read}
 # Signed requests remembered within one clock skew (replays are refused); past it, 503.
 nonces_max = {nonces}
+# SMART bearer tokens of the member's FHIR clients: life (seconds) and how many at once.
+token_ttl_s = {token_ttl}
+tokens_max = {tokens_max}
 
 [consensus]
 # lan (one data centre), wan (several sites) or loopback (a cluster on one host).
@@ -61,6 +64,8 @@ preset = "{preset}"
 {cpc}
 dataset_records = {records}
 policy = {policy:?}
+# Take Observations only from devices registered here (POST /fhir/Device).
+require_registered_devices = {require_devices}
 
 [owner.disclosure]
 # What demands on this hospital's datasets may ask, so that supply proofs answer no
@@ -117,12 +122,15 @@ format = "{format}"
         time_max = c.api.request_time_max_s,
         body_read = c.api.body_read_max_s,
         nonces = c.api.nonces_max,
+        token_ttl = c.api.token_ttl_s,
+        tokens_max = c.api.tokens_max,
         preset = c.consensus.preset,
         cpc = match &c.owner.default_cpc {
             Some(cpc) => format!("default_cpc = {cpc:?}"),
             None => "# default_cpc = \"cpc-1\"".into(),
         },
         records = c.owner.dataset_records,
+        require_devices = c.owner.require_registered_devices,
         policy = c.owner.policy,
         min_cohort = c.owner.disclosure.min_cohort,
         min_value_span = c.owner.disclosure.min_value_span,
