@@ -49,7 +49,7 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     let rest = &metadata["rest"][0];
     let kinds: Vec<&str> =
         rest["resource"].as_array().into_iter().flatten().filter_map(|r| r["type"].as_str()).collect();
-    ensure!(kinds == ["Patient", "Device", "Observation"], "a hospital's node states {kinds:?}");
+    ensure!(kinds == ["Patient", "Device", "Observation", "AuditEvent"], "a hospital's node states {kinds:?}");
     ensure!(rest["interaction"][0]["code"] == "transaction", "{rest}");
     // Nothing it does not serve: creates, and a search of Observations; no read by id, no
     // update, no delete.
@@ -64,6 +64,7 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     ensure!(interactions(&rest["resource"][0]) == ["create"], "{rest}");
     ensure!(interactions(&rest["resource"][1]) == ["create"], "{rest}");
     ensure!(interactions(&rest["resource"][2]) == ["create", "search-type"], "{rest}");
+    ensure!(interactions(&rest["resource"][3]) == ["search-type"], "{rest}");
     // SMART Backend Services: the token endpoint where a stock client looks for it.
     let oauth = &rest["security"]["extension"][0];
     ensure!(oauth["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", "{rest}");
@@ -264,6 +265,27 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
         "{page}"
     );
     files.push(save(&dir, "search-grant", &page)?);
+    // The access log as FHIR: the delivery is an AuditEvent, with its receipt's inclusion
+    // proof checked, for the owner only.
+    let log = get(HOSPITAL_A, format!("/fhir/AuditEvent?entity={}", up.dataset.to_hex())).await?;
+    ensure!(log["total"] == 1, "{log}");
+    let event = &log["entry"][0]["resource"];
+    ensure!(
+        event["agent"][0]["who"]["identifier"]["value"] == RESEARCH && event["agent"][0]["requestor"] == true,
+        "{event}"
+    );
+    ensure!(event["entity"][1]["what"]["identifier"]["value"] == hex::encode(access.request).as_str(), "{event}");
+    let verified =
+        event["extension"].as_array().into_iter().flatten().find(|x| x["url"] == "urn:dualchain:proof-verified");
+    ensure!(verified.is_some_and(|x| x["valueBoolean"] == true), "{event}");
+    let all_mine = get(HOSPITAL_A, format!("/fhir/AuditEvent?agent={RESEARCH}&date=ge2020")).await?;
+    ensure!(all_mine["total"] == 1, "{all_mine}");
+    files.push(save(&dir, "audit-events", &log)?);
+    for (who, reason) in [(RESEARCH, "wrong-role"), (HOSPITAL_B, "not-yours")] {
+        let path = format!("/fhir/AuditEvent?entity={}", up.dataset.to_hex());
+        let r = c.api(who)?.send(Method::GET, &path, vec![], "").await?;
+        ensure!(r.status == 403 && r.refusal().reason == reason, "{who}: {} {}", r.status, r.refusal().reason);
+    }
 
     // The library validates them all, and its client starts against the hospital's node.
     let node = c.node_of(HOSPITAL_A)?;
@@ -272,7 +294,7 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     std::fs::write(&ca, hex::decode(&node.consortium.tls_ca)?)?;
     let (ok, text) = validate(&files, Some((&base, &ca)))?;
     ensure!(ok, "FHIR answers that do not validate:\n{text}");
-    ensure!(text.contains("FHIR 4.0.1, resources ['Patient', 'Device', 'Observation']"), "{text}");
+    ensure!(text.contains("FHIR 4.0.1, resources ['Patient', 'Device', 'Observation', 'AuditEvent']"), "{text}");
 
     // The validator is no rubber stamp: what FHIR R4 forbids, it refuses.
     let mut with_extension = bundle.clone();

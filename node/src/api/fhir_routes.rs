@@ -280,6 +280,15 @@ pub fn capability_statement(node: &Node) -> Value {
                 identifier=<system>|<value>; Prefer: return=minimal|representation|OperationOutcome",
                 node.cfg.owner.dataset_records)},
         ]);
+        rest["resource"].as_array_mut().expect("an array").push(json!({"type": "AuditEvent",
+        "interaction": [{"code": "search-type", "documentation": "the access log of this hospital's datasets: \
+            one AuditEvent per delivery of a grant's records, with its inclusion proof on the access chain"}],
+        "searchParam": [
+            {"name": "entity", "type": "reference", "documentation": "a dataset's id (one of this hospital's)"},
+            {"name": "agent", "type": "reference", "documentation": "a member's id (the requester, say)"},
+            {"name": "date", "type": "date", "documentation": "recorded; prefixes eq, ne, gt, lt, ge, le"},
+            {"name": "_count", "type": "number", "documentation": "page size, at most 500 (default 50)"},
+        ]}));
         rest["interaction"] = json!([
             {"code": "transaction", "documentation": "one dataset of Patients and Observations"},
             {"code": "batch", "documentation": "as transaction"},

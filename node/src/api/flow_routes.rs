@@ -14,6 +14,8 @@ use dualchain_crypto::cert::Role;
 use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
+use dualchain_ledger::block::InclusionProof;
+use dualchain_ledger::state::AccessRecord;
 use dualchain_ledger::tx::{Hash, Outcome, TxKind};
 use dualchain_ledger::Ledger;
 use rand::RngCore;
@@ -322,21 +324,34 @@ pub async fn get_dataset(State(api): State<ApiState>, Path(id): Path<String>, s:
 
 pub async fn get_audit(State(api): State<ApiState>, Path(id): Path<String>, _s: Signed) -> ApiResult {
     let node = &api.node;
-    use dualchain_ledger::block::ChainName;
-    use dualchain_storage::ledger::Chain;
     let id = parse_id(&id, "dataset")?;
     if node.ledger.dataset(&id)?.is_none() {
         return Err(ApiError::not_found("unknown-dataset", "no such dataset"));
     }
+    let out: Vec<Value> = checked_audit(node, &id)?
+        .into_iter()
+        .map(|(record, proof, verified)| json!({"access": record, "proof": proof, "proof_verified": verified}))
+        .collect();
+    ok_json(&json!({"dataset": hex::encode(id), "records": out}))
+}
+
+/// A dataset's access records with their receipts' inclusion proofs, and whether each
+/// proof checks against this node's block at its height.
+pub(super) fn checked_audit(
+    node: &Node,
+    dataset: &Hash,
+) -> Result<Vec<(AccessRecord, InclusionProof, bool)>, ApiError> {
+    use dualchain_ledger::block::ChainName;
+    use dualchain_storage::ledger::Chain;
     let mut out = Vec::new();
-    for (record, proof) in node.ledger.audit(&id)? {
+    for (record, proof) in node.ledger.audit(dataset)? {
         let chain = match proof.chain {
             ChainName::Data => Chain::Data,
             ChainName::Access => Chain::Access,
         };
         let stored = node.ledger.block(chain, proof.height)?.map(|b| b.hash);
         let verified = matches!((proof.verify(), stored), (Ok(h), Some(s)) if h == s);
-        out.push(json!({"access": record, "proof": proof, "proof_verified": verified}));
+        out.push((record, proof, verified));
     }
-    ok_json(&json!({"dataset": hex::encode(id), "records": out}))
+    Ok(out)
 }

@@ -44,6 +44,7 @@
 //! | [`ops`] | `/health`, `/metrics` |
 //! | [`fhir_routes`] | FHIR in: Patients, Observations, Bundles, seals |
 //! | [`search`] | FHIR search over Observations: staged, or a grant's records |
+//! | [`audit`] | the access log as FHIR `AuditEvent`s, for the datasets' owner |
 //! | [`flow_routes`] | demands, access, grants, records, revocations, audit |
 //! | [`cpc_routes`] | a CPC's endpoints for peer nodes |
 //! | [`authority_routes`] | the ESKI-IBE authorities' and the KGC's endpoints for enrolling members |
@@ -61,6 +62,7 @@ use axum::Router;
 
 use crate::runtime::Node;
 
+pub mod audit;
 pub mod auth;
 pub mod authority_routes;
 pub mod client;
@@ -145,6 +147,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/fhir/Observation", post(post_observation).get(search_observations))
         .route("/fhir/Patient", post(post_patient))
         .route("/fhir/Device", post(post_device))
+        .route("/fhir/AuditEvent", get(audit::search_audit_events))
         .route("/datasets/seal", post(seal))
         .route("/datasets/{id}", get(get_dataset))
         .route("/datasets/{id}/erase", post(erase_dataset))

@@ -75,12 +75,41 @@ impl DateCriterion {
     }
 }
 
+/// The resource type a search is over, which chooses its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Searched {
+    /// `code`, `subject`, `date` (on `effectiveDateTime`), `_grant`.
+    #[default]
+    Observation,
+    /// `entity`, `agent`, `date` (on `recorded`): the access log (the `audit` module).
+    AuditEvent,
+}
+
+impl Searched {
+    fn name(self) -> &'static str {
+        match self {
+            Searched::Observation => "Observation",
+            Searched::AuditEvent => "AuditEvent",
+        }
+    }
+
+    fn takes(self, param: &str) -> bool {
+        match self {
+            Searched::Observation => matches!(param, "code" | "subject" | "date" | "_grant"),
+            Searched::AuditEvent => matches!(param, "entity" | "agent" | "date"),
+        }
+    }
+}
+
 /// A parsed search.
 #[derive(Debug, Default)]
 pub struct Search {
+    searched: Searched,
     /// Each inner list: any of; the outer: all of.
     codes: Vec<Vec<Token>>,
     subjects: Vec<Vec<String>>,
+    entities: Vec<Vec<String>>,
+    agents: Vec<Vec<String>>,
     dates: Vec<DateCriterion>,
     count: usize,
     offset: usize,
@@ -92,13 +121,24 @@ pub struct Search {
 }
 
 impl Search {
-    /// Parses a query string; unknown parameters are ignored unless `strict`.
+    /// Parses a query string of an Observation search; unknown parameters are ignored
+    /// unless `strict`.
     pub fn parse(query: &str, strict: bool) -> Result<Search, ApiError> {
+        Self::parse_for(Searched::Observation, query, strict)
+    }
+
+    /// Parses a query string of a search over `searched`.
+    pub fn parse_for(searched: Searched, query: &str, strict: bool) -> Result<Search, ApiError> {
         let bad = |m: String| ApiError::invalid("bad-search", m);
-        let mut s = Search { count: COUNT_DEFAULT, ..Default::default() };
+        let mut s = Search { searched, count: COUNT_DEFAULT, ..Default::default() };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let (k, v) = (k.into_owned(), v.into_owned());
-            match k.as_str() {
+            let list = |v: &str| v.split(',').map(str::to_owned).collect::<Vec<_>>();
+            // Parameters of another resource type are unknown here (`_` ones are checked below).
+            let name = if k.starts_with('_') || searched.takes(&k) { k.as_str() } else { "" };
+            match name {
+                "entity" => s.entities.push(list(&v.to_ascii_lowercase())),
+                "agent" => s.agents.push(list(&v)),
                 "code" => s.codes.push(v.split(',').map(token).collect::<Result<_, _>>().map_err(bad)?),
                 "subject" => s.subjects.push(
                     v.split(',').map(|r| if r.contains('/') { r.to_owned() } else { format!("Patient/{r}") }).collect(),
@@ -113,13 +153,17 @@ impl Search {
                     s.offset = v.parse().map_err(|_| bad(format!("_offset={v} is not a whole number")))?;
                     continue;
                 }
-                "_grant" => s.grant = Some(parse_id(&v, "_grant")?),
+                "_grant" if searched.takes("_grant") => s.grant = Some(parse_id(&v, "_grant")?),
                 "_format" if matches!(v.as_str(), "json" | "application/fhir+json" | "application/json") => continue,
                 _ if strict => {
+                    let takes = match searched {
+                        Searched::Observation => "code, date, subject, _grant, _count",
+                        Searched::AuditEvent => "entity, agent, date, _count",
+                    };
                     return Err(ApiError::invalid(
                         "unsupported-search",
-                        format!("{k}: not a search parameter of this node (code, date, subject, _grant, _count)"),
-                    ))
+                        format!("{k}: not a search parameter of {} at this node ({takes})", searched.name()),
+                    ));
                 }
                 _ => {
                     s.ignored.push(k);
@@ -131,8 +175,35 @@ impl Search {
         Ok(s)
     }
 
+    /// The `entity` values asked for (any of them), lower-case.
+    pub fn entities(&self) -> Vec<String> {
+        self.entities.iter().flatten().cloned().collect()
+    }
+
+    /// Whether a resource matches every criterion.
+    fn matches(&self, r: &Value) -> bool {
+        match self.searched {
+            Searched::Observation => self.matches_observation(r),
+            Searched::AuditEvent => {
+                let ids = |list: &str, field: &str| -> Vec<String> {
+                    r[list]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|x| x[field]["identifier"]["value"].as_str().map(str::to_owned))
+                        .collect()
+                };
+                let (entities, agents) = (ids("entity", "what"), ids("agent", "who"));
+                let t = r["recorded"].as_str().and_then(parse_rfc3339).map(|t| t as i64);
+                self.entities.iter().all(|any| any.iter().any(|e| entities.contains(e)))
+                    && self.agents.iter().all(|any| any.iter().any(|a| agents.contains(a)))
+                    && self.dates.iter().all(|d| t.is_some_and(|t| d.matches(t)))
+            }
+        }
+    }
+
     /// Whether an Observation matches every criterion.
-    fn matches(&self, obs: &Value) -> bool {
+    fn matches_observation(&self, obs: &Value) -> bool {
         let codings = obs["code"]["coding"].as_array().map(Vec::as_slice).unwrap_or_default();
         let code_ok = self.codes.iter().all(|any| {
             any.iter().any(|t| {
@@ -187,7 +258,7 @@ impl Search {
             .map(|o| {
                 let mut e = json!({"resource": o, "search": {"mode": "match"}});
                 if let Some(id) = e["resource"]["id"].as_str() {
-                    e["fullUrl"] = json!(format!("{fhir_base}/Observation/{id}"));
+                    e["fullUrl"] = json!(format!("{fhir_base}/{}/{id}", self.searched.name()));
                 }
                 e
             })
@@ -285,15 +356,19 @@ fn date_range(v: &str) -> Option<(i64, i64)> {
     }
 }
 
+/// Whether the request asks for strict handling (`Prefer: handling=strict`).
+pub fn strict(headers: &HeaderMap) -> bool {
+    headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.split([';', ',']).any(|x| x.trim() == "handling=strict"))
+}
+
 /// `GET /fhir/Observation`.
 pub async fn search_observations(State(api): State<ApiState>, headers: HeaderMap, Fhir(s): Fhir) -> ApiResult {
     let node = &api.node;
     s.allow("Observation", Interaction::Search)?;
-    let strict = headers
-        .get("prefer")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.split([';', ',']).any(|x| x.trim() == "handling=strict"));
-    let search = Search::parse(s.query.as_deref().unwrap_or_default(), strict)?;
+    let search = Search::parse(s.query.as_deref().unwrap_or_default(), strict(&headers))?;
     let all = match search.grant {
         Some(grant) => {
             let h = hosted_as(node, &s, &[Role::ResearchInstitute, Role::Hospital])?;
@@ -361,6 +436,40 @@ mod tests {
         for bad in ["date=2026-13", "date=xx2026", "date=2026-12-01T25:00Z", "_count=-1", "code=http://loinc.org|"] {
             assert_eq!(Search::parse(bad, false).unwrap_err().reason, "bad-search", "{bad}");
         }
+    }
+
+    #[test]
+    fn audit_events_filter_by_entity_agent_and_recorded_time() {
+        let event = |id: &str, dataset: &str, requester: &str, when: &str| {
+            json!({"resourceType": "AuditEvent", "id": id, "recorded": when,
+                "agent": [{"who": {"identifier": {"value": requester}}}, {"who": {"identifier": {"value": "hospital-a"}}}],
+                "entity": [{"what": {"identifier": {"value": dataset}}}]})
+        };
+        let all = [
+            event("e1", "aa", "research-1", "2026-12-01T10:00:00Z"),
+            event("e2", "bb", "research-2", "2026-12-02T10:00:00Z"),
+            event("e3", "aa", "research-2", "2026-12-03T10:00:00Z"),
+        ];
+        let got = |q: &str| {
+            let s = Search::parse_for(Searched::AuditEvent, q, false).unwrap();
+            ids(&s.page(all.to_vec(), "https://n/fhir/AuditEvent", "https://n/fhir"))
+        };
+        assert_eq!(got("entity=AA"), ["e1", "e3"], "dataset ids compare in lower case");
+        assert_eq!(got("agent=research-2"), ["e2", "e3"]);
+        assert_eq!(got("agent=hospital-a&date=ge2026-12-02"), ["e2", "e3"]);
+        assert_eq!(got("entity=aa,bb&date=lt2026-12-03"), ["e1", "e2"]);
+        // Each resource type takes its own parameters: an Observation's are unknown here.
+        assert_eq!(got("code=8867-4").len(), 3, "ignored");
+        let e = Search::parse_for(Searched::AuditEvent, "code=8867-4", true).unwrap_err();
+        assert!(e.reason == "unsupported-search" && e.message.contains("entity, agent"), "{}", e.message);
+        assert_eq!(
+            Search::parse_for(Searched::AuditEvent, "_grant=00", true).unwrap_err().reason,
+            "unsupported-search"
+        );
+        assert_eq!(Search::parse("entity=aa", true).unwrap_err().reason, "unsupported-search");
+        let page =
+            Search::parse_for(Searched::AuditEvent, "", false).unwrap().page(all.to_vec(), "b", "https://n/fhir");
+        assert_eq!(page["entry"][0]["fullUrl"], "https://n/fhir/AuditEvent/e1");
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub async fn smart_configuration(State(api): State<ApiState>) -> Response {
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
         "scopes_supported": ["system/Observation.write", "system/Observation.read", "system/Patient.write",
-            "system/Observation.c", "system/Observation.s", "system/Patient.c", "system/*.write", "system/*.read"],
+            "system/Observation.c", "system/Observation.s", "system/Patient.c", "system/Device.write",
+            "system/AuditEvent.read", "system/*.write", "system/*.read"],
         "capabilities": ["client-confidential-asymmetric"],
     });
     ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
