@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 
 use dualchain_node::api::fhir_routes::{device_refs, resolve_device, Devices};
-use dualchain_node::api::search::Search;
+use dualchain_node::api::search::{Search, Searched};
 use dualchain_node::api::smart::{ClientKey, Registration, Scopes, Smart};
 use dualchain_node::fhir;
 use libfuzzer_sys::fuzz_target;
@@ -48,8 +48,8 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(rest);
     match mode % 4 {
         0 => {
-            for strict in [false, true] {
-                if let Ok(search) = Search::parse(&text, strict) {
+            for (searched, strict) in [(Searched::Observation, false), (Searched::Observation, true), (Searched::AuditEvent, false)] {
+                if let Ok(search) = Search::parse_for(searched, &text, strict) {
                     let all = observations();
                     let n = all.len() as u64;
                     let page = search.page(all, "https://n/fhir/Observation", "https://n/fhir");

@@ -242,9 +242,18 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     let f =
         c.client(RESEARCH)?.submit(TxKind::RevokeMember { member: HOSPITAL_A.into(), reason: "spite".into() }).await?;
     assert!(rejected(&f.outcome).contains("needs role kgc"), "{:?}", f.outcome);
+    // hospital-b's FHIR client holds a token when its member is revoked.
+    let key = dualchain_node::api::smart::ClientKey::generate("k1")?;
+    let reg = json!({"client_id": "gateway", "scope": "system/Observation.read", "jwks": {"keys": [key.jwk()]}});
+    c.api(HOSPITAL_B)?.call::<Value>(Method::POST, "/smart/clients", Some(&reg)).await?;
+    let token = c.api(HOSPITAL_B)?.smart_token(&key, "gateway", "system/Observation.read").await?;
+    let gateway = c.api(HOSPITAL_B)?.with_bearer(&token);
+    assert_eq!(gateway.send(Method::GET, "/fhir/Observation", vec![], "").await?.status, 200);
     let body = json!({"reason": "forgery"});
     c.api(KGC)?.call::<Value>(Method::POST, "/members/hospital-b/revoke", Some(&body)).await?;
     c.ledgers_identical(WAIT).await?;
+    let r = gateway.send(Method::GET, "/fhir/Observation", vec![], "").await?;
+    assert!(r.status == 403 && r.refusal().reason == "revoked", "a revoked member's token answered {}", r.status);
     assert!(reason(c.demand(HOSPITAL_B, &a.dataset, 4).await).starts_with("revoked"));
     let requirement = c.ledger(0)?.demand(&demand)?.unwrap().requirement;
     let f = c.client(HOSPITAL_B)?.submit(TxKind::Demand { demand: [7; 32], dataset: a.dataset.0, requirement }).await?;

@@ -143,6 +143,13 @@ impl FromRequest<ApiState> for Fhir {
             .hosted()
             .map(|h| h.member.id.clone())
             .ok_or_else(|| ApiError::unauthorized("no-member", "this node hosts no member"))?;
+        // A token acts for the member: not once the KGC has revoked it.
+        if api.node.ledger.member(&member)?.is_some_and(|r| r.revoked.is_some()) {
+            return Err(ApiError::forbidden(
+                "revoked",
+                format!("{member} is revoked; its clients' tokens act for no one"),
+            ));
+        }
         let (method, path, query) =
             (req.method().clone(), req.uri().path().to_owned(), req.uri().query().map(str::to_owned));
         tracing::info!(target: "dualchain::smart", client = who.client, %method, path, "bearer request");
