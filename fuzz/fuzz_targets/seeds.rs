@@ -20,7 +20,7 @@ use dualchain_fuzz::{abe, consensus, crypto_world, join, ledger, storage};
 use dualchain_ledger::block::{Block, ChainName};
 use dualchain_ledger::reason::{Denial, ProofFault};
 use dualchain_ledger::state::{
-    AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, GrantStatus, MemberRecord, RegistryRecord,
+    AccessEvent, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, GrantStatus, MemberRecord, RegistryRecord,
     RootRecord,
 };
 use dualchain_ledger::tx::FrBytes;
@@ -210,6 +210,7 @@ fn ledger_seeds(out: &mut Out) {
         at_ms: 1_790_000_000_000,
     };
     let access = AccessRecord {
+        event: AccessEvent::Fetched,
         dataset: [4; 32],
         grant: [9; 32],
         requester: "research-1".into(),

@@ -71,6 +71,7 @@ fuzz_target!(|data: &[u8]| {
         | TxKind::RevokeMember { .. }
         | TxKind::RevokeGrant { .. }
         | TxKind::EraseDataset { .. }
-        | TxKind::Receipt { .. } => {}
+        | TxKind::Receipt { .. }
+        | TxKind::Fetched { .. } => {}
     }
 });

@@ -397,6 +397,7 @@ pub mod ledger {
             ("revoke_grant", TxKind::RevokeGrant { grant: [9; 32], reason: "done".into() }),
             ("erase_dataset", TxKind::EraseDataset { dataset: [4; 32], reason: "patient request".into() }),
             ("receipt", TxKind::Receipt { grant: [9; 32], records: 64, results_digest: [10; 32] }),
+            ("fetched", TxKind::Fetched { grant: [9; 32], records: 22, results_digest: [10; 32] }),
         ];
         kinds
             .into_iter()

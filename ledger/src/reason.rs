@@ -354,7 +354,7 @@ impl fmt::Display for Reason {
             }
             NotGrantParty => f.write_str("only the owner, the requester or the KGC revokes a grant"),
             GrantAlreadyRevoked => f.write_str("grant already revoked"),
-            NotGrantCpc { cpc } => write!(f, "only the grant's CPC {cpc} files its receipt"),
+            NotGrantCpc { cpc } => write!(f, "only the grant's CPC {cpc} records its re-encryption and fetches"),
             NoRekey => f.write_str("no re-key was issued for this grant"),
             GrantDatasetUnknown => f.write_str("the grant's dataset is unknown"),
             ReceiptRecordsOutOfRange { records, capacity } => {

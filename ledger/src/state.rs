@@ -199,9 +199,24 @@ pub struct DenialRecord {
     pub at_ms: u64,
 }
 
-/// Who accessed which dataset, when, under which grant (written by a CPC receipt).
+/// What an access record records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessEvent {
+    /// The CPC re-encrypted the grant's records (its receipt).
+    #[default]
+    Reencrypted,
+    /// The CPC served the re-encrypted records to the requester (a fetch).
+    Fetched,
+}
+
+/// Who accessed which dataset, when, under which grant (written by a CPC's receipt, and by
+/// each fetch it serves).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRecord {
+    /// Absent in records written before fetches were recorded: a receipt.
+    #[serde(default)]
+    pub event: AccessEvent,
     #[serde(with = "hex_bytes::id")]
     pub dataset: Hash,
     #[serde(with = "hex_bytes::id")]
@@ -213,7 +228,7 @@ pub struct AccessRecord {
     #[serde(with = "hex_bytes::id")]
     pub results_digest: Hash,
     pub at_ms: u64,
-    /// The receipt transaction (for its inclusion proof).
+    /// The receipt's (or the fetch's) transaction, for its inclusion proof.
     #[serde(with = "hex_bytes::id")]
     pub receipt_tx: Hash,
 }

@@ -260,6 +260,15 @@ pub enum TxKind {
         #[serde(with = "hex_bytes::id")]
         results_digest: Hash,
     },
+    /// `access`: the CPC records a fetch of a grant's re-encrypted records by its
+    /// requester, before it serves them: `records` results whose SHA-256 is `results_digest`.
+    Fetched {
+        #[serde(with = "hex_bytes::id")]
+        grant: Hash,
+        records: u64,
+        #[serde(with = "hex_bytes::id")]
+        results_digest: Hash,
+    },
 }
 
 impl TxKind {
@@ -291,6 +300,7 @@ impl TxKind {
             TxKind::EraseDataset { .. } => "erase_dataset",
             TxKind::RevokeGrant { .. } => "revoke_grant",
             TxKind::Receipt { .. } => "receipt",
+            TxKind::Fetched { .. } => "fetched",
         }
     }
 }

@@ -406,12 +406,16 @@ async fn audit(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: &U
             let stored = l.block(proof.chain.into(), proof.height)?.ok_or_else(|| anyhow!("block missing"))?;
             ensure!(stored.hash == block_hash, "a node disagrees on the receipt's block");
         }
+        let what = match rec.event {
+            dualchain_ledger::state::AccessEvent::Reencrypted => {
+                format!("{} re-encrypted {} records of {} for {}", rec.cpc, rec.records, rec.owner, rec.requester)
+            }
+            dualchain_ledger::state::AccessEvent::Fetched => {
+                format!("{} fetched {} records of {} from {}", rec.requester, rec.records, rec.owner, rec.cpc)
+            }
+        };
         detail.push_str(&format!(
-            "{} read {} records of {} via {} under grant {} at ledger time {} (access block {}, entry {}, proof ok)\n",
-            rec.requester,
-            rec.records,
-            rec.owner,
-            rec.cpc,
+            "{what} under grant {} at ledger time {} (access block {}, entry {}, proof ok)\n",
             hex::encode(&rec.grant[..4]),
             dualchain_node::fhir::rfc3339(rec.at_ms / 1000),
             proof.height,

@@ -267,9 +267,17 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     files.push(save(&dir, "search-grant", &page)?);
     // The access log as FHIR: the delivery is an AuditEvent, with its receipt's inclusion
     // proof checked, for the owner only.
+    // The receipt, then the two fetches (the records, the search page).
     let log = get(HOSPITAL_A, format!("/fhir/AuditEvent?entity={}", up.dataset.to_hex())).await?;
-    ensure!(log["total"] == 1, "{log}");
-    let event = &log["entry"][0]["resource"];
+    let subtypes: Vec<&str> = log["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["resource"]["subtype"][0]["code"].as_str())
+        .collect();
+    ensure!(subtypes == ["reencrypted", "fetched", "fetched"], "{log}");
+    let event = &log["entry"][1]["resource"];
+    ensure!(event["action"] == "R", "{event}");
     ensure!(
         event["agent"][0]["who"]["identifier"]["value"] == RESEARCH && event["agent"][0]["requestor"] == true,
         "{event}"
@@ -279,7 +287,7 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
         event["extension"].as_array().into_iter().flatten().find(|x| x["url"] == "urn:dualchain:proof-verified");
     ensure!(verified.is_some_and(|x| x["valueBoolean"] == true), "{event}");
     let all_mine = get(HOSPITAL_A, format!("/fhir/AuditEvent?agent={RESEARCH}&date=ge2020")).await?;
-    ensure!(all_mine["total"] == 1, "{all_mine}");
+    ensure!(all_mine["total"] == 3, "{all_mine}");
     files.push(save(&dir, "audit-events", &log)?);
     for (who, reason) in [(RESEARCH, "wrong-role"), (HOSPITAL_B, "not-yours")] {
         let path = format!("/fhir/AuditEvent?entity={}", up.dataset.to_hex());

@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use dualchain_crypto::cbsre::DatasetId;
 use dualchain_ledger::policy::AccessPolicy;
 use dualchain_ledger::reason::{Denial, ProofFault, Reason};
+use dualchain_ledger::state::AccessEvent;
 use dualchain_ledger::tx::{FrBytes, Outcome, TxKind};
 use dualchain_node::agents::{Activity, FetchRequest};
 use dualchain_node::member::pseudonym::Pseudonyms;
@@ -130,8 +131,18 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     // Audit: who accessed what, when, under which grant, with an inclusion proof that
     // every node's block confirms.
     c.ledgers_identical(WAIT).await?;
+    // One receipt (re-encrypted), then one record per fetch, each before the CPC served it.
     let trail = c.ledger(2)?.audit(&a.dataset.0)?;
-    assert_eq!(trail.len(), 1);
+    let events: Vec<AccessEvent> = trail.iter().map(|(r, _)| r.event).collect();
+    assert_eq!(events[0], AccessEvent::Reencrypted, "{events:?}");
+    assert!(events.len() >= 2 && events[1..].iter().all(|e| *e == AccessEvent::Fetched), "{events:?}");
+    // Only the grant's CPC records a fetch: the requester cannot write one for itself (nor
+    // hide one by writing nothing: the CPC writes it before serving).
+    let f = c
+        .client(RESEARCH)?
+        .submit(TxKind::Fetched { grant, records: 8, results_digest: trail[0].0.results_digest })
+        .await?;
+    assert!(rejected(&f.outcome).contains("only the grant's CPC"), "{:?}", f.outcome);
     let (rec, proof) = &trail[0];
     assert_eq!((rec.requester.as_str(), rec.owner.as_str(), rec.cpc.as_str()), (RESEARCH, HOSPITAL_A, CPCS[0]));
     assert_eq!((rec.grant, rec.records), (grant, 8));

@@ -9,7 +9,7 @@ use crate::state::{
     audit_key, dataset_key, demand_count_key, demand_key, grant_key, member_key, DatasetRecord, DemandRecord,
     GrantRecord, MemberRecord,
 };
-use crate::state::{AccessRecord, GrantStatus};
+use crate::state::{AccessEvent, AccessRecord, GrantStatus};
 use dualchain_prover::supply::Requirement;
 
 use crate::tx::{FrBytes, Hash};
@@ -140,10 +140,19 @@ pub fn revoke_grant(ctx: &mut Ctx<'_, '_>, id: &Hash, reason: &str) -> Exec {
     Ok(())
 }
 
-pub fn receipt(ctx: &mut Ctx<'_, '_>, id: &Hash, records: u64, results_digest: &Hash) -> Exec {
+/// A receipt (the grant's CPC re-encrypted its records) or a fetch (the CPC serves them to
+/// the requester; only once re-encrypted): the grant's CPC writes the access record, while
+/// the grant is usable and its dataset not erased.
+pub fn record_access(
+    ctx: &mut Ctx<'_, '_>,
+    event: AccessEvent,
+    id: &Hash,
+    records: u64,
+    results_digest: &Hash,
+) -> Exec {
     let sender = ctx.sender()?.id.clone();
     let mut g = grant(ctx, id)?;
-    if g.sealed_token.is_none() {
+    if g.sealed_token.is_none() || (event == AccessEvent::Fetched && g.receipts == 0) {
         return reject(Reason::NoRekey);
     }
     if g.cpc != sender {
@@ -157,8 +166,11 @@ pub fn receipt(ctx: &mut Ctx<'_, '_>, id: &Hash, records: u64, results_digest: &
     if records == 0 || records > ds.capacity {
         return reject(Reason::ReceiptRecordsOutOfRange { records, capacity: ds.capacity });
     }
-    g.receipts += 1;
+    if event == AccessEvent::Reencrypted {
+        g.receipts += 1;
+    }
     let record = AccessRecord {
+        event,
         dataset: g.dataset,
         grant: g.id,
         requester: g.requester.clone(),

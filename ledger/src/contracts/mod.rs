@@ -12,6 +12,7 @@ pub mod zk;
 pub use context::{check_text, reject, Ctx, Exec, Refusal};
 pub use registry::ROOT_GRACE_MS;
 
+use crate::state::AccessEvent;
 use crate::tx::TxKind;
 
 /// Runs a verified transaction's contract.
@@ -32,6 +33,11 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
             access::issue_rekey(ctx, grant, sealed_token, sealed_pseudonyms)
         }
         TxKind::RevokeGrant { grant, reason } => access::revoke_grant(ctx, grant, reason),
-        TxKind::Receipt { grant, records, results_digest } => access::receipt(ctx, grant, *records, results_digest),
+        TxKind::Receipt { grant, records, results_digest } => {
+            access::record_access(ctx, AccessEvent::Reencrypted, grant, *records, results_digest)
+        }
+        TxKind::Fetched { grant, records, results_digest } => {
+            access::record_access(ctx, AccessEvent::Fetched, grant, *records, results_digest)
+        }
     }
 }

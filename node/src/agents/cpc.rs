@@ -12,7 +12,7 @@ use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::reencrypt::ReencryptBackend;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
-use dualchain_ledger::tx::{Hash, TxKind};
+use dualchain_ledger::tx::{Hash, Outcome, TxKind};
 use dualchain_ledger::Ledger;
 use dualchain_storage::cpc::{CpcStore, Manifest, Swept};
 use rand::SeedableRng;
@@ -222,6 +222,15 @@ impl CpcNode {
         let result = if r.is_ok() { "ok" } else { "refused" };
         self.metrics.fetches.get_or_create(&ResultLabel { result: result.into() }).inc();
         r
+    }
+
+    /// Records on the access chain that `results` of a grant are served to its requester
+    /// (`Fetched`: their number and the digest of the receipt they are the results of),
+    /// before they are: what the ledger made of it.
+    pub async fn record_fetch(&self, grant: Hash, results: &[Reencrypted]) -> Result<Outcome> {
+        let receipt = self.store.receipt(&grant)?.ok_or_else(|| anyhow!("no receipt for the grant"))?;
+        let kind = TxKind::Fetched { grant, records: results.len() as u64, results_digest: receipt.results_digest };
+        Ok(self.client.submit(kind).await?.outcome)
     }
 
     fn fetch_checked(&self, req: &FetchRequest) -> Result<Vec<Reencrypted>> {

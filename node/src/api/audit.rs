@@ -1,8 +1,10 @@
 //! The access log as FHIR R4 `AuditEvent`s: `GET /fhir/AuditEvent`, for a dataset's owner.
 //!
-//! Each access record of the ledger (a CPC's receipt that it delivered a grant's records)
-//! is one `AuditEvent`: type DICOM `110106` "Export", action `R`, outcome `0`, recorded at
-//! the receipt's time, purpose `HRESCH` (grants share data for research); agents the
+//! Each access record of the ledger is one `AuditEvent`: a CPC's receipt that it
+//! re-encrypted a grant's records (subtype `reencrypted`, action `E`), or its record of a
+//! fetch by the grant's requester, written on chain before it served the records (subtype
+//! `fetched`, action `R`); both of type DICOM `110106` "Export", outcome `0`, recorded at
+//! the transaction's ledger time, purpose `HRESCH` (grants share data for research); agents the
 //! requester (`requestor: true`), the owner and the CPC that re-encrypted, each by member id
 //! (system `urn:dualchain:member`); entities the dataset (`urn:dualchain:dataset`), the
 //! grant (`urn:dualchain:grant`) and the number of records and digest of the results; the
@@ -21,7 +23,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use dualchain_crypto::cert::Role;
 use dualchain_ledger::block::InclusionProof;
-use dualchain_ledger::state::AccessRecord;
+use dualchain_ledger::state::{AccessEvent, AccessRecord};
 use serde_json::{json, Value};
 
 use super::auth::{hosted_as, parse_id, Fhir};
@@ -39,6 +41,10 @@ pub fn audit_event(node: &Node, record: &AccessRecord, proof: &InclusionProof, v
             "type": {"text": role}})
     };
     let chain = format!("{:?}", proof.chain).to_lowercase();
+    let (subtype, display, action) = match record.event {
+        AccessEvent::Reencrypted => ("reencrypted", "the CPC re-encrypted the grant's records", "E"),
+        AccessEvent::Fetched => ("fetched", "the requester fetched the grant's records", "R"),
+    };
     json!({
         "resourceType": "AuditEvent",
         "id": hex::encode(record.receipt_tx),
@@ -48,7 +54,8 @@ pub fn audit_event(node: &Node, record: &AccessRecord, proof: &InclusionProof, v
             {"url": "urn:dualchain:proof-verified", "valueBoolean": verified},
         ],
         "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110106", "display": "Export"},
-        "action": "R",
+        "subtype": [{"system": "urn:dualchain:access-event", "code": subtype, "display": display}],
+        "action": action,
         "recorded": rfc3339(record.at_ms / 1000),
         "outcome": "0",
         "purposeOfEvent": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",

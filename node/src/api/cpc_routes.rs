@@ -7,8 +7,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use dualchain_crypto::cbsre::Signcrypted;
+use dualchain_crypto::cbsre::{Reencrypted, Signcrypted};
 use dualchain_crypto::Codec;
+use dualchain_ledger::tx::Outcome;
 use serde_json::json;
 
 use super::auth::Signed;
@@ -52,10 +53,24 @@ pub async fn cpc_fetch(State(api): State<ApiState>, s: Signed) -> ApiResult {
     if req.requester != s.member {
         return Err(ApiError::forbidden("not-yours", "a member fetches only for itself"));
     }
-    let results = tokio::task::spawn_blocking(move || cpc.fetch(&req))
+    let results = fetch_recorded(cpc, req).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], encode_list(results.iter().map(Codec::to_bytes)))
+        .into_response())
+}
+
+/// A fetch at this node's CPC: checked, then recorded on the access chain, then served;
+/// nothing is served that the ledger did not record.
+pub(super) async fn fetch_recorded(cpc: Arc<CpcNode>, req: FetchRequest) -> Result<Vec<Reencrypted>, ApiError> {
+    let grant = req.grant;
+    let checker = cpc.clone();
+    let results = tokio::task::spawn_blocking(move || checker.fetch(&req))
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::forbidden("refused", format!("{e:#}")))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], encode_list(results.iter().map(Codec::to_bytes)))
-        .into_response())
+    match cpc.record_fetch(grant, &results).await? {
+        Outcome::Accepted => Ok(results),
+        Outcome::Rejected { reason } => {
+            Err(ApiError::forbidden("fetch-unrecorded", format!("the ledger did not record the fetch: {reason}")))
+        }
+    }
 }

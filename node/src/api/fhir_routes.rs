@@ -282,7 +282,8 @@ pub fn capability_statement(node: &Node) -> Value {
         ]);
         rest["resource"].as_array_mut().expect("an array").push(json!({"type": "AuditEvent",
         "interaction": [{"code": "search-type", "documentation": "the access log of this hospital's datasets: \
-            one AuditEvent per delivery of a grant's records, with its inclusion proof on the access chain"}],
+            one AuditEvent per re-encryption of a grant's records and per fetch of them, with its inclusion proof on the \
+                access chain"}],
         "searchParam": [
             {"name": "entity", "type": "reference", "documentation": "a dataset's id (one of this hospital's)"},
             {"name": "agent", "type": "reference", "documentation": "a member's id (the requester, say)"},

@@ -168,10 +168,7 @@ pub(super) async fn grant_records(
     let results: Vec<Reencrypted> = if let Some(c) =
         node.hosted().and_then(|x| x.cpc.clone()).filter(|c| c.member.id == pointer.cpc)
     {
-        tokio::task::spawn_blocking(move || c.fetch(&req))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| ApiError::forbidden("cpc-refused", format!("{e:#}")))?
+        super::cpc_routes::fetch_recorded(c, req).await?
     } else {
         let client = super::client::ApiClient::of_peer(node, &pointer.cpc, &h.member)
             .map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
