@@ -4,7 +4,7 @@
 #![no_main]
 
 use dualchain_ledger::state::{
-    decode, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord, RegistryRecord,
+    decode, AccessRecord, BreakGlassRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord, RegistryRecord,
     RootRecord,
 };
 use libfuzzer_sys::fuzz_target;
@@ -19,7 +19,7 @@ fn round_trip<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(val
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, value)) = data.split_first() else { return };
-    match which % 8 {
+    match which % 9 {
         0 => round_trip::<MemberRecord>(value),
         1 => round_trip::<RegistryRecord>(value),
         2 => round_trip::<RootRecord>(value),
@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         4 => round_trip::<DemandRecord>(value),
         5 => round_trip::<GrantRecord>(value),
         6 => round_trip::<DenialRecord>(value),
-        _ => round_trip::<AccessRecord>(value),
+        7 => round_trip::<AccessRecord>(value),
+        _ => round_trip::<BreakGlassRecord>(value),
     }
 });

@@ -20,8 +20,8 @@ use dualchain_fuzz::{abe, consensus, crypto_world, join, ledger, storage};
 use dualchain_ledger::block::{Block, ChainName};
 use dualchain_ledger::reason::{Denial, ProofFault};
 use dualchain_ledger::state::{
-    AccessEvent, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, GrantStatus, MemberRecord, RegistryRecord,
-    RootRecord,
+    AccessEvent, AccessRecord, BreakGlassRecord, BreakGlassReview, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, GrantStatus, MemberRecord, RegistryRecord,
+    GrantRef, RootRecord,
 };
 use dualchain_ledger::tx::FrBytes;
 use dualchain_prover::shapes::Shape;
@@ -201,6 +201,26 @@ fn ledger_seeds(out: &mut Out) {
         sealed_token: Some(vec![1, 2, 3]),
         sealed_pseudonyms: Some(vec![4, 5]),
         receipts: 1,
+        break_glass: Some([12; 32]),
+        sealed_pointer: Some(vec![6, 7]),
+    };
+    let break_glass = BreakGlassRecord {
+        id: [12; 32],
+        requester: "hospital-b".into(),
+        owner: "hospital-a".into(),
+        purpose: "ETREAT".into(),
+        scope_digest: [13; 32],
+        requested_ms: 1_790_000_000_000,
+        until_ms: 1_790_014_400_000,
+        grants: vec![GrantRef([9; 32])],
+        review: Some(BreakGlassReview {
+            justified: false,
+            note: "no emergency on record".into(),
+            revoke_credential: true,
+            at_ms: 1_790_000_500_000,
+            tx: [14; 32],
+        }),
+        tx: [15; 32],
     };
     let denial = DenialRecord {
         request: [8; 32],
@@ -230,6 +250,7 @@ fn ledger_seeds(out: &mut Out) {
         ("grant", json(&grant)),
         ("denial", json(&denial)),
         ("access", json(&access)),
+        ("break_glass", json(&break_glass)),
     ]
     .into_iter()
     .enumerate()

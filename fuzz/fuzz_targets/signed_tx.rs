@@ -60,7 +60,13 @@ fuzz_target!(|data: &[u8]| {
             let _ = root.to_fr();
             proof(p);
         }
-        TxKind::IssueReKey { sealed_token, sealed_pseudonyms, .. } => {
+        TxKind::BreakGlass { sealed_scope, .. } => {
+            if let Ok(ct) = IbeCiphertext::from_bytes(sealed_scope) {
+                assert_eq!(&ct.to_bytes(), sealed_scope);
+            }
+        }
+        TxKind::IssueReKey { sealed_token, sealed_pseudonyms, .. }
+        | TxKind::BreakGlassGrant { sealed_token, sealed_pseudonyms, .. } => {
             for sealed in [sealed_token, sealed_pseudonyms] {
                 if let Ok(ct) = IbeCiphertext::from_bytes(sealed) {
                     assert_eq!(&ct.to_bytes(), sealed);
@@ -72,6 +78,7 @@ fuzz_target!(|data: &[u8]| {
         | TxKind::RevokeGrant { .. }
         | TxKind::EraseDataset { .. }
         | TxKind::Receipt { .. }
-        | TxKind::Fetched { .. } => {}
+        | TxKind::Fetched { .. }
+        | TxKind::ReviewBreakGlass { .. } => {}
     }
 });

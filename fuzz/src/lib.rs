@@ -398,6 +398,37 @@ pub mod ledger {
             ("erase_dataset", TxKind::EraseDataset { dataset: [4; 32], reason: "patient request".into() }),
             ("receipt", TxKind::Receipt { grant: [9; 32], records: 64, results_digest: [10; 32] }),
             ("fetched", TxKind::Fetched { grant: [9; 32], records: 22, results_digest: [10; 32] }),
+            (
+                "break_glass",
+                TxKind::BreakGlass {
+                    request: [11; 32],
+                    owner: "hospital-b".into(),
+                    purpose: "ETREAT".into(),
+                    duration_s: 3600,
+                    scope_digest: [12; 32],
+                    sealed_scope: w.ibe_ct.to_bytes(),
+                },
+            ),
+            (
+                "break_glass_grant",
+                TxKind::BreakGlassGrant {
+                    request: [11; 32],
+                    grant: [13; 32],
+                    dataset: [4; 32],
+                    sealed_token: w.ibe_ct.to_bytes(),
+                    sealed_pseudonyms: vec![],
+                    sealed_pointer: w.ibe_ct.to_bytes(),
+                },
+            ),
+            (
+                "review_break_glass",
+                TxKind::ReviewBreakGlass {
+                    request: [11; 32],
+                    justified: false,
+                    note: "no emergency on record".into(),
+                    revoke_credential: true,
+                },
+            ),
         ];
         kinds
             .into_iter()

@@ -42,7 +42,7 @@ use crate::genesis::Genesis;
 use crate::merkle;
 use crate::reason::{ProofFault, Reason};
 use crate::state::{self, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord};
-use crate::state::{Overlay, RegistryRecord};
+use crate::state::{BreakGlassRecord, Overlay, RegistryRecord};
 use crate::tx::{tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxKind, TX_LEN_MAX};
 
 /// A committed batch as the consensus layer delivers it.
@@ -571,6 +571,35 @@ impl Ledger {
                 .inclusion_proof(&rec.receipt_tx)?
                 .ok_or_else(|| LedgerError::Corrupt("access record without its receipt".into()))?;
             out.push((rec, proof));
+        }
+        Ok(out)
+    }
+
+    /// Every grant, in id order, at most `limit`.
+    pub fn grants(&self, limit: usize) -> Result<Vec<GrantRecord>, LedgerError> {
+        self.store.state_prefix(b"grant/", limit)?.iter().map(|(k, v)| state::decode(k, v)).collect()
+    }
+
+    /// Every demand, in id order, at most `limit`.
+    pub fn demands(&self, limit: usize) -> Result<Vec<DemandRecord>, LedgerError> {
+        self.store.state_prefix(b"demand/", limit)?.iter().map(|(k, v)| state::decode(k, v)).collect()
+    }
+
+    /// A break-glass request.
+    pub fn break_glass(&self, id: &Hash) -> Result<Option<BreakGlassRecord>, LedgerError> {
+        self.get(&state::break_glass_key(id))
+    }
+
+    /// The break-glass requests made to `owner` (its review queue), oldest first.
+    pub fn break_glass_to(&self, owner: &str) -> Result<Vec<BreakGlassRecord>, LedgerError> {
+        let rows = self.store.state_prefix(&state::break_glass_owner_prefix(owner), usize::MAX)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
+            let id: Hash = state::decode(&k, &v)?;
+            out.push(
+                self.break_glass(&id)?
+                    .ok_or_else(|| LedgerError::Corrupt("break-glass index names no request".into()))?,
+            );
         }
         Ok(out)
     }

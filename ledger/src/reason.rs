@@ -182,6 +182,39 @@ pub enum Reason {
         records: u64,
         capacity: u64,
     },
+
+    // ---- break-glass ----
+    /// The purpose of use is not one break-glass serves.
+    PurposeUnsupported {
+        allowed: Vec<String>,
+    },
+    /// The owner named is not another active hospital.
+    BreakGlassOwnerInvalid {
+        owner: String,
+    },
+    SealedScopeTooLarge {
+        max: usize,
+    },
+    /// Not an IBE ciphertext, or sealed to someone other than the owner.
+    SealedScopeInvalid,
+    /// The clinician has this many break-glass uses awaiting review.
+    BreakGlassUnreviewed {
+        max: u16,
+    },
+    UnknownBreakGlass,
+    NotBreakGlassOwner {
+        owner: String,
+    },
+    BreakGlassExpired,
+    BreakGlassReviewed,
+    BreakGlassGrantsSpent {
+        max: usize,
+    },
+    GrantIdUsed,
+    /// Not an IBE ciphertext, or sealed to someone other than the requester.
+    SealedPointerInvalid,
+    /// Only an unjustified use can ask for the clinician's credential to be withdrawn.
+    RevocationOfJustified,
 }
 
 /// Which layer of a payload failed to decode.
@@ -360,6 +393,23 @@ impl fmt::Display for Reason {
             ReceiptRecordsOutOfRange { records, capacity } => {
                 write!(f, "the receipt covers {records} records; the dataset holds 1..={capacity}")
             }
+            PurposeUnsupported { allowed } => {
+                write!(f, "break-glass serves the purposes of use {} only", allowed.join(", "))
+            }
+            BreakGlassOwnerInvalid { owner } => write!(f, "{owner} is not another active hospital"),
+            SealedScopeTooLarge { max } => write!(f, "sealed scope longer than {max} bytes"),
+            SealedScopeInvalid => f.write_str("the sealed scope is not an IBE ciphertext to the owner"),
+            BreakGlassUnreviewed { max } => {
+                write!(f, "{max} break-glass uses of this member await review; none more until they are reviewed")
+            }
+            UnknownBreakGlass => f.write_str("unknown break-glass request"),
+            NotBreakGlassOwner { owner } => write!(f, "only {owner}, whom the break-glass request asks, may do this"),
+            BreakGlassExpired => f.write_str("the break-glass request's time is over"),
+            BreakGlassReviewed => f.write_str("the break-glass request is already reviewed"),
+            BreakGlassGrantsSpent { max } => write!(f, "a break-glass request yields at most {max} grants"),
+            GrantIdUsed => f.write_str("grant id already used"),
+            SealedPointerInvalid => f.write_str("the sealed pointer is not an IBE ciphertext to the requester"),
+            RevocationOfJustified => f.write_str("only an unjustified break-glass use can revoke a credential"),
         }
     }
 }

@@ -46,6 +46,23 @@ pub fn audit_key(dataset: &Hash, seq: u64, receipt_tx: &Hash) -> Vec<u8> {
 pub fn demand_count_key(dataset: &Hash, requester: &str, epoch: u64) -> Vec<u8> {
     format!("demands/{}/{epoch}/{requester}", hex::encode(dataset)).into_bytes()
 }
+/// A break-glass request.
+pub fn break_glass_key(id: &Hash) -> Vec<u8> {
+    format!("breakglass/{}", hex::encode(id)).into_bytes()
+}
+/// An owner's break-glass requests (its review queue), in ledger order.
+pub fn break_glass_owner_prefix(owner: &str) -> Vec<u8> {
+    format!("breakglass-to/{owner}/").into_bytes()
+}
+pub fn break_glass_owner_key(owner: &str, seq: u64, id: &Hash) -> Vec<u8> {
+    let mut k = break_glass_owner_prefix(owner);
+    k.extend_from_slice(format!("{seq:020}/{}", hex::encode(id)).as_bytes());
+    k
+}
+/// How many of a clinician's break-glass requests await review.
+pub fn break_glass_open_key(requester: &str) -> Vec<u8> {
+    format!("breakglass-open/{requester}").into_bytes()
+}
 pub const REGISTRY_KEY: &[u8] = b"registry";
 pub const MEMBER_PREFIX: &[u8] = b"member/";
 
@@ -160,6 +177,13 @@ pub struct GrantRecord {
     #[serde(with = "opt_hex", default, skip_serializing_if = "Option::is_none")]
     pub sealed_pseudonyms: Option<Vec<u8>>,
     pub receipts: u32,
+    /// The break-glass request this grant answers (its `demand` is then all zeros: no
+    /// demand, no policy proof).
+    #[serde(with = "opt_id", default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<Hash>,
+    /// For a break-glass grant: where its records are, sealed to the requester.
+    #[serde(with = "opt_hex", default, skip_serializing_if = "Option::is_none")]
+    pub sealed_pointer: Option<Vec<u8>>,
 }
 
 impl GrantRecord {
@@ -172,6 +196,61 @@ impl GrantRecord {
         }
     }
 }
+
+mod opt_id {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        let Some(h) = Option::<String>::deserialize(d)? else { return Ok(None) };
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(h, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(Some(out))
+    }
+}
+
+/// A reviewer's verdict on a break-glass use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlassReview {
+    pub justified: bool,
+    pub note: String,
+    /// The reviewer asked the KGC to withdraw the clinician's credential.
+    pub revoke_credential: bool,
+    pub at_ms: u64,
+    /// The review's transaction.
+    #[serde(with = "hex_bytes::id")]
+    pub tx: Hash,
+}
+
+/// A break-glass request (HL7 v3 PurposeOfUse `ETREAT`): who asked whom, when, until
+/// when, the digest of the sealed scope, the grants it produced and its review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlassRecord {
+    #[serde(with = "hex_bytes::id")]
+    pub id: Hash,
+    pub requester: String,
+    pub owner: String,
+    pub purpose: String,
+    #[serde(with = "hex_bytes::id")]
+    pub scope_digest: Hash,
+    pub requested_ms: u64,
+    pub until_ms: u64,
+    /// The grants the owner's node made for it, in order.
+    pub grants: Vec<GrantRef>,
+    pub review: Option<BreakGlassReview>,
+    /// The request's transaction, for its inclusion proof.
+    #[serde(with = "hex_bytes::id")]
+    pub tx: Hash,
+}
+
+/// A grant's id (hex in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRef(#[serde(with = "hex_bytes::id")] pub Hash);
 
 mod opt_hex {
     use serde::{Deserialize, Deserializer, Serializer};

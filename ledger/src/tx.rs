@@ -269,6 +269,51 @@ pub enum TxKind {
         #[serde(with = "hex_bytes::id")]
         results_digest: Hash,
     },
+    /// `access`: a clinician asks a hospital for emergency access (break-glass: the
+    /// `emergency` contract) for a purpose of use (`ETREAT`) and `duration_s`.
+    /// The patients and the justification are sealed to the owner with IBE; the chain
+    /// keeps their SHA-256 (`scope_digest`), for the review.
+    BreakGlass {
+        #[serde(with = "hex_bytes::id")]
+        request: Hash,
+        owner: String,
+        purpose: String,
+        duration_s: u64,
+        #[serde(with = "hex_bytes::id")]
+        scope_digest: Hash,
+        #[serde(with = "hex_bytes")]
+        sealed_scope: Vec<u8>,
+    },
+    /// `access`: the owner's node answers a break-glass request with a grant over the
+    /// records of the named patients in one of its datasets, its re-key issued at once.
+    /// `sealed_pointer` tells the clinician where the records are (the index's
+    /// `{dataset, name, H1, CPC, records}`), sealed to it with IBE: the clinician need not
+    /// satisfy the dataset's access policy.
+    BreakGlassGrant {
+        #[serde(with = "hex_bytes::id")]
+        request: Hash,
+        #[serde(with = "hex_bytes::id")]
+        grant: Hash,
+        #[serde(with = "hex_bytes::id")]
+        dataset: Hash,
+        #[serde(with = "hex_bytes")]
+        sealed_token: Vec<u8>,
+        #[serde(with = "hex_bytes", default, skip_serializing_if = "Vec::is_empty")]
+        sealed_pseudonyms: Vec<u8>,
+        #[serde(with = "hex_bytes")]
+        sealed_pointer: Vec<u8>,
+    },
+    /// `access`: a reviewer at the owner marks a break-glass use justified or not. An
+    /// unjustified one ends its grants, and with `revoke_credential` asks the KGC to
+    /// withdraw the clinician's credential (the usual revocation).
+    ReviewBreakGlass {
+        #[serde(with = "hex_bytes::id")]
+        request: Hash,
+        justified: bool,
+        note: String,
+        #[serde(default)]
+        revoke_credential: bool,
+    },
 }
 
 impl TxKind {
@@ -301,6 +346,9 @@ impl TxKind {
             TxKind::RevokeGrant { .. } => "revoke_grant",
             TxKind::Receipt { .. } => "receipt",
             TxKind::Fetched { .. } => "fetched",
+            TxKind::BreakGlass { .. } => "break_glass",
+            TxKind::BreakGlassGrant { .. } => "break_glass_grant",
+            TxKind::ReviewBreakGlass { .. } => "review_break_glass",
         }
     }
 }

@@ -800,6 +800,8 @@ fn grant_pseudonyms_are_accepted_only_sealed_to_the_requester() {
         sealed_token: None,
         sealed_pseudonyms: None,
         receipts: 0,
+        break_glass: None,
+        sealed_pointer: None,
     };
     seed_state(&engine, |o| (1..=4).for_each(|i| o.put(grant_key(&[i; 32]), &grant(i))));
     let ledger = open(engine, &w);
@@ -888,4 +890,179 @@ fn only_the_owner_erases_a_dataset_and_nothing_is_asked_of_it_afterwards() {
     assert_eq!(tombstone.reason, "patient request (GDPR art. 17)");
     assert!(d.abe_index.is_empty(), "the index is dropped from state");
     assert_eq!(d.commitment, fr(5), "the commitment (hiding) stays");
+}
+
+/// Break-glass (`contracts::emergency`): the identity checks all hold, the purpose and the
+/// time are limited, the scope is sealed to the owner, a clinician has at most
+/// `OPEN_MAX` uses awaiting review; only the owner grants, within the request's time and
+/// before its review; a review is the owner's, once, and an unjustified one ends the
+/// grants it made.
+#[test]
+fn break_glass_is_limited_granted_by_its_owner_and_reviewed_once() {
+    use dualchain_crypto::ibe::{self, IbePublicParams};
+    use dualchain_ledger::contracts::emergency::{DURATION_MAX_S, OPEN_MAX};
+    use dualchain_ledger::state::{dataset_key, GrantStatus};
+
+    let mut w = World::new();
+    let mut owner = w.member("hospital-a", Role::Hospital, None);
+    let mut clinician = w.member("hospital-b", Role::Hospital, None);
+    let mut uncredentialed = w.member("hospital-c", Role::Hospital, None);
+    let mut research = w.member("research-1", Role::ResearchInstitute, None);
+    let mut cpc = w.member("cpc-1", Role::Cpc, None);
+    let mut kgc = w.member("kgc", Role::Kgc, None);
+    let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+    seed_state(&engine, |o| {
+        o.put(dataset_key(&[1; 32]), &hospital_a_dataset([1; 32], Default::default()));
+        let mut theirs = hospital_a_dataset([2; 32], Default::default());
+        theirs.owner = "hospital-b".into();
+        o.put(dataset_key(&[2; 32]), &theirs);
+    });
+    let ledger = open(engine, &w);
+    let at = |seq: u64, time_ms: u64, payloads: Vec<Vec<u8>>| {
+        let a = ledger
+            .apply(&Committed {
+                seq,
+                time_ms,
+                digest: [seq as u8; 32],
+                certificate: vec![7; 10],
+                payloads: payloads.iter().map(Vec::as_slice).collect(),
+            })
+            .unwrap()
+            .unwrap();
+        (outcomes(&a), a)
+    };
+    let regs = [&mut owner, &mut clinician, &mut uncredentialed, &mut research, &mut cpc, &mut kgc]
+        .map(|m| m.register().to_bytes())
+        .to_vec();
+    let (o, _) = at(2, T0_MS, regs);
+    assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
+    let creds = ["hospital-b", "research-1"]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| kgc.tx(TxKind::IssueCredential { member: m.to_string(), leaf: fr(20 + i as u64) }).to_bytes())
+        .collect();
+    let (o, _) = at(3, T0_MS + 1, creds);
+    assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
+
+    let (params, _) = IbePublicParams::setup(&mut w.rng, &["kgc", "cpc-1"]).unwrap();
+    let mut seal = |to: &str| ibe::encrypt(&mut w.rng, &params, to, b"sealed", b"test").unwrap().to_bytes();
+    let scope = seal("hospital-a");
+    let request = |id: u8, owner: &str, purpose: &str, duration_s: u64, sealed_scope: &[u8]| TxKind::BreakGlass {
+        request: [id; 32],
+        owner: owner.into(),
+        purpose: purpose.into(),
+        duration_s,
+        scope_digest: [0xd1; 32],
+        sealed_scope: sealed_scope.to_vec(),
+    };
+    let t4 = T0_MS + 10_000;
+    let (o, a) = at(
+        4,
+        t4,
+        vec![
+            research.tx(request(1, "hospital-a", "ETREAT", 3600, &scope)).to_bytes(),
+            uncredentialed.tx(request(1, "hospital-a", "ETREAT", 3600, &scope)).to_bytes(),
+            clinician.tx(request(1, "hospital-a", "HRESCH", 3600, &scope)).to_bytes(),
+            clinician.tx(request(1, "hospital-a", "ETREAT", DURATION_MAX_S + 1, &scope)).to_bytes(),
+            clinician.tx(request(1, "hospital-b", "ETREAT", 3600, &scope)).to_bytes(),
+            clinician.tx(request(1, "research-1", "ETREAT", 3600, &scope)).to_bytes(),
+            clinician.tx(request(1, "hospital-a", "ETREAT", 3600, &seal("hospital-b"))).to_bytes(),
+            clinician.tx(request(1, "hospital-a", "ETREAT", 3600, &scope)).to_bytes(),
+            clinician.tx(request(2, "hospital-a", "ETREAT", 60, &scope)).to_bytes(),
+            clinician.tx(request(3, "hospital-a", "ETREAT", 3600, &scope)).to_bytes(),
+            clinician.tx(request(4, "hospital-a", "ETREAT", 3600, &scope)).to_bytes(),
+            clinician.tx(request(1, "hospital-a", "ETREAT", 3600, &scope)).to_bytes(),
+        ],
+    );
+    assert!(matches!(reason(&o[0]), Reason::RoleRequired { .. }), "{:?}", o[0]);
+    assert_eq!(reason(&o[1]), &Reason::NoActiveCredential { member: "hospital-c".into() });
+    assert_eq!(reason(&o[2]), &Reason::PurposeUnsupported { allowed: vec!["ETREAT".into()] });
+    assert_eq!(reason(&o[3]), &Reason::DurationOutOfRange { max: DURATION_MAX_S });
+    assert_eq!(reason(&o[4]), &Reason::BreakGlassOwnerInvalid { owner: "hospital-b".into() });
+    assert_eq!(reason(&o[5]), &Reason::BreakGlassOwnerInvalid { owner: "research-1".into() });
+    assert_eq!(reason(&o[6]), &Reason::SealedScopeInvalid);
+    assert!(a.txs[6].detail.as_deref().unwrap_or_default().contains("not to hospital-a"), "{:?}", a.txs[6].detail);
+    assert!(o[7..10].iter().all(Outcome::is_accepted), "{:?}", &a.txs[7..10]);
+    assert_eq!(reason(&o[10]), &Reason::BreakGlassUnreviewed { max: OPEN_MAX });
+    assert_eq!(reason(&o[11]), &Reason::RequestIdUsed);
+    let r1 = ledger.break_glass(&[1; 32]).unwrap().unwrap();
+    assert_eq!((r1.requester.as_str(), r1.until_ms), ("hospital-b", t4 + 3_600_000));
+
+    let token = seal("cpc-1");
+    let grant = |id: u8, dataset: u8, pointer: Vec<u8>| TxKind::BreakGlassGrant {
+        request: [1; 32],
+        grant: [id; 32],
+        dataset: [dataset; 32],
+        sealed_token: token.clone(),
+        sealed_pseudonyms: vec![],
+        sealed_pointer: pointer,
+    };
+    let pointer = seal("hospital-b");
+    let (o, a) = at(
+        5,
+        t4 + 1,
+        vec![
+            clinician.tx(grant(9, 1, pointer.clone())).to_bytes(),
+            owner.tx(grant(9, 2, pointer.clone())).to_bytes(),
+            owner.tx(grant(9, 1, seal("hospital-a"))).to_bytes(),
+            owner.tx(grant(9, 1, pointer.clone())).to_bytes(),
+            owner.tx(grant(9, 1, pointer.clone())).to_bytes(),
+        ],
+    );
+    assert_eq!(reason(&o[0]), &Reason::NotBreakGlassOwner { owner: "hospital-a".into() });
+    assert_eq!(reason(&o[1]), &Reason::NotDatasetOwner { owner: "hospital-b".into() });
+    assert_eq!(reason(&o[2]), &Reason::SealedPointerInvalid);
+    assert!(o[3].is_accepted(), "{:?}", a.txs[3].detail);
+    assert_eq!(reason(&o[4]), &Reason::GrantIdUsed);
+    let g = ledger.grant(&[9; 32]).unwrap().unwrap();
+    assert_eq!((g.break_glass, g.expires_ms, g.cpc.as_str()), (Some([1; 32]), r1.until_ms, "cpc-1"));
+    assert_eq!((g.demand, g.requester.as_str()), ([0; 32], "hospital-b"));
+    assert!(g.sealed_token.is_some() && g.sealed_pointer.is_some());
+
+    let review = |justified: bool, revoke_credential: bool| TxKind::ReviewBreakGlass {
+        request: [1; 32],
+        justified,
+        note: "no emergency on record at hospital-b's ED".into(),
+        revoke_credential,
+    };
+    let (o, a) = at(
+        6,
+        t4 + 2,
+        vec![
+            clinician.tx(review(true, false)).to_bytes(),
+            owner.tx(review(true, true)).to_bytes(),
+            owner.tx(review(false, true)).to_bytes(),
+            owner.tx(review(true, false)).to_bytes(),
+            owner.tx(grant(10, 1, pointer.clone())).to_bytes(),
+            clinician.tx(request(5, "hospital-a", "ETREAT", 3600, &scope)).to_bytes(),
+        ],
+    );
+    assert_eq!(reason(&o[0]), &Reason::NotBreakGlassOwner { owner: "hospital-a".into() });
+    assert_eq!(reason(&o[1]), &Reason::RevocationOfJustified);
+    assert!(o[2].is_accepted(), "{:?}", a.txs[2].detail);
+    assert_eq!(reason(&o[3]), &Reason::BreakGlassReviewed);
+    assert_eq!(reason(&o[4]), &Reason::BreakGlassReviewed);
+    assert!(o[5].is_accepted(), "a review frees a place in the clinician's queue: {:?}", a.txs[5].detail);
+    let r1 = ledger.break_glass(&[1; 32]).unwrap().unwrap();
+    let verdict = r1.review.expect("reviewed");
+    assert!(!verdict.justified && verdict.revoke_credential);
+    assert!(
+        matches!(ledger.grant(&[9; 32]).unwrap().unwrap().status, GrantStatus::Revoked { .. }),
+        "an unjustified use's grants end with its review"
+    );
+
+    // Request 2 lasted a minute: after it, its owner grants nothing more under it.
+    let late = owner.tx(TxKind::BreakGlassGrant {
+        request: [2; 32],
+        grant: [11; 32],
+        dataset: [1; 32],
+        sealed_token: token.clone(),
+        sealed_pseudonyms: vec![],
+        sealed_pointer: pointer,
+    });
+    let (o, _) = at(7, t4 + 61_000, vec![late.to_bytes()]);
+    assert_eq!(reason(&o[0]), &Reason::BreakGlassExpired);
+    let queue: Vec<[u8; 32]> = ledger.break_glass_to("hospital-a").unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(queue, vec![[1; 32], [2; 32], [3; 32], [5; 32]], "the owner's queue, in ledger order");
+    assert!(ledger.break_glass_to("hospital-b").unwrap().is_empty());
 }

@@ -18,7 +18,7 @@ pub fn put_grant(ctx: &mut Ctx<'_, '_>, g: &GrantRecord) {
     ctx.state.put(grant_key(&g.id), g);
 }
 
-fn grant(ctx: &Ctx<'_, '_>, id: &Hash) -> Result<GrantRecord, Refusal> {
+pub(super) fn grant(ctx: &Ctx<'_, '_>, id: &Hash) -> Result<GrantRecord, Refusal> {
     match ctx.state.get::<GrantRecord>(&grant_key(id))? {
         Some(g) => Ok(g),
         None => reject(Reason::UnknownGrant),
@@ -88,6 +88,23 @@ pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8], sealed
     if g.sealed_token.is_some() {
         return reject(Reason::RekeyAlreadyIssued);
     }
+    g.cpc = check_sealed(ctx, &g, sealed_token, sealed_pseudonyms)?;
+    if !sealed_pseudonyms.is_empty() {
+        g.sealed_pseudonyms = Some(sealed_pseudonyms.to_vec());
+    }
+    g.sealed_token = Some(sealed_token.to_vec());
+    put_grant(ctx, &g);
+    Ok(())
+}
+
+/// Checks a grant's sealed re-key token (an IBE ciphertext to an active CPC) and sealed
+/// pseudonyms (an IBE ciphertext to the requester, or none); the CPC the token names.
+pub(super) fn check_sealed(
+    ctx: &Ctx<'_, '_>,
+    g: &GrantRecord,
+    sealed_token: &[u8],
+    sealed_pseudonyms: &[u8],
+) -> Result<String, Refusal> {
     if sealed_token.len() > SEALED_TOKEN_LEN_MAX {
         return reject(Reason::SealedTokenTooLarge { max: SEALED_TOKEN_LEN_MAX });
     }
@@ -117,12 +134,8 @@ pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8], sealed
             }
             Err(e) => return reject_because(Reason::SealedPseudonymsInvalid, e),
         }
-        g.sealed_pseudonyms = Some(sealed_pseudonyms.to_vec());
     }
-    g.cpc = cpc;
-    g.sealed_token = Some(sealed_token.to_vec());
-    put_grant(ctx, &g);
-    Ok(())
+    Ok(cpc)
 }
 
 pub fn revoke_grant(ctx: &mut Ctx<'_, '_>, id: &Hash, reason: &str) -> Exec {

@@ -6,6 +6,7 @@
 pub mod abe;
 pub mod access;
 pub mod context;
+pub mod emergency;
 pub mod registry;
 pub mod zk;
 
@@ -38,6 +39,20 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
         }
         TxKind::Fetched { grant, records, results_digest } => {
             access::record_access(ctx, AccessEvent::Fetched, grant, *records, results_digest)
+        }
+        TxKind::BreakGlass { request, owner, purpose, duration_s, scope_digest, sealed_scope } => {
+            let r =
+                emergency::Request { id: request, owner, purpose, duration_s: *duration_s, scope_digest, sealed_scope };
+            emergency::request(ctx, r)
+        }
+        TxKind::BreakGlassGrant { request, grant, dataset, sealed_token, sealed_pseudonyms, sealed_pointer } => {
+            emergency::grant(
+                ctx,
+                emergency::Grant { request, grant, dataset, sealed_token, sealed_pseudonyms, sealed_pointer },
+            )
+        }
+        TxKind::ReviewBreakGlass { request, justified, note, revoke_credential } => {
+            emergency::review(ctx, request, *justified, note, *revoke_credential)
         }
     }
 }

@@ -169,6 +169,8 @@ pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root
         sealed_token: None,
         sealed_pseudonyms: None,
         receipts: 0,
+        break_glass: None,
+        sealed_pointer: None,
     };
     access::put_grant(ctx, &grant);
     Ok(())
