@@ -29,6 +29,10 @@ if ! $build_only; then
   # (scripts/fhir-smart-curl.sh: openssl signs the RS384 assertion).
   command -v curl >/dev/null 2>&1 || need_apt+=(curl)
   command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+  # The privacy officer's console is tested in headless Chromium through WebDriver
+  # (scripts/console-check.py).
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
   # The benchmark charts' text (bench's chart tests draw with it).
   [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 fi
@@ -72,7 +76,10 @@ fi
 # answer with it and start it against a node (scripts/fhir-validate.py).
 py_dir="${DUALCHAIN_PY_DIR:-$HOME/.cache/dualchain-py}"
 # PyJWT with cryptography signs the SMART Backend Services assertions of the stock-client
-# test (scripts/fhir-smart-client.py); one install, so that --target keeps all three.
-if ! ls "$py_dir"/fhirclient-4.4.0.dist-info "$py_dir"/PyJWT-2.10.1.dist-info >/dev/null 2>&1; then
-  python3 -m pip install "${pip_flags[@]}" --upgrade --target "$py_dir" "fhirclient==4.4.0" "PyJWT[crypto]==2.10.1"
+# test (scripts/fhir-smart-client.py); Selenium drives Chromium for the console's test
+# (scripts/console-check.py). One install, so that --target keeps them all.
+if ! ls "$py_dir"/fhirclient-4.4.0.dist-info "$py_dir"/PyJWT-2.10.1.dist-info \
+  "$py_dir"/selenium-4.40.0.dist-info >/dev/null 2>&1; then
+  python3 -m pip install "${pip_flags[@]}" --upgrade --target "$py_dir" "fhirclient==4.4.0" "PyJWT[crypto]==2.10.1" \
+    "selenium==4.40.0"
 fi

@@ -328,6 +328,7 @@ impl Running {
             self.push_task(tokio::spawn(watch));
         }
         if let Some(desk) = node.authority.as_ref().and_then(|a| a.kgc.as_ref()) {
+            agents.push(kgc::follow_break_glass_reviews(&client, &member, node.log.clone()));
             self.push_task(tokio::spawn(kgc::publish_credentials(ledger, client, member, desk.credentials.clone())));
         }
         self.agents.lock().unwrap_or_else(|p| p.into_inner()).extend(agents);

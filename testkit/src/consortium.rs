@@ -676,7 +676,7 @@ pub fn refusal(e: &anyhow::Error) -> Option<&ApiRefusal> {
     e.downcast_ref::<ApiRefusal>()
 }
 
-fn parse_hash(s: &str) -> Result<Hash> {
+pub fn parse_hash(s: &str) -> Result<Hash> {
     let mut h = [0u8; 32];
     hex::decode_to_slice(s, &mut h).map_err(|e| anyhow!("{s:?} is not a 32-byte id: {e}"))?;
     Ok(h)

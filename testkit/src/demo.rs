@@ -62,6 +62,9 @@ pub struct DemoReport {
     pub steps: Vec<Step>,
     /// The owner erased its dataset, and a copy of a record taken before no longer opens.
     pub erased: bool,
+    /// A clinician broke the glass: the records it received (one patient's), and the
+    /// owner's review (justified).
+    pub break_glass: Option<(usize, bool)>,
     pub members: usize,
     pub validators: usize,
     pub records_uploaded: usize,
@@ -155,7 +158,7 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
     )?;
     writeln!(out, "  policy:   {DEMO_POLICY}")?;
     writeln!(out)?;
-    let mut t = Timer { out, steps: Vec::new(), total: 13, current: None };
+    let mut t = Timer { out, steps: Vec::new(), total: 14, current: None };
     let mut report = DemoReport { validators: NODES, ..DemoReport::default() };
 
     let c = genesis(&mut t, &mut report, flow).await?;
@@ -163,6 +166,7 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
     let grant = access(&mut t, &mut report, &c, &demands).await?;
     deliver(&mut t, &mut report, &c, &a, &grant).await?;
     audit(&mut t, &mut report, &c, &a).await?;
+    break_glass(&mut t, &mut report, &c, &a).await?;
     revoke(&mut t, &mut report, &c, &a, &grant, &demands, threshold).await?;
     erase(&mut t, &mut report, &c, &a, threshold).await?;
     compare(&mut t, &mut report, &c).await?;
@@ -427,7 +431,39 @@ async fn audit(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: &U
     Ok(())
 }
 
-/// Steps 10–11: the grant revoked by its owner, then hospital-b by the KGC.
+/// Step 10: a clinician at hospital-b, whose attributes the dataset's policy does not
+/// admit, breaks the glass for one of hospital-a's patients: the request is final on chain
+/// (without the patient or the reason), hospital-a's node grants that patient's records at
+/// once, and hospital-a's reviewer finds the use justified.
+async fn break_glass(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: &Upload) -> Result<()> {
+    t.begin("A clinician breaks the glass for one patient; the owner reviews it")?;
+    let patient = a.observations[0]["subject"]["reference"].as_str().unwrap_or_default().to_string();
+    let body = json!({
+        "owner": HOSPITAL_A, "patients": [patient], "duration_s": 3600,
+        "justification": "unconscious on arrival at our emergency department; treated at hospital-a before",
+    });
+    let v: Value = c.api(HOSPITAL_B)?.call(Method::POST, "/break-glass", Some(&body)).await?;
+    let id = v["request"].as_str().unwrap_or_default().to_string();
+    let seen: Value = c.api(HOSPITAL_B)?.call(Method::GET, &format!("/break-glass/{id}?wait=60"), None).await?;
+    let grant = crate::consortium::parse_hash(seen["grants"][0].as_str().unwrap_or_default())?;
+    let records = c.fetch(HOSPITAL_B, &grant).await?;
+    let queue: Value = c.api(HOSPITAL_A)?.call(Method::GET, "/break-glass?pending=true", None).await?;
+    ensure!(queue["requests"][0]["scope"]["patients"][0] == patient.as_str(), "the review queue: {queue}");
+    let review = json!({"justified": true, "note": "confirmed with hospital-b's emergency department"});
+    let path = format!("/break-glass/{id}/review");
+    c.api(HOSPITAL_A)?.call::<Value>(Method::POST, &path, Some(&review)).await?;
+    report.break_glass = Some((records.len(), true));
+    t.end(&format!(
+        "{HOSPITAL_B} broke the glass at {HOSPITAL_A} for {patient} (ETREAT, 1 h; batch {}; the chain holds          neither the patient nor the reason)
+{HOSPITAL_A}'s node granted that patient's records at once:          {} records decrypted at {HOSPITAL_B}
+{HOSPITAL_A}'s reviewer marked the use justified (POST {path})",
+        v["seq"],
+        records.len()
+    ))?;
+    Ok(())
+}
+
+/// Steps 11–12: the grant revoked by its owner, then hospital-b by the KGC.
 async fn revoke(
     t: &mut Timer<'_>,
     report: &mut DemoReport,
@@ -464,7 +500,7 @@ async fn revoke(
     Ok(())
 }
 
-/// Step 12: hospital-a erases its dataset: the tombstone on chain, the CPC deletes the
+/// Step 13: hospital-a erases its dataset: the tombstone on chain, the CPC deletes the
 /// records, the owner's node destroys the dataset's key, and a copy of a record taken
 /// before opens with no key hospital-a still holds.
 async fn erase(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: &Upload, threshold: u16) -> Result<()> {
@@ -495,7 +531,7 @@ async fn erase(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: &U
     Ok(())
 }
 
-/// Step 13: every node holds the same ledger; block and transaction counts.
+/// Step 14: every node holds the same ledger; block and transaction counts.
 async fn compare(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium) -> Result<()> {
     let node0 = c.node(0)?;
     t.begin("The nodes compare their ledgers")?;

@@ -17,8 +17,11 @@ fn demo_runs_the_whole_flow() {
     assert_eq!(report.records_reencrypted, 4);
     assert!(report.records_match);
     assert_eq!(report.grants, 1);
-    assert_eq!(report.steps.len(), 13);
+    assert_eq!(report.steps.len(), 14);
     assert!(report.erased);
+    // Break-glass: one patient's records of 12 (three vital signs of its first patient), reviewed justified.
+    let (delivered, justified) = report.break_glass.expect("a break-glass step");
+    assert!(justified && delivered > 0 && delivered < 12, "{delivered} records");
     // hospital-b: CP-ABE index, forged policy proof, fetch at its node and at the CPC,
     // demand after its revocation; research-1: a demand for one patient's value (the
     // owner's disclosure policy), a fetch after its grant's revocation, a demand after the

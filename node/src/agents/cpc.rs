@@ -114,7 +114,8 @@ impl CpcNode {
         follow_home(&self.member.id, self.log.clone(), &self.client, move |kind| {
             let me = me.clone();
             match kind {
-                TxKind::IssueReKey { grant, sealed_token, .. } => {
+                TxKind::IssueReKey { grant, sealed_token, .. }
+                | TxKind::BreakGlassGrant { grant, sealed_token, .. } => {
                     Some(Box::pin(async move { me.serve_grant(grant, sealed_token).await }) as Reaction)
                 }
                 TxKind::RevokeGrant { grant, .. } => Some(Box::pin(async move { me.drop_grant(grant) })),

@@ -23,10 +23,12 @@ use dualchain_crypto::abe::AbeScheme;
 use dualchain_crypto::cert::{AttributeSet, Certificate, Role};
 use dualchain_crypto::ibe::{self, IbeCiphertext, IbePublicParams};
 use dualchain_crypto::Codec;
-use dualchain_ledger::tx::{FrBytes, Outcome, TxKind};
+use dualchain_ledger::tx::{FrBytes, Hash, Outcome, TxKind};
 use dualchain_ledger::Ledger;
 use rand::rngs::OsRng;
 
+use super::follow::{follow_home, Agent};
+use super::{Log, Reaction};
 use crate::files::write_private;
 use crate::member::client::Client;
 use crate::member::{credential_for, Member, ABE_KEY_AAD, ATTRIBUTE_SALT_LEN};
@@ -138,4 +140,36 @@ pub async fn publish_credentials(
             }
         }
     }
+}
+
+/// Withdraws, with the usual `RevokeCredential`, the credential of a clinician whose
+/// break-glass use the owner reviewed as unjustified and asked to revoke
+/// (`dualchain_ledger::contracts::emergency`). The KGC acts on the review on chain, which
+/// names the request, its clinician and the reviewing owner; it withdraws a credential
+/// once (a replay after a restart finds it withdrawn).
+pub fn follow_break_glass_reviews(client: &Arc<Client>, kgc: &Member, log: Log) -> Agent {
+    let c = client.clone();
+    follow_home(&kgc.id, log, client, move |kind| match kind {
+        TxKind::ReviewBreakGlass { request, revoke_credential: true, .. } => {
+            let c = c.clone();
+            Some(Box::pin(async move { revoke_for_review(&c, request).await }) as Reaction)
+        }
+        _ => None,
+    })
+}
+
+async fn revoke_for_review(client: &Client, request: Hash) -> Result<()> {
+    let ledger = &client.home().ledger;
+    let Some(bg) = ledger.break_glass(&request)? else { return Ok(()) };
+    if !bg.review.as_ref().is_some_and(|r| r.revoke_credential && !r.justified) {
+        return Ok(());
+    }
+    let Some(m) = ledger.member(&bg.requester)? else { return Ok(()) };
+    if m.credential.is_none() || m.credential_revoked.is_some() || m.revoked.is_some() {
+        return Ok(());
+    }
+    let reason = format!("break-glass {} reviewed unjustified by {}", &hex::encode(request)[..16], bg.owner);
+    client.submit_accepted(TxKind::RevokeCredential { member: bg.requester.clone(), reason }).await?;
+    tracing::warn!(member = %bg.requester, owner = %bg.owner, "credential withdrawn after an unjustified break-glass use");
+    Ok(())
 }

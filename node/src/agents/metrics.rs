@@ -25,6 +25,8 @@ pub struct AgentMetrics {
     pub ingested_records: Counter,
     /// Fetches served (`ok`) or refused (`refused`).
     pub fetches: Family<ResultLabel, Counter>,
+    /// Break-glass requests made to this owner (each awaits its review).
+    pub break_glass: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -50,6 +52,7 @@ impl Default for AgentMetrics {
             reencrypt_batches: Counter::default(),
             ingested_records: Counter::default(),
             fetches: Family::default(),
+            break_glass: Counter::default(),
         }
     }
 }
@@ -63,6 +66,11 @@ impl AgentMetrics {
         registry.register("dualchain_cpc_reencrypt_batches", "Re-encryption batches", m.reencrypt_batches.clone());
         registry.register("dualchain_cpc_ingested_records", "Records taken in", m.ingested_records.clone());
         registry.register("dualchain_cpc_fetches", "Fetches served or refused", m.fetches.clone());
+        registry.register(
+            "dualchain_break_glass_requests",
+            "Break-glass requests made to this hospital (each awaits review)",
+            m.break_glass.clone(),
+        );
         // Every series exists from the start (at zero), so dashboards and alerts see them.
         for circuit in ["supply", "policy"] {
             let l = CircuitLabel { circuit: circuit.into() };

@@ -2,7 +2,7 @@
 //!
 //! | module | agent |
 //! | --- | --- |
-//! | [`owner`] | a hospital's node proves supply as soon as a demand on one of its datasets is final, and issues the re-key (sealed to the grant's CPC) as soon as a grant is final |
+//! | [`owner`] | a hospital's node proves supply as soon as a demand on one of its datasets is final, issues the re-key (sealed to the grant's CPC) as soon as a grant is final, and answers a break-glass request with grants over the named patients' records |
 //! | [`cpc`] | a CPC's node, once a re-key for one of its grants is final, opens it, checks it against the chain and its manifest, re-encrypts the dataset's capsules in one batch and files the receipt; it drops a grant the moment its revocation is final, and serves re-encrypted records only to the grant's requester while the grant is usable |
 //! | [`kgc`] | the KGC's node publishes the credential leaves named at genesis as members register |
 //! | [`registration`] | every node registers its member's certificate on first start |
@@ -55,6 +55,12 @@ pub enum Activity {
     },
     GrantDropped {
         grant: Hash,
+    },
+    /// An owner answered a break-glass request with `grants` grants (none: it holds no
+    /// record of the patients named).
+    BreakGlassAnswered {
+        request: Hash,
+        grants: usize,
     },
     /// A CPC erased a dataset its owner erased on chain.
     Erased {

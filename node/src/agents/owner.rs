@@ -2,7 +2,7 @@
 //! of them is final, and issues the re-key (sealed to the grant's CPC under ESKI-IBE) when
 //! a grant is final.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -13,6 +13,7 @@ use dualchain_crypto::cert::Certificate;
 use dualchain_crypto::ibe::{self, IbePublicParams};
 use dualchain_crypto::Codec;
 use dualchain_kernels::Compute;
+use dualchain_ledger::state::GrantRecord;
 use dualchain_ledger::tx::{Hash, TxKind};
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::supply::{self, SupplyCircuit, SupplyShape};
@@ -25,7 +26,9 @@ use super::follow::{follow_home, Agent};
 use super::{Activity, AgentMetrics, Log, Reaction};
 use crate::files::write_private;
 use crate::member::client::Client;
+use crate::member::emergency::{seal_pointer, Scope};
 use crate::member::pseudonym::{PseudonymKey, Pseudonyms, PSEUDONYMS_AAD};
+use crate::member::sharing;
 use crate::member::{Member, REKEY_AAD};
 
 /// A dataset as its owner keeps it: the records the commitment opens to, its name and
@@ -47,6 +50,9 @@ pub struct OwnedDataset {
     /// a CPC colluding with one grantee recovers it, and with it every dataset of the
     /// owner). `None` for datasets of earlier builds, which use the member's key.
     pub dsk: Option<DelegatingSecretKey>,
+    /// The manifest hash H1 (`None` for datasets of earlier builds): a break-glass grant's
+    /// pointer carries it, since its clinician may not open the CP-ABE index.
+    pub h1: Option<Hash>,
 }
 
 impl OwnedDataset {
@@ -61,6 +67,7 @@ impl OwnedDataset {
             "patients": self.patients,
             "pseudonym_key": hex::encode(self.pseudonym_key.0),
             "dsk": self.dsk.as_ref().map(crate::files::to_hex),
+            "h1": self.h1.map(hex::encode),
         })
     }
 
@@ -95,7 +102,15 @@ impl OwnedDataset {
             Some(k) => Some(crate::files::from_hex(k, "dataset delegating key")?),
             None => None,
         };
-        Ok(Self { name: text("name")?, cpc: text("cpc")?, shape, records, salt, patients, pseudonym_key, dsk })
+        let h1 = match v.get("h1").and_then(|k| k.as_str()) {
+            Some(k) => {
+                let mut h1 = [0u8; 32];
+                hex::decode_to_slice(k, &mut h1).context("h1")?;
+                Some(h1)
+            }
+            None => None,
+        };
+        Ok(Self { name: text("name")?, cpc: text("cpc")?, shape, records, salt, patients, pseudonym_key, dsk, h1 })
     }
 }
 
@@ -194,6 +209,9 @@ impl OwnerNode {
                 }
                 TxKind::RequestAccess { request, .. } => Some(Box::pin(async move { me.issue_rekey(request).await })),
                 TxKind::EraseDataset { dataset, .. } => Some(Box::pin(async move { me.forget(&dataset) })),
+                TxKind::BreakGlass { request, owner, scope_digest, sealed_scope, .. } if owner == me.member.id => {
+                    Some(Box::pin(async move { me.answer_break_glass(request, sealed_scope, scope_digest).await }))
+                }
                 _ => None,
             }
         })
@@ -249,8 +267,23 @@ impl OwnerNode {
             .filter(|(_, r)| demand.requirement.matches(r))
             .map(|(i, _)| i as u64)
             .collect();
+        if selected.is_empty() {
+            bail!("no record satisfies the grant's demand");
+        }
+        let (sealed_token, sealed_pseudonyms) = self.seal_grant(&d, &grant, &selected)?;
+        let kind = TxKind::IssueReKey { grant: grant_id, sealed_token, sealed_pseudonyms };
+        self.client.submit_accepted(kind).await?;
+        self.log.push(&self.member.id, Activity::ReKeyIssued { grant: grant_id });
+        Ok(())
+    }
+
+    /// The re-key token for `grant` over the `selected` records of `d`, sealed to the
+    /// dataset's CPC, and the selected records' patient pseudonyms for this grant, sealed
+    /// to the requester (empty where the records carry none).
+    fn seal_grant(&self, d: &OwnedDataset, grant: &GrantRecord, selected: &[u64]) -> Result<(Vec<u8>, Vec<u8>)> {
+        let ledger = &self.client.home().ledger;
         let records = RecordSelection::of(selected.iter().copied())
-            .ok_or_else(|| anyhow!("no record satisfies the grant's demand"))?;
+            .ok_or_else(|| anyhow!("no record is selected for the grant"))?;
         let requester = ledger.member(&grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
         let cert = Certificate::from_bytes(&requester.certificate)?;
         let mut rng = ChaCha20Rng::from_entropy();
@@ -263,23 +296,101 @@ impl OwnerNode {
                 owner: &grant.owner,
                 requester: &grant.requester,
                 dataset: DatasetId(grant.dataset),
-                grant_id,
+                grant_id: grant.id,
                 expiry: grant.expires_ms / 1000,
                 records: Some(records),
             },
         )?;
         let sealed = ibe::encrypt(&mut rng, &self.ibe, &d.cpc, &token.to_bytes(), REKEY_AAD)?;
-        // The selected records' patients, pseudonymous per grant, for the requester only.
         let sealed_pseudonyms = if d.patients.is_empty() {
             Vec::new()
         } else {
             let refs = selected.iter().map(|i| d.patients[*i as usize].as_str());
-            let p = Pseudonyms::for_grant(&d.pseudonym_key, &grant_id, refs)?;
+            let p = Pseudonyms::for_grant(&d.pseudonym_key, &grant.id, refs)?;
             ibe::encrypt(&mut rng, &self.ibe, &grant.requester, &p.to_bytes(), PSEUDONYMS_AAD)?.to_bytes()
         };
-        let kind = TxKind::IssueReKey { grant: grant_id, sealed_token: sealed.to_bytes(), sealed_pseudonyms };
-        self.client.submit_accepted(kind).await?;
-        self.log.push(&self.member.id, Activity::ReKeyIssued { grant: grant_id });
+        Ok((sealed.to_bytes(), sealed_pseudonyms))
+    }
+
+    /// Answers a break-glass request made to this hospital (the contract:
+    /// `dualchain_ledger::contracts::emergency`): opens the sealed scope, checked against
+    /// the digest on chain, and grants the clinician, until the request's time is over,
+    /// the named patients' records in each of its datasets that holds some (at most
+    /// `GRANTS_MAX` datasets), with the re-key issued in the same transaction. Emergency
+    /// access comes first and the review after: the request is on the review queue from
+    /// the moment it is final, and this node says so in its log and metrics.
+    ///
+    /// Idempotent: after a restart, datasets already granted are skipped.
+    async fn answer_break_glass(self: Arc<Self>, request: Hash, sealed_scope: Vec<u8>, digest: Hash) -> Result<()> {
+        use dualchain_ledger::contracts::emergency::GRANTS_MAX;
+        let ledger = self.client.home().ledger.clone();
+        let Some(bg) = ledger.break_glass(&request)? else { return Ok(()) };
+        if bg.owner != self.member.id || bg.review.is_some() || crate::clock::unix_ms() >= bg.until_ms {
+            return Ok(());
+        }
+        let mut granted = HashSet::new();
+        for g in &bg.grants {
+            if let Some(g) = ledger.grant(&g.0)? {
+                granted.insert(g.dataset);
+            }
+        }
+        if granted.is_empty() {
+            self.metrics.break_glass.inc();
+            tracing::warn!(
+                request = %hex::encode(request), requester = %bg.requester, purpose = %bg.purpose,
+                "break-glass: emergency access to this hospital's records; it awaits review"
+            );
+        }
+        let scope = Scope::open(self.member.ibe_key()?, &sealed_scope, &digest)?;
+        let mut kept: Vec<(Hash, Arc<OwnedDataset>)> =
+            self.datasets.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (*k, v.clone())).collect();
+        kept.sort_by_key(|(id, _)| *id);
+        let mut grants = 0;
+        for (dataset, d) in kept {
+            if granted.len() + grants >= GRANTS_MAX || granted.contains(&dataset) {
+                continue;
+            }
+            if ledger.dataset(&dataset)?.is_none_or(|ds| ds.erased.is_some()) {
+                continue;
+            }
+            let selected: Vec<u64> = (0..d.patients.len())
+                .filter(|i| scope.patients.iter().any(|p| *p == d.patients[*i]))
+                .map(|i| i as u64)
+                .collect();
+            let Some(h1) = d.h1.filter(|_| !selected.is_empty()) else { continue };
+            let mut id = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+            let grant = GrantRecord {
+                id,
+                dataset,
+                demand: [0; 32],
+                requester: bg.requester.clone(),
+                owner: bg.owner.clone(),
+                cpc: d.cpc.clone(),
+                granted_ms: 0,
+                expires_ms: bg.until_ms,
+                status: dualchain_ledger::state::GrantStatus::Active,
+                sealed_token: None,
+                sealed_pseudonyms: None,
+                receipts: 0,
+                break_glass: Some(request),
+                sealed_pointer: None,
+            };
+            let (sealed_token, sealed_pseudonyms) = self.seal_grant(&d, &grant, &selected)?;
+            let entry = sharing::index_entry(&dataset, &d.name, &h1, &d.cpc, selected.len() as u64);
+            let sealed_pointer = seal_pointer(&mut rand::rngs::OsRng, &self.ibe, &bg.requester, &entry)?;
+            let kind = TxKind::BreakGlassGrant {
+                request,
+                grant: id,
+                dataset,
+                sealed_token,
+                sealed_pseudonyms,
+                sealed_pointer,
+            };
+            self.client.submit_accepted(kind).await?;
+            grants += 1;
+        }
+        self.log.push(&self.member.id, Activity::BreakGlassAnswered { request, grants });
         Ok(())
     }
 }
@@ -309,12 +420,14 @@ mod tests {
             patients: vec!["Patient/a".into(), "Patient/b".into()],
             pseudonym_key: PseudonymKey([7; 32]),
             dsk: Some(DelegatingSecretKey::generate(&mut rand::rngs::OsRng)),
+            h1: Some([3; 32]),
         };
         let back = OwnedDataset::from_json(&d.to_json()).unwrap();
         assert_eq!((back.shape, back.records.clone(), back.salt), (d.shape, d.records.clone(), d.salt));
         assert_eq!((back.name.as_str(), back.cpc.as_str()), ("icu", "cpc-1"));
         assert_eq!((back.patients.clone(), back.pseudonym_key.clone()), (d.patients.clone(), d.pseudonym_key.clone()));
         assert_eq!(back.dsk.as_ref().map(|k| k.public()), d.dsk.as_ref().map(|k| k.public()));
+        assert_eq!(back.h1, d.h1);
         let mut v = d.to_json();
         v["patients"] = serde_json::json!(["Patient/a"]); // not one per record
         assert!(OwnedDataset::from_json(&v).is_err());

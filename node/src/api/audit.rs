@@ -13,6 +13,13 @@
 //! whether it checks against this node's block). The `id` is the receipt transaction's
 //! hash, stable on every node.
 //!
+//! Break-glass: a delivery under a break-glass grant has purpose `ETREAT` and names its
+//! request (`urn:dualchain:break-glass`); each break-glass request made to the owner is
+//! an `AuditEvent` of its own, type DICOM `110113` "Security Alert", subtype `110127`
+//! "Emergency Override Started", purpose `ETREAT`, the clinician as requestor, the
+//! datasets and grants it produced and its review (pending, justified, unjustified) as
+//! entities, with the request transaction's inclusion proof.
+//!
 //! Search parameters: `entity` (a dataset's id: only the owner's own datasets; without
 //! it, all of them), `agent` (a member id), `date` (on `recorded`), `_count`, `_offset`
 //! ([`super::search`]). Only the member that owns the datasets searches them, with a
@@ -23,7 +30,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use dualchain_crypto::cert::Role;
 use dualchain_ledger::block::InclusionProof;
-use dualchain_ledger::state::{AccessEvent, AccessRecord};
+use dualchain_ledger::state::{AccessEvent, AccessRecord, BreakGlassRecord};
+use dualchain_ledger::tx::Hash;
 use serde_json::{json, Value};
 
 use super::auth::{hosted_as, parse_id, Fhir};
@@ -34,55 +42,130 @@ use super::ApiState;
 use crate::fhir::rfc3339;
 use crate::runtime::Node;
 
-/// An access record as a FHIR `AuditEvent`.
-pub fn audit_event(node: &Node, record: &AccessRecord, proof: &InclusionProof, verified: bool) -> Value {
-    let member = |id: &str, requestor: bool, role: &str| {
-        json!({"who": {"identifier": {"system": "urn:dualchain:member", "value": id}}, "requestor": requestor,
-            "type": {"text": role}})
-    };
+fn member(id: &str, requestor: bool, role: &str) -> Value {
+    json!({"who": {"identifier": {"system": "urn:dualchain:member", "value": id}}, "requestor": requestor,
+        "type": {"text": role}})
+}
+
+fn purpose(code: &str, display: &str) -> Value {
+    json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": code,
+        "display": display}]}])
+}
+
+fn system_object(system: &str, value: String) -> Value {
+    json!({"what": {"identifier": {"system": system, "value": value}},
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2",
+            "display": "System Object"}})
+}
+
+/// The extensions carrying an inclusion proof, and the event's `source`.
+fn provenance(node: &Node, proof: &InclusionProof, verified: bool) -> (Value, Value) {
     let chain = format!("{:?}", proof.chain).to_lowercase();
+    let extension = json!([
+        {"url": "urn:dualchain:inclusion-proof", "valueString":
+            format!("{chain} chain, block {}, transaction {}", proof.height, hex::encode(proof.tx_hash))},
+        {"url": "urn:dualchain:proof-verified", "valueBoolean": verified},
+    ]);
+    let source = json!({
+        "site": node.consortium.name,
+        "observer": {"identifier": {"system": "urn:dualchain:chain", "value": chain}},
+        "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
+            "display": "Application Server"}],
+    });
+    (extension, source)
+}
+
+/// An access record as a FHIR `AuditEvent` (`break_glass`: the request its grant answers).
+pub fn audit_event(
+    node: &Node,
+    record: &AccessRecord,
+    proof: &InclusionProof,
+    verified: bool,
+    break_glass: Option<&Hash>,
+) -> Value {
+    let (extension, source) = provenance(node, proof, verified);
     let (subtype, display, action) = match record.event {
         AccessEvent::Reencrypted => ("reencrypted", "the CPC re-encrypted the grant's records", "E"),
         AccessEvent::Fetched => ("fetched", "the requester fetched the grant's records", "R"),
     };
+    let mut entity = vec![
+        {
+            let mut e = system_object("urn:dualchain:dataset", hex::encode(record.dataset));
+            e["detail"] = json!([
+                {"type": "records delivered", "valueString": record.records.to_string()},
+                {"type": "results digest", "valueString": hex::encode(record.results_digest)},
+            ]);
+            e
+        },
+        system_object("urn:dualchain:grant", hex::encode(record.grant)),
+    ];
+    if let Some(request) = break_glass {
+        entity.push(system_object("urn:dualchain:break-glass", hex::encode(request)));
+    }
     json!({
         "resourceType": "AuditEvent",
         "id": hex::encode(record.receipt_tx),
-        "extension": [
-            {"url": "urn:dualchain:inclusion-proof", "valueString":
-                format!("{chain} chain, block {}, transaction {}", proof.height, hex::encode(proof.tx_hash))},
-            {"url": "urn:dualchain:proof-verified", "valueBoolean": verified},
-        ],
+        "extension": extension,
         "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110106", "display": "Export"},
         "subtype": [{"system": "urn:dualchain:access-event", "code": subtype, "display": display}],
         "action": action,
         "recorded": rfc3339(record.at_ms / 1000),
         "outcome": "0",
-        "purposeOfEvent": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
-            "code": "HRESCH", "display": "healthcare research"}]}],
+        "purposeOfEvent": match break_glass {
+            Some(_) => purpose("ETREAT", "Emergency Treatment"),
+            None => purpose("HRESCH", "healthcare research"),
+        },
         "agent": [
             member(&record.requester, true, "requester (grantee)"),
             member(&record.owner, false, "owner (custodian of the data)"),
             member(&record.cpc, false, "cloud privacy center (re-encrypted the records)"),
         ],
-        "source": {
-            "site": node.consortium.name,
-            "observer": {"identifier": {"system": "urn:dualchain:chain", "value": chain}},
-            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
-                "display": "Application Server"}],
-        },
-        "entity": [
-            {"what": {"identifier": {"system": "urn:dualchain:dataset", "value": hex::encode(record.dataset)}},
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2",
-                    "display": "System Object"},
-                "detail": [
-                    {"type": "records delivered", "valueString": record.records.to_string()},
-                    {"type": "results digest", "valueString": hex::encode(record.results_digest)},
-                ]},
-            {"what": {"identifier": {"system": "urn:dualchain:grant", "value": hex::encode(record.grant)}},
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2",
-                    "display": "System Object"}},
+        "source": source,
+        "entity": entity,
+    })
+}
+
+/// A break-glass request made to the owner as a FHIR `AuditEvent` (see the module docs);
+/// `datasets`: those its grants are on, in order.
+pub fn break_glass_event(
+    node: &Node,
+    r: &BreakGlassRecord,
+    datasets: &[Hash],
+    proof: &InclusionProof,
+    verified: bool,
+) -> Value {
+    let (extension, source) = provenance(node, proof, verified);
+    let review = match &r.review {
+        None => "pending".to_string(),
+        Some(v) if v.justified => format!("justified: {}", v.note),
+        Some(v) => format!("unjustified: {}", v.note),
+    };
+    let mut request = system_object("urn:dualchain:break-glass", hex::encode(r.id));
+    request["detail"] = json!([
+        {"type": "review", "valueString": review},
+        {"type": "until", "valueString": rfc3339(r.until_ms / 1000)},
+    ]);
+    let mut entity = vec![request];
+    entity.extend(datasets.iter().map(|d| system_object("urn:dualchain:dataset", hex::encode(d))));
+    entity.extend(r.grants.iter().map(|g| system_object("urn:dualchain:grant", hex::encode(g.0))));
+    json!({
+        "resourceType": "AuditEvent",
+        "id": hex::encode(r.tx),
+        "extension": extension,
+        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110113",
+            "display": "Security Alert"},
+        "subtype": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110127",
+            "display": "Emergency Override Started"}],
+        "action": "E",
+        "recorded": rfc3339(r.requested_ms / 1000),
+        "outcome": "0",
+        "purposeOfEvent": purpose(&r.purpose, "Emergency Treatment"),
+        "agent": [
+            member(&r.requester, true, "clinician's institution (broke the glass)"),
+            member(&r.owner, false, "owner (custodian of the data)"),
         ],
+        "source": source,
+        "entity": entity,
     })
 }
 
@@ -118,9 +201,24 @@ pub async fn search_audit_events(State(api): State<ApiState>, headers: HeaderMap
     let mut events = Vec::new();
     for id in datasets {
         for (record, proof, verified) in super::flow_routes::checked_audit(node, &id)? {
-            events.push(audit_event(node, &record, &proof, verified));
+            let bg = node.ledger.grant(&record.grant)?.and_then(|g| g.break_glass);
+            events.push(audit_event(node, &record, &proof, verified, bg.as_ref()));
         }
     }
+    // Break-glass requests made to this owner (an `entity` search keeps those whose grants
+    // are on the datasets named).
+    for r in node.ledger.break_glass_to(&h.member.id)? {
+        let Some(proof) = node.ledger.inclusion_proof(&r.tx)? else { continue };
+        let verified = super::flow_routes::proof_checks(node, &proof)?;
+        let mut on = Vec::new();
+        for g in &r.grants {
+            if let Some(g) = node.ledger.grant(&g.0)? {
+                on.push(g.dataset);
+            }
+        }
+        events.push(break_glass_event(node, &r, &on, &proof, verified));
+    }
+    events.sort_by(|a, b| a["recorded"].as_str().cmp(&b["recorded"].as_str()));
     let fhir_base = format!("{}/fhir", super::api_base(node).unwrap_or_default());
     ok_json(&search.page(events, &format!("{fhir_base}/AuditEvent"), &fhir_base))
 }

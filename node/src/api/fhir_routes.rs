@@ -875,6 +875,7 @@ async fn upload(
         patients,
         pseudonym_key: pseudonym::PseudonymKey::random(),
         dsk: Some(dsk),
+        h1: Some(h1),
     };
     owner.add_dataset(dataset, kept)?;
     let f = h.client.submit(prepared.tx).await?;

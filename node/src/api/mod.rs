@@ -17,6 +17,11 @@
 //!   CPC), `POST /cpc/fetch` (a requester's node fetches re-encrypted records),
 //!   `POST /ibe/share` and `POST /kgc/enroll` (a member obtains its ESKI-IBE key from the
 //!   authorities and its CP-ABE key from the KGC after a per-institution genesis).
+//! - Break-glass ([`emergency_routes`]): `POST /break-glass`, `GET /break-glass` (the
+//!   owner's review queue), `GET /break-glass/{id}`, `POST /break-glass/{id}/review`.
+//! - The privacy officer's console ([`console`]): `GET /console/` (a web page), its sign-in
+//!   (`POST /console/signin-code`, signed; `GET /console/signin?code=`) and its calls
+//!   under `/console/api/` (a session cookie).
 //! - Operations: `GET /health`, `GET /metrics` (Prometheus text), `GET /openapi.json`.
 //!
 //! - SMART Backend Services ([`smart`]): `POST /smart/token` (client credentials with a
@@ -46,6 +51,8 @@
 //! | [`search`] | FHIR search over Observations: staged, or a grant's records |
 //! | [`audit`] | the access log as FHIR `AuditEvent`s, for the datasets' owner |
 //! | [`flow_routes`] | demands, access, grants, records, revocations, audit |
+//! | [`console`] | the privacy officer's console: page, sign-in, sessions, its read-only views and reviews |
+//! | [`emergency_routes`] | break-glass: emergency requests, the owner's review queue, reviews |
 //! | [`cpc_routes`] | a CPC's endpoints for peer nodes |
 //! | [`authority_routes`] | the ESKI-IBE authorities' and the KGC's endpoints for enrolling members |
 //! | [`wire`] | request bodies and the binary list framing |
@@ -67,7 +74,9 @@ pub mod auth;
 pub mod authority_routes;
 pub mod client;
 pub mod conditional;
+pub mod console;
 pub mod cpc_routes;
+pub mod emergency_routes;
 pub mod error;
 pub mod fhir_routes;
 pub mod flow_routes;
@@ -100,6 +109,8 @@ pub struct ApiInner {
     pub owner_state: tokio::sync::Mutex<fhir_routes::OwnerState>,
     /// SMART Backend Services: registered FHIR clients and their tokens.
     pub smart: smart::Smart,
+    /// The privacy officer's console: sign-in codes and sessions.
+    pub consoles: console::Consoles,
 }
 
 impl std::ops::Deref for ApiState {
@@ -122,6 +133,7 @@ impl ApiState {
             admission,
             owner_state: tokio::sync::Mutex::new(Default::default()),
             smart,
+            consoles: Default::default(),
         }))
     }
 }
@@ -159,6 +171,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/grants/{id}/revoke", post(revoke_grant))
         .route("/audit/{id}", get(get_audit))
         .route("/members/{id}/revoke", post(revoke_member))
+        .route("/break-glass", post(emergency_routes::post_break_glass).get(emergency_routes::list_break_glass))
+        .route("/break-glass/{id}", get(emergency_routes::get_break_glass))
+        .route("/break-glass/{id}/review", post(emergency_routes::review_break_glass))
+        .route("/console", get(|| async { axum::response::Redirect::permanent("/console/") }))
+        .route("/console/", get(console::index))
+        .route("/console/app.js", get(console::app_js))
+        .route("/console/style.css", get(console::style_css))
+        .route("/console/signin", get(console::signin))
+        .route("/console/signin-code", post(console::signin_code))
+        .route("/console/api/session", get(console::session))
+        .route("/console/api/signout", post(console::signout))
+        .route("/console/api/overview", get(console::overview))
+        .route("/console/api/access", get(console::access))
+        .route("/console/api/break-glass", get(console::break_glass))
+        .route("/console/api/break-glass/{id}/review", post(console::review_break_glass))
         .route("/cpc/ingest", post(cpc_ingest))
         .route("/cpc/fetch", post(cpc_fetch))
         .route("/ibe/share", post(authority_routes::ibe_share))

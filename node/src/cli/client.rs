@@ -132,6 +132,49 @@ enum Call {
     },
     /// The FHIR clients registered at this member's node.
     SmartList,
+    /// A one-time sign-in link to this hospital's privacy officer's console (valid two
+    /// minutes): whoever holds the member's key signs the officer in.
+    ConsoleSignin,
+    /// Break the glass: ask another hospital for emergency access (purpose ETREAT) to the
+    /// records of named patients, with a justification; recorded on chain before any data
+    /// flows, limited in time, and reviewed by the owner afterwards.
+    BreakGlass {
+        /// The hospital that holds the records.
+        #[arg(long)]
+        owner: String,
+        /// A patient as the owner references it (`Patient/...`); repeat for more.
+        #[arg(long = "patient", required = true)]
+        patients: Vec<String>,
+        #[arg(long)]
+        justification: String,
+        /// How long the access lasts, in seconds (at most 12 hours).
+        #[arg(long, default_value_t = 4 * 3600)]
+        duration: u64,
+    },
+    /// A break-glass request (with --wait, until its grants are made).
+    BreakGlassStatus {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// This hospital's break-glass review queue (with what was asked and why).
+    BreakGlassQueue {
+        /// Only the requests not reviewed yet.
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Review a break-glass request made to this hospital.
+    BreakGlassReview {
+        id: String,
+        /// The use was justified (omit: unjustified, and its grants end).
+        #[arg(long)]
+        justified: bool,
+        #[arg(long)]
+        note: String,
+        /// Unjustified only: ask the KGC to withdraw the clinician's credential.
+        #[arg(long, conflicts_with = "justified")]
+        revoke_credential: bool,
+    },
     /// Remove a FHIR client; its tokens end at once.
     SmartRemove { client_id: String },
 }
@@ -235,6 +278,29 @@ pub async fn run(args: ClientArgs) -> Result<()> {
             c.call(Method::POST, "/smart/clients", Some(&body)).await?
         }
         Call::SmartList => c.call(Method::GET, "/smart/clients", None).await?,
+        Call::ConsoleSignin => {
+            let v: Value = c.call(Method::POST, "/console/signin-code", None).await?;
+            if !args.json {
+                println!("open within {} s, once: {}", v["expires_s"], v["url"].as_str().unwrap_or_default());
+                return Ok(());
+            }
+            v
+        }
+        Call::BreakGlass { owner, patients, justification, duration } => {
+            let body = json!({"owner": owner, "patients": patients, "justification": justification,
+                "duration_s": duration});
+            c.call(Method::POST, "/break-glass", Some(&body)).await?
+        }
+        Call::BreakGlassStatus { id, wait } => {
+            c.call(Method::GET, &format!("/break-glass/{id}?wait={wait}"), None).await?
+        }
+        Call::BreakGlassQueue { pending } => {
+            c.call(Method::GET, &format!("/break-glass?pending={pending}"), None).await?
+        }
+        Call::BreakGlassReview { id, justified, note, revoke_credential } => {
+            let body = json!({"justified": justified, "note": note, "revoke_credential": revoke_credential});
+            c.call(Method::POST, &format!("/break-glass/{id}/review"), Some(&body)).await?
+        }
         Call::SmartRemove { client_id } => {
             c.call(Method::POST, &format!("/smart/clients/{client_id}/remove"), None).await?
         }

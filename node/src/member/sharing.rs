@@ -90,11 +90,8 @@ pub fn prepare_registration(
     let commitment = supply::dataset_commitment(spec.shape, spec.records, salt)?;
     let statement = AccessPolicy::parse(spec.policy)?;
     let forms = statement.compile()?;
-    let index = serde_json::json!({
-        "dataset": spec.dataset.to_hex(), "name": spec.name, "h1": hex::encode(spec.h1), "cpc": spec.cpc,
-        "records": spec.records.len(),
-    });
-    let abe_index = Ac17::encrypt(abe_pk, &forms.abe, &serde_json::to_vec(&index)?)?.to_bytes();
+    let index = index_entry(&spec.dataset.0, spec.name, &spec.h1, spec.cpc, spec.records.len() as u64);
+    let abe_index = Ac17::encrypt(abe_pk, &forms.abe, &index)?.to_bytes();
     let tx = TxKind::RegisterDataset(DatasetRegistration {
         dataset: spec.dataset.0,
         commitment: FrBytes::from_fr(&commitment),
@@ -132,20 +129,35 @@ pub fn zk_policy(ds: &DatasetRecord) -> Result<PolicyDnf> {
     Ok(dnf)
 }
 
+/// A dataset's index entry `{dataset, name, h1, cpc, records}` as JSON bytes: the
+/// plaintext of its CP-ABE index, and of a break-glass grant's sealed pointer.
+pub fn index_entry(dataset: &Hash, name: &str, h1: &Hash, cpc: &str, records: u64) -> Vec<u8> {
+    let v = serde_json::json!({
+        "dataset": hex::encode(dataset), "name": name, "h1": hex::encode(h1), "cpc": cpc, "records": records,
+    });
+    serde_json::to_vec(&v).expect("JSON values serialise")
+}
+
 /// Opens a dataset's CP-ABE index with the member's attribute key, and checks it against
 /// the registration (the dataset id); the zero-knowledge policy is the statement's.
 pub fn open_index(m: &Member, ledger: &Ledger, dataset: &Hash) -> Result<IndexPointer> {
     let key = m.abe_key.as_ref().ok_or_else(|| anyhow!("{} holds no CP-ABE key", m.id))?;
     let ds = ledger.dataset(dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
     let ct = <Ac17 as AbeScheme>::Ciphertext::from_bytes(&ds.abe_index)?;
-    let index: serde_json::Value = serde_json::from_slice(&Ac17::decrypt(key, &ct)?)?;
+    read_index_entry(&Ac17::decrypt(key, &ct)?, &ds)
+}
+
+/// Reads an index entry ([`index_entry`]) of the dataset `ds`, checking that it names it.
+pub fn read_index_entry(bytes: &[u8], ds: &DatasetRecord) -> Result<IndexPointer> {
+    let dataset = &ds.id;
+    let index: serde_json::Value = serde_json::from_slice(bytes)?;
     let field = |k: &str| index[k].as_str().map(str::to_string).ok_or_else(|| anyhow!("index without {k}"));
     let mut h1 = [0u8; 32];
     hex::decode_to_slice(field("h1")?, &mut h1)?;
     let mut ds_id = [0u8; 32];
     hex::decode_to_slice(field("dataset")?, &mut ds_id)?;
     ensure!(ds_id == *dataset, "the index names another dataset");
-    let zk_policy = zk_policy(&ds)?;
+    let zk_policy = zk_policy(ds)?;
     Ok(IndexPointer {
         dataset: ds_id,
         name: field("name")?,
