@@ -399,7 +399,7 @@ pub async fn access(State(api): State<ApiState>, headers: HeaderMap, uri: axum::
         rows.push(json!({
             "at_ms": r.requested_ms, "recorded": rfc3339(r.requested_ms / 1000), "event": "break-glass",
             "purpose": r.purpose, "requester": r.requester,
-            "dataset": on.first().map(hex::encode), "dataset_name": on.first().map(|d| name(d)),
+            "dataset": on.first().map(hex::encode), "dataset_name": on.first().map(&name),
             "grant": r.grants.first().map(|g| hex::encode(g.0)), "records": Value::Null,
             "patients": patients, "verified": verified, "tx": hex::encode(r.tx),
         }));
