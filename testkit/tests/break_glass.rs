@@ -61,15 +61,18 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
     let r = c.api(HOSPITAL_B)?.call::<Value>(Method::POST, "/break-glass", Some(&silent)).await;
     assert!(reason(r).starts_with("bad-scope"));
     // hospital-b's attributes do not open the dataset's index: the policy would refuse it.
-    let ledger = c.ledger(0)?;
-    assert!(dualchain_node::member::sharing::open_index(&*c.member(HOSPITAL_B)?, &ledger, &a.dataset.0).is_err());
+    let home_b = c.ledger(c.index_of(HOSPITAL_B)?)?;
+    wait_for(WAIT, "the dataset at hospital-b's node", || Ok(home_b.dataset(&a.dataset.0)?)).await?;
+    assert!(dualchain_node::member::sharing::open_index(&*c.member(HOSPITAL_B)?, &home_b, &a.dataset.0).is_err());
 
     // The request is final on chain before anything flows; the chain shows neither the
     // patient nor the justification.
     let v: Value = c.api(HOSPITAL_B)?.call(Method::POST, "/break-glass", Some(&ask("ETREAT"))).await?;
     let request = hash(&v["request"]);
-    let record = wait_for(WAIT, "the request on every ledger", || Ok(c.ledger(2)?.break_glass(&request)?)).await?;
-    let (_, entry) = ledger.tx(&record.tx)?.expect("the request's transaction");
+    // Seen from a third node's ledger (research-1's), which holds what every member sees.
+    let third = c.ledger(c.index_of(RESEARCH)?)?;
+    let record = wait_for(WAIT, "the request on another member's ledger", || Ok(third.break_glass(&request)?)).await?;
+    let (_, entry) = third.tx(&record.tx)?.expect("the request's transaction");
     let public = format!("{}{}", serde_json::to_string(&record)?, String::from_utf8_lossy(&entry.tx));
     assert!(!public.contains(&patient) && !public.contains("unconscious"), "the chain shows the scope");
     assert_eq!((record.requester.as_str(), record.purpose.as_str()), (HOSPITAL_B, "ETREAT"));
@@ -89,7 +92,8 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
         got.as_object_mut().map(|o| o.remove("subject"));
         assert_eq!(got, deidentified);
     }
-    let g = c.ledger(0)?.grant(&grant)?.expect("the grant");
+    // The clinician's node holds the grant once it fetched under it.
+    let g = home_b.grant(&grant)?.expect("the grant");
     assert_eq!((g.break_glass, g.expires_ms), (Some(request), record.until_ms));
 
     // The owner's review queue shows the request with what was asked and why; no one else sees it.
@@ -148,7 +152,11 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
     let report = format!("{}{}", String::from_utf8_lossy(&ran.stdout), String::from_utf8_lossy(&ran.stderr));
     println!("{report}\nthe console's screenshot: {}", out.join("console.png").display());
     assert!(ran.status.success(), "the console check failed:\n{report}");
-    let g = c.ledger(0)?.grant(&second_grant)?.expect("the grant");
+    // The review is final at the owner's node; the clinician's node follows.
+    let g = wait_for(WAIT, "the grant's end at the clinician's node", || {
+        Ok(home_b.grant(&second_grant)?.filter(|g| matches!(g.status, GrantStatus::Revoked { .. })))
+    })
+    .await?;
     assert!(matches!(g.status, GrantStatus::Revoked { .. }), "{:?}", g.status);
     let r = c.fetch(HOSPITAL_B, &second_grant).await;
     assert!(reason(r).starts_with("grant-unusable"));
