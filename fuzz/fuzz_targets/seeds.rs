@@ -20,8 +20,8 @@ use dualchain_fuzz::{abe, consensus, crypto_world, join, ledger, storage};
 use dualchain_ledger::block::{Block, ChainName};
 use dualchain_ledger::reason::{Denial, ProofFault};
 use dualchain_ledger::state::{
-    AccessEvent, AccessRecord, BreakGlassRecord, BreakGlassReview, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, GrantStatus, MemberRecord, RegistryRecord,
-    GrantRef, RootRecord,
+    AccessEvent, AccessRecord, BreakGlassRecord, BreakGlassReview, DatasetRecord, DemandRecord, DenialRecord,
+    GrantRecord, GrantRef, GrantStatus, MemberRecord, RegistryRecord, RootRecord,
 };
 use dualchain_ledger::tx::FrBytes;
 use dualchain_prover::shapes::Shape;
