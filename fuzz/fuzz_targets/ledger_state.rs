@@ -4,8 +4,8 @@
 #![no_main]
 
 use dualchain_ledger::state::{
-    decode, AccessRecord, BreakGlassRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord, RegistryRecord,
-    RootRecord,
+    decode, AccessRecord, BreakGlassRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord,
+    RegistryRecord, RootRecord,
 };
 use libfuzzer_sys::fuzz_target;
 use serde::{de::DeserializeOwned, Serialize};
