@@ -596,10 +596,13 @@ impl Ledger {
         let mut out = Vec::with_capacity(rows.len());
         for (k, v) in rows {
             let id: Hash = state::decode(&k, &v)?;
-            out.push(
-                self.break_glass(&id)?
-                    .ok_or_else(|| LedgerError::Corrupt("break-glass index names no request".into()))?,
-            );
+            let r = self
+                .break_glass(&id)?
+                .ok_or_else(|| LedgerError::Corrupt("break-glass index names no request".into()))?;
+            // Member ids may hold '/': the prefix of owner "a" also covers "a/b".
+            if r.owner == owner {
+                out.push(r);
+            }
         }
         Ok(out)
     }

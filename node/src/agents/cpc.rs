@@ -119,6 +119,14 @@ impl CpcNode {
                     Some(Box::pin(async move { me.serve_grant(grant, sealed_token).await }) as Reaction)
                 }
                 TxKind::RevokeGrant { grant, .. } => Some(Box::pin(async move { me.drop_grant(grant) })),
+                // An unjustified break-glass review ends its grants on chain: their results go at once.
+                TxKind::ReviewBreakGlass { request, justified: false, .. } => Some(Box::pin(async move {
+                    let Some(bg) = me.ledger().break_glass(&request)? else { return Ok(()) };
+                    for g in bg.grants {
+                        me.drop_grant(g.0)?;
+                    }
+                    Ok(())
+                })),
                 TxKind::EraseDataset { dataset, .. } => Some(Box::pin(async move { me.erase(dataset) })),
                 _ => None,
             }

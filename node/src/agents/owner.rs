@@ -341,7 +341,15 @@ impl OwnerNode {
                 "break-glass: emergency access to this hospital's records; it awaits review"
             );
         }
-        let scope = Scope::open(self.member.ibe_key()?, &sealed_scope, &digest)?;
+        // A scope that does not open, parse or match its digest never will: no retries.
+        let scope = match Scope::open(self.member.ibe_key()?, &sealed_scope, &digest) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(request = %hex::encode(request), error = %format!("{e:#}"), "break-glass: scope refused");
+                self.log.push(&self.member.id, Activity::BreakGlassAnswered { request, grants: 0 });
+                return Ok(());
+            }
+        };
         let mut kept: Vec<(Hash, Arc<OwnedDataset>)> =
             self.datasets.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (*k, v.clone())).collect();
         kept.sort_by_key(|(id, _)| *id);
