@@ -59,9 +59,10 @@ pub fn break_glass_owner_key(owner: &str, seq: u64, id: &Hash) -> Vec<u8> {
     k.extend_from_slice(format!("{seq:020}/{}", hex::encode(id)).as_bytes());
     k
 }
-/// How many of a clinician's break-glass requests await review.
-pub fn break_glass_open_key(requester: &str) -> Vec<u8> {
-    format!("breakglass-open/{requester}").into_bytes()
+/// How many of a clinician's break-glass requests to one owner await that owner's review
+/// (hex ids: member ids may hold '/').
+pub fn break_glass_open_key(requester: &str, owner: &str) -> Vec<u8> {
+    format!("breakglass-open/{}/{}", hex::encode(requester), hex::encode(owner)).into_bytes()
 }
 pub const REGISTRY_KEY: &[u8] = b"registry";
 pub const MEMBER_PREFIX: &[u8] = b"member/";

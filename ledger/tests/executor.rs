@@ -87,9 +87,14 @@ impl World {
 }
 
 fn batch(ledger: &Ledger, seq: u64, payloads: &[Vec<u8>]) -> Result<Option<Applied>, LedgerError> {
+    batch_at(ledger, seq, T0_MS + seq, payloads)
+}
+
+/// [`batch`] at ledger time `time_ms`.
+fn batch_at(ledger: &Ledger, seq: u64, time_ms: u64, payloads: &[Vec<u8>]) -> Result<Option<Applied>, LedgerError> {
     ledger.apply(&Committed {
         seq,
-        time_ms: T0_MS + seq,
+        time_ms,
         digest: [seq as u8; 32],
         certificate: vec![7; 10],
         payloads: payloads.iter().map(Vec::as_slice).collect(),
@@ -919,16 +924,7 @@ fn break_glass_is_limited_granted_by_its_owner_and_reviewed_once() {
     });
     let ledger = open(engine, &w);
     let at = |seq: u64, time_ms: u64, payloads: Vec<Vec<u8>>| {
-        let a = ledger
-            .apply(&Committed {
-                seq,
-                time_ms,
-                digest: [seq as u8; 32],
-                certificate: vec![7; 10],
-                payloads: payloads.iter().map(Vec::as_slice).collect(),
-            })
-            .unwrap()
-            .unwrap();
+        let a = batch_at(&ledger, seq, time_ms, &payloads).unwrap().unwrap();
         (outcomes(&a), a)
     };
     let regs = [&mut owner, &mut clinician, &mut uncredentialed, &mut research, &mut cpc, &mut kgc]
@@ -972,6 +968,7 @@ fn break_glass_is_limited_granted_by_its_owner_and_reviewed_once() {
             clinician.tx(request(3, "hospital-a", "ETREAT", 3600, &scope)).to_bytes(),
             clinician.tx(request(4, "hospital-a", "ETREAT", 3600, &scope)).to_bytes(),
             clinician.tx(request(1, "hospital-a", "ETREAT", 3600, &scope)).to_bytes(),
+            clinician.tx(request(6, "hospital-c", "ETREAT", 3600, &seal("hospital-c"))).to_bytes(),
         ],
     );
     assert!(matches!(reason(&o[0]), Reason::RoleRequired { .. }), "{:?}", o[0]);
@@ -985,6 +982,7 @@ fn break_glass_is_limited_granted_by_its_owner_and_reviewed_once() {
     assert!(o[7..10].iter().all(Outcome::is_accepted), "{:?}", &a.txs[7..10]);
     assert_eq!(reason(&o[10]), &Reason::BreakGlassUnreviewed { max: OPEN_MAX });
     assert_eq!(reason(&o[11]), &Reason::RequestIdUsed);
+    assert!(o[12].is_accepted(), "the limit is per owner: {:?}", a.txs[12].detail);
     let r1 = ledger.break_glass(&[1; 32]).unwrap().unwrap();
     assert_eq!((r1.requester.as_str(), r1.until_ms), ("hospital-b", t4 + 3_600_000));
 
@@ -1058,10 +1056,23 @@ fn break_glass_is_limited_granted_by_its_owner_and_reviewed_once() {
         dataset: [1; 32],
         sealed_token: token.clone(),
         sealed_pseudonyms: vec![],
-        sealed_pointer: pointer,
+        sealed_pointer: pointer.clone(),
     });
     let (o, _) = at(7, t4 + 61_000, vec![late.to_bytes()]);
     assert_eq!(reason(&o[0]), &Reason::BreakGlassExpired);
+    // Once the clinician's credential is withdrawn, its open requests yield nothing more.
+    let withdraw = TxKind::RevokeCredential { member: "hospital-b".into(), reason: "misuse".into() };
+    let after = TxKind::BreakGlassGrant {
+        request: [3; 32],
+        grant: [12; 32],
+        dataset: [1; 32],
+        sealed_token: token.clone(),
+        sealed_pseudonyms: vec![],
+        sealed_pointer: pointer,
+    };
+    let (o, _) = at(8, t4 + 62_000, vec![kgc.tx(withdraw).to_bytes(), owner.tx(after).to_bytes()]);
+    assert!(o[0].is_accepted(), "{:?}", o[0]);
+    assert_eq!(reason(&o[1]), &Reason::NoActiveCredential { member: "hospital-b".into() });
     let queue: Vec<[u8; 32]> = ledger.break_glass_to("hospital-a").unwrap().iter().map(|r| r.id).collect();
     assert_eq!(queue, vec![[1; 32], [2; 32], [3; 32], [5; 32]], "the owner's queue, in ledger order");
     assert!(ledger.break_glass_to("hospital-b").unwrap().is_empty());

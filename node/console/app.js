@@ -111,7 +111,7 @@ function reviewCell(r) {
   const box = el("div");
   const note = el("input");
   note.type = "text";
-  note.placeholder = "note (required)";
+  note.placeholder = "note (public on chain: no patient details)";
   note.className = "note";
   const revoke = el("input");
   revoke.type = "checkbox";

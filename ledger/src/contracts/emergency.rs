@@ -12,7 +12,8 @@
 //!   policy and the demand with its supply proof. The patients and the justification are
 //!   sealed to the owner with IBE; the chain keeps only their SHA-256, the purpose, the
 //!   parties and the time limit (at most [`DURATION_MAX_S`]). A clinician has at most
-//!   [`OPEN_MAX`] uses awaiting review, so an override cannot become a habit.
+//!   [`OPEN_MAX`] uses awaiting one owner's review, so an override cannot become a habit
+//!   (counted per owner: an owner that never reviews blocks requests to itself only).
 //! - [`grant`]: the owner's node answers with grants over the named patients' records,
 //!   re-key issued in the same transaction, ending when the request's time does.
 //! - [`review`]: a reviewer at the owner marks the use justified or not. An unjustified
@@ -39,7 +40,7 @@ use crate::tx::Hash;
 pub const PURPOSES: &[&str] = &["ETREAT"];
 /// Longest break-glass access: 12 hours.
 pub const DURATION_MAX_S: u64 = 12 * 3600;
-/// Break-glass uses of one clinician that may await review at once.
+/// Break-glass uses of one clinician that may await one owner's review at once.
 pub const OPEN_MAX: u16 = 3;
 /// Grants one break-glass request may yield (one per dataset holding the patients).
 pub const GRANTS_MAX: usize = 16;
@@ -104,7 +105,7 @@ pub fn request(ctx: &mut Ctx<'_, '_>, r: Request<'_>) -> Exec {
         Reason::SealedScopeTooLarge { max: SEALED_SCOPE_LEN_MAX },
         Reason::SealedScopeInvalid,
     )?;
-    let open_key = break_glass_open_key(&clinician.id);
+    let open_key = break_glass_open_key(&clinician.id, r.owner);
     let open = ctx.state.get::<u16>(&open_key)?.unwrap_or(0);
     if open >= OPEN_MAX {
         return reject(Reason::BreakGlassUnreviewed { max: OPEN_MAX });
@@ -151,6 +152,12 @@ pub fn grant(ctx: &mut Ctx<'_, '_>, a: Grant<'_>) -> Exec {
     }
     if bg.grants.len() >= GRANTS_MAX {
         return reject(Reason::BreakGlassGrantsSpent { max: GRANTS_MAX });
+    }
+    // The clinician's standing is checked again at each grant: a credential withdrawn or a
+    // member revoked since the request gets nothing more.
+    match ctx.state.get::<MemberRecord>(&member_key(&bg.requester))? {
+        Some(m) if m.revoked.is_none() && m.credential.is_some() && m.credential_revoked.is_none() => {}
+        _ => return reject(Reason::NoActiveCredential { member: bg.requester }),
     }
     match ctx.state.get::<DatasetRecord>(&dataset_key(a.dataset))? {
         Some(ds) if ds.owner != owner => return reject(Reason::NotDatasetOwner { owner: ds.owner }),
@@ -221,7 +228,7 @@ pub fn review(ctx: &mut Ctx<'_, '_>, id: &Hash, justified: bool, note: &str, rev
             }
         }
     }
-    let open_key = break_glass_open_key(&bg.requester);
+    let open_key = break_glass_open_key(&bg.requester, &bg.owner);
     let open = ctx.state.get::<u16>(&open_key)?.unwrap_or(0);
     ctx.state.put(open_key, &open.saturating_sub(1));
     bg.review = Some(BreakGlassReview {

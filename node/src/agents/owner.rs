@@ -13,7 +13,6 @@ use dualchain_crypto::cert::Certificate;
 use dualchain_crypto::ibe::{self, IbePublicParams};
 use dualchain_crypto::Codec;
 use dualchain_kernels::Compute;
-use dualchain_ledger::state::GrantRecord;
 use dualchain_ledger::tx::{Hash, TxKind};
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::supply::{self, SupplyCircuit, SupplyShape};
@@ -112,6 +111,14 @@ impl OwnedDataset {
         };
         Ok(Self { name: text("name")?, cpc: text("cpc")?, shape, records, salt, patients, pseudonym_key, dsk, h1 })
     }
+}
+
+/// What a grant's sealed re-key names besides the dataset: the grant, its requester and
+/// when it ends.
+struct Sealing<'a> {
+    grant: Hash,
+    requester: &'a str,
+    expires_ms: u64,
 }
 
 /// A hospital's node.
@@ -270,21 +277,32 @@ impl OwnerNode {
         if selected.is_empty() {
             bail!("no record satisfies the grant's demand");
         }
-        let (sealed_token, sealed_pseudonyms) = self.seal_grant(&d, &grant, &selected)?;
+        let (sealed_token, sealed_pseudonyms) = self.seal_grant(
+            &grant.dataset,
+            &d,
+            &Sealing { grant: grant_id, requester: &grant.requester, expires_ms: grant.expires_ms },
+            &selected,
+        )?;
         let kind = TxKind::IssueReKey { grant: grant_id, sealed_token, sealed_pseudonyms };
         self.client.submit_accepted(kind).await?;
         self.log.push(&self.member.id, Activity::ReKeyIssued { grant: grant_id });
         Ok(())
     }
 
-    /// The re-key token for `grant` over the `selected` records of `d`, sealed to the
-    /// dataset's CPC, and the selected records' patient pseudonyms for this grant, sealed
-    /// to the requester (empty where the records carry none).
-    fn seal_grant(&self, d: &OwnedDataset, grant: &GrantRecord, selected: &[u64]) -> Result<(Vec<u8>, Vec<u8>)> {
+    /// The re-key token for a grant of dataset `id` (kept as `d`) over its `selected`
+    /// records, sealed to the dataset's CPC, and the selected records' patient pseudonyms
+    /// for this grant, sealed to the requester (empty where the records carry none).
+    fn seal_grant(
+        &self,
+        id: &Hash,
+        d: &OwnedDataset,
+        grant: &Sealing<'_>,
+        selected: &[u64],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
         let ledger = &self.client.home().ledger;
         let records = RecordSelection::of(selected.iter().copied())
             .ok_or_else(|| anyhow!("no record is selected for the grant"))?;
-        let requester = ledger.member(&grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
+        let requester = ledger.member(grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
         let cert = Certificate::from_bytes(&requester.certificate)?;
         let mut rng = ChaCha20Rng::from_entropy();
         let token = ReKeyToken::issue(
@@ -293,10 +311,10 @@ impl OwnerNode {
             d.dsk.as_ref().unwrap_or(&self.member.dsk),
             &cert.fields.delegating_key,
             TokenScope {
-                owner: &grant.owner,
-                requester: &grant.requester,
-                dataset: DatasetId(grant.dataset),
-                grant_id: grant.id,
+                owner: &self.member.id,
+                requester: grant.requester,
+                dataset: DatasetId(*id),
+                grant_id: grant.grant,
                 expiry: grant.expires_ms / 1000,
                 records: Some(records),
             },
@@ -306,8 +324,8 @@ impl OwnerNode {
             Vec::new()
         } else {
             let refs = selected.iter().map(|i| d.patients[*i as usize].as_str());
-            let p = Pseudonyms::for_grant(&d.pseudonym_key, &grant.id, refs)?;
-            ibe::encrypt(&mut rng, &self.ibe, &grant.requester, &p.to_bytes(), PSEUDONYMS_AAD)?.to_bytes()
+            let p = Pseudonyms::for_grant(&d.pseudonym_key, &grant.grant, refs)?;
+            ibe::encrypt(&mut rng, &self.ibe, grant.requester, &p.to_bytes(), PSEUDONYMS_AAD)?.to_bytes()
         };
         Ok((sealed.to_bytes(), sealed_pseudonyms))
     }
@@ -368,23 +386,8 @@ impl OwnerNode {
             let Some(h1) = d.h1.filter(|_| !selected.is_empty()) else { continue };
             let mut id = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
-            let grant = GrantRecord {
-                id,
-                dataset,
-                demand: [0; 32],
-                requester: bg.requester.clone(),
-                owner: bg.owner.clone(),
-                cpc: d.cpc.clone(),
-                granted_ms: 0,
-                expires_ms: bg.until_ms,
-                status: dualchain_ledger::state::GrantStatus::Active,
-                sealed_token: None,
-                sealed_pseudonyms: None,
-                receipts: 0,
-                break_glass: Some(request),
-                sealed_pointer: None,
-            };
-            let (sealed_token, sealed_pseudonyms) = self.seal_grant(&d, &grant, &selected)?;
+            let sealing = Sealing { grant: id, requester: &bg.requester, expires_ms: bg.until_ms };
+            let (sealed_token, sealed_pseudonyms) = self.seal_grant(&dataset, &d, &sealing, &selected)?;
             let entry = sharing::index_entry(&dataset, &d.name, &h1, &d.cpc, selected.len() as u64);
             let sealed_pointer = seal_pointer(&mut rand::rngs::OsRng, &self.ibe, &bg.requester, &entry)?;
             let kind = TxKind::BreakGlassGrant {

@@ -169,6 +169,38 @@ pub fn break_glass_event(
     })
 }
 
+/// A break-glass request made to an owner, as its access log shows it.
+pub struct BreakGlassEntry {
+    pub record: BreakGlassRecord,
+    /// The datasets its grants are on, in grant order.
+    pub datasets: Vec<Hash>,
+    /// The request transaction's inclusion proof, and whether it checks against this
+    /// node's block.
+    pub proof: Option<InclusionProof>,
+    pub verified: bool,
+}
+
+/// The break-glass requests made to `owner`, oldest first (for `GET /fhir/AuditEvent` and
+/// the console's access log).
+pub fn break_glass_log(node: &Node, owner: &str) -> Result<Vec<BreakGlassEntry>, ApiError> {
+    let mut out = Vec::new();
+    for record in node.ledger.break_glass_to(owner)? {
+        let proof = node.ledger.inclusion_proof(&record.tx)?;
+        let verified = match &proof {
+            Some(p) => super::flow_routes::proof_checks(node, p)?,
+            None => false,
+        };
+        let mut datasets = Vec::new();
+        for g in &record.grants {
+            if let Some(g) = node.ledger.grant(&g.0)? {
+                datasets.push(g.dataset);
+            }
+        }
+        out.push(BreakGlassEntry { record, datasets, proof, verified });
+    }
+    Ok(out)
+}
+
 /// `GET /fhir/AuditEvent`.
 pub async fn search_audit_events(State(api): State<ApiState>, headers: HeaderMap, Fhir(s): Fhir) -> ApiResult {
     let node = &api.node;
@@ -207,16 +239,10 @@ pub async fn search_audit_events(State(api): State<ApiState>, headers: HeaderMap
     }
     // Break-glass requests made to this owner (an `entity` search keeps those whose grants
     // are on the datasets named).
-    for r in node.ledger.break_glass_to(&h.member.id)? {
-        let Some(proof) = node.ledger.inclusion_proof(&r.tx)? else { continue };
-        let verified = super::flow_routes::proof_checks(node, &proof)?;
-        let mut on = Vec::new();
-        for g in &r.grants {
-            if let Some(g) = node.ledger.grant(&g.0)? {
-                on.push(g.dataset);
-            }
+    for e in break_glass_log(node, &h.member.id)? {
+        if let Some(proof) = &e.proof {
+            events.push(break_glass_event(node, &e.record, &e.datasets, proof, e.verified));
         }
-        events.push(break_glass_event(node, &r, &on, &proof, verified));
     }
     events.sort_by(|a, b| a["recorded"].as_str().cmp(&b["recorded"].as_str()));
     let fhir_base = format!("{}/fhir", super::api_base(node).unwrap_or_default());

@@ -233,7 +233,8 @@ pub async fn session(State(api): State<ApiState>, headers: HeaderMap) -> ApiResu
 pub async fn overview(State(api): State<ApiState>, headers: HeaderMap) -> ApiResult {
     let (h, _) = signed_in(&api, &headers)?;
     let node = &api.node;
-    let mine = owned(node, h)?;
+    let granted = owner_grants(node, h)?;
+    let mine = owned(h, &granted)?;
     let name = |id: &Hash| mine.iter().find(|(d, _, _)| d == id).map(|(_, n, _)| n.clone()).unwrap_or_default();
     let datasets: Vec<Value> = mine
         .iter()
@@ -247,11 +248,8 @@ pub async fn overview(State(api): State<ApiState>, headers: HeaderMap) -> ApiRes
         })
         .collect();
     let now = unix_ms();
-    let grants: Vec<Value> = node
-        .ledger
-        .grants(usize::MAX)?
+    let grants: Vec<Value> = granted
         .into_iter()
-        .filter(|g| g.owner == h.member.id)
         .take(ROWS_MAX)
         .map(|g| {
             let status = match (&g.status, g.usable(now)) {
@@ -284,15 +282,21 @@ pub async fn overview(State(api): State<ApiState>, headers: HeaderMap) -> ApiRes
     ok_json(&json!({"member": h.member.id, "datasets": datasets, "grants": grants, "demands": demands}))
 }
 
-/// The owner's datasets: (id, name, records), by id.
-fn owned(node: &Node, h: &Hosted) -> Result<Vec<(Hash, String, usize)>, ApiError> {
+/// The grants on the owner's datasets (one scan of the ledger's grants).
+fn owner_grants(node: &Node, h: &Hosted) -> Result<Vec<GrantRecord>, ApiError> {
+    Ok(node.ledger.grants(usize::MAX)?.into_iter().filter(|g| g.owner == h.member.id).collect())
+}
+
+/// The owner's datasets: (id, name, records), by id; with `grants` (its grants), also the
+/// datasets it erased that were granted, which its node no longer keeps.
+fn owned(h: &Hosted, grants: &[GrantRecord]) -> Result<Vec<(Hash, String, usize)>, ApiError> {
     let owner = h.owner.as_ref().ok_or_else(|| ApiError::forbidden("wrong-role", "only data owners"))?;
     let kept = owner.datasets.lock().unwrap_or_else(|p| p.into_inner());
     let mut out: Vec<(Hash, String, usize)> =
         kept.iter().map(|(id, d)| (*id, d.name.clone(), d.records.len())).collect();
     drop(kept);
     // Erased datasets are forgotten by the owner's node; the ledger still lists them.
-    for g in node.ledger.grants(usize::MAX)?.iter().filter(|g| g.owner == h.member.id) {
+    for g in grants {
         if !out.iter().any(|(id, _, _)| *id == g.dataset) {
             out.push((g.dataset, String::new(), 0));
         }
@@ -356,7 +360,7 @@ pub async fn access(State(api): State<ApiState>, headers: HeaderMap, uri: axum::
     let (from, to) = (day("from", false)?, day("to", true)?);
     let dataset = q.get("dataset").map(|d| parse_id(d, "dataset")).transpose()?;
     let patient = q.get("patient").cloned();
-    let mine = owned(node, h)?;
+    let mine = owned(h, &owner_grants(node, h)?)?;
     let name = |id: &Hash| mine.iter().find(|(d, _, _)| d == id).map(|(_, n, _)| n.clone()).unwrap_or_default();
     let mut rows = Vec::new();
     let mut grants: HashMap<Hash, (Option<GrantRecord>, Vec<String>)> = HashMap::new();
@@ -380,22 +384,14 @@ pub async fn access(State(api): State<ApiState>, headers: HeaderMap, uri: axum::
             }));
         }
     }
-    for r in node.ledger.break_glass_to(&h.member.id)? {
-        let opened = record_json(&node.ledger, &h.member, &r);
-        let patients: Vec<String> = serde_json::from_value(opened["scope"]["patients"].clone()).unwrap_or_default();
-        let mut on = Vec::new();
-        for g in &r.grants {
-            if let Some(g) = node.ledger.grant(&g.0)? {
-                on.push(g.dataset);
-            }
-        }
+    for super::audit::BreakGlassEntry { record: r, datasets: on, verified, .. } in
+        super::audit::break_glass_log(node, &h.member.id)?
+    {
         if dataset.is_some_and(|d| !on.contains(&d)) {
             continue;
         }
-        let verified = match node.ledger.inclusion_proof(&r.tx)? {
-            Some(p) => super::flow_routes::proof_checks(node, &p)?,
-            None => false,
-        };
+        let opened = record_json(&node.ledger, &h.member, &r);
+        let patients: Vec<String> = serde_json::from_value(opened["scope"]["patients"].clone()).unwrap_or_default();
         rows.push(json!({
             "at_ms": r.requested_ms, "recorded": rfc3339(r.requested_ms / 1000), "event": "break-glass",
             "purpose": r.purpose, "requester": r.requester,

@@ -62,6 +62,7 @@ fn four_hours() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct ReviewSpec {
     pub justified: bool,
+    /// Public on chain (every member reads it): no patient details.
     pub note: String,
     #[serde(default)]
     pub revoke_credential: bool,
