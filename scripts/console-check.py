@@ -39,6 +39,7 @@ try:
     from cryptography.hazmat.primitives import serialization
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -89,7 +90,10 @@ def full_page(driver, path):
 
 
 def rows(driver, table):
-    return [r.text for r in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr:not(.empty)")]
+    """The rows' text, read in the page in one step (the tables are re-rendered on loads)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(r => r.innerText);",
+        f"#{table} tbody tr:not(.empty)")
 
 
 def main():
@@ -111,7 +115,8 @@ def main():
 
     profile = tempfile.mkdtemp(prefix="console-chromium-")
     driver = browser(args.base, profile)
-    wait = WebDriverWait(driver, WAIT_S)
+    # The page re-renders its tables after each load; an element found before may be gone.
+    wait = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
     try:
         # 1. Unauthorised.
         driver.get(args.base + "/console/")
@@ -161,10 +166,12 @@ def main():
             row.find_element(By.CSS_SELECTOR, "input.note").send_keys(args.note)
             row.find_element(By.CSS_SELECTOR, "input.revoke").click()
             row.find_element(By.CSS_SELECTOR, "button.unjustified").click()
-            wait.until(lambda d: "unjustified" in d.find_element(
-                By.CSS_SELECTOR, f"#bg-table tr[data-request='{args.review}'] td.review").text)
-            verdict = driver.find_element(By.CSS_SELECTOR, f"#bg-table tr[data-request='{args.review}'] td.review")
-            check("review recorded", args.note in verdict.text, verdict.text)
+            cell = f"#bg-table tr[data-request='{args.review}'] td.review"
+            # Read in the page, in one step: the table is re-rendered once the review is final.
+            text = lambda d: d.execute_script(  # noqa: E731
+                "const c = document.querySelector(arguments[0]); return c ? c.textContent : '';", cell)
+            wait.until(lambda d: "unjustified" in text(d))
+            check("review recorded", args.note in text(driver), text(driver))
             full_page(driver, os.path.join(args.out, "console-reviewed.png"))
 
         # 6. The link is spent; sign-out ends the session.
