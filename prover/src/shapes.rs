@@ -42,7 +42,7 @@ impl Shape {
     pub fn public_inputs(self) -> usize {
         match self {
             Shape::Policy => 3,
-            Shape::Supply(_) => 2,
+            Shape::Supply(_) => 4,
         }
     }
 

@@ -1,8 +1,9 @@
 //! The `supply` circuit: a data owner proves that its committed dataset meets a published
 //! data requirement, without revealing the records (DESIGN.md §4.4, §3 step 6).
 //!
-//! Public inputs (in order): the dataset commitment `C_D`, the requirement hash. Private:
-//! the records as packed field elements and the commitment salt.
+//! Public inputs (in order): the dataset commitment `C_D`, the requirement hash, the consent
+//! commitment `C_K`, the use a demand asks for (`0..USES`). Private: the records as packed
+//! field elements, their consent masks and the two commitments' salts.
 //!
 //! - A record is `present (1) ‖ FHIR code (32) ‖ unit (16) ‖ age band (8) ‖ sex (2) ‖
 //!   value (32, fixed point ×1000) ‖ time (32, UNIX minutes) ‖ device (32)`, 155 bits
@@ -12,8 +13,14 @@
 //!   with zeros ([`crate::poseidon::merkle16_root`]).
 //! - A requirement is `(code, unit, age band range, sex or any, optional value minimum and
 //!   maximum, time window, threshold)`, hashed as `P2(p0, p1)` over two packed elements.
-//! - The circuit proves the records hash to `C_D` and that at least `threshold` present
-//!   records match code, unit, age range, sex, value bounds and time window.
+//! - Consent (beyond DESIGN.md, for patient rights): each record slot has a consent mask of
+//!   [`USES`] bits, one per use (a purpose of use for a role of recipient, numbered by the
+//!   ledger's `consent` module), committed apart from the records because it changes after
+//!   registration: `C_K = P2(M16(masks packed 31 to an element), salt_K)`. The owner
+//!   publishes a new `C_K` whenever a patient's consent changes.
+//! - The circuit proves the records hash to `C_D`, the masks to `C_K`, and that at least
+//!   `threshold` present records whose mask permits the demand's use match code, unit,
+//!   age range, sex, value bounds and time window.
 //!
 //! One circuit per shape (number of record slots): a dataset with fewer records uses the
 //! next shape up with padding records, so new requirements never need new parameters.
@@ -62,6 +69,15 @@ const REQ_P0: [(&str, usize); 8] = [
 ];
 const REQ_P1: [(&str, usize); 4] = [("value min", 32), ("value max", 32), ("time from", 32), ("time to", 32)];
 const COUNT_BITS: usize = 16;
+
+/// Uses a record's consent mask distinguishes: one bit each (purpose of use × recipient role;
+/// the ledger's `consent` module names them).
+pub const USES: usize = 8;
+/// A consent mask permitting every use: a record with no recorded consent.
+pub const ALL_USES: u8 = u8::MAX;
+/// Consent masks packed into one field element (8 × 31 = 248 bits < 254).
+const MASKS_PER_LEAF: usize = 31;
+const _: () = assert!(USES == u8::BITS as usize && USES * MASKS_PER_LEAF < 254);
 
 /// Circuit shapes: the number of record slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -260,6 +276,37 @@ pub fn dataset_commitment(shape: SupplyShape, records: &[Record], salt: Fr) -> R
     Ok(hash2(merkle16_root(&leaves), salt))
 }
 
+/// The consent masks of a dataset's record slots, as committed: `C_K = P2(M16(masks packed
+/// 31 to an element, padding slots 0), salt)`.
+pub fn consent_commitment(shape: SupplyShape, masks: &[u8], salt: Fr) -> Result<Fr, ProverError> {
+    Ok(hash2(merkle16_root(&consent_leaves(&pad_masks(shape, masks)?)), salt))
+}
+
+fn pad_masks(shape: SupplyShape, masks: &[u8]) -> Result<Vec<u8>, ProverError> {
+    if masks.len() > shape.records() {
+        return Err(ProverError::Statement(format!(
+            "{} consent masks do not fit the {} shape",
+            masks.len(),
+            shape.name()
+        )));
+    }
+    let mut padded = masks.to_vec();
+    padded.resize(shape.records(), 0);
+    Ok(padded)
+}
+
+fn consent_leaves(masks: &[u8]) -> Vec<Fr> {
+    masks
+        .chunks(MASKS_PER_LEAF)
+        .map(|c| c.iter().enumerate().map(|(j, m)| fr_from_u64(u64::from(*m)) * gadgets::pow2(8 * j)).sum())
+        .collect()
+}
+
+/// Which uses a consent mask permits.
+pub fn permits(mask: u8, use_index: u8) -> bool {
+    usize::from(use_index) < USES && mask >> use_index & 1 == 1
+}
+
 fn pad(shape: SupplyShape, records: &[Record]) -> Result<Vec<Record>, ProverError> {
     if records.len() > shape.records() {
         return Err(ProverError::Statement(format!("{} records do not fit the {} shape", records.len(), shape.name())));
@@ -323,12 +370,30 @@ pub mod fhir {
 pub struct SupplyStatement {
     pub dataset_commitment: Fr,
     pub requirement_hash: Fr,
+    /// `C_K`, the consent masks' commitment the owner last published.
+    pub consent_commitment: Fr,
+    /// The use the demand asks for (`0..USES`).
+    pub use_index: u8,
 }
 
 impl SupplyStatement {
     pub fn public_inputs(&self) -> Vec<Fr> {
-        vec![self.dataset_commitment, self.requirement_hash]
+        vec![
+            self.dataset_commitment,
+            self.requirement_hash,
+            self.consent_commitment,
+            fr_from_u64(u64::from(self.use_index)),
+        ]
     }
+}
+
+/// Which records may count: each record slot's consent mask, the salt of their
+/// commitment, and the use a demand asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub masks: Vec<u8>,
+    pub salt: Fr,
+    pub use_index: u8,
 }
 
 /// The supply circuit with its witness.
@@ -338,6 +403,10 @@ pub struct SupplyCircuit {
     records: Vec<Record>,
     pub salt: Fr,
     pub requirement: Requirement,
+    /// One mask per record slot (padding slots 0).
+    masks: Vec<u8>,
+    pub consent_salt: Fr,
+    pub use_index: u8,
 }
 
 impl SupplyCircuit {
@@ -348,7 +417,28 @@ impl SupplyCircuit {
         requirement: Requirement,
     ) -> Result<Self, ProverError> {
         requirement.validate()?;
-        Ok(Self { shape, records: pad(shape, records)?, salt, requirement })
+        let masks = pad_masks(shape, &vec![ALL_USES; records.len()])?;
+        Ok(Self {
+            shape,
+            records: pad(shape, records)?,
+            salt,
+            requirement,
+            masks,
+            consent_salt: Fr::ZERO,
+            use_index: 0,
+        })
+    }
+
+    /// The instance for records that count only where their consent permits `use_index`
+    /// (without it, every record's consent permits every use under a zero salt).
+    pub fn with_consent(mut self, consent: &Consent) -> Result<Self, ProverError> {
+        if usize::from(consent.use_index) >= USES {
+            return Err(ProverError::Statement(format!("use {} is not 0..{USES}", consent.use_index)));
+        }
+        self.masks = pad_masks(self.shape, &consent.masks)?;
+        self.consent_salt = consent.salt;
+        self.use_index = consent.use_index;
+        Ok(self)
     }
 
     /// A well-formed instance used only for parameter generation.
@@ -365,7 +455,24 @@ impl SupplyCircuit {
             time_to: 0,
             threshold: 1,
         };
-        Self { shape, records: vec![Record::default(); shape.records()], salt: Fr::ZERO, requirement }
+        Self {
+            shape,
+            records: vec![Record::default(); shape.records()],
+            salt: Fr::ZERO,
+            requirement,
+            masks: vec![0; shape.records()],
+            consent_salt: Fr::ZERO,
+            use_index: 0,
+        }
+    }
+
+    /// The records that count: present, matching the requirement, and consented to the use.
+    pub fn counted(&self) -> usize {
+        self.records
+            .iter()
+            .zip(&self.masks)
+            .filter(|(r, m)| self.requirement.matches(r) && permits(**m, self.use_index))
+            .count()
     }
 
     pub fn records(&self) -> &[Record] {
@@ -377,6 +484,8 @@ impl SupplyCircuit {
         SupplyStatement {
             dataset_commitment: hash2(merkle16_root(&leaves), self.salt),
             requirement_hash: self.requirement.hash(),
+            consent_commitment: hash2(merkle16_root(&consent_leaves(&self.masks)), self.consent_salt),
+            use_index: self.use_index,
         }
     }
 
@@ -389,10 +498,16 @@ impl SupplyCircuit {
         if actual.requirement_hash != expected.requirement_hash {
             return Err(ProverError::Statement("the requirement does not hash to the requirement hash".into()));
         }
-        let n = self.requirement.count_matching(&self.records);
+        if actual.consent_commitment != expected.consent_commitment {
+            return Err(ProverError::Statement("the consent masks do not hash to the consent commitment".into()));
+        }
+        if actual.use_index != expected.use_index {
+            return Err(ProverError::Statement("the instance is for another use".into()));
+        }
+        let n = self.counted();
         if n < usize::from(self.requirement.threshold) {
             return Err(ProverError::Statement(format!(
-                "{n} records meet the requirement, below its threshold of {}",
+                "{n} consented records meet the requirement, below its threshold of {}",
                 self.requirement.threshold
             )));
         }
@@ -436,12 +551,28 @@ impl Circuit<Fr> for SupplyCircuit {
         let [r_min, r_max, r_from, r_to] = <[Lc; 4]>::try_from(p1).map_err(|_| SynthesisError::Unsatisfiable)?;
         let zero = Lc::constant::<CS>(Fr::ZERO);
         let any_sex = gadgets::is_equal(cs.namespace(|| "any sex"), &r_sex, &zero)?;
+        // The use, one-hot, tied to its public input.
+        let (use_bits, use_lc) = gadgets::one_hot(cs.namespace(|| "use"), usize::from(self.use_index), USES)?;
+        let use_num = AllocatedNum::alloc(cs.namespace(|| "use value"), || Ok(use_lc.value))?;
+        cs.enforce(|| "use is one-hot", |_| use_lc.lc.clone(), |lc| lc + CS::one(), |lc| lc + use_num.get_variable());
 
         // Records: packing, predicates, count.
         let mut leaves = Vec::with_capacity(self.records.len());
+        let mut consent_leaves = Vec::with_capacity(self.records.len().div_ceil(MASKS_PER_LEAF));
+        let mut consent_leaf = Lc::constant::<CS>(Fr::ZERO);
         let mut count = Lc::constant::<CS>(Fr::ZERO);
-        for (i, rec) in self.records.iter().enumerate() {
+        for (i, (rec, mask)) in self.records.iter().zip(&self.masks).enumerate() {
             let mut cs = cs.namespace(|| format!("record {i}"));
+            let mask_bits: Vec<Lc> = (0..USES)
+                .map(|b| gadgets::alloc_bit(cs.namespace(|| format!("consent bit {b}")), mask >> b & 1 == 1))
+                .collect::<Result<_, _>>()?;
+            let consented = gadgets::select(cs.namespace(|| "consented"), &use_bits, &mask_bits)?;
+            consent_leaf =
+                consent_leaf.add(&gadgets::pack_bits(&mask_bits).scale(gadgets::pow2(8 * (i % MASKS_PER_LEAF))));
+            if i % MASKS_PER_LEAF == MASKS_PER_LEAF - 1 || i + 1 == self.records.len() {
+                consent_leaves.push(gadgets::alloc_lc(cs.namespace(|| "consent leaf"), &consent_leaf)?);
+                consent_leaf = Lc::constant::<CS>(Fr::ZERO);
+            }
             let (f, packed) = alloc_fields(cs.namespace(|| "fields"), &rec.fields(), &RECORD_FIELDS)?;
             let [present, code, unit, age, sex, value, time, _device] =
                 <[Lc; 8]>::try_from(f).map_err(|_| SynthesisError::Unsatisfiable)?;
@@ -459,7 +590,7 @@ impl Circuit<Fr> for SupplyCircuit {
             let to_ok = gadgets::geq(cs.namespace(|| "to"), &r_to, &time, 32)?;
             let matched = gadgets::and_all(
                 cs.namespace(|| "all"),
-                &[present, code_ok, unit_ok, age_lo_ok, age_hi_ok, sex_ok, min_ok, max_ok, from_ok, to_ok],
+                &[present, code_ok, unit_ok, age_lo_ok, age_hi_ok, sex_ok, min_ok, max_ok, from_ok, to_ok, consented],
             )?;
             count = count.add(&matched);
             leaves.push(packed);
@@ -473,6 +604,11 @@ impl Circuit<Fr> for SupplyCircuit {
         commitment.inputize(cs.namespace(|| "dataset commitment"))?;
         let req_hash = hash2_gadget(cs.namespace(|| "requirement hash"), &p0_num, &p1_num)?;
         req_hash.inputize(cs.namespace(|| "requirement hash input"))?;
+        let consent_root = merkle16_root_gadget(cs.namespace(|| "consent tree"), &consent_leaves)?;
+        let consent_salt = AllocatedNum::alloc(cs.namespace(|| "consent salt"), || Ok(self.consent_salt))?;
+        let consent = hash2_gadget(cs.namespace(|| "consent commitment"), &consent_root, &consent_salt)?;
+        consent.inputize(cs.namespace(|| "consent commitment input"))?;
+        use_num.inputize(cs.namespace(|| "use input"))?;
         Ok(())
     }
 }

@@ -206,6 +206,54 @@ fn supply_circuit_matches_native_and_counts_exactly() {
 }
 
 #[test]
+fn supply_circuit_counts_only_records_whose_consent_permits_the_use() {
+    let recs = records();
+    let salt = Fr::from(2024u64);
+    // The first 5 of the 40 matching records deny use 0 (and permit use 1); the others
+    // permit every use.
+    let mut masks = vec![supply::ALL_USES; recs.len()];
+    masks[..5].fill(0b0000_0010);
+    let consent = |use_index| supply::Consent { masks: masks.clone(), salt: Fr::from(77u64), use_index };
+    let with = |threshold, use_index| {
+        SupplyCircuit::new(SupplyShape::Records64, &recs, salt, requirement(threshold))
+            .unwrap()
+            .with_consent(&consent(use_index))
+            .unwrap()
+    };
+    let c = with(35, 0);
+    assert_eq!(c.counted(), 35);
+    let st = c.statement();
+    assert_eq!(
+        st.consent_commitment,
+        supply::consent_commitment(SupplyShape::Records64, &masks, Fr::from(77u64)).unwrap()
+    );
+    c.check(&st).unwrap();
+    let (ok, inputs, _) = run(c);
+    assert!(ok);
+    assert_eq!(inputs, st.public_inputs());
+    // 36 is one more than consented records, though 40 match.
+    let short = with(36, 0);
+    assert!(short.check(&short.statement()).is_err());
+    assert!(!run(short).0);
+    // Use 1 is permitted by all 40; use 2 by 35.
+    assert!(run(with(40, 1)).0);
+    assert!(!run(with(36, 2)).0);
+    // Another use, or changed masks, is another statement.
+    assert!(with(35, 1).check(&st).is_err());
+    let mut changed = masks.clone();
+    changed[7] = 0;
+    assert_ne!(
+        supply::consent_commitment(SupplyShape::Records64, &changed, Fr::from(77u64)).unwrap(),
+        st.consent_commitment
+    );
+    // A use outside 0..8 and masks beyond the shape are refused.
+    let base = SupplyCircuit::new(SupplyShape::Records64, &recs, salt, requirement(1)).unwrap();
+    assert!(base.clone().with_consent(&supply::Consent { use_index: 8, ..consent(0) }).is_err());
+    assert!(base.with_consent(&supply::Consent { masks: vec![1; 65], ..consent(0) }).is_err());
+    assert!(supply::permits(0b100, 2) && !supply::permits(0b100, 1) && !supply::permits(u8::MAX, 8));
+}
+
+#[test]
 fn fhir_mappings() {
     assert_eq!(supply::fhir::loinc_code("8867-4"), Some(88674));
     assert_eq!(supply::fhir::loinc_code("59408-5"), Some(594085));
