@@ -175,6 +175,9 @@ fn ledger_seeds(out: &mut Out) {
         abe_index: vec![0x33, 1],
         zk_policy_hash: one,
         disclosure: Default::default(),
+        consent: one,
+        consent_version: 2,
+        consent_ms: 1_790_000_000_000,
         erased: None,
         registered_ms: 1_790_000_000_000,
         tx: [6; 32],
@@ -185,6 +188,8 @@ fn ledger_seeds(out: &mut Out) {
         requester: "research-1".into(),
         requirement: ledger::requirement(),
         requirement_hash: one,
+        purpose: Default::default(),
+        use_index: 0,
         published_ms: 1_790_000_000_000,
         supplied_by: Some([8; 32]),
     };

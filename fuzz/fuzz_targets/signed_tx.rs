@@ -50,10 +50,17 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(ct.to_bytes(), reg.abe_index);
             }
             let _ = reg.zk_policy_hash.to_fr();
+            let _ = reg.consent.to_fr();
             let _ = reg.disclosure.validate();
         }
-        TxKind::Demand { requirement, .. } => {
+        TxKind::Demand { requirement, purpose, .. } => {
             let _ = requirement.validate();
+            assert_eq!(dualchain_ledger::consent::Purpose::from_code(purpose.code()), Some(*purpose));
+        }
+        TxKind::CommitConsent { commitments } => {
+            for c in commitments {
+                let _ = c.commitment.to_fr();
+            }
         }
         TxKind::SupplyProof { proof: p, .. } => proof(p),
         TxKind::RequestAccess { root, proof: p, .. } => {

@@ -371,10 +371,19 @@ pub mod ledger {
                     policy: "role:research and dept:icu".into(),
                     abe_index: vec![0x33, 1, 0, 0],
                     zk_policy_hash: one,
+                    consent: one,
                     disclosure: Default::default(),
                 }),
             ),
-            ("demand", TxKind::Demand { demand: [6; 32], dataset: [4; 32], requirement: requirement() }),
+            (
+                "demand",
+                TxKind::Demand {
+                    demand: [6; 32],
+                    dataset: [4; 32],
+                    requirement: requirement(),
+                    purpose: dualchain_ledger::consent::Purpose::Treatment,
+                },
+            ),
             ("supply_proof", TxKind::SupplyProof { demand: [6; 32], proof: proof() }),
             (
                 "request_access",
@@ -427,6 +436,12 @@ pub mod ledger {
                     justified: false,
                     note: "no emergency on record".into(),
                     revoke_credential: true,
+                },
+            ),
+            (
+                "commit_consent",
+                TxKind::CommitConsent {
+                    commitments: vec![dualchain_ledger::tx::ConsentCommitment { dataset: [4; 32], commitment: one }],
                 },
             ),
         ];

@@ -31,13 +31,14 @@
 //!   CPC and auditors need no side channel and the issuance is recorded.
 
 //!
-//! Modules import one another without cycles: `error` ← `reason` ← `tx` ← `merkle`, `state`, `block`;
+//! Modules import one another without cycles: `error` ← `reason` ← `consent` ← `tx` ← `merkle`, `state`, `block`;
 //! `policy` ← `genesis` ← `contracts` ← `executor`. The compute backend of proof verification (the
 //! Miller loops) is passed to [`Ledger::open`] by whoever assembles the node.
 
 #![forbid(unsafe_code)]
 
 pub mod block;
+pub mod consent;
 pub mod contracts;
 pub mod error;
 pub mod executor;

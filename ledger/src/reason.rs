@@ -215,6 +215,16 @@ pub enum Reason {
     SealedPointerInvalid,
     /// Only an unjustified use can ask for the clinician's credential to be withdrawn.
     RevocationOfJustified,
+
+    // ---- consent ----
+    /// A consent commitment is not a field element.
+    ConsentCommitmentInvalid,
+    /// A `CommitConsent` names no dataset, or more than `max`.
+    ConsentCommitmentsOutOfRange {
+        max: usize,
+    },
+    /// A `CommitConsent` names a dataset twice.
+    ConsentDatasetRepeated,
 }
 
 /// Which layer of a payload failed to decode.
@@ -410,6 +420,9 @@ impl fmt::Display for Reason {
             GrantIdUsed => f.write_str("grant id already used"),
             SealedPointerInvalid => f.write_str("the sealed pointer is not an IBE ciphertext to the requester"),
             RevocationOfJustified => f.write_str("only an unjustified break-glass use can revoke a credential"),
+            ConsentCommitmentInvalid => f.write_str("the consent commitment is not a field element"),
+            ConsentCommitmentsOutOfRange { max } => write!(f, "a consent commitment names 1..={max} datasets"),
+            ConsentDatasetRepeated => f.write_str("the consent commitment names a dataset twice"),
         }
     }
 }

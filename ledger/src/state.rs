@@ -125,6 +125,15 @@ pub struct DatasetRecord {
     pub zk_policy_hash: FrBytes,
     #[serde(default)]
     pub disclosure: Disclosure,
+    /// The consent commitment C_K supply proofs are checked against: the registration's,
+    /// then each `CommitConsent`'s.
+    pub consent: FrBytes,
+    /// How many times the owner replaced it, and when last (0 and the registration time
+    /// until then).
+    #[serde(default)]
+    pub consent_version: u64,
+    #[serde(default)]
+    pub consent_ms: u64,
     /// Set when the owner erased the dataset (its index is then dropped from state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erased: Option<Erasure>,
@@ -142,6 +151,12 @@ pub struct DemandRecord {
     pub requester: String,
     pub requirement: Requirement,
     pub requirement_hash: FrBytes,
+    /// What the records are for; with the requester's role, the consent use a supply proof
+    /// counts records for ([`crate::consent::use_index`]).
+    #[serde(default)]
+    pub purpose: crate::consent::Purpose,
+    #[serde(default)]
+    pub use_index: u8,
     pub published_ms: u64,
     /// The accepted supply proof's transaction, once the owner proved the demand.
     pub supplied_by: Option<[u8; 32]>,

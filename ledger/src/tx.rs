@@ -16,6 +16,7 @@ use dualchain_prover::supply::Requirement;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::consent::Purpose;
 use crate::error::LedgerError;
 use crate::reason::{Reason, TxPart};
 
@@ -175,9 +176,21 @@ pub struct DatasetRegistration {
     pub abe_index: Vec<u8>,
     /// The hash of the statement's zero-knowledge form (the policy proof's public input).
     pub zk_policy_hash: FrBytes,
+    /// The consent commitment C_K to the records' consent masks (the supply circuit's;
+    /// [`crate::consent`]); `CommitConsent` replaces it.
+    pub consent: FrBytes,
     /// What demands on the dataset may ask (the defaults where absent).
     #[serde(default)]
     pub disclosure: Disclosure,
+}
+
+/// A dataset's new consent commitment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentCommitment {
+    #[serde(with = "hex_bytes::id")]
+    pub dataset: Hash,
+    pub commitment: FrBytes,
 }
 
 /// What a transaction asks of the contracts.
@@ -205,6 +218,10 @@ pub enum TxKind {
         #[serde(with = "hex_bytes::id")]
         dataset: Hash,
         requirement: Requirement,
+        /// What the records are for (`HRESCH` where absent): with the requester's role, the
+        /// use the supply proof counts consented records for ([`crate::consent`]).
+        #[serde(default)]
+        purpose: Purpose,
     },
     /// `zk`: the owner proves that its committed dataset meets the demand.
     SupplyProof {
@@ -303,6 +320,10 @@ pub enum TxKind {
         #[serde(with = "hex_bytes")]
         sealed_pointer: Vec<u8>,
     },
+    /// `consent`: a hospital publishes new consent commitments C_K for its datasets (after a
+    /// patient's consent changed; it may re-commit them all with fresh salts, so the chain
+    /// does not tell which datasets hold that patient's records).
+    CommitConsent { commitments: Vec<ConsentCommitment> },
     /// `access`: a reviewer at the owner marks a break-glass use justified or not. An
     /// unjustified one ends its grants, and with `revoke_credential` asks the KGC to
     /// withdraw the clinician's credential (the usual revocation).
@@ -349,6 +370,7 @@ impl TxKind {
             TxKind::BreakGlass { .. } => "break_glass",
             TxKind::BreakGlassGrant { .. } => "break_glass_grant",
             TxKind::ReviewBreakGlass { .. } => "review_break_glass",
+            TxKind::CommitConsent { .. } => "commit_consent",
         }
     }
 }

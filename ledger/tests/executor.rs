@@ -157,6 +157,9 @@ fn hospital_a_dataset(
         abe_index: vec![],
         zk_policy_hash: fr(6),
         disclosure,
+        consent: fr(8),
+        consent_version: 0,
+        consent_ms: T0_MS,
         erased: None,
         registered_ms: T0_MS,
         tx: [0; 32],
@@ -557,7 +560,7 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
 
     let mut w = World::new();
     // A supply verifying key of fixed points: every proof below is bad under it.
-    let vk = dualchain_ledger::genesis::placeholder_verifying_key(2);
+    let vk = dualchain_ledger::genesis::placeholder_verifying_key(4);
     w.genesis.supply_vks = vec![(SupplyShape::Records64, vk)];
     let mut kgc = w.member("kgc", Role::Kgc, None);
     let mut owner = w.member("hospital-a", Role::Hospital, None);
@@ -580,6 +583,8 @@ fn proofs_are_verified_only_after_the_cheap_checks_and_within_a_members_budget()
                 requester: "research-1".into(),
                 requirement,
                 requirement_hash: fr(7),
+                purpose: Default::default(),
+                use_index: 0,
                 published_ms: T0_MS,
                 supplied_by: None,
             },
@@ -656,7 +661,7 @@ fn demands_outside_the_owners_disclosure_policy_are_refused_with_the_limit_they_
     let mut n = 0u8;
     let mut demand = |who: &mut Who, requirement: Requirement| {
         n += 1;
-        who.tx(TxKind::Demand { demand: [n; 32], dataset, requirement }).to_bytes()
+        who.tx(TxKind::Demand { demand: [n; 32], dataset, requirement, purpose: Default::default() }).to_bytes()
     };
     let probes = [
         demand(&mut research, Requirement { threshold: 1, ..wide }),
@@ -745,6 +750,7 @@ fn a_registration_whose_policy_forms_disagree_with_its_statement_is_refused() {
             policy: policy.into(),
             abe_index,
             zk_policy_hash: zk,
+            consent: fr(9),
             disclosure: Default::default(),
         })
     };
@@ -880,7 +886,7 @@ fn only_the_owner_erases_a_dataset_and_nothing_is_asked_of_it_afterwards() {
         erase(&mut hospital, ""),
         erase(&mut hospital, "patient request (GDPR art. 17)"),
         erase(&mut hospital, "again"),
-        research.tx(TxKind::Demand { demand: [9; 32], dataset, requirement }).to_bytes(),
+        research.tx(TxKind::Demand { demand: [9; 32], dataset, requirement, purpose: Default::default() }).to_bytes(),
     ];
     let a = batch(&ledger, 3, &payloads).unwrap().unwrap();
     let o = outcomes(&a);
@@ -895,6 +901,102 @@ fn only_the_owner_erases_a_dataset_and_nothing_is_asked_of_it_afterwards() {
     assert_eq!(tombstone.reason, "patient request (GDPR art. 17)");
     assert!(d.abe_index.is_empty(), "the index is dropped from state");
     assert_eq!(d.commitment, fr(5), "the commitment (hiding) stays");
+}
+
+/// Consent (`contracts::consent`): only the owner replaces its datasets' consent
+/// commitments, each a field element, 1..=256 distinct datasets, none erased, all or none;
+/// a demand's purpose and the requester's role fix the use its supply proof is checked for,
+/// against the latest commitment.
+#[test]
+fn consent_commitments_are_the_owners_and_supply_proofs_are_checked_against_the_latest() {
+    use dualchain_ledger::consent::{use_index, Purpose};
+    use dualchain_ledger::contracts::consent::COMMITMENTS_MAX;
+    use dualchain_ledger::contracts::zk::public_inputs;
+    use dualchain_ledger::state::{dataset_key, Overlay};
+    use dualchain_ledger::tx::ConsentCommitment;
+
+    let mut w = World::new();
+    let mut hospital = w.member("hospital-a", Role::Hospital, None);
+    let mut other = w.member("hospital-b", Role::Hospital, None);
+    let mut research = w.member("research-1", Role::ResearchInstitute, None);
+    let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+    let (mine, erased) = ([1u8; 32], [2u8; 32]);
+    seed_state(&engine, |o| {
+        o.put(dataset_key(&mine), &hospital_a_dataset(mine, Default::default()));
+        let mut e = hospital_a_dataset(erased, Default::default());
+        e.erased = Some(dualchain_ledger::state::Erasure { at_ms: T0_MS, reason: "patient request".into() });
+        o.put(dataset_key(&erased), &e);
+    });
+    let ledger = open(engine.clone(), &w);
+    let regs = [hospital.register(), other.register(), research.register()];
+    batch(&ledger, 2, &regs.iter().map(SignedTx::to_bytes).collect::<Vec<_>>()).unwrap().unwrap();
+
+    let c = |dataset: [u8; 32], commitment: FrBytes| ConsentCommitment { dataset, commitment };
+    let commit =
+        |who: &mut Who, commitments: Vec<ConsentCommitment>| who.tx(TxKind::CommitConsent { commitments }).to_bytes();
+    let not_a_field_element = FrBytes([0xff; 32]);
+    let payloads = vec![
+        commit(&mut other, vec![c(mine, fr(30))]),
+        commit(&mut research, vec![c(mine, fr(30))]),
+        commit(&mut hospital, vec![]),
+        commit(&mut hospital, (0..=COMMITMENTS_MAX).map(|i| c([i as u8; 32], fr(30))).collect()),
+        commit(&mut hospital, vec![c(mine, fr(30)), c(mine, fr(31))]),
+        commit(&mut hospital, vec![c(mine, fr(30)), c([9; 32], fr(31))]),
+        commit(&mut hospital, vec![c(mine, not_a_field_element)]),
+        commit(&mut hospital, vec![c(mine, fr(30)), c(erased, fr(31))]),
+        commit(&mut hospital, vec![c(mine, fr(32))]),
+        research
+            .tx(TxKind::Demand {
+                demand: [7; 32],
+                dataset: mine,
+                requirement: any_heart_rate(10),
+                purpose: Purpose::Treatment,
+            })
+            .to_bytes(),
+        other
+            .tx(TxKind::Demand {
+                demand: [8; 32],
+                dataset: mine,
+                requirement: any_heart_rate(10),
+                purpose: Purpose::Research,
+            })
+            .to_bytes(),
+    ];
+    let a = batch(&ledger, 3, &payloads).unwrap().unwrap();
+    let o = outcomes(&a);
+    assert_eq!(reason(&o[0]), &Reason::NotDatasetOwner { owner: "hospital-a".into() });
+    assert!(matches!(reason(&o[1]), Reason::RoleRequired { .. }), "{:?}", o[1]);
+    assert_eq!(reason(&o[2]), &Reason::ConsentCommitmentsOutOfRange { max: COMMITMENTS_MAX });
+    assert_eq!(reason(&o[3]), &Reason::ConsentCommitmentsOutOfRange { max: COMMITMENTS_MAX });
+    assert_eq!(reason(&o[4]), &Reason::ConsentDatasetRepeated);
+    assert_eq!(reason(&o[5]), &Reason::UnknownDataset);
+    assert_eq!(reason(&o[6]), &Reason::ConsentCommitmentInvalid);
+    assert_eq!(reason(&o[7]), &Reason::DatasetErased);
+    assert!(o[8].is_accepted() && o[9].is_accepted() && o[10].is_accepted(), "{o:?}");
+    // The refused ones changed nothing (case 7 named this dataset first): one version on.
+    let ds = ledger.dataset(&mine).unwrap().unwrap();
+    assert_eq!((ds.consent, ds.consent_version), (fr(32), 1));
+    // Each demand's use is its purpose for its requester's role.
+    let d7 = ledger.demand(&[7; 32]).unwrap().unwrap();
+    let d8 = ledger.demand(&[8; 32]).unwrap().unwrap();
+    assert_eq!((d7.purpose, d7.use_index), (Purpose::Treatment, use_index(Purpose::Treatment, "research").unwrap()));
+    assert_eq!(d8.use_index, use_index(Purpose::Research, "hospital").unwrap());
+    assert_ne!(d7.use_index, d8.use_index);
+    // A supply proof of demand 7 is checked against C_D, the requirement, the latest C_K and
+    // demand 7's use.
+    let proof = hospital.tx(TxKind::SupplyProof { demand: [7; 32], proof: vec![0; 192] });
+    let store = dualchain_storage::ledger::LedgerStore::open(engine).unwrap();
+    let state = Overlay::new(&store);
+    let (_, inputs) = public_inputs(&state, &proof.tx).unwrap().expect("a supply statement");
+    assert_eq!(
+        inputs,
+        [
+            fr(5).to_fr().unwrap(),
+            d7.requirement_hash.to_fr().unwrap(),
+            fr(32).to_fr().unwrap(),
+            blstrs::Scalar::from(u64::from(d7.use_index))
+        ]
+    );
 }
 
 /// Break-glass (`contracts::emergency`): the identity checks all hold, the purpose and the

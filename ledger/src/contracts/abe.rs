@@ -42,6 +42,9 @@ pub fn register_dataset(ctx: &mut Ctx<'_, '_>, reg: &DatasetRegistration) -> Exe
     if let Err(e) = reg.commitment.to_fr() {
         return reject_because(Reason::CommitmentInvalid, e);
     }
+    if let Err(e) = reg.consent.to_fr() {
+        return reject_because(Reason::ConsentCommitmentInvalid, e);
+    }
     if let Err(e) = reg.zk_policy_hash.to_fr() {
         return reject_because(Reason::ZkPolicyInvalid, e);
     }
@@ -80,6 +83,9 @@ pub fn register_dataset(ctx: &mut Ctx<'_, '_>, reg: &DatasetRegistration) -> Exe
         abe_index: reg.abe_index.clone(),
         zk_policy_hash: reg.zk_policy_hash,
         disclosure: reg.disclosure,
+        consent: reg.consent,
+        consent_version: 0,
+        consent_ms: ctx.time_ms,
         erased: None,
         registered_ms: ctx.time_ms,
         tx: ctx.tx_hash,

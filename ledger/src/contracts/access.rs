@@ -4,6 +4,7 @@ use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::Codec;
 
 use super::context::{check_text, reject, reject_because, Ctx, Exec, Refusal};
+use crate::consent::{use_index, Purpose, RECIPIENT_ROLES};
 use crate::reason::{Reason, TextField};
 use crate::state::{
     audit_key, dataset_key, demand_count_key, demand_key, grant_key, member_key, DatasetRecord, DemandRecord,
@@ -33,8 +34,16 @@ fn require_not_erased(ctx: &Ctx<'_, '_>, g: &GrantRecord) -> Exec {
     }
 }
 
-pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement) -> Exec {
-    let requester = ctx.require_role(&["research", "hospital"])?.id.clone();
+pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement, purpose: Purpose) -> Exec {
+    let sender = ctx.require_role(&["research", "hospital"])?;
+    let (requester, role) = (sender.id.clone(), sender.role.clone());
+    let Some(use_index) = use_index(purpose, &role) else {
+        return reject(Reason::RoleRequired {
+            roles: RECIPIENT_ROLES.iter().map(|r| r.to_string()).collect(),
+            member: requester,
+            role,
+        });
+    };
     if ctx.state.get::<DemandRecord>(&demand_key(id))?.is_some() {
         return reject(Reason::DemandIdUsed);
     }
@@ -64,6 +73,8 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement)
         requester,
         requirement: *r,
         requirement_hash: FrBytes::from_fr(&r.hash()),
+        purpose,
+        use_index,
         published_ms: ctx.time_ms,
         supplied_by: None,
     };

@@ -5,6 +5,7 @@
 
 pub mod abe;
 pub mod access;
+pub mod consent;
 pub mod context;
 pub mod emergency;
 pub mod registry;
@@ -25,7 +26,10 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
         TxKind::RevokeMember { member, reason } => registry::revoke_member(ctx, member, reason),
         TxKind::RegisterDataset(reg) => abe::register_dataset(ctx, reg),
         TxKind::EraseDataset { dataset, reason } => abe::erase_dataset(ctx, dataset, reason),
-        TxKind::Demand { demand, dataset, requirement } => access::demand(ctx, demand, dataset, requirement),
+        TxKind::Demand { demand, dataset, requirement, purpose } => {
+            access::demand(ctx, demand, dataset, requirement, *purpose)
+        }
+        TxKind::CommitConsent { commitments } => consent::commit(ctx, commitments),
         TxKind::SupplyProof { demand, .. } => zk::supply_proof(ctx, demand),
         TxKind::RequestAccess { request, demand, root, duration_s, .. } => {
             zk::request_access(ctx, request, demand, root, *duration_s)

@@ -14,7 +14,7 @@
 
 use blstrs::Scalar as Fr;
 use dualchain_prover::policy::{key_hash, request_binding};
-use dualchain_prover::supply::SupplyShape;
+use dualchain_prover::supply::{SupplyShape, SupplyStatement};
 
 use super::context::{reject, Ctx, Exec, Refusal};
 use super::{access, registry};
@@ -46,9 +46,17 @@ pub fn public_inputs(state: &Overlay<'_>, tx: &Tx) -> Result<Option<(Circuit, Ve
     match &tx.kind {
         TxKind::SupplyProof { demand, .. } => {
             let Some((d, ds)) = demand_of(demand)? else { return Ok(None) };
-            let (Ok(c), Ok(h)) = (ds.commitment.to_fr(), d.requirement_hash.to_fr()) else { return Ok(None) };
+            let (Ok(c), Ok(h), Ok(k)) = (ds.commitment.to_fr(), d.requirement_hash.to_fr(), ds.consent.to_fr()) else {
+                return Ok(None);
+            };
             let Some(shape) = SupplyShape::for_records(ds.capacity as usize) else { return Ok(None) };
-            Ok(Some((Circuit::Supply(shape), vec![c, h])))
+            let statement = SupplyStatement {
+                dataset_commitment: c,
+                requirement_hash: h,
+                consent_commitment: k,
+                use_index: d.use_index,
+            };
+            Ok(Some((Circuit::Supply(shape), statement.public_inputs())))
         }
         TxKind::RequestAccess { request, demand, root, .. } => {
             let Some((_, ds)) = demand_of(demand)? else { return Ok(None) };
