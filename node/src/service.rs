@@ -47,6 +47,7 @@ use crate::api::{ApiMetrics, ApiState};
 use crate::config::{ConsortiumFile, NodeConfig};
 use crate::files::{from_hex, read_secret};
 use crate::member::client::Client;
+use crate::member::consent::ConsentBook;
 use crate::member::MemberFile;
 use crate::metrics::{register_gauges, ScrapeGauges};
 use crate::runtime::{unix_ms, Authority, Hosted, Node};
@@ -277,6 +278,8 @@ fn host_member(node: &Node, file: &MemberFile) -> Result<Hosted> {
                 metrics: node.agent_metrics.clone(),
                 persist: Some(data_dir.join("owned")),
                 compute: node.compute,
+                consents: Mutex::new(ConsentBook::open(Some(data_dir.join("consents.json")))?),
+                consent_lock: Default::default(),
             });
             let loaded = owner.load_datasets()?;
             tracing::info!(datasets = loaded, "owner's datasets loaded");

@@ -7,27 +7,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
 use dualchain_node::api::fhir_routes::upload_tag;
 use dualchain_testkit::consortium::{CPCS, HOSPITAL_A, HOSPITAL_B, RESEARCH};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-/// Runs the validator on `files` (and the stock client against `metadata`, trusting `ca`);
-/// its exit status and what it printed.
-fn validate(files: &[PathBuf], metadata: Option<(&str, &Path)>) -> Result<(bool, String)> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fhir-validate.py");
-    let mut cmd = Command::new("python3");
-    cmd.arg(script).args(files);
-    if let Some((base, ca)) = metadata {
-        cmd.arg("--metadata").arg(base).arg("--ca").arg(ca);
-    }
-    let out = cmd.output().context("running python3 scripts/fhir-validate.py")?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Ok((out.status.success(), text))
-}
 
 fn save(dir: &Path, name: &str, v: &Value) -> Result<PathBuf> {
     let path = dir.join(format!("{name}.json"));
@@ -49,7 +34,10 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     let rest = &metadata["rest"][0];
     let kinds: Vec<&str> =
         rest["resource"].as_array().into_iter().flatten().filter_map(|r| r["type"].as_str()).collect();
-    ensure!(kinds == ["Patient", "Device", "Observation", "AuditEvent"], "a hospital's node states {kinds:?}");
+    ensure!(
+        kinds == ["Patient", "Device", "Observation", "AuditEvent", "Consent"],
+        "a hospital's node states {kinds:?}"
+    );
     ensure!(rest["interaction"][0]["code"] == "transaction", "{rest}");
     // Nothing it does not serve: creates, and a search of Observations; no read by id, no
     // update, no delete.
@@ -65,6 +53,7 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     ensure!(interactions(&rest["resource"][1]) == ["create"], "{rest}");
     ensure!(interactions(&rest["resource"][2]) == ["create", "search-type"], "{rest}");
     ensure!(interactions(&rest["resource"][3]) == ["search-type"], "{rest}");
+    ensure!(interactions(&rest["resource"][4]) == ["create", "search-type"], "{rest}");
     // SMART Backend Services: the token endpoint where a stock client looks for it.
     let oauth = &rest["security"]["extension"][0];
     ensure!(oauth["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", "{rest}");
@@ -300,9 +289,12 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     let base = format!("{}/fhir", node.consortium.validators[node.cfg.node as usize].api);
     let ca = dir.join("tls-ca.der");
     std::fs::write(&ca, hex::decode(&node.consortium.tls_ca)?)?;
-    let (ok, text) = validate(&files, Some((&base, &ca)))?;
+    let (ok, text) = common::fhir_validate(&files, Some((&base, &ca)))?;
     ensure!(ok, "FHIR answers that do not validate:\n{text}");
-    ensure!(text.contains("FHIR 4.0.1, resources ['Patient', 'Device', 'Observation', 'AuditEvent']"), "{text}");
+    ensure!(
+        text.contains("FHIR 4.0.1, resources ['Patient', 'Device', 'Observation', 'AuditEvent', 'Consent']"),
+        "{text}"
+    );
 
     // The validator is no rubber stamp: what FHIR R4 forbids, it refuses.
     let mut with_extension = bundle.clone();
@@ -316,7 +308,7 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
         ("no-status", &no_status, "status"),
         ("bad-date", &bad_date, "date"),
     ] {
-        let (ok, text) = validate(&[save(&dir, name, v)?], None)?;
+        let (ok, text) = common::fhir_validate(&[save(&dir, name, v)?], None)?;
         ensure!(!ok && text.contains("INVALID") && text.contains(why), "{name} passed:\n{text}");
     }
     c.shutdown().await?;

@@ -267,7 +267,10 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     assert!(r.status == 403 && r.refusal().reason == "revoked", "a revoked member's token answered {}", r.status);
     assert!(reason(c.demand(HOSPITAL_B, &a.dataset, 4).await).starts_with("revoked"));
     let requirement = c.ledger(0)?.demand(&demand)?.unwrap().requirement;
-    let f = c.client(HOSPITAL_B)?.submit(TxKind::Demand { demand: [7; 32], dataset: a.dataset.0, requirement }).await?;
+    let f = c
+        .client(HOSPITAL_B)?
+        .submit(TxKind::Demand { demand: [7; 32], dataset: a.dataset.0, requirement, purpose: Default::default() })
+        .await?;
     assert!(rejected(&f.outcome).contains("revoked"), "{:?}", f.outcome);
     match c.upload(HOSPITAL_B, "late", CPCS[1]).await {
         Ok(_) => bail!("a revoked member uploaded a dataset"),

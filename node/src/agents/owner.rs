@@ -1,6 +1,15 @@
 //! A hospital's node: it keeps its datasets' openings, proves supply when a demand on one
 //! of them is final, and issues the re-key (sealed to the grant's CPC under ESKI-IBE) when
 //! a grant is final.
+//!
+//! Consent (beyond DESIGN.md): it keeps its patients' Consents
+//! ([`crate::member::consent`]) and, for each dataset, the consent mask of every record
+//! with the salt of their commitment C_K on chain. A recorded Consent re-commits every
+//! dataset it holds with fresh salts ([`OwnerNode::record_consent`]), so the chain does not
+//! tell which datasets hold the patient's records. Before a supply proof, the dataset's
+//! masks are brought up to date (a consent period may have ended) and re-committed where
+//! they changed; the proof counts only records whose consent permits the demand's use,
+//! and a re-key selects only those, with the masks as they are when it is issued.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,6 +27,7 @@ use dualchain_prover::params::ProvingKey;
 use dualchain_prover::supply::{self, SupplyCircuit, SupplyShape};
 use dualchain_prover::verify::proof_to_bytes;
 use dualchain_prover::ProverError;
+use ff::Field;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -25,6 +35,7 @@ use super::follow::{follow_home, Agent};
 use super::{Activity, AgentMetrics, Log, Reaction};
 use crate::files::write_private;
 use crate::member::client::Client;
+use crate::member::consent::{ConsentBook, ConsentRule};
 use crate::member::emergency::{seal_pointer, Scope};
 use crate::member::pseudonym::{PseudonymKey, Pseudonyms, PSEUDONYMS_AAD};
 use crate::member::sharing;
@@ -32,6 +43,7 @@ use crate::member::{Member, REKEY_AAD};
 
 /// A dataset as its owner keeps it: the records the commitment opens to, its name and
 /// the CPC holding it (neither is on chain; both are in its CP-ABE index).
+#[derive(Clone)]
 pub struct OwnedDataset {
     pub name: String,
     pub cpc: String,
@@ -52,6 +64,14 @@ pub struct OwnedDataset {
     /// The manifest hash H1 (`None` for datasets of earlier builds): a break-glass grant's
     /// pointer carries it, since its clinician may not open the CP-ABE index.
     pub h1: Option<Hash>,
+    /// Each record's consent mask as last committed (C_K on chain opens to these under
+    /// `consent_salt`).
+    pub consent: Vec<u8>,
+    pub consent_salt: Fr,
+    /// What each grant's re-key selected (record indexes), noted once the ledger accepted
+    /// it: the access log names the patients a grant delivered, and a changed consent the
+    /// grants that delivered the patient's records, from this.
+    pub delivered: Vec<(Hash, Vec<u32>)>,
 }
 
 impl OwnedDataset {
@@ -67,6 +87,9 @@ impl OwnedDataset {
             "pseudonym_key": hex::encode(self.pseudonym_key.0),
             "dsk": self.dsk.as_ref().map(crate::files::to_hex),
             "h1": self.h1.map(hex::encode),
+            "consent": hex::encode(&self.consent),
+            "consent_salt": hex::encode(dualchain_ledger::tx::FrBytes::from_fr(&self.consent_salt).0),
+            "delivered": self.delivered.iter().map(|(g, r)| serde_json::json!([hex::encode(g), r])).collect::<Vec<_>>(),
         })
     }
 
@@ -109,8 +132,81 @@ impl OwnedDataset {
             }
             None => None,
         };
-        Ok(Self { name: text("name")?, cpc: text("cpc")?, shape, records, salt, patients, pseudonym_key, dsk, h1 })
+        // Datasets of earlier builds: every record permitted every use (their commitment on
+        // chain differs; the first supply proof re-commits it).
+        let consent = match v.get("consent").and_then(|k| k.as_str()) {
+            Some(k) => hex::decode(k).context("consent")?,
+            None => vec![supply::ALL_USES; records.len()],
+        };
+        if consent.len() != records.len() {
+            bail!("{} consent masks for {} records", consent.len(), records.len());
+        }
+        let consent_salt = match v.get("consent_salt").and_then(|k| k.as_str()) {
+            Some(k) => {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(k, &mut b).context("consent_salt")?;
+                dualchain_ledger::tx::FrBytes(b).to_fr().map_err(|e| anyhow!(e))?
+            }
+            None => Fr::ZERO,
+        };
+        let mut delivered = Vec::new();
+        for entry in v.get("delivered").and_then(|d| d.as_array()).into_iter().flatten() {
+            let mut g = [0u8; 32];
+            hex::decode_to_slice(entry[0].as_str().unwrap_or_default(), &mut g).context("delivered grant")?;
+            let rows: Vec<u32> = serde_json::from_value(entry[1].clone()).context("delivered records")?;
+            if rows.iter().any(|r| *r as usize >= records.len()) {
+                bail!("a grant delivered a record the dataset does not hold");
+            }
+            delivered.push((g, rows));
+        }
+        Ok(Self {
+            name: text("name")?,
+            cpc: text("cpc")?,
+            shape,
+            records,
+            salt,
+            patients,
+            pseudonym_key,
+            dsk,
+            h1,
+            consent,
+            consent_salt,
+            delivered,
+        })
     }
+
+    /// The patients whose records grant `g` delivered, if its selection was noted here.
+    pub fn delivered_patients(&self, g: &Hash) -> Option<Vec<String>> {
+        let (_, rows) = self.delivered.iter().find(|(id, _)| id == g)?;
+        let mut out: Vec<String> = rows.iter().filter_map(|i| self.patients.get(*i as usize).cloned()).collect();
+        out.sort();
+        out.dedup();
+        Some(out)
+    }
+
+    /// The consent commitment C_K of the masks as kept.
+    pub fn consent_commitment(&self) -> Result<Fr> {
+        Ok(supply::consent_commitment(self.shape, &self.consent, self.consent_salt)?)
+    }
+
+    /// Each record's consent mask under `book` at `now_ms` (a record without a patient
+    /// reference, of an earlier build: every use).
+    pub fn masks_now(&self, book: &ConsentBook, now_ms: i64) -> Vec<u8> {
+        (0..self.records.len())
+            .map(|i| self.patients.get(i).map_or(supply::ALL_USES, |p| book.mask_of(p, now_ms)))
+            .collect()
+    }
+}
+
+/// What recording a Consent did: the datasets re-committed, and the grants made before it
+/// over datasets holding the patient's records (what they delivered stays delivered).
+#[derive(Debug, Clone)]
+pub struct ConsentChange {
+    /// The Consent as kept, tagged with the commitments' transactions.
+    pub consent: serde_json::Value,
+    pub recommitted: usize,
+    pub records: usize,
+    pub earlier_grants: Vec<dualchain_ledger::state::GrantRecord>,
 }
 
 /// What a grant's sealed re-key names besides the dataset: the grant, its requester and
@@ -134,6 +230,11 @@ pub struct OwnerNode {
     pub persist: Option<std::path::PathBuf>,
     /// Where proving runs (the CUDA backends or the CPU), chosen by whoever assembles the node.
     pub compute: &'static Compute,
+    /// The patients' Consents.
+    pub consents: Mutex<ConsentBook>,
+    /// Held while the consent state changes or is used against the chain: recording a
+    /// Consent, a supply proof, a dataset's registration.
+    pub consent_lock: tokio::sync::Mutex<()>,
 }
 
 impl OwnerNode {
@@ -183,7 +284,7 @@ impl OwnerNode {
         Ok(())
     }
 
-    fn dataset(&self, id: &Hash) -> Option<Arc<OwnedDataset>> {
+    pub fn dataset(&self, id: &Hash) -> Option<Arc<OwnedDataset>> {
         self.datasets.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
     }
 
@@ -204,15 +305,106 @@ impl OwnerNode {
         Ok(false)
     }
 
+    /// Notes what a grant's accepted re-key selected (see [`OwnedDataset::delivered`]).
+    fn note_delivery(&self, dataset: &Hash, grant: Hash, selected: &[u64]) -> Result<()> {
+        let Some(d) = self.dataset(dataset) else { return Ok(()) };
+        let mut updated = (*d).clone();
+        updated.delivered.retain(|(g, _)| *g != grant);
+        updated.delivered.push((grant, selected.iter().map(|i| *i as u32).collect()));
+        self.add_dataset(DatasetId(*dataset), updated)
+    }
+
+    /// The consent mask of `patient`'s records now.
+    pub fn consent_mask(&self, patient: &str) -> u8 {
+        self.consents.lock().unwrap_or_else(|p| p.into_inner()).mask_of(patient, crate::clock::unix_ms() as i64)
+    }
+
+    /// Records a patient's Consent (read by [`ConsentRule::from_fhir`]; its patient must be
+    /// one of this hospital's) and re-commits every dataset kept here under fresh salts,
+    /// returning once the commitments are final: every supply proof and re-key from then on
+    /// follows it.
+    pub async fn record_consent(&self, consent: serde_json::Value, rule: ConsentRule) -> Result<ConsentChange> {
+        let _held = self.consent_lock.lock().await;
+        let patient = rule.patient.clone();
+        self.consents.lock().unwrap_or_else(|p| p.into_inner()).record(consent, rule)?;
+        let kept: Vec<Hash> = self.datasets.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+        let (recommitted, txs) = self.commit_consent(&kept, true).await?;
+        let tags: Vec<(&str, String)> = txs.iter().map(|h| ("tx", hex::encode(h))).collect();
+        let consent = {
+            let mut book = self.consents.lock().unwrap_or_else(|p| p.into_inner());
+            book.tag_latest(&tags)?;
+            book.all().last().map(|(c, _)| c.clone()).unwrap_or_default()
+        };
+        let ledger = &self.client.home().ledger;
+        let mut records = 0;
+        let mut holding = HashMap::new();
+        for id in &kept {
+            if let Some(d) = self.dataset(id) {
+                let n = d.patients.iter().filter(|p| **p == patient).count();
+                if n > 0 {
+                    records += n;
+                    holding.insert(*id, d);
+                }
+            }
+        }
+        // The grants that delivered the patient's records (where not noted: every grant
+        // with a re-key over a dataset holding them).
+        let earlier_grants = ledger
+            .grants(usize::MAX)?
+            .into_iter()
+            .filter(|g| g.owner == self.member.id && g.sealed_token.is_some())
+            .filter(|g| {
+                holding
+                    .get(&g.dataset)
+                    .is_some_and(|d| d.delivered_patients(&g.id).is_none_or(|p| p.contains(&patient)))
+            })
+            .collect();
+        Ok(ConsentChange { consent, recommitted, records, earlier_grants })
+    }
+
+    /// Brings the consent masks of `ids` up to date and publishes their commitments: all of
+    /// them under fresh salts (`all`), or those whose masks changed or whose commitment on
+    /// chain is not the one kept here (a crash between the two). Erased or unregistered
+    /// datasets are skipped. The caller holds `consent_lock`. Returns how many it committed,
+    /// and the transactions.
+    async fn commit_consent(&self, ids: &[Hash], all: bool) -> Result<(usize, Vec<Hash>)> {
+        use dualchain_ledger::contracts::consent::COMMITMENTS_MAX;
+        use dualchain_ledger::tx::{ConsentCommitment, FrBytes};
+        let ledger = self.client.home().ledger.clone();
+        let now = crate::clock::unix_ms() as i64;
+        let mut commitments = Vec::new();
+        for id in ids {
+            let Some(d) = self.dataset(id) else { continue };
+            let Some(on_chain) = ledger.dataset(id)?.filter(|ds| ds.erased.is_none()) else { continue };
+            let masks = d.masks_now(&self.consents.lock().unwrap_or_else(|p| p.into_inner()), now);
+            let current = masks == d.consent && on_chain.consent == FrBytes::from_fr(&d.consent_commitment()?);
+            if current && !all {
+                continue;
+            }
+            let salt = Fr::random(&mut rand::rngs::OsRng);
+            let updated = OwnedDataset { consent: masks, consent_salt: salt, ..(*d).clone() };
+            let commitment = FrBytes::from_fr(&updated.consent_commitment()?);
+            // Kept before it is published: a crash in between leaves the chain behind, and
+            // the next use of the dataset publishes it again.
+            self.add_dataset(DatasetId(*id), updated)?;
+            commitments.push(ConsentCommitment { dataset: *id, commitment });
+        }
+        let mut txs = Vec::new();
+        for chunk in commitments.chunks(COMMITMENTS_MAX) {
+            txs.push(self.client.submit_accepted(TxKind::CommitConsent { commitments: chunk.to_vec() }).await?.hash);
+        }
+        Ok((commitments.len(), txs))
+    }
+
     /// Starts reacting to the home validator's ledger.
     pub fn spawn(self: &Arc<Self>) -> Agent {
         let me = self.clone();
         follow_home(&self.member.id, self.log.clone(), &self.client, move |kind| {
             let me = me.clone();
             match kind {
-                TxKind::Demand { demand, dataset, requirement } => {
-                    let d = me.dataset(&dataset)?;
-                    Some(Box::pin(async move { me.prove_supply(demand, d, requirement).await }) as Reaction)
+                TxKind::Demand { demand, dataset, requirement, .. } => {
+                    me.dataset(&dataset)?;
+                    Some(Box::pin(async move { me.prove_supply(demand, dataset, requirement).await }) as Reaction)
                 }
                 TxKind::RequestAccess { request, .. } => Some(Box::pin(async move { me.issue_rekey(request).await })),
                 TxKind::EraseDataset { dataset, .. } => Some(Box::pin(async move { me.forget(&dataset) })),
@@ -224,20 +416,27 @@ impl OwnerNode {
         })
     }
 
-    async fn prove_supply(self: Arc<Self>, demand: Hash, d: Arc<OwnedDataset>, req: supply::Requirement) -> Result<()> {
-        if self.client.home().ledger.demand(&demand)?.is_none_or(|d| d.supplied_by.is_some()) {
+    async fn prove_supply(self: Arc<Self>, demand: Hash, dataset: Hash, req: supply::Requirement) -> Result<()> {
+        let Some(record) = self.client.home().ledger.demand(&demand)?.filter(|d| d.supplied_by.is_none()) else {
             return Ok(()); // proved before (a replay after a restart)
-        }
+        };
+        // The proof is checked against the consent commitment on chain when it lands: no
+        // Consent is recorded in between.
+        let _held = self.consent_lock.lock().await;
+        self.commit_consent(&[dataset], false).await?;
+        let d = self.dataset(&dataset).ok_or_else(|| anyhow!("the demand's dataset is no longer kept here"))?;
         let pk =
             self.supply_keys.get(&d.shape).cloned().ok_or_else(|| anyhow!("no proving key for {}", d.shape.name()))?;
         let started = Instant::now();
         let compute = self.compute;
+        let consent = supply::Consent { masks: d.consent.clone(), salt: d.consent_salt, use_index: record.use_index };
         let proved = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, ProverError> {
-            let circuit = match SupplyCircuit::new(d.shape, &d.records, d.salt, req) {
-                Ok(c) => c,
-                Err(ProverError::Unsatisfied { .. }) => return Ok(None),
-                Err(e) => return Err(e),
-            };
+            let circuit =
+                match SupplyCircuit::new(d.shape, &d.records, d.salt, req).and_then(|c| c.with_consent(&consent)) {
+                    Ok(c) => c,
+                    Err(ProverError::Unsatisfied { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
             match compute.prove(&pk, circuit, &mut ChaCha20Rng::from_entropy()) {
                 Ok((proof, _)) => Ok(Some(proof_to_bytes(&proof).to_vec())),
                 Err(ProverError::Unsatisfied { .. }) => Ok(None),
@@ -246,7 +445,11 @@ impl OwnerNode {
         })
         .await??;
         let Some(proof) = proved else {
-            let reason = "the dataset does not meet the requirement; no supply proof exists".to_string();
+            let reason = format!(
+                "the records whose patients consent to {} for a {} do not meet the requirement; no supply proof exists",
+                record.purpose,
+                self.client.home().ledger.member(&record.requester)?.map(|m| m.role).unwrap_or_default()
+            );
             self.log.push(&self.member.id, Activity::SupplyImpossible { demand, reason });
             return Ok(());
         };
@@ -266,16 +469,19 @@ impl OwnerNode {
         let d = self.dataset(&grant.dataset).ok_or_else(|| anyhow!("the grant's dataset is not kept here"))?;
         // Minimum necessary: the grant delivers the records that satisfy its demand, not the
         // dataset (the supply proof showed at least the threshold of them exist).
+        // Consent as it is now: a patient who withdrew since the proof is left out.
         let demand = ledger.demand(&grant.demand)?.ok_or_else(|| anyhow!("the grant's demand is unknown"))?;
+        let masks =
+            d.masks_now(&self.consents.lock().unwrap_or_else(|p| p.into_inner()), crate::clock::unix_ms() as i64);
         let selected: Vec<u64> = d
             .records
             .iter()
             .enumerate()
-            .filter(|(_, r)| demand.requirement.matches(r))
+            .filter(|(i, r)| demand.requirement.matches(r) && supply::permits(masks[*i], demand.use_index))
             .map(|(i, _)| i as u64)
             .collect();
         if selected.is_empty() {
-            bail!("no record satisfies the grant's demand");
+            bail!("no record whose patient consents to {} satisfies the grant's demand", demand.purpose);
         }
         let (sealed_token, sealed_pseudonyms) = self.seal_grant(
             &grant.dataset,
@@ -285,6 +491,7 @@ impl OwnerNode {
         )?;
         let kind = TxKind::IssueReKey { grant: grant_id, sealed_token, sealed_pseudonyms };
         self.client.submit_accepted(kind).await?;
+        self.note_delivery(&grant.dataset, grant_id, &selected)?;
         self.log.push(&self.member.id, Activity::ReKeyIssued { grant: grant_id });
         Ok(())
     }
@@ -399,6 +606,7 @@ impl OwnerNode {
                 sealed_pointer,
             };
             self.client.submit_accepted(kind).await?;
+            self.note_delivery(&dataset, id, &selected)?;
             grants += 1;
         }
         self.log.push(&self.member.id, Activity::BreakGlassAnswered { request, grants });
@@ -432,6 +640,9 @@ mod tests {
             pseudonym_key: PseudonymKey([7; 32]),
             dsk: Some(DelegatingSecretKey::generate(&mut rand::rngs::OsRng)),
             h1: Some([3; 32]),
+            consent: vec![0b10, supply::ALL_USES],
+            consent_salt: Fr::from(9u64),
+            delivered: vec![([4; 32], vec![1])],
         };
         let back = OwnedDataset::from_json(&d.to_json()).unwrap();
         assert_eq!((back.shape, back.records.clone(), back.salt), (d.shape, d.records.clone(), d.salt));
@@ -439,6 +650,16 @@ mod tests {
         assert_eq!((back.patients.clone(), back.pseudonym_key.clone()), (d.patients.clone(), d.pseudonym_key.clone()));
         assert_eq!(back.dsk.as_ref().map(|k| k.public()), d.dsk.as_ref().map(|k| k.public()));
         assert_eq!(back.h1, d.h1);
+        assert_eq!((back.consent.clone(), back.consent_salt), (d.consent.clone(), d.consent_salt));
+        assert_eq!(back.consent_commitment().unwrap(), d.consent_commitment().unwrap());
+        assert_eq!(back.delivered_patients(&[4; 32]), Some(vec!["Patient/b".to_string()]));
+        assert_eq!(back.delivered_patients(&[5; 32]), None);
+        let mut v = d.to_json();
+        v["delivered"] = serde_json::json!([[hex::encode([4; 32]), [2]]]); // no record 2
+        assert!(OwnedDataset::from_json(&v).is_err());
+        let mut v = d.to_json();
+        v["consent"] = serde_json::json!("02"); // not one per record
+        assert!(OwnedDataset::from_json(&v).is_err());
         let mut v = d.to_json();
         v["patients"] = serde_json::json!(["Patient/a"]); // not one per record
         assert!(OwnedDataset::from_json(&v).is_err());

@@ -78,6 +78,13 @@ impl OwnerState {
         Ok(())
     }
 
+    /// Whether a Patient was registered here under `reference`.
+    pub(super) async fn knows_patient(api: &ApiState, reference: &str) -> Result<bool, ApiError> {
+        let mut st = api.owner_state.lock().await;
+        st.load(&api.node)?;
+        Ok(st.patients.contains_key(reference))
+    }
+
     /// Adds devices, on disk first.
     fn add_devices(&mut self, node: &Node, new: Vec<(String, String)>) -> Result<(), ApiError> {
         self.devices = with_added(node, "devices.json", &self.devices, new)?;
@@ -290,6 +297,16 @@ pub fn capability_statement(node: &Node) -> Value {
             {"name": "date", "type": "date", "documentation": "recorded; prefixes eq, ne, gt, lt, ge, le"},
             {"name": "_count", "type": "number", "documentation": "page size, at most 500 (default 50)"},
         ]}));
+        rest["resource"].as_array_mut().expect("an array").push(json!({"type": "Consent",
+        "interaction": [{"code": "create", "documentation": "a patient's consent to the sharing of its records: \
+            provision.type deny (opt-out) or permit (opt-in), by purpose (v3-ActReason HRESCH, TREAT, PUBHLTH, \
+            HOPERAT), by recipient (actor role IRCP, identifier of system urn:dualchain:member-role: research or \
+            hospital) and by period; no nested provisions. The latest per patient governs every later dataset, \
+            supply proof and grant; the chain holds only commitments to the datasets' consent state"},
+            {"code": "search-type", "documentation": "a patient's Consents (patient=<reference>), oldest first"}],
+        "searchParam": [
+            {"name": "patient", "type": "reference", "documentation": "the Patient, as its Observations name it"},
+        ]}));
         rest["interaction"] = json!([
             {"code": "transaction", "documentation": "one dataset of Patients and Observations"},
             {"code": "batch", "documentation": "as transaction"},
@@ -324,7 +341,7 @@ pub fn expect_type(v: &Value, want: &str) -> Result<(), ApiError> {
     }
 }
 
-fn owner_of(h: &Hosted) -> Result<&Arc<OwnerNode>, ApiError> {
+pub(super) fn owner_of(h: &Hosted) -> Result<&Arc<OwnerNode>, ApiError> {
     h.owner.as_ref().ok_or_else(|| ApiError::forbidden("wrong-role", "only hospitals upload"))
 }
 
@@ -376,6 +393,8 @@ struct Uploaded {
     dataset: DatasetId,
     h1: Hash,
     records: usize,
+    /// Observations left out because their patients consent to no use.
+    left_out: usize,
     tx: Hash,
     seq: u64,
 }
@@ -564,6 +583,7 @@ fn dataset_tags(up: &Uploaded) -> Vec<(&'static str, String)> {
         ("dataset", up.dataset.to_hex()),
         ("h1", hex::encode(up.h1)),
         ("records", up.records.to_string()),
+        ("left-out", up.left_out.to_string()),
         ("tx", hex::encode(up.tx)),
         ("seq", up.seq.to_string()),
     ]
@@ -702,7 +722,7 @@ pub async fn seal(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let terms = terms_of(node, &s)?;
     let up = seal_staged(node, h, &mut st, s.param("dataset"), terms).await?;
     ok_json(
-        &json!({"dataset": up.dataset.to_hex(), "h1": hex::encode(up.h1), "records": up.records, "tx": hex::encode(up.tx), "seq": up.seq}),
+        &json!({"dataset": up.dataset.to_hex(), "h1": hex::encode(up.h1), "records": up.records, "left_out": up.left_out, "tx": hex::encode(up.tx), "seq": up.seq}),
     )
 }
 
@@ -789,8 +809,9 @@ fn shape_for(node: &Node, n: usize) -> Result<dualchain_prover::supply::SupplySh
     })
 }
 
-/// Step 4 for a hosted hospital: signcrypt, store at the CPC (checking its manifest),
-/// commit, encrypt the index, keep the opening, register.
+/// Step 4 for a hosted hospital: leave out the observations of patients who consent to no
+/// use, signcrypt, store at the CPC (checking its manifest), commit the records and their
+/// consent masks, encrypt the index, keep the opening, register.
 async fn upload(
     node: &Node,
     h: &Hosted,
@@ -801,6 +822,26 @@ async fn upload(
     terms: Terms,
 ) -> Result<Uploaded, ApiError> {
     let owner = owner_of(h)?;
+    // No Consent is recorded until the dataset is registered with these masks.
+    let _consent = owner.consent_lock.lock().await;
+    let offered = observations.len();
+    let (mut kept_obs, mut kept_records, mut consent) = (Vec::new(), Vec::new(), Vec::new());
+    for (o, r) in observations.into_iter().zip(records) {
+        let mask = o["subject"]["reference"].as_str().map_or(supply::ALL_USES, |p| owner.consent_mask(p));
+        if mask != 0 {
+            kept_obs.push(o);
+            kept_records.push(r);
+            consent.push(mask);
+        }
+    }
+    let (observations, records) = (kept_obs, kept_records);
+    let left_out = offered - records.len();
+    if records.is_empty() {
+        return Err(ApiError::unprocessable(
+            "consent-excludes-all",
+            format!("the patients of all {offered} observations consent to no use; no dataset is made"),
+        ));
+    }
     let n = records.len();
     let shape = shape_for(node, n)?;
     let cpc = cpc
@@ -861,6 +902,7 @@ async fn upload(
             cpc: &cpc,
             shape,
             records: &records,
+            consent: &consent,
             policy: &terms.policy,
             disclosure: terms.disclosure,
         },
@@ -876,13 +918,16 @@ async fn upload(
         pseudonym_key: pseudonym::PseudonymKey::random(),
         dsk: Some(dsk),
         h1: Some(h1),
+        consent,
+        consent_salt: prepared.consent_salt,
+        delivered: Vec::new(),
     };
     owner.add_dataset(dataset, kept)?;
     let f = h.client.submit(prepared.tx).await?;
     if let Outcome::Rejected { reason } = f.outcome {
         return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the registration: {reason}")));
     }
-    Ok(Uploaded { dataset, h1, records: n, tx: f.hash, seq: f.seq })
+    Ok(Uploaded { dataset, h1, records: n, left_out, tx: f.hash, seq: f.seq })
 }
 
 #[cfg(test)]

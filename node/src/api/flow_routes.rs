@@ -40,10 +40,10 @@ pub async fn post_demand(State(api): State<ApiState>, s: Signed) -> ApiResult {
     if poll(Duration::from_secs(5), || Ok(ledger.dataset(&dataset)?)).await?.is_none() {
         return Err(ApiError::not_found("unknown-dataset", "no such dataset on the ledger"));
     }
-    let requirement = spec.requirement()?;
+    let (requirement, purpose) = (spec.requirement()?, spec.purpose()?);
     let mut id = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut id);
-    let f = h.client.submit(TxKind::Demand { demand: id, dataset, requirement }).await?;
+    let f = h.client.submit(TxKind::Demand { demand: id, dataset, requirement, purpose }).await?;
     if let Outcome::Rejected { reason } = &f.outcome {
         return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the demand: {reason}")));
     }

@@ -74,6 +74,7 @@ pub mod auth;
 pub mod authority_routes;
 pub mod client;
 pub mod conditional;
+pub mod consent_routes;
 pub mod console;
 pub mod cpc_routes;
 pub mod emergency_routes;
@@ -159,6 +160,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/fhir/Observation", post(post_observation).get(search_observations))
         .route("/fhir/Patient", post(post_patient))
         .route("/fhir/Device", post(post_device))
+        .route("/fhir/Consent", post(consent_routes::post_consent).get(consent_routes::search_consents))
         .route("/fhir/AuditEvent", get(audit::search_audit_events))
         .route("/datasets/seal", post(seal))
         .route("/datasets/{id}", get(get_dataset))

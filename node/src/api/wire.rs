@@ -50,6 +50,10 @@ pub struct DemandSpec {
     /// `any`, `male`, `female`, `other`.
     #[serde(default)]
     pub sex: Option<String>,
+    /// The purpose of use, an HL7 v3 ActReason code: `HRESCH` (research, the default),
+    /// `TREAT`, `PUBHLTH` or `HOPERAT`. Only records whose patients consent to it count.
+    #[serde(default)]
+    pub purpose: Option<String>,
 }
 
 fn max_band() -> u8 {
@@ -57,6 +61,18 @@ fn max_band() -> u8 {
 }
 
 impl DemandSpec {
+    /// The demand's purpose of use.
+    pub fn purpose(&self) -> Result<dualchain_ledger::consent::Purpose, ApiError> {
+        use dualchain_ledger::consent::Purpose;
+        match self.purpose.as_deref() {
+            None => Ok(Purpose::default()),
+            Some(code) => Purpose::from_code(code).ok_or_else(|| {
+                let known: Vec<&str> = Purpose::ALL.iter().map(|p| p.code()).collect();
+                ApiError::unprocessable("bad-purpose", format!("purpose {code:?} is not one of {}", known.join(", ")))
+            }),
+        }
+    }
+
     pub fn requirement(&self) -> Result<Requirement, ApiError> {
         let bad = |m: String| ApiError::unprocessable("bad-requirement", m);
         let fixed = |v: Option<f64>, what: &str| {
@@ -166,7 +182,18 @@ mod tests {
             age_band_min: 0,
             age_band_max: 20,
             sex: sex.map(str::to_string),
+            purpose: None,
         }
+    }
+
+    #[test]
+    fn a_demand_names_its_purpose_or_asks_for_research() {
+        use dualchain_ledger::consent::Purpose;
+        assert_eq!(spec("8867-4", None, None).purpose().unwrap(), Purpose::Research);
+        let treat = DemandSpec { purpose: Some("TREAT".into()), ..spec("8867-4", None, None) };
+        assert_eq!(treat.purpose().unwrap(), Purpose::Treatment);
+        let bad = DemandSpec { purpose: Some("ETREAT".into()), ..spec("8867-4", None, None) };
+        assert_eq!(bad.purpose().unwrap_err().reason, "bad-purpose");
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Prepared {
     pub tx: TxKind,
     pub commitment: Fr,
     pub salt: Fr,
+    /// The salt of the consent commitment C_K.
+    pub consent_salt: Fr,
 }
 
 /// What a dataset is registered with.
@@ -71,6 +73,8 @@ pub struct DatasetSpec<'a> {
     pub cpc: &'a str,
     pub shape: SupplyShape,
     pub records: &'a [supply::Record],
+    /// Each record's consent mask ([`crate::member::consent`]).
+    pub consent: &'a [u8],
     /// The access policy statement: the index is encrypted under its CP-ABE form, and its
     /// zero-knowledge form's hash is what policy proofs show.
     pub policy: &'a str,
@@ -88,6 +92,8 @@ pub fn prepare_registration(
 ) -> Result<Prepared> {
     let salt = Fr::random(&mut *rng);
     let commitment = supply::dataset_commitment(spec.shape, spec.records, salt)?;
+    let consent_salt = Fr::random(&mut *rng);
+    let consent = supply::consent_commitment(spec.shape, spec.consent, consent_salt)?;
     let statement = AccessPolicy::parse(spec.policy)?;
     let forms = statement.compile()?;
     let index = index_entry(&spec.dataset.0, spec.name, &spec.h1, spec.cpc, spec.records.len() as u64);
@@ -99,9 +105,10 @@ pub fn prepare_registration(
         policy: statement.to_string(),
         abe_index,
         zk_policy_hash: FrBytes::from_fr(&forms.dnf.hash()),
+        consent: FrBytes::from_fr(&consent),
         disclosure: spec.disclosure,
     });
-    Ok(Prepared { tx, commitment, salt })
+    Ok(Prepared { tx, commitment, salt, consent_salt })
 }
 
 /// What the requester learns from the CP-ABE index.

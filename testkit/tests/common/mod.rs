@@ -20,3 +20,18 @@ pub async fn consortium(name: &str, records: usize, seed: u64) -> anyhow::Result
     c.wait_ready(std::time::Duration::from_secs(120)).await?;
     Ok(c)
 }
+
+/// Runs the validator on `files` (and the stock client against `metadata`, trusting `ca`);
+/// its exit status and what it printed.
+#[allow(dead_code)] // not every test crate validates FHIR
+pub fn fhir_validate(files: &[PathBuf], metadata: Option<(&str, &std::path::Path)>) -> anyhow::Result<(bool, String)> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fhir-validate.py");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(script).args(files);
+    if let Some((base, ca)) = metadata {
+        cmd.arg("--metadata").arg(base).arg("--ca").arg(ca);
+    }
+    let out = cmd.output().map_err(|e| anyhow::anyhow!("running python3 scripts/fhir-validate.py: {e}"))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.success(), text))
+}
