@@ -135,8 +135,8 @@ def main():
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "body[data-loaded=true]")))
         who = driver.find_element(By.ID, "who").text
         check("signed in as the institution", "Signed in as" in who, who)
-        lists = {t: rows(driver, t) for t in ("datasets-table", "grants-table", "demands-table", "access-table",
-                                              "bg-table")}
+        lists = {t: rows(driver, t) for t in ("datasets-table", "grants-table", "demands-table", "consent-table",
+                                              "access-table", "bg-table")}
         for t, r in lists.items():
             check(f"{t} shown", len(r) > 0, f"{len(r)} rows")
         report["rows"] = {t: len(r) for t, r in lists.items()}

@@ -81,9 +81,12 @@ async function loadOverview() {
     g.break_glass ? "break-glass" : "demand + policy proof",
   ], g.break_glass ? "etreat" : "")), "No grants.");
   fill("demands-table", o.demands.map(d => row([
-    el("span", short(d.id), "id"), d.dataset_name || short(d.dataset), d.requester, d.published, d.threshold,
-    d.supplied ? "yes" : "no",
+    el("span", short(d.id), "id"), d.dataset_name || short(d.dataset), d.requester, d.purpose, d.published,
+    d.threshold, d.supplied ? "yes" : "no",
   ])), "No demands.");
+  fill("consent-table", o.consents.map(c => row([
+    c.patient, c.status, c.provision, c.recorded, c.permits.length ? c.permits.join(", ") : "no use",
+  ], c.permits.length === 8 ? "" : "restricted")), "No Consent recorded.");
 }
 
 async function loadAccess() {

@@ -119,6 +119,14 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
     let pending: Value = c.api(HOSPITAL_A)?.call(Method::GET, "/break-glass?pending=true", None).await?;
     assert_eq!(pending["requests"], json!([]), "reviewed entries leave the queue");
 
+    // The patient opts out of every use (the console's consent table shows it); emergency
+    // treatment overrides consent, and is reviewed instead.
+    let opt_out = json!({"resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": patient}, "provision": {"type": "deny"}});
+    c.api(HOSPITAL_A)?.call::<Value>(Method::POST, "/fhir/Consent", Some(&opt_out)).await?;
+
     // An unjustified use: its grant ends, and the KGC withdraws the clinician's credential.
     let v: Value = c.api(HOSPITAL_B)?.call(Method::POST, "/break-glass", Some(&ask("ETREAT"))).await?;
     let second = hash(&v["request"]);
@@ -126,7 +134,7 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
         c.api(HOSPITAL_B)?.call(Method::GET, &format!("/break-glass/{}?wait=60", hex::encode(second)), None).await?;
     let second_grant = hash(&seen["grants"][0]);
     c.wait_receipt(HOSPITAL_B, &second_grant).await?;
-    assert_eq!(c.fetch(HOSPITAL_B, &second_grant).await?.len(), theirs.len());
+    assert_eq!(c.fetch(HOSPITAL_B, &second_grant).await?.len(), theirs.len(), "consent does not bind break-glass");
 
     // hospital-a's privacy officer reviews it in the console. Only a hospital signs in.
     let r = c.api(RESEARCH)?.call::<Value>(Method::POST, "/console/signin-code", None).await;

@@ -4,7 +4,7 @@
 //! re-encrypted a grant's records (subtype `reencrypted`, action `E`), or its record of a
 //! fetch by the grant's requester, written on chain before it served the records (subtype
 //! `fetched`, action `R`); both of type DICOM `110106` "Export", outcome `0`, recorded at
-//! the transaction's ledger time, purpose `HRESCH` (grants share data for research); agents the
+//! the transaction's ledger time, purpose the demand's (`HRESCH` unless it named another); agents the
 //! requester (`requestor: true`), the owner and the CPC that re-encrypted, each by member id
 //! (system `urn:dualchain:member`); entities the dataset (`urn:dualchain:dataset`), the
 //! grant (`urn:dualchain:grant`) and the number of records and digest of the results; the
@@ -20,17 +20,26 @@
 //! datasets and grants it produced and its review (pending, justified, unjustified) as
 //! entities, with the request transaction's inclusion proof.
 //!
-//! Search parameters: `entity` (a dataset's id: only the owner's own datasets; without
-//! it, all of them), `agent` (a member id), `date` (on `recorded`), `_count`, `_offset`
+//! Consent: each Consent the hospital recorded is an `AuditEvent` of type `rest`, subtype
+//! `create`, action `C`, the hospital as requestor, entities the Consent, the patient (a
+//! Person in the role Patient) and the `CommitConsent` transactions that made it take
+//! effect, the first with its inclusion proof. The chain holds the commitments only; the
+//! patient and the Consent are the hospital's own knowledge, shown to it alone.
+//!
+//! Search parameters: `entity` (a dataset's id: only the owner's own datasets; or a
+//! patient's reference, `Patient/<id>`: its consent events; without it, all of them),
+//! `agent` (a member id), `date` (on `recorded`), `_count`, `_offset`
 //! ([`super::search`]). Only the member that owns the datasets searches them, with a
-//! signature or a token with `system/AuditEvent.read`. Patient-level entities are not
-//! recorded on chain (a receipt names no patient), so `entity` takes datasets only.
+//! signature or a token with `system/AuditEvent.read`. The chain names no patient (a
+//! receipt counts records); the owner's node notes what each grant's re-key selected, so
+//! its deliveries carry the patients they delivered as entities, and a patient's entity
+//! finds the deliveries of its records and its consent events.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use dualchain_crypto::cert::Role;
 use dualchain_ledger::block::InclusionProof;
-use dualchain_ledger::state::{AccessEvent, AccessRecord, BreakGlassRecord};
+use dualchain_ledger::state::{AccessEvent, AccessRecord, BreakGlassRecord, GrantRecord};
 use dualchain_ledger::tx::Hash;
 use serde_json::{json, Value};
 
@@ -40,14 +49,14 @@ use super::search::{Search, Searched};
 use super::smart::Interaction;
 use super::ApiState;
 use crate::fhir::rfc3339;
-use crate::runtime::Node;
+use crate::runtime::{Hosted, Node};
 
 fn member(id: &str, requestor: bool, role: &str) -> Value {
     json!({"who": {"identifier": {"system": "urn:dualchain:member", "value": id}}, "requestor": requestor,
         "type": {"text": role}})
 }
 
-fn purpose(code: &str, display: &str) -> Value {
+fn purpose_of_use(code: &str, display: &str) -> Value {
     json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": code,
         "display": display}]}])
 }
@@ -75,13 +84,64 @@ fn provenance(node: &Node, proof: &InclusionProof, verified: bool) -> (Value, Va
     (extension, source)
 }
 
+/// The patients whose records grant `g` delivered, as the owner references them (empty
+/// where the owner no longer keeps the dataset).
+pub fn delivered_patients(node: &Node, h: &Hosted, g: &GrantRecord) -> Vec<String> {
+    let Some(owner) = &h.owner else { return Vec::new() };
+    let Some(d) = owner.datasets.lock().unwrap_or_else(|p| p.into_inner()).get(&g.dataset).cloned() else {
+        return Vec::new();
+    };
+    // What its re-key selected, as noted by the owner's node; for grants of earlier builds,
+    // what its demand or scope selects.
+    if let Some(p) = d.delivered_patients(&g.id) {
+        return p;
+    }
+    let selected: Box<dyn Fn(usize) -> bool> = match g.break_glass {
+        Some(request) => {
+            let scope = node
+                .ledger
+                .break_glass(&request)
+                .ok()
+                .flatten()
+                .map(|r| super::emergency_routes::record_json(&node.ledger, &h.member, &r)["scope"]["patients"].clone())
+                .unwrap_or_default();
+            let named: Vec<String> = serde_json::from_value(scope).unwrap_or_default();
+            let patients = d.patients.clone();
+            Box::new(move |i| named.contains(&patients[i]))
+        }
+        None => match node.ledger.demand(&g.demand).ok().flatten() {
+            Some(demand) => {
+                let d = d.clone();
+                Box::new(move |i| demand.requirement.matches(&d.records[i]))
+            }
+            None => return Vec::new(),
+        },
+    };
+    let mut out: Vec<String> = (0..d.patients.len()).filter(|i| selected(*i)).map(|i| d.patients[i].clone()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The purpose of use a grant serves: `ETREAT` for break-glass, else its demand's.
+pub fn purpose_of(node: &Node, g: &GrantRecord) -> String {
+    if g.break_glass.is_some() {
+        return "ETREAT".into();
+    }
+    node.ledger.demand(&g.demand).ok().flatten().map(|d| d.purpose.code().to_string()).unwrap_or_default()
+}
+
 /// An access record as a FHIR `AuditEvent` (`break_glass`: the request its grant answers).
+/// `purpose`: what the grant serves ([`purpose_of`]); `patients`: whose records it
+/// delivered, each an entity (a Person in the role Patient), for the owner's eyes only.
 pub fn audit_event(
     node: &Node,
     record: &AccessRecord,
     proof: &InclusionProof,
     verified: bool,
     break_glass: Option<&Hash>,
+    purpose: &str,
+    patients: &[String],
 ) -> Value {
     let (extension, source) = provenance(node, proof, verified);
     let (subtype, display, action) = match record.event {
@@ -102,6 +162,7 @@ pub fn audit_event(
     if let Some(request) = break_glass {
         entity.push(system_object("urn:dualchain:break-glass", hex::encode(request)));
     }
+    entity.extend(patients.iter().map(|p| patient_entity(p)));
     json!({
         "resourceType": "AuditEvent",
         "id": hex::encode(record.receipt_tx),
@@ -111,9 +172,12 @@ pub fn audit_event(
         "action": action,
         "recorded": rfc3339(record.at_ms / 1000),
         "outcome": "0",
-        "purposeOfEvent": match break_glass {
-            Some(_) => purpose("ETREAT", "Emergency Treatment"),
-            None => purpose("HRESCH", "healthcare research"),
+        "purposeOfEvent": match purpose {
+            "ETREAT" => purpose_of_use("ETREAT", "Emergency Treatment"),
+            "TREAT" => purpose_of_use("TREAT", "treatment"),
+            "PUBHLTH" => purpose_of_use("PUBHLTH", "public health"),
+            "HOPERAT" => purpose_of_use("HOPERAT", "healthcare operations"),
+            _ => purpose_of_use("HRESCH", "healthcare research"),
         },
         "agent": [
             member(&record.requester, true, "requester (grantee)"),
@@ -159,7 +223,7 @@ pub fn break_glass_event(
         "action": "E",
         "recorded": rfc3339(r.requested_ms / 1000),
         "outcome": "0",
-        "purposeOfEvent": purpose(&r.purpose, "Emergency Treatment"),
+        "purposeOfEvent": purpose_of_use(&r.purpose, "Emergency Treatment"),
         "agent": [
             member(&r.requester, true, "clinician's institution (broke the glass)"),
             member(&r.owner, false, "owner (custodian of the data)"),
@@ -167,6 +231,80 @@ pub fn break_glass_event(
         "source": source,
         "entity": entity,
     })
+}
+
+/// A Consent the hospital recorded as a FHIR `AuditEvent` (see the module docs); `proof`:
+/// the first of its commitments' transactions, with whether it checks against this node.
+pub fn consent_event(node: &Node, owner: &str, consent: &Value, proof: Option<(&InclusionProof, bool)>) -> Value {
+    let id = consent["id"].as_str().unwrap_or_default();
+    let patient = consent["patient"]["reference"].as_str().unwrap_or_default();
+    let mut entity = vec![
+        json!({"what": {"reference": format!("Consent/{id}")},
+            "type": {"system": "http://hl7.org/fhir/resource-types", "code": "Consent", "display": "Consent"},
+            "detail": [{"type": "status", "valueString": consent["status"].as_str().unwrap_or_default()}]}),
+        patient_entity(patient),
+    ];
+    entity.extend(consent_txs(consent).map(|t| system_object("urn:dualchain:tx", t.to_string())));
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "id": format!("consent-{id}"),
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
+            "display": "RESTful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "create", "display": "create"}],
+        "action": "C",
+        "recorded": consent["meta"]["lastUpdated"].as_str().unwrap_or("1970-01-01T00:00:00Z"),
+        "outcome": "0",
+        "agent": [member(owner, true, "hospital (recorded the patient's consent)")],
+        "entity": entity,
+    });
+    match proof {
+        Some((p, verified)) => {
+            let (extension, source) = provenance(node, p, verified);
+            event["extension"] = extension;
+            event["source"] = source;
+        }
+        None => {
+            event["source"] = json!({"site": node.consortium.name,
+                "observer": {"identifier": {"system": "urn:dualchain:member", "value": owner}}});
+        }
+    }
+    event
+}
+
+/// A patient as an `AuditEvent` entity: a Person in the role Patient.
+fn patient_entity(reference: &str) -> Value {
+    json!({"what": {"reference": reference},
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+        "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}})
+}
+
+/// The `CommitConsent` transactions a recorded Consent is tagged with, in hex.
+fn consent_txs(consent: &Value) -> impl Iterator<Item = &str> {
+    consent["meta"]["tag"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["system"] == "urn:dualchain:tx")
+        .filter_map(|t| t["code"].as_str())
+}
+
+/// The consent events of `owner`'s recorded Consents.
+pub(super) fn consent_log(node: &Node, owner: &crate::agents::OwnerNode) -> Result<Vec<Value>, ApiError> {
+    let consents: Vec<Value> =
+        owner.consents.lock().unwrap_or_else(|p| p.into_inner()).all().map(|(c, _)| c.clone()).collect();
+    let mut events = Vec::with_capacity(consents.len());
+    for c in consents {
+        let proof = match consent_txs(&c).next().and_then(|t| parse_id(t, "tx").ok()) {
+            Some(tx) => node.ledger.inclusion_proof(&tx)?,
+            None => None,
+        };
+        let verified = match &proof {
+            Some(p) => super::flow_routes::proof_checks(node, p)?,
+            None => false,
+        };
+        events.push(consent_event(node, &owner.member.id, &c, proof.as_ref().map(|p| (p, verified))));
+    }
+    Ok(events)
 }
 
 /// A break-glass request made to an owner, as its access log shows it.
@@ -211,8 +349,10 @@ pub async fn search_audit_events(State(api): State<ApiState>, headers: HeaderMap
         s.query.as_deref().unwrap_or_default(),
         super::search::strict(&headers),
     )?;
-    // The datasets searched: those named (each the searcher's own), or all of its own.
-    let named = search.entities();
+    // The datasets searched: those named (each the searcher's own), or all of its own
+    // (patients named are matched among their events' entities).
+    let named: Vec<String> =
+        search.entities().into_iter().filter(|e| !e.starts_with("Patient/") && !e.starts_with("urn:uuid:")).collect();
     let datasets: Vec<dualchain_ledger::tx::Hash> = if named.is_empty() {
         let owner = h.owner.as_ref().ok_or_else(|| ApiError::forbidden("wrong-role", "only data owners"))?;
         let mut ids: Vec<_> = owner.datasets.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
@@ -233,8 +373,11 @@ pub async fn search_audit_events(State(api): State<ApiState>, headers: HeaderMap
     let mut events = Vec::new();
     for id in datasets {
         for (record, proof, verified) in super::flow_routes::checked_audit(node, &id)? {
-            let bg = node.ledger.grant(&record.grant)?.and_then(|g| g.break_glass);
-            events.push(audit_event(node, &record, &proof, verified, bg.as_ref()));
+            let g = node.ledger.grant(&record.grant)?;
+            let bg = g.as_ref().and_then(|g| g.break_glass);
+            let purpose = g.as_ref().map(|g| purpose_of(node, g)).unwrap_or_default();
+            let patients = g.as_ref().map(|g| delivered_patients(node, h, g)).unwrap_or_default();
+            events.push(audit_event(node, &record, &proof, verified, bg.as_ref(), &purpose, &patients));
         }
     }
     // Break-glass requests made to this owner (an `entity` search keeps those whose grants
@@ -243,6 +386,9 @@ pub async fn search_audit_events(State(api): State<ApiState>, headers: HeaderMap
         if let Some(proof) = &e.proof {
             events.push(break_glass_event(node, &e.record, &e.datasets, proof, e.verified));
         }
+    }
+    if let Some(owner) = &h.owner {
+        events.extend(consent_log(node, owner)?);
     }
     events.sort_by(|a, b| a["recorded"].as_str().cmp(&b["recorded"].as_str()));
     let fhir_base = format!("{}/fhir", super::api_base(node).unwrap_or_default());

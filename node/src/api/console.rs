@@ -274,12 +274,52 @@ pub async fn overview(State(api): State<ApiState>, headers: HeaderMap) -> ApiRes
         .map(|d| {
             json!({
                 "id": hex::encode(d.id), "dataset": hex::encode(d.dataset), "dataset_name": name(&d.dataset),
-                "requester": d.requester, "published": rfc3339(d.published_ms / 1000),
+                "requester": d.requester, "purpose": d.purpose.code(), "published": rfc3339(d.published_ms / 1000),
                 "threshold": d.requirement.threshold, "supplied": d.supplied_by.is_some(),
             })
         })
         .collect();
-    ok_json(&json!({"member": h.member.id, "datasets": datasets, "grants": grants, "demands": demands}))
+    let consents = consent_rows(h, now);
+    ok_json(&json!({"member": h.member.id, "datasets": datasets, "grants": grants, "demands": demands,
+        "consents": consents}))
+}
+
+/// Each patient's latest Consent at the owner, newest first: what it says and what it
+/// permits at `now_ms`.
+fn consent_rows(h: &Hosted, now_ms: u64) -> Vec<Value> {
+    use crate::member::consent::describe;
+    let Some(owner) = &h.owner else { return Vec::new() };
+    let book = owner.consents.lock().unwrap_or_else(|p| p.into_inner());
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = Vec::new();
+    for (c, rule) in book.all().collect::<Vec<_>>().into_iter().rev() {
+        if !seen.insert(rule.patient.clone()) || rows.len() >= ROWS_MAX {
+            continue;
+        }
+        let purposes: Vec<&str> = rule.purposes.iter().map(|p| p.code()).collect();
+        let mut provision = format!(
+            "{} {}",
+            if rule.permit { "permit" } else { "deny" },
+            if purposes.is_empty() { "every purpose".to_string() } else { purposes.join(", ") }
+        );
+        if !rule.roles.is_empty() {
+            provision.push_str(&format!(" to {}", rule.roles.join(", ")));
+        }
+        let bound = |t: Option<i64>| t.map(|t| rfc3339(u64::try_from(t / 1000).unwrap_or(0)));
+        match (bound(rule.period.0), bound(rule.period.1)) {
+            (None, None) => {}
+            (s, e) => provision.push_str(&format!(
+                " from {} until {}",
+                s.unwrap_or_else(|| "the start".into()),
+                e.unwrap_or_else(|| "withdrawn".into())
+            )),
+        }
+        rows.push(json!({
+            "patient": rule.patient, "status": c["status"], "provision": provision,
+            "recorded": c["meta"]["lastUpdated"], "permits": describe(rule.mask_at(now_ms as i64)),
+        }));
+    }
+    rows
 }
 
 /// The grants on the owner's datasets (one scan of the ledger's grants).
@@ -303,40 +343,6 @@ fn owned(h: &Hosted, grants: &[GrantRecord]) -> Result<Vec<(Hash, String, usize)
     }
     out.sort();
     Ok(out)
-}
-
-/// The patients whose records grant `g` delivered, as the owner references them (empty
-/// where the owner no longer keeps the dataset).
-fn delivered_patients(node: &Node, h: &Hosted, g: &GrantRecord) -> Vec<String> {
-    let Some(owner) = &h.owner else { return Vec::new() };
-    let Some(d) = owner.datasets.lock().unwrap_or_else(|p| p.into_inner()).get(&g.dataset).cloned() else {
-        return Vec::new();
-    };
-    let selected: Box<dyn Fn(usize) -> bool> = match g.break_glass {
-        Some(request) => {
-            let scope = node
-                .ledger
-                .break_glass(&request)
-                .ok()
-                .flatten()
-                .map(|r| record_json(&node.ledger, &h.member, &r)["scope"]["patients"].clone())
-                .unwrap_or_default();
-            let named: Vec<String> = serde_json::from_value(scope).unwrap_or_default();
-            let patients = d.patients.clone();
-            Box::new(move |i| named.contains(&patients[i]))
-        }
-        None => match node.ledger.demand(&g.demand).ok().flatten() {
-            Some(demand) => {
-                let d = d.clone();
-                Box::new(move |i| demand.requirement.matches(&d.records[i]))
-            }
-            None => return Vec::new(),
-        },
-    };
-    let mut out: Vec<String> = (0..d.patients.len()).filter(|i| selected(*i)).map(|i| d.patients[i].clone()).collect();
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// `GET /console/api/access?dataset=&patient=&from=&to=`: the access log (deliveries,
@@ -368,14 +374,14 @@ pub async fn access(State(api): State<ApiState>, headers: HeaderMap, uri: axum::
         for (record, _proof, verified) in super::flow_routes::checked_audit(node, id)? {
             let (g, patients) = grants.entry(record.grant).or_insert_with(|| {
                 let g = node.ledger.grant(&record.grant).ok().flatten();
-                let p = g.as_ref().map(|g| delivered_patients(node, h, g)).unwrap_or_default();
+                let p = g.as_ref().map(|g| super::audit::delivered_patients(node, h, g)).unwrap_or_default();
                 (g, p)
             });
             let kind = match record.event {
                 dualchain_ledger::state::AccessEvent::Reencrypted => "re-encrypted",
                 dualchain_ledger::state::AccessEvent::Fetched => "fetched",
             };
-            let purpose = if g.as_ref().is_some_and(|g| g.break_glass.is_some()) { "ETREAT" } else { "HRESCH" };
+            let purpose = g.as_ref().map_or_else(String::new, |g| super::audit::purpose_of(node, g));
             rows.push(json!({
                 "at_ms": record.at_ms, "recorded": rfc3339(record.at_ms / 1000), "event": kind,
                 "purpose": purpose, "requester": record.requester, "dataset": hex::encode(record.dataset),
@@ -399,6 +405,19 @@ pub async fn access(State(api): State<ApiState>, headers: HeaderMap, uri: axum::
             "grant": r.grants.first().map(|g| hex::encode(g.0)), "records": Value::Null,
             "patients": patients, "verified": verified, "tx": hex::encode(r.tx),
         }));
+    }
+    // Consents recorded (no dataset: a consent covers every dataset holding the patient).
+    if let (Some(owner), None) = (&h.owner, dataset) {
+        for e in super::audit::consent_log(node, owner)? {
+            let at = e["recorded"].as_str().and_then(parse_rfc3339).unwrap_or(0);
+            let status = e["entity"][0]["detail"][0]["valueString"].as_str().unwrap_or_default();
+            rows.push(json!({
+                "at_ms": at * 1000, "recorded": e["recorded"], "event": format!("consent ({status})"),
+                "purpose": "", "requester": h.member.id, "dataset": Value::Null, "dataset_name": "every dataset",
+                "grant": Value::Null, "records": Value::Null, "patients": [e["entity"][1]["what"]["reference"]],
+                "verified": e["extension"][1]["valueBoolean"] == true, "tx": e["entity"][2]["what"]["identifier"]["value"],
+            }));
+        }
     }
     rows.retain(|r| {
         let t = r["at_ms"].as_u64().unwrap_or(0) / 1000;

@@ -137,7 +137,13 @@ impl Search {
             // Parameters of another resource type are unknown here (`_` ones are checked below).
             let name = if k.starts_with('_') || searched.takes(&k) { k.as_str() } else { "" };
             match name {
-                "entity" => s.entities.push(list(&v.to_ascii_lowercase())),
+                // Dataset ids compare in lower case; references (`Patient/…`) as given.
+                "entity" => s.entities.push(
+                    list(&v)
+                        .into_iter()
+                        .map(|e| if e.contains(['/', ':']) { e } else { e.to_ascii_lowercase() })
+                        .collect(),
+                ),
                 "agent" => s.agents.push(list(&v)),
                 "code" => s.codes.push(v.split(',').map(token).collect::<Result<_, _>>().map_err(bad)?),
                 "subject" => s.subjects.push(
@@ -175,7 +181,7 @@ impl Search {
         Ok(s)
     }
 
-    /// The `entity` values asked for (any of them), lower-case.
+    /// The `entity` values asked for (any of them): dataset ids in lower case, references as given.
     pub fn entities(&self) -> Vec<String> {
         self.entities.iter().flatten().cloned().collect()
     }
@@ -190,7 +196,8 @@ impl Search {
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .filter_map(|x| x[field]["identifier"]["value"].as_str().map(str::to_owned))
+                        .flat_map(|x| [&x[field]["identifier"]["value"], &x[field]["reference"]])
+                        .filter_map(|v| v.as_str().map(str::to_owned))
                         .collect()
                 };
                 let (entities, agents) = (ids("entity", "what"), ids("agent", "who"));
@@ -445,16 +452,20 @@ mod tests {
                 "agent": [{"who": {"identifier": {"value": requester}}}, {"who": {"identifier": {"value": "hospital-a"}}}],
                 "entity": [{"what": {"identifier": {"value": dataset}}}]})
         };
-        let all = [
+        let mut all = [
             event("e1", "aa", "research-1", "2026-12-01T10:00:00Z"),
             event("e2", "bb", "research-2", "2026-12-02T10:00:00Z"),
             event("e3", "aa", "research-2", "2026-12-03T10:00:00Z"),
         ];
+        // A patient, by reference (compared as given, not in lower case).
+        all[1]["entity"].as_array_mut().unwrap().push(json!({"what": {"reference": "Patient/P-1"}}));
         let got = |q: &str| {
             let s = Search::parse_for(Searched::AuditEvent, q, false).unwrap();
             ids(&s.page(all.to_vec(), "https://n/fhir/AuditEvent", "https://n/fhir"))
         };
         assert_eq!(got("entity=AA"), ["e1", "e3"], "dataset ids compare in lower case");
+        assert_eq!(got("entity=Patient/P-1"), ["e2"]);
+        assert!(got("entity=patient/p-1").is_empty());
         assert_eq!(got("agent=research-2"), ["e2", "e3"]);
         assert_eq!(got("agent=hospital-a&date=ge2026-12-02"), ["e2", "e3"]);
         assert_eq!(got("entity=aa,bb&date=lt2026-12-03"), ["e1", "e2"]);
