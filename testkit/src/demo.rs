@@ -158,7 +158,7 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
     )?;
     writeln!(out, "  policy:   {DEMO_POLICY}")?;
     writeln!(out)?;
-    let mut t = Timer { out, steps: Vec::new(), total: 14, current: None };
+    let mut t = Timer { out, steps: Vec::new(), total: 15, current: None };
     let mut report = DemoReport { validators: NODES, ..DemoReport::default() };
 
     let c = genesis(&mut t, &mut report, flow).await?;
@@ -167,6 +167,7 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
     deliver(&mut t, &mut report, &c, &a, &grant).await?;
     audit(&mut t, &mut report, &c, &a).await?;
     break_glass(&mut t, &mut report, &c, &a).await?;
+    consent(&mut t, &c, &a).await?;
     revoke(&mut t, &mut report, &c, &a, &grant, &demands, threshold).await?;
     erase(&mut t, &mut report, &c, &a, threshold).await?;
     compare(&mut t, &mut report, &c).await?;
@@ -454,16 +455,71 @@ async fn break_glass(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium,
     c.api(HOSPITAL_A)?.call::<Value>(Method::POST, &path, Some(&review)).await?;
     report.break_glass = Some((records.len(), true));
     t.end(&format!(
-        "{HOSPITAL_B} broke the glass at {HOSPITAL_A} for {patient} (ETREAT, 1 h; batch {}; the chain holds          neither the patient nor the reason)
-{HOSPITAL_A}'s node granted that patient's records at once:          {} records decrypted at {HOSPITAL_B}
-{HOSPITAL_A}'s reviewer marked the use justified (POST {path})",
+        "{HOSPITAL_B} broke the glass at {HOSPITAL_A} for {patient} (ETREAT, 1 h; batch {}; the chain holds \
+         neither the patient nor the reason)\n\
+         {HOSPITAL_A}'s node granted that patient's records at once: {} records decrypted at {HOSPITAL_B}\n\
+         {HOSPITAL_A}'s reviewer marked the use justified (POST {path})",
         v["seq"],
         records.len()
     ))?;
     Ok(())
 }
 
-/// Steps 11–12: the grant revoked by its owner, then hospital-b by the KGC.
+/// Step 11: a patient of hospital-a opts out of research (a FHIR Consent posted to its
+/// node): the chain gets new consent commitments only, and a research demand for every
+/// heart rate of the dataset can no longer be proven, while one for the others can.
+async fn consent(t: &mut Timer<'_>, c: &Consortium, a: &Upload) -> Result<()> {
+    t.begin("A patient opts out of research; supply proofs count without them")?;
+    let heart_rate = |o: &&Value| o["code"]["coding"][0]["code"] == "8867-4";
+    let patient = a.observations.iter().find(heart_rate).and_then(|o| o["subject"]["reference"].as_str());
+    let patient = patient.ok_or_else(|| anyhow!("no heart rate uploaded"))?.to_string();
+    let all = a.observations.iter().filter(heart_rate).count();
+    let theirs = a.observations.iter().filter(heart_rate).filter(|o| o["subject"]["reference"] == patient.as_str());
+    let theirs = theirs.count();
+    let opt_out = json!({
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "research"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "57016-8"}]}],
+        "patient": {"reference": patient},
+        "provision": {"type": "deny",
+            "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}]},
+    });
+    let kept: Value = c.api(HOSPITAL_A)?.call(Method::POST, "/fhir/Consent", Some(&opt_out)).await?;
+    let tags = kept["meta"]["tag"].as_array().cloned().unwrap_or_default();
+    let earlier = tags.iter().filter(|t| t["system"] == "urn:dualchain:earlier-grant").count();
+    let all_of_them = u16::try_from(all)?;
+    let d_all = c.demand(RESEARCH, &a.dataset, all_of_them).await?;
+    let owner_log = c.log(HOSPITAL_A)?;
+    Progress::while_running(
+        "supply proofs",
+        wait_for(Duration::from_secs(120), "the owner's node to refuse the demand for all", || {
+            Ok(owner_log
+                .entries()
+                .into_iter()
+                .find(|(_, e)| matches!(e, Activity::SupplyImpossible { demand, .. } if *demand == d_all)))
+        }),
+    )
+    .await?;
+    // The others, where they are a cohort the owner's disclosure policy lets a demand ask for.
+    let others = all_of_them - u16::try_from(theirs)?;
+    let said = if others >= crate::consortium::FIXTURE_COHORT {
+        let d_others = c.demand(RESEARCH, &a.dataset, others).await?;
+        Progress::while_running("supply proofs", c.wait_supplied(RESEARCH, &d_others)).await?;
+        format!("for the other {others}: proven")
+    } else {
+        format!("the other {others} are fewer than a demand may ask for")
+    };
+    let version = c.ledger(0)?.dataset(&a.dataset.0)?.map(|d| d.consent_version).unwrap_or_default();
+    t.end(&format!(
+        "{patient} opted out of research (POST /fhir/Consent at {HOSPITAL_A}); the chain holds a new consent \
+         commitment (version {version}), not the patient\n\
+         {earlier} earlier grant(s) over the patient's records are stated: what they delivered stays delivered\n\
+         a research demand for all {all} heart rates: not provable now; {said}"
+    ))?;
+    Ok(())
+}
+
+/// Steps 12–13: the grant revoked by its owner, then hospital-b by the KGC.
 async fn revoke(
     t: &mut Timer<'_>,
     report: &mut DemoReport,
@@ -489,7 +545,7 @@ async fn revoke(
     report.denials.push((HOSPITAL_B.into(), format!("after revocation: {demand_after}")));
     // Past its node, straight to its validator: the ledger refuses it too.
     let requirement = node0.ledger.demand(&demand_r)?.ok_or_else(|| anyhow!("no demand"))?.requirement;
-    let kind = TxKind::Demand { demand: [9; 32], dataset: a.dataset.0, requirement };
+    let kind = TxKind::Demand { demand: [9; 32], dataset: a.dataset.0, requirement, purpose: Default::default() };
     let f = c.client(HOSPITAL_B)?.submit(kind).await?;
     let Outcome::Rejected { reason } = f.outcome else { bail!("a revoked member's demand was accepted") };
     t.end(&format!(
@@ -500,7 +556,7 @@ async fn revoke(
     Ok(())
 }
 
-/// Step 13: hospital-a erases its dataset: the tombstone on chain, the CPC deletes the
+/// Step 14: hospital-a erases its dataset: the tombstone on chain, the CPC deletes the
 /// records, the owner's node destroys the dataset's key, and a copy of a record taken
 /// before opens with no key hospital-a still holds.
 async fn erase(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: &Upload, threshold: u16) -> Result<()> {
@@ -531,7 +587,7 @@ async fn erase(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: &U
     Ok(())
 }
 
-/// Step 14: every node holds the same ledger; block and transaction counts.
+/// Step 15: every node holds the same ledger; block and transaction counts.
 async fn compare(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium) -> Result<()> {
     let node0 = c.node(0)?;
     t.begin("The nodes compare their ledgers")?;

@@ -17,7 +17,7 @@ fn demo_runs_the_whole_flow() {
     assert_eq!(report.records_reencrypted, 4);
     assert!(report.records_match);
     assert_eq!(report.grants, 1);
-    assert_eq!(report.steps.len(), 14);
+    assert_eq!(report.steps.len(), 15);
     assert!(report.erased);
     // Break-glass: one patient's records of 12 (three vital signs of its first patient), reviewed justified.
     let (delivered, justified) = report.break_glass.expect("a break-glass step");
