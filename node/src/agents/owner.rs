@@ -7,9 +7,10 @@
 //! with the salt of their commitment C_K on chain. A recorded Consent re-commits every
 //! dataset it holds with fresh salts ([`OwnerNode::record_consent`]), so the chain does not
 //! tell which datasets hold the patient's records. Before a supply proof, the dataset's
-//! masks are brought up to date (a consent period may have ended) and re-committed where
-//! they changed; the proof counts only records whose consent permits the demand's use,
-//! and a re-key selects only those, with the masks as they are when it is issued.
+//! masks are brought up to date (a consent period may have begun or ended), and where they
+//! changed every dataset is re-committed the same way; the proof counts only records whose
+//! consent permits the demand's use, and a re-key selects only those, with the masks as
+//! they are when it is issued.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -232,9 +233,10 @@ pub struct OwnerNode {
     pub compute: &'static Compute,
     /// The patients' Consents.
     pub consents: Mutex<ConsentBook>,
-    /// Held while the consent state changes or is used against the chain: recording a
-    /// Consent, a supply proof, a dataset's registration.
-    pub consent_lock: tokio::sync::Mutex<()>,
+    /// Written while the consent state changes (a Consent recorded, the commitments
+    /// re-published); read while it is used against the chain (a supply proof, a dataset's
+    /// registration), so those run side by side and never across a change.
+    pub consent_lock: tokio::sync::RwLock<()>,
 }
 
 impl OwnerNode {
@@ -324,11 +326,11 @@ impl OwnerNode {
     /// returning once the commitments are final: every supply proof and re-key from then on
     /// follows it.
     pub async fn record_consent(&self, consent: serde_json::Value, rule: ConsentRule) -> Result<ConsentChange> {
-        let _held = self.consent_lock.lock().await;
+        let _held = self.consent_lock.write().await;
         let patient = rule.patient.clone();
         self.consents.lock().unwrap_or_else(|p| p.into_inner()).record(consent, rule)?;
         let kept: Vec<Hash> = self.datasets.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
-        let (recommitted, txs) = self.commit_consent(&kept, true).await?;
+        let (recommitted, txs) = self.commit_consent().await?;
         let tags: Vec<(&str, String)> = txs.iter().map(|h| ("tx", hex::encode(h))).collect();
         let consent = {
             let mut book = self.consents.lock().unwrap_or_else(|p| p.into_inner());
@@ -362,25 +364,54 @@ impl OwnerNode {
         Ok(ConsentChange { consent, recommitted, records, earlier_grants })
     }
 
-    /// Brings the consent masks of `ids` up to date and publishes their commitments: all of
-    /// them under fresh salts (`all`), or those whose masks changed or whose commitment on
-    /// chain is not the one kept here (a crash between the two). Erased or unregistered
-    /// datasets are skipped. The caller holds `consent_lock`. Returns how many it committed,
-    /// and the transactions.
-    async fn commit_consent(&self, ids: &[Hash], all: bool) -> Result<(usize, Vec<Hash>)> {
+    /// Whether `dataset`'s masks are as committed and its commitment on chain is the one
+    /// kept here (not after a consent period began or ended, nor after a crash between
+    /// keeping and publishing).
+    fn consent_current(&self, dataset: &Hash) -> Result<bool> {
+        use dualchain_ledger::tx::FrBytes;
+        let Some(d) = self.dataset(dataset) else { return Ok(true) };
+        let Some(on_chain) = self.client.home().ledger.dataset(dataset)? else { return Ok(true) };
+        let now = crate::clock::unix_ms() as i64;
+        let masks = d.masks_now(&self.consents.lock().unwrap_or_else(|p| p.into_inner()), now);
+        Ok(masks == d.consent && on_chain.consent == FrBytes::from_fr(&d.consent_commitment()?))
+    }
+
+    /// The consent state read-locked with `dataset`'s consent current: where it is not,
+    /// every dataset kept here is re-committed first, as for a new Consent, so the chain
+    /// does not tell which dataset changed.
+    async fn consent_read_current(&self, dataset: &Hash) -> Result<tokio::sync::RwLockReadGuard<'_, ()>> {
+        for _ in 0..3 {
+            let read = self.consent_lock.read().await;
+            if self.consent_current(dataset)? {
+                return Ok(read);
+            }
+            drop(read);
+            let _write = self.consent_lock.write().await;
+            if !self.consent_current(dataset)? {
+                self.commit_consent().await?;
+            }
+        }
+        bail!("the consent state of the dataset kept changing; the proof waits for the next demand")
+    }
+
+    /// Brings the consent masks of every dataset kept here up to date and publishes their
+    /// commitments under fresh salts. Erased or unregistered datasets are skipped. The
+    /// caller holds `consent_lock` for writing. Returns how many it committed, and the
+    /// transactions.
+    async fn commit_consent(&self) -> Result<(usize, Vec<Hash>)> {
         use dualchain_ledger::contracts::consent::COMMITMENTS_MAX;
         use dualchain_ledger::tx::{ConsentCommitment, FrBytes};
         let ledger = self.client.home().ledger.clone();
         let now = crate::clock::unix_ms() as i64;
+        let mut ids: Vec<Hash> = self.datasets.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+        ids.sort();
         let mut commitments = Vec::new();
-        for id in ids {
+        for id in &ids {
             let Some(d) = self.dataset(id) else { continue };
-            let Some(on_chain) = ledger.dataset(id)?.filter(|ds| ds.erased.is_none()) else { continue };
-            let masks = d.masks_now(&self.consents.lock().unwrap_or_else(|p| p.into_inner()), now);
-            let current = masks == d.consent && on_chain.consent == FrBytes::from_fr(&d.consent_commitment()?);
-            if current && !all {
+            if ledger.dataset(id)?.is_none_or(|ds| ds.erased.is_some()) {
                 continue;
             }
+            let masks = d.masks_now(&self.consents.lock().unwrap_or_else(|p| p.into_inner()), now);
             let salt = Fr::random(&mut rand::rngs::OsRng);
             let updated = OwnedDataset { consent: masks, consent_salt: salt, ..(*d).clone() };
             let commitment = FrBytes::from_fr(&updated.consent_commitment()?);
@@ -422,8 +453,7 @@ impl OwnerNode {
         };
         // The proof is checked against the consent commitment on chain when it lands: no
         // Consent is recorded in between.
-        let _held = self.consent_lock.lock().await;
-        self.commit_consent(&[dataset], false).await?;
+        let _held = self.consent_read_current(&dataset).await?;
         let d = self.dataset(&dataset).ok_or_else(|| anyhow!("the demand's dataset is no longer kept here"))?;
         let pk =
             self.supply_keys.get(&d.shape).cloned().ok_or_else(|| anyhow!("no proving key for {}", d.shape.name()))?;

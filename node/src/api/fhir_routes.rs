@@ -823,7 +823,7 @@ async fn upload(
 ) -> Result<Uploaded, ApiError> {
     let owner = owner_of(h)?;
     // No Consent is recorded until the dataset is registered with these masks.
-    let _consent = owner.consent_lock.lock().await;
+    let _consent = owner.consent_lock.read().await;
     let offered = observations.len();
     let (mut kept_obs, mut kept_records, mut consent) = (Vec::new(), Vec::new(), Vec::new());
     for (o, r) in observations.into_iter().zip(records) {

@@ -14,7 +14,8 @@
 //!   `HOPERAT`; none: every purpose), by `actor` (role `IRCP`, the information recipient,
 //!   named by its member role: `identifier` of system [`RECIPIENT_SYSTEM`], value
 //!   `research` or `hospital`; none: every recipient), and within its `period` (none:
-//!   always). Nested provisions (exceptions) are refused, not ignored.
+//!   always). Nested provisions (exceptions), and provisions by `data`, `class`, `code`,
+//!   `action`, `securityLabel` or `dataPeriod`, are refused, not ignored.
 //!
 //! The latest Consent recorded for a patient governs. A patient without one is governed by
 //! the hospital's terms under which it shares records at all: every use is permitted.
@@ -87,6 +88,15 @@ impl ConsentRule {
             Some("deny") => false,
             other => bail!("Consent.provision.type must be permit or deny, not {other:?}"),
         };
+        for list in ["purpose", "actor"] {
+            ensure!(p[list].is_null() || p[list].is_array(), "Consent.provision.{list} must be an array");
+        }
+        for unread in ["action", "securityLabel", "class", "code", "dataPeriod", "data"] {
+            ensure!(
+                p.get(unread).is_none(),
+                "Consent.provision.{unread} is not enforced here: state the provision by purpose, actor and period"
+            );
+        }
         let mut purposes = Vec::new();
         for coding in p["purpose"].as_array().into_iter().flatten() {
             let code = coding["code"].as_str().ok_or_else(|| anyhow!("a provision purpose without a code"))?;
@@ -343,6 +353,11 @@ mod tests {
                 "ends before",
             ),
             (json!({"type": "deny", "period": {"start": "yesterday"}}), "period.start"),
+            (json!({"type": "deny", "purpose": {"code": "HRESCH"}}), "must be an array"),
+            (
+                json!({"type": "deny", "data": [{"meaning": "instance", "reference": {"reference": "Observation/1"}}]}),
+                "not enforced",
+            ),
         ];
         for (provision, want) in cases {
             let e = format!("{:#}", ConsentRule::from_fhir(&consent(provision.clone())).unwrap_err());
