@@ -105,6 +105,8 @@ fn crypto(out: &mut Out) {
         "(role:research and dept:icu) or (country:de and clearance:7)",
         "role:research and dept:icu or dept:cardiology",
         "(dept:a or dept:b) and (country:x or country:y) and (role:p or role:q)",
+        // `and` inside `or` left to precedence: one level typed, two written out.
+        "role:r3 or dept:d3 and (role:r2 or dept:d2 and (role:r1 or dept:d1 and (role:r0 or dept:d0 and (role:r))))",
     ]
     .iter()
     .enumerate()

@@ -336,6 +336,15 @@ impl AccessPolicy {
         if p.pos != p.tokens.len() {
             return fail(format!("unexpected {:?} at token {}", p.tokens[p.pos], p.pos));
         }
+        // The canonical text parenthesises every gate below the top one, also where the
+        // statement relied on `and` binding tighter than `or`: it must parse too.
+        let depth = canonical_nesting(&expr);
+        if depth > NESTING_MAX {
+            return fail(format!(
+                "parentheses nested deeper than {NESTING_MAX} once written out ({depth} levels: `and` inside `or` \
+                 counts as a level)"
+            ));
+        }
         Ok(Self { expr })
     }
 
@@ -355,6 +364,17 @@ impl AccessPolicy {
             .map_err(|e| PolicyError(format!("its zero-knowledge form: {e}")))?;
         Ok(Forms { abe, dnf })
     }
+}
+
+/// The levels of parentheses of `e`'s canonical text: one per gate below the top one.
+fn canonical_nesting(e: &Expr) -> usize {
+    fn gates(e: &Expr) -> usize {
+        match e {
+            Expr::Atom(_) => 0,
+            Expr::And(c) | Expr::Or(c) => 1 + c.iter().map(gates).max().unwrap_or(0),
+        }
+    }
+    gates(e).saturating_sub(1)
 }
 
 fn bit_attribute(name: &str, i: u32, bit: u64) -> String {
@@ -561,6 +581,43 @@ mod tests {
             (attrs(&["role:research", "dept:oncology", "clearance:9"]), false),
         ] {
             assert_eq!(verdicts(&forms, &member), (want, want), "{member:?}");
+        }
+    }
+
+    /// The canonical text parenthesises `and` inside `or`, which a statement may leave to
+    /// precedence: a statement whose written-out form nests deeper than the limit is
+    /// refused, so every accepted statement's canonical text parses back (found by
+    /// fuzzing `access_policy`).
+    #[test]
+    fn an_accepted_statement_stays_within_the_nesting_limit_once_written_out() {
+        // `a or b and (…)` is one level of parentheses typed and two written out:
+        // `a or (b and (…))`.
+        let typed = |levels: usize| {
+            let mut s = "role:r".to_string();
+            for i in 0..levels {
+                s = format!("role:r{i} or dept:d{i} and ({s})");
+            }
+            s
+        };
+        assert_eq!(
+            AccessPolicy::parse(&typed(2)).unwrap().to_string(),
+            "role:r1 or (dept:d1 and (role:r0 or (dept:d0 and role:r)))"
+        );
+        for levels in 1..=NESTING_MAX {
+            match AccessPolicy::parse(&typed(levels)) {
+                Ok(p) => {
+                    let canonical = p.to_string();
+                    assert_eq!(AccessPolicy::parse(&canonical).unwrap(), p, "{canonical}");
+                }
+                Err(e) => assert!(e.to_string().contains("once written out"), "{levels}: {e}"),
+            }
+        }
+        assert!(AccessPolicy::parse(&typed(NESTING_MAX)).is_err(), "the deepest typed form nests deeper written out");
+        let fuzzed = "(role:resrocearch and ((dept:rogylecearch and ((dept:rsrocearch and ((dept:roept:rsrocearch \
+            and ((dept:rogylecearch and dept:rogy)or dept:icq or dept:a)) or (dept:gylecearch and dept:rogy) or \
+            dept:icq or dept:a)) or dept:icu or dept:anetogy)) or dept:icq or dept:a)) or dept:icu)";
+        if let Ok(p) = AccessPolicy::parse(fuzzed) {
+            assert!(AccessPolicy::parse(&p.to_string()).is_ok(), "{p}");
         }
     }
 
