@@ -199,6 +199,16 @@ impl OwnedDataset {
     }
 }
 
+/// The Consent could not be kept (nothing changed).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsentNotKept;
+
+impl std::fmt::Display for ConsentNotKept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the Consent could not be kept")
+    }
+}
+
 /// What recording a Consent did: the datasets re-committed, and the grants made before it
 /// over datasets holding the patient's records (what they delivered stays delivered).
 #[derive(Debug, Clone)]
@@ -248,6 +258,22 @@ impl OwnerNode {
         }
         self.datasets.lock().unwrap_or_else(|p| p.into_inner()).insert(id.0, Arc::new(d));
         Ok(())
+    }
+
+    /// Changes a kept dataset in place, on disk first: one read-modify-write under the
+    /// datasets' lock, so two changes (a re-key's delivery note, new consent masks) never
+    /// overwrite each other. Returns the dataset as changed, or `None` if it is not kept.
+    fn update_dataset(&self, id: &Hash, change: impl FnOnce(&mut OwnedDataset)) -> Result<Option<Arc<OwnedDataset>>> {
+        let mut kept = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(d) = kept.get(id) else { return Ok(None) };
+        let mut updated = (**d).clone();
+        change(&mut updated);
+        if let Some(dir) = &self.persist {
+            write_private(&dir.join(format!("{}.json", hex::encode(id))), &serde_json::to_vec(&updated.to_json())?)?;
+        }
+        let updated = Arc::new(updated);
+        kept.insert(*id, updated.clone());
+        Ok(Some(updated))
     }
 
     /// Loads the datasets kept under `persist`.
@@ -309,11 +335,11 @@ impl OwnerNode {
 
     /// Notes what a grant's accepted re-key selected (see [`OwnedDataset::delivered`]).
     fn note_delivery(&self, dataset: &Hash, grant: Hash, selected: &[u64]) -> Result<()> {
-        let Some(d) = self.dataset(dataset) else { return Ok(()) };
-        let mut updated = (*d).clone();
-        updated.delivered.retain(|(g, _)| *g != grant);
-        updated.delivered.push((grant, selected.iter().map(|i| *i as u32).collect()));
-        self.add_dataset(DatasetId(*dataset), updated)
+        self.update_dataset(dataset, |d| {
+            d.delivered.retain(|(g, _)| *g != grant);
+            d.delivered.push((grant, selected.iter().map(|i| *i as u32).collect()));
+        })?;
+        Ok(())
     }
 
     /// The consent mask of `patient`'s records now.
@@ -325,10 +351,14 @@ impl OwnerNode {
     /// one of this hospital's) and re-commits every dataset kept here under fresh salts,
     /// returning once the commitments are final: every supply proof and re-key from then on
     /// follows it.
+    ///
+    /// Fails with [`ConsentNotKept`] in its chain when the Consent could not be kept; any
+    /// other failure comes after it was kept (its commitments are not final yet, and the
+    /// next supply proof publishes them).
     pub async fn record_consent(&self, consent: serde_json::Value, rule: ConsentRule) -> Result<ConsentChange> {
         let _held = self.consent_lock.write().await;
         let patient = rule.patient.clone();
-        self.consents.lock().unwrap_or_else(|p| p.into_inner()).record(consent, rule)?;
+        self.consents.lock().unwrap_or_else(|p| p.into_inner()).record(consent, rule).context(ConsentNotKept)?;
         let kept: Vec<Hash> = self.datasets.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
         let (recommitted, txs) = self.commit_consent().await?;
         let tags: Vec<(&str, String)> = txs.iter().map(|h| ("tx", hex::encode(h))).collect();
@@ -413,11 +443,16 @@ impl OwnerNode {
             }
             let masks = d.masks_now(&self.consents.lock().unwrap_or_else(|p| p.into_inner()), now);
             let salt = Fr::random(&mut rand::rngs::OsRng);
-            let updated = OwnedDataset { consent: masks, consent_salt: salt, ..(*d).clone() };
-            let commitment = FrBytes::from_fr(&updated.consent_commitment()?);
             // Kept before it is published: a crash in between leaves the chain behind, and
             // the next use of the dataset publishes it again.
-            self.add_dataset(DatasetId(*id), updated)?;
+            let Some(updated) = self.update_dataset(id, |d| {
+                d.consent = masks;
+                d.consent_salt = salt;
+            })?
+            else {
+                continue;
+            };
+            let commitment = FrBytes::from_fr(&updated.consent_commitment()?);
             commitments.push(ConsentCommitment { dataset: *id, commitment });
         }
         let mut txs = Vec::new();

@@ -50,6 +50,9 @@ pub async fn post_consent(State(api): State<ApiState>, headers: HeaderMap, Fhir(
     let patient = rule.patient.clone();
     let owner = owner_of(h)?;
     let change = owner.record_consent(consent.clone(), rule).await.map_err(|e| {
+        if e.downcast_ref::<crate::agents::owner::ConsentNotKept>().is_some() {
+            return ApiError::internal(format!("{e:#}"));
+        }
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "transient",
