@@ -476,14 +476,7 @@ async fn consent(t: &mut Timer<'_>, c: &Consortium, a: &Upload) -> Result<()> {
     let all = a.observations.iter().filter(heart_rate).count();
     let theirs = a.observations.iter().filter(heart_rate).filter(|o| o["subject"]["reference"] == patient.as_str());
     let theirs = theirs.count();
-    let opt_out = json!({
-        "resourceType": "Consent", "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "research"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "57016-8"}]}],
-        "patient": {"reference": patient},
-        "provision": {"type": "deny",
-            "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}]},
-    });
+    let opt_out = crate::fhir::consent(&patient, "active", crate::fhir::research_opt_out());
     let kept: Value = c.api(HOSPITAL_A)?.call(Method::POST, "/fhir/Consent", Some(&opt_out)).await?;
     let tags = kept["meta"]["tag"].as_array().cloned().unwrap_or_default();
     let earlier = tags.iter().filter(|t| t["system"] == "urn:dualchain:earlier-grant").count();

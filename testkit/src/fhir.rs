@@ -163,6 +163,27 @@ pub fn delivered_as(got: &[Value], uploaded: &[Value], grant: &str) -> Result<()
     Ok(())
 }
 
+/// A FHIR R4 Consent of `patient` (a reference) with `status` and `provision` (none when
+/// null), as a hospital's registration desk would record it.
+pub fn consent(patient: &str, status: &str, provision: Value) -> Value {
+    let mut c = json!({
+        "resourceType": "Consent", "status": status,
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "research"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "57016-8"}]}],
+        "patient": {"reference": patient},
+        "dateTime": "2026-12-05T09:00:00Z",
+    });
+    if !provision.is_null() {
+        c["provision"] = provision;
+    }
+    c
+}
+
+/// A provision refusing research (`HRESCH`) to every recipient.
+pub fn research_opt_out() -> Value {
+    json!({"type": "deny", "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}]})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,10 +121,7 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
 
     // The patient opts out of every use (the console's consent table shows it); emergency
     // treatment overrides consent, and is reviewed instead.
-    let opt_out = json!({"resourceType": "Consent", "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": patient}, "provision": {"type": "deny"}});
+    let opt_out = dualchain_testkit::fhir::consent(&patient, "active", json!({"type": "deny"}));
     c.api(HOSPITAL_A)?.call::<Value>(Method::POST, "/fhir/Consent", Some(&opt_out)).await?;
 
     // An unjustified use: its grant ends, and the KGC withdraws the clinician's credential.

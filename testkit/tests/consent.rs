@@ -15,22 +15,9 @@ use dualchain_ledger::tx::TxKind;
 use dualchain_node::agents::Activity;
 use dualchain_node::api::fhir_routes::upload_tag;
 use dualchain_testkit::consortium::{refusal, wait_for, Consortium, CPCS, HOSPITAL_A, HOSPITAL_B, RESEARCH, WAIT};
+use dualchain_testkit::fhir::{consent, research_opt_out};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-const PURPOSES: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
-
-fn consent(patient: &str, status: &str, provision: Value) -> Value {
-    json!({
-        "resourceType": "Consent", "status": status,
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "research"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "57016-8"}]}],
-        "patient": {"reference": patient},
-        "dateTime": "2026-12-05T09:00:00Z",
-        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
-        "provision": provision,
-    })
-}
 
 /// Posts a Consent at hospital-a; the OperationOutcome's text.
 async fn post(c: &Consortium, who: &str, body: &Value) -> Result<String> {
@@ -78,7 +65,7 @@ async fn consent_decides_which_records_count_and_flow_and_the_chain_holds_commit
 
     // Refused: a Consent from another role, of an unknown patient, or one this node cannot
     // enforce.
-    let opt_out = consent(p0, "active", json!({"type": "deny", "purpose": [{"system": PURPOSES, "code": "HRESCH"}]}));
+    let opt_out = consent(p0, "active", research_opt_out());
     ensure!(refused(post(&c, RESEARCH, &opt_out).await).starts_with("wrong-role"));
     let stranger = consent("Patient/nobody", "active", json!({"type": "deny"}));
     ensure!(refused(post(&c, HOSPITAL_A, &stranger).await).starts_with("unknown-patient"));
