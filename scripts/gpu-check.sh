@@ -155,7 +155,7 @@ run() {
     step "bench kernels $bench_args" bench "kernels $bench_args --out $out/bench-kernels.json" 360 0
     # NVRTC for every target architecture; on a GPU machine the tests above already
     # compiled every unit for this device, so this runs last, in what is left.
-    step "nvrtc" nvrtc "--test-threads=1" 240 0
+    step "nvrtc" nvrtc "--test-threads=1" 300 0
     # The compiled modules come back for the next run on the same toolkit.
     tar -czf "$out/kernels.tar.gz" -C "$DUALCHAIN_KERNEL_CACHE" . 2>/dev/null || true
     (cd "$out/logs" && tar -czf ../logs.tar.gz . && cd .. && rm -rf logs)

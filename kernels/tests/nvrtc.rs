@@ -23,18 +23,38 @@ fn every_unit_compiles_to_cubin_with_every_kernel() {
     require_nvrtc();
     let (major, minor) = nvrtc::version().unwrap();
     assert!(major >= 12, "NVRTC {major}.{minor} is too old for CUBIN output of these kernels");
-    for arch in ARCHS {
-        for unit in UNITS {
-            let started = std::time::Instant::now();
-            let image = nvrtc::compile(unit, arch).unwrap_or_else(|e| panic!("{e}"));
-            assert!(image.starts_with(b"\x7fELF"), "{} for {arch} is not a CUBIN", unit.name);
-            for k in unit.kernels {
-                let found = image.windows(k.len() + 1).any(|w| &w[..k.len()] == k.as_bytes() && w[k.len()] == 0);
-                assert!(found, "kernel {k} missing from {} for {arch}", unit.name);
+    // Each NVRTC compilation is single-threaded and the MSM and pairing units take about a
+    // minute each on one core: the (unit, architecture) pairs are shared out over the
+    // machine's cores, largest first, so the test's wall time is about the work divided by
+    // the cores rather than the sum.
+    let mut jobs: Vec<_> = ARCHS.iter().flat_map(|arch| UNITS.iter().map(move |unit| (unit, *arch))).collect();
+    jobs.sort_by_cached_key(|(unit, _)| std::cmp::Reverse(unit.source().len()));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(jobs.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&(unit, arch)) = jobs.get(i) else { break };
+                    let started = std::time::Instant::now();
+                    let image = nvrtc::compile(unit, arch).unwrap_or_else(|e| panic!("{e}"));
+                    assert!(image.starts_with(b"\x7fELF"), "{} for {arch} is not a CUBIN", unit.name);
+                    for k in unit.kernels {
+                        let found =
+                            image.windows(k.len() + 1).any(|w| &w[..k.len()] == k.as_bytes() && w[k.len()] == 0);
+                        assert!(found, "kernel {k} missing from {} for {arch}", unit.name);
+                    }
+                    eprintln!("{} for {arch}: {} bytes in {:?}", unit.name, image.len(), started.elapsed());
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Err(panic) = h.join() {
+                std::panic::resume_unwind(panic);
             }
-            eprintln!("{} for {arch}: {} bytes in {:?}", unit.name, image.len(), started.elapsed());
         }
-    }
+    });
 }
 
 #[test]
