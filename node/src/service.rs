@@ -48,6 +48,7 @@ use crate::config::{ConsortiumFile, NodeConfig};
 use crate::files::{from_hex, read_secret};
 use crate::member::client::Client;
 use crate::member::consent::ConsentBook;
+use crate::member::erasure::ErasureLog;
 use crate::member::MemberFile;
 use crate::metrics::{register_gauges, ScrapeGauges};
 use crate::runtime::{unix_ms, Authority, Hosted, Node};
@@ -280,6 +281,7 @@ fn host_member(node: &Node, file: &MemberFile) -> Result<Hosted> {
                 compute: node.compute,
                 consents: Mutex::new(ConsentBook::open(Some(data_dir.join("consents.json")))?),
                 consent_lock: Default::default(),
+                erasures: Mutex::new(ErasureLog::open(Some(data_dir.join("erasures.json")))?),
             });
             let loaded = owner.load_datasets()?;
             tracing::info!(datasets = loaded, "owner's datasets loaded");

@@ -303,6 +303,13 @@ impl CpcStore {
         self.record_in(&manifest, index)
     }
 
+    /// Every record of a dataset, in index order, each read as [`CpcStore::record`] reads
+    /// one (its owner takes them back to re-register what an erasure leaves).
+    pub fn records(&self, dataset: &DatasetId) -> Result<Vec<Signcrypted>> {
+        let manifest = self.manifest(dataset)?.ok_or_else(|| StorageError::NotFound(format!("dataset {dataset}")))?;
+        (0..manifest.entries.len() as u64).map(|i| self.record_in(&manifest, i)).collect()
+    }
+
     /// [`CpcStore::record`] against a manifest already read (callers reading many records
     /// decode the manifest once).
     fn record_in(&self, manifest: &Manifest, index: u64) -> Result<Signcrypted> {

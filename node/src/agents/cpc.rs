@@ -187,6 +187,22 @@ impl CpcNode {
         Ok(())
     }
 
+    /// Gives an owner back its own signcrypted records of a dataset, as stored (a patient's
+    /// erasure re-registers the other patients' records under a new key). Nothing is
+    /// re-encrypted: they open only with the dataset's key, which the owner holds. Refused
+    /// for anyone but the member whose signatures the records carry, for a revoked owner,
+    /// and for a dataset erased here.
+    pub fn retrieve(&self, owner: &str, dataset: &DatasetId) -> Result<Vec<Signcrypted>> {
+        let key = self.signing_key_of(owner)?;
+        ensure!(self.store.erased(dataset)?.is_none(), "dataset {dataset} was erased");
+        let records = self.store.records(dataset)?;
+        for r in &records {
+            ensure!(r.header.owner == owner, "dataset {dataset} is not {owner}'s");
+            r.verify_signature(&key).with_context(|| format!("dataset {dataset} is not {owner}'s"))?;
+        }
+        Ok(records)
+    }
+
     /// Erases a dataset its owner erased on chain, if it is stored here.
     fn erase(&self, dataset: Hash) -> Result<()> {
         let id = DatasetId(dataset);

@@ -38,6 +38,7 @@ use crate::files::write_private;
 use crate::member::client::Client;
 use crate::member::consent::{ConsentBook, ConsentRule};
 use crate::member::emergency::{seal_pointer, Scope};
+use crate::member::erasure::{Erasure, ErasureLog};
 use crate::member::pseudonym::{PseudonymKey, Pseudonyms, PSEUDONYMS_AAD};
 use crate::member::sharing;
 use crate::member::{Member, REKEY_AAD};
@@ -73,6 +74,10 @@ pub struct OwnedDataset {
     /// it: the access log names the patients a grant delivered, and a changed consent the
     /// grants that delivered the patient's records, from this.
     pub delivered: Vec<(Hash, Vec<u32>)>,
+    /// The dataset this one replaces: a patient's erasure registers the other patients'
+    /// records anew, then erases the old dataset (a retry after a crash in between finds
+    /// the replacement here instead of making another).
+    pub replaces: Option<Hash>,
 }
 
 impl OwnedDataset {
@@ -91,6 +96,7 @@ impl OwnedDataset {
             "consent": hex::encode(&self.consent),
             "consent_salt": hex::encode(dualchain_ledger::tx::FrBytes::from_fr(&self.consent_salt).0),
             "delivered": self.delivered.iter().map(|(g, r)| serde_json::json!([hex::encode(g), r])).collect::<Vec<_>>(),
+            "replaces": self.replaces.map(hex::encode),
         })
     }
 
@@ -160,6 +166,14 @@ impl OwnedDataset {
             }
             delivered.push((g, rows));
         }
+        let replaces = match v.get("replaces").and_then(|r| r.as_str()) {
+            Some(r) => {
+                let mut id = [0u8; 32];
+                hex::decode_to_slice(r, &mut id).context("replaces")?;
+                Some(id)
+            }
+            None => None,
+        };
         Ok(Self {
             name: text("name")?,
             cpc: text("cpc")?,
@@ -173,6 +187,7 @@ impl OwnedDataset {
             consent,
             consent_salt,
             delivered,
+            replaces,
         })
     }
 
@@ -247,6 +262,8 @@ pub struct OwnerNode {
     /// re-published); read while it is used against the chain (a supply proof, a dataset's
     /// registration), so those run side by side and never across a change.
     pub consent_lock: tokio::sync::RwLock<()>,
+    /// What this hospital erased ([`crate::member::erasure`]).
+    pub erasures: Mutex<ErasureLog>,
 }
 
 impl OwnerNode {
@@ -367,31 +384,88 @@ impl OwnerNode {
             book.tag_latest(&tags)?;
             book.all().last().map(|(c, _)| c.clone()).unwrap_or_default()
         };
-        let ledger = &self.client.home().ledger;
-        let mut records = 0;
-        let mut holding = HashMap::new();
-        for id in &kept {
-            if let Some(d) = self.dataset(id) {
-                let n = d.patients.iter().filter(|p| **p == patient).count();
-                if n > 0 {
-                    records += n;
-                    holding.insert(*id, d);
-                }
-            }
-        }
-        // The grants that delivered the patient's records (where not noted: every grant
-        // with a re-key over a dataset holding them).
-        let earlier_grants = ledger
+        let names = std::slice::from_ref(&patient);
+        let holding: HashMap<Hash, Arc<OwnedDataset>> =
+            self.holding(names).into_iter().filter(|(id, _)| kept.contains(id)).collect();
+        let records = holding.values().map(|d| d.patients.iter().filter(|p| **p == patient).count()).sum();
+        let earlier_grants = self.grants_delivering(names, &holding)?;
+        Ok(ConsentChange { consent, recommitted, records, earlier_grants })
+    }
+
+    /// The datasets kept here that hold records of the patient named by any of `names`.
+    pub fn holding(&self, names: &[String]) -> Vec<(Hash, Arc<OwnedDataset>)> {
+        let kept = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = kept
+            .iter()
+            .filter(|(_, d)| d.patients.iter().any(|p| names.contains(p)))
+            .map(|(id, d)| (*id, d.clone()))
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// The grants over `holding` (datasets holding the records of the patient named by any
+    /// of `names`) that delivered the patient's records; where what a grant selected was
+    /// not noted, every grant with a re-key over such a dataset.
+    pub fn grants_delivering(
+        &self,
+        names: &[String],
+        holding: &HashMap<Hash, Arc<OwnedDataset>>,
+    ) -> Result<Vec<dualchain_ledger::state::GrantRecord>> {
+        Ok(self
+            .client
+            .home()
+            .ledger
             .grants(usize::MAX)?
             .into_iter()
             .filter(|g| g.owner == self.member.id && g.sealed_token.is_some())
             .filter(|g| {
                 holding
                     .get(&g.dataset)
-                    .is_some_and(|d| d.delivered_patients(&g.id).is_none_or(|p| p.contains(&patient)))
+                    .is_some_and(|d| d.delivered_patients(&g.id).is_none_or(|p| p.iter().any(|x| names.contains(x))))
             })
-            .collect();
-        Ok(ConsentChange { consent, recommitted, records, earlier_grants })
+            .collect())
+    }
+
+    /// The registered dataset kept here that replaces `old` (a patient's erasure that was
+    /// interrupted after registering it).
+    pub fn replacement_of(&self, old: &Hash) -> Result<Option<Hash>> {
+        let ids: Vec<Hash> = {
+            let kept = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+            kept.iter().filter(|(_, d)| d.replaces == Some(*old)).map(|(id, _)| *id).collect()
+        };
+        for id in ids {
+            if self.client.home().ledger.dataset(&id)?.is_some() {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Erases `dataset` on chain (the tombstone says `reason`, nothing of the data),
+    /// destroys what this node keeps of it, and notes the erasure in the journal: for a
+    /// patient's erasure, `patient` and the dataset that holds the others' records. An
+    /// erasure already on chain is noted, not repeated.
+    pub async fn erase(
+        &self,
+        dataset: Hash,
+        reason: String,
+        patient: Option<String>,
+        records: usize,
+        replaced_by: Option<Hash>,
+    ) -> Result<Erasure> {
+        let ledger = self.client.home().ledger.clone();
+        if ledger.dataset(&dataset)?.and_then(|d| d.erased).is_some() {
+            self.forget(&dataset)?;
+            let noted = self.erasures.lock().unwrap_or_else(|p| p.into_inner()).of(&dataset).cloned();
+            return noted.ok_or_else(|| anyhow!("dataset {} was erased already", hex::encode(dataset)));
+        }
+        let f = self.client.submit_accepted(TxKind::EraseDataset { dataset, reason: reason.clone() }).await?;
+        self.forget(&dataset)?;
+        let at_ms = ledger.dataset(&dataset)?.and_then(|d| d.erased).map_or(0, |e| e.at_ms);
+        let e = Erasure { tx: f.hash, seq: f.seq, at_ms, dataset, reason, patient, records, replaced_by };
+        self.erasures.lock().unwrap_or_else(|p| p.into_inner()).note(e.clone())?;
+        Ok(e)
     }
 
     /// Whether `dataset`'s masks are as committed and its commitment on chain is the one
@@ -708,13 +782,14 @@ mod tests {
             consent: vec![0b10, supply::ALL_USES],
             consent_salt: Fr::from(9u64),
             delivered: vec![([4; 32], vec![1])],
+            replaces: Some([6; 32]),
         };
         let back = OwnedDataset::from_json(&d.to_json()).unwrap();
         assert_eq!((back.shape, back.records.clone(), back.salt), (d.shape, d.records.clone(), d.salt));
         assert_eq!((back.name.as_str(), back.cpc.as_str()), ("icu", "cpc-1"));
         assert_eq!((back.patients.clone(), back.pseudonym_key.clone()), (d.patients.clone(), d.pseudonym_key.clone()));
         assert_eq!(back.dsk.as_ref().map(|k| k.public()), d.dsk.as_ref().map(|k| k.public()));
-        assert_eq!(back.h1, d.h1);
+        assert_eq!((back.h1, back.replaces), (d.h1, d.replaces));
         assert_eq!((back.consent.clone(), back.consent_salt), (d.consent.clone(), d.consent_salt));
         assert_eq!(back.consent_commitment().unwrap(), d.consent_commitment().unwrap());
         assert_eq!(back.delivered_patients(&[4; 32]), Some(vec!["Patient/b".to_string()]));

@@ -26,6 +26,15 @@
 //! effect, the first with its inclusion proof. The chain holds the commitments only; the
 //! patient and the Consent are the hospital's own knowledge, shown to it alone.
 //!
+//! Erasure: each dataset the hospital erased is an `AuditEvent` of type `rest`, subtype
+//! `delete`, action `D`, the hospital as requestor, entities the erased dataset (records
+//! erased, the tombstone's reason), for a patient's erasure the dataset that replaced it
+//! and the patient, and the `EraseDataset` transaction with its inclusion proof; from the
+//! hospital's erasure journal ([`crate::member::erasure`]). The chain's tombstone names
+//! no patient; the journal is the hospital's own. An erased dataset's earlier deliveries
+//! stay in the log, without the patients they delivered (that link is destroyed with the
+//! dataset's opening).
+//!
 //! Search parameters: `entity` (a dataset's id: only the owner's own datasets; or a
 //! patient's reference, `Patient/<id>`: its consent events; without it, all of them),
 //! `agent` (a member id), `date` (on `recorded`), `_count`, `_offset`
@@ -49,6 +58,7 @@ use super::search::{Search, Searched};
 use super::smart::Interaction;
 use super::ApiState;
 use crate::fhir::rfc3339;
+use crate::member::erasure::Erasure;
 use crate::runtime::{Hosted, Node};
 
 fn member(id: &str, requestor: bool, role: &str) -> Value {
@@ -271,6 +281,67 @@ pub fn consent_event(node: &Node, owner: &str, consent: &Value, proof: Option<(&
     event
 }
 
+/// An erasure the hospital made as a FHIR `AuditEvent` (see the module docs); `proof`:
+/// its `EraseDataset` transaction's, with whether it checks against this node.
+pub fn erasure_event(node: &Node, owner: &str, e: &Erasure, proof: Option<(&InclusionProof, bool)>) -> Value {
+    let mut erased = system_object("urn:dualchain:dataset", hex::encode(e.dataset));
+    erased["detail"] = json!([
+        {"type": "records erased", "valueString": e.records.to_string()},
+        {"type": "reason", "valueString": e.reason},
+    ]);
+    let mut entity = vec![erased];
+    if let Some(new) = e.replaced_by {
+        let mut d = system_object("urn:dualchain:dataset", hex::encode(new));
+        d["detail"] = json!([{"type": "replaces", "valueString": hex::encode(e.dataset)}]);
+        entity.push(d);
+    }
+    if let Some(p) = &e.patient {
+        entity.push(patient_entity(p));
+    }
+    entity.push(system_object("urn:dualchain:tx", hex::encode(e.tx)));
+    let what =
+        if e.patient.is_some() { "hospital (erased the patient's records)" } else { "hospital (erased the dataset)" };
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "id": hex::encode(e.tx),
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
+            "display": "RESTful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "delete", "display": "delete"}],
+        "action": "D",
+        "recorded": rfc3339(e.at_ms / 1000),
+        "outcome": "0",
+        "agent": [member(owner, true, what)],
+        "entity": entity,
+    });
+    match proof {
+        Some((p, verified)) => {
+            let (extension, source) = provenance(node, p, verified);
+            event["extension"] = extension;
+            event["source"] = source;
+        }
+        None => {
+            event["source"] = json!({"site": node.consortium.name,
+                "observer": {"identifier": {"system": "urn:dualchain:member", "value": owner}}});
+        }
+    }
+    event
+}
+
+/// The erasure events of `owner`'s journal.
+pub(super) fn erasure_log(node: &Node, owner: &crate::agents::OwnerNode) -> Result<Vec<Value>, ApiError> {
+    let erasures: Vec<Erasure> = owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().to_vec();
+    let mut events = Vec::with_capacity(erasures.len());
+    for e in &erasures {
+        let proof = node.ledger.inclusion_proof(&e.tx)?;
+        let verified = match &proof {
+            Some(p) => super::flow_routes::proof_checks(node, p)?,
+            None => false,
+        };
+        events.push(erasure_event(node, &owner.member.id, e, proof.as_ref().map(|p| (p, verified))));
+    }
+    Ok(events)
+}
+
 /// A patient as an `AuditEvent` entity: a Person in the role Patient.
 fn patient_entity(reference: &str) -> Value {
     json!({"what": {"reference": reference},
@@ -356,7 +427,10 @@ pub async fn search_audit_events(State(api): State<ApiState>, headers: HeaderMap
     let datasets: Vec<dualchain_ledger::tx::Hash> = if named.is_empty() {
         let owner = h.owner.as_ref().ok_or_else(|| ApiError::forbidden("wrong-role", "only data owners"))?;
         let mut ids: Vec<_> = owner.datasets.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+        // Erased datasets are forgotten here, and their deliveries stay in the log.
+        ids.extend(owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().iter().map(|e| e.dataset));
         ids.sort();
+        ids.dedup();
         ids
     } else {
         let mut ids = Vec::new();
@@ -389,6 +463,7 @@ pub async fn search_audit_events(State(api): State<ApiState>, headers: HeaderMap
     }
     if let Some(owner) = &h.owner {
         events.extend(consent_log(node, owner)?);
+        events.extend(erasure_log(node, owner)?);
     }
     events.sort_by(|a, b| a["recorded"].as_str().cmp(&b["recorded"].as_str()));
     let fhir_base = format!("{}/fhir", super::api_base(node).unwrap_or_default());

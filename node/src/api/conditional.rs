@@ -159,6 +159,21 @@ impl Identifiers {
         self.map = all;
         Ok(())
     }
+
+    /// Drops the identifiers indexed at `location` (a patient's, at the patient's erasure),
+    /// on disk first (synced). Returns how many it dropped.
+    pub fn remove_location(&mut self, data_dir: &std::path::Path, location: &str) -> Result<usize, ApiError> {
+        let mut kept = self.map.clone();
+        kept.retain(|_, l| l != location);
+        let removed = self.map.len() - kept.len();
+        if removed > 0 {
+            let bytes = serde_json::to_vec(&kept).map_err(ApiError::internal)?;
+            let path = Self::path(data_dir);
+            on_disk(|| Ok(crate::files::write_private(&path, &bytes)?))?;
+            self.map = kept;
+        }
+        Ok(removed)
+    }
 }
 
 /// The answer to a conditional create that found its resource: `200 OK` and its location.

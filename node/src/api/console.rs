@@ -419,6 +419,27 @@ pub async fn access(State(api): State<ApiState>, headers: HeaderMap, uri: axum::
             }));
         }
     }
+    // Erasures (a patient's names the patient and the dataset that replaced the old one).
+    if let Some(owner) = &h.owner {
+        let erasures = owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().to_vec();
+        for e in erasures.iter().filter(|e| dataset.is_none_or(|d| d == e.dataset || Some(d) == e.replaced_by)) {
+            let verified = match node.ledger.inclusion_proof(&e.tx)? {
+                Some(p) => super::flow_routes::proof_checks(node, &p)?,
+                None => false,
+            };
+            let event = match e.replaced_by {
+                Some(new) => format!("erasure (patient; replaced by {})", &hex::encode(new)[..12]),
+                None if e.patient.is_some() => "erasure (patient)".to_string(),
+                None => "erasure (dataset)".to_string(),
+            };
+            rows.push(json!({
+                "at_ms": e.at_ms, "recorded": rfc3339(e.at_ms / 1000), "event": event, "purpose": "",
+                "requester": h.member.id, "dataset": hex::encode(e.dataset), "dataset_name": name(&e.dataset),
+                "grant": Value::Null, "records": e.records, "patients": e.patient.iter().collect::<Vec<_>>(),
+                "verified": verified, "tx": hex::encode(e.tx),
+            }));
+        }
+    }
     rows.retain(|r| {
         let t = r["at_ms"].as_u64().unwrap_or(0) / 1000;
         from.is_none_or(|f| t >= f)

@@ -1,13 +1,14 @@
 //! CPC endpoints, called by peer nodes: `POST /cpc/ingest` (an owner's node stores
-//! signcrypted records) and `POST /cpc/fetch` (a requester's node fetches re-encrypted
-//! records under its grant).
+//! signcrypted records), `POST /cpc/retrieve` (it takes its own back, for a patient's
+//! erasure) and `POST /cpc/fetch` (a requester's node fetches re-encrypted records under
+//! its grant).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use dualchain_crypto::cbsre::{Reencrypted, Signcrypted};
+use dualchain_crypto::cbsre::{DatasetId, Reencrypted, Signcrypted};
 use dualchain_crypto::Codec;
 use dualchain_ledger::tx::Outcome;
 use serde_json::json;
@@ -55,6 +56,21 @@ pub async fn cpc_fetch(State(api): State<ApiState>, s: Signed) -> ApiResult {
     }
     let results = fetch_recorded(cpc, req).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], encode_list(results.iter().map(Codec::to_bytes)))
+        .into_response())
+}
+
+/// `POST /cpc/retrieve` `{"dataset": hex}`: an owner's node takes back its own
+/// signcrypted records of a dataset ([`CpcNode::retrieve`]), for a patient's erasure.
+pub async fn cpc_retrieve(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let cpc = cpc_of(&api.node)?;
+    let v: serde_json::Value = s.json()?;
+    let dataset = DatasetId(super::auth::parse_id(v["dataset"].as_str().unwrap_or_default(), "dataset")?);
+    let owner = s.member.clone();
+    let records = tokio::task::spawn_blocking(move || cpc.retrieve(&owner, &dataset))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::forbidden("refused", format!("{e:#}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], encode_list(records.iter().map(Codec::to_bytes)))
         .into_response())
 }
 

@@ -39,6 +39,16 @@ use crate::runtime::{unix_ms, Hosted, Node};
 pub struct Demographics {
     birth_unix: i64,
     sex: u8,
+    /// Every reference the same Patient can be named by (a patient's erasure takes them
+    /// all); empty in registries of earlier builds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    names: Vec<String>,
+}
+
+impl Demographics {
+    fn named(&self, refs: &[String]) -> Self {
+        Self { names: refs.to_vec(), ..self.clone() }
+    }
 }
 
 /// Demographics by the references a Patient can be named by ([`patient_refs`]).
@@ -61,7 +71,7 @@ pub struct OwnerState {
 }
 
 impl OwnerState {
-    fn load(&mut self, node: &Node) -> Result<(), ApiError> {
+    pub(super) fn load(&mut self, node: &Node) -> Result<(), ApiError> {
         if !self.loaded {
             self.patients = read_map(node, "patients.json")?;
             self.devices = read_map(node, "devices.json")?;
@@ -83,6 +93,49 @@ impl OwnerState {
         let mut st = api.owner_state.lock().await;
         st.load(&api.node)?;
         Ok(st.patients.contains_key(reference))
+    }
+
+    /// Takes a patient out of this hospital's own files, for the patient's erasure: the
+    /// registry's entries under each of `names` (see [`Self::names_of`]), the patient's identifiers indexed for
+    /// conditional creates, and the patient's staged Observations (plaintext FHIR), each
+    /// rewritten on disk first. Returns how many registry entries and identifiers, and how
+    /// many staged Observations, it removed.
+    pub(super) fn forget_patient(&mut self, node: &Node, names: &[String]) -> Result<(usize, usize), ApiError> {
+        let mut registry = 0;
+        for name in names {
+            registry += self.identifiers.remove_location(&node.data_dir, name)?;
+        }
+        let mut kept = self.patients.clone();
+        kept.retain(|k, _| !names.contains(k));
+        if kept.len() < self.patients.len() {
+            registry += self.patients.len() - kept.len();
+            let bytes = serde_json::to_vec(&kept).map_err(ApiError::internal)?;
+            let path = node.data_dir.join("patients.json");
+            on_disk(|| Ok(crate::files::write_private(&path, &bytes)?))?;
+            self.patients = kept;
+        }
+        let staged = read_staged(node)?;
+        let named = |o: &&Value| o["subject"]["reference"].as_str().is_some_and(|r| names.iter().any(|n| n == r));
+        let kept: Vec<&Value> = staged.iter().filter(|o| !named(o)).collect();
+        let removed = staged.len() - kept.len();
+        if removed > 0 {
+            let text: String = kept.iter().map(|o| format!("{o}\n")).collect();
+            let path = staging_path(node);
+            on_disk(|| Ok(crate::files::write_private(&path, text.as_bytes())?))?;
+            self.staged = kept.len();
+        }
+        Ok((registry, removed))
+    }
+
+    /// Every reference the patient named `reference` goes by here (`reference` first).
+    pub(super) fn names_of(&self, reference: &str) -> Vec<String> {
+        let mut names = vec![reference.to_string()];
+        for n in self.patients.get(reference).map(|d| d.names.as_slice()).unwrap_or_default() {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        names
     }
 
     /// Adds devices, on disk first.
@@ -180,7 +233,7 @@ pub fn demographics(p: &Value) -> Result<Demographics, ApiError> {
         .as_str()
         .and_then(fhir::parse_date)
         .ok_or_else(|| ApiError::invalid("bad-patient", "Patient.birthDate must be a full date (YYYY-MM-DD)"))?;
-    Ok(Demographics { birth_unix: birth, sex })
+    Ok(Demographics { birth_unix: birth, sex, names: Vec::new() })
 }
 
 /// The references a Patient can be named by: `Patient/<id>` and its Bundle `fullUrl`.
@@ -360,6 +413,7 @@ pub async fn post_patient(State(api): State<ApiState>, headers: HeaderMap, Fhir(
         return Ok(exists(prefer, &found));
     }
     let location = p["id"].as_str().map(|id| format!("Patient/{id}")).unwrap_or_default();
+    let d = d.named(&refs);
     st.add_patients(node, refs.into_iter().map(|r| (r, d.clone())).collect())?;
     st.identifiers.add(&node.data_dir, &[(&p, location.clone())])?;
     Ok(created(prefer, &p, &location, "registered: this node's patient registry holds the Patient"))
@@ -389,14 +443,14 @@ pub async fn post_device(State(api): State<ApiState>, headers: HeaderMap, Fhir(s
 }
 
 /// An uploaded dataset.
-struct Uploaded {
-    dataset: DatasetId,
-    h1: Hash,
-    records: usize,
+pub(super) struct Uploaded {
+    pub dataset: DatasetId,
+    pub h1: Hash,
+    pub records: usize,
     /// Observations left out because their patients consent to no use.
-    left_out: usize,
-    tx: Hash,
-    seq: u64,
+    pub left_out: usize,
+    pub tx: Hash,
+    pub seq: u64,
 }
 
 /// The first half of reading a `POST /fhir` body: a `transaction` or `batch` Bundle's
@@ -414,8 +468,9 @@ pub fn bundle_patients(b: &Value) -> Result<(&[Value], Patients), ApiError> {
     let mut bundled = Patients::new();
     for e in entries {
         if e["resource"]["resourceType"] == "Patient" {
-            let d = demographics(&e["resource"])?;
-            for r in patient_refs(&e["resource"], e["fullUrl"].as_str())? {
+            let refs = patient_refs(&e["resource"], e["fullUrl"].as_str())?;
+            let d = demographics(&e["resource"])?.named(&refs);
+            for r in refs {
                 bundled.insert(r, d.clone());
             }
         }
@@ -754,10 +809,10 @@ async fn store_at_cpc(
 }
 
 /// Who may request a new dataset, and what its demands may ask.
-struct Terms {
+pub(super) struct Terms {
     /// The access policy statement.
-    policy: String,
-    disclosure: Disclosure,
+    pub policy: String,
+    pub disclosure: Disclosure,
 }
 
 impl Terms {
@@ -810,8 +865,7 @@ fn shape_for(node: &Node, n: usize) -> Result<dualchain_prover::supply::SupplySh
 }
 
 /// Step 4 for a hosted hospital: leave out the observations of patients who consent to no
-/// use, signcrypt, store at the CPC (checking its manifest), commit the records and their
-/// consent masks, encrypt the index, keep the opening, register.
+/// use, take out what links each record to its patient, then [`register_records`].
 async fn upload(
     node: &Node,
     h: &Hosted,
@@ -834,22 +888,12 @@ async fn upload(
             consent.push(mask);
         }
     }
-    let (observations, records) = (kept_obs, kept_records);
-    let left_out = offered - records.len();
-    if records.is_empty() {
+    let left_out = offered - kept_records.len();
+    if kept_records.is_empty() {
         return Err(ApiError::unprocessable(
             "consent-excludes-all",
             format!("the patients of all {offered} observations consent to no use; no dataset is made"),
         ));
-    }
-    let n = records.len();
-    let shape = shape_for(node, n)?;
-    let cpc = cpc
-        .or_else(|| node.cfg.owner.default_cpc.clone())
-        .ok_or_else(|| ApiError::invalid("no-cpc", "name a CPC (?cpc=) or set owner.default_cpc"))?;
-    match node.ledger.member(&cpc)? {
-        Some(m) if m.role == "cpc" && m.revoked.is_none() => {}
-        _ => return Err(ApiError::unprocessable("unknown-cpc", format!("{cpc} is not an active CPC"))),
     }
     let mut rng = ChaCha20Rng::from_entropy();
     let name = name.unwrap_or_else(|| format!("upload-{}-{:08x}", unix_ms(), rng.next_u32()));
@@ -859,17 +903,59 @@ async fn upload(
     if owner.has_name(&name)? {
         return Err(ApiError::conflict("dataset-exists", format!("{} already registered {name:?}", h.member.id)));
     }
-    // Drawn at random: an id derived from the owner and the name alone would let anyone
-    // who guesses a name ("icu-2026") find the dataset on chain.
-    let dataset = DatasetId::derive(&h.member.id, &format!("{name}#{:032x}", rng.gen::<u128>()));
     // What links a record to its patient stays here; the grants carry per-grant pseudonyms.
-    let (plaintexts, patients): (Vec<Vec<u8>>, Vec<String>) = observations
+    let (plaintexts, patients): (Vec<Vec<u8>>, Vec<String>) = kept_obs
         .iter()
         .map(|o| {
             let (record, patient) = pseudonym::deidentify(o);
             (record.to_string().into_bytes(), patient.unwrap_or_default())
         })
         .unzip();
+    let cpc = cpc
+        .or_else(|| node.cfg.owner.default_cpc.clone())
+        .ok_or_else(|| ApiError::invalid("no-cpc", "name a CPC (?cpc=) or set owner.default_cpc"))?;
+    let kept = Records { plaintexts, patients, records: kept_records, consent };
+    let mut up = register_records(node, h, kept, &name, &cpc, &terms, None).await?;
+    up.left_out = left_out;
+    Ok(up)
+}
+
+/// A dataset's records as its owner registers them: the de-identified plaintexts that are
+/// signcrypted, each record's patient reference (kept here), its supply record and its
+/// consent mask, all aligned.
+pub(super) struct Records {
+    pub plaintexts: Vec<Vec<u8>>,
+    pub patients: Vec<String>,
+    pub records: Vec<supply::Record>,
+    pub consent: Vec<u8>,
+}
+
+/// Registers `kept` as a new dataset `name` at `cpc` under a fresh id and a fresh dataset
+/// key: signcrypt, store at the CPC (checking its manifest), commit the records and their
+/// consent masks, encrypt the index, keep the opening, register. `replaces`: the dataset a
+/// patient's erasure replaces with this one. The caller holds the owner's consent lock
+/// for reading.
+pub(super) async fn register_records(
+    node: &Node,
+    h: &Hosted,
+    kept: Records,
+    name: &str,
+    cpc: &str,
+    terms: &Terms,
+    replaces: Option<Hash>,
+) -> Result<Uploaded, ApiError> {
+    let owner = owner_of(h)?;
+    let Records { plaintexts, patients, records, consent } = kept;
+    let n = records.len();
+    let shape = shape_for(node, n)?;
+    match node.ledger.member(cpc)? {
+        Some(m) if m.role == "cpc" && m.revoked.is_none() => {}
+        _ => return Err(ApiError::unprocessable("unknown-cpc", format!("{cpc} is not an active CPC"))),
+    }
+    let mut rng = ChaCha20Rng::from_entropy();
+    // Drawn at random: an id derived from the owner and the name alone would let anyone
+    // who guesses a name ("icu-2026") find the dataset on chain.
+    let dataset = DatasetId::derive(&h.member.id, &format!("{name}#{:032x}", rng.gen::<u128>()));
     let member = h.member.clone();
     let now = unix_ms() / 1000;
     let mut srng = ChaCha20Rng::from_rng(&mut rng).map_err(ApiError::internal)?;
@@ -883,7 +969,7 @@ async fn upload(
     .await
     .map_err(ApiError::internal)??;
 
-    let (h1, stored) = store_at_cpc(node, h, &cpc, sealed).await?;
+    let (h1, stored) = store_at_cpc(node, h, cpc, sealed).await?;
     if stored != n {
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -897,9 +983,9 @@ async fn upload(
         &node.abe_pk,
         &sharing::DatasetSpec {
             dataset,
-            name: &name,
+            name,
             h1,
-            cpc: &cpc,
+            cpc,
             shape,
             records: &records,
             consent: &consent,
@@ -909,8 +995,8 @@ async fn upload(
     )
     .map_err(|e| ApiError::invalid("bad-policy", format!("{e:#}")))?;
     let kept = OwnedDataset {
-        name: name.clone(),
-        cpc: cpc.clone(),
+        name: name.to_string(),
+        cpc: cpc.to_string(),
         shape,
         records,
         salt: prepared.salt,
@@ -921,13 +1007,14 @@ async fn upload(
         consent,
         consent_salt: prepared.consent_salt,
         delivered: Vec::new(),
+        replaces,
     };
     owner.add_dataset(dataset, kept)?;
     let f = h.client.submit(prepared.tx).await?;
     if let Outcome::Rejected { reason } = f.outcome {
         return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the registration: {reason}")));
     }
-    Ok(Uploaded { dataset, h1, records: n, left_out, tx: f.hash, seq: f.seq })
+    Ok(Uploaded { dataset, h1, records: n, left_out: 0, tx: f.hash, seq: f.seq })
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@
 //! | [`flow_routes`] | demands, access, grants, records, revocations, audit |
 //! | [`console`] | the privacy officer's console: page, sign-in, sessions, its read-only views and reviews |
 //! | [`emergency_routes`] | break-glass: emergency requests, the owner's review queue, reviews |
+//! | [`erasure_routes`] | a patient's erasure: re-register the others' records, erase the old datasets |
 //! | [`cpc_routes`] | a CPC's endpoints for peer nodes |
 //! | [`authority_routes`] | the ESKI-IBE authorities' and the KGC's endpoints for enrolling members |
 //! | [`wire`] | request bodies and the binary list framing |
@@ -78,6 +79,7 @@ pub mod consent_routes;
 pub mod console;
 pub mod cpc_routes;
 pub mod emergency_routes;
+pub mod erasure_routes;
 pub mod error;
 pub mod fhir_routes;
 pub mod flow_routes;
@@ -165,6 +167,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/datasets/seal", post(seal))
         .route("/datasets/{id}", get(get_dataset))
         .route("/datasets/{id}/erase", post(erase_dataset))
+        .route("/erasure", post(erasure_routes::post_erasure))
         .route("/demands", post(post_demand))
         .route("/demands/{id}", get(get_demand))
         .route("/access", post(post_access))
@@ -190,6 +193,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/console/api/break-glass/{id}/review", post(console::review_break_glass))
         .route("/cpc/ingest", post(cpc_ingest))
         .route("/cpc/fetch", post(cpc_fetch))
+        .route("/cpc/retrieve", post(cpc_routes::cpc_retrieve))
         .route("/ibe/share", post(authority_routes::ibe_share))
         .route("/kgc/enroll", post(authority_routes::kgc_enroll))
         .route(smart::TOKEN_PATH, post(smart_routes::token))

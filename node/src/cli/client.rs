@@ -116,6 +116,21 @@ enum Call {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Erase one of this hospital's datasets: a tombstone on chain, the CPC deletes its
+    /// records and every grant's results, the node destroys its key.
+    Erase {
+        dataset: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Erase a patient's records wherever this hospital holds them (GDPR art. 17): each
+    /// dataset holding them is re-registered without them under a new key, and erased.
+    ErasePatient {
+        /// The patient as this hospital references it (`Patient/...`).
+        patient: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// Register a FHIR client for SMART Backend Services at this member's node (again, to
     /// rotate its keys or change its scopes).
     SmartAdd {
@@ -268,6 +283,12 @@ pub async fn run(args: ClientArgs) -> Result<()> {
         Call::Audit { dataset } => c.call(Method::GET, &format!("/audit/{dataset}"), None).await?,
         Call::Revoke { grant, reason } => {
             c.call(Method::POST, &format!("/grants/{grant}/revoke"), Some(&json!({"reason": reason}))).await?
+        }
+        Call::Erase { dataset, reason } => {
+            c.call(Method::POST, &format!("/datasets/{dataset}/erase"), Some(&json!({"reason": reason}))).await?
+        }
+        Call::ErasePatient { patient, reason } => {
+            c.call(Method::POST, "/erasure", Some(&json!({"patient": patient, "reason": reason}))).await?
         }
         Call::SmartAdd { client_id, jwks, scope } => {
             let keys: Value = serde_json::from_slice(&std::fs::read(jwks)?)

@@ -18,6 +18,7 @@ use rand::{CryptoRng, RngCore};
 pub mod client;
 pub mod consent;
 pub mod emergency;
+pub mod erasure;
 pub mod pseudonym;
 pub mod sharing;
 
