@@ -319,7 +319,16 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     c.spawn(CPC).unwrap();
     let fetched: Value = research.call(Method::GET, &format!("/grants/{grant}/records?wait=120"), None).await.unwrap();
     assert_eq!(fetched["type"], "searchset");
-    let got: Vec<Value> = fetched["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect();
+    let entries = fetched["entry"].as_array().unwrap();
+    let got: Vec<Value> =
+        entries.iter().filter(|e| e["search"]["mode"] == "match").map(|e| e["resource"].clone()).collect();
+    // The delivery's Provenance comes after the records: the grant, its dataset, the
+    // custodian and the CPC, each Observation a target.
+    let provenance = &entries.last().unwrap()["resource"];
+    assert_eq!(provenance["resourceType"], "Provenance");
+    assert_eq!(provenance["policy"][0], format!("urn:dualchain:grant:{grant}"));
+    assert_eq!(provenance["target"].as_array().map(Vec::len), Some(got.len()));
+    assert_eq!(provenance["agent"][1]["who"]["identifier"]["value"], "cpc-1");
     // The demand asks for heart rates in 40..200 bpm at any time: those are delivered,
     // without their patient references, under pseudonyms of this grant.
     let want = dualchain_testkit::fhir::with_code(&observations, "8867-4");

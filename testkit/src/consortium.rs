@@ -541,7 +541,9 @@ impl Consortium {
     /// as a FHIR searchset Bundle.
     pub async fn fetch(&self, requester: &str, grant: &Hash) -> Result<Vec<Value>> {
         let v = self.fetch_bundle(requester, grant).await?;
-        Ok(v["entry"].as_array().map(|e| e.iter().map(|x| x["resource"].clone()).collect()).unwrap_or_default())
+        // The records are the matches; the delivery's Provenance is included after them.
+        let entries = v["entry"].as_array().into_iter().flatten();
+        Ok(entries.filter(|x| x["search"]["mode"] == "match").map(|x| x["resource"].clone()).collect())
     }
 
     /// [`Self::fetch`]'s searchset Bundle, whole.

@@ -234,6 +234,13 @@ async fn every_fhir_answer_validates_and_a_stock_client_reads_the_capability_sta
     c.wait_receipt(RESEARCH, &access.request).await?;
     let bundle = c.fetch_bundle(RESEARCH, &access.request).await?;
     ensure!(bundle["entry"].as_array().is_some_and(|e| !e.is_empty()), "no records");
+    // After the records, the delivery's Provenance: each of them a target, the grant its
+    // policy, the receipt's inclusion proof checked.
+    let provenance = &bundle["entry"].as_array().and_then(|e| e.last()).expect("entries")["resource"];
+    ensure!(provenance["resourceType"] == "Provenance", "{bundle}");
+    ensure!(provenance["target"].as_array().map(Vec::len) == bundle["total"].as_u64().map(|n| n as usize));
+    ensure!(provenance["policy"][0] == format!("urn:dualchain:grant:{}", hex::encode(access.request)).as_str());
+    ensure!(provenance["extension"][1]["valueBoolean"] == true, "{provenance}");
     files.push(save(&dir, "searchset", &bundle)?);
     // Searches: the hospital's staged Observations (a parameter it does not serve is named
     // in an outcome entry), and the grantee's records through `_grant`, one page of two.

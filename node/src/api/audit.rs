@@ -77,23 +77,6 @@ fn system_object(system: &str, value: String) -> Value {
             "display": "System Object"}})
 }
 
-/// The extensions carrying an inclusion proof, and the event's `source`.
-fn provenance(node: &Node, proof: &InclusionProof, verified: bool) -> (Value, Value) {
-    let chain = format!("{:?}", proof.chain).to_lowercase();
-    let extension = json!([
-        {"url": "urn:dualchain:inclusion-proof", "valueString":
-            format!("{chain} chain, block {}, transaction {}", proof.height, hex::encode(proof.tx_hash))},
-        {"url": "urn:dualchain:proof-verified", "valueBoolean": verified},
-    ]);
-    let source = json!({
-        "site": node.consortium.name,
-        "observer": {"identifier": {"system": "urn:dualchain:chain", "value": chain}},
-        "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
-            "display": "Application Server"}],
-    });
-    (extension, source)
-}
-
 /// The patients whose records grant `g` delivered, as the owner references them (empty
 /// where the owner no longer keeps the dataset).
 pub fn delivered_patients(node: &Node, h: &Hosted, g: &GrantRecord) -> Vec<String> {
@@ -133,13 +116,7 @@ pub fn delivered_patients(node: &Node, h: &Hosted, g: &GrantRecord) -> Vec<Strin
     out
 }
 
-/// The purpose of use a grant serves: `ETREAT` for break-glass, else its demand's.
-pub fn purpose_of(node: &Node, g: &GrantRecord) -> String {
-    if g.break_glass.is_some() {
-        return "ETREAT".into();
-    }
-    node.ledger.demand(&g.demand).ok().flatten().map(|d| d.purpose.code().to_string()).unwrap_or_default()
-}
+pub use super::flow_routes::purpose_of;
 
 /// An access record as a FHIR `AuditEvent` (`break_glass`: the request its grant answers).
 /// `purpose`: what the grant serves ([`purpose_of`]); `patients`: whose records it
@@ -153,7 +130,7 @@ pub fn audit_event(
     purpose: &str,
     patients: &[String],
 ) -> Value {
-    let (extension, source) = provenance(node, proof, verified);
+    let (extension, source) = super::flow_routes::proof_extension(node, proof, verified);
     let (subtype, display, action) = match record.event {
         AccessEvent::Reencrypted => ("reencrypted", "the CPC re-encrypted the grant's records", "E"),
         AccessEvent::Fetched => ("fetched", "the requester fetched the grant's records", "R"),
@@ -208,7 +185,7 @@ pub fn break_glass_event(
     proof: &InclusionProof,
     verified: bool,
 ) -> Value {
-    let (extension, source) = provenance(node, proof, verified);
+    let (extension, source) = super::flow_routes::proof_extension(node, proof, verified);
     let review = match &r.review {
         None => "pending".to_string(),
         Some(v) if v.justified => format!("justified: {}", v.note),
@@ -269,7 +246,7 @@ pub fn consent_event(node: &Node, owner: &str, consent: &Value, proof: Option<(&
     });
     match proof {
         Some((p, verified)) => {
-            let (extension, source) = provenance(node, p, verified);
+            let (extension, source) = super::flow_routes::proof_extension(node, p, verified);
             event["extension"] = extension;
             event["source"] = source;
         }
@@ -315,7 +292,7 @@ pub fn erasure_event(node: &Node, owner: &str, e: &Erasure, proof: Option<(&Incl
     });
     match proof {
         Some((p, verified)) => {
-            let (extension, source) = provenance(node, p, verified);
+            let (extension, source) = super::flow_routes::proof_extension(node, p, verified);
             event["extension"] = extension;
             event["source"] = source;
         }

@@ -15,7 +15,7 @@ use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::sign::PublicKey;
 use dualchain_crypto::Codec;
 use dualchain_ledger::block::InclusionProof;
-use dualchain_ledger::state::AccessRecord;
+use dualchain_ledger::state::{AccessEvent, AccessRecord, GrantRecord};
 use dualchain_ledger::tx::{Hash, Outcome, TxKind};
 use dualchain_ledger::Ledger;
 use rand::RngCore;
@@ -129,6 +129,11 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
     let grant_id = parse_id(&id, "grant")?;
     let wait = wait_param(node, &s)?;
     let observations = grant_records(node, h, grant_id, wait).await?;
+    let g = node.ledger.grant(&grant_id)?.ok_or_else(|| ApiError::not_found("unknown-grant", "no such grant"))?;
+    let provenance = delivery_provenance(node, &g, &observations)?;
+    let mut entry: Vec<Value> =
+        observations.iter().map(|o| json!({"resource": o, "search": {"mode": "match"}})).collect();
+    entry.push(json!({"resource": provenance, "search": {"mode": "include"}}));
     ok_json(&json!({
         "resourceType": "Bundle",
         "type": "searchset",
@@ -136,8 +141,89 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
         // A Bundle is a Resource, not a DomainResource: no extensions (FHIR R4). The grant
         // is named by the self link (and by each subject's pseudonym system).
         "link": [{"relation": "self", "url": format!("grants/{}/records", hex::encode(grant_id))}],
-        "entry": observations.into_iter().map(|o| json!({"resource": o, "search": {"mode": "match"}})).collect::<Vec<_>>(),
+        "entry": entry,
     }))
+}
+
+/// The FHIR `Provenance` of a grant's delivered records (the last entry of
+/// `GET /grants/{id}/records`, search mode `include`): its targets the Observations
+/// delivered; recorded when the CPC's receipt of the re-encryption was final; activity
+/// ISO 21089 "disclose"; reason the purpose of use the grant serves; agents the owner
+/// (custodian) and the CPC that re-encrypted (performer), by member id; entity the
+/// dataset (source); policy the grant (`urn:dualchain:grant:<id>`); and the receipt's
+/// inclusion proof in the same extensions as the access log's `AuditEvent`s. It names no
+/// patient: the records carry the grant's pseudonyms.
+fn delivery_provenance(node: &Node, g: &GrantRecord, observations: &[Value]) -> Result<Value, ApiError> {
+    let receipt = node
+        .ledger
+        .audit(&g.dataset)?
+        .into_iter()
+        .rfind(|(r, _)| r.grant == g.id && matches!(r.event, AccessEvent::Reencrypted));
+    let target: Vec<Value> = observations
+        .iter()
+        .map(|o| match o["id"].as_str() {
+            Some(id) => json!({"reference": format!("Observation/{id}")}),
+            None => json!({"display": "an Observation delivered without an id"}),
+        })
+        .collect();
+    let member = |id: &str, code: &str, display: &str| {
+        json!({"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+            "code": code, "display": display}]},
+            "who": {"identifier": {"system": "urn:dualchain:member", "value": id}}})
+    };
+    let mut agent = vec![member(&g.owner, "custodian", "Custodian")];
+    let at_ms = match &receipt {
+        Some((r, _)) => {
+            agent.push(member(&r.cpc, "performer", "Performer"));
+            r.at_ms
+        }
+        None => unix_ms(),
+    };
+    let mut p = json!({
+        "resourceType": "Provenance",
+        // FHIR ids are at most 64 characters.
+        "id": format!("grant-{}", &hex::encode(g.id)[..48]),
+        "target": target,
+        "recorded": crate::fhir::rfc3339(at_ms / 1000),
+        "policy": [format!("urn:dualchain:grant:{}", hex::encode(g.id))],
+        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle",
+            "code": "disclose", "display": "Disclose"}],
+            "text": "re-encrypted by the CPC under the grant's re-key, decrypted by the requester"},
+        "reason": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+            "code": purpose_of(node, g)}]}],
+        "agent": agent,
+        "entity": [{"role": "source", "what": {"identifier": {"system": "urn:dualchain:dataset",
+            "value": hex::encode(g.dataset)}}}],
+    });
+    if let Some((_, proof)) = &receipt {
+        p["extension"] = proof_extension(node, proof, proof_checks(node, proof)?).0;
+    }
+    Ok(p)
+}
+
+/// The purpose of use a grant serves: `ETREAT` for break-glass, else its demand's.
+pub fn purpose_of(node: &Node, g: &GrantRecord) -> String {
+    if g.break_glass.is_some() {
+        return "ETREAT".into();
+    }
+    node.ledger.demand(&g.demand).ok().flatten().map(|d| d.purpose.code().to_string()).unwrap_or_default()
+}
+
+/// The extensions carrying an inclusion proof, and an `AuditEvent`'s `source`.
+pub(super) fn proof_extension(node: &Node, proof: &InclusionProof, verified: bool) -> (Value, Value) {
+    let chain = format!("{:?}", proof.chain).to_lowercase();
+    let extension = json!([
+        {"url": "urn:dualchain:inclusion-proof", "valueString":
+            format!("{chain} chain, block {}, transaction {}", proof.height, hex::encode(proof.tx_hash))},
+        {"url": "urn:dualchain:proof-verified", "valueBoolean": verified},
+    ]);
+    let source = json!({
+        "site": node.consortium.name,
+        "observer": {"identifier": {"system": "urn:dualchain:chain", "value": chain}},
+        "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
+            "display": "Application Server"}],
+    });
+    (extension, source)
 }
 
 /// A grant's records for its requester `h`, fetched from the CPC (waiting up to `wait` for
