@@ -7,7 +7,8 @@
 
 1. Unauthorised: `/console/` without a session shows only the sign-in help, and the
    console's data calls answer 401; a forged sign-in link is refused.
-2. The sign-in link (from `dualchain client console-signin`) signs in; the datasets,
+2. The sign-in link (from `dualchain client console-signin`) signs in with a click (opening
+   it alone does not); the datasets,
    grants, demands, access log and break-glass queue are shown.
 3. With --patient, the access log filtered by that patient shows only rows touching it.
 4. A full-page screenshot goes to DIR/console.png.
@@ -79,6 +80,23 @@ def status_of(driver, path, method="GET"):
         path, method)
 
 
+def header_of(driver, path, name):
+    """A response header of a same-origin GET made by the page (with its cookies)."""
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'})"
+        ".then(r => done(r.headers.get(arguments[1]))).catch(e => done(String(e)));",
+        path, name)
+
+
+def sign_in(driver, link):
+    """Opens a sign-in link and clicks its button (opening it alone spends nothing)."""
+    driver.get(link)
+    buttons = driver.find_elements(By.ID, "confirm-signin")
+    if buttons:
+        buttons[0].click()
+
+
 def full_page(driver, path):
     """A PNG of the whole page, beyond the window (Chrome DevTools' captureScreenshot)."""
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
@@ -127,12 +145,20 @@ def main():
               and not driver.find_element(By.ID, "console").is_displayed())
         check("no session: data calls refused", status_of(driver, "/console/api/overview") == 401,
               str(status_of(driver, "/console/api/overview")))
-        driver.get(args.base + "/console/signin?code=" + "00" * 32)
+        sign_in(driver, args.base + "/console/signin?code=" + "00" * 32)
         check("forged sign-in link refused", driver.find_elements(By.ID, "refused") != [], driver.title)
+        driver.get(args.base + "/console/signin?code=<b>")
+        check("malformed sign-in link refused", driver.find_elements(By.ID, "refused") != [], driver.title)
 
-        # 2. Signed in.
+        # 2. Opening the link (as a mail scanner would, twice) spends nothing; the click
+        # signs in.
         driver.get(args.signin)
+        driver.get(args.signin)
+        check("opening the link does not sign in", status_of(driver, "/console/api/overview") == 401)
+        sign_in(driver, args.signin)
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "body[data-loaded=true]")))
+        check("console data never cached", header_of(driver, "/console/api/overview", "cache-control") == "no-store",
+              str(header_of(driver, "/console/api/overview", "cache-control")))
         who = driver.find_element(By.ID, "who").text
         check("signed in as the institution", "Signed in as" in who, who)
         lists = {t: rows(driver, t) for t in ("datasets-table", "grants-table", "demands-table", "consent-table",
@@ -178,7 +204,7 @@ def main():
         driver.find_element(By.ID, "signout").click()
         wait.until(EC.visibility_of_element_located((By.ID, "signin")))
         check("signed out: data calls refused", status_of(driver, "/console/api/overview") == 401)
-        driver.get(args.signin)
+        sign_in(driver, args.signin)
         check("used sign-in link refused", driver.find_elements(By.ID, "refused") != [], driver.title)
     except Exception as e:  # noqa: BLE001 - any failure is reported with the page's state
         failures.append(f"{type(e).__name__}: {e}")

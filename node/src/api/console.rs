@@ -6,10 +6,13 @@
 //!
 //! Sign-in is with the institution's credentials: whoever holds the member's signing key
 //! (`dualchain client console-signin`, a signed `POST /console/signin-code`) gets a
-//! sign-in link with a one-time code, valid for [`CODE_TTL`]. Opening it trades the code
-//! for a session cookie (`HttpOnly`, `Secure`, `SameSite=Strict`, path `/console`,
-//! [`SESSION_TTL`]); the console's calls carry it, and the one action that changes
-//! anything, a review, also carries the session's CSRF token in a header. Only hospitals
+//! sign-in link with a one-time code, valid for [`CODE_TTL`]. Opening it shows a button;
+//! the officer's click posts the code (`POST /console/signin`), which trades it for a
+//! session cookie (`__Secure-` prefixed, `HttpOnly`, `Secure`, `SameSite=Strict`, path
+//! `/console`, [`SESSION_TTL`]); a mail scanner or link preview that opens the link spends
+//! nothing. The console's calls carry the cookie, their answers are never cached
+//! (`no-store`), and the one action that changes anything, a review, also carries the
+//! session's CSRF token in a header, compared in constant time. Only hospitals
 //! (data owners) sign in; a session ends when its member is revoked, at sign-out, or when
 //! it expires. The page is read-only but for reviews.
 //!
@@ -46,7 +49,7 @@ pub const SESSION_TTL: Duration = Duration::from_secs(3600);
 /// Sign-in codes and sessions kept at once (the oldest go first).
 const KEPT_MAX: usize = 256;
 /// The session cookie's name.
-pub const COOKIE: &str = "dualchain_console";
+pub const COOKIE: &str = "__Secure-dualchain_console";
 /// The header that carries the session's CSRF token on a review.
 pub const CSRF_HEADER: &str = "x-console-csrf";
 /// Rows a list answers at most (grants, demands, access log).
@@ -136,9 +139,17 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
+/// A console answer: the signed-in hospital's own data, never cached (a shared or back-
+/// button cache would show it after sign-out).
+fn private_json(v: &Value) -> ApiResult {
+    let mut r = ok_json(v)?;
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
 /// A console page or asset, with the headers every one of them carries.
-fn page(content_type: &'static str, body: &'static str) -> Response {
-    let mut r = (StatusCode::OK, body).into_response();
+fn page(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
+    let mut r = (StatusCode::OK, body.into()).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
@@ -164,20 +175,41 @@ pub async fn signin_code(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let h = hosted_as(node, &s, &[Role::Hospital])?;
     let code = api.consoles.issue_code(&h.member.id);
     let base = super::api_base(node).unwrap_or_default();
-    ok_json(&json!({
+    private_json(&json!({
         "member": h.member.id,
         "url": format!("{base}/console/signin?code={code}"),
         "expires_s": CODE_TTL.as_secs(),
     }))
 }
 
-/// `GET /console/signin?code=`: the sign-in link; sets the session cookie.
-pub async fn signin(State(api): State<ApiState>, uri: axum::http::Uri) -> Response {
-    let code = uri.query().unwrap_or_default().split('&').find_map(|p| p.strip_prefix("code=")).unwrap_or_default();
-    let Some((token, _)) = api.consoles.redeem(code) else {
-        let mut r = page("text/html; charset=utf-8", SIGNIN_REFUSED);
-        *r.status_mut() = StatusCode::UNAUTHORIZED;
-        return r;
+/// A sign-in code as the link carries it: 64 hex digits.
+fn code_of(text: Option<&str>) -> Option<String> {
+    let code = form_urlencoded::parse(text.unwrap_or_default().as_bytes())
+        .find_map(|(k, v)| (k == "code").then(|| v.into_owned()))?;
+    (code.len() == 64 && code.bytes().all(|b| b.is_ascii_hexdigit())).then_some(code)
+}
+
+fn signin_refused() -> Response {
+    let mut r = page("text/html; charset=utf-8", SIGNIN_REFUSED);
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    r
+}
+
+/// `GET /console/signin?code=`: the sign-in link's page, a button that posts the code.
+/// Opening the link spends nothing (mail scanners and link previews open links); only the
+/// officer's click, a `POST` from this page, does.
+pub async fn signin(uri: axum::http::Uri) -> Response {
+    match code_of(uri.query()) {
+        Some(code) => page("text/html; charset=utf-8", SIGNIN_CONFIRM.replace("{code}", &code)),
+        None => signin_refused(),
+    }
+}
+
+/// `POST /console/signin` (form `code=`): trades the code, once, for a session; sets the
+/// session cookie.
+pub async fn signin_post(State(api): State<ApiState>, body: axum::body::Bytes) -> Response {
+    let Some((token, _)) = code_of(std::str::from_utf8(&body).ok()).and_then(|c| api.consoles.redeem(&c)) else {
+        return signin_refused();
     };
     let cookie = format!(
         "{COOKIE}={token}; Path=/console; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
@@ -190,6 +222,12 @@ pub async fn signin(State(api): State<ApiState>, uri: axum::http::Uri) -> Respon
     }
     r
 }
+
+const SIGNIN_CONFIRM: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Sign in</title><link rel=\"stylesheet\" href=\"/console/style.css\"></head><body>\
+<main><h1>Privacy officer's console</h1><form method=\"post\" action=\"/console/signin\">\
+<input type=\"hidden\" name=\"code\" value=\"{code}\"><p>This one-time link signs you in for an hour.</p>\
+<button type=\"submit\" id=\"confirm-signin\">Sign in</button></form></main></body></html>";
 
 const SIGNIN_REFUSED: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>Sign-in refused</title><link rel=\"stylesheet\" href=\"/console/style.css\"></head><body>\
@@ -226,7 +264,7 @@ fn signed_in<'a>(api: &'a ApiState, headers: &HeaderMap) -> Result<(&'a Hosted, 
 /// `GET /console/api/session`.
 pub async fn session(State(api): State<ApiState>, headers: HeaderMap) -> ApiResult {
     let (h, csrf) = signed_in(&api, &headers)?;
-    ok_json(&json!({"member": h.member.id, "consortium": api.node.consortium.name, "csrf": csrf}))
+    private_json(&json!({"member": h.member.id, "consortium": api.node.consortium.name, "csrf": csrf}))
 }
 
 /// `GET /console/api/overview`: the institution's datasets, and the grants and demands on them.
@@ -280,7 +318,7 @@ pub async fn overview(State(api): State<ApiState>, headers: HeaderMap) -> ApiRes
         })
         .collect();
     let consents = consent_rows(h, now);
-    ok_json(&json!({"member": h.member.id, "datasets": datasets, "grants": grants, "demands": demands,
+    private_json(&json!({"member": h.member.id, "datasets": datasets, "grants": grants, "demands": demands,
         "consents": consents}))
 }
 
@@ -448,7 +486,7 @@ pub async fn access(State(api): State<ApiState>, headers: HeaderMap, uri: axum::
     });
     rows.sort_by_key(|r| std::cmp::Reverse(r["at_ms"].as_u64().unwrap_or(0)));
     rows.truncate(ROWS_MAX);
-    ok_json(&json!({"rows": rows}))
+    private_json(&json!({"rows": rows}))
 }
 
 /// `GET /console/api/break-glass`: the review queue, newest first, with the opened scopes.
@@ -462,7 +500,7 @@ pub async fn break_glass(State(api): State<ApiState>, headers: HeaderMap) -> Api
         .map(|r| record_json(&api.node.ledger, &h.member, r))
         .collect();
     queue.reverse();
-    ok_json(&json!({"requests": queue}))
+    private_json(&json!({"requests": queue}))
 }
 
 /// `POST /console/api/break-glass/{id}/review` (with the session's CSRF token).
@@ -474,12 +512,13 @@ pub async fn review_break_glass(
 ) -> ApiResult {
     let (h, csrf) = signed_in(&api, &headers)?;
     let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if sent.is_empty() || sent != csrf {
+    // Compared in constant time: how much of a guess matched shows in no timing.
+    if sent.is_empty() || !bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), csrf.as_bytes())) {
         return Err(ApiError::forbidden("csrf", "the review does not carry this session's CSRF token"));
     }
     let id = parse_id(&id, "break-glass request")?;
     let spec: ReviewSpec =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("bad-json", format!("the review: {e}")))?;
     let f = review(&api.node, h, id, spec).await?;
-    ok_json(&super::wire::final_json(&f))
+    private_json(&super::wire::final_json(&f))
 }

@@ -20,7 +20,8 @@
 //! - Break-glass ([`emergency_routes`]): `POST /break-glass`, `GET /break-glass` (the
 //!   owner's review queue), `GET /break-glass/{id}`, `POST /break-glass/{id}/review`.
 //! - The privacy officer's console ([`console`]): `GET /console/` (a web page), its sign-in
-//!   (`POST /console/signin-code`, signed; `GET /console/signin?code=`) and its calls
+//!   (`POST /console/signin-code`, signed; `GET /console/signin?code=`, a button that
+//!   posts the code to `POST /console/signin`) and its calls
 //!   under `/console/api/` (a session cookie).
 //! - Operations: `GET /health`, `GET /metrics` (Prometheus text), `GET /openapi.json`.
 //!
@@ -183,7 +184,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/console/", get(console::index))
         .route("/console/app.js", get(console::app_js))
         .route("/console/style.css", get(console::style_css))
-        .route("/console/signin", get(console::signin))
+        .route("/console/signin", get(console::signin).post(console::signin_post))
         .route("/console/signin-code", post(console::signin_code))
         .route("/console/api/session", get(console::session))
         .route("/console/api/signout", post(console::signout))
