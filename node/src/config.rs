@@ -320,6 +320,9 @@ pub struct OwnerConfig {
     /// with the device's IEEE 11073 system id); others, and Observations naming no device,
     /// are refused (422 `unregistered-device`).
     pub require_registered_devices: bool,
+    /// What a patient without an active Consent consents to: `permit` (every use; the
+    /// default) or `deny` (none: opt-in only).
+    pub consent_default: crate::member::consent::ConsentDefault,
 }
 
 impl Default for OwnerConfig {
@@ -331,6 +334,7 @@ impl Default for OwnerConfig {
             departments: None,
             disclosure: Default::default(),
             require_registered_devices: false,
+            consent_default: Default::default(),
         }
     }
 }
@@ -468,6 +472,11 @@ mod tests {
         assert!(e.contains("owner.departments") && e.contains("owner.policy"), "{e}");
         let e = owner("policy = \"role:research and salary:high\"").unwrap_err();
         assert!(e.contains("owner.policy") && e.contains("not a credential key"), "{e}");
+        // Consent: every use unless a Consent restricts, or opt-in only.
+        use crate::member::consent::ConsentDefault;
+        assert_eq!(NodeConfig::load(&dir.join("a.toml")).unwrap().owner.consent_default, ConsentDefault::Permit);
+        assert_eq!(owner("consent_default = \"deny\"").unwrap().owner.consent_default, ConsentDefault::Deny);
+        assert!(owner("consent_default = \"opt-in\"").unwrap_err().contains("consent_default"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

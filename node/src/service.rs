@@ -279,7 +279,10 @@ fn host_member(node: &Node, file: &MemberFile) -> Result<Hosted> {
                 metrics: node.agent_metrics.clone(),
                 persist: Some(data_dir.join("owned")),
                 compute: node.compute,
-                consents: Mutex::new(ConsentBook::open(Some(data_dir.join("consents.json")))?),
+                consents: Mutex::new(ConsentBook::open(
+                    Some(data_dir.join("consents.json")),
+                    cfg.owner.consent_default,
+                )?),
                 consent_lock: Default::default(),
                 erasures: Mutex::new(ErasureLog::open(Some(data_dir.join("erasures.json")))?),
             });

@@ -46,9 +46,9 @@ pub async fn post_consent(State(api): State<ApiState>, headers: HeaderMap, Fhir(
     consent["id"] = json!(id);
     consent["meta"] = json!({"lastUpdated": crate::fhir::rfc3339(crate::clock::unix_ms() / 1000)});
     let now = crate::clock::unix_ms() as i64;
-    let uses = describe(rule.mask_at(now));
-    let patient = rule.patient.clone();
     let owner = owner_of(h)?;
+    let uses = describe(owner.consents.lock().unwrap_or_else(|p| p.into_inner()).mask_under(&rule, now));
+    let patient = rule.patient.clone();
     let change = owner.record_consent(consent.clone(), rule).await.map_err(|e| {
         if e.downcast_ref::<crate::agents::owner::ConsentNotKept>().is_some() {
             return ApiError::internal(format!("{e:#}"));

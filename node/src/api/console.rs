@@ -354,7 +354,7 @@ fn consent_rows(h: &Hosted, now_ms: u64) -> Vec<Value> {
         }
         rows.push(json!({
             "patient": rule.patient, "status": c["status"], "provision": provision,
-            "recorded": c["meta"]["lastUpdated"], "permits": describe(rule.mask_at(now_ms as i64)),
+            "recorded": c["meta"]["lastUpdated"], "permits": describe(book.mask_under(rule, now_ms as i64)),
         }));
     }
     rows

@@ -21,7 +21,8 @@
 //!
 //! The patient is found by every reference it was registered under (`Patient/<id>` and a
 //! Bundle's `fullUrl`), and its registry entries, indexed identifiers and staged
-//! Observations go too. Grants on the old
+//! Observations go too. The patient's Consents stay: they are the record of the lawful
+//! basis for what was shared before, and govern nothing once no record is left. Grants on the old
 //! dataset end with it; a requester demands the new one as any other dataset (the chain
 //! does not link the two). The tombstone says when and the request's reason (by default
 //! "erased by <member>", as for a whole dataset), so other members learn that a dataset

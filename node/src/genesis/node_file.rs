@@ -66,6 +66,9 @@ dataset_records = {records}
 policy = {policy:?}
 # Take Observations only from devices registered here (POST /fhir/Device).
 require_registered_devices = {require_devices}
+# What a patient without an active Consent consents to: "permit" (every use) or "deny"
+# (opt-in only).
+consent_default = "{consent_default}"
 
 [owner.disclosure]
 # What demands on this hospital's datasets may ask, so that supply proofs answer no
@@ -131,6 +134,10 @@ format = "{format}"
         },
         records = c.owner.dataset_records,
         require_devices = c.owner.require_registered_devices,
+        consent_default = match c.owner.consent_default {
+            crate::member::consent::ConsentDefault::Permit => "permit",
+            crate::member::consent::ConsentDefault::Deny => "deny",
+        },
         policy = c.owner.policy,
         min_cohort = c.owner.disclosure.min_cohort,
         min_value_span = c.owner.disclosure.min_value_span,

@@ -194,17 +194,49 @@ pub fn describe(mask: u8) -> Vec<String> {
 
 /// A hospital's recorded Consents, in the order recorded (the latest per patient governs),
 /// kept in one 0600 file and written through, synced, before a change is acted on.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConsentBook {
     path: Option<std::path::PathBuf>,
     /// Each Consent as recorded (with its `id`), and its rule.
     entries: Vec<(Value, ConsentRule)>,
+    /// The mask of a patient without an active Consent ([`ConsentDefault`]).
+    default_mask: u8,
+}
+
+impl Default for ConsentBook {
+    fn default() -> Self {
+        Self { path: None, entries: Vec::new(), default_mask: ALL_USES }
+    }
+}
+
+/// What a patient without an active Consent (none recorded, or the latest withdrawn)
+/// consents to: `owner.consent_default` in the node file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsentDefault {
+    /// Every use, under the hospital's terms (opt-out: a Consent restricts).
+    #[default]
+    Permit,
+    /// No use: records are shared only for what a patient's Consent permits (opt-in, as
+    /// where the law asks for explicit consent to research use); a patient without one
+    /// is left out of new datasets.
+    Deny,
+}
+
+impl ConsentDefault {
+    pub fn mask(self) -> u8 {
+        match self {
+            Self::Permit => ALL_USES,
+            Self::Deny => 0,
+        }
+    }
 }
 
 impl ConsentBook {
-    /// The book kept at `path` (none: in memory only).
-    pub fn open(path: Option<std::path::PathBuf>) -> Result<Self> {
-        let mut book = Self { path, entries: Vec::new() };
+    /// The book kept at `path` (none: in memory only), where patients without an active
+    /// Consent get `default`.
+    pub fn open(path: Option<std::path::PathBuf>, default: ConsentDefault) -> Result<Self> {
+        let mut book = Self { path, entries: Vec::new(), default_mask: default.mask() };
         let Some(path) = &book.path else { return Ok(book) };
         match std::fs::read(path) {
             Ok(bytes) => {
@@ -265,7 +297,17 @@ impl ConsentBook {
 
     /// The consent mask of `patient`'s records at `now_ms`.
     pub fn mask_of(&self, patient: &str, now_ms: i64) -> u8 {
-        self.current(patient).map_or(ALL_USES, |r| r.mask_at(now_ms))
+        self.current(patient).map_or(self.default_mask, |r| self.mask_under(r, now_ms))
+    }
+
+    /// What `rule` permits at `now_ms` in this book: the book's default where it is not
+    /// active (withdrawn, rejected, entered in error).
+    pub fn mask_under(&self, rule: &ConsentRule, now_ms: i64) -> u8 {
+        if rule.active {
+            rule.mask_at(now_ms)
+        } else {
+            self.default_mask
+        }
     }
 
     /// `patient`'s Consents, oldest first.
@@ -381,7 +423,7 @@ mod tests {
     fn the_latest_consent_governs_and_the_book_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("consents.json");
-        let mut book = ConsentBook::open(Some(path.clone())).unwrap();
+        let mut book = ConsentBook::open(Some(path.clone()), ConsentDefault::Permit).unwrap();
         assert_eq!(book.mask_of("Patient/p1", 0), ALL_USES, "no consent: the hospital's terms");
         let out = consent(json!({"type": "deny"}));
         book.record(out.clone(), ConsentRule::from_fhir(&out).unwrap()).unwrap();
@@ -389,9 +431,32 @@ mod tests {
         let mut back = consent(Value::Null);
         back["status"] = json!("inactive");
         book.record(back.clone(), ConsentRule::from_fhir(&back).unwrap()).unwrap();
-        let reopened = ConsentBook::open(Some(path)).unwrap();
+        let reopened = ConsentBook::open(Some(path), ConsentDefault::Permit).unwrap();
         assert_eq!(reopened.mask_of("Patient/p1", 0), ALL_USES);
         assert_eq!(reopened.history("Patient/p1").len(), 2);
         assert_eq!(reopened.mask_of("Patient/p2", 0), ALL_USES);
+    }
+
+    #[test]
+    fn under_a_deny_default_only_an_active_opt_in_shares() {
+        let mut book = ConsentBook::open(None, ConsentDefault::Deny).unwrap();
+        assert_eq!(book.mask_of("Patient/p1", 0), 0, "no consent: no use");
+        let opt_in = consent(json!({"type": "permit", "purpose": [
+            {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}]}));
+        book.record(opt_in.clone(), ConsentRule::from_fhir(&opt_in).unwrap()).unwrap();
+        let research = bit(Purpose::Research, "research") | bit(Purpose::Research, "hospital");
+        assert_eq!(book.mask_of("Patient/p1", 0), research);
+        // Withdrawn: back to the default, which is no use here (and every use under Permit).
+        let mut withdrawn = opt_in.clone();
+        withdrawn["status"] = json!("inactive");
+        let rule = ConsentRule::from_fhir(&withdrawn).unwrap();
+        assert_eq!(ConsentBook::default().mask_under(&rule, 0), ALL_USES);
+        book.record(withdrawn, rule).unwrap();
+        assert_eq!(book.mask_of("Patient/p1", 0), 0);
+        assert_eq!(book.mask_of("Patient/p2", 0), 0);
+        // The node file names it in lower case; anything else is refused.
+        let read = |t: &str| toml::from_str::<std::collections::HashMap<String, ConsentDefault>>(t);
+        assert_eq!(read("d = \"deny\"").unwrap()["d"], ConsentDefault::Deny);
+        assert!(read("d = \"maybe\"").is_err());
     }
 }
