@@ -549,33 +549,60 @@ async fn revoke(
     Ok(())
 }
 
-/// Step 14: hospital-a erases its dataset: the tombstone on chain, the CPC deletes the
-/// records, the owner's node destroys the dataset's key, and a copy of a record taken
-/// before opens with no key hospital-a still holds.
+/// Step 14: hospital-a erases one patient's records, then the rest of the dataset. The
+/// patient's: the dataset is re-registered without them under a new key and the old one
+/// erased, so a copy of the patient's stored record opens with no key left. The rest: the
+/// tombstone on chain, the CPC deletes the records, the owner's node destroys the key,
+/// and a copy of a record taken before opens with no key hospital-a still holds.
 async fn erase(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: &Upload, threshold: u16) -> Result<()> {
-    t.begin("The owner erases its dataset; the CPC deletes it, the owner's node its key")?;
+    t.begin("The owner erases a patient's records, then its dataset; the CPC deletes them, the owner's node the keys")?;
     let cpc = c.cpc(CPCS[0])?;
-    let backup = cpc.store.record(&a.dataset, 0)?;
-    let path = format!("/datasets/{}/erase", a.dataset.to_hex());
-    let body = json!({"reason": "the patients asked for erasure (GDPR art. 17)"});
-    let f: Value = c.api(HOSPITAL_A)?.call(Method::POST, &path, Some(&body)).await?;
-    wait_for(Duration::from_secs(30), "the CPC to erase the dataset", || {
+    let owner = c.owner(HOSPITAL_A)?;
+    let hospital = c.member(HOSPITAL_A)?;
+    let kept = owner.dataset(&a.dataset.0).ok_or_else(|| anyhow!("hospital-a keeps no opening of its dataset"))?;
+    let patient = kept.patients.first().cloned().ok_or_else(|| anyhow!("no patient references kept"))?;
+    // Record 0 is the patient's: a copy of it as a backup of the CPC would hold it.
+    let copy = cpc.store.record(&a.dataset, 0)?;
+    let body = json!({"patient": patient, "reason": "the patient asked for erasure (GDPR art. 17)"});
+    let v: Value = c.api(HOSPITAL_A)?.call(Method::POST, "/erasure", Some(&body)).await?;
+    let done = &v["datasets"][0];
+    let rest = crate::consortium::parse_hash(done["replaced_by"].as_str().unwrap_or_default())?;
+    let rest = dualchain_crypto::cbsre::DatasetId(rest);
+    wait_for(Duration::from_secs(30), "the CPC to erase the patient's dataset", || {
         cpc.store.erased(&a.dataset).map_err(Into::into)
     })
     .await?;
-    let hospital = c.member(HOSPITAL_A)?;
+    let replacement = owner.dataset(&rest.0).ok_or_else(|| anyhow!("no replacement kept"))?;
     ensure!(
-        backup.owner_decrypt(&hospital.dsk, &hospital.signer.public()).is_err(),
+        owner.dataset(&a.dataset.0).is_none() && !replacement.patients.contains(&patient),
+        "the patient's records or the old key are kept"
+    );
+    let keys = [replacement.dsk.clone(), Some(hospital.dsk.clone())];
+    ensure!(
+        keys.iter().flatten().all(|k| copy.owner_decrypt(k, &hospital.signer.public()).is_err()),
+        "a copy of the erased patient's record still opens with a key hospital-a holds"
+    );
+
+    let backup = cpc.store.record(&rest, 0)?;
+    let path = format!("/datasets/{}/erase", rest.to_hex());
+    let body = json!({"reason": "the study ended"});
+    let f: Value = c.api(HOSPITAL_A)?.call(Method::POST, &path, Some(&body)).await?;
+    wait_for(Duration::from_secs(30), "the CPC to erase the dataset", || cpc.store.erased(&rest).map_err(Into::into))
+        .await?;
+    ensure!(
+        backup.owner_decrypt(&hospital.dsk, &hospital.signer.public()).is_err() && owner.dataset(&rest.0).is_none(),
         "a copy of an erased record still opens with a key the owner holds"
     );
     report.erased = true;
-    let again = refused(c.demand(RESEARCH, &a.dataset, threshold).await, "a demand on an erased dataset")?;
+    let again = refused(c.demand(RESEARCH, &rest, threshold).await, "a demand on an erased dataset")?;
     report.denials.push((RESEARCH.into(), format!("after erasure: {again}")));
     t.end(&format!(
-        "{HOSPITAL_A} erased its dataset (POST {path}; tombstone in batch {}); {} holds none of its \
-         records, {HOSPITAL_A}'s node no longer holds the dataset's key, and a copy of a record \
-         taken before opens with no key {HOSPITAL_A} holds\n{RESEARCH} demanding again: {again}",
-        f["seq"], CPCS[0]
+        "{HOSPITAL_A} erased {patient}'s {} record(s) (POST /erasure): its dataset was re-registered without them \
+         under a new key and the old one erased, so a copy of the patient's stored record opens with no key left\n\
+         then erased the rest (POST {path}; tombstone in batch {}); {} holds none of its records, {HOSPITAL_A}'s \
+         node no longer holds the dataset's key, and a copy of a record taken before opens with no key \
+         {HOSPITAL_A} holds\n{RESEARCH} demanding again: {again}",
+        done["records_erased"], f["seq"], CPCS[0]
     ))?;
     Ok(())
 }

@@ -19,6 +19,7 @@ fn demo_runs_the_whole_flow() {
     assert_eq!(report.grants, 1);
     assert_eq!(report.steps.len(), 15);
     assert!(report.erased);
+    assert!(text.contains("record(s) (POST /erasure)"), "no patient erasure in the demo:\n{text}");
     // Break-glass: one patient's records of 12 (three vital signs of its first patient), reviewed justified.
     let (delivered, justified) = report.break_glass.expect("a break-glass step");
     assert!(justified && delivered > 0 && delivered < 12, "{delivered} records");
