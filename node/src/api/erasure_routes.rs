@@ -101,9 +101,15 @@ pub async fn post_erasure(State(api): State<ApiState>, s: Signed) -> ApiResult {
     }
     let held: HashMap<Hash, Arc<OwnedDataset>> = holding.iter().map(|(id, d, _)| (*id, d.clone())).collect();
     let earlier = owner.grants_delivering(&names, &held)?;
-    let (registry, staged) = st.forget_patient(node, &names)?;
-    if holding.is_empty() && registry == 0 && staged == 0 {
-        return Err(ApiError::not_found("unknown-patient", format!("{} holds nothing of {patient}", h.member.id)));
+    // The registry goes last, once every dataset is done: a retry after a failure still
+    // finds the patient under every name.
+    let mut removed = None;
+    if holding.is_empty() {
+        let r = st.forget_patient(node, &names)?;
+        if r == (0, 0) {
+            return Err(ApiError::not_found("unknown-patient", format!("{} holds nothing of {patient}", h.member.id)));
+        }
+        removed = Some(r);
     }
 
     let mut datasets = Vec::new();
@@ -128,6 +134,10 @@ pub async fn post_erasure(State(api): State<ApiState>, s: Signed) -> ApiResult {
             "seq": e.seq,
         }));
     }
+    let (registry, staged) = match removed {
+        Some(r) => r,
+        None => st.forget_patient(node, &names)?,
+    };
     ok_json(&json!({
         "patient": patient,
         "names": names,
