@@ -563,16 +563,23 @@ impl Ledger {
     /// The audit trail of a dataset: every access record with the inclusion proof of the
     /// receipt that created it.
     pub fn audit(&self, dataset: &Hash) -> Result<Vec<(AccessRecord, InclusionProof)>, LedgerError> {
+        let proven = |rec: AccessRecord| {
+            let proof = self.receipt_proof(&rec)?;
+            Ok((rec, proof))
+        };
+        self.access_records(dataset)?.into_iter().map(proven).collect()
+    }
+
+    /// A dataset's access records, oldest first, without their proofs.
+    pub fn access_records(&self, dataset: &Hash) -> Result<Vec<AccessRecord>, LedgerError> {
         let rows = self.store.state_prefix(&state::audit_prefix(dataset), usize::MAX)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (k, v) in rows {
-            let rec: AccessRecord = state::decode(&k, &v)?;
-            let proof = self
-                .inclusion_proof(&rec.receipt_tx)?
-                .ok_or_else(|| LedgerError::Corrupt("access record without its receipt".into()))?;
-            out.push((rec, proof));
-        }
-        Ok(out)
+        rows.iter().map(|(k, v)| state::decode(k, v)).collect()
+    }
+
+    /// The inclusion proof of the receipt that created an access record.
+    pub fn receipt_proof(&self, rec: &AccessRecord) -> Result<InclusionProof, LedgerError> {
+        self.inclusion_proof(&rec.receipt_tx)?
+            .ok_or_else(|| LedgerError::Corrupt("access record without its receipt".into()))
     }
 
     /// Every grant, in id order, at most `limit`.

@@ -195,7 +195,7 @@ pub struct GrantRecord {
     pub receipts: u32,
     /// The break-glass request this grant answers (its `demand` is then all zeros: no
     /// demand, no policy proof).
-    #[serde(with = "opt_id", default, skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::tx::hex_bytes::opt_id", default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<Hash>,
     /// For a break-glass grant: where its records are, sealed to the requester.
     #[serde(with = "opt_hex", default, skip_serializing_if = "Option::is_none")]
@@ -210,23 +210,6 @@ impl GrantRecord {
             GrantStatus::Active if now_ms >= self.expires_ms => Err(Reason::GrantExpired),
             GrantStatus::Active => Ok(()),
         }
-    }
-}
-
-mod opt_id {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(b) => s.serialize_some(&hex::encode(b)),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
-        let Some(h) = Option::<String>::deserialize(d)? else { return Ok(None) };
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(h, &mut out).map_err(serde::de::Error::custom)?;
-        Ok(Some(out))
     }
 }
 

@@ -57,6 +57,24 @@ pub mod hex_bytes {
             Ok(out)
         }
     }
+
+    /// An optional 32-byte id (absent or null: `None`).
+    pub mod opt_id {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(b) => s.serialize_some(&hex::encode(b)),
+                None => s.serialize_none(),
+            }
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+            let Some(h) = Option::<String>::deserialize(d)? else { return Ok(None) };
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).map_err(serde::de::Error::custom)?;
+            Ok(Some(out))
+        }
+    }
 }
 
 /// A scalar of BLS12-381 as 32 little-endian bytes (canonical: decoding checks the range).

@@ -126,4 +126,9 @@ impl Node {
     pub fn hosted(&self) -> Option<&Hosted> {
         self.hosted.get()
     }
+
+    /// The CPC this node hosts, if it is member `id` (calls to it then stay in process).
+    pub fn local_cpc(&self, id: &str) -> Option<Arc<CpcNode>> {
+        self.hosted().and_then(|h| h.cpc.clone()).filter(|c| c.member.id == id)
+    }
 }

@@ -14,35 +14,17 @@ use dualchain_ledger::consent::Purpose;
 use dualchain_ledger::tx::TxKind;
 use dualchain_node::agents::Activity;
 use dualchain_node::api::fhir_routes::upload_tag;
-use dualchain_testkit::consortium::{refusal, wait_for, Consortium, CPCS, HOSPITAL_A, HOSPITAL_B, RESEARCH, WAIT};
+use dualchain_testkit::consortium::{wait_for, Consortium, CPCS, HOSPITAL_A, HOSPITAL_B, RESEARCH, WAIT};
 use dualchain_testkit::fhir::{consent, research_opt_out};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+use common::{heart_rates, refused};
 
 /// Posts a Consent at hospital-a; the OperationOutcome's text.
 async fn post(c: &Consortium, who: &str, body: &Value) -> Result<String> {
     let v: Value = c.api(who)?.call(Method::POST, "/fhir/Consent", Some(body)).await?;
     Ok(v.to_string())
-}
-
-fn refused(r: Result<String>) -> String {
-    match r {
-        Ok(v) => panic!("not refused: {v}"),
-        Err(e) => {
-            refusal(&e).map_or_else(|| format!("not a refusal: {e:#}"), |x| format!("{} {}", x.reason, x.message))
-        }
-    }
-}
-
-/// The heart-rate Observations of a ward upload, as (value, time) pairs.
-fn heart_rates<'a>(obs: impl IntoIterator<Item = &'a Value>) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = obs
-        .into_iter()
-        .filter(|o| o["code"]["coding"][0]["code"] == "8867-4")
-        .map(|o| (o["valueQuantity"]["value"].to_string(), o["effectiveDateTime"].to_string()))
-        .collect();
-    v.sort();
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -17,28 +17,10 @@ use dualchain_testkit::consortium::{parse_hash, refusal, wait_for, Consortium, C
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use common::{heart_rates, refused};
+
 async fn erase(c: &Consortium, who: &str, body: &Value) -> Result<Value> {
     c.api(who)?.call(Method::POST, "/erasure", Some(body)).await
-}
-
-fn refused(r: Result<Value>) -> String {
-    match r {
-        Ok(v) => panic!("not refused: {v}"),
-        Err(e) => {
-            refusal(&e).map_or_else(|| format!("not a refusal: {e:#}"), |x| format!("{} {}", x.reason, x.message))
-        }
-    }
-}
-
-/// The heart rates among Observations, as (value, time) pairs.
-fn heart_rates<'a>(obs: impl IntoIterator<Item = &'a Value>) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = obs
-        .into_iter()
-        .filter(|o| o["code"]["coding"][0]["code"] == "8867-4")
-        .map(|o| (o["valueQuantity"]["value"].to_string(), o["effectiveDateTime"].to_string()))
-        .collect();
-    v.sort();
-    v
 }
 
 /// Every file under `dir` whose bytes hold `needle`.

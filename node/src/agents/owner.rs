@@ -131,14 +131,14 @@ impl OwnedDataset {
             Some(k) => Some(crate::files::from_hex(k, "dataset delegating key")?),
             None => None,
         };
-        let h1 = match v.get("h1").and_then(|k| k.as_str()) {
-            Some(k) => {
-                let mut h1 = [0u8; 32];
-                hex::decode_to_slice(k, &mut h1).context("h1")?;
-                Some(h1)
-            }
-            None => None,
+        // An optional 32-byte id in hex.
+        let opt_id = |key: &str| -> Result<Option<Hash>> {
+            let Some(k) = v.get(key).and_then(|k| k.as_str()) else { return Ok(None) };
+            let mut id = [0u8; 32];
+            hex::decode_to_slice(k, &mut id).context(key.to_string())?;
+            Ok(Some(id))
         };
+        let h1 = opt_id("h1")?;
         // Datasets of earlier builds: every record permitted every use (their commitment on
         // chain differs; the first supply proof re-commits it).
         let consent = match v.get("consent").and_then(|k| k.as_str()) {
@@ -166,14 +166,7 @@ impl OwnedDataset {
             }
             delivered.push((g, rows));
         }
-        let replaces = match v.get("replaces").and_then(|r| r.as_str()) {
-            Some(r) => {
-                let mut id = [0u8; 32];
-                hex::decode_to_slice(r, &mut id).context("replaces")?;
-                Some(id)
-            }
-            None => None,
-        };
+        let replaces = opt_id("replaces")?;
         Ok(Self {
             name: text("name")?,
             cpc: text("cpc")?,

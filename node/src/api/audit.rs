@@ -232,7 +232,7 @@ pub fn consent_event(node: &Node, owner: &str, consent: &Value, proof: Option<(&
         patient_entity(patient),
     ];
     entity.extend(consent_txs(consent).map(|t| system_object("urn:dualchain:tx", t.to_string())));
-    let mut event = json!({
+    let event = json!({
         "resourceType": "AuditEvent",
         "id": format!("consent-{id}"),
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
@@ -244,18 +244,7 @@ pub fn consent_event(node: &Node, owner: &str, consent: &Value, proof: Option<(&
         "agent": [member(owner, true, "hospital (recorded the patient's consent)")],
         "entity": entity,
     });
-    match proof {
-        Some((p, verified)) => {
-            let (extension, source) = super::flow_routes::proof_extension(node, p, verified);
-            event["extension"] = extension;
-            event["source"] = source;
-        }
-        None => {
-            event["source"] = json!({"site": node.consortium.name,
-                "observer": {"identifier": {"system": "urn:dualchain:member", "value": owner}}});
-        }
-    }
-    event
+    with_source(node, event, owner, proof)
 }
 
 /// An erasure the hospital made as a FHIR `AuditEvent` (see the module docs); `proof`:
@@ -278,7 +267,7 @@ pub fn erasure_event(node: &Node, owner: &str, e: &Erasure, proof: Option<(&Incl
     entity.push(system_object("urn:dualchain:tx", hex::encode(e.tx)));
     let what =
         if e.patient.is_some() { "hospital (erased the patient's records)" } else { "hospital (erased the dataset)" };
-    let mut event = json!({
+    let event = json!({
         "resourceType": "AuditEvent",
         "id": hex::encode(e.tx),
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
@@ -290,6 +279,12 @@ pub fn erasure_event(node: &Node, owner: &str, e: &Erasure, proof: Option<(&Incl
         "agent": [member(owner, true, what)],
         "entity": entity,
     });
+    with_source(node, event, owner, proof)
+}
+
+/// `event` with its transaction's inclusion proof and the chain as source, or, without a
+/// proof (not final yet), the hospital as source.
+fn with_source(node: &Node, mut event: Value, owner: &str, proof: Option<(&InclusionProof, bool)>) -> Value {
     match proof {
         Some((p, verified)) => {
             let (extension, source) = super::flow_routes::proof_extension(node, p, verified);
@@ -304,17 +299,24 @@ pub fn erasure_event(node: &Node, owner: &str, e: &Erasure, proof: Option<(&Incl
     event
 }
 
+/// A transaction's inclusion proof, and whether it checks against this node's block.
+pub(super) fn checked_proof(node: &Node, tx: &Hash) -> Result<Option<(InclusionProof, bool)>, ApiError> {
+    match node.ledger.inclusion_proof(tx)? {
+        Some(p) => {
+            let verified = super::flow_routes::proof_checks(node, &p)?;
+            Ok(Some((p, verified)))
+        }
+        None => Ok(None),
+    }
+}
+
 /// The erasure events of `owner`'s journal.
 pub(super) fn erasure_log(node: &Node, owner: &crate::agents::OwnerNode) -> Result<Vec<Value>, ApiError> {
     let erasures: Vec<Erasure> = owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().to_vec();
     let mut events = Vec::with_capacity(erasures.len());
     for e in &erasures {
-        let proof = node.ledger.inclusion_proof(&e.tx)?;
-        let verified = match &proof {
-            Some(p) => super::flow_routes::proof_checks(node, p)?,
-            None => false,
-        };
-        events.push(erasure_event(node, &owner.member.id, e, proof.as_ref().map(|p| (p, verified))));
+        let proof = checked_proof(node, &e.tx)?;
+        events.push(erasure_event(node, &owner.member.id, e, proof.as_ref().map(|(p, v)| (p, *v))));
     }
     Ok(events)
 }
@@ -343,14 +345,10 @@ pub(super) fn consent_log(node: &Node, owner: &crate::agents::OwnerNode) -> Resu
     let mut events = Vec::with_capacity(consents.len());
     for c in consents {
         let proof = match consent_txs(&c).next().and_then(|t| parse_id(t, "tx").ok()) {
-            Some(tx) => node.ledger.inclusion_proof(&tx)?,
+            Some(tx) => checked_proof(node, &tx)?,
             None => None,
         };
-        let verified = match &proof {
-            Some(p) => super::flow_routes::proof_checks(node, p)?,
-            None => false,
-        };
-        events.push(consent_event(node, &owner.member.id, &c, proof.as_ref().map(|p| (p, verified))));
+        events.push(consent_event(node, &owner.member.id, &c, proof.as_ref().map(|(p, v)| (p, *v))));
     }
     Ok(events)
 }

@@ -461,10 +461,7 @@ pub async fn access(State(api): State<ApiState>, headers: HeaderMap, uri: axum::
     if let Some(owner) = &h.owner {
         let erasures = owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().to_vec();
         for e in erasures.iter().filter(|e| dataset.is_none_or(|d| d == e.dataset || Some(d) == e.replaced_by)) {
-            let verified = match node.ledger.inclusion_proof(&e.tx)? {
-                Some(p) => super::flow_routes::proof_checks(node, &p)?,
-                None => false,
-            };
+            let verified = super::audit::checked_proof(node, &e.tx)?.is_some_and(|(_, v)| v);
             let event = match e.replaced_by {
                 Some(new) => format!("erasure (patient; replaced by {})", &hex::encode(new)[..12]),
                 None if e.patient.is_some() => "erasure (patient)".to_string(),

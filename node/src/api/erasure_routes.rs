@@ -216,7 +216,7 @@ async fn replace(
 /// peer's through `POST /cpc/retrieve`).
 async fn retrieve(node: &Node, h: &Hosted, cpc: &str, dataset: Hash) -> Result<Vec<Signcrypted>, ApiError> {
     let gateway = |reason: &'static str, e: String| ApiError::new(StatusCode::BAD_GATEWAY, "transient", reason, e);
-    if let Some(c) = node.hosted().and_then(|x| x.cpc.clone()).filter(|c| c.member.id == cpc) {
+    if let Some(c) = node.local_cpc(cpc) {
         let owner = h.member.id.clone();
         return tokio::task::spawn_blocking(move || c.retrieve(&owner, &DatasetId(dataset)))
             .await

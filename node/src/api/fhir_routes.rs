@@ -789,7 +789,7 @@ async fn store_at_cpc(
     cpc: &str,
     sealed: Vec<dualchain_crypto::cbsre::Signcrypted>,
 ) -> Result<(Hash, usize), ApiError> {
-    if let Some(c) = node.hosted().and_then(|x| x.cpc.clone()).filter(|c| c.member.id == cpc) {
+    if let Some(c) = node.local_cpc(cpc) {
         let owner_id = h.member.id.clone();
         let m =
             tokio::task::spawn_blocking(move || c.upload(&owner_id, &sealed)).await.map_err(ApiError::internal)??;

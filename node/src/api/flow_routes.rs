@@ -154,11 +154,20 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
 /// inclusion proof in the same extensions as the access log's `AuditEvent`s. It names no
 /// patient: the records carry the grant's pseudonyms.
 fn delivery_provenance(node: &Node, g: &GrantRecord, observations: &[Value]) -> Result<Value, ApiError> {
-    let receipt = node
+    // The grant's latest receipt, and only its proof (a dataset's log grows with every
+    // fetch; this runs on each one).
+    let receipt = match node
         .ledger
-        .audit(&g.dataset)?
+        .access_records(&g.dataset)?
         .into_iter()
-        .rfind(|(r, _)| r.grant == g.id && matches!(r.event, AccessEvent::Reencrypted));
+        .rfind(|r| r.grant == g.id && matches!(r.event, AccessEvent::Reencrypted))
+    {
+        Some(r) => {
+            let proof = node.ledger.receipt_proof(&r)?;
+            Some((r, proof))
+        }
+        None => None,
+    };
     let target: Vec<Value> = observations
         .iter()
         .map(|o| match o["id"].as_str() {
@@ -258,9 +267,7 @@ pub(super) async fn grant_records(
             .map_err(|e| ApiError::forbidden("index-closed", format!("{e:#}")))?,
     };
     let req = FetchRequest::sign(&h.member, grant_id, pointer.h1);
-    let results: Vec<Reencrypted> = if let Some(c) =
-        node.hosted().and_then(|x| x.cpc.clone()).filter(|c| c.member.id == pointer.cpc)
-    {
+    let results: Vec<Reencrypted> = if let Some(c) = node.local_cpc(&pointer.cpc) {
         super::cpc_routes::fetch_recorded(c, req).await?
     } else {
         let client = super::client::ApiClient::of_peer(node, &pointer.cpc, &h.member)
@@ -348,13 +355,7 @@ pub async fn erase_dataset(State(api): State<ApiState>, Path(id): Path<String>, 
         Some(_) => {}
     }
     let reason = if spec.reason.is_empty() { format!("erased by {}", h.member.id) } else { spec.reason };
-    let Some(owner) = &h.owner else {
-        let f = h.client.submit(TxKind::EraseDataset { dataset, reason }).await?;
-        if let Outcome::Rejected { reason } = &f.outcome {
-            return Err(ApiError::forbidden("rejected", format!("the ledger rejected the erasure: {reason}")));
-        }
-        return ok_json(&final_json(&f));
-    };
+    let owner = h.owner.as_ref().ok_or_else(|| ApiError::forbidden("wrong-role", "only data owners erase"))?;
     // The journal notes it, so the access log keeps the dataset's deliveries and shows the
     // erasure after the dataset is forgotten here.
     let records = owner.dataset(&dataset).map_or(0, |d| d.records.len());

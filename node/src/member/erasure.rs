@@ -38,26 +38,8 @@ pub struct Erasure {
     pub records: usize,
     /// For a patient's erasure: the dataset registered with the other patients' records
     /// (none when the patient's were all it held).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_id")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "dualchain_ledger::tx::hex_bytes::opt_id")]
     pub replaced_by: Option<Hash>,
-}
-
-mod opt_id {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(h) => s.serialize_str(&hex::encode(h)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
-        let Some(text) = Option::<String>::deserialize(d)? else { return Ok(None) };
-        let mut h = [0u8; 32];
-        hex::decode_to_slice(&text, &mut h).map_err(serde::de::Error::custom)?;
-        Ok(Some(h))
-    }
 }
 
 /// The journal, oldest first.

@@ -35,3 +35,25 @@ pub fn fhir_validate(files: &[PathBuf], metadata: Option<(&str, &std::path::Path
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     Ok((out.status.success(), text))
 }
+
+/// The refusal's reason and message of a call that must be refused (panics if it was not).
+#[allow(dead_code)] // not every test crate expects refusals
+pub fn refused<T: std::fmt::Debug>(r: anyhow::Result<T>) -> String {
+    match r {
+        Ok(v) => panic!("not refused: {v:?}"),
+        Err(e) => dualchain_testkit::consortium::refusal(&e)
+            .map_or_else(|| format!("not a refusal: {e:#}"), |x| format!("{} {}", x.reason, x.message)),
+    }
+}
+
+/// The heart-rate Observations among `obs`, as sorted (value, time) pairs.
+#[allow(dead_code)] // not every test crate reads heart rates
+pub fn heart_rates<'a>(obs: impl IntoIterator<Item = &'a serde_json::Value>) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = obs
+        .into_iter()
+        .filter(|o| o["code"]["coding"][0]["code"] == "8867-4")
+        .map(|o| (o["valueQuantity"]["value"].to_string(), o["effectiveDateTime"].to_string()))
+        .collect();
+    v.sort();
+    v
+}
