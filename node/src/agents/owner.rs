@@ -447,18 +447,41 @@ impl OwnerNode {
         records: usize,
         replaced_by: Option<Hash>,
     ) -> Result<Erasure> {
-        let ledger = self.client.home().ledger.clone();
-        if ledger.dataset(&dataset)?.and_then(|d| d.erased).is_some() {
+        let erased_already = || anyhow!("dataset {} was erased already", hex::encode(dataset));
+        if self.client.home().ledger.dataset(&dataset)?.and_then(|d| d.erased).is_some() {
+            // Erased before: by an earlier attempt that this node journalled (a crash
+            // before it saw the tombstone), or by this node in another request.
             self.forget(&dataset)?;
-            let noted = self.erasures.lock().unwrap_or_else(|p| p.into_inner()).of(&dataset).cloned();
-            return noted.ok_or_else(|| anyhow!("dataset {} was erased already", hex::encode(dataset)));
+            return self.settle_erasure(&dataset)?.ok_or_else(erased_already);
         }
-        let f = self.client.submit_accepted(TxKind::EraseDataset { dataset, reason: reason.clone() }).await?;
+        // Journalled before it is submitted, so a crash cannot leave it out.
+        let stx = self.client.sign(TxKind::EraseDataset { dataset, reason: reason.clone() })?;
+        let e =
+            Erasure { tx: stx.hash, seq: 0, at_ms: 0, dataset, reason, patient, records, replaced_by, pending: true };
+        self.erasures.lock().unwrap_or_else(|p| p.into_inner()).intend(e)?;
+        self.client.submit_signed_accepted(&stx).await?;
         self.forget(&dataset)?;
-        let at_ms = ledger.dataset(&dataset)?.and_then(|d| d.erased).map_or(0, |e| e.at_ms);
-        let e = Erasure { tx: f.hash, seq: f.seq, at_ms, dataset, reason, patient, records, replaced_by };
-        self.erasures.lock().unwrap_or_else(|p| p.into_inner()).note(e.clone())?;
-        Ok(e)
+        self.settle_erasure(&dataset)?.ok_or_else(erased_already)
+    }
+
+    /// The journal's final entry for `dataset`'s erasure, settling a pending one whose
+    /// transaction the ledger accepted (batch and time as the ledger has them). None while
+    /// no journalled attempt is final.
+    fn settle_erasure(&self, dataset: &Hash) -> Result<Option<Erasure>> {
+        let ledger = self.client.home().ledger.clone();
+        let mut log = self.erasures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = log.of(dataset) {
+            return Ok(Some(e.clone()));
+        }
+        let Some(tombstone) = ledger.dataset(dataset)?.and_then(|d| d.erased) else { return Ok(None) };
+        for attempt in log.pending(dataset) {
+            let Some((at, entry)) = ledger.tx(&attempt.tx)? else { continue };
+            if entry.outcome.is_accepted() {
+                let seq = ledger.block(at.chain, at.height)?.map_or(0, |b| b.header.seq);
+                return Ok(Some(log.settle(&attempt.tx, seq, tombstone.at_ms)?));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether `dataset`'s masks are as committed and its commitment on chain is the one
@@ -540,7 +563,10 @@ impl OwnerNode {
                     Some(Box::pin(async move { me.prove_supply(demand, dataset, requirement).await }) as Reaction)
                 }
                 TxKind::RequestAccess { request, .. } => Some(Box::pin(async move { me.issue_rekey(request).await })),
-                TxKind::EraseDataset { dataset, .. } => Some(Box::pin(async move { me.forget(&dataset) })),
+                TxKind::EraseDataset { dataset, .. } => Some(Box::pin(async move {
+                    me.forget(&dataset)?;
+                    me.settle_erasure(&dataset).map(drop)
+                })),
                 TxKind::BreakGlass { request, owner, scope_digest, sealed_scope, .. } if owner == me.member.id => {
                     Some(Box::pin(async move { me.answer_break_glass(request, sealed_scope, scope_digest).await }))
                 }

@@ -312,7 +312,7 @@ pub(super) fn checked_proof(node: &Node, tx: &Hash) -> Result<Option<(InclusionP
 
 /// The erasure events of `owner`'s journal.
 pub(super) fn erasure_log(node: &Node, owner: &crate::agents::OwnerNode) -> Result<Vec<Value>, ApiError> {
-    let erasures: Vec<Erasure> = owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().to_vec();
+    let erasures: Vec<Erasure> = owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().cloned().collect();
     let mut events = Vec::with_capacity(erasures.len());
     for e in &erasures {
         let proof = checked_proof(node, &e.tx)?;
@@ -403,7 +403,7 @@ pub async fn search_audit_events(State(api): State<ApiState>, headers: HeaderMap
         let owner = h.owner.as_ref().ok_or_else(|| ApiError::forbidden("wrong-role", "only data owners"))?;
         let mut ids: Vec<_> = owner.datasets.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
         // Erased datasets are forgotten here, and their deliveries stay in the log.
-        ids.extend(owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().iter().map(|e| e.dataset));
+        ids.extend(owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().map(|e| e.dataset));
         ids.sort();
         ids.dedup();
         ids

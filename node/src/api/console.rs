@@ -459,7 +459,7 @@ pub async fn access(State(api): State<ApiState>, headers: HeaderMap, uri: axum::
     }
     // Erasures (a patient's names the patient and the dataset that replaced the old one).
     if let Some(owner) = &h.owner {
-        let erasures = owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().to_vec();
+        let erasures = owner.erasures.lock().unwrap_or_else(|p| p.into_inner()).all().cloned().collect::<Vec<_>>();
         for e in erasures.iter().filter(|e| dataset.is_none_or(|d| d == e.dataset || Some(d) == e.replaced_by)) {
             let verified = super::audit::checked_proof(node, &e.tx)?.is_some_and(|(_, v)| v);
             let event = match e.replaced_by {

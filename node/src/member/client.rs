@@ -75,10 +75,14 @@ impl Client {
 
     /// Like [`Client::submit`], failing unless the contracts accepted the transaction.
     pub async fn submit_accepted(&self, kind: TxKind) -> Result<Final> {
-        let what = kind.name();
-        let f = self.submit(kind).await?;
+        self.submit_signed_accepted(&self.sign(kind)?).await
+    }
+
+    /// Like [`Client::submit_signed`], failing unless the contracts accepted the transaction.
+    pub async fn submit_signed_accepted(&self, stx: &SignedTx) -> Result<Final> {
+        let f = self.submit_signed(stx).await?;
         if let Outcome::Rejected { reason } = &f.outcome {
-            bail!("{} {what} rejected: {reason}", self.id);
+            bail!("{} {} rejected: {reason}", self.id, stx.tx.kind.name());
         }
         Ok(f)
     }

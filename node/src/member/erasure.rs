@@ -11,8 +11,15 @@
 //!
 //! One 0600 file, `erasures.json` in the node's data directory, written through (synced)
 //! before the erasure is reported.
+//!
+//! An erasure is journalled twice: as *pending*, with the signed `EraseDataset`'s hash,
+//! before the transaction is submitted, and as final once the tombstone is on the ledger
+//! (batch and time read from there). A node that crashes in between finds the pending
+//! entry when it restarts: its owner agent replays the tombstone and settles the entry,
+//! and a retried erasure answers with it, so no erasure is left out of the hospital's
+//! record. Pending entries are not shown as erasures.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use dualchain_ledger::tx::Hash;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +47,9 @@ pub struct Erasure {
     /// (none when the patient's were all it held).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "dualchain_ledger::tx::hex_bytes::opt_id")]
     pub replaced_by: Option<Hash>,
+    /// Signed and about to be submitted, not yet seen final (`seq` and `at_ms` are 0).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// The journal, oldest first.
@@ -64,28 +74,61 @@ impl ErasureLog {
         Ok(log)
     }
 
-    /// Adds an erasure, on disk first; one already noted (same transaction) is not added
-    /// twice.
-    pub fn note(&mut self, e: Erasure) -> Result<()> {
+    /// Journals an erasure about to be submitted (as pending, on disk first); one already
+    /// journalled (same transaction) is not added twice.
+    pub fn intend(&mut self, mut e: Erasure) -> Result<()> {
         if self.entries.iter().any(|x| x.tx == e.tx) {
             return Ok(());
         }
+        e.pending = true;
+        let mut all = self.entries.clone();
+        all.push(e);
+        self.save(all)
+    }
+
+    /// Marks the pending erasure `tx` final in batch `seq` at ledger time `at_ms`, on disk
+    /// first. Other pending attempts at the same dataset go (they were refused or never
+    /// ordered). Returns the final entry.
+    pub fn settle(&mut self, tx: &Hash, seq: u64, at_ms: u64) -> Result<Erasure> {
+        let Some(mut e) = self.entries.iter().find(|x| x.tx == *tx).cloned() else {
+            bail!("no erasure {} is journalled", hex::encode(tx))
+        };
+        if !e.pending {
+            return Ok(e);
+        }
+        (e.pending, e.seq, e.at_ms) = (false, seq, at_ms);
+        let all = self
+            .entries
+            .iter()
+            .filter(|x| !(x.pending && x.dataset == e.dataset))
+            .cloned()
+            .chain(std::iter::once(e.clone()))
+            .collect();
+        self.save(all)?;
+        Ok(e)
+    }
+
+    fn save(&mut self, all: Vec<Erasure>) -> Result<()> {
         if let Some(path) = &self.path {
-            let mut all = self.entries.clone();
-            all.push(e.clone());
             crate::files::write_private(path, &serde_json::to_vec(&all)?)?;
         }
-        self.entries.push(e);
+        self.entries = all;
         Ok(())
     }
 
-    pub fn all(&self) -> &[Erasure] {
-        &self.entries
+    /// The final erasures, oldest first.
+    pub fn all(&self) -> impl Iterator<Item = &Erasure> {
+        self.entries.iter().filter(|e| !e.pending)
     }
 
-    /// The erasure of `dataset`, if noted.
+    /// The final erasure of `dataset`, if noted.
     pub fn of(&self, dataset: &Hash) -> Option<&Erasure> {
-        self.entries.iter().find(|e| e.dataset == *dataset)
+        self.all().find(|e| e.dataset == *dataset)
+    }
+
+    /// The pending attempts at erasing `dataset`.
+    pub fn pending(&self, dataset: &Hash) -> Vec<Erasure> {
+        self.entries.iter().filter(|e| e.pending && e.dataset == *dataset).cloned().collect()
     }
 }
 
@@ -94,19 +137,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_journal_survives_a_reopen_and_notes_each_transaction_once() {
+    fn the_journal_survives_a_reopen_and_settles_each_transaction_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("erasures.json");
         let mut log = ErasureLog::open(Some(path.clone())).unwrap();
         let whole = Erasure {
             tx: [1; 32],
-            seq: 9,
-            at_ms: 5,
+            seq: 0,
+            at_ms: 0,
             dataset: [2; 32],
             reason: "retention ended".into(),
             patient: None,
             records: 64,
             replaced_by: None,
+            pending: false,
         };
         let patient = Erasure {
             tx: [3; 32],
@@ -116,12 +160,31 @@ mod tests {
             replaced_by: Some([5; 32]),
             ..whole.clone()
         };
-        log.note(whole.clone()).unwrap();
-        log.note(patient.clone()).unwrap();
-        log.note(patient.clone()).unwrap();
+        // A crash after the first attempt was signed: a second attempt at the same dataset.
+        let retried = Erasure { tx: [6; 32], ..patient.clone() };
+        log.intend(whole.clone()).unwrap();
+        log.intend(patient.clone()).unwrap();
+        log.intend(patient.clone()).unwrap();
+        let mut reopened = ErasureLog::open(Some(path.clone())).unwrap();
+        // Pending: journalled, not shown.
+        assert_eq!(reopened.all().count(), 0);
+        assert!(reopened.of(&[2; 32]).is_none());
+        assert_eq!(reopened.pending(&[4; 32]).len(), 1);
+        reopened.intend(retried.clone()).unwrap();
+        assert_eq!(reopened.pending(&[4; 32]).len(), 2);
+
+        let settled = reopened.settle(&[1; 32], 9, 5).unwrap();
+        assert_eq!(settled, Erasure { seq: 9, at_ms: 5, ..whole.clone() });
+        // The first attempt was the one ordered: the retry's entry goes with it.
+        let first = reopened.settle(&[3; 32], 11, 7).unwrap();
+        assert!(reopened.pending(&[4; 32]).is_empty());
+        assert!(reopened.settle(&[6; 32], 12, 8).is_err());
+        // Settling again changes nothing.
+        assert_eq!(reopened.settle(&[3; 32], 13, 9).unwrap(), first);
+
         let reopened = ErasureLog::open(Some(path.clone())).unwrap();
-        assert_eq!(reopened.all(), &[whole, patient.clone()]);
-        assert_eq!(reopened.of(&[4; 32]), Some(&patient));
+        assert_eq!(reopened.all().cloned().collect::<Vec<_>>(), vec![settled, first.clone()]);
+        assert_eq!(reopened.of(&[4; 32]), Some(&first));
         assert!(reopened.of(&[5; 32]).is_none());
         #[cfg(unix)]
         {
