@@ -339,7 +339,7 @@ fn request_check(measure: Duration) -> Result<Vec<Record>> {
     use dualchain_crypto::cert::Role;
     use dualchain_ledger::tx::TxKind;
     use dualchain_node::validator::MemberRequests;
-    use dualchain_testkit::members::{request, signed, MemberLedger};
+    use dualchain_testkit::members::{request, MemberLedger};
 
     let mut w = MemberLedger::new(1)?;
     let members: Vec<(String, dualchain_crypto::sign::SigningKeypair)> = (0..16)
@@ -353,7 +353,7 @@ fn request_check(measure: Duration) -> Result<Vec<Record>> {
         .map(|i| {
             let (id, key) = &members[i % members.len()];
             let kind = TxKind::RevokeGrant { grant: [i as u8; 32], reason: "x".repeat(120) };
-            Ok(request(&signed(id, 10 + i as u64, kind, key)?))
+            Ok(request(&w.signed(id, 10 + i as u64, kind, key)?))
         })
         .collect::<Result<_>>()?;
     let bytes = requests.iter().map(|r| r.payload.len()).sum::<usize>() / requests.len();

@@ -34,7 +34,7 @@ use dualchain_prover::supply::SupplyShape;
 use dualchain_prover::verify::verify;
 use dualchain_storage::rocks::{RocksConfig, RocksEngine};
 use dualchain_testkit::consortium::{CPCS, HOSPITAL_A};
-use dualchain_testkit::members::{request, signed, MemberLedger};
+use dualchain_testkit::members::{request, MemberLedger};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -188,7 +188,7 @@ async fn fig5(sizes: &[usize], reps: usize, progress: &Progress) -> Result<Vec<R
                     let (id, key) = &members[i % MEMBERS];
                     nonce += 1;
                     let grant: [u8; 32] = rand::Rng::gen(&mut rng);
-                    signed(id, nonce, TxKind::RevokeGrant { grant, reason: "x".repeat(120) }, key)
+                    ledger.signed(id, nonce, TxKind::RevokeGrant { grant, reason: "x".repeat(120) }, key)
                 })
                 .collect::<Result<Vec<_>>>()?;
             let start = Instant::now();

@@ -445,12 +445,14 @@ pub mod ledger {
                 },
             ),
         ];
+        // Signed for the consortium of the world's CA.
+        let domain = dualchain_ledger::tx::TxDomain::of(w.ca.public());
         kinds
             .into_iter()
             .enumerate()
             .map(|(i, (name, kind))| {
                 let tx = Tx { sender: "hospital-a".into(), nonce: i as u64 + 1, kind };
-                (name, SignedTx::sign(tx, &w.owner.signer).expect("fixture transaction"))
+                (name, SignedTx::sign(tx, &w.owner.signer, &domain).expect("fixture transaction"))
             })
             .collect()
     }

@@ -43,7 +43,7 @@ use crate::merkle;
 use crate::reason::{ProofFault, Reason};
 use crate::state::{self, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord};
 use crate::state::{BreakGlassRecord, Overlay, RegistryRecord};
-use crate::tx::{tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxKind, TX_LEN_MAX};
+use crate::tx::{tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxDomain, TxKind, TX_LEN_MAX};
 
 /// A committed batch as the consensus layer delivers it.
 pub struct Committed<'a> {
@@ -121,6 +121,8 @@ impl Heights {
 pub struct Ledger {
     store: LedgerStore,
     genesis: Genesis,
+    /// What members' transactions are signed under ([`Genesis::tx_domain`]).
+    tx_domain: TxDomain,
     verifiers: BTreeMap<Circuit, Arc<BatchVerifier>>,
     inner: Mutex<Inner>,
 }
@@ -152,11 +154,17 @@ impl Ledger {
             verifiers.insert(Circuit::Supply(*shape), verifier(vk));
         }
         let tree = load_tree(&store)?;
-        Ok(Self { store, genesis, verifiers, inner: Mutex::new(Inner { tree, poisoned: false }) })
+        let tx_domain = genesis.tx_domain();
+        Ok(Self { store, genesis, tx_domain, verifiers, inner: Mutex::new(Inner { tree, poisoned: false }) })
     }
 
     pub fn genesis(&self) -> &Genesis {
         &self.genesis
+    }
+
+    /// What this consortium's members sign their transactions under.
+    pub fn tx_domain(&self) -> &TxDomain {
+        &self.tx_domain
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
@@ -357,7 +365,9 @@ impl Ledger {
                 continue;
             }
             let Ok(key) = PublicKey::from_raw(&m.signing_key) else { continue };
-            if !stx.verify(&key) || (!renews && !zk::worth_verifying(&pre, &self.genesis, &m, &stx.tx)?) {
+            if !stx.verify(&key, &self.tx_domain)
+                || (!renews && !zk::worth_verifying(&pre, &self.genesis, &m, &stx.tx)?)
+            {
                 continue;
             }
             let Some((circuit, inputs)) = zk::public_inputs(&pre, &stx.tx)? else { continue };
@@ -428,7 +438,9 @@ impl Ledger {
                         sender: tx.sender.clone(),
                     })
                 }
-                Ok(cert) if !stx.verify(&cert.fields.signing_key) => return rejected(Reason::BadSignature),
+                Ok(cert) if !stx.verify(&cert.fields.signing_key, &self.tx_domain) => {
+                    return rejected(Reason::BadSignature)
+                }
                 Ok(_) => None,
                 Err(e) => {
                     return Ok((Outcome::Rejected { reason: Reason::CertificateUndecodable }, Some(e.to_string())))
@@ -447,7 +459,7 @@ impl Ledger {
             let Ok(key) = PublicKey::from_raw(&m.signing_key) else {
                 return Err(LedgerError::Corrupt(format!("member {} has an invalid stored key", m.id)));
             };
-            if !stx.verify(&key) {
+            if !stx.verify(&key, &self.tx_domain) {
                 return rejected(Reason::BadSignature);
             }
             Some(m)

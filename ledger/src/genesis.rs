@@ -35,3 +35,10 @@ pub struct Genesis {
     /// Longest grant a requester may ask for.
     pub grant_duration_max_s: u64,
 }
+
+impl Genesis {
+    /// The domain its members' transactions are signed under.
+    pub fn tx_domain(&self) -> crate::tx::TxDomain {
+        crate::tx::TxDomain::of(&self.ca)
+    }
+}

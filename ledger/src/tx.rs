@@ -1,8 +1,9 @@
 //! Transactions: a member's signed statement to the native contracts.
 //!
 //! Wire form: `version (1) ‖ body length (u32 BE) ‖ body ‖ Ed25519 signature (64)`, the body
-//! being the JSON of [`Tx`]. The signature covers the body bytes exactly as sent (domain
-//! `dualchain/v1/ledger-tx`), so no canonical re-serialisation is needed; the transaction
+//! being the JSON of [`Tx`]. The signature covers the body bytes exactly as sent, under a
+//! domain naming the consortium (`dualchain/v1/ledger-tx/<consortium id>`, [`TxDomain`]),
+//! so no canonical re-serialisation is needed; the transaction
 //! hash is SHA-256 over the whole wire form. JSON keeps the payload readable for auditors
 //! and for the HTTP API; binary objects (certificates, proofs, ciphertexts) travel as hex of
 //! their own canonical encodings and are decoded, bounded and checked by the contracts.
@@ -26,8 +27,30 @@ pub const TX_VERSION: u8 = 1;
 pub const TX_LEN_MAX: usize = 256 << 10;
 /// Longest member id, dataset name or reason.
 pub const NAME_LEN_MAX: usize = 128;
-/// Signature domain of ledger transactions.
+/// Signature domain of ledger transactions (see [`TxDomain`], which adds the consortium).
 pub const TX_SIGNING_USE: &str = "ledger-tx";
+
+/// What a member's transaction signature is made under: [`TX_SIGNING_USE`], then `/` and
+/// the consortium's identity, the hex SHA-256 of its CA's encoded public key (member
+/// certificates chain to that CA). With the sender and nonce in the signed body, a
+/// signature covers (consortium, member, sequence, payload): a transaction captured in one
+/// consortium verifies in no other, even where the same member key is registered in both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxDomain(String);
+
+impl TxDomain {
+    /// The domain of the consortium whose CA is `ca`.
+    pub fn of(ca: &dualchain_crypto::cert::CaPublicKey) -> Self {
+        use dualchain_crypto::Codec;
+        let id = Sha256::new().chain_update(b"dualchain/v1/consortium").chain_update(ca.to_bytes()).finalize();
+        Self(format!("{TX_SIGNING_USE}/{}", hex::encode(id)))
+    }
+
+    /// The signing use string ([`dualchain_crypto::sign::domain_message`]).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 pub type Hash = [u8; 32];
 
@@ -414,10 +437,10 @@ pub struct SignedTx {
 }
 
 impl SignedTx {
-    /// Signs `tx` with the member's key.
-    pub fn sign(tx: Tx, key: &SigningKeypair) -> Result<Self, LedgerError> {
+    /// Signs `tx` with the member's key for the consortium of `domain`.
+    pub fn sign(tx: Tx, key: &SigningKeypair, domain: &TxDomain) -> Result<Self, LedgerError> {
         let body = serde_json::to_vec(&tx).map_err(|e| LedgerError::Malformed(e.to_string()))?;
-        let signature = key.sign(TX_SIGNING_USE, &body);
+        let signature = key.sign(domain.as_str(), &body);
         let mut s = Self { tx, body, signature, hash: [0; 32] };
         s.hash = tx_hash(&s.to_bytes());
         if s.hash == [0; 32] {
@@ -453,8 +476,9 @@ impl SignedTx {
         Ok(Self { tx, body, signature, hash: tx_hash(bytes) })
     }
 
-    pub fn verify(&self, key: &PublicKey) -> bool {
-        key.verify(TX_SIGNING_USE, &self.body, &self.signature)
+    /// Whether `key` signed this transaction for the consortium of `domain`.
+    pub fn verify(&self, key: &PublicKey, domain: &TxDomain) -> bool {
+        key.verify(domain.as_str(), &self.body, &self.signature)
     }
 }
 

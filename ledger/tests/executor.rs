@@ -12,7 +12,7 @@ use dualchain_crypto::sign::SigningKeypair;
 use dualchain_crypto::Codec;
 use dualchain_ledger::block::Block;
 use dualchain_ledger::reason::{CertProblem, ProofFault, Reason, TxPart};
-use dualchain_ledger::tx::{FrBytes, Outcome, SignedTx, Tx, TxKind};
+use dualchain_ledger::tx::{FrBytes, Outcome, SignedTx, Tx, TxDomain, TxKind};
 use dualchain_ledger::{Applied, Committed, Genesis, Ledger, LedgerError};
 use dualchain_prover::backend::CpuBackend;
 use dualchain_prover::params::ProvingKey;
@@ -41,6 +41,8 @@ struct World {
 struct Who {
     id: String,
     key: SigningKeypair,
+    /// The consortium it signs for.
+    domain: TxDomain,
     cert: Vec<u8>,
     nonce: u64,
 }
@@ -48,7 +50,7 @@ struct Who {
 impl Who {
     fn tx(&mut self, kind: TxKind) -> SignedTx {
         self.nonce += 1;
-        SignedTx::sign(Tx { sender: self.id.clone(), nonce: self.nonce, kind }, &self.key).unwrap()
+        SignedTx::sign(Tx { sender: self.id.clone(), nonce: self.nonce, kind }, &self.key, &self.domain).unwrap()
     }
     fn register(&mut self) -> SignedTx {
         let certificate = self.cert.clone();
@@ -82,7 +84,7 @@ impl World {
                 not_after: T0_MS / 1000 + 3600,
             })
             .unwrap();
-        Who { id: id.into(), key, cert: cert.to_bytes(), nonce: 0 }
+        Who { id: id.into(), key, cert: cert.to_bytes(), nonce: 0, domain: self.genesis.tx_domain() }
     }
 }
 
@@ -239,9 +241,14 @@ fn signatures_certificates_and_membership_are_checked() {
     assert!(o[4].is_accepted());
     assert_eq!(ledger.members().unwrap().len(), 2);
 
-    // Unknown member, bad signature by a known member, wrong role.
+    // Unknown member, bad signature by a known member, wrong role; then the member's own
+    // key signing for another consortium (the rogue CA's), or for none.
     let mut by_wrong_key = hospital.tx(TxKind::RevokeMember { member: "kgc".into(), reason: "x".into() });
-    by_wrong_key.signature = stranger.key.sign("ledger-tx", &by_wrong_key.body);
+    by_wrong_key.signature = stranger.key.sign(w.genesis.tx_domain().as_str(), &by_wrong_key.body);
+    let mut elsewhere = hospital.tx(TxKind::RevokeGrant { grant: [1; 32], reason: "x".into() });
+    elsewhere.signature = hospital.key.sign(TxDomain::of(rogue_ca.public()).as_str(), &elsewhere.body);
+    let mut unbound = hospital.tx(TxKind::RevokeGrant { grant: [2; 32], reason: "x".into() });
+    unbound.signature = hospital.key.sign("ledger-tx", &unbound.body);
     let payloads = vec![
         stranger.tx(TxKind::RevokeMember { member: "kgc".into(), reason: "x".into() }).to_bytes(),
         SignedTx::from_bytes(&by_wrong_key.to_bytes()).unwrap().to_bytes(),
@@ -249,6 +256,8 @@ fn signatures_certificates_and_membership_are_checked() {
         kgc.tx(TxKind::IssueCredential { member: "nobody".into(), leaf: FrBytes([1; 32]) }).to_bytes(),
         kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([0xff; 32]) }).to_bytes(),
         kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([0; 32]) }).to_bytes(),
+        elsewhere.to_bytes(),
+        unbound.to_bytes(),
     ];
     let a = batch(&ledger, 2, &payloads).unwrap().unwrap();
     let o = outcomes(&a);
@@ -261,6 +270,8 @@ fn signatures_certificates_and_membership_are_checked() {
     assert_eq!(reason(&o[4]), &Reason::CredentialLeafInvalid);
     assert!(a.txs[4].detail.as_deref().unwrap_or_default().contains("not canonical"), "{:?}", a.txs[4].detail);
     assert_eq!(reason(&o[5]), &Reason::CredentialLeafZero);
+    assert_eq!(reason(&o[6]), &Reason::BadSignature, "signed for another consortium");
+    assert_eq!(reason(&o[7]), &Reason::BadSignature, "signed for no consortium");
     assert!(ledger.credential_root().unwrap().is_none(), "nothing was issued");
 
     // A revoked member's transactions no longer count.

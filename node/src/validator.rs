@@ -52,7 +52,7 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
         use dualchain_crypto::cert::Certificate;
         use dualchain_crypto::sign::{verify_batch, PublicKey, SignedItem};
         use dualchain_crypto::Codec;
-        use dualchain_ledger::tx::{client_id, SignedTx, TxKind, TX_SIGNING_USE};
+        use dualchain_ledger::tx::{client_id, SignedTx, TxKind};
 
         let mut verdicts = vec![Ok(()); requests.len()];
         // (index, transaction, key, whether the key needs no state)
@@ -95,13 +95,14 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
             };
             signed.push((i, stx, key, stateless));
         }
+        let domain = self.ledger.tx_domain();
         let items: Vec<SignedItem<'_>> = signed
             .iter()
-            .map(|(_, stx, key, _)| SignedItem { key, use_: TX_SIGNING_USE, msg: &stx.body, sig: &stx.signature })
+            .map(|(_, stx, key, _)| SignedItem { key, use_: domain.as_str(), msg: &stx.body, sig: &stx.signature })
             .collect();
         if verify_batch(&items).is_err() {
             for (i, stx, key, stateless) in &signed {
-                if !stx.verify(key) {
+                if !stx.verify(key, domain) {
                     verdicts[*i] = Err(if *stateless {
                         Refused::Forged("a registration not signed by its certificate's key")
                     } else {

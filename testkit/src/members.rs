@@ -10,7 +10,7 @@ use dualchain_crypto::cbsre::DelegatingSecretKey;
 use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFields, Role};
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_crypto::Codec;
-use dualchain_ledger::tx::{client_id, SignedTx, Tx, TxKind};
+use dualchain_ledger::tx::{client_id, SignedTx, Tx, TxDomain, TxKind};
 use dualchain_ledger::{Applied, Committed, Genesis, Ledger};
 use dualchain_prover::backend::CpuBackend;
 use dualchain_storage::memory::MemoryEngine;
@@ -79,15 +79,20 @@ impl MemberLedger {
     pub fn register(&mut self, id: &str, role: Role) -> Result<SigningKeypair> {
         let key = SigningKeypair::generate(&mut self.rng);
         let certificate = self.certificate(id, role, &key)?;
-        let stx = signed(id, 1, TxKind::RegisterMember { certificate }, &key)?;
+        let stx = self.signed(id, 1, TxKind::RegisterMember { certificate }, &key)?;
         self.apply(&[&stx.to_bytes()])?;
         Ok(key)
     }
+
+    /// `sender`'s transaction, signed with `key` for this ledger's consortium.
+    pub fn signed(&self, sender: &str, nonce: u64, kind: TxKind, key: &SigningKeypair) -> Result<SignedTx> {
+        signed(sender, nonce, kind, key, self.ledger.tx_domain())
+    }
 }
 
-/// `sender`'s transaction, signed with `key`.
-pub fn signed(sender: &str, nonce: u64, kind: TxKind, key: &SigningKeypair) -> Result<SignedTx> {
-    Ok(SignedTx::sign(Tx { sender: sender.into(), nonce, kind }, key)?)
+/// `sender`'s transaction, signed with `key` for the consortium of `domain`.
+pub fn signed(sender: &str, nonce: u64, kind: TxKind, key: &SigningKeypair, domain: &TxDomain) -> Result<SignedTx> {
+    Ok(SignedTx::sign(Tx { sender: sender.into(), nonce, kind }, key, domain)?)
 }
 
 /// The consensus request that carries a transaction: its sender's client, its nonce.

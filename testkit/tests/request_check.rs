@@ -2,13 +2,13 @@
 //! the squatting attack (a replica forwarding a request of its own under the KGC's client
 //! and next nonce, to censor its revocation) and its relatives are refused before
 //! ordering; the KGC's own request, and one of a member this ledger does not know yet, are
-//! admitted.
+//! admitted. A transaction signed by the right key for another consortium is refused.
 
 use dualchain_consensus::engine::{Refused, RequestCheck};
 use dualchain_consensus::Request;
-use dualchain_crypto::cert::Role;
+use dualchain_crypto::cert::{CertificateAuthority, Role};
 use dualchain_crypto::sign::SigningKeypair;
-use dualchain_ledger::tx::{client_id, TxKind};
+use dualchain_ledger::tx::{client_id, TxDomain, TxKind};
 use dualchain_node::validator::MemberRequests;
 use dualchain_testkit::members::{request, signed, MemberLedger};
 
@@ -17,16 +17,16 @@ fn forwarded_requests_must_be_their_members_own() {
     let mut w = MemberLedger::new(3).unwrap();
     let kgc = w.register("kgc", Role::Kgc).unwrap();
     let revoke = TxKind::RevokeMember { member: "hospital-a".into(), reason: "audit".into() };
-    let genuine = signed("kgc", 7, revoke.clone(), &kgc).unwrap();
+    let genuine = w.signed("kgc", 7, revoke.clone(), &kgc).unwrap();
     let mallory = SigningKeypair::generate(&mut w.rng);
-    let squat = signed("kgc", 7, revoke.clone(), &mallory).unwrap();
+    let squat = w.signed("kgc", 7, revoke.clone(), &mallory).unwrap();
     let newcomer_key = SigningKeypair::generate(&mut w.rng);
-    let newcomer = signed("lab-9", 1, revoke.clone(), &newcomer_key).unwrap();
+    let newcomer = w.signed("lab-9", 1, revoke.clone(), &newcomer_key).unwrap();
     let newcomer_cert = w.certificate("lab-9", Role::ResearchInstitute, &newcomer_key).unwrap();
     let registers =
-        signed("lab-9", 2, TxKind::RegisterMember { certificate: newcomer_cert.clone() }, &newcomer_key).unwrap();
+        w.signed("lab-9", 2, TxKind::RegisterMember { certificate: newcomer_cert.clone() }, &newcomer_key).unwrap();
     let forged_registration =
-        signed("lab-9", 3, TxKind::RegisterMember { certificate: newcomer_cert }, &mallory).unwrap();
+        w.signed("lab-9", 3, TxKind::RegisterMember { certificate: newcomer_cert }, &mallory).unwrap();
     let mut requests = vec![
         request(&genuine),
         request(&squat),
@@ -51,8 +51,12 @@ fn forwarded_requests_must_be_their_members_own() {
             Err(Refused::Forged("a registration not signed by its certificate's key")),
         ]
     );
+    // Signed by the right key, for another consortium (another CA): refused.
+    let elsewhere = CertificateAuthority::generate("another-consortium", &mut w.rng).unwrap();
+    let elsewhere = signed("kgc", 8, revoke.clone(), &kgc, &TxDomain::of(elsewhere.public())).unwrap();
+    assert_eq!(check.check(&[request(&elsewhere)]), vec![Err(Refused::Invalid("not signed by the sender's key"))]);
     // All good: one batch verification admits them all.
     requests.truncate(1);
-    requests.push(request(&signed("kgc", 8, revoke, &kgc).unwrap()));
+    requests.push(request(&w.signed("kgc", 8, revoke, &kgc).unwrap()));
     assert_eq!(check.check(&requests), vec![Ok(()), Ok(())]);
 }

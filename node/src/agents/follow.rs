@@ -364,7 +364,9 @@ mod tests {
                         })
                         .unwrap();
                     let kind = TxKind::RegisterMember { certificate: cert.to_bytes() };
-                    SignedTx::sign(Tx { sender: name.to_string(), nonce: 1, kind }, &key).unwrap().to_bytes()
+                    SignedTx::sign(Tx { sender: name.to_string(), nonce: 1, kind }, &key, self.ledger.tx_domain())
+                        .unwrap()
+                        .to_bytes()
                 })
                 .collect();
             self.seq += 1;

@@ -48,7 +48,7 @@ impl Client {
     /// Signs a transaction (not submitted).
     pub fn sign(&self, kind: TxKind) -> Result<SignedTx> {
         let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
-        Ok(SignedTx::sign(Tx { sender: self.id.clone(), nonce, kind }, &self.signer)?)
+        Ok(SignedTx::sign(Tx { sender: self.id.clone(), nonce, kind }, &self.signer, self.home.ledger.tx_domain())?)
     }
 
     /// Submits signed bytes and waits until they are final on the home ledger.
