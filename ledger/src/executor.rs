@@ -521,6 +521,16 @@ impl Ledger {
     pub fn member(&self, id: &str) -> Result<Option<MemberRecord>, LedgerError> {
         self.get(&state::member_key(id))
     }
+    /// `member`'s active credential, its leaf in the credential tree (none when it has
+    /// none, or it was withdrawn).
+    pub fn active_credential(&self, member: &str) -> Result<Option<FrBytes>, LedgerError> {
+        match self.member(member)? {
+            Some(MemberRecord { credential: Some(index), credential_revoked: None, .. }) => {
+                self.get(&crate::contracts::registry::leaf_key(index))
+            }
+            _ => Ok(None),
+        }
+    }
     pub fn members(&self) -> Result<Vec<MemberRecord>, LedgerError> {
         self.store.state_prefix(state::MEMBER_PREFIX, usize::MAX)?.iter().map(|(k, v)| state::decode(k, v)).collect()
     }

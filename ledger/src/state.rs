@@ -224,6 +224,11 @@ pub struct BreakGlassReview {
     /// The review's transaction.
     #[serde(with = "hex_bytes::id")]
     pub tx: Hash,
+    /// With `revoke_credential`: the clinician's active credential (its leaf in the
+    /// credential tree) when the review was final, the one the KGC withdraws; a credential
+    /// issued again later (same position, new leaf) is not the review's to withdraw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<FrBytes>,
 }
 
 /// A break-glass request (HL7 v3 PurposeOfUse `ETREAT`): who asked whom, when, until

@@ -1157,6 +1157,8 @@ fn break_glass_is_limited_granted_by_its_owner_and_reviewed_once() {
     let r1 = ledger.break_glass(&[1; 32]).unwrap().unwrap();
     let verdict = r1.review.expect("reviewed");
     assert!(!verdict.justified && verdict.revoke_credential);
+    let reviewed = ledger.active_credential("hospital-b").unwrap();
+    assert!(reviewed.is_some() && verdict.credential == reviewed, "the review names the credential to withdraw");
     assert!(
         matches!(ledger.grant(&[9; 32]).unwrap().unwrap().status, GrantStatus::Revoked { .. }),
         "an unjustified use's grants end with its review"
@@ -1186,6 +1188,14 @@ fn break_glass_is_limited_granted_by_its_owner_and_reviewed_once() {
     let (o, _) = at(8, t4 + 62_000, vec![kgc.tx(withdraw).to_bytes(), owner.tx(after).to_bytes()]);
     assert!(o[0].is_accepted(), "{:?}", o[0]);
     assert_eq!(reason(&o[1]), &Reason::NoActiveCredential { member: "hospital-b".into() });
+    assert_eq!(ledger.active_credential("hospital-b").unwrap(), None);
+    // Issued again later (same position in the tree, a new leaf), it is not the credential
+    // the review named: the KGC's node, replaying the review, leaves it.
+    let reissue = TxKind::IssueCredential { member: "hospital-b".into(), leaf: FrBytes([0x21; 32]) };
+    let (o, _) = at(9, t4 + 63_000, vec![kgc.tx(reissue).to_bytes()]);
+    assert!(o[0].is_accepted(), "{:?}", o[0]);
+    let now = ledger.active_credential("hospital-b").unwrap();
+    assert!(now.is_some() && now != verdict.credential);
     let queue: Vec<[u8; 32]> = ledger.break_glass_to("hospital-a").unwrap().iter().map(|r| r.id).collect();
     assert_eq!(queue, vec![[1; 32], [2; 32], [3; 32], [5; 32]], "the owner's queue, in ledger order");
     assert!(ledger.break_glass_to("hospital-b").unwrap().is_empty());

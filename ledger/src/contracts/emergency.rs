@@ -34,7 +34,7 @@ use crate::state::{
     break_glass_key, break_glass_open_key, break_glass_owner_key, dataset_key, grant_key, member_key, BreakGlassRecord,
     BreakGlassReview, DatasetRecord, GrantRecord, GrantRef, GrantStatus, MemberRecord,
 };
-use crate::tx::Hash;
+use crate::tx::{FrBytes, Hash};
 
 /// The purposes of use break-glass serves (HL7 v3 ActReason `PurposeOfUse`).
 pub const PURPOSES: &[&str] = &["ETREAT"];
@@ -203,6 +203,15 @@ pub fn grant(ctx: &mut Ctx<'_, '_>, a: Grant<'_>) -> Exec {
 
 /// A reviewer at the owner marks a break-glass use justified or not (see the module
 /// documentation). Reviewed once; an unjustified use's grants end here.
+/// `member`'s active credential: its leaf in the credential tree.
+fn active_credential(ctx: &Ctx<'_, '_>, member: &str) -> Result<Option<FrBytes>, Refusal> {
+    let Some(m) = ctx.state.get::<MemberRecord>(&member_key(member))? else { return Ok(None) };
+    match (m.credential, &m.credential_revoked) {
+        (Some(index), None) => Ok(ctx.state.get::<FrBytes>(&super::registry::leaf_key(index))?),
+        _ => Ok(None),
+    }
+}
+
 pub fn review(ctx: &mut Ctx<'_, '_>, id: &Hash, justified: bool, note: &str, revoke_credential: bool) -> Exec {
     check_text(TextField::Reason, note, NOTE_LEN_MAX)?;
     let owner = ctx.sender()?.id.clone();
@@ -231,12 +240,17 @@ pub fn review(ctx: &mut Ctx<'_, '_>, id: &Hash, justified: bool, note: &str, rev
     let open_key = break_glass_open_key(&bg.requester, &bg.owner);
     let open = ctx.state.get::<u16>(&open_key)?.unwrap_or(0);
     ctx.state.put(open_key, &open.saturating_sub(1));
+    let credential = match revoke_credential {
+        true => active_credential(ctx, &bg.requester)?,
+        false => None,
+    };
     bg.review = Some(BreakGlassReview {
         justified,
         note: note.to_string(),
         revoke_credential,
         at_ms: ctx.time_ms,
         tx: ctx.tx_hash,
+        credential,
     });
     ctx.state.put(break_glass_key(id), &bg);
     Ok(())

@@ -81,7 +81,7 @@ fn publish_root(ctx: &mut Ctx<'_, '_>, mut reg: RegistryRecord, revocation: bool
     Ok(())
 }
 
-fn leaf_key(index: u64) -> Vec<u8> {
+pub fn leaf_key(index: u64) -> Vec<u8> {
     format!("cred/{index:020}").into_bytes()
 }
 pub const LEAF_PREFIX: &[u8] = b"cred/";

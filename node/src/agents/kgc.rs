@@ -145,8 +145,9 @@ pub async fn publish_credentials(
 /// Withdraws, with the usual `RevokeCredential`, the credential of a clinician whose
 /// break-glass use the owner reviewed as unjustified and asked to revoke
 /// (`dualchain_ledger::contracts::emergency`). The KGC acts on the review on chain, which
-/// names the request, its clinician and the reviewing owner; it withdraws a credential
-/// once (a replay after a restart finds it withdrawn).
+/// names the request, its clinician and the reviewing owner, and the clinician's credential
+/// at the time. It withdraws that credential once: a replay after a restart finds it
+/// withdrawn, or finds a credential the KGC issued after the review, which stays.
 pub fn follow_break_glass_reviews(client: &Arc<Client>, kgc: &Member, log: Log) -> Agent {
     let c = client.clone();
     follow_home(&kgc.id, log, client, move |kind| match kind {
@@ -161,11 +162,10 @@ pub fn follow_break_glass_reviews(client: &Arc<Client>, kgc: &Member, log: Log) 
 async fn revoke_for_review(client: &Client, request: Hash) -> Result<()> {
     let ledger = &client.home().ledger;
     let Some(bg) = ledger.break_glass(&request)? else { return Ok(()) };
-    if !bg.review.as_ref().is_some_and(|r| r.revoke_credential && !r.justified) {
-        return Ok(());
-    }
+    let Some(review) = bg.review.filter(|r| r.revoke_credential && !r.justified) else { return Ok(()) };
     let Some(m) = ledger.member(&bg.requester)? else { return Ok(()) };
-    if m.credential.is_none() || m.credential_revoked.is_some() || m.revoked.is_some() {
+    let active = ledger.active_credential(&bg.requester)?;
+    if active.is_none() || active != review.credential || m.revoked.is_some() {
         return Ok(());
     }
     let reason = format!("break-glass {} reviewed unjustified by {}", &hex::encode(request)[..16], bg.owner);
