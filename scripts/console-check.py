@@ -186,6 +186,19 @@ def main():
         full_page(driver, shot)
         check("screenshot", os.path.getsize(shot) > 10_000, shot)
 
+        # 4b. An error after sign-in shows above the console (a filter the node refuses:
+        # a dataset id that is none), and goes once the next call succeeds.
+        error = lambda d: d.find_element(By.ID, "error")  # noqa: E731
+        driver.execute_script("const s = document.getElementById('f-dataset');"
+                              "s.add(new Option('not a dataset', 'zz')); s.value = 'zz';")
+        driver.find_element(By.CSS_SELECTOR, "#filter button[type=submit]").click()
+        wait.until(lambda d: error(d).is_displayed())
+        check("an error after sign-in is shown", "refused" in error(driver).text, error(driver).text)
+        driver.execute_script("document.getElementById('f-dataset').value = '';")
+        driver.find_element(By.CSS_SELECTOR, "#filter button[type=submit]").click()
+        wait.until(lambda d: not error(d).is_displayed())
+        check("the error goes once a call succeeds", not error(driver).is_displayed())
+
         # 5. The review.
         if args.review:
             row = driver.find_element(By.CSS_SELECTOR, f"#bg-table tr[data-request='{args.review}']")

@@ -62,6 +62,12 @@ function showError(message) {
   p.hidden = false;
 }
 
+function clearError() {
+  const p = document.getElementById("error");
+  p.textContent = "";
+  p.hidden = true;
+}
+
 async function loadOverview() {
   const o = await api("/console/api/overview");
   fill("datasets-table", o.datasets.map(d => row([
@@ -132,9 +138,9 @@ function reviewCell(r) {
         body: JSON.stringify({ justified, note: note.value, revoke_credential: !justified && revoke.checked }),
       });
       await refresh();
+      clearError();
     } catch (e) {
       showError("The review was refused: " + e.message);
-      document.getElementById("signin").hidden = false;
     }
   };
   yes.addEventListener("click", () => send(true));
@@ -184,7 +190,7 @@ async function start() {
   });
   document.getElementById("filter").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    loadAccess().catch(e => showError(e.message));
+    loadAccess().then(clearError, e => showError("The access log was refused: " + e.message));
   });
   try {
     await refresh();
