@@ -269,6 +269,7 @@ fn host_member(node: &Node, file: &MemberFile) -> Result<Hosted> {
     let data_dir = cfg.path(&cfg.data_dir);
     match member.role {
         Role::Hospital => {
+            let journals = crate::member::journal::open_store(&data_dir.join("member"))?;
             let owner = Arc::new(OwnerNode {
                 member: member.clone(),
                 client: client.clone(),
@@ -280,11 +281,12 @@ fn host_member(node: &Node, file: &MemberFile) -> Result<Hosted> {
                 persist: Some(data_dir.join("owned")),
                 compute: node.compute,
                 consents: Mutex::new(ConsentBook::open(
-                    Some(data_dir.join("consents.json")),
+                    Some(journals.clone()),
+                    Some(&data_dir.join("consents.json")),
                     cfg.owner.consent_default,
                 )?),
                 consent_lock: Default::default(),
-                erasures: Mutex::new(ErasureLog::open(Some(data_dir.join("erasures.json")))?),
+                erasures: Mutex::new(ErasureLog::open(Some(journals), Some(&data_dir.join("erasures.json")))?),
             });
             let loaded = owner.load_datasets()?;
             tracing::info!(datasets = loaded, "owner's datasets loaded");

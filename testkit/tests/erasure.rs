@@ -118,11 +118,16 @@ async fn erasing_a_patient_re_registers_the_others_and_leaves_nothing_of_the_pat
     let data_dir = c.node_of(HOSPITAL_A)?.data_dir.clone();
     let old_key_hex = dualchain_node::files::to_hex(&old_key);
     ensure!(files_holding(&data_dir, old_key_hex.as_bytes())?.is_empty(), "the old key is still on disk");
-    // p0 is named only in the erasure journal.
+    // p0 is named only in the hospital's journal store, by its erasure journal.
     let naming: Vec<PathBuf> = files_holding(&data_dir, b"hospital-a-p0000")?;
     ensure!(
-        naming.len() == 1 && naming[0].file_name().is_some_and(|n| n == "erasures.json"),
+        !naming.is_empty() && naming.iter().all(|f| f.starts_with(data_dir.join("member"))),
         "files naming the erased patient: {naming:?}"
+    );
+    ensure!(
+        owner.consents.lock().unwrap().history(p0).is_empty()
+            && owner.erasures.lock().unwrap().all().any(|e| e.patient.as_deref() == Some(p0)),
+        "the journal store names the patient for another reason than its erasure"
     );
 
     // The earlier grant ends with its dataset; a new one on the new dataset delivers the 7

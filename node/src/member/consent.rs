@@ -22,11 +22,18 @@
 //! Break-glass (`ETREAT`) is not one of these uses: emergency treatment overrides consent
 //! and is reviewed afterwards (`dualchain_ledger::contracts::emergency`).
 
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use dualchain_ledger::consent::{use_index, Purpose, RECIPIENT_ROLES};
 use dualchain_prover::supply::{ALL_USES, USES};
+use dualchain_storage::KvEngine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::journal::Journal;
 
 /// The system of a recipient actor's identifier: its member role.
 pub const RECIPIENT_SYSTEM: &str = "urn:dualchain:member-role";
@@ -196,18 +203,28 @@ pub fn describe(mask: u8) -> Vec<String> {
 /// kept in one 0600 file and written through, synced, before a change is acted on.
 #[derive(Debug)]
 pub struct ConsentBook {
-    path: Option<std::path::PathBuf>,
+    journal: Journal,
     /// Each Consent as recorded (with its `id`), and its rule.
     entries: Vec<(Value, ConsentRule)>,
+    /// Each patient's latest entry.
+    latest: HashMap<String, usize>,
     /// The mask of a patient without an active Consent ([`ConsentDefault`]).
     default_mask: u8,
 }
 
 impl Default for ConsentBook {
     fn default() -> Self {
-        Self { path: None, entries: Vec::new(), default_mask: ALL_USES }
+        Self {
+            journal: Journal::new(None, JOURNAL),
+            entries: Vec::new(),
+            latest: HashMap::new(),
+            default_mask: ALL_USES,
+        }
     }
 }
+
+/// The book's journal in the hospital's store ([`super::journal`]).
+const JOURNAL: &str = "consent";
 
 /// What a patient without an active Consent (none recorded, or the latest withdrawn)
 /// consents to: `owner.consent_default` in the node file.
@@ -233,35 +250,33 @@ impl ConsentDefault {
 }
 
 impl ConsentBook {
-    /// The book kept at `path` (none: in memory only), where patients without an active
-    /// Consent get `default`.
-    pub fn open(path: Option<std::path::PathBuf>, default: ConsentDefault) -> Result<Self> {
-        let mut book = Self { path, entries: Vec::new(), default_mask: default.mask() };
-        let Some(path) = &book.path else { return Ok(book) };
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let list: Vec<Value> =
-                    serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?;
-                for c in list {
-                    let rule =
-                        ConsentRule::from_fhir(&c).with_context(|| format!("a Consent in {}", path.display()))?;
-                    book.entries.push((c, rule));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    /// The book kept in `store` (none: in memory only), where patients without an active
+    /// Consent get `default`. A `consents.json` an earlier build left at `legacy` is
+    /// imported into an empty book.
+    pub fn open(store: Option<Arc<dyn KvEngine>>, legacy: Option<&Path>, default: ConsentDefault) -> Result<Self> {
+        let journal = Journal::new(store, JOURNAL);
+        let mut list: Vec<(u64, Value)> = journal.load()?;
+        if let Some(legacy) = legacy {
+            list.extend(journal.import(legacy, list.is_empty())?);
+        }
+        let mut book = Self { journal, entries: Vec::new(), latest: HashMap::new(), default_mask: default.mask() };
+        for (seq, c) in list {
+            ensure!(seq == book.entries.len() as u64, "the consent journal misses entry {}", book.entries.len());
+            let rule = ConsentRule::from_fhir(&c).with_context(|| format!("Consent {seq} of the journal"))?;
+            book.push(c, rule);
         }
         Ok(book)
     }
 
+    fn push(&mut self, consent: Value, rule: ConsentRule) {
+        self.latest.insert(rule.patient.clone(), self.entries.len());
+        self.entries.push((consent, rule));
+    }
+
     /// Records a Consent (its rule read by [`ConsentRule::from_fhir`]), on disk first.
     pub fn record(&mut self, consent: Value, rule: ConsentRule) -> Result<()> {
-        if let Some(path) = &self.path {
-            let mut list: Vec<&Value> = self.entries.iter().map(|(c, _)| c).collect();
-            list.push(&consent);
-            crate::files::write_private(path, &serde_json::to_vec(&list)?)?;
-        }
-        self.entries.push((consent, rule));
+        self.journal.write(&[(self.entries.len() as u64, &consent)], &[])?;
+        self.push(consent, rule);
         Ok(())
     }
 
@@ -278,12 +293,7 @@ impl ConsentBook {
                 tags.iter().map(|(n, code)| serde_json::json!({"system": format!("urn:dualchain:{n}"), "code": code})),
             );
         }
-        if let Some(path) = &self.path {
-            let mut list: Vec<&Value> = self.entries.iter().map(|(c, _)| c).collect();
-            list.pop();
-            list.push(&tagged);
-            crate::files::write_private(path, &serde_json::to_vec(&list)?)?;
-        }
+        self.journal.write(&[(self.entries.len() as u64 - 1, &tagged)], &[])?;
         if let Some(last) = self.entries.last_mut() {
             last.0 = tagged;
         }
@@ -292,7 +302,7 @@ impl ConsentBook {
 
     /// The rule governing `patient`: its latest Consent's.
     pub fn current(&self, patient: &str) -> Option<&ConsentRule> {
-        self.entries.iter().rev().map(|(_, r)| r).find(|r| r.patient == patient)
+        self.latest.get(patient).map(|&i| &self.entries[i].1)
     }
 
     /// The consent mask of `patient`'s records at `now_ms`.
@@ -422,8 +432,8 @@ mod tests {
     #[test]
     fn the_latest_consent_governs_and_the_book_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("consents.json");
-        let mut book = ConsentBook::open(Some(path.clone()), ConsentDefault::Permit).unwrap();
+        let store = || Some(super::super::journal::open_store(&dir.path().join("member")).unwrap());
+        let mut book = ConsentBook::open(store(), None, ConsentDefault::Permit).unwrap();
         assert_eq!(book.mask_of("Patient/p1", 0), ALL_USES, "no consent: the hospital's terms");
         let out = consent(json!({"type": "deny"}));
         book.record(out.clone(), ConsentRule::from_fhir(&out).unwrap()).unwrap();
@@ -431,15 +441,30 @@ mod tests {
         let mut back = consent(Value::Null);
         back["status"] = json!("inactive");
         book.record(back.clone(), ConsentRule::from_fhir(&back).unwrap()).unwrap();
-        let reopened = ConsentBook::open(Some(path), ConsentDefault::Permit).unwrap();
+        book.tag_latest(&[("tx", "ab".repeat(32))]).unwrap();
+        drop(book);
+        let reopened = ConsentBook::open(store(), None, ConsentDefault::Permit).unwrap();
         assert_eq!(reopened.mask_of("Patient/p1", 0), ALL_USES);
         assert_eq!(reopened.history("Patient/p1").len(), 2);
+        assert_eq!(reopened.history("Patient/p1")[1]["meta"]["tag"][0]["code"], "ab".repeat(32), "the tag was kept");
         assert_eq!(reopened.mask_of("Patient/p2", 0), ALL_USES);
+        drop(reopened);
+
+        // A book an earlier build kept as one JSON list is imported into an empty journal.
+        let legacy = dir.path().join("consents.json");
+        std::fs::write(&legacy, serde_json::to_vec(&[&out]).unwrap()).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let store = Some(super::super::journal::open_store(other.path()).unwrap());
+        let imported = ConsentBook::open(store.clone(), Some(&legacy), ConsentDefault::Permit).unwrap();
+        assert_eq!(imported.mask_of("Patient/p1", 0), 0);
+        assert!(!legacy.exists());
+        drop(imported);
+        assert_eq!(ConsentBook::open(store, None, ConsentDefault::Permit).unwrap().history("Patient/p1").len(), 1);
     }
 
     #[test]
     fn under_a_deny_default_only_an_active_opt_in_shares() {
-        let mut book = ConsentBook::open(None, ConsentDefault::Deny).unwrap();
+        let mut book = ConsentBook::open(None, None, ConsentDefault::Deny).unwrap();
         assert_eq!(book.mask_of("Patient/p1", 0), 0, "no consent: no use");
         let opt_in = consent(json!({"type": "permit", "purpose": [
             {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}]}));

@@ -9,7 +9,7 @@
 //! (the API's audit module). It names the patient by reference and holds none of the
 //! erased records.
 //!
-//! One 0600 file, `erasures.json` in the node's data directory, written through (synced)
+//! Kept in the hospital's journal store ([`super::journal`]), written through (synced)
 //! before the erasure is reported.
 //!
 //! An erasure is journalled twice: as *pending*, with the signed `EraseDataset`'s hash,
@@ -19,9 +19,15 @@
 //! and a retried erasure answers with it, so no erasure is left out of the hospital's
 //! record. Pending entries are not shown as erasures.
 
-use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
 use dualchain_ledger::tx::Hash;
+use dualchain_storage::KvEngine;
 use serde::{Deserialize, Serialize};
+
+use super::journal::Journal;
 
 /// One erased dataset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,72 +59,74 @@ pub struct Erasure {
 }
 
 /// The journal, oldest first.
-#[derive(Debug, Default)]
 pub struct ErasureLog {
-    path: Option<std::path::PathBuf>,
-    entries: Vec<Erasure>,
+    journal: Journal,
+    /// Each entry with its sequence in the journal.
+    entries: Vec<(u64, Erasure)>,
 }
 
+impl Default for ErasureLog {
+    fn default() -> Self {
+        Self { journal: Journal::new(None, JOURNAL), entries: Vec::new() }
+    }
+}
+
+/// The log's journal in the hospital's store.
+const JOURNAL: &str = "erasure";
+
 impl ErasureLog {
-    /// The journal kept at `path` (none: in memory only).
-    pub fn open(path: Option<std::path::PathBuf>) -> Result<Self> {
-        let mut log = Self { path, entries: Vec::new() };
-        let Some(path) = &log.path else { return Ok(log) };
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                log.entries = serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    /// The journal kept in `store` (none: in memory only). An `erasures.json` an earlier
+    /// build left at `legacy` is imported into an empty journal.
+    pub fn open(store: Option<Arc<dyn KvEngine>>, legacy: Option<&Path>) -> Result<Self> {
+        let journal = Journal::new(store, JOURNAL);
+        let mut entries: Vec<(u64, Erasure)> = journal.load()?;
+        if let Some(legacy) = legacy {
+            entries.extend(journal.import(legacy, entries.is_empty())?);
         }
-        Ok(log)
+        Ok(Self { journal, entries })
     }
 
     /// Journals an erasure about to be submitted (as pending, on disk first); one already
     /// journalled (same transaction) is not added twice.
     pub fn intend(&mut self, mut e: Erasure) -> Result<()> {
-        if self.entries.iter().any(|x| x.tx == e.tx) {
+        if self.entries.iter().any(|(_, x)| x.tx == e.tx) {
             return Ok(());
         }
         e.pending = true;
-        let mut all = self.entries.clone();
-        all.push(e);
-        self.save(all)
+        let seq = self.entries.last().map_or(0, |(s, _)| s + 1);
+        self.journal.write(&[(seq, &e)], &[])?;
+        self.entries.push((seq, e));
+        Ok(())
     }
 
     /// Marks the pending erasure `tx` final in batch `seq` at ledger time `at_ms`, on disk
     /// first. Other pending attempts at the same dataset go (they were refused or never
-    /// ordered). Returns the final entry.
+    /// ordered), in the same write. Returns the final entry.
     pub fn settle(&mut self, tx: &Hash, seq: u64, at_ms: u64) -> Result<Erasure> {
-        let Some(mut e) = self.entries.iter().find(|x| x.tx == *tx).cloned() else {
+        let Some((at, mut e)) = self.entries.iter().find(|(_, x)| x.tx == *tx).cloned() else {
             bail!("no erasure {} is journalled", hex::encode(tx))
         };
         if !e.pending {
             return Ok(e);
         }
         (e.pending, e.seq, e.at_ms) = (false, seq, at_ms);
-        let all = self
+        let others: Vec<u64> = self
             .entries
             .iter()
-            .filter(|x| !(x.pending && x.dataset == e.dataset))
-            .cloned()
-            .chain(std::iter::once(e.clone()))
+            .filter(|(s, x)| *s != at && x.pending && x.dataset == e.dataset)
+            .map(|(s, _)| *s)
             .collect();
-        self.save(all)?;
-        Ok(e)
-    }
-
-    fn save(&mut self, all: Vec<Erasure>) -> Result<()> {
-        if let Some(path) = &self.path {
-            crate::files::write_private(path, &serde_json::to_vec(&all)?)?;
+        self.journal.write(&[(at, &e)], &others)?;
+        self.entries.retain(|(s, _)| !others.contains(s));
+        if let Some(slot) = self.entries.iter_mut().find(|(s, _)| *s == at) {
+            slot.1 = e.clone();
         }
-        self.entries = all;
-        Ok(())
+        Ok(e)
     }
 
     /// The final erasures, oldest first.
     pub fn all(&self) -> impl Iterator<Item = &Erasure> {
-        self.entries.iter().filter(|e| !e.pending)
+        self.entries.iter().map(|(_, e)| e).filter(|e| !e.pending)
     }
 
     /// The final erasure of `dataset`, if noted.
@@ -128,7 +136,7 @@ impl ErasureLog {
 
     /// The pending attempts at erasing `dataset`.
     pub fn pending(&self, dataset: &Hash) -> Vec<Erasure> {
-        self.entries.iter().filter(|e| e.pending && e.dataset == *dataset).cloned().collect()
+        self.entries.iter().map(|(_, e)| e).filter(|e| e.pending && e.dataset == *dataset).cloned().collect()
     }
 }
 
@@ -139,8 +147,8 @@ mod tests {
     #[test]
     fn the_journal_survives_a_reopen_and_settles_each_transaction_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("erasures.json");
-        let mut log = ErasureLog::open(Some(path.clone())).unwrap();
+        let store = || Some(super::super::journal::open_store(&dir.path().join("member")).unwrap());
+        let mut log = ErasureLog::open(store(), None).unwrap();
         let whole = Erasure {
             tx: [1; 32],
             seq: 0,
@@ -165,7 +173,8 @@ mod tests {
         log.intend(whole.clone()).unwrap();
         log.intend(patient.clone()).unwrap();
         log.intend(patient.clone()).unwrap();
-        let mut reopened = ErasureLog::open(Some(path.clone())).unwrap();
+        drop(log);
+        let mut reopened = ErasureLog::open(store(), None).unwrap();
         // Pending: journalled, not shown.
         assert_eq!(reopened.all().count(), 0);
         assert!(reopened.of(&[2; 32]).is_none());
@@ -182,17 +191,18 @@ mod tests {
         // Settling again changes nothing.
         assert_eq!(reopened.settle(&[3; 32], 13, 9).unwrap(), first);
 
-        let reopened = ErasureLog::open(Some(path.clone())).unwrap();
+        drop(reopened);
+        let reopened = ErasureLog::open(store(), None).unwrap();
         assert_eq!(reopened.all().cloned().collect::<Vec<_>>(), vec![settled, first.clone()]);
+        assert!(reopened.pending(&[4; 32]).is_empty(), "the dropped attempt stays dropped");
         assert_eq!(reopened.of(&[4; 32]), Some(&first));
         assert!(reopened.of(&[5; 32]).is_none());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        }
-        // A damaged journal is an error, not an empty one.
-        std::fs::write(&path, b"[{").unwrap();
-        assert!(ErasureLog::open(Some(path)).is_err());
+        drop(reopened);
+        // A journal an earlier build kept as one JSON list is imported into an empty one.
+        let legacy = dir.path().join("erasures.json");
+        std::fs::write(&legacy, serde_json::to_vec(&[&first]).unwrap()).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let imported = ErasureLog::open(Some(super::super::journal::open_store(other.path()).unwrap()), Some(&legacy));
+        assert_eq!(imported.unwrap().of(&[4; 32]), Some(&first));
     }
 }

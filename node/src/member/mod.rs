@@ -19,6 +19,7 @@ pub mod client;
 pub mod consent;
 pub mod emergency;
 pub mod erasure;
+pub mod journal;
 pub mod pseudonym;
 pub mod sharing;
 

@@ -5,6 +5,7 @@ use dualchain_testkit::consortium::{Consortium, FlowConfig};
 /// A consortium in a fresh directory under the target's temporary directory, with the
 /// Groth16 parameter cache shared by all tests, every member registered with its
 /// credential.
+#[allow(dead_code)] // the year's test makes its consortium from institutions' keys
 pub async fn consortium(name: &str, records: usize, seed: u64) -> anyhow::Result<Consortium> {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let data_dir = tmp.join(format!("{name}-{}-{}", std::process::id(), rand::random::<u32>()));
