@@ -226,6 +226,7 @@ fn ledger_seeds(out: &mut Out) {
             revoke_credential: true,
             at_ms: 1_790_000_500_000,
             tx: [14; 32],
+            credential: Some(dualchain_ledger::tx::FrBytes([0x21; 32])),
         }),
         tx: [15; 32],
     };

@@ -29,9 +29,10 @@ fuzz_target!(|data: &[u8]| {
     let again: Tx = serde_json::from_slice(&json).expect("a transaction's JSON decodes");
     assert_eq!(again, s.tx, "transaction JSON does not round-trip");
     let _ = (s.tx.kind.name(), s.tx.kind.chain());
-    let key = &dualchain_fuzz::crypto_world().owner.signer;
-    let _ = s.verify(&key.public());
-    if let Ok(resigned) = SignedTx::sign(s.tx.clone(), key) {
+    let world = dualchain_fuzz::crypto_world();
+    let (key, domain) = (&world.owner.signer, dualchain_ledger::tx::TxDomain::of(world.ca.public()));
+    let _ = s.verify(&key.public(), &domain);
+    if let Ok(resigned) = SignedTx::sign(s.tx.clone(), key, &domain) {
         assert_eq!(SignedTx::from_bytes(&resigned.to_bytes()).as_ref(), Ok(&resigned));
     }
     match &s.tx.kind {
