@@ -257,12 +257,14 @@ async fn renew_all(c: &Consortium, members: &[&str]) -> Result<()> {
         })?;
         serials.push((m, serial));
     }
-    let ledger = c.ledger(0)?;
-    for (m, serial) in serials {
-        wait_for(Duration::from_secs(120), &format!("{m}'s renewed certificate on the ledger"), || {
-            Ok(ledger.member(m)?.filter(|r| r.serial == serial))
-        })
-        .await?;
+    // On every node's ledger: each node's /health and /metrics read its own.
+    for ledger in c.ledgers() {
+        for (m, serial) in &serials {
+            wait_for(Duration::from_secs(120), &format!("{m}'s renewed certificate on every ledger"), || {
+                Ok(ledger.member(m)?.filter(|r| r.serial == *serial))
+            })
+            .await?;
+        }
     }
     Ok(())
 }
