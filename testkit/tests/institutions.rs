@@ -8,22 +8,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 use dualchain_node::member::MemberFile;
-use dualchain_testkit::consortium::{Consortium, FlowConfig, CPCS, HOSPITAL_A, HOSPITAL_B, KGC, NODES, RESEARCH};
+use dualchain_testkit::consortium::{Consortium, CPCS, HOSPITAL_A, HOSPITAL_B, KGC, NODES, RESEARCH};
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sharing_flow_on_keys_each_institution_made() -> Result<()> {
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let data_dir = tmp.join(format!("institutions-{}-{}", std::process::id(), rand::random::<u32>()));
-    let c = Consortium::genesis(FlowConfig {
-        records: 24,
-        seed: None,
-        params_dir: tmp.join("params"),
-        data_dir: data_dir.clone(),
-        institutions: true,
-        ceremony: false,
-    })
-    .await?;
-    c.wait_ready(Duration::from_secs(120)).await?;
+    let (c, data_dir) = common::genesis("institutions", 24, None, true).await?;
     assert!(c.file.test_consortium.is_some(), "test parameters make a test consortium, and it says so");
 
     // The coordinator's output holds nothing secret: no member's keys, no CA key.

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, ensure, Context, Result};
-use dualchain_testkit::consortium::{wait_for, Consortium, FlowConfig, CPCS, HOSPITAL_A, RESEARCH, RESEARCH_2};
+use dualchain_testkit::consortium::{wait_for, Consortium, CPCS, HOSPITAL_A, RESEARCH, RESEARCH_2};
 
 mod common;
 
@@ -160,18 +160,7 @@ async fn days_left(c: &Consortium, member: &str) -> Result<i64> {
 }
 
 async fn year(clock: Clock) -> Result<()> {
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let data_dir = tmp.join(format!("year-{}-{}", std::process::id(), rand::random::<u32>()));
-    let c = Consortium::genesis(FlowConfig {
-        records: 24,
-        seed: None,
-        params_dir: tmp.join("params"),
-        data_dir: data_dir.clone(),
-        institutions: true,
-        ceremony: false,
-    })
-    .await?;
-    c.wait_ready(Duration::from_secs(120)).await?;
+    let (c, data_dir) = common::genesis("year", 24, None, true).await?;
     let members: Vec<String> = c.file.members.iter().map(|m| m.id.clone()).collect();
     let (m30, m7) = {
         let a = expiry_alerts()?;

@@ -461,7 +461,8 @@ impl OwnerNode {
         self.erasures.lock().unwrap_or_else(|p| p.into_inner()).intend(e)?;
         self.client.submit_signed_accepted(&stx).await?;
         self.forget(&dataset)?;
-        self.settle_erasure(&dataset)?.ok_or_else(erased_already)
+        self.settle_erasure(&dataset)?
+            .ok_or_else(|| anyhow!("the erasure of {} is final but not on this ledger yet", hex::encode(dataset)))
     }
 
     /// The journal's final entry for `dataset`'s erasure, settling a pending one whose

@@ -5,21 +5,34 @@ use dualchain_testkit::consortium::{Consortium, FlowConfig};
 /// A consortium in a fresh directory under the target's temporary directory, with the
 /// Groth16 parameter cache shared by all tests, every member registered with its
 /// credential.
-#[allow(dead_code)] // the year's test makes its consortium from institutions' keys
+#[allow(dead_code)] // not every test crate starts a seeded one-machine consortium
 pub async fn consortium(name: &str, records: usize, seed: u64) -> anyhow::Result<Consortium> {
+    Ok(genesis(name, records, Some(seed), false).await?.0)
+}
+
+/// A ready consortium in a fresh directory `<name>-…` under the target's temporary
+/// directory (returned, for removal), with the shared Groth16 parameter cache: keys from
+/// `seed` (none: fresh), or made by each institution (`institutions`: keygen, assemble,
+/// join, keys issued online).
+pub async fn genesis(
+    name: &str,
+    records: usize,
+    seed: Option<u64>,
+    institutions: bool,
+) -> anyhow::Result<(Consortium, PathBuf)> {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let data_dir = tmp.join(format!("{name}-{}-{}", std::process::id(), rand::random::<u32>()));
     let c = Consortium::genesis(FlowConfig {
         records,
-        seed: Some(seed),
+        seed,
         params_dir: tmp.join("params"),
-        data_dir,
-        institutions: false,
+        data_dir: data_dir.clone(),
+        institutions,
         ceremony: false,
     })
     .await?;
     c.wait_ready(std::time::Duration::from_secs(120)).await?;
-    Ok(c)
+    Ok((c, data_dir))
 }
 
 /// Runs the validator on `files` (and the stock client against `metadata`, trusting `ca`);
