@@ -1,7 +1,7 @@
 //! Break-glass end to end in one consortium of `dualchain node` services, through the
 //! members' own nodes' APIs: a clinician at hospital-b, whose attributes do not open
-//! hospital-a's index, asks for one patient's records in an emergency; hospital-a's node
-//! grants exactly that patient's records at once; the use enters hospital-a's review
+//! hospital-a's index, asks for two patients' records in an emergency; hospital-a's node
+//! grants exactly those patients' records at once, each named as the clinician named it; the use enters hospital-a's review
 //! queue; a justified use keeps its access. A second use is reviewed by hospital-a's
 //! privacy officer in the console, in headless Chromium (`scripts/console-check.py`):
 //! unjustified, so its grant ends and the KGC withdraws the clinician's credential.
@@ -48,8 +48,18 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
     let patient = a.observations[0]["subject"]["reference"].as_str().unwrap_or_default().to_string();
     let theirs: Vec<&Value> = a.observations.iter().filter(|o| o["subject"]["reference"] == patient.as_str()).collect();
     assert!(theirs.len() >= 2 && theirs.len() < a.observations.len(), "{} of the patient's", theirs.len());
+    // A second patient, named together with the first in the first request.
+    let other = a.observations.iter().filter_map(|o| o["subject"]["reference"].as_str()).find(|p| *p != patient);
+    let other = other.unwrap_or_default().to_string();
+    let both: Vec<&Value> = a
+        .observations
+        .iter()
+        .filter(|o| o["subject"]["reference"] == patient.as_str() || o["subject"]["reference"] == other.as_str())
+        .collect();
+    assert!(both.len() > theirs.len() && both.len() < a.observations.len(), "{} of the two patients'", both.len());
     let justification = "unconscious on arrival at our ED; transferred from hospital-a last week";
-    let ask = |purpose: &str| json!({"owner": HOSPITAL_A, "patients": [patient], "justification": justification, "purpose": purpose});
+    let ask_for = |patients: &[&str], purpose: &str| json!({"owner": HOSPITAL_A, "patients": patients, "justification": justification, "purpose": purpose});
+    let ask = |purpose: &str| ask_for(&[&patient], purpose);
 
     // Only a hospital breaks the glass, only for emergency treatment, only with a reason.
     let r = c.api(RESEARCH)?.call::<Value>(Method::POST, "/break-glass", Some(&ask("ETREAT"))).await;
@@ -67,17 +77,22 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
 
     // The request is final on chain before anything flows; the chain shows neither the
     // patient nor the justification.
-    let v: Value = c.api(HOSPITAL_B)?.call(Method::POST, "/break-glass", Some(&ask("ETREAT"))).await?;
+    let v: Value =
+        c.api(HOSPITAL_B)?.call(Method::POST, "/break-glass", Some(&ask_for(&[&patient, &other], "ETREAT"))).await?;
     let request = hash(&v["request"]);
     // Seen from a third node's ledger (research-1's), which holds what every member sees.
     let third = c.ledger(c.index_of(RESEARCH)?)?;
     let record = wait_for(WAIT, "the request on another member's ledger", || Ok(third.break_glass(&request)?)).await?;
     let (_, entry) = third.tx(&record.tx)?.expect("the request's transaction");
     let public = format!("{}{}", serde_json::to_string(&record)?, String::from_utf8_lossy(&entry.tx));
-    assert!(!public.contains(&patient) && !public.contains("unconscious"), "the chain shows the scope");
+    assert!(
+        !public.contains(&patient) && !public.contains(&other) && !public.contains("unconscious"),
+        "the chain shows the scope"
+    );
     assert_eq!((record.requester.as_str(), record.purpose.as_str()), (HOSPITAL_B, "ETREAT"));
 
-    // hospital-a's node answers at once with a grant over that patient's records only.
+    // hospital-a's node answers at once with a grant over those patients' records only,
+    // each one named as the clinician named its patient.
     let path = format!("/break-glass/{}?wait=60", hex::encode(request));
     let seen: Value = c.api(HOSPITAL_B)?.call(Method::GET, &path, None).await?;
     let grants = seen["grants"].as_array().cloned().unwrap_or_default();
@@ -85,9 +100,10 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
     assert!(seen.get("scope").is_none(), "only the owner sees the opened scope");
     let grant = hash(&grants[0]);
     let got = c.fetch(HOSPITAL_B, &grant).await?;
-    assert_eq!(got.len(), theirs.len(), "exactly the named patient's records");
-    for (got, original) in got.iter().zip(&theirs) {
-        let (deidentified, _) = dualchain_node::member::pseudonym::deidentify(original);
+    assert_eq!(got.len(), both.len(), "exactly the named patients' records");
+    for (got, original) in got.iter().zip(&both) {
+        let (deidentified, named) = dualchain_node::member::pseudonym::deidentify(original);
+        assert_eq!(got["subject"], json!({"reference": named}), "each record names its patient");
         let mut got = got.clone();
         got.as_object_mut().map(|o| o.remove("subject"));
         assert_eq!(got, deidentified);
@@ -99,7 +115,7 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
     // The owner's review queue shows the request with what was asked and why; no one else sees it.
     let queue: Value = c.api(HOSPITAL_A)?.call(Method::GET, "/break-glass?pending=true", None).await?;
     let entry = &queue["requests"][0];
-    assert_eq!(entry["scope"]["patients"], json!([patient]), "{queue}");
+    assert_eq!(entry["scope"]["patients"], json!([patient, other]), "{queue}");
     assert_eq!(entry["scope"]["justification"], justification);
     let r = c.api(RESEARCH)?.call::<Value>(Method::GET, &path, None).await;
     assert!(reason(r).starts_with("not-yours"));
@@ -115,7 +131,7 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
     c.api(HOSPITAL_A)?.call::<Value>(Method::POST, &review_path, Some(&review(true, false))).await?;
     let r = c.api(HOSPITAL_A)?.call::<Value>(Method::POST, &review_path, Some(&review(false, true))).await;
     assert!(reason(r).starts_with("reviewed"));
-    assert_eq!(c.fetch(HOSPITAL_B, &grant).await?.len(), theirs.len(), "a justified use keeps its access");
+    assert_eq!(c.fetch(HOSPITAL_B, &grant).await?.len(), both.len(), "a justified use keeps its access");
     let pending: Value = c.api(HOSPITAL_A)?.call(Method::GET, "/break-glass?pending=true", None).await?;
     assert_eq!(pending["requests"], json!([]), "reviewed entries leave the queue");
 
@@ -141,9 +157,8 @@ async fn break_glass_from_request_through_review_in_the_console_to_revocation() 
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/console-check.py");
     let (signin, request_hex) = (link["url"].as_str().unwrap_or_default().to_string(), hex::encode(second));
-    // The access log filtered by another patient: the research grant's rows, not the break-glass ones.
-    let other = a.observations.iter().filter_map(|o| o["subject"]["reference"].as_str()).find(|p| *p != patient);
-    let (patient_arg, out_arg) = (other.unwrap_or_default().to_string(), out.clone());
+    // The access log filtered by the second patient: only rows touching it.
+    let (patient_arg, out_arg) = (other.clone(), out.clone());
     let ran = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(script)

@@ -37,7 +37,7 @@ use super::{Activity, AgentMetrics, Log, Reaction};
 use crate::files::write_private;
 use crate::member::client::Client;
 use crate::member::consent::{ConsentBook, ConsentRule};
-use crate::member::emergency::{seal_pointer, Scope};
+use crate::member::emergency::{seal_pointer, Scope, Subjects, SUBJECTS_AAD};
 use crate::member::erasure::{Erasure, ErasureLog};
 use crate::member::pseudonym::{PseudonymKey, Pseudonyms, PSEUDONYMS_AAD};
 use crate::member::sharing;
@@ -647,6 +647,7 @@ impl OwnerNode {
             &d,
             &Sealing { grant: grant_id, requester: &grant.requester, expires_ms: grant.expires_ms },
             &selected,
+            None,
         )?;
         let kind = TxKind::IssueReKey { grant: grant_id, sealed_token, sealed_pseudonyms };
         self.client.submit_accepted(kind).await?;
@@ -656,14 +657,17 @@ impl OwnerNode {
     }
 
     /// The re-key token for a grant of dataset `id` (kept as `d`) over its `selected`
-    /// records, sealed to the dataset's CPC, and the selected records' patient pseudonyms
-    /// for this grant, sealed to the requester (empty where the records carry none).
+    /// records, sealed to the dataset's CPC, and the selected records' patients, sealed to
+    /// the requester (empty where the records carry none): per-grant pseudonyms, or for a
+    /// break-glass grant answering `scope`, the references the scope named
+    /// ([`Subjects`]).
     fn seal_grant(
         &self,
         id: &Hash,
         d: &OwnedDataset,
         grant: &Sealing<'_>,
         selected: &[u64],
+        scope: Option<&Scope>,
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let ledger = &self.client.home().ledger;
         let records = RecordSelection::of(selected.iter().copied())
@@ -686,12 +690,17 @@ impl OwnerNode {
             },
         )?;
         let sealed = ibe::encrypt(&mut rng, &self.ibe, &d.cpc, &token.to_bytes(), REKEY_AAD)?;
-        let sealed_pseudonyms = if d.patients.is_empty() {
-            Vec::new()
-        } else {
-            let refs = selected.iter().map(|i| d.patients[*i as usize].as_str());
-            let p = Pseudonyms::for_grant(&d.pseudonym_key, &grant.grant, refs)?;
-            ibe::encrypt(&mut rng, &self.ibe, grant.requester, &p.to_bytes(), PSEUDONYMS_AAD)?.to_bytes()
+        let refs = selected.iter().map(|i| d.patients[*i as usize].as_str());
+        let sealed_pseudonyms = match scope {
+            _ if d.patients.is_empty() => Vec::new(),
+            Some(scope) => {
+                let s = Subjects::for_grant(scope, refs)?;
+                ibe::encrypt(&mut rng, &self.ibe, grant.requester, &s.to_bytes(), SUBJECTS_AAD)?.to_bytes()
+            }
+            None => {
+                let p = Pseudonyms::for_grant(&d.pseudonym_key, &grant.grant, refs)?;
+                ibe::encrypt(&mut rng, &self.ibe, grant.requester, &p.to_bytes(), PSEUDONYMS_AAD)?.to_bytes()
+            }
         };
         Ok((sealed.to_bytes(), sealed_pseudonyms))
     }
@@ -753,7 +762,7 @@ impl OwnerNode {
             let mut id = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
             let sealing = Sealing { grant: id, requester: &bg.requester, expires_ms: bg.until_ms };
-            let (sealed_token, sealed_pseudonyms) = self.seal_grant(&dataset, &d, &sealing, &selected)?;
+            let (sealed_token, sealed_pseudonyms) = self.seal_grant(&dataset, &d, &sealing, &selected, Some(&scope))?;
             let entry = sharing::index_entry(&dataset, &d.name, &h1, &d.cpc, selected.len() as u64);
             let sealed_pointer = seal_pointer(&mut rand::rngs::OsRng, &self.ibe, &bg.requester, &entry)?;
             let kind = TxKind::BreakGlassGrant {

@@ -26,6 +26,7 @@ use super::error::{fhir_json, ok_json, ApiError, ApiResult};
 use super::wire::{decode_list, final_json, AccessSpec, DemandSpec, RevokeSpec};
 use super::ApiState;
 use crate::agents::FetchRequest;
+use crate::member::emergency::{Subjects, SUBJECTS_AAD};
 use crate::member::pseudonym::{Pseudonyms, PSEUDONYMS_AAD};
 use crate::member::sharing;
 use crate::runtime::{unix_ms, Hosted, Node};
@@ -152,7 +153,8 @@ pub async fn get_records(State(api): State<ApiState>, Path(id): Path<String>, s:
 /// (custodian) and the CPC that re-encrypted (performer), by member id; entity the
 /// dataset (source); policy the grant (`urn:dualchain:grant:<id>`); and the receipt's
 /// inclusion proof in the same extensions as the access log's `AuditEvent`s. It names no
-/// patient: the records carry the grant's pseudonyms.
+/// patient: the records carry the grant's pseudonyms (or, under break-glass, the
+/// references the clinician named).
 fn delivery_provenance(node: &Node, g: &GrantRecord, observations: &[Value]) -> Result<Value, ApiError> {
     // The grant's latest receipt, and only its proof (a dataset's log grows with every
     // fetch; this runs on each one).
@@ -293,7 +295,7 @@ pub(super) async fn grant_records(
     let owner = ledger.member(&g.owner)?.ok_or_else(|| ApiError::internal("the owner is not on the ledger"))?;
     let owner_key = PublicKey::from_raw(&owner.signing_key).map_err(ApiError::internal)?;
     let member = h.member.clone();
-    let sealed_pseudonyms = g.sealed_pseudonyms.clone();
+    let (sealed_pseudonyms, break_glass) = (g.sealed_pseudonyms.clone(), g.break_glass.is_some());
     let observations = tokio::task::spawn_blocking(move || {
         let mut records = results
             .iter()
@@ -304,14 +306,20 @@ pub(super) async fn grant_records(
                 Ok((r.original.header.record_index, obs))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        // The patients' pseudonyms for this grant, sealed to this member by the owner.
+        // The records' patients, sealed to this member by the owner: pseudonyms for this
+        // grant, or for a break-glass grant the patients as the clinician named them.
         if let Some(sealed) = sealed_pseudonyms {
-            let open = || -> anyhow::Result<Pseudonyms> {
-                let ct = IbeCiphertext::from_bytes(&sealed)?;
-                Pseudonyms::from_bytes(&member.ibe_key()?.decrypt(&ct, PSEUDONYMS_AAD)?)
+            let open = |aad: &[u8]| -> anyhow::Result<Vec<u8>> {
+                Ok(member.ibe_key()?.decrypt(&IbeCiphertext::from_bytes(&sealed)?, aad)?)
             };
-            let p = open().map_err(|e| format!("the grant's pseudonyms: {e:#}"))?;
-            p.apply(&grant_id, &mut records).map_err(|e| format!("{e:#}"))?;
+            let applied = if break_glass {
+                open(SUBJECTS_AAD).and_then(|b| Subjects::from_bytes(&b)).and_then(|s| s.apply(&mut records))
+            } else {
+                open(PSEUDONYMS_AAD)
+                    .and_then(|b| Pseudonyms::from_bytes(&b))
+                    .and_then(|p| p.apply(&grant_id, &mut records))
+            };
+            applied.map_err(|e| format!("the grant's patients: {e:#}"))?;
         }
         Ok::<_, String>(records.into_iter().map(|(_, o)| o).collect::<Vec<_>>())
     })

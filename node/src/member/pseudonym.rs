@@ -19,6 +19,10 @@
 //!   every other grant. Only the hospital, which holds the key and the references, maps a
 //!   pseudonym back ([`Pseudonyms::reidentify`]).
 //!
+//! A break-glass grant is the exception: the clinician named the patients, so the owner
+//! seals those references instead of pseudonyms
+//! (`Subjects`, in `member/emergency.rs`).
+//!
 //! What this does not hide: the same record delivered by two grants is the same
 //! Observation (value, time, device), so grants overlapping in records can be joined on
 //! those records; and `device` stays (the supply record encodes it), with the IEEE 11073
@@ -111,18 +115,9 @@ impl Pseudonyms {
         grant: &[u8; 32],
         patients: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self> {
-        let mut out = Self { patients: Vec::new(), of_record: Vec::new() };
-        // Each patient's position, so a reference is hashed once per grant.
-        let mut seen: std::collections::HashMap<&str, u16> = std::collections::HashMap::new();
-        for p in patients {
-            ensure!(out.of_record.len() < RECORDS_MAX, "a grant delivers at most {RECORDS_MAX} records");
-            let at = *seen.entry(p).or_insert_with(|| {
-                out.patients.push(key.pseudonym(grant, p));
-                (out.patients.len() - 1) as u16
-            });
-            out.of_record.push(at);
-        }
-        Ok(out)
+        let (distinct, of_record) = by_first_use(patients)?;
+        // One HMAC per patient, not per record.
+        Ok(Self { patients: distinct.iter().map(|p| key.pseudonym(grant, p)).collect(), of_record })
     }
 
     /// The hospital's side: which of `candidates` (patient references) a pseudonym of
@@ -156,13 +151,7 @@ impl Pseudonyms {
         let m = r.count_sized("records", RECORDS_MAX, 2)?;
         let of_record = (0..m).map(|_| r.u16()).collect::<Result<Vec<_>, _>>()?;
         r.finish()?;
-        let mut next = 0usize;
-        for &i in &of_record {
-            let i = i as usize;
-            ensure!(i <= next && i < patients.len(), "grant pseudonyms out of order or out of range");
-            next = next.max(i + 1);
-        }
-        ensure!(next == patients.len(), "a grant pseudonym no record uses");
+        check_first_use(&of_record, patients.len(), "grant pseudonym")?;
         Ok(Self { patients, of_record })
     }
 
@@ -170,20 +159,58 @@ impl Pseudonyms {
     /// `records` are (record index, Observation) as delivered; they are matched to the
     /// pseudonyms in ascending record index.
     pub fn apply(&self, grant: &[u8; 32], records: &mut [(u64, Value)]) -> Result<()> {
-        ensure!(
-            records.len() == self.of_record.len(),
-            "the grant's pseudonyms cover {} records, the CPC delivered {}",
-            self.of_record.len(),
-            records.len()
-        );
-        records.sort_by_key(|(i, _)| *i);
         let system = format!("urn:dualchain:grant:{}", hex::encode(grant));
-        for ((_, obs), at) in records.iter_mut().zip(&self.of_record) {
-            let p = self.patients.get(*at as usize).ok_or_else(|| anyhow!("pseudonym out of range"))?;
-            obs["subject"] = json!({"identifier": {"system": system, "value": hex::encode(p)}});
-        }
-        Ok(())
+        let subjects: Vec<Value> =
+            self.patients.iter().map(|p| json!({"identifier": {"system": system, "value": hex::encode(p)}})).collect();
+        set_subjects(records, &self.of_record, &subjects)
     }
+}
+
+/// The distinct patients of `patients` (one per record, in ascending record index) in
+/// order of first use, and each record's position among them. At most [`RECORDS_MAX`]
+/// records.
+pub fn by_first_use<'a>(patients: impl IntoIterator<Item = &'a str>) -> Result<(Vec<&'a str>, Vec<u16>)> {
+    let (mut distinct, mut of_record) = (Vec::new(), Vec::new());
+    let mut seen: std::collections::HashMap<&str, u16> = std::collections::HashMap::new();
+    for p in patients {
+        ensure!(of_record.len() < RECORDS_MAX, "a grant delivers at most {RECORDS_MAX} records");
+        let at = *seen.entry(p).or_insert_with(|| {
+            distinct.push(p);
+            (distinct.len() - 1) as u16
+        });
+        of_record.push(at);
+    }
+    Ok((distinct, of_record))
+}
+
+/// Checks that positions are canonical for `n` patients, as [`by_first_use`] makes them:
+/// every position names a patient, every patient is used, in order of first use.
+pub fn check_first_use(of_record: &[u16], n: usize, what: &str) -> Result<()> {
+    let mut next = 0usize;
+    for &i in of_record {
+        let i = i as usize;
+        ensure!(i <= next && i < n, "{what}s out of order or out of range");
+        next = next.max(i + 1);
+    }
+    ensure!(next == n, "a {what} no record uses");
+    Ok(())
+}
+
+/// Sets each delivered Observation's `subject` to `subjects[of_record[k]]` for the k-th
+/// record in ascending record index; `records` are (record index, Observation) as
+/// delivered.
+pub fn set_subjects(records: &mut [(u64, Value)], of_record: &[u16], subjects: &[Value]) -> Result<()> {
+    ensure!(
+        records.len() == of_record.len(),
+        "the grant's patients cover {} records, the CPC delivered {}",
+        of_record.len(),
+        records.len()
+    );
+    records.sort_by_key(|(i, _)| *i);
+    for ((_, obs), at) in records.iter_mut().zip(of_record) {
+        obs["subject"] = subjects.get(*at as usize).ok_or_else(|| anyhow!("a patient position out of range"))?.clone();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
