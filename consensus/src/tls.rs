@@ -174,10 +174,9 @@ impl TlsCa {
 /// chains to the consortium's CA `ca_der` and is valid for `name` (a replica's server name
 /// or the API's host). The check an institution makes on what the CA issued it.
 pub fn check_identity(ca_der: &[u8], node: &NodeTls, name: &str) -> Result<(), TlsError> {
-    let provider = provider();
-    let (chain, key) = identity(node);
-    rustls::sign::CertifiedKey::from_der(chain.clone(), key, &provider)?;
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots(ca_der)?, provider).build()?;
+    certified(node)?;
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots(ca_der)?, provider()).build()?;
+    let chain = [CertificateDer::from(node.cert_der.clone())];
     let name = rustls::pki_types::ServerName::try_from(name.to_string())
         .map_err(|e| TlsError::Rustls(rustls::Error::General(format!("{name:?} is not a server name: {e}"))))?;
     use rustls::client::danger::ServerCertVerifier as _;
@@ -191,14 +190,50 @@ pub fn public_raw_of(key_der: &[u8]) -> Result<Vec<u8>, TlsError> {
     Ok(KeyPair::try_from(key_der)?.public_key_raw().to_vec())
 }
 
-/// The HTTPS API's server side: TLS 1.2 or 1.3, HTTP/1.1, no client certificate (members
-/// authenticate each request with their signature).
-pub fn https_server_config(node: &NodeTls) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// A server certificate that can be replaced while the server runs: handshakes after
+/// [`CertSlot::replace`] present the new one; connections already open keep theirs.
+#[derive(Debug)]
+pub struct CertSlot(std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>);
+
+impl CertSlot {
+    pub fn new(node: &NodeTls) -> Result<Arc<Self>, TlsError> {
+        Ok(Arc::new(Self(std::sync::RwLock::new(Arc::new(certified(node)?)))))
+    }
+
+    /// Serves `node` from the next handshake on; refused (and the current one kept) where
+    /// the certificate is not for the private key.
+    pub fn replace(&self, node: &NodeTls) -> Result<(), TlsError> {
+        let next = Arc::new(certified(node)?);
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(())
+    }
+
+    /// The certificate presented now (DER).
+    pub fn current(&self) -> Vec<u8> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).cert.first().map(|c| c.to_vec()).unwrap_or_default()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CertSlot {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+/// `node`'s certificate with its signing key, checked to be the certificate's key.
+fn certified(node: &NodeTls) -> Result<rustls::sign::CertifiedKey, TlsError> {
     let (chain, key) = identity(node);
+    Ok(rustls::sign::CertifiedKey::from_der(chain, key, &provider())?)
+}
+
+/// The HTTPS API's server side: TLS 1.2 or 1.3, HTTP/1.1, no client certificate (members
+/// authenticate each request with their signature), the certificate from `slot` (so the
+/// node can replace it without a restart).
+pub fn https_server_config(slot: Arc<CertSlot>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(slot);
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(tls))
 }

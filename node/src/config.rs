@@ -216,6 +216,9 @@ pub struct ApiConfig {
     /// PKCS#8 private key (DER, under secrets/).
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// How often the certificate and key files are read again for a renewal (seconds;
+    /// `api::tls` module docs).
+    pub tls_reload_s: u64,
     /// Serve plain HTTP instead of HTTPS: loopback tests only (the API carries decrypted
     /// records); refused on any other address.
     pub insecure_http: bool,
@@ -238,6 +241,7 @@ impl Default for ApiConfig {
             nonces_max: 1 << 20,
             tls_cert: None,
             tls_key: None,
+            tls_reload_s: 60,
             insecure_http: false,
             token_ttl_s: 300,
             tokens_max: 1 << 16,

@@ -470,7 +470,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         "node started"
     );
     tracing::info!(compute = %node.compute.describe(), "compute backend");
-    let tls = crate::api::tls::server_config(&node.cfg, &me.api)?;
+    let tls = crate::api::tls::server_config(&node.cfg, &node.consortium)?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the API to {listen}"))?;
     let app = service.router();

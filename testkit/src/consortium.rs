@@ -329,7 +329,7 @@ impl Consortium {
                 Err(e) => return Err(e),
             }
         };
-        let tls = dualchain_node::api::tls::server_config(&cfg, &self.file.validators[i].api)?;
+        let tls = dualchain_node::api::tls::server_config(&cfg, &self.file)?;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = service.router();

@@ -112,9 +112,12 @@ format = "{format}"
             }
             (Some(cert), Some(key)) => format!(
                 "# HTTPS: this node's certificate (DER; issued by the consortium's CA, clients trust\n\
-                 # only that CA) and its private key.\ntls_cert = {:?}\ntls_key = {:?}",
+                 # only that CA) and its private key. Both are read again every tls_reload_s seconds:\n\
+                 # a renewed pair from that CA serves new connections without a restart.\n\
+                 tls_cert = {:?}\ntls_key = {:?}\ntls_reload_s = {}",
                 cert.display().to_string(),
-                key.display().to_string()
+                key.display().to_string(),
+                c.api.tls_reload_s
             ),
             _ => "# tls_cert = \"api-tls.der\"\n# tls_key = \"secrets/api-tls.key\"".to_string(),
         },
