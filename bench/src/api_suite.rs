@@ -10,6 +10,12 @@
 //! - Fetches: a researcher's `GET /grants/{id}/records` (the node asks the CPC's node for
 //!   the re-encrypted records, decrypts and checks each, and answers a FHIR searchset);
 //!   records/s with several in flight against one at a time, p50/p99.
+//! - Transport: the same small requests over HTTPS (the default: rustls, TLS 1.3, the
+//!   consortium CA's certificate) against plain HTTP (a second cluster made with
+//!   `init --insecure-http`, the baseline), one at a time and several in flight, on
+//!   connections kept alive as the members' clients keep them: the public capability
+//!   statement (`GET /fhir/metadata`, a few kB) and a member's signed consent search
+//!   (`GET /fhir/Consent`, signature checked by the node).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,7 +116,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
         .unwrap_or_else(dualchain_node::genesis::params::default_params_dir);
     // Points: the cluster, uploads (one at a time, in flight), observations, the grant,
     // fetches (one at a time, in flight).
-    let progress = Progress::new("bench api", 7);
+    let progress = Progress::new("bench api", 9);
     progress.set_message("init and start 4 nodes");
     let mut cluster = ProcessCluster::init(&bin, &dir.path().join("consortium"), 4, &params)?;
     cluster.wait_ready(&[0, 1, 2, 3], Duration::from_secs(600)).await?;
@@ -186,13 +192,15 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
             }
         }
     };
+    progress.set_message("transport: HTTPS");
+    let https = transport(&cluster, quick).await?;
+    progress.inc(1);
     progress.set_message("fetches, one at a time");
     let (seq, lat1) = drive(fetches / 2, 1, fetch.clone()).await?;
     progress.inc(1);
     progress.set_message(format!("fetches, {in_flight} in flight"));
     let (par, latk) = drive(fetches, in_flight, fetch).await?;
     progress.inc(1);
-    progress.finish();
     let fcfg = |k: usize| format!("4 processes, {want} records/fetch, {k} in flight");
     let seq_rec = seq * want as f64;
     out.push(Record { unit: "records/s".into(), ..Record::throughput("api_fetch", fcfg(1), seq_rec, None) });
@@ -205,6 +213,59 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
 
     for i in 0..4 {
         cluster.terminate(i)?;
+    }
+
+    // The same transport points on a cluster serving plain HTTP.
+    progress.set_message("transport: plain HTTP");
+    let mut plain = ProcessCluster::init_with(
+        &bin,
+        &dir.path().join("consortium-http"),
+        4,
+        &params,
+        dualchain_testkit::procs::Hosts::Loopback,
+        &["--insecure-http"],
+    )?;
+    plain.wait_ready(&[0, 1, 2, 3], Duration::from_secs(600)).await?;
+    let http = transport(&plain, quick).await?;
+    for i in 0..4 {
+        plain.terminate(i)?;
+    }
+    progress.inc(1);
+    progress.finish();
+    for ((what, k, s, l), (_, _, base, base_lat)) in https.into_iter().zip(http) {
+        let p = |scheme: &str| format!("4 processes, {what}, {k} in flight, {scheme}");
+        out.push(Record { unit: "req/s".into(), ..Record::throughput("api_transport", p("http"), base, None) });
+        out.push(Record { unit: "req/s".into(), ..Record::throughput("api_transport", p("https"), s, Some(base)) });
+        latency_records(&mut out, "api_transport_latency", &p("http"), base_lat);
+        latency_records(&mut out, "api_transport_latency", &p("https"), l);
+    }
+    Ok(out)
+}
+
+/// The transport points on `cluster`: for each request (public metadata, a member's signed
+/// search) one at a time and 8 in flight, (what, in flight, requests/s, latencies in s).
+async fn transport(cluster: &ProcessCluster, quick: bool) -> Result<Vec<(&'static str, usize, f64, Vec<f64>)>> {
+    let total = if quick { 200 } else { 1000 };
+    let hospital = Arc::new(cluster.client(HOSPITAL)?.0);
+    let mut out = Vec::new();
+    for what in ["GET /fhir/metadata public", "GET /fhir/Consent signed"] {
+        for k in [1, 8] {
+            let h = hospital.clone();
+            let (rate, lat) = drive(total, k, move |_| {
+                let h = h.clone();
+                async move {
+                    if what.ends_with("public") {
+                        let r = h.get_public("/fhir/metadata").await?;
+                        anyhow::ensure!(r.status == 200, "metadata answered {}", r.status);
+                    } else {
+                        let _: Value = h.call(Method::GET, "/fhir/Consent", None).await?;
+                    }
+                    Ok(())
+                }
+            })
+            .await?;
+            out.push((what, k, rate, lat));
+        }
     }
     Ok(out)
 }

@@ -11,6 +11,10 @@
 //! The request check (also alone with `BENCH_CONSENSUS_CHECK=1`): what validators spend
 //! on the requests their peers forward, batch-verified against one at a time.
 //!
+//! The signed point (also alone with `BENCH_CONSENSUS_SIGNED=1`): members' signed
+//! transactions entering at a backup and batch-verified where they are forwarded, against
+//! the same requests unchecked, in the same run.
+//!
 //! The overload point (also alone with `BENCH_CONSENSUS_OVERLOAD=1`): n = 4 at the
 //! default window, the closed-loop peak, then twice the peak offered open-loop, with
 //! admission control off (every request queued, the behaviour before it) and on; committed
@@ -20,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use dualchain_consensus::engine::Engine;
+use dualchain_consensus::engine::{Engine, RequestCheck};
 use dualchain_consensus::local::LocalCluster;
 use dualchain_consensus::metrics::Metrics;
 use dualchain_consensus::{Config, Request};
@@ -42,6 +46,8 @@ struct Point {
     /// Requests offered in the measured window and how many admission control refused.
     offered: usize,
     refused: usize,
+    /// The source's pool ran out before the window ended (the point is then void).
+    ran_dry: bool,
 }
 
 /// Admission control on (the default) or off (every request admitted up to
@@ -62,10 +68,57 @@ fn config(n: usize, id: u8, window: u64, admission: Admission) -> Config {
     c
 }
 
-async fn start_cluster(n: usize, window: u64, admission: Admission, dir: &std::path::Path) -> Result<Vec<Engine>> {
+/// Where a shape's requests come from and where they enter.
+#[derive(Clone, Default)]
+struct Feed {
+    /// The replica they are submitted at (0, the primary, unless a backup forwards them).
+    entry: usize,
+    /// The check replicas apply to forwarded requests (none: every one admitted).
+    check: Option<Arc<dyn RequestCheck>>,
+    /// Requests made before the run (members' signed transactions), taken in order; none:
+    /// fresh [`PAYLOAD_LEN`]-byte payloads of one client per point.
+    pool: Option<Arc<Vec<Request>>>,
+}
+
+/// A point's supply of requests.
+enum Source {
+    Fresh { client: u64, next_id: u64 },
+    Pool { pool: Arc<Vec<Request>>, next: usize },
+}
+
+impl Source {
+    /// Up to `n` requests; fewer only when a pool ran dry.
+    fn take(&mut self, n: usize) -> Vec<Request> {
+        match self {
+            Source::Fresh { client, next_id } => (0..n)
+                .map(|_| {
+                    *next_id += 1;
+                    let mut payload = vec![0u8; PAYLOAD_LEN];
+                    payload[..8].copy_from_slice(&next_id.to_be_bytes());
+                    Request { client: *client, id: *next_id, payload }
+                })
+                .collect(),
+            Source::Pool { pool, next } => {
+                let end = (*next + n).min(pool.len());
+                let out = pool[*next..end].to_vec();
+                *next = end;
+                out
+            }
+        }
+    }
+}
+
+async fn start_cluster(
+    n: usize,
+    window: u64,
+    admission: Admission,
+    feed: &Feed,
+    dir: &std::path::Path,
+) -> Result<Vec<Engine>> {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(n as u64);
     let rocks = RocksConfig { sync_writes: true, ..RocksConfig::default() };
     let mut cluster = LocalCluster::new(n, dir, &rocks, &mut rng)?;
+    cluster.request_check = feed.check.clone();
     let mut engines = Vec::new();
     for id in 0..n {
         let (engine, mut delivered) =
@@ -83,8 +136,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Offers `rate` tx/s (None: closed loop) to the primary for `warmup + measure`.
-async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measure: Duration, client: u64) -> Point {
+/// Offers `rate` tx/s (None: closed loop) from `source` to replica `entry` for
+/// `warmup + measure`.
+async fn drive(
+    entry: Arc<Engine>,
+    rate: Option<f64>,
+    warmup: Duration,
+    measure: Duration,
+    mut source: Source,
+) -> Point {
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let committed = Arc::new(Mutex::new(0usize));
     let refused = Arc::new(Mutex::new(0usize));
@@ -93,7 +153,7 @@ async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measur
     let window_start = start + warmup;
     let end = window_start + measure;
     let in_flight = Arc::new(tokio::sync::Semaphore::new(16));
-    let mut next_id = 0u64;
+    let mut ran_dry = false;
     let mut offered = 0.0f64;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     while Instant::now() < end {
@@ -116,19 +176,16 @@ async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measur
             } else {
                 None
             };
-            let requests: Vec<Request> = (0..take)
-                .map(|_| {
-                    next_id += 1;
-                    let mut payload = vec![0u8; PAYLOAD_LEN];
-                    payload[..8].copy_from_slice(&next_id.to_be_bytes());
-                    Request { client, id: next_id, payload }
-                })
-                .collect();
+            let requests = source.take(take);
+            if requests.len() < take {
+                ran_dry = true;
+                break;
+            }
             let submitted = Instant::now();
             if submitted >= window_start {
                 offered_in_window += take;
             }
-            let Ok(done) = primary.submit_many(requests).await else {
+            let Ok(done) = entry.submit_many(requests).await else {
                 return Point::default();
             };
             let (lat, com, refd) = (latencies.clone(), committed.clone(), refused.clone());
@@ -151,6 +208,9 @@ async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measur
                 drop(permit);
             });
         }
+        if ran_dry {
+            break;
+        }
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut l = latencies.lock().expect("not poisoned").clone();
@@ -163,6 +223,7 @@ async fn drive(primary: Arc<Engine>, rate: Option<f64>, warmup: Duration, measur
         p99_ms: percentile(&l, 0.99),
         offered: offered_in_window,
         refused,
+        ran_dry,
     }
 }
 
@@ -189,15 +250,18 @@ fn run_shape(
     n: usize,
     window: u64,
     admission: Admission,
+    feed: &Feed,
     loads: &[Load],
     timing: (Duration, Duration),
     progress: &Progress,
 ) -> Result<Vec<(Load, Point)>> {
     let (warmup, measure) = timing;
+    // A pool's requests execute once per cluster: a second point would offer duplicates.
+    anyhow::ensure!(feed.pool.is_none() || loads.len() == 1, "a pool of requests serves one point");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
-        let engines = start_cluster(n, window, admission, dir.path()).await?;
+        let engines = start_cluster(n, window, admission, feed, dir.path()).await?;
         let mut engines = engines.into_iter().map(Arc::new).collect::<Vec<_>>();
         // Let connections come up.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -211,7 +275,12 @@ fn run_shape(
                 Load::Max => None,
                 Load::TimesPeak(k) => Some(k * peak.context("a multiple of the peak needs a max point before it")?),
             };
-            let p = drive(engines[0].clone(), rate, warmup, measure, i as u64 + 1).await;
+            let source = match &feed.pool {
+                Some(pool) => Source::Pool { pool: pool.clone(), next: 0 },
+                None => Source::Fresh { client: i as u64 + 1, next_id: 0 },
+            };
+            let p = drive(engines[feed.entry].clone(), rate, warmup, measure, source).await;
+            anyhow::ensure!(!p.ran_dry, "the pool of requests ran dry before the point ended");
             if *load == Load::Max {
                 peak = Some(p.tx_per_s);
             }
@@ -265,7 +334,8 @@ fn single_point(spec: &str, warmup: Duration, measure: Duration) -> Result<Vec<R
     let (n, window): (usize, u64) = (n.parse()?, window.parse()?);
     let load = if load == "max" { Load::Max } else { Load::Rate(load.parse::<f64>()?) };
     let progress = Progress::new("bench consensus point", 1);
-    let (_, point) = run_shape(n, window, Admission::On, &[load], (warmup, measure), &progress)?.remove(0);
+    let (_, point) =
+        run_shape(n, window, Admission::On, &Feed::default(), &[load], (warmup, measure), &progress)?.remove(0);
     progress.finish();
     let params = format!("n={n},window={window},offered={},tx_bytes={PAYLOAD_LEN},durability=sync", parts[2]);
     let mut r = Record::throughput("consensus::commit", params, point.tx_per_s, None);
@@ -284,6 +354,12 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     }
     if std::env::var_os("BENCH_CONSENSUS_CHECK").is_some() {
         return request_check(measure);
+    }
+    if std::env::var_os("BENCH_CONSENSUS_SIGNED").is_some() {
+        let progress = Progress::new("bench consensus signed", 2);
+        let records = signed((warmup, measure), &progress)?;
+        progress.finish();
+        return Ok(records);
     }
     if std::env::var_os("BENCH_CONSENSUS_OVERLOAD").is_some() {
         let progress = Progress::new("bench consensus overload", 4);
@@ -309,12 +385,13 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     let mut records = Vec::new();
     let timing = (warmup, measure);
     // Points: every load, at window 1 and at the default window, for n = 4 and n = 7; then
-    // the overload point, with and without admission control.
-    let progress = Progress::new("bench consensus", 2 * (loads_n4.len() + loads_n7.len()) as u64 + 4);
+    // the overload point, with and without admission control; signed requests, checked
+    // and unchecked.
+    let progress = Progress::new("bench consensus", 2 * (loads_n4.len() + loads_n7.len()) as u64 + 6);
     for (n, loads) in [(4usize, &loads_n4), (7, &loads_n7)] {
-        let base = run_shape(n, 1, Admission::On, loads, timing, &progress)?;
+        let base = run_shape(n, 1, Admission::On, &Feed::default(), loads, timing, &progress)?;
         let window = Config::new(n, 0).window_len;
-        let piped = run_shape(n, window, Admission::On, loads, timing, &progress)?;
+        let piped = run_shape(n, window, Admission::On, &Feed::default(), loads, timing, &progress)?;
         for ((load, b), (_, p)) in base.iter().zip(&piped) {
             let offered = load.label();
             for (window, point, baseline) in [(1, b, None), (window, p, Some(b))] {
@@ -324,6 +401,7 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         }
     }
     records.extend(overload(timing, &progress)?);
+    records.extend(signed(timing, &progress)?);
     records.extend(request_check(measure)?);
     progress.finish();
     Ok(records)
@@ -335,29 +413,8 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
 /// verification), against the same requests checked one per call (the baseline).
 /// `BENCH_CONSENSUS_CHECK=1` runs it alone.
 fn request_check(measure: Duration) -> Result<Vec<Record>> {
-    use dualchain_consensus::engine::RequestCheck;
-    use dualchain_crypto::cert::Role;
-    use dualchain_ledger::tx::TxKind;
-    use dualchain_node::validator::MemberRequests;
-    use dualchain_testkit::members::{request, MemberLedger};
-
-    let mut w = MemberLedger::new(1)?;
-    let members: Vec<(String, dualchain_crypto::sign::SigningKeypair)> = (0..16)
-        .map(|i| {
-            let id = format!("hospital-{i}");
-            Ok((id.clone(), w.register(&id, Role::Hospital)?))
-        })
-        .collect::<Result<_>>()?;
-    // Transactions of about the consensus suite's size (a revocation with a long reason).
-    let requests: Vec<Request> = (0..CHUNK)
-        .map(|i| {
-            let (id, key) = &members[i % members.len()];
-            let kind = TxKind::RevokeGrant { grant: [i as u8; 32], reason: "x".repeat(120) };
-            Ok(request(&w.signed(id, 10 + i as u64, kind, key)?))
-        })
-        .collect::<Result<_>>()?;
+    let (check, requests) = signed_requests(CHUNK)?;
     let bytes = requests.iter().map(|r| r.payload.len()).sum::<usize>() / requests.len();
-    let check = MemberRequests { ledger: w.ledger.clone() };
     anyhow::ensure!(check.check(&requests).iter().all(Result::is_ok), "a genuine request was refused");
     let one_by_one = ops_per_second(measure, requests.len(), || {
         for r in &requests {
@@ -373,6 +430,71 @@ fn request_check(measure: Duration) -> Result<Vec<Record>> {
     let mut batch = Record::throughput("consensus::request_check", params("batch"), batched, Some(one_by_one));
     batch.unit = "req/s".into();
     Ok(vec![base, batch])
+}
+
+/// `count` requests of 16 members, each its member's signed transaction of about the
+/// consensus suite's size (a revocation with a long reason), and the validators' check of
+/// them against a ledger where the members are registered.
+fn signed_requests(count: usize) -> Result<(dualchain_node::validator::MemberRequests, Vec<Request>)> {
+    use dualchain_crypto::cert::Role;
+    use dualchain_ledger::tx::TxKind;
+    use dualchain_testkit::members::{request, signed, MemberLedger};
+    use rayon::prelude::*;
+
+    let mut w = MemberLedger::new(1)?;
+    let members: Vec<(String, dualchain_crypto::sign::SigningKeypair)> = (0..16)
+        .map(|i| {
+            let id = format!("hospital-{i}");
+            Ok((id.clone(), w.register(&id, Role::Hospital)?))
+        })
+        .collect::<Result<_>>()?;
+    let domain = w.ledger.tx_domain();
+    let requests: Vec<Request> = (0..count)
+        .into_par_iter()
+        .map(|i| {
+            let (id, key) = &members[i % members.len()];
+            let grant: [u8; 32] = std::array::from_fn(|k| (i >> (8 * (k % 8))) as u8);
+            let kind = TxKind::RevokeGrant { grant, reason: "x".repeat(120) };
+            Ok(request(&signed(id, 10 + (i / members.len()) as u64, kind, key, domain)?))
+        })
+        .collect::<Result<_>>()?;
+    Ok((dualchain_node::validator::MemberRequests { ledger: w.ledger.clone() }, requests))
+}
+
+/// Signed requests through the whole engine (`BENCH_CONSENSUS_SIGNED=1` alone): n = 4 at
+/// the default window, members' signed transactions submitted closed-loop at a backup,
+/// which forwards them to the primary, where each forward is batch-verified against the
+/// ledger's member keys before it enters ordering; against the same requests admitted
+/// unchecked (the baseline), each in a fresh cluster of this run.
+fn signed(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Record>> {
+    let (n, (warmup, measure)) = (4, timing);
+    let window = Config::new(n, 0).window_len;
+    // Enough for 150k tx/s over the whole point, about twice the closed-loop peak here.
+    let count = (150_000.0 * (warmup + measure).as_secs_f64()) as usize;
+    progress.set_message(format!("signing {count} members' transactions"));
+    let (check, requests) = signed_requests(count)?;
+    let bytes = requests.iter().map(|r| r.payload.len()).sum::<usize>() / requests.len();
+    let pool = Some(Arc::new(requests));
+    let mut points = Vec::new();
+    for check in [None, Some(Arc::new(check) as Arc<dyn RequestCheck>)] {
+        let feed = Feed { entry: 1, check, pool: pool.clone() };
+        points.push(run_shape(n, window, Admission::On, &feed, &[Load::Max], timing, progress)?.remove(0).1);
+    }
+    let [unchecked, checked] = &points[..] else { anyhow::bail!("two points expected") };
+    let params = |check: &str| {
+        format!("n={n},window={window},offered=max,entry=backup,tx_bytes={bytes},signatures={check},durability=sync")
+    };
+    let mut records = point_records(&params("unchecked"), unchecked, None);
+    records.extend(point_records(&params("batch-verified"), checked, Some(unchecked)));
+    dualchain_progress::suspend(|| {
+        eprintln!(
+            "  signed requests: {:.0} tx/s batch-verified against {:.0} unchecked ({:.2}x)",
+            checked.tx_per_s,
+            unchecked.tx_per_s,
+            checked.tx_per_s / unchecked.tx_per_s
+        )
+    });
+    Ok(records)
 }
 
 /// Records of one point: committed tx/s and p50/p99 latency, each against `baseline`.
@@ -406,7 +528,8 @@ fn overload(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Rec
     let window = Config::new(n, 0).window_len;
     let mut records = Vec::new();
     for admission in [Admission::Off, Admission::On] {
-        let points = run_shape(n, window, admission, &[Load::Max, Load::TimesPeak(2.0)], timing, progress)?;
+        let points =
+            run_shape(n, window, admission, &Feed::default(), &[Load::Max, Load::TimesPeak(2.0)], timing, progress)?;
         let [(_, peak), (_, over)] = &points[..] else { anyhow::bail!("two overload points expected") };
         let on = if admission == Admission::On { "on" } else { "off" };
         let params = format!("n={n},window={window},offered=2x-peak,admission={on},tx_bytes={PAYLOAD_LEN}");

@@ -13,7 +13,7 @@ use rand::{CryptoRng, RngCore};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::engine::{Engine, EngineConfig, EngineError, RequestCheck};
 use crate::metrics::Metrics;
 use crate::replica::Delivered;
 use crate::tls::{NodeTls, TlsCa};
@@ -26,6 +26,9 @@ pub struct LocalCluster {
     pub ca_der: Vec<u8>,
     pub tls: Vec<NodeTls>,
     pub stores: Vec<Arc<dyn KvEngine>>,
+    /// The check every replica started from now on applies to forwarded requests (none
+    /// by default: every well-formed request is admitted).
+    pub request_check: Option<Arc<dyn RequestCheck>>,
     sockets: Vec<Option<UdpSocket>>,
 }
 
@@ -54,6 +57,7 @@ impl LocalCluster {
             ca_der: ca.cert_der(),
             tls,
             stores,
+            request_check: None,
             sockets: sockets.into_iter().map(Some).collect(),
         })
     }
@@ -81,7 +85,7 @@ impl LocalCluster {
             socket,
             store: self.stores[id].clone(),
             metrics,
-            request_check: None,
+            request_check: self.request_check.clone(),
         })
     }
 }

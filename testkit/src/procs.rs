@@ -43,6 +43,18 @@ impl ProcessCluster {
 
     /// `dualchain init` for `n` nodes placed as `hosts` says, then every node started.
     pub fn init_on(bin: &Path, dir: &Path, n: usize, params_cache: &Path, hosts: Hosts<'_>) -> Result<Self> {
+        Self::init_with(bin, dir, n, params_cache, hosts, &[])
+    }
+
+    /// [`ProcessCluster::init_on`] with more `init` arguments (e.g. `--insecure-http`).
+    pub fn init_with(
+        bin: &Path,
+        dir: &Path,
+        n: usize,
+        params_cache: &Path,
+        hosts: Hosts<'_>,
+        extra: &[&str],
+    ) -> Result<Self> {
         // (addresses, QUIC port, API port, timing preset, what runs each node)
         let (addrs, quic_port, api_port, preset, wrappers) = match hosts {
             Hosts::Loopback => ("127.0.0.1".to_string(), "0", "0", "loopback", vec![vec![]; n]),
@@ -50,7 +62,9 @@ impl ProcessCluster {
         };
         let out = Command::new(bin)
             .args(["init", "--hosts", &addrs, "--quic-port", quic_port, "--api-port", api_port, "--preset", preset])
-            .args(["--nodes", &n.to_string(), "--out"])
+            .args(["--nodes", &n.to_string()])
+            .args(extra)
+            .arg("--out")
             .arg(dir)
             .arg("--params-cache")
             .arg(params_cache)
