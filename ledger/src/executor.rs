@@ -521,6 +521,10 @@ impl Ledger {
     pub fn member(&self, id: &str) -> Result<Option<MemberRecord>, LedgerError> {
         self.get(&state::member_key(id))
     }
+    /// The approvals of revoking `member`, open or complete (`registry::revoke_member`).
+    pub fn revocation(&self, member: &str) -> Result<Option<state::RevocationRecord>, LedgerError> {
+        self.get(&state::revocation_key(member))
+    }
     /// `member`'s active credential, its leaf in the credential tree (none when it has
     /// none, or it was withdrawn).
     pub fn active_credential(&self, member: &str) -> Result<Option<FrBytes>, LedgerError> {

@@ -34,6 +34,9 @@ pub struct Genesis {
     pub supply_vks: Vec<(SupplyShape, VerifyingKey<Bls12>)>,
     /// Longest grant a requester may ask for.
     pub grant_duration_max_s: u64,
+    /// Distinct members whose `RevokeMember` it takes to revoke a member (at least 1):
+    /// no single institution, the KGC included, removes another where it is above 1.
+    pub revocation_quorum: u32,
 }
 
 impl Genesis {

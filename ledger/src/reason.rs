@@ -75,6 +75,10 @@ pub enum Reason {
     MemberAlreadyRevoked {
         member: String,
     },
+    RevocationAlreadyApproved {
+        member: String,
+        by: String,
+    },
 
     // ---- datasets ----
     DatasetIdZero,
@@ -336,6 +340,9 @@ impl fmt::Display for Reason {
             CredentialLeafInvalid => f.write_str("the credential leaf is not a field element"),
             NoActiveCredential { member } => write!(f, "member {member} holds no active credential"),
             MemberAlreadyRevoked { member } => write!(f, "member {member} is already revoked"),
+            RevocationAlreadyApproved { member, by } => {
+                write!(f, "{by} already approved the revocation of member {member}")
+            }
             DatasetIdZero => f.write_str("a dataset id cannot be zero"),
             DatasetExists => f.write_str("dataset is already registered"),
             CapacityNotAShape { capacity, max } => {

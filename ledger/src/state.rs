@@ -85,6 +85,33 @@ pub struct MemberRecord {
     pub registered_ms: u64,
 }
 
+/// Key of the revocation record of a member.
+pub fn revocation_key(member: &str) -> Vec<u8> {
+    format!("revocation/{member}").into_bytes()
+}
+
+/// The revocation of a member by a quorum of members (`registry::revoke_member`): the
+/// reason its first approver gave, who approved and when, and when the quorum was
+/// reached. Approvals older than `registry::REVOCATION_OPEN_MS` lapse: the next one opens
+/// the record afresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationRecord {
+    pub member: String,
+    pub reason: String,
+    pub opened_ms: u64,
+    pub approvals: Vec<Approval>,
+    pub revoked_ms: Option<u64>,
+}
+
+/// One member's approval of a revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: String,
+    pub at_ms: u64,
+    #[serde(with = "hex_bytes::id")]
+    pub tx: Hash,
+}
+
 /// Registry-wide values: the credential tree's next free leaf, its current root and the
 /// revocation epoch (roots of an earlier epoch are no longer accepted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

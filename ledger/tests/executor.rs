@@ -62,12 +62,22 @@ impl World {
     fn new() -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
         let ca = CertificateAuthority::generate("ca", &mut rng).unwrap();
-        let genesis =
-            Genesis { ca: ca.public().clone(), policy_vk: policy_vk(), supply_vks: vec![], grant_duration_max_s: 3600 };
+        let genesis = Genesis {
+            ca: ca.public().clone(),
+            policy_vk: policy_vk(),
+            supply_vks: vec![],
+            grant_duration_max_s: 3600,
+            revocation_quorum: 1,
+        };
         Self { ca, genesis, rng }
     }
 
     fn member(&mut self, id: &str, role: Role, ca: Option<&CertificateAuthority>) -> Who {
+        self.member_for(id, role, ca, 3600)
+    }
+
+    /// [`World::member`] with a certificate valid `valid_s` seconds from `T0_MS`.
+    fn member_for(&mut self, id: &str, role: Role, ca: Option<&CertificateAuthority>, valid_s: u64) -> Who {
         let key = SigningKeypair::generate(&mut self.rng);
         let dsk = DelegatingSecretKey::generate(&mut self.rng);
         let attrs = AttributeSet::new([format!("role:{}", role.as_str())]).unwrap();
@@ -81,7 +91,7 @@ impl World {
                 delegating_key: dsk.public(),
                 attribute_commitment: attrs.commit(&[0; 32]),
                 not_before: T0_MS / 1000 - 10,
-                not_after: T0_MS / 1000 + 3600,
+                not_after: T0_MS / 1000 + valid_s,
             })
             .unwrap();
         Who { id: id.into(), key, cert: cert.to_bytes(), nonce: 0, domain: self.genesis.tx_domain() }
@@ -290,6 +300,85 @@ fn signatures_certificates_and_membership_are_checked() {
     let revoked = Reason::MemberRevoked { member: "hospital-a".into(), revocation: "audit".into() };
     assert_eq!(reason(&o[1]), &revoked);
     assert_eq!(reason(&o[1]).to_string(), "member hospital-a is revoked (audit)");
+}
+
+#[test]
+fn a_member_is_revoked_at_the_quorum_of_approvals_in_good_standing_and_not_before() {
+    let mut w = World::new();
+    w.genesis.revocation_quorum = 3;
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let year = 400 * 24 * 3600;
+    let mut kgc = w.member_for("kgc", Role::Kgc, None, year);
+    let mut a = w.member_for("hospital-a", Role::Hospital, None, year);
+    let mut b = w.member_for("hospital-b", Role::Hospital, None, year);
+    let mut r = w.member_for("research-1", Role::ResearchInstitute, None, year);
+    let mut mallory = w.member_for("mallory", Role::Hospital, None, year);
+    let mut eve = w.member_for("eve", Role::Hospital, None, year);
+    let regs: Vec<Vec<u8>> = [&mut kgc, &mut a, &mut b, &mut r, &mut mallory, &mut eve]
+        .into_iter()
+        .map(|m| m.register().to_bytes())
+        .collect();
+    assert!(batch(&ledger, 1, &regs).unwrap().unwrap().txs.iter().all(|t| t.outcome.is_accepted()));
+    let revoke = |who: &mut Who, member: &str| {
+        who.tx(TxKind::RevokeMember { member: member.into(), reason: "forged records".into() }).to_bytes()
+    };
+    let acts = |who: &mut Who| who.tx(TxKind::RevokeGrant { grant: [1; 32], reason: "x".into() }).to_bytes();
+    let revoked = |id: &str| ledger.member(id).unwrap().unwrap().revoked;
+
+    // The KGC alone does not revoke, nor by approving twice; the member still acts.
+    let o = outcomes(
+        &batch(&ledger, 2, &[revoke(&mut kgc, "mallory"), revoke(&mut kgc, "mallory"), acts(&mut mallory)])
+            .unwrap()
+            .unwrap(),
+    );
+    assert!(o[0].is_accepted());
+    assert_eq!(reason(&o[1]), &Reason::RevocationAlreadyApproved { member: "mallory".into(), by: "kgc".into() });
+    assert_eq!(reason(&o[1]).to_string(), "kgc already approved the revocation of member mallory");
+    assert!(!matches!(reason(&o[2]), Reason::MemberRevoked { .. }), "{:?}", o[2]);
+    assert_eq!(revoked("mallory"), None);
+
+    // hospital-b approves too; then hospital-b is itself revoked by three others.
+    batch(&ledger, 3, &[revoke(&mut b, "mallory")]).unwrap().unwrap();
+    let o = outcomes(
+        &batch(
+            &ledger,
+            4,
+            &[revoke(&mut kgc, "hospital-b"), revoke(&mut a, "hospital-b"), revoke(&mut r, "hospital-b")],
+        )
+        .unwrap()
+        .unwrap(),
+    );
+    assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
+    assert_eq!(revoked("hospital-b").as_deref(), Some("forged records"));
+    // A third approval of mallory's revocation: three approvals, two in good standing.
+    batch(&ledger, 5, &[revoke(&mut a, "mallory")]).unwrap().unwrap();
+    assert_eq!(revoked("mallory"), None, "a revoked approver still counted");
+    let record = ledger.revocation("mallory").unwrap().unwrap();
+    assert_eq!(record.approvals.iter().map(|x| x.by.as_str()).collect::<Vec<_>>(), ["kgc", "hospital-b", "hospital-a"]);
+    assert_eq!(record.revoked_ms, None);
+    // The fourth, research-1's, reaches the quorum.
+    batch(&ledger, 6, &[revoke(&mut r, "mallory")]).unwrap().unwrap();
+    assert_eq!(revoked("mallory").as_deref(), Some("forged records"));
+    assert_eq!(ledger.revocation("mallory").unwrap().unwrap().revoked_ms, Some(T0_MS + 6));
+    let o = outcomes(&batch(&ledger, 7, &[acts(&mut mallory), revoke(&mut a, "nobody")]).unwrap().unwrap());
+    assert!(matches!(reason(&o[0]), Reason::MemberRevoked { .. }), "{:?}", o[0]);
+    assert_eq!(reason(&o[1]), &Reason::UnknownMember { member: "nobody".into() });
+    let o = outcomes(&batch(&ledger, 8, &[revoke(&mut kgc, "mallory")]).unwrap().unwrap());
+    assert_eq!(reason(&o[0]), &Reason::MemberAlreadyRevoked { member: "mallory".into() });
+
+    // Approvals lapse: two for eve, then a month passes; the next one starts afresh.
+    batch(&ledger, 9, &[revoke(&mut kgc, "eve"), revoke(&mut a, "eve")]).unwrap().unwrap();
+    let later = T0_MS + dualchain_ledger::contracts::registry::REVOCATION_OPEN_MS + 10;
+    let o = outcomes(&batch_at(&ledger, 10, later, &[revoke(&mut r, "eve")]).unwrap().unwrap());
+    assert!(o[0].is_accepted(), "{o:?}");
+    assert_eq!(revoked("eve"), None, "lapsed approvals counted");
+    let record = ledger.revocation("eve").unwrap().unwrap();
+    assert_eq!((record.approvals.len(), record.opened_ms), (1, later));
+    // A member may approve its own removal (leaving): eve's own approval is the second.
+    batch_at(&ledger, 11, later + 1, &[revoke(&mut eve, "eve")]).unwrap().unwrap();
+    assert_eq!(revoked("eve"), None);
+    batch_at(&ledger, 12, later + 2, &[revoke(&mut kgc, "eve")]).unwrap().unwrap();
+    assert_eq!(revoked("eve").as_deref(), Some("forged records"));
 }
 
 #[test]

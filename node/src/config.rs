@@ -27,6 +27,11 @@ pub struct ConsortiumFile {
     pub created_unix: u64,
     /// Longest grant a requester may ask for, in seconds.
     pub grant_duration_max_s: u64,
+    /// How many distinct members must approve revoking a member (`POST
+    /// /members/{id}/revoke` from each). Genesis writes a majority of the members it
+    /// lists; absent, that majority is meant. Identical on every node, like the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_quorum: Option<u32>,
     /// The member certificate authority's public key (hex of its encoding).
     pub member_ca: String,
     /// The consensus TLS CA certificate (hex of DER).
@@ -96,6 +101,11 @@ pub struct MemberEntry {
     pub node: u8,
 }
 
+/// More than half of `n` (at least 1).
+pub fn majority(n: usize) -> u32 {
+    (n / 2 + 1) as u32
+}
+
 impl ConsortiumFile {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -121,7 +131,16 @@ impl ConsortiumFile {
                 bail!("member {} is hosted by node {}, which does not exist", m.id, m.node);
             }
         }
+        if self.revocation_quorum == Some(0) {
+            bail!("revocation_quorum must be at least 1");
+        }
         Ok(())
+    }
+
+    /// Approvals it takes to revoke a member: as written, or a majority of the members
+    /// listed at genesis.
+    pub fn revocation_quorum(&self) -> u32 {
+        self.revocation_quorum.unwrap_or_else(|| majority(self.members.len()))
     }
 
     pub fn member(&self, id: &str) -> Option<&MemberEntry> {

@@ -109,6 +109,7 @@ impl ProvingKeys {
             policy_vk: self.policy.vk().clone(),
             supply_vks,
             grant_duration_max_s: consortium.grant_duration_max_s,
+            revocation_quorum: consortium.revocation_quorum(),
         })
     }
 }

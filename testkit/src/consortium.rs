@@ -570,6 +570,26 @@ impl Consortium {
         self.api(member)?.call(Method::POST, &path, Some(&json!({"reason": reason}))).await
     }
 
+    /// Revokes `target` by the consortium's quorum: `first` approves with `reason`, then
+    /// the other members in the order `consortium.toml` lists them (the target last of
+    /// all, never), each through its own node's API, until an answer says the member is
+    /// revoked. Returns the approvers, in order.
+    pub async fn revoke_member(&self, target: &str, first: &str, reason: &str) -> Result<Vec<String>> {
+        let others = self.file.members.iter().map(|m| m.id.as_str()).filter(|m| *m != first && *m != target);
+        let mut approvers = Vec::new();
+        for by in std::iter::once(first).chain(others) {
+            let path = format!("/members/{target}/revoke");
+            let v: Value = self.api(by)?.call(Method::POST, &path, Some(&json!({"reason": reason}))).await?;
+            approvers.push(by.to_string());
+            let r = &v["revocation"];
+            ensure!(r["approvals"].as_array().map(Vec::len) == Some(approvers.len()), "approvals so far: {r}");
+            if r["revoked"] == true {
+                return Ok(approvers);
+            }
+        }
+        bail!("every member approved revoking {target}, and it is not revoked")
+    }
+
     /// An adversary's tool: proves the demand's dataset policy with the requester's own
     /// credential at `path` under `root` (e.g. a root from before a revocation) and submits
     /// the request through its validator, bypassing its node's checks.

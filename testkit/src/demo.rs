@@ -530,9 +530,8 @@ async fn revoke(
     report.denials.push((RESEARCH.into(), format!("after revocation: {after}")));
     t.end(&format!("{HOSPITAL_A} revoked the grant; {RESEARCH} asking again: {after}"))?;
 
-    t.begin("The KGC revokes hospital-b; its node and the ledger refuse it")?;
-    let body = json!({"reason": "forged access attempt"});
-    c.api(KGC)?.call::<Value>(Method::POST, &format!("/members/{HOSPITAL_B}/revoke"), Some(&body)).await?;
+    t.begin("A quorum of members revokes hospital-b; its node and the ledger refuse it")?;
+    let approvers = c.revoke_member(HOSPITAL_B, KGC, "forged access attempt").await?;
     c.ledgers_identical(Duration::from_secs(30)).await?;
     let demand_after = refused(c.demand(HOSPITAL_B, &a.dataset, threshold).await, "a revoked member's demand")?;
     report.denials.push((HOSPITAL_B.into(), format!("after revocation: {demand_after}")));
@@ -542,9 +541,10 @@ async fn revoke(
     let f = c.client(HOSPITAL_B)?.submit(kind).await?;
     let Outcome::Rejected { reason } = f.outcome else { bail!("a revoked member's demand was accepted") };
     t.end(&format!(
-        "the KGC revoked {HOSPITAL_B} (POST /members/{HOSPITAL_B}/revoke)\n\
+        "{} approved revoking {HOSPITAL_B} (POST /members/{HOSPITAL_B}/revoke each), the consortium's quorum\n\
          its node refuses its next demand: {demand_after}\n\
-         sent past its node, the ledger rejects it: {reason}"
+         sent past its node, the ledger rejects it: {reason}",
+        approvers.join(", ")
     ))?;
     Ok(())
 }

@@ -245,14 +245,18 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     let (_, f) = c.request_access_against(RESEARCH, &demand, 60, old_root, old_path).await?;
     assert!(rejected(&f.outcome).contains("predates a revocation"), "{:?}", f.outcome);
 
-    // A revoked member: only the KGC revokes; then nothing it signs counts, its calls are
-    // refused by every node, and the CPC refuses its uploads.
+    // A revoked member: no one member revokes another, the KGC included; a quorum of
+    // members does (a majority of genesis' members here). Then nothing it signs counts,
+    // its calls are refused by every node, and the CPC refuses its uploads.
+    let quorum = c.ledger(0)?.genesis().revocation_quorum;
+    assert_eq!(quorum as usize, c.file.members.len() / 2 + 1);
     let spite = json!({"reason": "spite"});
-    let r = reason(c.api(RESEARCH)?.call::<Value>(Method::POST, "/members/hospital-a/revoke", Some(&spite)).await);
-    assert!(r.starts_with("wrong-role"), "{r}");
+    let v: Value = c.api(RESEARCH)?.call(Method::POST, "/members/hospital-a/revoke", Some(&spite)).await?;
+    assert_eq!((v["revocation"]["revoked"].clone(), v["revocation"]["quorum"].clone()), (json!(false), json!(quorum)));
+    assert!(c.ledger(0)?.member(HOSPITAL_A)?.unwrap().revoked.is_none(), "one member revoked another");
     let f =
         c.client(RESEARCH)?.submit(TxKind::RevokeMember { member: HOSPITAL_A.into(), reason: "spite".into() }).await?;
-    assert!(rejected(&f.outcome).contains("needs role kgc"), "{:?}", f.outcome);
+    assert!(rejected(&f.outcome).contains("research-1 already approved"), "{:?}", f.outcome);
     // hospital-b's FHIR client holds a token when its member is revoked.
     let key = dualchain_node::api::smart::ClientKey::generate("k1")?;
     let reg = json!({"client_id": "gateway", "scope": "system/Observation.read", "jwks": {"keys": [key.jwk()]}});
@@ -260,9 +264,12 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     let token = c.api(HOSPITAL_B)?.smart_token(&key, "gateway", "system/Observation.read").await?;
     let gateway = c.api(HOSPITAL_B)?.with_bearer(&token);
     assert_eq!(gateway.send(Method::GET, "/fhir/Observation", vec![], "").await?.status, 200);
-    let body = json!({"reason": "forgery"});
-    c.api(KGC)?.call::<Value>(Method::POST, "/members/hospital-b/revoke", Some(&body)).await?;
+    let approvers = c.revoke_member(HOSPITAL_B, KGC, "forgery").await?;
+    assert_eq!(approvers.len(), quorum as usize, "revoked at the quorum, not before: {approvers:?}");
     c.ledgers_identical(WAIT).await?;
+    let record = c.ledger(0)?.revocation(HOSPITAL_B)?.expect("the revocation's record");
+    assert_eq!(record.approvals.iter().map(|a| a.by.clone()).collect::<Vec<_>>(), approvers);
+    assert_eq!(c.ledger(0)?.member(HOSPITAL_B)?.unwrap().revoked.as_deref(), Some("forgery"));
     let r = gateway.send(Method::GET, "/fhir/Observation", vec![], "").await?;
     assert!(r.status == 403 && r.refusal().reason == "revoked", "a revoked member's token answered {}", r.status);
     assert!(reason(c.demand(HOSPITAL_B, &a.dataset, 4).await).starts_with("revoked"));

@@ -7,7 +7,10 @@ use ff::Field;
 
 use super::context::{check_text, reject, reject_because, Ctx, Exec, Refusal};
 use crate::reason::{CertProblem, Denial, Reason, TextField};
-use crate::state::{member_key, root_key, MemberRecord, RegistryRecord, RootRecord, REGISTRY_KEY};
+use crate::state::{
+    member_key, revocation_key, root_key, Approval, MemberRecord, RegistryRecord, RevocationRecord, RootRecord,
+    REGISTRY_KEY,
+};
 use crate::tx::{FrBytes, NAME_LEN_MAX};
 
 /// A superseded credential root stays acceptable this long (ledger time) after a new
@@ -153,8 +156,18 @@ pub fn revoke_credential(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> E
     Ok(())
 }
 
+/// How long approvals of a revocation stay open (ledger time): 30 days.
+pub const REVOCATION_OPEN_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// A member's approval of revoking `member` (any registered member may give one, the
+/// member itself included, which is how a member leaves). The member is revoked, and its
+/// credential withdrawn, at the approval that brings the approvals of members still in
+/// good standing to the genesis' `revocation_quorum`, with the reason the first approver
+/// gave; from then on nothing it signs counts. Until then the member is unaffected, and
+/// the [`RevocationRecord`] shows who approved. Approvals lapse after
+/// [`REVOCATION_OPEN_MS`].
 pub fn revoke_member(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec {
-    ctx.require_role(&["kgc"])?;
+    let by = ctx.sender()?.id.clone();
     check_text(TextField::Reason, reason, 256)?;
     let Some(mut m) = ctx.state.get::<MemberRecord>(&member_key(member))? else {
         return reject(Reason::UnknownMember { member: member.into() });
@@ -162,10 +175,37 @@ pub fn revoke_member(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec 
     if m.revoked.is_some() {
         return reject(Reason::MemberAlreadyRevoked { member: member.into() });
     }
-    if m.credential_revoked.is_none() {
-        withdraw_credential(ctx, &mut m, reason)?;
+    let now = ctx.time_ms;
+    let mut r = match ctx.state.get::<RevocationRecord>(&revocation_key(member))? {
+        Some(r) if now < r.opened_ms.saturating_add(REVOCATION_OPEN_MS) => r,
+        // None yet, or its approvals lapsed: this approval opens one.
+        _ => RevocationRecord {
+            member: member.into(),
+            reason: reason.into(),
+            opened_ms: now,
+            approvals: Vec::new(),
+            revoked_ms: None,
+        },
+    };
+    if r.approvals.iter().any(|a| a.by == by) {
+        return reject(Reason::RevocationAlreadyApproved { member: member.into(), by });
     }
-    m.revoked = Some(reason.to_string());
-    ctx.state.put(member_key(member), &m);
+    r.approvals.push(Approval { by, at_ms: now, tx: ctx.tx_hash });
+    // Approvals count while their members are not revoked themselves.
+    let mut standing = 0u32;
+    for a in &r.approvals {
+        if ctx.state.get::<MemberRecord>(&member_key(&a.by))?.is_some_and(|x| x.revoked.is_none()) {
+            standing += 1;
+        }
+    }
+    if standing >= ctx.genesis.revocation_quorum.max(1) {
+        if m.credential_revoked.is_none() {
+            withdraw_credential(ctx, &mut m, &r.reason)?;
+        }
+        m.revoked = Some(r.reason.clone());
+        r.revoked_ms = Some(now);
+        ctx.state.put(member_key(member), &m);
+    }
+    ctx.state.put(revocation_key(member), &r);
     Ok(())
 }

@@ -116,6 +116,13 @@ enum Call {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Approve revoking a member (this member's own id to leave). The member is revoked
+    /// once the consortium's revocation quorum of members approved.
+    RevokeMember {
+        member: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Erase one of this hospital's datasets: a tombstone on chain, the CPC deletes its
     /// records and every grant's results, the node destroys its key.
     Erase {
@@ -283,6 +290,9 @@ pub async fn run(args: ClientArgs) -> Result<()> {
         Call::Audit { dataset } => c.call(Method::GET, &format!("/audit/{dataset}"), None).await?,
         Call::Revoke { grant, reason } => {
             c.call(Method::POST, &format!("/grants/{grant}/revoke"), Some(&json!({"reason": reason}))).await?
+        }
+        Call::RevokeMember { member, reason } => {
+            c.call(Method::POST, &format!("/members/{member}/revoke"), Some(&json!({"reason": reason}))).await?
         }
         Call::Erase { dataset, reason } => {
             c.call(Method::POST, &format!("/datasets/{dataset}/erase"), Some(&json!({"reason": reason}))).await?

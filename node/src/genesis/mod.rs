@@ -170,6 +170,7 @@ pub fn run(opts: &InitOptions) -> Result<InitReport> {
         name: opts.name.clone(),
         created_unix: now,
         grant_duration_max_s: GRANT_DURATION_MAX_S,
+        revocation_quorum: Some(crate::config::majority(entries.len())),
         member_ca: to_hex(keys.ca.public()),
         tls_ca: hex::encode(node_secrets.tls_ca.cert_der()),
         ibe_params: to_hex(&keys.ibe),
