@@ -15,7 +15,7 @@
 //!   `init --insecure-http`, the baseline), one at a time and several in flight, on
 //!   connections kept alive as the members' clients keep them: the public capability
 //!   statement (`GET /fhir/metadata`, a few kB) and a member's signed consent search
-//!   (`GET /fhir/Consent`, signature checked by the node).
+//!   (`GET /fhir/Consent?patient=…`, signature checked by the node).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -258,7 +258,7 @@ async fn transport(cluster: &ProcessCluster, quick: bool) -> Result<Vec<(&'stati
                         let r = h.get_public("/fhir/metadata").await?;
                         anyhow::ensure!(r.status == 200, "metadata answered {}", r.status);
                     } else {
-                        let _: Value = h.call(Method::GET, "/fhir/Consent", None).await?;
+                        let _: Value = h.call(Method::GET, "/fhir/Consent?patient=Patient/p-0001", None).await?;
                     }
                     Ok(())
                 }

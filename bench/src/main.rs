@@ -103,6 +103,9 @@ fn run_suite(suite: &str, args: &Args) -> Result<Vec<Record>> {
         "storage" => storage_suite::run(args.quick)?,
         "consensus" => consensus_suite::run(args.quick)?,
         "paper" => paper_suite::run(args.quick)?,
+        // `BENCH_E2E_API_ONLY=1`: the API suite alone (4 node processes, over HTTPS and
+        // plain HTTP), without the in-process flow before it.
+        "e2e" if std::env::var_os("BENCH_E2E_API_ONLY").is_some() => api_suite::run(args.quick)?,
         "e2e" => {
             let mut r = e2e_suite::run(args.quick)?;
             r.extend(api_suite::run(args.quick)?);
