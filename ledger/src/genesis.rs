@@ -40,6 +40,19 @@ pub struct Genesis {
 }
 
 impl Genesis {
+    /// A genesis whose ledger sees no proofs (tests, fuzzing, benchmarks of membership
+    /// checks): the placeholder verifying key, no supply shapes, grants of at most a
+    /// minute, and any one member's approval revokes a member.
+    pub fn without_proofs(ca: CaPublicKey) -> Self {
+        Self {
+            ca,
+            policy_vk: placeholder_verifying_key(3),
+            supply_vks: vec![],
+            grant_duration_max_s: 60,
+            revocation_quorum: 1,
+        }
+    }
+
     /// The domain its members' transactions are signed under.
     pub fn tx_domain(&self) -> crate::tx::TxDomain {
         crate::tx::TxDomain::of(&self.ca)

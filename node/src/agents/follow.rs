@@ -337,14 +337,7 @@ mod tests {
         fn new() -> Self {
             let mut rng = ChaCha20Rng::seed_from_u64(1);
             let ca = CertificateAuthority::generate("ca", &mut rng).unwrap();
-            let vk = dualchain_ledger::genesis::placeholder_verifying_key(3);
-            let genesis = Genesis {
-                ca: ca.public().clone(),
-                policy_vk: vk,
-                supply_vks: vec![],
-                grant_duration_max_s: 60,
-                revocation_quorum: 1,
-            };
+            let genesis = Genesis::without_proofs(ca.public().clone());
             let ledger = Ledger::open(Arc::new(MemoryEngine::new()), genesis, Arc::new(CpuBackend)).unwrap();
             Self { ca, ledger: Arc::new(ledger), seq: 0, rng }
         }

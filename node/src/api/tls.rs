@@ -141,6 +141,7 @@ impl CertFiles {
     /// Reads the files every `every`, and serves a changed pair once it passes the checks.
     pub async fn watch(self) {
         let mut seen = self.read().ok();
+        let mut unreadable = false;
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -149,12 +150,14 @@ impl CertFiles {
             let pair = match self.read() {
                 Ok(p) => p,
                 Err(e) => {
-                    if seen.take().is_some() {
+                    // Said once per outage, not on every tick.
+                    if !std::mem::replace(&mut unreadable, true) {
                         tracing::warn!(error = %format!("{e:#}"), "API TLS files unreadable; serving the current certificate");
                     }
                     continue;
                 }
             };
+            unreadable = false;
             if seen.as_ref() == Some(&pair) {
                 continue;
             }
