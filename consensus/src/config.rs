@@ -9,7 +9,8 @@ use crate::message::{ReplicaId, BATCH_BYTES_MAX, BATCH_REQUESTS_MAX, REPLICAS_MA
 /// others are local.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Number of replicas, n = 3f + 1 (larger n tolerates ⌊(n − 1)/3⌋ faults).
+    /// Number of replicas at genesis, n = 3f + 1 (larger n tolerates ⌊(n − 1)/3⌋ faults);
+    /// the set may change later (the `membership` module).
     pub n: usize,
     /// This replica's index.
     pub id: ReplicaId,
@@ -95,28 +96,25 @@ impl Config {
         }
     }
 
-    /// The number of faults tolerated.
-    pub fn f(&self) -> usize {
-        (self.n - 1) / 3
-    }
-
-    /// 2f + 1.
-    pub fn quorum(&self) -> usize {
-        2 * self.f() + 1
-    }
-
-    /// The primary of `view` (§2.2: p = v mod n).
-    pub fn primary(&self, view: u64) -> ReplicaId {
-        (view % self.n as u64) as ReplicaId
-    }
-
+    /// Checks a genesis validator's configuration: the tunables, and an id below `n`.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_tunables()?;
+        if self.id as usize >= self.n {
+            return Err(ConfigError(format!("replica id {} is not below n = {}", self.id, self.n)));
+        }
+        Ok(())
+    }
+
+    /// Checks everything but the id's place: `n` (the genesis validators) and the bounds.
+    /// A validator joining after genesis has an id at or above `n`
+    /// (`Replica::joining`).
+    pub fn validate_tunables(&self) -> Result<(), ConfigError> {
         let bad = |why: String| Err(ConfigError(why));
         if self.n < 4 || self.n > REPLICAS_MAX {
             return bad(format!("n = {} must be in 4..={REPLICAS_MAX} (n = 3f + 1 with f ≥ 1)", self.n));
         }
-        if self.id as usize >= self.n {
-            return bad(format!("replica id {} is not below n = {}", self.id, self.n));
+        if self.id as usize >= REPLICAS_MAX {
+            return bad(format!("replica id {} is not below {REPLICAS_MAX}", self.id));
         }
         if self.checkpoint_interval == 0 || self.watermark_span % self.checkpoint_interval != 0 {
             return bad("the watermark span must be a positive multiple of the checkpoint interval".into());

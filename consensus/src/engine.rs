@@ -753,8 +753,11 @@ impl Core {
         };
         match target {
             Target::All => {
-                for (peer, tx) in &self.peers {
-                    push(*peer, tx);
+                // The current set's validators this engine has a connection to.
+                for peer in self.replica.peers() {
+                    if let Some(tx) = self.peers.get(&peer) {
+                        push(peer, tx);
+                    }
                 }
             }
             Target::One(peer) => {
@@ -795,6 +798,24 @@ impl Core {
                     peer, reason, "consensus.peer.fault: a signed message no correct replica sends"
                 );
                 self.guard.fault(peer, reason);
+            }
+            Event::Reconfiguration { seq, epoch, after_seq } => {
+                // This engine connects to the validators named in its configuration only:
+                // a validator the change adds is reached once the operators restart the
+                // nodes with the new list (live connection changes are not built yet).
+                warn!(
+                    replica = self.replica.id(),
+                    seq,
+                    epoch,
+                    after_seq,
+                    "consensus.reconfiguration: a validator set change executed; it takes effect at the checkpoint after_seq"
+                )
+            }
+            Event::ReconfigurationRefused { seq, reason } => {
+                warn!(replica = self.replica.id(), seq, reason, "consensus.reconfiguration.refused")
+            }
+            Event::EpochEntered { epoch, member } => {
+                warn!(replica = self.replica.id(), epoch, member, "consensus.epoch: a new validator set governs")
             }
             Event::StateDiverged(d) => {
                 self.metrics.state_diverged_seq.set(d.seq as i64);

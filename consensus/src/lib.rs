@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | [`message`] | messages, wire encoding, Ed25519 signatures (batch-verified) |
 //! | [`config`] | replica tunables and their checked relationships |
+//! | [`membership`] | the validator set of each epoch, and the ordered, approved request that changes it |
 //! | [`replica`] | the sans-IO core: batching, admission control, pipeline window, pre-prepare/prepare/commit, checkpoints, agreement on the application's state roots, view change, state transfer, recovery |
 //! | `sim` | the deterministic simulator (cargo feature `sim`, off by default; a test harness): seeded network and clock, faults, Byzantine replicas, safety and liveness checks (a correct replica is never blamed for a fault) |
 //! | [`tls`] | the consortium's TLS CA and node certificates (rcgen), mutual-TLS configurations (rustls) |
@@ -17,6 +18,7 @@
 pub mod config;
 pub mod engine;
 pub mod local;
+pub mod membership;
 pub mod message;
 pub mod metrics;
 pub mod replica;

@@ -58,6 +58,9 @@ const KIND_BATCH_REPLY: u8 = 8;
 const KIND_FETCH_STATE: u8 = 9;
 const KIND_STATE_REPLY: u8 = 10;
 const KIND_STATE_ROOT: u8 = 11;
+/// A validator's approval of a validator set change (the `membership` module): never a
+/// message of its own, carried inside a reconfiguration request.
+pub(crate) const KIND_APPROVAL: u8 = 12;
 
 /// SHA-256 under a dualchain domain.
 pub fn hash(domain: &str, parts: &[&[u8]]) -> Digest {
@@ -73,10 +76,10 @@ pub fn hash(domain: &str, parts: &[&[u8]]) -> Digest {
 
 // ---- encoding helpers -----------------------------------------------------------------
 
-fn put_u32(out: &mut Vec<u8>, v: usize) {
+pub(crate) fn put_u32(out: &mut Vec<u8>, v: usize) {
     out.extend_from_slice(&u32::try_from(v).expect("bounded length").to_be_bytes());
 }
-fn put_u64(out: &mut Vec<u8>, v: u64) {
+pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -282,12 +285,12 @@ impl<T: Body> Signed<T> {
         keys.get(self.from as usize)
             .is_some_and(|k| k.verify(SIGNATURE_USE, &Self::message(self.from, &self.body), &self.sig))
     }
-    fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.from);
         self.body.encode(out);
         out.extend_from_slice(&self.sig);
     }
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let from = r.u8()?;
         if from as usize >= REPLICAS_MAX {
             return Err(invalid("replica id", format!("{from} is not below {REPLICAS_MAX}")));
@@ -316,7 +319,7 @@ pub fn verify_all<T: Body>(items: &[&Signed<T>], keys: &[PublicKey]) -> Result<(
     verify_batch(&entries)
 }
 
-fn decode_list<T>(
+pub(crate) fn decode_list<T>(
     r: &mut Reader<'_>,
     field: &'static str,
     max: usize,
@@ -331,7 +334,7 @@ fn decode_list<T>(
 }
 
 /// Decodes exactly one value from `bytes` (no trailing bytes).
-fn decode_whole<T>(
+pub(crate) fn decode_whole<T>(
     bytes: &[u8],
     what: &'static str,
     f: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
@@ -342,7 +345,7 @@ fn decode_whole<T>(
     Ok(v)
 }
 
-fn encode_list<T: Body>(out: &mut Vec<u8>, items: &[Signed<T>]) {
+pub(crate) fn encode_list<T: Body>(out: &mut Vec<u8>, items: &[Signed<T>]) {
     put_u32(out, items.len());
     for i in items {
         i.encode(out);

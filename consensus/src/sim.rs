@@ -16,6 +16,13 @@
 //! (history digests and archives). A failing run returns an error naming its seed; the same
 //! seed replays the same run.
 //!
+//! Validator set changes ([`crate::membership`]): `SimConfig::joiners` replicas start as
+//! learners under the ids after the genesis ones, and `SimConfig::changes` are submitted
+//! in turn, each approved by every validator of the set before it, once the previous one
+//! is in effect at the submitting replica. A run with changes also requires every correct
+//! validator of the final set to be in the final epoch; replicas the changes removed no
+//! longer count for liveness (their ledgers are still checked as prefixes).
+//!
 //! Clients behave as deployed members do: each submits to its home replica only (its own
 //! node's validator) and retries there, never to the others. Relaying is the replicas'
 //! job. Homes are correct replicas that stay up (`SimConfig::homes` pins them).
@@ -34,6 +41,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
+use crate::membership::Reconfiguration;
 use crate::message::{
     verify_messages, Batch, CheckpointVote, Digest, Forward, Header, Message, ReplicaId, Request, RequestKey, Signed,
     StateVote, Vote,
@@ -155,8 +163,12 @@ pub struct SimConfig {
     pub window_len: u64,
     pub checkpoint_interval: u64,
     /// Each client's home replica, by client index (cycled). Default: the correct replicas
-    /// not kept down, in turn.
+    /// not kept down that every validator set holds, in turn.
     pub homes: Option<Vec<ReplicaId>>,
+    /// Replicas that join after genesis, with the ids after the genesis `n` ones.
+    pub joiners: usize,
+    /// Validator set changes: (not before this time, the new set), epochs 1, 2, … in turn.
+    pub changes: Vec<(u64, Vec<ReplicaId>)>,
 }
 
 impl SimConfig {
@@ -172,6 +184,8 @@ impl SimConfig {
             window_len: 4,
             checkpoint_interval: 8,
             homes: None,
+            joiners: 0,
+            changes: Vec::new(),
         }
     }
 
@@ -219,6 +233,10 @@ pub struct SimReport {
     /// (reporter, blamed, reason): messages a correct replica found to prove their signer
     /// faulty. A correct replica is never blamed (the run fails).
     pub peer_faults: Vec<(ReplicaId, ReplicaId, &'static str)>,
+    /// Each replica's epoch at the end and whether it votes in it (`None` when down).
+    pub epochs: Vec<Option<(u64, bool)>>,
+    /// (replica, epoch, the checkpoint the change waited for) of every change executed.
+    pub reconfigurations: Vec<(ReplicaId, u64, u64)>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -226,6 +244,7 @@ enum Event {
     Deliver { to: ReplicaId, bytes: Arc<Vec<u8>> },
     Tick { replica: ReplicaId, generation: u64 },
     Submit { client: usize, index: usize },
+    Reconfigure { index: usize },
     Crash(ReplicaId),
     Restart(ReplicaId),
     Partition(Vec<ReplicaId>),
@@ -293,15 +312,22 @@ fn err(seed: u64, what: String) -> String {
 impl Sim {
     pub fn new(cfg: SimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let keypairs: Vec<SigningKeypair> = (0..cfg.n).map(|_| SigningKeypair::generate(&mut rng)).collect();
+        let total = cfg.n + cfg.joiners;
+        let keypairs: Vec<SigningKeypair> = (0..total).map(|_| SigningKeypair::generate(&mut rng)).collect();
         let keys: Vec<PublicKey> = keypairs.iter().map(|k| k.public()).collect();
+        let genesis = keys[..cfg.n].to_vec();
         let byz: BTreeMap<ReplicaId, Behaviour> = cfg.faults.byzantine.iter().copied().collect();
         let nodes = keypairs
             .into_iter()
             .enumerate()
             .map(|(i, key)| {
                 let id = i as ReplicaId;
-                let replica = Replica::new(cfg.replica_config(id), key.clone(), keys.clone()).expect("valid config");
+                let replica = if i < cfg.n {
+                    Replica::new(cfg.replica_config(id), key.clone(), genesis.clone())
+                } else {
+                    Replica::joining(cfg.replica_config(id), key.clone(), genesis.clone())
+                }
+                .expect("valid config");
                 let engine: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
                 Node {
                     key,
@@ -359,8 +385,11 @@ impl Sim {
                 (r.client, r.id, r.payload)
             })
             .collect();
-        for r in 0..n {
+        for r in 0..self.nodes.len() {
             self.reschedule_tick(r as ReplicaId);
+        }
+        for (index, (at, _)) in self.cfg.changes.clone().into_iter().enumerate() {
+            self.schedule(at, Event::Reconfigure { index });
         }
         // Requests, spread over the fault phase.
         for c in 0..self.cfg.clients {
@@ -374,7 +403,8 @@ impl Sim {
         for _ in 0..faults.partitions {
             let start = self.rng.gen_range(0..self.cfg.fault_phase_ms);
             let len = self.rng.gen_range(200..1500);
-            let side: Vec<ReplicaId> = (0..n as ReplicaId).filter(|_| self.rng.gen_bool(0.5)).collect();
+            let side: Vec<ReplicaId> =
+                (0..self.nodes.len() as ReplicaId).filter(|_| self.rng.gen_bool(0.5)).collect();
             self.schedule(start, Event::Partition(side));
             self.schedule((start + len).min(self.cfg.fault_phase_ms), Event::Heal);
         }
@@ -437,6 +467,8 @@ impl Sim {
             .iter()
             .map(|n| n.replica.as_ref().map(|r| (r.view(), r.in_view_change(), r.is_following())))
             .collect();
+        self.report.epochs =
+            self.nodes.iter().map(|n| n.replica.as_ref().map(|r| (r.membership().epoch, r.is_member()))).collect();
         self.report.state_agreed = self
             .nodes
             .iter()
@@ -450,7 +482,7 @@ impl Sim {
     fn start_liveness_phase(&mut self) {
         self.faults_on = false;
         self.partition = None;
-        for r in 0..self.cfg.n as ReplicaId {
+        for r in 0..self.nodes.len() as ReplicaId {
             if self.nodes[r as usize].replica.is_none() && !self.cfg.faults.keep_down.contains(&r) {
                 self.restart(r);
             }
@@ -465,8 +497,27 @@ impl Sim {
         let byz: BTreeSet<ReplicaId> = self.cfg.faults.byzantine.iter().map(|(r, _)| *r).collect();
         let eligible: Vec<ReplicaId> = (0..self.cfg.n as ReplicaId)
             .filter(|r| !byz.contains(r) && !self.cfg.faults.keep_down.contains(r))
+            .filter(|r| self.cfg.changes.iter().all(|(_, set)| set.contains(r)))
             .collect();
         eligible[client % eligible.len()]
+    }
+
+    /// The validators of the final set (genesis' when there are no changes).
+    fn final_set(&self) -> Vec<ReplicaId> {
+        self.cfg.changes.last().map_or_else(|| (0..self.cfg.n as ReplicaId).collect(), |(_, set)| set.clone())
+    }
+
+    /// The reconfiguration request of change `index` (epoch `index + 1`), approved by every
+    /// validator of the set before it.
+    fn reconfiguration(&self, index: usize) -> Request {
+        let members: Vec<(ReplicaId, PublicKey)> =
+            self.cfg.changes[index].1.iter().map(|id| (*id, self.keys[*id as usize])).collect();
+        let before: Vec<ReplicaId> =
+            if index == 0 { (0..self.cfg.n as ReplicaId).collect() } else { self.cfg.changes[index - 1].1.clone() };
+        let epoch = index as u64 + 1;
+        let approvals =
+            before.iter().map(|id| Reconfiguration::approve(&self.nodes[*id as usize].key, *id, epoch, &members)).collect();
+        Reconfiguration { epoch, members, approvals }.request()
     }
 
     fn client_done(&self, client: usize, index: usize) -> bool {
@@ -476,12 +527,15 @@ impl Sim {
 
     fn all_done(&self) -> bool {
         let total = self.cfg.clients * self.cfg.requests_per_client;
+        let last_epoch = self.cfg.changes.len() as u64;
+        let members = self.final_set();
         self.nodes
             .iter()
             .enumerate()
             .filter(|(i, n)| n.behaviour.is_none() && !self.cfg.faults.keep_down.contains(&(*i as ReplicaId)))
+            .filter(|(i, _)| members.contains(&(*i as ReplicaId)))
             .all(|(_, n)| {
-                n.replica.is_some()
+                n.replica.as_ref().is_some_and(|r| r.membership().epoch == last_epoch && r.is_member())
                     && self.genuine.len() == total
                     && self.genuine.iter().all(|k| n.executed.contains_key(k))
             })
@@ -492,7 +546,9 @@ impl Sim {
         for (i, n) in self.nodes.iter().enumerate() {
             let state = n.replica.as_ref().map_or("down".to_string(), |r| {
                 format!(
-                    "view {} changing {} executed {} stable {} pending {} dropped {:?}",
+                    "epoch {} member {} view {} changing {} executed {} stable {} pending {} dropped {:?}",
+                    r.membership().epoch,
+                    r.is_member(),
                     r.view(),
                     r.in_view_change(),
                     r.last_executed(),
@@ -559,6 +615,25 @@ impl Sim {
                 let at = self.now + 1000;
                 self.schedule(at, Event::Submit { client, index });
             }
+            Event::Reconfigure { index } => {
+                let request = self.reconfiguration(index);
+                let f = (self.cfg.n - 1) / 3;
+                if self.replies.get(&request.key()).is_some_and(|r| r.len() > f) {
+                    return Ok(());
+                }
+                let home = self.home(index);
+                let mut retry = 1000;
+                if let Some(r) = self.nodes[home as usize].replica.as_mut() {
+                    if r.membership().epoch < index as u64 {
+                        // The change before is not in effect there yet.
+                        retry = 100;
+                    } else if let Ok(out) = r.submit(self.now, request) {
+                        self.perform(home, out)?;
+                    }
+                }
+                let at = self.now + retry;
+                self.schedule(at, Event::Reconfigure { index });
+            }
             Event::Crash(r) => {
                 if self.faults_on {
                     self.nodes[r as usize].replica = None;
@@ -587,7 +662,8 @@ impl Sim {
         let rec = Recovered::read(&node.store, horizon).expect("the memory store reads");
         let cfg = self.cfg.replica_config(r);
         let (replica, out) =
-            Replica::recover(cfg, node.key.clone(), self.keys.clone(), rec, self.now).expect("own store recovers");
+            Replica::recover(cfg, node.key.clone(), self.keys[..self.cfg.n].to_vec(), rec, self.now)
+                .expect("own store recovers");
         node.replica = Some(replica);
         // A fresh start: no tick is pending for the new instance.
         node.tick_generation += 1;
@@ -692,6 +768,16 @@ impl Sim {
             }
         }
         for e in &out.events {
+            if let crate::replica::Event::Reconfiguration { epoch, after_seq, .. } = e {
+                self.report.reconfigurations.push((from, *epoch, *after_seq));
+            }
+            if let crate::replica::Event::ReconfigurationRefused { seq, reason } = e {
+                // A squatter's payload under the change's request number fails to decode;
+                // any other refusal of the harness' changes is a bug.
+                if correct && !reason.starts_with("undecodable") {
+                    return Err(format!("replica {from} refused the reconfiguration at {seq}: {reason}"));
+                }
+            }
             if let crate::replica::Event::PeerFault { peer, reason } = e {
                 if correct && self.nodes[*peer as usize].behaviour.is_none() {
                     return Err(format!("replica {from} blamed correct replica {peer}: {reason}"));
@@ -727,9 +813,8 @@ impl Sim {
 
     /// What a (possibly Byzantine) replica actually sends for one message of its core.
     fn byzantine_rewrite(&mut self, from: ReplicaId, target: Target, msg: &Arc<Message>) -> Vec<(ReplicaId, Message)> {
-        let n = self.cfg.n as ReplicaId;
         let targets: Vec<ReplicaId> = match target {
-            Target::All => (0..n).filter(|r| *r != from).collect(),
+            Target::All => self.nodes[from as usize].replica.as_ref().map_or(Vec::new(), |r| r.peers().collect()),
             Target::One(r) => vec![r],
         };
         let behaviour = self.nodes[from as usize].behaviour;
@@ -888,5 +973,21 @@ pub fn run_swarm(n: usize, seed: u64) -> Result<SimReport, String> {
     let mut cfg = SimConfig::new(n, seed);
     cfg.faults = Faults::swarm(n, &mut rng);
     cfg.window_len = [1u64, 4, 8][rng.gen_range(0..3)];
+    Sim::new(cfg).run()
+}
+
+/// Runs one seed with swarm-randomised faults while the validator set changes: four
+/// genesis validators, a fifth joins, then one of the first four (at random, Byzantine or
+/// not) is removed.
+pub fn run_swarm_reconfig(seed: u64) -> Result<SimReport, String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5245_434f_4e46);
+    let mut cfg = SimConfig::new(4, seed);
+    cfg.faults = Faults::swarm(4, &mut rng);
+    cfg.window_len = [1u64, 4, 8][rng.gen_range(0..3)];
+    cfg.joiners = 1;
+    let join_at = rng.gen_range(200..1_500);
+    let removed: ReplicaId = rng.gen_range(0..4);
+    let leave_at = join_at + rng.gen_range(500..2_000);
+    cfg.changes = vec![(join_at, vec![0, 1, 2, 3, 4]), (leave_at, (0..5).filter(|r| *r != removed).collect())];
     Sim::new(cfg).run()
 }

@@ -632,6 +632,7 @@ pub mod storage {
                 checkpoint: Some((1, super::consensus::checkpoint_proof().to_bytes())),
                 stable: Some(1),
                 committed: vec![(1, archive_bytes(&[4; 32], 1_790_000_000_000, &entry))],
+                membership: None,
             })
             .expect("write the consensus log");
 

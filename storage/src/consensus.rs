@@ -10,7 +10,9 @@
 //!   transfer serves to a lagging replica);
 //! - `checkpoints`: `seq` → checkpoint proof;
 //! - `meta`: `pbft/view` → current view, `pbft/stable` → stable checkpoint sequence,
-//!   `pbft/committed` → highest archived sequence.
+//!   `pbft/committed` → highest archived sequence, `pbft/membership` → the validator
+//!   set's history (written when a reconfiguration is executed, with the entry that
+//!   executed it).
 //!
 //! Every [`ConsensusStore::write`] is one all-or-nothing, synced commit, so the engine
 //! groups what one step of the core produced (and what several steps produced while the
@@ -32,6 +34,7 @@ pub const ENTRY_LEN_MAX: usize = 96 << 20;
 const VIEW_KEY: &[u8] = b"pbft/view";
 const STABLE_KEY: &[u8] = b"pbft/stable";
 const LAST_COMMITTED_KEY: &[u8] = b"pbft/committed";
+const MEMBERSHIP_KEY: &[u8] = b"pbft/membership";
 /// A sequence number no batch may carry: nothing could follow it.
 const SEQ_NONE: u64 = u64::MAX;
 
@@ -48,6 +51,8 @@ pub struct LogWrite {
     pub stable: Option<u64>,
     /// Committed batches to archive.
     pub committed: Vec<(u64, Vec<u8>)>,
+    /// The validator set's history, replaced whole (opaque to the store).
+    pub membership: Option<Vec<u8>>,
 }
 
 impl LogWrite {
@@ -57,6 +62,7 @@ impl LogWrite {
             && self.checkpoint.is_none()
             && self.stable.is_none()
             && self.committed.is_empty()
+            && self.membership.is_none()
     }
 
     /// Appends `other` after `self` (later values win).
@@ -71,6 +77,9 @@ impl LogWrite {
         }
         if other.stable.is_some() {
             self.stable = other.stable.max(self.stable);
+        }
+        if other.membership.is_some() {
+            self.membership = other.membership;
         }
     }
 }
@@ -142,6 +151,12 @@ impl ConsensusStore {
         if let Some(view) = w.view {
             wb.put(Cf::Meta, VIEW_KEY.to_vec(), record::seal(&be(view)));
         }
+        if let Some(m) = &w.membership {
+            if m.len() > ENTRY_LEN_MAX {
+                return Err(too_large("membership"));
+            }
+            wb.put(Cf::Meta, MEMBERSHIP_KEY.to_vec(), record::seal(m));
+        }
         if let Some((seq, proof)) = &w.checkpoint {
             if proof.len() > ENTRY_LEN_MAX {
                 return Err(too_large("checkpoint"));
@@ -176,6 +191,12 @@ impl ConsensusStore {
             Some(p) => record::read_u64(Cf::Meta, VIEW_KEY, &p),
             None => Ok(0),
         }
+    }
+
+    /// The validator set's history as last written (none before the first
+    /// reconfiguration).
+    pub fn membership(&self) -> Result<Option<Vec<u8>>> {
+        record::get(self.engine.as_ref(), Cf::Meta, MEMBERSHIP_KEY)
     }
 
     /// Log records with `seq >= from`, in sequence order.

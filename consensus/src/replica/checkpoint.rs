@@ -26,9 +26,11 @@ impl Replica {
             self.out.events.push(Event::Diverged(seq));
         }
         self.own_checkpoints.insert(seq, self.history);
-        let vote = self.sign(CheckpointVote { seq, digest: self.history });
-        self.checkpoint_votes.entry(seq).or_default().insert(vote.from, vote.clone());
-        self.send(Target::All, Message::Checkpoint(vote));
+        if self.epochs.governing(seq).contains(self.cfg.id) {
+            let vote = self.sign(CheckpointVote { seq, digest: self.history });
+            self.checkpoint_votes.entry(seq).or_default().insert(vote.from, vote.clone());
+            self.send(Target::All, Message::Checkpoint(vote));
+        }
         self.check_stable(seq);
     }
 
@@ -37,10 +39,14 @@ impl Replica {
         if seq % self.cfg.checkpoint_interval != 0 || seq == 0 {
             return self.drop_msg("checkpoint off the interval");
         }
-        self.note_seen_from(c.from, seq);
         if seq <= self.stable.seq {
             return; // Old news.
         }
+        if !self.epochs.governing(seq).contains(c.from) {
+            // Not (yet, as far as this replica knows) a voter at that sequence number.
+            return self.drop_msg("checkpoint vote from outside the set");
+        }
+        self.note_seen_from(c.from, seq);
         if seq > self.last_executed + 4 * self.cfg.watermark_span {
             // Far ahead: remember that we are behind, keep no state for it.
             self.note_seen(seq);
@@ -61,7 +67,7 @@ impl Replica {
             return;
         }
         let Some(votes) = self.checkpoint_votes.get(&seq) else { return };
-        let quorum = self.cfg.quorum();
+        let quorum = self.epochs.governing(seq).quorum();
         let mut by_digest: std::collections::HashMap<[u8; 32], Vec<Signed<CheckpointVote>>> = Default::default();
         for v in votes.values() {
             by_digest.entry(v.body.digest).or_default().push(v.clone());
@@ -89,6 +95,7 @@ impl Replica {
         if seq <= self.stable.seq {
             return;
         }
+        let epoch = self.members().epoch;
         if !self.replaying {
             self.out.persist.checkpoint = Some((seq, proof.to_bytes()));
             self.out.persist.stable = Some(seq);
@@ -113,6 +120,9 @@ impl Replica {
             self.next_seq = seq + 1;
         }
         self.out.events.push(Event::Stable(seq));
+        if self.members().epoch != epoch {
+            self.enter_epoch();
+        }
         if seq > self.last_executed {
             // Behind the consortium: fetch now rather than after the stall timer.
             self.note_seen(seq);
@@ -126,7 +136,9 @@ impl Replica {
         if self.replaying {
             return;
         }
-        let behind = self.seen_seq > self.last_executed || self.stable.seq > self.last_executed;
+        // A replica outside the set (joining) hears of no progress: it asks all the same.
+        let behind =
+            self.seen_seq > self.last_executed || self.stable.seq > self.last_executed || !self.is_member();
         if !behind || self.now_ms < self.state_fetch_at_ms {
             return;
         }
@@ -152,9 +164,12 @@ impl Replica {
         let fresh = self.now_ms.saturating_sub(2 * self.cfg.retransmit_ms);
         let last = self.last_executed;
         self.seq_ahead.retain(|_, (seq, at)| *seq > last && *at >= fresh);
-        let (n, me, from) = (self.cfg.n as u8, self.cfg.id, self.state_peer);
-        let rotation = || (1..=n).map(move |k| (from + k) % n).filter(move |p| *p != me);
-        rotation().find(|p| self.seq_ahead.contains_key(p)).or_else(|| rotation().next()).unwrap_or(from)
+        let me = self.cfg.id;
+        let members = &self.members().members;
+        // The set's members after the last peer asked, in rotation.
+        let start = members.partition_point(|p| *p <= self.state_peer);
+        let rotation = || members[start..].iter().chain(&members[..start]).copied().filter(move |p| *p != me);
+        rotation().find(|p| self.seq_ahead.contains_key(p)).or_else(|| rotation().next()).unwrap_or(self.state_peer)
     }
 
     /// The answer to a peer's state request: `entries` are this replica's archived
@@ -190,6 +205,8 @@ impl Replica {
             self.state_fetch_at_ms = self.now_ms;
         }
         match newest {
+            // Outside the set: no view change to join, only the view to follow.
+            Some((view, _)) if !self.is_member() => self.view = self.view.max(view),
             // A quorum committed in a later view (this replica was down or cut off while
             // it began): join it; its primary answers the VIEW-CHANGE with its NEW-VIEW.
             Some((view, _)) if view > self.view => self.start_view_change(view),
@@ -199,24 +216,26 @@ impl Replica {
         }
     }
 
-    /// A commit certificate: 2f + 1 commits from distinct replicas for the entry's view,
-    /// sequence number and batch digest, with valid signatures.
+    /// A commit certificate: 2f + 1 commits from distinct replicas of the set that governed
+    /// the entry's sequence number, for its view, sequence number and batch digest, with
+    /// valid signatures.
     pub(super) fn check_commit_certificate(&self, e: &CommittedEntry) -> bool {
         let digest = e.batch.digest();
+        let set = self.epochs.governing(e.seq);
         let mut senders = std::collections::HashSet::new();
         let well_formed = e.certificate.iter().all(|v| {
             v.body.phase == Phase::Commit
                 && v.body.view == e.view
                 && v.body.seq == e.seq
                 && v.body.digest == digest
-                && (v.from as usize) < self.cfg.n
+                && set.contains(v.from)
                 && senders.insert(v.from)
         });
-        if !well_formed || senders.len() < self.cfg.quorum() {
+        if !well_formed || senders.len() < set.quorum() {
             return false;
         }
         let refs: Vec<_> = e.certificate.iter().collect();
-        verify_all(&refs, &self.keys).is_ok()
+        verify_all(&refs, self.epochs.roster()).is_ok()
     }
 
     /// Checks a stable-checkpoint proof (sequence 0 needs none).
@@ -227,14 +246,16 @@ impl Replica {
         if p.seq % self.cfg.checkpoint_interval != 0 {
             return false;
         }
+        let set = self.epochs.governing(p.seq);
         let mut senders = std::collections::HashSet::new();
-        let well_formed = p.votes.iter().all(|v| {
-            v.body.seq == p.seq && v.body.digest == p.digest && (v.from as usize) < self.cfg.n && senders.insert(v.from)
-        });
-        if !well_formed || senders.len() < self.cfg.quorum() {
+        let well_formed = p
+            .votes
+            .iter()
+            .all(|v| v.body.seq == p.seq && v.body.digest == p.digest && set.contains(v.from) && senders.insert(v.from));
+        if !well_formed || senders.len() < set.quorum() {
             return false;
         }
         let refs: Vec<_> = p.votes.iter().collect();
-        verify_all(&refs, &self.keys).is_ok()
+        verify_all(&refs, self.epochs.roster()).is_ok()
     }
 }

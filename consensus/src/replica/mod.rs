@@ -8,12 +8,18 @@
 //!
 //! Files: this one holds the state, requests and the normal case (§2.3); [`checkpoint`]
 //! garbage collection and state transfer (§2.4, §5.3); [`view_change`] view changes (§2.5);
+//! [`epoch`] validator set changes taking effect;
 //! [`state_root`] agreement on the application's state after checkpoints;
 //! [`recovery`] restart from the persisted log, which [`persisted`] reads back and whose
 //! archive it encodes (it imports nothing of the replica, so the modules form a DAG; the
 //! other files only add `impl Replica` blocks).
+//!
+//! Who votes is the validator set that governs the sequence numbers above the stable
+//! checkpoint ([`crate::membership`]): quorums, primaries and senders are checked against
+//! it, and certificates for a given sequence number against the set that governed it.
 
 mod checkpoint;
+mod epoch;
 mod persisted;
 mod recovery;
 mod state_root;
@@ -26,6 +32,7 @@ use dualchain_crypto::sign::{PublicKey, SigningKeypair};
 use dualchain_storage::consensus::LogWrite;
 
 use crate::config::{Config, ConfigError};
+use crate::membership::{Epochs, Membership, RECONFIGURE_CLIENT};
 use crate::message::{
     hash, Batch, BatchReply, CheckpointProof, CheckpointVote, CommittedEntry, Digest, FetchBatch, Forward, Header,
     Message, NewView, Phase, Prepared, ReplicaId, Request, RequestKey, Signed, ViewChange, Vote,
@@ -90,6 +97,15 @@ pub enum Event {
     /// f + 1 replicas were seen ordering in `view`, above this replica's view `from` (it
     /// was cut off or down while they changed view): it moved to `view` to catch up.
     BehindView { view: u64, from: u64 },
+    /// A validator set change was executed at `seq`: the set of `epoch` governs the
+    /// sequence numbers above `after_seq`.
+    Reconfiguration { seq: u64, epoch: u64, after_seq: u64 },
+    /// A reconfiguration request executed at `seq` was refused (by every correct replica
+    /// alike).
+    ReconfigurationRefused { seq: u64, reason: String },
+    /// The stable checkpoint reached a change's `after_seq`: this replica now works in
+    /// `epoch`, as a voter when `member`.
+    EpochEntered { epoch: u64, member: bool },
     /// `peer` signed a message no correct replica sends (a pre-prepare it may not make, an
     /// invalid view change or certificate, ...): the host counts it against the peer and
     /// throttles, then disconnects it (the `standing` module).
@@ -207,7 +223,8 @@ enum Status {
 pub struct Replica {
     cfg: Config,
     key: SigningKeypair,
-    keys: Vec<PublicKey>,
+    /// Every validator key by replica id, and the set of each epoch.
+    epochs: Epochs,
     view: u64,
     status: Status,
     /// Consecutive failed view changes (the timeout doubles with each).
@@ -295,19 +312,49 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A fresh replica at view 0 with an empty log.
+    /// A fresh genesis validator at view 0 with an empty log; `keys` are the genesis
+    /// validators'.
     pub fn new(cfg: Config, key: SigningKeypair, keys: Vec<PublicKey>) -> Result<Self, ConfigError> {
         cfg.validate()?;
+        Self::with_epochs(cfg, key, keys.clone(), Epochs::genesis(keys))
+    }
+
+    /// A validator that joins after genesis, under an id at or above the genesis `n` that a
+    /// reconfiguration will name: it starts from genesis (`keys` are the genesis
+    /// validators') as a learner, catches up by state transfer, and votes once the change
+    /// that names it takes effect ([`crate::membership`]).
+    pub fn joining(cfg: Config, key: SigningKeypair, keys: Vec<PublicKey>) -> Result<Self, ConfigError> {
+        if (cfg.id as usize) < cfg.n {
+            return Err(ConfigError(format!("a joining validator's id {} is below n = {}", cfg.id, cfg.n)));
+        }
+        Self::with_epochs(cfg, key, keys.clone(), Epochs::genesis(keys))
+    }
+
+    /// A replica with the validator sets `epochs` (which extend the genesis `keys`).
+    fn with_epochs(
+        cfg: Config,
+        key: SigningKeypair,
+        keys: Vec<PublicKey>,
+        epochs: Epochs,
+    ) -> Result<Self, ConfigError> {
+        cfg.validate_tunables()?;
         if keys.len() != cfg.n {
             return Err(ConfigError(format!("{} replica keys for n = {}", keys.len(), cfg.n)));
         }
-        if keys[cfg.id as usize] != key.public() {
-            return Err(ConfigError("the signing key is not this replica's listed key".into()));
+        let own = key.public();
+        match epochs.roster().get(cfg.id as usize) {
+            Some(listed) if *listed != own => {
+                return Err(ConfigError("the signing key is not this replica's listed key".into()))
+            }
+            None if epochs.roster().contains(&own) => {
+                return Err(ConfigError("the signing key is listed under another replica id".into()))
+            }
+            _ => {}
         }
         Ok(Self {
             cfg,
             key,
-            keys,
+            epochs,
             view: 0,
             status: Status::Normal,
             view_change_attempts: 0,
@@ -370,7 +417,26 @@ impl Replica {
         self.view
     }
     pub fn is_primary(&self) -> bool {
-        self.cfg.primary(self.view) == self.cfg.id
+        self.members().primary(self.view) == self.cfg.id
+    }
+    /// The validator set this replica works in: the one that governs the sequence numbers
+    /// above its stable checkpoint.
+    pub fn membership(&self) -> &Membership {
+        self.members()
+    }
+    /// Every validator set, past, present and scheduled, with the roster of keys.
+    pub fn epochs(&self) -> &Epochs {
+        &self.epochs
+    }
+    /// Whether this replica votes in its current set (a joining validator before its
+    /// change takes effect, or a removed one, does not).
+    pub fn is_member(&self) -> bool {
+        self.members().contains(self.cfg.id)
+    }
+    /// Who [`Target::All`] means: the other validators of the current set.
+    pub fn peers(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        let me = self.cfg.id;
+        self.members().members.iter().copied().filter(move |r| *r != me)
     }
     pub fn in_view_change(&self) -> bool {
         self.status != Status::Normal
@@ -407,8 +473,25 @@ impl Replica {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+    /// Every validator key the consortium has had, by replica id (frames from other ids
+    /// are not this consortium's).
     pub fn public_keys(&self) -> &[PublicKey] {
-        &self.keys
+        self.epochs.roster()
+    }
+
+    fn members(&self) -> &Membership {
+        self.epochs.governing(self.stable.seq + 1)
+    }
+
+    fn primary_of(&self, view: u64) -> ReplicaId {
+        self.members().primary(view)
+    }
+
+    /// The `after_seq` of a scheduled change not yet in effect here: nothing above it is
+    /// accepted until it is a stable checkpoint.
+    fn pending_boundary(&self) -> Option<u64> {
+        let latest = self.epochs.latest();
+        (latest.after_seq > self.stable.seq).then_some(latest.after_seq)
     }
 
     /// True when no peer has been heard from for three retransmission periods (live peers
@@ -531,12 +614,18 @@ impl Replica {
         Signed::sign(&self.key, self.cfg.id, body)
     }
 
+    /// H = h + L, and never above a scheduled change's boundary ([`crate::membership`]).
     fn high_watermark(&self) -> u64 {
-        self.stable.seq + self.cfg.watermark_span
+        let h = self.stable.seq + self.cfg.watermark_span;
+        self.pending_boundary().map_or(h, |e| h.min(e))
     }
 
+    /// Within the watermarks, and within L of what this replica executed: a replica whose
+    /// stable checkpoint jumped ahead of its execution votes no further than L past what it
+    /// executed, so a validator set change it has not executed yet can take effect L
+    /// sequence numbers later without it ever voting on the far side ([`crate::membership`]).
     fn in_window(&self, seq: u64) -> bool {
-        seq > self.stable.seq && seq <= self.high_watermark()
+        seq > self.stable.seq && seq <= self.high_watermark() && seq <= self.last_executed + self.cfg.watermark_span
     }
 
     fn window_open(&self) -> bool {
@@ -608,8 +697,23 @@ impl Replica {
         self.now_ms = self.now_ms.max(now_ms);
         let from = msg.from();
         tracing::trace!(replica = self.cfg.id, from, msg = msg.name(), at = ?msg.position(), "consensus.msg.in");
-        if from as usize >= self.cfg.n || from == self.cfg.id {
+        if from as usize >= self.epochs.roster().len() || from == self.cfg.id {
             self.drop_msg("unknown sender");
+            return self.take_output();
+        }
+        // Ordering messages count from the current set only; checkpoint and state-root
+        // votes are checked against the set of their sequence number, state requests
+        // against the current and the scheduled set (a joining validator catches up).
+        let ordering = matches!(
+            msg,
+            Message::Forward(_)
+                | Message::PrePrepare(..)
+                | Message::Vote(_)
+                | Message::ViewChange(_)
+                | Message::NewView(_)
+        );
+        if ordering && !self.members().contains(from) {
+            self.drop_msg("not a validator of the current set");
             return self.take_output();
         }
         self.note_heard();
@@ -626,7 +730,9 @@ impl Replica {
                 // Serving reads up to megabytes from disk: at most once per peer per
                 // retransmission period, so a faulty peer cannot turn requests into load.
                 let last = self.state_served_ms.get(&f.from).copied();
-                if f.body.from_seq > self.last_executed {
+                if !self.members().contains(f.from) && !self.epochs.latest().contains(f.from) {
+                    self.drop_msg("state request from a replica outside the set");
+                } else if f.body.from_seq > self.last_executed {
                     self.drop_msg("state request beyond execution");
                 } else if last.is_some_and(|t| self.now_ms < t + self.cfg.retransmit_ms / 2) {
                     self.drop_msg("state request too soon");
@@ -659,7 +765,7 @@ impl Replica {
             }
             // Backups suspect the primary (§2.5.2); a primary never suspects itself: leaving
             // its own view only adds a view change to whatever stalled it.
-            Status::Normal if !self.is_primary() => {
+            Status::Normal if !self.is_primary() && self.is_member() => {
                 if let Some(oldest) = self.oldest_pending_ms() {
                     if now >= oldest.max(self.progress_ms).max(self.suspect_from_ms) + self.timeout_ms() {
                         self.start_view_change(self.view + 1);
@@ -726,7 +832,7 @@ impl Replica {
         let requests = std::mem::take(&mut self.forward_buf);
         self.forward_bytes = 0;
         self.forward_since_ms = None;
-        let primary = self.cfg.primary(self.view);
+        let primary = self.primary_of(self.view);
         let msg = Message::Forward(self.sign(Forward { requests }));
         self.send(Target::One(primary), msg);
     }
@@ -737,7 +843,22 @@ impl Replica {
         if !self.is_primary() || self.replaying || self.follows() {
             return;
         }
-        while self.window_open() && !self.queue.is_empty() {
+        while self.window_open() {
+            if self.queue.is_empty() {
+                if self.pending_boundary().is_none() {
+                    return;
+                }
+                // A validator set change waits for the checkpoint at its boundary: fill the
+                // sequence numbers up to it (the watermarks stop at it).
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                if !self.slots.get(&seq).is_some_and(|s| s.view == self.view && s.pre_prepare.is_some()) {
+                    let batch = Arc::new(Batch::null());
+                    let header = self.sign(Header { view: self.view, seq, digest: batch.digest() });
+                    self.accept_pre_prepare(header, batch);
+                }
+                continue;
+            }
             let oldest = self.queue.front().and_then(|k| self.pending.get(k)).map(|p| p.arrival_ms);
             let full = self.queue.len() >= self.cfg.batch_len_max || self.queue_bytes >= self.cfg.batch_bytes_max;
             let due = oldest.is_none_or(|t| self.now_ms >= t + self.proposal_delay_ms());
@@ -800,11 +921,13 @@ impl Replica {
             self.note_view_ahead(h.from, hd.view);
             return self.drop_msg("pre-prepare of another view");
         }
-        if h.from != self.cfg.primary(hd.view) {
-            return self.fault(h.from, "pre-prepare not from the primary");
-        }
+        // The window first: who is primary depends on the validator set, and a replica
+        // on the other side of a set change sends what its set allows.
         if !self.in_window(hd.seq) {
             return self.drop_msg("pre-prepare outside the watermarks");
+        }
+        if h.from != self.primary_of(hd.view) {
+            return self.fault(h.from, "pre-prepare not from the primary");
         }
         if hd.seq <= self.last_executed {
             return self.drop_msg("pre-prepare for an executed sequence number");
@@ -865,9 +988,9 @@ impl Replica {
         slot.pre_prepare = Some(h.clone());
         slot.batch = Some(batch.clone());
         slot.sent_at_ms = now;
-        if self.cfg.primary(view) == self.cfg.id {
+        if self.primary_of(view) == self.cfg.id {
             self.send(Target::All, Message::PrePrepare(h, batch));
-        } else if !self.follows() {
+        } else if !self.follows() && self.is_member() {
             let vote = self.sign(Vote { phase: Phase::Prepare, view, seq: hd.seq, digest: hd.digest });
             let msg = Message::Vote(vote.clone());
             self.persist_record(hd.seq, &msg);
@@ -892,7 +1015,7 @@ impl Replica {
         if vb.seq <= self.last_executed {
             return; // Late vote for an executed batch: harmless, not counted.
         }
-        if vb.phase == Phase::Prepare && v.from == self.cfg.primary(vb.view) {
+        if vb.phase == Phase::Prepare && v.from == self.primary_of(vb.view) {
             return self.fault(v.from, "prepare from the primary");
         }
         let view = self.view;
@@ -920,10 +1043,11 @@ impl Replica {
 
     /// prepared(m, v, n, i): the pre-prepare and 2f matching prepares from backups.
     fn advance(&mut self, seq: u64) {
-        let quorum = self.cfg.quorum();
-        let f2 = 2 * self.cfg.f();
+        let quorum = self.members().quorum();
+        let f2 = 2 * self.members().f();
         let me = self.cfg.id;
-        let follows = self.follows();
+        // A replica outside the set votes for nothing either.
+        let follows = self.follows() || !self.is_member();
         let Some(slot) = self.slots.get_mut(&seq) else { return };
         let Some(pp) = slot.pre_prepare.clone() else { return };
         if slot.batch.is_none() {
@@ -971,7 +1095,7 @@ impl Replica {
                 return;
             }
             let (Some(pp), Some(batch)) = (&slot.pre_prepare, &slot.batch) else { return };
-            let certificate: Vec<_> = slot.commits.values().take(self.cfg.quorum()).cloned().collect();
+            let certificate: Vec<_> = slot.commits.values().take(self.members().quorum()).cloned().collect();
             let entry = CommittedEntry { seq, view: pp.body.view, batch: batch.clone(), certificate };
             self.apply_entry(entry);
         }
@@ -1013,6 +1137,12 @@ impl Replica {
         self.history = hash("history", &[&self.history, &seq.to_be_bytes(), &entry.batch.digest()]);
         self.time_ms = self.time_ms.max(entry.batch.time_ms());
         self.last_executed = seq;
+        for &i in &fresh {
+            let r = &entry.batch.requests()[i];
+            if r.client == RECONFIGURE_CLIENT {
+                self.reconfigure(seq, r);
+            }
+        }
         self.progress_ms = self.now_ms;
         self.view_change_attempts = 0;
         self.stats.batches_committed += 1;
@@ -1034,7 +1164,8 @@ impl Replica {
     /// Re-sends this replica's messages that may not have arrived: votes and pre-prepares
     /// of unfinished slots, its latest checkpoint vote, its view change, the new view.
     fn retransmit(&mut self) {
-        if self.replaying {
+        if self.replaying || !self.is_member() {
+            // A replica outside the set only fetches state (`maybe_fetch_state`).
             return;
         }
         let now = self.now_ms;
@@ -1102,7 +1233,7 @@ impl Replica {
         if !self.is_primary() {
             let stale = self.stale_requests(false);
             if !stale.is_empty() {
-                let primary = self.cfg.primary(self.view);
+                let primary = self.primary_of(self.view);
                 let msg = Message::Forward(self.sign(Forward { requests: stale }));
                 self.send(Target::One(primary), msg);
             }

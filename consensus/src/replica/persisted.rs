@@ -22,6 +22,9 @@ pub struct Recovered {
     /// The newest archived entries ([`archive_bytes`]), oldest first: at least the last one,
     /// and the last `dedup_horizon` of them for de-duplication.
     pub recent: Vec<Vec<u8>>,
+    /// The validator sets' history ([`crate::membership::Epochs`]), once a change was
+    /// executed.
+    pub membership: Option<Vec<u8>>,
 }
 
 impl Recovered {
@@ -42,6 +45,7 @@ impl Recovered {
             stable: store.stable_checkpoint()?.map(|(_, p)| p),
             records: store.records(0)?,
             recent,
+            membership: store.membership()?,
         })
     }
 }

@@ -2,8 +2,9 @@
 //! recovery itself is out of scope).
 //!
 //! What a replica persisted before acting — its view (and whether it was changing view),
-//! every pre-prepare and vote it accepted or sent, its stable checkpoint proof and the
-//! archive of executed entries — is replayed without sending anything. The replica then
+//! every pre-prepare and vote it accepted or sent, its stable checkpoint proof, the
+//! validator sets it executed changes to, and the archive of executed entries — is
+//! replayed without sending anything. The replica then
 //! knows every pre-prepare it accepted (so it never prepares a conflicting one in the
 //! same view), every prepared certificate (so its next VIEW-CHANGE reports them), and
 //! what it executed (history digest and the de-duplication set). Batches committed but not
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use dualchain_crypto::sign::{PublicKey, SigningKeypair};
 
 use crate::config::Config;
+use crate::membership::Epochs;
 use crate::message::{CheckpointProof, Message, Phase, Prepared, Signed, Vote};
 
 use super::persisted::{parse_archive, Archived, Recovered, RecoveryError};
@@ -33,7 +35,11 @@ impl Replica {
         rec: Recovered,
         now_ms: u64,
     ) -> Result<(Self, Output), RecoveryError> {
-        let mut r = Replica::new(cfg, key, keys)?;
+        let epochs = match &rec.membership {
+            Some(bytes) => Epochs::from_bytes(bytes, &keys)?,
+            None => Epochs::genesis(keys.clone()),
+        };
+        let mut r = Replica::with_epochs(cfg, key, keys, epochs)?;
         r.now_ms = now_ms;
         r.replaying = true;
         if let Some(bytes) = &rec.stable {
@@ -96,7 +102,7 @@ impl Replica {
         if let Some(seq) = assigned {
             r.next_seq = r.next_seq.max(seq + 1);
         }
-        let f2 = 2 * r.cfg.f();
+        let f2 = 2 * r.members().f();
         for ((seq, view), (pp, prepares)) in older {
             let Some(pp) = pp else { continue };
             let mut senders = std::collections::HashSet::new();

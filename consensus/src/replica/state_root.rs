@@ -57,9 +57,11 @@ impl Replica {
             return self.take_output();
         }
         self.roots.own.insert(seq, root);
-        let vote = self.sign(StateVote { seq, root });
-        self.roots.votes.entry(seq).or_default().insert(vote.from, vote.clone());
-        self.send(Target::All, Message::StateRoot(vote));
+        if self.epochs.governing(seq).contains(self.cfg.id) {
+            let vote = self.sign(StateVote { seq, root });
+            self.roots.votes.entry(seq).or_default().insert(vote.from, vote.clone());
+            self.send(Target::All, Message::StateRoot(vote));
+        }
         self.check_roots(seq);
         self.bound_roots();
         self.take_output()
@@ -83,6 +85,9 @@ impl Replica {
         if seq <= self.roots.agreed {
             return; // Old news.
         }
+        if !self.epochs.governing(seq).contains(v.from) {
+            return self.drop_msg("state root from outside the set");
+        }
         if seq > self.roots.agreed + ROOTS_KEPT * self.cfg.checkpoint_interval {
             return self.drop_msg("state root far above the agreed one");
         }
@@ -104,7 +109,7 @@ impl Replica {
         for v in votes.values() {
             *counts.entry(v.body.root).or_default() += 1;
         }
-        let quorum = self.cfg.quorum();
+        let quorum = self.epochs.governing(seq).quorum();
         let Some((&root, _)) = counts.iter().find(|(_, c)| **c >= quorum) else { return };
         if root == own {
             self.roots.agreed = seq;

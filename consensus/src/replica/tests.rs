@@ -295,7 +295,7 @@ fn a_restarted_backup_keeps_the_pre_prepare_it_accepted() {
     let out = net.replicas[1].receive(0, Message::PrePrepare(pp, batch));
     let records = out.persist.records.clone();
     assert_eq!(records.len(), 2, "the pre-prepare and the replica's prepare are persisted before sending");
-    let rec = Recovered { view_word: 0, stable: None, records, recent: vec![] };
+    let rec = Recovered { view_word: 0, stable: None, records, recent: vec![], membership: None };
     let publics = net.replicas[0].public_keys().to_vec();
     let (mut restarted, _) = Replica::recover(config(1), net.keys[1].clone(), publics, rec, 10).unwrap();
     let other = Arc::new(Batch::new(vec![Request { client: 5, id: 2, payload: vec![3] }]));
@@ -304,7 +304,7 @@ fn a_restarted_backup_keeps_the_pre_prepare_it_accepted() {
     assert!(out.send.is_empty(), "no prepare for a second batch at the same sequence number");
     assert_eq!(restarted.stats().dropped["conflicting pre-prepare"], 1);
     // Corrupt stored data is an error, not a panic.
-    let bad = Recovered { view_word: 0, stable: Some(vec![1, 2, 3]), records: vec![], recent: vec![] };
+    let bad = Recovered { view_word: 0, stable: Some(vec![1, 2, 3]), records: vec![], recent: vec![], membership: None };
     let publics = net.replicas[0].public_keys().to_vec();
     assert!(Replica::recover(config(1), net.keys[1].clone(), publics, bad, 0).is_err());
 }

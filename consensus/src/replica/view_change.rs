@@ -88,7 +88,7 @@ impl Replica {
             Some(left) if view < left => left,
             _ => view,
         };
-        if view <= self.view || view >= VIEW_MAX {
+        if view <= self.view || view >= VIEW_MAX || !self.is_member() {
             return;
         }
         self.view = view;
@@ -150,7 +150,7 @@ impl Replica {
         self.ahead.retain(|v, _| *v > current);
         let seen = self.ahead.entry(view).or_default();
         seen.insert(from);
-        if seen.len() <= self.cfg.f() {
+        if seen.len() <= self.members().f() {
             return;
         }
         // A follower never goes below the view it left (see the module docs).
@@ -164,7 +164,8 @@ impl Replica {
     fn remember_view_change(&mut self, vc: Signed<ViewChange>) {
         self.view_changes.entry(vc.body.view).or_default().insert(vc.from, vc);
         if let Status::ViewChanging { deadline_ms: None } = self.status {
-            if self.view_changes.get(&self.view).is_some_and(|vcs| vcs.len() >= self.cfg.quorum()) {
+            let quorum = self.members().quorum();
+            if self.view_changes.get(&self.view).is_some_and(|vcs| vcs.len() >= quorum) {
                 self.status = Status::ViewChanging { deadline_ms: Some(self.now_ms + self.timeout_ms()) };
             }
         }
@@ -190,6 +191,17 @@ impl Replica {
         if self.refused_view_changes.contains(&(v, vc.from)) {
             return self.drop_msg("view change from a replica refused in that view");
         }
+        // A view change belongs to the set that governs above its checkpoint. One from an
+        // earlier set is a replica behind (it catches up by state transfer); one from a
+        // later set shows a stable checkpoint this replica can adopt first.
+        let epoch = self.members().epoch;
+        let theirs = self.epochs.governing(vc.body.checkpoint.seq + 1).epoch;
+        if theirs > epoch && self.check_checkpoint_proof(&vc.body.checkpoint) {
+            self.make_stable(vc.body.checkpoint.clone());
+        }
+        if theirs != self.members().epoch {
+            return self.drop_msg("view change of another validator set");
+        }
         if !self.check_view_change(&vc) {
             let view = self.view;
             self.refused_view_changes.retain(|(w, _)| *w >= view);
@@ -204,7 +216,7 @@ impl Replica {
             .flat_map(|(view, vcs)| vcs.keys().map(move |r| (*r, *view)))
             .filter(|(r, _)| *r != self.cfg.id)
             .collect();
-        if above.len() > self.cfg.f() {
+        if above.len() > self.members().f() {
             let smallest = above.values().copied().min().expect("more than f entries");
             self.start_view_change(smallest);
         }
@@ -216,7 +228,8 @@ impl Replica {
     /// prepares from distinct backups, inside the watermarks of the checkpoint.
     fn check_view_change(&self, vc: &Signed<ViewChange>) -> bool {
         let b = &vc.body;
-        if !self.check_checkpoint_proof(&b.checkpoint) {
+        let set = self.members();
+        if !self.check_checkpoint_proof(&b.checkpoint) || self.epochs.governing(b.checkpoint.seq + 1) != set {
             return false;
         }
         let low = b.checkpoint.seq;
@@ -226,7 +239,7 @@ impl Replica {
         for p in &b.prepared {
             let h = &p.pre_prepare.body;
             if h.view >= b.view
-                || p.pre_prepare.from != self.cfg.primary(h.view)
+                || p.pre_prepare.from != set.primary(h.view)
                 || h.seq <= low
                 || h.seq > low + self.cfg.watermark_span
                 || !seqs.insert(h.seq)
@@ -240,16 +253,17 @@ impl Replica {
                     && v.body.seq == h.seq
                     && v.body.digest == h.digest
                     && v.from != p.pre_prepare.from
-                    && (v.from as usize) < self.cfg.n
+                    && set.contains(v.from)
                     && senders.insert(v.from)
             });
-            if !ok || senders.len() < 2 * self.cfg.f() {
+            if !ok || senders.len() < 2 * set.f() {
                 return false;
             }
             headers.push(&p.pre_prepare);
             votes.extend(p.prepares.iter());
         }
-        verify_all(&headers, &self.keys).is_ok() && verify_all(&votes, &self.keys).is_ok()
+        let keys = self.epochs.roster();
+        verify_all(&headers, keys).is_ok() && verify_all(&votes, keys).is_ok()
     }
 
     /// The stable checkpoint (min-s) and the set O the new primary must send (§2.5).
@@ -276,15 +290,16 @@ impl Replica {
 
     /// The new primary sends NEW-VIEW once it holds 2f + 1 view changes for its view.
     fn try_new_view(&mut self, view: u64) {
-        if self.cfg.primary(view) != self.cfg.id || self.view != view || self.status == Status::Normal || self.follows()
+        if self.primary_of(view) != self.cfg.id || self.view != view || self.status == Status::Normal || self.follows()
         {
             return;
         }
+        let quorum = self.members().quorum();
         let Some(vcs) = self.view_changes.get(&view) else { return };
-        if vcs.len() < self.cfg.quorum() {
+        if vcs.len() < quorum {
             return;
         }
-        let vcs: Vec<_> = vcs.values().take(self.cfg.quorum()).cloned().collect();
+        let vcs: Vec<_> = vcs.values().take(quorum).cloned().collect();
         let (_, headers) = self.derive_new_view(view, &vcs);
         let pre_prepares = headers.into_iter().map(|h| self.sign(h)).collect();
         let nv = self.sign(NewView { view, view_changes: vcs, pre_prepares });
@@ -297,7 +312,18 @@ impl Replica {
         if v < self.view || (v == self.view && self.status == Status::Normal) || v >= VIEW_MAX {
             return self.drop_msg("new view for an old view");
         }
-        if nv.from != self.cfg.primary(v) {
+        // As for a view change: a NEW-VIEW belongs to the set above its checkpoint.
+        let checkpoint = nv.body.view_changes.iter().map(|vc| &vc.body.checkpoint).max_by_key(|c| c.seq);
+        if let Some(cp) = checkpoint {
+            let theirs = self.epochs.governing(cp.seq + 1).epoch;
+            if theirs > self.members().epoch && self.check_checkpoint_proof(cp) {
+                self.make_stable(cp.clone());
+            }
+            if theirs != self.members().epoch {
+                return self.drop_msg("new view of another validator set");
+            }
+        }
+        if nv.from != self.primary_of(v) {
             return self.fault(nv.from, "new view not from the view's primary");
         }
         if !self.check_new_view(&nv) {
@@ -309,13 +335,16 @@ impl Replica {
     fn check_new_view(&self, nv: &Signed<NewView>) -> bool {
         let b = &nv.body;
         let mut senders = std::collections::HashSet::new();
-        if !b.view_changes.iter().all(|vc| vc.body.view == b.view && senders.insert(vc.from))
-            || senders.len() < self.cfg.quorum()
+        let set = self.members();
+        if !b.view_changes.iter().all(|vc| vc.body.view == b.view && set.contains(vc.from) && senders.insert(vc.from))
+            || senders.len() < set.quorum()
         {
             return false;
         }
         let refs: Vec<_> = b.view_changes.iter().collect();
-        if verify_all(&refs, &self.keys).is_err() || !b.view_changes.iter().all(|vc| self.check_view_change(vc)) {
+        if verify_all(&refs, self.epochs.roster()).is_err()
+            || !b.view_changes.iter().all(|vc| self.check_view_change(vc))
+        {
             return false;
         }
         let (_, headers) = self.derive_new_view(b.view, &b.view_changes);
@@ -325,7 +354,7 @@ impl Replica {
             return false;
         }
         let refs: Vec<_> = b.pre_prepares.iter().collect();
-        verify_all(&refs, &self.keys).is_ok()
+        verify_all(&refs, self.epochs.roster()).is_ok()
     }
 
     /// Enters the view of a valid NEW-VIEW: adopts its checkpoint, logs its pre-prepares
@@ -404,7 +433,7 @@ impl Replica {
 
     /// Requests still waiting go to the current primary (§2.5: clients retransmit; here the
     /// backups hold them for their clients).
-    fn hand_over_pending(&mut self) {
+    pub(super) fn hand_over_pending(&mut self) {
         let view = self.view;
         let mut waiting: Vec<_> = self.pending.iter().map(|(k, p)| (p.arrival_ms, *k)).collect();
         waiting.sort_unstable();
@@ -416,7 +445,7 @@ impl Replica {
             self.forward_buf.clear();
             self.forward_bytes = 0;
             self.forward_since_ms = None;
-            let primary = self.cfg.primary(view);
+            let primary = self.primary_of(view);
             for chunk in waiting.chunks(self.cfg.batch_len_max) {
                 let requests =
                     chunk.iter().filter_map(|(_, k)| self.pending.get(k)).map(|p| p.request.clone()).collect();

@@ -6,6 +6,7 @@ mod home;
 mod n4f0;
 mod n4f1;
 mod n7f2;
+mod reconfig;
 mod state;
 
 use dualchain_consensus::sim::{Behaviour, Faults, Scripted, Sim, SimConfig, SimReport};
