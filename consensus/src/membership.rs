@@ -363,8 +363,10 @@ mod tests {
         }
         fn change(&self, epoch: u64, ids: &[ReplicaId], approvers: &[ReplicaId]) -> Reconfiguration {
             let members = self.set(ids);
-            let approvals =
-                approvers.iter().map(|a| Reconfiguration::approve(&self.keys[*a as usize], *a, epoch, &members)).collect();
+            let approvals = approvers
+                .iter()
+                .map(|a| Reconfiguration::approve(&self.keys[*a as usize], *a, epoch, &members))
+                .collect();
             Reconfiguration { epoch, members, approvals }
         }
         fn schedule(&mut self, r: &Reconfiguration, seq: u64) -> Result<u64, Refused> {

@@ -403,8 +403,7 @@ impl Sim {
         for _ in 0..faults.partitions {
             let start = self.rng.gen_range(0..self.cfg.fault_phase_ms);
             let len = self.rng.gen_range(200..1500);
-            let side: Vec<ReplicaId> =
-                (0..self.nodes.len() as ReplicaId).filter(|_| self.rng.gen_bool(0.5)).collect();
+            let side: Vec<ReplicaId> = (0..self.nodes.len() as ReplicaId).filter(|_| self.rng.gen_bool(0.5)).collect();
             self.schedule(start, Event::Partition(side));
             self.schedule((start + len).min(self.cfg.fault_phase_ms), Event::Heal);
         }
@@ -515,8 +514,10 @@ impl Sim {
         let before: Vec<ReplicaId> =
             if index == 0 { (0..self.cfg.n as ReplicaId).collect() } else { self.cfg.changes[index - 1].1.clone() };
         let epoch = index as u64 + 1;
-        let approvals =
-            before.iter().map(|id| Reconfiguration::approve(&self.nodes[*id as usize].key, *id, epoch, &members)).collect();
+        let approvals = before
+            .iter()
+            .map(|id| Reconfiguration::approve(&self.nodes[*id as usize].key, *id, epoch, &members))
+            .collect();
         Reconfiguration { epoch, members, approvals }.request()
     }
 
@@ -661,9 +662,8 @@ impl Sim {
         let horizon = self.cfg.replica_config(r).dedup_horizon;
         let rec = Recovered::read(&node.store, horizon).expect("the memory store reads");
         let cfg = self.cfg.replica_config(r);
-        let (replica, out) =
-            Replica::recover(cfg, node.key.clone(), self.keys[..self.cfg.n].to_vec(), rec, self.now)
-                .expect("own store recovers");
+        let (replica, out) = Replica::recover(cfg, node.key.clone(), self.keys[..self.cfg.n].to_vec(), rec, self.now)
+            .expect("own store recovers");
         node.replica = Some(replica);
         // A fresh start: no tick is pending for the new instance.
         node.tick_generation += 1;

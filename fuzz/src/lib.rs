@@ -154,7 +154,8 @@ impl CryptoWorld {
                 requester: "research-1",
                 dataset: DatasetId::derive("hospital-a", "icu"),
                 grant_id: [1; 32],
-                expiry: NOW + 60, records: None,
+                expiry: NOW + 60,
+                records: None,
             },
         )
         .expect("fixture token");

@@ -137,8 +137,7 @@ impl Replica {
             return;
         }
         // A replica outside the set (joining) hears of no progress: it asks all the same.
-        let behind =
-            self.seen_seq > self.last_executed || self.stable.seq > self.last_executed || !self.is_member();
+        let behind = self.seen_seq > self.last_executed || self.stable.seq > self.last_executed || !self.is_member();
         if !behind || self.now_ms < self.state_fetch_at_ms {
             return;
         }
@@ -248,10 +247,9 @@ impl Replica {
         }
         let set = self.epochs.governing(p.seq);
         let mut senders = std::collections::HashSet::new();
-        let well_formed = p
-            .votes
-            .iter()
-            .all(|v| v.body.seq == p.seq && v.body.digest == p.digest && set.contains(v.from) && senders.insert(v.from));
+        let well_formed = p.votes.iter().all(|v| {
+            v.body.seq == p.seq && v.body.digest == p.digest && set.contains(v.from) && senders.insert(v.from)
+        });
         if !well_formed || senders.len() < set.quorum() {
             return false;
         }

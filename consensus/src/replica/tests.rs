@@ -304,7 +304,8 @@ fn a_restarted_backup_keeps_the_pre_prepare_it_accepted() {
     assert!(out.send.is_empty(), "no prepare for a second batch at the same sequence number");
     assert_eq!(restarted.stats().dropped["conflicting pre-prepare"], 1);
     // Corrupt stored data is an error, not a panic.
-    let bad = Recovered { view_word: 0, stable: Some(vec![1, 2, 3]), records: vec![], recent: vec![], membership: None };
+    let bad =
+        Recovered { view_word: 0, stable: Some(vec![1, 2, 3]), records: vec![], recent: vec![], membership: None };
     let publics = net.replicas[0].public_keys().to_vec();
     assert!(Replica::recover(config(1), net.keys[1].clone(), publics, bad, 0).is_err());
 }
