@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -243,6 +243,53 @@ pub struct EngineStatus {
     pub stable_seq: u64,
     pub history: [u8; 32],
     pub pending: usize,
+    /// The validator set's epoch this replica works in, and whether it votes in it.
+    pub epoch: u64,
+    pub member: bool,
+}
+
+/// How a validator added after genesis is reached: `address length (u16) ‖ address ‖ TLS
+/// certificate (DER)`, what a reconfiguration names for it
+/// ([`crate::membership::Reconfiguration::endpoints`]).
+pub fn endpoint_bytes(addr: SocketAddr, cert_der: &[u8]) -> Vec<u8> {
+    let a = addr.to_string();
+    let mut out = Vec::with_capacity(2 + a.len() + cert_der.len());
+    out.extend_from_slice(&(a.len() as u16).to_be_bytes());
+    out.extend_from_slice(a.as_bytes());
+    out.extend_from_slice(cert_der);
+    out
+}
+
+/// Reads [`endpoint_bytes`] back (`None`: not an endpoint this engine can reach).
+pub fn parse_endpoint(bytes: &[u8]) -> Option<(SocketAddr, Vec<u8>)> {
+    let len = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?) as usize;
+    let addr = std::str::from_utf8(bytes.get(2..2 + len)?).ok()?.parse().ok()?;
+    let cert = bytes.get(2 + len..)?;
+    (!cert.is_empty()).then(|| (addr, cert.to_vec()))
+}
+
+/// The validators this engine can talk to, by replica id: Ed25519 keys (frame signatures)
+/// and pinned TLS certificates (incoming connections). It starts with genesis' and grows
+/// when an executed reconfiguration adds validators, from the endpoints the change names.
+struct Directory {
+    keys: RwLock<Vec<PublicKey>>,
+    certs: RwLock<Vec<Vec<u8>>>,
+}
+
+impl Directory {
+    fn keys(&self) -> Vec<PublicKey> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn identify(&self, conn: &quinn::Connection) -> Option<ReplicaId> {
+        identify(conn, &self.certs.read().unwrap_or_else(|p| p.into_inner()))
+    }
+    fn len(&self) -> usize {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+    fn add(&self, key: PublicKey, cert: Vec<u8>) {
+        self.keys.write().unwrap_or_else(|p| p.into_inner()).push(key);
+        self.certs.write().unwrap_or_else(|p| p.into_inner()).push(cert);
+    }
 }
 
 enum Command {
@@ -400,8 +447,7 @@ impl Engine {
         let (inbound_tx, inbound_rx) = mpsc::channel::<(Message, Held)>(CORE_DRAIN_MAX);
         let (commands, command_rx) = mpsc::channel(CORE_DRAIN_MAX);
         let (deliver_tx, deliver_rx) = mpsc::channel(DELIVERY_QUEUE_LEN);
-        let keys = Arc::new(cfg.keys);
-        let peer_certs = Arc::new(cfg.peer_certs);
+        let directory = Arc::new(Directory { keys: RwLock::new(cfg.keys), certs: RwLock::new(cfg.peer_certs) });
         let metrics = cfg.metrics;
         let (diverged_tx, divergence) = watch::channel(None);
         let checkpoint_interval = cfg.replica.checkpoint_interval;
@@ -427,16 +473,8 @@ impl Engine {
             metrics: metrics.clone(),
             check: cfg.request_check.clone(),
         });
-        tokio::spawn(acceptor(
-            endpoint.clone(),
-            id,
-            peer_certs,
-            keys.clone(),
-            inbound_tx,
-            guard.clone(),
-            shutdown_rx.clone(),
-        ));
-        let core = Core {
+        tokio::spawn(acceptor(endpoint.clone(), id, directory.clone(), inbound_tx, guard.clone(), shutdown_rx.clone()));
+        let mut core = Core {
             replica,
             store,
             start,
@@ -449,7 +487,11 @@ impl Engine {
             state_entries_seen: 0,
             diverged: diverged_tx,
             guard,
+            directory,
+            endpoint: endpoint.clone(),
+            shutdown_rx: shutdown_rx.clone(),
         };
+        core.learn_validators();
         let handle = tokio::spawn(core.run(first, inbound_rx, command_rx, shutdown_rx));
         let engine = Engine { commands, shutdown, core: handle, endpoint, local_addr, divergence, checkpoint_interval };
         Ok((engine, deliver_rx))
@@ -540,11 +582,42 @@ struct Core {
     diverged: watch::Sender<Option<Divergence>>,
     swept: Instant,
     guard: Arc<PeerGuard>,
+    /// Who this engine can talk to; grows with reconfigurations ([`Core::learn_validators`]).
+    directory: Arc<Directory>,
+    endpoint: quinn::Endpoint,
+    shutdown_rx: watch::Receiver<bool>,
 }
 
 impl Core {
     fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
+    }
+
+    /// Learns the validators the replica's roster holds and this engine does not yet (added
+    /// by executed reconfigurations, also before a restart): their keys for frame
+    /// signatures, their certificates for incoming connections, and a sender to each at the
+    /// address its change named.
+    fn learn_validators(&mut self) {
+        let me = self.replica.id();
+        let epochs = self.replica.epochs();
+        for id in self.directory.len()..epochs.roster().len() {
+            let id = id as ReplicaId;
+            let reachable = parse_endpoint(epochs.endpoint(id));
+            let cert = reachable.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+            self.directory.add(epochs.roster()[id as usize], cert);
+            match reachable {
+                Some((addr, _)) if id != me => {
+                    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_LEN);
+                    self.peers.insert(id, tx);
+                    let (endpoint, metrics, shutdown) =
+                        (self.endpoint.clone(), self.metrics.clone(), self.shutdown_rx.clone());
+                    tokio::spawn(sender(endpoint, addr, id, rx, metrics, shutdown));
+                    info!(replica = me, peer = id, %addr, "consensus.peer.added");
+                }
+                Some(_) => {}
+                None => warn!(replica = me, peer = id, "consensus.peer.unreachable: its change named no endpoint"),
+            }
+        }
     }
 
     async fn run(
@@ -634,6 +707,8 @@ impl Core {
                     stable_seq: r.stable_seq(),
                     history: r.history(),
                     pending: r.pending_len(),
+                    epoch: r.membership().epoch,
+                    member: r.is_member(),
                 });
             }
             Command::Attest(seq, root) => {
@@ -651,6 +726,7 @@ impl Core {
         let mut delivered = Vec::new();
         let mut replies = Vec::new();
         let mut serve = Vec::new();
+        let mut reconfigured = false;
         for out in outputs {
             write.merge(out.persist);
             sends.extend(out.send);
@@ -658,6 +734,7 @@ impl Core {
             replies.extend(out.replies);
             serve.extend(out.serve_state);
             for e in out.events {
+                reconfigured |= matches!(e, Event::Reconfiguration { .. });
                 self.event(e);
             }
         }
@@ -667,6 +744,9 @@ impl Core {
             // A synced write blocks: keep it off the other tasks' threads.
             tokio::task::block_in_place(|| store.write(&write))?;
             self.metrics.persist_seconds.observe(t.elapsed().as_secs_f64());
+        }
+        if reconfigured {
+            self.learn_validators();
         }
         for (target, msg) in sends {
             self.send(target, &msg);
@@ -800,9 +880,6 @@ impl Core {
                 self.guard.fault(peer, reason);
             }
             Event::Reconfiguration { seq, epoch, after_seq } => {
-                // This engine connects to the validators named in its configuration only:
-                // a validator the change adds is reached once the operators restart the
-                // nodes with the new list (live connection changes are not built yet).
                 warn!(
                     replica = self.replica.id(),
                     seq,
@@ -925,8 +1002,7 @@ async fn sender(
 async fn acceptor(
     endpoint: quinn::Endpoint,
     me: ReplicaId,
-    peer_certs: Arc<Vec<Vec<u8>>>,
-    keys: Arc<Vec<PublicKey>>,
+    directory: Arc<Directory>,
     core: mpsc::Sender<(Message, Held)>,
     guard: Arc<PeerGuard>,
     mut shutdown: watch::Receiver<bool>,
@@ -938,12 +1014,12 @@ async fn acceptor(
             _ = shutdown.changed() => return,
             i = endpoint.accept() => match i { Some(i) => i, None => return },
         };
-        let (peer_certs, keys, core, guard) = (peer_certs.clone(), keys.clone(), core.clone(), guard.clone());
+        let (directory, core, guard) = (directory.clone(), core.clone(), guard.clone());
         let (shutdown, core_budget, open) = (shutdown.clone(), core_budget.clone(), open.clone());
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
             let metrics = &guard.metrics;
-            let Some(peer) = identify(&conn, &peer_certs) else {
+            let Some(peer) = directory.identify(&conn) else {
                 metrics.dropped("unknown peer certificate");
                 conn.close(quinn::VarInt::from_u32(2), b"unknown peer");
                 return;
@@ -964,7 +1040,7 @@ async fn acceptor(
             };
             let (tx, rx) = mpsc::channel::<(Message, Held)>(1024);
             let strikes = Strikes { conn: conn.clone(), peer, count: Arc::default(), guard: guard.clone() };
-            tokio::spawn(verifier(rx, keys, core, core_budget, strikes.clone()));
+            tokio::spawn(verifier(rx, directory, core, core_budget, strikes.clone()));
             serve_connection(conn, peer, tx, strikes, shutdown).await;
         });
     }
@@ -1065,7 +1141,7 @@ async fn read_stream(
 /// the connection ([`INVALID_FRAMES_MAX`]).
 async fn verifier(
     mut rx: mpsc::Receiver<(Message, Held)>,
-    keys: Arc<Vec<PublicKey>>,
+    directory: Arc<Directory>,
     core: mpsc::Sender<(Message, Held)>,
     core_budget: ByteBudget,
     strikes: Strikes,
@@ -1080,6 +1156,7 @@ async fn verifier(
             }
         }
         let (messages, held): (Vec<Message>, Vec<Held>) = batch.into_iter().unzip();
+        let keys = directory.keys();
         let ok = tokio::task::block_in_place(|| verify_messages(&messages, &keys));
         for ((mut m, held), good) in messages.into_iter().zip(held).zip(ok) {
             if !good {

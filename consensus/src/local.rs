@@ -1,6 +1,8 @@
 //! An in-process consortium of engines on loopback: real QUIC sockets, real mutual TLS from
 //! a freshly generated CA, real RocksDB logs in a directory. For the demo, tests and
-//! benchmarks; a deployed node starts one [`Engine`] from its own configuration.
+//! benchmarks; a deployed node starts one [`Engine`] from its own configuration. Validators
+//! may join later ([`LocalCluster::add_joiner`]) through a reconfiguration the genesis ones
+//! approve ([`LocalCluster::reconfiguration`]).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -13,7 +15,9 @@ use rand::{CryptoRng, RngCore};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, EngineError, RequestCheck};
+use crate::engine::{endpoint_bytes, Engine, EngineConfig, EngineError, RequestCheck};
+use crate::membership::Reconfiguration;
+use crate::message::{ReplicaId, Request};
 use crate::metrics::Metrics;
 use crate::replica::Delivered;
 use crate::tls::{NodeTls, TlsCa};
@@ -30,6 +34,11 @@ pub struct LocalCluster {
     /// by default: every well-formed request is admitted).
     pub request_check: Option<Arc<dyn RequestCheck>>,
     sockets: Vec<Option<UdpSocket>>,
+    /// The genesis validators (the first `genesis` of each list; joiners follow).
+    genesis: usize,
+    ca: TlsCa,
+    dir: std::path::PathBuf,
+    rocks: RocksConfig,
 }
 
 impl LocalCluster {
@@ -59,7 +68,49 @@ impl LocalCluster {
             stores,
             request_check: None,
             sockets: sockets.into_iter().map(Some).collect(),
+            genesis: n,
+            ca,
+            dir: dir.to_path_buf(),
+            rocks: rocks.clone(),
         })
+    }
+
+    /// A validator that will join after genesis: its key, socket, TLS certificate and store,
+    /// under the next id. Start it with [`LocalCluster::start`] (it runs as a learner until
+    /// a reconfiguration names it).
+    pub fn add_joiner(&mut self, rng: &mut (impl RngCore + CryptoRng)) -> Result<usize, EngineError> {
+        let id = self.keys.len();
+        let key = SigningKeypair::generate(rng);
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        self.addrs.push(socket.local_addr()?);
+        self.publics.push(key.public());
+        self.keys.push(key);
+        self.tls.push(self.ca.issue(id as u8)?);
+        let store = RocksEngine::open(&self.dir.join(format!("replica{id}")), &self.rocks)?;
+        self.stores.push(Arc::new(store));
+        self.sockets.push(Some(socket));
+        Ok(id)
+    }
+
+    /// The request that changes the validator set to `members` (epoch `epoch`), naming the
+    /// endpoints of `added`, approved by `approvers`.
+    pub fn reconfiguration(
+        &self,
+        epoch: u64,
+        members: &[ReplicaId],
+        added: &[ReplicaId],
+        approvers: &[ReplicaId],
+    ) -> Request {
+        let members: Vec<_> = members.iter().map(|id| (*id, self.publics[*id as usize])).collect();
+        let endpoints: Vec<_> = added
+            .iter()
+            .map(|id| (*id, endpoint_bytes(self.addrs[*id as usize], &self.tls[*id as usize].cert_der)))
+            .collect();
+        let approvals = approvers
+            .iter()
+            .map(|a| Reconfiguration::approve(&self.keys[*a as usize], *a, epoch, &members, &endpoints))
+            .collect();
+        Reconfiguration { epoch, members, endpoints, approvals }.request()
     }
 
     /// Starts replica `id` with `config` (its socket is bound again if a previous engine
@@ -77,11 +128,11 @@ impl LocalCluster {
         Engine::start(EngineConfig {
             replica: config,
             key: self.keys[id].clone(),
-            keys: self.publics.clone(),
-            addrs: self.addrs.clone(),
+            keys: self.publics[..self.genesis].to_vec(),
+            addrs: self.addrs[..self.genesis].to_vec(),
             tls_ca_der: self.ca_der.clone(),
             tls: self.tls[id].clone(),
-            peer_certs: self.tls.iter().map(|t| t.cert_der.clone()).collect(),
+            peer_certs: self.tls[..self.genesis].iter().map(|t| t.cert_der.clone()).collect(),
             socket,
             store: self.stores[id].clone(),
             metrics,

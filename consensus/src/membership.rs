@@ -47,6 +47,9 @@ pub const RECONFIGURE_CLIENT: u64 = u64::MAX - 1;
 
 /// Fewest validators a set may have (n = 3f + 1 with f ≥ 1).
 pub const MEMBERS_MIN: usize = 4;
+/// Largest endpoint of a new validator (its address and TLS certificate, as the host
+/// encodes them).
+pub const ENDPOINT_LEN_MAX: usize = 8 << 10;
 
 /// A validator's approval of the set of epoch `epoch` whose [`Reconfiguration::digest`]
 /// is `change`.
@@ -68,36 +71,53 @@ impl Body for Approval {
     }
 }
 
-/// A validator set change as ordered: the set of `epoch`, complete, and the approvals of
-/// the set before it.
+/// A validator set change as ordered: the set of `epoch`, complete, where to reach the
+/// validators it adds, and the approvals of the set before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reconfiguration {
     pub epoch: u64,
     /// Every validator of the new set with its consensus key, ascending ids.
     pub members: Vec<(ReplicaId, PublicKey)>,
+    /// For validators the change adds, ascending ids: how the hosts reach them (opaque to
+    /// the replica; the QUIC engine's address and pinned TLS certificate,
+    /// `engine::endpoint_bytes`). Approvals cover them, so nobody can redirect a new
+    /// validator's traffic.
+    pub endpoints: Vec<(ReplicaId, Vec<u8>)>,
     pub approvals: Vec<Signed<Approval>>,
 }
 
+/// A new validator and its endpoint, as a change names them.
+pub type Endpoint = (ReplicaId, Vec<u8>);
+
 impl Reconfiguration {
-    /// What approvals sign: the epoch and the members with their keys.
-    pub fn digest(epoch: u64, members: &[(ReplicaId, PublicKey)]) -> Digest {
+    /// What approvals sign: the epoch, the members with their keys, the new endpoints.
+    pub fn digest(epoch: u64, members: &[(ReplicaId, PublicKey)], endpoints: &[Endpoint]) -> Digest {
         let mut bytes = Vec::with_capacity(8 + 33 * members.len());
         put_u64(&mut bytes, epoch);
+        put_u32(&mut bytes, members.len());
         for (id, key) in members {
             bytes.push(*id);
             bytes.extend_from_slice(key.as_bytes());
         }
+        put_u32(&mut bytes, endpoints.len());
+        for (id, e) in endpoints {
+            bytes.push(*id);
+            put_u32(&mut bytes, e.len());
+            bytes.extend_from_slice(e);
+        }
         hash("reconfiguration", &[&bytes])
     }
 
-    /// A validator's approval of `members` as the set of `epoch`.
+    /// A validator's approval of `members` (reached at `endpoints`, for those it adds) as
+    /// the set of `epoch`.
     pub fn approve(
         key: &SigningKeypair,
         from: ReplicaId,
         epoch: u64,
         members: &[(ReplicaId, PublicKey)],
+        endpoints: &[Endpoint],
     ) -> Signed<Approval> {
-        Signed::sign(key, from, Approval { epoch, change: Self::digest(epoch, members) })
+        Signed::sign(key, from, Approval { epoch, change: Self::digest(epoch, members, endpoints) })
     }
 
     /// The request that orders this change.
@@ -113,6 +133,12 @@ impl Reconfiguration {
             out.push(*id);
             out.extend_from_slice(key.as_bytes());
         }
+        put_u32(&mut out, self.endpoints.len());
+        for (id, e) in &self.endpoints {
+            out.push(*id);
+            put_u32(&mut out, e.len());
+            out.extend_from_slice(e);
+        }
         encode_list(&mut out, &self.approvals);
         out
     }
@@ -124,8 +150,13 @@ impl Reconfiguration {
                 let id = r.u8()?;
                 Ok((id, PublicKey::from_raw(&r.array()?)?))
             })?;
+            let endpoints = decode_list(r, "endpoints", REPLICAS_MAX, |r| {
+                let id = r.u8()?;
+                let n = r.count("endpoint", ENDPOINT_LEN_MAX)?;
+                Ok((id, r.take(n)?.to_vec()))
+            })?;
             let approvals = decode_list(r, "approvals", REPLICAS_MAX, Signed::decode)?;
-            Ok(Self { epoch, members, approvals })
+            Ok(Self { epoch, members, endpoints, approvals })
         })
     }
 }
@@ -186,11 +217,14 @@ pub enum Refused {
     BadSignature,
 }
 
-/// Every validator key the consortium has had (the roster, by replica id) and the sets of
-/// each epoch, oldest first.
+/// Every validator key the consortium has had (the roster, by replica id), the endpoints
+/// of those added after genesis, and the sets of each epoch, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Epochs {
     roster: Vec<PublicKey>,
+    /// By replica id, as the change that added it named it (empty for genesis validators,
+    /// whose hosts know them from their configuration).
+    endpoints: Vec<Vec<u8>>,
     epochs: Vec<Membership>,
 }
 
@@ -198,12 +232,19 @@ impl Epochs {
     /// Genesis: the replicas `0..keys.len()`.
     pub fn genesis(keys: Vec<PublicKey>) -> Self {
         let members = (0..keys.len()).map(|i| i as ReplicaId).collect();
-        Self { roster: keys, epochs: vec![Membership { epoch: 0, after_seq: 0, members }] }
+        let endpoints = vec![Vec::new(); keys.len()];
+        Self { roster: keys, endpoints, epochs: vec![Membership { epoch: 0, after_seq: 0, members }] }
     }
 
     /// Keys by replica id, of every validator the consortium has had.
     pub fn roster(&self) -> &[PublicKey] {
         &self.roster
+    }
+
+    /// How to reach validator `id`, as the change that added it named it (empty for the
+    /// genesis validators, or when the change named none).
+    pub fn endpoint(&self, id: ReplicaId) -> &[u8] {
+        self.endpoints.get(id as usize).map_or(&[], |e| e.as_slice())
     }
 
     /// Every epoch's set, oldest first.
@@ -242,7 +283,14 @@ impl Epochs {
         if members == latest.members {
             return Err(Refused::Unchanged);
         }
-        let change = Reconfiguration::digest(r.epoch, &r.members);
+        let first_new = self.roster.len() as ReplicaId;
+        let named = r.endpoints.iter().map(|(id, _)| *id);
+        if !named.clone().zip(named.skip(1)).all(|(a, b)| a < b)
+            || r.endpoints.iter().any(|(id, _)| *id < first_new || (*id - first_new) as usize >= added.len())
+        {
+            return Err(Refused::BadSet("endpoints are named for validators the change adds only, once each".into()));
+        }
+        let change = Reconfiguration::digest(r.epoch, &r.members, &r.endpoints);
         let mut senders = std::collections::BTreeSet::new();
         for a in &r.approvals {
             if !latest.contains(a.from) || !senders.insert(a.from) || a.body != (Approval { epoch: r.epoch, change }) {
@@ -255,6 +303,11 @@ impl Epochs {
         let refs: Vec<_> = r.approvals.iter().collect();
         verify_all(&refs, &self.roster).map_err(|_| Refused::BadSignature)?;
         let after_seq = (seq + span - 1).div_ceil(interval) * interval;
+        for k in 0..added.len() {
+            let id = first_new + k as ReplicaId;
+            let endpoint = r.endpoints.iter().find(|(e, _)| *e == id).map(|(_, e)| e.clone());
+            self.endpoints.push(endpoint.unwrap_or_default());
+        }
         self.roster.extend(added);
         self.epochs.push(Membership { epoch: r.epoch, after_seq, members });
         Ok(after_seq)
@@ -296,8 +349,10 @@ impl Epochs {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         put_u32(&mut out, self.roster.len());
-        for k in &self.roster {
+        for (k, e) in self.roster.iter().zip(&self.endpoints) {
             out.extend_from_slice(k.as_bytes());
+            put_u32(&mut out, e.len());
+            out.extend_from_slice(e);
         }
         put_u32(&mut out, self.epochs.len());
         for m in &self.epochs {
@@ -313,14 +368,19 @@ impl Epochs {
     pub fn from_bytes(bytes: &[u8], genesis: &[PublicKey]) -> Result<Self, DecodeError> {
         let invalid = |reason: &str| DecodeError::Invalid { what: "membership", reason: reason.into() };
         let e = decode_whole(bytes, "membership", |r| {
-            let roster = decode_list(r, "roster", REPLICAS_MAX, |r| PublicKey::from_raw(&r.array()?))?;
+            let listed = decode_list(r, "roster", REPLICAS_MAX, |r| {
+                let key = PublicKey::from_raw(&r.array()?)?;
+                let n = r.count("endpoint", ENDPOINT_LEN_MAX)?;
+                Ok((key, r.take(n)?.to_vec()))
+            })?;
+            let (roster, endpoints) = listed.into_iter().unzip();
             let epochs = decode_list(r, "epochs", REPLICAS_MAX * 1024, |r| {
                 let epoch = r.u64()?;
                 let after_seq = r.u64()?;
                 let n = r.count("members", REPLICAS_MAX)?;
                 Ok(Membership { epoch, after_seq, members: r.take(n)?.to_vec() })
             })?;
-            Ok(Self { roster, epochs })
+            Ok(Self { roster, endpoints, epochs })
         })?;
         if !e.roster.starts_with(genesis) || e.epochs.first() != Some(&Self::genesis(genesis.to_vec()).epochs[0]) {
             return Err(invalid("does not extend this consortium's genesis validators"));
@@ -365,9 +425,9 @@ mod tests {
             let members = self.set(ids);
             let approvals = approvers
                 .iter()
-                .map(|a| Reconfiguration::approve(&self.keys[*a as usize], *a, epoch, &members))
+                .map(|a| Reconfiguration::approve(&self.keys[*a as usize], *a, epoch, &members, &[]))
                 .collect();
-            Reconfiguration { epoch, members, approvals }
+            Reconfiguration { epoch, members, endpoints: vec![], approvals }
         }
         fn schedule(&mut self, r: &Reconfiguration, seq: u64) -> Result<u64, Refused> {
             self.epochs.schedule(&r.request(), seq, 32, 8)
@@ -377,9 +437,24 @@ mod tests {
     #[test]
     fn a_change_approved_by_a_quorum_governs_after_the_checkpoint_one_window_on() {
         let mut w = world();
-        let add = w.change(1, &[0, 1, 2, 3, 4], &[0, 1, 3]);
+        let members = w.set(&[0, 1, 2, 3, 4]);
+        let endpoints = vec![(4, b"127.0.0.1:9400 and a certificate".to_vec())];
+        let approvals =
+            [0u8, 1, 3].map(|a| Reconfiguration::approve(&w.keys[a as usize], a, 1, &members, &endpoints)).to_vec();
+        // Endpoints only for the validators a change adds.
+        let mut misnamed = Reconfiguration { epoch: 1, members, endpoints, approvals };
+        misnamed.endpoints[0].0 = 2;
+        assert!(matches!(w.schedule(&misnamed, 10), Err(Refused::BadSet(_))));
+        // Approvals cover the endpoint: nobody redirects the new validator.
+        let mut redirected = misnamed.clone();
+        redirected.endpoints[0] = (4, b"10.0.0.66:9400".to_vec());
+        assert_eq!(w.schedule(&redirected, 10), Err(Refused::BadApproval));
+        let mut add = misnamed;
+        add.endpoints[0].0 = 4;
         // s = 10: the first checkpoint at or above 10 + 32 − 1 = 41 is 48.
         assert_eq!(w.schedule(&add, 10), Ok(48));
+        assert_eq!(w.epochs.endpoint(4), b"127.0.0.1:9400 and a certificate");
+        assert!(w.epochs.endpoint(0).is_empty());
         assert_eq!(w.epochs.governing(48).epoch, 0);
         assert_eq!(w.epochs.governing(49).epoch, 1);
         assert_eq!(w.epochs.governing(49).members, vec![0, 1, 2, 3, 4]);
@@ -430,10 +505,10 @@ mod tests {
         assert_eq!(w.epochs.schedule(&renumbered, 5, 32, 8), Err(Refused::WrongId(7)));
         // Malformed sets.
         let refused = |w: &mut World, members: Vec<(ReplicaId, PublicKey)>| {
-            let change = Reconfiguration::digest(1, &members);
+            let change = Reconfiguration::digest(1, &members, &[]);
             let approvals =
                 (0..3).map(|a| Signed::sign(&w.keys[a as usize], a, Approval { epoch: 1, change })).collect();
-            w.schedule(&Reconfiguration { epoch: 1, members, approvals }, 5)
+            w.schedule(&Reconfiguration { epoch: 1, members, endpoints: vec![], approvals }, 5)
         };
         let set = w.set(&[0, 1, 2]);
         assert!(matches!(refused(&mut w, set), Err(Refused::BadSet(_))), "below four");

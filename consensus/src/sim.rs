@@ -516,9 +516,9 @@ impl Sim {
         let epoch = index as u64 + 1;
         let approvals = before
             .iter()
-            .map(|id| Reconfiguration::approve(&self.nodes[*id as usize].key, *id, epoch, &members))
+            .map(|id| Reconfiguration::approve(&self.nodes[*id as usize].key, *id, epoch, &members, &[]))
             .collect();
-        Reconfiguration { epoch, members, approvals }.request()
+        Reconfiguration { epoch, members, endpoints: Vec::new(), approvals }.request()
     }
 
     fn client_done(&self, client: usize, index: usize) -> bool {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use dualchain_consensus::engine::Engine;
+use dualchain_consensus::engine::{Engine, EngineStatus};
 use dualchain_consensus::local::LocalCluster;
 use dualchain_consensus::metrics::Metrics;
 use dualchain_consensus::replica::parse_archive;
@@ -256,4 +256,78 @@ async fn a_peer_whose_signed_messages_prove_it_faulty_is_throttled_then_banned()
     // Another peer is not touched.
     assert_eq!(metrics.peer_faults.get_or_create(&PeerLabel { peer: "1".into() }).get(), 0);
     engine.shutdown().await.unwrap();
+}
+
+/// Polls every running engine's status until `done` holds for all of them (30 s at most).
+async fn wait_all(engines: &[Option<Engine>], what: &str, done: impl Fn(&EngineStatus) -> bool) -> Vec<EngineStatus> {
+    let mut statuses = Vec::new();
+    for _ in 0..300 {
+        statuses.clear();
+        for e in engines.iter().flatten() {
+            statuses.push(e.status().await.unwrap());
+        }
+        if statuses.iter().all(&done) {
+            return statuses;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: {statuses:?}");
+}
+
+/// A fifth validator joins a running consortium of four over real QUIC: three of the four
+/// approve the change, it is ordered, the joiner (reached at the endpoint the change names)
+/// catches up by state transfer, and once the change takes effect it votes. With two
+/// genesis validators stopped, the other two and the joiner (a quorum of three of five)
+/// go on committing, which they could not without the joiner's votes, one of them
+/// restarted after the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_validator_joins_over_quic_and_its_votes_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(dir.path());
+    let mut engines: Vec<Option<Engine>> = (0..4).map(|i| Some(start(&mut cluster, i))).collect();
+    submit_all(&engines, 1, 0..100).await;
+
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(10);
+    let joiner = cluster.add_joiner(&mut rng).unwrap();
+    assert_eq!(joiner, 4);
+    engines.push(Some(start(&mut cluster, joiner)));
+    let learner = engines[4].as_ref().unwrap().status().await.unwrap();
+    assert_eq!((learner.epoch, learner.member), (0, false));
+    // Two approvals are not a quorum of four: refused alike everywhere, nothing changes
+    // (had it passed, validator 0 would vote no more).
+    let short = cluster.reconfiguration(1, &[1, 2, 3, 4], &[4], &[1, 2]);
+    engines[1].as_ref().unwrap().submit(short).await.unwrap();
+    let change = cluster.reconfiguration(1, &[0, 1, 2, 3, 4], &[4], &[0, 2, 3]);
+    engines[1].as_ref().unwrap().submit(change).await.unwrap();
+    let statuses = wait_all(&engines, "every validator in epoch 1, voting", |s| s.epoch == 1 && s.member).await;
+    assert!(statuses.iter().all(|s| s.stable_seq > 0), "{statuses:?}");
+    // A validator restarted after the change reaches the joiner from its own log (the
+    // persisted validator sets name the joiner's endpoint).
+    engines[0].take().unwrap().shutdown().await.unwrap();
+    for attempt in 0.. {
+        // Its socket is free once the old endpoint has closed its connections.
+        match cluster.start(0, config(4, 0), Metrics::unregistered()) {
+            Ok((engine, mut delivered)) => {
+                tokio::spawn(async move { while delivered.recv().await.is_some() {} });
+                engines[0] = Some(engine);
+                break;
+            }
+            Err(e) if attempt < 50 => eprintln!("restart: {e}"),
+            Err(e) => panic!("restart: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    engines[2].take().unwrap().shutdown().await.unwrap();
+    engines[3].take().unwrap().shutdown().await.unwrap();
+    submit_all(&engines, 2, 0..50).await;
+    let statuses = wait_all(&engines, "the same history", |_| true).await;
+    let top = statuses.iter().map(|s| s.last_executed).max().unwrap();
+    let statuses = wait_all(&engines, "the same history", |s| s.last_executed >= top).await;
+    for s in &statuses {
+        assert_eq!((s.last_executed, s.history), (statuses[0].last_executed, statuses[0].history), "{statuses:?}");
+    }
+    for e in engines.into_iter().flatten() {
+        e.shutdown().await.unwrap();
+    }
 }
