@@ -96,6 +96,23 @@ impl Config {
         }
     }
 
+    /// Timing for validators in data centers far apart (one-way delays up to 150 ms, RTT up
+    /// to 300 ms with jitter): the progress timer is 4 s (a commit from a member's node
+    /// takes four one-way delays, about 600 ms at worst, plus batching; a timer within a
+    /// few RTTs replaces a correct primary on every jitter spike), retransmission every
+    /// second (above the worst RTT, so a message in flight is not sent again), state fetch
+    /// after 2 s without progress, and 10 ms to fill a batch (negligible beside the RTT,
+    /// and it lets batches grow). Checkpoints and watermarks stay as [`Config::new`].
+    pub fn wan(n: usize, id: ReplicaId) -> Self {
+        Self {
+            batch_delay_ms: 10,
+            view_change_timeout_ms: 4000,
+            retransmit_ms: 1000,
+            state_fetch_ms: 2000,
+            ..Self::new(n, id)
+        }
+    }
+
     /// Checks a genesis validator's configuration: the tunables, and an id below `n`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_tunables()?;

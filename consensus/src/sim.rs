@@ -147,6 +147,27 @@ impl Faults {
     }
 }
 
+/// A wide-area network between data centers (issue: a consortium across sites). Replica
+/// `i` sits at site `i mod sites`; each pair of sites gets a one-way delay drawn once per
+/// run from `one_way_ms` (1 ms within a site); each message adds a uniform jitter of up
+/// to `jitter_ms`; and each replica's uplink carries `uplink_mbit_s`, so a message waits
+/// for those the replica sent before it (a primary sending a batch to 30 peers pays 30
+/// serialisations). The replicas use [`Config::wan`] timing.
+#[derive(Debug, Clone, Copy)]
+pub struct Wan {
+    pub sites: usize,
+    pub one_way_ms: (u64, u64),
+    pub jitter_ms: u64,
+    pub uplink_mbit_s: u64,
+}
+
+impl Wan {
+    /// Five sites, 20–150 ms one way, 10 ms of jitter, 1 Gbit/s uplinks.
+    pub fn five_sites() -> Self {
+        Self { sites: 5, one_way_ms: (20, 150), jitter_ms: 10, uplink_mbit_s: 1000 }
+    }
+}
+
 /// One simulated run.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -169,6 +190,10 @@ pub struct SimConfig {
     pub joiners: usize,
     /// Validator set changes: (not before this time, the new set), epochs 1, 2, … in turn.
     pub changes: Vec<(u64, Vec<ReplicaId>)>,
+    /// A wide-area network instead of the uniform 1..=`delay_ms_max` delays.
+    pub wan: Option<Wan>,
+    /// Requests per batch at most (small by default, so runs cover many batches).
+    pub batch_len_max: usize,
 }
 
 impl SimConfig {
@@ -186,20 +211,27 @@ impl SimConfig {
             homes: None,
             joiners: 0,
             changes: Vec::new(),
+            wan: None,
+            batch_len_max: 8,
         }
     }
 
     fn replica_config(&self, id: ReplicaId) -> Config {
-        let mut c = Config::new(self.n, id);
+        let mut c = match self.wan {
+            Some(_) => Config::wan(self.n, id),
+            None => Config::new(self.n, id),
+        };
         c.checkpoint_interval = self.checkpoint_interval;
         c.watermark_span = 4 * self.checkpoint_interval;
         c.window_len = self.window_len.min(c.watermark_span);
-        c.batch_len_max = 8;
+        c.batch_len_max = self.batch_len_max;
         c.batch_bytes_max = 64 << 10;
-        c.batch_delay_ms = 2;
-        c.view_change_timeout_ms = 400;
-        c.retransmit_ms = 150;
-        c.state_fetch_ms = 300;
+        if self.wan.is_none() {
+            c.batch_delay_ms = 2;
+            c.view_change_timeout_ms = 400;
+            c.retransmit_ms = 150;
+            c.state_fetch_ms = 300;
+        }
         c
     }
 }
@@ -237,6 +269,23 @@ pub struct SimReport {
     pub epochs: Vec<Option<(u64, bool)>>,
     /// (replica, epoch, the checkpoint the change waited for) of every change executed.
     pub reconfigurations: Vec<(ReplicaId, u64, u64)>,
+    /// Latency of each request: from its first submission to the moment f + 1 replicas
+    /// replied (what a client waiting for f + 1 matching replies sees), sorted, in ms.
+    pub latencies_ms: Vec<u64>,
+    /// Requests per second of virtual time, from the first submission to the last request
+    /// answered by f + 1 replicas.
+    pub throughput_per_s: f64,
+    /// For each scripted crash of the primary of the view then current: the time from the
+    /// crash until 2f + 1 correct replicas entered a later view, in ms.
+    pub elections_ms: Vec<u64>,
+}
+
+impl SimReport {
+    /// The latency at quantile `q` (0..=1), in ms.
+    pub fn latency_ms(&self, q: f64) -> u64 {
+        let l = &self.latencies_ms;
+        l.get(((l.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0)
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -290,6 +339,16 @@ pub struct Sim {
     replies: BTreeMap<RequestKey, BTreeMap<ReplicaId, u64>>,
     /// The clients' own requests (a squatter's share their `(client, id)`).
     genuine: BTreeSet<(u64, u64, Vec<u8>)>,
+    /// First submission of each client request, and when f + 1 replicas had replied.
+    submitted_ms: BTreeMap<RequestKey, u64>,
+    answered_ms: BTreeMap<RequestKey, u64>,
+    /// WAN: one-way delay between sites, and when each replica's uplink is free (µs).
+    site_delay_ms: Vec<Vec<u64>>,
+    uplink_free_us: Vec<u64>,
+    /// Crashes of the primary in office: (when, the view it led).
+    primary_crashes: Vec<(u64, u64)>,
+    /// When each correct replica first entered each view.
+    entered: BTreeMap<u64, BTreeMap<ReplicaId, u64>>,
     report: SimReport,
 }
 
@@ -345,7 +404,27 @@ impl Sim {
             })
             .collect();
         let report = SimReport { seed: cfg.seed, ..Default::default() };
+        let site_delay_ms = match cfg.wan {
+            Some(w) => {
+                let pairs: Vec<(usize, usize)> =
+                    (0..w.sites).flat_map(|a| (a + 1..w.sites).map(move |b| (a, b))).collect();
+                let mut d = vec![vec![1u64; w.sites]; w.sites];
+                for (a, b) in pairs {
+                    let ms = rng.gen_range(w.one_way_ms.0..=w.one_way_ms.1);
+                    (d[a][b], d[b][a]) = (ms, ms);
+                }
+                d
+            }
+            None => Vec::new(),
+        };
+        let uplink_free_us = vec![0; total];
         Self {
+            submitted_ms: BTreeMap::new(),
+            answered_ms: BTreeMap::new(),
+            site_delay_ms,
+            uplink_free_us,
+            primary_crashes: Vec::new(),
+            entered: BTreeMap::new(),
             cfg,
             rng,
             now: 0,
@@ -468,6 +547,7 @@ impl Sim {
             .collect();
         self.report.epochs =
             self.nodes.iter().map(|n| n.replica.as_ref().map(|r| (r.membership().epoch, r.is_member()))).collect();
+        self.measure();
         self.report.state_agreed = self
             .nodes
             .iter()
@@ -476,6 +556,42 @@ impl Sim {
             .min()
             .unwrap_or(0);
         Ok(self.report)
+    }
+
+    /// Latencies, throughput and election times (see [`SimReport`]).
+    fn measure(&mut self) {
+        let mut latencies: Vec<u64> = Vec::new();
+        let (mut first, mut last) = (u64::MAX, 0);
+        for (c, i) in (0..self.cfg.clients).flat_map(|c| (0..self.cfg.requests_per_client).map(move |i| (c, i))) {
+            let key = self.request(c, i).key();
+            if let (Some(s), Some(a)) = (self.submitted_ms.get(&key), self.answered_ms.get(&key)) {
+                latencies.push(a.saturating_sub(*s));
+                first = first.min(*s);
+                last = last.max(*a);
+            }
+        }
+        latencies.sort_unstable();
+        if last > first {
+            self.report.throughput_per_s = latencies.len() as f64 * 1000.0 / (last - first) as f64;
+        }
+        self.report.latencies_ms = latencies;
+        let quorum = 2 * ((self.cfg.n - 1) / 3) + 1;
+        for (crashed_at, view) in self.primary_crashes.clone() {
+            let mut entered: BTreeMap<ReplicaId, u64> = BTreeMap::new();
+            for (_, replicas) in self.entered.range(view + 1..) {
+                for (r, t) in replicas {
+                    if *t >= crashed_at {
+                        let e = entered.entry(*r).or_insert(*t);
+                        *e = (*e).min(*t);
+                    }
+                }
+            }
+            let mut times: Vec<u64> = entered.into_values().collect();
+            times.sort_unstable();
+            if let Some(t) = times.get(quorum - 1) {
+                self.report.elections_ms.push(t - crashed_at);
+            }
+        }
     }
 
     fn start_liveness_phase(&mut self) {
@@ -605,6 +721,7 @@ impl Sim {
                 }
                 let home = self.home(client);
                 let request = self.request(client, index);
+                self.submitted_ms.entry(request.key()).or_insert(self.now);
                 if let Some(r) = self.nodes[home as usize].replica.as_mut() {
                     // A refusal (duplicate: still pending there) changes nothing.
                     if let Ok(out) = r.submit(self.now, request) {
@@ -637,7 +754,11 @@ impl Sim {
             }
             Event::Crash(r) => {
                 if self.faults_on {
-                    self.nodes[r as usize].replica = None;
+                    if let Some(replica) = self.nodes[r as usize].replica.take() {
+                        if replica.is_primary() && !replica.in_view_change() {
+                            self.primary_crashes.push((self.now, replica.view()));
+                        }
+                    }
                 }
             }
             Event::Restart(r) => {
@@ -792,8 +913,20 @@ impl Sim {
                 }
             }
         }
+        let f = (self.cfg.n - 1) / 3;
         for reply in &out.replies {
-            self.replies.entry(reply.key).or_default().insert(from, reply.seq);
+            let replied = self.replies.entry(reply.key).or_default();
+            replied.insert(from, reply.seq);
+            if replied.len() > f {
+                self.answered_ms.entry(reply.key).or_insert(self.now);
+            }
+        }
+        if correct {
+            for e in &out.events {
+                if let crate::replica::Event::ViewEntered(v) = e {
+                    self.entered.entry(*v).or_default().entry(from).or_insert(self.now);
+                }
+            }
         }
         for (target, msg) in out.send {
             let msgs = self.byzantine_rewrite(from, target, &msg);
@@ -914,7 +1047,19 @@ impl Sim {
         }
         let copies = if dup > 0.0 && self.rng.gen_bool(dup) { 2 } else { 1 };
         for _ in 0..copies {
-            let at = self.now + self.rng.gen_range(1..=delay_max.max(1));
+            let at = match self.cfg.wan {
+                Some(w) => {
+                    // The sender's uplink serialises its messages in order, then the
+                    // sites' one-way delay and jitter.
+                    let now_us = self.now * 1000;
+                    let start = self.uplink_free_us[from as usize].max(now_us);
+                    let done = start + (bytes.len() as u64 * 8).div_ceil(w.uplink_mbit_s.max(1));
+                    self.uplink_free_us[from as usize] = done;
+                    let (a, b) = (from as usize % w.sites, to as usize % w.sites);
+                    done.div_ceil(1000) + self.site_delay_ms[a][b] + self.rng.gen_range(0..=w.jitter_ms)
+                }
+                None => self.now + self.rng.gen_range(1..=delay_max.max(1)),
+            };
             self.schedule(at, Event::Deliver { to, bytes: bytes.clone() });
         }
     }

@@ -8,6 +8,7 @@ mod n4f1;
 mod n7f2;
 mod reconfig;
 mod state;
+mod wan;
 
 use dualchain_consensus::sim::{Behaviour, Faults, Scripted, Sim, SimConfig, SimReport};
 use dualchain_consensus::ReplicaId;
