@@ -42,13 +42,16 @@ const CATCH_UP_CHUNK: usize = 256;
 /// request number, signed by the sender: under the key of its certificate for a
 /// registration (checked without state), under the key the ledger holds otherwise. The
 /// signatures of a forward are verified in one batch. A sender this ledger does not know
-/// yet is admitted (its ledger may be ahead; execution decides), and so is nothing else.
+/// yet is admitted (its ledger may be ahead; execution decides), and so is nothing else,
+/// but for a validator set change ([`dualchain_consensus::membership`]): it must decode,
+/// and its approvals are checked where it executes, against the validator sets there.
 pub struct MemberRequests {
     pub ledger: Arc<Ledger>,
 }
 
 impl dualchain_consensus::engine::RequestCheck for MemberRequests {
     fn check(&self, requests: &[Request]) -> Vec<Result<(), Refused>> {
+        use dualchain_consensus::membership::{Reconfiguration, RECONFIGURE_CLIENT};
         use dualchain_crypto::cert::Certificate;
         use dualchain_crypto::sign::{verify_batch, PublicKey, SignedItem};
         use dualchain_crypto::Codec;
@@ -58,6 +61,12 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
         // (index, transaction, key, whether the key needs no state)
         let mut signed: Vec<(usize, SignedTx, PublicKey, bool)> = Vec::new();
         for (i, r) in requests.iter().enumerate() {
+            if r.client == RECONFIGURE_CLIENT {
+                if Reconfiguration::from_bytes(&r.payload).is_err() {
+                    verdicts[i] = Err(Refused::Forged("not a validator set change"));
+                }
+                continue;
+            }
             let stx = match SignedTx::from_bytes(&r.payload) {
                 Ok(stx) => stx,
                 Err(_) => {

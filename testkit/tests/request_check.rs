@@ -2,9 +2,12 @@
 //! the squatting attack (a replica forwarding a request of its own under the KGC's client
 //! and next nonce, to censor its revocation) and its relatives are refused before
 //! ordering; the KGC's own request, and one of a member this ledger does not know yet, are
-//! admitted. A transaction signed by the right key for another consortium is refused.
+//! admitted. A transaction signed by the right key for another consortium is refused. A
+//! validator set change passes when it decodes (its approvals are checked where it
+//! executes); bytes under its client id that are no change are refused.
 
 use dualchain_consensus::engine::{Refused, RequestCheck};
+use dualchain_consensus::membership::{Reconfiguration, RECONFIGURE_CLIENT};
 use dualchain_consensus::Request;
 use dualchain_crypto::cert::{CertificateAuthority, Role};
 use dualchain_crypto::sign::SigningKeypair;
@@ -55,6 +58,13 @@ fn forwarded_requests_must_be_their_members_own() {
     let elsewhere = CertificateAuthority::generate("another-consortium", &mut w.rng).unwrap();
     let elsewhere = signed("kgc", 8, revoke.clone(), &kgc, &TxDomain::of(elsewhere.public())).unwrap();
     assert_eq!(check.check(&[request(&elsewhere)]), vec![Err(Refused::Invalid("not signed by the sender's key"))]);
+    // Validator set changes: checked where they execute, against the sets there.
+    let key = SigningKeypair::generate(&mut w.rng);
+    let members: Vec<_> = (0..4).map(|_| (0u8, key.public())).collect();
+    let approvals = vec![Reconfiguration::approve(&key, 0, 1, &members, &[])];
+    let change = Reconfiguration { epoch: 1, members, endpoints: vec![], approvals }.request();
+    let garbage = Request { client: RECONFIGURE_CLIENT, id: 1, payload: vec![0xee; 40] };
+    assert_eq!(check.check(&[change, garbage]), vec![Ok(()), Err(Refused::Forged("not a validator set change"))]);
     // All good: one batch verification admits them all.
     requests.truncate(1);
     requests.push(request(&w.signed("kgc", 8, revoke, &kgc).unwrap()));
