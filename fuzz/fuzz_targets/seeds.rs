@@ -416,7 +416,7 @@ fn genesis_seeds(out: &mut Out) {
     let with = |b: u8, text: &str| [&[b][..], text.as_bytes()].concat();
     out.put("genesis_contribution", "kgc", &with(0, &std::fs::read_to_string(&kgc).expect("read")));
     out.put("genesis_contribution", "cpc", &with(0, &std::fs::read_to_string(&cpc).expect("read")));
-    let issued = IssuedFile { id: "kgc".into(), node: 0, certificate: hex_id(1), api_tls_cert: hex_id(2) };
+    let issued = IssuedFile { id: "kgc".into(), node: Some(0), certificate: hex_id(1), api_tls_cert: Some(hex_id(2)) };
     out.put("genesis_contribution", "issued", &with(1, &toml::to_string(&issued).expect("toml")));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -83,6 +83,7 @@ fuzz_target!(|data: &[u8]| {
         }
         TxKind::RevokeCredential { .. }
         | TxKind::RevokeMember { .. }
+        | TxKind::AdmitMember { .. }
         | TxKind::RevokeGrant { .. }
         | TxKind::EraseDataset { .. }
         | TxKind::Receipt { .. }

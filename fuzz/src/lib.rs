@@ -445,6 +445,14 @@ pub mod ledger {
                     commitments: vec![dualchain_ledger::tx::ConsentCommitment { dataset: [4; 32], commitment: one }],
                 },
             ),
+            // Last, so that the kinds before keep their nonces (and their seeds' bytes).
+            (
+                "admit_member",
+                TxKind::AdmitMember {
+                    member: "research-1".into(),
+                    certificate_sha256: dualchain_ledger::tx::certificate_sha256(&w.requester.cert.to_bytes()),
+                },
+            ),
         ];
         // Signed for the consortium of the world's CA.
         let domain = dualchain_ledger::tx::TxDomain::of(w.ca.public());

@@ -525,6 +525,11 @@ impl Ledger {
     pub fn revocation(&self, member: &str) -> Result<Option<state::RevocationRecord>, LedgerError> {
         self.get(&state::revocation_key(member))
     }
+    /// The admission of `member`, a member not named at genesis: its certificate and the
+    /// approvals, open or complete (`registry::admit_member`).
+    pub fn admission(&self, member: &str) -> Result<Option<state::AdmissionRecord>, LedgerError> {
+        self.get(&state::admission_key(member))
+    }
     /// `member`'s active credential, its leaf in the credential tree (none when it has
     /// none, or it was withdrawn).
     pub fn active_credential(&self, member: &str) -> Result<Option<FrBytes>, LedgerError> {

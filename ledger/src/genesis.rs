@@ -1,5 +1,13 @@
 //! What the consortium fixed at genesis and every validator executes against. Both the
 //! executor and the contracts read it; it depends on neither.
+//!
+//! Membership after genesis: the members named at genesis ([`Founders`]) register with
+//! their certificate alone; any other member the consortium CA certifies joins only once
+//! the membership quorum ([`Genesis::membership_quorum`]) of members in good standing
+//! approved it, the same quorum that revokes a member (issue 19: "approved by a quorum of
+//! existing institutions … a member leaves or is removed with the same quorum").
+
+use std::collections::BTreeSet;
 
 use bellperson::groth16::VerifyingKey;
 use blstrs::Bls12;
@@ -34,15 +42,49 @@ pub struct Genesis {
     pub supply_vks: Vec<(SupplyShape, VerifyingKey<Bls12>)>,
     /// Longest grant a requester may ask for.
     pub grant_duration_max_s: u64,
-    /// Distinct members whose `RevokeMember` it takes to revoke a member (at least 1):
-    /// no single institution, the KGC included, removes another where it is above 1.
+    /// The membership quorum: distinct members in good standing whose `RevokeMember` it
+    /// takes to revoke a member, and whose `AdmitMember` it takes to admit one not named at
+    /// genesis (read it through [`Genesis::membership_quorum`], which is at least 1). No
+    /// single institution, the KGC or the CA's holder included, removes or adds another
+    /// where it is above 1. (The name predates admissions; consortium.toml keeps it.)
     pub revocation_quorum: u32,
+    /// Who registers without approval.
+    pub founders: Founders,
+}
+
+/// The members a ledger registers on their certificate alone (`RegisterMember`); every
+/// other member certified by the consortium CA waits for the membership quorum's
+/// `AdmitMember` approvals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Founders {
+    /// Any certified member registers at once: no admission by quorum. Only for ledgers
+    /// that test something else ([`Genesis::without_proofs`]: tests, fuzzing, benchmarks);
+    /// a node's genesis always lists its founders.
+    AnyCertified,
+    /// The members named at genesis (consortium.toml's `members`), by id.
+    Listed(BTreeSet<String>),
+}
+
+impl Founders {
+    /// The founders named by these ids.
+    pub fn listed<S: Into<String>>(ids: impl IntoIterator<Item = S>) -> Self {
+        Self::Listed(ids.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether `member` registers without approval.
+    pub fn contains(&self, member: &str) -> bool {
+        match self {
+            Founders::AnyCertified => true,
+            Founders::Listed(ids) => ids.contains(member),
+        }
+    }
 }
 
 impl Genesis {
     /// A genesis whose ledger sees no proofs (tests, fuzzing, benchmarks of membership
     /// checks): the placeholder verifying key, no supply shapes, grants of at most a
-    /// minute, and any one member's approval revokes a member.
+    /// minute, any one member's approval revokes a member, and every certified member
+    /// registers at once ([`Founders::AnyCertified`]; set `founders` to test admissions).
     pub fn without_proofs(ca: CaPublicKey) -> Self {
         Self {
             ca,
@@ -50,7 +92,14 @@ impl Genesis {
             supply_vks: vec![],
             grant_duration_max_s: 60,
             revocation_quorum: 1,
+            founders: Founders::AnyCertified,
         }
+    }
+
+    /// Distinct approvals of members in good standing that revoke a member, or admit one
+    /// not named at genesis (`revocation_quorum`, at least 1).
+    pub fn membership_quorum(&self) -> u32 {
+        self.revocation_quorum.max(1)
     }
 
     /// The domain its members' transactions are signed under.

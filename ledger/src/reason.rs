@@ -79,6 +79,26 @@ pub enum Reason {
         member: String,
         by: String,
     },
+    /// A member not named at genesis is admitted by `AdmitMember` approvals: its
+    /// registration of this certificate is open already.
+    AdmissionPending {
+        member: String,
+    },
+    /// No admission of the member is open: its own `RegisterMember` opens one.
+    UnknownAdmission {
+        member: String,
+    },
+    /// The approval names another certificate than the one the admission is for.
+    AdmissionCertificateDiffers {
+        member: String,
+    },
+    AdmissionAlreadyApproved {
+        member: String,
+        by: String,
+    },
+    MemberAlreadyRegistered {
+        member: String,
+    },
 
     // ---- datasets ----
     DatasetIdZero,
@@ -343,6 +363,17 @@ impl fmt::Display for Reason {
             RevocationAlreadyApproved { member, by } => {
                 write!(f, "{by} already approved the revocation of member {member}")
             }
+            AdmissionPending { member } => {
+                write!(f, "the admission of {member} with this certificate awaits the members' approvals")
+            }
+            UnknownAdmission { member } => {
+                write!(f, "no admission of {member} is open (its own registration opens one)")
+            }
+            AdmissionCertificateDiffers { member } => {
+                write!(f, "the admission of {member} is for another certificate than the one approved")
+            }
+            AdmissionAlreadyApproved { member, by } => write!(f, "{by} already approved the admission of {member}"),
+            MemberAlreadyRegistered { member } => write!(f, "member {member} is registered already"),
             DatasetIdZero => f.write_str("a dataset id cannot be zero"),
             DatasetExists => f.write_str("dataset is already registered"),
             CapacityNotAShape { capacity, max } => {

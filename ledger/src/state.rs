@@ -92,7 +92,7 @@ pub fn revocation_key(member: &str) -> Vec<u8> {
 
 /// The revocation of a member by a quorum of members (`registry::revoke_member`): the
 /// reason its first approver gave, who approved and when, and when the quorum was
-/// reached. Approvals older than `registry::REVOCATION_OPEN_MS` lapse: the next one opens
+/// reached. Approvals older than `registry::APPROVALS_OPEN_MS` lapse: the next one opens
 /// the record afresh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationRecord {
@@ -103,7 +103,30 @@ pub struct RevocationRecord {
     pub revoked_ms: Option<u64>,
 }
 
-/// One member's approval of a revocation.
+/// Key of the admission record of a member not named at genesis.
+pub fn admission_key(member: &str) -> Vec<u8> {
+    format!("admission/{member}").into_bytes()
+}
+
+/// The admission of a member not named at genesis by a quorum of members
+/// (`registry::admit_member`): the certificate its `RegisterMember` brought and its
+/// SHA-256 (what approvals name), when that opened the record, who approved and when, and
+/// when the quorum was reached. Approvals older than `registry::APPROVALS_OPEN_MS` lapse:
+/// the next one opens the record afresh; a registration with another certificate replaces
+/// the record and its approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmissionRecord {
+    pub member: String,
+    #[serde(with = "hex_bytes")]
+    pub certificate: Vec<u8>,
+    #[serde(with = "hex_bytes::id")]
+    pub certificate_sha256: Hash,
+    pub opened_ms: u64,
+    pub approvals: Vec<Approval>,
+    pub admitted_ms: Option<u64>,
+}
+
+/// One member's approval of a revocation or an admission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub by: String,

@@ -248,8 +248,18 @@ pub enum TxKind {
     IssueCredential { member: String, leaf: FrBytes },
     /// `registry`: the KGC withdraws a credential (the credential root changes).
     RevokeCredential { member: String, reason: String },
-    /// `registry`: the KGC revokes a member (and its credential); nothing it signs counts.
+    /// `registry`: a member's approval of revoking `member` (and its credential); at the
+    /// membership quorum nothing the member signs counts any more.
     RevokeMember { member: String, reason: String },
+    /// `registry`: a member's approval of admitting `member`, a member not named at
+    /// genesis whose `RegisterMember` opened an admission, with exactly the certificate
+    /// whose SHA-256 (over its encoding) is `certificate_sha256`. At the membership quorum
+    /// the member is registered.
+    AdmitMember {
+        member: String,
+        #[serde(with = "hex_bytes::id")]
+        certificate_sha256: Hash,
+    },
     /// `abe`: an owner registers a dataset.
     RegisterDataset(DatasetRegistration),
     /// `access`: a requester publishes a data requirement against a dataset.
@@ -387,6 +397,7 @@ impl TxKind {
             | TxKind::IssueCredential { .. }
             | TxKind::RevokeCredential { .. }
             | TxKind::RevokeMember { .. }
+            | TxKind::AdmitMember { .. }
             | TxKind::RegisterDataset(_)
             | TxKind::EraseDataset { .. } => Chain::Data,
             _ => Chain::Access,
@@ -399,6 +410,7 @@ impl TxKind {
             TxKind::IssueCredential { .. } => "issue_credential",
             TxKind::RevokeCredential { .. } => "revoke_credential",
             TxKind::RevokeMember { .. } => "revoke_member",
+            TxKind::AdmitMember { .. } => "admit_member",
             TxKind::RegisterDataset(_) => "register_dataset",
             TxKind::Demand { .. } => "demand",
             TxKind::SupplyProof { .. } => "supply_proof",
@@ -488,6 +500,12 @@ impl SignedTx {
 pub fn client_id(member: &str) -> u64 {
     let h = Sha256::digest(member.as_bytes());
     u64::from_be_bytes(h[..8].try_into().expect("8 bytes"))
+}
+
+/// What an `AdmitMember` names: the plain SHA-256 of a member certificate's encoding (as
+/// `sha256sum` of the decoded bytes prints it, so an approver can check it by hand).
+pub fn certificate_sha256(certificate: &[u8]) -> Hash {
+    Sha256::digest(certificate).into()
 }
 
 /// SHA-256 over a transaction's wire bytes (also for bytes that do not decode).

@@ -7,10 +7,11 @@ use std::sync::{Arc, OnceLock};
 use bellperson::groth16::VerifyingKey;
 use blstrs::Bls12;
 use dualchain_crypto::cbsre::DelegatingSecretKey;
-use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFields, Role};
+use dualchain_crypto::cert::{AttributeSet, Certificate, CertificateAuthority, CertificateFields, Role};
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_crypto::Codec;
 use dualchain_ledger::block::Block;
+use dualchain_ledger::genesis::Founders;
 use dualchain_ledger::reason::{CertProblem, ProofFault, Reason, TxPart};
 use dualchain_ledger::tx::{FrBytes, Outcome, SignedTx, Tx, TxDomain, TxKind};
 use dualchain_ledger::{Applied, Committed, Genesis, Ledger, LedgerError};
@@ -23,6 +24,7 @@ use dualchain_storage::wrappers::{Fault, Faulty};
 use dualchain_storage::KvEngine;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use sha2::Digest as _;
 
 const T0_MS: u64 = 1_790_000_000_000;
 
@@ -68,6 +70,7 @@ impl World {
             supply_vks: vec![],
             grant_duration_max_s: 3600,
             revocation_quorum: 1,
+            founders: Founders::AnyCertified,
         };
         Self { ca, genesis, rng }
     }
@@ -95,6 +98,12 @@ impl World {
             })
             .unwrap();
         Who { id: id.into(), key, cert: cert.to_bytes(), nonce: 0, domain: self.genesis.tx_domain() }
+    }
+
+    /// `who`'s certificate renewed by the CA: the same keys, `serial`.
+    fn renewed(&self, who: &Who, serial: u64) -> Vec<u8> {
+        let old = Certificate::from_bytes(&who.cert).unwrap();
+        self.ca.issue(CertificateFields { serial, ..old.fields }).unwrap().to_bytes()
     }
 }
 
@@ -368,7 +377,7 @@ fn a_member_is_revoked_at_the_quorum_of_approvals_in_good_standing_and_not_befor
 
     // Approvals lapse: two for eve, then a month passes; the next one starts afresh.
     batch(&ledger, 9, &[revoke(&mut kgc, "eve"), revoke(&mut a, "eve")]).unwrap().unwrap();
-    let later = T0_MS + dualchain_ledger::contracts::registry::REVOCATION_OPEN_MS + 10;
+    let later = T0_MS + dualchain_ledger::contracts::registry::APPROVALS_OPEN_MS + 10;
     let o = outcomes(&batch_at(&ledger, 10, later, &[revoke(&mut r, "eve")]).unwrap().unwrap());
     assert!(o[0].is_accepted(), "{o:?}");
     assert_eq!(revoked("eve"), None, "lapsed approvals counted");
@@ -379,6 +388,229 @@ fn a_member_is_revoked_at_the_quorum_of_approvals_in_good_standing_and_not_befor
     assert_eq!(revoked("eve"), None);
     batch_at(&ledger, 12, later + 2, &[revoke(&mut kgc, "eve")]).unwrap().unwrap();
     assert_eq!(revoked("eve").as_deref(), Some("forged records"));
+}
+
+/// Approvals of admitting `member` with the certificate `cert`.
+fn admit(who: &mut Who, member: &str, cert: &[u8]) -> Vec<u8> {
+    let certificate_sha256 = sha2::Sha256::digest(cert).into();
+    who.tx(TxKind::AdmitMember { member: member.into(), certificate_sha256 }).to_bytes()
+}
+
+#[test]
+fn a_member_not_named_at_genesis_joins_at_the_quorum_of_approvals_in_good_standing() {
+    let mut w = World::new();
+    w.genesis.revocation_quorum = 3;
+    w.genesis.founders = Founders::listed(["kgc", "hospital-a", "hospital-b", "research-1"]);
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let year = 400 * 24 * 3600;
+    let mut kgc = w.member_for("kgc", Role::Kgc, None, year);
+    let mut a = w.member_for("hospital-a", Role::Hospital, None, year);
+    let mut b = w.member_for("hospital-b", Role::Hospital, None, year);
+    let mut r = w.member_for("research-1", Role::ResearchInstitute, None, year);
+    let mut newcomer = w.member_for("clinic-n", Role::Hospital, None, year);
+    let acts = |who: &mut Who| who.tx(TxKind::RevokeGrant { grant: [1; 32], reason: "x".into() }).to_bytes();
+    let revoke = |who: &mut Who, member: &str| {
+        who.tx(TxKind::RevokeMember { member: member.into(), reason: "forged records".into() }).to_bytes()
+    };
+    let registered = |id: &str| ledger.member(id).unwrap();
+
+    // The founders register on their certificates alone.
+    let regs: Vec<Vec<u8>> = [&mut kgc, &mut a, &mut b, &mut r].into_iter().map(|m| m.register().to_bytes()).collect();
+    assert!(batch(&ledger, 1, &regs).unwrap().unwrap().txs.iter().all(|t| t.outcome.is_accepted()));
+    assert_eq!(ledger.members().unwrap().len(), 4);
+
+    // The newcomer's registration opens its admission and registers nothing: what else it
+    // signs is a stranger's; the same registration again is refused while it is open.
+    let cert = newcomer.cert.clone();
+    let o = outcomes(&batch(&ledger, 2, &[newcomer.register().to_bytes()]).unwrap().unwrap());
+    assert!(o[0].is_accepted(), "{o:?}");
+    assert_eq!(registered("clinic-n"), None);
+    let record = ledger.admission("clinic-n").unwrap().unwrap();
+    assert_eq!(record.certificate, cert);
+    assert_eq!(record.certificate_sha256, <[u8; 32]>::from(sha2::Sha256::digest(&cert)));
+    assert!(record.approvals.is_empty() && record.admitted_ms.is_none());
+    let o = outcomes(&batch(&ledger, 3, &[acts(&mut newcomer), newcomer.register().to_bytes()]).unwrap().unwrap());
+    assert_eq!(reason(&o[0]), &Reason::UnknownMember { member: "clinic-n".into() });
+    assert_eq!(reason(&o[1]), &Reason::AdmissionPending { member: "clinic-n".into() });
+
+    // Another certificate's digest, an admission nobody opened, the KGC approving twice.
+    let o = outcomes(
+        &batch(
+            &ledger,
+            4,
+            &[
+                admit(&mut kgc, "clinic-n", b"another certificate"),
+                admit(&mut kgc, "nobody", &cert),
+                admit(&mut kgc, "clinic-n", &cert),
+                admit(&mut kgc, "clinic-n", &cert),
+            ],
+        )
+        .unwrap()
+        .unwrap(),
+    );
+    assert_eq!(reason(&o[0]), &Reason::AdmissionCertificateDiffers { member: "clinic-n".into() });
+    assert_eq!(reason(&o[1]), &Reason::UnknownAdmission { member: "nobody".into() });
+    assert!(o[2].is_accepted(), "{o:?}");
+    assert_eq!(reason(&o[3]), &Reason::AdmissionAlreadyApproved { member: "clinic-n".into(), by: "kgc".into() });
+    assert_eq!(reason(&o[3]).to_string(), "kgc already approved the admission of clinic-n");
+    assert_eq!(registered("clinic-n"), None);
+
+    // hospital-b approves, then is revoked; hospital-a's approval is the third, but only
+    // two approvers are in good standing.
+    batch(&ledger, 5, &[admit(&mut b, "clinic-n", &cert)]).unwrap().unwrap();
+    let o = outcomes(
+        &batch(
+            &ledger,
+            6,
+            &[revoke(&mut kgc, "hospital-b"), revoke(&mut a, "hospital-b"), revoke(&mut r, "hospital-b")],
+        )
+        .unwrap()
+        .unwrap(),
+    );
+    assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
+    assert!(registered("hospital-b").unwrap().revoked.is_some());
+    let o = outcomes(&batch(&ledger, 7, &[admit(&mut a, "clinic-n", &cert), acts(&mut newcomer)]).unwrap().unwrap());
+    assert!(o[0].is_accepted(), "{o:?}");
+    assert_eq!(registered("clinic-n"), None, "a revoked approver still counted");
+    assert_eq!(reason(&o[1]), &Reason::UnknownMember { member: "clinic-n".into() });
+    // research-1's approval reaches the quorum: registered as a founder would be.
+    let o = outcomes(&batch(&ledger, 8, &[admit(&mut r, "clinic-n", &cert)]).unwrap().unwrap());
+    assert!(o[0].is_accepted(), "{o:?}");
+    let m = registered("clinic-n").expect("admitted");
+    assert_eq!(
+        (m.role.as_str(), m.serial, m.certificate.clone(), m.registered_ms),
+        ("hospital", 1, cert.clone(), T0_MS + 8)
+    );
+    assert_eq!(m.signing_key, *newcomer.key.public().as_bytes());
+    let record = ledger.admission("clinic-n").unwrap().unwrap();
+    let approvers: Vec<_> = record.approvals.iter().map(|x| x.by.as_str()).collect();
+    assert_eq!(approvers, ["kgc", "hospital-b", "hospital-a", "research-1"]);
+    assert_eq!(record.admitted_ms, Some(T0_MS + 8));
+
+    // Admitted, it transacts; approving it again is refused; it renews without approvals.
+    let renewed = w.renewed(&newcomer, 2);
+    let o = outcomes(
+        &batch(
+            &ledger,
+            9,
+            &[
+                acts(&mut newcomer),
+                admit(&mut a, "clinic-n", &cert),
+                newcomer.tx(TxKind::RegisterMember { certificate: renewed.clone() }).to_bytes(),
+            ],
+        )
+        .unwrap()
+        .unwrap(),
+    );
+    assert_eq!(reason(&o[0]), &Reason::UnknownGrant, "its transaction reached its contract");
+    assert_eq!(reason(&o[1]), &Reason::MemberAlreadyRegistered { member: "clinic-n".into() });
+    assert!(o[2].is_accepted(), "{o:?}");
+    assert_eq!((registered("clinic-n").unwrap().serial, registered("clinic-n").unwrap().certificate), (2, renewed));
+
+    // Revoked, it is never admitted again: neither a new registration nor approvals.
+    let o = outcomes(
+        &batch(
+            &ledger,
+            10,
+            &[revoke(&mut kgc, "clinic-n"), revoke(&mut a, "clinic-n"), revoke(&mut newcomer, "clinic-n")],
+        )
+        .unwrap()
+        .unwrap(),
+    );
+    assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
+    let revocation = "forged records".to_string();
+    let again = w.renewed(&newcomer, 3);
+    let o = outcomes(
+        &batch(
+            &ledger,
+            11,
+            &[
+                newcomer.tx(TxKind::RegisterMember { certificate: again.clone() }).to_bytes(),
+                admit(&mut kgc, "clinic-n", &again),
+                admit(&mut a, "clinic-n", &cert),
+            ],
+        )
+        .unwrap()
+        .unwrap(),
+    );
+    let revoked = Reason::MemberRevoked { member: "clinic-n".into(), revocation };
+    assert_eq!(o.iter().map(reason).collect::<Vec<_>>(), [&revoked, &revoked, &revoked]);
+    assert_eq!(registered("clinic-n").unwrap().serial, 2);
+    assert_eq!(ledger.admission("clinic-n").unwrap().unwrap(), record, "the admission record is as it was");
+}
+
+#[test]
+fn admission_approvals_lapse_name_one_certificate_and_admit_only_a_valid_one() {
+    let mut w = World::new();
+    w.genesis.revocation_quorum = 2;
+    w.genesis.founders = Founders::listed(["kgc", "hospital-a", "hospital-b"]);
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let year = 400 * 24 * 3600;
+    let mut kgc = w.member_for("kgc", Role::Kgc, None, year);
+    let mut a = w.member_for("hospital-a", Role::Hospital, None, year);
+    let mut b = w.member_for("hospital-b", Role::Hospital, None, year);
+    let mut newcomer = w.member_for("clinic-n", Role::Hospital, None, year);
+    let mut brief = w.member_for("clinic-h", Role::Hospital, None, 3600);
+    let regs: Vec<Vec<u8>> =
+        [&mut kgc, &mut a, &mut b, &mut newcomer, &mut brief].into_iter().map(|m| m.register().to_bytes()).collect();
+    let o = outcomes(&batch(&ledger, 1, &regs).unwrap().unwrap());
+    assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
+    assert_eq!(ledger.members().unwrap().len(), 3, "only the founders are registered");
+    let cert = newcomer.cert.clone();
+
+    // A certificate valid when its admission opened, expired when the quorum is reached:
+    // the approval that would admit it is refused.
+    let two_hours = T0_MS + 2 * 3600 * 1000;
+    let o = outcomes(
+        &batch_at(
+            &ledger,
+            2,
+            two_hours,
+            &[admit(&mut kgc, "clinic-h", &brief.cert), admit(&mut a, "clinic-h", &brief.cert)],
+        )
+        .unwrap()
+        .unwrap(),
+    );
+    assert!(o[0].is_accepted(), "{o:?}");
+    assert_eq!(reason(&o[1]), &Reason::CertificateRefused { problem: CertProblem::Expired });
+    assert_eq!(ledger.member("clinic-h").unwrap(), None);
+    assert_eq!(ledger.admission("clinic-h").unwrap().unwrap().approvals.len(), 1);
+
+    // One approval, then a month passes: the next approval opens the admission afresh.
+    batch_at(&ledger, 3, two_hours + 1, &[admit(&mut kgc, "clinic-n", &cert)]).unwrap().unwrap();
+    let later = two_hours + dualchain_ledger::contracts::registry::APPROVALS_OPEN_MS + 10;
+    let o = outcomes(&batch_at(&ledger, 4, later, &[admit(&mut a, "clinic-n", &cert)]).unwrap().unwrap());
+    assert!(o[0].is_accepted(), "{o:?}");
+    assert_eq!(ledger.member("clinic-n").unwrap(), None, "lapsed approvals counted");
+    let record = ledger.admission("clinic-n").unwrap().unwrap();
+    assert_eq!((record.approvals.len(), record.opened_ms), (1, later));
+
+    // Another certificate for the same id replaces the admission and its approvals: an
+    // approval of the first certificate is refused, the new one needs its own.
+    let other = w.renewed(&newcomer, 2);
+    let o = outcomes(
+        &batch_at(
+            &ledger,
+            5,
+            later + 1,
+            &[
+                newcomer.tx(TxKind::RegisterMember { certificate: other.clone() }).to_bytes(),
+                admit(&mut b, "clinic-n", &cert),
+                admit(&mut b, "clinic-n", &other),
+            ],
+        )
+        .unwrap()
+        .unwrap(),
+    );
+    assert!(o[0].is_accepted(), "{o:?}");
+    assert_eq!(reason(&o[1]), &Reason::AdmissionCertificateDiffers { member: "clinic-n".into() });
+    assert!(o[2].is_accepted(), "{o:?}");
+    let record = ledger.admission("clinic-n").unwrap().unwrap();
+    assert_eq!(record.certificate, other);
+    assert_eq!(record.approvals.iter().map(|x| x.by.as_str()).collect::<Vec<_>>(), ["hospital-b"]);
+    assert_eq!(ledger.member("clinic-n").unwrap(), None);
+    batch_at(&ledger, 6, later + 2, &[admit(&mut a, "clinic-n", &other)]).unwrap().unwrap();
+    assert_eq!(ledger.member("clinic-n").unwrap().unwrap().certificate, other);
 }
 
 #[test]

@@ -27,10 +27,12 @@ pub struct ConsortiumFile {
     pub created_unix: u64,
     /// Longest grant a requester may ask for, in seconds.
     pub grant_duration_max_s: u64,
-    /// How many distinct members must approve revoking a member (`POST
-    /// /members/{id}/revoke` from each). Genesis writes a majority of the members it
-    /// lists; absent, that majority is meant. Identical on every node, like the rest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The membership quorum: how many distinct members in good standing must approve
+    /// revoking a member (`POST /members/{id}/revoke` from each) or admitting one not
+    /// listed in `members` (`POST /members/{id}/admit`). Genesis writes a majority of the
+    /// members it lists; absent, that majority is meant. Identical on every node, like the
+    /// rest. The key keeps its first name; `membership_quorum` is read as the same.
+    #[serde(default, alias = "membership_quorum", skip_serializing_if = "Option::is_none")]
     pub revocation_quorum: Option<u32>,
     /// The member certificate authority's public key (hex of its encoding).
     pub member_ca: String,
@@ -49,6 +51,11 @@ pub struct ConsortiumFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tau: Option<TauEntry>,
     pub validators: Vec<ValidatorEntry>,
+    /// The members named at genesis, the founders: each registers on its certificate
+    /// alone. Any other member the member CA certifies later (`dualchain issue`) joins only
+    /// with the membership quorum's approval. Every node's ledger reads its founders from
+    /// this list, so it is never edited after genesis: a member listed here later would
+    /// register without approval at nodes with the edited file and not at the others.
     pub members: Vec<MemberEntry>,
 }
 
@@ -132,15 +139,20 @@ impl ConsortiumFile {
             }
         }
         if self.revocation_quorum == Some(0) {
-            bail!("revocation_quorum must be at least 1");
+            bail!("revocation_quorum (the membership quorum) must be at least 1");
         }
         Ok(())
     }
 
-    /// Approvals it takes to revoke a member: as written, or a majority of the members
-    /// listed at genesis.
-    pub fn revocation_quorum(&self) -> u32 {
+    /// Approvals it takes to revoke a member or admit one not named at genesis: as
+    /// written, or a majority of the members listed at genesis.
+    pub fn membership_quorum(&self) -> u32 {
         self.revocation_quorum.unwrap_or_else(|| majority(self.members.len()))
+    }
+
+    /// The ids of the members named at genesis (`members`).
+    pub fn founders(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|m| m.id.as_str())
     }
 
     pub fn member(&self, id: &str) -> Option<&MemberEntry> {
@@ -501,5 +513,41 @@ mod tests {
         assert_eq!(owner("consent_default = \"deny\"").unwrap().owner.consent_default, ConsentDefault::Deny);
         assert!(owner("consent_default = \"opt-in\"").unwrap_err().contains("consent_default"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_membership_quorum_is_read_under_either_name_and_the_founders_are_the_members() {
+        let validators: String = (0..4)
+            .map(|i| {
+                format!(
+                    "[[validators]]\nid = {i}\nquic = \"127.0.0.1:{}\"\napi = \"http://127.0.0.1:1\"\n\
+                     signing_key = \"\"\ntls_cert = \"\"\n",
+                    7700 + i
+                )
+            })
+            .collect();
+        let members: String = ["kgc", "hospital-a", "research-1"]
+            .iter()
+            .zip(0..)
+            .map(|(id, node)| format!("[[members]]\nid = \"{id}\"\nrole = \"hospital\"\nnode = {node}\n"))
+            .collect();
+        let file = |quorum: &str| -> Result<ConsortiumFile> {
+            let text = format!(
+                "name = \"c\"\ncreated_unix = 0\ngrant_duration_max_s = 60\n{quorum}\nmember_ca = \"\"\n\
+                 tls_ca = \"\"\nibe_params = \"\"\nabe_public = \"\"\nparams = []\n{validators}{members}"
+            );
+            let c: ConsortiumFile = toml::from_str(&text)?;
+            c.check()?;
+            Ok(c)
+        };
+        assert_eq!(file("revocation_quorum = 3").unwrap().membership_quorum(), 3);
+        assert_eq!(file("membership_quorum = 1").unwrap().membership_quorum(), 1);
+        let c = file("").unwrap();
+        assert_eq!(c.membership_quorum(), 2, "a majority of the three members");
+        assert_eq!(c.founders().collect::<Vec<_>>(), ["kgc", "hospital-a", "research-1"]);
+        assert!(format!("{:#}", file("revocation_quorum = 0").unwrap_err()).contains("at least 1"));
+        // Written back under its first name, which older nodes read.
+        let text = toml::to_string(&file("membership_quorum = 3").unwrap()).unwrap();
+        assert!(text.contains("revocation_quorum = 3") && !text.contains("membership_quorum"), "{text}");
     }
 }

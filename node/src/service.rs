@@ -29,6 +29,7 @@ use dualchain_consensus::tls::NodeTls;
 use dualchain_crypto::cert::{CaPublicKey, Role};
 use dualchain_crypto::sign::{PublicKey, SigningKeypair};
 use dualchain_kernels::Compute;
+use dualchain_ledger::genesis::Founders;
 use dualchain_ledger::tx::FrBytes;
 use dualchain_ledger::{Genesis, Ledger};
 use dualchain_prover::params::ProvingKey;
@@ -99,7 +100,8 @@ impl ProvingKeys {
         Ok(Self { policy: policy.ok_or_else(|| anyhow!("no policy parameters"))?, supply })
     }
 
-    /// The ledger's genesis: the member CA and the verifying keys.
+    /// The ledger's genesis: the member CA, the verifying keys, the membership quorum and
+    /// the founders (consortium.toml's `members`).
     fn genesis(&self, consortium: &ConsortiumFile) -> Result<Genesis> {
         let ca: CaPublicKey = from_hex(&consortium.member_ca, "member CA")?;
         let mut supply_vks: Vec<_> = self.supply.iter().map(|(s, pk)| (*s, pk.vk().clone())).collect();
@@ -109,7 +111,8 @@ impl ProvingKeys {
             policy_vk: self.policy.vk().clone(),
             supply_vks,
             grant_duration_max_s: consortium.grant_duration_max_s,
-            revocation_quorum: consortium.revocation_quorum(),
+            revocation_quorum: consortium.membership_quorum(),
+            founders: Founders::listed(consortium.founders()),
         })
     }
 }

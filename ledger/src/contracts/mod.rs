@@ -24,6 +24,7 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
         TxKind::IssueCredential { member, leaf } => registry::issue_credential(ctx, member, leaf),
         TxKind::RevokeCredential { member, reason } => registry::revoke_credential(ctx, member, reason),
         TxKind::RevokeMember { member, reason } => registry::revoke_member(ctx, member, reason),
+        TxKind::AdmitMember { member, certificate_sha256 } => registry::admit_member(ctx, member, certificate_sha256),
         TxKind::RegisterDataset(reg) => abe::register_dataset(ctx, reg),
         TxKind::EraseDataset { dataset, reason } => abe::erase_dataset(ctx, dataset, reason),
         TxKind::Demand { demand, dataset, requirement, purpose } => {

@@ -1,4 +1,24 @@
-//! `registry`: members and their certificates, the credential tree, revocations.
+//! `registry`: members and their certificates, the credential tree, and membership by
+//! quorum: revocations and admissions.
+//!
+//! A member certificate must chain to the consortium CA ([`check_certificate`]), but
+//! whoever holds the CA's key neither adds nor removes a member alone (issue 19: a member
+//! joins when "approved by a quorum of existing institutions"; "a member leaves or is
+//! removed with the same quorum"):
+//! - a member named at genesis ([`crate::genesis::Founders`]) registers on its certificate
+//!   alone ([`register_member`]), and so does every renewal: a registered member's
+//!   certificate, same id, higher serial;
+//! - any other certified member's `RegisterMember` opens its admission
+//!   ([`AdmissionRecord`], holding the certificate): it is not registered, so nothing else
+//!   it signs counts, until members in good standing reaching the membership quorum
+//!   ([`crate::genesis::Genesis::membership_quorum`]) approved that very certificate
+//!   ([`admit_member`], which names its SHA-256). It is then registered exactly as a
+//!   founder's registration would, and renews as a founder does;
+//! - a member is revoked by the same quorum ([`revoke_member`]), its own approval counting
+//!   (leaving), and a revoked id never registers again, by admission or renewal.
+//!
+//! Approvals of either kind count while their members are in good standing (registered,
+//! not revoked), and lapse [`APPROVALS_OPEN_MS`] after their record opened.
 
 use dualchain_crypto::cert::{Certificate, NoRevocations};
 use dualchain_crypto::{Codec, CryptoError};
@@ -8,10 +28,10 @@ use ff::Field;
 use super::context::{check_text, reject, reject_because, Ctx, Exec, Refusal};
 use crate::reason::{CertProblem, Denial, Reason, TextField};
 use crate::state::{
-    member_key, revocation_key, root_key, Approval, MemberRecord, RegistryRecord, RevocationRecord, RootRecord,
-    REGISTRY_KEY,
+    admission_key, member_key, revocation_key, root_key, AdmissionRecord, Approval, MemberRecord, RegistryRecord,
+    RevocationRecord, RootRecord, REGISTRY_KEY,
 };
-use crate::tx::{FrBytes, NAME_LEN_MAX};
+use crate::tx::{certificate_sha256, FrBytes, Hash, NAME_LEN_MAX};
 
 /// A superseded credential root stays acceptable this long (ledger time) after a new
 /// credential is added, so proofs in flight when a member joins still land.
@@ -33,33 +53,46 @@ pub fn check_certificate(ctx: &Ctx<'_, '_>, bytes: &[u8]) -> Result<Certificate,
     Ok(cert)
 }
 
+/// Registers a certified member: a founder at once, a renewal (a registered member's
+/// certificate with a higher serial) at once; any other member's registration opens its
+/// admission instead (`open_admission`). A revoked member registers nothing.
 pub fn register_member(ctx: &mut Ctx<'_, '_>, certificate: &[u8]) -> Exec {
     let cert = check_certificate(ctx, certificate)?;
     let id = cert.fields.subject.clone();
     check_text(TextField::MemberId, &id, NAME_LEN_MAX)?;
     let previous: Option<MemberRecord> = ctx.state.get(&member_key(&id))?;
-    if let Some(p) = &previous {
-        if let Some(r) = &p.revoked {
-            return reject(Reason::MemberRevoked { member: id, revocation: r.clone() });
+    match &previous {
+        Some(p) => {
+            if let Some(r) = &p.revoked {
+                return reject(Reason::MemberRevoked { member: id, revocation: r.clone() });
+            }
+            if cert.fields.serial <= p.serial {
+                return reject(Reason::SerialNotHigher { member: id, registered: p.serial });
+            }
         }
-        if cert.fields.serial <= p.serial {
-            return reject(Reason::SerialNotHigher { member: id, registered: p.serial });
-        }
+        None if !ctx.genesis.founders.contains(&id) => return open_admission(ctx, &id, certificate),
+        None => {}
     }
-    let record = MemberRecord {
-        id: id.clone(),
+    let record = member_record(ctx, &cert, certificate, previous);
+    ctx.state.put(member_key(&id), &record);
+    Ok(())
+}
+
+/// The record that registers `cert` (encoded as `bytes`) at ledger time; a renewal keeps
+/// the credential of the `previous` record.
+fn member_record(ctx: &Ctx<'_, '_>, cert: &Certificate, bytes: &[u8], previous: Option<MemberRecord>) -> MemberRecord {
+    MemberRecord {
+        id: cert.fields.subject.clone(),
         role: cert.fields.role.as_str().to_string(),
         serial: cert.fields.serial,
-        certificate: certificate.to_vec(),
+        certificate: bytes.to_vec(),
         signing_key: *cert.fields.signing_key.as_bytes(),
         not_after: cert.fields.not_after,
         revoked: None,
         credential: previous.as_ref().and_then(|p| p.credential),
         credential_revoked: previous.and_then(|p| p.credential_revoked),
         registered_ms: ctx.time_ms,
-    };
-    ctx.state.put(member_key(&id), &record);
-    Ok(())
+    }
 }
 
 fn registry(ctx: &Ctx<'_, '_>) -> Result<RegistryRecord, Refusal> {
@@ -156,18 +189,45 @@ pub fn revoke_credential(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> E
     Ok(())
 }
 
-/// How long approvals of a revocation stay open (ledger time): 30 days.
-pub const REVOCATION_OPEN_MS: u64 = 30 * 24 * 3600 * 1000;
+/// How long approvals of a revocation or an admission stay open (ledger time): 30 days
+/// from the approval that opened the record.
+pub const APPROVALS_OPEN_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// Whether the approvals of a record opened at `opened_ms` have lapsed at `now_ms`.
+fn lapsed(opened_ms: u64, now_ms: u64) -> bool {
+    now_ms >= opened_ms.saturating_add(APPROVALS_OPEN_MS)
+}
+
+/// Adds the sender's approval to `approvals` (refused with `already(sender)` if it
+/// approved before) and returns how many of them are now by members in good standing:
+/// registered and not revoked, so an approver revoked since it approved no longer counts.
+fn approve(
+    ctx: &Ctx<'_, '_>,
+    approvals: &mut Vec<Approval>,
+    already: impl FnOnce(String) -> Reason,
+) -> Result<u32, Refusal> {
+    let by = ctx.sender()?.id.clone();
+    if approvals.iter().any(|a| a.by == by) {
+        return reject(already(by));
+    }
+    approvals.push(Approval { by, at_ms: ctx.time_ms, tx: ctx.tx_hash });
+    let mut standing = 0u32;
+    for a in approvals.iter() {
+        if ctx.state.get::<MemberRecord>(&member_key(&a.by))?.is_some_and(|x| x.revoked.is_none()) {
+            standing += 1;
+        }
+    }
+    Ok(standing)
+}
 
 /// A member's approval of revoking `member` (any registered member may give one, the
 /// member itself included, which is how a member leaves). The member is revoked, and its
 /// credential withdrawn, at the approval that brings the approvals of members still in
-/// good standing to the genesis' `revocation_quorum`, with the reason the first approver
-/// gave; from then on nothing it signs counts. Until then the member is unaffected, and
-/// the [`RevocationRecord`] shows who approved. Approvals lapse after
-/// [`REVOCATION_OPEN_MS`].
+/// good standing to the membership quorum ([`crate::genesis::Genesis::membership_quorum`]),
+/// with the reason the first approver gave; from then on nothing it signs counts. Until
+/// then the member is unaffected, and the [`RevocationRecord`] shows who approved.
+/// Approvals lapse after [`APPROVALS_OPEN_MS`].
 pub fn revoke_member(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec {
-    let by = ctx.sender()?.id.clone();
     check_text(TextField::Reason, reason, 256)?;
     let Some(mut m) = ctx.state.get::<MemberRecord>(&member_key(member))? else {
         return reject(Reason::UnknownMember { member: member.into() });
@@ -177,7 +237,7 @@ pub fn revoke_member(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec 
     }
     let now = ctx.time_ms;
     let mut r = match ctx.state.get::<RevocationRecord>(&revocation_key(member))? {
-        Some(r) if now < r.opened_ms.saturating_add(REVOCATION_OPEN_MS) => r,
+        Some(r) if !lapsed(r.opened_ms, now) => r,
         // None yet, or its approvals lapsed: this approval opens one.
         _ => RevocationRecord {
             member: member.into(),
@@ -187,18 +247,9 @@ pub fn revoke_member(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec 
             revoked_ms: None,
         },
     };
-    if r.approvals.iter().any(|a| a.by == by) {
-        return reject(Reason::RevocationAlreadyApproved { member: member.into(), by });
-    }
-    r.approvals.push(Approval { by, at_ms: now, tx: ctx.tx_hash });
-    // Approvals count while their members are not revoked themselves.
-    let mut standing = 0u32;
-    for a in &r.approvals {
-        if ctx.state.get::<MemberRecord>(&member_key(&a.by))?.is_some_and(|x| x.revoked.is_none()) {
-            standing += 1;
-        }
-    }
-    if standing >= ctx.genesis.revocation_quorum.max(1) {
+    let standing =
+        approve(ctx, &mut r.approvals, |by| Reason::RevocationAlreadyApproved { member: member.into(), by })?;
+    if standing >= ctx.genesis.membership_quorum() {
         if m.credential_revoked.is_none() {
             withdraw_credential(ctx, &mut m, &r.reason)?;
         }
@@ -207,5 +258,67 @@ pub fn revoke_member(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec 
         ctx.state.put(member_key(member), &m);
     }
     ctx.state.put(revocation_key(member), &r);
+    Ok(())
+}
+
+/// A certified member not named at genesis asks to join ([`register_member`]): its
+/// admission opens with this certificate and no approvals. Refused while one is open for
+/// this very certificate (its approvals stand); a registration with another certificate,
+/// or after the approvals lapsed, opens it afresh, the earlier approvals dropped.
+fn open_admission(ctx: &mut Ctx<'_, '_>, member: &str, certificate: &[u8]) -> Exec {
+    let digest = certificate_sha256(certificate);
+    let now = ctx.time_ms;
+    if let Some(a) = ctx.state.get::<AdmissionRecord>(&admission_key(member))? {
+        if a.certificate_sha256 == digest && !lapsed(a.opened_ms, now) {
+            return reject(Reason::AdmissionPending { member: member.into() });
+        }
+    }
+    let record = AdmissionRecord {
+        member: member.into(),
+        certificate: certificate.to_vec(),
+        certificate_sha256: digest,
+        opened_ms: now,
+        approvals: Vec::new(),
+        admitted_ms: None,
+    };
+    ctx.state.put(admission_key(member), &record);
+    Ok(())
+}
+
+/// A member's approval of admitting `member` with the certificate whose SHA-256 is
+/// `certificate_sha256` (any registered member in good standing may give one). At the
+/// approval that brings the approvals of members in good standing to the membership
+/// quorum, the certificate is checked again at ledger time and the member registered as
+/// [`register_member`] registers a founder; the [`AdmissionRecord`] keeps who approved.
+/// Refused for a member registered already or revoked, without an open admission, or for
+/// another certificate than the admission's (a new certificate needs fresh approvals).
+/// Approvals lapse after [`APPROVALS_OPEN_MS`]: the next one opens the record afresh.
+pub fn admit_member(ctx: &mut Ctx<'_, '_>, member: &str, certificate_sha256: &Hash) -> Exec {
+    if let Some(m) = ctx.state.get::<MemberRecord>(&member_key(member))? {
+        return match m.revoked {
+            Some(revocation) => reject(Reason::MemberRevoked { member: member.into(), revocation }),
+            None => reject(Reason::MemberAlreadyRegistered { member: member.into() }),
+        };
+    }
+    let Some(mut a) = ctx.state.get::<AdmissionRecord>(&admission_key(member))? else {
+        return reject(Reason::UnknownAdmission { member: member.into() });
+    };
+    if a.certificate_sha256 != *certificate_sha256 {
+        return reject(Reason::AdmissionCertificateDiffers { member: member.into() });
+    }
+    let now = ctx.time_ms;
+    if lapsed(a.opened_ms, now) {
+        a.opened_ms = now;
+        a.approvals.clear();
+    }
+    let standing = approve(ctx, &mut a.approvals, |by| Reason::AdmissionAlreadyApproved { member: member.into(), by })?;
+    if standing >= ctx.genesis.membership_quorum() {
+        // Valid when it opened, the certificate may have expired while members approved.
+        let cert = check_certificate(ctx, &a.certificate)?;
+        let record = member_record(ctx, &cert, &a.certificate, None);
+        ctx.state.put(member_key(member), &record);
+        a.admitted_ms = Some(now);
+    }
+    ctx.state.put(admission_key(member), &a);
     Ok(())
 }

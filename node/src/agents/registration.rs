@@ -1,13 +1,16 @@
 //! Every node registers its hosted member's certificate on the data chain at first start,
 //! retrying until it is final, and registers a renewed certificate (a higher serial, the
 //! same keys) as soon as one is installed in the member's file, without a restart: the
-//! renewal takes effect at the height of that registration.
+//! renewal takes effect at the height of that registration. A member not named at genesis
+//! is registered only once the members approved its admission (`registry::admit_member`):
+//! its registration opens the admission, and the node then waits for the approvals
+//! instead of sending it again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use dualchain_crypto::Codec;
-use dualchain_ledger::tx::{Outcome, TxKind};
+use dualchain_ledger::tx::{certificate_sha256, Outcome, TxKind};
 use dualchain_ledger::Ledger;
 
 use crate::member::client::Client;
@@ -19,6 +22,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// Registers `member`'s certificate unless `ledger` already holds it (or a later one).
 pub async fn register_member(ledger: Arc<Ledger>, client: Arc<Client>, member: Arc<Member>) {
+    let certificate = member.cert.to_bytes();
+    let digest = certificate_sha256(&certificate);
+    let mut awaiting = false;
     loop {
         match ledger.member(&member.id) {
             Ok(Some(m)) if m.serial >= member.cert.fields.serial => {
@@ -28,7 +34,22 @@ pub async fn register_member(ledger: Arc<Ledger>, client: Arc<Client>, member: A
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reading the registry"),
         }
-        let kind = TxKind::RegisterMember { certificate: member.cert.to_bytes() };
+        match ledger.admission(&member.id) {
+            Ok(Some(a)) if a.certificate_sha256 == digest && a.admitted_ms.is_none() => {
+                if !std::mem::replace(&mut awaiting, true) {
+                    tracing::info!(
+                        member = %member.id,
+                        certificate_sha256 = %hex::encode(digest),
+                        "not named at genesis: the admission awaits the members' approvals"
+                    );
+                }
+                tokio::time::sleep(RENEWAL_POLL).await;
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the admissions"),
+        }
+        let kind = TxKind::RegisterMember { certificate: certificate.clone() };
         match tokio::time::timeout(ATTEMPT_WAIT_MAX, client.submit(kind)).await {
             Ok(Ok(f)) => {
                 if let Outcome::Rejected { reason } = f.outcome {

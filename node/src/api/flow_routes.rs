@@ -374,38 +374,6 @@ pub async fn erase_dataset(State(api): State<ApiState>, Path(id): Path<String>, 
     ok_json(&final_json(&crate::member::client::Final { hash: e.tx, seq: e.seq, outcome: Outcome::Accepted }))
 }
 
-/// `POST /members/{id}/revoke`: this member approves revoking member `id`. Once members
-/// of the consortium's `revocation_quorum` approved (`registry::revoke_member`), nothing
-/// the member signs counts on the ledger, and every node refuses its signed calls. The
-/// answer says whether this approval completed the revocation, and who approved so far:
-/// `revocation: {reason, approvals: [{by, at_ms, tx}], quorum, revoked}`.
-pub async fn revoke_member(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
-    let node = &api.node;
-    let h = hosted_as(node, &s, &[])?;
-    let spec: RevokeSpec = if s.body.is_empty() { RevokeSpec::default() } else { s.json()? };
-    match node.ledger.member(&id)? {
-        None => return Err(ApiError::not_found("unknown-member", format!("{id} is not a registered member"))),
-        Some(m) if m.revoked.is_some() => {
-            return Err(ApiError::conflict("revoked", format!("{id} is already revoked")))
-        }
-        Some(_) => {}
-    }
-    let reason = if spec.reason.is_empty() { format!("revoked by {}", h.member.id) } else { spec.reason };
-    let f = h.client.submit(TxKind::RevokeMember { member: id.clone(), reason }).await?;
-    if let Outcome::Rejected { reason } = &f.outcome {
-        return Err(ApiError::forbidden("rejected", format!("the ledger rejected the revocation: {reason}")));
-    }
-    let mut v = final_json(&f);
-    // As of the approval's block at this node's ledger (a later approval may have landed).
-    if let Some(r) = node.ledger.revocation(&id)? {
-        let quorum = node.ledger.genesis().revocation_quorum;
-        v["revocation"] = json!({
-            "reason": r.reason, "approvals": r.approvals, "quorum": quorum, "revoked": r.revoked_ms.is_some(),
-        });
-    }
-    ok_json(&v)
-}
-
 /// Opens a dataset's CP-ABE index for a hosted member off the async threads (a CP-ABE
 /// decryption is pairings); the outer error is the task's, the inner the opening's.
 /// A break-glass grant's pointer, opened with the requester's IBE key.

@@ -17,6 +17,8 @@
 //!   CPC), `POST /cpc/fetch` (a requester's node fetches re-encrypted records),
 //!   `POST /ibe/share` and `POST /kgc/enroll` (a member obtains its ESKI-IBE key from the
 //!   authorities and its CP-ABE key from the KGC after a per-institution genesis).
+//! - Membership by quorum ([`membership_routes`]): `POST /members/{id}/revoke`,
+//!   `POST /members/{id}/admit`, `GET /members/{id}/admission`.
 //! - Break-glass ([`emergency_routes`]): `POST /break-glass`, `GET /break-glass` (the
 //!   owner's review queue), `GET /break-glass/{id}`, `POST /break-glass/{id}/review`.
 //! - The privacy officer's console ([`console`]): `GET /console/` (a web page), its sign-in
@@ -51,7 +53,8 @@
 //! | [`fhir_routes`] | FHIR in: Patients, Observations, Bundles, seals |
 //! | [`search`] | FHIR search over Observations: staged, or a grant's records |
 //! | [`audit`] | the access log as FHIR `AuditEvent`s, for the datasets' owner |
-//! | [`flow_routes`] | demands, access, grants, records, revocations, audit |
+//! | [`flow_routes`] | demands, access, grants, records, audit |
+//! | [`membership_routes`] | membership by quorum: revoking and admitting members |
 //! | [`console`] | the privacy officer's console: page, sign-in, sessions, its read-only views and reviews |
 //! | [`emergency_routes`] | break-glass: emergency requests, the owner's review queue, reviews |
 //! | [`erasure_routes`] | a patient's erasure: re-register the others' records, erase the old datasets |
@@ -85,6 +88,7 @@ pub mod error;
 pub mod fhir_routes;
 pub mod flow_routes;
 pub mod limits;
+pub mod membership_routes;
 pub mod metrics;
 pub mod ops;
 pub mod search;
@@ -176,7 +180,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/grants/{id}/records", get(get_records))
         .route("/grants/{id}/revoke", post(revoke_grant))
         .route("/audit/{id}", get(get_audit))
-        .route("/members/{id}/revoke", post(revoke_member))
+        .route("/members/{id}/revoke", post(membership_routes::revoke_member))
+        .route("/members/{id}/admit", post(membership_routes::admit_member))
+        .route("/members/{id}/admission", get(membership_routes::get_admission))
         .route("/break-glass", post(emergency_routes::post_break_glass).get(emergency_routes::list_break_glass))
         .route("/break-glass/{id}", get(emergency_routes::get_break_glass))
         .route("/break-glass/{id}/review", post(emergency_routes::review_break_glass))

@@ -133,6 +133,13 @@ pub struct RevokeSpec {
     pub reason: String,
 }
 
+/// `POST /members/{id}/admit`: the SHA-256 of the certificate approved (hex).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmitSpec {
+    pub certificate_sha256: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

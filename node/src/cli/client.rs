@@ -117,11 +117,26 @@ enum Call {
         reason: String,
     },
     /// Approve revoking a member (this member's own id to leave). The member is revoked
-    /// once the consortium's revocation quorum of members approved.
+    /// once the consortium's membership quorum of members approved.
     RevokeMember {
         member: String,
         #[arg(long)]
         reason: String,
+    },
+    /// A member not named at genesis: its pending admission, with the certificate it is for
+    /// (check it before approving).
+    Admission {
+        #[arg(long)]
+        member: String,
+    },
+    /// Approve admitting a member not named at genesis, with the certificate whose SHA-256
+    /// the coordinator's `dualchain issue` printed. The member is registered once the
+    /// consortium's membership quorum of members approved that certificate.
+    AdmitMember {
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        certificate_sha256: String,
     },
     /// Erase one of this hospital's datasets: a tombstone on chain, the CPC deletes its
     /// records and every grant's results, the node destroys its key.
@@ -293,6 +308,11 @@ pub async fn run(args: ClientArgs) -> Result<()> {
         }
         Call::RevokeMember { member, reason } => {
             c.call(Method::POST, &format!("/members/{member}/revoke"), Some(&json!({"reason": reason}))).await?
+        }
+        Call::Admission { member } => c.call(Method::GET, &format!("/members/{member}/admission"), None).await?,
+        Call::AdmitMember { member, certificate_sha256 } => {
+            let body = json!({"certificate_sha256": certificate_sha256});
+            c.call(Method::POST, &format!("/members/{member}/admit"), Some(&body)).await?
         }
         Call::Erase { dataset, reason } => {
             c.call(Method::POST, &format!("/datasets/{dataset}/erase"), Some(&json!({"reason": reason}))).await?

@@ -12,6 +12,7 @@ use dualchain_prover::supply::SupplyShape;
 use crate::config::NodeConfig;
 use crate::genesis::assemble::{AssembleOptions, RenewOptions};
 use crate::genesis::institution::{InstallOptions, JoinOptions, KeygenOptions};
+use crate::genesis::issue::IssueOptions;
 use crate::genesis::{self, InitOptions};
 
 pub mod client;
@@ -44,6 +45,12 @@ enum Command {
     /// The coordinator: renew a member's certificate from the kept member CA (same keys,
     /// next serial, new validity); writes issued/<member>.toml.
     Renew(RenewOptions),
+    /// The coordinator: certify an institution that joins after genesis from its
+    /// contribution.toml (made by `keygen`), from the kept member CA; writes
+    /// issued/<member>.toml and prints the certificate's SHA-256, which the members approve
+    /// (`client admit-member`) before the ledger registers it. Its node is not built yet
+    /// (deploy/README.md: "Admitting a new institution").
+    Issue(IssueOptions),
     /// An institution: install a renewed certificate; its running node registers it.
     InstallCertificate(InstallOptions),
     /// A TEST consortium on one machine, which makes every secret and the Groth16
@@ -214,6 +221,28 @@ pub fn main() -> Result<()> {
             let (serial, not_after) = crate::genesis::assemble::renew(&opts)?;
             println!("{}'s certificate renewed: serial {serial}, valid until {not_after} (UNIX s)", opts.member);
             println!("send {}/issued/{}.toml to {}", opts.genesis.display(), opts.member, opts.member);
+        }
+        Command::Issue(opts) => {
+            let issued = crate::genesis::issue::issue(&opts)?;
+            println!(
+                "{}'s member certificate issued: serial {}, valid until {} (UNIX s), written to {}",
+                issued.member,
+                issued.serial,
+                issued.not_after,
+                issued.path.display()
+            );
+            println!("certificate SHA-256: {}", hex::encode(issued.certificate_sha256));
+            println!(
+                "{} joins once the consortium's membership quorum approved it: each member runs\n  \
+                 dualchain client --config NODE_TOML admit-member --member {} --certificate-sha256 {}",
+                issued.member,
+                issued.member,
+                hex::encode(issued.certificate_sha256)
+            );
+            println!(
+                "not built yet: a node for {} (a validator slot or a follower), which sends its registration",
+                issued.member
+            );
         }
         Command::InstallCertificate(opts) => {
             let (serial, not_after) = crate::genesis::institution::install_certificate(&opts)?;

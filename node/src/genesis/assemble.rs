@@ -26,14 +26,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use dualchain_consensus::tls::TlsCa;
 use dualchain_crypto::cbsre::DelegatingPublicKey;
-use dualchain_crypto::cert::{CertificateAuthority, CertificateFields, Role};
+use dualchain_crypto::cert::{Certificate, CertificateAuthority, CertificateFields, Role};
 use dualchain_crypto::ibe::IbePublicParams;
 use dualchain_crypto::sign::SigningKeypair;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use super::institution::{Contribution, IssuedFile};
+use super::institution::{Contribution, ContributionBody, IssuedFile};
 use super::{ceremony, member_ca_name, write_consortium, ParamsRequest, GRANT_DURATION_MAX_S};
 use crate::config::{ConsortiumFile, MemberEntry, ValidatorEntry};
 use crate::files::{from_hex, read_secret, to_hex, write_private};
@@ -83,10 +83,10 @@ struct CaFile {
     next_serial: u64,
 }
 
-struct Cas {
-    member: CertificateAuthority,
+pub(super) struct Cas {
+    pub(super) member: CertificateAuthority,
     tls: TlsCa,
-    next_serial: u64,
+    pub(super) next_serial: u64,
 }
 
 const CA_FILE: &str = "secrets/member-ca.json";
@@ -94,7 +94,7 @@ const TLS_CA_KEY: &str = "secrets/tls-ca.key";
 
 impl Cas {
     /// The CAs kept in `dir`, or new ones (written there first).
-    fn open_or_create(dir: &Path, consortium: &str) -> Result<Self> {
+    pub(super) fn open_or_create(dir: &Path, consortium: &str) -> Result<Self> {
         let path = dir.join(CA_FILE);
         if path.exists() {
             let f: CaFile =
@@ -113,7 +113,42 @@ impl Cas {
         Ok(cas)
     }
 
-    fn save(&self, dir: &Path, consortium: &str) -> Result<()> {
+    /// The CAs kept in `dir` that assembled `consortium` (renewals and later issues).
+    pub(super) fn open_kept(dir: &Path, consortium: &ConsortiumFile) -> Result<Self> {
+        ensure!(
+            dir.join(CA_FILE).exists(),
+            "{} keeps no CA: certificates after genesis come from the CAs that assembled the consortium",
+            dir.display()
+        );
+        let cas = Self::open_or_create(dir, &consortium.name)?;
+        ensure!(
+            to_hex(cas.member.public()) == consortium.member_ca,
+            "the member CA in {} is not the one consortium.toml names",
+            dir.display()
+        );
+        Ok(cas)
+    }
+
+    /// A member certificate over a contribution's keys and attribute commitment, valid
+    /// from a minute ago until `not_after`, with the next serial.
+    pub(super) fn certify_member(&mut self, b: &ContributionBody, now: u64, not_after: u64) -> Result<Certificate> {
+        let attributes = b.attribute_set()?;
+        let delegating_key: DelegatingPublicKey = from_hex(&b.delegating_key, "delegating key")?;
+        let cert = self.member.issue(CertificateFields {
+            serial: self.next_serial,
+            subject: b.id.clone(),
+            role: b.role()?,
+            signing_key: b.signing_key()?,
+            delegating_key,
+            attribute_commitment: attributes.commit(&b.attribute_salt()?),
+            not_before: now - 60,
+            not_after,
+        })?;
+        self.next_serial += 1;
+        Ok(cert)
+    }
+
+    pub(super) fn save(&self, dir: &Path, consortium: &str) -> Result<()> {
         let f = CaFile {
             consortium: consortium.into(),
             member_ca: self.member.public().name.clone(),
@@ -163,25 +198,13 @@ pub fn assemble(opts: &AssembleOptions) -> Result<AssembleReport> {
             signing_key: b.validator_key.clone(),
             tls_cert: hex::encode(tls_cert),
         });
-        let attributes = b.attribute_set()?;
-        let delegating_key: DelegatingPublicKey = from_hex(&b.delegating_key, "delegating key")?;
-        let cert = cas.member.issue(CertificateFields {
-            serial: cas.next_serial,
-            subject: b.id.clone(),
-            role: b.role()?,
-            signing_key: b.signing_key()?,
-            delegating_key,
-            attribute_commitment: attributes.commit(&b.attribute_salt()?),
-            not_before: now - 60,
-            not_after: now + CERT_VALIDITY_S,
-        })?;
-        cas.next_serial += 1;
+        let cert = cas.certify_member(b, now, now + CERT_VALIDITY_S)?;
         members.push(MemberEntry { id: b.id.clone(), role: b.role.clone(), node });
         issued.push(IssuedFile {
             id: b.id.clone(),
-            node,
+            node: Some(node),
             certificate: to_hex(&cert),
-            api_tls_cert: hex::encode(api_tls_cert),
+            api_tls_cert: Some(hex::encode(api_tls_cert)),
         });
     }
     cas.save(&opts.ca, &opts.name)?;
@@ -212,12 +235,10 @@ pub fn assemble(opts: &AssembleOptions) -> Result<AssembleReport> {
     };
     write_consortium(&opts.out, &consortium, "dualchain assemble")?;
     for f in &issued {
-        let path = opts.out.join("issued").join(format!("{}.toml", f.id));
-        std::fs::create_dir_all(path.parent().expect("a file in issued/"))?;
-        std::fs::write(&path, toml::to_string_pretty(f)?).with_context(|| format!("writing {}", path.display()))?;
+        f.save(&opts.out, None)?;
     }
     Ok(AssembleReport {
-        nodes: issued.iter().map(|f| (f.node, f.id.clone())).collect(),
+        nodes: consortium.members.iter().map(|m| (m.node, m.id.clone())).collect(),
         test_consortium: consortium.test_consortium.is_some(),
     })
 }
@@ -247,24 +268,14 @@ pub struct RenewOptions {
 pub fn renew(opts: &RenewOptions) -> Result<(u64, u64)> {
     ensure!((1..=3650).contains(&opts.days), "--days must be in 1..=3650");
     let consortium = ConsortiumFile::load(&opts.genesis.join("consortium.toml"))?;
-    ensure!(
-        opts.ca.join(CA_FILE).exists(),
-        "{} keeps no CA: renewals need the CAs that assembled the consortium",
-        opts.ca.display()
-    );
-    let mut cas = Cas::open_or_create(&opts.ca, &consortium.name)?;
-    ensure!(
-        to_hex(cas.member.public()) == consortium.member_ca,
-        "the member CA in {} is not the one consortium.toml names",
-        opts.ca.display()
-    );
-    let path = opts.genesis.join("issued").join(format!("{}.toml", opts.member));
+    let mut cas = Cas::open_kept(&opts.ca, &consortium)?;
+    let path = IssuedFile::path(&opts.genesis, &opts.member);
     let mut issued: IssuedFile = toml::from_str(
         &std::fs::read_to_string(&path)
             .with_context(|| format!("reading {} (is {} a member?)", path.display(), opts.member))?,
     )
     .with_context(|| format!("parsing {}", path.display()))?;
-    let old: dualchain_crypto::cert::Certificate = from_hex(&issued.certificate, "member certificate")?;
+    let old: Certificate = from_hex(&issued.certificate, "member certificate")?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let serial = cas.next_serial.max(old.fields.serial + 1);
     let not_after = now + opts.days * 24 * 3600;
@@ -272,8 +283,40 @@ pub fn renew(opts: &RenewOptions) -> Result<(u64, u64)> {
     cas.next_serial = serial + 1;
     cas.save(&opts.ca, &consortium.name)?;
     issued.certificate = to_hex(&cert);
-    std::fs::write(&path, toml::to_string_pretty(&issued)?).with_context(|| format!("writing {}", path.display()))?;
+    issued.save(&opts.genesis, None)?;
     Ok((serial, not_after))
+}
+
+/// The checks on one contribution (module docs): signed by the member key it names, for
+/// this consortium, its role, attributes, salt and validator key well formed, and an
+/// ESKI-IBE link and CP-ABE key exactly where its role brings them. Returns its role.
+pub fn check_contribution(consortium: &str, c: &Contribution) -> Result<Role> {
+    let b = &c.body;
+    c.verify()?;
+    ensure!(
+        b.consortium == consortium,
+        "{}'s contribution is for consortium {:?}, not {consortium:?}",
+        b.id,
+        b.consortium
+    );
+    let role = b.role()?;
+    b.attribute_set().with_context(|| format!("{}'s attributes", b.id))?;
+    b.attribute_salt()?;
+    b.validator_key()?;
+    let authority = matches!(role, Role::Kgc | Role::Cpc);
+    ensure!(
+        b.ibe.is_some() == authority,
+        "{} ({role}) {} an ESKI-IBE link",
+        b.id,
+        if authority { "lacks" } else { "must not bring" }
+    );
+    ensure!(
+        b.abe_public.is_some() == (role == Role::Kgc),
+        "{} ({role}) {} the CP-ABE public key",
+        b.id,
+        if role == Role::Kgc { "lacks" } else { "must not bring" }
+    );
+    Ok(role)
 }
 
 /// Every check on the set of contributions (module docs); returns the ESKI-IBE chain.
@@ -281,14 +324,7 @@ pub fn check_contributions(consortium: &str, contributions: &[Contribution]) -> 
     let mut seen = HashSet::new();
     for c in contributions {
         let b = &c.body;
-        c.verify()?;
-        ensure!(
-            b.consortium == consortium,
-            "{}'s contribution is for consortium {:?}, not {consortium:?}",
-            b.id,
-            b.consortium
-        );
-        let role = b.role()?;
+        check_contribution(consortium, c)?;
         ensure!(seen.insert(format!("id:{}", b.id)), "{} contributed twice", b.id);
         for (what, key) in [
             ("signing key", &b.signing_key),
@@ -298,22 +334,6 @@ pub fn check_contributions(consortium: &str, contributions: &[Contribution]) -> 
         ] {
             ensure!(seen.insert(format!("key:{key}")), "{}'s {what} is already another contribution's", b.id);
         }
-        b.attribute_set().with_context(|| format!("{}'s attributes", b.id))?;
-        b.attribute_salt()?;
-        b.validator_key()?;
-        let authority = matches!(role, Role::Kgc | Role::Cpc);
-        ensure!(
-            b.ibe.is_some() == authority,
-            "{} ({role}) {} an ESKI-IBE link",
-            b.id,
-            if authority { "lacks" } else { "must not bring" }
-        );
-        ensure!(
-            b.abe_public.is_some() == (role == Role::Kgc),
-            "{} ({role}) {} the CP-ABE public key",
-            b.id,
-            if role == Role::Kgc { "lacks" } else { "must not bring" }
-        );
     }
     let of_role = |r: Role| contributions.iter().filter(move |c| c.body.role == r.as_str());
     ensure!(
@@ -357,14 +377,14 @@ pub fn check_contributions(consortium: &str, contributions: &[Contribution]) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::institution::{keygen, KeygenOptions};
     use super::*;
 
-    const NAME: &str = "refusals";
+    pub(crate) const NAME: &str = "refusals";
 
     /// Keys for `specs` (id, role, --ibe-after index) made in `dir`; their contributions.
-    fn contribute(dir: &Path, specs: &[(&str, &str, Option<usize>)]) -> Vec<PathBuf> {
+    pub(crate) fn contribute(dir: &Path, specs: &[(&str, &str, Option<usize>)]) -> Vec<PathBuf> {
         let mut paths: Vec<PathBuf> = Vec::new();
         for (i, (id, role, after)) in specs.iter().enumerate() {
             let p = keygen(&KeygenOptions {
@@ -386,7 +406,7 @@ mod tests {
 
     /// `c` with its body changed by `f` and signed again by its own member key (an
     /// institution that lies, not a forger).
-    fn resigned(
+    pub(crate) fn resigned(
         dir: &Path,
         c: &Contribution,
         f: impl FnOnce(&mut super::super::institution::ContributionBody),

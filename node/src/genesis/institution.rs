@@ -328,12 +328,32 @@ pub fn keygen(opts: &KeygenOptions) -> Result<PathBuf> {
 #[serde(deny_unknown_fields)]
 pub struct IssuedFile {
     pub id: String,
-    pub node: u8,
+    /// The validator that hosts the member: absent for a member issued after genesis
+    /// (`dualchain issue`), which no validator hosts yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u8>,
     /// The member certificate (hex of its encoding).
     pub certificate: String,
-    /// The API's HTTPS certificate (hex of DER); the consensus TLS certificate is in
-    /// `consortium.toml`.
-    pub api_tls_cert: String,
+    /// The API's HTTPS certificate (hex of DER; absent with `node`); the consensus TLS
+    /// certificate is in `consortium.toml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_tls_cert: Option<String>,
+}
+
+impl IssuedFile {
+    /// The path of `member`'s file in the coordinator's output `genesis`.
+    pub fn path(genesis: &Path, member: &str) -> PathBuf {
+        genesis.join("issued").join(format!("{member}.toml"))
+    }
+
+    /// Writes it to [`IssuedFile::path`], after `header` (comment lines) if given.
+    pub fn save(&self, genesis: &Path, header: Option<&str>) -> Result<PathBuf> {
+        let path = Self::path(genesis, &self.id);
+        std::fs::create_dir_all(path.parent().expect("a file in issued/"))?;
+        let text = format!("{}{}", header.unwrap_or_default(), toml::to_string_pretty(self)?);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
 }
 
 /// `dualchain join`'s arguments.
@@ -365,9 +385,17 @@ pub fn join(opts: &JoinOptions) -> Result<u8> {
     let consortium_path = opts.genesis.join("consortium.toml");
     let consortium = ConsortiumFile::load(&consortium_path)?;
     let issued: IssuedFile = {
-        let path = opts.genesis.join("issued").join(format!("{}.toml", own.body.id));
+        let path = IssuedFile::path(&opts.genesis, &own.body.id);
         toml::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
             .with_context(|| format!("parsing {}", path.display()))?
+    };
+    let Some(api_tls_cert) = issued.api_tls_cert.clone() else {
+        bail!(
+            "issued/{}.toml names no node: {} was certified after genesis (dualchain issue), and a node for a \
+             member admitted later (a validator slot, or a follower) is not built yet",
+            own.body.id,
+            own.body.id
+        );
     };
     let node = check_assembly(&consortium, &own.body, &issued, dir, &secrets).with_context(|| {
         format!("the consortium in {} does not list {} as contributed", opts.genesis.display(), own.body.id)
@@ -383,7 +411,7 @@ pub fn join(opts: &JoinOptions) -> Result<u8> {
             std::fs::copy(e.path(), params_dst.join(e.file_name()))?;
         }
     }
-    std::fs::write(dir.join("api-tls.der"), hex::decode(&issued.api_tls_cert)?)?;
+    std::fs::write(dir.join("api-tls.der"), hex::decode(&api_tls_cert)?)?;
     let file = MemberFile {
         id: own.body.id.clone(),
         role: own.body.role.clone(),
@@ -432,7 +460,7 @@ fn check_assembly(
     ensure!(c.name == own.consortium, "the consortium is {:?}, not {:?}", c.name, own.consortium);
     let entry = c.member(&own.id).ok_or_else(|| anyhow!("{} is not a member", own.id))?;
     ensure!(entry.role == own.role, "{} is listed as {}, not {}", own.id, entry.role, own.role);
-    ensure!(issued.id == own.id && issued.node == entry.node, "issued/{}.toml is for another member", own.id);
+    ensure!(issued.id == own.id && issued.node == Some(entry.node), "issued/{}.toml is for another member", own.id);
     let node = entry.node;
     let v = &c.validators[node as usize];
     ensure!(v.signing_key == own.validator_key, "node {node}'s validator key is not ours");
@@ -449,7 +477,7 @@ fn check_assembly(
     let tls = NodeTls { cert_der: hex::decode(&v.tls_cert)?, key_der: read_secret(&dir.join("secrets/tls.key"))? };
     ctls::check_identity(&ca_der, &tls, &ctls::server_name(node)).context("the consensus TLS certificate")?;
     let api_tls = NodeTls {
-        cert_der: hex::decode(&issued.api_tls_cert)?,
+        cert_der: hex::decode(issued.api_tls_cert.as_deref().unwrap_or_default())?,
         key_der: read_secret(&dir.join("secrets/api-tls.key"))?,
     };
     ctls::check_identity(&ca_der, &api_tls, &own.host).context("the API's TLS certificate")?;

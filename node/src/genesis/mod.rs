@@ -28,6 +28,7 @@
 //! | --- | --- |
 //! | [`institution`] | an institution's keys made on its own machine (`keygen`) and its check of the assembled consortium (`join`) |
 //! | [`assemble`] | the coordinator's assembly of the consortium from public contributions, with the CAs it keeps |
+//! | [`issue`] | the coordinator's certificate for an institution that joins after genesis (admitted on chain by the members' quorum) |
 //! | [`ceremony`] | the multi-party Groth16 setup as operators run it; the provenance check a node makes |
 //! | [`layout`] | which member each node hosts |
 //! | [`params`] | Groth16 parameter files: the local cache, the pinned copies |
@@ -59,6 +60,7 @@ use crate::member::{issue_ibe_key, Member, MemberFile};
 pub mod assemble;
 pub mod ceremony;
 pub mod institution;
+pub mod issue;
 pub mod layout;
 pub mod node_file;
 pub mod params;

@@ -1,0 +1,128 @@
+//! Membership by quorum (issue 19; the ledger's side is `registry` in `dualchain_ledger`):
+//! `POST /members/{id}/revoke` and `POST /members/{id}/admit`, each one member's approval
+//! of revoking a member or of admitting one not named at genesis, and
+//! `GET /members/{id}/admission`, a pending (or completed) admission with the certificate
+//! it is for, which an approver checks before approving. Any member may call them through
+//! its own node; the ledger counts approvals of members in good standing against the
+//! consortium's membership quorum (consortium.toml's `revocation_quorum`).
+
+use axum::extract::{Path, State};
+use dualchain_crypto::cert::Certificate;
+use dualchain_crypto::Codec;
+use dualchain_ledger::state::AdmissionRecord;
+use dualchain_ledger::tx::{Outcome, TxKind};
+use serde_json::{json, Value};
+
+use super::auth::{hosted_as, parse_id, Signed};
+use super::error::{ok_json, ApiError, ApiResult};
+use super::wire::{final_json, AdmitSpec, RevokeSpec};
+use super::ApiState;
+use crate::runtime::Node;
+
+/// `POST /members/{id}/revoke`: this member approves revoking member `id`. Once members
+/// of the consortium's membership quorum approved (`registry::revoke_member`), nothing
+/// the member signs counts on the ledger, and every node refuses its signed calls. The
+/// answer says whether this approval completed the revocation, and who approved so far:
+/// `revocation: {reason, approvals: [{by, at_ms, tx}], quorum, revoked}`.
+pub async fn revoke_member(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(node, &s, &[])?;
+    let spec: RevokeSpec = if s.body.is_empty() { RevokeSpec::default() } else { s.json()? };
+    match node.ledger.member(&id)? {
+        None => return Err(ApiError::not_found("unknown-member", format!("{id} is not a registered member"))),
+        Some(m) if m.revoked.is_some() => {
+            return Err(ApiError::conflict("revoked", format!("{id} is already revoked")))
+        }
+        Some(_) => {}
+    }
+    let reason = if spec.reason.is_empty() { format!("revoked by {}", h.member.id) } else { spec.reason };
+    let f = h.client.submit(TxKind::RevokeMember { member: id.clone(), reason }).await?;
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::forbidden("rejected", format!("the ledger rejected the revocation: {reason}")));
+    }
+    let mut v = final_json(&f);
+    // As of the approval's block at this node's ledger (a later approval may have landed).
+    if let Some(r) = node.ledger.revocation(&id)? {
+        let quorum = node.ledger.genesis().membership_quorum();
+        v["revocation"] = json!({
+            "reason": r.reason, "approvals": r.approvals, "quorum": quorum, "revoked": r.revoked_ms.is_some(),
+        });
+    }
+    ok_json(&v)
+}
+
+/// `POST /members/{id}/admit` with `{certificate_sha256}`: this member approves admitting
+/// `id`, a member not named at genesis whose registration opened an admission, with the
+/// certificate of that SHA-256 (the one `dualchain issue` printed; `GET
+/// /members/{id}/admission` shows it). Once members of the membership quorum approved that
+/// certificate (`registry::admit_member`), `id` is registered. The answer:
+/// `admission: {certificate_sha256, opened_ms, approvals: [{by, at_ms, tx}], quorum,
+/// admitted}`.
+pub async fn admit_member(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(node, &s, &[])?;
+    let spec: AdmitSpec = s.json()?;
+    let certificate_sha256 = parse_id(&spec.certificate_sha256, "certificate_sha256")?;
+    if let Some(m) = node.ledger.member(&id)? {
+        return Err(match m.revoked {
+            Some(_) => ApiError::conflict("revoked", format!("{id} is revoked; it is never admitted again")),
+            None => ApiError::conflict("registered", format!("{id} is a registered member already")),
+        });
+    }
+    let pending = pending_admission(node, &id)?;
+    if pending.certificate_sha256 != certificate_sha256 {
+        return Err(ApiError::conflict(
+            "certificate-differs",
+            format!(
+                "{id}'s admission is for the certificate of SHA-256 {}, not {}",
+                hex::encode(pending.certificate_sha256),
+                spec.certificate_sha256
+            ),
+        ));
+    }
+    let f = h.client.submit(TxKind::AdmitMember { member: id.clone(), certificate_sha256 }).await?;
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::forbidden("rejected", format!("the ledger rejected the admission: {reason}")));
+    }
+    let mut v = final_json(&f);
+    // As of the approval's block at this node's ledger (a later approval may have landed).
+    if let Some(r) = node.ledger.admission(&id)? {
+        v["admission"] = admission_json(node, &r);
+    }
+    ok_json(&v)
+}
+
+/// `GET /members/{id}/admission`: the admission of `id` as this node's ledger holds it,
+/// with what its certificate certifies (subject, role, serial, validity, keys), so that
+/// an approver checks them, and the digest it approves, before `POST .../admit`.
+pub async fn get_admission(State(api): State<ApiState>, Path(id): Path<String>, _s: Signed) -> ApiResult {
+    let node = &api.node;
+    let r = pending_admission(node, &id)?;
+    let mut v = admission_json(node, &r);
+    let cert = Certificate::from_bytes(&r.certificate).map_err(ApiError::internal)?;
+    let f = &cert.fields;
+    v["certificate"] = json!({
+        "subject": f.subject, "role": f.role.as_str(), "serial": f.serial,
+        "not_before": f.not_before, "not_after": f.not_after,
+        "signing_key": hex::encode(f.signing_key.as_bytes()),
+        "delegating_key": hex::encode(f.delegating_key.to_bytes()),
+    });
+    ok_json(&v)
+}
+
+fn pending_admission(node: &Node, id: &str) -> Result<AdmissionRecord, ApiError> {
+    node.ledger.admission(id)?.ok_or_else(|| {
+        ApiError::not_found("unknown-admission", format!("no admission of {id} is open: its node registers it first"))
+    })
+}
+
+fn admission_json(node: &Node, r: &AdmissionRecord) -> Value {
+    json!({
+        "member": r.member,
+        "certificate_sha256": hex::encode(r.certificate_sha256),
+        "opened_ms": r.opened_ms,
+        "approvals": r.approvals,
+        "quorum": node.ledger.genesis().membership_quorum(),
+        "admitted": r.admitted_ms.is_some(),
+    })
+}
