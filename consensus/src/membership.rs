@@ -25,7 +25,8 @@
 //!   committed entries (each verified by its own commit certificate, under the set that
 //!   governed its sequence number) until it has executed the change, and votes once `E` is
 //!   stable at it. A removed replica stops voting at the same point; the others no longer
-//!   send to it and no longer serve it state.
+//!   send to it, serve it state or take requests it forwards (a member hosted at a removed
+//!   validator's node needs another way in: a follower mode of the node, not built yet).
 //!
 //! Replica ids index the *roster*, every validator key the consortium has had; an id is
 //! never reused (a removed validator's old signatures stay verifiable in the archive), so
