@@ -258,10 +258,11 @@ async fn a_peer_whose_signed_messages_prove_it_faulty_is_throttled_then_banned()
     engine.shutdown().await.unwrap();
 }
 
-/// Polls every running engine's status until `done` holds for all of them (30 s at most).
+/// Polls every running engine's status until `done` holds for all of them (90 s at most:
+/// the default test run keeps both cores busy).
 async fn wait_all(engines: &[Option<Engine>], what: &str, done: impl Fn(&EngineStatus) -> bool) -> Vec<EngineStatus> {
     let mut statuses = Vec::new();
-    for _ in 0..300 {
+    for _ in 0..900 {
         statuses.clear();
         for e in engines.iter().flatten() {
             statuses.push(e.status().await.unwrap());
