@@ -142,6 +142,9 @@ fn consensus_seeds(out: &mut Out) {
     out.put("consensus_records", "archive", &with(2, &archive_bytes(&[4; 32], 1_790_000_000_000, &entry)));
     out.put("consensus_records", "batch", &with(3, consensus::batch().encoded()));
     out.put("consensus_records", "null_batch", &with(3, Batch::null().encoded()));
+    let (change, epochs) = consensus::reconfiguration();
+    out.put("consensus_records", "reconfiguration", &with(4, &change.to_bytes()));
+    out.put("consensus_records", "membership", &with(5, &epochs.to_bytes()));
 }
 
 fn ledger_seeds(out: &mut Out) {

@@ -218,6 +218,7 @@ pub fn replica_keys() -> Vec<SigningKeypair> {
 pub mod consensus {
     use std::sync::Arc;
 
+    use dualchain_consensus::membership::{Epochs, Reconfiguration};
     use dualchain_consensus::message::{
         Batch, BatchReply, CheckpointProof, CheckpointVote, CommittedEntry, FetchBatch, FetchState, Forward, Header,
         Message, NewView, Phase, Prepared, Request, Signed, StateReply, StateVote, ViewChange, Vote,
@@ -239,6 +240,22 @@ pub mod consensus {
         let vote = Vote { phase: Phase::Commit, view: 0, seq: 1, digest: b.digest() };
         let certificate = (0..3).map(|i| Signed::sign(&keys[i], i as u8, vote)).collect();
         CommittedEntry { seq: 1, view: 0, batch: Arc::new(b), certificate }
+    }
+
+    /// The fixture validators' set grown by a fifth (reached at an endpoint), approved by
+    /// three of the four, and the validator sets after it executed at sequence number 5.
+    pub fn reconfiguration() -> (Reconfiguration, Epochs) {
+        let keys = super::replica_keys();
+        let fifth = super::SigningKeypair::generate(&mut super::rng(8));
+        let mut members: Vec<_> = keys.iter().enumerate().map(|(i, k)| (i as u8, k.public())).collect();
+        members.push((4, fifth.public()));
+        let endpoints = vec![(4, b"127.0.0.1:9404 and its certificate".to_vec())];
+        let approvals =
+            (0..3).map(|i| Reconfiguration::approve(&keys[i], i as u8, 1, &members, &endpoints)).collect();
+        let change = Reconfiguration { epoch: 1, members, endpoints, approvals };
+        let mut epochs = Epochs::genesis(keys.iter().map(|k| k.public()).collect());
+        epochs.schedule(&change.request(), 5, 64, 16).expect("the fixture change is valid");
+        (change, epochs)
     }
 
     pub fn checkpoint_proof() -> CheckpointProof {
