@@ -80,6 +80,16 @@ impl World {
     }
 
     /// [`World::member`] with a certificate valid `valid_s` seconds from `T0_MS`.
+    /// The KGC, hospitals a and b and research-1, certified for `valid_s` seconds.
+    fn four_members(&mut self, valid_s: u64) -> [Who; 4] {
+        [
+            self.member_for("kgc", Role::Kgc, None, valid_s),
+            self.member_for("hospital-a", Role::Hospital, None, valid_s),
+            self.member_for("hospital-b", Role::Hospital, None, valid_s),
+            self.member_for("research-1", Role::ResearchInstitute, None, valid_s),
+        ]
+    }
+
     fn member_for(&mut self, id: &str, role: Role, ca: Option<&CertificateAuthority>, valid_s: u64) -> Who {
         let key = SigningKeypair::generate(&mut self.rng);
         let dsk = DelegatingSecretKey::generate(&mut self.rng);
@@ -317,10 +327,7 @@ fn a_member_is_revoked_at_the_quorum_of_approvals_in_good_standing_and_not_befor
     w.genesis.revocation_quorum = 3;
     let ledger = open(Arc::new(MemoryEngine::new()), &w);
     let year = 400 * 24 * 3600;
-    let mut kgc = w.member_for("kgc", Role::Kgc, None, year);
-    let mut a = w.member_for("hospital-a", Role::Hospital, None, year);
-    let mut b = w.member_for("hospital-b", Role::Hospital, None, year);
-    let mut r = w.member_for("research-1", Role::ResearchInstitute, None, year);
+    let [mut kgc, mut a, mut b, mut r] = w.four_members(year);
     let mut mallory = w.member_for("mallory", Role::Hospital, None, year);
     let mut eve = w.member_for("eve", Role::Hospital, None, year);
     let regs: Vec<Vec<u8>> = [&mut kgc, &mut a, &mut b, &mut r, &mut mallory, &mut eve]
@@ -328,10 +335,6 @@ fn a_member_is_revoked_at_the_quorum_of_approvals_in_good_standing_and_not_befor
         .map(|m| m.register().to_bytes())
         .collect();
     assert!(batch(&ledger, 1, &regs).unwrap().unwrap().txs.iter().all(|t| t.outcome.is_accepted()));
-    let revoke = |who: &mut Who, member: &str| {
-        who.tx(TxKind::RevokeMember { member: member.into(), reason: "forged records".into() }).to_bytes()
-    };
-    let acts = |who: &mut Who| who.tx(TxKind::RevokeGrant { grant: [1; 32], reason: "x".into() }).to_bytes();
     let revoked = |id: &str| ledger.member(id).unwrap().unwrap().revoked;
 
     // The KGC alone does not revoke, nor by approving twice; the member still acts.
@@ -348,16 +351,11 @@ fn a_member_is_revoked_at_the_quorum_of_approvals_in_good_standing_and_not_befor
 
     // hospital-b approves too; then hospital-b is itself revoked by three others.
     batch(&ledger, 3, &[revoke(&mut b, "mallory")]).unwrap().unwrap();
-    let o = outcomes(
-        &batch(
-            &ledger,
-            4,
-            &[revoke(&mut kgc, "hospital-b"), revoke(&mut a, "hospital-b"), revoke(&mut r, "hospital-b")],
-        )
-        .unwrap()
-        .unwrap(),
+    all_accepted(
+        &ledger,
+        4,
+        &[revoke(&mut kgc, "hospital-b"), revoke(&mut a, "hospital-b"), revoke(&mut r, "hospital-b")],
     );
-    assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
     assert_eq!(revoked("hospital-b").as_deref(), Some("forged records"));
     // A third approval of mallory's revocation: three approvals, two in good standing.
     batch(&ledger, 5, &[revoke(&mut a, "mallory")]).unwrap().unwrap();
@@ -390,6 +388,22 @@ fn a_member_is_revoked_at_the_quorum_of_approvals_in_good_standing_and_not_befor
     assert_eq!(revoked("eve").as_deref(), Some("forged records"));
 }
 
+/// An approval of revoking `member`, for forged records.
+fn revoke(who: &mut Who, member: &str) -> Vec<u8> {
+    who.tx(TxKind::RevokeMember { member: member.into(), reason: "forged records".into() }).to_bytes()
+}
+
+/// A transaction only a registered member's counts (whether it is accepted shows who is one).
+fn acts(who: &mut Who) -> Vec<u8> {
+    who.tx(TxKind::RevokeGrant { grant: [1; 32], reason: "x".into() }).to_bytes()
+}
+
+/// Applies `txs` at `seq` and checks that every one was accepted.
+fn all_accepted(ledger: &Ledger, seq: u64, txs: &[Vec<u8>]) {
+    let o = outcomes(&batch(ledger, seq, txs).unwrap().unwrap());
+    assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
+}
+
 /// Approvals of admitting `member` with the certificate `cert`.
 fn admit(who: &mut Who, member: &str, cert: &[u8]) -> Vec<u8> {
     let certificate_sha256 = sha2::Sha256::digest(cert).into();
@@ -403,15 +417,8 @@ fn a_member_not_named_at_genesis_joins_at_the_quorum_of_approvals_in_good_standi
     w.genesis.founders = Founders::listed(["kgc", "hospital-a", "hospital-b", "research-1"]);
     let ledger = open(Arc::new(MemoryEngine::new()), &w);
     let year = 400 * 24 * 3600;
-    let mut kgc = w.member_for("kgc", Role::Kgc, None, year);
-    let mut a = w.member_for("hospital-a", Role::Hospital, None, year);
-    let mut b = w.member_for("hospital-b", Role::Hospital, None, year);
-    let mut r = w.member_for("research-1", Role::ResearchInstitute, None, year);
+    let [mut kgc, mut a, mut b, mut r] = w.four_members(year);
     let mut newcomer = w.member_for("clinic-n", Role::Hospital, None, year);
-    let acts = |who: &mut Who| who.tx(TxKind::RevokeGrant { grant: [1; 32], reason: "x".into() }).to_bytes();
-    let revoke = |who: &mut Who, member: &str| {
-        who.tx(TxKind::RevokeMember { member: member.into(), reason: "forged records".into() }).to_bytes()
-    };
     let registered = |id: &str| ledger.member(id).unwrap();
 
     // The founders register on their certificates alone.
@@ -458,16 +465,11 @@ fn a_member_not_named_at_genesis_joins_at_the_quorum_of_approvals_in_good_standi
     // hospital-b approves, then is revoked; hospital-a's approval is the third, but only
     // two approvers are in good standing.
     batch(&ledger, 5, &[admit(&mut b, "clinic-n", &cert)]).unwrap().unwrap();
-    let o = outcomes(
-        &batch(
-            &ledger,
-            6,
-            &[revoke(&mut kgc, "hospital-b"), revoke(&mut a, "hospital-b"), revoke(&mut r, "hospital-b")],
-        )
-        .unwrap()
-        .unwrap(),
+    all_accepted(
+        &ledger,
+        6,
+        &[revoke(&mut kgc, "hospital-b"), revoke(&mut a, "hospital-b"), revoke(&mut r, "hospital-b")],
     );
-    assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
     assert!(registered("hospital-b").unwrap().revoked.is_some());
     let o = outcomes(&batch(&ledger, 7, &[admit(&mut a, "clinic-n", &cert), acts(&mut newcomer)]).unwrap().unwrap());
     assert!(o[0].is_accepted(), "{o:?}");
