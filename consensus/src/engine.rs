@@ -277,8 +277,10 @@ struct Directory {
 }
 
 impl Directory {
-    fn keys(&self) -> Vec<PublicKey> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// Verifies frames' signatures under the keys known now (read-locked meanwhile:
+    /// validators are added rarely, frames are checked all the time).
+    fn verify(&self, messages: &[Message]) -> Vec<bool> {
+        verify_messages(messages, &self.keys.read().unwrap_or_else(|p| p.into_inner()))
     }
     fn identify(&self, conn: &quinn::Connection) -> Option<ReplicaId> {
         identify(conn, &self.certs.read().unwrap_or_else(|p| p.into_inner()))
@@ -1156,8 +1158,7 @@ async fn verifier(
             }
         }
         let (messages, held): (Vec<Message>, Vec<Held>) = batch.into_iter().unzip();
-        let keys = directory.keys();
-        let ok = tokio::task::block_in_place(|| verify_messages(&messages, &keys));
+        let ok = tokio::task::block_in_place(|| directory.verify(&messages));
         for ((mut m, held), good) in messages.into_iter().zip(held).zip(ok) {
             if !good {
                 strikes.strike("bad signature");

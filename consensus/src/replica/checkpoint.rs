@@ -95,7 +95,7 @@ impl Replica {
         if seq <= self.stable.seq {
             return;
         }
-        let epoch = self.members().epoch;
+        let epoch = self.membership().epoch;
         if !self.replaying {
             self.out.persist.checkpoint = Some((seq, proof.to_bytes()));
             self.out.persist.stable = Some(seq);
@@ -120,7 +120,7 @@ impl Replica {
             self.next_seq = seq + 1;
         }
         self.out.events.push(Event::Stable(seq));
-        if self.members().epoch != epoch {
+        if self.membership().epoch != epoch {
             self.enter_epoch();
         }
         if seq > self.last_executed {
@@ -164,7 +164,7 @@ impl Replica {
         let last = self.last_executed;
         self.seq_ahead.retain(|_, (seq, at)| *seq > last && *at >= fresh);
         let me = self.cfg.id;
-        let members = &self.members().members;
+        let members = &self.membership().members;
         // The set's members after the last peer asked, in rotation.
         let start = members.partition_point(|p| *p <= self.state_peer);
         let rotation = || members[start..].iter().chain(&members[..start]).copied().filter(move |p| *p != me);

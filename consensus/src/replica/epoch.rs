@@ -37,7 +37,7 @@ impl Replica {
     /// and waiting requests go to the new primary.
     pub(super) fn enter_epoch(&mut self) {
         let member = self.is_member();
-        let epoch = self.members().epoch;
+        let epoch = self.membership().epoch;
         tracing::info!(replica = self.cfg.id, epoch, member, "consensus.epoch");
         self.out.events.push(Event::EpochEntered { epoch, member });
         self.view_changes.clear();

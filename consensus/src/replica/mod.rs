@@ -417,12 +417,12 @@ impl Replica {
         self.view
     }
     pub fn is_primary(&self) -> bool {
-        self.members().primary(self.view) == self.cfg.id
+        self.membership().primary(self.view) == self.cfg.id
     }
     /// The validator set this replica works in: the one that governs the sequence numbers
     /// above its stable checkpoint.
     pub fn membership(&self) -> &Membership {
-        self.members()
+        self.epochs.governing(self.stable.seq + 1)
     }
     /// Every validator set, past, present and scheduled, with the roster of keys.
     pub fn epochs(&self) -> &Epochs {
@@ -431,12 +431,12 @@ impl Replica {
     /// Whether this replica votes in its current set (a joining validator before its
     /// change takes effect, or a removed one, does not).
     pub fn is_member(&self) -> bool {
-        self.members().contains(self.cfg.id)
+        self.membership().contains(self.cfg.id)
     }
     /// Who [`Target::All`] means: the other validators of the current set.
     pub fn peers(&self) -> impl Iterator<Item = ReplicaId> + '_ {
         let me = self.cfg.id;
-        self.members().members.iter().copied().filter(move |r| *r != me)
+        self.membership().members.iter().copied().filter(move |r| *r != me)
     }
     pub fn in_view_change(&self) -> bool {
         self.status != Status::Normal
@@ -479,12 +479,8 @@ impl Replica {
         self.epochs.roster()
     }
 
-    fn members(&self) -> &Membership {
-        self.epochs.governing(self.stable.seq + 1)
-    }
-
     fn primary_of(&self, view: u64) -> ReplicaId {
-        self.members().primary(view)
+        self.membership().primary(view)
     }
 
     /// The `after_seq` of a scheduled change not yet in effect here: nothing above it is
@@ -712,7 +708,7 @@ impl Replica {
                 | Message::ViewChange(_)
                 | Message::NewView(_)
         );
-        if ordering && !self.members().contains(from) {
+        if ordering && !self.membership().contains(from) {
             self.drop_msg("not a validator of the current set");
             return self.take_output();
         }
@@ -730,7 +726,7 @@ impl Replica {
                 // Serving reads up to megabytes from disk: at most once per peer per
                 // retransmission period, so a faulty peer cannot turn requests into load.
                 let last = self.state_served_ms.get(&f.from).copied();
-                if !self.members().contains(f.from) && !self.epochs.latest().contains(f.from) {
+                if !self.membership().contains(f.from) && !self.epochs.latest().contains(f.from) {
                     self.drop_msg("state request from a replica outside the set");
                 } else if f.body.from_seq > self.last_executed {
                     self.drop_msg("state request beyond execution");
@@ -1043,8 +1039,8 @@ impl Replica {
 
     /// prepared(m, v, n, i): the pre-prepare and 2f matching prepares from backups.
     fn advance(&mut self, seq: u64) {
-        let quorum = self.members().quorum();
-        let f2 = 2 * self.members().f();
+        let quorum = self.membership().quorum();
+        let f2 = 2 * self.membership().f();
         let me = self.cfg.id;
         // A replica outside the set votes for nothing either.
         let follows = self.follows() || !self.is_member();
@@ -1095,7 +1091,7 @@ impl Replica {
                 return;
             }
             let (Some(pp), Some(batch)) = (&slot.pre_prepare, &slot.batch) else { return };
-            let certificate: Vec<_> = slot.commits.values().take(self.members().quorum()).cloned().collect();
+            let certificate: Vec<_> = slot.commits.values().take(self.membership().quorum()).cloned().collect();
             let entry = CommittedEntry { seq, view: pp.body.view, batch: batch.clone(), certificate };
             self.apply_entry(entry);
         }

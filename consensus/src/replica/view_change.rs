@@ -150,7 +150,7 @@ impl Replica {
         self.ahead.retain(|v, _| *v > current);
         let seen = self.ahead.entry(view).or_default();
         seen.insert(from);
-        if seen.len() <= self.members().f() {
+        if seen.len() <= self.membership().f() {
             return;
         }
         // A follower never goes below the view it left (see the module docs).
@@ -164,7 +164,7 @@ impl Replica {
     fn remember_view_change(&mut self, vc: Signed<ViewChange>) {
         self.view_changes.entry(vc.body.view).or_default().insert(vc.from, vc);
         if let Status::ViewChanging { deadline_ms: None } = self.status {
-            let quorum = self.members().quorum();
+            let quorum = self.membership().quorum();
             if self.view_changes.get(&self.view).is_some_and(|vcs| vcs.len() >= quorum) {
                 self.status = Status::ViewChanging { deadline_ms: Some(self.now_ms + self.timeout_ms()) };
             }
@@ -191,15 +191,7 @@ impl Replica {
         if self.refused_view_changes.contains(&(v, vc.from)) {
             return self.drop_msg("view change from a replica refused in that view");
         }
-        // A view change belongs to the set that governs above its checkpoint. One from an
-        // earlier set is a replica behind (it catches up by state transfer); one from a
-        // later set shows a stable checkpoint this replica can adopt first.
-        let epoch = self.members().epoch;
-        let theirs = self.epochs.governing(vc.body.checkpoint.seq + 1).epoch;
-        if theirs > epoch && self.check_checkpoint_proof(&vc.body.checkpoint) {
-            self.make_stable(vc.body.checkpoint.clone());
-        }
-        if theirs != self.members().epoch {
+        if !self.in_set_of(&vc.body.checkpoint) {
             return self.drop_msg("view change of another validator set");
         }
         if !self.check_view_change(&vc) {
@@ -216,11 +208,24 @@ impl Replica {
             .flat_map(|(view, vcs)| vcs.keys().map(move |r| (*r, *view)))
             .filter(|(r, _)| *r != self.cfg.id)
             .collect();
-        if above.len() > self.members().f() {
+        if above.len() > self.membership().f() {
             let smallest = above.values().copied().min().expect("more than f entries");
             self.start_view_change(smallest);
         }
         self.try_new_view(v);
+    }
+
+    /// Whether a view change (or a NEW-VIEW) with stable checkpoint `cp` belongs to this
+    /// replica's validator set: the set that governs above the checkpoint. One of an earlier
+    /// set comes from a replica behind (it catches up by state transfer); one of a later set
+    /// shows a stable checkpoint this replica adopts first, when its proof holds, and then
+    /// belongs.
+    fn in_set_of(&mut self, cp: &CheckpointProof) -> bool {
+        let theirs = self.epochs.governing(cp.seq + 1).epoch;
+        if theirs > self.membership().epoch && self.check_checkpoint_proof(cp) {
+            self.make_stable(cp.clone());
+        }
+        theirs == self.membership().epoch
     }
 
     /// A view change is valid when its checkpoint proof holds and every prepared certificate
@@ -228,7 +233,7 @@ impl Replica {
     /// prepares from distinct backups, inside the watermarks of the checkpoint.
     fn check_view_change(&self, vc: &Signed<ViewChange>) -> bool {
         let b = &vc.body;
-        let set = self.members();
+        let set = self.membership();
         if !self.check_checkpoint_proof(&b.checkpoint) || self.epochs.governing(b.checkpoint.seq + 1) != set {
             return false;
         }
@@ -294,7 +299,7 @@ impl Replica {
         {
             return;
         }
-        let quorum = self.members().quorum();
+        let quorum = self.membership().quorum();
         let Some(vcs) = self.view_changes.get(&view) else { return };
         if vcs.len() < quorum {
             return;
@@ -312,16 +317,9 @@ impl Replica {
         if v < self.view || (v == self.view && self.status == Status::Normal) || v >= VIEW_MAX {
             return self.drop_msg("new view for an old view");
         }
-        // As for a view change: a NEW-VIEW belongs to the set above its checkpoint.
-        let checkpoint = nv.body.view_changes.iter().map(|vc| &vc.body.checkpoint).max_by_key(|c| c.seq);
-        if let Some(cp) = checkpoint {
-            let theirs = self.epochs.governing(cp.seq + 1).epoch;
-            if theirs > self.members().epoch && self.check_checkpoint_proof(cp) {
-                self.make_stable(cp.clone());
-            }
-            if theirs != self.members().epoch {
-                return self.drop_msg("new view of another validator set");
-            }
+        let checkpoint = nv.body.view_changes.iter().map(|vc| &vc.body.checkpoint).max_by_key(|c| c.seq).cloned();
+        if checkpoint.is_some_and(|cp| !self.in_set_of(&cp)) {
+            return self.drop_msg("new view of another validator set");
         }
         if nv.from != self.primary_of(v) {
             return self.fault(nv.from, "new view not from the view's primary");
@@ -335,7 +333,7 @@ impl Replica {
     fn check_new_view(&self, nv: &Signed<NewView>) -> bool {
         let b = &nv.body;
         let mut senders = std::collections::HashSet::new();
-        let set = self.members();
+        let set = self.membership();
         if !b.view_changes.iter().all(|vc| vc.body.view == b.view && set.contains(vc.from) && senders.insert(vc.from))
             || senders.len() < set.quorum()
         {
