@@ -16,8 +16,9 @@
 //! the ledger's `registry::admit_member`).
 //!
 //! Not within reach yet: the newcomer's node. A node is a validator slot in
-//! consortium.toml, fixed at genesis, and validator reconfiguration (or a follower mode
-//! that sends a member's transactions through another node) is separate work; so `issue`
+//! consortium.toml, whose list is fixed at genesis; consensus can add a validator
+//! (`dualchain_consensus::membership`), but the node's commands for it (or a follower mode
+//! that sends a member's transactions through another node) are not built; so `issue`
 //! writes no `node`, API TLS certificate or `node.toml`, and `dualchain join` refuses the
 //! file it writes. Until then nothing sends the newcomer's `RegisterMember`, and its
 //! admission cannot open.
