@@ -2,7 +2,14 @@
 //! that changes it.
 //!
 //! DESIGN.md §5 fixes the validator set at genesis. Here it changes by an ordered decision
-//! of the current validators:
+//! of the current validators.
+//!
+//! A set of any size n tolerates f = ⌊(n − 1)/3⌋ faults, and its quorum is
+//! ⌈(n + f + 1)/2⌉ ([`Membership::quorum`]), so that any two quorums share a correct
+//! validator. That is PBFT's 2f + 1 when n = 3f + 1 (every genesis of 4, 7, 10, …), and
+//! more otherwise: 4 of 5, 6 of 8. Where the docs of this crate say "2f + 1", they mean the
+//! quorum of the set in effect, and "2f" prepares mean the quorum less the pre-prepare.
+//!
 //! - 2f + 1 validators of the current set sign an [`Approval`] of the next set (epoch and
 //!   SHA-256 of the members and their keys). Any replica submits the collected
 //!   [`Reconfiguration`] as an ordinary request under [`RECONFIGURE_CLIENT`].
@@ -121,6 +128,27 @@ impl Reconfiguration {
         Signed::sign(key, from, Approval { epoch, change: Self::digest(epoch, members, endpoints) })
     }
 
+    /// One approval's encoding, as a validator hands it to whoever collects them.
+    pub fn approval_to_bytes(approval: &Signed<Approval>) -> Vec<u8> {
+        let mut out = Vec::new();
+        approval.encode(&mut out);
+        out
+    }
+
+    /// Reads [`Self::approval_to_bytes`] back (the signature is checked where the change
+    /// executes, or with [`Self::approval_verifies`]).
+    pub fn approval_from_bytes(bytes: &[u8]) -> Result<Signed<Approval>, DecodeError> {
+        decode_whole(bytes, "approval", Signed::decode)
+    }
+
+    /// Whether `approval` is `key`'s signature over this change's set and endpoints.
+    pub fn approval_verifies(&self, approval: &Signed<Approval>, key: &PublicKey) -> bool {
+        let change = Self::digest(self.epoch, &self.members, &self.endpoints);
+        // `verify_all` reads the key at the approver's id.
+        let keys = vec![*key; approval.from as usize + 1];
+        approval.body == (Approval { epoch: self.epoch, change }) && verify_all(&[approval], &keys).is_ok()
+    }
+
     /// The request that orders this change.
     pub fn request(&self) -> Request {
         Request { client: RECONFIGURE_CLIENT, id: self.epoch, payload: self.to_bytes() }
@@ -182,9 +210,17 @@ impl Membership {
     pub fn f(&self) -> usize {
         (self.n() - 1) / 3
     }
-    /// 2f + 1.
+    /// ⌈(n + f + 1) / 2⌉: any two quorums share more than f validators, so at least one
+    /// correct one, whatever n is (2f + 1 when n = 3f + 1; a set of 5 or 8, which a change
+    /// can make, needs 4 or 6: 2f + 1 would let two quorums meet in f validators only).
+    /// n − f correct validators still make a quorum when n ≥ 3f + 1.
     pub fn quorum(&self) -> usize {
-        2 * self.f() + 1
+        (self.n() + self.f() + 2) / 2
+    }
+    /// Prepares from backups that, with the pre-prepare, make a prepared certificate:
+    /// quorum − 1 (2f when n = 3f + 1).
+    pub fn prepares_needed(&self) -> usize {
+        self.quorum() - 1
     }
     /// The primary of `view` (§2.2's p = v mod n, over this set).
     pub fn primary(&self, view: u64) -> ReplicaId {
@@ -460,13 +496,24 @@ mod tests {
         assert_eq!(w.epochs.governing(49).epoch, 1);
         assert_eq!(w.epochs.governing(49).members, vec![0, 1, 2, 3, 4]);
         assert_eq!(w.epochs.roster().len(), 5);
-        // n = 5 still tolerates one fault; the primary rotates over the new set.
+        // n = 5 still tolerates one fault, with quorums of 4 (two quorums of 3 would meet
+        // in one validator, which may be the faulty one); the primary rotates over the new
+        // set.
         let m = w.epochs.latest();
-        assert_eq!((m.f(), m.quorum(), m.primary(4), m.primary(5)), (1, 3, 4, 0));
+        assert_eq!((m.f(), m.quorum(), m.prepares_needed(), m.primary(4), m.primary(5)), (1, 4, 3, 4, 0));
+        for (n, f, q) in [(4, 1, 3), (5, 1, 4), (6, 1, 4), (7, 2, 5), (8, 2, 6), (10, 3, 7), (31, 10, 21)] {
+            let set = Membership { epoch: 0, after_seq: 0, members: (0..n as u8).collect() };
+            assert_eq!((set.f(), set.quorum()), (f, q), "n = {n}");
+            // Two quorums share more than f; n − f make a quorum.
+            assert!(2 * q - n > f && n - f >= q, "n = {n}");
+        }
         // A change while one is pending is refused; after the boundary, the next set may
         // drop a validator (its id stays in the roster, never reused).
-        let remove = w.change(2, &[1, 2, 3, 4], &[1, 2, 4]);
+        let remove = w.change(2, &[1, 2, 3, 4], &[1, 2, 4, 0]);
         assert_eq!(w.schedule(&remove, 40), Err(Refused::Pending(1)));
+        // Three approvals of five were a quorum under 2f + 1; they are not: 4 are needed.
+        let three = w.change(2, &[1, 2, 3, 4], &[1, 2, 4]);
+        assert_eq!(w.schedule(&three, 49), Err(Refused::TooFewApprovals { got: 3, quorum: 4 }));
         assert_eq!(w.schedule(&remove, 49), Ok(80));
         assert_eq!(w.epochs.governing(81).members, vec![1, 2, 3, 4]);
         assert_eq!(w.epochs.roster().len(), 5);

@@ -277,8 +277,8 @@ async fn wait_all(engines: &[Option<Engine>], what: &str, done: impl Fn(&EngineS
 
 /// A fifth validator joins a running consortium of four over real QUIC: three of the four
 /// approve the change, it is ordered, the joiner (reached at the endpoint the change names)
-/// catches up by state transfer, and once the change takes effect it votes. With two
-/// genesis validators stopped, the other two and the joiner (a quorum of three of five)
+/// catches up by state transfer, and once the change takes effect it votes. With one
+/// genesis validator stopped, the other three and the joiner (a quorum of four of five)
 /// go on committing, which they could not without the joiner's votes, one of them
 /// restarted after the change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +319,8 @@ async fn a_fifth_validator_joins_over_quic_and_its_votes_count() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    engines[2].take().unwrap().shutdown().await.unwrap();
+    // n = 5 tolerates one fault, and its quorum is 4: with validator 3 down, nothing
+    // commits without the joiner's votes.
     engines[3].take().unwrap().shutdown().await.unwrap();
     submit_all(&engines, 2, 0..50).await;
     let statuses = wait_all(&engines, "the same history", |_| true).await;

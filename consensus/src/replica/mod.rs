@@ -1040,7 +1040,7 @@ impl Replica {
     /// prepared(m, v, n, i): the pre-prepare and 2f matching prepares from backups.
     fn advance(&mut self, seq: u64) {
         let quorum = self.membership().quorum();
-        let f2 = 2 * self.membership().f();
+        let f2 = self.membership().prepares_needed();
         let me = self.cfg.id;
         // A replica outside the set votes for nothing either.
         let follows = self.follows() || !self.is_member();

@@ -102,7 +102,7 @@ impl Replica {
         if let Some(seq) = assigned {
             r.next_seq = r.next_seq.max(seq + 1);
         }
-        let f2 = 2 * r.membership().f();
+        let f2 = r.membership().prepares_needed();
         for ((seq, view), (pp, prepares)) in older {
             let Some(pp) = pp else { continue };
             let mut senders = std::collections::HashSet::new();

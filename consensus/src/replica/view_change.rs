@@ -261,7 +261,7 @@ impl Replica {
                     && set.contains(v.from)
                     && senders.insert(v.from)
             });
-            if !ok || senders.len() < 2 * set.f() {
+            if !ok || senders.len() < set.prepares_needed() {
                 return false;
             }
             headers.push(&p.pre_prepare);
