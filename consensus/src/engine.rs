@@ -300,6 +300,32 @@ enum Command {
     Status(oneshot::Sender<EngineStatus>),
     /// The application's state root after a checkpoint's batch.
     Attest(u64, [u8; 32]),
+    Sets(oneshot::Sender<ValidatorSets>),
+}
+
+/// The validator sets as one replica knows them: the roster, every epoch's set (the
+/// latest may be scheduled, not yet in effect), and where the replica stands.
+#[derive(Debug, Clone)]
+pub struct ValidatorSets {
+    pub epochs: crate::membership::Epochs,
+    /// The epoch in effect at this replica.
+    pub current: u64,
+    pub last_executed: u64,
+    pub stable_seq: u64,
+    /// The replica's watermark span and checkpoint interval (what a change's boundary is
+    /// computed from).
+    pub span: u64,
+    pub interval: u64,
+}
+
+impl ValidatorSets {
+    /// Checks `change` as execution would if it were ordered next here
+    /// ([`crate::membership::Epochs::schedule`]), without ordering it: the boundary it
+    /// would get, or why every correct replica would refuse it. A change that passes may
+    /// still be refused where it executes (another change got there first).
+    pub fn precheck(&self, change: &Request) -> Result<u64, crate::membership::Refused> {
+        self.epochs.clone().schedule(change, self.last_executed + 1, self.span, self.interval)
+    }
 }
 
 /// Reports the application's state roots to the engine (see [`Engine::attester`]).
@@ -549,6 +575,13 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
+    /// The validator sets this replica knows ([`ValidatorSets`]).
+    pub async fn validator_sets(&self) -> Result<ValidatorSets, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Sets(tx)).await.map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
     /// Tells every task to stop, without waiting (see [`Engine::shutdown`]). Requests
     /// waiting for execution then end with [`SubmitError::Stopped`].
     pub fn signal_stop(&self) {
@@ -698,6 +731,17 @@ impl Core {
                         Err(e) => group.lock().expect("not poisoned").done(Err(SubmitError::Rejected(e))),
                     }
                 }
+            }
+            Command::Sets(reply) => {
+                let r = &self.replica;
+                let _ = reply.send(ValidatorSets {
+                    epochs: r.epochs().clone(),
+                    current: r.membership().epoch,
+                    last_executed: r.last_executed(),
+                    stable_seq: r.stable_seq(),
+                    span: r.config().watermark_span,
+                    interval: r.config().checkpoint_interval,
+                });
             }
             Command::Status(reply) => {
                 let r = &self.replica;
