@@ -55,6 +55,12 @@ pub struct Committed<'a> {
     pub certificate: Vec<u8>,
     /// Every request payload of the batch, in order.
     pub payloads: Vec<&'a [u8]>,
+    /// Payloads that are consensus' own requests, not transactions: validator set changes,
+    /// by index into `payloads`, with the epoch each would start. Consensus checks and
+    /// decides them where it executes them (the validator sets are consensus' state, shown
+    /// by `GET /validators`); the ledger records each as
+    /// [`Outcome::ValidatorSetChange`], so that the chain shows when a change was ordered.
+    pub validator_changes: Vec<(usize, u64)>,
 }
 
 /// One transaction as applied.
@@ -214,10 +220,13 @@ impl Ledger {
         let mut overlay = Overlay::new(&self.store);
         let mut outcomes = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let outcome = match (&item.early, &item.tx) {
-                (Some((reason, detail)), _) => (Outcome::Rejected { reason: reason.clone() }, detail.clone()),
-                (None, Some(stx)) => self.run(&mut overlay, tree, c, item.hash, stx, verdicts.get(&i).copied())?,
-                (None, None) => unreachable!("an item without a transaction has its early reason"),
+            let outcome = match (item.change, &item.early, &item.tx) {
+                (Some(epoch), _, _) => (Outcome::ValidatorSetChange { epoch }, None),
+                (None, Some((reason, detail)), _) => (Outcome::Rejected { reason: reason.clone() }, detail.clone()),
+                (None, None, Some(stx)) => {
+                    self.run(&mut overlay, tree, c, item.hash, stx, verdicts.get(&i).copied())?
+                }
+                (None, None, None) => unreachable!("an item without a transaction has its early reason"),
             };
             outcomes.push(outcome);
         }
@@ -231,8 +240,15 @@ impl Ledger {
     fn decode_items(&self, c: &Committed<'_>) -> Result<Vec<Item>, LedgerError> {
         let mut seen = HashSet::new();
         let mut items: Vec<Item> = Vec::with_capacity(c.payloads.len());
-        for payload in &c.payloads {
+        for (i, payload) in c.payloads.iter().enumerate() {
             let hash = tx_hash(payload);
+            if let Some((_, epoch)) = c.validator_changes.iter().find(|(at, _)| *at == i) {
+                let duplicate = !seen.insert(hash) || self.store.tx(&hash)?.is_some();
+                let item =
+                    Item { hash, wire: payload.to_vec(), tx: None, early: None, duplicate, change: Some(*epoch) };
+                items.push(item);
+                continue;
+            }
             let item = match SignedTx::from_bytes(payload) {
                 Err(e) => {
                     let recorded = if payload.len() <= GARBAGE_RECORDED_MAX {
@@ -241,12 +257,12 @@ impl Ledger {
                         payload[..GARBAGE_RECORDED_MAX].to_vec()
                     };
                     let early = Some((Reason::Undecodable { part: e.part }, Some(e.detail)));
-                    Item { hash, wire: recorded, tx: None, early, duplicate: false }
+                    Item { hash, wire: recorded, tx: None, early, duplicate: false, change: None }
                 }
                 Ok(stx) => {
                     let duplicate = !seen.insert(hash) || self.store.tx(&hash)?.is_some();
                     let early = duplicate.then_some((Reason::Duplicate, None));
-                    Item { hash, wire: payload.to_vec(), tx: Some(stx), early, duplicate }
+                    Item { hash, wire: payload.to_vec(), tx: Some(stx), early, duplicate, change: None }
                 }
             };
             items.push(item);
@@ -720,6 +736,8 @@ struct Item {
     /// Refused before execution: the code and the words behind it.
     early: Option<(Reason, Option<String>)>,
     duplicate: bool,
+    /// A validator set change (the epoch it would start), recorded, not executed here.
+    change: Option<u64>,
 }
 
 fn chain_index(c: Chain) -> usize {

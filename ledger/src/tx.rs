@@ -519,7 +519,15 @@ pub fn tx_hash(wire: &[u8]) -> Hash {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     Accepted,
-    Rejected { reason: Reason },
+    Rejected {
+        reason: Reason,
+    },
+    /// Not a transaction: a validator set change that consensus ordered and decided (it
+    /// scheduled the set of `epoch`, or refused it alike everywhere; `GET /validators`
+    /// shows which). Recorded so that the chain shows when it was ordered.
+    ValidatorSetChange {
+        epoch: u64,
+    },
 }
 
 impl Outcome {
@@ -528,7 +536,7 @@ impl Outcome {
     }
     pub fn reason(&self) -> Option<&Reason> {
         match self {
-            Outcome::Accepted => None,
+            Outcome::Accepted | Outcome::ValidatorSetChange { .. } => None,
             Outcome::Rejected { reason } => Some(reason),
         }
     }

@@ -129,6 +129,7 @@ fn batch_at(ledger: &Ledger, seq: u64, time_ms: u64, payloads: &[Vec<u8>]) -> Re
         digest: [seq as u8; 32],
         certificate: vec![7; 10],
         payloads: payloads.iter().map(Vec::as_slice).collect(),
+        validator_changes: vec![],
     })
 }
 
@@ -234,6 +235,40 @@ fn malformed_bytes_are_recorded_with_a_reason_and_change_nothing() {
     assert!(block.entries[5].tx.len() <= 1024, "a huge payload is recorded by a prefix");
     assert_eq!(block.notes.len(), 6, "each refusal's words are noted beside the block");
     assert!(block.notes[&4].starts_with("body: "), "{:?}", block.notes);
+}
+
+#[test]
+fn a_validator_set_change_is_recorded_as_such_beside_transactions() {
+    let w = World::new();
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let mut w2 = World::new();
+    let mut kgc = w2.member("kgc", Role::Kgc, None);
+    let change = vec![0u8; 200]; // consensus' bytes: opaque to the ledger
+    let payloads = [kgc.register().to_bytes(), change.clone(), b"garbage".to_vec()];
+    let a = ledger
+        .apply(&Committed {
+            seq: 1,
+            time_ms: T0_MS + 1,
+            digest: [1; 32],
+            certificate: vec![7; 10],
+            payloads: payloads.iter().map(Vec::as_slice).collect(),
+            validator_changes: vec![(1, 3)],
+        })
+        .unwrap()
+        .unwrap();
+    let got = outcomes(&a);
+    assert_eq!(got[..2], [Outcome::Accepted, Outcome::ValidatorSetChange { epoch: 3 }]);
+    assert!(matches!(reason(&got[2]), Reason::Undecodable { .. }), "unmarked bytes stay garbage: {got:?}");
+    assert!(a.txs[1].detail.is_none() && a.txs[1].tx.is_none());
+    // Recorded whole, on the access chain, indexed by its hash, and nothing else changed.
+    let block = ledger.block(Chain::Access, 0).unwrap().unwrap();
+    let entry = block.entries.iter().find(|e| e.outcome == Outcome::ValidatorSetChange { epoch: 3 }).unwrap();
+    assert_eq!(entry.tx, change);
+    let (_, indexed) = ledger.tx(&a.txs[1].hash).unwrap().unwrap();
+    assert_eq!(indexed.outcome, Outcome::ValidatorSetChange { epoch: 3 });
+    assert_eq!(ledger.members().unwrap().len(), 1);
+    let json = serde_json::to_value(&entry.outcome).unwrap();
+    assert_eq!(json, serde_json::json!({"status": "validator_set_change", "epoch": 3}));
 }
 
 #[test]
@@ -1030,6 +1065,7 @@ fn demands_outside_the_owners_disclosure_policy_are_refused_with_the_limit_they_
             digest: [4; 32],
             certificate: vec![7; 10],
             payloads: vec![next.as_slice()],
+            validator_changes: vec![],
         })
         .unwrap()
         .unwrap();

@@ -217,6 +217,12 @@ impl Validator {
         guard.as_ref()?.status().await.ok()
     }
 
+    /// The validator sets as this validator's engine knows them (`None`: stopped).
+    pub async fn validator_sets(&self) -> Option<dualchain_consensus::engine::ValidatorSets> {
+        let guard = self.engine.read().await;
+        guard.as_ref()?.validator_sets().await.ok()
+    }
+
     /// Stops the engine (what it acknowledged is on disk) and the applier.
     pub async fn stop(&self) -> Result<()> {
         // Tell the core first (a shared hold), so that nothing queued behind it is waited on.
@@ -278,6 +284,14 @@ fn apply_entry(ledger: &Ledger, entry: &CommittedEntry, time_ms: u64, sink: &Sin
         digest: entry.batch.digest(),
         certificate: entry.certificate_bytes(),
         payloads: entry.batch.requests().iter().map(|r| r.payload.as_slice()).collect(),
+        validator_changes: entry
+            .batch
+            .requests()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.client == dualchain_consensus::membership::RECONFIGURE_CLIENT)
+            .map(|(i, r)| (i, r.id))
+            .collect(),
     };
     let applied = ledger.apply(&c)?;
     sink.apply_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);

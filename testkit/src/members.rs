@@ -55,6 +55,7 @@ impl MemberLedger {
             digest,
             certificate: vec![],
             payloads: payloads.to_vec(),
+            validator_changes: vec![],
         })?;
         applied.ok_or_else(|| anyhow::anyhow!("batch {} was already applied", self.seq))
     }

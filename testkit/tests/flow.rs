@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 fn rejected(o: &Outcome) -> String {
     match o {
         Outcome::Rejected { reason } => reason.to_string(),
-        Outcome::Accepted => String::new(),
+        Outcome::Accepted | Outcome::ValidatorSetChange { .. } => String::new(),
     }
 }
 

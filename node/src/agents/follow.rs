@@ -376,6 +376,7 @@ mod tests {
                     digest: [self.seq as u8; 32],
                     certificate: vec![],
                     payloads: payloads.iter().map(Vec::as_slice).collect(),
+                    validator_changes: vec![],
                 })
                 .unwrap()
                 .unwrap();

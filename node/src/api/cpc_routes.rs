@@ -88,5 +88,6 @@ pub(super) async fn fetch_recorded(cpc: Arc<CpcNode>, req: FetchRequest) -> Resu
         Outcome::Rejected { reason } => {
             Err(ApiError::forbidden("fetch-unrecorded", format!("the ledger did not record the fetch: {reason}")))
         }
+        other => Err(ApiError::internal(format!("the fetch's record came back as {other:?}"))),
     }
 }
