@@ -207,6 +207,13 @@ pub struct NodeConfig {
     pub gpu: GpuConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// This node's validator entry when it joined after genesis (`dualchain join` of a
+    /// newcomer that `dualchain issue` gave a validator slot): consortium.toml, fixed at
+    /// genesis, does not list it. Its id is `node`, at or above the genesis validators'
+    /// count; it votes once a validator set change names it
+    /// (`dualchain validator propose`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined: Option<ValidatorEntry>,
     /// Where this file was read from (paths are relative to its directory).
     #[serde(skip)]
     pub base: PathBuf,
@@ -323,7 +330,9 @@ impl ConsensusConfig {
         if let Some(v) = self.admission_len_max {
             c.admission_len_max = v;
         }
-        c.validate().map_err(|e| anyhow!("consensus settings: {e}"))?;
+        // A validator added after genesis has an id at or above the genesis `n`.
+        let checked = if (id as usize) < n { c.validate() } else { c.validate_tunables() };
+        checked.map_err(|e| anyhow!("consensus settings: {e}"))?;
         Ok(c)
     }
 }
@@ -460,6 +469,24 @@ impl NodeConfig {
             bail!("api.request_time_max_s must exceed api.wait_max_s (a waiting request would be cut first)");
         }
         Ok(c)
+    }
+
+    /// This node's validator entry: consortium.toml's for a genesis validator, `joined`
+    /// for one that joined after genesis (and never both).
+    pub fn own_validator<'a>(&'a self, consortium: &'a ConsortiumFile) -> Result<&'a ValidatorEntry> {
+        let n = consortium.validators.len();
+        match (&self.joined, consortium.validators.get(self.node as usize)) {
+            (None, Some(v)) => Ok(v),
+            (Some(j), None) if j.id == self.node => Ok(j),
+            (Some(j), None) => bail!("node.toml's [joined] is validator {}, not node {}", j.id, self.node),
+            (Some(_), Some(_)) => {
+                bail!("node {} is a genesis validator; node.toml's [joined] is for one added later", self.node)
+            }
+            (None, None) => bail!(
+                "node {} is not in the consortium (it has {n} genesis validators) and node.toml has no [joined]                  entry for a validator added later",
+                self.node
+            ),
+        }
     }
 
     /// A path from this file, resolved against its directory.

@@ -14,9 +14,10 @@
 //! | [`agents`] | what the owner's, the CPC's and the KGC's nodes do as the ledger moves |
 //! | [`runtime`], [`metrics`] | the parts of a running node; its scrape-time series |
 //! | [`api`] | the HTTP/JSON API: FHIR in and out, the sharing flow, CPC endpoints, the client |
+//! | [`reconfigure`] | validator set changes as operators make them: `validator propose`, `approve`, `submit` |
 //! | [`enrollment`] | a member's first start after a per-institution genesis: its IBE and CP-ABE keys from the authorities |
 //! | [`service`] | assembles a node from its files, serves it, shuts it down (`dualchain node`) |
-//! | [`cli`] | the command line: `keygen`, `assemble`, `join`, `ceremony`, `init`, `node`, `client` |
+//! | [`cli`] | the command line: `keygen`, `assemble`, `join`, `issue`, `validator`, `ceremony`, `init`, `node`, `client` |
 //!
 //! The in-process consortium of the demo and the end-to-end tests, the process-cluster
 //! helpers and the synthetic FHIR data live in the `dualchain-testkit` crate, which the
@@ -35,6 +36,7 @@ pub mod files;
 pub mod genesis;
 pub mod member;
 pub mod metrics;
+pub mod reconfigure;
 pub mod runtime;
 pub mod service;
 pub mod validator;

@@ -175,7 +175,7 @@ fn open_validator(
 ) -> Result<ValidatorParts> {
     let n = consortium.validators.len();
     let id = cfg.node as usize;
-    let me = &consortium.validators[id];
+    let me = cfg.own_validator(consortium)?;
     let data_dir = cfg.path(&cfg.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     // The data directory holds plaintext FHIR (staged Observations, patients, datasets'
@@ -197,7 +197,8 @@ fn open_validator(
         from_hex(String::from_utf8(read_secret(&cfg.path(&cfg.secrets.validator_key))?)?.trim(), "validator key")?;
     ensure!(
         hex::encode(key.public().as_bytes()) == me.signing_key,
-        "the validator key is not the one genesis lists for node {id}"
+        "the validator key is not the one {} lists for node {id}",
+        if cfg.joined.is_some() { "node.toml's [joined]" } else { "genesis" }
     );
     let tls = NodeTls { cert_der: hex::decode(&me.tls_cert)?, key_der: read_secret(&cfg.path(&cfg.secrets.tls_key))? };
     let keys = consortium
@@ -263,11 +264,19 @@ fn host_member(node: &Node, file: &MemberFile) -> Result<Hosted> {
     let cfg = &node.cfg;
     let id = cfg.node as usize;
     let member = Arc::new(file.member()?);
-    let entry = node
-        .consortium
-        .member(&member.id)
-        .ok_or_else(|| anyhow!("{} is not a member in consortium.toml", member.id))?;
-    ensure!(entry.node as usize == id, "{} is hosted by node {}, not {id}", member.id, entry.node);
+    // A founder is hosted where consortium.toml says; a member admitted after genesis by
+    // the validator that joined with it (`dualchain issue` gave both).
+    match node.consortium.member(&member.id) {
+        Some(entry) => {
+            ensure!(entry.node as usize == id, "{} is hosted by node {}, not {id}", member.id, entry.node)
+        }
+        None => ensure!(
+            cfg.joined.is_some(),
+            "{} is not a member in consortium.toml: a member admitted after genesis is hosted by the validator \
+             that joined with it (node.toml's [joined])",
+            member.id
+        ),
+    }
     let client = Arc::new(Client::new(&member.id, member.signer.clone(), node.validator.clone()));
     let mut h = Hosted { member: member.clone(), client: client.clone(), owner: None, cpc: None };
     let data_dir = cfg.path(&cfg.data_dir);
@@ -353,9 +362,7 @@ impl Service {
     /// Opens the stores, starts the validator and the hosted member's agents.
     pub async fn start(cfg: NodeConfig) -> Result<Self> {
         let consortium = ConsortiumFile::load(&cfg.path(&cfg.consortium))?;
-        let n = consortium.validators.len();
-        let id = cfg.node as usize;
-        ensure!(id < n, "node {id} is not in the consortium (it has {n} validators)");
+        cfg.own_validator(&consortium)?;
         let compute = select_compute(&cfg)?;
         let keys = ProvingKeys::load(&cfg, &consortium).await?;
         let genesis = keys.genesis(&consortium)?;
@@ -462,7 +469,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     let listen = cfg.api.listen;
     let service = Service::start(cfg).await?;
     let node = service.node.clone();
-    let me = &node.consortium.validators[node.cfg.node as usize];
+    let me = node.cfg.own_validator(&node.consortium)?;
     tracing::info!(
         node = node.cfg.node,
         member = node.hosted().map_or("-", |h| h.member.id.as_str()),

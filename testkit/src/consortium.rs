@@ -250,6 +250,8 @@ pub struct Consortium {
     pub params_generated: Vec<String>,
     nodes: Vec<Option<Running>>,
     apis: HashMap<String, ApiClient>,
+    /// Members admitted after genesis, by the node that joined with each.
+    joined: HashMap<String, usize>,
 }
 
 fn now_s() -> u64 {
@@ -296,6 +298,7 @@ impl Consortium {
             params_generated,
             nodes: (0..NODES).map(|_| None).collect(),
             apis: HashMap::new(),
+            joined: HashMap::new(),
         };
         for i in 0..NODES {
             c.start_node(i).await.with_context(|| format!("starting node {i}"))?;
@@ -345,6 +348,24 @@ impl Consortium {
         Ok(())
     }
 
+    /// Starts a node that joined after genesis from `dir/node-<i>/node.toml` (as
+    /// `dualchain join` wrote it for a newcomer with a validator slot), and a client of
+    /// its member's API.
+    pub async fn add_node(&mut self, i: usize) -> Result<()> {
+        ensure!(i >= self.nodes.len(), "node {i} exists");
+        self.nodes.resize_with(i + 1, || None);
+        self.start_node(i).await?;
+        let cfg = self.node_config(i)?;
+        let v = cfg.own_validator(&self.file)?;
+        let key = cfg.secrets.member.as_ref().ok_or_else(|| anyhow!("node {i} hosts no member"))?;
+        let member = serde_json::from_slice::<MemberFile>(&std::fs::read(cfg.path(key))?)?.member()?;
+        let ca = hex::decode(&self.file.tls_ca)?;
+        let to = dualchain_node::api::client::Audience::new(&self.file, i as u8);
+        self.apis.insert(member.id.clone(), ApiClient::new(&v.api, &ca, to, &member.id, member.signer)?);
+        self.joined.insert(member.id, i);
+        Ok(())
+    }
+
     /// Stops node `i` as SIGTERM does (API closed, agents stopped, engine synced); its
     /// stores stay.
     pub async fn stop_node(&mut self, i: usize) -> Result<()> {
@@ -365,7 +386,11 @@ impl Consortium {
     }
 
     pub fn index_of(&self, member: &str) -> Result<usize> {
-        Ok(self.file.member(member).ok_or_else(|| anyhow!("unknown member {member}"))?.node as usize)
+        match (self.file.member(member), self.joined.get(member)) {
+            (Some(m), _) => Ok(m.node as usize),
+            (None, Some(i)) => Ok(*i),
+            (None, None) => bail!("unknown member {member}"),
+        }
     }
 
     /// Node `i`'s ledger.
@@ -419,7 +444,7 @@ impl Consortium {
             }
             // Final everywhere: every ledger holds every member.
             let members = self.file.members.len();
-            Ok(self.ledgers().iter().all(|l| l.members().is_ok_and(|m| m.len() == members)).then_some(()))
+            Ok(self.ledgers().iter().all(|l| l.members().is_ok_and(|m| m.len() >= members)).then_some(()))
         })
         .await
     }
@@ -684,7 +709,7 @@ impl Consortium {
 
     /// Stops every node.
     pub async fn shutdown(mut self) -> Result<()> {
-        for i in 0..NODES {
+        for i in 0..self.nodes.len() {
             if self.nodes[i].is_some() {
                 self.stop_node(i).await?;
             }

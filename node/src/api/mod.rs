@@ -95,6 +95,7 @@ pub mod search;
 pub mod smart;
 pub mod smart_routes;
 pub mod tls;
+pub mod validator_routes;
 pub mod wire;
 
 pub use error::{operation_outcome, ApiError};
@@ -148,7 +149,7 @@ impl ApiState {
 
 /// This node's API base URL (as the consortium file names it), without a trailing slash.
 pub fn api_base(node: &Node) -> Option<String> {
-    node.consortium.validators.get(node.cfg.node as usize).map(|v| v.api.trim_end_matches('/').to_owned())
+    node.cfg.own_validator(&node.consortium).ok().map(|v| v.api.trim_end_matches('/').to_owned())
 }
 
 /// The API's routes over `state`.
@@ -183,6 +184,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/members/{id}/revoke", post(membership_routes::revoke_member))
         .route("/members/{id}/admit", post(membership_routes::admit_member))
         .route("/members/{id}/admission", get(membership_routes::get_admission))
+        .route("/validators", get(validator_routes::get_validators))
+        .route("/validators/change", post(validator_routes::post_change))
         .route("/break-glass", post(emergency_routes::post_break_glass).get(emergency_routes::list_break_glass))
         .route("/break-glass/{id}", get(emergency_routes::get_break_glass))
         .route("/break-glass/{id}/review", post(emergency_routes::review_break_glass))

@@ -46,7 +46,13 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
         // (first start after a per-institution genesis; the log names what it waits for).
         "enrolling": node.cfg.secrets.member.is_some() && node.hosted().is_none(),
         "certificate": certificate,
+        // The genesis validators; the set in effect is GET /validators.
         "validators": node.consortium.validators.len(),
+        // The validator set's epoch this node works in, and whether it votes in it (a
+        // validator added later is a learner until its change takes effect; a removed one
+        // votes no more).
+        "epoch": status.map(|s| s.epoch),
+        "votes": status.map(|s| s.member),
         "view": status.map(|s| s.view),
         "in_view_change": status.map(|s| s.in_view_change),
         "following": status.map(|s| s.following),

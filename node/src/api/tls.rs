@@ -203,11 +203,7 @@ pub fn server_config(
     consortium: &crate::config::ConsortiumFile,
 ) -> anyhow::Result<Option<ApiTls>> {
     use anyhow::{bail, ensure, Context};
-    let url = consortium
-        .validators
-        .get(cfg.node as usize)
-        .map(|v| v.api.as_str())
-        .ok_or_else(|| anyhow::anyhow!("consortium.toml lists no node {}", cfg.node))?;
+    let url = cfg.own_validator(consortium)?.api.as_str();
     if cfg.api.insecure_http {
         ensure!(
             cfg.api.listen.ip().is_loopback(),

@@ -221,7 +221,7 @@ fn api_client(args: &ClientArgs) -> Result<ApiClient> {
         (Some(c), _, _, _) => {
             let cfg = NodeConfig::load(c)?;
             let consortium = ConsortiumFile::load(&cfg.path(&cfg.consortium))?;
-            let url = consortium.validators[cfg.node as usize].api.clone();
+            let url = cfg.own_validator(&consortium)?.api.clone();
             let key = cfg.secrets.member.as_ref().ok_or_else(|| anyhow!("this node hosts no member"))?;
             (url, cfg.path(key), consortium, cfg.node)
         }

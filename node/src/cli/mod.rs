@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use dualchain_prover::shapes::Shape;
 use dualchain_prover::supply::SupplyShape;
 
-use crate::config::NodeConfig;
+use crate::config::{ConsortiumFile, NodeConfig};
 use crate::genesis::assemble::{AssembleOptions, RenewOptions};
 use crate::genesis::institution::{InstallOptions, JoinOptions, KeygenOptions};
 use crate::genesis::issue::IssueOptions;
@@ -46,11 +46,16 @@ enum Command {
     /// next serial, new validity); writes issued/<member>.toml.
     Renew(RenewOptions),
     /// The coordinator: certify an institution that joins after genesis from its
-    /// contribution.toml (made by `keygen`), from the kept member CA; writes
-    /// issued/<member>.toml and prints the certificate's SHA-256, which the members approve
-    /// (`client admit-member`) before the ledger registers it. Its node is not built yet
+    /// contribution.toml (made by `keygen`), from the kept CAs, with a validator slot for
+    /// its node; writes issued/<member>.toml and prints the certificate's SHA-256, which the
+    /// members approve (`client admit-member`) before the ledger registers it
     /// (deploy/README.md: "Admitting a new institution").
     Issue(IssueOptions),
+    /// The validator set: show it, propose a change, approve it with this validator's
+    /// consensus key, submit it once 2f + 1 approved (deploy/README.md: "Adding or removing
+    /// a validator").
+    #[command(subcommand)]
+    Validator(ValidatorCommand),
     /// An institution: install a renewed certificate; its running node registers it.
     InstallCertificate(InstallOptions),
     /// A TEST consortium on one machine, which makes every secret and the Groth16
@@ -75,6 +80,132 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ValidatorCommand {
+    /// The validator sets as this node knows them.
+    Show {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Write the next set: the one in effect, less --remove, plus --add (each an
+    /// issued/<member>.toml that `dualchain issue` wrote with a validator slot).
+    Propose {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        add: Vec<PathBuf>,
+        #[arg(long)]
+        remove: Vec<u8>,
+        /// Where to write the change (passed to each approver in turn).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Approve a change with this node's validator key (shows it first); the approval is
+    /// added to the file.
+    Approve {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        change: PathBuf,
+    },
+    /// Order a change that 2f + 1 validators of the current set approved; prints where the
+    /// new set takes over.
+    Submit {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        change: PathBuf,
+    },
+}
+
+/// This node's API address and the consortium's TLS CA (what the validator commands call).
+fn own_api(cfg: &NodeConfig) -> Result<(ConsortiumFile, String, Vec<u8>)> {
+    let consortium = ConsortiumFile::load(&cfg.path(&cfg.consortium))?;
+    let api = cfg.own_validator(&consortium)?.api.clone();
+    let ca = hex::decode(&consortium.tls_ca).map_err(|e| anyhow::anyhow!("consortium.toml's tls_ca: {e}"))?;
+    Ok((consortium, api, ca))
+}
+
+/// `dualchain validator …` from its arguments (those after `validator`), on the caller's
+/// runtime: what the command line runs, for tests that drive a consortium in process.
+pub async fn validator_command(args: &[&str]) -> Result<()> {
+    #[derive(Parser)]
+    struct Args {
+        #[command(subcommand)]
+        command: ValidatorCommand,
+    }
+    let parsed = Args::try_parse_from(std::iter::once("validator").chain(args.iter().copied()))?;
+    validator(parsed.command).await
+}
+
+async fn validator(cmd: ValidatorCommand) -> Result<()> {
+    use crate::reconfigure::{fetch_sets, propose, submit, ChangeFile};
+    match cmd {
+        ValidatorCommand::Show { config } => {
+            let (_, api, ca) = own_api(&NodeConfig::load(&config)?)?;
+            let sets = fetch_sets(&api, &ca).await?;
+            println!("epoch in effect: {}", sets.epoch);
+            for e in &sets.epochs {
+                let when = if e.in_effect { "in effect" } else { "scheduled" };
+                println!("  epoch {}: {:?}, governs after sequence {} ({when})", e.epoch, e.members, e.after_seq);
+            }
+            for r in &sets.roster {
+                println!("  validator {}: key {}", r.id, r.key);
+            }
+        }
+        ValidatorCommand::Propose { config, add, remove, out } => {
+            let (consortium, api, ca) = own_api(&NodeConfig::load(&config)?)?;
+            let sets = fetch_sets(&api, &ca).await?;
+            let mut added = Vec::new();
+            for p in &add {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                let f: crate::genesis::institution::IssuedFile =
+                    toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
+                added.push(f.validator.ok_or_else(|| {
+                    anyhow::anyhow!("{} gives {} no validator slot (dualchain issue gives one)", p.display(), f.id)
+                })?);
+            }
+            let change = propose(&consortium.name, &sets, &added, &remove)?;
+            change.save(&out)?;
+            print!("{}", change.summary(Some(&sets)));
+            println!(
+                "written to {}: each validator of the current set runs `dualchain validator approve`",
+                out.display()
+            );
+        }
+        ValidatorCommand::Approve { config, change: path } => {
+            let cfg = NodeConfig::load(&config)?;
+            let (consortium, api, ca) = own_api(&cfg)?;
+            let key: dualchain_crypto::sign::SigningKeypair = crate::files::from_hex(
+                String::from_utf8(crate::files::read_secret(&cfg.path(&cfg.secrets.validator_key))?)?.trim(),
+                "validator key",
+            )?;
+            anyhow::ensure!(
+                hex::encode(key.public().as_bytes()) == cfg.own_validator(&consortium)?.signing_key,
+                "the validator key is not node {}'s",
+                cfg.node
+            );
+            let mut change = ChangeFile::load(&path)?;
+            let sets = fetch_sets(&api, &ca).await.ok();
+            print!("{}", change.summary(sets.as_ref()));
+            change.approve(&consortium, &key, cfg.node)?;
+            change.save(&path)?;
+            println!("approved by validator {}; approvals now: {:?}", cfg.node, change.approvers()?);
+        }
+        ValidatorCommand::Submit { config, change } => {
+            let (_, api, ca) = own_api(&NodeConfig::load(&config)?)?;
+            let change = ChangeFile::load(&change)?;
+            let v = submit(&api, &ca, &change).await?;
+            println!(
+                "ordered at sequence {}: epoch {} governs after sequence {} (the first checkpoint there); added \
+                 validators must be running by then",
+                v["executed_seq"], v["epoch"], v["after_seq"]
+            );
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -240,8 +371,12 @@ pub fn main() -> Result<()> {
                 hex::encode(issued.certificate_sha256)
             );
             println!(
-                "not built yet: a node for {} (a validator slot or a follower), which sends its registration",
-                issued.member
+                "its node is validator {}: send {} to {}, which runs `dualchain join`; then the validators \
+                 add it (dualchain validator propose --add {})",
+                issued.node,
+                issued.path.display(),
+                issued.member,
+                issued.path.display()
             );
         }
         Command::InstallCertificate(opts) => {
@@ -266,6 +401,10 @@ pub fn main() -> Result<()> {
         Command::Ceremony(cmd) => {
             crate::service::init_command_logging()?;
             ceremony(cmd)?;
+        }
+        Command::Validator(cmd) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(validator(cmd))?;
         }
         Command::Client(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -85,7 +85,7 @@ struct CaFile {
 
 pub(super) struct Cas {
     pub(super) member: CertificateAuthority,
-    tls: TlsCa,
+    pub(super) tls: TlsCa,
     pub(super) next_serial: u64,
 }
 
@@ -126,6 +126,12 @@ impl Cas {
             "the member CA in {} is not the one consortium.toml names",
             dir.display()
         );
+        // The kept key signs for the CA consortium.toml names (its certificate is made again
+        // from the key at each opening, so the key is what is compared, by what it signs).
+        let named = hex::decode(&consortium.tls_ca).context("consortium.toml's tls_ca")?;
+        let probe = cas.tls.issue(0)?;
+        dualchain_consensus::tls::check_identity(&named, &probe, &dualchain_consensus::tls::server_name(0))
+            .map_err(|_| anyhow!("the TLS CA in {} is not the one consortium.toml names", dir.display()))?;
         Ok(cas)
     }
 
@@ -205,6 +211,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<AssembleReport> {
             node: Some(node),
             certificate: to_hex(&cert),
             api_tls_cert: Some(hex::encode(api_tls_cert)),
+            validator: None,
         });
     }
     cas.save(&opts.ca, &opts.name)?;

@@ -42,7 +42,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::{node_config, node_file, NodeLayout};
-use crate::config::ConsortiumFile;
+use crate::config::{ConsortiumFile, NodeConfig, ValidatorEntry};
 use crate::files::{from_hex, read_secret, to_hex, write_private};
 use crate::member::{role_from_str, MemberFile, ATTRIBUTE_SALT_LEN};
 
@@ -328,16 +328,21 @@ pub fn keygen(opts: &KeygenOptions) -> Result<PathBuf> {
 #[serde(deny_unknown_fields)]
 pub struct IssuedFile {
     pub id: String,
-    /// The validator that hosts the member: absent for a member issued after genesis
-    /// (`dualchain issue`), which no validator hosts yet.
+    /// The validator that hosts the member (for a member issued after genesis, the
+    /// validator slot `dualchain issue` gave it, which `validator` describes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<u8>,
     /// The member certificate (hex of its encoding).
     pub certificate: String,
-    /// The API's HTTPS certificate (hex of DER; absent with `node`); the consensus TLS
-    /// certificate is in `consortium.toml`.
+    /// The API's HTTPS certificate (hex of DER; absent with `node`); a genesis validator's
+    /// consensus TLS certificate is in `consortium.toml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_tls_cert: Option<String>,
+    /// A member issued after genesis: its node's validator entry (id above every earlier
+    /// one, consensus key, addresses, consensus TLS certificate), which consortium.toml
+    /// does not list. It votes once a validator set change names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator: Option<ValidatorEntry>,
 }
 
 impl IssuedFile {
@@ -391,15 +396,19 @@ pub fn join(opts: &JoinOptions) -> Result<u8> {
     };
     let Some(api_tls_cert) = issued.api_tls_cert.clone() else {
         bail!(
-            "issued/{}.toml names no node: {} was certified after genesis (dualchain issue), and a node for a \
-             member admitted later (a validator slot, or a follower) is not built yet",
+            "issued/{}.toml names no node: {} was certified without a validator slot; the coordinator \
+             issues it again with one (dualchain issue)",
             own.body.id,
             own.body.id
         );
     };
-    let node = check_assembly(&consortium, &own.body, &issued, dir, &secrets).with_context(|| {
-        format!("the consortium in {} does not list {} as contributed", opts.genesis.display(), own.body.id)
-    })?;
+    let node = match &issued.validator {
+        None => check_assembly(&consortium, &own.body, &issued, dir, &secrets).with_context(|| {
+            format!("the consortium in {} does not list {} as contributed", opts.genesis.display(), own.body.id)
+        })?,
+        Some(v) => check_issued_later(&consortium, &own.body, &issued, v, dir, &secrets)
+            .with_context(|| format!("issued/{}.toml is not what {} contributed", own.body.id, own.body.id))?,
+    };
     // Public files, copied so that the node's directory is complete on its own.
     std::fs::copy(&consortium_path, dir.join("consortium.toml"))?;
     let params_src = opts.genesis.join("params");
@@ -445,6 +454,7 @@ pub fn join(opts: &JoinOptions) -> Result<u8> {
         consortium: "consortium.toml",
         params_dir: "params",
     })?;
+    let cfg = NodeConfig { joined: issued.validator.clone(), ..cfg };
     std::fs::write(dir.join("node.toml"), node_file::node_toml(&cfg)?)?;
     Ok(node)
 }
@@ -462,7 +472,45 @@ fn check_assembly(
     ensure!(entry.role == own.role, "{} is listed as {}, not {}", own.id, entry.role, own.role);
     ensure!(issued.id == own.id && issued.node == Some(entry.node), "issued/{}.toml is for another member", own.id);
     let node = entry.node;
-    let v = &c.validators[node as usize];
+    check_validator(c, own, issued, &c.validators[node as usize], dir)?;
+    check_member_certificate(c, own, issued, secrets)?;
+    Ok(node)
+}
+
+/// `join`'s checks for a member certified after genesis with a validator slot of its own
+/// (`dualchain issue`): the founders' checks, against the slot in `issued/<id>.toml`; the
+/// member is no founder.
+fn check_issued_later(
+    c: &ConsortiumFile,
+    own: &ContributionBody,
+    issued: &IssuedFile,
+    v: &ValidatorEntry,
+    dir: &Path,
+    secrets: &KeygenSecrets,
+) -> Result<u8> {
+    ensure!(c.name == own.consortium, "the consortium is {:?}, not {:?}", c.name, own.consortium);
+    ensure!(c.member(&own.id).is_none(), "{} is a founder: consortium.toml hosts it", own.id);
+    ensure!(issued.id == own.id && issued.node == Some(v.id), "issued/{}.toml is for another member", own.id);
+    ensure!(
+        v.id as usize >= c.validators.len(),
+        "validator {} is a genesis validator; a member issued later gets a new slot",
+        v.id
+    );
+    check_validator(c, own, issued, v, dir)?;
+    check_member_certificate(c, own, issued, secrets)?;
+    Ok(v.id)
+}
+
+/// The validator entry is this institution's: its consensus key, addresses, and TLS
+/// certificates from the consortium's CA for its own TLS keys.
+fn check_validator(
+    c: &ConsortiumFile,
+    own: &ContributionBody,
+    issued: &IssuedFile,
+    v: &ValidatorEntry,
+    dir: &Path,
+) -> Result<()> {
+    let node = v.id;
     ensure!(v.signing_key == own.validator_key, "node {node}'s validator key is not ours");
     ensure!(
         v.quic.port() == own.quic_port && v.quic.ip().to_string() == own.host,
@@ -481,6 +529,17 @@ fn check_assembly(
         key_der: read_secret(&dir.join("secrets/api-tls.key"))?,
     };
     ctls::check_identity(&ca_der, &api_tls, &own.host).context("the API's TLS certificate")?;
+    Ok(())
+}
+
+/// The member certificate certifies this institution's keys and attributes, the ESKI-IBE
+/// chain and the CP-ABE key are the ones it contributed (for an authority).
+fn check_member_certificate(
+    c: &ConsortiumFile,
+    own: &ContributionBody,
+    issued: &IssuedFile,
+    secrets: &KeygenSecrets,
+) -> Result<()> {
     let ca: CaPublicKey = from_hex(&c.member_ca, "member CA")?;
     let cert: Certificate = from_hex(&issued.certificate, "member certificate")?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
@@ -512,7 +571,7 @@ fn check_assembly(
     if let Some(pk) = &own.abe_public {
         ensure!(&c.abe_public == pk, "the CP-ABE public key is not the one our KGC made");
     }
-    Ok(node)
+    Ok(())
 }
 
 /// `dualchain install-certificate`'s arguments (an institution, after a renewal).

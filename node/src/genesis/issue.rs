@@ -7,21 +7,23 @@
 //! names, for this consortium, well formed), and that the newcomer is a hospital or a
 //! research institute (the ESKI-IBE authorities, the KGC and the CPCs, are fixed at
 //! genesis), not a member named at genesis nor certified already, and brings a signing key
-//! no issued member holds. It then issues the member certificate from the member CA it
-//! keeps, writes `issued/<member>.toml` and returns the certificate's SHA-256.
+//! no issued member holds, and a validator key no validator holds. It then issues the
+//! member certificate from the member CA it keeps, gives the newcomer's node a validator
+//! slot (the next id after every genesis and earlier issued validator, with its consensus
+//! TLS and API certificates from the kept TLS CA), writes `issued/<member>.toml` and
+//! returns the certificate's SHA-256.
 //!
 //! The certificate alone admits no one: the newcomer's registration only opens its
 //! admission on the ledger, and it is registered once the consortium's membership quorum
 //! of members approved that certificate by its SHA-256 (`dualchain client admit-member`;
 //! the ledger's `registry::admit_member`).
 //!
-//! Not within reach yet: the newcomer's node. A node is a validator slot in
-//! consortium.toml, whose list is fixed at genesis; consensus can add a validator
-//! (`dualchain_consensus::membership`), but the node's commands for it (or a follower mode
-//! that sends a member's transactions through another node) are not built; so `issue`
-//! writes no `node`, API TLS certificate or `node.toml`, and `dualchain join` refuses the
-//! file it writes. Until then nothing sends the newcomer's `RegisterMember`, and its
-//! admission cannot open.
+//! The newcomer's node: `dualchain join` writes its `node.toml` with the slot as
+//! `[joined]` (consortium.toml, fixed at genesis, does not list it). Started, it follows
+//! the consortium as a learner; once 2f + 1 validators approved a validator set change that
+//! names it (`dualchain validator propose`, `approve`, `submit`), it votes, and its member's
+//! registration goes through it like any other. The slot promises nothing: until the
+//! change executes, no validator orders what it forwards.
 
 use std::path::PathBuf;
 
@@ -31,7 +33,7 @@ use dualchain_crypto::Codec;
 
 use super::assemble::{check_contribution, Cas};
 use super::institution::{Contribution, IssuedFile};
-use crate::config::ConsortiumFile;
+use crate::config::{ConsortiumFile, ValidatorEntry};
 use crate::files::{from_hex, to_hex};
 
 /// `dualchain issue`'s arguments (the coordinator).
@@ -57,6 +59,8 @@ pub struct Issued {
     pub member: String,
     pub serial: u64,
     pub not_after: u64,
+    /// The validator slot of its node.
+    pub node: u8,
     /// What members approve (`AdmitMember`): SHA-256 of the certificate's encoding.
     pub certificate_sha256: [u8; 32],
     /// `issued/<member>.toml`.
@@ -73,17 +77,38 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let not_after = now + opts.days * 24 * 3600;
     let cert = cas.certify_member(&c.body, now, not_after)?;
+    let slot = next_validator_id(opts, &consortium)?;
+    let b = &c.body;
+    let quic: std::net::SocketAddr = format!("{}:{}", b.host, b.quic_port)
+        .parse()
+        .with_context(|| format!("{}'s host {:?} is not an IP address", b.id, b.host))?;
+    let tls_cert = cas.tls.certify(slot, &hex::decode(&b.tls_public)?)?;
+    let api_tls_cert = cas.tls.certify_api(slot, &b.host, &hex::decode(&b.api_tls_public)?)?;
     cas.save(&opts.ca, &consortium.name)?;
     let certificate_sha256 = dualchain_ledger::tx::certificate_sha256(&cert.to_bytes());
-    let file = IssuedFile { id: c.body.id.clone(), node: None, certificate: to_hex(&cert), api_tls_cert: None };
+    let validator = ValidatorEntry {
+        id: slot,
+        quic,
+        api: format!("https://{}:{}", b.host, b.api_port),
+        signing_key: b.validator_key.clone(),
+        tls_cert: hex::encode(tls_cert),
+    };
+    let file = IssuedFile {
+        id: c.body.id.clone(),
+        node: Some(slot),
+        certificate: to_hex(&cert),
+        api_tls_cert: Some(hex::encode(api_tls_cert)),
+        validator: Some(validator),
+    };
     let header = format!(
         "# {}'s member certificate, issued after genesis: it joins once the consortium's membership\n\
-         # quorum approved the certificate of SHA-256 {}\n",
+         # quorum approved the certificate of SHA-256 {}\n\
+         # Its node is validator {slot}: it votes once a validator set change names it.\n",
         c.body.id,
         hex::encode(certificate_sha256)
     );
     let path = file.save(&opts.genesis, Some(&header))?;
-    Ok(Issued { member: c.body.id, serial: cert.fields.serial, not_after, certificate_sha256, path })
+    Ok(Issued { member: c.body.id, serial: cert.fields.serial, not_after, node: slot, certificate_sha256, path })
 }
 
 /// The checks on a newcomer's contribution (module docs).
@@ -111,8 +136,37 @@ fn check_newcomer(opts: &IssueOptions, consortium: &ConsortiumFile, c: &Contribu
         let f: IssuedFile = toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
         let held: Certificate = from_hex(&f.certificate, "member certificate")?;
         ensure!(held.fields.signing_key != key, "{}'s signing key is already {}'s", b.id, f.id);
+        ensure!(
+            f.validator.as_ref().is_none_or(|v| v.signing_key != b.validator_key),
+            "{}'s validator key is already {}'s node's",
+            b.id,
+            f.id
+        );
     }
+    ensure!(
+        consortium.validators.iter().all(|v| v.signing_key != b.validator_key),
+        "{}'s validator key is already a genesis validator's",
+        b.id
+    );
     Ok(())
+}
+
+/// The next validator id: above every genesis validator and every slot issued before
+/// (ids are never reused, so a removed validator's id stays taken).
+fn next_validator_id(opts: &IssueOptions, consortium: &ConsortiumFile) -> Result<u8> {
+    let mut next = consortium.validators.len();
+    for entry in std::fs::read_dir(opts.genesis.join("issued")).context("reading issued/")? {
+        let p = entry?.path();
+        let f: IssuedFile =
+            toml::from_str(&std::fs::read_to_string(&p)?).with_context(|| format!("parsing {}", p.display()))?;
+        if let Some(v) = f.validator {
+            next = next.max(v.id as usize + 1);
+        }
+    }
+    u8::try_from(next)
+        .ok()
+        .filter(|id| (*id as usize) < dualchain_consensus::message::REPLICAS_MAX)
+        .ok_or_else(|| anyhow::anyhow!("every validator id is taken"))
 }
 
 #[cfg(test)]
@@ -120,6 +174,7 @@ mod tests {
     use super::super::assemble::tests::{contribute, resigned, NAME};
     use super::*;
     use crate::config::{MemberEntry, ValidatorEntry};
+    use dualchain_consensus::tls::{check_identity, server_name, NodeTls};
     use dualchain_crypto::cert::NoRevocations;
     use sha2::Digest as _;
 
@@ -141,7 +196,7 @@ mod tests {
             grant_duration_max_s: 60,
             revocation_quorum: Some(3),
             member_ca: to_hex(cas.member.public()),
-            tls_ca: String::new(),
+            tls_ca: hex::encode(cas.tls.cert_der()),
             ibe_params: String::new(),
             abe_public: String::new(),
             test_consortium: None,
@@ -165,7 +220,12 @@ mod tests {
         let c = consortium(dir);
         let paths = contribute(
             dir,
-            &[("clinic-n", "hospital", None), ("hospital-a", "hospital", None), ("kgc-2", "kgc", None)],
+            &[
+                ("clinic-n", "hospital", None),
+                ("hospital-a", "hospital", None),
+                ("kgc-2", "kgc", None),
+                ("lab-p", "research", None),
+            ],
         );
         let opts = |contribution: &std::path::Path| IssueOptions {
             ca: dir.join("ca"),
@@ -181,8 +241,26 @@ mod tests {
         let text = std::fs::read_to_string(&issued.path).unwrap();
         assert!(text.contains(&hex::encode(issued.certificate_sha256)), "{text}");
         let file: IssuedFile = toml::from_str(&text).unwrap();
-        assert_eq!((file.node, file.api_tls_cert), (None, None), "no node slot is made");
         let cert: Certificate = from_hex(&file.certificate, "certificate").unwrap();
+        // Its node gets the next validator slot, with TLS certificates from the kept CA for
+        // the TLS keys it contributed.
+        let body = Contribution::load(&paths[0]).unwrap().body;
+        let v = file.validator.clone().expect("a validator slot");
+        assert_eq!((file.node, v.id), (Some(4), 4));
+        assert_eq!(v.signing_key, body.validator_key);
+        assert_eq!(v.quic, format!("{}:{}", body.host, body.quic_port).parse().unwrap());
+        let tls_ca = hex::decode(&c.tls_ca).unwrap();
+        let secret = |f: &str| crate::files::read_secret(&dir.join("clinic-n/secrets").join(f)).unwrap();
+        for (der, key, name) in [
+            (&v.tls_cert, "tls.key", server_name(4)),
+            (file.api_tls_cert.as_ref().unwrap(), "api-tls.key", body.host.clone()),
+        ] {
+            let tls = NodeTls { cert_der: hex::decode(der).unwrap(), key_der: secret(key) };
+            check_identity(&tls_ca, &tls, &name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let next = issue(&opts(&paths[3])).unwrap();
+        let next: IssuedFile = toml::from_str(&std::fs::read_to_string(&next.path).unwrap()).unwrap();
+        assert_eq!(next.validator.map(|v| v.id), Some(5), "slots are never handed out twice");
         assert_eq!(issued.certificate_sha256, <[u8; 32]>::from(sha2::Sha256::digest(cert.to_bytes())));
         let ca = from_hex(&c.member_ca, "member CA").unwrap();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();

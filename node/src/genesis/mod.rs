@@ -512,6 +512,7 @@ pub(crate) fn node_config(l: &NodeLayout<'_>) -> Result<NodeConfig> {
         cpc: Default::default(),
         gpu: Default::default(),
         log: Default::default(),
+        joined: None,
         base: PathBuf::new(),
     })
 }

@@ -151,5 +151,16 @@ format = "{format}"
         gpu = c.gpu.enabled,
         level = c.log.level,
         format = c.log.format,
+    ) + &joined_table(c)?)
+}
+
+/// `[joined]`: the entry of a validator added after genesis, which consortium.toml does not
+/// list (empty for a genesis validator).
+fn joined_table(c: &NodeConfig) -> Result<String> {
+    let Some(v) = &c.joined else { return Ok(String::new()) };
+    Ok(format!(
+        "\n[joined]\n# This validator joined after genesis: consortium.toml does not list it. It votes once a\n\
+         # validator set change names it (deploy/README.md, \"Adding or removing a validator\").\n{}",
+        toml::to_string(v)?
     ))
 }

@@ -1,0 +1,246 @@
+//! An institution joins a running consortium (issue 19): keygen on its machine, a member
+//! certificate and a validator slot from the coordinator's kept CAs (`dualchain issue`),
+//! `join`, a validator set change approved by 2f + 1 validators (`dualchain validator
+//! propose`, `approve`, `submit`), its node catching up by state transfer, its admission
+//! approved by the membership quorum, its IBE and CP-ABE keys from the authorities over
+//! the network, and then it shares data like a founder: it demands, is supplied, granted,
+//! and fetches. The ledgers of all eight validators end identical. Then a genesis validator
+//! is removed while members upload and demand, and the other seven carry on with
+//! identical ledgers.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, ensure, Result};
+use dualchain_crypto::sign::SigningKeypair;
+use dualchain_ledger::tx::{tx_hash, Outcome};
+use dualchain_node::config::NodeConfig;
+use dualchain_node::genesis::institution::{join, keygen, IssuedFile, JoinOptions, KeygenOptions};
+use dualchain_node::genesis::issue::{issue, IssueOptions};
+use dualchain_node::reconfigure::{fetch_sets, propose, submit, ChangeFile};
+use dualchain_testkit::consortium::{wait_for, HOSPITAL_A, HOSPITAL_B, NODES, RESEARCH};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+mod common;
+
+const NEWCOMER: &str = "research-9";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and_shares_data() -> Result<()> {
+    let (mut c, data_dir) = common::genesis("joining", 24, None, true).await?;
+    let a = c.upload(HOSPITAL_A, "icu", "cpc-1").await?;
+
+    // The newcomer's keys, made on its machine; the coordinator certifies it and gives its
+    // node the next validator slot; the newcomer checks what it was issued and joins.
+    let free = |udp: bool| -> Result<u16> {
+        Ok(if udp {
+            std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port()
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
+        })
+    };
+    let dir = c.dir.join(format!("node-{NODES}"));
+    let contribution = keygen(&KeygenOptions {
+        consortium: c.file.name.clone(),
+        id: NEWCOMER.into(),
+        role: "research".into(),
+        attributes: vec!["role:research".into(), "dept:cardiology".into()],
+        host: "127.0.0.1".into(),
+        quic_port: free(true)?,
+        api_port: free(false)?,
+        ibe_after: None,
+        dir: dir.clone(),
+    })?;
+    let genesis = c.dir.join("genesis");
+    let issued = issue(&IssueOptions { ca: c.dir.join("ca"), genesis: genesis.clone(), contribution, days: 365 })?;
+    assert_eq!(issued.node as usize, NODES, "the next validator slot after the genesis validators");
+    let node = join(&JoinOptions {
+        dir: dir.clone(),
+        genesis: genesis.clone(),
+        preset: "loopback".into(),
+        default_cpc: None,
+    })?;
+    assert_eq!(node as usize, NODES);
+    let cfg = NodeConfig::load(&dir.join("node.toml"))?;
+    assert_eq!(cfg.joined.as_ref().map(|v| v.id as usize), Some(NODES), "node.toml carries its slot");
+    let slot: IssuedFile = toml::from_str(&std::fs::read_to_string(&issued.path)?)?;
+    let slot = slot.validator.ok_or_else(|| anyhow!("no validator slot issued"))?;
+
+    // Its node starts as a learner: no validator talks to it before the change.
+    c.add_node(NODES).await?;
+    let newcomer = c.node(NODES)?.clone();
+    let status = newcomer.validator.status().await.ok_or_else(|| anyhow!("the newcomer's engine is not running"))?;
+    assert!(!status.member, "a validator not named by any change does not vote");
+
+    // The change, proposed at node 0, approved by validators on their own keys.
+    let ca = hex::decode(&c.file.tls_ca)?;
+    let api0 = c.file.validators[0].api.clone();
+    let sets = fetch_sets(&api0, &ca).await?;
+    assert_eq!((sets.epoch, sets.roster.len()), (0, NODES));
+    let mut change = propose(&c.file.name, &sets, std::slice::from_ref(&slot), &[])?;
+    assert_eq!(change.epoch, 1);
+    assert_eq!(change.members.iter().map(|m| m.id as usize).collect::<Vec<_>>(), (0..=NODES).collect::<Vec<_>>());
+    let key_of = |i: usize| -> Result<SigningKeypair> {
+        let cfg = NodeConfig::load(&c.dir.join(format!("node-{i}/node.toml")))?;
+        let text = std::fs::read_to_string(cfg.path(&cfg.secrets.validator_key))?;
+        dualchain_node::files::from_hex(text.trim(), "validator key")
+    };
+    // n = 7, f = 2: five approvals make the quorum; four are refused before ordering.
+    for i in 0..4 {
+        change.approve(&c.file, &key_of(i)?, i as u8)?;
+    }
+    let why = format!("{:#}", submit(&api0, &ca, &change).await.unwrap_err());
+    assert!(why.contains("4 approvals") && why.contains("5 needed"), "{why}");
+    // A file changed after approval (the new validator's address redirected) fails the
+    // approvals: the next approver refuses it, and so does the node.
+    let mut redirected = change.clone();
+    redirected.added[0].quic = "127.0.0.1:9".parse()?;
+    let why = format!("{:#}", redirected.clone().approve(&c.file, &key_of(4)?, 4).unwrap_err());
+    assert!(why.contains("does not verify"), "{why}");
+    let why = format!("{:#}", submit(&api0, &ca, &redirected).await.unwrap_err());
+    assert!(why.contains("approval"), "{why}");
+    // A validator's key approving under another's id is no approval.
+    let mut forged = change.clone();
+    forged.approve(&c.file, &key_of(0)?, 5)?;
+    let why = format!("{:#}", submit(&api0, &ca, &forged).await.unwrap_err());
+    assert!(why.contains("signature"), "{why}");
+
+    change.approve(&c.file, &key_of(4)?, 4)?;
+    let path = data_dir.join("change.json");
+    change.save(&path)?;
+    let change = ChangeFile::load(&path)?;
+    let answer = submit(&api0, &ca, &change).await?;
+    let after_seq = answer["after_seq"].as_u64().ok_or_else(|| anyhow!("no boundary in {answer}"))?;
+    assert!(after_seq >= answer["executed_seq"].as_u64().unwrap_or(u64::MAX));
+    // The same change again is refused: its epoch has been taken.
+    let why = format!("{:#}", submit(&api0, &ca, &change).await.unwrap_err());
+    assert!(why.contains("pending") || why.contains("epoch"), "{why}");
+
+    // The newcomer catches up and votes in epoch 1 once the boundary is a stable
+    // checkpoint (a quiet consortium fills the gap with null batches).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = newcomer.validator.status().await.ok_or_else(|| anyhow!("stopped"))?;
+        if s.member && s.epoch == 1 && s.stable_seq >= after_seq {
+            break;
+        }
+        ensure!(std::time::Instant::now() < deadline, "the newcomer does not vote in epoch 1: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sets = fetch_sets(&api0, &ca).await?;
+    assert_eq!(sets.epoch, 1);
+    let health: Value = c.api(RESEARCH)?.call(Method::GET, "/health", None).await?;
+    assert_eq!((health["epoch"].as_u64(), health["votes"].as_bool()), (Some(1), Some(true)), "{health}");
+    assert_eq!(sets.epochs.last().map(|e| e.members.len()), Some(NODES + 1));
+
+    // Its registration, sent through its own node, opened its admission; the membership
+    // quorum approves the certificate `issue` printed, each member through its own node.
+    let sha = hex::encode(issued.certificate_sha256);
+    let ledger0 = c.ledger(0)?;
+    wait_for(Duration::from_secs(120), "the newcomer's admission to open", || {
+        Ok(ledger0.admission(NEWCOMER)?.map(|_| ()))
+    })
+    .await?;
+    assert!(ledger0.member(NEWCOMER)?.is_none(), "a certificate alone admits no one");
+    let view: Value = c.api(RESEARCH)?.call(Method::GET, &format!("/members/{NEWCOMER}/admission"), None).await?;
+    assert_eq!(
+        (view["certificate_sha256"].as_str(), view["admitted"].as_bool()),
+        (Some(sha.as_str()), Some(false)),
+        "{view}"
+    );
+    let quorum = c.file.membership_quorum() as usize;
+    for m in c.file.members.iter().take(quorum) {
+        let body = json!({ "certificate_sha256": sha });
+        let _: Value = c.api(&m.id)?.call(Method::POST, &format!("/members/{NEWCOMER}/admit"), Some(&body)).await?;
+    }
+    // Registered, its keys issued by the authorities over the network, its credential
+    // published: it is ready like a founder.
+    c.wait_ready(Duration::from_secs(180)).await?;
+    wait_for(Duration::from_secs(180), "the newcomer to be ready", || Ok(newcomer.ready()?.then_some(()))).await?;
+
+    // It shares data: demands hospital-a's dataset, is supplied, granted, and fetches
+    // exactly what it asked for.
+    let demand = c.demand(NEWCOMER, &a.dataset, 4).await?;
+    c.wait_supplied(NEWCOMER, &demand).await?;
+    let access = c.request_access(NEWCOMER, &demand, 3600).await?;
+    assert!(access.granted, "{:?}", access.denial);
+    c.wait_receipt(NEWCOMER, &access.request).await?;
+    let fetched = c.fetch(NEWCOMER, &access.request).await?;
+    a.check_delivery(&c.grant_requirement(&access.request)?, &fetched, &access.request)?;
+
+    // Eight validators, one history, which records the change as such.
+    let last = c.ledgers_identical(Duration::from_secs(120)).await?;
+    assert!(last >= after_seq);
+    assert_eq!(c.ledgers().len(), NODES + 1);
+    let recorded = |change: &ChangeFile| -> Result<Outcome> {
+        let hash = tx_hash(&change.reconfiguration()?.to_bytes());
+        Ok(ledger0.tx(&hash)?.ok_or_else(|| anyhow!("the change is not on the ledger"))?.1.outcome)
+    };
+    assert_eq!(recorded(&change)?, Outcome::ValidatorSetChange { epoch: 1 });
+
+    // Validator 6 is removed while members transact, this time with the operators'
+    // commands (`dualchain validator propose`, `approve`, `submit`), each validator
+    // approving with its own node.toml: two uploads and two demands run beside the change,
+    // approved by six of the eight (the newcomer's approval counts).
+    let config = |i: usize| c.dir.join(format!("node-{i}/node.toml")).display().to_string();
+    let removal_path = data_dir.join("removal.json").display().to_string();
+    let cli = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        dualchain_node::cli::validator_command(&args).await
+    };
+    let s = |x: &str| x.to_string();
+    cli(vec![s("propose"), s("--config"), config(0), s("--remove"), s("6"), s("--out"), removal_path.clone()]).await?;
+    assert_eq!(ChangeFile::load(std::path::Path::new(&removal_path))?.epoch, 2);
+    for i in [0, 1, 2, 3, 4] {
+        cli(vec![s("approve"), s("--config"), config(i), s("--change"), removal_path.clone()]).await?;
+    }
+    let submit_cli = || cli(vec![s("submit"), s("--config"), config(0), s("--change"), removal_path.clone()]);
+    let why = format!("{:#}", submit_cli().await.unwrap_err());
+    assert!(why.contains("5 approvals") && why.contains("6 needed"), "a set of 8 needs 6: {why}");
+    cli(vec![s("approve"), s("--config"), config(NODES), s("--change"), removal_path.clone()]).await?;
+    let removal = ChangeFile::load(std::path::Path::new(&removal_path))?;
+    assert_eq!(removal.approvers()?, vec![0, 1, 2, 3, 4, NODES as u8]);
+    let load = async {
+        let (up_a, up_b, d1, d2) = tokio::join!(
+            c.upload(HOSPITAL_A, "ward-2", "cpc-1"),
+            c.upload(HOSPITAL_B, "derm", "cpc-2"),
+            c.demand(RESEARCH, &a.dataset, 4),
+            c.demand(NEWCOMER, &a.dataset, 5),
+        );
+        Ok::<_, anyhow::Error>((up_a?, up_b?, d1?, d2?))
+    };
+    let (removed, loaded) = tokio::join!(submit_cli(), load);
+    removed?;
+    let (_, _, d1, d2) = loaded?;
+    let sets = fetch_sets(&api0, &ca).await?;
+    let after_removal =
+        sets.epochs.iter().find(|e| e.epoch == 2).ok_or_else(|| anyhow!("epoch 2 is not scheduled"))?.after_seq;
+    let six = c.node(6)?.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = six.validator.status().await.ok_or_else(|| anyhow!("stopped"))?;
+        if s.epoch == 2 {
+            assert!(!s.member, "a removed validator votes no more: {s:?}");
+            break;
+        }
+        ensure!(std::time::Instant::now() < deadline, "validator 6 never saw epoch 2: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.stop_node(6).await?;
+    // The other seven carry on: what was demanded under load is supplied, and a demand
+    // after the change is too.
+    c.wait_supplied(RESEARCH, &d1).await?;
+    c.wait_supplied(NEWCOMER, &d2).await?;
+    let after = c.demand(NEWCOMER, &a.dataset, 6).await?;
+    c.wait_supplied(NEWCOMER, &after).await?;
+    let sets = fetch_sets(&api0, &ca).await?;
+    assert_eq!(sets.epoch, 2);
+    assert_eq!(sets.epochs.last().map(|e| e.members.clone()), Some(vec![0, 1, 2, 3, 4, 5, 7]));
+    let last = c.ledgers_identical(Duration::from_secs(120)).await?;
+    assert!(last > after_removal, "the seven ordered past the change's boundary");
+    assert_eq!(c.ledgers().len(), NODES);
+    assert_eq!(recorded(&removal)?, Outcome::ValidatorSetChange { epoch: 2 });
+    c.shutdown().await?;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
