@@ -84,6 +84,7 @@ fuzz_target!(|data: &[u8]| {
         TxKind::RevokeCredential { .. }
         | TxKind::RevokeMember { .. }
         | TxKind::AdmitMember { .. }
+        | TxKind::ChangeParameters { .. }
         | TxKind::RevokeGrant { .. }
         | TxKind::EraseDataset { .. }
         | TxKind::Receipt { .. }

@@ -470,6 +470,7 @@ pub mod ledger {
                     certificate_sha256: dualchain_ledger::tx::certificate_sha256(&w.requester.cert.to_bytes()),
                 },
             ),
+            ("change_parameters", TxKind::ChangeParameters { grant_duration_max_s: 7200, membership_quorum: 2 }),
         ];
         // Signed for the consortium of the world's CA.
         let domain = dualchain_ledger::tx::TxDomain::of(w.ca.public());

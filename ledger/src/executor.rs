@@ -556,6 +556,16 @@ impl Ledger {
             _ => Ok(None),
         }
     }
+    /// The consortium parameters in effect (genesis', or the last change the membership
+    /// quorum approved) and the record of that change.
+    pub fn parameters(&self) -> Result<(state::Parameters, Option<state::ParametersRecord>), LedgerError> {
+        let record: Option<state::ParametersRecord> = self.get(state::PARAMETERS_KEY)?;
+        Ok((record.as_ref().map_or_else(|| self.genesis.parameters(), |r| r.parameters), record))
+    }
+    /// The approvals of the parameter set `p`, if any member proposed it.
+    pub fn parameters_proposal(&self, p: &state::Parameters) -> Result<Option<state::ParametersProposal>, LedgerError> {
+        self.get(&state::parameters_proposal_key(&p.digest()))
+    }
     pub fn members(&self) -> Result<Vec<MemberRecord>, LedgerError> {
         self.store.state_prefix(state::MEMBER_PREFIX, usize::MAX)?.iter().map(|(k, v)| state::decode(k, v)).collect()
     }

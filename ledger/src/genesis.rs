@@ -102,6 +102,15 @@ impl Genesis {
         self.revocation_quorum.max(1)
     }
 
+    /// The parameters genesis sets, in effect until the members change them
+    /// ([`crate::contracts::registry::change_parameters`]).
+    pub fn parameters(&self) -> crate::state::Parameters {
+        crate::state::Parameters {
+            grant_duration_max_s: self.grant_duration_max_s,
+            membership_quorum: self.membership_quorum(),
+        }
+    }
+
     /// The domain its members' transactions are signed under.
     pub fn tx_domain(&self) -> crate::tx::TxDomain {
         crate::tx::TxDomain::of(&self.ca)

@@ -85,6 +85,18 @@ pub enum Reason {
         member: String,
     },
     /// No admission of the member is open: its own `RegisterMember` opens one.
+    /// A parameter change that changes nothing.
+    ParametersUnchanged,
+    /// A proposed parameter outside what the ledger accepts (`max` for the membership
+    /// quorum: the members in good standing, so that the consortium can always decide).
+    ParameterOutOfRange {
+        parameter: String,
+        min: u64,
+        max: u64,
+    },
+    ParametersAlreadyApproved {
+        by: String,
+    },
     UnknownAdmission {
         member: String,
     },
@@ -366,6 +378,11 @@ impl fmt::Display for Reason {
             AdmissionPending { member } => {
                 write!(f, "the admission of {member} with this certificate awaits the members' approvals")
             }
+            ParametersUnchanged => write!(f, "the proposed parameters are the ones in effect"),
+            ParameterOutOfRange { parameter, min, max } => {
+                write!(f, "{parameter} must be in {min}..={max}")
+            }
+            ParametersAlreadyApproved { by } => write!(f, "{by} already approved these parameters"),
             UnknownAdmission { member } => {
                 write!(f, "no admission of {member} is open (its own registration opens one)")
             }

@@ -126,7 +126,53 @@ pub struct AdmissionRecord {
     pub admitted_ms: Option<u64>,
 }
 
-/// One member's approval of a revocation or an admission.
+/// The consortium's parameters that its members change by quorum
+/// ([`crate::contracts::registry::change_parameters`]); genesis sets the first ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parameters {
+    /// The longest grant a requester may be given (seconds).
+    pub grant_duration_max_s: u64,
+    /// Approvals of members in good standing that revoke a member, admit one not named at
+    /// genesis, or change these parameters.
+    pub membership_quorum: u32,
+}
+
+impl Parameters {
+    /// What approvals of one proposed set name: SHA-256 of its JSON.
+    pub fn digest(&self) -> Hash {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(serde_json::to_vec(self).expect("parameters serialise")).into()
+    }
+}
+
+/// The parameters in effect when a change replaced genesis' (absent until then).
+pub const PARAMETERS_KEY: &[u8] = b"parameters/current";
+
+/// The parameters in effect after a change, since when, by which transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParametersRecord {
+    pub parameters: Parameters,
+    pub since_ms: u64,
+    #[serde(with = "hex_bytes::id")]
+    pub tx: Hash,
+}
+
+/// The approvals of one proposed parameter set, by its [`Parameters::digest`].
+pub fn parameters_proposal_key(digest: &Hash) -> Vec<u8> {
+    format!("parameters/proposal/{}", hex::encode(digest)).into_bytes()
+}
+
+/// A proposed parameter set and who approved it. Approvals lapse 30 days (ledger time)
+/// after the first; the record keeps when the set took effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParametersProposal {
+    pub parameters: Parameters,
+    pub opened_ms: u64,
+    pub approvals: Vec<Approval>,
+    pub applied_ms: Option<u64>,
+}
+
+/// One member's approval of a revocation, an admission or a parameter change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub by: String,
@@ -387,6 +433,18 @@ impl<'a> Overlay<'a> {
 
     pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
         self.writes.insert(key, Some(serde_json::to_vec(value).expect("state records serialise")));
+    }
+
+    /// Every record under `prefix`, the batch's pending writes over the store's.
+    pub fn prefix<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, LedgerError> {
+        let mut all: BTreeMap<Vec<u8>, Vec<u8>> = self.store.state_prefix(prefix, usize::MAX)?.into_iter().collect();
+        for (k, v) in self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
+            match v {
+                Some(v) => all.insert(k.clone(), v.clone()),
+                None => all.remove(k),
+            };
+        }
+        all.iter().map(|(k, v)| decode(k, v)).collect()
     }
 
     pub fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {

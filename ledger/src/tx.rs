@@ -260,6 +260,9 @@ pub enum TxKind {
         #[serde(with = "hex_bytes::id")]
         certificate_sha256: Hash,
     },
+    /// `registry`: a member's approval of these consortium parameters. At the membership
+    /// quorum in effect they replace the ones in effect, from the next transaction on.
+    ChangeParameters { grant_duration_max_s: u64, membership_quorum: u32 },
     /// `abe`: an owner registers a dataset.
     RegisterDataset(DatasetRegistration),
     /// `access`: a requester publishes a data requirement against a dataset.
@@ -398,6 +401,7 @@ impl TxKind {
             | TxKind::RevokeCredential { .. }
             | TxKind::RevokeMember { .. }
             | TxKind::AdmitMember { .. }
+            | TxKind::ChangeParameters { .. }
             | TxKind::RegisterDataset(_)
             | TxKind::EraseDataset { .. } => Chain::Data,
             _ => Chain::Access,
@@ -411,6 +415,7 @@ impl TxKind {
             TxKind::RevokeCredential { .. } => "revoke_credential",
             TxKind::RevokeMember { .. } => "revoke_member",
             TxKind::AdmitMember { .. } => "admit_member",
+            TxKind::ChangeParameters { .. } => "change_parameters",
             TxKind::RegisterDataset(_) => "register_dataset",
             TxKind::Demand { .. } => "demand",
             TxKind::SupplyProof { .. } => "supply_proof",

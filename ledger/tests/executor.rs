@@ -439,6 +439,71 @@ fn all_accepted(ledger: &Ledger, seq: u64, txs: &[Vec<u8>]) {
     assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
 }
 
+/// An approval of the parameters (grant limit `grant_s`, membership quorum `quorum`).
+fn params(who: &mut Who, grant_s: u64, quorum: u32) -> Vec<u8> {
+    who.tx(TxKind::ChangeParameters { grant_duration_max_s: grant_s, membership_quorum: quorum }).to_bytes()
+}
+
+#[test]
+fn the_members_change_the_parameters_at_the_quorum_and_the_new_quorum_counts_from_then_on() {
+    let mut w = World::new();
+    w.genesis.revocation_quorum = 2;
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let year = 400 * 24 * 3600;
+    let [mut kgc, mut a, mut b, mut r] = w.four_members(year);
+    let regs: Vec<Vec<u8>> = [&mut kgc, &mut a, &mut b, &mut r].into_iter().map(|m| m.register().to_bytes()).collect();
+    all_accepted(&ledger, 1, &regs);
+    let in_effect = || ledger.parameters().unwrap().0;
+    assert_eq!((in_effect().grant_duration_max_s, in_effect().membership_quorum), (3600, 2), "genesis' first");
+
+    // Refused: no change, a grant limit or a quorum out of range (a quorum above the four
+    // members in good standing could never be reached again).
+    let o = outcomes(
+        &batch(
+            &ledger,
+            2,
+            &[params(&mut kgc, 3600, 2), params(&mut kgc, 10, 2), params(&mut kgc, 7200, 0), params(&mut kgc, 7200, 5)],
+        )
+        .unwrap()
+        .unwrap(),
+    );
+    assert_eq!(reason(&o[0]), &Reason::ParametersUnchanged);
+    assert!(
+        matches!(reason(&o[1]), Reason::ParameterOutOfRange { parameter, .. } if parameter == "grant_duration_max_s")
+    );
+    let quorum_range = Reason::ParameterOutOfRange { parameter: "membership_quorum".into(), min: 1, max: 4 };
+    assert_eq!((reason(&o[2]), reason(&o[3])), (&quorum_range, &quorum_range));
+    assert_eq!(reason(&o[3]).to_string(), "membership_quorum must be in 1..=4");
+
+    // One approval is not the quorum of two, and approving twice is refused.
+    let o = outcomes(&batch(&ledger, 3, &[params(&mut kgc, 7200, 3), params(&mut kgc, 7200, 3)]).unwrap().unwrap());
+    assert!(o[0].is_accepted());
+    assert_eq!(reason(&o[1]), &Reason::ParametersAlreadyApproved { by: "kgc".into() });
+    assert_eq!(in_effect().membership_quorum, 2);
+    // An approval of another set counts for that set only.
+    all_accepted(&ledger, 4, &[params(&mut b, 7200, 4)]);
+    assert_eq!(in_effect().membership_quorum, 2);
+    // The second approval of the same set makes it the parameters in effect.
+    all_accepted(&ledger, 5, &[params(&mut a, 7200, 3)]);
+    let (p, record) = ledger.parameters().unwrap();
+    assert_eq!((p.grant_duration_max_s, p.membership_quorum), (7200, 3));
+    assert_eq!(record.unwrap().since_ms, T0_MS + 5);
+    let proposal = ledger.parameters_proposal(&p).unwrap().unwrap();
+    assert_eq!(proposal.approvals.iter().map(|x| x.by.as_str()).collect::<Vec<_>>(), ["kgc", "hospital-a"]);
+    assert_eq!(proposal.applied_ms, Some(T0_MS + 5));
+
+    // From then on a revocation takes three approvals, not two.
+    all_accepted(&ledger, 6, &[revoke(&mut kgc, "research-1"), revoke(&mut a, "research-1")]);
+    assert_eq!(ledger.member("research-1").unwrap().unwrap().revoked, None, "the old quorum still counted");
+    all_accepted(&ledger, 7, &[revoke(&mut b, "research-1")]);
+    assert!(ledger.member("research-1").unwrap().unwrap().revoked.is_some());
+    // A revoked member approves nothing; three members remain in good standing, so a
+    // quorum of four is now out of range.
+    let o = outcomes(&batch(&ledger, 8, &[params(&mut r, 7200, 2), params(&mut kgc, 7200, 4)]).unwrap().unwrap());
+    assert!(matches!(reason(&o[0]), Reason::MemberRevoked { .. }), "{:?}", o[0]);
+    assert_eq!(reason(&o[1]), &Reason::ParameterOutOfRange { parameter: "membership_quorum".into(), min: 1, max: 3 });
+}
+
 /// Approvals of admitting `member` with the certificate `cert`.
 fn admit(who: &mut Who, member: &str, cert: &[u8]) -> Vec<u8> {
     let certificate_sha256 = sha2::Sha256::digest(cert).into();

@@ -240,6 +240,18 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
     assert!(last > after_removal, "the seven ordered past the change's boundary");
     assert_eq!(c.ledgers().len(), NODES);
     assert_eq!(recorded(&removal)?, Outcome::ValidatorSetChange { epoch: 2 });
+
+    // The members change the consortium's parameters by their quorum (four of the eight):
+    // a longer grant limit, and a membership quorum of five from then on.
+    let proposal = json!({"grant_duration_max_s": 7200, "membership_quorum": 5});
+    for (i, m) in c.file.members.iter().take(quorum).enumerate() {
+        let v: Value = c.api(&m.id)?.call(Method::POST, "/consortium/parameters", Some(&proposal)).await?;
+        assert_eq!(v["proposal"]["applied"].as_bool(), Some(i + 1 == quorum), "{v}");
+    }
+    let p: Value = c.api(NEWCOMER)?.call(Method::GET, "/consortium/parameters", None).await?;
+    assert_eq!((p["grant_duration_max_s"].as_u64(), p["membership_quorum"].as_u64()), (Some(7200), Some(5)), "{p}");
+    let view: Value = c.api(RESEARCH)?.call(Method::GET, &format!("/members/{NEWCOMER}/admission"), None).await?;
+    assert_eq!(view["quorum"].as_u64(), Some(5), "admissions count against the quorum in effect: {view}");
     c.shutdown().await?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())

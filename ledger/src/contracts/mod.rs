@@ -25,6 +25,13 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
         TxKind::RevokeCredential { member, reason } => registry::revoke_credential(ctx, member, reason),
         TxKind::RevokeMember { member, reason } => registry::revoke_member(ctx, member, reason),
         TxKind::AdmitMember { member, certificate_sha256 } => registry::admit_member(ctx, member, certificate_sha256),
+        TxKind::ChangeParameters { grant_duration_max_s, membership_quorum } => registry::change_parameters(
+            ctx,
+            &crate::state::Parameters {
+                grant_duration_max_s: *grant_duration_max_s,
+                membership_quorum: *membership_quorum,
+            },
+        ),
         TxKind::RegisterDataset(reg) => abe::register_dataset(ctx, reg),
         TxKind::EraseDataset { dataset, reason } => abe::erase_dataset(ctx, dataset, reason),
         TxKind::Demand { demand, dataset, requirement, purpose } => {

@@ -26,10 +26,13 @@ use dualchain_prover::field::fr_to_bytes;
 use ff::Field;
 
 use super::context::{check_text, reject, reject_because, Ctx, Exec, Refusal};
+use crate::error::LedgerError;
+use crate::genesis::Genesis;
 use crate::reason::{CertProblem, Denial, Reason, TextField};
 use crate::state::{
-    admission_key, member_key, revocation_key, root_key, AdmissionRecord, Approval, MemberRecord, RegistryRecord,
-    RevocationRecord, RootRecord, REGISTRY_KEY,
+    admission_key, member_key, parameters_proposal_key, revocation_key, root_key, AdmissionRecord, Approval,
+    MemberRecord, Overlay, Parameters, ParametersProposal, ParametersRecord, RegistryRecord, RevocationRecord,
+    RootRecord, MEMBER_PREFIX, PARAMETERS_KEY, REGISTRY_KEY,
 };
 use crate::tx::{certificate_sha256, FrBytes, Hash, NAME_LEN_MAX};
 
@@ -189,6 +192,54 @@ pub fn revoke_credential(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> E
     Ok(())
 }
 
+/// The parameters in effect: the last set the membership quorum approved, or genesis'.
+pub fn parameters(state: &Overlay<'_>, genesis: &Genesis) -> Result<Parameters, LedgerError> {
+    Ok(state.get::<ParametersRecord>(PARAMETERS_KEY)?.map_or_else(|| genesis.parameters(), |r| r.parameters))
+}
+
+/// The shortest and longest grant limit a parameter change may set (a minute, ten years).
+pub const GRANT_DURATION_LIMITS_S: (u64, u64) = (60, 10 * 365 * 24 * 3600);
+
+/// A member's approval of the consortium parameters `p` (any registered member in good
+/// standing may give one). At the approval that brings the approvals of members in good
+/// standing to the membership quorum in effect, `p` replaces the parameters in effect for
+/// every later transaction: a new membership quorum counts from the next revocation,
+/// admission or change on, a new grant limit from the next request for access (a request
+/// in the same batch as the change was checked before its proof against the limit before
+/// the batch). Refused: parameters equal to those in effect, a grant limit outside
+/// [`GRANT_DURATION_LIMITS_S`], a membership quorum of 0 or above the members in good
+/// standing (the consortium could never decide again), a second approval by the same
+/// member. Approvals lapse after [`APPROVALS_OPEN_MS`].
+pub fn change_parameters(ctx: &mut Ctx<'_, '_>, p: &Parameters) -> Exec {
+    let current = parameters(ctx.state, ctx.genesis)?;
+    if *p == current {
+        return reject(Reason::ParametersUnchanged);
+    }
+    let (min, max) = GRANT_DURATION_LIMITS_S;
+    if !(min..=max).contains(&p.grant_duration_max_s) {
+        return reject(Reason::ParameterOutOfRange { parameter: "grant_duration_max_s".into(), min, max });
+    }
+    let standing = ctx.state.prefix::<MemberRecord>(MEMBER_PREFIX)?.iter().filter(|m| m.revoked.is_none()).count();
+    if p.membership_quorum == 0 || p.membership_quorum as usize > standing {
+        let parameter = "membership_quorum".into();
+        return reject(Reason::ParameterOutOfRange { parameter, min: 1, max: standing as u64 });
+    }
+    let key = parameters_proposal_key(&p.digest());
+    let now = ctx.time_ms;
+    let mut r = match ctx.state.get::<ParametersProposal>(&key)? {
+        Some(r) if !lapsed(r.opened_ms, now) && r.applied_ms.is_none() => r,
+        // None yet, lapsed, or applied before (a set in effect again needs fresh approvals).
+        _ => ParametersProposal { parameters: *p, opened_ms: now, approvals: Vec::new(), applied_ms: None },
+    };
+    let approved = approve(ctx, &mut r.approvals, |by| Reason::ParametersAlreadyApproved { by })?;
+    if approved >= current.membership_quorum {
+        ctx.state.put(PARAMETERS_KEY.to_vec(), &ParametersRecord { parameters: *p, since_ms: now, tx: ctx.tx_hash });
+        r.applied_ms = Some(now);
+    }
+    ctx.state.put(key, &r);
+    Ok(())
+}
+
 /// How long approvals of a revocation or an admission stay open (ledger time): 30 days
 /// from the approval that opened the record.
 pub const APPROVALS_OPEN_MS: u64 = 30 * 24 * 3600 * 1000;
@@ -249,7 +300,7 @@ pub fn revoke_member(ctx: &mut Ctx<'_, '_>, member: &str, reason: &str) -> Exec 
     };
     let standing =
         approve(ctx, &mut r.approvals, |by| Reason::RevocationAlreadyApproved { member: member.into(), by })?;
-    if standing >= ctx.genesis.membership_quorum() {
+    if standing >= parameters(ctx.state, ctx.genesis)?.membership_quorum {
         if m.credential_revoked.is_none() {
             withdraw_credential(ctx, &mut m, &r.reason)?;
         }
@@ -312,7 +363,7 @@ pub fn admit_member(ctx: &mut Ctx<'_, '_>, member: &str, certificate_sha256: &Ha
         a.approvals.clear();
     }
     let standing = approve(ctx, &mut a.approvals, |by| Reason::AdmissionAlreadyApproved { member: member.into(), by })?;
-    if standing >= ctx.genesis.membership_quorum() {
+    if standing >= parameters(ctx.state, ctx.genesis)?.membership_quorum {
         // Valid when it opened, the certificate may have expired while members approved.
         let cert = check_certificate(ctx, &a.certificate)?;
         let record = member_record(ctx, &cert, &a.certificate, None);

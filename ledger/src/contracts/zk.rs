@@ -92,7 +92,7 @@ pub fn worth_verifying(
             let Some(d) = state.get::<DemandRecord>(&demand_key(demand))? else { return Ok(false) };
             ["research", "hospital"].contains(&sender.role.as_str())
                 && d.requester == sender.id
-                && (1..=genesis.grant_duration_max_s).contains(duration_s)
+                && (1..=super::registry::parameters(state, genesis)?.grant_duration_max_s).contains(duration_s)
                 && state.get::<GrantRecord>(&grant_key(request))?.is_none()
                 && state.get::<DenialRecord>(&denial_key(request))?.is_none()
         }
@@ -144,7 +144,7 @@ pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root
     if d.supplied_by.is_none() {
         return reject(Reason::SupplyNotProven);
     }
-    let max = ctx.genesis.grant_duration_max_s;
+    let max = super::registry::parameters(ctx.state, ctx.genesis)?.grant_duration_max_s;
     if duration_s == 0 || duration_s > max {
         return reject(Reason::DurationOutOfRange { max });
     }

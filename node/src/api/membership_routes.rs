@@ -19,6 +19,51 @@ use super::wire::{final_json, AdmitSpec, RevokeSpec};
 use super::ApiState;
 use crate::runtime::Node;
 
+/// `GET /consortium/parameters`: the parameters in effect (`grant_duration_max_s`,
+/// `membership_quorum`), and `changed: {since_ms, tx}` once members changed genesis'.
+pub async fn get_parameters(State(api): State<ApiState>, _s: Signed) -> ApiResult {
+    ok_json(&parameters_json(&api.node)?)
+}
+
+fn parameters_json(node: &Node) -> Result<Value, ApiError> {
+    let (p, record) = node.ledger.parameters()?;
+    Ok(json!({
+        "grant_duration_max_s": p.grant_duration_max_s,
+        "membership_quorum": p.membership_quorum,
+        "changed": record.map(|r| json!({"since_ms": r.since_ms, "tx": hex::encode(r.tx)})),
+    }))
+}
+
+/// `POST /consortium/parameters` with `{grant_duration_max_s, membership_quorum}`: this
+/// member approves that parameter set (`registry::change_parameters`). At the membership
+/// quorum in effect it replaces the parameters in effect. The answer: the transaction's
+/// outcome, `proposal: {approvals, quorum, applied}` and `in_effect` (as `GET`).
+pub async fn change_parameters(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(node, &s, &[])?;
+    let p: dualchain_ledger::state::Parameters = s.json()?;
+    let quorum = node.ledger.parameters()?.0.membership_quorum;
+    let f = h
+        .client
+        .submit(TxKind::ChangeParameters {
+            grant_duration_max_s: p.grant_duration_max_s,
+            membership_quorum: p.membership_quorum,
+        })
+        .await?;
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::forbidden("rejected", format!("the ledger rejected the parameter change: {reason}")));
+    }
+    let mut v = final_json(&f);
+    if let Some(r) = node.ledger.parameters_proposal(&p)? {
+        v["proposal"] = json!({
+            "parameters": r.parameters, "opened_ms": r.opened_ms, "approvals": r.approvals,
+            "quorum": quorum, "applied": r.applied_ms.is_some(),
+        });
+    }
+    v["in_effect"] = parameters_json(node)?;
+    ok_json(&v)
+}
+
 /// `POST /members/{id}/revoke`: this member approves revoking member `id`. Once members
 /// of the consortium's membership quorum approved (`registry::revoke_member`), nothing
 /// the member signs counts on the ledger, and every node refuses its signed calls. The
@@ -43,7 +88,7 @@ pub async fn revoke_member(State(api): State<ApiState>, Path(id): Path<String>, 
     let mut v = final_json(&f);
     // As of the approval's block at this node's ledger (a later approval may have landed).
     if let Some(r) = node.ledger.revocation(&id)? {
-        let quorum = node.ledger.genesis().membership_quorum();
+        let quorum = node.ledger.parameters()?.0.membership_quorum;
         v["revocation"] = json!({
             "reason": r.reason, "approvals": r.approvals, "quorum": quorum, "revoked": r.revoked_ms.is_some(),
         });
@@ -117,12 +162,14 @@ fn pending_admission(node: &Node, id: &str) -> Result<AdmissionRecord, ApiError>
 }
 
 fn admission_json(node: &Node, r: &AdmissionRecord) -> Value {
+    let quorum =
+        node.ledger.parameters().map_or_else(|_| node.ledger.genesis().membership_quorum(), |p| p.0.membership_quorum);
     json!({
         "member": r.member,
         "certificate_sha256": hex::encode(r.certificate_sha256),
         "opened_ms": r.opened_ms,
         "approvals": r.approvals,
-        "quorum": node.ledger.genesis().membership_quorum(),
+        "quorum": quorum,
         "admitted": r.admitted_ms.is_some(),
     })
 }

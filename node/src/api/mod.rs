@@ -184,6 +184,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/members/{id}/revoke", post(membership_routes::revoke_member))
         .route("/members/{id}/admit", post(membership_routes::admit_member))
         .route("/members/{id}/admission", get(membership_routes::get_admission))
+        .route(
+            "/consortium/parameters",
+            get(membership_routes::get_parameters).post(membership_routes::change_parameters),
+        )
         .route("/validators", get(validator_routes::get_validators))
         .route("/validators/change", post(validator_routes::post_change))
         .route("/break-glass", post(emergency_routes::post_break_glass).get(emergency_routes::list_break_glass))

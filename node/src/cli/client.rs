@@ -138,6 +138,16 @@ enum Call {
         #[arg(long)]
         certificate_sha256: String,
     },
+    /// The consortium parameters in effect.
+    Parameters,
+    /// Approve changing the consortium parameters to these (each member its own approval;
+    /// they take effect at the membership quorum in effect).
+    ChangeParameters {
+        #[arg(long)]
+        grant_duration_max_s: u64,
+        #[arg(long)]
+        membership_quorum: u32,
+    },
     /// Erase one of this hospital's datasets: a tombstone on chain, the CPC deletes its
     /// records and every grant's results, the node destroys its key.
     Erase {
@@ -313,6 +323,11 @@ pub async fn run(args: ClientArgs) -> Result<()> {
         Call::AdmitMember { member, certificate_sha256 } => {
             let body = json!({"certificate_sha256": certificate_sha256});
             c.call(Method::POST, &format!("/members/{member}/admit"), Some(&body)).await?
+        }
+        Call::Parameters => c.call(Method::GET, "/consortium/parameters", None).await?,
+        Call::ChangeParameters { grant_duration_max_s, membership_quorum } => {
+            let body = json!({"grant_duration_max_s": grant_duration_max_s, "membership_quorum": membership_quorum});
+            c.call(Method::POST, "/consortium/parameters", Some(&body)).await?
         }
         Call::Erase { dataset, reason } => {
             c.call(Method::POST, &format!("/datasets/{dataset}/erase"), Some(&json!({"reason": reason}))).await?
