@@ -164,7 +164,7 @@ struct Running {
 }
 
 /// A free port on loopback (UDP for QUIC, TCP for the API).
-fn free_port(udp: bool) -> Result<u16> {
+pub fn free_port(udp: bool) -> Result<u16> {
     Ok(if udp {
         std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port()
     } else {

@@ -17,7 +17,7 @@ use dualchain_node::config::NodeConfig;
 use dualchain_node::genesis::institution::{join, keygen, IssuedFile, JoinOptions, KeygenOptions};
 use dualchain_node::genesis::issue::{issue, IssueOptions};
 use dualchain_node::reconfigure::{fetch_sets, propose, submit, ChangeFile};
-use dualchain_testkit::consortium::{wait_for, HOSPITAL_A, HOSPITAL_B, NODES, RESEARCH};
+use dualchain_testkit::consortium::{free_port, wait_for, HOSPITAL_A, HOSPITAL_B, NODES, RESEARCH};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -32,13 +32,6 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
 
     // The newcomer's keys, made on its machine; the coordinator certifies it and gives its
     // node the next validator slot; the newcomer checks what it was issued and joins.
-    let free = |udp: bool| -> Result<u16> {
-        Ok(if udp {
-            std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port()
-        } else {
-            std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
-        })
-    };
     let dir = c.dir.join(format!("node-{NODES}"));
     let contribution = keygen(&KeygenOptions {
         consortium: c.file.name.clone(),
@@ -46,8 +39,8 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
         role: "research".into(),
         attributes: vec!["role:research".into(), "dept:cardiology".into()],
         host: "127.0.0.1".into(),
-        quic_port: free(true)?,
-        api_port: free(false)?,
+        quic_port: free_port(true)?,
+        api_port: free_port(false)?,
         ibe_after: None,
         dir: dir.clone(),
     })?;
@@ -118,15 +111,8 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
 
     // The newcomer catches up and votes in epoch 1 once the boundary is a stable
     // checkpoint (a quiet consortium fills the gap with null batches).
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let s = newcomer.validator.status().await.ok_or_else(|| anyhow!("stopped"))?;
-        if s.member && s.epoch == 1 && s.stable_seq >= after_seq {
-            break;
-        }
-        ensure!(std::time::Instant::now() < deadline, "the newcomer does not vote in epoch 1: {s:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = in_epoch(&newcomer, 1).await?;
+    assert!(s.member && s.stable_seq >= after_seq, "the newcomer votes in epoch 1 from its boundary: {s:?}");
     let sets = fetch_sets(&api0, &ca).await?;
     assert_eq!(sets.epoch, 1);
     let health: Value = c.api(RESEARCH)?.call(Method::GET, "/health", None).await?;
@@ -216,16 +202,8 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
     let after_removal =
         sets.epochs.iter().find(|e| e.epoch == 2).ok_or_else(|| anyhow!("epoch 2 is not scheduled"))?.after_seq;
     let six = c.node(6)?.clone();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let s = six.validator.status().await.ok_or_else(|| anyhow!("stopped"))?;
-        if s.epoch == 2 {
-            assert!(!s.member, "a removed validator votes no more: {s:?}");
-            break;
-        }
-        ensure!(std::time::Instant::now() < deadline, "validator 6 never saw epoch 2: {s:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = in_epoch(&six, 2).await?;
+    assert!(!s.member, "a removed validator votes no more: {s:?}");
     c.stop_node(6).await?;
     // The other seven carry on: what was demanded under load is supplied, and a demand
     // after the change is too.
@@ -255,4 +233,25 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
     c.shutdown().await?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
+}
+
+/// Waits until `node`'s replica works in `epoch` (its boundary a stable checkpoint there):
+/// its status then.
+async fn in_epoch(
+    node: &dualchain_node::runtime::Node,
+    epoch: u64,
+) -> Result<dualchain_consensus::engine::EngineStatus> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = node.validator.status().await.ok_or_else(|| anyhow!("the engine stopped"))?;
+        if s.epoch == epoch {
+            return Ok(s);
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "validator {} never worked in epoch {epoch}: {s:?}",
+            node.cfg.node
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
