@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
+use crate::membership::{ForwardRefusal, Reconfiguration, RECONFIGURE_CLIENT};
 use crate::message::{verify_messages, CommittedEntry, Message, ReplicaId, Request, RequestKey, MESSAGE_LEN_MAX};
 use crate::metrics::{Metrics, PeerLabel, RefusedLabel};
 use crate::replica::{
@@ -1182,6 +1183,36 @@ async fn read_stream(
     }
 }
 
+/// Drops the validator set changes among a forward's `requests` that no validator set
+/// could accept ([`Reconfiguration::precheck_forwarded`]: too few approvals, approvals of
+/// another change or signatures that do not verify), counting each and striking the peer
+/// for those provably forged. Whether any request is left.
+fn keep_verified_changes(requests: &mut Vec<Request>, directory: &Directory, strikes: &Strikes) -> bool {
+    if requests.iter().all(|r| r.client != RECONFIGURE_CLIENT) {
+        return true;
+    }
+    let mut forged = false;
+    {
+        let keys = directory.keys.read().unwrap_or_else(|p| p.into_inner());
+        requests.retain(|r| {
+            if r.client != RECONFIGURE_CLIENT {
+                return true;
+            }
+            let Err(refusal) = Reconfiguration::precheck_forwarded(&r.payload, &keys) else { return true };
+            let (ForwardRefusal::Forged(reason) | ForwardRefusal::Unknown(reason)) = refusal;
+            forged |= matches!(refusal, ForwardRefusal::Forged(_));
+            let label = RefusedLabel { peer: strikes.peer.to_string(), reason: reason.into() };
+            strikes.guard.metrics.refused_requests.get_or_create(&label).inc();
+            warn!(peer = strikes.peer, reason, "consensus.request.refused: a forwarded validator set change");
+            false
+        });
+    }
+    if forged {
+        strikes.strike("forwarded a forged validator set change");
+    }
+    !requests.is_empty()
+}
+
 /// Checks the signatures of a connection's frames in batches before the core sees them;
 /// a frame moves from its connection's budget to the core's. Invalid frames count against
 /// the connection ([`INVALID_FRAMES_MAX`]).
@@ -1207,6 +1238,11 @@ async fn verifier(
             if !good {
                 strikes.strike("bad signature");
                 continue;
+            }
+            if let Message::Forward(f) = &mut m {
+                if !keep_verified_changes(&mut f.body.requests, &directory, &strikes) {
+                    continue;
+                }
             }
             if let (Some(check), Message::Forward(f)) = (&check, &mut m) {
                 let verdicts = tokio::task::block_in_place(|| check.check(&f.body.requests));

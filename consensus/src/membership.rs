@@ -190,6 +190,48 @@ impl Reconfiguration {
     }
 }
 
+/// The fewest approvals any change needs: the quorum of the smallest set
+/// ([`MEMBERS_MIN`] validators, quorum 3).
+pub const APPROVALS_MIN: usize = 3;
+
+/// Why a forwarded change is not worth ordering ([`Reconfiguration::precheck_forwarded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardRefusal {
+    /// Refused whatever the validator sets are: the forwarder could have known.
+    Forged(&'static str),
+    /// Named an approver this replica does not know yet (its roster may lag).
+    Unknown(&'static str),
+}
+
+impl Reconfiguration {
+    /// What a replica checks of a forwarded change before it spends an ordering slot on it,
+    /// knowing only the roster (every key the consortium has had, by id, which never
+    /// changes for an id): it decodes, carries at least [`APPROVALS_MIN`] approvals from
+    /// distinct validators, each of this very change, each signed by its validator. The
+    /// quorum of the set in effect is checked where the change executes
+    /// ([`Epochs::schedule`]); this only keeps a replica from having the consortium order
+    /// changes that no set could accept.
+    pub fn precheck_forwarded(payload: &[u8], roster: &[PublicKey]) -> Result<(), ForwardRefusal> {
+        use ForwardRefusal::{Forged, Unknown};
+        let r = Self::from_bytes(payload).map_err(|_| Forged("not a validator set change"))?;
+        if r.approvals.len() < APPROVALS_MIN {
+            return Err(Forged("a validator set change with fewer approvals than any set's quorum"));
+        }
+        let body = Approval { epoch: r.epoch, change: Self::digest(r.epoch, &r.members, &r.endpoints) };
+        let mut senders = std::collections::BTreeSet::new();
+        for a in &r.approvals {
+            if a.body != body || !senders.insert(a.from) {
+                return Err(Forged("an approval names another change or repeats an approver"));
+            }
+            if a.from as usize >= roster.len() {
+                return Err(Unknown("an approver this replica does not know"));
+            }
+        }
+        let refs: Vec<_> = r.approvals.iter().collect();
+        verify_all(&refs, roster).map_err(|_| Forged("an approval's signature does not verify"))
+    }
+}
+
 /// The validators of one epoch and the sequence numbers they govern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
@@ -469,6 +511,30 @@ mod tests {
         fn schedule(&mut self, r: &Reconfiguration, seq: u64) -> Result<u64, Refused> {
             self.epochs.schedule(&r.request(), seq, 32, 8)
         }
+    }
+
+    #[test]
+    fn a_forwarded_change_is_ordered_only_with_approvals_that_verify() {
+        use ForwardRefusal::{Forged, Unknown};
+        let w = world();
+        let roster: Vec<PublicKey> = w.keys[..4].iter().map(|k| k.public()).collect();
+        let check = |r: &Reconfiguration| Reconfiguration::precheck_forwarded(&r.to_bytes(), &roster);
+        let good = w.change(1, &[0, 1, 2, 3, 4], &[0, 1, 2]);
+        assert_eq!(check(&good), Ok(()));
+        assert!(matches!(Reconfiguration::precheck_forwarded(b"junk", &roster), Err(Forged(_))));
+        assert!(matches!(check(&w.change(1, &[0, 1, 2, 3, 4], &[0, 1])), Err(Forged(_))), "two approvals");
+        let mut repeated = good.clone();
+        repeated.approvals[2] = repeated.approvals[0].clone();
+        assert!(matches!(check(&repeated), Err(Forged(_))));
+        let mut other = good.clone();
+        other.members.pop(); // approvals of another set
+        assert!(matches!(check(&other), Err(Forged(_))));
+        let mut forged = good.clone();
+        forged.approvals[1].from = 3; // validator 1's signature under validator 3's id
+        assert!(matches!(check(&forged), Err(Forged(_))));
+        // An approver beyond this replica's roster: not provably forged, its roster may lag.
+        let ahead = w.change(1, &[0, 1, 2, 3, 4], &[0, 1, 4]);
+        assert!(matches!(check(&ahead), Err(Unknown(_))));
     }
 
     #[test]

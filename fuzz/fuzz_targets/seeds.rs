@@ -419,8 +419,24 @@ fn genesis_seeds(out: &mut Out) {
     let with = |b: u8, text: &str| [&[b][..], text.as_bytes()].concat();
     out.put("genesis_contribution", "kgc", &with(0, &std::fs::read_to_string(&kgc).expect("read")));
     out.put("genesis_contribution", "cpc", &with(0, &std::fs::read_to_string(&cpc).expect("read")));
-    let issued = IssuedFile { id: "kgc".into(), node: Some(0), certificate: hex_id(1), api_tls_cert: Some(hex_id(2)) };
+    let issued = IssuedFile {
+        id: "kgc".into(),
+        node: Some(0),
+        certificate: hex_id(1),
+        api_tls_cert: Some(hex_id(2)),
+        validator: None,
+    };
     out.put("genesis_contribution", "issued", &with(1, &toml::to_string(&issued).expect("toml")));
+    // A member issued after genesis, with the validator slot of its node.
+    let slot = dualchain_node::config::ValidatorEntry {
+        id: 4,
+        quic: "127.0.0.1:7704".parse().expect("address"),
+        api: "https://127.0.0.1:8704".into(),
+        signing_key: hex_id(3),
+        tls_cert: hex_id(4),
+    };
+    let later = IssuedFile { id: "clinic-n".into(), node: Some(4), validator: Some(slot), ..issued };
+    out.put("genesis_contribution", "issued-later", &with(1, &toml::to_string(&later).expect("toml")));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
