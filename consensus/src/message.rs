@@ -672,6 +672,10 @@ impl CommittedEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateReply {
     pub entries: Vec<CommittedEntry>,
+    /// The server's stable checkpoint (sequence 0: none yet). A replica that executed as
+    /// far but never saw the votes (a validator added by a change, which the old set did
+    /// not send its votes for the change's boundary) makes it stable from this proof.
+    pub checkpoint: CheckpointProof,
 }
 
 impl Body for StateReply {
@@ -682,9 +686,11 @@ impl Body for StateReply {
         for e in &self.entries {
             e.encode(out);
         }
+        self.checkpoint.encode(out);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { entries: decode_list(r, "state entries", STATE_ENTRIES_MAX, CommittedEntry::decode)? })
+        let entries = decode_list(r, "state entries", STATE_ENTRIES_MAX, CommittedEntry::decode)?;
+        Ok(Self { entries, checkpoint: CheckpointProof::decode(r)? })
     }
     fn signing_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();

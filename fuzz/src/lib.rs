@@ -319,7 +319,7 @@ pub mod consensus {
             ("fetch_state", Message::FetchState(Signed::sign(&keys[2], 2, FetchState { from_seq: 1 }))),
             (
                 "state_reply",
-                Message::StateReply(Signed::sign(&keys[0], 0, StateReply { entries: vec![committed_entry()] })),
+                Message::StateReply(Signed::sign(&keys[0], 0, StateReply { entries: vec![committed_entry()], checkpoint: Default::default() })),
             ),
             ("state_root", Message::StateRoot(Signed::sign(&keys[1], 1, StateVote { seq: 128, root: [3; 32] }))),
             (

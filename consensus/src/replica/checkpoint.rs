@@ -176,13 +176,14 @@ impl Replica {
     /// [`STATE_ENTRIES_MAX`]; the host bounds their bytes).
     pub fn state_reply(&self, mut entries: Vec<CommittedEntry>) -> Message {
         entries.truncate(STATE_ENTRIES_MAX);
-        Message::StateReply(self.sign(StateReply { entries }))
+        Message::StateReply(self.sign(StateReply { entries, checkpoint: self.stable.clone() }))
     }
 
     pub(super) fn on_state_reply(&mut self, reply: Signed<StateReply>) {
         let mut applied = false;
         let mut newest = None;
-        for entry in reply.body.entries {
+        let StateReply { entries, checkpoint } = reply.body;
+        for entry in entries {
             if entry.seq <= self.last_executed {
                 continue;
             }
@@ -203,6 +204,7 @@ impl Replica {
             // More may be missing: ask again at once.
             self.state_fetch_at_ms = self.now_ms;
         }
+        self.adopt_checkpoint(checkpoint);
         match newest {
             // Outside the set: no view change to join, only the view to follow.
             Some((view, _)) if !self.is_member() => self.view = self.view.max(view),
@@ -212,6 +214,22 @@ impl Replica {
             // A quorum committed in a lower view than the one this replica is changing to.
             Some((view, seq)) => self.rejoin(view, seq),
             None => {}
+        }
+    }
+
+    /// A peer's stable checkpoint at a sequence number this replica executed, with the
+    /// same history there: stable here too, once its proof verifies. This is how a
+    /// validator added by a change gets the change's boundary stable (the old set sent it
+    /// no votes for it) even when the new set cannot reach another checkpoint without it.
+    fn adopt_checkpoint(&mut self, proof: CheckpointProof) {
+        if proof.seq <= self.stable.seq || proof.seq > self.last_executed {
+            return;
+        }
+        if self.own_checkpoints.get(&proof.seq) != Some(&proof.digest) {
+            return; // Not the history this replica executed (or no longer held).
+        }
+        if self.check_checkpoint_proof(&proof) {
+            self.make_stable(proof);
         }
     }
 

@@ -728,11 +728,14 @@ impl Replica {
                 let last = self.state_served_ms.get(&f.from).copied();
                 if !self.membership().contains(f.from) && !self.epochs.latest().contains(f.from) {
                     self.drop_msg("state request from a replica outside the set");
-                } else if f.body.from_seq > self.last_executed {
+                } else if f.body.from_seq > self.last_executed + 1
+                    || (f.body.from_seq > self.last_executed && self.stable.seq == 0)
+                {
                     self.drop_msg("state request beyond execution");
                 } else if last.is_some_and(|t| self.now_ms < t + self.cfg.retransmit_ms / 2) {
                     self.drop_msg("state request too soon");
                 } else {
+                    // Level with this replica: no entries, but its stable checkpoint's proof.
                     self.state_served_ms.insert(f.from, self.now_ms);
                     self.out.serve_state.push((f.from, f.body.from_seq));
                 }
@@ -762,7 +765,12 @@ impl Replica {
             // Backups suspect the primary (§2.5.2); a primary never suspects itself: leaving
             // its own view only adds a view change to whatever stalled it.
             Status::Normal if !self.is_primary() && self.is_member() => {
-                if let Some(oldest) = self.oldest_pending_ms() {
+                // A scheduled change waits on the primary too: it fills the sequence
+                // numbers up to the boundary. A primary that makes no progress towards it
+                // is suspected as one that leaves a request waiting would be.
+                let change_waits = self.epochs.latest().epoch > self.membership().epoch;
+                let waiting = self.oldest_pending_ms().or_else(|| change_waits.then_some(self.progress_ms));
+                if let Some(oldest) = waiting {
                     if now >= oldest.max(self.progress_ms).max(self.suspect_from_ms) + self.timeout_ms() {
                         self.start_view_change(self.view + 1);
                     }

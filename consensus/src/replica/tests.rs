@@ -205,7 +205,7 @@ fn malformed_frames_are_refused() {
         Message::FetchBatch(Signed::sign(k, 0, FetchBatch { digest: [2; 32] })),
         Message::BatchReply(Signed::sign(k, 0, BatchReply { batch: batch.clone() })),
         Message::FetchState(Signed::sign(k, 0, crate::message::FetchState { from_seq: 5 })),
-        Message::StateReply(Signed::sign(k, 0, StateReply { entries: vec![] })),
+        Message::StateReply(Signed::sign(k, 0, StateReply { entries: vec![], checkpoint: Default::default() })),
         Message::StateRoot(Signed::sign(k, 0, crate::message::StateVote { seq: 4, root: [3; 32] })),
     ];
     for m in kinds {
