@@ -13,6 +13,7 @@ use bellperson::groth16::VerifyingKey;
 use blstrs::Bls12;
 use dualchain_crypto::cert::CaPublicKey;
 use dualchain_prover::supply::SupplyShape;
+use serde::{Deserialize, Serialize};
 
 /// A verifying key of fixed points, for a circuit of `public_inputs` inputs, under which no
 /// proof verifies: the genesis of a ledger that sees no proofs (tests, fuzzing, benchmarks
@@ -102,17 +103,33 @@ impl Genesis {
         self.revocation_quorum.max(1)
     }
 
-    /// The parameters genesis sets, in effect until the members change them
-    /// ([`crate::contracts::registry::change_parameters`]).
-    pub fn parameters(&self) -> crate::state::Parameters {
-        crate::state::Parameters {
-            grant_duration_max_s: self.grant_duration_max_s,
-            membership_quorum: self.membership_quorum(),
-        }
+    /// The parameters genesis sets, in effect until the members change them (the
+    /// registry contract's `change_parameters`).
+    pub fn parameters(&self) -> Parameters {
+        Parameters { grant_duration_max_s: self.grant_duration_max_s, membership_quorum: self.membership_quorum() }
     }
 
     /// The domain its members' transactions are signed under.
     pub fn tx_domain(&self) -> crate::tx::TxDomain {
         crate::tx::TxDomain::of(&self.ca)
+    }
+}
+
+/// The consortium's parameters that its members change by quorum (the registry
+/// contract's `change_parameters`); genesis sets the first ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parameters {
+    /// The longest grant a requester may be given (seconds).
+    pub grant_duration_max_s: u64,
+    /// Approvals of members in good standing that revoke a member, admit one not named at
+    /// genesis, or change these parameters.
+    pub membership_quorum: u32,
+}
+
+impl Parameters {
+    /// What approvals of one proposed set name: SHA-256 of its JSON.
+    pub fn digest(&self) -> crate::tx::Hash {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(serde_json::to_vec(self).expect("parameters serialise")).into()
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use dualchain_prover::supply::Requirement;
 
 use crate::error::LedgerError;
+pub use crate::genesis::Parameters;
 use crate::reason::{Denial, Reason};
 use crate::tx::{hex_bytes, Disclosure, FrBytes, Hash};
 
@@ -124,25 +125,6 @@ pub struct AdmissionRecord {
     pub opened_ms: u64,
     pub approvals: Vec<Approval>,
     pub admitted_ms: Option<u64>,
-}
-
-/// The consortium's parameters that its members change by quorum
-/// ([`crate::contracts::registry::change_parameters`]); genesis sets the first ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Parameters {
-    /// The longest grant a requester may be given (seconds).
-    pub grant_duration_max_s: u64,
-    /// Approvals of members in good standing that revoke a member, admit one not named at
-    /// genesis, or change these parameters.
-    pub membership_quorum: u32,
-}
-
-impl Parameters {
-    /// What approvals of one proposed set name: SHA-256 of its JSON.
-    pub fn digest(&self) -> Hash {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(serde_json::to_vec(self).expect("parameters serialise")).into()
-    }
 }
 
 /// The parameters in effect when a change replaced genesis' (absent until then).
