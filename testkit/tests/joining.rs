@@ -113,6 +113,9 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
     // checkpoint (a quiet consortium fills the gap with null batches).
     let s = in_epoch(&newcomer, 1).await?;
     assert!(s.member && s.stable_seq >= after_seq, "the newcomer votes in epoch 1 from its boundary: {s:?}");
+    // The others enter it at their own pace: wait for the two asked below.
+    in_epoch(c.node(0)?, 1).await?;
+    in_epoch(c.node(c.index_of(RESEARCH)?)?, 1).await?;
     let sets = fetch_sets(&api0, &ca).await?;
     assert_eq!(sets.epoch, 1);
     let health: Value = c.api(RESEARCH)?.call(Method::GET, "/health", None).await?;
@@ -123,8 +126,13 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
     // quorum approves the certificate `issue` printed, each member through its own node.
     let sha = hex::encode(issued.certificate_sha256);
     let ledger0 = c.ledger(0)?;
-    wait_for(Duration::from_secs(120), "the newcomer's admission to open", || {
-        Ok(ledger0.admission(NEWCOMER)?.map(|_| ()))
+    // Every approver's node checks the admission on its own ledger first: wait for all.
+    wait_for(Duration::from_secs(120), "the newcomer's admission to open everywhere", || {
+        let mut open = true;
+        for l in c.ledgers() {
+            open &= l.admission(NEWCOMER)?.is_some();
+        }
+        Ok(open.then_some(()))
     })
     .await?;
     assert!(ledger0.member(NEWCOMER)?.is_none(), "a certificate alone admits no one");
@@ -211,6 +219,7 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
     c.wait_supplied(NEWCOMER, &d2).await?;
     let after = c.demand(NEWCOMER, &a.dataset, 6).await?;
     c.wait_supplied(NEWCOMER, &after).await?;
+    in_epoch(c.node(0)?, 2).await?;
     let sets = fetch_sets(&api0, &ca).await?;
     assert_eq!(sets.epoch, 2);
     assert_eq!(sets.epochs.last().map(|e| e.members.clone()), Some(vec![0, 1, 2, 3, 4, 5, 7]));
@@ -226,6 +235,8 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
         let v: Value = c.api(&m.id)?.call(Method::POST, "/consortium/parameters", Some(&proposal)).await?;
         assert_eq!(v["proposal"]["applied"].as_bool(), Some(i + 1 == quorum), "{v}");
     }
+    // Read at other nodes once their ledgers hold the last approval too.
+    c.ledgers_identical(Duration::from_secs(120)).await?;
     let p: Value = c.api(NEWCOMER)?.call(Method::GET, "/consortium/parameters", None).await?;
     assert_eq!((p["grant_duration_max_s"].as_u64(), p["membership_quorum"].as_u64()), (Some(7200), Some(5)), "{p}");
     let view: Value = c.api(RESEARCH)?.call(Method::GET, &format!("/members/{NEWCOMER}/admission"), None).await?;
