@@ -95,6 +95,10 @@ def sign_in(driver, link):
     buttons = driver.find_elements(By.ID, "confirm-signin")
     if buttons:
         buttons[0].click()
+        # The click posts a form: wait for the answer's page, not the one it replaces
+        # (checks made before it arrives read the sign-in page, or a half-loaded answer).
+        WebDriverWait(driver, WAIT_S).until(EC.staleness_of(buttons[0]))
+        WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def full_page(driver, path):
