@@ -1183,32 +1183,47 @@ async fn read_stream(
     }
 }
 
-/// Drops the validator set changes among a forward's `requests` that no validator set
-/// could accept ([`Reconfiguration::precheck_forwarded`]: too few approvals, approvals of
-/// another change or signatures that do not verify), counting each and striking the peer
-/// for those provably forged. Whether any request is left.
-fn keep_verified_changes(requests: &mut Vec<Request>, directory: &Directory, strikes: &Strikes) -> bool {
+/// Verdicts on a forward's validator set changes ([`Reconfiguration::precheck_forwarded`]:
+/// at least the smallest quorum of approvals, each of this very change, each signature
+/// valid), checked against the roster before one takes an ordering slot; other requests
+/// pass. A change that names an approver this replica does not know yet is refused without
+/// blame (its roster may lag).
+fn change_verdicts(requests: &[Request], directory: &Directory) -> Vec<Result<(), Refused>> {
     if requests.iter().all(|r| r.client != RECONFIGURE_CLIENT) {
-        return true;
+        return vec![Ok(()); requests.len()];
     }
+    let keys = directory.keys.read().unwrap_or_else(|p| p.into_inner());
+    requests
+        .iter()
+        .map(|r| match r.client {
+            RECONFIGURE_CLIENT => Reconfiguration::precheck_forwarded(&r.payload, &keys).map_err(|e| match e {
+                ForwardRefusal::Forged(why) => Refused::Forged(why),
+                ForwardRefusal::Unknown(why) => Refused::Invalid(why),
+            }),
+            _ => Ok(()),
+        })
+        .collect()
+}
+
+/// Keeps the forwarded `requests` whose verdict is Ok, counting each refused one by reason
+/// and forwarding peer, and striking the peer if one was provably forged. Whether any
+/// request is left.
+fn keep_admitted(requests: &mut Vec<Request>, verdicts: Vec<Result<(), Refused>>, strikes: &Strikes) -> bool {
     let mut forged = false;
-    {
-        let keys = directory.keys.read().unwrap_or_else(|p| p.into_inner());
-        requests.retain(|r| {
-            if r.client != RECONFIGURE_CLIENT {
-                return true;
-            }
-            let Err(refusal) = Reconfiguration::precheck_forwarded(&r.payload, &keys) else { return true };
-            let (ForwardRefusal::Forged(reason) | ForwardRefusal::Unknown(reason)) = refusal;
-            forged |= matches!(refusal, ForwardRefusal::Forged(_));
+    let mut verdict = verdicts.into_iter();
+    requests.retain(|_| match verdict.next() {
+        Some(Ok(())) | None => true,
+        Some(Err(r)) => {
+            let (Refused::Forged(reason) | Refused::Invalid(reason)) = r;
+            forged |= matches!(r, Refused::Forged(_));
             let label = RefusedLabel { peer: strikes.peer.to_string(), reason: reason.into() };
             strikes.guard.metrics.refused_requests.get_or_create(&label).inc();
-            warn!(peer = strikes.peer, reason, "consensus.request.refused: a forwarded validator set change");
+            warn!(peer = strikes.peer, reason, "consensus.request.refused: a forwarded request");
             false
-        });
-    }
+        }
+    });
     if forged {
-        strikes.strike("forwarded a forged validator set change");
+        strikes.strike("forwarded a forged request");
     }
     !requests.is_empty()
 }
@@ -1240,30 +1255,15 @@ async fn verifier(
                 continue;
             }
             if let Message::Forward(f) = &mut m {
-                if !keep_verified_changes(&mut f.body.requests, &directory, &strikes) {
+                let requests = &mut f.body.requests;
+                if !keep_admitted(requests, change_verdicts(requests, &directory), &strikes) {
                     continue;
                 }
-            }
-            if let (Some(check), Message::Forward(f)) = (&check, &mut m) {
-                let verdicts = tokio::task::block_in_place(|| check.check(&f.body.requests));
-                let mut forged = false;
-                let mut verdict = verdicts.into_iter();
-                f.body.requests.retain(|_| match verdict.next() {
-                    Some(Ok(())) | None => true,
-                    Some(Err(r)) => {
-                        let (Refused::Forged(reason) | Refused::Invalid(reason)) = r;
-                        forged |= matches!(r, Refused::Forged(_));
-                        let label = RefusedLabel { peer: strikes.peer.to_string(), reason: reason.into() };
-                        strikes.guard.metrics.refused_requests.get_or_create(&label).inc();
-                        warn!(peer = strikes.peer, reason, "consensus.request.refused: a forwarded request");
-                        false
+                if let Some(check) = &check {
+                    let verdicts = tokio::task::block_in_place(|| check.check(requests));
+                    if !keep_admitted(requests, verdicts, &strikes) {
+                        continue;
                     }
-                });
-                if forged {
-                    strikes.strike("forwarded a forged request");
-                }
-                if f.body.requests.is_empty() {
-                    continue;
                 }
             }
             match strikes.guard.standing(strikes.peer) {
