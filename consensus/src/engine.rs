@@ -8,15 +8,26 @@
 //!   more load, the more each sync carries), and only then sends, delivers and replies.
 //!   A failed write stops the engine (a store in an unknown state is never written again).
 //! - **acceptor** and **readers**: accept connections, identify the peer by the exact
-//!   certificate genesis issued it, read length-prefixed frames from its unidirectional
-//!   streams, decode them (bounded) and drop any not signed by that peer.
+//!   certificate genesis or a validator set change named for it, read length-prefixed
+//!   frames from its unidirectional streams, decode them (bounded) and drop any not signed
+//!   by that peer.
 //! - **verifiers**: one per inbound connection; drain its decoded frames and check their
 //!   signatures in one batch equation before they reach the core.
 //! - **senders**: one per peer, with a bounded queue (full → the frame is dropped and
 //!   counted; PBFT's retransmission recovers), one connection with reconnect and
 //!   exponential backoff, and one stream per message class (ordering: pre-prepares, votes,
 //!   checkpoints; control: forwards, view changes, state), so state transfer never delays
-//!   votes.
+//!   votes. A sender also pins the server: the peer must present a certificate named for
+//!   it, not merely one the consortium's CA signed.
+//!
+//! TLS rotation in place (beyond DESIGN.md, which fixes each replica's certificate at
+//! genesis): a validator set change may name a new endpoint (address and certificate)
+//! for a validator it keeps ([`crate::membership::Reconfiguration::endpoints`]). From the
+//! moment a replica executes it, the replica accepts both the old and the new certificate
+//! for that id; the rotating replica itself switches to the new identity there (its
+//! host holds the key, [`TlsSpares`]), reconnecting with it, and rebinds if the address
+//! moved. Once the change's epoch is in effect the old certificate is retired and every
+//! link is made again, so from then on only the new one opens a connection either way.
 //!
 //! Back-pressure: submissions wait on a bounded command queue and are refused when the
 //! replica's pending set is full; deliveries wait on a bounded channel the application
@@ -205,6 +216,17 @@ pub struct EngineConfig {
     /// Checks requests peers forward before they enter ordering (`None`: every
     /// well-formed request is admitted).
     pub request_check: Option<Arc<dyn RequestCheck>>,
+    /// The TLS identities this replica holds besides `tls`, for a change that rotates its
+    /// certificate (`None`: none).
+    pub tls_spares: Option<Arc<dyn TlsSpares>>,
+}
+
+/// TLS identities a replica's host holds besides the one it started with: the next
+/// certificate of a rotation, which the replica presents from the moment it executes the
+/// change naming it (or from its start, if the change executed before).
+pub trait TlsSpares: Send + Sync {
+    /// The identity whose certificate is `cert_der`, if the host holds its key.
+    fn find(&self, cert_der: &[u8]) -> Option<NodeTls>;
 }
 
 /// What a forwarded request must show before this replica admits it: the host's check
@@ -269,12 +291,27 @@ pub fn parse_endpoint(bytes: &[u8]) -> Option<(SocketAddr, Vec<u8>)> {
     (!cert.is_empty()).then(|| (addr, cert.to_vec()))
 }
 
+/// Where validator `id` is reached according to the validator sets persisted in `store`
+/// (`genesis`: the genesis validators' keys), if a change named an endpoint for it: a
+/// validator whose address a rotation moved binds the new one when it starts again.
+pub fn recorded_endpoint(
+    store: Arc<dyn KvEngine>,
+    genesis: &[PublicKey],
+    id: ReplicaId,
+) -> Result<Option<(SocketAddr, Vec<u8>)>, EngineError> {
+    let Some(bytes) = ConsensusStore::open(store)?.membership()? else { return Ok(None) };
+    let epochs = crate::membership::Epochs::from_bytes(&bytes, genesis).map_err(RecoveryError::from)?;
+    Ok(parse_endpoint(epochs.endpoint(id)))
+}
+
 /// The validators this engine can talk to, by replica id: Ed25519 keys (frame signatures)
-/// and pinned TLS certificates (incoming connections). It starts with genesis' and grows
+/// and pinned TLS certificates (connections either way). It starts with genesis' and grows
 /// when an executed reconfiguration adds validators, from the endpoints the change names.
+/// A rotated validator has two certificates accepted until its change's epoch is in
+/// effect, then only the new one.
 struct Directory {
     keys: RwLock<Vec<PublicKey>>,
-    certs: RwLock<Vec<Vec<u8>>>,
+    certs: RwLock<Vec<Vec<Vec<u8>>>>,
 }
 
 impl Directory {
@@ -291,8 +328,56 @@ impl Directory {
     }
     fn add(&self, key: PublicKey, cert: Vec<u8>) {
         self.keys.write().unwrap_or_else(|p| p.into_inner()).push(key);
-        self.certs.write().unwrap_or_else(|p| p.into_inner()).push(cert);
+        self.certs.write().unwrap_or_else(|p| p.into_inner()).push(vec![cert]);
     }
+    /// Accepts `cert` for `id` beside the one it has.
+    fn accept(&self, id: ReplicaId, cert: Vec<u8>) {
+        let mut certs = self.certs.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = certs.get_mut(id as usize) {
+            c.retain(|known| *known != cert);
+            c.push(cert);
+        }
+    }
+    /// Keeps only the certificate accepted last for `id`.
+    fn retire(&self, id: ReplicaId) {
+        let mut certs = self.certs.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = certs.get_mut(id as usize) {
+            let keep = c.len().saturating_sub(1);
+            c.drain(..keep);
+        }
+    }
+}
+
+/// This replica's side of the links: the identity it presents (replaced by a rotation),
+/// where each peer is reached, and what every sender shares.
+struct Transport {
+    ca_der: Vec<u8>,
+    /// The certificate this replica presents now.
+    presenting: Vec<u8>,
+    spares: Option<Arc<dyn TlsSpares>>,
+    /// The client side of the identity presented, read by senders at each connection.
+    client: Arc<RwLock<quinn::ClientConfig>>,
+    /// Bumped to make every link again (this replica's certificate rotated, or a peer's old
+    /// one was retired).
+    reconnect: watch::Sender<u64>,
+    /// The endpoint the validator sets named for each id when last read (empty: the
+    /// configured one).
+    seen: Vec<Vec<u8>>,
+    /// Where each peer is reached now.
+    addrs: BTreeMap<ReplicaId, SocketAddr>,
+    /// Rotated ids whose old certificate is retired once this epoch is in effect.
+    retiring: Vec<(ReplicaId, u64)>,
+}
+
+/// What every sender task shares.
+#[derive(Clone)]
+struct Link {
+    endpoint: quinn::Endpoint,
+    client: Arc<RwLock<quinn::ClientConfig>>,
+    directory: Arc<Directory>,
+    metrics: Metrics,
+    shutdown: watch::Receiver<bool>,
+    reconnect: watch::Receiver<u64>,
 }
 
 enum Command {
@@ -464,39 +549,68 @@ impl Engine {
         let (replica, first) = Replica::recover(cfg.replica.clone(), cfg.key, cfg.keys.clone(), recovered, 0)?;
         info!(replica = id, view = replica.view(), executed = replica.last_executed(), "consensus.engine.start");
 
-        let server = quic_server_config(&cfg.tls_ca_der, &cfg.tls)?;
-        let client = quic_client_config(&cfg.tls_ca_der, &cfg.tls)?;
+        // The identity a change executed before this start named for this replica, if any.
+        let mut tls = cfg.tls;
+        if let Some((_, cert)) = parse_endpoint(replica.epochs().endpoint(id)) {
+            match cfg.tls_spares.as_ref().and_then(|s| s.find(&cert)) {
+                Some(next) => tls = next,
+                None if cert == tls.cert_der => {}
+                None => warn!(
+                    replica = id,
+                    "consensus.tls.rotate_failed: the validator sets name a certificate for this replica whose key \
+                     its host does not hold; presenting the configured one, which peers refuse"
+                ),
+            }
+        }
+        let server = quic_server_config(&cfg.tls_ca_der, &tls)?;
+        let client = Arc::new(RwLock::new(quic_client_config(&cfg.tls_ca_der, &tls)?));
         let local_addr = cfg.socket.local_addr()?;
         cfg.socket.set_nonblocking(true)?;
         let runtime = quinn::default_runtime().ok_or_else(|| EngineError::Config("no async runtime".into()))?;
-        let mut endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), cfg.socket, runtime)?;
-        endpoint.set_default_client_config(client);
+        let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), cfg.socket, runtime)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (inbound_tx, inbound_rx) = mpsc::channel::<(Message, Held)>(CORE_DRAIN_MAX);
         let (commands, command_rx) = mpsc::channel(CORE_DRAIN_MAX);
         let (deliver_tx, deliver_rx) = mpsc::channel(DELIVERY_QUEUE_LEN);
-        let directory = Arc::new(Directory { keys: RwLock::new(cfg.keys), certs: RwLock::new(cfg.peer_certs) });
+        let certs = cfg.peer_certs.into_iter().map(|c| vec![c]).collect();
+        let directory = Arc::new(Directory { keys: RwLock::new(cfg.keys), certs: RwLock::new(certs) });
         let metrics = cfg.metrics;
+        let (reconnect, reconnect_rx) = watch::channel(0u64);
+        let link = Link {
+            endpoint: endpoint.clone(),
+            client: client.clone(),
+            directory: directory.clone(),
+            metrics: metrics.clone(),
+            shutdown: shutdown_rx.clone(),
+            reconnect: reconnect_rx,
+        };
         let (diverged_tx, divergence) = watch::channel(None);
         let checkpoint_interval = cfg.replica.checkpoint_interval;
 
         let mut peers = BTreeMap::new();
+        let mut addrs = BTreeMap::new();
         for peer in 0..n as ReplicaId {
             if peer == id {
                 continue;
             }
+            // A genesis validator rotated before this start: learn_validators (below)
+            // redirects its sender.
             let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_LEN);
             peers.insert(peer, tx);
-            tokio::spawn(sender(
-                endpoint.clone(),
-                cfg.addrs[peer as usize],
-                peer,
-                rx,
-                metrics.clone(),
-                shutdown_rx.clone(),
-            ));
+            addrs.insert(peer, cfg.addrs[peer as usize]);
+            tokio::spawn(sender(link.clone(), cfg.addrs[peer as usize], peer, rx));
         }
+        let transport = Transport {
+            ca_der: cfg.tls_ca_der,
+            presenting: tls.cert_der,
+            spares: cfg.tls_spares,
+            client,
+            reconnect,
+            seen: vec![Vec::new(); n],
+            addrs,
+            retiring: Vec::new(),
+        };
         let guard = Arc::new(PeerGuard {
             standings: Standings::default(),
             metrics: metrics.clone(),
@@ -517,8 +631,8 @@ impl Engine {
             diverged: diverged_tx,
             guard,
             directory,
-            endpoint: endpoint.clone(),
-            shutdown_rx: shutdown_rx.clone(),
+            transport,
+            link,
         };
         core.learn_validators();
         let handle = tokio::spawn(core.run(first, inbound_rx, command_rx, shutdown_rx));
@@ -620,8 +734,8 @@ struct Core {
     guard: Arc<PeerGuard>,
     /// Who this engine can talk to; grows with reconfigurations ([`Core::learn_validators`]).
     directory: Arc<Directory>,
-    endpoint: quinn::Endpoint,
-    shutdown_rx: watch::Receiver<bool>,
+    transport: Transport,
+    link: Link,
 }
 
 impl Core {
@@ -629,30 +743,136 @@ impl Core {
         self.start.elapsed().as_millis() as u64
     }
 
-    /// Learns the validators the replica's roster holds and this engine does not yet (added
-    /// by executed reconfigurations, also before a restart): their keys for frame
-    /// signatures, their certificates for incoming connections, and a sender to each at the
-    /// address its change named.
+    /// Learns what the validator sets say and this engine does not know yet (from executed
+    /// reconfigurations, also before a restart): validators added (their keys for frame
+    /// signatures, their certificates for connections, a sender to each at the address its
+    /// change named) and validators rotated in place (their new certificate accepted beside
+    /// the old one, their sender redirected, or this replica's own identity switched).
+    /// Then retires the old certificates of rotations now in effect.
     fn learn_validators(&mut self) {
         let me = self.replica.id();
-        let epochs = self.replica.epochs();
-        for id in self.directory.len()..epochs.roster().len() {
-            let id = id as ReplicaId;
-            let reachable = parse_endpoint(epochs.endpoint(id));
-            let cert = reachable.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
-            self.directory.add(epochs.roster()[id as usize], cert);
-            match reachable {
-                Some((addr, _)) if id != me => {
-                    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_LEN);
-                    self.peers.insert(id, tx);
-                    let (endpoint, metrics, shutdown) =
-                        (self.endpoint.clone(), self.metrics.clone(), self.shutdown_rx.clone());
-                    tokio::spawn(sender(endpoint, addr, id, rx, metrics, shutdown));
-                    info!(replica = me, peer = id, %addr, "consensus.peer.added");
-                }
-                Some(_) => {}
-                None => warn!(replica = me, peer = id, "consensus.peer.unreachable: its change named no endpoint"),
+        let epochs = self.replica.epochs().clone();
+        let latest = epochs.latest().epoch;
+        for id in 0..epochs.roster().len() as ReplicaId {
+            let endpoint = epochs.endpoint(id);
+            let known = (id as usize) < self.directory.len();
+            if known && self.transport.seen.get(id as usize).is_some_and(|e| e.as_slice() == endpoint) {
+                continue;
             }
+            let reachable = parse_endpoint(endpoint);
+            if !known {
+                let cert = reachable.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+                self.directory.add(epochs.roster()[id as usize], cert);
+                self.transport.seen.push(endpoint.to_vec());
+                match reachable {
+                    Some((addr, _)) if id != me => {
+                        self.connect(id, addr);
+                        info!(replica = me, peer = id, %addr, "consensus.peer.added");
+                    }
+                    Some(_) => {}
+                    None => warn!(replica = me, peer = id, "consensus.peer.unreachable: its change named no endpoint"),
+                }
+                continue;
+            }
+            self.transport.seen[id as usize] = endpoint.to_vec();
+            let Some((addr, cert)) = reachable else {
+                warn!(
+                    replica = me,
+                    peer = id,
+                    "consensus.peer.unreachable: its rotation named no endpoint this engine reads"
+                );
+                continue;
+            };
+            self.directory.accept(id, cert.clone());
+            self.transport.retiring.push((id, latest));
+            if id == me {
+                self.switch_identity(&cert, addr);
+            } else if self.transport.addrs.get(&id) != Some(&addr) {
+                self.connect(id, addr);
+            }
+            info!(replica = me, peer = id, %addr, epoch = latest, "consensus.peer.rotated: its new certificate is accepted beside the old one until the epoch is in effect");
+        }
+        self.retire_superseded();
+    }
+
+    /// A sender to `peer` at `addr` (replacing the one it had: that one ends once its queue
+    /// is dropped).
+    fn connect(&mut self, peer: ReplicaId, addr: SocketAddr) {
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_LEN);
+        self.peers.insert(peer, tx);
+        self.transport.addrs.insert(peer, addr);
+        tokio::spawn(sender(self.link.clone(), addr, peer, rx));
+    }
+
+    /// This replica's own rotation executed: present the certificate it names (its host
+    /// must hold the key) from the next handshake on, make every link again with it, and
+    /// move to the new address if it changed.
+    fn switch_identity(&mut self, cert: &[u8], addr: SocketAddr) {
+        let me = self.replica.id();
+        if cert != self.transport.presenting.as_slice() {
+            let next = self.transport.spares.as_ref().and_then(|s| s.find(cert));
+            let configs = next.as_ref().map(|next| {
+                (quic_server_config(&self.transport.ca_der, next), quic_client_config(&self.transport.ca_der, next))
+            });
+            match configs {
+                Some((Ok(server), Ok(client))) => {
+                    self.link.endpoint.set_server_config(Some(server));
+                    *self.transport.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+                    self.transport.presenting = cert.to_vec();
+                    self.transport.reconnect.send_modify(|g| *g += 1);
+                    warn!(
+                        replica = me,
+                        "consensus.tls.rotated: this replica presents its next certificate from now on"
+                    );
+                }
+                Some((Err(e), _) | (_, Err(e))) => {
+                    error!(replica = me, error = %e, "consensus.tls.rotate_failed: the next identity is unusable")
+                }
+                None => error!(
+                    replica = me,
+                    "consensus.tls.rotate_failed: the change names a certificate for this replica whose key its host \
+                     does not hold; peers refuse the old one once the change is in effect"
+                ),
+            }
+        }
+        let here = self.link.endpoint.local_addr().ok();
+        if here.is_some_and(|h| h != addr) {
+            let moved = std::net::UdpSocket::bind(addr).and_then(|s| {
+                s.set_nonblocking(true)?;
+                self.link.endpoint.rebind(s)
+            });
+            match moved {
+                Ok(()) => warn!(replica = me, %addr, "consensus.net.moved: this replica serves at its new address"),
+                Err(e) => error!(
+                    replica = me,
+                    %addr,
+                    error = %e,
+                    "consensus.net.move_failed: start this node again where its address is local"
+                ),
+            }
+        }
+    }
+
+    /// Retires the old certificates of rotations whose epoch is in effect, and makes every
+    /// link again so that none opened with an old certificate stays up.
+    fn retire_superseded(&mut self) {
+        let current = self.replica.membership().epoch;
+        let before = self.transport.retiring.len();
+        let directory = self.directory.clone();
+        self.transport.retiring.retain(|(id, epoch)| {
+            let due = *epoch <= current;
+            if due {
+                directory.retire(*id);
+            }
+            !due
+        });
+        if self.transport.retiring.len() < before {
+            self.transport.reconnect.send_modify(|g| *g += 1);
+            info!(
+                replica = self.replica.id(),
+                epoch = current,
+                "consensus.tls.retired: old certificates of rotated validators are refused from now on"
+            );
         }
     }
 
@@ -774,6 +994,7 @@ impl Core {
         let mut replies = Vec::new();
         let mut serve = Vec::new();
         let mut reconfigured = false;
+        let mut entered = false;
         for out in outputs {
             write.merge(out.persist);
             sends.extend(out.send);
@@ -782,6 +1003,7 @@ impl Core {
             serve.extend(out.serve_state);
             for e in out.events {
                 reconfigured |= matches!(e, Event::Reconfiguration { .. });
+                entered |= matches!(e, Event::EpochEntered { .. });
                 self.event(e);
             }
         }
@@ -794,6 +1016,9 @@ impl Core {
         }
         if reconfigured {
             self.learn_validators();
+        }
+        if entered {
+            self.retire_superseded();
         }
         for (target, msg) in sends {
             self.send(target, &msg);
@@ -966,18 +1191,19 @@ fn class_of(frame: &[u8]) -> usize {
 }
 
 /// Sends this replica's frames to one peer over one connection, reconnecting with backoff.
-async fn sender(
-    endpoint: quinn::Endpoint,
-    addr: SocketAddr,
-    peer: ReplicaId,
-    mut rx: mpsc::Receiver<Bytes>,
-    metrics: Metrics,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// The peer must present a certificate the directory names for it. Ends when its queue is
+/// dropped (the peer moved: another sender took over) or at shutdown.
+async fn sender(link: Link, addr: SocketAddr, peer: ReplicaId, mut rx: mpsc::Receiver<Bytes>) {
+    let Link { endpoint, client, directory, metrics, mut shutdown, mut reconnect } = link;
     let name = server_name(peer);
     let mut backoff = Duration::from_millis(20);
     loop {
-        let connecting = match endpoint.connect(addr, &name) {
+        if rx.is_closed() {
+            return;
+        }
+        reconnect.borrow_and_update();
+        let config = client.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let connecting = match endpoint.connect_with(config, addr, &name) {
             Ok(c) => c,
             Err(e) => {
                 warn!(peer, error = %e, "consensus.net.connect");
@@ -989,9 +1215,16 @@ async fn sender(
             c = tokio::time::timeout(CONNECT_ATTEMPT_MAX, connecting) => c,
         };
         let conn = match conn {
-            Ok(Ok(c)) => c,
+            Ok(Ok(c)) if directory.identify(&c) == Some(peer) => c,
             failed => {
                 match failed {
+                    Ok(Ok(c)) => {
+                        warn!(
+                            peer,
+                            "consensus.net.unpinned: the peer presented a certificate no validator set names for it"
+                        );
+                        c.close(quinn::VarInt::from_u32(2), b"unpinned");
+                    }
                     Ok(Err(e)) => debug!(peer, error = %e, "consensus.net.connect_retry"),
                     _ => debug!(peer, "consensus.net.connect_retry: no handshake within {CONNECT_ATTEMPT_MAX:?}"),
                 }
@@ -1009,6 +1242,7 @@ async fn sender(
         'connected: loop {
             let first = tokio::select! {
                 _ = shutdown.changed() => return,
+                r = reconnect.changed() => if r.is_err() { return } else { break 'connected },
                 f = rx.recv() => match f { Some(f) => f, None => return },
             };
             // What is queued goes out in one write per class, without copying the frames.
@@ -1121,11 +1355,11 @@ impl Drop for ConnectionSlot {
 }
 
 /// The replica a connection belongs to: the one whose genesis certificate it presented.
-fn identify(conn: &quinn::Connection, peer_certs: &[Vec<u8>]) -> Option<ReplicaId> {
+fn identify(conn: &quinn::Connection, peer_certs: &[Vec<Vec<u8>>]) -> Option<ReplicaId> {
     let identity = conn.peer_identity()?;
     let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
     let leaf = chain.first()?;
-    peer_certs.iter().position(|c| c.as_slice() == leaf.as_ref()).map(|i| i as ReplicaId)
+    peer_certs.iter().position(|cs| cs.iter().any(|c| c.as_slice() == leaf.as_ref())).map(|i| i as ReplicaId)
 }
 
 async fn serve_connection(

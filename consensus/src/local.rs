@@ -2,7 +2,8 @@
 //! a freshly generated CA, real RocksDB logs in a directory. For the demo, tests and
 //! benchmarks; a deployed node starts one [`Engine`] from its own configuration. Validators
 //! may join later ([`LocalCluster::add_joiner`]) through a reconfiguration the genesis ones
-//! approve ([`LocalCluster::reconfiguration`]).
+//! approve ([`LocalCluster::reconfiguration`]), and rotate their TLS certificate or address
+//! in place ([`LocalCluster::next_identity`], [`LocalCluster::rotation`]).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -15,8 +16,8 @@ use rand::{CryptoRng, RngCore};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::engine::{endpoint_bytes, Engine, EngineConfig, EngineError, RequestCheck};
-use crate::membership::Reconfiguration;
+use crate::engine::{endpoint_bytes, Engine, EngineConfig, EngineError, RequestCheck, TlsSpares};
+use crate::membership::{Endpoint, Reconfiguration};
 use crate::message::{ReplicaId, Request};
 use crate::metrics::Metrics;
 use crate::replica::Delivered;
@@ -30,6 +31,8 @@ pub struct LocalCluster {
     pub ca_der: Vec<u8>,
     pub tls: Vec<NodeTls>,
     pub stores: Vec<Arc<dyn KvEngine>>,
+    /// The next TLS identities each replica holds for rotations, by id.
+    pub spares: Vec<Vec<NodeTls>>,
     /// The check every replica started from now on applies to forwarded requests (none
     /// by default: every well-formed request is admitted).
     pub request_check: Option<Arc<dyn RequestCheck>>,
@@ -66,6 +69,7 @@ impl LocalCluster {
             ca_der: ca.cert_der(),
             tls,
             stores,
+            spares: vec![Vec::new(); n],
             request_check: None,
             sockets: sockets.into_iter().map(Some).collect(),
             genesis: n,
@@ -86,6 +90,7 @@ impl LocalCluster {
         self.publics.push(key.public());
         self.keys.push(key);
         self.tls.push(self.ca.issue(id as u8)?);
+        self.spares.push(Vec::new());
         let store = RocksEngine::open(&self.dir.join(format!("replica{id}")), &self.rocks)?;
         self.stores.push(Arc::new(store));
         self.sockets.push(Some(socket));
@@ -101,11 +106,43 @@ impl LocalCluster {
         added: &[ReplicaId],
         approvers: &[ReplicaId],
     ) -> Request {
-        let members: Vec<_> = members.iter().map(|id| (*id, self.publics[*id as usize])).collect();
         let endpoints: Vec<_> = added
             .iter()
             .map(|id| (*id, endpoint_bytes(self.addrs[*id as usize], &self.tls[*id as usize].cert_der)))
             .collect();
+        self.reconfiguration_naming(epoch, members, endpoints, approvers)
+    }
+
+    /// A next TLS certificate from the consortium's CA for replica `id`, held by it as a
+    /// spare (presented once a change names it).
+    pub fn next_identity(&mut self, id: ReplicaId) -> Result<NodeTls, EngineError> {
+        let next = self.ca.issue(id)?;
+        self.spares[id as usize].push(next.clone());
+        Ok(next)
+    }
+
+    /// The request that keeps the set `members` (epoch `epoch`) and moves validator `id`
+    /// to `addr` with the certificate `next`, approved by `approvers`.
+    pub fn rotation(
+        &self,
+        epoch: u64,
+        members: &[ReplicaId],
+        id: ReplicaId,
+        addr: SocketAddr,
+        next: &NodeTls,
+        approvers: &[ReplicaId],
+    ) -> Request {
+        self.reconfiguration_naming(epoch, members, vec![(id, endpoint_bytes(addr, &next.cert_der))], approvers)
+    }
+
+    fn reconfiguration_naming(
+        &self,
+        epoch: u64,
+        members: &[ReplicaId],
+        endpoints: Vec<Endpoint>,
+        approvers: &[ReplicaId],
+    ) -> Request {
+        let members: Vec<_> = members.iter().map(|id| (*id, self.publics[*id as usize])).collect();
         let approvals = approvers
             .iter()
             .map(|a| Reconfiguration::approve(&self.keys[*a as usize], *a, epoch, &members, &endpoints))
@@ -137,6 +174,13 @@ impl LocalCluster {
             store: self.stores[id].clone(),
             metrics,
             request_check: self.request_check.clone(),
+            tls_spares: Some(Arc::new(self.spares[id].clone())),
         })
+    }
+}
+
+impl TlsSpares for Vec<NodeTls> {
+    fn find(&self, cert_der: &[u8]) -> Option<NodeTls> {
+        self.iter().find(|t| t.cert_der == cert_der).cloned()
     }
 }

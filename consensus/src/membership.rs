@@ -86,15 +86,16 @@ pub struct Reconfiguration {
     pub epoch: u64,
     /// Every validator of the new set with its consensus key, ascending ids.
     pub members: Vec<(ReplicaId, PublicKey)>,
-    /// For validators the change adds, ascending ids: how the hosts reach them (opaque to
-    /// the replica; the QUIC engine's address and pinned TLS certificate,
-    /// `engine::endpoint_bytes`). Approvals cover them, so nobody can redirect a new
-    /// validator's traffic.
+    /// How the hosts reach validators of the new set, ascending ids (opaque to the replica;
+    /// the QUIC engine's address and pinned TLS certificate, `engine::endpoint_bytes`):
+    /// for those the change adds, and for those it keeps under a new endpoint (a
+    /// validator's TLS certificate or address rotated in place, keeping its id and
+    /// consensus key). Approvals cover them, so nobody can redirect a validator's traffic.
     pub endpoints: Vec<(ReplicaId, Vec<u8>)>,
     pub approvals: Vec<Signed<Approval>>,
 }
 
-/// A new validator and its endpoint, as a change names them.
+/// A validator and its endpoint, as a change names them.
 pub type Endpoint = (ReplicaId, Vec<u8>);
 
 impl Reconfiguration {
@@ -297,12 +298,12 @@ pub enum Refused {
 }
 
 /// Every validator key the consortium has had (the roster, by replica id), the endpoints
-/// of those added after genesis, and the sets of each epoch, oldest first.
+/// changes named for them, and the sets of each epoch, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Epochs {
     roster: Vec<PublicKey>,
-    /// By replica id, as the change that added it named it (empty for genesis validators,
-    /// whose hosts know them from their configuration).
+    /// By replica id, as the latest change that named it gave it (empty for genesis
+    /// validators never rotated, whose hosts know them from their configuration).
     endpoints: Vec<Vec<u8>>,
     epochs: Vec<Membership>,
 }
@@ -320,8 +321,10 @@ impl Epochs {
         &self.roster
     }
 
-    /// How to reach validator `id`, as the change that added it named it (empty for the
-    /// genesis validators, or when the change named none).
+    /// How to reach validator `id`, as the latest change that named it gave it: the one
+    /// that added it, or one that rotated its TLS certificate or address (empty for
+    /// genesis validators never rotated, whose hosts know them from their configuration,
+    /// or when the change named none).
     pub fn endpoint(&self, id: ReplicaId) -> &[u8] {
         self.endpoints.get(id as usize).map_or(&[], |e| e.as_slice())
     }
@@ -359,15 +362,18 @@ impl Epochs {
         }
         let added = self.check_set(&r.members)?;
         let members: Vec<ReplicaId> = r.members.iter().map(|(id, _)| *id).collect();
-        if members == latest.members {
+        if members == latest.members && r.endpoints.is_empty() {
             return Err(Refused::Unchanged);
         }
         let first_new = self.roster.len() as ReplicaId;
         let named = r.endpoints.iter().map(|(id, _)| *id);
         if !named.clone().zip(named.skip(1)).all(|(a, b)| a < b)
-            || r.endpoints.iter().any(|(id, _)| *id < first_new || (*id - first_new) as usize >= added.len())
+            || r.endpoints.iter().any(|(id, _)| !members.contains(id))
         {
-            return Err(Refused::BadSet("endpoints are named for validators the change adds only, once each".into()));
+            return Err(Refused::BadSet("endpoints are named for validators of the next set only, once each".into()));
+        }
+        if r.endpoints.iter().any(|(id, e)| *id < first_new && (e.is_empty() || e == self.endpoint(*id))) {
+            return Err(Refused::BadSet("a kept validator's new endpoint is empty or the one it has".into()));
         }
         let change = Reconfiguration::digest(r.epoch, &r.members, &r.endpoints);
         let mut senders = std::collections::BTreeSet::new();
@@ -382,6 +388,9 @@ impl Epochs {
         let refs: Vec<_> = r.approvals.iter().collect();
         verify_all(&refs, &self.roster).map_err(|_| Refused::BadSignature)?;
         let after_seq = (seq + span - 1).div_ceil(interval) * interval;
+        for (id, e) in r.endpoints.iter().filter(|(id, _)| *id < first_new) {
+            self.endpoints[*id as usize] = e.clone();
+        }
         for k in 0..added.len() {
             let id = first_new + k as ReplicaId;
             let endpoint = r.endpoints.iter().find(|(e, _)| *e == id).map(|(_, e)| e.clone());
@@ -514,6 +523,47 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_validator_rotates_its_endpoint_in_place_by_quorum() {
+        let mut w = world();
+        let members = w.set(&[0, 1, 2, 3]);
+        let rotate = |w: &World, endpoints: Vec<Endpoint>, approvers: &[ReplicaId]| {
+            let approvals = approvers
+                .iter()
+                .map(|a| Reconfiguration::approve(&w.keys[*a as usize], *a, 1, &members, &endpoints))
+                .collect();
+            Reconfiguration { epoch: 1, members: members.clone(), endpoints, approvals }
+        };
+        // The same set with nothing named is no change; naming an id outside the next set,
+        // an empty endpoint, or too few approvals is refused.
+        assert_eq!(w.schedule(&rotate(&w, vec![], &[0, 1, 2]), 10), Err(Refused::Unchanged));
+        let outside = rotate(&w, vec![(4, b"10.0.0.4:9400 and a certificate".to_vec())], &[0, 1, 2]);
+        assert!(matches!(w.schedule(&outside, 10), Err(Refused::BadSet(_))));
+        assert!(matches!(w.schedule(&rotate(&w, vec![(2, vec![])], &[0, 1, 2]), 10), Err(Refused::BadSet(_))));
+        let new = b"127.0.0.1:9402 and the next certificate".to_vec();
+        let two = rotate(&w, vec![(2, new.clone())], &[2, 3]);
+        assert_eq!(w.schedule(&two, 10), Err(Refused::TooFewApprovals { got: 2, quorum: 3 }));
+        // By a quorum: validator 2 keeps its id and key, its endpoint is the new one from the
+        // change's execution, and the epoch (same set) governs after the boundary.
+        assert_eq!(w.schedule(&rotate(&w, vec![(2, new.clone())], &[0, 2, 3]), 10), Ok(48));
+        assert_eq!(w.epochs.endpoint(2), new.as_slice());
+        assert_eq!(w.epochs.roster().len(), 4);
+        assert_eq!(w.epochs.governing(49).members, vec![0, 1, 2, 3]);
+        // Rotating to the endpoint it already has is refused.
+        let approvals =
+            [0u8, 1, 2].map(|a| Reconfiguration::approve(&w.keys[a as usize], a, 2, &members, &[(2, new.clone())]));
+        let again = Reconfiguration {
+            epoch: 2,
+            members: members.clone(),
+            endpoints: vec![(2, new)],
+            approvals: approvals.to_vec(),
+        };
+        assert!(matches!(w.schedule(&again, 49), Err(Refused::BadSet(_))));
+        // Persisted with the rotated endpoint.
+        let genesis: Vec<PublicKey> = w.keys[..4].iter().map(|k| k.public()).collect();
+        assert_eq!(Epochs::from_bytes(&w.epochs.to_bytes(), &genesis).unwrap(), w.epochs);
+    }
+
+    #[test]
     fn a_forwarded_change_is_ordered_only_with_approvals_that_verify() {
         use ForwardRefusal::{Forged, Unknown};
         let w = world();
@@ -546,7 +596,7 @@ mod tests {
             [0u8, 1, 3].map(|a| Reconfiguration::approve(&w.keys[a as usize], a, 1, &members, &endpoints)).to_vec();
         // Endpoints only for the validators a change adds.
         let mut misnamed = Reconfiguration { epoch: 1, members, endpoints, approvals };
-        misnamed.endpoints[0].0 = 2;
+        misnamed.endpoints[0].0 = 9;
         assert!(matches!(w.schedule(&misnamed, 10), Err(Refused::BadSet(_))));
         // Approvals cover the endpoint: nobody redirects the new validator.
         let mut redirected = misnamed.clone();

@@ -336,3 +336,66 @@ async fn a_fifth_validator_joins_over_quic_and_its_votes_count() {
         e.shutdown().await.unwrap();
     }
 }
+
+/// A validator rotates its TLS certificate and its address in place, keeping its id: three
+/// of four approve a change that names its new endpoint. From there it presents the new
+/// certificate at the new address; once the change is in effect its old certificate opens
+/// no connection. With validator 3 down, nothing commits without its votes, before and
+/// after it restarted (picking the new identity from its log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_rotates_its_certificate_and_address_in_place() {
+    use dualchain_consensus::tls::{quic_client_config, server_name};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(dir.path());
+    let next = cluster.next_identity(2).unwrap();
+    let mut engines: Vec<Option<Engine>> = (0..4).map(|i| Some(start(&mut cluster, i))).collect();
+    submit_all(&engines, 1, 0..50).await;
+
+    let moved = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let change = cluster.rotation(1, &[0, 1, 2, 3], 2, moved, &next, &[0, 1, 3]);
+    engines[0].as_ref().unwrap().submit(change).await.unwrap();
+    let statuses = wait_all(&engines, "every validator in epoch 1", |s| s.epoch == 1 && s.member).await;
+    assert!(statuses.iter().all(|s| s.stable_seq > 0), "{statuses:?}");
+
+    // The old certificate (still signed by the consortium's CA) is refused now.
+    let old = cluster.tls[2].clone();
+    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    client.set_default_client_config(quic_client_config(&cluster.ca_der, &old).unwrap());
+    let conn = client.connect(cluster.addrs[0], &server_name(0)).unwrap().await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await.expect("closed");
+    match closed {
+        quinn::ConnectionError::ApplicationClosed(c) => assert_eq!(&c.reason[..], b"unknown peer"),
+        other => panic!("{other:?}"),
+    }
+
+    // n = 4, quorum 3: with validator 3 down, every commit needs validator 2's votes over
+    // its new links.
+    engines[3].take().unwrap().shutdown().await.unwrap();
+    submit_all(&engines, 2, 0..50).await;
+    // Restarted at its new address (as its node would be), it presents the new
+    // certificate from its first handshake.
+    engines[2].take().unwrap().shutdown().await.unwrap();
+    cluster.addrs[2] = moved;
+    for attempt in 0.. {
+        match cluster.start(2, config(4, 2), Metrics::unregistered()) {
+            Ok((engine, mut delivered)) => {
+                tokio::spawn(async move { while delivered.recv().await.is_some() {} });
+                engines[2] = Some(engine);
+                break;
+            }
+            Err(e) if attempt < 50 => eprintln!("restart: {e}"),
+            Err(e) => panic!("restart: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    submit_all(&engines, 3, 0..50).await;
+    let statuses = wait_all(&engines, "the same history", |_| true).await;
+    let top = statuses.iter().map(|s| s.last_executed).max().unwrap();
+    let statuses = wait_all(&engines, "the same history", |s| s.last_executed >= top).await;
+    for s in &statuses {
+        assert_eq!((s.last_executed, s.history), (statuses[0].last_executed, statuses[0].history), "{statuses:?}");
+    }
+    for e in engines.into_iter().flatten() {
+        e.shutdown().await.unwrap();
+    }
+}
