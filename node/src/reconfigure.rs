@@ -22,18 +22,37 @@
 //! An approval signs the epoch, every validator of the next set with its key, and where the
 //! added ones are reached: nothing in the file can be changed after approval without
 //! making the approvals fail.
+//!
+//! **Rotating a validator's consensus TLS certificate or address in place** (beyond
+//! DESIGN.md, where both are fixed at genesis; the engine's side is
+//! `dualchain_consensus::engine`'s module docs). The same kind of change keeps the set and
+//! names a new endpoint for one validator, which keeps its id and consensus key:
+//! 1. `dualchain validator tls-key`, on the validator's machine: a new TLS key into
+//!    `secrets/tls-next/` (it never leaves), and a public request ([`TlsRequest`]).
+//! 2. `dualchain validator certify`, by whoever keeps the consortium's CA: the certificate
+//!    for the replica's name from the kept TLS CA ([`TlsCertified`]).
+//! 3. `dualchain validator propose --rotate`, on the validator's machine: checks the
+//!    certificate against its key and the consortium's CA, installs it beside the key, and
+//!    writes the change; then `approve` and `submit` as for any change.
+//!
+//! The running node needs no restart: where the change executes, its engine finds the new
+//! identity in `secrets/tls-next/` ([`TlsNext`]) and presents it; peers accept both
+//! certificates until the change is in effect, then only the new one. After a restart the
+//! node binds the address the change named and presents the certificate it names.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use dualchain_consensus::engine::endpoint_bytes;
+use dualchain_consensus::engine::{endpoint_bytes, TlsSpares};
 use dualchain_consensus::membership::{Reconfiguration, MEMBERS_MIN};
+use dualchain_consensus::tls::{check_identity, server_name, NodeTls, TlsKey};
 use dualchain_crypto::sign::{PublicKey, SigningKeypair};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{ConsortiumFile, ValidatorEntry};
+use crate::config::{ConsortiumFile, NodeConfig, ValidatorEntry};
+use crate::files::{read_secret, write_private};
 
 /// A proposed validator set change with the approvals gathered so far (`change.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +67,9 @@ pub struct ChangeFile {
     /// The validators it adds, and where they are reached.
     #[serde(default)]
     pub added: Vec<Added>,
+    /// Validators it keeps under a new endpoint (TLS certificate or address rotated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotated: Vec<Rotated>,
     /// Each approval's encoding (hex), one per validator of the current set.
     #[serde(default)]
     pub approvals: Vec<String>,
@@ -72,6 +94,16 @@ pub struct Added {
     pub api: String,
 }
 
+/// A validator a change keeps, reached from then on at `quic` with the consensus TLS
+/// certificate `tls_cert` (DER, hex), both pinned by the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotated {
+    pub id: u8,
+    pub quic: SocketAddr,
+    pub tls_cert: String,
+}
+
 /// What `GET /validators` answers, the parts a proposal reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Sets {
@@ -85,6 +117,9 @@ pub struct Sets {
 pub struct RosterEntry {
     pub id: u8,
     pub key: String,
+    /// Where its replica is reached now (absent: no endpoint known).
+    #[serde(default)]
+    pub quic: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,8 +137,15 @@ fn key_of(hex_key: &str) -> Result<PublicKey> {
 }
 
 /// The next set after `sets`' latest: its validators less `remove`, plus `add` (each added
-/// validator's id continues the roster, in order).
-pub fn propose(consortium: &str, sets: &Sets, add: &[ValidatorEntry], remove: &[u8]) -> Result<ChangeFile> {
+/// validator's id continues the roster, in order), with `rotate`'s validator moved to its
+/// new endpoint.
+pub fn propose(
+    consortium: &str,
+    sets: &Sets,
+    add: &[ValidatorEntry],
+    remove: &[u8],
+    rotate: Option<Rotated>,
+) -> Result<ChangeFile> {
     let latest = sets.epochs.last().ok_or_else(|| anyhow!("the node lists no validator set"))?;
     ensure!(
         latest.in_effect,
@@ -112,7 +154,7 @@ pub fn propose(consortium: &str, sets: &Sets, add: &[ValidatorEntry], remove: &[
         latest.epoch,
         latest.after_seq
     );
-    ensure!(!add.is_empty() || !remove.is_empty(), "the change adds and removes nobody");
+    ensure!(!add.is_empty() || !remove.is_empty() || rotate.is_some(), "the change adds, removes and rotates nobody");
     let mut ids: Vec<u8> = latest.members.clone();
     for r in remove {
         ensure!(ids.contains(r), "validator {r} is not in the set of epoch {}", latest.epoch);
@@ -152,7 +194,22 @@ pub fn propose(consortium: &str, sets: &Sets, add: &[ValidatorEntry], remove: &[
         .iter()
         .map(|v| Added { id: v.id, quic: v.quic, tls_cert: v.tls_cert.clone(), api: v.api.clone() })
         .collect();
-    Ok(ChangeFile { consortium: consortium.into(), epoch: latest.epoch + 1, members, added, approvals: Vec::new() })
+    if let Some(r) = &rotate {
+        ensure!(
+            ids.contains(&r.id) && !add.iter().any(|v| v.id == r.id),
+            "validator {} is not kept in the next set: only a kept validator rotates in place",
+            r.id
+        );
+        hex::decode(&r.tls_cert).map_err(|e| anyhow!("validator {}'s next TLS certificate: {e}", r.id))?;
+    }
+    Ok(ChangeFile {
+        consortium: consortium.into(),
+        epoch: latest.epoch + 1,
+        members,
+        added,
+        rotated: rotate.into_iter().collect(),
+        approvals: Vec::new(),
+    })
 }
 
 impl ChangeFile {
@@ -168,10 +225,11 @@ impl ChangeFile {
     /// The change as consensus orders it, with the approvals gathered so far.
     pub fn reconfiguration(&self) -> Result<Reconfiguration> {
         let members = self.members.iter().map(|m| Ok((m.id, key_of(&m.key)?))).collect::<Result<Vec<_>>>()?;
-        let mut endpoints = Vec::with_capacity(self.added.len());
-        for a in &self.added {
-            let cert = hex::decode(&a.tls_cert).map_err(|e| anyhow!("validator {}'s TLS certificate: {e}", a.id))?;
-            endpoints.push((a.id, endpoint_bytes(a.quic, &cert)));
+        let mut endpoints = Vec::with_capacity(self.added.len() + self.rotated.len());
+        let named = self.added.iter().map(|a| (a.id, a.quic, &a.tls_cert));
+        for (id, quic, cert) in named.chain(self.rotated.iter().map(|r| (r.id, r.quic, &r.tls_cert))) {
+            let cert = hex::decode(cert).map_err(|e| anyhow!("validator {id}'s TLS certificate: {e}"))?;
+            endpoints.push((id, endpoint_bytes(quic, &cert)));
         }
         endpoints.sort_by_key(|(id, _)| *id);
         let approvals = self
@@ -232,6 +290,15 @@ impl ChangeFile {
             let key = self.members.iter().find(|m| m.id == a.id).map_or("?", |m| m.key.as_str());
             out += &format!("  adds validator {} at {} (API {}), consensus key {key}\n", a.id, a.quic, a.api);
         }
+        for r in &self.rotated {
+            let sha = hex::decode(&r.tls_cert)
+                .map(|c| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(c)))
+                .unwrap_or_default();
+            out += &format!(
+                "  rotates validator {} in place: reached at {} with the TLS certificate of SHA-256 {sha}\n",
+                r.id, r.quic
+            );
+        }
         out += &format!("  approved by: {:?}\n", self.approvers().unwrap_or_default());
         out
     }
@@ -267,4 +334,158 @@ async fn call(base: &str, ca_der: &[u8], method: reqwest::Method, path: &str, bo
         bail!("{method} {path}: {status}: {why}");
     }
     Ok(v)
+}
+
+/// A validator's request for its next consensus TLS certificate: public, for whoever keeps
+/// the consortium's CA (`dualchain validator tls-key` writes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsRequest {
+    pub consortium: String,
+    pub node: u8,
+    /// The new key's raw P-256 public key (hex).
+    pub public_key: String,
+}
+
+/// The CA's answer to a [`TlsRequest`] (`dualchain validator certify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertified {
+    pub consortium: String,
+    pub node: u8,
+    /// The certificate (DER, hex) for the replica's TLS name.
+    pub tls_cert: String,
+}
+
+/// Where a node keeps its next consensus TLS identities: `secrets/tls-next/` beside its TLS
+/// key, `<stem>.key` (PKCS#8 DER, the owner's only) and `<stem>.cert` (DER, hex) once
+/// certified.
+pub fn tls_next_dir(cfg: &NodeConfig) -> PathBuf {
+    let key = cfg.path(&cfg.secrets.tls_key);
+    key.parent().map_or_else(|| PathBuf::from("tls-next"), |d| d.join("tls-next"))
+}
+
+/// Makes this validator's next TLS key in [`tls_next_dir`] and the request for its
+/// certificate.
+pub fn new_tls_key(cfg: &NodeConfig, consortium: &ConsortiumFile) -> Result<(TlsRequest, PathBuf)> {
+    let key = TlsKey::generate()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+    let path = tls_next_dir(cfg).join(format!("{now}.key"));
+    write_private(&path, &key.key_der)?;
+    let request =
+        TlsRequest { consortium: consortium.name.clone(), node: cfg.node, public_key: hex::encode(&key.public_raw) };
+    Ok((request, path))
+}
+
+/// Checks `certified` against the consortium's CA and a key in [`tls_next_dir`] (the
+/// certificate is for that key and for this replica's TLS name) and installs it beside the
+/// key: the endpoint a rotation names for this validator, at `quic`.
+pub fn install_tls_cert(
+    cfg: &NodeConfig,
+    consortium: &ConsortiumFile,
+    certified: &TlsCertified,
+    quic: SocketAddr,
+) -> Result<Rotated> {
+    ensure!(
+        certified.consortium == consortium.name && certified.node == cfg.node,
+        "the certificate is for node {} of {:?}; this is node {} of {:?}",
+        certified.node,
+        certified.consortium,
+        cfg.node,
+        consortium.name
+    );
+    let cert = hex::decode(&certified.tls_cert).context("the certificate's hex")?;
+    let ca = hex::decode(&consortium.tls_ca).context("consortium.toml's tls_ca")?;
+    let dir = tls_next_dir(cfg);
+    let entries = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {} (run `dualchain validator tls-key` first)", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "key") {
+            continue;
+        }
+        let node = NodeTls { cert_der: cert.clone(), key_der: read_secret(&path)? };
+        if check_identity(&ca, &node, &server_name(cfg.node)).is_ok() {
+            std::fs::write(path.with_extension("cert"), &certified.tls_cert)
+                .with_context(|| format!("writing {}", path.with_extension("cert").display()))?;
+            return Ok(Rotated { id: cfg.node, quic, tls_cert: certified.tls_cert.clone() });
+        }
+    }
+    bail!(
+        "no key in {} matches the certificate, or it is not the consortium CA's certificate for replica {}",
+        dir.display(),
+        cfg.node
+    )
+}
+
+/// The next TLS identities a node holds ([`tls_next_dir`]), read when its engine looks one
+/// up (a rotation executing): installing one needs no restart.
+pub struct TlsNext {
+    pub dir: PathBuf,
+}
+
+impl TlsSpares for TlsNext {
+    fn find(&self, cert_der: &[u8]) -> Option<NodeTls> {
+        let wanted = hex::encode(cert_der);
+        for entry in std::fs::read_dir(&self.dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "cert")
+                && std::fs::read_to_string(&path).is_ok_and(|c| c.trim() == wanted)
+            {
+                let key_der = read_secret(&path.with_extension("key")).ok()?;
+                return Some(NodeTls { cert_der: cert_der.to_vec(), key_der });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dualchain_consensus::tls::TlsCa;
+
+    #[test]
+    fn a_next_certificate_is_installed_only_for_its_key_from_the_consortium_ca_and_then_found() {
+        let dir = std::env::temp_dir().join(format!("dualchain-tls-next-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let toml = "node = 2\nconsortium = \"c.toml\"\nparams_dir = \"p\"\ndata_dir = \"d\"\n[secrets]\n\
+                    validator_key = \"secrets/k\"\ntls_key = \"secrets/tls.key\"\n";
+        std::fs::write(dir.join("node.toml"), toml).unwrap();
+        let cfg = NodeConfig::load(&dir.join("node.toml")).unwrap();
+        let ca = TlsCa::generate("c").unwrap();
+        let consortium: ConsortiumFile = toml::from_str(&format!(
+            "name = \"c\"\ncreated_unix = 0\ngrant_duration_max_s = 60\nmember_ca = \"\"\ntls_ca = \"{}\"\n\
+             ibe_params = \"\"\nabe_public = \"\"\nparams = []\nvalidators = []\nmembers = []\n",
+            hex::encode(ca.cert_der())
+        ))
+        .unwrap();
+        let (request, key_path) = new_tls_key(&cfg, &consortium).unwrap();
+        assert_eq!((request.node, request.consortium.as_str()), (2, "c"));
+        assert!(key_path.starts_with(dir.join("secrets/tls-next")), "{}", key_path.display());
+        let public = hex::decode(&request.public_key).unwrap();
+        let quic: SocketAddr = "127.0.0.1:9402".parse().unwrap();
+        let answer = |cert: Vec<u8>, node| TlsCertified { consortium: "c".into(), node, tls_cert: hex::encode(cert) };
+        // A certificate from another CA with the consortium's name, the CA's certificate
+        // for another replica's name, and the CA's certificate for another key: refused.
+        let rogue = TlsCa::generate("c").unwrap();
+        let bad = [rogue.certify(2, &public).unwrap(), ca.certify(3, &public).unwrap(), ca.issue(2).unwrap().cert_der];
+        for cert in bad {
+            let why = install_tls_cert(&cfg, &consortium, &answer(cert, 2), quic).unwrap_err();
+            assert!(format!("{why:#}").contains("no key in"), "{why:#}");
+        }
+        let good = ca.certify(2, &public).unwrap();
+        let why = install_tls_cert(&cfg, &consortium, &answer(good.clone(), 3), quic).unwrap_err();
+        assert!(format!("{why:#}").contains("certificate is for node 3"), "{why:#}");
+        // What the engine looks up finds nothing until the certificate is installed, then
+        // the key made for it.
+        let next = TlsNext { dir: tls_next_dir(&cfg) };
+        assert!(next.find(&good).is_none());
+        let rotated = install_tls_cert(&cfg, &consortium, &answer(good.clone(), 2), quic).unwrap();
+        assert_eq!(rotated, Rotated { id: 2, quic, tls_cert: hex::encode(&good) });
+        let found = next.find(&good).expect("installed");
+        assert_eq!(found.key_der, std::fs::read(&key_path).unwrap());
+        assert!(next.find(&ca.issue(2).unwrap().cert_der).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

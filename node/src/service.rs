@@ -210,7 +210,10 @@ fn open_validator(
             Ok(PublicKey::from_raw(&k)?)
         })
         .collect::<Result<Vec<_>>>()?;
-    let socket = UdpSocket::bind(me.quic).with_context(|| format!("binding QUIC to {}", me.quic))?;
+    // A rotation may have moved this validator since genesis or its joining.
+    let listen =
+        dualchain_consensus::engine::recorded_endpoint(store.clone(), &keys, id as u8)?.map_or(me.quic, |(a, _)| a);
+    let socket = UdpSocket::bind(listen).with_context(|| format!("binding QUIC to {listen}"))?;
     // Batch proof verification's Miller loops run where the assembler chose.
     let ledger = Arc::new(Ledger::open(store.clone(), genesis, compute.miller.clone())?);
     let (engine, delivered) = Engine::start(EngineConfig {
@@ -225,6 +228,7 @@ fn open_validator(
         store: store.clone(),
         metrics: consensus_metrics,
         request_check: Some(Arc::new(crate::validator::MemberRequests { ledger: ledger.clone() })),
+        tls_spares: Some(Arc::new(crate::reconfigure::TlsNext { dir: crate::reconfigure::tls_next_dir(cfg) })),
     })?;
     let validator = Validator::launch(id, store, ledger.clone(), engine, delivered)?;
     Ok(ValidatorParts { validator, ledger, storage })

@@ -7,6 +7,10 @@
 //! and fetches. The ledgers of all eight validators end identical. Then a genesis validator
 //! is removed while members upload and demand, and the other seven carry on with
 //! identical ledgers.
+//!
+//! Also: a validator rotates its consensus TLS certificate and address in place, keeping
+//! its id (`dualchain validator tls-key`, `certify`, `propose --rotate`), with no restart,
+//! and keeps them after one.
 
 use std::time::Duration;
 
@@ -17,7 +21,7 @@ use dualchain_node::config::NodeConfig;
 use dualchain_node::genesis::institution::{join, keygen, IssuedFile, JoinOptions, KeygenOptions};
 use dualchain_node::genesis::issue::{issue, IssueOptions};
 use dualchain_node::reconfigure::{fetch_sets, propose, submit, ChangeFile};
-use dualchain_testkit::consortium::{free_port, wait_for, HOSPITAL_A, HOSPITAL_B, NODES, RESEARCH};
+use dualchain_testkit::consortium::{free_port, wait_for, CPCS, HOSPITAL_A, HOSPITAL_B, NODES, RESEARCH};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -70,7 +74,7 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
     let api0 = c.file.validators[0].api.clone();
     let sets = fetch_sets(&api0, &ca).await?;
     assert_eq!((sets.epoch, sets.roster.len()), (0, NODES));
-    let mut change = propose(&c.file.name, &sets, std::slice::from_ref(&slot), &[])?;
+    let mut change = propose(&c.file.name, &sets, std::slice::from_ref(&slot), &[], None)?;
     assert_eq!(change.epoch, 1);
     assert_eq!(change.members.iter().map(|m| m.id as usize).collect::<Vec<_>>(), (0..=NODES).collect::<Vec<_>>());
     let key_of = |i: usize| -> Result<SigningKeypair> {
@@ -241,6 +245,91 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
     assert_eq!((p["grant_duration_max_s"].as_u64(), p["membership_quorum"].as_u64()), (Some(7200), Some(5)), "{p}");
     let view: Value = c.api(RESEARCH)?.call(Method::GET, &format!("/members/{NEWCOMER}/admission"), None).await?;
     assert_eq!(view["quorum"].as_u64(), Some(5), "admissions count against the quorum in effect: {view}");
+    c.shutdown().await?;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+/// Validator rotation in place (`dualchain_node::reconfigure` module docs): the validator
+/// hosting hospital-a makes a new TLS key, the CA keeper certifies it, the validator
+/// proposes to be reached at a new address with it, five of seven approve, and it is
+/// ordered while the node runs. Once the change is in effect, with two other validators
+/// stopped (f = 2), every commit needs the rotated validator's votes over its new links:
+/// an upload goes through, and again after the rotated node restarted (binding the new
+/// address and presenting the new certificate from its log, its node.toml unchanged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_validator_rotates_its_consensus_certificate_and_address_without_a_restart() -> Result<()> {
+    let (mut c, data_dir) = common::genesis("rotation", 12, None, true).await?;
+    let rotating = c.index_of(HOSPITAL_A)?;
+    let config = |i: usize| c.dir.join(format!("node-{i}/node.toml")).display().to_string();
+    let path = |name: &str| data_dir.join(name).display().to_string();
+    let cli = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        dualchain_node::cli::validator_command(&args).await
+    };
+    let s = |x: &str| x.to_string();
+    std::fs::create_dir_all(&data_dir)?;
+    cli(vec![s("tls-key"), s("--config"), config(rotating), s("--out"), path("tls-request.json")]).await?;
+    let (ca, genesis) = (c.dir.join("ca").display().to_string(), c.dir.join("genesis").display().to_string());
+    let certify = vec![s("certify"), s("--ca"), ca, s("--genesis"), genesis, s("--request"), path("tls-request.json")];
+    cli([certify, vec![s("--out"), path("tls-cert.json")]].concat()).await?;
+    let moved: std::net::SocketAddr = format!("127.0.0.1:{}", free_port(true)?).parse()?;
+    // Only the validator holding the key can propose its rotation: another node finds no
+    // key for the certificate.
+    let other = (rotating + 1) % NODES;
+    let why = cli(vec![
+        s("propose"),
+        s("--config"),
+        config(other),
+        s("--rotate"),
+        path("tls-cert.json"),
+        s("--out"),
+        path("rotation.json"),
+    ])
+    .await
+    .unwrap_err();
+    ensure!(format!("{why:#}").contains("certificate is for node"), "{why:#}");
+    cli(vec![
+        s("propose"),
+        s("--config"),
+        config(rotating),
+        s("--rotate"),
+        path("tls-cert.json"),
+        s("--quic"),
+        moved.to_string(),
+        s("--out"),
+        path("rotation.json"),
+    ])
+    .await?;
+    let change = ChangeFile::load(std::path::Path::new(&path("rotation.json")))?;
+    ensure!(change.rotated.len() == 1 && change.rotated[0].quic == moved, "{change:?}");
+    for i in 0..5 {
+        cli(vec![s("approve"), s("--config"), config(i), s("--change"), path("rotation.json")]).await?;
+    }
+    cli(vec![s("submit"), s("--config"), config(0), s("--change"), path("rotation.json")]).await?;
+    for i in 0..NODES {
+        in_epoch(c.node(i)?, 1).await?;
+    }
+    let sets = c.node(0)?.validator.validator_sets().await.ok_or_else(|| anyhow!("the engine stopped"))?;
+    let named = dualchain_consensus::engine::parse_endpoint(sets.epochs.endpoint(rotating as u8));
+    let cert = hex::decode(&change.rotated[0].tls_cert)?;
+    ensure!(named == Some((moved, cert)), "the sets name the new endpoint: {named:?}");
+
+    // Two validators down (f = 2): five of seven remain, the quorum, the rotated one with
+    // them.
+    let keep = [rotating, c.index_of(CPCS[0])?, c.index_of(RESEARCH)?];
+    let down: Vec<usize> = (0..NODES).filter(|i| !keep.contains(i)).take(2).collect();
+    for i in &down {
+        c.stop_node(*i).await?;
+    }
+    c.upload(HOSPITAL_A, "after-rotation", CPCS[0]).await?;
+    c.stop_node(rotating).await?;
+    c.start_node(rotating).await?;
+    c.upload(HOSPITAL_A, "after-restart", CPCS[0]).await?;
+    for i in down {
+        c.start_node(i).await?;
+    }
+    c.ledgers_identical(Duration::from_secs(120)).await?;
     c.shutdown().await?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())

@@ -41,12 +41,11 @@ async fn validators_json(node: &Node) -> Result<Value, ApiError> {
         .iter()
         .enumerate()
         .map(|(id, key)| {
-            let (quic, cert) = match genesis.get(id) {
-                Some(v) => (Some(v.quic.to_string()), hex::decode(&v.tls_cert).unwrap_or_default()),
-                None => match parse_endpoint(sets.epochs.endpoint(id as u8)) {
-                    Some((addr, cert)) => (Some(addr.to_string()), cert),
-                    None => (None, Vec::new()),
-                },
+            // What a change named last (an addition or a rotation), else genesis'.
+            let (quic, cert) = match (parse_endpoint(sets.epochs.endpoint(id as u8)), genesis.get(id)) {
+                (Some((addr, cert)), _) => (Some(addr.to_string()), cert),
+                (None, Some(v)) => (Some(v.quic.to_string()), hex::decode(&v.tls_cert).unwrap_or_default()),
+                (None, None) => (None, Vec::new()),
             };
             json!({
                 "id": id,

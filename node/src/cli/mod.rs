@@ -90,7 +90,9 @@ enum ValidatorCommand {
         config: PathBuf,
     },
     /// Write the next set: the one in effect, less --remove, plus --add (each an
-    /// issued/<member>.toml that `dualchain issue` wrote with a validator slot).
+    /// issued/<member>.toml that `dualchain issue` wrote with a validator slot); with
+    /// --rotate, this validator keeps its id under the new TLS certificate the CA issued
+    /// (at --quic, or where it is now).
     Propose {
         #[arg(long)]
         config: PathBuf,
@@ -98,6 +100,12 @@ enum ValidatorCommand {
         add: Vec<PathBuf>,
         #[arg(long)]
         remove: Vec<u8>,
+        /// The CA's answer to `tls-key`'s request (`dualchain validator certify`).
+        #[arg(long)]
+        rotate: Option<PathBuf>,
+        /// This validator's QUIC address from the rotation on.
+        #[arg(long, requires = "rotate")]
+        quic: Option<std::net::SocketAddr>,
         /// Where to write the change (passed to each approver in turn).
         #[arg(long)]
         out: PathBuf,
@@ -117,6 +125,28 @@ enum ValidatorCommand {
         config: PathBuf,
         #[arg(long)]
         change: PathBuf,
+    },
+    /// Make this validator's next consensus TLS key (kept in secrets/tls-next/) and write
+    /// the request for its certificate, for whoever keeps the consortium's CA.
+    TlsKey {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Whoever keeps the consortium's CA: certify a validator's next TLS key.
+    Certify {
+        /// The certificate authorities' directory `assemble` used.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The assembled consortium (`consortium.toml`).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// The validator's request (`tls-key`).
+        #[arg(long)]
+        request: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -155,9 +185,27 @@ async fn validator(cmd: ValidatorCommand) -> Result<()> {
                 println!("  validator {}: key {}", r.id, r.key);
             }
         }
-        ValidatorCommand::Propose { config, add, remove, out } => {
-            let (consortium, api, ca) = own_api(&NodeConfig::load(&config)?)?;
+        ValidatorCommand::Propose { config, add, remove, rotate, quic, out } => {
+            let cfg = NodeConfig::load(&config)?;
+            let (consortium, api, ca) = own_api(&cfg)?;
             let sets = fetch_sets(&api, &ca).await?;
+            let rotate = match rotate {
+                Some(p) => {
+                    let certified: crate::reconfigure::TlsCertified =
+                        serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?)
+                            .with_context(|| format!("parsing {}", p.display()))?;
+                    let now = sets.roster.iter().find(|r| r.id == cfg.node).and_then(|r| r.quic.as_deref());
+                    let quic = match (quic, now) {
+                        (Some(q), _) => q,
+                        (None, Some(now)) => now.parse().with_context(|| format!("validator address {now:?}"))?,
+                        (None, None) => {
+                            anyhow::bail!("the node lists no address for validator {}: give --quic", cfg.node)
+                        }
+                    };
+                    Some(crate::reconfigure::install_tls_cert(&cfg, &consortium, &certified, quic)?)
+                }
+                None => None,
+            };
             let mut added = Vec::new();
             for p in &add {
                 let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
@@ -167,7 +215,7 @@ async fn validator(cmd: ValidatorCommand) -> Result<()> {
                     anyhow::anyhow!("{} gives {} no validator slot (dualchain issue gives one)", p.display(), f.id)
                 })?);
             }
-            let change = propose(&consortium.name, &sets, &added, &remove)?;
+            let change = propose(&consortium.name, &sets, &added, &remove, rotate)?;
             change.save(&out)?;
             print!("{}", change.summary(Some(&sets)));
             println!(
@@ -202,6 +250,36 @@ async fn validator(cmd: ValidatorCommand) -> Result<()> {
                 "ordered at sequence {}: epoch {} governs after sequence {} (the first checkpoint there); added \
                  validators must be running by then",
                 v["executed_seq"], v["epoch"], v["after_seq"]
+            );
+        }
+        ValidatorCommand::TlsKey { config, out } => {
+            let cfg = NodeConfig::load(&config)?;
+            let consortium = ConsortiumFile::load(&cfg.path(&cfg.consortium))?;
+            let (request, key) = crate::reconfigure::new_tls_key(&cfg, &consortium)?;
+            std::fs::write(&out, serde_json::to_vec_pretty(&request)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "next TLS key of validator {} kept in {}; send {} to whoever keeps the consortium's CA \
+                 (dualchain validator certify)",
+                cfg.node,
+                key.display(),
+                out.display()
+            );
+        }
+        ValidatorCommand::Certify { ca, genesis, request, out } => {
+            let request: crate::reconfigure::TlsRequest = serde_json::from_slice(
+                &std::fs::read(&request).with_context(|| format!("reading {}", request.display()))?,
+            )
+            .with_context(|| format!("parsing {}", request.display()))?;
+            let certified = crate::genesis::issue::certify_tls(&ca, &genesis, &request)?;
+            std::fs::write(&out, serde_json::to_vec_pretty(&certified)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "TLS certificate for validator {} written to {}: its operator proposes the rotation \
+                 (dualchain validator propose --rotate {})",
+                certified.node,
+                out.display(),
+                out.display()
             );
         }
     }

@@ -169,6 +169,34 @@ fn next_validator_id(opts: &IssueOptions, consortium: &ConsortiumFile) -> Result
         .ok_or_else(|| anyhow::anyhow!("every validator id is taken"))
 }
 
+/// Certifies a validator's next consensus TLS key (a rotation in place,
+/// `crate::reconfigure`) from the kept TLS CA. The certificate names the replica; it takes
+/// effect only through a validator set change that 2f + 1 validators approve.
+pub fn certify_tls(
+    ca: &std::path::Path,
+    genesis: &std::path::Path,
+    request: &crate::reconfigure::TlsRequest,
+) -> Result<crate::reconfigure::TlsCertified> {
+    let consortium = ConsortiumFile::load(&genesis.join("consortium.toml"))?;
+    ensure!(
+        request.consortium == consortium.name,
+        "the request is for consortium {:?}, the CA's is {:?}",
+        request.consortium,
+        consortium.name
+    );
+    let public = hex::decode(&request.public_key).context("the request's public key")?;
+    let cas = Cas::open_kept(ca, &consortium)?;
+    let cert = cas
+        .tls
+        .certify(request.node, &public)
+        .map_err(|e| anyhow::anyhow!("the request's key is not a P-256 public key: {e}"))?;
+    Ok(crate::reconfigure::TlsCertified {
+        consortium: consortium.name,
+        node: request.node,
+        tls_cert: hex::encode(cert),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::assemble::tests::{contribute, resigned, NAME};
