@@ -120,6 +120,9 @@ pub struct RosterEntry {
     /// Where its replica is reached now (absent: no endpoint known).
     #[serde(default)]
     pub quic: Option<String>,
+    /// SHA-256 of the consensus TLS certificate pinned for it now.
+    #[serde(default)]
+    pub tls_cert_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

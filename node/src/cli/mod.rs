@@ -182,7 +182,13 @@ async fn validator(cmd: ValidatorCommand) -> Result<()> {
                 println!("  epoch {}: {:?}, governs after sequence {} ({when})", e.epoch, e.members, e.after_seq);
             }
             for r in &sets.roster {
-                println!("  validator {}: key {}", r.id, r.key);
+                println!(
+                    "  validator {}: key {}, at {}, TLS certificate SHA-256 {}",
+                    r.id,
+                    r.key,
+                    r.quic.as_deref().unwrap_or("(no endpoint known)"),
+                    r.tls_cert_sha256.as_deref().unwrap_or("-")
+                );
             }
         }
         ValidatorCommand::Propose { config, add, remove, rotate, quic, out } => {
