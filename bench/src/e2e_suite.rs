@@ -193,6 +193,7 @@ pub(crate) async fn consortium(dir: &std::path::Path) -> Result<Consortium> {
         data_dir: dir.join("consortium"),
         institutions: false,
         ceremony: false,
+        validators_only: 0,
     };
     let c = Consortium::genesis(cfg).await.context("genesis")?;
     c.wait_ready(WAIT).await?;

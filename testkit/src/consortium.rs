@@ -86,6 +86,9 @@ pub struct FlowConfig {
     /// (each adds its phase-1 and phase-2 secrets; the coordinator and every node verify)
     /// instead of test parameters.
     pub ceremony: bool,
+    /// With `institutions`: validator-only institutions (`keygen --role validator`, no
+    /// member) beside the [`NODES`] members' nodes, as nodes `NODES..`.
+    pub validators_only: usize,
 }
 
 /// A dataset as its owner uploaded it.
@@ -177,20 +180,29 @@ const CONSORTIUM_NAME: &str = "dualchain in-process consortium";
 
 /// Genesis across institutions (see [`FlowConfig::institutions`]) into `dir/node-<i>`,
 /// with the coordinator's CAs in `dir/ca` and its output in `dir/genesis`.
-fn institutions_genesis(dir: &Path, params_cache: &Path, records: usize, with_ceremony: bool) -> Result<()> {
+fn institutions_genesis(
+    dir: &Path,
+    params_cache: &Path,
+    records: usize,
+    with_ceremony: bool,
+    validators_only: usize,
+) -> Result<()> {
     use dualchain_node::genesis::assemble::{assemble, AssembleOptions};
     use dualchain_node::genesis::institution::{join, keygen, JoinOptions, KeygenOptions};
-    let layout = dualchain_node::genesis::layout::default_layout(NODES);
+    let mut layout = dualchain_node::genesis::layout::default_layout(NODES);
+    layout.extend((0..validators_only).map(|_| None));
     let mut contributions = Vec::new();
     let mut last_authority: Option<PathBuf> = None;
     for (i, spec) in layout.iter().enumerate() {
-        let spec = spec.as_ref().ok_or_else(|| anyhow!("node {i} hosts no member"))?;
-        let role = spec.role.as_str().to_string();
+        let (id, role, attributes) = match spec {
+            Some(spec) => (spec.id.clone(), spec.role.as_str().to_string(), spec.attributes.clone()),
+            None => (format!("operator-{i}"), "validator".to_string(), Vec::new()),
+        };
         let path = keygen(&KeygenOptions {
             consortium: CONSORTIUM_NAME.into(),
-            id: spec.id.clone(),
+            id,
             role: role.clone(),
-            attributes: spec.attributes.clone(),
+            attributes,
             host: "127.0.0.1".into(),
             quic_port: free_port(true)?,
             api_port: free_port(false)?,
@@ -228,7 +240,7 @@ fn institutions_genesis(dir: &Path, params_cache: &Path, records: usize, with_ce
         ceremony: ceremony_dir,
         params_cache: Some(params_cache.to_path_buf()),
     })?;
-    for i in 0..NODES {
+    for i in 0..layout.len() {
         join(&JoinOptions {
             dir: dir.join(format!("node-{i}")),
             genesis: dir.join("genesis"),
@@ -265,10 +277,13 @@ impl Consortium {
             .ok_or_else(|| anyhow!("{} records exceed the largest supply shape (4096)", cfg.records))?;
         let dir = cfg.data_dir.join("consortium");
         std::fs::create_dir_all(&cfg.data_dir)?;
+        ensure!(cfg.institutions || cfg.validators_only == 0, "validator-only nodes come from keygen (institutions)");
+        let n = NODES + cfg.validators_only;
         let params_generated = if cfg.institutions {
             let (dir, params) = (dir.clone(), cfg.params_dir.clone());
-            let (records, ceremony) = (cfg.records, cfg.ceremony);
-            tokio::task::spawn_blocking(move || institutions_genesis(&dir, &params, records, ceremony)).await??;
+            let (records, ceremony, extra) = (cfg.records, cfg.ceremony, cfg.validators_only);
+            tokio::task::spawn_blocking(move || institutions_genesis(&dir, &params, records, ceremony, extra))
+                .await??;
             Vec::new()
         } else {
             let opts = InitOptions {
@@ -296,11 +311,11 @@ impl Consortium {
             file,
             supply_shape,
             params_generated,
-            nodes: (0..NODES).map(|_| None).collect(),
+            nodes: (0..n).map(|_| None).collect(),
             apis: HashMap::new(),
             joined: HashMap::new(),
         };
-        for i in 0..NODES {
+        for i in 0..n {
             c.start_node(i).await.with_context(|| format!("starting node {i}"))?;
         }
         for m in &c.file.members {

@@ -131,6 +131,7 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
         // makes its own keys.
         institutions: cfg.seed.is_none(),
         ceremony: cfg.ceremony,
+        validators_only: 0,
     };
     let result = runtime.block_on(run_flow(flow, out));
     let _ = std::fs::remove_dir_all(&dir);

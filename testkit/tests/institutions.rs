@@ -166,6 +166,58 @@ async fn renewal_without_a_restart(c: &Consortium) -> Result<()> {
     Ok(())
 }
 
+/// A validator-only institution at genesis (`keygen --role validator`): its contribution
+/// brings no member keys and is signed with its consensus key, assembly lists its node as
+/// a validator and no member, and `join` writes a node.toml without one. Its node orders
+/// and keeps the ledger like the others, and its votes count: with two member nodes down
+/// (n = 8: f = 2, quorum 6), an upload and a demand still go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_validator_only_institution_runs_a_node_from_keys_it_made() -> Result<()> {
+    use dualchain_node::config::NodeConfig;
+    use dualchain_node::genesis::institution::Contribution;
+    use dualchain_testkit::consortium::FIXTURE_COHORT;
+    let (mut c, data_dir) = common::genesis_with("validator-only", 12, None, true, 1).await?;
+    let op = NODES;
+    assert_eq!((c.file.validators.len(), c.file.members.len()), (NODES + 1, NODES));
+    assert!(c.file.members.iter().all(|m| m.node as usize != op), "no member at the operator's node");
+    let node_dir = c.dir.join(format!("node-{op}"));
+    let cfg = NodeConfig::load(&node_dir.join("node.toml"))?;
+    assert!(cfg.secrets.member.is_none(), "node.toml names no member");
+    assert!(!node_dir.join("secrets/member.json").exists() && !node_dir.join("secrets/keygen.json").exists());
+    let contribution = Contribution::load(&node_dir.join("contribution.toml"))?;
+    assert!(contribution.body.validator_only() && contribution.body.signing_key.is_empty());
+    contribution.verify()?;
+    // Signed by its consensus key: another key's signature does not verify.
+    let mut forged = contribution.clone();
+    forged.body.validator_key = c.file.validators[0].signing_key.clone();
+    assert!(forged.verify().is_err());
+    // The coordinator's output holds none of its secrets.
+    let secret = std::fs::read_to_string(node_dir.join("secrets/validator.key"))?;
+    for entry in walk(&c.dir.join("genesis"))? {
+        let text = String::from_utf8_lossy(&std::fs::read(&entry)?).to_string();
+        assert!(!text.contains(secret.trim()), "{} holds the operator's consensus key", entry.display());
+    }
+
+    // Two member nodes down: six of eight remain, the quorum, the operator's node with them.
+    let keep = [c.index_of(HOSPITAL_A)?, c.index_of(RESEARCH)?, c.index_of(CPCS[0])?, c.index_of(KGC)?];
+    let down: Vec<usize> = (0..NODES).filter(|i| !keep.contains(i)).take(2).collect();
+    assert_eq!(down.len(), 2);
+    for i in &down {
+        c.stop_node(*i).await?;
+    }
+    let a = c.upload(HOSPITAL_A, "icu", CPCS[0]).await?;
+    let demand = c.demand(RESEARCH, &a.dataset, FIXTURE_COHORT).await?;
+    c.wait_supplied(RESEARCH, &demand).await?;
+    for i in down {
+        c.start_node(i).await?;
+    }
+    c.ledgers_identical(Duration::from_secs(120)).await?;
+    assert_eq!(c.ledgers().len(), NODES + 1);
+    c.shutdown().await?;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
 fn walk(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir)? {

@@ -168,7 +168,7 @@ impl Cas {
 /// What `assemble` wrote.
 #[derive(Debug)]
 pub struct AssembleReport {
-    /// (node, member) in node order.
+    /// (node, institution) in node order.
     pub nodes: Vec<(u8, String)>,
     pub test_consortium: bool,
 }
@@ -204,12 +204,17 @@ pub fn assemble(opts: &AssembleOptions) -> Result<AssembleReport> {
             signing_key: b.validator_key.clone(),
             tls_cert: hex::encode(tls_cert),
         });
-        let cert = cas.certify_member(b, now, now + CERT_VALIDITY_S)?;
-        members.push(MemberEntry { id: b.id.clone(), role: b.role.clone(), node });
+        // A validator-only institution: its node, and no member.
+        let certificate = if b.validator_only() {
+            String::new()
+        } else {
+            members.push(MemberEntry { id: b.id.clone(), role: b.role.clone(), node });
+            to_hex(&cas.certify_member(b, now, now + CERT_VALIDITY_S)?)
+        };
         issued.push(IssuedFile {
             id: b.id.clone(),
             node: Some(node),
-            certificate: to_hex(&cert),
+            certificate,
             api_tls_cert: Some(hex::encode(api_tls_cert)),
             validator: None,
         });
@@ -245,7 +250,13 @@ pub fn assemble(opts: &AssembleOptions) -> Result<AssembleReport> {
         f.save(&opts.out, None)?;
     }
     Ok(AssembleReport {
-        nodes: consortium.members.iter().map(|m| (m.node, m.id.clone())).collect(),
+        nodes: issued
+            .iter()
+            .map(|f| {
+                let who = if f.certificate.is_empty() { format!("{} (validator only)", f.id) } else { f.id.clone() };
+                (f.node.unwrap_or_default(), who)
+            })
+            .collect(),
         test_consortium: consortium.test_consortium.is_some(),
     })
 }
@@ -307,9 +318,22 @@ pub fn check_contribution(consortium: &str, c: &Contribution) -> Result<Role> {
         b.consortium
     );
     let role = b.role()?;
+    b.validator_key()?;
+    if b.validator_only() {
+        ensure!(
+            b.signing_key.is_empty()
+                && b.delegating_key.is_empty()
+                && b.attributes.is_empty()
+                && b.attribute_salt.is_empty()
+                && b.ibe.is_none()
+                && b.abe_public.is_none(),
+            "{} contributed as a validator only and brings a member's keys, attributes or authority links",
+            b.id
+        );
+        return Ok(role);
+    }
     b.attribute_set().with_context(|| format!("{}'s attributes", b.id))?;
     b.attribute_salt()?;
-    b.validator_key()?;
     let authority = matches!(role, Role::Kgc | Role::Cpc);
     ensure!(
         b.ibe.is_some() == authority,
@@ -339,6 +363,10 @@ pub fn check_contributions(consortium: &str, contributions: &[Contribution]) -> 
             ("TLS key", &b.tls_public),
             ("API TLS key", &b.api_tls_public),
         ] {
+            // A validator-only institution has no signing key.
+            if key.is_empty() {
+                continue;
+            }
             ensure!(seen.insert(format!("key:{key}")), "{}'s {what} is already another contribution's", b.id);
         }
     }
@@ -472,6 +500,47 @@ pub(crate) mod tests {
         assert!(why(&[kgc.clone(), no_link]).contains("lacks an ESKI-IBE link"));
         let other = resigned(tmp.path(), hosp, |b| b.consortium = "another".into());
         assert!(why(&[kgc.clone(), other, cpc1.clone()]).contains("for consortium \"another\""));
+    }
+
+    #[test]
+    fn a_validator_only_contribution_brings_no_member_and_is_signed_by_its_consensus_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let specs = [("kgc", "kgc", None), ("cpc-1", "cpc", Some(0)), ("operator", "validator", None)];
+        let all: Vec<Contribution> =
+            contribute(tmp.path(), &specs).iter().map(|p| Contribution::load(p).unwrap()).collect();
+        let ibe = check_contributions(NAME, &all).unwrap();
+        assert_eq!(ibe.authorities, ["kgc", "cpc-1"]);
+        let op = &all[2];
+        assert!(op.body.validator_only() && op.body.signing_key.is_empty() && op.body.delegating_key.is_empty());
+        assert!(!tmp.path().join("operator/secrets/keygen.json").exists(), "no member secrets made");
+        // One that also brings a member's key, signed again with its own consensus key:
+        // refused. One whose signature is not its consensus key's: refused.
+        let key: SigningKeypair = crate::files::from_hex(
+            std::fs::read_to_string(tmp.path().join("operator/secrets/validator.key")).unwrap().trim(),
+            "validator key",
+        )
+        .unwrap();
+        let mut body = op.body.clone();
+        body.signing_key = all[0].body.signing_key.clone();
+        let sneaky = Contribution::sign(body, &key);
+        assert!(why(&[all[0].clone(), all[1].clone(), sneaky]).contains("as a validator only"));
+        let mut swapped = op.clone();
+        swapped.body.validator_key = all[0].body.validator_key.clone();
+        assert!(why(&[all[0].clone(), all[1].clone(), swapped]).contains("does not verify under the validator key"));
+        // keygen refuses attributes or a place in the IBE chain for it.
+        let opts = |attributes: Vec<String>| KeygenOptions {
+            consortium: NAME.into(),
+            id: "operator-2".into(),
+            role: "validator".into(),
+            attributes,
+            host: "127.0.0.1".into(),
+            quic_port: 1,
+            api_port: 2,
+            ibe_after: None,
+            dir: tmp.path().join("operator-2"),
+        };
+        assert!(format!("{:#}", keygen(&opts(vec!["dept:icu".into()])).unwrap_err()).contains("hosts no member"));
+        keygen(&opts(vec![])).unwrap();
     }
 
     #[test]

@@ -13,6 +13,13 @@
 //!   authority checks before it certifies their commitment: send it to the coordinator,
 //!   not to everyone.
 //!
+//! A **validator-only institution** (`--role validator`: a node that orders and keeps the
+//! ledger and hosts no member, for example an operator trusted by the others to add a
+//! fault domain) makes the validator's keys only: its contribution names no member keys
+//! and no attributes, is signed with its consensus key, and `join` writes a `node.toml`
+//! without a member. (Before, such a node needed `dualchain init`, which sees every
+//! secret.)
+//!
 //! The ESKI-IBE chain is built in turn, as in DESIGN.md §4.2: the KGC's keygen starts it
 //! (link 0); each CPC's keygen extends the link of the authority before it (`--ibe-after`
 //! that authority's contribution). No party ever holds another's share.
@@ -58,7 +65,7 @@ pub struct KeygenOptions {
     /// The member's id (letters, digits, '-' or '_').
     #[arg(long)]
     pub id: String,
-    /// kgc, hospital, research or cpc.
+    /// kgc, hospital, research or cpc; or validator, for a node that hosts no member.
     #[arg(long)]
     pub role: String,
     /// Attributes the member is certified with (`role:<role>` is added).
@@ -113,6 +120,8 @@ impl IbeLink {
 pub struct ContributionBody {
     pub consortium: String,
     pub id: String,
+    /// A member's role, or `validator` for a validator-only institution (whose member
+    /// fields are empty).
     pub role: String,
     /// For the certificate authority to check before certifying their commitment.
     pub attributes: Vec<String>,
@@ -155,6 +164,11 @@ impl ContributionBody {
         role_from_str(&self.role)
     }
 
+    /// A validator-only institution's: no member keys, no attributes.
+    pub fn validator_only(&self) -> bool {
+        self.role == Role::Validator.as_str()
+    }
+
     pub fn signing_key(&self) -> Result<PublicKey> {
         raw_key(&self.signing_key, "signing key")
     }
@@ -190,13 +204,19 @@ impl Contribution {
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
-    /// The signature is the member key's over this body.
+    /// The signature is the member key's over this body (a validator-only institution's:
+    /// the consensus key's).
     pub fn verify(&self) -> Result<()> {
         let mut sig = [0u8; 64];
         hex::decode_to_slice(&self.signature, &mut sig).map_err(|e| anyhow!("signature: {e}"))?;
+        let (key, what) = if self.body.validator_only() {
+            (self.body.validator_key()?, "validator key")
+        } else {
+            (self.body.signing_key()?, "signing key")
+        };
         ensure!(
-            self.body.signing_key()?.verify(CONTRIBUTION_SIGN_USE, &self.body.signed_bytes(), &sig),
-            "the signature of {}'s contribution does not verify under the signing key it names",
+            key.verify(CONTRIBUTION_SIGN_USE, &self.body.signed_bytes(), &sig),
+            "the signature of {}'s contribution does not verify under the {what} it names",
             self.body.id
         );
         Ok(())
@@ -241,8 +261,6 @@ const KEYGEN_SECRETS: &str = "secrets/keygen.json";
 /// Makes an institution's keys in `opts.dir`; returns the contribution's path.
 pub fn keygen(opts: &KeygenOptions) -> Result<PathBuf> {
     let role = role_from_str(&opts.role)?;
-    ensure!(role != Role::Validator, "keygen makes a member's keys: the role is kgc, hospital, research or cpc");
-    let spec = super::layout::Spec::new(&opts.id, role, &opts.attributes)?;
     ensure!(!opts.host.is_empty(), "--host names the address the node is reached at");
     let dir = &opts.dir;
     ensure!(
@@ -250,6 +268,10 @@ pub fn keygen(opts: &KeygenOptions) -> Result<PathBuf> {
         "{} already holds keys; keygen never overwrites them",
         dir.display()
     );
+    if role == Role::Validator {
+        return keygen_validator(opts);
+    }
+    let spec = super::layout::Spec::new(&opts.id, role, &opts.attributes)?;
     ensure!(
         (role == Role::Cpc) == opts.ibe_after.is_some(),
         "{}",
@@ -322,6 +344,43 @@ pub fn keygen(opts: &KeygenOptions) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A validator-only institution's keys: the consensus key and the two TLS keys; the
+/// contribution is signed with the consensus key.
+fn keygen_validator(opts: &KeygenOptions) -> Result<PathBuf> {
+    super::layout::Spec::new(&opts.id, Role::Hospital, &[]).context("the institution's id")?;
+    ensure!(
+        opts.attributes.is_empty() && opts.ibe_after.is_none(),
+        "a validator-only institution hosts no member: no attributes, no --ibe-after"
+    );
+    let validator = SigningKeypair::generate(&mut OsRng);
+    let tls = TlsKey::generate()?;
+    let api_tls = TlsKey::generate()?;
+    let body = ContributionBody {
+        consortium: opts.consortium.clone(),
+        id: opts.id.clone(),
+        role: Role::Validator.as_str().into(),
+        attributes: Vec::new(),
+        attribute_salt: String::new(),
+        host: opts.host.clone(),
+        quic_port: opts.quic_port,
+        api_port: opts.api_port,
+        signing_key: String::new(),
+        delegating_key: String::new(),
+        validator_key: hex::encode(validator.public().as_bytes()),
+        tls_public: hex::encode(&tls.public_raw),
+        api_tls_public: hex::encode(&api_tls.public_raw),
+        ibe: None,
+        abe_public: None,
+    };
+    let dir = &opts.dir;
+    write_private(&dir.join("secrets/validator.key"), to_hex(&validator).as_bytes())?;
+    write_private(&dir.join("secrets/tls.key"), &tls.key_der)?;
+    write_private(&dir.join("secrets/api-tls.key"), &api_tls.key_der)?;
+    let path = dir.join(CONTRIBUTION_FILE);
+    Contribution::sign(body, &validator).save(&path)?;
+    Ok(path)
+}
+
 /// What the coordinator issues an institution beside `consortium.toml`
 /// (`issued/<id>.toml`, public).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -332,7 +391,9 @@ pub struct IssuedFile {
     /// validator slot `dualchain issue` gave it, which `validator` describes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<u8>,
-    /// The member certificate (hex of its encoding).
+    /// The member certificate (hex of its encoding; empty for a validator-only
+    /// institution).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub certificate: String,
     /// The API's HTTPS certificate (hex of DER; absent with `node`); a genesis validator's
     /// consensus TLS certificate is in `consortium.toml`.
@@ -382,11 +443,21 @@ pub struct JoinOptions {
 /// writes its `node.toml`, `secrets/member.json`, and copies of the public files.
 pub fn join(opts: &JoinOptions) -> Result<u8> {
     let dir = &opts.dir;
-    ensure!(!dir.join("secrets/member.json").exists(), "{} has joined already", dir.display());
+    ensure!(
+        !dir.join("secrets/member.json").exists() && !dir.join("node.toml").exists(),
+        "{} has joined already",
+        dir.display()
+    );
     let own = Contribution::load(&dir.join(CONTRIBUTION_FILE))?;
     own.verify()?;
-    let secrets: KeygenSecrets = serde_json::from_slice(&read_secret(&dir.join(KEYGEN_SECRETS))?)
-        .with_context(|| format!("parsing {}", dir.join(KEYGEN_SECRETS).display()))?;
+    let secrets: Option<KeygenSecrets> = if own.body.validator_only() {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(&read_secret(&dir.join(KEYGEN_SECRETS))?)
+                .with_context(|| format!("parsing {}", dir.join(KEYGEN_SECRETS).display()))?,
+        )
+    };
     let consortium_path = opts.genesis.join("consortium.toml");
     let consortium = ConsortiumFile::load(&consortium_path)?;
     let issued: IssuedFile = {
@@ -402,12 +473,16 @@ pub fn join(opts: &JoinOptions) -> Result<u8> {
             own.body.id
         );
     };
-    let node = match &issued.validator {
-        None => check_assembly(&consortium, &own.body, &issued, dir, &secrets).with_context(|| {
+    let node = match (&issued.validator, &secrets) {
+        (None, None) => check_validator_only(&consortium, &own.body, &issued, dir).with_context(|| {
             format!("the consortium in {} does not list {} as contributed", opts.genesis.display(), own.body.id)
         })?,
-        Some(v) => check_issued_later(&consortium, &own.body, &issued, v, dir, &secrets)
+        (None, Some(secrets)) => check_assembly(&consortium, &own.body, &issued, dir, secrets).with_context(|| {
+            format!("the consortium in {} does not list {} as contributed", opts.genesis.display(), own.body.id)
+        })?,
+        (Some(v), Some(secrets)) => check_issued_later(&consortium, &own.body, &issued, v, dir, secrets)
             .with_context(|| format!("issued/{}.toml is not what {} contributed", own.body.id, own.body.id))?,
+        (Some(_), None) => bail!("a validator-only institution is not issued a member slot after genesis"),
     };
     // Public files, copied so that the node's directory is complete on its own.
     std::fs::copy(&consortium_path, dir.join("consortium.toml"))?;
@@ -421,6 +496,21 @@ pub fn join(opts: &JoinOptions) -> Result<u8> {
         }
     }
     std::fs::write(dir.join("api-tls.der"), hex::decode(&api_tls_cert)?)?;
+    let Some(secrets) = secrets else {
+        let cfg = node_config(&NodeLayout {
+            node,
+            host: &own.body.host,
+            api_port: own.body.api_port,
+            preset: &opts.preset,
+            member: false,
+            api_tls: true,
+            default_cpc: &None,
+            consortium: "consortium.toml",
+            params_dir: "params",
+        })?;
+        std::fs::write(dir.join("node.toml"), node_file::node_toml(&cfg)?)?;
+        return Ok(node);
+    };
     let file = MemberFile {
         id: own.body.id.clone(),
         role: own.body.role.clone(),
@@ -475,6 +565,26 @@ fn check_assembly(
     check_validator(c, own, issued, &c.validators[node as usize], dir)?;
     check_member_certificate(c, own, issued, secrets)?;
     Ok(node)
+}
+
+/// `join`'s checks for a validator-only institution: a genesis validator entry with its
+/// consensus key, addresses and TLS certificates for its own keys, and no member under its
+/// id.
+fn check_validator_only(c: &ConsortiumFile, own: &ContributionBody, issued: &IssuedFile, dir: &Path) -> Result<u8> {
+    ensure!(c.name == own.consortium, "the consortium is {:?}, not {:?}", c.name, own.consortium);
+    ensure!(c.member(&own.id).is_none(), "{} is listed as a member; it contributed as a validator only", own.id);
+    let v = c
+        .validators
+        .iter()
+        .find(|v| v.signing_key == own.validator_key)
+        .ok_or_else(|| anyhow!("no validator has our consensus key"))?;
+    ensure!(
+        issued.id == own.id && issued.node == Some(v.id) && issued.certificate.is_empty(),
+        "issued/{}.toml is for another institution",
+        own.id
+    );
+    check_validator(c, own, issued, v, dir)?;
+    Ok(v.id)
 }
 
 /// `join`'s checks for a member certified after genesis with a validator slot of its own

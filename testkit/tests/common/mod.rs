@@ -20,6 +20,18 @@ pub async fn genesis(
     seed: Option<u64>,
     institutions: bool,
 ) -> anyhow::Result<(Consortium, PathBuf)> {
+    genesis_with(name, records, seed, institutions, 0).await
+}
+
+/// [`genesis`] with `validators_only` validator-only institutions beside the members'
+/// nodes (`institutions` only).
+pub async fn genesis_with(
+    name: &str,
+    records: usize,
+    seed: Option<u64>,
+    institutions: bool,
+    validators_only: usize,
+) -> anyhow::Result<(Consortium, PathBuf)> {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let data_dir = tmp.join(format!("{name}-{}-{}", std::process::id(), rand::random::<u32>()));
     let c = Consortium::genesis(FlowConfig {
@@ -29,6 +41,7 @@ pub async fn genesis(
         data_dir: data_dir.clone(),
         institutions,
         ceremony: false,
+        validators_only,
     })
     .await?;
     c.wait_ready(std::time::Duration::from_secs(120)).await?;
