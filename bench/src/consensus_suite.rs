@@ -15,6 +15,12 @@
 //! transactions entering at a backup and batch-verified where they are forwarded, against
 //! the same requests unchecked, in the same run.
 //!
+//! The ledger's apply (also alone with `BENCH_CONSENSUS_APPLY=1`): execution behind
+//! ordering, members' signed transactions applied in committed batches to a ledger on
+//! RocksDB, with the signature checks spread over every core against one core (the
+//! baseline), in the same run; beside the ordering figures above it says whether
+//! execution keeps up.
+//!
 //! The overload point (also alone with `BENCH_CONSENSUS_OVERLOAD=1`): n = 4 at the
 //! default window, the closed-loop peak, then twice the peak offered open-loop, with
 //! admission control off (every request queued, the behaviour before it) and on; committed
@@ -355,6 +361,9 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     if std::env::var_os("BENCH_CONSENSUS_CHECK").is_some() {
         return request_check(measure);
     }
+    if std::env::var_os("BENCH_CONSENSUS_APPLY").is_some() {
+        return ledger_apply(measure);
+    }
     if std::env::var_os("BENCH_CONSENSUS_SIGNED").is_some() {
         let progress = Progress::new("bench consensus signed", 2);
         let records = signed((warmup, measure), &progress)?;
@@ -403,8 +412,76 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     records.extend(overload(timing, &progress)?);
     records.extend(signed(timing, &progress)?);
     records.extend(request_check(measure)?);
+    records.extend(ledger_apply(measure)?);
     progress.finish();
     Ok(records)
+}
+
+/// Transactions per committed batch in [`ledger_apply`].
+const APPLY_BATCH: usize = 1000;
+
+/// The ledger's apply of committed batches of [`APPLY_BATCH`] members' signed
+/// transactions (each checked against its member's key, then refused by its contract: an
+/// unknown grant), on RocksDB in a temporary directory: on one core (the baseline) and on
+/// every core, each on a fresh ledger of the same members.
+fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
+    use dualchain_crypto::cert::Role;
+    use dualchain_ledger::tx::TxKind;
+    use dualchain_storage::rocks::RocksEngine;
+    use dualchain_testkit::members::{signed, MemberLedger};
+    use rayon::prelude::*;
+
+    let open =
+        |dir: &std::path::Path| -> Result<(MemberLedger, Vec<(String, dualchain_crypto::sign::SigningKeypair)>)> {
+            let engine = Arc::new(RocksEngine::open(dir, &RocksConfig::default())?);
+            let mut w = MemberLedger::on(engine, 1)?;
+            let members = (0..16)
+                .map(|i| {
+                    let id = format!("hospital-{i}");
+                    Ok((id.clone(), w.register(&id, Role::Hospital)?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((w, members))
+        };
+    let (dir1, dir2) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let (mut one, members) = open(dir1.path())?;
+    let (mut all, _) = open(dir2.path())?;
+    // Enough batches for `measure` at a few tens of thousands of transactions a second.
+    let batches = ((measure.as_secs_f64() * 40_000.0) as usize / APPLY_BATCH).max(4);
+    let domain = one.ledger.tx_domain().clone();
+    let payloads: Vec<Vec<Vec<u8>>> = (0..batches)
+        .map(|b| {
+            (0..APPLY_BATCH)
+                .into_par_iter()
+                .map(|i| {
+                    let (id, key) = &members[i % members.len()];
+                    let n = b * APPLY_BATCH + i;
+                    let grant: [u8; 32] = std::array::from_fn(|k| (n >> (8 * (k % 8))) as u8);
+                    let kind = TxKind::RevokeGrant { grant, reason: "x".repeat(120) };
+                    Ok(signed(id, 10 + (n / members.len()) as u64, kind, key, &domain)?.to_bytes())
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
+    let bytes = payloads[0].iter().map(Vec::len).sum::<usize>() / APPLY_BATCH;
+    let run = |w: &mut MemberLedger| -> Result<f64> {
+        let start = Instant::now();
+        for batch in &payloads {
+            let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            let applied = w.apply(&refs)?;
+            anyhow::ensure!(applied.txs.len() == APPLY_BATCH, "a batch applied {} transactions", applied.txs.len());
+        }
+        Ok((batches * APPLY_BATCH) as f64 / start.elapsed().as_secs_f64())
+    };
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?.install(|| run(&mut one))?;
+    let spread = run(&mut all)?;
+    let threads = rayon::current_num_threads();
+    let params = |t: usize| format!("batch={APPLY_BATCH},tx_bytes={bytes},durability=sync,signature_threads={t}");
+    let mut base = Record::throughput("consensus::ledger_apply", params(1), single, None);
+    base.unit = "tx/s".into();
+    let mut par = Record::throughput("consensus::ledger_apply", params(threads), spread, Some(single));
+    par.unit = "tx/s".into();
+    Ok(vec![base, par])
 }
 
 /// The validators' check of forwarded requests (`MemberRequests`: decode, client and

@@ -213,8 +213,11 @@ impl Ledger {
         // 1. Decode and de-duplicate.
         let items = self.decode_items(c)?;
 
-        // 2. Signatures and proofs against the previous state, proofs in one batch each.
-        let verdicts = self.verify_proofs(c, &items)?;
+        // 2. Signatures and proofs against the previous state: every sender's signature
+        // under the key the previous state holds for it, in parallel; proofs in one batch
+        // each.
+        let signatures = self.verify_signatures(&items)?;
+        let verdicts = self.verify_proofs(c, &items, &signatures)?;
 
         // 3. Execute in order.
         let mut overlay = Overlay::new(&self.store);
@@ -224,7 +227,8 @@ impl Ledger {
                 (Some(epoch), _, _) => (Outcome::ValidatorSetChange { epoch }, None),
                 (None, Some((reason, detail)), _) => (Outcome::Rejected { reason: reason.clone() }, detail.clone()),
                 (None, None, Some(stx)) => {
-                    self.run(&mut overlay, tree, c, item.hash, stx, verdicts.get(&i).copied())?
+                    let ahead = Ahead { proof: verdicts.get(&i).copied(), signature: signatures.get(&i).copied() };
+                    self.run(&mut overlay, tree, c, item.hash, stx, ahead)?
                 }
                 (None, None, None) => unreachable!("an item without a transaction has its early reason"),
             };
@@ -347,6 +351,36 @@ impl Ledger {
         Ok(Applied { seq: c.seq, time_ms: c.time_ms, data: data_new, access: access_ref, txs: applied_txs, state_root })
     }
 
+    /// Step 2, signatures: for each transaction from a member the previous state holds (all
+    /// but registrations), the member's key then and whether the signature verifies under
+    /// it. Strict single verification (the same decision at every node, unlike the batch
+    /// equation), spread over the cores: the apply path keeps up with ordering. Execution
+    /// uses a verdict only while the member's key is still the one it was checked
+    /// against (a renewal earlier in the batch may change it), else verifies again.
+    fn verify_signatures(&self, items: &[Item]) -> Result<HashMap<usize, Presigned>, LedgerError> {
+        use rayon::prelude::*;
+        let pre = Overlay::new(&self.store);
+        let mut keyed = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let (None, Some(stx)) = (&item.early, &item.tx) else { continue };
+            if matches!(stx.tx.kind, TxKind::RegisterMember { .. }) {
+                continue;
+            }
+            let Some(m) = pre.get::<MemberRecord>(&state::member_key(&stx.tx.sender))? else { continue };
+            keyed.push((i, m.signing_key, stx));
+        }
+        // Decoding the key (a point decompression) costs about as much as the check: both
+        // in parallel. An undecodable stored key gets no verdict here (execution says why).
+        let domain = &self.tx_domain;
+        Ok(keyed
+            .into_par_iter()
+            .filter_map(|(i, raw, stx)| {
+                let key = PublicKey::from_raw(&raw).ok()?;
+                Some((i, (raw, stx.verify(&key, domain))))
+            })
+            .collect())
+    }
+
     /// Step 2: verdicts for every proof-carrying transaction whose signature checks out
     /// against the previous state and that passes the cheap checks (see [`zk`]), within
     /// each member's budget.
@@ -354,6 +388,7 @@ impl Ledger {
         &self,
         c: &Committed<'_>,
         items: &[Item],
+        signatures: &HashMap<usize, Presigned>,
     ) -> Result<HashMap<usize, Result<(), ProofFault>>, LedgerError> {
         let pre = Overlay::new(&self.store);
         let mut groups: BTreeMap<Circuit, Vec<ProofItem>> = BTreeMap::new();
@@ -380,8 +415,7 @@ impl Ledger {
             if m.revoked.is_some() || (!renews && c.time_ms / 1000 > m.not_after) {
                 continue;
             }
-            let Ok(key) = PublicKey::from_raw(&m.signing_key) else { continue };
-            if !stx.verify(&key, &self.tx_domain)
+            if !signature_holds(signatures.get(&i), &m.signing_key, stx, &self.tx_domain).unwrap_or(false)
                 || (!renews && !zk::worth_verifying(&pre, &self.genesis, &m, &stx.tx)?)
             {
                 continue;
@@ -442,7 +476,7 @@ impl Ledger {
         c: &Committed<'_>,
         hash: Hash,
         stx: &SignedTx,
-        proof_verdict: Option<Result<(), ProofFault>>,
+        ahead: Ahead,
     ) -> Result<(Outcome, Option<String>), LedgerError> {
         let tx = &stx.tx;
         let rejected = |reason: Reason| Ok((Outcome::Rejected { reason }, None));
@@ -472,10 +506,10 @@ impl Ledger {
             if c.time_ms / 1000 > m.not_after {
                 return rejected(Reason::CertificateExpired { member: m.id.clone() });
             }
-            let Ok(key) = PublicKey::from_raw(&m.signing_key) else {
+            let Some(verified) = signature_holds(ahead.signature.as_ref(), &m.signing_key, stx, &self.tx_domain) else {
                 return Err(LedgerError::Corrupt(format!("member {} has an invalid stored key", m.id)));
             };
-            if !stx.verify(&key, &self.tx_domain) {
+            if !verified {
                 return rejected(Reason::BadSignature);
             }
             Some(m)
@@ -488,7 +522,7 @@ impl Ledger {
             time_ms: c.time_ms,
             tx_hash: hash,
             sender: sender.as_ref(),
-            proof_verdict,
+            proof_verdict: ahead.proof,
         };
         match contracts::dispatch(&mut ctx, &tx.kind) {
             Ok(()) => Ok((Outcome::Accepted, None)),
@@ -736,6 +770,25 @@ impl Fingerprint {
             .chain_update(self.state_root)
             .finalize()
             .into()
+    }
+}
+
+/// A signature checked ahead of execution: the member key it was checked under, and
+/// whether it verified.
+type Presigned = ([u8; 32], bool);
+
+/// What step 2 decided ahead of a transaction's execution.
+struct Ahead {
+    proof: Option<Result<(), ProofFault>>,
+    signature: Option<Presigned>,
+}
+
+/// Whether `stx`'s signature verifies under the member key `raw`, from the verdict checked
+/// ahead when it was checked under that same key (`None`: the key does not decode).
+fn signature_holds(ahead: Option<&Presigned>, raw: &[u8; 32], stx: &SignedTx, domain: &TxDomain) -> Option<bool> {
+    match ahead {
+        Some((checked, ok)) if checked == raw => Some(*ok),
+        _ => Some(stx.verify(&PublicKey::from_raw(raw).ok()?, domain)),
     }
 }
 

@@ -1624,3 +1624,41 @@ fn break_glass_is_limited_granted_by_its_owner_and_reviewed_once() {
     assert_eq!(queue, vec![[1; 32], [2; 32], [3; 32], [5; 32]], "the owner's queue, in ledger order");
     assert!(ledger.break_glass_to("hospital-b").unwrap().is_empty());
 }
+
+/// Signatures are checked ahead of execution, in parallel, under the keys the previous
+/// state holds; a member whose renewal earlier in the same batch changed its key is
+/// checked again under the new one: what it signs with the new key reaches its contract,
+/// what it signs with the old key after the renewal is refused, and a forged signature is
+/// refused either way.
+#[test]
+fn a_key_renewed_earlier_in_the_batch_decides_the_signatures_after_it() {
+    let mut w = World::new();
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let mut m = w.four_members(3600);
+    let registrations: Vec<Vec<u8>> = m.iter_mut().map(|x| x.register().to_bytes()).collect();
+    all_accepted(&ledger, 1, &registrations);
+
+    let a = &mut m[1];
+    let old_key = a.key.clone();
+    let new_key = SigningKeypair::generate(&mut w.rng);
+    let old = Certificate::from_bytes(&a.cert).unwrap();
+    let renewed = w.ca.issue(CertificateFields { serial: 2, signing_key: new_key.public(), ..old.fields }).unwrap();
+    a.key = new_key;
+    let renewal = a.tx(TxKind::RegisterMember { certificate: renewed.to_bytes() }).to_bytes();
+    let with_new = acts(a);
+    a.key = old_key;
+    let with_old = acts(a);
+    let mut forged = a.tx(TxKind::RevokeGrant { grant: [2; 32], reason: "x".into() });
+    forged.signature[0] ^= 1;
+    // Many transactions beside them, so the check ahead runs over many at once.
+    let mut others: Vec<Vec<u8>> = (0..64).map(|_| acts(&mut m[2])).collect();
+    let mut txs = vec![acts(&mut m[1]), renewal, with_new, with_old, forged.to_bytes()];
+    txs.append(&mut others);
+    let o = outcomes(&batch(&ledger, 2, &txs).unwrap().unwrap());
+    assert_eq!(reason(&o[0]), &Reason::UnknownGrant, "signed with the key in effect before the renewal");
+    assert!(o[1].is_accepted(), "{o:?}");
+    assert_eq!(reason(&o[2]), &Reason::UnknownGrant, "signed with the renewed key: it reached its contract");
+    assert_eq!(reason(&o[3]), &Reason::BadSignature, "the old key no longer signs for it");
+    assert_eq!(reason(&o[4]), &Reason::BadSignature);
+    assert!(o[5..].iter().all(|x| reason(x) == &Reason::UnknownGrant), "{o:?}");
+}
