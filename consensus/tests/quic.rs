@@ -258,6 +258,35 @@ async fn a_peer_whose_signed_messages_prove_it_faulty_is_throttled_then_banned()
     engine.shutdown().await.unwrap();
 }
 
+/// Starts replica `id` of `cluster` again (as it was, or at the address `cluster` names
+/// for it now), once its socket is free: the old endpoint may still be closing its
+/// connections.
+async fn restart(cluster: &mut LocalCluster, id: usize) -> Engine {
+    for attempt in 0.. {
+        match cluster.start(id, config(4, id as u8), Metrics::unregistered()) {
+            Ok((engine, mut delivered)) => {
+                tokio::spawn(async move { while delivered.recv().await.is_some() {} });
+                return engine;
+            }
+            Err(e) if attempt < 50 => eprintln!("restart: {e}"),
+            Err(e) => panic!("restart: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    unreachable!("the loop returns or panics")
+}
+
+/// Waits until every running engine executed as far as the furthest one, and checks that
+/// they all hold the same history there.
+async fn same_history(engines: &[Option<Engine>]) {
+    let statuses = wait_all(engines, "the same history", |_| true).await;
+    let top = statuses.iter().map(|s| s.last_executed).max().unwrap();
+    let statuses = wait_all(engines, "the same history", |s| s.last_executed >= top).await;
+    for s in &statuses {
+        assert_eq!((s.last_executed, s.history), (statuses[0].last_executed, statuses[0].history), "{statuses:?}");
+    }
+}
+
 /// Polls every running engine's status until `done` holds for all of them (90 s at most:
 /// the default test run keeps both cores busy).
 async fn wait_all(engines: &[Option<Engine>], what: &str, done: impl Fn(&EngineStatus) -> bool) -> Vec<EngineStatus> {
@@ -308,30 +337,13 @@ async fn a_fifth_validator_joins_over_quic_and_its_votes_count() {
     // A validator restarted after the change reaches the joiner from its own log (the
     // persisted validator sets name the joiner's endpoint).
     engines[0].take().unwrap().shutdown().await.unwrap();
-    for attempt in 0.. {
-        // Its socket is free once the old endpoint has closed its connections.
-        match cluster.start(0, config(4, 0), Metrics::unregistered()) {
-            Ok((engine, mut delivered)) => {
-                tokio::spawn(async move { while delivered.recv().await.is_some() {} });
-                engines[0] = Some(engine);
-                break;
-            }
-            Err(e) if attempt < 50 => eprintln!("restart: {e}"),
-            Err(e) => panic!("restart: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    engines[0] = Some(restart(&mut cluster, 0).await);
 
     // n = 5 tolerates one fault, and its quorum is 4: with validator 3 down, nothing
     // commits without the joiner's votes.
     engines[3].take().unwrap().shutdown().await.unwrap();
     submit_all(&engines, 2, 0..50).await;
-    let statuses = wait_all(&engines, "the same history", |_| true).await;
-    let top = statuses.iter().map(|s| s.last_executed).max().unwrap();
-    let statuses = wait_all(&engines, "the same history", |s| s.last_executed >= top).await;
-    for s in &statuses {
-        assert_eq!((s.last_executed, s.history), (statuses[0].last_executed, statuses[0].history), "{statuses:?}");
-    }
+    same_history(&engines).await;
     for e in engines.into_iter().flatten() {
         e.shutdown().await.unwrap();
     }
@@ -376,25 +388,9 @@ async fn a_validator_rotates_its_certificate_and_address_in_place() {
     // certificate from its first handshake.
     engines[2].take().unwrap().shutdown().await.unwrap();
     cluster.addrs[2] = moved;
-    for attempt in 0.. {
-        match cluster.start(2, config(4, 2), Metrics::unregistered()) {
-            Ok((engine, mut delivered)) => {
-                tokio::spawn(async move { while delivered.recv().await.is_some() {} });
-                engines[2] = Some(engine);
-                break;
-            }
-            Err(e) if attempt < 50 => eprintln!("restart: {e}"),
-            Err(e) => panic!("restart: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    engines[2] = Some(restart(&mut cluster, 2).await);
     submit_all(&engines, 3, 0..50).await;
-    let statuses = wait_all(&engines, "the same history", |_| true).await;
-    let top = statuses.iter().map(|s| s.last_executed).max().unwrap();
-    let statuses = wait_all(&engines, "the same history", |s| s.last_executed >= top).await;
-    for s in &statuses {
-        assert_eq!((s.last_executed, s.history), (statuses[0].last_executed, statuses[0].history), "{statuses:?}");
-    }
+    same_history(&engines).await;
     for e in engines.into_iter().flatten() {
         e.shutdown().await.unwrap();
     }

@@ -496,38 +496,11 @@ pub fn join(opts: &JoinOptions) -> Result<u8> {
         }
     }
     std::fs::write(dir.join("api-tls.der"), hex::decode(&api_tls_cert)?)?;
-    let Some(secrets) = secrets else {
-        let cfg = node_config(&NodeLayout {
-            node,
-            host: &own.body.host,
-            api_port: own.body.api_port,
-            preset: &opts.preset,
-            member: false,
-            api_tls: true,
-            default_cpc: &None,
-            consortium: "consortium.toml",
-            params_dir: "params",
-        })?;
-        std::fs::write(dir.join("node.toml"), node_file::node_toml(&cfg)?)?;
-        return Ok(node);
-    };
-    let file = MemberFile {
-        id: own.body.id.clone(),
-        role: own.body.role.clone(),
-        signer: secrets.signer,
-        dsk: secrets.dsk,
-        attributes: own.body.attributes.clone(),
-        attribute_salt: own.body.attribute_salt.clone(),
-        certificate: issued.certificate.clone(),
-        ibe_key: None,
-        abe_key: None,
-        ibe_authority: secrets.ibe_authority,
-        abe_master: secrets.abe_master,
-        credentials: Vec::new(),
-    };
-    file.member().context("the issued certificate does not open to this member's keys")?;
-    write_private(&dir.join("secrets/member.json"), &serde_json::to_vec_pretty(&file)?)?;
-    std::fs::remove_file(dir.join(KEYGEN_SECRETS))?;
+    // A validator-only institution's node hosts no member.
+    let member = secrets.is_some();
+    if let Some(secrets) = secrets {
+        write_member_file(dir, &own.body, &issued, secrets)?;
+    }
     let default_cpc = opts.default_cpc.clone().or_else(|| {
         (own.body.role == Role::Hospital.as_str())
             .then(|| consortium.members.iter().find(|m| m.role == Role::Cpc.as_str()).map(|m| m.id.clone()))
@@ -538,7 +511,7 @@ pub fn join(opts: &JoinOptions) -> Result<u8> {
         host: &own.body.host,
         api_port: own.body.api_port,
         preset: &opts.preset,
-        member: true,
+        member,
         api_tls: true,
         default_cpc: &default_cpc,
         consortium: "consortium.toml",
@@ -547,6 +520,29 @@ pub fn join(opts: &JoinOptions) -> Result<u8> {
     let cfg = NodeConfig { joined: issued.validator.clone(), ..cfg };
     std::fs::write(dir.join("node.toml"), node_file::node_toml(&cfg)?)?;
     Ok(node)
+}
+
+/// `secrets/member.json` from what keygen kept and the issued certificate (checked to open
+/// to those keys); `secrets/keygen.json` is deleted.
+fn write_member_file(dir: &Path, own: &ContributionBody, issued: &IssuedFile, secrets: KeygenSecrets) -> Result<()> {
+    let file = MemberFile {
+        id: own.id.clone(),
+        role: own.role.clone(),
+        signer: secrets.signer,
+        dsk: secrets.dsk,
+        attributes: own.attributes.clone(),
+        attribute_salt: own.attribute_salt.clone(),
+        certificate: issued.certificate.clone(),
+        ibe_key: None,
+        abe_key: None,
+        ibe_authority: secrets.ibe_authority,
+        abe_master: secrets.abe_master,
+        credentials: Vec::new(),
+    };
+    file.member().context("the issued certificate does not open to this member's keys")?;
+    write_private(&dir.join("secrets/member.json"), &serde_json::to_vec_pretty(&file)?)?;
+    std::fs::remove_file(dir.join(KEYGEN_SECRETS))?;
+    Ok(())
 }
 
 /// Every check `join` makes; returns the node that hosts this institution.
