@@ -28,6 +28,8 @@ pub struct ScrapeGauges {
     /// Seconds until each registered, unrevoked member's certificate expires (negative once
     /// it has): the ledger refuses an expired member's transactions.
     pub certificate_expiry: Family<[(&'static str, String); 1], Gauge>,
+    /// Seconds until this node's TLS certificates expire, by use (`api`, `consensus`).
+    pub tls_expiry: Family<[(&'static str, String); 1], Gauge>,
 }
 
 pub fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
@@ -42,6 +44,11 @@ pub fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
         "dualchain_member_certificate_expiry_seconds",
         "Seconds until a registered member's certificate expires, by member (negative: expired)",
         g.certificate_expiry.clone(),
+    );
+    r.register(
+        "dualchain_tls_certificate_expiry_seconds",
+        "Seconds until this node's TLS certificate expires, by use: api (HTTPS) or consensus (QUIC)",
+        g.tls_expiry.clone(),
     );
     r.register("dualchain_consensus_current_view", "The engine's view (as reported to the API)", g.view.clone());
     r.register("dualchain_storage_gets", "Point reads of the validator's store", g.storage_gets.clone());

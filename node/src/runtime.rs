@@ -83,6 +83,31 @@ impl Node {
         Ok(!wants_credential || m.credential.is_some())
     }
 
+    /// When this node's TLS certificates expire (UNIX s), by use: the API's as its file holds
+    /// it (what the server serves from its next reload; none over plain HTTP), and the
+    /// consensus one it presents (the one the latest rotation named, else its
+    /// configuration's). An operator's own API certificate may expire; the consortium CA's
+    /// run to 4096.
+    pub async fn tls_not_after(&self) -> Vec<(&'static str, u64)> {
+        use crate::api::tls::certificate_not_after;
+        let mut out = Vec::new();
+        let api = self.cfg.api.tls_cert.as_ref().filter(|_| !self.cfg.api.insecure_http);
+        if let Some(t) =
+            api.and_then(|p| std::fs::read(self.cfg.path(p)).ok()).and_then(|d| certificate_not_after(&d).ok())
+        {
+            out.push(("api", t));
+        }
+        let rotated = self.validator.validator_sets().await.and_then(|s| {
+            dualchain_consensus::engine::parse_endpoint(s.epochs.endpoint(self.cfg.node)).map(|(_, cert)| cert)
+        });
+        let cert = rotated
+            .or_else(|| self.cfg.own_validator(&self.consortium).ok().and_then(|v| hex::decode(&v.tls_cert).ok()));
+        if let Some(t) = cert.and_then(|d| certificate_not_after(&d).ok()) {
+            out.push(("consensus", t));
+        }
+        out
+    }
+
     /// Refreshes the scrape-time gauges and encodes every series (Prometheus text format).
     pub async fn metrics_text(&self) -> Result<String> {
         let g = &self.gauges;
@@ -117,6 +142,10 @@ impl Node {
         let now = (unix_ms() / 1000) as i64;
         for m in members.iter().filter(|m| m.revoked.is_none()) {
             g.certificate_expiry.get_or_create(&[("member", m.id.clone())]).set(m.not_after as i64 - now);
+        }
+        g.tls_expiry.clear();
+        for (what, not_after) in self.tls_not_after().await {
+            g.tls_expiry.get_or_create(&[("use", what.to_string())]).set(not_after as i64 - now);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;

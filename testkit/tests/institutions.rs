@@ -163,6 +163,13 @@ async fn renewal_without_a_restart(c: &Consortium) -> Result<()> {
     let line = metrics.lines().find(|l| l.starts_with(&series)).expect("the expiry series");
     let left: i64 = line.rsplit(' ').next().unwrap().parse()?;
     assert!(left > 399 * 86_400, "{line}");
+    // Its TLS certificates, from the consortium's CA, run to 4096: in /health and /metrics.
+    for what in ["api", "consensus"] {
+        assert!(health["tls"][what]["days_left"].as_i64().unwrap() > 700_000, "{health}");
+        let series = format!("dualchain_tls_certificate_expiry_seconds{{use=\"{what}\"}}");
+        let line = metrics.lines().find(|l| l.starts_with(&series)).expect("the TLS expiry series");
+        assert!(line.rsplit(' ').next().unwrap().parse::<i64>()? > 700_000 * 86_400, "{line}");
+    }
     Ok(())
 }
 

@@ -25,6 +25,15 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
         }),
         None => None,
     };
+    let now = (crate::runtime::unix_ms() / 1000) as i64;
+    let tls: serde_json::Map<String, serde_json::Value> = node
+        .tls_not_after()
+        .await
+        .into_iter()
+        .map(|(what, t)| {
+            (what.to_string(), json!({ "not_after": t, "days_left": (t as i64 - now).div_euclid(86_400) }))
+        })
+        .collect();
     let diverged = node.validator.divergence();
     let state = match (&status, diverged) {
         (_, Some(_)) => "diverged",
@@ -46,6 +55,8 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
         // (first start after a per-institution genesis; the log names what it waits for).
         "enrolling": node.cfg.secrets.member.is_some() && node.hosted().is_none(),
         "certificate": certificate,
+        // This node's TLS certificates (API, consensus) and the days they have left.
+        "tls": tls,
         // The genesis validators; the set in effect is GET /validators.
         "validators": node.consortium.validators.len(),
         // The validator set's epoch this node works in, and whether it votes in it (a
