@@ -40,3 +40,4 @@ pub mod reconfigure;
 pub mod runtime;
 pub mod service;
 pub mod validator;
+pub mod x509;

@@ -89,7 +89,7 @@ impl Node {
     /// configuration's). An operator's own API certificate may expire; the consortium CA's
     /// run to 4096.
     pub async fn tls_not_after(&self) -> Vec<(&'static str, u64)> {
-        use crate::api::tls::certificate_not_after;
+        use crate::x509::certificate_not_after;
         let mut out = Vec::new();
         let api = self.cfg.api.tls_cert.as_ref().filter(|_| !self.cfg.api.insecure_http);
         if let Some(t) =
