@@ -549,19 +549,9 @@ impl Engine {
         let (replica, first) = Replica::recover(cfg.replica.clone(), cfg.key, cfg.keys.clone(), recovered, 0)?;
         info!(replica = id, view = replica.view(), executed = replica.last_executed(), "consensus.engine.start");
 
-        // The identity a change executed before this start named for this replica, if any.
-        let mut tls = cfg.tls;
-        if let Some((_, cert)) = parse_endpoint(replica.epochs().endpoint(id)) {
-            match cfg.tls_spares.as_ref().and_then(|s| s.find(&cert)) {
-                Some(next) => tls = next,
-                None if cert == tls.cert_der => {}
-                None => warn!(
-                    replica = id,
-                    "consensus.tls.rotate_failed: the validator sets name a certificate for this replica whose key \
-                     its host does not hold; presenting the configured one, which peers refuse"
-                ),
-            }
-        }
+        // The configured identity; one a change executed before this start named for this
+        // replica replaces it below (`Core::learn_validators`), before the engine runs.
+        let tls = cfg.tls;
         let server = quic_server_config(&cfg.tls_ca_der, &tls)?;
         let client = Arc::new(RwLock::new(quic_client_config(&cfg.tls_ca_der, &tls)?));
         let local_addr = cfg.socket.local_addr()?;
@@ -769,7 +759,9 @@ impl Core {
                         self.connect(id, addr);
                         info!(replica = me, peer = id, %addr, "consensus.peer.added");
                     }
-                    Some(_) => {}
+                    // This replica, added after genesis (rotated since, if the sets name
+                    // another certificate than its configured one).
+                    Some((addr, cert)) => self.switch_identity(&cert, addr),
                     None => warn!(replica = me, peer = id, "consensus.peer.unreachable: its change named no endpoint"),
                 }
                 continue;
@@ -835,8 +827,9 @@ impl Core {
                 ),
             }
         }
+        // Bound to every interface at that port already serves the address.
         let here = self.link.endpoint.local_addr().ok();
-        if here.is_some_and(|h| h != addr) {
+        if here.is_some_and(|h| h != addr && !(h.ip().is_unspecified() && h.port() == addr.port())) {
             let moved = std::net::UdpSocket::bind(addr).and_then(|s| {
                 s.set_nonblocking(true)?;
                 self.link.endpoint.rebind(s)

@@ -5,8 +5,8 @@
 //! both server and client. Every QUIC connection is TLS 1.3 with both sides presenting a
 //! certificate chaining to that CA (rustls' WebPKI verifiers, ring provider); a peer is then
 //! identified by the exact certificate it presented, which must be the one genesis or a
-//! validator set change named for that replica (a change may rotate it in place:
-//! `crate::engine`'s module docs), so a certificate the CA issued to someone else does
+//! validator set change named for that replica (a change may rotate it in place: see the
+//! consensus engine's module docs), so a certificate the CA issued to someone else does
 //! not make its holder a replica. Messages on a connection must be signed by the replica
 //! it belongs to.
 
