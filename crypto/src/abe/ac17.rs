@@ -6,9 +6,11 @@
 //!
 //! Encoding: `rabe-bn` exposes no point encoding or validation, only serde on raw
 //! Jacobian coordinates. Our codec writes a bounded, length-prefixed JSON body of the rabe
-//! structure with every point normalised to affine form, and the decoder rejects any body
-//! that does not re-encode to the same bytes (so unreduced or non-normalised coordinates
-//! are refused). It then validates every group element with the only tool rabe-bn offers:
+//! structure with every point normalised to affine form. The decoder first refuses any
+//! field element whose Montgomery limbs are not below its modulus (rabe-bn's arithmetic
+//! assumes reduced input and would compute garbage, or trip its own assertions, on
+//! anything else), then any body that does not re-encode to the same bytes (so
+//! non-normalised coordinates are refused). It then validates every group element with the only tool rabe-bn offers:
 //! `r·P = O`, computed as `(r − 1)·P + P` with `r − 1 = −1` in Fr. rabe-bn's addition
 //! formulas do not use the curve constant, so for an off-curve point this computes on some
 //! other curve `y² = x³ + b'` whose order is not a multiple of r, and the check fails; for
@@ -83,6 +85,35 @@ fn norm_gt(g: Gt) -> Gt {
     g * Gt::one()
 }
 
+/// The base field's modulus q and the scalar field's modulus r of rabe-bn's BN254, as
+/// little-endian 64-bit limbs (rabe-bn 0.4.23, `fields/fp.rs`). A serialised `Fq` or `Fr`
+/// is its Montgomery form, which is below the modulus for every reduced element.
+const FQ_MODULUS: [u64; 4] = [0x3c208c16d87cfd47, 0x97816a916871ca8d, 0xb85045b68181585d, 0x30644e72e131a029];
+const FR_MODULUS: [u64; 4] = [0x43e1f593f0000001, 0x2833e84879b97091, 0xb85045b68181585d, 0x30644e72e131a029];
+
+/// Whether little-endian limbs are strictly below the modulus.
+fn below(limbs: &[u64; 4], modulus: &[u64; 4]) -> bool {
+    limbs.iter().rev().cmp(modulus.iter().rev()) == std::cmp::Ordering::Less
+}
+
+/// Refuses any field element in a parsed rabe body that is not reduced. serde writes a
+/// field element as an array of four integers; nothing else in these structures is one,
+/// except a byte string of four bytes, and every such value is below both moduli.
+fn check_reduced(what: &'static str, value: &serde_json::Value, modulus: &[u64; 4]) -> Result<(), DecodeError> {
+    match value {
+        serde_json::Value::Array(items) => {
+            let limbs: Option<Vec<u64>> = items.iter().map(serde_json::Value::as_u64).collect();
+            match limbs.as_deref().map(<&[u64; 4]>::try_from) {
+                Some(Ok(limbs)) if !below(limbs, modulus) => Err(invalid(what, "field element not reduced")),
+                Some(Ok(_)) => Ok(()),
+                _ => items.iter().try_for_each(|item| check_reduced(what, item, modulus)),
+            }
+        }
+        serde_json::Value::Object(fields) => fields.values().try_for_each(|v| check_reduced(what, v, modulus)),
+        _ => Ok(()),
+    }
+}
+
 fn invalid(what: &'static str, reason: &str) -> DecodeError {
     DecodeError::Invalid { what, reason: reason.into() }
 }
@@ -121,15 +152,27 @@ fn write_json<T: Serialize>(w: &mut Writer, value: &T) {
     w.bytes(&body);
 }
 
-/// Reads a JSON body and requires that the normalised value re-encodes to the same bytes.
+/// Reads a JSON body, refuses unreduced field elements before any arithmetic touches them
+/// (those in the top-level fields named in `scalars` are in Fr, all others in Fq), and
+/// requires that the normalised value re-encodes to the same bytes.
 fn read_json<T: Serialize + DeserializeOwned>(
     r: &mut Reader<'_>,
     what: &'static str,
     max: usize,
+    scalars: &[&str],
     normalise: impl Fn(&T) -> T,
 ) -> Result<T, DecodeError> {
     let raw = r.bytes(what, max)?;
-    let value: T = serde_json::from_slice(raw).map_err(|e| invalid(what, &format!("malformed body: {e}")))?;
+    let malformed = |e: serde_json::Error| invalid(what, &format!("malformed body: {e}"));
+    let tree: serde_json::Value = serde_json::from_slice(raw).map_err(malformed)?;
+    match &tree {
+        serde_json::Value::Object(fields) => fields.iter().try_for_each(|(name, v)| {
+            let modulus = if scalars.contains(&name.as_str()) { &FR_MODULUS } else { &FQ_MODULUS };
+            check_reduced(what, v, modulus)
+        })?,
+        other => check_reduced(what, other, &FQ_MODULUS)?,
+    }
+    let value: T = serde_json::from_value(tree).map_err(malformed)?;
     let canonical = serde_json::to_vec(&normalise(&value)).expect("rabe structures serialise to JSON");
     if canonical != raw {
         return Err(invalid(what, "non-canonical encoding"));
@@ -212,7 +255,7 @@ impl Codec for Ac17PublicKey {
         write_json(w, &norm_pk(&self.0));
     }
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let pk: fame::Ac17PublicKey = read_json(r, Self::NAME, PUBLIC_KEY_JSON_MAX, norm_pk)?;
+        let pk: fame::Ac17PublicKey = read_json(r, Self::NAME, PUBLIC_KEY_JSON_MAX, &[], norm_pk)?;
         check_g1("CP-ABE public key g", &pk.g)?;
         check_len("CP-ABE public key h_A", &pk.h_a, K1)?;
         check_len("CP-ABE public key e(g,h)^kA", &pk.e_gh_ka, K)?;
@@ -230,7 +273,7 @@ impl Codec for Ac17MasterKey {
         write_json(w, &norm_msk(&self.0));
     }
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let m: fame::Ac17MasterKey = read_json(r, Self::NAME, MASTER_KEY_JSON_MAX, norm_msk)?;
+        let m: fame::Ac17MasterKey = read_json(r, Self::NAME, MASTER_KEY_JSON_MAX, &["a", "b"], norm_msk)?;
         check_g1("CP-ABE master key g", &m.g)?;
         check_g2("CP-ABE master key h", &m.h)?;
         check_len("CP-ABE master key g_k", &m.g_k, K1)?;
@@ -253,7 +296,7 @@ impl Codec for Ac17UserKey {
         write_json(w, &norm_uk(&self.inner));
     }
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let k: fame::Ac17CpSecretKey = read_json(r, Self::NAME, USER_KEY_JSON_MAX, norm_uk)?;
+        let k: fame::Ac17CpSecretKey = read_json(r, Self::NAME, USER_KEY_JSON_MAX, &[], norm_uk)?;
         let attributes = AttributeSet::new(k.attr.iter().cloned())
             .map_err(|e| invalid("CP-ABE user key attributes", &e.to_string()))?;
         // Keys are generated from an AttributeSet: sorted, unique, in this order.
@@ -278,7 +321,7 @@ impl Codec for Ac17Ciphertext {
         write_json(w, &norm_ct(&self.inner));
     }
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let c: fame::Ac17CpCiphertext = read_json(r, Self::NAME, CIPHERTEXT_JSON_MAX, norm_ct)?;
+        let c: fame::Ac17CpCiphertext = read_json(r, Self::NAME, CIPHERTEXT_JSON_MAX, &[], norm_ct)?;
         if c.policy.1 != PolicyLanguage::HumanPolicy {
             return Err(invalid("CP-ABE ciphertext policy", "unsupported policy language"));
         }
