@@ -94,6 +94,12 @@ pub mod tags {
     pub const ABE_MASTER_KEY: u8 = 0x31;
     pub const ABE_USER_KEY: u8 = 0x32;
     pub const ABE_CIPHERTEXT: u8 = 0x33;
+    pub const ESCROW_DEALING: u8 = 0x40;
+    pub const ESCROW_DKG_SHARE: u8 = 0x41;
+    pub const ESCROW_KEY: u8 = 0x42;
+    pub const ESCROW_AUTHORITY_SECRET: u8 = 0x43;
+    pub const ESCROW_SEALED: u8 = 0x44;
+    pub const ESCROW_DECRYPTION_SHARE: u8 = 0x45;
 }
 
 /// Appends fields in canonical form.

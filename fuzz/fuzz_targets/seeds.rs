@@ -16,7 +16,7 @@ use dualchain_consensus::message::Batch;
 use dualchain_consensus::replica::archive_bytes;
 use dualchain_crypto::encoding::{encode_list, Writer};
 use dualchain_crypto::Codec;
-use dualchain_fuzz::{abe, consensus, crypto_world, join, ledger, storage};
+use dualchain_fuzz::{abe, consensus, crypto_world, escrow, join, ledger, storage};
 use dualchain_ledger::block::{Block, ChainName};
 use dualchain_ledger::reason::{Denial, ProofFault};
 use dualchain_ledger::state::{
@@ -130,6 +130,20 @@ fn crypto(out: &mut Out) {
     script.str("hospital-a");
     script.fixed(&encode_list(&items));
     out.put("crypto_encoding", "script", &with(3 | (6 << 2), &script.into_bytes()));
+}
+
+fn escrow_seeds(out: &mut Out) {
+    let w = escrow::escrow_world();
+    for (name, b) in [
+        ("dealing", w.dealings[0].to_bytes()),
+        ("dkg_share", w.shares[1].to_bytes()),
+        ("key", w.key.to_bytes()),
+        ("authority_secret", w.secrets[2].to_bytes()),
+        ("sealed", w.sealed.to_bytes()),
+        ("decryption_share", w.decryption[1].to_bytes()),
+    ] {
+        out.put("escrow", name, &b);
+    }
 }
 
 fn consensus_seeds(out: &mut Out) {
@@ -447,6 +461,7 @@ fn hex_id(b: u8) -> String {
 fn write_all(root: &Path) -> usize {
     let mut out = Out { root: root.to_path_buf(), bytes: 0 };
     crypto(&mut out);
+    escrow_seeds(&mut out);
     genesis_seeds(&mut out);
     consensus_seeds(&mut out);
     ledger_seeds(&mut out);

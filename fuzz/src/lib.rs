@@ -563,6 +563,55 @@ pub mod abe {
     }
 }
 
+/// A 2-of-3 identity escrow committee after its key generation, one sealed credential
+/// index and the decryption shares of authorities 1 and 2 for it.
+pub mod escrow {
+    use dualchain_prover::escrow::{
+        deal, seal, AuthoritySecret, Committee, DecryptionShare, Dealing, DkgShare, EscrowKey, Sealed,
+    };
+
+    pub const CONTEXT: &[u8] = b"audit case";
+    pub const SEALED_INDEX: u64 = 1234;
+
+    pub struct EscrowWorld {
+        pub committee: Committee,
+        pub dealings: Vec<Dealing>,
+        pub shares: Vec<DkgShare>,
+        pub key: EscrowKey,
+        pub secrets: Vec<AuthoritySecret>,
+        pub sealed: Sealed,
+        pub decryption: Vec<DecryptionShare>,
+    }
+
+    impl EscrowWorld {
+        fn new() -> Self {
+            let mut rng = super::rng(17);
+            let committee = Committee::new(2, 3).expect("committee");
+            let (mut dealings, mut shares) = (Vec::new(), Vec::new());
+            for dealer in 1..=3 {
+                let (d, s) = deal(&committee, dealer, &mut rng).expect("dealing");
+                dealings.push(d);
+                shares.extend(s);
+            }
+            let key = EscrowKey::from_dealings(&committee, &dealings).expect("escrow key");
+            let secrets: Vec<AuthoritySecret> = (1..=3)
+                .map(|i| AuthoritySecret::from_shares(&committee, i, &dealings, &shares).expect("secret"))
+                .collect();
+            let (sealed, _) = seal(&key, SEALED_INDEX, &mut rng).expect("sealing");
+            let decryption = secrets[..2]
+                .iter()
+                .map(|s| s.decryption_share(&key, &sealed, CONTEXT, &mut rng).expect("decryption share"))
+                .collect();
+            Self { committee, dealings, shares, key, secrets, sealed, decryption }
+        }
+    }
+
+    pub fn escrow_world() -> &'static EscrowWorld {
+        static WORLD: std::sync::OnceLock<EscrowWorld> = std::sync::OnceLock::new();
+        WORLD.get_or_init(EscrowWorld::new)
+    }
+}
+
 /// A store populated by the stores' own writers (ledger, consensus, CPC), and every record
 /// any of them ever wrote, redo intents included.
 pub mod storage {

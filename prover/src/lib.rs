@@ -9,12 +9,16 @@
 //! | [`groth16`], [`r1cs`] | the proving pipeline: synthesis, QAP, MSMs, randomisation |
 //! | [`backend`], [`ntt`] | `MsmBackend` / `NttBackend` and their CPU implementations |
 //! | [`verify`] | single and batch verification, proof encoding |
+//! | [`edwards`] | Jubjub addition and scalar multiplication in R1CS |
+//! | [`escrow`] | t-of-n identity escrow on Jubjub: DKG, sealing, verifiable opening |
 
 #![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod ceremony;
+pub mod edwards;
 pub mod error;
+pub mod escrow;
 pub mod field;
 pub mod gadgets;
 pub mod groth16;
