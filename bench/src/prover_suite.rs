@@ -1,4 +1,5 @@
-//! The `prover` suite: per shape, constraint count, KeyGen, Prove (our pipeline against
+//! The `prover` suite: per shape (the anonymous policy circuit's proving time also against
+//! the policy circuit's, same run), constraint count, KeyGen, Prove (our pipeline against
 //! bellperson's `create_random_proof` on the same circuit, same run), Verify, key sizes,
 //! where one proof's time goes, and batch verification at 1, 16 and 256 proofs against
 //! single verification.
@@ -13,14 +14,17 @@ use anyhow::Result;
 use bellperson::groth16::{create_random_proof, verify_proofs_batch, Proof};
 use blstrs::{Bls12, Scalar as Fr};
 use dualchain_progress::Progress;
+use dualchain_prover::anonymous::{nullifier_scope, AnonymousCredential, AnonymousPolicyCircuit};
 use dualchain_prover::groth16::{ProofTimings, Prover};
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::policy::{
-    categorical, key_hash, schema, Credential, CredentialTree, Op, PolicyCircuit, PolicyDnf, Predicate,
+    categorical, key_hash, request_binding, schema, Credential, CredentialTree, Op, PolicyCircuit, PolicyDnf, Predicate,
 };
 use dualchain_prover::shapes::{AnyCircuit, Shape};
 use dualchain_prover::supply::{Record, Requirement, SupplyCircuit, SupplyShape};
 use dualchain_prover::verify::{verify, BatchVerifier};
+use group::Group;
+use jubjub::{Fr as JubjubScalar, SubgroupPoint};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -54,6 +58,28 @@ pub fn instance(shape: Shape, i: u64) -> AnyCircuit {
             let clear = Predicate { attribute: schema::CLEARANCE, op: Op::Ge, constant: 3 };
             let policy = PolicyDnf::new(vec![vec![role, dept, clear]]).expect("valid policy");
             AnyCircuit::Policy(PolicyCircuit { path: tree.path(i), credential, policy, request_id: [i as u8; 32] })
+        }
+        Shape::AnonymousPolicy => {
+            let AnyCircuit::Policy(p) = instance(Shape::Policy, i) else { unreachable!("a policy instance") };
+            let credential = AnonymousCredential {
+                attributes: p.credential.attributes,
+                salt: p.credential.salt,
+                key_hash: p.credential.key_hash,
+                nullifier_key: Fr::from(1000 + i),
+            };
+            let mut tree = CredentialTree::new();
+            tree.set(i, credential.leaf());
+            AnyCircuit::AnonymousPolicy(Box::new(AnonymousPolicyCircuit {
+                path: tree.path(i),
+                credential,
+                policy: p.policy,
+                binding: request_binding(&[i as u8; 32], key_hash(&[!(i as u8); 32])),
+                scope: nullifier_scope(&[7; 32], 20_000 + i),
+                budget: 10,
+                counter: (i % 10) as u16,
+                escrow_key: SubgroupPoint::generator() * JubjubScalar::from(7 + i),
+                seal_randomness: JubjubScalar::from(11 + i),
+            }))
         }
         Shape::Supply(s) => {
             let n = s.records() as u32;
@@ -89,12 +115,13 @@ pub fn instance(shape: Shape, i: u64) -> AnyCircuit {
 pub fn statement(c: &AnyCircuit) -> Vec<Fr> {
     match c {
         AnyCircuit::Policy(p) => p.statement().public_inputs(),
+        AnyCircuit::AnonymousPolicy(p) => p.statement().public_inputs(),
         AnyCircuit::Supply(s) => s.statement().public_inputs(),
     }
 }
 
 pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
-    let mut shapes = vec![Shape::Policy, Shape::Supply(SupplyShape::Records64)];
+    let mut shapes = vec![Shape::Policy, Shape::AnonymousPolicy, Shape::Supply(SupplyShape::Records64)];
     if !quick {
         shapes.push(Shape::Supply(SupplyShape::Records1024));
     }
@@ -104,6 +131,8 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let mut out = Vec::new();
     let prover = Prover::default();
+    // The policy proof's time, the baseline of the anonymous policy proof's.
+    let mut policy_prove = None;
     let progress = Progress::new("bench prover", shapes.len() as u64);
     for shape in shapes {
         let name = shape.name();
@@ -154,6 +183,13 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
             Some(secs(theirs)),
         ));
         out.push(time_row("prover::prove", format!("shape={name},pipeline=bellperson"), secs(theirs), None));
+        match shape {
+            Shape::Policy => policy_prove = Some(secs(ours)),
+            Shape::AnonymousPolicy => {
+                out.push(time_row("prover::prove", format!("shape={name},against=policy"), secs(ours), policy_prove))
+            }
+            _ => {}
+        }
         let b = breakdown;
         for (part, d) in [
             ("synthesis", b.synthesis),

@@ -92,6 +92,8 @@ impl ProvingKeys {
         for (shape, pk) in params {
             match shape {
                 Shape::Policy => policy = Some(pk),
+                // Not in the genesis set yet: no transaction carries its proofs.
+                Shape::AnonymousPolicy => {}
                 Shape::Supply(s) => {
                     supply.insert(s, pk);
                 }

@@ -328,8 +328,13 @@ pub fn seal<R: RngCore + CryptoRng>(key: &EscrowKey, value: u64, rng: &mut R) ->
             break r;
         }
     };
-    let sealed = Sealed { ephemeral: generator() * r, masked: fr_from_u64(value) + mask(&(key.public * r)) };
-    Ok((sealed, r))
+    Ok((seal_with(&key.public, value, &r), r))
+}
+
+/// The sealed value for a given key point, value and randomness: what [`seal`] computes
+/// and what a proof's statement recomputes from its witness.
+pub fn seal_with(key: &SubgroupPoint, value: u64, randomness: &Scalar) -> Sealed {
+    Sealed { ephemeral: generator() * randomness, masked: fr_from_u64(value) + mask(&(key * randomness)) }
 }
 
 /// Authority `j`'s part of opening one sealed value: `D_j = x_j·R` and its proof.
@@ -453,10 +458,47 @@ impl Sealed {
     /// The public inputs of [`SealCircuit`] for this sealed value under `key`: the key's
     /// and `R`'s coordinates, then the masked value.
     pub fn public_inputs(&self, key: &EscrowKey) -> Vec<Fr> {
-        let (yu, yv) = coordinates(&key.public);
-        let (ru, rv) = coordinates(&self.ephemeral);
-        vec![yu, yv, ru, rv, self.masked]
+        let mut inputs = public_key_inputs(&key.public).to_vec();
+        inputs.extend(self.inputs());
+        inputs
     }
+
+    /// `R`'s coordinates and the masked value, as a proof's public inputs.
+    pub fn inputs(&self) -> [Fr; 3] {
+        let (ru, rv) = coordinates(&self.ephemeral);
+        [ru, rv, self.masked]
+    }
+}
+
+/// A key point's coordinates, as a proof's public inputs.
+pub fn public_key_inputs(key: &SubgroupPoint) -> [Fr; 2] {
+    let (u, v) = coordinates(key);
+    [u, v]
+}
+
+/// In a circuit: allocates the escrow key's coordinates as public inputs (the verifier
+/// supplies the key the consortium recorded, so the circuit need not check it is a point).
+pub fn alloc_key_input<CS: ConstraintSystem<Fr>>(mut cs: CS, key: &SubgroupPoint) -> Result<Point, SynthesisError> {
+    let (yu, yv) = coordinates(key);
+    let u = AllocatedNum::alloc_input(cs.namespace(|| "key u"), || Ok(yu))?;
+    let v = AllocatedNum::alloc_input(cs.namespace(|| "key v"), || Ok(yv))?;
+    Ok(Point { u: Lc::num(&u), v: Lc::num(&v) })
+}
+
+/// In a circuit: makes `R` and the masked value public inputs, equal to what
+/// [`seal_gadget`] computed (3 constraints).
+pub fn inputize_sealed<CS: ConstraintSystem<Fr>>(
+    mut cs: CS,
+    ephemeral: &Point,
+    masked: &Lc,
+) -> Result<(), SynthesisError> {
+    let (ru, rv) = ephemeral.value();
+    let r_u = AllocatedNum::alloc_input(cs.namespace(|| "R u"), || Ok(ru))?;
+    let r_v = AllocatedNum::alloc_input(cs.namespace(|| "R v"), || Ok(rv))?;
+    edwards::enforce_equal(cs.namespace(|| "R"), ephemeral, &Lc::num(&r_u).lc, &Lc::num(&r_v).lc);
+    let c = AllocatedNum::alloc_input(cs.namespace(|| "masked input"), || Ok(masked.value))?;
+    cs.enforce(|| "masked equals input", |_| masked.lc.clone(), |lc| lc + CS::one(), |lc| lc + c.get_variable());
+    Ok(())
 }
 
 /// The bits of a Jubjub scalar, least significant first (its order is below 2^252).
@@ -500,19 +542,10 @@ pub struct SealCircuit {
 
 impl Circuit<Fr> for SealCircuit {
     fn synthesize<CS: ConstraintSystem<Fr>>(self, cs: &mut CS) -> Result<(), SynthesisError> {
-        let (yu, yv) = coordinates(&self.key);
-        let key_u = AllocatedNum::alloc_input(cs.namespace(|| "key u"), || Ok(yu))?;
-        let key_v = AllocatedNum::alloc_input(cs.namespace(|| "key v"), || Ok(yv))?;
-        let key = Point { u: Lc::num(&key_u), v: Lc::num(&key_v) };
+        let key = alloc_key_input(cs.namespace(|| "escrow key"), &self.key)?;
         let (value, _) = gadgets::alloc_uint(cs.namespace(|| "index"), self.value, SEALED_VALUE_BITS as usize)?;
         let (ephemeral, masked) = seal_gadget(cs.namespace(|| "seal"), &key, &Lc::num(&value), &self.randomness)?;
-        let (ru, rv) = ephemeral.value();
-        let r_u = AllocatedNum::alloc_input(cs.namespace(|| "R u"), || Ok(ru))?;
-        let r_v = AllocatedNum::alloc_input(cs.namespace(|| "R v"), || Ok(rv))?;
-        edwards::enforce_equal(cs.namespace(|| "R"), &ephemeral, &Lc::num(&r_u).lc, &Lc::num(&r_v).lc);
-        let c = AllocatedNum::alloc_input(cs.namespace(|| "masked input"), || Ok(masked.value))?;
-        cs.enforce(|| "masked equals input", |_| masked.lc.clone(), |lc| lc + CS::one(), |lc| lc + c.get_variable());
-        Ok(())
+        inputize_sealed(cs.namespace(|| "sealed"), &ephemeral, &masked)
     }
 }
 

@@ -3,6 +3,7 @@
 //! | module | |
 //! | --- | --- |
 //! | [`policy`] | the requester's circuit: certified attributes satisfy an access policy |
+//! | [`anonymous`] | the same without naming the credential: nullifier, one-time key, sealed identity |
 //! | [`supply`] | the owner's circuit: a committed dataset meets a data requirement |
 //! | [`poseidon`], [`gadgets`], [`field`] | Poseidon (neptune), R1CS gadgets, conversions |
 //! | [`shapes`], [`params`] | the registered circuit shapes and their parameter files |
@@ -14,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod anonymous;
 pub mod backend;
 pub mod ceremony;
 pub mod edwards;

@@ -348,83 +348,17 @@ impl Circuit<Fr> for PolicyCircuit {
         if self.path.siblings.len() != TREE_DEPTH {
             return Err(SynthesisError::Unsatisfiable);
         }
-        // Attributes. They are not range-checked here: a leaf enters the registry's tree
-        // only from a CA-validated vector of 64-bit attributes, and the leaf hash binds them,
-        // so every attribute that reaches a comparison is below 2^64 (saving 1040 constraints).
-        let mut attrs = Vec::with_capacity(ATTRIBUTES);
-        for (i, a) in self.credential.attributes.iter().enumerate() {
-            attrs.push(AllocatedNum::alloc(cs.namespace(|| format!("attribute {i}")), || Ok(fr_from_u64(*a)))?);
-        }
-        let attr_lcs: Vec<Lc> = attrs.iter().map(Lc::num).collect();
+        let (attrs, attr_lcs) = alloc_attributes(cs, &self.credential.attributes)?;
 
         // Credential leaf and Merkle path.
         let attrs_hash = hash16_gadget(cs.namespace(|| "attributes hash"), &attrs)?;
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(self.credential.salt))?;
         let key_hash = AllocatedNum::alloc(cs.namespace(|| "key hash"), || Ok(self.credential.key_hash))?;
-        let mut cur = hash3_gadget(cs.namespace(|| "leaf"), [&attrs_hash, &salt, &key_hash])?;
-        for (level, sibling) in self.path.siblings.iter().enumerate() {
-            let mut cs = cs.namespace(|| format!("merkle level {level}"));
-            let d = gadgets::alloc_bit(cs.namespace(|| "direction"), (self.path.index >> level) & 1 == 1)?;
-            let s = AllocatedNum::alloc(cs.namespace(|| "sibling"), || Ok(*sibling))?;
-            let cur_lc = Lc::num(&cur);
-            // left = cur + d·(s − cur); right = cur + s − left.
-            let swap = gadgets::mul(cs.namespace(|| "swap"), &d, &Lc::num(&s).sub(&cur_lc))?;
-            let left = gadgets::alloc_lc(cs.namespace(|| "left"), &cur_lc.add(&swap))?;
-            let right = gadgets::alloc_lc(cs.namespace(|| "right"), &cur_lc.add(&Lc::num(&s)).sub(&Lc::num(&left)))?;
-            cur = hash2_gadget(cs.namespace(|| "hash"), &left, &right)?;
-        }
-        cur.inputize(cs.namespace(|| "credential root"))?;
+        let leaf = hash3_gadget(cs.namespace(|| "leaf"), [&attrs_hash, &salt, &key_hash])?;
+        let (root, _) = merkle_root_gadget(cs, leaf, &self.path)?;
+        root.inputize(cs.namespace(|| "credential root"))?;
 
-        // The policy.
-        let (slots, clause_enabled) = self.policy.slots();
-        let mut packed = Vec::with_capacity(SLOTS);
-        let mut clause_outs = Vec::with_capacity(CLAUSES);
-        let mut mask = Lc::constant::<CS>(Fr::ZERO);
-        for c in 0..CLAUSES {
-            let mut cs = cs.namespace(|| format!("clause {c}"));
-            let mut outs = Vec::with_capacity(PREDICATES_PER_CLAUSE);
-            for p in 0..PREDICATES_PER_CLAUSE {
-                let slot = slots[c * PREDICATES_PER_CLAUSE + p];
-                let mut cs = cs.namespace(|| format!("predicate {p}"));
-                let en = gadgets::alloc_bit(cs.namespace(|| "enabled"), slot.enabled)?;
-                let (sel, idx) = gadgets::one_hot(cs.namespace(|| "attribute"), slot.index, ATTRIBUTES)?;
-                let value = gadgets::select(cs.namespace(|| "select"), &sel, &attr_lcs)?;
-                let (ops, op) = gadgets::one_hot(cs.namespace(|| "op"), slot.op, 4)?;
-                // The constant is bound by the public policy hash, which verifiers compute
-                // from 64-bit constants, so it needs no range check either.
-                let constant =
-                    Lc::num(&AllocatedNum::alloc(cs.namespace(|| "constant"), || Ok(fr_from_u64(slot.constant)))?);
-                let eq = gadgets::is_equal(cs.namespace(|| "eq"), &value, &constant)?;
-                let ge = gadgets::geq(cs.namespace(|| "ge"), &value, &constant, ATTRIBUTE_BITS)?;
-                let le = gadgets::geq(cs.namespace(|| "le"), &constant, &value, ATTRIBUTE_BITS)?;
-                let ne = eq.not::<CS>();
-                let mut res = Lc::constant::<CS>(Fr::ZERO);
-                for (k, (o, r)) in ops.iter().zip([&eq, &ne, &ge, &le]).enumerate() {
-                    res = res.add(&gadgets::mul(cs.namespace(|| format!("op {k}")), o, r)?);
-                }
-                // Disabled predicates are true: out = 1 − en + en·res.
-                let en_res = gadgets::mul(cs.namespace(|| "enabled result"), &en, &res)?;
-                outs.push(en.not::<CS>().add(&en_res));
-                let slot_lc = idx
-                    .add(&op.scale(gadgets::pow2(4)))
-                    .add(&en.scale(gadgets::pow2(6)))
-                    .add(&constant.scale(gadgets::pow2(7)));
-                packed.push(gadgets::alloc_lc(cs.namespace(|| "packed"), &slot_lc)?);
-            }
-            let clause = gadgets::and_all(cs.namespace(|| "and"), &outs)?;
-            let c_en = gadgets::alloc_bit(cs.namespace(|| "clause enabled"), clause_enabled[c])?;
-            mask = mask.add(&c_en.scale(gadgets::pow2(c)));
-            clause_outs.push(gadgets::mul(cs.namespace(|| "clause out"), &c_en, &clause)?);
-        }
-        // OR of clauses: 1 − Π(1 − clause_j) must be 1.
-        let mut none = clause_outs[0].not::<CS>();
-        for (j, c) in clause_outs.iter().enumerate().skip(1) {
-            none = gadgets::mul(cs.namespace(|| format!("or {j}")), &none, &c.not::<CS>())?;
-        }
-        gadgets::enforce_true(cs.namespace(|| "policy satisfied"), &none.not::<CS>());
-        let slots_hash = hash16_gadget(cs.namespace(|| "slots hash"), &packed)?;
-        let mask = gadgets::alloc_lc(cs.namespace(|| "clause mask"), &mask)?;
-        let policy_hash = hash2_gadget(cs.namespace(|| "policy hash"), &slots_hash, &mask)?;
+        let policy_hash = policy_gadget(cs, &attr_lcs, &self.policy)?;
         policy_hash.inputize(cs.namespace(|| "policy hash input"))?;
 
         // Request binding.
@@ -434,4 +368,102 @@ impl Circuit<Fr> for PolicyCircuit {
         binding.inputize(cs.namespace(|| "binding input"))?;
         Ok(())
     }
+}
+
+/// Allocates a credential's attributes. They are not range-checked here: a leaf enters the
+/// registry's tree only from a CA-validated vector of 64-bit attributes, and the leaf hash
+/// binds them, so every attribute that reaches a comparison is below 2^64 (saving 1040
+/// constraints).
+pub(crate) fn alloc_attributes<CS: ConstraintSystem<Fr>>(
+    cs: &mut CS,
+    attributes: &[u64; ATTRIBUTES],
+) -> Result<(Vec<AllocatedNum<Fr>>, Vec<Lc>), SynthesisError> {
+    let mut attrs = Vec::with_capacity(ATTRIBUTES);
+    for (i, a) in attributes.iter().enumerate() {
+        attrs.push(AllocatedNum::alloc(cs.namespace(|| format!("attribute {i}")), || Ok(fr_from_u64(*a)))?);
+    }
+    let attr_lcs = attrs.iter().map(Lc::num).collect();
+    Ok((attrs, attr_lcs))
+}
+
+/// The root of the credential tree from a leaf and its path, and the path's direction
+/// bits (leaf level first: the bits of the leaf index, least significant first). A path
+/// must have [`TREE_DEPTH`] siblings.
+pub(crate) fn merkle_root_gadget<CS: ConstraintSystem<Fr>>(
+    cs: &mut CS,
+    leaf: AllocatedNum<Fr>,
+    path: &MerklePath,
+) -> Result<(AllocatedNum<Fr>, Vec<Lc>), SynthesisError> {
+    let mut cur = leaf;
+    let mut directions = Vec::with_capacity(TREE_DEPTH);
+    for (level, sibling) in path.siblings.iter().enumerate() {
+        let mut cs = cs.namespace(|| format!("merkle level {level}"));
+        let d = gadgets::alloc_bit(cs.namespace(|| "direction"), (path.index >> level) & 1 == 1)?;
+        let s = AllocatedNum::alloc(cs.namespace(|| "sibling"), || Ok(*sibling))?;
+        let cur_lc = Lc::num(&cur);
+        // left = cur + d·(s − cur); right = cur + s − left.
+        let swap = gadgets::mul(cs.namespace(|| "swap"), &d, &Lc::num(&s).sub(&cur_lc))?;
+        let left = gadgets::alloc_lc(cs.namespace(|| "left"), &cur_lc.add(&swap))?;
+        let right = gadgets::alloc_lc(cs.namespace(|| "right"), &cur_lc.add(&Lc::num(&s)).sub(&Lc::num(&left)))?;
+        cur = hash2_gadget(cs.namespace(|| "hash"), &left, &right)?;
+        directions.push(d);
+    }
+    Ok((cur, directions))
+}
+
+/// Enforces that the attributes satisfy `policy` and returns the policy hash.
+pub(crate) fn policy_gadget<CS: ConstraintSystem<Fr>>(
+    cs: &mut CS,
+    attr_lcs: &[Lc],
+    policy: &PolicyDnf,
+) -> Result<AllocatedNum<Fr>, SynthesisError> {
+    let (slots, clause_enabled) = policy.slots();
+    let mut packed = Vec::with_capacity(SLOTS);
+    let mut clause_outs = Vec::with_capacity(CLAUSES);
+    let mut mask = Lc::constant::<CS>(Fr::ZERO);
+    for c in 0..CLAUSES {
+        let mut cs = cs.namespace(|| format!("clause {c}"));
+        let mut outs = Vec::with_capacity(PREDICATES_PER_CLAUSE);
+        for p in 0..PREDICATES_PER_CLAUSE {
+            let slot = slots[c * PREDICATES_PER_CLAUSE + p];
+            let mut cs = cs.namespace(|| format!("predicate {p}"));
+            let en = gadgets::alloc_bit(cs.namespace(|| "enabled"), slot.enabled)?;
+            let (sel, idx) = gadgets::one_hot(cs.namespace(|| "attribute"), slot.index, ATTRIBUTES)?;
+            let value = gadgets::select(cs.namespace(|| "select"), &sel, attr_lcs)?;
+            let (ops, op) = gadgets::one_hot(cs.namespace(|| "op"), slot.op, 4)?;
+            // The constant is bound by the public policy hash, which verifiers compute
+            // from 64-bit constants, so it needs no range check either.
+            let constant =
+                Lc::num(&AllocatedNum::alloc(cs.namespace(|| "constant"), || Ok(fr_from_u64(slot.constant)))?);
+            let eq = gadgets::is_equal(cs.namespace(|| "eq"), &value, &constant)?;
+            let ge = gadgets::geq(cs.namespace(|| "ge"), &value, &constant, ATTRIBUTE_BITS)?;
+            let le = gadgets::geq(cs.namespace(|| "le"), &constant, &value, ATTRIBUTE_BITS)?;
+            let ne = eq.not::<CS>();
+            let mut res = Lc::constant::<CS>(Fr::ZERO);
+            for (k, (o, r)) in ops.iter().zip([&eq, &ne, &ge, &le]).enumerate() {
+                res = res.add(&gadgets::mul(cs.namespace(|| format!("op {k}")), o, r)?);
+            }
+            // Disabled predicates are true: out = 1 − en + en·res.
+            let en_res = gadgets::mul(cs.namespace(|| "enabled result"), &en, &res)?;
+            outs.push(en.not::<CS>().add(&en_res));
+            let slot_lc = idx
+                .add(&op.scale(gadgets::pow2(4)))
+                .add(&en.scale(gadgets::pow2(6)))
+                .add(&constant.scale(gadgets::pow2(7)));
+            packed.push(gadgets::alloc_lc(cs.namespace(|| "packed"), &slot_lc)?);
+        }
+        let clause = gadgets::and_all(cs.namespace(|| "and"), &outs)?;
+        let c_en = gadgets::alloc_bit(cs.namespace(|| "clause enabled"), clause_enabled[c])?;
+        mask = mask.add(&c_en.scale(gadgets::pow2(c)));
+        clause_outs.push(gadgets::mul(cs.namespace(|| "clause out"), &c_en, &clause)?);
+    }
+    // OR of clauses: 1 − Π(1 − clause_j) must be 1.
+    let mut none = clause_outs[0].not::<CS>();
+    for (j, c) in clause_outs.iter().enumerate().skip(1) {
+        none = gadgets::mul(cs.namespace(|| format!("or {j}")), &none, &c.not::<CS>())?;
+    }
+    gadgets::enforce_true(cs.namespace(|| "policy satisfied"), &none.not::<CS>());
+    let slots_hash = hash16_gadget(cs.namespace(|| "slots hash"), &packed)?;
+    let mask = gadgets::alloc_lc(cs.namespace(|| "clause mask"), &mask)?;
+    hash2_gadget(cs.namespace(|| "policy hash"), &slots_hash, &mask)
 }

@@ -4,6 +4,7 @@
 use bellpepper_core::{Circuit, ConstraintSystem, SynthesisError};
 use blstrs::Scalar as Fr;
 
+use crate::anonymous::{self, AnonymousPolicyCircuit};
 use crate::policy::PolicyCircuit;
 use crate::r1cs::{CircuitShape, ShapeCs};
 use crate::supply::{SupplyCircuit, SupplyShape};
@@ -12,6 +13,9 @@ use crate::supply::{SupplyCircuit, SupplyShape};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shape {
     Policy,
+    /// The anonymous policy circuit (nullifier, one-time key, sealed identity). Not yet in
+    /// the genesis set: no transaction carries its proofs yet.
+    AnonymousPolicy,
     Supply(SupplyShape),
 }
 
@@ -23,6 +27,7 @@ impl Shape {
     pub fn name(self) -> &'static str {
         match self {
             Shape::Policy => "policy",
+            Shape::AnonymousPolicy => "policy-anonymous",
             Shape::Supply(s) => s.name(),
         }
     }
@@ -30,6 +35,7 @@ impl Shape {
     pub fn from_name(name: &str) -> Option<Self> {
         [
             Shape::Policy,
+            Shape::AnonymousPolicy,
             Shape::Supply(SupplyShape::Records64),
             Shape::Supply(SupplyShape::Records1024),
             Shape::Supply(SupplyShape::Records4096),
@@ -42,6 +48,7 @@ impl Shape {
     pub fn public_inputs(self) -> usize {
         match self {
             Shape::Policy => 3,
+            Shape::AnonymousPolicy => anonymous::PUBLIC_INPUTS,
             Shape::Supply(_) => 4,
         }
     }
@@ -49,6 +56,7 @@ impl Shape {
     pub fn blank(self) -> AnyCircuit {
         match self {
             Shape::Policy => AnyCircuit::Policy(PolicyCircuit::blank()),
+            Shape::AnonymousPolicy => AnyCircuit::AnonymousPolicy(Box::new(AnonymousPolicyCircuit::blank())),
             Shape::Supply(s) => AnyCircuit::Supply(SupplyCircuit::blank(s)),
         }
     }
@@ -65,6 +73,7 @@ impl Shape {
 #[derive(Debug, Clone)]
 pub enum AnyCircuit {
     Policy(PolicyCircuit),
+    AnonymousPolicy(Box<AnonymousPolicyCircuit>),
     Supply(SupplyCircuit),
 }
 
@@ -72,6 +81,7 @@ impl AnyCircuit {
     pub fn shape(&self) -> Shape {
         match self {
             AnyCircuit::Policy(_) => Shape::Policy,
+            AnyCircuit::AnonymousPolicy(_) => Shape::AnonymousPolicy,
             AnyCircuit::Supply(s) => Shape::Supply(s.shape),
         }
     }
@@ -81,6 +91,7 @@ impl Circuit<Fr> for AnyCircuit {
     fn synthesize<CS: ConstraintSystem<Fr>>(self, cs: &mut CS) -> Result<(), SynthesisError> {
         match self {
             AnyCircuit::Policy(c) => c.synthesize(cs),
+            AnyCircuit::AnonymousPolicy(c) => c.synthesize(cs),
             AnyCircuit::Supply(c) => c.synthesize(cs),
         }
     }
