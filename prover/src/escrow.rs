@@ -125,6 +125,23 @@ fn evaluate_commitments(commitments: &[SubgroupPoint], x: u16) -> SubgroupPoint 
     commitments.iter().rev().fold(SubgroupPoint::identity(), |acc, c| acc * x + c)
 }
 
+/// Lagrange's coefficients at `x` for the distinct authority indices `indices`:
+/// `λ_i = Π_{j ≠ i} (x − x_j) / (x_i − x_j)`.
+fn lagrange(indices: &[u16], x: u16) -> Vec<Scalar> {
+    let xs: Vec<Scalar> = indices.iter().map(|i| Scalar::from(u64::from(*i))).collect();
+    let x = Scalar::from(u64::from(x));
+    (0..xs.len())
+        .map(|i| {
+            let (num, den) = xs
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .fold((Scalar::ONE, Scalar::ONE), |(num, den), (_, xj)| (num * (x - xj), den * (xs[i] - xj)));
+            num * Option::<Scalar>::from(den.invert()).expect("distinct authority indices")
+        })
+        .collect()
+}
+
 /// A dealer's public part of the DKG: Feldman commitments to its polynomial's coefficients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dealing {
@@ -431,18 +448,8 @@ impl EscrowKey {
             return Err(EscrowError::TooFewShares { found: chosen.len(), threshold: self.committee.threshold });
         }
         chosen.truncate(t);
-        let indices: Vec<Scalar> = chosen.iter().map(|s| Scalar::from(u64::from(s.index))).collect();
-        let mut shared = SubgroupPoint::identity();
-        for (i, share) in chosen.iter().enumerate() {
-            // λ_i = Π_{j ≠ i} x_j / (x_j − x_i), Lagrange's coefficient at 0.
-            let (num, den) = indices
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .fold((Scalar::ONE, Scalar::ONE), |(num, den), (_, xj)| (num * xj, den * (*xj - indices[i])));
-            let lambda = num * Option::<Scalar>::from(den.invert()).expect("distinct authority indices");
-            shared += share.share * lambda;
-        }
+        let indices: Vec<u16> = chosen.iter().map(|s| s.index).collect();
+        let shared = lagrange(&indices, 0).iter().zip(&chosen).map(|(lambda, s)| s.share * lambda).sum();
         let value = sealed.masked - mask(&shared);
         let bytes = value.to_bytes_le();
         if bytes[(SEALED_VALUE_BITS / 8) as usize..].iter().any(|b| *b != 0) {
@@ -625,9 +632,22 @@ impl Codec for EscrowKey {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let committee = read_committee(r, Self::NAME)?;
         let public = read_nonzero_point(r, "escrow public key")?;
-        let verification = (0..committee.authorities)
+        let verification: Vec<SubgroupPoint> = (0..committee.authorities)
             .map(|_| read_nonzero_point(r, "escrow verification key"))
             .collect::<Result<_, _>>()?;
+        // The verification keys are a degree t − 1 polynomial's values at 1..=n whose value
+        // at 0 is the public key: interpolate from the first t, check the rest and 0.
+        let t = committee.threshold;
+        let first: Vec<u16> = (1..=t).collect();
+        let at = |x: u16| -> SubgroupPoint {
+            lagrange(&first, x).iter().zip(&verification).map(|(lambda, v)| v * lambda).sum()
+        };
+        if at(0) != public || (t + 1..=committee.authorities).any(|j| at(j) != verification[usize::from(j) - 1]) {
+            return Err(DecodeError::Invalid {
+                what: Self::NAME,
+                reason: "the verification keys are not shares of the public key".into(),
+            });
+        }
         Ok(Self { committee, public, verification })
     }
 }
@@ -706,18 +726,7 @@ mod tests {
         let shared = key.public * r;
         let secret = |i| AuthoritySecret::from_shares(&committee, i, &dealings, &shares).unwrap().secret;
         let interpolate = |who: &[u16]| -> SubgroupPoint {
-            let xs: Vec<Scalar> = who.iter().map(|i| Scalar::from(u64::from(*i))).collect();
-            who.iter()
-                .enumerate()
-                .map(|(i, j)| {
-                    let (num, den) = xs
-                        .iter()
-                        .enumerate()
-                        .filter(|(k, _)| *k != i)
-                        .fold((Scalar::ONE, Scalar::ONE), |(n, d), (_, x)| (n * x, d * (*x - xs[i])));
-                    sealed.ephemeral * (secret(*j) * num * Option::<Scalar>::from(den.invert()).unwrap())
-                })
-                .sum()
+            lagrange(who, 0).iter().zip(who).map(|(lambda, j)| sealed.ephemeral * (secret(*j) * lambda)).sum()
         };
         assert_eq!(interpolate(&[1, 2, 4]), shared, "t shares give the shared point");
         for pair in [[1, 2], [2, 4], [3, 1]] {

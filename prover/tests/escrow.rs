@@ -258,6 +258,19 @@ fn encodings_round_trip_and_hostile_bytes_are_refused() {
     let mut b = key_bytes.clone();
     b[2..4].copy_from_slice(&9u16.to_be_bytes());
     assert!(EscrowKey::from_bytes(&b).is_err());
+    // A key whose verification keys are not shares of its public key (one authority's
+    // replaced by another's, or the public key replaced) is refused.
+    for (from, to) in [(2 + 4 + 32, 2 + 4 + 64), (2 + 4, 2 + 4 + 32)] {
+        let mut b = key_bytes.clone();
+        let other: Vec<u8> = key_bytes[to..to + 32].to_vec();
+        b[from..from + 32].copy_from_slice(&other);
+        match EscrowKey::from_bytes(&b) {
+            Err(dualchain_crypto::error::DecodeError::Invalid { reason, .. }) => {
+                assert!(reason.contains("not shares"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[test]
