@@ -261,10 +261,15 @@ impl EscrowKey {
     /// out).
     pub fn from_dealings(committee: &Committee, dealings: &[Dealing]) -> Result<Self, EscrowError> {
         let dealings = qualified(committee, dealings)?;
-        let public = dealings.iter().map(|d| d.commitments[0]).sum();
-        let verification = (1..=committee.authorities)
+        let public: SubgroupPoint = dealings.iter().map(|d| d.commitments[0]).sum();
+        let verification: Vec<SubgroupPoint> = (1..=committee.authorities)
             .map(|j| dealings.iter().map(|d| evaluate_commitments(&d.commitments, j)).sum())
             .collect();
+        // The identity as a key (or an authority's key) would make sealing transparent; it
+        // takes dealers that cancel each other out, and the key's encoding refuses it too.
+        if bool::from(public.is_identity()) || verification.iter().any(|v| bool::from(v.is_identity())) {
+            return Err(EscrowError::Dealing { dealer: dealings[0].dealer, reason: "the dealings cancel out".into() });
+        }
         Ok(Self { committee: *committee, public, verification })
     }
     pub fn committee(&self) -> Committee {
@@ -513,8 +518,8 @@ pub const SCALAR_BITS: usize = 252;
 
 /// In a circuit: seals `value` (a range-checked credential index) under the escrow key
 /// `key` with randomness `randomness`, and returns `R` and the masked value. A
-/// fixed-base and a variable-base multiplication, one Poseidon hash: about 5,600
-/// constraints (see [`SealCircuit`]'s test).
+/// fixed-base and a variable-base multiplication, one Poseidon hash; [`SealCircuit`],
+/// which adds the index's range check and the public inputs, is 5,660 constraints.
 pub fn seal_gadget<CS: ConstraintSystem<Fr>>(
     mut cs: CS,
     key: &Point,
@@ -526,6 +531,11 @@ pub fn seal_gadget<CS: ConstraintSystem<Fr>>(
         .map(|i| gadgets::alloc_bit(cs.namespace(|| format!("r bit {i}")), (repr[i / 8] >> (i % 8)) & 1 == 1))
         .collect::<Result<Vec<_>, _>>()?;
     let ephemeral = edwards::fixed_base_mul(cs.namespace(|| "r·G"), &generator(), &bits)?;
+    // r ≢ 0: R is not the identity, whose u is 0 (no other point of the prime-order
+    // subgroup has u = 0); with R the identity the mask would be public (1 constraint).
+    let inv_u = Option::<Fr>::from(ephemeral.u.value.invert()).unwrap_or(Fr::ZERO);
+    let inv = cs.alloc(|| "inverse of R_u", || Ok(inv_u))?;
+    cs.enforce(|| "R is not the identity", |_| ephemeral.u.lc.clone(), |lc| lc + inv, |lc| lc + CS::one());
     let shared = edwards::variable_base_mul(cs.namespace(|| "r·Y"), key, &bits)?;
     let domain = gadgets::alloc_constant(cs.namespace(|| "mask domain"), fr_from_u64(MASK_DOMAIN))?;
     let su = gadgets::alloc_lc(cs.namespace(|| "S u"), &shared.u)?;
@@ -636,7 +646,8 @@ impl Codec for EscrowKey {
             .map(|_| read_nonzero_point(r, "escrow verification key"))
             .collect::<Result<_, _>>()?;
         // The verification keys are a degree t − 1 polynomial's values at 1..=n whose value
-        // at 0 is the public key: interpolate from the first t, check the rest and 0.
+        // at 0 is the public key: interpolate from the first t, check the rest and 0. At
+        // most 64 authorities bound the cost (some thousand scalar multiplications).
         let t = committee.threshold;
         let first: Vec<u16> = (1..=t).collect();
         let at = |x: u16| -> SubgroupPoint {

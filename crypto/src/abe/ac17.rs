@@ -165,13 +165,14 @@ fn read_json<T: Serialize + DeserializeOwned>(
     let raw = r.bytes(what, max)?;
     let malformed = |e: serde_json::Error| invalid(what, &format!("malformed body: {e}"));
     let tree: serde_json::Value = serde_json::from_slice(raw).map_err(malformed)?;
-    match &tree {
-        serde_json::Value::Object(fields) => fields.iter().try_for_each(|(name, v)| {
-            let modulus = if scalars.contains(&name.as_str()) { &FR_MODULUS } else { &FQ_MODULUS };
-            check_reduced(what, v, modulus)
-        })?,
-        other => check_reduced(what, other, &FQ_MODULUS)?,
-    }
+    // Our encoder writes every structure as an object; serde would also take an array.
+    let serde_json::Value::Object(fields) = &tree else {
+        return Err(invalid(what, "non-canonical encoding"));
+    };
+    fields.iter().try_for_each(|(name, v)| {
+        let modulus = if scalars.contains(&name.as_str()) { &FR_MODULUS } else { &FQ_MODULUS };
+        check_reduced(what, v, modulus)
+    })?;
     let value: T = serde_json::from_value(tree).map_err(malformed)?;
     let canonical = serde_json::to_vec(&normalise(&value)).expect("rabe structures serialise to JSON");
     if canonical != raw {
