@@ -42,9 +42,10 @@ use crate::escrow::{self, Sealed};
 use crate::field::{fr_from_bytes16, fr_from_u64};
 use crate::gadgets::{self, Lc};
 use crate::policy::{
-    alloc_attributes, merkle_root_gadget, policy_gadget, root_from_path, MerklePath, PolicyDnf, ATTRIBUTES, TREE_DEPTH,
+    credential_parts, merkle_root_gadget, policy_gadget, root_from_path, CredentialParts, MerklePath, PolicyDnf,
+    ATTRIBUTES, TREE_DEPTH,
 };
-use crate::poseidon::{hash16, hash16_gadget, hash2, hash2_gadget, hash3, hash3_gadget};
+use crate::poseidon::{hash16, hash2, hash2_gadget, hash3, hash3_gadget};
 
 /// Poseidon domain tag of the nullifier key's commitment (ASCII "nk").
 const NK_TAG: u64 = 0x6e_6b;
@@ -218,15 +219,11 @@ impl AnonymousPolicyCircuit {
 
 impl Circuit<Fr> for AnonymousPolicyCircuit {
     fn synthesize<CS: ConstraintSystem<Fr>>(self, cs: &mut CS) -> Result<(), SynthesisError> {
-        if self.path.siblings.len() != TREE_DEPTH {
-            return Err(SynthesisError::Unsatisfiable);
-        }
-        let (attrs, attr_lcs) = alloc_attributes(cs, &self.credential.attributes)?;
+        let c = &self.credential;
+        let CredentialParts { attr_lcs, attrs_hash, salt, key_hash } =
+            credential_parts(cs, &c.attributes, c.salt, c.key_hash, &self.path)?;
 
         // Credential leaf, with the nullifier key's commitment, and Merkle path.
-        let attrs_hash = hash16_gadget(cs.namespace(|| "attributes hash"), &attrs)?;
-        let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(self.credential.salt))?;
-        let key_hash = AllocatedNum::alloc(cs.namespace(|| "key hash"), || Ok(self.credential.key_hash))?;
         let nk = AllocatedNum::alloc(cs.namespace(|| "nullifier key"), || Ok(self.credential.nullifier_key))?;
         let nk_tag = gadgets::alloc_constant(cs.namespace(|| "nk tag"), fr_from_u64(NK_TAG))?;
         let nk_commitment = hash2_gadget(cs.namespace(|| "nk commitment"), &nk_tag, &nk)?;

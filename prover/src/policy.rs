@@ -345,15 +345,11 @@ impl PolicyCircuit {
 
 impl Circuit<Fr> for PolicyCircuit {
     fn synthesize<CS: ConstraintSystem<Fr>>(self, cs: &mut CS) -> Result<(), SynthesisError> {
-        if self.path.siblings.len() != TREE_DEPTH {
-            return Err(SynthesisError::Unsatisfiable);
-        }
-        let (attrs, attr_lcs) = alloc_attributes(cs, &self.credential.attributes)?;
+        let c = self.credential;
+        let CredentialParts { attr_lcs, attrs_hash, salt, key_hash } =
+            credential_parts(cs, &c.attributes, c.salt, c.key_hash, &self.path)?;
 
         // Credential leaf and Merkle path.
-        let attrs_hash = hash16_gadget(cs.namespace(|| "attributes hash"), &attrs)?;
-        let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(self.credential.salt))?;
-        let key_hash = AllocatedNum::alloc(cs.namespace(|| "key hash"), || Ok(self.credential.key_hash))?;
         let leaf = hash3_gadget(cs.namespace(|| "leaf"), [&attrs_hash, &salt, &key_hash])?;
         let (root, _) = merkle_root_gadget(cs, leaf, &self.path)?;
         root.inputize(cs.namespace(|| "credential root"))?;
@@ -370,11 +366,38 @@ impl Circuit<Fr> for PolicyCircuit {
     }
 }
 
+/// What both policy circuits make of a credential first: its attributes (as linear
+/// combinations), their hash, the salt and the key hash, in this constraint order. A path
+/// must have [`TREE_DEPTH`] siblings.
+pub(crate) struct CredentialParts {
+    pub attr_lcs: Vec<Lc>,
+    pub attrs_hash: AllocatedNum<Fr>,
+    pub salt: AllocatedNum<Fr>,
+    pub key_hash: AllocatedNum<Fr>,
+}
+
+pub(crate) fn credential_parts<CS: ConstraintSystem<Fr>>(
+    cs: &mut CS,
+    attributes: &[u64; ATTRIBUTES],
+    salt: Fr,
+    key_hash: Fr,
+    path: &MerklePath,
+) -> Result<CredentialParts, SynthesisError> {
+    if path.siblings.len() != TREE_DEPTH {
+        return Err(SynthesisError::Unsatisfiable);
+    }
+    let (attrs, attr_lcs) = alloc_attributes(cs, attributes)?;
+    let attrs_hash = hash16_gadget(cs.namespace(|| "attributes hash"), &attrs)?;
+    let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(salt))?;
+    let key_hash = AllocatedNum::alloc(cs.namespace(|| "key hash"), || Ok(key_hash))?;
+    Ok(CredentialParts { attr_lcs, attrs_hash, salt, key_hash })
+}
+
 /// Allocates a credential's attributes. They are not range-checked here: a leaf enters the
 /// registry's tree only from a CA-validated vector of 64-bit attributes, and the leaf hash
 /// binds them, so every attribute that reaches a comparison is below 2^64 (saving 1040
 /// constraints).
-pub(crate) fn alloc_attributes<CS: ConstraintSystem<Fr>>(
+fn alloc_attributes<CS: ConstraintSystem<Fr>>(
     cs: &mut CS,
     attributes: &[u64; ATTRIBUTES],
 ) -> Result<(Vec<AllocatedNum<Fr>>, Vec<Lc>), SynthesisError> {
