@@ -167,12 +167,27 @@ struct Running {
 }
 
 /// A free port on loopback (UDP for QUIC, TCP for the API).
+///
+/// The port is drawn below Linux's ephemeral range (32768–60999), where the kernel also
+/// picks the ports of outgoing connections and of `bind(0)`: a port found free there is
+/// soon taken by some test's client connection before the node binds it (seen as
+/// "Address already in use" when a consortium starts). Below it, only another test's
+/// draw can take the port, and draws are random over twelve thousand ports.
 pub fn free_port(udp: bool) -> Result<u16> {
-    Ok(if udp {
-        std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port()
-    } else {
-        std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
-    })
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port: u16 = rng.gen_range(20_000..32_000);
+        let free = if udp {
+            std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        } else {
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        };
+        if free {
+            return Ok(port);
+        }
+    }
+    Err(anyhow!("no free {} port in 20000..32000", if udp { "UDP" } else { "TCP" }))
 }
 
 /// The name of the in-process consortium.
