@@ -1,17 +1,20 @@
 //! `SignedTx::from_bytes` on any request payload (what a client submits and a batch
 //! carries), then the contracts' own decoders of the fields the transaction names:
-//! certificates, field elements, access policy statements (compiled to both forms), ABE ciphertexts,
-//! requirements, Groth16 proofs, IBE-sealed tokens. Never panics; an accepted transaction
-//! re-encodes to the same bytes with the same hash, its JSON body round-trips, and
-//! re-signing it gives a transaction that decodes back to itself.
+//! certificates, field elements, access policy statements (compiled to both forms), ABE
+//! ciphertexts, requirements, Groth16 proofs, IBE-sealed tokens, escrow-sealed identities,
+//! delegating keys and pseudonyms. Never panics; an accepted transaction re-encodes to the
+//! same bytes with the same hash, its JSON body round-trips, and re-signing it gives a
+//! transaction that decodes back to itself.
 #![no_main]
 
 use dualchain_crypto::abe::ac17::Ac17Ciphertext;
+use dualchain_crypto::cbsre::DelegatingPublicKey;
 use dualchain_crypto::cert::Certificate;
 use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::Codec;
 use dualchain_ledger::policy::AccessPolicy;
 use dualchain_ledger::tx::{tx_hash, SignedTx, Tx, TxKind};
+use dualchain_prover::escrow::Sealed;
 use dualchain_prover::verify::{proof_from_bytes, proof_to_bytes};
 use libfuzzer_sys::fuzz_target;
 
@@ -41,8 +44,9 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(&c.to_bytes(), certificate);
             }
         }
-        TxKind::IssueCredential { leaf, .. } => {
+        TxKind::IssueCredential { leaf, anonymous_leaf, .. } => {
             let _ = leaf.to_fr();
+            let _ = anonymous_leaf.map(|l| l.to_fr());
         }
         TxKind::RegisterDataset(reg) => {
             let _ = reg.commitment.to_fr();
@@ -79,6 +83,21 @@ fuzz_target!(|data: &[u8]| {
                 if let Ok(ct) = IbeCiphertext::from_bytes(sealed) {
                     assert_eq!(&ct.to_bytes(), sealed);
                 }
+            }
+        }
+        TxKind::AnonymousDemand(d) => {
+            let _ = d.requirement.validate();
+            let _ = (d.root.to_fr(), d.nullifier.to_fr());
+            if let Ok(sealed) = Sealed::from_bytes(&d.sealed_identity) {
+                assert_eq!(sealed.to_bytes(), d.sealed_identity);
+            }
+            if let Ok(k) = DelegatingPublicKey::from_bytes(&d.delegating_key) {
+                assert_eq!(k.to_bytes(), d.delegating_key);
+            }
+            proof(&d.proof);
+            // A pseudonym names exactly one key, by one spelling.
+            if let Some(Ok(k)) = dualchain_ledger::tx::pseudonym_key(&s.tx.sender) {
+                assert_eq!(dualchain_ledger::tx::pseudonym_of(&k), s.tx.sender);
             }
         }
         TxKind::RevokeCredential { .. }

@@ -377,7 +377,7 @@ pub mod ledger {
         let one = FrBytes([1; 32]);
         let kinds = vec![
             ("register_member", TxKind::RegisterMember { certificate: w.owner.cert.to_bytes() }),
-            ("issue_credential", TxKind::IssueCredential { member: "research-1".into(), leaf: one }),
+            ("issue_credential", TxKind::IssueCredential { member: "research-1".into(), leaf: one, anonymous_leaf: None }),
             ("revoke_credential", TxKind::RevokeCredential { member: "research-1".into(), reason: "left".into() }),
             ("revoke_member", TxKind::RevokeMember { member: "research-1".into(), reason: "left".into() }),
             (
@@ -471,6 +471,20 @@ pub mod ledger {
                 },
             ),
             ("change_parameters", TxKind::ChangeParameters { grant_duration_max_s: 7200, membership_quorum: 2 }),
+            (
+                "anonymous_demand",
+                TxKind::AnonymousDemand(dualchain_ledger::tx::AnonymousDemand {
+                    demand: [14; 32],
+                    dataset: [4; 32],
+                    requirement: requirement(),
+                    purpose: dualchain_ledger::consent::Purpose::Research,
+                    root: one,
+                    nullifier: FrBytes([15; 32]),
+                    sealed_identity: super::escrow::escrow_world().sealed.to_bytes(),
+                    delegating_key: w.requester.dsk.public().to_bytes(),
+                    proof: proof(),
+                }),
+            ),
         ];
         // Signed for the consortium of the world's CA.
         let domain = dualchain_ledger::tx::TxDomain::of(w.ca.public());

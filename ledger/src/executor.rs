@@ -36,14 +36,14 @@ use sha2::{Digest as _, Sha256};
 
 use crate::block::{Block, BlockHeader, Entry, InclusionProof, BLOCK_VERSION};
 use crate::contracts::zk::{self, Circuit};
-use crate::contracts::{self, registry, Ctx, Refusal};
+use crate::contracts::{self, anonymous, registry, Ctx, Refusal};
 use crate::error::LedgerError;
 use crate::genesis::Genesis;
 use crate::merkle;
 use crate::reason::{ProofFault, Reason};
 use crate::state::{self, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord};
 use crate::state::{BreakGlassRecord, Overlay, RegistryRecord};
-use crate::tx::{tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxDomain, TxKind, TX_LEN_MAX};
+use crate::tx::{pseudonym_key, tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxDomain, TxKind, TX_LEN_MAX};
 
 /// A committed batch as the consensus layer delivers it.
 pub struct Committed<'a> {
@@ -158,6 +158,9 @@ impl Ledger {
         verifiers.insert(Circuit::Policy, verifier(&genesis.policy_vk));
         for (shape, vk) in &genesis.supply_vks {
             verifiers.insert(Circuit::Supply(*shape), verifier(vk));
+        }
+        if let Some(a) = &genesis.anonymous {
+            verifiers.insert(Circuit::AnonymousPolicy, verifier(&a.vk));
         }
         let tree = load_tree(&store)?;
         let tx_domain = genesis.tx_domain();
@@ -366,6 +369,13 @@ impl Ledger {
             if matches!(stx.tx.kind, TxKind::RegisterMember { .. }) {
                 continue;
             }
+            // A pseudonym is its own key.
+            if let Some(key) = pseudonym_key(&stx.tx.sender) {
+                if let Ok(key) = key {
+                    keyed.push((i, *key.as_bytes(), stx));
+                }
+                continue;
+            }
             let Some(m) = pre.get::<MemberRecord>(&state::member_key(&stx.tx.sender))? else { continue };
             keyed.push((i, m.signing_key, stx));
         }
@@ -402,8 +412,33 @@ impl Ledger {
             .filter(|s| matches!(s.tx.kind, TxKind::RegisterMember { .. }))
             .map(|s| s.tx.sender.as_str())
             .collect();
+        let mut anonymous = 0usize;
         for (i, item) in items.iter().enumerate() {
             let (None, Some(stx)) = (&item.early, &item.tx) else { continue };
+            if let TxKind::AnonymousDemand(d) = &stx.tx.kind {
+                // From a pseudonym, signed by its key, worth it, within the batch's budget.
+                let Some(Ok(key)) = pseudonym_key(&stx.tx.sender) else { continue };
+                if !signature_holds(signatures.get(&i), key.as_bytes(), stx, &self.tx_domain).unwrap_or(false)
+                    || !anonymous::worth_verifying(&pre, &stx.tx.sender, d)?
+                {
+                    continue;
+                }
+                let Some((circuit, inputs)) = zk::public_inputs(&pre, &self.genesis, c.time_ms, &stx.tx)? else {
+                    continue;
+                };
+                anonymous += 1;
+                if anonymous > anonymous::ANONYMOUS_PROOFS_PER_BATCH_MAX {
+                    verdicts.insert(i, Err(ProofFault::OverBudget { max: anonymous::ANONYMOUS_PROOFS_PER_BATCH_MAX }));
+                    continue;
+                }
+                match proof_from_bytes(&d.proof) {
+                    Ok(p) => groups.entry(circuit).or_default().push((i, p, inputs)),
+                    Err(_) => {
+                        verdicts.insert(i, Err(ProofFault::Undecodable));
+                    }
+                }
+                continue;
+            }
             let proof = match &stx.tx.kind {
                 TxKind::SupplyProof { proof, .. } | TxKind::RequestAccess { proof, .. } => proof,
                 _ => continue,
@@ -420,7 +455,7 @@ impl Ledger {
             {
                 continue;
             }
-            let Some((circuit, inputs)) = zk::public_inputs(&pre, &stx.tx)? else { continue };
+            let Some((circuit, inputs)) = zk::public_inputs(&pre, &self.genesis, c.time_ms, &stx.tx)? else { continue };
             let spent = budget.entry(m.id.clone()).or_insert(0usize);
             *spent += 1;
             if *spent > zk::PROOFS_PER_MEMBER_MAX {
@@ -496,6 +531,24 @@ impl Ledger {
                     return Ok((Outcome::Rejected { reason: Reason::CertificateUndecodable }, Some(e.to_string())))
                 }
             }
+        } else if let Some(key) = pseudonym_key(&tx.sender) {
+            let key = match key {
+                Ok(k) => k,
+                Err(e) => return Ok((Outcome::Rejected { reason: Reason::PseudonymInvalid }, Some(e))),
+            };
+            if !signature_holds(ahead.signature.as_ref(), key.as_bytes(), stx, &self.tx_domain).unwrap_or(false) {
+                return rejected(Reason::BadSignature);
+            }
+            match &tx.kind {
+                TxKind::AnonymousDemand(_) => {}
+                TxKind::RequestAccess { .. } | TxKind::RevokeGrant { .. } => {
+                    if overlay.get::<state::PseudonymRecord>(&state::pseudonym_key(&tx.sender))?.is_none() {
+                        return rejected(Reason::UnknownPseudonym);
+                    }
+                }
+                _ => return rejected(Reason::PseudonymNotAllowed),
+            }
+            None
         } else {
             let Some(m) = overlay.get::<MemberRecord>(&state::member_key(&tx.sender))? else {
                 return rejected(Reason::UnknownMember { member: tx.sender.clone() });
@@ -522,6 +575,7 @@ impl Ledger {
             time_ms: c.time_ms,
             tx_hash: hash,
             sender: sender.as_ref(),
+            pseudonym: pseudonym_key(&tx.sender).map(|_| tx.sender.as_str()),
             proof_verdict: ahead.proof,
         };
         match contracts::dispatch(&mut ctx, &tx.kind) {
@@ -625,6 +679,45 @@ impl Ledger {
     pub fn credential_path(&self, member: &str) -> Result<Option<MerklePath>, LedgerError> {
         let Some(m) = self.member(member)? else { return Ok(None) };
         Ok(m.credential.filter(|_| m.credential_revoked.is_none()).map(|i| self.inner().tree.path(i)))
+    }
+
+    /// `member`'s anonymous leaf, when its active credential has one.
+    pub fn anonymous_credential(&self, member: &str) -> Result<Option<FrBytes>, LedgerError> {
+        match self.member(member)? {
+            Some(MemberRecord { credential: Some(index), credential_revoked: None, .. }) => Ok(self
+                .get::<FrBytes>(&registry::leaf_key(index + crate::tx::ANONYMOUS_LEAF_OFFSET))?
+                .filter(|leaf| leaf.0 != [0; 32])),
+            _ => Ok(None),
+        }
+    }
+
+    /// A member's path to its anonymous leaf (at its credential index plus
+    /// [`crate::tx::ANONYMOUS_LEAF_OFFSET`]), when its active credential has one.
+    pub fn anonymous_credential_path(&self, member: &str) -> Result<Option<MerklePath>, LedgerError> {
+        let Some(m) = self.member(member)? else { return Ok(None) };
+        let Some(index) = m.credential.filter(|_| m.credential_revoked.is_none()) else { return Ok(None) };
+        let index = index + crate::tx::ANONYMOUS_LEAF_OFFSET;
+        match self.get::<FrBytes>(&registry::leaf_key(index))? {
+            Some(leaf) if leaf.0 != [0; 32] => Ok(Some(self.inner().tree.path(index))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The member whose credential sits at leaf `index` of the tree, in either form: where
+    /// the audit authorities' opening of a sealed identity leads.
+    pub fn credential_holder(&self, index: u64) -> Result<Option<MemberRecord>, LedgerError> {
+        let index = index.checked_sub(crate::tx::ANONYMOUS_LEAF_OFFSET).unwrap_or(index);
+        Ok(self.members()?.into_iter().find(|m| m.credential == Some(index)))
+    }
+
+    /// A pseudonym's record: what the ledger holds of an anonymous requester.
+    pub fn pseudonym(&self, pseudonym: &str) -> Result<Option<state::PseudonymRecord>, LedgerError> {
+        self.get(&state::pseudonym_key(pseudonym))
+    }
+
+    /// The demand that spent a nullifier, if it is spent.
+    pub fn nullifier(&self, nullifier: &FrBytes) -> Result<Option<Hash>, LedgerError> {
+        self.get(&state::nullifier_key(nullifier))
     }
 
     /// A transaction's block entry and location.

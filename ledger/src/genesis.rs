@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use bellperson::groth16::VerifyingKey;
 use blstrs::Bls12;
 use dualchain_crypto::cert::CaPublicKey;
+use dualchain_prover::escrow::EscrowKey;
 use dualchain_prover::supply::SupplyShape;
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +52,19 @@ pub struct Genesis {
     pub revocation_quorum: u32,
     /// Who registers without approval.
     pub founders: Founders,
+    /// The anonymous path (`AnonymousDemand`), where the consortium opened it: the
+    /// verifying key of the anonymous policy circuit and the audit authorities' escrow key.
+    /// Absent: anonymous demands are refused.
+    pub anonymous: Option<Anonymity>,
+}
+
+/// What the anonymous path is checked against: the `policy-anonymous` verifying key and
+/// the escrow key requesters seal their credential index under (made by the audit
+/// authorities' DKG, `dualchain_prover::escrow`; no one holds its secret alone).
+#[derive(Clone)]
+pub struct Anonymity {
+    pub vk: VerifyingKey<Bls12>,
+    pub escrow: EscrowKey,
 }
 
 /// The members a ledger registers on their certificate alone (`RegisterMember`); every
@@ -94,6 +108,7 @@ impl Genesis {
             grant_duration_max_s: 60,
             revocation_quorum: 1,
             founders: Founders::AnyCertified,
+            anonymous: None,
         }
     }
 

@@ -261,6 +261,35 @@ pub enum Reason {
     },
     /// A `CommitConsent` names a dataset twice.
     ConsentDatasetRepeated,
+
+    // ---- the anonymous path ----
+    /// The consortium's genesis has no escrow key and no anonymous verifying key.
+    AnonymousPathClosed,
+    /// The sender looks like a pseudonym but names no one-time key.
+    PseudonymInvalid,
+    /// This one-time key already made a demand (one demand per pseudonym).
+    PseudonymUsed,
+    /// A pseudonym that made no demand sends something else.
+    UnknownPseudonym,
+    /// A pseudonym demands, requests access to its demand and revokes its grant; nothing else.
+    PseudonymNotAllowed,
+    /// The nullifier is not a field element.
+    NullifierInvalid,
+    /// The credential already spent this nullifier: its budget for the dataset and epoch
+    /// is used, or the demand is a replay.
+    NullifierSpent,
+    /// The sealed identity is not an escrow ciphertext.
+    SealedIdentityInvalid,
+    /// The one-time delegating key is not a delegating public key.
+    DelegatingKeyInvalid,
+    /// The credential root an anonymous demand names is not one proofs may name now.
+    CredentialRootRefused {
+        denial: Denial,
+    },
+    /// The anonymous policy proof was not accepted.
+    AnonymousProofRefused {
+        proof: ProofFault,
+    },
 }
 
 /// Which layer of a payload failed to decode.
@@ -478,6 +507,19 @@ impl fmt::Display for Reason {
             ConsentCommitmentInvalid => f.write_str("the consent commitment is not a field element"),
             ConsentCommitmentsOutOfRange { max } => write!(f, "a consent commitment names 1..={max} datasets"),
             ConsentDatasetRepeated => f.write_str("the consent commitment names a dataset twice"),
+            AnonymousPathClosed => f.write_str("this consortium has no anonymous path (no escrow key at genesis)"),
+            PseudonymInvalid => f.write_str("the pseudonym does not name a one-time key"),
+            PseudonymUsed => f.write_str("this one-time key already made a demand"),
+            UnknownPseudonym => f.write_str("this pseudonym made no demand"),
+            PseudonymNotAllowed => {
+                f.write_str("a pseudonym may only demand, request access to its demand and revoke its grant")
+            }
+            NullifierInvalid => f.write_str("the nullifier is not a field element"),
+            NullifierSpent => f.write_str("the nullifier is spent: the credential's budget here is used, or a replay"),
+            SealedIdentityInvalid => f.write_str("the sealed identity is not an escrow ciphertext"),
+            DelegatingKeyInvalid => f.write_str("the one-time delegating key is not a delegating public key"),
+            CredentialRootRefused { denial } => write!(f, "credential root refused: {denial}"),
+            AnonymousProofRefused { proof } => write!(f, "anonymous policy proof refused: {proof}"),
         }
     }
 }

@@ -240,6 +240,36 @@ pub struct DemandRecord {
     pub supplied_by: Option<[u8; 32]>,
 }
 
+/// Key of a pseudonym's record (its name, `~` and the one-time key's hex).
+pub fn pseudonym_key(pseudonym: &str) -> Vec<u8> {
+    format!("pseudonym/{pseudonym}").into_bytes()
+}
+/// Key of a spent nullifier.
+pub fn nullifier_key(nullifier: &FrBytes) -> Vec<u8> {
+    format!("nullifier/{}", hex::encode(nullifier.0)).into_bytes()
+}
+
+/// A one-time key that made an anonymous demand: all the ledger knows of its requester.
+/// Only the audit authorities, t of them together, can open `sealed_identity` to the
+/// credential's index (`dualchain_prover::escrow`), and through the registry to a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PseudonymRecord {
+    pub pseudonym: String,
+    /// The demand it made (a pseudonym makes one).
+    #[serde(with = "hex_bytes::id")]
+    pub demand: Hash,
+    /// The credential root its proof named: a revocation after the demand retires it, and
+    /// with it the pseudonym's access requests.
+    pub root: FrBytes,
+    pub nullifier: FrBytes,
+    #[serde(with = "hex_bytes")]
+    pub sealed_identity: Vec<u8>,
+    /// The one-time delegating key a grant's re-encryption key is made for.
+    #[serde(with = "hex_bytes")]
+    pub delegating_key: Vec<u8>,
+    pub at_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum GrantStatus {

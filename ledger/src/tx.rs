@@ -225,6 +225,63 @@ pub struct DatasetRegistration {
     pub disclosure: Disclosure,
 }
 
+/// Where a credential's anonymous leaf sits in the credential tree: at its index plus
+/// this. One tree, so one root and one revocation rule for both forms; the two leaf forms
+/// hash different inputs, so neither circuit accepts the other's leaf.
+pub const ANONYMOUS_LEAF_OFFSET: u64 = 1 << 31;
+
+/// What marks a pseudonymous sender: no member id holds it (ids are `a-z 0-9 . _ : -`).
+pub const PSEUDONYM_PREFIX: char = '~';
+
+/// The sender name of a one-time key: `~` and the key's 64 hex digits. A transaction from
+/// it is signed by that key, so the name is all a validator needs to check it.
+pub fn pseudonym_of(key: &PublicKey) -> String {
+    format!("{PSEUDONYM_PREFIX}{}", hex::encode(key.as_bytes()))
+}
+
+/// The one-time key a pseudonymous sender names: `None` for a member id, `Some(Err)` for
+/// a pseudonym that does not name a key.
+pub fn pseudonym_key(sender: &str) -> Option<Result<PublicKey, String>> {
+    let hex_key = sender.strip_prefix(PSEUDONYM_PREFIX)?;
+    let mut raw = [0u8; 32];
+    let key = hex::decode_to_slice(hex_key, &mut raw)
+        .map_err(|e| format!("pseudonym: {e}"))
+        .and_then(|()| PublicKey::from_raw(&raw).map_err(|e| format!("pseudonym: {e}")));
+    // One name per key: lower-case hex only.
+    Some(key.and_then(|k| if pseudonym_of(&k) == sender { Ok(k) } else { Err("pseudonym: not lower-case hex".into()) }))
+}
+
+/// An anonymous demand (see [`TxKind::AnonymousDemand`]). Every field but the proof's
+/// witnesses is public; none names the member. The proof's statement
+/// (`dualchain_prover::anonymous::AnonymousStatement`) is derived by the ledger: `root`,
+/// the dataset's policy hash, the binding of `demand` to the sender's one-time key, the
+/// scope of the dataset and the epoch at ledger time, the dataset's demand budget, the
+/// `nullifier`, the consortium's escrow key and `sealed_identity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymousDemand {
+    #[serde(with = "hex_bytes::id")]
+    pub demand: Hash,
+    #[serde(with = "hex_bytes::id")]
+    pub dataset: Hash,
+    pub requirement: Requirement,
+    /// What the records are for; an anonymous requester's use is counted as a research
+    /// institute's (the role its credential need not reveal).
+    #[serde(default)]
+    pub purpose: Purpose,
+    /// The credential root the proof names.
+    pub root: FrBytes,
+    pub nullifier: FrBytes,
+    /// The credential's leaf index, sealed under the escrow key (`escrow::Sealed`).
+    #[serde(with = "hex_bytes")]
+    pub sealed_identity: Vec<u8>,
+    /// The one-time delegating public key the grant's re-encryption key is made for.
+    #[serde(with = "hex_bytes")]
+    pub delegating_key: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub proof: Vec<u8>,
+}
+
 /// A dataset's new consent commitment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,8 +301,16 @@ pub enum TxKind {
         certificate: Vec<u8>,
     },
     /// `registry`: the KGC, having checked the member's attribute opening against its
-    /// certificate, publishes its credential leaf (attributes stay private).
-    IssueCredential { member: String, leaf: FrBytes },
+    /// certificate, publishes its credential leaf (attributes stay private), and, where the
+    /// member enrolled with a nullifier key commitment, its anonymous leaf
+    /// (`dualchain_prover::anonymous::AnonymousCredential::leaf`), which the tree holds at
+    /// the credential's index plus [`ANONYMOUS_LEAF_OFFSET`].
+    IssueCredential {
+        member: String,
+        leaf: FrBytes,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        anonymous_leaf: Option<FrBytes>,
+    },
     /// `registry`: the KGC withdraws a credential (the credential root changes).
     RevokeCredential { member: String, reason: String },
     /// `registry`: a member's approval of revoking `member` (and its credential); at the
@@ -277,6 +342,12 @@ pub enum TxKind {
         #[serde(default)]
         purpose: Purpose,
     },
+    /// `access` + `zk`: a requester publishes a demand without naming itself: the sender is
+    /// a pseudonym (its one-time key, [`pseudonym_of`]), and an anonymous policy proof
+    /// shows that some credential in the tree satisfies the dataset's policy, spends one of
+    /// that credential's nullifiers for the dataset and epoch, and seals the credential's
+    /// index for the audit authorities ([`AnonymousDemand`]).
+    AnonymousDemand(AnonymousDemand),
     /// `zk`: the owner proves that its committed dataset meets the demand.
     SupplyProof {
         #[serde(with = "hex_bytes::id")]
@@ -285,7 +356,9 @@ pub enum TxKind {
         proof: Vec<u8>,
     },
     /// `zk` + `access`: the requester proves its credential satisfies the dataset's policy
-    /// (against the credential root it names) and asks for a grant of `duration_s`.
+    /// (against the credential root it names) and asks for a grant of `duration_s`. From
+    /// the pseudonym that made an anonymous demand: no proof (its demand's stands for it)
+    /// and the root that proof named.
     RequestAccess {
         #[serde(with = "hex_bytes::id")]
         request: Hash,
@@ -418,6 +491,7 @@ impl TxKind {
             TxKind::ChangeParameters { .. } => "change_parameters",
             TxKind::RegisterDataset(_) => "register_dataset",
             TxKind::Demand { .. } => "demand",
+            TxKind::AnonymousDemand(_) => "anonymous_demand",
             TxKind::SupplyProof { .. } => "supply_proof",
             TxKind::RequestAccess { .. } => "request_access",
             TxKind::IssueReKey { .. } => "issue_rekey",

@@ -71,6 +71,7 @@ impl World {
             grant_duration_max_s: 3600,
             revocation_quorum: 1,
             founders: Founders::AnyCertified,
+            anonymous: None,
         };
         Self { ca, genesis, rng }
     }
@@ -316,10 +317,19 @@ fn signatures_certificates_and_membership_are_checked() {
     let payloads = vec![
         stranger.tx(TxKind::RevokeMember { member: "kgc".into(), reason: "x".into() }).to_bytes(),
         SignedTx::from_bytes(&by_wrong_key.to_bytes()).unwrap().to_bytes(),
-        hospital.tx(TxKind::IssueCredential { member: "kgc".into(), leaf: FrBytes([1; 32]) }).to_bytes(),
-        kgc.tx(TxKind::IssueCredential { member: "nobody".into(), leaf: FrBytes([1; 32]) }).to_bytes(),
-        kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([0xff; 32]) }).to_bytes(),
-        kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([0; 32]) }).to_bytes(),
+        hospital
+            .tx(TxKind::IssueCredential { member: "kgc".into(), leaf: FrBytes([1; 32]), anonymous_leaf: None })
+            .to_bytes(),
+        kgc.tx(TxKind::IssueCredential { member: "nobody".into(), leaf: FrBytes([1; 32]), anonymous_leaf: None })
+            .to_bytes(),
+        kgc.tx(TxKind::IssueCredential {
+            member: "hospital-a".into(),
+            leaf: FrBytes([0xff; 32]),
+            anonymous_leaf: None,
+        })
+        .to_bytes(),
+        kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([0; 32]), anonymous_leaf: None })
+            .to_bytes(),
         elsewhere.to_bytes(),
         unbound.to_bytes(),
     ];
@@ -832,7 +842,12 @@ fn blocks_hash_codes_not_words_and_carry_the_state_root() {
         hospital.register().to_bytes(),
         broken.to_bytes(),
         odd_cert.register().to_bytes(),
-        kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([0xff; 32]) }).to_bytes(),
+        kgc.tx(TxKind::IssueCredential {
+            member: "hospital-a".into(),
+            leaf: FrBytes([0xff; 32]),
+            anonymous_leaf: None,
+        })
+        .to_bytes(),
     ];
     let engine_b = Arc::new(MemoryEngine::new());
     let (a, b) = (open(Arc::new(MemoryEngine::new()), &w), open(engine_b.clone(), &w));
@@ -883,8 +898,9 @@ fn blocks_hash_codes_not_words_and_carry_the_state_root() {
         dualchain_storage::record::seal(&serde_json::to_vec(&m).unwrap()),
     );
     engine_b.write(wb).unwrap();
-    let third =
-        vec![kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([1; 32]) }).to_bytes()];
+    let third = vec![kgc
+        .tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([1; 32]), anonymous_leaf: None })
+        .to_bytes()];
     let (x, y) = (batch(&a, 3, &third).unwrap().unwrap(), batch(&b, 3, &third).unwrap().unwrap());
     assert!(x.txs[0].outcome.is_accepted() && !y.txs[0].outcome.is_accepted());
     assert_ne!(x.state_root, y.state_root, "the damaged validator's root departs at batch 3");
@@ -900,7 +916,9 @@ fn a_cleared_ledger_rebuilds_to_the_same_fingerprint() {
     let mut hospital = w.member("hospital-a", Role::Hospital, None);
     let batches = [
         vec![kgc.register().to_bytes(), hospital.register().to_bytes()],
-        vec![kgc.tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([1; 32]) }).to_bytes()],
+        vec![kgc
+            .tx(TxKind::IssueCredential { member: "hospital-a".into(), leaf: FrBytes([1; 32]), anonymous_leaf: None })
+            .to_bytes()],
     ];
     let engine = Arc::new(MemoryEngine::new());
     let mut other = dualchain_storage::engine::WriteBatch::new();
@@ -1422,7 +1440,7 @@ fn consent_commitments_are_the_owners_and_supply_proofs_are_checked_against_the_
     let proof = hospital.tx(TxKind::SupplyProof { demand: [7; 32], proof: vec![0; 192] });
     let store = dualchain_storage::ledger::LedgerStore::open(engine).unwrap();
     let state = Overlay::new(&store);
-    let (_, inputs) = public_inputs(&state, &proof.tx).unwrap().expect("a supply statement");
+    let (_, inputs) = public_inputs(&state, &w.genesis, T0_MS, &proof.tx).unwrap().expect("a supply statement");
     assert_eq!(
         inputs,
         [
@@ -1472,7 +1490,10 @@ fn break_glass_is_limited_granted_by_its_owner_and_reviewed_once() {
     let creds = ["hospital-b", "research-1"]
         .iter()
         .enumerate()
-        .map(|(i, m)| kgc.tx(TxKind::IssueCredential { member: m.to_string(), leaf: fr(20 + i as u64) }).to_bytes())
+        .map(|(i, m)| {
+            kgc.tx(TxKind::IssueCredential { member: m.to_string(), leaf: fr(20 + i as u64), anonymous_leaf: None })
+                .to_bytes()
+        })
         .collect();
     let (o, _) = at(3, T0_MS + 1, creds);
     assert!(o.iter().all(Outcome::is_accepted), "{o:?}");
@@ -1615,7 +1636,8 @@ fn break_glass_is_limited_granted_by_its_owner_and_reviewed_once() {
     assert_eq!(ledger.active_credential("hospital-b").unwrap(), None);
     // Issued again later (same position in the tree, a new leaf), it is not the credential
     // the review named: the KGC's node, replaying the review, leaves it.
-    let reissue = TxKind::IssueCredential { member: "hospital-b".into(), leaf: FrBytes([0x21; 32]) };
+    let reissue =
+        TxKind::IssueCredential { member: "hospital-b".into(), leaf: FrBytes([0x21; 32]), anonymous_leaf: None };
     let (o, _) = at(9, t4 + 63_000, vec![kgc.tx(reissue).to_bytes()]);
     assert!(o[0].is_accepted(), "{:?}", o[0]);
     let now = ledger.active_credential("hospital-b").unwrap();

@@ -115,6 +115,9 @@ impl ProvingKeys {
             grant_duration_max_s: consortium.grant_duration_max_s,
             revocation_quorum: consortium.membership_quorum(),
             founders: Founders::listed(consortium.founders()),
+            // The anonymous path opens once genesis runs the audit authorities' escrow DKG
+            // and the ceremony covers `policy-anonymous` (docs/privacy.md).
+            anonymous: None,
         })
     }
 }

@@ -55,7 +55,7 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
         use dualchain_crypto::cert::Certificate;
         use dualchain_crypto::sign::{verify_batch, PublicKey, SignedItem};
         use dualchain_crypto::Codec;
-        use dualchain_ledger::tx::{client_id, SignedTx, TxKind};
+        use dualchain_ledger::tx::{client_id, pseudonym_key, SignedTx, TxKind};
 
         let mut verdicts = vec![Ok(()); requests.len()];
         // (index, transaction, key, whether the key needs no state)
@@ -82,7 +82,16 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
                 verdicts[i] = Err(Refused::Forged("request number is not the transaction's nonce"));
                 continue;
             }
-            let (key, stateless) = if let TxKind::RegisterMember { certificate } = &stx.tx.kind {
+            let (key, stateless) = if let Some(key) = pseudonym_key(&stx.tx.sender) {
+                // A pseudonym names its one-time key.
+                match key {
+                    Ok(key) => (key, true),
+                    Err(_) => {
+                        verdicts[i] = Err(Refused::Forged("a pseudonym that names no key"));
+                        continue;
+                    }
+                }
+            } else if let TxKind::RegisterMember { certificate } = &stx.tx.kind {
                 match Certificate::from_bytes(certificate) {
                     Ok(c) if c.fields.subject == stx.tx.sender => (c.fields.signing_key, true),
                     _ => {
@@ -113,7 +122,7 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
             for (i, stx, key, stateless) in &signed {
                 if !stx.verify(key, domain) {
                     verdicts[*i] = Err(if *stateless {
-                        Refused::Forged("a registration not signed by its certificate's key")
+                        Refused::Forged("a registration or pseudonym not signed by its own key")
                     } else {
                         Refused::Invalid("not signed by the sender's key")
                     });

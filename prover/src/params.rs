@@ -79,6 +79,27 @@ impl ProvingKey {
         Ok(pk)
     }
 
+    /// Parameters for tests: made once from a fixed seed and cached in `dir` per circuit
+    /// digest, so test processes share them. Anyone can recompute their trapdoor: they are
+    /// for tests of their callers only, never for a consortium (whose parameters come
+    /// from a ceremony and are pinned by hash).
+    pub fn cached_for_tests(shape: Shape, dir: &Path) -> Result<Self, ProverError> {
+        let digest = shape.circuit_shape()?.digest;
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!("test-params-{}-{hex}.bin", shape.name()));
+        if let Ok(pk) = Self::load_file(&path, shape, None) {
+            return Ok(pk);
+        }
+        let pk = Self::generate(shape, &mut <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(1))?;
+        std::fs::create_dir_all(dir)?;
+        // A name unique to this process, then an atomic rename: concurrent tests never read
+        // a half-written file.
+        let tmp = path.with_extension(format!("{}.part", std::process::id()));
+        std::fs::write(&tmp, pk.to_file_bytes()?)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(pk)
+    }
+
     /// Parameters made elsewhere (a multi-party ceremony's phase 2, `crate::ceremony`) for
     /// `shape`; their lengths must fit the circuit this build synthesizes.
     pub fn from_parameters(shape: Shape, params: Parameters<Bls12>) -> Result<Self, ProverError> {

@@ -2,8 +2,6 @@
 //! test processes reuse them, and statement builders.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use blstrs::Scalar as Fr;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::policy::{
@@ -19,21 +17,9 @@ pub fn rng(seed: u64) -> rand_chacha::ChaCha20Rng {
 
 /// Parameters for `shape`, generated once and cached under the target directory.
 pub fn proving_key(shape: Shape) -> ProvingKey {
-    let digest = shape.circuit_shape().unwrap().digest;
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("test-params-{}-{hex}.bin", shape.name()));
-    if let Ok(pk) = ProvingKey::load_file(&path, shape, None) {
-        return pk;
-    }
-    let pk = ProvingKey::generate(shape, &mut rng(1)).unwrap();
     // The directory is fixed at build time; a test binary copied to another machine (the
     // GPU tests) creates it there.
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    // Unique temporary name per process, then an atomic rename.
-    let tmp = path.with_extension(format!("{}.part", std::process::id()));
-    std::fs::write(&tmp, pk.to_file_bytes().unwrap()).unwrap();
-    std::fs::rename(&tmp, &path).unwrap();
-    pk
+    ProvingKey::cached_for_tests(shape, std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap()
 }
 
 pub fn credential(dept: &str, clearance: u64, key: [u8; 32]) -> Credential {

@@ -44,6 +44,28 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement,
             role,
         });
     };
+    let ds = check_demand(ctx, id, dataset, r)?;
+    // How often this requester may ask (the anonymous path counts with nullifiers).
+    let policy = ds.disclosure;
+    let count_key = demand_count_key(dataset, &requester, policy.epoch_of(ctx.time_ms));
+    let count = ctx.state.get::<u16>(&count_key)?.unwrap_or(0);
+    if count >= policy.demands_per_epoch {
+        return reject(Reason::DemandBudgetSpent { budget: policy.demands_per_epoch, epoch_h: policy.epoch_h });
+    }
+    ctx.state.put(count_key, &(count + 1));
+    put_demand(ctx, id, dataset, requester, r, purpose, use_index);
+    Ok(())
+}
+
+/// The checks every demand passes, named or anonymous: its id unused, its dataset known
+/// and not erased, its requirement well formed and within the owner's disclosure policy
+/// (how finely it may ask). The dataset.
+pub(super) fn check_demand(
+    ctx: &Ctx<'_, '_>,
+    id: &Hash,
+    dataset: &Hash,
+    r: &Requirement,
+) -> Result<DatasetRecord, Refusal> {
     if ctx.state.get::<DemandRecord>(&demand_key(id))?.is_some() {
         return reject(Reason::DemandIdUsed);
     }
@@ -56,17 +78,22 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement,
     if let Err(e) = r.validate() {
         return reject_because(Reason::RequirementInvalid, e);
     }
-    // The owner's disclosure policy: how finely, and how often, this requester may ask.
-    let policy = ds.disclosure;
-    if let Err(reason) = policy.check(r) {
+    if let Err(reason) = ds.disclosure.check(r) {
         return reject(reason);
     }
-    let count_key = demand_count_key(dataset, &requester, policy.epoch_of(ctx.time_ms));
-    let count = ctx.state.get::<u16>(&count_key)?.unwrap_or(0);
-    if count >= policy.demands_per_epoch {
-        return reject(Reason::DemandBudgetSpent { budget: policy.demands_per_epoch, epoch_h: policy.epoch_h });
-    }
-    ctx.state.put(count_key, &(count + 1));
+    Ok(ds)
+}
+
+/// Records an accepted demand.
+pub(super) fn put_demand(
+    ctx: &mut Ctx<'_, '_>,
+    id: &Hash,
+    dataset: &Hash,
+    requester: String,
+    r: &Requirement,
+    purpose: Purpose,
+    use_index: u8,
+) {
     let record = DemandRecord {
         id: *id,
         dataset: *dataset,
@@ -79,7 +106,6 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement,
         supplied_by: None,
     };
     ctx.state.put(demand_key(id), &record);
-    Ok(())
 }
 
 /// Largest sealed re-key token (an IBE ciphertext of a token).
@@ -130,7 +156,11 @@ pub(super) fn check_sealed(
         Some(_) => return reject(Reason::NotActiveCpc { cpc }),
         None => return reject(Reason::UnknownCpc { cpc }),
     }
-    // The patients' pseudonyms are for the requester alone: sealed to its identity.
+    // The patients' pseudonyms are for the requester alone: sealed to its identity. An
+    // anonymous requester has no IBE identity (asking the KGC for one would name it).
+    if !sealed_pseudonyms.is_empty() && g.requester.starts_with(crate::tx::PSEUDONYM_PREFIX) {
+        return reject_because(Reason::SealedPseudonymsInvalid, "an anonymous requester has no IBE identity");
+    }
     if !sealed_pseudonyms.is_empty() {
         if sealed_pseudonyms.len() > SEALED_PSEUDONYMS_LEN_MAX {
             return reject(Reason::SealedPseudonymsTooLarge { max: SEALED_PSEUDONYMS_LEN_MAX });
@@ -151,9 +181,10 @@ pub(super) fn check_sealed(
 
 pub fn revoke_grant(ctx: &mut Ctx<'_, '_>, id: &Hash, reason: &str) -> Exec {
     check_text(TextField::Reason, reason, 256)?;
-    let sender = ctx.sender()?.clone();
+    let (sender, role) = ctx.sender_and_role()?;
+    let (sender, role) = (sender.to_string(), role.to_string());
     let mut g = grant(ctx, id)?;
-    if sender.id != g.owner && sender.id != g.requester && sender.role != "kgc" {
+    if sender != g.owner && sender != g.requester && role != "kgc" {
         return reject(Reason::NotGrantParty);
     }
     if let GrantStatus::Revoked { .. } = g.status {

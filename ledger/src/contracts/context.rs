@@ -50,8 +50,11 @@ pub struct Ctx<'a, 's> {
     pub seq: u64,
     pub time_ms: u64,
     pub tx_hash: Hash,
-    /// The sender's record (absent only for a registration).
+    /// The sender's record (absent for a registration and for a pseudonym).
     pub sender: Option<&'a MemberRecord>,
+    /// The sender's name where it is a pseudonym (`crate::tx::pseudonym_of`): its
+    /// signature verified under the one-time key the name holds.
+    pub pseudonym: Option<&'a str>,
     /// The batch verifier's verdict on this transaction's proof, if it carries one.
     pub proof_verdict: Option<Result<(), ProofFault>>,
 }
@@ -59,6 +62,14 @@ pub struct Ctx<'a, 's> {
 impl Ctx<'_, '_> {
     pub fn sender(&self) -> Result<&MemberRecord, Refusal> {
         self.sender.ok_or_else(|| Refusal::Fatal(LedgerError::Malformed("sender record missing".into())))
+    }
+
+    /// Who sent the transaction and in what role: a member, or a pseudonym with no role.
+    pub fn sender_and_role(&self) -> Result<(&str, &str), Refusal> {
+        match self.pseudonym {
+            Some(p) => Ok((p, "")),
+            None => self.sender().map(|m| (m.id.as_str(), m.role.as_str())),
+        }
     }
 
     /// The sender holds one of `roles`.

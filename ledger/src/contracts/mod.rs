@@ -5,6 +5,7 @@
 
 pub mod abe;
 pub mod access;
+pub mod anonymous;
 pub mod consent;
 pub mod context;
 pub mod emergency;
@@ -21,7 +22,9 @@ use crate::tx::TxKind;
 pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
     match kind {
         TxKind::RegisterMember { certificate } => registry::register_member(ctx, certificate),
-        TxKind::IssueCredential { member, leaf } => registry::issue_credential(ctx, member, leaf),
+        TxKind::IssueCredential { member, leaf, anonymous_leaf } => {
+            registry::issue_credential(ctx, member, leaf, anonymous_leaf.as_ref())
+        }
         TxKind::RevokeCredential { member, reason } => registry::revoke_credential(ctx, member, reason),
         TxKind::RevokeMember { member, reason } => registry::revoke_member(ctx, member, reason),
         TxKind::AdmitMember { member, certificate_sha256 } => registry::admit_member(ctx, member, certificate_sha256),
@@ -37,10 +40,11 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
         TxKind::Demand { demand, dataset, requirement, purpose } => {
             access::demand(ctx, demand, dataset, requirement, *purpose)
         }
+        TxKind::AnonymousDemand(d) => anonymous::demand(ctx, d),
         TxKind::CommitConsent { commitments } => consent::commit(ctx, commitments),
         TxKind::SupplyProof { demand, .. } => zk::supply_proof(ctx, demand),
-        TxKind::RequestAccess { request, demand, root, duration_s, .. } => {
-            zk::request_access(ctx, request, demand, root, *duration_s)
+        TxKind::RequestAccess { request, demand, root, proof, duration_s } => {
+            zk::request_access(ctx, request, demand, root, proof, *duration_s)
         }
         TxKind::IssueReKey { grant, sealed_token, sealed_pseudonyms } => {
             access::issue_rekey(ctx, grant, sealed_token, sealed_pseudonyms)

@@ -34,7 +34,7 @@ use crate::state::{
     MemberRecord, Overlay, Parameters, ParametersProposal, ParametersRecord, RegistryRecord, RevocationRecord,
     RootRecord, MEMBER_PREFIX, PARAMETERS_KEY, REGISTRY_KEY,
 };
-use crate::tx::{certificate_sha256, FrBytes, Hash, NAME_LEN_MAX};
+use crate::tx::{certificate_sha256, FrBytes, Hash, ANONYMOUS_LEAF_OFFSET, NAME_LEN_MAX};
 
 /// A superseded credential root stays acceptable this long (ledger time) after a new
 /// credential is added, so proofs in flight when a member joins still land.
@@ -140,7 +140,37 @@ pub fn root_denial(ctx: &Ctx<'_, '_>, root: &FrBytes) -> Result<Option<Denial>, 
     Ok(None)
 }
 
-pub fn issue_credential(ctx: &mut Ctx<'_, '_>, member: &str, leaf: &FrBytes) -> Exec {
+/// Whether an anonymous demand's root still stands when its pseudonym asks for access:
+/// `Some` denial if a revocation came since (staleness does not count: the root was
+/// current when the demand was made).
+pub fn root_revoked(ctx: &Ctx<'_, '_>, root: &FrBytes) -> Result<Option<Denial>, Refusal> {
+    let reg = registry(ctx)?;
+    Ok(match ctx.state.get::<RootRecord>(&root_key(root))? {
+        None => Some(Denial::RootUnknown),
+        Some(r) if r.epoch != reg.epoch => Some(Denial::RootPredatesRevocation),
+        Some(_) => None,
+    })
+}
+
+/// A leaf the KGC publishes: a canonical, non-zero field element.
+fn leaf_value(leaf: &FrBytes) -> Result<blstrs::Scalar, Refusal> {
+    match leaf.to_fr() {
+        Ok(v) if !bool::from(v.is_zero()) => Ok(v),
+        Ok(_) => reject(Reason::CredentialLeafZero),
+        Err(e) => reject_because(Reason::CredentialLeafInvalid, e),
+    }
+}
+
+/// Sets one leaf of the tree and its stored copy.
+fn set_leaf(ctx: &mut Ctx<'_, '_>, index: u64, value: blstrs::Scalar) {
+    ctx.tree.set(index, value);
+    ctx.state.put(leaf_key(index), &FrBytes(fr_to_bytes(&value)));
+}
+
+/// Issues (or reissues) `member`'s credential: its leaf, and its anonymous leaf at the
+/// index plus [`ANONYMOUS_LEAF_OFFSET`] (a reissue without one clears the old one, so no
+/// leaf of outdated attributes stays usable).
+pub fn issue_credential(ctx: &mut Ctx<'_, '_>, member: &str, leaf: &FrBytes, anonymous: Option<&FrBytes>) -> Exec {
     ctx.require_role(&["kgc"])?;
     let Some(mut m) = ctx.state.get::<MemberRecord>(&member_key(member))? else {
         return reject(Reason::UnknownMember { member: member.into() });
@@ -148,21 +178,26 @@ pub fn issue_credential(ctx: &mut Ctx<'_, '_>, member: &str, leaf: &FrBytes) -> 
     if let Some(r) = &m.revoked {
         return reject(Reason::MemberRevoked { member: member.into(), revocation: r.clone() });
     }
-    let value = match leaf.to_fr() {
-        Ok(v) if !bool::from(v.is_zero()) => v,
-        Ok(_) => return reject(Reason::CredentialLeafZero),
-        Err(e) => return reject_because(Reason::CredentialLeafInvalid, e),
-    };
+    let value = leaf_value(leaf)?;
+    let anonymous = anonymous.map(leaf_value).transpose()?;
     let mut reg = registry(ctx)?;
     let index = match m.credential {
         Some(i) => i,
+        None if reg.next_leaf >= ANONYMOUS_LEAF_OFFSET => {
+            return reject_because(Reason::CredentialLeafInvalid, "the credential tree is full")
+        }
         None => {
             reg.next_leaf += 1;
             reg.next_leaf - 1
         }
     };
-    ctx.tree.set(index, value);
-    ctx.state.put(leaf_key(index), &FrBytes(fr_to_bytes(&value)));
+    set_leaf(ctx, index, value);
+    let had_anonymous = ctx.state.get::<FrBytes>(&leaf_key(index + ANONYMOUS_LEAF_OFFSET))?.is_some();
+    match anonymous {
+        Some(a) => set_leaf(ctx, index + ANONYMOUS_LEAF_OFFSET, a),
+        None if had_anonymous => set_leaf(ctx, index + ANONYMOUS_LEAF_OFFSET, blstrs::Scalar::ZERO),
+        None => {}
+    }
     m.credential = Some(index);
     m.credential_revoked = None;
     ctx.state.put(member_key(member), &m);
@@ -171,8 +206,10 @@ pub fn issue_credential(ctx: &mut Ctx<'_, '_>, member: &str, leaf: &FrBytes) -> 
 
 fn withdraw_credential(ctx: &mut Ctx<'_, '_>, m: &mut MemberRecord, reason: &str) -> Exec {
     let Some(index) = m.credential else { return Ok(()) };
-    ctx.tree.set(index, blstrs::Scalar::ZERO);
-    ctx.state.put(leaf_key(index), &FrBytes(fr_to_bytes(&blstrs::Scalar::ZERO)));
+    set_leaf(ctx, index, blstrs::Scalar::ZERO);
+    if ctx.state.get::<FrBytes>(&leaf_key(index + ANONYMOUS_LEAF_OFFSET))?.is_some() {
+        set_leaf(ctx, index + ANONYMOUS_LEAF_OFFSET, blstrs::Scalar::ZERO);
+    }
     m.credential_revoked = Some(reason.to_string());
     let reg = registry(ctx)?;
     publish_root(ctx, reg, true)

@@ -22,7 +22,7 @@ use crate::error::LedgerError;
 use crate::genesis::Genesis;
 use crate::reason::{Denial, ProofFault, Reason};
 use crate::state::{dataset_key, demand_key, denial_key, grant_key, member_key, DatasetRecord, DemandRecord};
-use crate::state::{DenialRecord, GrantRecord, GrantStatus, MemberRecord, Overlay};
+use crate::state::{pseudonym_key, DenialRecord, GrantRecord, GrantStatus, MemberRecord, Overlay, PseudonymRecord};
 use crate::tx::{FrBytes, Hash, Tx, TxKind};
 
 /// Proofs of one member verified in one batch; further ones are refused unverified.
@@ -32,12 +32,19 @@ pub const PROOFS_PER_MEMBER_MAX: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Circuit {
     Policy,
+    /// The anonymous policy circuit ([`super::anonymous`]).
+    AnonymousPolicy,
     Supply(SupplyShape),
 }
 
 /// The circuit and public inputs of a transaction's proof against `state`, or the reason
 /// the proof cannot be checked (then the contract refuses the transaction anyway).
-pub fn public_inputs(state: &Overlay<'_>, tx: &Tx) -> Result<Option<(Circuit, Vec<Fr>)>, LedgerError> {
+pub fn public_inputs(
+    state: &Overlay<'_>,
+    genesis: &Genesis,
+    time_ms: u64,
+    tx: &Tx,
+) -> Result<Option<(Circuit, Vec<Fr>)>, LedgerError> {
     let demand_of = |id: &Hash| -> Result<Option<(DemandRecord, DatasetRecord)>, LedgerError> {
         let Some(d) = state.get::<DemandRecord>(&demand_key(id))? else { return Ok(None) };
         let Some(ds) = state.get::<DatasetRecord>(&dataset_key(&d.dataset))? else { return Ok(None) };
@@ -65,6 +72,8 @@ pub fn public_inputs(state: &Overlay<'_>, tx: &Tx) -> Result<Option<(Circuit, Ve
             let binding = request_binding(request, key_hash(&m.signing_key));
             Ok(Some((Circuit::Policy, vec![root, policy, binding])))
         }
+        TxKind::AnonymousDemand(_) => Ok(super::anonymous::statement(state, genesis, time_ms, tx)?
+            .map(|st| (Circuit::AnonymousPolicy, st.public_inputs()))),
         _ => Ok(None),
     }
 }
@@ -128,8 +137,30 @@ pub fn supply_proof(ctx: &mut Ctx<'_, '_>, demand: &Hash) -> Exec {
 
 /// Grants access when the demand is proven and the policy proof holds against an
 /// acceptable root; otherwise records the denial with its reason.
-pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root: &FrBytes, duration_s: u64) -> Exec {
-    let sender = ctx.require_role(&["research", "hospital"])?.id.clone();
+///
+/// From a pseudonym ([`super::anonymous`]) the request carries no proof: its demand's
+/// anonymous policy proof stands for it, and `root` must be the root that proof named,
+/// which must have survived every revocation since.
+pub fn request_access(
+    ctx: &mut Ctx<'_, '_>,
+    request: &Hash,
+    demand: &Hash,
+    root: &FrBytes,
+    proof: &[u8],
+    duration_s: u64,
+) -> Exec {
+    let (sender, anonymous_root) = match ctx.pseudonym {
+        Some(p) => {
+            let Some(rec) = ctx.state.get::<PseudonymRecord>(&pseudonym_key(p))? else {
+                return reject(Reason::UnknownPseudonym);
+            };
+            if rec.root != *root || !proof.is_empty() {
+                return reject(Reason::AnonymousProofRefused { proof: ProofFault::StatementShape });
+            }
+            (p.to_string(), Some(rec.root))
+        }
+        None => (ctx.require_role(&["research", "hospital"])?.id.clone(), None),
+    };
     if ctx.state.get::<GrantRecord>(&grant_key(request))?.is_some()
         || ctx.state.get::<DenialRecord>(&denial_key(request))?.is_some()
     {
@@ -154,9 +185,12 @@ pub fn request_access(ctx: &mut Ctx<'_, '_>, request: &Hash, demand: &Hash, root
     if ds.erased.is_some() {
         return reject(Reason::DatasetErased);
     }
-    let denial = match registry::root_denial(ctx, root)? {
-        Some(d) => Some(d),
-        None => verdict(ctx).err().map(|proof| Denial::PolicyProof { proof }),
+    let denial = match anonymous_root {
+        Some(r) => registry::root_revoked(ctx, &r)?,
+        None => match registry::root_denial(ctx, root)? {
+            Some(d) => Some(d),
+            None => verdict(ctx).err().map(|proof| Denial::PolicyProof { proof }),
+        },
     };
     if let Some(denial) = denial {
         let rec = DenialRecord { request: *request, demand: *demand, requester: sender, denial, at_ms: ctx.time_ms };

@@ -129,7 +129,7 @@ pub async fn publish_credentials(
             if rec.credential.is_some() || rec.credential_revoked.is_some() || rec.revoked.is_some() {
                 continue;
             }
-            let kind = TxKind::IssueCredential { member: m.clone(), leaf: *leaf };
+            let kind = TxKind::IssueCredential { member: m.clone(), leaf: *leaf, anonymous_leaf: None };
             match tokio::time::timeout(ATTEMPT_WAIT_MAX, client.submit(kind)).await {
                 Ok(Ok(f)) => match f.outcome {
                     Outcome::Rejected { reason } => tracing::warn!(member = %m, %reason, "credential rejected"),
