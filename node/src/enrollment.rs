@@ -7,7 +7,8 @@
 //!    sees the key, and none can compute it alone (DESIGN.md §4.2);
 //! 2. for a hospital or research institute, its CP-ABE key from the KGC
 //!    (`POST /kgc/enroll`, sealed to its IBE identity), which also has the KGC publish its
-//!    credential.
+//!    credential, and its anonymous credential over the commitment to the member's
+//!    nullifier key (`Member::nullifier_key`; the key itself never leaves the member).
 //!
 //! Each key is written to `secrets/member.json` as soon as it is obtained, so a restart
 //! resumes where enrollment stopped. Authorities that cannot be reached are retried with
@@ -131,9 +132,13 @@ async fn abe_key(node: &Node, member: &Member, ibe_key: &IbePrivateKey) -> Resul
         .find(|m| m.role == Role::Kgc.as_str())
         .ok_or_else(|| anyhow!("the consortium has no KGC"))?;
     let api = ApiClient::of_peer(node, &kgc.id, member)?;
+    // The commitment to its nullifier key, for its anonymous credential leaf (the KGC
+    // never sees the key, so it cannot compute the member's nullifiers).
+    let nk_commitment = dualchain_prover::anonymous::nullifier_commitment(member.nullifier_key());
     let body = json!({
         "attributes": member.attributes.iter().collect::<Vec<_>>(),
         "salt": hex::encode(member.attribute_salt),
+        "nullifier_commitment": hex::encode(dualchain_prover::field::fr_to_bytes(&nk_commitment)),
     });
     let a: EnrollAnswer = api.call(Method::POST, "/kgc/enroll", Some(&body)).await?;
     let sealed: IbeCiphertext = from_hex(&a.abe_key, "sealed CP-ABE key")?;

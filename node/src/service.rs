@@ -254,11 +254,18 @@ fn authority_of(cfg: &NodeConfig, file: &MemberFile) -> Result<Option<Authority>
     let ibe_share = from_hex(share, "ESKI-IBE authority share")?;
     let kgc = match &file.abe_master {
         Some(msk) => {
-            let mut genesis = Vec::new();
-            for (m, leaf) in &file.credentials {
+            let leaf = |m: &str, hex_leaf: &str| -> Result<FrBytes> {
                 let mut b = [0u8; 32];
-                hex::decode_to_slice(leaf, &mut b).map_err(|e| anyhow!("credential of {m}: {e}"))?;
-                genesis.push((m.clone(), FrBytes(b)));
+                hex::decode_to_slice(hex_leaf, &mut b).map_err(|e| anyhow!("credential of {m}: {e}"))?;
+                Ok(FrBytes(b))
+            };
+            let mut genesis = Vec::new();
+            for (m, l) in &file.credentials {
+                let anonymous_leaf = match file.anonymous_credentials.iter().find(|(a, _)| a == m) {
+                    Some((_, a)) => Some(leaf(m, a)?),
+                    None => None,
+                };
+                genesis.push(kgc::Issued { member: m.clone(), leaf: leaf(m, l)?, anonymous_leaf });
             }
             let path = cfg.path(&cfg.data_dir).join("kgc-credentials.json");
             Some(Arc::new(Desk::open(from_hex(msk, "CP-ABE master key")?, genesis, path)?))

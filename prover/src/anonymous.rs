@@ -79,10 +79,16 @@ pub fn nullifier_commitment(nullifier_key: Fr) -> Fr {
 
 impl AnonymousCredential {
     pub fn leaf(&self) -> Fr {
-        let attrs: Vec<Fr> = self.attributes.iter().map(|a| fr_from_u64(*a)).collect();
-        let keys = hash2(self.key_hash, nullifier_commitment(self.nullifier_key));
-        hash3(hash16(&attrs.try_into().expect("16 attributes")), self.salt, keys)
+        anonymous_leaf(&self.attributes, self.salt, self.key_hash, nullifier_commitment(self.nullifier_key))
     }
+}
+
+/// The anonymous leaf from what the KGC holds at enrollment: the certified attributes,
+/// the salt, the key hash and the member's nullifier key commitment (not the key).
+pub fn anonymous_leaf(attributes: &[u64; ATTRIBUTES], salt: Fr, key_hash: Fr, nullifier_commitment: Fr) -> Fr {
+    let attrs: Vec<Fr> = attributes.iter().map(|a| fr_from_u64(*a)).collect();
+    let keys = hash2(key_hash, nullifier_commitment);
+    hash3(hash16(&attrs.try_into().expect("16 attributes")), salt, keys)
 }
 
 /// The scope of a nullifier: one dataset in one epoch.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use dualchain_ledger::tx::FrBytes;
 use dualchain_node::member::MemberFile;
 use dualchain_testkit::consortium::{Consortium, CPCS, HOSPITAL_A, HOSPITAL_B, KGC, NODES, RESEARCH};
 
@@ -42,6 +43,24 @@ async fn sharing_flow_on_keys_each_institution_made() -> Result<()> {
     assert!(dualchain_node::member::sharing::open_index(&*c.member(HOSPITAL_B)?, &ledger, &a.dataset.0).is_err());
     let access = c.request_access(RESEARCH, &demand, 3600).await?;
     assert!(access.granted, "{:?}", access.denial);
+    // Enrollment also published research-1's anonymous leaf, over the commitment to the
+    // nullifier key only research-1 holds (the KGC's desk never had the key).
+    let research = c.member(RESEARCH)?;
+    let leaf = ledger.anonymous_credential(RESEARCH)?.expect("an anonymous leaf");
+    assert_eq!(leaf, FrBytes::from_fr(&research.anonymous_credential().leaf()));
+    let nk = hex::encode(FrBytes::from_fr(&research.nullifier_key()).0);
+    let mut desk: Vec<PathBuf> = [walk(&c.dir)?, walk(&data_dir)?]
+        .concat()
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "kgc-credentials.json"))
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+    desk.sort();
+    desk.dedup();
+    assert_eq!(desk.len(), 1, "{desk:?}");
+    let kept = std::fs::read_to_string(&desk[0])?;
+    assert!(kept.contains(&hex::encode(leaf.0)), "the desk keeps the anonymous leaf");
+    assert!(!kept.contains(&nk), "the KGC's desk holds no nullifier key");
     c.wait_receipt(RESEARCH, &access.request).await?;
     let fetched = c.fetch(RESEARCH, &access.request).await?;
     // The grantee decrypts exactly what the demand asked for, under per-grant pseudonyms.
@@ -103,6 +122,11 @@ async fn authorities_refuse_what_they_must(c: &Consortium) -> Result<()> {
         json!({ "attributes": cpc.attributes.iter().collect::<Vec<_>>(), "salt": hex::encode(cpc.attribute_salt) });
     let r = as_member(CPCS[0], KGC)?.call::<Value>(Method::POST, "/kgc/enroll", Some(&own)).await;
     assert_eq!(refused(r), "refused");
+    // A nullifier key commitment that is not a field element.
+    let attrs = hb.attributes.iter().collect::<Vec<_>>();
+    let bad = json!({ "attributes": attrs, "salt": salt, "nullifier_commitment": "ff".repeat(32) });
+    let r = as_member(HOSPITAL_B, KGC)?.call::<Value>(Method::POST, "/kgc/enroll", Some(&bad)).await;
+    assert_eq!(refused(r), "bad-nullifier-commitment");
     let truth = json!({ "attributes": hb.attributes.iter().collect::<Vec<_>>(), "salt": salt });
     let r = as_member(HOSPITAL_B, CPCS[0])?.call::<Value>(Method::POST, "/kgc/enroll", Some(&truth)).await;
     assert_eq!(refused(r), "not-the-kgc");

@@ -5,10 +5,12 @@
 //! commitment to the KGC (`POST /kgc/enroll`): the desk checks the opening against the
 //! certificate on the ledger, derives the member's CP-ABE key for exactly those attributes
 //! and returns it sealed to the member's ESKI-IBE identity, so only the member can open it;
-//! it also records the member's credential leaf. The publisher puts each leaf on the
-//! ledger once its member is registered, and never one whose member or credential was
-//! revoked. The KGC learns the attributes it certifies keys for (DESIGN.md §4.3), nothing
-//! else of the member.
+//! it also records the member's credential leaf, and its anonymous leaf where the member
+//! sent the commitment to its nullifier key (`dualchain_prover::anonymous`: the KGC never
+//! sees the key, so it cannot compute the member's nullifiers). The publisher puts each
+//! leaf on the ledger once its member is registered, and never one whose member or
+//! credential was revoked. The KGC learns the attributes it certifies keys for (DESIGN.md
+//! §4.3), nothing else of the member.
 //!
 //! A test consortium's genesis (`dualchain init`) names the leaves up front; they are
 //! published the same way.
@@ -25,6 +27,7 @@ use dualchain_crypto::ibe::{self, IbeCiphertext, IbePublicParams};
 use dualchain_crypto::Codec;
 use dualchain_ledger::tx::{FrBytes, Hash, Outcome, TxKind};
 use dualchain_ledger::Ledger;
+use dualchain_prover::anonymous::anonymous_leaf;
 use rand::rngs::OsRng;
 
 use super::follow::{follow_home, Agent};
@@ -37,8 +40,27 @@ use crate::member::{credential_for, Member, ABE_KEY_AAD, ATTRIBUTE_SALT_LEN};
 const ATTEMPT_WAIT_MAX: Duration = Duration::from_secs(30);
 const ROUND_PAUSE: Duration = Duration::from_millis(300);
 
-/// Credential leaves to publish: (member, leaf).
-pub type Credentials = Mutex<Vec<(String, FrBytes)>>;
+/// A credential to publish: the member, its leaf and, where it enrolled with a nullifier
+/// key commitment, its anonymous leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub member: String,
+    pub leaf: FrBytes,
+    pub anonymous_leaf: Option<FrBytes>,
+}
+
+/// Credential leaves to publish.
+pub type Credentials = Mutex<Vec<Issued>>;
+
+/// How the desk keeps its credentials on disk: `[member, leaf hex, anonymous leaf hex or
+/// null]` (files written before anonymous leaves hold pairs).
+type Kept = Vec<(String, String, Option<String>)>;
+
+fn leaf_from_hex(hex_leaf: &str, member: &str, path: &std::path::Path) -> Result<FrBytes> {
+    let mut b = [0u8; 32];
+    hex::decode_to_slice(hex_leaf, &mut b).map_err(|e| anyhow!("credential of {member} in {}: {e}", path.display()))?;
+    Ok(FrBytes(b))
+}
 
 /// The KGC's enrollment desk: its CP-ABE master key and the leaves it has to publish
 /// (kept in `data/kgc-credentials.json`, mode 0600, across restarts).
@@ -50,16 +72,22 @@ pub struct Desk {
 
 impl Desk {
     /// The desk with the leaves named at genesis and those enrolled before (from `path`).
-    pub fn open(msk: <Ac17 as AbeScheme>::MasterKey, genesis: Vec<(String, FrBytes)>, path: PathBuf) -> Result<Self> {
+    pub fn open(msk: <Ac17 as AbeScheme>::MasterKey, genesis: Vec<Issued>, path: PathBuf) -> Result<Self> {
         let mut all = genesis;
         if path.exists() {
-            let kept: Vec<(String, String)> = serde_json::from_slice(&crate::files::read_secret(&path)?)?;
-            for (m, leaf) in kept {
-                let mut b = [0u8; 32];
-                hex::decode_to_slice(&leaf, &mut b)
-                    .map_err(|e| anyhow!("credential of {m} in {}: {e}", path.display()))?;
-                if !all.iter().any(|(x, _)| *x == m) {
-                    all.push((m, FrBytes(b)));
+            let bytes = crate::files::read_secret(&path)?;
+            let kept: Kept = match serde_json::from_slice(&bytes) {
+                Ok(k) => k,
+                Err(_) => {
+                    let pairs: Vec<(String, String)> = serde_json::from_slice(&bytes)?;
+                    pairs.into_iter().map(|(m, l)| (m, l, None)).collect()
+                }
+            };
+            for (member, leaf, anonymous) in kept {
+                let leaf = leaf_from_hex(&leaf, &member, &path)?;
+                let anonymous_leaf = anonymous.map(|a| leaf_from_hex(&a, &member, &path)).transpose()?;
+                if !all.iter().any(|c| c.member == member) {
+                    all.push(Issued { member, leaf, anonymous_leaf });
                 }
             }
         }
@@ -77,6 +105,7 @@ impl Desk {
         member: &str,
         attributes: &[String],
         salt: &[u8; ATTRIBUTE_SALT_LEN],
+        nullifier_commitment: Option<blstrs::Scalar>,
     ) -> Result<IbeCiphertext> {
         let rec = ledger.member(member)?.ok_or_else(|| anyhow!("{member} is not registered"))?;
         ensure!(rec.revoked.is_none(), "{member} is revoked");
@@ -91,11 +120,18 @@ impl Desk {
             .map_err(|_| anyhow!("these attributes and salt do not open {member}'s certified commitment"))?;
         let key = Ac17::keygen(&self.msk, &dualchain_ledger::policy::abe_key_attributes(&attributes)?)?;
         let sealed = ibe::encrypt(&mut OsRng, ibe_params, member, &key.to_bytes(), ABE_KEY_AAD)?;
-        let leaf = FrBytes::from_fr(&credential_for(&attributes, salt, cert.fields.signing_key.as_bytes()).leaf());
+        let credential = credential_for(&attributes, salt, cert.fields.signing_key.as_bytes());
+        let leaf = FrBytes::from_fr(&credential.leaf());
+        let anonymous_leaf = nullifier_commitment.map(|nkc| {
+            FrBytes::from_fr(&anonymous_leaf(&credential.attributes, credential.salt, credential.key_hash, nkc))
+        });
         let mut creds = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
-        if !creds.iter().any(|(m, _)| m == member) {
-            creds.push((member.to_string(), leaf));
-            let kept: Vec<(String, String)> = creds.iter().map(|(m, l)| (m.clone(), hex::encode(l.0))).collect();
+        if !creds.iter().any(|c| c.member == member) {
+            creds.push(Issued { member: member.to_string(), leaf, anonymous_leaf });
+            let kept: Kept = creds
+                .iter()
+                .map(|c| (c.member.clone(), hex::encode(c.leaf.0), c.anonymous_leaf.map(|a| hex::encode(a.0))))
+                .collect();
             write_private(&self.path, &serde_json::to_vec_pretty(&kept)?)?;
         }
         Ok(sealed)
@@ -117,7 +153,7 @@ pub async fn publish_credentials(
             continue;
         }
         let list = credentials.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        for (m, leaf) in &list {
+        for Issued { member: m, leaf, anonymous_leaf } in &list {
             let rec = match ledger.member(m) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
@@ -129,7 +165,7 @@ pub async fn publish_credentials(
             if rec.credential.is_some() || rec.credential_revoked.is_some() || rec.revoked.is_some() {
                 continue;
             }
-            let kind = TxKind::IssueCredential { member: m.clone(), leaf: *leaf, anonymous_leaf: None };
+            let kind = TxKind::IssueCredential { member: m.clone(), leaf: *leaf, anonymous_leaf: *anonymous_leaf };
             match tokio::time::timeout(ATTEMPT_WAIT_MAX, client.submit(kind)).await {
                 Ok(Ok(f)) => match f.outcome {
                     Outcome::Rejected { reason } => tracing::warn!(member = %m, %reason, "credential rejected"),

@@ -7,9 +7,11 @@
 //!   the signer (registered, not revoked, the request's identity is the signer's) and the
 //!   previous share against the public chain, and returns `{"share": hex}`. It never sees
 //!   the member's key: the request is blinded.
-//! - `POST /kgc/enroll` (the KGC): `{"attributes": [...], "salt": hex}` opens the
-//!   caller's certified attribute commitment; the answer `{"abe_key": hex}` is its CP-ABE
-//!   key sealed to its ESKI-IBE identity ([`crate::agents::kgc::Desk`]).
+//! - `POST /kgc/enroll` (the KGC): `{"attributes": [...], "salt": hex,
+//!   "nullifier_commitment": hex}` opens the caller's certified attribute commitment; the
+//!   answer `{"abe_key": hex}` is its CP-ABE key sealed to its ESKI-IBE identity
+//!   ([`crate::agents::kgc::Desk`]). With the commitment to the member's nullifier key the
+//!   KGC also publishes its anonymous credential leaf.
 
 use axum::extract::State;
 use dualchain_crypto::cert::{Certificate, NoRevocations, TrustContext};
@@ -76,6 +78,10 @@ pub async fn ibe_share(State(api): State<ApiState>, s: Signed) -> ApiResult {
 struct EnrollRequest {
     attributes: Vec<String>,
     salt: String,
+    /// `P(NK_TAG, nk)` of the member's nullifier key, hex of its canonical bytes: the KGC
+    /// then also publishes the member's anonymous leaf (absent: no anonymous leaf).
+    #[serde(default)]
+    nullifier_commitment: Option<String>,
 }
 
 pub async fn kgc_enroll(State(api): State<ApiState>, s: Signed) -> ApiResult {
@@ -88,11 +94,23 @@ pub async fn kgc_enroll(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let mut salt = [0u8; ATTRIBUTE_SALT_LEN];
     hex::decode_to_slice(&body.salt, &mut salt)
         .map_err(|_| ApiError::invalid("bad-salt", "the salt is 32 bytes in hex"))?;
+    let nk_commitment = match &body.nullifier_commitment {
+        None => None,
+        Some(h) => {
+            let mut b = [0u8; 32];
+            hex::decode_to_slice(h, &mut b)
+                .ok()
+                .and_then(|()| dualchain_prover::field::fr_from_bytes(&b))
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid("bad-nullifier-commitment", "not a field element's 32 bytes in hex"))?
+        }
+    };
     let member = s.member.clone();
-    let sealed =
-        tokio::task::spawn_blocking(move || desk.enroll(&node.ledger, &node.ibe, &member, &body.attributes, &salt))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| ApiError::forbidden("refused", format!("{e:#}")))?;
+    let sealed = tokio::task::spawn_blocking(move || {
+        desk.enroll(&node.ledger, &node.ibe, &member, &body.attributes, &salt, nk_commitment)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::forbidden("refused", format!("{e:#}")))?;
     ok_json(&json!({ "abe_key": hex::encode(sealed.to_bytes()) }))
 }

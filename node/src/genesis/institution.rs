@@ -538,6 +538,7 @@ fn write_member_file(dir: &Path, own: &ContributionBody, issued: &IssuedFile, se
         ibe_authority: secrets.ibe_authority,
         abe_master: secrets.abe_master,
         credentials: Vec::new(),
+        anonymous_credentials: Vec::new(),
     };
     file.member().context("the issued certificate does not open to this member's keys")?;
     write_private(&dir.join("secrets/member.json"), &serde_json::to_vec_pretty(&file)?)?;

@@ -277,7 +277,7 @@ fn member_keys(opts: &InitOptions, specs: &[&Spec], rng: &mut ChaCha20Rng, now: 
     ibe.verify_chain()?;
     let (abe_pk, abe_msk) = Ac17::setup()?;
     let mut files = Vec::new();
-    let mut credentials = Vec::new();
+    let (mut credentials, mut anonymous) = (Vec::new(), Vec::new());
     for m in &mut members {
         let shares: Vec<_> = secrets.iter().collect();
         m.ibe_key = Some(issue_ibe_key(rng, &ibe, &shares, m, ca.public(), now)?);
@@ -285,6 +285,7 @@ fn member_keys(opts: &InitOptions, specs: &[&Spec], rng: &mut ChaCha20Rng, now: 
             m.cert.check_attribute_opening(&m.attributes, &m.attribute_salt)?;
             m.abe_key = Some(Ac17::keygen(&abe_msk, &dualchain_ledger::policy::abe_key_attributes(&m.attributes)?)?);
             credentials.push((m.id.clone(), hex::encode(FrBytes::from_fr(&m.credential().leaf()).0)));
+            anonymous.push((m.id.clone(), hex::encode(FrBytes::from_fr(&m.anonymous_credential().leaf()).0)));
         }
         let mut f = MemberFile::of(m);
         if let Some(i) = authorities.iter().position(|a| *a == m.id) {
@@ -296,6 +297,7 @@ fn member_keys(opts: &InitOptions, specs: &[&Spec], rng: &mut ChaCha20Rng, now: 
         if f.role == "kgc" {
             f.abe_master = Some(to_hex(&abe_msk));
             f.credentials = credentials.clone();
+            f.anonymous_credentials = anonymous.clone();
         }
     }
     Ok(MemberKeys { ca, ibe, abe_pk, files })

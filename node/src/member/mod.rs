@@ -12,6 +12,7 @@ use dualchain_crypto::cert::{
 use dualchain_crypto::ibe::{self, AuthoritySecret, IbeCiphertext, IbePrivateKey, IbePublicParams, KeyRequest};
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_crypto::Codec;
+use dualchain_prover::anonymous::AnonymousCredential;
 use dualchain_prover::policy::{key_hash, Credential};
 use rand::{CryptoRng, RngCore};
 
@@ -78,6 +79,26 @@ impl Member {
     /// attribute vector, the attribute salt as field element, the hash of its signing key.
     pub fn credential(&self) -> Credential {
         credential_for(&self.attributes, &self.attribute_salt, self.cert.fields.signing_key.as_bytes())
+    }
+
+    /// The member's nullifier key `nk` for the anonymous path
+    /// (`dualchain_prover::anonymous`): derived from its signing key with RFC 9380's
+    /// hash-to-field, so it needs no storage of its own, lives and dies with that key, and
+    /// is known to the member alone. The KGC sees only its commitment.
+    pub fn nullifier_key(&self) -> blstrs::Scalar {
+        let secret = zeroize::Zeroizing::new(self.signer.to_bytes());
+        dualchain_crypto::hash::hash_to_scalar("nullifier-key", &secret)
+    }
+
+    /// Its credential on the anonymous path (what the KGC's anonymous leaf commits to).
+    pub fn anonymous_credential(&self) -> AnonymousCredential {
+        let c = self.credential();
+        AnonymousCredential {
+            attributes: c.attributes,
+            salt: c.salt,
+            key_hash: c.key_hash,
+            nullifier_key: self.nullifier_key(),
+        }
     }
 
     pub fn ibe_key(&self) -> Result<&IbePrivateKey> {
@@ -160,6 +181,10 @@ pub struct MemberFile {
     /// (member, credential leaf as hex of its 32 canonical bytes), for the KGC.
     #[serde(default)]
     pub credentials: Vec<(String, String)>,
+    /// (member, anonymous credential leaf as hex), for the KGC: published with the
+    /// credential of the same member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous_credentials: Vec<(String, String)>,
 }
 
 pub fn role_from_str(s: &str) -> Result<Role> {
@@ -182,6 +207,7 @@ impl MemberFile {
             ibe_authority: None,
             abe_master: None,
             credentials: Vec::new(),
+            anonymous_credentials: Vec::new(),
         }
     }
 
