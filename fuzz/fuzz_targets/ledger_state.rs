@@ -4,8 +4,8 @@
 #![no_main]
 
 use dualchain_ledger::state::{
-    decode, AccessRecord, BreakGlassRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord,
-    RegistryRecord, RootRecord,
+    decode, AccessRecord, BreakGlassRecord, ComplaintRecord, DatasetRecord, DealingRecord, DemandRecord, DenialRecord,
+    EscrowKeyRecord, GrantRecord, MemberRecord, PseudonymRecord, RegistryRecord, RootRecord,
 };
 use libfuzzer_sys::fuzz_target;
 use serde::{de::DeserializeOwned, Serialize};
@@ -19,7 +19,7 @@ fn round_trip<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(val
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, value)) = data.split_first() else { return };
-    match which % 9 {
+    match which % 13 {
         0 => round_trip::<MemberRecord>(value),
         1 => round_trip::<RegistryRecord>(value),
         2 => round_trip::<RootRecord>(value),
@@ -28,6 +28,10 @@ fuzz_target!(|data: &[u8]| {
         5 => round_trip::<GrantRecord>(value),
         6 => round_trip::<DenialRecord>(value),
         7 => round_trip::<AccessRecord>(value),
-        _ => round_trip::<BreakGlassRecord>(value),
+        8 => round_trip::<BreakGlassRecord>(value),
+        9 => round_trip::<PseudonymRecord>(value),
+        10 => round_trip::<DealingRecord>(value),
+        11 => round_trip::<ComplaintRecord>(value),
+        _ => round_trip::<EscrowKeyRecord>(value),
     }
 });

@@ -266,6 +266,34 @@ fn ledger_seeds(out: &mut Out) {
         at_ms: 1_790_000_000_000,
         receipt_tx: [11; 32],
     };
+    let e = escrow::escrow_world();
+    let pseudonym = dualchain_ledger::state::PseudonymRecord {
+        pseudonym: format!("~{}", "ab".repeat(32)),
+        demand: [6; 32],
+        root: one,
+        nullifier: FrBytes([15; 32]),
+        sealed_identity: e.sealed.to_bytes(),
+        delegating_key: w.requester.dsk.public().to_bytes(),
+        at_ms: 1_790_000_000_000,
+    };
+    let dealing = dualchain_ledger::state::DealingRecord {
+        dealer: 1,
+        member: "kgc".into(),
+        dealing: e.dealings[0].to_bytes(),
+        sealed_shares: vec![w.ibe_ct.to_bytes(); 3],
+        at_ms: 1_790_000_000_000,
+    };
+    let complaint = dualchain_ledger::state::ComplaintRecord {
+        dealer: 2,
+        recipient: 1,
+        at_ms: 1_790_000_000_000,
+        revealed: Some(e.shares[3].to_bytes()),
+    };
+    let escrow_key = dualchain_ledger::state::EscrowKeyRecord {
+        key: e.key.to_bytes(),
+        qualified: vec![1, 2, 3],
+        at_ms: 1_790_000_000_000,
+    };
     for (i, (name, bytes)) in [
         ("member", json(&member)),
         ("registry", json(&RegistryRecord { next_leaf: 3, epoch: 1, root: Some(one) })),
@@ -276,6 +304,10 @@ fn ledger_seeds(out: &mut Out) {
         ("denial", json(&denial)),
         ("access", json(&access)),
         ("break_glass", json(&break_glass)),
+        ("pseudonym", json(&pseudonym)),
+        ("escrow_dealing", json(&dealing)),
+        ("escrow_complaint", json(&complaint)),
+        ("escrow_key", json(&escrow_key)),
     ]
     .into_iter()
     .enumerate()

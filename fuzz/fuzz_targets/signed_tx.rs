@@ -14,7 +14,7 @@ use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::Codec;
 use dualchain_ledger::policy::AccessPolicy;
 use dualchain_ledger::tx::{tx_hash, SignedTx, Tx, TxKind};
-use dualchain_prover::escrow::Sealed;
+use dualchain_prover::escrow::{Dealing, DkgShare, Sealed};
 use dualchain_prover::verify::{proof_from_bytes, proof_to_bytes};
 use libfuzzer_sys::fuzz_target;
 
@@ -100,6 +100,22 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(dualchain_ledger::tx::pseudonym_of(&k), s.tx.sender);
             }
         }
+        TxKind::EscrowDealing { dealing, sealed_shares } => {
+            if let Ok(d) = Dealing::from_bytes(dealing) {
+                assert_eq!(&d.to_bytes(), dealing);
+            }
+            for sealed in sealed_shares {
+                if let Ok(ct) = IbeCiphertext::from_bytes(sealed) {
+                    assert_eq!(&ct.to_bytes(), sealed);
+                }
+            }
+        }
+        TxKind::EscrowReveal { share, .. } => {
+            if let Ok(s) = DkgShare::from_bytes(share) {
+                assert_eq!(&s.to_bytes(), share);
+            }
+        }
+        TxKind::EscrowComplaint { .. } | TxKind::CloseEscrow {} => {}
         TxKind::RevokeCredential { .. }
         | TxKind::RevokeMember { .. }
         | TxKind::AdmitMember { .. }

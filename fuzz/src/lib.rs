@@ -485,6 +485,19 @@ pub mod ledger {
                     proof: proof(),
                 }),
             ),
+            (
+                "escrow_dealing",
+                TxKind::EscrowDealing {
+                    dealing: super::escrow::escrow_world().dealings[0].to_bytes(),
+                    sealed_shares: vec![w.ibe_ct.to_bytes(); 3],
+                },
+            ),
+            ("escrow_complaint", TxKind::EscrowComplaint { dealer: 2 }),
+            (
+                "escrow_reveal",
+                TxKind::EscrowReveal { recipient: 1, share: super::escrow::escrow_world().shares[3].to_bytes() },
+            ),
+            ("close_escrow", TxKind::CloseEscrow {}),
         ];
         // Signed for the consortium of the world's CA.
         let domain = dualchain_ledger::tx::TxDomain::of(w.ca.public());

@@ -715,6 +715,22 @@ impl Ledger {
         self.get(&state::pseudonym_key(pseudonym))
     }
 
+    /// The escrow key anonymous demands seal under (fixed at genesis or formed by the
+    /// audit authorities' DKG), once there is one.
+    pub fn escrow_key(&self) -> Result<Option<dualchain_prover::escrow::EscrowKey>, LedgerError> {
+        contracts::escrow::key(&Overlay::new(&self.store), &self.genesis)
+    }
+
+    /// The escrow DKG on chain: every dealing, every complaint (with its answer) and the
+    /// key record once the DKG closed.
+    pub fn escrow_dkg(
+        &self,
+    ) -> Result<(Vec<state::DealingRecord>, Vec<state::ComplaintRecord>, Option<state::EscrowKeyRecord>), LedgerError>
+    {
+        let o = Overlay::new(&self.store);
+        Ok((contracts::escrow::dealings(&o)?, contracts::escrow::complaints(&o)?, o.get(state::ESCROW_KEY)?))
+    }
+
     /// The demand that spent a nullifier, if it is spent.
     pub fn nullifier(&self, nullifier: &FrBytes) -> Result<Option<Hash>, LedgerError> {
         self.get(&state::nullifier_key(nullifier))

@@ -59,12 +59,24 @@ pub struct Genesis {
 }
 
 /// What the anonymous path is checked against: the `policy-anonymous` verifying key and
-/// the escrow key requesters seal their credential index under (made by the audit
-/// authorities' DKG, `dualchain_prover::escrow`; no one holds its secret alone).
+/// where the escrow key requesters seal their credential index under comes from.
 #[derive(Clone)]
 pub struct Anonymity {
     pub vk: VerifyingKey<Bls12>,
-    pub escrow: EscrowKey,
+    pub escrow: Escrow,
+}
+
+/// Where the escrow key comes from (`dualchain_prover::escrow`; no one holds its secret
+/// alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Escrow {
+    /// A key made before genesis, by a DKG the ledger did not see (tests, and a test
+    /// consortium whose one machine ran it).
+    Fixed(EscrowKey),
+    /// The audit committee that makes the key on chain with its DKG (the `escrow`
+    /// contract): `members[k]` is authority `k + 1`, any `threshold` of them open a sealed
+    /// identity. The anonymous path opens once the key is formed.
+    Committee { members: Vec<String>, threshold: u16 },
 }
 
 /// The members a ledger registers on their certificate alone (`RegisterMember`); every

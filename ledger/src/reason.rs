@@ -263,7 +263,7 @@ pub enum Reason {
     ConsentDatasetRepeated,
 
     // ---- the anonymous path ----
-    /// The consortium's genesis has no escrow key and no anonymous verifying key.
+    /// The consortium opened no anonymous path, or its escrow key is not formed yet.
     AnonymousPathClosed,
     /// The sender looks like a pseudonym but names no one-time key.
     PseudonymInvalid,
@@ -289,6 +289,38 @@ pub enum Reason {
     /// The anonymous policy proof was not accepted.
     AnonymousProofRefused {
         proof: ProofFault,
+    },
+
+    // ---- the escrow DKG ----
+    /// The sender is not one of genesis' audit authorities (or genesis fixed the key).
+    NotAuditAuthority,
+    /// The escrow key is formed: the DKG takes nothing more.
+    EscrowKeyFormed,
+    /// The dealing does not decode, is not the sender's, or does not fit the committee.
+    EscrowDealingInvalid,
+    EscrowAlreadyDealt,
+    /// A sealed share is missing, does not decode or is sealed to another identity.
+    SealedShareInvalid {
+        recipient: u16,
+    },
+    /// No dealing of this authority (or no such authority).
+    UnknownDealing {
+        dealer: u16,
+    },
+    ComplaintExists,
+    /// No open complaint of this recipient against the sender.
+    UnknownComplaint,
+    /// The revealed share does not decode or does not match the dealing.
+    RevealInvalid,
+    /// The DKG closes when every authority dealt and no complaint is open, or once
+    /// `window_h` hours passed since the first dealing.
+    EscrowNotClosable {
+        window_h: u32,
+    },
+    /// Too few dealers qualify (a dealing with an unanswered complaint does not).
+    EscrowTooFewDealers {
+        qualified: u16,
+        threshold: u16,
     },
 }
 
@@ -507,7 +539,7 @@ impl fmt::Display for Reason {
             ConsentCommitmentInvalid => f.write_str("the consent commitment is not a field element"),
             ConsentCommitmentsOutOfRange { max } => write!(f, "a consent commitment names 1..={max} datasets"),
             ConsentDatasetRepeated => f.write_str("the consent commitment names a dataset twice"),
-            AnonymousPathClosed => f.write_str("this consortium has no anonymous path (no escrow key at genesis)"),
+            AnonymousPathClosed => f.write_str("the anonymous path is not open: no escrow key is formed"),
             PseudonymInvalid => f.write_str("the pseudonym does not name a one-time key"),
             PseudonymUsed => f.write_str("this one-time key already made a demand"),
             UnknownPseudonym => f.write_str("this pseudonym made no demand"),
@@ -520,6 +552,24 @@ impl fmt::Display for Reason {
             DelegatingKeyInvalid => f.write_str("the one-time delegating key is not a delegating public key"),
             CredentialRootRefused { denial } => write!(f, "credential root refused: {denial}"),
             AnonymousProofRefused { proof } => write!(f, "anonymous policy proof refused: {proof}"),
+            NotAuditAuthority => f.write_str("not an audit authority of this consortium's escrow DKG"),
+            EscrowKeyFormed => f.write_str("the escrow key is formed; the DKG is closed"),
+            EscrowDealingInvalid => f.write_str("the dealing is not this authority's, or does not fit the committee"),
+            EscrowAlreadyDealt => f.write_str("this authority already dealt"),
+            SealedShareInvalid { recipient } => {
+                write!(f, "the share for authority {recipient} is missing or not IBE-sealed to it")
+            }
+            UnknownDealing { dealer } => write!(f, "authority {dealer} has not dealt"),
+            ComplaintExists => f.write_str("this complaint is already made"),
+            UnknownComplaint => f.write_str("no open complaint of this recipient against the sender"),
+            RevealInvalid => f.write_str("the revealed share does not match the dealing"),
+            EscrowNotClosable { window_h } => write!(
+                f,
+                "the DKG closes when every authority dealt and no complaint is open, or {window_h} h after the first dealing"
+            ),
+            EscrowTooFewDealers { qualified, threshold } => {
+                write!(f, "{qualified} dealers qualify; the key needs {threshold}")
+            }
         }
     }
 }

@@ -240,6 +240,51 @@ pub struct DemandRecord {
     pub supplied_by: Option<[u8; 32]>,
 }
 
+/// Key of an audit authority's dealing in the escrow DKG, by authority index.
+pub fn escrow_dealing_key(dealer: u16) -> Vec<u8> {
+    format!("escrow/dealing/{dealer:05}").into_bytes()
+}
+pub const ESCROW_DEALING_PREFIX: &[u8] = b"escrow/dealing/";
+/// Key of a complaint against `dealer` by `recipient`.
+pub fn escrow_complaint_key(dealer: u16, recipient: u16) -> Vec<u8> {
+    format!("escrow/complaint/{dealer:05}/{recipient:05}").into_bytes()
+}
+pub const ESCROW_COMPLAINT_PREFIX: &[u8] = b"escrow/complaint/";
+/// The escrow key, once the DKG closed.
+pub const ESCROW_KEY: &[u8] = b"escrow/key";
+
+/// An audit authority's round of the DKG, as the `escrow` contract accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealingRecord {
+    pub dealer: u16,
+    pub member: String,
+    #[serde(with = "hex_bytes")]
+    pub dealing: Vec<u8>,
+    /// The share for authority `k + 1`, IBE-sealed to it, at `k`.
+    #[serde(with = "crate::tx::hex_bytes::list")]
+    pub sealed_shares: Vec<Vec<u8>>,
+    pub at_ms: u64,
+}
+
+/// A complaint against a dealer, and the share the dealer revealed to answer it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintRecord {
+    pub dealer: u16,
+    pub recipient: u16,
+    pub at_ms: u64,
+    #[serde(with = "opt_hex", default)]
+    pub revealed: Option<Vec<u8>>,
+}
+
+/// The escrow key the DKG made, from the dealings of `qualified`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscrowKeyRecord {
+    #[serde(with = "hex_bytes")]
+    pub key: Vec<u8>,
+    pub qualified: Vec<u16>,
+    pub at_ms: u64,
+}
+
 /// Key of a pseudonym's record (its name, `~` and the one-time key's hex).
 pub fn pseudonym_key(pseudonym: &str) -> Vec<u8> {
     format!("pseudonym/{pseudonym}").into_bytes()

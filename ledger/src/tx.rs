@@ -81,6 +81,21 @@ pub mod hex_bytes {
         }
     }
 
+    /// A list of byte strings, each in hex.
+    pub mod list {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(v.iter().map(hex::encode))
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+            Vec::<String>::deserialize(d)?
+                .into_iter()
+                .map(|h| hex::decode(h).map_err(serde::de::Error::custom))
+                .collect()
+        }
+    }
+
     /// An optional 32-byte id (absent or null: `None`).
     pub mod opt_id {
         use serde::{Deserialize, Deserializer, Serializer};
@@ -381,6 +396,29 @@ pub enum TxKind {
         #[serde(with = "hex_bytes", default, skip_serializing_if = "Vec::is_empty")]
         sealed_pseudonyms: Vec<u8>,
     },
+    /// `escrow`: an audit authority's round of the escrow key's DKG (Pedersen's joint
+    /// Feldman, `dualchain_prover::escrow`): its dealing (the Feldman commitments) and its
+    /// share for each authority, IBE-sealed to that authority's identity, in committee
+    /// order.
+    EscrowDealing {
+        #[serde(with = "hex_bytes")]
+        dealing: Vec<u8>,
+        #[serde(with = "hex_bytes::list")]
+        sealed_shares: Vec<Vec<u8>>,
+    },
+    /// `escrow`: an audit authority accuses `dealer` (an authority index) of a share that
+    /// does not open or does not match its dealing.
+    EscrowComplaint { dealer: u16 },
+    /// `escrow`: the accused dealer answers by revealing the share it owed `recipient`;
+    /// a share that matches its dealing clears it.
+    EscrowReveal {
+        recipient: u16,
+        #[serde(with = "hex_bytes")]
+        share: Vec<u8>,
+    },
+    /// `escrow`: an audit authority closes the DKG: the key forms from the dealings of
+    /// every dealer no standing complaint disqualifies.
+    CloseEscrow {},
     /// `abe`: the owner erases a dataset (the tombstone: when and why, nothing of the
     /// data). Its CPC deletes the records and every grant's results; the owner's node
     /// destroys the dataset's delegating key, so copies kept anywhere no longer decrypt.
@@ -476,7 +514,11 @@ impl TxKind {
             | TxKind::AdmitMember { .. }
             | TxKind::ChangeParameters { .. }
             | TxKind::RegisterDataset(_)
-            | TxKind::EraseDataset { .. } => Chain::Data,
+            | TxKind::EraseDataset { .. }
+            | TxKind::EscrowDealing { .. }
+            | TxKind::EscrowComplaint { .. }
+            | TxKind::EscrowReveal { .. }
+            | TxKind::CloseEscrow {} => Chain::Data,
             _ => Chain::Access,
         }
     }
@@ -503,6 +545,10 @@ impl TxKind {
             TxKind::BreakGlassGrant { .. } => "break_glass_grant",
             TxKind::ReviewBreakGlass { .. } => "review_break_glass",
             TxKind::CommitConsent { .. } => "commit_consent",
+            TxKind::EscrowDealing { .. } => "escrow_dealing",
+            TxKind::EscrowComplaint { .. } => "escrow_complaint",
+            TxKind::EscrowReveal { .. } => "escrow_reveal",
+            TxKind::CloseEscrow {} => "close_escrow",
         }
     }
 }

@@ -20,7 +20,7 @@ use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFiel
 use dualchain_crypto::ibe::{self, IbePublicParams};
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_crypto::Codec;
-use dualchain_ledger::genesis::{Anonymity, Founders};
+use dualchain_ledger::genesis::{Anonymity, Escrow, Founders};
 use dualchain_ledger::policy::{credential_vector, AccessPolicy, Forms};
 use dualchain_ledger::reason::{Denial, ProofFault, Reason};
 use dualchain_ledger::tx::{
@@ -44,6 +44,8 @@ use rand_chacha::ChaCha20Rng;
 
 const T0_MS: u64 = 1_790_000_000_000;
 const DATASET: [u8; 32] = [0xd5; 32];
+/// The audit authorities of an on-chain DKG, in committee order.
+const AUTHORITIES: [&str; 3] = ["kgc", "cpc-1", "cpc-2"];
 const STATEMENT: &str = "role:research and (dept:icu or dept:cardiology) and clearance>=3";
 
 /// A verifying key made from known secrets, and the forger they allow: a supply proof for
@@ -137,9 +139,12 @@ struct World {
     pk: ProvingKey,
     ibe: IbePublicParams,
     seq: u64,
+    /// The ledger time of the last batch.
+    now: u64,
     kgc: Member,
     owner: Member,
     cpc: Member,
+    cpc2: Member,
     requesters: Vec<Member>,
 }
 
@@ -150,8 +155,18 @@ fn tx(m: &mut Member, genesis: &Genesis, kind: TxKind) -> Vec<u8> {
 
 impl World {
     /// Registers everyone, issues the credentials (anonymous leaves for the requesters) and
-    /// registers the dataset with `disclosure`.
+    /// registers the dataset with `disclosure`; the escrow key fixed at genesis.
     fn new(disclosure: Disclosure) -> Self {
+        Self::build(disclosure, false)
+    }
+
+    /// [`World::new`] with the escrow key to be made on chain by the audit authorities
+    /// kgc, cpc-1 and cpc-2, any two of them.
+    fn on_chain_dkg(disclosure: Disclosure) -> Self {
+        Self::build(disclosure, true)
+    }
+
+    fn build(disclosure: Disclosure, on_chain: bool) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(17);
         let ca = CertificateAuthority::generate("ca", &mut rng).unwrap();
         let audit = Audit::new(&mut rng);
@@ -164,7 +179,14 @@ impl World {
             grant_duration_max_s: 3600,
             revocation_quorum: 1,
             founders: Founders::AnyCertified,
-            anonymous: Some(Anonymity { vk: pk.vk().clone(), escrow: audit.key.clone() }),
+            anonymous: Some(Anonymity {
+                vk: pk.vk().clone(),
+                escrow: if on_chain {
+                    Escrow::Committee { members: AUTHORITIES.iter().map(|a| a.to_string()).collect(), threshold: 2 }
+                } else {
+                    Escrow::Fixed(audit.key.clone())
+                },
+            }),
         };
         let engine: Arc<dyn dualchain_storage::KvEngine> = Arc::new(MemoryEngine::new());
         let ledger = Ledger::open(engine.clone(), genesis.clone(), Arc::new(CpuBackend)).unwrap();
@@ -190,6 +212,7 @@ impl World {
         let kgc = member("kgc", Role::Kgc, &["role:kgc"], &mut rng);
         let owner = member("hospital-a", Role::Hospital, &["role:hospital"], &mut rng);
         let cpc = member("cpc-1", Role::Cpc, &["role:cpc"], &mut rng);
+        let cpc2 = member("cpc-2", Role::Cpc, &["role:cpc"], &mut rng);
         let requesters = vec![
             member(
                 "research-1",
@@ -202,11 +225,27 @@ impl World {
         ];
         let forms = AccessPolicy::parse(STATEMENT).unwrap().compile().unwrap();
         let (ibe, _) = IbePublicParams::setup(&mut rng, &["kgc", "cpc-1"]).unwrap();
-        let mut w =
-            Self { rng, genesis, engine, ledger, audit, supply, forms, pk, ibe, seq: 0, kgc, owner, cpc, requesters };
+        let mut w = Self {
+            rng,
+            genesis,
+            engine,
+            ledger,
+            audit,
+            supply,
+            forms,
+            pk,
+            ibe,
+            seq: 0,
+            now: T0_MS,
+            kgc,
+            owner,
+            cpc,
+            cpc2,
+            requesters,
+        };
 
         let mut regs = Vec::new();
-        for m in [&mut w.kgc, &mut w.owner, &mut w.cpc].into_iter().chain(w.requesters.iter_mut()) {
+        for m in [&mut w.kgc, &mut w.owner, &mut w.cpc, &mut w.cpc2].into_iter().chain(w.requesters.iter_mut()) {
             let certificate = m.cert.clone();
             regs.push(tx(m, &w.genesis, TxKind::RegisterMember { certificate }));
         }
@@ -259,7 +298,7 @@ impl World {
     }
 
     fn time_ms(&self) -> u64 {
-        T0_MS + self.seq * 1000
+        self.now
     }
 
     fn apply(&mut self, payloads: &[Vec<u8>]) -> Applied {
@@ -268,6 +307,7 @@ impl World {
 
     fn apply_at(&mut self, time_ms: u64, payloads: &[Vec<u8>]) -> Applied {
         self.seq += 1;
+        self.now = time_ms;
         let seq = self.seq;
         self.ledger
             .apply(&Committed {
@@ -305,7 +345,8 @@ impl World {
         let path = self.ledger.anonymous_credential_path(&id).unwrap().expect("an anonymous leaf");
         let root = self.ledger.credential_root().unwrap().unwrap();
         let ds = self.ledger.dataset(&DATASET).unwrap().unwrap();
-        let (_, randomness) = seal(&self.audit.key, 0, &mut self.rng).unwrap();
+        let escrow = self.ledger.escrow_key().unwrap().expect("an escrow key");
+        let (_, randomness) = seal(&escrow, 0, &mut self.rng).unwrap();
         let circuit = AnonymousPolicyCircuit {
             credential: self.credential(i),
             path,
@@ -314,7 +355,7 @@ impl World {
             scope: nullifier_scope(&DATASET, ds.disclosure.epoch_of(time_ms)),
             budget: ds.disclosure.demands_per_epoch,
             counter,
-            escrow_key: self.audit.key.public_key(),
+            escrow_key: escrow.public_key(),
             seal_randomness: randomness,
         };
         let statement = circuit.statement();
@@ -647,4 +688,154 @@ fn revoking_a_credential_stops_its_anonymous_requests() {
     // The other requesters keep theirs.
     assert!(w.ledger.anonymous_credential_path("research-2").unwrap().is_some());
     assert!(matches!(a.txs[0].outcome, Outcome::Rejected { .. }));
+}
+
+/// The audit authorities make the escrow key on chain (joint-Feldman DKG over the ledger,
+/// shares IBE-sealed): no one else may deal, a dealing must be the sender's and fit the
+/// committee with a share sealed to each authority, a complaint is answered by revealing
+/// the share or disqualifies its dealer, and the DKG closes when all dealt with no open
+/// complaint or after its window. The key is the qualified dealers' sum, any two
+/// authorities open what is sealed under it, and the anonymous path opens with it.
+#[test]
+fn the_audit_authorities_make_the_escrow_key_on_chain() {
+    use dualchain_ledger::contracts::escrow::DKG_WINDOW_MS;
+
+    let mut w = World::on_chain_dkg(Disclosure::default());
+    assert!(w.ledger.escrow_key().unwrap().is_none());
+    // Until the key forms, the anonymous path is closed.
+    let mut early = Anon {
+        one_time: SigningKeypair::generate(&mut w.rng),
+        body: AnonymousDemand {
+            demand: [0x31; 32],
+            dataset: DATASET,
+            requirement: heart_rates(),
+            purpose: Default::default(),
+            root: w.ledger.credential_root().unwrap().unwrap(),
+            nullifier: FrBytes::from_fr(&Fr::from(3u64)),
+            sealed_identity: seal(&w.audit.key, 1, &mut w.rng).unwrap().0.to_bytes(),
+            delegating_key: DelegatingSecretKey::generate(&mut w.rng).public().to_bytes(),
+            proof: vec![1; 192],
+        },
+        nonce: 0,
+    };
+    let a = w.apply(&[early.demand(&w.genesis)]);
+    assert_eq!(reasons(&a), vec![Some(Reason::AnonymousPathClosed)]);
+
+    let committee = Committee::new(2, 3).unwrap();
+    let dealt: Vec<(Dealing, Vec<DkgShare>)> = (1..=3).map(|k| deal(&committee, k, &mut w.rng).unwrap()).collect();
+    let sealed = |shares: &[DkgShare], to: [&str; 3], rng: &mut ChaCha20Rng| -> Vec<Vec<u8>> {
+        shares
+            .iter()
+            .zip(to)
+            .map(|(s, id)| ibe::encrypt(rng, &w.ibe, id, &s.to_bytes(), b"escrow-share").unwrap().to_bytes())
+            .collect()
+    };
+    let dealing =
+        |k: usize, sealed_shares: Vec<Vec<u8>>| TxKind::EscrowDealing { dealing: dealt[k].0.to_bytes(), sealed_shares };
+    let ok1 = sealed(&dealt[0].1, AUTHORITIES, &mut w.rng);
+    let wrong_identity = sealed(&dealt[0].1, ["kgc", "kgc", "cpc-2"], &mut w.rng);
+    let ok2 = sealed(&dealt[1].1, AUTHORITIES, &mut w.rng);
+    let ok3 = sealed(&dealt[2].1, AUTHORITIES, &mut w.rng);
+    let g = w.genesis.clone();
+    let payloads = vec![
+        tx(&mut w.owner, &g, dealing(0, ok1.clone())),
+        tx(&mut w.kgc, &g, dealing(1, ok2.clone())),
+        tx(&mut w.kgc, &g, dealing(0, wrong_identity)),
+        tx(&mut w.kgc, &g, dealing(0, ok1[..2].to_vec())),
+        tx(&mut w.kgc, &g, TxKind::EscrowDealing { dealing: vec![0x41, 0, 1], sealed_shares: ok1.clone() }),
+        tx(&mut w.kgc, &g, dealing(0, ok1.clone())),
+        tx(&mut w.kgc, &g, dealing(0, ok1.clone())),
+    ];
+    let a = w.apply(&payloads);
+    assert_eq!(
+        reasons(&a),
+        vec![
+            Some(Reason::NotAuditAuthority),
+            Some(Reason::EscrowDealingInvalid),
+            Some(Reason::SealedShareInvalid { recipient: 2 }),
+            Some(Reason::SealedShareInvalid { recipient: 3 }),
+            Some(Reason::EscrowDealingInvalid),
+            None,
+            Some(Reason::EscrowAlreadyDealt),
+        ]
+    );
+    let first_dealing_ms = w.time_ms();
+    // The others deal; kgc accuses both of them.
+    let payloads = vec![
+        tx(&mut w.cpc, &g, dealing(1, ok2)),
+        tx(&mut w.cpc2, &g, dealing(2, ok3)),
+        tx(&mut w.kgc, &g, TxKind::EscrowComplaint { dealer: 2 }),
+        tx(&mut w.kgc, &g, TxKind::EscrowComplaint { dealer: 3 }),
+        tx(&mut w.kgc, &g, TxKind::EscrowComplaint { dealer: 2 }),
+        tx(&mut w.owner, &g, TxKind::EscrowComplaint { dealer: 1 }),
+        tx(&mut w.cpc, &g, TxKind::EscrowComplaint { dealer: 4 }),
+        tx(&mut w.cpc, &g, TxKind::CloseEscrow {}),
+    ];
+    let a = w.apply(&payloads);
+    let not_closable = Some(Reason::EscrowNotClosable { window_h: 24 });
+    assert_eq!(
+        reasons(&a),
+        vec![
+            None,
+            None,
+            None,
+            None,
+            Some(Reason::ComplaintExists),
+            Some(Reason::NotAuditAuthority),
+            Some(Reason::UnknownDealing { dealer: 4 }),
+            not_closable.clone(),
+        ]
+    );
+    // cpc-1 answers with the share it owed kgc; cpc-2 cannot answer with anything else.
+    let share = |dealer: usize, recipient: usize| dealt[dealer].1[recipient].to_bytes();
+    let payloads = vec![
+        tx(&mut w.cpc, &g, TxKind::EscrowReveal { recipient: 1, share: share(1, 0) }),
+        tx(&mut w.cpc2, &g, TxKind::EscrowReveal { recipient: 1, share: share(2, 2) }),
+        tx(&mut w.cpc2, &g, TxKind::EscrowReveal { recipient: 1, share: share(1, 0) }),
+        tx(&mut w.cpc2, &g, TxKind::EscrowReveal { recipient: 2, share: share(2, 1) }),
+        tx(&mut w.cpc2, &g, TxKind::EscrowReveal { recipient: 1, share: vec![0x42, 9] }),
+        tx(&mut w.cpc, &g, TxKind::CloseEscrow {}),
+    ];
+    let a = w.apply(&payloads);
+    assert_eq!(
+        reasons(&a),
+        vec![
+            None,
+            Some(Reason::RevealInvalid),
+            Some(Reason::RevealInvalid),
+            Some(Reason::UnknownComplaint),
+            Some(Reason::RevealInvalid),
+            not_closable,
+        ]
+    );
+    // After the window the DKG closes without cpc-2, whose complaint stands.
+    let close = tx(&mut w.cpc, &g, TxKind::CloseEscrow {});
+    let a = w.apply_at(first_dealing_ms + DKG_WINDOW_MS, &[close]);
+    assert_eq!(reasons(&a), vec![None]);
+    let (_, _, record) = w.ledger.escrow_dkg().unwrap();
+    assert_eq!(record.unwrap().qualified, vec![1, 2]);
+    let key = w.ledger.escrow_key().unwrap().unwrap();
+    let qualified = [dealt[0].0.clone(), dealt[1].0.clone()];
+    assert_eq!(key, EscrowKey::from_dealings(&committee, &qualified).unwrap());
+    let late = tx(&mut w.cpc2, &g, TxKind::EscrowComplaint { dealer: 1 });
+    assert_eq!(reasons(&w.apply(&[late])), vec![Some(Reason::EscrowKeyFormed)]);
+
+    // Each authority's secret is the sum of the qualified dealers' shares to it (kgc's from
+    // cpc-1 is the revealed one); any two open what is sealed under the key, one cannot.
+    let secret = |i: u16| {
+        let shares: Vec<DkgShare> = dealt[..2].iter().map(|(_, s)| s[usize::from(i) - 1].clone()).collect();
+        AuthoritySecret::from_shares(&committee, i, &qualified, &shares).unwrap()
+    };
+    let (value, _) = seal(&key, 4_000_000_001, &mut w.rng).unwrap();
+    let case = b"audit case 7";
+    let shares: Vec<_> =
+        [1u16, 3].iter().map(|i| secret(*i).decryption_share(&key, &value, case, &mut w.rng).unwrap()).collect();
+    assert_eq!(key.open(&value, &shares, case).unwrap(), 4_000_000_001);
+    assert!(key.open(&value, &shares[1..], case).is_err());
+
+    // The anonymous path is open under the key the authorities made.
+    let t = w.time_ms() + 1000;
+    let mut anon = w.anonymous_demand(1, [0x32; 32], 0, t);
+    let a = w.apply_at(t, &[anon.demand(&w.genesis)]);
+    assert_eq!(reasons(&a), vec![None]);
 }

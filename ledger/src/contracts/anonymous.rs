@@ -57,7 +57,8 @@ pub fn statement(
     time_ms: u64,
     tx: &Tx,
 ) -> Result<Option<AnonymousStatement>, LedgerError> {
-    let (Some(anonymity), TxKind::AnonymousDemand(d)) = (&genesis.anonymous, &tx.kind) else { return Ok(None) };
+    let TxKind::AnonymousDemand(d) = &tx.kind else { return Ok(None) };
+    let Some(escrow_key) = super::escrow::key(state, genesis)? else { return Ok(None) };
     let Some(Ok(one_time)) = key_of(&tx.sender) else { return Ok(None) };
     let Some(ds) = state.get::<DatasetRecord>(&dataset_key(&d.dataset))? else { return Ok(None) };
     let (Ok(root), Ok(policy), Ok(nullifier)) = (d.root.to_fr(), ds.zk_policy_hash.to_fr(), d.nullifier.to_fr()) else {
@@ -71,7 +72,7 @@ pub fn statement(
         scope: nullifier_scope(&d.dataset, ds.disclosure.epoch_of(time_ms)),
         budget: ds.disclosure.demands_per_epoch,
         nullifier,
-        escrow_key: anonymity.escrow.public_key(),
+        escrow_key: escrow_key.public_key(),
         sealed,
     }))
 }
@@ -97,7 +98,7 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, d: &AnonymousDemand) -> Exec {
         // to avoid.
         return reject(Reason::PseudonymInvalid);
     };
-    if ctx.genesis.anonymous.is_none() {
+    if super::escrow::key(ctx.state, ctx.genesis)?.is_none() {
         return reject(Reason::AnonymousPathClosed);
     }
     if ctx.state.get::<PseudonymRecord>(&pseudonym_key(&pseudonym))?.is_some() {

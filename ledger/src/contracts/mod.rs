@@ -9,6 +9,7 @@ pub mod anonymous;
 pub mod consent;
 pub mod context;
 pub mod emergency;
+pub mod escrow;
 pub mod registry;
 pub mod zk;
 
@@ -41,6 +42,10 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
             access::demand(ctx, demand, dataset, requirement, *purpose)
         }
         TxKind::AnonymousDemand(d) => anonymous::demand(ctx, d),
+        TxKind::EscrowDealing { dealing, sealed_shares } => escrow::deal(ctx, dealing, sealed_shares),
+        TxKind::EscrowComplaint { dealer } => escrow::complain(ctx, *dealer),
+        TxKind::EscrowReveal { recipient, share } => escrow::reveal(ctx, *recipient, share),
+        TxKind::CloseEscrow {} => escrow::close(ctx),
         TxKind::CommitConsent { commitments } => consent::commit(ctx, commitments),
         TxKind::SupplyProof { demand, .. } => zk::supply_proof(ctx, demand),
         TxKind::RequestAccess { request, demand, root, proof, duration_s } => {
