@@ -194,6 +194,7 @@ pub(crate) async fn consortium(dir: &std::path::Path) -> Result<Consortium> {
         institutions: false,
         ceremony: false,
         validators_only: 0,
+        anonymous: false,
     };
     let c = Consortium::genesis(cfg).await.context("genesis")?;
     c.wait_ready(WAIT).await?;

@@ -723,10 +723,7 @@ impl Ledger {
 
     /// The escrow DKG on chain: every dealing, every complaint (with its answer) and the
     /// key record once the DKG closed.
-    pub fn escrow_dkg(
-        &self,
-    ) -> Result<(Vec<state::DealingRecord>, Vec<state::ComplaintRecord>, Option<state::EscrowKeyRecord>), LedgerError>
-    {
+    pub fn escrow_dkg(&self) -> Result<EscrowDkg, LedgerError> {
         let o = Overlay::new(&self.store);
         Ok((contracts::escrow::dealings(&o)?, contracts::escrow::complaints(&o)?, o.get(state::ESCROW_KEY)?))
     }
@@ -841,6 +838,10 @@ impl Ledger {
         Ok(g)
     }
 }
+
+/// The escrow DKG as the ledger holds it: the dealings, the complaints (with their
+/// answers) and the key record once it closed.
+pub type EscrowDkg = (Vec<state::DealingRecord>, Vec<state::ComplaintRecord>, Option<state::EscrowKeyRecord>);
 
 /// One chain's part of a batch: its entries, the hash to index for each, and the notes.
 type ChainParts = (Vec<Entry>, Vec<Option<Hash>>, BTreeMap<u32, String>);

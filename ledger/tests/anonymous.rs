@@ -34,13 +34,16 @@ use dualchain_prover::groth16::Prover;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::policy::{key_hash, request_binding};
 use dualchain_prover::shapes::{AnyCircuit, Shape};
-use dualchain_prover::supply::{Requirement, SupplyShape};
+use dualchain_prover::supply::SupplyShape;
 use dualchain_prover::verify::proof_to_bytes;
 use dualchain_storage::memory::MemoryEngine;
 use ff::Field;
 use group::{Curve, Group};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+
+mod common;
+use common::any_heart_rate;
 
 const T0_MS: u64 = 1_790_000_000_000;
 const DATASET: [u8; 32] = [0xd5; 32];
@@ -365,7 +368,7 @@ impl World {
         let body = AnonymousDemand {
             demand,
             dataset: DATASET,
-            requirement: heart_rates(),
+            requirement: any_heart_rate(10),
             purpose: Default::default(),
             root,
             nullifier: FrBytes::from_fr(&statement.nullifier),
@@ -427,21 +430,6 @@ impl Anon {
             duration_s: 600,
         };
         self.sign(genesis, kind)
-    }
-}
-
-fn heart_rates() -> Requirement {
-    Requirement {
-        code: 88674,
-        unit: 1,
-        age_lo: 0,
-        age_hi: 120,
-        sex: 0,
-        value_min: None,
-        value_max: None,
-        time_from: 0,
-        time_to: u32::MAX,
-        threshold: 10,
     }
 }
 
@@ -708,7 +696,7 @@ fn the_audit_authorities_make_the_escrow_key_on_chain() {
         body: AnonymousDemand {
             demand: [0x31; 32],
             dataset: DATASET,
-            requirement: heart_rates(),
+            requirement: any_heart_rate(10),
             purpose: Default::default(),
             root: w.ledger.credential_root().unwrap().unwrap(),
             nullifier: FrBytes::from_fr(&Fr::from(3u64)),

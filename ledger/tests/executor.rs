@@ -26,6 +26,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sha2::Digest as _;
 
+mod common;
+use common::any_heart_rate;
+
 const T0_MS: u64 = 1_790_000_000_000;
 
 fn policy_vk() -> VerifyingKey<Bls12> {
@@ -141,22 +144,6 @@ fn outcomes(a: &Applied) -> Vec<Outcome> {
 /// The outcome's reason code (panics for an accepted transaction).
 fn reason(o: &Outcome) -> &Reason {
     o.reason().unwrap_or_else(|| panic!("accepted, where a refusal was expected"))
-}
-
-/// Heart rates of anyone at any time, `threshold` of them.
-fn any_heart_rate(threshold: u16) -> dualchain_prover::supply::Requirement {
-    dualchain_prover::supply::Requirement {
-        code: 88674,
-        unit: 1,
-        age_lo: 0,
-        age_hi: 120,
-        sex: 0,
-        value_min: None,
-        value_max: None,
-        time_from: 0,
-        time_to: u32::MAX,
-        threshold,
-    }
 }
 
 fn fr(x: u64) -> FrBytes {

@@ -29,7 +29,7 @@ use dualchain_consensus::tls::NodeTls;
 use dualchain_crypto::cert::{CaPublicKey, Role};
 use dualchain_crypto::sign::{PublicKey, SigningKeypair};
 use dualchain_kernels::Compute;
-use dualchain_ledger::genesis::Founders;
+use dualchain_ledger::genesis::{Anonymity, Escrow, Founders};
 use dualchain_ledger::tx::FrBytes;
 use dualchain_ledger::{Genesis, Ledger};
 use dualchain_prover::params::ProvingKey;
@@ -42,6 +42,7 @@ use dualchain_storage::KvEngine;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 
+use crate::agents::escrow;
 use crate::agents::kgc::{self, Desk};
 use crate::agents::{registration, Agent, AgentMetrics, CpcNode, Log, OwnerNode};
 use crate::api::{ApiMetrics, ApiState};
@@ -62,10 +63,12 @@ pub struct Service {
     running: Arc<Running>,
 }
 
-/// The Groth16 proving keys a genesis pins: the policy circuit's and one per supply shape.
+/// The Groth16 proving keys a genesis pins: the policy circuit's, one per supply shape,
+/// and the anonymous policy circuit's where the consortium opened the anonymous path.
 struct ProvingKeys {
     policy: Arc<ProvingKey>,
     supply: HashMap<SupplyShape, Arc<ProvingKey>>,
+    anonymous: Option<Arc<ProvingKey>>,
 }
 
 impl ProvingKeys {
@@ -87,23 +90,23 @@ impl ProvingKeys {
             crate::genesis::params::load_params(&c2, &params_dir)
         })
         .await??;
-        let mut policy = None;
+        let (mut policy, mut anonymous) = (None, None);
         let mut supply = HashMap::new();
         for (shape, pk) in params {
             match shape {
                 Shape::Policy => policy = Some(pk),
-                // Not in the genesis set yet: no transaction carries its proofs.
-                Shape::AnonymousPolicy => {}
+                Shape::AnonymousPolicy => anonymous = Some(pk),
                 Shape::Supply(s) => {
                     supply.insert(s, pk);
                 }
             }
         }
-        Ok(Self { policy: policy.ok_or_else(|| anyhow!("no policy parameters"))?, supply })
+        Ok(Self { policy: policy.ok_or_else(|| anyhow!("no policy parameters"))?, supply, anonymous })
     }
 
-    /// The ledger's genesis: the member CA, the verifying keys, the membership quorum and
-    /// the founders (consortium.toml's `members`).
+    /// The ledger's genesis: the member CA, the verifying keys, the membership quorum,
+    /// the founders (consortium.toml's `members`) and, where the consortium's parameters
+    /// include the anonymous policy circuit, the anonymous path with its audit committee.
     fn genesis(&self, consortium: &ConsortiumFile) -> Result<Genesis> {
         let ca: CaPublicKey = from_hex(&consortium.member_ca, "member CA")?;
         let mut supply_vks: Vec<_> = self.supply.iter().map(|(s, pk)| (*s, pk.vk().clone())).collect();
@@ -115,11 +118,22 @@ impl ProvingKeys {
             grant_duration_max_s: consortium.grant_duration_max_s,
             revocation_quorum: consortium.membership_quorum(),
             founders: Founders::listed(consortium.founders()),
-            // The anonymous path opens once genesis runs the audit authorities' escrow DKG
-            // and the ceremony covers `policy-anonymous` (docs/privacy.md).
-            anonymous: None,
+            anonymous: match &self.anonymous {
+                None => None,
+                Some(pk) => Some(Anonymity { vk: pk.vk().clone(), escrow: audit_committee(consortium)? }),
+            },
         })
     }
+}
+
+/// The audit authorities that make the escrow key on chain: the ESKI-IBE authorities (the
+/// KGC, then the CPCs, in chain order), any majority of them. The same authorities that
+/// together issue members' IBE keys, and none of them alone.
+fn audit_committee(consortium: &ConsortiumFile) -> Result<Escrow> {
+    let ibe: dualchain_crypto::ibe::IbePublicParams = from_hex(&consortium.ibe_params, "ESKI-IBE parameters")?;
+    let members = ibe.authorities.clone();
+    let threshold = u16::try_from(crate::config::majority(members.len()))?;
+    Ok(Escrow::Committee { members, threshold })
 }
 
 /// Chooses where proving, batch verification and re-encryption run (the CUDA backends or
@@ -365,6 +379,16 @@ impl Running {
             let watch =
                 registration::follow_renewals(ledger.clone(), client.clone(), member.clone(), node.cfg.path(path));
             self.push_task(tokio::spawn(watch));
+        }
+        // An audit authority of a consortium with the anonymous path makes the escrow key
+        // with the others, and keeps its share beside its member keys.
+        if let Some(dir) =
+            node.cfg.secrets.member.as_ref().and_then(|p| node.cfg.path(p).parent().map(std::path::Path::to_path_buf))
+        {
+            if escrow::committee_of(&ledger, &member.id).is_some() {
+                let dkg = escrow::run(ledger.clone(), client.clone(), member.clone(), node.ibe.clone(), dir);
+                self.push_task(tokio::spawn(dkg));
+            }
         }
         if let Some(desk) = node.authority.as_ref().and_then(|a| a.kgc.as_ref()) {
             agents.push(kgc::follow_break_glass_reviews(&client, &member, node.log.clone()));

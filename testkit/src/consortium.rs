@@ -89,6 +89,9 @@ pub struct FlowConfig {
     /// With `institutions`: validator-only institutions (`keygen --role validator`, no
     /// member) beside the [`NODES`] members' nodes, as nodes `NODES..`.
     pub validators_only: usize,
+    /// Open the anonymous path (`--anonymous`): the parameters include the anonymous
+    /// policy circuit, and the audit authorities' nodes make the escrow key on chain.
+    pub anonymous: bool,
 }
 
 /// A dataset as its owner uploaded it.
@@ -201,6 +204,7 @@ fn institutions_genesis(
     records: usize,
     with_ceremony: bool,
     validators_only: usize,
+    anonymous: bool,
 ) -> Result<()> {
     use dualchain_node::genesis::assemble::{assemble, AssembleOptions};
     use dualchain_node::genesis::institution::{join, keygen, JoinOptions, KeygenOptions};
@@ -236,7 +240,11 @@ fn institutions_genesis(
         let ids: Vec<&str> = layout.iter().flatten().map(|s| s.id.as_str()).collect();
         let shape =
             SupplyShape::for_records(records).ok_or_else(|| anyhow!("no supply shape holds {records} records"))?;
-        ceremony::new(cdir, &[Shape::Policy, Shape::Supply(shape)])?;
+        let mut shapes = vec![Shape::Policy, Shape::Supply(shape)];
+        if anonymous {
+            shapes.push(Shape::AnonymousPolicy);
+        }
+        ceremony::new(cdir, &shapes)?;
         for id in &ids {
             ceremony::tau(cdir, id)?;
         }
@@ -251,6 +259,7 @@ fn institutions_genesis(
         ca: dir.join("ca"),
         out: dir.join("genesis"),
         supply_records: vec![records],
+        anonymous,
         test_params: ceremony_dir.is_none(),
         ceremony: ceremony_dir,
         params_cache: Some(params_cache.to_path_buf()),
@@ -296,9 +305,11 @@ impl Consortium {
         let n = NODES + cfg.validators_only;
         let params_generated = if cfg.institutions {
             let (dir, params) = (dir.clone(), cfg.params_dir.clone());
-            let (records, ceremony, extra) = (cfg.records, cfg.ceremony, cfg.validators_only);
-            tokio::task::spawn_blocking(move || institutions_genesis(&dir, &params, records, ceremony, extra))
-                .await??;
+            let (records, ceremony, extra, anonymous) = (cfg.records, cfg.ceremony, cfg.validators_only, cfg.anonymous);
+            tokio::task::spawn_blocking(move || {
+                institutions_genesis(&dir, &params, records, ceremony, extra, anonymous)
+            })
+            .await??;
             Vec::new()
         } else {
             let opts = InitOptions {
@@ -310,6 +321,7 @@ impl Consortium {
                 api_port: 0,
                 members: Vec::new(),
                 supply_records: vec![cfg.records],
+                anonymous: cfg.anonymous,
                 params_cache: Some(cfg.params_dir.clone()),
                 preset: "loopback".into(),
                 seed: cfg.seed,

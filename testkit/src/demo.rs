@@ -132,6 +132,7 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
         institutions: cfg.seed.is_none(),
         ceremony: cfg.ceremony,
         validators_only: 0,
+        anonymous: false,
     };
     let result = runtime.block_on(run_flow(flow, out));
     let _ = std::fs::remove_dir_all(&dir);

@@ -25,6 +25,7 @@ fn init_options(out: &Path, params_cache: &Path, seed: Option<u64>, ceremony: Op
         api_port: 0,
         members: vec![],
         supply_records: vec![64],
+        anonymous: false,
         params_cache: Some(params_cache.to_path_buf()),
         preset: "loopback".into(),
         seed,

@@ -296,6 +296,7 @@ async fn join_refuses_a_consortium_that_does_not_list_us_as_contributed() -> Res
             ca: d2.join("ca"),
             out: d2.join("genesis"),
             supply_records: vec![24],
+            anonymous: false,
             ceremony: None,
             test_params: true,
             params_cache: Some(params),

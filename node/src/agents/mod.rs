@@ -23,6 +23,7 @@ use anyhow::Result;
 use dualchain_ledger::tx::Hash;
 
 pub mod cpc;
+pub mod escrow;
 pub mod follow;
 pub mod kgc;
 pub mod metrics;

@@ -6,9 +6,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use dualchain_prover::shapes::Shape;
-use dualchain_prover::supply::SupplyShape;
-
 use crate::config::{ConsortiumFile, NodeConfig};
 use crate::genesis::assemble::{AssembleOptions, RenewOptions};
 use crate::genesis::institution::{InstallOptions, JoinOptions, KeygenOptions};
@@ -301,6 +298,9 @@ enum CeremonyCommand {
         /// Dataset sizes the supply circuit is set up for (rounded up to a shape).
         #[arg(long, default_value = "64", value_delimiter = ',')]
         supply_records: Vec<usize>,
+        /// Include the anonymous policy circuit (a consortium with the anonymous path).
+        #[arg(long)]
+        anonymous: bool,
     },
     /// Add this institution's phase-1 (powers of tau) contribution.
     Tau {
@@ -331,15 +331,8 @@ enum CeremonyCommand {
 fn ceremony(cmd: CeremonyCommand) -> Result<()> {
     use crate::genesis::ceremony as c;
     match cmd {
-        CeremonyCommand::New { dir, supply_records } => {
-            let mut shapes = vec![Shape::Policy];
-            for r in supply_records {
-                let s =
-                    SupplyShape::for_records(r).ok_or_else(|| anyhow::anyhow!("no supply shape holds {r} records"))?;
-                if !shapes.contains(&Shape::Supply(s)) {
-                    shapes.push(Shape::Supply(s));
-                }
-            }
+        CeremonyCommand::New { dir, supply_records, anonymous } => {
+            let shapes = crate::genesis::consortium_shapes(&supply_records, anonymous)?;
             let log_m = c::new(&dir, &shapes)?;
             println!("ceremony started in {} for a domain of 2^{log_m}", dir.display());
         }

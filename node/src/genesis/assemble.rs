@@ -59,6 +59,11 @@ pub struct AssembleOptions {
     /// Dataset sizes the supply circuit is set up for (rounded up to a shape).
     #[arg(long, default_value = "64", value_delimiter = ',')]
     pub supply_records: Vec<usize>,
+    /// Open the anonymous request path: the parameters include the `policy-anonymous`
+    /// circuit, and once the nodes run, the audit authorities (the KGC and the CPCs) make
+    /// the escrow key on chain (docs/privacy.md).
+    #[arg(long)]
+    pub anonymous: bool,
     /// The Groth16 parameters' ceremony directory (`dualchain ceremony`).
     #[arg(long)]
     pub ceremony: Option<PathBuf>,
@@ -224,6 +229,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<AssembleReport> {
     let (params, tau, _) = ParamsRequest {
         out: &opts.out,
         supply_records: &opts.supply_records,
+        anonymous: opts.anonymous,
         ceremony: opts.ceremony.as_deref(),
         params_cache: opts.params_cache.clone(),
         seeded: false,

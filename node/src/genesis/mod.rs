@@ -98,6 +98,11 @@ pub struct InitOptions {
     /// Dataset sizes the supply circuit is set up for (rounded up to a shape).
     #[arg(long, default_value = "64", value_delimiter = ',')]
     pub supply_records: Vec<usize>,
+    /// Open the anonymous request path: the parameters include the `policy-anonymous`
+    /// circuit, and once the nodes run, the audit authorities (the KGC and the CPCs) make
+    /// the escrow key on chain (docs/privacy.md).
+    #[arg(long)]
+    pub anonymous: bool,
     /// Groth16 parameter cache (default: ~/.cache/dualchain/params).
     #[arg(long)]
     pub params_cache: Option<PathBuf>,
@@ -313,6 +318,7 @@ fn write_params(
     let req = ParamsRequest {
         out: &opts.out,
         supply_records: &opts.supply_records,
+        anonymous: opts.anonymous,
         ceremony: opts.ceremony.as_deref(),
         params_cache: opts.params_cache.clone(),
         seeded: opts.seed.is_some(),
@@ -320,11 +326,29 @@ fn write_params(
     req.write(rng)
 }
 
+/// The circuit shapes of a consortium: the policy circuit, the supply shape holding each
+/// of `supply_records`, and the anonymous policy circuit where the anonymous path is open.
+pub fn consortium_shapes(supply_records: &[usize], anonymous: bool) -> Result<Vec<Shape>> {
+    let mut shapes = vec![Shape::Policy];
+    for r in supply_records {
+        let s = SupplyShape::for_records(*r).ok_or_else(|| anyhow!("no supply shape holds {r} records"))?;
+        if !shapes.contains(&Shape::Supply(s)) {
+            shapes.push(Shape::Supply(s));
+        }
+    }
+    if anonymous {
+        shapes.push(Shape::AnonymousPolicy);
+    }
+    Ok(shapes)
+}
+
 /// Where a consortium's Groth16 parameters come from and go to.
 pub(crate) struct ParamsRequest<'a> {
     /// The consortium directory (`params/` is written under it).
     pub out: &'a std::path::Path,
     pub supply_records: &'a [usize],
+    /// Whether the `policy-anonymous` circuit is among them.
+    pub anonymous: bool,
     /// A ceremony directory; none makes a test consortium's parameters here.
     pub ceremony: Option<&'a std::path::Path>,
     pub params_cache: Option<PathBuf>,
@@ -339,13 +363,7 @@ impl ParamsRequest<'_> {
         let opts = self;
         let params_out = opts.out.join("params");
         std::fs::create_dir_all(&params_out).with_context(|| format!("creating {}", params_out.display()))?;
-        let mut shapes = vec![Shape::Policy];
-        for r in opts.supply_records {
-            let s = SupplyShape::for_records(*r).ok_or_else(|| anyhow!("no supply shape holds {r} records"))?;
-            if !shapes.contains(&Shape::Supply(s)) {
-                shapes.push(Shape::Supply(s));
-            }
-        }
+        let shapes = consortium_shapes(opts.supply_records, opts.anonymous)?;
         if let Some(dir) = opts.ceremony {
             let verified = ceremony::verify_shapes(dir, &shapes)
                 .with_context(|| format!("the ceremony in {} does not verify", dir.display()))?;
@@ -535,6 +553,7 @@ mod tests {
             api_port: 0,
             members: members.iter().map(|m| m.to_string()).collect(),
             supply_records: vec![64],
+            anonymous: false,
             params_cache: Some(dir.join("params")),
             preset: "loopback".into(),
             seed: Some(1),

@@ -42,6 +42,7 @@ pub async fn genesis_with(
         institutions,
         ceremony: false,
         validators_only,
+        anonymous: false,
     })
     .await?;
     c.wait_ready(std::time::Duration::from_secs(120)).await?;
