@@ -285,7 +285,7 @@ pub struct EscrowKeyRecord {
     pub at_ms: u64,
 }
 
-/// Key of a pseudonym's record (its name, `~` and the one-time key's hex).
+/// Key of a pseudonym's record (by its name, `crate::tx::pseudonym_of`).
 pub fn pseudonym_key(pseudonym: &str) -> Vec<u8> {
     format!("pseudonym/{pseudonym}").into_bytes()
 }

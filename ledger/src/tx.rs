@@ -245,25 +245,66 @@ pub struct DatasetRegistration {
 /// hash different inputs, so neither circuit accepts the other's leaf.
 pub const ANONYMOUS_LEAF_OFFSET: u64 = 1 << 31;
 
-/// What marks a pseudonymous sender: no member id holds it (ids are `a-z 0-9 . _ : -`).
-pub const PSEUDONYM_PREFIX: char = '~';
+/// What marks a pseudonymous sender. The registry refuses member ids that start with it,
+/// so no member can take a pseudonym's name.
+pub const PSEUDONYM_PREFIX: &str = "anon:";
 
-/// The sender name of a one-time key: `~` and the key's 64 hex digits. A transaction from
-/// it is signed by that key, so the name is all a validator needs to check it.
+/// RFC 4648 base32, lower case: the alphabet of a pseudonym's key.
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// The sender name of a one-time key: `anon:` and the key in unpadded lower-case base32
+/// (57 characters), a valid identifier wherever the consortium names a party (re-key
+/// tokens, fetch requests) and distinct from every member id. A transaction from it is
+/// signed by that key, so the name is all a validator needs to check it.
 pub fn pseudonym_of(key: &PublicKey) -> String {
-    format!("{PSEUDONYM_PREFIX}{}", hex::encode(key.as_bytes()))
+    let mut out = String::with_capacity(PSEUDONYM_PREFIX.len() + 52);
+    out.push_str(PSEUDONYM_PREFIX);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in key.as_bytes() {
+        acc = (acc << 8) | u32::from(*b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(BASE32[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(BASE32[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// Whether `sender` names a pseudonym (it may still name no valid key).
+pub fn is_pseudonym(sender: &str) -> bool {
+    sender.starts_with(PSEUDONYM_PREFIX)
 }
 
 /// The one-time key a pseudonymous sender names: `None` for a member id, `Some(Err)` for
-/// a pseudonym that does not name a key.
+/// a pseudonym that does not name a key, or names one in another spelling than
+/// [`pseudonym_of`]'s.
 pub fn pseudonym_key(sender: &str) -> Option<Result<PublicKey, String>> {
-    let hex_key = sender.strip_prefix(PSEUDONYM_PREFIX)?;
-    let mut raw = [0u8; 32];
-    let key = hex::decode_to_slice(hex_key, &mut raw)
-        .map_err(|e| format!("pseudonym: {e}"))
-        .and_then(|()| PublicKey::from_raw(&raw).map_err(|e| format!("pseudonym: {e}")));
-    // One name per key: lower-case hex only.
-    Some(key.and_then(|k| if pseudonym_of(&k) == sender { Ok(k) } else { Err("pseudonym: not lower-case hex".into()) }))
+    let encoded = sender.strip_prefix(PSEUDONYM_PREFIX)?;
+    let decode = || -> Result<PublicKey, String> {
+        let mut raw = Vec::with_capacity(33);
+        let (mut acc, mut bits) = (0u32, 0u32);
+        for c in encoded.bytes() {
+            let v = BASE32.iter().position(|x| *x == c).ok_or("pseudonym: not base32")? as u32;
+            acc = (acc << 5) | v;
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                raw.push((acc >> bits) as u8);
+            }
+        }
+        let raw: [u8; 32] = raw.try_into().map_err(|_| "pseudonym: not a 32-byte key".to_string())?;
+        let key = PublicKey::from_raw(&raw).map_err(|e| format!("pseudonym: {e}"))?;
+        // One name per key: trailing bits zero, nothing appended.
+        if pseudonym_of(&key) != sender {
+            return Err("pseudonym: not the key's canonical name".into());
+        }
+        Ok(key)
+    };
+    Some(decode())
 }
 
 /// An anonymous demand (see [`TxKind::AnonymousDemand`]). Every field but the proof's

@@ -588,10 +588,14 @@ fn nullifiers_budget_anonymous_demands_and_forgeries_and_replays_are_refused() {
     forged.push((moved(&|b| b.nullifier = FrBytes([0xff; 32]), &mut w.rng), Reason::NullifierInvalid));
     let mut payloads: Vec<Vec<u8>> = forged.iter_mut().map(|(a, _)| a.demand(&w.genesis)).collect();
     let mut want: Vec<Option<Reason>> = forged.iter().map(|(_, r)| Some(r.clone())).collect();
-    // Signed by the one-time key, but the name is upper-case hex: not a pseudonym.
+    // Signed by the one-time key, but a second spelling of its name (the last character
+    // carries 4 padding bits; one is set): not a pseudonym, or one key would have two.
     let mut upper = Anon { one_time: SigningKeypair::generate(&mut w.rng), body: fresh.body.clone(), nonce: 0 };
-    let body =
-        Tx { sender: upper.pseudonym().to_uppercase(), nonce: 1, kind: TxKind::AnonymousDemand(fresh.body.clone()) };
+    let mut respelled = upper.pseudonym();
+    let alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+    let last = alphabet.find(respelled.pop().unwrap()).unwrap();
+    respelled.push(alphabet.as_bytes()[last ^ 1] as char);
+    let body = Tx { sender: respelled, nonce: 1, kind: TxKind::AnonymousDemand(fresh.body.clone()) };
     payloads.push(SignedTx::sign(body, &upper.one_time, &w.genesis.tx_domain()).unwrap().to_bytes());
     want.push(Some(Reason::PseudonymInvalid));
     // A pseudonym's demand signed by another key.
@@ -826,4 +830,58 @@ fn the_audit_authorities_make_the_escrow_key_on_chain() {
     let mut anon = w.anonymous_demand(1, [0x32; 32], 0, t);
     let a = w.apply_at(t, &[anon.demand(&w.genesis)]);
     assert_eq!(reasons(&a), vec![None]);
+}
+
+/// A pseudonym names exactly one key, in one spelling, and is an identifier wherever the
+/// consortium names a party; no member can register under a pseudonym's name.
+#[test]
+fn pseudonyms_name_one_key_each_and_no_member_takes_one() {
+    use dualchain_crypto::encoding::check_ident;
+    use dualchain_ledger::tx::{is_pseudonym, pseudonym_key};
+
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    for _ in 0..64 {
+        let key = SigningKeypair::generate(&mut rng).public();
+        let name = pseudonym_of(&key);
+        assert!(is_pseudonym(&name) && check_ident("pseudonym", &name).is_ok(), "{name}");
+        assert_eq!(pseudonym_key(&name).unwrap().unwrap(), key);
+    }
+    assert!(pseudonym_key("research-1").is_none());
+    for bad in ["anon:", "anon:abc", "anon:!!", &format!("anon:{}", "a".repeat(60))] {
+        assert!(pseudonym_key(bad).unwrap().is_err(), "{bad}");
+    }
+
+    let mut w = World::new(Disclosure::default());
+    let ca = CertificateAuthority::generate("ca", &mut ChaCha20Rng::seed_from_u64(17)).unwrap();
+    let key = SigningKeypair::generate(&mut w.rng);
+    let name = pseudonym_of(&key.public());
+    let attributes = AttributeSet::new(["role:research"]).unwrap();
+    let cert = ca
+        .issue(CertificateFields {
+            serial: 1,
+            subject: name.clone(),
+            role: Role::ResearchInstitute,
+            signing_key: key.public(),
+            delegating_key: DelegatingSecretKey::generate(&mut w.rng).public(),
+            attribute_commitment: attributes.commit(&[0; 32]),
+            not_before: T0_MS / 1000 - 10,
+            not_after: T0_MS / 1000 + 86_400,
+        })
+        .unwrap();
+    let mut m = Member {
+        id: name.clone(),
+        key,
+        cert: cert.to_bytes(),
+        nonce: 0,
+        attributes,
+        salt: Fr::ONE,
+        nullifier_key: Fr::ONE,
+    };
+    let certificate = m.cert.clone();
+    let a = w.apply(&[tx(&mut m, &w.genesis.clone(), TxKind::RegisterMember { certificate })]);
+    assert_eq!(
+        reasons(&a),
+        vec![Some(Reason::CertificateRefused { problem: dualchain_ledger::reason::CertProblem::WrongSubject })]
+    );
+    assert!(w.ledger.member(&name).unwrap().is_none());
 }

@@ -158,7 +158,7 @@ pub(super) fn check_sealed(
     }
     // The patients' pseudonyms are for the requester alone: sealed to its identity. An
     // anonymous requester has no IBE identity (asking the KGC for one would name it).
-    if !sealed_pseudonyms.is_empty() && g.requester.starts_with(crate::tx::PSEUDONYM_PREFIX) {
+    if !sealed_pseudonyms.is_empty() && crate::tx::is_pseudonym(&g.requester) {
         return reject_because(Reason::SealedPseudonymsInvalid, "an anonymous requester has no IBE identity");
     }
     if !sealed_pseudonyms.is_empty() {

@@ -63,6 +63,13 @@ pub fn register_member(ctx: &mut Ctx<'_, '_>, certificate: &[u8]) -> Exec {
     let cert = check_certificate(ctx, certificate)?;
     let id = cert.fields.subject.clone();
     check_text(TextField::MemberId, &id, NAME_LEN_MAX)?;
+    if crate::tx::is_pseudonym(&id) {
+        // A member by a pseudonym's name would sign for that pseudonym's demands.
+        return reject_because(
+            Reason::CertificateRefused { problem: CertProblem::WrongSubject },
+            format!("member ids may not start with {:?}, which names pseudonyms", crate::tx::PSEUDONYM_PREFIX),
+        );
+    }
     let previous: Option<MemberRecord> = ctx.state.get(&member_key(&id))?;
     match &previous {
         Some(p) => {
