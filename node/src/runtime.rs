@@ -55,6 +55,8 @@ pub struct Node {
     pub hosted: OnceLock<Hosted>,
     pub authority: Option<Authority>,
     pub policy_pk: Arc<ProvingKey>,
+    /// The anonymous policy circuit's key, where the consortium opened the anonymous path.
+    pub anonymous_pk: Option<Arc<ProvingKey>>,
     pub supply_pks: HashMap<SupplyShape, Arc<ProvingKey>>,
     pub ibe: IbePublicParams,
     pub abe_pk: <Ac17 as AbeScheme>::PublicKey,

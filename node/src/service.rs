@@ -432,6 +432,7 @@ impl Service {
             hosted: OnceLock::new(),
             authority,
             policy_pk: keys.policy,
+            anonymous_pk: keys.anonymous,
             supply_pks: keys.supply,
             ibe,
             abe_pk,

@@ -169,6 +169,16 @@ struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// Heart rates of the last two hours, `threshold` of them; `anonymous` as the API takes it.
+fn demand_spec(dataset: &DatasetId, threshold: u16, anonymous: bool) -> Value {
+    let now = now_s();
+    json!({
+        "dataset": dataset.to_hex(), "code": "8867-4", "unit": "/min",
+        "value_min": 40.0, "value_max": 200.0,
+        "since": now - 7200, "until": now + 60, "threshold": threshold, "anonymous": anonymous,
+    })
+}
+
 /// A free port on loopback (UDP for QUIC, TCP for the API).
 ///
 /// The port is drawn below Linux's ephemeral range (32768–60999), where the kernel also
@@ -554,14 +564,23 @@ impl Consortium {
     /// Step 5 through the requester's API: a demand for heart-rate observations in
     /// 40..200 bpm over the last two hours, needing `threshold` of them.
     pub async fn demand(&self, requester: &str, dataset: &DatasetId, threshold: u16) -> Result<Hash> {
-        let now = now_s();
-        let spec = json!({
-            "dataset": dataset.to_hex(), "code": "8867-4", "unit": "/min",
-            "value_min": 40.0, "value_max": 200.0,
-            "since": now - 7200, "until": now + 60, "threshold": threshold,
-        });
+        let spec = demand_spec(dataset, threshold, false);
         let v: Value = self.api(requester)?.call(Method::POST, "/demands", Some(&spec)).await?;
         parse_hash(v["demand"].as_str().unwrap_or(""))
+    }
+
+    /// [`Consortium::demand`] without naming the requester (`"anonymous": true`): its node
+    /// proves it with a one-time key. The demand and the pseudonym it was made by.
+    pub async fn demand_anonymous(
+        &self,
+        requester: &str,
+        dataset: &DatasetId,
+        threshold: u16,
+    ) -> Result<(Hash, String)> {
+        let spec = demand_spec(dataset, threshold, true);
+        let v: Value = self.api(requester)?.call(Method::POST, "/demands", Some(&spec)).await?;
+        let pseudonym = v["pseudonym"].as_str().ok_or_else(|| anyhow!("no pseudonym in {v}"))?.to_string();
+        Ok((parse_hash(v["demand"].as_str().unwrap_or(""))?, pseudonym))
     }
 
     /// Waits (through `member`'s API) until the owner's node proved supply of the demand.

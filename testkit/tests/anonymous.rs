@@ -2,15 +2,18 @@
 //! (`assemble --anonymous`): the audit authorities' nodes (the KGC and the CPCs) make the
 //! escrow key on chain by themselves, each keeps its share of the secret on its own
 //! machine, no other node holds any, and any majority of them opens what a requester
-//! seals under the key while one cannot.
+//! seals under the key while one cannot. Then a researcher demands, is granted and
+//! fetches through its node without the ledger naming it.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
+use dualchain_crypto::Codec;
+use dualchain_ledger::tx::TxKind;
 use dualchain_node::agents::escrow::{load_secret, DEALING_FILE, SECRET_FILE};
-use dualchain_prover::escrow::seal;
-use dualchain_testkit::consortium::{Consortium, FlowConfig, CPCS, KGC, NODES};
+use dualchain_prover::escrow::{seal, AuthoritySecret, Sealed};
+use dualchain_testkit::consortium::{Consortium, FlowConfig, CPCS, HOSPITAL_A, HOSPITAL_B, KGC, NODES, RESEARCH};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn audit_authorities_make_the_escrow_key_and_each_keeps_its_share() -> Result<()> {
@@ -79,7 +82,75 @@ async fn audit_authorities_make_the_escrow_key_and_each_keeps_its_share() -> Res
         assert_eq!(key.open(&sealed, &shares, case)?, 17);
         assert!(key.open(&sealed, &shares[..1], case).is_err());
     }
+    anonymous_flow(&c, &kept).await?;
     c.shutdown().await?;
     let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+/// research-1 demands, is granted and fetches anonymously through its own node: the
+/// records arrive as asked, nothing on the ledger of the flow names research-1, another
+/// member cannot act for the pseudonym, and two audit authorities open its identity.
+async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<()> {
+    let ledger = c.ledger(0)?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ledger.anonymous_credential(RESEARCH)?.is_none() {
+        ensure!(Instant::now() < deadline, "research-1's anonymous leaf was not published");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let a = c.upload(HOSPITAL_A, "icu", CPCS[0]).await?;
+    let (demand, pseudonym) = c.demand_anonymous(RESEARCH, &a.dataset, 4).await?;
+    assert!(dualchain_ledger::tx::is_pseudonym(&pseudonym), "{pseudonym}");
+    let d = c.wait_supplied(RESEARCH, &demand).await?;
+    assert_eq!(d.requester, pseudonym);
+    // Another member's node holds no key of the pseudonym.
+    let body = serde_json::json!({"demand": hex::encode(demand), "duration_s": 600});
+    let r = c.api(HOSPITAL_B)?.call::<serde_json::Value>(reqwest::Method::POST, "/access", Some(&body)).await;
+    assert!(r.is_err_and(|e| format!("{e:#}").contains("not-yours")));
+    let access = c.request_access(RESEARCH, &demand, 3600).await?;
+    assert!(access.granted, "{:?}", access.denial);
+    c.wait_receipt(RESEARCH, &access.request).await?;
+    let fetched = c.fetch(RESEARCH, &access.request).await?;
+    // Exactly the matching records, without what linked them to their patients (an
+    // anonymous grant carries no per-grant pseudonyms: docs/privacy.md).
+    let want = a.matching(&c.grant_requirement(&access.request)?);
+    assert_eq!(fetched.len(), want.len());
+    for (got, original) in fetched.iter().zip(&want) {
+        assert_eq!(got, &dualchain_node::member::pseudonym::deidentify(original).0);
+    }
+    // The flow on the ledger names the pseudonym, never research-1.
+    let grant = ledger.grant(&access.request)?.unwrap();
+    assert_eq!(grant.requester, pseudonym);
+    let records = ledger.access_records(&a.dataset.0)?;
+    assert!(records.len() >= 2 && records.iter().all(|r| r.requester == pseudonym), "{records:?}");
+    let member = ledger.member(RESEARCH)?.unwrap();
+    let (txs, _) = ledger.accepted_txs_since(Default::default())?;
+    let mut flow = 0;
+    for (_, tx) in &txs {
+        let ours = match &tx.kind {
+            TxKind::AnonymousDemand(x) => x.demand == demand,
+            TxKind::SupplyProof { demand: x, .. } | TxKind::RequestAccess { demand: x, .. } => *x == demand,
+            TxKind::IssueReKey { grant: x, .. }
+            | TxKind::Receipt { grant: x, .. }
+            | TxKind::Fetched { grant: x, .. } => *x == access.request,
+            _ => false,
+        };
+        if ours {
+            flow += 1;
+            let json = serde_json::to_string(tx)?;
+            assert!(!json.contains(RESEARCH) && !json.contains(&hex::encode(member.signing_key)), "{json}");
+        }
+    }
+    assert!(flow >= 6, "{flow} transactions of the flow");
+    // Two audit authorities open the sealed identity to research-1's credential.
+    let key = ledger.escrow_key()?.unwrap();
+    let sealed = Sealed::from_bytes(&ledger.pseudonym(&pseudonym)?.unwrap().sealed_identity)?;
+    let case = b"audit case: anonymous demand";
+    let shares: Vec<_> = secrets[..2]
+        .iter()
+        .map(|s| s.decryption_share(&key, &sealed, case, &mut rand::rngs::OsRng))
+        .collect::<Result<_, _>>()?;
+    let index = key.open(&sealed, &shares, case)?;
+    assert_eq!(ledger.credential_holder(index)?.map(|m| m.id).as_deref(), Some(RESEARCH));
     Ok(())
 }

@@ -52,6 +52,13 @@ impl FetchRequest {
         m.extend_from_slice(requester.as_bytes());
         m
     }
+    /// A fetch by the pseudonym of `signer`, a one-time key (`member::anonymous`).
+    pub fn sign_as(signer: &dualchain_crypto::sign::SigningKeypair, requester: &str, grant: Hash, h1: Hash) -> Self {
+        let at_ms = unix_ms();
+        let signature = signer.sign(FETCH_SIGNING_USE, &Self::message(&grant, requester, &h1, at_ms));
+        Self { grant, requester: requester.to_string(), h1, at_ms, signature }
+    }
+
     pub fn sign(member: &Member, grant: Hash, h1: Hash) -> Self {
         let at_ms = unix_ms();
         let signature = member.signer.sign(FETCH_SIGNING_USE, &Self::message(&grant, &member.id, &h1, at_ms));
@@ -92,6 +99,10 @@ impl CpcNode {
     }
 
     fn signing_key_of(&self, member: &str) -> Result<PublicKey> {
+        // An anonymous requester's pseudonym is its one-time key.
+        if let Some(key) = dualchain_ledger::tx::pseudonym_key(member) {
+            return key.map_err(|e| anyhow!(e));
+        }
         let m = self.ledger().member(member)?.ok_or_else(|| anyhow!("unknown member {member}"))?;
         if let Some(r) = m.revoked {
             bail!("member {member} is revoked ({r})");

@@ -64,7 +64,7 @@ impl Default for Retry {
 /// Bulk work: a reaction any member can cause in volume (a demand costs its author one
 /// transaction; its supply proof costs the owner's node seconds of CPU).
 pub(crate) fn is_bulk(kind: &TxKind) -> bool {
-    matches!(kind, TxKind::Demand { .. })
+    matches!(kind, TxKind::Demand { .. } | TxKind::AnonymousDemand(_))
 }
 
 impl Retry {

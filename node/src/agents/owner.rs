@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use blstrs::Scalar as Fr;
-use dualchain_crypto::cbsre::{DatasetId, DelegatingSecretKey, ReKeyToken, RecordSelection, TokenScope};
+use dualchain_crypto::cbsre::{
+    DatasetId, DelegatingPublicKey, DelegatingSecretKey, ReKeyToken, RecordSelection, TokenScope,
+};
 use dualchain_crypto::cert::Certificate;
 use dualchain_crypto::ibe::{self, IbePublicParams};
 use dualchain_crypto::Codec;
@@ -563,6 +565,11 @@ impl OwnerNode {
                     me.dataset(&dataset)?;
                     Some(Box::pin(async move { me.prove_supply(demand, dataset, requirement).await }) as Reaction)
                 }
+                TxKind::AnonymousDemand(d) => {
+                    me.dataset(&d.dataset)?;
+                    let (demand, dataset, requirement) = (d.demand, d.dataset, d.requirement);
+                    Some(Box::pin(async move { me.prove_supply(demand, dataset, requirement).await }) as Reaction)
+                }
                 TxKind::RequestAccess { request, .. } => Some(Box::pin(async move { me.issue_rekey(request).await })),
                 TxKind::EraseDataset { dataset, .. } => Some(Box::pin(async move {
                     me.forget(&dataset)?;
@@ -672,14 +679,22 @@ impl OwnerNode {
         let ledger = &self.client.home().ledger;
         let records = RecordSelection::of(selected.iter().copied())
             .ok_or_else(|| anyhow!("no record is selected for the grant"))?;
-        let requester = ledger.member(grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
-        let cert = Certificate::from_bytes(&requester.certificate)?;
+        // The key the records are re-encrypted to: the requester's certified delegating
+        // key, or an anonymous requester's one-time key from its demand.
+        let anonymous = dualchain_ledger::tx::is_pseudonym(grant.requester);
+        let requester_key = if anonymous {
+            let p = ledger.pseudonym(grant.requester)?.ok_or_else(|| anyhow!("unknown pseudonym"))?;
+            DelegatingPublicKey::from_bytes(&p.delegating_key)?
+        } else {
+            let requester = ledger.member(grant.requester)?.ok_or_else(|| anyhow!("unknown requester"))?;
+            Certificate::from_bytes(&requester.certificate)?.fields.delegating_key
+        };
         let mut rng = ChaCha20Rng::from_entropy();
         let token = ReKeyToken::issue(
             &mut rng,
             &self.member.signer,
             d.dsk.as_ref().unwrap_or(&self.member.dsk),
-            &cert.fields.delegating_key,
+            &requester_key,
             TokenScope {
                 owner: &self.member.id,
                 requester: grant.requester,
@@ -692,7 +707,8 @@ impl OwnerNode {
         let sealed = ibe::encrypt(&mut rng, &self.ibe, &d.cpc, &token.to_bytes(), REKEY_AAD)?;
         let refs = selected.iter().map(|i| d.patients[*i as usize].as_str());
         let sealed_pseudonyms = match scope {
-            _ if d.patients.is_empty() => Vec::new(),
+            // An anonymous requester has no IBE identity to seal them to (docs/privacy.md).
+            _ if d.patients.is_empty() || anonymous => Vec::new(),
             Some(scope) => {
                 let s = Subjects::for_grant(scope, refs)?;
                 ibe::encrypt(&mut rng, &self.ibe, grant.requester, &s.to_bytes(), SUBJECTS_AAD)?.to_bytes()

@@ -28,7 +28,7 @@ use super::ApiState;
 use crate::agents::FetchRequest;
 use crate::member::emergency::{Subjects, SUBJECTS_AAD};
 use crate::member::pseudonym::{Pseudonyms, PSEUDONYMS_AAD};
-use crate::member::sharing;
+use crate::member::{anonymous, sharing};
 use crate::runtime::{unix_ms, Hosted, Node};
 
 pub async fn post_demand(State(api): State<ApiState>, s: Signed) -> ApiResult {
@@ -42,6 +42,9 @@ pub async fn post_demand(State(api): State<ApiState>, s: Signed) -> ApiResult {
         return Err(ApiError::not_found("unknown-dataset", "no such dataset on the ledger"));
     }
     let (requirement, purpose) = (spec.requirement()?, spec.purpose()?);
+    if spec.anonymous {
+        return anonymous_demand(node, h, dataset, requirement, purpose).await;
+    }
     let mut id = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut id);
     let f = h.client.submit(TxKind::Demand { demand: id, dataset, requirement, purpose }).await?;
@@ -50,6 +53,74 @@ pub async fn post_demand(State(api): State<ApiState>, s: Signed) -> ApiResult {
     }
     let mut v = final_json(&f);
     v["demand"] = json!(hex::encode(id));
+    Ok(fhir_json(StatusCode::CREATED, &v))
+}
+
+/// `POST /demands` with `"anonymous": true`: the demand made by a one-time key with an
+/// anonymous policy proof (`member::anonymous`); the answer names the pseudonym.
+async fn anonymous_demand(
+    node: &Arc<Node>,
+    h: &Hosted,
+    dataset: Hash,
+    requirement: dualchain_prover::supply::Requirement,
+    purpose: dualchain_ledger::consent::Purpose,
+) -> ApiResult {
+    let pk = node.anonymous_pk.clone().ok_or_else(|| {
+        ApiError::conflict("no-anonymous-path", "this consortium has no anonymous path (assemble --anonymous)")
+    })?;
+    let index = open_index(h, &node.ledger, dataset)
+        .await?
+        .map_err(|e| ApiError::forbidden("index-closed", format!("the dataset's CP-ABE index does not open: {e:#}")))?;
+    let store = anonymous::OneTimeStore::new(&node.data_dir);
+    let inputs = anonymous::DemandInputs {
+        ledger: &node.ledger,
+        compute: node.compute,
+        pk,
+        policy: index.zk_policy,
+        dataset,
+        requirement,
+        purpose,
+        now_ms: unix_ms(),
+    };
+    let (one, stx, took) = anonymous::demand(&h.member, &store, inputs)
+        .await
+        .map_err(|e| ApiError::unprocessable("anonymous-demand", format!("{e:#}")))?;
+    node.agent_metrics.proved("policy-anonymous", took);
+    let f = h.client.submit_signed(&stx).await?;
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the demand: {reason}")));
+    }
+    let mut v = final_json(&f);
+    v["demand"] = json!(hex::encode(one.demand));
+    v["pseudonym"] = json!(one.pseudonym());
+    v["prove_ms"] = json!(took.as_millis() as u64);
+    Ok(fhir_json(StatusCode::CREATED, &v))
+}
+
+/// `POST /access` for an anonymous demand of this node's member: the pseudonym asks, with
+/// no proof (its demand's stands for it) and the root its demand's proof named.
+async fn anonymous_access(node: &Arc<Node>, h: &Hosted, demand: Hash, pseudonym: &str, duration_s: u64) -> ApiResult {
+    let store = anonymous::OneTimeStore::new(&node.data_dir);
+    let one = store
+        .of_pseudonym(&demand, pseudonym)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::forbidden("not-yours", "the demand is another requester's"))?;
+    let rec = node.ledger.pseudonym(pseudonym)?.ok_or_else(|| ApiError::not_found("unknown-pseudonym", pseudonym))?;
+    let mut request = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut request);
+    let kind = TxKind::RequestAccess { request, demand, root: rec.root, proof: vec![], duration_s };
+    let stx = one.sign(node.ledger.tx_domain(), kind).map_err(ApiError::internal)?;
+    let f = h.client.submit_signed(&stx).await?;
+    let mut v = final_json(&f);
+    v["request"] = json!(hex::encode(request));
+    v["granted"] = json!(node.ledger.grant(&request)?.is_some());
+    if let Some(den) = node.ledger.denial(&request)? {
+        v["denial"] = serde_json::to_value(&den).map_err(ApiError::internal)?;
+        v["denial"]["text"] = json!(den.denial.to_string());
+    }
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the request: {reason}")));
+    }
     Ok(fhir_json(StatusCode::CREATED, &v))
 }
 
@@ -69,6 +140,9 @@ pub async fn post_access(State(api): State<ApiState>, s: Signed) -> ApiResult {
     let spec: AccessSpec = s.json()?;
     let demand = parse_id(&spec.demand, "demand")?;
     let d = node.ledger.demand(&demand)?.ok_or_else(|| ApiError::not_found("unknown-demand", "no such demand"))?;
+    if dualchain_ledger::tx::is_pseudonym(&d.requester) {
+        return anonymous_access(node, h, demand, &d.requester, spec.duration_s).await;
+    }
     if d.requester != h.member.id {
         return Err(ApiError::forbidden("not-yours", "the demand is another member's"));
     }
@@ -247,7 +321,14 @@ pub(super) async fn grant_records(
 ) -> Result<Vec<Value>, ApiError> {
     let ledger = node.ledger.clone();
     let g = ledger.grant(&grant_id)?.ok_or_else(|| ApiError::not_found("unknown-grant", "no such grant"))?;
-    if g.requester != h.member.id {
+    // An anonymous grant: this node's member made its demand if it holds the one-time keys.
+    let one_time = match dualchain_ledger::tx::is_pseudonym(&g.requester) {
+        true => anonymous::OneTimeStore::new(&node.data_dir)
+            .of_pseudonym(&g.demand, &g.requester)
+            .map_err(ApiError::internal)?,
+        false => None,
+    };
+    if g.requester != h.member.id && one_time.is_none() {
         return Err(ApiError::forbidden("not-yours", "the grant is another member's"));
     }
     ledger.grant_usable(&grant_id, unix_ms()).map_err(|e| ApiError::forbidden("grant-unusable", e))?;
@@ -268,7 +349,10 @@ pub(super) async fn grant_records(
             .await?
             .map_err(|e| ApiError::forbidden("index-closed", format!("{e:#}")))?,
     };
-    let req = FetchRequest::sign(&h.member, grant_id, pointer.h1);
+    let req = match &one_time {
+        Some(one) => FetchRequest::sign_as(&one.signer, &g.requester, grant_id, pointer.h1),
+        None => FetchRequest::sign(&h.member, grant_id, pointer.h1),
+    };
     let results: Vec<Reencrypted> = if let Some(c) = node.local_cpc(&pointer.cpc) {
         super::cpc_routes::fetch_recorded(c, req).await?
     } else {
@@ -296,11 +380,13 @@ pub(super) async fn grant_records(
     let owner_key = PublicKey::from_raw(&owner.signing_key).map_err(ApiError::internal)?;
     let member = h.member.clone();
     let (sealed_pseudonyms, break_glass) = (g.sealed_pseudonyms.clone(), g.break_glass.is_some());
+    // The key the records were re-encrypted to: the member's, or the one-time key.
+    let dsk = one_time.map_or_else(|| member.dsk.clone(), |o| o.dsk);
     let observations = tokio::task::spawn_blocking(move || {
         let mut records = results
             .iter()
             .map(|r| {
-                let pt = r.decrypt(&member.dsk, &owner_key).map_err(|e| format!("decrypting a record: {e}"))?;
+                let pt = r.decrypt(&dsk, &owner_key).map_err(|e| format!("decrypting a record: {e}"))?;
                 let obs =
                     serde_json::from_slice::<Value>(&pt).map_err(|e| format!("a decrypted record is not JSON: {e}"))?;
                 Ok((r.original.header.record_index, obs))

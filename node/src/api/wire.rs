@@ -54,6 +54,10 @@ pub struct DemandSpec {
     /// `TREAT`, `PUBHLTH` or `HOPERAT`. Only records whose patients consent to it count.
     #[serde(default)]
     pub purpose: Option<String>,
+    /// Demand without naming the member: a one-time key signs it and an anonymous policy
+    /// proof stands for the member's signature (a consortium with the anonymous path).
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 fn max_band() -> u8 {
@@ -190,6 +194,7 @@ mod tests {
             age_band_max: 20,
             sex: sex.map(str::to_string),
             purpose: None,
+            anonymous: false,
         }
     }
 

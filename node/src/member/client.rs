@@ -51,11 +51,15 @@ impl Client {
         Ok(SignedTx::sign(Tx { sender: self.id.clone(), nonce, kind }, &self.signer, self.home.ledger.tx_domain())?)
     }
 
-    /// Submits signed bytes and waits until they are final on the home ledger.
+    /// Submits signed bytes and waits until they are final on the home ledger. The request
+    /// names the transaction's sender as its client: the member, or a pseudonym of its
+    /// anonymous requests (`member::anonymous`), whose transactions it relays.
     pub async fn submit_signed(&self, stx: &SignedTx) -> Result<Final> {
+        let client =
+            if stx.tx.sender == self.id { self.client_id } else { dualchain_ledger::tx::client_id(&stx.tx.sender) };
         let seq = self
             .home
-            .submit(Request { client: self.client_id, id: stx.tx.nonce, payload: stx.to_bytes() })
+            .submit(Request { client, id: stx.tx.nonce, payload: stx.to_bytes() })
             .await
             .with_context(|| format!("{} submitting {}", self.id, stx.tx.kind.name()))?;
         self.home.wait_applied(seq).await?;

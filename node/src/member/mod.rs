@@ -16,6 +16,7 @@ use dualchain_prover::anonymous::AnonymousCredential;
 use dualchain_prover::policy::{key_hash, Credential};
 use rand::{CryptoRng, RngCore};
 
+pub mod anonymous;
 pub mod client;
 pub mod consent;
 pub mod emergency;
