@@ -4,7 +4,7 @@
 #![no_main]
 
 use dualchain_ledger::state::{
-    decode, AccessRecord, BreakGlassRecord, ComplaintRecord, DatasetRecord, DealingRecord, DemandRecord, DenialRecord,
+    decode, AccessRecord, AuditCaseRecord, BreakGlassRecord, ComplaintRecord, DatasetRecord, DealingRecord, DemandRecord, DenialRecord,
     EscrowKeyRecord, GrantRecord, MemberRecord, PseudonymRecord, RegistryRecord, RootRecord,
 };
 use libfuzzer_sys::fuzz_target;
@@ -19,7 +19,7 @@ fn round_trip<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(val
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, value)) = data.split_first() else { return };
-    match which % 13 {
+    match which % 14 {
         0 => round_trip::<MemberRecord>(value),
         1 => round_trip::<RegistryRecord>(value),
         2 => round_trip::<RootRecord>(value),
@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
         9 => round_trip::<PseudonymRecord>(value),
         10 => round_trip::<DealingRecord>(value),
         11 => round_trip::<ComplaintRecord>(value),
-        _ => round_trip::<EscrowKeyRecord>(value),
+        12 => round_trip::<EscrowKeyRecord>(value),
+        _ => round_trip::<AuditCaseRecord>(value),
     }
 });

@@ -294,6 +294,20 @@ fn ledger_seeds(out: &mut Out) {
         qualified: vec![1, 2, 3],
         at_ms: 1_790_000_000_000,
     };
+    let audit_case = dualchain_ledger::state::AuditCaseRecord {
+        id: [16; 32],
+        pseudonym: pseudonym.pseudonym.clone(),
+        case: "complaint 7".into(),
+        opened_ms: 1_790_000_000_000,
+        approvals: vec![dualchain_ledger::state::Approval { by: "kgc".into(), at_ms: 1_790_000_000_000, tx: [17; 32] }],
+        approved_ms: Some(1_790_000_000_000),
+        shares: vec![(1, e.decryption[0].to_bytes().iter().map(|b| format!("{b:02x}")).collect())],
+        opening: Some(dualchain_ledger::state::AuditOpening {
+            index: (1 << 31) + 2,
+            member: Some("research-1".into()),
+            at_ms: 1_790_000_000_000,
+        }),
+    };
     for (i, (name, bytes)) in [
         ("member", json(&member)),
         ("registry", json(&RegistryRecord { next_leaf: 3, epoch: 1, root: Some(one) })),
@@ -308,6 +322,7 @@ fn ledger_seeds(out: &mut Out) {
         ("escrow_dealing", json(&dealing)),
         ("escrow_complaint", json(&complaint)),
         ("escrow_key", json(&escrow_key)),
+        ("audit_case", json(&audit_case)),
     ]
     .into_iter()
     .enumerate()

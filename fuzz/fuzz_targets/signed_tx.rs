@@ -14,7 +14,7 @@ use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::Codec;
 use dualchain_ledger::policy::AccessPolicy;
 use dualchain_ledger::tx::{tx_hash, SignedTx, Tx, TxKind};
-use dualchain_prover::escrow::{Dealing, DkgShare, Sealed};
+use dualchain_prover::escrow::{Dealing, DecryptionShare, DkgShare, Sealed};
 use dualchain_prover::verify::{proof_from_bytes, proof_to_bytes};
 use libfuzzer_sys::fuzz_target;
 
@@ -115,7 +115,12 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(&s.to_bytes(), share);
             }
         }
-        TxKind::EscrowComplaint { .. } | TxKind::CloseEscrow {} => {}
+        TxKind::AuditShare { share, .. } => {
+            if let Ok(s) = DecryptionShare::from_bytes(share) {
+                assert_eq!(&s.to_bytes(), share);
+            }
+        }
+        TxKind::EscrowComplaint { .. } | TxKind::CloseEscrow {} | TxKind::OpenAudit { .. } => {}
         TxKind::RevokeCredential { .. }
         | TxKind::RevokeMember { .. }
         | TxKind::AdmitMember { .. }

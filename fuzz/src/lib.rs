@@ -498,6 +498,11 @@ pub mod ledger {
                 TxKind::EscrowReveal { recipient: 1, share: super::escrow::escrow_world().shares[3].to_bytes() },
             ),
             ("close_escrow", TxKind::CloseEscrow {}),
+            ("open_audit", TxKind::OpenAudit { pseudonym: format!("anon:{}", "a".repeat(52)), case: "complaint 7".into() }),
+            (
+                "audit_share",
+                TxKind::AuditShare { case: [16; 32], share: super::escrow::escrow_world().decryption[0].to_bytes() },
+            ),
         ];
         // Signed for the consortium of the world's CA.
         let domain = dualchain_ledger::tx::TxDomain::of(w.ca.public());

@@ -728,6 +728,16 @@ impl Ledger {
         Ok((contracts::escrow::dealings(&o)?, contracts::escrow::complaints(&o)?, o.get(state::ESCROW_KEY)?))
     }
 
+    /// An audit case ([`crate::contracts::audit`]).
+    pub fn audit_case(&self, id: &Hash) -> Result<Option<state::AuditCaseRecord>, LedgerError> {
+        self.get(&state::audit_case_key(id))
+    }
+
+    /// Every audit case, in id order.
+    pub fn audit_cases(&self) -> Result<Vec<state::AuditCaseRecord>, LedgerError> {
+        Overlay::new(&self.store).prefix(state::AUDIT_CASE_PREFIX)
+    }
+
     /// The demand that spent a nullifier, if it is spent.
     pub fn nullifier(&self, nullifier: &FrBytes) -> Result<Option<Hash>, LedgerError> {
         self.get(&state::nullifier_key(nullifier))

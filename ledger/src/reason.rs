@@ -322,6 +322,19 @@ pub enum Reason {
         qualified: u16,
         threshold: u16,
     },
+
+    // ---- audit cases ----
+    AuditAlreadyApproved {
+        by: String,
+    },
+    AuditCaseUnknown,
+    /// The membership quorum has not approved the case yet.
+    AuditCaseNotApproved,
+    /// The case is opened: it takes no more shares.
+    AuditCaseOpened,
+    /// The share does not decode, is not the sender's, or does not verify for the case.
+    AuditShareInvalid,
+    AuditShareDuplicate,
 }
 
 /// Which layer of a payload failed to decode.
@@ -570,6 +583,12 @@ impl fmt::Display for Reason {
             EscrowTooFewDealers { qualified, threshold } => {
                 write!(f, "{qualified} dealers qualify; the key needs {threshold}")
             }
+            AuditAlreadyApproved { by } => write!(f, "{by} already approved this audit case"),
+            AuditCaseUnknown => f.write_str("unknown audit case"),
+            AuditCaseNotApproved => f.write_str("the membership quorum has not approved this audit case"),
+            AuditCaseOpened => f.write_str("the audit case is already opened"),
+            AuditShareInvalid => f.write_str("the decryption share is not the sender's, or does not verify for the case"),
+            AuditShareDuplicate => f.write_str("this authority already gave its share for the case"),
         }
     }
 }

@@ -285,6 +285,37 @@ pub struct EscrowKeyRecord {
     pub at_ms: u64,
 }
 
+/// Key of an audit case (`contracts::audit::case_id`).
+pub fn audit_case_key(id: &Hash) -> Vec<u8> {
+    format!("audit-case/{}", hex::encode(id)).into_bytes()
+}
+pub const AUDIT_CASE_PREFIX: &[u8] = b"audit-case/";
+
+/// A case for opening who made an anonymous demand: the members who approved it, the
+/// audit authorities' decryption shares once approved, and what they opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCaseRecord {
+    #[serde(with = "hex_bytes::id")]
+    pub id: Hash,
+    pub pseudonym: String,
+    pub case: String,
+    pub opened_ms: u64,
+    pub approvals: Vec<Approval>,
+    pub approved_ms: Option<u64>,
+    /// (authority index, decryption share), each verified against the sealed identity.
+    pub shares: Vec<(u16, String)>,
+    pub opening: Option<AuditOpening>,
+}
+
+/// What an audit case opened: the credential's leaf index and the member it belongs to
+/// (none where the registry no longer maps it to one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditOpening {
+    pub index: u64,
+    pub member: Option<String>,
+    pub at_ms: u64,
+}
+
 /// Key of a pseudonym's record (by its name, `crate::tx::pseudonym_of`).
 pub fn pseudonym_key(pseudonym: &str) -> Vec<u8> {
     format!("pseudonym/{pseudonym}").into_bytes()

@@ -437,6 +437,19 @@ pub enum TxKind {
         #[serde(with = "hex_bytes", default, skip_serializing_if = "Vec::is_empty")]
         sealed_pseudonyms: Vec<u8>,
     },
+    /// `audit`: a member's approval of opening who made the anonymous demand of
+    /// `pseudonym`, for `case` (why, for the record). At the membership quorum the case is
+    /// open to the audit authorities' decryption shares.
+    OpenAudit { pseudonym: String, case: String },
+    /// `audit`: an audit authority's decryption share of an approved case's sealed
+    /// identity (`escrow::DecryptionShare`, bound to the case). At t valid shares the
+    /// ledger opens it and records the member.
+    AuditShare {
+        #[serde(with = "hex_bytes::id")]
+        case: Hash,
+        #[serde(with = "hex_bytes")]
+        share: Vec<u8>,
+    },
     /// `escrow`: an audit authority's round of the escrow key's DKG (Pedersen's joint
     /// Feldman, `dualchain_prover::escrow`): its dealing (the Feldman commitments) and its
     /// share for each authority, IBE-sealed to that authority's identity, in committee
@@ -559,7 +572,9 @@ impl TxKind {
             | TxKind::EscrowDealing { .. }
             | TxKind::EscrowComplaint { .. }
             | TxKind::EscrowReveal { .. }
-            | TxKind::CloseEscrow {} => Chain::Data,
+            | TxKind::CloseEscrow {}
+            | TxKind::OpenAudit { .. }
+            | TxKind::AuditShare { .. } => Chain::Data,
             _ => Chain::Access,
         }
     }
@@ -590,6 +605,8 @@ impl TxKind {
             TxKind::EscrowComplaint { .. } => "escrow_complaint",
             TxKind::EscrowReveal { .. } => "escrow_reveal",
             TxKind::CloseEscrow {} => "close_escrow",
+            TxKind::OpenAudit { .. } => "open_audit",
+            TxKind::AuditShare { .. } => "audit_share",
         }
     }
 }

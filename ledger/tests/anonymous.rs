@@ -180,7 +180,7 @@ impl World {
             policy_vk: dualchain_ledger::genesis::placeholder_verifying_key(3),
             supply_vks: vec![(SupplyShape::Records64, supply.vk.clone())],
             grant_duration_max_s: 3600,
-            revocation_quorum: 1,
+            revocation_quorum: 2,
             founders: Founders::AnyCertified,
             anonymous: Some(Anonymity {
                 vk: pk.vk().clone(),
@@ -687,9 +687,11 @@ fn revoking_a_credential_stops_its_anonymous_requests() {
 /// committee with a share sealed to each authority, a complaint is answered by revealing
 /// the share or disqualifies its dealer, and the DKG closes when all dealt with no open
 /// complaint or after its window. The key is the qualified dealers' sum, any two
-/// authorities open what is sealed under it, and the anonymous path opens with it.
+/// authorities open what is sealed under it, and the anonymous path opens with it. An
+/// identity is opened on chain only for a case the membership quorum approved, by t
+/// authorities' shares bound to that case.
 #[test]
-fn the_audit_authorities_make_the_escrow_key_on_chain() {
+fn the_audit_authorities_make_the_escrow_key_on_chain_and_open_only_approved_cases() {
     use dualchain_ledger::contracts::escrow::DKG_WINDOW_MS;
 
     let mut w = World::on_chain_dkg(Disclosure::default());
@@ -830,6 +832,60 @@ fn the_audit_authorities_make_the_escrow_key_on_chain() {
     let mut anon = w.anonymous_demand(1, [0x32; 32], 0, t);
     let a = w.apply_at(t, &[anon.demand(&w.genesis)]);
     assert_eq!(reasons(&a), vec![None]);
+
+    // An audit case: the membership quorum (2) approves, then two authorities' shares
+    // open the identity, which the ledger records.
+    use dualchain_ledger::contracts::audit::case_id;
+    let pseudonym = anon.pseudonym();
+    let reason = "complaint 2026-41: demands beyond the study protocol";
+    let case = case_id(&pseudonym, reason);
+    let open = |by: &mut Member, p: &str| tx(by, &g, TxKind::OpenAudit { pseudonym: p.into(), case: reason.into() });
+    let stx = |by: &mut Member, i: u16, context: &[u8], rng: &mut ChaCha20Rng| {
+        let sealed = Sealed::from_bytes(&anon.body.sealed_identity).unwrap();
+        let s = secret(i).decryption_share(&key, &sealed, context, rng).unwrap();
+        tx(by, &g, TxKind::AuditShare { case, share: s.to_bytes() })
+    };
+    let early = stx(&mut w.kgc, 1, &case, &mut w.rng);
+    let payloads =
+        vec![open(&mut w.owner, "anon:nobody"), open(&mut w.owner, &pseudonym), open(&mut w.owner, &pseudonym), early];
+    let a = w.apply(&payloads);
+    assert_eq!(
+        reasons(&a),
+        vec![
+            Some(Reason::UnknownPseudonym),
+            None,
+            Some(Reason::AuditAlreadyApproved { by: "hospital-a".into() }),
+            Some(Reason::AuditCaseNotApproved),
+        ]
+    );
+    let approve = open(&mut w.kgc, &pseudonym);
+    w.all_accepted(&[approve]);
+    assert!(w.ledger.audit_case(&case).unwrap().unwrap().approved_ms.is_some());
+    let payloads = vec![
+        stx(&mut w.kgc, 1, b"another case", &mut w.rng),
+        stx(&mut w.kgc, 3, &case, &mut w.rng),
+        stx(&mut w.owner, 1, &case, &mut w.rng),
+        stx(&mut w.kgc, 1, &case, &mut w.rng),
+        stx(&mut w.kgc, 1, &case, &mut w.rng),
+    ];
+    let a = w.apply(&payloads);
+    assert_eq!(
+        reasons(&a),
+        vec![
+            Some(Reason::AuditShareInvalid),
+            Some(Reason::AuditShareInvalid),
+            Some(Reason::NotAuditAuthority),
+            None,
+            Some(Reason::AuditShareDuplicate),
+        ]
+    );
+    assert!(w.ledger.audit_case(&case).unwrap().unwrap().opening.is_none(), "one share opens nothing");
+    let last = stx(&mut w.cpc2, 3, &case, &mut w.rng);
+    w.all_accepted(&[last]);
+    let opening = w.ledger.audit_case(&case).unwrap().unwrap().opening.unwrap();
+    assert_eq!(opening.member.as_deref(), Some("research-2"));
+    let late = stx(&mut w.cpc, 2, &case, &mut w.rng);
+    assert_eq!(reasons(&w.apply(&[late])), vec![Some(Reason::AuditCaseOpened)]);
 }
 
 /// A pseudonym names exactly one key, in one spelling, and is an identifier wherever the

@@ -57,8 +57,17 @@ pub fn key(state: &Overlay<'_>, genesis: &Genesis) -> Result<Option<EscrowKey>, 
     }
 }
 
-/// The committee of an on-chain DKG and the sender's index in it.
+/// The committee of an on-chain DKG and the sender's index in it, while the DKG runs.
 fn committee_and_index(ctx: &Ctx<'_, '_>) -> Result<(Committee, Vec<String>, u16), super::Refusal> {
+    let found = authority(ctx)?;
+    if ctx.state.get::<EscrowKeyRecord>(ESCROW_KEY)?.is_some() {
+        return reject(Reason::EscrowKeyFormed);
+    }
+    Ok(found)
+}
+
+/// The committee of an on-chain DKG, its members and the sender's index in it.
+pub(super) fn authority(ctx: &Ctx<'_, '_>) -> Result<(Committee, Vec<String>, u16), super::Refusal> {
     let Some(Escrow::Committee { members, threshold }) = ctx.genesis.anonymous.as_ref().map(|a| &a.escrow) else {
         return reject(Reason::NotAuditAuthority);
     };
@@ -68,9 +77,6 @@ fn committee_and_index(ctx: &Ctx<'_, '_>) -> Result<(Committee, Vec<String>, u16
     };
     let committee = Committee::new(*threshold, members.len() as u16)
         .map_err(|e| super::Refusal::Fatal(LedgerError::Corrupt(format!("genesis' audit committee: {e}"))))?;
-    if ctx.state.get::<EscrowKeyRecord>(ESCROW_KEY)?.is_some() {
-        return reject(Reason::EscrowKeyFormed);
-    }
     Ok((committee, members.clone(), position as u16 + 1))
 }
 

@@ -6,6 +6,7 @@
 pub mod abe;
 pub mod access;
 pub mod anonymous;
+pub mod audit;
 pub mod consent;
 pub mod context;
 pub mod emergency;
@@ -42,6 +43,8 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
             access::demand(ctx, demand, dataset, requirement, *purpose)
         }
         TxKind::AnonymousDemand(d) => anonymous::demand(ctx, d),
+        TxKind::OpenAudit { pseudonym, case } => audit::open_case(ctx, pseudonym, case),
+        TxKind::AuditShare { case, share } => audit::share(ctx, case, share),
         TxKind::EscrowDealing { dealing, sealed_shares } => escrow::deal(ctx, dealing, sealed_shares),
         TxKind::EscrowComplaint { dealer } => escrow::complain(ctx, *dealer),
         TxKind::EscrowReveal { recipient, share } => escrow::reveal(ctx, *recipient, share),

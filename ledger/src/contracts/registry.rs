@@ -289,14 +289,14 @@ pub fn change_parameters(ctx: &mut Ctx<'_, '_>, p: &Parameters) -> Exec {
 pub const APPROVALS_OPEN_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// Whether the approvals of a record opened at `opened_ms` have lapsed at `now_ms`.
-fn lapsed(opened_ms: u64, now_ms: u64) -> bool {
+pub(super) fn lapsed(opened_ms: u64, now_ms: u64) -> bool {
     now_ms >= opened_ms.saturating_add(APPROVALS_OPEN_MS)
 }
 
 /// Adds the sender's approval to `approvals` (refused with `already(sender)` if it
 /// approved before) and returns how many of them are now by members in good standing:
 /// registered and not revoked, so an approver revoked since it approved no longer counts.
-fn approve(
+pub(super) fn approve(
     ctx: &Ctx<'_, '_>,
     approvals: &mut Vec<Approval>,
     already: impl FnOnce(String) -> Reason,
