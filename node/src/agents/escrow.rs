@@ -18,7 +18,11 @@
 //!   the key's verification key by decrypting a value it sealed itself, writes it to
 //!   `secrets/escrow-secret.json` (mode 0600), and deletes its dealing file: the
 //!   polynomial is no longer needed, and a leaked one would give away every authority's
-//!   share of it.
+//!   share of it;
+//! - **audit**: from then on, for as long as the node runs, it posts its decryption share
+//!   of every audit case the membership quorum approved (`contracts::audit`), bound to
+//!   that case. It never opens an identity by itself, and its share of one case opens no
+//!   other.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,7 +74,8 @@ pub fn committee_of(ledger: &Ledger, member: &str) -> Option<(Committee, u16, Ve
     Some((committee, index, members.clone()))
 }
 
-/// The authority's DKG, until its secret is kept (then it returns).
+/// The authority's DKG until its secret is kept, then its shares of approved audit cases
+/// for as long as the node runs.
 pub async fn run(
     ledger: Arc<Ledger>,
     client: Arc<Client>,
@@ -82,9 +87,15 @@ pub async fn run(
     let a = Authority { committee, index, members, ledger, client, member, ibe, dir: secrets_dir };
     loop {
         match a.round().await {
-            Ok(true) => return,
+            Ok(true) => break,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "escrow DKG"),
+        }
+        tokio::time::sleep(ROUND_PAUSE).await;
+    }
+    loop {
+        if let Err(e) = a.serve_cases().await {
+            tracing::warn!(error = %format!("{e:#}"), "audit cases");
         }
         tokio::time::sleep(ROUND_PAUSE).await;
     }
@@ -212,6 +223,29 @@ impl Authority {
         write_private(&self.dir.join(SECRET_FILE), &serde_json::to_vec_pretty(&f)?)?;
         let _ = std::fs::remove_file(self.dir.join(DEALING_FILE));
         tracing::info!(authority = self.index, qualified = qualified.len(), "escrow key formed; share kept");
+        Ok(())
+    }
+
+    /// Posts this authority's decryption share of each approved, unopened case it has not
+    /// answered yet.
+    async fn serve_cases(&self) -> Result<()> {
+        let cases = self.ledger.audit_cases()?;
+        let open: Vec<_> = cases
+            .into_iter()
+            .filter(|c| c.approved_ms.is_some() && c.opening.is_none())
+            .filter(|c| !c.shares.iter().any(|(i, _)| *i == self.index))
+            .collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        let (secret, key) = load_secret(&self.dir)?.ok_or_else(|| anyhow!("no escrow share kept"))?;
+        for case in open {
+            let p = self.ledger.pseudonym(&case.pseudonym)?.ok_or_else(|| anyhow!("unknown pseudonym"))?;
+            let sealed = dualchain_prover::escrow::Sealed::from_bytes(&p.sealed_identity)?;
+            let share = secret.decryption_share(&key, &sealed, &case.id, &mut OsRng)?;
+            tracing::info!(case = %hex::encode(case.id), reason = %case.case, "audit case: giving this authority's share");
+            self.submit(TxKind::AuditShare { case: case.id, share: share.to_bytes() }).await?;
+        }
         Ok(())
     }
 

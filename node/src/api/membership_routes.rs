@@ -2,9 +2,11 @@
 //! `POST /members/{id}/revoke` and `POST /members/{id}/admit`, each one member's approval
 //! of revoking a member or of admitting one not named at genesis, and
 //! `GET /members/{id}/admission`, a pending (or completed) admission with the certificate
-//! it is for, which an approver checks before approving. Any member may call them through
-//! its own node; the ledger counts approvals of members in good standing against the
-//! consortium's membership quorum (consortium.toml's `revocation_quorum`).
+//! it is for, which an approver checks before approving; `POST /audit-cases` and
+//! `GET /audit-cases/{id}`, one member's approval of opening who made an anonymous demand
+//! and the case as it stands. Any member may call them through its own node; the ledger
+//! counts approvals of members in good standing against the consortium's membership
+//! quorum (consortium.toml's `revocation_quorum`).
 
 use axum::extract::{Path, State};
 use dualchain_crypto::cert::Certificate;
@@ -172,4 +174,40 @@ fn admission_json(node: &Node, r: &AdmissionRecord) -> Value {
         "quorum": quorum,
         "admitted": r.admitted_ms.is_some(),
     })
+}
+
+/// `POST /audit-cases` with `{pseudonym, case}`: this member approves opening who made the
+/// anonymous demand of `pseudonym`, for the reason `case` (`contracts::audit`). At the
+/// membership quorum the audit authorities' nodes give their decryption shares, and the
+/// ledger records the member once t of them are in. The answer: the transaction's
+/// outcome and the case as `GET /audit-cases/{id}` shows it.
+pub async fn open_audit_case(State(api): State<ApiState>, s: Signed) -> ApiResult {
+    let node = &api.node;
+    let h = hosted_as(node, &s, &[])?;
+    let spec: super::wire::AuditCaseSpec = s.json()?;
+    let f = h.client.submit(TxKind::OpenAudit { pseudonym: spec.pseudonym.clone(), case: spec.case.clone() }).await?;
+    if let Outcome::Rejected { reason } = &f.outcome {
+        return Err(ApiError::forbidden("rejected", format!("the ledger rejected the approval: {reason}")));
+    }
+    let id = dualchain_ledger::contracts::audit::case_id(&spec.pseudonym, &spec.case);
+    let mut v = final_json(&f);
+    v["case"] = audit_case_json(node, &id)?;
+    ok_json(&v)
+}
+
+/// `GET /audit-cases/{id}`: an audit case, its approvals and quorum, the authorities that
+/// gave their share, and what it opened (`opening.member`).
+pub async fn get_audit_case(State(api): State<ApiState>, Path(id): Path<String>, _s: Signed) -> ApiResult {
+    let id = parse_id(&id, "audit case")?;
+    ok_json(&audit_case_json(&api.node, &id)?)
+}
+
+fn audit_case_json(node: &Node, id: &dualchain_ledger::tx::Hash) -> Result<Value, ApiError> {
+    let c = node.ledger.audit_case(id)?.ok_or_else(|| ApiError::not_found("unknown-audit-case", "no such case"))?;
+    Ok(json!({
+        "id": hex::encode(c.id), "pseudonym": c.pseudonym, "case": c.case, "opened_ms": c.opened_ms,
+        "approvals": c.approvals, "quorum": node.ledger.parameters()?.0.membership_quorum,
+        "approved_ms": c.approved_ms, "shares_from": c.shares.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        "opening": c.opening,
+    }))
 }

@@ -181,6 +181,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/grants/{id}/records", get(get_records))
         .route("/grants/{id}/revoke", post(revoke_grant))
         .route("/audit/{id}", get(get_audit))
+        .route("/audit-cases", post(membership_routes::open_audit_case))
+        .route("/audit-cases/{id}", get(membership_routes::get_audit_case))
         .route("/members/{id}/revoke", post(membership_routes::revoke_member))
         .route("/members/{id}/admit", post(membership_routes::admit_member))
         .route("/members/{id}/admission", get(membership_routes::get_admission))

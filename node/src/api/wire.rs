@@ -123,6 +123,15 @@ pub fn final_json(f: &Final) -> Value {
     v
 }
 
+/// An approval of opening a pseudonym's identity: `POST /audit-cases`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditCaseSpec {
+    pub pseudonym: String,
+    /// Why: the case's reason, at most 256 characters, public on chain.
+    pub case: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessSpec {
