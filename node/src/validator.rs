@@ -58,8 +58,9 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
         use dualchain_ledger::tx::{client_id, pseudonym_key, SignedTx, TxKind};
 
         let mut verdicts = vec![Ok(()); requests.len()];
-        // (index, transaction, key, whether the key needs no state)
-        let mut signed: Vec<(usize, SignedTx, PublicKey, bool)> = Vec::new();
+        // (index, transaction, key, the refusal when a key that needs no state does not
+        // verify: a registration's certificate key or a pseudonym's one-time key)
+        let mut signed: Vec<(usize, SignedTx, PublicKey, Option<&'static str>)> = Vec::new();
         for (i, r) in requests.iter().enumerate() {
             if r.client == RECONFIGURE_CLIENT {
                 if Reconfiguration::from_bytes(&r.payload).is_err() {
@@ -85,7 +86,7 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
             let (key, stateless) = if let Some(key) = pseudonym_key(&stx.tx.sender) {
                 // A pseudonym names its one-time key.
                 match key {
-                    Ok(key) => (key, true),
+                    Ok(key) => (key, Some("a pseudonym's transaction not signed by its one-time key")),
                     Err(_) => {
                         verdicts[i] = Err(Refused::Forged("a pseudonym that names no key"));
                         continue;
@@ -93,7 +94,9 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
                 }
             } else if let TxKind::RegisterMember { certificate } = &stx.tx.kind {
                 match Certificate::from_bytes(certificate) {
-                    Ok(c) if c.fields.subject == stx.tx.sender => (c.fields.signing_key, true),
+                    Ok(c) if c.fields.subject == stx.tx.sender => {
+                        (c.fields.signing_key, Some("a registration not signed by its certificate's key"))
+                    }
                     _ => {
                         verdicts[i] = Err(Refused::Forged("a registration without its sender's certificate"));
                         continue;
@@ -107,7 +110,7 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
                     .flatten()
                     .and_then(|m| PublicKey::from_raw(&m.signing_key).ok())
                 {
-                    Some(key) => (key, false),
+                    Some(key) => (key, None),
                     None => continue,
                 }
             };
@@ -121,10 +124,9 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
         if verify_batch(&items).is_err() {
             for (i, stx, key, stateless) in &signed {
                 if !stx.verify(key, domain) {
-                    verdicts[*i] = Err(if *stateless {
-                        Refused::Forged("a registration or pseudonym not signed by its own key")
-                    } else {
-                        Refused::Invalid("not signed by the sender's key")
+                    verdicts[*i] = Err(match stateless {
+                        Some(why) => Refused::Forged(why),
+                        None => Refused::Invalid("not signed by the sender's key"),
                     });
                 }
             }

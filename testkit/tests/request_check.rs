@@ -54,6 +54,22 @@ fn forwarded_requests_must_be_their_members_own() {
             Err(Refused::Forged("a registration not signed by its certificate's key")),
         ]
     );
+    // A pseudonym (an anonymous requester's one-time key) is its own key: admitted when
+    // that key signed, refused as forged otherwise, and a name that is no key is refused.
+    let one_time = SigningKeypair::generate(&mut w.rng);
+    let pseudonym = dualchain_ledger::tx::pseudonym_of(&one_time.public());
+    let ask = TxKind::RevokeGrant { grant: [3; 32], reason: "done".into() };
+    let own = w.signed(&pseudonym, 1, ask.clone(), &one_time).unwrap();
+    let stolen = w.signed(&pseudonym, 2, ask.clone(), &mallory).unwrap();
+    let nameless = w.signed("anon:notakey", 3, ask, &one_time).unwrap();
+    assert_eq!(
+        check.check(&[request(&own), request(&stolen), request(&nameless)]),
+        vec![
+            Ok(()),
+            Err(Refused::Forged("a pseudonym's transaction not signed by its one-time key")),
+            Err(Refused::Forged("a pseudonym that names no key")),
+        ]
+    );
     // Signed by the right key, for another consortium (another CA): refused.
     let elsewhere = CertificateAuthority::generate("another-consortium", &mut w.rng).unwrap();
     let elsewhere = signed("kgc", 8, revoke.clone(), &kgc, &TxDomain::of(elsewhere.public())).unwrap();
