@@ -576,11 +576,12 @@ impl Consortium {
         requester: &str,
         dataset: &DatasetId,
         threshold: u16,
-    ) -> Result<(Hash, String)> {
+    ) -> Result<(Hash, String, Duration)> {
         let spec = demand_spec(dataset, threshold, true);
         let v: Value = self.api(requester)?.call(Method::POST, "/demands", Some(&spec)).await?;
         let pseudonym = v["pseudonym"].as_str().ok_or_else(|| anyhow!("no pseudonym in {v}"))?.to_string();
-        Ok((parse_hash(v["demand"].as_str().unwrap_or(""))?, pseudonym))
+        let prove = Duration::from_millis(v["prove_ms"].as_u64().unwrap_or(0));
+        Ok((parse_hash(v["demand"].as_str().unwrap_or(""))?, pseudonym, prove))
     }
 
     /// Waits (through `member`'s API) until the owner's node proved supply of the demand.
@@ -660,6 +661,31 @@ impl Consortium {
     /// the other members in the order `consortium.toml` lists them (the target last of
     /// all, never), each through its own node's API, until an answer says the member is
     /// revoked. Returns the approvers, in order.
+    /// Members other than `except` approve opening `pseudonym` for `reason`
+    /// (`POST /audit-cases`) until the membership quorum approved it; then waits until the
+    /// audit authorities' nodes opened it. The approvers and the member the ledger names.
+    pub async fn open_audit(&self, pseudonym: &str, reason: &str, except: &str) -> Result<(Vec<String>, String)> {
+        let id = dualchain_ledger::contracts::audit::case_id(pseudonym, reason);
+        let ledger = self.ledger(0)?;
+        let mut approvers = Vec::new();
+        for by in self.file.members.iter().map(|m| m.id.as_str()).filter(|m| *m != except) {
+            // Before the quorum, no authority gives a share.
+            ensure!(ledger.audit_case(&id)?.is_none_or(|c| c.shares.is_empty()), "a share before approval");
+            let body = json!({"pseudonym": pseudonym, "case": reason});
+            let v: Value = self.api(by)?.call(Method::POST, "/audit-cases", Some(&body)).await?;
+            approvers.push(by.to_string());
+            let case = &v["case"];
+            ensure!(case["approvals"].as_array().map(Vec::len) == Some(approvers.len()), "approvals so far: {case}");
+            if !case["approved_ms"].is_null() {
+                break;
+            }
+        }
+        let opening =
+            wait_for(WAIT, "the audit authorities' shares", || Ok(ledger.audit_case(&id)?.and_then(|c| c.opening)))
+                .await?;
+        Ok((approvers, opening.member.unwrap_or_default()))
+    }
+
     pub async fn revoke_member(&self, target: &str, first: &str, reason: &str) -> Result<Vec<String>> {
         let others = self.file.members.iter().map(|m| m.id.as_str()).filter(|m| *m != first && *m != target);
         let mut approvers = Vec::new();

@@ -65,6 +65,9 @@ pub struct DemoReport {
     /// A clinician broke the glass: the records it received (one patient's), and the
     /// owner's review (justified).
     pub break_glass: Option<(usize, bool)>,
+    /// The anonymous request: the pseudonym the chain named, the records delivered, and the
+    /// member the approved audit case opened it to.
+    pub anonymous: Option<(String, usize, String)>,
     pub members: usize,
     pub validators: usize,
     pub records_uploaded: usize,
@@ -132,7 +135,8 @@ pub fn run(cfg: &DemoConfig, out: &mut dyn Write) -> Result<DemoReport> {
         institutions: cfg.seed.is_none(),
         ceremony: cfg.ceremony,
         validators_only: 0,
-        anonymous: false,
+        // The anonymous path too: the audit authorities make the escrow key on chain.
+        anonymous: true,
     };
     let result = runtime.block_on(run_flow(flow, out));
     let _ = std::fs::remove_dir_all(&dir);
@@ -160,7 +164,7 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
     )?;
     writeln!(out, "  policy:   {DEMO_POLICY}")?;
     writeln!(out)?;
-    let mut t = Timer { out, steps: Vec::new(), total: 15, current: None };
+    let mut t = Timer { out, steps: Vec::new(), total: 16, current: None };
     let mut report = DemoReport { validators: NODES, ..DemoReport::default() };
 
     let c = genesis(&mut t, &mut report, flow).await?;
@@ -168,6 +172,7 @@ pub async fn run_flow(flow: FlowConfig, out: &mut dyn Write) -> Result<DemoRepor
     let grant = access(&mut t, &mut report, &c, &demands).await?;
     deliver(&mut t, &mut report, &c, &a, &grant).await?;
     audit(&mut t, &mut report, &c, &a).await?;
+    anonymous(&mut t, &mut report, &c, &a, threshold).await?;
     break_glass(&mut t, &mut report, &c, &a).await?;
     consent(&mut t, &c, &a).await?;
     revoke(&mut t, &mut report, &c, &a, &grant, &demands, threshold).await?;
@@ -392,6 +397,59 @@ async fn deliver(t: &mut Timer<'_>, report: &mut DemoReport, c: &Consortium, a: 
         fetched.len(),
         a.observations.len(),
         CPCS[0]
+    ))?;
+    Ok(())
+}
+
+/// research-1 asks again without being named: a one-time key demands, is granted and
+/// fetches; the chain names only its pseudonym; an audit case the membership quorum
+/// approves has the audit authorities open it.
+async fn anonymous(
+    t: &mut Timer<'_>,
+    report: &mut DemoReport,
+    c: &Consortium,
+    a: &Upload,
+    threshold: u16,
+) -> Result<()> {
+    t.begin("Anonymous request: research-1 as a one-time key; an approved audit case opens it")?;
+    let ledger = c.node(0)?.ledger.clone();
+    let (dealt, key) = wait_for(Duration::from_secs(120), "the escrow key", || {
+        let (dealings, _, record) = ledger.escrow_dkg()?;
+        Ok(record.map(|r| (dealings.len(), r.qualified.len())))
+    })
+    .await?;
+    wait_for(Duration::from_secs(120), "research-1's anonymous credential", || {
+        Ok(ledger.anonymous_credential(RESEARCH)?.map(|_| ()))
+    })
+    .await?;
+    let (demand, pseudonym, prove) = c.demand_anonymous(RESEARCH, &a.dataset, threshold).await?;
+    report.proofs.push(("policy-anonymous (a pseudonym)".into(), prove));
+    c.wait_supplied(RESEARCH, &demand).await?;
+    let access = c.request_access(RESEARCH, &demand, 3600).await?;
+    ensure!(access.granted, "the pseudonym was not granted: {:?}", access.denial);
+    report.grants += 1;
+    c.wait_receipt(RESEARCH, &access.request).await?;
+    let fetched = c.fetch(RESEARCH, &access.request).await?;
+    let want = a.matching(&c.grant_requirement(&access.request)?);
+    ensure!(fetched.len() == want.len(), "{} anonymous records delivered, {} match", fetched.len(), want.len());
+    for (got, original) in fetched.iter().zip(&want) {
+        ensure!(*got == dualchain_node::member::pseudonym::deidentify(original).0, "an anonymous record differs");
+    }
+    let grant = ledger.grant(&access.request)?.ok_or_else(|| anyhow!("no grant"))?;
+    ensure!(grant.requester == pseudonym, "the grant names {}", grant.requester);
+    let reason = "demo: the data protection officer's review of anonymous demands";
+    let (approvers, opened) = c.open_audit(&pseudonym, reason, RESEARCH).await?;
+    ensure!(opened == RESEARCH, "the audit case opened {opened}");
+    report.anonymous = Some((pseudonym.clone(), fetched.len(), opened.clone()));
+    t.end(&format!(
+        "escrow key made on chain by the {dealt} audit authorities (KGC and CPCs), {key} dealings qualified;          no machine holds its secret
+         demand, grant and access records name {}…, not {RESEARCH}; anonymous policy proof in {}
+         {} records fetched and decrypted with the one-time key
+         audit case approved by {} (the membership quorum); the authorities' shares opened it: {opened}",
+        &pseudonym[..16],
+        fmt_duration(prove),
+        fetched.len(),
+        approvers.join(", "),
     ))?;
     Ok(())
 }

@@ -99,7 +99,7 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let a = c.upload(HOSPITAL_A, "icu", CPCS[0]).await?;
-    let (demand, pseudonym) = c.demand_anonymous(RESEARCH, &a.dataset, 4).await?;
+    let (demand, pseudonym, _) = c.demand_anonymous(RESEARCH, &a.dataset, 4).await?;
     assert!(dualchain_ledger::tx::is_pseudonym(&pseudonym), "{pseudonym}");
     let d = c.wait_supplied(RESEARCH, &demand).await?;
     assert_eq!(d.requester, pseudonym);
@@ -142,30 +142,12 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
         }
     }
     assert!(flow >= 6, "{flow} transactions of the flow");
-    // An audit case: the membership quorum approves it through their nodes; the audit
-    // authorities' nodes give their shares by themselves; the ledger records research-1.
-    let reason = "audit of demand volume, case 1";
-    let quorum = c.file.membership_quorum() as usize;
-    let approvers: Vec<String> =
-        c.file.members.iter().map(|m| m.id.clone()).filter(|id| id != RESEARCH).take(quorum).collect();
-    assert_eq!(approvers.len(), quorum);
-    let id = dualchain_ledger::contracts::audit::case_id(&pseudonym, reason);
-    for (k, a) in approvers.iter().enumerate() {
-        // Before the quorum no authority gives a share.
-        assert!(ledger.audit_case(&id)?.is_none_or(|c| c.shares.is_empty()), "a share before approval");
-        let body = serde_json::json!({"pseudonym": pseudonym, "case": reason});
-        let v: serde_json::Value = c.api(a)?.call(reqwest::Method::POST, "/audit-cases", Some(&body)).await?;
-        assert_eq!(v["case"]["approvals"].as_array().map(Vec::len), Some(k + 1), "{v}");
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let opening = loop {
-        if let Some(o) = ledger.audit_case(&id)?.and_then(|c| c.opening) {
-            break o;
-        }
-        ensure!(Instant::now() < deadline, "the approved audit case was not opened");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    assert_eq!(opening.member.as_deref(), Some(RESEARCH));
+    // An audit case: the membership quorum approves it through their nodes (no authority
+    // gives a share before); the audit authorities' nodes then give theirs by themselves,
+    // and the ledger records research-1.
+    let (approvers, opened) = c.open_audit(&pseudonym, "audit of demand volume, case 1", RESEARCH).await?;
+    assert_eq!(approvers.len(), c.file.membership_quorum() as usize);
+    assert_eq!(opened, RESEARCH);
     // Two audit authorities' kept shares open the sealed identity directly too.
     let key = ledger.escrow_key()?.unwrap();
     let sealed = Sealed::from_bytes(&ledger.pseudonym(&pseudonym)?.unwrap().sealed_identity)?;

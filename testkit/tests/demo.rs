@@ -16,8 +16,16 @@ fn demo_runs_the_whole_flow() {
     // Minimum necessary: the 4 heart rates the demand asks for, of 12 records.
     assert_eq!(report.records_reencrypted, 4);
     assert!(report.records_match);
-    assert_eq!(report.grants, 1);
-    assert_eq!(report.steps.len(), 15);
+    // research-1's grant, and the grant of its anonymous demand.
+    assert_eq!(report.grants, 2);
+    assert_eq!(report.steps.len(), 16);
+    // The anonymous request: a pseudonym on chain, the same 4 records delivered, and the
+    // approved audit case opened to research-1.
+    let (pseudonym, delivered, opened) = report.anonymous.clone().expect("an anonymous step");
+    assert!(
+        pseudonym.starts_with("anon:") && delivered == 4 && opened == "research-1",
+        "{pseudonym} {delivered} {opened}"
+    );
     assert!(report.erased);
     assert!(text.contains("record(s) (POST /erasure)"), "no patient erasure in the demo:\n{text}");
     // Break-glass: one patient's records of 12 (three vital signs of its first patient), reviewed justified.
@@ -32,7 +40,10 @@ fn demo_runs_the_whole_flow() {
     assert!(oracle.contains("cohorts of 4 records or more"), "{oracle}");
     assert_eq!(report.denials.iter().filter(|(who, _)| who == "hospital-b").count(), 5);
     let names: Vec<&str> = report.proofs.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["supply (supply-64)", "supply (supply-64)", "policy (research-1)"]);
+    assert_eq!(
+        names,
+        ["supply (supply-64)", "supply (supply-64)", "policy (research-1)", "policy-anonymous (a pseudonym)"]
+    );
     // The CPC's receipt, then research-1's one fetch (hospital-b's refused fetches are not
     // served, so not recorded).
     let events: Vec<_> = report.audit.iter().map(|r| r.event).collect();
@@ -61,7 +72,7 @@ fn demo_runs_through_a_ceremony_among_the_institutions_slow() {
     let report =
         run(&DemoConfig { records: 12, seed: None, params_dir: params_dir.clone(), ceremony: true }, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
-    assert!(report.records_match && report.grants == 1);
+    assert!(report.records_match && report.grants == 2 && report.anonymous.is_some());
     assert!(text.contains("Genesis across institutions"), "{text}");
     assert!(text.contains("from a ceremony among the 7 institutions"), "{text}");
     assert!(!params_dir.exists(), "a ceremony's consortium takes nothing from the parameter cache");
