@@ -277,7 +277,9 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
 async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
     let params = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params");
-    let mut c = Cluster::init(std::path::Path::new(BIN), tmp.path(), 4, &params).unwrap();
+    // With the anonymous path: the KGC's and the CPC's nodes make the escrow key.
+    let hosts = dualchain_testkit::procs::Hosts::Loopback;
+    let mut c = Cluster::init_with(std::path::Path::new(BIN), tmp.path(), 4, &params, hosts, &["--anonymous"]).unwrap();
     c.wait_ready(&[0, 1, 2, 3], Duration::from_secs(300)).await.unwrap();
 
     bad_input_changes_nothing(&c).await;
@@ -403,6 +405,43 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
         assert_eq!(value(&hospital_series, "dualchain_kernels_gpu_jobs"), 0.0);
     }
     assert!(hospital_series.iter().any(|(n, _)| n == "dualchain_kernels_gpu_fallbacks"));
+
+    // The same question without being named: research-1's node demands as a one-time key
+    // (once the KGC's and the CPC's nodes have made the escrow key); the ledger's grant
+    // names the pseudonym; the same 4 records arrive, with no patient link at all.
+    let mut anonymous = spec.clone();
+    anonymous["anonymous"] = json!(true);
+    let mut tries = 0;
+    let d: Value = loop {
+        match research.call::<Value>(Method::POST, "/demands", Some(&anonymous)).await {
+            Ok(d) => break d,
+            Err(e) if tries < 120 && format!("{e:#}").contains("not open") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("an anonymous demand: {e:#}"),
+        }
+    };
+    let (demand, pseudonym) = (d["demand"].as_str().unwrap().to_string(), d["pseudonym"].as_str().unwrap().to_string());
+    assert!(pseudonym.starts_with("anon:"), "{d}");
+    let d: Value = research.call(Method::GET, &format!("/demands/{demand}?wait=90"), None).await.unwrap();
+    assert_eq!((d["requester"].as_str(), d["supplied_by"].is_null()), (Some(pseudonym.as_str()), false), "{d}");
+    let a: Value =
+        research.call(Method::POST, "/access", Some(&json!({"demand": demand, "duration_s": 3600}))).await.unwrap();
+    assert_eq!(a["granted"], true, "{a}");
+    let grant = a["request"].as_str().unwrap().to_string();
+    let g: Value = research.call(Method::GET, &format!("/grants/{grant}"), None).await.unwrap();
+    assert_eq!(g["requester"].as_str(), Some(pseudonym.as_str()));
+    let fetched: Value = research.call(Method::GET, &format!("/grants/{grant}/records?wait=120"), None).await.unwrap();
+    let anonymous_got: Vec<Value> = fetched["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| e["resource"].clone())
+        .collect();
+    assert_eq!(anonymous_got.len(), 4);
+    assert!(anonymous_got.iter().all(|o| o.get("subject").is_none()), "an anonymous grant carries no patient link");
 
     // Staged Observations are plaintext FHIR: the file is the node user's alone, inside a
     // data directory closed to group and others.

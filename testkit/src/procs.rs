@@ -167,12 +167,15 @@ impl ProcessCluster {
         (r.status == 200).then(|| serde_json::from_slice(&r.body).ok()).flatten()
     }
 
-    /// Waits until each of `nodes` reports its member ready.
+    /// Waits until each of `nodes` reports its member ready (an audit authority also done
+    /// with its part of the escrow DKG).
     pub async fn wait_ready(&self, nodes: &[usize], timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         for &i in nodes {
             loop {
-                if self.health(i).await.is_some_and(|h| h["ready"] == true) {
+                // Ready, and an audit authority of the anonymous path done with its part of
+                // the escrow DKG (its transactions final, none to come).
+                if self.health(i).await.is_some_and(|h| h["ready"] == true && h["anonymous"]["share_kept"] != false) {
                     break;
                 }
                 if Instant::now() > deadline {

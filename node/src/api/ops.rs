@@ -34,6 +34,17 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
             (what.to_string(), json!({ "not_after": t, "days_left": (t as i64 - now).div_euclid(86_400) }))
         })
         .collect();
+    // The anonymous path: whether the escrow key is formed, and for an audit authority's
+    // node whether it kept its share (its part of the DKG is then done).
+    let anonymous = node.ledger.genesis().anonymous.as_ref().map(|_| {
+        let share = node.hosted().and_then(|h| {
+            crate::agents::escrow::committee_of(&node.ledger, &h.member.id)?;
+            let dir =
+                node.cfg.secrets.member.as_ref().and_then(|p| node.cfg.path(p).parent().map(|d| d.to_path_buf()))?;
+            Some(dir.join(crate::agents::escrow::SECRET_FILE).exists())
+        });
+        json!({ "escrow_key": node.ledger.escrow_key().ok().flatten().is_some(), "share_kept": share })
+    });
     let diverged = node.validator.divergence();
     let state = match (&status, diverged) {
         (_, Some(_)) => "diverged",
@@ -76,6 +87,7 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
             "state_root": hex::encode(fp.state_root),
         },
         "compute": node.compute.describe(),
+        "anonymous": anonymous,
         "started_ms": node.started_ms,
         "version": env!("CARGO_PKG_VERSION"),
     }))
