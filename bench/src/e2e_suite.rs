@@ -11,6 +11,9 @@
 //!   share of a request's latency (proving, ledger execution including batch proof
 //!   verification, re-encryption, CPC storage and fetch, and the rest: consensus ordering,
 //!   finality waits and messaging).
+//! - Anonymous requests (`"anonymous": true`: a one-time key and the anonymous policy
+//!   proof on the demand, none on the access request) one at a time, against the named
+//!   requests one at a time of the same run.
 //! - The FHIR API with SMART Backend Services bearer tokens against the members'
 //!   Ed25519-signed headers (signing included), alternating request by request in the same run: single
 //!   Observations posted (staged) at the hospital's node, a grant's records searched
@@ -38,9 +41,19 @@ pub(crate) struct Served {
     pub fetch: Duration,
 }
 
-pub(crate) async fn serve_one(c: Arc<Consortium>, dataset: dualchain_crypto::cbsre::DatasetId) -> Result<Served> {
+pub(crate) async fn serve_one(
+    c: Arc<Consortium>,
+    dataset: dualchain_crypto::cbsre::DatasetId,
+    anonymous: bool,
+) -> Result<Served> {
     let started = Instant::now();
-    let demand = c.demand(RESEARCH, &dataset, 4).await?;
+    // The policy proof: on the access request, or on an anonymous demand.
+    let (demand, anonymous_prove) = if anonymous {
+        let (demand, _, prove) = c.demand_anonymous(RESEARCH, &dataset, 4).await?;
+        (demand, Some(prove))
+    } else {
+        (c.demand(RESEARCH, &dataset, 4).await?, None)
+    };
     c.wait_supplied(RESEARCH, &demand).await?;
     let access = c.request_access(RESEARCH, &demand, 3600).await?;
     anyhow::ensure!(access.granted, "request denied: {:?}", access.denial);
@@ -68,7 +81,7 @@ pub(crate) async fn serve_one(c: Arc<Consortium>, dataset: dualchain_crypto::cbs
         }));
     }
     let reencrypt = reencrypt.ok_or_else(|| anyhow!("no re-encryption logged"))?;
-    Ok(Served { grant, total, supply, policy: access.prove, reencrypt, fetch })
+    Ok(Served { grant, total, supply, policy: anonymous_prove.unwrap_or(access.prove), reencrypt, fetch })
 }
 
 pub fn run(quick: bool) -> Result<Vec<Record>> {
@@ -81,7 +94,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let (datasets_seq, datasets_par, requests_seq, requests_par) = if quick { (2, 4, 2, 4) } else { (4, 12, 4, 12) };
     let dir = tempfile::tempdir()?;
     // Points: the consortium's genesis, then every dataset and every request.
-    let points = 1 + datasets_seq + datasets_par + requests_seq + requests_par;
+    let points = 1 + datasets_seq + datasets_par + 2 * requests_seq + requests_par;
     let progress = Progress::new("bench e2e", points as u64);
     progress.set_message("genesis, nodes, registration");
     let c = consortium(dir.path()).await?;
@@ -120,7 +133,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let started = Instant::now();
     let mut served = Vec::new();
     for d in datasets.iter().take(requests_seq) {
-        served.push(serve_one(c.clone(), *d).await?);
+        served.push(serve_one(c.clone(), *d, false).await?);
         progress.inc(1);
     }
     let seq_elapsed = started.elapsed();
@@ -132,7 +145,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
     let mut set = JoinSet::new();
     for d in datasets.iter().skip(requests_seq).take(requests_par) {
         let (c, d) = (c.clone(), *d);
-        set.spawn(async move { serve_one(c, d).await });
+        set.spawn(async move { serve_one(c, d, false).await });
     }
     let mut latencies = Vec::new();
     while let Some(r) = set.join_next().await {
@@ -148,6 +161,7 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
         |f: &dyn Fn(&Served) -> Duration| served.iter().map(|s| f(s).as_secs_f64()).sum::<f64>() / served.len() as f64;
     let total = mean(&|s| s.total);
     out.push(time_record("e2e_request_latency", "one at a time, mean".into(), total));
+    out.push(time_record("e2e_policy_prove", "named (on the access request), mean".into(), mean(&|s| s.policy)));
     if let Some(p50) = latencies.get(latencies.len() / 2) {
         out.push(time_record("e2e_request_latency", format!("{requests_par} in flight, p50"), *p50));
     }
@@ -173,10 +187,50 @@ async fn run_async(quick: bool) -> Result<Vec<Record>> {
             ratio: None,
         });
     }
+    out.extend(anonymous_requests(&c, &datasets[..requests_seq], seq_rate, total, &progress).await?);
     let grant = served.first().map(|s| s.grant).ok_or_else(|| anyhow!("no request served"))?;
     out.extend(bearer_against_signed(&c, grant, quick).await?);
     let c = Arc::try_unwrap(c).map_err(|_| anyhow!("consortium still shared"))?;
     c.shutdown().await?;
+    Ok(out)
+}
+
+/// Anonymous requests one at a time on `datasets`, against the named ones (`named_rate`
+/// requests/s, `named_latency` s mean) of the same run, with their policy proving time.
+async fn anonymous_requests(
+    c: &Arc<Consortium>,
+    datasets: &[dualchain_crypto::cbsre::DatasetId],
+    named_rate: f64,
+    named_latency: f64,
+    progress: &Progress,
+) -> Result<Vec<Record>> {
+    progress.set_message("anonymous requests, one at a time");
+    let ledger = c.node(0)?.ledger.clone();
+    wait_for(WAIT, "the escrow key and research-1's anonymous credential", || {
+        Ok((ledger.escrow_key()?.is_some() && ledger.anonymous_credential(RESEARCH)?.is_some()).then_some(()))
+    })
+    .await?;
+    let started = Instant::now();
+    let mut served = Vec::new();
+    for d in datasets {
+        served.push(serve_one(c.clone(), *d, true).await?);
+        progress.inc(1);
+    }
+    let rate = served.len() as f64 / started.elapsed().as_secs_f64();
+    let n = served.len() as f64;
+    let latency = served.iter().map(|s| s.total.as_secs_f64()).sum::<f64>() / n;
+    let prove = served.iter().map(|s| s.policy.as_secs_f64()).sum::<f64>() / n;
+    let mut out = vec![Record::throughput(
+        "e2e_requests_served",
+        format!("{NODES} nodes, anonymous, 1 in flight"),
+        rate,
+        Some(named_rate),
+    )];
+    let mut lat = time_record("e2e_request_latency", "anonymous, one at a time, mean".into(), latency);
+    lat.baseline = Some(named_latency);
+    lat.ratio = Some(latency / named_latency);
+    out.push(lat);
+    out.push(time_record("e2e_policy_prove", "anonymous (on the demand), mean".into(), prove));
     Ok(out)
 }
 
@@ -194,7 +248,7 @@ pub(crate) async fn consortium(dir: &std::path::Path) -> Result<Consortium> {
         institutions: false,
         ceremony: false,
         validators_only: 0,
-        anonymous: false,
+        anonymous: true,
     };
     let c = Consortium::genesis(cfg).await.context("genesis")?;
     c.wait_ready(WAIT).await?;

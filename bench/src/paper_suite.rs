@@ -244,7 +244,7 @@ async fn flow(flows: usize, progress: &Progress) -> Result<Vec<Record>> {
         let start = Instant::now();
         let dataset = c.upload(HOSPITAL_A, &format!("paper-{i}"), CPCS[i % CPCS.len()]).await?.dataset;
         let register = start.elapsed();
-        let s = crate::e2e_suite::serve_one(c.clone(), dataset).await?;
+        let s = crate::e2e_suite::serve_one(c.clone(), dataset, false).await?;
         let total = register + s.total;
         let rest = s.total.saturating_sub(s.supply + s.policy + s.reencrypt + s.fetch);
         for (k, d) in [register, s.supply, s.policy, s.reencrypt, s.fetch, rest, total].into_iter().enumerate() {
