@@ -111,7 +111,12 @@ async fn anonymous_access(node: &Arc<Node>, h: &Hosted, demand: Hash, pseudonym:
     let kind = TxKind::RequestAccess { request, demand, root: rec.root, proof: vec![], duration_s };
     let stx = one.sign(node.ledger.tx_domain(), kind).map_err(ApiError::internal)?;
     let f = h.client.submit_signed(&stx).await?;
-    let mut v = final_json(&f);
+    access_answer(node, &f, request, final_json(&f))
+}
+
+/// The answer to `POST /access` once the request is final: `v` with the request id, whether
+/// it was granted and the denial with its words; a refusal where the ledger rejected it.
+fn access_answer(node: &Node, f: &crate::member::client::Final, request: Hash, mut v: Value) -> ApiResult {
     v["request"] = json!(hex::encode(request));
     v["granted"] = json!(node.ledger.grant(&request)?.is_some());
     if let Some(den) = node.ledger.denial(&request)? {
@@ -170,17 +175,8 @@ pub async fn post_access(State(api): State<ApiState>, s: Signed) -> ApiResult {
     node.agent_metrics.proved("policy", took);
     let f = h.client.submit(ask.tx).await?;
     let mut v = final_json(&f);
-    v["request"] = json!(hex::encode(request));
     v["prove_ms"] = json!(took.as_millis() as u64);
-    v["granted"] = json!(node.ledger.grant(&request)?.is_some());
-    if let Some(den) = node.ledger.denial(&request)? {
-        v["denial"] = serde_json::to_value(&den).map_err(ApiError::internal)?;
-        v["denial"]["text"] = json!(den.denial.to_string());
-    }
-    if let Outcome::Rejected { reason } = &f.outcome {
-        return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the request: {reason}")));
-    }
-    Ok(fhir_json(StatusCode::CREATED, &v))
+    access_answer(node, &f, request, v)
 }
 
 pub async fn get_grant(State(api): State<ApiState>, Path(id): Path<String>, s: Signed) -> ApiResult {
