@@ -268,13 +268,14 @@ fn ledger_seeds(out: &mut Out) {
     };
     let e = escrow::escrow_world();
     let pseudonym = dualchain_ledger::state::PseudonymRecord {
-        pseudonym: format!("~{}", "ab".repeat(32)),
+        pseudonym: format!("anon:{}", "a".repeat(52)),
         demand: [6; 32],
         root: one,
         nullifier: FrBytes([15; 32]),
         sealed_identity: e.sealed.to_bytes(),
         delegating_key: w.requester.dsk.public().to_bytes(),
         at_ms: 1_790_000_000_000,
+        granted: Some([18; 32]),
     };
     let dealing = dualchain_ledger::state::DealingRecord {
         dealer: 1,

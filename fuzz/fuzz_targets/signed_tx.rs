@@ -120,7 +120,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(&s.to_bytes(), share);
             }
         }
-        TxKind::EscrowComplaint { .. } | TxKind::CloseEscrow {} | TxKind::OpenAudit { .. } => {}
+        TxKind::EscrowComplaint { .. } | TxKind::CloseEscrow {} | TxKind::EscrowAck {} | TxKind::OpenAudit { .. } => {}
         TxKind::RevokeCredential { .. }
         | TxKind::RevokeMember { .. }
         | TxKind::AdmitMember { .. }

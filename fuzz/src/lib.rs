@@ -498,6 +498,7 @@ pub mod ledger {
                 TxKind::EscrowReveal { recipient: 1, share: super::escrow::escrow_world().shares[3].to_bytes() },
             ),
             ("close_escrow", TxKind::CloseEscrow {}),
+            ("escrow_ack", TxKind::EscrowAck {}),
             ("open_audit", TxKind::OpenAudit { pseudonym: format!("anon:{}", "a".repeat(52)), case: "complaint 7".into() }),
             (
                 "audit_share",

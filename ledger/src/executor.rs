@@ -738,6 +738,11 @@ impl Ledger {
         Overlay::new(&self.store).prefix(state::AUDIT_CASE_PREFIX)
     }
 
+    /// The audit authorities that acknowledged their DKG shares, by index.
+    pub fn escrow_acks(&self) -> Result<Vec<u16>, LedgerError> {
+        contracts::escrow::acks(&Overlay::new(&self.store))
+    }
+
     /// The demand that spent a nullifier, if it is spent.
     pub fn nullifier(&self, nullifier: &FrBytes) -> Result<Option<Hash>, LedgerError> {
         self.get(&state::nullifier_key(nullifier))

@@ -312,11 +312,21 @@ pub enum Reason {
     UnknownComplaint,
     /// The revealed share does not decode or does not match the dealing.
     RevealInvalid,
-    /// The DKG closes when every authority dealt and no complaint is open, or once
-    /// `window_h` hours passed since the first dealing.
+    /// The DKG closes when every authority dealt and acknowledged its shares and no
+    /// complaint is open, or once `window_h` hours passed since the first dealing.
     EscrowNotClosable {
         window_h: u32,
     },
+    /// Dealings are taken for `window_h` hours from the first one; this came after.
+    EscrowDealingLate {
+        window_h: u32,
+    },
+    /// An acknowledgement needs every authority's dealing on chain and none of the
+    /// sender's complaints open.
+    EscrowAckEarly,
+    EscrowAlreadyAcked,
+    /// A pseudonym is granted once: its demand's nullifier buys one grant.
+    PseudonymGranted,
     /// Too few dealers qualify (a dealing with an unanswered complaint does not).
     EscrowTooFewDealers {
         qualified: u16,
@@ -578,8 +588,15 @@ impl fmt::Display for Reason {
             RevealInvalid => f.write_str("the revealed share does not match the dealing"),
             EscrowNotClosable { window_h } => write!(
                 f,
-                "the DKG closes when every authority dealt and no complaint is open, or {window_h} h after the first dealing"
+                "the DKG closes when every authority dealt and acknowledged its shares and no complaint is open, \
+                 or {window_h} h after the first dealing"
             ),
+            EscrowDealingLate { window_h } => write!(f, "dealings are taken for {window_h} h from the first one"),
+            EscrowAckEarly => {
+                f.write_str("an acknowledgement needs every dealing on chain and none of the sender's complaints open")
+            }
+            EscrowAlreadyAcked => f.write_str("this authority already acknowledged its shares"),
+            PseudonymGranted => f.write_str("this pseudonym was granted already: its demand buys one grant"),
             EscrowTooFewDealers { qualified, threshold } => {
                 write!(f, "{qualified} dealers qualify; the key needs {threshold}")
             }
@@ -587,7 +604,9 @@ impl fmt::Display for Reason {
             AuditCaseUnknown => f.write_str("unknown audit case"),
             AuditCaseNotApproved => f.write_str("the membership quorum has not approved this audit case"),
             AuditCaseOpened => f.write_str("the audit case is already opened"),
-            AuditShareInvalid => f.write_str("the decryption share is not the sender's, or does not verify for the case"),
+            AuditShareInvalid => {
+                f.write_str("the decryption share is not the sender's, or does not verify for the case")
+            }
             AuditShareDuplicate => f.write_str("this authority already gave its share for the case"),
         }
     }

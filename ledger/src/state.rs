@@ -252,6 +252,11 @@ pub fn escrow_complaint_key(dealer: u16, recipient: u16) -> Vec<u8> {
 pub const ESCROW_COMPLAINT_PREFIX: &[u8] = b"escrow/complaint/";
 /// The escrow key, once the DKG closed.
 pub const ESCROW_KEY: &[u8] = b"escrow/key";
+/// An audit authority's acknowledgement of its shares (its index and ledger time).
+pub fn escrow_ack_key(authority: u16) -> Vec<u8> {
+    format!("escrow/ack/{authority:05}").into_bytes()
+}
+pub const ESCROW_ACK_PREFIX: &[u8] = b"escrow/ack/";
 
 /// An audit authority's round of the DKG, as the `escrow` contract accepted it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -344,6 +349,9 @@ pub struct PseudonymRecord {
     #[serde(with = "hex_bytes")]
     pub delegating_key: Vec<u8>,
     pub at_ms: u64,
+    /// The grant its demand bought (one per pseudonym).
+    #[serde(with = "crate::tx::hex_bytes::opt_id", default, skip_serializing_if = "Option::is_none")]
+    pub granted: Option<Hash>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

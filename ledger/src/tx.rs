@@ -470,6 +470,10 @@ pub enum TxKind {
         #[serde(with = "hex_bytes")]
         share: Vec<u8>,
     },
+    /// `escrow`: an audit authority states that it checked its share of every dealing
+    /// (each verified, or revealed after its complaint): the DKG may close without waiting
+    /// out its window once every authority did.
+    EscrowAck {},
     /// `escrow`: an audit authority closes the DKG: the key forms from the dealings of
     /// every dealer no standing complaint disqualifies.
     CloseEscrow {},
@@ -573,6 +577,7 @@ impl TxKind {
             | TxKind::EscrowComplaint { .. }
             | TxKind::EscrowReveal { .. }
             | TxKind::CloseEscrow {}
+            | TxKind::EscrowAck {}
             | TxKind::OpenAudit { .. }
             | TxKind::AuditShare { .. } => Chain::Data,
             _ => Chain::Access,
@@ -605,6 +610,7 @@ impl TxKind {
             TxKind::EscrowComplaint { .. } => "escrow_complaint",
             TxKind::EscrowReveal { .. } => "escrow_reveal",
             TxKind::CloseEscrow {} => "close_escrow",
+            TxKind::EscrowAck {} => "escrow_ack",
             TxKind::OpenAudit { .. } => "open_audit",
             TxKind::AuditShare { .. } => "audit_share",
         }

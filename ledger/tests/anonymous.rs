@@ -456,6 +456,10 @@ fn an_anonymous_demand_is_granted_and_served_without_naming_the_member() {
     w.all_accepted(&[supply]);
     let request_tx = anon.request(&w.genesis, [0xb1; 32]);
     w.all_accepted(std::slice::from_ref(&request_tx));
+    // The demand's nullifier bought one grant: the pseudonym asks no second time.
+    let again = anon.request(&w.genesis, [0xb2; 32]);
+    assert_eq!(reasons(&w.apply(&[again])), vec![Some(Reason::PseudonymGranted)]);
+    assert!(w.ledger.grant(&[0xb2; 32]).unwrap().is_none());
 
     let pseudonym = anon.pseudonym();
     let grant = w.ledger.grant(&[0xb1; 32]).unwrap().unwrap();
@@ -739,6 +743,7 @@ fn the_audit_authorities_make_the_escrow_key_on_chain_and_open_only_approved_cas
         tx(&mut w.kgc, &g, TxKind::EscrowDealing { dealing: vec![0x41, 0, 1], sealed_shares: ok1.clone() }),
         tx(&mut w.kgc, &g, dealing(0, ok1.clone())),
         tx(&mut w.kgc, &g, dealing(0, ok1.clone())),
+        tx(&mut w.kgc, &g, TxKind::EscrowAck {}),
     ];
     let a = w.apply(&payloads);
     assert_eq!(
@@ -751,13 +756,17 @@ fn the_audit_authorities_make_the_escrow_key_on_chain_and_open_only_approved_cas
             Some(Reason::EscrowDealingInvalid),
             None,
             Some(Reason::EscrowAlreadyDealt),
+            Some(Reason::EscrowAckEarly),
         ]
     );
     let first_dealing_ms = w.time_ms();
-    // The others deal; kgc accuses both of them.
+    // The others deal; kgc accuses both of them. cpc-2 deals last and closes at once, as a
+    // dealer that chose the key from the others' commitments would: refused, for no one
+    // has acknowledged its shares.
     let payloads = vec![
         tx(&mut w.cpc, &g, dealing(1, ok2)),
         tx(&mut w.cpc2, &g, dealing(2, ok3)),
+        tx(&mut w.cpc2, &g, TxKind::CloseEscrow {}),
         tx(&mut w.kgc, &g, TxKind::EscrowComplaint { dealer: 2 }),
         tx(&mut w.kgc, &g, TxKind::EscrowComplaint { dealer: 3 }),
         tx(&mut w.kgc, &g, TxKind::EscrowComplaint { dealer: 2 }),
@@ -766,12 +775,13 @@ fn the_audit_authorities_make_the_escrow_key_on_chain_and_open_only_approved_cas
         tx(&mut w.cpc, &g, TxKind::CloseEscrow {}),
     ];
     let a = w.apply(&payloads);
-    let not_closable = Some(Reason::EscrowNotClosable { window_h: 24 });
+    let not_closable = Some(Reason::EscrowNotClosable { window_h: 48 });
     assert_eq!(
         reasons(&a),
         vec![
             None,
             None,
+            not_closable.clone(),
             None,
             None,
             Some(Reason::ComplaintExists),
@@ -788,6 +798,11 @@ fn the_audit_authorities_make_the_escrow_key_on_chain_and_open_only_approved_cas
         tx(&mut w.cpc2, &g, TxKind::EscrowReveal { recipient: 1, share: share(1, 0) }),
         tx(&mut w.cpc2, &g, TxKind::EscrowReveal { recipient: 2, share: share(2, 1) }),
         tx(&mut w.cpc2, &g, TxKind::EscrowReveal { recipient: 1, share: vec![0x42, 9] }),
+        // cpc-1 and cpc-2 acknowledge their shares; kgc cannot while its complaint stands.
+        tx(&mut w.cpc, &g, TxKind::EscrowAck {}),
+        tx(&mut w.cpc, &g, TxKind::EscrowAck {}),
+        tx(&mut w.cpc2, &g, TxKind::EscrowAck {}),
+        tx(&mut w.kgc, &g, TxKind::EscrowAck {}),
         tx(&mut w.cpc, &g, TxKind::CloseEscrow {}),
     ];
     let a = w.apply(&payloads);
@@ -799,12 +814,21 @@ fn the_audit_authorities_make_the_escrow_key_on_chain_and_open_only_approved_cas
             Some(Reason::RevealInvalid),
             Some(Reason::UnknownComplaint),
             Some(Reason::RevealInvalid),
-            not_closable,
+            None,
+            Some(Reason::EscrowAlreadyAcked),
+            None,
+            Some(Reason::EscrowAckEarly),
+            not_closable.clone(),
         ]
     );
-    // After the window the DKG closes without cpc-2, whose complaint stands.
+    assert_eq!(w.ledger.escrow_acks().unwrap(), vec![2, 3]);
+    // One window on, no more dealings; the DKG still waits for the complaint. After the
+    // second window it closes without cpc-2, whose complaint stands.
+    let late = tx(&mut w.cpc, &g, TxKind::CloseEscrow {});
+    let a = w.apply_at(first_dealing_ms + DKG_WINDOW_MS, &[late]);
+    assert_eq!(reasons(&a), vec![not_closable]);
     let close = tx(&mut w.cpc, &g, TxKind::CloseEscrow {});
-    let a = w.apply_at(first_dealing_ms + DKG_WINDOW_MS, &[close]);
+    let a = w.apply_at(first_dealing_ms + 2 * DKG_WINDOW_MS, &[close]);
     assert_eq!(reasons(&a), vec![None]);
     let (_, _, record) = w.ledger.escrow_dkg().unwrap();
     assert_eq!(record.unwrap().qualified, vec![1, 2]);

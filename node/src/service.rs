@@ -133,6 +133,9 @@ fn audit_committee(consortium: &ConsortiumFile) -> Result<Escrow> {
     let ibe: dualchain_crypto::ibe::IbePublicParams = from_hex(&consortium.ibe_params, "ESKI-IBE parameters")?;
     let members = ibe.authorities.clone();
     let threshold = u16::try_from(crate::config::majority(members.len()))?;
+    // Checked here, at start, rather than by the first DKG transaction.
+    dualchain_prover::escrow::Committee::new(threshold, u16::try_from(members.len())?)
+        .map_err(|e| anyhow!("the audit committee of {} authorities: {e}", members.len()))?;
     Ok(Escrow::Committee { members, threshold })
 }
 

@@ -9,9 +9,9 @@
 //! - *revocation*: the proof names a credential root that must be acceptable now, and the
 //!   pseudonym's access request later needs that root to have survived every revocation
 //!   since ([`super::registry::root_revoked`]);
-//! - *the demand budget*: a nullifier per request, `budget` of them per credential,
+//! - *the demand budget*: a nullifier per demand, `budget` of them per credential,
 //!   dataset and epoch, each spent once ([`crate::state::nullifier_key`]); the budget is
-//!   the dataset's `Disclosure::demands_per_epoch`;
+//!   the dataset's `Disclosure::demands_per_epoch`, and a demand buys one grant;
 //! - *no replay*: the proof binds the demand id and the one-time key that signs the
 //!   transaction; a copy with another key fails the proof, the same bytes are a
 //!   duplicate, and a new demand id needs a new proof and a fresh nullifier;
@@ -133,6 +133,7 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, d: &AnonymousDemand) -> Exec {
         sealed_identity: d.sealed_identity.clone(),
         delegating_key: d.delegating_key.clone(),
         at_ms: ctx.time_ms,
+        granted: None,
     };
     ctx.state.put(pseudonym_key(&pseudonym), &record);
     put_demand(ctx, &d.demand, &d.dataset, pseudonym, &d.requirement, d.purpose, use_index);

@@ -107,7 +107,11 @@ pub fn share(ctx: &mut Ctx<'_, '_>, case: &Hash, share: &[u8]) -> Exec {
             .map(|(_, h)| DecryptionShare::from_bytes(&hex::decode(h).unwrap_or_default()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-        let opened = key.open(&sealed, &shares, case).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        // Each share verified; the value was proven a leaf index when the demand was made.
+        let opened = match key.open(&sealed, &shares, case) {
+            Ok(v) => v,
+            Err(e) => return reject_because(Reason::AuditShareInvalid, e),
+        };
         let credential = opened.checked_sub(ANONYMOUS_LEAF_OFFSET);
         let mut member = None;
         for m in ctx.state.prefix::<MemberRecord>(MEMBER_PREFIX)? {

@@ -14,13 +14,23 @@
 //!    ([`complain`]); the dealer answers by revealing that share, which everyone checks
 //!    against the dealing ([`reveal`]): a matching share clears the dealer (and is then
 //!    the recipient's), a complaint left unanswered disqualifies it;
-//! 3. any authority closes the DKG once every authority dealt and no complaint is open,
-//!    or once [`DKG_WINDOW_MS`] passed since the first dealing, so that an authority that
-//!    never deals cannot stall it ([`close`]). The key is the sum over the qualified
-//!    dealers; at least t must qualify.
+//! 3. each authority, once every dealing is on chain and its share of each verified (or
+//!    revealed after its complaint), acknowledges them ([`ack`]);
+//! 4. any authority closes the DKG once every authority dealt and acknowledged and no
+//!    complaint is open, or once twice [`DKG_WINDOW_MS`] passed since the first dealing
+//!    ([`close`]): dealings are taken for one window, complaints and answers for at least
+//!    one more, so an authority that never deals or never acknowledges cannot stall it.
+//!    The key is the sum over the qualified dealers; at least t must qualify.
 //!
-//! The secret stays unknown to anyone who holds fewer than t authorities' shares as long
-//! as one qualified dealer is honest. GJKR show that an adversary can bias the public key
+//! The acknowledgements are what make the last dealer harmless. It sees every other
+//! dealing before its own and could post commitments whose sum is a key it chose (a
+//! "rogue key"); but then it cannot compute shares that match its commitments, every
+//! honest authority complains instead of acknowledging, the DKG cannot close before the
+//! complaints are answered or the window is out, and an unanswered complaint
+//! disqualifies it. So the secret stays unknown to anyone who holds fewer than t
+//! authorities' shares as long as one qualified dealer is honest and every honest
+//! authority checks its shares within the window. (A proof of knowledge of each dealing's
+//! secret would refuse a rogue key at once; it is not built.) GJKR show that an adversary can bias the public key
 //! of JF-DKG; for ElGamal-type encryption under the key that bias does not help it (their
 //! §4 and the analysis of "Secure applications of Pedersen's distributed key generation
 //! protocol", CT-RSA 2003), which is all the key is used for here.
@@ -34,12 +44,12 @@ use crate::error::LedgerError;
 use crate::genesis::{Escrow, Genesis};
 use crate::reason::Reason;
 use crate::state::{
-    escrow_complaint_key, escrow_dealing_key, ComplaintRecord, DealingRecord, EscrowKeyRecord, Overlay,
-    ESCROW_COMPLAINT_PREFIX, ESCROW_DEALING_PREFIX, ESCROW_KEY,
+    escrow_ack_key, escrow_complaint_key, escrow_dealing_key, ComplaintRecord, DealingRecord, EscrowKeyRecord, Overlay,
+    ESCROW_ACK_PREFIX, ESCROW_COMPLAINT_PREFIX, ESCROW_DEALING_PREFIX, ESCROW_KEY,
 };
 
-/// After this long (ledger time) from the first dealing, the DKG closes with whoever
-/// qualified: a day.
+/// Dealings are taken for this long (ledger time) from the first; twice this long after
+/// it, the DKG closes with whoever qualified. A day.
 pub const DKG_WINDOW_MS: u64 = 24 * 3_600_000;
 /// Largest sealed share (an IBE ciphertext of a 37-byte share).
 pub const SEALED_SHARE_LEN_MAX: usize = 1024;
@@ -94,6 +104,10 @@ pub fn deal(ctx: &mut Ctx<'_, '_>, dealing: &[u8], sealed_shares: &[Vec<u8>]) ->
     let (committee, members, index) = committee_and_index(ctx)?;
     if ctx.state.get::<DealingRecord>(&escrow_dealing_key(index))?.is_some() {
         return reject(Reason::EscrowAlreadyDealt);
+    }
+    let first = dealings(ctx.state)?.iter().map(|d| d.at_ms).min();
+    if first.is_some_and(|t| ctx.time_ms.saturating_sub(t) >= DKG_WINDOW_MS) {
+        return reject(Reason::EscrowDealingLate { window_h: (DKG_WINDOW_MS / 3_600_000) as u32 });
     }
     let d = match Dealing::from_bytes(dealing) {
         Ok(d) => d,
@@ -172,17 +186,34 @@ pub fn reveal(ctx: &mut Ctx<'_, '_>, recipient: u16, share: &[u8]) -> Exec {
     Ok(())
 }
 
-/// Step 3: the key from the qualified dealings.
+/// Step 3: the sender checked its share of every dealing.
+pub fn ack(ctx: &mut Ctx<'_, '_>) -> Exec {
+    let (_, members, index) = committee_and_index(ctx)?;
+    if ctx.state.get::<(u16, u64)>(&escrow_ack_key(index))?.is_some() {
+        return reject(Reason::EscrowAlreadyAcked);
+    }
+    let dealt = dealings(ctx.state)?.len();
+    let own_open = complaints(ctx.state)?.iter().any(|c| c.recipient == index && c.revealed.is_none());
+    if dealt < members.len() || own_open {
+        return reject_because(Reason::EscrowAckEarly, format!("{dealt} of {} dealt", members.len()));
+    }
+    ctx.state.put(escrow_ack_key(index), &(index, ctx.time_ms));
+    Ok(())
+}
+
+/// Step 4: the key from the qualified dealings.
 pub fn close(ctx: &mut Ctx<'_, '_>) -> Exec {
     let (committee, members, _) = committee_and_index(ctx)?;
     let dealings = dealings(ctx.state)?;
     let complaints = complaints(ctx.state)?;
+    let acks = acks(ctx.state)?.len();
     let open = |dealer: u16| complaints.iter().any(|c| c.dealer == dealer && c.revealed.is_none());
     let first = dealings.iter().map(|d| d.at_ms).min();
-    let everyone = dealings.len() == members.len() && !dealings.iter().any(|d| open(d.dealer));
-    let window = first.is_some_and(|t| ctx.time_ms.saturating_sub(t) >= DKG_WINDOW_MS);
+    let none_open = !complaints.iter().any(|c| c.revealed.is_none());
+    let everyone = dealings.len() == members.len() && acks == members.len() && none_open;
+    let window = first.is_some_and(|t| ctx.time_ms.saturating_sub(t) >= 2 * DKG_WINDOW_MS);
     if !everyone && !window {
-        return reject(Reason::EscrowNotClosable { window_h: (DKG_WINDOW_MS / 3_600_000) as u32 });
+        return reject(Reason::EscrowNotClosable { window_h: (2 * DKG_WINDOW_MS / 3_600_000) as u32 });
     }
     let mut qualified = Vec::new();
     let mut parts = Vec::new();
@@ -199,12 +230,19 @@ pub fn close(ctx: &mut Ctx<'_, '_>) -> Exec {
     }
     let key = match EscrowKey::from_dealings(&committee, &parts) {
         Ok(k) => k,
+        // Qualified dealings that cancel out: no key from them.
         Err(e) => {
-            return reject_because(Reason::EscrowTooFewDealers { qualified: 0, threshold: committee.threshold() }, e)
+            let qualified = qualified.len() as u16;
+            return reject_because(Reason::EscrowTooFewDealers { qualified, threshold: committee.threshold() }, e);
         }
     };
     ctx.state.put(ESCROW_KEY.to_vec(), &EscrowKeyRecord { key: key.to_bytes(), qualified, at_ms: ctx.time_ms });
     Ok(())
+}
+
+/// The authorities that acknowledged their shares, by index.
+pub fn acks(state: &Overlay<'_>) -> Result<Vec<u16>, LedgerError> {
+    Ok(state.prefix::<(u16, u64)>(ESCROW_ACK_PREFIX)?.into_iter().map(|(i, _)| i).collect())
 }
 
 /// Every dealing on chain, by dealer.

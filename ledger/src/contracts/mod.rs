@@ -49,6 +49,7 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
         TxKind::EscrowComplaint { dealer } => escrow::complain(ctx, *dealer),
         TxKind::EscrowReveal { recipient, share } => escrow::reveal(ctx, *recipient, share),
         TxKind::CloseEscrow {} => escrow::close(ctx),
+        TxKind::EscrowAck {} => escrow::ack(ctx),
         TxKind::CommitConsent { commitments } => consent::commit(ctx, commitments),
         TxKind::SupplyProof { demand, .. } => zk::supply_proof(ctx, demand),
         TxKind::RequestAccess { request, demand, root, proof, duration_s } => {

@@ -205,10 +205,14 @@ pub fn issue_credential(ctx: &mut Ctx<'_, '_>, member: &str, leaf: &FrBytes, ano
         None if had_anonymous => set_leaf(ctx, index + ANONYMOUS_LEAF_OFFSET, blstrs::Scalar::ZERO),
         None => {}
     }
+    // Replacing a credential retires the roots over the old leaf, as a revocation does:
+    // a proof made, or an anonymous demand pending, under attributes the member no longer
+    // has does not go on counting.
+    let replaced = m.credential.is_some();
     m.credential = Some(index);
     m.credential_revoked = None;
     ctx.state.put(member_key(member), &m);
-    publish_root(ctx, reg, false)
+    publish_root(ctx, reg, replaced)
 }
 
 fn withdraw_credential(ctx: &mut Ctx<'_, '_>, m: &mut MemberRecord, reason: &str) -> Exec {

@@ -157,6 +157,9 @@ pub fn request_access(
             if rec.root != *root || !proof.is_empty() {
                 return reject(Reason::AnonymousProofRefused { proof: ProofFault::StatementShape });
             }
+            if rec.granted.is_some() {
+                return reject(Reason::PseudonymGranted);
+            }
             (p.to_string(), Some(rec.root))
         }
         None => (ctx.require_role(&["research", "hospital"])?.id.clone(), None),
@@ -215,5 +218,12 @@ pub fn request_access(
         sealed_pointer: None,
     };
     access::put_grant(ctx, &grant);
+    if let Some(p) = ctx.pseudonym {
+        let key = pseudonym_key(p);
+        if let Some(mut rec) = ctx.state.get::<PseudonymRecord>(&key)? {
+            rec.granted = Some(*request);
+            ctx.state.put(key, &rec);
+        }
+    }
     Ok(())
 }

@@ -11,8 +11,10 @@
 //! - **check**: it opens its share of every dealing with its IBE key and checks it against
 //!   the dealing; a share that does not open or does not match is a complaint;
 //! - **answer**: a complaint against it is answered with the share it owed, from its file;
-//! - **close**: once every authority dealt and no complaint is open (or the contract's
-//!   window passed), it closes the DKG;
+//! - **acknowledge**: once every dealing is on chain and each of its shares verified (or
+//!   revealed in answer to its complaint), it acknowledges them;
+//! - **close**: once every authority dealt and acknowledged and no complaint is open (or
+//!   the contract's window passed), it closes the DKG;
 //! - **keep**: once the key is formed, it sums its shares of the qualified dealings (the
 //!   revealed one where it complained and was answered) into its secret, checks it against
 //!   the key's verification key by decrypting a value it sealed itself, writes it to
@@ -156,8 +158,23 @@ impl Authority {
                 .ok_or_else(|| anyhow!("no share for authority {}", c.recipient))?;
             self.submit(TxKind::EscrowReveal { recipient: c.recipient, share: share.to_bytes() }).await?;
         }
+        let all_dealt = dealings.len() == self.members.len();
+        let acks = self.ledger.escrow_acks()?;
+        if all_dealt && !acks.contains(&self.index) {
+            // Every share of ours verified, or revealed in answer to our complaint.
+            let checked = dealings.iter().all(|d| {
+                match complaints.iter().find(|c| c.dealer == d.dealer && c.recipient == self.index) {
+                    Some(c) => c.revealed.is_some(),
+                    None => self.my_share(d, ibe_key).is_ok(),
+                }
+            });
+            if checked {
+                self.submit(TxKind::EscrowAck {}).await?;
+            }
+            return Ok(false);
+        }
         let open = complaints.iter().any(|c| c.revealed.is_none());
-        if dealings.len() == self.members.len() && !open {
+        if all_dealt && acks.len() == self.members.len() && !open {
             self.submit(TxKind::CloseEscrow {}).await?;
         }
         Ok(false)
