@@ -88,6 +88,7 @@ async fn anonymous_demand(
     node.agent_metrics.proved("policy-anonymous", took);
     let f = h.client.submit_signed(&stx).await?;
     if let Outcome::Rejected { reason } = &f.outcome {
+        store.discard(&one.demand).map_err(ApiError::internal)?;
         return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the demand: {reason}")));
     }
     let mut v = final_json(&f);

@@ -220,3 +220,15 @@ pub async fn demand(
     let stx = one.sign(ledger.tx_domain(), TxKind::AnonymousDemand(body))?;
     Ok((one, stx, took))
 }
+
+impl OneTimeStore {
+    /// Forgets the one-time keys of a demand the ledger refused, so that its nullifier is
+    /// free for the next demand (the refused one spent nothing).
+    pub fn discard(&self, demand: &Hash) -> Result<()> {
+        match std::fs::remove_file(self.path(demand)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
