@@ -76,6 +76,13 @@ pub struct Node {
 }
 
 impl Node {
+    /// The directory of the hosted member's secret files (`secrets/`, beside
+    /// `member.json`), if the node hosts a member.
+    pub fn secrets_dir(&self) -> Option<PathBuf> {
+        let member = self.cfg.secrets.member.as_ref()?;
+        self.cfg.path(member).parent().map(std::path::Path::to_path_buf)
+    }
+
     /// Whether the hosted member can act: registered, and holding its credential where
     /// genesis gave it one.
     pub fn ready(&self) -> Result<bool> {

@@ -385,9 +385,7 @@ impl Running {
         }
         // An audit authority of a consortium with the anonymous path makes the escrow key
         // with the others, and keeps its share beside its member keys.
-        if let Some(dir) =
-            node.cfg.secrets.member.as_ref().and_then(|p| node.cfg.path(p).parent().map(std::path::Path::to_path_buf))
-        {
+        if let Some(dir) = node.secrets_dir() {
             if escrow::committee_of(&ledger, &member.id).is_some() {
                 let dkg = escrow::run(ledger.clone(), client.clone(), member.clone(), node.ibe.clone(), dir);
                 self.push_task(tokio::spawn(dkg));

@@ -39,9 +39,7 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
     let anonymous = node.ledger.genesis().anonymous.as_ref().map(|_| {
         let share = node.hosted().and_then(|h| {
             crate::agents::escrow::committee_of(&node.ledger, &h.member.id)?;
-            let dir =
-                node.cfg.secrets.member.as_ref().and_then(|p| node.cfg.path(p).parent().map(|d| d.to_path_buf()))?;
-            Some(dir.join(crate::agents::escrow::SECRET_FILE).exists())
+            Some(node.secrets_dir()?.join(crate::agents::escrow::SECRET_FILE).exists())
         });
         json!({ "escrow_key": node.ledger.escrow_key().ok().flatten().is_some(), "share_kept": share })
     });
