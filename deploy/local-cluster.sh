@@ -15,8 +15,9 @@
 #
 # Uses $DUALCHAIN_BIN, else target/release/dualchain (built if missing). With CEREMONY=0,
 # Groth16 parameters come from ~/.cache/dualchain/params (generated there on first use).
-# The ceremony (policy and supply-64 shapes) takes a few minutes on 2 cores, and each node
-# verifies its transcript once at first start.
+# The ceremony (policy and supply-64 shapes) takes about two minutes on 2 cores, most of
+# it `ceremony start`'s group FFTs; each node verifies the transcripts once at first start
+# (seconds: random linear combinations checked by MSMs).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -82,7 +83,7 @@ for i in 0 1 2 3; do
 done
 
 if [[ ${CEREMONY:-1} == 1 ]]; then
-    echo "each node verifies the ceremony's transcripts once, at first start (minutes when four share this host)"
+    echo "each node verifies the ceremony's transcripts once, at first start"
 fi
 echo -n "waiting for the nodes"
 for i in 0 1 2 3; do

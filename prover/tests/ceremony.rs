@@ -201,6 +201,66 @@ fn tampered_reordered_or_skipped_phase2_contributions_are_refused() {
     assert!(matches!(c.t2.verify(&other.acc, &c.matrices, &c.params, r), Err(CeremonyError::Invalid(_))));
 }
 
+/// The verifier checks each query by one random linear combination against the
+/// accumulator, not by recomputing the parameters: every single element of every query,
+/// altered alone, is still caught, and a shortened query is refused by its length.
+#[test]
+fn every_altered_query_element_is_refused() {
+    let c = ceremony(&HOSPITALS[..1], &HOSPITALS[..2]);
+    let verify = |p: &Parameters<Bls12>| c.t2.verify(&c.acc, &c.matrices, p, &mut rng(11));
+    verify(&c.params).unwrap();
+    let bump1 = |v: &std::sync::Arc<Vec<G1Affine>>, i: usize| {
+        let mut v = v.as_ref().clone();
+        v[i] = (G1Projective::from(v[i]) + G1Projective::generator()).to_affine();
+        std::sync::Arc::new(v)
+    };
+    let refused = |p: &Parameters<Bls12>, what: &str| match verify(p) {
+        Err(CeremonyError::Invalid(m)) => assert!(m.contains(what), "{m}"),
+        other => panic!("an altered {what} was not refused: {other:?}"),
+    };
+    for i in 0..c.params.a.len() {
+        let mut p = c.params.clone();
+        p.a = bump1(&p.a, i);
+        refused(&p, "A or B queries differ");
+    }
+    for i in 0..c.params.b_g1.len() {
+        let mut p = c.params.clone();
+        p.b_g1 = bump1(&p.b_g1, i);
+        refused(&p, "A or B queries differ");
+        let mut p = c.params.clone();
+        let mut b2 = p.b_g2.as_ref().clone();
+        b2[i] = (b2[i].to_curve() + blstrs::G2Projective::generator()).to_affine();
+        p.b_g2 = std::sync::Arc::new(b2);
+        refused(&p, "B query in G2");
+    }
+    for i in 0..c.params.vk.ic.len() {
+        let mut p = c.params.clone();
+        p.vk.ic[i] = (G1Projective::from(p.vk.ic[i]) + G1Projective::generator()).to_affine();
+        refused(&p, "A or B queries differ");
+    }
+    for i in 0..c.params.l.len() {
+        let mut p = c.params.clone();
+        p.l = bump1(&p.l, i);
+        refused(&p, "L query");
+    }
+    for i in 0..c.params.h.len() {
+        let mut p = c.params.clone();
+        p.h = bump1(&p.h, i);
+        refused(&p, "H query");
+    }
+    // Two elements swapped keep every sum of the query, but not a weighted one.
+    let mut p = c.params.clone();
+    let mut a = p.a.as_ref().clone();
+    a.swap(1, 2);
+    p.a = std::sync::Arc::new(a);
+    refused(&p, "A or B queries differ");
+    let mut p = c.params.clone();
+    let mut h = p.h.as_ref().clone();
+    h.pop();
+    p.h = std::sync::Arc::new(h);
+    refused(&p, "wrong length");
+}
+
 /// Forges a proof of `y` from the combined trapdoor `α, β, δ` (γ = 1): with
 /// `A = [a]₁, B = [b]₂`, `C = (ab·g1 − αβ·g1 − IC(y)) / δ` satisfies the verification
 /// equation `e(A, B) = e(α, β)·e(IC, γ)·e(C, δ)` whatever `y`.

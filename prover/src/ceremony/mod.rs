@@ -39,6 +39,8 @@ use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::backend::{CpuBackend, MsmBackend};
+
 /// Domain separation of the hash to G2 of every proof of knowledge.
 const HASH_DST: &[u8] = b"DUALCHAIN-CEREMONY-V1_BLS12381G2_XMD:SHA-256_SSWU_RO_";
 
@@ -110,24 +112,38 @@ pub fn same_ratio(g1: (G1Affine, G1Affine), g2: (G2Affine, G2Affine)) -> bool {
     Bls12::multi_miller_loop(&[(&g1.0, &a), (&minus, &b)]).final_exponentiation().is_identity().into()
 }
 
+/// `Σ s_i·p_i` by Pippenger's method (blst's multi-threaded MSM), for either group.
+pub(crate) trait Msm: PrimeCurveAffine<Scalar = Fr> + Sized {
+    fn msm(points: &[Self], scalars: &[Fr]) -> Self::Curve;
+}
+
+impl Msm for G1Affine {
+    fn msm(points: &[Self], scalars: &[Fr]) -> G1Projective {
+        CpuBackend.msm_g1(points, scalars)
+    }
+}
+
+impl Msm for G2Affine {
+    fn msm(points: &[Self], scalars: &[Fr]) -> G2Projective {
+        CpuBackend.msm_g2(points, scalars)
+    }
+}
+
+/// `n` scalars drawn from `rng`: the weights of a random linear combination.
+pub(crate) fn weights(n: usize, rng: &mut impl RngCore) -> Vec<Fr> {
+    (0..n).map(|_| Fr::random(&mut *rng)).collect()
+}
+
 /// Random linear combinations of consecutive elements, `(Σ ρ_i v_i, Σ ρ_i v_{i+1})`: the
 /// vector is a geometric progression with ratio `x` iff the pair has ratio `x` (except with
-/// probability about `len / r` over the verifier's ρ).
-fn consecutive<P: PrimeCurveAffine>(v: &[P], rng: &mut impl RngCore) -> (P, P)
+/// probability about `len / r` over the verifier's ρ). Two MSMs, not one scalar
+/// multiplication per element.
+fn consecutive<P: Msm>(v: &[P], rng: &mut impl RngCore) -> (P, P)
 where
-    P::Curve: Group<Scalar = Fr> + Curve<AffineRepr = P>,
+    P::Curve: Curve<AffineRepr = P>,
 {
-    use rayon::prelude::*;
-    let rho: Vec<Fr> = (0..v.len().saturating_sub(1)).map(|_| Fr::random(&mut *rng)).collect();
-    let sum = |points: &[P]| -> P {
-        points
-            .par_iter()
-            .zip(rho.par_iter())
-            .map(|(p, r)| p.to_curve() * r)
-            .reduce(P::Curve::identity, |a, b| a + b)
-            .to_affine()
-    };
-    (sum(&v[..v.len() - 1]), sum(&v[1..]))
+    let rho = weights(v.len().saturating_sub(1), rng);
+    (P::msm(&v[..v.len() - 1], &rho).to_affine(), P::msm(&v[1..], &rho).to_affine())
 }
 
 /// A running SHA-256 over a transcript's steps: the context each proof of knowledge is

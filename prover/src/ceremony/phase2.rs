@@ -3,8 +3,14 @@
 //! multiply `δ` by a secret `δ'` and divide the `L` and `H` queries by it.
 //!
 //! The starting parameters are a deterministic function of the accumulator and the
-//! circuit, so a verifier recomputes them and needs from the transcript only each step's
-//! proof of knowledge and `[δ]₁` after it.
+//! circuit (a group FFT into the Lagrange basis, then the QAP in the exponent: minutes for
+//! large circuits, done once by whoever runs `ceremony start`). A verifier needs from the
+//! transcript only each step's proof of knowledge and `[δ]₁` after it, and does not redo
+//! that work: it checks each query against the accumulator by a random linear
+//! combination, whose expected value is one MSM over the powers of τ with coefficients
+//! from a field FFT ([`Transcript::verify`]). This check is this crate's, not BGM17's
+//! (whose verifier recomputes the parameters); it rests on the linearity of the Lagrange
+//! basis and on small-exponent batch verification.
 
 use std::sync::Arc;
 
@@ -18,9 +24,9 @@ use rand_core::RngCore;
 use rayon::prelude::*;
 use sha2::Digest;
 
-use super::phase1::{check_name, nonzero, Accumulator, NAME_MAX, STEPS_MAX};
-use super::{context, same_ratio, CeremonyError, Knowledge};
-use crate::ntt::root_of_unity;
+use super::phase1::{check_name, nonzero, Accumulator, Heads, NAME_MAX, STEPS_MAX};
+use super::{context, same_ratio, weights, CeremonyError, Knowledge, Msm};
+use crate::ntt::{ntt_in_place, root_of_unity};
 
 const TRANSCRIPT_MAGIC: &[u8; 8] = b"DCPH2TR1";
 
@@ -156,31 +162,86 @@ fn lagrange_g1(powers: &[G1Affine], m: usize) -> Vec<G1Projective> {
     v
 }
 
+/// A variable's position when inputs come first, then aux.
+fn var(index: &Index, inputs: usize) -> usize {
+    match index {
+        Index::Input(i) => *i,
+        Index::Aux(i) => inputs + *i,
+    }
+}
+
 /// The matrix by variable (inputs first, then aux): for each, the constraints it occurs in
 /// with its coefficient.
 fn columns(rows: &[Vec<(Index, Fr)>], inputs: usize, aux: usize) -> Vec<Vec<(usize, Fr)>> {
     let mut cols = vec![Vec::new(); inputs + aux];
     for (j, row) in rows.iter().enumerate() {
         for (index, coeff) in row {
-            let v = match index {
-                Index::Input(i) => *i,
-                Index::Aux(i) => inputs + *i,
-            };
-            cols[v].push((j, *coeff));
+            cols[var(index, inputs)].push((j, *coeff));
         }
     }
     cols
 }
 
-/// `Σ_j coeff_j · basis_j` per variable, in parallel over the variables.
+/// `Σ_j coeff_j · basis_j` per variable, in parallel over the variables (coefficients ±1,
+/// common in R1CS, cost an addition, not a scalar multiplication).
 fn evaluate<G: Group<Scalar = Fr> + Send + Sync>(cols: &[Vec<(usize, Fr)>], basis: &[G]) -> Vec<G> {
+    let minus_one = -Fr::ONE;
     cols.par_iter()
         .map(|col| {
             col.iter().fold(G::identity(), |acc, (j, coeff)| {
-                acc + if *coeff == Fr::ONE { basis[*j] } else { basis[*j] * coeff }
+                if *coeff == Fr::ONE {
+                    acc + basis[*j]
+                } else if *coeff == minus_one {
+                    acc - basis[*j]
+                } else {
+                    acc + basis[*j] * coeff
+                }
             })
         })
         .collect()
+}
+
+/// The transposed product `c_q = Σ_v r_v·M[q][v]`: over the constraints, the coefficients
+/// of the combination `Σ_v r_v·(column v)` of one matrix.
+fn combine(rows: &[Vec<(Index, Fr)>], inputs: usize, r: &[Fr]) -> Vec<Fr> {
+    rows.par_iter().map(|row| row.iter().map(|(index, coeff)| r[var(index, inputs)] * coeff).sum()).collect()
+}
+
+/// Coefficients `c` over the Lagrange basis of the domain of `n` points, turned into
+/// coefficients over the powers: `Σ_q c_q·L_q(τ) = Σ_i d_i·τ^i` with `d` the inverse FFT
+/// of `c`. (The Lagrange basis is the inverse group FFT of the powers, and the FFT matrix
+/// is symmetric.) This lets a verifier check a query against the accumulator with one
+/// field FFT and one MSM, where computing it takes a group FFT.
+fn to_powers(mut c: Vec<Fr>, n: usize) -> Vec<Fr> {
+    c.resize(n, Fr::ZERO);
+    let omega_inv = root_of_unity(n.trailing_zeros()).invert().unwrap();
+    ntt_in_place(&mut c, omega_inv);
+    let n_inv = Fr::from(n as u64).invert().unwrap();
+    c.par_iter_mut().for_each(|x| *x *= n_inv);
+    c
+}
+
+/// Which variables (inputs first, then aux) the A and B queries keep, in their order: the
+/// prover's densities keep every input in A and otherwise the variables that occur.
+struct Layout {
+    a: Vec<usize>,
+    b: Vec<usize>,
+}
+
+impl Layout {
+    fn of(m: &Matrices) -> Self {
+        let (inputs, aux) = (m.inputs, m.aux);
+        let (_, a_aux) = occurs(&m.a, inputs, aux);
+        let (b_in, b_aux) = occurs(&m.b, inputs, aux);
+        let kept = |d: &[bool], offset: usize| -> Vec<usize> {
+            d.iter().enumerate().filter(|(_, d)| **d).map(|(i, _)| offset + i).collect()
+        };
+        let mut a: Vec<usize> = (0..inputs).collect();
+        a.extend(kept(&a_aux, inputs));
+        let mut b = kept(&b_in, 0);
+        b.extend(kept(&b_aux, inputs));
+        Layout { a, b }
+    }
 }
 
 fn affine<G: Curve + Send + Sync>(v: &[G]) -> Vec<G::AffineRepr>
@@ -205,43 +266,77 @@ fn occurs(rows: &[Vec<(Index, Fr)>], inputs: usize, aux: usize) -> (Vec<bool>, V
     (i_d, a_d)
 }
 
-fn keep<T: Copy>(inputs: &[T], i_d: &[bool], aux: &[T], a_d: &[bool]) -> Vec<T> {
-    inputs.iter().zip(i_d).chain(aux.iter().zip(a_d)).filter(|(_, d)| **d).map(|(p, _)| *p).collect()
+/// The accumulator's Lagrange form over the domain of `n` points: `[L_j(τ)]₁`,
+/// `[αL_j(τ)]₁`, `[βL_j(τ)]₁` and `[L_j(τ)]₂`, four group FFTs (most of phase 2's start).
+/// Every shape with this domain starts from the same bases, so `ceremony start` computes
+/// them once per domain size.
+pub struct Lagrange {
+    n: usize,
+    /// Which accumulator the bases are of.
+    heads: Heads,
+    g1: Vec<G1Projective>,
+    alpha: Vec<G1Projective>,
+    beta: Vec<G1Projective>,
+    g2: Vec<G2Projective>,
+}
+
+impl Lagrange {
+    pub fn of(acc: &Accumulator, n: usize) -> Result<Self, CeremonyError> {
+        if !n.is_power_of_two() || n < 2 || n > acc.degree() {
+            return Err(CeremonyError::Invalid(format!(
+                "the circuit needs a domain of {n} points; the accumulator serves {}",
+                acc.degree()
+            )));
+        }
+        let mut g2: Vec<G2Projective> = acc.tau_g2[..n].par_iter().map(|p| p.to_curve()).collect();
+        group_ifft(&mut g2);
+        Ok(Lagrange {
+            n,
+            heads: acc.heads(),
+            g1: lagrange_g1(&acc.tau_g1, n),
+            alpha: lagrange_g1(&acc.alpha_tau_g1, n),
+            beta: lagrange_g1(&acc.beta_tau_g1, n),
+            g2,
+        })
+    }
+
+    /// The domain size.
+    pub fn domain(&self) -> usize {
+        self.n
+    }
 }
 
 /// The starting parameters (`γ = δ = 1`) of a circuit from a phase-1 accumulator.
 pub fn initial(acc: &Accumulator, m: &Matrices) -> Result<Parameters<Bls12>, CeremonyError> {
+    initial_from(acc, &Lagrange::of(acc, m.domain())?, m)
+}
+
+/// [`initial`] from the accumulator's Lagrange form at the circuit's domain.
+pub fn initial_from(acc: &Accumulator, bases: &Lagrange, m: &Matrices) -> Result<Parameters<Bls12>, CeremonyError> {
     let n = m.domain();
-    if n > acc.degree() {
+    if bases.n != n || bases.heads != acc.heads() {
         return Err(CeremonyError::Invalid(format!(
-            "the circuit needs a domain of {n} points; the accumulator serves {}",
-            acc.degree()
+            "the Lagrange bases are of another accumulator or domain ({} points; the circuit needs {n})",
+            bases.n
         )));
     }
-    let l_g1 = lagrange_g1(&acc.tau_g1, n);
-    let l_alpha = lagrange_g1(&acc.alpha_tau_g1, n);
-    let l_beta = lagrange_g1(&acc.beta_tau_g1, n);
-    let mut l_g2: Vec<G2Projective> = acc.tau_g2[..n].par_iter().map(|p| p.to_curve()).collect();
-    group_ifft(&mut l_g2);
+    let (l_g1, l_alpha, l_beta, l_g2) = (&bases.g1, &bases.alpha, &bases.beta, &bases.g2);
 
     let (inputs, aux) = (m.inputs, m.aux);
     let (ca, cb, cc) = (columns(&m.a, inputs, aux), columns(&m.b, inputs, aux), columns(&m.c, inputs, aux));
-    let a = evaluate(&ca, &l_g1);
-    let b1 = evaluate(&cb, &l_g1);
-    let b2 = evaluate(&cb, &l_g2);
+    let a = evaluate(&ca, l_g1);
+    let b1 = evaluate(&cb, l_g1);
+    let b2 = evaluate(&cb, l_g2);
     // β·A_i + α·B_i + C_i, from [βL_j], [αL_j] and [L_j].
-    let (ba, ab, c) = (evaluate(&ca, &l_beta), evaluate(&cb, &l_alpha), evaluate(&cc, &l_g1));
+    let (ba, ab, c) = (evaluate(&ca, l_beta), evaluate(&cb, l_alpha), evaluate(&cc, l_g1));
     let num: Vec<G1Projective> = (0..inputs + aux).into_par_iter().map(|i| ba[i] + ab[i] + c[i]).collect();
     let (ic, l) = num.split_at(inputs);
-    let (a_in, a_aux) = a.split_at(inputs);
-    let (b1_in, b1_aux) = b1.split_at(inputs);
-    let (b2_in, b2_aux) = b2.split_at(inputs);
+    let layout = Layout::of(m);
+    let pick = |v: &[G1Projective], kept: &[usize]| affine(&kept.iter().map(|&i| v[i]).collect::<Vec<_>>());
     // H: [τ^i·(τ^n − 1)] = [τ^{i+n}] − [τ^i] for i < n − 1.
     let h: Vec<G1Projective> =
         (0..n - 1).into_par_iter().map(|i| acc.tau_g1[i + n].to_curve() - acc.tau_g1[i].to_curve()).collect();
 
-    let (a_in_d, a_aux_d) = (vec![true; inputs], occurs(&m.a, inputs, aux).1);
-    let (b_in_d, b_aux_d) = occurs(&m.b, inputs, aux);
     let vk = VerifyingKey::<Bls12> {
         alpha_g1: acc.alpha_tau_g1[0],
         beta_g1: acc.beta_tau_g1[0],
@@ -255,9 +350,9 @@ pub fn initial(acc: &Accumulator, m: &Matrices) -> Result<Parameters<Bls12>, Cer
         vk,
         h: Arc::new(affine(&h)),
         l: Arc::new(affine(l)),
-        a: Arc::new(keep(&affine(a_in), &a_in_d, &affine(a_aux), &a_aux_d)),
-        b_g1: Arc::new(keep(&affine(b1_in), &b_in_d, &affine(b1_aux), &b_aux_d)),
-        b_g2: Arc::new(keep(&affine(b2_in), &b_in_d, &affine(b2_aux), &b_aux_d)),
+        a: Arc::new(pick(&a, &layout.a)),
+        b_g1: Arc::new(pick(&b1, &layout.b)),
+        b_g2: Arc::new(affine(&layout.b.iter().map(|&i| b2[i]).collect::<Vec<_>>())),
     })
 }
 
@@ -372,18 +467,30 @@ impl Transcript {
         if self.steps.is_empty() {
             return Err(CeremonyError::Invalid(format!("{}: no contribution: δ is 1", self.shape)));
         }
-        let start = initial(acc, matrices)?;
+        let n = matrices.domain();
+        if n > acc.degree() {
+            return Err(CeremonyError::Invalid(format!(
+                "the circuit needs a domain of {n} points; the accumulator serves {}",
+                acc.degree()
+            )));
+        }
         let invalid = |what: &str| Err(CeremonyError::Invalid(format!("{}: {what}", self.shape)));
         let vk = &params.vk;
         if (vk.alpha_g1, vk.beta_g1, vk.beta_g2, vk.gamma_g2)
-            != (start.vk.alpha_g1, start.vk.beta_g1, start.vk.beta_g2, start.vk.gamma_g2)
+            != (acc.alpha_tau_g1[0], acc.beta_tau_g1[0], acc.beta_g2, G2Affine::generator())
         {
             return invalid("α, β or γ differ from the ones the accumulator gives");
         }
-        if vk.ic != start.vk.ic || params.a != start.a || params.b_g1 != start.b_g1 || params.b_g2 != start.b_g2 {
-            return invalid("the input, A or B queries differ from the circuit's at the accumulator's τ");
+        let (inputs, aux) = (matrices.inputs, matrices.aux);
+        let layout = Layout::of(matrices);
+        if vk.ic.len() != inputs
+            || params.a.len() != layout.a.len()
+            || params.b_g1.len() != layout.b.len()
+            || params.b_g2.len() != layout.b.len()
+        {
+            return invalid("the input, A or B query has the wrong length");
         }
-        if params.l.len() != start.l.len() || params.h.len() != start.h.len() {
+        if params.l.len() != aux || params.h.len() != n - 1 {
             return invalid("the L or H query has the wrong length");
         }
         let mut before = G1Affine::generator();
@@ -406,22 +513,52 @@ impl Transcript {
         if !same_ratio((g1, vk.delta_g1), (g2, vk.delta_g2)) {
             return invalid("[δ]₂ does not match [δ]₁");
         }
+
+        // Every query against the circuit's QAP at the accumulator's τ, each by a random
+        // linear combination (Bellare, Garay, Rabin, "Fast batch verification", 1998): a
+        // wrong element passes with probability 1/r. The expected side is one MSM over the
+        // accumulator's powers (`to_powers`), so no group FFT is recomputed.
+        let powers = |g: &[G1Affine]| g[..n].to_vec();
+        let bases3: Vec<G1Affine> = [powers(&acc.tau_g1), powers(&acc.alpha_tau_g1), powers(&acc.beta_tau_g1)].concat();
+        // Σ_i (β·u_i + α·v_i + w_i)(τ) weighted by r: over [τ^j], [ατ^j] and [βτ^j].
+        let numerator = |r: &[Fr]| -> G1Projective {
+            let (w, v, u) =
+                (combine(&matrices.c, inputs, r), combine(&matrices.b, inputs, r), combine(&matrices.a, inputs, r));
+            G1Affine::msm(&bases3, &[to_powers(w, n), to_powers(v, n), to_powers(u, n)].concat())
+        };
+        let pick = |r: &[Fr], kept: &[usize]| -> Vec<Fr> { kept.iter().map(|&i| r[i]).collect() };
+        let (r_a, r_b) = (weights(inputs + aux, rng), weights(inputs + aux, rng));
+        let mut r_ic = weights(inputs, rng);
+        r_ic.resize(inputs + aux, Fr::ZERO);
+        let v_b = combine(&matrices.b, inputs, &r_b);
+        // A, B in G1 and the input query (γ = 1), in one equation.
+        let got: Vec<G1Affine> = [&params.a[..], &params.b_g1[..], &vk.ic[..]].concat();
+        let got =
+            G1Affine::msm(&got, &[pick(&r_a, &layout.a), pick(&r_b, &layout.b), r_ic[..inputs].to_vec()].concat());
+        let mut u_a = combine(&matrices.a, inputs, &r_a);
+        u_a.iter_mut().zip(&v_b).for_each(|(x, y)| *x += y);
+        let want = G1Affine::msm(&acc.tau_g1[..n], &to_powers(u_a, n)) + numerator(&r_ic);
+        if got != want {
+            return invalid("the input, A or B queries differ from the circuit's at the accumulator's τ");
+        }
+        let got = G2Affine::msm(&params.b_g2, &pick(&r_b, &layout.b));
+        if got != G2Affine::msm(&acc.tau_g2[..n], &to_powers(v_b, n)) {
+            return invalid("the B query in G2 differs from the circuit's at the accumulator's τ");
+        }
         // L and H are the starting ones divided by δ: e(Σρ·new, [δ]₂) = e(Σρ·start, g2).
-        for (what, new, old) in [("L", &params.l, &start.l), ("H", &params.h, &start.h)] {
-            if new.is_empty() {
-                continue;
+        if aux > 0 {
+            let mut r_l = vec![Fr::ZERO; inputs];
+            r_l.extend(weights(aux, rng));
+            let (new, start) = (G1Affine::msm(&params.l, &r_l[inputs..]), numerator(&r_l));
+            if !same_ratio((new.to_affine(), start.to_affine()), (g2, vk.delta_g2)) {
+                return invalid("the L query is not the circuit's divided by δ");
             }
-            let rho: Vec<Fr> = (0..new.len()).map(|_| Fr::random(&mut *rng)).collect();
-            let comb = |v: &[G1Affine]| -> G1Affine {
-                v.par_iter()
-                    .zip(rho.par_iter())
-                    .map(|(p, r)| p.to_curve() * r)
-                    .reduce(G1Projective::identity, |a, b| a + b)
-                    .to_affine()
-            };
-            if !same_ratio((comb(new), comb(old)), (g2, vk.delta_g2)) {
-                return invalid(&format!("the {what} query is not the circuit's divided by δ"));
-            }
+        }
+        // H_i = [τ^i·(τ^n − 1)] = [τ^{i+n}] − [τ^i].
+        let rho = weights(n - 1, rng);
+        let start = G1Affine::msm(&acc.tau_g1[n..2 * n - 1], &rho) - G1Affine::msm(&acc.tau_g1[..n - 1], &rho);
+        if !same_ratio((G1Affine::msm(&params.h, &rho).to_affine(), start.to_affine()), (g2, vk.delta_g2)) {
+            return invalid("the H query is not the circuit's divided by δ");
         }
         Ok(digests)
     }
