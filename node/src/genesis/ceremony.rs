@@ -125,9 +125,17 @@ pub fn start(dir: &Path) -> Result<()> {
     let (_, shapes) = manifest(dir)?;
     let (acc, t) = load_phase1(dir)?;
     t.verify(&acc, &mut entropy()).context("phase 1 does not verify")?;
+    // The Lagrange bases (most of the work) once per domain size, shared by its shapes.
+    let mut bases: Option<phase2::Lagrange> = None;
+    let mut shapes = shapes;
+    shapes.sort_by_cached_key(|s| s.circuit_shape().map(|c| c.domain_size()).unwrap_or(0));
     for shape in shapes {
         let matrices = phase2::Matrices::of(shape.blank())?;
-        let params = phase2::initial(&acc, &matrices)?;
+        if bases.as_ref().map(|b| b.domain()) != Some(matrices.domain()) {
+            drop(bases.take()); // one domain's bases at a time in memory
+            bases = Some(phase2::Lagrange::of(&acc, matrices.domain())?);
+        }
+        let params = phase2::initial_from(&acc, bases.as_ref().expect("just made"), &matrices)?;
         let pk = ProvingKey::from_parameters(shape, params)?;
         replace(dir, &params_file(shape), &pk.to_file_bytes()?)?;
         let t2 = phase2::Transcript::new(shape.name(), pk.circuit.digest);
