@@ -12,7 +12,10 @@
 //! - **Key generation without a dealer**: Pedersen's joint-Feldman DKG (T. P. Pedersen, "A
 //!   threshold cryptosystem without a trusted party", EUROCRYPT '91). Each authority `i`
 //!   picks a polynomial `f_i` of degree `t − 1`, publishes a [`Dealing`] (the Feldman
-//!   commitments `a_ik·G`), and sends each authority `j` its [`DkgShare`] `f_i(j)`
+//!   commitments `a_ik·G`, with a Schnorr proof of knowledge of `a_i0` bound to the
+//!   dealer and the committee, as in FROST's key generation, so that no dealer can
+//!   publish a commitment chosen from the others' to set the key), and sends each
+//!   authority `j` its [`DkgShare`] `f_i(j)`
 //!   privately. Authority `j` checks every share against its dealing
 //!   (`f_i(j)·G = Σ_k j^k·A_ik`); a dealer whose share fails is accused, and the share it
 //!   then reveals is checked by everyone ([`Dealing::verify_share`]); dealers that fail
@@ -142,11 +145,51 @@ fn lagrange(indices: &[u16], x: u16) -> Vec<Scalar> {
         .collect()
 }
 
-/// A dealer's public part of the DKG: Feldman commitments to its polynomial's coefficients.
+/// A dealer's public part of the DKG: Feldman commitments to its polynomial's coefficients,
+/// and a proof that the dealer knows its secret (the discrete log of the first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dealing {
     dealer: u16,
     commitments: Vec<SubgroupPoint>,
+    knowledge: Knowledge,
+}
+
+/// A Schnorr proof of knowledge of `a` with `A = a·G` (C. P. Schnorr, "Efficient signature
+/// generation by smart cards", J. Cryptology 1991), non-interactive by Fiat–Shamir and
+/// bound to the dealer and the committee, as each participant proves its constant term in
+/// FROST's key generation (C. Komlo, I. Goldberg, "FROST", SAC 2020, round 1). It stops a
+/// rogue-key dealing: a dealer that saw the others' commitments and chose
+/// `A = Y − Σ A_i` to make the escrow key a `Y` of its choosing cannot know `log_G(A)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Knowledge {
+    commitment: SubgroupPoint,
+    response: Scalar,
+}
+
+impl Knowledge {
+    fn challenge(committee: &Committee, dealer: u16, public: &SubgroupPoint, commitment: &SubgroupPoint) -> Scalar {
+        let mut h = Sha512::new();
+        h.update(b"dualchain escrow dealing knowledge v1");
+        for x in [committee.threshold, committee.authorities, dealer] {
+            h.update(x.to_be_bytes());
+        }
+        for p in [&generator(), public, commitment] {
+            h.update(p.to_bytes());
+        }
+        Scalar::from_bytes_wide(&h.finalize().into())
+    }
+
+    fn prove<R: RngCore + CryptoRng>(committee: &Committee, dealer: u16, secret: &Scalar, rng: &mut R) -> Self {
+        let k = Scalar::random(&mut *rng);
+        let commitment = generator() * k;
+        let c = Self::challenge(committee, dealer, &(generator() * secret), &commitment);
+        Knowledge { commitment, response: k + c * secret }
+    }
+
+    fn verify(&self, committee: &Committee, dealer: u16, public: &SubgroupPoint) -> bool {
+        let c = Self::challenge(committee, dealer, public, &self.commitment);
+        generator() * self.response == self.commitment + public * c
+    }
 }
 
 /// A dealer's evaluation `f_i(j)` for authority `j`, sent to `j` alone (sealed to its
@@ -186,6 +229,7 @@ pub fn deal<R: RngCore + CryptoRng>(
     committee.check(dealer)?;
     let coefficients: Vec<Scalar> = (0..committee.threshold).map(|_| Scalar::random(&mut *rng)).collect();
     let commitments = coefficients.iter().map(|a| generator() * a).collect();
+    let knowledge = Knowledge::prove(committee, dealer, &coefficients[0], rng);
     let shares = (1..=committee.authorities)
         .map(|j| {
             let x = Scalar::from(u64::from(j));
@@ -193,7 +237,7 @@ pub fn deal<R: RngCore + CryptoRng>(
             DkgShare { dealer, recipient: j, value }
         })
         .collect();
-    Ok((Dealing { dealer, commitments }, shares))
+    Ok((Dealing { dealer, commitments, knowledge }, shares))
 }
 
 impl Dealing {
@@ -201,7 +245,13 @@ impl Dealing {
         self.dealer
     }
 
-    /// Checks the dealing's shape against the committee.
+    /// The Feldman commitments `a_k·G`, constant term first (public).
+    pub fn commitments(&self) -> &[SubgroupPoint] {
+        &self.commitments
+    }
+
+    /// Checks the dealing's shape against the committee, and its proof of knowledge of the
+    /// dealer's secret.
     pub fn check(&self, committee: &Committee) -> Result<(), EscrowError> {
         committee.check(self.dealer)?;
         if self.commitments.len() != usize::from(committee.threshold) {
@@ -212,6 +262,12 @@ impl Dealing {
         }
         if bool::from(self.commitments[0].is_identity()) {
             return Err(EscrowError::Dealing { dealer: self.dealer, reason: "a zero secret".into() });
+        }
+        if !self.knowledge.verify(committee, self.dealer, &self.commitments[0]) {
+            return Err(EscrowError::Dealing {
+                dealer: self.dealer,
+                reason: "no proof that the dealer knows its secret (a rogue-key dealing?)".into(),
+            });
         }
         Ok(())
     }
@@ -599,17 +655,23 @@ fn read_index(r: &mut Reader<'_>, what: &'static str) -> Result<u16, DecodeError
 impl Codec for Dealing {
     const TAG: u8 = tags::ESCROW_DEALING;
     const NAME: &'static str = "escrow dealing";
-    const MAX_LEN: usize = 2 + 2 + 4 + 32 * AUTHORITIES_MAX as usize;
+    const MAX_LEN: usize = 2 + 2 + 4 + 32 * AUTHORITIES_MAX as usize + 64;
     fn encode_body(&self, w: &mut Writer) {
         w.u16(self.dealer);
         w.u32(self.commitments.len() as u32);
         self.commitments.iter().for_each(|c| w.fixed(&c.to_bytes()));
+        w.fixed(&self.knowledge.commitment.to_bytes());
+        w.fixed(&self.knowledge.response.to_bytes());
     }
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let dealer = read_index(r, Self::NAME)?;
         let n = r.count_sized(Self::NAME, usize::from(AUTHORITIES_MAX), 32)?;
         let commitments = (0..n).map(|_| read_point(r, "escrow dealing commitment")).collect::<Result<_, _>>()?;
-        Ok(Self { dealer, commitments })
+        let knowledge = Knowledge {
+            commitment: read_point(r, "escrow dealing proof commitment")?,
+            response: read_scalar(r, "escrow dealing proof response")?,
+        };
+        Ok(Self { dealer, commitments, knowledge })
     }
 }
 

@@ -192,6 +192,39 @@ fn committees_values_and_dealings_out_of_shape_are_refused() {
     assert!(matches!(EscrowKey::from_dealings(&c.committee, &twice), Err(EscrowError::Dealing { dealer: 1, .. })));
 }
 
+/// The rogue-key attack on joint-Feldman: the last dealer, having seen the others'
+/// commitments, publishes `A = Y − Σ A_i` so that the escrow key is a `Y` whose secret it
+/// holds. It cannot know `log_G(A)`, so its dealing carries no valid proof of knowledge.
+#[test]
+fn a_rogue_key_dealing_is_refused_for_want_of_its_proof() {
+    use group::{Group, GroupEncoding};
+    use jubjub::SubgroupPoint;
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let c = ceremony(2, 3, &mut rng);
+    let honest = &c.dealings[2];
+    honest.check(&c.committee).unwrap();
+    let target = SubgroupPoint::generator() * jubjub::Fr::from(424_242u64);
+    let rogue_first = target - c.dealings[0].commitments()[0] - c.dealings[1].commitments()[0];
+    // Dealer 3 swaps its first commitment for the rogue one and keeps its proof.
+    let mut bytes = honest.to_bytes();
+    let old = honest.commitments()[0].to_bytes();
+    let at = bytes.windows(32).position(|w| w == old).unwrap();
+    bytes[at..at + 32].copy_from_slice(&rogue_first.to_bytes());
+    let rogue = Dealing::from_bytes(&bytes).unwrap();
+    let sum: SubgroupPoint = [&c.dealings[0], &c.dealings[1], &rogue].iter().map(|d| d.commitments()[0]).sum();
+    assert_eq!(sum, target, "taken, the rogue dealing would set the key");
+    match rogue.check(&c.committee) {
+        Err(EscrowError::Dealing { dealer: 3, reason }) => assert!(reason.contains("knows its secret"), "{reason}"),
+        other => panic!("a rogue-key dealing passed: {other:?}"),
+    }
+    let mut dealings = c.dealings.clone();
+    dealings[2] = rogue;
+    assert!(matches!(EscrowKey::from_dealings(&c.committee, &dealings), Err(EscrowError::Dealing { dealer: 3, .. })));
+    // The proof is bound to its committee: the same dealing does not fit one of 4.
+    let other = Committee::new(2, 4).unwrap();
+    assert!(matches!(honest.check(&other), Err(EscrowError::Dealing { dealer: 3, .. })));
+}
+
 #[test]
 fn encodings_round_trip_and_hostile_bytes_are_refused() {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
