@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use dualchain_crypto::Codec;
+use dualchain_ledger::state::GrantStatus;
 use dualchain_ledger::tx::TxKind;
 use dualchain_node::agents::escrow::{load_secret, DEALING_FILE, SECRET_FILE};
 use dualchain_prover::escrow::{seal, AuthoritySecret, Sealed};
@@ -142,6 +143,28 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
         }
     }
     assert!(flow >= 6, "{flow} transactions of the flow");
+    // research-1 revokes the grant through its node: the pseudonym's one-time key signs,
+    // so the revocation names the pseudonym, never research-1.
+    c.revoke_grant(RESEARCH, &access.request, "").await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = ledger.grant(&access.request)?.unwrap().status;
+        if matches!(status, GrantStatus::Revoked { .. }) || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    match &status {
+        GrantStatus::Revoked { reason, .. } => assert_eq!(reason, &format!("revoked by {pseudonym}")),
+        other => panic!("the grant was not revoked: {other:?}"),
+    }
+    let (txs, _) = ledger.accepted_txs_since(Default::default())?;
+    let (_, revocation) = txs
+        .iter()
+        .find(|(_, tx)| matches!(&tx.kind, TxKind::RevokeGrant { grant, .. } if *grant == access.request))
+        .expect("the revocation is on the ledger");
+    let json = serde_json::to_string(revocation)?;
+    assert!(!json.contains(RESEARCH) && json.contains(&pseudonym), "{json}");
     // An audit case: the membership quorum approves it through their nodes (no authority
     // gives a share before); the audit authorities' nodes then give theirs by themselves,
     // and the ledger records research-1.

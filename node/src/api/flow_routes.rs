@@ -417,11 +417,24 @@ pub async fn revoke_grant(State(api): State<ApiState>, Path(id): Path<String>, s
     let h = hosted_as(node, &s, &[])?;
     let grant = parse_id(&id, "grant")?;
     let spec: RevokeSpec = if s.body.is_empty() { RevokeSpec::default() } else { s.json()? };
-    if node.ledger.grant(&grant)?.is_none() {
-        return Err(ApiError::not_found("unknown-grant", "no such grant"));
-    }
-    let reason = if spec.reason.is_empty() { format!("revoked by {}", h.member.id) } else { spec.reason };
-    let f = h.client.submit(TxKind::RevokeGrant { grant, reason }).await?;
+    let g = node.ledger.grant(&grant)?.ok_or_else(|| ApiError::not_found("unknown-grant", "no such grant"))?;
+    // A grant to one of this member's pseudonyms is revoked by the pseudonym's one-time
+    // key: signed by the member, the revocation would name who held the grant.
+    let one_time = match dualchain_ledger::tx::is_pseudonym(&g.requester) {
+        true => anonymous::OneTimeStore::new(&node.data_dir)
+            .of_pseudonym(&g.demand, &g.requester)
+            .map_err(ApiError::internal)?,
+        false => None,
+    };
+    let revoker = one_time.as_ref().map_or_else(|| h.member.id.clone(), |o| o.pseudonym());
+    let reason = if spec.reason.is_empty() { format!("revoked by {revoker}") } else { spec.reason };
+    let kind = TxKind::RevokeGrant { grant, reason };
+    let f = match one_time {
+        Some(one) => {
+            h.client.submit_signed(&one.sign(node.ledger.tx_domain(), kind).map_err(ApiError::internal)?).await?
+        }
+        None => h.client.submit(kind).await?,
+    };
     if let Outcome::Rejected { reason } = &f.outcome {
         return Err(ApiError::forbidden("rejected", format!("the ledger rejected the revocation: {reason}")));
     }
