@@ -64,7 +64,7 @@ fn demo_rejects_an_empty_dataset() {
 }
 
 /// The demo as item 4 of the genesis work asks: per-institution keys, and the Groth16
-/// parameters from a ceremony among the seven institutions (about 8 minutes on 2 cores).
+/// parameters from a ceremony among the seven institutions (minutes on 2 cores).
 #[test]
 fn demo_runs_through_a_ceremony_among_the_institutions_slow() {
     let mut out = Vec::new();
