@@ -455,8 +455,9 @@ impl Transcript {
         Ok(())
     }
 
-    /// Checks `params` against the starting parameters recomputed from `acc` and the
-    /// circuit, and every step's update of `δ`. Returns each step's digest.
+    /// Checks `params` against the circuit's QAP at the accumulator's τ (each query by a
+    /// random linear combination, without recomputing the starting parameters) and every
+    /// step's update of `δ`. Returns each step's digest.
     pub fn verify(
         &self,
         acc: &Accumulator,
