@@ -322,8 +322,7 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     let fetched: Value = research.call(Method::GET, &format!("/grants/{grant}/records?wait=120"), None).await.unwrap();
     assert_eq!(fetched["type"], "searchset");
     let entries = fetched["entry"].as_array().unwrap();
-    let got: Vec<Value> =
-        entries.iter().filter(|e| e["search"]["mode"] == "match").map(|e| e["resource"].clone()).collect();
+    let got = fhir::matches(&fetched);
     // The delivery's Provenance comes after the records: the grant, its dataset, the
     // custodian and the CPC, each Observation a target.
     let provenance = &entries.last().unwrap()["resource"];
@@ -333,7 +332,7 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     assert_eq!(provenance["agent"][1]["who"]["identifier"]["value"], "cpc-1");
     // The demand asks for heart rates in 40..200 bpm at any time: those are delivered,
     // without their patient references, under pseudonyms of this grant.
-    let want = dualchain_testkit::fhir::with_code(&observations, "8867-4");
+    let want = fhir::with_code(&observations, "8867-4");
     assert_eq!(got.len(), 4, "4 heart rates among the 12 observations");
     if let Err(e) = dualchain_testkit::fhir::delivered_as(&got, &want, &grant) {
         panic!("the requester decrypts exactly the uploaded heart rates: {e}");
@@ -433,13 +432,7 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     let g: Value = research.call(Method::GET, &format!("/grants/{grant}"), None).await.unwrap();
     assert_eq!(g["requester"].as_str(), Some(pseudonym.as_str()));
     let fetched: Value = research.call(Method::GET, &format!("/grants/{grant}/records?wait=120"), None).await.unwrap();
-    let anonymous_got: Vec<Value> = fetched["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["search"]["mode"] == "match")
-        .map(|e| e["resource"].clone())
-        .collect();
+    let anonymous_got = fhir::matches(&fetched);
     assert_eq!(anonymous_got.len(), 4);
     assert!(anonymous_got.iter().all(|o| o.get("subject").is_none()), "an anonymous grant carries no patient link");
 

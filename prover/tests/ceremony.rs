@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use bellpepper_core::{Circuit, ConstraintSystem, SynthesisError};
 use bellperson::groth16::{self, Parameters, Proof};
 use blstrs::{Bls12, G1Affine, G1Projective, G2Affine, Scalar as Fr};
@@ -188,7 +190,7 @@ fn tampered_reordered_or_skipped_phase2_contributions_are_refused() {
     let mut p = c.params.clone();
     let mut l = p.l.as_ref().clone();
     l[0] = (G1Projective::from(l[0]) * Fr::from(5u64)).to_affine();
-    p.l = std::sync::Arc::new(l);
+    p.l = Arc::new(l);
     assert!(matches!(verify(&c.t2, &p), Err(CeremonyError::Invalid(m)) if m.contains("L query")));
 
     // A transcript bound to another circuit digest.
@@ -209,55 +211,38 @@ fn every_altered_query_element_is_refused() {
     let c = ceremony(&HOSPITALS[..1], &HOSPITALS[..2]);
     let verify = |p: &Parameters<Bls12>| c.t2.verify(&c.acc, &c.matrices, p, &mut rng(11));
     verify(&c.params).unwrap();
-    let bump1 = |v: &std::sync::Arc<Vec<G1Affine>>, i: usize| {
-        let mut v = v.as_ref().clone();
-        v[i] = (G1Projective::from(v[i]) + G1Projective::generator()).to_affine();
-        std::sync::Arc::new(v)
-    };
     let refused = |p: &Parameters<Bls12>, what: &str| match verify(p) {
         Err(CeremonyError::Invalid(m)) => assert!(m.contains(what), "{m}"),
         other => panic!("an altered {what} was not refused: {other:?}"),
     };
-    for i in 0..c.params.a.len() {
-        let mut p = c.params.clone();
-        p.a = bump1(&p.a, i);
-        refused(&p, "A or B queries differ");
+    fn bump(v: &mut G1Affine) {
+        *v = (G1Projective::from(*v) + G1Projective::generator()).to_affine();
     }
-    for i in 0..c.params.b_g1.len() {
-        let mut p = c.params.clone();
-        p.b_g1 = bump1(&p.b_g1, i);
-        refused(&p, "A or B queries differ");
-        let mut p = c.params.clone();
-        let mut b2 = p.b_g2.as_ref().clone();
-        b2[i] = (b2[i].to_curve() + blstrs::G2Projective::generator()).to_affine();
-        p.b_g2 = std::sync::Arc::new(b2);
-        refused(&p, "B query in G2");
-    }
-    for i in 0..c.params.vk.ic.len() {
-        let mut p = c.params.clone();
-        p.vk.ic[i] = (G1Projective::from(p.vk.ic[i]) + G1Projective::generator()).to_affine();
-        refused(&p, "A or B queries differ");
-    }
-    for i in 0..c.params.l.len() {
-        let mut p = c.params.clone();
-        p.l = bump1(&p.l, i);
-        refused(&p, "L query");
-    }
-    for i in 0..c.params.h.len() {
-        let mut p = c.params.clone();
-        p.h = bump1(&p.h, i);
-        refused(&p, "H query");
+    type Alter = fn(&mut Parameters<Bls12>, usize);
+    let queries: [(&str, usize, Alter); 6] = [
+        ("A or B queries differ", c.params.a.len(), |p, i| bump(&mut Arc::make_mut(&mut p.a)[i])),
+        ("A or B queries differ", c.params.b_g1.len(), |p, i| bump(&mut Arc::make_mut(&mut p.b_g1)[i])),
+        ("A or B queries differ", c.params.vk.ic.len(), |p, i| bump(&mut p.vk.ic[i])),
+        ("B query in G2", c.params.b_g2.len(), |p, i| {
+            let v = &mut Arc::make_mut(&mut p.b_g2)[i];
+            *v = (v.to_curve() + blstrs::G2Projective::generator()).to_affine();
+        }),
+        ("L query", c.params.l.len(), |p, i| bump(&mut Arc::make_mut(&mut p.l)[i])),
+        ("H query", c.params.h.len(), |p, i| bump(&mut Arc::make_mut(&mut p.h)[i])),
+    ];
+    for (what, len, alter) in queries {
+        for i in 0..len {
+            let mut p = c.params.clone();
+            alter(&mut p, i);
+            refused(&p, what);
+        }
     }
     // Two elements swapped keep every sum of the query, but not a weighted one.
     let mut p = c.params.clone();
-    let mut a = p.a.as_ref().clone();
-    a.swap(1, 2);
-    p.a = std::sync::Arc::new(a);
+    Arc::make_mut(&mut p.a).swap(1, 2);
     refused(&p, "A or B queries differ");
     let mut p = c.params.clone();
-    let mut h = p.h.as_ref().clone();
-    h.pop();
-    p.h = std::sync::Arc::new(h);
+    Arc::make_mut(&mut p.h).pop();
     refused(&p, "wrong length");
 }
 

@@ -468,13 +468,7 @@ impl Chaos {
                 .call(Method::GET, &format!("/grants/{grant}/records?wait=120"), None)
                 .await
                 .with_context(|| format!("grant {grant} not served"))?;
-            let got: Vec<Value> = records["entry"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|e| e["search"]["mode"] == "match")
-                .map(|e| e["resource"].clone())
-                .collect();
+            let got = crate::fhir::matches(&records);
             if let Some(u) = by_dataset.get(dataset.as_str()) {
                 // The load's demands ask for every heart rate: the grant delivers those,
                 // under pseudonyms of the grant.

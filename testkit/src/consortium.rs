@@ -627,10 +627,8 @@ impl Consortium {
     /// the CPC, decrypts them and checks each owner signature; the Observations come back
     /// as a FHIR searchset Bundle.
     pub async fn fetch(&self, requester: &str, grant: &Hash) -> Result<Vec<Value>> {
-        let v = self.fetch_bundle(requester, grant).await?;
         // The records are the matches; the delivery's Provenance is included after them.
-        let entries = v["entry"].as_array().into_iter().flatten();
-        Ok(entries.filter(|x| x["search"]["mode"] == "match").map(|x| x["resource"].clone()).collect())
+        Ok(crate::fhir::matches(&self.fetch_bundle(requester, grant).await?))
     }
 
     /// [`Self::fetch`]'s searchset Bundle, whole.

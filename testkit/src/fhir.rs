@@ -139,6 +139,13 @@ pub fn with_code(observations: &[Value], loinc: &str) -> Vec<Value> {
     observations.iter().filter(|o| o["code"]["coding"][0]["code"] == loinc).cloned().collect()
 }
 
+/// The resources a searchset Bundle returns as matches (a delivery's records; the
+/// Provenance or OperationOutcome entries after them are left out).
+pub fn matches(bundle: &Value) -> Vec<Value> {
+    let entries = bundle["entry"].as_array().into_iter().flatten();
+    entries.filter(|e| e["search"]["mode"] == "match").map(|e| e["resource"].clone()).collect()
+}
+
 /// Whether a grant's delivery `got` is `uploaded`, in any order, as a grant delivers it:
 /// without the uploaded patient links (`dualchain::member::pseudonym::deidentify`), each
 /// with a pseudonymous subject of `grant` instead.

@@ -22,15 +22,16 @@
 //!    one more, so an authority that never deals or never acknowledges cannot stall it.
 //!    The key is the sum over the qualified dealers; at least t must qualify.
 //!
-//! The acknowledgements are what make the last dealer harmless. It sees every other
-//! dealing before its own and could post commitments whose sum is a key it chose (a
-//! "rogue key"); but then it cannot compute shares that match its commitments, every
-//! honest authority complains instead of acknowledging, the DKG cannot close before the
-//! complaints are answered or the window is out, and an unanswered complaint
-//! disqualifies it. So the secret stays unknown to anyone who holds fewer than t
-//! authorities' shares as long as one qualified dealer is honest and every honest
-//! authority checks its shares within the window. (A proof of knowledge of each dealing's
-//! secret would refuse a rogue key at once; it is not built.) GJKR show that an adversary can bias the public key
+//! Two checks make the last dealer harmless. It sees every other dealing before its own
+//! and could post commitments whose sum is a key it chose (a "rogue key"). Its dealing
+//! must prove knowledge of its secret (a Schnorr proof bound to the dealer and the
+//! committee, checked by [`deal`] through `Dealing::check`), and a commitment computed
+//! from the others' has no discrete log it knows, so the dealing is refused at once. And
+//! shares that do not match a dealer's commitments draw complaints instead of
+//! acknowledgements; the DKG cannot close before the complaints are answered or the
+//! window is out, and an unanswered complaint disqualifies the dealer. So the secret stays
+//! unknown to anyone who holds fewer than t authorities' shares as long as one qualified
+//! dealer is honest. GJKR show that an adversary can bias the public key
 //! of JF-DKG; for ElGamal-type encryption under the key that bias does not help it (their
 //! §4 and the analysis of "Secure applications of Pedersen's distributed key generation
 //! protocol", CT-RSA 2003), which is all the key is used for here.

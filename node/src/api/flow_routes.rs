@@ -319,12 +319,7 @@ pub(super) async fn grant_records(
     let ledger = node.ledger.clone();
     let g = ledger.grant(&grant_id)?.ok_or_else(|| ApiError::not_found("unknown-grant", "no such grant"))?;
     // An anonymous grant: this node's member made its demand if it holds the one-time keys.
-    let one_time = match dualchain_ledger::tx::is_pseudonym(&g.requester) {
-        true => anonymous::OneTimeStore::new(&node.data_dir)
-            .of_pseudonym(&g.demand, &g.requester)
-            .map_err(ApiError::internal)?,
-        false => None,
-    };
+    let one_time = anonymous::OneTimeStore::new(&node.data_dir).of_grant(&g).map_err(ApiError::internal)?;
     if g.requester != h.member.id && one_time.is_none() {
         return Err(ApiError::forbidden("not-yours", "the grant is another member's"));
     }
@@ -420,12 +415,7 @@ pub async fn revoke_grant(State(api): State<ApiState>, Path(id): Path<String>, s
     let g = node.ledger.grant(&grant)?.ok_or_else(|| ApiError::not_found("unknown-grant", "no such grant"))?;
     // A grant to one of this member's pseudonyms is revoked by the pseudonym's one-time
     // key: signed by the member, the revocation would name who held the grant.
-    let one_time = match dualchain_ledger::tx::is_pseudonym(&g.requester) {
-        true => anonymous::OneTimeStore::new(&node.data_dir)
-            .of_pseudonym(&g.demand, &g.requester)
-            .map_err(ApiError::internal)?,
-        false => None,
-    };
+    let one_time = anonymous::OneTimeStore::new(&node.data_dir).of_grant(&g).map_err(ApiError::internal)?;
     let revoker = one_time.as_ref().map_or_else(|| h.member.id.clone(), |o| o.pseudonym());
     let reason = if spec.reason.is_empty() { format!("revoked by {revoker}") } else { spec.reason };
     let kind = TxKind::RevokeGrant { grant, reason };

@@ -135,6 +135,15 @@ impl OneTimeStore {
     pub fn of_pseudonym(&self, demand: &Hash, pseudonym: &str) -> Result<Option<OneTime>> {
         Ok(self.load(demand)?.filter(|o| o.pseudonym() == pseudonym))
     }
+
+    /// The one-time keys a grant's requester holds, if the grant is to a pseudonym whose
+    /// keys this node holds (a named grant: none).
+    pub fn of_grant(&self, grant: &dualchain_ledger::state::GrantRecord) -> Result<Option<OneTime>> {
+        if !dualchain_ledger::tx::is_pseudonym(&grant.requester) {
+            return Ok(None);
+        }
+        self.of_pseudonym(&grant.demand, &grant.requester)
+    }
 }
 
 /// What an anonymous demand needs from the ledger and the dataset's index.
