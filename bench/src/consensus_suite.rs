@@ -5,7 +5,9 @@
 //! saturation (closed loop: a fixed number of chunks in flight) it reports committed
 //! transactions/s and the p50/p99 commit latency (submission to execution at the primary),
 //! with the pipeline window at 1 and at its default; the window-1 run is the baseline, so
-//! the ratio is what pipelining buys. `BENCH_CONSENSUS_POINT=<n>:<window>:<offered|max>`
+//! the ratio is what pipelining buys. Each point also reports where the cost goes: CPU
+//! seconds per 1,000 committed transactions (the whole process, every replica) and bytes
+//! written to storage per transaction at one replica (`/proc/self`). `BENCH_CONSENSUS_POINT=<n>:<window>:<offered|max>`
 //! runs one point alone (for a profiler).
 //!
 //! The request check (also alone with `BENCH_CONSENSUS_CHECK=1`): what validators spend
@@ -38,7 +40,7 @@ use dualchain_progress::Progress;
 use dualchain_storage::rocks::RocksConfig;
 use rand::SeedableRng;
 
-use crate::measure::{ops_per_second, Record};
+use crate::measure::{ops_per_second, ProcessCounters, Record};
 
 const PAYLOAD_LEN: usize = 256;
 /// Requests per submission chunk (a gateway's batch).
@@ -54,6 +56,28 @@ struct Point {
     refused: usize,
     /// The source's pool ran out before the window ended (the point is then void).
     ran_dry: bool,
+    measure: Duration,
+    /// Replicas in the process.
+    replicas: usize,
+    /// The whole process's CPU time and storage writes over the measured window (every
+    /// replica runs in it), NaN where `/proc` could not be read.
+    cpu_s: f64,
+    write_bytes: f64,
+}
+
+impl Point {
+    /// CPU seconds per 1,000 committed transactions, the whole cluster's.
+    fn cpu_per_1000_tx(&self) -> f64 {
+        self.cpu_s / (self.tx_per_s * self.measured_s()) * 1000.0
+    }
+    /// Bytes written to storage per committed transaction, at one replica (their logs are
+    /// alike, so the process's total over the replicas).
+    fn write_bytes_per_tx(&self) -> f64 {
+        self.write_bytes / self.replicas.max(1) as f64 / (self.tx_per_s * self.measured_s())
+    }
+    fn measured_s(&self) -> f64 {
+        self.measure.as_secs_f64()
+    }
 }
 
 /// Admission control on (the default) or off (every request admitted up to
@@ -162,6 +186,12 @@ async fn drive(
     let mut ran_dry = false;
     let mut offered = 0.0f64;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let counters = tokio::spawn(async move {
+        tokio::time::sleep_until(window_start.into()).await;
+        let first = ProcessCounters::now();
+        tokio::time::sleep_until(end.into()).await;
+        first.zip(ProcessCounters::now()).map(|(a, b)| b.since(&a))
+    });
     while Instant::now() < end {
         let count = match rate {
             Some(r) => {
@@ -218,6 +248,7 @@ async fn drive(
             break;
         }
     }
+    let counters = counters.await.ok().flatten();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut l = latencies.lock().expect("not poisoned").clone();
     l.sort_by(|a, b| a.total_cmp(b));
@@ -230,6 +261,10 @@ async fn drive(
         offered: offered_in_window,
         refused,
         ran_dry,
+        measure,
+        replicas: 0,
+        cpu_s: counters.map_or(f64::NAN, |c| c.cpu_s),
+        write_bytes: counters.map_or(f64::NAN, |c| c.write_bytes as f64),
     }
 }
 
@@ -285,7 +320,8 @@ fn run_shape(
                 Some(pool) => Source::Pool { pool: pool.clone(), next: 0 },
                 None => Source::Fresh { client: i as u64 + 1, next_id: 0 },
             };
-            let p = drive(engines[feed.entry].clone(), rate, warmup, measure, source).await;
+            let mut p = drive(engines[feed.entry].clone(), rate, warmup, measure, source).await;
+            p.replicas = n;
             anyhow::ensure!(!p.ran_dry, "the pool of requests ran dry before the point ended");
             if *load == Load::Max {
                 peak = Some(p.tx_per_s);
@@ -306,11 +342,14 @@ fn run_shape(
             dualchain_progress::suspend(|| {
                 eprintln!(
                     "  n={n} window={window} admission={admission:?} offered={offered} ({label}) -> {:.0} tx/s, \
-                     p50 {:.1} ms, p99 {:.1} ms, refused {:.1} %",
+                     p50 {:.1} ms, p99 {:.1} ms, refused {:.1} %; {:.3} CPU s per 1000 tx (all replicas), \
+                     {:.0} bytes written per tx at one replica",
                     p.tx_per_s,
                     p.p50_ms,
                     p.p99_ms,
-                    100.0 * p.refused as f64 / p.offered.max(1) as f64
+                    100.0 * p.refused as f64 / p.offered.max(1) as f64,
+                    p.cpu_per_1000_tx(),
+                    p.write_bytes_per_tx()
                 );
                 eprintln!("    replicas: {}", states.join(", "));
             });
@@ -344,9 +383,7 @@ fn single_point(spec: &str, warmup: Duration, measure: Duration) -> Result<Vec<R
         run_shape(n, window, Admission::On, &Feed::default(), &[load], (warmup, measure), &progress)?.remove(0);
     progress.finish();
     let params = format!("n={n},window={window},offered={},tx_bytes={PAYLOAD_LEN},durability=sync", parts[2]);
-    let mut r = Record::throughput("consensus::commit", params, point.tx_per_s, None);
-    r.unit = "tx/s".into();
-    Ok(vec![r])
+    Ok(point_records(&params, &point, None))
 }
 
 pub fn run(quick: bool) -> Result<Vec<Record>> {
@@ -580,15 +617,17 @@ fn point_records(params: &str, point: &Point, baseline: Option<&Point>) -> Vec<R
         Record::throughput("consensus::commit", params.to_string(), point.tx_per_s, baseline.map(|b| b.tx_per_s));
     r.unit = "tx/s".into();
     let mut out = vec![r];
-    for (name, v, bv) in [
-        ("consensus::latency_p50", point.p50_ms, baseline.map(|b| b.p50_ms)),
-        ("consensus::latency_p99", point.p99_ms, baseline.map(|b| b.p99_ms)),
+    for (name, v, bv, unit) in [
+        ("consensus::latency_p50", point.p50_ms, baseline.map(|b| b.p50_ms), "ms"),
+        ("consensus::latency_p99", point.p99_ms, baseline.map(|b| b.p99_ms), "ms"),
+        ("consensus::cpu_per_1000_tx", point.cpu_per_1000_tx(), baseline.map(Point::cpu_per_1000_tx), "s"),
+        ("consensus::written_per_tx", point.write_bytes_per_tx(), baseline.map(Point::write_bytes_per_tx), "bytes"),
     ] {
         out.push(Record {
             name: name.into(),
             params: params.to_string(),
             value: v,
-            unit: "ms".into(),
+            unit: unit.into(),
             baseline: bv,
             ratio: bv.map(|b| v / b),
         });

@@ -96,3 +96,30 @@ pub fn num(x: f64) -> String {
         format!("{x:.digits$}")
     }
 }
+
+/// This process's CPU time (user + system, every thread) and the bytes it caused to be
+/// written to storage, read from `/proc/self` (Linux). A difference of two readings is
+/// what a measured window cost; `None` where `/proc` cannot be read.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessCounters {
+    pub cpu_s: f64,
+    pub write_bytes: u64,
+}
+
+impl ProcessCounters {
+    pub fn now() -> Option<Self> {
+        // Fields 14 and 15 of /proc/self/stat, after the parenthesised command name, are
+        // utime and stime in clock ticks (USER_HZ, 100 on Linux).
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let io = std::fs::read_to_string("/proc/self/io").ok()?;
+        let write_bytes = io.lines().find_map(|l| l.strip_prefix("write_bytes:"))?.trim().parse().ok()?;
+        Some(Self { cpu_s: ticks as f64 / 100.0, write_bytes })
+    }
+
+    /// What passed between `earlier` and `self`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self { cpu_s: self.cpu_s - earlier.cpu_s, write_bytes: self.write_bytes.saturating_sub(earlier.write_bytes) }
+    }
+}

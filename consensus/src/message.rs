@@ -645,6 +645,16 @@ impl CommittedEntry {
         put_bytes(out, self.batch.encoded());
         encode_list(out, &self.certificate);
     }
+    /// The encoding around the batch: `head ‖ batch ‖ tail` is [`CommittedEntry::encode`]'s
+    /// output, `head` ending in the batch's length (for storing the batch once).
+    pub fn encode_around_batch(&self, head: &mut Vec<u8>) -> Vec<u8> {
+        put_u64(head, self.seq);
+        put_u64(head, self.view);
+        put_u32(head, self.batch.encoded().len());
+        let mut tail = Vec::with_capacity(110 * self.certificate.len() + 4);
+        encode_list(&mut tail, &self.certificate);
+        tail
+    }
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let seq = r.u64()?;
         let view = r.u64()?;
@@ -789,6 +799,17 @@ impl Message {
         let mut out = Vec::new();
         self.encode(&mut out);
         out
+    }
+
+    /// A pre-prepare's encoding up to its batch: `head ‖ batch` is [`Message::encode`]'s
+    /// output, `head` ending in the batch's length (for storing the batch once). Other
+    /// frames carry no batch: `None`.
+    pub fn head_before_batch(&self) -> Option<Vec<u8>> {
+        let Message::PrePrepare(s, batch) = self else { return None };
+        let mut out = vec![kind_of(s)];
+        s.encode(&mut out);
+        put_u32(&mut out, batch.encoded().len());
+        Some(out)
     }
 
     /// The kind byte of an encoded frame.

@@ -1077,7 +1077,8 @@ impl Sim {
     }
 
     /// Identical ledgers: every correct replica's archive agrees, entry by entry, with the
-    /// same history digests.
+    /// same history digests; its batches are stored once and swept behind the stable
+    /// checkpoint.
     fn check_ledgers(&self) -> Result<(), String> {
         let mut reference: Option<(ReplicaId, BTreeMap<u64, Vec<u8>>)> = None;
         for (i, node) in self.nodes.iter().enumerate() {
@@ -1089,6 +1090,15 @@ impl Sim {
             let last = node.replica.as_ref().map_or(0, |r| r.last_executed());
             if let Some(&gap) = (1..=last).find(|s| !archive.contains_key(s)).as_ref() {
                 return Err(format!("replica {i} has no archived entry at {gap}"));
+            }
+            // Each batch stored once (reading the archive above joined every entry with
+            // its batch), and none left behind that the stable checkpoint swept past.
+            let stable = node.store.stable_checkpoint().map_err(|e| e.to_string())?.map_or(0, |(s, _)| s);
+            let swept = stable.min(node.store.last_committed().map_err(|e| e.to_string())?.unwrap_or(0));
+            for (seq, digest) in node.store.batch_digests(0, swept + 1).map_err(|e| e.to_string())? {
+                if node.store.committed_batch(seq).map_err(|e| e.to_string())? != Some(digest) {
+                    return Err(format!("replica {i} keeps a batch at {seq} that no archived entry refers to"));
+                }
             }
             match &reference {
                 None => reference = Some((i as ReplicaId, archive)),

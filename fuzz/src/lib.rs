@@ -651,7 +651,7 @@ pub mod storage {
     use std::collections::BTreeSet;
     use std::sync::{Arc, Mutex};
 
-    use dualchain_consensus::replica::archive_bytes;
+    use dualchain_consensus::replica::{split_archive, split_record};
     use dualchain_crypto::reencrypt::CpuBackend;
     use dualchain_ledger::block::ChainName;
     use dualchain_ledger::tx::Hash;
@@ -736,11 +736,17 @@ pub mod storage {
         let entry = super::consensus::committed_entry();
         consensus
             .write(&LogWrite {
-                records: vec![(2, messages[1].1.to_bytes()), (2, messages[2].1.to_bytes())],
+                // The batch once at each sequence number; the pre-prepare record and the
+                // committed entry refer to it.
+                batches: [1, 2]
+                    .map(|seq| (seq, entry.batch.digest(), entry.batch.encoded().to_vec()))
+                    .to_vec(),
+                records: vec![(2, split_record(&messages[1].1)), (2, split_record(&messages[2].1))],
                 view: Some(1),
                 checkpoint: Some((1, super::consensus::checkpoint_proof().to_bytes())),
                 stable: Some(1),
-                committed: vec![(1, archive_bytes(&[4; 32], 1_790_000_000_000, &entry))],
+                committed: vec![(1, split_archive(&[4; 32], 1_790_000_000_000, &entry))],
+                sweep: Vec::new(),
                 membership: None,
             })
             .expect("write the consensus log");

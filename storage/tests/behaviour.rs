@@ -7,7 +7,7 @@ use std::sync::Arc;
 use common::*;
 use dualchain_crypto::cbsre::{ReKeyToken, RecordSelection, TokenScope};
 use dualchain_crypto::reencrypt::CpuBackend;
-use dualchain_storage::consensus::{ConsensusStore, LogWrite};
+use dualchain_storage::consensus::{ConsensusStore, LogWrite, Split};
 use dualchain_storage::cpc::{CpcStore, Erased, Swept};
 use dualchain_storage::engine::{Cf, KvEngine, WriteBatch};
 use dualchain_storage::ledger::{Chain, LedgerStore};
@@ -72,26 +72,55 @@ fn consensus_suite(e: Arc<dyn KvEngine>) {
     assert_eq!(store.view().unwrap(), 0);
     assert!(store.stable_checkpoint().unwrap().is_none());
     let mut w = LogWrite { view: Some(3), ..Default::default() };
+    let digest = |s: u64, view: u8| {
+        let mut d = [view; 32];
+        d[..8].copy_from_slice(&s.to_be_bytes());
+        d
+    };
     for s in 1..=30u64 {
-        w.records.push((s, format!("prepare {s}").into_bytes()));
-        w.records.push((s, format!("commit {s}").into_bytes()));
-        w.committed.push((s, format!("batch {s}").into_bytes()));
+        // Each batch once; the pre-prepare record and the committed entry refer to it.
+        w.batches.push((s, digest(s, 0), format!("batch {s}").into_bytes()));
+        let around = |head: &str, tail: &str| Split {
+            head: head.as_bytes().to_vec(),
+            batch: Some(digest(s, 0)),
+            tail: tail.as_bytes().to_vec(),
+        };
+        w.records.push((s, around("pre-prepare [", "]")));
+        w.records.push((s, format!("commit {s}").into_bytes().into()));
+        w.committed.push((s, around("entry [", "] certificate")));
     }
+    // A batch proposed at 5 in a view that never committed it.
+    w.batches.push((5, digest(5, 1), b"another batch 5".to_vec()));
+    // (A record's identity is its head: a real pre-prepare's head holds the digest.)
+    w.records.push((5, Split { head: b"pre-prepare v1 [".to_vec(), batch: Some(digest(5, 1)), tail: b"]".to_vec() }));
     // The same record twice is kept once.
-    w.records.push((7, b"prepare 7".to_vec()));
+    w.records.push((7, b"commit 7".to_vec().into()));
     store.write(&w).unwrap();
     assert_eq!(store.view().unwrap(), 3);
-    assert_eq!(store.records(0).unwrap().len(), 60);
+    let records = store.records(0).unwrap();
+    assert_eq!(records.len(), 61);
+    assert!(records.contains(&(9, b"pre-prepare [batch 9]".to_vec())), "records are read back whole");
+    assert!(records.contains(&(5, b"pre-prepare v1 [another batch 5]".to_vec())));
+    assert_eq!(store.committed_batch(9).unwrap(), Some(digest(9, 0)));
     assert_eq!(store.last_committed().unwrap(), Some(30));
     // Stable without a proof is refused and changes nothing.
     let no_proof = LogWrite { stable: Some(20), ..Default::default() };
     assert!(matches!(store.write(&no_proof), Err(StorageError::NotFound(_))));
-    assert_eq!(store.records(0).unwrap().len(), 60);
+    assert_eq!(store.records(0).unwrap().len(), 61);
     store.write(&LogWrite { checkpoint: Some((10, b"cp10".to_vec())), ..Default::default() }).unwrap();
+    // The stable checkpoint sweeps the batch the archive does not refer to.
     store
-        .write(&LogWrite { checkpoint: Some((20, b"cp20".to_vec())), stable: Some(20), ..Default::default() })
+        .write(&LogWrite {
+            checkpoint: Some((20, b"cp20".to_vec())),
+            stable: Some(20),
+            sweep: vec![(5, digest(5, 1))],
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(store.stable_checkpoint().unwrap(), Some((20, b"cp20".to_vec())));
+    assert!(store.batch(5, &digest(5, 1)).unwrap().is_none());
+    assert_eq!(store.batch(5, &digest(5, 0)).unwrap().unwrap(), b"batch 5");
+    assert_eq!(store.batch_digests(4, 7).unwrap(), vec![(4, digest(4, 0)), (5, digest(5, 0)), (6, digest(6, 0))]);
     let left = store.records(0).unwrap();
     assert_eq!(left.len(), 20);
     assert!(left.iter().all(|(s, _)| *s > 20));
@@ -100,13 +129,39 @@ fn consensus_suite(e: Arc<dyn KvEngine>) {
     let older = LogWrite { checkpoint: Some((15, b"cp15".to_vec())), stable: Some(15), ..Default::default() };
     assert!(matches!(store.write(&older), Err(StorageError::Conflict(_))));
     // The committed archive is never truncated.
-    assert_eq!(store.committed(3).unwrap().unwrap(), b"batch 3");
+    assert_eq!(store.committed(3).unwrap().unwrap(), b"entry [batch 3] certificate");
     let range = store.committed_range(5, 9, 100).unwrap();
     assert_eq!(range.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![5, 6, 7, 8]);
     assert_eq!(store.committed_range(0, 100, 4).unwrap().len(), 4);
+    // An entry whose batch is missing is reported as corruption, never returned short.
+    store
+        .write(&LogWrite {
+            committed: vec![(31, Split { head: b"entry [".to_vec(), batch: Some(digest(31, 0)), tail: vec![] })],
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(matches!(store.committed(31), Err(StorageError::Corrupt { .. })));
     let reopened = ConsensusStore::open(e).unwrap();
     assert_eq!(reopened.view().unwrap(), 3);
     assert_eq!(reopened.records(25).unwrap().len(), 12);
+}
+
+/// A consensus log written before batches were stored once (records with their batches
+/// inline, no format marker) is refused by name, not misread.
+#[test]
+fn a_consensus_log_in_the_older_format_is_refused() {
+    let e: Arc<dyn KvEngine> = arc(MemoryEngine::new());
+    let mut wb = WriteBatch::new();
+    wb.put(Cf::ConsensusLog, [&b"c"[..], &1u64.to_be_bytes()].concat(), dualchain_storage::record::seal(b"entry"));
+    e.write(wb).unwrap();
+    match ConsensusStore::open(e) {
+        Err(StorageError::Invalid(why)) => assert!(why.contains("older dualchain"), "{why}"),
+        other => panic!("an older log must be refused, got {:?}", other.map(|_| ())),
+    }
+    // A fresh store gets the marker and opens again.
+    let fresh: Arc<dyn KvEngine> = arc(MemoryEngine::new());
+    ConsensusStore::open(fresh.clone()).unwrap();
+    ConsensusStore::open(fresh).unwrap();
 }
 
 fn cpc_suite(e: Arc<dyn KvEngine>) {

@@ -99,6 +99,13 @@ impl Replica {
         if !self.replaying {
             self.out.persist.checkpoint = Some((seq, proof.to_bytes()));
             self.out.persist.stable = Some(seq);
+            // Batches at executed sequence numbers up to the checkpoint that the archive
+            // does not refer to will never be needed again (their records go with this
+            // write); an unexecuted one may still be, and waits for a later checkpoint.
+            let upto = seq.min(self.last_executed);
+            let rest = self.stored_batches.split_off(&(upto + 1, [0; 32]));
+            let done = std::mem::replace(&mut self.stored_batches, rest);
+            self.out.persist.sweep.extend(done.into_iter().filter(|(_, archived)| !archived).map(|(k, _)| k));
         }
         self.stable = proof;
         self.slots = self.slots.split_off(&(seq + 1));

@@ -39,7 +39,7 @@ use crate::message::{
     REQUEST_PAYLOAD_LEN_MAX,
 };
 
-pub use persisted::{archive_bytes, parse_archive, Archived, Recovered, RecoveryError};
+pub use persisted::{archive_bytes, parse_archive, split_archive, split_record, Archived, Recovered, RecoveryError};
 pub use state_root::{Divergence, ROOTS_KEPT};
 
 /// Where a message goes.
@@ -243,6 +243,10 @@ pub struct Replica {
     batches: HashMap<Digest, Arc<Batch>>,
     /// New-view pre-prepares waiting for their batch.
     awaiting_batch: HashMap<Digest, Vec<u64>>,
+    /// Batches this replica stored (each once: records and the archive refer to them by
+    /// digest), by sequence number and digest; `true` once the archive refers to it. The
+    /// others are swept when a stable checkpoint passes their sequence number.
+    stored_batches: BTreeMap<(u64, Digest), bool>,
     last_executed: u64,
     /// The history digest after `last_executed` (the checkpoint digest, §2.4).
     history: Digest,
@@ -364,6 +368,7 @@ impl Replica {
             slots: BTreeMap::new(),
             batches: HashMap::new(),
             awaiting_batch: HashMap::new(),
+            stored_batches: BTreeMap::new(),
             last_executed: 0,
             history: [0; 32],
             time_ms: 0,
@@ -600,9 +605,26 @@ impl Replica {
         }
     }
 
+    /// Persists a message this replica accepted or sent; a pre-prepare's batch is stored
+    /// once ([`Replica::store_batch`]) and the record refers to it.
     fn persist_record(&mut self, seq: u64, m: &Message) {
-        if !self.replaying {
-            self.out.persist.records.push((seq, m.to_bytes()));
+        if self.replaying {
+            return;
+        }
+        if let Message::PrePrepare(_, batch) = m {
+            self.store_batch(seq, batch);
+        }
+        self.out.persist.records.push((seq, persisted::split_record(m)));
+    }
+
+    /// Writes `batch` at `seq` unless this replica already stored it there.
+    fn store_batch(&mut self, seq: u64, batch: &Batch) {
+        if self.replaying {
+            return;
+        }
+        if let std::collections::btree_map::Entry::Vacant(e) = self.stored_batches.entry((seq, batch.digest())) {
+            e.insert(false);
+            self.out.persist.batches.push((seq, batch.digest(), batch.encoded().to_vec()));
         }
     }
 
@@ -1155,7 +1177,9 @@ impl Replica {
             self.next_seq = seq + 1;
         }
         if !self.replaying {
-            self.out.persist.committed.push((seq, persisted::archive_bytes(&self.history, self.time_ms, &entry)));
+            self.store_batch(seq, &entry.batch);
+            self.stored_batches.insert((seq, entry.batch.digest()), true);
+            self.out.persist.committed.push((seq, persisted::split_archive(&self.history, self.time_ms, &entry)));
             self.out.deliver.push(Delivered { entry, fresh, time_ms: self.time_ms });
         }
         if seq % self.cfg.checkpoint_interval == 0 {

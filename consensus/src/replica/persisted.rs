@@ -4,11 +4,11 @@
 
 use dualchain_crypto::encoding::Reader;
 use dualchain_crypto::error::DecodeError;
-use dualchain_storage::consensus::ConsensusStore;
+use dualchain_storage::consensus::{ConsensusStore, Split};
 use dualchain_storage::StorageError;
 
 use crate::config::ConfigError;
-use crate::message::{CommittedEntry, Digest};
+use crate::message::{CommittedEntry, Digest, Message};
 
 /// What the host read back from its store.
 #[derive(Debug, Default, Clone)]
@@ -25,6 +25,9 @@ pub struct Recovered {
     /// The validator sets' history ([`crate::membership::Epochs`]), once a change was
     /// executed.
     pub membership: Option<Vec<u8>>,
+    /// The batches stored past the last sweep, by sequence number and digest, and whether
+    /// the archive refers to each (the others are swept at a later stable checkpoint).
+    pub stored_batches: Vec<((u64, Digest), bool)>,
 }
 
 impl Recovered {
@@ -40,12 +43,20 @@ impl Recovered {
                 .collect(),
             None => Vec::new(),
         };
+        let stable = store.stable_checkpoint()?;
+        // Sweeps reach the stable checkpoint or the last executed entry, whichever is lower.
+        let swept = stable.as_ref().map_or(0, |(s, _)| *s).min(store.last_committed()?.unwrap_or(0));
+        let mut stored_batches = Vec::new();
+        for (seq, digest) in store.batch_digests(swept + 1, u64::MAX)? {
+            stored_batches.push(((seq, digest), store.committed_batch(seq)? == Some(digest)));
+        }
         Ok(Self {
             view_word: store.view()?,
-            stable: store.stable_checkpoint()?.map(|(_, p)| p),
+            stable: stable.map(|(_, p)| p),
             records: store.records(0)?,
             recent,
             membership: store.membership()?,
+            stored_batches,
         })
     }
 }
@@ -77,6 +88,24 @@ pub fn archive_bytes(history: &Digest, time_ms: u64, entry: &CommittedEntry) -> 
     out.extend_from_slice(&time_ms.to_be_bytes());
     entry.encode(&mut out);
     out
+}
+
+/// [`archive_bytes`] as stored: around the batch, which is stored once under its
+/// sequence number and digest.
+pub fn split_archive(history: &Digest, time_ms: u64, entry: &CommittedEntry) -> Split {
+    let mut head = history.to_vec();
+    head.extend_from_slice(&time_ms.to_be_bytes());
+    let tail = entry.encode_around_batch(&mut head);
+    Split { head, batch: Some(entry.batch.digest()), tail }
+}
+
+/// A log record as stored: a pre-prepare around its batch (stored once under its
+/// sequence number and digest), any other message whole.
+pub fn split_record(m: &Message) -> Split {
+    match (m.head_before_batch(), m) {
+        (Some(head), Message::PrePrepare(_, batch)) => Split { head, batch: Some(batch.digest()), tail: Vec::new() },
+        _ => m.to_bytes().into(),
+    }
 }
 
 /// Decodes an archived entry.

@@ -42,6 +42,7 @@ impl Replica {
         let mut r = Replica::with_epochs(cfg, key, keys, epochs)?;
         r.now_ms = now_ms;
         r.replaying = true;
+        r.stored_batches = rec.stored_batches.iter().copied().collect();
         if let Some(bytes) = &rec.stable {
             let proof = CheckpointProof::from_bytes(bytes)?;
             if !r.check_checkpoint_proof(&proof) {

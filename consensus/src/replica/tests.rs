@@ -292,10 +292,17 @@ fn a_restarted_backup_keeps_the_pre_prepare_it_accepted() {
     let mut net = Net::new();
     let batch = Arc::new(Batch::new(vec![Request { client: 5, id: 1, payload: vec![2] }]));
     let pp = Signed::sign(&net.keys[0], 0, Header { view: 0, seq: 1, digest: batch.digest() });
+    let batch_digest = batch.digest();
     let out = net.replicas[1].receive(0, Message::PrePrepare(pp, batch));
-    let records = out.persist.records.clone();
-    assert_eq!(records.len(), 2, "the pre-prepare and the replica's prepare are persisted before sending");
-    let rec = Recovered { view_word: 0, stable: None, records, recent: vec![], membership: None };
+    assert_eq!(out.persist.records.len(), 2, "the pre-prepare and the replica's prepare are persisted before sending");
+    assert_eq!(out.persist.batches.len(), 1, "the batch is stored once, beside the records");
+    let store =
+        dualchain_storage::consensus::ConsensusStore::open(Arc::new(dualchain_storage::memory::MemoryEngine::new()))
+            .unwrap();
+    store.write(&out.persist).unwrap();
+    let rec = Recovered::read(&store, 16).unwrap();
+    assert_eq!(rec.records.len(), 2);
+    assert_eq!(rec.stored_batches, vec![((1, batch_digest), false)]);
     let publics = net.replicas[0].public_keys().to_vec();
     let (mut restarted, _) = Replica::recover(config(1), net.keys[1].clone(), publics, rec, 10).unwrap();
     let other = Arc::new(Batch::new(vec![Request { client: 5, id: 2, payload: vec![3] }]));
@@ -304,8 +311,7 @@ fn a_restarted_backup_keeps_the_pre_prepare_it_accepted() {
     assert!(out.send.is_empty(), "no prepare for a second batch at the same sequence number");
     assert_eq!(restarted.stats().dropped["conflicting pre-prepare"], 1);
     // Corrupt stored data is an error, not a panic.
-    let bad =
-        Recovered { view_word: 0, stable: Some(vec![1, 2, 3]), records: vec![], recent: vec![], membership: None };
+    let bad = Recovered { stable: Some(vec![1, 2, 3]), ..Recovered::default() };
     let publics = net.replicas[0].public_keys().to_vec();
     assert!(Replica::recover(config(1), net.keys[1].clone(), publics, bad, 0).is_err());
 }
