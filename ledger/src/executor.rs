@@ -131,7 +131,13 @@ pub struct Ledger {
     tx_domain: TxDomain,
     verifiers: BTreeMap<Circuit, Arc<BatchVerifier>>,
     inner: Mutex<Inner>,
+    /// Members' signing keys, decoded ([`Ledger::member_key`]).
+    keys: Mutex<HashMap<[u8; 32], PublicKey>>,
 }
+
+/// Decoded member keys kept at most; the cache is emptied when it is full. Each costs
+/// under 200 bytes.
+const KEY_CACHE_MAX: usize = 16_384;
 
 struct Inner {
     tree: CredentialTree,
@@ -164,7 +170,31 @@ impl Ledger {
         }
         let tree = load_tree(&store)?;
         let tx_domain = genesis.tx_domain();
-        Ok(Self { store, genesis, tx_domain, verifiers, inner: Mutex::new(Inner { tree, poisoned: false }) })
+        Ok(Self {
+            store,
+            genesis,
+            tx_domain,
+            verifiers,
+            inner: Mutex::new(Inner { tree, poisoned: false }),
+            keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A member's signing key as the state stores it, decoded (`None`: not a valid key).
+    /// Decoding (a point decompression and a small-order check) costs about a third of a
+    /// strict signature check, and the same few members sign most transactions, so decoded
+    /// keys are kept, up to [`KEY_CACHE_MAX`]. One-time keys (pseudonyms) are not kept.
+    pub fn member_key(&self, raw: &[u8; 32]) -> Option<PublicKey> {
+        if let Some(key) = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(raw) {
+            return Some(*key);
+        }
+        let key = PublicKey::from_raw(raw).ok()?;
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= KEY_CACHE_MAX {
+            keys.clear();
+        }
+        keys.insert(*raw, key);
+        Some(key)
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -369,23 +399,23 @@ impl Ledger {
             if matches!(stx.tx.kind, TxKind::RegisterMember { .. }) {
                 continue;
             }
-            // A pseudonym is its own key.
+            // A pseudonym is its own key, decoded once here.
             if let Some(key) = pseudonym_key(&stx.tx.sender) {
                 if let Ok(key) = key {
-                    keyed.push((i, *key.as_bytes(), stx));
+                    keyed.push((i, *key.as_bytes(), Some(key), stx));
                 }
                 continue;
             }
             let Some(m) = pre.get::<MemberRecord>(&state::member_key(&stx.tx.sender))? else { continue };
-            keyed.push((i, m.signing_key, stx));
+            keyed.push((i, m.signing_key, None, stx));
         }
-        // Decoding the key (a point decompression) costs about as much as the check: both
+        // A member's key is decoded once and kept ([`Ledger::member_key`]); the checks run
         // in parallel. An undecodable stored key gets no verdict here (execution says why).
         let domain = &self.tx_domain;
         Ok(keyed
             .into_par_iter()
-            .filter_map(|(i, raw, stx)| {
-                let key = PublicKey::from_raw(&raw).ok()?;
+            .filter_map(|(i, raw, decoded, stx)| {
+                let key = decoded.or_else(|| self.member_key(&raw))?;
                 Some((i, (raw, stx.verify(&key, domain))))
             })
             .collect())

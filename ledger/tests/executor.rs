@@ -1671,3 +1671,33 @@ fn a_key_renewed_earlier_in_the_batch_decides_the_signatures_after_it() {
     assert_eq!(reason(&o[4]), &Reason::BadSignature);
     assert!(o[5..].iter().all(|x| reason(x) == &Reason::UnknownGrant), "{o:?}");
 }
+
+/// Members' keys are decoded once and kept: what is kept is the key the bytes encode, a
+/// rotated key (other bytes) is another entry, and bytes that are no valid key (not a
+/// point, or of small order) give none, kept or not.
+#[test]
+fn member_keys_are_decoded_once_and_invalid_ones_give_none() {
+    let w = World::new();
+    let ledger = open(Arc::new(MemoryEngine::new()), &w);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let (a, b) = (SigningKeypair::generate(&mut rng).public(), SigningKeypair::generate(&mut rng).public());
+    for _ in 0..2 {
+        assert_eq!(ledger.member_key(a.as_bytes()), Some(a));
+        assert_eq!(ledger.member_key(b.as_bytes()), Some(b));
+    }
+    let mut identity = [0u8; 32];
+    identity[0] = 1; // the neutral element: a point, of small order
+    assert!(ledger.member_key(&identity).is_none());
+    assert!(ledger.member_key(&identity).is_none());
+    // Arbitrary bytes: kept or not, the answer is the decoder's.
+    let mut refused = 0;
+    for i in 0..64u8 {
+        let raw = [i, 7, 1, 9, 2, 8, 3, 6, 4, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+        let decoded = dualchain_crypto::sign::PublicKey::from_raw(&raw).ok();
+        refused += usize::from(decoded.is_none());
+        for _ in 0..2 {
+            assert_eq!(ledger.member_key(&raw), decoded);
+        }
+    }
+    assert!(refused > 0, "some of the bytes are no point");
+}

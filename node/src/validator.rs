@@ -108,7 +108,7 @@ impl dualchain_consensus::engine::RequestCheck for MemberRequests {
                     .member(&stx.tx.sender)
                     .ok()
                     .flatten()
-                    .and_then(|m| PublicKey::from_raw(&m.signing_key).ok())
+                    .and_then(|m| self.ledger.member_key(&m.signing_key))
                 {
                     Some(key) => (key, None),
                     None => continue,
