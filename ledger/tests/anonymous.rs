@@ -15,11 +15,12 @@ use bellperson::groth16::{Proof, VerifyingKey};
 use blstrs::{Bls12, G1Projective, G2Projective, Scalar as Fr};
 use dualchain_crypto::abe::ac17::Ac17;
 use dualchain_crypto::abe::AbeScheme;
-use dualchain_crypto::cbsre::DelegatingSecretKey;
+use dualchain_crypto::cbsre::{signcrypt, DatasetId, DelegatingPublicKey, DelegatingSecretKey, RecordHeader};
 use dualchain_crypto::cert::{AttributeSet, CertificateAuthority, CertificateFields, Role};
 use dualchain_crypto::ibe::{self, IbePublicParams};
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_crypto::Codec;
+use dualchain_ledger::contracts::access::ANONYMOUS_PSEUDONYMS_TYPE;
 use dualchain_ledger::genesis::{Anonymity, Escrow, Founders};
 use dualchain_ledger::policy::{credential_vector, AccessPolicy, Forms};
 use dualchain_ledger::reason::{Denial, ProofFault, Reason};
@@ -467,17 +468,39 @@ fn an_anonymous_demand_is_granted_and_served_without_naming_the_member() {
     let rec = w.ledger.pseudonym(&pseudonym).unwrap().unwrap();
     assert_eq!(rec.delegating_key, anon.body.delegating_key, "the re-key is made for the one-time delegating key");
 
-    // The owner's re-key: sealed to the CPC; patient pseudonyms cannot be sealed to an
-    // anonymous requester (it has no IBE identity).
+    // The owner's re-key: sealed to the CPC. The patients' pseudonyms cannot be sealed to
+    // an anonymous requester's IBE identity (it has none; a pseudonym is no IBE identity,
+    // and any identity is refused): they are signcrypted by the owner to the one-time
+    // delegating key, the header naming the owner, the grant's dataset and the type.
     let token = ibe::encrypt(&mut w.rng, &w.ibe, "cpc-1", b"token", b"rekey").unwrap().to_bytes();
-    // (A pseudonym is no IBE identity at all; any identity is refused.)
-    let pseudonyms = ibe::encrypt(&mut w.rng, &w.ibe, "research-1", b"p", b"grant-pseudonyms").unwrap().to_bytes();
+    let ibe_sealed = ibe::encrypt(&mut w.rng, &w.ibe, "research-1", b"p", b"grant-pseudonyms").unwrap().to_bytes();
+    let one_time = DelegatingPublicKey::from_bytes(&anon.body.delegating_key).unwrap();
+    let mut signcrypted = |owner: &str, dataset: [u8; 32], content_type: &str| {
+        let header = RecordHeader {
+            owner: owner.into(),
+            dataset: DatasetId(dataset),
+            record_index: 0,
+            created_at: 0,
+            content_type: content_type.into(),
+        };
+        signcrypt(&mut w.rng, &w.owner.key, &one_time, header, b"pseudonyms").unwrap().to_bytes()
+    };
+    let sealed = [
+        ibe_sealed,
+        signcrypted("hospital-a", [0x77; 32], ANONYMOUS_PSEUDONYMS_TYPE),
+        signcrypted("hospital-a", DATASET, "fhir-r4:observation"),
+        signcrypted("hospital-b", DATASET, ANONYMOUS_PSEUDONYMS_TYPE),
+        signcrypted("hospital-a", DATASET, ANONYMOUS_PSEUDONYMS_TYPE),
+    ];
     let rekey =
         |t: Vec<u8>, p: Vec<u8>| TxKind::IssueReKey { grant: [0xb1; 32], sealed_token: t, sealed_pseudonyms: p };
-    let refused = tx(&mut w.owner, &w.genesis, rekey(token.clone(), pseudonyms));
-    let accepted = tx(&mut w.owner, &w.genesis, rekey(token, vec![]));
-    let a = w.apply(&[refused, accepted]);
-    assert_eq!(reasons(&a), vec![Some(Reason::SealedPseudonymsInvalid), None], "{:?}", a.txs[0].detail);
+    let txs: Vec<Vec<u8>> =
+        sealed.iter().map(|p| tx(&mut w.owner, &w.genesis, rekey(token.clone(), p.clone()))).collect();
+    let a = w.apply(&txs);
+    let invalid = Some(Reason::SealedPseudonymsInvalid);
+    assert_eq!(reasons(&a), vec![invalid.clone(), invalid.clone(), invalid.clone(), invalid, None], "{:?}", a.txs);
+    let grant = w.ledger.grant(&[0xb1; 32]).unwrap().unwrap();
+    assert_eq!(grant.sealed_pseudonyms.as_deref(), Some(&sealed[4][..]));
     let digest = [0x5e; 32];
     let receipt =
         tx(&mut w.cpc, &w.genesis, TxKind::Receipt { grant: [0xb1; 32], records: 64, results_digest: digest });

@@ -405,9 +405,11 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     }
     assert!(hospital_series.iter().any(|(n, _)| n == "dualchain_kernels_gpu_fallbacks"));
 
+    let named_grant = grant.clone();
     // The same question without being named: research-1's node demands as a one-time key
     // (once the KGC's and the CPC's nodes have made the escrow key); the ledger's grant
-    // names the pseudonym; the same 4 records arrive, with no patient link at all.
+    // names the pseudonym; the same 4 records arrive, each under a patient pseudonym of
+    // this grant (signcrypted to the demand's one-time key), none the named grant's.
     let mut anonymous = spec.clone();
     anonymous["anonymous"] = json!(true);
     let mut tries = 0;
@@ -434,7 +436,21 @@ async fn four_processes_share_data_through_the_api_across_a_sigkill() {
     let fetched: Value = research.call(Method::GET, &format!("/grants/{grant}/records?wait=120"), None).await.unwrap();
     let anonymous_got = fhir::matches(&fetched);
     assert_eq!(anonymous_got.len(), 4);
-    assert!(anonymous_got.iter().all(|o| o.get("subject").is_none()), "an anonymous grant carries no patient link");
+    let pseudonyms = |records: &[Value], grant: &str| -> Vec<String> {
+        let system = format!("urn:dualchain:grant:{grant}");
+        records
+            .iter()
+            .map(|o| {
+                assert_eq!(o["subject"]["identifier"]["system"], system.as_str(), "{o}");
+                o["subject"]["identifier"]["value"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    if let Err(e) = dualchain_testkit::fhir::delivered_as(&anonymous_got, &want, &grant) {
+        panic!("the anonymous requester decrypts exactly the uploaded heart rates: {e}");
+    }
+    let named = pseudonyms(&got, &named_grant);
+    assert!(pseudonyms(&anonymous_got, &grant).iter().all(|p| !named.contains(p)), "two grants share a pseudonym");
 
     // Staged Observations are plaintext FHIR: the file is the node user's alone, inside a
     // data directory closed to group and others.

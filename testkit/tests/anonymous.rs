@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
+use dualchain_crypto::cbsre::Signcrypted;
 use dualchain_crypto::Codec;
 use dualchain_ledger::state::GrantStatus;
 use dualchain_ledger::tx::TxKind;
@@ -112,13 +113,12 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
     assert!(access.granted, "{:?}", access.denial);
     c.wait_receipt(RESEARCH, &access.request).await?;
     let fetched = c.fetch(RESEARCH, &access.request).await?;
-    // Exactly the matching records, without what linked them to their patients (an
-    // anonymous grant carries no per-grant pseudonyms: docs/privacy.md).
-    let want = a.matching(&c.grant_requirement(&access.request)?);
-    assert_eq!(fetched.len(), want.len());
-    for (got, original) in fetched.iter().zip(&want) {
-        assert_eq!(got, &dualchain_node::member::pseudonym::deidentify(original).0);
-    }
+    // Exactly the matching records, without what linked them to their patients, each
+    // with a pseudonym of this grant as its subject (signcrypted by the owner to the
+    // demand's one-time key: a pseudonym has no IBE identity).
+    let anonymous = a.check_delivery(&c.grant_requirement(&access.request)?, &fetched, &access.request)?;
+    let sealed = ledger.grant(&access.request)?.unwrap().sealed_pseudonyms.expect("the grant's pseudonyms are sealed");
+    assert!(Signcrypted::from_bytes(&sealed).is_ok(), "signcrypted, not IBE-sealed");
     // The flow on the ledger names the pseudonym, never research-1.
     let grant = ledger.grant(&access.request)?.unwrap();
     assert_eq!(grant.requester, pseudonym);
@@ -181,5 +181,16 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
         .collect::<Result<_, _>>()?;
     let index = key.open(&sealed, &shares, case)?;
     assert_eq!(ledger.credential_holder(index)?.map(|m| m.id).as_deref(), Some(RESEARCH));
+    // The same records granted to research-1 by name carry none of the anonymous grant's
+    // pseudonyms: the two grants cannot be joined on a patient. (Last: this grant adds
+    // access records that name research-1.)
+    let named_demand = c.demand(RESEARCH, &a.dataset, 4).await?;
+    c.wait_supplied(RESEARCH, &named_demand).await?;
+    let named = c.request_access(RESEARCH, &named_demand, 3600).await?;
+    assert!(named.granted, "{:?}", named.denial);
+    c.wait_receipt(RESEARCH, &named.request).await?;
+    let again = c.fetch(RESEARCH, &named.request).await?;
+    let by_name = a.check_delivery(&c.grant_requirement(&named.request)?, &again, &named.request)?;
+    assert!(by_name.iter().all(|p| !anonymous.contains(p)), "the named and the anonymous grant share a pseudonym");
     Ok(())
 }

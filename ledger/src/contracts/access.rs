@@ -1,5 +1,6 @@
 //! `access`: demands, grants, re-key issuance, receipts, the audit trail, expiry.
 
+use dualchain_crypto::cbsre::Signcrypted;
 use dualchain_crypto::ibe::IbeCiphertext;
 use dualchain_crypto::Codec;
 
@@ -111,8 +112,12 @@ pub(super) fn put_demand(
 /// Largest sealed re-key token (an IBE ciphertext of a token).
 pub const SEALED_TOKEN_LEN_MAX: usize = 4096;
 /// Largest sealed pseudonym list: 4096 records, each of its own patient (16 bytes of
-/// pseudonym and 2 of position), with the IBE ciphertext's overhead.
+/// pseudonym and 2 of position), with the sealing's overhead (an IBE ciphertext's, or a
+/// signcryption's for an anonymous requester: each under 1 KiB).
 pub const SEALED_PSEUDONYMS_LEN_MAX: usize = 4096 * 18 + 1024;
+/// The content type under which an owner signcrypts an anonymous grant's patient
+/// pseudonyms to the requester's one-time delegating key.
+pub const ANONYMOUS_PSEUDONYMS_TYPE: &str = "dualchain:grant-pseudonyms";
 
 pub fn issue_rekey(ctx: &mut Ctx<'_, '_>, id: &Hash, sealed_token: &[u8], sealed_pseudonyms: &[u8]) -> Exec {
     let sender = ctx.sender()?.id.clone();
@@ -156,15 +161,34 @@ pub(super) fn check_sealed(
         Some(_) => return reject(Reason::NotActiveCpc { cpc }),
         None => return reject(Reason::UnknownCpc { cpc }),
     }
-    // The patients' pseudonyms are for the requester alone: sealed to its identity. An
-    // anonymous requester has no IBE identity (asking the KGC for one would name it).
-    if !sealed_pseudonyms.is_empty() && crate::tx::is_pseudonym(&g.requester) {
-        return reject_because(Reason::SealedPseudonymsInvalid, "an anonymous requester has no IBE identity");
+    if sealed_pseudonyms.len() > SEALED_PSEUDONYMS_LEN_MAX {
+        return reject(Reason::SealedPseudonymsTooLarge { max: SEALED_PSEUDONYMS_LEN_MAX });
     }
-    if !sealed_pseudonyms.is_empty() {
-        if sealed_pseudonyms.len() > SEALED_PSEUDONYMS_LEN_MAX {
-            return reject(Reason::SealedPseudonymsTooLarge { max: SEALED_PSEUDONYMS_LEN_MAX });
+    // The patients' pseudonyms are for the requester alone: sealed to its IBE identity, or
+    // for an anonymous requester (which has no IBE identity: asking the KGC for one would
+    // name it) signcrypted by the owner to the one-time delegating key of its demand
+    // (whose recipient the KEM does not show: the requester checks it by opening).
+    if !sealed_pseudonyms.is_empty() && crate::tx::is_pseudonym(&g.requester) {
+        match Signcrypted::from_bytes(sealed_pseudonyms) {
+            Ok(s)
+                if s.header.owner == g.owner
+                    && s.header.dataset.0 == g.dataset
+                    && s.header.content_type == ANONYMOUS_PSEUDONYMS_TYPE => {}
+            Ok(s) => {
+                return reject_because(
+                    Reason::SealedPseudonymsInvalid,
+                    format!(
+                        "signcrypted as {} of dataset {} by {}, not as {ANONYMOUS_PSEUDONYMS_TYPE} of the grant's \
+                         dataset by its owner",
+                        s.header.content_type,
+                        hex::encode(s.header.dataset.0),
+                        s.header.owner
+                    ),
+                )
+            }
+            Err(e) => return reject_because(Reason::SealedPseudonymsInvalid, e),
         }
+    } else if !sealed_pseudonyms.is_empty() {
         match IbeCiphertext::from_bytes(sealed_pseudonyms) {
             Ok(c) if c.identity == g.requester => {}
             Ok(c) => {

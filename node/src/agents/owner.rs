@@ -707,8 +707,15 @@ impl OwnerNode {
         let sealed = ibe::encrypt(&mut rng, &self.ibe, &d.cpc, &token.to_bytes(), REKEY_AAD)?;
         let refs = selected.iter().map(|i| d.patients[*i as usize].as_str());
         let sealed_pseudonyms = match scope {
-            // An anonymous requester has no IBE identity to seal them to (docs/privacy.md).
-            _ if d.patients.is_empty() || anonymous => Vec::new(),
+            _ if d.patients.is_empty() => Vec::new(),
+            // An anonymous requester has no IBE identity: to its demand's one-time key.
+            None if anonymous => Pseudonyms::for_grant(&d.pseudonym_key, &grant.grant, refs)?.signcrypt_to(
+                &mut rng,
+                &self.member.signer,
+                &self.member.id,
+                id,
+                &requester_key,
+            )?,
             Some(scope) => {
                 let s = Subjects::for_grant(scope, refs)?;
                 ibe::encrypt(&mut rng, &self.ibe, grant.requester, &s.to_bytes(), SUBJECTS_AAD)?.to_bytes()

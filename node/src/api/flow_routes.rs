@@ -372,7 +372,9 @@ pub(super) async fn grant_records(
     let owner_key = PublicKey::from_raw(&owner.signing_key).map_err(ApiError::internal)?;
     let member = h.member.clone();
     let (sealed_pseudonyms, break_glass) = (g.sealed_pseudonyms.clone(), g.break_glass.is_some());
+    let (owner_id, dataset) = (g.owner.clone(), g.dataset);
     // The key the records were re-encrypted to: the member's, or the one-time key.
+    let anonymous = one_time.is_some();
     let dsk = one_time.map_or_else(|| member.dsk.clone(), |o| o.dsk);
     let observations = tokio::task::spawn_blocking(move || {
         let mut records = results
@@ -390,7 +392,11 @@ pub(super) async fn grant_records(
             let open = |aad: &[u8]| -> anyhow::Result<Vec<u8>> {
                 Ok(member.ibe_key()?.decrypt(&IbeCiphertext::from_bytes(&sealed)?, aad)?)
             };
-            let applied = if break_glass {
+            let applied = if anonymous {
+                // Signcrypted by the owner to the one-time key (no IBE identity).
+                Pseudonyms::open_signcrypted(&sealed, &dsk, &owner_key, &owner_id, &dataset)
+                    .and_then(|p| p.apply(&grant_id, &mut records))
+            } else if break_glass {
                 open(SUBJECTS_AAD).and_then(|b| Subjects::from_bytes(&b)).and_then(|s| s.apply(&mut records))
             } else {
                 open(PSEUDONYMS_AAD)

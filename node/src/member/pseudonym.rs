@@ -11,7 +11,9 @@
 //!   grant delivers, the pseudonym `HMAC-SHA256(key, grant ‖ reference)` truncated to 128
 //!   bits ([`Pseudonyms::for_grant`]), and seals the list to the requester's ESKI-IBE
 //!   identity (not to the CPC, which learns neither the pseudonyms nor which records share
-//!   a patient). The access contract checks it is sealed to the grant's requester.
+//!   a patient). The access contract checks it is sealed to the grant's requester. An
+//!   anonymous requester has no IBE identity: the list is signcrypted to the one-time
+//!   delegating key of its demand instead ([`Pseudonyms::signcrypt_to`]).
 //! - **At the fetch** the requester's node opens the list and sets each delivered
 //!   Observation's `subject` to a logical reference (`identifier` with system
 //!   `urn:dualchain:grant:<grant id>`), so records of one patient within a grant share a
@@ -30,7 +32,13 @@
 //! one bedside device over time, and the records of one personal device's wearer.
 
 use anyhow::{anyhow, ensure, Result};
+use dualchain_crypto::cbsre::{
+    signcrypt, DatasetId, DelegatingPublicKey, DelegatingSecretKey, RecordHeader, Signcrypted,
+};
 use dualchain_crypto::encoding::{Reader, Writer};
+use dualchain_crypto::sign::{PublicKey, SigningKeypair};
+use dualchain_crypto::Codec;
+use dualchain_ledger::contracts::access::ANONYMOUS_PSEUDONYMS_TYPE;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -155,6 +163,50 @@ impl Pseudonyms {
         Ok(Self { patients, of_record })
     }
 
+    /// An anonymous grant's pseudonyms, signcrypted by the owner to the one-time
+    /// delegating key of the requester's demand (a pseudonym has no IBE identity): CBSRE's
+    /// KEM and AEAD under the owner's signature (`dualchain_crypto::cbsre`, Umbral's KEM
+    /// with one recipient), the header naming the owner, the dataset and
+    /// [`ANONYMOUS_PSEUDONYMS_TYPE`], which the access contract checks. Each demand has
+    /// its own one-time key and buys one grant, so the key binds the list to the grant.
+    pub fn signcrypt_to(
+        &self,
+        rng: &mut (impl rand::RngCore + rand::CryptoRng),
+        owner: &SigningKeypair,
+        owner_id: &str,
+        dataset: &[u8; 32],
+        to: &DelegatingPublicKey,
+    ) -> Result<Vec<u8>> {
+        let header = RecordHeader {
+            owner: owner_id.to_owned(),
+            dataset: DatasetId(*dataset),
+            record_index: 0,
+            created_at: crate::clock::unix_ms() / 1000,
+            content_type: ANONYMOUS_PSEUDONYMS_TYPE.to_owned(),
+        };
+        Ok(signcrypt(rng, owner, to, header, &self.to_bytes())?.to_bytes())
+    }
+
+    /// Opens [`Pseudonyms::signcrypt_to`]'s output with the one-time delegating key,
+    /// after checking the owner's signature and that the header names the grant's owner
+    /// and dataset.
+    pub fn open_signcrypted(
+        bytes: &[u8],
+        one_time: &DelegatingSecretKey,
+        owner_key: &PublicKey,
+        owner_id: &str,
+        dataset: &[u8; 32],
+    ) -> Result<Self> {
+        let s = Signcrypted::from_bytes(bytes)?;
+        ensure!(
+            s.header.owner == owner_id
+                && s.header.dataset.0 == *dataset
+                && s.header.content_type == ANONYMOUS_PSEUDONYMS_TYPE,
+            "the sealed pseudonyms are not the grant's"
+        );
+        Self::from_bytes(&s.owner_decrypt(one_time, owner_key)?)
+    }
+
     /// Sets each delivered Observation's `subject` to its patient's pseudonym in `grant`.
     /// `records` are (record index, Observation) as delivered; they are matched to the
     /// pseudonyms in ascending record index.
@@ -267,6 +319,31 @@ mod tests {
         assert_ne!(value(0), value(1));
         assert_eq!(records[0].1["subject"]["identifier"]["system"], format!("urn:dualchain:grant:{}", hex::encode(g1)));
         assert!(p1.apply(&g1, &mut records[..4].to_vec()).is_err(), "a count mismatch is refused");
+    }
+
+    /// An anonymous grant's list: the one-time key opens it, given the grant's owner and
+    /// dataset; another key, another owner's signature, another dataset or a tampered
+    /// ciphertext does not.
+    #[test]
+    fn pseudonyms_signcrypted_to_a_one_time_key_open_only_as_sealed() {
+        let rng = &mut rand::rngs::OsRng;
+        let p = Pseudonyms::for_grant(&PseudonymKey::random(), &[3; 32], ["Patient/a", "Patient/b"]).unwrap();
+        let (owner, one_time) = (SigningKeypair::generate(rng), DelegatingSecretKey::generate(rng));
+        let dataset = [0xd5; 32];
+        let sealed = p.signcrypt_to(rng, &owner, "hospital-a", &dataset, &one_time.public()).unwrap();
+        let open = |bytes: &[u8], dsk: &DelegatingSecretKey, key: &PublicKey, owner_id: &str, dataset: &[u8; 32]| {
+            Pseudonyms::open_signcrypted(bytes, dsk, key, owner_id, dataset)
+        };
+        assert_eq!(open(&sealed, &one_time, &owner.public(), "hospital-a", &dataset).unwrap(), p);
+        let other_key = DelegatingSecretKey::generate(rng);
+        assert!(open(&sealed, &other_key, &owner.public(), "hospital-a", &dataset).is_err());
+        assert!(open(&sealed, &one_time, &SigningKeypair::generate(rng).public(), "hospital-a", &dataset).is_err());
+        assert!(open(&sealed, &one_time, &owner.public(), "hospital-b", &dataset).is_err());
+        assert!(open(&sealed, &one_time, &owner.public(), "hospital-a", &[0; 32]).is_err());
+        let mut tampered = sealed.clone();
+        let last = tampered.len() - 80;
+        tampered[last] ^= 1;
+        assert!(open(&tampered, &one_time, &owner.public(), "hospital-a", &dataset).is_err());
     }
 
     #[test]
