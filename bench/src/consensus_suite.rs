@@ -20,8 +20,9 @@
 //! The ledger's apply (also alone with `BENCH_CONSENSUS_APPLY=1`): execution behind
 //! ordering, members' signed transactions applied in committed batches to a ledger on
 //! RocksDB, with the signature checks spread over every core against one core (the
-//! baseline), in the same run; beside the ordering figures above it says whether
-//! execution keeps up.
+//! baseline), and pipelined as a validator applies (the next batches' signatures checked
+//! while one executes) against the same unpipelined, in the same run; beside the ordering
+//! figures above it says whether execution keeps up.
 //!
 //! The overload point (also alone with `BENCH_CONSENSUS_OVERLOAD=1`): n = 4 at the
 //! default window, the closed-loop peak, then twice the peak offered open-loop, with
@@ -480,9 +481,10 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
                 .collect::<Result<Vec<_>>>()?;
             Ok((w, members))
         };
-    let (dir1, dir2) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let (dir1, dir2, dir3) = (tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?);
     let (mut one, members) = open(dir1.path())?;
     let (mut all, _) = open(dir2.path())?;
+    let (mut piped, _) = open(dir3.path())?;
     // Enough batches for `measure` at a few tens of thousands of transactions a second.
     let batches = ((measure.as_secs_f64() * 40_000.0) as usize / APPLY_BATCH).max(4);
     let domain = one.ledger.tx_domain().clone();
@@ -510,15 +512,45 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
         }
         Ok((batches * APPLY_BATCH) as f64 / start.elapsed().as_secs_f64())
     };
+    // The validator's pipelined apply: the next batches' signatures checked (on every
+    // core) while the one in front executes and is written.
+    let pipelined = |w: &mut MemberLedger| -> Result<f64> {
+        let refs: Vec<Vec<&[u8]>> = payloads.iter().map(|b| b.iter().map(Vec::as_slice).collect()).collect();
+        let committed: Vec<_> = refs.iter().map(|r| w.committed(r)).collect();
+        let ledger = w.ledger.clone();
+        let start = Instant::now();
+        std::thread::scope(|s| -> Result<()> {
+            let (ahead, rx) = std::sync::mpsc::sync_channel(2);
+            let checking = ledger.clone();
+            let committed = &committed;
+            s.spawn(move || {
+                for c in committed {
+                    if ahead.send((c, checking.presign(c).ok())).is_err() {
+                        return;
+                    }
+                }
+            });
+            for (c, presigned) in rx {
+                let applied = ledger.apply_presigned(c, presigned)?.context("a batch applied twice")?;
+                anyhow::ensure!(applied.txs.len() == APPLY_BATCH, "a batch applied {} transactions", applied.txs.len());
+            }
+            Ok(())
+        })?;
+        Ok((batches * APPLY_BATCH) as f64 / start.elapsed().as_secs_f64())
+    };
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?.install(|| run(&mut one))?;
     let spread = run(&mut all)?;
+    let piped = pipelined(&mut piped)?;
     let threads = rayon::current_num_threads();
     let params = |t: usize| format!("batch={APPLY_BATCH},tx_bytes={bytes},durability=sync,signature_threads={t}");
     let mut base = Record::throughput("consensus::ledger_apply", params(1), single, None);
     base.unit = "tx/s".into();
     let mut par = Record::throughput("consensus::ledger_apply", params(threads), spread, Some(single));
     par.unit = "tx/s".into();
-    Ok(vec![base, par])
+    let mut pipe =
+        Record::throughput("consensus::ledger_apply", format!("{},pipelined", params(threads)), piped, Some(spread));
+    pipe.unit = "tx/s".into();
+    Ok(vec![base, par, pipe])
 }
 
 /// The validators' check of forwarded requests (`MemberRequests`: decode, client and

@@ -217,6 +217,33 @@ impl Ledger {
     /// Applies a committed batch. Returns `None` for a batch already applied (replays after
     /// a restart are harmless); a gap in sequence numbers is an error.
     pub fn apply(&self, c: &Committed<'_>) -> Result<Option<Applied>, LedgerError> {
+        self.apply_presigned(c, None)
+    }
+
+    /// Step 2's signature checks for `c`, ahead of its apply: every decodable
+    /// transaction's signature under the key the state holds for its sender now, in
+    /// parallel. A validator runs this for the next batch while the current one executes
+    /// (a pipelined apply: the checks, most of the work, overlap execution and the store
+    /// write). The state may then be a batch or more behind; that changes no decision,
+    /// because execution uses a verdict only while the sender's key is still the one it was
+    /// checked under, and checks again otherwise (a renewal in between), or where there is
+    /// none (a member registered in between). Takes no lock: it reads committed state only.
+    pub fn presign(&self, c: &Committed<'_>) -> Result<Presigned, LedgerError> {
+        let txs: Vec<(usize, SignedTx)> = c
+            .payloads
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !c.validator_changes.iter().any(|(at, _)| at == i))
+            .filter_map(|(i, p)| SignedTx::from_bytes(p).ok().map(|stx| (i, stx)))
+            .collect();
+        let verdicts = self.verify_signatures(txs.iter().map(|(i, stx)| (*i, stx)))?;
+        Ok(Presigned { digest: c.digest, verdicts })
+    }
+
+    /// [`Ledger::apply`] with the signature checks [`Ledger::presign`] made ahead for this
+    /// batch (ignored if they were made for another), or made here (`None`). Either way
+    /// the outcomes, blocks and state are the same.
+    pub fn apply_presigned(&self, c: &Committed<'_>, ahead: Option<Presigned>) -> Result<Option<Applied>, LedgerError> {
         let mut inner = self.inner();
         if inner.poisoned {
             return Err(LedgerError::Poisoned);
@@ -230,7 +257,8 @@ impl Ledger {
             return Err(LedgerError::OutOfOrder { expected, got: c.seq });
         }
         let snapshot = inner.tree.clone();
-        match self.execute(&mut inner.tree, c) {
+        let ahead = ahead.filter(|p| p.digest == c.digest).map(|p| p.verdicts);
+        match self.execute(&mut inner.tree, c, ahead) {
             Ok(a) => Ok(Some(a)),
             Err(e) => {
                 inner.tree = snapshot;
@@ -242,14 +270,27 @@ impl Ledger {
         }
     }
 
-    fn execute(&self, tree: &mut CredentialTree, c: &Committed<'_>) -> Result<Applied, LedgerError> {
+    fn execute(
+        &self,
+        tree: &mut CredentialTree,
+        c: &Committed<'_>,
+        presigned: Option<HashMap<usize, Verdict>>,
+    ) -> Result<Applied, LedgerError> {
         // 1. Decode and de-duplicate.
         let items = self.decode_items(c)?;
 
         // 2. Signatures and proofs against the previous state: every sender's signature
-        // under the key the previous state holds for it, in parallel; proofs in one batch
-        // each.
-        let signatures = self.verify_signatures(&items)?;
+        // under the key the previous state holds for it, in parallel (or as checked ahead,
+        // against a state as old or older: see `presign`); proofs in one batch each.
+        let signatures = match presigned {
+            Some(s) => s,
+            None => self.verify_signatures(items.iter().enumerate().filter_map(|(i, item)| {
+                match (&item.early, &item.tx) {
+                    (None, Some(stx)) => Some((i, stx)),
+                    _ => None,
+                }
+            }))?,
+        };
         let verdicts = self.verify_proofs(c, &items, &signatures)?;
 
         // 3. Execute in order.
@@ -390,12 +431,14 @@ impl Ledger {
     /// equation), spread over the cores: the apply path keeps up with ordering. Execution
     /// uses a verdict only while the member's key is still the one it was checked
     /// against (a renewal earlier in the batch may change it), else verifies again.
-    fn verify_signatures(&self, items: &[Item]) -> Result<HashMap<usize, Presigned>, LedgerError> {
+    fn verify_signatures<'t>(
+        &self,
+        txs: impl Iterator<Item = (usize, &'t SignedTx)>,
+    ) -> Result<HashMap<usize, Verdict>, LedgerError> {
         use rayon::prelude::*;
         let pre = Overlay::new(&self.store);
         let mut keyed = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let (None, Some(stx)) = (&item.early, &item.tx) else { continue };
+        for (i, stx) in txs {
             if matches!(stx.tx.kind, TxKind::RegisterMember { .. }) {
                 continue;
             }
@@ -428,7 +471,7 @@ impl Ledger {
         &self,
         c: &Committed<'_>,
         items: &[Item],
-        signatures: &HashMap<usize, Presigned>,
+        signatures: &HashMap<usize, Verdict>,
     ) -> Result<HashMap<usize, Result<(), ProofFault>>, LedgerError> {
         let pre = Overlay::new(&self.store);
         let mut groups: BTreeMap<Circuit, Vec<ProofItem>> = BTreeMap::new();
@@ -930,17 +973,25 @@ impl Fingerprint {
 
 /// A signature checked ahead of execution: the member key it was checked under, and
 /// whether it verified.
-type Presigned = ([u8; 32], bool);
+type Verdict = ([u8; 32], bool);
+
+/// A batch's signature verdicts checked ahead of its apply ([`Ledger::presign`]), by
+/// position in the batch, for the batch of this digest only.
+#[derive(Debug, Clone, Default)]
+pub struct Presigned {
+    digest: [u8; 32],
+    verdicts: HashMap<usize, Verdict>,
+}
 
 /// What step 2 decided ahead of a transaction's execution.
 struct Ahead {
     proof: Option<Result<(), ProofFault>>,
-    signature: Option<Presigned>,
+    signature: Option<Verdict>,
 }
 
 /// Whether `stx`'s signature verifies under the member key `raw`, from the verdict checked
 /// ahead when it was checked under that same key (`None`: the key does not decode).
-fn signature_holds(ahead: Option<&Presigned>, raw: &[u8; 32], stx: &SignedTx, domain: &TxDomain) -> Option<bool> {
+fn signature_holds(ahead: Option<&Verdict>, raw: &[u8; 32], stx: &SignedTx, domain: &TxDomain) -> Option<bool> {
     match ahead {
         Some((checked, ok)) if checked == raw => Some(*ok),
         _ => Some(stx.verify(&PublicKey::from_raw(raw).ok()?, domain)),

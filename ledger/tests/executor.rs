@@ -1672,6 +1672,64 @@ fn a_key_renewed_earlier_in_the_batch_decides_the_signatures_after_it() {
     assert!(o[5..].iter().all(|x| reason(x) == &Reason::UnknownGrant), "{o:?}");
 }
 
+/// A pipelined apply: the next batch's signatures checked ahead, against the state before
+/// the batch in front of it (which renews a member's key), decide what checking them in
+/// place decides: the renewed key's transaction reaches its contract, the old key's and a
+/// forged one are refused, and both ledgers end identical. Verdicts made for another batch
+/// are not used.
+#[test]
+fn signatures_checked_a_batch_ahead_decide_as_checked_in_place() {
+    let mut w = World::new();
+    let (pipelined, in_place) = (open(Arc::new(MemoryEngine::new()), &w), open(Arc::new(MemoryEngine::new()), &w));
+    let mut m = w.four_members(3600);
+    let registrations: Vec<Vec<u8>> = m.iter_mut().map(|x| x.register().to_bytes()).collect();
+    let a = &mut m[1];
+    let old_key = a.key.clone();
+    let new_key = SigningKeypair::generate(&mut w.rng);
+    let old = Certificate::from_bytes(&a.cert).unwrap();
+    let renewed = w.ca.issue(CertificateFields { serial: 2, signing_key: new_key.public(), ..old.fields }).unwrap();
+    let before = acts(a);
+    a.key = new_key;
+    let renewal = a.tx(TxKind::RegisterMember { certificate: renewed.to_bytes() }).to_bytes();
+    let with_new = acts(a);
+    a.key = old_key;
+    let with_old = acts(a);
+    let mut forged = a.tx(TxKind::RevokeGrant { grant: [2; 32], reason: "x".into() });
+    forged.signature[0] ^= 1;
+    let others: Vec<Vec<u8>> = (0..32).map(|_| acts(&mut m[2])).collect();
+    let second = [vec![before, renewal], others.clone()].concat();
+    let third = [vec![with_new, with_old, forged.to_bytes()], others[..4].to_vec()].concat();
+    fn committed(seq: u64, payloads: &[Vec<u8>]) -> Committed<'_> {
+        Committed {
+            seq,
+            time_ms: T0_MS + seq,
+            digest: [seq as u8; 32],
+            certificate: vec![7; 10],
+            payloads: payloads.iter().map(Vec::as_slice).collect(),
+            validator_changes: vec![],
+        }
+    }
+    for ledger in [&pipelined, &in_place] {
+        all_accepted(ledger, 1, &registrations);
+    }
+    // Batch 3 checked while batch 2 is not yet applied; batch 2's own checks were made
+    // for another batch and are not used.
+    let (ahead_2, ahead_3) =
+        (pipelined.presign(&committed(3, &second)).unwrap(), pipelined.presign(&committed(3, &third)).unwrap());
+    let a2 = pipelined.apply_presigned(&committed(2, &second), Some(ahead_2)).unwrap().unwrap();
+    let a3 = pipelined.apply_presigned(&committed(3, &third), Some(ahead_3)).unwrap().unwrap();
+    let b2 = in_place.apply(&committed(2, &second)).unwrap().unwrap();
+    let b3 = in_place.apply(&committed(3, &third)).unwrap().unwrap();
+    assert_eq!(outcomes(&a2), outcomes(&b2));
+    assert_eq!(outcomes(&a3), outcomes(&b3));
+    let o = outcomes(&a3);
+    assert_eq!(reason(&o[0]), &Reason::UnknownGrant, "signed with the renewed key: it reached its contract");
+    assert_eq!(reason(&o[1]), &Reason::BadSignature, "the old key no longer signs for it");
+    assert_eq!(reason(&o[2]), &Reason::BadSignature);
+    assert_eq!(pipelined.fingerprint().unwrap().digest(), in_place.fingerprint().unwrap().digest());
+    assert_eq!(pipelined.state_root().unwrap(), in_place.state_root().unwrap());
+}
+
 /// Members' keys are decoded once and kept: what is kept is the key the bytes encode, a
 /// rotated key (other bytes) is another entry, and bytes that are no valid key (not a
 /// point, or of small order) give none, kept or not.

@@ -26,7 +26,7 @@ use dualchain_consensus::engine::{Attester, Engine, Refused};
 use dualchain_consensus::replica::parse_archive;
 use dualchain_consensus::replica::Divergence;
 use dualchain_consensus::{CommittedEntry, Delivered, Request};
-use dualchain_ledger::{Applied, Committed, Ledger, LedgerError};
+use dualchain_ledger::{Applied, Committed, Ledger, LedgerError, Presigned};
 use dualchain_storage::consensus::ConsensusStore;
 use dualchain_storage::KvEngine;
 use tokio::sync::{broadcast, mpsc, watch, RwLock};
@@ -171,9 +171,18 @@ impl Validator {
                 attester: engine.attester(),
                 divergence: divergence.clone(),
             };
+            // The pipelined apply: a thread checks the signatures of the batches ahead
+            // ([`Ledger::presign`]) while the applier executes the one in front, at most
+            // `PRESIGNED_AHEAD` of them (a bounded queue). It ends when the engine's
+            // channel closes or the applier stops.
+            let (ahead_tx, ahead) = std::sync::mpsc::sync_channel(PRESIGNED_AHEAD);
+            let (presigning, diverged) = (ledger.clone(), divergence.clone());
+            std::thread::Builder::new()
+                .name(format!("presign-{id}"))
+                .spawn(move || presign_loop(&presigning, delivered, &diverged, &ahead_tx))?;
             std::thread::Builder::new()
                 .name(format!("ledger-{id}"))
-                .spawn(move || apply_loop(&ledger, store, delivered, &sink))?
+                .spawn(move || apply_loop(&ledger, store, &ahead, &sink))?
         };
         Ok(Arc::new(Self {
             id,
@@ -284,12 +293,12 @@ impl From<dualchain_storage::StorageError> for Halt {
 /// as already executed (same client and id): the ledger's own duplicate check by
 /// transaction hash decides, so a batch applied live and the same batch replayed from the
 /// archive (which keeps no such list) produce identical blocks.
-fn apply_entry(ledger: &Ledger, entry: &CommittedEntry, time_ms: u64, sink: &Sink) -> Result<(), Halt> {
-    if let Some(d) = *sink.divergence.borrow() {
-        return Err(Halt::Diverged(d));
-    }
-    let started = std::time::Instant::now();
-    let c = Committed {
+/// Batches whose signatures are checked ahead of the one applying.
+const PRESIGNED_AHEAD: usize = 2;
+
+/// A committed entry as the ledger applies it.
+fn committed_of(entry: &CommittedEntry, time_ms: u64) -> Committed<'_> {
+    Committed {
         seq: entry.seq,
         time_ms,
         digest: entry.batch.digest(),
@@ -303,8 +312,40 @@ fn apply_entry(ledger: &Ledger, entry: &CommittedEntry, time_ms: u64, sink: &Sin
             .filter(|(_, r)| r.client == dualchain_consensus::membership::RECONFIGURE_CLIENT)
             .map(|(i, r)| (i, r.id))
             .collect(),
-    };
-    let applied = ledger.apply(&c)?;
+    }
+}
+
+/// The pipelined apply's first stage: each delivered batch's signatures checked ahead
+/// against the state the ledger has now, handed on in order. A failed check (a storage
+/// error) hands the batch on unchecked: the applier then checks in place and reports it.
+/// A diverged ledger applies nothing more, so nothing is checked for it.
+fn presign_loop(
+    ledger: &Ledger,
+    mut delivered: mpsc::Receiver<Delivered>,
+    divergence: &watch::Receiver<Option<Divergence>>,
+    ahead: &std::sync::mpsc::SyncSender<(Delivered, Option<Presigned>)>,
+) {
+    while let Some(d) = delivered.blocking_recv() {
+        let diverged = divergence.borrow().is_some();
+        let presigned = if diverged { None } else { ledger.presign(&committed_of(&d.entry, d.time_ms)).ok() };
+        if ahead.send((d, presigned)).is_err() {
+            return; // the applier stopped
+        }
+    }
+}
+
+fn apply_entry(
+    ledger: &Ledger,
+    entry: &CommittedEntry,
+    time_ms: u64,
+    presigned: Option<Presigned>,
+    sink: &Sink,
+) -> Result<(), Halt> {
+    if let Some(d) = *sink.divergence.borrow() {
+        return Err(Halt::Diverged(d));
+    }
+    let started = std::time::Instant::now();
+    let applied = ledger.apply_presigned(&committed_of(entry, time_ms), presigned)?;
     sink.apply_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     if let Some(applied) = applied {
         if sink.attester.wants(applied.seq) {
@@ -341,7 +382,7 @@ fn catch_up(ledger: &Ledger, log: &ConsensusStore, to: Option<u64>, sink: &Sink)
         }
         for (_, bytes) in rows {
             let a = parse_archive(&bytes).map_err(|e| LedgerError::Corrupt(format!("archived batch: {e}")))?;
-            apply_entry(ledger, &a.entry, a.time_ms, sink)?;
+            apply_entry(ledger, &a.entry, a.time_ms, None, sink)?;
         }
     }
 }
@@ -349,17 +390,17 @@ fn catch_up(ledger: &Ledger, log: &ConsensusStore, to: Option<u64>, sink: &Sink)
 fn apply_loop(
     ledger: &Ledger,
     store: Arc<dyn KvEngine>,
-    mut delivered: mpsc::Receiver<Delivered>,
+    delivered: &std::sync::mpsc::Receiver<(Delivered, Option<Presigned>)>,
     sink: &Sink,
 ) -> Result<(), LedgerError> {
     let log = ConsensusStore::open(store)?;
-    let mut run = || -> Result<(), Halt> {
+    let run = || -> Result<(), Halt> {
         catch_up(ledger, &log, None, sink)?;
-        while let Some(d) = delivered.blocking_recv() {
-            match apply_entry(ledger, &d.entry, d.time_ms, sink) {
+        while let Ok((d, presigned)) = delivered.recv() {
+            match apply_entry(ledger, &d.entry, d.time_ms, presigned, sink) {
                 Err(Halt::Ledger(LedgerError::OutOfOrder { got, .. })) => {
                     catch_up(ledger, &log, Some(got - 1), sink)?;
-                    apply_entry(ledger, &d.entry, d.time_ms, sink)?;
+                    apply_entry(ledger, &d.entry, d.time_ms, None, sink)?;
                 }
                 other => other?,
             }
@@ -383,7 +424,7 @@ fn apply_loop(
                 d.seq
             );
             // The engine goes on ordering and archiving; what it delivers is not applied.
-            while delivered.blocking_recv().is_some() {}
+            while delivered.recv().is_ok() {}
             Ok(())
         }
     }
