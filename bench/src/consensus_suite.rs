@@ -24,11 +24,16 @@
 //! while one executes) against the same unpipelined, in the same run; beside the ordering
 //! figures above it says whether execution keeps up.
 //!
+//! Ordering plus execution (also alone with `BENCH_CONSENSUS_EXECUTION=1`): members'
+//! signed transactions ordered alone, then with every replica applying them to its own
+//! ledger as a validator does; the slowest ledger's applied rate against ordering alone.
+//!
 //! The overload point (also alone with `BENCH_CONSENSUS_OVERLOAD=1`): n = 4 at the
 //! default window, the closed-loop peak, then twice the peak offered open-loop, with
 //! admission control off (every request queued, the behaviour before it) and on; committed
 //! throughput and p99 at 2x are reported against the same cluster's peak.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,7 +41,8 @@ use anyhow::{Context, Result};
 use dualchain_consensus::engine::{Engine, RequestCheck};
 use dualchain_consensus::local::LocalCluster;
 use dualchain_consensus::metrics::Metrics;
-use dualchain_consensus::{Config, Request};
+use dualchain_consensus::{Config, Delivered, Request};
+use dualchain_crypto::sign::SigningKeypair;
 use dualchain_progress::Progress;
 use dualchain_storage::rocks::RocksConfig;
 use rand::SeedableRng;
@@ -60,6 +66,9 @@ struct Point {
     measure: Duration,
     /// Replicas in the process.
     replicas: usize,
+    /// Transactions the slowest replica's ledger applied per second in the measured
+    /// window (NaN: no ledgers, ordering alone).
+    applied_per_s: f64,
     /// The whole process's CPU time and storage writes over the measured window (every
     /// replica runs in it), NaN where `/proc` could not be read.
     cpu_s: f64,
@@ -109,6 +118,9 @@ struct Feed {
     /// Requests made before the run (members' signed transactions), taken in order; none:
     /// fresh [`PAYLOAD_LEN`]-byte payloads of one client per point.
     pool: Option<Arc<Vec<Request>>>,
+    /// Each replica applies what it delivers to a ledger of its own, as a validator does
+    /// ([`spawn_ledger`]); otherwise deliveries are dropped (ordering alone).
+    execute: bool,
 }
 
 /// A point's supply of requests.
@@ -145,19 +157,111 @@ async fn start_cluster(
     admission: Admission,
     feed: &Feed,
     dir: &std::path::Path,
-) -> Result<Vec<Engine>> {
+) -> Result<(Vec<Engine>, Vec<Arc<BenchLedger>>)> {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(n as u64);
     let rocks = RocksConfig { sync_writes: true, ..RocksConfig::default() };
     let mut cluster = LocalCluster::new(n, dir, &rocks, &mut rng)?;
     cluster.request_check = feed.check.clone();
-    let mut engines = Vec::new();
+    let (mut engines, mut applied) = (Vec::new(), Vec::new());
     for id in 0..n {
         let (engine, mut delivered) =
             cluster.start(id, config(n, id as u8, window, admission), Metrics::unregistered())?;
-        tokio::spawn(async move { while delivered.recv().await.is_some() {} });
+        if feed.execute {
+            applied.push(spawn_ledger(&dir.join(format!("ledger{id}")), delivered)?);
+        } else {
+            tokio::spawn(async move { while delivered.recv().await.is_some() {} });
+        }
         engines.push(engine);
     }
-    Ok(engines)
+    Ok((engines, applied))
+}
+
+/// Members registered on a bench ledger (the same keys on every ledger made from the same
+/// seed): those whose signed transactions [`signed_requests`] makes.
+fn bench_members(w: &mut dualchain_testkit::members::MemberLedger) -> Result<Vec<(String, SigningKeypair)>> {
+    (0..16)
+        .map(|i| {
+            let id = format!("hospital-{i}");
+            Ok((id.clone(), w.register(&id, dualchain_crypto::cert::Role::Hospital)?))
+        })
+        .collect()
+}
+
+/// A replica's ledger behind its engine, applying as a validator does
+/// (`node/src/validator.rs`, pipelined): each delivered batch's signatures checked ahead
+/// on one thread ([`Ledger::presign`], at most two batches ahead), applied on another,
+/// on RocksDB under `dir`. Counts the transactions applied.
+fn spawn_ledger(
+    dir: &std::path::Path,
+    mut delivered: tokio::sync::mpsc::Receiver<Delivered>,
+) -> Result<Arc<BenchLedger>> {
+    use dualchain_ledger::{Committed, Presigned};
+    use dualchain_storage::rocks::RocksEngine;
+    let engine = Arc::new(RocksEngine::open(dir, &RocksConfig::default())?);
+    let mut w = dualchain_testkit::members::MemberLedger::on(engine, 1)?;
+    bench_members(&mut w)?;
+    // The registrations took the ledger's first sequence numbers.
+    let offset = w.ledger.applied_seq()?.unwrap_or(0);
+    fn committed(d: &Delivered, offset: u64) -> Committed<'_> {
+        let seq = offset + d.entry.seq;
+        Committed {
+            seq,
+            time_ms: dualchain_testkit::members::T0_S * 1000 + seq,
+            digest: d.entry.batch.digest(),
+            certificate: Vec::new(),
+            payloads: d.entry.batch.requests().iter().map(|r| r.payload.as_slice()).collect(),
+            validator_changes: Vec::new(),
+        }
+    }
+    let (ahead, checked) = std::sync::mpsc::sync_channel::<(Delivered, Option<Presigned>)>(2);
+    let (checking, ledger) = (w.ledger.clone(), w.ledger.clone());
+    std::thread::spawn(move || {
+        while let Some(d) = delivered.blocking_recv() {
+            let presigned = checking.presign(&committed(&d, offset)).ok();
+            if ahead.send((d, presigned)).is_err() {
+                return;
+            }
+        }
+    });
+    let run = Arc::new(BenchLedger::default());
+    let state = run.clone();
+    let applier = std::thread::spawn(move || {
+        for (d, presigned) in checked {
+            if state.stop.load(AtomicOrdering::Relaxed) {
+                return;
+            }
+            match ledger.apply_presigned(&committed(&d, offset), presigned) {
+                Ok(Some(a)) => {
+                    state.applied.fetch_add(a.txs.len() as u64, AtomicOrdering::Relaxed);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("bench ledger stopped: {e}");
+                    return;
+                }
+            }
+        }
+    });
+    *run.applier.lock().expect("not poisoned") = Some(applier);
+    Ok(run)
+}
+
+/// A replica's ledger in the bench ([`spawn_ledger`]): what it applied, and its applier,
+/// stopped (what it has not applied yet is dropped) before the cluster's directory goes.
+#[derive(Default)]
+struct BenchLedger {
+    applied: AtomicU64,
+    stop: AtomicBool,
+    applier: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl BenchLedger {
+    /// Waits for the applier, once `stop` is set and the engine no longer delivers.
+    fn join(&self) {
+        if let Some(t) = self.applier.lock().expect("not poisoned").take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -175,6 +279,7 @@ async fn drive(
     warmup: Duration,
     measure: Duration,
     mut source: Source,
+    applied: Vec<Arc<BenchLedger>>,
 ) -> Point {
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let committed = Arc::new(Mutex::new(0usize));
@@ -188,10 +293,15 @@ async fn drive(
     let mut offered = 0.0f64;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     let counters = tokio::spawn(async move {
+        let read =
+            |c: &[Arc<BenchLedger>]| c.iter().map(|a| a.applied.load(AtomicOrdering::Relaxed)).collect::<Vec<_>>();
         tokio::time::sleep_until(window_start.into()).await;
-        let first = ProcessCounters::now();
+        let (first, applied_first) = (ProcessCounters::now(), read(&applied));
         tokio::time::sleep_until(end.into()).await;
-        first.zip(ProcessCounters::now()).map(|(a, b)| b.since(&a))
+        let applied_last = read(&applied);
+        // The slowest replica's ledger (none without ledgers).
+        let least = applied_first.iter().zip(&applied_last).map(|(a, b)| b - a).min();
+        (first.zip(ProcessCounters::now()).map(|(a, b)| b.since(&a)), least)
     });
     while Instant::now() < end {
         let count = match rate {
@@ -249,7 +359,7 @@ async fn drive(
             break;
         }
     }
-    let counters = counters.await.ok().flatten();
+    let (counters, least_applied) = counters.await.unwrap_or((None, None));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut l = latencies.lock().expect("not poisoned").clone();
     l.sort_by(|a, b| a.total_cmp(b));
@@ -264,6 +374,7 @@ async fn drive(
         ran_dry,
         measure,
         replicas: 0,
+        applied_per_s: least_applied.map_or(f64::NAN, |a| a as f64 / measure.as_secs_f64()),
         cpu_s: counters.map_or(f64::NAN, |c| c.cpu_s),
         write_bytes: counters.map_or(f64::NAN, |c| c.write_bytes as f64),
     }
@@ -303,7 +414,7 @@ fn run_shape(
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
-        let engines = start_cluster(n, window, admission, feed, dir.path()).await?;
+        let (engines, applied) = start_cluster(n, window, admission, feed, dir.path()).await?;
         let mut engines = engines.into_iter().map(Arc::new).collect::<Vec<_>>();
         // Let connections come up.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -321,7 +432,7 @@ fn run_shape(
                 Some(pool) => Source::Pool { pool: pool.clone(), next: 0 },
                 None => Source::Fresh { client: i as u64 + 1, next_id: 0 },
             };
-            let mut p = drive(engines[feed.entry].clone(), rate, warmup, measure, source).await;
+            let mut p = drive(engines[feed.entry].clone(), rate, warmup, measure, source, applied.clone()).await;
             p.replicas = n;
             anyhow::ensure!(!p.ran_dry, "the pool of requests ran dry before the point ended");
             if *load == Load::Max {
@@ -364,10 +475,18 @@ fn run_shape(
                 }
             }
         }
+        // Ledgers stop applying their backlog; once the engines stop delivering, their
+        // threads end, before the directory goes.
+        for l in &applied {
+            l.stop.store(true, AtomicOrdering::Relaxed);
+        }
         for e in engines.drain(..) {
             if let Ok(e) = Arc::try_unwrap(e) {
                 e.shutdown().await?;
             }
+        }
+        for l in &applied {
+            l.join();
         }
         Ok(points)
     })
@@ -408,6 +527,12 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         progress.finish();
         return Ok(records);
     }
+    if std::env::var_os("BENCH_CONSENSUS_EXECUTION").is_some() {
+        let progress = Progress::new("bench consensus execution", 2);
+        let records = execution((warmup, measure), &progress)?;
+        progress.finish();
+        return Ok(records);
+    }
     if std::env::var_os("BENCH_CONSENSUS_OVERLOAD").is_some() {
         let progress = Progress::new("bench consensus overload", 4);
         let records = overload((warmup, measure), &progress)?;
@@ -434,7 +559,7 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     // Points: every load, at window 1 and at the default window, for n = 4 and n = 7; then
     // the overload point, with and without admission control; signed requests, checked
     // and unchecked.
-    let progress = Progress::new("bench consensus", 2 * (loads_n4.len() + loads_n7.len()) as u64 + 6);
+    let progress = Progress::new("bench consensus", 2 * (loads_n4.len() + loads_n7.len()) as u64 + 8);
     for (n, loads) in [(4usize, &loads_n4), (7, &loads_n7)] {
         let base = run_shape(n, 1, Admission::On, &Feed::default(), loads, timing, &progress)?;
         let window = Config::new(n, 0).window_len;
@@ -449,6 +574,7 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     }
     records.extend(overload(timing, &progress)?);
     records.extend(signed(timing, &progress)?);
+    records.extend(execution(timing, &progress)?);
     records.extend(request_check(measure)?);
     records.extend(ledger_apply(measure)?);
     progress.finish();
@@ -582,18 +708,12 @@ fn request_check(measure: Duration) -> Result<Vec<Record>> {
 /// consensus suite's size (a revocation with a long reason), and the validators' check of
 /// them against a ledger where the members are registered.
 fn signed_requests(count: usize) -> Result<(dualchain_node::validator::MemberRequests, Vec<Request>)> {
-    use dualchain_crypto::cert::Role;
     use dualchain_ledger::tx::TxKind;
     use dualchain_testkit::members::{request, signed, MemberLedger};
     use rayon::prelude::*;
 
     let mut w = MemberLedger::new(1)?;
-    let members: Vec<(String, dualchain_crypto::sign::SigningKeypair)> = (0..16)
-        .map(|i| {
-            let id = format!("hospital-{i}");
-            Ok((id.clone(), w.register(&id, Role::Hospital)?))
-        })
-        .collect::<Result<_>>()?;
+    let members = bench_members(&mut w)?;
     let domain = w.ledger.tx_domain();
     let requests: Vec<Request> = (0..count)
         .into_par_iter()
@@ -623,7 +743,7 @@ fn signed(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Recor
     let pool = Some(Arc::new(requests));
     let mut points = Vec::new();
     for check in [None, Some(Arc::new(check) as Arc<dyn RequestCheck>)] {
-        let feed = Feed { entry: 1, check, pool: pool.clone() };
+        let feed = Feed { entry: 1, check, pool: pool.clone(), execute: false };
         points.push(run_shape(n, window, Admission::On, &feed, &[Load::Max], timing, progress)?.remove(0).1);
     }
     let [unchecked, checked] = &points[..] else { anyhow::bail!("two points expected") };
@@ -638,6 +758,50 @@ fn signed(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Recor
             checked.tx_per_s,
             unchecked.tx_per_s,
             checked.tx_per_s / unchecked.tx_per_s
+        )
+    });
+    Ok(records)
+}
+
+/// Ordering plus execution (`BENCH_CONSENSUS_EXECUTION=1` alone): n = 4 at the default
+/// window, members' signed transactions submitted closed-loop at the primary, first
+/// ordered alone (deliveries dropped), then in a fresh cluster where every replica
+/// applies what it delivers to its own ledger on RocksDB as a validator does (pipelined
+/// signature checks). Reports what the slowest ledger applied per second against ordering
+/// alone, in the same run; every replica and ledger shares this machine's cores.
+fn execution(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Record>> {
+    let (n, (warmup, measure)) = (4, timing);
+    let window = Config::new(n, 0).window_len;
+    let count = (200_000.0 * (warmup + measure).as_secs_f64()) as usize;
+    progress.set_message(format!("signing {count} members' transactions"));
+    let (_, requests) = signed_requests(count)?;
+    let bytes = requests.iter().map(|r| r.payload.len()).sum::<usize>() / requests.len();
+    let pool = Some(Arc::new(requests));
+    let mut points = Vec::new();
+    for execute in [false, true] {
+        let feed = Feed { entry: 0, check: None, pool: pool.clone(), execute };
+        points.push(run_shape(n, window, Admission::On, &feed, &[Load::Max], timing, progress)?.remove(0).1);
+    }
+    let [alone, executed] = &points[..] else { anyhow::bail!("two points expected") };
+    let params = |what: &str| format!("n={n},window={window},offered=max,tx_bytes={bytes},{what},durability=sync");
+    let mut records = point_records(&params("ordering"), alone, None);
+    records.extend(point_records(&params("ordering+ledgers"), executed, Some(alone)));
+    let mut applied = Record::throughput(
+        "consensus::ledger_applied",
+        params("ordering+ledgers"),
+        executed.applied_per_s,
+        Some(alone.tx_per_s),
+    );
+    applied.unit = "tx/s".into();
+    records.push(applied);
+    dualchain_progress::suspend(|| {
+        eprintln!(
+            "  ordering plus execution: the slowest ledger applied {:.0} tx/s ({:.2}x ordering alone, {:.0} tx/s); \
+             ordered meanwhile {:.0} tx/s",
+            executed.applied_per_s,
+            executed.applied_per_s / alone.tx_per_s,
+            alone.tx_per_s,
+            executed.tx_per_s
         )
     });
     Ok(records)
