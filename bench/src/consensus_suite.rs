@@ -727,26 +727,47 @@ fn signed_requests(count: usize) -> Result<(dualchain_node::validator::MemberReq
     Ok((dualchain_node::validator::MemberRequests { ledger: w.ledger.clone() }, requests))
 }
 
+/// A pool of members' signed transactions, the validators' check of them, their mean size.
+type SignedPool = (dualchain_node::validator::MemberRequests, Option<Arc<Vec<Request>>>, usize);
+
+/// Members' signed transactions enough for `rate` tx/s over a whole point, as a pool
+/// ([`Feed::pool`]), with the validators' check of them and their mean size.
+fn signed_pool(rate: f64, (warmup, measure): (Duration, Duration), progress: &Progress) -> Result<SignedPool> {
+    let count = (rate * (warmup + measure).as_secs_f64()) as usize;
+    progress.set_message(format!("signing {count} members' transactions"));
+    let (check, requests) = signed_requests(count)?;
+    let bytes = requests.iter().map(|r| r.payload.len()).sum::<usize>() / requests.len();
+    Ok((check, Some(Arc::new(requests)), bytes))
+}
+
+/// The closed-loop maximum of `n` replicas at the default window for each feed, each in a
+/// fresh cluster of this run.
+fn max_points(n: usize, feeds: &[Feed], timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Point>> {
+    let window = Config::new(n, 0).window_len;
+    feeds
+        .iter()
+        .map(|feed| Ok(run_shape(n, window, Admission::On, feed, &[Load::Max], timing, progress)?.remove(0).1))
+        .collect()
+}
+
 /// Signed requests through the whole engine (`BENCH_CONSENSUS_SIGNED=1` alone): n = 4 at
 /// the default window, members' signed transactions submitted closed-loop at a backup,
 /// which forwards them to the primary, where each forward is batch-verified against the
 /// ledger's member keys before it enters ordering; against the same requests admitted
 /// unchecked (the baseline), each in a fresh cluster of this run.
 fn signed(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Record>> {
-    let (n, (warmup, measure)) = (4, timing);
-    let window = Config::new(n, 0).window_len;
+    let (n, window) = (4, Config::new(4, 0).window_len);
     // Enough for 150k tx/s over the whole point, about twice the closed-loop peak here.
-    let count = (150_000.0 * (warmup + measure).as_secs_f64()) as usize;
-    progress.set_message(format!("signing {count} members' transactions"));
-    let (check, requests) = signed_requests(count)?;
-    let bytes = requests.iter().map(|r| r.payload.len()).sum::<usize>() / requests.len();
-    let pool = Some(Arc::new(requests));
-    let mut points = Vec::new();
-    for check in [None, Some(Arc::new(check) as Arc<dyn RequestCheck>)] {
-        let feed = Feed { entry: 1, check, pool: pool.clone(), execute: false };
-        points.push(run_shape(n, window, Admission::On, &feed, &[Load::Max], timing, progress)?.remove(0).1);
-    }
-    let [unchecked, checked] = &points[..] else { anyhow::bail!("two points expected") };
+    let (check, pool, bytes) = signed_pool(150_000.0, timing, progress)?;
+    let feeds = [None, Some(Arc::new(check) as Arc<dyn RequestCheck>)].map(|check| Feed {
+        entry: 1,
+        check,
+        pool: pool.clone(),
+        execute: false,
+    });
+    let [unchecked, checked] = &max_points(n, &feeds, timing, progress)?[..] else {
+        anyhow::bail!("two points expected")
+    };
     let params = |check: &str| {
         format!("n={n},window={window},offered=max,entry=backup,tx_bytes={bytes},signatures={check},durability=sync")
     };
@@ -770,19 +791,10 @@ fn signed(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Recor
 /// signature checks). Reports what the slowest ledger applied per second against ordering
 /// alone, in the same run; every replica and ledger shares this machine's cores.
 fn execution(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Record>> {
-    let (n, (warmup, measure)) = (4, timing);
-    let window = Config::new(n, 0).window_len;
-    let count = (200_000.0 * (warmup + measure).as_secs_f64()) as usize;
-    progress.set_message(format!("signing {count} members' transactions"));
-    let (_, requests) = signed_requests(count)?;
-    let bytes = requests.iter().map(|r| r.payload.len()).sum::<usize>() / requests.len();
-    let pool = Some(Arc::new(requests));
-    let mut points = Vec::new();
-    for execute in [false, true] {
-        let feed = Feed { entry: 0, check: None, pool: pool.clone(), execute };
-        points.push(run_shape(n, window, Admission::On, &feed, &[Load::Max], timing, progress)?.remove(0).1);
-    }
-    let [alone, executed] = &points[..] else { anyhow::bail!("two points expected") };
+    let (n, window) = (4, Config::new(4, 0).window_len);
+    let (_, pool, bytes) = signed_pool(200_000.0, timing, progress)?;
+    let feeds = [false, true].map(|execute| Feed { entry: 0, check: None, pool: pool.clone(), execute });
+    let [alone, executed] = &max_points(n, &feeds, timing, progress)?[..] else { anyhow::bail!("two points expected") };
     let params = |what: &str| format!("n={n},window={window},offered=max,tx_bytes={bytes},{what},durability=sync");
     let mut records = point_records(&params("ordering"), alone, None);
     records.extend(point_records(&params("ordering+ledgers"), executed, Some(alone)));

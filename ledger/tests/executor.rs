@@ -121,6 +121,34 @@ impl World {
     }
 }
 
+/// `renew_key`'s transactions: a member's renewal to a new signing key, then one signed
+/// with the new key, one with the old, and one forged.
+struct Renewal {
+    renewal: Vec<u8>,
+    with_new: Vec<u8>,
+    with_old: Vec<u8>,
+    forged: Vec<u8>,
+}
+
+impl World {
+    /// `a`'s certificate renewed to a new signing key, and what `a` signs after it.
+    fn renew_key(&mut self, a: &mut Who) -> Renewal {
+        let old_key = a.key.clone();
+        let new_key = SigningKeypair::generate(&mut self.rng);
+        let old = Certificate::from_bytes(&a.cert).unwrap();
+        let renewed =
+            self.ca.issue(CertificateFields { serial: 2, signing_key: new_key.public(), ..old.fields }).unwrap();
+        a.key = new_key;
+        let renewal = a.tx(TxKind::RegisterMember { certificate: renewed.to_bytes() }).to_bytes();
+        let with_new = acts(a);
+        a.key = old_key;
+        let with_old = acts(a);
+        let mut forged = a.tx(TxKind::RevokeGrant { grant: [2; 32], reason: "x".into() });
+        forged.signature[0] ^= 1;
+        Renewal { renewal, with_new, with_old, forged: forged.to_bytes() }
+    }
+}
+
 fn batch(ledger: &Ledger, seq: u64, payloads: &[Vec<u8>]) -> Result<Option<Applied>, LedgerError> {
     batch_at(ledger, seq, T0_MS + seq, payloads)
 }
@@ -1647,21 +1675,10 @@ fn a_key_renewed_earlier_in_the_batch_decides_the_signatures_after_it() {
     let registrations: Vec<Vec<u8>> = m.iter_mut().map(|x| x.register().to_bytes()).collect();
     all_accepted(&ledger, 1, &registrations);
 
-    let a = &mut m[1];
-    let old_key = a.key.clone();
-    let new_key = SigningKeypair::generate(&mut w.rng);
-    let old = Certificate::from_bytes(&a.cert).unwrap();
-    let renewed = w.ca.issue(CertificateFields { serial: 2, signing_key: new_key.public(), ..old.fields }).unwrap();
-    a.key = new_key;
-    let renewal = a.tx(TxKind::RegisterMember { certificate: renewed.to_bytes() }).to_bytes();
-    let with_new = acts(a);
-    a.key = old_key;
-    let with_old = acts(a);
-    let mut forged = a.tx(TxKind::RevokeGrant { grant: [2; 32], reason: "x".into() });
-    forged.signature[0] ^= 1;
+    let Renewal { renewal, with_new, with_old, forged } = w.renew_key(&mut m[1]);
     // Many transactions beside them, so the check ahead runs over many at once.
     let mut others: Vec<Vec<u8>> = (0..64).map(|_| acts(&mut m[2])).collect();
-    let mut txs = vec![acts(&mut m[1]), renewal, with_new, with_old, forged.to_bytes()];
+    let mut txs = vec![acts(&mut m[1]), renewal, with_new, with_old, forged];
     txs.append(&mut others);
     let o = outcomes(&batch(&ledger, 2, &txs).unwrap().unwrap());
     assert_eq!(reason(&o[0]), &Reason::UnknownGrant, "signed with the key in effect before the renewal");
@@ -1683,22 +1700,11 @@ fn signatures_checked_a_batch_ahead_decide_as_checked_in_place() {
     let (pipelined, in_place) = (open(Arc::new(MemoryEngine::new()), &w), open(Arc::new(MemoryEngine::new()), &w));
     let mut m = w.four_members(3600);
     let registrations: Vec<Vec<u8>> = m.iter_mut().map(|x| x.register().to_bytes()).collect();
-    let a = &mut m[1];
-    let old_key = a.key.clone();
-    let new_key = SigningKeypair::generate(&mut w.rng);
-    let old = Certificate::from_bytes(&a.cert).unwrap();
-    let renewed = w.ca.issue(CertificateFields { serial: 2, signing_key: new_key.public(), ..old.fields }).unwrap();
-    let before = acts(a);
-    a.key = new_key;
-    let renewal = a.tx(TxKind::RegisterMember { certificate: renewed.to_bytes() }).to_bytes();
-    let with_new = acts(a);
-    a.key = old_key;
-    let with_old = acts(a);
-    let mut forged = a.tx(TxKind::RevokeGrant { grant: [2; 32], reason: "x".into() });
-    forged.signature[0] ^= 1;
+    let before = acts(&mut m[1]);
+    let Renewal { renewal, with_new, with_old, forged } = w.renew_key(&mut m[1]);
     let others: Vec<Vec<u8>> = (0..32).map(|_| acts(&mut m[2])).collect();
     let second = [vec![before, renewal], others.clone()].concat();
-    let third = [vec![with_new, with_old, forged.to_bytes()], others[..4].to_vec()].concat();
+    let third = [vec![with_new, with_old, forged], others[..4].to_vec()].concat();
     fn committed(seq: u64, payloads: &[Vec<u8>]) -> Committed<'_> {
         Committed {
             seq,
