@@ -36,7 +36,7 @@ pub fn register_gauges(r: &mut Registry, g: &ScrapeGauges) {
     r.register("dualchain_ledger_applied_seq", "Last batch applied to the ledger", g.applied_seq.clone());
     r.register(
         "dualchain_ledger_apply_seconds",
-        "Time spent applying batches (signatures, batch proof verification, contracts, store write)",
+        "Time the applier spent applying batches (batch proof verification, contracts, store write; signatures checked ahead run beside it)",
         g.apply_seconds.clone(),
     );
     r.register("dualchain_ledger_members", "Members registered on the ledger", g.members_registered.clone());
