@@ -43,6 +43,7 @@ use dualchain_consensus::local::LocalCluster;
 use dualchain_consensus::metrics::Metrics;
 use dualchain_consensus::{Config, Delivered, Request};
 use dualchain_crypto::sign::SigningKeypair;
+use dualchain_ledger::{Committed, ToApply};
 use dualchain_progress::Progress;
 use dualchain_storage::rocks::RocksConfig;
 use rand::SeedableRng;
@@ -195,34 +196,19 @@ fn spawn_ledger(
     dir: &std::path::Path,
     mut delivered: tokio::sync::mpsc::Receiver<Delivered>,
 ) -> Result<Arc<BenchLedger>> {
-    use dualchain_ledger::{Committed, Presigned};
     use dualchain_storage::rocks::RocksEngine;
     let engine = Arc::new(RocksEngine::open(dir, &RocksConfig::default())?);
     let mut w = dualchain_testkit::members::MemberLedger::on(engine, 1)?;
     bench_members(&mut w)?;
     // The registrations took the ledger's first sequence numbers.
     let offset = w.ledger.applied_seq()?.unwrap_or(0);
-    fn committed(d: &Delivered, offset: u64) -> Committed<'_> {
-        let seq = offset + d.entry.seq;
-        Committed {
-            seq,
-            time_ms: dualchain_testkit::members::T0_S * 1000 + seq,
-            digest: d.entry.batch.digest(),
-            certificate: Vec::new(),
-            payloads: d.entry.batch.requests().iter().map(|r| r.payload.as_slice()).collect(),
-            validator_changes: Vec::new(),
-        }
-    }
-    let (ahead, checked) = std::sync::mpsc::sync_channel::<(Delivered, Option<Presigned>)>(2);
-    let (checking, ledger) = (w.ledger.clone(), w.ledger.clone());
-    std::thread::spawn(move || {
-        while let Some(d) = delivered.blocking_recv() {
-            let presigned = checking.presign(&committed(&d, offset)).ok();
-            if ahead.send((d, presigned)).is_err() {
-                return;
-            }
-        }
-    });
+    let checked = w.ledger.presign_ahead(
+        "bench-presign".into(),
+        2,
+        move || delivered.blocking_recv().map(|d| Delivery(d, offset)),
+        || false,
+    )?;
+    let ledger = w.ledger.clone();
     let run = Arc::new(BenchLedger::default());
     let state = run.clone();
     let applier = std::thread::spawn(move || {
@@ -230,7 +216,7 @@ fn spawn_ledger(
             if state.stop.load(AtomicOrdering::Relaxed) {
                 return;
             }
-            match ledger.apply_presigned(&committed(&d, offset), presigned) {
+            match ledger.apply_presigned(&d.committed(), presigned) {
                 Ok(Some(a)) => {
                     state.applied.fetch_add(a.txs.len() as u64, AtomicOrdering::Relaxed);
                 }
@@ -244,6 +230,39 @@ fn spawn_ledger(
     });
     *run.applier.lock().expect("not poisoned") = Some(applier);
     Ok(run)
+}
+
+/// A bench ledger's committed batch ([`bench_committed`]) at `seq`.
+fn bench_committed<'a>(seq: u64, digest: [u8; 32], payloads: impl Iterator<Item = &'a [u8]>) -> Committed<'a> {
+    Committed {
+        seq,
+        time_ms: dualchain_testkit::members::T0_S * 1000 + seq,
+        digest,
+        certificate: Vec::new(),
+        payloads: payloads.collect(),
+        validator_changes: Vec::new(),
+    }
+}
+
+/// A delivery to a bench ledger whose first `.1` sequence numbers its registrations took.
+struct Delivery(Delivered, u64);
+
+impl ToApply for Delivery {
+    fn committed(&self) -> Committed<'_> {
+        let requests = self.0.entry.batch.requests();
+        bench_committed(self.1 + self.0.entry.seq, self.0.entry.batch.digest(), requests.iter().map(|r| &r.payload[..]))
+    }
+}
+
+/// Batch `.1` of a prepared set, at sequence number `.2`.
+struct Prepared(Arc<Vec<Vec<Vec<u8>>>>, usize, u64);
+
+impl ToApply for Prepared {
+    fn committed(&self) -> Committed<'_> {
+        let mut digest = [0u8; 32];
+        digest[..8].copy_from_slice(&self.2.to_be_bytes());
+        bench_committed(self.2, digest, self.0[self.1].iter().map(Vec::as_slice))
+    }
 }
 
 /// A replica's ledger in the bench ([`spawn_ledger`]): what it applied, and its applier,
@@ -610,7 +629,7 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
     let (dir1, dir2, dir3) = (tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?);
     let (mut one, members) = open(dir1.path())?;
     let (mut all, _) = open(dir2.path())?;
-    let (mut piped, _) = open(dir3.path())?;
+    let (piped, _) = open(dir3.path())?;
     // Enough batches for `measure` at a few tens of thousands of transactions a second.
     let batches = ((measure.as_secs_f64() * 40_000.0) as usize / APPLY_BATCH).max(4);
     let domain = one.ledger.tx_domain().clone();
@@ -628,10 +647,11 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
                 .collect::<Result<Vec<_>>>()
         })
         .collect::<Result<_>>()?;
+    let payloads = Arc::new(payloads);
     let bytes = payloads[0].iter().map(Vec::len).sum::<usize>() / APPLY_BATCH;
     let run = |w: &mut MemberLedger| -> Result<f64> {
         let start = Instant::now();
-        for batch in &payloads {
+        for batch in payloads.iter() {
             let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
             let applied = w.apply(&refs)?;
             anyhow::ensure!(applied.txs.len() == APPLY_BATCH, "a batch applied {} transactions", applied.txs.len());
@@ -640,33 +660,20 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
     };
     // The validator's pipelined apply: the next batches' signatures checked (on every
     // core) while the one in front executes and is written.
-    let pipelined = |w: &mut MemberLedger| -> Result<f64> {
-        let refs: Vec<Vec<&[u8]>> = payloads.iter().map(|b| b.iter().map(Vec::as_slice).collect()).collect();
-        let committed: Vec<_> = refs.iter().map(|r| w.committed(r)).collect();
-        let ledger = w.ledger.clone();
+    let pipelined = |w: &MemberLedger| -> Result<f64> {
+        let (set, first) = (payloads.clone(), w.ledger.applied_seq()?.unwrap_or(0) + 1);
+        let mut next = (0..batches).map(move |i| Prepared(set.clone(), i, first + i as u64));
         let start = Instant::now();
-        std::thread::scope(|s| -> Result<()> {
-            let (ahead, rx) = std::sync::mpsc::sync_channel(2);
-            let checking = ledger.clone();
-            let committed = &committed;
-            s.spawn(move || {
-                for c in committed {
-                    if ahead.send((c, checking.presign(c).ok())).is_err() {
-                        return;
-                    }
-                }
-            });
-            for (c, presigned) in rx {
-                let applied = ledger.apply_presigned(c, presigned)?.context("a batch applied twice")?;
-                anyhow::ensure!(applied.txs.len() == APPLY_BATCH, "a batch applied {} transactions", applied.txs.len());
-            }
-            Ok(())
-        })?;
+        let checked = w.ledger.presign_ahead("bench-presign".into(), 2, move || next.next(), || false)?;
+        for (batch, presigned) in checked {
+            let applied = w.ledger.apply_presigned(&batch.committed(), presigned)?.context("a batch applied twice")?;
+            anyhow::ensure!(applied.txs.len() == APPLY_BATCH, "a batch applied {} transactions", applied.txs.len());
+        }
         Ok((batches * APPLY_BATCH) as f64 / start.elapsed().as_secs_f64())
     };
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?.install(|| run(&mut one))?;
     let spread = run(&mut all)?;
-    let piped = pipelined(&mut piped)?;
+    let piped = pipelined(&piped)?;
     let threads = rayon::current_num_threads();
     let params = |t: usize| format!("batch={APPLY_BATCH},tx_bytes={bytes},durability=sync,signature_threads={t}");
     let mut base = Record::throughput("consensus::ledger_apply", params(1), single, None);

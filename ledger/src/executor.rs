@@ -43,7 +43,9 @@ use crate::merkle;
 use crate::reason::{ProofFault, Reason};
 use crate::state::{self, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord};
 use crate::state::{BreakGlassRecord, Overlay, RegistryRecord};
-use crate::tx::{pseudonym_key, tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxDomain, TxKind, TX_LEN_MAX};
+use crate::tx::{
+    pseudonym_key, tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxDecodeError, TxDomain, TxKind, TX_LEN_MAX,
+};
 
 /// A committed batch as the consensus layer delivers it.
 pub struct Committed<'a> {
@@ -220,24 +222,48 @@ impl Ledger {
         self.apply_presigned(c, None)
     }
 
-    /// Step 2's signature checks for `c`, ahead of its apply: every decodable
-    /// transaction's signature under the key the state holds for its sender now, in
-    /// parallel. A validator runs this for the next batch while the current one executes
-    /// (a pipelined apply: the checks, most of the work, overlap execution and the store
+    /// Step 1's decoding and step 2's signature checks for `c`, ahead of its apply: every
+    /// payload hashed and decoded, and every decodable transaction's signature checked
+    /// under the key the state holds for its sender now, in parallel. A validator runs
+    /// this for the next batches while the current one executes ([`Ledger::presign_ahead`]:
+    /// a pipelined apply, the checks, most of the work, overlapping execution and the store
     /// write). The state may then be a batch or more behind; that changes no decision,
     /// because execution uses a verdict only while the sender's key is still the one it was
     /// checked under, and checks again otherwise (a renewal in between), or where there is
     /// none (a member registered in between). Takes no lock: it reads committed state only.
     pub fn presign(&self, c: &Committed<'_>) -> Result<Presigned, LedgerError> {
-        let txs: Vec<(usize, SignedTx)> = c
-            .payloads
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !c.validator_changes.iter().any(|(at, _)| at == i))
-            .filter_map(|(i, p)| SignedTx::from_bytes(p).ok().map(|stx| (i, stx)))
-            .collect();
-        let verdicts = self.verify_signatures(txs.iter().map(|(i, stx)| (*i, stx)))?;
-        Ok(Presigned { digest: c.digest, verdicts })
+        let decoded = decode_payloads(c);
+        let verdicts = self.verify_signatures(decoded.iter().enumerate().filter_map(|(i, d)| match &d.tx {
+            Some(Ok(stx)) => Some((i, stx)),
+            _ => None,
+        }))?;
+        Ok(Presigned { digest: c.digest, decoded, verdicts })
+    }
+
+    /// The pipelined apply's first stage: a thread (named `name`) that takes each batch
+    /// from `next` in order, runs [`Ledger::presign`] on it unless `skip` says not to (a
+    /// ledger that applies nothing more), and hands both on, at most `depth` batches ahead
+    /// of the applier reading the returned queue. A failed check hands the batch on
+    /// unchecked: the applier then checks in place and reports the error. The thread ends
+    /// when `next` does or when the queue's reader is dropped.
+    pub fn presign_ahead<B: ToApply>(
+        self: &Arc<Self>,
+        name: String,
+        depth: usize,
+        mut next: impl FnMut() -> Option<B> + Send + 'static,
+        skip: impl Fn() -> bool + Send + 'static,
+    ) -> std::io::Result<std::sync::mpsc::Receiver<(B, Option<Presigned>)>> {
+        let (ahead, queue) = std::sync::mpsc::sync_channel(depth);
+        let ledger = self.clone();
+        std::thread::Builder::new().name(name).spawn(move || {
+            while let Some(batch) = next() {
+                let presigned = if skip() { None } else { ledger.presign(&batch.committed()).ok() };
+                if ahead.send((batch, presigned)).is_err() {
+                    return; // the applier stopped
+                }
+            }
+        })?;
+        Ok(queue)
     }
 
     /// [`Ledger::apply`] with the signature checks [`Ledger::presign`] made ahead for this
@@ -257,8 +283,7 @@ impl Ledger {
             return Err(LedgerError::OutOfOrder { expected, got: c.seq });
         }
         let snapshot = inner.tree.clone();
-        let ahead = ahead.filter(|p| p.digest == c.digest).map(|p| p.verdicts);
-        match self.execute(&mut inner.tree, c, ahead) {
+        match self.execute(&mut inner.tree, c, ahead.filter(|p| p.digest == c.digest)) {
             Ok(a) => Ok(Some(a)),
             Err(e) => {
                 inner.tree = snapshot;
@@ -274,15 +299,19 @@ impl Ledger {
         &self,
         tree: &mut CredentialTree,
         c: &Committed<'_>,
-        presigned: Option<HashMap<usize, Verdict>>,
+        presigned: Option<Presigned>,
     ) -> Result<Applied, LedgerError> {
-        // 1. Decode and de-duplicate.
-        let items = self.decode_items(c)?;
+        // 1. Decode (here, or ahead: see `presign`) and de-duplicate.
+        let (decoded, ahead) = match presigned {
+            Some(p) => (p.decoded, Some(p.verdicts)),
+            None => (decode_payloads(c), None),
+        };
+        let items = self.decode_items(c, decoded)?;
 
         // 2. Signatures and proofs against the previous state: every sender's signature
         // under the key the previous state holds for it, in parallel (or as checked ahead,
         // against a state as old or older: see `presign`); proofs in one batch each.
-        let signatures = match presigned {
+        let signatures = match ahead {
             Some(s) => s,
             None => self.verify_signatures(items.iter().enumerate().filter_map(|(i, item)| {
                 match (&item.early, &item.tx) {
@@ -313,22 +342,19 @@ impl Ledger {
         self.persist(c, items, outcomes, overlay)
     }
 
-    /// Step 1: every payload decoded (bounded; undecodable bytes are kept, up to
-    /// [`GARBAGE_RECORDED_MAX`], with the reason) and duplicates marked.
-    fn decode_items(&self, c: &Committed<'_>) -> Result<Vec<Item>, LedgerError> {
+    /// Step 1: every payload decoded ([`decode_payloads`]; undecodable bytes are kept, up
+    /// to [`GARBAGE_RECORDED_MAX`], with the reason) and duplicates marked.
+    fn decode_items(&self, c: &Committed<'_>, decoded: Vec<Decoded>) -> Result<Vec<Item>, LedgerError> {
         let mut seen = HashSet::new();
         let mut items: Vec<Item> = Vec::with_capacity(c.payloads.len());
-        for (i, payload) in c.payloads.iter().enumerate() {
-            let hash = tx_hash(payload);
-            if let Some((_, epoch)) = c.validator_changes.iter().find(|(at, _)| *at == i) {
-                let duplicate = !seen.insert(hash) || self.store.tx(&hash)?.is_some();
-                let item =
-                    Item { hash, wire: payload.to_vec(), tx: None, early: None, duplicate, change: Some(*epoch) };
-                items.push(item);
-                continue;
-            }
-            let item = match SignedTx::from_bytes(payload) {
-                Err(e) => {
+        for (i, (payload, Decoded { hash, tx })) in c.payloads.iter().zip(decoded).enumerate() {
+            let item = match tx {
+                None => {
+                    let epoch = c.validator_changes.iter().find(|(at, _)| *at == i).map(|(_, e)| *e);
+                    let duplicate = !seen.insert(hash) || self.store.tx(&hash)?.is_some();
+                    Item { hash, wire: payload.to_vec(), tx: None, early: None, duplicate, change: epoch }
+                }
+                Some(Err(e)) => {
                     let recorded = if payload.len() <= GARBAGE_RECORDED_MAX {
                         payload.to_vec()
                     } else {
@@ -337,7 +363,7 @@ impl Ledger {
                     let early = Some((Reason::Undecodable { part: e.part }, Some(e.detail)));
                     Item { hash, wire: recorded, tx: None, early, duplicate: false, change: None }
                 }
-                Ok(stx) => {
+                Some(Ok(stx)) => {
                     let duplicate = !seen.insert(hash) || self.store.tx(&hash)?.is_some();
                     let early = duplicate.then_some((Reason::Duplicate, None));
                     Item { hash, wire: payload.to_vec(), tx: Some(stx), early, duplicate, change: None }
@@ -975,12 +1001,40 @@ impl Fingerprint {
 /// whether it verified.
 type Verdict = ([u8; 32], bool);
 
-/// A batch's signature verdicts checked ahead of its apply ([`Ledger::presign`]), by
-/// position in the batch, for the batch of this digest only.
-#[derive(Debug, Clone, Default)]
+/// A batch decoded and its signatures checked ahead of its apply ([`Ledger::presign`]),
+/// by position in the batch, for the batch of this digest only.
+#[derive(Debug, Clone)]
 pub struct Presigned {
     digest: [u8; 32],
+    decoded: Vec<Decoded>,
     verdicts: HashMap<usize, Verdict>,
+}
+
+/// A payload as step 1 decodes it: its hash, and its transaction or why it does not
+/// decode (`None`: a validator set change, which is consensus' own).
+#[derive(Debug, Clone)]
+struct Decoded {
+    hash: Hash,
+    tx: Option<Result<SignedTx, TxDecodeError>>,
+}
+
+/// Every payload of `c` hashed and decoded, in parallel (pure: it reads no state).
+fn decode_payloads(c: &Committed<'_>) -> Vec<Decoded> {
+    use rayon::prelude::*;
+    c.payloads
+        .par_iter()
+        .enumerate()
+        .map(|(i, p)| Decoded {
+            hash: tx_hash(p),
+            tx: (!c.validator_changes.iter().any(|(at, _)| *at == i)).then(|| SignedTx::from_bytes(p)),
+        })
+        .collect()
+}
+
+/// What the pipelined apply carries ([`Ledger::presign_ahead`]): a committed batch in
+/// whatever form its host holds it (a consensus delivery, for a validator).
+pub trait ToApply: Send + 'static {
+    fn committed(&self) -> Committed<'_>;
 }
 
 /// What step 2 decided ahead of a transaction's execution.

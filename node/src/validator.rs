@@ -26,7 +26,7 @@ use dualchain_consensus::engine::{Attester, Engine, Refused};
 use dualchain_consensus::replica::parse_archive;
 use dualchain_consensus::replica::Divergence;
 use dualchain_consensus::{CommittedEntry, Delivered, Request};
-use dualchain_ledger::{Applied, Committed, Ledger, LedgerError, Presigned};
+use dualchain_ledger::{Applied, Committed, Ledger, LedgerError, Presigned, ToApply};
 use dualchain_storage::consensus::ConsensusStore;
 use dualchain_storage::KvEngine;
 use tokio::sync::{broadcast, mpsc, watch, RwLock};
@@ -176,11 +176,15 @@ impl Validator {
             // ([`Ledger::presign`]) while the applier executes the one in front, at most
             // `PRESIGNED_AHEAD` of them (a bounded queue). It ends when the engine's
             // channel closes or the applier stops.
-            let (ahead_tx, ahead) = std::sync::mpsc::sync_channel(PRESIGNED_AHEAD);
-            let (presigning, diverged) = (ledger.clone(), divergence.clone());
-            std::thread::Builder::new()
-                .name(format!("presign-{id}"))
-                .spawn(move || presign_loop(&presigning, delivered, &diverged, &ahead_tx))?;
+            let diverged = divergence.clone();
+            let mut delivered = delivered;
+            let ahead = ledger.presign_ahead(
+                format!("presign-{id}"),
+                PRESIGNED_AHEAD,
+                move || delivered.blocking_recv().map(ToLedger),
+                // A diverged ledger applies nothing more: nothing is checked for it.
+                move || diverged.borrow().is_some(),
+            )?;
             std::thread::Builder::new()
                 .name(format!("ledger-{id}"))
                 .spawn(move || apply_loop(&ledger, store, &ahead, &sink))?
@@ -316,22 +320,12 @@ fn committed_of(entry: &CommittedEntry, time_ms: u64) -> Committed<'_> {
     }
 }
 
-/// The pipelined apply's first stage: each delivered batch's signatures checked ahead
-/// against the state the ledger has now, handed on in order. A failed check (a storage
-/// error) hands the batch on unchecked: the applier then checks in place and reports it.
-/// A diverged ledger applies nothing more, so nothing is checked for it.
-fn presign_loop(
-    ledger: &Ledger,
-    mut delivered: mpsc::Receiver<Delivered>,
-    divergence: &watch::Receiver<Option<Divergence>>,
-    ahead: &std::sync::mpsc::SyncSender<(Delivered, Option<Presigned>)>,
-) {
-    while let Some(d) = delivered.blocking_recv() {
-        let diverged = divergence.borrow().is_some();
-        let presigned = if diverged { None } else { ledger.presign(&committed_of(&d.entry, d.time_ms)).ok() };
-        if ahead.send((d, presigned)).is_err() {
-            return; // the applier stopped
-        }
+/// A delivered batch on its way through the pipelined apply.
+struct ToLedger(Delivered);
+
+impl ToApply for ToLedger {
+    fn committed(&self) -> Committed<'_> {
+        committed_of(&self.0.entry, self.0.time_ms)
     }
 }
 
@@ -391,13 +385,13 @@ fn catch_up(ledger: &Ledger, log: &ConsensusStore, to: Option<u64>, sink: &Sink)
 fn apply_loop(
     ledger: &Ledger,
     store: Arc<dyn KvEngine>,
-    delivered: &std::sync::mpsc::Receiver<(Delivered, Option<Presigned>)>,
+    delivered: &std::sync::mpsc::Receiver<(ToLedger, Option<Presigned>)>,
     sink: &Sink,
 ) -> Result<(), LedgerError> {
     let log = ConsensusStore::open(store)?;
     let run = || -> Result<(), Halt> {
         catch_up(ledger, &log, None, sink)?;
-        while let Ok((d, presigned)) = delivered.recv() {
+        while let Ok((ToLedger(d), presigned)) = delivered.recv() {
             match apply_entry(ledger, &d.entry, d.time_ms, presigned, sink) {
                 Err(Halt::Ledger(LedgerError::OutOfOrder { got, .. })) => {
                     catch_up(ledger, &log, Some(got - 1), sink)?;

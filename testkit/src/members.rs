@@ -46,24 +46,18 @@ impl MemberLedger {
 
     /// Applies `payloads` as the next batch (one block), a millisecond after the last.
     pub fn apply(&mut self, payloads: &[&[u8]]) -> Result<Applied> {
-        let c = self.committed(payloads);
-        let applied = self.ledger.apply(&c)?;
-        applied.ok_or_else(|| anyhow::anyhow!("batch {} was already applied", c.seq))
-    }
-
-    /// The next committed batch of `payloads` (its sequence number taken), to apply.
-    pub fn committed<'a>(&mut self, payloads: &[&'a [u8]]) -> Committed<'a> {
         self.seq += 1;
         let mut digest = [0u8; 32];
         digest[..8].copy_from_slice(&self.seq.to_be_bytes());
-        Committed {
+        let applied = self.ledger.apply(&Committed {
             seq: self.seq,
             time_ms: T0_S * 1000 + self.seq,
             digest,
             certificate: vec![],
             payloads: payloads.to_vec(),
             validator_changes: vec![],
-        }
+        })?;
+        applied.ok_or_else(|| anyhow::anyhow!("batch {} was already applied", self.seq))
     }
 
     /// A certificate of `subject` for `key`, valid for an hour from [`T0_S`].
