@@ -56,6 +56,12 @@ pub struct Config {
     /// accepts (clocks are NTP-synchronised; a primary stamping far-off times is refused and
     /// replaced by the view change).
     pub clock_skew_ms_max: u64,
+    /// Dissemination apart from ordering (the replica's `dissemination` module): every
+    /// replica sends the requests it takes to every replica as parts, and the primary
+    /// orders references to parts a quorum holds. Off, a backup passes requests on to the
+    /// primary, which sends each batch whole (the design before; kept as the baseline the
+    /// benchmark compares against). Every replica of a consortium uses the same setting.
+    pub dissemination: bool,
 }
 
 impl Config {
@@ -79,6 +85,7 @@ impl Config {
             pending_bytes_max: 256 << 20,
             dedup_horizon: 4096,
             clock_skew_ms_max: 10_000,
+            dissemination: true,
         }
     }
 

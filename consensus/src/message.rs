@@ -61,6 +61,13 @@ const KIND_STATE_ROOT: u8 = 11;
 /// A validator's approval of a validator set change (the `membership` module): never a
 /// message of its own, carried inside a reconfiguration request.
 pub(crate) const KIND_APPROVAL: u8 = 12;
+const KIND_DISSEMINATE: u8 = 13;
+const KIND_HOLDING: u8 = 14;
+const KIND_AVAILABLE: u8 = 15;
+const KIND_PROPOSE: u8 = 16;
+
+/// Most parts one proposal by reference names ([`Refs`]).
+pub const PARTS_MAX: usize = 1024;
 
 /// SHA-256 under a dualchain domain.
 pub fn hash(domain: &str, parts: &[&[u8]]) -> Digest {
@@ -232,6 +239,33 @@ impl Batch {
         }
         let (time_ms, requests) = decode_whole(bytes, "batch", |r| Ok((r.u64()?, decode_requests_from(r)?)))?;
         Ok(Self { time_ms, requests, digest: hash("batch", &[bytes]), encoded: bytes.to_vec() })
+    }
+
+    /// The batch of `time_ms` whose requests are the parts' requests in order: the same
+    /// batch, encoding and digest as [`Batch::with_time`] over the concatenation, built
+    /// from the parts' encodings. `None` past [`BATCH_REQUESTS_MAX`] or [`BATCH_BYTES_MAX`].
+    pub fn join(time_ms: u64, parts: &[&Batch]) -> Option<Self> {
+        let count: usize = parts.iter().map(|p| p.requests.len()).sum();
+        // Each part's encoding is `time ‖ count ‖ requests`: 12 bytes before its requests.
+        let bytes = 12 + parts.iter().map(|p| p.encoded.len() - 12).sum::<usize>();
+        if count > BATCH_REQUESTS_MAX || bytes > BATCH_BYTES_MAX {
+            return None;
+        }
+        let mut encoded = Vec::with_capacity(bytes);
+        put_u64(&mut encoded, time_ms);
+        put_u32(&mut encoded, count);
+        let mut requests = Vec::with_capacity(count);
+        for p in parts {
+            encoded.extend_from_slice(&p.encoded[12..]);
+            requests.extend(p.requests.iter().cloned());
+        }
+        let digest = hash("batch", &[&encoded]);
+        Some(Self { time_ms, requests, encoded, digest })
+    }
+
+    /// Whether this batch can be a part (dissemination): requests and no time.
+    pub fn is_part(&self) -> bool {
+        self.time_ms == 0 && !self.requests.is_empty()
     }
 }
 
@@ -611,6 +645,156 @@ impl Body for BatchReply {
     }
 }
 
+// ---- dissemination apart from ordering ----------------------------------------------------
+
+/// A part: requests a replica took from its clients (or relays), sent to every replica
+/// before any ordering. It is a [`Batch`] without a time ([`Batch::is_part`]), named by
+/// its digest; the signature covers the digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disseminate {
+    pub part: Arc<Batch>,
+}
+
+impl Body for Disseminate {
+    const KIND: u8 = KIND_DISSEMINATE;
+    const NAME: &'static str = "disseminate";
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_bytes(out, self.part.encoded());
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let part = Batch::decode(r.bytes("part", BATCH_BYTES_MAX)?)?;
+        if !part.is_part() {
+            return Err(invalid("part", "a part carries requests and no time"));
+        }
+        Ok(Self { part: Arc::new(part) })
+    }
+    fn signing_bytes(&self) -> Vec<u8> {
+        self.part.digest().to_vec()
+    }
+}
+
+/// A replica holds the part with `digest` (its availability vote, sent to the part's
+/// origin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holding {
+    pub digest: Digest,
+}
+
+impl Body for Holding {
+    const KIND: u8 = KIND_HOLDING;
+    const NAME: &'static str = "holding";
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.digest);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { digest: r.array()? })
+    }
+}
+
+/// An availability certificate: a quorum of replicas hold the part with `digest`, so at
+/// least one correct replica (f + 1 when n = 3f + 1) can hand it to any that lacks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Available {
+    pub digest: Digest,
+    pub votes: Vec<Signed<Holding>>,
+}
+
+impl Available {
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.digest);
+        encode_list(out, &self.votes);
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let digest = r.array()?;
+        let votes = decode_list(r, "holding votes", REPLICAS_MAX, Signed::decode)?;
+        Ok(Self { digest, votes })
+    }
+
+    /// Checks the certificate: `quorum` votes for its digest from distinct replicas that
+    /// `counts` admits, each signature valid under `keys`.
+    pub fn check(
+        &self,
+        quorum: usize,
+        counts: impl Fn(ReplicaId) -> bool,
+        keys: &[PublicKey],
+    ) -> Result<(), CertError> {
+        let mut signers = std::collections::BTreeSet::new();
+        for v in &self.votes {
+            if v.body.digest != self.digest {
+                return Err(CertError::Forged("a holding vote for another part"));
+            }
+            if !signers.insert(v.from) {
+                return Err(CertError::Forged("two holding votes from one replica"));
+            }
+        }
+        let items: Vec<&Signed<Holding>> = self.votes.iter().collect();
+        verify_all(&items, keys).map_err(|_| CertError::Forged("a holding vote with a bad signature"))?;
+        if !self.counts(quorum, counts) {
+            return Err(CertError::Short);
+        }
+        Ok(())
+    }
+
+    /// Whether `quorum` of the votes' signers are ones `counts` admits (signatures
+    /// unchecked: [`Available::check`]).
+    pub fn counts(&self, quorum: usize, counts: impl Fn(ReplicaId) -> bool) -> bool {
+        let signers: std::collections::BTreeSet<ReplicaId> = self.holders().filter(|r| counts(*r)).collect();
+        signers.len() >= quorum
+    }
+
+    /// The replicas that hold the part, by their votes.
+    pub fn holders(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        self.votes.iter().map(|v| v.from)
+    }
+}
+
+impl Body for Available {
+    const KIND: u8 = KIND_AVAILABLE;
+    const NAME: &'static str = "available";
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_into(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::decode_from(r)
+    }
+}
+
+/// Why an availability certificate does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertError {
+    /// No correct replica makes it (a bad signature, a vote for another part, a signer
+    /// twice): its sender is faulty.
+    Forged(&'static str),
+    /// Valid votes, but fewer than a quorum of the set that counts (certified under an
+    /// earlier validator set).
+    Short,
+}
+
+/// A proposal by reference: the batch of a pre-prepare named by its time and its parts
+/// (each with its availability certificate). The batch is [`Batch::join`] of the parts;
+/// the pre-prepare's header, signed over that batch's digest, binds it, so the
+/// references themselves need no signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refs {
+    pub time_ms: u64,
+    pub parts: Vec<Available>,
+}
+
+impl Refs {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.time_ms);
+        put_u32(out, self.parts.len());
+        for p in &self.parts {
+            p.encode_into(out);
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let time_ms = r.u64()?;
+        let parts = decode_list(r, "parts", PARTS_MAX, Available::decode_from)?;
+        Ok(Self { time_ms, parts })
+    }
+}
+
 /// Asks a peer for committed entries from `from_seq` on (§5.3, state transfer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchState {
@@ -726,6 +910,10 @@ macro_rules! on_signed {
             Message::FetchState($s) => $body,
             Message::StateReply($s) => $body,
             Message::StateRoot($s) => $body,
+            Message::Disseminate($s) => $body,
+            Message::Holding($s) => $body,
+            Message::Available($s) => $body,
+            Message::Propose($s, _) => $body,
         }
     };
 }
@@ -749,6 +937,11 @@ pub enum Message {
     FetchState(Signed<FetchState>),
     StateReply(Signed<StateReply>),
     StateRoot(Signed<StateVote>),
+    Disseminate(Signed<Disseminate>),
+    Holding(Signed<Holding>),
+    Available(Signed<Available>),
+    /// A pre-prepare whose batch travels as references to disseminated parts.
+    Propose(Signed<Header>, Arc<Refs>),
 }
 
 impl Message {
@@ -772,13 +965,17 @@ impl Message {
             Message::FetchState(_) => FetchState::NAME,
             Message::StateReply(_) => StateReply::NAME,
             Message::StateRoot(_) => StateVote::NAME,
+            Message::Disseminate(_) => Disseminate::NAME,
+            Message::Holding(_) => Holding::NAME,
+            Message::Available(_) => Available::NAME,
+            Message::Propose(..) => "propose",
         }
     }
 
     /// (view, sequence number) of an ordering message, for traces.
     pub fn position(&self) -> Option<(u64, u64)> {
         match self {
-            Message::PrePrepare(h, _) => Some((h.body.view, h.body.seq)),
+            Message::PrePrepare(h, _) | Message::Propose(h, _) => Some((h.body.view, h.body.seq)),
             Message::Vote(v) => Some((v.body.view, v.body.seq)),
             Message::Checkpoint(c) => Some((0, c.body.seq)),
             _ => None,
@@ -786,12 +983,19 @@ impl Message {
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
         on_signed!(self, s => {
             out.push(kind_of(s));
             s.encode(out);
         });
-        if let Message::PrePrepare(_, batch) = self {
-            put_bytes(out, batch.encoded());
+        if let Message::Propose(..) = self {
+            // A pre-prepare's header (signed as one) framed as a proposal by reference.
+            out[start] = KIND_PROPOSE;
+        }
+        match self {
+            Message::PrePrepare(_, batch) => put_bytes(out, batch.encoded()),
+            Message::Propose(_, refs) => refs.encode(out),
+            _ => {}
         }
     }
 
@@ -818,9 +1022,10 @@ impl Message {
     }
 
     /// Whether frames of this kind order requests (pre-prepares, votes, checkpoints), as
-    /// opposed to control traffic (forwards, view changes, fetches, state).
+    /// opposed to control traffic (forwards, view changes, fetches, state). Availability
+    /// votes and certificates are small and gate proposals: ordering too; parts are bulk.
     pub fn is_ordering_kind(kind: u8) -> bool {
-        matches!(kind, KIND_PRE_PREPARE | KIND_VOTE | KIND_CHECKPOINT)
+        matches!(kind, KIND_PRE_PREPARE | KIND_PROPOSE | KIND_VOTE | KIND_CHECKPOINT | KIND_HOLDING | KIND_AVAILABLE)
     }
 
     /// Decodes one frame; bounded, refuses unknown kinds and trailing bytes. Signatures are
@@ -846,6 +1051,14 @@ impl Message {
             KIND_FETCH_STATE => Message::FetchState(Signed::decode(&mut r)?),
             KIND_STATE_REPLY => Message::StateReply(Signed::decode(&mut r)?),
             KIND_STATE_ROOT => Message::StateRoot(Signed::decode(&mut r)?),
+            KIND_DISSEMINATE => Message::Disseminate(Signed::decode(&mut r)?),
+            KIND_HOLDING => Message::Holding(Signed::decode(&mut r)?),
+            KIND_AVAILABLE => Message::Available(Signed::decode(&mut r)?),
+            KIND_PROPOSE => {
+                // The header is a pre-prepare's: signed under its kind.
+                let s = Signed::decode(&mut r)?;
+                Message::Propose(s, Arc::new(Refs::decode(&mut r)?))
+            }
             value => return Err(DecodeError::UnknownVariant { what: "consensus message kind", value }),
         };
         r.finish()?;

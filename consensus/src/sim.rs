@@ -43,8 +43,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::membership::Reconfiguration;
 use crate::message::{
-    verify_messages, Batch, CheckpointVote, Digest, Forward, Header, Message, ReplicaId, Request, RequestKey, Signed,
-    StateVote, Vote,
+    verify_messages, Available, Batch, CheckpointVote, Digest, Disseminate, Forward, Header, Holding, Message, Refs,
+    ReplicaId, Request, RequestKey, Signed, StateVote, Vote,
 };
 use crate::replica::{parse_archive, Output, Recovered, Replica, Target};
 
@@ -64,6 +64,13 @@ pub enum Behaviour {
     /// requests for random clients' ids (a censorship attempt on the de-duplication key;
     /// see [`crate::message::RequestKey`]).
     Squat,
+    /// Withholds its parts (dissemination): sends each to just enough replicas for a
+    /// certificate (the quorum with its own vote) and answers no fetch, so the others must
+    /// fetch its parts from the rest of the holders when they are ordered.
+    Withhold,
+    /// As primary, names in every proposal one more part that no replica holds, under a
+    /// certificate of its own vote and forged ones.
+    Phantom,
 }
 
 /// The faults of one run.
@@ -139,7 +146,13 @@ impl Faults {
             let mut ids: Vec<ReplicaId> = (0..n as ReplicaId).collect();
             for _ in 0..count {
                 let id = ids.swap_remove(rng.gen_range(0..ids.len()));
-                let b = [Behaviour::Silent, Behaviour::Equivocate, Behaviour::Conflicting][rng.gen_range(0..3)];
+                let b = [
+                    Behaviour::Silent,
+                    Behaviour::Equivocate,
+                    Behaviour::Conflicting,
+                    Behaviour::Withhold,
+                    Behaviour::Phantom,
+                ][rng.gen_range(0..5)];
                 faults.byzantine.push((id, b));
             }
         }
@@ -194,6 +207,9 @@ pub struct SimConfig {
     pub wan: Option<Wan>,
     /// Requests per batch at most (small by default, so runs cover many batches).
     pub batch_len_max: usize,
+    /// Dissemination apart from ordering ([`Config::dissemination`]); off runs the design
+    /// before it, where the primary carries every batch.
+    pub dissemination: bool,
 }
 
 impl SimConfig {
@@ -213,6 +229,7 @@ impl SimConfig {
             changes: Vec::new(),
             wan: None,
             batch_len_max: 8,
+            dissemination: true,
         }
     }
 
@@ -226,6 +243,7 @@ impl SimConfig {
         c.window_len = self.window_len.min(c.watermark_span);
         c.batch_len_max = self.batch_len_max;
         c.batch_bytes_max = 64 << 10;
+        c.dissemination = self.dissemination;
         if self.wan.is_none() {
             c.batch_delay_ms = 2;
             c.view_change_timeout_ms = 400;
@@ -955,6 +973,53 @@ impl Sim {
         match (behaviour, msg.as_ref()) {
             (None, _) => targets.into_iter().map(|t| (t, (**msg).clone())).collect(),
             (Some(Behaviour::Silent), _) => Vec::new(),
+            (Some(Behaviour::Squat), Message::Disseminate(d)) => {
+                let mut requests = squats(d.body.part.requests());
+                requests.extend(d.body.part.requests().iter().cloned());
+                let part = Arc::new(Batch::new(requests));
+                let forged = Message::Disseminate(Signed::sign(&key, from, Disseminate { part }));
+                targets.into_iter().map(|t| (t, forged.clone())).collect()
+            }
+            (Some(Behaviour::Withhold), Message::Disseminate(_)) => {
+                let quorum = self.nodes[from as usize].replica.as_ref().map_or(0, |r| r.membership().quorum());
+                targets.into_iter().take(quorum.saturating_sub(1)).map(|t| (t, (**msg).clone())).collect()
+            }
+            (Some(Behaviour::Withhold), Message::BatchReply(_)) => Vec::new(),
+            (Some(Behaviour::Phantom), Message::Propose(h, refs)) => {
+                let quorum = self.nodes[from as usize].replica.as_ref().map_or(0, |r| r.membership().quorum());
+                let digest: Digest = self.rng.gen();
+                let own = Signed::sign(&key, from, Holding { digest });
+                let mut votes = vec![own.clone()];
+                for other in (0..self.cfg.n as ReplicaId).filter(|r| *r != from).take(quorum.saturating_sub(1)) {
+                    votes.push(Signed { from: other, ..own.clone() });
+                }
+                let mut refs = (**refs).clone();
+                refs.parts.push(Available { digest, votes });
+                let forged = Message::Propose(h.clone(), Arc::new(refs));
+                targets.into_iter().map(|t| (t, forged.clone())).collect()
+            }
+            (Some(Behaviour::Equivocate), Message::Propose(h, refs)) => {
+                // The same parts under another time: another batch, for half the replicas.
+                let parts: Option<Vec<Arc<Batch>>> = self.nodes[from as usize]
+                    .replica
+                    .as_ref()
+                    .and_then(|r| refs.parts.iter().map(|c| r.held_part(&c.digest)).collect());
+                let other = parts.and_then(|p| {
+                    let p: Vec<&Batch> = p.iter().map(|b| b.as_ref()).collect();
+                    Batch::join(refs.time_ms + 1, &p)
+                });
+                targets
+                    .into_iter()
+                    .map(|t| match &other {
+                        Some(other) if t % 2 == 1 => {
+                            let header = Signed::sign(&key, from, Header { digest: other.digest(), ..h.body });
+                            let refs = Refs { time_ms: refs.time_ms + 1, parts: refs.parts.clone() };
+                            (t, Message::Propose(header, Arc::new(refs)))
+                        }
+                        _ => (t, (**msg).clone()),
+                    })
+                    .collect()
+            }
             (Some(Behaviour::Squat), Message::Forward(fw)) => {
                 let mut requests = squats(&fw.body.requests);
                 requests.extend(fw.body.requests.iter().cloned());
@@ -1019,7 +1084,12 @@ impl Sim {
                             payload: Vec::new(),
                         })
                         .collect();
-                    let forged = Message::Forward(Signed::sign(&key, from, Forward { requests: squats(&seen) }));
+                    let forged = if self.cfg.dissemination {
+                        let part = Arc::new(Batch::new(squats(&seen)));
+                        Message::Disseminate(Signed::sign(&key, from, Disseminate { part }))
+                    } else {
+                        Message::Forward(Signed::sign(&key, from, Forward { requests: squats(&seen) }))
+                    };
                     out.extend(targets.into_iter().map(|t| (t, forged.clone())));
                 }
                 out

@@ -108,6 +108,7 @@ impl Replica {
             self.out.persist.sweep.extend(done.into_iter().filter(|(_, archived)| !archived).map(|(k, _)| k));
         }
         self.stable = proof;
+        self.sweep_parts(seq);
         self.slots = self.slots.split_off(&(seq + 1));
         self.checkpoint_votes = self.checkpoint_votes.split_off(&(seq + 1));
         self.own_checkpoints = self.own_checkpoints.split_off(&seq);

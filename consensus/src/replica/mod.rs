@@ -19,6 +19,7 @@
 //! it, and certificates for a given sequence number against the set that governed it.
 
 mod checkpoint;
+mod dissemination;
 mod epoch;
 mod persisted;
 mod recovery;
@@ -35,7 +36,7 @@ use crate::config::{Config, ConfigError};
 use crate::membership::{Epochs, Membership, RECONFIGURE_CLIENT};
 use crate::message::{
     hash, Batch, BatchReply, CheckpointProof, CheckpointVote, CommittedEntry, Digest, FetchBatch, Forward, Header,
-    Message, NewView, Phase, Prepared, ReplicaId, Request, RequestKey, Signed, ViewChange, Vote,
+    Message, NewView, Phase, Prepared, Refs, ReplicaId, Request, RequestKey, Signed, ViewChange, Vote,
     REQUEST_PAYLOAD_LEN_MAX,
 };
 
@@ -171,6 +172,8 @@ struct Slot {
     view: u64,
     pre_prepare: Option<Signed<Header>>,
     batch: Option<Arc<Batch>>,
+    /// The primary's own proposal by reference (what it sends and re-sends for the batch).
+    refs: Option<Arc<Refs>>,
     prepares: BTreeMap<ReplicaId, Signed<Vote>>,
     commits: BTreeMap<ReplicaId, Signed<Vote>>,
     sent_prepare: bool,
@@ -187,6 +190,7 @@ impl Slot {
         self.view = view;
         self.pre_prepare = None;
         self.batch = None;
+        self.refs = None;
         self.prepares.clear();
         self.commits.clear();
         self.sent_prepare = false;
@@ -273,7 +277,10 @@ pub struct Replica {
     proposed: BTreeSet<RequestKey>,
     executed: BTreeMap<RequestKey, u64>,
     executed_order: VecDeque<(u64, RequestKey)>,
-    /// Backup: requests to pass on to the primary.
+    /// Dissemination apart from ordering ([`dissemination`]).
+    parts: dissemination::Parts,
+    /// Backup: requests to pass on to the primary (with dissemination: this replica's
+    /// next part).
     forward_buf: Vec<Request>,
     forward_bytes: usize,
     forward_since_ms: Option<u64>,
@@ -385,6 +392,7 @@ impl Replica {
             proposed: BTreeSet::new(),
             executed: BTreeMap::new(),
             executed_order: VecDeque::new(),
+            parts: dissemination::Parts::default(),
             forward_buf: Vec::new(),
             forward_bytes: 0,
             forward_since_ms: None,
@@ -692,7 +700,7 @@ impl Replica {
     /// Takes a request into the pending set under its `key` ([`Request::key`], computed
     /// once by the caller); a backup passes it on to the primary.
     fn admit(&mut self, key: RequestKey, request: Request, forward: bool, own: bool) {
-        if self.is_primary() && self.status == Status::Normal {
+        if !self.cfg.dissemination && self.is_primary() && self.status == Status::Normal {
             self.queue.push_back(key);
             self.queue_bytes += request.encoded_len();
         } else if forward {
@@ -726,6 +734,10 @@ impl Replica {
             msg,
             Message::Forward(_)
                 | Message::PrePrepare(..)
+                | Message::Propose(..)
+                | Message::Disseminate(_)
+                | Message::Holding(_)
+                | Message::Available(_)
                 | Message::Vote(_)
                 | Message::ViewChange(_)
                 | Message::NewView(_)
@@ -736,14 +748,19 @@ impl Replica {
         }
         self.note_heard();
         match msg {
+            Message::Forward(_) if self.cfg.dissemination => self.drop_msg("forward while disseminating"),
             Message::Forward(f) => self.on_forward(f),
             Message::PrePrepare(h, batch) => self.on_pre_prepare(h, batch),
+            Message::Propose(h, refs) => self.on_propose(h, refs),
+            Message::Disseminate(d) => self.on_disseminate(d),
+            Message::Holding(v) => self.on_holding(v),
+            Message::Available(a) => self.on_available(a),
             Message::Vote(v) => self.on_vote(v),
             Message::Checkpoint(c) => self.on_checkpoint(c),
             Message::ViewChange(vc) => self.on_view_change(vc),
             Message::NewView(nv) => self.on_new_view(nv),
             Message::FetchBatch(f) => self.on_fetch_batch(f),
-            Message::BatchReply(b) => self.on_batch_reply(b.body.batch),
+            Message::BatchReply(b) => self.on_batch_reply(b.from, b.body.batch),
             Message::FetchState(f) => {
                 // Serving reads up to megabytes from disk: at most once per peer per
                 // retransmission period, so a faulty peer cannot turn requests into load.
@@ -841,7 +858,7 @@ impl Replica {
 
     fn flush_forward(&mut self, force: bool) {
         let Some(since) = self.forward_since_ms else { return };
-        if self.is_primary() && self.status == Status::Normal {
+        if !self.cfg.dissemination && self.is_primary() && self.status == Status::Normal {
             // This replica became primary: its own requests are queued directly.
             self.forward_buf.clear();
             self.forward_bytes = 0;
@@ -852,12 +869,16 @@ impl Replica {
             || self.forward_bytes >= self.cfg.batch_bytes_max / 2
             || self.forward_buf.len() >= self.cfg.batch_len_max
             || self.now_ms >= since + self.cfg.batch_delay_ms;
-        if !due || self.status != Status::Normal {
+        // Parts flow in view changes too; only forwards wait for a primary.
+        if !due || (self.status != Status::Normal && !self.cfg.dissemination) {
             return;
         }
         let requests = std::mem::take(&mut self.forward_buf);
         self.forward_bytes = 0;
         self.forward_since_ms = None;
+        if self.cfg.dissemination {
+            return self.cut_part(requests);
+        }
         let primary = self.primary_of(self.view);
         let msg = Message::Forward(self.sign(Forward { requests }));
         self.send(Target::One(primary), msg);
@@ -869,20 +890,15 @@ impl Replica {
         if !self.is_primary() || self.replaying || self.follows() {
             return;
         }
+        if self.cfg.dissemination {
+            return self.propose_parts();
+        }
         while self.window_open() {
             if self.queue.is_empty() {
                 if self.pending_boundary().is_none() {
                     return;
                 }
-                // A validator set change waits for the checkpoint at its boundary: fill the
-                // sequence numbers up to it (the watermarks stop at it).
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                if !self.slots.get(&seq).is_some_and(|s| s.view == self.view && s.pre_prepare.is_some()) {
-                    let batch = Arc::new(Batch::null());
-                    let header = self.sign(Header { view: self.view, seq, digest: batch.digest() });
-                    self.accept_pre_prepare(header, batch);
-                }
+                self.propose_null();
                 continue;
             }
             let oldest = self.queue.front().and_then(|k| self.pending.get(k)).map(|p| p.arrival_ms);
@@ -931,7 +947,19 @@ impl Replica {
             let time_ms = self.wall_ms.max(self.time_ms);
             let batch = Arc::new(Batch::with_time(time_ms, requests));
             let header = self.sign(Header { view: self.view, seq, digest: batch.digest() });
-            self.accept_pre_prepare(header, batch);
+            self.accept_pre_prepare(header, batch, None);
+        }
+    }
+
+    /// A validator set change waits for the checkpoint at its boundary: the primary fills
+    /// the sequence numbers up to it with null batches (the watermarks stop at it).
+    fn propose_null(&mut self) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if !self.slots.get(&seq).is_some_and(|s| s.view == self.view && s.pre_prepare.is_some()) {
+            let batch = Arc::new(Batch::null());
+            let header = self.sign(Header { view: self.view, seq, digest: batch.digest() });
+            self.accept_pre_prepare(header, batch, None);
         }
     }
 
@@ -939,24 +967,12 @@ impl Replica {
 
     fn on_pre_prepare(&mut self, h: Signed<Header>, batch: Arc<Batch>) {
         let hd = h.body;
-        self.note_seen(hd.seq);
         if hd.digest != batch.digest() {
+            self.note_seen(hd.seq);
             return self.fault(h.from, "batch does not match its digest");
         }
-        if hd.view != self.view || self.status != Status::Normal {
-            self.note_view_ahead(h.from, hd.view);
-            return self.drop_msg("pre-prepare of another view");
-        }
-        // The window first: who is primary depends on the validator set, and a replica
-        // on the other side of a set change sends what its set allows.
-        if !self.in_window(hd.seq) {
-            return self.drop_msg("pre-prepare outside the watermarks");
-        }
-        if h.from != self.primary_of(hd.view) {
-            return self.fault(h.from, "pre-prepare not from the primary");
-        }
-        if hd.seq <= self.last_executed {
-            return self.drop_msg("pre-prepare for an executed sequence number");
+        if !self.pre_prepare_admissible(&h) {
+            return;
         }
         if let Some(slot) = self.slots.get(&hd.seq) {
             if slot.view == hd.view {
@@ -971,7 +987,7 @@ impl Replica {
                     // A new view named this digest; here is its batch (its time was
                     // checked when it was first proposed).
                     self.awaiting_batch.remove(&hd.digest);
-                    self.accept_pre_prepare(h, batch);
+                    self.accept_pre_prepare(h, batch, None);
                     return;
                 }
             }
@@ -979,7 +995,33 @@ impl Replica {
         if !self.time_acceptable(&batch) {
             return self.drop_msg("batch time too far from this replica's clock");
         }
-        self.accept_pre_prepare(h, batch);
+        self.accept_pre_prepare(h, batch, None);
+    }
+
+    /// The checks of a pre-prepare (whole or by reference) that need its header only.
+    fn pre_prepare_admissible(&mut self, h: &Signed<Header>) -> bool {
+        let hd = h.body;
+        self.note_seen(hd.seq);
+        if hd.view != self.view || self.status != Status::Normal {
+            self.note_view_ahead(h.from, hd.view);
+            self.drop_msg("pre-prepare of another view");
+            return false;
+        }
+        // The window first: who is primary depends on the validator set, and a replica
+        // on the other side of a set change sends what its set allows.
+        if !self.in_window(hd.seq) {
+            self.drop_msg("pre-prepare outside the watermarks");
+            return false;
+        }
+        if h.from != self.primary_of(hd.view) {
+            self.fault(h.from, "pre-prepare not from the primary");
+            return false;
+        }
+        if hd.seq <= self.last_executed {
+            self.drop_msg("pre-prepare for an executed sequence number");
+            return false;
+        }
+        true
     }
 
     /// A backup checks the primary's time against its own clock (when the host gives it
@@ -991,8 +1033,9 @@ impl Replica {
         batch.time_ms().abs_diff(self.wall_ms) <= self.cfg.clock_skew_ms_max
     }
 
-    /// Logs a pre-prepare (with its batch) and, on a backup, sends PREPARE.
-    fn accept_pre_prepare(&mut self, h: Signed<Header>, batch: Arc<Batch>) {
+    /// Logs a pre-prepare (with its batch) and, on a backup, sends PREPARE. The primary
+    /// sends it by reference when `refs` names its parts ([`dissemination`]), else whole.
+    fn accept_pre_prepare(&mut self, h: Signed<Header>, batch: Arc<Batch>, refs: Option<Arc<Refs>>) {
         let hd = h.body;
         let view = self.view;
         let now = self.now_ms;
@@ -1013,9 +1056,14 @@ impl Replica {
         slot.commits.retain(|_, v| v.body.digest == hd.digest);
         slot.pre_prepare = Some(h.clone());
         slot.batch = Some(batch.clone());
+        slot.refs = refs.clone();
         slot.sent_at_ms = now;
         if self.primary_of(view) == self.cfg.id {
-            self.send(Target::All, Message::PrePrepare(h, batch));
+            let msg = match refs {
+                Some(refs) => Message::Propose(h, refs),
+                None => Message::PrePrepare(h, batch),
+            };
+            self.send(Target::All, msg);
         } else if !self.follows() && self.is_member() {
             let vote = self.sign(Vote { phase: Phase::Prepare, view, seq: hd.seq, digest: hd.digest });
             let msg = Message::Vote(vote.clone());
@@ -1198,6 +1246,9 @@ impl Replica {
         }
         let now = self.now_ms;
         self.relay_own_requests();
+        if self.cfg.dissemination {
+            self.retransmit_parts();
+        }
         if self.status != Status::Normal {
             if let Some(vc) = self.own_view_change.clone() {
                 self.send(Target::All, Message::ViewChange(vc));
@@ -1218,7 +1269,10 @@ impl Replica {
             slot.sent_at_ms = now;
             if let (Some(pp), Some(batch)) = (&slot.pre_prepare, &slot.batch) {
                 if pp.from == me {
-                    resend.push(Message::PrePrepare(pp.clone(), batch.clone()));
+                    resend.push(match &slot.refs {
+                        Some(refs) => Message::Propose(pp.clone(), refs.clone()),
+                        None => Message::PrePrepare(pp.clone(), batch.clone()),
+                    });
                 }
             }
             if let Some(v) = slot.prepares.get(&me) {
@@ -1258,7 +1312,8 @@ impl Replica {
             self.send(Target::All, vote);
         }
         // Requests other replicas passed on, which the primary may have lost: again to it.
-        if !self.is_primary() {
+        // (Disseminated parts are adopted instead, `retransmit_parts`.)
+        if !self.is_primary() && !self.cfg.dissemination {
             let stale = self.stale_requests(false);
             if !stale.is_empty() {
                 let primary = self.primary_of(self.view);
@@ -1275,6 +1330,11 @@ impl Replica {
     /// fine orders them even while this replica is out of its view (see [`view_change`]).
     fn relay_own_requests(&mut self) {
         let stale = self.stale_requests(true);
+        if self.cfg.dissemination {
+            // With dissemination every replica holds them already, or never certified
+            // them: a new part.
+            return self.cut_part(stale);
+        }
         if !stale.is_empty() {
             let msg = Message::Forward(self.sign(Forward { requests: stale }));
             self.send(Target::All, msg);
@@ -1311,11 +1371,15 @@ impl Replica {
                 let msg = Message::BatchReply(self.sign(BatchReply { batch }));
                 self.send(Target::One(f.from), msg);
             }
+            None if self.serve_part(f.from, &f.body.digest) => {}
             None => self.drop_msg("unknown batch requested"),
         }
     }
 
-    fn on_batch_reply(&mut self, batch: Arc<Batch>) {
+    fn on_batch_reply(&mut self, from: ReplicaId, batch: Arc<Batch>) {
+        if self.on_part_reply(from, batch.clone()) {
+            return;
+        }
         let Some(seqs) = self.awaiting_batch.remove(&batch.digest()) else {
             return self.drop_msg("unrequested batch");
         };
@@ -1324,7 +1388,7 @@ impl Replica {
             let Some(slot) = self.slots.get(&seq) else { continue };
             let Some(pp) = slot.pre_prepare.clone() else { continue };
             if slot.batch.is_none() && pp.body.digest == batch.digest() && pp.body.view == self.view {
-                self.accept_pre_prepare(pp, batch.clone());
+                self.accept_pre_prepare(pp, batch.clone(), None);
             }
         }
     }

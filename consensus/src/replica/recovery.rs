@@ -81,7 +81,7 @@ impl Replica {
                 Message::PrePrepare(h, batch) if h.body.view == r.view && !changing => {
                     r.note_seen(*seq);
                     if h.body.seq > r.last_executed && r.in_window(h.body.seq) && h.body.digest == batch.digest() {
-                        r.accept_pre_prepare(h, batch);
+                        r.accept_pre_prepare(h, batch, None);
                     }
                 }
                 // Own votes are re-created by the replay (Ed25519 signatures are

@@ -8,7 +8,7 @@ use dualchain_crypto::sign::SigningKeypair;
 use rand::SeedableRng;
 
 use super::*;
-use crate::message::{verify_messages, BatchReply, CheckpointVote, Header, StateReply, StateVote};
+use crate::message::{verify_messages, BatchReply, CheckpointVote, Disseminate, Header, StateReply, StateVote};
 
 struct Net {
     replicas: Vec<Replica>,
@@ -474,7 +474,8 @@ fn admission_control_refuses_own_clients_past_the_bound() {
     }
     assert!(matches!(backup.submit(1, req(1, 3)), Err(Rejected::Busy)));
     assert_eq!(backup.stats().refused_busy, 1);
-    let relayed = Message::Forward(Signed::sign(&keys[2], 2, Forward { requests: vec![req(2, 0), req(2, 1)] }));
+    let part = Arc::new(Batch::new(vec![req(2, 0), req(2, 1)]));
+    let relayed = Message::Disseminate(Signed::sign(&keys[2], 2, Disseminate { part }));
     let _ = backup.receive(2, relayed);
     assert_eq!(backup.pending_len(), 5, "relayed requests are not refused by admission control");
 

@@ -390,7 +390,7 @@ impl Replica {
                 self.batches.get(&h.body.digest).cloned()
             };
             match batch {
-                Some(batch) => self.accept_pre_prepare(h, batch),
+                Some(batch) => self.accept_pre_prepare(h, batch, None),
                 None => {
                     let slot = self.slots.entry(seq).or_default();
                     slot.reset_to(view);
@@ -432,6 +432,10 @@ impl Replica {
     /// Requests still waiting go to the current primary (§2.5: clients retransmit; here the
     /// backups hold them for their clients).
     pub(super) fn hand_over_pending(&mut self) {
+        if self.cfg.dissemination {
+            // Every replica holds the parts; the new primary orders what is certified.
+            return self.requeue_parts();
+        }
         let view = self.view;
         let mut waiting: Vec<_> = self.pending.iter().map(|(k, p)| (p.arrival_ms, *k)).collect();
         waiting.sort_unstable();
