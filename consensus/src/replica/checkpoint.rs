@@ -89,6 +89,16 @@ impl Replica {
         self.make_stable(proof);
     }
 
+    /// Sweeps the stored batches up to `upto` that the archive does not refer to (the
+    /// caller has executed up to it and a stable checkpoint covers it). A replica whose
+    /// checkpoint became stable while it lagged sweeps the rest as its state transfer
+    /// executes up to the checkpoint ([`Replica::apply_entry`]).
+    pub(super) fn sweep_batches(&mut self, upto: u64) {
+        let rest = self.stored_batches.split_off(&(upto + 1, [0; 32]));
+        let done = std::mem::replace(&mut self.stored_batches, rest);
+        self.out.persist.sweep.extend(done.into_iter().filter(|(_, archived)| !archived).map(|(k, _)| k));
+    }
+
     /// Moves the low watermark to a verified stable checkpoint and truncates the log.
     pub(super) fn make_stable(&mut self, proof: CheckpointProof) {
         let seq = proof.seq;
@@ -102,10 +112,7 @@ impl Replica {
             // Batches at executed sequence numbers up to the checkpoint that the archive
             // does not refer to will never be needed again (their records go with this
             // write); an unexecuted one may still be, and waits for a later checkpoint.
-            let upto = seq.min(self.last_executed);
-            let rest = self.stored_batches.split_off(&(upto + 1, [0; 32]));
-            let done = std::mem::replace(&mut self.stored_batches, rest);
-            self.out.persist.sweep.extend(done.into_iter().filter(|(_, archived)| !archived).map(|(k, _)| k));
+            self.sweep_batches(seq.min(self.last_executed));
         }
         self.stable = proof;
         self.sweep_parts(seq);
@@ -261,6 +268,18 @@ impl Replica {
         }
         let refs: Vec<_> = e.certificate.iter().collect();
         verify_all(&refs, self.epochs.roster()).is_ok()
+    }
+
+    /// A checkpoint proof of valid, distinct votes that falls short of the quorum of the
+    /// set governing its sequence number here: made by a replica that counted another set
+    /// for it (a joining validator that took the proof before it executed the change), not
+    /// proof of a fault.
+    pub(super) fn checkpoint_proof_short(&self, p: &CheckpointProof) -> bool {
+        let mut senders = std::collections::HashSet::new();
+        let distinct =
+            p.votes.iter().all(|v| v.body.seq == p.seq && v.body.digest == p.digest && senders.insert(v.from));
+        let refs: Vec<_> = p.votes.iter().collect();
+        p.seq > 0 && distinct && !self.check_checkpoint_proof(p) && verify_all(&refs, self.epochs.roster()).is_ok()
     }
 
     /// Checks a stable-checkpoint proof (sequence 0 needs none).

@@ -195,6 +195,9 @@ impl Replica {
             return self.drop_msg("view change of another validator set");
         }
         if !self.check_view_change(&vc) {
+            if self.checkpoint_proof_short(&vc.body.checkpoint) {
+                return self.drop_msg("view change whose checkpoint proof counts another set");
+            }
             let view = self.view;
             self.refused_view_changes.retain(|(w, _)| *w >= view);
             self.refused_view_changes.insert((v, vc.from));
