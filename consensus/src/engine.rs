@@ -229,8 +229,9 @@ pub trait TlsSpares: Send + Sync {
     fn find(&self, cert_der: &[u8]) -> Option<NodeTls>;
 }
 
-/// What a forwarded request must show before this replica admits it: the host's check
-/// that it is its member's, signed and under its own `(client, id)`.
+/// What a forwarded request, or every request of a disseminated part, must show before
+/// this replica admits it: the host's check that it is its member's, signed and under its
+/// own `(client, id)`. A part is taken whole or refused whole (its digest names it).
 ///
 /// A request the check refuses is dropped and counted by reason and forwarding peer
 /// (`refused_requests`); a [`Refused::Forged`] one is also a fault of the peer that
@@ -1455,6 +1456,25 @@ fn keep_admitted(requests: &mut Vec<Request>, verdicts: Vec<Result<(), Refused>>
     !requests.is_empty()
 }
 
+/// A disseminated part is taken whole or not at all (its digest names it): refused when
+/// any request in it is provably forged, a fault of its sender; requests invalid under
+/// this replica's ledger are counted and kept (execution refuses them; the sender's
+/// ledger may be ahead).
+fn part_admitted(verdicts: Vec<Result<(), Refused>>, strikes: &Strikes) -> bool {
+    let mut forged = false;
+    for r in verdicts.into_iter().filter_map(Result::err) {
+        let (Refused::Forged(reason) | Refused::Invalid(reason)) = r;
+        forged |= matches!(r, Refused::Forged(_));
+        let label = RefusedLabel { peer: strikes.peer.to_string(), reason: reason.into() };
+        strikes.guard.metrics.refused_requests.get_or_create(&label).inc();
+    }
+    if forged {
+        warn!(peer = strikes.peer, "consensus.part.refused: a part with a forged request");
+        strikes.strike("disseminated a forged request");
+    }
+    !forged
+}
+
 /// Checks the signatures of a connection's frames in batches before the core sees them;
 /// a frame moves from its connection's budget to the core's. Invalid frames count against
 /// the connection ([`INVALID_FRAMES_MAX`]).
@@ -1480,6 +1500,18 @@ async fn verifier(
             if !good {
                 strikes.strike("bad signature");
                 continue;
+            }
+            if let Message::Disseminate(d) = &m {
+                let requests = d.body.part.requests();
+                let mut verdicts = change_verdicts(requests, &directory);
+                if verdicts.iter().all(Result::is_ok) {
+                    if let Some(check) = &check {
+                        verdicts = tokio::task::block_in_place(|| check.check(requests));
+                    }
+                }
+                if !part_admitted(verdicts, &strikes) {
+                    continue;
+                }
             }
             if let Message::Forward(f) = &mut m {
                 let requests = &mut f.body.requests;

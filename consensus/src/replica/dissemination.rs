@@ -34,7 +34,7 @@
 //! certificates are checked when they are used (proposing, or naming a part this replica
 //! lacks), not when they arrive.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crate::message::{
@@ -69,18 +69,18 @@ struct Cert {
 /// This replica's dissemination state.
 #[derive(Default)]
 pub(super) struct Parts {
-    held: HashMap<Digest, Part>,
+    held: BTreeMap<Digest, Part>,
     bytes_from: BTreeMap<ReplicaId, usize>,
     /// Parts this replica sent (or adopted), collecting votes since the time given.
-    collecting: HashMap<Digest, (BTreeMap<ReplicaId, Signed<Holding>>, u64)>,
-    certs: HashMap<Digest, Cert>,
+    collecting: BTreeMap<Digest, (BTreeMap<ReplicaId, Signed<Holding>>, u64)>,
+    certs: BTreeMap<Digest, Cert>,
     certs_from: BTreeMap<ReplicaId, usize>,
     /// Certified parts not yet ordered, in the order their certificates came.
     available: VecDeque<Digest>,
     /// Proposals by reference waiting for parts this replica lacks, by sequence number.
     waiting: BTreeMap<u64, (Signed<Header>, Arc<Refs>)>,
     /// Parts asked for: how many times, and when last.
-    fetching: HashMap<Digest, (usize, u64)>,
+    fetching: BTreeMap<Digest, (usize, u64)>,
 }
 
 impl Parts {
@@ -563,7 +563,7 @@ impl Replica {
             }
         }
         again.sort_unstable();
-        let queued: std::collections::HashSet<Digest> = self.parts.available.iter().copied().collect();
+        let queued: BTreeSet<Digest> = self.parts.available.iter().copied().collect();
         for (_, d) in again.into_iter().rev() {
             if !queued.contains(&d) {
                 self.parts.available.push_front(d);
@@ -609,7 +609,7 @@ impl Replica {
         let (held, certs) = (&self.parts.held, &self.parts.certs);
         self.parts.available.retain(|d| certs.contains_key(d) && held.get(d).is_none_or(|p| p.ordered.is_none()));
         self.parts.waiting = self.parts.waiting.split_off(&(stable + 1));
-        let fetching_keep: std::collections::HashSet<Digest> =
+        let fetching_keep: BTreeSet<Digest> =
             self.parts.waiting.values().flat_map(|(_, r)| r.parts.iter().map(|c| c.digest)).collect();
         self.parts.fetching.retain(|d, _| fetching_keep.contains(d) || certs.contains_key(d));
     }
