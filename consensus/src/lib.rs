@@ -5,7 +5,7 @@
 //! | [`message`] | messages, wire encoding, Ed25519 signatures (batch-verified) |
 //! | [`config`] | replica tunables and their checked relationships |
 //! | [`membership`] | the validator set of each epoch, and the ordered, approved request that changes it |
-//! | [`replica`] | the sans-IO core: batching, admission control, pipeline window, pre-prepare/prepare/commit, checkpoints, agreement on the application's state roots, view change, state transfer, recovery |
+//! | [`replica`] | the sans-IO core: batching, dissemination apart from ordering (parts, availability certificates, proposals by reference), admission control, pipeline window, pre-prepare/prepare/commit, checkpoints, agreement on the application's state roots, view change, state transfer, recovery |
 //! | `sim` | the deterministic simulator (cargo feature `sim`, off by default; a test harness): seeded network and clock, faults, Byzantine replicas, safety and liveness checks (a correct replica is never blamed for a fault) |
 //! | [`tls`] | the consortium's TLS CA and node certificates (rcgen), mutual-TLS configurations (rustls) |
 //! | [`engine`] | the replica over tokio + quinn QUIC, with the log in RocksDB |

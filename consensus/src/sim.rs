@@ -283,6 +283,9 @@ pub struct SimReport {
     /// (reporter, blamed, reason): messages a correct replica found to prove their signer
     /// faulty. A correct replica is never blamed (the run fails).
     pub peer_faults: Vec<(ReplicaId, ReplicaId, &'static str)>,
+    /// Parts correct replicas sent in answer to fetches (dissemination: a replica lacked a
+    /// part a proposal named).
+    pub parts_fetched: u64,
     /// Each replica's epoch at the end and whether it votes in it (`None` when down).
     pub epochs: Vec<Option<(u64, bool)>>,
     /// (replica, epoch, the checkpoint the change waited for) of every change executed.
@@ -949,6 +952,11 @@ impl Sim {
         for (target, msg) in out.send {
             let msgs = self.byzantine_rewrite(from, target, &msg);
             for (to, m) in msgs {
+                if let Message::BatchReply(b) = &m {
+                    if b.body.batch.is_part() && self.nodes[from as usize].behaviour.is_none() {
+                        self.report.parts_fetched += 1;
+                    }
+                }
                 let bytes = Arc::new(m.to_bytes());
                 self.transmit(from, to, bytes);
             }
@@ -1194,17 +1202,27 @@ impl Sim {
 
 /// Runs one seed with swarm-randomised faults for `n` replicas.
 pub fn run_swarm(n: usize, seed: u64) -> Result<SimReport, String> {
+    Sim::new(swarm_config(n, seed)).run()
+}
+
+/// The configuration of a swarm run: faults and pipeline window drawn from the seed.
+pub fn swarm_config(n: usize, seed: u64) -> SimConfig {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5157_4152_4d00);
     let mut cfg = SimConfig::new(n, seed);
     cfg.faults = Faults::swarm(n, &mut rng);
     cfg.window_len = [1u64, 4, 8][rng.gen_range(0..3)];
-    Sim::new(cfg).run()
+    cfg
 }
 
 /// Runs one seed with swarm-randomised faults while the validator set changes: four
 /// genesis validators, a fifth joins, then one of the first four (at random, Byzantine or
 /// not) is removed.
 pub fn run_swarm_reconfig(seed: u64) -> Result<SimReport, String> {
+    Sim::new(swarm_reconfig_config(seed)).run()
+}
+
+/// The configuration of a swarm run with validator set changes, drawn from the seed.
+pub fn swarm_reconfig_config(seed: u64) -> SimConfig {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5245_434f_4e46);
     let mut cfg = SimConfig::new(4, seed);
     cfg.faults = Faults::swarm(4, &mut rng);
@@ -1214,5 +1232,5 @@ pub fn run_swarm_reconfig(seed: u64) -> Result<SimReport, String> {
     let removed: ReplicaId = rng.gen_range(0..4);
     let leave_at = join_at + rng.gen_range(500..2_000);
     cfg.changes = vec![(join_at, vec![0, 1, 2, 3, 4]), (leave_at, (0..5).filter(|r| *r != removed).collect())];
-    Sim::new(cfg).run()
+    cfg
 }

@@ -6,7 +6,9 @@
 //! any of `output.send`, then hand `output.deliver` to the application. A replica never
 //! sends a message whose justification could be lost in a crash.
 //!
-//! Files: this one holds the state, requests and the normal case (§2.3); [`checkpoint`]
+//! Files: this one holds the state, requests and the normal case (§2.3);
+//! [`dissemination`] requests sent as parts by every replica and ordered by reference
+//! (Narwhal's workers, beyond DESIGN.md); [`checkpoint`]
 //! garbage collection and state transfer (§2.4, §5.3); [`view_change`] view changes (§2.5);
 //! [`epoch`] validator set changes taking effect;
 //! [`state_root`] agreement on the application's state after checkpoints;
@@ -1227,6 +1229,10 @@ impl Replica {
         if !self.replaying {
             self.store_batch(seq, &entry.batch);
             self.stored_batches.insert((seq, entry.batch.digest()), true);
+            if seq <= self.stable.seq {
+                // Catching up to a checkpoint that became stable while this replica lagged.
+                self.sweep_batches(seq);
+            }
             self.out.persist.committed.push((seq, persisted::split_archive(&self.history, self.time_ms, &entry)));
             self.out.deliver.push(Delivered { entry, fresh, time_ms: self.time_ms });
         }

@@ -2,6 +2,7 @@
 //! faults and checks safety, liveness, identical ledgers and what the scenario is about
 //! (a view change happened, state was transferred, a replica restarted from its log).
 
+mod dissemination;
 mod home;
 mod n4f0;
 mod n4f1;
