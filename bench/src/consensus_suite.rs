@@ -14,8 +14,12 @@
 //! on the requests their peers forward, batch-verified against one at a time.
 //!
 //! The signed point (also alone with `BENCH_CONSENSUS_SIGNED=1`): members' signed
-//! transactions entering at a backup and batch-verified where they are forwarded, against
-//! the same requests unchecked, in the same run.
+//! transactions entering at a backup and batch-verified where they arrive (with
+//! dissemination, at every other replica as a part), against the same requests unchecked,
+//! in the same run.
+//!
+//! Dissemination (also alone with `BENCH_CONSENSUS_DISSEMINATION=1`): clients at every
+//! replica in turn, dissemination apart from ordering against forwarding to the primary.
 //!
 //! The ledger's apply (also alone with `BENCH_CONSENSUS_APPLY=1`): execution behind
 //! ordering, members' signed transactions applied in committed batches to a ledger on
@@ -99,9 +103,10 @@ enum Admission {
     Off,
 }
 
-fn config(n: usize, id: u8, window: u64, admission: Admission) -> Config {
+fn config(n: usize, id: u8, window: u64, admission: Admission, feed: &Feed) -> Config {
     let mut c = Config::new(n, id);
     c.window_len = window;
+    c.dissemination = !feed.forwarding;
     if admission == Admission::Off {
         c.admission_len_max = c.pending_len_max;
         c.admission_bytes_max = c.pending_bytes_max;
@@ -122,6 +127,12 @@ struct Feed {
     /// Each replica applies what it delivers to a ledger of its own, as a validator does
     /// ([`spawn_ledger`]); otherwise deliveries are dropped (ordering alone).
     execute: bool,
+    /// Chunks are submitted at every replica in turn (each member's node at its own
+    /// validator), not at `entry` alone.
+    spread: bool,
+    /// Dissemination off ([`Config::dissemination`]): backups forward to the primary,
+    /// which carries every batch whole (the design before, as a baseline).
+    forwarding: bool,
 }
 
 /// A point's supply of requests.
@@ -166,7 +177,7 @@ async fn start_cluster(
     let (mut engines, mut applied) = (Vec::new(), Vec::new());
     for id in 0..n {
         let (engine, mut delivered) =
-            cluster.start(id, config(n, id as u8, window, admission), Metrics::unregistered())?;
+            cluster.start(id, config(n, id as u8, window, admission, feed), Metrics::unregistered())?;
         if feed.execute {
             applied.push(spawn_ledger(&dir.join(format!("ledger{id}")), delivered)?);
         } else {
@@ -293,7 +304,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Offers `rate` tx/s (None: closed loop) from `source` to replica `entry` for
 /// `warmup + measure`.
 async fn drive(
-    entry: Arc<Engine>,
+    entries: Vec<Arc<Engine>>,
     rate: Option<f64>,
     warmup: Duration,
     measure: Duration,
@@ -311,6 +322,7 @@ async fn drive(
     let mut ran_dry = false;
     let mut offered = 0.0f64;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let mut turn = 0usize;
     let counters = tokio::spawn(async move {
         let read =
             |c: &[Arc<BenchLedger>]| c.iter().map(|a| a.applied.load(AtomicOrdering::Relaxed)).collect::<Vec<_>>();
@@ -351,7 +363,8 @@ async fn drive(
             if submitted >= window_start {
                 offered_in_window += take;
             }
-            let Ok(done) = entry.submit_many(requests).await else {
+            turn += 1;
+            let Ok(done) = entries[turn % entries.len()].submit_many(requests).await else {
                 return Point::default();
             };
             let (lat, com, refd) = (latencies.clone(), committed.clone(), refused.clone());
@@ -451,7 +464,8 @@ fn run_shape(
                 Some(pool) => Source::Pool { pool: pool.clone(), next: 0 },
                 None => Source::Fresh { client: i as u64 + 1, next_id: 0 },
             };
-            let mut p = drive(engines[feed.entry].clone(), rate, warmup, measure, source, applied.clone()).await;
+            let entries = if feed.spread { engines.clone() } else { vec![engines[feed.entry].clone()] };
+            let mut p = drive(entries, rate, warmup, measure, source, applied.clone()).await;
             p.replicas = n;
             anyhow::ensure!(!p.ran_dry, "the pool of requests ran dry before the point ended");
             if *load == Load::Max {
@@ -552,6 +566,12 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
         progress.finish();
         return Ok(records);
     }
+    if std::env::var_os("BENCH_CONSENSUS_DISSEMINATION").is_some() {
+        let progress = Progress::new("bench consensus dissemination", 4);
+        let records = dissemination((warmup, measure), &progress)?;
+        progress.finish();
+        return Ok(records);
+    }
     if std::env::var_os("BENCH_CONSENSUS_OVERLOAD").is_some() {
         let progress = Progress::new("bench consensus overload", 4);
         let records = overload((warmup, measure), &progress)?;
@@ -578,7 +598,7 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
     // Points: every load, at window 1 and at the default window, for n = 4 and n = 7; then
     // the overload point, with and without admission control; signed requests, checked
     // and unchecked.
-    let progress = Progress::new("bench consensus", 2 * (loads_n4.len() + loads_n7.len()) as u64 + 8);
+    let progress = Progress::new("bench consensus", 2 * (loads_n4.len() + loads_n7.len()) as u64 + 12);
     for (n, loads) in [(4usize, &loads_n4), (7, &loads_n7)] {
         let base = run_shape(n, 1, Admission::On, &Feed::default(), loads, timing, &progress)?;
         let window = Config::new(n, 0).window_len;
@@ -591,6 +611,7 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
             }
         }
     }
+    records.extend(dissemination(timing, &progress)?);
     records.extend(overload(timing, &progress)?);
     records.extend(signed(timing, &progress)?);
     records.extend(execution(timing, &progress)?);
@@ -770,7 +791,7 @@ fn signed(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Recor
         entry: 1,
         check,
         pool: pool.clone(),
-        execute: false,
+        ..Feed::default()
     });
     let [unchecked, checked] = &max_points(n, &feeds, timing, progress)?[..] else {
         anyhow::bail!("two points expected")
@@ -800,7 +821,7 @@ fn signed(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Recor
 fn execution(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Record>> {
     let (n, window) = (4, Config::new(4, 0).window_len);
     let (_, pool, bytes) = signed_pool(200_000.0, timing, progress)?;
-    let feeds = [false, true].map(|execute| Feed { entry: 0, check: None, pool: pool.clone(), execute });
+    let feeds = [false, true].map(|execute| Feed { pool: pool.clone(), execute, ..Feed::default() });
     let [alone, executed] = &max_points(n, &feeds, timing, progress)?[..] else { anyhow::bail!("two points expected") };
     let params = |what: &str| format!("n={n},window={window},offered=max,tx_bytes={bytes},{what},durability=sync");
     let mut records = point_records(&params("ordering"), alone, None);
@@ -823,6 +844,43 @@ fn execution(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Re
             executed.tx_per_s
         )
     });
+    Ok(records)
+}
+
+/// Dissemination apart from ordering against the design before it
+/// (`BENCH_CONSENSUS_DISSEMINATION=1` alone): n = 4 and n = 7 at the default window,
+/// closed loop, with the chunks submitted at every replica in turn (each member's node at
+/// its own validator); dissemination off (backups forward to the primary, which sends
+/// every batch whole: the baseline) and on, each in a fresh cluster of this run.
+fn dissemination(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    for n in [4usize, 7] {
+        let window = Config::new(n, 0).window_len;
+        let feeds = [true, false].map(|forwarding| Feed { spread: true, forwarding, ..Feed::default() });
+        let [before, after] = &max_points(n, &feeds, timing, progress)?[..] else {
+            anyhow::bail!("two points expected")
+        };
+        let params = |d: &str| {
+            format!("n={n},window={window},offered=max,entry=every-replica,dissemination={d},tx_bytes={PAYLOAD_LEN},durability=sync")
+        };
+        records.extend(point_records(&params("off"), before, None));
+        records.extend(point_records(&params("on"), after, Some(before)));
+        dualchain_progress::suspend(|| {
+            eprintln!(
+                "  dissemination n={n}: {:.0} tx/s (p50 {:.1} ms, p99 {:.1} ms) against {:.0} tx/s forwarding to the \
+                 primary ({:.2}x); CPU s per 1000 tx {:.3} against {:.3}; bytes written per tx {:.0} against {:.0}",
+                after.tx_per_s,
+                after.p50_ms,
+                after.p99_ms,
+                before.tx_per_s,
+                after.tx_per_s / before.tx_per_s,
+                after.cpu_per_1000_tx(),
+                before.cpu_per_1000_tx(),
+                after.write_bytes_per_tx(),
+                before.write_bytes_per_tx()
+            )
+        });
+    }
     Ok(records)
 }
 
