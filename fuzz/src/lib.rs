@@ -220,8 +220,9 @@ pub mod consensus {
 
     use dualchain_consensus::membership::{Epochs, Reconfiguration};
     use dualchain_consensus::message::{
-        Batch, BatchReply, CheckpointProof, CheckpointVote, CommittedEntry, FetchBatch, FetchState, Forward, Header,
-        Message, NewView, Phase, Prepared, Request, Signed, StateReply, StateVote, ViewChange, Vote,
+        Available, Batch, BatchReply, CheckpointProof, CheckpointVote, CommittedEntry, Disseminate, FetchBatch,
+        FetchState, Forward, Header, Holding, Message, NewView, Phase, Prepared, Refs, Request, Signed, StateReply,
+        StateVote, ViewChange, Vote,
     };
 
     pub fn batch() -> Batch {
@@ -285,6 +286,11 @@ pub mod consensus {
                 prepared: vec![Prepared { pre_prepare: pre_prepare.clone(), prepares: vec![prepare(1), prepare(2)] }],
             },
         );
+        // A part, its holders' votes, their certificate and a proposal naming it.
+        let part = Batch::new(b.requests().to_vec());
+        let holding = |i: usize| Signed::sign(&keys[i], i as u8, Holding { digest: part.digest() });
+        let available = Available { digest: part.digest(), votes: (0..3).map(holding).collect() };
+        let joined = Batch::join(1_790_000_000_000, &[&part]).expect("one small part joins");
         vec![
             ("forward", Message::Forward(Signed::sign(&keys[1], 1, Forward { requests: b.requests().to_vec() }))),
             ("pre_prepare", Message::PrePrepare(pre_prepare.clone(), Arc::new(b.clone()))),
@@ -322,6 +328,16 @@ pub mod consensus {
                 Message::StateReply(Signed::sign(&keys[0], 0, StateReply { entries: vec![committed_entry()], checkpoint: Default::default() })),
             ),
             ("state_root", Message::StateRoot(Signed::sign(&keys[1], 1, StateVote { seq: 128, root: [3; 32] }))),
+            ("disseminate", Message::Disseminate(Signed::sign(&keys[2], 2, Disseminate { part: Arc::new(part.clone()) }))),
+            ("holding", Message::Holding(holding(1))),
+            ("available", Message::Available(Signed::sign(&keys[2], 2, available.clone()))),
+            (
+                "propose",
+                Message::Propose(
+                    Signed::sign(&keys[0], 0, Header { view: 0, seq: 3, digest: joined.digest() }),
+                    Arc::new(Refs { time_ms: 1_790_000_000_000, parts: vec![available] }),
+                ),
+            ),
             (
                 "null_pre_prepare",
                 Message::PrePrepare(

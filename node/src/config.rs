@@ -330,6 +330,11 @@ impl ConsensusConfig {
         if let Some(v) = self.admission_len_max {
             c.admission_len_max = v;
         }
+        // Nodes forward requests to the primary for now (`Config::dissemination` off): with
+        // dissemination on, one run of the 4-process chaos test stalled 13.5 s while the
+        // primary was partitioned (reruns recovered in under 3 s), not yet explained. Every
+        // validator of a consortium must use the same setting, so it is not a per-node key.
+        c.dissemination = false;
         // A validator added after genesis has an id at or above the genesis `n`.
         let checked = if (id as usize) < n { c.validate() } else { c.validate_tunables() };
         checked.map_err(|e| anyhow!("consensus settings: {e}"))?;

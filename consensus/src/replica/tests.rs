@@ -8,7 +8,10 @@ use dualchain_crypto::sign::SigningKeypair;
 use rand::SeedableRng;
 
 use super::*;
-use crate::message::{verify_messages, BatchReply, CheckpointVote, Disseminate, Header, StateReply, StateVote};
+use crate::message::{
+    verify_messages, Available, BatchReply, CertError, CheckpointVote, Disseminate, Header, Holding, StateReply,
+    StateVote,
+};
 
 struct Net {
     replicas: Vec<Replica>,
@@ -683,4 +686,84 @@ fn state_requests_go_first_to_a_peer_that_showed_it_is_ahead() {
     }
     assert!(asked.len() >= 3, "asked {asked:?}");
     assert!(asked.iter().all(|p| *p == 1), "every request goes to the peer that is ahead: {asked:?}");
+}
+
+// ---- dissemination ----------------------------------------------------------------------
+
+#[test]
+fn parts_joined_make_the_batch_of_their_requests() {
+    let r = |c: u64, i: u64| Request { client: c, id: i, payload: vec![c as u8; 10 + i as usize] };
+    let a = Batch::new(vec![r(1, 1), r(2, 2)]);
+    let b = Batch::new(vec![r(3, 3)]);
+    let joined = Batch::join(77, &[&a, &b]).unwrap();
+    let flat = Batch::with_time(77, vec![r(1, 1), r(2, 2), r(3, 3)]);
+    assert_eq!(joined.digest(), flat.digest());
+    assert_eq!(joined.encoded(), flat.encoded());
+    assert_eq!(joined.requests(), flat.requests());
+    assert_eq!(Batch::decode(joined.encoded()).unwrap(), flat);
+    assert!(a.is_part() && !flat.is_part() && !Batch::null().is_part());
+}
+
+#[test]
+fn a_backup_refuses_a_forged_certificate_and_fetches_a_part_it_lacks_before_it_prepares() {
+    let mut net = Net::new();
+    let out = net.replicas[1].submit(0, Request { client: 5, id: 0, payload: vec![1; 16] }).unwrap();
+    net.absorb(1, out);
+    // Replica 3 never receives the part, and the primary's proposal is held back from it.
+    let mut proposals = Vec::new();
+    while let Some((_, to, m)) = net.queue.pop_front() {
+        if to == 3 && matches!(m, Message::Disseminate(_)) {
+            continue;
+        }
+        if to == 3 && matches!(m, Message::Propose(..)) {
+            proposals.push(m);
+            continue;
+        }
+        let out = net.replicas[to as usize].receive(net.now, m);
+        net.absorb(to, out);
+    }
+    assert_eq!(net.delivered[0].len(), 1, "a quorum without replica 3 commits");
+    assert!(net.delivered[3].is_empty());
+    let [Message::Propose(header, refs)] = &proposals[..] else { panic!("one proposal for replica 3: {proposals:?}") };
+
+    // The same proposal under a certificate whose votes carry each other's signatures.
+    let mut forged = (**refs).clone();
+    let sig = forged.parts[0].votes[0].sig;
+    for v in &mut forged.parts[0].votes {
+        v.sig = sig;
+    }
+    let out = net.replicas[3].receive(net.now, Message::Propose(header.clone(), Arc::new(forged)));
+    assert!(out.events.iter().any(|e| matches!(e, Event::PeerFault { peer: 0, .. })), "{:?}", out.events);
+    assert!(out.send.is_empty(), "nothing fetched or voted for a forged certificate");
+
+    // The genuine proposal: replica 3 asks a holder for the part, then prepares and commits.
+    let out = net.replicas[3].receive(net.now, Message::Propose(header.clone(), refs.clone()));
+    let holders: Vec<ReplicaId> = refs.parts[0].holders().collect();
+    assert!(
+        out.send.iter().any(|(t, m)| matches!(m.as_ref(), Message::FetchBatch(_))
+            && matches!(t, Target::One(h) if holders.contains(h) && *h != 3)),
+        "{:?}",
+        out.send
+    );
+    net.absorb(3, out);
+    net.run();
+    assert_eq!(net.delivered[3].len(), 1);
+    assert_eq!(net.delivered[3][0].entry.batch.digest(), net.delivered[0][0].entry.batch.digest());
+    assert_eq!(net.delivered[3][0].entry.batch.requests().len(), 1);
+}
+
+#[test]
+fn availability_certificates_are_checked() {
+    let net = Net::new();
+    let keys = net.replicas[0].public_keys().to_vec();
+    let part = Batch::new(vec![Request { client: 1, id: 1, payload: vec![2; 4] }]);
+    let vote = |i: usize| Signed::sign(&net.keys[i], i as u8, Holding { digest: part.digest() });
+    let good = Available { digest: part.digest(), votes: (0..3).map(vote).collect() };
+    assert_eq!(good.check(3, |_| true, &keys), Ok(()));
+    assert_eq!(good.check(4, |_| true, &keys), Err(CertError::Short));
+    assert_eq!(good.check(3, |r| r != 2, &keys), Err(CertError::Short));
+    let twice = Available { votes: vec![vote(0), vote(0), vote(1)], ..good.clone() };
+    assert!(matches!(twice.check(3, |_| true, &keys), Err(CertError::Forged(_))));
+    let other = Available { digest: [1; 32], ..good.clone() };
+    assert!(matches!(other.check(3, |_| true, &keys), Err(CertError::Forged(_))));
 }
