@@ -174,16 +174,9 @@ impl Replica {
         for r in part.requests() {
             let key = r.key();
             keys.push(key);
-            if self.pending.contains_key(&key) || self.executed.contains_key(&key) {
-                continue;
+            if self.passed_on_fits(&key, r.encoded_len()) {
+                self.admit(key, r.clone(), false, false);
             }
-            if self.pending.len() >= self.cfg.pending_len_max
-                || self.pending_bytes + r.encoded_len() > self.cfg.pending_bytes_max
-            {
-                self.drop_msg("request queue full");
-                continue;
-            }
-            self.admit(key, r.clone(), false, false);
         }
         *self.parts.bytes_from.entry(from).or_default() += len;
         let digest = part.digest();

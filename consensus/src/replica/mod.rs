@@ -856,13 +856,7 @@ impl Replica {
     fn on_forward(&mut self, f: Signed<Forward>) {
         for request in f.body.requests {
             let key = request.key();
-            if self.pending.contains_key(&key) || self.executed.contains_key(&key) {
-                continue;
-            }
-            if self.pending.len() >= self.cfg.pending_len_max
-                || self.pending_bytes + request.encoded_len() > self.cfg.pending_bytes_max
-            {
-                self.drop_msg("request queue full");
+            if !self.passed_on_fits(&key, request.encoded_len()) {
                 continue;
             }
             if request.payload.len() > REQUEST_PAYLOAD_LEN_MAX {
@@ -871,6 +865,21 @@ impl Replica {
             }
             self.admit(key, request, false, false);
         }
+    }
+
+    /// Whether a request another replica passed on (forwarded, or in a part) is new here
+    /// and fits the pending bounds (a full set drops it, counted).
+    fn passed_on_fits(&mut self, key: &RequestKey, encoded_len: usize) -> bool {
+        if self.pending.contains_key(key) || self.executed.contains_key(key) {
+            return false;
+        }
+        if self.pending.len() >= self.cfg.pending_len_max
+            || self.pending_bytes + encoded_len > self.cfg.pending_bytes_max
+        {
+            self.drop_msg("request queue full");
+            return false;
+        }
+        true
     }
 
     fn flush_forward(&mut self, force: bool) {
