@@ -40,7 +40,7 @@ try:
     from cryptography.hazmat.primitives import serialization
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -94,11 +94,19 @@ def sign_in(driver, link):
     driver.get(link)
     buttons = driver.find_elements(By.ID, "confirm-signin")
     if buttons:
-        buttons[0].click()
         # The click posts a form: wait for the answer's page, not the one it replaces
         # (checks made before it arrives read the sign-in page, or a half-loaded answer).
-        WebDriverWait(driver, WAIT_S).until(EC.staleness_of(buttons[0]))
-        WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script("return document.readyState") == "complete")
+        # The page being replaced is marked, and the wait asks the page itself: asking
+        # chromedriver about an element of a page mid-navigation may fail with a generic
+        # "node does not belong to the document" rather than a stale-element error.
+        driver.execute_script("window.__dualchainReplaced = true;")
+        try:
+            buttons[0].click()
+        except WebDriverException:
+            pass  # the navigation raced the click's answer; the wait below decides
+        WebDriverWait(driver, WAIT_S, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: d.execute_script(
+                "return window.__dualchainReplaced !== true && document.readyState === 'complete'"))
 
 
 def full_page(driver, path):
