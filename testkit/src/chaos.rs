@@ -110,6 +110,11 @@ pub struct FaultReport {
     /// Nodes following without voting once it was over (each waits for the consortium's
     /// next view change; see `dualchain_consensus::replica::view_change`).
     pub following: Vec<usize>,
+    /// Uploads that failed (an error, or no answer within the request timeout) from the
+    /// fault's start until liveness came back, and the first such failure's reason: what
+    /// the uploaders saw during a stall.
+    pub failed_during: usize,
+    pub first_failure: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,7 +129,8 @@ struct Shared {
     uploads: Mutex<Vec<Upload>>,
     /// Granted requests: (request id, dataset).
     grants: Mutex<Vec<(String, String)>>,
-    failures: AtomicU64,
+    /// Failed uploads: when, and why.
+    failures: Mutex<Vec<(Duration, String)>>,
     stop: AtomicBool,
 }
 
@@ -199,8 +205,12 @@ impl Chaos {
                                 shared.uploads.lock().unwrap().push(u);
                             }
                         }
-                        _ => {
-                            shared.failures.fetch_add(1, Ordering::Relaxed);
+                        failed => {
+                            let why = match failed {
+                                Ok(Err(e)) => format!("{e:#}"),
+                                _ => format!("no answer within {REQUEST_TIMEOUT:?}"),
+                            };
+                            shared.failures.lock().unwrap().push((started.elapsed(), why));
                             tokio::time::sleep(Duration::from_millis(250)).await;
                         }
                     }
@@ -432,6 +442,8 @@ impl Chaos {
             stall = stall.max(t.saturating_sub(prev));
             prev = prev.max(t);
         }
+        let failed: Vec<(Duration, String)> =
+            self.shared.failures.lock().unwrap().iter().filter(|(t, _)| *t >= begin && *t <= back).cloned().collect();
         let report = FaultReport {
             fault,
             nodes,
@@ -442,6 +454,10 @@ impl Chaos {
             recovery: back.saturating_sub(end),
             rejoined: rejoined.map(|t| t.saturating_sub(end)),
             following,
+            failed_during: failed.len(),
+            first_failure: failed
+                .first()
+                .map(|(t, why)| format!("at +{:.1} s: {why}", t.saturating_sub(begin).as_secs_f64())),
         };
         eprintln!("chaos: {report:?}");
         Ok(report)
