@@ -34,6 +34,15 @@ pub struct ConsortiumFile {
     /// rest. The key keeps its first name; `membership_quorum` is read as the same.
     #[serde(default, alias = "membership_quorum", skip_serializing_if = "Option::is_none")]
     pub revocation_quorum: Option<u32>,
+    /// How requests reach the ordering: `true`, every validator disseminates its own
+    /// members' requests in parts and the primary orders certified parts by reference
+    /// (`dualchain_consensus::replica::dissemination`); `false`, validators forward
+    /// requests to the primary, which carries every batch. Genesis writes `true`. Absent,
+    /// `false`: a consortium made before the key existed keeps running as its validators
+    /// did. A consensus setting every validator must share (a validator that forwards to a
+    /// primary that orders parts waits forever), so it lives here, not in `node.toml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dissemination: Option<bool>,
     /// The member certificate authority's public key (hex of its encoding).
     pub member_ca: String,
     /// The consensus TLS CA certificate (hex of DER).
@@ -148,6 +157,11 @@ impl ConsortiumFile {
     /// written, or a majority of the members listed at genesis.
     pub fn membership_quorum(&self) -> u32 {
         self.revocation_quorum.unwrap_or_else(|| majority(self.members.len()))
+    }
+
+    /// Whether requests are disseminated apart from ordering (see `dissemination`).
+    pub fn disseminates(&self) -> bool {
+        self.dissemination.unwrap_or(false)
     }
 
     /// The ids of the members named at genesis (`members`).
@@ -308,7 +322,9 @@ impl Default for ConsensusConfig {
 }
 
 impl ConsensusConfig {
-    pub fn replica(&self, n: usize, id: u8) -> Result<dualchain_consensus::Config> {
+    /// The replica's settings: this file's timing on the consortium's `n` and, from the
+    /// genesis file, how requests reach the ordering (`dissemination`).
+    pub fn replica(&self, n: usize, id: u8, dissemination: bool) -> Result<dualchain_consensus::Config> {
         let mut c = match self.preset.as_str() {
             "loopback" => dualchain_consensus::Config::loopback(n, id),
             "lan" => dualchain_consensus::Config::new(n, id),
@@ -330,11 +346,7 @@ impl ConsensusConfig {
         if let Some(v) = self.admission_len_max {
             c.admission_len_max = v;
         }
-        // Nodes forward requests to the primary for now (`Config::dissemination` off): with
-        // dissemination on, one run of the 4-process chaos test stalled 13.5 s while the
-        // primary was partitioned (reruns recovered in under 3 s), not yet explained. Every
-        // validator of a consortium must use the same setting, so it is not a per-node key.
-        c.dissemination = false;
+        c.dissemination = dissemination;
         // A validator added after genesis has an id at or above the genesis `n`.
         let checked = if (id as usize) < n { c.validate() } else { c.validate_tunables() };
         checked.map_err(|e| anyhow!("consensus settings: {e}"))?;
@@ -518,12 +530,12 @@ mod tests {
         assert_eq!((c.node, c.api.body_limit_bytes, c.secrets.member.clone()), (2, 8 << 20, None));
         assert_eq!(c.path(Path::new("p")), dir.join("p"));
         assert_eq!(c.path(&c.data_dir), PathBuf::from("/var/lib/x"));
-        assert_eq!(c.consensus.replica(4, 2).unwrap().view_change_timeout_ms, 2000);
+        assert_eq!(c.consensus.replica(4, 2, true).unwrap().view_change_timeout_ms, 2000);
         std::fs::write(dir.join("b.toml"), format!("{base}[api]\nlisten = \"127.0.0.1:1\"\nbody_limt = 5\n")).unwrap();
         assert!(format!("{:#}", NodeConfig::load(&dir.join("b.toml")).unwrap_err()).contains("body_limt"));
         std::fs::write(dir.join("c.toml"), format!("{base}[consensus]\npreset = \"moon\"\n")).unwrap();
         let c = NodeConfig::load(&dir.join("c.toml")).unwrap();
-        assert!(c.consensus.replica(4, 0).is_err());
+        assert!(c.consensus.replica(4, 0, true).is_err());
 
         // The access policy: one statement, its earlier key read as the same, the
         // departments list of the two-form days refused with the way forward.
@@ -548,7 +560,7 @@ mod tests {
     }
 
     #[test]
-    fn the_membership_quorum_is_read_under_either_name_and_the_founders_are_the_members() {
+    fn the_membership_quorum_and_dissemination_are_read_from_genesis_and_the_founders_are_the_members() {
         let validators: String = (0..4)
             .map(|i| {
                 format!(
@@ -581,5 +593,15 @@ mod tests {
         // Written back under its first name, which older nodes read.
         let text = toml::to_string(&file("membership_quorum = 3").unwrap()).unwrap();
         assert!(text.contains("revocation_quorum = 3") && !text.contains("membership_quorum"), "{text}");
+        // How requests reach the ordering: as written; absent (a consortium made before the
+        // key), forwarding to the primary, as its validators ran; and the replica follows it.
+        assert!(!c.disseminates());
+        assert!(file("dissemination = true").unwrap().disseminates());
+        assert!(!file("dissemination = false").unwrap().disseminates());
+        assert!(file("dissemination = \"yes\"").is_err());
+        let consensus = ConsensusConfig::default();
+        for on in [false, true] {
+            assert_eq!(consensus.replica(4, 1, on).unwrap().dissemination, on);
+        }
     }
 }

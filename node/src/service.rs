@@ -239,7 +239,7 @@ fn open_validator(
     // Batch proof verification's Miller loops run where the assembler chose.
     let ledger = Arc::new(Ledger::open(store.clone(), genesis, compute.miller.clone())?);
     let (engine, delivered) = Engine::start(EngineConfig {
-        replica: cfg.consensus.replica(n, id as u8)?,
+        replica: cfg.consensus.replica(n, id as u8, consortium.disseminates())?,
         key,
         keys,
         addrs: consortium.validators.iter().map(|v| v.quic).collect(),

@@ -93,7 +93,8 @@ async fn chaos_cut_off_primary_slow() {
     faults_once(4, Duration::from_secs(15), &[f, f, f], "cut-off-primary").await;
 }
 
-/// The requester's node cut off three times in a row (the soak saw 13.6 s stalls).
+/// The requester's node cut off three times in a row (the soak saw 13.6 s stalls, before the
+/// lab's bridge kept a fixed address: see `docs/failure-model.md`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_cut_off_requester_slow() {
     let f = Fault::PartitionRequester;

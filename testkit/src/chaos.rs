@@ -165,6 +165,12 @@ impl Chaos {
         let requester = role("research").ok_or_else(|| anyhow!("no research institute"))?;
         let cpc = role("cpc").ok_or_else(|| anyhow!("no CPC"))?;
         cluster.wait_ready(&(0..n).collect::<Vec<_>>(), Duration::from_secs(300)).await?;
+        // A new consortium disseminates requests apart from ordering: the faults are made
+        // on that path.
+        for i in 0..n {
+            let requests = cluster.health(i).await.map(|h| h["requests"].clone());
+            ensure!(requests == Some(Value::from("parts")), "node {i} does not disseminate: {requests:?}");
+        }
         let mut c = Self {
             cluster,
             lab,

@@ -78,6 +78,9 @@ pub async fn health(State(api): State<ApiState>) -> ApiResult {
         "following": status.map(|s| s.following),
         "last_executed": status.map(|s| s.last_executed),
         "pending": status.map(|s| s.pending),
+        // How requests reach the ordering (genesis `dissemination`): "parts", disseminated
+        // apart from ordering; "forwarded", through the primary.
+        "requests": if node.consortium.disseminates() { "parts" } else { "forwarded" },
         "ledger": {
             "applied_seq": fp.applied_seq,
             "data_tip": tip(fp.data_tip),

@@ -241,6 +241,7 @@ pub fn assemble(opts: &AssembleOptions) -> Result<AssembleReport> {
         created_unix: now,
         grant_duration_max_s: GRANT_DURATION_MAX_S,
         revocation_quorum: Some(crate::config::majority(members.len())),
+        dissemination: Some(true),
         member_ca: to_hex(cas.member.public()),
         tls_ca: hex::encode(cas.tls.cert_der()),
         ibe_params: to_hex(&ibe),

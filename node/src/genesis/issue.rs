@@ -223,6 +223,7 @@ mod tests {
             created_unix: 0,
             grant_duration_max_s: 60,
             revocation_quorum: Some(3),
+            dissemination: Some(true),
             member_ca: to_hex(cas.member.public()),
             tls_ca: hex::encode(cas.tls.cert_der()),
             ibe_params: String::new(),

@@ -178,6 +178,7 @@ pub fn run(opts: &InitOptions) -> Result<InitReport> {
         created_unix: now,
         grant_duration_max_s: GRANT_DURATION_MAX_S,
         revocation_quorum: Some(crate::config::majority(entries.len())),
+        dissemination: Some(true),
         member_ca: to_hex(keys.ca.public()),
         tls_ca: hex::encode(node_secrets.tls_ca.cert_der()),
         ibe_params: to_hex(&keys.ibe),
