@@ -52,6 +52,7 @@ use crate::config::Config;
 use crate::membership::{ForwardRefusal, Reconfiguration, RECONFIGURE_CLIENT};
 use crate::message::{verify_messages, CommittedEntry, Message, ReplicaId, Request, RequestKey, MESSAGE_LEN_MAX};
 use crate::metrics::{Metrics, PeerLabel, RefusedLabel};
+use crate::outbox::{outbox, Inbox, Outbox};
 use crate::replica::{
     parse_archive, Delivered, Divergence, Event, Output, Recovered, RecoveryError, Rejected, Replica, Target,
 };
@@ -60,6 +61,12 @@ use crate::tls::{quic_client_config, quic_server_config, server_name, NodeTls, T
 
 /// Frames queued per peer before new ones are dropped.
 pub const OUTBOUND_QUEUE_LEN: usize = 8192;
+/// Bytes queued per peer before new frames are dropped ([`crate::outbox`]): a quarter of a
+/// second of a 1 Gbit/s link, sixteen default batches.
+pub const OUTBOUND_QUEUE_BYTES: usize = 32 << 20;
+/// Bytes a sender takes from its queue for one write (besides at most 256 frames): what
+/// is in flight beside the queue.
+const WRITE_BYTES_MAX: usize = 4 << 20;
 /// Inputs the core takes per step before it writes and sends.
 const CORE_DRAIN_MAX: usize = 4096;
 /// Committed entries per state reply, and their byte budget.
@@ -587,7 +594,7 @@ impl Engine {
             }
             // A genesis validator rotated before this start: learn_validators (below)
             // redirects its sender.
-            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_LEN);
+            let (tx, rx) = outbox(OUTBOUND_QUEUE_LEN, OUTBOUND_QUEUE_BYTES);
             peers.insert(peer, tx);
             addrs.insert(peer, cfg.addrs[peer as usize]);
             tokio::spawn(sender(link.clone(), cfg.addrs[peer as usize], peer, rx));
@@ -713,7 +720,7 @@ struct Core {
     replica: Replica,
     store: Arc<ConsensusStore>,
     start: Instant,
-    peers: BTreeMap<ReplicaId, mpsc::Sender<Bytes>>,
+    peers: BTreeMap<ReplicaId, Outbox>,
     deliver: mpsc::Sender<Delivered>,
     waiters: HashMap<RequestKey, (Waiter, Instant)>,
     metrics: Metrics,
@@ -791,7 +798,7 @@ impl Core {
     /// A sender to `peer` at `addr` (replacing the one it had: that one ends once its queue
     /// is dropped).
     fn connect(&mut self, peer: ReplicaId, addr: SocketAddr) {
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_LEN);
+        let (tx, rx) = outbox(OUTBOUND_QUEUE_LEN, OUTBOUND_QUEUE_BYTES);
         self.peers.insert(peer, tx);
         self.transport.addrs.insert(peer, addr);
         tokio::spawn(sender(self.link.clone(), addr, peer, rx));
@@ -1087,15 +1094,12 @@ impl Core {
         let len = (buf.len() - 4) as u32;
         buf[..4].copy_from_slice(&len.to_be_bytes());
         let frame = Bytes::from(buf);
-        let push = |peer: ReplicaId, tx: &mpsc::Sender<Bytes>| {
-            if tx.try_send(frame.clone()).is_err() {
+        let push = |peer: ReplicaId, tx: &Outbox| {
+            if !tx.push(frame.clone()) {
                 tracing::trace!(peer, msg = msg.name(), "consensus.msg.drop: send queue full");
                 self.metrics.dropped("send queue full");
             }
-            self.metrics
-                .outbound_queue
-                .get_or_create(&PeerLabel { peer: peer.to_string() })
-                .set((OUTBOUND_QUEUE_LEN - tx.capacity()) as i64);
+            self.metrics.outbound_queue.get_or_create(&PeerLabel { peer: peer.to_string() }).set(tx.frames() as i64);
         };
         match target {
             Target::All => {
@@ -1187,7 +1191,7 @@ fn class_of(frame: &[u8]) -> usize {
 /// Sends this replica's frames to one peer over one connection, reconnecting with backoff.
 /// The peer must present a certificate the directory names for it. Ends when its queue is
 /// dropped (the peer moved: another sender took over) or at shutdown.
-async fn sender(link: Link, addr: SocketAddr, peer: ReplicaId, mut rx: mpsc::Receiver<Bytes>) {
+async fn sender(link: Link, addr: SocketAddr, peer: ReplicaId, mut rx: Inbox) {
     let Link { endpoint, client, directory, metrics, mut shutdown, mut reconnect } = link;
     let name = server_name(peer);
     let mut backoff = Duration::from_millis(20);
@@ -1241,11 +1245,15 @@ async fn sender(link: Link, addr: SocketAddr, peer: ReplicaId, mut rx: mpsc::Rec
             };
             // What is queued goes out in one write per class, without copying the frames.
             let mut chunks: [Vec<Bytes>; 2] = [Vec::new(), Vec::new()];
+            let mut bytes = first.len();
             chunks[class_of(&first)].push(first);
-            while chunks[0].len() + chunks[1].len() < 256 {
+            while chunks[0].len() + chunks[1].len() < 256 && bytes < WRITE_BYTES_MAX {
                 match rx.try_recv() {
-                    Ok(f) => chunks[class_of(&f)].push(f),
-                    Err(_) => break,
+                    Some(f) => {
+                        bytes += f.len();
+                        chunks[class_of(&f)].push(f);
+                    }
+                    None => break,
                 }
             }
             for (c, frames) in chunks.iter_mut().enumerate() {

@@ -21,6 +21,7 @@ pub mod local;
 pub mod membership;
 pub mod message;
 pub mod metrics;
+mod outbox;
 pub mod replica;
 #[cfg(feature = "sim")]
 pub mod sim;
