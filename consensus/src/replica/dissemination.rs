@@ -125,17 +125,32 @@ impl Replica {
         let part = Arc::new(Batch::new(requests));
         let digest = part.digest();
         let me = self.cfg.id;
-        *self.parts.bytes_from.entry(me).or_default() += part.encoded().len();
-        self.parts.held.entry(digest).or_insert(Part {
-            batch: part.clone(),
-            from: me,
-            keys,
-            ordered: None,
-            since_ms: self.now_ms,
-        });
+        if !self.parts.held.contains_key(&digest) {
+            *self.parts.bytes_from.entry(me).or_default() += part.encoded().len();
+            self.parts
+                .held
+                .insert(digest, Part { batch: part.clone(), from: me, keys, ordered: None, since_ms: self.now_ms });
+        }
         self.collect_votes(digest);
         let msg = Message::Disseminate(self.sign(Disseminate { part }));
         self.send(Target::All, msg);
+    }
+
+    /// Keys of requests in this replica's own parts that something still carries: parts
+    /// collecting votes, certified, or ordered.
+    pub(super) fn own_parts_cover(&self) -> std::collections::HashSet<RequestKey> {
+        let me = self.cfg.id;
+        self.parts
+            .held
+            .iter()
+            .filter(|(d, p)| {
+                p.from == me
+                    && (p.ordered.is_some()
+                        || self.parts.collecting.contains_key(*d)
+                        || self.parts.certs.contains_key(*d))
+            })
+            .flat_map(|(_, p)| p.keys.iter().copied())
+            .collect()
     }
 
     /// Starts collecting votes for a held part, with this replica's own.
@@ -525,6 +540,29 @@ impl Replica {
             let msg = Message::Disseminate(self.sign(Disseminate { part }));
             for peer in to {
                 self.send(Target::One(peer), msg.clone());
+            }
+        }
+        // Certificates of own parts the primary has not ordered a retransmission period
+        // after they formed: again to the primary (the first may have been lost with a
+        // connection; a new part is cut only for requests no part carries).
+        let primary = self.primary_of(self.view);
+        if primary != me {
+            let again: Vec<Available> = self
+                .parts
+                .certs
+                .iter()
+                .filter(|(d, c)| {
+                    c.sender == me
+                        && c.at_ms <= stale
+                        && self.parts.held.get(*d).is_some_and(|p| {
+                            p.from == me && p.ordered.is_none() && p.keys.iter().any(|k| self.pending.contains_key(k))
+                        })
+                })
+                .map(|(_, c)| c.cert.clone())
+                .collect();
+            for cert in again {
+                let msg = Message::Available(self.sign(cert));
+                self.send(Target::One(primary), msg);
             }
         }
         let waiting: Vec<(Digest, Vec<ReplicaId>)> = self

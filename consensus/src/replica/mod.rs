@@ -1359,12 +1359,17 @@ impl Replica {
     /// replica) is suspected by enough replicas to be replaced, and a primary that is
     /// fine orders them even while this replica is out of its view (see [`view_change`]).
     fn relay_own_requests(&mut self) {
-        let stale = self.stale_requests(true);
         if self.cfg.dissemination {
-            // With dissemination every replica holds them already, or never certified
-            // them: a new part.
+            // With dissemination, a request in a part of this replica's that is collecting
+            // votes (re-sent by `retransmit_parts`), certified or ordered waits for that
+            // part; the others (their part dropped: a certificate of an earlier validator
+            // set) go into a new part. Cutting every stale request again would, past
+            // saturation, disseminate the backlog once more every retransmission period.
+            let covered = self.own_parts_cover();
+            let stale = self.stale_requests_where(true, |k| !covered.contains(k));
             return self.cut_part(stale);
         }
+        let stale = self.stale_requests(true);
         if !stale.is_empty() {
             let msg = Message::Forward(self.sign(Forward { requests: stale }));
             self.send(Target::All, msg);
@@ -1374,12 +1379,21 @@ impl Replica {
     /// Up to one batch (in count and bytes) of pending requests, own or passed on, that
     /// arrived a retransmission period ago or more, oldest first.
     fn stale_requests(&self, own: bool) -> Vec<Request> {
+        self.stale_requests_where(own, |_| true)
+    }
+
+    /// [`Replica::stale_requests`] of those whose key passes `keep`.
+    fn stale_requests_where(&self, own: bool, keep: impl Fn(&RequestKey) -> bool) -> Vec<Request> {
         let now = self.now_ms;
         if self.oldest_pending_ms().is_none_or(|t| t + self.cfg.retransmit_ms > now) {
             return Vec::new();
         }
-        let mut stale: Vec<&Pending> =
-            self.pending.values().filter(|p| p.own == own && p.arrival_ms + self.cfg.retransmit_ms <= now).collect();
+        let mut stale: Vec<&Pending> = self
+            .pending
+            .iter()
+            .filter(|(k, p)| p.own == own && p.arrival_ms + self.cfg.retransmit_ms <= now && keep(k))
+            .map(|(_, p)| p)
+            .collect();
         stale.sort_by_key(|p| p.arrival_ms);
         let mut out = Vec::new();
         let mut bytes = 0;

@@ -767,3 +767,41 @@ fn availability_certificates_are_checked() {
     let other = Available { digest: [1; 32], ..good.clone() };
     assert!(matches!(other.check(3, |_| true, &keys), Err(CertError::Forged(_))));
 }
+
+#[test]
+fn a_certified_part_waits_for_the_primary_and_only_its_certificate_is_sent_again() {
+    let mut net = Net::new();
+    let retransmit = net.replicas[1].cfg.retransmit_ms;
+    assert!(3 * retransmit < net.replicas[1].cfg.view_change_timeout_ms, "the test stays within one view");
+    let out = net.replicas[1].submit(0, Request { client: 5, id: 0, payload: vec![1; 16] }).unwrap();
+    net.absorb(1, out);
+    // The part is certified, but its certificate never reaches the primary.
+    while let Some((_, to, m)) = net.queue.pop_front() {
+        if to == 0 && matches!(m, Message::Available(_)) {
+            continue;
+        }
+        let out = net.replicas[to as usize].receive(net.now, m);
+        net.absorb(to, out);
+    }
+    assert!(net.delivered[0].is_empty(), "nothing ordered without the certificate");
+    // Two retransmission periods: no new part of the same request (past saturation that
+    // would disseminate the backlog again each period), the certificate again to the
+    // primary alone.
+    for round in 1..=2 {
+        net.now += retransmit;
+        let out = net.replicas[1].tick(net.now);
+        let parts = out.send.iter().filter(|(_, m)| matches!(m.as_ref(), Message::Disseminate(_))).count();
+        assert_eq!(parts, 0, "round {round}: a request its certified part carries is not cut again");
+        let certs: Vec<&Target> =
+            out.send.iter().filter(|(_, m)| matches!(m.as_ref(), Message::Available(_))).map(|(t, _)| t).collect();
+        assert!(matches!(certs[..], [Target::One(0)]), "round {round}: {certs:?}");
+        if round == 1 {
+            continue; // lost as well
+        }
+        net.absorb(1, out);
+        net.run();
+    }
+    for r in 0..4 {
+        assert_eq!(net.delivered[r].len(), 1, "replica {r} executed the request once");
+    }
+}
