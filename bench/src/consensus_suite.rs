@@ -36,6 +36,9 @@
 //! default window, the closed-loop peak, then twice the peak offered open-loop, with
 //! admission control off (every request queued, the behaviour before it) and on; committed
 //! throughput and p99 at 2x are reported against the same cluster's peak.
+//!
+//! With `BENCH_CONSENSUS_FORWARDING=1` the overload point forwards requests to the primary
+//! (`Config::dissemination` off, the design before) instead of disseminating them.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
@@ -916,12 +919,14 @@ fn overload(timing: (Duration, Duration), progress: &Progress) -> Result<Vec<Rec
     let n = 4;
     let window = Config::new(n, 0).window_len;
     let mut records = Vec::new();
+    let feed = Feed { forwarding: std::env::var_os("BENCH_CONSENSUS_FORWARDING").is_some(), ..Feed::default() };
     for admission in [Admission::Off, Admission::On] {
-        let points =
-            run_shape(n, window, admission, &Feed::default(), &[Load::Max, Load::TimesPeak(2.0)], timing, progress)?;
+        let points = run_shape(n, window, admission, &feed, &[Load::Max, Load::TimesPeak(2.0)], timing, progress)?;
         let [(_, peak), (_, over)] = &points[..] else { anyhow::bail!("two overload points expected") };
         let on = if admission == Admission::On { "on" } else { "off" };
-        let params = format!("n={n},window={window},offered=2x-peak,admission={on},tx_bytes={PAYLOAD_LEN}");
+        let requests = if feed.forwarding { "forwarded" } else { "parts" };
+        let params =
+            format!("n={n},window={window},offered=2x-peak,admission={on},requests={requests},tx_bytes={PAYLOAD_LEN}");
         records.extend(point_records(&params, over, Some(peak)));
         dualchain_progress::suspend(|| {
             eprintln!(
