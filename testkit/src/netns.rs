@@ -102,8 +102,8 @@ impl NetLab {
             // a link to the other side could change the gateway's address under the nodes
             // still on this one: their ARP entries for the test's address would then point
             // nowhere, and the test's calls to them hang until the link comes back (a
-            // stall of the whole partition, seen on one run in four, that no consortium
-            // would have). A fixed, locally administered address stays put.
+            // stall of the whole partition whenever the link cut off had the lowest of the
+            // random addresses, that no consortium would have). A fixed, locally administered address stays put.
             let mac = format!("02:dc:{:02x}:{:02x}:00:{side:02x}", self.net.0, self.net.1);
             sh("ip", &["link", "set", &self.bridge(side), "address", &mac])?;
             sh("ip", &["link", "set", &self.bridge(side), "up"])?;

@@ -116,12 +116,13 @@ impl Replica {
         self.cfg.pending_bytes_max / self.membership().n().max(1)
     }
 
-    /// Cuts this replica's requests into a part and sends it to every replica.
-    pub(super) fn cut_part(&mut self, requests: Vec<Request>) {
-        if requests.is_empty() {
+    /// Cuts this replica's requests (with their keys) into a part and sends it to every
+    /// replica.
+    pub(super) fn cut_part(&mut self, keyed: Vec<(RequestKey, Request)>) {
+        if keyed.is_empty() {
             return;
         }
-        let keys = requests.iter().map(Request::key).collect();
+        let (keys, requests): (Vec<RequestKey>, Vec<Request>) = keyed.into_iter().unzip();
         let part = Arc::new(Batch::new(requests));
         let digest = part.digest();
         let me = self.cfg.id;

@@ -285,8 +285,8 @@ pub struct Replica {
     /// Dissemination apart from ordering ([`dissemination`]).
     parts: dissemination::Parts,
     /// Backup: requests to pass on to the primary (with dissemination: this replica's
-    /// next part).
-    forward_buf: Vec<Request>,
+    /// next part), with their keys (a part names its requests' keys: not hashed again).
+    forward_buf: Vec<(RequestKey, Request)>,
     forward_bytes: usize,
     forward_since_ms: Option<u64>,
     view_changes: BTreeMap<u64, BTreeMap<ReplicaId, Signed<ViewChange>>>,
@@ -722,7 +722,7 @@ impl Replica {
             self.queue_bytes += request.encoded_len();
         } else if forward {
             self.forward_bytes += request.encoded_len();
-            self.forward_buf.push(request.clone());
+            self.forward_buf.push((key, request.clone()));
             self.forward_since_ms.get_or_insert(self.now_ms);
         }
         if self.pending.is_empty() {
@@ -899,13 +899,14 @@ impl Replica {
         if !due || (self.status != Status::Normal && !self.cfg.dissemination) {
             return;
         }
-        let requests = std::mem::take(&mut self.forward_buf);
+        let keyed = std::mem::take(&mut self.forward_buf);
         self.forward_bytes = 0;
         self.forward_since_ms = None;
         if self.cfg.dissemination {
-            return self.cut_part(requests);
+            return self.cut_part(keyed);
         }
         let primary = self.primary_of(self.view);
+        let requests = keyed.into_iter().map(|(_, r)| r).collect();
         let msg = Message::Forward(self.sign(Forward { requests }));
         self.send(Target::One(primary), msg);
     }
@@ -1344,10 +1345,11 @@ impl Replica {
         // Requests other replicas passed on, which the primary may have lost: again to it.
         // (Disseminated parts are adopted instead, `retransmit_parts`.)
         if !self.is_primary() && !self.cfg.dissemination {
-            let stale = self.stale_requests(false);
+            let stale = self.stale_requests(false, |_| true);
             if !stale.is_empty() {
                 let primary = self.primary_of(self.view);
-                let msg = Message::Forward(self.sign(Forward { requests: stale }));
+                let requests = stale.into_iter().map(|(_, r)| r).collect();
+                let msg = Message::Forward(self.sign(Forward { requests }));
                 self.send(Target::One(primary), msg);
             }
         }
@@ -1359,6 +1361,9 @@ impl Replica {
     /// replica) is suspected by enough replicas to be replaced, and a primary that is
     /// fine orders them even while this replica is out of its view (see [`view_change`]).
     fn relay_own_requests(&mut self) {
+        if !self.has_stale_requests() {
+            return;
+        }
         if self.cfg.dissemination {
             // With dissemination, a request in a part of this replica's that is collecting
             // votes (re-sent by `retransmit_parts`), certified or ordered waits for that
@@ -1366,43 +1371,44 @@ impl Replica {
             // set) go into a new part. Cutting every stale request again would, past
             // saturation, disseminate the backlog once more every retransmission period.
             let covered = self.own_parts_cover();
-            let stale = self.stale_requests_where(true, |k| !covered.contains(k));
+            let stale = self.stale_requests(true, |k| !covered.contains(k));
             return self.cut_part(stale);
         }
-        let stale = self.stale_requests(true);
+        let stale = self.stale_requests(true, |_| true);
         if !stale.is_empty() {
-            let msg = Message::Forward(self.sign(Forward { requests: stale }));
+            let requests = stale.into_iter().map(|(_, r)| r).collect();
+            let msg = Message::Forward(self.sign(Forward { requests }));
             self.send(Target::All, msg);
         }
     }
 
-    /// Up to one batch (in count and bytes) of pending requests, own or passed on, that
-    /// arrived a retransmission period ago or more, oldest first.
-    fn stale_requests(&self, own: bool) -> Vec<Request> {
-        self.stale_requests_where(own, |_| true)
+    /// Whether any pending request arrived a retransmission period ago or more.
+    fn has_stale_requests(&self) -> bool {
+        self.oldest_pending_ms().is_some_and(|t| t + self.cfg.retransmit_ms <= self.now_ms)
     }
 
-    /// [`Replica::stale_requests`] of those whose key passes `keep`.
-    fn stale_requests_where(&self, own: bool, keep: impl Fn(&RequestKey) -> bool) -> Vec<Request> {
-        let now = self.now_ms;
-        if self.oldest_pending_ms().is_none_or(|t| t + self.cfg.retransmit_ms > now) {
+    /// Up to one batch (in count and bytes) of pending requests, own or passed on, whose
+    /// key passes `keep` and that arrived a retransmission period ago or more, oldest
+    /// first, with their keys.
+    fn stale_requests(&self, own: bool, keep: impl Fn(&RequestKey) -> bool) -> Vec<(RequestKey, Request)> {
+        if !self.has_stale_requests() {
             return Vec::new();
         }
-        let mut stale: Vec<&Pending> = self
+        let now = self.now_ms;
+        let mut stale: Vec<(&RequestKey, &Pending)> = self
             .pending
             .iter()
             .filter(|(k, p)| p.own == own && p.arrival_ms + self.cfg.retransmit_ms <= now && keep(k))
-            .map(|(_, p)| p)
             .collect();
-        stale.sort_by_key(|p| p.arrival_ms);
+        stale.sort_by_key(|(_, p)| p.arrival_ms);
         let mut out = Vec::new();
         let mut bytes = 0;
-        for p in stale.into_iter().take(self.cfg.batch_len_max) {
+        for (k, p) in stale.into_iter().take(self.cfg.batch_len_max) {
             bytes += p.request.encoded_len();
             if !out.is_empty() && bytes > self.cfg.batch_bytes_max {
                 break;
             }
-            out.push(p.request.clone());
+            out.push((*k, p.request.clone()));
         }
         out
     }
