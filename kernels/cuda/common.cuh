@@ -20,6 +20,19 @@ typedef unsigned int u32;
 typedef unsigned long long u64;
 typedef int i32;
 
+// Host build only: field multiplications counted per thread, so tests and the bench can
+// state what a kernel's algorithm costs in the operation that dominates it. The device build
+// counts nothing.
+#if defined(DC_DEVICE_CODE)
+#define DC_COUNT_MUL()
+#else
+inline u64& dc_host_mul_count() {
+  static thread_local u64 count = 0;
+  return count;
+}
+#define DC_COUNT_MUL() (dc_host_mul_count()++)
+#endif
+
 // Atomic increment that returns the previous value. Host emulation runs "threads" one at a
 // time, so a plain read-modify-write is exact there.
 DC_HD u32 dc_atomic_add(u32* p, u32 v) {

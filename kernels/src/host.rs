@@ -23,6 +23,13 @@ mod ffi {
         pub fn dc_g1_add(p: *const u32, q: *const u32, r: *mut u32);
         pub fn dc_g1_dbl(p: *const u32, r: *mut u32);
         pub fn dc_g1_add_affine(p: *const u32, q: *const u32, r: *mut u32);
+        pub fn dc_g1_xyzz_add(p: *const u32, q: *const u32, r: *mut u32);
+        pub fn dc_g1_xyzz_add_affine(p: *const u32, q: *const u32, r: *mut u32);
+        pub fn dc_g1_xyzz_dbl(p: *const u32, r: *mut u32);
+        pub fn dc_g2_xyzz_add(p: *const u32, q: *const u32, r: *mut u32);
+        pub fn dc_g2_xyzz_add_affine(p: *const u32, q: *const u32, r: *mut u32);
+        pub fn dc_g2_xyzz_dbl(p: *const u32, r: *mut u32);
+        pub fn dc_g1_xyzz_add_affine_cost(p: *const u32, q: *const u32) -> u64;
         pub fn dc_g2_add(p: *const u32, q: *const u32, r: *mut u32);
         pub fn dc_g2_dbl(p: *const u32, r: *mut u32);
         pub fn dc_g2_add_affine(p: *const u32, q: *const u32, r: *mut u32);
@@ -52,7 +59,19 @@ mod ffi {
         pub fn dc_fp12_mul(a: *const u32, b: *const u32, r: *mut u32);
         pub fn dc_miller_product(n: u32, p: *const u32, q: *const u32, out: *mut u32);
         pub fn dc_g1_scale(n: u32, input: *const u32, k: *const u32, bits: u32, out: *mut u32);
+        pub fn dc_take_mul_count() -> u64;
     }
+}
+
+/// Runs `f` and counts the field multiplications (Fp for G1 and G2, Fr for the NTT) the
+/// device code made on this thread meanwhile: the cost of an algorithm in the operation that
+/// dominates it on the device, measured without a device.
+pub fn count_field_muls<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    // SAFETY: reads and resets a thread-local counter; no arguments.
+    unsafe { ffi::dc_take_mul_count() };
+    let out = f();
+    // SAFETY: as above.
+    (out, unsafe { ffi::dc_take_mul_count() })
 }
 
 type Binary = unsafe extern "C" fn(*const u32, *const u32, *mut u32);
@@ -147,9 +166,41 @@ pub fn g2_add_affine(p: &G2Projective, q: &G2Affine) -> G2Projective {
     g2_from_jacobian_words(&binary(ffi::dc_g2_add_affine, g2(p), q, G2_JACOBIAN_WORDS))
 }
 
+/// The XYZZ bucket formulas (`cuda/ec/xyzz.cuh`) on general inputs: each Jacobian input
+/// becomes (X, Y, Z², Z³) and the result comes back to Jacobian coordinates.
+pub fn g1_xyzz_add(p: &G1Projective, q: &G1Projective) -> G1Projective {
+    g1_from_jacobian_words(&binary(ffi::dc_g1_xyzz_add, g1(p), g1(q), G1_JACOBIAN_WORDS))
+}
+pub fn g1_xyzz_add_affine(p: &G1Projective, q: &G1Affine) -> G1Projective {
+    let q = g1_affine_words(std::slice::from_ref(q));
+    g1_from_jacobian_words(&binary(ffi::dc_g1_xyzz_add_affine, g1(p), q, G1_JACOBIAN_WORDS))
+}
+pub fn g1_xyzz_dbl(p: &G1Projective) -> G1Projective {
+    g1_from_jacobian_words(&unary(ffi::dc_g1_xyzz_dbl, g1(p), G1_JACOBIAN_WORDS))
+}
+pub fn g2_xyzz_add(p: &G2Projective, q: &G2Projective) -> G2Projective {
+    g2_from_jacobian_words(&binary(ffi::dc_g2_xyzz_add, g2(p), g2(q), G2_JACOBIAN_WORDS))
+}
+pub fn g2_xyzz_add_affine(p: &G2Projective, q: &G2Affine) -> G2Projective {
+    let q = g2_affine_words(std::slice::from_ref(q));
+    g2_from_jacobian_words(&binary(ffi::dc_g2_xyzz_add_affine, g2(p), q, G2_JACOBIAN_WORDS))
+}
+pub fn g2_xyzz_dbl(p: &G2Projective) -> G2Projective {
+    g2_from_jacobian_words(&unary(ffi::dc_g2_xyzz_dbl, g2(p), G2_JACOBIAN_WORDS))
+}
+
+/// Field multiplications (squarings included) in one mixed XYZZ addition of a general
+/// bucket point and an affine point: the MSM's inner loop.
+pub fn g1_bucket_addition_cost(p: &G1Projective, q: &G1Affine) -> u64 {
+    let q = g1_affine_words(std::slice::from_ref(q));
+    // SAFETY: p is one Jacobian point (36 words), q one affine point (24 words).
+    unsafe { ffi::dc_g1_xyzz_add_affine_cost(g1(p).as_ptr(), q.as_ptr()) }
+}
+
 type MsmEmulation = unsafe extern "C" fn(*const u32, *const u32, u32, u32, u32, u32, u32, *mut u32);
 
-/// Runs the MSM emulation `f` on base words and combines its window sums.
+/// Runs the MSM emulation `f` (every device phase, the window combination included) on
+/// base words.
 fn msm<G: group::Group>(
     f: MsmEmulation,
     base_words: &[u32],
@@ -160,9 +211,9 @@ fn msm<G: group::Group>(
 ) -> G {
     assert_eq!(plan.n as usize, scalars.len());
     assert_eq!(base_words.len(), scalars.len() * jacobian_words / 3 * 2, "one base per scalar");
-    let mut out = vec![0u32; plan.windows as usize * jacobian_words];
-    // SAFETY: the bases hold n points (asserted), scalars n·8 words, `out` windows points;
-    // the emulation reads and writes exactly those for this plan.
+    let mut out = vec![0u32; jacobian_words];
+    // SAFETY: the bases hold n points (asserted), scalars n·8 words, `out` one Jacobian
+    // point; the emulation reads and writes exactly those for this plan.
     unsafe {
         f(
             base_words.as_ptr(),
@@ -175,12 +226,11 @@ fn msm<G: group::Group>(
             out.as_mut_ptr(),
         )
     };
-    let sums: Vec<G> = out.chunks_exact(jacobian_words).map(from_words).collect();
-    plan.combine(&sums)
+    from_words(&out)
 }
 
-/// The device MSM algorithm run on the host with `plan`; the window sums are combined by
-/// the same code the CUDA backend uses.
+/// The device MSM algorithm run on the host with `plan`, phase by phase as CudaMsm
+/// launches it.
 pub fn msm_g1(bases: &[G1Affine], scalars: &[Fr], plan: &MsmPlan) -> G1Projective {
     msm(ffi::dc_msm_g1, g1_affine_words(bases), scalars, plan, G1_JACOBIAN_WORDS, g1_from_jacobian_words)
 }

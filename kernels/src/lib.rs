@@ -4,7 +4,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | `cuda/` (C++) | `ff/` Fp, Fr (Montgomery, blstrs' limb layout) and Fp2; `ec/` Jacobian G1/G2 arithmetic; `msm/` Pippenger with signed windows and counting-sort bucket accumulation; `ntt/` radix-2 NTT; `batch/` scalar multiplication by one re-key; `pairing/` Fp6/Fp12 and the Miller loop. All arithmetic is `__host__ __device__`. |
+//! | `cuda/` (C++) | `ff/` Fp, Fr (Montgomery, blstrs' limb layout) and Fp2; `ec/` Jacobian and XYZZ G1/G2 arithmetic; `msm/` Pippenger with signed windows, counting-sort bucket accumulation in XYZZ coordinates and tree reductions; `ntt/` radix-2 NTT; `batch/` scalar multiplication by one re-key; `pairing/` Fp6/Fp12 and the Miller loop. All arithmetic is `__host__ __device__`. |
 //! | [`source`] | the sources embedded in the binary, expanded into one text per compilation unit |
 //! | [`nvrtc`] | NVRTC compilation to CUBIN for the device's exact architecture |
 //! | [`cache`] | the on-disk module cache keyed by source hash and architecture |
@@ -31,7 +31,17 @@
 //! - "Sort-based" bucket accumulation is a counting sort per window (histogram, block
 //!   scan, atomic scatter), then accumulation over fixed chunks of the sorted entries, so a
 //!   bucket with many points (the 0/1 scalars of witnesses) is spread over many threads.
-//!   A bucket spanning c chunks is finished by one thread adding c partial sums.
+//!   A bucket spanning many chunks is finished through a segmented tree over the chunks'
+//!   partial sums (log2(chunks) rounds), in at most 2·log2(chunks) additions.
+//! - Buckets are XYZZ points (Sutherland's formulas, 8M + 2S per mixed addition). Batched
+//!   affine accumulation with Montgomery's trick is not built yet: its batch size wants
+//!   tuning on a device.
+//! - Windows are chosen by size (log2(n) − 3 bits, up to 22) and narrowed to fit the
+//!   device's free memory; segment sums reduce in a tree and the device combines the
+//!   windows, so one point comes back per MSM. Host emulation counts field
+//!   multiplications ([`host::count_field_muls`]): at 2^16 points with the same 12-bit
+//!   windows, 260 per point with Jacobian buckets and 236 with XYZZ; 227 with the new
+//!   13-bit plan.
 //! - The `MsmBackend` trait takes slices, so residency is keyed by the slice's address,
 //!   length and a fingerprint of three of its points: a proving key's queries, which live
 //!   as long as the key, are uploaded once. Resident bases are evicted least recently used

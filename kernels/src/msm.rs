@@ -35,12 +35,38 @@ pub struct MsmPlan {
     pub segments: u32,
 }
 
+/// The widest window the kernels take: 2^21 buckets per window, about 4.8 GB of G1 bucket
+/// sums at c = 22 (12 windows of 2^21 XYZZ points).
+pub const MAX_WINDOW_BITS: u32 = 22;
+
 impl MsmPlan {
-    /// The plan the backend uses for `n` points: windows of about log2(n) − 4 bits (so
-    /// each bucket gets around 16·2 points on average with signed digits), 4 to 16 bits.
+    /// The plan for `n` points with no memory limit: windows of log2(n) − 3 bits, 4 to
+    /// [`MAX_WINDOW_BITS`] (21 at 2^24 points, 17 at 2^20).
+    ///
+    /// With signed digits a window costs n bucket additions plus about 2^c for its bucket
+    /// reduction, so the total is about (256/c)·(n + 2^c), least near c = log2(n) − 3.5
+    /// for the sizes that matter; the reductions here run as parallel trees, which favours
+    /// the wider of the two neighbours.
     pub fn for_size(n: usize) -> Self {
         let log = usize::BITS - n.max(2).saturating_sub(1).leading_zeros();
-        let c = log.saturating_sub(4).clamp(4, 16);
+        Self::with_window(n, log.saturating_sub(3).clamp(4, MAX_WINDOW_BITS))
+    }
+
+    /// The plan for `n` points whose scratch fits `budget` bytes, for bucket points of
+    /// `bucket_point_bytes` (XYZZ) and results of `jacobian_bytes`: the widest window up
+    /// to the size's that fits. Narrowing saves bucket memory but adds windows, each with
+    /// n digits and sorted entries, so scratch has a floor; `None` below it (the caller
+    /// splits the MSM into parts).
+    pub fn for_memory(n: usize, bucket_point_bytes: usize, jacobian_bytes: usize, budget: usize) -> Option<Self> {
+        let widest = Self::for_size(n).c;
+        (4..=widest)
+            .rev()
+            .map(|c| Self::with_window(n, c))
+            .find(|p| p.scratch_bytes(bucket_point_bytes, jacobian_bytes) <= budget)
+    }
+
+    /// The size plan's chunk and segment counts for window width `c`.
+    fn with_window(n: usize, c: u32) -> Self {
         let buckets = 1u32 << (c - 1);
         Self::with(n, c, 32, (buckets / 64).max(1)).expect("the default plan is valid")
     }
@@ -50,7 +76,7 @@ impl MsmPlan {
         if n > (i32::MAX as usize) {
             return Err(KernelError::Input(format!("{n} points exceed one MSM run")));
         }
-        if !(2..=16).contains(&c) || chunk == 0 || segments == 0 || segments > (1 << (c - 1)) {
+        if !(2..=MAX_WINDOW_BITS).contains(&c) || chunk == 0 || segments == 0 || segments > (1 << (c - 1)) {
             return Err(KernelError::Input(format!("bad MSM plan: c = {c}, chunk = {chunk}, segments = {segments}")));
         }
         Ok(Self { n: n as u32, c, windows: 255 / c + 1, chunk, segments })
@@ -64,29 +90,18 @@ impl MsmPlan {
         self.n.div_ceil(self.chunk)
     }
 
-    /// Device bytes one run needs besides the bases, for a point of `jacobian_bytes`.
-    pub fn scratch_bytes(&self, jacobian_bytes: usize) -> usize {
+    /// Device bytes one run needs besides the bases, for bucket points (XYZZ) of
+    /// `bucket_point_bytes` and a result of `jacobian_bytes`.
+    pub fn scratch_bytes(&self, bucket_point_bytes: usize, jacobian_bytes: usize) -> usize {
         let (n, w, b) = (self.n as usize, self.windows as usize, self.buckets() as usize);
         let chunks = self.chunks() as usize;
-        n * 32                                   // scalars
-            + w * n * (4 + 4 + 4)                // digits, sorted indices, sorted buckets
-            + w * b * 4 * 3                      // counts, offsets, cursors
-            + 2 * w * chunks * jacobian_bytes    // head, tail
-            + w * b * jacobian_bytes             // bucket sums
-            + w * self.segments as usize * jacobian_bytes
-            + w * jacobian_bytes
-    }
-
-    /// Σ_w 2^(c·w)·sums[w] by Horner's rule.
-    pub fn combine<G: Group>(&self, sums: &[G]) -> G {
-        let mut acc = G::identity();
-        for s in sums.iter().rev() {
-            for _ in 0..self.c {
-                acc = acc.double();
-            }
-            acc += s;
-        }
-        acc
+        n * 32                                      // scalars
+            + w * n * (4 + 4 + 4)                   // digits, sorted indices, sorted buckets
+            + w * b * 4 * 3                         // counts, offsets, cursors
+            + 2 * w * chunks * bucket_point_bytes   // head, tail
+            + w * b * bucket_point_bytes            // bucket sums
+            + w * self.segments as usize * bucket_point_bytes
+            + jacobian_bytes
     }
 }
 
@@ -97,10 +112,14 @@ pub(crate) trait Curve: Copy + Send + Sync + 'static {
     const NAME: &'static str;
     const AFFINE_WORDS: usize;
     const JACOBIAN_WORDS: usize;
+    /// Words of an XYZZ bucket point: X, Y, ZZ, ZZZ.
+    const XYZZ_WORDS: usize = 2 * Self::AFFINE_WORDS;
     const CHUNK: &'static str;
+    const PIECE_TREE: &'static str;
     const BUCKET: &'static str;
     const SEGMENT: &'static str;
-    const WINDOW: &'static str;
+    const REDUCE: &'static str;
+    const COMBINE: &'static str;
     fn words(bases: &[Self::Affine]) -> &[u32];
     fn from_words(w: &[u32]) -> Self::Projective;
     fn cpu(bases: &[Self::Affine], scalars: &[Fr]) -> Self::Projective;
@@ -118,9 +137,11 @@ impl Curve for G1 {
     const AFFINE_WORDS: usize = G1_AFFINE_WORDS;
     const JACOBIAN_WORDS: usize = G1_JACOBIAN_WORDS;
     const CHUNK: &'static str = "msm_chunk_g1";
+    const PIECE_TREE: &'static str = "msm_piece_tree_g1";
     const BUCKET: &'static str = "msm_bucket_g1";
     const SEGMENT: &'static str = "msm_segment_g1";
-    const WINDOW: &'static str = "msm_window_g1";
+    const REDUCE: &'static str = "msm_reduce_g1";
+    const COMBINE: &'static str = "msm_combine_g1";
     fn words(bases: &[G1Affine]) -> &[u32] {
         g1_affine_words(bases)
     }
@@ -139,9 +160,11 @@ impl Curve for G2 {
     const AFFINE_WORDS: usize = G2_AFFINE_WORDS;
     const JACOBIAN_WORDS: usize = G2_JACOBIAN_WORDS;
     const CHUNK: &'static str = "msm_chunk_g2";
+    const PIECE_TREE: &'static str = "msm_piece_tree_g2";
     const BUCKET: &'static str = "msm_bucket_g2";
     const SEGMENT: &'static str = "msm_segment_g2";
-    const WINDOW: &'static str = "msm_window_g2";
+    const REDUCE: &'static str = "msm_reduce_g2";
+    const COMBINE: &'static str = "msm_combine_g2";
     fn words(bases: &[G2Affine]) -> &[u32] {
         g2_affine_words(bases)
     }
@@ -153,16 +176,21 @@ impl Curve for G2 {
     }
 }
 
-/// Runs the seven phases of one MSM on bases already on the device.
-fn run<C: Curve>(job: &Job<'_>, bases: &CudaView<'_, u32>, scalars: &[Fr]) -> Result<C::Projective> {
-    let plan = MsmPlan::for_size(scalars.len());
+/// Threads of the `msm_scan` block (`DC_SCAN_THREADS` in msm/msm.cu).
+const SCAN_THREADS: u32 = 1024;
+
+/// Runs the phases of one MSM with `plan` on bases already on the device; the device
+/// combines the windows and one point comes back.
+fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scalars: &[Fr]) -> Result<C::Projective> {
     if scalars.is_empty() {
         return Ok(C::Projective::identity());
     }
+    debug_assert_eq!(plan.n as usize, scalars.len());
     let (n, c, w, k, s) = (plan.n, plan.c, plan.windows, plan.chunk, plan.segments);
     let b = plan.buckets();
+    let chunks = plan.chunks();
     let (wn, wb) = (w as usize * n as usize, w as usize * b as usize);
-    let jac = C::JACOBIAN_WORDS;
+    let xyzz = C::XYZZ_WORDS;
     let stream = job.stream();
     let scalars_d = job.upload(fr_words(scalars))?;
     let mut digits = job.zeros::<i32>(wn)?;
@@ -171,19 +199,27 @@ fn run<C: Curve>(job: &Job<'_>, bases: &CudaView<'_, u32>, scalars: &[Fr]) -> Re
     let mut cursor = job.zeros::<u32>(wb)?;
     let mut sorted_idx = job.zeros::<u32>(wn)?;
     let mut sorted_bucket = job.zeros::<u32>(wn)?;
-    let hw = w as usize * plan.chunks() as usize * jac;
+    let hw = w as usize * chunks as usize * xyzz;
     let mut head = job.zeros::<u32>(hw)?;
     let mut tail = job.zeros::<u32>(hw)?;
-    let mut bucket_sums = job.zeros::<u32>(wb * jac)?;
-    let mut segment_sums = job.zeros::<u32>(w as usize * s as usize * jac)?;
-    let mut window_sums = job.zeros::<u32>(w as usize * jac)?;
+    let mut bucket_sums = job.zeros::<u32>(wb * xyzz)?;
+    let mut segment_sums = job.zeros::<u32>(w as usize * s as usize * xyzz)?;
+    let mut result = job.zeros::<u32>(C::JACOBIAN_WORDS)?;
     let launch = KernelError::driver("MSM launch");
+    // Rounds of a tree over `len` items per window: (stride, threads) for stride 1, 2, 4, …
+    // below `len`, as msm_piece_tree/msm_reduce index them.
+    let rounds = |len: u32| {
+        std::iter::successors(Some(1u32), |s| s.checked_mul(2))
+            .take_while(move |&s| s < len)
+            .map(move |s| (s, w as u64 * len.div_ceil(2 * s) as u64))
+    };
 
     // SAFETY (every launch below): argument lists match the kernels' C signatures in
     // msm/msm.cu in order and type (u32 scalars, device pointers to u32/i32 words); every
     // buffer was allocated above with the length the kernel indexes up to for this plan
     // (n·W digits and sorted entries, W·B counters and bucket sums, W·chunks head/tail,
-    // W·S segment sums, W window sums, each point `jac` words); `bases` holds n points.
+    // W·S segment sums, each bucket point `xyzz` words, one Jacobian result); `bases`
+    // holds n points.
     unsafe {
         stream
             .launch_builder(job.function("msm_digits")?)
@@ -195,7 +231,7 @@ fn run<C: Curve>(job: &Job<'_>, bases: &CudaView<'_, u32>, scalars: &[Fr]) -> Re
             .arg(&mut counts)
             .launch(grid(n as u64)?)
             .map_err(launch)?;
-        let scan = LaunchConfig { grid_dim: (w, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        let scan = LaunchConfig { grid_dim: (w, 1, 1), block_dim: (SCAN_THREADS, 1, 1), shared_mem_bytes: 0 };
         stream
             .launch_builder(job.function("msm_scan")?)
             .arg(&counts)
@@ -229,8 +265,23 @@ fn run<C: Curve>(job: &Job<'_>, bases: &CudaView<'_, u32>, scalars: &[Fr]) -> Re
             .arg(&mut head)
             .arg(&mut tail)
             .arg(&mut bucket_sums)
-            .launch(grid(w as u64 * plan.chunks() as u64)?)
+            .launch(grid(w as u64 * chunks as u64)?)
             .map_err(launch)?;
+        for (stride, threads) in rounds(chunks) {
+            stream
+                .launch_builder(job.function(C::PIECE_TREE)?)
+                .arg(&n)
+                .arg(&c)
+                .arg(&w)
+                .arg(&k)
+                .arg(&stride)
+                .arg(&sorted_bucket)
+                .arg(&offsets)
+                .arg(&counts)
+                .arg(&mut head)
+                .launch(grid(threads)?)
+                .map_err(launch)?;
+        }
         stream
             .launch_builder(job.function(C::BUCKET)?)
             .arg(&n)
@@ -253,18 +304,27 @@ fn run<C: Curve>(job: &Job<'_>, bases: &CudaView<'_, u32>, scalars: &[Fr]) -> Re
             .arg(&mut segment_sums)
             .launch(grid(w as u64 * s as u64)?)
             .map_err(launch)?;
+        for (stride, threads) in rounds(s) {
+            stream
+                .launch_builder(job.function(C::REDUCE)?)
+                .arg(&w)
+                .arg(&s)
+                .arg(&stride)
+                .arg(&mut segment_sums)
+                .launch(grid(threads)?)
+                .map_err(launch)?;
+        }
         stream
-            .launch_builder(job.function(C::WINDOW)?)
+            .launch_builder(job.function(C::COMBINE)?)
+            .arg(&c)
             .arg(&w)
             .arg(&s)
             .arg(&segment_sums)
-            .arg(&mut window_sums)
-            .launch(grid(w as u64)?)
+            .arg(&mut result)
+            .launch(grid(1)?)
             .map_err(launch)?;
     }
-    let words = job.download(&window_sums)?;
-    let sums: Vec<C::Projective> = words.chunks_exact(jac).map(C::from_words).collect();
-    Ok(plan.combine(&sums))
+    Ok(C::from_words(&job.download(&result)?))
 }
 
 /// A base vector kept on the device, found again by address, length and fingerprint.
@@ -361,20 +421,27 @@ impl CudaMsm {
             let mut resident = self.resident.lock().unwrap_or_else(|p| p.into_inner());
             let idx = self.ensure_resident::<C>(job, &mut resident, words, free)?;
             let view_all = resident[idx].words.as_view();
-            // Split so each part's scratch fits in what is left.
+            // The size's window, narrowed until its scratch fits what is left; split into
+            // parts only when not even narrow windows fit.
             let (free, _) = job.gpu().memory()?;
             let budget = free.saturating_sub(free / 8);
-            let per_point = MsmPlan::for_size(bases.len()).scratch_bytes(C::JACOBIAN_WORDS * 4) / bases.len().max(1);
-            let max_part = (budget / per_point.max(1)).max(1);
-            if max_part < 1024.min(bases.len()) {
-                return Err(KernelError::OutOfMemory { needed: per_point * bases.len(), free });
+            let (xyzz, jac) = (C::XYZZ_WORDS * 4, C::JACOBIAN_WORDS * 4);
+            let mut part = bases.len();
+            let plan_for = |len: usize| MsmPlan::for_memory(len, xyzz, jac, budget);
+            while plan_for(part).is_none() {
+                part = part.div_ceil(2);
+                if part < 1024.min(bases.len()) {
+                    let needed = MsmPlan::with_window(bases.len(), 4).scratch_bytes(xyzz, jac);
+                    return Err(KernelError::OutOfMemory { needed, free });
+                }
             }
             let mut acc = C::Projective::identity();
             let mut start = 0;
             while start < bases.len() {
-                let end = (start + max_part).min(bases.len());
+                let end = (start + part).min(bases.len());
+                let plan = plan_for(end - start).expect("a smaller part fits as the first did");
                 let view = view_all.slice(start * C::AFFINE_WORDS..end * C::AFFINE_WORDS);
-                acc += run::<C>(job, &view, &scalars[start..end])?;
+                acc += run::<C>(job, &plan, &view, &scalars[start..end])?;
                 start = end;
             }
             Ok(acc)
@@ -442,7 +509,12 @@ impl CudaMsm {
         }
         self.gpu.job(class, self.deadline, "MSM", |job| {
             let dev = job.upload(g1_affine_words(bases))?;
-            run::<G1>(job, &dev.as_view(), scalars)
+            let (free, _) = job.gpu().memory()?;
+            let (xyzz, jac) = (G1::XYZZ_WORDS * 4, G1_JACOBIAN_WORDS * 4);
+            let plan = MsmPlan::for_memory(bases.len(), xyzz, jac, free - free / 8).ok_or_else(|| {
+                KernelError::OutOfMemory { needed: MsmPlan::with_window(bases.len(), 4).scratch_bytes(xyzz, jac), free }
+            })?;
+            run::<G1>(job, &plan, &dev.as_view(), scalars)
         })
     }
 
@@ -482,22 +554,42 @@ mod tests {
 
     #[test]
     fn plans_by_size() {
-        assert_eq!(MsmPlan::for_size(1 << 20).c, 16);
-        assert_eq!(MsmPlan::for_size(1 << 16).c, 12);
-        assert_eq!(MsmPlan::for_size(1 << 10).c, 6);
+        assert_eq!(MsmPlan::for_size(1 << 24).c, 21);
+        assert_eq!(MsmPlan::for_size(1 << 20).c, 17);
+        assert_eq!(MsmPlan::for_size(1 << 16).c, 13);
+        assert_eq!(MsmPlan::for_size(1 << 10).c, 7);
         assert_eq!(MsmPlan::for_size(1).c, 4);
+        assert_eq!(MsmPlan::for_size(1 << 30).c, MAX_WINDOW_BITS);
         for n in [1usize, 7, 1 << 10, 1 << 20, 1 << 24] {
             let p = MsmPlan::for_size(n);
             // Signed digits: the last window absorbs the final carry.
             assert!(p.c * p.windows >= 256, "{p:?}");
             assert!(p.segments >= 1 && p.segments <= p.buckets());
         }
-        // 2^24 G1 points need about 7 GB of scratch: inside an H100's 80 GB.
-        let bytes = MsmPlan::for_size(1 << 24).scratch_bytes(144);
-        assert!(bytes < 16 << 30, "{bytes}");
         assert!(MsmPlan::with(10, 1, 32, 1).is_err());
-        assert!(MsmPlan::with(10, 17, 32, 1).is_err());
+        assert!(MsmPlan::with(10, MAX_WINDOW_BITS + 1, 32, 1).is_err());
         assert!(MsmPlan::with(10, 4, 0, 1).is_err());
         assert!(MsmPlan::with(10, 4, 4, 9).is_err());
+    }
+
+    #[test]
+    fn plans_narrow_their_windows_to_fit_the_device() {
+        let (xyzz, jac) = (G1::XYZZ_WORDS * 4, G1_JACOBIAN_WORDS * 4);
+        // 2^24 G1 points at c = 21 take about 8 GiB of scratch: inside an H100's 80 GB.
+        let wide = MsmPlan::for_size(1 << 24);
+        let bytes = wide.scratch_bytes(xyzz, jac);
+        assert!(bytes > 4 << 30 && bytes < 16 << 30, "{bytes}");
+        assert_eq!(MsmPlan::for_memory(1 << 24, xyzz, jac, 70 << 30), Some(wide));
+        // A smaller budget narrows the window, and what comes back fits it.
+        let narrow = MsmPlan::for_memory(1 << 24, xyzz, jac, 7 << 30).expect("a narrower window fits");
+        assert!(narrow.c < wide.c, "{narrow:?}");
+        assert!(narrow.scratch_bytes(xyzz, jac) <= 7 << 30);
+        // It is the widest that fits.
+        assert!(MsmPlan::with_window(1 << 24, narrow.c + 1).scratch_bytes(xyzz, jac) > 7 << 30);
+        // Narrower windows mean more windows, each with n digits and sorted entries, so
+        // scratch has a floor (about 6.5 GiB at 2^24, c = 18 or 19): below it nothing fits
+        // and the caller splits the MSM into parts.
+        assert_eq!(MsmPlan::for_memory(1 << 24, xyzz, jac, 6 << 30), None);
+        assert!(MsmPlan::for_memory(1 << 23, xyzz, jac, 6 << 30).is_some());
     }
 }

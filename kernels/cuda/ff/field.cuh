@@ -128,6 +128,7 @@ struct Fe {
 
   // CIOS (Koç–Acar–Kaliski 1996).
   static DC_HD Fe mul_inline(const Fe& a, const Fe& b) {
+    DC_COUNT_MUL();
     u32 t[P::N + 2];
     DC_UNROLL for (int i = 0; i < P::N + 2; i++) t[i] = 0;
     DC_UNROLL for (int i = 0; i < P::N; i++) {

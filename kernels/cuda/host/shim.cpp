@@ -23,6 +23,13 @@ static void store(u32* p, const T& v) {
 
 extern "C" {
 
+// Field multiplications this thread has made since the last call (see DC_COUNT_MUL).
+u64 dc_take_mul_count() {
+  u64 n = dc_host_mul_count();
+  dc_host_mul_count() = 0;
+  return n;
+}
+
 void dc_fp_mul(const u32* a, const u32* b, u32* r) { store(r, Fp::mul(load<Fp>(a), load<Fp>(b))); }
 void dc_fp_add(const u32* a, const u32* b, u32* r) { store(r, Fp::add(load<Fp>(a), load<Fp>(b))); }
 void dc_fp_sub(const u32* a, const u32* b, u32* r) { store(r, Fp::sub(load<Fp>(a), load<Fp>(b))); }
@@ -41,6 +48,38 @@ void dc_g1_dbl(const u32* p, u32* r) { store(r, jac_dbl(load<G1Jacobian>(p))); }
 void dc_g1_add_affine(const u32* p, const u32* q, u32* r) {
   store(r, jac_add_affine(load<G1Jacobian>(p), load<G1Affine>(q)));
 }
+// XYZZ formulas on Jacobian inputs and outputs: each input is taken to (X, Y, Z², Z³), so
+// the formulas see the general ZZ, ZZZ that bucket sums have.
+void dc_g1_xyzz_add(const u32* p, const u32* q, u32* r) {
+  store(r, xyzz_to_jacobian(xyzz_add(xyzz_from_jacobian(load<G1Jacobian>(p)),
+                                     xyzz_from_jacobian(load<G1Jacobian>(q)))));
+}
+void dc_g1_xyzz_add_affine(const u32* p, const u32* q, u32* r) {
+  store(r, xyzz_to_jacobian(xyzz_add_affine(xyzz_from_jacobian(load<G1Jacobian>(p)), load<G1Affine>(q))));
+}
+void dc_g1_xyzz_dbl(const u32* p, u32* r) {
+  store(r, xyzz_to_jacobian(xyzz_dbl(xyzz_from_jacobian(load<G1Jacobian>(p)))));
+}
+void dc_g2_xyzz_add(const u32* p, const u32* q, u32* r) {
+  store(r, xyzz_to_jacobian(xyzz_add(xyzz_from_jacobian(load<G2Jacobian>(p)),
+                                     xyzz_from_jacobian(load<G2Jacobian>(q)))));
+}
+void dc_g2_xyzz_add_affine(const u32* p, const u32* q, u32* r) {
+  store(r, xyzz_to_jacobian(xyzz_add_affine(xyzz_from_jacobian(load<G2Jacobian>(p)), load<G2Affine>(q))));
+}
+void dc_g2_xyzz_dbl(const u32* p, u32* r) {
+  store(r, xyzz_to_jacobian(xyzz_dbl(xyzz_from_jacobian(load<G2Jacobian>(p)))));
+}
+// The field multiplications of one mixed XYZZ addition of two general points.
+u64 dc_g1_xyzz_add_affine_cost(const u32* p, const u32* q) {
+  G1Xyzz a = xyzz_from_jacobian(load<G1Jacobian>(p));
+  G1Affine b = load<G1Affine>(q);
+  u64 before = dc_host_mul_count();
+  G1Xyzz r = xyzz_add_affine(a, b);
+  u64 cost = dc_host_mul_count() - before;
+  (void)r;
+  return cost;
+}
 void dc_g2_add(const u32* p, const u32* q, u32* r) {
   store(r, jac_add(load<G2Jacobian>(p), load<G2Jacobian>(q)));
 }
@@ -51,29 +90,33 @@ void dc_g2_add_affine(const u32* p, const u32* q, u32* r) {
 
 }  // extern "C"
 
-// All MSM phases for one group; window_sums receives `windows` Jacobian points.
+// All MSM phases for one group, launched in the order CudaMsm launches them; `out`
+// receives the MSM as one Jacobian point.
 template <class F>
 static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c, u32 windows,
-                        u32 k, u32 segments, u32* window_sums_out) {
+                        u32 k, u32 segments, u32* out) {
   const u32 buckets = 1u << (c - 1);
   const u32 chunks = (n + k - 1) / k;
-  const u32 scan_threads = 256;
+  const u32 scan_threads = 1024;  // DC_SCAN_THREADS in msm.cu
   std::vector<Affine<F>> bases(n);
   if (n) std::memcpy(bases.data(), bases_words, sizeof(Affine<F>) * n);
   std::vector<i32> digits((size_t)windows * n);
   std::vector<u32> counts((size_t)windows * buckets, 0), offsets(counts.size()),
-      cursor(counts.size()), partials(scan_threads);
+      cursor(counts.size()), partials(scan_threads), scan_a(scan_threads), scan_b(scan_threads);
   std::vector<u32> sorted_idx((size_t)windows * n), sorted_bucket((size_t)windows * n);
-  std::vector<Jacobian<F>> head((size_t)windows * chunks), tail((size_t)windows * chunks),
-      bucket_sums((size_t)windows * buckets), segment_sums((size_t)windows * segments),
-      window_sums(windows);
+  std::vector<Xyzz<F>> head((size_t)windows * chunks), tail((size_t)windows * chunks),
+      bucket_sums((size_t)windows * buckets), segment_sums((size_t)windows * segments);
   for (u32 i = 0; i < n; i++) msm_digits_body(i, scalars, n, c, windows, digits.data(), counts.data());
   for (u32 w = 0; w < windows; w++) {
     for (u32 t = 0; t < scan_threads; t++)
       msm_scan_partial_body(t, scan_threads, w, counts.data(), buckets, partials.data());
-    msm_scan_serial_body(scan_threads, partials.data());
+    scan_a = partials;
+    for (u32 offset = 1; offset < scan_threads; offset <<= 1) {
+      for (u32 t = 0; t < scan_threads; t++) msm_scan_step_body(t, offset, scan_a.data(), scan_b.data());
+      scan_a.swap(scan_b);
+    }
     for (u32 t = 0; t < scan_threads; t++)
-      msm_scan_write_body(t, scan_threads, w, counts.data(), buckets, partials.data(),
+      msm_scan_write_body(t, scan_threads, w, counts.data(), buckets, scan_a[t] - partials[t],
                           offsets.data(), cursor.data());
   }
   for (u32 i = 0; i < n; i++)
@@ -82,26 +125,36 @@ static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c
   for (u32 t = 0; t < windows * chunks; t++)
     msm_chunk_body<F>(t, n, c, windows, k, bases.data(), sorted_idx.data(), sorted_bucket.data(),
                       offsets.data(), counts.data(), head.data(), tail.data(), bucket_sums.data());
+  for (u32 stride = 1; stride < chunks; stride *= 2) {
+    u32 threads = windows * ((chunks + 2 * stride - 1) / (2 * stride));
+    for (u32 t = 0; t < threads; t++)
+      msm_piece_tree_body<F>(t, n, c, windows, k, stride, sorted_bucket.data(), offsets.data(),
+                             counts.data(), head.data());
+  }
   for (u32 t = 0; t < windows * buckets; t++)
     msm_bucket_body<F>(t, n, c, windows, k, offsets.data(), counts.data(), head.data(), tail.data(),
                        bucket_sums.data());
   for (u32 t = 0; t < windows * segments; t++)
     msm_segment_body<F>(t, c, windows, segments, bucket_sums.data(), segment_sums.data());
-  for (u32 w = 0; w < windows; w++)
-    msm_window_body<F>(w, windows, segments, segment_sums.data(), window_sums.data());
-  std::memcpy(window_sums_out, window_sums.data(), sizeof(Jacobian<F>) * windows);
+  for (u32 stride = 1; stride < segments; stride *= 2) {
+    u32 threads = windows * ((segments + 2 * stride - 1) / (2 * stride));
+    for (u32 t = 0; t < threads; t++) msm_reduce_body<F>(t, windows, segments, stride, segment_sums.data());
+  }
+  Jacobian<F> result;
+  msm_combine_body<F>(0, c, windows, segments, segment_sums.data(), &result);
+  std::memcpy(out, &result, sizeof(Jacobian<F>));
 }
 
 extern "C" {
 
 void dc_msm_g1(const u32* bases, const u32* scalars, u32 n, u32 c, u32 windows, u32 k,
-               u32 segments, u32* window_sums) {
-  msm_emulate<Fp>(bases, scalars, n, c, windows, k, segments, window_sums);
+               u32 segments, u32* out) {
+  msm_emulate<Fp>(bases, scalars, n, c, windows, k, segments, out);
 }
 
 void dc_msm_g2(const u32* bases, const u32* scalars, u32 n, u32 c, u32 windows, u32 k,
-               u32 segments, u32* window_sums) {
-  msm_emulate<Fp2>(bases, scalars, n, c, windows, k, segments, window_sums);
+               u32 segments, u32* out) {
+  msm_emulate<Fp2>(bases, scalars, n, c, windows, k, segments, out);
 }
 
 // Forward NTT of 2^log_n elements in place, with the launches of CudaNtt emulated.

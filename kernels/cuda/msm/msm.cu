@@ -2,7 +2,9 @@
 #include "msm.cuh"
 
 #define DC_TID (blockIdx.x * blockDim.x + threadIdx.x)
-#define DC_SCAN_THREADS 256
+// Threads of the scan block; a power of two (the Hillis–Steele steps assume it). Each
+// thread sums 2^(c-1) / 1024 counters: 2,048 at c = 22.
+#define DC_SCAN_THREADS 1024
 
 extern "C" __global__ void msm_digits(const u32* scalars, u32 n, u32 c, u32 windows,
                                       i32* digits, u32* counts) {
@@ -13,12 +15,19 @@ extern "C" __global__ void msm_digits(const u32* scalars, u32 n, u32 c, u32 wind
 // One block of DC_SCAN_THREADS threads per window.
 extern "C" __global__ void msm_scan(const u32* counts, u32 buckets, u32* offsets, u32* cursor) {
   __shared__ u32 partials[DC_SCAN_THREADS];
+  __shared__ u32 scan[2][DC_SCAN_THREADS];
   u32 w = blockIdx.x, tid = threadIdx.x;
   msm_scan_partial_body(tid, DC_SCAN_THREADS, w, counts, buckets, partials);
+  scan[0][tid] = partials[tid];
   __syncthreads();
-  if (tid == 0) msm_scan_serial_body(DC_SCAN_THREADS, partials);
-  __syncthreads();
-  msm_scan_write_body(tid, DC_SCAN_THREADS, w, counts, buckets, partials, offsets, cursor);
+  u32 src = 0;
+  for (u32 offset = 1; offset < DC_SCAN_THREADS; offset <<= 1) {
+    msm_scan_step_body(tid, offset, scan[src], scan[src ^ 1]);
+    src ^= 1;
+    __syncthreads();
+  }
+  msm_scan_write_body(tid, DC_SCAN_THREADS, w, counts, buckets, scan[src][tid] - partials[tid],
+                      offsets, cursor);
 }
 
 extern "C" __global__ void msm_scatter(u32 n, u32 c, u32 windows, const i32* digits,
@@ -31,26 +40,35 @@ extern "C" __global__ void msm_scatter(u32 n, u32 c, u32 windows, const i32* dig
   extern "C" __global__ void msm_chunk_##G(u32 n, u32 c, u32 windows, u32 k,                  \
                                            const Affine<F>* bases, const u32* sorted_idx,     \
                                            const u32* sorted_bucket, const u32* offsets,      \
-                                           const u32* counts, Jacobian<F>* head,              \
-                                           Jacobian<F>* tail, Jacobian<F>* bucket_sums) {     \
+                                           const u32* counts, Xyzz<F>* head, Xyzz<F>* tail,   \
+                                           Xyzz<F>* bucket_sums) {                            \
     msm_chunk_body<F>(DC_TID, n, c, windows, k, bases, sorted_idx, sorted_bucket, offsets,    \
                       counts, head, tail, bucket_sums);                                       \
   }                                                                                           \
+  extern "C" __global__ void msm_piece_tree_##G(u32 n, u32 c, u32 windows, u32 k, u32 stride, \
+                                                const u32* sorted_bucket, const u32* offsets, \
+                                                const u32* counts, Xyzz<F>* head) {           \
+    msm_piece_tree_body<F>(DC_TID, n, c, windows, k, stride, sorted_bucket, offsets, counts,  \
+                           head);                                                             \
+  }                                                                                           \
   extern "C" __global__ void msm_bucket_##G(u32 n, u32 c, u32 windows, u32 k,                 \
                                             const u32* offsets, const u32* counts,            \
-                                            const Jacobian<F>* head, const Jacobian<F>* tail, \
-                                            Jacobian<F>* bucket_sums) {                       \
+                                            const Xyzz<F>* head, const Xyzz<F>* tail,         \
+                                            Xyzz<F>* bucket_sums) {                           \
     msm_bucket_body<F>(DC_TID, n, c, windows, k, offsets, counts, head, tail, bucket_sums);   \
   }                                                                                           \
   extern "C" __global__ void msm_segment_##G(u32 c, u32 windows, u32 segments,                \
-                                             const Jacobian<F>* bucket_sums,                  \
-                                             Jacobian<F>* segment_sums) {                     \
+                                             const Xyzz<F>* bucket_sums,                      \
+                                             Xyzz<F>* segment_sums) {                         \
     msm_segment_body<F>(DC_TID, c, windows, segments, bucket_sums, segment_sums);             \
   }                                                                                           \
-  extern "C" __global__ void msm_window_##G(u32 windows, u32 segments,                        \
-                                            const Jacobian<F>* segment_sums,                  \
-                                            Jacobian<F>* window_sums) {                       \
-    msm_window_body<F>(DC_TID, windows, segments, segment_sums, window_sums);                 \
+  extern "C" __global__ void msm_reduce_##G(u32 windows, u32 segments, u32 stride,            \
+                                            Xyzz<F>* sums) {                                  \
+    msm_reduce_body<F>(DC_TID, windows, segments, stride, sums);                              \
+  }                                                                                           \
+  extern "C" __global__ void msm_combine_##G(u32 c, u32 windows, u32 segments,                \
+                                             const Xyzz<F>* sums, Jacobian<F>* out) {         \
+    msm_combine_body<F>(DC_TID, c, windows, segments, sums, out);                             \
   }
 
 DC_MSM_KERNELS(g1, Fp)
