@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use blstrs::{G1Affine, G2Affine, MillerLoopResult, Scalar as Fr};
-use dualchain_prover::backend::{CpuBackend, MillerBackend, MsmBackend, NttBackend};
+use dualchain_prover::backend::{quotient_by_transforms, CpuBackend, MillerBackend, MsmBackend, NttBackend};
 use dualchain_prover::ntt::root_of_unity;
 
 use crate::testdata::{g1_points, g2_points};
@@ -195,6 +195,16 @@ pub fn self_test(msm: &dyn MsmBackend, ntt: &dyn NttBackend, miller: &dyn Miller
     CpuBackend.coset_ntt(&mut want, omega, g);
     if got != want {
         return Err("coset NTT differs from the CPU's".into());
+    }
+    // The QAP's quotient, which the device runs whole: c = a·b on the domain, as a
+    // satisfied witness gives.
+    let m = SELF_TEST_NTT_LEN;
+    let a: Vec<Fr> = (0..m).map(|_| Fr::random(&mut rng)).collect();
+    let b: Vec<Fr> = (0..m).map(|_| Fr::random(&mut rng)).collect();
+    let c: Vec<Fr> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
+    let want = quotient_by_transforms(&CpuBackend, a.clone(), b.clone(), c.clone(), m);
+    if ntt.quotient(a, b, c, m) != want {
+        return Err("the QAP quotient differs from the CPU's".into());
     }
     let p: Vec<G1Affine> = g1[..SELF_TEST_PAIRS].to_vec();
     let q: Vec<G2Affine> = g2[..SELF_TEST_PAIRS].to_vec();

@@ -55,7 +55,8 @@ mod ffi {
             segments: u32,
             out: *mut u32,
         );
-        pub fn dc_ntt(a: *mut u32, log_n: u32, omega: *const u32);
+        pub fn dc_ntt(a: *mut u32, log_n: u32, omega: *const u32, pass_max: u32);
+        pub fn dc_quotient(a: *mut u32, b: *mut u32, c: *mut u32, log_n: u32, consts: *const u32, pass_max: u32);
         pub fn dc_fp12_mul(a: *const u32, b: *const u32, r: *mut u32);
         pub fn dc_miller_product(n: u32, p: *const u32, q: *const u32, out: *mut u32);
         pub fn dc_g1_scale(n: u32, input: *const u32, k: *const u32, bits: u32, out: *mut u32);
@@ -271,12 +272,45 @@ pub fn g1_scale(points: &[G1Affine], k: &Fr) -> Vec<G1Projective> {
     out.chunks_exact(G1_JACOBIAN_WORDS).map(g1_from_jacobian_words).collect()
 }
 
-/// The device NTT run on the host: forward transform with root `omega`, in place.
-pub fn ntt(values: &mut [Fr], omega: Fr) {
+/// The device NTT run on the host: forward transform with root `omega`, in place, in
+/// passes of up to `pass_max` stages (the device uses [`crate::ntt::PASS_MAX`]).
+pub fn ntt(values: &mut [Fr], omega: Fr, pass_max: u32) {
     let n = values.len();
     assert!(n.is_power_of_two(), "NTT length must be a power of two");
+    assert!((1..=crate::ntt::PASS_MAX).contains(&pass_max));
     let mut w = fr_words(values).to_vec();
     // SAFETY: `w` holds n·8 words, n = 2^log_n; omega is 8 words.
-    unsafe { ffi::dc_ntt(w.as_mut_ptr(), n.trailing_zeros(), fr(&omega).as_ptr()) };
+    unsafe { ffi::dc_ntt(w.as_mut_ptr(), n.trailing_zeros(), fr(&omega).as_ptr(), pass_max) };
     fr_from_words(&w, values);
+}
+
+/// The device's QAP quotient run on the host, launch by launch as `CudaNtt` runs it: the
+/// m − 1 coefficients of h from the evaluations a, b, c (each at most m long).
+pub fn quotient(a: &[Fr], b: &[Fr], c: &[Fr], m: usize, pass_max: u32) -> Vec<Fr> {
+    assert!(m.is_power_of_two() && a.len() <= m && b.len() <= m && c.len() <= m);
+    assert!((1..=crate::ntt::PASS_MAX).contains(&pass_max));
+    let d = dualchain_prover::backend::QuotientDomain::new(m);
+    let consts: Vec<u32> =
+        [d.omega, d.omega_inv, d.g, d.g_inv, d.m_inv, d.z_inv].iter().flat_map(|x| fr(x).to_vec()).collect();
+    let padded = |v: &[Fr]| {
+        let mut p = v.to_vec();
+        p.resize(m, Fr::from(0u64));
+        fr_words(&p).to_vec()
+    };
+    let (mut wa, mut wb, mut wc) = (padded(a), padded(b), padded(c));
+    // SAFETY: wa, wb, wc hold m·8 words each, m = 2^log_n; consts 6·8 words.
+    unsafe {
+        ffi::dc_quotient(
+            wa.as_mut_ptr(),
+            wb.as_mut_ptr(),
+            wc.as_mut_ptr(),
+            m.trailing_zeros(),
+            consts.as_ptr(),
+            pass_max,
+        )
+    };
+    let mut out = vec![Fr::from(0u64); m];
+    fr_from_words(&wa, &mut out);
+    out.truncate(m - 1);
+    out
 }

@@ -4,7 +4,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | `cuda/` (C++) | `ff/` Fp, Fr (Montgomery, blstrs' limb layout) and Fp2; `ec/` Jacobian and XYZZ G1/G2 arithmetic; `msm/` Pippenger with signed windows, counting-sort bucket accumulation in XYZZ coordinates and tree reductions; `ntt/` radix-2 NTT; `batch/` scalar multiplication by one re-key; `pairing/` Fp6/Fp12 and the Miller loop. All arithmetic is `__host__ __device__`. |
+//! | `cuda/` (C++) | `ff/` Fp, Fr (Montgomery, blstrs' limb layout) and Fp2; `ec/` Jacobian and XYZZ G1/G2 arithmetic; `msm/` Pippenger with signed windows, counting-sort bucket accumulation in XYZZ coordinates and tree reductions; `ntt/` radix-2 NTT in shared-memory passes and the QAP's pointwise step; `batch/` scalar multiplication by one re-key; `pairing/` Fp6/Fp12 and the Miller loop. All arithmetic is `__host__ __device__`. |
 //! | [`source`] | the sources embedded in the binary, expanded into one text per compilation unit |
 //! | [`nvrtc`] | NVRTC compilation to CUBIN for the device's exact architecture |
 //! | [`cache`] | the on-disk module cache keyed by source hash and architecture |
@@ -48,8 +48,12 @@
 //!   beyond half the device's memory.
 //! - Jobs run on the caller's thread once the device's [`scheduler`] grants it, so they
 //!   borrow the caller's data instead of copying it into a worker thread.
-//! - The NTT runs one kernel launch per radix-2 stage on global memory; fusing the first
-//!   stages in shared memory is the obvious next step once it can be profiled.
+//! - The NTT runs its stages in shared-memory passes of up to 9 stages (3 trips over
+//!   global memory at 2^20 instead of 20), and the QAP's quotient runs whole on the device:
+//!   the six transforms of a, b, c, the pointwise step and the interpolation of h, with
+//!   three uploads and one download ([`dualchain_prover::backend::NttBackend::quotient`],
+//!   which the CPU backend implements by its transforms). h still comes back to the host
+//!   before the H MSM uploads it again.
 
 pub mod cache;
 pub mod device;

@@ -1,6 +1,12 @@
 //! The prover's `NttBackend` on a CUDA device: forward, inverse and coset transforms with
-//! all scaling done on the device, twiddle tables built there and kept per domain. Falls
-//! back to the CPU transform, with a logged reason, when the device fails.
+//! all scaling done on the device, twiddle tables built there and kept per domain, the
+//! stages run in shared-memory passes of up to [`PASS_MAX`] stages, and the QAP's whole
+//! quotient on the device (three vectors up, h down). Falls back to the CPU, with a
+//! logged reason, when the device fails.
+//!
+//! Not yet: h is downloaded and the H MSM uploads it again, since `MsmBackend` takes host
+//! slices; the later passes read their groups with a stride of 2^s0 scalars, which a
+//! transposed layout would make contiguous.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -8,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use blstrs::Scalar as Fr;
-use cudarc::driver::{CudaSlice, PushKernelArg};
-use dualchain_prover::backend::{CpuBackend, NttBackend};
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use dualchain_prover::backend::{quotient_by_transforms, CpuBackend, NttBackend, QuotientDomain};
 use ff::Field;
 
 use crate::device::{grid, Gpu, Job};
@@ -92,88 +98,169 @@ impl CudaNtt {
         Ok(out)
     }
 
-    fn try_transform(&self, values: &mut [Fr], omega: Fr, mode: Mode) -> Result<()> {
-        let n = values.len();
+    /// Checks a transform length: a power of two up to 2^28.
+    fn log_len(n: usize) -> Result<u32> {
         if !n.is_power_of_two() || n > 1 << 28 {
             return Err(KernelError::Input(format!("NTT length {n} is not a power of two up to 2^28")));
         }
-        let log_n = n.trailing_zeros();
-        let n32 = n as u32;
+        Ok(n.trailing_zeros())
+    }
+
+    /// a[i] *= base^i on the device.
+    fn scale_by_powers(job: &Job<'_>, a: &mut CudaSlice<u32>, log_n: u32, base: Fr) -> Result<()> {
+        let n32 = 1u32 << log_n;
+        let factors = Self::powers(job, base, n32, log_n)?;
+        // SAFETY: ntt_mul(u32 n, const Fr* factors, Fr* a): both hold n scalars.
+        unsafe {
+            job.stream()
+                .launch_builder(job.function("ntt_mul")?)
+                .arg(&n32)
+                .arg(&factors)
+                .arg(a)
+                .launch(grid(n32 as u64)?)
+                .map_err(KernelError::driver("NTT launch"))?;
+        }
+        Ok(())
+    }
+
+    /// a[i] *= c on the device.
+    fn scale(job: &Job<'_>, a: &mut CudaSlice<u32>, log_n: u32, c: Fr) -> Result<()> {
+        let n32 = 1u32 << log_n;
+        let c = job.upload(fr_words(&[c]))?;
+        // SAFETY: ntt_scale(u32 n, const Fr* c, Fr* a): `c` one scalar, `a` n.
+        unsafe {
+            job.stream()
+                .launch_builder(job.function("ntt_scale")?)
+                .arg(&n32)
+                .arg(&c)
+                .arg(a)
+                .launch(grid(n32 as u64)?)
+                .map_err(KernelError::driver("NTT launch"))?;
+        }
+        Ok(())
+    }
+
+    /// The transform of `mode` on values already on the device: the bit-reversal, then
+    /// passes of up to [`PASS_MAX`] stages in shared memory, with the scalings around them.
+    fn transform_on_device(
+        &self,
+        job: &Job<'_>,
+        a: &mut CudaSlice<u32>,
+        log_n: u32,
+        omega: Fr,
+        mode: Mode,
+    ) -> Result<()> {
+        let n32 = 1u32 << log_n;
+        let launch = KernelError::driver("NTT launch");
+        if let Mode::Coset(g) = mode {
+            Self::scale_by_powers(job, a, log_n, g)?;
+        }
+        let mut tables = self.twiddles.lock().unwrap_or_else(|p| p.into_inner());
+        let tw = match tables.entry(key(log_n, &omega)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Self::powers(job, omega, (n32 / 2).max(1), log_n.saturating_sub(1))?)
+            }
+        };
+        let tw = &*tw;
+        // SAFETY: ntt_bitrev(u32 log_n, Fr* a) and ntt_pass(u32 log_n, u32 s0, u32 k,
+        // const Fr* twiddles, Fr* a): `a` holds n = 2^log_n scalars, `tw` n/2; each pass
+        // runs n/2^k blocks of 2^(k-1) threads with k ≤ PASS_MAX, the kernel's shared array.
+        unsafe {
+            job.stream()
+                .launch_builder(job.function("ntt_bitrev")?)
+                .arg(&log_n)
+                .arg(&mut *a)
+                .launch(grid(n32 as u64)?)
+                .map_err(launch)?;
+            for (s0, k) in passes(log_n) {
+                let cfg =
+                    LaunchConfig { grid_dim: (n32 >> k, 1, 1), block_dim: (1 << (k - 1), 1, 1), shared_mem_bytes: 0 };
+                job.stream()
+                    .launch_builder(job.function("ntt_pass")?)
+                    .arg(&log_n)
+                    .arg(&s0)
+                    .arg(&k)
+                    .arg(tw)
+                    .arg(&mut *a)
+                    .launch(cfg)
+                    .map_err(launch)?;
+            }
+        }
+        drop(tables);
+        if let Mode::Inverse | Mode::InverseCoset(_) = mode {
+            Self::scale(job, a, log_n, Fr::from(n32 as u64).invert().expect("a power of two is invertible"))?;
+        }
+        if let Mode::InverseCoset(g_inv) = mode {
+            Self::scale_by_powers(job, a, log_n, g_inv)?;
+        }
+        Ok(())
+    }
+
+    fn try_transform(&self, values: &mut [Fr], omega: Fr, mode: Mode) -> Result<()> {
+        let n = values.len();
+        let log_n = Self::log_len(n)?;
         let started = Instant::now();
         let out = self.gpu.job(Priority::Proving, self.deadline, "NTT", |job| {
-            let stream = job.stream();
-            let launch = KernelError::driver("NTT launch");
             let mut a = job.upload(fr_words(values))?;
-            let coset = |job: &Job<'_>, a: &mut CudaSlice<u32>, g: Fr| -> Result<()> {
-                let factors = Self::powers(job, g, n32, log_n)?;
-                // SAFETY: ntt_mul(u32 n, const Fr* factors, Fr* a): both hold n scalars.
-                unsafe {
-                    job.stream()
-                        .launch_builder(job.function("ntt_mul")?)
-                        .arg(&n32)
-                        .arg(&factors)
-                        .arg(a)
-                        .launch(grid(n as u64)?)
-                        .map_err(KernelError::driver("NTT launch"))
-                }
-                .map(|_| ())
-            };
-            if let Mode::Coset(g) = mode {
-                coset(job, &mut a, g)?;
-            }
-            let mut tables = self.twiddles.lock().unwrap_or_else(|p| p.into_inner());
-            let k = key(log_n, &omega);
-            let tw = match tables.entry(k) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(Self::powers(job, omega, (n32 / 2).max(1), log_n.saturating_sub(1))?)
-                }
-            };
-            let tw = &*tw;
-            // SAFETY: ntt_bitrev(u32 log_n, Fr* a) and ntt_stage(u32 log_n, u32 s,
-            // const Fr* twiddles, Fr* a): `a` holds n = 2^log_n scalars, `tw` n/2.
-            unsafe {
-                stream
-                    .launch_builder(job.function("ntt_bitrev")?)
-                    .arg(&log_n)
-                    .arg(&mut a)
-                    .launch(grid(n as u64)?)
-                    .map_err(launch)?;
-                for s in 0..log_n {
-                    stream
-                        .launch_builder(job.function("ntt_stage")?)
-                        .arg(&log_n)
-                        .arg(&s)
-                        .arg(tw)
-                        .arg(&mut a)
-                        .launch(grid(n as u64 / 2)?)
-                        .map_err(launch)?;
-                }
-            }
-            drop(tables);
-            if let Mode::Inverse | Mode::InverseCoset(_) = mode {
-                let n_inv = Fr::from(n as u64).invert().expect("a power of two is invertible");
-                let c = job.upload(fr_words(&[n_inv]))?;
-                // SAFETY: ntt_scale(u32 n, const Fr* c, Fr* a): `c` one scalar, `a` n.
-                unsafe {
-                    stream
-                        .launch_builder(job.function("ntt_scale")?)
-                        .arg(&n32)
-                        .arg(&c)
-                        .arg(&mut a)
-                        .launch(grid(n as u64)?)
-                        .map_err(launch)?;
-                }
-            }
-            if let Mode::InverseCoset(g_inv) = mode {
-                coset(job, &mut a, g_inv)?;
-            }
+            self.transform_on_device(job, &mut a, log_n, omega, mode)?;
             job.download(&a)
         })?;
         fr_from_words(&out, values);
         self.stats.gpu_done(started);
         self.stats.bytes_uploaded.fetch_add((n * 32) as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The QAP's quotient with a, b and c on the device from upload to h: six transforms,
+    /// the pointwise step and the last interpolation run there, and only h comes back
+    /// (three uploads and one download, where the transforms one by one made seven of each).
+    fn try_quotient(&self, a: &[Fr], b: &[Fr], c: &[Fr], m: usize) -> Result<Vec<Fr>> {
+        let log_m = Self::log_len(m)?;
+        if a.len() > m || b.len() > m || c.len() > m {
+            return Err(KernelError::Input(format!("QAP evaluations longer than the domain of {m}")));
+        }
+        let d = QuotientDomain::new(m);
+        let started = Instant::now();
+        let padded = |v: &[Fr]| {
+            let mut p = v.to_vec();
+            p.resize(m, Fr::ZERO);
+            p
+        };
+        let h = self.gpu.job(Priority::Proving, self.deadline, "NTT", |job| {
+            let mut dev = Vec::with_capacity(3);
+            for v in [a, b, c] {
+                let mut x = job.upload(fr_words(&padded(v)))?;
+                self.transform_on_device(job, &mut x, log_m, d.omega_inv, Mode::Inverse)?;
+                self.transform_on_device(job, &mut x, log_m, d.omega, Mode::Coset(d.g))?;
+                dev.push(x);
+            }
+            let [mut a, b, c]: [CudaSlice<u32>; 3] =
+                dev.try_into().map_err(|_| KernelError::Input("three vectors".into()))?;
+            let z_inv = job.upload(fr_words(&[d.z_inv]))?;
+            let m32 = m as u32;
+            // SAFETY: ntt_qap(u32 n, const Fr* b, const Fr* c, const Fr* z_inv, Fr* a): a, b
+            // and c hold m scalars each, z_inv one.
+            unsafe {
+                job.stream()
+                    .launch_builder(job.function("ntt_qap")?)
+                    .arg(&m32)
+                    .arg(&b)
+                    .arg(&c)
+                    .arg(&z_inv)
+                    .arg(&mut a)
+                    .launch(grid(m as u64)?)
+                    .map_err(KernelError::driver("NTT launch"))?;
+            }
+            self.transform_on_device(job, &mut a, log_m, d.omega_inv, Mode::InverseCoset(d.g_inv))?;
+            job.download(&a)
+        })?;
+        let mut out = vec![Fr::ZERO; m];
+        fr_from_words(&h, &mut out);
+        out.truncate(m - 1);
+        self.stats.gpu_done(started);
+        self.stats.bytes_uploaded.fetch_add((3 * m * 32) as u64, Ordering::Relaxed);
+        Ok(out)
     }
 
     fn transform(&self, values: &mut [Fr], omega: Fr, mode: Mode) {
@@ -219,6 +306,29 @@ impl NttBackend for CudaNtt {
     fn icoset_ntt(&self, values: &mut [Fr], omega_inv: Fr, g_inv: Fr) {
         self.transform(values, omega_inv, Mode::InverseCoset(g_inv))
     }
+
+    fn quotient(&self, a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>, m: usize) -> Vec<Fr> {
+        if m < self.min_len {
+            self.stats.cpu_small.fetch_add(1, Ordering::Relaxed);
+            return quotient_by_transforms(&CpuBackend, a, b, c, m);
+        }
+        match self.try_quotient(&a, &b, &c, m) {
+            Ok(h) => h,
+            Err(e) => {
+                self.stats.fell_back("QAP", m, &e);
+                quotient_by_transforms(&CpuBackend, a, b, c, m)
+            }
+        }
+    }
+}
+
+/// Stages per shared-memory pass (`DC_NTT_PASS_MAX` in ntt/ntt.cuh).
+pub const PASS_MAX: u32 = 9;
+
+/// The passes of a transform of 2^log_n values: (first stage, stages), each at most
+/// [`PASS_MAX`] stages, covering stages 0..log_n in order.
+pub fn passes(log_n: u32) -> impl Iterator<Item = (u32, u32)> {
+    (0..log_n).step_by(PASS_MAX as usize).map(move |s0| (s0, PASS_MAX.min(log_n - s0)))
 }
 
 /// The device transform with errors surfaced (differential tests, the kernels bench).
@@ -228,6 +338,11 @@ pub fn gpu_ntt(ntt: &CudaNtt, values: &mut [Fr], omega: Fr) -> Result<()> {
 
 pub fn gpu_coset_ntt(ntt: &CudaNtt, values: &mut [Fr], omega: Fr, g: Fr) -> Result<()> {
     ntt.try_transform(values, omega, Mode::Coset(g))
+}
+
+/// The device's QAP quotient with errors surfaced.
+pub fn gpu_quotient(ntt: &CudaNtt, a: &[Fr], b: &[Fr], c: &[Fr], m: usize) -> Result<Vec<Fr>> {
+    ntt.try_quotient(a, b, c, m)
 }
 
 pub fn gpu_icoset_ntt(ntt: &CudaNtt, values: &mut [Fr], omega_inv: Fr, g_inv: Fr) -> Result<()> {

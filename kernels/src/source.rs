@@ -57,7 +57,7 @@ pub const MSM: Unit = Unit {
 pub const NTT: Unit = Unit {
     name: "ntt",
     path: "ntt/ntt.cu",
-    kernels: &["ntt_powers", "ntt_bitrev", "ntt_stage", "ntt_mul", "ntt_scale"],
+    kernels: &["ntt_powers", "ntt_bitrev", "ntt_pass", "ntt_mul", "ntt_scale", "ntt_qap"],
 };
 
 pub const BATCH: Unit = Unit { name: "batch", path: "batch/batch.cu", kernels: &["g1_scale"] };

@@ -12,10 +12,10 @@ use std::sync::{Arc, OnceLock};
 use blstrs::{G1Affine, G2Affine, Scalar as Fr};
 use dualchain_kernels::cache::{default_dir, ModuleCache};
 use dualchain_kernels::msm::{gpu_msm_g1, gpu_msm_g2};
-use dualchain_kernels::ntt::{gpu_coset_ntt, gpu_icoset_ntt, gpu_ntt};
+use dualchain_kernels::ntt::{gpu_coset_ntt, gpu_icoset_ntt, gpu_ntt, gpu_quotient};
 use dualchain_kernels::testdata::{g1_points, g2_points, scalars};
 use dualchain_kernels::{CudaMsm, CudaNtt, Gpu};
-use dualchain_prover::backend::{CpuBackend, MsmBackend, NttBackend};
+use dualchain_prover::backend::{quotient_by_transforms, CpuBackend, MsmBackend, NttBackend};
 use dualchain_prover::groth16::Prover;
 use dualchain_prover::ntt::root_of_unity;
 use dualchain_prover::shapes::Shape;
@@ -154,6 +154,11 @@ fn ntt_matches_cpu_from_2_10_to_2_22() {
         t.ntt(&mut got, omega);
         t.intt(&mut got, omega_inv);
         assert_eq!(got, v, "NTT round trip 2^{log}");
+        // The whole QAP step on the device.
+        let (a, b) = (scalars(n, 2000 + log as u64), scalars(n, 3000 + log as u64));
+        let c: Vec<Fr> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
+        let want = quotient_by_transforms(&CpuBackend, a.clone(), b.clone(), c.clone(), n);
+        assert_eq!(gpu_quotient(&t, &a, &b, &c, n).unwrap(), want, "QAP quotient 2^{log}");
     }
 }
 

@@ -5,8 +5,9 @@
 
 use blstrs::{Fp, Fp2, G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
 use dualchain_kernels::host;
+use dualchain_kernels::ntt::{passes, PASS_MAX};
 use dualchain_kernels::MsmPlan;
-use dualchain_prover::backend::{naive_msm_g1, CpuBackend, MsmBackend, NttBackend};
+use dualchain_prover::backend::{naive_msm_g1, quotient_by_transforms, CpuBackend, MsmBackend, NttBackend};
 use dualchain_prover::ntt::root_of_unity;
 use ff::{Field, PrimeField};
 use group::{Curve, Group};
@@ -253,18 +254,46 @@ fn msm_g2_matches_blstrs() {
     assert_eq!(host::msm_g2(&dup, &s, &MsmPlan::with(n, 4, 3, 2).unwrap()), want);
 }
 
+/// Every pass width from radix-2 stages one at a time to the device's 9, so groups,
+/// strides and twiddles are checked across pass boundaries.
 #[test]
 fn ntt_matches_cpu() {
-    for log_n in 0..=10u32 {
+    for log_n in 0..=11u32 {
         let n = 1usize << log_n;
         let omega = root_of_unity(log_n);
         for v in [scalars(n, log_n as u64), vec![Fr::ZERO; n], vec![Fr::ONE; n]] {
             let mut want = v.clone();
             CpuBackend.ntt(&mut want, omega);
-            let mut got = v.clone();
-            host::ntt(&mut got, omega);
-            assert_eq!(got, want, "2^{log_n}");
+            for pass_max in [1, 2, 3, 4, PASS_MAX] {
+                let mut got = v.clone();
+                host::ntt(&mut got, omega, pass_max);
+                assert_eq!(got, want, "2^{log_n}, passes of {pass_max}");
+            }
         }
+    }
+    assert_eq!(passes(20).collect::<Vec<_>>(), vec![(0, 9), (9, 9), (18, 2)]);
+    assert_eq!(passes(9).collect::<Vec<_>>(), vec![(0, 9)]);
+    assert_eq!(passes(0).count(), 0);
+}
+
+/// The device's QAP step, emulated launch by launch, gives the CPU prover's h; so does a
+/// witness whose evaluations are shorter than the domain (zero padding).
+#[test]
+fn device_quotient_matches_the_cpu_quotient() {
+    for log_m in [1u32, 3, 6, 10, 12] {
+        let m = 1usize << log_m;
+        let (a, b) = (scalars(m, 31), scalars(m, 32));
+        // c = a·b on the domain makes A·B − C divisible by Z, as a satisfied witness does.
+        let c: Vec<Fr> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
+        let want = quotient_by_transforms(&CpuBackend, a.clone(), b.clone(), c.clone(), m);
+        assert_eq!(want.len(), m - 1);
+        for pass_max in [2, PASS_MAX] {
+            assert_eq!(host::quotient(&a, &b, &c, m, pass_max), want, "m = 2^{log_m}, passes of {pass_max}");
+        }
+        let short = m - m / 4;
+        let want =
+            quotient_by_transforms(&CpuBackend, a[..short].to_vec(), b[..short].to_vec(), c[..short].to_vec(), m);
+        assert_eq!(host::quotient(&a[..short], &b[..short], &c[..short], m, PASS_MAX), want, "padded, 2^{log_m}");
     }
 }
 

@@ -5,7 +5,7 @@
 //! in behind the same traits and must return bit-identical results.
 
 use blstrs::{Bls12, G1Affine, G1Projective, G2Affine, G2Prepared, G2Projective, MillerLoopResult, Scalar as Fr};
-use ff::Field;
+use ff::{Field, PrimeField};
 use group::Group;
 use pairing::MultiMillerLoop;
 use rayon::prelude::*;
@@ -44,6 +44,69 @@ pub trait NttBackend: Send + Sync {
         self.intt(values, omega_inv);
         ntt::scale_by_powers(values, g_inv);
     }
+
+    /// The QAP's quotient: the m − 1 coefficients of `h(X) = (A(X)·B(X) − C(X))/Z(X)`,
+    /// from the evaluations `a`, `b`, `c` of A, B, C on the domain ⟨ω⟩ of size m (each
+    /// padded with zeros to m). A backend may run the whole step where its data is (the
+    /// CUDA backend keeps the three vectors on the device from upload to h).
+    fn quotient(&self, a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>, m: usize) -> Vec<Fr> {
+        quotient_by_transforms(self, a, b, c, m)
+    }
+}
+
+/// The constants of the QAP's quotient over a domain of size m.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotientDomain {
+    pub omega: Fr,
+    pub omega_inv: Fr,
+    /// The coset's shift g (Fr's multiplicative generator) and its inverse.
+    pub g: Fr,
+    pub g_inv: Fr,
+    /// 1/m.
+    pub m_inv: Fr,
+    /// 1/Z(g·ω^i) = 1/(g^m − 1), the same for every i.
+    pub z_inv: Fr,
+}
+
+impl QuotientDomain {
+    pub fn new(m: usize) -> Self {
+        assert!(m.is_power_of_two(), "the QAP domain is a power of two");
+        let omega = ntt::root_of_unity(m.trailing_zeros());
+        let g = Fr::MULTIPLICATIVE_GENERATOR;
+        Self {
+            omega,
+            omega_inv: omega.invert().expect("a root of unity is invertible"),
+            g,
+            g_inv: g.invert().expect("the generator is invertible"),
+            m_inv: Fr::from(m as u64).invert().expect("a power of two is invertible"),
+            z_inv: (g.pow_vartime([m as u64]) - Fr::ONE).invert().expect("the coset avoids the domain"),
+        }
+    }
+}
+
+/// The quotient through a backend's transforms: interpolate each of a, b, c, evaluate on
+/// the coset `g·⟨ω⟩`, divide `a·b − c` by Z there (constant on the coset), interpolate
+/// back from the coset.
+pub fn quotient_by_transforms<B: NttBackend + ?Sized>(
+    ntt: &B,
+    mut a: Vec<Fr>,
+    mut b: Vec<Fr>,
+    mut c: Vec<Fr>,
+    m: usize,
+) -> Vec<Fr> {
+    let d = QuotientDomain::new(m);
+    for v in [&mut a, &mut b, &mut c] {
+        v.resize(m, Fr::ZERO);
+        ntt.intt(v, d.omega_inv);
+        ntt.coset_ntt(v, d.omega, d.g);
+    }
+    let z_inv = d.z_inv;
+    a.par_iter_mut().zip(b.par_iter()).zip(c.par_iter()).for_each(|((x, y), z)| {
+        *x = (*x * y - z) * z_inv;
+    });
+    ntt.icoset_ntt(&mut a, d.omega_inv, d.g_inv);
+    a.truncate(m - 1);
+    a
 }
 
 /// Products of Miller loops `Π f(P_i, Q_i)` over pairs whose G2 points change with every

@@ -22,14 +22,12 @@ use std::time::{Duration, Instant};
 use bellpepper_core::{Circuit, ConstraintSystem};
 use bellperson::groth16::Proof;
 use blstrs::{Bls12, G1Projective, G2Projective, Scalar as Fr};
-use ff::{Field, PrimeField};
+use ff::Field;
 use group::Curve;
 use rand_core::RngCore;
-use rayon::prelude::*;
 
 use crate::backend::{CpuBackend, MsmBackend, NttBackend};
 use crate::error::ProverError;
-use crate::ntt::root_of_unity;
 use crate::params::ProvingKey;
 use crate::r1cs::WitnessCs;
 
@@ -168,7 +166,7 @@ impl Prover<'_> {
         if params.h.len() + 1 != m {
             return Err(mismatch("H query"));
         }
-        let (h, ntt_time) = timed(|| self.quotient(cs.a, cs.b, cs.c, m));
+        let (h, ntt_time) = timed(|| self.ntt.quotient(cs.a, cs.b, cs.c, m));
         t.ntt = ntt_time;
 
         // Stage 3: the MSMs.
@@ -209,27 +207,5 @@ impl Prover<'_> {
         let g_c = h_acc + l_acc + g_a * s + g_b1 * r - G1Projective::from(vk.delta_g1) * (r * s);
         t.total = total.elapsed() + t.synthesis;
         Ok((Proof { a: g_a.to_affine(), b: g_b2.to_affine(), c: g_c.to_affine() }, t))
-    }
-
-    /// The m − 1 coefficients of `h(X) = (A(X)B(X) − C(X)) / Z(X)`.
-    fn quotient(&self, mut a: Vec<Fr>, mut b: Vec<Fr>, mut c: Vec<Fr>, m: usize) -> Vec<Fr> {
-        let log_m = m.trailing_zeros();
-        let omega = root_of_unity(log_m);
-        let omega_inv = omega.invert().expect("a root of unity is invertible");
-        let g = Fr::MULTIPLICATIVE_GENERATOR;
-        let g_inv = g.invert().expect("the generator is invertible");
-        for v in [&mut a, &mut b, &mut c] {
-            v.resize(m, Fr::ZERO);
-            self.ntt.intt(v, omega_inv);
-            self.ntt.coset_ntt(v, omega, g);
-        }
-        // Z(g·ω^i) = g^m − 1 for every i.
-        let z_inv = (g.pow_vartime([m as u64]) - Fr::ONE).invert().expect("the coset avoids the domain");
-        a.par_iter_mut().zip(b.par_iter()).zip(c.par_iter()).for_each(|((x, y), z)| {
-            *x = (*x * y - z) * z_inv;
-        });
-        self.ntt.icoset_ntt(&mut a, omega_inv, g_inv);
-        a.truncate(m - 1);
-        a
     }
 }

@@ -157,21 +157,75 @@ void dc_msm_g2(const u32* bases, const u32* scalars, u32 n, u32 c, u32 windows, 
   msm_emulate<Fp2>(bases, scalars, n, c, windows, k, segments, out);
 }
 
-// Forward NTT of 2^log_n elements in place, with the launches of CudaNtt emulated.
-void dc_ntt(u32* words, u32 log_n, const u32* omega) {
-  const u32 n = 1u << log_n;
-  Fr* a = reinterpret_cast<Fr*>(words);
-  std::vector<Fr> pow2(log_n > 0 ? log_n : 1);
-  Fr w = load<Fr>(omega);
-  for (u32 j = 0; j < log_n; j++) {
-    pow2[j] = w;
-    w = Fr::sqr(w);
+// out[i] = base^i for i < count, as CudaNtt::powers launches ntt_powers.
+static std::vector<Fr> ntt_power_table(Fr base, u32 count, u32 bits) {
+  std::vector<Fr> pow2(bits > 0 ? bits : 1);
+  for (u32 j = 0; j < pow2.size(); j++) {
+    pow2[j] = base;
+    base = Fr::sqr(base);
   }
-  std::vector<Fr> twiddles(n / 2 > 0 ? n / 2 : 1);
-  for (u32 i = 0; i < n / 2; i++) ntt_powers_body(i, n / 2, pow2.data(), log_n, twiddles.data());
+  std::vector<Fr> out(count > 0 ? count : 1);
+  for (u32 i = 0; i < count; i++) ntt_powers_body(i, count, pow2.data(), bits, out.data());
+  return out;
+}
+
+// The forward transform as CudaNtt launches it: the bit-reversal, then passes of up to
+// `pass_max` stages, each group's block run thread by thread, stage by stage.
+static void ntt_emulate(Fr* a, u32 log_n, Fr omega, u32 pass_max) {
+  const u32 n = 1u << log_n;
+  std::vector<Fr> twiddles = ntt_power_table(omega, n / 2 > 0 ? n / 2 : 1, log_n > 0 ? log_n - 1 : 0);
   for (u32 i = 0; i < n; i++) ntt_bitrev_body(i, log_n, a);
-  for (u32 s = 0; s < log_n; s++)
-    for (u32 i = 0; i < n / 2; i++) ntt_stage_body(i, log_n, s, twiddles.data(), a);
+  std::vector<Fr> buf(1u << pass_max);
+  for (u32 s0 = 0; s0 < log_n;) {
+    u32 k = log_n - s0 < pass_max ? log_n - s0 : pass_max;
+    for (u32 g = 0; g < (n >> k); g++) {
+      for (u32 j = 0; j < (1u << k); j++) buf[j] = a[ntt_pass_index(g, j, s0, k)];
+      for (u32 s = s0; s < s0 + k; s++)
+        for (u32 t = 0; t < (1u << (k - 1)); t++)
+          ntt_pass_butterfly_body(t, g, log_n, s0, s, twiddles.data(), buf.data());
+      for (u32 j = 0; j < (1u << k); j++) a[ntt_pass_index(g, j, s0, k)] = buf[j];
+    }
+    s0 += k;
+  }
+}
+
+static void ntt_mul_emulate(Fr* a, u32 log_n, Fr base) {
+  const u32 n = 1u << log_n;
+  std::vector<Fr> f = ntt_power_table(base, n, log_n);
+  for (u32 i = 0; i < n; i++) ntt_mul_body(i, n, f.data(), a);
+}
+
+static void ntt_scale_emulate(Fr* a, u32 log_n, Fr c) {
+  for (u32 i = 0; i < (1u << log_n); i++) ntt_scale_body(i, 1u << log_n, c, a);
+}
+
+// Forward NTT of 2^log_n elements in place, with the launches of CudaNtt emulated.
+void dc_ntt(u32* words, u32 log_n, const u32* omega, u32 pass_max) {
+  ntt_emulate(reinterpret_cast<Fr*>(words), log_n, load<Fr>(omega), pass_max);
+}
+
+// The QAP's quotient as CudaNtt::quotient launches it, with a, b and c (2^log_n values
+// each) on the device throughout: each of a, b, c is interpolated (inverse NTT, scaled by
+// 1/n) and evaluated on the coset g·⟨ω⟩; then a = (a·b − c)/Z on the coset; then a is
+// interpolated from the coset (inverse NTT, 1/n, g^-i). `a` receives h's coefficients.
+void dc_quotient(u32* a_words, u32* b_words, u32* c_words, u32 log_n, const u32* consts,
+                 u32 pass_max) {
+  // consts: ω, ω^-1, g, g^-1, 1/n, 1/Z(g·ω^i), 8 words each.
+  Fr omega = load<Fr>(consts), omega_inv = load<Fr>(consts + 8), g = load<Fr>(consts + 16),
+     g_inv = load<Fr>(consts + 24), n_inv = load<Fr>(consts + 32), z_inv = load<Fr>(consts + 40);
+  Fr* v[3] = {reinterpret_cast<Fr*>(a_words), reinterpret_cast<Fr*>(b_words),
+              reinterpret_cast<Fr*>(c_words)};
+  for (Fr* x : v) {
+    ntt_emulate(x, log_n, omega_inv, pass_max);
+    ntt_scale_emulate(x, log_n, n_inv);
+    ntt_mul_emulate(x, log_n, g);
+    ntt_emulate(x, log_n, omega, pass_max);
+  }
+  const u32 n = 1u << log_n;
+  for (u32 i = 0; i < n; i++) ntt_qap_body(i, n, v[1], v[2], z_inv, v[0]);
+  ntt_emulate(v[0], log_n, omega_inv, pass_max);
+  ntt_scale_emulate(v[0], log_n, n_inv);
+  ntt_mul_emulate(v[0], log_n, g_inv);
 }
 
 }  // extern "C"
