@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 /// Every file under `kernels/cuda/` that a unit may include, by its path there.
 const FILES: &[(&str, &str)] = &[
     ("common.cuh", include_str!("../cuda/common.cuh")),
+    ("ff/carry.cuh", include_str!("../cuda/ff/carry.cuh")),
     ("ff/field.cuh", include_str!("../cuda/ff/field.cuh")),
     ("ff/fp2.cuh", include_str!("../cuda/ff/fp2.cuh")),
     ("ec/curve.cuh", include_str!("../cuda/ec/curve.cuh")),

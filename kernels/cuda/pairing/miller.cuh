@@ -22,7 +22,7 @@
 #define DC_BLS_X 0xd201000000010000ull
 
 DC_HD Fp2 fp2_scale(const Fp2& a, const Fp& s) {
-  Fp2 r; r.c0 = Fp::mul(a.c0, s); r.c1 = Fp::mul(a.c1, s); return r;
+  Fp2 r; r.c0 = Fp::mul_outlined(a.c0, s); r.c1 = Fp::mul_outlined(a.c1, s); return r;
 }
 
 // f · (a + b v + c v w).
