@@ -385,6 +385,10 @@ pub struct CudaMsm {
     pub resident_fraction: f64,
     /// How long an MSM waits for the device before the CPU computes it.
     pub deadline: std::time::Duration,
+    /// G2 MSMs of up to this many points run on the CPU, beside the proof's G1 MSMs on
+    /// the device ([`MsmBackend::g2_on_cpu`]). 0 until a device measurement says where
+    /// the CPU finishes first.
+    pub g2_cpu_max_points: usize,
     pub stats: Arc<BackendStats>,
 }
 
@@ -397,6 +401,7 @@ impl CudaMsm {
             min_points: 1 << 10,
             resident_fraction: 0.5,
             deadline: Priority::Proving.default_deadline(),
+            g2_cpu_max_points: 0,
             stats: Arc::default(),
         }
     }
@@ -535,6 +540,10 @@ impl MsmBackend for CudaMsm {
 
     fn msm_g2(&self, bases: &[G2Affine], scalars: &[Fr]) -> G2Projective {
         self.msm::<G2>(bases, scalars)
+    }
+
+    fn g2_on_cpu(&self, points: usize) -> bool {
+        points <= self.g2_cpu_max_points
     }
 }
 

@@ -18,6 +18,12 @@ pub trait MsmBackend: Send + Sync {
     /// `bases.len() == scalars.len()`.
     fn msm_g1(&self, bases: &[G1Affine], scalars: &[Fr]) -> G1Projective;
     fn msm_g2(&self, bases: &[G2Affine], scalars: &[Fr]) -> G2Projective;
+
+    /// Whether the prover should run a G2 MSM of `points` on the CPU, beside this
+    /// backend's G1 MSMs, because it finishes sooner there than queued behind them.
+    fn g2_on_cpu(&self, _points: usize) -> bool {
+        false
+    }
 }
 
 /// Radix-2 NTT over Fr for power-of-two lengths.

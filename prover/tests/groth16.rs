@@ -166,3 +166,34 @@ fn supply_proofs_verify_and_reject_short_datasets_and_wrong_commitments() {
     // A policy proof's statement against the supply key: wrong input count.
     assert!(matches!(verify(&pk.pvk, pk.vk(), &p, &[Fr::ONE; 3]), Err(VerifyError::PublicInputCount { .. })));
 }
+
+/// A device-like backend that hands G2 to the CPU: its own G2 MSM is never called, and the
+/// proof is the same as the CPU prover's for the same randomness.
+#[test]
+fn a_backend_may_hand_the_g2_msm_to_the_cpu() {
+    use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective};
+    use dualchain_prover::backend::{CpuBackend, MsmBackend};
+    struct G1Only;
+    impl MsmBackend for G1Only {
+        fn name(&self) -> &'static str {
+            "g1-only"
+        }
+        fn msm_g1(&self, bases: &[G1Affine], scalars: &[Fr]) -> G1Projective {
+            CpuBackend.msm_g1(bases, scalars)
+        }
+        fn msm_g2(&self, _: &[G2Affine], _: &[Fr]) -> G2Projective {
+            panic!("the G2 MSM was not handed to the CPU")
+        }
+        fn g2_on_cpu(&self, _points: usize) -> bool {
+            true
+        }
+    }
+    let pk = proving_key(Shape::Policy);
+    let (circuit, _) = policy_circuit(credential("cardiology", 4, [7; 32]), [42; 32]);
+    let (r, s) = (Fr::from(5u64), Fr::from(6u64));
+    let w = Prover::synthesize(&pk, circuit.clone()).unwrap();
+    let (ours, _) = Prover { msm: &G1Only, ntt: &CpuBackend }.prove_with(&pk, w, r, s).unwrap();
+    let w = Prover::synthesize(&pk, circuit).unwrap();
+    let (cpu, _) = Prover::default().prove_with(&pk, w, r, s).unwrap();
+    assert_eq!((ours.a, ours.b, ours.c), (cpu.a, cpu.b, cpu.c));
+}
