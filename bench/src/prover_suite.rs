@@ -1,8 +1,9 @@
 //! The `prover` suite: per shape (the anonymous policy circuit's proving time also against
 //! the policy circuit's, same run), constraint count, KeyGen, Prove (our pipeline against
 //! bellperson's `create_random_proof` on the same circuit, same run), Verify, key sizes,
-//! where one proof's time goes, and batch verification at 1, 16 and 256 proofs against
-//! single verification.
+//! where one proof's time goes, a node's supply-64 proofs through its proving pipeline
+//! against two made at once as its reactions did before, and batch verification at 1, 16
+//! and 256 proofs against single verification.
 //!
 //! Batches larger than the number of distinct proofs generated cycle through them: the
 //! cost of the batch equation does not depend on whether proofs repeat (each gets its own
@@ -120,6 +121,56 @@ pub fn statement(c: &AnyCircuit) -> Vec<Fr> {
     }
 }
 
+/// `n` proofs of `shape` made as a node makes them, from two callers at once (a node's two
+/// bulk reactions): each caller proving on its own through `Compute::prove` (the baseline,
+/// how nodes proved before the pipeline), then the same through the node's proving
+/// pipeline (`Compute::prove_queued`). Proofs per second, ratio = pipeline / baseline.
+fn node_proving(shape: Shape, pk: &std::sync::Arc<ProvingKey>, n: u64) -> Result<Vec<Row>> {
+    let compute: &'static dualchain_kernels::Compute =
+        Box::leak(Box::new(dualchain_kernels::Compute::cpu("bench: the node's proving on the CPU")));
+    let run = |queued: bool| -> Result<f64> {
+        let start = Instant::now();
+        std::thread::scope(|s| -> Result<()> {
+            let callers: Vec<_> = (0..2u64)
+                .map(|c| {
+                    let pk = pk.clone();
+                    s.spawn(move || -> Result<()> {
+                        let mut rng = ChaCha20Rng::seed_from_u64(100 + c);
+                        for k in (c..n).step_by(2) {
+                            let circuit = instance(shape, 10 + k);
+                            let inputs = statement(&circuit);
+                            let (proof, _) = if queued {
+                                compute.prove_queued(pk.clone(), circuit)?
+                            } else {
+                                compute.prove(&pk, circuit, &mut rng)?
+                            };
+                            verify(&pk.pvk, pk.vk(), &proof, &inputs)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for c in callers {
+                c.join().expect("a proving caller panicked")?;
+            }
+            Ok(())
+        })?;
+        Ok(n as f64 / secs(start.elapsed()))
+    };
+    let two_at_once = run(false)?;
+    let pipelined = run(true)?;
+    let name = shape.name();
+    let row = |how: &str, value: f64, baseline: Option<f64>| Row {
+        name: "prover::node_proofs".into(),
+        params: format!("shape={name},n={n},callers=2,{how}"),
+        value,
+        unit: "proofs/s".into(),
+        baseline,
+        ratio: baseline.map(|b| value / b),
+    };
+    Ok(vec![row("how=two-at-once", two_at_once, None), row("how=pipeline", pipelined, Some(two_at_once))])
+}
+
 pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
     let mut shapes = vec![Shape::Policy, Shape::AnonymousPolicy, Shape::Supply(SupplyShape::Records64)];
     if !quick {
@@ -147,7 +198,7 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
         out.push(plain("prover::domain", format!("shape={name}"), circuit_shape.domain_size() as f64, "points"));
 
         let start = Instant::now();
-        let pk = ProvingKey::generate(shape, &mut rng)?;
+        let pk = std::sync::Arc::new(ProvingKey::generate(shape, &mut rng)?);
         out.push(time_row("prover::keygen", format!("shape={name}"), secs(start.elapsed()), None));
         let pk_bytes = pk.to_file_bytes()?.len();
         let mut vk_bytes = Vec::new();
@@ -189,6 +240,10 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
                 out.push(time_row("prover::prove", format!("shape={name},against=policy"), secs(ours), policy_prove))
             }
             _ => {}
+        }
+        if shape == Shape::Supply(SupplyShape::Records64) {
+            progress.set_message(format!("{name}: node proving, pipeline against two at once"));
+            out.extend(node_proving(shape, &pk, if quick { 4 } else { 8 })?);
         }
         let b = breakdown;
         for (part, d) in [

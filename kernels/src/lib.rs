@@ -15,6 +15,7 @@
 //! | [`verify`] | `CudaMiller`: batch Groth16 verification's Miller loops, one thread per proof |
 //! | [`scheduler`] | one owner per device: a bounded queue served by priority, deadlines, per-class metrics |
 //! | [`select`] | choosing the backends at run time ([`Compute`]) with the reason logged |
+//! | [`pipeline`] | the node's proving queue: synthesis of the next proof beside this one's QAP and MSMs |
 //! | [`guard`] | the self-test at device open and the CPU cross-checks of proofs and batch verification |
 //! | [`host`] | the same C++ compiled for the host, which the tests compare with blstrs |
 //!
@@ -68,6 +69,7 @@ pub mod layout;
 pub mod msm;
 pub mod ntt;
 pub mod nvrtc;
+pub mod pipeline;
 pub mod reencrypt;
 pub mod scheduler;
 pub mod select;

@@ -9,7 +9,7 @@ use blstrs::{Bls12, Scalar as Fr};
 use dualchain_crypto::reencrypt::{CpuBackend as CpuReencrypt, ReencryptBackend};
 use dualchain_prover::backend::{CpuBackend, MillerBackend, MsmBackend, NttBackend};
 use dualchain_prover::error::ProverError;
-use dualchain_prover::groth16::{ProofTimings, Prover};
+use dualchain_prover::groth16::{ProofTimings, Prover, Synthesized};
 use dualchain_prover::params::ProvingKey;
 use ff::Field;
 use rand_core::RngCore;
@@ -20,6 +20,7 @@ use crate::error::{KernelError, Result};
 use crate::guard::{self_test, CheckedMiller, GpuGuard, Workload};
 use crate::msm::{BackendStats, CudaMsm};
 use crate::ntt::CudaNtt;
+use crate::pipeline::PipelineSlot;
 use crate::reencrypt::CudaReencrypt;
 use crate::verify::CudaMiller;
 
@@ -57,6 +58,8 @@ pub struct Compute {
     pub stats: Vec<(&'static str, Arc<BackendStats>)>,
     /// Cross-checks against the CPU and the workloads they disabled ([`crate::guard`]).
     pub guard: Arc<GpuGuard>,
+    /// The proving pipeline, started by the first [`Compute::prove_queued`].
+    pub pipeline: PipelineSlot,
 }
 
 impl std::fmt::Debug for Compute {
@@ -78,6 +81,7 @@ impl Compute {
             fallback: Some(reason.into()),
             stats: Vec::new(),
             guard: Arc::default(),
+            pipeline: PipelineSlot::default(),
         }
     }
 
@@ -104,6 +108,7 @@ impl Compute {
             fallback: None,
             stats,
             guard,
+            pipeline: PipelineSlot::default(),
         }
     }
 
@@ -155,22 +160,48 @@ impl Compute {
         circuit: C,
         rng: &mut impl RngCore,
     ) -> std::result::Result<(Proof<Bls12>, ProofTimings), ProverError> {
-        let prover = self.prover();
-        if prover.msm.name() == "cpu" && prover.ntt.name() == "cpu" {
-            return prover.prove(pk, circuit, rng);
-        }
         let w = Prover::synthesize(pk, circuit.clone())?;
-        let inputs = w.public_inputs().to_vec();
+        match self.prove_synthesized(pk, w, rng)? {
+            Some(proved) => Ok(proved),
+            None => Prover::default().prove(pk, circuit, rng),
+        }
+    }
+
+    /// Stages 2–4 of a synthesized statement on these backends, with the CPU check of a
+    /// device's proof: `None` when the device's proof did not verify (proving is then
+    /// off the device, and the caller proves again on the CPU).
+    pub fn prove_synthesized(
+        &self,
+        pk: &ProvingKey,
+        w: Synthesized,
+        rng: &mut impl RngCore,
+    ) -> std::result::Result<Option<(Proof<Bls12>, ProofTimings)>, ProverError> {
+        let prover = self.prover();
         let (r, s) = (Fr::random(&mut *rng), Fr::random(&mut *rng));
+        if prover.msm.name() == "cpu" && prover.ntt.name() == "cpu" {
+            return prover.prove_with(pk, w, r, s).map(Some);
+        }
+        let inputs = w.public_inputs().to_vec();
         let (proof, timings) = prover.prove_with(pk, w, r, s)?;
         self.guard.checked();
         let pvk = bellperson::groth16::prepare_verifying_key(pk.vk());
         if dualchain_prover::verify::verify(&pvk, pk.vk(), &proof, &inputs).is_ok() {
-            return Ok((proof, timings));
+            return Ok(Some((proof, timings)));
         }
         let why = format!("a {} proof from the device does not verify", pk.shape.name());
         self.guard.disable(Workload::Proving, &why);
-        Prover::default().prove(pk, circuit, rng)
+        Ok(None)
+    }
+
+    /// Proves one statement through this node's proving pipeline ([`crate::pipeline`]),
+    /// started on first use: synthesis of the next queued proof overlaps this one's QAP
+    /// and MSMs. Blocks until the proof is made; call from a blocking context.
+    pub fn prove_queued<C: Circuit<Fr> + Clone + Send + 'static>(
+        &'static self,
+        pk: Arc<ProvingKey>,
+        circuit: C,
+    ) -> std::result::Result<(Proof<Bls12>, ProofTimings), ProverError> {
+        self.pipeline.get_or_start(self).prove(pk, circuit)
     }
 
     pub fn gpu_available(&self) -> bool {

@@ -121,3 +121,16 @@ fn a_proof_from_a_faulty_msm_never_leaves_the_node() {
     assert!(!sound.guard.disabled(Workload::Proving));
     assert_eq!(sound.guard.cross_checks.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
+
+#[test]
+fn a_faulty_devices_proof_is_made_again_on_the_cpu_inside_the_pipeline() {
+    let compute: &'static Compute =
+        Box::leak(Box::new(Compute { msm: Arc::new(OffByOne), ..Compute::cpu("test: a faulty MSM backend") }));
+    let pk = Arc::new(common::proving_key(Shape::Policy));
+    let (circuit, _) = common::policy_circuit(common::credential("icu", 5, [7; 32]), [7; 32]);
+    let inputs = circuit.statement().public_inputs();
+    let (proof, _) = compute.prove_queued(pk.clone(), circuit).unwrap();
+    let pvk = bellperson::groth16::prepare_verifying_key(pk.vk());
+    dualchain_prover::verify::verify(&pvk, pk.vk(), &proof, &inputs).unwrap();
+    assert!(compute.guard.disabled(Workload::Proving));
+}

@@ -603,7 +603,7 @@ impl OwnerNode {
                     Err(ProverError::Unsatisfied { .. }) => return Ok(None),
                     Err(e) => return Err(e),
                 };
-            match compute.prove(&pk, circuit, &mut ChaCha20Rng::from_entropy()) {
+            match compute.prove_queued(pk, circuit) {
                 Ok((proof, _)) => Ok(Some(proof_to_bytes(&proof).to_vec())),
                 Err(ProverError::Unsatisfied { .. }) => Ok(None),
                 Err(e) => Err(e),

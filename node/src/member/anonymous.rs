@@ -28,8 +28,7 @@ use dualchain_prover::policy::{key_hash, request_binding, PolicyDnf};
 use dualchain_prover::supply::Requirement;
 use dualchain_prover::verify::proof_to_bytes;
 use rand::rngs::OsRng;
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::Member;
@@ -210,8 +209,7 @@ pub async fn demand(
     circuit.check(&statement).map_err(|e| anyhow!("this member cannot make the anonymous proof: {e}"))?;
     let started = Instant::now();
     let (pk, compute) = (i.pk.clone(), i.compute);
-    let proof =
-        tokio::task::spawn_blocking(move || compute.prove(&pk, circuit, &mut ChaCha20Rng::from_entropy())).await??.0;
+    let proof = tokio::task::spawn_blocking(move || compute.prove_queued(pk, circuit)).await??.0;
     let took = started.elapsed();
     let one = OneTime { demand, dataset: i.dataset, signer, dsk, nullifier };
     store.save(&one)?;

@@ -20,8 +20,7 @@ use dualchain_prover::policy::{Credential, MerklePath, PolicyCircuit, PolicyDnf}
 use dualchain_prover::supply::{self, SupplyShape};
 use dualchain_prover::verify::proof_to_bytes;
 use ff::Field;
-use rand::{CryptoRng, RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
+use rand::{CryptoRng, RngCore};
 
 use super::Member;
 
@@ -187,8 +186,7 @@ pub async fn prove_policy(
 ) -> Result<(Vec<u8>, Duration)> {
     let circuit = PolicyCircuit { credential, path, policy, request_id };
     let started = Instant::now();
-    let proof =
-        tokio::task::spawn_blocking(move || compute.prove(&pk, circuit, &mut ChaCha20Rng::from_entropy())).await??.0;
+    let proof = tokio::task::spawn_blocking(move || compute.prove_queued(pk, circuit)).await??.0;
     Ok((proof_to_bytes(&proof).to_vec(), started.elapsed()))
 }
 
