@@ -6,6 +6,10 @@
 //! the CPU rows alone. GPU MSMs are timed with the bases already resident, as a proving
 //! key's are across proofs; the first call's upload is reported separately.
 //!
+//! Also without a device: the device MSM's field multiplications per point (its C++ run on
+//! the host, counted), the QAP's whole quotient on the CPU, and each proof's breakdown by
+//! stage (on a device, the GPU kernel breakdown per proof).
+//!
 //! Then the CPC's batch (re-encryption and capsule verification, capsules/s) and batch
 //! proof verification's Miller loops plus one final exponentiation (proofs/s).
 //!
@@ -27,15 +31,16 @@ use blstrs::{G1Projective, Scalar as Fr};
 use dualchain_crypto::cbsre::Capsule;
 use dualchain_crypto::reencrypt::{CpuBackend as CpuReencrypt, ReencryptBackend};
 use dualchain_kernels::cache::{default_dir, ModuleCache};
+use dualchain_kernels::host;
 use dualchain_kernels::msm::{gpu_msm_g1, gpu_msm_g2};
-use dualchain_kernels::ntt::gpu_ntt;
+use dualchain_kernels::ntt::{gpu_ntt, gpu_quotient};
 use dualchain_kernels::scheduler::Priority;
 use dualchain_kernels::testdata::{g1_points, g2_points, scalars};
-use dualchain_kernels::{Compute, CudaMiller, CudaMsm, CudaNtt, CudaReencrypt, GpuPolicy};
+use dualchain_kernels::{Compute, CudaMiller, CudaMsm, CudaNtt, CudaReencrypt, GpuPolicy, MsmPlan};
 use dualchain_progress::Progress;
 use dualchain_prover::backend::MillerBackend;
-use dualchain_prover::backend::{CpuBackend, MsmBackend, NttBackend};
-use dualchain_prover::groth16::Prover;
+use dualchain_prover::backend::{quotient_by_transforms, CpuBackend, MsmBackend, NttBackend};
+use dualchain_prover::groth16::{ProofTimings, Prover};
 use dualchain_prover::ntt::root_of_unity;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::shapes::Shape;
@@ -139,6 +144,24 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         }
         progress.inc(1);
     }
+    // What the device's MSM algorithm costs in its dominant operation, measured without a
+    // device: the kernels' own C++ run on the host, field multiplications counted.
+    {
+        let log = if quick { 12 } else { 14 };
+        let n = 1usize << log;
+        let (b, s) = (g1_points(n, log as u64), scalars(n, 100 + log as u64));
+        let plan = MsmPlan::for_size(n);
+        let (got, muls) = host::count_field_muls(|| host::msm_g1(&b, &s, &plan));
+        same(&format!("host-emulated device G1 MSM 2^{log}"), &got, &CpuBackend.msm_g1(&b, &s))?;
+        out.push(Row {
+            name: "kernels::msm_g1_device_muls".into(),
+            params: format!("n=2^{log},c={},host emulation", plan.c),
+            value: muls as f64 / n as f64,
+            unit: "field mul/point".into(),
+            baseline: None,
+            ratio: None,
+        });
+    }
     for &log in &g2_sizes {
         progress.set_message(format!("msm g2 n=2^{log}"));
         let n = 1usize << log;
@@ -179,6 +202,17 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
             same(&format!("NTT 2^{log}"), &work, &want)?;
             out.push(time_row("kernels::ntt", format!("n=2^{log},backend=cuda,with transfers,{dev}"), g, Some(cpu)));
         }
+        // The QAP's whole quotient (six transforms, the pointwise step, one more transform).
+        let (a, b) = (scalars(n, 400 + log as u64), scalars(n, 500 + log as u64));
+        let c: Vec<Fr> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
+        let (cpu, want) =
+            best_answer(1, || Ok(quotient_by_transforms(&CpuBackend, a.clone(), b.clone(), c.clone(), n)))?;
+        out.push(time_row("kernels::qap", format!("n=2^{log},backend=cpu"), cpu, None));
+        if let Some(t) = &ntt {
+            let (g, got) = best_answer(reps, || Ok(gpu_quotient(t, &a, &b, &c, n)?))?;
+            same(&format!("QAP quotient 2^{log}"), &got, &want)?;
+            out.push(time_row("kernels::qap", format!("n=2^{log},backend=cuda,with transfers,{dev}"), g, Some(cpu)));
+        }
         progress.inc(1);
     }
 
@@ -197,10 +231,33 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         for (backend, prover) in &provers {
             let label = if *backend == "cpu" { "backend=cpu".to_string() } else { format!("backend=cuda,{dev}") };
             let mut proofs = Vec::new();
+            let mut breakdown = ProofTimings::default();
             let latency = best(1, || {
-                proofs.push(prover.prove(&pk, instance(shape, 0), &mut rng)?.0);
+                let (p, t) = prover.prove(&pk, instance(shape, 0), &mut rng)?;
+                proofs.push(p);
+                breakdown = t;
                 Ok(())
             })?;
+            let b = breakdown;
+            for (stage, d) in [
+                ("synthesis", b.synthesis),
+                ("qap", b.ntt),
+                ("msm_h", b.msm_h),
+                ("msm_l", b.msm_l),
+                ("msm_a", b.msm_a),
+                ("msm_b_g1", b.msm_b_g1),
+                ("msm_b_g2", b.msm_b_g2),
+            ] {
+                let (d, total) = (d.as_secs_f64(), b.total.as_secs_f64());
+                out.push(Row {
+                    name: "kernels::proof_breakdown".into(),
+                    params: format!("shape={},{label},stage={stage}", shape.name()),
+                    value: d,
+                    unit: "s".into(),
+                    baseline: Some(total),
+                    ratio: Some(d / total),
+                });
+            }
             let statement = Prover::synthesize(&pk, instance(shape, 0))?.public_inputs().to_vec();
             for p in &proofs {
                 verify(&pk.pvk, pk.vk(), p, &statement)

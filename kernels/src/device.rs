@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cudarc::driver::{
-    sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, ValidAsZeroBits,
+    sys, CudaContext, CudaFunction, CudaSlice, CudaStream, CudaViewMut, DeviceRepr, LaunchConfig, ValidAsZeroBits,
 };
 use cudarc::nvrtc::Ptx;
 
@@ -267,6 +267,17 @@ impl Job<'_> {
             }
             _ => KernelError::driver("allocation")(e),
         })
+    }
+
+    /// Copies `host` into `dev`, which has exactly its length.
+    pub fn upload_into<T: DeviceRepr>(&self, host: &[T], dev: &mut CudaViewMut<'_, T>) -> Result<()> {
+        self.permit.moved(std::mem::size_of_val(host));
+        self.stream().memcpy_htod(host, dev).map_err(KernelError::driver("upload"))
+    }
+
+    pub fn download_view<T: DeviceRepr + Default + Clone>(&self, dev: &CudaViewMut<'_, T>) -> Result<Vec<T>> {
+        self.permit.moved(dev.len() * std::mem::size_of::<T>());
+        self.stream().clone_dtoh(dev).map_err(KernelError::driver("download"))
     }
 
     pub fn download<T: DeviceRepr + Default + Clone>(&self, dev: &CudaSlice<T>) -> Result<Vec<T>> {

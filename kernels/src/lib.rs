@@ -47,6 +47,11 @@
 //!   multiplications ([`host::count_field_muls`]): at 2^16 points with the same 12-bit
 //!   windows, 260 per point with Jacobian buckets and 236 with XYZZ; 227 with the new
 //!   13-bit plan.
+//! - An MSM's scratch is one arena per device, sized for the largest plan run so far and
+//!   kept (zeroed per run, freed by `evict_all`), instead of a dozen allocations per call.
+//!   Scalars are still uploaded from pageable memory in one copy: pinned, chunked uploads
+//!   overlapped with compute on several streams are not built, since their stream and
+//!   event ordering can only be checked on a device.
 //! - The `MsmBackend` trait takes slices, so residency is keyed by the slice's address,
 //!   length and a fingerprint of three of its points: a proving key's queries, which live
 //!   as long as the key, are uploaded once. Resident bases are evicted least recently used

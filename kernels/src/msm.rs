@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
-use cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 use dualchain_prover::backend::{CpuBackend, MsmBackend};
 use group::Group;
 use sha2::{Digest, Sha256};
@@ -181,7 +181,13 @@ const SCAN_THREADS: u32 = 1024;
 
 /// Runs the phases of one MSM with `plan` on bases already on the device; the device
 /// combines the windows and one point comes back.
-fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scalars: &[Fr]) -> Result<C::Projective> {
+fn run<C: Curve>(
+    job: &Job<'_>,
+    arena: &mut Arena,
+    plan: &MsmPlan,
+    bases: &CudaView<'_, u32>,
+    scalars: &[Fr],
+) -> Result<C::Projective> {
     if scalars.is_empty() {
         return Ok(C::Projective::identity());
     }
@@ -192,19 +198,37 @@ fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scala
     let (wn, wb) = (w as usize * n as usize, w as usize * b as usize);
     let xyzz = C::XYZZ_WORDS;
     let stream = job.stream();
-    let scalars_d = job.upload(fr_words(scalars))?;
-    let mut digits = job.zeros::<i32>(wn)?;
-    let mut counts = job.zeros::<u32>(wb)?;
-    let mut offsets = job.zeros::<u32>(wb)?;
-    let mut cursor = job.zeros::<u32>(wb)?;
-    let mut sorted_idx = job.zeros::<u32>(wn)?;
-    let mut sorted_bucket = job.zeros::<u32>(wn)?;
     let hw = w as usize * chunks as usize * xyzz;
-    let mut head = job.zeros::<u32>(hw)?;
-    let mut tail = job.zeros::<u32>(hw)?;
-    let mut bucket_sums = job.zeros::<u32>(wb * xyzz)?;
-    let mut segment_sums = job.zeros::<u32>(w as usize * s as usize * xyzz)?;
-    let mut result = job.zeros::<u32>(C::JACOBIAN_WORDS)?;
+    // Every buffer is a slice of the device's scratch arena, in this order.
+    let sizes = [
+        n as usize * 8,                 // scalars
+        wn,                             // digits (i32 on the device)
+        wb,                             // counts
+        wb,                             // offsets
+        wb,                             // cursor
+        wn,                             // sorted indices
+        wn,                             // sorted buckets
+        hw,                             // head pieces
+        hw,                             // tail pieces
+        wb * xyzz,                      // bucket sums
+        w as usize * s as usize * xyzz, // segment sums
+        C::JACOBIAN_WORDS,              // the result
+    ];
+    let used: usize = sizes.iter().sum();
+    debug_assert_eq!(used * 4, plan.scratch_bytes(xyzz * 4, C::JACOBIAN_WORDS * 4));
+    let mut r0 = arena.take(job, used)?;
+    let (mut scalars_d, mut r1) = r0.split_at_mut(sizes[0]);
+    let (mut digits, mut r2) = r1.split_at_mut(sizes[1]);
+    let (mut counts, mut r3) = r2.split_at_mut(sizes[2]);
+    let (mut offsets, mut r4) = r3.split_at_mut(sizes[3]);
+    let (mut cursor, mut r5) = r4.split_at_mut(sizes[4]);
+    let (mut sorted_idx, mut r6) = r5.split_at_mut(sizes[5]);
+    let (mut sorted_bucket, mut r7) = r6.split_at_mut(sizes[6]);
+    let (mut head, mut r8) = r7.split_at_mut(sizes[7]);
+    let (mut tail, mut r9) = r8.split_at_mut(sizes[8]);
+    let (mut bucket_sums, mut r10) = r9.split_at_mut(sizes[9]);
+    let (mut segment_sums, mut result) = r10.split_at_mut(sizes[10]);
+    job.upload_into(fr_words(scalars), &mut scalars_d)?;
     let launch = KernelError::driver("MSM launch");
     // Rounds of a tree over `len` items per window: (stride, threads) for stride 1, 2, 4, …
     // below `len`, as msm_piece_tree/msm_reduce index them.
@@ -215,15 +239,16 @@ fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scala
     };
 
     // SAFETY (every launch below): argument lists match the kernels' C signatures in
-    // msm/msm.cu in order and type (u32 scalars, device pointers to u32/i32 words); every
-    // buffer was allocated above with the length the kernel indexes up to for this plan
+    // msm/msm.cu in order and type (u32 scalars, device pointers to u32/i32 words: the
+    // digits are i32 words in a u32 slice, same size); every buffer was carved above with
+    // the length the kernel indexes up to for this plan, out of zeroed arena memory
     // (n·W digits and sorted entries, W·B counters and bucket sums, W·chunks head/tail,
     // W·S segment sums, each bucket point `xyzz` words, one Jacobian result); `bases`
     // holds n points.
     unsafe {
         stream
             .launch_builder(job.function("msm_digits")?)
-            .arg(&scalars_d)
+            .arg(&mut scalars_d)
             .arg(&n)
             .arg(&c)
             .arg(&w)
@@ -234,7 +259,7 @@ fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scala
         let scan = LaunchConfig { grid_dim: (w, 1, 1), block_dim: (SCAN_THREADS, 1, 1), shared_mem_bytes: 0 };
         stream
             .launch_builder(job.function("msm_scan")?)
-            .arg(&counts)
+            .arg(&mut counts)
             .arg(&b)
             .arg(&mut offsets)
             .arg(&mut cursor)
@@ -245,7 +270,7 @@ fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scala
             .arg(&n)
             .arg(&c)
             .arg(&w)
-            .arg(&digits)
+            .arg(&mut digits)
             .arg(&mut cursor)
             .arg(&mut sorted_idx)
             .arg(&mut sorted_bucket)
@@ -258,10 +283,10 @@ fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scala
             .arg(&w)
             .arg(&k)
             .arg(bases)
-            .arg(&sorted_idx)
-            .arg(&sorted_bucket)
-            .arg(&offsets)
-            .arg(&counts)
+            .arg(&mut sorted_idx)
+            .arg(&mut sorted_bucket)
+            .arg(&mut offsets)
+            .arg(&mut counts)
             .arg(&mut head)
             .arg(&mut tail)
             .arg(&mut bucket_sums)
@@ -275,9 +300,9 @@ fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scala
                 .arg(&w)
                 .arg(&k)
                 .arg(&stride)
-                .arg(&sorted_bucket)
-                .arg(&offsets)
-                .arg(&counts)
+                .arg(&mut sorted_bucket)
+                .arg(&mut offsets)
+                .arg(&mut counts)
                 .arg(&mut head)
                 .launch(grid(threads)?)
                 .map_err(launch)?;
@@ -288,10 +313,10 @@ fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scala
             .arg(&c)
             .arg(&w)
             .arg(&k)
-            .arg(&offsets)
-            .arg(&counts)
-            .arg(&head)
-            .arg(&tail)
+            .arg(&mut offsets)
+            .arg(&mut counts)
+            .arg(&mut head)
+            .arg(&mut tail)
             .arg(&mut bucket_sums)
             .launch(grid(wb as u64)?)
             .map_err(launch)?;
@@ -300,7 +325,7 @@ fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scala
             .arg(&c)
             .arg(&w)
             .arg(&s)
-            .arg(&bucket_sums)
+            .arg(&mut bucket_sums)
             .arg(&mut segment_sums)
             .launch(grid(w as u64 * s as u64)?)
             .map_err(launch)?;
@@ -319,12 +344,39 @@ fn run<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>, scala
             .arg(&c)
             .arg(&w)
             .arg(&s)
-            .arg(&segment_sums)
+            .arg(&mut segment_sums)
             .arg(&mut result)
             .launch(grid(1)?)
             .map_err(launch)?;
     }
-    Ok(C::from_words(&job.download(&result)?))
+    Ok(C::from_words(&job.download_view(&result)?))
+}
+
+/// The device's MSM scratch: one allocation, sized for the largest plan run so far and
+/// kept, so an MSM does not allocate and free a dozen buffers per call. Each run zeroes the
+/// prefix it uses.
+#[derive(Default)]
+struct Arena {
+    words: Option<CudaSlice<u32>>,
+}
+
+impl Arena {
+    /// `len` zeroed words, growing the arena first when it is smaller.
+    fn take(&mut self, job: &Job<'_>, len: usize) -> Result<CudaViewMut<'_, u32>> {
+        if self.words.as_ref().is_none_or(|w| w.len() < len) {
+            // Free the old arena before allocating the larger one.
+            self.words = None;
+            self.words = Some(job.zeros::<u32>(len)?);
+        }
+        let words = self.words.as_mut().expect("allocated above");
+        let mut view = words.slice_mut(..len);
+        job.stream().memset_zeros(&mut view).map_err(KernelError::driver("scratch memset"))?;
+        Ok(view)
+    }
+
+    fn bytes(&self) -> usize {
+        self.words.as_ref().map_or(0, |w| w.len() * 4)
+    }
 }
 
 /// A base vector kept on the device, found again by address, length and fingerprint.
@@ -378,6 +430,7 @@ impl BackendStats {
 pub struct CudaMsm {
     gpu: Arc<Gpu>,
     resident: Mutex<Vec<Resident>>,
+    arena: Mutex<Arena>,
     clock: AtomicU64,
     /// MSMs smaller than this run on the CPU (launch overhead dominates them).
     pub min_points: usize,
@@ -397,6 +450,7 @@ impl CudaMsm {
         Self {
             gpu,
             resident: Mutex::new(Vec::new()),
+            arena: Mutex::default(),
             clock: AtomicU64::new(0),
             min_points: 1 << 10,
             resident_fraction: 0.5,
@@ -426,9 +480,12 @@ impl CudaMsm {
             let mut resident = self.resident.lock().unwrap_or_else(|p| p.into_inner());
             let idx = self.ensure_resident::<C>(job, &mut resident, words, free)?;
             let view_all = resident[idx].words.as_view();
-            // The size's window, narrowed until its scratch fits what is left; split into
-            // parts only when not even narrow windows fit.
+            // The size's window, narrowed until its scratch fits what is left (the arena
+            // counts as free: it is reused or replaced); split into parts only when not
+            // even narrow windows fit.
+            let mut arena = self.arena.lock().unwrap_or_else(|p| p.into_inner());
             let (free, _) = job.gpu().memory()?;
+            let free = free + arena.bytes();
             let budget = free.saturating_sub(free / 8);
             let (xyzz, jac) = (C::XYZZ_WORDS * 4, C::JACOBIAN_WORDS * 4);
             let mut part = bases.len();
@@ -446,7 +503,7 @@ impl CudaMsm {
                 let end = (start + part).min(bases.len());
                 let plan = plan_for(end - start).expect("a smaller part fits as the first did");
                 let view = view_all.slice(start * C::AFFINE_WORDS..end * C::AFFINE_WORDS);
-                acc += run::<C>(job, &plan, &view, &scalars[start..end])?;
+                acc += run::<C>(job, &mut arena, &plan, &view, &scalars[start..end])?;
                 start = end;
             }
             Ok(acc)
@@ -514,18 +571,22 @@ impl CudaMsm {
         }
         self.gpu.job(class, self.deadline, "MSM", |job| {
             let dev = job.upload(g1_affine_words(bases))?;
+            let mut arena = self.arena.lock().unwrap_or_else(|p| p.into_inner());
             let (free, _) = job.gpu().memory()?;
+            let free = free + arena.bytes();
             let (xyzz, jac) = (G1::XYZZ_WORDS * 4, G1_JACOBIAN_WORDS * 4);
             let plan = MsmPlan::for_memory(bases.len(), xyzz, jac, free - free / 8).ok_or_else(|| {
                 KernelError::OutOfMemory { needed: MsmPlan::with_window(bases.len(), 4).scratch_bytes(xyzz, jac), free }
             })?;
-            run::<G1>(job, &plan, &dev.as_view(), scalars)
+            run::<G1>(job, &mut arena, &plan, &dev.as_view(), scalars)
         })
     }
 
-    /// Forgets every resident base vector (frees their device memory).
+    /// Forgets every resident base vector and the scratch arena (frees their device
+    /// memory).
     pub fn evict_all(&self) {
         self.resident.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.arena.lock().unwrap_or_else(|p| p.into_inner()).words = None;
     }
 }
 

@@ -20,7 +20,8 @@ pub trait MsmBackend: Send + Sync {
     fn msm_g2(&self, bases: &[G2Affine], scalars: &[Fr]) -> G2Projective;
 
     /// Whether the prover should run a G2 MSM of `points` on the CPU, beside this
-    /// backend's G1 MSMs, because it finishes sooner there than queued behind them.
+    /// backend's G1 MSMs, because it finishes sooner there than queued behind them (a
+    /// device backend's choice; the CPU backend's MSMs run one after the other).
     fn g2_on_cpu(&self, _points: usize) -> bool {
         false
     }

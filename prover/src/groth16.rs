@@ -10,8 +10,8 @@
 //!    to the m − 1 coefficients of `h(X)`;
 //! 3. MSMs: `H = Σ h_i·[τ^i Z(τ)/δ]₁`, `L = Σ w_j·[(βA_j+αB_j+C_j)(τ)/δ]₁`,
 //!    `Σ z_j·[A_j(τ)]₁`, `Σ z_j·[B_j(τ)]₁` and `Σ z_j·[B_j(τ)]₂` over bellperson's
-//!    parameter layout (query entries of variables that never occur are absent); the G2
-//!    MSM runs beside the G1 ones;
+//!    parameter layout (query entries of variables that never occur are absent); a
+//!    device backend may hand the G2 MSM to the CPU, beside its G1 MSMs;
 //! 4. randomisation: `A = α + Σ z_j A_j + rδ`, `B = β + Σ z_j B_j + sδ`,
 //!    `C = H + L + s·A + r·B₁ − rs·δ`.
 //!
@@ -41,7 +41,7 @@ pub struct ProofTimings {
     pub msm_l: Duration,
     pub msm_a: Duration,
     pub msm_b_g1: Duration,
-    /// Runs beside the four G1 MSMs, so it overlaps their times.
+    /// Overlaps the four G1 MSMs' times when the backend hands G2 to the CPU.
     pub msm_b_g2: Duration,
     pub total: Duration,
 }
@@ -190,22 +190,23 @@ impl Prover<'_> {
         {
             return Err(mismatch("A, B or L query"));
         }
-        // The G2 MSM runs beside the G1 MSMs: on the CPU backend they share the thread
-        // pool, and a device backend may hand G2 to the CPU ([`MsmBackend::g2_on_cpu`]) so
-        // it finishes while the device works through G1.
-        let g2: &dyn MsmBackend = if self.msm.g2_on_cpu(b_scalars.len()) { &CpuBackend } else { self.msm };
-        let ((g1_sums, g1_times), (b2_acc, b2_time)) = rayon::join(
-            || {
-                let (h_acc, h_time) = timed(|| self.msm.msm_g1(&params.h, &h));
-                let (l_acc, l_time) = timed(|| self.msm.msm_g1(&params.l, &cs.aux));
-                let (a_acc, a_time) = timed(|| {
-                    self.msm.msm_g1(&params.a[..n_in], &cs.inputs) + self.msm.msm_g1(&params.a[n_in..], &a_aux)
-                });
-                let (b1_acc, b1_time) = timed(|| self.msm.msm_g1(&params.b_g1, &b_scalars));
-                ((h_acc, l_acc, a_acc, b1_acc), (h_time, l_time, a_time, b1_time))
-            },
-            || timed(|| g2.msm_g2(&params.b_g2, &b_scalars)),
-        );
+        // A device backend may hand the G2 MSM to the CPU ([`MsmBackend::g2_on_cpu`]),
+        // which then runs it beside the device's G1 MSMs. Otherwise the MSMs run one after
+        // the other: on the CPU backend each already takes every core.
+        let g1_msms = || {
+            let (h_acc, h_time) = timed(|| self.msm.msm_g1(&params.h, &h));
+            let (l_acc, l_time) = timed(|| self.msm.msm_g1(&params.l, &cs.aux));
+            let (a_acc, a_time) =
+                timed(|| self.msm.msm_g1(&params.a[..n_in], &cs.inputs) + self.msm.msm_g1(&params.a[n_in..], &a_aux));
+            let (b1_acc, b1_time) = timed(|| self.msm.msm_g1(&params.b_g1, &b_scalars));
+            ((h_acc, l_acc, a_acc, b1_acc), (h_time, l_time, a_time, b1_time))
+        };
+        let ((g1_sums, g1_times), (b2_acc, b2_time)) = if self.msm.g2_on_cpu(b_scalars.len()) {
+            rayon::join(g1_msms, || timed(|| CpuBackend.msm_g2(&params.b_g2, &b_scalars)))
+        } else {
+            let g1 = g1_msms();
+            (g1, timed(|| self.msm.msm_g2(&params.b_g2, &b_scalars)))
+        };
         let (h_acc, l_acc, a_acc, b1_acc) = g1_sums;
         (t.msm_h, t.msm_l, t.msm_a, t.msm_b_g1) = g1_times;
         t.msm_b_g2 = b2_time;
