@@ -4,7 +4,7 @@
 //!
 //! - the *synthesis* thread takes jobs in arrival order and synthesizes their witnesses on
 //!   the CPU, up to [`AHEAD`] witnesses ahead of the prover;
-//! - the *proving* thread runs the QAP and MSM stages ([`Compute::prove_synthesized`]: on
+//! - the *proving* thread runs the QAP and MSM stages ([`Stages`]: a node's `Compute`, on
 //!   the device when there is one, with the CPU cross-check) and answers each caller.
 //!
 //! So the CPU synthesizes the next proof while the device (or the CPU's thread pool)
@@ -28,8 +28,7 @@ use dualchain_prover::params::ProvingKey;
 use dualchain_prover::ProverError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-
-use crate::select::Compute;
+use rand_core::RngCore;
 
 /// Jobs that may wait for the synthesis thread.
 pub const QUEUE_JOBS: usize = 16;
@@ -56,14 +55,25 @@ struct Ready {
     reply: SyncSender<Proved>,
 }
 
+/// Stages 2–4 of a synthesized statement, with whatever check the backends need: `None`
+/// when the proof made is not to be used (the job is then proved again on the CPU).
+pub trait Stages: Sync + 'static {
+    fn prove_synthesized(
+        &self,
+        pk: &ProvingKey,
+        w: Synthesized,
+        rng: &mut dyn RngCore,
+    ) -> Result<Option<(Proof<Bls12>, ProofTimings)>, ProverError>;
+}
+
 /// The queue and its two threads (see the module docs).
 pub struct ProofPipeline {
     jobs: SyncSender<Job>,
 }
 
 impl ProofPipeline {
-    /// Starts the two threads, proving on `compute`'s backends.
-    pub fn start(compute: &'static Compute) -> Self {
+    /// Starts the two threads, proving with `compute`.
+    pub fn start(compute: &'static dyn Stages) -> Self {
         let (jobs, job_rx) = sync_channel::<Job>(QUEUE_JOBS);
         let (ready, ready_rx) = sync_channel::<Ready>(AHEAD);
         std::thread::Builder::new()
@@ -102,8 +112,8 @@ impl ProofPipeline {
     }
 }
 
-/// Where a [`Compute`] keeps its pipeline once started. A clone of a `Compute` starts its
-/// own: the threads prove on the backends of the `Compute` that started them.
+/// Where a node's `Compute` keeps its pipeline once started. A clone starts its own: the
+/// threads prove with the `Compute` that started them.
 #[derive(Default)]
 pub struct PipelineSlot(OnceLock<ProofPipeline>);
 
@@ -114,7 +124,7 @@ impl Clone for PipelineSlot {
 }
 
 impl PipelineSlot {
-    pub(crate) fn get_or_start(&self, compute: &'static Compute) -> &ProofPipeline {
+    pub fn get_or_start(&self, compute: &'static dyn Stages) -> &ProofPipeline {
         self.0.get_or_init(|| ProofPipeline::start(compute))
     }
 }
@@ -141,7 +151,7 @@ fn synthesize(jobs: Receiver<Job>, ready: SyncSender<Ready>) {
     }
 }
 
-fn prove(compute: &'static Compute, ready: Receiver<Ready>) {
+fn prove(compute: &'static dyn Stages, ready: Receiver<Ready>) {
     let mut rng = ChaCha20Rng::from_entropy();
     for job in ready {
         let (pk, redo, rng) = (&job.pk, job.redo, &mut rng);

@@ -20,7 +20,7 @@ use crate::error::{KernelError, Result};
 use crate::guard::{self_test, CheckedMiller, GpuGuard, Workload};
 use crate::msm::{BackendStats, CudaMsm};
 use crate::ntt::CudaNtt;
-use crate::pipeline::PipelineSlot;
+use crate::pipeline::{PipelineSlot, Stages};
 use crate::reencrypt::CudaReencrypt;
 use crate::verify::CudaMiller;
 
@@ -60,6 +60,34 @@ pub struct Compute {
     pub guard: Arc<GpuGuard>,
     /// The proving pipeline, started by the first [`Compute::prove_queued`].
     pub pipeline: PipelineSlot,
+}
+
+impl Stages for Compute {
+    /// Stages 2–4 of a synthesized statement on these backends, with the CPU check of a
+    /// device's proof: `None` when the device's proof did not verify (proving is then
+    /// off the device, and the caller proves again on the CPU).
+    fn prove_synthesized(
+        &self,
+        pk: &ProvingKey,
+        w: Synthesized,
+        rng: &mut dyn RngCore,
+    ) -> std::result::Result<Option<(Proof<Bls12>, ProofTimings)>, ProverError> {
+        let prover = self.prover();
+        let (r, s) = (Fr::random(&mut *rng), Fr::random(&mut *rng));
+        if prover.msm.name() == "cpu" && prover.ntt.name() == "cpu" {
+            return prover.prove_with(pk, w, r, s).map(Some);
+        }
+        let inputs = w.public_inputs().to_vec();
+        let (proof, timings) = prover.prove_with(pk, w, r, s)?;
+        self.guard.checked();
+        let pvk = bellperson::groth16::prepare_verifying_key(pk.vk());
+        if dualchain_prover::verify::verify(&pvk, pk.vk(), &proof, &inputs).is_ok() {
+            return Ok(Some((proof, timings)));
+        }
+        let why = format!("a {} proof from the device does not verify", pk.shape.name());
+        self.guard.disable(Workload::Proving, &why);
+        Ok(None)
+    }
 }
 
 impl std::fmt::Debug for Compute {
@@ -165,32 +193,6 @@ impl Compute {
             Some(proved) => Ok(proved),
             None => Prover::default().prove(pk, circuit, rng),
         }
-    }
-
-    /// Stages 2–4 of a synthesized statement on these backends, with the CPU check of a
-    /// device's proof: `None` when the device's proof did not verify (proving is then
-    /// off the device, and the caller proves again on the CPU).
-    pub fn prove_synthesized(
-        &self,
-        pk: &ProvingKey,
-        w: Synthesized,
-        rng: &mut impl RngCore,
-    ) -> std::result::Result<Option<(Proof<Bls12>, ProofTimings)>, ProverError> {
-        let prover = self.prover();
-        let (r, s) = (Fr::random(&mut *rng), Fr::random(&mut *rng));
-        if prover.msm.name() == "cpu" && prover.ntt.name() == "cpu" {
-            return prover.prove_with(pk, w, r, s).map(Some);
-        }
-        let inputs = w.public_inputs().to_vec();
-        let (proof, timings) = prover.prove_with(pk, w, r, s)?;
-        self.guard.checked();
-        let pvk = bellperson::groth16::prepare_verifying_key(pk.vk());
-        if dualchain_prover::verify::verify(&pvk, pk.vk(), &proof, &inputs).is_ok() {
-            return Ok(Some((proof, timings)));
-        }
-        let why = format!("a {} proof from the device does not verify", pk.shape.name());
-        self.guard.disable(Workload::Proving, &why);
-        Ok(None)
     }
 
     /// Proves one statement through this node's proving pipeline ([`crate::pipeline`]),

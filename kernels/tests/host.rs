@@ -117,45 +117,43 @@ fn g2_point_ops_match_blstrs() {
     }
 }
 
+/// The XYZZ formulas of one group against blstrs: general addition, mixed addition and
+/// doubling, with every exceptional case the MSM can meet.
+fn check_xyzz<G: Curve>(
+    points: &mut dyn FnMut() -> G,
+    add: fn(&G, &G) -> G,
+    add_affine: fn(&G, &G::AffineRepr) -> G,
+    dbl: fn(&G) -> G,
+) {
+    let id = G::identity();
+    for _ in 0..8 {
+        let (p, q) = (points(), points());
+        assert_eq!(add(&p, &q), p + q);
+        assert_eq!(add_affine(&p, &q.to_affine()), p + q);
+        assert_eq!(dbl(&p), p.double());
+        assert_eq!(add(&p, &p), p.double());
+        assert_eq!(add_affine(&p, &p.to_affine()), p.double());
+        assert_eq!(add(&p, &-p), id);
+        assert_eq!(add_affine(&p, &(-p).to_affine()), id);
+        assert_eq!(add(&id, &p), p);
+        assert_eq!(add(&p, &id), p);
+        assert_eq!(add_affine(&id, &p.to_affine()), p);
+        assert_eq!(add_affine(&p, &id.to_affine()), p);
+    }
+    assert_eq!(dbl(&id), id);
+    assert_eq!(add(&id, &id), id);
+}
+
 /// The XYZZ bucket formulas, on points whose Z is not 1 (sums of random points), so ZZ and
-/// ZZZ are general; every exceptional case the MSM can meet is included.
+/// ZZZ are general.
 #[test]
 fn xyzz_bucket_formulas_match_blstrs() {
     let mut r = rng(9);
-    let id = G1Projective::identity();
-    for _ in 0..16 {
-        let p = G1Projective::random(&mut r) + G1Projective::random(&mut r);
-        let q = G1Projective::random(&mut r) + G1Projective::random(&mut r);
-        assert_eq!(host::g1_xyzz_add(&p, &q), p + q);
-        assert_eq!(host::g1_xyzz_add_affine(&p, &q.to_affine()), p + q);
-        assert_eq!(host::g1_xyzz_dbl(&p), p.double());
-        assert_eq!(host::g1_xyzz_add(&p, &p), p.double());
-        assert_eq!(host::g1_xyzz_add_affine(&p, &p.to_affine()), p.double());
-        assert_eq!(host::g1_xyzz_add(&p, &-p), id);
-        assert_eq!(host::g1_xyzz_add_affine(&p, &(-p).to_affine()), id);
-        assert_eq!(host::g1_xyzz_add(&id, &p), p);
-        assert_eq!(host::g1_xyzz_add(&p, &id), p);
-        assert_eq!(host::g1_xyzz_add_affine(&id, &p.to_affine()), p);
-        assert_eq!(host::g1_xyzz_add_affine(&p, &G1Affine::from(id)), p);
-    }
-    assert_eq!(host::g1_xyzz_dbl(&id), id);
-    assert_eq!(host::g1_xyzz_add(&id, &id), id);
+    let mut g1 = || G1Projective::random(&mut r) + G1Projective::random(&mut r);
+    check_xyzz(&mut g1, host::g1_xyzz_add, host::g1_xyzz_add_affine, host::g1_xyzz_dbl);
     let mut r = rng(10);
-    let id = G2Projective::identity();
-    for _ in 0..8 {
-        let p = G2Projective::random(&mut r) + G2Projective::random(&mut r);
-        let q = G2Projective::random(&mut r) + G2Projective::random(&mut r);
-        assert_eq!(host::g2_xyzz_add(&p, &q), p + q);
-        assert_eq!(host::g2_xyzz_add_affine(&p, &q.to_affine()), p + q);
-        assert_eq!(host::g2_xyzz_dbl(&p), p.double());
-        assert_eq!(host::g2_xyzz_add(&p, &p), p.double());
-        assert_eq!(host::g2_xyzz_add_affine(&p, &p.to_affine()), p.double());
-        assert_eq!(host::g2_xyzz_add(&p, &-p), id);
-        assert_eq!(host::g2_xyzz_add_affine(&p, &(-p).to_affine()), id);
-        assert_eq!(host::g2_xyzz_add_affine(&id, &p.to_affine()), p);
-        assert_eq!(host::g2_xyzz_add_affine(&p, &G2Affine::from(id)), p);
-    }
-    assert_eq!(host::g2_xyzz_dbl(&id), id);
+    let mut g2 = || G2Projective::random(&mut r) + G2Projective::random(&mut r);
+    check_xyzz(&mut g2, host::g2_xyzz_add, host::g2_xyzz_add_affine, host::g2_xyzz_dbl);
 }
 
 /// The MSM's inner loop is the mixed XYZZ addition: 8 multiplications and 2 squarings,
