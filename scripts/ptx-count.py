@@ -75,12 +75,12 @@ def main():
     ops = Counter()
     for line in body.splitlines():
         s = line.strip()
-        if not s or s.startswith(("//", ".", "{", "}", "$", "@")) and not s.startswith("@%"):
-            continue
-        if s.startswith("@"):
+        if s.startswith("@"):  # a predicated instruction: drop the predicate
             s = s.split(None, 1)[1]
-        op = s.split()[0].rstrip(";")
-        ops[op] += 1
+        # Skip blank lines, comments, directives, braces and labels.
+        if not s or s.startswith(("//", ".", "{", "}")) or s.endswith(":"):
+            continue
+        ops[s.split()[0].rstrip(";")] += 1
     total = sum(ops.values())
     print(f"{ty} mul_inline, {a.arch}: {total} PTX instructions")
     for op, n in ops.most_common(12):

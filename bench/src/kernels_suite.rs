@@ -54,7 +54,7 @@ use rand_chacha::ChaCha20Rng;
 use std::sync::atomic::Ordering;
 
 use crate::measure::{Record as Row, Rows};
-use crate::prover_suite::instance;
+use crate::prover_suite::{breakdown_rows, instance};
 
 fn time_row(name: &str, params: String, secs: f64, baseline: Option<f64>) -> Row {
     Row { name: name.into(), params, value: secs, unit: "s".into(), baseline, ratio: baseline.map(|b| secs / b) }
@@ -238,26 +238,11 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
                 breakdown = t;
                 Ok(())
             })?;
-            let b = breakdown;
-            for (stage, d) in [
-                ("synthesis", b.synthesis),
-                ("qap", b.ntt),
-                ("msm_h", b.msm_h),
-                ("msm_l", b.msm_l),
-                ("msm_a", b.msm_a),
-                ("msm_b_g1", b.msm_b_g1),
-                ("msm_b_g2", b.msm_b_g2),
-            ] {
-                let (d, total) = (d.as_secs_f64(), b.total.as_secs_f64());
-                out.push(Row {
-                    name: "kernels::proof_breakdown".into(),
-                    params: format!("shape={},{label},stage={stage}", shape.name()),
-                    value: d,
-                    unit: "s".into(),
-                    baseline: Some(total),
-                    ratio: Some(d / total),
-                });
-            }
+            out.extend(breakdown_rows(
+                "kernels::proof_breakdown",
+                &format!("shape={},{label}", shape.name()),
+                &breakdown,
+            ));
             let statement = Prover::synthesize(&pk, instance(shape, 0))?.public_inputs().to_vec();
             for p in &proofs {
                 verify(&pk.pvk, pk.vk(), p, &statement)

@@ -80,6 +80,12 @@ impl Rows {
     }
 }
 
+impl Extend<Record> for Rows {
+    fn extend<I: IntoIterator<Item = Record>>(&mut self, rows: I) {
+        rows.into_iter().for_each(|r| self.push(r));
+    }
+}
+
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }

@@ -171,6 +171,31 @@ fn node_proving(shape: Shape, pk: &std::sync::Arc<ProvingKey>, n: u64) -> Result
     Ok(vec![row("how=two-at-once", two_at_once, None), row("how=pipeline", pipelined, Some(two_at_once))])
 }
 
+/// Where one proof's time went, a row per stage as a share of the whole, named `name` with
+/// `params` before the stage.
+pub fn breakdown_rows(name: &str, params: &str, t: &ProofTimings) -> Vec<Row> {
+    let total = secs(t.total);
+    [
+        ("synthesis", t.synthesis),
+        ("ntt", t.ntt),
+        ("msm_h", t.msm_h),
+        ("msm_l", t.msm_l),
+        ("msm_a", t.msm_a),
+        ("msm_b_g1", t.msm_b_g1),
+        ("msm_b_g2", t.msm_b_g2),
+    ]
+    .into_iter()
+    .map(|(stage, d)| Row {
+        name: name.into(),
+        params: format!("{params},stage={stage}"),
+        value: secs(d),
+        unit: "s".into(),
+        baseline: Some(total),
+        ratio: Some(secs(d) / total),
+    })
+    .collect()
+}
+
 pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
     let mut shapes = vec![Shape::Policy, Shape::AnonymousPolicy, Shape::Supply(SupplyShape::Records64)];
     if !quick {
@@ -245,25 +270,7 @@ pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
             progress.set_message(format!("{name}: node proving, pipeline against two at once"));
             out.extend(node_proving(shape, &pk, if quick { 4 } else { 8 })?);
         }
-        let b = breakdown;
-        for (part, d) in [
-            ("synthesis", b.synthesis),
-            ("ntt", b.ntt),
-            ("msm_h", b.msm_h),
-            ("msm_l", b.msm_l),
-            ("msm_a", b.msm_a),
-            ("msm_b_g1", b.msm_b_g1),
-            ("msm_b_g2", b.msm_b_g2),
-        ] {
-            out.push(Row {
-                name: "prover::prove_breakdown".into(),
-                params: format!("shape={name},stage={part}"),
-                value: secs(d),
-                unit: "s".into(),
-                baseline: Some(secs(b.total)),
-                ratio: Some(secs(d) / secs(b.total)),
-            });
-        }
+        out.extend(breakdown_rows("prover::prove_breakdown", &format!("shape={name}"), &breakdown));
 
         // Verify one proof.
         progress.set_message(format!("{name}: verifying"));

@@ -176,8 +176,8 @@ impl Curve for G2 {
     }
 }
 
-/// Threads of the `msm_scan` block (`DC_SCAN_THREADS` in msm/msm.cu).
-const SCAN_THREADS: u32 = 1024;
+/// Threads of the `msm_scan` block (`DC_SCAN_THREADS` in msm/msm.cuh).
+pub(crate) const SCAN_THREADS: u32 = 1024;
 
 /// Runs the phases of one MSM with `plan` on bases already on the device; the device
 /// combines the windows and one point comes back.
@@ -228,6 +228,7 @@ fn run<C: Curve>(
     let (mut tail, mut r9) = r8.split_at_mut(sizes[8]);
     let (mut bucket_sums, mut r10) = r9.split_at_mut(sizes[9]);
     let (mut segment_sums, mut result) = r10.split_at_mut(sizes[10]);
+    stream.memset_zeros(&mut counts).map_err(KernelError::driver("counter memset"))?;
     job.upload_into(fr_words(scalars), &mut scalars_d)?;
     let launch = KernelError::driver("MSM launch");
     // Rounds of a tree over `len` items per window: (stride, threads) for stride 1, 2, 4, …
@@ -241,7 +242,7 @@ fn run<C: Curve>(
     // SAFETY (every launch below): argument lists match the kernels' C signatures in
     // msm/msm.cu in order and type (u32 scalars, device pointers to u32/i32 words: the
     // digits are i32 words in a u32 slice, same size); every buffer was carved above with
-    // the length the kernel indexes up to for this plan, out of zeroed arena memory
+    // the length the kernel indexes up to for this plan
     // (n·W digits and sorted entries, W·B counters and bucket sums, W·chunks head/tail,
     // W·S segment sums, each bucket point `xyzz` words, one Jacobian result); `bases`
     // holds n points.
@@ -353,25 +354,23 @@ fn run<C: Curve>(
 }
 
 /// The device's MSM scratch: one allocation, sized for the largest plan run so far and
-/// kept, so an MSM does not allocate and free a dozen buffers per call. Each run zeroes the
-/// prefix it uses.
+/// kept, so an MSM does not allocate and free a dozen buffers per call. Only the bucket
+/// counters are zeroed per run: every other buffer is written by a phase before any phase
+/// reads it, which the host emulation checks by starting them as garbage.
 #[derive(Default)]
 struct Arena {
     words: Option<CudaSlice<u32>>,
 }
 
 impl Arena {
-    /// `len` zeroed words, growing the arena first when it is smaller.
+    /// `len` words, growing the arena first when it is smaller.
     fn take(&mut self, job: &Job<'_>, len: usize) -> Result<CudaViewMut<'_, u32>> {
         if self.words.as_ref().is_none_or(|w| w.len() < len) {
             // Free the old arena before allocating the larger one.
             self.words = None;
             self.words = Some(job.zeros::<u32>(len)?);
         }
-        let words = self.words.as_mut().expect("allocated above");
-        let mut view = words.slice_mut(..len);
-        job.stream().memset_zeros(&mut view).map_err(KernelError::driver("scratch memset"))?;
-        Ok(view)
+        Ok(self.words.as_mut().expect("allocated above").slice_mut(..len))
     }
 
     fn bytes(&self) -> usize {
@@ -604,7 +603,7 @@ impl MsmBackend for CudaMsm {
     }
 
     fn g2_on_cpu(&self, points: usize) -> bool {
-        points <= self.g2_cpu_max_points
+        points > 0 && points <= self.g2_cpu_max_points
     }
 }
 

@@ -39,8 +39,9 @@ enum Mode {
 /// The prover's NTT backend on one CUDA device.
 pub struct CudaNtt {
     gpu: Arc<Gpu>,
-    /// Twiddle tables ω^0..ω^(n/2−1) by (log n, ω).
-    twiddles: Mutex<HashMap<TwiddleKey, CudaSlice<u32>>>,
+    /// Power tables base^0..base^(count−1) by (count, base): the twiddles ω^i (count n/2)
+    /// and the coset factors g^i, g^−i (count n) of each domain, built once.
+    tables: Mutex<HashMap<TableKey, CudaSlice<u32>>>,
     /// Transforms smaller than this run on the CPU.
     pub min_len: usize,
     /// How long a transform waits for the device before the CPU computes it.
@@ -48,13 +49,23 @@ pub struct CudaNtt {
     pub stats: Arc<BackendStats>,
 }
 
-/// (log n, the root's words).
-type TwiddleKey = (u32, [u32; 8]);
+/// (count, the base's words).
+type TableKey = (u32, [u32; 8]);
 
-fn key(log_n: u32, w: &Fr) -> TwiddleKey {
+fn key(count: u32, base: &Fr) -> TableKey {
     let mut k = [0u32; 8];
-    k.copy_from_slice(fr_words(std::slice::from_ref(w)));
-    (log_n, k)
+    k.copy_from_slice(fr_words(std::slice::from_ref(base)));
+    (count, k)
+}
+
+/// The key of the table of `base^i`, i < count (a power of two), built on the device when
+/// absent.
+fn table(tables: &mut HashMap<TableKey, CudaSlice<u32>>, job: &Job<'_>, base: Fr, count: u32) -> Result<TableKey> {
+    let k = key(count, &base);
+    if let std::collections::hash_map::Entry::Vacant(e) = tables.entry(k) {
+        e.insert(CudaNtt::powers(job, base, count, count.trailing_zeros())?);
+    }
+    Ok(k)
 }
 
 /// `[base, base^2, base^4, …]`, `bits` entries.
@@ -72,7 +83,7 @@ impl CudaNtt {
     pub fn new(gpu: Arc<Gpu>) -> Self {
         Self {
             gpu,
-            twiddles: Mutex::new(HashMap::new()),
+            tables: Mutex::new(HashMap::new()),
             min_len: 1 << 10,
             deadline: Priority::Proving.default_deadline(),
             stats: Arc::default(),
@@ -106,16 +117,15 @@ impl CudaNtt {
         Ok(n.trailing_zeros())
     }
 
-    /// a[i] *= base^i on the device.
-    fn scale_by_powers(job: &Job<'_>, a: &mut CudaSlice<u32>, log_n: u32, base: Fr) -> Result<()> {
+    /// a[i] *= factors[i] on the device.
+    fn mul_by(job: &Job<'_>, a: &mut CudaSlice<u32>, log_n: u32, factors: &CudaSlice<u32>) -> Result<()> {
         let n32 = 1u32 << log_n;
-        let factors = Self::powers(job, base, n32, log_n)?;
         // SAFETY: ntt_mul(u32 n, const Fr* factors, Fr* a): both hold n scalars.
         unsafe {
             job.stream()
                 .launch_builder(job.function("ntt_mul")?)
                 .arg(&n32)
-                .arg(&factors)
+                .arg(factors)
                 .arg(a)
                 .launch(grid(n32 as u64)?)
                 .map_err(KernelError::driver("NTT launch"))?;
@@ -152,17 +162,18 @@ impl CudaNtt {
     ) -> Result<()> {
         let n32 = 1u32 << log_n;
         let launch = KernelError::driver("NTT launch");
-        if let Mode::Coset(g) = mode {
-            Self::scale_by_powers(job, a, log_n, g)?;
-        }
-        let mut tables = self.twiddles.lock().unwrap_or_else(|p| p.into_inner());
-        let tw = match tables.entry(key(log_n, &omega)) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Self::powers(job, omega, (n32 / 2).max(1), log_n.saturating_sub(1))?)
-            }
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let tw_key = table(&mut tables, job, omega, (n32 / 2).max(1))?;
+        let coset_key = match mode {
+            Mode::Coset(g) | Mode::InverseCoset(g) => Some(table(&mut tables, job, g, n32)?),
+            Mode::Forward | Mode::Inverse => None,
         };
-        let tw = &*tw;
+        let tables = &*tables;
+        let factors = coset_key.map(|k| &tables[&k]);
+        if let (Mode::Coset(_), Some(f)) = (mode, factors) {
+            Self::mul_by(job, a, log_n, f)?;
+        }
+        let tw = &tables[&tw_key];
         // SAFETY: ntt_bitrev(u32 log_n, Fr* a) and ntt_pass(u32 log_n, u32 s0, u32 k,
         // const Fr* twiddles, Fr* a): `a` holds n = 2^log_n scalars, `tw` n/2; each pass
         // runs n/2^k blocks of 2^(k-1) threads with k ≤ PASS_MAX, the kernel's shared array.
@@ -187,12 +198,11 @@ impl CudaNtt {
                     .map_err(launch)?;
             }
         }
-        drop(tables);
         if let Mode::Inverse | Mode::InverseCoset(_) = mode {
             Self::scale(job, a, log_n, Fr::from(n32 as u64).invert().expect("a power of two is invertible"))?;
         }
-        if let Mode::InverseCoset(g_inv) = mode {
-            Self::scale_by_powers(job, a, log_n, g_inv)?;
+        if let (Mode::InverseCoset(_), Some(f)) = (mode, factors) {
+            Self::mul_by(job, a, log_n, f)?;
         }
         Ok(())
     }
@@ -222,15 +232,12 @@ impl CudaNtt {
         }
         let d = QuotientDomain::new(m);
         let started = Instant::now();
-        let padded = |v: &[Fr]| {
-            let mut p = v.to_vec();
-            p.resize(m, Fr::ZERO);
-            p
-        };
         let h = self.gpu.job(Priority::Proving, self.deadline, "NTT", |job| {
             let mut dev = Vec::with_capacity(3);
             for v in [a, b, c] {
-                let mut x = job.upload(fr_words(&padded(v)))?;
+                // Zeros to m, the evaluations uploaded over their prefix.
+                let mut x = job.zeros::<u32>(m * 8)?;
+                job.upload_into(fr_words(v), &mut x.slice_mut(..v.len() * 8))?;
                 self.transform_on_device(job, &mut x, log_m, d.omega_inv, Mode::Inverse)?;
                 self.transform_on_device(job, &mut x, log_m, d.omega, Mode::Coset(d.g))?;
                 dev.push(x);

@@ -90,6 +90,14 @@ void dc_g2_add_affine(const u32* p, const u32* q, u32* r) {
 
 }  // extern "C"
 
+// `len` values whose bytes are all 0xa5.
+template <class T>
+static std::vector<T> poisoned(size_t len) {
+  std::vector<T> v(len);
+  if (len) std::memset(static_cast<void*>(v.data()), 0xa5, sizeof(T) * len);
+  return v;
+}
+
 // All MSM phases for one group, launched in the order CudaMsm launches them; `out`
 // receives the MSM as one Jacobian point.
 template <class F>
@@ -97,15 +105,22 @@ static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c
                         u32 k, u32 segments, u32* out) {
   const u32 buckets = 1u << (c - 1);
   const u32 chunks = (n + k - 1) / k;
-  const u32 scan_threads = 1024;  // DC_SCAN_THREADS in msm.cu
+  const u32 scan_threads = DC_SCAN_THREADS;
   std::vector<Affine<F>> bases(n);
   if (n) std::memcpy(bases.data(), bases_words, sizeof(Affine<F>) * n);
-  std::vector<i32> digits((size_t)windows * n);
-  std::vector<u32> counts((size_t)windows * buckets, 0), offsets(counts.size()),
-      cursor(counts.size()), partials(scan_threads), scan_a(scan_threads), scan_b(scan_threads);
-  std::vector<u32> sorted_idx((size_t)windows * n), sorted_bucket((size_t)windows * n);
-  std::vector<Xyzz<F>> head((size_t)windows * chunks), tail((size_t)windows * chunks),
-      bucket_sums((size_t)windows * buckets), segment_sums((size_t)windows * segments);
+  // The device takes its scratch from an arena that only zeroes the counters: every other
+  // buffer starts as garbage here too (a pattern that is no reduced field element), so a
+  // phase that read what no earlier phase wrote would fail the tests.
+  std::vector<u32> counts((size_t)windows * buckets, 0), partials(scan_threads),
+      scan_a(scan_threads), scan_b(scan_threads);
+  std::vector<i32> digits = poisoned<i32>((size_t)windows * n);
+  std::vector<u32> offsets = poisoned<u32>(counts.size()), cursor = poisoned<u32>(counts.size());
+  std::vector<u32> sorted_idx = poisoned<u32>((size_t)windows * n),
+                   sorted_bucket = poisoned<u32>((size_t)windows * n);
+  std::vector<Xyzz<F>> head = poisoned<Xyzz<F>>((size_t)windows * chunks),
+                       tail = poisoned<Xyzz<F>>((size_t)windows * chunks),
+                       bucket_sums = poisoned<Xyzz<F>>((size_t)windows * buckets),
+                       segment_sums = poisoned<Xyzz<F>>((size_t)windows * segments);
   for (u32 i = 0; i < n; i++) msm_digits_body(i, scalars, n, c, windows, digits.data(), counts.data());
   for (u32 w = 0; w < windows; w++) {
     for (u32 t = 0; t < scan_threads; t++)

@@ -2,9 +2,6 @@
 #include "msm.cuh"
 
 #define DC_TID (blockIdx.x * blockDim.x + threadIdx.x)
-// Threads of the scan block; a power of two (the Hillis–Steele steps assume it). Each
-// thread sums 2^(c-1) / 1024 counters: 2,048 at c = 22.
-#define DC_SCAN_THREADS 1024
 
 extern "C" __global__ void msm_digits(const u32* scalars, u32 n, u32 c, u32 windows,
                                       i32* digits, u32* counts) {

@@ -33,6 +33,9 @@
 #include "../ec/xyzz.cuh"
 
 #define DC_SIGN_BIT 0x80000000u
+// Threads of the scan block; a power of two (the Hillis–Steele steps assume it). Each
+// thread sums 2^(c-1) / 1024 counters: 2,048 at c = 22.
+#define DC_SCAN_THREADS 1024
 
 // Phase 1, thread i < n. `scalars` holds blstrs scalars (Montgomery form, 8 words each).
 DC_HD void msm_digits_body(u32 i, const u32* scalars, u32 n, u32 c, u32 windows, i32* digits,
