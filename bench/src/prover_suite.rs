@@ -15,7 +15,9 @@ use anyhow::Result;
 use bellperson::groth16::{create_random_proof, verify_proofs_batch, Proof};
 use blstrs::{Bls12, Scalar as Fr};
 use dualchain_progress::Progress;
-use dualchain_prover::anonymous::{nullifier_scope, AnonymousCredential, AnonymousPolicyCircuit};
+use dualchain_prover::anonymous::{
+    nullifier_scope, AnonymousCredential, AnonymousPolicyCircuit, DemandNullifierCircuit,
+};
 use dualchain_prover::groth16::{ProofTimings, Prover};
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::policy::{
@@ -82,6 +84,17 @@ pub fn instance(shape: Shape, i: u64) -> AnyCircuit {
                 seal_randomness: JubjubScalar::from(11 + i),
             }))
         }
+        Shape::DemandNullifier => {
+            let AnyCircuit::AnonymousPolicy(a) = instance(Shape::AnonymousPolicy, i) else {
+                unreachable!("an anonymous policy instance")
+            };
+            AnyCircuit::DemandNullifier(DemandNullifierCircuit {
+                credential: a.credential,
+                scope: a.scope,
+                budget: a.budget,
+                counter: a.counter,
+            })
+        }
         Shape::Supply(s) => {
             let n = s.records() as u32;
             let records: Vec<Record> = (0..n)
@@ -117,6 +130,7 @@ pub fn statement(c: &AnyCircuit) -> Vec<Fr> {
     match c {
         AnyCircuit::Policy(p) => p.statement().public_inputs(),
         AnyCircuit::AnonymousPolicy(p) => p.statement().public_inputs(),
+        AnyCircuit::DemandNullifier(p) => p.statement().public_inputs(),
         AnyCircuit::Supply(s) => s.statement().public_inputs(),
     }
 }
@@ -197,7 +211,8 @@ pub fn breakdown_rows(name: &str, params: &str, t: &ProofTimings) -> Vec<Row> {
 }
 
 pub fn run(quick: bool, large: bool) -> Result<Vec<Row>> {
-    let mut shapes = vec![Shape::Policy, Shape::AnonymousPolicy, Shape::Supply(SupplyShape::Records64)];
+    let mut shapes =
+        vec![Shape::Policy, Shape::AnonymousPolicy, Shape::DemandNullifier, Shape::Supply(SupplyShape::Records64)];
     if !quick {
         shapes.push(Shape::Supply(SupplyShape::Records1024));
     }

@@ -58,9 +58,13 @@ fuzz_target!(|data: &[u8]| {
             let _ = reg.consent.to_fr();
             let _ = reg.disclosure.validate();
         }
-        TxKind::Demand { requirement, purpose, .. } => {
+        TxKind::Demand { requirement, purpose, nullifier, .. } => {
             let _ = requirement.validate();
             assert_eq!(dualchain_ledger::consent::Purpose::from_code(purpose.code()), Some(*purpose));
+            if let Some(n) = nullifier {
+                let _ = n.nullifier.to_fr();
+                proof(&n.proof);
+            }
         }
         TxKind::CommitConsent { commitments } => {
             for c in commitments {

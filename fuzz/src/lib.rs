@@ -416,6 +416,17 @@ pub mod ledger {
                     dataset: [4; 32],
                     requirement: requirement(),
                     purpose: dualchain_ledger::consent::Purpose::Treatment,
+                    nullifier: None,
+                },
+            ),
+            (
+                "demand_nullified",
+                TxKind::Demand {
+                    demand: [6; 32],
+                    dataset: [4; 32],
+                    requirement: requirement(),
+                    purpose: dualchain_ledger::consent::Purpose::Research,
+                    nullifier: Some(dualchain_ledger::tx::DemandNullifier { nullifier: one, proof: proof() }),
                 },
             ),
             ("supply_proof", TxKind::SupplyProof { demand: [6; 32], proof: proof() }),

@@ -176,7 +176,7 @@ fn cuda_proofs_equal_cpu_proofs_and_verify() {
                 let inputs = c.statement().public_inputs();
                 (dualchain_prover::shapes::AnyCircuit::Policy(c), inputs)
             }
-            Shape::AnonymousPolicy => unreachable!("not among this test's shapes"),
+            Shape::AnonymousPolicy | Shape::DemandNullifier => unreachable!("not among this test's shapes"),
             Shape::Supply(s) => {
                 let c = common::supply_circuit_in(s, s.records() as u32, 1);
                 let inputs = c.statement().public_inputs();

@@ -169,6 +169,7 @@ impl Ledger {
         }
         if let Some(a) = &genesis.anonymous {
             verifiers.insert(Circuit::AnonymousPolicy, verifier(&a.vk));
+            verifiers.insert(Circuit::DemandNullifier, verifier(&a.demand_nullifier_vk));
         }
         let tree = load_tree(&store)?;
         let tx_domain = genesis.tx_domain();
@@ -540,6 +541,7 @@ impl Ledger {
             }
             let proof = match &stx.tx.kind {
                 TxKind::SupplyProof { proof, .. } | TxKind::RequestAccess { proof, .. } => proof,
+                TxKind::Demand { nullifier: Some(n), .. } => &n.proof,
                 _ => continue,
             };
             // The cheap checks first; each `continue` is a transaction that `run` or its
@@ -782,12 +784,8 @@ impl Ledger {
 
     /// `member`'s anonymous leaf, when its active credential has one.
     pub fn anonymous_credential(&self, member: &str) -> Result<Option<FrBytes>, LedgerError> {
-        match self.member(member)? {
-            Some(MemberRecord { credential: Some(index), credential_revoked: None, .. }) => Ok(self
-                .get::<FrBytes>(&registry::leaf_key(index + crate::tx::ANONYMOUS_LEAF_OFFSET))?
-                .filter(|leaf| leaf.0 != [0; 32])),
-            _ => Ok(None),
-        }
+        let Some(m) = self.member(member)? else { return Ok(None) };
+        contracts::budget::anonymous_leaf(&Overlay::new(&self.store), &m)
     }
 
     /// A member's path to its anonymous leaf (at its credential index plus

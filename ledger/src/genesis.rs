@@ -58,11 +58,15 @@ pub struct Genesis {
     pub anonymous: Option<Anonymity>,
 }
 
-/// What the anonymous path is checked against: the `policy-anonymous` verifying key and
+/// What the anonymous path is checked against: the `policy-anonymous` and
+/// `demand-nullifier` verifying keys and
 /// where the escrow key requesters seal their credential index under comes from.
 #[derive(Clone)]
 pub struct Anonymity {
     pub vk: VerifyingKey<Bls12>,
+    /// The `demand-nullifier` verifying key: a named demand of a member who could also
+    /// ask anonymously proves its nullifier with it (one budget across both paths).
+    pub demand_nullifier_vk: VerifyingKey<Bls12>,
     pub escrow: Escrow,
 }
 

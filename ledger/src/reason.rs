@@ -290,6 +290,16 @@ pub enum Reason {
     AnonymousProofRefused {
         proof: ProofFault,
     },
+    /// A named demand of a member whose credential has an anonymous leaf carries no
+    /// nullifier: its named and anonymous demands share one budget.
+    DemandNullifierRequired,
+    /// A named demand carries a nullifier, but its member's credential has no anonymous
+    /// leaf (or the consortium no anonymous path) to prove it against.
+    DemandNullifierUnexpected,
+    /// The named demand's nullifier proof was not accepted.
+    DemandNullifierRefused {
+        proof: ProofFault,
+    },
 
     // ---- the escrow DKG ----
     /// The sender is not one of genesis' audit authorities (or genesis fixed the key).
@@ -575,6 +585,13 @@ impl fmt::Display for Reason {
             DelegatingKeyInvalid => f.write_str("the one-time delegating key is not a delegating public key"),
             CredentialRootRefused { denial } => write!(f, "credential root refused: {denial}"),
             AnonymousProofRefused { proof } => write!(f, "anonymous policy proof refused: {proof}"),
+            DemandNullifierRequired => f.write_str(
+                "the demand carries no nullifier: this member's named and anonymous demands share one budget",
+            ),
+            DemandNullifierUnexpected => {
+                f.write_str("the demand carries a nullifier, but the member's credential has no anonymous leaf")
+            }
+            DemandNullifierRefused { proof } => write!(f, "the demand's nullifier proof refused: {proof}"),
             NotAuditAuthority => f.write_str("not an audit authority of this consortium's escrow DKG"),
             EscrowKeyFormed => f.write_str("the escrow key is formed; the DKG is closed"),
             EscrowDealingInvalid => f.write_str("the dealing is not this authority's, or does not fit the committee"),

@@ -338,6 +338,18 @@ pub struct AnonymousDemand {
     pub proof: Vec<u8>,
 }
 
+/// A named demand's nullifier: one of the `budget` nullifiers the requester's credential
+/// has for the dataset and epoch, the same ones its anonymous demands spend, with a
+/// `demand-nullifier` proof (`dualchain_prover::anonymous::DemandNullifierCircuit`) against
+/// the anonymous leaf the ledger holds for the signer's credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemandNullifier {
+    pub nullifier: FrBytes,
+    #[serde(with = "hex_bytes")]
+    pub proof: Vec<u8>,
+}
+
 /// A dataset's new consent commitment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -397,6 +409,11 @@ pub enum TxKind {
         /// use the supply proof counts consented records for ([`crate::consent`]).
         #[serde(default)]
         purpose: Purpose,
+        /// Where the requester's credential has an anonymous leaf: one of its nullifiers
+        /// for the dataset and epoch, with its proof, so that the member's named and
+        /// anonymous demands share one budget ([`DemandNullifier`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nullifier: Option<DemandNullifier>,
     },
     /// `access` + `zk`: a requester publishes a demand without naming itself: the sender is
     /// a pseudonym (its one-time key, [`pseudonym_of`]), and an anonymous policy proof

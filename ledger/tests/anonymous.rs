@@ -25,10 +25,13 @@ use dualchain_ledger::genesis::{Anonymity, Escrow, Founders};
 use dualchain_ledger::policy::{credential_vector, AccessPolicy, Forms};
 use dualchain_ledger::reason::{Denial, ProofFault, Reason};
 use dualchain_ledger::tx::{
-    pseudonym_of, AnonymousDemand, DatasetRegistration, Disclosure, FrBytes, Outcome, SignedTx, Tx, TxKind,
+    pseudonym_of, AnonymousDemand, DatasetRegistration, DemandNullifier, Disclosure, FrBytes, Outcome, SignedTx, Tx,
+    TxKind,
 };
 use dualchain_ledger::{Applied, Committed, Genesis, Ledger};
-use dualchain_prover::anonymous::{nullifier_scope, AnonymousCredential, AnonymousPolicyCircuit};
+use dualchain_prover::anonymous::{
+    nullifier_scope, AnonymousCredential, AnonymousPolicyCircuit, DemandNullifierCircuit,
+};
 use dualchain_prover::backend::CpuBackend;
 use dualchain_prover::escrow::{deal, seal, AuthoritySecret, Committee, Dealing, DkgShare, EscrowKey, Sealed};
 use dualchain_prover::groth16::Prover;
@@ -141,6 +144,7 @@ struct World {
     supply: Trapdoor,
     forms: Forms,
     pk: ProvingKey,
+    named_pk: ProvingKey,
     ibe: IbePublicParams,
     seq: u64,
     /// The ledger time of the last batch.
@@ -176,6 +180,8 @@ impl World {
         let audit = Audit::new(&mut rng);
         let supply = Trapdoor::new(Shape::Supply(SupplyShape::Records64).public_inputs(), &mut rng);
         let pk = ProvingKey::cached_for_tests(Shape::AnonymousPolicy, Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap();
+        let named_pk =
+            ProvingKey::cached_for_tests(Shape::DemandNullifier, Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap();
         let genesis = Genesis {
             ca: ca.public().clone(),
             policy_vk: dualchain_ledger::genesis::placeholder_verifying_key(3),
@@ -185,6 +191,7 @@ impl World {
             founders: Founders::AnyCertified,
             anonymous: Some(Anonymity {
                 vk: pk.vk().clone(),
+                demand_nullifier_vk: named_pk.vk().clone(),
                 escrow: if on_chain {
                     Escrow::Committee { members: AUTHORITIES.iter().map(|a| a.to_string()).collect(), threshold: 2 }
                 } else {
@@ -238,6 +245,7 @@ impl World {
             supply,
             forms,
             pk,
+            named_pk,
             ibe,
             seq: 0,
             now: T0_MS,
@@ -378,6 +386,37 @@ impl World {
             proof: proof_to_bytes(&proof).to_vec(),
         };
         Anon { one_time, body, nonce: 0 }
+    }
+
+    /// Requester `i`'s named demand `demand`, spending its credential's `counter`-th
+    /// nullifier of the epoch at `time_ms` with a `demand-nullifier` proof.
+    fn named_demand(&mut self, i: usize, demand: [u8; 32], counter: u16, time_ms: u64) -> (DemandNullifier, Vec<u8>) {
+        let n = self.demand_nullifier(i, counter, time_ms);
+        let kind = TxKind::Demand {
+            demand,
+            dataset: DATASET,
+            requirement: any_heart_rate(10),
+            purpose: Default::default(),
+            nullifier: Some(n.clone()),
+        };
+        (n.clone(), tx(&mut self.requesters[i], &self.genesis, kind))
+    }
+
+    /// Requester `i`'s `counter`-th nullifier of the epoch at `time_ms`, with its proof.
+    fn demand_nullifier(&mut self, i: usize, counter: u16, time_ms: u64) -> DemandNullifier {
+        let ds = self.ledger.dataset(&DATASET).unwrap().unwrap();
+        let circuit = DemandNullifierCircuit {
+            credential: self.credential(i),
+            scope: nullifier_scope(&DATASET, ds.disclosure.epoch_of(time_ms)),
+            budget: ds.disclosure.demands_per_epoch,
+            counter,
+        };
+        let statement = circuit.statement();
+        let id = self.requesters[i].id.clone();
+        assert_eq!(self.ledger.anonymous_credential(&id).unwrap(), Some(FrBytes::from_fr(&statement.anonymous_leaf)));
+        let (proof, _) =
+            Prover::default().prove(&self.named_pk, AnyCircuit::DemandNullifier(circuit), &mut self.rng).unwrap();
+        DemandNullifier { nullifier: FrBytes::from_fr(&statement.nullifier), proof: proof_to_bytes(&proof).to_vec() }
     }
 
     /// The owner's supply proof of `demand`, for the statement the ledger derives.
@@ -673,6 +712,79 @@ fn nullifiers_budget_anonymous_demands_and_forgeries_and_replays_are_refused() {
         .unwrap()
         .unwrap();
     assert_eq!(reasons(&a), vec![Some(Reason::AnonymousPathClosed)]);
+}
+
+/// One budget across both paths (docs/privacy.md): a member whose credential has an
+/// anonymous leaf spends the same nullifiers with its named demands as with its anonymous
+/// ones, so the two together stay within `demands_per_epoch`; before, each path had its
+/// own count and one member could ask twice the budget. A named demand without a
+/// nullifier, with a nullifier the anonymous path spent, with another member's proof, a
+/// nullifier not its credential's or an undecodable proof is refused with its reason; a
+/// member with no anonymous leaf demands by name alone and may carry no nullifier.
+#[test]
+fn named_and_anonymous_demands_of_one_credential_share_one_budget() {
+    let mut w = World::new(Disclosure { demands_per_epoch: 2, ..Disclosure::default() });
+    let t = w.time_ms() + 1000;
+    let bare = |w: &mut World, i: usize, demand: [u8; 32], nullifier: Option<DemandNullifier>| {
+        let kind = TxKind::Demand {
+            demand,
+            dataset: DATASET,
+            requirement: any_heart_rate(10),
+            purpose: Default::default(),
+            nullifier,
+        };
+        let m = if i == usize::MAX { &mut w.owner } else { &mut w.requesters[i] };
+        tx(m, &w.genesis, kind)
+    };
+    let no_nullifier = bare(&mut w, 1, [1; 32], None);
+    let (n0, named0) = w.named_demand(1, [2; 32], 0, t);
+    let mut anon0 = w.anonymous_demand(1, [3; 32], 0, t);
+    let mut anon1 = w.anonymous_demand(1, [4; 32], 1, t);
+    let (n1, named1) = w.named_demand(1, [5; 32], 1, t);
+    assert_eq!(n0.nullifier, anon0.body.nullifier, "counter 0 is one nullifier, whichever path spends it");
+    assert_eq!(n1.nullifier, anon1.body.nullifier);
+    let a = w.apply(&[no_nullifier, named0, anon0.demand(&w.genesis), anon1.demand(&w.genesis), named1]);
+    assert_eq!(
+        reasons(&a),
+        vec![
+            Some(Reason::DemandNullifierRequired),
+            None,
+            Some(Reason::NullifierSpent),
+            None,
+            Some(Reason::NullifierSpent)
+        ]
+    );
+    assert_eq!(w.ledger.nullifier(&n0.nullifier).unwrap(), Some([2; 32]), "the named demand spent counter 0");
+    assert_eq!(w.ledger.demand(&[4; 32]).unwrap().unwrap().requester, anon1.pseudonym());
+    // The budget of 2 is spent, one by name and one anonymously; the named count alone
+    // (1 of 2) would have let a third through. No counter below the budget is left, so
+    // the member's only way on is a nullifier that is not its credential's.
+    let mut forged = w.demand_nullifier(1, 0, t);
+    forged.nullifier = FrBytes::from_fr(&Fr::from(77u64));
+    let over = bare(&mut w, 1, [6; 32], Some(forged));
+    // Requester 2's fresh nullifier and proof, copied into requester 0's demand.
+    let theirs = w.demand_nullifier(2, 0, t);
+    let copied = bare(&mut w, 0, [7; 32], Some(theirs.clone()));
+    let mut garbage = w.demand_nullifier(0, 0, t);
+    garbage.proof = vec![1; 10];
+    let undecodable = bare(&mut w, 0, [8; 32], Some(garbage));
+    // What a member with no anonymous leaf may and may not send.
+    let owner_named = bare(&mut w, usize::MAX, [9; 32], None);
+    let owner_nullified = bare(&mut w, usize::MAX, [10; 32], Some(theirs.clone()));
+    // Requester 2's own use of the nullifier requester 0 copied still holds.
+    let own = bare(&mut w, 2, [11; 32], Some(theirs));
+    let a = w.apply(&[over, copied, undecodable, owner_named, owner_nullified, own]);
+    assert_eq!(
+        reasons(&a),
+        vec![
+            Some(Reason::DemandNullifierRefused { proof: ProofFault::Invalid }),
+            Some(Reason::DemandNullifierRefused { proof: ProofFault::Invalid }),
+            Some(Reason::DemandNullifierRefused { proof: ProofFault::Undecodable }),
+            None,
+            Some(Reason::DemandNullifierUnexpected),
+            None,
+        ]
+    );
 }
 
 fn fresh_demand(a: &Anon, genesis: &Genesis, rng: &mut ChaCha20Rng) -> Vec<u8> {

@@ -1128,7 +1128,8 @@ fn demands_outside_the_owners_disclosure_policy_are_refused_with_the_limit_they_
     let mut n = 0u8;
     let mut demand = |who: &mut Who, requirement: Requirement| {
         n += 1;
-        who.tx(TxKind::Demand { demand: [n; 32], dataset, requirement, purpose: Default::default() }).to_bytes()
+        who.tx(TxKind::Demand { demand: [n; 32], dataset, requirement, purpose: Default::default(), nullifier: None })
+            .to_bytes()
     };
     let probes = [
         demand(&mut research, Requirement { threshold: 1, ..wide }),
@@ -1354,7 +1355,9 @@ fn only_the_owner_erases_a_dataset_and_nothing_is_asked_of_it_afterwards() {
         erase(&mut hospital, ""),
         erase(&mut hospital, "patient request (GDPR art. 17)"),
         erase(&mut hospital, "again"),
-        research.tx(TxKind::Demand { demand: [9; 32], dataset, requirement, purpose: Default::default() }).to_bytes(),
+        research
+            .tx(TxKind::Demand { demand: [9; 32], dataset, requirement, purpose: Default::default(), nullifier: None })
+            .to_bytes(),
     ];
     let a = batch(&ledger, 3, &payloads).unwrap().unwrap();
     let o = outcomes(&a);
@@ -1419,6 +1422,7 @@ fn consent_commitments_are_the_owners_and_supply_proofs_are_checked_against_the_
                 dataset: mine,
                 requirement: any_heart_rate(10),
                 purpose: Purpose::Treatment,
+                nullifier: None,
             })
             .to_bytes(),
         other
@@ -1427,6 +1431,7 @@ fn consent_commitments_are_the_owners_and_supply_proofs_are_checked_against_the_
                 dataset: mine,
                 requirement: any_heart_rate(10),
                 purpose: Purpose::Research,
+                nullifier: None,
             })
             .to_bytes(),
     ];

@@ -57,6 +57,11 @@ pub struct Node {
     pub policy_pk: Arc<ProvingKey>,
     /// The anonymous policy circuit's key, where the consortium opened the anonymous path.
     pub anonymous_pk: Option<Arc<ProvingKey>>,
+    /// The demand nullifier circuit's key (same consortia): a named demand of a member
+    /// who could ask anonymously proves one of its credential's nullifiers with it.
+    pub demand_nullifier_pk: Option<Arc<ProvingKey>>,
+    /// The nullifiers this node's named demands are spending while they are ordered.
+    pub named_nullifiers: crate::member::anonymous::PendingNullifiers,
     pub supply_pks: HashMap<SupplyShape, Arc<ProvingKey>>,
     pub ibe: IbePublicParams,
     pub abe_pk: <Ac17 as AbeScheme>::PublicKey,

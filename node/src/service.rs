@@ -64,11 +64,13 @@ pub struct Service {
 }
 
 /// The Groth16 proving keys a genesis pins: the policy circuit's, one per supply shape,
-/// and the anonymous policy circuit's where the consortium opened the anonymous path.
+/// and the anonymous policy circuit's and the demand nullifier circuit's where the
+/// consortium opened the anonymous path.
 struct ProvingKeys {
     policy: Arc<ProvingKey>,
     supply: HashMap<SupplyShape, Arc<ProvingKey>>,
     anonymous: Option<Arc<ProvingKey>>,
+    demand_nullifier: Option<Arc<ProvingKey>>,
 }
 
 impl ProvingKeys {
@@ -90,18 +92,26 @@ impl ProvingKeys {
             crate::genesis::params::load_params(&c2, &params_dir)
         })
         .await??;
-        let (mut policy, mut anonymous) = (None, None);
+        let (mut policy, mut anonymous, mut demand_nullifier) = (None, None, None);
         let mut supply = HashMap::new();
         for (shape, pk) in params {
             match shape {
                 Shape::Policy => policy = Some(pk),
                 Shape::AnonymousPolicy => anonymous = Some(pk),
+                Shape::DemandNullifier => demand_nullifier = Some(pk),
                 Shape::Supply(s) => {
                     supply.insert(s, pk);
                 }
             }
         }
-        Ok(Self { policy: policy.ok_or_else(|| anyhow!("no policy parameters"))?, supply, anonymous })
+        if anonymous.is_some() != demand_nullifier.is_some() {
+            bail!(
+                "the parameters hold one of policy-anonymous and demand-nullifier without the other: \
+                 the anonymous path needs both (assemble the consortium again with --anonymous)"
+            );
+        }
+        let policy = policy.ok_or_else(|| anyhow!("no policy parameters"))?;
+        Ok(Self { policy, supply, anonymous, demand_nullifier })
     }
 
     /// The ledger's genesis: the member CA, the verifying keys, the membership quorum,
@@ -118,9 +128,13 @@ impl ProvingKeys {
             grant_duration_max_s: consortium.grant_duration_max_s,
             revocation_quorum: consortium.membership_quorum(),
             founders: Founders::listed(consortium.founders()),
-            anonymous: match &self.anonymous {
-                None => None,
-                Some(pk) => Some(Anonymity { vk: pk.vk().clone(), escrow: audit_committee(consortium)? }),
+            anonymous: match (&self.anonymous, &self.demand_nullifier) {
+                (Some(pk), Some(named)) => Some(Anonymity {
+                    vk: pk.vk().clone(),
+                    demand_nullifier_vk: named.vk().clone(),
+                    escrow: audit_committee(consortium)?,
+                }),
+                _ => None,
             },
         })
     }
@@ -434,6 +448,8 @@ impl Service {
             authority,
             policy_pk: keys.policy,
             anonymous_pk: keys.anonymous,
+            demand_nullifier_pk: keys.demand_nullifier,
+            named_nullifiers: Default::default(),
             supply_pks: keys.supply,
             ibe,
             abe_pk,

@@ -230,10 +230,7 @@ impl Circuit<Fr> for AnonymousPolicyCircuit {
             credential_parts(cs, &c.attributes, c.salt, c.key_hash, &self.path)?;
 
         // Credential leaf, with the nullifier key's commitment, and Merkle path.
-        let nk = AllocatedNum::alloc(cs.namespace(|| "nullifier key"), || Ok(self.credential.nullifier_key))?;
-        let nk_tag = gadgets::alloc_constant(cs.namespace(|| "nk tag"), fr_from_u64(NK_TAG))?;
-        let nk_commitment = hash2_gadget(cs.namespace(|| "nk commitment"), &nk_tag, &nk)?;
-        let keys = hash2_gadget(cs.namespace(|| "keys"), &key_hash, &nk_commitment)?;
+        let (nk, keys) = keys_gadget(cs, &key_hash, self.credential.nullifier_key)?;
         let leaf = hash3_gadget(cs.namespace(|| "leaf"), [&attrs_hash, &salt, &keys])?;
         let (root, directions) = merkle_root_gadget(cs, leaf, &self.path)?;
         root.inputize(cs.namespace(|| "credential root"))?;
@@ -245,23 +242,144 @@ impl Circuit<Fr> for AnonymousPolicyCircuit {
         let binding = AllocatedNum::alloc_input(cs.namespace(|| "binding"), || Ok(self.binding))?;
         binding.square(cs.namespace(|| "binding squared"))?;
 
-        // Nullifier: counter < budget, then P3(nk, scope, counter + tag).
-        let scope = AllocatedNum::alloc_input(cs.namespace(|| "scope"), || Ok(self.scope))?;
-        let budget = AllocatedNum::alloc_input(cs.namespace(|| "budget"), || Ok(fr_from_u64(u64::from(self.budget))))?;
-        let (counter, _) = gadgets::alloc_uint(cs.namespace(|| "counter"), u64::from(self.counter), COUNTER_BITS)?;
-        let next = Lc::num(&counter).add(&Lc::constant::<CS>(Fr::ONE));
-        // budget < 2^16 (the verifier supplies it) and counter + 1 ≤ 2^16.
-        let within = gadgets::geq(cs.namespace(|| "within budget"), &Lc::num(&budget), &next, COUNTER_BITS + 1)?;
-        gadgets::enforce_true(cs.namespace(|| "counter below budget"), &within);
-        let tagged = Lc::num(&counter).add(&Lc::constant::<CS>(fr_from_u64(NULLIFIER_TAG << COUNTER_BITS)));
-        let tagged = gadgets::alloc_lc(cs.namespace(|| "tagged counter"), &tagged)?;
-        let nullifier = hash3_gadget(cs.namespace(|| "nullifier"), [&nk, &scope, &tagged])?;
-        nullifier.inputize(cs.namespace(|| "nullifier input"))?;
+        nullifier_gadget(cs, &nk, self.scope, self.budget, self.counter)?;
 
         // The leaf index, sealed under the escrow key.
         let key = escrow::alloc_key_input(cs.namespace(|| "escrow key"), &self.escrow_key)?;
         let index = gadgets::pack_bits(&directions);
         let (ephemeral, masked) = escrow::seal_gadget(cs.namespace(|| "seal"), &key, &index, &self.seal_randomness)?;
         escrow::inputize_sealed(cs.namespace(|| "sealed identity"), &ephemeral, &masked)
+    }
+}
+
+/// Allocates the nullifier key and returns it with `P2(key_hash, P2(NK_TAG, nk))`, the
+/// leaf's key part.
+fn keys_gadget<CS: ConstraintSystem<Fr>>(
+    cs: &mut CS,
+    key_hash: &AllocatedNum<Fr>,
+    nullifier_key: Fr,
+) -> Result<(AllocatedNum<Fr>, AllocatedNum<Fr>), SynthesisError> {
+    let nk = AllocatedNum::alloc(cs.namespace(|| "nullifier key"), || Ok(nullifier_key))?;
+    let nk_tag = gadgets::alloc_constant(cs.namespace(|| "nk tag"), fr_from_u64(NK_TAG))?;
+    let nk_commitment = hash2_gadget(cs.namespace(|| "nk commitment"), &nk_tag, &nk)?;
+    let keys = hash2_gadget(cs.namespace(|| "keys"), key_hash, &nk_commitment)?;
+    Ok((nk, keys))
+}
+
+/// The scope and the budget as public inputs, `counter < budget`, and the nullifier
+/// `P3(nk, scope, counter + tag)` as the next public input.
+fn nullifier_gadget<CS: ConstraintSystem<Fr>>(
+    cs: &mut CS,
+    nk: &AllocatedNum<Fr>,
+    scope: Fr,
+    budget: u16,
+    counter: u16,
+) -> Result<(), SynthesisError> {
+    let scope = AllocatedNum::alloc_input(cs.namespace(|| "scope"), || Ok(scope))?;
+    let budget = AllocatedNum::alloc_input(cs.namespace(|| "budget"), || Ok(fr_from_u64(u64::from(budget))))?;
+    let (counter, _) = gadgets::alloc_uint(cs.namespace(|| "counter"), u64::from(counter), COUNTER_BITS)?;
+    let next = Lc::num(&counter).add(&Lc::constant::<CS>(Fr::ONE));
+    // budget < 2^16 (the verifier supplies it) and counter + 1 ≤ 2^16.
+    let within = gadgets::geq(cs.namespace(|| "within budget"), &Lc::num(&budget), &next, COUNTER_BITS + 1)?;
+    gadgets::enforce_true(cs.namespace(|| "counter below budget"), &within);
+    let tagged = Lc::num(&counter).add(&Lc::constant::<CS>(fr_from_u64(NULLIFIER_TAG << COUNTER_BITS)));
+    let tagged = gadgets::alloc_lc(cs.namespace(|| "tagged counter"), &tagged)?;
+    let nullifier = hash3_gadget(cs.namespace(|| "nullifier"), [nk, &scope, &tagged])?;
+    nullifier.inputize(cs.namespace(|| "nullifier input"))
+}
+
+/// Number of public inputs of the [`DemandNullifierCircuit`].
+pub const DEMAND_NULLIFIER_PUBLIC_INPUTS: usize = 4;
+
+/// The public statement of a named demand's nullifier proof: the member's anonymous leaf
+/// (public on chain with its credential), the scope, the budget and the nullifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemandNullifierStatement {
+    pub anonymous_leaf: Fr,
+    pub scope: Fr,
+    pub budget: u16,
+    pub nullifier: Fr,
+}
+
+impl DemandNullifierStatement {
+    pub fn public_inputs(&self) -> Vec<Fr> {
+        vec![self.anonymous_leaf, self.scope, fr_from_u64(u64::from(self.budget)), self.nullifier]
+    }
+}
+
+/// One demand budget across both paths (docs/privacy.md "Requester anonymity"): a
+/// member's *named* demand spends one of its credential's nullifiers too, so that its
+/// named and anonymous demands on a dataset in an epoch together stay within the budget.
+///
+/// The circuit proves that the nullifier is `P3(nk, scope, counter + tag)` with
+/// `counter < budget`, for the `nk` committed in the member's anonymous leaf, the leaf the
+/// ledger looks up for the demand's signer. It reveals nothing that links the demand to
+/// the member's anonymous demands: those spend the credential's other nullifiers, each a
+/// different pseudorandom value, and nothing else of the leaf's opening is public. No
+/// binding to the demand is needed: the ledger checks the proof against the signer's own
+/// leaf, so a copied proof proves nothing for another member, and a nullifier is spent
+/// once.
+#[derive(Clone)]
+pub struct DemandNullifierCircuit {
+    pub credential: AnonymousCredential,
+    pub scope: Fr,
+    pub budget: u16,
+    pub counter: u16,
+}
+
+impl std::fmt::Debug for DemandNullifierCircuit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemandNullifierCircuit").field("budget", &self.budget).finish_non_exhaustive()
+    }
+}
+
+impl DemandNullifierCircuit {
+    /// A well-formed instance used only for parameter generation.
+    pub fn blank() -> Self {
+        let c = AnonymousPolicyCircuit::blank();
+        Self { credential: c.credential, scope: Fr::ZERO, budget: 1, counter: 0 }
+    }
+
+    pub fn statement(&self) -> DemandNullifierStatement {
+        DemandNullifierStatement {
+            anonymous_leaf: self.credential.leaf(),
+            scope: self.scope,
+            budget: self.budget,
+            nullifier: nullifier(self.credential.nullifier_key, self.scope, self.counter),
+        }
+    }
+
+    /// Native check of everything the circuit enforces, with a reason on failure.
+    pub fn check(&self, expected: &DemandNullifierStatement) -> Result<(), ProverError> {
+        let actual = self.statement();
+        let refuse = |why: &str| Err(ProverError::Statement(why.into()));
+        if actual.anonymous_leaf != expected.anonymous_leaf {
+            return refuse("the credential is not the one whose anonymous leaf is on the ledger");
+        }
+        if (actual.scope, actual.budget) != (expected.scope, expected.budget) {
+            return refuse("the scope or budget is not this demand's");
+        }
+        if self.counter >= self.budget {
+            return refuse("the counter is not below the budget: this credential's demands in this scope are used up");
+        }
+        if actual.nullifier != expected.nullifier {
+            return refuse("the nullifier is not this credential's for this scope and counter");
+        }
+        Ok(())
+    }
+}
+
+impl Circuit<Fr> for DemandNullifierCircuit {
+    fn synthesize<CS: ConstraintSystem<Fr>>(self, cs: &mut CS) -> Result<(), SynthesisError> {
+        let c = &self.credential;
+        let attrs: Vec<Fr> = c.attributes.iter().map(|a| fr_from_u64(*a)).collect();
+        let attrs_hash = hash16(&attrs.try_into().expect("16 attributes"));
+        let attrs_hash = AllocatedNum::alloc(cs.namespace(|| "attributes hash"), || Ok(attrs_hash))?;
+        let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(c.salt))?;
+        let key_hash = AllocatedNum::alloc(cs.namespace(|| "key hash"), || Ok(c.key_hash))?;
+        let (nk, keys) = keys_gadget(cs, &key_hash, c.nullifier_key)?;
+        let leaf = hash3_gadget(cs.namespace(|| "leaf"), [&attrs_hash, &salt, &keys])?;
+        leaf.inputize(cs.namespace(|| "anonymous leaf"))?;
+        nullifier_gadget(cs, &nk, self.scope, self.budget, self.counter)
     }
 }

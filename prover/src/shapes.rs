@@ -4,7 +4,7 @@
 use bellpepper_core::{Circuit, ConstraintSystem, SynthesisError};
 use blstrs::Scalar as Fr;
 
-use crate::anonymous::{self, AnonymousPolicyCircuit};
+use crate::anonymous::{self, AnonymousPolicyCircuit, DemandNullifierCircuit};
 use crate::policy::PolicyCircuit;
 use crate::r1cs::{CircuitShape, ShapeCs};
 use crate::supply::{SupplyCircuit, SupplyShape};
@@ -13,9 +13,12 @@ use crate::supply::{SupplyCircuit, SupplyShape};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shape {
     Policy,
-    /// The anonymous policy circuit (nullifier, one-time key, sealed identity). Not yet in
-    /// the genesis set: no transaction carries its proofs yet.
+    /// The anonymous policy circuit (nullifier, one-time key, sealed identity), in a
+    /// consortium assembled with the anonymous path.
     AnonymousPolicy,
+    /// A named demand's nullifier proof, in a consortium with the anonymous path: one
+    /// demand budget across named and anonymous demands.
+    DemandNullifier,
     Supply(SupplyShape),
 }
 
@@ -28,6 +31,7 @@ impl Shape {
         match self {
             Shape::Policy => "policy",
             Shape::AnonymousPolicy => "policy-anonymous",
+            Shape::DemandNullifier => "demand-nullifier",
             Shape::Supply(s) => s.name(),
         }
     }
@@ -36,6 +40,7 @@ impl Shape {
         [
             Shape::Policy,
             Shape::AnonymousPolicy,
+            Shape::DemandNullifier,
             Shape::Supply(SupplyShape::Records64),
             Shape::Supply(SupplyShape::Records1024),
             Shape::Supply(SupplyShape::Records4096),
@@ -49,6 +54,7 @@ impl Shape {
         match self {
             Shape::Policy => 3,
             Shape::AnonymousPolicy => anonymous::PUBLIC_INPUTS,
+            Shape::DemandNullifier => anonymous::DEMAND_NULLIFIER_PUBLIC_INPUTS,
             Shape::Supply(_) => 4,
         }
     }
@@ -57,6 +63,7 @@ impl Shape {
         match self {
             Shape::Policy => AnyCircuit::Policy(PolicyCircuit::blank()),
             Shape::AnonymousPolicy => AnyCircuit::AnonymousPolicy(Box::new(AnonymousPolicyCircuit::blank())),
+            Shape::DemandNullifier => AnyCircuit::DemandNullifier(DemandNullifierCircuit::blank()),
             Shape::Supply(s) => AnyCircuit::Supply(SupplyCircuit::blank(s)),
         }
     }
@@ -74,6 +81,7 @@ impl Shape {
 pub enum AnyCircuit {
     Policy(PolicyCircuit),
     AnonymousPolicy(Box<AnonymousPolicyCircuit>),
+    DemandNullifier(DemandNullifierCircuit),
     Supply(SupplyCircuit),
 }
 
@@ -82,6 +90,7 @@ impl AnyCircuit {
         match self {
             AnyCircuit::Policy(_) => Shape::Policy,
             AnyCircuit::AnonymousPolicy(_) => Shape::AnonymousPolicy,
+            AnyCircuit::DemandNullifier(_) => Shape::DemandNullifier,
             AnyCircuit::Supply(s) => Shape::Supply(s.shape),
         }
     }
@@ -92,6 +101,7 @@ impl Circuit<Fr> for AnyCircuit {
         match self {
             AnyCircuit::Policy(c) => c.synthesize(cs),
             AnyCircuit::AnonymousPolicy(c) => c.synthesize(cs),
+            AnyCircuit::DemandNullifier(c) => c.synthesize(cs),
             AnyCircuit::Supply(c) => c.synthesize(cs),
         }
     }

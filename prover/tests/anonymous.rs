@@ -13,6 +13,7 @@ use blstrs::Scalar as Fr;
 use common::*;
 use dualchain_prover::anonymous::{
     nullifier, nullifier_commitment, nullifier_scope, AnonymousCredential, AnonymousPolicyCircuit, AnonymousStatement,
+    DemandNullifierCircuit, DemandNullifierStatement,
 };
 use dualchain_prover::escrow::{deal, seal, seal_with, AuthoritySecret, Committee, DkgShare, EscrowKey};
 use dualchain_prover::groth16::Prover;
@@ -211,4 +212,57 @@ fn anonymous_policy_proofs_verify_with_groth16_and_bind_their_statement() {
         wrong[i] += Fr::ONE;
         assert_eq!(verify(&pk.pvk, pk.vk(), &proof, &wrong), Err(VerifyError::Invalid), "input {i}");
     }
+}
+
+/// A named demand's nullifier proof (one budget across named and anonymous demands): it
+/// proves the same nullifier an anonymous demand with that counter would spend, against
+/// the member's anonymous leaf (public on chain with its credential), and nothing else of
+/// the credential is public: not its key hash, nullifier key, attributes or the other
+/// counters' nullifiers. A counter at the budget, another member's leaf, another scope and
+/// a nullifier that is not the credential's each fail, natively and in the constraints.
+#[test]
+fn a_named_demand_proves_the_nullifier_its_anonymous_twin_would_spend_and_no_other() {
+    let audit = audit();
+    let cred = anonymous_credential(1234);
+    let (anonymous, _) = instance(&audit, cred.clone(), 1);
+    let named = DemandNullifierCircuit { credential: cred.clone(), scope: anonymous.scope, budget: 3, counter: 1 };
+    let st = named.statement();
+    assert_eq!(st.nullifier, anonymous.statement().nullifier, "one nullifier per counter, whichever path");
+    assert_eq!(st.anonymous_leaf, cred.leaf());
+    named.check(&st).unwrap();
+    let mut cs = TestConstraintSystem::<Fr>::new();
+    named.clone().synthesize(&mut cs).unwrap();
+    assert!(cs.is_satisfied() && cs.verify(&st.public_inputs()));
+    let constraints = cs.num_constraints();
+    eprintln!("constraints: demand nullifier {constraints}");
+    assert_eq!(Shape::DemandNullifier.circuit_shape().unwrap().constraints, constraints);
+    let public = st.public_inputs();
+    for secret in [cred.key_hash, cred.nullifier_key, nullifier_commitment(cred.nullifier_key)]
+        .into_iter()
+        .chain([0, 2].map(|k| nullifier(cred.nullifier_key, st.scope, k)))
+    {
+        assert!(!public.contains(&secret));
+    }
+
+    let named_refused = |c: &DemandNullifierCircuit, statement: &DemandNullifierStatement, reason: &str| {
+        match c.check(statement) {
+            Err(ProverError::Statement(why)) => assert!(why.contains(reason), "{why}"),
+            other => panic!("expected a refusal ({reason}): {other:?}"),
+        }
+        let mut cs = TestConstraintSystem::<Fr>::new();
+        c.clone().synthesize(&mut cs).unwrap();
+        assert!(!(cs.is_satisfied() && cs.verify(&statement.public_inputs())), "{reason}: the constraints accept it");
+    };
+    // The budget's own counter: the fourth demand of a budget of three.
+    let spent = DemandNullifierCircuit { counter: 3, ..named.clone() };
+    named_refused(&spent, &spent.statement(), "not below the budget");
+    // Another member's leaf (the ledger looks up the signer's).
+    let other = DemandNullifierStatement { anonymous_leaf: anonymous_credential(1).leaf(), ..st };
+    named_refused(&named, &other, "anonymous leaf");
+    // Another dataset or epoch.
+    let elsewhere = DemandNullifierStatement { scope: nullifier_scope(&[9; 32], 20_001), ..st };
+    named_refused(&named, &elsewhere, "scope or budget");
+    // A nullifier of the member's choosing (to dodge the budget).
+    let chosen = DemandNullifierStatement { nullifier: Fr::from(77u64), ..st };
+    named_refused(&named, &chosen, "nullifier is not");
 }

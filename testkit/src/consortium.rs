@@ -252,7 +252,7 @@ fn institutions_genesis(
             SupplyShape::for_records(records).ok_or_else(|| anyhow!("no supply shape holds {records} records"))?;
         let mut shapes = vec![Shape::Policy, Shape::Supply(shape)];
         if anonymous {
-            shapes.push(Shape::AnonymousPolicy);
+            shapes.extend([Shape::AnonymousPolicy, Shape::DemandNullifier]);
         }
         ceremony::new(cdir, &shapes)?;
         for id in &ids {

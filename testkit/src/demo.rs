@@ -600,7 +600,13 @@ async fn revoke(
     report.denials.push((HOSPITAL_B.into(), format!("after revocation: {demand_after}")));
     // Past its node, straight to its validator: the ledger refuses it too.
     let requirement = node0.ledger.demand(&demand_r)?.ok_or_else(|| anyhow!("no demand"))?.requirement;
-    let kind = TxKind::Demand { demand: [9; 32], dataset: a.dataset.0, requirement, purpose: Default::default() };
+    let kind = TxKind::Demand {
+        demand: [9; 32],
+        dataset: a.dataset.0,
+        requirement,
+        purpose: Default::default(),
+        nullifier: None,
+    };
     let f = c.client(HOSPITAL_B)?.submit(kind).await?;
     let Outcome::Rejected { reason } = f.outcome else { bail!("a revoked member's demand was accepted") };
     t.end(&format!(

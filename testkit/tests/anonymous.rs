@@ -3,7 +3,8 @@
 //! escrow key on chain by themselves, each keeps its share of the secret on its own
 //! machine, no other node holds any, and any majority of them opens what a requester
 //! seals under the key while one cannot. Then a researcher demands, is granted and
-//! fetches through its node without the ledger naming it.
+//! fetches through its node without the ledger naming it, and its named demand spends
+//! the same credential's budget.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -186,6 +187,19 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
     // access records that name research-1.)
     let named_demand = c.demand(RESEARCH, &a.dataset, 4).await?;
     c.wait_supplied(RESEARCH, &named_demand).await?;
+    // The named demand spent one of research-1's nullifiers for the dataset and epoch,
+    // the anonymous demand another: one budget for both paths, and nothing that links them.
+    let (txs, _) = ledger.accepted_txs_since(Default::default())?;
+    let spent = txs
+        .iter()
+        .find_map(|(_, tx)| match &tx.kind {
+            TxKind::Demand { demand, nullifier, .. } if *demand == named_demand => Some(nullifier.clone()),
+            _ => None,
+        })
+        .expect("the named demand is on the ledger")
+        .expect("it carries a nullifier");
+    assert_eq!(ledger.nullifier(&spent.nullifier)?, Some(named_demand));
+    assert_ne!(spent.nullifier, ledger.pseudonym(&pseudonym)?.unwrap().nullifier);
     let named = c.request_access(RESEARCH, &named_demand, 3600).await?;
     assert!(named.granted, "{:?}", named.denial);
     c.wait_receipt(RESEARCH, &named.request).await?;

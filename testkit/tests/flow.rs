@@ -276,7 +276,13 @@ async fn sharing_flow_end_to_end_with_every_refusal() -> Result<()> {
     let requirement = c.ledger(0)?.demand(&demand)?.unwrap().requirement;
     let f = c
         .client(HOSPITAL_B)?
-        .submit(TxKind::Demand { demand: [7; 32], dataset: a.dataset.0, requirement, purpose: Default::default() })
+        .submit(TxKind::Demand {
+            demand: [7; 32],
+            dataset: a.dataset.0,
+            requirement,
+            purpose: Default::default(),
+            nullifier: None,
+        })
         .await?;
     assert!(rejected(&f.outcome).contains("revoked"), "{:?}", f.outcome);
     match c.upload(HOSPITAL_B, "late", CPCS[1]).await {

@@ -14,7 +14,7 @@ use crate::state::{
 use crate::state::{AccessEvent, AccessRecord, GrantStatus};
 use dualchain_prover::supply::Requirement;
 
-use crate::tx::{FrBytes, Hash};
+use crate::tx::{DemandNullifier, FrBytes, Hash};
 
 pub fn put_grant(ctx: &mut Ctx<'_, '_>, g: &GrantRecord) {
     ctx.state.put(grant_key(&g.id), g);
@@ -35,8 +35,15 @@ fn require_not_erased(ctx: &Ctx<'_, '_>, g: &GrantRecord) -> Exec {
     }
 }
 
-pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement, purpose: Purpose) -> Exec {
-    let sender = ctx.require_role(&["research", "hospital"])?;
+pub fn demand(
+    ctx: &mut Ctx<'_, '_>,
+    id: &Hash,
+    dataset: &Hash,
+    r: &Requirement,
+    purpose: Purpose,
+    nullifier: Option<&DemandNullifier>,
+) -> Exec {
+    let sender = ctx.require_role(&["research", "hospital"])?.clone();
     let (requester, role) = (sender.id.clone(), sender.role.clone());
     let Some(use_index) = use_index(purpose, &role) else {
         return reject(Reason::RoleRequired {
@@ -53,6 +60,9 @@ pub fn demand(ctx: &mut Ctx<'_, '_>, id: &Hash, dataset: &Hash, r: &Requirement,
     if count >= policy.demands_per_epoch {
         return reject(Reason::DemandBudgetSpent { budget: policy.demands_per_epoch, epoch_h: policy.epoch_h });
     }
+    // And, where the member can also ask anonymously, with its credential's nullifiers,
+    // which its anonymous demands spend too.
+    super::budget::spend_named_nullifier(ctx, &sender, id, nullifier)?;
     ctx.state.put(count_key, &(count + 1));
     put_demand(ctx, id, dataset, requester, r, purpose, use_index);
     Ok(())

@@ -19,6 +19,8 @@
 //!   key, proven well formed. t of them open it (`dualchain_prover::escrow`); fewer, or
 //!   anyone else, learn nothing of it.
 //!
+//! A member's named demands spend the same credential's nullifiers ([`super::budget`]).
+//!
 //! The demand is recorded with the pseudonym as its requester, so the owner's supply
 //! proof, the grant, the re-key and the CPC's access records name the pseudonym only.
 //! Consent is counted for a research institute's use of the purpose: the credential's

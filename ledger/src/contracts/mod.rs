@@ -7,6 +7,7 @@ pub mod abe;
 pub mod access;
 pub mod anonymous;
 pub mod audit;
+pub mod budget;
 pub mod consent;
 pub mod context;
 pub mod emergency;
@@ -39,8 +40,8 @@ pub fn dispatch(ctx: &mut Ctx<'_, '_>, kind: &TxKind) -> Exec {
         ),
         TxKind::RegisterDataset(reg) => abe::register_dataset(ctx, reg),
         TxKind::EraseDataset { dataset, reason } => abe::erase_dataset(ctx, dataset, reason),
-        TxKind::Demand { demand, dataset, requirement, purpose } => {
-            access::demand(ctx, demand, dataset, requirement, *purpose)
+        TxKind::Demand { demand, dataset, requirement, purpose, nullifier } => {
+            access::demand(ctx, demand, dataset, requirement, *purpose, nullifier.as_ref())
         }
         TxKind::AnonymousDemand(d) => anonymous::demand(ctx, d),
         TxKind::OpenAudit { pseudonym, case } => audit::open_case(ctx, pseudonym, case),

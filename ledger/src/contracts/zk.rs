@@ -34,6 +34,8 @@ pub enum Circuit {
     Policy,
     /// The anonymous policy circuit ([`super::anonymous`]).
     AnonymousPolicy,
+    /// A named demand's nullifier proof ([`super::budget::named_statement`]).
+    DemandNullifier,
     Supply(SupplyShape),
 }
 
@@ -74,6 +76,8 @@ pub fn public_inputs(
         }
         TxKind::AnonymousDemand(_) => Ok(super::anonymous::statement(state, genesis, time_ms, tx)?
             .map(|st| (Circuit::AnonymousPolicy, st.public_inputs()))),
+        TxKind::Demand { .. } => Ok(super::budget::named_statement(state, genesis, time_ms, tx)?
+            .map(|st| (Circuit::DemandNullifier, st.public_inputs()))),
         _ => Ok(None),
     }
 }
@@ -105,6 +109,7 @@ pub fn worth_verifying(
                 && state.get::<GrantRecord>(&grant_key(request))?.is_none()
                 && state.get::<DenialRecord>(&denial_key(request))?.is_none()
         }
+        TxKind::Demand { .. } => super::budget::named_worth_verifying(state, genesis, sender, tx)?,
         _ => false,
     })
 }

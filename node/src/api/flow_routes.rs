@@ -47,7 +47,27 @@ pub async fn post_demand(State(api): State<ApiState>, s: Signed) -> ApiResult {
     }
     let mut id = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut id);
-    let f = h.client.submit(TxKind::Demand { demand: id, dataset, requirement, purpose }).await?;
+    // Where this member could also ask anonymously, the demand spends one of its
+    // credential's nullifiers, as an anonymous demand would (one budget for both).
+    let store = anonymous::OneTimeStore::new(&node.data_dir);
+    let inputs = anonymous::NamedInputs {
+        ledger: &node.ledger,
+        compute: node.compute,
+        pk: node.demand_nullifier_pk.clone(),
+        store: &store,
+        pending: &node.named_nullifiers,
+    };
+    let named = anonymous::named_nullifier(&h.member, inputs, &dataset, unix_ms())
+        .await
+        .map_err(|e| ApiError::unprocessable("demand-nullifier", format!("{e:#}")))?;
+    let (nullifier, _hold) = match named {
+        Some((n, hold, took)) => {
+            node.agent_metrics.proved("demand-nullifier", took);
+            (Some(n), Some(hold))
+        }
+        None => (None, None),
+    };
+    let f = h.client.submit(TxKind::Demand { demand: id, dataset, requirement, purpose, nullifier }).await?;
     if let Outcome::Rejected { reason } = &f.outcome {
         return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the demand: {reason}")));
     }
@@ -81,6 +101,7 @@ async fn anonymous_demand(
         requirement,
         purpose,
         now_ms: unix_ms(),
+        named_pending: &node.named_nullifiers,
     };
     let (one, stx, took) = anonymous::demand(&h.member, &store, inputs)
         .await

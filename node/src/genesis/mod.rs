@@ -328,7 +328,8 @@ fn write_params(
 }
 
 /// The circuit shapes of a consortium: the policy circuit, the supply shape holding each
-/// of `supply_records`, and the anonymous policy circuit where the anonymous path is open.
+/// of `supply_records`, and the anonymous policy and demand nullifier circuits where the
+/// anonymous path is open.
 pub fn consortium_shapes(supply_records: &[usize], anonymous: bool) -> Result<Vec<Shape>> {
     let mut shapes = vec![Shape::Policy];
     for r in supply_records {
@@ -338,7 +339,7 @@ pub fn consortium_shapes(supply_records: &[usize], anonymous: bool) -> Result<Ve
         }
     }
     if anonymous {
-        shapes.push(Shape::AnonymousPolicy);
+        shapes.extend([Shape::AnonymousPolicy, Shape::DemandNullifier]);
     }
     Ok(shapes)
 }

@@ -9,7 +9,8 @@
 //!
 //! The credential's nullifier for the demand is the first of its `budget` nullifiers for
 //! the dataset and epoch that neither the ledger nor a pending demand of this node has
-//! spent.
+//! spent. The member's *named* demands spend the same nullifiers ([`named_nullifier`]),
+//! so that both paths together stay within the dataset's budget.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,9 +20,11 @@ use dualchain_crypto::cbsre::DelegatingSecretKey;
 use dualchain_crypto::sign::SigningKeypair;
 use dualchain_kernels::Compute;
 use dualchain_ledger::consent::Purpose;
-use dualchain_ledger::tx::{pseudonym_of, AnonymousDemand, FrBytes, Hash, SignedTx, Tx, TxDomain, TxKind};
+use dualchain_ledger::tx::{
+    pseudonym_of, AnonymousDemand, DemandNullifier, FrBytes, Hash, SignedTx, Tx, TxDomain, TxKind,
+};
 use dualchain_ledger::Ledger;
-use dualchain_prover::anonymous::{nullifier, nullifier_scope, AnonymousPolicyCircuit};
+use dualchain_prover::anonymous::{nullifier, nullifier_scope, AnonymousPolicyCircuit, DemandNullifierCircuit};
 use dualchain_prover::escrow::seal;
 use dualchain_prover::params::ProvingKey;
 use dualchain_prover::policy::{key_hash, request_binding, PolicyDnf};
@@ -157,6 +160,99 @@ pub struct DemandInputs<'a> {
     pub purpose: Purpose,
     /// The ledger time the demand is expected at (its epoch scopes the nullifier).
     pub now_ms: u64,
+    /// The nullifiers this node's named demands are spending now.
+    pub named_pending: &'a PendingNullifiers,
+}
+
+/// The first of a credential's `budget` nullifiers in `scope` that neither the ledger nor
+/// `pending` has spent, with its counter.
+fn unspent_nullifier(
+    ledger: &Ledger,
+    nk: blstrs::Scalar,
+    scope: blstrs::Scalar,
+    budget: u16,
+    pending: &[FrBytes],
+) -> Result<Option<(u16, FrBytes)>> {
+    for counter in 0..budget {
+        let n = FrBytes::from_fr(&nullifier(nk, scope, counter));
+        if ledger.nullifier(&n)?.is_none() && !pending.contains(&n) {
+            return Ok(Some((counter, n)));
+        }
+    }
+    Ok(None)
+}
+
+/// The nullifiers of named demands this node is submitting. Kept in memory only: a demand
+/// that never reached the ledger spent nothing, and one that did is on the ledger.
+#[derive(Default)]
+pub struct PendingNullifiers(std::sync::Mutex<Vec<FrBytes>>);
+
+impl PendingNullifiers {
+    fn list(&self) -> Vec<FrBytes> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A named demand's hold on its nullifier until the demand is final; dropping it frees
+/// the nullifier for the next demand if the ledger did not take it.
+pub struct PendingHold<'a> {
+    pending: &'a PendingNullifiers,
+    nullifier: FrBytes,
+}
+
+impl Drop for PendingHold<'_> {
+    fn drop(&mut self) {
+        self.pending.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|n| *n != self.nullifier);
+    }
+}
+
+/// What [`named_nullifier`] works with: the node's ledger, prover, `demand-nullifier` key
+/// (none without the anonymous path), one-time keys and pending named nullifiers.
+pub struct NamedInputs<'a, 'p> {
+    pub ledger: &'a Ledger,
+    pub compute: &'static Compute,
+    pub pk: Option<std::sync::Arc<ProvingKey>>,
+    pub store: &'a OneTimeStore,
+    pub pending: &'p PendingNullifiers,
+}
+
+/// The nullifier a named demand of `member` on `dataset` spends, with its proof, where the
+/// consortium has the anonymous path (`pk`) and the member's credential an anonymous leaf
+/// (`None` elsewhere: its demands are then counted by name alone). Chosen as an anonymous
+/// demand's is, so that the two paths share the credential's budget.
+pub async fn named_nullifier<'p>(
+    member: &Member,
+    n: NamedInputs<'_, 'p>,
+    dataset: &Hash,
+    now_ms: u64,
+) -> Result<Option<(DemandNullifier, PendingHold<'p>, Duration)>> {
+    let NamedInputs { ledger, compute, pk, store, pending } = n;
+    let Some(pk) = pk else { return Ok(None) };
+    if ledger.anonymous_credential(&member.id)?.is_none() {
+        return Ok(None);
+    }
+    let ds = ledger.dataset(dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
+    let budget = ds.disclosure.demands_per_epoch;
+    let scope = nullifier_scope(dataset, ds.disclosure.epoch_of(now_ms));
+    let hold = {
+        let mut held = pending.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut taken: Vec<FrBytes> = store.all()?.into_iter().map(|o| o.nullifier).collect();
+        taken.extend(held.iter().copied());
+        let Some((counter, n)) = unspent_nullifier(ledger, member.nullifier_key(), scope, budget, &taken)? else {
+            bail!(
+                "this credential's {budget} demands on the dataset this epoch are spent (named and anonymous together)"
+            );
+        };
+        held.push(n);
+        (PendingHold { pending, nullifier: n }, counter)
+    };
+    let (hold, counter) = hold;
+    let circuit = DemandNullifierCircuit { credential: member.anonymous_credential(), scope, budget, counter };
+    circuit.check(&circuit.statement()).map_err(|e| anyhow!("this member cannot prove its nullifier: {e}"))?;
+    let started = Instant::now();
+    let proof = tokio::task::spawn_blocking(move || compute.prove_queued(pk, circuit)).await??.0;
+    let body = DemandNullifier { nullifier: hold.nullifier, proof: proof_to_bytes(&proof).to_vec() };
+    Ok(Some((body, hold, started.elapsed())))
 }
 
 /// Makes, keeps and signs an anonymous demand of `member`: fresh one-time keys, an unspent
@@ -177,16 +273,9 @@ pub async fn demand(
     let budget = ds.disclosure.demands_per_epoch;
     let scope = nullifier_scope(&i.dataset, ds.disclosure.epoch_of(i.now_ms));
     let nk = member.nullifier_key();
-    let pending: Vec<FrBytes> = store.all()?.into_iter().map(|o| o.nullifier).collect();
-    let mut chosen = None;
-    for counter in 0..budget {
-        let n = FrBytes::from_fr(&nullifier(nk, scope, counter));
-        if ledger.nullifier(&n)?.is_none() && !pending.contains(&n) {
-            chosen = Some((counter, n));
-            break;
-        }
-    }
-    let Some((counter, nullifier)) = chosen else {
+    let mut pending: Vec<FrBytes> = store.all()?.into_iter().map(|o| o.nullifier).collect();
+    pending.extend(i.named_pending.list());
+    let Some((counter, nullifier)) = unspent_nullifier(ledger, nk, scope, budget, &pending)? else {
         bail!("this credential's {budget} demands on the dataset this epoch are spent");
     };
     let signer = SigningKeypair::generate(&mut OsRng);
