@@ -24,6 +24,7 @@ pub mod encoding;
 pub mod error;
 pub mod hash;
 pub mod ibe;
+pub mod oblivious;
 pub mod reencrypt;
 pub mod sign;
 

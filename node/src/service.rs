@@ -450,6 +450,7 @@ impl Service {
             anonymous_pk: keys.anonymous,
             demand_nullifier_pk: keys.demand_nullifier,
             named_nullifiers: Default::default(),
+            oblivious_key: Default::default(),
             supply_pks: keys.supply,
             ibe,
             abe_pk,

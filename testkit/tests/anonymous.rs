@@ -3,18 +3,22 @@
 //! escrow key on chain by themselves, each keeps its share of the secret on its own
 //! machine, no other node holds any, and any majority of them opens what a requester
 //! seals under the key while one cannot. Then a researcher demands, is granted and
-//! fetches through its node without the ledger naming it, and its named demand spends
-//! the same credential's budget.
+//! fetches through its node without the ledger naming it or the transport showing it to
+//! the validators and the CPC (its requests go through relays to gateways), and its named
+//! demand spends the same credential's budget.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use dualchain_crypto::cbsre::Signcrypted;
+use dualchain_crypto::oblivious::{seal_request, KeyConfig};
 use dualchain_crypto::Codec;
 use dualchain_ledger::state::GrantStatus;
 use dualchain_ledger::tx::TxKind;
 use dualchain_node::agents::escrow::{load_secret, DEALING_FILE, SECRET_FILE};
+use dualchain_node::agents::metrics::ObliviousLabel;
+use dualchain_node::api::oblivious::SignedKeyConfig;
 use dualchain_prover::escrow::{seal, AuthoritySecret, Sealed};
 use dualchain_testkit::consortium::{Consortium, FlowConfig, CPCS, HOSPITAL_A, HOSPITAL_B, KGC, NODES, RESEARCH};
 
@@ -166,6 +170,46 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
         .expect("the revocation is on the ledger");
     let json = serde_json::to_string(revocation)?;
     assert!(!json.contains(RESEARCH) && json.contains(&pseudonym), "{json}");
+    // The transport: research-1's node sent the pseudonym's demand, access request and
+    // revocation, and its fetch, through relays (other members' nodes) to gateways: the
+    // CPC served the fetch to a relay, and no gateway was ever called by research-1.
+    let members: Vec<String> = c.file.members.iter().map(|m| m.id.clone()).collect();
+    let count = |at: &str, role: &str, op: &str, peer: &str| -> Result<u64> {
+        let label = ObliviousLabel { role: role.into(), op: op.into(), peer: peer.into() };
+        Ok(c.node_of(at)?.agent_metrics.oblivious.get_or_create(&label).get())
+    };
+    let mut by_research = 0;
+    let (mut submitted, mut fetched_via_relay, mut relayed) = (0, 0, 0);
+    for at in &members {
+        by_research += count(at, "gateway", "submit", RESEARCH)? + count(at, "gateway", "fetch", RESEARCH)?;
+        relayed += count(at, "relay", "forward", RESEARCH)?;
+        for peer in &members {
+            submitted += count(at, "gateway", "submit", peer)?;
+            if at == CPCS[0] {
+                fetched_via_relay += count(at, "gateway", "fetch", peer)?;
+            }
+        }
+    }
+    assert_eq!(by_research, 0, "a gateway saw research-1 as its caller");
+    assert!(submitted >= 3 && fetched_via_relay >= 1, "submitted {submitted}, fetched {fetched_via_relay}");
+    assert!(relayed >= 4, "research-1's node relayed {relayed} requests");
+    assert_eq!(count(CPCS[0], "gateway", "fetch", CPCS[0])?, 0);
+    // A gateway serves pseudonyms only: a member's own transaction, encapsulated, is
+    // refused inside the encapsulation; bytes that do not open are refused in the clear.
+    let api = c.api(CPCS[0])?;
+    let key: SignedKeyConfig = api.call(reqwest::Method::GET, "/oblivious/key", None).await?;
+    let config = KeyConfig::from_bytes(&hex::decode(&key.config)?)?;
+    let named = c.client(RESEARCH)?.sign(TxKind::RevokeGrant { grant: named_probe(), reason: "probe".into() })?;
+    let inner = serde_json::json!({"op": "submit", "tx": hex::encode(named.to_bytes())});
+    let (request, ctx) = seal_request(&config, &serde_json::to_vec(&inner)?, &mut rand::rngs::OsRng)?;
+    let resp = api.send(reqwest::Method::POST, "/oblivious/gateway", request.clone(), "message/ohttp-req").await?;
+    assert_eq!(resp.status, 200);
+    let answer: serde_json::Value = serde_json::from_slice(&ctx.open_response(&resp.body)?)?;
+    assert_eq!(answer["error"]["reason"], "not-a-pseudonym", "{answer}");
+    let mut tampered = request;
+    *tampered.last_mut().unwrap() ^= 1;
+    let resp = api.send(reqwest::Method::POST, "/oblivious/gateway", tampered, "message/ohttp-req").await?;
+    assert_eq!((resp.status, resp.refusal().reason.as_str()), (400, "not-encapsulated"));
     // An audit case: the membership quorum approves it through their nodes (no authority
     // gives a share before); the audit authorities' nodes then give theirs by themselves,
     // and the ledger records research-1.
@@ -207,4 +251,9 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
     let by_name = a.check_delivery(&c.grant_requirement(&named.request)?, &again, &named.request)?;
     assert!(by_name.iter().all(|p| !anonymous.contains(p)), "the named and the anonymous grant share a pseudonym");
     Ok(())
+}
+
+/// A grant id no grant has (the gateway refuses before the ledger would).
+fn named_probe() -> [u8; 32] {
+    [0x5e; 32]
 }

@@ -27,6 +27,16 @@ pub struct AgentMetrics {
     pub fetches: Family<ResultLabel, Counter>,
     /// Break-glass requests made to this owner (each awaits its review).
     pub break_glass: Counter,
+    /// Oblivious relaying, by role (`client`, `relay`, `gateway`), operation and the
+    /// member on the other side (what that side sees anyway).
+    pub oblivious: Family<ObliviousLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObliviousLabel {
+    pub role: String,
+    pub op: String,
+    pub peer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +63,7 @@ impl Default for AgentMetrics {
             ingested_records: Counter::default(),
             fetches: Family::default(),
             break_glass: Counter::default(),
+            oblivious: Family::default(),
         }
     }
 }
@@ -71,6 +82,11 @@ impl AgentMetrics {
             "Break-glass requests made to this hospital (each awaits review)",
             m.break_glass.clone(),
         );
+        registry.register(
+            "dualchain_oblivious_requests",
+            "Oblivious relaying of pseudonyms' requests, by role, operation and the member on the other side",
+            m.oblivious.clone(),
+        );
         // Every series exists from the start (at zero), so dashboards and alerts see them.
         for circuit in ["supply", "policy"] {
             let l = CircuitLabel { circuit: circuit.into() };
@@ -81,6 +97,10 @@ impl AgentMetrics {
             let _ = m.fetches.get_or_create(&ResultLabel { result: result.into() });
         }
         m
+    }
+
+    pub fn oblivious(&self, role: &str, op: &str, peer: &str) {
+        self.oblivious.get_or_create(&ObliviousLabel { role: role.into(), op: op.into(), peer: peer.into() }).inc();
     }
 
     pub fn proved(&self, circuit: &str, took: Duration) {

@@ -107,7 +107,18 @@ async fn anonymous_demand(
         .await
         .map_err(|e| ApiError::unprocessable("anonymous-demand", format!("{e:#}")))?;
     node.agent_metrics.proved("policy-anonymous", took);
-    let f = h.client.submit_signed(&stx).await?;
+    // Through a relay to another validator: the part that carries it into ordering is not
+    // this node's validator's.
+    let f = match super::oblivious::submit(node, h, &stx).await {
+        Ok(f) => f,
+        Err(e) => {
+            // It may still reach the ledger; its keys stay until it is known refused.
+            if node.ledger.tx(&stx.hash)?.is_none() && e.status.is_client_error() {
+                store.discard(&one.demand).map_err(ApiError::internal)?;
+            }
+            return Err(e);
+        }
+    };
     if let Outcome::Rejected { reason } = &f.outcome {
         store.discard(&one.demand).map_err(ApiError::internal)?;
         return Err(ApiError::unprocessable("rejected", format!("the ledger rejected the demand: {reason}")));
@@ -132,7 +143,7 @@ async fn anonymous_access(node: &Arc<Node>, h: &Hosted, demand: Hash, pseudonym:
     rand::thread_rng().fill_bytes(&mut request);
     let kind = TxKind::RequestAccess { request, demand, root: rec.root, proof: vec![], duration_s };
     let stx = one.sign(node.ledger.tx_domain(), kind).map_err(ApiError::internal)?;
-    let f = h.client.submit_signed(&stx).await?;
+    let f = super::oblivious::submit(node, h, &stx).await?;
     access_answer(node, &f, request, final_json(&f))
 }
 
@@ -368,6 +379,9 @@ pub(super) async fn grant_records(
     };
     let results: Vec<Reencrypted> = if let Some(c) = node.local_cpc(&pointer.cpc) {
         super::cpc_routes::fetch_recorded(c, req).await?
+    } else if one_time.is_some() {
+        // A pseudonym's fetch goes through a relay: the CPC does not see this node ask.
+        super::oblivious::fetch(node, h, &pointer.cpc, req).await?
     } else {
         let client = super::client::ApiClient::of_peer(node, &pointer.cpc, &h.member)
             .map_err(|e| ApiError::unprocessable("unknown-cpc", e.to_string()))?;
@@ -448,7 +462,8 @@ pub async fn revoke_grant(State(api): State<ApiState>, Path(id): Path<String>, s
     let kind = TxKind::RevokeGrant { grant, reason };
     let f = match one_time {
         Some(one) => {
-            h.client.submit_signed(&one.sign(node.ledger.tx_domain(), kind).map_err(ApiError::internal)?).await?
+            let stx = one.sign(node.ledger.tx_domain(), kind).map_err(ApiError::internal)?;
+            super::oblivious::submit(node, h, &stx).await?
         }
         None => h.client.submit(kind).await?,
     };

@@ -90,6 +90,7 @@ pub mod flow_routes;
 pub mod limits;
 pub mod membership_routes;
 pub mod metrics;
+pub mod oblivious;
 pub mod ops;
 pub mod search;
 pub mod smart;
@@ -207,6 +208,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/console/api/access", get(console::access))
         .route("/console/api/break-glass", get(console::break_glass))
         .route("/console/api/break-glass/{id}/review", post(console::review_break_glass))
+        .route("/oblivious/key", get(oblivious::get_key))
+        .route("/oblivious/gateway", post(oblivious::gateway))
+        .route("/oblivious/relay/{member}", post(oblivious::relay))
+        .route("/oblivious/relay/{member}/key", post(oblivious::relay_key))
         .route("/cpc/ingest", post(cpc_ingest))
         .route("/cpc/fetch", post(cpc_fetch))
         .route("/cpc/retrieve", post(cpc_routes::cpc_retrieve))

@@ -11,12 +11,22 @@ use dualchain_ledger::tx::{Hash, Outcome, SignedTx, Tx, TxKind};
 
 use crate::validator::Validator;
 
+/// Submits a signed transaction through validator `home`, under its sender's client id,
+/// and waits until it is final on `home`'s ledger.
+pub async fn submit_through(home: &Validator, stx: &SignedTx) -> Result<Final> {
+    let client = dualchain_ledger::tx::client_id(&stx.tx.sender);
+    let seq = home.submit(Request { client, id: stx.tx.nonce, payload: stx.to_bytes() }).await?;
+    home.wait_applied(seq).await?;
+    let (_, entry) =
+        home.ledger.tx(&stx.hash)?.ok_or_else(|| anyhow!("transaction not on the ledger after batch {seq}"))?;
+    Ok(Final { hash: stx.hash, seq, outcome: entry.outcome })
+}
+
 /// A member's client: signs transactions and submits them through its home validator.
 pub struct Client {
     pub id: String,
     signer: SigningKeypair,
     home: Arc<Validator>,
-    client_id: u64,
     nonce: AtomicU64,
 }
 
@@ -30,11 +40,10 @@ pub struct Final {
 
 impl Client {
     pub fn new(id: &str, signer: SigningKeypair, home: Arc<Validator>) -> Self {
-        let client_id = dualchain_ledger::tx::client_id(id);
         // Nonces start from the wall clock so a restarted client never reuses one.
         let start =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
-        Self { id: id.to_string(), signer, home, client_id, nonce: AtomicU64::new(start) }
+        Self { id: id.to_string(), signer, home, nonce: AtomicU64::new(start) }
     }
 
     pub fn home(&self) -> &Arc<Validator> {
@@ -55,20 +64,7 @@ impl Client {
     /// names the transaction's sender as its client: the member, or a pseudonym of its
     /// anonymous requests (`member::anonymous`), whose transactions it relays.
     pub async fn submit_signed(&self, stx: &SignedTx) -> Result<Final> {
-        let client =
-            if stx.tx.sender == self.id { self.client_id } else { dualchain_ledger::tx::client_id(&stx.tx.sender) };
-        let seq = self
-            .home
-            .submit(Request { client, id: stx.tx.nonce, payload: stx.to_bytes() })
-            .await
-            .with_context(|| format!("{} submitting {}", self.id, stx.tx.kind.name()))?;
-        self.home.wait_applied(seq).await?;
-        let (_, entry) = self
-            .home
-            .ledger
-            .tx(&stx.hash)?
-            .ok_or_else(|| anyhow!("transaction not on the ledger after batch {seq}"))?;
-        Ok(Final { hash: stx.hash, seq, outcome: entry.outcome })
+        submit_through(&self.home, stx).await.with_context(|| format!("{} submitting {}", self.id, stx.tx.kind.name()))
     }
 
     /// Signs, submits and waits for finality.
