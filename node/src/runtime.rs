@@ -62,8 +62,8 @@ pub struct Node {
     pub demand_nullifier_pk: Option<Arc<ProvingKey>>,
     /// The nullifiers this node's named demands are spending while they are ordered.
     pub named_nullifiers: crate::member::anonymous::PendingNullifiers,
-    /// This node's oblivious gateway key, loaded or made at first use
-    /// ([`crate::api::oblivious::gateway_key`]).
+    /// This node's oblivious gateway key, loaded or made at first use (by the API's
+    /// oblivious gateway).
     pub oblivious_key: OnceLock<Arc<dualchain_crypto::oblivious::GatewayKey>>,
     pub supply_pks: HashMap<SupplyShape, Arc<ProvingKey>>,
     pub ibe: IbePublicParams,
