@@ -16,7 +16,7 @@ use dualchain_consensus::message::Batch;
 use dualchain_consensus::replica::archive_bytes;
 use dualchain_crypto::encoding::{encode_list, Writer};
 use dualchain_crypto::Codec;
-use dualchain_fuzz::{abe, consensus, crypto_world, escrow, join, ledger, storage};
+use dualchain_fuzz::{abe, consensus, crypto_world, escrow, join, ledger, oblivious, storage};
 use dualchain_ledger::block::{Block, ChainName};
 use dualchain_ledger::reason::{Denial, ProofFault};
 use dualchain_ledger::state::{
@@ -144,6 +144,13 @@ fn escrow_seeds(out: &mut Out) {
     ] {
         out.put("escrow", name, &b);
     }
+}
+
+fn oblivious_seeds(out: &mut Out) {
+    let w = oblivious::oblivious_world();
+    out.put("oblivious", "key_config", &with(0, &w.gateway.config().to_bytes()));
+    out.put("oblivious", "request", &with(1, &w.request));
+    out.put("oblivious", "response", &with(2, &w.response));
 }
 
 fn consensus_seeds(out: &mut Out) {
@@ -510,6 +517,7 @@ fn write_all(root: &Path) -> usize {
     let mut out = Out { root: root.to_path_buf(), bytes: 0 };
     crypto(&mut out);
     escrow_seeds(&mut out);
+    oblivious_seeds(&mut out);
     genesis_seeds(&mut out);
     consensus_seeds(&mut out);
     ledger_seeds(&mut out);

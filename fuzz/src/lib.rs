@@ -672,6 +672,33 @@ pub mod escrow {
     }
 }
 
+/// The oblivious gateway's fixture: its key, a request sealed to it, and the client
+/// context with the response that answers it.
+pub mod oblivious {
+    use dualchain_crypto::oblivious::{seal_request, ClientContext, GatewayKey};
+
+    pub const REQUEST: &[u8] = br#"{"op":"submit","tx":"00"}"#;
+
+    pub struct ObliviousWorld {
+        pub gateway: GatewayKey,
+        pub request: Vec<u8>,
+        pub client: ClientContext,
+        pub response: Vec<u8>,
+    }
+
+    pub fn oblivious_world() -> &'static ObliviousWorld {
+        static WORLD: std::sync::OnceLock<ObliviousWorld> = std::sync::OnceLock::new();
+        WORLD.get_or_init(|| {
+            let mut rng = super::rng(23);
+            let gateway = GatewayKey::generate(1, &mut rng);
+            let (request, client) = seal_request(&gateway.config(), REQUEST, &mut rng).expect("sealing");
+            let (_, answer) = gateway.open_request(&request).expect("the fixture's request opens");
+            let response = answer.seal(b"{\"records\":[]}", &mut rng);
+            ObliviousWorld { gateway, request, client, response }
+        })
+    }
+}
+
 /// A store populated by the stores' own writers (ledger, consensus, CPC), and every record
 /// any of them ever wrote, redo intents included.
 pub mod storage {
