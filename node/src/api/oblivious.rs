@@ -17,6 +17,10 @@
 //!   relay that returns another key is caught; the requester fetches it through the relay
 //!   too.
 //!
+//! Beyond DESIGN.md, where a requester's node submits and fetches as its member: the
+//! paper's requester anonymity (§5.2) asks that no validator or CPC learn who requests, and
+//! the ledger alone did not give that while the transport named the requester's node.
+//!
 //! What this does not hide: a relay and a gateway that collude link the two sides; the
 //! relay sees the requester's node send something just before a pseudonym's transaction
 //! appears (there is no batching or mixing delay); and a consortium with fewer than three
