@@ -194,22 +194,36 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
     assert!(submitted >= 3 && fetched_via_relay >= 1, "submitted {submitted}, fetched {fetched_via_relay}");
     assert!(relayed >= 4, "research-1's node relayed {relayed} requests");
     assert_eq!(count(CPCS[0], "gateway", "fetch", CPCS[0])?, 0);
-    // A gateway serves pseudonyms only: a member's own transaction, encapsulated, is
-    // refused inside the encapsulation; bytes that do not open are refused in the clear.
+    // A gateway serves pseudonyms only: a member's own transaction or fetch, encapsulated,
+    // is refused inside the encapsulation; bytes that do not open are refused in the
+    // clear; a relay does not forward to its own node.
     let api = c.api(CPCS[0])?;
     let key: SignedKeyConfig = api.call(reqwest::Method::GET, "/oblivious/key", None).await?;
     let config = KeyConfig::from_bytes(&hex::decode(&key.config)?)?;
+    let ask = |inner: serde_json::Value| {
+        let config = config.clone();
+        async move {
+            let (request, ctx) = seal_request(&config, &serde_json::to_vec(&inner)?, &mut rand::rngs::OsRng)?;
+            let resp =
+                api.send(reqwest::Method::POST, "/oblivious/gateway", request.clone(), "message/ohttp-req").await?;
+            ensure!(resp.status == 200, "the gateway answered {}", resp.status);
+            let answer: serde_json::Value = serde_json::from_slice(&ctx.open_response(&resp.body)?)?;
+            anyhow::Ok((answer, request))
+        }
+    };
     let named = c.client(RESEARCH)?.sign(TxKind::RevokeGrant { grant: named_probe(), reason: "probe".into() })?;
-    let inner = serde_json::json!({"op": "submit", "tx": hex::encode(named.to_bytes())});
-    let (request, ctx) = seal_request(&config, &serde_json::to_vec(&inner)?, &mut rand::rngs::OsRng)?;
-    let resp = api.send(reqwest::Method::POST, "/oblivious/gateway", request.clone(), "message/ohttp-req").await?;
-    assert_eq!(resp.status, 200);
-    let answer: serde_json::Value = serde_json::from_slice(&ctx.open_response(&resp.body)?)?;
+    let (answer, request) = ask(serde_json::json!({"op": "submit", "tx": hex::encode(named.to_bytes())})).await?;
+    assert_eq!(answer["error"]["reason"], "not-a-pseudonym", "{answer}");
+    let fetch = serde_json::json!({"grant": hex::encode(named_probe()), "requester": RESEARCH,
+        "h1": hex::encode([0u8; 32]), "at_ms": 1, "signature": hex::encode([0u8; 64])});
+    let (answer, _) = ask(serde_json::json!({"op": "fetch", "request": fetch})).await?;
     assert_eq!(answer["error"]["reason"], "not-a-pseudonym", "{answer}");
     let mut tampered = request;
     *tampered.last_mut().unwrap() ^= 1;
     let resp = api.send(reqwest::Method::POST, "/oblivious/gateway", tampered, "message/ohttp-req").await?;
     assert_eq!((resp.status, resp.refusal().reason.as_str()), (400, "not-encapsulated"));
+    let resp = api.send(reqwest::Method::POST, &format!("/oblivious/relay/{}", CPCS[0]), vec![1], "x").await?;
+    assert_eq!((resp.status, resp.refusal().reason.as_str()), (400, "relay-to-self"));
     // An audit case: the membership quorum approves it through their nodes (no authority
     // gives a share before); the audit authorities' nodes then give theirs by themselves,
     // and the ledger records research-1.
