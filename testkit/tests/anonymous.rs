@@ -26,7 +26,7 @@ use dualchain_testkit::consortium::{Consortium, FlowConfig, CPCS, HOSPITAL_A, HO
 async fn audit_authorities_make_the_escrow_key_and_each_keeps_its_share() -> Result<()> {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let data_dir = tmp.join(format!("anonymous-{}-{}", std::process::id(), rand::random::<u32>()));
-    let c = Consortium::genesis(FlowConfig {
+    let mut c = Consortium::genesis(FlowConfig {
         records: 24,
         seed: None,
         params_dir: tmp.join("params"),
@@ -89,7 +89,7 @@ async fn audit_authorities_make_the_escrow_key_and_each_keeps_its_share() -> Res
         assert_eq!(key.open(&sealed, &shares, case)?, 17);
         assert!(key.open(&sealed, &shares[..1], case).is_err());
     }
-    anonymous_flow(&c, &kept).await?;
+    anonymous_flow(&mut c, &kept).await?;
     c.shutdown().await?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
@@ -98,7 +98,7 @@ async fn audit_authorities_make_the_escrow_key_and_each_keeps_its_share() -> Res
 /// research-1 demands, is granted and fetches anonymously through its own node: the
 /// records arrive as asked, nothing on the ledger of the flow names research-1, another
 /// member cannot act for the pseudonym, and two audit authorities open its identity.
-async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<()> {
+async fn anonymous_flow(c: &mut Consortium, secrets: &[AuthoritySecret]) -> Result<()> {
     let ledger = c.ledger(0)?;
     let deadline = Instant::now() + Duration::from_secs(120);
     while ledger.anonymous_credential(RESEARCH)?.is_none() {
@@ -106,13 +106,17 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let a = c.upload(HOSPITAL_A, "icu", CPCS[0]).await?;
+    // hospital-b's node is down while research-1 asks: a relay or gateway that does not
+    // answer is passed over for another.
+    let down = c.index_of(HOSPITAL_B)?;
+    c.stop_node(down).await?;
     let (demand, pseudonym, _) = c.demand_anonymous(RESEARCH, &a.dataset, 4).await?;
     assert!(dualchain_ledger::tx::is_pseudonym(&pseudonym), "{pseudonym}");
     let d = c.wait_supplied(RESEARCH, &demand).await?;
     assert_eq!(d.requester, pseudonym);
     // Another member's node holds no key of the pseudonym.
     let body = serde_json::json!({"demand": hex::encode(demand), "duration_s": 600});
-    let r = c.api(HOSPITAL_B)?.call::<serde_json::Value>(reqwest::Method::POST, "/access", Some(&body)).await;
+    let r = c.api(HOSPITAL_A)?.call::<serde_json::Value>(reqwest::Method::POST, "/access", Some(&body)).await;
     assert!(r.is_err_and(|e| format!("{e:#}").contains("not-yours")));
     let access = c.request_access(RESEARCH, &demand, 3600).await?;
     assert!(access.granted, "{:?}", access.denial);
@@ -170,6 +174,7 @@ async fn anonymous_flow(c: &Consortium, secrets: &[AuthoritySecret]) -> Result<(
         .expect("the revocation is on the ledger");
     let json = serde_json::to_string(revocation)?;
     assert!(!json.contains(RESEARCH) && json.contains(&pseudonym), "{json}");
+    c.start_node(down).await?;
     // The transport: research-1's node sent the pseudonym's demand, access request and
     // revocation, and its fetch, through relays (other members' nodes) to gateways: the
     // CPC served the fetch to a relay, and no gateway was ever called by research-1.

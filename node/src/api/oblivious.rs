@@ -230,15 +230,32 @@ async fn serve_fetch(node: &Node, req: FetchRequest) -> Result<Value, ApiError> 
     Ok(json!({"records": records.iter().map(|r| hex::encode(r.to_bytes())).collect::<Vec<_>>()}))
 }
 
-/// The requester's side: asks `gateway` (a member) `inner` through a relay, a member of
-/// a node that is neither this one nor the gateway's, picked at random; the gateway's
-/// answer, opened. Its key configuration is fetched through the same relay and checked
-/// against the gateway member's key on the ledger.
-async fn ask(node: &Node, h: &Hosted, gateway: &str, inner: &Inner) -> Result<Value, ApiError> {
+/// Relays tried, in random order, before a request gives up on reaching a gateway.
+const RELAY_TRIES: usize = 3;
+/// Gateways tried for a transaction, in random order.
+const GATEWAY_TRIES: usize = 3;
+
+fn transient(what: &'static str, e: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, "transient", what, e)
+}
+
+/// A relay that reached a gateway: the client that calls it, its member, and the
+/// gateway's key configuration it returned (checked).
+struct Reached {
+    client: ApiClient,
+    relay: String,
+    config: KeyConfig,
+}
+
+/// Finds a relay to `gateway` (a member): a member of a node that is neither this one nor
+/// the gateway's, tried in random order until one returns the gateway's key configuration
+/// (signed by the gateway's member, checked against the ledger). A node that is down is
+/// skipped; nothing has been asked of the gateway yet, so trying another is safe.
+async fn reach(node: &Node, h: &Hosted, gateway: &str) -> Result<Reached, ApiError> {
     let consortium = &node.consortium;
     let own = consortium.node_of(&h.member.id).ok();
     let gateway_node = consortium.node_of(gateway).ok();
-    let relays: Vec<String> = consortium
+    let mut relays: Vec<String> = consortium
         .members
         .iter()
         .map(|m| m.id.clone())
@@ -247,25 +264,36 @@ async fn ask(node: &Node, h: &Hosted, gateway: &str, inner: &Inner) -> Result<Va
             n.is_some() && n != own && n != gateway_node
         })
         .collect();
-    let transient = |what: &'static str, e: String| ApiError::new(StatusCode::BAD_GATEWAY, "transient", what, e);
-    let Some(relay) = relays.choose(&mut rand::thread_rng()).cloned() else {
+    if relays.is_empty() {
         return Err(ApiError::conflict("no-relay", "no node is neither this one nor the gateway's to relay through"));
-    };
-    let client = ApiClient::of_peer(node, &relay, &h.member).map_err(ApiError::internal)?;
-    let resp = client
-        .send(reqwest::Method::POST, &format!("/oblivious/relay/{gateway}/key"), Vec::new(), "application/json")
-        .await
-        .map_err(|e| transient("relay-unreachable", format!("{relay}: {e:#}")))?;
-    if resp.status != 200 {
-        return Err(transient("relay-refused", format!("{relay}: {}", resp.refusal().message)));
     }
-    let config = serde_json::from_slice::<SignedKeyConfig>(&resp.body)
-        .map_err(anyhow::Error::from)
-        .and_then(|c| c.verify(node, gateway))
-        .map_err(|e| transient("gateway-key", format!("{gateway} through {relay}: {e:#}")))?;
+    relays.shuffle(&mut rand::thread_rng());
+    let mut failures = Vec::new();
+    for relay in relays.into_iter().take(RELAY_TRIES) {
+        let client = ApiClient::of_peer(node, &relay, &h.member).map_err(ApiError::internal)?;
+        let path = format!("/oblivious/relay/{gateway}/key");
+        let config = match client.send(reqwest::Method::POST, &path, Vec::new(), "application/json").await {
+            Ok(resp) if resp.status == 200 => serde_json::from_slice::<SignedKeyConfig>(&resp.body)
+                .map_err(anyhow::Error::from)
+                .and_then(|c| c.verify(node, gateway)),
+            Ok(resp) => Err(anyhow!("{}", resp.refusal().message)),
+            Err(e) => Err(e),
+        };
+        match config {
+            Ok(config) => return Ok(Reached { client, relay, config }),
+            Err(e) => failures.push(format!("{relay}: {e:#}")),
+        }
+    }
+    Err(transient("relay-unreachable", format!("no relay reached {gateway}: {}", failures.join("; "))))
+}
+
+/// Asks the gateway `inner` through the relay `r` reached; its answer, opened.
+async fn ask_via(node: &Node, r: &Reached, gateway: &str, inner: &Inner) -> Result<Value, ApiError> {
     let plain = serde_json::to_vec(inner).map_err(ApiError::internal)?;
-    let (request, ctx) = seal_request(&config, &plain, &mut OsRng).map_err(ApiError::internal)?;
-    let resp = client
+    let (request, ctx) = seal_request(&r.config, &plain, &mut OsRng).map_err(ApiError::internal)?;
+    let relay = &r.relay;
+    let resp = r
+        .client
         .send(reqwest::Method::POST, &format!("/oblivious/relay/{gateway}"), request, "message/ohttp-req")
         .await
         .map_err(|e| transient("relay-unreachable", format!("{relay}: {e:#}")))?;
@@ -274,7 +302,7 @@ async fn ask(node: &Node, h: &Hosted, gateway: &str, inner: &Inner) -> Result<Va
     }
     let opened = ctx.open_response(&resp.body).map_err(|e| transient("gateway-malformed", e.to_string()))?;
     let v: Value = serde_json::from_slice(&opened).map_err(|e| transient("gateway-malformed", e.to_string()))?;
-    node.agent_metrics.oblivious("client", "ask", &relay);
+    node.agent_metrics.oblivious("client", "ask", relay);
     if let Some(err) = v.get("error") {
         let status = err["status"].as_u64().and_then(|s| StatusCode::from_u16(s as u16).ok());
         let message = format!("{gateway}: {}", err["message"].as_str().unwrap_or("refused"));
@@ -287,32 +315,43 @@ async fn ask(node: &Node, h: &Hosted, gateway: &str, inner: &Inner) -> Result<Va
 }
 
 /// Submits a pseudonym's transaction through a relay to another validator's gateway, and
-/// waits until this node's ledger has it.
+/// waits until this node's ledger has it. Gateways are tried in random order until one is
+/// reached (a gateway that is down is skipped before anything is sent to it).
 pub async fn submit(node: &Node, h: &Hosted, stx: &SignedTx) -> Result<Final, ApiError> {
     let consortium = &node.consortium;
     let own = consortium.node_of(&h.member.id).ok();
-    let gateways: Vec<String> = consortium
+    let mut gateways: Vec<String> = consortium
         .members
         .iter()
         .map(|m| m.id.clone())
         .filter(|m| consortium.node_of(m).ok().is_some_and(|n| Some(n) != own))
         .collect();
-    let Some(gateway) = gateways.choose(&mut rand::thread_rng()).cloned() else {
-        return Err(ApiError::conflict("no-gateway", "no other node to submit through"));
-    };
-    let v = ask(node, h, &gateway, &Inner::Submit { tx: hex::encode(stx.to_bytes()) }).await?;
-    let seq = v["seq"].as_u64().ok_or_else(|| ApiError::internal("the gateway's answer has no seq"))?;
-    node.validator.wait_applied(seq).await.map_err(ApiError::internal)?;
-    let (_, entry) = node
-        .ledger
-        .tx(&stx.hash)?
-        .ok_or_else(|| ApiError::internal(format!("the transaction is not on this ledger after batch {seq}")))?;
-    Ok(Final { hash: stx.hash, seq, outcome: entry.outcome })
+    gateways.shuffle(&mut rand::thread_rng());
+    let mut last = ApiError::conflict("no-gateway", "no other node to submit through");
+    for gateway in gateways.into_iter().take(GATEWAY_TRIES) {
+        let reached = match reach(node, h, &gateway).await {
+            Ok(r) => r,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        let v = ask_via(node, &reached, &gateway, &Inner::Submit { tx: hex::encode(stx.to_bytes()) }).await?;
+        let seq = v["seq"].as_u64().ok_or_else(|| ApiError::internal("the gateway's answer has no seq"))?;
+        node.validator.wait_applied(seq).await.map_err(ApiError::internal)?;
+        let (_, entry) = node
+            .ledger
+            .tx(&stx.hash)?
+            .ok_or_else(|| ApiError::internal(format!("the transaction is not on this ledger after batch {seq}")))?;
+        return Ok(Final { hash: stx.hash, seq, outcome: entry.outcome });
+    }
+    Err(last)
 }
 
 /// Fetches a pseudonym's grant from `cpc` through a relay, the CPC's node as the gateway.
 pub async fn fetch(node: &Node, h: &Hosted, cpc: &str, request: FetchRequest) -> Result<Vec<Reencrypted>, ApiError> {
-    let v = ask(node, h, cpc, &Inner::Fetch { request }).await?;
+    let reached = reach(node, h, cpc).await?;
+    let v = ask_via(node, &reached, cpc, &Inner::Fetch { request }).await?;
     let malformed = |e: String| ApiError::new(StatusCode::BAD_GATEWAY, "transient", "cpc-malformed", e);
     v["records"]
         .as_array()
