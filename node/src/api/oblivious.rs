@@ -69,9 +69,15 @@ struct KeyFile {
     secret: String,
 }
 
-/// This node's gateway key, made at first use and kept, so that configurations cached by
-/// requesters stay valid across restarts.
+/// This node's gateway key, made at first use and kept, so that a configuration a
+/// requester fetched moments before stays valid across a restart. Made under a lock: two
+/// first requests at once must not each write a key of their own.
 pub fn gateway_key(node: &Node) -> Result<Arc<GatewayKey>> {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Some(k) = node.oblivious_key.get() {
+        return Ok(k.clone());
+    }
+    let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(k) = node.oblivious_key.get() {
         return Ok(k.clone());
     }
