@@ -2,8 +2,8 @@
 """Reports import cycles between modules of each crate of the workspace; exits 1 on any.
 
 A module's dependencies are the `crate::…` and `super::…` paths its file names, in code
-or in intra-doc links (test modules at the end of a file, from `#[cfg(test)]` on, are
-left out). Modules are compared with their siblings: `a` depends on `b` when something
+(its test modules included: a test that reaches into a sibling ties the two as much as
+code does) or in intra-doc links. Modules are compared with their siblings: `a` depends on `b` when something
 in `a` (or below it) names something in `b` (or below it). A folder module's `mod.rs` assembles its children and may
 hold what they share, so parent and child are not a cycle; two siblings that name each
 other, directly or around a loop, are. Crate-level cycles are cargo's to refuse.
@@ -42,9 +42,6 @@ def module_files(src):
 
 def references(path, module, modules):
     text = open(path).read()
-    cut = text.find("#[cfg(test)]")
-    if cut >= 0:
-        text = text[:cut]
     # Comments and docs name modules in prose; intra-doc links (`[`crate::x`]`) are
     # references rustdoc resolves, so they count.
     links = " ".join(re.findall(r"\[`((?:crate|super)(?:::\w+)+)`\]", text))

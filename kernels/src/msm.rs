@@ -621,6 +621,13 @@ pub fn gpu_msm_g2(msm: &CudaMsm, bases: &[G2Affine], scalars: &[Fr]) -> Result<G
 mod tests {
     use super::*;
 
+    /// The scan block the Rust side launches must be the size the kernel was written for.
+    #[test]
+    fn scan_threads_match_the_kernel() {
+        let scan = format!("#define DC_SCAN_THREADS {SCAN_THREADS}\n");
+        assert!(crate::source::MSM.source().contains(&scan), "{scan}");
+    }
+
     #[test]
     fn plans_by_size() {
         assert_eq!(MsmPlan::for_size(1 << 24).c, 21);

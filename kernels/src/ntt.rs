@@ -355,3 +355,13 @@ pub fn gpu_quotient(ntt: &CudaNtt, a: &[Fr], b: &[Fr], c: &[Fr], m: usize) -> Re
 pub fn gpu_icoset_ntt(ntt: &CudaNtt, values: &mut [Fr], omega_inv: Fr, g_inv: Fr) -> Result<()> {
     ntt.try_transform(values, omega_inv, Mode::InverseCoset(g_inv))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The pass width the Rust side plans with must be the one the kernel was written for.
+    #[test]
+    fn pass_width_matches_the_kernel() {
+        let pass = format!("#define DC_NTT_PASS_MAX {}\n", super::PASS_MAX);
+        assert!(crate::source::NTT.source().contains(&pass), "{pass}");
+    }
+}

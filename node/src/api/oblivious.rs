@@ -245,6 +245,13 @@ fn transient(what: &'static str, e: String) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "transient", what, e)
 }
 
+/// The consortium's members hosted on a node other than those of `members`.
+fn members_elsewhere(node: &Node, members: &[&str]) -> Vec<String> {
+    let c = &node.consortium;
+    let taken: Vec<u8> = members.iter().filter_map(|m| c.node_of(m).ok()).collect();
+    c.members.iter().filter(|m| !taken.contains(&m.node)).map(|m| m.id.clone()).collect()
+}
+
 /// A relay that reached a gateway: the client that calls it, its member, and the
 /// gateway's key configuration it returned (checked).
 struct Reached {
@@ -258,18 +265,7 @@ struct Reached {
 /// (signed by the gateway's member, checked against the ledger). A node that is down is
 /// skipped; nothing has been asked of the gateway yet, so trying another is safe.
 async fn reach(node: &Node, h: &Hosted, gateway: &str) -> Result<Reached, ApiError> {
-    let consortium = &node.consortium;
-    let own = consortium.node_of(&h.member.id).ok();
-    let gateway_node = consortium.node_of(gateway).ok();
-    let mut relays: Vec<String> = consortium
-        .members
-        .iter()
-        .map(|m| m.id.clone())
-        .filter(|m| {
-            let n = consortium.node_of(m).ok();
-            n.is_some() && n != own && n != gateway_node
-        })
-        .collect();
+    let mut relays = members_elsewhere(node, &[&h.member.id, gateway]);
     if relays.is_empty() {
         return Err(ApiError::conflict("no-relay", "no node is neither this one nor the gateway's to relay through"));
     }
@@ -324,14 +320,7 @@ async fn ask_via(node: &Node, r: &Reached, gateway: &str, inner: &Inner) -> Resu
 /// waits until this node's ledger has it. Gateways are tried in random order until one is
 /// reached (a gateway that is down is skipped before anything is sent to it).
 pub async fn submit(node: &Node, h: &Hosted, stx: &SignedTx) -> Result<Final, ApiError> {
-    let consortium = &node.consortium;
-    let own = consortium.node_of(&h.member.id).ok();
-    let mut gateways: Vec<String> = consortium
-        .members
-        .iter()
-        .map(|m| m.id.clone())
-        .filter(|m| consortium.node_of(m).ok().is_some_and(|n| Some(n) != own))
-        .collect();
+    let mut gateways = members_elsewhere(node, &[&h.member.id]);
     gateways.shuffle(&mut rand::thread_rng());
     let mut last = ApiError::conflict("no-gateway", "no other node to submit through");
     for gateway in gateways.into_iter().take(GATEWAY_TRIES) {

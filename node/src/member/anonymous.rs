@@ -234,7 +234,7 @@ pub async fn named_nullifier<'p>(
     let ds = ledger.dataset(dataset)?.ok_or_else(|| anyhow!("unknown dataset"))?;
     let budget = ds.disclosure.demands_per_epoch;
     let scope = nullifier_scope(dataset, ds.disclosure.epoch_of(now_ms));
-    let hold = {
+    let (hold, counter) = {
         let mut held = pending.0.lock().unwrap_or_else(|p| p.into_inner());
         let mut taken: Vec<FrBytes> = store.all()?.into_iter().map(|o| o.nullifier).collect();
         taken.extend(held.iter().copied());
@@ -246,7 +246,6 @@ pub async fn named_nullifier<'p>(
         held.push(n);
         (PendingHold { pending, nullifier: n }, counter)
     };
-    let (hold, counter) = hold;
     let circuit = DemandNullifierCircuit { credential: member.anonymous_credential(), scope, budget, counter };
     circuit.check(&circuit.statement()).map_err(|e| anyhow!("this member cannot prove its nullifier: {e}"))?;
     let started = Instant::now();
