@@ -122,6 +122,14 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         m.min_points = 0;
         m
     });
+    // The same backend without shifted-base tables: one window's MSM per window, as
+    // before the tables.
+    let msm_plain = gpu.as_ref().map(|g| {
+        let mut m = CudaMsm::new(g.clone());
+        m.min_points = 0;
+        m.shifted_bases = false;
+        m
+    });
     for &log in &g1_sizes {
         progress.set_message(format!("msm g1 n=2^{log}"));
         let n = 1usize << log;
@@ -142,6 +150,17 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
             out.push(time_row("kernels::msm_g1", format!("n=2^{log},backend=cuda,{dev}"), g, Some(cpu)));
             m.evict_all();
         }
+        if let Some(m) = &msm_plain {
+            let (g, got) = best_answer(reps, || Ok(gpu_msm_g1(m, &b, &s)?))?;
+            same(&format!("G1 MSM 2^{log} without shifted bases"), &got, &want)?;
+            out.push(time_row(
+                "kernels::msm_g1",
+                format!("n=2^{log},backend=cuda,no shifted bases,{dev}"),
+                g,
+                Some(cpu),
+            ));
+            m.evict_all();
+        }
         progress.inc(1);
     }
     // What the device's MSM algorithm costs in its dominant operation, measured without a
@@ -153,11 +172,35 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         let plan = MsmPlan::for_size(n);
         let (got, muls) = host::count_field_muls(|| host::msm_g1(&b, &s, &plan));
         same(&format!("host-emulated device G1 MSM 2^{log}"), &got, &CpuBackend.msm_g1(&b, &s))?;
+        let plain = muls as f64 / n as f64;
         out.push(Row {
             name: "kernels::msm_g1_device_muls".into(),
             params: format!("n=2^{log},c={},host emulation", plan.c),
-            value: muls as f64 / n as f64,
+            value: plain,
             unit: "field mul/point".into(),
+            baseline: None,
+            ratio: None,
+        });
+        // On a table of shifted bases: the MSM's own multiplications, the table's (made
+        // once per base vector and kept) counted apart.
+        let plan = MsmPlan::shifted_for_size(n);
+        let (got, muls) = host::count_field_muls(|| host::msm_g1(&b, &s, &plan));
+        same(&format!("host-emulated shifted-base G1 MSM 2^{log}"), &got, &CpuBackend.msm_g1(&b, &s))?;
+        let (_, table) = host::count_field_muls(|| host::g1_shift_table(&b, plan.c, plan.windows));
+        let shifted = (muls - table) as f64 / n as f64;
+        out.push(Row {
+            name: "kernels::msm_g1_device_muls".into(),
+            params: format!("n=2^{log},shifted bases,c={},host emulation", plan.c),
+            value: shifted,
+            unit: "field mul/point".into(),
+            baseline: Some(plain),
+            ratio: Some(shifted / plain),
+        });
+        out.push(Row {
+            name: "kernels::msm_g1_shift_table_muls".into(),
+            params: format!("n=2^{log},c={},windows={},host emulation", plan.c, plan.windows),
+            value: table as f64 / n as f64,
+            unit: "field mul/point, once".into(),
             baseline: None,
             ratio: None,
         });

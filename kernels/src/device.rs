@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cudarc::driver::{
-    sys, CudaContext, CudaFunction, CudaSlice, CudaStream, CudaViewMut, DeviceRepr, LaunchConfig, ValidAsZeroBits,
+    sys, CudaContext, CudaFunction, CudaSlice, CudaStream, CudaViewMut, DeviceRepr, LaunchConfig, PinnedHostSlice,
+    ValidAsZeroBits,
 };
 use cudarc::nvrtc::Ptx;
 
@@ -81,6 +82,9 @@ pub struct KernelResources {
 pub struct Gpu {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
+    /// A second stream for host-to-device copies that overlap kernels on `stream`
+    /// (the MSM's scalar chunks); ordered against it by events.
+    upload: Arc<CudaStream>,
     info: DeviceInfo,
     functions: HashMap<&'static str, CudaFunction>,
     /// The device's only owner: one job at a time, by priority (jobs size their buffers
@@ -161,7 +165,8 @@ impl Gpu {
                 }
             }
             let stream = ctx.new_stream().map_err(KernelError::driver("stream creation"))?;
-            Ok(Arc::new(Gpu { ctx, stream, info, functions, scheduler: Scheduler::new(QUEUE_CAPACITY) }))
+            let upload = ctx.new_stream().map_err(KernelError::driver("stream creation"))?;
+            Ok(Arc::new(Gpu { ctx, stream, upload, info, functions, scheduler: Scheduler::new(QUEUE_CAPACITY) }))
         })
     }
 
@@ -216,6 +221,7 @@ impl Gpu {
             self.ctx.bind_to_thread().map_err(KernelError::driver("bind context"))?;
             let job = Job { gpu: self, permit };
             let out = f(&job)?;
+            self.upload.synchronize().map_err(KernelError::driver("synchronize"))?;
             self.stream.synchronize().map_err(KernelError::driver("synchronize"))?;
             Ok(out)
         })
@@ -246,6 +252,30 @@ impl Job<'_> {
 
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.gpu.stream
+    }
+
+    /// The stream for copies that overlap the kernels of [`Job::stream`].
+    pub fn upload_stream(&self) -> &Arc<CudaStream> {
+        &self.gpu.upload
+    }
+
+    /// Counts `bytes` moved between host and device by a copy made outside this type.
+    pub fn moved(&self, bytes: usize) {
+        self.permit.moved(bytes);
+    }
+
+    /// Page-locked host memory of `len` elements, zeroed, for copies that run
+    /// asynchronously.
+    pub fn alloc_pinned<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Result<PinnedHostSlice<T>> {
+        let fail = KernelError::driver("pinned allocation");
+        // SAFETY: the memory starts unset, and is zeroed below, through its raw pointer,
+        // before any reference to it is made (zero bits are a valid T).
+        unsafe {
+            let mut p = self.gpu.ctx.alloc_pinned::<T>(len.max(1)).map_err(fail)?;
+            let ptr = p.as_mut_ptr().map_err(KernelError::driver("pinned allocation"))?;
+            std::ptr::write_bytes(ptr, 0, p.len());
+            Ok(p)
+        }
     }
 
     pub fn function(&self, name: &'static str) -> Result<&CudaFunction> {

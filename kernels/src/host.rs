@@ -42,6 +42,8 @@ mod ffi {
             windows: u32,
             k: u32,
             segments: u32,
+            shifted: u32,
+            upload_chunk: u32,
             out: *mut u32,
         );
         #[allow(clippy::too_many_arguments)]
@@ -53,6 +55,8 @@ mod ffi {
             windows: u32,
             k: u32,
             segments: u32,
+            shifted: u32,
+            upload_chunk: u32,
             out: *mut u32,
         );
         pub fn dc_ntt(a: *mut u32, log_n: u32, omega: *const u32, pass_max: u32);
@@ -61,6 +65,9 @@ mod ffi {
         pub fn dc_miller_product(n: u32, p: *const u32, q: *const u32, out: *mut u32);
         pub fn dc_g1_scale(n: u32, input: *const u32, k: *const u32, bits: u32, out: *mut u32);
         pub fn dc_take_mul_count() -> u64;
+        pub fn dc_msm_shift_g1(bases: *const u32, n: u32, c: u32, windows: u32, table: *mut u32);
+        pub fn dc_fp_inv(a: *const u32, r: *mut u32);
+        pub fn dc_fp2_inv(a: *const u32, r: *mut u32);
     }
 }
 
@@ -198,7 +205,7 @@ pub fn g1_bucket_addition_cost(p: &G1Projective, q: &G1Affine) -> u64 {
     unsafe { ffi::dc_g1_xyzz_add_affine_cost(g1(p).as_ptr(), q.as_ptr()) }
 }
 
-type MsmEmulation = unsafe extern "C" fn(*const u32, *const u32, u32, u32, u32, u32, u32, *mut u32);
+type MsmEmulation = unsafe extern "C" fn(*const u32, *const u32, u32, u32, u32, u32, u32, u32, u32, *mut u32);
 
 /// Runs the MSM emulation `f` (every device phase, the window combination included) on
 /// base words.
@@ -224,14 +231,34 @@ fn msm<G: group::Group>(
             plan.windows,
             plan.chunk,
             plan.segments,
+            plan.shifted as u32,
+            plan.upload_chunk,
             out.as_mut_ptr(),
         )
     };
     from_words(&out)
 }
 
+/// Phase 0 of the shifted-base MSM: the words of the affine points 2^(c·w)·P_i, window
+/// by window (`windows·n` points).
+pub fn g1_shift_table(bases: &[G1Affine], c: u32, windows: u32) -> Vec<u32> {
+    let words = g1_affine_words(bases);
+    let mut table = vec![0u32; windows as usize * words.len()];
+    // SAFETY: `bases` holds n affine points, `table` windows·n of them.
+    unsafe { ffi::dc_msm_shift_g1(words.as_ptr(), bases.len() as u32, c, windows, table.as_mut_ptr()) };
+    table
+}
+
+/// The device's Fermat inversions (0 for 0).
+pub fn fp_inv(a: &Fp) -> Fp {
+    fp_from_words(&unary(ffi::dc_fp_inv, fp(a), FP_WORDS))
+}
+pub fn fp2_inv(a: &Fp2) -> Fp2 {
+    fp2_from_words(&unary(ffi::dc_fp2_inv, &fp2(a), 2 * FP_WORDS))
+}
+
 /// The device MSM algorithm run on the host with `plan`, phase by phase as CudaMsm
-/// launches it.
+/// launches it (the shifted table made first when the plan runs on one).
 pub fn msm_g1(bases: &[G1Affine], scalars: &[Fr], plan: &MsmPlan) -> G1Projective {
     msm(ffi::dc_msm_g1, g1_affine_words(bases), scalars, plan, G1_JACOBIAN_WORDS, g1_from_jacobian_words)
 }

@@ -4,16 +4,20 @@
 //!
 //! The algorithm is described in `cuda/msm/msm.cuh`. `CudaMsm` keeps base vectors
 //! resident on the device across calls (a proving key's queries are uploaded once and
-//! found again by address, length and a fingerprint), splits an MSM that does not fit the
-//! device's free memory into parts, and falls back to the CPU with a logged reason when
-//! the device fails. Results are the same group elements as the CPU backend's.
+//! found again by address, length and a fingerprint), with a table of their shifted copies
+//! 2^(c·w)·P made on the device beside each when it fits, so an MSM on them runs as one
+//! wide window ([`MsmPlan::shifted_for_size`]). Scalars go up in chunks from pinned memory
+//! on a second stream, overlapped with their recoding, or are read in place when already on
+//! the device (the QAP's h, [`crate::ntt::CudaNtt::h_msm`]). An MSM that does not fit the
+//! device's free memory is split into parts, and the CPU computes it, with a logged
+//! reason, when the device fails. Results are the same group elements as the CPU backend's.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
-use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaEvent, CudaSlice, CudaView, CudaViewMut, LaunchConfig, PinnedHostSlice, PushKernelArg};
 use dualchain_prover::backend::{CpuBackend, MsmBackend};
 use group::Group;
 use sha2::{Digest, Sha256};
@@ -25,7 +29,10 @@ use crate::scheduler::Priority;
 
 /// Sizes of one MSM run. `c` is the window width, `windows = floor(255/c) + 1`,
 /// `chunk` the sorted entries per accumulation thread, `segments` the reduction threads
-/// per window.
+/// per window. With `shifted`, the bases come from a table of their shifted copies
+/// 2^(c·w)·P (kept resident beside them) and the sorted phases run on one window of
+/// `windows·n` entries (`cuda/msm/msm.cuh`). Phase 1 takes the scalars `upload_chunk` at a
+/// time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsmPlan {
     pub n: u32,
@@ -33,11 +40,17 @@ pub struct MsmPlan {
     pub windows: u32,
     pub chunk: u32,
     pub segments: u32,
+    pub shifted: bool,
+    pub upload_chunk: u32,
 }
 
 /// The widest window the kernels take: 2^21 buckets per window, about 4.8 GB of G1 bucket
 /// sums at c = 22 (12 windows of 2^21 XYZZ points).
 pub const MAX_WINDOW_BITS: u32 = 22;
+
+/// Scalars per upload chunk: 2^18 scalars, 8 MiB, so a chunk's copy from pinned memory
+/// (about 0.3 ms over PCIe 4 ×16) overlaps the recoding of the one before it.
+pub const UPLOAD_CHUNK: u32 = 1 << 18;
 
 impl MsmPlan {
     /// The plan for `n` points with no memory limit: windows of log2(n) − 3 bits, 4 to
@@ -50,6 +63,18 @@ impl MsmPlan {
     pub fn for_size(n: usize) -> Self {
         let log = usize::BITS - n.max(2).saturating_sub(1).leading_zeros();
         Self::with_window(n, log.saturating_sub(3).clamp(4, MAX_WINDOW_BITS))
+    }
+
+    /// The plan for `n` points on a table of shifted bases: the bucket reduction is paid
+    /// once, not per window, so the cost is W·n bucket additions plus 2^c, least at about
+    /// c = log2(n) (20 at 2^20: 14·n additions where [`MsmPlan::for_size`]'s c = 17 makes
+    /// 16·n + 16·2^17 = 18·n).
+    pub fn shifted_for_size(n: usize) -> Self {
+        let cost = |c: u32| (255 / c + 1) as u64 * n as u64 + (1u64 << c);
+        let c = (4..=MAX_WINDOW_BITS).min_by_key(|&c| (cost(c), c)).expect("a non-empty range");
+        let mut plan = Self::with_window(n, c);
+        plan.shifted = true;
+        plan
     }
 
     /// The plan for `n` points whose scratch fits `budget` bytes, for bucket points of
@@ -79,28 +104,74 @@ impl MsmPlan {
         if !(2..=MAX_WINDOW_BITS).contains(&c) || chunk == 0 || segments == 0 || segments > (1 << (c - 1)) {
             return Err(KernelError::Input(format!("bad MSM plan: c = {c}, chunk = {chunk}, segments = {segments}")));
         }
-        Ok(Self { n: n as u32, c, windows: 255 / c + 1, chunk, segments })
+        let windows = 255 / c + 1;
+        Ok(Self { n: n as u32, c, windows, chunk, segments, shifted: false, upload_chunk: UPLOAD_CHUNK })
+    }
+
+    /// This plan on a table of shifted bases, when its W·n entries fit one run (the
+    /// sorted entries keep a sign bit beside each index).
+    pub fn on_shifted_bases(self) -> Result<Self> {
+        if self.windows as u64 * self.n as u64 > i32::MAX as u64 {
+            return Err(KernelError::Input(format!(
+                "{} shifted copies of {} points exceed one MSM run",
+                self.windows, self.n
+            )));
+        }
+        Ok(Self { shifted: true, ..self })
+    }
+
+    /// This plan with scalars uploaded `upload_chunk` at a time.
+    pub fn with_upload_chunk(self, upload_chunk: u32) -> Result<Self> {
+        if upload_chunk == 0 {
+            return Err(KernelError::Input("an upload chunk of no scalars".into()));
+        }
+        Ok(Self { upload_chunk, ..self })
     }
 
     pub fn buckets(&self) -> u32 {
         1 << (self.c - 1)
     }
 
-    pub fn chunks(&self) -> u32 {
-        self.n.div_ceil(self.chunk)
+    /// Windows of the sorted phases (2–8): one on shifted bases.
+    pub fn sorted_windows(&self) -> u32 {
+        if self.shifted {
+            1
+        } else {
+            self.windows
+        }
     }
 
-    /// Device bytes one run needs besides the bases, for bucket points (XYZZ) of
-    /// `bucket_point_bytes` and a result of `jacobian_bytes`.
+    /// Entries per sorted window: n, or W·n on shifted bases.
+    pub fn entries(&self) -> u32 {
+        if self.shifted {
+            self.windows * self.n
+        } else {
+            self.n
+        }
+    }
+
+    pub fn chunks(&self) -> u32 {
+        self.entries().div_ceil(self.chunk)
+    }
+
+    /// Bytes of the shifted-base table for affine points of `affine_bytes`: W copies.
+    pub fn table_bytes(&self, affine_bytes: usize) -> usize {
+        self.windows as usize * self.n as usize * affine_bytes
+    }
+
+    /// Device bytes one run needs besides the bases (and their shifted table), for bucket
+    /// points (XYZZ) of `bucket_point_bytes` and a result of `jacobian_bytes`: the scratch
+    /// arena and the two upload chunks.
     pub fn scratch_bytes(&self, bucket_point_bytes: usize, jacobian_bytes: usize) -> usize {
         let (n, w, b) = (self.n as usize, self.windows as usize, self.buckets() as usize);
+        let sw = self.sorted_windows() as usize;
         let chunks = self.chunks() as usize;
-        n * 32                                      // scalars
+        2 * self.upload_chunk.min(self.n) as usize * 32 // two upload chunks of scalars
             + w * n * (4 + 4 + 4)                   // digits, sorted indices, sorted buckets
-            + w * b * 4 * 3                         // counts, offsets, cursors
-            + 2 * w * chunks * bucket_point_bytes   // head, tail
-            + w * b * bucket_point_bytes            // bucket sums
-            + w * self.segments as usize * bucket_point_bytes
+            + sw * b * 4 * 3                        // counts, offsets, cursors
+            + 2 * sw * chunks * bucket_point_bytes  // head, tail
+            + sw * b * bucket_point_bytes           // bucket sums
+            + sw * self.segments as usize * bucket_point_bytes
             + jacobian_bytes
     }
 }
@@ -120,6 +191,7 @@ pub(crate) trait Curve: Copy + Send + Sync + 'static {
     const SEGMENT: &'static str;
     const REDUCE: &'static str;
     const COMBINE: &'static str;
+    const SHIFT: &'static str;
     fn words(bases: &[Self::Affine]) -> &[u32];
     fn from_words(w: &[u32]) -> Self::Projective;
     fn cpu(bases: &[Self::Affine], scalars: &[Fr]) -> Self::Projective;
@@ -142,6 +214,7 @@ impl Curve for G1 {
     const SEGMENT: &'static str = "msm_segment_g1";
     const REDUCE: &'static str = "msm_reduce_g1";
     const COMBINE: &'static str = "msm_combine_g1";
+    const SHIFT: &'static str = "msm_shift_g1";
     fn words(bases: &[G1Affine]) -> &[u32] {
         g1_affine_words(bases)
     }
@@ -165,6 +238,7 @@ impl Curve for G2 {
     const SEGMENT: &'static str = "msm_segment_g2";
     const REDUCE: &'static str = "msm_reduce_g2";
     const COMBINE: &'static str = "msm_combine_g2";
+    const SHIFT: &'static str = "msm_shift_g2";
     fn words(bases: &[G2Affine]) -> &[u32] {
         g2_affine_words(bases)
     }
@@ -179,20 +253,125 @@ impl Curve for G2 {
 /// Threads of the `msm_scan` block (`DC_SCAN_THREADS` in msm/msm.cuh).
 pub(crate) const SCAN_THREADS: u32 = 1024;
 
-/// Runs the phases of one MSM with `plan` on bases already on the device; the device
-/// combines the windows and one point comes back.
+/// The scalars of one MSM run: on the host (uploaded chunk by chunk through pinned
+/// memory), or already on the device (the QAP's h, read in place).
+pub(crate) enum Scalars<'a> {
+    Host(&'a [Fr]),
+    Device(CudaView<'a, u32>),
+}
+
+impl Scalars<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Scalars::Host(s) => s.len(),
+            Scalars::Device(v) => v.len() / 8,
+        }
+    }
+
+    /// Scalars `start..end`.
+    fn slice(&self, start: usize, end: usize) -> Scalars<'_> {
+        match self {
+            Scalars::Host(s) => Scalars::Host(&s[start..end]),
+            Scalars::Device(v) => Scalars::Device(v.slice(start * 8..end * 8)),
+        }
+    }
+}
+
+/// Phase 1 of `plan`: each chunk of host scalars is copied into one of two pinned buffers,
+/// uploaded on the device's upload stream into one of two device buffers, and recoded on
+/// the compute stream once its copy is done, so chunk j + 1 travels while chunk j is
+/// recoded; a buffer is refilled only after the recoding that read it. Scalars on the
+/// device are recoded in place in one launch.
+fn recode(
+    job: &Job<'_>,
+    staging: &mut Staging,
+    plan: &MsmPlan,
+    scalars: &Scalars<'_>,
+    digits: &mut CudaViewMut<'_, u32>,
+    counts: &mut CudaViewMut<'_, u32>,
+) -> Result<()> {
+    let n = plan.n;
+    let launch = KernelError::driver("MSM launch");
+    match scalars {
+        Scalars::Device(v) => launch_digits(job, plan, v, 0, n, digits, counts)?,
+        Scalars::Host(host) => {
+            let chunk = plan.upload_chunk.min(n) as usize;
+            if host.len() <= chunk {
+                // One chunk: nothing to overlap, so no pinned copy either.
+                staging.ensure(job, host.len() * 8, false)?;
+                let dev = staging.device[0].as_mut().expect("ensured");
+                job.upload_into(fr_words(host), &mut dev.slice_mut(..host.len() * 8))?;
+                return launch_digits(job, plan, &dev.as_view(), 0, n, digits, counts);
+            }
+            staging.ensure(job, chunk * 8, true)?;
+            for (j, part) in host.chunks(chunk).enumerate() {
+                let (pinned, dev, read) = staging.slot(j % 2);
+                // Waits for this buffer's last copy to the device before overwriting it.
+                pinned.as_mut_slice().map_err(launch)?[..part.len() * 8].copy_from_slice(fr_words(part));
+                // The device buffer is refilled only once the recoding that read it is done.
+                if let Some(read) = read.take() {
+                    job.upload_stream().wait(&read).map_err(launch)?;
+                }
+                job.upload_stream().memcpy_htod(&*pinned, dev).map_err(KernelError::driver("upload"))?;
+                job.moved(part.len() * 32);
+                let copied = job.upload_stream().record_event(None).map_err(launch)?;
+                job.stream().wait(&copied).map_err(launch)?;
+                launch_digits(job, plan, &dev.as_view(), (j * chunk) as u32, part.len() as u32, digits, counts)?;
+                *read = Some(job.stream().record_event(None).map_err(launch)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Phase 1 on one chunk: scalars `first..first + count` of the n, held by `chunk`.
+fn launch_digits(
+    job: &Job<'_>,
+    plan: &MsmPlan,
+    chunk: &CudaView<'_, u32>,
+    first: u32,
+    count: u32,
+    digits: &mut CudaViewMut<'_, u32>,
+    counts: &mut CudaViewMut<'_, u32>,
+) -> Result<()> {
+    let (n, c, w, fold) = (plan.n, plan.c, plan.windows, plan.shifted as u32);
+    debug_assert!(chunk.len() >= count as usize * 8 && first + count <= n);
+    // SAFETY: msm_digits(const u32* chunk, u32 first, u32 count, u32 n, u32 c, u32 windows,
+    // u32 fold, i32* digits, u32* counts): `chunk` holds `count` scalars (8 words each),
+    // `digits` W·n words, `counts` the plan's counters (W·B, or B with `fold`).
+    unsafe {
+        job.stream()
+            .launch_builder(job.function("msm_digits")?)
+            .arg(chunk)
+            .arg(&first)
+            .arg(&count)
+            .arg(&n)
+            .arg(&c)
+            .arg(&w)
+            .arg(&fold)
+            .arg(digits)
+            .arg(counts)
+            .launch(grid(count as u64)?)
+            .map_err(KernelError::driver("MSM launch"))?;
+    }
+    Ok(())
+}
+
+/// Runs the phases of one MSM with `plan` on bases already on the device (the shifted
+/// table when `plan.shifted`); the device combines the windows and one point comes back.
 fn run<C: Curve>(
     job: &Job<'_>,
-    arena: &mut Arena,
+    scratch: &mut Scratch,
     plan: &MsmPlan,
     bases: &CudaView<'_, u32>,
-    scalars: &[Fr],
+    scalars: &Scalars<'_>,
 ) -> Result<C::Projective> {
-    if scalars.is_empty() {
+    if scalars.len() == 0 {
         return Ok(C::Projective::identity());
     }
     debug_assert_eq!(plan.n as usize, scalars.len());
-    let (n, c, w, k, s) = (plan.n, plan.c, plan.windows, plan.chunk, plan.segments);
+    // The sorted phases run on `w` windows of `n` entries: W of n, or one of W·n.
+    let (n, c, w, k, s) = (plan.entries(), plan.c, plan.sorted_windows(), plan.chunk, plan.segments);
     let b = plan.buckets();
     let chunks = plan.chunks();
     let (wn, wb) = (w as usize * n as usize, w as usize * b as usize);
@@ -201,35 +380,37 @@ fn run<C: Curve>(
     let hw = w as usize * chunks as usize * xyzz;
     // Every buffer is a slice of the device's scratch arena, in this order.
     let sizes = [
-        n as usize * 8,                 // scalars
-        wn,                             // digits (i32 on the device)
-        wb,                             // counts
-        wb,                             // offsets
-        wb,                             // cursor
-        wn,                             // sorted indices
-        wn,                             // sorted buckets
-        hw,                             // head pieces
-        hw,                             // tail pieces
-        wb * xyzz,                      // bucket sums
-        w as usize * s as usize * xyzz, // segment sums
-        C::JACOBIAN_WORDS,              // the result
+        plan.windows as usize * plan.n as usize, // digits (i32 on the device), W·n either way
+        wb,                                      // counts
+        wb,                                      // offsets
+        wb,                                      // cursor
+        wn,                                      // sorted indices
+        wn,                                      // sorted buckets
+        hw,                                      // head pieces
+        hw,                                      // tail pieces
+        wb * xyzz,                               // bucket sums
+        w as usize * s as usize * xyzz,          // segment sums
+        C::JACOBIAN_WORDS,                       // the result
     ];
     let used: usize = sizes.iter().sum();
-    debug_assert_eq!(used * 4, plan.scratch_bytes(xyzz * 4, C::JACOBIAN_WORDS * 4));
-    let mut r0 = arena.take(job, used)?;
-    let (mut scalars_d, mut r1) = r0.split_at_mut(sizes[0]);
-    let (mut digits, mut r2) = r1.split_at_mut(sizes[1]);
-    let (mut counts, mut r3) = r2.split_at_mut(sizes[2]);
-    let (mut offsets, mut r4) = r3.split_at_mut(sizes[3]);
-    let (mut cursor, mut r5) = r4.split_at_mut(sizes[4]);
-    let (mut sorted_idx, mut r6) = r5.split_at_mut(sizes[5]);
-    let (mut sorted_bucket, mut r7) = r6.split_at_mut(sizes[6]);
-    let (mut head, mut r8) = r7.split_at_mut(sizes[7]);
-    let (mut tail, mut r9) = r8.split_at_mut(sizes[8]);
-    let (mut bucket_sums, mut r10) = r9.split_at_mut(sizes[9]);
-    let (mut segment_sums, mut result) = r10.split_at_mut(sizes[10]);
+    debug_assert_eq!(
+        used * 4 + 2 * plan.upload_chunk.min(plan.n) as usize * 32,
+        plan.scratch_bytes(xyzz * 4, C::JACOBIAN_WORDS * 4)
+    );
+    let Scratch { arena, staging } = scratch;
+    let mut r1 = arena.take(job, used)?;
+    let (mut digits, mut r2) = r1.split_at_mut(sizes[0]);
+    let (mut counts, mut r3) = r2.split_at_mut(sizes[1]);
+    let (mut offsets, mut r4) = r3.split_at_mut(sizes[2]);
+    let (mut cursor, mut r5) = r4.split_at_mut(sizes[3]);
+    let (mut sorted_idx, mut r6) = r5.split_at_mut(sizes[4]);
+    let (mut sorted_bucket, mut r7) = r6.split_at_mut(sizes[5]);
+    let (mut head, mut r8) = r7.split_at_mut(sizes[6]);
+    let (mut tail, mut r9) = r8.split_at_mut(sizes[7]);
+    let (mut bucket_sums, mut r10) = r9.split_at_mut(sizes[8]);
+    let (mut segment_sums, mut result) = r10.split_at_mut(sizes[9]);
     stream.memset_zeros(&mut counts).map_err(KernelError::driver("counter memset"))?;
-    job.upload_into(fr_words(scalars), &mut scalars_d)?;
+    recode(job, staging, plan, scalars, &mut digits, &mut counts)?;
     let launch = KernelError::driver("MSM launch");
     // Rounds of a tree over `len` items per window: (stride, threads) for stride 1, 2, 4, …
     // below `len`, as msm_piece_tree/msm_reduce index them.
@@ -242,21 +423,10 @@ fn run<C: Curve>(
     // SAFETY (every launch below): argument lists match the kernels' C signatures in
     // msm/msm.cu in order and type (u32 scalars, device pointers to u32/i32 words: the
     // digits are i32 words in a u32 slice, same size); every buffer was carved above with
-    // the length the kernel indexes up to for this plan
-    // (n·W digits and sorted entries, W·B counters and bucket sums, W·chunks head/tail,
-    // W·S segment sums, each bucket point `xyzz` words, one Jacobian result); `bases`
-    // holds n points.
+    // the length the kernel indexes up to for this plan (for the sorted phases' n and w:
+    // n·w sorted entries, w·B counters and bucket sums, w·chunks head/tail, w·S segment
+    // sums, each bucket point `xyzz` words, one Jacobian result); `bases` holds n points.
     unsafe {
-        stream
-            .launch_builder(job.function("msm_digits")?)
-            .arg(&mut scalars_d)
-            .arg(&n)
-            .arg(&c)
-            .arg(&w)
-            .arg(&mut digits)
-            .arg(&mut counts)
-            .launch(grid(n as u64)?)
-            .map_err(launch)?;
         let scan = LaunchConfig { grid_dim: (w, 1, 1), block_dim: (SCAN_THREADS, 1, 1), shared_mem_bytes: 0 };
         stream
             .launch_builder(job.function("msm_scan")?)
@@ -353,7 +523,63 @@ fn run<C: Curve>(
     Ok(C::from_words(&job.download_view(&result)?))
 }
 
-/// The device's MSM scratch: one allocation, sized for the largest plan run so far and
+/// The device's MSM scratch: the arena and the upload chunks, both kept across runs.
+#[derive(Default)]
+struct Scratch {
+    arena: Arena,
+    staging: Staging,
+}
+
+impl Scratch {
+    fn bytes(&self) -> usize {
+        self.arena.bytes() + self.staging.bytes()
+    }
+}
+
+/// The two upload chunks of host scalars: device buffers, the pinned host buffers they are
+/// copied from (made only for MSMs of more than one chunk), and the event of the recoding
+/// that last read each device buffer. Separate allocations from the arena, so a copy into
+/// one waits for nothing else.
+#[derive(Default)]
+struct Staging {
+    device: [Option<CudaSlice<u32>>; 2],
+    pinned: [Option<PinnedHostSlice<u32>>; 2],
+    read: [Option<CudaEvent>; 2],
+}
+
+impl Staging {
+    /// Device buffers of at least `words` words and, with `pinned`, pinned host buffers of
+    /// exactly `words` (each copy moves a whole pinned buffer).
+    fn ensure(&mut self, job: &Job<'_>, words: usize, pinned: bool) -> Result<()> {
+        for i in 0..2 {
+            if self.device[i].as_ref().is_none_or(|d| d.len() < words) {
+                self.read[i] = None;
+                self.device[i] = None;
+                self.device[i] = Some(job.zeros::<u32>(words)?);
+            }
+            if pinned && self.pinned[i].as_ref().is_none_or(|p| p.len() != words) {
+                self.pinned[i] = None;
+                self.pinned[i] = Some(job.alloc_pinned(words)?);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn slot(&mut self, i: usize) -> (&mut PinnedHostSlice<u32>, &mut CudaSlice<u32>, &mut Option<CudaEvent>) {
+        (
+            self.pinned[i].as_mut().expect("ensured with pinned buffers"),
+            self.device[i].as_mut().expect("ensured"),
+            &mut self.read[i],
+        )
+    }
+
+    fn bytes(&self) -> usize {
+        self.device.iter().flatten().map(|d| d.len() * 4).sum()
+    }
+}
+
+/// The MSM arena: one allocation, sized for the largest plan run so far and
 /// kept, so an MSM does not allocate and free a dozen buffers per call. Only the bucket
 /// counters are zeroed per run: every other buffer is written by a phase before any phase
 /// reads it, which the host emulation checks by starting them as garbage.
@@ -378,13 +604,41 @@ impl Arena {
     }
 }
 
-/// A base vector kept on the device, found again by address, length and fingerprint.
+/// A base vector kept on the device, found again by address, length and fingerprint, with
+/// its table of shifted copies once one was made (for the window width it was made for).
 struct Resident {
     addr: usize,
     len: usize,
     fingerprint: [u8; 32],
     words: CudaSlice<u32>,
+    shifted: Option<(u32, CudaSlice<u32>)>,
     last_used: u64,
+}
+
+impl Resident {
+    fn bytes(&self) -> usize {
+        (self.words.len() + self.shifted.as_ref().map_or(0, |(_, t)| t.len())) * 4
+    }
+}
+
+/// Makes the table of shifted copies of `n` bases for `plan` on the device (phase 0).
+fn shift_table<C: Curve>(job: &Job<'_>, plan: &MsmPlan, bases: &CudaView<'_, u32>) -> Result<CudaSlice<u32>> {
+    let (n, c, w) = (plan.n, plan.c, plan.windows);
+    let mut table = job.zeros::<u32>(w as usize * n as usize * C::AFFINE_WORDS)?;
+    // SAFETY: msm_shift_<g>(u32 n, u32 c, u32 windows, const Affine* bases, Affine* table):
+    // `bases` holds n affine points, `table` W·n.
+    unsafe {
+        job.stream()
+            .launch_builder(job.function(C::SHIFT)?)
+            .arg(&n)
+            .arg(&c)
+            .arg(&w)
+            .arg(bases)
+            .arg(&mut table)
+            .launch(grid(n as u64)?)
+            .map_err(KernelError::driver("MSM launch"))?;
+    }
+    Ok(table)
 }
 
 fn fingerprint(words: &[u32], per_point: usize) -> [u8; 32] {
@@ -429,7 +683,7 @@ impl BackendStats {
 pub struct CudaMsm {
     gpu: Arc<Gpu>,
     resident: Mutex<Vec<Resident>>,
-    arena: Mutex<Arena>,
+    scratch: Mutex<Scratch>,
     clock: AtomicU64,
     /// MSMs smaller than this run on the CPU (launch overhead dominates them).
     pub min_points: usize,
@@ -437,6 +691,9 @@ pub struct CudaMsm {
     pub resident_fraction: f64,
     /// How long an MSM waits for the device before the CPU computes it.
     pub deadline: std::time::Duration,
+    /// Whether resident bases get a table of shifted copies (W times their memory, inside
+    /// `resident_fraction`) so that their MSMs run as one window ([`MsmPlan::shifted_for_size`]).
+    pub shifted_bases: bool,
     /// G2 MSMs of up to this many points run on the CPU, beside the proof's G1 MSMs on
     /// the device ([`MsmBackend::g2_on_cpu`]). 0 until a device measurement says where
     /// the CPU finishes first.
@@ -449,11 +706,12 @@ impl CudaMsm {
         Self {
             gpu,
             resident: Mutex::new(Vec::new()),
-            arena: Mutex::default(),
+            scratch: Mutex::default(),
             clock: AtomicU64::new(0),
             min_points: 1 << 10,
             resident_fraction: 0.5,
             deadline: Priority::Proving.default_deadline(),
+            shifted_bases: true,
             g2_cpu_max_points: 0,
             stats: Arc::default(),
         }
@@ -472,43 +730,75 @@ impl CudaMsm {
             // Nothing to upload: a zero-byte device allocation is an error on some drivers.
             return Ok(C::Projective::identity());
         }
-        let words = C::words(bases);
         let started = Instant::now();
         let out = self.gpu.job(Priority::Proving, self.deadline, "MSM", |job| {
-            let (free, _) = job.gpu().memory()?;
-            let mut resident = self.resident.lock().unwrap_or_else(|p| p.into_inner());
-            let idx = self.ensure_resident::<C>(job, &mut resident, words, free)?;
-            let view_all = resident[idx].words.as_view();
-            // The size's window, narrowed until its scratch fits what is left (the arena
-            // counts as free: it is reused or replaced); split into parts only when not
-            // even narrow windows fit.
-            let mut arena = self.arena.lock().unwrap_or_else(|p| p.into_inner());
-            let (free, _) = job.gpu().memory()?;
-            let free = free + arena.bytes();
-            let budget = free.saturating_sub(free / 8);
-            let (xyzz, jac) = (C::XYZZ_WORDS * 4, C::JACOBIAN_WORDS * 4);
-            let mut part = bases.len();
-            let plan_for = |len: usize| MsmPlan::for_memory(len, xyzz, jac, budget);
-            while plan_for(part).is_none() {
-                part = part.div_ceil(2);
-                if part < 1024.min(bases.len()) {
-                    let needed = MsmPlan::with_window(bases.len(), 4).scratch_bytes(xyzz, jac);
-                    return Err(KernelError::OutOfMemory { needed, free });
-                }
-            }
-            let mut acc = C::Projective::identity();
-            let mut start = 0;
-            while start < bases.len() {
-                let end = (start + part).min(bases.len());
-                let plan = plan_for(end - start).expect("a smaller part fits as the first did");
-                let view = view_all.slice(start * C::AFFINE_WORDS..end * C::AFFINE_WORDS);
-                acc += run::<C>(job, &mut arena, &plan, &view, &scalars[start..end])?;
-                start = end;
-            }
-            Ok(acc)
+            self.msm_in_job::<C>(job, bases, &Scalars::Host(scalars))
         })?;
         self.stats.gpu_done(started);
         Ok(out)
+    }
+
+    /// The MSM of `bases` (kept resident) and `scalars` inside a job: on the bases' table
+    /// of shifted copies when it is there or fits beside them, else with the size's window
+    /// narrowed until its scratch fits what is left (the scratch counts as free: it is
+    /// reused or replaced), split into parts only when not even narrow windows fit.
+    pub(crate) fn msm_in_job<C: Curve>(
+        &self,
+        job: &Job<'_>,
+        bases: &[C::Affine],
+        scalars: &Scalars<'_>,
+    ) -> Result<C::Projective> {
+        if bases.len() != scalars.len() {
+            return Err(KernelError::Input(format!("{} bases for {} scalars", bases.len(), scalars.len())));
+        }
+        let words = C::words(bases);
+        let (free, total) = job.gpu().memory()?;
+        let mut resident = self.resident.lock().unwrap_or_else(|p| p.into_inner());
+        let idx = self.ensure_resident::<C>(job, &mut resident, words, free)?;
+        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let (free, _) = job.gpu().memory()?;
+        let free = free + scratch.bytes();
+        let budget = free.saturating_sub(free / 8);
+        let (xyzz, jac) = (C::XYZZ_WORDS * 4, C::JACOBIAN_WORDS * 4);
+
+        if self.shifted_bases {
+            if let Ok(plan) = MsmPlan::shifted_for_size(bases.len()).on_shifted_bases() {
+                let table_bytes = plan.table_bytes(C::AFFINE_WORDS * 4);
+                let held: usize = resident.iter().map(Resident::bytes).sum();
+                let have = matches!(resident[idx].shifted, Some((c, _)) if c == plan.c);
+                let cap = (total as f64 * self.resident_fraction) as usize;
+                let room = have || (held + table_bytes <= cap && plan.scratch_bytes(xyzz, jac) + table_bytes <= budget);
+                if room {
+                    if !have {
+                        let table = shift_table::<C>(job, &plan, &resident[idx].words.as_view())?;
+                        resident[idx].shifted = Some((plan.c, table));
+                    }
+                    let (_, table) = resident[idx].shifted.as_ref().expect("made above");
+                    return run::<C>(job, &mut scratch, &plan, &table.as_view(), scalars);
+                }
+            }
+        }
+
+        let view_all = resident[idx].words.as_view();
+        let mut part = bases.len();
+        let plan_for = |len: usize| MsmPlan::for_memory(len, xyzz, jac, budget);
+        while plan_for(part).is_none() {
+            part = part.div_ceil(2);
+            if part < 1024.min(bases.len()) {
+                let needed = MsmPlan::with_window(bases.len(), 4).scratch_bytes(xyzz, jac);
+                return Err(KernelError::OutOfMemory { needed, free });
+            }
+        }
+        let mut acc = C::Projective::identity();
+        let mut start = 0;
+        while start < bases.len() {
+            let end = (start + part).min(bases.len());
+            let plan = plan_for(end - start).expect("a smaller part fits as the first did");
+            let view = view_all.slice(start * C::AFFINE_WORDS..end * C::AFFINE_WORDS);
+            acc += run::<C>(job, &mut scratch, &plan, &view, &scalars.slice(start, end))?;
+            start = end;
+        }
+        Ok(acc)
     }
 
     /// Index of `words` among the resident vectors, uploading it (and evicting the least
@@ -530,19 +820,19 @@ impl CudaMsm {
         let (_, total) = job.gpu().memory()?;
         let cap = (total as f64 * self.resident_fraction) as usize;
         let bytes = words.len() * 4;
-        let mut held: usize = resident.iter().map(|r| r.len * 4).sum();
+        let mut held: usize = resident.iter().map(Resident::bytes).sum();
         let mut free = free;
         while !resident.is_empty() && (held + bytes > cap || bytes > free) {
             let lru = resident.iter().enumerate().min_by_key(|(_, r)| r.last_used).map(|(i, _)| i).expect("non-empty");
             // What an eviction frees counts at once: with the figure measured before the
             // loop, one large upload would evict every resident vector.
-            held -= resident[lru].len * 4;
-            free += resident[lru].len * 4;
+            held -= resident[lru].bytes();
+            free += resident[lru].bytes();
             resident.swap_remove(lru);
         }
         let dev = job.upload(words)?;
         self.stats.bytes_uploaded.fetch_add(bytes as u64, Ordering::Relaxed);
-        resident.push(Resident { addr, len: words.len(), fingerprint: fp, words: dev, last_used: now });
+        resident.push(Resident { addr, len: words.len(), fingerprint: fp, words: dev, shifted: None, last_used: now });
         Ok(resident.len() - 1)
     }
 
@@ -570,22 +860,22 @@ impl CudaMsm {
         }
         self.gpu.job(class, self.deadline, "MSM", |job| {
             let dev = job.upload(g1_affine_words(bases))?;
-            let mut arena = self.arena.lock().unwrap_or_else(|p| p.into_inner());
+            let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
             let (free, _) = job.gpu().memory()?;
-            let free = free + arena.bytes();
+            let free = free + scratch.bytes();
             let (xyzz, jac) = (G1::XYZZ_WORDS * 4, G1_JACOBIAN_WORDS * 4);
             let plan = MsmPlan::for_memory(bases.len(), xyzz, jac, free - free / 8).ok_or_else(|| {
                 KernelError::OutOfMemory { needed: MsmPlan::with_window(bases.len(), 4).scratch_bytes(xyzz, jac), free }
             })?;
-            run::<G1>(job, &mut arena, &plan, &dev.as_view(), scalars)
+            run::<G1>(job, &mut scratch, &plan, &dev.as_view(), &Scalars::Host(scalars))
         })
     }
 
-    /// Forgets every resident base vector and the scratch arena (frees their device
+    /// Forgets every resident base vector, their shifted tables and the scratch (frees their device
     /// memory).
     pub fn evict_all(&self) {
         self.resident.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        self.arena.lock().unwrap_or_else(|p| p.into_inner()).words = None;
+        *self.scratch.lock().unwrap_or_else(|p| p.into_inner()) = Scratch::default();
     }
 }
 
@@ -663,9 +953,32 @@ mod tests {
         // It is the widest that fits.
         assert!(MsmPlan::with_window(1 << 24, narrow.c + 1).scratch_bytes(xyzz, jac) > 7 << 30);
         // Narrower windows mean more windows, each with n digits and sorted entries, so
-        // scratch has a floor (about 6.5 GiB at 2^24, c = 18 or 19): below it nothing fits
-        // and the caller splits the MSM into parts.
-        assert_eq!(MsmPlan::for_memory(1 << 24, xyzz, jac, 6 << 30), None);
-        assert!(MsmPlan::for_memory(1 << 23, xyzz, jac, 6 << 30).is_some());
+        // scratch has a floor (about 6 GiB at 2^24, c = 19): below it nothing fits and the
+        // caller splits the MSM into parts.
+        assert_eq!(MsmPlan::for_memory(1 << 24, xyzz, jac, 11 << 29), None);
+        assert!(MsmPlan::for_memory(1 << 23, xyzz, jac, 11 << 29).is_some());
+    }
+
+    #[test]
+    fn shifted_plans_by_size() {
+        // The window that makes W·n + 2^c least.
+        assert_eq!(MsmPlan::shifted_for_size(1 << 20).c, 20);
+        assert_eq!(MsmPlan::shifted_for_size(1 << 24).c, MAX_WINDOW_BITS);
+        assert_eq!(MsmPlan::shifted_for_size(1 << 16).c, 16);
+        for n in [1usize, 1 << 10, 1 << 20, 1 << 24] {
+            let p = MsmPlan::shifted_for_size(n);
+            assert!(p.shifted && p.sorted_windows() == 1 && p.entries() == p.windows * p.n, "{p:?}");
+            assert!(p.c * p.windows >= 256, "{p:?}");
+            // One window's buckets instead of W: at 2^20, 2^19 XYZZ bucket sums, not 16·2^16.
+            let plain = MsmPlan::for_size(n);
+            if n >= 1 << 20 {
+                assert!(p.scratch_bytes(192, 144) < 2 * plain.scratch_bytes(192, 144), "{p:?}");
+            }
+        }
+        // The table: W copies of the bases.
+        assert_eq!(MsmPlan::shifted_for_size(1 << 20).table_bytes(96), 13 * (1 << 20) * 96);
+        // W·n entries must keep their sign bit.
+        assert!(MsmPlan::with(1 << 28, 4, 32, 1).unwrap().on_shifted_bases().is_err());
+        assert!(MsmPlan::with(10, 4, 32, 1).unwrap().with_upload_chunk(0).is_err());
     }
 }

@@ -4,8 +4,10 @@
 //! quotient on the device (three vectors up, h down). Falls back to the CPU, with a
 //! logged reason, when the device fails.
 //!
-//! Not yet: h is downloaded and the H MSM uploads it again, since `MsmBackend` takes host
-//! slices; the later passes read their groups with a stride of 2^s0 scalars, which a
+//! With [`CudaNtt::h_msm`] set (as [`crate::select::Compute`] sets it), the prover's H MSM
+//! runs on h where the quotient left it ([`NttBackend::quotient_h_msm`]).
+//!
+//! Not yet: the later passes read their groups with a stride of 2^s0 scalars, which a
 //! transposed layout would make contiguous.
 
 use std::collections::HashMap;
@@ -13,15 +15,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use blstrs::Scalar as Fr;
+use blstrs::{G1Affine, Scalar as Fr};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
-use dualchain_prover::backend::{quotient_by_transforms, CpuBackend, NttBackend, QuotientDomain};
+use dualchain_prover::backend::{quotient_by_transforms, CpuBackend, NttBackend, QuotientDomain, QuotientMsm};
 use ff::Field;
 
 use crate::device::{grid, Gpu, Job};
 use crate::error::{KernelError, Result};
 use crate::layout::{fr_from_words, fr_words};
-use crate::msm::BackendStats;
+use crate::msm::{BackendStats, CudaMsm, Scalars, G1};
 use crate::scheduler::Priority;
 
 /// What happens around the core transform.
@@ -42,6 +44,9 @@ pub struct CudaNtt {
     /// Power tables base^0..base^(count−1) by (count, base): the twiddles ω^i (count n/2)
     /// and the coset factors g^i, g^−i (count n) of each domain, built once.
     tables: Mutex<HashMap<TableKey, CudaSlice<u32>>>,
+    /// The MSM backend on the same device, to which the quotient hands h where it lies
+    /// ([`NttBackend::quotient_h_msm`]); `None`: h comes back to the host.
+    pub h_msm: Option<Arc<CudaMsm>>,
     /// Transforms smaller than this run on the CPU.
     pub min_len: usize,
     /// How long a transform waits for the device before the CPU computes it.
@@ -84,6 +89,7 @@ impl CudaNtt {
         Self {
             gpu,
             tables: Mutex::new(HashMap::new()),
+            h_msm: None,
             min_len: 1 << 10,
             deadline: Priority::Proving.default_deadline(),
             stats: Arc::default(),
@@ -223,50 +229,84 @@ impl CudaNtt {
     }
 
     /// The QAP's quotient with a, b and c on the device from upload to h: six transforms,
-    /// the pointwise step and the last interpolation run there, and only h comes back
-    /// (three uploads and one download, where the transforms one by one made seven of each).
-    fn try_quotient(&self, a: &[Fr], b: &[Fr], c: &[Fr], m: usize) -> Result<Vec<Fr>> {
+    /// the pointwise step and the last interpolation run there. h is left on the device
+    /// (its first m − 1 scalars of the m returned).
+    fn quotient_on_device(&self, job: &Job<'_>, a: &[Fr], b: &[Fr], c: &[Fr], m: usize) -> Result<CudaSlice<u32>> {
         let log_m = Self::log_len(m)?;
         if a.len() > m || b.len() > m || c.len() > m {
             return Err(KernelError::Input(format!("QAP evaluations longer than the domain of {m}")));
         }
         let d = QuotientDomain::new(m);
+        let mut dev = Vec::with_capacity(3);
+        for v in [a, b, c] {
+            // Zeros to m, the evaluations uploaded over their prefix.
+            let mut x = job.zeros::<u32>(m * 8)?;
+            job.upload_into(fr_words(v), &mut x.slice_mut(..v.len() * 8))?;
+            self.transform_on_device(job, &mut x, log_m, d.omega_inv, Mode::Inverse)?;
+            self.transform_on_device(job, &mut x, log_m, d.omega, Mode::Coset(d.g))?;
+            dev.push(x);
+        }
+        let [mut a, b, c]: [CudaSlice<u32>; 3] =
+            dev.try_into().map_err(|_| KernelError::Input("three vectors".into()))?;
+        let z_inv = job.upload(fr_words(&[d.z_inv]))?;
+        let m32 = m as u32;
+        // SAFETY: ntt_qap(u32 n, const Fr* b, const Fr* c, const Fr* z_inv, Fr* a): a, b
+        // and c hold m scalars each, z_inv one.
+        unsafe {
+            job.stream()
+                .launch_builder(job.function("ntt_qap")?)
+                .arg(&m32)
+                .arg(&b)
+                .arg(&c)
+                .arg(&z_inv)
+                .arg(&mut a)
+                .launch(grid(m as u64)?)
+                .map_err(KernelError::driver("NTT launch"))?;
+        }
+        self.transform_on_device(job, &mut a, log_m, d.omega_inv, Mode::InverseCoset(d.g_inv))?;
+        self.stats.bytes_uploaded.fetch_add((3 * m * 32) as u64, Ordering::Relaxed);
+        Ok(a)
+    }
+
+    /// The quotient on the device, h downloaded (three uploads and one download, where the
+    /// transforms one by one made seven of each).
+    fn try_quotient(&self, a: &[Fr], b: &[Fr], c: &[Fr], m: usize) -> Result<Vec<Fr>> {
         let started = Instant::now();
         let h = self.gpu.job(Priority::Proving, self.deadline, "NTT", |job| {
-            let mut dev = Vec::with_capacity(3);
-            for v in [a, b, c] {
-                // Zeros to m, the evaluations uploaded over their prefix.
-                let mut x = job.zeros::<u32>(m * 8)?;
-                job.upload_into(fr_words(v), &mut x.slice_mut(..v.len() * 8))?;
-                self.transform_on_device(job, &mut x, log_m, d.omega_inv, Mode::Inverse)?;
-                self.transform_on_device(job, &mut x, log_m, d.omega, Mode::Coset(d.g))?;
-                dev.push(x);
-            }
-            let [mut a, b, c]: [CudaSlice<u32>; 3] =
-                dev.try_into().map_err(|_| KernelError::Input("three vectors".into()))?;
-            let z_inv = job.upload(fr_words(&[d.z_inv]))?;
-            let m32 = m as u32;
-            // SAFETY: ntt_qap(u32 n, const Fr* b, const Fr* c, const Fr* z_inv, Fr* a): a, b
-            // and c hold m scalars each, z_inv one.
-            unsafe {
-                job.stream()
-                    .launch_builder(job.function("ntt_qap")?)
-                    .arg(&m32)
-                    .arg(&b)
-                    .arg(&c)
-                    .arg(&z_inv)
-                    .arg(&mut a)
-                    .launch(grid(m as u64)?)
-                    .map_err(KernelError::driver("NTT launch"))?;
-            }
-            self.transform_on_device(job, &mut a, log_m, d.omega_inv, Mode::InverseCoset(d.g_inv))?;
-            job.download(&a)
+            job.download(&self.quotient_on_device(job, a, b, c, m)?)
         })?;
         let mut out = vec![Fr::ZERO; m];
         fr_from_words(&h, &mut out);
         out.truncate(m - 1);
         self.stats.gpu_done(started);
-        self.stats.bytes_uploaded.fetch_add((3 * m * 32) as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// The quotient on the device and the H MSM on h where it lies: no download of h and
+    /// no upload of it again; one point comes back.
+    fn try_quotient_h_msm(
+        &self,
+        msm: &CudaMsm,
+        a: &[Fr],
+        b: &[Fr],
+        c: &[Fr],
+        m: usize,
+        h_bases: &[G1Affine],
+    ) -> Result<QuotientMsm> {
+        if h_bases.len() + 1 != m {
+            return Err(KernelError::Input(format!("{} H-query points for a domain of {m}", h_bases.len())));
+        }
+        let started = Instant::now();
+        let out = self.gpu.job(Priority::Proving, self.deadline, "NTT", |job| {
+            let h = self.quotient_on_device(job, a, b, c, m)?;
+            // Only to time the two parts apart.
+            job.stream().synchronize().map_err(KernelError::driver("synchronize"))?;
+            let ntt = started.elapsed();
+            let h_acc = msm.msm_in_job::<G1>(job, h_bases, &Scalars::Device(h.slice(..(m - 1) * 8)))?;
+            Ok(QuotientMsm { h_acc, ntt, msm: started.elapsed() - ntt })
+        })?;
+        self.stats.gpu_done(started);
+        msm.stats.gpu_done(started + out.ntt);
         Ok(out)
     }
 
@@ -312,6 +352,22 @@ impl NttBackend for CudaNtt {
 
     fn icoset_ntt(&self, values: &mut [Fr], omega_inv: Fr, g_inv: Fr) {
         self.transform(values, omega_inv, Mode::InverseCoset(g_inv))
+    }
+
+    fn quotient_h_msm(&self, a: &[Fr], b: &[Fr], c: &[Fr], m: usize, h_bases: &[G1Affine]) -> Option<QuotientMsm> {
+        let msm = self.h_msm.as_ref()?;
+        if m < self.min_len || h_bases.len() < msm.min_points {
+            return None;
+        }
+        match self.try_quotient_h_msm(msm, a, b, c, m, h_bases) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                // The prover computes the quotient and the MSM apart, each with its own
+                // fallback.
+                self.stats.fell_back("QAP with the H MSM", m, &e);
+                None
+            }
+        }
     }
 
     fn quotient(&self, a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>, m: usize) -> Vec<Fr> {

@@ -115,8 +115,10 @@ impl Compute {
 
     /// The CUDA backends on an open device.
     pub fn gpu(gpu: Arc<Gpu>) -> Self {
-        let msm = CudaMsm::new(gpu.clone());
-        let ntt = CudaNtt::new(gpu.clone());
+        let msm = Arc::new(CudaMsm::new(gpu.clone()));
+        let mut ntt = CudaNtt::new(gpu.clone());
+        // The quotient hands h to the H MSM on the device.
+        ntt.h_msm = Some(msm.clone());
         let reencrypt = CudaReencrypt::new(gpu.clone());
         let miller = CudaMiller::new(gpu.clone());
         let stats = KERNELS
@@ -127,7 +129,7 @@ impl Compute {
         let min_pairs = miller.min_pairs;
         let miller = CheckedMiller::new(Arc::new(miller), min_pairs, guard.clone());
         Self {
-            msm: Arc::new(msm),
+            msm,
             ntt: Arc::new(ntt),
             reencrypt: Arc::new(reencrypt),
             miller: Arc::new(miller),

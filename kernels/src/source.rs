@@ -46,12 +46,14 @@ pub const MSM: Unit = Unit {
         "msm_segment_g1",
         "msm_reduce_g1",
         "msm_combine_g1",
+        "msm_shift_g1",
         "msm_chunk_g2",
         "msm_piece_tree_g2",
         "msm_bucket_g2",
         "msm_segment_g2",
         "msm_reduce_g2",
         "msm_combine_g2",
+        "msm_shift_g2",
     ],
 };
 

@@ -78,6 +78,41 @@ fn field_edge_cases() {
     assert!(host::fr_canonical_words(&Fr::ZERO).iter().all(|w| *w == 0));
 }
 
+/// The Fermat inversions the shifted-base tables use, on random elements and the edges
+/// (0 maps to 0, as the affine conversion of the identity relies on not reaching it).
+#[test]
+fn field_inversion_matches_blstrs() {
+    let mut r = rng(21);
+    for a in fp_edge().into_iter().chain((0..8).map(|_| Fp::random(&mut r))) {
+        assert_eq!(host::fp_inv(&a), a.invert().unwrap_or(Fp::ZERO), "{a:?}");
+    }
+    for a in [Fp2::ZERO, Fp2::ONE, -Fp2::ONE, Fp2::random(&mut r), Fp2::random(&mut r), Fp2::new(Fp::ZERO, Fp::ONE)] {
+        assert_eq!(host::fp2_inv(&a), a.invert().unwrap_or(Fp2::ZERO), "{a:?}");
+    }
+}
+
+/// Phase 0: entry w·n + i of the table is 2^(c·w)·P_i in blstrs' affine layout, the
+/// identity included.
+#[test]
+fn shifted_base_tables_match_blstrs() {
+    let mut bases = g1_points(5, 22);
+    bases[2] = G1Affine::from(G1Projective::identity());
+    for (c, windows) in [(7u32, 37u32), (13, 20)] {
+        let table = host::g1_shift_table(&bases, c, windows);
+        let mut want = Vec::new();
+        for w in 0..windows {
+            for p in &bases {
+                let mut q = G1Projective::from(*p);
+                for _ in 0..c * w {
+                    q = q.double();
+                }
+                want.push(q.to_affine());
+            }
+        }
+        assert_eq!(table, dualchain_kernels::layout::g1_affine_words(&want), "c = {c}");
+    }
+}
+
 #[test]
 fn g1_point_ops_match_blstrs() {
     let mut r = rng(7);
@@ -182,12 +217,46 @@ fn scalars(n: usize, seed: u64) -> Vec<Fr> {
 /// Plans that stress the chunk and segment boundaries: chunks of 1, 2, 3, 4 and 7
 /// entries (a bucket of repeated scalars then spans hundreds of chunks, summed through the
 /// piece tree), narrow and wide windows, one and many segments (the reduction tree).
+///
+/// Two run on a table of shifted bases (one window of W·n entries, the buckets counted
+/// across windows: the size's plan and a narrow chunk), and scalars arrive in upload
+/// chunks of 1, 7 and 64 as well as whole.
 fn plans(n: usize) -> Vec<MsmPlan> {
-    let mut v = vec![MsmPlan::for_size(n)];
-    for (c, chunk, seg) in [(2, 1, 1), (3, 2, 3), (5, 3, 16), (8, 7, 5), (11, 32, 64), (14, 4, 128)] {
-        v.push(MsmPlan::with(n, c, chunk, seg).unwrap());
+    let mut v = vec![MsmPlan::for_size(n), MsmPlan::shifted_for_size(n).with_upload_chunk(1).unwrap()];
+    for (c, chunk, seg, upload) in
+        [(2, 1, 1, 7), (3, 2, 3, 0), (5, 3, 16, 64), (8, 7, 5, 0), (11, 32, 64, 0), (14, 4, 128, 0)]
+    {
+        let mut plan = MsmPlan::with(n, c, chunk, seg).unwrap();
+        if upload > 0 {
+            plan = plan.with_upload_chunk(upload).unwrap();
+        }
+        v.push(plan);
     }
+    v.push(MsmPlan::with(n, 8, 3, 16).unwrap().on_shifted_bases().unwrap().with_upload_chunk(64).unwrap());
     v
+}
+
+/// On a table of shifted bases an MSM pays its bucket reduction once, with a window as
+/// wide as log2(n), so it makes fewer field multiplications than one window at a time
+/// (the table's own, made once per base vector, counted apart).
+#[test]
+fn shifted_bases_make_fewer_field_multiplications() {
+    let n = 1 << 8;
+    let (bases, s) = (g1_points(n, 23), scalars(n, 24));
+    let want = naive_msm_g1(&bases, &s);
+    let plain = MsmPlan::for_size(n);
+    let (got, plain_muls) = host::count_field_muls(|| host::msm_g1(&bases, &s, &plain));
+    assert_eq!(got, want);
+    let shifted = MsmPlan::shifted_for_size(n);
+    assert!(shifted.shifted && shifted.c > plain.c, "{shifted:?}");
+    let (got, muls) = host::count_field_muls(|| host::msm_g1(&bases, &s, &shifted));
+    assert_eq!(got, want);
+    let (_, table) = host::count_field_muls(|| host::g1_shift_table(&bases, shifted.c, shifted.windows));
+    let shifted_muls = muls - table;
+    assert!(
+        (shifted_muls as f64) < 0.9 * plain_muls as f64,
+        "shifted {shifted_muls} against {plain_muls} field multiplications"
+    );
 }
 
 #[test]
@@ -242,7 +311,12 @@ fn msm_g2_matches_blstrs() {
     for s in [scalars(n, 12), vec![Fr::ONE; n], (0..n).map(|i| Fr::from(i as u64 % 4)).collect()] {
         let want: G2Projective = bases.iter().zip(&s).map(|(p, k)| G2Projective::from(*p) * k).sum();
         assert_eq!(CpuBackend.msm_g2(&bases, &s), want);
-        for plan in [MsmPlan::for_size(n), MsmPlan::with(n, 3, 2, 2).unwrap(), MsmPlan::with(n, 7, 5, 9).unwrap()] {
+        for plan in [
+            MsmPlan::for_size(n),
+            MsmPlan::with(n, 3, 2, 2).unwrap(),
+            MsmPlan::with(n, 7, 5, 9).unwrap(),
+            MsmPlan::with(n, 7, 5, 9).unwrap().on_shifted_bases().unwrap().with_upload_chunk(3).unwrap(),
+        ] {
             assert_eq!(host::msm_g2(&bases, &s, &plan), want, "{plan:?}");
         }
     }

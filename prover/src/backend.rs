@@ -59,6 +59,23 @@ pub trait NttBackend: Send + Sync {
     fn quotient(&self, a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>, m: usize) -> Vec<Fr> {
         quotient_by_transforms(self, a, b, c, m)
     }
+
+    /// The quotient's H-query MSM `Σ h_i·H_i` straight from the evaluations, for a backend
+    /// that hands h to its MSM where h is (the CUDA backend, on the device: h is neither
+    /// downloaded nor uploaded again). `None` where it does not: the prover then computes
+    /// [`NttBackend::quotient`] and the MSM through its [`MsmBackend`]. `h_bases` is the
+    /// H query, m − 1 points.
+    fn quotient_h_msm(&self, _a: &[Fr], _b: &[Fr], _c: &[Fr], _m: usize, _h_bases: &[G1Affine]) -> Option<QuotientMsm> {
+        None
+    }
+}
+
+/// What [`NttBackend::quotient_h_msm`] returns: the H MSM and the time of each part.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotientMsm {
+    pub h_acc: G1Projective,
+    pub ntt: std::time::Duration,
+    pub msm: std::time::Duration,
 }
 
 /// The constants of the QAP's quotient over a domain of size m.

@@ -71,6 +71,13 @@ impl Synthesized {
     }
 }
 
+/// Stage 2's result: h, or, where the NTT backend ran the H MSM on h itself, that MSM and
+/// its time.
+enum Quotient {
+    Values(Vec<Fr>),
+    HMsm(G1Projective, Duration),
+}
+
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
     let v = f();
@@ -168,7 +175,14 @@ impl Prover<'_> {
         if params.h.len() + 1 != m {
             return Err(mismatch("H query"));
         }
-        let (h, ntt_time) = timed(|| self.ntt.quotient(cs.a, cs.b, cs.c, m));
+        // A backend may run the H MSM of stage 3 on h where the quotient left it.
+        let (quotient, ntt_time) = match self.ntt.quotient_h_msm(&cs.a, &cs.b, &cs.c, m, &params.h) {
+            Some(q) => (Quotient::HMsm(q.h_acc, q.msm), q.ntt),
+            None => {
+                let (h, time) = timed(|| self.ntt.quotient(cs.a, cs.b, cs.c, m));
+                (Quotient::Values(h), time)
+            }
+        };
         t.ntt = ntt_time;
 
         // Stage 3: the MSMs.
@@ -194,7 +208,10 @@ impl Prover<'_> {
         // which then runs it beside the device's G1 MSMs. Otherwise the MSMs run one after
         // the other: on the CPU backend each already takes every core.
         let g1_msms = || {
-            let (h_acc, h_time) = timed(|| self.msm.msm_g1(&params.h, &h));
+            let (h_acc, h_time) = match &quotient {
+                Quotient::HMsm(acc, time) => (*acc, *time),
+                Quotient::Values(h) => timed(|| self.msm.msm_g1(&params.h, h)),
+            };
             let (l_acc, l_time) = timed(|| self.msm.msm_g1(&params.l, &cs.aux));
             let (a_acc, a_time) =
                 timed(|| self.msm.msm_g1(&params.a[..n_in], &cs.inputs) + self.msm.msm_g1(&params.a[n_in..], &a_aux));

@@ -197,3 +197,70 @@ fn a_backend_may_hand_the_g2_msm_to_the_cpu() {
     let (cpu, _) = Prover::default().prove_with(&pk, w, r, s).unwrap();
     assert_eq!((ours.a, ours.b, ours.c), (cpu.a, cpu.b, cpu.c));
 }
+
+/// A device-like NTT backend that runs the H MSM on h itself: the prover takes its sum,
+/// never calls the MSM backend on the H query, and the proof is the same as the CPU
+/// prover's for the same randomness. A wrong fused sum makes a proof that does not verify.
+#[test]
+fn a_backend_may_run_the_h_msm_where_the_quotient_is() {
+    use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective};
+    use dualchain_prover::backend::{CpuBackend, MsmBackend, NttBackend, QuotientMsm};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Fused {
+        calls: AtomicUsize,
+        skew: bool,
+    }
+    impl NttBackend for Fused {
+        fn name(&self) -> &'static str {
+            "fused"
+        }
+        fn ntt(&self, values: &mut [Fr], omega: Fr) {
+            CpuBackend.ntt(values, omega)
+        }
+        fn quotient_h_msm(&self, a: &[Fr], b: &[Fr], c: &[Fr], m: usize, h_bases: &[G1Affine]) -> Option<QuotientMsm> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let h = CpuBackend.quotient(a.to_vec(), b.to_vec(), c.to_vec(), m);
+            let mut h_acc = CpuBackend.msm_g1(h_bases, &h);
+            if self.skew {
+                h_acc += G1Projective::generator();
+            }
+            Some(QuotientMsm { h_acc, ntt: Default::default(), msm: Default::default() })
+        }
+    }
+    /// Refuses the H query: the fused path must have taken it.
+    struct NoHQuery(usize);
+    impl MsmBackend for NoHQuery {
+        fn name(&self) -> &'static str {
+            "no-h"
+        }
+        fn msm_g1(&self, bases: &[G1Affine], scalars: &[Fr]) -> G1Projective {
+            assert_ne!(bases.len(), self.0, "the H MSM ran again outside the NTT backend");
+            CpuBackend.msm_g1(bases, scalars)
+        }
+        fn msm_g2(&self, bases: &[G2Affine], scalars: &[Fr]) -> G2Projective {
+            CpuBackend.msm_g2(bases, scalars)
+        }
+    }
+    let pk = proving_key(Shape::Policy);
+    let h_len = pk.params.h.len();
+    assert!(
+        ![pk.params.l.len(), pk.params.b_g1.len(), pk.params.a.len()].contains(&h_len),
+        "the H query must be told apart by its length"
+    );
+    let (circuit, _) = policy_circuit(credential("cardiology", 4, [7; 32]), [42; 32]);
+    let inputs = circuit.statement().public_inputs();
+    let (r, s) = (Fr::from(5u64), Fr::from(6u64));
+    let fused = Fused { calls: AtomicUsize::new(0), skew: false };
+    let w = Prover::synthesize(&pk, circuit.clone()).unwrap();
+    let (ours, _) = Prover { msm: &NoHQuery(h_len), ntt: &fused }.prove_with(&pk, w, r, s).unwrap();
+    assert_eq!(fused.calls.load(Ordering::Relaxed), 1);
+    let w = Prover::synthesize(&pk, circuit.clone()).unwrap();
+    let (cpu, _) = Prover::default().prove_with(&pk, w, r, s).unwrap();
+    assert_eq!((ours.a, ours.b, ours.c), (cpu.a, cpu.b, cpu.c));
+
+    let skewed = Fused { calls: AtomicUsize::new(0), skew: true };
+    let w = Prover::synthesize(&pk, circuit).unwrap();
+    let (bad, _) = Prover { msm: &NoHQuery(h_len), ntt: &skewed }.prove_with(&pk, w, r, s).unwrap();
+    assert!(verify(&pk.pvk, pk.vk(), &ours, &inputs).is_ok());
+    assert!(verify(&pk.pvk, pk.vk(), &bad, &inputs).is_err());
+}

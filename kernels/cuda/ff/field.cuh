@@ -152,6 +152,28 @@ struct Fe {
 
   static DC_HD Fe sqr(const Fe& a) { return mul(a, a); }
 
+  // a^(p-2) = a^-1 for a ≠ 0 (Fermat), and 0 for 0: square and multiply over the bits of
+  // p − 2, most significant first. One call costs about 1.5·log2(p) products, so it is
+  // for work done once per base vector (the MSM's shifted-base tables), not per addition.
+  static DC_HD_NOINLINE Fe inv(const Fe& a) {
+    u32 e[P::N];
+    Carry k = carry_chain();
+    e[0] = sub_cc(k, P::p(0), 2);
+    for (int i = 1; i < P::N; i++) e[i] = subc_cc(k, P::p(i), 0);
+    Fe r = one();
+    bool started = false;
+    for (int i = P::N - 1; i >= 0; i--) {
+      for (int b = 31; b >= 0; b--) {
+        if (started) r = mul_inline(r, r);
+        if ((e[i] >> b) & 1) {
+          r = started ? mul_inline(r, a) : a;
+          started = true;
+        }
+      }
+    }
+    return r;
+  }
+
   // Out of Montgomery form: a·R^-1, the canonical integer's limbs.
   static DC_HD Fe from_mont(const Fe& a) {
     Fe one_int = zero();

@@ -39,4 +39,13 @@ struct Fp2 {
     r.c1 = Fp::add(t, t);
     return r;
   }
+
+  // (a0 + a1 u)^-1 = (a0 − a1 u)/(a0² + a1²); 0 for 0.
+  static DC_HD Fp2 inv(const Fp2& a) {
+    Fp d = Fp::inv(Fp::add(Fp::mul_outlined(a.c0, a.c0), Fp::mul_outlined(a.c1, a.c1)));
+    Fp2 r;
+    r.c0 = Fp::mul_outlined(a.c0, d);
+    r.c1 = Fp::neg(Fp::mul_outlined(a.c1, d));
+    return r;
+  }
 };

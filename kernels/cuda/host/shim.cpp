@@ -99,21 +99,35 @@ static std::vector<T> poisoned(size_t len) {
 }
 
 // All MSM phases for one group, launched in the order CudaMsm launches them; `out`
-// receives the MSM as one Jacobian point.
+// receives the MSM as one Jacobian point. Scalars reach phase 1 in chunks of
+// `upload_chunk`, as CudaMsm uploads them. With `shifted`, phase 0 first makes the table
+// of shifted bases (which CudaMsm keeps resident beside the bases) and phases 2–8 run on
+// one window of W·n entries.
 template <class F>
-static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c, u32 windows,
-                        u32 k, u32 segments, u32* out) {
+static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c, u32 windows_,
+                        u32 k, u32 segments, u32 shifted, u32 upload_chunk, u32* out) {
   const u32 buckets = 1u << (c - 1);
+  const u32 digit_windows = windows_;
+  // The sorted phases' shape: W windows of n entries, or one of W·n.
+  const u32 windows = shifted ? 1 : windows_;
+  const u32 n_digits = n;
+  n = shifted ? windows_ * n_digits : n_digits;
   const u32 chunks = (n + k - 1) / k;
   const u32 scan_threads = DC_SCAN_THREADS;
-  std::vector<Affine<F>> bases(n);
-  if (n) std::memcpy(bases.data(), bases_words, sizeof(Affine<F>) * n);
+  std::vector<Affine<F>> bases(n_digits);
+  if (n_digits) std::memcpy(bases.data(), bases_words, sizeof(Affine<F>) * n_digits);
+  if (shifted) {
+    std::vector<Affine<F>> table = poisoned<Affine<F>>((size_t)n);
+    for (u32 i = 0; i < n_digits; i++)
+      msm_shift_body<F>(i, n_digits, c, digit_windows, bases.data(), table.data());
+    bases.swap(table);
+  }
   // The device takes its scratch from an arena that only zeroes the counters: every other
   // buffer starts as garbage here too (a pattern that is no reduced field element), so a
   // phase that read what no earlier phase wrote would fail the tests.
   std::vector<u32> counts((size_t)windows * buckets, 0), partials(scan_threads),
       scan_a(scan_threads), scan_b(scan_threads);
-  std::vector<i32> digits = poisoned<i32>((size_t)windows * n);
+  std::vector<i32> digits = poisoned<i32>((size_t)digit_windows * n_digits);
   std::vector<u32> offsets = poisoned<u32>(counts.size()), cursor = poisoned<u32>(counts.size());
   std::vector<u32> sorted_idx = poisoned<u32>((size_t)windows * n),
                    sorted_bucket = poisoned<u32>((size_t)windows * n);
@@ -121,7 +135,14 @@ static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c
                        tail = poisoned<Xyzz<F>>((size_t)windows * chunks),
                        bucket_sums = poisoned<Xyzz<F>>((size_t)windows * buckets),
                        segment_sums = poisoned<Xyzz<F>>((size_t)windows * segments);
-  for (u32 i = 0; i < n; i++) msm_digits_body(i, scalars, n, c, windows, digits.data(), counts.data());
+  // Phase 1 chunk by chunk, each from its own staging copy (as the device's double buffer).
+  for (u32 first = 0; first < n_digits; first += upload_chunk) {
+    u32 count = n_digits - first < upload_chunk ? n_digits - first : upload_chunk;
+    std::vector<u32> staged(scalars + 8 * (size_t)first, scalars + 8 * ((size_t)first + count));
+    for (u32 t = 0; t < count; t++)
+      msm_digits_body(t, staged.data(), first, n_digits, c, digit_windows, shifted, digits.data(),
+                      counts.data());
+  }
   for (u32 w = 0; w < windows; w++) {
     for (u32 t = 0; t < scan_threads; t++)
       msm_scan_partial_body(t, scan_threads, w, counts.data(), buckets, partials.data());
@@ -163,14 +184,24 @@ static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c
 extern "C" {
 
 void dc_msm_g1(const u32* bases, const u32* scalars, u32 n, u32 c, u32 windows, u32 k,
-               u32 segments, u32* out) {
-  msm_emulate<Fp>(bases, scalars, n, c, windows, k, segments, out);
+               u32 segments, u32 shifted, u32 upload_chunk, u32* out) {
+  msm_emulate<Fp>(bases, scalars, n, c, windows, k, segments, shifted, upload_chunk, out);
 }
 
 void dc_msm_g2(const u32* bases, const u32* scalars, u32 n, u32 c, u32 windows, u32 k,
-               u32 segments, u32* out) {
-  msm_emulate<Fp2>(bases, scalars, n, c, windows, k, segments, out);
+               u32 segments, u32 shifted, u32 upload_chunk, u32* out) {
+  msm_emulate<Fp2>(bases, scalars, n, c, windows, k, segments, shifted, upload_chunk, out);
 }
+
+// Phase 0 alone: the table of 2^(c·w)·P_i, w < windows, for G1 bases.
+void dc_msm_shift_g1(const u32* bases, u32 n, u32 c, u32 windows, u32* table) {
+  for (u32 i = 0; i < n; i++)
+    msm_shift_body<Fp>(i, n, c, windows, reinterpret_cast<const G1Affine*>(bases),
+                       reinterpret_cast<G1Affine*>(table));
+}
+
+void dc_fp_inv(const u32* a, u32* r) { store(r, Fp::inv(load<Fp>(a))); }
+void dc_fp2_inv(const u32* a, u32* r) { store(r, Fp2::inv(load<Fp2>(a))); }
 
 // out[i] = base^i for i < count, as CudaNtt::powers launches ntt_powers.
 static std::vector<Fr> ntt_power_table(Fr base, u32 count, u32 bits) {

@@ -3,10 +3,10 @@
 
 #define DC_TID (blockIdx.x * blockDim.x + threadIdx.x)
 
-extern "C" __global__ void msm_digits(const u32* scalars, u32 n, u32 c, u32 windows,
-                                      i32* digits, u32* counts) {
-  u32 i = DC_TID;
-  if (i < n) msm_digits_body(i, scalars, n, c, windows, digits, counts);
+extern "C" __global__ void msm_digits(const u32* chunk, u32 first, u32 count, u32 n, u32 c,
+                                      u32 windows, u32 fold, i32* digits, u32* counts) {
+  u32 t = DC_TID;
+  if (t < count) msm_digits_body(t, chunk, first, n, c, windows, fold, digits, counts);
 }
 
 // One block of DC_SCAN_THREADS threads per window.
@@ -34,6 +34,11 @@ extern "C" __global__ void msm_scatter(u32 n, u32 c, u32 windows, const i32* dig
 }
 
 #define DC_MSM_KERNELS(G, F)                                                                  \
+  extern "C" __global__ void msm_shift_##G(u32 n, u32 c, u32 windows, const Affine<F>* bases, \
+                                           Affine<F>* table) {                                \
+    u32 i = DC_TID;                                                                           \
+    if (i < n) msm_shift_body<F>(i, n, c, windows, bases, table);                             \
+  }                                                                                           \
   extern "C" __global__ void msm_chunk_##G(u32 n, u32 c, u32 windows, u32 k,                  \
                                            const Affine<F>* bases, const u32* sorted_idx,     \
                                            const u32* sorted_bucket, const u32* offsets,      \

@@ -29,6 +29,19 @@
 //     tree; round r adds the sum 2^r places on into each multiple of 2^(r+1)).
 //  8. combine: one thread joins the W window sums by Horner's rule, c doublings per
 //     window, on the device, and leaves one Jacobian point: the MSM.
+//
+// Scalars reach phase 1 in chunks (`first`, `count`): the host uploads chunk j + 1 from
+// pinned memory on a second stream while phase 1 recodes chunk j, and a scalar vector
+// already on the device (the QAP's h) is read in place as one chunk.
+//
+// Shifted bases. With a table of 2^(c·w)·P_i for every window w (phase 0, `msm_shift`,
+// made once per base vector and kept beside it), Σ s_i·P_i = Σ_w Σ_i d_{w,i}·(2^(c·w)·P_i)
+// is one window's MSM over W·n points: phase 1 counts every window's digits into one set
+// of B buckets (`fold`), its W rows of n digits are read as one row of W·n, and phases 2–8
+// run with n' = W·n and one window. The bucket reductions (2·B additions each) and the
+// window combination's c·W doublings are paid once instead of W times, so the window can
+// be as wide as log2(n), with fewer windows and so fewer bucket additions
+// (MsmPlan::shifted_for_size).
 #pragma once
 #include "../ec/xyzz.cuh"
 
@@ -37,11 +50,56 @@
 // thread sums 2^(c-1) / 1024 counters: 2,048 at c = 22.
 #define DC_SCAN_THREADS 1024
 
-// Phase 1, thread i < n. `scalars` holds blstrs scalars (Montgomery form, 8 words each).
-DC_HD void msm_digits_body(u32 i, const u32* scalars, u32 n, u32 c, u32 windows, i32* digits,
-                           u32* counts) {
+// Windows per inversion in phase 0.
+#define DC_SHIFT_GROUP 8
+
+// Phase 0, thread i < n (shifted bases only): table[w·n + i] = 2^(c·w)·bases[i] in
+// affine form, for w < windows. The doubling chain runs in Jacobian coordinates; each
+// group of up to DC_SHIFT_GROUP windows goes to affine form with one inversion, shared by
+// Montgomery's trick (the identity, and all its doublings, stay (0, 0) and share nothing).
+template <class F>
+DC_HD void msm_shift_body(u32 i, u32 n, u32 c, u32 windows, const Affine<F>* bases,
+                          Affine<F>* table) {
+  Jacobian<F> p = jac_from_affine(bases[i]);
+  for (u32 w0 = 0; w0 < windows; w0 += DC_SHIFT_GROUP) {
+    const u32 g = windows - w0 < DC_SHIFT_GROUP ? windows - w0 : DC_SHIFT_GROUP;
+    Jacobian<F> pts[DC_SHIFT_GROUP];
+    F prefix[DC_SHIFT_GROUP];  // the product of the non-zero Z of pts[0..j]
+    F acc = F::one();
+    for (u32 j = 0; j < g; j++) {
+      pts[j] = p;
+      if (!jac_is_inf(p)) acc = F::mul(acc, p.z);
+      prefix[j] = acc;
+      if (w0 + j + 1 < windows)
+        for (u32 b = 0; b < c; b++) p = jac_dbl(p);
+    }
+    F inv = F::inv(acc);  // 1 / (the product of the non-zero Z of pts[0..j]), j from g − 1 down
+    for (u32 j = g; j-- > 0;) {
+      Affine<F> a;
+      if (jac_is_inf(pts[j])) {
+        a.x = F::zero();
+        a.y = F::zero();
+      } else {
+        F zi = j > 0 ? F::mul(inv, prefix[j - 1]) : inv;
+        inv = F::mul(inv, pts[j].z);
+        F zi2 = F::sqr(zi);
+        a.x = F::mul(pts[j].x, zi2);
+        a.y = F::mul(pts[j].y, F::mul(zi2, zi));
+      }
+      table[(u64)(w0 + j) * n + i] = a;
+    }
+  }
+}
+
+// Phase 1, thread t of a chunk of scalars first..first+count−1: scalar i = first + t, read
+// from `chunk`, which holds the chunk's blstrs scalars (Montgomery form, 8 words each).
+// Digit (w, i) goes to digits[w·n + i]; its bucket is counted in window w's counters, or
+// with `fold` (shifted bases) in the one window's.
+DC_HD void msm_digits_body(u32 t, const u32* chunk, u32 first, u32 n, u32 c, u32 windows,
+                           u32 fold, i32* digits, u32* counts) {
+  const u32 i = first + t;
   Fr s;
-  DC_UNROLL for (int k = 0; k < 8; k++) s.l[k] = scalars[8 * (u64)i + k];
+  DC_UNROLL for (int k = 0; k < 8; k++) s.l[k] = chunk[8 * (u64)t + k];
   s = Fr::from_mont(s);
   const u32 buckets = 1u << (c - 1);
   const u32 mask = (1u << c) - 1;
@@ -62,7 +120,7 @@ DC_HD void msm_digits_body(u32 i, const u32* scalars, u32 n, u32 c, u32 windows,
     digits[(u64)w * n + i] = d;
     if (d != 0) {
       u32 b = (u32)(d < 0 ? -d : d) - 1;
-      dc_atomic_add(&counts[(u64)w * buckets + b], 1);
+      dc_atomic_add(&counts[(u64)(fold ? 0 : w) * buckets + b], 1);
     }
   }
 }
