@@ -4,13 +4,14 @@
 //!
 //! The algorithm is described in `cuda/msm/msm.cuh`. `CudaMsm` keeps base vectors
 //! resident on the device across calls (a proving key's queries are uploaded once and
-//! found again by address, length and a fingerprint), with a table of their shifted copies
-//! 2^(c·w)·P made on the device beside each when it fits, so an MSM on them runs as one
-//! wide window ([`MsmPlan::shifted_for_size`]). Scalars go up in chunks from pinned memory
-//! on a second stream, overlapped with their recoding, or are read in place when already on
-//! the device (the QAP's h, [`crate::ntt::CudaNtt::h_msm`]). An MSM that does not fit the
-//! device's free memory is split into parts, and the CPU computes it, with a logged
-//! reason, when the device fails. Results are the same group elements as the CPU backend's.
+//! found again by address, length and a fingerprint), with a table of their shifted
+//! copies 2^(c·w)·P made on the device beside each when it fits, so an MSM on them runs
+//! as one wide window ([`MsmPlan::shifted_for_size`]). Scalars go up in chunks from
+//! pinned memory on a second stream, overlapped with their recoding, or are read in place
+//! when already on the device (the QAP's h: `CudaNtt::h_msm` in the ntt module). An MSM
+//! that does not fit the device's free memory is split into parts, and the CPU computes
+//! it, with a logged reason, when the device fails. Results are the same group elements
+//! as the CPU backend's.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -4,8 +4,9 @@
 //! quotient on the device (three vectors up, h down). Falls back to the CPU, with a
 //! logged reason, when the device fails.
 //!
-//! With [`CudaNtt::h_msm`] set (as [`crate::select::Compute`] sets it), the prover's H MSM
-//! runs on h where the quotient left it ([`NttBackend::quotient_h_msm`]).
+//! With [`CudaNtt::h_msm`] set (as `Compute` in the select module sets it), the
+//! prover's H MSM runs on h where the quotient left it, and h never comes down
+//! ([`NttBackend::quotient_h_msm`]).
 //!
 //! Not yet: the later passes read their groups with a stride of 2^s0 scalars, which a
 //! transposed layout would make contiguous.
