@@ -123,7 +123,7 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         m
     });
     // The same backend without shifted-base tables: one window's MSM per window, as
-    // before the tables.
+    // before the tables (rows `backend=cuda-plain`, a series of their own in the chart).
     let msm_plain = gpu.as_ref().map(|g| {
         let mut m = CudaMsm::new(g.clone());
         m.min_points = 0;
@@ -153,12 +153,7 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         if let Some(m) = &msm_plain {
             let (g, got) = best_answer(reps, || Ok(gpu_msm_g1(m, &b, &s)?))?;
             same(&format!("G1 MSM 2^{log} without shifted bases"), &got, &want)?;
-            out.push(time_row(
-                "kernels::msm_g1",
-                format!("n=2^{log},backend=cuda,no shifted bases,{dev}"),
-                g,
-                Some(cpu),
-            ));
+            out.push(time_row("kernels::msm_g1", format!("n=2^{log},backend=cuda-plain,{dev}"), g, Some(cpu)));
             m.evict_all();
         }
         progress.inc(1);

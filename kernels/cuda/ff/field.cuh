@@ -154,7 +154,8 @@ struct Fe {
 
   // a^(p-2) = a^-1 for a ≠ 0 (Fermat), and 0 for 0: square and multiply over the bits of
   // p − 2, most significant first. One call costs about 1.5·log2(p) products, so it is
-  // for work done once per base vector (the MSM's shifted-base tables), not per addition.
+  // for work done once per base vector (the MSM's shifted-base tables), not per addition,
+  // and it calls the out-of-line product to keep NVRTC's compile short.
   static DC_HD_NOINLINE Fe inv(const Fe& a) {
     u32 e[P::N];
     Carry k = carry_chain();
@@ -164,9 +165,9 @@ struct Fe {
     bool started = false;
     for (int i = P::N - 1; i >= 0; i--) {
       for (int b = 31; b >= 0; b--) {
-        if (started) r = mul_inline(r, r);
+        if (started) r = mul_outlined(r, r);
         if ((e[i] >> b) & 1) {
-          r = started ? mul_inline(r, a) : a;
+          r = started ? mul_outlined(r, a) : a;
           started = true;
         }
       }
