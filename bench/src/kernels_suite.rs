@@ -178,7 +178,7 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         });
         // On a table of shifted bases: the MSM's own multiplications, the table's (made
         // once per base vector and kept) counted apart.
-        let plan = MsmPlan::shifted_for_size(n);
+        let plan = MsmPlan::shifted_for_size(n)?;
         let (got, muls) = host::count_field_muls(|| host::msm_g1(&b, &s, &plan));
         same(&format!("host-emulated shifted-base G1 MSM 2^{log}"), &got, &CpuBackend.msm_g1(&b, &s))?;
         let (_, table) = host::count_field_muls(|| host::g1_shift_table(&b, plan.c, plan.windows));

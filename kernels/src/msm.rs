@@ -50,7 +50,8 @@ pub struct MsmPlan {
 pub const MAX_WINDOW_BITS: u32 = 22;
 
 /// Scalars per upload chunk: 2^18 scalars, 8 MiB, so a chunk's copy from pinned memory
-/// (about 0.3 ms over PCIe 4 ×16) overlaps the recoding of the one before it.
+/// (about 0.3 ms at PCIe 4 ×16's 25 GB/s, by arithmetic: not measured) overlaps the
+/// recoding of the one before it.
 pub const UPLOAD_CHUNK: u32 = 1 << 18;
 
 impl MsmPlan {
@@ -69,13 +70,12 @@ impl MsmPlan {
     /// The plan for `n` points on a table of shifted bases: the bucket reduction is paid
     /// once, not per window, so the cost is W·n bucket additions plus 2^c, least at about
     /// c = log2(n) (20 at 2^20: 14·n additions where [`MsmPlan::for_size`]'s c = 17 makes
-    /// 16·n + 16·2^17 = 18·n).
-    pub fn shifted_for_size(n: usize) -> Self {
+    /// 16·n + 16·2^17 = 18·n). An error when W·n entries do not fit one run
+    /// ([`MsmPlan::on_shifted_bases`]).
+    pub fn shifted_for_size(n: usize) -> Result<Self> {
         let cost = |c: u32| (255 / c + 1) as u64 * n as u64 + (1u64 << c);
         let c = (4..=MAX_WINDOW_BITS).min_by_key(|&c| (cost(c), c)).expect("a non-empty range");
-        let mut plan = Self::with_window(n, c);
-        plan.shifted = true;
-        plan
+        Self::with_window(n, c).on_shifted_bases()
     }
 
     /// The plan for `n` points whose scratch fits `budget` bytes, for bucket points of
@@ -763,13 +763,14 @@ impl CudaMsm {
         let (xyzz, jac) = (C::XYZZ_WORDS * 4, C::JACOBIAN_WORDS * 4);
 
         if self.shifted_bases {
-            if let Ok(plan) = MsmPlan::shifted_for_size(bases.len()).on_shifted_bases() {
-                let table_bytes = plan.table_bytes(C::AFFINE_WORDS * 4);
-                let held: usize = resident.iter().map(Resident::bytes).sum();
+            if let Ok(plan) = MsmPlan::shifted_for_size(bases.len()) {
                 let have = matches!(resident[idx].shifted, Some((c, _)) if c == plan.c);
+                // A table still to make must fit the resident share and, with the run's
+                // scratch, the free memory; one already made needs room for the scratch.
+                let to_make = if have { 0 } else { plan.table_bytes(C::AFFINE_WORDS * 4) };
+                let held: usize = resident.iter().map(Resident::bytes).sum();
                 let cap = (total as f64 * self.resident_fraction) as usize;
-                let room = have || (held + table_bytes <= cap && plan.scratch_bytes(xyzz, jac) + table_bytes <= budget);
-                if room {
+                if held + to_make <= cap && plan.scratch_bytes(xyzz, jac) + to_make <= budget {
                     if !have {
                         let table = shift_table::<C>(job, &plan, &resident[idx].words.as_view())?;
                         resident[idx].shifted = Some((plan.c, table));
@@ -963,11 +964,11 @@ mod tests {
     #[test]
     fn shifted_plans_by_size() {
         // The window that makes W·n + 2^c least.
-        assert_eq!(MsmPlan::shifted_for_size(1 << 20).c, 20);
-        assert_eq!(MsmPlan::shifted_for_size(1 << 24).c, MAX_WINDOW_BITS);
-        assert_eq!(MsmPlan::shifted_for_size(1 << 16).c, 16);
+        assert_eq!(MsmPlan::shifted_for_size(1 << 20).unwrap().c, 20);
+        assert_eq!(MsmPlan::shifted_for_size(1 << 24).unwrap().c, MAX_WINDOW_BITS);
+        assert_eq!(MsmPlan::shifted_for_size(1 << 16).unwrap().c, 16);
         for n in [1usize, 1 << 10, 1 << 20, 1 << 24] {
-            let p = MsmPlan::shifted_for_size(n);
+            let p = MsmPlan::shifted_for_size(n).unwrap();
             assert!(p.shifted && p.sorted_windows() == 1 && p.entries() == p.windows * p.n, "{p:?}");
             assert!(p.c * p.windows >= 256, "{p:?}");
             // One window's buckets instead of W: at 2^20, 2^19 XYZZ bucket sums, not 16·2^16.
@@ -977,9 +978,10 @@ mod tests {
             }
         }
         // The table: W copies of the bases.
-        assert_eq!(MsmPlan::shifted_for_size(1 << 20).table_bytes(96), 13 * (1 << 20) * 96);
+        assert_eq!(MsmPlan::shifted_for_size(1 << 20).unwrap().table_bytes(96), 13 * (1 << 20) * 96);
         // W·n entries must keep their sign bit.
         assert!(MsmPlan::with(1 << 28, 4, 32, 1).unwrap().on_shifted_bases().is_err());
+        assert!(MsmPlan::shifted_for_size(1 << 30).is_err());
         assert!(MsmPlan::with(10, 4, 32, 1).unwrap().with_upload_chunk(0).is_err());
     }
 }

@@ -222,7 +222,7 @@ fn scalars(n: usize, seed: u64) -> Vec<Fr> {
 /// the buckets counted across windows; the random test adds one with narrow chunks), and
 /// scalars arrive in upload chunks of 1, 7 and 64 as well as whole.
 fn plans(n: usize) -> Vec<MsmPlan> {
-    let mut v = vec![MsmPlan::for_size(n), MsmPlan::shifted_for_size(n).with_upload_chunk(1).unwrap()];
+    let mut v = vec![MsmPlan::for_size(n), MsmPlan::shifted_for_size(n).unwrap().with_upload_chunk(1).unwrap()];
     for (c, chunk, seg, upload) in
         [(2, 1, 1, 7), (3, 2, 3, 0), (5, 3, 16, 64), (8, 7, 5, 0), (11, 32, 64, 0), (14, 4, 128, 0)]
     {
@@ -246,7 +246,7 @@ fn shifted_bases_make_fewer_field_multiplications() {
     let plain = MsmPlan::for_size(n);
     let (got, plain_muls) = host::count_field_muls(|| host::msm_g1(&bases, &s, &plain));
     assert_eq!(got, want);
-    let shifted = MsmPlan::shifted_for_size(n);
+    let shifted = MsmPlan::shifted_for_size(n).unwrap();
     assert!(shifted.shifted && shifted.c > plain.c, "{shifted:?}");
     let (got, muls) = host::count_field_muls(|| host::msm_g1(&bases, &s, &shifted));
     assert_eq!(got, want);
