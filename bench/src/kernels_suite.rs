@@ -130,6 +130,14 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
         m.shifted_bases = false;
         m
     });
+    // The default backend with batched affine rounds before the XYZZ chunk phase (rows
+    // `backend=cuda-affine`): off by default until these rows say whether it pays.
+    let msm_affine = gpu.as_ref().map(|g| {
+        let mut m = CudaMsm::new(g.clone());
+        m.min_points = 0;
+        m.batched_affine = true;
+        m
+    });
     for &log in &g1_sizes {
         progress.set_message(format!("msm g1 n=2^{log}"));
         let n = 1usize << log;
@@ -154,6 +162,12 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
             let (g, got) = best_answer(reps, || Ok(gpu_msm_g1(m, &b, &s)?))?;
             same(&format!("G1 MSM 2^{log} without shifted bases"), &got, &want)?;
             out.push(time_row("kernels::msm_g1", format!("n=2^{log},backend=cuda-plain,{dev}"), g, Some(cpu)));
+            m.evict_all();
+        }
+        if let Some(m) = &msm_affine {
+            let (g, got) = best_answer(reps, || Ok(gpu_msm_g1(m, &b, &s)?))?;
+            same(&format!("G1 MSM 2^{log} with batched affine rounds"), &got, &want)?;
+            out.push(time_row("kernels::msm_g1", format!("n=2^{log},backend=cuda-affine,{dev}"), g, Some(cpu)));
             m.evict_all();
         }
         progress.inc(1);
@@ -190,6 +204,23 @@ pub fn run(quick: bool, max_log: Option<u32>) -> Result<Vec<Row>> {
             unit: "field mul/point".into(),
             baseline: Some(plain),
             ratio: Some(shifted / plain),
+        });
+        // The same shifted plan with batched affine rounds (phase 3b) before the chunk
+        // phase, against the shifted plan's XYZZ accumulation alone.
+        let affine = plan.with_batched_affine();
+        let (got, muls) = host::count_field_muls(|| host::msm_g1(&b, &s, &affine));
+        same(&format!("host-emulated batched-affine G1 MSM 2^{log}"), &got, &CpuBackend.msm_g1(&b, &s))?;
+        let with_affine = (muls - table) as f64 / n as f64;
+        out.push(Row {
+            name: "kernels::msm_g1_device_muls".into(),
+            params: format!(
+                "n=2^{log},shifted bases,batched affine,c={},rounds={},host emulation",
+                plan.c, affine.affine.rounds
+            ),
+            value: with_affine,
+            unit: "field mul/point".into(),
+            baseline: Some(shifted),
+            ratio: Some(with_affine / shifted),
         });
         out.push(Row {
             name: "kernels::msm_g1_shift_table_muls".into(),

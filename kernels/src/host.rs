@@ -44,6 +44,9 @@ mod ffi {
             segments: u32,
             shifted: u32,
             upload_chunk: u32,
+            rounds: u32,
+            slice: u32,
+            group: u32,
             out: *mut u32,
         );
         #[allow(clippy::too_many_arguments)]
@@ -57,6 +60,9 @@ mod ffi {
             segments: u32,
             shifted: u32,
             upload_chunk: u32,
+            rounds: u32,
+            slice: u32,
+            group: u32,
             out: *mut u32,
         );
         pub fn dc_ntt(a: *mut u32, log_n: u32, omega: *const u32, pass_max: u32);
@@ -205,7 +211,8 @@ pub fn g1_bucket_addition_cost(p: &G1Projective, q: &G1Affine) -> u64 {
     unsafe { ffi::dc_g1_xyzz_add_affine_cost(g1(p).as_ptr(), q.as_ptr()) }
 }
 
-type MsmEmulation = unsafe extern "C" fn(*const u32, *const u32, u32, u32, u32, u32, u32, u32, u32, *mut u32);
+type MsmEmulation =
+    unsafe extern "C" fn(*const u32, *const u32, u32, u32, u32, u32, u32, u32, u32, u32, u32, u32, *mut u32);
 
 /// Runs the MSM emulation `f` (every device phase, the window combination included) on
 /// base words.
@@ -233,6 +240,9 @@ fn msm<G: group::Group>(
             plan.segments,
             plan.shifted as u32,
             plan.upload_chunk,
+            plan.affine.rounds,
+            plan.affine.slice,
+            plan.affine.group,
             out.as_mut_ptr(),
         )
     };

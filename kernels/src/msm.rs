@@ -6,7 +6,9 @@
 //! resident on the device across calls (a proving key's queries are uploaded once and
 //! found again by address, length and a fingerprint), with a table of their shifted
 //! copies 2^(c·w)·P made on the device beside each when it fits, so an MSM on them runs
-//! as one wide window ([`MsmPlan::shifted_for_size`]). Scalars go up in chunks from
+//! as one wide window ([`MsmPlan::shifted_for_size`]). Optional batched affine rounds
+//! ([`AffineRounds`], off by default: [`CudaMsm::batched_affine`]) sum each bucket's
+//! entries pairwise in affine coordinates before the XYZZ phase. Scalars go up in chunks from
 //! pinned memory on a second stream, overlapped with their recoding, or are read in place
 //! when already on the device (the QAP's h: `CudaNtt::h_msm` in the ntt module). An MSM
 //! that does not fit the device's free memory is split into parts, and the CPU computes
@@ -33,7 +35,7 @@ use crate::scheduler::Priority;
 /// per window. With `shifted`, the bases come from a table of their shifted copies
 /// 2^(c·w)·P (kept resident beside them) and the sorted phases run on one window of
 /// `windows·n` entries (`cuda/msm/msm.cuh`). Phase 1 takes the scalars `upload_chunk` at a
-/// time.
+/// time; `affine` shapes the optional batched affine rounds before the chunk phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsmPlan {
     pub n: u32,
@@ -43,7 +45,35 @@ pub struct MsmPlan {
     pub segments: u32,
     pub shifted: bool,
     pub upload_chunk: u32,
+    pub affine: AffineRounds,
 }
+
+/// Phase 3b's shape (`cuda/msm/msm.cuh`): `rounds` rounds of pairwise affine additions
+/// inside each bucket's run (0: none, the chunk phase adds every entry in XYZZ
+/// coordinates), `slice` sorted positions per thread in round 0 (doubled each round, so a
+/// thread has at most `slice` heads), and one Fermat inversion per `group` threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AffineRounds {
+    pub rounds: u32,
+    pub slice: u32,
+    pub group: u32,
+}
+
+impl AffineRounds {
+    /// No affine rounds.
+    pub const NONE: Self = Self { rounds: 0, slice: AFFINE_SLICE, group: AFFINE_GROUP };
+}
+
+/// Sorted positions per affine-round thread in round 0: about 32 heads on long runs, each
+/// costing 6 field multiplications, against the thread's share of its group's inversion.
+pub const AFFINE_SLICE: u32 = 64;
+
+/// Threads per Fermat inversion in an affine round: about 570 multiplications (and 3 per
+/// thread to hand out the inverses) shared by some 1,000 additions, by arithmetic.
+pub const AFFINE_GROUP: u32 = 32;
+
+/// The most affine rounds a plan takes: runs of up to 2^8 entries halve to one.
+pub const MAX_AFFINE_ROUNDS: u32 = 8;
 
 /// The widest window the kernels take: 2^21 buckets per window, about 4.8 GB of G1 bucket
 /// sums at c = 22 (12 windows of 2^21 XYZZ points).
@@ -106,7 +136,16 @@ impl MsmPlan {
             return Err(KernelError::Input(format!("bad MSM plan: c = {c}, chunk = {chunk}, segments = {segments}")));
         }
         let windows = 255 / c + 1;
-        Ok(Self { n: n as u32, c, windows, chunk, segments, shifted: false, upload_chunk: UPLOAD_CHUNK })
+        Ok(Self {
+            n: n as u32,
+            c,
+            windows,
+            chunk,
+            segments,
+            shifted: false,
+            upload_chunk: UPLOAD_CHUNK,
+            affine: AffineRounds::NONE,
+        })
     }
 
     /// This plan on a table of shifted bases, when its W·n entries fit one run (the
@@ -127,6 +166,32 @@ impl MsmPlan {
             return Err(KernelError::Input("an upload chunk of no scalars".into()));
         }
         Ok(Self { upload_chunk, ..self })
+    }
+
+    /// This plan with `rounds` batched affine rounds before the chunk phase, `slice`
+    /// positions per thread and one inversion per `group` threads ([`AffineRounds`]).
+    pub fn with_affine_rounds(self, rounds: u32, slice: u32, group: u32) -> Result<Self> {
+        if rounds > MAX_AFFINE_ROUNDS || slice == 0 || group == 0 || slice > 1 << 16 {
+            return Err(KernelError::Input(format!(
+                "bad affine rounds: {rounds} rounds, {slice} positions per thread, {group} threads per inversion"
+            )));
+        }
+        Ok(Self { affine: AffineRounds { rounds, slice, group }, ..self })
+    }
+
+    /// This plan with as many affine rounds as its runs are expected to halve: log2 of the
+    /// mean entries per bucket (about W·n / 2^(c−1) on shifted bases: 4 rounds at 2^20
+    /// with c = 20), none when buckets hold two entries or fewer on average.
+    pub fn with_batched_affine(self) -> Self {
+        let mean = self.entries() as u64 / self.buckets() as u64;
+        let rounds = if mean < 4 { 0 } else { (63 - mean.leading_zeros()).min(MAX_AFFINE_ROUNDS) };
+        self.with_affine_rounds(rounds, AFFINE_SLICE, AFFINE_GROUP).expect("the default affine shape is valid")
+    }
+
+    /// Threads of affine round `round` (phase 3b's a and c launches).
+    pub fn affine_threads(&self, round: u32) -> u32 {
+        let span = (self.affine.slice as u64) << round;
+        self.sorted_windows() * (self.entries() as u64).div_ceil(span) as u32
     }
 
     pub fn buckets(&self) -> u32 {
@@ -162,12 +227,22 @@ impl MsmPlan {
 
     /// Device bytes one run needs besides the bases (and their shifted table), for bucket
     /// points (XYZZ) of `bucket_point_bytes` and a result of `jacobian_bytes`: the scratch
-    /// arena and the two upload chunks.
+    /// arena and the two upload chunks. With affine rounds, the arena also holds an affine
+    /// point and a field element per sorted entry (partial sums, prefix products) and two
+    /// field elements per round-0 thread; an affine point is half an XYZZ point, a field
+    /// element a quarter.
     pub fn scratch_bytes(&self, bucket_point_bytes: usize, jacobian_bytes: usize) -> usize {
         let (n, w, b) = (self.n as usize, self.windows as usize, self.buckets() as usize);
         let sw = self.sorted_windows() as usize;
         let chunks = self.chunks() as usize;
-        2 * self.upload_chunk.min(self.n) as usize * 32 // two upload chunks of scalars
+        let field = bucket_point_bytes / 4;
+        let affine = if self.affine.rounds > 0 {
+            sw * self.entries() as usize * 3 * field + 2 * self.affine_threads(0) as usize * field
+        } else {
+            0
+        };
+        affine
+            + 2 * self.upload_chunk.min(self.n) as usize * 32 // two upload chunks of scalars
             + w * n * (4 + 4 + 4)                   // digits, sorted indices, sorted buckets
             + sw * b * 4 * 3                        // counts, offsets, cursors
             + 2 * sw * chunks * bucket_point_bytes  // head, tail
@@ -193,6 +268,9 @@ pub(crate) trait Curve: Copy + Send + Sync + 'static {
     const REDUCE: &'static str;
     const COMBINE: &'static str;
     const SHIFT: &'static str;
+    const AFFINE_PAIRS: &'static str;
+    const AFFINE_INVERT: &'static str;
+    const AFFINE_FINISH: &'static str;
     fn words(bases: &[Self::Affine]) -> &[u32];
     fn from_words(w: &[u32]) -> Self::Projective;
     fn cpu(bases: &[Self::Affine], scalars: &[Fr]) -> Self::Projective;
@@ -216,6 +294,9 @@ impl Curve for G1 {
     const REDUCE: &'static str = "msm_reduce_g1";
     const COMBINE: &'static str = "msm_combine_g1";
     const SHIFT: &'static str = "msm_shift_g1";
+    const AFFINE_PAIRS: &'static str = "msm_affine_pairs_g1";
+    const AFFINE_INVERT: &'static str = "msm_affine_invert_g1";
+    const AFFINE_FINISH: &'static str = "msm_affine_finish_g1";
     fn words(bases: &[G1Affine]) -> &[u32] {
         g1_affine_words(bases)
     }
@@ -240,6 +321,9 @@ impl Curve for G2 {
     const REDUCE: &'static str = "msm_reduce_g2";
     const COMBINE: &'static str = "msm_combine_g2";
     const SHIFT: &'static str = "msm_shift_g2";
+    const AFFINE_PAIRS: &'static str = "msm_affine_pairs_g2";
+    const AFFINE_INVERT: &'static str = "msm_affine_invert_g2";
+    const AFFINE_FINISH: &'static str = "msm_affine_finish_g2";
     fn words(bases: &[G2Affine]) -> &[u32] {
         g2_affine_words(bases)
     }
@@ -379,6 +463,9 @@ fn run<C: Curve>(
     let xyzz = C::XYZZ_WORDS;
     let stream = job.stream();
     let hw = w as usize * chunks as usize * xyzz;
+    let (affine_rounds, slice, group) = (plan.affine.rounds, plan.affine.slice, plan.affine.group);
+    let (affine, field) = (C::AFFINE_WORDS, C::AFFINE_WORDS / 2);
+    let (pts_len, inv_len) = if affine_rounds > 0 { (wn, plan.affine_threads(0) as usize) } else { (0, 0) };
     // Every buffer is a slice of the device's scratch arena, in this order.
     let sizes = [
         plan.windows as usize * plan.n as usize, // digits (i32 on the device), W·n either way
@@ -391,6 +478,10 @@ fn run<C: Curve>(
         hw,                                      // tail pieces
         wb * xyzz,                               // bucket sums
         w as usize * s as usize * xyzz,          // segment sums
+        pts_len * affine,                        // affine partial sums (phase 3b)
+        pts_len * field,                         // prefix products of the denominators
+        inv_len * field,                         // each thread's product...
+        inv_len * field,                         // ...and its inverse
         C::JACOBIAN_WORDS,                       // the result
     ];
     let used: usize = sizes.iter().sum();
@@ -409,7 +500,11 @@ fn run<C: Curve>(
     let (mut head, mut r8) = r7.split_at_mut(sizes[6]);
     let (mut tail, mut r9) = r8.split_at_mut(sizes[7]);
     let (mut bucket_sums, mut r10) = r9.split_at_mut(sizes[8]);
-    let (mut segment_sums, mut result) = r10.split_at_mut(sizes[9]);
+    let (mut segment_sums, mut r11) = r10.split_at_mut(sizes[9]);
+    let (mut pts, mut r12) = r11.split_at_mut(sizes[10]);
+    let (mut pref, mut r13) = r12.split_at_mut(sizes[11]);
+    let (mut tprod, mut r14) = r13.split_at_mut(sizes[12]);
+    let (mut tinv, mut result) = r14.split_at_mut(sizes[13]);
     stream.memset_zeros(&mut counts).map_err(KernelError::driver("counter memset"))?;
     recode(job, staging, plan, scalars, &mut digits, &mut counts)?;
     let launch = KernelError::driver("MSM launch");
@@ -426,7 +521,10 @@ fn run<C: Curve>(
     // digits are i32 words in a u32 slice, same size); every buffer was carved above with
     // the length the kernel indexes up to for this plan (for the sorted phases' n and w:
     // n·w sorted entries, w·B counters and bucket sums, w·chunks head/tail, w·S segment
-    // sums, each bucket point `xyzz` words, one Jacobian result); `bases` holds n points.
+    // sums, each bucket point `xyzz` words, one Jacobian result; with affine rounds, n·w
+    // partial sums and prefix products and one product and inverse per thread of round 0,
+    // which has the most threads of any round; without them `pts` is empty and the chunk
+    // kernel reads no entry of it); `bases` holds n points.
     unsafe {
         let scan = LaunchConfig { grid_dim: (w, 1, 1), block_dim: (SCAN_THREADS, 1, 1), shared_mem_bytes: 0 };
         stream
@@ -448,13 +546,51 @@ fn run<C: Curve>(
             .arg(&mut sorted_bucket)
             .launch(grid(n as u64)?)
             .map_err(launch)?;
+        for round in 0..affine_rounds {
+            let threads = plan.affine_threads(round);
+            // a, b and c of phase 3b; a and c take the same arguments, the last being each
+            // thread's product (a writes it) or its inverse (c reads it).
+            for kernel in [C::AFFINE_PAIRS, C::AFFINE_INVERT, C::AFFINE_FINISH] {
+                if kernel == C::AFFINE_INVERT {
+                    stream
+                        .launch_builder(job.function(kernel)?)
+                        .arg(&threads)
+                        .arg(&group)
+                        .arg(&mut tprod)
+                        .arg(&mut tinv)
+                        .launch(grid(threads.div_ceil(group) as u64)?)
+                        .map_err(launch)?;
+                    continue;
+                }
+                let per_thread = if kernel == C::AFFINE_PAIRS { &mut tprod } else { &mut tinv };
+                stream
+                    .launch_builder(job.function(kernel)?)
+                    .arg(&n)
+                    .arg(&c)
+                    .arg(&w)
+                    .arg(&round)
+                    .arg(&slice)
+                    .arg(bases)
+                    .arg(&mut sorted_idx)
+                    .arg(&mut sorted_bucket)
+                    .arg(&mut offsets)
+                    .arg(&mut counts)
+                    .arg(&mut pts)
+                    .arg(&mut pref)
+                    .arg(per_thread)
+                    .launch(grid(threads as u64)?)
+                    .map_err(launch)?;
+            }
+        }
         stream
             .launch_builder(job.function(C::CHUNK)?)
             .arg(&n)
             .arg(&c)
             .arg(&w)
             .arg(&k)
+            .arg(&affine_rounds)
             .arg(bases)
+            .arg(&mut pts)
             .arg(&mut sorted_idx)
             .arg(&mut sorted_bucket)
             .arg(&mut offsets)
@@ -695,6 +831,12 @@ pub struct CudaMsm {
     /// Whether resident bases get a table of shifted copies (W times their memory, inside
     /// `resident_fraction`) so that their MSMs run as one window ([`MsmPlan::shifted_for_size`]).
     pub shifted_bases: bool,
+    /// Whether MSMs sum their buckets' runs pairwise in affine coordinates first
+    /// ([`MsmPlan::with_batched_affine`]) when the extra scratch fits. Off until a device
+    /// measures it against XYZZ accumulation alone: by count it makes fewer field
+    /// multiplications, but it moves more memory and each round waits on a chain of
+    /// inversions.
+    pub batched_affine: bool,
     /// G2 MSMs of up to this many points run on the CPU, beside the proof's G1 MSMs on
     /// the device ([`MsmBackend::g2_on_cpu`]). 0 until a device measurement says where
     /// the CPU finishes first.
@@ -713,6 +855,7 @@ impl CudaMsm {
             resident_fraction: 0.5,
             deadline: Priority::Proving.default_deadline(),
             shifted_bases: true,
+            batched_affine: false,
             g2_cpu_max_points: 0,
             stats: Arc::default(),
         }
@@ -761,6 +904,15 @@ impl CudaMsm {
         let free = free + scratch.bytes();
         let budget = free.saturating_sub(free / 8);
         let (xyzz, jac) = (C::XYZZ_WORDS * 4, C::JACOBIAN_WORDS * 4);
+        // The plan with affine rounds when they are on and their scratch fits with `extra`.
+        let affine = |plan: MsmPlan, extra: usize| {
+            let with = plan.with_batched_affine();
+            if self.batched_affine && with.scratch_bytes(xyzz, jac) + extra <= budget {
+                with
+            } else {
+                plan
+            }
+        };
 
         if self.shifted_bases {
             if let Ok(plan) = MsmPlan::shifted_for_size(bases.len()) {
@@ -776,6 +928,7 @@ impl CudaMsm {
                         resident[idx].shifted = Some((plan.c, table));
                     }
                     let (_, table) = resident[idx].shifted.as_ref().expect("made above");
+                    let plan = affine(plan, to_make);
                     return run::<C>(job, &mut scratch, &plan, &table.as_view(), scalars);
                 }
             }
@@ -795,7 +948,7 @@ impl CudaMsm {
         let mut start = 0;
         while start < bases.len() {
             let end = (start + part).min(bases.len());
-            let plan = plan_for(end - start).expect("a smaller part fits as the first did");
+            let plan = affine(plan_for(end - start).expect("a smaller part fits as the first did"), 0);
             let view = view_all.slice(start * C::AFFINE_WORDS..end * C::AFFINE_WORDS);
             acc += run::<C>(job, &mut scratch, &plan, &view, &scalars.slice(start, end))?;
             start = end;
@@ -983,5 +1136,31 @@ mod tests {
         assert!(MsmPlan::with(1 << 28, 4, 32, 1).unwrap().on_shifted_bases().is_err());
         assert!(MsmPlan::shifted_for_size(1 << 30).is_err());
         assert!(MsmPlan::with(10, 4, 32, 1).unwrap().with_upload_chunk(0).is_err());
+    }
+
+    #[test]
+    fn affine_rounds_by_size() {
+        // log2 of the mean entries per bucket: 13·2^20 / 2^19 = 26 at 2^20, 12·2^24 / 2^21 =
+        // 96 at 2^24; none where buckets hold two entries or fewer.
+        let at = |n: usize| MsmPlan::shifted_for_size(n).unwrap().with_batched_affine();
+        assert_eq!(at(1 << 20).affine.rounds, 4);
+        assert_eq!(at(1 << 24).affine.rounds, 6);
+        assert_eq!(MsmPlan::with(1 << 12, 14, 32, 1).unwrap().with_batched_affine().affine.rounds, 0);
+        assert_eq!(MsmPlan::with(1 << 12, 2, 32, 1).unwrap().with_batched_affine().affine.rounds, MAX_AFFINE_ROUNDS);
+        // Threads halve round by round, and round 0 has one per `slice` entries.
+        let p = at(1 << 20);
+        assert_eq!(p.affine_threads(0), p.entries().div_ceil(AFFINE_SLICE));
+        assert_eq!(p.affine_threads(1), p.entries().div_ceil(2 * AFFINE_SLICE));
+        // The scratch grows by an affine point and a field element per entry and two field
+        // elements per round-0 thread: 96 + 48 bytes per G1 entry.
+        let plain = MsmPlan::shifted_for_size(1 << 20).unwrap();
+        let extra = p.scratch_bytes(192, 144) - plain.scratch_bytes(192, 144);
+        assert_eq!(extra, p.entries() as usize * 144 + 2 * p.affine_threads(0) as usize * 48);
+        // Bad shapes are refused, not launched.
+        let base = MsmPlan::with(64, 4, 4, 1).unwrap();
+        assert!(base.with_affine_rounds(MAX_AFFINE_ROUNDS + 1, 4, 4).is_err());
+        assert!(base.with_affine_rounds(2, 0, 4).is_err());
+        assert!(base.with_affine_rounds(2, 4, 0).is_err());
+        assert!(base.with_affine_rounds(2, 1 << 17, 4).is_err());
     }
 }

@@ -47,6 +47,9 @@ pub const MSM: Unit = Unit {
         "msm_reduce_g1",
         "msm_combine_g1",
         "msm_shift_g1",
+        "msm_affine_pairs_g1",
+        "msm_affine_invert_g1",
+        "msm_affine_finish_g1",
         "msm_chunk_g2",
         "msm_piece_tree_g2",
         "msm_bucket_g2",
@@ -54,6 +57,9 @@ pub const MSM: Unit = Unit {
         "msm_reduce_g2",
         "msm_combine_g2",
         "msm_shift_g2",
+        "msm_affine_pairs_g2",
+        "msm_affine_invert_g2",
+        "msm_affine_finish_g2",
     ],
 };
 

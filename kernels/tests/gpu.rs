@@ -66,11 +66,13 @@ fn g1_cases(n: usize) -> Vec<(&'static str, Vec<G1Affine>, Vec<Fr>)> {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn msm_g1_matches_cpu_from_2_10_to_2_22() {
-    // On shifted-base tables (the default) and one window at a time; sizes from 2^20 up
-    // upload their scalars in several chunks.
+    // On shifted-base tables (the default), one window at a time, and with batched affine
+    // rounds on shifted bases; sizes from 2^20 up upload their scalars in several chunks.
     let mut plain = msm();
     plain.shifted_bases = false;
-    for (how, m) in [("shifted bases", msm()), ("plain windows", plain)] {
+    let mut affine = msm();
+    affine.batched_affine = true;
+    for (how, m) in [("shifted bases", msm()), ("plain windows", plain), ("batched affine", affine)] {
         for log in [10, 12, 16, 20, 22] {
             let n = 1usize << log;
             let cases = if log <= 16 { g1_cases(n) } else { g1_cases(n).into_iter().take(3).collect() };

@@ -5,6 +5,7 @@
 
 use blstrs::{Fp, Fp2, G1Affine, G1Projective, G2Affine, G2Projective, Scalar as Fr};
 use dualchain_kernels::host;
+use dualchain_kernels::msm::MAX_AFFINE_ROUNDS;
 use dualchain_kernels::ntt::{passes, PASS_MAX};
 use dualchain_kernels::MsmPlan;
 use dualchain_prover::backend::{naive_msm_g1, quotient_by_transforms, CpuBackend, MsmBackend, NttBackend};
@@ -221,8 +222,19 @@ fn scalars(n: usize, seed: u64) -> Vec<Fr> {
 /// The size's shifted plan runs on a table of shifted bases (one window of W·n entries,
 /// the buckets counted across windows; the random test adds one with narrow chunks), and
 /// scalars arrive in upload chunks of 1, 7 and 64 as well as whole.
+///
+/// Two plans sum the runs pairwise in affine coordinates first (phase 3b): the shifted
+/// plan, with every round up to the most and one position per thread in round 0 (so heads
+/// sit at threads' edges) and 32 threads per inversion, and a windowed plan with 2
+/// positions per thread and 16 threads per inversion. The random test adds the shifted
+/// plan without affine rounds, and with its default ones.
 fn plans(n: usize) -> Vec<MsmPlan> {
-    let mut v = vec![MsmPlan::for_size(n), MsmPlan::shifted_for_size(n).unwrap().with_upload_chunk(1).unwrap()];
+    let shifted = MsmPlan::shifted_for_size(n).unwrap();
+    let mut v = vec![
+        MsmPlan::for_size(n),
+        shifted.with_upload_chunk(1).unwrap().with_affine_rounds(MAX_AFFINE_ROUNDS, 1, 32).unwrap(),
+        MsmPlan::with(n, 5, 3, 4).unwrap().with_affine_rounds(3, 2, 16).unwrap(),
+    ];
     for (c, chunk, seg, upload) in
         [(2, 1, 1, 7), (3, 2, 3, 0), (5, 3, 16, 64), (8, 7, 5, 0), (11, 32, 64, 0), (14, 4, 128, 0)]
     {
@@ -258,6 +270,33 @@ fn shifted_bases_make_fewer_field_multiplications() {
     );
 }
 
+/// Summing the runs pairwise in affine coordinates, with one inversion per group of
+/// threads, makes fewer field multiplications than adding every entry in XYZZ
+/// coordinates, the inversions included; a plan whose buckets hold two entries or fewer
+/// on average takes no affine rounds.
+#[test]
+fn batched_affine_makes_fewer_field_multiplications() {
+    let n = 1 << 10;
+    let (bases, s) = (g1_points(n, 25), scalars(n, 26));
+    let want = naive_msm_g1(&bases, &s);
+    let xyzz = MsmPlan::shifted_for_size(n).unwrap();
+    let affine = xyzz.with_batched_affine();
+    assert!(affine.affine.rounds >= 3, "{affine:?}");
+    let (got, xyzz_muls) = host::count_field_muls(|| host::msm_g1(&bases, &s, &xyzz));
+    assert_eq!(got, want);
+    let (got, affine_muls) = host::count_field_muls(|| host::msm_g1(&bases, &s, &affine));
+    assert_eq!(got, want);
+    // The emulation makes the shifted table first; it is the same for both.
+    let (_, table) = host::count_field_muls(|| host::g1_shift_table(&bases, xyzz.c, xyzz.windows));
+    let (xyzz_muls, affine_muls) = (xyzz_muls - table, affine_muls - table);
+    assert!(
+        (affine_muls as f64) < 0.9 * xyzz_muls as f64,
+        "affine rounds {affine_muls} against {xyzz_muls} field multiplications"
+    );
+    eprintln!("{affine_muls} against {xyzz_muls} field multiplications");
+    assert_eq!(MsmPlan::with(n, 11, 32, 16).unwrap().with_batched_affine().affine.rounds, 0);
+}
+
 #[test]
 fn msm_g1_random_matches_blstrs() {
     for n in [1usize, 2, 5, 64, 300] {
@@ -266,7 +305,8 @@ fn msm_g1_random_matches_blstrs() {
         let want = naive_msm_g1(&bases, &s);
         let narrow_shifted =
             MsmPlan::with(n, 8, 3, 16).unwrap().on_shifted_bases().unwrap().with_upload_chunk(64).unwrap();
-        for plan in plans(n).into_iter().chain([narrow_shifted]) {
+        let shifted = MsmPlan::shifted_for_size(n).unwrap();
+        for plan in plans(n).into_iter().chain([narrow_shifted, shifted, shifted.with_batched_affine()]) {
             assert_eq!(host::msm_g1(&bases, &s, &plan), want, "n = {n}, {plan:?}");
         }
     }
@@ -317,6 +357,7 @@ fn msm_g2_matches_blstrs() {
             MsmPlan::with(n, 3, 2, 2).unwrap(),
             MsmPlan::with(n, 7, 5, 9).unwrap(),
             MsmPlan::with(n, 7, 5, 9).unwrap().on_shifted_bases().unwrap().with_upload_chunk(3).unwrap(),
+            MsmPlan::with(n, 4, 3, 2).unwrap().on_shifted_bases().unwrap().with_affine_rounds(4, 1, 2).unwrap(),
         ] {
             assert_eq!(host::msm_g2(&bases, &s, &plan), want, "{plan:?}");
         }
@@ -325,6 +366,8 @@ fn msm_g2_matches_blstrs() {
     let s = scalars(n, 13);
     let want: G2Projective = dup.iter().zip(&s).map(|(p, k)| G2Projective::from(*p) * k).sum();
     assert_eq!(host::msm_g2(&dup, &s, &MsmPlan::with(n, 4, 3, 2).unwrap()), want);
+    let affine = MsmPlan::with(n, 4, 3, 2).unwrap().with_affine_rounds(3, 2, 2).unwrap();
+    assert_eq!(host::msm_g2(&dup, &s, &affine), want);
 }
 
 /// Every pass width from radix-2 stages one at a time to the device's 9, so groups,

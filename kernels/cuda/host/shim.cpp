@@ -102,10 +102,12 @@ static std::vector<T> poisoned(size_t len) {
 // receives the MSM as one Jacobian point. Scalars reach phase 1 in chunks of
 // `upload_chunk`, as CudaMsm uploads them. With `shifted`, phase 0 first makes the table
 // of shifted bases (which CudaMsm keeps resident beside the bases) and phases 2–8 run on
-// one window of W·n entries.
+// one window of W·n entries. With `rounds`, phase 3b sums the runs pairwise in affine
+// coordinates first, `slice` positions per thread and one inversion per `group` threads.
 template <class F>
 static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c, u32 windows_,
-                        u32 k, u32 segments, u32 shifted, u32 upload_chunk, u32* out) {
+                        u32 k, u32 segments, u32 shifted, u32 upload_chunk, u32 rounds,
+                        u32 slice, u32 group, u32* out) {
   const u32 buckets = 1u << (c - 1);
   const u32 digit_windows = windows_;
   // The sorted phases' shape: W windows of n entries, or one of W·n.
@@ -158,9 +160,28 @@ static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c
   for (u32 i = 0; i < n; i++)
     msm_scatter_body(i, n, c, windows, digits.data(), cursor.data(), sorted_idx.data(),
                      sorted_bucket.data());
+  // Phase 3b: R affine rounds, each its three launches.
+  std::vector<Affine<F>> pts = poisoned<Affine<F>>(rounds ? (size_t)windows * n : 0);
+  std::vector<F> pref = poisoned<F>(pts.size());
+  for (u32 r = 0; r < rounds; r++) {
+    u64 span = (u64)slice << r;
+    u32 threads = windows * (u32)((n + span - 1) / span);
+    std::vector<F> tprod = poisoned<F>(threads), tinv = poisoned<F>(threads);
+    for (u32 t = 0; t < threads; t++)
+      msm_affine_pairs_body<F>(t, n, c, windows, r, slice, bases.data(), sorted_idx.data(),
+                               sorted_bucket.data(), offsets.data(), counts.data(), pts.data(),
+                               pref.data(), tprod.data());
+    for (u32 g = 0; g < (threads + group - 1) / group; g++)
+      msm_affine_invert_body<F>(g, threads, group, tprod.data(), tinv.data());
+    for (u32 t = 0; t < threads; t++)
+      msm_affine_finish_body<F>(t, n, c, windows, r, slice, bases.data(), sorted_idx.data(),
+                                sorted_bucket.data(), offsets.data(), counts.data(), pts.data(),
+                                pref.data(), tinv.data());
+  }
   for (u32 t = 0; t < windows * chunks; t++)
-    msm_chunk_body<F>(t, n, c, windows, k, bases.data(), sorted_idx.data(), sorted_bucket.data(),
-                      offsets.data(), counts.data(), head.data(), tail.data(), bucket_sums.data());
+    msm_chunk_body<F>(t, n, c, windows, k, rounds, bases.data(), pts.data(), sorted_idx.data(),
+                      sorted_bucket.data(), offsets.data(), counts.data(), head.data(), tail.data(),
+                      bucket_sums.data());
   for (u32 stride = 1; stride < chunks; stride *= 2) {
     u32 threads = windows * ((chunks + 2 * stride - 1) / (2 * stride));
     for (u32 t = 0; t < threads; t++)
@@ -184,13 +205,17 @@ static void msm_emulate(const u32* bases_words, const u32* scalars, u32 n, u32 c
 extern "C" {
 
 void dc_msm_g1(const u32* bases, const u32* scalars, u32 n, u32 c, u32 windows, u32 k,
-               u32 segments, u32 shifted, u32 upload_chunk, u32* out) {
-  msm_emulate<Fp>(bases, scalars, n, c, windows, k, segments, shifted, upload_chunk, out);
+               u32 segments, u32 shifted, u32 upload_chunk, u32 rounds, u32 slice, u32 group,
+               u32* out) {
+  msm_emulate<Fp>(bases, scalars, n, c, windows, k, segments, shifted, upload_chunk, rounds,
+                   slice, group, out);
 }
 
 void dc_msm_g2(const u32* bases, const u32* scalars, u32 n, u32 c, u32 windows, u32 k,
-               u32 segments, u32 shifted, u32 upload_chunk, u32* out) {
-  msm_emulate<Fp2>(bases, scalars, n, c, windows, k, segments, shifted, upload_chunk, out);
+               u32 segments, u32 shifted, u32 upload_chunk, u32 rounds, u32 slice, u32 group,
+               u32* out) {
+  msm_emulate<Fp2>(bases, scalars, n, c, windows, k, segments, shifted, upload_chunk, rounds,
+                   slice, group, out);
 }
 
 // Phase 0 alone: the table of 2^(c·w)·P_i, w < windows, for G1 bases.

@@ -39,13 +39,31 @@ extern "C" __global__ void msm_scatter(u32 n, u32 c, u32 windows, const i32* dig
     u32 i = DC_TID;                                                                           \
     if (i < n) msm_shift_body<F>(i, n, c, windows, bases, table);                             \
   }                                                                                           \
-  extern "C" __global__ void msm_chunk_##G(u32 n, u32 c, u32 windows, u32 k,                  \
-                                           const Affine<F>* bases, const u32* sorted_idx,     \
-                                           const u32* sorted_bucket, const u32* offsets,      \
-                                           const u32* counts, Xyzz<F>* head, Xyzz<F>* tail,   \
-                                           Xyzz<F>* bucket_sums) {                            \
-    msm_chunk_body<F>(DC_TID, n, c, windows, k, bases, sorted_idx, sorted_bucket, offsets,    \
-                      counts, head, tail, bucket_sums);                                       \
+  extern "C" __global__ void msm_affine_pairs_##G(                                            \
+      u32 n, u32 c, u32 windows, u32 round, u32 slice, const Affine<F>* bases,                \
+      const u32* sorted_idx, const u32* sorted_bucket, const u32* offsets, const u32* counts, \
+      const Affine<F>* pts, F* pref, F* tprod) {                                              \
+    msm_affine_pairs_body<F>(DC_TID, n, c, windows, round, slice, bases, sorted_idx,          \
+                             sorted_bucket, offsets, counts, pts, pref, tprod);               \
+  }                                                                                           \
+  extern "C" __global__ void msm_affine_invert_##G(u32 threads, u32 group, const F* tprod,     \
+                                                   F* tinv) {                                 \
+    msm_affine_invert_body<F>(DC_TID, threads, group, tprod, tinv);                           \
+  }                                                                                           \
+  extern "C" __global__ void msm_affine_finish_##G(                                           \
+      u32 n, u32 c, u32 windows, u32 round, u32 slice, const Affine<F>* bases,                \
+      const u32* sorted_idx, const u32* sorted_bucket, const u32* offsets, const u32* counts, \
+      Affine<F>* pts, const F* pref, const F* tinv) {                                         \
+    msm_affine_finish_body<F>(DC_TID, n, c, windows, round, slice, bases, sorted_idx,         \
+                              sorted_bucket, offsets, counts, pts, pref, tinv);               \
+  }                                                                                           \
+  extern "C" __global__ void msm_chunk_##G(                                                   \
+      u32 n, u32 c, u32 windows, u32 k, u32 rounds, const Affine<F>* bases,                   \
+      const Affine<F>* pts, const u32* sorted_idx, const u32* sorted_bucket,                  \
+      const u32* offsets, const u32* counts, Xyzz<F>* head, Xyzz<F>* tail,                    \
+      Xyzz<F>* bucket_sums) {                                                                 \
+    msm_chunk_body<F>(DC_TID, n, c, windows, k, rounds, bases, pts, sorted_idx,               \
+                      sorted_bucket, offsets, counts, head, tail, bucket_sums);               \
   }                                                                                           \
   extern "C" __global__ void msm_piece_tree_##G(u32 n, u32 c, u32 windows, u32 k, u32 stride, \
                                                 const u32* sorted_bucket, const u32* offsets, \

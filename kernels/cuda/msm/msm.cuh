@@ -13,6 +13,9 @@
 //     thread sums a slice, the block scans the slice sums in log2(threads) Hillis–Steele
 //     steps, and each thread writes its slice's offsets.
 //  3. scatter: each nonzero digit places (point index | sign bit) at its bucket's cursor.
+//  3b. affine rounds (optional, R of them): the runs of equal buckets are summed pairwise
+//     in affine coordinates, the slopes' inversions batched by Montgomery's trick, each
+//     round halving every run in place (see below).
 //  4. chunk: the sorted entries of a window are cut into chunks of K; a thread sums the
 //     runs of equal buckets in its chunk with mixed XYZZ additions (8M + 2S each). A run
 //     strictly inside the chunk is a whole bucket and is stored as such; the chunk's first
@@ -53,11 +56,12 @@
 // Windows per inversion in phase 0.
 #define DC_SHIFT_GROUP 8
 
-// Phase 0's products, out of line: it runs once per base vector, and Fp's product inlined
-// at each of its call sites made NVRTC's compile of this unit about 8 s longer (63 s
-// against 55 s for sm_80 on the 2-core build machine).
+// Products outside the point additions, out of line: phase 0's (it runs once per base
+// vector) and the batch inversions' of phase 3b. Fp's product inlined at each of phase 0's
+// call sites made NVRTC's compile of this unit about 8 s longer (63 s against 55 s for
+// sm_80 on the 2-core build machine).
 template <class F>
-DC_HD_NOINLINE F msm_shift_mul(const F& a, const F& b) {
+DC_HD_NOINLINE F msm_mul(const F& a, const F& b) {
   return F::mul(a, b);
 }
 
@@ -76,7 +80,7 @@ DC_HD void msm_shift_body(u32 i, u32 n, u32 c, u32 windows, const Affine<F>* bas
     F acc = F::one();
     for (u32 j = 0; j < g; j++) {
       pts[j] = p;
-      if (!jac_is_inf(p)) acc = msm_shift_mul(acc, p.z);
+      if (!jac_is_inf(p)) acc = msm_mul(acc, p.z);
       prefix[j] = acc;
       if (w0 + j + 1 < windows)
         for (u32 b = 0; b < c; b++) p = jac_dbl(p);
@@ -88,11 +92,11 @@ DC_HD void msm_shift_body(u32 i, u32 n, u32 c, u32 windows, const Affine<F>* bas
         a.x = F::zero();
         a.y = F::zero();
       } else {
-        F zi = j > 0 ? msm_shift_mul(inv, prefix[j - 1]) : inv;
-        inv = msm_shift_mul(inv, pts[j].z);
-        F zi2 = msm_shift_mul(zi, zi);
-        a.x = msm_shift_mul(pts[j].x, zi2);
-        a.y = msm_shift_mul(pts[j].y, msm_shift_mul(zi2, zi));
+        F zi = j > 0 ? msm_mul(inv, prefix[j - 1]) : inv;
+        inv = msm_mul(inv, pts[j].z);
+        F zi2 = msm_mul(zi, zi);
+        a.x = msm_mul(pts[j].x, zi2);
+        a.y = msm_mul(pts[j].y, msm_mul(zi2, zi));
       }
       table[(u64)(w0 + j) * n + i] = a;
     }
@@ -185,12 +189,209 @@ DC_HD u32 msm_window_total(u32 w, u32 buckets, const u32* offsets, const u32* co
   return offsets[last] + counts[last];
 }
 
-// Phase 4, thread tid < windows·chunks, chunks = ceil(n / K).
+// Phase 3b (batched affine accumulation, `rounds` > 0): before the chunk phase, the runs of
+// equal buckets are summed pairwise in affine coordinates, each round halving every run.
+// In round r the live entries of a run starting at s are at s + j·2^r; the entry at
+// s + 2j·2^r (a head) takes in the one 2^r on, when the run has it, and keeps the sum at
+// its own position of `pts`. So no compaction or scan is needed, and after R rounds the
+// chunk phase adds only the entries at s + j·2^R, read from `pts`.
+//
+// An affine addition needs the inverse of its slope's denominator. The inverses of a
+// round are batched by Montgomery's trick (Montgomery 1987, "Speeding the Pollard and
+// elliptic curve methods of factorization", §10.3.1) on two levels:
+//  a. pairs: thread t takes the heads of a slice of `slice`·2^r positions, stores the
+//     product of the denominators before each head at the head (`pref`), and their whole
+//     product in tprod[t];
+//  b. invert: thread g inverts the product of `group` threads' products with one Fermat
+//     inversion and hands each thread the inverse of its own (3 multiplications per
+//     thread), so every lane of a warp inverts a group of its own: no lane waits on
+//     another's inversion;
+//  c. finish: thread t walks its heads backwards, peeling each head's inverse off its
+//     thread's (2 multiplications), and writes the sum.
+// An addition then costs 6 multiplications (1 in a; 2 in c to peel the inverse; λ, λ², and
+// y3) plus a share of the inversion, against 8M + 2S for a mixed XYZZ addition; round 0
+// reads its points from the bases through the sorted indices, as the chunk phase would.
+// The exceptional cases are exact, as in curve.cuh: an identity input gives the other
+// point, P + P uses the tangent's slope 3x²/2y, P + (−P) and a point of order 2 doubled
+// give the identity, (0, 0); each of these has the denominator 1 in the batch, so no
+// denominator is ever zero.
+#define DC_PAIR_GENERAL 0u
+#define DC_PAIR_DOUBLE 1u
+#define DC_PAIR_LEFT 2u   // the sum is p (q is the identity)
+#define DC_PAIR_RIGHT 3u  // the sum is q (p is the identity)
+#define DC_PAIR_INF 4u
+
+// The case of p + q and its slope's denominator (1 outside the general and doubling cases).
 template <class F>
-DC_HD void msm_chunk_body(u32 tid, u32 n, u32 c, u32 windows, u32 k, const Affine<F>* bases,
-                          const u32* sorted_idx, const u32* sorted_bucket, const u32* offsets,
-                          const u32* counts, Xyzz<F>* head, Xyzz<F>* tail,
-                          Xyzz<F>* bucket_sums) {
+DC_HD u32 affine_pair_case(const Affine<F>& p, const Affine<F>& q, F* den) {
+  *den = F::one();
+  if (affine_is_inf(q)) return DC_PAIR_LEFT;
+  if (affine_is_inf(p)) return DC_PAIR_RIGHT;
+  if (!F::eq(p.x, q.x)) {
+    *den = F::sub(q.x, p.x);
+    return DC_PAIR_GENERAL;
+  }
+  if (!F::eq(p.y, q.y) || F::is_zero(p.y)) return DC_PAIR_INF;
+  *den = F::dbl(p.y);
+  return DC_PAIR_DOUBLE;
+}
+
+// p + q given its case and the inverse of its denominator.
+template <class F>
+DC_HD_NOINLINE Affine<F> affine_pair_sum(const Affine<F>& p, const Affine<F>& q, u32 kind,
+                                         const F& inv_den) {
+  if (kind == DC_PAIR_LEFT) return p;
+  if (kind == DC_PAIR_RIGHT) return q;
+  Affine<F> r;
+  if (kind == DC_PAIR_INF) {
+    r.x = F::zero();
+    r.y = F::zero();
+    return r;
+  }
+  F num;
+  if (kind == DC_PAIR_GENERAL) {
+    num = F::sub(q.y, p.y);
+  } else {
+    F x2 = F::sqr(p.x);
+    num = F::add(F::dbl(x2), x2);
+  }
+  F l = F::mul(num, inv_den);
+  r.x = F::sub(F::sub(F::sqr(l), p.x), q.x);
+  r.y = F::sub(F::mul(l, F::sub(p.x, r.x)), p.y);
+  return r;
+}
+
+// The live entry of window w at position pos in round r: the signed base in round 0,
+// else the partial sum kept in `pts`.
+template <class F>
+DC_HD Affine<F> msm_affine_entry(u32 round, u64 at, const Affine<F>* bases, const u32* sorted_idx,
+                                 const Affine<F>* pts) {
+  if (round > 0) return pts[at];
+  u32 e = sorted_idx[at];
+  Affine<F> p = bases[e & ~DC_SIGN_BIT];
+  return (e & DC_SIGN_BIT) ? affine_neg(p) : p;
+}
+
+// The slice of thread tid in round r: window w, positions [lo, hi) of that window (empty
+// past the window's entries). False when tid is past the last slice.
+DC_HD bool msm_affine_slice(u32 tid, u32 n, u32 c, u32 windows, u32 round, u32 slice,
+                            const u32* offsets, const u32* counts, u32* w, u32* lo, u32* hi) {
+  const u32 buckets = 1u << (c - 1);
+  const u64 span = (u64)slice << round;
+  const u32 slices = (u32)((n + span - 1) / span);
+  if (tid >= windows * slices) return false;
+  *w = tid / slices;
+  u32 total = msm_window_total(*w, buckets, offsets, counts);
+  u64 l = (u64)(tid % slices) * span, h = l + span;
+  *lo = l < total ? (u32)l : total;
+  *hi = h < total ? (u32)h : total;
+  return true;
+}
+
+// The run (start, length) of the entry at pos of window w.
+DC_HD void msm_run_of(u32 pos, u32 w, u32 buckets, u64 base, const u32* sorted_bucket,
+                      const u32* offsets, const u32* counts, u32* start, u32* len) {
+  u64 k = (u64)w * buckets + sorted_bucket[base + pos];
+  *start = offsets[k];
+  *len = counts[k];
+}
+
+// Phase 3b, a: thread tid of round r.
+template <class F>
+DC_HD void msm_affine_pairs_body(u32 tid, u32 n, u32 c, u32 windows, u32 round, u32 slice,
+                                 const Affine<F>* bases, const u32* sorted_idx,
+                                 const u32* sorted_bucket, const u32* offsets, const u32* counts,
+                                 const Affine<F>* pts, F* pref, F* tprod) {
+  u32 w, lo, hi;
+  if (!msm_affine_slice(tid, n, c, windows, round, slice, offsets, counts, &w, &lo, &hi)) return;
+  const u32 buckets = 1u << (c - 1), half = 1u << round, step = 2u << round;
+  const u64 base = (u64)w * n;
+  F acc = F::one();
+  u32 pos = lo;
+  while (pos < hi) {
+    u32 s, len;
+    msm_run_of(pos, w, buckets, base, sorted_bucket, offsets, counts, &s, &len);
+    u32 end = s + len, mis = (pos - s) & (step - 1);
+    if (mis != 0) {
+      // The run's next head, or the next run.
+      pos = pos + (step - mis) < end ? pos + (step - mis) : end;
+      continue;
+    }
+    if (pos + half < end) {
+      F den;
+      affine_pair_case(msm_affine_entry(round, base + pos, bases, sorted_idx, pts),
+                       msm_affine_entry(round, base + pos + half, bases, sorted_idx, pts), &den);
+      pref[base + pos] = acc;
+      acc = msm_mul(acc, den);
+    }
+    pos = pos + step < end ? pos + step : end;
+  }
+  tprod[tid] = acc;
+}
+
+// Phase 3b, b: thread g of ceil(threads / group): tinv[t] = 1 / tprod[t] for the threads t
+// of group g, with one inversion.
+template <class F>
+DC_HD void msm_affine_invert_body(u32 g, u32 threads, u32 group, const F* tprod, F* tinv) {
+  u64 lo = (u64)g * group;
+  if (lo >= threads) return;
+  u32 hi = lo + group < threads ? (u32)(lo + group) : threads;
+  F acc = F::one();
+  for (u32 t = (u32)lo; t < hi; t++) {
+    tinv[t] = acc;  // the product of the group's products before t
+    acc = msm_mul(acc, tprod[t]);
+  }
+  F inv = F::inv(acc);  // 1 / the product of the products of t' ≤ t, t from hi − 1 down
+  for (u32 t = hi; t-- > (u32)lo;) {
+    F mine = msm_mul(inv, tinv[t]);
+    inv = msm_mul(inv, tprod[t]);
+    tinv[t] = mine;
+  }
+}
+
+// Phase 3b, c: thread tid of round r walks its heads from the last, as a left them.
+template <class F>
+DC_HD void msm_affine_finish_body(u32 tid, u32 n, u32 c, u32 windows, u32 round, u32 slice,
+                                  const Affine<F>* bases, const u32* sorted_idx,
+                                  const u32* sorted_bucket, const u32* offsets,
+                                  const u32* counts, Affine<F>* pts, const F* pref,
+                                  const F* tinv) {
+  u32 w, lo, hi;
+  if (!msm_affine_slice(tid, n, c, windows, round, slice, offsets, counts, &w, &lo, &hi)) return;
+  const u32 buckets = 1u << (c - 1), half = 1u << round, step = 2u << round;
+  const u64 base = (u64)w * n;
+  F inv = tinv[tid];  // 1 / the product of the denominators of the heads not yet finished
+  u32 pos = hi;
+  while (pos > lo) {
+    pos--;
+    u32 s, len;
+    msm_run_of(pos, w, buckets, base, sorted_bucket, offsets, counts, &s, &len);
+    // The run's last candidate at or before pos.
+    u32 at = pos - ((pos - s) & (step - 1));
+    if (at < lo) break;  // the slice holds no candidate before pos: its run began earlier
+    pos = at;
+    if (at + half < s + len) {
+      Affine<F> p = msm_affine_entry(round, base + at, bases, sorted_idx, pts);
+      Affine<F> q = msm_affine_entry(round, base + at + half, bases, sorted_idx, pts);
+      F den;
+      u32 kind = affine_pair_case(p, q, &den);
+      F inv_den = msm_mul(inv, pref[base + at]);
+      inv = msm_mul(inv, den);
+      pts[base + at] = affine_pair_sum(p, q, kind, inv_den);
+    } else if (round == 0) {
+      // The last entry of a run of odd length: carried as it is to the next round.
+      pts[base + at] = msm_affine_entry(0, base + at, bases, sorted_idx, pts);
+    }
+  }
+}
+
+// Phase 4, thread tid < windows·chunks, chunks = ceil(n / K). After R affine rounds (phase 3b) it adds
+// only the live entries, s + j·2^R in a run starting at s, from `pts`.
+template <class F>
+DC_HD void msm_chunk_body(u32 tid, u32 n, u32 c, u32 windows, u32 k, u32 rounds,
+                          const Affine<F>* bases, const Affine<F>* pts, const u32* sorted_idx,
+                          const u32* sorted_bucket, const u32* offsets, const u32* counts,
+                          Xyzz<F>* head, Xyzz<F>* tail, Xyzz<F>* bucket_sums) {
   const u32 buckets = 1u << (c - 1);
   const u32 chunks = (n + k - 1) / k;
   if (tid >= windows * chunks) return;
@@ -203,6 +404,8 @@ DC_HD void msm_chunk_body(u32 tid, u32 n, u32 c, u32 windows, u32 k, const Affin
   Xyzz<F> acc = xyzz_inf<F>();
   u32 run_start = start;
   u32 cur = sorted_bucket[base + start];
+  const u32 live = (1u << rounds) - 1;
+  u32 run_s = offsets[(u64)w * buckets + cur];
   for (u32 pos = start; pos <= end; pos++) {
     bool flush = pos == end || sorted_bucket[base + pos] != cur;
     if (flush) {
@@ -217,11 +420,10 @@ DC_HD void msm_chunk_body(u32 tid, u32 n, u32 c, u32 windows, u32 k, const Affin
       acc = xyzz_inf<F>();
       run_start = pos;
       cur = sorted_bucket[base + pos];
+      run_s = offsets[(u64)w * buckets + cur];
     }
-    u32 e = sorted_idx[base + pos];
-    Affine<F> p = bases[e & ~DC_SIGN_BIT];
-    if (e & DC_SIGN_BIT) p = affine_neg(p);
-    acc = xyzz_add_affine(acc, p);
+    if (((pos - run_s) & live) == 0)
+      acc = xyzz_add_affine(acc, msm_affine_entry(rounds, base + pos, bases, sorted_idx, pts));
   }
 }
 
