@@ -927,10 +927,9 @@ impl Core {
     fn command(&mut self, cmd: Command, outputs: &mut Vec<Output>) {
         match cmd {
             Command::Submit(request, reply) => {
-                let key = request.key();
                 let now = self.now_ms();
-                match self.replica.submit(now, request) {
-                    Ok(out) => {
+                match self.replica.submit_keyed(now, request) {
+                    Ok((key, out)) => {
                         self.waiters.insert(key, (Waiter::One(reply), Instant::now()));
                         outputs.push(out);
                     }
@@ -944,9 +943,8 @@ impl Core {
                 let since = Instant::now();
                 let group = Arc::new(std::sync::Mutex::new(Group::new(requests.len(), reply)));
                 for request in requests {
-                    let key = request.key();
-                    match self.replica.submit(now, request) {
-                        Ok(out) => {
+                    match self.replica.submit_keyed(now, request) {
+                        Ok((key, out)) => {
                             self.waiters.insert(key, (Waiter::Group(group.clone()), since));
                             outputs.push(out);
                         }

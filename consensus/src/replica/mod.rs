@@ -694,13 +694,20 @@ impl Replica {
 
     /// A client request (from this node's application or a client of this replica).
     pub fn submit(&mut self, now_ms: u64, request: Request) -> Result<Output, Rejected> {
+        self.submit_keyed(now_ms, request).map(|(_, out)| out)
+    }
+
+    /// [`Replica::submit`], returning the admitted request's key ([`Request::key`]) beside
+    /// the output, so the host keys its waiter by it without hashing the payload again.
+    ///
+    /// Admission control comes before the key: past saturation most requests are refused,
+    /// and a refusal then costs two comparisons, not a digest of the payload and two map
+    /// lookups. So a request that is both a duplicate and over the bound is refused as
+    /// [`Rejected::Busy`]; its retry finds it a duplicate, or admits it.
+    pub fn submit_keyed(&mut self, now_ms: u64, request: Request) -> Result<(RequestKey, Output), Rejected> {
         self.now_ms = self.now_ms.max(now_ms);
         if request.payload.len() > REQUEST_PAYLOAD_LEN_MAX {
             return Err(Rejected::TooLarge);
-        }
-        let key = request.key();
-        if self.pending.contains_key(&key) || self.executed.contains_key(&key) {
-            return Err(Rejected::Duplicate);
         }
         // Admission control: past saturation the backlog only adds latency.
         if self.pending.len() >= self.cfg.admission_len_max.min(self.cfg.pending_len_max)
@@ -709,9 +716,13 @@ impl Replica {
             self.stats.refused_busy += 1;
             return Err(Rejected::Busy);
         }
+        let key = request.key();
+        if self.pending.contains_key(&key) || self.executed.contains_key(&key) {
+            return Err(Rejected::Duplicate);
+        }
         self.admit(key, request, true, true);
         self.after_step();
-        Ok(self.take_output())
+        Ok((key, self.take_output()))
     }
 
     /// Takes a request into the pending set under its `key` ([`Request::key`], computed

@@ -472,11 +472,17 @@ fn admission_control_refuses_own_clients_past_the_bound() {
     cfg.admission_len_max = 3;
     let mut backup = Replica::new(cfg, keys[1].clone(), publics.clone()).unwrap();
     let req = |client: u64, id: u64| Request { client, id, payload: vec![7; 16] };
-    for id in 0..3 {
+    for id in 0..2 {
         assert!(backup.submit(1, req(1, id)).is_ok());
     }
+    // Below the bound a repeat is a duplicate; the key handed back is the request's own.
+    assert!(matches!(backup.submit(1, req(1, 0)), Err(Rejected::Duplicate)));
+    let (key, _) = backup.submit_keyed(1, req(1, 2)).unwrap();
+    assert_eq!(key, req(1, 2).key());
     assert!(matches!(backup.submit(1, req(1, 3)), Err(Rejected::Busy)));
-    assert_eq!(backup.stats().refused_busy, 1);
+    // Past it, the bound is checked before the key, so a repeat is refused as busy too.
+    assert!(matches!(backup.submit(1, req(1, 0)), Err(Rejected::Busy)));
+    assert_eq!(backup.stats().refused_busy, 2);
     let part = Arc::new(Batch::new(vec![req(2, 0), req(2, 1)]));
     let relayed = Message::Disseminate(Signed::sign(&keys[2], 2, Disseminate { part }));
     let _ = backup.receive(2, relayed);
