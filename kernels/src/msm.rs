@@ -906,8 +906,11 @@ impl CudaMsm {
         let (xyzz, jac) = (C::XYZZ_WORDS * 4, C::JACOBIAN_WORDS * 4);
         // The plan with affine rounds when they are on and their scratch fits with `extra`.
         let affine = |plan: MsmPlan, extra: usize| {
+            if !self.batched_affine {
+                return plan;
+            }
             let with = plan.with_batched_affine();
-            if self.batched_affine && with.scratch_bytes(xyzz, jac) + extra <= budget {
+            if with.scratch_bytes(xyzz, jac) + extra <= budget {
                 with
             } else {
                 plan

@@ -238,6 +238,7 @@ impl CudaNtt {
             return Err(KernelError::Input(format!("QAP evaluations longer than the domain of {m}")));
         }
         let d = QuotientDomain::new(m);
+        let (a_len, b_len, c_len) = (a.len(), b.len(), c.len());
         let mut dev = Vec::with_capacity(3);
         for v in [a, b, c] {
             // Zeros to m, the evaluations uploaded over their prefix.
@@ -265,7 +266,9 @@ impl CudaNtt {
                 .map_err(KernelError::driver("NTT launch"))?;
         }
         self.transform_on_device(job, &mut a, log_m, d.omega_inv, Mode::InverseCoset(d.g_inv))?;
-        self.stats.bytes_uploaded.fetch_add((3 * m * 32) as u64, Ordering::Relaxed);
+        // The three evaluation vectors (their zero tails are set on the device) and z_inv.
+        let uploaded = (a_len + b_len + c_len + 1) * 32;
+        self.stats.bytes_uploaded.fetch_add(uploaded as u64, Ordering::Relaxed);
         Ok(a)
     }
 
