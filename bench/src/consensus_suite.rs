@@ -627,10 +627,39 @@ pub fn run(quick: bool) -> Result<Vec<Record>> {
 /// Transactions per committed batch in [`ledger_apply`].
 const APPLY_BATCH: usize = 1000;
 
+/// The measured batches of [`ledger_apply`] as the consensus archive beside a validator's
+/// ledger holds them: in memory here, since writing them is the ordering's cost (the
+/// consensus points count it), not the ledger's.
+#[derive(Default)]
+struct BenchArchive {
+    payloads: std::sync::OnceLock<Arc<Vec<Vec<Vec<u8>>>>>,
+    /// The sequence number of the first (set once the ledger's registrations applied).
+    first: AtomicU64,
+}
+
+impl dualchain_ledger::Batches for BenchArchive {
+    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Vec<Vec<u8>>, dualchain_ledger::LedgerError> {
+        let missing = || dualchain_ledger::LedgerError::NotFound(format!("batch {seq}"));
+        let payloads = self.payloads.get().ok_or_else(missing)?;
+        let i = seq
+            .checked_sub(self.first.load(AtomicOrdering::Relaxed))
+            .map(|i| i as usize)
+            .filter(|i| *i < payloads.len())
+            .ok_or_else(missing)?;
+        if Prepared(payloads.clone(), i, seq).committed().digest != *digest {
+            return Err(dualchain_ledger::LedgerError::Corrupt(format!("batch {seq} has another digest")));
+        }
+        Ok(payloads[i].clone())
+    }
+}
+
 /// The ledger's apply of committed batches of [`APPLY_BATCH`] members' signed
 /// transactions (each checked against its member's key, then refused by its contract: an
 /// unknown grant), on RocksDB in a temporary directory: on one core (the baseline) and on
-/// every core, each on a fresh ledger of the same members.
+/// every core, each on a fresh ledger of the same members; then pipelined as a validator
+/// applies, with the bytes written per transaction: by a ledger beside an archive (a
+/// validator's: its blocks refer to the archive's batches) and by one that keeps the
+/// batches itself.
 fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
     use dualchain_crypto::cert::Role;
     use dualchain_ledger::tx::TxKind;
@@ -638,22 +667,28 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
     use dualchain_testkit::members::{signed, MemberLedger};
     use rayon::prelude::*;
 
-    let open =
-        |dir: &std::path::Path| -> Result<(MemberLedger, Vec<(String, dualchain_crypto::sign::SigningKeypair)>)> {
-            let engine = Arc::new(RocksEngine::open(dir, &RocksConfig::default())?);
-            let mut w = MemberLedger::on(engine, 1)?;
-            let members = (0..16)
-                .map(|i| {
-                    let id = format!("hospital-{i}");
-                    Ok((id.clone(), w.register(&id, Role::Hospital)?))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok((w, members))
+    let archive = Arc::new(BenchArchive::default());
+    let open_with = |dir: &std::path::Path,
+                     batches: Option<Arc<BenchArchive>>|
+     -> Result<(MemberLedger, Vec<(String, dualchain_crypto::sign::SigningKeypair)>)> {
+        let engine = Arc::new(RocksEngine::open(dir, &RocksConfig::default())?);
+        let mut w = match batches {
+            Some(b) => MemberLedger::beside(engine, 1, b)?,
+            None => MemberLedger::on(engine, 1)?,
         };
-    let (dir1, dir2, dir3) = (tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?);
-    let (mut one, members) = open(dir1.path())?;
-    let (mut all, _) = open(dir2.path())?;
-    let (piped, _) = open(dir3.path())?;
+        let members = (0..16)
+            .map(|i| {
+                let id = format!("hospital-{i}");
+                Ok((id.clone(), w.register(&id, Role::Hospital)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((w, members))
+    };
+    let dirs = (0..4).map(|_| tempfile::tempdir()).collect::<std::io::Result<Vec<_>>>()?;
+    let (mut one, members) = open_with(dirs[0].path(), None)?;
+    let (mut all, _) = open_with(dirs[1].path(), None)?;
+    let (piped, _) = open_with(dirs[2].path(), None)?;
+    let (beside, _) = open_with(dirs[3].path(), Some(archive.clone()))?;
     // Enough batches for `measure` at a few tens of thousands of transactions a second.
     let batches = ((measure.as_secs_f64() * 40_000.0) as usize / APPLY_BATCH).max(4);
     let domain = one.ledger.tx_domain().clone();
@@ -672,6 +707,8 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
         })
         .collect::<Result<_>>()?;
     let payloads = Arc::new(payloads);
+    let _ = archive.payloads.set(payloads.clone());
+    archive.first.store(beside.ledger.applied_seq()?.unwrap_or(0) + 1, AtomicOrdering::Relaxed);
     let bytes = payloads[0].iter().map(Vec::len).sum::<usize>() / APPLY_BATCH;
     let run = |w: &mut MemberLedger| -> Result<f64> {
         let start = Instant::now();
@@ -683,21 +720,28 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
         Ok((batches * APPLY_BATCH) as f64 / start.elapsed().as_secs_f64())
     };
     // The validator's pipelined apply: the next batches' signatures checked (on every
-    // core) while the one in front executes and is written.
-    let pipelined = |w: &MemberLedger| -> Result<f64> {
+    // core) while the one in front executes and is written. Returns the rate and the bytes
+    // this process wrote per transaction meanwhile.
+    let pipelined = |w: &MemberLedger| -> Result<(f64, f64)> {
         let (set, first) = (payloads.clone(), w.ledger.applied_seq()?.unwrap_or(0) + 1);
         let mut next = (0..batches).map(move |i| Prepared(set.clone(), i, first + i as u64));
+        let counters = ProcessCounters::now();
         let start = Instant::now();
         let checked = w.ledger.presign_ahead("bench-presign".into(), 2, move || next.next(), || false)?;
         for (batch, presigned) in checked {
             let applied = w.ledger.apply_presigned(&batch.committed(), presigned)?.context("a batch applied twice")?;
             anyhow::ensure!(applied.txs.len() == APPLY_BATCH, "a batch applied {} transactions", applied.txs.len());
         }
-        Ok((batches * APPLY_BATCH) as f64 / start.elapsed().as_secs_f64())
+        let rate = (batches * APPLY_BATCH) as f64 / start.elapsed().as_secs_f64();
+        let written = counters.zip(ProcessCounters::now()).map_or(f64::NAN, |(a, b)| b.since(&a).write_bytes as f64);
+        Ok((rate, written / (batches * APPLY_BATCH) as f64))
     };
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?.install(|| run(&mut one))?;
     let spread = run(&mut all)?;
-    let piped = pipelined(&piped)?;
+    // Closed, so that none of their background writes falls in the windows below.
+    drop((one, all));
+    let (near, near_written) = pipelined(&beside)?;
+    let (piped, piped_written) = pipelined(&piped)?;
     let threads = rayon::current_num_threads();
     let params = |t: usize| format!("batch={APPLY_BATCH},tx_bytes={bytes},durability=sync,signature_threads={t}");
     let mut base = Record::throughput("consensus::ledger_apply", params(1), single, None);
@@ -707,7 +751,23 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
     let mut pipe =
         Record::throughput("consensus::ledger_apply", format!("{},pipelined", params(threads)), piped, Some(spread));
     pipe.unit = "tx/s".into();
-    Ok(vec![base, par, pipe])
+    let archived = format!("{},pipelined,beside_archive", params(threads));
+    let mut beside_rate = Record::throughput("consensus::ledger_apply", archived.clone(), near, Some(piped));
+    beside_rate.unit = "tx/s".into();
+    let kept = format!("{},pipelined", params(threads));
+    let written = |params: String, value: f64, baseline: Option<f64>| {
+        let mut r = Record::throughput("consensus::ledger_written_per_tx", params, value, baseline);
+        r.unit = "bytes".into();
+        r
+    };
+    Ok(vec![
+        base,
+        par,
+        pipe,
+        beside_rate,
+        written(kept, piped_written, None),
+        written(archived, near_written, Some(piped_written)),
+    ])
 }
 
 /// The validators' check of forwarded requests (`MemberRequests`: decode, client and

@@ -75,6 +75,7 @@ fn batch(store: &LedgerStore, k: u64, txs: usize) -> Result<(CommittedBatch, usi
     Ok((
         CommittedBatch {
             seq: k,
+            batch: None,
             data_block: Some(data),
             access_block: Some(access),
             txs: txl,

@@ -173,8 +173,9 @@ fn ledger_seeds(out: &mut Out) {
         out.put("signed_tx", name, &tx.to_bytes());
     }
     let stored = ledger::stored_block(ChainName::Data, 1, [2; 32]);
-    out.put("block", "block", &with(0, &join(&[&stored.header, &stored.body, &stored.notes])));
-    let b = Block::open(&stored).expect("fixture block opens");
+    let kept = ledger::kept_batch();
+    out.put("block", "block", &with(0, &join(&[&stored.header, &stored.body, &stored.notes, &kept])));
+    let b = Block::open(&stored, |_, _| Ok(ledger::batch_payloads())).expect("fixture block opens");
     let proof = b.inclusion_proof(&stored, 1).expect("fixture proof");
     out.put("block", "inclusion_proof", &with(1, &json(&proof)));
 

@@ -16,7 +16,8 @@ use dualchain_consensus::replica::{parse_archive, Recovered};
 use dualchain_crypto::cbsre::DatasetId;
 use dualchain_fuzz::storage::{populated, GRANT};
 use dualchain_fuzz::{crypto_world, NOW};
-use dualchain_ledger::block::Block;
+use dualchain_ledger::block::{decode_kept_batch, Block};
+use dualchain_ledger::LedgerError;
 use dualchain_storage::consensus::ConsensusStore;
 use dualchain_storage::cpc::CpcStore;
 use dualchain_storage::ledger::{Chain, LedgerStore};
@@ -40,7 +41,13 @@ fn read_everything(engine: Arc<dyn KvEngine>) -> Result<(), String> {
         note(ledger.tip(chain).map(drop).map_err(|e| fail("tip", &e)));
         for height in 0..2 {
             note(match ledger.block(chain, height) {
-                Ok(Some(b)) => Block::open(&b).map(drop).map_err(|e| fail("open block", &e)),
+                Ok(Some(b)) => {
+                    let kept = |seq, digest: &_| {
+                        let raw = ledger.batch(seq)?.ok_or_else(|| LedgerError::Corrupt("no kept batch".into()))?;
+                        decode_kept_batch(seq, digest, &raw)
+                    };
+                    Block::open(&b, kept).map(drop).map_err(|e| fail("open block", &e))
+                }
                 Ok(None) => Ok(()),
                 Err(e) => Err(fail("block", &e)),
             });

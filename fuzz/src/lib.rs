@@ -354,7 +354,7 @@ pub mod ledger {
     use std::collections::BTreeMap;
 
     use dualchain_crypto::Codec;
-    use dualchain_ledger::block::{Block, BlockHeader, ChainName, Entry};
+    use dualchain_ledger::block::{Block, BlockHeader, ChainName, EntryRef};
     use dualchain_ledger::merkle;
     use dualchain_ledger::reason::Reason;
     use dualchain_ledger::tx::{DatasetRegistration, FrBytes, Outcome, SignedTx, Tx, TxKind};
@@ -544,25 +544,39 @@ pub mod ledger {
             .collect()
     }
 
-    /// A stored block at `height` (on an empty chain: 0) of three of [`txs`] (one refused),
-    /// with notes.
+    /// The digest of the batch the fixture blocks refer to.
+    pub const BATCH_DIGEST: [u8; 32] = [2; 32];
+
+    /// The payloads of the batch the fixture blocks refer to: three of [`txs`].
+    pub fn batch_payloads() -> Vec<Vec<u8>> {
+        txs().into_iter().take(3).map(|(_, tx)| tx.to_bytes()).collect()
+    }
+
+    /// [`batch_payloads`] as a ledger keeps them.
+    pub fn kept_batch() -> Vec<u8> {
+        let payloads = batch_payloads();
+        dualchain_ledger::block::encode_kept_batch(&BATCH_DIGEST, &payloads.iter().map(Vec::as_slice).collect::<Vec<_>>())
+    }
+
+    /// A stored block at `height` (on an empty chain: 0) referring to the three
+    /// transactions of [`batch_payloads`] (one refused), with notes.
     pub fn stored_block(chain: ChainName, height: u64, prev_hash: [u8; 32]) -> StoredBlock {
-        let entries: Vec<Entry> = txs()
-            .into_iter()
-            .take(3)
+        let entries: Vec<EntryRef> = batch_payloads()
+            .iter()
             .enumerate()
-            .map(|(i, (_, tx))| Entry {
-                tx: tx.to_bytes(),
+            .map(|(i, tx)| EntryRef {
+                at: i as u32,
+                tx_hash: dualchain_ledger::tx::tx_hash(tx),
                 outcome: if i == 1 { Outcome::Rejected { reason: Reason::UnknownDataset } } else { Outcome::Accepted },
             })
             .collect();
-        let leaves: Vec<_> = entries.iter().map(Entry::leaf).collect();
+        let leaves: Vec<_> = entries.iter().map(EntryRef::leaf).collect();
         let header = BlockHeader {
             version: dualchain_ledger::block::BLOCK_VERSION,
             chain,
             seq: 1,
             time_ms: 1_790_000_000_000,
-            batch_digest: [2; 32],
+            batch_digest: BATCH_DIGEST,
             entries_root: merkle::root(&leaves),
             entries: entries.len() as u32,
             state_root: [3; 32],
@@ -770,6 +784,7 @@ pub mod storage {
         let txs: Vec<Hash> = super::ledger::txs().iter().take(3).map(|(_, t)| t.hash).collect();
         let batch = CommittedBatch {
             seq: 1,
+            batch: Some(super::ledger::kept_batch()),
             data_block: Some(data.clone()),
             access_block: Some(access.clone()),
             txs: txs

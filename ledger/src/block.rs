@@ -7,12 +7,25 @@
 //! block and the other chain's latest block (cross-link). The PBFT commit certificate is
 //! stored with the block but outside its hash: each replica holds its own quorum of
 //! commits for the same batch, and identical ledgers must have identical block hashes.
-//! An entry is the transaction's wire bytes with its outcome; the Merkle leaf is
-//! `tx hash ‖ outcome JSON`, so an inclusion proof shows both that a transaction is on the
-//! chain and what the contracts made of it.
+//! An entry is a transaction with its outcome; the Merkle leaf is `tx hash ‖ outcome JSON`,
+//! so an inclusion proof shows both that a transaction is on the chain and what the
+//! contracts made of it.
+//!
+//! ## Blocks refer to their batch (version 3)
+//!
+//! The transactions themselves are in the committed batch the header names (sequence
+//! number and digest), which the consensus archive keeps for good. So a block stores, per
+//! entry, only where its transaction sits in that batch, the transaction's hash and the
+//! outcome ([`EntryRef`]), and [`Block::open`] joins the transactions back from the batch,
+//! checking each against its hash. The block hash covers those references, and through
+//! the transaction hashes and the header's batch digest, the transactions. Before this
+//! (version 2), every block held its transactions again, hex-encoded inside JSON: about
+//! 2.1 times their size, written beside the archive's copy (issue: write each batch once).
+//! Version 2 blocks are still read as they were written.
 
 use std::collections::BTreeMap;
 
+use dualchain_crypto::encoding::{decode_list, encode_list, ListBounds};
 use dualchain_storage::ledger::{BlockRef, Chain, StoredBlock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -21,8 +34,11 @@ use crate::error::LedgerError;
 use crate::merkle;
 use crate::tx::{hex_bytes, tx_hash, Hash, Outcome};
 
-/// Version 2: refusals are reason codes, and headers carry the state root.
-pub const BLOCK_VERSION: u8 = 2;
+/// Version 3: entries refer to the transactions of the committed batch instead of holding
+/// them. (Version 2: refusals are reason codes, and headers carry the state root.)
+pub const BLOCK_VERSION: u8 = 3;
+/// The last version whose blocks hold their transactions inline.
+const INLINE_VERSION: u8 = 2;
 
 /// A block header (stored as JSON inside [`StoredBlock::header`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,10 +102,58 @@ impl Entry {
     }
     /// The Merkle leaf: `tx hash ‖ outcome JSON`.
     pub fn leaf(&self) -> Hash {
-        let mut l = self.hash().to_vec();
-        l.extend_from_slice(&serde_json::to_vec(&self.outcome).expect("outcome serialises"));
-        merkle::leaf_hash(&l)
+        leaf_of(&self.hash(), &self.outcome)
     }
+}
+
+/// An entry as a version 3 block stores it: the position of its transaction in the
+/// committed batch the header names, the transaction's hash and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryRef {
+    pub at: u32,
+    #[serde(with = "hex_bytes::id")]
+    pub tx_hash: Hash,
+    pub outcome: Outcome,
+}
+
+impl EntryRef {
+    /// The Merkle leaf: `tx hash ‖ outcome JSON`, as [`Entry::leaf`].
+    pub fn leaf(&self) -> Hash {
+        leaf_of(&self.tx_hash, &self.outcome)
+    }
+}
+
+/// The Merkle leaf of a transaction and its outcome: `tx hash ‖ outcome JSON`.
+fn leaf_of(tx_hash: &Hash, outcome: &Outcome) -> Hash {
+    let mut l = tx_hash.to_vec();
+    l.extend_from_slice(&serde_json::to_vec(outcome).expect("outcome serialises"));
+    merkle::leaf_hash(&l)
+}
+
+/// Bounds on a batch a ledger keeps itself: those of a consensus batch (requests per
+/// batch, bytes per request), with room for the frame.
+const KEPT_BATCH: ListBounds =
+    ListBounds { items_max: 1 << 16, item_len_max: 1 << 20, len_max: (16 << 20) + (8 << 16) + 4 };
+
+/// A batch as a ledger that keeps its blocks' transactions itself stores it (no consensus
+/// archive beside it: see [`crate::Batches`]): `digest ‖ count ‖ (length ‖ payload)*`.
+pub fn encode_kept_batch(digest: &Hash, payloads: &[&[u8]]) -> Vec<u8> {
+    let mut kept = digest.to_vec();
+    kept.extend_from_slice(&encode_list(payloads));
+    kept
+}
+
+/// The payloads of a batch kept by [`encode_kept_batch`], checked to be the batch at `seq`
+/// with `digest` as far as the record says.
+pub fn decode_kept_batch(seq: u64, digest: &Hash, raw: &[u8]) -> Result<Vec<Vec<u8>>, LedgerError> {
+    let corrupt = |what: String| LedgerError::Corrupt(format!("kept batch {seq}: {what}"));
+    let (held, frame) = raw.split_at_checked(32).ok_or_else(|| corrupt("shorter than its digest".into()))?;
+    if held != digest {
+        return Err(corrupt("its digest is not the one its block names".into()));
+    }
+    let items = decode_list(frame, "kept batch", KEPT_BATCH).map_err(|e| corrupt(e.to_string()))?;
+    Ok(items.into_iter().map(<[u8]>::to_vec).collect())
 }
 
 /// A decoded block.
@@ -101,6 +165,9 @@ pub struct Block {
     pub cross_link: BlockRef,
     pub header: BlockHeader,
     pub entries: Vec<Entry>,
+    /// Where each entry's transaction sits in the batch the header names (a version 3
+    /// block; empty for a version 2 block, which holds its transactions).
+    pub positions: Vec<u32>,
     /// The commit certificate this replica holds for the batch (2f + 1 signed commits as
     /// the consensus log encodes them).
     pub certificate: Vec<u8>,
@@ -110,13 +177,14 @@ pub struct Block {
 }
 
 impl Block {
-    /// Builds the stored form of a block.
+    /// Builds the stored form of a block whose entries refer to the transactions of the
+    /// batch its header names.
     pub fn seal(
         height: u64,
         prev_hash: Hash,
         cross_link: BlockRef,
         header: &BlockHeader,
-        entries: &[Entry],
+        entries: &[EntryRef],
         certificate: Vec<u8>,
         notes: &BTreeMap<u32, String>,
     ) -> Result<StoredBlock, LedgerError> {
@@ -130,15 +198,49 @@ impl Block {
         Ok(StoredBlock::new(height, prev_hash, cross_link, h, b).with_certificate(certificate).with_notes(n))
     }
 
-    /// Decodes a stored block and checks its entries against the header's root.
-    pub fn open(stored: &StoredBlock) -> Result<Self, LedgerError> {
-        let header: BlockHeader = serde_json::from_slice(&stored.header)
-            .map_err(|e| LedgerError::Corrupt(format!("block {} header: {e}", stored.height)))?;
-        let entries: Vec<Entry> = serde_json::from_slice(&stored.body)
-            .map_err(|e| LedgerError::Corrupt(format!("block {} body: {e}", stored.height)))?;
-        let leaves: Vec<Hash> = entries.iter().map(Entry::leaf).collect();
+    /// Decodes a stored block, joins its transactions back from its batch and checks its
+    /// entries against the header's root. `batch` gives the payloads of the committed
+    /// batch at a sequence number with a digest (asked only for a version 3 block).
+    pub fn open<P: AsRef<[u8]>>(
+        stored: &StoredBlock,
+        batch: impl FnOnce(u64, &Hash) -> Result<Vec<P>, LedgerError>,
+    ) -> Result<Self, LedgerError> {
+        let corrupt = |what: &str| LedgerError::Corrupt(format!("block {} {what}", stored.height));
+        let header: BlockHeader =
+            serde_json::from_slice(&stored.header).map_err(|e| corrupt(&format!("header: {e}")))?;
+        let (entries, positions, leaves) = match header.version {
+            INLINE_VERSION => {
+                let entries: Vec<Entry> =
+                    serde_json::from_slice(&stored.body).map_err(|e| corrupt(&format!("body: {e}")))?;
+                let leaves: Vec<Hash> = entries.iter().map(Entry::leaf).collect();
+                (entries, Vec::new(), leaves)
+            }
+            BLOCK_VERSION => {
+                let refs: Vec<EntryRef> =
+                    serde_json::from_slice(&stored.body).map_err(|e| corrupt(&format!("body: {e}")))?;
+                let payloads = batch(header.seq, &header.batch_digest)?;
+                let mut last = None;
+                let mut entries = Vec::with_capacity(refs.len());
+                for r in &refs {
+                    if last.is_some_and(|l| r.at <= l) {
+                        return Err(corrupt("refers to its batch's transactions out of order"));
+                    }
+                    last = Some(r.at);
+                    let tx = payloads
+                        .get(r.at as usize)
+                        .ok_or_else(|| corrupt(&format!("refers to transaction {} past its batch's end", r.at)))?
+                        .as_ref();
+                    if tx_hash(tx) != r.tx_hash {
+                        return Err(corrupt(&format!("entry at {} is not its batch's transaction", r.at)));
+                    }
+                    entries.push(Entry { tx: tx.to_vec(), outcome: r.outcome.clone() });
+                }
+                (entries, refs.iter().map(|r| r.at).collect(), refs.iter().map(EntryRef::leaf).collect())
+            }
+            v => return Err(corrupt(&format!("has version {v}, which this build does not read"))),
+        };
         if merkle::root(&leaves) != header.entries_root || entries.len() != header.entries as usize {
-            return Err(LedgerError::Corrupt(format!("block {} entries do not match its header", stored.height)));
+            return Err(corrupt("entries do not match its header"));
         }
         let notes = if stored.notes.is_empty() {
             BTreeMap::new()
@@ -153,9 +255,20 @@ impl Block {
             cross_link: stored.cross_link,
             header,
             entries,
+            positions,
             certificate: stored.certificate.clone(),
             notes,
         })
+    }
+
+    /// The entries as a version 3 block stores them (for a version 2 block, which holds no
+    /// positions, none).
+    pub fn refs(&self) -> Vec<EntryRef> {
+        self.entries
+            .iter()
+            .zip(&self.positions)
+            .map(|(e, &at)| EntryRef { at, tx_hash: e.hash(), outcome: e.outcome.clone() })
+            .collect()
     }
 
     /// The inclusion proof of entry `index`.
@@ -206,11 +319,13 @@ impl InclusionProof {
         if header.chain != self.chain {
             return Err(LedgerError::Malformed("proof names another chain than its header".into()));
         }
-        let mut l = self.tx_hash.to_vec();
-        l.extend_from_slice(&serde_json::to_vec(&self.outcome).expect("outcome serialises"));
-        let root =
-            merkle::root_from_path(merkle::leaf_hash(&l), self.index as usize, header.entries as usize, &self.path)
-                .ok_or_else(|| LedgerError::Malformed("inclusion path has the wrong length".into()))?;
+        let root = merkle::root_from_path(
+            leaf_of(&self.tx_hash, &self.outcome),
+            self.index as usize,
+            header.entries as usize,
+            &self.path,
+        )
+        .ok_or_else(|| LedgerError::Malformed("inclusion path has the wrong length".into()))?;
         if root != header.entries_root {
             return Err(LedgerError::Malformed("inclusion path does not lead to the block's entries root".into()));
         }

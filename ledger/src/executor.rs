@@ -28,13 +28,13 @@ use dualchain_crypto::Codec;
 use dualchain_prover::backend::MillerBackend;
 use dualchain_prover::policy::{CredentialTree, MerklePath};
 use dualchain_prover::verify::{proof_from_bytes, BatchVerifier, VerifyError};
-use dualchain_storage::ledger::{BlockRef, Chain, CommittedBatch, LedgerStore, TxLocation};
+use dualchain_storage::ledger::{BlockRef, Chain, CommittedBatch, LedgerStore, StoredBlock, TxLocation};
 use dualchain_storage::KvEngine;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest as _, Sha256};
 
-use crate::block::{Block, BlockHeader, Entry, InclusionProof, BLOCK_VERSION};
+use crate::block::{self, Block, BlockHeader, Entry, EntryRef, InclusionProof, BLOCK_VERSION};
 use crate::contracts::zk::{self, Circuit};
 use crate::contracts::{self, anonymous, registry, Ctx, Refusal};
 use crate::error::LedgerError;
@@ -43,9 +43,7 @@ use crate::merkle;
 use crate::reason::{ProofFault, Reason};
 use crate::state::{self, AccessRecord, DatasetRecord, DemandRecord, DenialRecord, GrantRecord, MemberRecord};
 use crate::state::{BreakGlassRecord, Overlay, RegistryRecord};
-use crate::tx::{
-    pseudonym_key, tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxDecodeError, TxDomain, TxKind, TX_LEN_MAX,
-};
+use crate::tx::{pseudonym_key, tx_hash, FrBytes, Hash, Outcome, SignedTx, Tx, TxDecodeError, TxDomain, TxKind};
 
 /// A committed batch as the consensus layer delivers it.
 pub struct Committed<'a> {
@@ -63,6 +61,19 @@ pub struct Committed<'a> {
     /// by `GET /validators`); the ledger records each as
     /// [`Outcome::ValidatorSetChange`], so that the chain shows when a change was ordered.
     pub validator_changes: Vec<(usize, u64)>,
+}
+
+/// Where the transactions of a ledger's blocks are read from: a block refers to the
+/// transactions of its committed batch by position ([`crate::block`]).
+///
+/// A validator's ledger reads them from its consensus archive, which keeps every
+/// committed batch for good (`node/src/validator.rs`), so it writes no transaction
+/// itself. A ledger opened without one ([`Ledger::open`]) keeps each batch's payloads
+/// once, in its own store, beside the blocks.
+pub trait Batches: Send + Sync {
+    /// The payloads of the batch committed at `seq`, in order; an error if none is held
+    /// or the one held does not have `digest`.
+    fn payloads(&self, seq: u64, digest: &Hash) -> Result<Vec<Vec<u8>>, LedgerError>;
 }
 
 /// One transaction as applied.
@@ -135,6 +146,8 @@ pub struct Ledger {
     inner: Mutex<Inner>,
     /// Members' signing keys, decoded ([`Ledger::member_key`]).
     keys: Mutex<HashMap<[u8; 32], PublicKey>>,
+    /// Where blocks' transactions are read from; `None`: this ledger keeps them.
+    batches: Option<Arc<dyn Batches>>,
 }
 
 /// Decoded member keys kept at most; the cache is emptied when it is full. Each costs
@@ -145,9 +158,6 @@ struct Inner {
     tree: CredentialTree,
     poisoned: bool,
 }
-
-/// Largest undecodable payload recorded whole; longer ones are recorded by a prefix.
-const GARBAGE_RECORDED_MAX: usize = 1024;
 
 impl Ledger {
     /// Opens the ledger over `engine` (rebuilding the credential tree from its leaves).
@@ -180,7 +190,32 @@ impl Ledger {
             verifiers,
             inner: Mutex::new(Inner { tree, poisoned: false }),
             keys: Mutex::new(HashMap::new()),
+            batches: None,
         })
+    }
+
+    /// Reads the transactions of its blocks from `batches` instead of keeping them: for a
+    /// ledger beside a consensus archive that holds every batch it applies.
+    pub fn with_batches(mut self, batches: Arc<dyn Batches>) -> Self {
+        self.batches = Some(batches);
+        self
+    }
+
+    /// The payloads of the committed batch a block refers to.
+    fn batch_payloads(&self, seq: u64, digest: &Hash) -> Result<Vec<Vec<u8>>, LedgerError> {
+        if let Some(b) = &self.batches {
+            return b.payloads(seq, digest);
+        }
+        let raw = self
+            .store
+            .batch(seq)?
+            .ok_or_else(|| LedgerError::Corrupt(format!("batch {seq}, which a block refers to, is not kept")))?;
+        block::decode_kept_batch(seq, digest, &raw)
+    }
+
+    /// A stored block, opened with the transactions of its batch.
+    fn open_block(&self, stored: &StoredBlock) -> Result<Block, LedgerError> {
+        Block::open(stored, |seq, digest| self.batch_payloads(seq, digest))
     }
 
     /// A member's signing key as the state stores it, decoded (`None`: not a valid key).
@@ -343,31 +378,26 @@ impl Ledger {
         self.persist(c, items, outcomes, overlay)
     }
 
-    /// Step 1: every payload decoded ([`decode_payloads`]; undecodable bytes are kept, up
-    /// to [`GARBAGE_RECORDED_MAX`], with the reason) and duplicates marked.
+    /// Step 1: every payload decoded ([`decode_payloads`]; undecodable bytes are recorded
+    /// with the reason, as the batch holds them) and duplicates marked.
     fn decode_items(&self, c: &Committed<'_>, decoded: Vec<Decoded>) -> Result<Vec<Item>, LedgerError> {
         let mut seen = HashSet::new();
-        let mut items: Vec<Item> = Vec::with_capacity(c.payloads.len());
-        for (i, (payload, Decoded { hash, tx })) in c.payloads.iter().zip(decoded).enumerate() {
+        let mut items: Vec<Item> = Vec::with_capacity(decoded.len());
+        for (i, Decoded { hash, tx }) in decoded.into_iter().enumerate() {
             let item = match tx {
                 None => {
                     let epoch = c.validator_changes.iter().find(|(at, _)| *at == i).map(|(_, e)| *e);
                     let duplicate = !seen.insert(hash) || self.store.tx(&hash)?.is_some();
-                    Item { hash, wire: payload.to_vec(), tx: None, early: None, duplicate, change: epoch }
+                    Item { hash, tx: None, early: None, duplicate, change: epoch }
                 }
                 Some(Err(e)) => {
-                    let recorded = if payload.len() <= GARBAGE_RECORDED_MAX {
-                        payload.to_vec()
-                    } else {
-                        payload[..GARBAGE_RECORDED_MAX].to_vec()
-                    };
                     let early = Some((Reason::Undecodable { part: e.part }, Some(e.detail)));
-                    Item { hash, wire: recorded, tx: None, early, duplicate: false, change: None }
+                    Item { hash, tx: None, early, duplicate: false, change: None }
                 }
                 Some(Ok(stx)) => {
                     let duplicate = !seen.insert(hash) || self.store.tx(&hash)?.is_some();
                     let early = duplicate.then_some((Reason::Duplicate, None));
-                    Item { hash, wire: payload.to_vec(), tx: Some(stx), early, duplicate, change: None }
+                    Item { hash, tx: Some(stx), early, duplicate, change: None }
                 }
             };
             items.push(item);
@@ -388,13 +418,13 @@ impl Ledger {
         // first occurrence stays indexed) and the notes.
         let mut per_chain: [ChainParts; 2] = Default::default();
         let mut applied_txs = Vec::with_capacity(items.len());
-        for (item, (outcome, detail)) in items.into_iter().zip(outcomes) {
+        for (at, (item, (outcome, detail))) in items.into_iter().zip(outcomes).enumerate() {
             let chain = item.tx.as_ref().map_or(Chain::Access, |t| t.tx.kind.chain());
             let (entries, hashes, notes) = &mut per_chain[chain_index(chain)];
             if let Some(d) = &detail {
                 notes.insert(entries.len() as u32, d.clone());
             }
-            entries.push(Entry { tx: item.wire, outcome: outcome.clone() });
+            entries.push(EntryRef { at: at as u32, tx_hash: item.hash, outcome: outcome.clone() });
             hashes.push((!item.duplicate).then_some(item.hash));
             applied_txs.push(AppliedTx { hash: item.hash, chain, tx: item.tx.map(|t| t.tx), outcome, detail });
         }
@@ -409,7 +439,7 @@ impl Ledger {
                 return Ok(None);
             }
             let height = tip.map_or(0, |t| t.height + 1);
-            let leaves: Vec<Hash> = entries.iter().map(Entry::leaf).collect();
+            let leaves: Vec<Hash> = entries.iter().map(EntryRef::leaf).collect();
             let header = BlockHeader {
                 version: BLOCK_VERSION,
                 chain: chain.into(),
@@ -441,8 +471,12 @@ impl Ledger {
         let access_block = make(Chain::Access, access_tip, data_ref)?;
         let access_ref = access_block.as_ref().map(|b| BlockRef { height: b.height, hash: b.hash });
         let data_new = data_block.as_ref().map(|b| BlockRef { height: b.height, hash: b.hash });
+        // The transactions the blocks refer to: kept here only where no archive holds them.
+        let kept = (self.batches.is_none() && (data_block.is_some() || access_block.is_some()))
+            .then(|| block::encode_kept_batch(&c.digest, &c.payloads));
         self.store.apply(&CommittedBatch {
             seq: c.seq,
+            batch: kept,
             data_block,
             access_block,
             txs: index,
@@ -694,7 +728,7 @@ impl Ledger {
     }
 
     pub fn block(&self, chain: Chain, height: u64) -> Result<Option<Block>, LedgerError> {
-        self.store.block(chain, height)?.as_ref().map(Block::open).transpose()
+        self.store.block(chain, height)?.as_ref().map(|b| self.open_block(b)).transpose()
     }
 
     /// The accepted transactions (hash, body) of the blocks from `from` on, data chain then
@@ -866,7 +900,7 @@ impl Ledger {
             .store
             .block(loc.chain, loc.height)?
             .ok_or_else(|| LedgerError::Corrupt(format!("indexed block {:?}/{} missing", loc.chain, loc.height)))?;
-        Ok(Block::open(&stored)?.inclusion_proof(&stored, loc.position as usize))
+        Ok(self.open_block(&stored)?.inclusion_proof(&stored, loc.position as usize))
     }
 
     /// The audit trail of a dataset: every access record with the inclusion proof of the
@@ -956,7 +990,7 @@ impl Ledger {
 pub type EscrowDkg = (Vec<state::DealingRecord>, Vec<state::ComplaintRecord>, Option<state::EscrowKeyRecord>);
 
 /// One chain's part of a batch: its entries, the hash to index for each, and the notes.
-type ChainParts = (Vec<Entry>, Vec<Option<Hash>>, BTreeMap<u32, String>);
+type ChainParts = (Vec<EntryRef>, Vec<Option<Hash>>, BTreeMap<u32, String>);
 
 /// A proof to verify: the transaction's position, the proof, its public inputs.
 type ProofItem = (usize, bellperson::groth16::Proof<Bls12>, Vec<Fr>);
@@ -1052,7 +1086,6 @@ fn signature_holds(ahead: Option<&Verdict>, raw: &[u8; 32], stx: &SignedTx, doma
 
 struct Item {
     hash: Hash,
-    wire: Vec<u8>,
     tx: Option<SignedTx>,
     /// Refused before execution: the code and the words behind it.
     early: Option<(Reason, Option<String>)>,
@@ -1081,6 +1114,3 @@ fn load_tree(store: &LedgerStore) -> Result<CredentialTree, LedgerError> {
     }
     Ok(tree)
 }
-
-/// Sanity bound shared with the transaction decoder.
-const _: () = assert!(GARBAGE_RECORDED_MAX < TX_LEN_MAX);

@@ -50,6 +50,6 @@ pub mod state;
 pub mod tx;
 
 pub use error::LedgerError;
-pub use executor::{Applied, AppliedTx, Committed, Fingerprint, Heights, Ledger, Presigned, ToApply};
+pub use executor::{Applied, AppliedTx, Batches, Committed, Fingerprint, Heights, Ledger, Presigned, ToApply};
 pub use genesis::Genesis;
 pub use reason::Reason;

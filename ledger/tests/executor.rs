@@ -187,7 +187,15 @@ fn seed_state(engine: &Arc<dyn KvEngine>, put: impl FnOnce(&mut dualchain_ledger
     put(&mut o);
     let state = o.into_writes();
     store
-        .apply(&CommittedBatch { seq: 1, data_block: None, access_block: None, txs: vec![], state, state_root: None })
+        .apply(&CommittedBatch {
+            seq: 1,
+            batch: None,
+            data_block: None,
+            access_block: None,
+            txs: vec![],
+            state,
+            state_root: None,
+        })
         .unwrap();
 }
 
@@ -248,7 +256,12 @@ fn malformed_bytes_are_recorded_with_a_reason_and_change_nothing() {
     assert!(ledger.members().unwrap().is_empty());
     let block = ledger.block(Chain::Access, 0).unwrap().unwrap();
     assert_eq!(block.entries.len(), 6);
-    assert!(block.entries[5].tx.len() <= 1024, "a huge payload is recorded by a prefix");
+    // Each entry refers to the batch's bytes as they were ordered, a huge payload too.
+    for (entry, payload) in block.entries.iter().zip(&payloads) {
+        assert_eq!(&entry.tx, payload);
+    }
+    let (at, indexed) = ledger.tx(&dualchain_ledger::tx::tx_hash(&payloads[5])).unwrap().unwrap();
+    assert_eq!((at.position, &indexed.tx), (5, &payloads[5]), "the huge payload is indexed by its own hash");
     assert_eq!(block.notes.len(), 6, "each refusal's words are noted beside the block");
     assert!(block.notes[&4].starts_with("body: "), "{:?}", block.notes);
 }
@@ -836,7 +849,7 @@ fn blocks_link_and_cross_link_and_prove_their_entries() {
         b"[]".to_vec(),
     );
     stored.body = b"[1]".to_vec();
-    assert!(Block::open(&stored).is_err());
+    assert!(Block::open(&stored, |_, _| Ok(Vec::<Vec<u8>>::new())).is_err());
 }
 
 /// What a block hashes is the same on every validator: refusals are codes, the words of
@@ -892,7 +905,8 @@ fn blocks_hash_codes_not_words_and_carry_the_state_root() {
     let store = dualchain_storage::ledger::LedgerStore::open(engine_b.clone()).unwrap();
     let stored = store.block(Chain::Access, 0).unwrap().unwrap();
     let reworded = stored.clone().with_notes(br#"{"0":"anders formuliert"}"#.to_vec());
-    assert_eq!(Block::open(&reworded).unwrap().hash, Block::open(&stored).unwrap().hash);
+    let kept = |seq, digest: &_| dualchain_ledger::block::decode_kept_batch(seq, digest, &store.batch(seq)?.unwrap());
+    assert_eq!(Block::open(&reworded, kept).unwrap().hash, Block::open(&stored, kept).unwrap().hash);
     assert_eq!(applied_b.access, applied_a.access);
 
     // A batch that writes nothing (a replay) leaves the root as it was.
@@ -1769,4 +1783,137 @@ fn member_keys_are_decoded_once_and_invalid_ones_give_none() {
         }
     }
     assert!(refused > 0, "some of the bytes are no point");
+}
+
+/// A batch's payloads held apart from the ledger, as a validator's consensus archive holds
+/// them; what a test does to them is what a damaged archive would show.
+#[derive(Default)]
+struct Archive(std::sync::Mutex<std::collections::HashMap<u64, Archived>>);
+
+/// A batch's digest and payloads.
+type Archived = ([u8; 32], Vec<Vec<u8>>);
+
+impl dualchain_ledger::Batches for Archive {
+    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Vec<Vec<u8>>, LedgerError> {
+        match self.0.lock().unwrap().get(&seq) {
+            Some((d, p)) if d == digest => Ok(p.clone()),
+            Some(_) => Err(LedgerError::Corrupt(format!("archived batch {seq} has another digest"))),
+            None => Err(LedgerError::Corrupt(format!("batch {seq} is not archived"))),
+        }
+    }
+}
+
+/// Blocks refer to the transactions of their batch instead of holding them: a ledger with
+/// an archive beside it writes none of them, opens its blocks with the archive's, and
+/// refuses, by name, a block whose batch the archive lacks or holds otherwise. A ledger
+/// without one keeps each batch once and builds the same blocks.
+#[test]
+fn blocks_refer_to_their_batch_and_a_ledger_beside_an_archive_keeps_no_transaction() {
+    let mut w = World::new();
+    let mut kgc = w.member("kgc", Role::Kgc, None);
+    let mut hospital = w.member("hospital-a", Role::Hospital, None);
+    let payloads = vec![kgc.register().to_bytes(), vec![0xde, 0xad], hospital.register().to_bytes()];
+
+    let archive = Arc::new(Archive::default());
+    archive.0.lock().unwrap().insert(1, ([1; 32], payloads.clone()));
+    let engine = Arc::new(MemoryEngine::new());
+    let beside = open(engine.clone(), &w).with_batches(archive.clone());
+    let own_engine = Arc::new(MemoryEngine::new());
+    let own = open(own_engine.clone(), &w);
+    let (a, b) = (batch(&beside, 1, &payloads).unwrap().unwrap(), batch(&own, 1, &payloads).unwrap().unwrap());
+    assert_eq!((a.data, a.access), (b.data, b.access), "the same blocks, kept or not");
+    assert_eq!(beside.fingerprint().unwrap(), own.fingerprint().unwrap());
+
+    // No transaction's bytes are written by the ledger beside the archive, in any form.
+    let written: Vec<Vec<u8>> = dualchain_storage::Cf::ALL
+        .iter()
+        .flat_map(|cf| engine.scan(*cf, &[], None, usize::MAX).unwrap())
+        .map(|(_, v)| v)
+        .collect();
+    for p in &payloads {
+        let hexed = hex::encode(p).into_bytes();
+        for v in &written {
+            assert!(!v.windows(p.len()).any(|x| x == p.as_slice()), "a payload was written");
+            assert!(!v.windows(hexed.len()).any(|x| x == hexed.as_slice()), "a payload was written in hex");
+        }
+    }
+    let store = dualchain_storage::ledger::LedgerStore::open(engine).unwrap();
+    assert!(store.batch(1).unwrap().is_none());
+    let kept = dualchain_storage::ledger::LedgerStore::open(own_engine).unwrap();
+    assert!(kept.batch(1).unwrap().is_some(), "a ledger without an archive keeps the batch");
+
+    // Blocks open with their transactions, from the archive and from what the other kept.
+    for ledger in [&beside, &own] {
+        let data = ledger.block(Chain::Data, 0).unwrap().unwrap();
+        assert_eq!(
+            data.entries.iter().map(|e| e.tx.clone()).collect::<Vec<_>>(),
+            vec![payloads[0].clone(), payloads[2].clone()]
+        );
+        assert_eq!(data.positions, vec![0, 2]);
+        let (_, entry) = ledger.tx(&a.txs[2].hash).unwrap().unwrap();
+        assert_eq!(entry.tx, payloads[2]);
+        let proof = ledger.inclusion_proof(&a.txs[2].hash).unwrap().unwrap();
+        assert_eq!(proof.verify().unwrap(), data.hash);
+    }
+
+    // An archive that lost the batch, or holds other bytes under it, is named as such.
+    let mut swapped = payloads.clone();
+    swapped.swap(0, 2);
+    archive.0.lock().unwrap().insert(1, ([1; 32], swapped));
+    let err = beside.block(Chain::Data, 0).unwrap_err();
+    assert!(matches!(&err, LedgerError::Corrupt(m) if m.contains("not its batch's transaction")), "{err}");
+    archive.0.lock().unwrap().insert(1, ([1; 32], payloads[..1].to_vec()));
+    let err = beside.tx(&a.txs[2].hash).unwrap_err();
+    assert!(matches!(&err, LedgerError::Corrupt(m) if m.contains("past its batch's end")), "{err}");
+    archive.0.lock().unwrap().insert(1, ([9; 32], payloads.clone()));
+    assert!(matches!(beside.inclusion_proof(&a.txs[2].hash), Err(LedgerError::Corrupt(_))));
+    archive.0.lock().unwrap().clear();
+    let err = beside.accepted_txs_since(Default::default()).unwrap_err();
+    assert!(matches!(&err, LedgerError::Corrupt(m) if m.contains("not archived")), "{err}");
+}
+
+/// A block written before blocks referred to their batch (version 2, transactions inline)
+/// still opens as it was written, and keeps its hash.
+#[test]
+fn a_version_2_block_still_opens_with_its_transactions_inline() {
+    use dualchain_ledger::block::{BlockHeader, ChainName, Entry};
+    let entries = vec![
+        Entry { tx: vec![1, 2, 3], outcome: Outcome::Accepted },
+        Entry { tx: vec![4], outcome: Outcome::Rejected { reason: Reason::Duplicate } },
+    ];
+    let leaves: Vec<_> = entries.iter().map(Entry::leaf).collect();
+    let header = BlockHeader {
+        version: 2,
+        chain: ChainName::Access,
+        seq: 3,
+        time_ms: T0_MS,
+        batch_digest: [3; 32],
+        entries_root: dualchain_ledger::merkle::root(&leaves),
+        entries: 2,
+        state_root: [0; 32],
+    };
+    let stored = dualchain_storage::ledger::StoredBlock::new(
+        0,
+        [0; 32],
+        Default::default(),
+        serde_json::to_vec(&header).unwrap(),
+        serde_json::to_vec(&entries).unwrap(),
+    );
+    let block =
+        Block::open(&stored, |_, _| -> Result<Vec<Vec<u8>>, LedgerError> { panic!("no batch is read") }).unwrap();
+    assert_eq!(block.entries, entries);
+    assert!(block.positions.is_empty());
+    assert_eq!(block.inclusion_proof(&stored, 1).unwrap().verify().unwrap(), stored.hash);
+    // A version this build does not know is refused by name.
+    let mut future = header;
+    future.version = 4;
+    let stored = dualchain_storage::ledger::StoredBlock::new(
+        0,
+        [0; 32],
+        Default::default(),
+        serde_json::to_vec(&future).unwrap(),
+        b"[]".to_vec(),
+    );
+    let err = Block::open(&stored, |_, _| Ok(Vec::<Vec<u8>>::new())).unwrap_err();
+    assert!(err.to_string().contains("version 4"), "{err}");
 }

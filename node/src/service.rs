@@ -251,7 +251,11 @@ fn open_validator(
         dualchain_consensus::engine::recorded_endpoint(store.clone(), &keys, id as u8)?.map_or(me.quic, |(a, _)| a);
     let socket = UdpSocket::bind(listen).with_context(|| format!("binding QUIC to {listen}"))?;
     // Batch proof verification's Miller loops run where the assembler chose.
-    let ledger = Arc::new(Ledger::open(store.clone(), genesis, compute.miller.clone())?);
+    // Blocks refer to the archive's batches: each transaction is written once.
+    let ledger = Arc::new(
+        Ledger::open(store.clone(), genesis, compute.miller.clone())?
+            .with_batches(Arc::new(crate::validator::ArchivedBatches::open(store.clone())?)),
+    );
     let (engine, delivered) = Engine::start(EngineConfig {
         replica: cfg.consensus.replica(n, id as u8, consortium.disseminates())?,
         key,

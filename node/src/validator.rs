@@ -301,6 +301,33 @@ impl From<dualchain_storage::StorageError> for Halt {
 /// Batches whose signatures are checked ahead of the one applying.
 const PRESIGNED_AHEAD: usize = 2;
 
+/// The ledger's view of the consensus archive: a validator's blocks refer to the
+/// transactions of the committed batches the archive keeps for good, so the ledger writes
+/// none of them again ([`dualchain_ledger::Batches`]).
+pub struct ArchivedBatches {
+    log: ConsensusStore,
+}
+
+impl ArchivedBatches {
+    pub fn open(store: Arc<dyn KvEngine>) -> Result<Self, LedgerError> {
+        Ok(Self { log: ConsensusStore::open(store)? })
+    }
+}
+
+impl dualchain_ledger::Batches for ArchivedBatches {
+    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Vec<Vec<u8>>, LedgerError> {
+        let bytes = self
+            .log
+            .committed(seq)?
+            .ok_or_else(|| LedgerError::Corrupt(format!("batch {seq}, which a block refers to, is not archived")))?;
+        let a = parse_archive(&bytes).map_err(|e| LedgerError::Corrupt(format!("archived batch {seq}: {e}")))?;
+        if a.entry.batch.digest() != *digest {
+            return Err(LedgerError::Corrupt(format!("archived batch {seq} has another digest than its block names")));
+        }
+        Ok(a.entry.batch.requests().iter().map(|r| r.payload.clone()).collect())
+    }
+}
+
 /// A committed entry as the ledger applies it.
 fn committed_of(entry: &CommittedEntry, time_ms: u64) -> Committed<'_> {
     Committed {

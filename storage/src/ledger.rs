@@ -3,6 +3,9 @@
 //!
 //! Keys (big-endian numbers sort numerically):
 //! - `blocks/<chain>`: `h ‖ height` → block, `x ‖ hash` → height;
+//! - `blocks/data`: `b ‖ seq` → the payloads of the committed batch at `seq`, for a ledger
+//!   that keeps the transactions its blocks refer to itself (opaque here; a validator's
+//!   ledger reads them from the consensus archive instead and writes none);
 //! - `tx_index`: tx hash → (chain, height, position);
 //! - `state`: contract key → value;
 //! - `meta`: `tip/<chain>` → (height, hash), `applied_seq` → last applied PBFT sequence.
@@ -175,6 +178,9 @@ pub struct TxLocation {
 pub struct CommittedBatch {
     /// PBFT sequence number of the batch.
     pub seq: u64,
+    /// The batch's transactions as the ledger encodes them, where the ledger keeps them
+    /// itself (`None`: another store holds them, or no block refers to them).
+    pub batch: Option<Vec<u8>>,
     pub data_block: Option<StoredBlock>,
     pub access_block: Option<StoredBlock>,
     /// (tx hash, location) of every transaction in the blocks.
@@ -193,6 +199,11 @@ pub struct LedgerStore {
 fn block_key(height: u64) -> Vec<u8> {
     let mut k = vec![b'h'];
     k.extend_from_slice(&be(height));
+    k
+}
+fn batch_key(seq: u64) -> Vec<u8> {
+    let mut k = vec![b'b'];
+    k.extend_from_slice(&be(seq));
     k
 }
 fn hash_key(hash: &[u8; 32]) -> Vec<u8> {
@@ -248,6 +259,11 @@ impl LedgerStore {
             Some(p) => self.block(chain, record::read_u64(chain.cf(), &key, &p)?),
             None => Ok(None),
         }
+    }
+
+    /// The batch kept at `seq` ([`CommittedBatch::batch`]), if this ledger keeps it.
+    pub fn batch(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        self.get_record(Cf::BlocksData, &batch_key(seq))
     }
 
     pub fn tx(&self, hash: &[u8; 32]) -> Result<Option<TxLocation>> {
@@ -328,6 +344,12 @@ impl LedgerStore {
             }
         }
         let mut wb = WriteBatch::new();
+        if let Some(kept) = &batch.batch {
+            if kept.len() > BLOCK_PART_LEN_MAX {
+                return Err(StorageError::Invalid(format!("batch {} too large to keep", batch.seq)));
+            }
+            wb.put(Cf::BlocksData, batch_key(batch.seq), record::seal(kept));
+        }
         for (chain, block) in [(Chain::Data, &batch.data_block), (Chain::Access, &batch.access_block)] {
             let Some(b) = block else { continue };
             self.check_link(chain, b)?;

@@ -55,7 +55,15 @@ pub fn next_batch(store: &LedgerStore, k: u64, txs: usize) -> CommittedBatch {
         (format!("tmp/{}", k.wrapping_sub(1)).into_bytes(), None),
         (format!("tmp/{k}").into_bytes(), Some(vec![1; 10])),
     ];
-    CommittedBatch { seq: k, data_block: Some(data), access_block: Some(access), txs, state, state_root: None }
+    CommittedBatch {
+        seq: k,
+        batch: None,
+        data_block: Some(data),
+        access_block: Some(access),
+        txs,
+        state,
+        state_root: None,
+    }
 }
 
 /// Checks the ledger invariants after `applied` batches: contiguous linked chains of

@@ -516,9 +516,12 @@ impl Chaos {
         let stores = (0..self.n)
             .map(|i| {
                 let cfg = NodeConfig::load(&self.cluster.config(i))?;
-                Ok(dualchain_node::service::open_stopped_ledger(&cfg)?.0)
+                dualchain_node::service::open_stopped_ledger(&cfg)
             })
             .collect::<Result<Vec<_>>>()?;
+        // Node 0's blocks are opened with the transactions of its archived batches.
+        let archive = dualchain_node::validator::ArchivedBatches::open(stores[0].1.clone())?;
+        let stores: Vec<_> = stores.into_iter().map(|(s, _)| s).collect();
         let mut registered: HashMap<String, usize> = HashMap::new();
         for chain in [Chain::Data, Chain::Access] {
             let tips: Vec<_> = stores.iter().map(|s| s.tip(chain)).collect::<Result<_, _>>()?;
@@ -530,7 +533,8 @@ impl Chaos {
                     let other = s.block(chain, h)?.map(|b| b.hash);
                     ensure!(other == Some(stored.hash), "node {i} differs at {chain:?} block {h}");
                 }
-                for e in &Block::open(&stored)?.entries {
+                let batch = |seq, digest: &_| dualchain_ledger::Batches::payloads(&archive, seq, digest);
+                for e in &Block::open(&stored, batch)?.entries {
                     if e.outcome.reason() == Some(&Reason::Duplicate) {
                         ensure!(applied.contains(&e.hash()), "a duplicate of nothing in {chain:?} block {h}");
                         continue;

@@ -37,11 +37,24 @@ impl MemberLedger {
 
     /// The same over `engine` (RocksDB, for what measures the ledger's writes).
     pub fn on(engine: Arc<dyn KvEngine>, seed: u64) -> Result<Self> {
+        Self::open(engine, seed, None)
+    }
+
+    /// The same, reading its blocks' transactions from `batches` (as a validator's ledger
+    /// reads its consensus archive) instead of keeping them.
+    pub fn beside(engine: Arc<dyn KvEngine>, seed: u64, batches: Arc<dyn dualchain_ledger::Batches>) -> Result<Self> {
+        Self::open(engine, seed, Some(batches))
+    }
+
+    fn open(engine: Arc<dyn KvEngine>, seed: u64, batches: Option<Arc<dyn dualchain_ledger::Batches>>) -> Result<Self> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let ca = CertificateAuthority::generate("ca", &mut rng)?;
         let genesis = Genesis::without_proofs(ca.public().clone());
-        let ledger = Arc::new(Ledger::open(engine, genesis, Arc::new(CpuBackend))?);
-        Ok(Self { ledger, ca, rng, seq: 0 })
+        let mut ledger = Ledger::open(engine, genesis, Arc::new(CpuBackend))?;
+        if let Some(b) = batches {
+            ledger = ledger.with_batches(b);
+        }
+        Ok(Self { ledger: Arc::new(ledger), ca, rng, seq: 0 })
     }
 
     /// Applies `payloads` as the next batch (one block), a millisecond after the last.
