@@ -182,7 +182,7 @@ async fn start_cluster(
         let (engine, mut delivered) =
             cluster.start(id, config(n, id as u8, window, admission, feed), Metrics::unregistered())?;
         if feed.execute {
-            applied.push(spawn_ledger(&dir.join(format!("ledger{id}")), delivered)?);
+            applied.push(spawn_ledger(&dir.join(format!("ledger{id}")), cluster.stores[id].clone(), delivered)?);
         } else {
             tokio::spawn(async move { while delivered.recv().await.is_some() {} });
         }
@@ -202,20 +202,45 @@ fn bench_members(w: &mut dualchain_testkit::members::MemberLedger) -> Result<Vec
         .collect()
 }
 
+/// A bench ledger's view of its replica's consensus archive: as a validator's ledger
+/// reads it (`ArchivedBatches`), past the ledger's own first batches (the members'
+/// registrations, which no replica ordered).
+struct ReplicaArchive {
+    archive: dualchain_node::validator::ArchivedBatches,
+    offset: AtomicU64,
+}
+
+impl dualchain_ledger::Batches for ReplicaArchive {
+    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Vec<Vec<u8>>, dualchain_ledger::LedgerError> {
+        let ordered = seq
+            .checked_sub(self.offset.load(AtomicOrdering::Relaxed))
+            .filter(|s| *s > 0)
+            .ok_or_else(|| dualchain_ledger::LedgerError::NotFound(format!("batch {seq} was not ordered")))?;
+        dualchain_ledger::Batches::payloads(&self.archive, ordered, digest)
+    }
+}
+
 /// A replica's ledger behind its engine, applying as a validator does
 /// (`node/src/validator.rs`, pipelined): each delivered batch's signatures checked ahead
 /// on one thread ([`Ledger::presign`], at most two batches ahead), applied on another,
-/// on RocksDB under `dir`. Counts the transactions applied.
+/// on RocksDB under `dir`, its blocks referring to the batches in the replica's archive
+/// (`replica_store`). Counts the transactions applied.
 fn spawn_ledger(
     dir: &std::path::Path,
+    replica_store: Arc<dyn dualchain_storage::KvEngine>,
     mut delivered: tokio::sync::mpsc::Receiver<Delivered>,
 ) -> Result<Arc<BenchLedger>> {
     use dualchain_storage::rocks::RocksEngine;
     let engine = Arc::new(RocksEngine::open(dir, &RocksConfig::default())?);
-    let mut w = dualchain_testkit::members::MemberLedger::on(engine, 1)?;
+    let archive = Arc::new(ReplicaArchive {
+        archive: dualchain_node::validator::ArchivedBatches::open(replica_store)?,
+        offset: AtomicU64::new(0),
+    });
+    let mut w = dualchain_testkit::members::MemberLedger::beside(engine, 1, archive.clone())?;
     bench_members(&mut w)?;
     // The registrations took the ledger's first sequence numbers.
     let offset = w.ledger.applied_seq()?.unwrap_or(0);
+    archive.offset.store(offset, AtomicOrdering::Relaxed);
     let checked = w.ledger.presign_ahead(
         "bench-presign".into(),
         2,
