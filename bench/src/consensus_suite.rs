@@ -39,6 +39,8 @@
 //!
 //! With `BENCH_CONSENSUS_FORWARDING=1` the overload point forwards requests to the primary
 //! (`Config::dissemination` off, the design before) instead of disseminating them.
+//! `BENCH_CONSENSUS_ADMISSION=<requests>` sets the admission bound where admission control
+//! is on (default `Config::admission_len_max`, with 512 bytes a request).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
@@ -113,6 +115,10 @@ fn config(n: usize, id: u8, window: u64, admission: Admission, feed: &Feed) -> C
     if admission == Admission::Off {
         c.admission_len_max = c.pending_len_max;
         c.admission_bytes_max = c.pending_bytes_max;
+    } else if let Some(len) = std::env::var("BENCH_CONSENSUS_ADMISSION").ok().and_then(|v| v.parse::<usize>().ok()) {
+        // The bound in requests; the bytes bound keeps the default's 512 bytes a request.
+        c.admission_len_max = len.max(1);
+        c.admission_bytes_max = len.max(1) * 512;
     }
     c
 }
