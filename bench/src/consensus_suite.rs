@@ -217,7 +217,7 @@ struct ReplicaArchive {
 }
 
 impl dualchain_ledger::Batches for ReplicaArchive {
-    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Vec<Vec<u8>>, dualchain_ledger::LedgerError> {
+    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Arc<[Vec<u8>]>, dualchain_ledger::LedgerError> {
         let ordered = seq
             .checked_sub(self.offset.load(AtomicOrdering::Relaxed))
             .filter(|s| *s > 0)
@@ -669,7 +669,7 @@ struct BenchArchive {
 }
 
 impl dualchain_ledger::Batches for BenchArchive {
-    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Vec<Vec<u8>>, dualchain_ledger::LedgerError> {
+    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Arc<[Vec<u8>]>, dualchain_ledger::LedgerError> {
         let missing = || dualchain_ledger::LedgerError::NotFound(format!("batch {seq}"));
         let payloads = self.payloads.get().ok_or_else(missing)?;
         let i = seq
@@ -680,7 +680,7 @@ impl dualchain_ledger::Batches for BenchArchive {
         if Prepared(payloads.clone(), i, seq).committed().digest != *digest {
             return Err(dualchain_ledger::LedgerError::Corrupt(format!("batch {seq} has another digest")));
         }
-        Ok(payloads[i].clone())
+        Ok(payloads[i].clone().into())
     }
 }
 

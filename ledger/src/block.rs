@@ -19,8 +19,8 @@
 //! outcome ([`EntryRef`]), and [`Block::open`] joins the transactions back from the batch,
 //! checking each against its hash. The block hash covers those references, and through
 //! the transaction hashes and the header's batch digest, the transactions. Before this
-//! (version 2), every block held its transactions again, hex-encoded inside JSON: about
-//! 2.1 times their size, written beside the archive's copy (issue: write each batch once).
+//! (version 2), every block held its transactions again, hex-encoded inside JSON (over
+//! twice their size), written beside the archive's copy (issue: write each batch once).
 //! Version 2 blocks are still read as they were written.
 
 use std::collections::BTreeMap;
@@ -201,9 +201,9 @@ impl Block {
     /// Decodes a stored block, joins its transactions back from its batch and checks its
     /// entries against the header's root. `batch` gives the payloads of the committed
     /// batch at a sequence number with a digest (asked only for a version 3 block).
-    pub fn open<P: AsRef<[u8]>>(
+    pub fn open<B: AsRef<[P]>, P: AsRef<[u8]>>(
         stored: &StoredBlock,
-        batch: impl FnOnce(u64, &Hash) -> Result<Vec<P>, LedgerError>,
+        batch: impl FnOnce(u64, &Hash) -> Result<B, LedgerError>,
     ) -> Result<Self, LedgerError> {
         let corrupt = |what: &str| LedgerError::Corrupt(format!("block {} {what}", stored.height));
         let header: BlockHeader =
@@ -227,6 +227,7 @@ impl Block {
                     }
                     last = Some(r.at);
                     let tx = payloads
+                        .as_ref()
                         .get(r.at as usize)
                         .ok_or_else(|| corrupt(&format!("refers to transaction {} past its batch's end", r.at)))?
                         .as_ref();

@@ -72,8 +72,10 @@ pub struct Committed<'a> {
 /// once, in its own store, beside the blocks.
 pub trait Batches: Send + Sync {
     /// The payloads of the batch committed at `seq`, in order; an error if none is held
-    /// or the one held does not have `digest`.
-    fn payloads(&self, seq: u64, digest: &Hash) -> Result<Vec<Vec<u8>>, LedgerError>;
+    /// or the one held does not have `digest`. Shared, so that a source may hand the same
+    /// decoded batch to both chains' blocks of a batch without decoding or copying it
+    /// again.
+    fn payloads(&self, seq: u64, digest: &Hash) -> Result<Arc<[Vec<u8>]>, LedgerError>;
 }
 
 /// One transaction as applied.
@@ -202,7 +204,7 @@ impl Ledger {
     }
 
     /// The payloads of the committed batch a block refers to.
-    fn batch_payloads(&self, seq: u64, digest: &Hash) -> Result<Vec<Vec<u8>>, LedgerError> {
+    fn batch_payloads(&self, seq: u64, digest: &Hash) -> Result<Arc<[Vec<u8>]>, LedgerError> {
         if let Some(b) = &self.batches {
             return b.payloads(seq, digest);
         }
@@ -210,7 +212,7 @@ impl Ledger {
             .store
             .batch(seq)?
             .ok_or_else(|| LedgerError::Corrupt(format!("batch {seq}, which a block refers to, is not kept")))?;
-        block::decode_kept_batch(seq, digest, &raw)
+        block::decode_kept_batch(seq, digest, &raw).map(Arc::from)
     }
 
     /// A stored block, opened with the transactions of its batch.

@@ -1794,9 +1794,9 @@ struct Archive(std::sync::Mutex<std::collections::HashMap<u64, Archived>>);
 type Archived = ([u8; 32], Vec<Vec<u8>>);
 
 impl dualchain_ledger::Batches for Archive {
-    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Vec<Vec<u8>>, LedgerError> {
+    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Arc<[Vec<u8>]>, LedgerError> {
         match self.0.lock().unwrap().get(&seq) {
-            Some((d, p)) if d == digest => Ok(p.clone()),
+            Some((d, p)) if d == digest => Ok(p.clone().into()),
             Some(_) => Err(LedgerError::Corrupt(format!("archived batch {seq} has another digest"))),
             None => Err(LedgerError::Corrupt(format!("batch {seq} is not archived"))),
         }

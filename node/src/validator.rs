@@ -304,18 +304,32 @@ const PRESIGNED_AHEAD: usize = 2;
 /// The ledger's view of the consensus archive: a validator's blocks refer to the
 /// transactions of the committed batches the archive keeps for good, so the ledger writes
 /// none of them again ([`dualchain_ledger::Batches`]).
+///
+/// The last batch read is kept decoded: a batch's data block and access block are read one
+/// after the other (a replay of the ledger, an agent's catch-up), and decoding an archived
+/// entry (its certificate, its requests, the batch digest over all of them) is the cost.
 pub struct ArchivedBatches {
     log: ConsensusStore,
+    last: Mutex<Option<LastBatch>>,
 }
+
+/// A batch's sequence number, digest and payloads.
+type LastBatch = (u64, [u8; 32], Arc<[Vec<u8>]>);
 
 impl ArchivedBatches {
     pub fn open(store: Arc<dyn KvEngine>) -> Result<Self, LedgerError> {
-        Ok(Self { log: ConsensusStore::open(store)? })
+        Ok(Self { log: ConsensusStore::open(store)?, last: Mutex::new(None) })
     }
 }
 
 impl dualchain_ledger::Batches for ArchivedBatches {
-    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Vec<Vec<u8>>, LedgerError> {
+    fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Arc<[Vec<u8>]>, LedgerError> {
+        let last = || self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((s, d, payloads)) = &*last() {
+            if (*s, d) == (seq, digest) {
+                return Ok(payloads.clone());
+            }
+        }
         let bytes = self
             .log
             .committed(seq)?
@@ -324,7 +338,9 @@ impl dualchain_ledger::Batches for ArchivedBatches {
         if a.entry.batch.digest() != *digest {
             return Err(LedgerError::Corrupt(format!("archived batch {seq} has another digest than its block names")));
         }
-        Ok(a.entry.batch.requests().iter().map(|r| r.payload.clone()).collect())
+        let payloads: Arc<[Vec<u8>]> = a.entry.batch.requests().iter().map(|r| r.payload.clone()).collect();
+        *last() = Some((seq, *digest, payloads.clone()));
+        Ok(payloads)
     }
 }
 
