@@ -179,28 +179,10 @@ fn demand_spec(dataset: &DatasetId, threshold: u16, anonymous: bool) -> Value {
     })
 }
 
-/// A free port on loopback (UDP for QUIC, TCP for the API).
-///
-/// The port is drawn below Linux's ephemeral range (32768–60999), where the kernel also
-/// picks the ports of outgoing connections and of `bind(0)`: a port found free there is
-/// soon taken by some test's client connection before the node binds it (seen as
-/// "Address already in use" when a consortium starts). Below it, only another test's
-/// draw can take the port, and draws are random over twelve thousand ports.
-pub fn free_port(udp: bool) -> Result<u16> {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    for _ in 0..1000 {
-        let port: u16 = rng.gen_range(20_000..32_000);
-        let free = if udp {
-            std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
-        } else {
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-        };
-        if free {
-            return Ok(port);
-        }
-    }
-    Err(anyhow!("no free {} port in 20000..32000", if udp { "UDP" } else { "TCP" }))
+/// A free port on loopback (UDP for QUIC, TCP for the API), reserved for the rest of this
+/// process so that no other test process of the host is handed it (see [`crate::ports`]).
+pub fn free_port(_udp: bool) -> Result<u16> {
+    crate::ports::reserve(1)
 }
 
 /// The name of the in-process consortium.
@@ -327,8 +309,9 @@ impl Consortium {
                 out: dir.clone(),
                 name: "dualchain in-process consortium".into(),
                 hosts: vec!["127.0.0.1".into()],
-                quic_port: 0,
-                api_port: 0,
+                // Consecutive ports from base, reserved against other test processes.
+                quic_port: crate::ports::reserve(NODES as u16)?,
+                api_port: crate::ports::reserve(NODES as u16)?,
                 members: Vec::new(),
                 supply_records: vec![cfg.records],
                 anonymous: cfg.anonymous,

@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | [`consortium`] | an in-process consortium (4 validators over loopback QUIC with mutual TLS, RocksDB stores, members' agents) and the sharing flow's steps |
 //! | [`demo`] | the demo (`dualchain-demo`): the whole flow with timings and a summary |
+//! | [`ports`] | loopback ports reserved across the test processes of a host |
 //! | [`procs`] | a consortium of `dualchain node` processes on this host |
 //! | [`fhir`] | synthetic bedside-monitor FHIR R4 Observations and Bundles |
 //! | [`members`] | a ledger whose members a test CA registers, and signed requests (the request check) |
@@ -24,4 +25,5 @@ pub mod demo;
 pub mod fhir;
 pub mod members;
 pub mod netns;
+pub mod ports;
 pub mod procs;

@@ -56,12 +56,19 @@ impl ProcessCluster {
         extra: &[&str],
     ) -> Result<Self> {
         // (addresses, QUIC port, API port, timing preset, what runs each node)
+        // On loopback, blocks of consecutive ports reserved against other test processes.
         let (addrs, quic_port, api_port, preset, wrappers) = match hosts {
-            Hosts::Loopback => ("127.0.0.1".to_string(), "0", "0", "loopback", vec![vec![]; n]),
-            Hosts::Lab(lab) => (lab.hosts(), "7700", "8700", "lan", (0..n).map(|i| lab.exec_prefix(i)).collect()),
+            Hosts::Loopback => {
+                let count = u16::try_from(n).context("too many nodes")?;
+                let (quic, api) = (crate::ports::reserve(count)?, crate::ports::reserve(count)?);
+                ("127.0.0.1".to_string(), quic.to_string(), api.to_string(), "loopback", vec![vec![]; n])
+            }
+            Hosts::Lab(lab) => {
+                (lab.hosts(), "7700".into(), "8700".into(), "lan", (0..n).map(|i| lab.exec_prefix(i)).collect())
+            }
         };
         let out = Command::new(bin)
-            .args(["init", "--hosts", &addrs, "--quic-port", quic_port, "--api-port", api_port, "--preset", preset])
+            .args(["init", "--hosts", &addrs, "--quic-port", &quic_port, "--api-port", &api_port, "--preset", preset])
             .args(["--nodes", &n.to_string()])
             .args(extra)
             .arg("--out")
