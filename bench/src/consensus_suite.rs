@@ -772,7 +772,9 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
     // Closed, so that none of their background writes falls in the windows below.
     drop((one, all));
     let (near, near_written) = pipelined(&beside)?;
-    let (piped, piped_written) = pipelined(&piped)?;
+    let kept_ledger = piped;
+    let (piped, piped_written) = pipelined(&kept_ledger)?;
+    let reads = ledger_reads(&kept_ledger.ledger, &payloads, measure)?;
     let threads = rayon::current_num_threads();
     let params = |t: usize| format!("batch={APPLY_BATCH},tx_bytes={bytes},durability=sync,signature_threads={t}");
     let mut base = Record::throughput("consensus::ledger_apply", params(1), single, None);
@@ -791,14 +793,85 @@ fn ledger_apply(measure: Duration) -> Result<Vec<Record>> {
         r.unit = "bytes".into();
         r
     };
-    Ok(vec![
+    let mut records = vec![
         base,
         par,
         pipe,
         beside_rate,
         written(kept, piped_written, None),
         written(archived, near_written, Some(piped_written)),
-    ])
+    ];
+    records.extend(reads);
+    Ok(records)
+}
+
+/// Reads of single transactions from a ledger whose blocks refer to batches of
+/// [`APPLY_BATCH`] transactions (`payloads`, applied): `Ledger::tx` (one transaction read
+/// from its batch) and `Ledger::inclusion_proof` (no transaction read), each against
+/// opening the transaction's whole block (`Ledger::block`: every transaction of its batch
+/// read and hashed), which is what both did before. The baseline skips the transaction
+/// index lookup the other two include.
+fn ledger_reads(
+    ledger: &dualchain_ledger::Ledger,
+    payloads: &[Vec<Vec<u8>>],
+    measure: Duration,
+) -> Result<Vec<Record>> {
+    use std::hint::black_box;
+    // Some transactions of every batch, spread over its positions.
+    let located = payloads
+        .iter()
+        .flat_map(|b| b.iter().step_by(97))
+        .map(|p| {
+            let hash = dualchain_ledger::tx::tx_hash(p);
+            let (loc, _) = ledger.tx(&hash)?.context("an applied transaction is not on the ledger")?;
+            Ok((hash, loc))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let each = measure / 3;
+    let mut failed = None;
+    let mut keep = |r: Result<bool, dualchain_ledger::LedgerError>| match r {
+        Ok(true) => {}
+        Ok(false) => failed = Some("a read found nothing".to_string()),
+        Err(e) => failed = Some(e.to_string()),
+    };
+    let whole = ops_per_second(each, located.len(), || {
+        for (_, loc) in &located {
+            keep(ledger.block(loc.chain, loc.height).map(|b| {
+                black_box(b.and_then(|b| b.entries.get(loc.position as usize).cloned())).is_some()
+            }));
+        }
+    });
+    let one = ops_per_second(each, located.len(), || {
+        for (hash, _) in &located {
+            keep(ledger.tx(hash).map(|t| black_box(t).is_some()));
+        }
+    });
+    let proof = ops_per_second(each, located.len(), || {
+        for (hash, _) in &located {
+            keep(ledger.inclusion_proof(hash).map(|p| black_box(p).is_some()));
+        }
+    });
+    if let Some(e) = failed {
+        anyhow::bail!("a ledger read failed: {e}");
+    }
+    let params = |what: &str| format!("batch={APPLY_BATCH},kept_batches,read={what}");
+    let mut base = Record::throughput("consensus::ledger_read", params("whole_block"), whole, None);
+    base.unit = "reads/s".into();
+    let mut tx = Record::throughput("consensus::ledger_read", params("tx"), one, Some(whole));
+    tx.unit = "reads/s".into();
+    let mut pr = Record::throughput("consensus::ledger_read", params("inclusion_proof"), proof, Some(whole));
+    pr.unit = "reads/s".into();
+    dualchain_progress::suspend(|| {
+        eprintln!(
+            "  ledger reads ({} transactions of {}-transaction batches): one transaction {one:.0}/s, \
+             its inclusion proof {proof:.0}/s, against its whole block {whole:.0}/s ({:.1}x, {:.1}x)",
+            located.len(),
+            APPLY_BATCH,
+            one / whole,
+            proof / whole
+        )
+    });
+    Ok(vec![base, tx, pr])
 }
 
 /// The validators' check of forwarded requests (`MemberRequests`: decode, client and

@@ -263,6 +263,27 @@ impl Batch {
         Some(Self { time_ms, requests, encoded, digest })
     }
 
+    /// The payload of request `at` of an encoded batch (`None` past its last request),
+    /// read without decoding or copying the others: what reading one transaction of an
+    /// archived batch needs. The encoding is checked up to that request only, and the
+    /// batch's digest not at all: the caller checks the payload against a hash it holds.
+    pub fn payload_at(encoded: &[u8], at: usize) -> Result<Option<&[u8]>, DecodeError> {
+        if encoded.len() > BATCH_BYTES_MAX {
+            return Err(DecodeError::TooLong { what: "batch", len: encoded.len(), max: BATCH_BYTES_MAX });
+        }
+        let mut r = Reader::new(encoded, "batch");
+        r.u64()?;
+        if at >= r.count("requests", BATCH_REQUESTS_MAX)? {
+            return Ok(None);
+        }
+        for _ in 0..at {
+            r.take(16)?;
+            r.bytes("request payload", REQUEST_PAYLOAD_LEN_MAX)?;
+        }
+        r.take(16)?;
+        Ok(Some(r.bytes("request payload", REQUEST_PAYLOAD_LEN_MAX)?))
+    }
+
     /// Whether this batch can be a part (dissemination): requests and no time.
     pub fn is_part(&self) -> bool {
         self.time_ms == 0 && !self.requests.is_empty()

@@ -147,13 +147,58 @@ pub fn encode_kept_batch(digest: &Hash, payloads: &[&[u8]]) -> Vec<u8> {
 /// The payloads of a batch kept by [`encode_kept_batch`], checked to be the batch at `seq`
 /// with `digest` as far as the record says.
 pub fn decode_kept_batch(seq: u64, digest: &Hash, raw: &[u8]) -> Result<Vec<Vec<u8>>, LedgerError> {
+    Ok(kept_items(seq, digest, raw)?.into_iter().map(<[u8]>::to_vec).collect())
+}
+
+/// The payload at `at` of a batch kept by [`encode_kept_batch`] (`None` past its end),
+/// checked as [`decode_kept_batch`] checks the batch, without copying the others.
+pub fn kept_batch_payload(seq: u64, digest: &Hash, raw: &[u8], at: u32) -> Result<Option<Vec<u8>>, LedgerError> {
+    Ok(kept_items(seq, digest, raw)?.get(at as usize).map(|p| p.to_vec()))
+}
+
+/// The payloads of a kept batch, borrowed from its record.
+fn kept_items<'a>(seq: u64, digest: &Hash, raw: &'a [u8]) -> Result<Vec<&'a [u8]>, LedgerError> {
     let corrupt = |what: String| LedgerError::Corrupt(format!("kept batch {seq}: {what}"));
     let (held, frame) = raw.split_at_checked(32).ok_or_else(|| corrupt("shorter than its digest".into()))?;
     if held != digest {
         return Err(corrupt("its digest is not the one its block names".into()));
     }
-    let items = decode_list(frame, "kept batch", KEPT_BATCH).map_err(|e| corrupt(e.to_string()))?;
-    Ok(items.into_iter().map(<[u8]>::to_vec).collect())
+    decode_list(frame, "kept batch", KEPT_BATCH).map_err(|e| corrupt(e.to_string()))
+}
+
+/// What [`Block::decode`] checks of a block's entries against its header.
+#[derive(Clone, Copy)]
+enum Check {
+    /// Their count.
+    Count,
+    /// Their count and Merkle root.
+    Root,
+}
+
+/// The Merkle leaves of entries (transaction hash, outcome). Consecutive entries mostly
+/// share their outcome (accepted), so its JSON is made once per run of equal outcomes.
+fn leaves<'a>(entries: impl Iterator<Item = (Hash, &'a Outcome)>) -> Vec<Hash> {
+    let mut last: Option<(&Outcome, Vec<u8>)> = None;
+    let mut leaf = Vec::new();
+    entries
+        .map(|(tx_hash, outcome)| {
+            if last.as_ref().is_none_or(|(o, _)| *o != outcome) {
+                last = Some((outcome, serde_json::to_vec(outcome).expect("outcome serialises")));
+            }
+            leaf.clear();
+            leaf.extend_from_slice(&tx_hash);
+            leaf.extend_from_slice(&last.as_ref().expect("set above").1);
+            merkle::leaf_hash(&leaf)
+        })
+        .collect()
+}
+
+/// A stored block's entries as its version holds them.
+enum Body {
+    /// Version 2: the transactions inline.
+    Inline(Vec<Entry>),
+    /// Version 3: references into the batch.
+    Refs(Vec<EntryRef>),
 }
 
 /// A decoded block.
@@ -206,43 +251,23 @@ impl Block {
         batch: impl FnOnce(u64, &Hash) -> Result<B, LedgerError>,
     ) -> Result<Self, LedgerError> {
         let corrupt = |what: &str| LedgerError::Corrupt(format!("block {} {what}", stored.height));
-        let header: BlockHeader =
-            serde_json::from_slice(&stored.header).map_err(|e| corrupt(&format!("header: {e}")))?;
-        let (entries, positions, leaves) = match header.version {
-            INLINE_VERSION => {
-                let entries: Vec<Entry> =
-                    serde_json::from_slice(&stored.body).map_err(|e| corrupt(&format!("body: {e}")))?;
-                let leaves: Vec<Hash> = entries.iter().map(Entry::leaf).collect();
-                (entries, Vec::new(), leaves)
-            }
-            BLOCK_VERSION => {
-                let refs: Vec<EntryRef> =
-                    serde_json::from_slice(&stored.body).map_err(|e| corrupt(&format!("body: {e}")))?;
+        let (header, body) = Self::decode(stored, Check::Root)?;
+        let (entries, positions) = match body {
+            Body::Inline(entries) => (entries, Vec::new()),
+            Body::Refs(refs) => {
                 let payloads = batch(header.seq, &header.batch_digest)?;
-                let mut last = None;
                 let mut entries = Vec::with_capacity(refs.len());
                 for r in &refs {
-                    if last.is_some_and(|l| r.at <= l) {
-                        return Err(corrupt("refers to its batch's transactions out of order"));
-                    }
-                    last = Some(r.at);
                     let tx = payloads
                         .as_ref()
                         .get(r.at as usize)
                         .ok_or_else(|| corrupt(&format!("refers to transaction {} past its batch's end", r.at)))?
                         .as_ref();
-                    if tx_hash(tx) != r.tx_hash {
-                        return Err(corrupt(&format!("entry at {} is not its batch's transaction", r.at)));
-                    }
-                    entries.push(Entry { tx: tx.to_vec(), outcome: r.outcome.clone() });
+                    entries.push(Self::joined(stored, r, tx)?);
                 }
-                (entries, refs.iter().map(|r| r.at).collect(), refs.iter().map(EntryRef::leaf).collect())
+                (entries, refs.iter().map(|r| r.at).collect())
             }
-            v => return Err(corrupt(&format!("has version {v}, which this build does not read"))),
         };
-        if merkle::root(&leaves) != header.entries_root || entries.len() != header.entries as usize {
-            return Err(corrupt("entries do not match its header"));
-        }
         let notes = if stored.notes.is_empty() {
             BTreeMap::new()
         } else {
@@ -262,6 +287,114 @@ impl Block {
         })
     }
 
+    /// Entry `index` of a stored block alone (`None` past its last entry), its transaction
+    /// read by `payload`: the transaction at a position of the committed batch at a
+    /// sequence number with a digest (`None` past the batch's end), and checked against
+    /// the hash its entry names. Reading one transaction so costs one transaction, not the
+    /// whole batch (what an API read of a transaction needs).
+    ///
+    /// The entries are not hashed again into the header's root: the block hash, which the
+    /// store checks when it reads a block, covers header and entries as they were sealed,
+    /// and the root was computed from those entries then. Whole opens ([`Block::open`])
+    /// and proofs ([`Block::proof_of`]) check the root.
+    pub fn open_entry(
+        stored: &StoredBlock,
+        index: usize,
+        payload: impl FnOnce(u64, &Hash, u32) -> Result<Option<Vec<u8>>, LedgerError>,
+    ) -> Result<Option<Entry>, LedgerError> {
+        let (header, body) = Self::decode(stored, Check::Count)?;
+        match body {
+            Body::Inline(mut entries) => Ok((index < entries.len()).then(|| entries.swap_remove(index))),
+            Body::Refs(refs) => {
+                let Some(r) = refs.get(index) else { return Ok(None) };
+                let tx = payload(header.seq, &header.batch_digest, r.at)?.ok_or_else(|| {
+                    LedgerError::Corrupt(format!(
+                        "block {} refers to transaction {} past its batch's end",
+                        stored.height, r.at
+                    ))
+                })?;
+                Self::joined(stored, r, &tx).map(Some)
+            }
+        }
+    }
+
+    /// The inclusion proof of entry `index` of a stored block (`None` past its last
+    /// entry), checked to lead to the header's root. A version 3 block's entries name
+    /// their transactions' hashes, so its proof needs none of the transactions; a version
+    /// 2 block's leaves hash them.
+    pub fn proof_of(stored: &StoredBlock, index: usize) -> Result<Option<InclusionProof>, LedgerError> {
+        let (header, body) = Self::decode(stored, Check::Count)?;
+        let (leaves, tx_hash, outcome) = match body {
+            Body::Inline(mut entries) => {
+                if index >= entries.len() {
+                    return Ok(None);
+                }
+                let leaves = leaves(entries.iter().map(|e| (e.hash(), &e.outcome)));
+                let e = entries.swap_remove(index);
+                (leaves, e.hash(), e.outcome)
+            }
+            Body::Refs(mut refs) => {
+                if index >= refs.len() {
+                    return Ok(None);
+                }
+                let leaves = leaves(refs.iter().map(|r| (r.tx_hash, &r.outcome)));
+                let r = refs.swap_remove(index);
+                (leaves, r.tx_hash, r.outcome)
+            }
+        };
+        let proof = InclusionProof::of(stored, header.chain, &leaves, index, tx_hash, outcome);
+        if let Some(p) = &proof {
+            if merkle::root_from_path(leaves[index], index, leaves.len(), &p.path) != Some(header.entries_root) {
+                return Err(LedgerError::Corrupt(format!("block {} entries do not match its header", stored.height)));
+            }
+        }
+        Ok(proof)
+    }
+
+    /// A stored block's header and entries, their count checked against the header's
+    /// (and a version 3 block's positions to be increasing), and with [`Check::Root`]
+    /// their Merkle root too, before any transaction is read.
+    fn decode(stored: &StoredBlock, check: Check) -> Result<(BlockHeader, Body), LedgerError> {
+        let corrupt = |what: &str| LedgerError::Corrupt(format!("block {} {what}", stored.height));
+        let header: BlockHeader =
+            serde_json::from_slice(&stored.header).map_err(|e| corrupt(&format!("header: {e}")))?;
+        let body = match header.version {
+            INLINE_VERSION => Body::Inline(
+                serde_json::from_slice(&stored.body).map_err(|e| corrupt(&format!("body: {e}")))?,
+            ),
+            BLOCK_VERSION => {
+                let refs: Vec<EntryRef> =
+                    serde_json::from_slice(&stored.body).map_err(|e| corrupt(&format!("body: {e}")))?;
+                if refs.windows(2).any(|w| w[1].at <= w[0].at) {
+                    return Err(corrupt("refers to its batch's transactions out of order"));
+                }
+                Body::Refs(refs)
+            }
+            v => return Err(corrupt(&format!("has version {v}, which this build does not read"))),
+        };
+        let (count, root) = match (&body, check) {
+            (Body::Inline(e), Check::Count) => (e.len(), None),
+            (Body::Refs(r), Check::Count) => (r.len(), None),
+            (Body::Inline(e), Check::Root) => (e.len(), Some(leaves(e.iter().map(|e| (e.hash(), &e.outcome))))),
+            (Body::Refs(r), Check::Root) => (r.len(), Some(leaves(r.iter().map(|r| (r.tx_hash, &r.outcome))))),
+        };
+        if count != header.entries as usize || root.is_some_and(|l| merkle::root(&l) != header.entries_root) {
+            return Err(corrupt("entries do not match its header"));
+        }
+        Ok((header, body))
+    }
+
+    /// The entry `r` names, with `tx` read from its batch, checked to be its transaction.
+    fn joined(stored: &StoredBlock, r: &EntryRef, tx: &[u8]) -> Result<Entry, LedgerError> {
+        if tx_hash(tx) != r.tx_hash {
+            return Err(LedgerError::Corrupt(format!(
+                "block {} entry at {} is not its batch's transaction",
+                stored.height, r.at
+            )));
+        }
+        Ok(Entry { tx: tx.to_vec(), outcome: r.outcome.clone() })
+    }
+
     /// The entries as a version 3 block stores them (for a version 2 block, which holds no
     /// positions, none).
     pub fn refs(&self) -> Vec<EntryRef> {
@@ -274,20 +407,9 @@ impl Block {
 
     /// The inclusion proof of entry `index`.
     pub fn inclusion_proof(&self, stored: &StoredBlock, index: usize) -> Option<InclusionProof> {
-        let leaves: Vec<Hash> = self.entries.iter().map(Entry::leaf).collect();
+        let leaves = leaves(self.entries.iter().map(|e| (e.hash(), &e.outcome)));
         let entry = self.entries.get(index)?;
-        Some(InclusionProof {
-            chain: self.header.chain,
-            height: self.height,
-            prev_hash: self.prev_hash,
-            cross_link: (self.cross_link.height, self.cross_link.hash),
-            header: stored.header.clone(),
-            body_hash: Sha256::digest(&stored.body).into(),
-            index: index as u32,
-            tx_hash: entry.hash(),
-            outcome: entry.outcome.clone(),
-            path: merkle::path(&leaves, index)?,
-        })
+        InclusionProof::of(stored, self.header.chain, &leaves, index, entry.hash(), entry.outcome.clone())
     }
 }
 
@@ -313,6 +435,29 @@ pub struct InclusionProof {
 }
 
 impl InclusionProof {
+    /// The proof of entry `index` of `stored`, whose entries' leaves are `leaves`.
+    fn of(
+        stored: &StoredBlock,
+        chain: ChainName,
+        leaves: &[Hash],
+        index: usize,
+        tx_hash: Hash,
+        outcome: Outcome,
+    ) -> Option<Self> {
+        Some(Self {
+            chain,
+            height: stored.height,
+            prev_hash: stored.prev_hash,
+            cross_link: (stored.cross_link.height, stored.cross_link.hash),
+            header: stored.header.clone(),
+            body_hash: Sha256::digest(&stored.body).into(),
+            index: index as u32,
+            tx_hash,
+            outcome,
+            path: merkle::path(leaves, index)?,
+        })
+    }
+
     /// Checks the proof and returns the block hash it proves membership in.
     pub fn verify(&self) -> Result<Hash, LedgerError> {
         let header: BlockHeader =

@@ -76,6 +76,14 @@ pub trait Batches: Send + Sync {
     /// decoded batch to both chains' blocks of a batch without decoding or copying it
     /// again.
     fn payloads(&self, seq: u64, digest: &Hash) -> Result<Arc<[Vec<u8>]>, LedgerError>;
+
+    /// The payload at position `at` of the batch committed at `seq` (`None` past the
+    /// batch's end), with the errors of [`Batches::payloads`]: what reading one
+    /// transaction needs. By default through [`Batches::payloads`]; a source that can
+    /// read one payload without decoding its whole batch does so.
+    fn payload(&self, seq: u64, digest: &Hash, at: u32) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self.payloads(seq, digest)?.get(at as usize).cloned())
+    }
 }
 
 /// One transaction as applied.
@@ -213,6 +221,18 @@ impl Ledger {
             .batch(seq)?
             .ok_or_else(|| LedgerError::Corrupt(format!("batch {seq}, which a block refers to, is not kept")))?;
         block::decode_kept_batch(seq, digest, &raw).map(Arc::from)
+    }
+
+    /// The payload at `at` of the committed batch a block refers to.
+    fn batch_payload(&self, seq: u64, digest: &Hash, at: u32) -> Result<Option<Vec<u8>>, LedgerError> {
+        if let Some(b) = &self.batches {
+            return b.payload(seq, digest, at);
+        }
+        let raw = self
+            .store
+            .batch(seq)?
+            .ok_or_else(|| LedgerError::Corrupt(format!("batch {seq}, which a block refers to, is not kept")))?;
+        block::kept_batch_payload(seq, digest, &raw, at)
     }
 
     /// A stored block, opened with the transactions of its batch.
@@ -881,28 +901,41 @@ impl Ledger {
         self.get(&state::nullifier_key(nullifier))
     }
 
-    /// A transaction's block entry and location.
+    /// A transaction's block entry and location. Only that transaction is read from its
+    /// batch ([`Block::open_entry`]), not the whole batch: an API read costs one
+    /// transaction however large the batch it was ordered in.
     pub fn tx(&self, hash: &Hash) -> Result<Option<(TxLocation, Entry)>, LedgerError> {
-        let Some(loc) = self.store.tx(hash)? else { return Ok(None) };
-        let block = self
-            .block(loc.chain, loc.height)?
-            .ok_or_else(|| LedgerError::Corrupt(format!("indexed block {:?}/{} missing", loc.chain, loc.height)))?;
-        let entry = block
-            .entries
-            .get(loc.position as usize)
-            .cloned()
-            .ok_or_else(|| LedgerError::Corrupt("indexed position outside its block".into()))?;
+        let Some((loc, stored)) = self.indexed(hash)? else { return Ok(None) };
+        let entry = Block::open_entry(&stored, loc.position as usize, |seq, digest, at| {
+            self.batch_payload(seq, digest, at)
+        })?
+        .ok_or_else(|| LedgerError::Corrupt("indexed position outside its block".into()))?;
+        if entry.hash() != *hash {
+            return Err(LedgerError::Corrupt("the index names another transaction's entry".into()));
+        }
         Ok(Some((loc, entry)))
     }
 
-    /// The inclusion proof of a transaction and the hash of the block it proves into.
+    /// The inclusion proof of a transaction and the hash of the block it proves into. A
+    /// block's entries name their transactions' hashes, so no transaction is read.
     pub fn inclusion_proof(&self, hash: &Hash) -> Result<Option<InclusionProof>, LedgerError> {
+        let Some((loc, stored)) = self.indexed(hash)? else { return Ok(None) };
+        let proof = Block::proof_of(&stored, loc.position as usize)?
+            .ok_or_else(|| LedgerError::Corrupt("indexed position outside its block".into()))?;
+        if proof.tx_hash != *hash {
+            return Err(LedgerError::Corrupt("the index names another transaction's entry".into()));
+        }
+        Ok(Some(proof))
+    }
+
+    /// Where the transaction index places `hash`, and that stored block.
+    fn indexed(&self, hash: &Hash) -> Result<Option<(TxLocation, StoredBlock)>, LedgerError> {
         let Some(loc) = self.store.tx(hash)? else { return Ok(None) };
         let stored = self
             .store
             .block(loc.chain, loc.height)?
             .ok_or_else(|| LedgerError::Corrupt(format!("indexed block {:?}/{} missing", loc.chain, loc.height)))?;
-        Ok(self.open_block(&stored)?.inclusion_proof(&stored, loc.position as usize))
+        Ok(Some((loc, stored)))
     }
 
     /// The audit trail of a dataset: every access record with the inclusion proof of the

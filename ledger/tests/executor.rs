@@ -1866,7 +1866,20 @@ fn blocks_refer_to_their_batch_and_a_ledger_beside_an_archive_keeps_no_transacti
     let err = beside.tx(&a.txs[2].hash).unwrap_err();
     assert!(matches!(&err, LedgerError::Corrupt(m) if m.contains("past its batch's end")), "{err}");
     archive.0.lock().unwrap().insert(1, ([9; 32], payloads.clone()));
-    assert!(matches!(beside.inclusion_proof(&a.txs[2].hash), Err(LedgerError::Corrupt(_))));
+    let err = beside.tx(&a.txs[2].hash).unwrap_err();
+    assert!(matches!(&err, LedgerError::Corrupt(m) if m.contains("another digest")), "{err}");
+    archive.0.lock().unwrap().clear();
+    // An inclusion proof reads no transaction: its block names the transaction's hash.
+    let data = own.block(Chain::Data, 0).unwrap().unwrap();
+    assert_eq!(beside.inclusion_proof(&a.txs[2].hash).unwrap().unwrap().verify().unwrap(), data.hash);
+    // Reading one transaction reads that one: the archive's other payload going bad
+    // does not stop it, its own going bad does.
+    let mut other_bad = payloads.clone();
+    other_bad[0] = b"not the kgc's registration".to_vec();
+    archive.0.lock().unwrap().insert(1, ([1; 32], other_bad.clone()));
+    assert_eq!(beside.tx(&a.txs[2].hash).unwrap().unwrap().1.tx, payloads[2]);
+    let err = beside.tx(&a.txs[0].hash).unwrap_err();
+    assert!(matches!(&err, LedgerError::Corrupt(m) if m.contains("not its batch's transaction")), "{err}");
     archive.0.lock().unwrap().clear();
     let err = beside.accepted_txs_since(Default::default()).unwrap_err();
     assert!(matches!(&err, LedgerError::Corrupt(m) if m.contains("not archived")), "{err}");
@@ -1904,6 +1917,26 @@ fn a_version_2_block_still_opens_with_its_transactions_inline() {
     assert_eq!(block.entries, entries);
     assert!(block.positions.is_empty());
     assert_eq!(block.inclusion_proof(&stored, 1).unwrap().verify().unwrap(), stored.hash);
+    // One entry, and a proof, from the stored block alone: the same.
+    let one = Block::open_entry(&stored, 1, |_, _, _| panic!("no batch is read")).unwrap();
+    assert_eq!(one.as_ref(), Some(&entries[1]));
+    assert_eq!(Block::open_entry(&stored, 2, |_, _, _| panic!("no batch is read")).unwrap(), None);
+    assert_eq!(Block::proof_of(&stored, 1).unwrap(), block.inclusion_proof(&stored, 1));
+    assert_eq!(Block::proof_of(&stored, 2).unwrap(), None);
+    // A block sealed with a root its entries do not make: a whole open and a proof name
+    // it (reading one entry trusts the block hash the store checked, see open_entry).
+    let mut wrong = header.clone();
+    wrong.entries_root = [7; 32];
+    let bad = dualchain_storage::ledger::StoredBlock::new(
+        0,
+        [0; 32],
+        Default::default(),
+        serde_json::to_vec(&wrong).unwrap(),
+        serde_json::to_vec(&entries).unwrap(),
+    );
+    for err in [Block::proof_of(&bad, 0).unwrap_err(), Block::open(&bad, |_, _| Ok(Vec::<Vec<u8>>::new())).unwrap_err()] {
+        assert!(err.to_string().contains("do not match its header"), "{err}");
+    }
     // A version this build does not know is refused by name.
     let mut future = header;
     future.version = 4;

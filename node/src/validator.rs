@@ -342,6 +342,24 @@ impl dualchain_ledger::Batches for ArchivedBatches {
         *last() = Some((seq, *digest, payloads.clone()));
         Ok(payloads)
     }
+
+    /// One payload, read from the batch record the archive keeps under `(seq, digest)`
+    /// without decoding the rest of the batch (the ledger checks it against the
+    /// transaction hash its block names). An entry archived whole, with no batch record
+    /// of its own, is read through [`Self::payloads`].
+    fn payload(&self, seq: u64, digest: &[u8; 32], at: u32) -> Result<Option<Vec<u8>>, LedgerError> {
+        if let Some((s, d, payloads)) = &*self.last.lock().unwrap_or_else(|p| p.into_inner()) {
+            if (*s, d) == (seq, digest) {
+                return Ok(payloads.get(at as usize).cloned());
+            }
+        }
+        let Some(batch) = self.log.batch(seq, digest)? else {
+            return Ok(self.payloads(seq, digest)?.get(at as usize).cloned());
+        };
+        let payload = dualchain_consensus::message::Batch::payload_at(&batch, at as usize)
+            .map_err(|e| LedgerError::Corrupt(format!("archived batch {seq}: {e}")))?;
+        Ok(payload.map(<[u8]>::to_vec))
+    }
 }
 
 /// A committed entry as the ledger applies it.
@@ -465,5 +483,56 @@ fn apply_loop(
             while delivered.recv().is_ok() {}
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dualchain_consensus::message::Batch;
+    use dualchain_consensus::replica::split_archive;
+    use dualchain_ledger::Batches as _;
+    use dualchain_storage::consensus::LogWrite;
+
+    /// One payload is read from the archive's batch record, the same bytes the whole
+    /// batch holds; past the batch's end there is none; another digest or a damaged
+    /// record is refused by name, never served.
+    #[test]
+    fn one_payload_is_read_from_the_archived_batch_without_the_rest() {
+        let engine: Arc<dyn KvEngine> = Arc::new(dualchain_storage::memory::MemoryEngine::new());
+        let log = ConsensusStore::open(engine.clone()).unwrap();
+        let requests: Vec<Request> =
+            (0..5u8).map(|i| Request { client: 7, id: i.into(), payload: vec![i; 10 + usize::from(i)] }).collect();
+        let batch = Arc::new(Batch::with_time(1_000, requests.clone()));
+        let entry = CommittedEntry { seq: 3, view: 0, batch: batch.clone(), certificate: Vec::new() };
+        let digest = batch.digest();
+        log.write(&LogWrite {
+            batches: vec![(3, digest, batch.encoded().to_vec())],
+            committed: vec![(3, split_archive(&[0; 32], 1_000, &entry))],
+            ..LogWrite::default()
+        })
+        .unwrap();
+
+        let archive = ArchivedBatches::open(engine.clone()).unwrap();
+        for (i, r) in requests.iter().enumerate() {
+            assert_eq!(archive.payload(3, &digest, i as u32).unwrap().as_deref(), Some(&r.payload[..]));
+        }
+        assert_eq!(archive.payload(3, &digest, 5).unwrap(), None);
+        let whole = archive.payloads(3, &digest).unwrap();
+        assert_eq!(whole.iter().map(Vec::as_slice).collect::<Vec<_>>(), requests.iter().map(|r| &r.payload[..]).collect::<Vec<_>>());
+        // Now from the decoded batch it keeps: the same.
+        assert_eq!(archive.payload(3, &digest, 4).unwrap().as_deref(), Some(&requests[4].payload[..]));
+
+        let fresh = ArchivedBatches::open(engine.clone()).unwrap();
+        let err = fresh.payload(3, &[9; 32], 0).unwrap_err();
+        assert!(matches!(&err, LedgerError::Corrupt(m) if m.contains("another digest")), "{err}");
+        let err = fresh.payload(4, &digest, 0).unwrap_err();
+        assert!(matches!(&err, LedgerError::Corrupt(m) if m.contains("not archived")), "{err}");
+        // A batch record cut short: named, not read past.
+        let cut = batch.encoded()[..batch.encoded().len() - 3].to_vec();
+        log.write(&LogWrite { batches: vec![(3, digest, cut)], ..LogWrite::default() }).unwrap();
+        let err = fresh.payload(3, &digest, 4).unwrap_err();
+        assert!(matches!(&err, LedgerError::Corrupt(m) if m.contains("archived batch 3")), "{err}");
+        assert_eq!(fresh.payload(3, &digest, 0).unwrap().as_deref(), Some(&requests[0].payload[..]));
     }
 }
