@@ -836,9 +836,11 @@ fn ledger_reads(
     };
     let whole = ops_per_second(each, located.len(), || {
         for (_, loc) in &located {
-            keep(ledger.block(loc.chain, loc.height).map(|b| {
-                black_box(b.and_then(|b| b.entries.get(loc.position as usize).cloned())).is_some()
-            }));
+            keep(
+                ledger
+                    .block(loc.chain, loc.height)
+                    .map(|b| black_box(b.and_then(|b| b.entries.get(loc.position as usize).cloned())).is_some()),
+            );
         }
     });
     let one = ops_per_second(each, located.len(), || {

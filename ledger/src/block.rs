@@ -359,9 +359,9 @@ impl Block {
         let header: BlockHeader =
             serde_json::from_slice(&stored.header).map_err(|e| corrupt(&format!("header: {e}")))?;
         let body = match header.version {
-            INLINE_VERSION => Body::Inline(
-                serde_json::from_slice(&stored.body).map_err(|e| corrupt(&format!("body: {e}")))?,
-            ),
+            INLINE_VERSION => {
+                Body::Inline(serde_json::from_slice(&stored.body).map_err(|e| corrupt(&format!("body: {e}")))?)
+            }
             BLOCK_VERSION => {
                 let refs: Vec<EntryRef> =
                     serde_json::from_slice(&stored.body).map_err(|e| corrupt(&format!("body: {e}")))?;

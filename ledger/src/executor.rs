@@ -906,10 +906,9 @@ impl Ledger {
     /// transaction however large the batch it was ordered in.
     pub fn tx(&self, hash: &Hash) -> Result<Option<(TxLocation, Entry)>, LedgerError> {
         let Some((loc, stored)) = self.indexed(hash)? else { return Ok(None) };
-        let entry = Block::open_entry(&stored, loc.position as usize, |seq, digest, at| {
-            self.batch_payload(seq, digest, at)
-        })?
-        .ok_or_else(|| LedgerError::Corrupt("indexed position outside its block".into()))?;
+        let entry =
+            Block::open_entry(&stored, loc.position as usize, |seq, digest, at| self.batch_payload(seq, digest, at))?
+                .ok_or_else(|| LedgerError::Corrupt("indexed position outside its block".into()))?;
         if entry.hash() != *hash {
             return Err(LedgerError::Corrupt("the index names another transaction's entry".into()));
         }

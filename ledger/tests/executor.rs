@@ -1934,7 +1934,8 @@ fn a_version_2_block_still_opens_with_its_transactions_inline() {
         serde_json::to_vec(&wrong).unwrap(),
         serde_json::to_vec(&entries).unwrap(),
     );
-    for err in [Block::proof_of(&bad, 0).unwrap_err(), Block::open(&bad, |_, _| Ok(Vec::<Vec<u8>>::new())).unwrap_err()] {
+    for err in [Block::proof_of(&bad, 0).unwrap_err(), Block::open(&bad, |_, _| Ok(Vec::<Vec<u8>>::new())).unwrap_err()]
+    {
         assert!(err.to_string().contains("do not match its header"), "{err}");
     }
     // A version this build does not know is refused by name.

@@ -519,7 +519,10 @@ mod tests {
         }
         assert_eq!(archive.payload(3, &digest, 5).unwrap(), None);
         let whole = archive.payloads(3, &digest).unwrap();
-        assert_eq!(whole.iter().map(Vec::as_slice).collect::<Vec<_>>(), requests.iter().map(|r| &r.payload[..]).collect::<Vec<_>>());
+        assert_eq!(
+            whole.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            requests.iter().map(|r| &r.payload[..]).collect::<Vec<_>>()
+        );
         // Now from the decoded batch it keeps: the same.
         assert_eq!(archive.payload(3, &digest, 4).unwrap().as_deref(), Some(&requests[4].payload[..]));
 
