@@ -216,11 +216,7 @@ impl Ledger {
         if let Some(b) = &self.batches {
             return b.payloads(seq, digest);
         }
-        let raw = self
-            .store
-            .batch(seq)?
-            .ok_or_else(|| LedgerError::Corrupt(format!("batch {seq}, which a block refers to, is not kept")))?;
-        block::decode_kept_batch(seq, digest, &raw).map(Arc::from)
+        block::decode_kept_batch(seq, digest, &self.kept_batch(seq)?).map(Arc::from)
     }
 
     /// The payload at `at` of the committed batch a block refers to.
@@ -228,11 +224,14 @@ impl Ledger {
         if let Some(b) = &self.batches {
             return b.payload(seq, digest, at);
         }
-        let raw = self
-            .store
+        block::kept_batch_payload(seq, digest, &self.kept_batch(seq)?, at)
+    }
+
+    /// The record of the batch at `seq` this ledger keeps itself (no source beside it).
+    fn kept_batch(&self, seq: u64) -> Result<Vec<u8>, LedgerError> {
+        self.store
             .batch(seq)?
-            .ok_or_else(|| LedgerError::Corrupt(format!("batch {seq}, which a block refers to, is not kept")))?;
-        block::kept_batch_payload(seq, digest, &raw, at)
+            .ok_or_else(|| LedgerError::Corrupt(format!("batch {seq}, which a block refers to, is not kept")))
     }
 
     /// A stored block, opened with the transactions of its batch.

@@ -320,15 +320,18 @@ impl ArchivedBatches {
     pub fn open(store: Arc<dyn KvEngine>) -> Result<Self, LedgerError> {
         Ok(Self { log: ConsensusStore::open(store)?, last: Mutex::new(None) })
     }
+
+    /// The payloads of the last batch decoded, if it is the one at `seq` with `digest`.
+    fn cached(&self, seq: u64, digest: &[u8; 32]) -> Option<Arc<[Vec<u8>]>> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref().filter(|(s, d, _)| (*s, d) == (seq, digest)).map(|(_, _, p)| p.clone())
+    }
 }
 
 impl dualchain_ledger::Batches for ArchivedBatches {
     fn payloads(&self, seq: u64, digest: &[u8; 32]) -> Result<Arc<[Vec<u8>]>, LedgerError> {
-        let last = || self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((s, d, payloads)) = &*last() {
-            if (*s, d) == (seq, digest) {
-                return Ok(payloads.clone());
-            }
+        if let Some(payloads) = self.cached(seq, digest) {
+            return Ok(payloads);
         }
         let bytes = self
             .log
@@ -339,7 +342,7 @@ impl dualchain_ledger::Batches for ArchivedBatches {
             return Err(LedgerError::Corrupt(format!("archived batch {seq} has another digest than its block names")));
         }
         let payloads: Arc<[Vec<u8>]> = a.entry.batch.requests().iter().map(|r| r.payload.clone()).collect();
-        *last() = Some((seq, *digest, payloads.clone()));
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((seq, *digest, payloads.clone()));
         Ok(payloads)
     }
 
@@ -348,10 +351,8 @@ impl dualchain_ledger::Batches for ArchivedBatches {
     /// transaction hash its block names). An entry archived whole, with no batch record
     /// of its own, is read through [`Self::payloads`].
     fn payload(&self, seq: u64, digest: &[u8; 32], at: u32) -> Result<Option<Vec<u8>>, LedgerError> {
-        if let Some((s, d, payloads)) = &*self.last.lock().unwrap_or_else(|p| p.into_inner()) {
-            if (*s, d) == (seq, digest) {
-                return Ok(payloads.get(at as usize).cloned());
-            }
+        if let Some(payloads) = self.cached(seq, digest) {
+            return Ok(payloads.get(at as usize).cloned());
         }
         let Some(batch) = self.log.batch(seq, digest)? else {
             return Ok(self.payloads(seq, digest)?.get(at as usize).cloned());

@@ -179,9 +179,9 @@ fn demand_spec(dataset: &DatasetId, threshold: u16, anonymous: bool) -> Value {
     })
 }
 
-/// A free port on loopback (UDP for QUIC, TCP for the API), reserved for the rest of this
-/// process so that no other test process of the host is handed it (see [`crate::ports`]).
-pub fn free_port(_udp: bool) -> Result<u16> {
+/// A free loopback port (UDP and TCP), reserved for the rest of this process so that no
+/// other test process of the host is handed it (see [`crate::ports`]).
+pub fn free_port() -> Result<u16> {
     crate::ports::reserve(1)
 }
 
@@ -204,7 +204,10 @@ fn institutions_genesis(
     layout.extend((0..validators_only).map(|_| None));
     let mut contributions = Vec::new();
     let mut last_authority: Option<PathBuf> = None;
-    for (i, spec) in layout.iter().enumerate() {
+    // Consecutive ports from two reserved bases, one per node.
+    let count = u16::try_from(layout.len()).context("too many nodes")?;
+    let (quic_base, api_base) = (crate::ports::reserve(count)?, crate::ports::reserve(count)?);
+    for ((i, spec), offset) in layout.iter().enumerate().zip(0u16..) {
         let (id, role, attributes) = match spec {
             Some(spec) => (spec.id.clone(), spec.role.as_str().to_string(), spec.attributes.clone()),
             None => (format!("operator-{i}"), "validator".to_string(), Vec::new()),
@@ -215,8 +218,8 @@ fn institutions_genesis(
             role: role.clone(),
             attributes,
             host: "127.0.0.1".into(),
-            quic_port: free_port(true)?,
-            api_port: free_port(false)?,
+            quic_port: quic_base + offset,
+            api_port: api_base + offset,
             ibe_after: if role == "cpc" { last_authority.clone() } else { None },
             dir: dir.join(format!("node-{i}")),
         })?;

@@ -43,8 +43,8 @@ async fn a_new_institution_joins_a_running_consortium_with_its_own_validator_and
         role: "research".into(),
         attributes: vec!["role:research".into(), "dept:cardiology".into()],
         host: "127.0.0.1".into(),
-        quic_port: free_port(true)?,
-        api_port: free_port(false)?,
+        quic_port: free_port()?,
+        api_port: free_port()?,
         ibe_after: None,
         dir: dir.clone(),
     })?;
@@ -273,7 +273,7 @@ async fn a_validator_rotates_its_consensus_certificate_and_address_without_a_res
     let (ca, genesis) = (c.dir.join("ca").display().to_string(), c.dir.join("genesis").display().to_string());
     let certify = vec![s("certify"), s("--ca"), ca, s("--genesis"), genesis, s("--request"), path("tls-request.json")];
     cli([certify, vec![s("--out"), path("tls-cert.json")]].concat()).await?;
-    let moved: std::net::SocketAddr = format!("127.0.0.1:{}", free_port(true)?).parse()?;
+    let moved: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     // Only the validator holding the key can propose its rotation: another node finds no
     // key for the certificate.
     let other = (rotating + 1) % NODES;
