@@ -29,6 +29,16 @@
 //! moved. Once the change's epoch is in effect the old certificate is retired and every
 //! link is made again, so from then on only the new one opens a connection either way.
 //!
+//! A validator that is down or behind when its own rotation takes effect would be locked
+//! out by this: its peers refuse its old certificate and dial it at its new address, and
+//! it learns of the change only from them. So each link whose peer refuses the
+//! certificate presented ("unknown peer") tries the next identity the host holds, and
+//! once f + 1 peers of the set in effect refuse the one presented (so at least one correct
+//! replica retired it), the replica presents the next identity as server too. Peers dial a
+//! moved validator at its old address as well as its new one, pinning only the new
+//! certificate there. The validator catches up, executes the change and moves; an old key
+//! still opens nothing once retired.
+//!
 //! Back-pressure: submissions wait on a bounded command queue and are refused when the
 //! replica's pending set is full; deliveries wait on a bounded channel the application
 //! drains, which stops the core (and, through QUIC flow control, the peers) when the
@@ -81,6 +91,14 @@ const DELIVERY_QUEUE_LEN: usize = 1024;
 const CONNECT_ATTEMPT_MAX: Duration = Duration::from_millis(1500);
 /// The longest pause between connection attempts.
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Why a replica closes a connection whose certificate no validator set it knows names
+/// (or names no longer: a rotation retired it).
+const UNKNOWN_PEER: &[u8] = b"unknown peer";
+/// Refusals of this replica's certificates its links report to the core (more wait in no
+/// queue: the link is refused again after its backoff).
+const REFUSALS_QUEUE_LEN: usize = 64;
+/// How long a peer's refusal of a certificate counts towards presenting another one.
+const REFUSAL_WINDOW: Duration = Duration::from_secs(30);
 /// Bytes of one connection's frames read and not yet verified (the reader waits beyond it,
 /// and QUIC's flow control holds the peer back): one largest frame and a little more.
 pub const CONNECTION_BYTES_MAX: usize = MESSAGE_LEN_MAX + (16 << 20);
@@ -234,6 +252,9 @@ pub struct EngineConfig {
 pub trait TlsSpares: Send + Sync {
     /// The identity whose certificate is `cert_der`, if the host holds its key.
     fn find(&self, cert_der: &[u8]) -> Option<NodeTls>;
+    /// Every identity the host holds with its certificate (what a replica behind its own
+    /// rotation tries when its peers refuse the certificate it presents).
+    fn all(&self) -> Vec<NodeTls>;
 }
 
 /// What a forwarded request, or every request of a disseminated part, must show before
@@ -356,15 +377,24 @@ impl Directory {
     }
 }
 
+/// The client side of the identities a replica can present, by certificate: the one it
+/// presents first, then the others its host holds, which a link tries in turn while its
+/// peer refuses the one before. Read by senders at each connection.
+type ClientIdentities = Arc<RwLock<Vec<(Vec<u8>, quinn::ClientConfig)>>>;
+
 /// This replica's side of the links: the identity it presents (replaced by a rotation),
 /// where each peer is reached, and what every sender shares.
 struct Transport {
     ca_der: Vec<u8>,
-    /// The certificate this replica presents now.
+    /// The identity this replica was started with.
+    configured: NodeTls,
+    /// The certificate this replica presents now (as server, and first as client).
     presenting: Vec<u8>,
     spares: Option<Arc<dyn TlsSpares>>,
-    /// The client side of the identity presented, read by senders at each connection.
-    client: Arc<RwLock<quinn::ClientConfig>>,
+    identities: ClientIdentities,
+    /// Which peers refused which of this replica's certificates, and when (within
+    /// [`REFUSAL_WINDOW`]).
+    refusals: BTreeMap<Vec<u8>, BTreeMap<ReplicaId, Instant>>,
     /// Bumped to make every link again (this replica's certificate rotated, or a peer's old
     /// one was retired).
     reconnect: watch::Sender<u64>,
@@ -381,7 +411,9 @@ struct Transport {
 #[derive(Clone)]
 struct Link {
     endpoint: quinn::Endpoint,
-    client: Arc<RwLock<quinn::ClientConfig>>,
+    identities: ClientIdentities,
+    /// Where a sender reports that its peer refused a certificate of this replica.
+    refused: mpsc::Sender<(ReplicaId, Vec<u8>)>,
     directory: Arc<Directory>,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
@@ -561,7 +593,9 @@ impl Engine {
         // replica replaces it below (`Core::learn_validators`), before the engine runs.
         let tls = cfg.tls;
         let server = quic_server_config(&cfg.tls_ca_der, &tls)?;
-        let client = Arc::new(RwLock::new(quic_client_config(&cfg.tls_ca_der, &tls)?));
+        let identities =
+            Arc::new(RwLock::new(vec![(tls.cert_der.clone(), quic_client_config(&cfg.tls_ca_der, &tls)?)]));
+        let (refused, refused_rx) = mpsc::channel(REFUSALS_QUEUE_LEN);
         let local_addr = cfg.socket.local_addr()?;
         cfg.socket.set_nonblocking(true)?;
         let runtime = quinn::default_runtime().ok_or_else(|| EngineError::Config("no async runtime".into()))?;
@@ -577,7 +611,8 @@ impl Engine {
         let (reconnect, reconnect_rx) = watch::channel(0u64);
         let link = Link {
             endpoint: endpoint.clone(),
-            client: client.clone(),
+            identities: identities.clone(),
+            refused,
             directory: directory.clone(),
             metrics: metrics.clone(),
             shutdown: shutdown_rx.clone(),
@@ -597,13 +632,15 @@ impl Engine {
             let (tx, rx) = outbox(OUTBOUND_QUEUE_LEN, OUTBOUND_QUEUE_BYTES);
             peers.insert(peer, tx);
             addrs.insert(peer, cfg.addrs[peer as usize]);
-            tokio::spawn(sender(link.clone(), cfg.addrs[peer as usize], peer, rx));
+            tokio::spawn(sender(link.clone(), vec![cfg.addrs[peer as usize]], peer, rx));
         }
         let transport = Transport {
             ca_der: cfg.tls_ca_der,
-            presenting: tls.cert_der,
+            presenting: tls.cert_der.clone(),
+            configured: tls,
             spares: cfg.tls_spares,
-            client,
+            identities,
+            refusals: BTreeMap::new(),
             reconnect,
             seen: vec![Vec::new(); n],
             addrs,
@@ -633,7 +670,8 @@ impl Engine {
             link,
         };
         core.learn_validators();
-        let handle = tokio::spawn(core.run(first, inbound_rx, command_rx, shutdown_rx));
+        core.offer_identities();
+        let handle = tokio::spawn(core.run(first, inbound_rx, command_rx, refused_rx, shutdown_rx));
         let engine = Engine { commands, shutdown, core: handle, endpoint, local_addr, divergence, checkpoint_interval };
         Ok((engine, deliver_rx))
     }
@@ -796,12 +834,15 @@ impl Core {
     }
 
     /// A sender to `peer` at `addr` (replacing the one it had: that one ends once its queue
-    /// is dropped).
+    /// is dropped). A peer that a rotation moved is also tried where it was: until it
+    /// executes the change itself it serves there, with the new certificate once it learns
+    /// that its peers refuse the old one (`Core::refused`), and only that one is pinned.
     fn connect(&mut self, peer: ReplicaId, addr: SocketAddr) {
         let (tx, rx) = outbox(OUTBOUND_QUEUE_LEN, OUTBOUND_QUEUE_BYTES);
         self.peers.insert(peer, tx);
-        self.transport.addrs.insert(peer, addr);
-        tokio::spawn(sender(self.link.clone(), addr, peer, rx));
+        let before = self.transport.addrs.insert(peer, addr);
+        let addrs = std::iter::once(addr).chain(before.filter(|b| *b != addr)).collect();
+        tokio::spawn(sender(self.link.clone(), addrs, peer, rx));
     }
 
     /// This replica's own rotation executed: present the certificate it names (its host
@@ -810,24 +851,16 @@ impl Core {
     fn switch_identity(&mut self, cert: &[u8], addr: SocketAddr) {
         let me = self.replica.id();
         if cert != self.transport.presenting.as_slice() {
-            let next = self.transport.spares.as_ref().and_then(|s| s.find(cert));
-            let configs = next.as_ref().map(|next| {
-                (quic_server_config(&self.transport.ca_der, next), quic_client_config(&self.transport.ca_der, next))
-            });
-            match configs {
-                Some((Ok(server), Ok(client))) => {
-                    self.link.endpoint.set_server_config(Some(server));
-                    *self.transport.client.write().unwrap_or_else(|p| p.into_inner()) = client;
-                    self.transport.presenting = cert.to_vec();
-                    self.transport.reconnect.send_modify(|g| *g += 1);
-                    warn!(
+            match self.transport.spares.as_ref().and_then(|s| s.find(cert)) {
+                Some(next) => match self.present(&next) {
+                    Ok(()) => warn!(
                         replica = me,
                         "consensus.tls.rotated: this replica presents its next certificate from now on"
-                    );
-                }
-                Some((Err(e), _) | (_, Err(e))) => {
-                    error!(replica = me, error = %e, "consensus.tls.rotate_failed: the next identity is unusable")
-                }
+                    ),
+                    Err(e) => {
+                        error!(replica = me, error = %e, "consensus.tls.rotate_failed: the next identity is unusable")
+                    }
+                },
                 None => error!(
                     replica = me,
                     "consensus.tls.rotate_failed: the change names a certificate for this replica whose key its host \
@@ -851,6 +884,100 @@ impl Core {
                     "consensus.net.move_failed: start this node again where its address is local"
                 ),
             }
+        }
+        self.offer_identities();
+    }
+
+    /// The identities this replica's host holds besides the one it presents: the next
+    /// certificates of rotations and, until a change names another certificate for this
+    /// replica, the one it was started with.
+    fn held(&self) -> Vec<NodeTls> {
+        let t = &self.transport;
+        let mut held = t.spares.as_ref().map(|s| s.all()).unwrap_or_default();
+        if t.seen.get(self.replica.id() as usize).is_none_or(|named| named.is_empty()) {
+            held.push(t.configured.clone());
+        }
+        let mut seen = vec![t.presenting.clone()];
+        held.retain(|h| {
+            let new = !seen.contains(&h.cert_der);
+            seen.push(h.cert_der.clone());
+            new
+        });
+        held
+    }
+
+    /// Lets each link try the other identities held ([`Core::held`]) after the one
+    /// presented, while its peer refuses the one before.
+    fn offer_identities(&mut self) {
+        let me = self.replica.id();
+        let mut offered = Vec::new();
+        for other in self.held() {
+            match quic_client_config(&self.transport.ca_der, &other) {
+                Ok(client) => offered.push((other.cert_der, client)),
+                Err(e) => warn!(replica = me, error = %e, "consensus.tls.unusable: a held identity is skipped"),
+            }
+        }
+        let mut identities = self.transport.identities.write().unwrap_or_else(|p| p.into_inner());
+        identities.truncate(1);
+        identities.extend(offered);
+    }
+
+    /// Presents `next` from the next handshake on, either way, and makes every link again
+    /// with it.
+    fn present(&mut self, next: &NodeTls) -> Result<(), TlsError> {
+        let server = quic_server_config(&self.transport.ca_der, next)?;
+        let client = quic_client_config(&self.transport.ca_der, next)?;
+        self.link.endpoint.set_server_config(Some(server));
+        self.transport.identities.write().unwrap_or_else(|p| p.into_inner())[0] = (next.cert_der.clone(), client);
+        self.transport.presenting = next.cert_der.clone();
+        self.offer_identities();
+        self.transport.reconnect.send_modify(|g| *g += 1);
+        Ok(())
+    }
+
+    /// `peer` closed a connection that presented `cert` as a certificate no validator set
+    /// it knows names for this replica. When f + 1 peers of the set in effect here refuse
+    /// the one presented, at least one correct replica retired it: a rotation of this
+    /// replica is in effect there, ordered while this one was down or behind. Those peers
+    /// reach this replica only under the new certificate, so it presents the first other
+    /// identity its host holds that fewer refused, as server too, until it catches up and
+    /// executes the change ([`Core::switch_identity`]). Without this it would stay locked
+    /// out: its peers refuse the old certificate, and it learns of the change only from
+    /// them.
+    fn refused(&mut self, peer: ReplicaId, cert: Vec<u8>) {
+        let me = self.replica.id();
+        let now = Instant::now();
+        let refusals = &mut self.transport.refusals;
+        for by in refusals.values_mut() {
+            by.retain(|_, at| now.duration_since(*at) < REFUSAL_WINDOW);
+        }
+        refusals.retain(|_, by| !by.is_empty());
+        refusals.entry(cert.clone()).or_default().insert(peer, now);
+        debug!(replica = me, peer, "consensus.tls.refused_by_peer");
+        if cert != self.transport.presenting {
+            return;
+        }
+        // A next identity installed since is offered too.
+        self.offer_identities();
+        let f = self.replica.membership().f();
+        let refusals = &self.transport.refusals;
+        let refused_by = |c: &[u8]| refusals.get(c).map_or(0, BTreeMap::len);
+        let by = refused_by(&cert);
+        if by <= f {
+            return;
+        }
+        let Some(next) = self.held().into_iter().find(|h| refused_by(&h.cert_der) <= f) else {
+            debug!(replica = me, refused_by = by, "consensus.tls.refused: no other identity held is accepted");
+            return;
+        };
+        match self.present(&next) {
+            Ok(()) => warn!(
+                replica = me,
+                refused_by = by,
+                "consensus.tls.refused: f + 1 peers refuse the certificate this replica presents (a rotation of it \
+                 is in effect there, not yet executed here): it presents another one its host holds"
+            ),
+            Err(e) => error!(replica = me, error = %e, "consensus.tls.rotate_failed: the next identity is unusable"),
         }
     }
 
@@ -882,6 +1009,7 @@ impl Core {
         first: Output,
         mut inbound: mpsc::Receiver<(Message, Held)>,
         mut commands: mpsc::Receiver<Command>,
+        mut refused: mpsc::Receiver<(ReplicaId, Vec<u8>)>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), EngineError> {
         self.perform(vec![first]).await?;
@@ -893,6 +1021,7 @@ impl Core {
                 biased;
                 _ = shutdown.changed() => return Ok(()),
                 Some(cmd) = commands.recv() => self.command(cmd, &mut outputs),
+                Some((peer, cert)) = refused.recv() => self.refused(peer, cert),
                 Some((msg, _held)) = inbound.recv() => {
                     let now = self.now_ms();
                     outputs.push(self.replica.receive(now, msg));
@@ -1189,16 +1318,27 @@ fn class_of(frame: &[u8]) -> usize {
 /// Sends this replica's frames to one peer over one connection, reconnecting with backoff.
 /// The peer must present a certificate the directory names for it. Ends when its queue is
 /// dropped (the peer moved: another sender took over) or at shutdown.
-async fn sender(link: Link, addr: SocketAddr, peer: ReplicaId, mut rx: Inbox) {
-    let Link { endpoint, client, directory, metrics, mut shutdown, mut reconnect } = link;
+async fn sender(link: Link, addrs: Vec<SocketAddr>, peer: ReplicaId, mut rx: Inbox) {
+    let Link { endpoint, identities, refused, directory, metrics, mut shutdown, mut reconnect } = link;
     let name = server_name(peer);
     let mut backoff = Duration::from_millis(20);
+    // Which address is dialled (the next one after a failed attempt) and which identity is
+    // presented (the next one held after the peer refused this one; the first again when
+    // every link is made again).
+    let (mut at, mut presenting) = (0usize, 0usize);
     loop {
         if rx.is_closed() {
             return;
         }
+        if reconnect.has_changed().unwrap_or(false) {
+            presenting = 0;
+        }
         reconnect.borrow_and_update();
-        let config = client.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let (cert, config) = {
+            let identities = identities.read().unwrap_or_else(|p| p.into_inner());
+            identities[presenting % identities.len()].clone()
+        };
+        let addr = addrs[at % addrs.len()];
         let connecting = match endpoint.connect_with(config, addr, &name) {
             Ok(c) => c,
             Err(e) => {
@@ -1224,6 +1364,7 @@ async fn sender(link: Link, addr: SocketAddr, peer: ReplicaId, mut rx: Inbox) {
                     Ok(Err(e)) => debug!(peer, error = %e, "consensus.net.connect_retry"),
                     _ => debug!(peer, "consensus.net.connect_retry: no handshake within {CONNECT_ATTEMPT_MAX:?}"),
                 }
+                at += 1;
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     _ = tokio::time::sleep(backoff) => {}
@@ -1233,12 +1374,12 @@ async fn sender(link: Link, addr: SocketAddr, peer: ReplicaId, mut rx: Inbox) {
             }
         };
         metrics.connections.inc();
-        backoff = Duration::from_millis(20);
         let mut streams: [Option<quinn::SendStream>; 2] = [None, None];
         'connected: loop {
             let first = tokio::select! {
                 _ = shutdown.changed() => return,
-                r = reconnect.changed() => if r.is_err() { return } else { break 'connected },
+                r = reconnect.changed() => if r.is_err() { return } else { presenting = 0; break 'connected },
+                _ = conn.closed() => break 'connected,
                 f = rx.recv() => match f { Some(f) => f, None => return },
             };
             // What is queued goes out in one write per class, without copying the frames.
@@ -1273,7 +1414,25 @@ async fn sender(link: Link, addr: SocketAddr, peer: ReplicaId, mut rx: Inbox) {
                 }
             }
         }
+        let refusal = matches!(
+            conn.close_reason(),
+            Some(quinn::ConnectionError::ApplicationClosed(ref c)) if &c.reason[..] == UNKNOWN_PEER
+        );
         conn.close(quinn::VarInt::from_u32(1), b"reconnect");
+        if !refusal {
+            backoff = Duration::from_millis(20);
+            continue;
+        }
+        // The peer knows no validator by this certificate: the core counts it, and this
+        // link presents the next identity held after its backoff.
+        metrics.dropped("refused as an unknown peer");
+        let _ = refused.try_send((peer, cert));
+        presenting += 1;
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(CONNECT_BACKOFF_MAX);
     }
 }
 
@@ -1302,7 +1461,7 @@ async fn acceptor(
             let metrics = &guard.metrics;
             let Some(peer) = directory.identify(&conn) else {
                 metrics.dropped("unknown peer certificate");
-                conn.close(quinn::VarInt::from_u32(2), b"unknown peer");
+                conn.close(quinn::VarInt::from_u32(2), UNKNOWN_PEER);
                 return;
             };
             if peer == me {

@@ -276,6 +276,37 @@ async fn restart(cluster: &mut LocalCluster, id: usize) -> Engine {
     unreachable!("the loop returns or panics")
 }
 
+/// A validator that is down while its own rotation takes effect: from then on its peers
+/// refuse its old certificate and dial it at its new address. Started again where it was,
+/// from a store that never saw the change, it is not locked out: once f + 1 peers refuse
+/// the certificate it presents, it presents the next one its host holds (which its peers
+/// pin at either address), catches up, executes the change and moves. Its votes then count:
+/// with validator 3 stopped, the consortium commits only with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_down_while_its_rotation_takes_effect_catches_up_under_its_next_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(dir.path());
+    let next = cluster.next_identity(2).unwrap();
+    let mut engines: Vec<Option<Engine>> = (0..4).map(|i| (i != 2).then(|| start(&mut cluster, i))).collect();
+    submit_all(&engines, 1, 0..50).await;
+
+    let moved = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let change = cluster.rotation(1, &[0, 1, 2, 3], 2, moved, &next, &[0, 1, 3]);
+    engines[0].as_ref().unwrap().submit(change).await.unwrap();
+    wait_all(&engines, "validators 0, 1 and 3 in epoch 1", |s| s.epoch == 1).await;
+    submit_all(&engines, 2, 0..50).await;
+
+    // Validator 2 starts at its old address with its old certificate, as its node would.
+    engines[2] = Some(restart(&mut cluster, 2).await);
+    wait_all(&engines, "validator 2 caught up into epoch 1", |s| s.epoch == 1 && s.member).await;
+    engines[3].take().unwrap().shutdown().await.unwrap();
+    submit_all(&engines, 3, 0..50).await;
+    same_history(&engines).await;
+    for e in engines.into_iter().flatten() {
+        e.shutdown().await.unwrap();
+    }
+}
+
 /// Waits until every running engine executed as far as the furthest one, and checks that
 /// they all hold the same history there.
 async fn same_history(engines: &[Option<Engine>]) {

@@ -429,17 +429,25 @@ pub struct TlsNext {
 
 impl TlsSpares for TlsNext {
     fn find(&self, cert_der: &[u8]) -> Option<NodeTls> {
-        let wanted = hex::encode(cert_der);
-        for entry in std::fs::read_dir(&self.dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "cert")
-                && std::fs::read_to_string(&path).is_ok_and(|c| c.trim() == wanted)
-            {
-                let key_der = read_secret(&path.with_extension("key")).ok()?;
-                return Some(NodeTls { cert_der: cert_der.to_vec(), key_der });
+        self.all().into_iter().find(|held| held.cert_der == cert_der)
+    }
+
+    /// Every installed next identity: a `.cert` (hex, as [`install_tls_cert`] writes it)
+    /// beside its `.key`. One that does not read is skipped.
+    fn all(&self) -> Vec<NodeTls> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut held = Vec::new();
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().is_none_or(|e| e != "cert") {
+                continue;
+            }
+            let cert = std::fs::read_to_string(&path).ok().and_then(|c| hex::decode(c.trim()).ok());
+            let key = read_secret(&path.with_extension("key")).ok();
+            if let (Some(cert_der), Some(key_der)) = (cert, key) {
+                held.push(NodeTls { cert_der, key_der });
             }
         }
-        None
+        held
     }
 }
 
@@ -484,11 +492,18 @@ mod tests {
         // the key made for it.
         let next = TlsNext { dir: tls_next_dir(&cfg) };
         assert!(next.find(&good).is_none());
+        assert!(next.all().is_empty(), "a key without its certificate is no identity");
         let rotated = install_tls_cert(&cfg, &consortium, &answer(good.clone(), 2), quic).unwrap();
         assert_eq!(rotated, Rotated { id: 2, quic, tls_cert: hex::encode(&good) });
         let found = next.find(&good).expect("installed");
         assert_eq!(found.key_der, std::fs::read(&key_path).unwrap());
         assert!(next.find(&ca.issue(2).unwrap().cert_der).is_none());
+        // Every installed identity, and only those (a second key, not yet certified, is not one).
+        new_tls_key(&cfg, &consortium).unwrap();
+        assert_eq!(
+            next.all().iter().map(|t| (&t.cert_der, &t.key_der)).collect::<Vec<_>>(),
+            [(&found.cert_der, &found.key_der)]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
