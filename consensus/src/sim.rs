@@ -693,7 +693,7 @@ impl Sim {
                     r.stable_seq(),
                     r.pending_len(),
                     r.stats().dropped
-                )
+                ) + &r.pending_report(8)
             });
             out.push_str(&format!("\n  replica {i} ({:?}): {} requests; {state}", n.behaviour, n.executed.len()));
         }

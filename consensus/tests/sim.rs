@@ -74,6 +74,26 @@ fn seed_1001841_a_split_view_change_meets_again() {
     assert!(r.view_changes > 0);
 }
 
+/// Regression: crashes lost the parts two replicas had voted for, so they no longer held
+/// the requests; the third correct replica, whose own requests those were, was alone in a
+/// view change (the fourth silent) that could never gather 2f + 1, while the other two
+/// stayed content in the view it left, with no timer running. A stalled view change now
+/// disseminates the replica's waiting parts again, which starts the others' timers.
+#[test]
+fn seed_1001797_a_lone_view_change_disseminates_its_waiting_parts_again() {
+    let r = run_swarm(4, 1_001_797).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.view_changes > 0);
+}
+
+/// Regression: the primary held a request whose part it had ordered in an earlier view at
+/// a sequence number that then executed another batch; a checkpoint dropped the part, so
+/// no part carried the request at the primary and the backups lacking it never timed
+/// out. (Passes also by the fix above; `dissemination::tests` covers this fix alone.)
+#[test]
+fn seed_1000778_a_stranded_part_is_proposed_again() {
+    run_swarm(4, 1_000_778).unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Regression: a primary that went back from a lone view change to follow its own view
 /// retransmitted its earlier pre-prepares and votes, which a follower must not send.
 #[test]

@@ -154,6 +154,40 @@ impl Replica {
             .collect()
     }
 
+    /// Disseminates again, to every member, this replica's own parts whose requests still
+    /// wait (oldest first, up to one batch of requests). Called when its view change has
+    /// stalled with no higher view to join: the others may be content in the view it left
+    /// and not hold those requests, having lost the parts they voted for in a restart (a
+    /// certified part is not cut again, and its certificate goes to the primary of this
+    /// replica's view only). Then no timer of theirs runs, and the view change never gathers
+    /// 2f + 1. Whoever lacks a part holds its requests again and its timer runs: PBFT's
+    /// client retransmission to every replica (§2.1), done by the replica that vouches for
+    /// the requests.
+    pub(super) fn redisseminate_own_parts(&mut self) {
+        let me = self.cfg.id;
+        let mut own: Vec<(u64, &Part)> = self
+            .parts
+            .held
+            .values()
+            .filter(|p| p.from == me && p.keys.iter().any(|k| self.pending.contains_key(k)))
+            .map(|p| (p.since_ms, p))
+            .collect();
+        own.sort_by_key(|(since, p)| (*since, p.batch.digest()));
+        let mut again = Vec::new();
+        let mut requests = 0;
+        for (_, p) in own {
+            if !again.is_empty() && requests + p.keys.len() > self.cfg.batch_len_max {
+                break;
+            }
+            requests += p.keys.len();
+            again.push(p.batch.clone());
+        }
+        for part in again {
+            let msg = Message::Disseminate(self.sign(Disseminate { part }));
+            self.send(Target::All, msg);
+        }
+    }
+
     /// Starts collecting votes for a held part, with this replica's own.
     fn collect_votes(&mut self, digest: Digest) {
         let vote = self.sign(Holding { digest });
@@ -581,13 +615,36 @@ impl Replica {
 
     /// On entering a view: parts ordered above the last executed batch may not be ordered
     /// in this view (unless a prepared certificate carries them, which the de-duplication
-    /// at execution then meets), so they are available again; proposals of older views
-    /// waiting for parts are dropped.
+    /// at execution then meets), so they are available again, as are stranded parts
+    /// ([`Replica::release_stranded_parts`]); proposals of older views waiting for parts
+    /// are dropped.
     pub(super) fn requeue_parts(&mut self) {
         let executed = self.last_executed;
+        self.release_parts(|seq, waits| seq > executed || waits);
+        let view = self.view;
+        self.parts.waiting.retain(|_, (h, _)| h.body.view >= view);
+    }
+
+    /// Parts stranded by a view change: ordered at a sequence number that has executed
+    /// since, with another batch (their requests still wait, which they would not had
+    /// the part executed there). They are no longer ordered, and available again where
+    /// certified. Kept as ordered, a checkpoint past that number would drop them, and a
+    /// primary would hold requests that no part of its carries: it would never propose
+    /// them, and backups that do not hold them would never time out on them.
+    fn release_stranded_parts(&mut self) {
+        let executed = self.last_executed;
+        self.release_parts(|seq, waits| seq <= executed && waits);
+    }
+
+    /// Makes each held part for which `release` (its sequence number, whether any of its
+    /// requests still waits) holds no longer ordered, and available again if certified,
+    /// oldest certificate first.
+    fn release_parts(&mut self, release: impl Fn(u64, bool) -> bool) {
+        let pending = &self.pending;
         let mut again: Vec<(u64, Digest)> = Vec::new();
         for (d, p) in self.parts.held.iter_mut() {
-            if p.ordered.is_some_and(|s| s > executed) {
+            let Some(seq) = p.ordered else { continue };
+            if release(seq, p.keys.iter().any(|k| pending.contains_key(k))) {
                 p.ordered = None;
                 if let Some(c) = self.parts.certs.get(d) {
                     again.push((c.at_ms, *d));
@@ -601,14 +658,13 @@ impl Replica {
                 self.parts.available.push_front(d);
             }
         }
-        let view = self.view;
-        self.parts.waiting.retain(|_, (h, _)| h.body.view >= view);
     }
 
     /// At a stable checkpoint: parts ordered at or below it, and parts none of whose
     /// requests still wait, are dropped with their certificates; so are certificates of
     /// parts never received that are older than a few progress timeouts.
     pub(super) fn sweep_parts(&mut self, stable: u64) {
+        self.release_stranded_parts();
         let now = self.now_ms;
         let horizon = 4 * self.cfg.view_change_timeout_ms;
         let gone: Vec<Digest> = self
@@ -644,5 +700,111 @@ impl Replica {
         let fetching_keep: BTreeSet<Digest> =
             self.parts.waiting.values().flat_map(|(_, r)| r.parts.iter().map(|c| c.digest)).collect();
         self.parts.fetching.retain(|d, _| fetching_keep.contains(d) || certs.contains_key(d));
+    }
+}
+
+impl Replica {
+    /// Where the first `max` pending requests stand: buffered, queued, proposed, and the
+    /// parts held that carry them (for a simulator report of a stalled run).
+    #[cfg(feature = "sim")]
+    pub fn pending_report(&self, max: usize) -> String {
+        let mut out = String::new();
+        if self.pending.len() > max {
+            out.push_str(&format!("\n    (the first {max} of {} pending requests)", self.pending.len()));
+        }
+        for (key, p) in self.pending.iter().take(max) {
+            let parts: Vec<String> = self
+                .parts
+                .held
+                .iter()
+                .filter(|(_, part)| part.keys.contains(key))
+                .map(|(d, part)| {
+                    format!(
+                        "part from {} ordered {:?} since {} collecting {:?} cert {} available {}",
+                        part.from,
+                        part.ordered,
+                        part.since_ms,
+                        self.parts.collecting.get(d).map(|(v, at)| (v.keys().copied().collect::<Vec<_>>(), *at)),
+                        self.parts.certs.contains_key(d),
+                        self.parts.available.contains(d)
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "\n    request {}/{} own {} arrived {} buffered {} queued {} proposed {} parts {:?}",
+                p.request.client,
+                p.request.id,
+                p.own,
+                p.arrival_ms,
+                self.forward_buf.iter().any(|(k, _)| k == key),
+                self.queue.contains(key),
+                self.proposed.contains(key),
+                parts
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dualchain_crypto::sign::SigningKeypair;
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::config::Config;
+
+    /// The primary of view 0 with its own client's request in a part that replicas 1 and 2
+    /// voted for, certified and proposed at sequence number 1.
+    fn primary_with_an_ordered_part() -> (Replica, Digest) {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let keys: Vec<_> = (0..4).map(|_| SigningKeypair::generate(&mut rng)).collect();
+        let publics: Vec<_> = keys.iter().map(|k| k.public()).collect();
+        let mut cfg = Config::new(4, 0);
+        cfg.batch_delay_ms = 0;
+        let mut r = Replica::new(cfg, keys[0].clone(), publics).unwrap();
+        let out = r.submit(0, Request { client: 5, id: 0, payload: vec![1; 16] }).unwrap();
+        let digest = out
+            .send
+            .iter()
+            .find_map(|(_, m)| match m.as_ref() {
+                Message::Disseminate(d) => Some(d.body.part.digest()),
+                _ => None,
+            })
+            .expect("the request went out in a part");
+        for voter in [1, 2] {
+            r.receive(0, Message::Holding(Signed::sign(&keys[voter as usize], voter, Holding { digest })));
+        }
+        assert_eq!(r.parts.held[&digest].ordered, Some(1), "certified and proposed at 1");
+        (r, digest)
+    }
+
+    /// A part stranded by a view change (its sequence number executed another batch, its
+    /// request still waits) is proposed again, and a checkpoint past that number does not
+    /// drop it: before, the primary went on holding the request with no part to propose it
+    /// by, and backups that lacked it never timed out (swarm seed 1000778).
+    #[test]
+    fn a_part_stranded_by_a_view_change_is_proposed_again_not_dropped() {
+        let (mut r, digest) = primary_with_an_ordered_part();
+        // Sequence number 1 executed another batch (the view changed before this
+        // replica's proposal prepared, and it caught up by state transfer).
+        r.last_executed = 1;
+        r.sweep_parts(1);
+        let part = r.parts.held.get(&digest).expect("still held: its request waits");
+        assert_eq!(part.ordered, None);
+        assert_eq!(r.parts.available.iter().collect::<Vec<_>>(), [&digest], "available to propose again");
+        assert_eq!(r.pending_len(), 1);
+    }
+
+    /// A part whose sequence number executed it is dropped at the checkpoint past it.
+    #[test]
+    fn a_part_that_executed_is_dropped_at_the_checkpoint_past_it() {
+        let (mut r, digest) = primary_with_an_ordered_part();
+        let key = r.parts.held[&digest].keys[0];
+        r.pending.remove(&key);
+        r.last_executed = 1;
+        r.sweep_parts(1);
+        assert!(!r.parts.held.contains_key(&digest));
+        assert!(r.parts.available.is_empty());
     }
 }

@@ -121,16 +121,21 @@ impl Replica {
 
     /// A view change that gathered fewer than 2f + 1 VIEW-CHANGEs for a whole timeout: join
     /// the smallest higher view another replica is changing to, if any (see the module
-    /// docs); otherwise wait another timeout.
+    /// docs); otherwise disseminate this replica's waiting parts again
+    /// ([`Replica::redisseminate_own_parts`]) and wait another timeout.
     pub(super) fn join_stalled_view_change(&mut self) {
         let me = self.cfg.id;
         let higher =
             self.view_changes.range(self.view + 1..).find(|(_, vcs)| vcs.keys().any(|r| *r != me)).map(|(v, _)| *v);
         self.view_change_since_ms = self.now_ms;
-        if let Some(view) = higher {
-            self.view_change_attempts += 1;
-            self.out.events.push(Event::StalledViewChangeJoined { from: self.view, to: view });
-            self.start_view_change(view);
+        match higher {
+            Some(view) => {
+                self.view_change_attempts += 1;
+                self.out.events.push(Event::StalledViewChangeJoined { from: self.view, to: view });
+                self.start_view_change(view);
+            }
+            None if self.cfg.dissemination => self.redisseminate_own_parts(),
+            None => {}
         }
     }
 
