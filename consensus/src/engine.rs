@@ -1414,20 +1414,24 @@ async fn sender(link: Link, addrs: Vec<SocketAddr>, peer: ReplicaId, mut rx: Inb
                 }
             }
         }
-        let refusal = matches!(
-            conn.close_reason(),
-            Some(quinn::ConnectionError::ApplicationClosed(ref c)) if &c.reason[..] == UNKNOWN_PEER
-        );
+        let closed_by_peer = match conn.close_reason() {
+            Some(quinn::ConnectionError::ApplicationClosed(c)) => Some(c.reason),
+            _ => None,
+        };
         conn.close(quinn::VarInt::from_u32(1), b"reconnect");
-        if !refusal {
+        let Some(reason) = closed_by_peer else {
             backoff = Duration::from_millis(20);
             continue;
+        };
+        // Closed by the peer (refused, banned, over its connection bound, shutting down):
+        // again only after the backoff, or a refusing peer would be dialled in a loop.
+        if &reason[..] == UNKNOWN_PEER {
+            // It knows no validator by this certificate: the core counts it, and this link
+            // presents the next identity held.
+            metrics.dropped("refused as an unknown peer");
+            let _ = refused.try_send((peer, cert));
+            presenting += 1;
         }
-        // The peer knows no validator by this certificate: the core counts it, and this
-        // link presents the next identity held after its backoff.
-        metrics.dropped("refused as an unknown peer");
-        let _ = refused.try_send((peer, cert));
-        presenting += 1;
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(backoff) => {}
