@@ -85,6 +85,15 @@ fn seed_1001797_a_lone_view_change_disseminates_its_waiting_parts_again() {
     assert!(r.view_changes > 0);
 }
 
+/// Regression: each new primary went on numbering from where it had got as primary of an
+/// earlier view, past the NEW-VIEW's last pre-prepare, so sequence number 9 stayed a gap
+/// that no view filled: 290 views executed nothing. A new view now numbers from its
+/// NEW-VIEW.
+#[test]
+fn seed_1000952_a_new_view_leaves_no_gap_in_its_numbers() {
+    run_swarm(4, 1_000_952).unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Regression: the primary held a request whose part it had ordered in an earlier view at
 /// a sequence number that then executed another batch; a checkpoint dropped the part, so
 /// no part carried the request at the primary and the backups lacking it never timed

@@ -709,6 +709,22 @@ impl Replica {
     #[cfg(feature = "sim")]
     pub fn pending_report(&self, max: usize) -> String {
         let mut out = String::new();
+        let next = self.last_executed + 1;
+        if let Some(slot) = self.slots.get(&next) {
+            out.push_str(&format!(
+                "\n    slot {next}: view {} pre-prepare {:?} batch {} refs {} prepares {:?} commits {:?} prepared in view {:?}; \
+                 awaiting batches {}, proposals waiting for parts {:?}",
+                slot.view,
+                slot.pre_prepare.as_ref().map(|h| (h.body.view, h.from)),
+                slot.batch.is_some(),
+                slot.refs.is_some(),
+                slot.prepares.keys().collect::<Vec<_>>(),
+                slot.commits.keys().collect::<Vec<_>>(),
+                slot.prepared.as_ref().map(|p| p.pre_prepare.body.view),
+                self.awaiting_batch.len(),
+                self.parts.waiting.keys().collect::<Vec<_>>(),
+            ));
+        }
         if self.pending.len() > max {
             out.push_str(&format!("\n    (the first {max} of {} pending requests)", self.pending.len()));
         }

@@ -384,8 +384,21 @@ impl Replica {
         if checkpoint.seq > self.stable.seq {
             self.make_stable(checkpoint);
         }
+        // The view's sequence numbers go on from the NEW-VIEW's last pre-prepare (§2.5.2).
+        // Not from where this replica got as primary of an earlier view: what it proposed
+        // there beyond that prepared nowhere, and a next number above it would leave a gap
+        // that no view fills, with execution waiting on it for good. Only a number this
+        // replica already pre-prepared in this view (logged before a restart) is skipped.
         let max_s = nv.body.pre_prepares.last().map_or(self.stable.seq, |h| h.body.seq);
-        self.next_seq = self.next_seq.max(max_s + 1).max(self.last_executed + 1);
+        let me = self.cfg.id;
+        let proposed_here = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.view == view && s.pre_prepare.as_ref().is_some_and(|h| h.from == me))
+            .map(|(seq, _)| seq + 1)
+            .max()
+            .unwrap_or(0);
+        self.next_seq = (max_s + 1).max(self.last_executed + 1).max(self.stable.seq + 1).max(proposed_here);
         let null = null_digest();
         for h in nv.body.pre_prepares.clone() {
             let seq = h.body.seq;
