@@ -568,8 +568,8 @@ fn a_replica_cut_off_during_a_view_change_catches_up_from_the_next_votes() {
 #[test]
 fn a_new_primary_numbers_from_the_new_view_not_from_its_earlier_term() {
     let mut net = Net::new();
-    // Replica 1 got to sequence number 3 as primary before (say of view 5 of an earlier
-    // run of views); nothing it proposed then prepared anywhere.
+    // As if replica 1 had got to sequence number 3 as primary of an earlier view (set here
+    // directly), where nothing it proposed prepared anywhere.
     net.replicas[1].next_seq = 3;
     for r in 0..4 {
         net.replicas[r].start_view_change(1);
