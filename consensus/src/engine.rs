@@ -250,10 +250,9 @@ pub struct EngineConfig {
 /// certificate of a rotation, which the replica presents from the moment it executes the
 /// change naming it (or from its start, if the change executed before).
 pub trait TlsSpares: Send + Sync {
-    /// The identity whose certificate is `cert_der`, if the host holds its key.
-    fn find(&self, cert_der: &[u8]) -> Option<NodeTls>;
-    /// Every identity the host holds with its certificate (what a replica behind its own
-    /// rotation tries when its peers refuse the certificate it presents).
+    /// Every identity the host holds with its certificate: the one a change names is
+    /// presented once it executes, and a replica behind its own rotation tries them when
+    /// its peers refuse the certificate it presents.
     fn all(&self) -> Vec<NodeTls>;
 }
 
@@ -670,7 +669,8 @@ impl Engine {
             link,
         };
         core.learn_validators();
-        core.offer_identities();
+        let held = core.held();
+        core.offer(&held);
         let handle = tokio::spawn(core.run(first, inbound_rx, command_rx, refused_rx, shutdown_rx));
         let engine = Engine { commands, shutdown, core: handle, endpoint, local_addr, divergence, checkpoint_interval };
         Ok((engine, deliver_rx))
@@ -850,9 +850,10 @@ impl Core {
     /// move to the new address if it changed.
     fn switch_identity(&mut self, cert: &[u8], addr: SocketAddr) {
         let me = self.replica.id();
+        let held = self.held();
         if cert != self.transport.presenting.as_slice() {
-            match self.transport.spares.as_ref().and_then(|s| s.find(cert)) {
-                Some(next) => match self.present(&next) {
+            match held.iter().find(|h| h.cert_der == cert) {
+                Some(next) => match self.present(next) {
                     Ok(()) => warn!(
                         replica = me,
                         "consensus.tls.rotated: this replica presents its next certificate from now on"
@@ -885,35 +886,32 @@ impl Core {
                 ),
             }
         }
-        self.offer_identities();
+        self.offer(&held);
     }
 
-    /// The identities this replica's host holds besides the one it presents: the next
-    /// certificates of rotations and, until a change names another certificate for this
-    /// replica, the one it was started with.
+    /// The identities this replica's host holds (read once per use: a node's are files,
+    /// installed without a restart): the next certificates of rotations and, until a change
+    /// names another certificate for this replica, the one it was started with.
     fn held(&self) -> Vec<NodeTls> {
         let t = &self.transport;
         let mut held = t.spares.as_ref().map(|s| s.all()).unwrap_or_default();
         if t.seen.get(self.replica.id() as usize).is_none_or(|named| named.is_empty()) {
             held.push(t.configured.clone());
         }
-        let mut seen = vec![t.presenting.clone()];
-        held.retain(|h| {
-            let new = !seen.contains(&h.cert_der);
-            seen.push(h.cert_der.clone());
-            new
-        });
         held
     }
 
-    /// Lets each link try the other identities held ([`Core::held`]) after the one
-    /// presented, while its peer refuses the one before.
-    fn offer_identities(&mut self) {
+    /// Lets each link try the identities `held` other than the one presented, in turn,
+    /// while its peer refuses the one before.
+    fn offer(&mut self, held: &[NodeTls]) {
         let me = self.replica.id();
-        let mut offered = Vec::new();
-        for other in self.held() {
-            match quic_client_config(&self.transport.ca_der, &other) {
-                Ok(client) => offered.push((other.cert_der, client)),
+        let mut offered: Vec<(Vec<u8>, quinn::ClientConfig)> = Vec::new();
+        for other in held {
+            if other.cert_der == self.transport.presenting || offered.iter().any(|(c, _)| *c == other.cert_der) {
+                continue;
+            }
+            match quic_client_config(&self.transport.ca_der, other) {
+                Ok(client) => offered.push((other.cert_der.clone(), client)),
                 Err(e) => warn!(replica = me, error = %e, "consensus.tls.unusable: a held identity is skipped"),
             }
         }
@@ -923,14 +921,13 @@ impl Core {
     }
 
     /// Presents `next` from the next handshake on, either way, and makes every link again
-    /// with it.
+    /// with it (the caller offers the others again, [`Core::offer`]).
     fn present(&mut self, next: &NodeTls) -> Result<(), TlsError> {
         let server = quic_server_config(&self.transport.ca_der, next)?;
         let client = quic_client_config(&self.transport.ca_der, next)?;
         self.link.endpoint.set_server_config(Some(server));
         self.transport.identities.write().unwrap_or_else(|p| p.into_inner())[0] = (next.cert_der.clone(), client);
         self.transport.presenting = next.cert_der.clone();
-        self.offer_identities();
         self.transport.reconnect.send_modify(|g| *g += 1);
         Ok(())
     }
@@ -957,28 +954,29 @@ impl Core {
         if cert != self.transport.presenting {
             return;
         }
-        // A next identity installed since is offered too.
-        self.offer_identities();
+        let held = self.held();
         let f = self.replica.membership().f();
         let refusals = &self.transport.refusals;
         let refused_by = |c: &[u8]| refusals.get(c).map_or(0, BTreeMap::len);
         let by = refused_by(&cert);
-        if by <= f {
-            return;
-        }
-        let Some(next) = self.held().into_iter().find(|h| refused_by(&h.cert_der) <= f) else {
-            debug!(replica = me, refused_by = by, "consensus.tls.refused: no other identity held is accepted");
-            return;
-        };
-        match self.present(&next) {
-            Ok(()) => warn!(
+        let next = (by > f).then(|| held.iter().find(|h| h.cert_der != cert && refused_by(&h.cert_der) <= f)).flatten();
+        match next.map(|next| self.present(next)) {
+            Some(Ok(())) => warn!(
                 replica = me,
                 refused_by = by,
                 "consensus.tls.refused: f + 1 peers refuse the certificate this replica presents (a rotation of it \
                  is in effect there, not yet executed here): it presents another one its host holds"
             ),
-            Err(e) => error!(replica = me, error = %e, "consensus.tls.rotate_failed: the next identity is unusable"),
+            Some(Err(e)) => {
+                error!(replica = me, error = %e, "consensus.tls.rotate_failed: the next identity is unusable")
+            }
+            None if by > f => {
+                debug!(replica = me, refused_by = by, "consensus.tls.refused: no other identity held is accepted")
+            }
+            None => {}
         }
+        // Also offers a next identity installed since.
+        self.offer(&held);
     }
 
     /// Retires the old certificates of rotations whose epoch is in effect, and makes every

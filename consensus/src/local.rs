@@ -180,9 +180,6 @@ impl LocalCluster {
 }
 
 impl TlsSpares for Vec<NodeTls> {
-    fn find(&self, cert_der: &[u8]) -> Option<NodeTls> {
-        self.iter().find(|t| t.cert_der == cert_der).cloned()
-    }
     fn all(&self) -> Vec<NodeTls> {
         self.clone()
     }

@@ -428,10 +428,6 @@ pub struct TlsNext {
 }
 
 impl TlsSpares for TlsNext {
-    fn find(&self, cert_der: &[u8]) -> Option<NodeTls> {
-        self.all().into_iter().find(|held| held.cert_der == cert_der)
-    }
-
     /// Every installed next identity: a `.cert` (hex, as [`install_tls_cert`] writes it)
     /// beside its `.key`. One that does not read is skipped.
     fn all(&self) -> Vec<NodeTls> {
@@ -457,7 +453,7 @@ mod tests {
     use dualchain_consensus::tls::TlsCa;
 
     #[test]
-    fn a_next_certificate_is_installed_only_for_its_key_from_the_consortium_ca_and_then_found() {
+    fn a_next_certificate_is_installed_only_for_its_key_from_the_consortium_ca_and_then_held() {
         let dir = std::env::temp_dir().join(format!("dualchain-tls-next-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let toml = "node = 2\nconsortium = \"c.toml\"\nparams_dir = \"p\"\ndata_dir = \"d\"\n[secrets]\n\
@@ -488,21 +484,18 @@ mod tests {
         let good = ca.certify(2, &public).unwrap();
         let why = install_tls_cert(&cfg, &consortium, &answer(good.clone(), 3), quic).unwrap_err();
         assert!(format!("{why:#}").contains("certificate is for node 3"), "{why:#}");
-        // What the engine looks up finds nothing until the certificate is installed, then
-        // the key made for it.
+        // What the engine reads is nothing until the certificate is installed (a key alone
+        // is no identity), then the key made for it with its certificate, and nothing else:
+        // a second key, not yet certified, is not one.
         let next = TlsNext { dir: tls_next_dir(&cfg) };
-        assert!(next.find(&good).is_none());
-        assert!(next.all().is_empty(), "a key without its certificate is no identity");
+        assert!(next.all().is_empty());
         let rotated = install_tls_cert(&cfg, &consortium, &answer(good.clone(), 2), quic).unwrap();
         assert_eq!(rotated, Rotated { id: 2, quic, tls_cert: hex::encode(&good) });
-        let found = next.find(&good).expect("installed");
-        assert_eq!(found.key_der, std::fs::read(&key_path).unwrap());
-        assert!(next.find(&ca.issue(2).unwrap().cert_der).is_none());
-        // Every installed identity, and only those (a second key, not yet certified, is not one).
         new_tls_key(&cfg, &consortium).unwrap();
+        let held = next.all();
         assert_eq!(
-            next.all().iter().map(|t| (&t.cert_der, &t.key_der)).collect::<Vec<_>>(),
-            [(&found.cert_der, &found.key_der)]
+            held.iter().map(|t| (&t.cert_der, &t.key_der)).collect::<Vec<_>>(),
+            [(&good, &std::fs::read(&key_path).unwrap())]
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -619,8 +619,7 @@ impl Replica {
     /// ([`Replica::release_stranded_parts`]); proposals of older views waiting for parts
     /// are dropped.
     pub(super) fn requeue_parts(&mut self) {
-        let executed = self.last_executed;
-        self.release_parts(|seq, waits| seq > executed || waits);
+        self.release_parts(self.last_executed);
         let view = self.view;
         self.parts.waiting.retain(|_, (h, _)| h.body.view >= view);
     }
@@ -632,19 +631,19 @@ impl Replica {
     /// primary would hold requests that no part of its carries: it would never propose
     /// them, and backups that do not hold them would never time out on them.
     fn release_stranded_parts(&mut self) {
-        let executed = self.last_executed;
-        self.release_parts(|seq, waits| seq <= executed && waits);
+        self.release_parts(u64::MAX);
     }
 
-    /// Makes each held part for which `release` (its sequence number, whether any of its
-    /// requests still waits) holds no longer ordered, and available again if certified,
-    /// oldest certificate first.
-    fn release_parts(&mut self, release: impl Fn(u64, bool) -> bool) {
-        let pending = &self.pending;
+    /// Makes held parts no longer ordered, and available again if certified (oldest
+    /// certificate first): those ordered above `above`, and stranded ones (ordered at or
+    /// below the last executed batch, a request of theirs still waiting).
+    fn release_parts(&mut self, above: u64) {
+        let (pending, executed) = (&self.pending, self.last_executed);
         let mut again: Vec<(u64, Digest)> = Vec::new();
         for (d, p) in self.parts.held.iter_mut() {
             let Some(seq) = p.ordered else { continue };
-            if release(seq, p.keys.iter().any(|k| pending.contains_key(k))) {
+            let stranded = || seq <= executed && p.keys.iter().any(|k| pending.contains_key(k));
+            if seq > above || stranded() {
                 p.ordered = None;
                 if let Some(c) = self.parts.certs.get(d) {
                     again.push((c.at_ms, *d));
